@@ -1,0 +1,1 @@
+"""Pasientens legemiddelliste (PLL): the shared medication list."""

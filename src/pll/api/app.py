@@ -1,0 +1,54 @@
+"""The ASGI application: FHIR routes, ``/fhir/metadata`` and ``/healthz``."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import orjson
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pll.api.fhir_routes import ROUTES, capability_statement
+from pll.api.http import FHIR_JSON, endpoint
+from pll.auth.tokens import Verifier
+from pll.config import Settings
+from pll.services.lists import PLLService
+from pll.store.db import Database
+
+
+def _software_version() -> str:
+    try:
+        return version("pll")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+async def metadata(request: Request) -> Response:
+    base = str(request.base_url).rstrip("/") + "/fhir"
+    return Response(orjson.dumps(capability_statement(base, _software_version())), media_type=FHIR_JSON)
+
+
+async def healthz(request: Request) -> Response:
+    """200 once the database answers; load balancers and tests wait on this."""
+    db: Database = request.app.state.service.db
+    with db.read() as conn:
+        conn.execute(text("SELECT 1"))
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+def create_app(settings: Settings | None = None, service: PLLService | None = None) -> Starlette:
+    """Build the application; ``service`` may be given by tests that share a database."""
+    settings = settings or Settings.from_env()
+    if service is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        service = PLLService(Database(settings.database_url))
+    routes = [Route("/healthz", healthz, methods=["GET"]),
+              Route("/fhir/metadata", metadata, methods=["GET"])]
+    routes += [Route(r.path, endpoint(r.handler), methods=[r.method]) for r in ROUTES]
+    app = Starlette(routes=routes)
+    app.state.service = service
+    app.state.verifier = Verifier(settings.data_dir)
+    return app

@@ -1,0 +1,350 @@
+"""FHIR R4 REST under ``/fhir``: each handler turns a request into one service call.
+
+Interactions follow https://hl7.org/fhir/R4/http.html: ``ETag``/``If-Match`` versioning,
+``_history``, version reads, searchset Bundles with paging. ``ROUTES`` is also what the
+CapabilityStatement is built from, so ``metadata`` says exactly what is served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import Response
+
+from pll.api.http import Ctx, Handler, fhir_response
+from pll.domain.errors import InvalidInput, NotFound
+from pll.fhir import bundles
+from pll.fhir.validate import validate
+from pll.services import transaction
+from pll.services.lists import ChangeResult, Op, Stored, Written
+from pll.services.transaction import parse_if_match
+
+LIST_RESOURCES = ("MedicationStatement", "MedicationRequest")
+
+
+def _if_match(ctx: Ctx) -> int | None:
+    return parse_if_match(ctx.request.headers.get("if-match"))
+
+
+def _written(ctx: Ctx, result: ChangeResult, written: Written) -> Response:
+    status = 201 if written.created else 200
+    headers = {"X-PLL-List-Version": str(result.list_version)} if result.list_version else None
+    return fhir_response(
+        written.resource, status, version=written.version,
+        location=f"{ctx.base}/{written.rtype}/{written.id}/_history/{written.version}" if written.created else None,
+        headers=headers,
+    )
+
+
+def _stored(stored: Stored) -> Response:
+    return fhir_response(stored.text, version=stored.version, updated=stored.updated)
+
+
+def _patient_param(ctx: Ctx, params: dict[str, str]) -> str | None:
+    """``patient=<id>``, ``patient=Patient/<id>`` or ``patient.identifier=<system>|<value>``."""
+    if "patient.identifier" in params:
+        system, _, value = params["patient.identifier"].rpartition("|")
+        found = ctx.service.find_patient(ctx.access, system or None, value)
+        return str(found["id"]) if found else None
+    value = params.get("patient") or params.get("subject")
+    if not value:
+        raise InvalidInput("Search by patient: patient=<id> or patient.identifier=<system>|<fnr>.", "patient")
+    return value.removeprefix("Patient/")
+
+
+# -- Patient -------------------------------------------------------------------------------
+
+
+def patient_create(ctx: Ctx) -> Response:
+    resource = validate(ctx.json(), "Patient")
+    patient, created = ctx.service.register_patient(ctx.access, resource)
+    version = int(patient["meta"]["versionId"])
+    return fhir_response(patient, 201 if created else 200, version=version,
+                         location=f"{ctx.base}/Patient/{patient['id']}/_history/{version}" if created else None)
+
+
+def patient_read(ctx: Ctx) -> Response:
+    patient = ctx.service.read_patient(ctx.access, ctx.path["id"])
+    return fhir_response(patient, version=int(patient["meta"]["versionId"]))
+
+
+def patient_search(ctx: Ctx) -> Response:
+    params = ctx.query({"identifier", "_count", "_offset"})
+    if "identifier" not in params:
+        raise InvalidInput("Search patients by identifier=<system>|<fødselsnummer or D-nummer>.", "identifier")
+    system, _, value = params["identifier"].rpartition("|")
+    found = ctx.service.find_patient(ctx.access, system or None, value)
+    items = [found] if found else []
+    return fhir_response(bundles.search_bundle(ctx.base, items, len(items), str(ctx.request.url), None))
+
+
+# -- List ----------------------------------------------------------------------------------
+
+
+def list_create(ctx: Ctx) -> Response:
+    resource = validate(ctx.json(), "List")
+    result = ctx.service.create_list(ctx.access, resource, ctx.reason())
+    stored = ctx.service.current(ctx.access, list_id=result.list_id)
+    assert stored is not None  # noqa: S101
+    return fhir_response(stored.text, 201, version=stored.version, updated=stored.updated,
+                         location=f"{ctx.base}/List/{result.list_id}/_history/{stored.version}")
+
+
+def list_read(ctx: Ctx) -> Response:
+    stored = ctx.service.current(ctx.access, list_id=ctx.path["id"])
+    if stored is None:
+        raise NotFound(f"List/{ctx.path['id']} does not exist.", "List.id")
+    return _stored(stored)
+
+
+def list_search(ctx: Ctx) -> Response:
+    """``?patient=`` finds the PLL; ``&_include=List:item`` returns the whole current list
+    (List, entries and their prescriptions) as stored: one keyed lookup."""
+    params = ctx.query({"patient", "subject", "patient.identifier", "_include", "_id"})
+    include = params.get("_include")
+    if include not in (None, "List:item"):
+        raise InvalidInput("Only _include=List:item is supported.", "_include")
+    if "_id" in params:
+        stored = ctx.service.current(ctx.access, list_id=params["_id"], document=bool(include))
+    else:
+        patient_id = _patient_param(ctx, params)
+        stored = ctx.service.current(ctx.access, patient_id=patient_id, document=bool(include)) if patient_id else None
+    if stored is None:
+        return fhir_response(bundles.searchset(ctx.base, [], 0, str(ctx.request.url), None, "List"))
+    if include:
+        # The stored document's fullUrls are relative; make them absolute for this server.
+        body = stored.text.replace('"fullUrl":"/', f'"fullUrl":"{ctx.base}/')
+        return fhir_response(body, version=stored.version)
+    return fhir_response(bundles.searchset(ctx.base, [stored.text], 1, str(ctx.request.url), None, "List"))
+
+
+def list_history(ctx: Ctx) -> Response:
+    params = ctx.query({"_count", "_offset"})
+    count, offset = ctx.paging(params)
+    list_id = ctx.path["id"]
+    total, items = ctx.service.list_history(ctx.access, list_id, count, offset)
+    self_url, next_url = ctx.page_urls(count, offset, total)
+    return fhir_response(bundles.history(ctx.base, "List", list_id, [s for s, _ in items], total,
+                                         self_url, next_url))
+
+
+def list_vread(ctx: Ctx) -> Response:
+    version = _version(ctx.path["vid"])
+    return _stored(ctx.service.list_version(ctx.access, ctx.path["id"], version))
+
+
+def _version(value: str) -> int:
+    if not value.isdigit():
+        raise InvalidInput(f"A version id is a whole number, got {value!r}.", "versionId")
+    return int(value)
+
+
+def list_diff(ctx: Ctx) -> Response:
+    params = ctx.query({"from", "to"})
+    if "from" not in params or "to" not in params:
+        raise InvalidInput("$diff needs from=<version> and to=<version>.", "from")
+    diff = ctx.service.diff(ctx.access, ctx.path["id"], _version(params["from"]), _version(params["to"]))
+    return fhir_response(bundles.diff_parameters(diff))
+
+
+def _operation_reason(ctx: Ctx) -> str | None:
+    """``reason`` from a ``Parameters`` body, if any; else from ``X-Provenance``."""
+    if not ctx.body.strip():
+        return ctx.reason()
+    params = validate(ctx.json(), "Parameters")
+    for p in params.get("parameter", []):
+        if p.get("name") == "reason":
+            return str(p.get("valueString", "")) or None
+        raise InvalidInput(f"Unknown parameter {p.get('name')!r}; this operation takes 'reason'.",
+                           "Parameters.parameter.name")
+    return ctx.reason()
+
+
+def _list_operation(kind: str) -> Handler:
+    def handler(ctx: Ctx) -> Response:
+        reason = _operation_reason(ctx)
+        op = Op(kind, if_match=_if_match(ctx), reason=reason)  # type: ignore[arg-type]
+        ctx.service.change_list(ctx.access, ctx.path["id"], [op], reason)
+        stored = ctx.service.current(ctx.access, list_id=ctx.path["id"])
+        assert stored is not None  # noqa: S101
+        return _stored(stored)
+
+    handler.__name__ = f"list_{kind}"
+    return handler
+
+
+# -- MedicationStatement and MedicationRequest ---------------------------------------------
+
+
+def _resource_handlers(rtype: str) -> dict[str, Handler]:
+    def create(ctx: Ctx) -> Response:
+        resource = validate(ctx.json(), rtype)
+        result = ctx.service.create_resource(ctx.access, rtype, resource, ctx.reason())
+        return _written(ctx, result, next(w for w in result.written if w.rtype == rtype and w.created))
+
+    def update(ctx: Ctx) -> Response:
+        rid = ctx.path["id"]
+        resource = validate(ctx.json(), rtype)
+        result = ctx.service.update_resource(ctx.access, rtype, rid, resource, _if_match(ctx), ctx.reason())
+        written = next(w for w in result.written if w.rtype == rtype and w.id == rid)
+        return _written(ctx, result, written)
+
+    def read(ctx: Ctx) -> Response:
+        return _stored(ctx.service.read_resource(ctx.access, rtype, ctx.path["id"]))
+
+    def vread(ctx: Ctx) -> Response:
+        return _stored(ctx.service.resource_version(ctx.access, rtype, ctx.path["id"], _version(ctx.path["vid"])))
+
+    def history(ctx: Ctx) -> Response:
+        ctx.query(set())
+        items = ctx.service.resource_history(ctx.access, rtype, ctx.path["id"])
+        return fhir_response(bundles.history(ctx.base, rtype, ctx.path["id"], items, len(items),
+                                             str(ctx.request.url), None))
+
+    def search(ctx: Ctx) -> Response:
+        params = ctx.query({"patient", "subject", "patient.identifier", "_count", "_offset"})
+        count, offset = ctx.paging(params)
+        patient_id = _patient_param(ctx, params)
+        total, texts = (ctx.service.search_resources(ctx.access, rtype, patient_id, count, offset)
+                        if patient_id else (0, []))
+        self_url, next_url = ctx.page_urls(count, offset, total)
+        return fhir_response(bundles.searchset(ctx.base, texts, total, self_url, next_url, rtype))
+
+    handlers: dict[str, Handler] = {"create": create, "update": update, "read": read, "vread": vread,
+                                    "history-instance": history, "search-type": search}
+    for name, fn in handlers.items():
+        fn.__name__ = f"{rtype}_{name}"
+    return handlers
+
+
+# -- Provenance and transactions -----------------------------------------------------------
+
+
+def provenance_search(ctx: Ctx) -> Response:
+    params = ctx.query({"target", "_count", "_offset"})
+    if "target" not in params:
+        raise InvalidInput("Search Provenance by target=List/<id> or MedicationStatement/<id>.", "target")
+    count, offset = ctx.paging(params)
+    total, items = ctx.service.provenance(ctx.access, params["target"], count, offset)
+    self_url, next_url = ctx.page_urls(count, offset, total)
+    return fhir_response(bundles.search_bundle(ctx.base, items, total, self_url, next_url))
+
+
+def transaction_post(ctx: Ctx) -> Response:
+    return fhir_response(transaction.run(ctx.service, ctx.access, ctx.json(), ctx.reason()))
+
+
+# -- the route table -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FhirRoute:
+    path: str
+    method: str
+    handler: Handler
+    rtype: str | None  # for the CapabilityStatement
+    interaction: str | None
+    operation: str | None = None
+
+
+def _routes() -> list[FhirRoute]:
+    routes = [
+        FhirRoute("/fhir", "POST", transaction_post, None, "transaction"),
+        FhirRoute("/fhir/Patient", "POST", patient_create, "Patient", "create"),
+        FhirRoute("/fhir/Patient", "GET", patient_search, "Patient", "search-type"),
+        FhirRoute("/fhir/Patient/{id}", "GET", patient_read, "Patient", "read"),
+        FhirRoute("/fhir/List", "POST", list_create, "List", "create"),
+        FhirRoute("/fhir/List", "GET", list_search, "List", "search-type"),
+        FhirRoute("/fhir/List/{id}", "GET", list_read, "List", "read"),
+        FhirRoute("/fhir/List/{id}/_history", "GET", list_history, "List", "history-instance"),
+        FhirRoute("/fhir/List/{id}/_history/{vid}", "GET", list_vread, "List", "vread"),
+        FhirRoute("/fhir/List/{id}/$diff", "GET", list_diff, "List", None, "diff"),
+        FhirRoute("/fhir/List/{id}/$confirm", "POST", _list_operation("confirm"), "List", None, "confirm"),
+        FhirRoute("/fhir/List/{id}/$pause", "POST", _list_operation("pause"), "List", None, "pause"),
+        FhirRoute("/fhir/List/{id}/$resume", "POST", _list_operation("resume"), "List", None, "resume"),
+        FhirRoute("/fhir/Provenance", "GET", provenance_search, "Provenance", "search-type"),
+    ]
+    for rtype in LIST_RESOURCES:
+        h = _resource_handlers(rtype)
+        routes += [
+            FhirRoute(f"/fhir/{rtype}", "POST", h["create"], rtype, "create"),
+            FhirRoute(f"/fhir/{rtype}", "GET", h["search-type"], rtype, "search-type"),
+            FhirRoute(f"/fhir/{rtype}/{{id}}", "GET", h["read"], rtype, "read"),
+            FhirRoute(f"/fhir/{rtype}/{{id}}", "PUT", h["update"], rtype, "update"),
+            FhirRoute(f"/fhir/{rtype}/{{id}}/_history", "GET", h["history-instance"], rtype, "history-instance"),
+            FhirRoute(f"/fhir/{rtype}/{{id}}/_history/{{vid}}", "GET", h["vread"], rtype, "vread"),
+        ]
+    return routes
+
+
+ROUTES = _routes()
+
+SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
+    "Patient": [("identifier", "token", "fødselsnummer or D-nummer: <system>|<value>")],
+    "List": [
+        ("patient", "reference", "the patient's PLL"),
+        ("patient.identifier", "token", "the PLL of the patient with this fødselsnummer/D-nummer"),
+        ("_id", "token", "the List by id"),
+    ],
+    "MedicationStatement": [("patient", "reference", "entries on the patient's PLL")],
+    "MedicationRequest": [("patient", "reference", "the patient's prescriptions")],
+    "Provenance": [("target", "reference", "changes that wrote a List, entry or prescription")],
+}
+
+OPERATIONS = {
+    "diff": "GET List/{id}/$diff?from=V&to=W: the difference between two list versions",
+    "confirm": "POST List/{id}/$confirm with If-Match: confirm the list as reconciled (samstemt)",
+    "pause": "POST List/{id}/$pause with a reason: pause the whole PLL",
+    "resume": "POST List/{id}/$resume with If-Match: resume the PLL with a confirmed list",
+}
+
+
+def capability_statement(base: str, software_version: str) -> dict[str, Any]:
+    """The CapabilityStatement, built from the route table so it cannot drift."""
+    by_type: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        if route.rtype is None:
+            continue
+        entry = by_type.setdefault(route.rtype, {"type": route.rtype, "interaction": [], "operation": []})
+        if route.interaction:
+            entry["interaction"].append({"code": route.interaction})
+        if route.operation:
+            entry["operation"].append({"name": route.operation, "definition": f"{base}/OperationDefinition/List-{route.operation}",
+                                       "documentation": OPERATIONS[route.operation]})
+    resources = []
+    for rtype, entry in by_type.items():
+        if rtype in ("List", *LIST_RESOURCES):
+            entry |= {"versioning": "versioned-update", "readHistory": True, "updateCreate": False,
+                      "conditionalUpdate": False}
+        if not entry["operation"]:
+            del entry["operation"]
+        entry["searchParam"] = [{"name": n, "type": t, "documentation": d} for n, t, d in SEARCH_PARAMS.get(rtype, [])]
+        resources.append(entry)
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-21",
+        "kind": "instance",
+        "software": {"name": "PLL", "version": software_version},
+        "implementation": {"description": "Pasientens legemiddelliste (PLL)", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": (
+                "Writes to existing resources require If-Match (412 when stale, 428 when missing). "
+                "The reason for a change may be sent as an X-Provenance header. "
+                "GET List?patient=<id>&_include=List:item returns the whole current list."
+            ),
+            "security": {
+                "cors": False,
+                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                         "code": "OAuth"}]}],
+                "description": "Bearer JWT access tokens (development keys for now; HelseID to come).",
+            },
+            "resource": resources,
+            "interaction": [{"code": "transaction"}],
+        }],
+    }
+

@@ -1,0 +1,189 @@
+"""The thin HTTP edge: authentication, errors as OperationOutcome, FHIR JSON responses.
+
+Handlers are plain functions ``(ctx) -> Response`` that run in a worker thread (the services
+are synchronous); :func:`endpoint` wraps them so every refusal becomes the same
+OperationOutcome with the right status, and nothing a handler raises leaks a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pll.auth.access import Access
+from pll.auth.tokens import Unauthenticated, Verifier
+from pll.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionRequired,
+    VersionConflict,
+)
+from pll.fhir.outcome import from_error, issue, outcome
+from pll.fhir.validate import parse_json
+from pll.services.lists import PLLService
+
+log = logging.getLogger("pll.api")
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+STATUS: list[tuple[type[DomainError], int]] = [
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (VersionConflict, 412),
+    (PreconditionRequired, 428),
+    (Conflict, 409),
+    (InvalidInput, 400),
+]
+MAX_COUNT = 500
+
+
+class UnsupportedMedia(DomainError):
+    """The body is not FHIR JSON."""
+
+
+@dataclass
+class Ctx:
+    """What a handler gets: the request, its body, the caller's access, the services."""
+
+    request: Request
+    body: bytes
+    access: Access
+    service: PLLService
+
+    @property
+    def base(self) -> str:
+        return str(self.request.base_url).rstrip("/") + "/fhir"
+
+    @property
+    def path(self) -> Mapping[str, str]:
+        return self.request.path_params
+
+    def json(self) -> Any:
+        media = self.request.headers.get("content-type", "application/fhir+json").split(";")[0].strip()
+        if media not in ("application/fhir+json", "application/json"):
+            raise UnsupportedMedia(f"Send FHIR JSON (Content-Type: application/fhir+json), not {media!r}.")
+        return parse_json(self.body)
+
+    def query(self, allowed: set[str]) -> dict[str, str]:
+        """The search parameters, refusing any this server does not support."""
+        params = dict(self.request.query_params)
+        unknown = sorted(set(params) - allowed - {"_format"})
+        if unknown:
+            raise InvalidInput(
+                f"Unsupported search parameter(s): {', '.join(unknown)}. "
+                f"Supported here: {', '.join(sorted(allowed))}.",
+                unknown[0],
+            )
+        return params
+
+    def paging(self, params: Mapping[str, str]) -> tuple[int, int]:
+        count = _int(params.get("_count", "50"), "_count", 1, MAX_COUNT)
+        offset = _int(params.get("_offset", "0"), "_offset", 0, 10**9)
+        return count, offset
+
+    def page_urls(self, count: int, offset: int, total: int) -> tuple[str, str | None]:
+        url = self.request.url
+        self_url = str(url)
+        if offset + count >= total:
+            return self_url, None
+        return self_url, str(url.include_query_params(_offset=offset + count, _count=count))
+
+    def reason(self) -> str | None:
+        """The why of a change, from an ``X-Provenance`` header (FHIR R4 http.html#provenance)."""
+        header = self.request.headers.get("x-provenance")
+        if not header:
+            return None
+        try:
+            data = orjson.loads(header)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("X-Provenance must be a Provenance resource as JSON.", "X-Provenance") from None
+        if not isinstance(data, dict) or data.get("resourceType") != "Provenance":
+            raise InvalidInput("X-Provenance must be a Provenance resource as JSON.", "X-Provenance")
+        texts = [r.get("text") or next((c.get("display") or c.get("code") for c in r.get("coding", [])), None)
+                 for r in data.get("reason", [])]
+        return "; ".join(t for t in texts if t) or None
+
+
+def _int(value: str, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, got {value!r}.", name) from None
+    if not low <= number <= high:
+        raise InvalidInput(f"{name} must be between {low} and {high}.", name)
+    return number
+
+
+def fhir_response(body: bytes | str | dict[str, Any], status: int = 200, *, version: int | None = None,
+                  updated: datetime | None = None, location: str | None = None,
+                  headers: dict[str, str] | None = None) -> Response:
+    if isinstance(body, dict):
+        body = orjson.dumps(body)
+    out = dict(headers or {})
+    if version is not None:
+        out["ETag"] = f'W/"{version}"'
+    if updated is not None:
+        out["Last-Modified"] = format_datetime(updated, usegmt=True)
+    if location is not None:
+        out["Location"] = location
+    return Response(body, status, headers=out, media_type=FHIR_JSON)
+
+
+def error_response(error: DomainError) -> Response:
+    status = next((code for kind, code in STATUS if isinstance(error, kind)), 415
+                  if isinstance(error, UnsupportedMedia) else 400)
+    headers = {"WWW-Authenticate": 'Bearer realm="pll"'} if status == 401 else None
+    return fhir_response(from_error(error), status, headers=headers)
+
+
+Handler = Callable[[Ctx], Response]
+
+
+def endpoint(handler: Handler) -> Callable[[Request], Any]:
+    """Wrap a handler: read the body, authenticate, run it in a thread, map errors."""
+
+    async def run(request: Request) -> Response:
+        body = await request.body()
+        return await run_in_threadpool(_call, handler, request, body)
+
+    run.__name__ = handler.__name__
+    return run
+
+
+def _call(handler: Handler, request: Request, body: bytes) -> Response:
+    service: PLLService = request.app.state.service
+    verifier: Verifier = request.app.state.verifier
+    try:
+        access = _authenticate(request, verifier)
+        return handler(Ctx(request, body, access, service))
+    except DomainError as exc:
+        return error_response(exc)
+    except Exception:
+        incident = str(uuid.uuid4())
+        log.exception("internal error %s on %s %s", incident, request.method, request.url.path)
+        return fhir_response(
+            outcome(issue(f"Internal server error (incident {incident}); nothing was changed.",
+                          code="exception", severity="fatal")),
+            500,
+        )
+
+
+def _authenticate(request: Request, verifier: Verifier) -> Access:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send an access token: Authorization: Bearer <token> (`pll token` makes one).")
+    return Access(verifier.verify(token.strip()))

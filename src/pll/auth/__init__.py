@@ -1,0 +1,1 @@
+"""Tokens, roles and the access decided once per request."""

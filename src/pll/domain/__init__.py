@@ -1,0 +1,1 @@
+"""Pure rules of the medication list: no I/O (DESIGN §5)."""

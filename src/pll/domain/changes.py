@@ -1,0 +1,386 @@
+"""The rules of changing a PLL (DESIGN §3), applied to a loaded list without any I/O.
+
+A :class:`ListChange` is one accepted change in the making. Every entry point — a single
+FHIR write, a transaction Bundle, later the SFM operations and the UI — builds one, applies
+its operations, and calls :meth:`ListChange.finish`, which makes exactly one new list version.
+If any operation raises, the caller throws the whole change away, so nothing is written.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pll.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionRequired,
+    VersionConflict,
+)
+from pll.domain.model import (
+    ENDED,
+    ENTRY_STATUSES,
+    IN_USE,
+    REMOVED,
+    RX_ACTIVE,
+    Author,
+    Confirmation,
+    Entry,
+    ListVersion,
+    MedicationList,
+    Pause,
+    Prescription,
+    Role,
+    Touched,
+)
+
+RECALL_ON_DISCONTINUE = "Tilbakekalt fordi legemidlet er seponert"
+
+
+def start_list(
+    list_id: str, patient_id: str, author: Author, now: datetime, *, exists: bool
+) -> MedicationList:
+    """A new, empty PLL for a patient who has none (rule 1: at most one per patient).
+
+    It has version 0 until a :class:`ListChange` on it is finished, so that creating a
+    list together with its first entries (a transaction Bundle) is one version.
+    """
+    _require_doctor(author)
+    if exists:
+        raise Conflict(
+            "This patient already has a PLL; a patient has exactly one list. "
+            "Read it with GET /fhir/List?patient=<id>.",
+            "List.subject",
+        )
+    return MedicationList(
+        id=list_id, patient_id=patient_id, version=0, created=now, updated=now, baton=author
+    )
+
+
+def _require_doctor(author: Author) -> None:
+    if author.role is not Role.DOCTOR:
+        raise Forbidden(
+            f"Only doctors change the medication list; you are signed in as {author.role.value}. "
+            "Pharmacies propose changes and nurses report discrepancies (DESIGN §3 rule 4).",
+        )
+
+
+def _reason_text(content: dict[str, Any]) -> str | None:
+    reason = content.get("statusReason")
+    if not reason:
+        return None
+    texts = []
+    for concept in reason:
+        text = concept.get("text") or next(
+            (c.get("display") or c.get("code") for c in concept.get("coding", [])), None
+        )
+        if text:
+            texts.append(str(text))
+    return "; ".join(texts) or None
+
+
+def _check_version(kind: str, rid: str, current: int, changed_by: Author, when: datetime,
+                   if_match: int | None) -> None:
+    if if_match is None:
+        raise PreconditionRequired(
+            f"A change to {kind}/{rid} must say which version it is based on: send "
+            f'If-Match: W/"{current}" after reading the current version.',
+            kind,
+        )
+    if if_match != current:
+        raise VersionConflict(
+            f"{kind}/{rid} was changed by {changed_by.label()} at {when.isoformat()}: "
+            f"you hold version {if_match}, the current version is {current}. "
+            "Read it again and redo your change on the current version.",
+            kind,
+            {
+                "resource": f"{kind}/{rid}",
+                "yourVersion": str(if_match),
+                "currentVersion": str(current),
+                "changedBy": changed_by.label(),
+                "changedAt": when.isoformat(),
+            },
+        )
+
+
+class ListChange:
+    """One change to one PLL by one doctor; becomes one new list version when finished."""
+
+    def __init__(
+        self, lst: MedicationList, author: Author, now: datetime, reason: str | None = None
+    ) -> None:
+        _require_doctor(author)
+        self.list = lst
+        self.author = author
+        self.now = now
+        self.reason = reason
+        self.touched: list[Touched] = []
+        self.activities: list[str] = []
+        self._reasons: list[str] = []
+        self._list_changed = False
+        if lst.version == 0:
+            self._list_touch("create-list")
+
+    # -- entries -------------------------------------------------------------------------
+
+    def add_entry(self, entry_id: str, content: dict[str, Any]) -> Entry:
+        """Put a new medicine on the list."""
+        status = content.get("status")
+        if status not in IN_USE:
+            raise InvalidInput(
+                f"A new entry must have status 'active' or 'on-hold', not {status!r}.",
+                "MedicationStatement.status",
+            )
+        self._check_links(entry_id, content)
+        entry = Entry(entry_id, 1, content, self.now, self.author)
+        self.list.entries[entry_id] = entry
+        self._touch("MedicationStatement", entry_id, 1, "create", "add-entry")
+        return entry
+
+    def update_entry(self, entry_id: str, content: dict[str, Any], if_match: int | None) -> Entry:
+        """Change an entry: dose change, pause, resume, discontinue, or entered-in-error.
+
+        Refused when ``if_match`` is missing or stale (relay baton, rule 2). A write that
+        changes nothing keeps the entry's version and ``last changed`` (rule 3).
+        """
+        entry = self.list.entries.get(entry_id)
+        if entry is None:
+            raise NotFound(f"MedicationStatement/{entry_id} is not on this list.", "MedicationStatement.id")
+        _check_version("MedicationStatement", entry_id, entry.version, entry.changed_by,
+                       entry.last_changed, if_match)
+        if content == entry.content:
+            return entry
+        old, new = entry.status, content.get("status")
+        if new not in ENTRY_STATUSES:
+            raise InvalidInput(
+                f"Unknown entry status {new!r}; use one of {', '.join(sorted(ENTRY_STATUSES))}.",
+                "MedicationStatement.status",
+            )
+        if old == REMOVED:
+            raise Conflict(
+                f"MedicationStatement/{entry_id} was registered in error and removed; it cannot be changed.",
+                "MedicationStatement.status",
+            )
+        if old in ENDED and new != REMOVED:
+            raise Conflict(
+                f"MedicationStatement/{entry_id} is discontinued ({old}); a discontinued entry can only "
+                "be marked entered-in-error. Register the medicine again as a new entry.",
+                "MedicationStatement.status",
+            )
+        reason = _reason_text(content)
+        if (new in ENDED or new == REMOVED) and new != old and not reason:
+            raise InvalidInput(
+                f"Setting status {new!r} needs a reason in statusReason (why the medicine is "
+                "discontinued or why the entry was registered in error).",
+                "MedicationStatement.statusReason",
+            )
+        if new in IN_USE:
+            self._check_links(entry_id, content)
+        ended_at = entry.ended_at
+        if new in ENDED and old not in ENDED:
+            ended_at = self.now
+        version = self._next_version("MedicationStatement", entry_id, entry.version)
+        updated = Entry(entry_id, version, content, self.now, self.author, ended_at)
+        self.list.entries[entry_id] = updated
+        activity = {
+            ("active", "on-hold"): "pause-entry",
+            ("on-hold", "active"): "resume-entry",
+        }.get((old, str(new)), "update-entry")
+        if new in ENDED and old not in ENDED:
+            activity = "discontinue-entry"
+        elif new == REMOVED:
+            activity = "remove-entry"
+        if reason and new != old:
+            self._reasons.append(reason)
+        self._touch("MedicationStatement", entry_id, updated.version, "update", activity)
+        if new == "stopped" and old != "stopped":
+            for rx_id in updated.prescription_ids:
+                self._recall(rx_id, RECALL_ON_DISCONTINUE)
+        return updated
+
+    def _check_links(self, entry_id: str, content: dict[str, Any]) -> None:
+        ids = [
+            ref.get("reference", "").removeprefix("MedicationRequest/")
+            for ref in content.get("basedOn") or []
+        ]
+        for index, rx_id in enumerate(ids):
+            where = f"MedicationStatement.basedOn[{index}]"
+            rx = self.list.prescriptions.get(rx_id)
+            if rx is None:
+                raise InvalidInput(f"MedicationRequest/{rx_id} is not a prescription of this patient.", where)
+            if rx.status not in RX_ACTIVE:
+                successor = next(
+                    (p.id for p in self.list.prescriptions.values() if p.prior_id == rx_id), None
+                )
+                hint = f" Link the head of its renewal chain, MedicationRequest/{successor}." if successor else ""
+                raise Conflict(f"MedicationRequest/{rx_id} is {rx.status}, not active.{hint}", where)
+            for other in self.list.entries.values():
+                if other.id != entry_id and other.status in IN_USE and rx_id in other.prescription_ids:
+                    raise Conflict(
+                        f"MedicationRequest/{rx_id} is already linked to the active entry "
+                        f"MedicationStatement/{other.id}; a prescription is never on two active entries.",
+                        where,
+                    )
+
+    # -- prescriptions -------------------------------------------------------------------
+
+    def add_prescription(self, rx_id: str, content: dict[str, Any]) -> Prescription:
+        """Prescribe; with ``priorPrescription`` this is a renewal of a head of chain."""
+        if content.get("status") != "active":
+            raise InvalidInput("A new prescription must have status 'active'.", "MedicationRequest.status")
+        if content.get("intent") != "order":
+            raise InvalidInput("A prescription (e-resept) has intent 'order'.", "MedicationRequest.intent")
+        rx = Prescription(rx_id, 1, content, self.now, self.author)
+        activity = "prescribe"
+        if rx.prior_id is not None:
+            activity = "renew"
+            self._renew(rx.prior_id, rx_id)
+        self.list.prescriptions[rx_id] = rx
+        self._touch("MedicationRequest", rx_id, 1, "create", activity)
+        return rx
+
+    def _renew(self, prior_id: str, new_id: str) -> None:
+        where = "MedicationRequest.priorPrescription"
+        prior = self.list.prescriptions.get(prior_id)
+        if prior is None:
+            raise InvalidInput(f"MedicationRequest/{prior_id} is not a prescription of this patient.", where)
+        successor = next((p.id for p in self.list.prescriptions.values() if p.prior_id == prior_id), None)
+        if successor is not None:
+            raise Conflict(
+                f"MedicationRequest/{prior_id} was already renewed by MedicationRequest/{successor}; "
+                "renew the head of the chain.",
+                where,
+            )
+        if prior.status not in RX_ACTIVE:
+            raise Conflict(f"MedicationRequest/{prior_id} is {prior.status} and cannot be renewed.", where)
+        content = copy.deepcopy(prior.content)
+        content["status"] = "completed"
+        self._put_prescription(prior, content, "renew")
+        # Entries point at the head of the chain, so the renewal moves their link along.
+        for entry in list(self.list.entries.values()):
+            if prior_id in entry.prescription_ids and entry.status in IN_USE:
+                moved = copy.deepcopy(entry.content)
+                for ref in moved["basedOn"]:
+                    if ref.get("reference") == f"MedicationRequest/{prior_id}":
+                        ref["reference"] = f"MedicationRequest/{new_id}"
+                version = self._next_version("MedicationStatement", entry.id, entry.version)
+                new_entry = replace(
+                    entry, version=version, content=moved,
+                    last_changed=self.now, changed_by=self.author,
+                )
+                self.list.entries[entry.id] = new_entry
+                self._touch("MedicationStatement", entry.id, new_entry.version, "update", "renew")
+
+    def update_prescription(
+        self, rx_id: str, content: dict[str, Any], if_match: int | None
+    ) -> Prescription:
+        """Recall (status ``stopped`` with a reason); a prescription's content never changes."""
+        rx = self.list.prescriptions.get(rx_id)
+        if rx is None:
+            raise NotFound(f"MedicationRequest/{rx_id} is not a prescription of this patient.", "MedicationRequest.id")
+        _check_version("MedicationRequest", rx_id, rx.version, rx.changed_by, rx.last_changed, if_match)
+        if content == rx.content:
+            return rx
+        rest_old = {k: v for k, v in rx.content.items() if k not in ("status", "statusReason")}
+        rest_new = {k: v for k, v in content.items() if k not in ("status", "statusReason")}
+        if rest_old != rest_new or content.get("status") != "stopped":
+            raise InvalidInput(
+                "A prescription cannot be edited: recall it (status 'stopped' with a statusReason) "
+                "and prescribe anew, or renew it with a new MedicationRequest whose "
+                "priorPrescription points at it.",
+                "MedicationRequest",
+            )
+        if rx.status not in RX_ACTIVE:
+            raise Conflict(f"MedicationRequest/{rx_id} is {rx.status} and cannot be recalled.", "MedicationRequest.status")
+        reason = _reason_text(content)
+        if not reason:
+            raise InvalidInput("A recall needs a reason in statusReason.", "MedicationRequest.statusReason")
+        self._reasons.append(reason)
+        return self._put_prescription(rx, content, "recall")
+
+    def _recall(self, rx_id: str, reason: str) -> None:
+        rx = self.list.prescriptions.get(rx_id)
+        if rx is None or rx.status not in RX_ACTIVE:
+            return
+        content = copy.deepcopy(rx.content)
+        content["status"] = "stopped"
+        content["statusReason"] = [{"text": reason}]
+        self._put_prescription(rx, content, "recall")
+
+    def _put_prescription(self, rx: Prescription, content: dict[str, Any], activity: str) -> Prescription:
+        version = self._next_version("MedicationRequest", rx.id, rx.version)
+        updated = Prescription(rx.id, version, content, self.now, self.author)
+        self.list.prescriptions[rx.id] = updated
+        self._touch("MedicationRequest", rx.id, updated.version, "update", activity)
+        return updated
+
+    # -- the list as a whole -------------------------------------------------------------
+
+    def confirm(self, if_match: int | None) -> None:
+        """Confirm the list as reconciled (*samstemt*): only the version the doctor saw."""
+        _check_version("List", self.list.id, self.list.version, self.list.baton,
+                       self.list.updated, if_match)
+        self.list.confirmation = Confirmation(self.author, self.now, self.list.version + 1)
+        self._list_touch("confirm")
+
+    def pause(self, reason: str | None) -> None:
+        """Pause the whole PLL (for example at a hospital admission)."""
+        if self.list.pause is not None:
+            raise Conflict(
+                f"The PLL is already paused (by {self.list.pause.by.label()} at "
+                f"{self.list.pause.at.isoformat()}).",
+                "List",
+            )
+        if not reason:
+            raise InvalidInput("Pausing the PLL needs a reason (for example 'innlagt på sykehus').", "reason")
+        self.list.pause = Pause(self.author, self.now, reason)
+        self._reasons.append(reason)
+        self._list_touch("pause-list")
+
+    def resume(self, if_match: int | None) -> None:
+        """Resume a paused PLL; resuming confirms the list as it now stands."""
+        if self.list.pause is None:
+            raise Conflict("The PLL is not paused.", "List")
+        self.confirm(if_match)
+        self.list.pause = None
+        self.activities[-1] = "resume-list"
+
+    # -- finishing -----------------------------------------------------------------------
+
+    def _next_version(self, rtype: str, rid: str, current: int) -> int:
+        # A resource written twice within one change gets one new version, not two.
+        if any(t.resource_type == rtype and t.id == rid for t in self.touched):
+            return current
+        return current + 1
+
+    def _touch(self, rtype: str, rid: str, version: int, action: str, activity: str) -> None:
+        earlier = next(
+            (t for t in self.touched if t.resource_type == rtype and t.id == rid), None
+        )
+        if earlier is not None:
+            self.touched.remove(earlier)
+            action = earlier.action
+        self.touched.append(Touched(rtype, rid, version, action))
+        self.activities.append(activity)
+
+    def _list_touch(self, activity: str) -> None:
+        self._list_changed = True
+        self.activities.append(activity)
+
+    def finish(self) -> ListVersion | None:
+        """Make the new list version, or ``None`` when nothing really changed."""
+        if not self.touched and not self._list_changed:
+            return None
+        lst = self.list
+        lst.version += 1
+        lst.updated = self.now
+        lst.baton = self.author
+        activities = list(dict.fromkeys(self.activities))
+        reason = self.reason or ("; ".join(dict.fromkeys(self._reasons)) or None)
+        action = "create" if lst.version == 1 else "update"
+        touched = (Touched("List", lst.id, lst.version, action), *self.touched)
+        return ListVersion(lst.version, self.now, self.author, "+".join(activities), reason, touched)

@@ -1,0 +1,50 @@
+"""Errors the domain raises when a request breaks a rule.
+
+Each carries what was wrong and where (a FHIRPath-like expression), so every entry point
+can turn it into the same FHIR ``OperationOutcome`` (DESIGN §3 rule 8). The HTTP status a
+kind of error maps to lives with the API, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DomainError(Exception):
+    """A request the domain refuses; nothing has been changed."""
+
+    message: str
+    expression: str | None = None
+    #: extra facts a client may need (current version, who changed it, ...)
+    details: dict[str, str] = field(default_factory=dict)
+    #: further problems found in the same input, as (message, expression)
+    others: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        where = f" (at {self.expression})" if self.expression else ""
+        return f"{self.message}{where}"
+
+
+class InvalidInput(DomainError):
+    """The input is malformed or breaks a value rule (bad code, bad check digit, ...)."""
+
+
+class NotFound(DomainError):
+    """The resource the request names does not exist."""
+
+
+class Conflict(DomainError):
+    """The request contradicts the current state (a second PLL, a discontinued entry, ...)."""
+
+
+class VersionConflict(DomainError):
+    """The client's version is stale: someone else changed the resource (relay baton)."""
+
+
+class PreconditionRequired(DomainError):
+    """A write to an existing resource came without the version it was based on."""
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this."""

@@ -1,0 +1,201 @@
+"""The medication list as plain data: entries, prescriptions, the list and its versions.
+
+Resource *content* is kept as the FHIR JSON a client sent, normalised by the FHIR layer
+(no ``id``/``meta``, canonical references, generated dosage text). The domain reads the few
+fields it has rules about from that content and compares whole contents to decide whether
+something really changed (DESIGN §3 rule 3: ``last changed`` moves only on a real change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+#: DESIGN §3 rule 3 / M25: discontinued entries stay visible this long.
+DISCONTINUED_VISIBLE_FOR = timedelta(days=90)
+
+#: Entry statuses that put a medicine on the list as "in use" (a prescription may be linked
+#: to at most one entry in these statuses).
+IN_USE = frozenset({"active", "on-hold"})
+#: Entry statuses that end the use of a medicine; the entry stays visible for 90 days.
+ENDED = frozenset({"stopped", "completed"})
+REMOVED = "entered-in-error"
+ENTRY_STATUSES = IN_USE | ENDED | {REMOVED}
+
+#: Prescription statuses. ``stopped`` is a recall (*tilbakekalling*); ``completed`` is an
+#: older prescription in a renewal chain whose successor is the head of chain.
+RX_ACTIVE = frozenset({"active", "on-hold"})
+
+
+class Role(StrEnum):
+    """What an authenticated caller is, as far as list rules care (DESIGN §3 rule 4)."""
+
+    DOCTOR = "doctor"
+    NURSE = "nurse"
+    PHARMACIST = "pharmacist"
+    PATIENT = "patient"
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who made a change: a health worker (HPR number) acting for an organisation."""
+
+    name: str
+    role: Role
+    hpr: str | None = None
+    org_id: str | None = None
+    org_name: str | None = None
+    pid: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Author:
+        return cls(
+            name=data["name"],
+            role=Role(data["role"]),
+            hpr=data.get("hpr"),
+            org_id=data.get("org_id"),
+            org_name=data.get("org_name"),
+            pid=data.get("pid"),
+        )
+
+    def label(self) -> str:
+        parts = [self.name]
+        if self.hpr:
+            parts.append(f"HPR {self.hpr}")
+        if self.org_name:
+            parts.append(self.org_name)
+        return ", ".join(parts)
+
+
+def _refs(content: dict[str, Any], key: str, prefix: str) -> tuple[str, ...]:
+    out = []
+    for ref in content.get(key) or []:
+        value = ref.get("reference", "")
+        if value.startswith(prefix):
+            out.append(value[len(prefix) :])
+    return tuple(out)
+
+
+@dataclass
+class Entry:
+    """One medicine on the list (*LIB*): a ``MedicationStatement`` whose id never changes."""
+
+    id: str
+    version: int
+    content: dict[str, Any]
+    last_changed: datetime
+    changed_by: Author
+    ended_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return str(self.content["status"])
+
+    @property
+    def prescription_ids(self) -> tuple[str, ...]:
+        return _refs(self.content, "basedOn", "MedicationRequest/")
+
+    def visible_at(self, now: datetime) -> bool:
+        """Whether the entry is shown on the list at ``now`` (rule 3)."""
+        if self.status in IN_USE:
+            return True
+        if self.status in ENDED:
+            return self.ended_at is not None and now < self.ended_at + DISCONTINUED_VISIBLE_FOR
+        return False
+
+    def hidden_after(self) -> datetime | None:
+        """When a visible ended entry drops off the list, if it will."""
+        if self.status in ENDED and self.ended_at is not None:
+            return self.ended_at + DISCONTINUED_VISIBLE_FOR
+        return None
+
+
+@dataclass
+class Prescription:
+    """An e-prescription (``MedicationRequest``, M1); renewals link to their predecessor."""
+
+    id: str
+    version: int
+    content: dict[str, Any]
+    last_changed: datetime
+    changed_by: Author
+
+    @property
+    def status(self) -> str:
+        return str(self.content["status"])
+
+    @property
+    def prior_id(self) -> str | None:
+        ref = (self.content.get("priorPrescription") or {}).get("reference", "")
+        return ref.removeprefix("MedicationRequest/") or None
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The list was reconciled (*samstemt*) and confirmed correct by a doctor."""
+
+    by: Author
+    at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The whole PLL is paused (Pause PLL): readers see it is not being kept current."""
+
+    by: Author
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Touched:
+    """One resource an accepted change wrote, with the version it wrote."""
+
+    resource_type: str
+    id: str
+    version: int
+    action: str  # create | update
+
+
+@dataclass(frozen=True)
+class ListVersion:
+    """One accepted change to a PLL: who, when, what and why (rule 1)."""
+
+    version: int
+    recorded: datetime
+    author: Author
+    activity: str
+    reason: str | None
+    touched: tuple[Touched, ...]
+
+
+@dataclass
+class MedicationList:
+    """A patient's PLL: at most one per patient, versioned on every accepted change."""
+
+    id: str
+    patient_id: str
+    version: int
+    created: datetime
+    updated: datetime
+    baton: Author
+    entries: dict[str, Entry] = field(default_factory=dict)
+    prescriptions: dict[str, Prescription] = field(default_factory=dict)
+    pause: Pause | None = None
+    confirmation: Confirmation | None = None
+
+    def visible_entries(self, now: datetime) -> list[Entry]:
+        return [e for e in self.entries.values() if e.visible_at(now)]
+
+    def next_hide(self, now: datetime) -> datetime | None:
+        """The earliest moment a visible entry drops off, so the stored document can expire."""
+        times = [
+            t for e in self.entries.values() if (t := e.hidden_after()) is not None and t > now
+        ]
+        return min(times, default=None)

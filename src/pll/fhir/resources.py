@@ -1,0 +1,272 @@
+"""PLL's rules on incoming resources, and how the domain is shown as FHIR R4 JSON.
+
+Incoming: :func:`statement_content` and :func:`request_content` turn a validated
+``MedicationStatement`` / ``MedicationRequest`` into the *content* the domain keeps (no
+``id``/``meta``, canonical references, dosage text generated from the structure).
+
+Outgoing: the ``List`` (https://hl7.org/fhir/R4/list.html) carries the baton holder in
+``source`` (the author of the last accepted change), the last change in ``date``, version-
+specific references to its entries, and PLL extensions for Pause PLL and confirmation.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pll.domain.dosage import dosage_text
+from pll.domain.errors import InvalidInput
+from pll.domain.model import Author, Entry, ListVersion, MedicationList, Prescription
+from pll.fhir import systems
+
+ATC_CODE = re.compile(r"^[A-Z](\d{2}([A-Z]([A-Z](\d{2})?)?)?)?$")
+
+
+def instant(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- incoming ------------------------------------------------------------------------------
+
+
+def _strip(resource: dict[str, Any]) -> dict[str, Any]:
+    # The server owns id, meta and the narrative; a client's copies of them are not content.
+    return {k: v for k, v in resource.items() if k not in ("id", "meta", "text")}
+
+
+def _check_medication(content: dict[str, Any], rtype: str) -> None:
+    concept = content.get("medicationCodeableConcept")
+    if content.get("medicationReference") is not None:
+        raise InvalidInput(
+            "Give the drug as medicationCodeableConcept (FEST id and/or ATC coding, or text).",
+            f"{rtype}.medicationReference",
+        )
+    if not concept or not (concept.get("coding") or concept.get("text")):
+        raise InvalidInput(
+            "The drug is missing: give medicationCodeableConcept with a FEST or ATC coding, "
+            "or at least a text.",
+            f"{rtype}.medicationCodeableConcept",
+        )
+    for i, coding in enumerate(concept.get("coding", [])):
+        where = f"{rtype}.medicationCodeableConcept.coding[{i}]"
+        if not coding.get("code"):
+            raise InvalidInput("A drug coding needs a code.", where + ".code")
+        if coding.get("system") == systems.ATC and not ATC_CODE.match(coding["code"]):
+            raise InvalidInput(f"{coding['code']!r} is not an ATC code (such as N02BE01).", where + ".code")
+
+
+def _generate_dosage_text(dosages: list[dict[str, Any]], where: str) -> None:
+    if not dosages:
+        return
+    text = dosage_text(dosages, where)
+    structured = any(set(d) - {"text", "sequence", "patientInstruction"} for d in dosages)
+    if structured:
+        # The regimen's text describes all its elements together, so it sits on the first.
+        for d in dosages:
+            d.pop("text", None)
+        dosages[0]["text"] = text
+
+
+def _check_treatment_type(content: dict[str, Any], rtype: str) -> None:
+    for i, concept in enumerate(content.get("category") and [content["category"]] or []):
+        for j, coding in enumerate(concept.get("coding", [])):
+            if coding.get("system") != systems.TREATMENT_TYPE:
+                continue
+            display = systems.TREATMENT_TYPES.get(coding.get("code", ""))
+            if display is None:
+                raise InvalidInput(
+                    "Treatment type must be 1 (Fast), 2 (Kur) or 3 (Behov), code system 9101.",
+                    f"{rtype}.category.coding[{j}].code" if i == 0 else f"{rtype}.category",
+                )
+            coding["display"] = display
+
+
+def _check_references(content: dict[str, Any], key: str, target: str, rtype: str) -> None:
+    refs = content.get(key)
+    items = refs if isinstance(refs, list) else [refs] if refs else []
+    for i, ref in enumerate(items):
+        value = ref.get("reference", "")
+        if not re.fullmatch(rf"{target}/[A-Za-z0-9\-.]{{1,64}}", value):
+            where = f"{rtype}.{key}[{i}]" if isinstance(refs, list) else f"{rtype}.{key}"
+            raise InvalidInput(f"Expected a reference to {target}/<id>, got {value!r}.", where + ".reference")
+
+
+def statement_content(resource: dict[str, Any], patient_id: str) -> dict[str, Any]:
+    """The domain content of a validated ``MedicationStatement`` for ``patient_id``."""
+    content = _strip(resource)
+    content["subject"] = {"reference": f"Patient/{patient_id}"}
+    _check_medication(content, "MedicationStatement")
+    _check_treatment_type(content, "MedicationStatement")
+    _check_references(content, "basedOn", "MedicationRequest", "MedicationStatement")
+    _generate_dosage_text(content.get("dosage", []), "MedicationStatement.dosage")
+    return content
+
+
+def request_content(resource: dict[str, Any], patient_id: str) -> dict[str, Any]:
+    """The domain content of a validated ``MedicationRequest`` (an e-prescription)."""
+    content = _strip(resource)
+    content["subject"] = {"reference": f"Patient/{patient_id}"}
+    _check_medication(content, "MedicationRequest")
+    _check_references(content, "priorPrescription", "MedicationRequest", "MedicationRequest")
+    _generate_dosage_text(content.get("dosageInstruction", []), "MedicationRequest.dosageInstruction")
+    return content
+
+
+# -- outgoing ------------------------------------------------------------------------------
+
+
+def with_meta(rtype: str, rid: str, version: int, updated: datetime, content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": rtype,
+        "id": rid,
+        "meta": {"versionId": str(version), "lastUpdated": instant(updated)},
+        **{k: v for k, v in content.items() if k != "resourceType"},
+    }
+
+
+def entry_resource(entry: Entry) -> dict[str, Any]:
+    return with_meta("MedicationStatement", entry.id, entry.version, entry.last_changed, entry.content)
+
+
+def prescription_resource(rx: Prescription) -> dict[str, Any]:
+    return with_meta("MedicationRequest", rx.id, rx.version, rx.last_changed, rx.content)
+
+
+def author_reference(author: Author) -> dict[str, Any]:
+    ref: dict[str, Any] = {"display": author.label()}
+    if author.hpr:
+        ref["identifier"] = {"system": systems.HPR, "value": author.hpr}
+    elif author.pid:
+        ref["identifier"] = {"system": systems.FNR, "value": author.pid}
+    return ref
+
+
+def organization_reference(author: Author) -> dict[str, Any] | None:
+    if not author.org_id:
+        return None
+    ref: dict[str, Any] = {"identifier": {"system": systems.ORGNR, "value": author.org_id}}
+    if author.org_name:
+        ref["display"] = author.org_name
+    return ref
+
+
+def list_resource(lst: MedicationList, entries: list[Entry]) -> dict[str, Any]:
+    """The PLL as a FHIR ``List`` at its current version."""
+    extensions: list[dict[str, Any]] = []
+    if lst.pause is not None:
+        extensions.append({
+            "url": systems.EXT_PAUSED,
+            "extension": [
+                {"url": "at", "valueDateTime": instant(lst.pause.at)},
+                {"url": "by", "valueReference": author_reference(lst.pause.by)},
+                {"url": "reason", "valueString": lst.pause.reason},
+            ],
+        })
+    if lst.confirmation is not None:
+        extensions.append({
+            "url": systems.EXT_CONFIRMED,
+            "extension": [
+                {"url": "at", "valueDateTime": instant(lst.confirmation.at)},
+                {"url": "by", "valueReference": author_reference(lst.confirmation.by)},
+                {"url": "version", "valueInteger": lst.confirmation.version},
+            ],
+        })
+    resource: dict[str, Any] = {
+        "resourceType": "List",
+        "id": lst.id,
+        "meta": {"versionId": str(lst.version), "lastUpdated": instant(lst.updated)},
+    }
+    if extensions:
+        resource["extension"] = extensions
+    resource |= {
+        "status": "current",
+        "mode": "working",
+        "title": "Pasientens legemiddelliste",
+        "code": {
+            "coding": [{"system": systems.LOINC, "code": "10160-0", "display": "History of Medication use Narrative"}],
+            "text": "Pasientens legemiddelliste (PLL)",
+        },
+        "subject": {"reference": f"Patient/{lst.patient_id}"},
+        "date": instant(lst.updated),
+        # The baton holder: whoever made the last accepted change (relay-baton principle).
+        "source": author_reference(lst.baton),
+        "orderedBy": {"text": "Status og legemiddel"},
+    }
+    ordered = sorted(entries, key=_entry_order)
+    if ordered:
+        resource["entry"] = [
+            {
+                "date": instant(e.last_changed),
+                "item": {"reference": f"MedicationStatement/{e.id}/_history/{e.version}"},
+            }
+            for e in ordered
+        ]
+    else:
+        resource["emptyReason"] = {"text": "Ingen legemidler i bruk"}
+    return resource
+
+
+def _entry_order(entry: Entry) -> tuple[int, str, str]:
+    rank = {"active": 0, "on-hold": 1}.get(entry.status, 2)
+    concept = entry.content.get("medicationCodeableConcept", {})
+    name = concept.get("text") or next((c.get("display", "") for c in concept.get("coding", [])), "")
+    return rank, str(name).lower(), entry.id
+
+
+def document(list_json: dict[str, Any], entries: list[Entry], prescriptions: list[Prescription]) -> dict[str, Any]:
+    """The whole current list in one searchset Bundle: the List, its entries, their prescriptions.
+
+    ``fullUrl`` is stored relative ("/List/..") and made absolute when served, so the stored
+    document does not depend on the address the server is reached at.
+    """
+    items = [{"fullUrl": f"/List/{list_json['id']}", "resource": list_json, "search": {"mode": "match"}}]
+    for entry in sorted(entries, key=_entry_order):
+        items.append({
+            "fullUrl": f"/MedicationStatement/{entry.id}",
+            "resource": entry_resource(entry),
+            "search": {"mode": "include"},
+        })
+    for rx in sorted(prescriptions, key=lambda p: p.id):
+        items.append({
+            "fullUrl": f"/MedicationRequest/{rx.id}",
+            "resource": prescription_resource(rx),
+            "search": {"mode": "include"},
+        })
+    return {"resourceType": "Bundle", "type": "searchset", "total": 1, "entry": items}
+
+
+def provenance(list_id: str, record: ListVersion) -> dict[str, Any]:
+    """One accepted change as ``Provenance`` (https://hl7.org/fhir/R4/provenance.html)."""
+    agent: dict[str, Any] = {
+        "type": {
+            "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                "code": "author",
+            }]
+        },
+        "who": author_reference(record.author),
+    }
+    org = organization_reference(record.author)
+    if org:
+        agent["onBehalfOf"] = org
+    targets = [
+        {"reference": f"{t.resource_type}/{t.id}/_history/{t.version}"} for t in record.touched
+    ]
+    resource: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": f"{list_id}-{record.version}",
+        "target": targets,
+        "recorded": instant(record.recorded),
+        "activity": {
+            "coding": [{"system": systems.ACTIVITY, "code": record.activity}]
+            if "+" not in record.activity else [],
+            "text": record.activity,
+        },
+        "agent": [agent],
+    }
+    if not resource["activity"]["coding"]:
+        del resource["activity"]["coding"]
+    if record.reason:
+        resource["reason"] = [{"text": record.reason}]
+    return resource

@@ -1,0 +1,141 @@
+"""Synthetic patients with realistic regimens, written through the same service as the API.
+
+Everything is invented: synthetic fødselsnumre (month + 80), names, and regimens drawn from
+common Norwegian prescriptions (ATC codes from the WHO index). Each patient's list is built
+in one change per step, so the demo has real history: created, later a dose change by a
+hospital doctor, a discontinuation, a confirmation.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pll.auth.access import Access
+from pll.auth.tokens import PERSONAS
+from pll.domain.identifiers import generate_synthetic_fnr
+from pll.domain.model import Author, Role
+from pll.fhir import systems
+from pll.services.lists import Op, PLLService
+
+FIRST = ["Kari", "Ola", "Ingrid", "Per", "Astrid", "Nils", "Solveig", "Arne", "Berit", "Knut", "Liv", "Odd"]
+LAST = ["Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Berg"]
+
+
+def _when(*codes: str, amount: float = 1, unit: str = "tablett") -> dict[str, Any]:
+    return {"timing": {"repeat": {"when": list(codes)}},
+            "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit}}]}
+
+
+def _prn(amount: float, unit: str, max_day: float) -> dict[str, Any]:
+    return {"asNeededBoolean": True, "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit}}],
+            "maxDosePerPeriod": {"numerator": {"value": max_day, "unit": unit},
+                                 "denominator": {"value": 1, "unit": "d"}}}
+
+
+@dataclass(frozen=True)
+class Regimen:
+    name: str
+    atc: str
+    dosage: list[dict[str, Any]]
+    treatment: str  # 1 Fast, 2 Kur, 3 Behov
+    indication: str
+
+
+REGIMENS = [
+    Regimen("Paracet tab 500 mg", "N02BE01", [_prn(2, "tablett", 6)], "3", "Smerter"),
+    Regimen("Metformin tab 500 mg", "A10BA02", [_when("MORN", "EVE")], "1", "Diabetes type 2"),
+    Regimen("Atorvastatin tab 20 mg", "C10AA05", [_when("EVE")], "1", "Hyperkolesterolemi"),
+    Regimen("Amlodipin tab 5 mg", "C08CA01", [_when("MORN")], "1", "Hypertensjon"),
+    Regimen("Ramipril kaps 5 mg", "C09AA05", [_when("MORN", unit="kapsel")], "1", "Hypertensjon"),
+    Regimen("Levaxin tab 50 mikrog", "H03AA01", [_when("MORN")], "1", "Hypotyreose"),
+    Regimen("Pantoprazol tab 20 mg", "A02BC02", [_when("MORN")], "1", "Refluks"),
+    Regimen("Eliquis tab 5 mg", "B01AF02", [_when("MORN", "EVE")], "1", "Atrieflimmer"),
+    Regimen("Selo-Zok tab 50 mg", "C07AB02", [_when("MORN")], "1", "Hypertensjon"),
+    Regimen("Furix tab 40 mg", "C03CA01", [_when("MORN")], "1", "Hjertesvikt"),
+    Regimen("Sertralin tab 50 mg", "N06AB06", [_when("MORN")], "1", "Depresjon"),
+    Regimen("Imovane tab 5 mg", "N05CF01", [_prn(1, "tablett", 1)], "3", "Søvnvansker"),
+    Regimen("Ventoline inh 0,1 mg/dose", "R03AC02", [_prn(2, "inhalasjon", 8)], "3", "Astma"),
+    Regimen("Alendronat tab 70 mg", "M05BA04",
+            [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}},
+              "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablett"}}]}], "1", "Osteoporose"),
+    Regimen("Prednisolon tab 5 mg", "H02AB06", [
+        {"sequence": 1, **_when("MORN", amount=4), "timing": {"repeat": {"when": ["MORN"],
+         "boundsDuration": {"value": 5, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}}}},
+        {"sequence": 2, **_when("MORN", amount=2), "timing": {"repeat": {"when": ["MORN"],
+         "boundsDuration": {"value": 5, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}}}},
+    ], "2", "KOLS-forverring"),
+    Regimen("Apocillin tab 660 mg", "J01CE02",
+            [{"timing": {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d",
+                                    "boundsDuration": {"value": 7, "unit": "d", "system": "http://unitsofmeasure.org",
+                                                       "code": "d"}}},
+              "doseAndRate": [{"doseQuantity": {"value": 2, "unit": "tablett"}}]}], "2", "Halsbetennelse"),
+]
+
+
+def _persona_author(name: str) -> Author:
+    p = PERSONAS[name]
+    return Author(name=p.name, role=Role.DOCTOR, hpr=p.hpr, org_id=p.org_id, org_name=p.org_name)
+
+
+def statement(patient_id: str, regimen: Regimen, start: str) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationStatement",
+        "status": "active",
+        "category": {"coding": [{"system": systems.TREATMENT_TYPE, "code": regimen.treatment}]},
+        "medicationCodeableConcept": {
+            "coding": [{"system": systems.ATC, "code": regimen.atc}],
+            "text": regimen.name,
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectivePeriod": {"start": start},
+        "reasonCode": [{"text": regimen.indication}],
+        "dosage": regimen.dosage,
+    }
+
+
+def create_demo(service: PLLService, patients: int, seed: int = 2026,
+                progress: Callable[[int], None] | None = None) -> list[str]:
+    """Create ``patients`` synthetic patients with a PLL each; returns their fødselsnumre."""
+    rng = random.Random(seed)
+    gp = Access(_persona_author("gp"))
+    hospital = Access(_persona_author("hospital-doctor"))
+    numbers = []
+    for _ in range(patients):
+        fnr = generate_synthetic_fnr(rng)
+        name = {"family": rng.choice(LAST), "given": [rng.choice(FIRST)]}
+        patient, _ = service.register_patient(gp, {
+            "resourceType": "Patient",
+            "identifier": [{"system": systems.FNR, "value": fnr}],
+            "name": [name],
+        })
+        pid = patient["id"]
+        numbers.append(fnr)
+        service.create_list(gp, {"resourceType": "List", "subject": {"reference": f"Patient/{pid}"}})
+        chosen = rng.sample(REGIMENS, rng.randint(3, 8))
+        start = f"202{rng.randint(3, 6)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
+        ops = [Op("create", "MedicationStatement", service.ids(), statement(pid, r, start)) for r in chosen]
+        result = service.change(gp, pid, ops, "Legemiddelgjennomgang hos fastlege")
+        entries = [w for w in result.written if w.rtype == "MedicationStatement"]
+        if rng.random() < 0.4 and entries:
+            target = entries[0]
+            changed = dict(target.resource)
+            dose = changed["dosage"][0].get("doseAndRate")
+            if dose:
+                changed["dosage"] = [dict(changed["dosage"][0], doseAndRate=[
+                    {"doseQuantity": dict(dose[0]["doseQuantity"], value=dose[0]["doseQuantity"]["value"] * 2)}])]
+                service.change(hospital, pid, [Op("update", "MedicationStatement", target.id, changed,
+                                                  target.version)], "Dosejustering under innleggelse")
+        if rng.random() < 0.3 and len(entries) > 1:
+            target = entries[-1]
+            stopped = dict(target.resource, status="stopped", statusReason=[{"text": "Ikke lenger indisert"}])
+            service.change(gp, pid, [Op("update", "MedicationStatement", target.id, stopped, target.version)])
+        if rng.random() < 0.5:
+            current = service.current(gp, patient_id=pid)
+            if current is not None:
+                service.change(gp, pid, [Op("confirm", if_match=current.version)], "Samstemt med pasienten")
+        if progress:
+            progress(1)
+    return numbers

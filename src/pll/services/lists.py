@@ -1,0 +1,557 @@
+"""Use cases on patients and their PLL: the one place every entry point goes through.
+
+Each write opens one transaction, loads the list aggregate (locked), applies the domain
+rules through a :class:`~pll.domain.changes.ListChange`, and writes — in that same
+transaction — the new list version, every resource version, the current list documents and
+the outgoing event (DESIGN §3 rules 1, 2, 7). If anything raises, nothing is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from pll.auth.access import Access
+from pll.domain.changes import ListChange, start_list
+from pll.domain.diff import ListDifference, diff_lists
+from pll.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from pll.domain.identifiers import parse_person_identifier
+from pll.domain.model import Author, ListVersion, MedicationList, Prescription, Touched
+from pll.fhir import resources as fhir
+from pll.fhir import systems
+from pll.store import repository as repo
+from pll.store.db import Database
+from pll.store.repository import dumps
+
+OpKind = Literal["create", "update", "confirm", "pause", "resume"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of a change: create/update a resource, or act on the list."""
+
+    kind: OpKind
+    rtype: str | None = None
+    rid: str | None = None
+    resource: dict[str, Any] | None = None
+    if_match: int | None = None
+    reason: str | None = None
+    #: where the operation came from in a transaction Bundle, for error locations
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """A resource as a change left it, for the response."""
+
+    rtype: str
+    id: str
+    version: int
+    resource: dict[str, Any]
+    created: bool
+
+
+@dataclass
+class ChangeResult:
+    list_id: str
+    list_version: int | None  # None when nothing really changed
+    written: list[Written] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored JSON document as text, with its version."""
+
+    text: str
+    version: int
+    updated: datetime
+    patient_id: str
+
+
+def _person(resource: dict[str, Any]) -> tuple[str, str]:
+    found = []
+    for i, ident in enumerate(resource.get("identifier") or []):
+        if ident.get("system") in (systems.FNR, systems.DNR):
+            parsed = parse_person_identifier(ident.get("system"), str(ident.get("value", "")),
+                                             f"Patient.identifier[{i}].value")
+            found.append((parsed.system, parsed.value))
+    if len(found) != 1:
+        raise InvalidInput(
+            "A patient needs exactly one fødselsnummer (system urn:oid:2.16.578.1.12.4.1.4.1) "
+            "or D-nummer (urn:oid:2.16.578.1.12.4.1.4.2) identifier.",
+            "Patient.identifier",
+        )
+    return found[0]
+
+
+class PLLService:
+    """Patients, lists, entries and prescriptions, with their history."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow,
+                 ids: Callable[[], str] = new_id) -> None:
+        self.db = db
+        self.clock = clock
+        self.ids = ids
+
+    # -- patients --------------------------------------------------------------------------
+
+    def register_patient(self, access: Access, resource: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Register a patient, or find the one with the same fødselsnummer/D-nummer.
+
+        Returns the patient and whether it was created.
+        """
+        for attempt in range(2):
+            try:
+                with self.db.write() as conn:
+                    return self.register_patient_in(conn, access, resource)
+            except IntegrityError:
+                # Registered by someone else at the same moment: the retry finds it.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def register_patient_in(self, conn: Connection, access: Access,
+                            resource: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        system, value = _person(resource)
+        access.check_read(value)
+        existing = repo.find_patient(conn, system, value)
+        if existing is not None:
+            found: dict[str, Any] = orjson.loads(existing.resource)
+            return found, False
+        now = self.clock()
+        pid = self.ids()
+        stored = fhir.with_meta("Patient", pid, 1, now, {k: v for k, v in resource.items()
+                                                          if k not in ("id", "meta", "text")})
+        repo.insert_patient(conn, pid, system, value, now, dumps(stored))
+        return stored, True
+
+    def read_patient(self, access: Access, patient_id: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = repo.get_patient(conn, patient_id)
+            if row is None:
+                raise NotFound(f"Patient/{patient_id} does not exist.", "Patient.id")
+            access.check_read(row.identifier_value)
+            repo.audit(conn, self.clock(), access.actor, "read", "Patient", patient_id, patient_id)
+            data: dict[str, Any] = orjson.loads(row.resource)
+            return data
+
+    def find_patient(self, access: Access, system: str | None, value: str) -> dict[str, Any] | None:
+        parsed = parse_person_identifier(system or None, value, "identifier")
+        access.check_read(parsed.value)
+        with self.db.read() as conn:
+            row = repo.find_patient(conn, parsed.system, parsed.value)
+            if row is None:
+                return None
+            repo.audit(conn, self.clock(), access.actor, "search", "Patient", row.id, row.id)
+            data: dict[str, Any] = orjson.loads(row.resource)
+            return data
+
+    def resolve_patient(self, conn: Connection, access: Access, subject: dict[str, Any] | None,
+                        where: str) -> str:
+        """The patient id a ``subject`` reference names (by id or by identifier)."""
+        if not subject:
+            raise InvalidInput("The subject (the patient) is missing.", where)
+        ref = subject.get("reference")
+        if ref:
+            if not ref.startswith("Patient/"):
+                raise InvalidInput(f"The subject must reference a Patient, got {ref!r}.", where + ".reference")
+            row = repo.get_patient(conn, ref.removeprefix("Patient/"))
+            if row is None:
+                raise InvalidInput(f"{ref} does not exist.", where + ".reference")
+        elif subject.get("identifier"):
+            ident = subject["identifier"]
+            parsed = parse_person_identifier(ident.get("system"), str(ident.get("value", "")),
+                                             where + ".identifier.value")
+            row = repo.find_patient(conn, parsed.system, parsed.value)
+            if row is None:
+                raise InvalidInput(f"No patient is registered with {parsed.kind} {parsed.value}.",
+                                   where + ".identifier")
+        else:
+            raise InvalidInput("The subject needs a reference or an identifier.", where)
+        access.check_read(row.identifier_value)
+        patient_id: str = row.id
+        return patient_id
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def create_list(self, access: Access, resource: dict[str, Any], reason: str | None = None) -> ChangeResult:
+        """Create a patient's PLL (``POST /fhir/List``)."""
+        if resource.get("entry"):
+            raise InvalidInput(
+                "Create the list empty and add entries as MedicationStatement resources "
+                "(or in the same transaction Bundle).",
+                "List.entry",
+            )
+        try:
+            with self.db.write() as conn:
+                patient_id = self.resolve_patient(conn, access, resource.get("subject"), "List.subject")
+                return self.apply_in(conn, access, patient_id, [], reason, create_list=True)
+        except IntegrityError:
+            # Two journal systems created the same patient's list at the same moment.
+            raise Conflict("This patient already has a PLL; a patient has exactly one list.",
+                           "List.subject") from None
+
+    def create_resource(self, access: Access, rtype: str, resource: dict[str, Any],
+                        reason: str | None = None) -> ChangeResult:
+        """Create an entry or a prescription on the PLL of the patient its subject names."""
+        with self.db.write() as conn:
+            patient_id = self.resolve_patient(conn, access, resource.get("subject"), f"{rtype}.subject")
+            return self.apply_in(conn, access, patient_id, [Op("create", rtype, self.ids(), resource)], reason)
+
+    def update_resource(self, access: Access, rtype: str, rid: str, resource: dict[str, Any],
+                        if_match: int | None, reason: str | None = None) -> ChangeResult:
+        """Update an existing entry or prescription (``PUT``), under the relay-baton rules."""
+        if resource.get("id") not in (None, rid):
+            raise InvalidInput(f"The resource id {resource.get('id')!r} does not match the URL id {rid!r}.",
+                               f"{rtype}.id")
+        with self.db.write() as conn:
+            row = repo.resource_row(conn, rtype, rid)
+            if row is None:
+                raise NotFound(f"{rtype}/{rid} does not exist; new entries and prescriptions are "
+                               "created with POST and get their id from the server.", f"{rtype}.id")
+            if resource.get("subject") is not None:
+                named = self.resolve_patient(conn, access, resource["subject"], f"{rtype}.subject")
+                if named != row.patient_id:
+                    raise InvalidInput(f"{rtype}/{rid} belongs to another patient; the subject cannot change.",
+                                       f"{rtype}.subject")
+            return self.apply_in(conn, access, row.patient_id, [Op("update", rtype, rid, resource, if_match)],
+                                 reason)
+
+    def change(self, access: Access, patient_id: str, ops: list[Op], reason: str | None = None) -> ChangeResult:
+        """Apply ``ops`` to the patient's PLL as one accepted change (one list version)."""
+        with self.db.write() as conn:
+            return self.apply_in(conn, access, patient_id, ops, reason)
+
+    def change_list(self, access: Access, list_id: str, ops: list[Op], reason: str | None = None) -> ChangeResult:
+        with self.db.write() as conn:
+            row = repo.list_row(conn, list_id=list_id)
+            if row is None:
+                raise NotFound(f"List/{list_id} does not exist.", "List.id")
+            return self.apply_in(conn, access, row.patient_id, ops, reason)
+
+    def patient_of(self, access: Access, rtype: str, rid: str) -> str:
+        """The patient whose list holds an existing entry or prescription."""
+        with self.db.read() as conn:
+            row = repo.resource_row(conn, rtype, rid)
+        if row is None:
+            raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
+        patient_id: str = row.patient_id
+        return patient_id
+
+    def apply_in(self, conn: Connection, access: Access, patient_id: str, ops: list[Op],
+                 reason: str | None, *, create_list: bool = False) -> ChangeResult:
+        """The write path, inside the caller's transaction."""
+        now = self.clock()
+        author = access.actor
+        if create_list:
+            lst = start_list(self.ids(), patient_id, author, now,
+                             exists=repo.list_exists_for(conn, patient_id))
+        else:
+            row = repo.list_row(conn, patient_id=patient_id, lock=True)
+            if row is None:
+                raise Conflict(
+                    f"Patient/{patient_id} has no PLL yet: create it first with POST /fhir/List.",
+                    "subject",
+                )
+            entry_ids, rx_ids = _wanted(ops)
+            lst = repo.load_list(conn, row, now, entry_ids, rx_ids)
+        change = ListChange(lst, author, now, reason)
+        created: dict[tuple[str, str], bool] = {}
+        for op in ops:
+            try:
+                self._apply_op(change, op, patient_id, created)
+            except DomainError as exc:
+                if op.where:
+                    exc.expression = _relocate(exc.expression, op.rtype, op.where)
+                raise
+        record = change.finish()
+        result = ChangeResult(lst.id, record.version if record else None)
+        if record is None:
+            result.written = [self._written(lst, op.rtype, op.rid, False) for op in ops if op.rtype and op.rid]
+            return result
+        resources = self._persist(conn, lst, record, now, create_list)
+        for t in record.touched:
+            if t.resource_type != "List":
+                result.written.append(Written(t.resource_type, t.id, t.version,
+                                              orjson.loads(resources[(t.resource_type, t.id)]),
+                                              t.action == "create"))
+        return result
+
+    def _apply_op(self, change: ListChange, op: Op, patient_id: str,
+                  created: dict[tuple[str, str], bool]) -> None:
+        if op.kind == "confirm":
+            change.confirm(op.if_match)
+            return
+        if op.kind == "pause":
+            change.pause(op.reason)
+            return
+        if op.kind == "resume":
+            change.resume(op.if_match)
+            return
+        assert op.rtype is not None and op.rid is not None and op.resource is not None  # noqa: S101
+        if op.rtype == "MedicationStatement":
+            content = fhir.statement_content(op.resource, patient_id)
+            if op.kind == "create":
+                change.add_entry(op.rid, content)
+            else:
+                change.update_entry(op.rid, content, op.if_match)
+        elif op.rtype == "MedicationRequest":
+            content = fhir.request_content(op.resource, patient_id)
+            if op.kind == "create":
+                change.add_prescription(op.rid, content)
+            else:
+                change.update_prescription(op.rid, content, op.if_match)
+        else:
+            raise InvalidInput(f"{op.rtype} is not part of the medication list.", "resourceType")
+        created[(op.rtype, op.rid)] = op.kind == "create"
+
+    def _written(self, lst: MedicationList, rtype: str | None, rid: str | None, created: bool) -> Written:
+        if rtype == "MedicationStatement" and rid in lst.entries:
+            e = lst.entries[rid]
+            return Written(rtype, rid, e.version, fhir.entry_resource(e), created)
+        assert rid is not None  # noqa: S101
+        rx = lst.prescriptions[rid]
+        return Written("MedicationRequest", rid, rx.version, fhir.prescription_resource(rx), created)
+
+    def _persist(self, conn: Connection, lst: MedicationList, record: ListVersion, now: datetime,
+                 is_new: bool) -> dict[tuple[str, str], str]:
+        resources: dict[tuple[str, str], str] = {}
+        for t in record.touched:
+            if t.resource_type == "MedicationStatement":
+                resources[(t.resource_type, t.id)] = dumps(fhir.entry_resource(lst.entries[t.id]))
+            elif t.resource_type == "MedicationRequest":
+                resources[(t.resource_type, t.id)] = dumps(fhir.prescription_resource(lst.prescriptions[t.id]))
+        list_json, document, expires = self._documents(lst, now)
+        if is_new:
+            repo.insert_list(conn, lst, list_json, document)
+        else:
+            repo.save_list(conn, lst, list_json, document, expires)
+        repo.save_version(conn, lst, record, list_json, resources)
+        repo.add_event(conn, self.ids(), lst, "list-changed", now, {
+            "list": f"List/{lst.id}", "patient": f"Patient/{lst.patient_id}",
+            "version": lst.version, "activity": record.activity,
+            "touched": [f"{t.resource_type}/{t.id}/_history/{t.version}" for t in record.touched],
+        })
+        return resources
+
+    def _documents(self, lst: MedicationList, now: datetime) -> tuple[str, str, datetime | None]:
+        visible = lst.visible_entries(now)
+        list_json = fhir.list_resource(lst, visible)
+        linked = {rx for e in visible for rx in e.prescription_ids}
+        shown: list[Prescription] = [
+            p for p in lst.prescriptions.values() if p.id in linked or p.status in ("active", "on-hold")
+        ]
+        document = fhir.document(list_json, visible, shown)
+        return dumps(list_json), dumps(document), lst.next_hide(now)
+
+    def _refresh_documents(self, list_id: str) -> None:
+        """Rebuild a list's stored documents when a discontinued entry's 90 days are over."""
+        with self.db.write() as conn:
+            row = repo.list_row(conn, list_id=list_id, lock=True)
+            if row is None:
+                return
+            now = self.clock()
+            if row.expires_at is None or row.expires_at > now:
+                return
+            lst = repo.load_list(conn, row, now)
+            list_json, document, expires = self._documents(lst, now)
+            repo.save_documents(conn, list_id, list_json, document, expires)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _check(self, conn: Connection, access: Access, patient_id: str) -> None:
+        if access.needs_identity_check:
+            row = repo.get_patient(conn, patient_id)
+            access.check_read(row.identifier_value if row else None)
+
+    def current(self, access: Access, *, list_id: str | None = None, patient_id: str | None = None,
+                document: bool = False) -> Stored | None:
+        """The current List (or the whole list document): one keyed lookup plus an audit row."""
+        for _ in range(2):
+            with self.db.read() as conn:
+                row = repo.list_documents(conn, list_id=list_id, patient_id=patient_id)
+                if row is None:
+                    return None
+                now = self.clock()
+                if row.expires_at is None or row.expires_at > now:
+                    self._check(conn, access, row.patient_id)
+                    repo.audit(conn, now, access.actor, "read", "List", row.id, row.patient_id)
+                    return Stored(row.document if document else row.list_json, row.version,
+                                  row.updated_at, row.patient_id)
+            self._refresh_documents(row.id)
+        raise RuntimeError("list document could not be refreshed")  # pragma: no cover
+
+    def list_version(self, access: Access, list_id: str, version: int) -> Stored:
+        with self.db.read() as conn:
+            head = repo.list_row(conn, list_id=list_id)
+            if head is None:
+                raise NotFound(f"List/{list_id} does not exist.", "List.id")
+            self._check(conn, access, head.patient_id)
+            row = repo.list_version_row(conn, list_id, version)
+            if row is None:
+                raise NotFound(f"List/{list_id} has no version {version} (the newest is {head.version}).",
+                               "List.meta.versionId")
+            repo.audit(conn, self.clock(), access.actor, "vread", "List", list_id, head.patient_id)
+            return Stored(row.list_json, row.version, row.recorded_at, head.patient_id)
+
+    def list_history(self, access: Access, list_id: str, count: int, offset: int) -> tuple[int, list[tuple[Stored, ListVersion]]]:
+        with self.db.read() as conn:
+            head = repo.list_row(conn, list_id=list_id)
+            if head is None:
+                raise NotFound(f"List/{list_id} does not exist.", "List.id")
+            self._check(conn, access, head.patient_id)
+            total, rows = repo.list_versions(conn, list_id, count, offset)
+            repo.audit(conn, self.clock(), access.actor, "history", "List", list_id, head.patient_id)
+            return total, [(Stored(r.list_json, r.version, r.recorded_at, head.patient_id), _record(r))
+                           for r in rows]
+
+    def provenance(self, access: Access, target: str, count: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+        """``Provenance`` for every change that wrote ``target`` (``List/x`` or an entry)."""
+        rtype, _, rid = target.partition("/")
+        rid = rid.split("/_history")[0]
+        if rtype not in ("List", "MedicationStatement", "MedicationRequest") or not rid:
+            raise InvalidInput("target must be List/<id>, MedicationStatement/<id> or MedicationRequest/<id>.",
+                               "target")
+        with self.db.read() as conn:
+            if rtype == "List":
+                head = repo.list_row(conn, list_id=rid)
+                patient_id = head.patient_id if head else None
+            else:
+                res = repo.resource_row(conn, rtype, rid)
+                patient_id = res.patient_id if res else None
+            if patient_id is None:
+                return 0, []
+            self._check(conn, access, patient_id)
+            total, rows = repo.provenance_rows(conn, rtype, rid, count, offset)
+            repo.audit(conn, self.clock(), access.actor, "search", "Provenance", target, patient_id)
+            return total, [fhir.provenance(r.list_id, _record(r)) for r in rows]
+
+    def diff(self, access: Access, list_id: str, from_version: int, to_version: int) -> ListDifference:
+        """What changed on the list between two of its versions."""
+        with self.db.read() as conn:
+            head = repo.list_row(conn, list_id=list_id)
+            if head is None:
+                raise NotFound(f"List/{list_id} does not exist.", "List.id")
+            self._check(conn, access, head.patient_id)
+            snapshots = []
+            for name, v in (("from", from_version), ("to", to_version)):
+                row = repo.list_version_row(conn, list_id, v)
+                if row is None:
+                    raise InvalidInput(f"List/{list_id} has no version {v} (versions 1 to {head.version}).", name)
+                snapshots.append(orjson.loads(row.list_json))
+            members = [_members(s) for s in snapshots]
+            wanted = [(eid, ver) for m in members for eid, ver in m.items()]
+            texts = repo.entry_versions_at(conn, wanted)
+            contents = {key: repo._content(text) for key, text in texts.items()}
+            repo.audit(conn, self.clock(), access.actor, "diff", "List", list_id, head.patient_id)
+        return diff_lists(from_version, to_version, members[0], members[1], contents,
+                          _list_state(snapshots[0]), _list_state(snapshots[1]))
+
+    def read_resource(self, access: Access, rtype: str, rid: str) -> Stored:
+        with self.db.read() as conn:
+            row = repo.resource_row(conn, rtype, rid)
+            if row is None:
+                raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
+            self._check(conn, access, row.patient_id)
+            repo.audit(conn, self.clock(), access.actor, "read", rtype, rid, row.patient_id)
+            return Stored(row.resource, row.version, row.last_changed, row.patient_id)
+
+    def resource_version(self, access: Access, rtype: str, rid: str, version: int) -> Stored:
+        with self.db.read() as conn:
+            row = repo.resource_row(conn, rtype, rid)
+            if row is None:
+                raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
+            self._check(conn, access, row.patient_id)
+            old = repo.resource_version(conn, rtype, rid, version)
+            if old is None:
+                raise NotFound(f"{rtype}/{rid} has no version {version} (the newest is {row.version}).",
+                               f"{rtype}.meta.versionId")
+            repo.audit(conn, self.clock(), access.actor, "vread", rtype, rid, row.patient_id)
+            return Stored(old.resource, old.version, old.recorded_at, row.patient_id)
+
+    def resource_history(self, access: Access, rtype: str, rid: str) -> list[Stored]:
+        with self.db.read() as conn:
+            row = repo.resource_row(conn, rtype, rid)
+            if row is None:
+                raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
+            self._check(conn, access, row.patient_id)
+            rows = repo.resource_versions(conn, rtype, rid)
+            repo.audit(conn, self.clock(), access.actor, "history", rtype, rid, row.patient_id)
+            return [Stored(r.resource, r.version, r.recorded_at, row.patient_id) for r in rows]
+
+    def search_resources(self, access: Access, rtype: str, patient_id: str, count: int,
+                         offset: int) -> tuple[int, list[str]]:
+        with self.db.read() as conn:
+            head = repo.list_row(conn, patient_id=patient_id)
+            if head is None:
+                return 0, []
+            self._check(conn, access, patient_id)
+            total, rows = repo.resources_for_list(conn, rtype, head.id, count, offset)
+            repo.audit(conn, self.clock(), access.actor, "search", rtype, None, patient_id)
+            return total, [r.resource for r in rows]
+
+
+def _relocate(expression: str | None, rtype: str | None, where: str) -> str:
+    """``MedicationStatement.status`` of Bundle entry 2 is ``Bundle.entry[2].resource.status``."""
+    if expression and rtype and expression.startswith(rtype):
+        return where + expression[len(rtype) :]
+    return where
+
+
+def _wanted(ops: Iterable[Op]) -> tuple[set[str], set[str]]:
+    entries: set[str] = set()
+    prescriptions: set[str] = set()
+    for op in ops:
+        if op.rtype == "MedicationStatement" and op.rid:
+            entries.add(op.rid)
+        if op.rtype == "MedicationRequest" and op.rid:
+            prescriptions.add(op.rid)
+        res = op.resource or {}
+        for ref in res.get("basedOn") or []:
+            prescriptions.add(str(ref.get("reference", "")).removeprefix("MedicationRequest/"))
+        prior = (res.get("priorPrescription") or {}).get("reference")
+        if prior:
+            prescriptions.add(str(prior).removeprefix("MedicationRequest/"))
+    return entries, prescriptions
+
+
+def _record(row: Any) -> ListVersion:
+    touched = tuple(Touched(t["type"], t["id"], t["version"], t["action"]) for t in orjson.loads(row.touched))
+    return ListVersion(row.version, row.recorded_at, Author.from_json(orjson.loads(row.author)),
+                       row.activity, row.reason, touched)
+
+
+def _members(list_json: dict[str, Any]) -> dict[str, int]:
+    out = {}
+    for item in list_json.get("entry", []):
+        ref = item["item"]["reference"]  # MedicationStatement/{id}/_history/{v}
+        _, eid, _, version = ref.split("/")
+        out[eid] = int(version)
+    return out
+
+
+def _list_state(list_json: dict[str, Any]) -> dict[str, str | None]:
+    state: dict[str, str | None] = {"paused": None, "confirmed": None}
+    for ext in list_json.get("extension", []):
+        parts = {e["url"]: e for e in ext.get("extension", [])}
+        if ext["url"] == systems.EXT_PAUSED:
+            state["paused"] = f"{parts['at']['valueDateTime']}: {parts['reason']['valueString']}"
+        elif ext["url"] == systems.EXT_CONFIRMED:
+            state["confirmed"] = (f"{parts['at']['valueDateTime']} av {parts['by']['valueReference']['display']}")
+    return state
+

@@ -1,0 +1,185 @@
+"""FHIR ``transaction`` Bundles: several changes to one patient's PLL, all or nothing.
+
+See https://hl7.org/fhir/R4/http.html#transaction. Entries may create a Patient (found
+again if already registered), the List, prescriptions and entries, and update existing
+entries and prescriptions; ``urn:uuid:`` references between entries are resolved. The whole
+Bundle is one accepted change, so it makes one list version and one ``Provenance``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pll.auth.access import Access
+from pll.domain.errors import InvalidInput
+from pll.fhir.validate import validate
+from pll.services.lists import Op, PLLService, Written
+from pll.store import repository as repo
+
+LIST_RESOURCES = ("MedicationStatement", "MedicationRequest")
+URL = re.compile(r"^(Patient|List|MedicationStatement|MedicationRequest)(?:/([A-Za-z0-9\-.]{1,64}))?$")
+
+
+@dataclass
+class _Item:
+    index: int
+    method: str
+    rtype: str
+    rid: str | None
+    resource: dict[str, Any]
+    full_url: str | None
+    if_match: int | None
+
+
+def parse_if_match(value: str | None, where: str = "If-Match") -> int | None:
+    """The version in an ``If-Match`` value such as ``W/"3"``."""
+    if value is None or value == "":
+        return None
+    match = re.fullmatch(r'\s*(?:W/)?"?(\d{1,9})"?\s*', value)
+    if not match:
+        raise InvalidInput(f'If-Match must be a version ETag such as W/"3", got {value!r}.', where)
+    return int(match.group(1))
+
+
+def _items(bundle: dict[str, Any]) -> list[_Item]:
+    if bundle.get("type") != "transaction":
+        raise InvalidInput("POST /fhir takes a Bundle of type 'transaction'.", "Bundle.type")
+    items = []
+    for i, entry in enumerate(bundle.get("entry") or []):
+        where = f"Bundle.entry[{i}]"
+        request = entry.get("request") or {}
+        method = request.get("method")
+        match = URL.match(str(request.get("url", "")))
+        if method not in ("POST", "PUT") or not match:
+            raise InvalidInput(
+                "Each entry must POST a Patient, List, MedicationStatement or MedicationRequest, "
+                "or PUT a MedicationStatement/<id> or MedicationRequest/<id>.",
+                f"{where}.request",
+            )
+        rtype, rid = match.group(1), match.group(2)
+        resource = entry.get("resource")
+        if not resource or resource.get("resourceType") != rtype:
+            raise InvalidInput(f"The entry's resource must be a {rtype}.", f"{where}.resource")
+        if method == "PUT" and (rid is None or rtype not in LIST_RESOURCES):
+            raise InvalidInput("PUT needs MedicationStatement/<id> or MedicationRequest/<id>.", f"{where}.request.url")
+        if method == "PUT" and resource.get("id") not in (None, rid):
+            raise InvalidInput("The resource id must match the id in request.url.", f"{where}.resource.id")
+        if method == "POST" and rid is not None:
+            raise InvalidInput("POST goes to the resource type, without an id.", f"{where}.request.url")
+        items.append(_Item(i, method, rtype, rid, resource, entry.get("fullUrl"),
+                           parse_if_match(request.get("ifMatch"), f"{where}.request.ifMatch")))
+    if not items:
+        raise InvalidInput("The transaction has no entries.", "Bundle.entry")
+    return items
+
+
+def _rewrite(value: Any, ids: dict[str, str], where: str) -> Any:
+    """Replace ``urn:uuid:`` references by the ids the server assigned."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and item.startswith("urn:uuid:"):
+                if item not in ids:
+                    raise InvalidInput(f"{item} does not name an entry of this transaction.", where)
+                out[key] = ids[item]
+            else:
+                out[key] = _rewrite(item, ids, where)
+        return out
+    if isinstance(value, list):
+        return [_rewrite(item, ids, where) for item in value]
+    return value
+
+
+def run(service: PLLService, access: Access, data: Any, reason: str | None) -> dict[str, Any]:
+    """Apply a transaction Bundle and return the ``transaction-response`` Bundle."""
+    bundle = validate(data, "Bundle")
+    items = _items(bundle)
+    urns: dict[str, str] = {}
+    for item in items:
+        if item.method == "POST" and item.rtype in LIST_RESOURCES:
+            item.rid = service.ids()
+            if item.full_url:
+                urns[item.full_url] = f"{item.rtype}/{item.rid}"
+    responses: dict[int, dict[str, Any]] = {}
+    with service.db.write() as conn:
+        for item in items:
+            if item.rtype == "Patient":
+                patient, created = service.register_patient_in(conn, access, item.resource)
+                if item.full_url:
+                    urns[item.full_url] = f"Patient/{patient['id']}"
+                responses[item.index] = _response(patient, created)
+        for item in items:
+            item.resource = _rewrite(item.resource, urns, f"Bundle.entry[{item.index}].resource")
+        patient_ids = set()
+        creates_list = [i for i in items if i.rtype == "List"]
+        for item in items:
+            where = f"Bundle.entry[{item.index}].resource"
+            if item.rtype in ("List", *LIST_RESOURCES) and item.method == "POST":
+                patient_ids.add(service.resolve_patient(conn, access, item.resource.get("subject"),
+                                                        f"{where}.subject"))
+            elif item.method == "PUT" and item.rid:
+                row = repo.resource_row(conn, item.rtype, item.rid)
+                if row is None:
+                    raise InvalidInput(f"{item.rtype}/{item.rid} does not exist.", f"Bundle.entry[{item.index}].request.url")
+                patient_ids.add(row.patient_id)
+        if len(patient_ids) > 1:
+            raise InvalidInput("A transaction changes one patient's list; these entries name several patients.",
+                               "Bundle.entry")
+        if len(creates_list) > 1:
+            raise InvalidInput("A transaction can create at most one List.", "Bundle.entry")
+        if creates_list and creates_list[0].resource.get("entry"):
+            raise InvalidInput("Create the List empty; its entries are the MedicationStatements.",
+                               f"Bundle.entry[{creates_list[0].index}].resource.entry")
+        if patient_ids:
+            # Prescriptions first, so entries in the same Bundle can link to them.
+            order = {"MedicationRequest": 0, "MedicationStatement": 1}
+            change_items = sorted(
+                (i for i in items if i.rtype in LIST_RESOURCES),
+                key=lambda i: (i.method != "POST", order[i.rtype], i.index),
+            )
+            ops = [
+                Op("create" if i.method == "POST" else "update", i.rtype, i.rid,
+                   validate(i.resource, i.rtype), i.if_match,
+                   where=f"Bundle.entry[{i.index}].resource")
+                for i in change_items
+            ]
+            result = service.apply_in(conn, access, patient_ids.pop(), ops, reason,
+                                      create_list=bool(creates_list))
+            by_id = {(w.rtype, w.id): w for w in result.written}
+            for i in change_items:
+                assert i.rid is not None  # noqa: S101
+                written = by_id.get((i.rtype, i.rid))
+                if written is not None:
+                    responses[i.index] = _written_response(written, i.method == "POST")
+            if creates_list and result.list_version is not None:
+                stored = repo.list_documents(conn, list_id=result.list_id)
+                assert stored is not None  # noqa: S101
+                responses[creates_list[0].index] = {
+                    "response": {"status": "201 Created", "location": f"List/{result.list_id}/_history/{stored.version}",
+                                 "etag": f'W/"{stored.version}"'},
+                }
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [responses.get(i.index, {"response": {"status": "200 OK"}}) for i in items],
+    }
+
+
+def _response(resource: dict[str, Any], created: bool) -> dict[str, Any]:
+    version = resource["meta"]["versionId"]
+    return {
+        "resource": resource,
+        "response": {
+            "status": "201 Created" if created else "200 OK",
+            "location": f"{resource['resourceType']}/{resource['id']}/_history/{version}",
+            "etag": f'W/"{version}"',
+            "lastModified": resource["meta"]["lastUpdated"],
+        },
+    }
+
+
+def _written_response(written: Written, created: bool) -> dict[str, Any]:
+    return _response(written.resource, created and written.created)
+

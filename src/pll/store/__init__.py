@@ -1,0 +1,1 @@
+"""Database tables, repositories and migrations; only services use this package."""

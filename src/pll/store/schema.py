@@ -1,0 +1,188 @@
+"""The tables, as SQLAlchemy Core metadata.
+
+The schema is *built* by the Alembic migrations (``pll db upgrade``), never by
+``create_all``; a test checks that the migrations and this module agree. JSON is stored as
+text so the read path can return the stored document untouched.
+
+Timestamps are UTC. SQLite has no time zone type, so :class:`UTCDateTime` stores naive UTC
+and hands back aware values on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC ``datetime`` on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC)
+
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+ID = 64  # FHIR ids are at most 64 characters
+
+patient = Table(
+    "patient",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("identifier_system", String(64), nullable=False),
+    Column("identifier_value", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("resource", Text, nullable=False),
+    UniqueConstraint("identifier_system", "identifier_value", name="uq_patient_identifier"),
+)
+
+pll = Table(
+    "pll",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False, unique=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("baton", Text, nullable=False),
+    Column("pause", Text),
+    Column("confirmation", Text),
+    # When a discontinued entry next drops off (90 days), the stored documents expire.
+    Column("expires_at", UTCDateTime),
+    Column("list_json", Text, nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+pll_version = Table(
+    "pll_version",
+    metadata,
+    Column("list_id", String(ID), ForeignKey("pll.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("activity", String(200), nullable=False),
+    Column("reason", Text),
+    Column("touched", Text, nullable=False),
+    Column("list_json", Text, nullable=False),
+)
+
+entry = Table(
+    "entry",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("list_id", String(ID), ForeignKey("pll.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("last_changed", UTCDateTime, nullable=False),
+    Column("changed_by", Text, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("resource", Text, nullable=False),
+    Index("ix_entry_list_status", "list_id", "status"),
+)
+
+entry_version = Table(
+    "entry_version",
+    metadata,
+    Column("entry_id", String(ID), ForeignKey("entry.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("list_version", Integer, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("changed_by", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+)
+
+prescription = Table(
+    "prescription",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("list_id", String(ID), ForeignKey("pll.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("prior_id", String(ID)),
+    Column("last_changed", UTCDateTime, nullable=False),
+    Column("changed_by", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Index("ix_prescription_list_status", "list_id", "status"),
+    Index("ix_prescription_prior", "prior_id"),
+)
+
+prescription_version = Table(
+    "prescription_version",
+    metadata,
+    Column("prescription_id", String(ID), ForeignKey("prescription.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("list_version", Integer, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("changed_by", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+)
+
+provenance_target = Table(
+    "provenance_target",
+    metadata,
+    Column("target_type", String(40), primary_key=True),
+    Column("target_id", String(ID), primary_key=True),
+    Column("list_id", String(ID), primary_key=True),
+    Column("list_version", Integer, primary_key=True),
+    Column("target_version", Integer, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("patient_id", String(ID), nullable=False),
+    Column("list_id", String(ID), nullable=False),
+    Column("list_version", Integer, nullable=False),
+    Column("kind", String(60), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("resource_id", String(ID)),
+    Column("patient_id", String(ID)),
+    Index("ix_audit_patient", "patient_id", "recorded_at"),
+)
