@@ -88,7 +88,7 @@ def _person(resource: dict[str, Any]) -> tuple[str, str]:
     for i, ident in enumerate(resource.get("identifier") or []):
         if ident.get("system") in (systems.FNR, systems.DNR):
             parsed = parse_person_identifier(ident.get("system"), str(ident.get("value", "")),
-                                             f"Patient.identifier[{i}].value")
+                                             f"Patient.identifier[{i}]")
             found.append((parsed.system, parsed.value))
     if len(found) != 1:
         raise InvalidInput(
@@ -176,7 +176,7 @@ class PLLService:
         elif subject.get("identifier"):
             ident = subject["identifier"]
             parsed = parse_person_identifier(ident.get("system"), str(ident.get("value", "")),
-                                             where + ".identifier.value")
+                                             where + ".identifier")
             row = repo.find_patient(conn, parsed.system, parsed.value)
             if row is None:
                 raise InvalidInput(f"No patient is registered with {parsed.kind} {parsed.value}.",

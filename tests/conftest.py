@@ -1,0 +1,167 @@
+"""Shared fixtures: a real database per backend, built by the migrations, and a live server.
+
+Every integration test runs once on SQLite and once on PostgreSQL (STYLE: one contract suite
+for every backend). The schema comes from ``alembic upgrade head``, never ``create_all``;
+tables are emptied between tests. With ``CI=true`` an unreachable PostgreSQL fails the run
+instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from pll.api.app import create_app
+from pll.auth.tokens import issue
+from pll.config import Settings
+from pll.services.lists import PLLService
+from pll.store.db import Database, normalise_url
+from pll.store.schema import metadata
+
+PG_ADMIN_URL = os.environ.get("PLL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
+
+
+class Clock:
+    """A clock tests can move; the services take time only from here."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **kwargs: float) -> None:
+        self.offset += timedelta(**kwargs)
+
+
+def _postgres_database(tmp_name: str) -> str:
+    admin = sa.create_engine(normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{tmp_name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{tmp_name}"'))
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}")
+    finally:
+        admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{tmp_name}"
+
+
+def _drop_postgres_database(tmp_name: str) -> None:
+    admin = sa.create_engine(normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{tmp_name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "pll.sqlite3"
+        db = Database(f"sqlite:///{path}")
+        db.upgrade()
+        yield db
+        db.dispose()
+        return
+    name = f"pll_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    db = Database(_postgres_database(name))
+    db.upgrade()
+    yield db
+    db.dispose()
+    _drop_postgres_database(name)
+
+
+def empty_tables(db: Database) -> None:
+    with db.write() as conn:
+        if db.is_sqlite:
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
+        else:
+            names = ", ".join(t.name for t in metadata.sorted_tables)
+            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pll-data")
+
+
+@dataclass
+class LiveServer:
+    base: str
+    data_dir: Path
+    db: Database
+    service: PLLService
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, persona: str, pid: str | None = None) -> str:
+        key = f"{persona}:{pid}"
+        if key not in self.tokens:
+            self.tokens[key] = issue(self.data_dir, persona, pid)
+        return self.tokens[key]
+
+    def client(self, persona: str = "gp", pid: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base,
+            headers={"Authorization": f"Bearer {self.token(persona, pid)}",
+                     "Content-Type": "application/fhir+json"},
+            timeout=30,
+        )
+
+
+@pytest.fixture(scope="session")
+def live_server(database: Database, data_dir: Path, clock: Clock) -> Iterator[LiveServer]:
+    """The real ASGI app on a real socket, sharing the test's database and clock."""
+    service = PLLService(database, clock=clock)
+    app = create_app(Settings(data_dir=data_dir, database_url=database.url), service)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield LiveServer(f"http://127.0.0.1:{port}", data_dir, database, service)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(live_server: LiveServer, clock: Clock) -> Iterator[LiveServer]:
+    """The live server with empty tables and the clock at now."""
+    empty_tables(live_server.db)
+    clock.offset = timedelta()
+    yield live_server
+
+
+def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to assert that a refused request changed nothing."""
+    out = {}
+    with db.read() as conn:
+        for table in metadata.sorted_tables:
+            rows = conn.execute(sa.select(table)).all()
+            out[table.name] = sorted((tuple(r) for r in rows), key=repr)
+    return out

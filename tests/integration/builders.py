@@ -1,0 +1,92 @@
+"""Small builders for the FHIR resources the integration tests send."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+
+from pll.domain.identifiers import generate_synthetic_fnr
+
+FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
+ATC = "http://www.whocc.no/atc"
+_rng = random.Random(80)
+
+
+def new_fnr() -> str:
+    return generate_synthetic_fnr(_rng)
+
+
+def patient(fnr: str | None = None) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": FNR, "value": fnr or new_fnr()}],
+        "name": [{"family": "Testesen", "given": ["Tore"]}],
+    }
+
+
+def dose(amount: float, *when: str, unit: str = "tablett") -> list[dict[str, Any]]:
+    return [{"timing": {"repeat": {"when": list(when)}},
+             "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit}}]}]
+
+
+def statement(patient_ref: str, name: str, atc: str, amount: float = 1, *when: str,
+              based_on: list[str] | None = None) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "MedicationStatement",
+        "status": "active",
+        "medicationCodeableConcept": {"coding": [{"system": ATC, "code": atc}], "text": name},
+        "subject": {"reference": patient_ref},
+        "dosage": dose(amount, *(when or ("MORN",))),
+    }
+    if based_on:
+        res["basedOn"] = [{"reference": r} for r in based_on]
+    return res
+
+
+def prescription(patient_ref: str, name: str, atc: str, prior: str | None = None) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": ATC, "code": atc}], "text": name},
+        "subject": {"reference": patient_ref},
+        "dosageInstruction": dose(1, "MORN"),
+    }
+    if prior:
+        res["priorPrescription"] = {"reference": prior}
+    return res
+
+
+DRUGS = [
+    ("Metformin tab 500 mg", "A10BA02"),
+    ("Atorvastatin tab 20 mg", "C10AA05"),
+    ("Amlodipin tab 5 mg", "C08CA01"),
+    ("Sertralin tab 50 mg", "N06AB06"),
+    ("Levaxin tab 50 mikrog", "H03AA01"),
+]
+
+
+def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    assert response.status_code == status, f"{response.status_code}: {response.text}"
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def etag(response: httpx.Response) -> str:
+    return response.headers["ETag"]
+
+
+def new_patient_with_list(client: httpx.Client) -> tuple[str, str]:
+    """Register a patient and create their PLL; returns (patient id, list id)."""
+    pid = ok(client.post("/fhir/Patient", json=patient()), 201)["id"]
+    lst = ok(client.post("/fhir/List", json={"resourceType": "List", "status": "current", "mode": "working",
+                                             "subject": {"reference": f"Patient/{pid}"}}), 201)
+    return pid, lst["id"]
+
+
+def outcome_text(response: httpx.Response) -> str:
+    data = response.json()
+    assert data["resourceType"] == "OperationOutcome", data
+    return " ".join(i.get("diagnostics", "") for i in data["issue"])
