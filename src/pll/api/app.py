@@ -7,12 +7,14 @@ from importlib.metadata import PackageNotFoundError, version
 import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from pll.api.fhir_routes import ROUTES, capability_statement
-from pll.api.http import FHIR_JSON, endpoint
+from pll.api.http import FHIR_JSON, endpoint, fhir_response
+from pll.fhir.outcome import issue, outcome
 from pll.auth.tokens import Verifier
 from pll.config import Settings
 from pll.services.lists import PLLService
@@ -39,6 +41,15 @@ async def healthz(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer in FHIR too."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = {404: f"No such endpoint: {request.url.path}. See /fhir/metadata for what is served.",
+               405: f"{request.method} is not supported on {request.url.path}."}.get(status, "Request failed.")
+    code = {404: "not-found", 405: "not-supported"}.get(status, "processing")
+    return fhir_response(outcome(issue(message, code=code)), status)
+
+
 def create_app(settings: Settings | None = None, service: PLLService | None = None) -> Starlette:
     """Build the application; ``service`` may be given by tests that share a database."""
     settings = settings or Settings.from_env()
@@ -48,7 +59,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     routes = [Route("/healthz", healthz, methods=["GET"]),
               Route("/fhir/metadata", metadata, methods=["GET"])]
     routes += [Route(r.path, endpoint(r.handler), methods=[r.method]) for r in ROUTES]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.service = service
     app.state.verifier = Verifier(settings.data_dir)
     return app

@@ -1,0 +1,232 @@
+"""Bad input on purpose: each gets a clear 4xx OperationOutcome and changes nothing (rule 8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import LiveServer, snapshot
+from tests.integration.builders import (
+    DRUGS,
+    FNR,
+    new_patient_with_list,
+    ok,
+    outcome_text,
+    patient,
+    statement,
+)
+
+
+@pytest.fixture
+def listed(server: LiveServer) -> dict[str, Any]:
+    """A patient with a PLL holding one entry."""
+    with server.client() as gp:
+        pid, list_id = new_patient_with_list(gp)
+        entry = ok(gp.post("/fhir/MedicationStatement", json=statement(f"Patient/{pid}", *DRUGS[0])), 201)
+    return {"pid": pid, "list": list_id, "entry": entry}
+
+
+def _refused(server: LiveServer, method: str, url: str, status: int, *, body: Any = None,
+             content: bytes | None = None, headers: dict[str, str] | None = None,
+             persona: str = "gp") -> tuple[str, list[str]]:
+    before = snapshot(server.db)
+    with server.client(persona) as client:
+        r = client.request(method, url, json=body, content=content, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    expressions = [e for i in r.json()["issue"] for e in i.get("expression", [])]
+    assert snapshot(server.db) == before, "a refused request changed the database"
+    return outcome_text(r), expressions
+
+
+def test_malformed_json_names_the_line(server: LiveServer) -> None:
+    text, _ = _refused(server, "POST", "/fhir/Patient", 400, content=b'{"resourceType": "Patient",\n "x": }')
+    assert "not valid JSON at line 2" in text
+
+
+def test_empty_body(server: LiveServer) -> None:
+    text, _ = _refused(server, "POST", "/fhir/Patient", 400, content=b"")
+    assert "empty" in text
+
+
+def test_wrong_resource_type(server: LiveServer) -> None:
+    text, expr = _refused(server, "POST", "/fhir/MedicationStatement", 400, body=patient())
+    assert "Expected resourceType 'MedicationStatement', got 'Patient'" in text
+    assert expr == ["resourceType"]
+
+
+def test_unknown_element_is_located(server: LiveServer, listed: dict[str, Any]) -> None:
+    body = statement(f"Patient/{listed['pid']}", *DRUGS[1])
+    body["dosage"][0]["timing"]["repeat"]["colour"] = "blue"
+    text, expr = _refused(server, "POST", "/fhir/MedicationStatement", 400, body=body)
+    assert "Unknown element" in text
+    assert expr == ["MedicationStatement.dosage[0].timing.repeat.colour"]
+
+
+def test_fodselsnummer_with_a_wrong_check_digit(server: LiveServer) -> None:
+    good = patient()["identifier"][0]["value"]
+    bad = good[:10] + str((int(good[10]) + 1) % 10)
+    text, expr = _refused(server, "POST", "/fhir/Patient", 400,
+                          body={"resourceType": "Patient", "identifier": [{"system": FNR, "value": bad}]})
+    assert "check digit" in text
+    assert expr == ["Patient.identifier[0].value"]
+
+
+def test_unsupported_media_type(server: LiveServer) -> None:
+    text, _ = _refused(server, "POST", "/fhir/Patient", 415, content=b"<Patient/>",
+                       headers={"Content-Type": "application/fhir+xml"})
+    assert "application/fhir+json" in text
+
+
+def test_unknown_entry(server: LiveServer, listed: dict[str, Any]) -> None:
+    body = dict(listed["entry"], id="does-not-exist")
+    text, _ = _refused(server, "PUT", "/fhir/MedicationStatement/does-not-exist", 404, body=body,
+                       headers={"If-Match": 'W/"1"'})
+    assert "does not exist" in text
+    _refused(server, "GET", "/fhir/MedicationStatement/does-not-exist", 404)
+
+
+def test_missing_if_match(server: LiveServer, listed: dict[str, Any]) -> None:
+    entry = dict(listed["entry"], status="on-hold")
+    text, _ = _refused(server, "PUT", f"/fhir/MedicationStatement/{entry['id']}", 428, body=entry)
+    assert 'If-Match: W/"1"' in text
+
+
+def test_stale_if_match(server: LiveServer, listed: dict[str, Any]) -> None:
+    entry = dict(listed["entry"], status="on-hold")
+    text, _ = _refused(server, "PUT", f"/fhir/MedicationStatement/{entry['id']}", 412, body=entry,
+                       headers={"If-Match": 'W/"7"'})
+    assert "you hold version 7, the current version is 1" in text
+
+
+def test_garbled_if_match(server: LiveServer, listed: dict[str, Any]) -> None:
+    entry = dict(listed["entry"], status="on-hold")
+    text, _ = _refused(server, "PUT", f"/fhir/MedicationStatement/{entry['id']}", 400, body=entry,
+                       headers={"If-Match": "yesterday"})
+    assert "If-Match" in text
+
+
+def test_discontinue_without_reason(server: LiveServer, listed: dict[str, Any]) -> None:
+    entry = dict(listed["entry"], status="stopped")
+    text, expr = _refused(server, "PUT", f"/fhir/MedicationStatement/{entry['id']}", 400, body=entry,
+                          headers={"If-Match": 'W/"1"'})
+    assert "reason" in text
+    assert expr == ["MedicationStatement.statusReason"]
+
+
+def test_bad_atc_code(server: LiveServer, listed: dict[str, Any]) -> None:
+    text, expr = _refused(server, "POST", "/fhir/MedicationStatement", 400,
+                          body=statement(f"Patient/{listed['pid']}", "Noe", "paracet"))
+    assert "not an ATC code" in text
+    assert expr == ["MedicationStatement.medicationCodeableConcept.coding[0].code"]
+
+
+def test_bad_dosage_is_located(server: LiveServer, listed: dict[str, Any]) -> None:
+    body = statement(f"Patient/{listed['pid']}", *DRUGS[1])
+    body["dosage"][0]["doseAndRate"][0]["doseQuantity"]["value"] = -1
+    _, expr = _refused(server, "POST", "/fhir/MedicationStatement", 400, body=body)
+    assert expr[0].startswith("MedicationStatement.dosage[0].doseAndRate[0].doseQuantity")
+
+
+def test_entry_for_a_patient_without_a_list(server: LiveServer) -> None:
+    with server.client() as gp:
+        pid = ok(gp.post("/fhir/Patient", json=patient()), 201)["id"]
+    text, _ = _refused(server, "POST", "/fhir/MedicationStatement", 409,
+                       body=statement(f"Patient/{pid}", *DRUGS[0]))
+    assert "has no PLL yet" in text
+
+
+def test_second_list_for_a_patient(server: LiveServer, listed: dict[str, Any]) -> None:
+    text, _ = _refused(server, "POST", "/fhir/List", 409, body={
+        "resourceType": "List", "status": "current", "mode": "working",
+        "subject": {"reference": f"Patient/{listed['pid']}"}})
+    assert "already has a PLL" in text
+
+
+def test_transaction_with_one_bad_entry_writes_nothing(server: LiveServer, listed: dict[str, Any]) -> None:
+    ref = f"Patient/{listed['pid']}"
+    bad = statement(ref, *DRUGS[2])
+    bad["status"] = "stopped"  # a new entry cannot start discontinued
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": statement(ref, *DRUGS[1]), "request": {"method": "POST", "url": "MedicationStatement"}},
+        {"resource": bad, "request": {"method": "POST", "url": "MedicationStatement"}},
+        {"resource": dict(listed["entry"], status="on-hold"),
+         "request": {"method": "PUT", "url": f"MedicationStatement/{listed['entry']['id']}", "ifMatch": 'W/"1"'}},
+    ]}
+    text, expr = _refused(server, "POST", "/fhir", 400, body=bundle)
+    assert "must have status 'active' or 'on-hold'" in text
+    assert expr == ["Bundle.entry[1].resource.status"]
+
+
+def test_transaction_with_an_unresolvable_reference(server: LiveServer) -> None:
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "List", "status": "current", "mode": "working",
+                      "subject": {"reference": "urn:uuid:0b8f0a5e-0000-4000-8000-000000000000"}},
+         "request": {"method": "POST", "url": "List"}},
+    ]}
+    text, _ = _refused(server, "POST", "/fhir", 400, body=bundle)
+    assert "does not name an entry of this transaction" in text
+
+
+def test_unknown_search_parameter(server: LiveServer) -> None:
+    text, expr = _refused(server, "GET", "/fhir/MedicationStatement?colour=blue", 400)
+    assert "Unsupported search parameter" in text
+    assert expr == ["colour"]
+
+
+def test_bad_paging(server: LiveServer, listed: dict[str, Any]) -> None:
+    text, _ = _refused(server, "GET", f"/fhir/MedicationStatement?patient={listed['pid']}&_count=0", 400)
+    assert "_count" in text
+
+
+def test_no_token(server: LiveServer) -> None:
+    before = snapshot(server.db)
+    import httpx
+
+    r = httpx.post(f"{server.base}/fhir/Patient", json=patient())
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "access token" in outcome_text(r)
+    assert snapshot(server.db) == before
+
+
+def test_forged_token(server: LiveServer) -> None:
+    import httpx
+
+    token = server.token("gp")
+    head, body, sig = token.split(".")
+    r = httpx.get(f"{server.base}/fhir/Patient?identifier=x", headers={"Authorization": f"Bearer {head}.{body}.{sig[::-1]}"})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("persona", ["nurse", "pharmacist"])
+def test_only_doctors_change_the_list(server: LiveServer, listed: dict[str, Any], persona: str) -> None:
+    entry = dict(listed["entry"], status="on-hold")
+    text, _ = _refused(server, "PUT", f"/fhir/MedicationStatement/{entry['id']}", 403, body=entry,
+                       headers={"If-Match": 'W/"1"'}, persona=persona)
+    assert "Only doctors" in text
+    _refused(server, "POST", "/fhir/MedicationStatement", 403,
+             body=statement(f"Patient/{listed['pid']}", *DRUGS[1]), persona=persona)
+
+
+def test_a_patient_reads_only_their_own_list(server: LiveServer, listed: dict[str, Any]) -> None:
+    with server.client() as gp:
+        fnr = gp.get(f"/fhir/Patient/{listed['pid']}").json()["identifier"][0]["value"]
+    with server.client("patient", fnr) as me:
+        assert me.get(f"/fhir/List/{listed['list']}").status_code == 200
+    with server.client("patient", "17855116340") as stranger:
+        r = stranger.get(f"/fhir/List/{listed['list']}")
+        assert r.status_code == 403
+        assert "only their own" in outcome_text(r)
+
+
+def test_unknown_route_and_method_are_outcomes(server: LiveServer) -> None:
+    import httpx
+
+    r = httpx.get(f"{server.base}/fhir/Observation")
+    assert r.status_code == 404
+    assert r.json()["resourceType"] == "OperationOutcome"
+    r = httpx.delete(f"{server.base}/fhir/List/x")
+    assert r.status_code == 405
+    assert r.json()["resourceType"] == "OperationOutcome"
