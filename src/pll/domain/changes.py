@@ -73,8 +73,9 @@ def _reason_text(content: dict[str, Any]) -> str | None:
     reason = content.get("statusReason")
     if not reason:
         return None
+    # MedicationStatement.statusReason is a list; MedicationRequest.statusReason is one concept.
     texts = []
-    for concept in reason:
+    for concept in reason if isinstance(reason, list) else [reason]:
         text = concept.get("text") or next(
             (c.get("display") or c.get("code") for c in concept.get("coding", [])), None
         )
@@ -308,7 +309,7 @@ class ListChange:
             return
         content = copy.deepcopy(rx.content)
         content["status"] = "stopped"
-        content["statusReason"] = [{"text": reason}]
+        content["statusReason"] = {"text": reason}
         self._put_prescription(rx, content, "recall")
 
     def _put_prescription(self, rx: Prescription, content: dict[str, Any], activity: str) -> Prescription:

@@ -58,8 +58,9 @@ def element_text(element: str, value: Any) -> str | None:
     if element.startswith("medication"):
         return medication_name({element: value})
     if element in ("statusReason", "reasonCode", "category"):
+        concepts = value if isinstance(value, list) else [value]
         texts = [c.get("text") or ", ".join(x.get("display") or x.get("code", "") for x in c.get("coding", []))
-                 for c in value]
+                 for c in concepts]
         return "; ".join(t for t in texts if t)
     if element == "basedOn":
         return ", ".join(ref.get("reference", "") for ref in value)

@@ -39,6 +39,8 @@ def parse_json(body: bytes) -> Any:
 def _path(resource_type: str, loc: tuple[int | str, ...]) -> str:
     out = resource_type
     for part in loc:
+        if part == "root":  # pydantic's name for a model's own value, not a FHIR element
+            continue
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
