@@ -70,7 +70,9 @@ def _drop_postgres_database(tmp_name: str) -> None:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("sqlite") / "pll.sqlite3"
         db = Database(f"sqlite:///{path}")
@@ -123,8 +125,10 @@ class LiveServer:
     def client(self, persona: str = "gp", pid: str | None = None) -> httpx.Client:
         return httpx.Client(
             base_url=self.base,
-            headers={"Authorization": f"Bearer {self.token(persona, pid)}",
-                     "Content-Type": "application/fhir+json"},
+            headers={
+                "Authorization": f"Bearer {self.token(persona, pid)}",
+                "Content-Type": "application/fhir+json",
+            },
             timeout=30,
         )
 
@@ -150,11 +154,11 @@ def live_server(database: Database, data_dir: Path, clock: Clock) -> Iterator[Li
 
 
 @pytest.fixture
-def server(live_server: LiveServer, clock: Clock) -> Iterator[LiveServer]:
+def server(live_server: LiveServer, clock: Clock) -> LiveServer:
     """The live server with empty tables and the clock at now."""
     empty_tables(live_server.db)
     clock.offset = timedelta()
-    yield live_server
+    return live_server
 
 
 def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:

@@ -53,8 +53,15 @@ def serve(host: str, port: int, workers: int) -> None:
 
     signing_key(settings.data_dir)  # made once here, not raced by several workers
     click.echo(f"PLL serving FHIR at http://{host}:{port}/fhir ({workers} worker(s))")
-    uvicorn.run("pll.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        "pll.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @main.command()
@@ -78,8 +85,11 @@ def demo(patients: int, seed: int) -> None:
 
 
 @main.command()
-@click.option("--persona", required=True,
-              type=click.Choice(["gp", "hospital-doctor", "nurse", "pharmacist", "patient"]))
+@click.option(
+    "--persona",
+    required=True,
+    type=click.Choice(["gp", "hospital-doctor", "nurse", "pharmacist", "patient"]),
+)
 @click.option("--pid", default=None, help="fødselsnummer, for the patient persona")
 @click.option("--ttl", default=8 * 3600, show_default=True, type=int, help="lifetime in seconds")
 def token(persona: str, pid: str | None, ttl: int) -> None:

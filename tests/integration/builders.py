@@ -27,12 +27,22 @@ def patient(fnr: str | None = None) -> dict[str, Any]:
 
 
 def dose(amount: float, *when: str, unit: str = "tablett") -> list[dict[str, Any]]:
-    return [{"timing": {"repeat": {"when": list(when)}},
-             "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit}}]}]
+    return [
+        {
+            "timing": {"repeat": {"when": list(when)}},
+            "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit}}],
+        }
+    ]
 
 
-def statement(patient_ref: str, name: str, atc: str, amount: float = 1, *when: str,
-              based_on: list[str] | None = None) -> dict[str, Any]:
+def statement(
+    patient_ref: str,
+    name: str,
+    atc: str,
+    amount: float = 1,
+    *when: str,
+    based_on: list[str] | None = None,
+) -> dict[str, Any]:
     res: dict[str, Any] = {
         "resourceType": "MedicationStatement",
         "status": "active",
@@ -81,8 +91,18 @@ def etag(response: httpx.Response) -> str:
 def new_patient_with_list(client: httpx.Client) -> tuple[str, str]:
     """Register a patient and create their PLL; returns (patient id, list id)."""
     pid = ok(client.post("/fhir/Patient", json=patient()), 201)["id"]
-    lst = ok(client.post("/fhir/List", json={"resourceType": "List", "status": "current", "mode": "working",
-                                             "subject": {"reference": f"Patient/{pid}"}}), 201)
+    lst = ok(
+        client.post(
+            "/fhir/List",
+            json={
+                "resourceType": "List",
+                "status": "current",
+                "mode": "working",
+                "subject": {"reference": f"Patient/{pid}"},
+            },
+        ),
+        201,
+    )
     return pid, lst["id"]
 
 

@@ -23,13 +23,23 @@ def listed(server: LiveServer) -> dict[str, Any]:
     """A patient with a PLL holding one entry."""
     with server.client() as gp:
         pid, list_id = new_patient_with_list(gp)
-        entry = ok(gp.post("/fhir/MedicationStatement", json=statement(f"Patient/{pid}", *DRUGS[0])), 201)
+        entry = ok(
+            gp.post("/fhir/MedicationStatement", json=statement(f"Patient/{pid}", *DRUGS[0])), 201
+        )
     return {"pid": pid, "list": list_id, "entry": entry}
 
 
-def _refused(server: LiveServer, method: str, url: str, status: int, *, body: Any = None,
-             content: bytes | None = None, headers: dict[str, str] | None = None,
-             persona: str = "gp") -> tuple[str, list[str]]:
+def _refused(
+    server: LiveServer,
+    method: str,
+    url: str,
+    status: int,
+    *,
+    body: Any = None,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    persona: str = "gp",
+) -> tuple[str, list[str]]:
     before = snapshot(server.db)
     with server.client(persona) as client:
         r = client.request(method, url, json=body, content=content, headers=headers)
@@ -41,7 +51,9 @@ def _refused(server: LiveServer, method: str, url: str, status: int, *, body: An
 
 
 def test_malformed_json_names_the_line(server: LiveServer) -> None:
-    text, _ = _refused(server, "POST", "/fhir/Patient", 400, content=b'{"resourceType": "Patient",\n "x": }')
+    text, _ = _refused(
+        server, "POST", "/fhir/Patient", 400, content=b'{"resourceType": "Patient",\n "x": }'
+    )
     assert "not valid JSON at line 2" in text
 
 
@@ -67,22 +79,39 @@ def test_unknown_element_is_located(server: LiveServer, listed: dict[str, Any]) 
 def test_fodselsnummer_with_a_wrong_check_digit(server: LiveServer) -> None:
     good = patient()["identifier"][0]["value"]
     bad = good[:10] + str((int(good[10]) + 1) % 10)
-    text, expr = _refused(server, "POST", "/fhir/Patient", 400,
-                          body={"resourceType": "Patient", "identifier": [{"system": FNR, "value": bad}]})
+    text, expr = _refused(
+        server,
+        "POST",
+        "/fhir/Patient",
+        400,
+        body={"resourceType": "Patient", "identifier": [{"system": FNR, "value": bad}]},
+    )
     assert "check digit" in text
     assert expr == ["Patient.identifier[0].value"]
 
 
 def test_unsupported_media_type(server: LiveServer) -> None:
-    text, _ = _refused(server, "POST", "/fhir/Patient", 415, content=b"<Patient/>",
-                       headers={"Content-Type": "application/fhir+xml"})
+    text, _ = _refused(
+        server,
+        "POST",
+        "/fhir/Patient",
+        415,
+        content=b"<Patient/>",
+        headers={"Content-Type": "application/fhir+xml"},
+    )
     assert "application/fhir+json" in text
 
 
 def test_unknown_entry(server: LiveServer, listed: dict[str, Any]) -> None:
     body = dict(listed["entry"], id="does-not-exist")
-    text, _ = _refused(server, "PUT", "/fhir/MedicationStatement/does-not-exist", 404, body=body,
-                       headers={"If-Match": 'W/"1"'})
+    text, _ = _refused(
+        server,
+        "PUT",
+        "/fhir/MedicationStatement/does-not-exist",
+        404,
+        body=body,
+        headers={"If-Match": 'W/"1"'},
+    )
     assert "does not exist" in text
     _refused(server, "GET", "/fhir/MedicationStatement/does-not-exist", 404)
 
@@ -95,29 +124,52 @@ def test_missing_if_match(server: LiveServer, listed: dict[str, Any]) -> None:
 
 def test_stale_if_match(server: LiveServer, listed: dict[str, Any]) -> None:
     entry = dict(listed["entry"], status="on-hold")
-    text, _ = _refused(server, "PUT", f"/fhir/MedicationStatement/{entry['id']}", 412, body=entry,
-                       headers={"If-Match": 'W/"7"'})
+    text, _ = _refused(
+        server,
+        "PUT",
+        f"/fhir/MedicationStatement/{entry['id']}",
+        412,
+        body=entry,
+        headers={"If-Match": 'W/"7"'},
+    )
     assert "you hold version 7, the current version is 1" in text
 
 
 def test_garbled_if_match(server: LiveServer, listed: dict[str, Any]) -> None:
     entry = dict(listed["entry"], status="on-hold")
-    text, _ = _refused(server, "PUT", f"/fhir/MedicationStatement/{entry['id']}", 400, body=entry,
-                       headers={"If-Match": "yesterday"})
+    text, _ = _refused(
+        server,
+        "PUT",
+        f"/fhir/MedicationStatement/{entry['id']}",
+        400,
+        body=entry,
+        headers={"If-Match": "yesterday"},
+    )
     assert "If-Match" in text
 
 
 def test_discontinue_without_reason(server: LiveServer, listed: dict[str, Any]) -> None:
     entry = dict(listed["entry"], status="stopped")
-    text, expr = _refused(server, "PUT", f"/fhir/MedicationStatement/{entry['id']}", 400, body=entry,
-                          headers={"If-Match": 'W/"1"'})
+    text, expr = _refused(
+        server,
+        "PUT",
+        f"/fhir/MedicationStatement/{entry['id']}",
+        400,
+        body=entry,
+        headers={"If-Match": 'W/"1"'},
+    )
     assert "reason" in text
     assert expr == ["MedicationStatement.statusReason"]
 
 
 def test_bad_atc_code(server: LiveServer, listed: dict[str, Any]) -> None:
-    text, expr = _refused(server, "POST", "/fhir/MedicationStatement", 400,
-                          body=statement(f"Patient/{listed['pid']}", "Noe", "paracet"))
+    text, expr = _refused(
+        server,
+        "POST",
+        "/fhir/MedicationStatement",
+        400,
+        body=statement(f"Patient/{listed['pid']}", "Noe", "paracet"),
+    )
     assert "not an ATC code" in text
     assert expr == ["MedicationStatement.medicationCodeableConcept.coding[0].code"]
 
@@ -132,39 +184,78 @@ def test_bad_dosage_is_located(server: LiveServer, listed: dict[str, Any]) -> No
 def test_entry_for_a_patient_without_a_list(server: LiveServer) -> None:
     with server.client() as gp:
         pid = ok(gp.post("/fhir/Patient", json=patient()), 201)["id"]
-    text, _ = _refused(server, "POST", "/fhir/MedicationStatement", 409,
-                       body=statement(f"Patient/{pid}", *DRUGS[0]))
+    text, _ = _refused(
+        server,
+        "POST",
+        "/fhir/MedicationStatement",
+        409,
+        body=statement(f"Patient/{pid}", *DRUGS[0]),
+    )
     assert "has no PLL yet" in text
 
 
 def test_second_list_for_a_patient(server: LiveServer, listed: dict[str, Any]) -> None:
-    text, _ = _refused(server, "POST", "/fhir/List", 409, body={
-        "resourceType": "List", "status": "current", "mode": "working",
-        "subject": {"reference": f"Patient/{listed['pid']}"}})
+    text, _ = _refused(
+        server,
+        "POST",
+        "/fhir/List",
+        409,
+        body={
+            "resourceType": "List",
+            "status": "current",
+            "mode": "working",
+            "subject": {"reference": f"Patient/{listed['pid']}"},
+        },
+    )
     assert "already has a PLL" in text
 
 
-def test_transaction_with_one_bad_entry_writes_nothing(server: LiveServer, listed: dict[str, Any]) -> None:
+def test_transaction_with_one_bad_entry_writes_nothing(
+    server: LiveServer, listed: dict[str, Any]
+) -> None:
     ref = f"Patient/{listed['pid']}"
     bad = statement(ref, *DRUGS[2])
     bad["status"] = "stopped"  # a new entry cannot start discontinued
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": statement(ref, *DRUGS[1]), "request": {"method": "POST", "url": "MedicationStatement"}},
-        {"resource": bad, "request": {"method": "POST", "url": "MedicationStatement"}},
-        {"resource": dict(listed["entry"], status="on-hold"),
-         "request": {"method": "PUT", "url": f"MedicationStatement/{listed['entry']['id']}", "ifMatch": 'W/"1"'}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": statement(ref, *DRUGS[1]),
+                "request": {"method": "POST", "url": "MedicationStatement"},
+            },
+            {"resource": bad, "request": {"method": "POST", "url": "MedicationStatement"}},
+            {
+                "resource": dict(listed["entry"], status="on-hold"),
+                "request": {
+                    "method": "PUT",
+                    "url": f"MedicationStatement/{listed['entry']['id']}",
+                    "ifMatch": 'W/"1"',
+                },
+            },
+        ],
+    }
     text, expr = _refused(server, "POST", "/fhir", 400, body=bundle)
     assert "must have status 'active' or 'on-hold'" in text
     assert expr == ["Bundle.entry[1].resource.status"]
 
 
 def test_transaction_with_an_unresolvable_reference(server: LiveServer) -> None:
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": {"resourceType": "List", "status": "current", "mode": "working",
-                      "subject": {"reference": "urn:uuid:0b8f0a5e-0000-4000-8000-000000000000"}},
-         "request": {"method": "POST", "url": "List"}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "List",
+                    "status": "current",
+                    "mode": "working",
+                    "subject": {"reference": "urn:uuid:0b8f0a5e-0000-4000-8000-000000000000"},
+                },
+                "request": {"method": "POST", "url": "List"},
+            },
+        ],
+    }
     text, _ = _refused(server, "POST", "/fhir", 400, body=bundle)
     assert "does not name an entry of this transaction" in text
 
@@ -176,7 +267,9 @@ def test_unknown_search_parameter(server: LiveServer) -> None:
 
 
 def test_bad_paging(server: LiveServer, listed: dict[str, Any]) -> None:
-    text, _ = _refused(server, "GET", f"/fhir/MedicationStatement?patient={listed['pid']}&_count=0", 400)
+    text, _ = _refused(
+        server, "GET", f"/fhir/MedicationStatement?patient={listed['pid']}&_count=0", 400
+    )
     assert "_count" in text
 
 
@@ -196,18 +289,36 @@ def test_forged_token(server: LiveServer) -> None:
 
     token = server.token("gp")
     head, body, sig = token.split(".")
-    r = httpx.get(f"{server.base}/fhir/Patient?identifier=x", headers={"Authorization": f"Bearer {head}.{body}.{sig[::-1]}"})
+    r = httpx.get(
+        f"{server.base}/fhir/Patient?identifier=x",
+        headers={"Authorization": f"Bearer {head}.{body}.{sig[::-1]}"},
+    )
     assert r.status_code == 401
 
 
 @pytest.mark.parametrize("persona", ["nurse", "pharmacist"])
-def test_only_doctors_change_the_list(server: LiveServer, listed: dict[str, Any], persona: str) -> None:
+def test_only_doctors_change_the_list(
+    server: LiveServer, listed: dict[str, Any], persona: str
+) -> None:
     entry = dict(listed["entry"], status="on-hold")
-    text, _ = _refused(server, "PUT", f"/fhir/MedicationStatement/{entry['id']}", 403, body=entry,
-                       headers={"If-Match": 'W/"1"'}, persona=persona)
+    text, _ = _refused(
+        server,
+        "PUT",
+        f"/fhir/MedicationStatement/{entry['id']}",
+        403,
+        body=entry,
+        headers={"If-Match": 'W/"1"'},
+        persona=persona,
+    )
     assert "Only doctors" in text
-    _refused(server, "POST", "/fhir/MedicationStatement", 403,
-             body=statement(f"Patient/{listed['pid']}", *DRUGS[1]), persona=persona)
+    _refused(
+        server,
+        "POST",
+        "/fhir/MedicationStatement",
+        403,
+        body=statement(f"Patient/{listed['pid']}", *DRUGS[1]),
+        persona=persona,
+    )
 
 
 def test_a_patient_reads_only_their_own_list(server: LiveServer, listed: dict[str, Any]) -> None:

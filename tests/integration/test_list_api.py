@@ -13,7 +13,6 @@ from tests.conftest import Clock, LiveServer, snapshot
 from tests.integration.builders import (
     DRUGS,
     FNR,
-    etag,
     new_fnr,
     new_patient_with_list,
     ok,
@@ -31,13 +30,19 @@ def gp(server: LiveServer) -> Iterator[httpx.Client]:
 
 
 def _add(gp: httpx.Client, pid: str, drug: int = 0, **kw: Any) -> dict[str, Any]:
-    return ok(gp.post("/fhir/MedicationStatement", json=statement(f"Patient/{pid}", *DRUGS[drug], **kw)), 201)
+    return ok(
+        gp.post("/fhir/MedicationStatement", json=statement(f"Patient/{pid}", *DRUGS[drug], **kw)),
+        201,
+    )
 
 
 def _put(client: httpx.Client, resource: dict[str, Any], status: int = 200) -> dict[str, Any]:
     rtype = resource["resourceType"]
-    r = client.put(f"/fhir/{rtype}/{resource['id']}", json=resource,
-                   headers={"If-Match": f'W/"{resource["meta"]["versionId"]}"'})
+    r = client.put(
+        f"/fhir/{rtype}/{resource['id']}",
+        json=resource,
+        headers={"If-Match": f'W/"{resource["meta"]["versionId"]}"'},
+    )
     return ok(r, status)
 
 
@@ -64,12 +69,18 @@ def test_register_or_find_patient_by_fodselsnummer_and_d_nummer(gp: httpx.Client
         try:
             valid = _with_check_digits(candidate)
             parse_person_identifier(DNR_SYSTEM, valid)
-        except Exception:  # noqa: BLE001, S112 - search for a valid synthetic D-number
+        except Exception:
             continue
         break
-    r = gp.post("/fhir/Patient", json={"resourceType": "Patient", "identifier": [{"system": DNR_SYSTEM, "value": valid}]})
+    r = gp.post(
+        "/fhir/Patient",
+        json={"resourceType": "Patient", "identifier": [{"system": DNR_SYSTEM, "value": valid}]},
+    )
     assert r.status_code == 201, r.text
-    wrong_system = gp.post("/fhir/Patient", json={"resourceType": "Patient", "identifier": [{"system": FNR, "value": valid}]})
+    wrong_system = gp.post(
+        "/fhir/Patient",
+        json={"resourceType": "Patient", "identifier": [{"system": FNR, "value": valid}]},
+    )
     assert wrong_system.status_code == 400
     assert "D-nummer" in outcome_text(wrong_system) or "D-number" in outcome_text(wrong_system)
 
@@ -97,7 +108,9 @@ def test_whole_current_list_in_one_call(gp: httpx.Client) -> None:
     the_list = doc["entry"][0]["resource"]
     assert the_list["id"] == list_id
     assert the_list["meta"]["versionId"] == "4"
-    by_identifier = ok(gp.get("/fhir/List", params={"patient.identifier": f"{FNR}|{_fnr_of(gp, pid)}"}))
+    by_identifier = ok(
+        gp.get("/fhir/List", params={"patient.identifier": f"{FNR}|{_fnr_of(gp, pid)}"})
+    )
     assert by_identifier["entry"][0]["resource"]["id"] == list_id
     assert ok(gp.get("/fhir/List", params={"patient": "nobody"}))["total"] == 0
 
@@ -115,7 +128,8 @@ def test_an_unchanged_write_is_not_a_change(server: LiveServer, gp: httpx.Client
     after = snapshot(server.db)
     # Only the audit trail of the write's reads may grow; no version anywhere moved.
     assert {k: v for k, v in after.items() if k != "audit_event"} == {
-        k: v for k, v in before.items() if k != "audit_event"}
+        k: v for k, v in before.items() if k != "audit_event"
+    }
     assert ok(gp.get(f"/fhir/List/{list_id}"))["meta"]["versionId"] == "2"
 
 
@@ -125,10 +139,17 @@ def test_entry_lifecycle_pause_resume_discontinue_and_history(gp: httpx.Client) 
     paused = _put(gp, dict(entry, status="on-hold"))
     assert paused["meta"]["versionId"] == "2"
     resumed = _put(gp, dict(paused, status="active"))
-    stopped = _put(gp, dict(resumed, status="stopped", statusReason=[{"text": "Ikke lenger indisert"}]))
+    stopped = _put(
+        gp, dict(resumed, status="stopped", statusReason=[{"text": "Ikke lenger indisert"}])
+    )
     assert stopped["id"] == entry["id"]
     history = ok(gp.get(f"/fhir/MedicationStatement/{entry['id']}/_history"))
-    assert [e["resource"]["status"] for e in history["entry"]] == ["stopped", "active", "on-hold", "active"]
+    assert [e["resource"]["status"] for e in history["entry"]] == [
+        "stopped",
+        "active",
+        "on-hold",
+        "active",
+    ]
     assert history["entry"][-1]["request"]["method"] == "POST"
     v2 = ok(gp.get(f"/fhir/MedicationStatement/{entry['id']}/_history/2"))
     assert v2["status"] == "on-hold"
@@ -136,13 +157,20 @@ def test_entry_lifecycle_pause_resume_discontinue_and_history(gp: httpx.Client) 
     # Still on the list, discontinued, with its reason; refused when brought back.
     doc = _document(gp, pid)
     assert doc["entry"][1]["resource"]["status"] == "stopped"
-    r = gp.put(f"/fhir/MedicationStatement/{entry['id']}", json=dict(stopped, status="active"),
-               headers={"If-Match": etag_of(stopped)})
+    r = gp.put(
+        f"/fhir/MedicationStatement/{entry['id']}",
+        json=dict(stopped, status="active"),
+        headers={"If-Match": etag_of(stopped)},
+    )
     assert r.status_code == 409
-    provenance = ok(gp.get("/fhir/Provenance", params={"target": f"MedicationStatement/{entry['id']}"}))
+    provenance = ok(
+        gp.get("/fhir/Provenance", params={"target": f"MedicationStatement/{entry['id']}"})
+    )
     activities = [p["resource"]["activity"]["text"] for p in provenance["entry"]]
     assert activities == ["discontinue-entry", "resume-entry", "pause-entry", "add-entry"]
-    assert ok(gp.get(f"/fhir/List/{list_id}/_history/2"))["entry"][0]["item"]["reference"].endswith("/_history/1")
+    assert ok(gp.get(f"/fhir/List/{list_id}/_history/2"))["entry"][0]["item"]["reference"].endswith(
+        "/_history/1"
+    )
 
 
 def etag_of(resource: dict[str, Any]) -> str:
@@ -166,10 +194,18 @@ def test_discontinued_entries_stay_visible_for_90_days(gp: httpx.Client, clock: 
 def test_entered_in_error_is_removed_with_a_reason(gp: httpx.Client) -> None:
     pid, list_id = new_patient_with_list(gp)
     entry = _add(gp, pid)
-    r = gp.put(f"/fhir/MedicationStatement/{entry['id']}", json=dict(entry, status="entered-in-error"),
-               headers={"If-Match": etag_of(entry)})
+    r = gp.put(
+        f"/fhir/MedicationStatement/{entry['id']}",
+        json=dict(entry, status="entered-in-error"),
+        headers={"If-Match": etag_of(entry)},
+    )
     assert r.status_code == 400
-    _put(gp, dict(entry, status="entered-in-error", statusReason=[{"text": "Registrert på feil pasient"}]))
+    _put(
+        gp,
+        dict(
+            entry, status="entered-in-error", statusReason=[{"text": "Registrert på feil pasient"}]
+        ),
+    )
     assert "entry" not in ok(gp.get(f"/fhir/List/{list_id}"))
     prov = ok(gp.get("/fhir/Provenance", params={"target": f"List/{list_id}"}))
     assert prov["entry"][0]["resource"]["reason"][0]["text"] == "Registrert på feil pasient"
@@ -177,26 +213,43 @@ def test_entered_in_error_is_removed_with_a_reason(gp: httpx.Client) -> None:
 
 def test_prescriptions_renewal_chain_and_recall(gp: httpx.Client) -> None:
     pid, _ = new_patient_with_list(gp)
-    first = ok(gp.post("/fhir/MedicationRequest", json=prescription(f"Patient/{pid}", *DRUGS[0])), 201)
+    first = ok(
+        gp.post("/fhir/MedicationRequest", json=prescription(f"Patient/{pid}", *DRUGS[0])), 201
+    )
     entry = _add(gp, pid, 0, based_on=[f"MedicationRequest/{first['id']}"])
     # A prescription is never on two active entries.
-    r = gp.post("/fhir/MedicationStatement", json=statement(f"Patient/{pid}", *DRUGS[0],
-                                                            based_on=[f"MedicationRequest/{first['id']}"]))
+    r = gp.post(
+        "/fhir/MedicationStatement",
+        json=statement(f"Patient/{pid}", *DRUGS[0], based_on=[f"MedicationRequest/{first['id']}"]),
+    )
     assert r.status_code == 409
     assert "never on two active entries" in outcome_text(r)
-    # Renewal: the new prescription is the head of chain; the old one is completed; the entry follows.
-    renewed = ok(gp.post("/fhir/MedicationRequest", json=prescription(
-        f"Patient/{pid}", *DRUGS[0], prior=f"MedicationRequest/{first['id']}")), 201)
+    # Renewal: the new prescription heads the chain, the old one is completed, the entry follows.
+    renewed = ok(
+        gp.post(
+            "/fhir/MedicationRequest",
+            json=prescription(
+                f"Patient/{pid}", *DRUGS[0], prior=f"MedicationRequest/{first['id']}"
+            ),
+        ),
+        201,
+    )
     assert ok(gp.get(f"/fhir/MedicationRequest/{first['id']}"))["status"] == "completed"
     moved = ok(gp.get(f"/fhir/MedicationStatement/{entry['id']}"))
     assert moved["basedOn"] == [{"reference": f"MedicationRequest/{renewed['id']}"}]
     assert moved["meta"]["versionId"] == "2"
-    again = gp.post("/fhir/MedicationRequest", json=prescription(f"Patient/{pid}", *DRUGS[0],
-                                                                 prior=f"MedicationRequest/{first['id']}"))
+    again = gp.post(
+        "/fhir/MedicationRequest",
+        json=prescription(f"Patient/{pid}", *DRUGS[0], prior=f"MedicationRequest/{first['id']}"),
+    )
     assert again.status_code == 409
     # Recall takes a reason; the content itself cannot be edited.
     edited = dict(renewed, note=[{"text": "endret"}])
-    r = gp.put(f"/fhir/MedicationRequest/{renewed['id']}", json=edited, headers={"If-Match": etag_of(renewed)})
+    r = gp.put(
+        f"/fhir/MedicationRequest/{renewed['id']}",
+        json=edited,
+        headers={"If-Match": etag_of(renewed)},
+    )
     assert r.status_code == 400
     recalled = _put(gp, dict(renewed, status="stopped", statusReason={"text": "Feil styrke"}))
     assert recalled["status"] == "stopped"
@@ -219,11 +272,26 @@ def test_confirm_pause_and_resume_the_list(gp: httpx.Client, server: LiveServer)
     assert "pll-confirmed" in ext
     assert confirmed["meta"]["versionId"] == "3"
     with server.client("hospital-doctor") as hospital:
-        paused = ok(hospital.post(f"/fhir/List/{list_id}/$pause", json={
-            "resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "Innlagt på sykehus"}]}))
+        paused = ok(
+            hospital.post(
+                f"/fhir/List/{list_id}/$pause",
+                json={
+                    "resourceType": "Parameters",
+                    "parameter": [{"name": "reason", "valueString": "Innlagt på sykehus"}],
+                },
+            )
+        )
         assert any(e["url"].endswith("pll-paused") for e in paused["extension"])
-        assert hospital.post(f"/fhir/List/{list_id}/$pause", json={
-            "resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "igjen"}]}).status_code == 409
+        assert (
+            hospital.post(
+                f"/fhir/List/{list_id}/$pause",
+                json={
+                    "resourceType": "Parameters",
+                    "parameter": [{"name": "reason", "valueString": "igjen"}],
+                },
+            ).status_code
+            == 409
+        )
         resumed = ok(hospital.post(f"/fhir/List/{list_id}/$resume", headers={"If-Match": 'W/"4"'}))
     assert not any(e["url"].endswith("pll-paused") for e in resumed["extension"])
     assert resumed["source"]["identifier"]["value"] == "9144897"
@@ -238,7 +306,9 @@ def test_paging_through_entries(gp: httpx.Client) -> None:
     page = ok(gp.get("/fhir/MedicationStatement", params={"patient": pid, "_count": 2}))
     assert page["total"] == 5
     seen = [e["resource"]["id"] for e in page["entry"]]
-    while next_link := next((link["url"] for link in page["link"] if link["relation"] == "next"), None):
+    while next_link := next(
+        (link["url"] for link in page["link"] if link["relation"] == "next"), None
+    ):
         page = ok(gp.get(next_link))
         seen += [e["resource"]["id"] for e in page["entry"]]
     assert len(set(seen)) == 5
@@ -249,7 +319,14 @@ def test_metadata_tells_the_truth(server: LiveServer, gp: httpx.Client) -> None:
     CapabilityStatement.model_validate(cap)
     served = {r["type"]: {i["code"] for i in r["interaction"]} for r in cap["rest"][0]["resource"]}
     assert served["List"] >= {"create", "read", "vread", "history-instance", "search-type"}
-    assert served["MedicationStatement"] == {"create", "read", "update", "vread", "history-instance", "search-type"}
+    assert served["MedicationStatement"] == {
+        "create",
+        "read",
+        "update",
+        "vread",
+        "history-instance",
+        "search-type",
+    }
     assert "delete" not in set().union(*served.values())
     # Every advertised resource type answers, and one that is not advertised does not.
     for rtype in served:

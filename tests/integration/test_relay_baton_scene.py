@@ -12,20 +12,31 @@ HPR = "urn:oid:2.16.578.1.12.4.1.4.4"
 
 def _create_pll_with_five_entries(server: LiveServer) -> tuple[str, list[dict[str, Any]]]:
     entries = [
-        {"fullUrl": f"urn:uuid:00000000-0000-4000-8000-00000000000{i}",
-         "resource": statement("urn:uuid:00000000-0000-4000-8000-0000000000aa", name, atc),
-         "request": {"method": "POST", "url": "MedicationStatement"}}
+        {
+            "fullUrl": f"urn:uuid:00000000-0000-4000-8000-00000000000{i}",
+            "resource": statement("urn:uuid:00000000-0000-4000-8000-0000000000aa", name, atc),
+            "request": {"method": "POST", "url": "MedicationStatement"},
+        }
         for i, (name, atc) in enumerate(DRUGS)
     ]
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"fullUrl": "urn:uuid:00000000-0000-4000-8000-0000000000aa", "resource": patient(),
-             "request": {"method": "POST", "url": "Patient"}},
-            {"resource": {"resourceType": "List", "status": "current", "mode": "working",
-                          "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000aa"}},
-             "request": {"method": "POST", "url": "List"}},
+            {
+                "fullUrl": "urn:uuid:00000000-0000-4000-8000-0000000000aa",
+                "resource": patient(),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {
+                    "resourceType": "List",
+                    "status": "current",
+                    "mode": "working",
+                    "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000aa"},
+                },
+                "request": {"method": "POST", "url": "List"},
+            },
             *entries,
         ],
     }
@@ -46,21 +57,43 @@ def test_two_doctors_change_one_list_and_a_stale_change_is_refused(server: LiveS
     assert len(first["entry"]) == 5
 
     # The hospital doctor, holding the versions the GP left, doubles the dose of entry 2.
-    entry2 = dict(held[1], dosage=[dict(held[1]["dosage"][0], doseAndRate=[{"doseQuantity": {"value": 2, "unit": "tablett"}}])])
-    r = hospital.put(f"/fhir/MedicationStatement/{entry2['id']}", json=entry2, headers={"If-Match": 'W/"1"'})
+    entry2 = dict(
+        held[1],
+        dosage=[
+            dict(
+                held[1]["dosage"][0],
+                doseAndRate=[{"doseQuantity": {"value": 2, "unit": "tablett"}}],
+            )
+        ],
+    )
+    r = hospital.put(
+        f"/fhir/MedicationStatement/{entry2['id']}", json=entry2, headers={"If-Match": 'W/"1"'}
+    )
     changed2 = ok(r)
     assert etag(r) == 'W/"2"'
     assert changed2["dosage"][0]["text"] == "2 tabletter morgen"
 
-    # The GP, holding the same old versions, discontinues entry 4: a different entry, so no conflict.
+    # The GP, holding the same old versions, discontinues entry 4: another entry, so no conflict.
     entry4 = dict(held[3], status="stopped", statusReason=[{"text": "Bivirkninger"}])
-    r = gp.put(f"/fhir/MedicationStatement/{entry4['id']}", json=entry4, headers={"If-Match": 'W/"1"'})
+    r = gp.put(
+        f"/fhir/MedicationStatement/{entry4['id']}", json=entry4, headers={"If-Match": 'W/"1"'}
+    )
     assert ok(r)["status"] == "stopped"
 
     # The GP, still holding entry 2's old version, changes its dose: refused, nothing written.
     before = snapshot(server.db)
-    stale = dict(held[1], dosage=[dict(held[1]["dosage"][0], doseAndRate=[{"doseQuantity": {"value": 3, "unit": "tablett"}}])])
-    r = gp.put(f"/fhir/MedicationStatement/{stale['id']}", json=stale, headers={"If-Match": 'W/"1"'})
+    stale = dict(
+        held[1],
+        dosage=[
+            dict(
+                held[1]["dosage"][0],
+                doseAndRate=[{"doseQuantity": {"value": 3, "unit": "tablett"}}],
+            )
+        ],
+    )
+    r = gp.put(
+        f"/fhir/MedicationStatement/{stale['id']}", json=stale, headers={"If-Match": 'W/"1"'}
+    )
     assert r.status_code == 412
     text = outcome_text(r)
     assert f"MedicationStatement/{stale['id']}" in text

@@ -14,9 +14,9 @@ from starlette.routing import Route
 
 from pll.api.fhir_routes import ROUTES, capability_statement
 from pll.api.http import FHIR_JSON, endpoint, fhir_response
-from pll.fhir.outcome import issue, outcome
 from pll.auth.tokens import Verifier
 from pll.config import Settings
+from pll.fhir.outcome import issue, outcome
 from pll.services.lists import PLLService
 from pll.store.db import Database
 
@@ -30,7 +30,9 @@ def _software_version() -> str:
 
 async def metadata(request: Request) -> Response:
     base = str(request.base_url).rstrip("/") + "/fhir"
-    return Response(orjson.dumps(capability_statement(base, _software_version())), media_type=FHIR_JSON)
+    return Response(
+        orjson.dumps(capability_statement(base, _software_version())), media_type=FHIR_JSON
+    )
 
 
 async def healthz(request: Request) -> Response:
@@ -44,8 +46,10 @@ async def healthz(request: Request) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Unknown paths and methods answer in FHIR too."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    message = {404: f"No such endpoint: {request.url.path}. See /fhir/metadata for what is served.",
-               405: f"{request.method} is not supported on {request.url.path}."}.get(status, "Request failed.")
+    message = {
+        404: f"No such endpoint: {request.url.path}. See /fhir/metadata for what is served.",
+        405: f"{request.method} is not supported on {request.url.path}.",
+    }.get(status, "Request failed.")
     code = {404: "not-found", 405: "not-supported"}.get(status, "processing")
     return fhir_response(outcome(issue(message, code=code)), status)
 
@@ -56,8 +60,10 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     if service is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         service = PLLService(Database(settings.database_url))
-    routes = [Route("/healthz", healthz, methods=["GET"]),
-              Route("/fhir/metadata", metadata, methods=["GET"])]
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/fhir/metadata", metadata, methods=["GET"]),
+    ]
     routes += [Route(r.path, endpoint(r.handler), methods=[r.method]) for r in ROUTES]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.service = service

@@ -31,8 +31,12 @@ def _written(ctx: Ctx, result: ChangeResult, written: Written) -> Response:
     status = 201 if written.created else 200
     headers = {"X-PLL-List-Version": str(result.list_version)} if result.list_version else None
     return fhir_response(
-        written.resource, status, version=written.version,
-        location=f"{ctx.base}/{written.rtype}/{written.id}/_history/{written.version}" if written.created else None,
+        written.resource,
+        status,
+        version=written.version,
+        location=f"{ctx.base}/{written.rtype}/{written.id}/_history/{written.version}"
+        if written.created
+        else None,
         headers=headers,
     )
 
@@ -47,10 +51,12 @@ def _patient_param(ctx: Ctx, params: dict[str, str]) -> str | None:
         system, _, value = params["patient.identifier"].rpartition("|")
         found = ctx.service.find_patient(ctx.access, system or None, value)
         return str(found["id"]) if found else None
-    value = params.get("patient") or params.get("subject")
-    if not value:
-        raise InvalidInput("Search by patient: patient=<id> or patient.identifier=<system>|<fnr>.", "patient")
-    return value.removeprefix("Patient/")
+    given = params.get("patient") or params.get("subject")
+    if not given:
+        raise InvalidInput(
+            "Search by patient: patient=<id> or patient.identifier=<system>|<fnr>.", "patient"
+        )
+    return given.removeprefix("Patient/")
 
 
 # -- Patient -------------------------------------------------------------------------------
@@ -60,8 +66,12 @@ def patient_create(ctx: Ctx) -> Response:
     resource = validate(ctx.json(), "Patient")
     patient, created = ctx.service.register_patient(ctx.access, resource)
     version = int(patient["meta"]["versionId"])
-    return fhir_response(patient, 201 if created else 200, version=version,
-                         location=f"{ctx.base}/Patient/{patient['id']}/_history/{version}" if created else None)
+    return fhir_response(
+        patient,
+        201 if created else 200,
+        version=version,
+        location=f"{ctx.base}/Patient/{patient['id']}/_history/{version}" if created else None,
+    )
 
 
 def patient_read(ctx: Ctx) -> Response:
@@ -72,11 +82,15 @@ def patient_read(ctx: Ctx) -> Response:
 def patient_search(ctx: Ctx) -> Response:
     params = ctx.query({"identifier", "_count", "_offset"})
     if "identifier" not in params:
-        raise InvalidInput("Search patients by identifier=<system>|<fødselsnummer or D-nummer>.", "identifier")
+        raise InvalidInput(
+            "Search patients by identifier=<system>|<fødselsnummer or D-nummer>.", "identifier"
+        )
     system, _, value = params["identifier"].rpartition("|")
     found = ctx.service.find_patient(ctx.access, system or None, value)
     items = [found] if found else []
-    return fhir_response(bundles.search_bundle(ctx.base, items, len(items), str(ctx.request.url), None))
+    return fhir_response(
+        bundles.search_bundle(ctx.base, items, len(items), str(ctx.request.url), None)
+    )
 
 
 # -- List ----------------------------------------------------------------------------------
@@ -85,17 +99,25 @@ def patient_search(ctx: Ctx) -> Response:
 def list_create(ctx: Ctx) -> Response:
     resource = validate(ctx.json(), "List")
     result = ctx.service.create_list(ctx.access, resource, ctx.reason())
-    stored = ctx.service.current(ctx.access, list_id=result.list_id)
-    assert stored is not None  # noqa: S101
-    return fhir_response(stored.text, 201, version=stored.version, updated=stored.updated,
-                         location=f"{ctx.base}/List/{result.list_id}/_history/{stored.version}")
+    stored = _current(ctx, result.list_id)
+    return fhir_response(
+        stored.text,
+        201,
+        version=stored.version,
+        updated=stored.updated,
+        location=f"{ctx.base}/List/{result.list_id}/_history/{stored.version}",
+    )
+
+
+def _current(ctx: Ctx, list_id: str) -> Stored:
+    stored = ctx.service.current(ctx.access, list_id=list_id)
+    if stored is None:
+        raise NotFound(f"List/{list_id} does not exist.", "List.id")
+    return stored
 
 
 def list_read(ctx: Ctx) -> Response:
-    stored = ctx.service.current(ctx.access, list_id=ctx.path["id"])
-    if stored is None:
-        raise NotFound(f"List/{ctx.path['id']} does not exist.", "List.id")
-    return _stored(stored)
+    return _stored(_current(ctx, ctx.path["id"]))
 
 
 def list_search(ctx: Ctx) -> Response:
@@ -109,14 +131,20 @@ def list_search(ctx: Ctx) -> Response:
         stored = ctx.service.current(ctx.access, list_id=params["_id"], document=bool(include))
     else:
         patient_id = _patient_param(ctx, params)
-        stored = ctx.service.current(ctx.access, patient_id=patient_id, document=bool(include)) if patient_id else None
+        stored = (
+            ctx.service.current(ctx.access, patient_id=patient_id, document=bool(include))
+            if patient_id
+            else None
+        )
     if stored is None:
         return fhir_response(bundles.searchset(ctx.base, [], 0, str(ctx.request.url), None, "List"))
     if include:
         # The stored document's fullUrls are relative; make them absolute for this server.
         body = stored.text.replace('"fullUrl":"/', f'"fullUrl":"{ctx.base}/')
         return fhir_response(body, version=stored.version)
-    return fhir_response(bundles.searchset(ctx.base, [stored.text], 1, str(ctx.request.url), None, "List"))
+    return fhir_response(
+        bundles.searchset(ctx.base, [stored.text], 1, str(ctx.request.url), None, "List")
+    )
 
 
 def list_history(ctx: Ctx) -> Response:
@@ -125,8 +153,9 @@ def list_history(ctx: Ctx) -> Response:
     list_id = ctx.path["id"]
     total, items = ctx.service.list_history(ctx.access, list_id, count, offset)
     self_url, next_url = ctx.page_urls(count, offset, total)
-    return fhir_response(bundles.history(ctx.base, "List", list_id, [s for s, _ in items], total,
-                                         self_url, next_url))
+    return fhir_response(
+        bundles.history(ctx.base, "List", list_id, [s for s, _ in items], total, self_url, next_url)
+    )
 
 
 def list_vread(ctx: Ctx) -> Response:
@@ -144,7 +173,9 @@ def list_diff(ctx: Ctx) -> Response:
     params = ctx.query({"from", "to"})
     if "from" not in params or "to" not in params:
         raise InvalidInput("$diff needs from=<version> and to=<version>.", "from")
-    diff = ctx.service.diff(ctx.access, ctx.path["id"], _version(params["from"]), _version(params["to"]))
+    diff = ctx.service.diff(
+        ctx.access, ctx.path["id"], _version(params["from"]), _version(params["to"])
+    )
     return fhir_response(bundles.diff_parameters(diff))
 
 
@@ -156,8 +187,10 @@ def _operation_reason(ctx: Ctx) -> str | None:
     for p in params.get("parameter", []):
         if p.get("name") == "reason":
             return str(p.get("valueString", "")) or None
-        raise InvalidInput(f"Unknown parameter {p.get('name')!r}; this operation takes 'reason'.",
-                           "Parameters.parameter.name")
+        raise InvalidInput(
+            f"Unknown parameter {p.get('name')!r}; this operation takes 'reason'.",
+            "Parameters.parameter.name",
+        )
     return ctx.reason()
 
 
@@ -166,8 +199,7 @@ def _list_operation(kind: str) -> Handler:
         reason = _operation_reason(ctx)
         op = Op(kind, if_match=_if_match(ctx), reason=reason)  # type: ignore[arg-type]
         ctx.service.change_list(ctx.access, ctx.path["id"], [op], reason)
-        stored = ctx.service.current(ctx.access, list_id=ctx.path["id"])
-        assert stored is not None  # noqa: S101
+        stored = _current(ctx, ctx.path["id"])
         return _stored(stored)
 
     handler.__name__ = f"list_{kind}"
@@ -181,12 +213,16 @@ def _resource_handlers(rtype: str) -> dict[str, Handler]:
     def create(ctx: Ctx) -> Response:
         resource = validate(ctx.json(), rtype)
         result = ctx.service.create_resource(ctx.access, rtype, resource, ctx.reason())
-        return _written(ctx, result, next(w for w in result.written if w.rtype == rtype and w.created))
+        return _written(
+            ctx, result, next(w for w in result.written if w.rtype == rtype and w.created)
+        )
 
     def update(ctx: Ctx) -> Response:
         rid = ctx.path["id"]
         resource = validate(ctx.json(), rtype)
-        result = ctx.service.update_resource(ctx.access, rtype, rid, resource, _if_match(ctx), ctx.reason())
+        result = ctx.service.update_resource(
+            ctx.access, rtype, rid, resource, _if_match(ctx), ctx.reason()
+        )
         written = next(w for w in result.written if w.rtype == rtype and w.id == rid)
         return _written(ctx, result, written)
 
@@ -194,25 +230,41 @@ def _resource_handlers(rtype: str) -> dict[str, Handler]:
         return _stored(ctx.service.read_resource(ctx.access, rtype, ctx.path["id"]))
 
     def vread(ctx: Ctx) -> Response:
-        return _stored(ctx.service.resource_version(ctx.access, rtype, ctx.path["id"], _version(ctx.path["vid"])))
+        return _stored(
+            ctx.service.resource_version(
+                ctx.access, rtype, ctx.path["id"], _version(ctx.path["vid"])
+            )
+        )
 
     def history(ctx: Ctx) -> Response:
         ctx.query(set())
         items = ctx.service.resource_history(ctx.access, rtype, ctx.path["id"])
-        return fhir_response(bundles.history(ctx.base, rtype, ctx.path["id"], items, len(items),
-                                             str(ctx.request.url), None))
+        return fhir_response(
+            bundles.history(
+                ctx.base, rtype, ctx.path["id"], items, len(items), str(ctx.request.url), None
+            )
+        )
 
     def search(ctx: Ctx) -> Response:
         params = ctx.query({"patient", "subject", "patient.identifier", "_count", "_offset"})
         count, offset = ctx.paging(params)
         patient_id = _patient_param(ctx, params)
-        total, texts = (ctx.service.search_resources(ctx.access, rtype, patient_id, count, offset)
-                        if patient_id else (0, []))
+        total, texts = (
+            ctx.service.search_resources(ctx.access, rtype, patient_id, count, offset)
+            if patient_id
+            else (0, [])
+        )
         self_url, next_url = ctx.page_urls(count, offset, total)
         return fhir_response(bundles.searchset(ctx.base, texts, total, self_url, next_url, rtype))
 
-    handlers: dict[str, Handler] = {"create": create, "update": update, "read": read, "vread": vread,
-                                    "history-instance": history, "search-type": search}
+    handlers: dict[str, Handler] = {
+        "create": create,
+        "update": update,
+        "read": read,
+        "vread": vread,
+        "history-instance": history,
+        "search-type": search,
+    }
     for name, fn in handlers.items():
         fn.__name__ = f"{rtype}_{name}"
     return handlers
@@ -224,7 +276,9 @@ def _resource_handlers(rtype: str) -> dict[str, Handler]:
 def provenance_search(ctx: Ctx) -> Response:
     params = ctx.query({"target", "_count", "_offset"})
     if "target" not in params:
-        raise InvalidInput("Search Provenance by target=List/<id> or MedicationStatement/<id>.", "target")
+        raise InvalidInput(
+            "Search Provenance by target=List/<id> or MedicationStatement/<id>.", "target"
+        )
     count, offset = ctx.paging(params)
     total, items = ctx.service.provenance(ctx.access, params["target"], count, offset)
     self_url, next_url = ctx.page_urls(count, offset, total)
@@ -260,9 +314,15 @@ def _routes() -> list[FhirRoute]:
         FhirRoute("/fhir/List/{id}/_history", "GET", list_history, "List", "history-instance"),
         FhirRoute("/fhir/List/{id}/_history/{vid}", "GET", list_vread, "List", "vread"),
         FhirRoute("/fhir/List/{id}/$diff", "GET", list_diff, "List", None, "diff"),
-        FhirRoute("/fhir/List/{id}/$confirm", "POST", _list_operation("confirm"), "List", None, "confirm"),
-        FhirRoute("/fhir/List/{id}/$pause", "POST", _list_operation("pause"), "List", None, "pause"),
-        FhirRoute("/fhir/List/{id}/$resume", "POST", _list_operation("resume"), "List", None, "resume"),
+        FhirRoute(
+            "/fhir/List/{id}/$confirm", "POST", _list_operation("confirm"), "List", None, "confirm"
+        ),
+        FhirRoute(
+            "/fhir/List/{id}/$pause", "POST", _list_operation("pause"), "List", None, "pause"
+        ),
+        FhirRoute(
+            "/fhir/List/{id}/$resume", "POST", _list_operation("resume"), "List", None, "resume"
+        ),
         FhirRoute("/fhir/Provenance", "GET", provenance_search, "Provenance", "search-type"),
     ]
     for rtype in LIST_RESOURCES:
@@ -272,7 +332,13 @@ def _routes() -> list[FhirRoute]:
             FhirRoute(f"/fhir/{rtype}", "GET", h["search-type"], rtype, "search-type"),
             FhirRoute(f"/fhir/{rtype}/{{id}}", "GET", h["read"], rtype, "read"),
             FhirRoute(f"/fhir/{rtype}/{{id}}", "PUT", h["update"], rtype, "update"),
-            FhirRoute(f"/fhir/{rtype}/{{id}}/_history", "GET", h["history-instance"], rtype, "history-instance"),
+            FhirRoute(
+                f"/fhir/{rtype}/{{id}}/_history",
+                "GET",
+                h["history-instance"],
+                rtype,
+                "history-instance",
+            ),
             FhirRoute(f"/fhir/{rtype}/{{id}}/_history/{{vid}}", "GET", h["vread"], rtype, "vread"),
         ]
     return routes
@@ -306,20 +372,33 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
     for route in ROUTES:
         if route.rtype is None:
             continue
-        entry = by_type.setdefault(route.rtype, {"type": route.rtype, "interaction": [], "operation": []})
+        entry = by_type.setdefault(
+            route.rtype, {"type": route.rtype, "interaction": [], "operation": []}
+        )
         if route.interaction:
             entry["interaction"].append({"code": route.interaction})
         if route.operation:
-            entry["operation"].append({"name": route.operation, "definition": f"{base}/OperationDefinition/List-{route.operation}",
-                                       "documentation": OPERATIONS[route.operation]})
+            entry["operation"].append(
+                {
+                    "name": route.operation,
+                    "definition": f"{base}/OperationDefinition/List-{route.operation}",
+                    "documentation": OPERATIONS[route.operation],
+                }
+            )
     resources = []
     for rtype, entry in by_type.items():
         if rtype in ("List", *LIST_RESOURCES):
-            entry |= {"versioning": "versioned-update", "readHistory": True, "updateCreate": False,
-                      "conditionalUpdate": False}
+            entry |= {
+                "versioning": "versioned-update",
+                "readHistory": True,
+                "updateCreate": False,
+                "conditionalUpdate": False,
+            }
         if not entry["operation"]:
             del entry["operation"]
-        entry["searchParam"] = [{"name": n, "type": t, "documentation": d} for n, t, d in SEARCH_PARAMS.get(rtype, [])]
+        entry["searchParam"] = [
+            {"name": n, "type": t, "documentation": d} for n, t, d in SEARCH_PARAMS.get(rtype, [])
+        ]
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
@@ -330,21 +409,32 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         "implementation": {"description": "Pasientens legemiddelliste (PLL)", "url": base},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "rest": [{
-            "mode": "server",
-            "documentation": (
-                "Writes to existing resources require If-Match (412 when stale, 428 when missing). "
-                "The reason for a change may be sent as an X-Provenance header. "
-                "GET List?patient=<id>&_include=List:item returns the whole current list."
-            ),
-            "security": {
-                "cors": False,
-                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                         "code": "OAuth"}]}],
-                "description": "Bearer JWT access tokens (development keys for now; HelseID to come).",
-            },
-            "resource": resources,
-            "interaction": [{"code": "transaction"}],
-        }],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Writes to existing resources require If-Match "
+                    "(412 when stale, 428 when missing). "
+                    "The reason for a change may be sent as an X-Provenance header. "
+                    "GET List?patient=<id>&_include=List:item returns the whole current list."
+                ),
+                "security": {
+                    "cors": False,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "OAuth",
+                                }
+                            ]
+                        }
+                    ],
+                    "description": "Bearer JWT access tokens "
+                    "(development keys for now; HelseID to come).",
+                },
+                "resource": resources,
+                "interaction": [{"code": "transaction"}],
+            }
+        ],
     }
-

@@ -72,9 +72,13 @@ class Ctx:
         return self.request.path_params
 
     def json(self) -> Any:
-        media = self.request.headers.get("content-type", "application/fhir+json").split(";")[0].strip()
+        media = (
+            self.request.headers.get("content-type", "application/fhir+json").split(";")[0].strip()
+        )
         if media not in ("application/fhir+json", "application/json"):
-            raise UnsupportedMedia(f"Send FHIR JSON (Content-Type: application/fhir+json), not {media!r}.")
+            raise UnsupportedMedia(
+                f"Send FHIR JSON (Content-Type: application/fhir+json), not {media!r}."
+            )
         return parse_json(self.body)
 
     def query(self, allowed: set[str]) -> dict[str, str]:
@@ -109,11 +113,18 @@ class Ctx:
         try:
             data = orjson.loads(header)
         except orjson.JSONDecodeError:
-            raise InvalidInput("X-Provenance must be a Provenance resource as JSON.", "X-Provenance") from None
+            raise InvalidInput(
+                "X-Provenance must be a Provenance resource as JSON.", "X-Provenance"
+            ) from None
         if not isinstance(data, dict) or data.get("resourceType") != "Provenance":
-            raise InvalidInput("X-Provenance must be a Provenance resource as JSON.", "X-Provenance")
-        texts = [r.get("text") or next((c.get("display") or c.get("code") for c in r.get("coding", [])), None)
-                 for r in data.get("reason", [])]
+            raise InvalidInput(
+                "X-Provenance must be a Provenance resource as JSON.", "X-Provenance"
+            )
+        texts = [
+            r.get("text")
+            or next((c.get("display") or c.get("code") for c in r.get("coding", [])), None)
+            for r in data.get("reason", [])
+        ]
         return "; ".join(t for t in texts if t) or None
 
 
@@ -127,9 +138,15 @@ def _int(value: str, name: str, low: int, high: int) -> int:
     return number
 
 
-def fhir_response(body: bytes | str | dict[str, Any], status: int = 200, *, version: int | None = None,
-                  updated: datetime | None = None, location: str | None = None,
-                  headers: dict[str, str] | None = None) -> Response:
+def fhir_response(
+    body: bytes | str | dict[str, Any],
+    status: int = 200,
+    *,
+    version: int | None = None,
+    updated: datetime | None = None,
+    location: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     if isinstance(body, dict):
         body = orjson.dumps(body)
     out = dict(headers or {})
@@ -143,8 +160,10 @@ def fhir_response(body: bytes | str | dict[str, Any], status: int = 200, *, vers
 
 
 def error_response(error: DomainError) -> Response:
-    status = next((code for kind, code in STATUS if isinstance(error, kind)), 415
-                  if isinstance(error, UnsupportedMedia) else 400)
+    status = next(
+        (code for kind, code in STATUS if isinstance(error, kind)),
+        415 if isinstance(error, UnsupportedMedia) else 400,
+    )
     headers = {"WWW-Authenticate": 'Bearer realm="pll"'} if status == 401 else None
     return fhir_response(from_error(error), status, headers=headers)
 
@@ -175,8 +194,13 @@ def _call(handler: Handler, request: Request, body: bytes) -> Response:
         incident = str(uuid.uuid4())
         log.exception("internal error %s on %s %s", incident, request.method, request.url.path)
         return fhir_response(
-            outcome(issue(f"Internal server error (incident {incident}); nothing was changed.",
-                          code="exception", severity="fatal")),
+            outcome(
+                issue(
+                    f"Internal server error (incident {incident}); nothing was changed.",
+                    code="exception",
+                    severity="fatal",
+                )
+            ),
             500,
         )
 
@@ -185,5 +209,7 @@ def _authenticate(request: Request, verifier: Verifier) -> Access:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Send an access token: Authorization: Bearer <token> (`pll token` makes one).")
+        raise Unauthenticated(
+            "Send an access token: Authorization: Bearer <token> (`pll token` makes one)."
+        )
     return Access(verifier.verify(token.strip()))

@@ -29,7 +29,12 @@ CLAIM_ORG_NAME = "pll:org_name"
 CLAIM_AUTHORIZATION = "pll:authorization"
 
 #: HPR authorisation codes (kodeverk 9060) to the role the list rules use.
-AUTHORIZATIONS = {"LE": Role.DOCTOR, "SP": Role.NURSE, "FA1": Role.PHARMACIST, "FA2": Role.PHARMACIST}
+AUTHORIZATIONS = {
+    "LE": Role.DOCTOR,
+    "SP": Role.NURSE,
+    "FA1": Role.PHARMACIST,
+    "FA2": Role.PHARMACIST,
+}
 
 
 class Unauthenticated(DomainError):
@@ -48,9 +53,15 @@ class Persona:
 # Invented people and organisations; HPR numbers are in the test range and belong to nobody.
 PERSONAS: dict[str, Persona] = {
     "gp": Persona("Kari Fastlege", "LE", "9144889", "974600951", "Bergen legesenter"),
-    "hospital-doctor": Persona("Ola Sykehuslege", "LE", "9144897", "983974724", "Haukeland universitetssjukehus"),
-    "nurse": Persona("Siri Sykepleier", "SP", "9144900", "964338531", "Bergen kommune hjemmetjeneste"),
-    "pharmacist": Persona("Per Farmasøyt", "FA1", "9144919", "985563756", "Apotek 1 Bergen multidose"),
+    "hospital-doctor": Persona(
+        "Ola Sykehuslege", "LE", "9144897", "983974724", "Haukeland universitetssjukehus"
+    ),
+    "nurse": Persona(
+        "Siri Sykepleier", "SP", "9144900", "964338531", "Bergen kommune hjemmetjeneste"
+    ),
+    "pharmacist": Persona(
+        "Per Farmasøyt", "FA1", "9144919", "985563756", "Apotek 1 Bergen multidose"
+    ),
     "patient": Persona("Pasient", None, None, None, None),
 }
 
@@ -85,13 +96,20 @@ def issue(data_dir: Path, persona: str, pid: str | None = None, ttl: int = 8 * 3
     try:
         who = PERSONAS[persona]
     except KeyError:
-        raise ValueError(f"unknown persona {persona!r}; choose one of {', '.join(PERSONAS)}") from None
+        raise ValueError(
+            f"unknown persona {persona!r}; choose one of {', '.join(PERSONAS)}"
+        ) from None
     if persona == "patient" and not pid:
         raise ValueError("the patient persona needs --pid (the patient's fødselsnummer)")
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + ttl,
-        "sub": who.hpr or pid, "name": who.name if persona != "patient" else f"Pasient {pid}",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "sub": who.hpr or pid,
+        "name": who.name if persona != "patient" else f"Pasient {pid}",
     }
     if who.hpr:
         claims[CLAIM_HPR] = who.hpr
@@ -113,8 +131,13 @@ class Verifier:
     def verify(self, token: str) -> Author:
         try:
             claims = jwt.decode(
-                token, self._public, algorithms=["RS256"], audience=AUDIENCE, issuer=ISSUER,
-                leeway=30, options={"require": ["exp", "iat", "iss", "aud"]},
+                token,
+                self._public,
+                algorithms=["RS256"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=30,
+                options={"require": ["exp", "iat", "iss", "aud"]},
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"The access token was refused: {exc}.") from None
@@ -126,12 +149,19 @@ def author_from_claims(claims: dict[str, Any]) -> Author:
     if hpr:
         role = AUTHORIZATIONS.get(str(claims.get(CLAIM_AUTHORIZATION)))
         if role is None:
-            raise Unauthenticated("The token's HPR authorisation is not one PLL knows (LE, SP, FA1, FA2).")
+            raise Unauthenticated(
+                "The token's HPR authorisation is not one PLL knows (LE, SP, FA1, FA2)."
+            )
         return Author(
-            name=str(claims.get("name", "")), role=role, hpr=str(hpr),
-            org_id=claims.get(CLAIM_ORG), org_name=claims.get(CLAIM_ORG_NAME),
+            name=str(claims.get("name", "")),
+            role=role,
+            hpr=str(hpr),
+            org_id=claims.get(CLAIM_ORG),
+            org_name=claims.get(CLAIM_ORG_NAME),
         )
     pid = claims.get(CLAIM_PID)
     if pid:
         return Author(name=str(claims.get("name", "Pasient")), role=Role.PATIENT, pid=str(pid))
-    raise Unauthenticated("The token names neither a health worker (HPR number) nor a patient (pid).")
+    raise Unauthenticated(
+        "The token names neither a health worker (HPR number) nor a patient (pid)."
+    )

@@ -84,8 +84,9 @@ def _reason_text(content: dict[str, Any]) -> str | None:
     return "; ".join(texts) or None
 
 
-def _check_version(kind: str, rid: str, current: int, changed_by: Author, when: datetime,
-                   if_match: int | None) -> None:
+def _check_version(
+    kind: str, rid: str, current: int, changed_by: Author, when: datetime, if_match: int | None
+) -> None:
     if if_match is None:
         raise PreconditionRequired(
             f"A change to {kind}/{rid} must say which version it is based on: send "
@@ -106,6 +107,37 @@ def _check_version(kind: str, rid: str, current: int, changed_by: Author, when: 
                 "changedAt": when.isoformat(),
             },
         )
+
+
+def _check_transition(entry_id: str, old: str, new: str) -> None:
+    """The status changes an entry may make (DESIGN §3 rule 3, M25 entry rules)."""
+    where = "MedicationStatement.status"
+    if new not in ENTRY_STATUSES:
+        raise InvalidInput(
+            f"Unknown entry status {new!r}; use one of {', '.join(sorted(ENTRY_STATUSES))}.", where
+        )
+    if old == REMOVED:
+        raise Conflict(
+            f"MedicationStatement/{entry_id} was registered in error and removed; "
+            "it cannot be changed.",
+            where,
+        )
+    if old in ENDED and new != REMOVED:
+        raise Conflict(
+            f"MedicationStatement/{entry_id} is discontinued ({old}); a discontinued entry can "
+            "only be marked entered-in-error. Register the medicine again as a new entry.",
+            where,
+        )
+
+
+def _entry_activity(old: str, new: str) -> str:
+    if new in ENDED and old not in ENDED:
+        return "discontinue-entry"
+    if new == REMOVED:
+        return "remove-entry"
+    return {("active", "on-hold"): "pause-entry", ("on-hold", "active"): "resume-entry"}.get(
+        (old, new), "update-entry"
+    )
 
 
 class ListChange:
@@ -150,28 +182,21 @@ class ListChange:
         """
         entry = self.list.entries.get(entry_id)
         if entry is None:
-            raise NotFound(f"MedicationStatement/{entry_id} is not on this list.", "MedicationStatement.id")
-        _check_version("MedicationStatement", entry_id, entry.version, entry.changed_by,
-                       entry.last_changed, if_match)
+            raise NotFound(
+                f"MedicationStatement/{entry_id} is not on this list.", "MedicationStatement.id"
+            )
+        _check_version(
+            "MedicationStatement",
+            entry_id,
+            entry.version,
+            entry.changed_by,
+            entry.last_changed,
+            if_match,
+        )
         if content == entry.content:
             return entry
-        old, new = entry.status, content.get("status")
-        if new not in ENTRY_STATUSES:
-            raise InvalidInput(
-                f"Unknown entry status {new!r}; use one of {', '.join(sorted(ENTRY_STATUSES))}.",
-                "MedicationStatement.status",
-            )
-        if old == REMOVED:
-            raise Conflict(
-                f"MedicationStatement/{entry_id} was registered in error and removed; it cannot be changed.",
-                "MedicationStatement.status",
-            )
-        if old in ENDED and new != REMOVED:
-            raise Conflict(
-                f"MedicationStatement/{entry_id} is discontinued ({old}); a discontinued entry can only "
-                "be marked entered-in-error. Register the medicine again as a new entry.",
-                "MedicationStatement.status",
-            )
+        old, new = entry.status, str(content.get("status"))
+        _check_transition(entry_id, old, new)
         reason = _reason_text(content)
         if (new in ENDED or new == REMOVED) and new != old and not reason:
             raise InvalidInput(
@@ -187,14 +212,7 @@ class ListChange:
         version = self._next_version("MedicationStatement", entry_id, entry.version)
         updated = Entry(entry_id, version, content, self.now, self.author, ended_at)
         self.list.entries[entry_id] = updated
-        activity = {
-            ("active", "on-hold"): "pause-entry",
-            ("on-hold", "active"): "resume-entry",
-        }.get((old, str(new)), "update-entry")
-        if new in ENDED and old not in ENDED:
-            activity = "discontinue-entry"
-        elif new == REMOVED:
-            activity = "remove-entry"
+        activity = _entry_activity(old, new)
         if reason and new != old:
             self._reasons.append(reason)
         self._touch("MedicationStatement", entry_id, updated.version, "update", activity)
@@ -212,18 +230,31 @@ class ListChange:
             where = f"MedicationStatement.basedOn[{index}]"
             rx = self.list.prescriptions.get(rx_id)
             if rx is None:
-                raise InvalidInput(f"MedicationRequest/{rx_id} is not a prescription of this patient.", where)
+                raise InvalidInput(
+                    f"MedicationRequest/{rx_id} is not a prescription of this patient.", where
+                )
             if rx.status not in RX_ACTIVE:
                 successor = next(
                     (p.id for p in self.list.prescriptions.values() if p.prior_id == rx_id), None
                 )
-                hint = f" Link the head of its renewal chain, MedicationRequest/{successor}." if successor else ""
-                raise Conflict(f"MedicationRequest/{rx_id} is {rx.status}, not active.{hint}", where)
+                hint = (
+                    f" Link the head of its renewal chain, MedicationRequest/{successor}."
+                    if successor
+                    else ""
+                )
+                raise Conflict(
+                    f"MedicationRequest/{rx_id} is {rx.status}, not active.{hint}", where
+                )
             for other in self.list.entries.values():
-                if other.id != entry_id and other.status in IN_USE and rx_id in other.prescription_ids:
+                if (
+                    other.id != entry_id
+                    and other.status in IN_USE
+                    and rx_id in other.prescription_ids
+                ):
                     raise Conflict(
                         f"MedicationRequest/{rx_id} is already linked to the active entry "
-                        f"MedicationStatement/{other.id}; a prescription is never on two active entries.",
+                        f"MedicationStatement/{other.id}; a prescription is never on two "
+                        "active entries.",
                         where,
                     )
 
@@ -232,9 +263,13 @@ class ListChange:
     def add_prescription(self, rx_id: str, content: dict[str, Any]) -> Prescription:
         """Prescribe; with ``priorPrescription`` this is a renewal of a head of chain."""
         if content.get("status") != "active":
-            raise InvalidInput("A new prescription must have status 'active'.", "MedicationRequest.status")
+            raise InvalidInput(
+                "A new prescription must have status 'active'.", "MedicationRequest.status"
+            )
         if content.get("intent") != "order":
-            raise InvalidInput("A prescription (e-resept) has intent 'order'.", "MedicationRequest.intent")
+            raise InvalidInput(
+                "A prescription (e-resept) has intent 'order'.", "MedicationRequest.intent"
+            )
         rx = Prescription(rx_id, 1, content, self.now, self.author)
         activity = "prescribe"
         if rx.prior_id is not None:
@@ -248,16 +283,23 @@ class ListChange:
         where = "MedicationRequest.priorPrescription"
         prior = self.list.prescriptions.get(prior_id)
         if prior is None:
-            raise InvalidInput(f"MedicationRequest/{prior_id} is not a prescription of this patient.", where)
-        successor = next((p.id for p in self.list.prescriptions.values() if p.prior_id == prior_id), None)
+            raise InvalidInput(
+                f"MedicationRequest/{prior_id} is not a prescription of this patient.", where
+            )
+        successor = next(
+            (p.id for p in self.list.prescriptions.values() if p.prior_id == prior_id), None
+        )
         if successor is not None:
             raise Conflict(
-                f"MedicationRequest/{prior_id} was already renewed by MedicationRequest/{successor}; "
+                f"MedicationRequest/{prior_id} was already renewed by "
+                f"MedicationRequest/{successor}; "
                 "renew the head of the chain.",
                 where,
             )
         if prior.status not in RX_ACTIVE:
-            raise Conflict(f"MedicationRequest/{prior_id} is {prior.status} and cannot be renewed.", where)
+            raise Conflict(
+                f"MedicationRequest/{prior_id} is {prior.status} and cannot be renewed.", where
+            )
         content = copy.deepcopy(prior.content)
         content["status"] = "completed"
         self._put_prescription(prior, content, "renew")
@@ -270,8 +312,11 @@ class ListChange:
                         ref["reference"] = f"MedicationRequest/{new_id}"
                 version = self._next_version("MedicationStatement", entry.id, entry.version)
                 new_entry = replace(
-                    entry, version=version, content=moved,
-                    last_changed=self.now, changed_by=self.author,
+                    entry,
+                    version=version,
+                    content=moved,
+                    last_changed=self.now,
+                    changed_by=self.author,
                 )
                 self.list.entries[entry.id] = new_entry
                 self._touch("MedicationStatement", entry.id, new_entry.version, "update", "renew")
@@ -282,8 +327,13 @@ class ListChange:
         """Recall (status ``stopped`` with a reason); a prescription's content never changes."""
         rx = self.list.prescriptions.get(rx_id)
         if rx is None:
-            raise NotFound(f"MedicationRequest/{rx_id} is not a prescription of this patient.", "MedicationRequest.id")
-        _check_version("MedicationRequest", rx_id, rx.version, rx.changed_by, rx.last_changed, if_match)
+            raise NotFound(
+                f"MedicationRequest/{rx_id} is not a prescription of this patient.",
+                "MedicationRequest.id",
+            )
+        _check_version(
+            "MedicationRequest", rx_id, rx.version, rx.changed_by, rx.last_changed, if_match
+        )
         if content == rx.content:
             return rx
         rest_old = {k: v for k, v in rx.content.items() if k not in ("status", "statusReason")}
@@ -296,10 +346,15 @@ class ListChange:
                 "MedicationRequest",
             )
         if rx.status not in RX_ACTIVE:
-            raise Conflict(f"MedicationRequest/{rx_id} is {rx.status} and cannot be recalled.", "MedicationRequest.status")
+            raise Conflict(
+                f"MedicationRequest/{rx_id} is {rx.status} and cannot be recalled.",
+                "MedicationRequest.status",
+            )
         reason = _reason_text(content)
         if not reason:
-            raise InvalidInput("A recall needs a reason in statusReason.", "MedicationRequest.statusReason")
+            raise InvalidInput(
+                "A recall needs a reason in statusReason.", "MedicationRequest.statusReason"
+            )
         self._reasons.append(reason)
         return self._put_prescription(rx, content, "recall")
 
@@ -312,7 +367,9 @@ class ListChange:
         content["statusReason"] = {"text": reason}
         self._put_prescription(rx, content, "recall")
 
-    def _put_prescription(self, rx: Prescription, content: dict[str, Any], activity: str) -> Prescription:
+    def _put_prescription(
+        self, rx: Prescription, content: dict[str, Any], activity: str
+    ) -> Prescription:
         version = self._next_version("MedicationRequest", rx.id, rx.version)
         updated = Prescription(rx.id, version, content, self.now, self.author)
         self.list.prescriptions[rx.id] = updated
@@ -323,8 +380,9 @@ class ListChange:
 
     def confirm(self, if_match: int | None) -> None:
         """Confirm the list as reconciled (*samstemt*): only the version the doctor saw."""
-        _check_version("List", self.list.id, self.list.version, self.list.baton,
-                       self.list.updated, if_match)
+        _check_version(
+            "List", self.list.id, self.list.version, self.list.baton, self.list.updated, if_match
+        )
         self.list.confirmation = Confirmation(self.author, self.now, self.list.version + 1)
         self._list_touch("confirm")
 
@@ -337,7 +395,9 @@ class ListChange:
                 "List",
             )
         if not reason:
-            raise InvalidInput("Pausing the PLL needs a reason (for example 'innlagt på sykehus').", "reason")
+            raise InvalidInput(
+                "Pausing the PLL needs a reason (for example 'innlagt på sykehus').", "reason"
+            )
         self.list.pause = Pause(self.author, self.now, reason)
         self._reasons.append(reason)
         self._list_touch("pause-list")
@@ -359,9 +419,7 @@ class ListChange:
         return current + 1
 
     def _touch(self, rtype: str, rid: str, version: int, action: str, activity: str) -> None:
-        earlier = next(
-            (t for t in self.touched if t.resource_type == rtype and t.id == rid), None
-        )
+        earlier = next((t for t in self.touched if t.resource_type == rtype and t.id == rid), None)
         if earlier is not None:
             self.touched.remove(earlier)
             action = earlier.action
@@ -384,4 +442,6 @@ class ListChange:
         reason = self.reason or ("; ".join(dict.fromkeys(self._reasons)) or None)
         action = "create" if lst.version == 1 else "update"
         touched = (Touched("List", lst.id, lst.version, action), *self.touched)
-        return ListVersion(lst.version, self.now, self.author, "+".join(activities), reason, touched)
+        return ListVersion(
+            lst.version, self.now, self.author, "+".join(activities), reason, touched
+        )

@@ -9,7 +9,7 @@ element is rendered as a short text a clinician can read ("dosage: 1 tablett mor
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,24 +49,42 @@ def medication_name(content: Mapping[str, Any]) -> str:
     return "ukjent legemiddel"
 
 
+def _concepts_text(value: Any) -> str:
+    concepts = value if isinstance(value, list) else [value]
+    texts = [
+        c.get("text")
+        or ", ".join(x.get("display") or x.get("code", "") for x in c.get("coding", []))
+        for c in concepts
+    ]
+    return "; ".join(t for t in texts if t)
+
+
+def _dosage_text(value: Any) -> str:
+    return "; ".join(str(d.get("text", "")) for d in value if d.get("text")) or _json(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+_RENDER: dict[str, Callable[[Any], str]] = {
+    "dosage": _dosage_text,
+    "dosageInstruction": _dosage_text,
+    "medicationCodeableConcept": lambda v: medication_name({"medicationCodeableConcept": v}),
+    "statusReason": _concepts_text,
+    "reasonCode": _concepts_text,
+    "category": _concepts_text,
+    "basedOn": lambda v: ", ".join(ref.get("reference", "") for ref in v),
+}
+
+
 def element_text(element: str, value: Any) -> str | None:
     """A short, readable rendering of one element's value."""
     if value is None:
         return None
-    if element in ("dosage", "dosageInstruction"):
-        return "; ".join(str(d.get("text", "")) for d in value if d.get("text")) or json.dumps(value)
-    if element.startswith("medication"):
-        return medication_name({element: value})
-    if element in ("statusReason", "reasonCode", "category"):
-        concepts = value if isinstance(value, list) else [value]
-        texts = [c.get("text") or ", ".join(x.get("display") or x.get("code", "") for x in c.get("coding", []))
-                 for c in concepts]
-        return "; ".join(t for t in texts if t)
-    if element == "basedOn":
-        return ", ".join(ref.get("reference", "") for ref in value)
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    if element in _RENDER:
+        return str(_RENDER[element](value))
+    return value if isinstance(value, str) else _json(value)
 
 
 def diff_content(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[FieldChange, ...]:
@@ -74,7 +92,11 @@ def diff_content(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[F
     changes = []
     for key in keys:
         if before.get(key) != after.get(key):
-            changes.append(FieldChange(key, element_text(key, before.get(key)), element_text(key, after.get(key))))
+            changes.append(
+                FieldChange(
+                    key, element_text(key, before.get(key)), element_text(key, after.get(key))
+                )
+            )
     return tuple(changes)
 
 
@@ -96,9 +118,11 @@ def diff_lists(
         old = contents[(entry_id, old_v)] if old_v is not None else {}
         new = contents[(entry_id, new_v)] if new_v is not None else {}
         kind = "added" if old_v is None else "removed" if new_v is None else "changed"
-        entries.append(EntryDifference(
-            entry_id, kind, old_v, new_v, medication_name(new or old), diff_content(old, new)
-        ))
+        entries.append(
+            EntryDifference(
+                entry_id, kind, old_v, new_v, medication_name(new or old), diff_content(old, new)
+            )
+        )
     list_changes = tuple(
         FieldChange(key, before_state.get(key), after_state.get(key))
         for key in sorted(set(before_state) | set(after_state))

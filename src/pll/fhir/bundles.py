@@ -34,17 +34,29 @@ def _links(self_url: str, next_url: str | None) -> list[dict[str, str]]:
     return links
 
 
-def searchset(base: str, resources: Sequence[str], total: int, self_url: str,
-              next_url: str | None, rtype: str) -> bytes:
+def searchset(
+    base: str, resources: Sequence[str], total: int, self_url: str, next_url: str | None, rtype: str
+) -> bytes:
     """A searchset Bundle around stored resource texts, each ``{"resourceType":..,"id":..}``."""
-    head = orjson.dumps({"resourceType": "Bundle", "type": "searchset", "total": total,
-                         "link": _links(self_url, next_url)})
+    head = orjson.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": total,
+            "link": _links(self_url, next_url),
+        }
+    )
     parts = []
     for text in resources:
         rid = orjson.loads(text)["id"] if rtype == "*" else _id_of(text)
         kind = rtype if rtype != "*" else orjson.loads(text)["resourceType"]
-        parts.append(b'{"fullUrl":' + orjson.dumps(f"{base}/{kind}/{rid}") + b',"resource":'
-                     + text.encode() + b',"search":{"mode":"match"}}')
+        parts.append(
+            b'{"fullUrl":'
+            + orjson.dumps(f"{base}/{kind}/{rid}")
+            + b',"resource":'
+            + text.encode()
+            + b',"search":{"mode":"match"}}'
+        )
     return head[:-1] + b',"entry":[' + b",".join(parts) + b"]}"
 
 
@@ -54,34 +66,61 @@ def _id_of(text: str) -> str:
     return str(data["id"])
 
 
-def history(base: str, rtype: str, rid: str, items: Sequence[Version], total: int, self_url: str,
-            next_url: str | None) -> bytes:
+def history(
+    base: str,
+    rtype: str,
+    rid: str,
+    items: Sequence[Version],
+    total: int,
+    self_url: str,
+    next_url: str | None,
+) -> bytes:
     """A history Bundle (https://hl7.org/fhir/R4/http.html#history), newest first."""
-    head = orjson.dumps({"resourceType": "Bundle", "type": "history", "total": total,
-                         "link": _links(self_url, next_url)})
+    head = orjson.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "history",
+            "total": total,
+            "link": _links(self_url, next_url),
+        }
+    )
     parts = []
     for item in items:
         method, status = ("POST", "201 Created") if item.version == 1 else ("PUT", "200 OK")
         url = rtype if method == "POST" else f"{rtype}/{rid}"
         meta = {
             "request": {"method": method, "url": url},
-            "response": {"status": status, "etag": f'W/"{item.version}"',
-                         "lastModified": instant(item.updated)},
+            "response": {
+                "status": status,
+                "etag": f'W/"{item.version}"',
+                "lastModified": instant(item.updated),
+            },
         }
-        parts.append(b'{"fullUrl":' + orjson.dumps(f"{base}/{rtype}/{rid}") + b',"resource":'
-                     + item.text.encode() + b"," + orjson.dumps(meta)[1:])
+        parts.append(
+            b'{"fullUrl":'
+            + orjson.dumps(f"{base}/{rtype}/{rid}")
+            + b',"resource":'
+            + item.text.encode()
+            + b","
+            + orjson.dumps(meta)[1:]
+        )
     return head[:-1] + b',"entry":[' + b",".join(parts) + b"]}"
 
 
-def search_bundle(base: str, resources: Sequence[dict[str, Any]], total: int, self_url: str,
-                  next_url: str | None) -> dict[str, Any]:
+def search_bundle(
+    base: str, resources: Sequence[dict[str, Any]], total: int, self_url: str, next_url: str | None
+) -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": total,
         "link": _links(self_url, next_url),
         "entry": [
-            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            {
+                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
             for r in resources
         ],
     }

@@ -53,7 +53,9 @@ def _check_medication(content: dict[str, Any], rtype: str) -> None:
         if not coding.get("code"):
             raise InvalidInput("A drug coding needs a code.", where + ".code")
         if coding.get("system") == systems.ATC and not ATC_CODE.match(coding["code"]):
-            raise InvalidInput(f"{coding['code']!r} is not an ATC code (such as N02BE01).", where + ".code")
+            raise InvalidInput(
+                f"{coding['code']!r} is not an ATC code (such as N02BE01).", where + ".code"
+            )
 
 
 def _generate_dosage_text(dosages: list[dict[str, Any]], where: str) -> None:
@@ -69,7 +71,7 @@ def _generate_dosage_text(dosages: list[dict[str, Any]], where: str) -> None:
 
 
 def _check_treatment_type(content: dict[str, Any], rtype: str) -> None:
-    for i, concept in enumerate(content.get("category") and [content["category"]] or []):
+    for i, concept in enumerate((content.get("category") and [content["category"]]) or []):
         for j, coding in enumerate(concept.get("coding", [])):
             if coding.get("system") != systems.TREATMENT_TYPE:
                 continue
@@ -89,7 +91,9 @@ def _check_references(content: dict[str, Any], key: str, target: str, rtype: str
         value = ref.get("reference", "")
         if not re.fullmatch(rf"{target}/[A-Za-z0-9\-.]{{1,64}}", value):
             where = f"{rtype}.{key}[{i}]" if isinstance(refs, list) else f"{rtype}.{key}"
-            raise InvalidInput(f"Expected a reference to {target}/<id>, got {value!r}.", where + ".reference")
+            raise InvalidInput(
+                f"Expected a reference to {target}/<id>, got {value!r}.", where + ".reference"
+            )
 
 
 def statement_content(resource: dict[str, Any], patient_id: str) -> dict[str, Any]:
@@ -109,14 +113,18 @@ def request_content(resource: dict[str, Any], patient_id: str) -> dict[str, Any]
     content["subject"] = {"reference": f"Patient/{patient_id}"}
     _check_medication(content, "MedicationRequest")
     _check_references(content, "priorPrescription", "MedicationRequest", "MedicationRequest")
-    _generate_dosage_text(content.get("dosageInstruction", []), "MedicationRequest.dosageInstruction")
+    _generate_dosage_text(
+        content.get("dosageInstruction", []), "MedicationRequest.dosageInstruction"
+    )
     return content
 
 
 # -- outgoing ------------------------------------------------------------------------------
 
 
-def with_meta(rtype: str, rid: str, version: int, updated: datetime, content: dict[str, Any]) -> dict[str, Any]:
+def with_meta(
+    rtype: str, rid: str, version: int, updated: datetime, content: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "resourceType": rtype,
         "id": rid,
@@ -126,7 +134,9 @@ def with_meta(rtype: str, rid: str, version: int, updated: datetime, content: di
 
 
 def entry_resource(entry: Entry) -> dict[str, Any]:
-    return with_meta("MedicationStatement", entry.id, entry.version, entry.last_changed, entry.content)
+    return with_meta(
+        "MedicationStatement", entry.id, entry.version, entry.last_changed, entry.content
+    )
 
 
 def prescription_resource(rx: Prescription) -> dict[str, Any]:
@@ -155,23 +165,27 @@ def list_resource(lst: MedicationList, entries: list[Entry]) -> dict[str, Any]:
     """The PLL as a FHIR ``List`` at its current version."""
     extensions: list[dict[str, Any]] = []
     if lst.pause is not None:
-        extensions.append({
-            "url": systems.EXT_PAUSED,
-            "extension": [
-                {"url": "at", "valueDateTime": instant(lst.pause.at)},
-                {"url": "by", "valueReference": author_reference(lst.pause.by)},
-                {"url": "reason", "valueString": lst.pause.reason},
-            ],
-        })
+        extensions.append(
+            {
+                "url": systems.EXT_PAUSED,
+                "extension": [
+                    {"url": "at", "valueDateTime": instant(lst.pause.at)},
+                    {"url": "by", "valueReference": author_reference(lst.pause.by)},
+                    {"url": "reason", "valueString": lst.pause.reason},
+                ],
+            }
+        )
     if lst.confirmation is not None:
-        extensions.append({
-            "url": systems.EXT_CONFIRMED,
-            "extension": [
-                {"url": "at", "valueDateTime": instant(lst.confirmation.at)},
-                {"url": "by", "valueReference": author_reference(lst.confirmation.by)},
-                {"url": "version", "valueInteger": lst.confirmation.version},
-            ],
-        })
+        extensions.append(
+            {
+                "url": systems.EXT_CONFIRMED,
+                "extension": [
+                    {"url": "at", "valueDateTime": instant(lst.confirmation.at)},
+                    {"url": "by", "valueReference": author_reference(lst.confirmation.by)},
+                    {"url": "version", "valueInteger": lst.confirmation.version},
+                ],
+            }
+        )
     resource: dict[str, Any] = {
         "resourceType": "List",
         "id": lst.id,
@@ -184,7 +198,13 @@ def list_resource(lst: MedicationList, entries: list[Entry]) -> dict[str, Any]:
         "mode": "working",
         "title": "Pasientens legemiddelliste",
         "code": {
-            "coding": [{"system": systems.LOINC, "code": "10160-0", "display": "History of Medication use Narrative"}],
+            "coding": [
+                {
+                    "system": systems.LOINC,
+                    "code": "10160-0",
+                    "display": "History of Medication use Narrative",
+                }
+            ],
             "text": "Pasientens legemiddelliste (PLL)",
         },
         "subject": {"reference": f"Patient/{lst.patient_id}"},
@@ -210,29 +230,39 @@ def list_resource(lst: MedicationList, entries: list[Entry]) -> dict[str, Any]:
 def _entry_order(entry: Entry) -> tuple[int, str, str]:
     rank = {"active": 0, "on-hold": 1}.get(entry.status, 2)
     concept = entry.content.get("medicationCodeableConcept", {})
-    name = concept.get("text") or next((c.get("display", "") for c in concept.get("coding", [])), "")
+    name = concept.get("text") or next(
+        (c.get("display", "") for c in concept.get("coding", [])), ""
+    )
     return rank, str(name).lower(), entry.id
 
 
-def document(list_json: dict[str, Any], entries: list[Entry], prescriptions: list[Prescription]) -> dict[str, Any]:
+def document(
+    list_json: dict[str, Any], entries: list[Entry], prescriptions: list[Prescription]
+) -> dict[str, Any]:
     """The whole current list in one searchset Bundle: the List, its entries, their prescriptions.
 
     ``fullUrl`` is stored relative ("/List/..") and made absolute when served, so the stored
     document does not depend on the address the server is reached at.
     """
-    items = [{"fullUrl": f"/List/{list_json['id']}", "resource": list_json, "search": {"mode": "match"}}]
+    items = [
+        {"fullUrl": f"/List/{list_json['id']}", "resource": list_json, "search": {"mode": "match"}}
+    ]
     for entry in sorted(entries, key=_entry_order):
-        items.append({
-            "fullUrl": f"/MedicationStatement/{entry.id}",
-            "resource": entry_resource(entry),
-            "search": {"mode": "include"},
-        })
+        items.append(
+            {
+                "fullUrl": f"/MedicationStatement/{entry.id}",
+                "resource": entry_resource(entry),
+                "search": {"mode": "include"},
+            }
+        )
     for rx in sorted(prescriptions, key=lambda p: p.id):
-        items.append({
-            "fullUrl": f"/MedicationRequest/{rx.id}",
-            "resource": prescription_resource(rx),
-            "search": {"mode": "include"},
-        })
+        items.append(
+            {
+                "fullUrl": f"/MedicationRequest/{rx.id}",
+                "resource": prescription_resource(rx),
+                "search": {"mode": "include"},
+            }
+        )
     return {"resourceType": "Bundle", "type": "searchset", "total": 1, "entry": items}
 
 
@@ -240,10 +270,12 @@ def provenance(list_id: str, record: ListVersion) -> dict[str, Any]:
     """One accepted change as ``Provenance`` (https://hl7.org/fhir/R4/provenance.html)."""
     agent: dict[str, Any] = {
         "type": {
-            "coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                "code": "author",
-            }]
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                    "code": "author",
+                }
+            ]
         },
         "who": author_reference(record.author),
     }
@@ -260,7 +292,8 @@ def provenance(list_id: str, record: ListVersion) -> dict[str, Any]:
         "recorded": instant(record.recorded),
         "activity": {
             "coding": [{"system": systems.ACTIVITY, "code": record.activity}]
-            if "+" not in record.activity else [],
+            if "+" not in record.activity
+            else [],
             "text": record.activity,
         },
         "agent": [agent],

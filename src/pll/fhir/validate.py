@@ -31,8 +31,12 @@ def parse_json(body: bytes) -> Any:
         json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = getattr(exc, "lineno", None)
-        position = f" at line {where}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise InvalidInput(f"The body is not valid JSON{position}: {getattr(exc, 'msg', exc)}.") from None
+        position = (
+            f" at line {where}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        )
+        raise InvalidInput(
+            f"The body is not valid JSON{position}: {getattr(exc, 'msg', exc)}."
+        ) from None
     raise InvalidInput("The body is not valid JSON.")
 
 
@@ -60,7 +64,9 @@ def validate(data: Any, expected: str | tuple[str, ...]) -> dict[str, Any]:
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
-        problems = [(_message(err), _path(rtype, tuple(err["loc"]))) for err in exc.errors()]
+        problems: list[tuple[str, str | None]] = [
+            (_message(err), _path(rtype, tuple(err["loc"]))) for err in exc.errors()
+        ]
         (message, where), *rest = problems
         raise InvalidInput(message, where, others=rest) from None
     dumped: dict[str, Any] = parsed.model_dump(mode="json", exclude_none=True)

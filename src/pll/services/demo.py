@@ -20,19 +20,49 @@ from pll.domain.model import Author, Role
 from pll.fhir import systems
 from pll.services.lists import Op, PLLService
 
-FIRST = ["Kari", "Ola", "Ingrid", "Per", "Astrid", "Nils", "Solveig", "Arne", "Berit", "Knut", "Liv", "Odd"]
-LAST = ["Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Berg"]
+FIRST = [
+    "Kari",
+    "Ola",
+    "Ingrid",
+    "Per",
+    "Astrid",
+    "Nils",
+    "Solveig",
+    "Arne",
+    "Berit",
+    "Knut",
+    "Liv",
+    "Odd",
+]
+LAST = [
+    "Hansen",
+    "Johansen",
+    "Olsen",
+    "Larsen",
+    "Andersen",
+    "Pedersen",
+    "Nilsen",
+    "Kristiansen",
+    "Berg",
+]
 
 
 def _when(*codes: str, amount: float = 1, unit: str = "tablett") -> dict[str, Any]:
-    return {"timing": {"repeat": {"when": list(codes)}},
-            "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit}}]}
+    return {
+        "timing": {"repeat": {"when": list(codes)}},
+        "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit}}],
+    }
 
 
 def _prn(amount: float, unit: str, max_day: float) -> dict[str, Any]:
-    return {"asNeededBoolean": True, "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit}}],
-            "maxDosePerPeriod": {"numerator": {"value": max_day, "unit": unit},
-                                 "denominator": {"value": 1, "unit": "d"}}}
+    return {
+        "asNeededBoolean": True,
+        "doseAndRate": [{"doseQuantity": {"value": amount, "unit": unit}}],
+        "maxDosePerPeriod": {
+            "numerator": {"value": max_day, "unit": unit},
+            "denominator": {"value": 1, "unit": "d"},
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -58,20 +88,80 @@ REGIMENS = [
     Regimen("Sertralin tab 50 mg", "N06AB06", [_when("MORN")], "1", "Depresjon"),
     Regimen("Imovane tab 5 mg", "N05CF01", [_prn(1, "tablett", 1)], "3", "Søvnvansker"),
     Regimen("Ventoline inh 0,1 mg/dose", "R03AC02", [_prn(2, "inhalasjon", 8)], "3", "Astma"),
-    Regimen("Alendronat tab 70 mg", "M05BA04",
-            [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}},
-              "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablett"}}]}], "1", "Osteoporose"),
-    Regimen("Prednisolon tab 5 mg", "H02AB06", [
-        {"sequence": 1, **_when("MORN", amount=4), "timing": {"repeat": {"when": ["MORN"],
-         "boundsDuration": {"value": 5, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}}}},
-        {"sequence": 2, **_when("MORN", amount=2), "timing": {"repeat": {"when": ["MORN"],
-         "boundsDuration": {"value": 5, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}}}},
-    ], "2", "KOLS-forverring"),
-    Regimen("Apocillin tab 660 mg", "J01CE02",
-            [{"timing": {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d",
-                                    "boundsDuration": {"value": 7, "unit": "d", "system": "http://unitsofmeasure.org",
-                                                       "code": "d"}}},
-              "doseAndRate": [{"doseQuantity": {"value": 2, "unit": "tablett"}}]}], "2", "Halsbetennelse"),
+    Regimen(
+        "Alendronat tab 70 mg",
+        "M05BA04",
+        [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}},
+                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablett"}}],
+            }
+        ],
+        "1",
+        "Osteoporose",
+    ),
+    Regimen(
+        "Prednisolon tab 5 mg",
+        "H02AB06",
+        [
+            {
+                "sequence": 1,
+                **_when("MORN", amount=4),
+                "timing": {
+                    "repeat": {
+                        "when": ["MORN"],
+                        "boundsDuration": {
+                            "value": 5,
+                            "unit": "d",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "d",
+                        },
+                    }
+                },
+            },
+            {
+                "sequence": 2,
+                **_when("MORN", amount=2),
+                "timing": {
+                    "repeat": {
+                        "when": ["MORN"],
+                        "boundsDuration": {
+                            "value": 5,
+                            "unit": "d",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "d",
+                        },
+                    }
+                },
+            },
+        ],
+        "2",
+        "KOLS-forverring",
+    ),
+    Regimen(
+        "Apocillin tab 660 mg",
+        "J01CE02",
+        [
+            {
+                "timing": {
+                    "repeat": {
+                        "frequency": 4,
+                        "period": 1,
+                        "periodUnit": "d",
+                        "boundsDuration": {
+                            "value": 7,
+                            "unit": "d",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "d",
+                        },
+                    }
+                },
+                "doseAndRate": [{"doseQuantity": {"value": 2, "unit": "tablett"}}],
+            }
+        ],
+        "2",
+        "Halsbetennelse",
+    ),
 ]
 
 
@@ -96,27 +186,39 @@ def statement(patient_id: str, regimen: Regimen, start: str) -> dict[str, Any]:
     }
 
 
-def create_demo(service: PLLService, patients: int, seed: int = 2026,
-                progress: Callable[[int], None] | None = None) -> list[str]:
+def create_demo(
+    service: PLLService,
+    patients: int,
+    seed: int = 2026,
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
     """Create ``patients`` synthetic patients with a PLL each; returns their fødselsnumre."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
     gp = Access(_persona_author("gp"))
     hospital = Access(_persona_author("hospital-doctor"))
     numbers = []
     for _ in range(patients):
         fnr = generate_synthetic_fnr(rng)
         name = {"family": rng.choice(LAST), "given": [rng.choice(FIRST)]}
-        patient, _ = service.register_patient(gp, {
-            "resourceType": "Patient",
-            "identifier": [{"system": systems.FNR, "value": fnr}],
-            "name": [name],
-        })
+        patient, _ = service.register_patient(
+            gp,
+            {
+                "resourceType": "Patient",
+                "identifier": [{"system": systems.FNR, "value": fnr}],
+                "name": [name],
+            },
+        )
         pid = patient["id"]
         numbers.append(fnr)
-        service.create_list(gp, {"resourceType": "List", "subject": {"reference": f"Patient/{pid}"}})
+        service.create_list(
+            gp, {"resourceType": "List", "subject": {"reference": f"Patient/{pid}"}}
+        )
         chosen = rng.sample(REGIMENS, rng.randint(3, 8))
         start = f"202{rng.randint(3, 6)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
-        ops = [Op("create", "MedicationStatement", service.ids(), statement(pid, r, start)) for r in chosen]
+        ops = [
+            Op("create", "MedicationStatement", service.ids(), statement(pid, r, start))
+            for r in chosen
+        ]
         result = service.change(gp, pid, ops, "Legemiddelgjennomgang hos fastlege")
         entries = [w for w in result.written if w.rtype == "MedicationStatement"]
         if rng.random() < 0.4 and entries:
@@ -124,18 +226,39 @@ def create_demo(service: PLLService, patients: int, seed: int = 2026,
             changed = dict(target.resource)
             dose = changed["dosage"][0].get("doseAndRate")
             if dose:
-                changed["dosage"] = [dict(changed["dosage"][0], doseAndRate=[
-                    {"doseQuantity": dict(dose[0]["doseQuantity"], value=dose[0]["doseQuantity"]["value"] * 2)}])]
-                service.change(hospital, pid, [Op("update", "MedicationStatement", target.id, changed,
-                                                  target.version)], "Dosejustering under innleggelse")
+                changed["dosage"] = [
+                    dict(
+                        changed["dosage"][0],
+                        doseAndRate=[
+                            {
+                                "doseQuantity": dict(
+                                    dose[0]["doseQuantity"],
+                                    value=dose[0]["doseQuantity"]["value"] * 2,
+                                )
+                            }
+                        ],
+                    )
+                ]
+                service.change(
+                    hospital,
+                    pid,
+                    [Op("update", "MedicationStatement", target.id, changed, target.version)],
+                    "Dosejustering under innleggelse",
+                )
         if rng.random() < 0.3 and len(entries) > 1:
             target = entries[-1]
-            stopped = dict(target.resource, status="stopped", statusReason=[{"text": "Ikke lenger indisert"}])
-            service.change(gp, pid, [Op("update", "MedicationStatement", target.id, stopped, target.version)])
+            stopped = dict(
+                target.resource, status="stopped", statusReason=[{"text": "Ikke lenger indisert"}]
+            )
+            service.change(
+                gp, pid, [Op("update", "MedicationStatement", target.id, stopped, target.version)]
+            )
         if rng.random() < 0.5:
             current = service.current(gp, patient_id=pid)
             if current is not None:
-                service.change(gp, pid, [Op("confirm", if_match=current.version)], "Samstemt med pasienten")
+                service.change(
+                    gp, pid, [Op("confirm", if_match=current.version)], "Samstemt med pasienten"
+                )
         if progress:
             progress(1)
     return numbers

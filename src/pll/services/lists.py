@@ -87,8 +87,9 @@ def _person(resource: dict[str, Any]) -> tuple[str, str]:
     found = []
     for i, ident in enumerate(resource.get("identifier") or []):
         if ident.get("system") in (systems.FNR, systems.DNR):
-            parsed = parse_person_identifier(ident.get("system"), str(ident.get("value", "")),
-                                             f"Patient.identifier[{i}]")
+            parsed = parse_person_identifier(
+                ident.get("system"), str(ident.get("value", "")), f"Patient.identifier[{i}]"
+            )
             found.append((parsed.system, parsed.value))
     if len(found) != 1:
         raise InvalidInput(
@@ -102,15 +103,18 @@ def _person(resource: dict[str, Any]) -> tuple[str, str]:
 class PLLService:
     """Patients, lists, entries and prescriptions, with their history."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow,
-                 ids: Callable[[], str] = new_id) -> None:
+    def __init__(
+        self, db: Database, clock: Callable[[], datetime] = utcnow, ids: Callable[[], str] = new_id
+    ) -> None:
         self.db = db
         self.clock = clock
         self.ids = ids
 
     # -- patients --------------------------------------------------------------------------
 
-    def register_patient(self, access: Access, resource: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def register_patient(
+        self, access: Access, resource: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
         """Register a patient, or find the one with the same fødselsnummer/D-nummer.
 
         Returns the patient and whether it was created.
@@ -125,8 +129,9 @@ class PLLService:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def register_patient_in(self, conn: Connection, access: Access,
-                            resource: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def register_patient_in(
+        self, conn: Connection, access: Access, resource: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
         system, value = _person(resource)
         access.check_read(value)
         existing = repo.find_patient(conn, system, value)
@@ -135,8 +140,13 @@ class PLLService:
             return found, False
         now = self.clock()
         pid = self.ids()
-        stored = fhir.with_meta("Patient", pid, 1, now, {k: v for k, v in resource.items()
-                                                          if k not in ("id", "meta", "text")})
+        stored = fhir.with_meta(
+            "Patient",
+            pid,
+            1,
+            now,
+            {k: v for k, v in resource.items() if k not in ("id", "meta", "text")},
+        )
         repo.insert_patient(conn, pid, system, value, now, dumps(stored))
         return stored, True
 
@@ -161,26 +171,32 @@ class PLLService:
             data: dict[str, Any] = orjson.loads(row.resource)
             return data
 
-    def resolve_patient(self, conn: Connection, access: Access, subject: dict[str, Any] | None,
-                        where: str) -> str:
+    def resolve_patient(
+        self, conn: Connection, access: Access, subject: dict[str, Any] | None, where: str
+    ) -> str:
         """The patient id a ``subject`` reference names (by id or by identifier)."""
         if not subject:
             raise InvalidInput("The subject (the patient) is missing.", where)
         ref = subject.get("reference")
         if ref:
             if not ref.startswith("Patient/"):
-                raise InvalidInput(f"The subject must reference a Patient, got {ref!r}.", where + ".reference")
+                raise InvalidInput(
+                    f"The subject must reference a Patient, got {ref!r}.", where + ".reference"
+                )
             row = repo.get_patient(conn, ref.removeprefix("Patient/"))
             if row is None:
                 raise InvalidInput(f"{ref} does not exist.", where + ".reference")
         elif subject.get("identifier"):
             ident = subject["identifier"]
-            parsed = parse_person_identifier(ident.get("system"), str(ident.get("value", "")),
-                                             where + ".identifier")
+            parsed = parse_person_identifier(
+                ident.get("system"), str(ident.get("value", "")), where + ".identifier"
+            )
             row = repo.find_patient(conn, parsed.system, parsed.value)
             if row is None:
-                raise InvalidInput(f"No patient is registered with {parsed.kind} {parsed.value}.",
-                                   where + ".identifier")
+                raise InvalidInput(
+                    f"No patient is registered with {parsed.kind} {parsed.value}.",
+                    where + ".identifier",
+                )
         else:
             raise InvalidInput("The subject needs a reference or an identifier.", where)
         access.check_read(row.identifier_value)
@@ -189,7 +205,9 @@ class PLLService:
 
     # -- changes ---------------------------------------------------------------------------
 
-    def create_list(self, access: Access, resource: dict[str, Any], reason: str | None = None) -> ChangeResult:
+    def create_list(
+        self, access: Access, resource: dict[str, Any], reason: str | None = None
+    ) -> ChangeResult:
         """Create a patient's PLL (``POST /fhir/List``)."""
         if resource.get("entry"):
             raise InvalidInput(
@@ -199,45 +217,72 @@ class PLLService:
             )
         try:
             with self.db.write() as conn:
-                patient_id = self.resolve_patient(conn, access, resource.get("subject"), "List.subject")
+                patient_id = self.resolve_patient(
+                    conn, access, resource.get("subject"), "List.subject"
+                )
                 return self.apply_in(conn, access, patient_id, [], reason, create_list=True)
         except IntegrityError:
             # Two journal systems created the same patient's list at the same moment.
-            raise Conflict("This patient already has a PLL; a patient has exactly one list.",
-                           "List.subject") from None
+            raise Conflict(
+                "This patient already has a PLL; a patient has exactly one list.", "List.subject"
+            ) from None
 
-    def create_resource(self, access: Access, rtype: str, resource: dict[str, Any],
-                        reason: str | None = None) -> ChangeResult:
+    def create_resource(
+        self, access: Access, rtype: str, resource: dict[str, Any], reason: str | None = None
+    ) -> ChangeResult:
         """Create an entry or a prescription on the PLL of the patient its subject names."""
         with self.db.write() as conn:
-            patient_id = self.resolve_patient(conn, access, resource.get("subject"), f"{rtype}.subject")
-            return self.apply_in(conn, access, patient_id, [Op("create", rtype, self.ids(), resource)], reason)
+            patient_id = self.resolve_patient(
+                conn, access, resource.get("subject"), f"{rtype}.subject"
+            )
+            return self.apply_in(
+                conn, access, patient_id, [Op("create", rtype, self.ids(), resource)], reason
+            )
 
-    def update_resource(self, access: Access, rtype: str, rid: str, resource: dict[str, Any],
-                        if_match: int | None, reason: str | None = None) -> ChangeResult:
+    def update_resource(
+        self,
+        access: Access,
+        rtype: str,
+        rid: str,
+        resource: dict[str, Any],
+        if_match: int | None,
+        reason: str | None = None,
+    ) -> ChangeResult:
         """Update an existing entry or prescription (``PUT``), under the relay-baton rules."""
         if resource.get("id") not in (None, rid):
-            raise InvalidInput(f"The resource id {resource.get('id')!r} does not match the URL id {rid!r}.",
-                               f"{rtype}.id")
+            raise InvalidInput(
+                f"The resource id {resource.get('id')!r} does not match the URL id {rid!r}.",
+                f"{rtype}.id",
+            )
         with self.db.write() as conn:
             row = repo.resource_row(conn, rtype, rid)
             if row is None:
-                raise NotFound(f"{rtype}/{rid} does not exist; new entries and prescriptions are "
-                               "created with POST and get their id from the server.", f"{rtype}.id")
+                raise NotFound(
+                    f"{rtype}/{rid} does not exist; new entries and prescriptions are "
+                    "created with POST and get their id from the server.",
+                    f"{rtype}.id",
+                )
             if resource.get("subject") is not None:
                 named = self.resolve_patient(conn, access, resource["subject"], f"{rtype}.subject")
                 if named != row.patient_id:
-                    raise InvalidInput(f"{rtype}/{rid} belongs to another patient; the subject cannot change.",
-                                       f"{rtype}.subject")
-            return self.apply_in(conn, access, row.patient_id, [Op("update", rtype, rid, resource, if_match)],
-                                 reason)
+                    raise InvalidInput(
+                        f"{rtype}/{rid} belongs to another patient; the subject cannot change.",
+                        f"{rtype}.subject",
+                    )
+            return self.apply_in(
+                conn, access, row.patient_id, [Op("update", rtype, rid, resource, if_match)], reason
+            )
 
-    def change(self, access: Access, patient_id: str, ops: list[Op], reason: str | None = None) -> ChangeResult:
+    def change(
+        self, access: Access, patient_id: str, ops: list[Op], reason: str | None = None
+    ) -> ChangeResult:
         """Apply ``ops`` to the patient's PLL as one accepted change (one list version)."""
         with self.db.write() as conn:
             return self.apply_in(conn, access, patient_id, ops, reason)
 
-    def change_list(self, access: Access, list_id: str, ops: list[Op], reason: str | None = None) -> ChangeResult:
+    def change_list(
+        self, access: Access, list_id: str, ops: list[Op], reason: str | None = None
+    ) -> ChangeResult:
         with self.db.write() as conn:
             row = repo.list_row(conn, list_id=list_id)
             if row is None:
@@ -253,14 +298,23 @@ class PLLService:
         patient_id: str = row.patient_id
         return patient_id
 
-    def apply_in(self, conn: Connection, access: Access, patient_id: str, ops: list[Op],
-                 reason: str | None, *, create_list: bool = False) -> ChangeResult:
+    def apply_in(
+        self,
+        conn: Connection,
+        access: Access,
+        patient_id: str,
+        ops: list[Op],
+        reason: str | None,
+        *,
+        create_list: bool = False,
+    ) -> ChangeResult:
         """The write path, inside the caller's transaction."""
         now = self.clock()
         author = access.actor
         if create_list:
-            lst = start_list(self.ids(), patient_id, author, now,
-                             exists=repo.list_exists_for(conn, patient_id))
+            lst = start_list(
+                self.ids(), patient_id, author, now, exists=repo.list_exists_for(conn, patient_id)
+            )
         else:
             row = repo.list_row(conn, patient_id=patient_id, lock=True)
             if row is None:
@@ -282,18 +336,27 @@ class PLLService:
         record = change.finish()
         result = ChangeResult(lst.id, record.version if record else None)
         if record is None:
-            result.written = [self._written(lst, op.rtype, op.rid, False) for op in ops if op.rtype and op.rid]
+            result.written = [
+                self._written(lst, op.rtype, op.rid, False) for op in ops if op.rtype and op.rid
+            ]
             return result
         resources = self._persist(conn, lst, record, now, create_list)
         for t in record.touched:
             if t.resource_type != "List":
-                result.written.append(Written(t.resource_type, t.id, t.version,
-                                              orjson.loads(resources[(t.resource_type, t.id)]),
-                                              t.action == "create"))
+                result.written.append(
+                    Written(
+                        t.resource_type,
+                        t.id,
+                        t.version,
+                        orjson.loads(resources[(t.resource_type, t.id)]),
+                        t.action == "create",
+                    )
+                )
         return result
 
-    def _apply_op(self, change: ListChange, op: Op, patient_id: str,
-                  created: dict[tuple[str, str], bool]) -> None:
+    def _apply_op(
+        self, change: ListChange, op: Op, patient_id: str, created: dict[tuple[str, str], bool]
+    ) -> None:
         if op.kind == "confirm":
             change.confirm(op.if_match)
             return
@@ -303,7 +366,8 @@ class PLLService:
         if op.kind == "resume":
             change.resume(op.if_match)
             return
-        assert op.rtype is not None and op.rid is not None and op.resource is not None  # noqa: S101
+        if op.rtype is None or op.rid is None or op.resource is None:
+            raise InvalidInput(f"A {op.kind} needs a resource type, an id and a resource.")
         if op.rtype == "MedicationStatement":
             content = fhir.statement_content(op.resource, patient_id)
             if op.kind == "create":
@@ -320,33 +384,53 @@ class PLLService:
             raise InvalidInput(f"{op.rtype} is not part of the medication list.", "resourceType")
         created[(op.rtype, op.rid)] = op.kind == "create"
 
-    def _written(self, lst: MedicationList, rtype: str | None, rid: str | None, created: bool) -> Written:
-        if rtype == "MedicationStatement" and rid in lst.entries:
+    def _written(self, lst: MedicationList, rtype: str, rid: str, created: bool) -> Written:
+        if rtype == "MedicationStatement":
             e = lst.entries[rid]
             return Written(rtype, rid, e.version, fhir.entry_resource(e), created)
-        assert rid is not None  # noqa: S101
         rx = lst.prescriptions[rid]
-        return Written("MedicationRequest", rid, rx.version, fhir.prescription_resource(rx), created)
+        return Written(
+            "MedicationRequest", rid, rx.version, fhir.prescription_resource(rx), created
+        )
 
-    def _persist(self, conn: Connection, lst: MedicationList, record: ListVersion, now: datetime,
-                 is_new: bool) -> dict[tuple[str, str], str]:
+    def _persist(
+        self,
+        conn: Connection,
+        lst: MedicationList,
+        record: ListVersion,
+        now: datetime,
+        is_new: bool,
+    ) -> dict[tuple[str, str], str]:
         resources: dict[tuple[str, str], str] = {}
         for t in record.touched:
             if t.resource_type == "MedicationStatement":
                 resources[(t.resource_type, t.id)] = dumps(fhir.entry_resource(lst.entries[t.id]))
             elif t.resource_type == "MedicationRequest":
-                resources[(t.resource_type, t.id)] = dumps(fhir.prescription_resource(lst.prescriptions[t.id]))
+                resources[(t.resource_type, t.id)] = dumps(
+                    fhir.prescription_resource(lst.prescriptions[t.id])
+                )
         list_json, document, expires = self._documents(lst, now)
         if is_new:
             repo.insert_list(conn, lst, list_json, document)
         else:
             repo.save_list(conn, lst, list_json, document, expires)
         repo.save_version(conn, lst, record, list_json, resources)
-        repo.add_event(conn, self.ids(), lst, "list-changed", now, {
-            "list": f"List/{lst.id}", "patient": f"Patient/{lst.patient_id}",
-            "version": lst.version, "activity": record.activity,
-            "touched": [f"{t.resource_type}/{t.id}/_history/{t.version}" for t in record.touched],
-        })
+        repo.add_event(
+            conn,
+            self.ids(),
+            lst,
+            "list-changed",
+            now,
+            {
+                "list": f"List/{lst.id}",
+                "patient": f"Patient/{lst.patient_id}",
+                "version": lst.version,
+                "activity": record.activity,
+                "touched": [
+                    f"{t.resource_type}/{t.id}/_history/{t.version}" for t in record.touched
+                ],
+            },
+        )
         return resources
 
     def _documents(self, lst: MedicationList, now: datetime) -> tuple[str, str, datetime | None]:
@@ -354,7 +438,9 @@ class PLLService:
         list_json = fhir.list_resource(lst, visible)
         linked = {rx for e in visible for rx in e.prescription_ids}
         shown: list[Prescription] = [
-            p for p in lst.prescriptions.values() if p.id in linked or p.status in ("active", "on-hold")
+            p
+            for p in lst.prescriptions.values()
+            if p.id in linked or p.status in ("active", "on-hold")
         ]
         document = fhir.document(list_json, visible, shown)
         return dumps(list_json), dumps(document), lst.next_hide(now)
@@ -379,8 +465,14 @@ class PLLService:
             row = repo.get_patient(conn, patient_id)
             access.check_read(row.identifier_value if row else None)
 
-    def current(self, access: Access, *, list_id: str | None = None, patient_id: str | None = None,
-                document: bool = False) -> Stored | None:
+    def current(
+        self,
+        access: Access,
+        *,
+        list_id: str | None = None,
+        patient_id: str | None = None,
+        document: bool = False,
+    ) -> Stored | None:
         """The current List (or the whole list document): one keyed lookup plus an audit row."""
         for _ in range(2):
             with self.db.read() as conn:
@@ -391,8 +483,12 @@ class PLLService:
                 if row.expires_at is None or row.expires_at > now:
                     self._check(conn, access, row.patient_id)
                     repo.audit(conn, now, access.actor, "read", "List", row.id, row.patient_id)
-                    return Stored(row.document if document else row.list_json, row.version,
-                                  row.updated_at, row.patient_id)
+                    return Stored(
+                        row.document if document else row.list_json,
+                        row.version,
+                        row.updated_at,
+                        row.patient_id,
+                    )
             self._refresh_documents(row.id)
         raise RuntimeError("list document could not be refreshed")  # pragma: no cover
 
@@ -404,29 +500,41 @@ class PLLService:
             self._check(conn, access, head.patient_id)
             row = repo.list_version_row(conn, list_id, version)
             if row is None:
-                raise NotFound(f"List/{list_id} has no version {version} (the newest is {head.version}).",
-                               "List.meta.versionId")
+                raise NotFound(
+                    f"List/{list_id} has no version {version} (the newest is {head.version}).",
+                    "List.meta.versionId",
+                )
             repo.audit(conn, self.clock(), access.actor, "vread", "List", list_id, head.patient_id)
             return Stored(row.list_json, row.version, row.recorded_at, head.patient_id)
 
-    def list_history(self, access: Access, list_id: str, count: int, offset: int) -> tuple[int, list[tuple[Stored, ListVersion]]]:
+    def list_history(
+        self, access: Access, list_id: str, count: int, offset: int
+    ) -> tuple[int, list[tuple[Stored, ListVersion]]]:
         with self.db.read() as conn:
             head = repo.list_row(conn, list_id=list_id)
             if head is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
             self._check(conn, access, head.patient_id)
             total, rows = repo.list_versions(conn, list_id, count, offset)
-            repo.audit(conn, self.clock(), access.actor, "history", "List", list_id, head.patient_id)
-            return total, [(Stored(r.list_json, r.version, r.recorded_at, head.patient_id), _record(r))
-                           for r in rows]
+            repo.audit(
+                conn, self.clock(), access.actor, "history", "List", list_id, head.patient_id
+            )
+            return total, [
+                (Stored(r.list_json, r.version, r.recorded_at, head.patient_id), _record(r))
+                for r in rows
+            ]
 
-    def provenance(self, access: Access, target: str, count: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+    def provenance(
+        self, access: Access, target: str, count: int, offset: int
+    ) -> tuple[int, list[dict[str, Any]]]:
         """``Provenance`` for every change that wrote ``target`` (``List/x`` or an entry)."""
         rtype, _, rid = target.partition("/")
         rid = rid.split("/_history")[0]
         if rtype not in ("List", "MedicationStatement", "MedicationRequest") or not rid:
-            raise InvalidInput("target must be List/<id>, MedicationStatement/<id> or MedicationRequest/<id>.",
-                               "target")
+            raise InvalidInput(
+                "target must be List/<id>, MedicationStatement/<id> or MedicationRequest/<id>.",
+                "target",
+            )
         with self.db.read() as conn:
             if rtype == "List":
                 head = repo.list_row(conn, list_id=rid)
@@ -441,7 +549,9 @@ class PLLService:
             repo.audit(conn, self.clock(), access.actor, "search", "Provenance", target, patient_id)
             return total, [fhir.provenance(r.list_id, _record(r)) for r in rows]
 
-    def diff(self, access: Access, list_id: str, from_version: int, to_version: int) -> ListDifference:
+    def diff(
+        self, access: Access, list_id: str, from_version: int, to_version: int
+    ) -> ListDifference:
         """What changed on the list between two of its versions."""
         with self.db.read() as conn:
             head = repo.list_row(conn, list_id=list_id)
@@ -452,15 +562,24 @@ class PLLService:
             for name, v in (("from", from_version), ("to", to_version)):
                 row = repo.list_version_row(conn, list_id, v)
                 if row is None:
-                    raise InvalidInput(f"List/{list_id} has no version {v} (versions 1 to {head.version}).", name)
+                    raise InvalidInput(
+                        f"List/{list_id} has no version {v} (versions 1 to {head.version}).", name
+                    )
                 snapshots.append(orjson.loads(row.list_json))
             members = [_members(s) for s in snapshots]
             wanted = [(eid, ver) for m in members for eid, ver in m.items()]
             texts = repo.entry_versions_at(conn, wanted)
             contents = {key: repo._content(text) for key, text in texts.items()}
             repo.audit(conn, self.clock(), access.actor, "diff", "List", list_id, head.patient_id)
-        return diff_lists(from_version, to_version, members[0], members[1], contents,
-                          _list_state(snapshots[0]), _list_state(snapshots[1]))
+        return diff_lists(
+            from_version,
+            to_version,
+            members[0],
+            members[1],
+            contents,
+            _list_state(snapshots[0]),
+            _list_state(snapshots[1]),
+        )
 
     def read_resource(self, access: Access, rtype: str, rid: str) -> Stored:
         with self.db.read() as conn:
@@ -479,8 +598,10 @@ class PLLService:
             self._check(conn, access, row.patient_id)
             old = repo.resource_version(conn, rtype, rid, version)
             if old is None:
-                raise NotFound(f"{rtype}/{rid} has no version {version} (the newest is {row.version}).",
-                               f"{rtype}.meta.versionId")
+                raise NotFound(
+                    f"{rtype}/{rid} has no version {version} (the newest is {row.version}).",
+                    f"{rtype}.meta.versionId",
+                )
             repo.audit(conn, self.clock(), access.actor, "vread", rtype, rid, row.patient_id)
             return Stored(old.resource, old.version, old.recorded_at, row.patient_id)
 
@@ -494,8 +615,9 @@ class PLLService:
             repo.audit(conn, self.clock(), access.actor, "history", rtype, rid, row.patient_id)
             return [Stored(r.resource, r.version, r.recorded_at, row.patient_id) for r in rows]
 
-    def search_resources(self, access: Access, rtype: str, patient_id: str, count: int,
-                         offset: int) -> tuple[int, list[str]]:
+    def search_resources(
+        self, access: Access, rtype: str, patient_id: str, count: int, offset: int
+    ) -> tuple[int, list[str]]:
         with self.db.read() as conn:
             head = repo.list_row(conn, patient_id=patient_id)
             if head is None:
@@ -531,9 +653,17 @@ def _wanted(ops: Iterable[Op]) -> tuple[set[str], set[str]]:
 
 
 def _record(row: Any) -> ListVersion:
-    touched = tuple(Touched(t["type"], t["id"], t["version"], t["action"]) for t in orjson.loads(row.touched))
-    return ListVersion(row.version, row.recorded_at, Author.from_json(orjson.loads(row.author)),
-                       row.activity, row.reason, touched)
+    touched = tuple(
+        Touched(t["type"], t["id"], t["version"], t["action"]) for t in orjson.loads(row.touched)
+    )
+    return ListVersion(
+        row.version,
+        row.recorded_at,
+        Author.from_json(orjson.loads(row.author)),
+        row.activity,
+        row.reason,
+        touched,
+    )
 
 
 def _members(list_json: dict[str, Any]) -> dict[str, int]:
@@ -552,6 +682,7 @@ def _list_state(list_json: dict[str, Any]) -> dict[str, str | None]:
         if ext["url"] == systems.EXT_PAUSED:
             state["paused"] = f"{parts['at']['valueDateTime']}: {parts['reason']['valueString']}"
         elif ext["url"] == systems.EXT_CONFIRMED:
-            state["confirmed"] = (f"{parts['at']['valueDateTime']} av {parts['by']['valueReference']['display']}")
+            state["confirmed"] = (
+                f"{parts['at']['valueDateTime']} av {parts['by']['valueReference']['display']}"
+            )
     return state
-

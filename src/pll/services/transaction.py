@@ -12,14 +12,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
 from pll.auth.access import Access
 from pll.domain.errors import InvalidInput
 from pll.fhir.validate import validate
-from pll.services.lists import Op, PLLService, Written
+from pll.services.lists import Op, PLLService
 from pll.store import repository as repo
 
 LIST_RESOURCES = ("MedicationStatement", "MedicationRequest")
-URL = re.compile(r"^(Patient|List|MedicationStatement|MedicationRequest)(?:/([A-Za-z0-9\-.]{1,64}))?$")
+URL = re.compile(
+    r"^(Patient|List|MedicationStatement|MedicationRequest)(?:/([A-Za-z0-9\-.]{1,64}))?$"
+)
 
 
 @dataclass
@@ -63,13 +67,29 @@ def _items(bundle: dict[str, Any]) -> list[_Item]:
         if not resource or resource.get("resourceType") != rtype:
             raise InvalidInput(f"The entry's resource must be a {rtype}.", f"{where}.resource")
         if method == "PUT" and (rid is None or rtype not in LIST_RESOURCES):
-            raise InvalidInput("PUT needs MedicationStatement/<id> or MedicationRequest/<id>.", f"{where}.request.url")
+            raise InvalidInput(
+                "PUT needs MedicationStatement/<id> or MedicationRequest/<id>.",
+                f"{where}.request.url",
+            )
         if method == "PUT" and resource.get("id") not in (None, rid):
-            raise InvalidInput("The resource id must match the id in request.url.", f"{where}.resource.id")
+            raise InvalidInput(
+                "The resource id must match the id in request.url.", f"{where}.resource.id"
+            )
         if method == "POST" and rid is not None:
-            raise InvalidInput("POST goes to the resource type, without an id.", f"{where}.request.url")
-        items.append(_Item(i, method, rtype, rid, resource, entry.get("fullUrl"),
-                           parse_if_match(request.get("ifMatch"), f"{where}.request.ifMatch")))
+            raise InvalidInput(
+                "POST goes to the resource type, without an id.", f"{where}.request.url"
+            )
+        items.append(
+            _Item(
+                i,
+                method,
+                rtype,
+                rid,
+                resource,
+                entry.get("fullUrl"),
+                parse_if_match(request.get("ifMatch"), f"{where}.request.ifMatch"),
+            )
+        )
     if not items:
         raise InvalidInput("The transaction has no entries.", "Bundle.entry")
     return items
@@ -94,8 +114,7 @@ def _rewrite(value: Any, ids: dict[str, str], where: str) -> Any:
 
 def run(service: PLLService, access: Access, data: Any, reason: str | None) -> dict[str, Any]:
     """Apply a transaction Bundle and return the ``transaction-response`` Bundle."""
-    bundle = validate(data, "Bundle")
-    items = _items(bundle)
+    items = _items(validate(data, "Bundle"))
     urns: dict[str, str] = {}
     for item in items:
         if item.method == "POST" and item.rtype in LIST_RESOURCES:
@@ -112,59 +131,101 @@ def run(service: PLLService, access: Access, data: Any, reason: str | None) -> d
                 responses[item.index] = _response(patient, created)
         for item in items:
             item.resource = _rewrite(item.resource, urns, f"Bundle.entry[{item.index}].resource")
-        patient_ids = set()
-        creates_list = [i for i in items if i.rtype == "List"]
-        for item in items:
-            where = f"Bundle.entry[{item.index}].resource"
-            if item.rtype in ("List", *LIST_RESOURCES) and item.method == "POST":
-                patient_ids.add(service.resolve_patient(conn, access, item.resource.get("subject"),
-                                                        f"{where}.subject"))
-            elif item.method == "PUT" and item.rid:
-                row = repo.resource_row(conn, item.rtype, item.rid)
-                if row is None:
-                    raise InvalidInput(f"{item.rtype}/{item.rid} does not exist.", f"Bundle.entry[{item.index}].request.url")
-                patient_ids.add(row.patient_id)
-        if len(patient_ids) > 1:
-            raise InvalidInput("A transaction changes one patient's list; these entries name several patients.",
-                               "Bundle.entry")
-        if len(creates_list) > 1:
-            raise InvalidInput("A transaction can create at most one List.", "Bundle.entry")
-        if creates_list and creates_list[0].resource.get("entry"):
-            raise InvalidInput("Create the List empty; its entries are the MedicationStatements.",
-                               f"Bundle.entry[{creates_list[0].index}].resource.entry")
-        if patient_ids:
-            # Prescriptions first, so entries in the same Bundle can link to them.
-            order = {"MedicationRequest": 0, "MedicationStatement": 1}
-            change_items = sorted(
-                (i for i in items if i.rtype in LIST_RESOURCES),
-                key=lambda i: (i.method != "POST", order[i.rtype], i.index),
-            )
-            ops = [
-                Op("create" if i.method == "POST" else "update", i.rtype, i.rid,
-                   validate(i.resource, i.rtype), i.if_match,
-                   where=f"Bundle.entry[{i.index}].resource")
-                for i in change_items
-            ]
-            result = service.apply_in(conn, access, patient_ids.pop(), ops, reason,
-                                      create_list=bool(creates_list))
-            by_id = {(w.rtype, w.id): w for w in result.written}
-            for i in change_items:
-                assert i.rid is not None  # noqa: S101
-                written = by_id.get((i.rtype, i.rid))
-                if written is not None:
-                    responses[i.index] = _written_response(written, i.method == "POST")
-            if creates_list and result.list_version is not None:
-                stored = repo.list_documents(conn, list_id=result.list_id)
-                assert stored is not None  # noqa: S101
-                responses[creates_list[0].index] = {
-                    "response": {"status": "201 Created", "location": f"List/{result.list_id}/_history/{stored.version}",
-                                 "etag": f'W/"{stored.version}"'},
-                }
+        creates_list = _list_create(items)
+        patient_id = _one_patient(service, conn, access, items)
+        if patient_id is not None:
+            responses |= _apply(service, conn, access, patient_id, items, reason, creates_list)
     return {
         "resourceType": "Bundle",
         "type": "transaction-response",
         "entry": [responses.get(i.index, {"response": {"status": "200 OK"}}) for i in items],
     }
+
+
+def _list_create(items: list[_Item]) -> _Item | None:
+    lists = [i for i in items if i.rtype == "List"]
+    if len(lists) > 1:
+        raise InvalidInput("A transaction can create at most one List.", "Bundle.entry")
+    if lists and lists[0].resource.get("entry"):
+        raise InvalidInput(
+            "Create the List empty; its entries are the MedicationStatements.",
+            f"Bundle.entry[{lists[0].index}].resource.entry",
+        )
+    return lists[0] if lists else None
+
+
+def _one_patient(
+    service: PLLService, conn: Connection, access: Access, items: list[_Item]
+) -> str | None:
+    """The one patient whose list the transaction changes (``None`` if it changes none)."""
+    patient_ids = set()
+    for item in items:
+        where = f"Bundle.entry[{item.index}]"
+        if item.rtype in ("List", *LIST_RESOURCES) and item.method == "POST":
+            subject = item.resource.get("subject")
+            patient_ids.add(
+                service.resolve_patient(conn, access, subject, f"{where}.resource.subject")
+            )
+        elif item.method == "PUT" and item.rid:
+            row = repo.resource_row(conn, item.rtype, item.rid)
+            if row is None:
+                raise InvalidInput(
+                    f"{item.rtype}/{item.rid} does not exist.", f"{where}.request.url"
+                )
+            patient_ids.add(row.patient_id)
+    if len(patient_ids) > 1:
+        raise InvalidInput(
+            "A transaction changes one patient's list; these entries name several patients.",
+            "Bundle.entry",
+        )
+    return patient_ids.pop() if patient_ids else None
+
+
+def _apply(
+    service: PLLService,
+    conn: Connection,
+    access: Access,
+    patient_id: str,
+    items: list[_Item],
+    reason: str | None,
+    creates_list: _Item | None,
+) -> dict[int, dict[str, Any]]:
+    # Prescriptions first, so entries in the same Bundle can link to them.
+    order = {"MedicationRequest": 0, "MedicationStatement": 1}
+    changes = sorted(
+        (i for i in items if i.rtype in LIST_RESOURCES),
+        key=lambda i: (i.method != "POST", order[i.rtype], i.index),
+    )
+    ops = [
+        Op(
+            "create" if i.method == "POST" else "update",
+            i.rtype,
+            i.rid,
+            validate(i.resource, i.rtype),
+            i.if_match,
+            where=f"Bundle.entry[{i.index}].resource",
+        )
+        for i in changes
+    ]
+    result = service.apply_in(
+        conn, access, patient_id, ops, reason, create_list=creates_list is not None
+    )
+    written = {(w.rtype, w.id): w for w in result.written}
+    responses = {}
+    for i in changes:
+        done = written.get((i.rtype, str(i.rid)))
+        if done is not None:
+            responses[i.index] = _response(done.resource, i.method == "POST" and done.created)
+    if creates_list is not None and result.list_version is not None:
+        version = result.list_version
+        responses[creates_list.index] = {
+            "response": {
+                "status": "201 Created",
+                "location": f"List/{result.list_id}/_history/{version}",
+                "etag": f'W/"{version}"',
+            },
+        }
+    return responses
 
 
 def _response(resource: dict[str, Any], created: bool) -> dict[str, Any]:
@@ -178,8 +239,3 @@ def _response(resource: dict[str, Any], created: bool) -> dict[str, Any]:
             "lastModified": resource["meta"]["lastUpdated"],
         },
     }
-
-
-def _written_response(written: Written, created: bool) -> dict[str, Any]:
-    return _response(written.resource, created and written.created)
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
@@ -57,7 +57,9 @@ def _content(resource_text: str) -> dict[str, Any]:
 
 def find_patient(conn: Connection, system: str, value: str) -> Row[Any] | None:
     return conn.execute(
-        select(patient).where(patient.c.identifier_system == system, patient.c.identifier_value == value)
+        select(patient).where(
+            patient.c.identifier_system == system, patient.c.identifier_value == value
+        )
     ).first()
 
 
@@ -65,11 +67,18 @@ def get_patient(conn: Connection, patient_id: str) -> Row[Any] | None:
     return conn.execute(select(patient).where(patient.c.id == patient_id)).first()
 
 
-def insert_patient(conn: Connection, pid: str, system: str, value: str, now: datetime, resource: str) -> None:
+def insert_patient(
+    conn: Connection, pid: str, system: str, value: str, now: datetime, resource: str
+) -> None:
     conn.execute(
         insert(patient).values(
-            id=pid, identifier_system=system, identifier_value=value, version=1,
-            created_at=now, updated_at=now, resource=resource,
+            id=pid,
+            identifier_system=system,
+            identifier_value=value,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            resource=resource,
         )
     )
 
@@ -83,10 +92,17 @@ def list_patients(conn: Connection, limit: int, offset: int) -> Sequence[Row[Any
 # -- lists ---------------------------------------------------------------------------------
 
 
-def list_row(conn: Connection, *, list_id: str | None = None, patient_id: str | None = None,
-             lock: bool = False) -> Row[Any] | None:
+def list_row(
+    conn: Connection,
+    *,
+    list_id: str | None = None,
+    patient_id: str | None = None,
+    lock: bool = False,
+) -> Row[Any] | None:
     query = select(pll)
-    query = query.where(pll.c.id == list_id) if list_id else query.where(pll.c.patient_id == patient_id)
+    query = (
+        query.where(pll.c.id == list_id) if list_id else query.where(pll.c.patient_id == patient_id)
+    )
     if lock:
         query = query.with_for_update()
     return conn.execute(query).first()
@@ -98,21 +114,32 @@ def list_exists_for(conn: Connection, patient_id: str) -> bool:
 
 def _entry_from(row: Row[Any]) -> Entry:
     return Entry(
-        id=row.id, version=row.version, content=_content(row.resource),
-        last_changed=row.last_changed, changed_by=Author.from_json(orjson.loads(row.changed_by)),
+        id=row.id,
+        version=row.version,
+        content=_content(row.resource),
+        last_changed=row.last_changed,
+        changed_by=Author.from_json(orjson.loads(row.changed_by)),
         ended_at=row.ended_at,
     )
 
 
 def _rx_from(row: Row[Any]) -> Prescription:
     return Prescription(
-        id=row.id, version=row.version, content=_content(row.resource),
-        last_changed=row.last_changed, changed_by=Author.from_json(orjson.loads(row.changed_by)),
+        id=row.id,
+        version=row.version,
+        content=_content(row.resource),
+        last_changed=row.last_changed,
+        changed_by=Author.from_json(orjson.loads(row.changed_by)),
     )
 
 
-def load_list(conn: Connection, row: Row[Any], now: datetime,
-              entry_ids: Iterable[str] = (), rx_ids: Iterable[str] = ()) -> MedicationList:
+def load_list(
+    conn: Connection,
+    row: Row[Any],
+    now: datetime,
+    entry_ids: Iterable[str] = (),
+    rx_ids: Iterable[str] = (),
+) -> MedicationList:
     """The aggregate the domain needs to judge a change to this list."""
     shown_since = now - DISCONTINUED_VISIBLE_FOR
     wanted_entries = list(set(entry_ids))
@@ -132,36 +159,62 @@ def load_list(conn: Connection, row: Row[Any], now: datetime,
     rx_rows = conn.execute(
         select(prescription).where(
             prescription.c.list_id == row.id,
-            or_(prescription.c.status.in_(RX_ACTIVE), prescription.c.id.in_(wanted_rx),
-                prescription.c.prior_id.in_(wanted_rx)),
+            or_(
+                prescription.c.status.in_(RX_ACTIVE),
+                prescription.c.id.in_(wanted_rx),
+                prescription.c.prior_id.in_(wanted_rx),
+            ),
         )
     ).all()
     pause = orjson.loads(row.pause) if row.pause else None
     conf = orjson.loads(row.confirmation) if row.confirmation else None
     return MedicationList(
-        id=row.id, patient_id=row.patient_id, version=row.version,
-        created=row.created_at, updated=row.updated_at,
+        id=row.id,
+        patient_id=row.patient_id,
+        version=row.version,
+        created=row.created_at,
+        updated=row.updated_at,
         baton=Author.from_json(orjson.loads(row.baton)),
         entries=entries,
         prescriptions={r.id: _rx_from(r) for r in rx_rows},
-        pause=Pause(Author.from_json(pause["by"]), datetime.fromisoformat(pause["at"]), pause["reason"])
-        if pause else None,
-        confirmation=Confirmation(Author.from_json(conf["by"]), datetime.fromisoformat(conf["at"]),
-                                  conf["version"]) if conf else None,
+        pause=Pause(
+            Author.from_json(pause["by"]), datetime.fromisoformat(pause["at"]), pause["reason"]
+        )
+        if pause
+        else None,
+        confirmation=Confirmation(
+            Author.from_json(conf["by"]), datetime.fromisoformat(conf["at"]), conf["version"]
+        )
+        if conf
+        else None,
     )
 
 
-def _list_values(lst: MedicationList, list_json: str, document: str,
-                 expires: datetime | None) -> dict[str, Any]:
+def _list_values(
+    lst: MedicationList, list_json: str, document: str, expires: datetime | None
+) -> dict[str, Any]:
     return {
         "version": lst.version,
         "updated_at": lst.updated,
         "baton": dumps(lst.baton.to_json()),
-        "pause": dumps({"by": lst.pause.by.to_json(), "at": lst.pause.at.isoformat(),
-                        "reason": lst.pause.reason}) if lst.pause else None,
-        "confirmation": dumps({"by": lst.confirmation.by.to_json(),
-                               "at": lst.confirmation.at.isoformat(),
-                               "version": lst.confirmation.version}) if lst.confirmation else None,
+        "pause": dumps(
+            {
+                "by": lst.pause.by.to_json(),
+                "at": lst.pause.at.isoformat(),
+                "reason": lst.pause.reason,
+            }
+        )
+        if lst.pause
+        else None,
+        "confirmation": dumps(
+            {
+                "by": lst.confirmation.by.to_json(),
+                "at": lst.confirmation.at.isoformat(),
+                "version": lst.confirmation.version,
+            }
+        )
+        if lst.confirmation
+        else None,
         "expires_at": expires,
         "list_json": list_json,
         "document": document,
@@ -170,112 +223,218 @@ def _list_values(lst: MedicationList, list_json: str, document: str,
 
 def insert_list(conn: Connection, lst: MedicationList, list_json: str, document: str) -> None:
     conn.execute(
-        insert(pll).values(id=lst.id, patient_id=lst.patient_id, created_at=lst.created,
-                           **_list_values(lst, list_json, document, None))
+        insert(pll).values(
+            id=lst.id,
+            patient_id=lst.patient_id,
+            created_at=lst.created,
+            **_list_values(lst, list_json, document, None),
+        )
     )
 
 
-def save_list(conn: Connection, lst: MedicationList, list_json: str, document: str,
-              expires: datetime | None) -> None:
-    conn.execute(update(pll).where(pll.c.id == lst.id).values(**_list_values(lst, list_json, document, expires)))
+def save_list(
+    conn: Connection, lst: MedicationList, list_json: str, document: str, expires: datetime | None
+) -> None:
+    conn.execute(
+        update(pll)
+        .where(pll.c.id == lst.id)
+        .values(**_list_values(lst, list_json, document, expires))
+    )
 
 
-def save_documents(conn: Connection, list_id: str, list_json: str, document: str,
-                   expires: datetime | None) -> None:
-    conn.execute(update(pll).where(pll.c.id == list_id).values(
-        list_json=list_json, document=document, expires_at=expires))
+def save_documents(
+    conn: Connection, list_id: str, list_json: str, document: str, expires: datetime | None
+) -> None:
+    conn.execute(
+        update(pll)
+        .where(pll.c.id == list_id)
+        .values(list_json=list_json, document=document, expires_at=expires)
+    )
 
 
-def save_version(conn: Connection, lst: MedicationList, record: ListVersion, list_json: str,
-                 resources: dict[tuple[str, str], str]) -> None:
+def save_version(
+    conn: Connection,
+    lst: MedicationList,
+    record: ListVersion,
+    list_json: str,
+    resources: dict[tuple[str, str], str],
+) -> None:
     """Write one accepted change: its list version, every resource version, the targets
     that make it findable as ``Provenance``, and its outgoing event (rules 1 and 7)."""
-    touched = [{"type": t.resource_type, "id": t.id, "version": t.version, "action": t.action}
-               for t in record.touched]
+    touched = [
+        {"type": t.resource_type, "id": t.id, "version": t.version, "action": t.action}
+        for t in record.touched
+    ]
     author = dumps(record.author.to_json())
-    conn.execute(insert(pll_version).values(
-        list_id=lst.id, version=record.version, recorded_at=record.recorded, author=author,
-        activity=record.activity, reason=record.reason, touched=dumps(touched), list_json=list_json,
-    ))
+    conn.execute(
+        insert(pll_version).values(
+            list_id=lst.id,
+            version=record.version,
+            recorded_at=record.recorded,
+            author=author,
+            activity=record.activity,
+            reason=record.reason,
+            touched=dumps(touched),
+            list_json=list_json,
+        )
+    )
     for t in record.touched:
         if t.resource_type == "MedicationStatement":
             e = lst.entries[t.id]
-            values = {"version": e.version, "status": e.status, "last_changed": e.last_changed,
-                      "changed_by": author, "ended_at": e.ended_at,
-                      "resource": resources[(t.resource_type, t.id)]}
+            values = {
+                "version": e.version,
+                "status": e.status,
+                "last_changed": e.last_changed,
+                "changed_by": author,
+                "ended_at": e.ended_at,
+                "resource": resources[(t.resource_type, t.id)],
+            }
             if t.action == "create":
                 conn.execute(insert(entry).values(id=e.id, list_id=lst.id, **values))
             else:
                 conn.execute(update(entry).where(entry.c.id == e.id).values(**values))
-            conn.execute(insert(entry_version).values(
-                entry_id=e.id, version=e.version, list_version=record.version,
-                recorded_at=record.recorded, changed_by=author, resource=values["resource"]))
+            conn.execute(
+                insert(entry_version).values(
+                    entry_id=e.id,
+                    version=e.version,
+                    list_version=record.version,
+                    recorded_at=record.recorded,
+                    changed_by=author,
+                    resource=values["resource"],
+                )
+            )
         elif t.resource_type == "MedicationRequest":
             rx = lst.prescriptions[t.id]
-            values = {"version": rx.version, "status": rx.status, "prior_id": rx.prior_id,
-                      "last_changed": rx.last_changed, "changed_by": author,
-                      "resource": resources[(t.resource_type, t.id)]}
+            values = {
+                "version": rx.version,
+                "status": rx.status,
+                "prior_id": rx.prior_id,
+                "last_changed": rx.last_changed,
+                "changed_by": author,
+                "resource": resources[(t.resource_type, t.id)],
+            }
             if t.action == "create":
                 conn.execute(insert(prescription).values(id=rx.id, list_id=lst.id, **values))
             else:
-                conn.execute(update(prescription).where(prescription.c.id == rx.id).values(**values))
-            conn.execute(insert(prescription_version).values(
-                prescription_id=rx.id, version=rx.version, list_version=record.version,
-                recorded_at=record.recorded, changed_by=author, resource=values["resource"]))
-        conn.execute(insert(provenance_target).values(
-            target_type=t.resource_type, target_id=t.id, list_id=lst.id,
-            list_version=record.version, target_version=t.version))
+                conn.execute(
+                    update(prescription).where(prescription.c.id == rx.id).values(**values)
+                )
+            conn.execute(
+                insert(prescription_version).values(
+                    prescription_id=rx.id,
+                    version=rx.version,
+                    list_version=record.version,
+                    recorded_at=record.recorded,
+                    changed_by=author,
+                    resource=values["resource"],
+                )
+            )
+        conn.execute(
+            insert(provenance_target).values(
+                target_type=t.resource_type,
+                target_id=t.id,
+                list_id=lst.id,
+                list_version=record.version,
+                target_version=t.version,
+            )
+        )
 
 
-def add_event(conn: Connection, event_id: str, lst: MedicationList, kind: str, now: datetime,
-              payload: dict[str, Any]) -> None:
-    conn.execute(insert(outbox).values(
-        event_id=event_id, patient_id=lst.patient_id, list_id=lst.id, list_version=lst.version,
-        kind=kind, created_at=now, payload=dumps(payload)))
+def add_event(
+    conn: Connection,
+    event_id: str,
+    lst: MedicationList,
+    kind: str,
+    now: datetime,
+    payload: dict[str, Any],
+) -> None:
+    conn.execute(
+        insert(outbox).values(
+            event_id=event_id,
+            patient_id=lst.patient_id,
+            list_id=lst.id,
+            list_version=lst.version,
+            kind=kind,
+            created_at=now,
+            payload=dumps(payload),
+        )
+    )
 
 
 # -- reads ---------------------------------------------------------------------------------
 
 
-def list_documents(conn: Connection, *, list_id: str | None = None,
-                   patient_id: str | None = None) -> Row[Any] | None:
+def list_documents(
+    conn: Connection, *, list_id: str | None = None, patient_id: str | None = None
+) -> Row[Any] | None:
     """The current list's stored JSON: one keyed lookup, nothing parsed."""
-    cols = (pll.c.id, pll.c.patient_id, pll.c.version, pll.c.updated_at, pll.c.expires_at,
-            pll.c.list_json, pll.c.document)
+    cols = (
+        pll.c.id,
+        pll.c.patient_id,
+        pll.c.version,
+        pll.c.updated_at,
+        pll.c.expires_at,
+        pll.c.list_json,
+        pll.c.document,
+    )
     query = select(*cols)
-    query = query.where(pll.c.id == list_id) if list_id else query.where(pll.c.patient_id == patient_id)
-    return conn.execute(query).first()
+    query = (
+        query.where(pll.c.id == list_id) if list_id else query.where(pll.c.patient_id == patient_id)
+    )
+    return cast("Row[Any] | None", conn.execute(query).first())
 
 
 def list_version_row(conn: Connection, list_id: str, version: int) -> Row[Any] | None:
     return conn.execute(
-        select(pll_version).where(pll_version.c.list_id == list_id, pll_version.c.version == version)
+        select(pll_version).where(
+            pll_version.c.list_id == list_id, pll_version.c.version == version
+        )
     ).first()
 
 
-def list_versions(conn: Connection, list_id: str, limit: int, offset: int) -> tuple[int, Sequence[Row[Any]]]:
+def list_versions(
+    conn: Connection, list_id: str, limit: int, offset: int
+) -> tuple[int, Sequence[Row[Any]]]:
     total = conn.execute(
         select(func.count()).select_from(pll_version).where(pll_version.c.list_id == list_id)
     ).scalar_one()
     rows = conn.execute(
-        select(pll_version).where(pll_version.c.list_id == list_id)
-        .order_by(pll_version.c.version.desc()).limit(limit).offset(offset)
+        select(pll_version)
+        .where(pll_version.c.list_id == list_id)
+        .order_by(pll_version.c.version.desc())
+        .limit(limit)
+        .offset(offset)
     ).all()
     return total, rows
 
 
 RESOURCE_TABLES = {
     "MedicationStatement": (entry, entry_version, entry_version.c.entry_id),
-    "MedicationRequest": (prescription, prescription_version, prescription_version.c.prescription_id),
+    "MedicationRequest": (
+        prescription,
+        prescription_version,
+        prescription_version.c.prescription_id,
+    ),
 }
 
 
 def resource_row(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
     table = RESOURCE_TABLES[rtype][0]
-    return conn.execute(
-        select(table.c.id, table.c.version, table.c.list_id, table.c.last_changed, table.c.resource,
-               pll.c.patient_id).join(pll, pll.c.id == table.c.list_id).where(table.c.id == rid)
-    ).first()
+    return cast(
+        "Row[Any] | None",
+        conn.execute(
+            select(
+                table.c.id,
+                table.c.version,
+                table.c.list_id,
+                table.c.last_changed,
+                table.c.resource,
+                pll.c.patient_id,
+            )
+            .join(pll, pll.c.id == table.c.list_id)
+            .where(table.c.id == rid)
+        ).first(),
+    )
 
 
 def resource_version(conn: Connection, rtype: str, rid: str, version: int) -> Row[Any] | None:
@@ -288,48 +447,82 @@ def resource_versions(conn: Connection, rtype: str, rid: str) -> Sequence[Row[An
     return conn.execute(select(history).where(key == rid).order_by(history.c.version.desc())).all()
 
 
-def resources_for_list(conn: Connection, rtype: str, list_id: str, limit: int,
-                       offset: int) -> tuple[int, Sequence[Row[Any]]]:
+def resources_for_list(
+    conn: Connection, rtype: str, list_id: str, limit: int, offset: int
+) -> tuple[int, Sequence[Row[Any]]]:
     table = RESOURCE_TABLES[rtype][0]
-    total = conn.execute(select(func.count()).select_from(table).where(table.c.list_id == list_id)).scalar_one()
+    total = conn.execute(
+        select(func.count()).select_from(table).where(table.c.list_id == list_id)
+    ).scalar_one()
     rows = conn.execute(
-        select(table.c.resource).where(table.c.list_id == list_id)
-        .order_by(table.c.last_changed.desc(), table.c.id).limit(limit).offset(offset)
+        select(table.c.resource)
+        .where(table.c.list_id == list_id)
+        .order_by(table.c.last_changed.desc(), table.c.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
     return total, rows
 
 
-def entry_versions_at(conn: Connection, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
+def entry_versions_at(
+    conn: Connection, wanted: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], str]:
     pairs = list(set(wanted))
     if not pairs:
         return {}
     ids = list({p[0] for p in pairs})
     rows = conn.execute(
-        select(entry_version.c.entry_id, entry_version.c.version, entry_version.c.resource)
-        .where(entry_version.c.entry_id.in_(ids))
+        select(entry_version.c.entry_id, entry_version.c.version, entry_version.c.resource).where(
+            entry_version.c.entry_id.in_(ids)
+        )
     ).all()
     return {(r.entry_id, r.version): r.resource for r in rows if (r.entry_id, r.version) in pairs}
 
 
-def provenance_rows(conn: Connection, target_type: str, target_id: str, limit: int,
-                    offset: int) -> tuple[int, Sequence[Row[Any]]]:
+def provenance_rows(
+    conn: Connection, target_type: str, target_id: str, limit: int, offset: int
+) -> tuple[int, Sequence[Row[Any]]]:
     """The list versions that wrote a resource, newest first."""
-    where = and_(provenance_target.c.target_type == target_type, provenance_target.c.target_id == target_id)
-    total = conn.execute(select(func.count()).select_from(provenance_target).where(where)).scalar_one()
+    where = and_(
+        provenance_target.c.target_type == target_type, provenance_target.c.target_id == target_id
+    )
+    total = conn.execute(
+        select(func.count()).select_from(provenance_target).where(where)
+    ).scalar_one()
     rows = conn.execute(
-        select(pll_version).join(
+        select(pll_version)
+        .join(
             provenance_target,
-            and_(provenance_target.c.list_id == pll_version.c.list_id,
-                 provenance_target.c.list_version == pll_version.c.version),
-        ).where(where).order_by(pll_version.c.recorded_at.desc(), pll_version.c.version.desc())
-        .limit(limit).offset(offset)
+            and_(
+                provenance_target.c.list_id == pll_version.c.list_id,
+                provenance_target.c.list_version == pll_version.c.version,
+            ),
+        )
+        .where(where)
+        .order_by(pll_version.c.recorded_at.desc(), pll_version.c.version.desc())
+        .limit(limit)
+        .offset(offset)
     ).all()
     return total, rows
 
 
-def audit(conn: Connection, now: datetime, actor: Author, action: str, rtype: str,
-          rid: str | None, patient_id: str | None) -> None:
+def audit(
+    conn: Connection,
+    now: datetime,
+    actor: Author,
+    action: str,
+    rtype: str,
+    rid: str | None,
+    patient_id: str | None,
+) -> None:
     """One row per read or search of patient data; the patient will see these (rule 5)."""
-    conn.execute(insert(audit_event).values(
-        recorded_at=now, actor=dumps(actor.to_json()), action=action, resource_type=rtype,
-        resource_id=rid, patient_id=patient_id))
+    conn.execute(
+        insert(audit_event).values(
+            recorded_at=now,
+            actor=dumps(actor.to_json()),
+            action=action,
+            resource_type=rtype,
+            resource_id=rid,
+            patient_id=patient_id,
+        )
+    )

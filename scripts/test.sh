@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, format, types, then pytest on SQLite and PostgreSQL.
+# Starts the local PostgreSQL if it is down. With CI=true a missing PostgreSQL fails the run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/venv.sh
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  echo "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+
+echo "== ruff"; .venv/bin/ruff check src tests bench
+echo "== ruff format"; .venv/bin/ruff format --check src tests bench
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest (SQLite and PostgreSQL)"
+.venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,105 @@
+"""The ``pll`` command and the README's demo command, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLL = str(Path(sys.executable).parent / "pll")
+FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PLL_DATABASE_URL"}
+    return env | {"PLL_DATA_DIR": str(tmp_path / "data")} | extra
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PLL, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_token_needs_a_known_persona_and_a_pid_for_patients(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert _run("token", "--persona", "gp", env=env).stdout.count(".") == 2
+    r = _run("token", "--persona", "patient", env=env)
+    assert r.returncode != 0
+    assert "--pid" in r.stderr
+    r = _run("token", "--persona", "dentist", env=env)
+    assert r.returncode != 0
+    assert "dentist" in r.stderr
+
+
+@pytest.mark.slow
+def test_readme_demo_command_serves_demo_lists(tmp_path: Path) -> None:
+    """``bash scripts/demo.sh`` creates demo data on SQLite and serves it."""
+    port = _free_port()
+    env = _env(tmp_path, PLL_PORT=str(port), PLL_DEMO_PATIENTS="3")
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "demo.sh")],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        assert (tmp_path / "data" / "pll.sqlite3").exists()
+        token = _run("token", "--persona", "gp", env=env).stdout.strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        statements = httpx.get(
+            f"{base}/fhir/MedicationStatement", params={"patient": "x"}, headers=headers
+        )
+        assert statements.status_code == 200
+        # Find a demo patient through the stored list of the first patient created.
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "data" / "pll.sqlite3") as db:
+            (fnr,) = db.execute("SELECT identifier_value FROM patient LIMIT 1").fetchone()
+        doc = httpx.get(
+            f"{base}/fhir/List",
+            params={"patient.identifier": f"{FNR}|{fnr}", "_include": "List:item"},
+            headers=headers,
+        ).json()
+        kinds = {e["resource"]["resourceType"] for e in doc["entry"]}
+        assert kinds >= {"List", "MedicationStatement"}
+        texts = [
+            e["resource"]["dosage"][0]["text"]
+            for e in doc["entry"][1:]
+            if e["resource"]["resourceType"] == "MedicationStatement"
+        ]
+        assert all(texts)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        if proc.stdout:
+            proc.stdout.close()
