@@ -99,6 +99,9 @@ def test_two_doctors_change_one_list_and_a_stale_change_is_refused(server: LiveS
     assert f"MedicationStatement/{stale['id']}" in text
     assert "current version is 2" in text
     assert "Ola Sykehuslege" in text
+    # The refusal says what the other doctor changed and carries the current version.
+    assert "Changed since your version: dosage: 1 tablett morgen → 2 tabletter morgen" in text
+    assert r.json()["contained"][0]["meta"]["versionId"] == "2"
     assert snapshot(server.db) == before
 
     # The List moved on twice; the baton is with the GP, who made the last accepted change.

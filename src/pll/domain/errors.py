@@ -8,6 +8,7 @@ kind of error maps to lives with the API, not here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -20,6 +21,8 @@ class DomainError(Exception):
     details: dict[str, str] = field(default_factory=dict)
     #: further problems found in the same input, as (message, expression)
     others: list[tuple[str, str | None]] = field(default_factory=list)
+    #: resources that help the client act, such as the current version after a conflict
+    resources: list[dict[str, Any]] = field(default_factory=list)
 
     def __str__(self) -> str:
         where = f" (at {self.expression})" if self.expression else ""

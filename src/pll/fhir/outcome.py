@@ -55,4 +55,7 @@ def from_error(error: DomainError) -> dict[str, Any]:
             for k, v in error.details.items()
         ]
     rest = [issue(m, e, code) for m, e in error.others]
-    return outcome(first, *rest)
+    result = outcome(first, *rest)
+    if error.resources:
+        result = {"resourceType": "OperationOutcome", "contained": error.resources, **result}
+    return result

@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import Access
 from pll.domain.changes import ListChange, start_list
-from pll.domain.diff import ListDifference, diff_lists
-from pll.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from pll.domain.diff import ListDifference, diff_content, diff_lists
+from pll.domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Author, ListVersion, MedicationList, Prescription, Touched
 from pll.fhir import resources as fhir
@@ -329,6 +329,11 @@ class PLLService:
         for op in ops:
             try:
                 self._apply_op(change, op, patient_id, created)
+            except VersionConflict as exc:
+                _explain_conflict(conn, exc)
+                if op.where:
+                    exc.expression = _relocate(exc.expression, op.rtype, op.where)
+                raise
             except DomainError as exc:
                 if op.where:
                     exc.expression = _relocate(exc.expression, op.rtype, op.where)
@@ -569,7 +574,7 @@ class PLLService:
             members = [_members(s) for s in snapshots]
             wanted = [(eid, ver) for m in members for eid, ver in m.items()]
             texts = repo.entry_versions_at(conn, wanted)
-            contents = {key: repo._content(text) for key, text in texts.items()}
+            contents = {key: repo.content_of(text) for key, text in texts.items()}
             repo.audit(conn, self.clock(), access.actor, "diff", "List", list_id, head.patient_id)
         return diff_lists(
             from_version,
@@ -626,6 +631,25 @@ class PLLService:
             total, rows = repo.resources_for_list(conn, rtype, head.id, count, offset)
             repo.audit(conn, self.clock(), access.actor, "search", rtype, None, patient_id)
             return total, [r.resource for r in rows]
+
+
+def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:
+    """Tell the loser of a relay-baton conflict what the other doctor changed, and hand back
+    the current version, so only what really conflicts needs redoing (DESIGN §3 rule 2)."""
+    rtype, _, rid = exc.details.get("resource", "").partition("/")
+    if rtype not in repo.RESOURCE_TABLES:
+        return
+    held = repo.resource_version(conn, rtype, rid, int(exc.details["yourVersion"]))
+    current = repo.resource_row(conn, rtype, rid)
+    if held is None or current is None:
+        return
+    changes = diff_content(repo.content_of(held.resource), repo.content_of(current.resource))
+    if changes:
+        said = "; ".join(
+            f"{c.element}: {c.before or '(none)'} → {c.after or '(none)'}" for c in changes
+        )
+        exc.message += f" Changed since your version: {said}."
+    exc.resources.append(orjson.loads(current.resource))
 
 
 def _relocate(expression: str | None, rtype: str | None, where: str) -> str:

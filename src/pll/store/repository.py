@@ -45,7 +45,7 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _content(resource_text: str) -> dict[str, Any]:
+def content_of(resource_text: str) -> dict[str, Any]:
     data: dict[str, Any] = orjson.loads(resource_text)
     for key in ("id", "meta"):
         data.pop(key, None)
@@ -116,7 +116,7 @@ def _entry_from(row: Row[Any]) -> Entry:
     return Entry(
         id=row.id,
         version=row.version,
-        content=_content(row.resource),
+        content=content_of(row.resource),
         last_changed=row.last_changed,
         changed_by=Author.from_json(orjson.loads(row.changed_by)),
         ended_at=row.ended_at,
@@ -127,7 +127,7 @@ def _rx_from(row: Row[Any]) -> Prescription:
     return Prescription(
         id=row.id,
         version=row.version,
-        content=_content(row.resource),
+        content=content_of(row.resource),
         last_changed=row.last_changed,
         changed_by=Author.from_json(orjson.loads(row.changed_by)),
     )
