@@ -1100,3 +1100,47 @@ def test_next_hide_is_the_earliest_future_drop_off() -> None:
     assert [e.id for e in lst.visible_entries(first_gone)] == ["e2", "e3"]
     assert lst.next_hide(second_gone) is None
     assert [e.id for e in lst.visible_entries(second_gone)] == ["e3"]
+
+
+# -- links a doctor already had, and ids that already exist --------------------------------
+
+
+def test_an_entry_keeps_a_link_to_a_prescription_recalled_since() -> None:
+    lst = list_with({"e1": statement(based_on=("rx1",))}, {"rx1": prescription()})
+    one_change(
+        lst, lambda c: c.update_prescription("rx1", recalled(prescription(), "Feil styrke"), 1)
+    )
+
+    # A dose change keeps the old link; the medicine may still be in use.
+    record = one_change(
+        lst,
+        lambda c: c.update_entry(
+            "e1", edited(statement(based_on=("rx1",)), dosage=TWO_MORNING_EVENING), 1
+        ),
+    )
+
+    assert record is not None
+    assert lst.entries["e1"].version == 2
+
+
+def test_a_new_link_to_a_recalled_prescription_is_refused() -> None:
+    lst = list_with({"e1": statement()}, {"rx1": prescription()})
+    one_change(
+        lst, lambda c: c.update_prescription("rx1", recalled(prescription(), "Feil styrke"), 1)
+    )
+
+    error = refused(lst, Conflict, lambda c: c.update_entry("e1", statement(based_on=("rx1",)), 1))
+
+    assert "stopped" in error.message
+
+
+def test_an_entry_id_that_exists_is_refused() -> None:
+    lst = list_with({"e1": statement()})
+
+    refused(lst, Conflict, lambda c: c.add_entry("e1", statement("Ibux", "M01AE01")))
+
+
+def test_a_prescription_id_that_exists_is_refused() -> None:
+    lst = list_with(prescriptions={"rx1": prescription()})
+
+    refused(lst, Conflict, lambda c: c.add_prescription("rx1", prescription("Ibux", "M01AE01")))

@@ -154,6 +154,7 @@ class ListChange:
         self.touched: list[Touched] = []
         self.activities: list[str] = []
         self._reasons: list[str] = []
+        self._held: dict[tuple[str, str], int] = {}
         self._list_changed = False
         if lst.version == 0:
             self._list_touch("create-list")
@@ -167,6 +168,10 @@ class ListChange:
             raise InvalidInput(
                 f"A new entry must have status 'active' or 'on-hold', not {status!r}.",
                 "MedicationStatement.status",
+            )
+        if entry_id in self.list.entries:
+            raise Conflict(
+                f"MedicationStatement/{entry_id} already exists.", "MedicationStatement.id"
             )
         self._check_links(entry_id, content)
         entry = Entry(entry_id, 1, content, self.now, self.author)
@@ -188,7 +193,7 @@ class ListChange:
         _check_version(
             "MedicationStatement",
             entry_id,
-            entry.version,
+            self._held_version("MedicationStatement", entry_id, entry.version),
             entry.changed_by,
             entry.last_changed,
             if_match,
@@ -205,7 +210,7 @@ class ListChange:
                 "MedicationStatement.statusReason",
             )
         if new in IN_USE:
-            self._check_links(entry_id, content)
+            self._check_links(entry_id, content, already=entry.prescription_ids)
         ended_at = entry.ended_at
         if new in ENDED and old not in ENDED:
             ended_at = self.now
@@ -221,12 +226,19 @@ class ListChange:
                 self._recall(rx_id, RECALL_ON_DISCONTINUE)
         return updated
 
-    def _check_links(self, entry_id: str, content: dict[str, Any]) -> None:
+    def _check_links(
+        self, entry_id: str, content: dict[str, Any], already: tuple[str, ...] = ()
+    ) -> None:
+        """New links must name an active prescription of this patient that no other active
+        entry holds. Links the entry already had stay valid even if the prescription was
+        recalled since: the medicine may still be in use."""
         ids = [
             ref.get("reference", "").removeprefix("MedicationRequest/")
             for ref in content.get("basedOn") or []
         ]
         for index, rx_id in enumerate(ids):
+            if rx_id in already:
+                continue
             where = f"MedicationStatement.basedOn[{index}]"
             rx = self.list.prescriptions.get(rx_id)
             if rx is None:
@@ -270,6 +282,8 @@ class ListChange:
             raise InvalidInput(
                 "A prescription (e-resept) has intent 'order'.", "MedicationRequest.intent"
             )
+        if rx_id in self.list.prescriptions:
+            raise Conflict(f"MedicationRequest/{rx_id} already exists.", "MedicationRequest.id")
         rx = Prescription(rx_id, 1, content, self.now, self.author)
         activity = "prescribe"
         if rx.prior_id is not None:
@@ -332,7 +346,12 @@ class ListChange:
                 "MedicationRequest.id",
             )
         _check_version(
-            "MedicationRequest", rx_id, rx.version, rx.changed_by, rx.last_changed, if_match
+            "MedicationRequest",
+            rx_id,
+            self._held_version("MedicationRequest", rx_id, rx.version),
+            rx.changed_by,
+            rx.last_changed,
+            if_match,
         )
         if content == rx.content:
             return rx
@@ -416,7 +435,13 @@ class ListChange:
         # A resource written twice within one change gets one new version, not two.
         if any(t.resource_type == rtype and t.id == rid for t in self.touched):
             return current
+        self._held.setdefault((rtype, rid), current)
         return current + 1
+
+    def _held_version(self, rtype: str, rid: str, current: int) -> int:
+        """The version a client can hold: as stored before this change began. A renewal
+        earlier in the same change may already have moved the entry on."""
+        return self._held.get((rtype, rid), current)
 
     def _touch(self, rtype: str, rid: str, version: int, action: str, activity: str) -> None:
         earlier = next((t for t in self.touched if t.resource_type == rtype and t.id == rid), None)

@@ -88,7 +88,7 @@ def element_text(element: str, value: Any) -> str | None:
 
 
 def diff_content(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[FieldChange, ...]:
-    keys = sorted(set(before) | set(after) - {"resourceType"})
+    keys = sorted((set(before) | set(after)) - {"resourceType"})
     changes = []
     for key in keys:
         if before.get(key) != after.get(key):

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import Access
-from pll.domain.errors import InvalidInput
+from pll.domain.errors import Conflict, InvalidInput
 from pll.fhir.validate import validate
 from pll.services.lists import Op, PLLService
 from pll.store import repository as repo
@@ -122,24 +123,44 @@ def run(service: PLLService, access: Access, data: Any, reason: str | None) -> d
             if item.full_url:
                 urns[item.full_url] = f"{item.rtype}/{item.rid}"
     responses: dict[int, dict[str, Any]] = {}
-    with service.db.write() as conn:
-        for item in items:
-            if item.rtype == "Patient":
-                patient, created = service.register_patient_in(conn, access, item.resource)
-                if item.full_url:
-                    urns[item.full_url] = f"Patient/{patient['id']}"
-                responses[item.index] = _response(patient, created)
-        for item in items:
-            item.resource = _rewrite(item.resource, urns, f"Bundle.entry[{item.index}].resource")
-        creates_list = _list_create(items)
-        patient_id = _one_patient(service, conn, access, items)
-        if patient_id is not None:
-            responses |= _apply(service, conn, access, patient_id, items, reason, creates_list)
+    try:
+        with service.db.write() as conn:
+            _run_in(service, conn, access, items, urns, responses, reason)
+    except IntegrityError:
+        # Another request registered the same patient or list at the same moment.
+        raise Conflict(
+            "Another request created the same patient or list at the same moment; "
+            "nothing was written. Send the transaction again.",
+            "Bundle",
+        ) from None
     return {
         "resourceType": "Bundle",
         "type": "transaction-response",
         "entry": [responses.get(i.index, {"response": {"status": "200 OK"}}) for i in items],
     }
+
+
+def _run_in(
+    service: PLLService,
+    conn: Connection,
+    access: Access,
+    items: list[_Item],
+    urns: dict[str, str],
+    responses: dict[int, dict[str, Any]],
+    reason: str | None,
+) -> None:
+    for item in items:
+        if item.rtype == "Patient":
+            patient, created = service.register_patient_in(conn, access, item.resource)
+            if item.full_url:
+                urns[item.full_url] = f"Patient/{patient['id']}"
+            responses[item.index] = _response(patient, created)
+    for item in items:
+        item.resource = _rewrite(item.resource, urns, f"Bundle.entry[{item.index}].resource")
+    creates_list = _list_create(items)
+    patient_id = _one_patient(service, conn, access, items)
+    if patient_id is not None:
+        responses |= _apply(service, conn, access, patient_id, items, reason, creates_list)
 
 
 def _list_create(items: list[_Item]) -> _Item | None:
