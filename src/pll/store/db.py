@@ -2,14 +2,16 @@
 
 Writes to a list are serialised per list: on PostgreSQL by ``SELECT ... FOR UPDATE`` on the
 list row, on SQLite by ``BEGIN IMMEDIATE`` (SQLite has one writer at a time anyway, and an
-immediate transaction cannot fail half-way on a lock upgrade). SQLite runs in WAL mode with
+immediate transaction cannot fail half-way on a lock upgrade). Audited reads write too, so
+on SQLite they are immediate transactions as well. SQLite runs in WAL mode with
 ``synchronous=FULL`` so an acknowledged change survives a power cut (DESIGN §3 rule 7).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self._sqlite_lock = threading.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             self.engine: Engine = create_engine(
                 self.url, connect_args={"check_same_thread": False, "timeout": 30}
@@ -52,14 +55,19 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that will change data; committed when the block ends cleanly."""
-        with self.engine.connect().execution_options(pll_write=True) as conn, conn.begin():
+        with self._turn(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A transaction for reads (and their audit rows); committed when the block ends."""
-        with self.engine.connect() as conn, conn.begin():
+        with self._turn(), self.engine.connect() as conn, conn.begin():
             yield conn
+
+    def _turn(self) -> AbstractContextManager[object]:
+        # SQLite admits one writer; threads of this process queue on a lock instead of
+        # polling SQLite's busy handler, whose sleeps make latency jump by whole seconds.
+        return self._sqlite_lock if self._sqlite_lock is not None else nullcontext()
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (``pll db upgrade``)."""
@@ -91,5 +99,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    mode = "IMMEDIATE" if conn.get_execution_options().get("pll_write") else "DEFERRED"
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    # Reads write their audit row, so they too take the write lock up front: a deferred
+    # transaction that reads and then writes fails at once with SQLITE_BUSY when another
+    # writer committed in between, and busy_timeout cannot help it.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

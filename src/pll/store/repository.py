@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from pll.domain.model import (
     DISCONTINUED_VISIBLE_FOR,
@@ -364,24 +365,28 @@ def add_event(
 # -- reads ---------------------------------------------------------------------------------
 
 
+# The read path's statements are built once: constructing a statement costs more than
+# running it (DESIGN §6: a read is one keyed lookup plus its audit row).
+_DOCUMENT_COLUMNS = (
+    pll.c.id,
+    pll.c.patient_id,
+    pll.c.version,
+    pll.c.updated_at,
+    pll.c.expires_at,
+    pll.c.list_json,
+    pll.c.document,
+)
+_DOCUMENT_BY_LIST = select(*_DOCUMENT_COLUMNS).where(pll.c.id == bindparam("key"))
+_DOCUMENT_BY_PATIENT = select(*_DOCUMENT_COLUMNS).where(pll.c.patient_id == bindparam("key"))
+_AUDIT = insert(audit_event)
+
+
 def list_documents(
     conn: Connection, *, list_id: str | None = None, patient_id: str | None = None
 ) -> Row[Any] | None:
     """The current list's stored JSON: one keyed lookup, nothing parsed."""
-    cols = (
-        pll.c.id,
-        pll.c.patient_id,
-        pll.c.version,
-        pll.c.updated_at,
-        pll.c.expires_at,
-        pll.c.list_json,
-        pll.c.document,
-    )
-    query = select(*cols)
-    query = (
-        query.where(pll.c.id == list_id) if list_id else query.where(pll.c.patient_id == patient_id)
-    )
-    return cast("Row[Any] | None", conn.execute(query).first())
+    query = _DOCUMENT_BY_LIST if list_id else _DOCUMENT_BY_PATIENT
+    return conn.execute(query, {"key": list_id or patient_id}).first()
 
 
 def list_version_row(conn: Connection, list_id: str, version: int) -> Row[Any] | None:
@@ -506,6 +511,11 @@ def provenance_rows(
     return total, rows
 
 
+@lru_cache(maxsize=4096)
+def _actor_json(actor: Author) -> str:
+    return dumps(actor.to_json())
+
+
 def audit(
     conn: Connection,
     now: datetime,
@@ -517,12 +527,13 @@ def audit(
 ) -> None:
     """One row per read or search of patient data; the patient will see these (rule 5)."""
     conn.execute(
-        insert(audit_event).values(
-            recorded_at=now,
-            actor=dumps(actor.to_json()),
-            action=action,
-            resource_type=rtype,
-            resource_id=rid,
-            patient_id=patient_id,
-        )
+        _AUDIT,
+        {
+            "recorded_at": now,
+            "actor": _actor_json(actor),
+            "action": action,
+            "resource_type": rtype,
+            "resource_id": rid,
+            "patient_id": patient_id,
+        },
     )
