@@ -386,7 +386,7 @@ def list_documents(
 ) -> Row[Any] | None:
     """The current list's stored JSON: one keyed lookup, nothing parsed."""
     query = _DOCUMENT_BY_LIST if list_id else _DOCUMENT_BY_PATIENT
-    return conn.execute(query, {"key": list_id or patient_id}).first()
+    return cast("Row[Any] | None", conn.execute(query, {"key": list_id or patient_id}).first())
 
 
 def list_version_row(conn: Connection, list_id: str, version: int) -> Row[Any] | None:
