@@ -1144,3 +1144,43 @@ def test_a_prescription_id_that_exists_is_refused() -> None:
     lst = list_with(prescriptions={"rx1": prescription()})
 
     refused(lst, Conflict, lambda c: c.add_prescription("rx1", prescription("Ibux", "M01AE01")))
+
+
+def test_discontinuing_an_entry_never_recalls_another_entrys_prescription() -> None:
+    lst = list_with(
+        {"a": statement(based_on=("rx1",)), "b": statement("Ibux", "M01AE01")},
+        {"rx1": prescription()},
+    )
+
+    error = refused(
+        lst,
+        Conflict,
+        lambda c: c.update_entry(
+            "b",
+            edited(
+                with_status(statement("Ibux", "M01AE01"), "stopped", "Ferdig"),
+                basedOn=[{"reference": "MedicationRequest/rx1"}],
+            ),
+            1,
+        ),
+    )
+
+    assert "never on two active entries" in error.message
+    assert lst.prescriptions["rx1"].status == "active"
+
+
+def test_removing_an_entry_cannot_add_a_link_to_a_missing_prescription() -> None:
+    lst = list_with({"b": statement("Ibux", "M01AE01")})
+
+    refused(
+        lst,
+        InvalidInput,
+        lambda c: c.update_entry(
+            "b",
+            edited(
+                with_status(statement("Ibux", "M01AE01"), "entered-in-error", "Feil"),
+                basedOn=[{"reference": "MedicationRequest/nope"}],
+            ),
+            1,
+        ),
+    )

@@ -209,8 +209,7 @@ class ListChange:
                 "discontinued or why the entry was registered in error).",
                 "MedicationStatement.statusReason",
             )
-        if new in IN_USE:
-            self._check_links(entry_id, content, already=entry.prescription_ids)
+        self._check_links(entry_id, content, already=entry.prescription_ids)
         ended_at = entry.ended_at
         if new in ENDED and old not in ENDED:
             ended_at = self.now
@@ -222,8 +221,17 @@ class ListChange:
             self._reasons.append(reason)
         self._touch("MedicationStatement", entry_id, updated.version, "update", activity)
         if new == "stopped" and old != "stopped":
-            for rx_id in updated.prescription_ids:
-                self._recall(rx_id, RECALL_ON_DISCONTINUE)
+            # Only what this entry already held: a link added in the same write was checked
+            # above, and a prescription another entry in use still holds is never recalled.
+            held_elsewhere = {
+                rx
+                for other in self.list.entries.values()
+                if other.id != entry_id and other.status in IN_USE
+                for rx in other.prescription_ids
+            }
+            for rx_id in entry.prescription_ids:
+                if rx_id not in held_elsewhere:
+                    self._recall(rx_id, RECALL_ON_DISCONTINUE)
         return updated
 
     def _check_links(
