@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from pll.api.http import Ctx, Handler, fhir_response
+from pll.api.http import Ctx, Handler, check_id, check_version, fhir_response
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import bundles
 from pll.fhir.validate import validate
@@ -56,7 +56,7 @@ def _patient_param(ctx: Ctx, params: dict[str, str]) -> str | None:
         raise InvalidInput(
             "Search by patient: patient=<id> or patient.identifier=<system>|<fnr>.", "patient"
         )
-    return given.removeprefix("Patient/")
+    return check_id(given.removeprefix("Patient/"), "patient")
 
 
 # -- Patient -------------------------------------------------------------------------------
@@ -163,10 +163,8 @@ def list_vread(ctx: Ctx) -> Response:
     return _stored(ctx.service.list_version(ctx.access, ctx.path["id"], version))
 
 
-def _version(value: str) -> int:
-    if not value.isdigit():
-        raise InvalidInput(f"A version id is a whole number, got {value!r}.", "versionId")
-    return int(value)
+def _version(value: str, where: str = "versionId") -> int:
+    return check_version(value, where)
 
 
 def list_diff(ctx: Ctx) -> Response:
@@ -174,7 +172,7 @@ def list_diff(ctx: Ctx) -> Response:
     if "from" not in params or "to" not in params:
         raise InvalidInput("$diff needs from=<version> and to=<version>.", "from")
     diff = ctx.service.diff(
-        ctx.access, ctx.path["id"], _version(params["from"]), _version(params["to"])
+        ctx.access, ctx.path["id"], _version(params["from"], "from"), _version(params["to"], "to")
     )
     return fhir_response(bundles.diff_parameters(diff))
 

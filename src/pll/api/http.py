@@ -8,6 +8,7 @@ OperationOutcome with the right status, and nothing a handler raises leaks a sta
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,21 @@ STATUS: list[tuple[type[DomainError], int]] = [
     (InvalidInput, 400),
 ]
 MAX_COUNT = 500
+#: FHIR R4 id (https://hl7.org/fhir/R4/datatypes.html#id) and our version ids.
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+VERSION_ID = re.compile(r"[0-9]{1,9}")
+
+
+def check_id(value: str, where: str) -> str:
+    if not FHIR_ID.fullmatch(value):
+        raise InvalidInput(f"{value[:80]!r} is not a FHIR id (1-64 of A-Z a-z 0-9 - .).", where)
+    return value
+
+
+def check_version(value: str, where: str) -> int:
+    if not VERSION_ID.fullmatch(value):
+        raise InvalidInput(f"{value[:80]!r} is not a version number.", where)
+    return int(value)
 
 
 class UnsupportedMedia(DomainError):
@@ -107,25 +123,37 @@ class Ctx:
 
     def reason(self) -> str | None:
         """The why of a change, from an ``X-Provenance`` header (FHIR R4 http.html#provenance)."""
-        header = self.request.headers.get("x-provenance")
-        if not header:
+        raw = self.request.headers.get("x-provenance")
+        if not raw:
             return None
+        where = "X-Provenance"
         try:
-            data = orjson.loads(header)
-        except orjson.JSONDecodeError:
+            # HTTP headers reach us as latin-1; clients send UTF-8 (æøå in a reason).
+            data = orjson.loads(raw.encode("latin-1"))
+        except (orjson.JSONDecodeError, UnicodeEncodeError):
             raise InvalidInput(
-                "X-Provenance must be a Provenance resource as JSON.", "X-Provenance"
+                "X-Provenance must be a Provenance resource as JSON.", where
             ) from None
         if not isinstance(data, dict) or data.get("resourceType") != "Provenance":
+            raise InvalidInput("X-Provenance must be a Provenance resource as JSON.", where)
+        reasons = data.get("reason", [])
+        if not isinstance(reasons, list) or not all(isinstance(r, dict) for r in reasons):
             raise InvalidInput(
-                "X-Provenance must be a Provenance resource as JSON.", "X-Provenance"
+                "Provenance.reason is a list of CodeableConcepts.", f"{where}.reason"
             )
-        texts = [
-            r.get("text")
-            or next((c.get("display") or c.get("code") for c in r.get("coding", [])), None)
-            for r in data.get("reason", [])
-        ]
-        return "; ".join(t for t in texts if t) or None
+        texts = []
+        for i, concept in enumerate(reasons):
+            codings = concept.get("coding", [])
+            if not isinstance(codings, list) or not all(isinstance(c, dict) for c in codings):
+                raise InvalidInput("coding is a list of Codings.", f"{where}.reason[{i}].coding")
+            text = concept.get("text") or next(
+                (c.get("display") or c.get("code") for c in codings), None
+            )
+            if text is not None and not isinstance(text, str):
+                raise InvalidInput("A reason's text is a string.", f"{where}.reason[{i}]")
+            if text:
+                texts.append(text)
+        return "; ".join(texts) or None
 
 
 def _int(value: str, name: str, low: int, high: int) -> int:
@@ -187,6 +215,11 @@ def _call(handler: Handler, request: Request, body: bytes) -> Response:
     verifier: Verifier = request.app.state.verifier
     try:
         access = _authenticate(request, verifier)
+        for name, value in request.path_params.items():
+            if name == "vid":
+                check_version(value, "versionId")
+            else:
+                check_id(value, name)
         return handler(Ctx(request, body, access, service))
     except DomainError as exc:
         return error_response(exc)

@@ -8,6 +8,7 @@ the outgoing event (DESIGN §3 rules 1, 2, 7). If anything raises, nothing is wr
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ from pll.store import repository as repo
 from pll.store.db import Database
 from pll.store.repository import dumps
 
+TARGET = re.compile(
+    r"(List|MedicationStatement|MedicationRequest)/([A-Za-z0-9\-.]{1,64})(?:/_history/([0-9]{1,9}))?"
+)
 OpKind = Literal["create", "update", "confirm", "pause", "resume"]
 
 
@@ -332,11 +336,11 @@ class PLLService:
             except VersionConflict as exc:
                 _explain_conflict(conn, exc)
                 if op.where:
-                    exc.expression = _relocate(exc.expression, op.rtype, op.where)
+                    exc.expression = relocate(exc.expression, op.rtype, op.where)
                 raise
             except DomainError as exc:
                 if op.where:
-                    exc.expression = _relocate(exc.expression, op.rtype, op.where)
+                    exc.expression = relocate(exc.expression, op.rtype, op.where)
                 raise
         record = change.finish()
         result = ChangeResult(lst.id, record.version if record else None)
@@ -532,14 +536,16 @@ class PLLService:
     def provenance(
         self, access: Access, target: str, count: int, offset: int
     ) -> tuple[int, list[dict[str, Any]]]:
-        """``Provenance`` for every change that wrote ``target`` (``List/x`` or an entry)."""
-        rtype, _, rid = target.partition("/")
-        rid = rid.split("/_history")[0]
-        if rtype not in ("List", "MedicationStatement", "MedicationRequest") or not rid:
+        """``Provenance`` for every change that wrote ``target``: ``List/x``, an entry or a
+        prescription, or one version of it (``MedicationStatement/x/_history/2``)."""
+        match = TARGET.fullmatch(target)
+        if match is None:
             raise InvalidInput(
-                "target must be List/<id>, MedicationStatement/<id> or MedicationRequest/<id>.",
+                "target must be List/<id>, MedicationStatement/<id> or MedicationRequest/<id>, "
+                "optionally with /_history/<version>.",
                 "target",
             )
+        rtype, rid, version = match.group(1), match.group(2), match.group(3)
         with self.db.read() as conn:
             if rtype == "List":
                 head = repo.list_row(conn, list_id=rid)
@@ -550,8 +556,10 @@ class PLLService:
             if patient_id is None:
                 return 0, []
             self._check(conn, access, patient_id)
-            total, rows = repo.provenance_rows(conn, rtype, rid, count, offset)
-            repo.audit(conn, self.clock(), access.actor, "search", "Provenance", target, patient_id)
+            total, rows = repo.provenance_rows(
+                conn, rtype, rid, int(version) if version else None, count, offset
+            )
+            repo.audit(conn, self.clock(), access.actor, "search", "Provenance", rid, patient_id)
             return total, [fhir.provenance(r.list_id, _record(r)) for r in rows]
 
     def diff(
@@ -652,7 +660,7 @@ def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:
     exc.resources.append(orjson.loads(current.resource))
 
 
-def _relocate(expression: str | None, rtype: str | None, where: str) -> str:
+def relocate(expression: str | None, rtype: str | None, where: str) -> str:
     """``MedicationStatement.status`` of Bundle entry 2 is ``Bundle.entry[2].resource.status``."""
     if expression and rtype and expression.startswith(rtype):
         return where + expression[len(rtype) :]

@@ -16,9 +16,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import Access
-from pll.domain.errors import Conflict, InvalidInput
+from pll.domain.errors import Conflict, DomainError, InvalidInput
 from pll.fhir.validate import validate
-from pll.services.lists import Op, PLLService
+from pll.services.lists import Op, PLLService, relocate
 from pll.store import repository as repo
 
 LIST_RESOURCES = ("MedicationStatement", "MedicationRequest")
@@ -52,6 +52,7 @@ def _items(bundle: dict[str, Any]) -> list[_Item]:
     if bundle.get("type") != "transaction":
         raise InvalidInput("POST /fhir takes a Bundle of type 'transaction'.", "Bundle.type")
     items = []
+    seen: set[Any] = set()
     for i, entry in enumerate(bundle.get("entry") or []):
         where = f"Bundle.entry[{i}]"
         request = entry.get("request") or {}
@@ -80,6 +81,15 @@ def _items(bundle: dict[str, Any]) -> list[_Item]:
             raise InvalidInput(
                 "POST goes to the resource type, without an id.", f"{where}.request.url"
             )
+        key = (rtype, rid) if method == "PUT" else entry.get("fullUrl")
+        if key is not None and key in seen:
+            raise InvalidInput(
+                "A transaction names each resource once; this entry repeats "
+                f"{rtype}/{rid if method == 'PUT' else entry.get('fullUrl')}.",
+                f"{where}.request",
+            )
+        if key is not None:
+            seen.add(key)
         items.append(
             _Item(
                 i,
@@ -151,7 +161,13 @@ def _run_in(
 ) -> None:
     for item in items:
         if item.rtype == "Patient":
-            patient, created = service.register_patient_in(conn, access, item.resource)
+            try:
+                patient, created = service.register_patient_in(conn, access, item.resource)
+            except DomainError as exc:
+                exc.expression = relocate(
+                    exc.expression, "Patient", f"Bundle.entry[{item.index}].resource"
+                )
+                raise
             if item.full_url:
                 urns[item.full_url] = f"Patient/{patient['id']}"
             responses[item.index] = _response(patient, created)
@@ -192,6 +208,15 @@ def _one_patient(
             if row is None:
                 raise InvalidInput(
                     f"{item.rtype}/{item.rid} does not exist.", f"{where}.request.url"
+                )
+            subject = item.resource.get("subject")
+            if subject is not None and row.patient_id != service.resolve_patient(
+                conn, access, subject, f"{where}.resource.subject"
+            ):
+                raise InvalidInput(
+                    f"{item.rtype}/{item.rid} belongs to another patient; "
+                    "the subject cannot change.",
+                    f"{where}.resource.subject",
                 )
             patient_ids.add(row.patient_id)
     if len(patient_ids) > 1:

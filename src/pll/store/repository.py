@@ -485,12 +485,19 @@ def entry_versions_at(
 
 
 def provenance_rows(
-    conn: Connection, target_type: str, target_id: str, limit: int, offset: int
+    conn: Connection,
+    target_type: str,
+    target_id: str,
+    target_version: int | None,
+    limit: int,
+    offset: int,
 ) -> tuple[int, Sequence[Row[Any]]]:
-    """The list versions that wrote a resource, newest first."""
+    """The list versions that wrote a resource (or one version of it), newest first."""
     where = and_(
         provenance_target.c.target_type == target_type, provenance_target.c.target_id == target_id
     )
+    if target_version is not None:
+        where = and_(where, provenance_target.c.target_version == target_version)
     total = conn.execute(
         select(func.count()).select_from(provenance_target).where(where)
     ).scalar_one()
