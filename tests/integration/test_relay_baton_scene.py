@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
+from pll.store.schema import audit_event
 from tests.conftest import LiveServer, snapshot
 from tests.integration.builders import DRUGS, etag, ok, outcome_text, patient, statement
 
@@ -81,7 +84,7 @@ def test_two_doctors_change_one_list_and_a_stale_change_is_refused(server: LiveS
     assert ok(r)["status"] == "stopped"
 
     # The GP, still holding entry 2's old version, changes its dose: refused, nothing written.
-    before = snapshot(server.db)
+    before = snapshot(server.db, audit=False)
     stale = dict(
         held[1],
         dosage=[
@@ -102,7 +105,16 @@ def test_two_doctors_change_one_list_and_a_stale_change_is_refused(server: LiveS
     # The refusal says what the other doctor changed and carries the current version.
     assert "Changed since your version: dosage: 1 tablett morgen → 2 tabletter morgen" in text
     assert r.json()["contained"][0]["meta"]["versionId"] == "2"
-    assert snapshot(server.db) == before
+    assert snapshot(server.db, audit=False) == before
+    # Handing back the current version is a read, and it is logged as one (rule 5).
+    with server.db.read() as conn:
+        last = conn.execute(sa.select(audit_event).order_by(audit_event.c.id.desc())).first()
+    assert last is not None
+    assert (last.action, last.resource_type, last.resource_id) == (
+        "read",
+        "MedicationStatement",
+        stale["id"],
+    )
 
     # The List moved on twice; the baton is with the GP, who made the last accepted change.
     last = ok(gp.get(f"/fhir/List/{list_id}"))

@@ -99,7 +99,7 @@ def patient_search(ctx: Ctx) -> Response:
 def list_create(ctx: Ctx) -> Response:
     resource = validate(ctx.json(), "List")
     result = ctx.service.create_list(ctx.access, resource, ctx.reason())
-    stored = _current(ctx, result.list_id)
+    stored = _written_list(result)
     return fhir_response(
         stored.text,
         201,
@@ -107,6 +107,12 @@ def list_create(ctx: Ctx) -> Response:
         updated=stored.updated,
         location=f"{ctx.base}/List/{result.list_id}/_history/{stored.version}",
     )
+
+
+def _written_list(result: ChangeResult) -> Stored:
+    if result.list is None:  # every list operation makes a version or is refused
+        raise RuntimeError("a list operation made no version")
+    return result.list
 
 
 def _current(ctx: Ctx, list_id: str) -> Stored:
@@ -196,9 +202,8 @@ def _list_operation(kind: str) -> Handler:
     def handler(ctx: Ctx) -> Response:
         reason = _operation_reason(ctx)
         op = Op(kind, if_match=_if_match(ctx), reason=reason)  # type: ignore[arg-type]
-        ctx.service.change_list(ctx.access, ctx.path["id"], [op], reason)
-        stored = _current(ctx, ctx.path["id"])
-        return _stored(stored)
+        result = ctx.service.change_list(ctx.access, ctx.path["id"], [op], reason)
+        return _stored(_written_list(result))
 
     handler.__name__ = f"list_{kind}"
     return handler

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -75,6 +76,8 @@ class ChangeResult:
     list_id: str
     list_version: int | None  # None when nothing really changed
     written: list[Written] = field(default_factory=list)
+    #: the List as this change left it, so a response needs no second read
+    list: Stored | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,9 @@ class PLLService:
         access.check_read(value)
         existing = repo.find_patient(conn, system, value)
         if existing is not None:
+            repo.audit(
+                conn, self.clock(), access.actor, "read", "Patient", existing.id, existing.id
+            )
             found: dict[str, Any] = orjson.loads(existing.resource)
             return found, False
         now = self.clock()
@@ -231,6 +237,29 @@ class PLLService:
                 "This patient already has a PLL; a patient has exactly one list.", "List.subject"
             ) from None
 
+    @contextmanager
+    def audited_conflicts(self, access: Access) -> Iterator[None]:
+        """Log the read that a relay-baton refusal makes: it hands back the current version
+        (rule 5), after the refused change itself was rolled back."""
+        try:
+            yield
+        except VersionConflict as exc:
+            shown = [r for r in exc.resources if r.get("resourceType") in repo.RESOURCE_TABLES]
+            if shown:
+                with self.db.write() as conn:
+                    for resource in shown:
+                        row = repo.resource_row(conn, resource["resourceType"], resource["id"])
+                        repo.audit(
+                            conn,
+                            self.clock(),
+                            access.actor,
+                            "read",
+                            resource["resourceType"],
+                            resource["id"],
+                            row.patient_id if row else None,
+                        )
+            raise
+
     def create_resource(
         self, access: Access, rtype: str, resource: dict[str, Any], reason: str | None = None
     ) -> ChangeResult:
@@ -258,7 +287,7 @@ class PLLService:
                 f"The resource id {resource.get('id')!r} does not match the URL id {rid!r}.",
                 f"{rtype}.id",
             )
-        with self.db.write() as conn:
+        with self.audited_conflicts(access), self.db.write() as conn:
             row = repo.resource_row(conn, rtype, rid)
             if row is None:
                 raise NotFound(
@@ -281,13 +310,13 @@ class PLLService:
         self, access: Access, patient_id: str, ops: list[Op], reason: str | None = None
     ) -> ChangeResult:
         """Apply ``ops`` to the patient's PLL as one accepted change (one list version)."""
-        with self.db.write() as conn:
+        with self.audited_conflicts(access), self.db.write() as conn:
             return self.apply_in(conn, access, patient_id, ops, reason)
 
     def change_list(
         self, access: Access, list_id: str, ops: list[Op], reason: str | None = None
     ) -> ChangeResult:
-        with self.db.write() as conn:
+        with self.audited_conflicts(access), self.db.write() as conn:
             row = repo.list_row(conn, list_id=list_id)
             if row is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
@@ -349,7 +378,8 @@ class PLLService:
                 self._written(lst, op.rtype, op.rid, False) for op in ops if op.rtype and op.rid
             ]
             return result
-        resources = self._persist(conn, lst, record, now, create_list)
+        resources, list_json = self._persist(conn, lst, record, now, create_list)
+        result.list = Stored(list_json, lst.version, lst.updated, lst.patient_id)
         for t in record.touched:
             if t.resource_type != "List":
                 result.written.append(
@@ -409,7 +439,7 @@ class PLLService:
         record: ListVersion,
         now: datetime,
         is_new: bool,
-    ) -> dict[tuple[str, str], str]:
+    ) -> tuple[dict[tuple[str, str], str], str]:
         resources: dict[tuple[str, str], str] = {}
         for t in record.touched:
             if t.resource_type == "MedicationStatement":
@@ -440,7 +470,7 @@ class PLLService:
                 ],
             },
         )
-        return resources
+        return resources, list_json
 
     def _documents(self, lst: MedicationList, now: datetime) -> tuple[str, str, datetime | None]:
         visible = lst.visible_entries(now)
