@@ -13,6 +13,7 @@ from tests.conftest import Clock, LiveServer, snapshot
 from tests.integration.builders import (
     DRUGS,
     FNR,
+    etag,
     new_fnr,
     new_patient_with_list,
     ok,
@@ -183,12 +184,26 @@ def test_discontinued_entries_stay_visible_for_90_days(gp: httpx.Client, clock: 
     entry = _add(gp, pid, 1)
     _put(gp, dict(entry, status="stopped", statusReason=[{"text": "Seponert"}]))
     clock.advance(days=89)
-    assert len(ok(gp.get(f"/fhir/List/{list_id}"))["entry"]) == 2
+    at_89 = gp.get(f"/fhir/List/{list_id}")
+    assert len(ok(at_89)["entry"]) == 2
     clock.advance(days=2)
-    shown = ok(gp.get(f"/fhir/List/{list_id}"))["entry"]
+    at_91 = gp.get(f"/fhir/List/{list_id}")
+    shown = ok(at_91)["entry"]
     assert [e["item"]["reference"].split("/")[1] for e in shown] == [keep["id"]]
     assert len(_document(gp, pid)["entry"]) == 2  # the List and the entry still in use
     assert ok(gp.get(f"/fhir/MedicationStatement/{entry['id']}"))["status"] == "stopped"
+    # The drop-off is a version of its own: one ETag never means two documents (rule 1), and
+    # the baton stays with the doctor who made the last change.
+    assert etag(at_91) != etag(at_89)
+    assert ok(gp.get(f"/fhir/List/{list_id}/_history/{etag(at_89)[3:-1]}"))["entry"][1]
+    last = ok(gp.get("/fhir/Provenance", params={"target": f"List/{list_id}"}))["entry"][0][
+        "resource"
+    ]
+    assert (last["activity"]["text"], last["agent"][0]["who"]["display"]) == (
+        "expire-entries",
+        "PLL (automatisk)",
+    )
+    assert ok(at_91)["source"]["identifier"]["value"] == "9144889"
 
 
 def test_entered_in_error_is_removed_with_a_reason(gp: httpx.Client) -> None:

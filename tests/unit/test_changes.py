@@ -1184,3 +1184,23 @@ def test_removing_an_entry_cannot_add_a_link_to_a_missing_prescription() -> None
             1,
         ),
     )
+
+
+def test_entries_leaving_after_90_days_make_a_version_without_moving_the_baton() -> None:
+    from pll.domain.changes import SYSTEM, expire_entries
+
+    lst = list_with({"e1": statement(), "e2": statement("Ibux", "M01AE01")})
+    one_change(
+        lst,
+        lambda c: c.update_entry(
+            "e2", with_status(statement("Ibux", "M01AE01"), "stopped", "Ferdig"), 1
+        ),
+    )
+    baton = lst.baton
+
+    assert expire_entries(lst, {"e1", "e2"}, LATER + timedelta(days=89)) is None
+    record = expire_entries(lst, {"e1", "e2"}, LATER + timedelta(days=90))
+
+    assert record is not None
+    assert (record.version, record.author, record.activity) == (3, SYSTEM, "expire-entries")
+    assert lst.baton == baton

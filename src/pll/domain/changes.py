@@ -61,6 +61,27 @@ def start_list(
     )
 
 
+#: The author of changes that time makes, such as discontinued entries leaving the list.
+SYSTEM = Author(name="PLL (automatisk)", role=Role.SYSTEM)
+EXPIRED_REASON = "Seponert for mer enn 90 dager siden"
+
+
+def expire_entries(lst: MedicationList, shown: set[str], now: datetime) -> ListVersion | None:
+    """A version for discontinued entries leaving the list after 90 days (rule 3).
+
+    ``shown`` are the entries on the list's current version. The list content changes, so
+    its version moves (rule 1) and readers and copies learn of it; the baton does not move,
+    because no health worker made the change.
+    """
+    visible = {e.id for e in lst.visible_entries(now)}
+    if not shown - visible:
+        return None
+    lst.version += 1
+    lst.updated = now
+    touched = (Touched("List", lst.id, lst.version, "update"),)
+    return ListVersion(lst.version, now, SYSTEM, "expire-entries", EXPIRED_REASON, touched)
+
+
 def _require_doctor(author: Author) -> None:
     if author.role is not Role.DOCTOR:
         raise Forbidden(

@@ -36,6 +36,8 @@ class Role(StrEnum):
     NURSE = "nurse"
     PHARMACIST = "pharmacist"
     PATIENT = "patient"
+    #: PLL itself, for changes the rules make by the passing of time (never a baton holder)
+    SYSTEM = "system"
 
 
 @dataclass(frozen=True)

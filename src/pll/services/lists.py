@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import Access
-from pll.domain.changes import ListChange, start_list
+from pll.domain.changes import ListChange, expire_entries, start_list
 from pll.domain.diff import ListDifference, diff_content, diff_lists
 from pll.domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
 from pll.domain.identifiers import parse_person_identifier
@@ -484,18 +484,22 @@ class PLLService:
         document = fhir.document(list_json, visible, shown)
         return dumps(list_json), dumps(document), lst.next_hide(now)
 
-    def _refresh_documents(self, list_id: str) -> None:
-        """Rebuild a list's stored documents when a discontinued entry's 90 days are over."""
+    def expire(self, list_id: str) -> int | None:
+        """Let discontinued entries whose 90 days are over leave the list, as a version of
+        its own; returns that version. Reads call this when the stored documents expire."""
         with self.db.write() as conn:
             row = repo.list_row(conn, list_id=list_id, lock=True)
-            if row is None:
-                return
             now = self.clock()
-            if row.expires_at is None or row.expires_at > now:
-                return
+            if row is None or row.expires_at is None or row.expires_at > now:
+                return None
             lst = repo.load_list(conn, row, now)
-            list_json, document, expires = self._documents(lst, now)
-            repo.save_documents(conn, list_id, list_json, document, expires)
+            record = expire_entries(lst, set(_members(orjson.loads(row.list_json))), now)
+            if record is None:
+                list_json, document, expires = self._documents(lst, now)
+                repo.save_documents(conn, list_id, list_json, document, expires)
+                return None
+            self._persist(conn, lst, record, now, is_new=False)
+            return record.version
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -528,7 +532,7 @@ class PLLService:
                         row.updated_at,
                         row.patient_id,
                     )
-            self._refresh_documents(row.id)
+            self.expire(row.id)
         raise RuntimeError("list document could not be refreshed")  # pragma: no cover
 
     def list_version(self, access: Access, list_id: str, version: int) -> Stored:
