@@ -275,6 +275,25 @@ def test_prescriptions_renewal_chain_and_recall(gp: httpx.Client) -> None:
     assert ok(gp.get(f"/fhir/MedicationRequest/{rx['id']}"))["status"] == "stopped"
 
 
+def test_diff_shows_prescriptions_and_entries_that_left_the_list(gp: httpx.Client) -> None:
+    pid, list_id = new_patient_with_list(gp)
+    entry = _add(gp, pid)
+    rx = ok(gp.post("/fhir/MedicationRequest", json=prescription(f"Patient/{pid}", *DRUGS[1])), 201)
+    start = int(ok(gp.get(f"/fhir/List/{list_id}"))["meta"]["versionId"])
+    _put(gp, dict(rx, status="stopped", statusReason={"text": "Feil styrke"}))
+    _put(gp, dict(entry, status="entered-in-error", statusReason=[{"text": "Feil pasient"}]))
+    end = int(ok(gp.get(f"/fhir/List/{list_id}"))["meta"]["versionId"])
+    diff = ok(gp.get(f"/fhir/List/{list_id}/$diff", params={"from": start, "to": end}))
+    kinds = {
+        p["name"]: {x["name"]: x.get("valueCode") for x in p["part"] if x["name"] == "change"}[
+            "change"
+        ]
+        for p in diff["parameter"]
+        if p["name"] in ("entry", "prescription")
+    }
+    assert kinds == {"entry": "removed", "prescription": "changed"}
+
+
 def test_confirm_pause_and_resume_the_list(gp: httpx.Client, server: LiveServer) -> None:
     pid, list_id = new_patient_with_list(gp)
     _add(gp, pid)

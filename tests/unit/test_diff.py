@@ -11,7 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pll.domain.changes import ListChange, start_list
-from pll.domain.diff import EntryDifference, FieldChange, diff_lists, medication_name
+from pll.domain.diff import (
+    EntryDifference,
+    FieldChange,
+    ListDifference,
+    Versions,
+    diff_lists,
+    medication_name,
+)
 from pll.domain.model import Author, MedicationList, Role
 
 ATC = "http://www.whocc.no/atc"
@@ -59,6 +66,44 @@ def treatment_type(code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": TREATMENT_TYPE, "code": code, "display": display}]}
 
 
+def diff_members(
+    from_version: int,
+    to_version: int,
+    before: dict[str, int],
+    after: dict[str, int],
+    contents: dict[tuple[str, int], dict[str, Any]],
+    before_state: dict[str, str | None],
+    after_state: dict[str, str | None],
+) -> ListDifference:
+    """``diff_lists`` for lists given as {entry id: version}; an entry missing from ``after``
+    has left the list."""
+    entries = {
+        eid: Versions(before.get(eid), after.get(eid), eid in after)
+        for eid in set(before) | set(after)
+    }
+    return diff_lists(from_version, to_version, entries, {}, contents, before_state, after_state)
+
+
+def test_a_changed_prescription_is_reported_with_its_elements() -> None:
+    contents = {
+        ("rx1", 1): {"resourceType": "MedicationRequest", "status": "active", "intent": "order"},
+        ("rx1", 2): {
+            "resourceType": "MedicationRequest",
+            "status": "stopped",
+            "intent": "order",
+            "statusReason": {"text": "Feil styrke"},
+        },
+    }
+
+    result = diff_lists(1, 2, {}, {"rx1": Versions(1, 2)}, contents, NO_STATE, NO_STATE)
+
+    assert [(d.entry_id, d.kind) for d in result.prescriptions] == [("rx1", "changed")]
+    assert result.prescriptions[0].fields == (
+        FieldChange("status", "active", "stopped"),
+        FieldChange("statusReason", None, "Feil styrke"),
+    )
+
+
 def diff_one(
     before: dict[str, Any] | None, after: dict[str, Any] | None, entry_id: str = "e1"
 ) -> EntryDifference:
@@ -73,7 +118,7 @@ def diff_one(
         version = 2 if before is not None else 1
         contents[(entry_id, version)] = after
         after_members[entry_id] = version
-    result = diff_lists(1, 2, before_members, after_members, contents, NO_STATE, NO_STATE)
+    result = diff_members(1, 2, before_members, after_members, contents, NO_STATE, NO_STATE)
     assert len(result.entries) == 1
     return result.entries[0]
 
@@ -180,7 +225,9 @@ def test_unchanged_entries_are_left_out() -> None:
         ("e2", 2): statement("Ibux", "M01AE01", status="on-hold"),
     }
 
-    result = diff_lists(1, 2, {"e1": 1, "e2": 1}, {"e1": 1, "e2": 2}, contents, NO_STATE, NO_STATE)
+    result = diff_members(
+        1, 2, {"e1": 1, "e2": 1}, {"e1": 1, "e2": 2}, contents, NO_STATE, NO_STATE
+    )
 
     assert [d.entry_id for d in result.entries] == ["e2"]
     assert result.entries[0].fields == (FieldChange("status", "active", "on-hold"),)
@@ -189,7 +236,7 @@ def test_unchanged_entries_are_left_out() -> None:
 def test_identical_lists_have_no_differences() -> None:
     contents = {("e1", 3): statement()}
 
-    result = diff_lists(4, 5, {"e1": 3}, {"e1": 3}, contents, NO_STATE, NO_STATE)
+    result = diff_members(4, 5, {"e1": 3}, {"e1": 3}, contents, NO_STATE, NO_STATE)
 
     assert (result.from_version, result.to_version) == (4, 5)
     assert result.entries == ()
@@ -202,7 +249,7 @@ def test_identical_lists_have_no_differences() -> None:
 def test_pausing_the_list_is_a_list_level_change() -> None:
     paused = {"paused": "2026-03-02T09:30:00.000Z: Innlagt på sykehus", "confirmed": None}
 
-    result = diff_lists(1, 2, {}, {}, {}, NO_STATE, paused)
+    result = diff_members(1, 2, {}, {}, {}, NO_STATE, paused)
 
     assert result.list_changes == (
         FieldChange("paused", None, "2026-03-02T09:30:00.000Z: Innlagt på sykehus"),
@@ -213,7 +260,7 @@ def test_resuming_reports_both_the_pause_ending_and_the_new_confirmation() -> No
     before = {"paused": "2026-03-02T09:30:00.000Z: Innlagt på sykehus", "confirmed": None}
     after = {"paused": None, "confirmed": "2026-03-05T14:00:00.000Z av Kari Fastlege"}
 
-    result = diff_lists(2, 3, {}, {}, {}, before, after)
+    result = diff_members(2, 3, {}, {}, {}, before, after)
 
     assert result.list_changes == (
         FieldChange("confirmed", None, "2026-03-05T14:00:00.000Z av Kari Fastlege"),
@@ -224,7 +271,7 @@ def test_resuming_reports_both_the_pause_ending_and_the_new_confirmation() -> No
 def test_an_unchanged_list_state_is_not_reported() -> None:
     state = {"paused": None, "confirmed": "2026-03-05T14:00:00.000Z av Kari Fastlege"}
 
-    result = diff_lists(3, 4, {}, {}, {}, state, dict(state))
+    result = diff_members(3, 4, {}, {}, {}, state, dict(state))
 
     assert result.list_changes == ()
 
@@ -277,7 +324,7 @@ def test_two_versions_of_a_list_built_by_changes_can_be_diffed() -> None:
     third.finish()
     v3 = snapshot(lst, contents)
 
-    result = diff_lists(1, 3, v1, v3, contents, NO_STATE, NO_STATE)
+    result = diff_members(1, 3, v1, v3, contents, NO_STATE, NO_STATE)
 
     assert [(d.entry_id, d.kind, d.before_version, d.after_version) for d in result.entries] == [
         ("e1", "changed", 1, 2),

@@ -37,6 +37,7 @@ class ListDifference:
     to_version: int
     entries: tuple[EntryDifference, ...]
     list_changes: tuple[FieldChange, ...]
+    prescriptions: tuple[EntryDifference, ...] = ()
 
 
 def medication_name(content: Mapping[str, Any]) -> str:
@@ -100,32 +101,56 @@ def diff_content(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[F
     return tuple(changes)
 
 
+@dataclass(frozen=True)
+class Versions:
+    """A resource's version at the earlier and the later list version (``None``: not yet)."""
+
+    before: int | None
+    after: int | None
+    #: whether it is on the list at the later version (entries only)
+    shown_after: bool = True
+
+
+def _differences(
+    versions: Mapping[str, Versions], contents: Mapping[tuple[str, int], Mapping[str, Any]]
+) -> tuple[EntryDifference, ...]:
+    out = []
+    for rid in sorted(versions):
+        v = versions[rid]
+        if v.before == v.after and v.shown_after:
+            continue
+        old = contents[(rid, v.before)] if v.before is not None else {}
+        new = contents[(rid, v.after)] if v.after is not None else {}
+        kind = "added" if v.before is None else "changed" if v.shown_after else "removed"
+        name = medication_name(new or old)
+        out.append(EntryDifference(rid, kind, v.before, v.after, name, diff_content(old, new)))
+    return tuple(out)
+
+
 def diff_lists(
     from_version: int,
     to_version: int,
-    before: Mapping[str, int],
-    after: Mapping[str, int],
+    entries: Mapping[str, Versions],
+    prescriptions: Mapping[str, Versions],
     contents: Mapping[tuple[str, int], Mapping[str, Any]],
     before_state: Mapping[str, str | None],
     after_state: Mapping[str, str | None],
 ) -> ListDifference:
-    """Compare two list versions given the entry versions each held and their contents."""
-    entries = []
-    for entry_id in sorted(set(before) | set(after)):
-        old_v, new_v = before.get(entry_id), after.get(entry_id)
-        if old_v == new_v:
-            continue
-        old = contents[(entry_id, old_v)] if old_v is not None else {}
-        new = contents[(entry_id, new_v)] if new_v is not None else {}
-        kind = "added" if old_v is None else "removed" if new_v is None else "changed"
-        entries.append(
-            EntryDifference(
-                entry_id, kind, old_v, new_v, medication_name(new or old), diff_content(old, new)
-            )
-        )
+    """Compare two list versions: its entries, its prescriptions and the list itself.
+
+    An entry that left the list (registered in error, or 90 days after it was discontinued)
+    is ``removed``, with what changed in it on the way; everything else that moved is
+    ``added`` or ``changed``, element by element.
+    """
     list_changes = tuple(
         FieldChange(key, before_state.get(key), after_state.get(key))
         for key in sorted(set(before_state) | set(after_state))
         if before_state.get(key) != after_state.get(key)
     )
-    return ListDifference(from_version, to_version, tuple(entries), list_changes)
+    return ListDifference(
+        from_version,
+        to_version,
+        _differences(entries, contents),
+        list_changes,
+        _differences(prescriptions, contents),
+    )

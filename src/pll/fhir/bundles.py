@@ -136,15 +136,17 @@ def _field_parts(change: FieldChange) -> list[dict[str, Any]]:
 
 
 def diff_parameters(diff: ListDifference) -> dict[str, Any]:
-    """``List/$diff`` result: one ``entry`` part per changed entry, one ``list`` part per
-    change to the list itself (paused, confirmed)."""
+    """``List/$diff`` result: one ``entry`` part per changed entry, one ``prescription`` part
+    per changed prescription, one ``list`` part per change to the list itself."""
     params: list[dict[str, Any]] = [
         {"name": "from", "valueInteger": diff.from_version},
         {"name": "to", "valueInteger": diff.to_version},
     ]
-    for d in diff.entries:
+    changed = [("entry", "MedicationStatement", d) for d in diff.entries]
+    changed += [("prescription", "MedicationRequest", d) for d in diff.prescriptions]
+    for name, rtype, d in changed:
         parts: list[dict[str, Any]] = [
-            {"name": "entry", "valueReference": {"reference": f"MedicationStatement/{d.entry_id}"}},
+            {"name": name, "valueReference": {"reference": f"{rtype}/{d.entry_id}"}},
             {"name": "change", "valueCode": d.kind},
             {"name": "medication", "valueString": d.medication},
         ]
@@ -153,7 +155,7 @@ def diff_parameters(diff: ListDifference) -> dict[str, Any]:
         if d.after_version is not None:
             parts.append({"name": "toVersion", "valueInteger": d.after_version})
         parts += [{"name": "element", "part": _field_parts(f)} for f in d.fields]
-        params.append({"name": "entry", "part": parts})
+        params.append({"name": name, "part": parts})
     for change in diff.list_changes:
         params.append({"name": "list", "part": _field_parts(change)})
     return {"resourceType": "Parameters", "parameter": params}

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import Access
 from pll.domain.changes import ListChange, expire_entries, start_list
-from pll.domain.diff import ListDifference, diff_content, diff_lists
+from pll.domain.diff import ListDifference, Versions, diff_content, diff_lists
 from pll.domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Author, ListVersion, MedicationList, Prescription, Touched
@@ -613,16 +613,41 @@ class PLLService:
                         f"List/{list_id} has no version {v} (versions 1 to {head.version}).", name
                     )
                 snapshots.append(orjson.loads(row.list_json))
-            members = [_members(s) for s in snapshots]
-            wanted = [(eid, ver) for m in members for eid, ver in m.items()]
-            texts = repo.entry_versions_at(conn, wanted)
-            contents = {key: repo.content_of(text) for key, text in texts.items()}
+            before, after = (_members(s) for s in snapshots)
+            low, high = sorted((from_version, to_version))
+            touched = repo.touched_between(conn, list_id, low, high)
+            rx_ids = {rid for rtype, rid in touched if rtype == "MedicationRequest"}
+            entry_history = repo.versions_until(
+                conn, "MedicationStatement", set(before) | set(after), high
+            )
+            rx_history = repo.versions_until(conn, "MedicationRequest", rx_ids, high)
             repo.audit(conn, self.clock(), access.actor, "diff", "List", list_id, head.patient_id)
+        contents = {
+            (rid, version): repo.content_of(text)
+            for history in (entry_history, rx_history)
+            for rid, rows in history.items()
+            for version, _, text in rows
+        }
+        entries = {
+            eid: Versions(
+                _version_at(entry_history.get(eid, []), from_version),
+                _version_at(entry_history.get(eid, []), to_version),
+                eid in after,
+            )
+            for eid in set(before) | set(after)
+        }
+        prescriptions = {
+            rid: Versions(
+                _version_at(rx_history.get(rid, []), from_version),
+                _version_at(rx_history.get(rid, []), to_version),
+            )
+            for rid in rx_ids
+        }
         return diff_lists(
             from_version,
             to_version,
-            members[0],
-            members[1],
+            entries,
+            prescriptions,
             contents,
             _list_state(snapshots[0]),
             _list_state(snapshots[1]),
@@ -730,6 +755,11 @@ def _record(row: Any) -> ListVersion:
         row.reason,
         touched,
     )
+
+
+def _version_at(history: list[tuple[int, int, str]], list_version: int) -> int | None:
+    """A resource's version as a list version saw it (``None`` if not yet written)."""
+    return max((v for v, at, _ in history if at <= list_version), default=None)
 
 
 def _members(list_json: dict[str, Any]) -> dict[str, int]:

@@ -469,19 +469,36 @@ def resources_for_list(
     return total, rows
 
 
-def entry_versions_at(
-    conn: Connection, wanted: Iterable[tuple[str, int]]
-) -> dict[tuple[str, int], str]:
-    pairs = list(set(wanted))
-    if not pairs:
+def versions_until(
+    conn: Connection, rtype: str, ids: Iterable[str], list_version: int
+) -> dict[str, list[tuple[int, int, str]]]:
+    """Each resource's versions written at or before a list version:
+    ``{id: [(version, list_version, resource text), ...]}``."""
+    wanted = list(set(ids))
+    if not wanted:
         return {}
-    ids = list({p[0] for p in pairs})
+    _, history, key = RESOURCE_TABLES[rtype]
     rows = conn.execute(
-        select(entry_version.c.entry_id, entry_version.c.version, entry_version.c.resource).where(
-            entry_version.c.entry_id.in_(ids)
+        select(
+            key.label("rid"), history.c.version, history.c.list_version, history.c.resource
+        ).where(key.in_(wanted), history.c.list_version <= list_version)
+    ).all()
+    out: dict[str, list[tuple[int, int, str]]] = {}
+    for r in rows:
+        out.setdefault(r.rid, []).append((r.version, r.list_version, r.resource))
+    return out
+
+
+def touched_between(conn: Connection, list_id: str, after: int, upto: int) -> set[tuple[str, str]]:
+    """The (type, id) of every resource written by list versions ``after < v <= upto``."""
+    rows = conn.execute(
+        select(provenance_target.c.target_type, provenance_target.c.target_id).where(
+            provenance_target.c.list_id == list_id,
+            provenance_target.c.list_version > after,
+            provenance_target.c.list_version <= upto,
         )
     ).all()
-    return {(r.entry_id, r.version): r.resource for r in rows if (r.entry_id, r.version) in pairs}
+    return {(r.target_type, r.target_id) for r in rows}
 
 
 def provenance_rows(
