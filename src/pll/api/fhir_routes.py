@@ -133,14 +133,25 @@ def list_search(ctx: Ctx) -> Response:
     include = params.get("_include")
     if include not in (None, "List:item"):
         raise InvalidInput("Only _include=List:item is supported.", "_include")
+    keys = [k for k in ("_id", "patient", "subject", "patient.identifier") if k in params]
+    if len(keys) != 1:
+        raise InvalidInput(
+            "Name the list by exactly one of _id, patient or patient.identifier.",
+            keys[1] if keys else "patient",
+        )
+    document = bool(include)
     if "_id" in params:
-        stored = ctx.service.current(ctx.access, list_id=params["_id"], document=bool(include))
+        stored = ctx.service.current(
+            ctx.access, list_id=check_id(params["_id"], "_id"), document=document
+        )
+    elif "patient.identifier" in params:
+        system, _, value = params["patient.identifier"].rpartition("|")
+        stored = ctx.service.current(
+            ctx.access, identifier=(system or None, value), document=document
+        )
     else:
-        patient_id = _patient_param(ctx, params)
-        stored = (
-            ctx.service.current(ctx.access, patient_id=patient_id, document=bool(include))
-            if patient_id
-            else None
+        stored = ctx.service.current(
+            ctx.access, patient_id=_patient_param(ctx, params), document=document
         )
     if stored is None:
         return fhir_response(bundles.searchset(ctx.base, [], 0, str(ctx.request.url), None, "List"))

@@ -514,24 +514,32 @@ class PLLService:
         *,
         list_id: str | None = None,
         patient_id: str | None = None,
+        identifier: tuple[str | None, str] | None = None,
         document: bool = False,
     ) -> Stored | None:
-        """The current List (or the whole list document): one keyed lookup plus an audit row."""
+        """The current List, or the whole list document (List, entries, prescriptions), by
+        list id, patient id or the patient's fødselsnummer/D-nummer: one keyed lookup plus
+        its audit row (DESIGN §6)."""
+        system = None
+        if identifier is not None:
+            parsed = parse_person_identifier(identifier[0], identifier[1], "patient.identifier")
+            key, value, system = "identifier", parsed.value, parsed.system
+        elif list_id is not None:
+            key, value = "list", list_id
+        elif patient_id is not None:
+            key, value = "patient", patient_id
+        else:
+            raise InvalidInput("Name the list by its id, the patient's id or identifier.")
         for _ in range(2):
             with self.db.read() as conn:
-                row = repo.list_documents(conn, list_id=list_id, patient_id=patient_id)
+                row = repo.list_document(conn, key, value, document=document, system=system)
                 if row is None:
                     return None
                 now = self.clock()
                 if row.expires_at is None or row.expires_at > now:
-                    self._check(conn, access, row.patient_id)
+                    access.check_read(row.identifier_value)
                     repo.audit(conn, now, access.actor, "read", "List", row.id, row.patient_id)
-                    return Stored(
-                        row.document if document else row.list_json,
-                        row.version,
-                        row.updated_at,
-                        row.patient_id,
-                    )
+                    return Stored(row.text, row.version, row.updated_at, row.patient_id)
             self.expire(row.id)
         raise RuntimeError("list document could not be refreshed")  # pragma: no cover
 

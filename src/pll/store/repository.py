@@ -13,7 +13,18 @@ from functools import lru_cache
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from pll.domain.model import (
     DISCONTINUED_VISIBLE_FOR,
@@ -367,26 +378,38 @@ def add_event(
 
 # The read path's statements are built once: constructing a statement costs more than
 # running it (DESIGN §6: a read is one keyed lookup plus its audit row).
-_DOCUMENT_COLUMNS = (
-    pll.c.id,
-    pll.c.patient_id,
-    pll.c.version,
-    pll.c.updated_at,
-    pll.c.expires_at,
-    pll.c.list_json,
-    pll.c.document,
-)
-_DOCUMENT_BY_LIST = select(*_DOCUMENT_COLUMNS).where(pll.c.id == bindparam("key"))
-_DOCUMENT_BY_PATIENT = select(*_DOCUMENT_COLUMNS).where(pll.c.patient_id == bindparam("key"))
+def _document_query(key: str, column: str) -> Select[Any]:
+    wanted = (pll.c.id, pll.c.patient_id, pll.c.version, pll.c.updated_at, pll.c.expires_at)
+    query = select(*wanted, pll.c[column].label("text"), patient.c.identifier_value).join(
+        patient, patient.c.id == pll.c.patient_id
+    )
+    if key == "list":
+        return query.where(pll.c.id == bindparam("key"))
+    if key == "patient":
+        return query.where(pll.c.patient_id == bindparam("key"))
+    return query.where(
+        patient.c.identifier_system == bindparam("system"),
+        patient.c.identifier_value == bindparam("key"),
+    )
+
+
+_DOCUMENT = {
+    (key, column): _document_query(key, column)
+    for key in ("list", "patient", "identifier")
+    for column in ("list_json", "document")
+}
 _AUDIT = insert(audit_event)
 
 
-def list_documents(
-    conn: Connection, *, list_id: str | None = None, patient_id: str | None = None
+def list_document(
+    conn: Connection, key: str, value: str, *, document: bool, system: str | None = None
 ) -> Row[Any] | None:
-    """The current list's stored JSON: one keyed lookup, nothing parsed."""
-    query = _DOCUMENT_BY_LIST if list_id else _DOCUMENT_BY_PATIENT
-    return cast("Row[Any] | None", conn.execute(query, {"key": list_id or patient_id}).first())
+    """The current List or list document as stored text, by list id, patient id or the
+    patient's identifier (``key`` list/patient/identifier): one keyed lookup, nothing parsed,
+    only the one text column asked for."""
+    query = _DOCUMENT[(key, "document" if document else "list_json")]
+    params = {"key": value, "system": system} if key == "identifier" else {"key": value}
+    return conn.execute(query, params).first()
 
 
 def list_version_row(conn: Connection, list_id: str, version: int) -> Row[Any] | None:
