@@ -199,14 +199,18 @@ def _operation_reason(ctx: Ctx) -> str | None:
     if not ctx.body.strip():
         return ctx.reason()
     params = validate(ctx.json(), "Parameters")
-    for p in params.get("parameter", []):
-        if p.get("name") == "reason":
-            return str(p.get("valueString", "")) or None
-        raise InvalidInput(
-            f"Unknown parameter {p.get('name')!r}; this operation takes 'reason'.",
-            "Parameters.parameter.name",
-        )
-    return ctx.reason()
+    reason = None
+    for i, p in enumerate(params.get("parameter", [])):
+        where = f"Parameters.parameter[{i}]"
+        if p.get("name") != "reason":
+            raise InvalidInput(
+                f"Unknown parameter {p.get('name')!r}; this operation takes only 'reason'.",
+                f"{where}.name",
+            )
+        if "valueString" not in p or reason is not None:
+            raise InvalidInput("Give one 'reason', as valueString.", where)
+        reason = p["valueString"]
+    return reason or ctx.reason()
 
 
 def _list_operation(kind: str) -> Handler:

@@ -142,7 +142,7 @@ class Verifier:
             author, expires = hit
             if time.time() < expires + self.LEEWAY:
                 return author
-            del self._cache[token]
+            self._cache.pop(token, None)
         author, expires = self._verify(token)
         if len(self._cache) >= self.CACHE_SIZE:
             self._cache.clear()

@@ -96,10 +96,29 @@ def _check_references(content: dict[str, Any], key: str, target: str, rtype: str
             )
 
 
+def _check_period(content: dict[str, Any], rtype: str) -> None:
+    period = content.get("effectivePeriod") or {}
+    start, end = period.get("start"), period.get("end")
+    if not (start and end):
+        return
+    if "T" in start and "T" in end:
+        # Both are instants; they may be in different time zones.
+        try:
+            ends_first = datetime.fromisoformat(end) < datetime.fromisoformat(start)
+        except (TypeError, ValueError):  # one with a time zone, one without: not comparable
+            return
+    else:
+        # FHIR dates may be partial (2024, 2024-05): compare the parts both give.
+        ends_first = end[:10][: len(start[:10])] < start[:10][: len(end[:10])]
+    if ends_first:
+        raise InvalidInput("The period ends before it starts.", f"{rtype}.effectivePeriod.end")
+
+
 def statement_content(resource: dict[str, Any], patient_id: str) -> dict[str, Any]:
     """The domain content of a validated ``MedicationStatement`` for ``patient_id``."""
     content = _strip(resource)
     content["subject"] = {"reference": f"Patient/{patient_id}"}
+    _check_period(content, "MedicationStatement")
     _check_medication(content, "MedicationStatement")
     _check_treatment_type(content, "MedicationStatement")
     _check_references(content, "basedOn", "MedicationRequest", "MedicationStatement")
