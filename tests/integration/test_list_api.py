@@ -351,7 +351,8 @@ def test_paging_through_entries(gp: httpx.Client) -> None:
 def test_metadata_tells_the_truth(server: LiveServer, gp: httpx.Client) -> None:
     cap = ok(httpx.get(f"{server.base}/fhir/metadata"))
     CapabilityStatement.model_validate(cap)
-    served = {r["type"]: {i["code"] for i in r["interaction"]} for r in cap["rest"][0]["resource"]}
+    resources = {r["type"]: r for r in cap["rest"][0]["resource"]}
+    served = {t: {i["code"] for i in r["interaction"]} for t, r in resources.items()}
     assert served["List"] >= {"create", "read", "vread", "history-instance", "search-type"}
     assert served["MedicationStatement"] == {
         "create",
@@ -362,10 +363,21 @@ def test_metadata_tells_the_truth(server: LiveServer, gp: httpx.Client) -> None:
         "search-type",
     }
     assert "delete" not in set().union(*served.values())
-    # Every advertised resource type answers, and one that is not advertised does not.
-    for rtype in served:
-        r = gp.get(f"/fhir/{rtype}/unknown-id")
-        assert r.status_code in (404, 405), (rtype, r.status_code)
+    assert resources["List"]["searchInclude"] == ["List:item"]
+    # Every advertised read answers "does not exist" for an unknown id (not "no such endpoint").
+    for rtype, interactions in served.items():
+        if "read" in interactions:
+            r = gp.get(f"/fhir/{rtype}/unknown-id")
+            assert r.status_code == 404, rtype
+            assert "does not exist" in outcome_text(r), rtype
+    # Every advertised search parameter is accepted; an unadvertised one is refused.
+    for rtype, resource in resources.items():
+        for param in resource.get("searchParam", []):
+            r = gp.get(f"/fhir/{rtype}", params={param["name"]: "1"})
+            assert "Unsupported search parameter" not in r.text, (rtype, param["name"])
+        r = gp.get(f"/fhir/{rtype}", params={"_sort": "date"})
+        if "search-type" in served[rtype]:
+            assert "Unsupported search parameter" in outcome_text(r), rtype
     assert gp.get("/fhir/Observation/x").status_code == 404
 
 

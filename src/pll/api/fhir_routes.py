@@ -15,6 +15,7 @@ from starlette.responses import Response
 from pll.api.http import Ctx, Handler, check_id, check_version, fhir_response
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import bundles
+from pll.fhir.systems import PLL_BASE
 from pll.fhir.validate import validate
 from pll.services import transaction
 from pll.services.lists import ChangeResult, Op, Stored, Written
@@ -80,7 +81,7 @@ def patient_read(ctx: Ctx) -> Response:
 
 
 def patient_search(ctx: Ctx) -> Response:
-    params = ctx.query({"identifier", "_count", "_offset"})
+    params = ctx.query(searchable("Patient"))
     if "identifier" not in params:
         raise InvalidInput(
             "Search patients by identifier=<system>|<fødselsnummer or D-nummer>.", "identifier"
@@ -129,7 +130,7 @@ def list_read(ctx: Ctx) -> Response:
 def list_search(ctx: Ctx) -> Response:
     """``?patient=`` finds the PLL; ``&_include=List:item`` returns the whole current list
     (List, entries and their prescriptions) as stored: one keyed lookup."""
-    params = ctx.query({"patient", "subject", "patient.identifier", "_include", "_id"})
+    params = ctx.query(searchable("List"))
     include = params.get("_include")
     if include not in (None, "List:item"):
         raise InvalidInput("Only _include=List:item is supported.", "_include")
@@ -165,11 +166,13 @@ def list_search(ctx: Ctx) -> Response:
 
 
 def list_history(ctx: Ctx) -> Response:
-    params = ctx.query({"_count", "_offset"})
+    params = ctx.query({"_count", "_offset", "_upto"})  # history takes paging only
     count, offset = ctx.paging(params)
     list_id = ctx.path["id"]
-    total, items = ctx.service.list_history(ctx.access, list_id, count, offset)
-    self_url, next_url = ctx.page_urls(count, offset, total)
+    total, items, upto = ctx.service.list_history(
+        ctx.access, list_id, count, offset, ctx.upto(params)
+    )
+    self_url, next_url = ctx.page_urls(count, offset, total, _upto=upto)
     return fhir_response(
         bundles.history(ctx.base, "List", list_id, [s for s, _ in items], total, self_url, next_url)
     )
@@ -264,7 +267,7 @@ def _resource_handlers(rtype: str) -> dict[str, Handler]:
         )
 
     def search(ctx: Ctx) -> Response:
-        params = ctx.query({"patient", "subject", "patient.identifier", "_count", "_offset"})
+        params = ctx.query(searchable(rtype))
         count, offset = ctx.paging(params)
         patient_id = _patient_param(ctx, params)
         total, texts = (
@@ -292,15 +295,21 @@ def _resource_handlers(rtype: str) -> dict[str, Handler]:
 
 
 def provenance_search(ctx: Ctx) -> Response:
-    params = ctx.query({"target", "_count", "_offset"})
+    params = ctx.query(searchable("Provenance"))
     if "target" not in params:
         raise InvalidInput(
             "Search Provenance by target=List/<id> or MedicationStatement/<id>.", "target"
         )
     count, offset = ctx.paging(params)
-    total, items = ctx.service.provenance(ctx.access, params["target"], count, offset)
-    self_url, next_url = ctx.page_urls(count, offset, total)
+    total, items, upto = ctx.service.provenance(
+        ctx.access, params["target"], count, offset, ctx.upto(params)
+    )
+    self_url, next_url = ctx.page_urls(count, offset, total, _upto=upto)
     return fhir_response(bundles.search_bundle(ctx.base, items, total, self_url, next_url))
+
+
+def provenance_read(ctx: Ctx) -> Response:
+    return fhir_response(ctx.service.read_provenance(ctx.access, ctx.path["id"]))
 
 
 def transaction_post(ctx: Ctx) -> Response:
@@ -342,6 +351,7 @@ def _routes() -> list[FhirRoute]:
             "/fhir/List/{id}/$resume", "POST", _list_operation("resume"), "List", None, "resume"
         ),
         FhirRoute("/fhir/Provenance", "GET", provenance_search, "Provenance", "search-type"),
+        FhirRoute("/fhir/Provenance/{id}", "GET", provenance_read, "Provenance", "read"),
     ]
     for rtype in LIST_RESOURCES:
         h = _resource_handlers(rtype)
@@ -364,17 +374,37 @@ def _routes() -> list[FhirRoute]:
 
 ROUTES = _routes()
 
+PAGING = [
+    ("_count", "number", "page size, 1-500 (default 50)"),
+    ("_offset", "number", "where the page starts"),
+]
+BY_PATIENT = [
+    ("patient", "reference", "the patient (Patient/<id> or <id>)"),
+    ("subject", "reference", "the same as patient"),
+    ("patient.identifier", "token", "the patient's fødselsnummer/D-nummer: <system>|<value>"),
+]
+#: Every search parameter each type accepts; the handlers refuse any other, and the
+#: CapabilityStatement lists exactly these.
 SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
     "Patient": [("identifier", "token", "fødselsnummer or D-nummer: <system>|<value>")],
     "List": [
-        ("patient", "reference", "the patient's PLL"),
-        ("patient.identifier", "token", "the PLL of the patient with this fødselsnummer/D-nummer"),
+        *BY_PATIENT,
         ("_id", "token", "the List by id"),
+        ("_include", "special", "List:item adds the entries and their prescriptions"),
     ],
-    "MedicationStatement": [("patient", "reference", "entries on the patient's PLL")],
-    "MedicationRequest": [("patient", "reference", "the patient's prescriptions")],
-    "Provenance": [("target", "reference", "changes that wrote a List, entry or prescription")],
+    "MedicationStatement": [*BY_PATIENT, *PAGING],
+    "MedicationRequest": [*BY_PATIENT, *PAGING],
+    "Provenance": [
+        ("target", "reference", "changes that wrote a List, entry or prescription (or a version)"),
+        *PAGING,
+        ("_upto", "number", "the newest list version the pages cover (set by next links)"),
+    ],
 }
+
+
+def searchable(rtype: str) -> set[str]:
+    return {name for name, _, _ in SEARCH_PARAMS[rtype]}
+
 
 OPERATIONS = {
     "diff": "GET List/{id}/$diff?from=V&to=W: the difference between two list versions",
@@ -399,7 +429,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
             entry["operation"].append(
                 {
                     "name": route.operation,
-                    "definition": f"{base}/OperationDefinition/List-{route.operation}",
+                    "definition": f"{PLL_BASE}/OperationDefinition/List-{route.operation}",
                     "documentation": OPERATIONS[route.operation],
                 }
             )
@@ -414,9 +444,12 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
             }
         if not entry["operation"]:
             del entry["operation"]
+        params = SEARCH_PARAMS.get(rtype, [])
         entry["searchParam"] = [
-            {"name": n, "type": t, "documentation": d} for n, t, d in SEARCH_PARAMS.get(rtype, [])
+            {"name": n, "type": t, "documentation": d} for n, t, d in params if t != "special"
         ]
+        if rtype == "List":
+            entry["searchInclude"] = ["List:item"]
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",

@@ -114,12 +114,17 @@ class Ctx:
         offset = _int(params.get("_offset", "0"), "_offset", 0, 10**9)
         return count, offset
 
-    def page_urls(self, count: int, offset: int, total: int) -> tuple[str, str | None]:
+    def page_urls(self, count: int, offset: int, total: int, **keep: int) -> tuple[str, str | None]:
+        """This page's URL and the next one's; ``keep`` holds what pins the paging (such
+        as ``_upto``) so later pages show the same set."""
         url = self.request.url
         self_url = str(url)
         if offset + count >= total:
             return self_url, None
-        return self_url, str(url.include_query_params(_offset=offset + count, _count=count))
+        return self_url, str(url.include_query_params(_offset=offset + count, _count=count, **keep))
+
+    def upto(self, params: Mapping[str, str]) -> int | None:
+        return check_version(params["_upto"], "_upto") if "_upto" in params else None
 
     def reason(self) -> str | None:
         """The why of a change, from an ``X-Provenance`` header (FHIR R4 http.html#provenance)."""

@@ -559,25 +559,29 @@ class PLLService:
             return Stored(row.list_json, row.version, row.recorded_at, head.patient_id)
 
     def list_history(
-        self, access: Access, list_id: str, count: int, offset: int
-    ) -> tuple[int, list[tuple[Stored, ListVersion]]]:
+        self, access: Access, list_id: str, count: int, offset: int, upto: int | None = None
+    ) -> tuple[int, list[tuple[Stored, ListVersion]], int]:
+        """A page of the list's versions, newest first, and the newest version the paging
+        covers (pass it back for the next page so pages do not shift as the list moves)."""
         with self.db.read() as conn:
             head = repo.list_row(conn, list_id=list_id)
             if head is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
             self._check(conn, access, head.patient_id)
-            total, rows = repo.list_versions(conn, list_id, count, offset)
+            upto = head.version if upto is None else min(upto, head.version)
+            total, rows = repo.list_versions(conn, list_id, count, offset, upto)
             repo.audit(
                 conn, self.clock(), access.actor, "history", "List", list_id, head.patient_id
             )
-            return total, [
+            items = [
                 (Stored(r.list_json, r.version, r.recorded_at, head.patient_id), _record(r))
                 for r in rows
             ]
+            return total, items, upto
 
     def provenance(
-        self, access: Access, target: str, count: int, offset: int
-    ) -> tuple[int, list[dict[str, Any]]]:
+        self, access: Access, target: str, count: int, offset: int, upto: int | None = None
+    ) -> tuple[int, list[dict[str, Any]], int]:
         """``Provenance`` for every change that wrote ``target``: ``List/x``, an entry or a
         prescription, or one version of it (``MedicationStatement/x/_history/2``)."""
         match = TARGET.fullmatch(target)
@@ -591,18 +595,35 @@ class PLLService:
         with self.db.read() as conn:
             if rtype == "List":
                 head = repo.list_row(conn, list_id=rid)
-                patient_id = head.patient_id if head else None
             else:
                 res = repo.resource_row(conn, rtype, rid)
-                patient_id = res.patient_id if res else None
-            if patient_id is None:
-                return 0, []
+                head = repo.list_row(conn, list_id=res.list_id) if res else None
+            if head is None:
+                return 0, [], 0
+            patient_id = head.patient_id
+            upto = head.version if upto is None else min(upto, head.version)
             self._check(conn, access, patient_id)
             total, rows = repo.provenance_rows(
-                conn, rtype, rid, int(version) if version else None, count, offset
+                conn, rtype, rid, int(version) if version else None, count, offset, upto
             )
             repo.audit(conn, self.clock(), access.actor, "search", "Provenance", rid, patient_id)
-            return total, [fhir.provenance(r.list_id, _record(r)) for r in rows]
+            return total, [fhir.provenance(r.list_id, _record(r)) for r in rows], upto
+
+    def read_provenance(self, access: Access, provenance_id: str) -> dict[str, Any]:
+        """One change as ``Provenance``; its id is ``<list id>-<list version>``."""
+        list_id, _, version = provenance_id.rpartition("-")
+        if not version.isdigit() or not list_id:
+            raise NotFound(f"Provenance/{provenance_id} does not exist.", "Provenance.id")
+        with self.db.read() as conn:
+            head = repo.list_row(conn, list_id=list_id)
+            row = repo.list_version_row(conn, list_id, int(version)) if head else None
+            if head is None or row is None:
+                raise NotFound(f"Provenance/{provenance_id} does not exist.", "Provenance.id")
+            self._check(conn, access, head.patient_id)
+            repo.audit(
+                conn, self.clock(), access.actor, "read", "Provenance", list_id, head.patient_id
+            )
+            return fhir.provenance(list_id, _record(row))
 
     def diff(
         self, access: Access, list_id: str, from_version: int, to_version: int

@@ -421,14 +421,15 @@ def list_version_row(conn: Connection, list_id: str, version: int) -> Row[Any] |
 
 
 def list_versions(
-    conn: Connection, list_id: str, limit: int, offset: int
+    conn: Connection, list_id: str, limit: int, offset: int, upto: int
 ) -> tuple[int, Sequence[Row[Any]]]:
-    total = conn.execute(
-        select(func.count()).select_from(pll_version).where(pll_version.c.list_id == list_id)
-    ).scalar_one()
+    """A page of a list's versions up to ``upto``, newest first; pages stay put while the
+    list moves on, because later versions are outside ``upto``."""
+    where = and_(pll_version.c.list_id == list_id, pll_version.c.version <= upto)
+    total = conn.execute(select(func.count()).select_from(pll_version).where(where)).scalar_one()
     rows = conn.execute(
         select(pll_version)
-        .where(pll_version.c.list_id == list_id)
+        .where(where)
         .order_by(pll_version.c.version.desc())
         .limit(limit)
         .offset(offset)
@@ -485,7 +486,7 @@ def resources_for_list(
     rows = conn.execute(
         select(table.c.resource)
         .where(table.c.list_id == list_id)
-        .order_by(table.c.last_changed.desc(), table.c.id)
+        .order_by(table.c.id)
         .limit(limit)
         .offset(offset)
     ).all()
@@ -531,10 +532,14 @@ def provenance_rows(
     target_version: int | None,
     limit: int,
     offset: int,
+    upto: int,
 ) -> tuple[int, Sequence[Row[Any]]]:
-    """The list versions that wrote a resource (or one version of it), newest first."""
+    """The list versions up to ``upto`` that wrote a resource (or one version of it), newest
+    first."""
     where = and_(
-        provenance_target.c.target_type == target_type, provenance_target.c.target_id == target_id
+        provenance_target.c.target_type == target_type,
+        provenance_target.c.target_id == target_id,
+        provenance_target.c.list_version <= upto,
     )
     if target_version is not None:
         where = and_(where, provenance_target.c.target_version == target_version)
@@ -551,7 +556,7 @@ def provenance_rows(
             ),
         )
         .where(where)
-        .order_by(pll_version.c.recorded_at.desc(), pll_version.c.version.desc())
+        .order_by(pll_version.c.version.desc())
         .limit(limit)
         .offset(offset)
     ).all()
