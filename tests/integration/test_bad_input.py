@@ -341,3 +341,113 @@ def test_unknown_route_and_method_are_outcomes(server: LiveServer) -> None:
     r = httpx.delete(f"{server.base}/fhir/List/x")
     assert r.status_code == 405
     assert r.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/List/x/_history/99999999999999999999",
+        "/fhir/List/x/_history/%C2%B2",
+        "/fhir/MedicationStatement/x/_history/3000000000",
+        "/fhir/List/%00",
+        "/fhir/List/" + "a" * 65,
+        "/fhir/Provenance?target=List/%00",
+        "/fhir/List/x/$diff?from=1&to=99999999999",
+        "/fhir/List?patient=%00",
+    ],
+)
+def test_odd_ids_and_versions_are_refused_cleanly(server: LiveServer, path: str) -> None:
+    _, expressions = _refused(server, "GET", path, 400)
+    assert expressions
+
+
+def test_a_transaction_naming_one_entry_twice_is_refused(
+    server: LiveServer, listed: dict[str, Any]
+) -> None:
+    entry = listed["entry"]
+    url = f"MedicationStatement/{entry['id']}"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": dict(entry, note=[{"text": "first"}]),
+                "request": {"method": "PUT", "url": url, "ifMatch": 'W/"1"'},
+            },
+            {
+                "resource": dict(entry, note=[{"text": "second"}]),
+                "request": {"method": "PUT", "url": url, "ifMatch": 'W/"1"'},
+            },
+        ],
+    }
+    text, expr = _refused(server, "POST", "/fhir", 400, body=bundle)
+    assert "names each resource once" in text
+    assert expr == ["Bundle.entry[1].request"]
+
+
+def test_a_bad_patient_in_a_transaction_is_located(server: LiveServer) -> None:
+    bad = patient()
+    bad["identifier"][0]["value"] = "12345678901"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+            {"resource": bad, "request": {"method": "POST", "url": "Patient"}},
+        ],
+    }
+    _, expr = _refused(server, "POST", "/fhir", 400, body=bundle)
+    assert expr[0].startswith("Bundle.entry[1].resource.identifier[0]")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '{"resourceType":"Provenance","reason":["x"]}',
+        '{"resourceType":"Provenance","reason":{"text":"x"}}',
+        '{"resourceType":"Provenance","reason":[{"coding":"abc"}]}',
+        '{"resourceType":"Patient"}',
+        "not json",
+    ],
+)
+def test_malformed_x_provenance(server: LiveServer, listed: dict[str, Any], header: str) -> None:
+    entry = dict(listed["entry"], status="on-hold")
+    text, _ = _refused(
+        server,
+        "PUT",
+        f"/fhir/MedicationStatement/{entry['id']}",
+        400,
+        body=entry,
+        headers={"If-Match": 'W/"1"', "X-Provenance": header},
+    )
+    assert "X-Provenance" in text or "Provenance.reason" in text or "coding" in text
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [{"name": "reason", "valueString": "Innlagt"}, {"name": "foo", "valueString": "x"}],
+        [{"name": "reason", "valueCode": "innlagt"}],
+    ],
+)
+def test_list_operations_check_every_parameter(
+    server: LiveServer, listed: dict[str, Any], params: list[dict[str, Any]]
+) -> None:
+    _refused(
+        server,
+        "POST",
+        f"/fhir/List/{listed['list']}/$pause",
+        400,
+        body={"resourceType": "Parameters", "parameter": params},
+    )
+
+
+def test_a_period_that_ends_before_it_starts(server: LiveServer, listed: dict[str, Any]) -> None:
+    body = statement(f"Patient/{listed['pid']}", *DRUGS[1])
+    body["effectivePeriod"] = {"start": "2025-03-01", "end": "2025-02-01"}
+    _, expr = _refused(server, "POST", "/fhir/MedicationStatement", 400, body=body)
+    assert expr == ["MedicationStatement.effectivePeriod.end"]
+
+
+def test_list_search_by_two_keys(server: LiveServer, listed: dict[str, Any]) -> None:
+    _refused(server, "GET", f"/fhir/List?_id={listed['list']}&patient=someone-else", 400)

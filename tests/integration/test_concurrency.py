@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.conftest import LiveServer
-from tests.integration.builders import DRUGS, new_patient_with_list, ok, statement
+from tests.integration.builders import DRUGS, new_patient_with_list, ok, patient, statement
 
 
 def _put(server: LiveServer, persona: str, resource: dict[str, Any], amount: float) -> int:
@@ -60,3 +60,36 @@ def test_simultaneous_changes_to_different_entries_all_succeed(server: LiveServe
     assert sorted(int(e["resource"]["meta"]["versionId"]) for e in history["entry"]) == list(
         range(1, 12)
     )
+
+
+def test_two_journal_systems_creating_the_same_list_at_once(server: LiveServer) -> None:
+    with server.client() as gp:
+        pid = ok(gp.post("/fhir/Patient", json=patient()), 201)["id"]
+    body = {
+        "resourceType": "List",
+        "status": "current",
+        "mode": "working",
+        "subject": {"reference": f"Patient/{pid}"},
+    }
+
+    def create(_: int) -> int:
+        with server.client("gp") as client:
+            return client.post("/fhir/List", json=body).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(create, range(6)))
+    assert codes == [201] + [409] * 5
+
+
+def test_registering_the_same_patient_at_once_gives_one_patient(server: LiveServer) -> None:
+    same = patient()
+
+    def register(_: int) -> str:
+        with server.client("gp") as client:
+            r = client.post("/fhir/Patient", json=same)
+            assert r.status_code in (200, 201), r.text
+            return str(r.json()["id"])
+
+    with ThreadPoolExecutor(6) as pool:
+        ids = set(pool.map(register, range(6)))
+    assert len(ids) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -383,3 +384,41 @@ def test_metadata_tells_the_truth(server: LiveServer, gp: httpx.Client) -> None:
 
 def test_healthz(server: LiveServer) -> None:
     assert httpx.get(f"{server.base}/healthz").status_code == 200
+
+
+def test_the_why_of_a_change_in_norwegian(gp: httpx.Client) -> None:
+    pid, _ = new_patient_with_list(gp)
+    entry = _add(gp, pid)
+    why = {
+        "resourceType": "Provenance",
+        "reason": [{"text": "Legemiddelgjennomgang på sykehus, døgnpost Ålesund"}],
+    }
+    # Sent as UTF-8 bytes, as a journal system would.
+    header = json.dumps(why, ensure_ascii=False).encode()
+    r = gp.put(
+        f"/fhir/MedicationStatement/{entry['id']}",
+        json=dict(entry, status="on-hold"),
+        headers={"If-Match": 'W/"1"', "X-Provenance": header},
+    )
+    ok(r)
+    target = f"MedicationStatement/{entry['id']}/_history/2"
+    prov = ok(gp.get("/fhir/Provenance", params={"target": target}))
+    assert prov["total"] == 1
+    reason = prov["entry"][0]["resource"]["reason"][0]["text"]
+    assert reason == "Legemiddelgjennomgang på sykehus, døgnpost Ålesund"
+    read = ok(gp.get(f"/fhir/Provenance/{prov['entry'][0]['resource']['id']}"))
+    assert read == prov["entry"][0]["resource"]
+
+
+def test_history_pages_stay_put_while_the_list_moves_on(gp: httpx.Client) -> None:
+    pid, list_id = new_patient_with_list(gp)
+    for i in range(4):
+        _add(gp, pid, i)
+    first = ok(gp.get(f"/fhir/List/{list_id}/_history", params={"_count": 2}))
+    _add(gp, pid, 4)  # the list moves on between pages
+    seen = [e["resource"]["meta"]["versionId"] for e in first["entry"]]
+    page = first
+    while next_link := next((x["url"] for x in page["link"] if x["relation"] == "next"), None):
+        page = ok(gp.get(next_link))
+        seen += [e["resource"]["meta"]["versionId"] for e in page["entry"]]
+    assert seen == ["5", "4", "3", "2", "1"]
