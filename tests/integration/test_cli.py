@@ -84,14 +84,18 @@ def test_readme_demo_command_serves_demo_lists(tmp_path: Path) -> None:
         import sqlite3
 
         with sqlite3.connect(tmp_path / "data" / "pll.sqlite3") as db:
-            (fnr,) = db.execute("SELECT identifier_value FROM patient LIMIT 1").fetchone()
+            (fnr,) = db.execute(
+                "SELECT identifier_value FROM patient JOIN prescription p ON p.list_id = "
+                "(SELECT id FROM pll WHERE pll.patient_id = patient.id) "
+                "WHERE p.status = 'active' LIMIT 1"
+            ).fetchone()
         doc = httpx.get(
             f"{base}/fhir/List",
             params={"patient.identifier": f"{FNR}|{fnr}", "_include": "List:item"},
             headers=headers,
         ).json()
         kinds = {e["resource"]["resourceType"] for e in doc["entry"]}
-        assert kinds >= {"List", "MedicationStatement"}
+        assert kinds == {"List", "MedicationStatement", "MedicationRequest"}
         texts = [
             e["resource"]["dosage"][0]["text"]
             for e in doc["entry"][1:]

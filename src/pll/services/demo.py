@@ -186,6 +186,40 @@ def statement(patient_id: str, regimen: Regimen, start: str) -> dict[str, Any]:
     }
 
 
+def prescription(patient_id: str, regimen: Regimen, start: str) -> dict[str, Any]:
+    """An e-prescription for a regimen, as a GP would issue it."""
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [{"system": systems.ATC, "code": regimen.atc}],
+            "text": regimen.name,
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "authoredOn": start,
+        "dosageInstruction": regimen.dosage,
+    }
+
+
+def regimen_ops(
+    service: PLLService, patient_id: str, chosen: list[Regimen], start: str
+) -> list[Op]:
+    """One change that puts ``chosen`` on a list; regular medicines get an e-prescription,
+    linked to their entry."""
+    ops: list[Op] = []
+    for regimen in chosen:
+        entry = statement(patient_id, regimen, start)
+        if regimen.treatment == "1":
+            rx_id = service.ids()
+            ops.append(
+                Op("create", "MedicationRequest", rx_id, prescription(patient_id, regimen, start))
+            )
+            entry["basedOn"] = [{"reference": f"MedicationRequest/{rx_id}"}]
+        ops.append(Op("create", "MedicationStatement", service.ids(), entry))
+    return ops
+
+
 def create_demo(
     service: PLLService,
     patients: int,
@@ -215,10 +249,7 @@ def create_demo(
         )
         chosen = rng.sample(REGIMENS, rng.randint(3, 8))
         start = f"202{rng.randint(3, 6)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
-        ops = [
-            Op("create", "MedicationStatement", service.ids(), statement(pid, r, start))
-            for r in chosen
-        ]
+        ops = regimen_ops(service, pid, chosen, start)
         result = service.change(gp, pid, ops, "Legemiddelgjennomgang hos fastlege")
         entries = [w for w in result.written if w.rtype == "MedicationStatement"]
         if rng.random() < 0.4 and entries:
