@@ -138,7 +138,7 @@ def live_server(database: Database, data_dir: Path, clock: Clock) -> Iterator[Li
     """The real ASGI app on a real socket, sharing the test's database and clock."""
     service = PLLService(database, clock=clock)
     app = create_app(Settings(data_dir=data_dir, database_url=database.url), service)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import text
@@ -13,11 +17,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pll.api.fhir_routes import ROUTES, capability_statement
-from pll.api.http import FHIR_JSON, endpoint, fhir_response
+from pll.api.http import (
+    FHIR_JSON,
+    AsyncHandler,
+    Handler,
+    async_endpoint,
+    endpoint,
+    fhir_response,
+)
 from pll.auth.tokens import Verifier
 from pll.config import Settings
 from pll.fhir.outcome import issue, outcome
 from pll.services.lists import PLLService
+from pll.services.reads import ListReads
 from pll.store.db import Database
 
 
@@ -54,6 +66,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return fhir_response(outcome(issue(message, code=code)), status)
 
 
+def _wrap(handler: Handler | AsyncHandler) -> Callable[[Request], Any]:
+    if inspect.iscoroutinefunction(handler):
+        return async_endpoint(handler)
+    return endpoint(cast("Handler", handler))
+
+
 def create_app(settings: Settings | None = None, service: PLLService | None = None) -> Starlette:
     """Build the application; ``service`` may be given by tests that share a database."""
     settings = settings or Settings.from_env()
@@ -64,8 +82,18 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
     ]
-    routes += [Route(r.path, endpoint(r.handler), methods=[r.method]) for r in ROUTES]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    routes += [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
+    reads = ListReads(service)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await reads.close()
+
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan
+    )
     app.state.service = service
+    app.state.reads = reads
     app.state.verifier = Verifier(settings.data_dir)
     return app

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from pll.api.http import Ctx, Handler, check_id, check_version, fhir_response
+from pll.api.http import AsyncHandler, Ctx, Handler, check_id, check_version, fhir_response
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import bundles
 from pll.fhir.systems import PLL_BASE
@@ -116,18 +116,14 @@ def _written_list(result: ChangeResult) -> Stored:
     return result.list
 
 
-def _current(ctx: Ctx, list_id: str) -> Stored:
-    stored = ctx.service.current(ctx.access, list_id=list_id)
+async def list_read(ctx: Ctx) -> Response:
+    stored = await ctx.reads.current(ctx.access, list_id=ctx.path["id"])
     if stored is None:
-        raise NotFound(f"List/{list_id} does not exist.", "List.id")
-    return stored
+        raise NotFound(f"List/{ctx.path['id']} does not exist.", "List.id")
+    return _stored(stored)
 
 
-def list_read(ctx: Ctx) -> Response:
-    return _stored(_current(ctx, ctx.path["id"]))
-
-
-def list_search(ctx: Ctx) -> Response:
+async def list_search(ctx: Ctx) -> Response:
     """``?patient=`` finds the PLL; ``&_include=List:item`` returns the whole current list
     (List, entries and their prescriptions) as stored: one keyed lookup."""
     params = ctx.query(searchable("List"))
@@ -142,16 +138,16 @@ def list_search(ctx: Ctx) -> Response:
         )
     document = bool(include)
     if "_id" in params:
-        stored = ctx.service.current(
+        stored = await ctx.reads.current(
             ctx.access, list_id=check_id(params["_id"], "_id"), document=document
         )
     elif "patient.identifier" in params:
         system, _, value = params["patient.identifier"].rpartition("|")
-        stored = ctx.service.current(
+        stored = await ctx.reads.current(
             ctx.access, identifier=(system or None, value), document=document
         )
     else:
-        stored = ctx.service.current(
+        stored = await ctx.reads.current(
             ctx.access, patient_id=_patient_param(ctx, params), document=document
         )
     if stored is None:
@@ -323,7 +319,7 @@ def transaction_post(ctx: Ctx) -> Response:
 class FhirRoute:
     path: str
     method: str
-    handler: Handler
+    handler: Handler | AsyncHandler
     rtype: str | None  # for the CapabilityStatement
     interaction: str | None
     operation: str | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -35,6 +35,7 @@ from pll.domain.errors import (
 from pll.fhir.outcome import from_error, issue, outcome
 from pll.fhir.validate import parse_json
 from pll.services.lists import PLLService
+from pll.services.reads import ListReads
 
 log = logging.getLogger("pll.api")
 
@@ -78,6 +79,7 @@ class Ctx:
     body: bytes
     access: Access
     service: PLLService
+    reads: ListReads
 
     @property
     def base(self) -> str:
@@ -202,6 +204,7 @@ def error_response(error: DomainError) -> Response:
 
 
 Handler = Callable[[Ctx], Response]
+AsyncHandler = Callable[[Ctx], Awaitable[Response]]
 
 
 def endpoint(handler: Handler) -> Callable[[Request], Any]:
@@ -215,32 +218,54 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
     return run
 
 
+def async_endpoint(handler: AsyncHandler) -> Callable[[Request], Any]:
+    """Wrap a handler that stays on the event loop (the hot reads); same checks and errors."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(_context(request, b""))
+        except DomainError as exc:
+            return error_response(exc)
+        except Exception:
+            return _internal_error(request)
+
+    run.__name__ = handler.__name__
+    return run
+
+
+def _context(request: Request, body: bytes) -> Ctx:
+    """Authenticate and check the path's ids: what every handler can rely on."""
+    access = _authenticate(request, request.app.state.verifier)
+    for name, value in request.path_params.items():
+        if name == "vid":
+            check_version(value, "versionId")
+        else:
+            check_id(value, name)
+    return Ctx(request, body, access, request.app.state.service, request.app.state.reads)
+
+
 def _call(handler: Handler, request: Request, body: bytes) -> Response:
-    service: PLLService = request.app.state.service
-    verifier: Verifier = request.app.state.verifier
     try:
-        access = _authenticate(request, verifier)
-        for name, value in request.path_params.items():
-            if name == "vid":
-                check_version(value, "versionId")
-            else:
-                check_id(value, name)
-        return handler(Ctx(request, body, access, service))
+        return handler(_context(request, body))
     except DomainError as exc:
         return error_response(exc)
     except Exception:
-        incident = str(uuid.uuid4())
-        log.exception("internal error %s on %s %s", incident, request.method, request.url.path)
-        return fhir_response(
-            outcome(
-                issue(
-                    f"Internal server error (incident {incident}); nothing was changed.",
-                    code="exception",
-                    severity="fatal",
-                )
-            ),
-            500,
-        )
+        return _internal_error(request)
+
+
+def _internal_error(request: Request) -> Response:
+    incident = str(uuid.uuid4())
+    log.exception("internal error %s on %s %s", incident, request.method, request.url.path)
+    return fhir_response(
+        outcome(
+            issue(
+                f"Internal server error (incident {incident}); nothing was changed.",
+                code="exception",
+                severity="fatal",
+            )
+        ),
+        500,
+    )
 
 
 def _authenticate(request: Request, verifier: Verifier) -> Access:

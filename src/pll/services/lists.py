@@ -519,17 +519,9 @@ class PLLService:
     ) -> Stored | None:
         """The current List, or the whole list document (List, entries, prescriptions), by
         list id, patient id or the patient's fødselsnummer/D-nummer: one keyed lookup plus
-        its audit row (DESIGN §6)."""
-        system = None
-        if identifier is not None:
-            parsed = parse_person_identifier(identifier[0], identifier[1], "patient.identifier")
-            key, value, system = "identifier", parsed.value, parsed.system
-        elif list_id is not None:
-            key, value = "list", list_id
-        elif patient_id is not None:
-            key, value = "patient", patient_id
-        else:
-            raise InvalidInput("Name the list by its id, the patient's id or identifier.")
+        its audit row (DESIGN §6). See :mod:`pll.services.reads` for the same read on the
+        event loop."""
+        key, value, system = read_key(list_id, patient_id, identifier)
         for _ in range(2):
             with self.db.read() as conn:
                 row = repo.list_document(conn, key, value, document=document, system=system)
@@ -746,6 +738,20 @@ def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:
         )
         exc.message += f" Changed since your version: {said}."
     exc.resources.append(orjson.loads(current.resource))
+
+
+def read_key(
+    list_id: str | None, patient_id: str | None, identifier: tuple[str | None, str] | None
+) -> tuple[str, str, str | None]:
+    """How a current-list read finds the list: (key kind, value, identifier system)."""
+    if identifier is not None:
+        parsed = parse_person_identifier(identifier[0], identifier[1], "patient.identifier")
+        return "identifier", parsed.value, parsed.system
+    if list_id is not None:
+        return "list", list_id, None
+    if patient_id is not None:
+        return "patient", patient_id, None
+    raise InvalidInput("Name the list by its id, the patient's id or identifier.")
 
 
 def relocate(expression: str | None, rtype: str | None, where: str) -> str:

@@ -71,6 +71,10 @@ class Database:
         # polling SQLite's busy handler, whose sleeps make latency jump by whole seconds.
         return self._sqlite_lock if self._sqlite_lock is not None else nullcontext()
 
+    def libpq_url(self) -> str:
+        """The PostgreSQL connection string for drivers used without SQLAlchemy."""
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (``pll db upgrade``)."""
         with self.engine.begin() as conn:

@@ -564,7 +564,7 @@ def provenance_rows(
 
 
 @lru_cache(maxsize=4096)
-def _actor_json(actor: Author) -> str:
+def actor_json(actor: Author) -> str:
     return dumps(actor.to_json())
 
 
@@ -582,7 +582,7 @@ def audit(
         _AUDIT,
         {
             "recorded_at": now,
-            "actor": _actor_json(actor),
+            "actor": actor_json(actor),
             "action": action,
             "resource_type": rtype,
             "resource_id": rid,

@@ -1,0 +1,139 @@
+"""The hot read on PostgreSQL: the current list and its audit row in one statement.
+
+A health worker's list read is the most frequent request PLL serves (DESIGN §6). Here it is
+one prepared statement in autocommit mode: a CTE reads the stored document by key and
+inserts the audit row in the same statement, so the read costs one round trip and is
+durably logged when the answer comes back (rule 5). It runs on an asynchronous connection
+pool, so the request never leaves the event loop for a worker thread.
+
+The audit row is written only when the read will be answered: not for a patient asking for
+someone else's list (the caller refuses that), and not when the stored document has expired
+(the caller brings it up to date and reads again). SQLite has no data-changing CTEs; there
+the same read is two statements in one transaction (:func:`repository.list_document` and
+:func:`repository.audit`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+_KEYS = {
+    "list": "pll.id = %(key)s",
+    "patient": "pll.patient_id = %(key)s",
+    "identifier": "patient.identifier_system = %(system)s AND patient.identifier_value = %(key)s",
+}
+
+_SQL = """
+WITH d AS (
+    SELECT pll.id, pll.patient_id, pll.version, pll.updated_at, pll.expires_at,
+           pll.{column} AS text, patient.identifier_value
+    FROM pll JOIN patient ON patient.id = pll.patient_id
+    WHERE {where}
+), a AS (
+    INSERT INTO audit_event (recorded_at, actor, action, resource_type, resource_id, patient_id)
+    SELECT %(now)s, %(actor)s, 'read', 'List', d.id, d.patient_id FROM d
+    WHERE (d.expires_at IS NULL OR d.expires_at > %(now)s)
+      AND (%(pid)s::text IS NULL OR d.identifier_value = %(pid)s)
+)
+SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value FROM d
+"""
+
+STATEMENTS = {
+    (key, column): _SQL.format(column=column, where=where)
+    for key, where in _KEYS.items()
+    for column in ("list_json", "document")
+}
+
+
+@dataclass(frozen=True)
+class ListRow:
+    id: str
+    patient_id: str
+    version: int
+    updated: datetime
+    expires_at: datetime | None
+    text: str
+    identifier_value: str
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    # The schema keeps UTC without a time zone (see schema.UTCDateTime).
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+class AuditedListReader:
+    """Reads the current list and logs the read, in one statement, on PostgreSQL."""
+
+    def __init__(self, conninfo: str, *, max_size: int = 16) -> None:
+        self._pool = AsyncConnectionPool(
+            conninfo, min_size=2, max_size=max_size, open=False, configure=self._configure
+        )
+        self._opened = False
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    async def _configure(conn: AsyncConnection[Any]) -> None:
+        # One statement, committed on its own; prepared on first use.
+        await conn.set_autocommit(True)
+        conn.prepare_threshold = 0
+
+    async def _open(self) -> None:
+        async with self._lock:
+            if not self._opened:
+                await self._pool.open()
+                self._opened = True
+
+    async def read(
+        self,
+        key: str,
+        value: str,
+        *,
+        document: bool,
+        actor: str,
+        now: datetime,
+        system: str | None = None,
+        pid: str | None = None,
+    ) -> ListRow | None:
+        """The stored List or list document by ``key`` (list/patient/identifier), with its
+        audit row for ``actor`` unless ``pid`` (a patient's own identifier) does not match
+        or the document has expired."""
+        if not self._opened:
+            await self._open()
+        sql = STATEMENTS[(key, "document" if document else "list_json")]
+        params = {
+            "key": value,
+            "system": system,
+            "now": _naive_utc(now),
+            "actor": actor,
+            "pid": pid,
+        }
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql, params, prepare=True)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        expires = row["expires_at"]
+        return ListRow(
+            id=row["id"],
+            patient_id=row["patient_id"],
+            version=row["version"],
+            updated=row["updated_at"].replace(tzinfo=UTC),
+            expires_at=expires.replace(tzinfo=UTC) if expires is not None else None,
+            text=row["text"],
+            identifier_value=row["identifier_value"],
+        )
+
+    async def close(self) -> None:
+        if self._opened:
+            await self._pool.close()
+            self._opened = False
