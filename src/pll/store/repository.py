@@ -104,6 +104,47 @@ def list_patients(conn: Connection, limit: int, offset: int) -> Sequence[Row[Any
 # -- lists ---------------------------------------------------------------------------------
 
 
+# Statements are built once, here: building one costs more than running it, and the
+# write path runs a dozen of them (DESIGN §6).
+_LIST_COLUMNS = [c for c in pll.c if c.name != "document"]
+_LIST = {
+    (key, lock): (
+        select(*_LIST_COLUMNS).where(column == bindparam("key")).with_for_update()
+        if lock
+        else select(*_LIST_COLUMNS).where(column == bindparam("key"))
+    )
+    for key, column in (("list", pll.c.id), ("patient", pll.c.patient_id))
+    for lock in (False, True)
+}
+_LOAD_ENTRIES = select(entry).where(
+    entry.c.list_id == bindparam("list_id"),
+    or_(
+        entry.c.status.in_(IN_USE),
+        and_(entry.c.status.in_(ENDED), entry.c.ended_at > bindparam("since")),
+        entry.c.id.in_(bindparam("ids", expanding=True)),
+    ),
+)
+_LOAD_PRESCRIPTIONS = select(prescription).where(
+    prescription.c.list_id == bindparam("list_id"),
+    or_(
+        prescription.c.status.in_(RX_ACTIVE),
+        prescription.c.id.in_(bindparam("ids", expanding=True)),
+        prescription.c.prior_id.in_(bindparam("ids", expanding=True)),
+    ),
+)
+_INSERT_LIST = insert(pll)
+_UPDATE_LIST = update(pll).where(pll.c.id == bindparam("key"))
+_INSERT_VERSION = insert(pll_version)
+_INSERT_ENTRY = insert(entry)
+_UPDATE_ENTRY = update(entry).where(entry.c.id == bindparam("key"))
+_INSERT_ENTRY_VERSION = insert(entry_version)
+_INSERT_RX = insert(prescription)
+_UPDATE_RX = update(prescription).where(prescription.c.id == bindparam("key"))
+_INSERT_RX_VERSION = insert(prescription_version)
+_INSERT_TARGET = insert(provenance_target)
+_INSERT_EVENT = insert(outbox)
+
+
 def list_row(
     conn: Connection,
     *,
@@ -111,17 +152,19 @@ def list_row(
     patient_id: str | None = None,
     lock: bool = False,
 ) -> Row[Any] | None:
-    query = select(pll)
-    query = (
-        query.where(pll.c.id == list_id) if list_id else query.where(pll.c.patient_id == patient_id)
-    )
-    if lock:
-        query = query.with_for_update()
-    return conn.execute(query).first()
+    """The list row (all but the stored document), locked for a change when ``lock``."""
+    query = _LIST[("list" if list_id else "patient", lock)]
+    return conn.execute(query, {"key": list_id or patient_id}).first()
 
 
 def list_exists_for(conn: Connection, patient_id: str) -> bool:
-    return conn.execute(select(pll.c.id).where(pll.c.patient_id == patient_id)).first() is not None
+    return list_row(conn, patient_id=patient_id) is not None
+
+
+@lru_cache(maxsize=4096)
+def author_of(text: str) -> Author:
+    """An author from its stored JSON; authors repeat, and they are immutable."""
+    return Author.from_json(orjson.loads(text))
 
 
 def _entry_from(row: Row[Any]) -> Entry:
@@ -130,7 +173,7 @@ def _entry_from(row: Row[Any]) -> Entry:
         version=row.version,
         content=content_of(row.resource),
         last_changed=row.last_changed,
-        changed_by=Author.from_json(orjson.loads(row.changed_by)),
+        changed_by=author_of(row.changed_by),
         ended_at=row.ended_at,
     )
 
@@ -141,7 +184,7 @@ def _rx_from(row: Row[Any]) -> Prescription:
         version=row.version,
         content=content_of(row.resource),
         last_changed=row.last_changed,
-        changed_by=Author.from_json(orjson.loads(row.changed_by)),
+        changed_by=author_of(row.changed_by),
     )
 
 
@@ -152,31 +195,16 @@ def load_list(
     entry_ids: Iterable[str] = (),
     rx_ids: Iterable[str] = (),
 ) -> MedicationList:
-    """The aggregate the domain needs to judge a change to this list."""
-    shown_since = now - DISCONTINUED_VISIBLE_FOR
-    wanted_entries = list(set(entry_ids))
+    """The aggregate the domain needs to judge a change to this list: the entries shown on
+    it, the prescriptions in use or linked, and whatever else the request names."""
     entry_rows = conn.execute(
-        select(entry).where(
-            entry.c.list_id == row.id,
-            or_(
-                entry.c.status.in_(IN_USE),
-                and_(entry.c.status.in_(ENDED), entry.c.ended_at > shown_since),
-                entry.c.id.in_(wanted_entries),
-            ),
-        )
+        _LOAD_ENTRIES,
+        {"list_id": row.id, "since": now - DISCONTINUED_VISIBLE_FOR, "ids": sorted(set(entry_ids))},
     ).all()
     entries = {r.id: _entry_from(r) for r in entry_rows}
     linked = {rx for e in entries.values() for rx in e.prescription_ids}
-    wanted_rx = list(linked | set(rx_ids))
     rx_rows = conn.execute(
-        select(prescription).where(
-            prescription.c.list_id == row.id,
-            or_(
-                prescription.c.status.in_(RX_ACTIVE),
-                prescription.c.id.in_(wanted_rx),
-                prescription.c.prior_id.in_(wanted_rx),
-            ),
-        )
+        _LOAD_PRESCRIPTIONS, {"list_id": row.id, "ids": sorted(linked | set(rx_ids))}
     ).all()
     pause = orjson.loads(row.pause) if row.pause else None
     conf = orjson.loads(row.confirmation) if row.confirmation else None
@@ -186,7 +214,7 @@ def load_list(
         version=row.version,
         created=row.created_at,
         updated=row.updated_at,
-        baton=Author.from_json(orjson.loads(row.baton)),
+        baton=author_of(row.baton),
         entries=entries,
         prescriptions={r.id: _rx_from(r) for r in rx_rows},
         pause=Pause(
@@ -234,33 +262,25 @@ def _list_values(
 
 
 def insert_list(conn: Connection, lst: MedicationList, list_json: str, document: str) -> None:
+    values = _list_values(lst, list_json, document, None)
     conn.execute(
-        insert(pll).values(
-            id=lst.id,
-            patient_id=lst.patient_id,
-            created_at=lst.created,
-            **_list_values(lst, list_json, document, None),
-        )
+        _INSERT_LIST,
+        {"id": lst.id, "patient_id": lst.patient_id, "created_at": lst.created, **values},
     )
 
 
 def save_list(
     conn: Connection, lst: MedicationList, list_json: str, document: str, expires: datetime | None
 ) -> None:
-    conn.execute(
-        update(pll)
-        .where(pll.c.id == lst.id)
-        .values(**_list_values(lst, list_json, document, expires))
-    )
+    conn.execute(_UPDATE_LIST, {"key": lst.id, **_list_values(lst, list_json, document, expires)})
 
 
 def save_documents(
     conn: Connection, list_id: str, list_json: str, document: str, expires: datetime | None
 ) -> None:
     conn.execute(
-        update(pll)
-        .where(pll.c.id == list_id)
-        .values(list_json=list_json, document=document, expires_at=expires)
+        _UPDATE_LIST,
+        {"key": list_id, "list_json": list_json, "document": document, "expires_at": expires},
     )
 
 
@@ -272,24 +292,26 @@ def save_version(
     resources: dict[tuple[str, str], str],
 ) -> None:
     """Write one accepted change: its list version, every resource version, the targets
-    that make it findable as ``Provenance``, and its outgoing event (rules 1 and 7)."""
+    that make it findable as ``Provenance`` (rule 1)."""
     touched = [
         {"type": t.resource_type, "id": t.id, "version": t.version, "action": t.action}
         for t in record.touched
     ]
     author = dumps(record.author.to_json())
     conn.execute(
-        insert(pll_version).values(
-            list_id=lst.id,
-            version=record.version,
-            recorded_at=record.recorded,
-            author=author,
-            activity=record.activity,
-            reason=record.reason,
-            touched=dumps(touched),
-            list_json=list_json,
-        )
+        _INSERT_VERSION,
+        {
+            "list_id": lst.id,
+            "version": record.version,
+            "recorded_at": record.recorded,
+            "author": author,
+            "activity": record.activity,
+            "reason": record.reason,
+            "touched": dumps(touched),
+            "list_json": list_json,
+        },
     )
+    history = {"list_version": record.version, "recorded_at": record.recorded, "changed_by": author}
     for t in record.touched:
         if t.resource_type == "MedicationStatement":
             e = lst.entries[t.id]
@@ -302,18 +324,12 @@ def save_version(
                 "resource": resources[(t.resource_type, t.id)],
             }
             if t.action == "create":
-                conn.execute(insert(entry).values(id=e.id, list_id=lst.id, **values))
+                conn.execute(_INSERT_ENTRY, {"id": e.id, "list_id": lst.id, **values})
             else:
-                conn.execute(update(entry).where(entry.c.id == e.id).values(**values))
+                conn.execute(_UPDATE_ENTRY, {"key": e.id, **values})
             conn.execute(
-                insert(entry_version).values(
-                    entry_id=e.id,
-                    version=e.version,
-                    list_version=record.version,
-                    recorded_at=record.recorded,
-                    changed_by=author,
-                    resource=values["resource"],
-                )
+                _INSERT_ENTRY_VERSION,
+                {"entry_id": e.id, "version": e.version, "resource": values["resource"], **history},
             )
         elif t.resource_type == "MedicationRequest":
             rx = lst.prescriptions[t.id]
@@ -326,30 +342,31 @@ def save_version(
                 "resource": resources[(t.resource_type, t.id)],
             }
             if t.action == "create":
-                conn.execute(insert(prescription).values(id=rx.id, list_id=lst.id, **values))
+                conn.execute(_INSERT_RX, {"id": rx.id, "list_id": lst.id, **values})
             else:
-                conn.execute(
-                    update(prescription).where(prescription.c.id == rx.id).values(**values)
-                )
+                conn.execute(_UPDATE_RX, {"key": rx.id, **values})
             conn.execute(
-                insert(prescription_version).values(
-                    prescription_id=rx.id,
-                    version=rx.version,
-                    list_version=record.version,
-                    recorded_at=record.recorded,
-                    changed_by=author,
-                    resource=values["resource"],
-                )
+                _INSERT_RX_VERSION,
+                {
+                    "prescription_id": rx.id,
+                    "version": rx.version,
+                    "resource": values["resource"],
+                    **history,
+                },
             )
-        conn.execute(
-            insert(provenance_target).values(
-                target_type=t.resource_type,
-                target_id=t.id,
-                list_id=lst.id,
-                list_version=record.version,
-                target_version=t.version,
-            )
-        )
+    conn.execute(
+        _INSERT_TARGET,
+        [
+            {
+                "target_type": t.resource_type,
+                "target_id": t.id,
+                "list_id": lst.id,
+                "list_version": record.version,
+                "target_version": t.version,
+            }
+            for t in record.touched
+        ],
+    )
 
 
 def add_event(
@@ -360,16 +377,18 @@ def add_event(
     now: datetime,
     payload: dict[str, Any],
 ) -> None:
+    """The change's outgoing event, in the change's own transaction (rule 7)."""
     conn.execute(
-        insert(outbox).values(
-            event_id=event_id,
-            patient_id=lst.patient_id,
-            list_id=lst.id,
-            list_version=lst.version,
-            kind=kind,
-            created_at=now,
-            payload=dumps(payload),
-        )
+        _INSERT_EVENT,
+        {
+            "event_id": event_id,
+            "patient_id": lst.patient_id,
+            "list_id": lst.id,
+            "list_version": lst.version,
+            "kind": kind,
+            "created_at": now,
+            "payload": dumps(payload),
+        },
     )
 
 
