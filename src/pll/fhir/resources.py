@@ -58,16 +58,18 @@ def _check_medication(content: dict[str, Any], rtype: str) -> None:
             )
 
 
-def _generate_dosage_text(dosages: list[dict[str, Any]], where: str) -> None:
+def _with_dosage_text(content: dict[str, Any], key: str, where: str) -> None:
+    """Write the dosage text from the structure (new Dosage dicts; the input stays as is)."""
+    dosages = content.get(key)
     if not dosages:
         return
     text = dosage_text(dosages, where)
     structured = any(set(d) - {"text", "sequence", "patientInstruction"} for d in dosages)
     if structured:
         # The regimen's text describes all its elements together, so it sits on the first.
-        for d in dosages:
-            d.pop("text", None)
-        dosages[0]["text"] = text
+        rewritten = [{k: v for k, v in d.items() if k != "text"} for d in dosages]
+        rewritten[0]["text"] = text
+        content[key] = rewritten
 
 
 def _check_treatment_type(content: dict[str, Any], rtype: str) -> None:
@@ -122,7 +124,7 @@ def statement_content(resource: dict[str, Any], patient_id: str) -> dict[str, An
     _check_medication(content, "MedicationStatement")
     _check_treatment_type(content, "MedicationStatement")
     _check_references(content, "basedOn", "MedicationRequest", "MedicationStatement")
-    _generate_dosage_text(content.get("dosage", []), "MedicationStatement.dosage")
+    _with_dosage_text(content, "dosage", "MedicationStatement.dosage")
     return content
 
 
@@ -132,9 +134,7 @@ def request_content(resource: dict[str, Any], patient_id: str) -> dict[str, Any]
     content["subject"] = {"reference": f"Patient/{patient_id}"}
     _check_medication(content, "MedicationRequest")
     _check_references(content, "priorPrescription", "MedicationRequest", "MedicationRequest")
-    _generate_dosage_text(
-        content.get("dosageInstruction", []), "MedicationRequest.dosageInstruction"
-    )
+    _with_dosage_text(content, "dosageInstruction", "MedicationRequest.dosageInstruction")
     return content
 
 

@@ -2,8 +2,9 @@
 
 Structure is checked with the ``fhir.resources`` R4B models (for the resources PLL accepts,
 R4B matches R4); PLL's own rules come after, in :mod:`pll.fhir.resources` and the domain.
-The validated resource is returned as the models dump it, so that two writes that mean the
-same (``1`` and ``1.0``, key order) compare equal and do not count as a change.
+The resource is kept as the client sent it once it has passed: nothing the client said is
+lost, and two writes that mean the same still compare equal as Python values (``1`` and
+``1.0``, key order), so they do not count as a change.
 """
 
 from __future__ import annotations
@@ -62,15 +63,14 @@ def validate(data: Any, expected: str | tuple[str, ...]) -> dict[str, Any]:
         )
     model = get_fhir_model_class(rtype)
     try:
-        parsed = model.model_validate(data)
+        model.model_validate(data)
     except ValidationError as exc:
         problems: list[tuple[str, str | None]] = [
             (_message(err), _path(rtype, tuple(err["loc"]))) for err in exc.errors()
         ]
         (message, where), *rest = problems
         raise InvalidInput(message, where, others=rest) from None
-    dumped: dict[str, Any] = parsed.model_dump(mode="json", exclude_none=True)
-    return dumped
+    return data
 
 
 def _message(err: Any) -> str:

@@ -295,8 +295,10 @@ class PLLService:
                     "created with POST and get their id from the server.",
                     f"{rtype}.id",
                 )
-            if resource.get("subject") is not None:
-                named = self.resolve_patient(conn, access, resource["subject"], f"{rtype}.subject")
+            subject = resource.get("subject")
+            # The usual case, the entry's own patient by id, needs no lookup.
+            if subject is not None and subject != {"reference": f"Patient/{row.patient_id}"}:
+                named = self.resolve_patient(conn, access, subject, f"{rtype}.subject")
                 if named != row.patient_id:
                     raise InvalidInput(
                         f"{rtype}/{rid} belongs to another patient; the subject cannot change.",
