@@ -2,10 +2,10 @@
 
 Helper tables live next to PLL's own tables in ``pll_bench`` and all start with ``bench_``:
 
-- ``bench_batch(b)``: load batches that committed (written in the batch's own transaction,
-  so loading resumes exactly where it stopped);
 - ``bench_patient(n, patient_id, list_id)``: the loaded patients numbered 1..N, for choosing a
-  random patient in pgbench (``WHERE n = :n``) and in wrk (a file of ids);
+  random patient in pgbench (``WHERE n = :n``) and in wrk (a file of ids). Each load batch
+  writes its rows here in its own transaction, so this table is also the record of what is
+  loaded and loading resumes exactly where it stopped;
 - ``bench_write_pool(n, entry_id, list_id)``: the entries the write workload changes, one per
   list, numbered 1..M and shared out between virtual users by ``n``.
 """
@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/pll_bench"
 
 HELPER_DDL = """
-CREATE TABLE IF NOT EXISTS bench_batch (b integer PRIMARY KEY, loaded_at timestamptz DEFAULT now());
 CREATE TABLE IF NOT EXISTS bench_patient (
     n integer PRIMARY KEY, patient_id varchar(64) NOT NULL, list_id varchar(64) NOT NULL);
 """
@@ -82,9 +81,47 @@ def create_helpers(url: str) -> None:
         conn.execute(HELPER_DDL)
 
 
-def loaded_batches(url: str) -> set[int]:
+def loaded_numbers(url: str) -> set[int]:
     with psycopg.connect(libpq_url(url)) as conn:
-        return {r[0] for r in conn.execute("SELECT b FROM bench_batch")}
+        return {r[0] for r in conn.execute("SELECT n FROM bench_patient")}
+
+
+def vacuum_analyze(url: str) -> None:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+
+
+def checkpoint(url: str) -> None:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
+def patient_ids(url: str, patients: int) -> list[str]:
+    with psycopg.connect(libpq_url(url)) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT patient_id FROM bench_patient WHERE n <= %s ORDER BY n", (patients,)
+            )
+        ]
+
+
+def write_pool_rows(url: str) -> list[tuple[str, int, str]]:
+    """(entry id, current version, current resource) of the write pool, in pool order."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        return [
+            (r[0], int(r[1]), r[2])
+            for r in conn.execute(
+                "SELECT e.id, e.version, e.resource FROM bench_write_pool w "
+                "JOIN entry e ON e.id = w.entry_id ORDER BY w.n"
+            )
+        ]
+
+
+def server_version(url: str) -> str:
+    with psycopg.connect(libpq_url(url)) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+        return str(row[0]) if row else "?"
 
 
 def patient_count(url: str) -> int:

@@ -1,10 +1,11 @@
 """Loading N synthetic patients through the service, in batches of one transaction each.
 
-Every patient is registered and given a PLL of 4–8 entries with ``PLLService.register_patient_in``
-and ``PLLService.apply_in(..., create_list=True)``, the same write path the API uses, so the
-stored rows (list documents, versions, provenance targets, outbox) are what the server would
-have written. Each batch also records its patients in ``bench_patient`` and itself in
-``bench_batch`` inside the same transaction, so a load that is stopped resumes exactly.
+Every patient is registered and given a PLL of 4–8 entries with
+``PLLService.register_patient_in`` and ``PLLService.apply_in(..., create_list=True)``, the same
+write path the API uses, so the stored rows (list documents, versions, provenance targets,
+outbox) are what the server would have written. Each batch also records its patients in
+``bench_patient`` inside the batch's own transaction, so a load that is stopped resumes exactly:
+the missing numbers are loaded.
 
 Patients are numbered 1..N; patient n's data depends only on n and the seed, so batches can be
 loaded in any order and by several processes at once.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import multiprocessing as mp
+import queue as queue_mod
 import random
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from pll.store.db import Database
 
 _W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2)
 _W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+REASON = "Legemiddelgjennomgang hos fastlege"
 
 
 def _check(digits: str, weights: tuple[int, ...]) -> int | None:
@@ -68,12 +71,11 @@ def synthetic_fnrs(count: int) -> list[str]:
 def gp_access() -> Access:
     """The same author the ``gp`` development token stands for."""
     p = PERSONAS["gp"]
-    return Access(
-        Author(name=p.name, role=Role.DOCTOR, hpr=p.hpr, org_id=p.org_id, org_name=p.org_name)
-    )
+    author = Author(name=p.name, role=Role.DOCTOR, hpr=p.hpr, org_id=p.org_id, org_name=p.org_name)
+    return Access(author)
 
 
-def _patient_ops(
+def _patient(
     service: PLLService, n: int, fnr: str, seed: int
 ) -> tuple[dict[str, Any], Callable[[str], list[Op]]]:
     rng = random.Random(seed * 1_000_003 + n)
@@ -95,60 +97,54 @@ def _patient_ops(
 
 
 def load_batch(
-    service: PLLService,
-    access: Access,
-    batch: int,
-    first: int,
-    last: int,
-    fnrs: list[str],
-    seed: int,
+    service: PLLService, access: Access, first: int, last: int, fnrs: list[str], seed: int
 ) -> None:
     """Patients ``first..last`` (inclusive, 1-based) in one transaction."""
     rows = []
     with service.db.write() as conn:
         for n in range(first, last + 1):
-            resource, ops = _patient_ops(service, n, fnrs[n - 1], seed)
+            resource, ops = _patient(service, n, fnrs[n - 1], seed)
             patient, created = service.register_patient_in(conn, access, resource)
             if not created:
-                raise RuntimeError(f"patient {n} already registered but its batch is not recorded")
-            result = service.apply_in(
-                conn,
-                access,
-                patient["id"],
-                ops(patient["id"]),
-                "Legemiddelgjennomgang hos fastlege",
-                create_list=True,
-            )
-            rows.append({"n": n, "patient_id": patient["id"], "list_id": result.list_id})
+                raise RuntimeError(f"patient {n} is registered but not recorded in bench_patient")
+            pid = patient["id"]
+            result = service.apply_in(conn, access, pid, ops(pid), REASON, create_list=True)
+            rows.append({"n": n, "patient_id": pid, "list_id": result.list_id})
         conn.execute(
             text(
-                "INSERT INTO bench_patient (n, patient_id, list_id) VALUES (:n, :patient_id, :list_id)"
+                "INSERT INTO bench_patient (n, patient_id, list_id) "
+                "VALUES (:n, :patient_id, :list_id)"
             ),
             rows,
         )
-        conn.execute(text("INSERT INTO bench_batch (b) VALUES (:b)"), {"b": batch})
 
 
-def batches_for(patients: int, batch_size: int) -> list[tuple[int, int, int]]:
-    return [
-        (b, b * batch_size + 1, min(patients, (b + 1) * batch_size))
-        for b in range((patients + batch_size - 1) // batch_size)
-    ]
+def missing_batches(patients: int, done: set[int], batch_size: int) -> list[tuple[int, int]]:
+    """Runs of consecutive patient numbers in 1..patients not loaded yet, at most ``batch_size``
+    long, as ``(first, last)`` inclusive."""
+    out: list[tuple[int, int]] = []
+    first: int | None = None
+    for n in range(1, patients + 2):
+        missing = n <= patients and n not in done
+        if first is not None and (not missing or n - first == batch_size):
+            out.append((first, n - 1))
+            first = None
+        if missing and first is None:
+            first = n
+    return out
 
 
-def _worker(
-    url: str, todo: list[tuple[int, int, int]], patients: int, seed: int, done: mp.Queue
-) -> None:  # type: ignore[type-arg]
+def _worker(url: str, todo: list[tuple[int, int]], patients: int, seed: int, done: Any) -> None:
     fnrs = synthetic_fnrs(patients)
     db = Database(url, pool_size=1)
     service = PLLService(db)
     access = gp_access()
     try:
-        for batch, first, last in todo:
-            load_batch(service, access, batch, first, last, fnrs, seed)
+        for first, last in todo:
+            load_batch(service, access, first, last, fnrs, seed)
             done.put(last - first + 1)
     except BaseException as exc:
-        done.put(f"error in batch: {exc!r}")
+        done.put(f"loading failed: {exc!r}")
         raise
     finally:
         db.dispose()
@@ -157,34 +153,33 @@ def _worker(
 def load(
     url: str,
     patients: int,
-    batch_size: int,
-    skip: set[int],
+    todo: list[tuple[int, int]],
     seed: int,
     processes: int,
     progress: Callable[[int], None],
 ) -> float:
-    """Load the batches not in ``skip`` with ``processes`` processes; returns seconds taken."""
-    todo = [b for b in batches_for(patients, batch_size) if b[0] not in skip]
+    """Load the batches ``todo`` with up to ``processes`` processes; returns seconds taken."""
     started = time.perf_counter()
     if not todo:
         return 0.0
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
+    done = ctx.Queue()
+    processes = max(1, min(processes, len(todo)))
     procs = [
-        ctx.Process(target=_worker, args=(url, todo[i::processes], patients, seed, queue))
+        ctx.Process(target=_worker, args=(url, todo[i::processes], patients, seed, done))
         for i in range(processes)
     ]
     for p in procs:
         p.start()
-    remaining = sum(last - first + 1 for _, first, last in todo)
+    remaining = sum(last - first + 1 for first, last in todo)
     try:
         while remaining > 0:
             try:
-                item = queue.get(timeout=5)
-            except Exception:  # queue.Empty
+                item = done.get(timeout=5)
+            except queue_mod.Empty:
                 if not any(p.is_alive() for p in procs):
                     raise RuntimeError(
-                        "loader processes ended before the load was complete"
+                        "the loader processes ended before loading was done"
                     ) from None
                 continue
             if isinstance(item, str):
@@ -196,4 +191,5 @@ def load(
             p.join(timeout=30)
             if p.is_alive():
                 p.terminate()
+                p.join(timeout=10)
     return time.perf_counter() - started

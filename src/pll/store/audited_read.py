@@ -74,7 +74,8 @@ def _naive_utc(moment: datetime) -> datetime:
 class AuditedListReader:
     """Reads the current list and logs the read, in one statement, on PostgreSQL."""
 
-    def __init__(self, conninfo: str, *, max_size: int = 16) -> None:
+    def __init__(self, conninfo: str, *, max_size: int = 8) -> None:
+        # Each statement holds its connection for one round trip, so a few serve a worker.
         self._pool = AsyncConnectionPool(
             conninfo, min_size=2, max_size=max_size, open=False, configure=self._configure
         )

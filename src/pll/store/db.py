@@ -37,7 +37,7 @@ def sqlite_url(data_dir: Path) -> str:
 class Database:
     """An engine plus the two kinds of transaction the services use."""
 
-    def __init__(self, url: str, *, pool_size: int = 20) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._sqlite_lock = threading.Lock() if self.is_sqlite else None
@@ -48,10 +48,11 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
-            # As many connections as the server has threads for requests (anyio's 40), so
-            # no request waits for a connection while its thread is free.
+            # Up to as many connections as the server has threads for requests (anyio's 40),
+            # but only ``pool_size`` kept open: PostgreSQL allows 100 in all, and each
+            # worker process has its own pool.
             self.engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+                self.url, pool_size=pool_size, max_overflow=40 - pool_size, pool_pre_ping=False
             )
 
     @contextmanager

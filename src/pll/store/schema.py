@@ -172,8 +172,6 @@ outbox = Table(
     Column("kind", String(60), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("payload", Text, nullable=False),
-    # Nothing reads the generated id back; without this PostgreSQL adds RETURNING.
-    implicit_returning=False,
 )
 
 audit_event = Table(
@@ -187,5 +185,4 @@ audit_event = Table(
     Column("resource_id", String(ID)),
     Column("patient_id", String(ID)),
     Index("ix_audit_patient", "patient_id", "recorded_at"),
-    implicit_returning=False,
 )

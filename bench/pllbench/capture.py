@@ -1,0 +1,331 @@
+"""Capture the SQL the server issues for the two benchmark requests, and turn it into pgbench
+custom scripts.
+
+The capture runs in-process: a ``before_cursor_execute`` listener on a :class:`Database`
+engine records every statement and its parameters while the benchmark calls the very service
+methods the HTTP handlers call:
+
+- read:  ``list_search`` → on PostgreSQL ``ListReads.current``, which runs one statement of
+  :mod:`pll.store.audited_read` in autocommit mode on its own connection pool (not through
+  SQLAlchemy); it is taken from there with the parameters the server passes
+  (:func:`read_statement`)
+- write: ``MedicationStatement_update`` → ``validate(body)`` then
+  ``PLLService.update_resource(access, "MedicationStatement", id, resource, if_match)``
+
+Each captured statement is copied into the script with its SQL text unchanged; only its
+parameters are replaced:
+
+- the patient/entry the request names comes from a helper table, inlined as a sub-select on
+  the first statement (``(SELECT patient_id FROM bench_patient WHERE n = :n)``) so that
+  pgbench makes no extra round trip;
+- ids the server learned from an earlier statement come from that statement's row
+  (``\\gset r_`` / ``\\gset l_``), as they do in the server;
+- new versions are the row's version + 1 (``\\set lv :l_version + 1``);
+- stored JSON that the server rebuilds (entry resource, list JSON) is the current stored
+  text of the same row, written back (same size, same row); the list document, which the
+  lock does not read, is the captured document with this row's ids put in by ``format()``;
+- ``touched`` / ``payload`` JSON is rebuilt with ``format()`` from a template of the captured
+  value, so history rows name the right list, entry and versions;
+- the outbox event id is ``gen_random_uuid()``;
+- ``None`` becomes ``NULL``; every other value (timestamps, author JSON, statuses, activity)
+  is passed as a parameter with the captured value (``-D``), as the server passes them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import event, text
+
+from pll.auth.access import Access
+from pll.fhir.validate import validate
+from pll.services.lists import PLLService
+from pll.store.audited_read import STATEMENTS
+from pll.store.db import Database
+from pll.store.repository import actor_json
+
+PARAM = re.compile(r"%\((\w+)\)s")
+DOSE_MARK = 987654.25
+
+
+@dataclass
+class Captured:
+    sql: str
+    params: dict[str, Any]
+
+
+@dataclass
+class Script:
+    name: str
+    text: str
+    defines: dict[str, str] = field(default_factory=dict)
+    captured: list[Captured] = field(default_factory=list)
+
+
+def _record(into: list[Captured]):  # type: ignore[no-untyped-def]
+    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if executemany:
+            into.append(_many_as_one(statement, list(parameters)))
+        else:
+            into.append(Captured(statement, dict(parameters or {})))
+
+    return before
+
+
+def _many_as_one(statement: str, rows: list[dict[str, Any]]) -> Captured:
+    """An executemany INSERT (psycopg sends it in one pipeline) as one multi-row INSERT, so
+    pgbench also pays one round trip for it."""
+    head, sep, values = statement.rpartition("VALUES ")
+    if not sep:
+        raise RuntimeError(f"capture: cannot turn this executemany into one statement: {statement}")
+    tuples, params = [], {}
+    for i, row in enumerate(rows):
+        tuples.append(PARAM.sub(lambda m, i=i: f"%({m.group(1)}_{i})s", values))
+        params.update({f"{k}_{i}": v for k, v in row.items()})
+    return Captured(head + sep + ", ".join(tuples), params)
+
+
+def put_body(resource_text: str, dose: float | str) -> dict[str, Any]:
+    """The PUT body a client sends to change an entry's dose: the stored resource without
+    ``meta``, with the first dosage's dose set to ``dose``."""
+    body: dict[str, Any] = orjson.loads(resource_text)
+    body.pop("meta", None)
+    dosage = body["dosage"][0]
+    dosage["doseAndRate"][0]["doseQuantity"]["value"] = dose
+    return body
+
+
+def put_template(resource_text: str) -> tuple[str, str]:
+    """The PUT body as text split around the dose value (for the wrk script)."""
+    raw = orjson.dumps(put_body(resource_text, DOSE_MARK)).decode()
+    before, _, after = raw.partition(str(DOSE_MARK))
+    if not after:
+        raise ValueError("dose marker not found in PUT body")
+    return before, after
+
+
+def current_dose(resource_text: str) -> str:
+    """The dose of the first dosage as stored, as text ("1", "1.5", ...)."""
+    body: dict[str, Any] = orjson.loads(resource_text)
+    value = body["dosage"][0]["doseAndRate"][0]["doseQuantity"]["value"]
+    return f"{float(value):g}"
+
+
+def next_dose(current: str) -> str:
+    """A dose that differs from the stored one, so that every PUT is a real change (the
+    stored dose, not the version, decides: pgbench bumps versions without changing doses)."""
+    return "1" if current == "1.5" else "1.5"
+
+
+def capture(
+    db: Database, service: PLLService, access: Access
+) -> tuple[list[Captured], list[Captured], dict[str, str]]:
+    """Run one read and one write of patient 1 (not in the write pool) and record their SQL."""
+    with db.read() as conn:
+        patient_id, list_id = conn.execute(
+            text("SELECT patient_id, list_id FROM bench_patient WHERE n = 1")
+        ).one()
+        entry_id, version, resource = conn.execute(
+            text(
+                "SELECT id, version, resource FROM entry WHERE list_id = :l AND status = 'active' "
+                "ORDER BY id LIMIT 1"
+            ),
+            {"l": list_id},
+        ).one()
+    reads = [read_statement(access, patient_id, service.clock())]
+    writes: list[Captured] = []
+    dose = float(next_dose(current_dose(resource)))
+    body = validate(put_body(resource, dose), "MedicationStatement")
+    listener = _record(writes)
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        result = service.update_resource(access, "MedicationStatement", entry_id, body, version)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    if result.list_version is None:
+        raise RuntimeError("capture: the write changed nothing (no new list version)")
+    ids = {"patient": patient_id, "list": list_id, "entry": entry_id}
+    return reads, writes, ids
+
+
+def read_statement(access: Access, patient_id: str, now: datetime) -> Captured:
+    """The statement the server's hot read runs on PostgreSQL, with its parameters as
+    ``ListReads.current`` passes them for a health worker reading by patient id."""
+    sql = STATEMENTS[("patient", "document")]
+    params = {
+        "key": patient_id,
+        "system": None,
+        "now": now.astimezone(UTC).replace(tzinfo=None),
+        "actor": actor_json(access.actor),
+        "pid": None,
+    }
+    return Captured(sql, params)
+
+
+# -- turning captured statements into pgbench scripts ------------------------------------
+
+
+def _table(sql: str) -> str | None:
+    m = re.match(r"\s*(?:INSERT INTO|UPDATE)\s+(\w+)", sql)
+    return m.group(1) if m else None
+
+
+def _json_template(value: str, ids: dict[str, str]) -> str | None:
+    """A ``format()`` template for JSON naming the list/entry/patient, or None if it names none."""
+    lid, eid, pid = ids["list"], ids["entry"], ids["patient"]
+    if lid not in value and eid not in value:
+        return None
+    t = value.replace("%", "%%")
+    t = re.sub(rf'"id":"{lid}","version":\d+', '"id":"%1$s","version":%2$s', t)
+    t = re.sub(rf'"id":"{eid}","version":\d+', '"id":"%3$s","version":%4$s', t)
+    t = re.sub(rf"List/{lid}/_history/\d+", "List/%1$s/_history/%2$s", t)
+    t = re.sub(
+        rf"MedicationStatement/{eid}/_history/\d+", "MedicationStatement/%3$s/_history/%4$s", t
+    )
+    t = re.sub(r'"version":\d+(?=[,}])', '"version":%2$s', t)
+    return t.replace(lid, "%1$s").replace(eid, "%3$s").replace(pid, "%5$s")
+
+
+class _Converter:
+    """Replaces each captured parameter with a pgbench variable, expression or NULL."""
+
+    def __init__(self, kind: str, ids: dict[str, str]) -> None:
+        self.kind = kind
+        self.ids = ids
+        self.defines: dict[str, str] = {}
+        self.lines: list[str] = []
+        self.unmapped_ids: list[str] = []
+        self.first_lookup_done = False
+        # where each identity comes from once a statement has read it
+        self.known: dict[str, str] = {}
+
+    def const(self, index: int, name: str, value: Any) -> str:
+        var = f"c{index}_{name}"
+        if isinstance(value, datetime):
+            value = value.isoformat(sep=" ")
+        self.defines[var] = str(value)
+        return f":{var}"
+
+    def param(  # noqa: PLR0911, PLR0912 - a decision table, one return per kind of parameter
+        self, index: int, sql: str, name: str, value: Any, params: dict[str, Any]
+    ) -> str:
+        table = _table(sql)
+        ids = self.ids
+        # Rows of a multi-row INSERT carry their row number (_many_as_one): name_0, name_1, ...
+        row = re.search(r"_\d+$", name) if "VALUES (" in sql and ", (" in sql else None
+        suffix = row.group(0) if row else ""
+        name = name.removesuffix(suffix)
+        if value is None:
+            return "NULL"
+        if isinstance(value, str):
+            if not self.first_lookup_done and self.kind == "read" and value == ids["patient"]:
+                self.first_lookup_done = True
+                return "(SELECT patient_id FROM bench_patient WHERE n = :n)"
+            if not self.first_lookup_done and self.kind == "write" and value == ids["entry"]:
+                self.first_lookup_done = True
+                return "(SELECT entry_id FROM bench_write_pool WHERE n = :n)"
+            for key in ("patient", "list", "entry"):
+                if value == ids[key]:
+                    if key not in self.known:
+                        self.unmapped_ids.append(f"statement {index} parameter {name} ({key} id)")
+                        return self.const(index, name + suffix, value)
+                    return self.known[key]
+            if table == "outbox" and name == "event_id":
+                return "gen_random_uuid()"
+            if name in ("resource", "list_json") and self.kind == "write":
+                source = {"resource": "r_resource", "list_json": "l_list_json"}[name]
+                return f":{source}"
+            # The list document is not read under the lock; like the server, pgbench sends
+            # a whole document (the captured one, with this row's ids) of the same size.
+            template = _json_template(value, ids)
+            if template is not None:
+                var = self.const(index, name + suffix + "_tmpl", template)
+                return (
+                    f"format({var}::text, {self.known.get('list', ':l_id')}::text, :lv::integer, "
+                    f"{self.known.get('entry', ':r_id')}::text, :ev::integer, "
+                    f"{self.known.get('patient', ':r_patient_id')}::text)"
+                )
+            return self.const(index, name + suffix, value)
+        if isinstance(value, int) and not isinstance(value, bool) and self.kind == "write":
+            if name == "list_version" or (
+                name == "version" and table in ("pll", "pll_version", "outbox")
+            ):
+                return ":lv"
+            if name == "version" and table in ("entry", "entry_version"):
+                return ":ev"
+            if name == "target_version" and table == "provenance_target":
+                return ":lv" if params.get("target_type" + suffix) == "List" else ":ev"
+        return self.const(index, name + suffix, value)
+
+    def statement(self, index: int, cap: Captured) -> None:
+        sql = cap.sql
+        out = PARAM.sub(
+            lambda m: self.param(index, sql, m.group(1), cap.params[m.group(1)], cap.params), sql
+        )
+        gset = None
+        if (
+            self.kind == "read"
+            and re.search(r"\bFROM pll\b", sql)
+            and "list" not in self.known
+            and "WITH d AS" not in sql
+        ):
+            gset = "l_"
+            self.known.update({"list": ":l_id", "patient": ":l_patient_id"})
+        elif (
+            self.kind == "write"
+            and re.search(r"FROM entry JOIN pll", sql)
+            and "entry" not in self.known
+        ):
+            gset = "r_"
+            self.known.update({"entry": ":r_id", "list": ":r_list_id", "patient": ":r_patient_id"})
+            self.lines.append(
+                f"-- [{index}] the entry the request names (its list, patient, version)"
+            )
+        elif self.kind == "write" and re.search(r"\bFROM pll\b.*FOR UPDATE", sql, re.S):
+            gset = "l_"
+        if gset:
+            self.lines.append(f"{out} \\gset {gset}")
+            if gset == "r_" and self.kind == "write":
+                self.lines.append("\\set ev :r_version + 1")
+            if gset == "l_" and self.kind == "write":
+                self.lines.append("\\set lv :l_version + 1")
+        else:
+            self.lines.append(out + ";")
+
+
+def to_pgbench(kind: str, captured: list[Captured], ids: dict[str, str]) -> Script:
+    conv = _Converter(kind, ids)
+    header = [f"-- {kind}: SQL captured from the server's own code path (see bench/README.md)"]
+    if kind == "read":
+        header.append("\\set n random(1, :npatients)")
+    else:
+        # Each client owns the pool entries n = client_id + 1 + k * nclients (like each wrk
+        # virtual user owns its own entries), so no two clients change the same entry.
+        header.append("\\set n 1 + :client_id + :nclients * random(0, :per_client - 1)")
+    # The server's read is one autocommitted statement; its write is one transaction.
+    transaction = kind == "write"
+    if transaction:
+        conv.lines.append("BEGIN;")
+    for i, cap in enumerate(captured):
+        conv.statement(i, cap)
+    if transaction:
+        conv.lines.append("COMMIT;")
+    if conv.unmapped_ids:
+        raise RuntimeError(
+            "captured SQL uses ids before any statement read them: " + "; ".join(conv.unmapped_ids)
+        )
+    if not conv.first_lookup_done:
+        raise RuntimeError(
+            f"{kind}: the captured SQL never names the requested "
+            f"{'patient' if kind == 'read' else 'entry'}; has the code path changed?"
+        )
+    return Script(kind, "\n".join(header + conv.lines) + "\n", conv.defines, captured)
+
+
+def describe(captured: list[Captured]) -> list[str]:
+    """One line per statement, for the results file."""
+    return [re.sub(r"\s+", " ", c.sql)[:160] for c in captured]

@@ -1,0 +1,272 @@
+"""The server under test, the HTTP load generator (wrk) and pgbench."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pllbench.cpu import CpuSampler
+
+BENCH = Path(__file__).resolve().parent.parent
+LUA = BENCH / "lua"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``pll serve`` as a subprocess in its own process group (stopped by that group's id)."""
+
+    def __init__(self, pll: Path, url: str, data_dir: Path, workers: int, log: Path) -> None:
+        self.pll = pll
+        self.port = free_port()
+        self.env = dict(os.environ, PLL_DATABASE_URL=url, PLL_DATA_DIR=str(data_dir))
+        self.workers = workers
+        self.log_path = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> None:
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(self.pll), "serve", "--port", str(self.port), "--workers", str(self.workers)],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"pll serve exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            try:
+                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(
+            f"pll serve did not answer /healthz within {timeout}s; see {self.log_path}"
+        )
+
+    def token(self) -> str:
+        out = subprocess.run(
+            [str(self.pll), "token", "--persona", "gp"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@dataclass
+class Measured:
+    rate: float  # requests or transactions per second
+    count: int
+    errors: int
+    p50_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+    cpu: dict[str, float] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def run_wrk(
+    server: Server,
+    script: str,
+    args: list[str],
+    seconds: int,
+    connections: int,
+    threads: int,
+    log: Path | None,
+) -> Measured:
+    cmd = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA / script),
+        server.base,
+        "--",
+        *args,
+    ]
+    env = dict(os.environ, PLL_BENCH_LUA=str(LUA))
+    holder: dict[str, int] = {}
+    with CpuSampler(server.proc.pid if server.proc else None, lambda: holder.get("pid")) as cpu:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        holder["pid"] = proc.pid
+        out, err = proc.communicate(timeout=seconds + 60)
+    if log is not None:
+        log.write_text(out + err)
+    m = re.search(r"^WRK_JSON (\{.*\})$", out, re.M)
+    if proc.returncode != 0 or not m:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err.strip() or out.strip()}")
+    data = json.loads(m.group(1))
+    seconds_run = data["duration_us"] / 1e6
+    errors = (
+        data["non2xx"]
+        + data["connect_errors"]
+        + data["read_errors"]
+        + data["write_errors"]
+        + data["timeouts"]
+    )
+    return Measured(
+        rate=data["requests"] / seconds_run,
+        count=data["requests"],
+        errors=errors,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        mean_ms=data["latency_mean_us"] / 1000,
+        cpu=cpu.result,
+        detail={**data, "other_processes": cpu.top_others},
+    )
+
+
+@dataclass
+class PgConn:
+    host: str
+    port: str
+    user: str
+    dbname: str
+    password: str = ""
+
+    def args(self) -> list[str]:
+        return ["-h", self.host, "-p", self.port, "-U", self.user, self.dbname]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        return env
+
+
+def run_pgbench(
+    pg: PgConn,
+    script: Path,
+    defines: dict[str, str],
+    seconds: int,
+    clients: int,
+    threads: int,
+    log_dir: Path | None,
+) -> Measured:
+    cmd = [
+        "pgbench",
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(clients),
+        "-j",
+        str(threads),
+        "-T",
+        str(seconds),
+        "-f",
+        str(script),
+    ]
+    for k, v in defines.items():
+        cmd += ["-D", f"{k}={v}"]
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        cmd += ["-l", "--log-prefix", str(log_dir / "pgbench_log")]
+    cmd += pg.args()
+    holder: dict[str, int] = {}
+    with CpuSampler(None, lambda: holder.get("pid")) as cpu:
+        proc = subprocess.Popen(
+            cmd,
+            env=pg.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=log_dir or None,
+        )
+        holder["pid"] = proc.pid
+        out, err = proc.communicate(timeout=seconds + 120)
+    if log_dir is not None:
+        (log_dir / "pgbench.out").write_text(out + err)
+
+    def grab(pattern: str) -> str | None:
+        m = re.search(pattern, out)
+        return m.group(1) if m else None
+
+    tps = grab(r"tps = ([\d.]+) \(without initial connection time\)")
+    if tps is None:
+        raise RuntimeError(f"pgbench failed ({proc.returncode}): {err.strip() or out.strip()}")
+    processed = int(grab(r"number of transactions actually processed: (\d+)") or 0)
+    failed = int(grab(r"number of failed transactions: (\d+)") or 0)
+    aborted = len(re.findall(r"client \d+ .*aborted|error: client", err))
+    lat = grab(r"latency average = ([\d.]+) ms")
+    p50 = p99 = None
+    if log_dir is not None:
+        times = []
+        for f in log_dir.glob("pgbench_log.*"):
+            for line in f.read_text().splitlines():
+                parts = line.split()
+                if len(parts) >= 3 and parts[2].isdigit():
+                    times.append(int(parts[2]))
+        if times:
+            times.sort()
+            p50 = times[len(times) // 2] / 1000
+            p99 = times[min(len(times) - 1, int(len(times) * 0.99))] / 1000
+            for f in log_dir.glob("pgbench_log.*"):
+                f.unlink()  # large and no longer needed
+            mean_from_log = statistics.fmean(times) / 1000
+        else:
+            mean_from_log = None
+    else:
+        mean_from_log = None
+    return Measured(
+        rate=float(tps),
+        count=processed,
+        errors=failed + aborted,
+        p50_ms=p50,
+        p99_ms=p99,
+        mean_ms=float(lat) if lat else mean_from_log,
+        cpu=cpu.result,
+        detail={
+            "other_processes": cpu.top_others,
+            "failed": failed,
+            "aborted_clients": aborted,
+            "stderr": err.strip()[-2000:],
+            "returncode": proc.returncode,
+        },
+    )
