@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
+import anyio.to_thread
 import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         yield
         await reads.close()
 

@@ -48,9 +48,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
-            # Up to as many connections as the server has threads for requests (anyio's 40),
-            # but only ``pool_size`` kept open: PostgreSQL allows 100 in all, and each
-            # worker process has its own pool.
+            # More connections than request threads (PLL_THREADS) are never in use at once;
+            # only ``pool_size`` stay open, as PostgreSQL allows 100 in all and each worker
+            # process has its own pool.
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=40 - pool_size, pool_pre_ping=False
             )
