@@ -79,11 +79,11 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     if service is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         service = PLLService(Database(settings.database_url))
-    routes = [
+    routes = [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
+    routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
     ]
-    routes += [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
     reads = ListReads(service)
 
     @asynccontextmanager

@@ -327,13 +327,15 @@ class FhirRoute:
 
 def _routes() -> list[FhirRoute]:
     routes = [
+        # The current-list reads first: routes are matched in order, and these are the
+        # requests PLL serves most.
+        FhirRoute("/fhir/List", "GET", list_search, "List", "search-type"),
+        FhirRoute("/fhir/List/{id}", "GET", list_read, "List", "read"),
         FhirRoute("/fhir", "POST", transaction_post, None, "transaction"),
         FhirRoute("/fhir/Patient", "POST", patient_create, "Patient", "create"),
         FhirRoute("/fhir/Patient", "GET", patient_search, "Patient", "search-type"),
         FhirRoute("/fhir/Patient/{id}", "GET", patient_read, "Patient", "read"),
         FhirRoute("/fhir/List", "POST", list_create, "List", "create"),
-        FhirRoute("/fhir/List", "GET", list_search, "List", "search-type"),
-        FhirRoute("/fhir/List/{id}", "GET", list_read, "List", "read"),
         FhirRoute("/fhir/List/{id}/_history", "GET", list_history, "List", "history-instance"),
         FhirRoute("/fhir/List/{id}/_history/{vid}", "GET", list_vread, "List", "vread"),
         FhirRoute("/fhir/List/{id}/$diff", "GET", list_diff, "List", None, "diff"),

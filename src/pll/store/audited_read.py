@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 _KEYS = {
@@ -118,20 +117,20 @@ class AuditedListReader:
             "actor": actor,
             "pid": pid,
         }
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(sql, params, prepare=True)
-            row = await cur.fetchone()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, params, prepare=True)
+            row = await cursor.fetchone()
         if row is None:
             return None
-        expires = row["expires_at"]
+        list_id, patient_id, version, updated, expires, text, identifier_value = row
         return ListRow(
-            id=row["id"],
-            patient_id=row["patient_id"],
-            version=row["version"],
-            updated=row["updated_at"].replace(tzinfo=UTC),
+            id=list_id,
+            patient_id=patient_id,
+            version=version,
+            updated=updated.replace(tzinfo=UTC),
             expires_at=expires.replace(tzinfo=UTC) if expires is not None else None,
-            text=row["text"],
-            identifier_value=row["identifier_value"],
+            text=text,
+            identifier_value=identifier_value,
         )
 
     async def close(self) -> None:
