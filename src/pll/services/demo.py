@@ -54,6 +54,18 @@ def _when(*codes: str, amount: float = 1, unit: str = "tablett") -> dict[str, An
     }
 
 
+def _for_days(sequence: int, days: int, dosage: dict[str, Any]) -> dict[str, Any]:
+    """One step of a tapering regimen: ``dosage`` for ``days`` days."""
+    repeat = dict(dosage["timing"]["repeat"])
+    repeat["boundsDuration"] = {
+        "value": days,
+        "unit": "d",
+        "system": "http://unitsofmeasure.org",
+        "code": "d",
+    }
+    return {"sequence": sequence, **dosage, "timing": {"repeat": repeat}}
+
+
 def _prn(amount: float, unit: str, max_day: float) -> dict[str, Any]:
     return {
         "asNeededBoolean": True,
@@ -103,38 +115,7 @@ REGIMENS = [
     Regimen(
         "Prednisolon tab 5 mg",
         "H02AB06",
-        [
-            {
-                "sequence": 1,
-                **_when("MORN", amount=4),
-                "timing": {
-                    "repeat": {
-                        "when": ["MORN"],
-                        "boundsDuration": {
-                            "value": 5,
-                            "unit": "d",
-                            "system": "http://unitsofmeasure.org",
-                            "code": "d",
-                        },
-                    }
-                },
-            },
-            {
-                "sequence": 2,
-                **_when("MORN", amount=2),
-                "timing": {
-                    "repeat": {
-                        "when": ["MORN"],
-                        "boundsDuration": {
-                            "value": 5,
-                            "unit": "d",
-                            "system": "http://unitsofmeasure.org",
-                            "code": "d",
-                        },
-                    }
-                },
-            },
-        ],
+        [_for_days(1, 5, _when("MORN", amount=4)), _for_days(2, 5, _when("MORN", amount=2))],
         "2",
         "KOLS-forverring",
     ),
