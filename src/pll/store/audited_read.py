@@ -3,8 +3,9 @@
 A health worker's list read is the most frequent request PLL serves (DESIGN §6). Here it is
 one prepared statement in autocommit mode: a CTE reads the stored document by key and
 inserts the audit row in the same statement, so the read costs one round trip and is
-durably logged when the answer comes back (rule 5). It runs on an asynchronous connection
-pool, so the request never leaves the event loop for a worker thread.
+durably logged when the answer comes back (rule 5). It runs on asyncpg's pool, so the
+request never leaves the event loop for a worker thread. ``STATEMENTS`` keep the
+``%(name)s`` form (the benchmark turns them into pgbench scripts); asyncpg gets ``$n``.
 
 The audit row is written only when the read will be answered: not for a patient asking for
 someone else's list (the caller refuses that), and not when the stored document has expired
@@ -16,12 +17,11 @@ the same read is two statements in one transaction (:func:`repository.list_docum
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+import asyncpg
 
 _KEYS = {
     "list": "pll.id = %(key)s",
@@ -51,6 +51,22 @@ STATEMENTS = {
 }
 
 
+def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """The statement with asyncpg's ``$n`` placeholders, and the parameter names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, sql), tuple(names)
+
+
+_POSITIONAL = {key: _positional(sql) for key, sql in STATEMENTS.items()}
+
+
 @dataclass(frozen=True)
 class ListRow:
     id: str
@@ -70,28 +86,28 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+async def _keep(_: asyncpg.Connection) -> None:
+    """No reset when a connection goes back to the pool: these statements leave no session
+    state, and asyncpg's default reset would cost a round trip per read (DESIGN §6)."""
+
+
 class AuditedListReader:
     """Reads the current list and logs the read, in one statement, on PostgreSQL."""
 
-    def __init__(self, conninfo: str, *, max_size: int = 8) -> None:
+    def __init__(self, dsn: str, *, max_size: int = 8) -> None:
         # Each statement holds its connection for one round trip, so a few serve a worker.
-        self._pool = AsyncConnectionPool(
-            conninfo, min_size=2, max_size=max_size, open=False, configure=self._configure
-        )
-        self._opened = False
+        self._dsn = dsn
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
 
-    @staticmethod
-    async def _configure(conn: AsyncConnection[Any]) -> None:
-        # One statement, committed on its own; prepared on first use.
-        await conn.set_autocommit(True)
-        conn.prepare_threshold = 0
-
-    async def _open(self) -> None:
+    async def _open(self) -> asyncpg.Pool:
         async with self._lock:
-            if not self._opened:
-                await self._pool.open()
-                self._opened = True
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn, min_size=1, max_size=self._max_size, reset=_keep
+                )
+            return self._pool
 
     async def read(
         self,
@@ -107,19 +123,11 @@ class AuditedListReader:
         """The stored List or list document by ``key`` (list/patient/identifier), with its
         audit row for ``actor`` unless ``pid`` (a patient's own identifier) does not match
         or the document has expired."""
-        if not self._opened:
-            await self._open()
-        sql = STATEMENTS[(key, "document" if document else "list_json")]
-        params = {
-            "key": value,
-            "system": system,
-            "now": _naive_utc(now),
-            "actor": actor,
-            "pid": pid,
-        }
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(sql, params, prepare=True)
-            row = await cursor.fetchone()
+        pool = self._pool or await self._open()
+        sql, names = _POSITIONAL[(key, "document" if document else "list_json")]
+        given = {"key": value, "system": system, "now": _naive_utc(now), "actor": actor, "pid": pid}
+        # asyncpg prepares and caches the statement per connection; autocommit is its default.
+        row = await pool.fetchrow(sql, *(given[name] for name in names))
         if row is None:
             return None
         list_id, patient_id, version, updated, expires, text, identifier_value = row
@@ -134,6 +142,6 @@ class AuditedListReader:
         )
 
     async def close(self) -> None:
-        if self._opened:
+        if self._pool is not None:
             await self._pool.close()
-            self._opened = False
+            self._pool = None
