@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -83,7 +84,19 @@ class Ctx:
 
     @property
     def base(self) -> str:
-        return str(self.request.base_url).rstrip("/") + "/fhir"
+        """This server's FHIR base as the client addressed it (``http://host:port/fhir``).
+
+        Read from the ASGI scope directly: Starlette's ``base_url`` builds and parses a URL
+        object, which costs more than the hot read's database round trip.
+        """
+        scope = self.request.scope
+        host = next((v for k, v in scope["headers"] if k == b"host"), None)
+        if host is None:
+            server = scope.get("server") or ("localhost", 80)
+            authority = f"{server[0]}:{server[1]}"
+        else:
+            authority = host.decode("latin-1")
+        return f"{scope['scheme']}://{authority}{scope.get('root_path', '')}/fhir"
 
     @property
     def path(self) -> Mapping[str, str]:
@@ -101,7 +114,8 @@ class Ctx:
 
     def query(self, allowed: set[str]) -> dict[str, str]:
         """The search parameters, refusing any this server does not support."""
-        params = dict(self.request.query_params)
+        raw = self.request.scope["query_string"].decode("latin-1")
+        params = dict(parse_qsl(raw, keep_blank_values=True))
         unknown = sorted(set(params) - allowed - {"_format"})
         if unknown:
             raise InvalidInput(
