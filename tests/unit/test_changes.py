@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,12 +25,10 @@ from pll.domain.errors import (
     VersionConflict,
 )
 from pll.domain.model import Author, Entry, ListVersion, MedicationList, Role, Touched
+from tests.unit.content import ATC, NOW, ONE_MORNING, PATIENT_ID, TWO_MORNING_EVENING
 
-ATC = "http://www.whocc.no/atc"
 LIST_ID = "list-1"
-PATIENT_ID = "patient-1"
 
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 LATER = NOW + timedelta(hours=3)
 NEXT_DAY = NOW + timedelta(days=1)
 
@@ -44,21 +42,6 @@ NURSE = Author("Nina Sykepleier", Role.NURSE, hpr="565509912")
 PHARMACIST = Author("Per Farmasøyt", Role.PHARMACIST, hpr="565508011")
 PATIENT = Author("Tore Testesen", Role.PATIENT, pid="13116900216")
 NOT_DOCTORS = [NURSE, PHARMACIST, PATIENT]
-
-ONE_MORNING = [
-    {
-        "text": "1 tablett morgen",
-        "timing": {"repeat": {"when": ["MORN"]}},
-        "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablett"}}],
-    }
-]
-TWO_MORNING_EVENING = [
-    {
-        "text": "2 tabletter morgen og kveld",
-        "timing": {"repeat": {"when": ["MORN", "EVE"]}},
-        "doseAndRate": [{"doseQuantity": {"value": 2, "unit": "tablett"}}],
-    }
-]
 
 
 # -- builders ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Contents are shaped like the stored MedicationStatements the service hands to ``
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pll.domain.changes import ListChange, start_list
@@ -20,28 +20,11 @@ from pll.domain.diff import (
     medication_name,
 )
 from pll.domain.model import Author, MedicationList, Role
+from tests.unit.content import ATC, NOW, ONE_MORNING, PATIENT_ID, TWO_MORNING_EVENING
 
-ATC = "http://www.whocc.no/atc"
 TREATMENT_TYPE = "urn:oid:2.16.578.1.12.4.1.1.9101"
-PATIENT_ID = "patient-1"
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 GP = Author("Kari Fastlege", Role.DOCTOR, hpr="565501872", org_name="Legesenteret Nord")
 NO_STATE: dict[str, str | None] = {"paused": None, "confirmed": None}
-
-ONE_MORNING = [
-    {
-        "text": "1 tablett morgen",
-        "timing": {"repeat": {"when": ["MORN"]}},
-        "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablett"}}],
-    }
-]
-TWO_MORNING_EVENING = [
-    {
-        "text": "2 tabletter morgen og kveld",
-        "timing": {"repeat": {"when": ["MORN", "EVE"]}},
-        "doseAndRate": [{"doseQuantity": {"value": 2, "unit": "tablett"}}],
-    }
-]
 
 
 def statement(
