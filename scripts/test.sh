@@ -11,6 +11,12 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 
+# The benchmark's smoke test drives the server with wrk and PostgreSQL with pgbench.
+if ! command -v wrk >/dev/null || ! command -v pgbench >/dev/null; then
+  echo "installing wrk and pgbench"
+  apt-get update -qq && apt-get install -y -qq wrk postgresql-client >/dev/null
+fi
+
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== ruff format"; .venv/bin/ruff format --check src tests bench
 echo "== mypy"; .venv/bin/mypy
