@@ -162,6 +162,7 @@ def read_statement(access: Access, patient_id: str, now: datetime) -> Captured:
         "now": now.astimezone(UTC).replace(tzinfo=None),
         "actor": actor_json(access.actor),
         "pid": None,
+        "check": False,
     }
     return Captured(sql, params)
 

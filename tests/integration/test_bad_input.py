@@ -10,10 +10,12 @@ from tests.conftest import LiveServer, snapshot
 from tests.integration.builders import (
     DRUGS,
     FNR,
+    new_fnr,
     new_patient_with_list,
     ok,
     outcome_text,
     patient,
+    prescription,
     statement,
 )
 
@@ -444,3 +446,52 @@ def test_a_period_that_ends_before_it_starts(server: LiveServer, listed: dict[st
 
 def test_list_search_by_two_keys(server: LiveServer, listed: dict[str, Any]) -> None:
     _refused(server, "GET", f"/fhir/List?_id={listed['list']}&patient=someone-else", 400)
+
+
+def test_a_patient_cannot_probe_whether_someone_has_a_list(
+    server: LiveServer, listed: dict[str, Any]
+) -> None:
+    with server.client() as gp:
+        someone = gp.get(f"/fhir/Patient/{listed['pid']}").json()["identifier"][0]["value"]
+    nobody = new_fnr()
+    with server.client("patient", new_fnr()) as me:
+        for fnr in (someone, nobody):
+            r = me.get(
+                "/fhir/List", params={"patient.identifier": f"{FNR}|{fnr}", "_include": "List:item"}
+            )
+            assert r.status_code == 403, (fnr, r.text)
+
+
+def test_values_coerced_by_the_model_are_refused(
+    server: LiveServer, listed: dict[str, Any]
+) -> None:
+    body = prescription(f"Patient/{listed['pid']}", *DRUGS[1])
+    body["dispenseRequest"] = {"numberOfRepeatsAllowed": "3"}
+    body["substitution"] = {"allowedBoolean": "false"}
+    text, expr = _refused(server, "POST", "/fhir/MedicationRequest", 400, body=body)
+    assert "not valid FHIR JSON as sent" in text
+    assert expr == ["MedicationRequest.dispenseRequest.numberOfRepeatsAllowed"]
+
+
+@pytest.mark.parametrize("host", ['x","injected":"1', "evil.example/phish?", ""])
+def test_a_strange_host_header_never_reaches_a_response(
+    server: LiveServer, listed: dict[str, Any], host: str
+) -> None:
+    import http.client
+
+    port = int(server.base.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("GET", f"/fhir/List?patient={listed['pid']}&_include=List:item", skip_host=True)
+    conn.putheader("Host", host)
+    conn.putheader("Authorization", f"Bearer {server.token('gp')}")
+    conn.endheaders()
+    response = conn.getresponse()
+    body = response.read().decode()
+    conn.close()
+    assert response.status == 200
+    assert "injected" not in body
+    assert "evil.example" not in body
+    import json
+
+    urls = [e["fullUrl"] for e in json.loads(body)["entry"]]
+    assert all(u.startswith(f"http://127.0.0.1:{port}/fhir/") for u in urls)

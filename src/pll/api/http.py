@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -56,6 +57,25 @@ FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 VERSION_ID = re.compile(r"[0-9]{1,9}")
 
 
+_HOST = re.compile(r"(?:[A-Za-z0-9\-.]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@lru_cache(maxsize=256)
+def fhir_base(scheme: str, host: str, server: tuple[Any, ...], root_path: str) -> str:
+    """The FHIR base URL for a request: the Host header when it is a well-formed host
+    (anything else could put foreign text into fullUrls and Location headers), else the
+    address the server listens on."""
+    if not _HOST.fullmatch(host):
+        if len(server) == 2:
+            name, port = str(server[0]), int(server[1])
+            name = f"[{name}]" if ":" in name else name
+            host = name if _DEFAULT_PORTS.get(scheme) == port else f"{name}:{port}"
+        else:
+            host = "localhost"
+    return f"{scheme}://{host}{root_path.rstrip('/')}/fhir"
+
+
 def check_id(value: str, where: str) -> str:
     if not FHIR_ID.fullmatch(value):
         raise InvalidInput(f"{value[:80]!r} is not a FHIR id (1-64 of A-Z a-z 0-9 - .).", where)
@@ -90,13 +110,13 @@ class Ctx:
         object, which costs more than the hot read's database round trip.
         """
         scope = self.request.scope
-        host = next((v for k, v in scope["headers"] if k == b"host"), None)
-        if host is None:
-            server = scope.get("server") or ("localhost", 80)
-            authority = f"{server[0]}:{server[1]}"
-        else:
-            authority = host.decode("latin-1")
-        return f"{scope['scheme']}://{authority}{scope.get('root_path', '')}/fhir"
+        host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+        return fhir_base(
+            scope.get("scheme", "http"),
+            host.decode("latin-1"),
+            tuple(scope.get("server") or ()),
+            scope.get("root_path", ""),
+        )
 
     @property
     def path(self) -> Mapping[str, str]:

@@ -10,6 +10,7 @@ lost, and two writes that mean the same still compare equal as Python values (``
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -51,7 +52,11 @@ def _path(resource_type: str, loc: tuple[int | str, ...]) -> str:
 
 
 def validate(data: Any, expected: str | tuple[str, ...]) -> dict[str, Any]:
-    """Check ``data`` is a FHIR resource of an expected type; return it normalised."""
+    """Check ``data`` is a FHIR resource of an expected type, exactly as sent; return it.
+
+    The models accept some values by coercing them ("3" for an integer, "true" for a
+    boolean); FHIR JSON does not, so a value the model had to change is refused.
+    """
     kinds = (expected,) if isinstance(expected, str) else expected
     if not isinstance(data, dict):
         raise InvalidInput(f"Expected a JSON object holding a {' or '.join(kinds)} resource.")
@@ -63,14 +68,73 @@ def validate(data: Any, expected: str | tuple[str, ...]) -> dict[str, Any]:
         )
     model = get_fhir_model_class(rtype)
     try:
-        model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         problems: list[tuple[str, str | None]] = [
             (_message(err), _path(rtype, tuple(err["loc"]))) for err in exc.errors()
         ]
         (message, where), *rest = problems
         raise InvalidInput(message, where, others=rest) from None
+    where = _first_difference(data, parsed.model_dump(mode="json", exclude_none=True), rtype)
+    if where is not None:
+        raise InvalidInput(
+            "This value is not valid FHIR JSON as sent: a number, boolean or object must not "
+            "be given as a string (or the other way round), and elements are never null or "
+            "empty.",
+            where,
+        )
     return data
+
+
+def _first_difference(sent: Any, valid: Any, path: str) -> str | None:
+    """Where the resource as sent differs from the model's reading of it, if anywhere."""
+    if isinstance(sent, dict) and isinstance(valid, dict):
+        keys = sent.keys() | valid.keys()
+        return next(
+            (
+                found
+                for key in sorted(keys)
+                if (found := _difference_at(sent, valid, key, f"{path}.{key}"))
+            ),
+            None,
+        )
+    if isinstance(sent, list) and isinstance(valid, list) and len(sent) == len(valid):
+        return next(
+            (
+                found
+                for i, (a, b) in enumerate(zip(sent, valid, strict=True))
+                if (found := _first_difference(a, b, f"{path}[{i}]"))
+            ),
+            None,
+        )
+    return None if _same_value(sent, valid) else path
+
+
+def _difference_at(sent: dict[str, Any], valid: dict[str, Any], key: str, path: str) -> str | None:
+    if key not in sent or key not in valid:
+        return path
+    return _first_difference(sent[key], valid[key], path)
+
+
+def _same_value(sent: Any, valid: Any) -> bool:
+    """Whether a value reads the same after validation: ``1`` and ``1.0`` are one JSON
+    number, and an instant may be written back in another (equal) form; a string is never
+    the same as a number or a boolean."""
+    numbers = (int, float)
+    if isinstance(sent, bool) or isinstance(valid, bool):
+        return type(sent) is type(valid) and sent == valid
+    if isinstance(sent, numbers) and isinstance(valid, numbers):
+        return bool(sent == valid)
+    if isinstance(sent, str) and isinstance(valid, str):
+        return sent == valid or _same_instant(sent, valid)
+    return type(sent) is type(valid) and sent == valid
+
+
+def _same_instant(a: str, b: str) -> bool:
+    try:
+        return datetime.fromisoformat(a) == datetime.fromisoformat(b)
+    except (ValueError, TypeError):
+        return False
 
 
 def _message(err: Any) -> str:

@@ -523,15 +523,15 @@ class PLLService:
         list id, patient id or the patient's fødselsnummer/D-nummer: one keyed lookup plus
         its audit row (DESIGN §6). See :mod:`pll.services.reads` for the same read on the
         event loop."""
-        key, value, system = read_key(list_id, patient_id, identifier)
+        key, value, system = read_key(access, list_id, patient_id, identifier)
         for _ in range(2):
             with self.db.read() as conn:
                 row = repo.list_document(conn, key, value, document=document, system=system)
                 if row is None:
                     return None
+                access.check_read(row.identifier_value)
                 now = self.clock()
                 if row.expires_at is None or row.expires_at > now:
-                    access.check_read(row.identifier_value)
                     repo.audit(conn, now, access.actor, "read", "List", row.id, row.patient_id)
                     return Stored(row.text, row.version, row.updated_at, row.patient_id)
             self.expire(row.id)
@@ -743,11 +743,19 @@ def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:
 
 
 def read_key(
-    list_id: str | None, patient_id: str | None, identifier: tuple[str | None, str] | None
+    access: Access,
+    list_id: str | None,
+    patient_id: str | None,
+    identifier: tuple[str | None, str] | None,
 ) -> tuple[str, str, str | None]:
-    """How a current-list read finds the list: (key kind, value, identifier system)."""
+    """How a current-list read finds the list: (key kind, value, identifier system).
+
+    A patient naming someone else's fødselsnummer is refused before any lookup, so the
+    answer cannot tell whether that person has a PLL.
+    """
     if identifier is not None:
         parsed = parse_person_identifier(identifier[0], identifier[1], "patient.identifier")
+        access.check_read(parsed.value)
         return "identifier", parsed.value, parsed.system
     if list_id is not None:
         return "list", list_id, None

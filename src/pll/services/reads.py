@@ -46,7 +46,7 @@ class ListReads:
         )
         if self.fast is None:
             return await anyio.to_thread.run_sync(slow)
-        key, value, system = read_key(list_id, patient_id, identifier)
+        key, value, system = read_key(access, list_id, patient_id, identifier)
         now = self.service.clock()
         row = await self.fast.read(
             key,
@@ -56,13 +56,14 @@ class ListReads:
             now=now,
             system=system,
             pid=access.actor.pid if access.needs_identity_check else None,
+            check=access.needs_identity_check,
         )
         if row is None:
             return None
+        access.check_read(row.identifier_value)
         if row.expired(now):
             # Not logged yet: the slow path lets the old entries go, then reads and logs.
             return await anyio.to_thread.run_sync(slow)
-        access.check_read(row.identifier_value)
         return Stored(row.text, row.version, row.updated, row.patient_id)
 
     async def close(self) -> None:

@@ -39,7 +39,7 @@ WITH d AS (
     INSERT INTO audit_event (recorded_at, actor, action, resource_type, resource_id, patient_id)
     SELECT %(now)s, %(actor)s, 'read', 'List', d.id, d.patient_id FROM d
     WHERE (d.expires_at IS NULL OR d.expires_at > %(now)s)
-      AND (%(pid)s::text IS NULL OR d.identifier_value = %(pid)s)
+      AND (NOT %(check)s::boolean OR d.identifier_value = %(pid)s::text)
 )
 SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value FROM d
 """
@@ -83,6 +83,8 @@ class ListRow:
 
 def _naive_utc(moment: datetime) -> datetime:
     # The schema keeps UTC without a time zone (see schema.UTCDateTime).
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given for a UTC column")
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -99,10 +101,18 @@ class AuditedListReader:
         self._dsn = dsn
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening = asyncio.Lock()
 
     async def _open(self) -> asyncpg.Pool:
-        async with self._lock:
+        # A pool belongs to the event loop it was made on; a server has one loop per
+        # worker process, but a caller on another loop (a test client) gets its own pool.
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._pool = None
+            self._opening = asyncio.Lock()
+        async with self._opening:  # requests arriving together share one new pool
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
                     self._dsn, min_size=1, max_size=self._max_size, reset=_keep
@@ -119,13 +129,23 @@ class AuditedListReader:
         now: datetime,
         system: str | None = None,
         pid: str | None = None,
+        check: bool = False,
     ) -> ListRow | None:
         """The stored List or list document by ``key`` (list/patient/identifier), with its
-        audit row for ``actor`` unless ``pid`` (a patient's own identifier) does not match
-        or the document has expired."""
-        pool = self._pool or await self._open()
+        audit row for ``actor`` unless the document has expired or, with ``check``, the
+        list is not that of the patient ``pid`` (a missing ``pid`` matches nobody)."""
+        pool = self._pool
+        if pool is None or self._loop is not asyncio.get_running_loop():
+            pool = await self._open()
         sql, names = _POSITIONAL[(key, "document" if document else "list_json")]
-        given = {"key": value, "system": system, "now": _naive_utc(now), "actor": actor, "pid": pid}
+        given = {
+            "key": value,
+            "system": system,
+            "now": _naive_utc(now),
+            "actor": actor,
+            "pid": pid,
+            "check": check,
+        }
         # asyncpg prepares and caches the statement per connection; autocommit is its default.
         row = await pool.fetchrow(sql, *(given[name] for name in names))
         if row is None:
@@ -142,6 +162,6 @@ class AuditedListReader:
         )
 
     async def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._loop is asyncio.get_running_loop():
             await self._pool.close()
-            self._pool = None
+        self._pool = None
