@@ -3,6 +3,8 @@
 Handlers are plain functions ``(ctx) -> Response`` that run in a worker thread (the services
 are synchronous); :func:`endpoint` wraps them so every refusal becomes the same
 OperationOutcome with the right status, and nothing a handler raises leaks a stack trace.
+The hot current-list reads are coroutines that stay on the event loop
+(:func:`async_endpoint`), with the same authentication, checks and errors.
 """
 
 from __future__ import annotations
@@ -55,8 +57,6 @@ MAX_COUNT = 500
 #: FHIR R4 id (https://hl7.org/fhir/R4/datatypes.html#id) and our version ids.
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 VERSION_ID = re.compile(r"[0-9]{1,9}")
-
-
 _HOST = re.compile(r"(?:[A-Za-z0-9\-.]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

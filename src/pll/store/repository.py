@@ -95,12 +95,6 @@ def insert_patient(
     )
 
 
-def list_patients(conn: Connection, limit: int, offset: int) -> Sequence[Row[Any]]:
-    return conn.execute(
-        select(patient).order_by(patient.c.created_at, patient.c.id).limit(limit).offset(offset)
-    ).all()
-
-
 # -- lists ---------------------------------------------------------------------------------
 
 
