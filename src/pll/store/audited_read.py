@@ -52,7 +52,7 @@ STATEMENTS = {
 
 
 def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
-    """The statement with asyncpg's ``$n`` placeholders, and the parameter names in order."""
+    """The statement with asyncpg's ``$n`` parameters, and the parameter names in order."""
     names: list[str] = []
 
     def number(match: re.Match[str]) -> str:
