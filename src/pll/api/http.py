@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pll.auth.access import Access
-from pll.auth.tokens import Unauthenticated, Verifier
+from pll.auth.tokens import Verifier
 from pll.domain.errors import (
     Conflict,
     DomainError,
@@ -34,6 +34,7 @@ from pll.domain.errors import (
     InvalidInput,
     NotFound,
     PreconditionRequired,
+    Unauthenticated,
     VersionConflict,
 )
 from pll.fhir.outcome import from_error, issue, outcome

@@ -17,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pll.domain.errors import DomainError
+from pll.domain.errors import Unauthenticated
 from pll.domain.model import Author, Role
 
 ISSUER = "pll-dev"
@@ -35,10 +35,6 @@ AUTHORIZATIONS = {
     "FA1": Role.PHARMACIST,
     "FA2": Role.PHARMACIST,
 }
-
-
-class Unauthenticated(DomainError):
-    """No usable credentials: the client must (re)authenticate."""
 
 
 @dataclass(frozen=True)

@@ -49,5 +49,9 @@ class PreconditionRequired(DomainError):
     """A write to an existing resource came without the version it was based on."""
 
 
+class Unauthenticated(DomainError):
+    """No usable credentials: the client must (re)authenticate (HTTP 401)."""
+
+
 class Forbidden(DomainError):
     """The caller is known but may not do this."""
