@@ -24,7 +24,8 @@ import sqlalchemy as sa
 import uvicorn
 
 from pll.api.app import create_app
-from pll.auth.tokens import issue
+from pll.auth.audit import AuditKey
+from pll.auth.tokens import PERSONAS, issue
 from pll.config import Settings
 from pll.services.lists import PLLService
 from pll.store.db import Database, normalise_url
@@ -122,22 +123,30 @@ class LiveServer:
             self.tokens[key] = issue(self.data_dir, persona, pid)
         return self.tokens[key]
 
-    def client(self, persona: str = "gp", pid: str | None = None) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base,
-            headers={
-                "Authorization": f"Bearer {self.token(persona, pid)}",
-                "Content-Type": "application/fhir+json",
-            },
-            timeout=30,
-        )
+    def client(
+        self, persona: str = "gp", pid: str | None = None, basis: str | None = "HPBEHANDLINGSRELASJON"
+    ) -> httpx.Client:
+        """A client for ``persona``; health personnel state ``basis`` on every request
+        (treatment relationship unless told otherwise; ``None`` states none)."""
+        headers = {
+            "Authorization": f"Bearer {self.token(persona, pid)}",
+            "Content-Type": "application/fhir+json",
+        }
+        if basis is not None and PERSONAS[persona].hpr:
+            headers["X-PLL-Access-Basis"] = basis
+        return httpx.Client(base_url=self.base, headers=headers, timeout=30)
+
+    def seal(self) -> int:
+        return self.service.trail.seal()
 
 
 @pytest.fixture(scope="session")
 def live_server(database: Database, data_dir: Path, clock: Clock) -> Iterator[LiveServer]:
     """The real ASGI app on a real socket, sharing the test's database and clock."""
-    service = PLLService(database, clock=clock)
-    app = create_app(Settings(data_dir=data_dir, database_url=database.url), service)
+    service = PLLService(database, AuditKey.load(data_dir), clock=clock)
+    # No background sealer: tests seal when they mean to, and snapshots stay still.
+    settings = Settings(data_dir=data_dir, database_url=database.url, seal_interval=0)
+    app = create_app(settings, service)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

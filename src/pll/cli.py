@@ -1,4 +1,4 @@
-"""The ``pll`` command: serve, demo data, migrations and development tokens.
+"""The ``pll`` command: serve, demo data, migrations, development tokens, the audit trail.
 
 Configuration comes from the environment (``PLL_DATABASE_URL``, ``PLL_DATA_DIR``), so the
 server and ``pll token`` always agree on the key and the database.
@@ -7,10 +7,23 @@ server and ``pll token`` always agree on the key and the database.
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
 from pll.config import Settings
+from pll.domain.errors import DomainError
+
+
+def _personas() -> list[str]:
+    from pll.auth.tokens import PERSONAS
+
+    return list(PERSONAS)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _database(settings: Settings):  # type: ignore[no-untyped-def]
@@ -52,6 +65,7 @@ def serve(host: str, port: int, workers: int) -> None:
     from pll.auth.tokens import signing_key
 
     signing_key(settings.data_dir)  # made once here, not raced by several workers
+    settings.audit_key()
     click.echo(f"PLL serving FHIR at http://{host}:{port}/fhir ({workers} worker(s))")
     uvicorn.run(
         "pll.api.app:create_app",
@@ -77,7 +91,7 @@ def demo(patients: int, seed: int) -> None:
     settings = Settings.from_env()
     database = _database(settings)
     database.upgrade()
-    service = PLLService(database)
+    service = PLLService(database, settings.audit_key())
     with Progress() as progress:
         task = progress.add_task("demo patients", total=patients)
         numbers = create_demo(service, patients, seed, lambda n: progress.advance(task, n))
@@ -85,22 +99,132 @@ def demo(patients: int, seed: int) -> None:
 
 
 @main.command()
-@click.option(
-    "--persona",
-    required=True,
-    type=click.Choice(["gp", "hospital-doctor", "nurse", "pharmacist", "patient"]),
-)
+@click.option("--persona", required=True, type=click.Choice(list(_personas())))
 @click.option("--pid", default=None, help="fødselsnummer, for the patient persona")
 @click.option("--ttl", default=8 * 3600, show_default=True, type=int, help="lifetime in seconds")
-def token(persona: str, pid: str | None, ttl: int) -> None:
+@click.option(
+    "--dpop-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="bind the token to this EC P-256 key (PEM; made if missing): send it with DPoP proofs",
+)
+def token(persona: str, pid: str | None, ttl: int, dpop_key: Path | None) -> None:
     """Print a development access token for a persona."""
     from pll.auth.tokens import issue
 
     settings = Settings.from_env()
     try:
-        click.echo(issue(settings.data_dir, persona, pid, ttl))
+        click.echo(issue(settings.data_dir, persona, pid, ttl, dpop_key_file=dpop_key))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+@main.command("dpop-proof")
+@click.option(
+    "--dpop-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--method", required=True, help="the request's HTTP method")
+@click.option("--url", required=True, help="the request's URL")
+@click.option("--token", "access_token", required=True, help="the DPoP-bound access token")
+def dpop_proof(dpop_key: Path, method: str, url: str, access_token: str) -> None:
+    """Print a one-time DPoP proof (RFC 9449) for one request, for curl and the like."""
+    from pll.auth.dpop import make_proof
+    from pll.auth.tokens import dpop_key as load_key
+
+    try:
+        key = load_key(dpop_key)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(make_proof(key, method=method.upper(), url=url, access_token=access_token))
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit trail."""
+
+
+@audit.command("seal")
+def audit_seal() -> None:
+    """Link every audit record not yet sealed into the hash chain."""
+    from pll.services.audit import AuditTrail
+
+    settings = Settings.from_env()
+    trail = AuditTrail(_database(settings), settings.audit_key(), _now)
+    click.echo(f"sealed {trail.seal()} record(s)")
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check every record's MAC and the chain; exit 1 naming the first broken record."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from pll.services.audit import AuditTrail
+
+    settings = Settings.from_env()
+    trail = AuditTrail(_database(settings), settings.audit_key(), _now)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("verifying audit records", total=None)
+        result = trail.verify(
+            lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    table = Table(title="Audit trail")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("records", str(result.records))
+    table.add_row("sealed in the chain", str(result.records - result.unsealed))
+    table.add_row("not yet sealed", str(result.unsealed))
+    table.add_row("from before MACs (migration 0002)", str(result.legacy))
+    table.add_row("chain head", result.head)
+    Console().print(table)
+    if result.ok:
+        click.echo("audit trail intact")
+        return
+    first_id, first = result.problems[0]
+    click.echo(
+        f"BROKEN at record id {first_id}: {first}" if first_id else f"BROKEN: {first}", err=True
+    )
+    for _, message in result.problems[1:10]:
+        click.echo(f"  also: {message}", err=True)
+    if len(result.problems) > 10:
+        click.echo(f"  ... and {len(result.problems) - 10} more", err=True)
+    sys.exit(1)
+
+
+@main.group()
+def proxy() -> None:
+    """Proxies (fullmakt): who may act for a patient on the patient view."""
+
+
+@proxy.command("add")
+@click.option("--holder", required=True, help="fødselsnummer of the person given the proxy")
+@click.option("--patient", required=True, help="fødselsnummer of the patient")
+def proxy_add(holder: str, patient: str) -> None:
+    """Register that HOLDER may act for PATIENT (from the national proxy register)."""
+    from pll.services.access import register_proxy
+
+    settings = Settings.from_env()
+    try:
+        added = register_proxy(_database(settings), holder, patient, add=True)
+    except DomainError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo("proxy registered" if added else "proxy was already registered")
+
+
+@proxy.command("remove")
+@click.option("--holder", required=True)
+@click.option("--patient", required=True)
+def proxy_remove(holder: str, patient: str) -> None:
+    """End a proxy."""
+    from pll.services.access import register_proxy
+
+    settings = Settings.from_env()
+    try:
+        removed = register_proxy(_database(settings), holder, patient, add=False)
+    except DomainError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo("proxy removed" if removed else "no such proxy")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,12 +6,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pll.auth.audit import AuditKey
+from pll.auth.jwks import Issuer, KeySet
+from pll.auth.tokens import AUDIENCE, Authenticator, dev_issuer
 from pll.store.db import sqlite_url
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
 class Settings:
-    #: Where the embedded database and the development signing key live (``PLL_DATA_DIR``).
+    #: Where the embedded database and the development keys live (``PLL_DATA_DIR``).
     data_dir: Path
     #: SQLAlchemy URL (``PLL_DATABASE_URL``); SQLite inside ``data_dir`` when unset.
     database_url: str
@@ -19,10 +29,58 @@ class Settings:
     #: Threads beyond a few mostly wait for Python's GIL: at N=100,000 writes went from
     #: ~225/s with 40 threads to ~366/s with 4 (bench/, two workers on two cores).
     threads: int = 4
+    #: Trust development tokens from ``pll token`` (``PLL_DEV_AUTH``, default on). Turn it
+    #: off in any deployment that holds real patients.
+    dev_auth: bool = True
+    #: A HelseID-style issuer to trust (``PLL_ISSUER``, the ``iss`` of its tokens).
+    issuer: str | None = None
+    #: Its keys: a JWKS URL or file (``PLL_JWKS``); by OpenID discovery from the issuer when
+    #: unset.
+    jwks: str | None = None
+    #: The ``aud`` tokens must carry (``PLL_AUDIENCE``).
+    audience: str = AUDIENCE
+    #: Accept plain Bearer tokens besides DPoP-bound ones (``PLL_ALLOW_BEARER``, default on).
+    allow_bearer: bool = True
+    #: A scope every token must hold (``PLL_REQUIRED_SCOPE``), such as ``nhn:pll/api``.
+    required_scope: str | None = None
+    #: Seconds between sealing runs of the audit chain (``PLL_SEAL_INTERVAL``; 0 turns the
+    #: sealer off in this process, as when another process or ``pll audit seal`` does it).
+    seal_interval: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
         data_dir = Path(os.environ.get("PLL_DATA_DIR", "./pll-data")).resolve()
         url = os.environ.get("PLL_DATABASE_URL") or sqlite_url(data_dir)
         threads = int(os.environ.get("PLL_THREADS", "4"))
-        return cls(data_dir=data_dir, database_url=url, threads=threads)
+        return cls(
+            data_dir=data_dir,
+            database_url=url,
+            threads=threads,
+            dev_auth=_flag("PLL_DEV_AUTH", default=True),
+            issuer=os.environ.get("PLL_ISSUER") or None,
+            jwks=os.environ.get("PLL_JWKS") or None,
+            audience=os.environ.get("PLL_AUDIENCE") or AUDIENCE,
+            allow_bearer=_flag("PLL_ALLOW_BEARER", default=True),
+            required_scope=os.environ.get("PLL_REQUIRED_SCOPE") or None,
+            seal_interval=float(os.environ.get("PLL_SEAL_INTERVAL", "1")),
+        )
+
+    def audit_key(self) -> AuditKey:
+        return AuditKey.load(self.data_dir)
+
+    def authenticator(self) -> Authenticator:
+        """The trusted issuers: the development one unless turned off, and ``PLL_ISSUER``."""
+        issuers = [dev_issuer(self.data_dir)] if self.dev_auth else []
+        if self.issuer:
+            if self.jwks and "://" in self.jwks:
+                keys = KeySet.from_url(self.jwks)
+            elif self.jwks:
+                keys = KeySet.from_file(Path(self.jwks))
+            else:
+                keys = KeySet.from_issuer(self.issuer)
+            issuers.append(Issuer(self.issuer, self.audience, keys))
+        if not issuers:
+            raise ValueError("No token issuer is trusted: set PLL_ISSUER or PLL_DEV_AUTH=1.")
+        return Authenticator(
+            issuers, allow_bearer=self.allow_bearer, required_scope=self.required_scope
+        )

@@ -1,55 +1,185 @@
-"""Development tokens: what is accepted, what is refused."""
+"""Access tokens: HelseID claims become callers; DPoP binding; what is refused."""
 
 from __future__ import annotations
 
 import base64
-import json
+import time
 from pathlib import Path
+from typing import Any
 
+import jwt
+import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from pll.auth.tokens import Unauthenticated, Verifier, issue
+from pll.auth.dpop import make_proof
+from pll.auth.jwks import Issuer, KeySet, public_jwk
+from pll.auth.tokens import (
+    CLAIM_HPR,
+    CLAIM_HPR_DETAILS,
+    CLAIM_ORG_CHILD,
+    CLAIM_ORG_PARENT,
+    CLAIM_PID,
+    CLAIM_SECURITY_LEVEL,
+    Authenticator,
+    dev_issuer,
+    dpop_key,
+    hpr_details,
+    issue,
+)
+from pll.domain.errors import Forbidden, Unauthenticated
 from pll.domain.model import Role
 
+URL = "http://pll.test/fhir/List"
 
-def test_personas_become_authors(tmp_path: Path) -> None:
-    verifier = Verifier(tmp_path)
-    gp = verifier.verify(issue(tmp_path, "gp"))
+
+def _auth(tmp_path: Path, **kwargs: Any) -> Authenticator:
+    return Authenticator([dev_issuer(tmp_path)], **kwargs)
+
+
+def _bearer(auth: Authenticator, token: str) -> Any:
+    return auth.authenticate(f"Bearer {token}", None, "GET", URL)
+
+
+def test_personas_become_callers(tmp_path: Path) -> None:
+    auth = _auth(tmp_path)
+    gp = _bearer(auth, issue(tmp_path, "gp")).actor
     assert (gp.role, gp.hpr, gp.org_id) == (Role.DOCTOR, "9144889", "974600951")
-    assert verifier.verify(issue(tmp_path, "nurse")).role is Role.NURSE
-    assert verifier.verify(issue(tmp_path, "pharmacist")).role is Role.PHARMACIST
-    patient = verifier.verify(issue(tmp_path, "patient", "17855116340"))
-    assert (patient.role, patient.pid) == (Role.PATIENT, "17855116340")
+    assert _bearer(auth, issue(tmp_path, "nurse")).actor.role is Role.NURSE
+    assert _bearer(auth, issue(tmp_path, "pharmacist")).actor.role is Role.PHARMACIST
+    assert _bearer(auth, issue(tmp_path, "other-pharmacist")).actor.role is Role.PHARMACIST
+    patient = _bearer(auth, issue(tmp_path, "patient", "17855116340"))
+    assert (patient.actor.role, patient.actor.pid) == (Role.PATIENT, "17855116340")
+    assert patient.client_id == "pll-dev-client"
+    proxy = _bearer(auth, issue(tmp_path, "proxy")).actor
+    assert (proxy.role, proxy.pid) == (Role.PATIENT, "01889948113")
 
 
-def test_expired_token_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(Unauthenticated, match="expired"):
-        Verifier(tmp_path).verify(issue(tmp_path, "gp", ttl=-60))
-
-
-def test_token_from_another_key_is_refused(tmp_path: Path) -> None:
-    other = tmp_path / "other"
-    with pytest.raises(Unauthenticated, match="Signature"):
-        Verifier(tmp_path).verify(issue(other, "gp"))
-
-
-def test_unsigned_token_is_refused(tmp_path: Path) -> None:
-    good = issue(tmp_path, "gp")
-    header = (
-        base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-        .rstrip(b"=")
-        .decode()
+def _signed(tmp_path: Path, claims: dict[str, Any]) -> tuple[Authenticator, str]:
+    """A token from a second, HelseID-like issuer with its own key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    issuer = Issuer(
+        "https://helseid.test", "nhn:pll", KeySet.from_jwks({"keys": [public_jwk(key, "k1")]})
     )
-    unsigned = f"{header}.{good.split('.')[1]}."
-    with pytest.raises(Unauthenticated):
-        Verifier(tmp_path).verify(unsigned)
+    now = int(time.time())
+    base = {"iss": "https://helseid.test", "aud": "nhn:pll", "iat": now, "exp": now + 300}
+    token = jwt.encode(base | claims, key, algorithm="RS256", headers={"kid": "k1"})
+    return Authenticator([dev_issuer(tmp_path), issuer]), token
 
 
-def test_a_remembered_token_is_still_checked_for_expiry(tmp_path: Path) -> None:
-    verifier = Verifier(tmp_path)
-    token = issue(tmp_path, "gp", ttl=-20)  # expired, but within the clock-skew leeway
-    author = verifier.verify(token)
-    assert verifier.verify(token) is author  # remembered
-    verifier.LEEWAY = 0  # no more leeway: the remembered token must not outlive its expiry
+def test_helseid_claims_are_mapped(tmp_path: Path) -> None:
+    details = orjson.dumps(hpr_details("565501872", "LE")).decode()  # HelseID sends JSON text
+    auth, token = _signed(
+        tmp_path,
+        {
+            CLAIM_HPR: "565501872",
+            CLAIM_HPR_DETAILS: details,
+            CLAIM_PID: "13116900216",
+            CLAIM_SECURITY_LEVEL: "4",
+            CLAIM_ORG_PARENT: "983974724",
+            CLAIM_ORG_CHILD: "974557746",
+            "client_id": "journal-x",
+            "scope": "openid nhn:pll/api",
+            "name": "Lege Legesen",
+        },
+    )
+    caller = _bearer(auth, token)
+    assert caller.actor.role is Role.DOCTOR
+    assert (caller.actor.hpr, caller.actor.org_id, caller.client_id) == (
+        "565501872",
+        "974557746",  # the child organisation (the department) the doctor acts for
+        "journal-x",
+    )
+    assert caller.actor.pid is None  # a health worker is never taken for a patient
+
+
+def test_a_health_worker_without_a_served_profession_is_refused(tmp_path: Path) -> None:
+    auth, token = _signed(
+        tmp_path, {CLAIM_HPR: "565501872", CLAIM_HPR_DETAILS: hpr_details("565501872", "PS")}
+    )
+    with pytest.raises(Forbidden, match="authorisation"):
+        _bearer(auth, token)
+
+
+def test_a_patient_needs_security_level_4(tmp_path: Path) -> None:
+    auth = _auth(tmp_path)
+    with pytest.raises(Forbidden, match="security level 4"):
+        _bearer(auth, issue(tmp_path, "patient", "17855116340", security_level="3"))
+
+
+def test_a_required_scope_is_enforced(tmp_path: Path) -> None:
+    token = issue(tmp_path, "gp")
+    assert _bearer(_auth(tmp_path, required_scope="nhn:pll/api"), token)
+    with pytest.raises(Forbidden, match="scope"):
+        _bearer(_auth(tmp_path, required_scope="nhn:other/api"), token)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "Send an access token"),
+        ("Basic dXNlcjpwdw==", "Send an access token"),
+        ("Bearer ", "Send an access token"),
+        ("Bearer not.a.jwt", "access token"),
+    ],
+)
+def test_missing_or_malformed_credentials(tmp_path: Path, header: str | None, message: str) -> None:
+    with pytest.raises(Unauthenticated, match=message):
+        _auth(tmp_path).authenticate(header, None, "GET", URL)
+
+
+def test_expired_wrong_audience_and_foreign_key_are_refused(tmp_path: Path) -> None:
+    auth = _auth(tmp_path)
     with pytest.raises(Unauthenticated, match="expired"):
-        verifier.verify(token)
+        _bearer(auth, issue(tmp_path, "gp", ttl=-120))
+    with pytest.raises(Unauthenticated, match="audience"):
+        _bearer(auth, issue(tmp_path, "gp", audience="someone-else"))
+    with pytest.raises(Unauthenticated, match="signature"):
+        _bearer(auth, issue(tmp_path / "other", "gp"))
+
+
+def test_alg_none_is_refused(tmp_path: Path) -> None:
+    good = issue(tmp_path, "gp")
+    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    with pytest.raises(Unauthenticated):
+        _bearer(_auth(tmp_path), f"{header}.{good.split('.')[1]}.")
+
+
+def test_a_remembered_token_still_expires(tmp_path: Path) -> None:
+    auth = _auth(tmp_path)
+    token = issue(tmp_path, "gp", ttl=2)
+    first = _bearer(auth, token)
+    assert _bearer(auth, token) is first  # remembered, not verified again
+    time.sleep(2.1)
+    # past exp but inside the issuer's clock-skew leeway: verified again, not served stale
+    assert _bearer(auth, token) is not first
+
+
+def test_dpop_bound_tokens(tmp_path: Path) -> None:
+    key_file = tmp_path / "client-dpop.pem"
+    token = issue(tmp_path, "gp", dpop_key_file=key_file)
+    key = dpop_key(key_file)
+    auth = _auth(tmp_path)
+    proof = make_proof(key, method="GET", url=URL, access_token=token)
+    assert auth.authenticate(f"DPoP {token}", proof, "GET", URL).actor.hpr == "9144889"
+    with pytest.raises(Unauthenticated, match="used before"):
+        auth.authenticate(f"DPoP {token}", proof, "GET", URL)
+    with pytest.raises(Unauthenticated, match="bound to a DPoP key"):
+        auth.authenticate(f"Bearer {token}", None, "GET", URL)
+    with pytest.raises(Unauthenticated, match="needs a DPoP proof"):
+        auth.authenticate(f"DPoP {token}", None, "GET", URL)
+    other = make_proof(dpop_key(tmp_path / "stolen.pem"), method="GET", url=URL, access_token=token)
+    with pytest.raises(Unauthenticated):
+        auth.authenticate(f"DPoP {token}", other, "GET", URL)
+
+
+def test_an_unbound_token_cannot_pose_as_dpop(tmp_path: Path) -> None:
+    token = issue(tmp_path, "gp")
+    proof = make_proof(dpop_key(tmp_path / "k.pem"), method="GET", url=URL, access_token=token)
+    with pytest.raises(Unauthenticated, match="not bound"):
+        _auth(tmp_path).authenticate(f"DPoP {token}", proof, "GET", URL)
+
+
+def test_bearer_can_be_turned_off(tmp_path: Path) -> None:
+    with pytest.raises(Unauthenticated, match="use DPoP"):
+        _bearer(_auth(tmp_path, allow_bearer=False), issue(tmp_path, "gp"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -26,12 +27,14 @@ from pll.api.http import (
     endpoint,
     fhir_response,
 )
-from pll.auth.tokens import Verifier
+from pll.auth.tokens import jwks_path
 from pll.config import Settings
 from pll.fhir.outcome import issue, outcome
 from pll.services.lists import PLLService
 from pll.services.reads import ListReads
 from pll.store.db import Database
+
+log = logging.getLogger("pll.api")
 
 
 def _software_version() -> str:
@@ -57,6 +60,12 @@ def healthz(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
+async def dev_jwks(request: Request) -> Response:
+    """The development issuer's public keys (``pll token``), as a JWKS (RFC 7517 §5)."""
+    path = jwks_path(request.app.state.data_dir)
+    return Response(path.read_bytes(), media_type="application/jwk-set+json")
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     """Unknown paths and methods answer in FHIR too."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -79,18 +88,34 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     settings = settings or Settings.from_env()
     if service is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        service = PLLService(Database(settings.database_url))
+        service = PLLService(Database(settings.database_url), settings.audit_key())
     routes = [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
     ]
+    if settings.dev_auth:
+        routes.append(Route("/dev/jwks.json", dev_jwks, methods=["GET"]))
     reads = ListReads(service)
+    trail = service.trail
+
+    async def seal_forever() -> None:
+        # Links new audit records into the chain about once a second (pll.auth.audit).
+        while True:
+            await anyio.sleep(settings.seal_interval)
+            try:
+                await anyio.to_thread.run_sync(trail.seal)
+            except Exception:
+                log.exception("sealing the audit trail failed; retrying")
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        yield
+        async with anyio.create_task_group() as tasks:
+            if settings.seal_interval > 0:
+                tasks.start_soon(seal_forever)
+            yield
+            tasks.cancel_scope.cancel()
         await reads.close()
 
     app = Starlette(
@@ -98,5 +123,6 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     )
     app.state.service = service
     app.state.reads = reads
-    app.state.verifier = Verifier(settings.data_dir)
+    app.state.authenticator = settings.authenticator()
+    app.state.data_dir = settings.data_dir
     return app

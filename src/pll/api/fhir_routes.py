@@ -13,11 +13,13 @@ from typing import Any
 from starlette.responses import Response
 
 from pll.api.http import AsyncHandler, Ctx, Handler, check_id, check_version, fhir_response
+from pll.auth.access import BASIS_HEADER, Basis
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import bundles
 from pll.fhir.systems import PLL_BASE
 from pll.fhir.validate import validate
 from pll.services import transaction
+from pll.services.access import PatientAccess
 from pll.services.lists import ChangeResult, Op, Stored, Written
 from pll.services.transaction import parse_if_match
 
@@ -312,6 +314,48 @@ def transaction_post(ctx: Ctx) -> Response:
     return fhir_response(transaction.run(ctx.service, ctx.access, ctx.json(), ctx.reason()))
 
 
+# -- the patient's blocks and access log -----------------------------------------------------
+
+
+def consent_create(ctx: Ctx) -> Response:
+    stored = PatientAccess(ctx.service).block(ctx.access, ctx.json())
+    return fhir_response(
+        stored, 201, version=1, location=f"{ctx.base}/Consent/{stored['id']}/_history/1"
+    )
+
+
+def consent_read(ctx: Ctx) -> Response:
+    return fhir_response(PatientAccess(ctx.service).read_block(ctx.access, ctx.path["id"]))
+
+
+def consent_delete(ctx: Ctx) -> Response:
+    """Unblock: the Consent becomes ``inactive`` and stays in the patient's record."""
+    return fhir_response(PatientAccess(ctx.service).unblock(ctx.access, ctx.path["id"]))
+
+
+def consent_search(ctx: Ctx) -> Response:
+    params = ctx.query(searchable("Consent"))
+    patient_id = _patient_param(ctx, params)
+    items = PatientAccess(ctx.service).blocks(ctx.access, patient_id) if patient_id else []
+    return fhir_response(
+        bundles.search_bundle(ctx.base, items, len(items), str(ctx.request.url), None)
+    )
+
+
+def audit_event_search(ctx: Ctx) -> Response:
+    """The patient's access log: who read or changed their data, when, on what basis."""
+    params = ctx.query(searchable("AuditEvent"))
+    count, offset = ctx.paging(params)
+    patient_id = _patient_param(ctx, params)
+    total, items = (
+        PatientAccess(ctx.service).access_log(ctx.access, patient_id, count, offset)
+        if patient_id
+        else (0, [])
+    )
+    self_url, next_url = ctx.page_urls(count, offset, total)
+    return fhir_response(bundles.search_bundle(ctx.base, items, total, self_url, next_url))
+
+
 # -- the route table -----------------------------------------------------------------------
 
 
@@ -350,6 +394,11 @@ def _routes() -> list[FhirRoute]:
         ),
         FhirRoute("/fhir/Provenance", "GET", provenance_search, "Provenance", "search-type"),
         FhirRoute("/fhir/Provenance/{id}", "GET", provenance_read, "Provenance", "read"),
+        FhirRoute("/fhir/Consent", "POST", consent_create, "Consent", "create"),
+        FhirRoute("/fhir/Consent", "GET", consent_search, "Consent", "search-type"),
+        FhirRoute("/fhir/Consent/{id}", "GET", consent_read, "Consent", "read"),
+        FhirRoute("/fhir/Consent/{id}", "DELETE", consent_delete, "Consent", "delete"),
+        FhirRoute("/fhir/AuditEvent", "GET", audit_event_search, "AuditEvent", "search-type"),
     ]
     for rtype in LIST_RESOURCES:
         h = _resource_handlers(rtype)
@@ -397,6 +446,8 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
         *PAGING,
         ("_upto", "number", "the newest list version the pages cover (set by next links)"),
     ],
+    "Consent": BY_PATIENT,
+    "AuditEvent": [*BY_PATIENT, *PAGING],
 }
 
 
@@ -479,8 +530,17 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                             ]
                         }
                     ],
-                    "description": "Bearer JWT access tokens "
-                    "(development keys for now; HelseID to come).",
+                    "description": (
+                        "HelseID access tokens (JWT: RS256, PS256, ES256), sent as "
+                        "Authorization: DPoP <token> with a DPoP proof (RFC 9449) or, where "
+                        "allowed, Bearer <token>. Health personnel state the basis of every "
+                        f"access in the {BASIS_HEADER} header: "
+                        + ", ".join(f"{b.value} ({b.display})" for b in Basis)
+                        + ". Without a basis there is no data. Patients (security level 4) "
+                        "read their own list, its history and its access log "
+                        "(AuditEvent?patient=), block named health workers (Consent), and "
+                        "act for those they hold a proxy for."
+                    ),
                 },
                 "resource": resources,
                 "interaction": [{"code": "transaction"}],

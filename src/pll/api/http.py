@@ -25,8 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pll.auth.access import Access
-from pll.auth.tokens import Verifier
+from pll.auth.access import BASIS_HEADER, Access, parse_basis
+from pll.auth.tokens import Authenticator
 from pll.domain.errors import (
     Conflict,
     DomainError,
@@ -234,7 +234,11 @@ def error_response(error: DomainError) -> Response:
         (code for kind, code in STATUS if isinstance(error, kind)),
         415 if isinstance(error, UnsupportedMedia) else 400,
     )
-    headers = {"WWW-Authenticate": 'Bearer realm="pll"'} if status == 401 else None
+    headers = (
+        {"WWW-Authenticate": 'DPoP algs="ES256 RS256 PS256", Bearer realm="pll"'}
+        if status == 401
+        else None
+    )
     return fhir_response(from_error(error), status, headers=headers)
 
 
@@ -270,7 +274,7 @@ def async_endpoint(handler: AsyncHandler) -> Callable[[Request], Any]:
 
 def _context(request: Request, body: bytes) -> Ctx:
     """Authenticate and check the path's ids: what every handler can rely on."""
-    access = _authenticate(request, request.app.state.verifier)
+    access = _authenticate(request, request.app.state.authenticator)
     for name, value in request.path_params.items():
         if name == "vid":
             check_version(value, "versionId")
@@ -303,11 +307,19 @@ def _internal_error(request: Request) -> Response:
     )
 
 
-def _authenticate(request: Request, verifier: Verifier) -> Access:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated(
-            "Send an access token: Authorization: Bearer <token> (`pll token` makes one)."
-        )
-    return Access(verifier.verify(token.strip()))
+def _authenticate(request: Request, authenticator: Authenticator) -> Access:
+    """Who is calling, through which client, on what basis: decided once per request."""
+    headers = request.headers
+    scope = request.scope
+    host = headers.get("host", "")
+    base = fhir_base(
+        scope.get("scheme", "http"), host, tuple(scope.get("server") or ()), ""
+    ).removesuffix("/fhir")
+    caller = authenticator.authenticate(
+        headers.get("authorization"),
+        headers.get("dpop"),
+        request.method,
+        base + scope.get("root_path", "") + scope["path"],
+    )
+    basis = None if caller.actor.hpr is None else parse_basis(headers.get(BASIS_HEADER))
+    return Access(caller.actor, basis, caller.client_id)

@@ -1,29 +1,193 @@
-"""What the caller may do, decided once per request and handed to the services.
+"""Who may see and change a patient's list: decided once per request (DESIGN §3 rules 4, 5).
 
-The services ask an :class:`Access` rather than looking at roles themselves, so the policy
-lives here in one place (STYLE: permissions decided once per request). Issue 3 extends this
-with access bases, blocks and emergency access; the seam stays the same.
+The HTTP edge builds one :class:`Access` per request from the verified token and the stated
+access basis. The services never look at roles themselves: before touching a patient's data
+they load the few :class:`PatientFacts` the policy needs and ask :meth:`Access.decide`, which
+returns a :class:`Decision` that is both the verdict and the audit record's what/why. The
+same rule, compiled by :meth:`Access.read_rule`, is what the hot read on PostgreSQL evaluates
+inside its single statement (STYLE: permissions decided once per request, compiled into what
+the handler gets).
+
+Access bases are the codes the national services use for health personnel
+(Kjernejournal's ``HPAKUTT``, ``HPMOTTATTSAMTYKKE``, ``HPUNNTAK``), plus
+``HPBEHANDLINGSRELASJON`` for the ordinary case: the worker treats the patient.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-from pll.domain.errors import Forbidden
+from pll.domain.errors import InvalidInput
 from pll.domain.model import Author, Role
+
+#: The header that carries the access basis (documented in the CapabilityStatement).
+BASIS_HEADER = "X-PLL-Access-Basis"
+#: AuditEvent/Consent code system for access bases.
+BASIS_SYSTEM = "http://pll.invalid/fhir/CodeSystem/access-basis"
+
+
+class Basis(StrEnum):
+    """Why a health worker reads a patient's list."""
+
+    TREATMENT = "HPBEHANDLINGSRELASJON"
+    EMERGENCY = "HPAKUTT"
+    CONSENT = "HPMOTTATTSAMTYKKE"
+    EXCEPTION = "HPUNNTAK"
+
+    @property
+    def display(self) -> str:
+        return _BASIS_DISPLAY[self]
+
+
+_BASIS_DISPLAY = {
+    Basis.TREATMENT: "Behandlingsrelasjon",
+    Basis.EMERGENCY: "Akutt (nødrett)",
+    Basis.CONSENT: "Mottatt samtykke fra pasienten",
+    Basis.EXCEPTION: "Unntak fra samtykke",
+}
+
+
+class Verb(StrEnum):
+    """What a request does with a patient's data."""
+
+    READ = "read"
+    WRITE = "write"
+    #: the patient's own access log and blocks
+    OWN = "own"
+
+
+class Outcome(StrEnum):
+    """FHIR AuditEvent.outcome codes (http://hl7.org/fhir/R4/valueset-audit-event-outcome.html)."""
+
+    SUCCESS = "0"
+    REFUSED = "4"
+
+
+#: Flag on an audit record of a blocked worker's emergency access: followed up, and shown
+#: to the patient.
+EMERGENCY_OVERRIDE = "emergency-override-of-block"
+
+
+def parse_basis(raw: str | None) -> Basis | None:
+    """The basis a request states, or ``None``; an unknown code is refused with the list."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return Basis(raw.strip().upper())
+    except ValueError:
+        known = ", ".join(b.value for b in Basis)
+        raise InvalidInput(
+            f"Unknown access basis {raw.strip()[:40]!r}; use one of {known}.", BASIS_HEADER
+        ) from None
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """What the store knows about one patient that access depends on, for this caller."""
+
+    patient_id: str
+    identifier: str
+    #: the patient has blocked this health worker (by HPR number)
+    blocked: bool = False
+    #: the caller holds a registered proxy (fullmakt) for this patient
+    proxy: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one request for one patient, and what its audit record says."""
+
+    allowed: bool
+    message: str = ""
+    flag: str | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.SUCCESS if self.allowed else Outcome.REFUSED
+
+
+@dataclass(frozen=True)
+class ReadRule:
+    """:meth:`Access.decide` for a read, as parameters a single SQL statement can apply.
+
+    Admitted when (the caller is the patient or holds a proxy, if ``own_only``) and (the
+    worker is not blocked, or ``allow_blocked``); the record gets ``flag_if_blocked`` when a
+    block was overridden. A rule that can admit nobody is ``None`` instead (see
+    :meth:`Access.read_rule`).
+    """
+
+    own_only: bool
+    pid: str | None
+    hpr: str | None
+    allow_blocked: bool
+    flag_if_blocked: str | None
 
 
 @dataclass(frozen=True)
 class Access:
-    """The caller and the patients whose data it may read."""
+    """The authenticated caller, the basis they state, and the client system they use."""
 
     actor: Author
-
-    def check_read(self, patient_identifier: str | None) -> None:
-        """Refuse a patient reading anyone's data but their own."""
-        if self.actor.role is Role.PATIENT and patient_identifier != self.actor.pid:
-            raise Forbidden("A patient can read only their own medication list.")
+    basis: Basis | None = None
+    client_id: str | None = None
 
     @property
-    def needs_identity_check(self) -> bool:
+    def is_patient(self) -> bool:
         return self.actor.role is Role.PATIENT
+
+    def decide(self, verb: Verb, facts: PatientFacts) -> Decision:  # noqa: PLR0911 - one rule per return
+        """May this caller do ``verb`` on this patient's data? (DESIGN §3 rules 4 and 5)."""
+        if self.is_patient:
+            if facts.identifier != self.actor.pid and not facts.proxy:
+                return Decision(
+                    False,
+                    "A patient can see only their own list, or that of a "
+                    "person they hold a proxy (fullmakt) for.",
+                )
+            if verb is Verb.WRITE:
+                return Decision(
+                    False,
+                    "Only doctors change the medication list; a patient "
+                    "can read it, its history and who has looked at it.",
+                )
+            return Decision(True)
+        if verb is Verb.OWN:
+            return Decision(False, "The access log and blocks are the patient's own.")
+        if verb is Verb.WRITE and self.actor.role is not Role.DOCTOR:
+            return Decision(
+                False,
+                "Only doctors (HPR authorisation LE) change the list; "
+                f"a {self.actor.role.value} may read it.",
+            )
+        if self.basis is None:
+            return Decision(
+                False,
+                f"State the basis for this access in the {BASIS_HEADER} "
+                "header: " + ", ".join(b.value for b in Basis) + ".",
+            )
+        if facts.blocked:
+            if self.basis is not Basis.EMERGENCY:
+                return Decision(
+                    False,
+                    "The patient has blocked your access to their "
+                    "medication list. In an emergency state the basis HPAKUTT; "
+                    "the access is then logged for follow-up and shown to the "
+                    "patient.",
+                )
+            return Decision(True, flag=EMERGENCY_OVERRIDE)
+        return Decision(True)
+
+    def read_rule(self) -> ReadRule | None:
+        """This caller's read permission, compiled for the one-statement read; ``None``
+        when no patient's data can be read (the slow path then refuses and logs why)."""
+        if self.is_patient:
+            if not self.actor.pid:
+                return None
+            return ReadRule(True, self.actor.pid, None, True, None)
+        if self.basis is None:
+            return None
+        emergency = self.basis is Basis.EMERGENCY
+        return ReadRule(
+            False, None, self.actor.hpr, emergency, EMERGENCY_OVERRIDE if emergency else None
+        )

@@ -1,49 +1,83 @@
-"""Development access tokens: RS256 JWTs signed by a key kept in the data directory.
+"""Access tokens: HelseID-style JWTs, optionally DPoP-bound, turned into who the caller is.
 
-This is the seam the HelseID work replaces (issue 3): :func:`verify` turns a bearer token
-into an :class:`~pll.domain.model.Author`; the claim names are HelseID's already
-(https://utviklerportal.nhn.no/informasjonstjenester/helseid/), plus a development-only
-``pll:authorization`` claim standing in for the HPR authorisation a real deployment looks up.
+:class:`Authenticator` verifies a request's ``Authorization`` header — ``Bearer <jwt>`` or
+``DPoP <jwt>`` with a ``DPoP`` proof (RFC 9449) — against the trusted issuers' JWKS
+(:mod:`pll.auth.jwks`) and maps the HelseID claims
+(https://utviklerportal.nhn.no/informasjonstjenester/helseid/) to an
+:class:`~pll.domain.model.Author`:
+
+* ``helseid://claims/hpr/hpr_number`` and the professions in
+  ``helseid://claims/hpr/hpr_details`` (``approvals[].profession``, kodeverk 9060: LE, SP,
+  FA1, FA2) make a health worker; ``orgnr_child`` (else ``orgnr_parent``) is the
+  organisation they act for;
+* otherwise ``helseid://claims/identity/pid`` at ``security_level`` 4 (ID-porten "high")
+  makes a patient, who may also act for the persons they hold a proxy for;
+* ``client_id`` names the journal system, ``scope`` may be required (``PLL_REQUIRED_SCOPE``).
+
+For development, ``pll token`` issues such tokens for invented personas, signed by a key in
+the data directory whose public half is served as a JWKS (``/dev/jwks.json``) and verified
+exactly like a real issuer's.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
+import orjson
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pll.domain.errors import Unauthenticated
+from pll.auth.dpop import DPoPVerifier, thumbprint
+from pll.auth.dpop import public_jwk as dpop_jwk
+from pll.auth.jwks import Issuer, KeySet, public_jwk, verify_token
+from pll.domain.errors import Forbidden, Unauthenticated
 from pll.domain.model import Author, Role
 
-ISSUER = "pll-dev"
+DEV_ISSUER = "pll-dev"
+DEV_KID = "pll-dev-1"
 AUDIENCE = "pll"
 CLAIM_HPR = "helseid://claims/hpr/hpr_number"
+CLAIM_HPR_DETAILS = "helseid://claims/hpr/hpr_details"
 CLAIM_PID = "helseid://claims/identity/pid"
-CLAIM_ORG = "helseid://claims/client/claims/orgnr_parent"
+CLAIM_SECURITY_LEVEL = "helseid://claims/identity/security_level"
+CLAIM_ORG_PARENT = "helseid://claims/client/claims/orgnr_parent"
+CLAIM_ORG_CHILD = "helseid://claims/client/claims/orgnr_child"
+#: Not a HelseID claim: the organisation's name, for development tokens' display only.
 CLAIM_ORG_NAME = "pll:org_name"
-CLAIM_AUTHORIZATION = "pll:authorization"
 
-#: HPR authorisation codes (kodeverk 9060) to the role the list rules use.
-AUTHORIZATIONS = {
+#: HPR professions (kodeverk 9060) to the role the list rules use; the first one a worker
+#: holds in this order decides (a doctor who is also a nurse prescribes as a doctor).
+PROFESSIONS = {
     "LE": Role.DOCTOR,
-    "SP": Role.NURSE,
     "FA1": Role.PHARMACIST,
     "FA2": Role.PHARMACIST,
+    "SP": Role.NURSE,
 }
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a verified token says the caller is."""
+
+    actor: Author
+    client_id: str | None
+    expires: float
 
 
 @dataclass(frozen=True)
 class Persona:
     name: str
-    authorization: str | None
+    profession: str | None
     hpr: str | None
     org_id: str | None
     org_name: str | None
+    #: the persona's own fødselsnummer, when it is a person logging in as themself
+    pid: str | None = None
 
 
 # Invented people and organisations; HPR numbers are in the test range and belong to nobody.
@@ -58,7 +92,12 @@ PERSONAS: dict[str, Persona] = {
     "pharmacist": Persona(
         "Per Farmasøyt", "FA1", "9144919", "985563756", "Apotek 1 Bergen multidose"
     ),
+    "other-pharmacist": Persona(
+        "Pia Reseptar", "FA2", "9144927", "987654325", "Vitusapotek Trondheim"
+    ),
     "patient": Persona("Pasient", None, None, None, None),
+    # A synthetic fødselsnummer (month + 80); registered as proxy with `pll proxy add`.
+    "proxy": Persona("Fullmektig Nordmann", None, None, None, None, pid="01889948113"),
 }
 
 
@@ -66,8 +105,13 @@ def key_path(data_dir: Path) -> Path:
     return data_dir / "dev-signing-key.pem"
 
 
+def jwks_path(data_dir: Path) -> Path:
+    return data_dir / "dev-jwks.json"
+
+
 def signing_key(data_dir: Path) -> rsa.RSAPrivateKey:
-    """The development signing key, made on first use and kept private to this machine."""
+    """The development signing key, made on first use and kept private to this machine;
+    its public half is written beside it as a JWKS."""
     path = key_path(data_dir)
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,108 +121,225 @@ def signing_key(data_dir: Path) -> rsa.RSAPrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pem)
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        _write_private(path, pem)
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, rsa.RSAPrivateKey):
         raise TypeError(f"{path} is not an RSA private key")
+    jwks = jwks_path(data_dir)
+    if not jwks.exists() or jwks.stat().st_mtime < path.stat().st_mtime:
+        document = {"keys": [public_jwk(loaded, DEV_KID)]}
+        tmp = jwks.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(document))
+        tmp.replace(jwks)
     return loaded
 
 
-def issue(data_dir: Path, persona: str, pid: str | None = None, ttl: int = 8 * 3600) -> str:
-    """A development token for ``persona`` (``pll token``)."""
+def _write_private(path: Path, pem: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pem)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def dpop_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """A client's DPoP key (EC P-256, PEM), made at ``path`` when it does not exist."""
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(
+            path,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path} is not an EC private key (DPoP keys here are P-256)")
+    return loaded
+
+
+def hpr_details(hpr: str, profession: str) -> dict[str, Any]:
+    """The ``hpr_details`` claim as HelseID shapes it, for one authorised profession."""
+    return {
+        "hpr_number": hpr,
+        "approvals": [
+            {
+                "profession": profession,
+                "authorization": {"value": "1", "description": "Autorisasjon"},
+                "requisition_rights": [],
+                "specialities": [],
+            }
+        ],
+    }
+
+
+def issue(
+    data_dir: Path,
+    persona: str,
+    pid: str | None = None,
+    ttl: int = 8 * 3600,
+    *,
+    dpop_key_file: Path | None = None,
+    security_level: str = "4",
+    audience: str = AUDIENCE,
+) -> str:
+    """A development token for ``persona`` (``pll token``); with ``dpop_key_file`` it is
+    bound to that key (``cnf.jkt``) and must be sent with DPoP proofs."""
     try:
         who = PERSONAS[persona]
     except KeyError:
         raise ValueError(
             f"unknown persona {persona!r}; choose one of {', '.join(PERSONAS)}"
         ) from None
-    if persona == "patient" and not pid:
+    pid = pid or who.pid
+    if who.hpr is None and not pid:
         raise ValueError("the patient persona needs --pid (the patient's fødselsnummer)")
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
+        "iss": DEV_ISSUER,
+        "aud": audience,
         "iat": now,
         "nbf": now,
         "exp": now + ttl,
         "sub": who.hpr or pid,
-        "name": who.name if persona != "patient" else f"Pasient {pid}",
+        "name": who.name if who.hpr or persona == "proxy" else f"Pasient {pid}",
+        "client_id": "pll-dev-client",
+        "scope": "openid nhn:pll/api",
+        CLAIM_SECURITY_LEVEL: security_level,
     }
-    if who.hpr:
+    if who.hpr and who.profession:
         claims[CLAIM_HPR] = who.hpr
-        claims[CLAIM_AUTHORIZATION] = who.authorization
+        claims[CLAIM_HPR_DETAILS] = hpr_details(who.hpr, who.profession)
     if who.org_id:
-        claims[CLAIM_ORG] = who.org_id
+        claims[CLAIM_ORG_PARENT] = who.org_id
         claims[CLAIM_ORG_NAME] = who.org_name
     if pid:
         claims[CLAIM_PID] = pid
-    return jwt.encode(claims, signing_key(data_dir), algorithm="RS256")
+    if dpop_key_file is not None:
+        claims["cnf"] = {"jkt": thumbprint(dpop_jwk(dpop_key(dpop_key_file)))}
+    return jwt.encode(claims, signing_key(data_dir), algorithm="RS256", headers={"kid": DEV_KID})
 
 
-class Verifier:
-    """Checks development tokens against the public half of the data directory's key.
+def dev_issuer(data_dir: Path) -> Issuer:
+    """The development issuer, verified through its JWKS like any other."""
+    signing_key(data_dir)
+    return Issuer(DEV_ISSUER, AUDIENCE, KeySet.from_file(jwks_path(data_dir)))
+
+
+class Authenticator:
+    """Verifies the credentials of a request and says who the caller is.
 
     A verified token is remembered until it expires: a journal system sends the same token
-    for many requests, and an RSA check per request costs more than the list read itself.
+    for many requests, and a signature check costs more than the list read itself. DPoP
+    proofs are checked on every request (each is single-use).
     """
 
     CACHE_SIZE = 10_000
-    LEEWAY = 30
 
-    def __init__(self, data_dir: Path) -> None:
-        self._public = signing_key(data_dir).public_key()
-        self._cache: dict[str, tuple[Author, float]] = {}
+    def __init__(
+        self,
+        issuers: list[Issuer],
+        *,
+        allow_bearer: bool = True,
+        required_scope: str | None = None,
+        dpop: DPoPVerifier | None = None,
+    ) -> None:
+        self.issuers = {i.issuer: i for i in issuers}
+        self.allow_bearer = allow_bearer
+        self.required_scope = required_scope
+        self.dpop = dpop or DPoPVerifier()
+        self._cache: dict[str, tuple[Caller, str | None]] = {}
+        self._lock = threading.Lock()
 
-    def verify(self, token: str) -> Author:
-        hit = self._cache.get(token)
-        if hit is not None:
-            author, expires = hit
-            if time.time() < expires + self.LEEWAY:
-                return author
-            self._cache.pop(token, None)
-        author, expires = self._verify(token)
-        if len(self._cache) >= self.CACHE_SIZE:
-            self._cache.clear()
-        self._cache[token] = (author, expires)
-        return author
-
-    def _verify(self, token: str) -> tuple[Author, float]:
-        try:
-            claims = jwt.decode(
-                token,
-                self._public,
-                algorithms=["RS256"],
-                audience=AUDIENCE,
-                issuer=ISSUER,
-                leeway=self.LEEWAY,
-                options={"require": ["exp", "iat", "iss", "aud"]},
+    def authenticate(
+        self, authorization: str | None, proof: str | None, method: str, url: str
+    ) -> Caller:
+        """The caller, from the ``Authorization`` and ``DPoP`` headers of a request to
+        ``method`` ``url``; :class:`Unauthenticated` (401) or :class:`Forbidden` (403)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        scheme = scheme.lower()
+        if scheme not in ("bearer", "dpop") or not token:
+            raise Unauthenticated(
+                "Send an access token: Authorization: DPoP <token> with a DPoP proof, or "
+                "Bearer <token> (`pll token` makes one for development)."
             )
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"The access token was refused: {exc}.") from None
-        return author_from_claims(claims), float(claims["exp"])
+        caller, jkt = self._verify(token)
+        if scheme == "dpop":
+            if not proof:
+                raise Unauthenticated("A DPoP token needs a DPoP proof header.", "DPoP")
+            if jkt is None:
+                raise Unauthenticated(
+                    "This token is not bound to a DPoP key (no cnf.jkt); send it as Bearer."
+                )
+            self.dpop.verify(proof, method=method, url=url, access_token=token, jkt=jkt)
+        elif jkt is not None:
+            raise Unauthenticated(
+                "This token is bound to a DPoP key: send it as Authorization: DPoP with a "
+                "DPoP proof (RFC 9449 §7.1)."
+            )
+        elif not self.allow_bearer:
+            raise Unauthenticated("Bearer tokens are not accepted here; use DPoP (RFC 9449).")
+        return caller
+
+    def _verify(self, token: str) -> tuple[Caller, str | None]:
+        hit = self._cache.get(token)
+        if hit is not None and time.time() < hit[0].expires:
+            return hit
+        claims = verify_token(token, self.issuers)
+        caller = Caller(*_who(claims), float(claims["exp"]))
+        scopes = str(claims.get("scope", "")).split()
+        if self.required_scope and self.required_scope not in scopes:
+            raise Forbidden(f"The access token lacks the scope {self.required_scope!r}.")
+        cnf = claims.get("cnf")
+        jkt = str(cnf["jkt"]) if isinstance(cnf, dict) and cnf.get("jkt") else None
+        with self._lock:
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.clear()
+            self._cache[token] = (caller, jkt)
+        return caller, jkt
 
 
-def author_from_claims(claims: dict[str, Any]) -> Author:
+def _who(claims: dict[str, Any]) -> tuple[Author, str | None]:
+    client_id = claims.get("client_id")
+    client = str(client_id) if client_id else None
     hpr = claims.get(CLAIM_HPR)
     if hpr:
-        role = AUTHORIZATIONS.get(str(claims.get(CLAIM_AUTHORIZATION)))
+        role = _role(claims.get(CLAIM_HPR_DETAILS))
         if role is None:
-            raise Unauthenticated(
-                "The token's HPR authorisation is not one PLL knows (LE, SP, FA1, FA2)."
+            raise Forbidden(
+                "The token's HPR number has no authorisation PLL serves (LE, SP, FA1, FA2)."
             )
+        org = claims.get(CLAIM_ORG_CHILD) or claims.get(CLAIM_ORG_PARENT)
         return Author(
             name=str(claims.get("name", "")),
             role=role,
             hpr=str(hpr),
-            org_id=claims.get(CLAIM_ORG),
+            org_id=str(org) if org else None,
             org_name=claims.get(CLAIM_ORG_NAME),
-        )
+        ), client
     pid = claims.get(CLAIM_PID)
     if pid:
-        return Author(name=str(claims.get("name", "Pasient")), role=Role.PATIENT, pid=str(pid))
-    raise Unauthenticated(
-        "The token names neither a health worker (HPR number) nor a patient (pid)."
-    )
+        if str(claims.get(CLAIM_SECURITY_LEVEL)) != "4":
+            raise Forbidden(
+                "A patient must log in at security level 4 (ID-porten high) to see a "
+                "medication list."
+            )
+        name = str(claims.get("name", "Pasient"))
+        return Author(name=name, role=Role.PATIENT, pid=str(pid)), client
+    raise Unauthenticated("The token names neither a health worker (HPR number) nor a person.")
+
+
+def _role(details: Any) -> Role | None:
+    if isinstance(details, str):
+        # HelseID sends structured claims as JSON text.
+        try:
+            details = orjson.loads(details)
+        except orjson.JSONDecodeError:
+            return None
+    if not isinstance(details, dict):
+        return None
+    held = {a.get("profession") for a in details.get("approvals") or [] if isinstance(a, dict)}
+    return next((role for code, role in PROFESSIONS.items() if code in held), None)

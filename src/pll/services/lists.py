@@ -14,20 +14,31 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from functools import wraps
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pll.auth.access import Access
+from pll.auth.access import Access, Decision, Verb
+from pll.auth.audit import AuditKey
 from pll.domain.changes import ListChange, expire_entries, start_list
 from pll.domain.diff import ListDifference, Versions, diff_content, diff_lists
-from pll.domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
+from pll.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    VersionConflict,
+)
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Author, ListVersion, MedicationList, Prescription, Touched
 from pll.fhir import resources as fhir
 from pll.fhir import systems
+from pll.services.audit import AuditTrail
+from pll.store import audit_log
 from pll.store import repository as repo
 from pll.store.db import Database
 from pll.store.repository import dumps
@@ -36,6 +47,23 @@ TARGET = re.compile(
     r"(List|MedicationStatement|MedicationRequest)/([A-Za-z0-9\-.]{1,64})(?:/_history/([0-9]{1,9}))?"
 )
 OpKind = Literal["create", "update", "confirm", "pause", "resume"]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(
+    method: Callable[Concatenate[PLLService, Access, P], R],
+) -> Callable[Concatenate[PLLService, Access, P], R]:
+    """Run a use case under :meth:`PLLService.guard`, so every refusal it makes is logged."""
+
+    @wraps(method)
+    def run(self: PLLService, access: Access, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.guard(access):
+            return method(self, access, *args, **kwargs)
+
+    return run
 
 
 def utcnow() -> datetime:
@@ -111,14 +139,20 @@ class PLLService:
     """Patients, lists, entries and prescriptions, with their history."""
 
     def __init__(
-        self, db: Database, clock: Callable[[], datetime] = utcnow, ids: Callable[[], str] = new_id
+        self,
+        db: Database,
+        key: AuditKey,
+        clock: Callable[[], datetime] = utcnow,
+        ids: Callable[[], str] = new_id,
     ) -> None:
         self.db = db
         self.clock = clock
         self.ids = ids
+        self.trail = AuditTrail(db, key, clock)
 
     # -- patients --------------------------------------------------------------------------
 
+    @guarded
     def register_patient(
         self, access: Access, resource: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
@@ -140,12 +174,10 @@ class PLLService:
         self, conn: Connection, access: Access, resource: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
         system, value = _person(resource)
-        access.check_read(value)
+        self._named_person(conn, access, value)
         existing = repo.find_patient(conn, system, value)
         if existing is not None:
-            repo.audit(
-                conn, self.clock(), access.actor, "read", "Patient", existing.id, existing.id
-            )
+            self.trail.admit(conn, access, Verb.READ, existing.id, "read", "Patient", existing.id)
             found: dict[str, Any] = orjson.loads(existing.resource)
             return found, False
         now = self.clock()
@@ -158,26 +190,41 @@ class PLLService:
             {k: v for k, v in resource.items() if k not in ("id", "meta", "text")},
         )
         repo.insert_patient(conn, pid, system, value, now, dumps(stored))
+        self.trail.admit(conn, access, Verb.WRITE, pid, "create", "Patient", pid)
         return stored, True
 
+    def _named_person(self, conn: Connection, access: Access, identifier: str) -> None:
+        """Refuse, before any lookup, a patient naming a person who is neither themselves
+        nor someone they hold a proxy for: the answer must not tell whether that person is
+        registered (so there is no patient to log the attempt against)."""
+        if not access.is_patient:
+            return
+        pid = access.actor.pid
+        if not pid or (identifier != pid and not audit_log.has_proxy(conn, pid, identifier)):
+            raise Forbidden(
+                "A patient can see only their own list, or that of a person they hold a "
+                "proxy (fullmakt) for."
+            )
+
+    @guarded
     def read_patient(self, access: Access, patient_id: str) -> dict[str, Any]:
         with self.db.read() as conn:
             row = repo.get_patient(conn, patient_id)
             if row is None:
                 raise NotFound(f"Patient/{patient_id} does not exist.", "Patient.id")
-            access.check_read(row.identifier_value)
-            repo.audit(conn, self.clock(), access.actor, "read", "Patient", patient_id, patient_id)
+            self.trail.admit(conn, access, Verb.READ, patient_id, "read", "Patient", patient_id)
             data: dict[str, Any] = orjson.loads(row.resource)
             return data
 
+    @guarded
     def find_patient(self, access: Access, system: str | None, value: str) -> dict[str, Any] | None:
         parsed = parse_person_identifier(system or None, value, "identifier")
-        access.check_read(parsed.value)
         with self.db.read() as conn:
+            self._named_person(conn, access, parsed.value)
             row = repo.find_patient(conn, parsed.system, parsed.value)
             if row is None:
                 return None
-            repo.audit(conn, self.clock(), access.actor, "search", "Patient", row.id, row.id)
+            self.trail.admit(conn, access, Verb.READ, row.id, "search", "Patient", row.id)
             data: dict[str, Any] = orjson.loads(row.resource)
             return data
 
@@ -201,6 +248,7 @@ class PLLService:
             parsed = parse_person_identifier(
                 ident.get("system"), str(ident.get("value", "")), where + ".identifier"
             )
+            self._named_person(conn, access, parsed.value)
             row = repo.find_patient(conn, parsed.system, parsed.value)
             if row is None:
                 raise InvalidInput(
@@ -209,12 +257,12 @@ class PLLService:
                 )
         else:
             raise InvalidInput("The subject needs a reference or an identifier.", where)
-        access.check_read(row.identifier_value)
         patient_id: str = row.id
         return patient_id
 
     # -- changes ---------------------------------------------------------------------------
 
+    @guarded
     def create_list(
         self, access: Access, resource: dict[str, Any], reason: str | None = None
     ) -> ChangeResult:
@@ -238,28 +286,34 @@ class PLLService:
             ) from None
 
     @contextmanager
-    def audited_conflicts(self, access: Access) -> Iterator[None]:
-        """Log the read that a relay-baton refusal makes: it hands back the current version
-        (rule 5), after the refused change itself was rolled back."""
-        try:
-            yield
-        except VersionConflict as exc:
-            shown = [r for r in exc.resources if r.get("resourceType") in repo.RESOURCE_TABLES]
-            if shown:
-                with self.db.write() as conn:
-                    for resource in shown:
-                        row = repo.resource_row(conn, resource["resourceType"], resource["id"])
-                        repo.audit(
-                            conn,
-                            self.clock(),
-                            access.actor,
-                            "read",
-                            resource["resourceType"],
-                            resource["id"],
-                            row.patient_id if row else None,
-                        )
-            raise
+    def guard(self, access: Access) -> Iterator[None]:
+        """Log what a refusal leaves behind once its transaction has rolled back: a refused
+        access (rule 5), and the read that a relay-baton refusal makes by handing back the
+        current version."""
+        with self.trail.refusals():
+            try:
+                yield
+            except VersionConflict as exc:
+                shown = [r for r in exc.resources if r.get("resourceType") in repo.RESOURCE_TABLES]
+                if shown:
+                    with self.db.write() as conn:
+                        for resource in shown:
+                            row = repo.resource_row(conn, resource["resourceType"], resource["id"])
+                            if row is not None:
+                                audit_log.append(
+                                    conn,
+                                    self.trail.record(
+                                        access,
+                                        "read",
+                                        resource["resourceType"],
+                                        resource["id"],
+                                        row.patient_id,
+                                        Decision(True),
+                                    ),
+                                )
+                raise
 
+    @guarded
     def create_resource(
         self, access: Access, rtype: str, resource: dict[str, Any], reason: str | None = None
     ) -> ChangeResult:
@@ -272,6 +326,7 @@ class PLLService:
                 conn, access, patient_id, [Op("create", rtype, self.ids(), resource)], reason
             )
 
+    @guarded
     def update_resource(
         self,
         access: Access,
@@ -287,7 +342,7 @@ class PLLService:
                 f"The resource id {resource.get('id')!r} does not match the URL id {rid!r}.",
                 f"{rtype}.id",
             )
-        with self.audited_conflicts(access), self.db.write() as conn:
+        with self.db.write() as conn:
             row = repo.resource_row(conn, rtype, rid)
             if row is None:
                 raise NotFound(
@@ -308,17 +363,19 @@ class PLLService:
                 conn, access, row.patient_id, [Op("update", rtype, rid, resource, if_match)], reason
             )
 
+    @guarded
     def change(
         self, access: Access, patient_id: str, ops: list[Op], reason: str | None = None
     ) -> ChangeResult:
         """Apply ``ops`` to the patient's PLL as one accepted change (one list version)."""
-        with self.audited_conflicts(access), self.db.write() as conn:
+        with self.db.write() as conn:
             return self.apply_in(conn, access, patient_id, ops, reason)
 
+    @guarded
     def change_list(
         self, access: Access, list_id: str, ops: list[Op], reason: str | None = None
     ) -> ChangeResult:
-        with self.audited_conflicts(access), self.db.write() as conn:
+        with self.db.write() as conn:
             row = repo.list_row(conn, list_id=list_id)
             if row is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
@@ -344,6 +401,15 @@ class PLLService:
         create_list: bool = False,
     ) -> ChangeResult:
         """The write path, inside the caller's transaction."""
+        self.trail.admit(
+            conn,
+            access,
+            Verb.WRITE,
+            patient_id,
+            "create" if create_list else "update",
+            "List",
+            None,
+        )
         now = self.clock()
         author = access.actor
         if create_list:
@@ -505,11 +571,7 @@ class PLLService:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _check(self, conn: Connection, access: Access, patient_id: str) -> None:
-        if access.needs_identity_check:
-            row = repo.get_patient(conn, patient_id)
-            access.check_read(row.identifier_value if row else None)
-
+    @guarded
     def current(
         self,
         access: Access,
@@ -523,35 +585,39 @@ class PLLService:
         list id, patient id or the patient's fødselsnummer/D-nummer: one keyed lookup plus
         its audit row (DESIGN §6). See :mod:`pll.services.reads` for the same read on the
         event loop."""
-        key, value, system = read_key(access, list_id, patient_id, identifier)
+        key, value, system = read_key(list_id, patient_id, identifier)
         for _ in range(2):
             with self.db.read() as conn:
+                if key == "identifier":
+                    self._named_person(conn, access, value)
                 row = repo.list_document(conn, key, value, document=document, system=system)
                 if row is None:
                     return None
-                access.check_read(row.identifier_value)
                 now = self.clock()
                 if row.expires_at is None or row.expires_at > now:
-                    repo.audit(conn, now, access.actor, "read", "List", row.id, row.patient_id)
+                    self.trail.admit(
+                        conn, access, Verb.READ, row.patient_id, "read", "List", row.id
+                    )
                     return Stored(row.text, row.version, row.updated_at, row.patient_id)
             self.expire(row.id)
         raise RuntimeError("list document could not be refreshed")  # pragma: no cover
 
+    @guarded
     def list_version(self, access: Access, list_id: str, version: int) -> Stored:
         with self.db.read() as conn:
             head = repo.list_row(conn, list_id=list_id)
             if head is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            self._check(conn, access, head.patient_id)
+            self.trail.admit(conn, access, Verb.READ, head.patient_id, "vread", "List", list_id)
             row = repo.list_version_row(conn, list_id, version)
             if row is None:
                 raise NotFound(
                     f"List/{list_id} has no version {version} (the newest is {head.version}).",
                     "List.meta.versionId",
                 )
-            repo.audit(conn, self.clock(), access.actor, "vread", "List", list_id, head.patient_id)
             return Stored(row.list_json, row.version, row.recorded_at, head.patient_id)
 
+    @guarded
     def list_history(
         self, access: Access, list_id: str, count: int, offset: int, upto: int | None = None
     ) -> tuple[int, list[tuple[Stored, ListVersion]], int]:
@@ -561,18 +627,16 @@ class PLLService:
             head = repo.list_row(conn, list_id=list_id)
             if head is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            self._check(conn, access, head.patient_id)
+            self.trail.admit(conn, access, Verb.READ, head.patient_id, "history", "List", list_id)
             upto = head.version if upto is None else min(upto, head.version)
             total, rows = repo.list_versions(conn, list_id, count, offset, upto)
-            repo.audit(
-                conn, self.clock(), access.actor, "history", "List", list_id, head.patient_id
-            )
             items = [
                 (Stored(r.list_json, r.version, r.recorded_at, head.patient_id), _record(r))
                 for r in rows
             ]
             return total, items, upto
 
+    @guarded
     def provenance(
         self, access: Access, target: str, count: int, offset: int, upto: int | None = None
     ) -> tuple[int, list[dict[str, Any]], int]:
@@ -596,13 +660,13 @@ class PLLService:
                 return 0, [], 0
             patient_id = head.patient_id
             upto = head.version if upto is None else min(upto, head.version)
-            self._check(conn, access, patient_id)
+            self.trail.admit(conn, access, Verb.READ, patient_id, "search", "Provenance", rid)
             total, rows = repo.provenance_rows(
                 conn, rtype, rid, int(version) if version else None, count, offset, upto
             )
-            repo.audit(conn, self.clock(), access.actor, "search", "Provenance", rid, patient_id)
             return total, [fhir.provenance(r.list_id, _record(r)) for r in rows], upto
 
+    @guarded
     def read_provenance(self, access: Access, provenance_id: str) -> dict[str, Any]:
         """One change as ``Provenance``; its id is ``<list id>-<list version>``."""
         list_id, _, version = provenance_id.rpartition("-")
@@ -613,12 +677,12 @@ class PLLService:
             row = repo.list_version_row(conn, list_id, int(version)) if head else None
             if head is None or row is None:
                 raise NotFound(f"Provenance/{provenance_id} does not exist.", "Provenance.id")
-            self._check(conn, access, head.patient_id)
-            repo.audit(
-                conn, self.clock(), access.actor, "read", "Provenance", list_id, head.patient_id
+            self.trail.admit(
+                conn, access, Verb.READ, head.patient_id, "read", "Provenance", provenance_id
             )
             return fhir.provenance(list_id, _record(row))
 
+    @guarded
     def diff(
         self, access: Access, list_id: str, from_version: int, to_version: int
     ) -> ListDifference:
@@ -627,7 +691,7 @@ class PLLService:
             head = repo.list_row(conn, list_id=list_id)
             if head is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            self._check(conn, access, head.patient_id)
+            self.trail.admit(conn, access, Verb.READ, head.patient_id, "diff", "List", list_id)
             snapshots = []
             for name, v in (("from", from_version), ("to", to_version)):
                 row = repo.list_version_row(conn, list_id, v)
@@ -644,7 +708,6 @@ class PLLService:
                 conn, "MedicationStatement", set(before) | set(after), high
             )
             rx_history = repo.versions_until(conn, "MedicationRequest", rx_ids, high)
-            repo.audit(conn, self.clock(), access.actor, "diff", "List", list_id, head.patient_id)
         contents = {
             (rid, version): repo.content_of(text)
             for history in (entry_history, rx_history)
@@ -676,40 +739,41 @@ class PLLService:
             _list_state(snapshots[1]),
         )
 
+    @guarded
     def read_resource(self, access: Access, rtype: str, rid: str) -> Stored:
         with self.db.read() as conn:
             row = repo.resource_row(conn, rtype, rid)
             if row is None:
                 raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
-            self._check(conn, access, row.patient_id)
-            repo.audit(conn, self.clock(), access.actor, "read", rtype, rid, row.patient_id)
+            self.trail.admit(conn, access, Verb.READ, row.patient_id, "read", rtype, rid)
             return Stored(row.resource, row.version, row.last_changed, row.patient_id)
 
+    @guarded
     def resource_version(self, access: Access, rtype: str, rid: str, version: int) -> Stored:
         with self.db.read() as conn:
             row = repo.resource_row(conn, rtype, rid)
             if row is None:
                 raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
-            self._check(conn, access, row.patient_id)
+            self.trail.admit(conn, access, Verb.READ, row.patient_id, "vread", rtype, rid)
             old = repo.resource_version(conn, rtype, rid, version)
             if old is None:
                 raise NotFound(
                     f"{rtype}/{rid} has no version {version} (the newest is {row.version}).",
                     f"{rtype}.meta.versionId",
                 )
-            repo.audit(conn, self.clock(), access.actor, "vread", rtype, rid, row.patient_id)
             return Stored(old.resource, old.version, old.recorded_at, row.patient_id)
 
+    @guarded
     def resource_history(self, access: Access, rtype: str, rid: str) -> list[Stored]:
         with self.db.read() as conn:
             row = repo.resource_row(conn, rtype, rid)
             if row is None:
                 raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
-            self._check(conn, access, row.patient_id)
+            self.trail.admit(conn, access, Verb.READ, row.patient_id, "history", rtype, rid)
             rows = repo.resource_versions(conn, rtype, rid)
-            repo.audit(conn, self.clock(), access.actor, "history", rtype, rid, row.patient_id)
             return [Stored(r.resource, r.version, r.recorded_at, row.patient_id) for r in rows]
 
+    @guarded
     def search_resources(
         self, access: Access, rtype: str, patient_id: str, count: int, offset: int
     ) -> tuple[int, list[str]]:
@@ -717,9 +781,8 @@ class PLLService:
             head = repo.list_row(conn, patient_id=patient_id)
             if head is None:
                 return 0, []
-            self._check(conn, access, patient_id)
+            self.trail.admit(conn, access, Verb.READ, patient_id, "search", rtype, None)
             total, rows = repo.resources_for_list(conn, rtype, head.id, count, offset)
-            repo.audit(conn, self.clock(), access.actor, "search", rtype, None, patient_id)
             return total, [r.resource for r in rows]
 
 
@@ -743,19 +806,13 @@ def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:
 
 
 def read_key(
-    access: Access,
     list_id: str | None,
     patient_id: str | None,
     identifier: tuple[str | None, str] | None,
 ) -> tuple[str, str, str | None]:
-    """How a current-list read finds the list: (key kind, value, identifier system).
-
-    A patient naming someone else's fødselsnummer is refused before any lookup, so the
-    answer cannot tell whether that person has a PLL.
-    """
+    """How a current-list read finds the list: (key kind, value, identifier system)."""
     if identifier is not None:
         parsed = parse_person_identifier(identifier[0], identifier[1], "patient.identifier")
-        access.check_read(parsed.value)
         return "identifier", parsed.value, parsed.system
     if list_id is not None:
         return "list", list_id, None

@@ -1,10 +1,11 @@
 """The current-list read, answered on the event loop where the database allows it.
 
 This is the request PLL serves most (DESIGN §6: "a read is one keyed lookup plus its audit
-row"). On PostgreSQL it is one statement through :class:`~pll.store.audited_read.
-AuditedListReader`; on SQLite, or when the stored document has expired, it is
-:meth:`PLLService.current` in a worker thread. The rules are the same either way: the
-patient reads only their own list, and every answered read leaves its audit row.
+row"). On PostgreSQL the common case — an admitted read of a current document — is one
+statement through :class:`~pll.store.audited_read.AuditedListReader`, which applies the
+caller's compiled read rule. Everything else (SQLite, a refusal to explain and log, an
+expired document, a patient naming another person) is :meth:`PLLService.current` in a
+worker thread. The rules are the same either way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import anyio.to_thread
 from pll.auth.access import Access
 from pll.services.lists import PLLService, Stored, read_key
 from pll.store.audited_read import AuditedListReader
-from pll.store.repository import actor_json
 
 
 class ListReads:
@@ -26,6 +26,7 @@ class ListReads:
         self.service = service
         db = service.db
         self.fast = None if db.is_sqlite else AuditedListReader(db.libpq_url())
+        self._pads = service.trail.key.pads()
 
     async def current(
         self,
@@ -44,25 +45,30 @@ class ListReads:
             identifier=identifier,
             document=document,
         )
-        if self.fast is None:
+        rule = access.read_rule()
+        if self.fast is None or rule is None:
             return await anyio.to_thread.run_sync(slow)
-        key, value, system = read_key(access, list_id, patient_id, identifier)
+        key, value, system = read_key(list_id, patient_id, identifier)
+        if key == "identifier" and access.is_patient and value != access.actor.pid:
+            # A proxy's read: the person named is checked before any lookup (see current).
+            return await anyio.to_thread.run_sync(slow)
         now = self.service.clock()
         row = await self.fast.read(
             key,
             value,
             document=document,
-            actor=actor_json(access.actor),
-            now=now,
             system=system,
-            pid=access.actor.pid if access.needs_identity_check else None,
-            check=access.needs_identity_check,
+            now=now,
+            actor=self.service.trail.actor(access),
+            basis=access.basis.value if access.basis else None,
+            rule=rule,
+            key_pads=self._pads,
         )
         if row is None:
             return None
-        access.check_read(row.identifier_value)
-        if row.expired(now):
-            # Not logged yet: the slow path lets the old entries go, then reads and logs.
+        if not row.admitted or row.expired(now):
+            # Not logged yet: the general path refuses and logs why, or lets the old
+            # entries go, then reads and logs.
             return await anyio.to_thread.run_sync(slow)
         return Stored(row.text, row.version, row.updated, row.patient_id)
 

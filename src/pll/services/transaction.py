@@ -134,7 +134,7 @@ def run(service: PLLService, access: Access, data: Any, reason: str | None) -> d
                 urns[item.full_url] = f"{item.rtype}/{item.rid}"
     responses: dict[int, dict[str, Any]] = {}
     try:
-        with service.audited_conflicts(access), service.db.write() as conn:
+        with service.guard(access), service.db.write() as conn:
             _run_in(service, conn, access, items, urns, responses, reason)
     except IntegrityError:
         # Another request registered the same patient or list at the same moment.

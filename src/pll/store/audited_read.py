@@ -7,11 +7,12 @@ durably logged when the answer comes back (rule 5). It runs on asyncpg's pool, s
 request never leaves the event loop for a worker thread. ``STATEMENTS`` keep the
 ``%(name)s`` form (the benchmark turns them into pgbench scripts); asyncpg gets ``$n``.
 
-The audit row is written only when the read will be answered: not for a patient asking for
-someone else's list (the caller refuses that), and not when the stored document has expired
-(the caller brings it up to date and reads again). SQLite has no data-changing CTEs; there
-the same read is two statements in one transaction (:func:`repository.list_document` and
-:func:`repository.audit`).
+The statement also applies the caller's compiled read rule
+(:meth:`pll.auth.access.Access.read_rule`: own list or proxy for a patient; a block honoured
+unless the basis is emergency) and writes the audit record with its MAC only when the rule
+admits the read and the stored document has not expired. Anything else — a refusal, which
+must be explained and logged, or an expired document — goes to the service's general path.
+SQLite has no data-changing CTEs; there the same read is two statements in one transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from pll.auth import audit
+from pll.auth.access import Outcome, ReadRule
+
 _KEYS = {
     "list": "pll.id = %(key)s",
     "patient": "pll.patient_id = %(key)s",
@@ -32,16 +36,32 @@ _KEYS = {
 _SQL = """
 WITH d AS (
     SELECT pll.id, pll.patient_id, pll.version, pll.updated_at, pll.expires_at,
-           pll.{column} AS text, patient.identifier_value
+           pll.{column} AS text, patient.identifier_value,
+           EXISTS (SELECT 1 FROM access_block b
+                   WHERE b.patient_id = pll.patient_id AND b.hpr = %(hpr)s::text
+                     AND b.ended_at IS NULL) AS blocked,
+           (patient.identifier_value = %(pid)s::text
+            OR EXISTS (SELECT 1 FROM proxy x WHERE x.holder = %(pid)s::text
+                         AND x.patient_identifier = patient.identifier_value)) AS own
     FROM pll JOIN patient ON patient.id = pll.patient_id
     WHERE {where}
+), e AS (
+    SELECT d.*,
+           (NOT %(own_only)s::boolean OR COALESCE(d.own, false))
+             AND (NOT d.blocked OR %(allow_blocked)s::boolean) AS admitted,
+           CASE WHEN d.blocked THEN %(flag_if_blocked)s::text END AS flag
+    FROM d
 ), a AS (
-    INSERT INTO audit_event (recorded_at, actor, action, resource_type, resource_id, patient_id)
-    SELECT %(now)s, %(actor)s, 'read', 'List', d.id, d.patient_id FROM d
-    WHERE (d.expires_at IS NULL OR d.expires_at > %(now)s)
-      AND (NOT %(check)s::boolean OR d.identifier_value = %(pid)s::text)
+    INSERT INTO audit_event (recorded_at, actor, action, resource_type, resource_id,
+                             patient_id, basis, outcome, flag, mac)
+    SELECT %(now)s, %(actor)s, 'read', 'List', e.id, e.patient_id, %(basis)s::text, '0', e.flag,
+           encode(sha256(%(opad)s::bytea || sha256(%(ipad)s::bytea || convert_to(
+               %(prefix)s::text || e.id || chr(31) || e.patient_id || chr(31)
+               || COALESCE(e.flag, ''), 'UTF8'))), 'hex')
+    FROM e
+    WHERE e.admitted AND (e.expires_at IS NULL OR e.expires_at > %(now)s)
 )
-SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value FROM d
+SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value, admitted FROM e
 """
 
 STATEMENTS = {
@@ -76,6 +96,8 @@ class ListRow:
     expires_at: datetime | None
     text: str
     identifier_value: str
+    #: the caller's read rule admitted this read (and its audit record was written)
+    admitted: bool
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -125,15 +147,17 @@ class AuditedListReader:
         value: str,
         *,
         document: bool,
-        actor: str,
+        system: str | None,
         now: datetime,
-        system: str | None = None,
-        pid: str | None = None,
-        check: bool = False,
+        actor: str,
+        basis: str | None,
+        rule: ReadRule,
+        key_pads: tuple[bytes, bytes],
     ) -> ListRow | None:
-        """The stored List or list document by ``key`` (list/patient/identifier), with its
-        audit row for ``actor`` unless the document has expired or, with ``check``, the
-        list is not that of the patient ``pid`` (a missing ``pid`` matches nobody)."""
+        """The stored List or list document by ``key`` (list/patient/identifier) and, when
+        ``rule`` admits the caller and the document has not expired, its audit record
+        (sealed with the HMAC of :func:`pll.auth.audit.canonical`, ``key_pads`` being the
+        audit key's inner and outer pads)."""
         pool = self._pool
         if pool is None or self._loop is not asyncio.get_running_loop():
             pool = await self._open()
@@ -143,14 +167,21 @@ class AuditedListReader:
             "system": system,
             "now": _naive_utc(now),
             "actor": actor,
-            "pid": pid,
-            "check": check,
+            "basis": basis,
+            "prefix": audit.prefix(now, actor, "read", "List", basis, Outcome.SUCCESS.value),
+            "ipad": key_pads[0],
+            "opad": key_pads[1],
+            "own_only": rule.own_only,
+            "pid": rule.pid,
+            "hpr": rule.hpr,
+            "allow_blocked": rule.allow_blocked,
+            "flag_if_blocked": rule.flag_if_blocked,
         }
         # asyncpg prepares and caches the statement per connection; autocommit is its default.
         row = await pool.fetchrow(sql, *(given[name] for name in names))
         if row is None:
             return None
-        list_id, patient_id, version, updated, expires, text, identifier_value = row
+        list_id, patient_id, version, updated, expires, text, identifier_value, admitted = row
         return ListRow(
             id=list_id,
             patient_id=patient_id,
@@ -159,6 +190,7 @@ class AuditedListReader:
             expires_at=expires.replace(tzinfo=UTC) if expires is not None else None,
             text=text,
             identifier_value=identifier_value,
+            admitted=admitted,
         )
 
     async def close(self) -> None:

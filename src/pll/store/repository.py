@@ -40,7 +40,6 @@ from pll.domain.model import (
     Prescription,
 )
 from pll.store.schema import (
-    audit_event,
     entry,
     entry_version,
     outbox,
@@ -411,7 +410,6 @@ _DOCUMENT = {
     for key in ("list", "patient", "identifier")
     for column in ("list_json", "document")
 }
-_AUDIT = insert(audit_event)
 
 
 def list_document(
@@ -574,31 +572,3 @@ def provenance_rows(
         .offset(offset)
     ).all()
     return total, rows
-
-
-@lru_cache(maxsize=4096)
-def actor_json(actor: Author) -> str:
-    return dumps(actor.to_json())
-
-
-def audit(
-    conn: Connection,
-    now: datetime,
-    actor: Author,
-    action: str,
-    rtype: str,
-    rid: str | None,
-    patient_id: str | None,
-) -> None:
-    """One row per read or search of patient data; the patient will see these (rule 5)."""
-    conn.execute(
-        _AUDIT,
-        {
-            "recorded_at": now,
-            "actor": actor_json(actor),
-            "action": action,
-            "resource_type": rtype,
-            "resource_id": rid,
-            "patient_id": patient_id,
-        },
-    )

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -184,5 +185,56 @@ audit_event = Table(
     Column("resource_type", String(40), nullable=False),
     Column("resource_id", String(ID)),
     Column("patient_id", String(ID)),
+    #: the access basis a health worker stated (HPAKUTT, ...), see pll.auth.access
+    Column("basis", String(24)),
+    #: FHIR AuditEvent.outcome: 0 success, 4 refused
+    Column("outcome", String(2), nullable=False, server_default="0"),
+    #: for follow-up, such as a blocked worker's emergency access
+    Column("flag", String(40)),
+    #: HMAC of the record (pll.auth.audit); NULL only for records from before 0002
+    Column("mac", String(64)),
+    #: the record's place in the sealed chain and the chain hash there; NULL until sealed
+    Column("chain_seq", BigInteger),
+    Column("chain_hash", String(64)),
+    UniqueConstraint("chain_seq", name="uq_audit_event_chain_seq"),
     Index("ix_audit_patient", "patient_id", "recorded_at"),
+    Index(
+        "ix_audit_unsealed",
+        "id",
+        postgresql_where=text("chain_seq IS NULL"),
+        sqlite_where=text("chain_seq IS NULL"),
+    ),
+)
+
+#: The head of the sealed audit chain (one row).
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    #: records up to this id were written before records carried a MAC
+    Column("legacy_upto", BigInteger, nullable=False),
+)
+
+#: A patient's block on a named health worker (a FHIR Consent with a deny provision).
+access_block = Table(
+    "access_block",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("hpr", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("resource", Text, nullable=False),
+    Index("ix_block_patient_hpr", "patient_id", "hpr"),
+)
+
+#: A registered proxy (fullmakt): ``holder`` may act for the patient ``patient_identifier``.
+proxy = Table(
+    "proxy",
+    metadata,
+    Column("holder", String(32), primary_key=True),
+    Column("patient_identifier", String(32), primary_key=True),
+    Column("registered_at", UTCDateTime, nullable=False),
 )

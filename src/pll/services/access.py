@@ -1,0 +1,123 @@
+"""The patient's side of access: blocks on named health workers, the access log, proxies.
+
+Only the patient, or a person holding a proxy for them, may see or change these
+(:attr:`~pll.auth.access.Verb.OWN`), and every use is itself logged. Proxies come from the
+national proxy register (helsenorge), which PLL does not run; ``pll proxy add`` records
+them here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pll.auth.access import Access, Verb
+from pll.domain.errors import Conflict, InvalidInput, NotFound
+from pll.domain.identifiers import parse_person_identifier
+from pll.fhir import access as fhir_access
+from pll.services.lists import PLLService
+from pll.store import audit_log
+from pll.store import repository as repo
+from pll.store.db import Database
+from pll.store.repository import dumps
+
+
+@dataclass
+class PatientAccess:
+    """Blocks and the access log, decided and logged through the list service's trail."""
+
+    service: PLLService
+
+    def block(self, access: Access, resource: dict[str, Any]) -> dict[str, Any]:
+        """Record a patient's block on one health worker (``POST Consent``)."""
+        patient_id, hpr = fhir_access.blocked_hpr(resource)
+        svc = self.service
+        with svc.guard(access), svc.db.write() as conn:
+            if repo.get_patient(conn, patient_id) is None:
+                raise InvalidInput(f"Patient/{patient_id} does not exist.", "Consent.patient")
+            block_id = svc.ids()
+            svc.trail.admit(conn, access, Verb.OWN, patient_id, "create", "Consent", block_id)
+            if any(r.hpr == hpr and r.ended_at is None for r in audit_log.blocks(conn, patient_id)):
+                raise Conflict(
+                    f"HPR {hpr} is already blocked for this patient.",
+                    "Consent.provision.actor",
+                )
+            now = svc.clock()
+            stored = fhir_access.consent(block_id, patient_id, hpr, now, None, _display(resource))
+            audit_log.insert_block(conn, block_id, patient_id, hpr, now, dumps(stored))
+            return stored
+
+    def unblock(self, access: Access, block_id: str) -> dict[str, Any]:
+        """End a block (``DELETE Consent/<id>``); the Consent stays, as ``inactive``."""
+        svc = self.service
+        with svc.guard(access), svc.db.write() as conn:
+            row = audit_log.block(conn, block_id)
+            if row is None:
+                raise NotFound(f"Consent/{block_id} does not exist.", "Consent.id")
+            svc.trail.admit(conn, access, Verb.OWN, row.patient_id, "delete", "Consent", block_id)
+            stored: dict[str, Any] = orjson.loads(row.resource)
+            if row.ended_at is not None:
+                return stored
+            now = svc.clock()
+            stored = fhir_access.consent(
+                block_id, row.patient_id, row.hpr, row.created_at, now, _display(stored)
+            )
+            audit_log.end_block(conn, block_id, now, dumps(stored))
+            return stored
+
+    def read_block(self, access: Access, block_id: str) -> dict[str, Any]:
+        svc = self.service
+        with svc.guard(access), svc.db.read() as conn:
+            row = audit_log.block(conn, block_id)
+            if row is None:
+                raise NotFound(f"Consent/{block_id} does not exist.", "Consent.id")
+            svc.trail.admit(conn, access, Verb.OWN, row.patient_id, "read", "Consent", block_id)
+            found: dict[str, Any] = orjson.loads(row.resource)
+            return found
+
+    def blocks(self, access: Access, patient_id: str) -> list[dict[str, Any]]:
+        """The patient's blocks, current and ended (``GET Consent?patient=``)."""
+        svc = self.service
+        with svc.guard(access), svc.db.read() as conn:
+            if repo.get_patient(conn, patient_id) is None:
+                return []
+            svc.trail.admit(conn, access, Verb.OWN, patient_id, "search", "Consent", None)
+            return [orjson.loads(r.resource) for r in audit_log.blocks(conn, patient_id)]
+
+    def access_log(
+        self, access: Access, patient_id: str, count: int, offset: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Who accessed the patient's data, newest first (``GET AuditEvent?patient=``).
+
+        The patient's own reading of the log is logged too, after the page is taken, so a
+        page does not show the request that fetched it.
+        """
+        svc = self.service
+        with svc.guard(access), svc.db.read() as conn:
+            if repo.get_patient(conn, patient_id) is None:
+                return 0, []
+            total, rows = audit_log.for_patient(conn, patient_id, count, offset)
+            svc.trail.admit(conn, access, Verb.OWN, patient_id, "search", "AuditEvent", None)
+            return total, [fhir_access.audit_event(r) for r in rows]
+
+
+def _display(resource: dict[str, Any]) -> str | None:
+    actors = (resource.get("provision") or {}).get("actor") or [{}]
+    display = (actors[0].get("reference") or {}).get("display")
+    return str(display)[:200] if display else None
+
+
+def register_proxy(db: Database, holder: str, patient: str, *, add: bool) -> bool:
+    """Record (or end) that ``holder`` may act for ``patient``, both fødselsnummer or
+    D-nummer; returns whether anything changed."""
+    holder_id = parse_person_identifier(None, holder, "holder").value
+    patient_id = parse_person_identifier(None, patient, "patient").value
+    if holder_id == patient_id:
+        raise InvalidInput("A person needs no proxy for themself.", "holder")
+    with db.write() as conn:
+        if add:
+            return audit_log.add_proxy(conn, holder_id, patient_id, datetime.now(UTC))
+        return audit_log.remove_proxy(conn, holder_id, patient_id)

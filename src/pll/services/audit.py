@@ -1,0 +1,245 @@
+"""The audit trail: who touched which patient's data, on what basis, with what outcome.
+
+Every read and write of patient data passes :meth:`AuditTrail.admit` (through
+:class:`~pll.services.lists.PLLService`), which decides access with the caller's
+:class:`~pll.auth.access.Access` and writes the record in the caller's transaction — so a
+write and its record commit together, and a read's record is durable before the answer
+goes out. :meth:`seal` links records into the hash chain; :meth:`verify` checks the whole
+log (``pll audit verify``). See :mod:`pll.auth.audit` for what the seal proves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from pll.auth import audit as seal_math
+from pll.auth.access import Access, Decision, PatientFacts, Verb
+from pll.domain.errors import Forbidden, NotFound
+from pll.store import audit_log
+from pll.store.db import Database
+
+
+@dataclass
+class Refused(Forbidden):
+    """Access refused by the policy; ``record`` is logged after the transaction rolls back."""
+
+    record: dict[str, Any] | None = None
+
+
+def actor_json(access: Access) -> str:
+    """The audit record's ``actor``: the person, their organisation and the client system."""
+    data: dict[str, Any] = access.actor.to_json()
+    if access.client_id:
+        data["client_id"] = access.client_id
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+
+
+@dataclass
+class AuditTrail:
+    """Decides access to one patient's data and records it, on one database and key."""
+
+    db: Database
+    key: seal_math.AuditKey
+    clock: Callable[[], datetime]
+    _actors: dict[Access, str] = field(default_factory=dict, repr=False)
+
+    def actor(self, access: Access) -> str:
+        found = self._actors.get(access)
+        if found is None:
+            if len(self._actors) > 10_000:
+                self._actors.clear()
+            found = self._actors[access] = actor_json(access)
+        return found
+
+    def record(
+        self,
+        access: Access,
+        action: str,
+        rtype: str,
+        rid: str | None,
+        patient_id: str | None,
+        decision: Decision,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The audit row for one access, with its MAC."""
+        now = now or self.clock()
+        actor = self.actor(access)
+        basis = access.basis.value if access.basis else None
+        outcome = decision.outcome.value
+        mac = self.key.mac(
+            seal_math.canonical(
+                now, actor, action, rtype, basis, outcome, rid, patient_id, decision.flag
+            )
+        )
+        return {
+            "recorded_at": now,
+            "actor": actor,
+            "action": action,
+            "resource_type": rtype,
+            "resource_id": rid,
+            "patient_id": patient_id,
+            "basis": basis,
+            "outcome": outcome,
+            "flag": decision.flag,
+            "mac": mac,
+        }
+
+    def admit(
+        self,
+        conn: Connection,
+        access: Access,
+        verb: Verb,
+        patient_id: str,
+        action: str,
+        rtype: str,
+        rid: str | None,
+    ) -> PatientFacts:
+        """Decide whether ``access`` may ``verb`` this patient's data, and log it.
+
+        Allowed: the record joins the caller's transaction. Refused: :class:`Refused` carries
+        the record, which :meth:`refusals` writes once the transaction has rolled back.
+        """
+        row = audit_log.facts(
+            conn,
+            patient_id,
+            hpr=access.actor.hpr,
+            holder=access.actor.pid if access.is_patient else None,
+        )
+        if row is None:
+            raise NotFound(f"Patient/{patient_id} does not exist.", "patient")
+        facts = PatientFacts(patient_id, row.identifier_value, bool(row.blocked), bool(row.proxy))
+        decision = access.decide(verb, facts)
+        record = self.record(access, action, rtype, rid, patient_id, decision)
+        if not decision.allowed:
+            raise Refused(decision.message, record=record)
+        audit_log.append(conn, record)
+        return facts
+
+    @contextmanager
+    def refusals(self) -> Iterator[None]:
+        """Log refused accesses: the refusal rolled its transaction back, the record stays."""
+        try:
+            yield
+        except Refused as exc:
+            if exc.record is not None:
+                with self.db.write() as conn:
+                    audit_log.append(conn, exc.record)
+            raise
+
+    # -- the seal ----------------------------------------------------------------------------
+
+    def seal(self, batch: int = 5000) -> int:
+        """Link every record not yet in the chain, in batches; returns how many."""
+        sealed = 0
+        while True:
+            with self.db.write() as conn:
+                head = audit_log.chain_head(conn, lock=True)
+                rows = audit_log.unsealed(conn, batch)
+                if not rows:
+                    return sealed
+                if head is None:
+                    # A log emptied by hand (tests) starts a new chain; 0002 made the first.
+                    audit_log.start_chain(conn, legacy_upto=0)
+                    seq, current = 0, seal_math.GENESIS
+                else:
+                    seq, current = int(head.seq), str(head.hash)
+                seals = []
+                for row in rows:
+                    seq += 1
+                    current = self.key.link(current, seq, int(row.id), row.mac)
+                    seals.append({"record": row.id, "seq": seq, "hash": current})
+                audit_log.seal(conn, seals, seq, current)
+                sealed += len(rows)
+
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> Verification:
+        """Check every record's MAC and the chain through the sealed ones."""
+        result = Verification()
+        with self.db.read() as conn:
+            head = audit_log.chain_head(conn)
+            total = audit_log.count(conn)
+            legacy_upto = int(head.legacy_upto) if head is not None else 0
+            previous, expected = seal_math.GENESIS, 1
+            for done, row in enumerate(audit_log.all_records(conn), start=1):
+                if progress is not None and (done % 1000 == 0 or done == total):
+                    progress(done, total)
+                result.records += 1
+                self._check_mac(row, legacy_upto, result)
+                if row.chain_seq is None:
+                    result.unsealed += 1
+                    continue
+                seq = int(row.chain_seq)
+                if seq != expected:
+                    result.problem(
+                        row.id,
+                        f"the chain jumps from record #{expected - 1} to #{seq}: "
+                        f"{seq - expected} sealed record(s) before record id {row.id} "
+                        "are missing (deleted)",
+                    )
+                link = self.key.link(previous, seq, int(row.id), row.mac)
+                if link != row.chain_hash:
+                    result.problem(
+                        row.id,
+                        f"record id {row.id} (chain #{seq}) does not follow from the record "
+                        "before it: its chain hash is wrong (moved, re-sealed or forged)",
+                    )
+                previous, expected = str(row.chain_hash), seq + 1
+                result.head = previous
+            if head is not None and int(head.seq) != expected - 1:
+                result.problem(
+                    None,
+                    f"the chain head says {head.seq} records are sealed but the log holds "
+                    f"{expected - 1}: the newest sealed records were deleted",
+                )
+        return result
+
+    def _check_mac(self, row: Any, legacy_upto: int, result: Verification) -> None:
+        if row.mac is None:
+            if int(row.id) <= legacy_upto:
+                result.legacy += 1
+                return
+            result.problem(
+                row.id, f"record id {row.id} has no MAC: it was not written by PLL (inserted)"
+            )
+            return
+        content = seal_math.canonical(
+            row.recorded_at,
+            row.actor,
+            row.action,
+            row.resource_type,
+            row.basis,
+            row.outcome,
+            row.resource_id,
+            row.patient_id,
+            row.flag,
+        )
+        if self.key.mac(content) != row.mac:
+            result.problem(
+                row.id,
+                f"record id {row.id} does not match its MAC: it was edited, or inserted by "
+                "someone without the audit key",
+            )
+
+
+@dataclass
+class Verification:
+    """What ``pll audit verify`` found."""
+
+    records: int = 0
+    unsealed: int = 0
+    legacy: int = 0
+    head: str = seal_math.GENESIS
+    problems: list[tuple[int | None, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, record_id: int | None, message: str) -> None:
+        self.problems.append((record_id, message))

@@ -1,0 +1,183 @@
+"""Audit records, the sealed chain, patients' blocks and proxies: the rows access depends on.
+
+Every function takes the caller's open transaction. The MAC and chain arithmetic is
+:mod:`pll.auth.audit`; this module only stores and fetches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
+
+from pll.store.schema import access_block, audit_chain, audit_event, patient, proxy
+
+_INSERT = insert(audit_event)
+_COLUMNS = [c for c in audit_event.c if c.name not in ("chain_seq", "chain_hash")]
+
+
+def append(conn: Connection, row: dict[str, Any]) -> None:
+    """Append one audit record (``row`` holds every column but the seal)."""
+    conn.execute(_INSERT, row)
+
+
+def facts(
+    conn: Connection, patient_id: str, *, hpr: str | None, holder: str | None
+) -> Row[Any] | None:
+    """``(identifier_value, blocked, proxy)`` for one patient and one caller."""
+    blocked = exists().where(
+        and_(
+            access_block.c.patient_id == patient.c.id,
+            access_block.c.hpr == hpr,
+            access_block.c.ended_at.is_(None),
+        )
+    )
+    held = exists().where(
+        and_(proxy.c.holder == holder, proxy.c.patient_identifier == patient.c.identifier_value)
+    )
+    query = select(patient.c.identifier_value, blocked.label("blocked"), held.label("proxy")).where(
+        patient.c.id == patient_id
+    )
+    return conn.execute(query).first()
+
+
+def has_proxy(conn: Connection, holder: str, patient_identifier: str) -> bool:
+    query = select(proxy.c.holder).where(
+        proxy.c.holder == holder, proxy.c.patient_identifier == patient_identifier
+    )
+    return conn.execute(query).first() is not None
+
+
+def add_proxy(conn: Connection, holder: str, patient_identifier: str, now: datetime) -> bool:
+    if has_proxy(conn, holder, patient_identifier):
+        return False
+    conn.execute(
+        insert(proxy).values(
+            holder=holder, patient_identifier=patient_identifier, registered_at=now
+        )
+    )
+    return True
+
+
+def remove_proxy(conn: Connection, holder: str, patient_identifier: str) -> bool:
+    result = conn.execute(
+        proxy.delete().where(
+            proxy.c.holder == holder, proxy.c.patient_identifier == patient_identifier
+        )
+    )
+    return result.rowcount > 0
+
+
+# -- blocks ------------------------------------------------------------------------------
+
+
+def insert_block(
+    conn: Connection, block_id: str, patient_id: str, hpr: str, now: datetime, resource: str
+) -> None:
+    conn.execute(
+        insert(access_block).values(
+            id=block_id, patient_id=patient_id, hpr=hpr, created_at=now, resource=resource
+        )
+    )
+
+
+def block(conn: Connection, block_id: str) -> Row[Any] | None:
+    return conn.execute(select(access_block).where(access_block.c.id == block_id)).first()
+
+
+def blocks(conn: Connection, patient_id: str) -> Sequence[Row[Any]]:
+    query = (
+        select(access_block)
+        .where(access_block.c.patient_id == patient_id)
+        .order_by(access_block.c.created_at)
+    )
+    return conn.execute(query).all()
+
+
+def end_block(conn: Connection, block_id: str, now: datetime, resource: str) -> None:
+    conn.execute(
+        update(access_block)
+        .where(access_block.c.id == block_id)
+        .values(ended_at=now, resource=resource)
+    )
+
+
+# -- the patient's access log -------------------------------------------------------------
+
+
+def for_patient(
+    conn: Connection, patient_id: str, count: int, offset: int
+) -> tuple[int, Sequence[Row[Any]]]:
+    where = audit_event.c.patient_id == patient_id
+    total = conn.execute(select(func.count()).select_from(audit_event).where(where)).scalar_one()
+    rows = conn.execute(
+        select(audit_event)
+        .where(where)
+        .order_by(audit_event.c.recorded_at.desc(), audit_event.c.id.desc())
+        .limit(count)
+        .offset(offset)
+    ).all()
+    return int(total), rows
+
+
+# -- the seal -----------------------------------------------------------------------------
+
+
+def chain_head(conn: Connection, *, lock: bool = False) -> Row[Any] | None:
+    query = select(audit_chain).where(audit_chain.c.id == 1)
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def start_chain(conn: Connection, legacy_upto: int) -> None:
+    conn.execute(insert(audit_chain).values(id=1, seq=0, hash="0" * 64, legacy_upto=legacy_upto))
+
+
+def unsealed(conn: Connection, limit: int) -> Sequence[Row[Any]]:
+    query = (
+        select(*_COLUMNS).where(audit_event.c.chain_seq.is_(None)).order_by(audit_event.c.id)
+    ).limit(limit)
+    return conn.execute(query).all()
+
+
+_SEAL = (
+    update(audit_event)
+    .where(audit_event.c.id == bindparam("record"))
+    .values(chain_seq=bindparam("seq"), chain_hash=bindparam("hash"))
+)
+
+
+def seal(conn: Connection, seals: list[dict[str, Any]], seq: int, head: str) -> None:
+    """Write the chain positions and hashes of a batch, and the new head, together."""
+    conn.execute(_SEAL, seals)
+    conn.execute(update(audit_chain).where(audit_chain.c.id == 1).values(seq=seq, hash=head))
+
+
+def all_records(conn: Connection, batch: int = 5000) -> Iterator[Row[Any]]:
+    """Every record, sealed ones in chain order first, then the unsealed by id."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(audit_event)
+            .where(audit_event.c.chain_seq > last)
+            .order_by(audit_event.c.chain_seq)
+            .limit(batch)
+        ).all()
+        if not rows:
+            break
+        yield from rows
+        last = rows[-1].chain_seq
+    yield from unsealed_all(conn)
+
+
+def unsealed_all(conn: Connection) -> Sequence[Row[Any]]:
+    return conn.execute(
+        select(audit_event).where(audit_event.c.chain_seq.is_(None)).order_by(audit_event.c.id)
+    ).all()
+
+
+def count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(audit_event)).scalar_one())

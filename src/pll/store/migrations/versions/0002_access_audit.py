@@ -1,0 +1,87 @@
+"""Access and a tamper-evident audit trail: basis, outcome and seal on audit records; blocks;
+proxies.
+
+Revision ID: 0002
+Revises: 0001
+
+Records already in the log have no MAC (there was no key when they were written); the chain
+head remembers the last of them, so ``pll audit verify`` can tell those apart from a record
+that was inserted later without one.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("audit_event", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("basis", sa.String(length=24), nullable=True))
+        batch_op.add_column(
+            sa.Column("outcome", sa.String(length=2), server_default="0", nullable=False)
+        )
+        batch_op.add_column(sa.Column("flag", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("mac", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("chain_seq", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("chain_hash", sa.String(length=64), nullable=True))
+        batch_op.create_unique_constraint("uq_audit_event_chain_seq", ["chain_seq"])
+        # Only the records still waiting for the sealer: a small index whatever the log's size.
+        batch_op.create_index(
+            "ix_audit_unsealed",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("chain_seq IS NULL"),
+            sqlite_where=sa.text("chain_seq IS NULL"),
+        )
+
+    chain = op.create_table(
+        "audit_chain",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("legacy_upto", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    legacy = op.get_bind().execute(sa.text("SELECT COALESCE(MAX(id), 0) FROM audit_event"))
+    op.bulk_insert(
+        chain, [{"id": 1, "seq": 0, "hash": "0" * 64, "legacy_upto": legacy.scalar_one()}]
+    )
+
+    op.create_table(
+        "access_block",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("patient_id", sa.String(length=64), nullable=False),
+        sa.Column("hpr", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("ended_at", sa.DateTime(), nullable=True),
+        sa.Column("resource", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("access_block", schema=None) as batch_op:
+        batch_op.create_index("ix_block_patient_hpr", ["patient_id", "hpr"], unique=False)
+
+    op.create_table(
+        "proxy",
+        sa.Column("holder", sa.String(length=32), nullable=False),
+        sa.Column("patient_identifier", sa.String(length=32), nullable=False),
+        sa.Column("registered_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("holder", "patient_identifier"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("proxy")
+    with op.batch_alter_table("access_block", schema=None) as batch_op:
+        batch_op.drop_index("ix_block_patient_hpr")
+    op.drop_table("access_block")
+    op.drop_table("audit_chain")
+    with op.batch_alter_table("audit_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_unsealed")
+        batch_op.drop_constraint("uq_audit_event_chain_seq", type_="unique")
+        for column in ("chain_hash", "chain_seq", "mac", "flag", "outcome", "basis"):
+            batch_op.drop_column(column)
