@@ -442,7 +442,7 @@ def main(
     # 2. the server's SQL for the two requests, as pgbench scripts
     db = Database(url, pool_size=1)
     try:
-        reads, writes, ids = capture.capture(db, PLLService(db), load.gp_access())
+        reads, writes, ids = capture.capture(db, PLLService(db, load.BENCH_KEY), load.gp_access())
     finally:
         db.dispose()
     scripts = {

@@ -124,7 +124,10 @@ class LiveServer:
         return self.tokens[key]
 
     def client(
-        self, persona: str = "gp", pid: str | None = None, basis: str | None = "HPBEHANDLINGSRELASJON"
+        self,
+        persona: str = "gp",
+        pid: str | None = None,
+        basis: str | None = "HPBEHANDLINGSRELASJON",
     ) -> httpx.Client:
         """A client for ``persona``; health personnel state ``basis`` on every request
         (treatment relationship unless told otherwise; ``None`` states none)."""
@@ -173,7 +176,8 @@ def server(live_server: LiveServer, clock: Clock) -> LiveServer:
 def snapshot(db: Database, *, audit: bool = True) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, to assert that a refused request changed nothing.
 
-    ``audit=False`` leaves out the audit trail, for refusals that show data and so log a read.
+    ``audit=False`` leaves out the audit trail, for refusals that are logged (a refused
+    access, or a relay-baton refusal that shows the current version).
     """
     out = {}
     with db.read() as conn:

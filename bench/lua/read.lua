@@ -8,7 +8,11 @@ local headers
 
 function init(args)
    ids = read_lines(args[1])
-   headers = { ["Authorization"] = "Bearer " .. args[2], ["Accept"] = "application/fhir+json" }
+   headers = {
+      ["Authorization"] = "Bearer " .. args[2],
+      ["Accept"] = "application/fhir+json",
+      ["X-PLL-Access-Basis"] = "HPBEHANDLINGSRELASJON",
+   }
    math.randomseed(os.time() + tid * 7919)
 end
 

@@ -50,6 +50,7 @@ function request()
       ["Content-Type"] = "application/fhir+json",
       ["Accept"] = "application/fhir+json",
       ["If-Match"] = 'W/"' .. e.version .. '"',
+      ["X-PLL-Access-Basis"] = "HPBEHANDLINGSRELASJON",
    }
    return wrk.format("PUT", "/fhir/MedicationStatement/" .. id, headers, e.before .. dose .. e.after)
 end

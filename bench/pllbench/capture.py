@@ -41,12 +41,12 @@ from typing import Any
 import orjson
 from sqlalchemy import event, text
 
+from pll.auth import audit
 from pll.auth.access import Access
 from pll.fhir.validate import validate
 from pll.services.lists import PLLService
 from pll.store.audited_read import STATEMENTS
 from pll.store.db import Database
-from pll.store.repository import actor_json
 
 PARAM = re.compile(r"%\((\w+)\)s")
 DOSE_MARK = 987654.25
@@ -136,7 +136,7 @@ def capture(
             ),
             {"l": list_id},
         ).one()
-    reads = [read_statement(access, patient_id, service.clock())]
+    reads = [read_statement(service, access, patient_id, service.clock())]
     writes: list[Captured] = []
     dose = float(next_dose(current_dose(resource)))
     body = validate(put_body(resource, dose), "MedicationStatement")
@@ -152,17 +152,30 @@ def capture(
     return reads, writes, ids
 
 
-def read_statement(access: Access, patient_id: str, now: datetime) -> Captured:
+def read_statement(service: PLLService, access: Access, patient_id: str, now: datetime) -> Captured:
     """The statement the server's hot read runs on PostgreSQL, with its parameters as
     ``ListReads.current`` passes them for a health worker reading by patient id."""
     sql = STATEMENTS[("patient", "document")]
+    rule = access.read_rule()
+    if rule is None:
+        raise RuntimeError("capture: the benchmark's caller has no read rule (no basis?)")
+    actor = service.trail.actor(access)
+    basis = access.basis.value if access.basis else None
+    ipad, opad = service.trail.key.pads()
     params = {
         "key": patient_id,
         "system": None,
         "now": now.astimezone(UTC).replace(tzinfo=None),
-        "actor": actor_json(access.actor),
-        "pid": None,
-        "check": False,
+        "actor": actor,
+        "basis": basis,
+        "prefix": audit.prefix(now, actor, "read", "List", basis, "0"),
+        "ipad": ipad,
+        "opad": opad,
+        "own_only": rule.own_only,
+        "pid": rule.pid,
+        "hpr": rule.hpr,
+        "allow_blocked": rule.allow_blocked,
+        "flag_if_blocked": rule.flag_if_blocked,
     }
     return Captured(sql, params)
 
@@ -208,6 +221,8 @@ class _Converter:
         var = f"c{index}_{name}"
         if isinstance(value, datetime):
             value = value.isoformat(sep=" ")
+        elif isinstance(value, bytes):
+            value = "\\x" + value.hex()  # bytea's hex input form
         self.defines[var] = str(value)
         return f":{var}"
 

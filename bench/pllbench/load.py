@@ -23,7 +23,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from pll.auth.access import Access
+from pll.auth.access import Access, Basis
+from pll.auth.audit import AuditKey
 from pll.auth.tokens import PERSONAS
 from pll.domain.model import Author, Role
 from pll.fhir import systems
@@ -68,11 +69,16 @@ def synthetic_fnrs(count: int) -> list[str]:
     return out
 
 
+#: The loader's audit key. Loaded records are never verified; the running server uses the key
+#: in its own data directory for the records of the measured requests.
+BENCH_KEY = AuditKey(b"pll-bench-audit-key-not-a-secret")
+
+
 def gp_access() -> Access:
     """The same author the ``gp`` development token stands for."""
     p = PERSONAS["gp"]
     author = Author(name=p.name, role=Role.DOCTOR, hpr=p.hpr, org_id=p.org_id, org_name=p.org_name)
-    return Access(author)
+    return Access(author, Basis.TREATMENT, "pll-dev-client")
 
 
 def _patient(
@@ -137,7 +143,7 @@ def missing_batches(patients: int, done: set[int], batch_size: int) -> list[tupl
 def _worker(url: str, todo: list[tuple[int, int]], patients: int, seed: int, done: Any) -> None:
     fnrs = synthetic_fnrs(patients)
     db = Database(url, pool_size=1)
-    service = PLLService(db)
+    service = PLLService(db, BENCH_KEY)
     access = gp_access()
     try:
         for first, last in todo:

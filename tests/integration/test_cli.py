@@ -75,7 +75,10 @@ def test_readme_demo_command_serves_demo_lists(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert (tmp_path / "data" / "pll.sqlite3").exists()
         token = _run("token", "--persona", "gp", env=env).stdout.strip()
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+        }
         statements = httpx.get(
             f"{base}/fhir/MedicationStatement", params={"patient": "x"}, headers=headers
         )

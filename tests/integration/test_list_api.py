@@ -363,7 +363,14 @@ def test_metadata_tells_the_truth(server: LiveServer, gp: httpx.Client) -> None:
         "history-instance",
         "search-type",
     }
-    assert "delete" not in set().union(*served.values())
+    # Nothing on the list is ever deleted; a patient's block is ended with DELETE.
+    clinical = ("List", "MedicationStatement", "MedicationRequest", "Patient")
+    assert "delete" not in set().union(*(served[t] for t in clinical))
+    assert served["Consent"] == {"create", "read", "search-type", "delete"}
+    assert served["AuditEvent"] == {"search-type"}
+    security = cap["rest"][0]["security"]["description"]
+    assert "X-PLL-Access-Basis" in security
+    assert all(code in security for code in ("HPAKUTT", "HPMOTTATTSAMTYKKE", "HPUNNTAK"))
     assert resources["List"]["searchInclude"] == ["List:item"]
     # Every advertised read answers "does not exist" for an unknown id (not "no such endpoint").
     for rtype, interactions in served.items():

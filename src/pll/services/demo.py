@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pll.auth.access import Access
+from pll.auth.access import Access, Basis
 from pll.auth.tokens import PERSONAS
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.model import Author, Role
@@ -209,8 +209,9 @@ def create_demo(
 ) -> list[str]:
     """Create ``patients`` synthetic patients with a PLL each; returns their fødselsnumre."""
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
-    gp = Access(_persona_author("gp"))
-    hospital = Access(_persona_author("hospital-doctor"))
+    # The demo's doctors treat these patients: that is their basis for every access.
+    gp = Access(_persona_author("gp"), Basis.TREATMENT, "pll-demo")
+    hospital = Access(_persona_author("hospital-doctor"), Basis.TREATMENT, "pll-demo")
     numbers = []
     for _ in range(patients):
         fnr = generate_synthetic_fnr(rng)
