@@ -52,7 +52,7 @@ def test_personas_become_callers(tmp_path: Path) -> None:
     assert (patient.actor.role, patient.actor.pid) == (Role.PATIENT, "17855116340")
     assert patient.client_id == "pll-dev-client"
     proxy = _bearer(auth, issue(tmp_path, "proxy")).actor
-    assert (proxy.role, proxy.pid) == (Role.PATIENT, "01889948113")
+    assert (proxy.role, proxy.pid) == (Role.PATIENT, "09857215521")
 
 
 def _signed(tmp_path: Path, claims: dict[str, Any]) -> tuple[Authenticator, str]:

@@ -97,7 +97,7 @@ PERSONAS: dict[str, Persona] = {
     ),
     "patient": Persona("Pasient", None, None, None, None),
     # A synthetic fødselsnummer (month + 80); registered as proxy with `pll proxy add`.
-    "proxy": Persona("Fullmektig Nordmann", None, None, None, None, pid="01889948113"),
+    "proxy": Persona("Fullmektig Nordmann", None, None, None, None, pid="09857215521"),
 }
 
 
