@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,11 +90,31 @@ def database(
     _drop_postgres_database(name)
 
 
+@contextmanager
+def append_only_lifted(conn: sa.Connection, db: Database) -> Iterator[None]:
+    """Drop the audit log's append-only triggers for the block and put them back, as someone
+    with the rights to change the schema could (tests empty the log; tamper tests attack it)."""
+    if db.is_sqlite:
+        triggers = conn.execute(
+            sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        ).all()
+        for name, _ in triggers:
+            conn.execute(sa.text(f'DROP TRIGGER "{name}"'))
+        yield
+        for _, sql in triggers:
+            conn.execute(sa.text(sql))
+    else:
+        conn.execute(sa.text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"))
+        yield
+        conn.execute(sa.text("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only"))
+
+
 def empty_tables(db: Database) -> None:
     with db.write() as conn:
         if db.is_sqlite:
-            for table in reversed(metadata.sorted_tables):
-                conn.execute(table.delete())
+            with append_only_lifted(conn, db):
+                for table in reversed(metadata.sorted_tables):
+                    conn.execute(table.delete())
         else:
             names = ", ".join(t.name for t in metadata.sorted_tables)
             conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

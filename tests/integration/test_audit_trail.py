@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, append_only_lifted
 from tests.integration.builders import DRUGS, new_patient_with_list, ok, statement
 
 PLL = str(Path(sys.executable).parent / "pll")
@@ -75,8 +75,25 @@ def _ids(server: LiveServer) -> list[int]:
 
 
 def _sql(server: LiveServer, sql: str, **params: Any) -> None:
-    with server.db.write() as conn:
+    """Change the log behind PLL's back, as someone who can also drop its triggers."""
+    with server.db.write() as conn, append_only_lifted(conn, server.db):
         conn.execute(sa.text(sql), params)
+
+
+def test_the_database_refuses_to_change_or_delete_a_record(
+    server: LiveServer, sealed: list[int]
+) -> None:
+    for sql in (
+        "UPDATE audit_event SET actor = '{}' WHERE id = :id",
+        "UPDATE audit_event SET chain_hash = 'x' WHERE id = :id",
+        "DELETE FROM audit_event WHERE id = :id",
+    ):
+        with (
+            pytest.raises(sa.exc.DatabaseError, match="append-only"),
+            server.db.write() as conn,
+        ):
+            conn.execute(sa.text(sql), {"id": sealed[1]})
+    assert verify(server).returncode == 0
 
 
 @pytest.fixture
@@ -153,7 +170,7 @@ def test_an_inserted_record_is_named(
     columns = "recorded_at, actor, action, resource_type, resource_id, patient_id, outcome"
     extra = ", mac, chain_seq, chain_hash" if sealed_copy else ""
     source = sealed[2]
-    with server.db.write() as conn:
+    with server.db.write() as conn, append_only_lifted(conn, server.db):
         row = conn.execute(
             sa.text(f"SELECT {columns}, mac, chain_hash FROM audit_event WHERE id = :id"),
             {"id": source},

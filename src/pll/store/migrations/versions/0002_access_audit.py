@@ -18,6 +18,47 @@ branch_labels = None
 depends_on = None
 
 
+#: The columns a record is made of; once written, none may change (the sealer only fills the
+#: chain columns, once).
+_RECORD = (
+    "id",
+    "recorded_at",
+    "actor",
+    "action",
+    "resource_type",
+    "resource_id",
+    "patient_id",
+    "basis",
+    "outcome",
+    "flag",
+    "mac",
+)
+_PG_APPEND_ONLY = f"""
+CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'audit_event is append-only: records cannot be deleted';
+    END IF;
+    IF OLD.chain_seq IS NOT NULL
+       OR ({", ".join("NEW." + c for c in _RECORD)})
+          IS DISTINCT FROM ({", ".join("OLD." + c for c in _RECORD)}) THEN
+        RAISE EXCEPTION 'audit_event is append-only: only the sealer links a record, once';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
+    FOR EACH ROW EXECUTE FUNCTION audit_event_append_only();
+"""
+_SQLITE_APPEND_ONLY = [
+    """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: records cannot be deleted'); END""",
+    f"""CREATE TRIGGER audit_event_seal_only BEFORE UPDATE ON audit_event
+WHEN OLD.chain_seq IS NOT NULL OR {" OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in _RECORD)}
+BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: only the sealer links a record, once');
+END""",
+]
+
+
 def upgrade() -> None:
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
         batch_op.add_column(sa.Column("basis", sa.String(length=24), nullable=True))
@@ -37,6 +78,14 @@ def upgrade() -> None:
             postgresql_where=sa.text("chain_seq IS NULL"),
             sqlite_where=sa.text("chain_seq IS NULL"),
         )
+
+    # Append-only in the database itself, whatever the application does; the seal then
+    # shows what someone who can drop these triggers did.
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_APPEND_ONLY)
+    else:
+        for statement in _SQLITE_APPEND_ONLY:
+            op.execute(statement)
 
     chain = op.create_table(
         "audit_chain",
@@ -80,6 +129,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_block_patient_hpr")
     op.drop_table("access_block")
     op.drop_table("audit_chain")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER audit_event_append_only ON audit_event")
+        op.execute("DROP FUNCTION audit_event_append_only()")
+    else:
+        op.execute("DROP TRIGGER audit_event_no_delete")
+        op.execute("DROP TRIGGER audit_event_seal_only")
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_unsealed")
         batch_op.drop_constraint("uq_audit_event_chain_seq", type_="unique")
