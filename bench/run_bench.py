@@ -451,6 +451,10 @@ def main(
     }
     for name, script in scripts.items():
         (run.run_dir / f"{name}.sql").write_text(script.text)
+        # the captured values pgbench gets with -D, for reruns (bench/auth_costs.py)
+        (run.run_dir / f"{name}.defines").write_text(
+            "".join(f"{k}={v}\n" for k, v in script.defines.items())
+        )
     pool_size = dbsetup.build_write_pool(url, patients, min(write_pool, patients - 1), seed)
     per_client = pool_size // concurrency
     if "write" in kinds and per_client < 1:

@@ -53,6 +53,10 @@ class Verb(StrEnum):
 
     READ = "read"
     WRITE = "write"
+    #: propose a change for the responsible doctor to accept or reject (M25.2, e-multidose)
+    PROPOSE = "propose"
+    #: report a discrepancy on the list (case handling)
+    REPORT = "report"
     #: the patient's own access log and blocks
     OWN = "own"
 
@@ -67,6 +71,19 @@ class Outcome(StrEnum):
 #: Flag on an audit record of a blocked worker's emergency access: followed up, and shown
 #: to the patient.
 EMERGENCY_OVERRIDE = "emergency-override-of-block"
+
+
+NOT_YOURS = (
+    "A patient can see only their own list, or that of a person they hold a proxy (fullmakt) for."
+)
+_PATIENT_READS = (
+    "Only doctors change the medication list; a patient can read it, its history and who "
+    "has looked at it."
+)
+_BLOCKED = (
+    "The patient has blocked your access to their medication list. In an emergency state "
+    "the basis HPAKUTT; the access is then logged for follow-up and shown to the patient."
+)
 
 
 def parse_basis(raw: str | None) -> Basis | None:
@@ -92,6 +109,8 @@ class PatientFacts:
     blocked: bool = False
     #: the caller holds a registered proxy (fullmakt) for this patient
     proxy: bool = False
+    #: organisation number of the patient's one responsible multidose pharmacy, if any
+    multidose_pharmacy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,17 +159,9 @@ class Access:
         """May this caller do ``verb`` on this patient's data? (DESIGN §3 rules 4 and 5)."""
         if self.is_patient:
             if facts.identifier != self.actor.pid and not facts.proxy:
-                return Decision(
-                    False,
-                    "A patient can see only their own list, or that of a "
-                    "person they hold a proxy (fullmakt) for.",
-                )
-            if verb is Verb.WRITE:
-                return Decision(
-                    False,
-                    "Only doctors change the medication list; a patient "
-                    "can read it, its history and who has looked at it.",
-                )
+                return Decision(False, NOT_YOURS)
+            if verb in (Verb.WRITE, Verb.PROPOSE):
+                return Decision(False, _PATIENT_READS)
             return Decision(True)
         if verb is Verb.OWN:
             return Decision(False, "The access log and blocks are the patient's own.")
@@ -160,23 +171,31 @@ class Access:
                 "Only doctors (HPR authorisation LE) change the list; "
                 f"a {self.actor.role.value} may read it.",
             )
+        if verb is Verb.PROPOSE and not self._responsible_pharmacy(facts):
+            return Decision(
+                False,
+                "Only the patient's responsible multidose pharmacy proposes changes to the "
+                "list; the doctor then accepts or rejects them.",
+            )
         if self.basis is None:
             return Decision(
                 False,
-                f"State the basis for this access in the {BASIS_HEADER} "
-                "header: " + ", ".join(b.value for b in Basis) + ".",
+                f"State the basis for this access in the {BASIS_HEADER} header: "
+                + ", ".join(b.value for b in Basis)
+                + ".",
             )
         if facts.blocked:
             if self.basis is not Basis.EMERGENCY:
-                return Decision(
-                    False,
-                    "The patient has blocked your access to their "
-                    "medication list. In an emergency state the basis HPAKUTT; "
-                    "the access is then logged for follow-up and shown to the "
-                    "patient.",
-                )
+                return Decision(False, _BLOCKED)
             return Decision(True, flag=EMERGENCY_OVERRIDE)
         return Decision(True)
+
+    def _responsible_pharmacy(self, facts: PatientFacts) -> bool:
+        return (
+            self.actor.role is Role.PHARMACIST
+            and facts.multidose_pharmacy is not None
+            and self.actor.org_id == facts.multidose_pharmacy
+        )
 
     def read_rule(self) -> ReadRule | None:
         """This caller's read permission, compiled for the one-statement read; ``None``

@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pll.auth.access import Access, Decision, Verb
+from pll.auth.access import NOT_YOURS, Access, Decision, Verb
 from pll.auth.audit import AuditKey
 from pll.domain.changes import ListChange, expire_entries, start_list
 from pll.domain.diff import ListDifference, Versions, diff_content, diff_lists
@@ -201,10 +201,7 @@ class PLLService:
             return
         pid = access.actor.pid
         if not pid or (identifier != pid and not audit_log.has_proxy(conn, pid, identifier)):
-            raise Forbidden(
-                "A patient can see only their own list, or that of a person they hold a "
-                "proxy (fullmakt) for."
-            )
+            raise Forbidden(NOT_YOURS)
 
     @guarded
     def read_patient(self, access: Access, patient_id: str) -> dict[str, Any]:
