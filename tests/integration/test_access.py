@@ -428,7 +428,9 @@ def test_dpop_bound_token_over_http(server: LiveServer, scene: Scene, tmp_path: 
 
     proof = make_proof(key, method="GET", url=url, access_token=token)
     assert get(proof).status_code == 200
-    assert get(proof).status_code == 401  # replayed jti
+    replayed = get(proof)
+    assert replayed.status_code == 401
+    assert 'error="invalid_dpop_proof"' in replayed.headers["WWW-Authenticate"]
     assert get(make_proof(key, method="GET", url=url + "x", access_token=token)).status_code == 401
     assert get(make_proof(key, method="POST", url=url, access_token=token)).status_code == 401
     stale = make_proof(key, method="GET", url=url, access_token=token, iat=int(time.time()) - 600)

@@ -234,11 +234,13 @@ def error_response(error: DomainError) -> Response:
         (code for kind, code in STATUS if isinstance(error, kind)),
         415 if isinstance(error, UnsupportedMedia) else 400,
     )
-    headers = (
-        {"WWW-Authenticate": 'DPoP algs="ES256 RS256 PS256", Bearer realm="pll"'}
-        if status == 401
-        else None
-    )
+    headers = None
+    if status == 401:
+        # RFC 9449 §7.1 and RFC 6750 §3: which schemes are accepted, and a bad proof named.
+        dpop = 'DPoP algs="ES256 RS256 PS256"'
+        if error.expression == "DPoP":
+            dpop += ', error="invalid_dpop_proof"'
+        headers = {"WWW-Authenticate": f'{dpop}, Bearer realm="pll"'}
     return fhir_response(from_error(error), status, headers=headers)
 
 
