@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/venv.sh
 export PLL_DATA_DIR="${PLL_DATA_DIR:-$PWD/pll-data}"
+# Demo data, demo people: trust the development tokens `pll token` makes.
+export PLL_DEV_AUTH="${PLL_DEV_AUTH:-1}"
 if [ ! -f "$PLL_DATA_DIR/pll.sqlite3" ]; then
   .venv/bin/pll demo --patients "${PLL_DEMO_PATIENTS:-50}"
 fi

@@ -8,6 +8,7 @@ instead of skipping it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -104,9 +105,11 @@ def append_only_lifted(conn: sa.Connection, db: Database) -> Iterator[None]:
         for _, sql in triggers:
             conn.execute(sa.text(sql))
     else:
-        conn.execute(sa.text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"))
+        for table in ("audit_event", "audit_chain"):
+            conn.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
         yield
-        conn.execute(sa.text("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only"))
+        for table in ("audit_event", "audit_chain"):
+            conn.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
 
 
 def empty_tables(db: Database) -> None:
@@ -117,7 +120,8 @@ def empty_tables(db: Database) -> None:
                     conn.execute(table.delete())
         else:
             names = ", ".join(t.name for t in metadata.sorted_tables)
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            with append_only_lifted(conn, db):
+                conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture(scope="session")
@@ -164,13 +168,9 @@ class LiveServer:
         return self.service.trail.seal()
 
 
-@pytest.fixture(scope="session")
-def live_server(database: Database, data_dir: Path, clock: Clock) -> Iterator[LiveServer]:
-    """The real ASGI app on a real socket, sharing the test's database and clock."""
-    service = PLLService(database, AuditKey.load(data_dir), clock=clock)
-    # No background sealer: tests seal when they mean to, and snapshots stay still.
-    settings = Settings(data_dir=data_dir, database_url=database.url, seal_interval=0)
-    app = create_app(settings, service)
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Run an ASGI app on a real socket in a thread; yields its base URL."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -181,9 +181,26 @@ def live_server(database: Database, data_dir: Path, clock: Clock) -> Iterator[Li
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield LiveServer(f"http://127.0.0.1:{port}", data_dir, database, service)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def server_settings(data_dir: Path, database: Database, **changes: Any) -> Settings:
+    """Settings for a test server: development tokens on, no background sealer (tests seal
+    when they mean to, and snapshots stay still)."""
+    base = Settings(data_dir=data_dir, database_url=database.url, dev_auth=True, seal_interval=0)
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture(scope="session")
+def live_server(database: Database, data_dir: Path, clock: Clock) -> Iterator[LiveServer]:
+    """The real ASGI app on a real socket, sharing the test's database and clock."""
+    service = PLLService(database, AuditKey.load(data_dir), clock=clock)
+    with serving(create_app(server_settings(data_dir, database), service)) as base:
+        yield LiveServer(base, data_dir, database, service)
 
 
 @pytest.fixture

@@ -34,7 +34,9 @@ class Server:
     def __init__(self, pll: Path, url: str, data_dir: Path, workers: int, log: Path) -> None:
         self.pll = pll
         self.port = free_port()
-        self.env = dict(os.environ, PLL_DATABASE_URL=url, PLL_DATA_DIR=str(data_dir))
+        self.env = dict(
+            os.environ, PLL_DATABASE_URL=url, PLL_DATA_DIR=str(data_dir), PLL_DEV_AUTH="1"
+        )
         self.workers = workers
         self.log_path = log
         self.proc: subprocess.Popen[bytes] | None = None

@@ -29,9 +29,9 @@ class Settings:
     #: Threads beyond a few mostly wait for Python's GIL: at N=100,000 writes went from
     #: ~225/s with 40 threads to ~366/s with 4 (bench/, two workers on two cores).
     threads: int = 4
-    #: Trust development tokens from ``pll token`` (``PLL_DEV_AUTH``, default on). Turn it
-    #: off in any deployment that holds real patients.
-    dev_auth: bool = True
+    #: Trust development tokens from ``pll token`` (``PLL_DEV_AUTH=1``). Off unless asked
+    #: for: anyone who can read the data directory could otherwise mint tokens.
+    dev_auth: bool = False
     #: A HelseID-style issuer to trust (``PLL_ISSUER``, the ``iss`` of its tokens).
     issuer: str | None = None
     #: Its keys: a JWKS URL or file (``PLL_JWKS``); by OpenID discovery from the issuer when
@@ -43,6 +43,10 @@ class Settings:
     allow_bearer: bool = True
     #: A scope every token must hold (``PLL_REQUIRED_SCOPE``), such as ``nhn:pll/api``.
     required_scope: str | None = None
+    #: This server's public origin (``PLL_PUBLIC_URL``, such as ``https://pll.example.no``):
+    #: DPoP proofs must name it (``htu``). Without it the request's Host header is taken,
+    #: which a proof made for another server could also carry: set it in production.
+    public_url: str | None = None
     #: Seconds between sealing runs of the audit chain (``PLL_SEAL_INTERVAL``; 0 turns the
     #: sealer off in this process, as when another process or ``pll audit seal`` does it).
     seal_interval: float = 1.0
@@ -56,13 +60,14 @@ class Settings:
             data_dir=data_dir,
             database_url=url,
             threads=threads,
-            dev_auth=_flag("PLL_DEV_AUTH", default=True),
+            dev_auth=_flag("PLL_DEV_AUTH", default=False),
             issuer=os.environ.get("PLL_ISSUER") or None,
             jwks=os.environ.get("PLL_JWKS") or None,
             audience=os.environ.get("PLL_AUDIENCE") or AUDIENCE,
             allow_bearer=_flag("PLL_ALLOW_BEARER", default=True),
             required_scope=os.environ.get("PLL_REQUIRED_SCOPE") or None,
             seal_interval=float(os.environ.get("PLL_SEAL_INTERVAL", "1")),
+            public_url=os.environ.get("PLL_PUBLIC_URL") or None,
         )
 
     def audit_key(self) -> AuditKey:
@@ -80,7 +85,10 @@ class Settings:
                 keys = KeySet.from_issuer(self.issuer)
             issuers.append(Issuer(self.issuer, self.audience, keys))
         if not issuers:
-            raise ValueError("No token issuer is trusted: set PLL_ISSUER or PLL_DEV_AUTH=1.")
+            raise ValueError(
+                "No token issuer is trusted: set PLL_ISSUER (and PLL_JWKS), or PLL_DEV_AUTH=1 "
+                "for development tokens."
+            )
         return Authenticator(
             issuers, allow_bearer=self.allow_bearer, required_scope=self.required_scope
         )

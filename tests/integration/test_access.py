@@ -16,6 +16,7 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
+from pll.api.app import create_app
 from pll.auth.dpop import make_proof
 from pll.auth.tokens import (
     CLAIM_HPR,
@@ -28,7 +29,7 @@ from pll.auth.tokens import (
 )
 from pll.services.access import register_proxy
 from pll.store.schema import audit_event
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, server_settings, serving
 from tests.integration.builders import (
     DRUGS,
     new_fnr,
@@ -452,3 +453,99 @@ def test_dev_jwks_is_served(server: LiveServer) -> None:
     jwks = ok(httpx.get(f"{server.base}/dev/jwks.json"))
     assert [k["kid"] for k in jwks["keys"]] == [DEV_KID]
     assert "d" not in jwks["keys"][0]
+
+
+# -- what the review found: refusals before lookups, one record per access, htu -------------
+
+
+def test_a_block_matches_however_the_hpr_number_is_written(
+    server: LiveServer, scene: Scene
+) -> None:
+    with server.client("patient", scene.fnr) as me:
+        block = ok(me.post("/fhir/Consent", json=_block("0" + GP_HPR, scene.pid)), 201)
+    assert block["provision"]["actor"][0]["reference"]["identifier"]["value"] == GP_HPR
+    with server.client("gp") as gp:
+        assert gp.get(f"/fhir/List/{scene.list_id}").status_code == 403
+
+
+def test_without_a_basis_nobody_learns_who_is_registered(server: LiveServer, scene: Scene) -> None:
+    unknown = new_fnr()
+    before = len(records(server))
+    answers = []
+    for fnr in (scene.fnr, unknown):
+        ident = f"urn:oid:2.16.578.1.12.4.1.4.1|{fnr}"
+        with server.client("gp", basis=None) as gp:
+            answers.append(gp.get("/fhir/Patient", params={"identifier": ident}))
+            answers.append(gp.get("/fhir/List", params={"patient.identifier": ident}))
+        with server.client("nurse") as nurse:
+            subject = {"identifier": {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": fnr}}
+            body = statement("Patient/x", *DRUGS[1]) | {"subject": subject}
+            answers.append(nurse.post("/fhir/MedicationStatement", json=body))
+    assert {r.status_code for r in answers} == {403}
+    half = len(answers) // 2
+    assert [r.json() for r in answers[:half]] == [r.json() for r in answers[half:]]
+    assert len(records(server)) == before  # refused before any lookup: no patient touched
+
+
+def test_a_search_by_fodselsnummer_is_logged_once(server: LiveServer, scene: Scene) -> None:
+    ident = f"urn:oid:2.16.578.1.12.4.1.4.1|{scene.fnr}"
+    with server.client("patient", scene.fnr) as me:
+        before = len(records(server))
+        ok(me.get("/fhir/AuditEvent", params={"patient.identifier": ident}))
+        assert len(records(server)) == before + 1
+    with server.client("gp") as gp:
+        before = len(records(server))
+        ok(gp.get("/fhir/MedicationStatement", params={"patient.identifier": ident}))
+        assert len(records(server)) == before + 1
+        r = gp.get("/fhir/AuditEvent", params={"patient.identifier": ident})
+        assert r.status_code == 403
+        assert len(records(server)) == before + 1  # refused before the lookup
+
+
+def test_a_patient_naming_someone_else_is_in_that_persons_log(
+    server: LiveServer, scene: Scene
+) -> None:
+    with server.client("patient", STRANGER) as stranger:
+        r = stranger.get(
+            "/fhir/List",
+            params={"patient.identifier": f"urn:oid:2.16.578.1.12.4.1.4.1|{scene.fnr}"},
+        )
+    assert r.status_code == 403
+    tried = [rec for rec in records(server) if STRANGER in rec.actor]
+    assert [(rec.patient_id, rec.outcome) for rec in tried] == [(scene.pid, "4")]
+
+
+def test_an_overlong_provenance_version_is_not_found(server: LiveServer, scene: Scene) -> None:
+    with server.client() as gp:
+        r = gp.get(f"/fhir/Provenance/{scene.list_id}-99999999999999999999999")
+    assert r.status_code == 404
+
+
+def test_dpop_proofs_must_name_the_public_url(
+    server: LiveServer, scene: Scene, tmp_path: Any
+) -> None:
+    """With PLL_PUBLIC_URL set, a proof made for another host is refused whatever Host
+    header comes with it."""
+    app = create_app(
+        server_settings(server.data_dir, server.db, public_url="https://pll.example.no/"),
+        server.service,
+    )
+    key_file = tmp_path / "dpop.pem"
+    token = issue(server.data_dir, "gp", dpop_key_file=key_file)
+    key = dpop_key(key_file)
+    path = f"/fhir/List/{scene.list_id}"
+    with serving(app) as base:
+
+        def get(htu: str, host: str | None = None) -> int:
+            headers = {
+                "Authorization": f"DPoP {token}",
+                "X-PLL-Access-Basis": T,
+                "DPoP": make_proof(key, method="GET", url=htu, access_token=token),
+            }
+            if host:
+                headers["Host"] = host
+            return httpx.get(base + path, headers=headers).status_code
+
+        assert get("https://pll.example.no" + path) == 200
+        assert get(base + path) == 401
+        assert get("http://evil.example" + path, host="evil.example") == 401

@@ -208,3 +208,81 @@ def test_a_sealer_does_not_launder_an_inserted_record(
     result = verify(server)
     assert result.returncode == 1
     assert "no MAC" in result.stderr
+
+
+def test_a_record_posing_as_older_than_the_seal_is_named(
+    server: LiveServer, sealed: list[int]
+) -> None:
+    """No trigger needs to be dropped to insert; a MAC-less record must not pass as legacy."""
+    with server.db.write() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_event (id, recorded_at, actor, action, resource_type, outcome)"
+                " VALUES (-1, :at, '{\"name\":\"Framed Doctor\"}', 'read', 'List', '0')"
+            ),
+            {"at": datetime(2026, 1, 1)},  # noqa: DTZ001 - naive UTC, as stored
+        )
+    result = verify(server)
+    assert result.returncode == 1
+    assert "record id -1 has no MAC" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_chain SET legacy_upto = 1000000",
+        "UPDATE audit_chain SET legacy_count = 5",
+        "UPDATE audit_chain SET seq = 1",
+        "DELETE FROM audit_chain",
+    ],
+)
+def test_the_chain_head_only_moves_forward(server: LiveServer, sealed: list[int], sql: str) -> None:
+    with (
+        pytest.raises(sa.exc.DatabaseError, match="only moves forward"),
+        server.db.write() as conn,
+    ):
+        conn.execute(sa.text(sql))
+
+
+def test_the_log_cannot_be_truncated(server: LiveServer, sealed: list[int]) -> None:
+    if server.db.is_sqlite:
+        pytest.skip("SQLite has no TRUNCATE; DELETE is refused row by row")
+    for table in ("audit_event", "audit_chain"):
+        with (
+            pytest.raises(sa.exc.DatabaseError, match="cannot be truncated"),
+            server.db.write() as conn,
+        ):
+            conn.execute(sa.text(f"TRUNCATE {table}"))
+
+
+def test_a_rewritten_chain_head_is_named(server: LiveServer, sealed: list[int]) -> None:
+    _sql(server, "UPDATE audit_chain SET hash = :h", h="f" * 64)
+    result = verify(server)
+    assert result.returncode == 1
+    assert "chain head's hash" in result.stderr
+
+
+def test_verify_reads_one_snapshot(server: LiveServer, sealed: list[int]) -> None:
+    """What commits while a long verify runs (sealers, new reads) is not seen half-way."""
+    with server.db.snapshot() as snap:
+        first = snap.execute(sa.text("SELECT count(*) FROM audit_event")).scalar_one()
+        with server.client() as gp:  # another transaction writes and commits meanwhile
+            r = gp.get("/fhir/Patient", params={"identifier": "17855116340"})
+            assert r.status_code == 200
+            pid = ok(
+                gp.post(
+                    "/fhir/Patient",
+                    json={
+                        "resourceType": "Patient",
+                        "identifier": [
+                            {"system": "urn:oid:2.16.578.1.12.4.1.4.1", "value": "17855116340"}
+                        ],
+                    },
+                ),
+                201,
+            )["id"]
+            ok(gp.get(f"/fhir/Patient/{pid}"))
+        server.seal()
+        again = snap.execute(sa.text("SELECT count(*) FROM audit_event")).scalar_one()
+    assert again == first
+    assert len(_ids(server)) > first

@@ -461,3 +461,20 @@ def test_keys_not_for_verifying_signatures_are_ignored(site: Site) -> None:
             keys.key(kid)
     with pytest.raises(Unauthenticated, match="kid"):
         verify_token(sign("RS256", site.url, kid="enc"), trust(keys, site.url))
+
+
+def test_a_withdrawn_key_stops_being_trusted_after_max_age(tmp_path: Path) -> None:
+    """Keys are fetched again once the set is older than max_age, without any new kid."""
+    old = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    new = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [public_jwk(old, "k1")]}))
+    keys = KeySet.from_file(path)
+    keys.max_age = 3600
+    assert keys.key("k1")
+    path.write_text(json.dumps({"keys": [public_jwk(new, "k2")]}))  # k1 withdrawn
+    assert keys.key("k1")  # still within max_age
+    keys.max_age = 0
+    with pytest.raises(Unauthenticated, match="not one of the issuer's"):
+        keys.key("k1")
+    assert keys.key("k2")

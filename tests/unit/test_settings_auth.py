@@ -58,6 +58,7 @@ def test_bearer_tokens_can_be_refused_by_configuration(
 ) -> None:
     monkeypatch.setenv("PLL_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("PLL_ALLOW_BEARER", "false")
+    monkeypatch.setenv("PLL_DEV_AUTH", "1")
     auth = Settings.from_env().authenticator()
     with pytest.raises(Unauthenticated, match="DPoP"):
         auth.authenticate(f"Bearer {issue(tmp_path, 'gp')}", None, "GET", "http://x/fhir/List")
@@ -71,3 +72,14 @@ def test_no_trusted_issuer_is_a_configuration_error(
     monkeypatch.delenv("PLL_ISSUER", raising=False)
     with pytest.raises(ValueError, match="No token issuer"):
         Settings.from_env().authenticator()
+
+
+def test_development_tokens_are_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLL_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("PLL_DEV_AUTH", raising=False)
+    monkeypatch.setenv("PLL_ISSUER", ISSUER)
+    monkeypatch.setenv("PLL_JWKS", str(tmp_path / "jwks.json"))
+    _helseid(tmp_path)
+    auth = Settings.from_env().authenticator()
+    with pytest.raises(Unauthenticated, match="not trusted"):
+        auth.authenticate(f"Bearer {issue(tmp_path, 'gp')}", None, "GET", "http://x/fhir/List")

@@ -125,4 +125,5 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     app.state.reads = reads
     app.state.authenticator = settings.authenticator()
     app.state.data_dir = settings.data_dir
+    app.state.public_url = settings.public_url.rstrip("/") if settings.public_url else None
     return app

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.responses import Response
 
 from pll.api.http import AsyncHandler, Ctx, Handler, check_id, check_version, fhir_response
-from pll.auth.access import BASIS_HEADER, Basis
+from pll.auth.access import BASIS_HEADER, Basis, Verb
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import bundles
 from pll.fhir.systems import PLL_BASE
@@ -48,12 +48,12 @@ def _stored(stored: Stored) -> Response:
     return fhir_response(stored.text, version=stored.version, updated=stored.updated)
 
 
-def _patient_param(ctx: Ctx, params: dict[str, str]) -> str | None:
-    """``patient=<id>``, ``patient=Patient/<id>`` or ``patient.identifier=<system>|<value>``."""
+def _patient_param(ctx: Ctx, params: dict[str, str], verb: Verb = Verb.READ) -> str | None:
+    """``patient=<id>``, ``patient=Patient/<id>`` or ``patient.identifier=<system>|<value>``
+    (looked up, not logged: the search that follows decides access and logs it)."""
     if "patient.identifier" in params:
         system, _, value = params["patient.identifier"].rpartition("|")
-        found = ctx.service.find_patient(ctx.access, system or None, value)
-        return str(found["id"]) if found else None
+        return ctx.service.patient_by_identifier(ctx.access, verb, system or None, value)
     given = params.get("patient") or params.get("subject")
     if not given:
         raise InvalidInput(
@@ -335,7 +335,7 @@ def consent_delete(ctx: Ctx) -> Response:
 
 def consent_search(ctx: Ctx) -> Response:
     params = ctx.query(searchable("Consent"))
-    patient_id = _patient_param(ctx, params)
+    patient_id = _patient_param(ctx, params, Verb.OWN)
     items = PatientAccess(ctx.service).blocks(ctx.access, patient_id) if patient_id else []
     return fhir_response(
         bundles.search_bundle(ctx.base, items, len(items), str(ctx.request.url), None)
@@ -346,7 +346,7 @@ def audit_event_search(ctx: Ctx) -> Response:
     """The patient's access log: who read or changed their data, when, on what basis."""
     params = ctx.query(searchable("AuditEvent"))
     count, offset = ctx.paging(params)
-    patient_id = _patient_param(ctx, params)
+    patient_id = _patient_param(ctx, params, Verb.OWN)
     total, items = (
         PatientAccess(ctx.service).access_log(ctx.access, patient_id, count, offset)
         if patient_id

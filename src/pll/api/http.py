@@ -313,9 +313,8 @@ def _authenticate(request: Request, authenticator: Authenticator) -> Access:
     """Who is calling, through which client, on what basis: decided once per request."""
     headers = request.headers
     scope = request.scope
-    host = headers.get("host", "")
-    base = fhir_base(
-        scope.get("scheme", "http"), host, tuple(scope.get("server") or ()), ""
+    base = request.app.state.public_url or fhir_base(
+        scope.get("scheme", "http"), headers.get("host", ""), tuple(scope.get("server") or ()), ""
     ).removesuffix("/fhir")
     caller = authenticator.authenticate(
         headers.get("authorization"),

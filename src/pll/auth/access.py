@@ -157,38 +157,46 @@ class Access:
 
     def decide(self, verb: Verb, facts: PatientFacts) -> Decision:  # noqa: PLR0911 - one rule per return
         """May this caller do ``verb`` on this patient's data? (DESIGN §3 rules 4 and 5)."""
+        if self.is_patient and facts.identifier != self.actor.pid and not facts.proxy:
+            return Decision(False, NOT_YOURS)
+        refusal = self.refusal(verb)
+        if refusal is not None:
+            return Decision(False, refusal)
         if self.is_patient:
-            if facts.identifier != self.actor.pid and not facts.proxy:
-                return Decision(False, NOT_YOURS)
-            if verb in (Verb.WRITE, Verb.PROPOSE):
-                return Decision(False, _PATIENT_READS)
             return Decision(True)
-        if verb is Verb.OWN:
-            return Decision(False, "The access log and blocks are the patient's own.")
-        if verb is Verb.WRITE and self.actor.role is not Role.DOCTOR:
-            return Decision(
-                False,
-                "Only doctors (HPR authorisation LE) change the list; "
-                f"a {self.actor.role.value} may read it.",
-            )
         if verb is Verb.PROPOSE and not self._responsible_pharmacy(facts):
             return Decision(
                 False,
                 "Only the patient's responsible multidose pharmacy proposes changes to the "
                 "list; the doctor then accepts or rejects them.",
             )
-        if self.basis is None:
-            return Decision(
-                False,
-                f"State the basis for this access in the {BASIS_HEADER} header: "
-                + ", ".join(b.value for b in Basis)
-                + ".",
-            )
         if facts.blocked:
             if self.basis is not Basis.EMERGENCY:
                 return Decision(False, _BLOCKED)
             return Decision(True, flag=EMERGENCY_OVERRIDE)
         return Decision(True)
+
+    def refusal(self, verb: Verb) -> str | None:
+        """Why this caller may not ``verb`` anyone's data, whoever the patient is; services
+        ask before they look anyone up, so a refusal cannot tell who is registered."""
+        if self.is_patient:
+            return _PATIENT_READS if verb in (Verb.WRITE, Verb.PROPOSE) else None
+        if verb is Verb.OWN:
+            return "The access log and blocks are the patient's own."
+        if verb is Verb.WRITE and self.actor.role is not Role.DOCTOR:
+            return (
+                "Only doctors (HPR authorisation LE) change the list; "
+                f"a {self.actor.role.value} may read it."
+            )
+        if verb is Verb.PROPOSE and self.actor.role is not Role.PHARMACIST:
+            return "Only the patient's responsible multidose pharmacy proposes changes."
+        if self.basis is None:
+            return (
+                f"State the basis for this access in the {BASIS_HEADER} header: "
+                + ", ".join(b.value for b in Basis)
+                + "."
+            )
+        return None
 
     def _responsible_pharmacy(self, facts: PatientFacts) -> bool:
         return (

@@ -131,6 +131,9 @@ class KeySet:
 
     #: seconds between reloads caused by unknown kids (the first load does not count)
     min_refresh: float = 30.0
+    #: seconds a loaded set is trusted before it is fetched again, so a key the issuer
+    #: withdraws stops being accepted without waiting for a token with a new kid
+    max_age: float = 600.0
 
     def __init__(
         self, load: Callable[[], tuple[_Key, ...]] | None, keys: tuple[_Key, ...] | None = None
@@ -140,6 +143,7 @@ class KeySet:
         self._keys = keys
         self._fetches = 0  # completed fetches, so threads that waited do not fetch again
         self._reloaded_at = -math.inf
+        self._loaded_at = -math.inf
         self._error = "The token issuer's signing keys are not available."
         self._lock = threading.Lock()
 
@@ -206,11 +210,16 @@ class KeySet:
 
     def _find(self, kid: str | None) -> _Key:
         fetches = self._fetches  # read before the keys: see _fetch
-        found = _pick(self._keys, kid)
+        stale = (
+            self._load is not None
+            and self._keys is not None
+            and time.monotonic() - self._loaded_at > self.max_age
+        )
+        found = None if stale else _pick(self._keys, kid)
         if found is None and self._load is not None:
             with self._lock:
                 if self._fetches == fetches:  # no other thread fetched while this one waited
-                    self._fetch(self._load)
+                    self._fetch(self._load, stale=stale)
                 found = _pick(self._keys, kid)
         if found is not None:
             return found
@@ -223,18 +232,21 @@ class KeySet:
             )
         raise Unauthenticated("The access token's signing key (kid) is not one of the issuer's.")
 
-    def _fetch(self, load: Callable[[], tuple[_Key, ...]]) -> None:
+    def _fetch(self, load: Callable[[], tuple[_Key, ...]], *, stale: bool = False) -> None:
         cached = self._keys is not None
-        if cached:
+        if cached and not stale:
             if time.monotonic() - self._reloaded_at < self.min_refresh:
                 return
             self._reloaded_at = time.monotonic()
         try:
             self._keys = load()
+            self._loaded_at = time.monotonic()
         except Unauthenticated as exc:
             self._error = exc.message
             if not cached:
                 raise
+            # try again after min_refresh, not on every request while the issuer is down
+            self._loaded_at = time.monotonic() - self.max_age + self.min_refresh
             log.warning("Keeping the cached signing keys: %s", exc.message)
         finally:
             # Counted after the keys are set, so a thread that saw the old count before

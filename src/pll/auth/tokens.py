@@ -66,6 +66,7 @@ class Caller:
 
     actor: Author
     client_id: str | None
+    #: until when the verification may be reused (the token's exp, or sooner)
     expires: float
 
 
@@ -237,6 +238,9 @@ class Authenticator:
     """
 
     CACHE_SIZE = 10_000
+    #: a verified token is checked again after this many seconds even if it lives longer,
+    #: so a withdrawn issuer key stops being honoured within minutes
+    CACHE_SECONDS = 300
 
     def __init__(
         self,
@@ -289,7 +293,8 @@ class Authenticator:
         if hit is not None and time.time() < hit[0].expires:
             return hit
         claims = verify_token(token, self.issuers)
-        caller = Caller(*_who(claims), float(claims["exp"]))
+        until = min(float(claims["exp"]), time.time() + self.CACHE_SECONDS)
+        caller = Caller(*_who(claims), until)
         scopes = str(claims.get("scope", "")).split()
         if self.required_scope and self.required_scope not in scopes:
             raise Forbidden(f"The access token lacks the scope {self.required_scope!r}.")
@@ -307,6 +312,10 @@ def _who(claims: dict[str, Any]) -> tuple[Author, str | None]:
     client = str(client_id) if client_id else None
     hpr = claims.get(CLAIM_HPR)
     if hpr:
+        hpr = str(hpr)
+        if not hpr.isascii() or not hpr.isdigit():
+            raise Unauthenticated("The token's HPR number is not a number.")
+        hpr = hpr.lstrip("0") or "0"  # as blocks store it (pll.fhir.access.normal_hpr)
         role = _role(claims.get(CLAIM_HPR_DETAILS))
         if role is None:
             raise Forbidden(

@@ -68,9 +68,15 @@ def blocked_hpr(resource: dict[str, Any]) -> tuple[str, str]:
     if ident.get("system") != systems.HPR:
         raise InvalidInput(f"Name the health worker by HPR number ({systems.HPR}).", where)
     value = str(ident.get("value", ""))
-    if not value.isdigit() or not 1 <= len(value) <= _HPR_DIGITS:
+    if not value.isascii() or not value.isdigit() or not 1 <= len(value) <= _HPR_DIGITS:
         raise InvalidInput(f"{value[:20]!r} is not an HPR number (1-9 digits).", where)
-    return ref.removeprefix("Patient/"), value
+    return ref.removeprefix("Patient/"), normal_hpr(value)
+
+
+def normal_hpr(value: str) -> str:
+    """An HPR number as tokens carry it: digits without leading zeros ("09144889" is
+    "9144889"), so a block matches the worker however the patient wrote the number."""
+    return value.lstrip("0") or "0"
 
 
 def consent(

@@ -146,7 +146,7 @@ class AuditTrail:
                     return sealed
                 if head is None:
                     # A log emptied by hand (tests) starts a new chain; 0002 made the first.
-                    audit_log.start_chain(conn, legacy_upto=0)
+                    audit_log.start_chain(conn)
                     seq, current = 0, seal_math.GENESIS
                 else:
                     seq, current = int(head.seq), str(head.hash)
@@ -159,9 +159,10 @@ class AuditTrail:
                 sealed += len(rows)
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> Verification:
-        """Check every record's MAC and the chain through the sealed ones."""
+        """Check every record's MAC and the chain through the sealed ones, in one snapshot
+        of the log (sealers keep working meanwhile, and are not held up)."""
         result = Verification()
-        with self.db.read() as conn:
+        with self.db.snapshot() as conn:
             head = audit_log.chain_head(conn)
             total = audit_log.count(conn)
             legacy_upto = int(head.legacy_upto) if head is not None else 0
@@ -190,18 +191,34 @@ class AuditTrail:
                         "before it: its chain hash is wrong (moved, re-sealed or forged)",
                     )
                 previous, expected = str(row.chain_hash), seq + 1
-                result.head = previous
-            if head is not None and int(head.seq) != expected - 1:
-                result.problem(
-                    None,
-                    f"the chain head says {head.seq} records are sealed but the log holds "
-                    f"{expected - 1}: the newest sealed records were deleted",
-                )
+            result.head = previous
+            self._check_head(head, expected - 1, previous, result)
         return result
+
+    @staticmethod
+    def _check_head(head: Any, sealed: int, last_hash: str, result: Verification) -> None:
+        if head is None:
+            if sealed:
+                result.problem(None, "the chain head is missing (deleted)")
+            return
+        if result.legacy != int(head.legacy_count):
+            result.problem(
+                None,
+                f"{result.legacy} records without a MAC claim to predate the seal, but "
+                f"{head.legacy_count} did: records were inserted or deleted among them",
+            )
+        if int(head.seq) != sealed:
+            result.problem(
+                None,
+                f"the chain head says {head.seq} records are sealed but the log holds "
+                f"{sealed}: the newest sealed records were deleted",
+            )
+        elif head.hash != last_hash:
+            result.problem(None, "the chain head's hash does not match the last sealed record")
 
     def _check_mac(self, row: Any, legacy_upto: int, result: Verification) -> None:
         if row.mac is None:
-            if int(row.id) <= legacy_upto:
+            if 0 < int(row.id) <= legacy_upto:
                 result.legacy += 1
                 return
             result.problem(

@@ -37,7 +37,7 @@ from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Author, ListVersion, MedicationList, Prescription, Touched
 from pll.fhir import resources as fhir
 from pll.fhir import systems
-from pll.services.audit import AuditTrail
+from pll.services.audit import AuditTrail, Refused
 from pll.store import audit_log
 from pll.store import repository as repo
 from pll.store.db import Database
@@ -46,6 +46,7 @@ from pll.store.repository import dumps
 TARGET = re.compile(
     r"(List|MedicationStatement|MedicationRequest)/([A-Za-z0-9\-.]{1,64})(?:/_history/([0-9]{1,9}))?"
 )
+VERSION = re.compile(r"[0-9]{1,9}")
 OpKind = Literal["create", "update", "confirm", "pause", "resume"]
 
 
@@ -174,12 +175,14 @@ class PLLService:
         self, conn: Connection, access: Access, resource: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
         system, value = _person(resource)
-        self._named_person(conn, access, value)
+        _early(access, Verb.READ)
+        self._named_person(conn, access, system, value)
         existing = repo.find_patient(conn, system, value)
         if existing is not None:
             self.trail.admit(conn, access, Verb.READ, existing.id, "read", "Patient", existing.id)
             found: dict[str, Any] = orjson.loads(existing.resource)
             return found, False
+        _early(access, Verb.WRITE)  # registering is a change, refused before it is made
         now = self.clock()
         pid = self.ids()
         stored = fhir.with_meta(
@@ -193,15 +196,34 @@ class PLLService:
         self.trail.admit(conn, access, Verb.WRITE, pid, "create", "Patient", pid)
         return stored, True
 
-    def _named_person(self, conn: Connection, access: Access, identifier: str) -> None:
-        """Refuse, before any lookup, a patient naming a person who is neither themselves
-        nor someone they hold a proxy for: the answer must not tell whether that person is
-        registered (so there is no patient to log the attempt against)."""
+    def _named_person(self, conn: Connection, access: Access, system: str, identifier: str) -> None:
+        """Refuse a patient naming a person who is neither themselves nor someone they hold
+        a proxy for, with the same answer whether or not that person is registered; when
+        they are, the attempt goes into that person's access log."""
         if not access.is_patient:
             return
         pid = access.actor.pid
-        if not pid or (identifier != pid and not audit_log.has_proxy(conn, pid, identifier)):
-            raise Forbidden(NOT_YOURS)
+        if pid and (identifier == pid or audit_log.has_proxy(conn, pid, identifier)):
+            return
+        row = repo.find_patient(conn, system, identifier)
+        record = None
+        if row is not None:
+            record = self.trail.record(
+                access, "search", "Patient", None, row.id, Decision(False, NOT_YOURS)
+            )
+        raise Refused(NOT_YOURS, record=record)
+
+    def patient_by_identifier(
+        self, access: Access, verb: Verb, system: str | None, value: str
+    ) -> str | None:
+        """The id of the patient with this fødselsnummer/D-nummer, for a search that will
+        decide and log access itself (so the lookup is not logged twice)."""
+        parsed = parse_person_identifier(system or None, value, "patient.identifier")
+        _early(access, verb)
+        with self.trail.refusals(), self.db.read() as conn:
+            self._named_person(conn, access, parsed.system, parsed.value)
+            row = repo.find_patient(conn, parsed.system, parsed.value)
+            return str(row.id) if row is not None else None
 
     @guarded
     def read_patient(self, access: Access, patient_id: str) -> dict[str, Any]:
@@ -216,8 +238,9 @@ class PLLService:
     @guarded
     def find_patient(self, access: Access, system: str | None, value: str) -> dict[str, Any] | None:
         parsed = parse_person_identifier(system or None, value, "identifier")
+        _early(access, Verb.READ)
         with self.db.read() as conn:
-            self._named_person(conn, access, parsed.value)
+            self._named_person(conn, access, parsed.system, parsed.value)
             row = repo.find_patient(conn, parsed.system, parsed.value)
             if row is None:
                 return None
@@ -245,7 +268,8 @@ class PLLService:
             parsed = parse_person_identifier(
                 ident.get("system"), str(ident.get("value", "")), where + ".identifier"
             )
-            self._named_person(conn, access, parsed.value)
+            _early(access, Verb.WRITE)  # every caller writes; refused before any lookup
+            self._named_person(conn, access, parsed.system, parsed.value)
             row = repo.find_patient(conn, parsed.system, parsed.value)
             if row is None:
                 raise InvalidInput(
@@ -295,18 +319,11 @@ class PLLService:
                 if shown:
                     with self.db.write() as conn:
                         for resource in shown:
-                            row = repo.resource_row(conn, resource["resourceType"], resource["id"])
+                            rtype, rid = resource["resourceType"], resource["id"]
+                            row = repo.resource_row(conn, rtype, rid)
                             if row is not None:
-                                audit_log.append(
-                                    conn,
-                                    self.trail.record(
-                                        access,
-                                        "read",
-                                        resource["resourceType"],
-                                        resource["id"],
-                                        row.patient_id,
-                                        Decision(True),
-                                    ),
+                                self.trail.admit(
+                                    conn, access, Verb.READ, row.patient_id, "read", rtype, rid
                                 )
                 raise
 
@@ -377,15 +394,6 @@ class PLLService:
             if row is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
             return self.apply_in(conn, access, row.patient_id, ops, reason)
-
-    def patient_of(self, access: Access, rtype: str, rid: str) -> str:
-        """The patient whose list holds an existing entry or prescription."""
-        with self.db.read() as conn:
-            row = repo.resource_row(conn, rtype, rid)
-        if row is None:
-            raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
-        patient_id: str = row.patient_id
-        return patient_id
 
     def apply_in(
         self,
@@ -583,10 +591,12 @@ class PLLService:
         its audit row (DESIGN §6). See :mod:`pll.services.reads` for the same read on the
         event loop."""
         key, value, system = read_key(list_id, patient_id, identifier)
+        if key == "identifier":
+            _early(access, Verb.READ)
         for _ in range(2):
             with self.db.read() as conn:
-                if key == "identifier":
-                    self._named_person(conn, access, value)
+                if key == "identifier" and system is not None:
+                    self._named_person(conn, access, system, value)
                 row = repo.list_document(conn, key, value, document=document, system=system)
                 if row is None:
                     return None
@@ -667,7 +677,7 @@ class PLLService:
     def read_provenance(self, access: Access, provenance_id: str) -> dict[str, Any]:
         """One change as ``Provenance``; its id is ``<list id>-<list version>``."""
         list_id, _, version = provenance_id.rpartition("-")
-        if not version.isdigit() or not list_id:
+        if not VERSION.fullmatch(version) or not list_id:
             raise NotFound(f"Provenance/{provenance_id} does not exist.", "Provenance.id")
         with self.db.read() as conn:
             head = repo.list_row(conn, list_id=list_id)
@@ -800,6 +810,15 @@ def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:
         )
         exc.message += f" Changed since your version: {said}."
     exc.resources.append(orjson.loads(current.resource))
+
+
+def _early(access: Access, verb: Verb) -> None:
+    """Refuse what no patient's facts could allow before a fødselsnummer is looked up, so
+    the answer cannot tell who is registered. (A request naming a list or patient by its
+    id goes on to the decision, and its refusal is logged in that patient's access log.)"""
+    refusal = access.refusal(verb)
+    if refusal is not None:
+        raise Forbidden(refusal)
 
 
 def read_key(

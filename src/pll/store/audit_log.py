@@ -132,8 +132,10 @@ def chain_head(conn: Connection, *, lock: bool = False) -> Row[Any] | None:
     return conn.execute(query).first()
 
 
-def start_chain(conn: Connection, legacy_upto: int) -> None:
-    conn.execute(insert(audit_chain).values(id=1, seq=0, hash="0" * 64, legacy_upto=legacy_upto))
+def start_chain(conn: Connection) -> None:
+    conn.execute(
+        insert(audit_chain).values(id=1, seq=0, hash="0" * 64, legacy_upto=0, legacy_count=0)
+    )
 
 
 def unsealed(conn: Connection, limit: int) -> Sequence[Row[Any]]:

@@ -67,6 +67,22 @@ class Database:
         with self._turn(), self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction that sees one consistent state however long it runs, and
+        holds no lock that would stall writers (``pll audit verify`` over a live log)."""
+        with self.engine.connect() as plain:
+            if self.is_sqlite:
+                # deferred: in WAL mode a reader keeps the snapshot of its first read
+                conn = plain.execution_options(pll_snapshot=True)
+                with conn.begin():
+                    yield conn
+            else:
+                conn = plain.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    yield conn
+
     def _turn(self) -> AbstractContextManager[object]:
         # SQLite admits one writer; threads of this process queue on a lock instead of
         # polling SQLite's busy handler, whose sleeps make latency jump by whole seconds.
@@ -109,4 +125,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
     # Reads write their audit row, so they too take the write lock up front: a deferred
     # transaction that reads and then writes fails at once with SQLITE_BUSY when another
     # writer committed in between, and busy_timeout cannot help it.
+    if conn.get_execution_options().get("pll_snapshot"):
+        conn.exec_driver_sql("BEGIN")
+        return
     conn.exec_driver_sql("BEGIN IMMEDIATE")

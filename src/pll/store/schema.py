@@ -213,8 +213,9 @@ audit_chain = Table(
     Column("id", Integer, primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
-    #: records up to this id were written before records carried a MAC
+    #: records up to this id, this many, were written before records carried a MAC
     Column("legacy_upto", BigInteger, nullable=False),
+    Column("legacy_count", BigInteger, nullable=False),
 )
 
 #: A patient's block on a named health worker (a FHIR Consent with a deny provision).

@@ -5,8 +5,8 @@ Revision ID: 0002
 Revises: 0001
 
 Records already in the log have no MAC (there was no key when they were written); the chain
-head remembers the last of them, so ``pll audit verify`` can tell those apart from a record
-that was inserted later without one.
+head remembers the last of them and how many there were, and cannot be changed, so
+``pll audit verify`` can tell those apart from a record inserted later without one.
 """
 
 import sqlalchemy as sa
@@ -48,6 +48,26 @@ BEGIN
 END $$;
 CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
     FOR EACH ROW EXECUTE FUNCTION audit_event_append_only();
+
+CREATE FUNCTION audit_chain_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' OR NEW.id <> OLD.id OR NEW.seq < OLD.seq
+       OR NEW.legacy_upto <> OLD.legacy_upto OR NEW.legacy_count <> OLD.legacy_count THEN
+        RAISE EXCEPTION 'audit_chain only moves forward';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER audit_chain_guard BEFORE UPDATE OR DELETE ON audit_chain
+    FOR EACH ROW EXECUTE FUNCTION audit_chain_guard();
+
+CREATE FUNCTION audit_no_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: it cannot be truncated', TG_TABLE_NAME;
+END $$;
+CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_no_truncate();
+CREATE TRIGGER audit_chain_no_truncate BEFORE TRUNCATE ON audit_chain
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_no_truncate();
 """
 _SQLITE_APPEND_ONLY = [
     """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
@@ -56,6 +76,12 @@ BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: records cannot be deleted
 WHEN OLD.chain_seq IS NOT NULL OR {" OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in _RECORD)}
 BEGIN SELECT RAISE(ABORT, 'audit_event is append-only: only the sealer links a record, once');
 END""",
+    """CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain
+BEGIN SELECT RAISE(ABORT, 'audit_chain only moves forward'); END""",
+    """CREATE TRIGGER audit_chain_forward BEFORE UPDATE ON audit_chain
+WHEN NEW.id IS NOT OLD.id OR NEW.seq < OLD.seq OR NEW.legacy_upto IS NOT OLD.legacy_upto
+  OR NEW.legacy_count IS NOT OLD.legacy_count
+BEGIN SELECT RAISE(ABORT, 'audit_chain only moves forward'); END""",
 ]
 
 
@@ -79,6 +105,25 @@ def upgrade() -> None:
             sqlite_where=sa.text("chain_seq IS NULL"),
         )
 
+    chain = op.create_table(
+        "audit_chain",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("legacy_upto", sa.BigInteger(), nullable=False),
+        sa.Column("legacy_count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    upto, count = (
+        op.get_bind()
+        .execute(sa.text("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM audit_event"))
+        .one()
+    )
+    op.bulk_insert(
+        chain,
+        [{"id": 1, "seq": 0, "hash": "0" * 64, "legacy_upto": upto, "legacy_count": count}],
+    )
+
     # Append-only in the database itself, whatever the application does; the seal then
     # shows what someone who can drop these triggers did.
     if op.get_bind().dialect.name == "postgresql":
@@ -86,19 +131,6 @@ def upgrade() -> None:
     else:
         for statement in _SQLITE_APPEND_ONLY:
             op.execute(statement)
-
-    chain = op.create_table(
-        "audit_chain",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("hash", sa.String(length=64), nullable=False),
-        sa.Column("legacy_upto", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    legacy = op.get_bind().execute(sa.text("SELECT COALESCE(MAX(id), 0) FROM audit_event"))
-    op.bulk_insert(
-        chain, [{"id": 1, "seq": 0, "hash": "0" * 64, "legacy_upto": legacy.scalar_one()}]
-    )
 
     op.create_table(
         "access_block",
@@ -128,13 +160,18 @@ def downgrade() -> None:
     with op.batch_alter_table("access_block", schema=None) as batch_op:
         batch_op.drop_index("ix_block_patient_hpr")
     op.drop_table("access_block")
-    op.drop_table("audit_chain")
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER audit_event_no_truncate ON audit_event")
         op.execute("DROP TRIGGER audit_event_append_only ON audit_event")
         op.execute("DROP FUNCTION audit_event_append_only()")
+        op.execute("DROP TRIGGER audit_chain_no_truncate ON audit_chain")
+        op.execute("DROP TRIGGER audit_chain_guard ON audit_chain")
+        op.execute("DROP FUNCTION audit_chain_guard()")
+        op.execute("DROP FUNCTION audit_no_truncate()")
     else:
         op.execute("DROP TRIGGER audit_event_no_delete")
         op.execute("DROP TRIGGER audit_event_seal_only")
+    op.drop_table("audit_chain")
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_unsealed")
         batch_op.drop_constraint("uq_audit_event_chain_seq", type_="unique")
