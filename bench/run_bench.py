@@ -479,6 +479,12 @@ def main(
                 results[kind] = _measure(run, kind, server, token, files, scripts[kind], per_client)
         finally:
             server.stop()
+        # the audit chain's cost, apart: what the server's sealer does about once a second
+        sealing = server.seal()
+        console.print(
+            f"sealing the audit records the runs wrote: {sealing['records']:,} in "
+            f"{sealing['seconds']} s ({sealing['records_per_second']:,}/s, one process)"
+        )
 
     # 4. the report
     noisy = _report(results, patients, concurrency, seconds)
@@ -512,6 +518,7 @@ def main(
         "git": _git(),
         "captured_sql": {"read": capture.describe(reads), "write": capture.describe(writes)},
         "results": results,
+        "audit_sealing": sealing,
         "noisy_runs": noisy,
         "files": str(run.run_dir),
         "total_seconds": round(time.perf_counter() - started, 1),

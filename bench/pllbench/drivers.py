@@ -34,8 +34,14 @@ class Server:
     def __init__(self, pll: Path, url: str, data_dir: Path, workers: int, log: Path) -> None:
         self.pll = pll
         self.port = free_port()
+        # No sealer while measuring: pgbench runs only the per-request SQL, so the server
+        # does too; run_bench.py times the sealing of the same records afterwards.
         self.env = dict(
-            os.environ, PLL_DATABASE_URL=url, PLL_DATA_DIR=str(data_dir), PLL_DEV_AUTH="1"
+            os.environ,
+            PLL_DATABASE_URL=url,
+            PLL_DATA_DIR=str(data_dir),
+            PLL_DEV_AUTH="1",
+            PLL_SEAL_INTERVAL="0",
         )
         self.workers = workers
         self.log_path = log
@@ -79,6 +85,24 @@ class Server:
             text=True,
         )
         return out.stdout.strip()
+
+    def seal(self) -> dict[str, float]:
+        """Seal every audit record the measurements left (``pll audit seal``), timed."""
+        started = time.perf_counter()
+        out = subprocess.run(
+            [str(self.pll), "audit", "seal"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+        records = int(re.search(r"sealed (\d+)", out.stdout).group(1))  # type: ignore[union-attr]
+        return {
+            "records": records,
+            "seconds": round(seconds, 2),
+            "records_per_second": round(records / seconds) if seconds else 0,
+        }
 
     def stop(self) -> None:
         if self.proc is None:

@@ -309,18 +309,35 @@ def _internal_error(request: Request) -> Response:
     )
 
 
+_AUTH_HEADERS = (b"authorization", b"dpop", BASIS_HEADER.lower().encode(), b"host")
+
+
 def _authenticate(request: Request, authenticator: Authenticator) -> Access:
-    """Who is calling, through which client, on what basis: decided once per request."""
-    headers = request.headers
+    """Who is calling, through which client, on what basis: decided once per request.
+
+    The few headers it needs are taken in one pass over the raw ASGI headers: this runs on
+    every request, and Starlette's header mapping scans the list once per lookup.
+    """
     scope = request.scope
-    base = request.app.state.public_url or fhir_base(
-        scope.get("scheme", "http"), headers.get("host", ""), tuple(scope.get("server") or ()), ""
-    ).removesuffix("/fhir")
-    caller = authenticator.authenticate(
-        headers.get("authorization"),
-        headers.get("dpop"),
-        request.method,
-        base + scope.get("root_path", "") + scope["path"],
-    )
-    basis = None if caller.actor.hpr is None else parse_basis(headers.get(BASIS_HEADER))
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _AUTH_HEADERS:
+            if name == b"dpop" and name in found:
+                raise Unauthenticated("Send exactly one DPoP proof header.", "DPoP")
+            found.setdefault(name, value.decode("latin-1"))
+    authorization = found.get(b"authorization")
+    url = ""
+    if authorization is not None and authorization[:5].lower() == "dpop ":
+        # htu (RFC 9449 §4.3): the configured public origin, else the Host the client used
+        base = request.app.state.public_url or fhir_base(
+            scope.get("scheme", "http"),
+            found.get(b"host", ""),
+            tuple(scope.get("server") or ()),
+            "",
+        ).removesuffix("/fhir")
+        url = base + scope.get("root_path", "") + scope["path"]
+    caller = authenticator.authenticate(authorization, found.get(b"dpop"), scope["method"], url)
+    basis = None
+    if caller.actor.hpr is not None:
+        basis = parse_basis(found.get(_AUTH_HEADERS[2]))
     return Access(caller.actor, basis, caller.client_id)

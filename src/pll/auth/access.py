@@ -86,17 +86,24 @@ _BLOCKED = (
 )
 
 
+_BASES = {b.value: b for b in Basis}
+
+
 def parse_basis(raw: str | None) -> Basis | None:
     """The basis a request states, or ``None``; an unknown code is refused with the list."""
-    if raw is None or not raw.strip():
+    if raw is None:
         return None
-    try:
-        return Basis(raw.strip().upper())
-    except ValueError:
+    found = _BASES.get(raw)  # the usual case: a code exactly as defined
+    if found is not None:
+        return found
+    code = raw.strip().upper()
+    if not code:
+        return None
+    found = _BASES.get(code)
+    if found is None:
         known = ", ".join(b.value for b in Basis)
-        raise InvalidInput(
-            f"Unknown access basis {raw.strip()[:40]!r}; use one of {known}.", BASIS_HEADER
-        ) from None
+        raise InvalidInput(f"Unknown access basis {code[:40]!r}; use one of {known}.", BASIS_HEADER)
+    return found
 
 
 @dataclass(frozen=True)
