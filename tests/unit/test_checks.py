@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from pll.domain.checks import Drug, Finding, Interaction, Kind, Reaction, Severity, check
+from pll.domain.checks import Drug, Interaction, Kind, Reaction, Severity, check
 
 WARFARIN = Drug("e1", "Marevan", "B01AA03", frozenset({"s-warfarin"}))
 IBUPROFEN = Drug("e2", "Ibux", "M01AE01", frozenset({"s-ibuprofen"}))
