@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from pll.domain.checks import Drug, Interaction, Kind, Reaction, Severity, check
+from pll.domain.checks import Drug, Finding, Interaction, Kind, Reaction, Severity, check
 
 WARFARIN = Drug("e1", "Marevan", "B01AA03", frozenset({"s-warfarin"}))
 IBUPROFEN = Drug("e2", "Ibux", "M01AE01", frozenset({"s-ibuprofen"}))
@@ -35,10 +36,10 @@ def interactions_for(atc: str) -> Iterable[Interaction]:
     return [r for r in RULES if any(atc.startswith(c) for c in r.group_a | r.group_b)]
 
 
-def run(drugs: list[Drug], **kw: object) -> list:  # type: ignore[type-arg]
+def run(drugs: list[Drug], **kw: Any) -> list[Finding]:
     return check(
         drugs, interactions_for=interactions_for, not_assessed=lambda a: a == "A10BA02", **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_interactions_by_relevance() -> None:
