@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -99,6 +100,8 @@ pll_version = Table(
     Column("reason", Text),
     Column("touched", Text, nullable=False),
     Column("list_json", Text, nullable=False),
+    #: findings the author overrode, with the reason (decision support, DESIGN §3 rule 6)
+    Column("override", Text),
 )
 
 entry = Table(
@@ -238,4 +241,127 @@ proxy = Table(
     Column("holder", String(32), primary_key=True),
     Column("patient_identifier", String(32), primary_key=True),
     Column("registered_at", UTCDateTime, nullable=False),
+)
+
+# -- the drug catalogue (FEST, catalogue M30) ------------------------------------------------
+# Every row carries the catalogue version it came from. An import fills a new version in
+# small transactions, then one short transaction makes it the active one, so readers never
+# see half a catalogue and a failed import leaves the previous one in place.
+
+#: Search tokens compare bytewise on PostgreSQL too, so a prefix is a plain index range.
+Token = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+fest_catalog = Table(
+    "fest_catalog",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    #: loading, active or retired
+    Column("status", String(10), nullable=False),
+    Column("extracted_at", UTCDateTime),
+    Column("imported_at", UTCDateTime, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("counts", Text, nullable=False),
+)
+
+fest_drug = Table(
+    "fest_drug",
+    metadata,
+    Column("catalog", Integer, primary_key=True),
+    Column("id", String(ID), primary_key=True),
+    #: package (Legemiddelpakning), brand (LegemiddelMerkevare), generic (LegemiddelVirkestoff)
+    Column("kind", String(10), nullable=False),
+    #: what an entry's FEST coding carries: the package's Varenr, else the FEST id
+    Column("code", String(ID), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("atc", String(16)),
+    Column("rx_group", String(8)),
+    Column("exchange_group", String(ID)),
+    Column("brand", String(ID)),
+    Column("form", Text),
+    Column("active", Boolean, nullable=False),
+    Index("ix_fest_drug_code", "catalog", "code"),
+    Index("ix_fest_drug_atc", "catalog", "atc"),
+)
+
+fest_substance = Table(
+    "fest_substance",
+    metadata,
+    Column("catalog", Integer, primary_key=True),
+    Column("id", String(ID), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("atc", String(16)),
+)
+
+fest_drug_substance = Table(
+    "fest_drug_substance",
+    metadata,
+    Column("catalog", Integer, primary_key=True),
+    Column("drug", String(ID), primary_key=True),
+    Column("substance", String(ID), primary_key=True),
+    Index("ix_fest_drug_substance_substance", "catalog", "substance"),
+)
+
+fest_interaction = Table(
+    "fest_interaction",
+    metadata,
+    Column("catalog", Integer, primary_key=True),
+    Column("id", String(ID), primary_key=True),
+    Column("relevance", String(2), nullable=False),
+    Column("consequence", Text, nullable=False),
+    Column("mechanism", Text, nullable=False),
+    Column("handling", Text, nullable=False),
+)
+
+fest_interaction_atc = Table(
+    "fest_interaction_atc",
+    metadata,
+    Column("catalog", Integer, primary_key=True),
+    Column("interaction", String(ID), primary_key=True),
+    #: which of the two substance groups (1 or 2)
+    Column("side", Integer, primary_key=True),
+    Column("atc", String(16), primary_key=True),
+    Column("name", Text),
+    Index("ix_fest_interaction_atc_atc", "catalog", "atc"),
+)
+
+fest_not_assessed = Table(
+    "fest_not_assessed",
+    metadata,
+    Column("catalog", Integer, primary_key=True),
+    Column("atc", String(16), primary_key=True),
+)
+
+fest_name = Table(
+    "fest_name",
+    metadata,
+    Column("catalog", Integer, primary_key=True),
+    #: one word of a drug's or substance's name, lower case without accents
+    Column("token", Token, primary_key=True),
+    Column("drug", String(ID), primary_key=True),
+)
+
+#: A patient's recorded drug reactions (CAVE), as AllergyIntolerance.
+allergy = Table(
+    "allergy",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    #: active, inactive or resolved (clinicalStatus); only active ones are checked
+    Column("status", String(16), nullable=False),
+    Column("atc", String(16)),
+    Column("substance", String(ID)),
+    Column("resource", Text, nullable=False),
+    Index("ix_allergy_patient", "patient_id"),
+)
+
+allergy_version = Table(
+    "allergy_version",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("resource", Text, nullable=False),
 )
