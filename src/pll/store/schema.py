@@ -292,6 +292,25 @@ fest_substance = Table(
     Column("atc", String(16)),
 )
 
+#: VirkestoffMedStyrke: a substance at a strength, which brands and generics name
+fest_strength = Table(
+    "fest_strength",
+    metadata,
+    Column("catalog", Integer, primary_key=True),
+    Column("id", String(ID), primary_key=True),
+    Column("substance", String(ID), nullable=False),
+)
+
+#: What a brand or generic names (a strength, or a substance directly), as the extract says
+#: it; resolved into fest_drug_substance once the whole extract is in.
+fest_ref = Table(
+    "fest_ref",
+    metadata,
+    Column("catalog", Integer, primary_key=True),
+    Column("drug", String(ID), primary_key=True),
+    Column("ref", String(ID), primary_key=True),
+)
+
 fest_drug_substance = Table(
     "fest_drug_substance",
     metadata,

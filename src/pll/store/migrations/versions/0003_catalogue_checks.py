@@ -63,6 +63,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("catalog", "id"),
     )
     op.create_table(
+        "fest_strength",
+        _catalog(),
+        _id("id"),
+        _id("substance"),
+        sa.PrimaryKeyConstraint("catalog", "id"),
+    )
+    op.create_table(
+        "fest_ref",
+        _catalog(),
+        _id("drug"),
+        _id("ref"),
+        sa.PrimaryKeyConstraint("catalog", "drug", "ref"),
+    )
+    op.create_table(
         "fest_drug_substance",
         _catalog(),
         _id("drug"),
@@ -149,6 +163,8 @@ def downgrade() -> None:
         "fest_interaction_atc",
         "fest_interaction",
         "fest_drug_substance",
+        "fest_ref",
+        "fest_strength",
         "fest_substance",
         "fest_drug",
         "fest_catalog",

@@ -1,0 +1,1 @@
+"""The drug catalogue (FEST): import, lookup, interaction index."""

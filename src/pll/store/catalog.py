@@ -1,0 +1,269 @@
+"""Rows of the drug catalogue (FEST): loading a new version beside the active one, switching,
+and the lookups decision support and drug search make. Every function takes the caller's
+open transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, delete, func, insert, select, update
+
+from pll.store.schema import (
+    fest_catalog,
+    fest_drug,
+    fest_drug_substance,
+    fest_interaction,
+    fest_interaction_atc,
+    fest_name,
+    fest_not_assessed,
+    fest_ref,
+    fest_strength,
+    fest_substance,
+)
+
+VERSIONED: tuple[Table, ...] = (
+    fest_drug,
+    fest_substance,
+    fest_strength,
+    fest_ref,
+    fest_drug_substance,
+    fest_interaction,
+    fest_interaction_atc,
+    fest_not_assessed,
+    fest_name,
+)
+
+
+def active(conn: Connection) -> int | None:
+    """The catalogue version in use, if any has been imported."""
+    row = conn.execute(
+        select(fest_catalog.c.version).where(fest_catalog.c.status == "active")
+    ).first()
+    return int(row[0]) if row else None
+
+
+def begin(conn: Connection, source: str, now: datetime) -> int:
+    """Start loading a new version (after clearing any that an earlier import left half-done)."""
+    stale = [
+        r[0]
+        for r in conn.execute(
+            select(fest_catalog.c.version).where(fest_catalog.c.status != "active")
+        )
+    ]
+    for version in stale:
+        drop(conn, version)
+    newest = conn.execute(select(func.max(fest_catalog.c.version))).scalar()
+    version = int(newest or 0) + 1
+    conn.execute(
+        insert(fest_catalog).values(
+            version=version, status="loading", imported_at=now, source=source, counts="{}"
+        )
+    )
+    return version
+
+
+def add(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(table), list(rows))
+
+
+def activate(
+    conn: Connection, version: int, extracted_at: datetime | None, counts: str
+) -> int | None:
+    """Make ``version`` the catalogue in use; returns the version it replaces."""
+    previous = active(conn)
+    if previous is not None:
+        conn.execute(
+            update(fest_catalog).where(fest_catalog.c.version == previous).values(status="retired")
+        )
+    conn.execute(
+        update(fest_catalog)
+        .where(fest_catalog.c.version == version)
+        .values(status="active", extracted_at=extracted_at, counts=counts)
+    )
+    return previous
+
+
+def drop(conn: Connection, version: int) -> None:
+    """Remove a version's rows (a retired or failed one)."""
+    for table in VERSIONED:
+        conn.execute(delete(table).where(table.c.catalog == version))
+    conn.execute(delete(fest_catalog).where(fest_catalog.c.version == version))
+
+
+def catalogue(conn: Connection, version: int) -> Row[Any] | None:
+    return conn.execute(select(fest_catalog).where(fest_catalog.c.version == version)).first()
+
+
+# -- lookups --------------------------------------------------------------------------------
+
+
+def drugs_by_code(conn: Connection, version: int, codes: Iterable[str]) -> dict[str, Row[Any]]:
+    """Drugs by the code an entry carries (a package's Varenr, or a FEST id)."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(fest_drug).where(fest_drug.c.catalog == version, fest_drug.c.code.in_(wanted))
+    ).all()
+    return {r.code: r for r in rows}
+
+
+def drug(conn: Connection, version: int, drug_id: str) -> Row[Any] | None:
+    return conn.execute(
+        select(fest_drug).where(fest_drug.c.catalog == version, fest_drug.c.id == drug_id)
+    ).first()
+
+
+def substances_of(
+    conn: Connection, version: int, drug_ids: Iterable[str]
+) -> dict[str, list[Row[Any]]]:
+    wanted = sorted(set(drug_ids))
+    out: dict[str, list[Row[Any]]] = {d: [] for d in wanted}
+    if not wanted:
+        return out
+    rows = conn.execute(
+        select(fest_drug_substance.c.drug, fest_substance)
+        .join(
+            fest_substance,
+            (fest_substance.c.catalog == fest_drug_substance.c.catalog)
+            & (fest_substance.c.id == fest_drug_substance.c.substance),
+        )
+        .where(fest_drug_substance.c.catalog == version, fest_drug_substance.c.drug.in_(wanted))
+    ).all()
+    for row in rows:
+        out[row.drug].append(row)
+    return out
+
+
+def prefixes(atc: str) -> list[str]:
+    """The ATC code at each of its levels: N02BE01 → N, N02, N02B, N02BE, N02BE01."""
+    return [atc[:n] for n in (1, 3, 4, 5, 7) if n <= len(atc)]
+
+
+def interactions(
+    conn: Connection, version: int, atcs: Iterable[str]
+) -> list[tuple[Row[Any], list[Row[Any]]]]:
+    """Every interaction naming one of these ATC codes at any of its levels, with both of
+    its substance groups."""
+    wanted = sorted({p for atc in atcs for p in prefixes(atc)})
+    if not wanted:
+        return []
+    ids = [
+        r[0]
+        for r in conn.execute(
+            select(fest_interaction_atc.c.interaction)
+            .where(
+                fest_interaction_atc.c.catalog == version,
+                fest_interaction_atc.c.atc.in_(wanted),
+            )
+            .distinct()
+        )
+    ]
+    if not ids:
+        return []
+    rules = conn.execute(
+        select(fest_interaction).where(
+            fest_interaction.c.catalog == version, fest_interaction.c.id.in_(ids)
+        )
+    ).all()
+    sides: dict[str, list[Row[Any]]] = {i: [] for i in ids}
+    for row in conn.execute(
+        select(fest_interaction_atc).where(
+            fest_interaction_atc.c.catalog == version, fest_interaction_atc.c.interaction.in_(ids)
+        )
+    ):
+        sides[row.interaction].append(row)
+    return [(rule, sides[rule.id]) for rule in rules]
+
+
+def not_assessed(conn: Connection, version: int, atcs: Iterable[str]) -> set[str]:
+    """Which of these ATC codes FEST marks as not assessed for interactions (at any level)."""
+    codes = set(atcs)
+    wanted = sorted({p for atc in codes for p in prefixes(atc)})
+    if not wanted:
+        return set()
+    marked = {
+        r[0]
+        for r in conn.execute(
+            select(fest_not_assessed.c.atc).where(
+                fest_not_assessed.c.catalog == version, fest_not_assessed.c.atc.in_(wanted)
+            )
+        )
+    }
+    return {atc for atc in codes if any(p in marked for p in prefixes(atc))}
+
+
+def search(
+    conn: Connection, version: int, token: str, limit: int, kinds: Sequence[str]
+) -> Sequence[Row[Any]]:
+    """Drugs with a word of their name starting with ``token`` (normalised), by name."""
+    hits = (
+        select(fest_name.c.drug)
+        .where(
+            fest_name.c.catalog == version,
+            fest_name.c.token >= token,
+            fest_name.c.token < token + "\uffff",
+        )
+        .distinct()
+        .subquery()
+    )
+    return conn.execute(
+        select(fest_drug)
+        .join(hits, hits.c.drug == fest_drug.c.id)
+        .where(fest_drug.c.catalog == version, fest_drug.c.kind.in_(kinds))
+        .order_by(fest_drug.c.name, fest_drug.c.id)
+        .limit(limit)
+    ).all()
+
+
+def by_atc(
+    conn: Connection, version: int, atc: str, limit: int, kinds: Sequence[str]
+) -> Sequence[Row[Any]]:
+    return conn.execute(
+        select(fest_drug)
+        .where(
+            fest_drug.c.catalog == version,
+            fest_drug.c.atc >= atc,
+            fest_drug.c.atc < atc + "\uffff",
+            fest_drug.c.kind.in_(kinds),
+        )
+        .order_by(fest_drug.c.name, fest_drug.c.id)
+        .limit(limit)
+    ).all()
+
+
+def by_substance(
+    conn: Connection, version: int, substance_ids: Iterable[str], limit: int, kinds: Sequence[str]
+) -> Sequence[Row[Any]]:
+    wanted = sorted(set(substance_ids))
+    if not wanted:
+        return []
+    drugs = (
+        select(fest_drug_substance.c.drug)
+        .where(
+            fest_drug_substance.c.catalog == version,
+            fest_drug_substance.c.substance.in_(wanted),
+        )
+        .distinct()
+        .subquery()
+    )
+    return conn.execute(
+        select(fest_drug)
+        .join(drugs, drugs.c.drug == fest_drug.c.id)
+        .where(fest_drug.c.catalog == version, fest_drug.c.kind.in_(kinds))
+        .order_by(fest_drug.c.name, fest_drug.c.id)
+        .limit(limit)
+    ).all()
+
+
+def substances_named(conn: Connection, version: int, token: str) -> list[str]:
+    rows = conn.execute(
+        select(fest_substance.c.id).where(
+            fest_substance.c.catalog == version,
+            func.lower(fest_substance.c.name).like(token + "%"),
+        )
+    )
+    return [r[0] for r in rows]
