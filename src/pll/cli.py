@@ -145,6 +145,52 @@ def dpop_proof(dpop_key: Path, method: str, url: str, access_token: str) -> None
 
 
 @main.group()
+def fest() -> None:
+    """The drug catalogue (FEST)."""
+
+
+@fest.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def fest_import(file: Path) -> None:
+    """Import a FEST M30 extract as the catalogue in use (the previous one stays if it fails)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
+
+    from pll.catalog.importer import import_fest
+
+    settings = Settings.from_env()
+    database = _database(settings)
+    database.upgrade()
+    size = file.stat().st_size
+    with (
+        file.open("rb") as stream,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+        ) as progress,
+    ):
+        task = progress.add_task(f"importing {file.name}", total=size)
+        try:
+            result = import_fest(
+                database,
+                stream,
+                file.name,
+                now=_now(),
+                progress=lambda done: progress.update(task, completed=done),
+            )
+        except DomainError as exc:
+            raise click.ClickException(str(exc)) from None
+        progress.update(task, completed=size)
+    counts = ", ".join(
+        f"{v} {k}" for k, v in sorted(result.counts.items()) if not k.startswith("Kat")
+    )
+    click.echo(f"FEST catalogue version {result.version} in use ({counts}).")
+    if result.dangling_brands:
+        click.echo(f"note: {result.dangling_brands} package(s) name a brand the extract lacks")
+
+
+@main.group()
 def audit() -> None:
     """The tamper-evident audit trail."""
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import IO, Any
 from xml.etree.ElementTree import Element, ParseError
+from zoneinfo import ZoneInfo
 
 from defusedxml.ElementTree import iterparse
 
@@ -48,6 +49,9 @@ KNOWN = {
     "KatDiagnose",
     "KatStrDosering",
 }
+
+
+OSLO = ZoneInfo("Europe/Oslo")
 
 
 class FestError(InvalidInput):
@@ -231,9 +235,11 @@ def _datetime(value: str | None, where: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise FestError(f"{where}: {value!r} is not a date and time.", where) from None
+    # FEST writes Norwegian local time without an offset.
+    return moment if moment.tzinfo else moment.replace(tzinfo=OSLO)
 
 
 def _entry(e: _Entry, catalogue: str) -> Iterator[Item]:  # noqa: PLR0912 - one per kind

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, delete, func, insert, select, text, update
 
 from pll.store.schema import (
     fest_catalog,
@@ -267,3 +267,59 @@ def substances_named(conn: Connection, version: int, token: str) -> list[str]:
         )
     )
     return [r[0] for r in rows]
+
+
+# Resolution over the whole extract: a strength stands for its substance; a direct
+# RefVirkestoff is the substance itself; a package has its brand's substances.
+_RESOLVE_REFS = """
+INSERT INTO fest_drug_substance (catalog, drug, substance)
+SELECT DISTINCT r.catalog, r.drug, COALESCE(s.substance, r.ref)
+FROM fest_ref r
+LEFT JOIN fest_strength s ON s.catalog = r.catalog AND s.id = r.ref
+WHERE r.catalog = :v
+"""
+_RESOLVE_PACKAGES = """
+INSERT INTO fest_drug_substance (catalog, drug, substance)
+SELECT DISTINCT p.catalog, p.id, ds.substance
+FROM fest_drug p
+JOIN fest_drug_substance ds ON ds.catalog = p.catalog AND ds.drug = p.brand
+WHERE p.catalog = :v AND p.kind = 'package'
+"""
+_MISSING_STRENGTH_SUBSTANCE = """
+SELECT st.id, st.substance FROM fest_strength st
+WHERE st.catalog = :v AND NOT EXISTS (
+    SELECT 1 FROM fest_substance s WHERE s.catalog = st.catalog AND s.id = st.substance)
+LIMIT 3
+"""
+_MISSING_SUBSTANCE = """
+SELECT ds.drug, ds.substance FROM fest_drug_substance ds
+WHERE ds.catalog = :v AND NOT EXISTS (
+    SELECT 1 FROM fest_substance s WHERE s.catalog = ds.catalog AND s.id = ds.substance)
+LIMIT 3
+"""
+_DANGLING_BRANDS = """
+SELECT count(*) FROM fest_drug p
+WHERE p.catalog = :v AND p.kind = 'package' AND p.brand IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM fest_drug b WHERE b.catalog = p.catalog AND b.id = p.brand)
+"""
+
+
+def resolve(conn: Connection, version: int) -> tuple[list[str], int]:
+    """Link every drug to its substances; returns what refers to a substance the version
+    lacks (empty when all is well) and how many packages name a brand it lacks."""
+    params = {"v": version}
+    missing = [
+        f"strength {row[0]} names substance {row[1]}"
+        for row in conn.execute(text(_MISSING_STRENGTH_SUBSTANCE), params)
+    ]
+    if missing:
+        return missing, 0
+    conn.execute(text(_RESOLVE_REFS), params)
+    missing = [
+        f"{row[0]} names substance or strength {row[1]}"
+        for row in conn.execute(text(_MISSING_SUBSTANCE), params)
+    ]
+    if missing:
+        return missing, 0
+    conn.execute(text(_RESOLVE_PACKAGES), params)
+    return [], int(conn.execute(text(_DANGLING_BRANDS), params).scalar_one())
