@@ -28,6 +28,7 @@ from starlette.responses import Response
 from pll.auth.access import BASIS_HEADER, Access, parse_basis
 from pll.auth.tokens import Authenticator
 from pll.domain.errors import (
+    ChecksRefused,
     Conflict,
     DomainError,
     Forbidden,
@@ -37,6 +38,7 @@ from pll.domain.errors import (
     Unauthenticated,
     VersionConflict,
 )
+from pll.fhir.findings import OVERRIDE_HEADER
 from pll.fhir.outcome import from_error, issue, outcome
 from pll.fhir.validate import parse_json
 from pll.services.lists import PLLService
@@ -52,6 +54,7 @@ STATUS: list[tuple[type[DomainError], int]] = [
     (VersionConflict, 412),
     (PreconditionRequired, 428),
     (Conflict, 409),
+    (ChecksRefused, 422),
     (InvalidInput, 400),
 ]
 MAX_COUNT = 500
@@ -309,7 +312,13 @@ def _internal_error(request: Request) -> Response:
     )
 
 
-_AUTH_HEADERS = (b"authorization", b"dpop", BASIS_HEADER.lower().encode(), b"host")
+_AUTH_HEADERS = (
+    b"authorization",
+    b"dpop",
+    BASIS_HEADER.lower().encode(),
+    b"host",
+    OVERRIDE_HEADER.lower().encode(),
+)
 
 
 def _authenticate(request: Request, authenticator: Authenticator) -> Access:
@@ -340,4 +349,15 @@ def _authenticate(request: Request, authenticator: Authenticator) -> Access:
     basis = None
     if caller.actor.hpr is not None:
         basis = parse_basis(found.get(_AUTH_HEADERS[2]))
-    return Access(caller.actor, basis, caller.client_id)
+    return Access(caller.actor, basis, caller.client_id, _override(found.get(_AUTH_HEADERS[4])))
+
+
+def _override(raw: str | None) -> str | None:
+    """The override reason: free text (UTF-8, which HTTP headers carry as latin-1)."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        text = raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise InvalidInput(f"{OVERRIDE_HEADER} must be UTF-8 text.", OVERRIDE_HEADER) from None
+    return text.strip()[:1000]

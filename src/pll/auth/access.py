@@ -157,6 +157,9 @@ class Access:
     actor: Author
     basis: Basis | None = None
     client_id: str | None = None
+    #: the reason the caller gives for overriding blocking decision-support findings
+    #: (``X-PLL-Override``), kept with the change
+    override: str | None = None
 
     @property
     def is_patient(self) -> bool:

@@ -23,6 +23,8 @@ class DomainError(Exception):
     others: list[tuple[str, str | None]] = field(default_factory=list)
     #: resources that help the client act, such as the current version after a conflict
     resources: list[dict[str, Any]] = field(default_factory=list)
+    #: further OperationOutcome issues as they are (with their own severity and code)
+    issues: list[dict[str, Any]] = field(default_factory=list)
 
     def __str__(self) -> str:
         where = f" (at {self.expression})" if self.expression else ""
@@ -51,6 +53,10 @@ class PreconditionRequired(DomainError):
 
 class Unauthenticated(DomainError):
     """No usable credentials: the client must (re)authenticate (HTTP 401)."""
+
+
+class ChecksRefused(DomainError):
+    """Decision support found something that needs an explicit override (rule 6)."""
 
 
 class Forbidden(DomainError):

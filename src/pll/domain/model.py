@@ -175,6 +175,8 @@ class ListVersion:
     activity: str
     reason: str | None
     touched: tuple[Touched, ...]
+    #: blocking decision-support findings the author overrode, and why (rule 6)
+    override: str | None = None
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pll.domain.errors import (
+    ChecksRefused,
     Conflict,
     DomainError,
     Forbidden,
@@ -24,6 +25,7 @@ _ISSUE_CODE: list[tuple[type[DomainError], str]] = [
     (NotFound, "not-found"),
     (VersionConflict, "conflict"),
     (Conflict, "business-rule"),
+    (ChecksRefused, "business-rule"),
     (PreconditionRequired, "required"),
     (Forbidden, "forbidden"),
 ]
@@ -55,7 +57,7 @@ def from_error(error: DomainError) -> dict[str, Any]:
             for k, v in error.details.items()
         ]
     rest = [issue(m, e, code) for m, e in error.others]
-    result = outcome(first, *rest)
+    result = outcome(first, *rest, *error.issues)
     if error.resources:
         result = {"resourceType": "OperationOutcome", "contained": error.resources, **result}
     return result

@@ -19,6 +19,7 @@ from pll.domain.dosage import dosage_text
 from pll.domain.errors import InvalidInput
 from pll.domain.model import Author, Entry, ListVersion, MedicationList, Prescription
 from pll.fhir import systems
+from pll.fhir.findings import EXT_OVERRIDE
 
 ATC_CODE = re.compile(r"^[A-Z](\d{2}([A-Z]([A-Z](\d{2})?)?)?)?$")
 
@@ -321,4 +322,6 @@ def provenance(list_id: str, record: ListVersion) -> dict[str, Any]:
         del resource["activity"]["coding"]
     if record.reason:
         resource["reason"] = [{"text": record.reason}]
+    if record.override:
+        resource["extension"] = [{"url": EXT_OVERRIDE, "valueString": record.override}]
     return resource

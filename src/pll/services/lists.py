@@ -8,11 +8,12 @@ the outgoing event (DESIGN §3 rules 1, 2, 7). If anything raises, nothing is wr
 
 from __future__ import annotations
 
+import builtins
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
@@ -24,8 +25,10 @@ from sqlalchemy.exc import IntegrityError
 from pll.auth.access import NOT_YOURS, Access, Decision, Verb
 from pll.auth.audit import AuditKey
 from pll.domain.changes import ListChange, expire_entries, start_list
+from pll.domain.checks import Finding
 from pll.domain.diff import ListDifference, Versions, diff_content, diff_lists
 from pll.domain.errors import (
+    ChecksRefused,
     Conflict,
     DomainError,
     Forbidden,
@@ -37,7 +40,10 @@ from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Author, ListVersion, MedicationList, Prescription, Touched
 from pll.fhir import resources as fhir
 from pll.fhir import systems
+from pll.fhir.findings import OVERRIDE_HEADER
+from pll.fhir.findings import issue as finding_issue
 from pll.services.audit import AuditTrail, Refused
+from pll.services.decision_support import review
 from pll.store import audit_log
 from pll.store import repository as repo
 from pll.store.db import Database
@@ -107,6 +113,8 @@ class ChangeResult:
     written: list[Written] = field(default_factory=list)
     #: the List as this change left it, so a response needs no second read
     list: Stored | None = None
+    #: what decision support found in what the change brought (rule 6)
+    findings: builtins.list[Finding] = field(default_factory=lambda: [])
 
 
 @dataclass(frozen=True)
@@ -445,7 +453,10 @@ class PLLService:
                     exc.expression = relocate(exc.expression, op.rtype, op.where)
                 raise
         record = change.finish()
-        result = ChangeResult(lst.id, record.version if record else None)
+        findings: list[Finding] = []
+        if record is not None:
+            findings, record = self._checked(conn, access, lst, record)
+        result = ChangeResult(lst.id, record.version if record else None, findings=findings)
         if record is None:
             result.written = [
                 self._written(lst, op.rtype, op.rid, False) for op in ops if op.rtype and op.rid
@@ -465,6 +476,30 @@ class PLLService:
                     )
                 )
         return result
+
+    def _checked(
+        self, conn: Connection, access: Access, lst: MedicationList, record: ListVersion
+    ) -> tuple[list[Finding], ListVersion]:
+        """Decision support on what this change brings (rule 6): findings come back with the
+        accepted change; a blocking one refuses it unless the caller overrides with a reason,
+        which is then kept with the version."""
+        changed = {t.id for t in record.touched if t.resource_type == "MedicationStatement"}
+        if not changed:
+            return [], record
+        findings = review(conn, lst.patient_id, lst.entries.values(), changed)
+        blocking = [f for f in findings if f.blocking]
+        if not blocking:
+            return findings, record
+        if not access.override:
+            raise ChecksRefused(
+                f"Nothing was saved: {len(blocking)} finding(s) need a deliberate override "
+                f"({blocking[0].message}). To go ahead, send the reason in the "
+                f"{OVERRIDE_HEADER} header; it is kept with the change.",
+                OVERRIDE_HEADER,
+                issues=[finding_issue(f) for f in findings],
+            )
+        overrode = "; ".join(f"{f.kind.value} {f.code}" for f in blocking)
+        return findings, replace(record, override=f"{access.override} (overstyrt: {overrode})")
 
     def _apply_op(
         self, change: ListChange, op: Op, patient_id: str, created: dict[tuple[str, str], bool]
@@ -872,6 +907,7 @@ def _record(row: Any) -> ListVersion:
         row.activity,
         row.reason,
         touched,
+        row.override,
     )
 
 

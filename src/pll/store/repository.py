@@ -302,6 +302,7 @@ def save_version(
             "reason": record.reason,
             "touched": dumps(touched),
             "list_json": list_json,
+            "override": record.override,
         },
     )
     history = {"list_version": record.version, "recorded_at": record.recorded, "changed_by": author}

@@ -1,0 +1,76 @@
+"""A patient's recorded drug reactions (CAVE) and their versions. Every function takes the
+caller's open transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Row, insert, select, update
+
+from pll.store.schema import allergy, allergy_version
+
+
+@dataclass(frozen=True)
+class ReactionRow:
+    id: str
+    display: str
+    atc: str | None
+    substance: str | None
+
+
+def active_reactions(conn: Connection, patient_id: str) -> list[ReactionRow]:
+    rows = conn.execute(
+        select(allergy.c.id, allergy.c.atc, allergy.c.substance, allergy.c.resource).where(
+            allergy.c.patient_id == patient_id, allergy.c.status == "active"
+        )
+    ).all()
+    out = []
+    for row in rows:
+        code = orjson.loads(row.resource).get("code") or {}
+        display = code.get("text") or next(
+            (c.get("display") for c in code.get("coding") or [] if c.get("display")),
+            row.atc or row.substance or "ukjent",
+        )
+        out.append(ReactionRow(row.id, str(display), row.atc, row.substance))
+    return out
+
+
+def get(conn: Connection, allergy_id: str, *, lock: bool = False) -> Row[Any] | None:
+    query = select(allergy).where(allergy.c.id == allergy_id)
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def for_patient(conn: Connection, patient_id: str) -> Sequence[Row[Any]]:
+    return conn.execute(
+        select(allergy).where(allergy.c.patient_id == patient_id).order_by(allergy.c.updated_at)
+    ).all()
+
+
+def save(conn: Connection, row: dict[str, Any], author: str, *, new: bool) -> None:
+    """Write the current row and its version (``row`` holds every column of ``allergy``)."""
+    if new:
+        conn.execute(insert(allergy).values(**row))
+    else:
+        conn.execute(update(allergy).where(allergy.c.id == row["id"]).values(**row))
+    conn.execute(
+        insert(allergy_version).values(
+            id=row["id"],
+            version=row["version"],
+            recorded_at=row["updated_at"],
+            author=author,
+            resource=row["resource"],
+        )
+    )
+
+
+def versions(conn: Connection, allergy_id: str) -> Sequence[Row[Any]]:
+    return conn.execute(
+        select(allergy_version)
+        .where(allergy_version.c.id == allergy_id)
+        .order_by(allergy_version.c.version.desc())
+    ).all()
