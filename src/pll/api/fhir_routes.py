@@ -15,7 +15,7 @@ from starlette.responses import Response
 from pll.api.http import AsyncHandler, Ctx, Handler, check_id, check_version, fhir_response
 from pll.auth.access import BASIS_HEADER, Basis, Verb
 from pll.domain.errors import InvalidInput, NotFound
-from pll.fhir import bundles
+from pll.fhir import bundles, findings
 from pll.fhir.systems import PLL_BASE
 from pll.fhir.validate import validate
 from pll.services import transaction
@@ -31,10 +31,17 @@ def _if_match(ctx: Ctx) -> int | None:
 
 
 def _written(ctx: Ctx, result: ChangeResult, written: Written) -> Response:
+    """The accepted change. Decision-support findings (rule 6) are counted in
+    ``X-PLL-Findings`` and are the body itself when the client asks for them with
+    ``Prefer: return=OperationOutcome`` (https://hl7.org/fhir/R4/http.html#ops)."""
     status = 201 if written.created else 200
-    headers = {"X-PLL-List-Version": str(result.list_version)} if result.list_version else None
+    headers = {"X-PLL-List-Version": str(result.list_version)} if result.list_version else {}
+    headers["X-PLL-Findings"] = str(len(result.findings))
+    body: dict[str, Any] = written.resource
+    if "return=operationoutcome" in ctx.request.headers.get("prefer", "").lower():
+        body = findings.outcome(result.findings)
     return fhir_response(
-        written.resource,
+        body,
         status,
         version=written.version,
         location=f"{ctx.base}/{written.rtype}/{written.id}/_history/{written.version}"

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import Access
 from pll.domain.errors import Conflict, DomainError, InvalidInput
+from pll.fhir import findings
 from pll.fhir.validate import validate
 from pll.services.lists import Op, PLLService, relocate
 from pll.store import repository as repo
@@ -262,6 +263,10 @@ def _apply(
         done = written.get((i.rtype, str(i.rid)))
         if done is not None:
             responses[i.index] = _response(done.resource, i.method == "POST" and done.created)
+            # decision support on the entries: each entry's findings in its response.outcome
+            mine = [f for f in result.findings if str(i.rid) in f.entries]
+            if mine and i.rtype == "MedicationStatement":
+                responses[i.index]["response"]["outcome"] = findings.outcome(mine)
     if creates_list is not None and result.list_version is not None:
         version = result.list_version
         responses[creates_list.index] = {
