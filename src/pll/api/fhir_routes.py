@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 from pll.api.http import AsyncHandler, Ctx, Handler, check_id, check_version, fhir_response
@@ -20,6 +21,8 @@ from pll.fhir.systems import PLL_BASE
 from pll.fhir.validate import validate
 from pll.services import transaction
 from pll.services.access import PatientAccess
+from pll.services.allergies import Allergies
+from pll.services.catalogue import Catalogue
 from pll.services.lists import ChangeResult, Op, Stored, Written
 from pll.services.transaction import parse_if_match
 
@@ -363,6 +366,90 @@ def audit_event_search(ctx: Ctx) -> Response:
     return fhir_response(bundles.search_bundle(ctx.base, items, total, self_url, next_url))
 
 
+# -- decision support, drugs and drug reactions --------------------------------------------
+
+
+def list_check(ctx: Ctx) -> Response:
+    """``GET List/{id}/$check``: every finding on the list as it is."""
+    ctx.query(set())
+    _, found = ctx.service.check_list(ctx.access, ctx.path["id"])
+    return fhir_response(findings.outcome(found))
+
+
+def list_check_change(ctx: Ctx) -> Response:
+    """``POST List/$check`` with a transaction Bundle: what the change would bring, without
+    writing it."""
+    patient_id, found = transaction.check(ctx.service, ctx.access, ctx.json())
+    if patient_id is not None:
+        ctx.service.log_check(ctx.access, patient_id, None)
+    return fhir_response(findings.outcome(found))
+
+
+def medication_search(ctx: Ctx) -> Response:
+    params = ctx.query(searchable("Medication"))
+    count, _ = ctx.paging(params)
+    items = Catalogue(ctx.service.db).search(
+        name=params.get("name"),
+        code=params.get("code"),
+        substance=params.get("substance"),
+        count=count,
+    )
+    return fhir_response(
+        bundles.search_bundle(ctx.base, items, len(items), str(ctx.request.url), None)
+    )
+
+
+def medication_read(ctx: Ctx) -> Response:
+    return fhir_response(Catalogue(ctx.service.db).read(ctx.path["id"]))
+
+
+def allergy_create(ctx: Ctx) -> Response:
+    stored = Allergies(ctx.service).create(ctx.access, ctx.json())
+    rid = orjson.loads(stored.text)["id"]
+    return fhir_response(
+        stored.text,
+        201,
+        version=stored.version,
+        updated=stored.updated,
+        location=f"{ctx.base}/AllergyIntolerance/{rid}/_history/{stored.version}",
+    )
+
+
+def allergy_update(ctx: Ctx) -> Response:
+    return _stored(
+        Allergies(ctx.service).update(ctx.access, ctx.path["id"], ctx.json(), _if_match(ctx))
+    )
+
+
+def allergy_read(ctx: Ctx) -> Response:
+    return _stored(Allergies(ctx.service).read(ctx.access, ctx.path["id"]))
+
+
+def allergy_history(ctx: Ctx) -> Response:
+    ctx.query(set())
+    items = Allergies(ctx.service).history(ctx.access, ctx.path["id"])
+    return fhir_response(
+        bundles.history(
+            ctx.base,
+            "AllergyIntolerance",
+            ctx.path["id"],
+            items,
+            len(items),
+            str(ctx.request.url),
+            None,
+        )
+    )
+
+
+def allergy_search(ctx: Ctx) -> Response:
+    params = ctx.query(searchable("AllergyIntolerance"))
+    patient_id = _patient_param(ctx, params)
+    items = Allergies(ctx.service).search(ctx.access, patient_id) if patient_id else []
+    return fhir_response(
+        bundles.search_bundle(ctx.base, items, len(items), str(ctx.request.url), None)
+    )
+
+
 # -- the route table -----------------------------------------------------------------------
 
 
@@ -406,6 +493,29 @@ def _routes() -> list[FhirRoute]:
         FhirRoute("/fhir/Consent/{id}", "GET", consent_read, "Consent", "read"),
         FhirRoute("/fhir/Consent/{id}", "DELETE", consent_delete, "Consent", "delete"),
         FhirRoute("/fhir/AuditEvent", "GET", audit_event_search, "AuditEvent", "search-type"),
+        FhirRoute("/fhir/List/{id}/$check", "GET", list_check, "List", None, "check"),
+        FhirRoute("/fhir/List/$check", "POST", list_check_change, "List", None, "check-change"),
+        FhirRoute("/fhir/Medication", "GET", medication_search, "Medication", "search-type"),
+        FhirRoute("/fhir/Medication/{id}", "GET", medication_read, "Medication", "read"),
+        FhirRoute(
+            "/fhir/AllergyIntolerance", "POST", allergy_create, "AllergyIntolerance", "create"
+        ),
+        FhirRoute(
+            "/fhir/AllergyIntolerance", "GET", allergy_search, "AllergyIntolerance", "search-type"
+        ),
+        FhirRoute(
+            "/fhir/AllergyIntolerance/{id}", "GET", allergy_read, "AllergyIntolerance", "read"
+        ),
+        FhirRoute(
+            "/fhir/AllergyIntolerance/{id}", "PUT", allergy_update, "AllergyIntolerance", "update"
+        ),
+        FhirRoute(
+            "/fhir/AllergyIntolerance/{id}/_history",
+            "GET",
+            allergy_history,
+            "AllergyIntolerance",
+            "history-instance",
+        ),
     ]
     for rtype in LIST_RESOURCES:
         h = _resource_handlers(rtype)
@@ -454,6 +564,13 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
         ("_upto", "number", "the newest list version the pages cover (set by next links)"),
     ],
     "Consent": BY_PATIENT,
+    "AllergyIntolerance": BY_PATIENT,
+    "Medication": [
+        ("name", "string", "a word of the name starts with this (case and accents ignored)"),
+        ("code", "token", "ATC code at any level, a package's Varenr or a FEST id"),
+        ("substance", "string", "an active substance: name prefix or FEST id"),
+        ("_count", "number", "how many, 1-500 (default 50)"),
+    ],
     "AuditEvent": [*BY_PATIENT, *PAGING],
 }
 
@@ -467,6 +584,11 @@ OPERATIONS = {
     "confirm": "POST List/{id}/$confirm with If-Match: confirm the list as reconciled (samstemt)",
     "pause": "POST List/{id}/$pause with a reason: pause the whole PLL",
     "resume": "POST List/{id}/$resume with If-Match: resume the PLL with a confirmed list",
+    "check": "GET List/{id}/$check: decision support on the whole list as it is",
+    "check-change": (
+        "POST List/$check with a transaction Bundle: decision support on that change, "
+        "without writing it"
+    ),
 }
 
 
@@ -523,7 +645,15 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     "Writes to existing resources require If-Match "
                     "(412 when stale, 428 when missing). "
                     "The reason for a change may be sent as an X-Provenance header. "
-                    "GET List?patient=<id>&_include=List:item returns the whole current list."
+                    "GET List?patient=<id>&_include=List:item returns the whole current list. "
+                    "Every change to the list is checked (interactions from FEST, duplicate "
+                    "therapy, CAVE against AllergyIntolerance, drugs no longer in FEST): the "
+                    "number of findings is in the X-PLL-Findings header, and the findings "
+                    "themselves are the body with Prefer: return=OperationOutcome (in a "
+                    "transaction, each entry's response.outcome). An interaction of relevance 1 "
+                    f"or a CAVE conflict refuses the change (422) unless {findings.OVERRIDE_HEADER}"
+                    " gives the reason for going ahead; the reason is kept with the change and "
+                    "shown in its Provenance."
                 ),
                 "security": {
                     "cors": False,

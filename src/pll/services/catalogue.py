@@ -73,7 +73,9 @@ class Catalogue:
             version = store.active(conn)
             row = store.drug(conn, version, drug_id) if version is not None else None
             if version is None or row is None:
-                raise NotFound(f"Medication/{drug_id} is not in the catalogue.", "Medication.id")
+                raise NotFound(
+                    f"Medication/{drug_id} does not exist in the catalogue in use.", "Medication.id"
+                )
             return medication(row, store.substances_of(conn, version, [row.id])[row.id])
 
 

@@ -37,7 +37,14 @@ from pll.domain.errors import (
     VersionConflict,
 )
 from pll.domain.identifiers import parse_person_identifier
-from pll.domain.model import Author, ListVersion, MedicationList, Prescription, Touched
+from pll.domain.model import (
+    Author,
+    Entry,
+    ListVersion,
+    MedicationList,
+    Prescription,
+    Touched,
+)
 from pll.fhir import resources as fhir
 from pll.fhir import systems
 from pll.fhir.findings import OVERRIDE_HEADER
@@ -780,6 +787,41 @@ class PLLService:
             _list_state(snapshots[0]),
             _list_state(snapshots[1]),
         )
+
+    @guarded
+    def check_list(self, access: Access, list_id: str) -> tuple[str, list[Finding]]:
+        """Every decision-support finding on the list as it is (``List/$check``); returns
+        the patient and the findings."""
+        with self.db.read() as conn:
+            head = repo.list_row(conn, list_id=list_id)
+            if head is None:
+                raise NotFound(f"List/{list_id} does not exist.", "List.id")
+            self.trail.admit(conn, access, Verb.READ, head.patient_id, "check", "List", list_id)
+            lst = repo.load_list(conn, head, self.clock())
+            return head.patient_id, review(conn, head.patient_id, lst.entries.values(), None)
+
+    @guarded
+    def check_drafts(
+        self, access: Access, patient_id: str, drafts: list[tuple[str, dict[str, Any]]]
+    ) -> list[Finding]:
+        """What decision support would find if these medicines (id, FHIR content with
+        ``medicationCodeableConcept``) joined the patient's list (CDS Hooks ``order-select``
+        and ``order-sign``)."""
+        with self.db.read() as conn:
+            if repo.get_patient(conn, patient_id) is None:
+                raise NotFound(f"Patient/{patient_id} does not exist.", "context.patientId")
+            self.trail.admit(conn, access, Verb.READ, patient_id, "check", "List", None)
+            head = repo.list_row(conn, patient_id=patient_id)
+            now = self.clock()
+            entries = list(repo.load_list(conn, head, now).entries.values()) if head else []
+            for rid, content in drafts:
+                entries.append(Entry(rid, 0, {**content, "status": "active"}, now, access.actor))
+            return review(conn, patient_id, entries, {rid for rid, _ in drafts})
+
+    def log_check(self, access: Access, patient_id: str, list_id: str | None) -> None:
+        """The record of a dry run (its own records went with its rolled-back transaction)."""
+        with self.trail.refusals(), self.db.write() as conn:
+            self.trail.admit(conn, access, Verb.READ, patient_id, "check", "List", list_id)
 
     @guarded
     def read_resource(self, access: Access, rtype: str, rid: str) -> Stored:

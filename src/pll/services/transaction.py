@@ -9,13 +9,14 @@ Bundle is one accepted change, so it makes one list version and one ``Provenance
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import Access
+from pll.domain.checks import Finding
 from pll.domain.errors import Conflict, DomainError, InvalidInput
 from pll.fhir import findings
 from pll.fhir.validate import validate
@@ -124,8 +125,7 @@ def _rewrite(value: Any, ids: dict[str, str], where: str) -> Any:
     return value
 
 
-def run(service: PLLService, access: Access, data: Any, reason: str | None) -> dict[str, Any]:
-    """Apply a transaction Bundle and return the ``transaction-response`` Bundle."""
+def _prepared(service: PLLService, data: Any) -> tuple[list[_Item], dict[str, str]]:
     items = _items(validate(data, "Bundle"))
     urns: dict[str, str] = {}
     for item in items:
@@ -133,6 +133,33 @@ def run(service: PLLService, access: Access, data: Any, reason: str | None) -> d
             item.rid = service.ids()
             if item.full_url:
                 urns[item.full_url] = f"{item.rtype}/{item.rid}"
+    return items, urns
+
+
+@dataclass
+class _Checked(Exception):
+    patient_id: str | None
+    findings: list[Finding]
+
+
+def check(service: PLLService, access: Access, data: Any) -> tuple[str | None, list[Finding]]:
+    """What decision support would find in a transaction Bundle's changes, without writing
+    them: the change is made in a transaction that is then rolled back (``List/$check``)."""
+    items, urns = _prepared(service, data)
+    # findings that would block are reported here, not refused
+    trial = replace(access, override=access.override or "(prøvekjøring)")
+    try:
+        with service.guard(access), service.db.write() as conn:
+            seen: list[Finding] = []
+            patient_id = _run_in(service, conn, trial, items, urns, {}, None, seen)
+            raise _Checked(patient_id, seen)
+    except _Checked as done:
+        return done.patient_id, done.findings
+
+
+def run(service: PLLService, access: Access, data: Any, reason: str | None) -> dict[str, Any]:
+    """Apply a transaction Bundle and return the ``transaction-response`` Bundle."""
+    items, urns = _prepared(service, data)
     responses: dict[int, dict[str, Any]] = {}
     try:
         with service.guard(access), service.db.write() as conn:
@@ -159,7 +186,9 @@ def _run_in(
     urns: dict[str, str],
     responses: dict[int, dict[str, Any]],
     reason: str | None,
-) -> None:
+    seen: list[Finding] | None = None,
+) -> str | None:
+    """Apply the items; returns the patient whose list they change (if any)."""
     for item in items:
         if item.rtype == "Patient":
             try:
@@ -177,7 +206,8 @@ def _run_in(
     creates_list = _list_create(items)
     patient_id = _one_patient(service, conn, access, items)
     if patient_id is not None:
-        responses |= _apply(service, conn, access, patient_id, items, reason, creates_list)
+        responses |= _apply(service, conn, access, patient_id, items, reason, creates_list, seen)
+    return patient_id
 
 
 def _list_create(items: list[_Item]) -> _Item | None:
@@ -236,6 +266,7 @@ def _apply(
     items: list[_Item],
     reason: str | None,
     creates_list: _Item | None,
+    seen: list[Finding] | None = None,
 ) -> dict[int, dict[str, Any]]:
     # Prescriptions first, so entries in the same Bundle can link to them.
     order = {"MedicationRequest": 0, "MedicationStatement": 1}
@@ -257,6 +288,8 @@ def _apply(
     result = service.apply_in(
         conn, access, patient_id, ops, reason, create_list=creates_list is not None
     )
+    if seen is not None:
+        seen += result.findings
     written = {(w.rtype, w.id): w for w in result.written}
     responses = {}
     for i in changes:
