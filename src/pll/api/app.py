@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pll.api import cds_hooks
 from pll.api.fhir_routes import ROUTES, capability_statement
 from pll.api.http import (
     FHIR_JSON,
@@ -93,6 +94,12 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
+    ]
+    routes += [
+        Route("/cds-services", cds_hooks.discovery, methods=["GET"]),
+        Route(
+            f"/cds-services/{cds_hooks.SERVICE_ID}", endpoint(cds_hooks.service), methods=["POST"]
+        ),
     ]
     if settings.dev_auth:
         routes.append(Route("/dev/jwks.json", dev_jwks, methods=["GET"]))
