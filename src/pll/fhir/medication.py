@@ -18,6 +18,16 @@ _KINDS = {
 }
 
 
+def resource_id(fest_id: str) -> str:
+    """FEST ids (``ID_`` + UUID) as FHIR ids, which allow no ``_``: it becomes ``.``, which
+    FEST ids never contain, so the way back is exact."""
+    return fest_id.replace("_", ".")
+
+
+def fest_id(resource_id: str) -> str:
+    return resource_id.replace(".", "_")
+
+
 def medication(drug: Any, substances: list[Any]) -> dict[str, Any]:
     code, display = _KINDS[drug.kind]
     codings = [{"system": FEST, "code": drug.code, "display": drug.name}]
@@ -25,7 +35,7 @@ def medication(drug: Any, substances: list[Any]) -> dict[str, Any]:
         codings.append({"system": systems.ATC, "code": drug.atc})
     resource: dict[str, Any] = {
         "resourceType": "Medication",
-        "id": drug.id,
+        "id": resource_id(drug.id),
         "extension": [
             {
                 "url": EXT_REGISTRATION,

@@ -14,7 +14,7 @@ from typing import Any
 
 from pll.catalog.fest import tokens
 from pll.domain.errors import InvalidInput, NotFound
-from pll.fhir.medication import medication
+from pll.fhir.medication import fest_id, medication
 from pll.store import catalog as store
 from pll.store.db import Database
 
@@ -71,7 +71,7 @@ class Catalogue:
     def read(self, drug_id: str) -> dict[str, Any]:
         with self.db.read() as conn:
             version = store.active(conn)
-            row = store.drug(conn, version, drug_id) if version is not None else None
+            row = store.drug(conn, version, fest_id(drug_id)) if version is not None else None
             if version is None or row is None:
                 raise NotFound(
                     f"Medication/{drug_id} does not exist in the catalogue in use.", "Medication.id"
