@@ -87,16 +87,32 @@ def serve(host: str, port: int, workers: int) -> None:
 @main.command()
 @click.option("--patients", default=50, show_default=True, type=click.IntRange(1, 10_000_000))
 @click.option("--seed", default=2026, show_default=True, type=int)
-def demo(patients: int, seed: int) -> None:
-    """Create synthetic patients with realistic medication lists."""
+@click.option(
+    "--catalogue-scale",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0.001, 10),
+    help="size of the generated FEST catalogue imported first (1 = the real one's size)",
+)
+def demo(patients: int, seed: int, catalogue_scale: float) -> None:
+    """Import a generated drug catalogue and create synthetic patients with realistic lists."""
+    import io
+
     from rich.progress import Progress
 
+    from pll.catalog.generate import generate
+    from pll.catalog.importer import import_fest
     from pll.services.demo import create_demo
     from pll.services.lists import PLLService
 
     settings = Settings.from_env()
     database = _database(settings)
     database.upgrade()
+    extract = io.BytesIO()
+    generate(extract, scale=catalogue_scale, seed=seed)
+    extract.seek(0)
+    result = import_fest(database, extract, f"generated (scale {catalogue_scale})", now=_now())
+    click.echo(f"FEST catalogue version {result.version}: {result.counts.get('Drug', 0)} drugs")
     service = PLLService(database, settings.audit_key())
     with Progress() as progress:
         task = progress.add_task("demo patients", total=patients)
@@ -188,6 +204,26 @@ def fest_import(file: Path) -> None:
     click.echo(f"FEST catalogue version {result.version} in use ({counts}).")
     if result.dangling_brands:
         click.echo(f"note: {result.dangling_brands} package(s) name a brand the extract lacks")
+
+
+@fest.command("generate")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 100))
+@click.option("--seed", default=2026, show_default=True, type=int)
+def fest_generate(out: Path, scale: float, seed: int) -> None:
+    """Write a FEST extract of invented drugs (1 = the real catalogue's size)."""
+    from rich.progress import Progress
+
+    from pll.catalog.generate import BASE, generate
+
+    total = int(sum(BASE.values()) * scale)
+    with out.open("wb") as stream, Progress() as progress:
+        task = progress.add_task(f"writing {out.name}", total=total)
+        counts = generate(
+            stream, scale=scale, seed=seed, progress=lambda n: progress.update(task, completed=n)
+        )
+        progress.update(task, completed=total)
+    click.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + f" → {out}")
 
 
 @main.group()

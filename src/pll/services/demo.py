@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pll.auth.access import Access, Basis
@@ -18,7 +18,9 @@ from pll.auth.tokens import PERSONAS
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.model import Author, Role
 from pll.fhir import systems
+from pll.services.decision_support import FEST
 from pll.services.lists import Op, PLLService
+from pll.store import catalog as catalog_store
 
 FIRST = [
     "Kari",
@@ -84,6 +86,39 @@ class Regimen:
     dosage: list[dict[str, Any]]
     treatment: str  # 1 Fast, 2 Kur, 3 Behov
     indication: str
+    #: the catalogue package it is given as (Varenr), when a catalogue is in use
+    fest: str | None = None
+
+
+def _coding(regimen: Regimen) -> list[dict[str, str]]:
+    codings = [{"system": systems.ATC, "code": regimen.atc}]
+    if regimen.fest:
+        codings.insert(0, {"system": FEST, "code": regimen.fest, "display": regimen.name})
+    return codings
+
+
+def catalogued(service: PLLService, seed: int) -> list[Regimen]:
+    """The demo regimens given as packages of the catalogue in use: for each, an active
+    package in the same ATC group (level 2), so demo lists carry FEST codes, ATC codes and
+    names the catalogue knows. Without a catalogue, the regimens as they are."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
+    out = []
+    with service.db.read() as conn:
+        version = catalog_store.active(conn)
+        for regimen in REGIMENS:
+            rows = []
+            if version is not None:
+                rows = [
+                    r
+                    for r in catalog_store.by_atc(conn, version, regimen.atc[:3], 50, ["package"])
+                    if r.active and r.atc
+                ]
+            if not rows:
+                out.append(regimen)
+                continue
+            row = rng.choice(rows)
+            out.append(replace(regimen, name=row.name, atc=row.atc, fest=row.code))
+    return out
 
 
 REGIMENS = [
@@ -156,10 +191,7 @@ def statement(patient_id: str, regimen: Regimen, start: str) -> dict[str, Any]:
         "resourceType": "MedicationStatement",
         "status": "active",
         "category": {"coding": [{"system": systems.TREATMENT_TYPE, "code": regimen.treatment}]},
-        "medicationCodeableConcept": {
-            "coding": [{"system": systems.ATC, "code": regimen.atc}],
-            "text": regimen.name,
-        },
+        "medicationCodeableConcept": {"coding": _coding(regimen), "text": regimen.name},
         "subject": {"reference": f"Patient/{patient_id}"},
         "effectivePeriod": {"start": start},
         "reasonCode": [{"text": regimen.indication}],
@@ -173,10 +205,7 @@ def prescription(patient_id: str, regimen: Regimen, start: str) -> dict[str, Any
         "resourceType": "MedicationRequest",
         "status": "active",
         "intent": "order",
-        "medicationCodeableConcept": {
-            "coding": [{"system": systems.ATC, "code": regimen.atc}],
-            "text": regimen.name,
-        },
+        "medicationCodeableConcept": {"coding": _coding(regimen), "text": regimen.name},
         "subject": {"reference": f"Patient/{patient_id}"},
         "authoredOn": start,
         "dosageInstruction": regimen.dosage,
@@ -209,9 +238,12 @@ def create_demo(
 ) -> list[str]:
     """Create ``patients`` synthetic patients with a PLL each; returns their fødselsnumre."""
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
-    # The demo's doctors treat these patients: that is their basis for every access.
-    gp = Access(_persona_author("gp"), Basis.TREATMENT, "pll-demo")
-    hospital = Access(_persona_author("hospital-doctor"), Basis.TREATMENT, "pll-demo")
+    # The demo's doctors treat these patients: that is their basis for every access. Random
+    # lists can hold combinations decision support would stop; the demo doctors go ahead.
+    why = "Demodata: kombinasjonen er vurdert"
+    gp = Access(_persona_author("gp"), Basis.TREATMENT, "pll-demo", why)
+    hospital = Access(_persona_author("hospital-doctor"), Basis.TREATMENT, "pll-demo", why)
+    regimens = catalogued(service, seed)
     numbers = []
     for _ in range(patients):
         fnr = generate_synthetic_fnr(rng)
@@ -229,7 +261,7 @@ def create_demo(
         service.create_list(
             gp, {"resourceType": "List", "subject": {"reference": f"Patient/{pid}"}}
         )
-        chosen = rng.sample(REGIMENS, rng.randint(3, 8))
+        chosen = rng.sample(regimens, rng.randint(3, 8))
         start = f"202{rng.randint(3, 6)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
         ops = regimen_ops(service, pid, chosen, start)
         result = service.change(gp, pid, ops, "Legemiddelgjennomgang hos fastlege")
