@@ -119,3 +119,30 @@ def test_a_bad_extract_leaves_the_catalogue_in_place(db: Database, how: str, mes
     with db.read() as conn:
         statuses = conn.execute(sa.text("SELECT status FROM fest_catalog")).scalars().all()
     assert statuses == ["active"]  # the half-loaded version is gone
+
+
+def test_edge_cases_the_guide_names(db: Database) -> None:
+    """An expired entry (Status U, as increments carry them) is not imported; a package
+    whose brand the extract lacks is kept and counted; a substance group named at ATC
+    level 4 covers the codes below it."""
+    text = SMALL.read_text()
+    expired = """    <OppfLegemiddelpakning>
+      <Id>ID_00000000-AAAA-4000-8000-000000000001</Id>
+      <Tidspunkt>2024-05-01T03:10:22</Tidspunkt>
+      <Status V="U" DN="Utgått oppføring"/>
+    </OppfLegemiddelpakning>
+  </KatLegemiddelpakning>"""
+    text = text.replace("  </KatLegemiddelpakning>", expired, 1)
+    text = text.replace(
+        "<RefLegemiddelMerkevare>ID_799943B7-5050-439F-B1B5-E170BAACA29C</RefLegemiddelMerkevare>",
+        "<RefLegemiddelMerkevare>ID_00000000-0000-0000-0000-00000000BEEF</RefLegemiddelMerkevare>",
+        1,
+    )
+    result = load(db, text)
+    assert result.counts["Drug"] == 12  # type: ignore[attr-defined]
+    assert result.dangling_brands == 1  # type: ignore[attr-defined]
+    with db.read() as conn:
+        version = store.active(conn)
+        assert version is not None
+        rules = store.interactions(conn, version, ["J01FA10"])  # another macrolide
+        assert [r.relevance for r, _ in rules] == ["2"]
