@@ -128,9 +128,10 @@ def import_fest(
         with db.write() as conn:
             store.drop(conn, version)
         raise
-    if replaced is not None:
-        with db.write() as conn:
+    with db.write() as conn:
+        if replaced is not None:
             store.drop(conn, replaced)
+        store.analyze(conn)
     return Imported(version, replaced, header.extracted_at, counts, dangling)
 
 
