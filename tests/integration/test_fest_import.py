@@ -77,7 +77,7 @@ def test_a_new_extract_replaces_the_old_one(db: Database) -> None:
         assert store.search(conn, version, "ny", 5, ["brand"])  # type: ignore[arg-type]
 
 
-def _break(how: str) -> str:
+def _break(how: str) -> str:  # noqa: PLR0911 - one way to break it per return
     text = SMALL.read_text()
     if how == "truncated":
         return text[: len(text) // 2]
@@ -97,6 +97,12 @@ def _break(how: str) -> str:
         )
     if how == "not xml":
         return "Varenr;Navn\n081245;Warfarin\n"
+    if how == "empty":
+        return re.sub(r"<Kat.*</Kat\w+>", "", text, flags=re.S)
+    if how == "dtd":
+        return text.replace("<FEST ", '<!DOCTYPE FEST [<!ENTITY x "y">]>\n<FEST ', 1)
+    if how == "duplicate varenr":
+        return text.replace("<Varenr>046332</Varenr>", "<Varenr>046321</Varenr>", 1)
     raise AssertionError(how)
 
 
@@ -109,6 +115,9 @@ def _break(how: str) -> str:
         ("duplicate id", "twice"),
         ("missing substance", "does not contain"),
         ("not xml", "not well-formed"),
+        ("empty", "no packages or no interactions"),
+        ("dtd", "DTD"),
+        ("duplicate varenr", "Varenr 046321 is on 2 packages"),
     ],
 )
 def test_a_bad_extract_leaves_the_catalogue_in_place(db: Database, how: str, message: str) -> None:
@@ -147,3 +156,32 @@ def test_edge_cases_the_guide_names(db: Database) -> None:
         assert version is not None
         rules = store.interactions(conn, version, ["J01FA10", "B01AA03"])  # another macrolide
         assert [r.relevance for r, _ in rules] == ["2"]
+
+
+def test_one_import_at_a_time(db: Database) -> None:
+    """A second import while one is loading is refused, and does not disturb the first
+    or the catalogue in use; one that died (hours ago) is cleared by the next."""
+    import_fest(db, io.BytesIO(SMALL.read_bytes()), "good.xml", now=NOW)
+    before = snapshot(db)
+    with db.write() as conn:
+        loading = store.begin(conn, "a slow import", NOW)
+    assert loading is not None
+    with pytest.raises(FestError, match="Another FEST import is in progress"):
+        import_fest(db, io.BytesIO(SMALL.read_bytes()), "second.xml", now=NOW)
+    assert snapshot(db) == before
+    later = NOW + store.STALE + store.STALE
+    result = import_fest(db, io.BytesIO(SMALL.read_bytes()), "third.xml", now=later)
+    with db.read() as conn:
+        assert store.active(conn) == result.version
+        statuses = conn.execute(sa.text("SELECT status FROM fest_catalog")).scalars().all()
+    assert statuses == ["active"]  # the dead import's version is gone
+
+
+def test_like_wildcards_are_plain_text(db: Database) -> None:
+    import_fest(db, io.BytesIO(SMALL.read_bytes()), "good.xml", now=NOW)
+    with db.read() as conn:
+        version = store.active(conn)
+        assert version is not None
+        assert store.substances_named(conn, version, "%") == []
+        assert store.substances_named(conn, version, "_arfarin") == []
+        assert len(store.substances_named(conn, version, "warf")) == 1

@@ -21,6 +21,7 @@ from typing import IO, Any
 from xml.etree.ElementTree import Element, ParseError
 from zoneinfo import ZoneInfo
 
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import iterparse
 
 from pll.domain.errors import InvalidInput
@@ -156,15 +157,24 @@ class _Entry:
     def text(self, parent: Element, name: str) -> str | None:
         return _text(self.child(parent, name))
 
-    def need(self, parent: Element, name: str) -> str:
+    def need(self, parent: Element, name: str, longest: int = 64) -> str:
         value = self.text(parent, name)
         if value is None:
             raise FestError(f"{self.where}: {_local(parent.tag)[1]} has no {name}.", self.where)
+        if name in ("Id", "Varenr", "RefVirkestoff") and len(value) > longest:
+            raise FestError(
+                f"{self.where}: {name} is longer than {longest} characters.", self.where
+            )
         return value
 
     def code(self, parent: Element, name: str) -> str | None:
         found = self.child(parent, name)
-        return found.get("V") if found is not None else None
+        value = found.get("V") if found is not None else None
+        if value is not None and len(value) > 16:
+            raise FestError(
+                f"{self.where}: the {name} code {value[:20]!r}… is too long.", self.where
+            )
+        return value
 
 
 def read(
@@ -220,6 +230,11 @@ def _items(  # noqa: PLR0912 - one streaming loop over the catalogues
                 catalogue = None
             if depth >= 1 and depth <= 2:
                 stack[-1].remove(elem)
+    except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden):
+        raise FestError(
+            "The FEST file declares a DTD or entities; FEST extracts have none, and PLL does "
+            "not read them."
+        ) from None
     except ParseError as exc:
         line, column = exc.position
         raise FestError(

@@ -105,8 +105,16 @@ def import_fest(
     progress: Callable[[int], None] | None = None,
 ) -> Imported:
     """Load a FEST extract and make it the catalogue in use (``pll fest import``)."""
-    with db.write() as conn:
-        version = store.begin(conn, source, now)
+    try:
+        with db.write() as conn:
+            version = store.begin(conn, source, now)
+    except IntegrityError:
+        version = None  # another import began at the same moment
+    if version is None:
+        raise fest.FestError(
+            "Another FEST import is in progress; try again when it has finished (an import "
+            f"that died is cleared after {store.STALE})."
+        )
     try:
         header, items = fest.read(stream, now.date(), progress)
         batches = _Batches(db, version)
@@ -114,11 +122,19 @@ def import_fest(
             _add(batches, item)
         batches.flush()
         with db.write() as conn:
-            missing, dangling = store.resolve(conn, version)
-            if missing:
+            if not header.counts.get("KatLegemiddelpakning") or not header.counts.get(
+                "KatInteraksjon"
+            ):
                 raise fest.FestError(
-                    "The extract refers to substances it does not contain: "
-                    f"{'; '.join(missing)}. The catalogue in use was kept."
+                    "The extract has no packages or no interactions: it is not a full FEST "
+                    "extract (incremental extracts are not imported). The catalogue in use "
+                    "was kept."
+                )
+            problems, dangling = store.resolve(conn, version)
+            if problems:
+                raise fest.FestError(
+                    f"The extract does not hold together: {'; '.join(problems)}. "
+                    "The catalogue in use was kept."
                 )
             counts = dict(header.counts)
             replaced = store.activate(

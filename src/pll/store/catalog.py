@@ -5,7 +5,7 @@ open transaction."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, Table, delete, func, insert, select, text, update
@@ -44,16 +44,26 @@ def active(conn: Connection) -> int | None:
     return int(row[0]) if row else None
 
 
-def begin(conn: Connection, source: str, now: datetime) -> int:
-    """Start loading a new version (after clearing any that an earlier import left half-done)."""
-    stale = [
-        r[0]
-        for r in conn.execute(
-            select(fest_catalog.c.version).where(fest_catalog.c.status != "active")
+#: An import that has been loading this long is taken to have died (its process killed).
+STALE = timedelta(hours=2)
+
+
+def begin(conn: Connection, source: str, now: datetime) -> int | None:
+    """Start loading a new version; ``None`` while another import is loading one. A loading
+    version older than :data:`STALE` is an import that died, and is cleared first. (At most
+    one version can be loading: a partial unique index on the status says so.)"""
+    for row in conn.execute(
+        select(fest_catalog.c.version, fest_catalog.c.imported_at).where(
+            fest_catalog.c.status == "loading"
         )
-    ]
-    for version in stale:
-        drop(conn, version)
+    ):
+        if now - row.imported_at < STALE:
+            return None
+        drop(conn, int(row.version))
+    for row in conn.execute(
+        select(fest_catalog.c.version).where(fest_catalog.c.status == "retired")
+    ):
+        drop(conn, int(row.version))
     newest = conn.execute(select(func.max(fest_catalog.c.version))).scalar()
     version = int(newest or 0) + 1
     conn.execute(
@@ -274,10 +284,11 @@ def by_substance(
 
 
 def substances_named(conn: Connection, version: int, token: str) -> list[str]:
+    pattern = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = conn.execute(
         select(fest_substance.c.id).where(
             fest_substance.c.catalog == version,
-            func.lower(fest_substance.c.name).like(token + "%"),
+            func.lower(fest_substance.c.name).like(pattern, escape="\\"),
         )
     )
     return [r[0] for r in rows]
@@ -311,6 +322,10 @@ WHERE ds.catalog = :v AND NOT EXISTS (
     SELECT 1 FROM fest_substance s WHERE s.catalog = ds.catalog AND s.id = ds.substance)
 LIMIT 3
 """
+_DUPLICATE_CODES = """
+SELECT code, count(*) FROM fest_drug WHERE catalog = :v GROUP BY code HAVING count(*) > 1
+LIMIT 3
+"""
 _DANGLING_BRANDS = """
 SELECT count(*) FROM fest_drug p
 WHERE p.catalog = :v AND p.kind = 'package' AND p.brand IS NOT NULL AND NOT EXISTS (
@@ -323,17 +338,23 @@ def resolve(conn: Connection, version: int) -> tuple[list[str], int]:
     lacks (empty when all is well) and how many packages name a brand it lacks."""
     params = {"v": version}
     missing = [
-        f"strength {row[0]} names substance {row[1]}"
+        f"strength {row[0]} names substance {row[1]}, which it does not contain"
         for row in conn.execute(text(_MISSING_STRENGTH_SUBSTANCE), params)
     ]
     if missing:
         return missing, 0
     conn.execute(text(_RESOLVE_REFS), params)
     missing = [
-        f"{row[0]} names substance or strength {row[1]}"
+        f"{row[0]} names substance or strength {row[1]}, which it does not contain"
         for row in conn.execute(text(_MISSING_SUBSTANCE), params)
     ]
     if missing:
         return missing, 0
     conn.execute(text(_RESOLVE_PACKAGES), params)
+    twice = [
+        f"Varenr {row[0]} is on {row[1]} packages"
+        for row in conn.execute(text(_DUPLICATE_CODES), params)
+    ]
+    if twice:
+        return twice, 0
     return [], int(conn.execute(text(_DANGLING_BRANDS), params).scalar_one())

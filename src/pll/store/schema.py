@@ -261,6 +261,14 @@ fest_catalog = Table(
     Column("imported_at", UTCDateTime, nullable=False),
     Column("source", Text, nullable=False),
     Column("counts", Text, nullable=False),
+    # one import at a time: at most one version is loading
+    Index(
+        "ux_fest_catalog_loading",
+        "status",
+        unique=True,
+        postgresql_where=text("status = 'loading'"),
+        sqlite_where=text("status = 'loading'"),
+    ),
 )
 
 fest_drug = Table(

@@ -37,6 +37,15 @@ def upgrade() -> None:
         sa.Column("counts", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("version"),
     )
+    # one import at a time: a second one cannot start while a version is loading
+    op.create_index(
+        "ux_fest_catalog_loading",
+        "fest_catalog",
+        ["status"],
+        unique=True,
+        postgresql_where=sa.text("status = 'loading'"),
+        sqlite_where=sa.text("status = 'loading'"),
+    )
     op.create_table(
         "fest_drug",
         _catalog(),
