@@ -77,12 +77,23 @@ def test_relevance_1_is_refused_without_an_override_and_kept_with_one(
         assert "X-PLL-Override" in outcome_text(r)
         assert ("error", "interaction") in kinds(r.json())
         assert snapshot(server.db, audit=False) == before  # nothing was saved
+        blocking = [
+            i["details"]["coding"][0]["display"]
+            for i in r.json()["issue"]
+            if i["severity"] == "error" and "details" in i
+        ]
+        why = "Kort kur; statin pauses i 7 dager"
+        # an override that does not name the finding overrides nothing
+        r = add(gp, pid, CLARITHRO, **{"X-PLL-Override": why})
+        assert r.status_code == 422
+        assert blocking[0] in outcome_text(r)
         r = add(
             gp,
             pid,
             CLARITHRO,
             **{
-                "X-PLL-Override": "Kort kur; statin pauses i 7 dager",
+                "X-PLL-Override": why,
+                "X-PLL-Override-Findings": ", ".join(blocking),
                 "Prefer": "return=OperationOutcome",
             },
         )
@@ -106,7 +117,13 @@ def test_relevance_2_and_3_warn_and_inform(server: LiveServer, setup: dict[str, 
         warned = ok(add(gp, pid, CLARITHRO, **prefer), 201)
         assert ("warning", "interaction") in kinds(warned)
         # warfarin and simvastatin: relevance 3, information
-        override = {"X-PLL-Override": "statin og makrolid vurdert"}  # simvastatin + macrolide: 1
+        refused = add(gp, pid, SIMVA)  # simvastatin + the macrolide: relevance 1
+        codes = [
+            i["details"]["coding"][0]["display"]
+            for i in refused.json()["issue"]
+            if i["severity"] == "error" and "details" in i
+        ]
+        override = {"X-PLL-Override": "vurdert", "X-PLL-Override-Findings": ",".join(codes)}
         informed = ok(add(gp, pid, SIMVA, **override, **prefer), 201)
     assert ("information", "interaction") in kinds(informed)
 
@@ -302,3 +319,113 @@ def test_drug_lookup(server: LiveServer, setup: dict[str, Any]) -> None:
         assert ok(gp.get(f"/fhir/Medication/{one['id']}"))["id"] == one["id"]
         assert gp.get("/fhir/Medication").status_code == 400
         assert gp.get("/fhir/Medication", params={"name": "%%%"}).status_code == 400
+
+
+def _override_codes(r: httpx.Response) -> dict[str, str]:
+    codes = [
+        i["details"]["coding"][0]["display"]
+        for i in r.json()["issue"]
+        if i["severity"] == "error" and "details" in i
+    ]
+    return {"X-PLL-Override": "vurdert og akseptert", "X-PLL-Override-Findings": ",".join(codes)}
+
+
+def test_changing_a_medicine_already_on_the_list_is_not_blocked_again(
+    server: LiveServer, setup: dict[str, Any]
+) -> None:
+    """Once an interaction is accepted, pausing, resuming or re-dosing either drug is not
+    refused again; a new entry with the drug is."""
+    pid = setup["pid"]
+    with server.client() as gp:
+        ok(add(gp, pid, SIMVA), 201)
+        r = add(gp, pid, CLARITHRO)
+        clari = ok(add(gp, pid, CLARITHRO, **_override_codes(r)), 201)
+        paused = dict(clari, status="on-hold")
+        paused = ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{clari['id']}",
+                json=paused,
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+        redosed = dict(paused, dosage=[{"text": "1 tablett kveld"}])
+        redosed = ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{clari['id']}",
+                json=redosed,
+                headers={"If-Match": 'W/"2"'},
+            )
+        )
+        resumed = dict(redosed, status="active")
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{clari['id']}",
+                json=resumed,
+                headers={"If-Match": 'W/"3"'},
+            )
+        )
+        # a second course of the same drug is a new entry: checked again
+        assert add(gp, pid, CLARITHRO).status_code == 422
+
+
+def test_a_prescription_without_an_entry_is_checked(
+    server: LiveServer, setup: dict[str, Any]
+) -> None:
+    pid = setup["pid"]
+    with server.client() as gp:
+        ok(add(gp, pid, SIMVA), 201)
+        rx = {
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": entry(pid, CLARITHRO)["medicationCodeableConcept"],
+            "subject": {"reference": f"Patient/{pid}"},
+            "dosageInstruction": [{"text": "1 tablett 2 ganger daglig i 7 dager"}],
+        }
+        r = gp.post("/fhir/MedicationRequest", json=rx)
+        assert r.status_code == 422
+        assert ("error", "interaction") in kinds(r.json())
+
+
+def test_an_entry_coded_by_the_package_fest_id_is_known(
+    server: LiveServer, setup: dict[str, Any]
+) -> None:
+    body = entry(setup["pid"], WARFARIN)
+    body["medicationCodeableConcept"]["coding"][0]["code"] = (
+        "ID_CEA15866-21F0-4718-B7E5-52B0ECC5D717"
+    )
+    with server.client() as gp:
+        r = gp.post(
+            "/fhir/MedicationStatement", json=body, headers={"Prefer": "return=OperationOutcome"}
+        )
+    assert r.status_code == 201
+    assert ("warning", "withdrawn") not in kinds(r.json())
+
+
+def test_odd_codes_and_drafts_are_clear_errors_not_crashes(
+    server: LiveServer, setup: dict[str, Any]
+) -> None:
+    pid = setup["pid"]
+    with server.client() as gp:
+        assert gp.get("/fhir/Medication", params={"code": "\x00"}).status_code == 400
+        assert gp.get("/fhir/Medication", params={"substance": "\x00"}).status_code == 400
+        body = entry(pid, WARFARIN)
+        body["medicationCodeableConcept"]["coding"][0]["code"] = "A\x00B"
+        assert gp.post("/fhir/MedicationStatement", json=body).status_code in (201, 400)
+        draft = {
+            "resourceType": "MedicationRequest",
+            "id": "d1",
+            "medicationCodeableConcept": {"coding": "J01FA09"},
+        }
+        request = {
+            "hook": "order-select",
+            "context": {
+                "patientId": pid,
+                "draftOrders": {"entry": [{"resource": draft}, {"resource": draft}]},
+            },
+        }
+        r = gp.post("/cds-services/pll-medication-check", json=request)
+        assert r.status_code == 400
+        assert "twice" in outcome_text(r)
+        request["context"]["draftOrders"]["entry"] = [{"resource": draft}]
+        assert gp.post("/cds-services/pll-medication-check", json=request).status_code == 200

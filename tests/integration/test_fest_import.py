@@ -32,6 +32,11 @@ def load(db: Database, text: str, name: str = "extract.xml") -> object:
     return import_fest(db, io.BytesIO(text.encode()), name, now=NOW)
 
 
+def levels(*atcs: str) -> list[str]:
+    """The ATC codes at every level, as decision support asks for them."""
+    return [p for atc in atcs for p in store.prefixes(atc)]
+
+
 def snapshot(db: Database) -> tuple[int | None, list[tuple[object, ...]]]:
     with db.read() as conn:
         version = store.active(conn)
@@ -55,9 +60,9 @@ def test_the_small_extract_is_read_element_by_element(db: Database) -> None:
         assert packages["046321"].exchange_group == "ID_C5A1618D-6EEE-4EFE-B7F4-7BBCB5E6D768"
         subs = store.substances_of(conn, v, [packages["046321"].id])[packages["046321"].id]
         assert [s.name for s in subs] == ["Simvastatin"]  # package → brand → strength → substance
-        rules = store.interactions(conn, v, ["J01FA09", "C10AA01", "B01AA03"])
+        rules = store.interactions(conn, v, levels("J01FA09", "C10AA01", "B01AA03"))
         assert {r.relevance for r, _ in rules} == {"1", "2", "3"}  # J01FA09 and the class J01FA
-        assert store.interactions(conn, v, ["J01FA09"]) == []  # only pairs on the list
+        assert store.interactions(conn, v, levels("J01FA09")) == []  # only pairs on the list
         assert store.not_assessed(conn, v, ["C10AX15", "C10AA01"]) == {"C10AX15"}
         hits = store.search(conn, v, "klaritro", 10, ["package", "brand", "generic"])
         assert {h.kind for h in hits} == {"package", "brand", "generic"}
@@ -154,7 +159,7 @@ def test_edge_cases_the_guide_names(db: Database) -> None:
     with db.read() as conn:
         version = store.active(conn)
         assert version is not None
-        rules = store.interactions(conn, version, ["J01FA10", "B01AA03"])  # another macrolide
+        rules = store.interactions(conn, version, levels("J01FA10", "B01AA03"))  # another macrolide
         assert [r.relevance for r, _ in rules] == ["2"]
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pll.domain.checks import Drug, Finding, Interaction, Kind, Reaction, Severity, check
+from pll.domain.checks import (
+    Drug,
+    Finding,
+    Interaction,
+    Kind,
+    Reaction,
+    Severity,
+    check,
+    codes,
+)
 
 WARFARIN = Drug("e1", "Marevan", "B01AA03", frozenset({"s-warfarin"}))
 IBUPROFEN = Drug("e2", "Ibux", "M01AE01", frozenset({"s-ibuprofen"}))
@@ -32,8 +41,9 @@ RULES = [
 ]
 
 
-def interactions_for(atc: str) -> Iterable[Interaction]:
-    return [r for r in RULES if any(atc.startswith(c) for c in r.group_a | r.group_b)]
+def interactions_for(drug: Drug) -> Iterable[Interaction]:
+    mine = set(codes(drug))
+    return [r for r in RULES if mine & (r.group_a | r.group_b)]
 
 
 def run(drugs: list[Drug], **kw: Any) -> list[Finding]:
@@ -100,3 +110,22 @@ def test_withdrawn() -> None:
     (finding,) = [f for f in run([gone]) if f.kind is Kind.WITHDRAWN]
     assert finding.severity is Severity.WARNING
     assert not [f for f in run([WARFARIN]) if f.kind is Kind.WITHDRAWN]
+
+
+def test_a_substance_without_atc_in_an_interaction() -> None:
+    """FEST names some substances (herbal ones, say) by RefVirkestoff only."""
+    herbal = Drug("e8", "Perikum", None, frozenset({"s-perikum"}))
+    rule = Interaction(
+        "i9", "1", "Redusert effekt.", "", "Unngå.", frozenset({"@s-perikum"}), frozenset({"B01AA"})
+    )
+    findings = check(
+        [herbal, WARFARIN],
+        interactions_for=lambda d: [rule] if set(codes(d)) & (rule.group_a | rule.group_b) else [],
+        not_assessed=lambda a: False,
+    )
+    assert [(f.kind, f.code) for f in findings] == [(Kind.INTERACTION, "i9")]
+
+
+def test_a_medicine_named_by_text_only_is_reported_unchecked() -> None:
+    (finding,) = run([Drug("e9", "Ukjent urtepreparat")])
+    assert finding.kind is Kind.NOT_CHECKED

@@ -46,7 +46,7 @@ def _drafts(context: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
     if not isinstance(entries, list) or not entries:
         raise InvalidInput("context.draftOrders must be a Bundle of MedicationRequests.")
-    drafts = []
+    drafts: list[tuple[str, dict[str, Any]]] = []
     for i, item in enumerate(entries):
         resource = item.get("resource") if isinstance(item, dict) else None
         if not isinstance(resource, dict) or resource.get("resourceType") != "MedicationRequest":
@@ -60,9 +60,13 @@ def _drafts(context: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                 "A draft order names its medicine in medicationCodeableConcept.",
                 f"context.draftOrders.entry[{i}].resource.medicationCodeableConcept",
             )
-        drafts.append(
-            (str(resource.get("id") or f"draft-{i}"), {"medicationCodeableConcept": concept})
-        )
+        draft_id = str(resource.get("id") or f"draft-{i}")
+        if any(draft_id == seen for seen, _ in drafts):
+            raise InvalidInput(
+                f"Draft order id {draft_id[:64]!r} is given twice.",
+                f"context.draftOrders.entry[{i}].resource.id",
+            )
+        drafts.append((draft_id, {"medicationCodeableConcept": concept}))
     return drafts
 
 

@@ -38,7 +38,7 @@ from pll.domain.errors import (
     Unauthenticated,
     VersionConflict,
 )
-from pll.fhir.findings import OVERRIDE_HEADER
+from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
 from pll.fhir.outcome import from_error, issue, outcome
 from pll.fhir.validate import parse_json
 from pll.services.lists import PLLService
@@ -318,6 +318,7 @@ _AUTH_HEADERS = (
     BASIS_HEADER.lower().encode(),
     b"host",
     OVERRIDE_HEADER.lower().encode(),
+    OVERRIDE_FINDINGS_HEADER.lower().encode(),
 )
 
 
@@ -349,7 +350,11 @@ def _authenticate(request: Request, authenticator: Authenticator) -> Access:
     basis = None
     if caller.actor.hpr is not None:
         basis = parse_basis(found.get(_AUTH_HEADERS[2]))
-    return Access(caller.actor, basis, caller.client_id, _override(found.get(_AUTH_HEADERS[4])))
+    override = _override(found.get(_AUTH_HEADERS[4]))
+    accepted = frozenset(
+        code.strip() for code in found.get(_AUTH_HEADERS[5], "").split(",") if code.strip()
+    )
+    return Access(caller.actor, basis, caller.client_id, override, accepted if override else None)
 
 
 def _override(raw: str | None) -> str | None:

@@ -160,6 +160,9 @@ class Access:
     #: the reason the caller gives for overriding blocking decision-support findings
     #: (``X-PLL-Override``), kept with the change
     override: str | None = None
+    #: the findings the override accepts (``X-PLL-Override-Findings``); ``None`` accepts
+    #: every one, which only PLL's own callers (demo data, dry runs) use
+    override_findings: frozenset[str] | None = None
 
     @property
     def is_patient(self) -> bool:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import iterparse
 
+from pll.domain.checks import SUBSTANCE
 from pll.domain.errors import InvalidInput
 
 #: KITH namespaces of FEST: ``…/eresept/m30/<date>`` around ``…/eresept/forskrivning/<date>``
@@ -355,9 +356,16 @@ def _interaction(e: _Entry, inner: Element) -> Interaction:
     for group in e.children(inner, "Substansgruppe"):
         members = []
         for substance in e.children(group, "Substans"):
-            atc = e.code(substance, "Atc")
-            if atc:
-                members.append((atc, e.text(substance, "Substans") or atc))
+            name = e.text(substance, "Substans")
+            # a substance without an ATC code is named by its FEST id [guide 2527-2545]
+            codes = [c for a in e.children(substance, "Atc") if (c := a.get("V"))]
+            codes += [SUBSTANCE + r for r in (e.text(substance, "RefVirkestoff"),) if r]
+            members += [(code, name or code) for code in codes]
+        if not members:
+            raise FestError(
+                f"{e.where}: a substance group names no substance (no Atc, no RefVirkestoff).",
+                e.where,
+            )
         groups.append(tuple(members))
     if len(groups) != 2:
         raise FestError(

@@ -18,6 +18,8 @@ from itertools import combinations
 class Kind(StrEnum):
     INTERACTION = "interaction"
     NOT_ASSESSED = "interaction-not-assessed"
+    #: the medicine is named by text only: nothing could be checked
+    NOT_CHECKED = "not-checked"
     DUPLICATE = "duplicate-therapy"
     CAVE = "cave"
     WITHDRAWN = "withdrawn"
@@ -52,9 +54,14 @@ class Drug:
     active: bool | None = None
 
 
+#: How an interaction group names a substance that has no ATC code: ``@`` + its FEST id.
+SUBSTANCE = "@"
+
+
 @dataclass(frozen=True)
 class Interaction:
-    """A FEST interaction between two substance groups, each given by ATC codes."""
+    """A FEST interaction between two substance groups, each given by ATC codes (at any
+    level) or, for substances without one, ``@`` + the substance id."""
 
     id: str
     relevance: str  #: "1", "2" or "3"
@@ -64,7 +71,7 @@ class Interaction:
     group_a: frozenset[str]
     group_b: frozenset[str]
 
-    def between(self, a: str, b: str) -> bool:
+    def between(self, a: Drug, b: Drug) -> bool:
         return (_covered(a, self.group_a) and _covered(b, self.group_b)) or (
             _covered(b, self.group_a) and _covered(a, self.group_b)
         )
@@ -95,22 +102,35 @@ class Finding:
         return self.severity is Severity.ERROR
 
 
-def _covered(atc: str, group: frozenset[str]) -> bool:
-    """An ATC code is in a group named at its own or any coarser level."""
-    return any(atc.startswith(code) for code in group)
+def _covered(drug: Drug, group: frozenset[str]) -> bool:
+    """A drug is in a group that names its ATC code at its own or any coarser level, or
+    one of its substances."""
+    for code in group:
+        if code.startswith(SUBSTANCE):
+            if code[1:] in drug.substances:
+                return True
+        elif drug.atc is not None and drug.atc.startswith(code):
+            return True
+    return False
+
+
+def codes(drug: Drug) -> list[str]:
+    """What an interaction group may name this drug by."""
+    out = [drug.atc[:n] for n in (1, 3, 4, 5, 7) if drug.atc and n <= len(drug.atc)]
+    return out + [SUBSTANCE + s for s in sorted(drug.substances)]
 
 
 def check(
     drugs: Iterable[Drug],
     *,
-    interactions_for: Callable[[str], Iterable[Interaction]],
+    interactions_for: Callable[[Drug], Iterable[Interaction]],
     not_assessed: Callable[[str], bool],
     reactions: Iterable[Reaction] = (),
     changed: set[str] | None = None,
 ) -> list[Finding]:
     """Every finding on a list of active entries.
 
-    ``interactions_for(atc)`` gives the interactions that name an ATC code (at any level);
+    ``interactions_for(drug)`` gives the interactions that may concern a drug;
     ``not_assessed(atc)`` says FEST marks the code ``InteraksjonIkkeVurdert``. With
     ``changed``, only findings that involve one of those entries are returned: a change is
     answered for what it brings, not for what was on the list before it.
@@ -129,14 +149,14 @@ def check(
 
 
 def _pair(
-    a: Drug, b: Drug, interactions_for: Callable[[str], Iterable[Interaction]]
+    a: Drug, b: Drug, interactions_for: Callable[[Drug], Iterable[Interaction]]
 ) -> list[Finding]:
     out: list[Finding] = []
     entries = (a.entry, b.entry)
-    if a.atc and b.atc:
+    if (a.atc or a.substances) and (b.atc or b.substances):
         seen: set[str] = set()
-        for rule in interactions_for(a.atc):
-            if rule.id in seen or not rule.between(a.atc, b.atc):
+        for rule in interactions_for(a):
+            if rule.id in seen or not rule.between(a, b):
                 continue
             seen.add(rule.id)
             severity = {"1": Severity.ERROR, "2": Severity.WARNING}.get(
@@ -182,6 +202,17 @@ def _single(
 ) -> list[Finding]:
     out: list[Finding] = []
     entries = (drug.entry,)
+    if not drug.atc and not drug.substances and drug.active is None:
+        out.append(
+            Finding(
+                Kind.NOT_CHECKED,
+                Severity.INFORMATION,
+                f"{drug.name} har verken FEST- eller ATC-kode og er ikke kontrollert for "
+                "interaksjoner, dobbeltforskrivning eller CAVE.",
+                entries,
+                drug.entry,
+            )
+        )
     if drug.atc and not_assessed(drug.atc):
         out.append(
             Finding(

@@ -17,6 +17,9 @@ from pll.fhir.systems import PLL_BASE
 FINDING = f"{PLL_BASE}/CodeSystem/check-finding"
 #: The header that overrides blocking findings, with the reason (kept with the change).
 OVERRIDE_HEADER = "X-PLL-Override"
+#: The findings an override accepts (comma-separated finding codes, as ``details.coding
+#: .display`` gives them): an override never covers a finding its author did not see.
+OVERRIDE_FINDINGS_HEADER = "X-PLL-Override-Findings"
 EXT_OVERRIDE = f"{PLL_BASE}/StructureDefinition/check-override"
 
 

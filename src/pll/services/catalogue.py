@@ -37,6 +37,11 @@ class Catalogue:
         """Medications matching every given parameter (at least one)."""
         if not (name or code or substance):
             raise InvalidInput("Search by name, code or substance.", "name")
+        for param, value in (("name", name), ("code", code), ("substance", substance)):
+            if value is not None and (not value.isprintable() or len(value) > 100):
+                raise InvalidInput(
+                    f"{param} must be printable text of at most 100 characters.", param
+                )
         with self.db.read() as conn:
             version = store.active(conn)
             if version is None:

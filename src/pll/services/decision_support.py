@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pll.domain import checks
-from pll.domain.model import IN_USE, Entry
+from pll.domain.model import IN_USE, RX_ACTIVE, Entry, Prescription
 from pll.fhir import systems
 from pll.store import allergies as allergy_store
 from pll.store import catalog as store
@@ -27,7 +27,7 @@ FEST = "http://ehelse.no/fhir/CodeSystem/FEST"
 
 @dataclass(frozen=True)
 class Named:
-    """What an entry's coding says its medicine is."""
+    """What an entry's (or a prescription's) coding says its medicine is."""
 
     entry: str
     name: str
@@ -35,28 +35,65 @@ class Named:
     atc: str | None
 
 
+def _code(coding: Any, longest: int) -> str | None:
+    code = coding.get("code") if isinstance(coding, dict) else None
+    if not isinstance(code, str) or not code.isprintable() or not 0 < len(code) <= longest:
+        return None  # not a code the catalogue could hold: the medicine counts as uncoded
+    return code
+
+
 def named(entry_id: str, content: dict[str, Any]) -> Named:
-    concept = content.get("medicationCodeableConcept") or {}
+    concept = content.get("medicationCodeableConcept")
+    concept = concept if isinstance(concept, dict) else {}
+    codings = concept.get("coding")
+    codings = codings if isinstance(codings, list) else []
     fest = atc = None
-    for coding in concept.get("coding") or []:
-        if coding.get("system") == FEST and coding.get("code"):
-            fest = str(coding["code"])
-        elif coding.get("system") == systems.ATC and coding.get("code"):
-            atc = str(coding["code"])
-    name = concept.get("text") or next(
-        (c.get("display") for c in concept.get("coding") or [] if c.get("display")), entry_id
+    for coding in codings:
+        system = coding.get("system") if isinstance(coding, dict) else None
+        if system == FEST:
+            fest = _code(coding, 64) or fest
+        elif system == systems.ATC:
+            code = _code(coding, 7)
+            atc = code.upper() if code else atc
+    display = next(
+        (
+            c["display"]
+            for c in codings
+            if isinstance(c, dict) and isinstance(c.get("display"), str)
+        ),
+        None,
     )
-    return Named(entry_id, str(name), fest, atc)
+    text = concept.get("text")
+    return Named(entry_id, str(text if isinstance(text, str) else display or entry_id), fest, atc)
 
 
-def drugs(conn: Connection, entries: Iterable[Named]) -> list[checks.Drug]:
-    """The entries' medicines as the active catalogue knows them."""
-    listed = list(entries)
-    version = store.active(conn)
+def drug_key(content: dict[str, Any]) -> tuple[str | None, str | None, str]:
+    """What identifies the medicine of a resource, to tell whether a change changed it."""
+    n = named("", content)
+    return n.fest, n.atc, n.name
+
+
+def items(entries: Iterable[Entry], prescriptions: Iterable[Prescription]) -> list[Named]:
+    """The medicines a list holds: its entries in use, and prescriptions in use that no
+    entry in use names (a prescription sent without its entry is still a drug the patient
+    will take)."""
+    in_use = [e for e in entries if e.status in IN_USE]
+    linked = {rx for e in in_use for rx in e.prescription_ids}
+    out = [named(e.id, e.content) for e in in_use]
+    out += [
+        named(p.id, p.content)
+        for p in prescriptions
+        if p.status in RX_ACTIVE and p.id not in linked
+    ]
+    return out
+
+
+def drugs(conn: Connection, version: int | None, listed: list[Named]) -> list[checks.Drug]:
+    """The medicines as catalogue ``version`` knows them."""
     if version is None:
         return [checks.Drug(n.entry, n.name, n.atc) for n in listed]
     found = store.drugs_by_code(conn, version, [n.fest for n in listed if n.fest])
-    substances = store.substances_of(conn, version, [d.id for d in found.values()])
+    substances = store.substances_of(conn, version, {d.id for d in found.values()})
     out = []
     for n in listed:
         row = found.get(n.fest) if n.fest else None
@@ -78,22 +115,20 @@ def drugs(conn: Connection, entries: Iterable[Named]) -> list[checks.Drug]:
 
 
 def review(
-    conn: Connection,
-    patient_id: str,
-    entries: Iterable[Entry],
-    changed: set[str] | None,
+    conn: Connection, patient_id: str, listed: Iterable[Named], changed: set[str] | None
 ) -> list[checks.Finding]:
-    """Every finding on the entries in use; with ``changed``, only those they bring."""
-    in_use = [named(e.id, e.content) for e in entries if e.status in IN_USE]
-    if not in_use:
+    """Every finding on these medicines; with ``changed``, only those that concern them.
+    The catalogue version is read once, so a switch meanwhile cannot mix two."""
+    medicines = list(listed)
+    if not medicines:
         return []
-    listed = drugs(conn, in_use)
     version = store.active(conn)
-    atcs = [d.atc for d in listed if d.atc]
+    found = drugs(conn, version, medicines)
     rules: dict[str, list[checks.Interaction]] = {}
     unassessed: set[str] = set()
-    if version is not None and atcs:
-        for rule, sides in store.interactions(conn, version, atcs):
+    if version is not None:
+        names = {code for d in found for code in checks.codes(d)}
+        for rule, sides in store.interactions(conn, version, names):
             interaction = checks.Interaction(
                 rule.id,
                 rule.relevance,
@@ -101,19 +136,18 @@ def review(
                 rule.mechanism,
                 rule.handling,
                 frozenset(s.atc for s in sides if s.side == 1),
-                frozenset(s.atc for s in sides if s.side == 2),
+                frozenset(s.atc for s in sides if s.side != 1),
             )
-            for atc in atcs:
-                if any(atc.startswith(a) for a in interaction.group_a | interaction.group_b):
-                    rules.setdefault(atc, []).append(interaction)
-        unassessed = store.not_assessed(conn, version, atcs)
+            for code in interaction.group_a | interaction.group_b:
+                rules.setdefault(code, []).append(interaction)
+        unassessed = store.not_assessed(conn, version, [d.atc for d in found if d.atc])
     reactions = [
         checks.Reaction(r.id, r.display, r.atc, r.substance)
         for r in allergy_store.active_reactions(conn, patient_id)
     ]
     return checks.check(
-        listed,
-        interactions_for=lambda atc: rules.get(atc, []),
+        found,
+        interactions_for=lambda d: [r for c in checks.codes(d) for r in rules.get(c, [])],
         not_assessed=lambda atc: atc in unassessed,
         reactions=reactions,
         changed=changed,

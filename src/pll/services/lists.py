@@ -38,8 +38,9 @@ from pll.domain.errors import (
 )
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import (
+    IN_USE,
+    RX_ACTIVE,
     Author,
-    Entry,
     ListVersion,
     MedicationList,
     Prescription,
@@ -47,10 +48,10 @@ from pll.domain.model import (
 )
 from pll.fhir import resources as fhir
 from pll.fhir import systems
-from pll.fhir.findings import OVERRIDE_HEADER
+from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
 from pll.fhir.findings import issue as finding_issue
 from pll.services.audit import AuditTrail, Refused
-from pll.services.decision_support import review
+from pll.services.decision_support import Named, drug_key, items, named, review
 from pll.store import audit_log
 from pll.store import repository as repo
 from pll.store.db import Database
@@ -488,25 +489,57 @@ class PLLService:
         self, conn: Connection, access: Access, lst: MedicationList, record: ListVersion
     ) -> tuple[list[Finding], ListVersion]:
         """Decision support on what this change brings (rule 6): findings come back with the
-        accepted change; a blocking one refuses it unless the caller overrides with a reason,
-        which is then kept with the version."""
-        changed = {t.id for t in record.touched if t.resource_type == "MedicationStatement"}
-        if not changed:
+        accepted change. A blocking one refuses it unless the caller overrides it with a
+        reason, which is then kept with the version — but only when the change brings the
+        medicine: a new entry or prescription, another drug, or one back in use. Pausing,
+        stopping or re-dosing a medicine already on the list is never blocked."""
+        touched = {t.id: t for t in record.touched if t.resource_type in repo.RESOURCE_TABLES}
+        if not touched:
             return [], record
-        findings = review(conn, lst.patient_id, lst.entries.values(), changed)
-        blocking = [f for f in findings if f.blocking]
+        findings = review(
+            conn,
+            lst.patient_id,
+            items(lst.entries.values(), lst.prescriptions.values()),
+            set(touched),
+        )
+        blocking = [
+            f for f in findings if f.blocking and set(f.entries) & self._fresh(conn, lst, touched)
+        ]
         if not blocking:
             return findings, record
-        if not access.override:
+        codes = {f.code for f in blocking}
+        accepted = access.override_findings
+        if not access.override or (accepted is not None and not codes <= accepted):
+            missing = sorted(codes - (accepted or set()))
             raise ChecksRefused(
                 f"Nothing was saved: {len(blocking)} finding(s) need a deliberate override "
-                f"({blocking[0].message}). To go ahead, send the reason in the "
-                f"{OVERRIDE_HEADER} header; it is kept with the change.",
+                f"({blocking[0].message}). To go ahead, give the reason in {OVERRIDE_HEADER} "
+                f"and name the findings in {OVERRIDE_FINDINGS_HEADER}: {', '.join(missing)}. "
+                "Both are kept with the change.",
                 OVERRIDE_HEADER,
                 issues=[finding_issue(f) for f in findings],
             )
         overrode = "; ".join(f"{f.kind.value} {f.code}" for f in blocking)
         return findings, replace(record, override=f"{access.override} (overstyrt: {overrode})")
+
+    @staticmethod
+    def _fresh(conn: Connection, lst: MedicationList, touched: dict[str, Touched]) -> set[str]:
+        """The touched entries and prescriptions that bring a medicine to the list."""
+        out = set()
+        for rid, t in touched.items():
+            current = lst.entries.get(rid) or lst.prescriptions.get(rid)
+            if current is None or current.status not in IN_USE | RX_ACTIVE:
+                continue
+            if t.action == "create":
+                out.add(rid)
+                continue
+            old = repo.resource_version(conn, t.resource_type, rid, t.version - 1)
+            before = repo.content_of(old.resource) if old is not None else {}
+            if before.get("status") not in IN_USE | RX_ACTIVE or drug_key(before) != drug_key(
+                current.content
+            ):
+                out.add(rid)
+        return out
 
     def _apply_op(
         self, change: ListChange, op: Op, patient_id: str, created: dict[tuple[str, str], bool]
@@ -798,7 +831,8 @@ class PLLService:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
             self.trail.admit(conn, access, Verb.READ, head.patient_id, "check", "List", list_id)
             lst = repo.load_list(conn, head, self.clock())
-            return head.patient_id, review(conn, head.patient_id, lst.entries.values(), None)
+            listed = items(lst.entries.values(), lst.prescriptions.values())
+            return head.patient_id, review(conn, head.patient_id, listed, None)
 
     @guarded
     def check_drafts(
@@ -812,11 +846,12 @@ class PLLService:
                 raise NotFound(f"Patient/{patient_id} does not exist.", "context.patientId")
             self.trail.admit(conn, access, Verb.READ, patient_id, "check", "List", None)
             head = repo.list_row(conn, patient_id=patient_id)
-            now = self.clock()
-            entries = list(repo.load_list(conn, head, now).entries.values()) if head else []
-            for rid, content in drafts:
-                entries.append(Entry(rid, 0, {**content, "status": "active"}, now, access.actor))
-            return review(conn, patient_id, entries, {rid for rid, _ in drafts})
+            listed: list[Named] = []
+            if head is not None:
+                lst = repo.load_list(conn, head, self.clock())
+                listed = items(lst.entries.values(), lst.prescriptions.values())
+            listed += [named(rid, content) for rid, content in drafts]
+            return review(conn, patient_id, listed, {rid for rid, _ in drafts})
 
     def log_check(self, access: Access, patient_id: str, list_id: str | None) -> None:
         """The record of a dry run (its own records went with its rolled-back transaction)."""

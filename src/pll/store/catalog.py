@@ -8,7 +8,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from pll.store.schema import (
     fest_catalog,
@@ -118,14 +129,19 @@ def catalogue(conn: Connection, version: int) -> Row[Any] | None:
 
 
 def drugs_by_code(conn: Connection, version: int, codes: Iterable[str]) -> dict[str, Row[Any]]:
-    """Drugs by the code an entry carries (a package's Varenr, or a FEST id)."""
+    """Drugs by the code an entry carries: a package's Varenr, or any drug's FEST id."""
     wanted = sorted(set(codes))
     if not wanted:
         return {}
     rows = conn.execute(
-        select(fest_drug).where(fest_drug.c.catalog == version, fest_drug.c.code.in_(wanted))
+        select(fest_drug).where(
+            fest_drug.c.catalog == version,
+            or_(fest_drug.c.code.in_(wanted), fest_drug.c.id.in_(wanted)),
+        )
     ).all()
-    return {r.code: r for r in rows}
+    found = {r.id: r for r in rows}
+    found |= {r.code: r for r in rows}
+    return found
 
 
 def drug(conn: Connection, version: int, drug_id: str) -> Row[Any] | None:
@@ -161,13 +177,13 @@ def prefixes(atc: str) -> list[str]:
 
 
 def interactions(
-    conn: Connection, version: int, atcs: Iterable[str]
+    conn: Connection, version: int, names: Iterable[str]
 ) -> list[tuple[Row[Any], list[Row[Any]]]]:
-    """Every interaction whose two substance groups both name one of these ATC codes (at any
-    of its levels), with both groups: the candidates for a pair on one list. Asking for both
-    sides at once matters: a class named at level 4 is in many interactions, nearly all with
-    drugs that are not on the list."""
-    wanted = sorted({p for atc in atcs for p in prefixes(atc)})
+    """Every interaction whose two substance groups both name one of ``names`` (ATC codes at
+    any level, ``@`` + substance id; see :func:`pll.domain.checks.codes`), with both groups:
+    the candidates for a pair on one list. Asking for both sides at once matters: a class
+    named at level 4 is in many interactions, nearly all with drugs that are not on it."""
+    wanted = sorted(set(names))
     if not wanted:
         return []
     a = fest_interaction_atc.alias("a")

@@ -346,7 +346,8 @@ fest_interaction_atc = Table(
     Column("interaction", String(ID), primary_key=True),
     #: which of the two substance groups (1 or 2)
     Column("side", Integer, primary_key=True),
-    Column("atc", String(16), primary_key=True),
+    #: an ATC code at any level, or "@" + a substance id for a substance without one
+    Column("atc", String(ID + 1), primary_key=True),
     Column("name", Text),
     Index("ix_fest_interaction_atc_atc", "catalog", "atc"),
 )

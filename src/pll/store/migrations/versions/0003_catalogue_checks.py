@@ -110,7 +110,7 @@ def upgrade() -> None:
         _catalog(),
         _id("interaction"),
         sa.Column("side", sa.Integer(), nullable=False),
-        sa.Column("atc", sa.String(length=16), nullable=False),
+        sa.Column("atc", sa.String(length=_ID + 1), nullable=False),
         sa.Column("name", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("catalog", "interaction", "side", "atc"),
     )
