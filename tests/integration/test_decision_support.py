@@ -429,3 +429,27 @@ def test_odd_codes_and_drafts_are_clear_errors_not_crashes(
         assert "twice" in outcome_text(r)
         request["context"]["draftOrders"]["entry"] = [{"resource": draft}]
         assert gp.post("/cds-services/pll-medication-check", json=request).status_code == 200
+
+
+def test_recording_a_reaction_reports_the_drugs_already_on_the_list(
+    server: LiveServer, setup: dict[str, Any]
+) -> None:
+    pid = setup["pid"]
+    reaction = {
+        "resourceType": "AllergyIntolerance",
+        "patient": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [{"system": ATC, "code": "C10AA"}], "text": "statiner"},
+    }
+    with server.client() as gp:
+        ok(add(gp, pid, SIMVA), 201)
+        r = gp.post(
+            "/fhir/AllergyIntolerance", json=reaction, headers={"Prefer": "return=OperationOutcome"}
+        )
+        assert r.status_code == 201
+        assert r.headers["X-PLL-Findings"] == "1"
+        assert kinds(r.json()) == [("error", "cave")]
+        bad = dict(reaction, code={"coding": [{"system": ATC, "code": "amoxicillin"}]})
+        assert gp.post("/fhir/AllergyIntolerance", json=bad).status_code == 400
+        refuted = dict(reaction, verificationStatus={"coding": [{"code": "refuted"}]})
+        r = gp.post("/fhir/AllergyIntolerance", json=refuted)
+        assert r.headers["X-PLL-Findings"] == "0"  # not a reaction after all: not checked

@@ -403,22 +403,34 @@ def medication_read(ctx: Ctx) -> Response:
     return fhir_response(Catalogue(ctx.service.db).read(ctx.path["id"]))
 
 
-def allergy_create(ctx: Ctx) -> Response:
-    stored = Allergies(ctx.service).create(ctx.access, ctx.json())
+def _allergy_written(ctx: Ctx, stored: Stored, found: list[Any], status: int) -> Response:
+    """A recorded reaction; CAVE conflicts with the list as for list changes."""
+    body: str | dict[str, Any] = stored.text
+    if "return=operationoutcome" in ctx.request.headers.get("prefer", "").lower():
+        body = findings.outcome(found)
     rid = orjson.loads(stored.text)["id"]
     return fhir_response(
-        stored.text,
-        201,
+        body,
+        status,
         version=stored.version,
         updated=stored.updated,
-        location=f"{ctx.base}/AllergyIntolerance/{rid}/_history/{stored.version}",
+        location=f"{ctx.base}/AllergyIntolerance/{rid}/_history/{stored.version}"
+        if status == 201
+        else None,
+        headers={"X-PLL-Findings": str(len(found))},
     )
+
+
+def allergy_create(ctx: Ctx) -> Response:
+    stored, found = Allergies(ctx.service).create(ctx.access, ctx.json())
+    return _allergy_written(ctx, stored, found, 201)
 
 
 def allergy_update(ctx: Ctx) -> Response:
-    return _stored(
-        Allergies(ctx.service).update(ctx.access, ctx.path["id"], ctx.json(), _if_match(ctx))
+    stored, found = Allergies(ctx.service).update(
+        ctx.access, ctx.path["id"], ctx.json(), _if_match(ctx)
     )
+    return _allergy_written(ctx, stored, found, 200)
 
 
 def allergy_read(ctx: Ctx) -> Response:
@@ -651,9 +663,11 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     "number of findings is in the X-PLL-Findings header, and the findings "
                     "themselves are the body with Prefer: return=OperationOutcome (in a "
                     "transaction, each entry's response.outcome). An interaction of relevance 1 "
-                    f"or a CAVE conflict refuses the change (422) unless {findings.OVERRIDE_HEADER}"
-                    " gives the reason for going ahead; the reason is kept with the change and "
-                    "shown in its Provenance."
+                    "or a CAVE conflict brought by the change refuses it (422) unless "
+                    f"{findings.OVERRIDE_HEADER} gives the reason for going ahead and "
+                    f"{findings.OVERRIDE_FINDINGS_HEADER} names the findings accepted (their "
+                    "codes, as details.coding.display of the 422); both are kept with the "
+                    "change and shown in its Provenance."
                 ),
                 "security": {
                     "cors": False,

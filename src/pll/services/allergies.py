@@ -10,23 +10,27 @@ them. Every change is a new version, written with ``If-Match`` like the list's e
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from pll.auth.access import Access, Verb
+from pll.domain.checks import Finding, Kind
 from pll.domain.errors import InvalidInput, NotFound, PreconditionRequired, VersionConflict
 from pll.fhir import resources as fhir
 from pll.fhir import systems
 from pll.fhir.validate import validate
-from pll.services.decision_support import FEST
+from pll.services.decision_support import FEST, items, review
 from pll.services.lists import PLLService, Stored
 from pll.store import allergies as store
 from pll.store import repository as repo
 from pll.store.repository import dumps
 
 CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+#: ATC at any level: A, A10, A10B, A10BA, A10BA02
+ATC_CODE = re.compile(r"[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?")
 STATUSES = ("active", "inactive", "resolved")
 
 
@@ -46,12 +50,24 @@ def _facts(resource: dict[str, Any]) -> tuple[str, str, str | None, str | None]:
             f"clinicalStatus must be one of {', '.join(STATUSES)}.",
             "AllergyIntolerance.clinicalStatus",
         )
+    for coding in (resource.get("verificationStatus") or {}).get("coding") or []:
+        if coding.get("code") in ("refuted", "entered-in-error"):
+            status = "inactive"  # a reaction that was not one is not checked
     atc = substance = None
-    for coding in (resource.get("code") or {}).get("coding") or []:
-        if coding.get("system") == systems.ATC and coding.get("code"):
-            atc = str(coding["code"]).upper()
-        elif coding.get("system") == FEST and coding.get("code"):
-            substance = str(coding["code"])
+    for i, coding in enumerate((resource.get("code") or {}).get("coding") or []):
+        code = str(coding.get("code") or "")
+        where = f"AllergyIntolerance.code.coding[{i}].code"
+        if coding.get("system") == systems.ATC:
+            if not ATC_CODE.fullmatch(code.upper()):
+                raise InvalidInput(
+                    f"{code[:20]!r} is not an ATC code (a level such as J01, J01C or J01CA04).",
+                    where,
+                )
+            atc = code.upper()
+        elif coding.get("system") == FEST and code:
+            if not code.isprintable() or len(code) > 64:
+                raise InvalidInput("A FEST substance id is at most 64 characters.", where)
+            substance = code
     if atc is None and substance is None:
         raise InvalidInput(
             "Say what the reaction is to: an ATC coding (http://www.whocc.no/atc, at any "
@@ -67,7 +83,9 @@ class Allergies:
 
     service: PLLService
 
-    def create(self, access: Access, resource: dict[str, Any]) -> Stored:
+    def create(self, access: Access, resource: dict[str, Any]) -> tuple[Stored, list[Finding]]:
+        """Record a reaction; returns it and the medicines already on the list it concerns
+        (a CAVE conflict the doctor should know of now, not at the next change)."""
         data = validate(resource, "AllergyIntolerance")
         patient_id, status, atc, substance = _facts(data)
         svc = self.service
@@ -80,11 +98,14 @@ class Allergies:
             svc.trail.admit(
                 conn, access, Verb.WRITE, patient_id, "create", "AllergyIntolerance", rid
             )
-            return self._save(conn, access, rid, 1, data, patient_id, status, atc, substance, True)
+            stored = self._save(
+                conn, access, rid, 1, data, patient_id, status, atc, substance, True
+            )
+            return stored, self._conflicts(conn, patient_id, rid)
 
     def update(
         self, access: Access, rid: str, resource: dict[str, Any], if_match: int | None
-    ) -> Stored:
+    ) -> tuple[Stored, list[Finding]]:
         data = validate(resource, "AllergyIntolerance")
         if data.get("id") not in (None, rid):
             raise InvalidInput("The resource id does not match the URL.", "AllergyIntolerance.id")
@@ -112,9 +133,20 @@ class Allergies:
                     "If-Match",
                     {"currentVersion": str(row.version)},
                 )
-            return self._save(
+            stored = self._save(
                 conn, access, rid, row.version + 1, data, patient_id, status, atc, substance, False
             )
+            return stored, self._conflicts(conn, patient_id, rid)
+
+    def _conflicts(self, conn: Any, patient_id: str, rid: str) -> list[Finding]:
+        head = repo.list_row(conn, patient_id=patient_id)
+        if head is None:
+            return []
+        lst = repo.load_list(conn, head, self.service.clock())
+        found = review(
+            conn, patient_id, items(lst.entries.values(), lst.prescriptions.values()), None
+        )
+        return [f for f in found if f.kind is Kind.CAVE and f.code == rid]
 
     def _save(
         self,
