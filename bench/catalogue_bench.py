@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pll.domain.model import Author, Entry, Role
 from pll.services.catalogue import Catalogue
-from pll.services.decision_support import FEST, review
+from pll.services.decision_support import FEST, items, review
 from pll.store import catalog as store
 from pll.store.db import Database, normalise_url
 
@@ -145,7 +145,7 @@ def main(scales: str, database_url: str | None, checks: int, searches: int) -> N
         ]
         started = time.perf_counter()
         with db.read() as conn:
-            found += len(review(conn, "nobody", entries, None))
+            found += len(review(conn, "nobody", items(entries, []), None))
         check_ms.append((time.perf_counter() - started) * 1000)
     catalogue = Catalogue(db)
     words = sorted({p.name.split()[0][:4].lower() for p in packages})
