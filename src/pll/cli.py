@@ -202,6 +202,13 @@ def fest_import(file: Path) -> None:
         f"{v} {k}" for k, v in sorted(result.counts.items()) if not k.startswith("Kat")
     )
     click.echo(f"FEST catalogue version {result.version} in use ({counts}).")
+    from pll.services.lists import PLLService
+
+    lists, entries = PLLService(database, settings.audit_key()).refresh_withdrawn()
+    click.echo(
+        f"{entries} entr{'y' if entries == 1 else 'ies'} in use name a drug the catalogue no "
+        f"longer has as active; {lists} list(s) got a version that flags it."
+    )
     if result.dangling_brands:
         click.echo(f"note: {result.dangling_brands} package(s) name a brand the extract lacks")
 

@@ -211,27 +211,51 @@ def test_cave_by_atc_class_and_by_substance(server: LiveServer, setup: dict[str,
         assert r.status_code == 403
 
 
+def _flags(gp: httpx.Client, list_id: str) -> dict[str, str]:
+    current = ok(gp.get(f"/fhir/List/{list_id}"))
+    return {
+        e["item"]["reference"].split("/")[1]: e["flag"]["coding"][0]["code"]
+        for e in current.get("entry", [])
+        if "flag" in e
+    }
+
+
 def test_a_withdrawn_drug_is_flagged(server: LiveServer, setup: dict[str, Any]) -> None:
     pid, list_id = setup["pid"], setup["list"]
     with server.client() as gp:
         r = ok(add(gp, pid, WARFARIN_GONE, Prefer="return=OperationOutcome"), 201)
         assert ("warning", "withdrawn") in kinds(r)
-        ok(add(gp, pid, SIMVA), 201)
+        simva = ok(add(gp, pid, SIMVA), 201)
+        flags = _flags(gp, list_id)
+        assert list(flags.values()) == ["fest-withdrawn"]  # the deregistered warfarin
+        assert simva["id"] not in flags
         before = kinds(ok(gp.get(f"/fhir/List/{list_id}/$check")))
-        assert before.count(("warning", "withdrawn")) == 1  # only the deregistered warfarin
-    # a newer extract without the simvastatin package: the list now flags it
+        assert before.count(("warning", "withdrawn")) == 1
+        version = ok(gp.get(f"/fhir/List/{list_id}"))["meta"]["versionId"]
+    # a newer extract without the simvastatin package: its entry is flagged on the list, as
+    # a version of PLL's own
     newer = SMALL.read_text().replace("<Varenr>046321</Varenr>", "<Varenr>046399</Varenr>")
     import_fest(
         server.db, io.BytesIO(newer.encode()), "newer.xml", now=datetime(2026, 11, 23, tzinfo=UTC)
     )
+    assert server.service.refresh_withdrawn() == (1, 2)
+    assert server.service.refresh_withdrawn() == (0, 2)  # nothing more to flag
     with server.client() as gp:
+        flags = _flags(gp, list_id)
+        assert flags[simva["id"]] == "fest-withdrawn"
+        assert len(flags) == 2
+        current = ok(gp.get(f"/fhir/List/{list_id}"))
+        assert int(current["meta"]["versionId"]) == int(version) + 1
+        history = ok(gp.get("/fhir/Provenance", params={"target": f"List/{list_id}"}))
+        newest = history["entry"][0]["resource"]
+        assert newest["activity"]["coding"][0]["code"] == "fest-withdrawn"
         flagged = ok(gp.get(f"/fhir/List/{list_id}/$check"))
     withdrawn = [
         i
         for i in flagged["issue"]
         if i.get("details", {}).get("coding", [{}])[0].get("code") == "withdrawn"
     ]
-    assert len(withdrawn) == 2  # the deregistered warfarin and the simvastatin gone from FEST
+    assert len(withdrawn) == 2
     assert any("Simvastatin" in i["diagnostics"] for i in withdrawn)
 
 

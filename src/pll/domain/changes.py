@@ -82,6 +82,24 @@ def expire_entries(lst: MedicationList, shown: set[str], now: datetime) -> ListV
     return ListVersion(lst.version, now, SYSTEM, "expire-entries", EXPIRED_REASON, touched)
 
 
+WITHDRAWN_REASON = "Legemiddel ikke lenger aktivt i FEST (ny legemiddelkatalog)"
+
+
+def flag_withdrawn(
+    lst: MedicationList, withdrawn: frozenset[str], now: datetime
+) -> ListVersion | None:
+    """A version that flags the entries whose medicine a new drug catalogue no longer has
+    (and unflags those it has again). Like the 90-day drop-off, it is PLL's own change: the
+    version moves so readers and copies learn of it; the baton does not."""
+    if withdrawn == lst.withdrawn:
+        return None
+    lst.withdrawn = withdrawn
+    lst.version += 1
+    lst.updated = now
+    touched = (Touched("List", lst.id, lst.version, "update"),)
+    return ListVersion(lst.version, now, SYSTEM, "fest-withdrawn", WITHDRAWN_REASON, touched)
+
+
 def _require_doctor(author: Author) -> None:
     if author.role is not Role.DOCTOR:
         raise Forbidden(

@@ -193,6 +193,8 @@ class MedicationList:
     prescriptions: dict[str, Prescription] = field(default_factory=dict)
     pause: Pause | None = None
     confirmation: Confirmation | None = None
+    #: entries whose medicine the drug catalogue no longer has as an active drug (flagged)
+    withdrawn: frozenset[str] = frozenset()
 
     def visible_entries(self, now: datetime) -> list[Entry]:
         return [e for e in self.entries.values() if e.visible_at(now)]

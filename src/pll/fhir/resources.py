@@ -181,6 +181,15 @@ def organization_reference(author: Author) -> dict[str, Any] | None:
     return ref
 
 
+#: List.entry.flag of an entry whose medicine the drug catalogue no longer has as active.
+WITHDRAWN_FLAG = {
+    "coding": [
+        {"system": f"{systems.PLL_BASE}/CodeSystem/list-entry-flag", "code": "fest-withdrawn"}
+    ],
+    "text": "Ikke lenger aktivt legemiddel i FEST",
+}
+
+
 def list_resource(lst: MedicationList, entries: list[Entry]) -> dict[str, Any]:
     """The PLL as a FHIR ``List`` at its current version."""
     extensions: list[dict[str, Any]] = []
@@ -237,6 +246,7 @@ def list_resource(lst: MedicationList, entries: list[Entry]) -> dict[str, Any]:
     if ordered:
         resource["entry"] = [
             {
+                **({"flag": WITHDRAWN_FLAG} if e.id in lst.withdrawn else {}),
                 "date": instant(e.last_changed),
                 "item": {"reference": f"MedicationStatement/{e.id}/_history/{e.version}"},
             }

@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import NOT_YOURS, Access, Decision, Verb
 from pll.auth.audit import AuditKey
-from pll.domain.changes import ListChange, expire_entries, start_list
-from pll.domain.checks import Finding
+from pll.domain.changes import ListChange, expire_entries, flag_withdrawn, start_list
+from pll.domain.checks import Finding, Kind
 from pll.domain.diff import ListDifference, Versions, diff_content, diff_lists
 from pll.domain.errors import (
     ChecksRefused,
@@ -51,8 +51,9 @@ from pll.fhir import systems
 from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
 from pll.fhir.findings import issue as finding_issue
 from pll.services.audit import AuditTrail, Refused
-from pll.services.decision_support import Named, drug_key, items, named, review
+from pll.services.decision_support import Named, drug_key, drugs, items, named, review
 from pll.store import audit_log
+from pll.store import catalog as catalog_store
 from pll.store import repository as repo
 from pll.store.db import Database
 from pll.store.repository import dumps
@@ -502,6 +503,13 @@ class PLLService:
             items(lst.entries.values(), lst.prescriptions.values()),
             set(touched),
         )
+        # the list flags what the catalogue no longer has (rule 6): touched entries anew
+        gone = {f.entries[0] for f in findings if f.kind is Kind.WITHDRAWN}
+        lst.withdrawn = frozenset(
+            e
+            for e in (lst.withdrawn - set(touched)) | (gone & set(lst.entries))
+            if e in lst.entries and lst.entries[e].status in IN_USE
+        )
         blocking = [
             f for f in findings if f.blocking and set(f.entries) & self._fresh(conn, lst, touched)
         ]
@@ -631,6 +639,47 @@ class PLLService:
         ]
         document = fhir.document(list_json, visible, shown)
         return dumps(list_json), dumps(document), lst.next_hide(now)
+
+    def refresh_withdrawn(self, batch: int = 2000) -> tuple[int, int]:
+        """After a new drug catalogue: flag, as a version of each list it concerns, the
+        entries whose medicine it no longer has as active, and unflag those it has again.
+        Returns (lists changed, entries flagged)."""
+        wanted: dict[str, set[str]] = {}
+        after = ""
+        while True:
+            with self.db.read() as conn:
+                rows = repo.coded_entries(conn, after, batch)
+                if not rows:
+                    break
+                after = rows[-1].id
+                listed = [named(r.id, repo.content_of(r.resource)) for r in rows]
+                coded = [n for n in listed if n.fest]
+                drugs_ = drugs(conn, catalog_store.active(conn), coded)
+                lists = {r.id: r.list_id for r in rows}
+                for d in drugs_:
+                    if d.active is False:
+                        wanted.setdefault(lists[d.entry], set()).add(d.entry)
+        with self.db.read() as conn:
+            flagged = repo.flagged_lists(conn)
+        changed = 0
+        for list_id in set(wanted) | set(flagged):
+            desired = frozenset(wanted.get(list_id, set()))
+            if desired != flagged.get(list_id, frozenset()):
+                changed += self._flag(list_id, desired)
+        return changed, sum(len(v) for v in wanted.values())
+
+    def _flag(self, list_id: str, withdrawn: frozenset[str]) -> int:
+        with self.db.write() as conn:
+            row = repo.list_row(conn, list_id=list_id, lock=True)
+            if row is None:
+                return 0
+            now = self.clock()
+            lst = repo.load_list(conn, row, now)
+            record = flag_withdrawn(lst, withdrawn, now)
+            if record is None:
+                return 0
+            self._persist(conn, lst, record, now, is_new=False)
+            return 1
 
     def expire(self, list_id: str) -> int | None:
         """Let discontinued entries whose 90 days are over leave the list, as a version of

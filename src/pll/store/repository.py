@@ -150,6 +150,23 @@ def list_row(
     return conn.execute(query, {"key": list_id or patient_id}).first()
 
 
+def coded_entries(conn: Connection, after: str, limit: int) -> Sequence[Row[Any]]:
+    """Entries in use on any list, by id after ``after``: ``(id, list_id, resource)``."""
+    rows = conn.execute(
+        select(entry.c.id, entry.c.list_id, entry.c.resource)
+        .where(entry.c.status.in_(IN_USE), entry.c.id > after)
+        .order_by(entry.c.id)
+        .limit(limit)
+    ).all()
+    return cast("Sequence[Row[Any]]", rows)
+
+
+def flagged_lists(conn: Connection) -> dict[str, frozenset[str]]:
+    """The lists that flag entries as withdrawn from the catalogue, with those entries."""
+    rows = conn.execute(select(pll.c.id, pll.c.withdrawn).where(pll.c.withdrawn.is_not(None)))
+    return {r.id: frozenset(orjson.loads(r.withdrawn)) for r in rows}
+
+
 def list_exists_for(conn: Connection, patient_id: str) -> bool:
     return list_row(conn, patient_id=patient_id) is not None
 
@@ -220,6 +237,7 @@ def load_list(
         )
         if conf
         else None,
+        withdrawn=frozenset(orjson.loads(row.withdrawn)) if row.withdrawn else frozenset(),
     )
 
 
@@ -251,6 +269,7 @@ def _list_values(
         "expires_at": expires,
         "list_json": list_json,
         "document": document,
+        "withdrawn": dumps(sorted(lst.withdrawn)) if lst.withdrawn else None,
     }
 
 

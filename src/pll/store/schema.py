@@ -87,6 +87,8 @@ pll = Table(
     Column("expires_at", UTCDateTime),
     Column("list_json", Text, nullable=False),
     Column("document", Text, nullable=False),
+    #: entries flagged because the drug catalogue no longer has their medicine (JSON list)
+    Column("withdrawn", Text),
 )
 
 pll_version = Table(

@@ -158,9 +158,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("pll_version", schema=None) as batch_op:
         batch_op.add_column(sa.Column("override", sa.Text(), nullable=True))
+    with op.batch_alter_table("pll", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("withdrawn", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("pll", schema=None) as batch_op:
+        batch_op.drop_column("withdrawn")
     with op.batch_alter_table("pll_version", schema=None) as batch_op:
         batch_op.drop_column("override")
     op.drop_table("allergy_version")
