@@ -77,7 +77,12 @@ def test_a_new_extract_replaces_the_old_one(db: Database) -> None:
     assert second.replaced == first.version  # type: ignore[attr-defined]
     version, rows = snapshot(db)
     assert version == second.version  # type: ignore[attr-defined]
-    assert {r[0] for r in rows} == {version}  # nothing of the old version is left
+    # the old version is kept, retired, for checks that began before the switch ...
+    assert {r[0] for r in rows} == {first.version, version}
+    third = load(db, newer, "c.xml")
+    _, rows = snapshot(db)
+    # ... until the next import
+    assert {r[0] for r in rows} == {version, third.version}  # type: ignore[attr-defined]
     with db.read() as conn:
         assert store.search(conn, version, "ny", 5, ["brand"])  # type: ignore[arg-type]
 
@@ -178,8 +183,10 @@ def test_one_import_at_a_time(db: Database) -> None:
     result = import_fest(db, io.BytesIO(SMALL.read_bytes()), "third.xml", now=later)
     with db.read() as conn:
         assert store.active(conn) == result.version
-        statuses = conn.execute(sa.text("SELECT status FROM fest_catalog")).scalars().all()
-    assert statuses == ["active"]  # the dead import's version is gone
+        statuses = conn.execute(
+            sa.text("SELECT status FROM fest_catalog ORDER BY version")
+        ).scalars().all()
+    assert statuses == ["retired", "active"]  # the dead import's version is gone
 
 
 def test_like_wildcards_are_plain_text(db: Database) -> None:

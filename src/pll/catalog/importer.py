@@ -4,7 +4,7 @@ The extract is read as a stream (:mod:`pll.catalog.fest`) and written in batches
 its own short transaction, into a version marked ``loading``. References are resolved and
 checked in the database once everything is in (a brand's strengths to substances, a
 package's substances through its brand). Only then does one short transaction make the new
-version active; the old one is removed afterwards. Anything wrong — a broken file, a
+version active; the old one is removed by the next import. Anything wrong — a broken file, a
 duplicate id, a reference to a missing substance — removes the half-loaded version and leaves
 the active catalogue as it was (FEST is published every 14 days; a bad download must not
 take decision support down).
@@ -145,8 +145,8 @@ def import_fest(
             store.drop(conn, version)
         raise
     with db.write() as conn:
-        if replaced is not None:
-            store.drop(conn, replaced)
+        # The replaced version stays (retired) until the next import: a check that read the
+        # version number just before the switch still finds its rows.
         store.analyze(conn)
     return Imported(version, replaced, header.extracted_at, counts, dangling)
 
