@@ -183,9 +183,11 @@ def test_one_import_at_a_time(db: Database) -> None:
     result = import_fest(db, io.BytesIO(SMALL.read_bytes()), "third.xml", now=later)
     with db.read() as conn:
         assert store.active(conn) == result.version
-        statuses = conn.execute(
-            sa.text("SELECT status FROM fest_catalog ORDER BY version")
-        ).scalars().all()
+        statuses = (
+            conn.execute(sa.text("SELECT status FROM fest_catalog ORDER BY version"))
+            .scalars()
+            .all()
+        )
     assert statuses == ["retired", "active"]  # the dead import's version is gone
 
 
