@@ -22,8 +22,9 @@ from pll.fhir.validate import validate
 from pll.services import transaction
 from pll.services.access import PatientAccess
 from pll.services.allergies import Allergies
+from pll.services.base import Stored
 from pll.services.catalogue import Catalogue
-from pll.services.lists import ChangeResult, Op, Stored, Written
+from pll.services.lists import ChangeResult, Op, Written
 from pll.services.transaction import parse_if_match
 
 LIST_RESOURCES = ("MedicationStatement", "MedicationRequest")

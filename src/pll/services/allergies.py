@@ -22,8 +22,9 @@ from pll.domain.errors import InvalidInput, NotFound, PreconditionRequired, Vers
 from pll.fhir import resources as fhir
 from pll.fhir import systems
 from pll.fhir.validate import validate
+from pll.services.base import Stored
 from pll.services.decision_support import FEST, items, review
-from pll.services.lists import PLLService, Stored
+from pll.services.lists import PLLService
 from pll.store import allergies as store
 from pll.store import repository as repo
 from pll.store.repository import dumps

@@ -9,24 +9,19 @@ the outgoing event (DESIGN §3 rules 1, 2, 7). If anything raises, nothing is wr
 from __future__ import annotations
 
 import builtins
-import re
-import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from functools import wraps
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from datetime import datetime
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import NOT_YOURS, Access, Decision, Verb
-from pll.auth.audit import AuditKey
 from pll.domain.changes import ListChange, expire_entries, flag_withdrawn, start_list
 from pll.domain.checks import Finding, Kind
-from pll.domain.diff import ListDifference, Versions, diff_content, diff_lists
+from pll.domain.diff import diff_content
 from pll.domain.errors import (
     ChecksRefused,
     Conflict,
@@ -40,7 +35,6 @@ from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import (
     IN_USE,
     RX_ACTIVE,
-    Author,
     ListVersion,
     MedicationList,
     Prescription,
@@ -50,44 +44,16 @@ from pll.fhir import resources as fhir
 from pll.fhir import systems
 from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
 from pll.fhir.findings import issue as finding_issue
-from pll.services.audit import AuditTrail, Refused
+from pll.services.audit import Refused
+from pll.services.base import Stored, guarded, members
 from pll.services.decision_support import Named, drug_key, drugs, items, named, review
+from pll.services.history import ListHistory
 from pll.store import audit_log
 from pll.store import catalog as catalog_store
 from pll.store import repository as repo
-from pll.store.db import Database
 from pll.store.repository import dumps
 
-TARGET = re.compile(
-    r"(List|MedicationStatement|MedicationRequest)/([A-Za-z0-9\-.]{1,64})(?:/_history/([0-9]{1,9}))?"
-)
-VERSION = re.compile(r"[0-9]{1,9}")
 OpKind = Literal["create", "update", "confirm", "pause", "resume"]
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def guarded(
-    method: Callable[Concatenate[PLLService, Access, P], R],
-) -> Callable[Concatenate[PLLService, Access, P], R]:
-    """Run a use case under :meth:`PLLService.guard`, so every refusal it makes is logged."""
-
-    @wraps(method)
-    def run(self: PLLService, access: Access, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.guard(access):
-            return method(self, access, *args, **kwargs)
-
-    return run
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True)
@@ -126,16 +92,6 @@ class ChangeResult:
     findings: builtins.list[Finding] = field(default_factory=lambda: [])
 
 
-@dataclass(frozen=True)
-class Stored:
-    """A stored JSON document as text, with its version."""
-
-    text: str
-    version: int
-    updated: datetime
-    patient_id: str
-
-
 def _person(resource: dict[str, Any]) -> tuple[str, str]:
     found = []
     for i, ident in enumerate(resource.get("identifier") or []):
@@ -153,20 +109,8 @@ def _person(resource: dict[str, Any]) -> tuple[str, str]:
     return found[0]
 
 
-class PLLService:
+class PLLService(ListHistory):
     """Patients, lists, entries and prescriptions, with their history."""
-
-    def __init__(
-        self,
-        db: Database,
-        key: AuditKey,
-        clock: Callable[[], datetime] = utcnow,
-        ids: Callable[[], str] = new_id,
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.ids = ids
-        self.trail = AuditTrail(db, key, clock)
 
     # -- patients --------------------------------------------------------------------------
 
@@ -322,27 +266,6 @@ class PLLService:
             raise Conflict(
                 "This patient already has a PLL; a patient has exactly one list.", "List.subject"
             ) from None
-
-    @contextmanager
-    def guard(self, access: Access) -> Iterator[None]:
-        """Log what a refusal leaves behind once its transaction has rolled back: a refused
-        access (rule 5), and the read that a relay-baton refusal makes by handing back the
-        current version."""
-        with self.trail.refusals():
-            try:
-                yield
-            except VersionConflict as exc:
-                shown = [r for r in exc.resources if r.get("resourceType") in repo.RESOURCE_TABLES]
-                if shown:
-                    with self.db.write() as conn:
-                        for resource in shown:
-                            rtype, rid = resource["resourceType"], resource["id"]
-                            row = repo.resource_row(conn, rtype, rid)
-                            if row is not None:
-                                self.trail.admit(
-                                    conn, access, Verb.READ, row.patient_id, "read", rtype, rid
-                                )
-                raise
 
     @guarded
     def create_resource(
@@ -690,7 +613,7 @@ class PLLService:
             if row is None or row.expires_at is None or row.expires_at > now:
                 return None
             lst = repo.load_list(conn, row, now)
-            record = expire_entries(lst, set(_members(orjson.loads(row.list_json))), now)
+            record = expire_entries(lst, set(members(orjson.loads(row.list_json))), now)
             if record is None:
                 list_json, document, expires = self._documents(lst, now)
                 repo.save_documents(conn, list_id, list_json, document, expires)
@@ -734,143 +657,6 @@ class PLLService:
         raise RuntimeError("list document could not be refreshed")  # pragma: no cover
 
     @guarded
-    def list_version(self, access: Access, list_id: str, version: int) -> Stored:
-        with self.db.read() as conn:
-            head = repo.list_row(conn, list_id=list_id)
-            if head is None:
-                raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            self.trail.admit(conn, access, Verb.READ, head.patient_id, "vread", "List", list_id)
-            row = repo.list_version_row(conn, list_id, version)
-            if row is None:
-                raise NotFound(
-                    f"List/{list_id} has no version {version} (the newest is {head.version}).",
-                    "List.meta.versionId",
-                )
-            return Stored(row.list_json, row.version, row.recorded_at, head.patient_id)
-
-    @guarded
-    def list_history(
-        self, access: Access, list_id: str, count: int, offset: int, upto: int | None = None
-    ) -> tuple[int, list[tuple[Stored, ListVersion]], int]:
-        """A page of the list's versions, newest first, and the newest version the paging
-        covers (pass it back for the next page so pages do not shift as the list moves)."""
-        with self.db.read() as conn:
-            head = repo.list_row(conn, list_id=list_id)
-            if head is None:
-                raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            self.trail.admit(conn, access, Verb.READ, head.patient_id, "history", "List", list_id)
-            upto = head.version if upto is None else min(upto, head.version)
-            total, rows = repo.list_versions(conn, list_id, count, offset, upto)
-            items = [
-                (Stored(r.list_json, r.version, r.recorded_at, head.patient_id), _record(r))
-                for r in rows
-            ]
-            return total, items, upto
-
-    @guarded
-    def provenance(
-        self, access: Access, target: str, count: int, offset: int, upto: int | None = None
-    ) -> tuple[int, list[dict[str, Any]], int]:
-        """``Provenance`` for every change that wrote ``target``: ``List/x``, an entry or a
-        prescription, or one version of it (``MedicationStatement/x/_history/2``)."""
-        match = TARGET.fullmatch(target)
-        if match is None:
-            raise InvalidInput(
-                "target must be List/<id>, MedicationStatement/<id> or MedicationRequest/<id>, "
-                "optionally with /_history/<version>.",
-                "target",
-            )
-        rtype, rid, version = match.group(1), match.group(2), match.group(3)
-        with self.db.read() as conn:
-            if rtype == "List":
-                head = repo.list_row(conn, list_id=rid)
-            else:
-                res = repo.resource_row(conn, rtype, rid)
-                head = repo.list_row(conn, list_id=res.list_id) if res else None
-            if head is None:
-                return 0, [], 0
-            patient_id = head.patient_id
-            upto = head.version if upto is None else min(upto, head.version)
-            self.trail.admit(conn, access, Verb.READ, patient_id, "search", "Provenance", rid)
-            total, rows = repo.provenance_rows(
-                conn, rtype, rid, int(version) if version else None, count, offset, upto
-            )
-            return total, [fhir.provenance(r.list_id, _record(r)) for r in rows], upto
-
-    @guarded
-    def read_provenance(self, access: Access, provenance_id: str) -> dict[str, Any]:
-        """One change as ``Provenance``; its id is ``<list id>-<list version>``."""
-        list_id, _, version = provenance_id.rpartition("-")
-        if not VERSION.fullmatch(version) or not list_id:
-            raise NotFound(f"Provenance/{provenance_id} does not exist.", "Provenance.id")
-        with self.db.read() as conn:
-            head = repo.list_row(conn, list_id=list_id)
-            row = repo.list_version_row(conn, list_id, int(version)) if head else None
-            if head is None or row is None:
-                raise NotFound(f"Provenance/{provenance_id} does not exist.", "Provenance.id")
-            self.trail.admit(
-                conn, access, Verb.READ, head.patient_id, "read", "Provenance", provenance_id
-            )
-            return fhir.provenance(list_id, _record(row))
-
-    @guarded
-    def diff(
-        self, access: Access, list_id: str, from_version: int, to_version: int
-    ) -> ListDifference:
-        """What changed on the list between two of its versions."""
-        with self.db.read() as conn:
-            head = repo.list_row(conn, list_id=list_id)
-            if head is None:
-                raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            self.trail.admit(conn, access, Verb.READ, head.patient_id, "diff", "List", list_id)
-            snapshots = []
-            for name, v in (("from", from_version), ("to", to_version)):
-                row = repo.list_version_row(conn, list_id, v)
-                if row is None:
-                    raise InvalidInput(
-                        f"List/{list_id} has no version {v} (versions 1 to {head.version}).", name
-                    )
-                snapshots.append(orjson.loads(row.list_json))
-            before, after = (_members(s) for s in snapshots)
-            low, high = sorted((from_version, to_version))
-            touched = repo.touched_between(conn, list_id, low, high)
-            rx_ids = {rid for rtype, rid in touched if rtype == "MedicationRequest"}
-            entry_history = repo.versions_until(
-                conn, "MedicationStatement", set(before) | set(after), high
-            )
-            rx_history = repo.versions_until(conn, "MedicationRequest", rx_ids, high)
-        contents = {
-            (rid, version): repo.content_of(text)
-            for history in (entry_history, rx_history)
-            for rid, rows in history.items()
-            for version, _, text in rows
-        }
-        entries = {
-            eid: Versions(
-                _version_at(entry_history.get(eid, []), from_version),
-                _version_at(entry_history.get(eid, []), to_version),
-                eid in after,
-            )
-            for eid in set(before) | set(after)
-        }
-        prescriptions = {
-            rid: Versions(
-                _version_at(rx_history.get(rid, []), from_version),
-                _version_at(rx_history.get(rid, []), to_version),
-            )
-            for rid in rx_ids
-        }
-        return diff_lists(
-            from_version,
-            to_version,
-            entries,
-            prescriptions,
-            contents,
-            _list_state(snapshots[0]),
-            _list_state(snapshots[1]),
-        )
-
-    @guarded
     def check_list(self, access: Access, list_id: str) -> tuple[str, list[Finding]]:
         """Every decision-support finding on the list as it is (``List/$check``); returns
         the patient and the findings."""
@@ -906,52 +692,6 @@ class PLLService:
         """The record of a dry run (its own records went with its rolled-back transaction)."""
         with self.trail.refusals(), self.db.write() as conn:
             self.trail.admit(conn, access, Verb.READ, patient_id, "check", "List", list_id)
-
-    @guarded
-    def read_resource(self, access: Access, rtype: str, rid: str) -> Stored:
-        with self.db.read() as conn:
-            row = repo.resource_row(conn, rtype, rid)
-            if row is None:
-                raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
-            self.trail.admit(conn, access, Verb.READ, row.patient_id, "read", rtype, rid)
-            return Stored(row.resource, row.version, row.last_changed, row.patient_id)
-
-    @guarded
-    def resource_version(self, access: Access, rtype: str, rid: str, version: int) -> Stored:
-        with self.db.read() as conn:
-            row = repo.resource_row(conn, rtype, rid)
-            if row is None:
-                raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
-            self.trail.admit(conn, access, Verb.READ, row.patient_id, "vread", rtype, rid)
-            old = repo.resource_version(conn, rtype, rid, version)
-            if old is None:
-                raise NotFound(
-                    f"{rtype}/{rid} has no version {version} (the newest is {row.version}).",
-                    f"{rtype}.meta.versionId",
-                )
-            return Stored(old.resource, old.version, old.recorded_at, row.patient_id)
-
-    @guarded
-    def resource_history(self, access: Access, rtype: str, rid: str) -> list[Stored]:
-        with self.db.read() as conn:
-            row = repo.resource_row(conn, rtype, rid)
-            if row is None:
-                raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
-            self.trail.admit(conn, access, Verb.READ, row.patient_id, "history", rtype, rid)
-            rows = repo.resource_versions(conn, rtype, rid)
-            return [Stored(r.resource, r.version, r.recorded_at, row.patient_id) for r in rows]
-
-    @guarded
-    def search_resources(
-        self, access: Access, rtype: str, patient_id: str, count: int, offset: int
-    ) -> tuple[int, list[str]]:
-        with self.db.read() as conn:
-            head = repo.list_row(conn, patient_id=patient_id)
-            if head is None:
-                return 0, []
-            self.trail.admit(conn, access, Verb.READ, patient_id, "search", rtype, None)
-            total, rows = repo.resources_for_list(conn, rtype, head.id, count, offset)
-            return total, [r.resource for r in rows]
 
 
 def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:
@@ -1020,45 +760,3 @@ def _wanted(ops: Iterable[Op]) -> tuple[set[str], set[str]]:
         if prior:
             prescriptions.add(str(prior).removeprefix("MedicationRequest/"))
     return entries, prescriptions
-
-
-def _record(row: Any) -> ListVersion:
-    touched = tuple(
-        Touched(t["type"], t["id"], t["version"], t["action"]) for t in orjson.loads(row.touched)
-    )
-    return ListVersion(
-        row.version,
-        row.recorded_at,
-        Author.from_json(orjson.loads(row.author)),
-        row.activity,
-        row.reason,
-        touched,
-        row.override,
-    )
-
-
-def _version_at(history: list[tuple[int, int, str]], list_version: int) -> int | None:
-    """A resource's version as a list version saw it (``None`` if not yet written)."""
-    return max((v for v, at, _ in history if at <= list_version), default=None)
-
-
-def _members(list_json: dict[str, Any]) -> dict[str, int]:
-    out = {}
-    for item in list_json.get("entry", []):
-        ref = item["item"]["reference"]  # MedicationStatement/{id}/_history/{v}
-        _, eid, _, version = ref.split("/")
-        out[eid] = int(version)
-    return out
-
-
-def _list_state(list_json: dict[str, Any]) -> dict[str, str | None]:
-    state: dict[str, str | None] = {"paused": None, "confirmed": None}
-    for ext in list_json.get("extension", []):
-        parts = {e["url"]: e for e in ext.get("extension", [])}
-        if ext["url"] == systems.EXT_PAUSED:
-            state["paused"] = f"{parts['at']['valueDateTime']}: {parts['reason']['valueString']}"
-        elif ext["url"] == systems.EXT_CONFIRMED:
-            state["confirmed"] = (
-                f"{parts['at']['valueDateTime']} av {parts['by']['valueReference']['display']}"
-            )
-    return state

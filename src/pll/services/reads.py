@@ -15,7 +15,8 @@ from functools import partial
 import anyio.to_thread
 
 from pll.auth.access import Access
-from pll.services.lists import PLLService, Stored, read_key
+from pll.services.base import Stored
+from pll.services.lists import PLLService, read_key
 from pll.store.audited_read import AuditedListReader
 
 

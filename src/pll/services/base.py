@@ -1,0 +1,102 @@
+"""What every use case shares: the database, the clock, ids, the audit trail, and the guard
+that logs what a refusal leaves behind (DESIGN §3 rule 5)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from pll.auth.access import Access, Verb
+from pll.auth.audit import AuditKey
+from pll.domain.errors import VersionConflict
+from pll.services.audit import AuditTrail
+from pll.store import repository as repo
+from pll.store.db import Database
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored JSON document as text, with its version."""
+
+    text: str
+    version: int
+    updated: datetime
+    patient_id: str
+
+
+class ServiceBase:
+    """The database, clock, ids and audit trail of the list services."""
+
+    def __init__(
+        self,
+        db: Database,
+        key: AuditKey,
+        clock: Callable[[], datetime] = utcnow,
+        ids: Callable[[], str] = new_id,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.ids = ids
+        self.trail = AuditTrail(db, key, clock)
+
+    @contextmanager
+    def guard(self, access: Access) -> Iterator[None]:
+        """Log what a refusal leaves behind once its transaction has rolled back: a refused
+        access (rule 5), and the read that a relay-baton refusal makes by handing back the
+        current version."""
+        with self.trail.refusals():
+            try:
+                yield
+            except VersionConflict as exc:
+                shown = [r for r in exc.resources if r.get("resourceType") in repo.RESOURCE_TABLES]
+                if shown:
+                    with self.db.write() as conn:
+                        for resource in shown:
+                            rtype, rid = resource["resourceType"], resource["id"]
+                            row = repo.resource_row(conn, rtype, rid)
+                            if row is not None:
+                                self.trail.admit(
+                                    conn, access, Verb.READ, row.patient_id, "read", rtype, rid
+                                )
+                raise
+
+
+S = TypeVar("S", bound=ServiceBase)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(
+    method: Callable[Concatenate[S, Access, P], R],
+) -> Callable[Concatenate[S, Access, P], R]:
+    """Run a use case under :meth:`ServiceBase.guard`, so every refusal it makes is logged."""
+
+    @wraps(method)
+    def run(self: S, access: Access, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.guard(access):
+            return method(self, access, *args, **kwargs)
+
+    return run
+
+
+def members(list_json: dict[str, Any]) -> dict[str, int]:
+    """The entries of a stored List and their versions."""
+    out = {}
+    for item in list_json.get("entry", []):
+        ref = item["item"]["reference"]  # MedicationStatement/{id}/_history/{v}
+        _, eid, _, version = ref.split("/")
+        out[eid] = int(version)
+    return out
