@@ -77,11 +77,7 @@ def test_relevance_1_is_refused_without_an_override_and_kept_with_one(
         assert "X-PLL-Override" in outcome_text(r)
         assert ("error", "interaction") in kinds(r.json())
         assert snapshot(server.db, audit=False) == before  # nothing was saved
-        blocking = [
-            i["details"]["coding"][0]["display"]
-            for i in r.json()["issue"]
-            if i["severity"] == "error" and "details" in i
-        ]
+        blocking = _override_codes(r)["X-PLL-Override-Findings"].split(",")
         why = "Kort kur; statin pauses i 7 dager"
         # an override that does not name the finding overrides nothing
         r = add(gp, pid, CLARITHRO, **{"X-PLL-Override": why})
@@ -118,12 +114,7 @@ def test_relevance_2_and_3_warn_and_inform(server: LiveServer, setup: dict[str, 
         assert ("warning", "interaction") in kinds(warned)
         # warfarin and simvastatin: relevance 3, information
         refused = add(gp, pid, SIMVA)  # simvastatin + the macrolide: relevance 1
-        codes = [
-            i["details"]["coding"][0]["display"]
-            for i in refused.json()["issue"]
-            if i["severity"] == "error" and "details" in i
-        ]
-        override = {"X-PLL-Override": "vurdert", "X-PLL-Override-Findings": ",".join(codes)}
+        override = _override_codes(refused)
         informed = ok(add(gp, pid, SIMVA, **override, **prefer), 201)
     assert ("information", "interaction") in kinds(informed)
 

@@ -123,7 +123,7 @@ def _break(how: str) -> str:  # noqa: PLR0911 - one way to break it per return
         ("wrong namespace", "not a FEST M30 extract"),
         ("unknown catalogue", "Unknown FEST catalogue 'KatTannlegeting'"),
         ("duplicate id", "twice"),
-        ("missing substance", "does not contain"),
+        ("missing substance", "which it lacks"),
         ("not xml", "not well-formed"),
         ("empty", "no packages or no interactions"),
         ("dtd", "DTD"),

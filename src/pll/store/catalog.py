@@ -349,28 +349,22 @@ WHERE p.catalog = :v AND p.kind = 'package' AND p.brand IS NOT NULL AND NOT EXIS
 """
 
 
+#: What must hold after each resolution step, and how a failure is named.
+_CHECKS: tuple[tuple[str | None, str, str], ...] = (
+    (None, _MISSING_STRENGTH_SUBSTANCE, "strength {0} names substance {1}, which it lacks"),
+    (_RESOLVE_REFS, _MISSING_SUBSTANCE, "{0} names substance or strength {1}, which it lacks"),
+    (_RESOLVE_PACKAGES, _DUPLICATE_CODES, "Varenr {0} is on {1} packages"),
+)
+
+
 def resolve(conn: Connection, version: int) -> tuple[list[str], int]:
-    """Link every drug to its substances; returns what refers to a substance the version
-    lacks (empty when all is well) and how many packages name a brand it lacks."""
+    """Link every drug to its substances; returns what does not hold together (empty when
+    all is well) and how many packages name a brand the version lacks."""
     params = {"v": version}
-    missing = [
-        f"strength {row[0]} names substance {row[1]}, which it does not contain"
-        for row in conn.execute(text(_MISSING_STRENGTH_SUBSTANCE), params)
-    ]
-    if missing:
-        return missing, 0
-    conn.execute(text(_RESOLVE_REFS), params)
-    missing = [
-        f"{row[0]} names substance or strength {row[1]}, which it does not contain"
-        for row in conn.execute(text(_MISSING_SUBSTANCE), params)
-    ]
-    if missing:
-        return missing, 0
-    conn.execute(text(_RESOLVE_PACKAGES), params)
-    twice = [
-        f"Varenr {row[0]} is on {row[1]} packages"
-        for row in conn.execute(text(_DUPLICATE_CODES), params)
-    ]
-    if twice:
-        return twice, 0
+    for step, check, message in _CHECKS:
+        if step is not None:
+            conn.execute(text(step), params)
+        problems = [message.format(*row) for row in conn.execute(text(check), params)]
+        if problems:
+            return problems, 0
     return [], int(conn.execute(text(_DANGLING_BRANDS), params).scalar_one())
