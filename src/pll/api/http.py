@@ -35,6 +35,7 @@ from pll.domain.errors import (
     InvalidInput,
     NotFound,
     PreconditionRequired,
+    RuleRefused,
     Unauthenticated,
     VersionConflict,
 )
@@ -55,6 +56,7 @@ STATUS: list[tuple[type[DomainError], int]] = [
     (PreconditionRequired, 428),
     (Conflict, 409),
     (ChecksRefused, 422),
+    (RuleRefused, 422),
     (InvalidInput, 400),
 ]
 MAX_COUNT = 500

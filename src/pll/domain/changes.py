@@ -108,6 +108,13 @@ def _require_doctor(author: Author) -> None:
         )
 
 
+def _refs_to(content: dict[str, Any]) -> list[str]:
+    return [
+        str(ref.get("reference", "")).removeprefix("MedicationRequest/")
+        for ref in content.get("basedOn") or []
+    ]
+
+
 def _reason_text(content: dict[str, Any]) -> str | None:
     reason = content.get("statusReason")
     if not reason:
@@ -441,6 +448,83 @@ class ListChange:
         self.list.prescriptions[rx.id] = updated
         self._touch("MedicationRequest", rx.id, updated.version, "update", activity)
         return updated
+
+    # -- bringing in a list another system kept -------------------------------------------
+
+    def import_prescription(self, rx_id: str, content: dict[str, Any]) -> Prescription:
+        """Bring in a prescription as another system recorded it, whatever its status
+        (``pll import sfm``). Only while the list is being created: once PLL keeps a list,
+        every change follows the rules above."""
+        self._require_new()
+        if content.get("status") not in RX_ACTIVE | {"stopped", "completed"}:
+            raise InvalidInput(
+                f"Unknown prescription status {content.get('status')!r}.",
+                "MedicationRequest.status",
+            )
+        if rx_id in self.list.prescriptions:
+            raise Conflict(f"MedicationRequest/{rx_id} appears twice.", "MedicationRequest.id")
+        rx = Prescription(rx_id, 1, content, self.now, self.author)
+        if rx.prior_id is not None and rx.prior_id not in self.list.prescriptions:
+            raise InvalidInput(
+                f"MedicationRequest/{rx_id} renews MedicationRequest/{rx.prior_id}, "
+                "which is not part of what is brought in.",
+                "MedicationRequest.priorPrescription",
+            )
+        self.list.prescriptions[rx_id] = rx
+        self._touch("MedicationRequest", rx_id, 1, "create", "import")
+        return rx
+
+    def import_entry(
+        self, entry_id: str, content: dict[str, Any], ended_at: datetime | None
+    ) -> Entry:
+        """Bring in an entry as another system recorded it: in use, or ended at ``ended_at``
+        (so the 90 days count from when it really ended, rule 3)."""
+        self._require_new()
+        status = content.get("status")
+        if status not in IN_USE | ENDED:
+            raise InvalidInput(
+                f"An entry brought in is in use or ended, not {status!r}.",
+                "MedicationStatement.status",
+            )
+        if entry_id in self.list.entries:
+            raise Conflict(
+                f"MedicationStatement/{entry_id} appears twice.", "MedicationStatement.id"
+            )
+        ended = status in ENDED
+        if ended and ended_at is None:
+            raise InvalidInput(
+                f"MedicationStatement/{entry_id} is {status}: say when it ended.",
+                "MedicationStatement",
+            )
+        ids = _refs_to(content)
+        for rx_id in ids:
+            if rx_id not in self.list.prescriptions:
+                raise InvalidInput(
+                    f"MedicationRequest/{rx_id} is not part of what is brought in.",
+                    "MedicationStatement.basedOn",
+                )
+            if not ended and any(
+                rx_id in other.prescription_ids
+                for other in self.list.entries.values()
+                if other.status in IN_USE
+            ):
+                raise Conflict(
+                    f"MedicationRequest/{rx_id} is on two entries in use; a prescription is "
+                    "never on two active entries.",
+                    "MedicationStatement.basedOn",
+                )
+        entry = Entry(entry_id, 1, content, self.now, self.author, ended_at if ended else None)
+        self.list.entries[entry_id] = entry
+        self._touch("MedicationStatement", entry_id, 1, "create", "import")
+        return entry
+
+    def _require_new(self) -> None:
+        if self.list.version != 0:
+            raise Conflict(
+                "This patient already has a PLL; only a new list can be brought in from "
+                "another system. Change the existing list through the API.",
+                "List",
+            )
 
     # -- the list as a whole -------------------------------------------------------------
 

@@ -59,5 +59,10 @@ class ChecksRefused(DomainError):
     """Decision support found something that needs an explicit override (rule 6)."""
 
 
+class RuleRefused(DomainError):
+    """Well-formed input that an operation's rules refuse (an SFM send that leaves out
+    what its read showed)."""
+
+
 class Forbidden(DomainError):
     """The caller is known but may not do this."""

@@ -50,6 +50,8 @@ class Author:
     org_id: str | None = None
     org_name: str | None = None
     pid: str | None = None
+    #: the organisation's HER-id (its address in the health network), as SFM names it
+    her: str | None = None
 
     def to_json(self) -> dict[str, str]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -63,6 +65,7 @@ class Author:
             org_id=data.get("org_id"),
             org_name=data.get("org_name"),
             pid=data.get("pid"),
+            her=data.get("her"),
         )
 
     def label(self) -> str:

@@ -16,6 +16,7 @@ from pll.domain.errors import (
     InvalidInput,
     NotFound,
     PreconditionRequired,
+    RuleRefused,
     VersionConflict,
 )
 from pll.fhir.systems import EXT_OUTCOME_DETAIL
@@ -26,6 +27,7 @@ _ISSUE_CODE: list[tuple[type[DomainError], str]] = [
     (VersionConflict, "conflict"),
     (Conflict, "business-rule"),
     (ChecksRefused, "business-rule"),
+    (RuleRefused, "business-rule"),
     (PreconditionRequired, "required"),
     (Forbidden, "forbidden"),
 ]

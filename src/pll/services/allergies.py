@@ -139,6 +139,21 @@ class Allergies:
             )
             return stored, self._conflicts(conn, patient_id, rid)
 
+    def record_in(
+        self, conn: Any, access: Access, resource: dict[str, Any], patient_id: str
+    ) -> Stored:
+        """Record a reaction inside the caller's transaction (a reaction brought in with a
+        list from another system); access is decided and logged as for :meth:`create`."""
+        data = validate(resource, "AllergyIntolerance")
+        named, status, atc, substance = _facts(data)
+        if named != patient_id:
+            raise InvalidInput("The reaction is not this patient's.", "AllergyIntolerance.patient")
+        rid = self.service.ids()
+        self.service.trail.admit(
+            conn, access, Verb.WRITE, patient_id, "create", "AllergyIntolerance", rid
+        )
+        return self._save(conn, access, rid, 1, data, patient_id, status, atc, substance, True)
+
     def _conflicts(self, conn: Any, patient_id: str, rid: str) -> list[Finding]:
         head = repo.list_row(conn, patient_id=patient_id)
         if head is None:

@@ -53,7 +53,7 @@ from pll.store import catalog as catalog_store
 from pll.store import repository as repo
 from pll.store.repository import dumps
 
-OpKind = Literal["create", "update", "confirm", "pause", "resume"]
+OpKind = Literal["create", "update", "import", "confirm", "pause", "resume"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ class Op:
     reason: str | None = None
     #: where the operation came from in a transaction Bundle, for error locations
     where: str | None = None
+    #: for an imported entry that ended: when (the 90 days count from then)
+    ended_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -475,32 +477,30 @@ class PLLService(ListHistory):
     def _apply_op(
         self, change: ListChange, op: Op, patient_id: str, created: dict[tuple[str, str], bool]
     ) -> None:
-        if op.kind == "confirm":
-            change.confirm(op.if_match)
-            return
-        if op.kind == "pause":
-            change.pause(op.reason)
-            return
-        if op.kind == "resume":
-            change.resume(op.if_match)
+        if op.kind in ("confirm", "pause", "resume"):
+            _list_op(change, op)
             return
         if op.rtype is None or op.rid is None or op.resource is None:
             raise InvalidInput(f"A {op.kind} needs a resource type, an id and a resource.")
         if op.rtype == "MedicationStatement":
             content = fhir.statement_content(op.resource, patient_id)
-            if op.kind == "create":
+            if op.kind == "import":
+                change.import_entry(op.rid, content, op.ended_at)
+            elif op.kind == "create":
                 change.add_entry(op.rid, content)
             else:
                 change.update_entry(op.rid, content, op.if_match)
         elif op.rtype == "MedicationRequest":
             content = fhir.request_content(op.resource, patient_id)
-            if op.kind == "create":
+            if op.kind == "import":
+                change.import_prescription(op.rid, content)
+            elif op.kind == "create":
                 change.add_prescription(op.rid, content)
             else:
                 change.update_prescription(op.rid, content, op.if_match)
         else:
             raise InvalidInput(f"{op.rtype} is not part of the medication list.", "resourceType")
-        created[(op.rtype, op.rid)] = op.kind == "create"
+        created[(op.rtype, op.rid)] = op.kind in ("create", "import")
 
     def _written(self, lst: MedicationList, rtype: str, rid: str, created: bool) -> Written:
         if rtype == "MedicationStatement":
@@ -692,6 +692,15 @@ class PLLService(ListHistory):
         """The record of a dry run (its own records went with its rolled-back transaction)."""
         with self.trail.refusals(), self.db.write() as conn:
             self.trail.admit(conn, access, Verb.READ, patient_id, "check", "List", list_id)
+
+
+def _list_op(change: ListChange, op: Op) -> None:
+    if op.kind == "confirm":
+        change.confirm(op.if_match)
+    elif op.kind == "pause":
+        change.pause(op.reason)
+    else:
+        change.resume(op.if_match)
 
 
 def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:

@@ -592,3 +592,15 @@ def provenance_rows(
         .offset(offset)
     ).all()
     return total, rows
+
+
+def all_entries(conn: Connection, list_id: str) -> list[Entry]:
+    """Every entry the list ever had (SFM's ``historyTimestamp`` reaches past the 90 days)."""
+    rows = conn.execute(select(entry).where(entry.c.list_id == list_id).order_by(entry.c.id))
+    return [_entry_from(r) for r in rows]
+
+
+def all_prescriptions(conn: Connection, list_id: str) -> dict[str, Prescription]:
+    """Every prescription of the list, with the older links of renewal chains."""
+    rows = conn.execute(select(prescription).where(prescription.c.list_id == list_id))
+    return {r.id: _rx_from(r) for r in rows}

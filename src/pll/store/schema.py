@@ -395,3 +395,60 @@ allergy_version = Table(
     Column("author", Text, nullable=False),
     Column("resource", Text, nullable=False),
 )
+
+#: The documents ``$getMedication`` gave out: a ``$sendMedication`` must relate to the
+#: client's latest one, less than four hours old, and account for what it showed.
+sfm_read = Table(
+    "sfm_read",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("client_id", String(200)),
+    Column("reader", Text, nullable=False),
+    Column("read_at", UTCDateTime, nullable=False),
+    Column("list_version", Integer, nullable=False),
+    #: {"entries": {id: version}, "heads": {id: version}} as the document showed them
+    Column("shown", Text, nullable=False),
+    Index("ix_sfm_read_patient", "patient_id", "client_id", "read_at"),
+)
+
+#: Dispensings (M10) as ``MedicationDispense``.
+dispense = Table(
+    "dispense",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("prescription_id", String(ID)),
+    Column("handed_over", String(40)),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("resource", Text, nullable=False),
+    Index("ix_dispense_patient", "patient_id"),
+)
+
+#: M25 messages PLL holds as SFM shows them (``sfm-PLL-info``): a list sent from another
+#: system (M25.1), a pharmacy's proposal (M25.2) or packing report (M25.3).
+pll_message = Table(
+    "pll_message",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("identifier", String(ID), nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    #: for M25.1: the list version it is the message of
+    Column("list_version", Integer),
+    Column("author", Text),
+    Column("detail", Text, nullable=False),
+    Index("ix_pll_message_patient", "patient_id", "kind", "sent_at"),
+)
+
+#: The patient's multidose parties (M27): the responsible doctor and the one pharmacy.
+multidose = Table(
+    "multidose",
+    metadata,
+    Column("patient_id", String(ID), ForeignKey("patient.id"), primary_key=True),
+    Column("doctor", Text),
+    Column("pharmacy", Text),
+    Column("registered_at", UTCDateTime, nullable=False),
+    Column("registered_by", Text, nullable=False),
+)

@@ -1,0 +1,859 @@
+"""PLL's list written as an SFM Basis ``$getMedication`` document.
+
+The shape follows the national test environment's response (``shared/reference/sfm-basis``)
+and the guide (https://simplifier.net/guide/SFMAPIBasis/Getmedicalinformation): a
+``document`` Bundle whose Composition has the sections ``sectionMedication``,
+``sectionPLLinfo``, ``sectionAllergies``, ``sectionDispense`` and
+``sectionOtherPrescriptions``; references between its resources are ``urn:uuid``.
+
+Each medicine is one SFM ``MedicationStatement`` carrying the entry (identifier ``PLL``) and
+the head of its prescription chain (identifier ``ReseptId``). Older links of a chain are
+``completed`` statements, ``partOf`` their successor, reachable from the head's ``basedOn``;
+only heads are listed in the section. Prescriptions in use that no entry names are shown as
+statements with only a ReseptId, as SFM shows prescriptions not yet on the PLL.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pll.domain.model import ENDED, RX_ACTIVE, Author, Entry, MedicationList, Prescription, Role
+from pll.fhir import systems
+from pll.fhir.medication import FEST, resource_id
+from pll.fhir.resources import instant
+from pll.fhir.sfm import codes as c
+from pll.fhir.sfm.reading import PLL_ID, RESEPT_ID, Party
+
+_USE_DISPLAY = {"1": "Fast", "2": "Kur", "3": "Ved behov"}
+_ROLE_DISPLAY = {"1": "Forskrevet av", "3": "Seponert av"}
+
+
+@dataclass
+class StoredMessage:
+    """An M25 message PLL holds (``sfm-PLL-info``)."""
+
+    kind: str
+    identifier: str
+    sent_at: datetime
+    author: Party | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Snapshot:
+    """Everything a ``$getMedication`` shows for one patient, read in one transaction."""
+
+    patient_id: str
+    patient: dict[str, Any]
+    lst: MedicationList | None
+    entries: list[Entry]
+    prescriptions: dict[str, Prescription]
+    #: (id, content, prescription id) of the patient's dispensings
+    dispenses: list[tuple[str, dict[str, Any], str | None]]
+    allergies: list[dict[str, Any]]
+    doctor: Party | None = None
+    pharmacy: Party | None = None
+    #: the list message (M25.1) PLL holds for the list's current version, if it came from
+    #: another system (an import); otherwise the list itself is the message
+    list_message: StoredMessage | None = None
+    messages: list[StoredMessage] = field(default_factory=list)
+
+
+@dataclass
+class Shown:
+    """What a document showed, so a later ``$sendMedication`` can be held to it."""
+
+    entries: dict[str, int]
+    heads: dict[str, int]
+    list_version: int
+
+
+def resept_id(rx: Prescription) -> str:
+    """The prescription's ReseptId: as the prescriber's system gave it, else PLL's id."""
+    for ident in rx.content.get("identifier") or []:
+        if str((ident.get("type") or {}).get("text", "")).lower() == RESEPT_ID.lower():
+            return str(ident["value"])
+    return rx.id
+
+
+def heads(prescriptions: dict[str, Prescription]) -> dict[str, Prescription]:
+    """Prescriptions no other prescription renews: the heads of their chains."""
+    renewed = {p.prior_id for p in prescriptions.values() if p.prior_id}
+    return {i: p for i, p in prescriptions.items() if i not in renewed}
+
+
+class _Builder:
+    def __init__(self, composition_id: str) -> None:
+        self.ns = uuid.UUID(composition_id)
+        self.entries: list[dict[str, Any]] = []
+        self.urns: dict[tuple[str, ...], str] = {}
+
+    def urn(self, *key: str) -> str:
+        return f"urn:uuid:{uuid.uuid5(self.ns, '/'.join(key))}"
+
+    def add(self, key: tuple[str, ...], resource: dict[str, Any]) -> str:
+        if key in self.urns:
+            return self.urns[key]
+        urn = self.urn(*key)
+        self.urns[key] = urn
+        resource.setdefault("id", urn.removeprefix("urn:uuid:"))
+        self.entries.append({"fullUrl": urn, "resource": resource})
+        return urn
+
+    # -- parties ---------------------------------------------------------------------------
+
+    def practitioner(self, party: Party) -> dict[str, Any] | None:
+        if not (party.hpr or party.name):
+            return None
+        resource: dict[str, Any] = {
+            "resourceType": "Practitioner",
+            "meta": c.profile("sfm-Practitioner"),
+        }
+        if party.hpr:
+            resource["identifier"] = [
+                {
+                    "use": "official",
+                    "type": {
+                        "coding": [
+                            {"system": "http://hl7.no/fhir/NamingSystem/HPR", "code": "HPR-nummer"}
+                        ]
+                    },
+                    "system": systems.HPR,
+                    "value": party.hpr,
+                }
+            ]
+        if party.name:
+            *given, family = party.name.split(" ") if " " in party.name else ("", party.name)
+            name: dict[str, Any] = {"use": "official", "family": family}
+            if any(given):
+                name["given"] = [g for g in given if g]
+            resource["name"] = [name]
+        urn = self.add(("Practitioner", party.hpr or party.name or ""), resource)
+        return {
+            "reference": urn,
+            "type": c.kind("sfm-Practitioner"),
+            "display": ", ".join(p for p in (party.name, party.hpr and f"HPR: {party.hpr}") if p),
+        }
+
+    def organization(self, party: Party) -> dict[str, Any] | None:
+        if not (party.her or party.org_name):
+            return None
+        resource: dict[str, Any] = {
+            "resourceType": "Organization",
+            "meta": c.profile("sfm-Organization"),
+        }
+        identifiers = []
+        if party.ako:
+            identifiers.append(
+                {
+                    "use": "official",
+                    "type": {"coding": [{"system": c.AKO, "code": "AKO"}]},
+                    "value": party.ako,
+                }
+            )
+        if party.her:
+            identifiers.append({"use": "official", "system": c.HER, "value": party.her})
+        if identifiers:
+            resource["identifier"] = identifiers
+        if party.org_name:
+            resource["name"] = party.org_name
+        if party.phone:
+            resource["telecom"] = [{"system": "phone", "value": party.phone}]
+        urn = self.add(("Organization", party.her or party.org_name or ""), resource)
+        ref: dict[str, Any] = {"reference": urn, "type": c.kind("sfm-Organization")}
+        display = ", ".join(p for p in (party.org_name, party.her and f"HER: {party.her}") if p)
+        if party.phone:
+            display += f", {party.phone}"
+        ref["display"] = display
+        return ref
+
+    def role(self, party: Party, text: str | None = None) -> dict[str, Any]:
+        resource: dict[str, Any] = {
+            "resourceType": "PractitionerRole",
+            "meta": c.profile("sfm-PractitionerRole"),
+        }
+        practitioner = self.practitioner(party)
+        if practitioner is not None:
+            resource["practitioner"] = practitioner
+        organization = self.organization(party)
+        if organization is not None:
+            resource["organization"] = organization
+        if party.role:
+            resource["code"] = [c.concept(c.PARTY_ROLE, party.role, c.PARTY_ROLES.get(party.role))]
+        elif text:
+            resource["code"] = [{"coding": [{"system": c.PARTY_ROLE}], "text": text}]
+        key = ("PractitionerRole", party.hpr or "", party.her or "", party.role or text or "")
+        urn = self.add(key, resource)
+        display = party.label()
+        if party.role:
+            display += f", {party.role}:{c.PARTY_ROLES.get(party.role, '')}"
+        return {"reference": urn, "type": c.kind("sfm-PractitionerRole"), "display": display}
+
+
+def _requester(rx: Prescription) -> Party:
+    requester = rx.content.get("requester") or {}
+    hpr = (requester.get("identifier") or {}).get("value")
+    if hpr or requester.get("display"):
+        return Party(name=requester.get("display"), hpr=hpr)
+    return Party.of(rx.changed_by)
+
+
+def _medication(b: _Builder, concept: dict[str, Any]) -> dict[str, Any]:
+    codings = concept.get("coding") or []
+    fest = next((x for x in codings if x.get("system") == FEST), None)
+    atc = next((x for x in codings if x.get("system") == systems.ATC), None)
+    name = concept.get("text") or (fest or {}).get("display") or (atc or {}).get("display")
+    resource: dict[str, Any] = {"resourceType": "Medication", "meta": c.profile("sfm-Medication")}
+    out_codings = []
+    if fest:
+        resource["id"] = resource_id(str(fest["code"]))
+        resource["identifier"] = [
+            {"use": "official", "type": {"text": "identifier"}, "value": fest["code"]}
+        ]
+        out_codings.append(
+            {k: v for k, v in {**fest, "display": fest.get("display") or name}.items() if v}
+        )
+    if atc:
+        out_codings.append({k: v for k, v in atc.items() if k in ("system", "code", "display")})
+    resource["code"] = {"coding": out_codings} if out_codings else {"text": name}
+    resource["status"] = "active"
+    key = ("Medication", (fest or {}).get("code") or (atc or {}).get("code") or name or "")
+    urn = b.add(key, resource)
+    return {"reference": urn, "type": c.kind("sfm-Medication"), "display": name}
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, dict):
+        return None
+    text = value.get("text") or next(
+        (x.get("display") for x in value.get("coding") or [] if x.get("display")), None
+    )
+    return str(text) if text else None
+
+
+def _dosage_text(dosages: list[dict[str, Any]] | None) -> str | None:
+    texts = [str(d["text"]) for d in dosages or [] if d.get("text")]
+    return "\n".join(texts) or None
+
+
+def _amendment(
+    rx: Prescription | None, entry: Entry | None, successor: str | None
+) -> dict[str, Any]:
+    """``sfm-reseptamendment``: as the prescriber's system sent it when PLL has that, with
+    what has happened since (a recall, a renewal) added; built from PLL's elements if not."""
+    if rx is not None:
+        stored = next(iter(c.ext(rx.content, c.AMENDMENT)), None)
+        amendment = copy.deepcopy(stored) if stored else _built_amendment(rx)
+        subs = amendment.setdefault("extension", [])
+        recall = _recall_info(rx, successor)
+        if recall is not None and not c.first(amendment, "recallinfo"):
+            subs.append(recall)
+        if rx.status in ("stopped", "completed") and not stored:
+            subs[:] = [s for s in subs if s.get("url") != "rfstatus"]
+            subs.append(
+                {
+                    "url": "rfstatus",
+                    "extension": [
+                        {
+                            "url": "status",
+                            "valueCodeableConcept": c.concept(c.RF_STATUS, "T", "Tilbakekalt"),
+                        }
+                    ],
+                }
+            )
+        return amendment
+    if entry is None:
+        return {"url": c.AMENDMENT, "extension": []}
+    subs = []
+    start = entry.content.get("effectiveDateTime") or (
+        entry.content.get("effectivePeriod") or {}
+    ).get("start")
+    if start:
+        subs.append({"url": "reseptdate", "valueDate": str(start)[:10]})
+    text = _dosage_text(entry.content.get("dosage"))
+    if text:
+        subs.append({"url": "dssn", "valueString": text})
+    subs += [
+        {"url": "reit", "valueString": "0"},
+        {"url": "itemgroup", "valueCodeableConcept": c.concept(c.ITEM_GROUP, "L", "Legemiddel")},
+        {"url": "lastchanged", "valueDateTime": instant(entry.last_changed)},
+        {"url": "typeresept", "valueCodeableConcept": c.concept(c.TYPE_RESEPT, "U", "Uten resept")},
+    ]
+    return {"url": c.AMENDMENT, "extension": subs}
+
+
+def _built_amendment(rx: Prescription) -> dict[str, Any]:
+    content = rx.content
+    dispense = content.get("dispenseRequest") or {}
+    subs: list[dict[str, Any]] = []
+    if content.get("authoredOn"):
+        subs.append({"url": "reseptdate", "valueDate": str(content["authoredOn"])[:10]})
+    end = (dispense.get("validityPeriod") or {}).get("end")
+    if end:
+        subs.append({"url": "expirationdate", "valueDate": str(end)[:10]})
+    text = _dosage_text(content.get("dosageInstruction"))
+    if text:
+        subs.append({"url": "dssn", "valueString": text})
+    if dispense.get("quantity"):
+        subs.append({"url": "amount", "valueQuantity": dispense["quantity"]})
+    subs.append({"url": "reit", "valueString": str(dispense.get("numberOfRepeatsAllowed", 0))})
+    subs.append(
+        {"url": "itemgroup", "valueCodeableConcept": c.concept(c.ITEM_GROUP, "L", "Legemiddel")}
+    )
+    if rx.status in ("active", "on-hold"):
+        subs.append(
+            {
+                "url": "rfstatus",
+                "extension": [
+                    {
+                        "url": "status",
+                        "valueCodeableConcept": c.concept(c.RF_STATUS, "E", "Ekspederbar"),
+                    }
+                ],
+            }
+        )
+    subs.append({"url": "lastchanged", "valueDateTime": instant(rx.last_changed)})
+    subs.append(
+        {"url": "typeresept", "valueCodeableConcept": c.concept(c.TYPE_RESEPT, "E", "Eresept")}
+    )
+    return {"url": c.AMENDMENT, "extension": subs}
+
+
+def _recall_info(rx: Prescription, successor: str | None) -> dict[str, Any] | None:
+    if successor is not None:
+        return {
+            "url": "recallinfo",
+            "extension": [
+                {"url": "recallId", "valueString": successor},
+                {
+                    "url": "recallcode",
+                    "valueCodeableConcept": c.concept(c.RECALL_CODE, c.RECALL_RENEW, "Fornying"),
+                },
+                {"url": "performed", "valueDateTime": instant(rx.last_changed)},
+            ],
+        }
+    if rx.status != "stopped":
+        return None
+    reason = rx.content.get("statusReason") or {}
+    code = c.code_of(reason, c.RECALL_CODE) or c.RECALL_DISCONTINUE
+    subs: list[dict[str, Any]] = [
+        {
+            "url": "recallcode",
+            "valueCodeableConcept": c.concept(c.RECALL_CODE, code, c.RECALLS.get(code)),
+        }
+    ]
+    text = _text(reason)
+    if text:
+        subs.append({"url": "text", "valueString": text})
+    subs.append({"url": "performed", "valueDateTime": instant(rx.last_changed)})
+    return {"url": "recallinfo", "extension": subs}
+
+
+def _reg_info(b: _Builder, party: Party, role: str, when: datetime) -> dict[str, Any]:
+    subs: list[dict[str, Any]] = [
+        {"url": "status", "valueCodeableConcept": c.concept(c.REG_STATUS, "3", "Godkjent")},
+        {
+            "url": "type",
+            "valueCodeableConcept": c.concept(c.PERFORMER_ROLES, role, _ROLE_DISPLAY[role]),
+        },
+    ]
+    provider = b.practitioner(party)
+    if provider is not None:
+        subs.append({"url": "provider", "valueReference": provider})
+    subs.append({"url": "timestamp", "valueDateTime": instant(when)})
+    return {"url": c.REG_INFO, "extension": subs}
+
+
+def _discontinuation(entry: Entry) -> dict[str, Any]:
+    subs: list[dict[str, Any]] = []
+    if entry.ended_at is not None:
+        subs.append({"url": "timedate", "valueDateTime": instant(entry.ended_at)})
+    for reason in entry.content.get("statusReason") or []:
+        if c.code_of(reason, c.DISCONTINUATION_REASON):
+            subs.append({"url": "reason", "valueCodeableConcept": reason})
+        elif _text(reason):
+            subs.append({"url": "note", "valueString": _text(reason)})
+    return {"url": c.DISCONTINUATION, "extension": subs}
+
+
+def _delivery_summary(
+    dispensed: list[tuple[str, dict[str, Any], str | None]],
+) -> dict[str, Any] | None:
+    """``sfm-deliverysummary``: the last dispensing of the prescription and how much in all."""
+    done = [d for _, d, _ in dispensed if d.get("whenHandedOver")]
+    if not done:
+        return None
+    done.sort(key=lambda d: str(d["whenHandedOver"]))
+    last = done[-1]
+    total = sum(float((d.get("quantity") or {}).get("value") or 0) for d in done)
+    med: dict[str, Any] = next(iter(last.get("contained") or []), {})
+    fest: dict[str, Any] = next(
+        (x for x in (med.get("code") or {}).get("coding") or [] if x.get("system") == FEST), {}
+    )
+    subs: list[dict[str, Any]] = []
+    for amount in c.ext(med.get("amount"), f"{c.SD}/sfm-amountText"):
+        quantity = c.sub_value(amount, "quantity")
+        if quantity:
+            subs.append({"url": "pakningsstr", "valueQuantity": quantity})
+    if fest.get("code"):
+        subs.append({"url": "varenummer", "valueString": fest["code"]})
+    if fest.get("display"):
+        subs.append({"url": "varenavn", "valueString": fest["display"]})
+    subs.append({"url": "antallpkntotalt", "valueDecimal": total})
+    subs.append(
+        {
+            "url": "antallpknsiste",
+            "valueDecimal": float((last.get("quantity") or {}).get("value") or 0),
+        }
+    )
+    handed = str(last["whenHandedOver"])
+    subs.append(
+        {
+            "url": "sistutlevert",
+            "valueDateTime": handed if "T" in handed else f"{handed}T00:00:00+00:00",
+        }
+    )
+    return {"url": c.DELIVERY_SUMMARY, "extension": subs}
+
+
+def _statement_dosage(content: dict[str, Any], fallback: str | None) -> list[dict[str, Any]]:
+    dosages = content.get("dosage") or content.get("dosageInstruction") or []
+    first = dict(dosages[0]) if dosages else {}
+    if not first.get("text"):
+        text = _dosage_text(dosages) or fallback
+        if text:
+            first["text"] = text
+    extensions = list(first.pop("extension", []) or [])
+    use = c.code_of(content.get("category"), systems.TREATMENT_TYPE)
+    if use:
+        extensions.append(
+            {
+                "url": c.USE,
+                "valueCodeableConcept": c.concept(
+                    systems.TREATMENT_TYPE, use, _USE_DISPLAY.get(use)
+                ),
+            }
+        )
+    area = _text(content.get("reasonCode"))
+    if area:
+        extensions.append(
+            {"url": c.APPLICATION_AREA, "extension": [{"url": "text", "valueString": area}]}
+        )
+    out: dict[str, Any] = {}
+    if extensions:
+        out["extension"] = extensions
+    out["sequence"] = 1
+    for key in ("text", "patientInstruction", "additionalInstruction"):
+        if first.get(key):
+            out[key] = first[key]
+    return [out] if len(out) > 1 else []
+
+
+def write_document(
+    snapshot: Snapshot,
+    composition_id: str,
+    reader: Author,
+    now: datetime,
+    *,
+    history_since: datetime | None = None,
+) -> tuple[dict[str, Any], Shown]:
+    """The ``$getMedication`` answer (``Parameters``) and what it showed.
+
+    ``history_since`` (SFM's ``historyTimestamp``) adds entries that ended since then, also
+    those that have left the list after 90 days."""
+    return _Writer(snapshot, composition_id, now).write(reader, history_since)
+
+
+class _Writer:
+    def __init__(self, snapshot: Snapshot, composition_id: str, now: datetime) -> None:
+        self.snapshot, self.composition_id, self.now = snapshot, composition_id, now
+        self.b = _Builder(composition_id)
+        self.composition: dict[str, Any] = {"resourceType": "Composition"}
+        self.b.add(("Composition",), self.composition)
+        patient = {
+            **{k: v for k, v in snapshot.patient.items() if k not in ("meta", "text")},
+            "meta": c.profile("sfm-Patient"),
+        }
+        self.patient_ref = {
+            "reference": self.b.add(("Patient",), patient),
+            "type": c.kind("sfm-Patient"),
+            "display": _person_name(snapshot.patient),
+        }
+        self.rxs = snapshot.prescriptions
+        self.successor_of = {p.prior_id: p for p in self.rxs.values() if p.prior_id}
+        #: prescription id -> the urn of the statement that shows it
+        self.statement_of_rx: dict[str, str] = {}
+        #: heads shown with their entry: prescription id -> entry id
+        self.entry_of_rx: dict[str, str] = {}
+
+    def write(self, reader: Author, history_since: datetime | None) -> tuple[dict[str, Any], Shown]:
+        shown = self._shown(history_since)
+        statements = [self._statement(entry, head) for entry, head in shown]
+        self._older_links(shown)
+        info = _pll_info(self.b, self.snapshot, self.patient_ref, self.statement_of_rx)
+        dispenses = [
+            _dispense(self.b, did, content, rx_id, self.statement_of_rx, self.patient_ref)
+            for did, content, rx_id in self.snapshot.dispenses
+        ]
+        self._composition(reader, statements, info, dispenses, self._allergies())
+        bundle_id = str(uuid.uuid5(self.b.ns, "Bundle"))
+        bundle = {
+            "resourceType": "Bundle",
+            "id": bundle_id,
+            "meta": {
+                "lastUpdated": instant(self.now),
+                "profile": [f"{c.SD}/sfm-MedicationBundle"],
+            },
+            "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{bundle_id}"},
+            "type": "document",
+            "timestamp": instant(self.now),
+            "entry": self.b.entries,
+        }
+        lst = self.snapshot.lst
+        return {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "medication", "resource": bundle}],
+        }, Shown(
+            {e.id: e.version for e, _ in shown if e is not None},
+            {h.id: h.version for _, h in shown if h is not None},
+            lst.version if lst is not None else 0,
+        )
+
+    def _shown(
+        self, history_since: datetime | None
+    ) -> list[tuple[Entry | None, Prescription | None]]:
+        """The section's statements: each entry shown with the head of its chain, then the
+        prescriptions in use that no entry shows."""
+        chain_heads = heads(self.rxs)
+        out: list[tuple[Entry | None, Prescription | None]] = []
+        for entry in self.snapshot.entries:
+            recent = history_since is not None and (entry.ended_at or self.now) >= history_since
+            if not (entry.visible_at(self.now) or (recent and entry.status in ENDED)):
+                continue
+            head = next((self.rxs[r] for r in entry.prescription_ids if r in chain_heads), None)
+            out.append((entry, head))
+            if head is not None:
+                self.entry_of_rx[head.id] = entry.id
+        for rx in chain_heads.values():
+            if rx.id not in self.entry_of_rx and rx.status in RX_ACTIVE:
+                out.append((None, rx))
+        return out
+
+    def _older_links(self, shown: list[tuple[Entry | None, Prescription | None]]) -> None:
+        """The older links of the shown chains, reachable through ``basedOn``."""
+        todo: list[str | None] = [h.prior_id for _, h in shown if h is not None]
+        seen: set[str] = set()
+        while todo:
+            prior = todo.pop()
+            if not prior or prior in seen or prior not in self.rxs:
+                continue
+            seen.add(prior)
+            self._statement(None, self.rxs[prior])
+            todo.append(self.rxs[prior].prior_id)
+
+    def _key(self, entry: Entry | None, rx: Prescription | None) -> tuple[str, str]:
+        if entry is not None:
+            return ("MedicationStatement", entry.id)
+        assert rx is not None  # noqa: S101 - a statement shows an entry, a prescription or both
+        if rx.id in self.entry_of_rx:
+            return ("MedicationStatement", self.entry_of_rx[rx.id])
+        return ("MedicationStatement", f"rx/{rx.id}")
+
+    def _statement(self, entry: Entry | None, rx: Prescription | None) -> dict[str, Any]:
+        b = self.b
+        content = entry.content if entry is not None else rx.content if rx else {}
+        key = self._key(entry, rx)
+        successor = self.successor_of.get(rx.id) if rx is not None else None
+        identifiers = []
+        if entry is not None:
+            identifiers.append({"use": "usual", "type": {"text": PLL_ID}, "value": entry.id})
+        if rx is not None:
+            identifiers.append(
+                {"use": "usual", "type": {"text": RESEPT_ID}, "value": resept_id(rx)}
+            )
+            self.statement_of_rx[rx.id] = b.urn(*key)
+        resource: dict[str, Any] = {
+            "resourceType": "MedicationStatement",
+            "id": key[1].removeprefix("rx/"),
+            "meta": c.profile("sfm-MedicationStatement"),
+            "extension": self._extensions(entry, rx, successor),
+            "identifier": identifiers,
+        }
+        link = c.kind("sfm-MedicationStatement")
+        if rx is not None and rx.prior_id and rx.prior_id in self.rxs:
+            prior = self.rxs[rx.prior_id]
+            resource["basedOn"] = [{"reference": b.urn(*self._key(None, prior)), "type": link}]
+        if successor is not None:
+            resource["partOf"] = [{"reference": b.urn(*self._key(None, successor)), "type": link}]
+        if entry is not None:
+            resource["status"] = entry.status
+        else:
+            resource["status"] = "active" if rx and rx.status in RX_ACTIVE else "completed"
+        resource["medicationReference"] = _medication(
+            b, content.get("medicationCodeableConcept") or {}
+        )
+        resource["subject"] = self.patient_ref
+        start = content.get("effectiveDateTime") or (content.get("effectivePeriod") or {}).get(
+            "start"
+        )
+        if entry is not None and start:
+            resource["effectiveDateTime"] = start
+        dssn = _dosage_text((rx.content if rx else {}).get("dosageInstruction"))
+        dosage = _statement_dosage(content, dssn)
+        if dosage:
+            resource["dosage"] = dosage
+        b.add(key, resource)
+        return {
+            "reference": b.urn(*key),
+            "type": link,
+            "display": resource["medicationReference"]["display"],
+        }
+
+    def _extensions(
+        self, entry: Entry | None, rx: Prescription | None, successor: Prescription | None
+    ) -> list[dict[str, Any]]:
+        b = self.b
+        out = [_amendment(rx, entry, resept_id(successor) if successor else None)]
+        if rx is not None:
+            out.append(_reg_info(b, _requester(rx), "1", rx.last_changed))
+        elif entry is not None:
+            out.append(_reg_info(b, Party.of(entry.changed_by), "1", entry.last_changed))
+        ended = entry is not None and entry.status in ENDED
+        if entry is not None and ended:
+            when = entry.ended_at or entry.last_changed
+            out.append(_reg_info(b, Party.of(entry.changed_by), "3", when))
+        allowed = ((rx.content if rx else {}).get("substitution") or {}).get("allowedBoolean")
+        if isinstance(allowed, bool):
+            out.append(
+                {
+                    "url": c.SUBSTITUTION,
+                    "extension": [{"url": "genericSubstitutionAccepted", "valueBoolean": allowed}],
+                }
+            )
+        if entry is not None:
+            if ended:
+                out.append(_discontinuation(entry))
+            out += copy.deepcopy(c.ext(entry.content, c.ADMINISTRATION))
+        if rx is not None:
+            summary = _delivery_summary([d for d in self.snapshot.dispenses if d[2] == rx.id])
+            if summary is not None:
+                out.append(summary)
+        return out
+
+    def _allergies(self) -> list[dict[str, Any]]:
+        refs = []
+        for allergy in self.snapshot.allergies:
+            resource = {
+                **{k: v for k, v in allergy.items() if k not in ("meta", "text")},
+                "patient": self.patient_ref,
+            }
+            urn = self.b.add(("AllergyIntolerance", str(allergy.get("id"))), resource)
+            refs.append({"reference": urn, "type": c.kind("sfm-AllergyIntolerance")})
+        return refs
+
+    def _composition(
+        self,
+        reader: Author,
+        statements: list[dict[str, Any]],
+        info: list[dict[str, Any]],
+        dispenses: list[dict[str, Any]],
+        allergies: list[dict[str, Any]],
+    ) -> None:
+        party = Party.of(reader)
+        authors = [r for r in (self.b.practitioner(party), self.b.organization(party)) if r]
+        self.composition.update(
+            {
+                "id": self.composition_id,
+                "meta": c.profile("sfm-MedicationComposition"),
+                "identifier": {"use": "official", "value": self.composition_id},
+                "status": "final",
+                "type": {
+                    "coding": [
+                        {"system": systems.LOINC, "code": "11503-0", "display": "Medical records"}
+                    ]
+                },
+                "subject": self.patient_ref,
+                "date": self.now.date().isoformat(),
+                "author": authors or [{"display": reader.label()}],
+                "title": "Medication summary",
+                "confidentiality": "N",
+                "section": [
+                    _section("sectionMedication", statements, "List of medications"),
+                    _section("sectionPLLinfo", info, "Info read from M25"),
+                    _section("sectionAllergies", allergies, ""),
+                    _section("sectionDispense", dispenses, "List of dispense messages"),
+                    _section("sectionOtherPrescriptions", [], ""),
+                ],
+            }
+        )
+
+
+def _person_name(patient: dict[str, Any]) -> str:
+    for name in patient.get("name") or []:
+        text = " ".join([*(name.get("given") or []), name.get("family") or ""]).strip()
+        if text:
+            return text
+    return "Pasient"
+
+
+def _section(code: str, refs: list[dict[str, Any]], text: str) -> dict[str, Any]:
+    title, display = c.SECTIONS[code]
+    section: dict[str, Any] = {
+        "title": title,
+        "code": c.concept(c.SECTION_TYPES, code, display),
+        "text": {
+            "status": "generated",
+            "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{text or title}</div>',
+        },
+    }
+    if refs:
+        section["entry"] = refs
+    else:
+        section["emptyReason"] = c.concept(c.LIST_EMPTY, "unavailable", "Unavailable")
+    return section
+
+
+def _pll_info(
+    b: _Builder,
+    snapshot: Snapshot,
+    patient_ref: dict[str, Any],
+    statement_of_rx: dict[str, str],
+) -> list[dict[str, Any]]:
+    lst = snapshot.lst
+    parties = [p for p in (snapshot.doctor, snapshot.pharmacy) if p is not None]
+    messages: list[StoredMessage] = []
+    if snapshot.list_message is not None:
+        messages.append(snapshot.list_message)
+    elif lst is not None:
+        messages.append(
+            StoredMessage(
+                "M25.1",
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"pll:{lst.id}/{lst.version}")),
+                lst.updated,
+                Party.of(lst.baton) if lst.baton.role is not Role.SYSTEM else None,
+            )
+        )
+    messages += [m for m in snapshot.messages if m.kind != "M25.1"]
+    refs = []
+    for message in messages:
+        subs: list[dict[str, Any]] = []
+        if "substitute" in message.detail:
+            subs.append({"url": "substitute", "valueBoolean": bool(message.detail["substitute"])})
+        subs.append({"url": "PLLdate", "valueDateTime": instant(message.sent_at)})
+        for party in parties:
+            subs.append({"url": "relatedparties", "valueReference": b.role(party)})
+        for d in message.detail.get("deliveries") or []:
+            lines = _delivery_lines(b, d, statement_of_rx)
+            subs.append({"url": "deliveryinformation", "extension": lines})
+        resource: dict[str, Any] = {
+            "resourceType": "Basic",
+            "meta": c.profile("sfm-PLL-info"),
+            "extension": [{"url": c.PLL_INFORMATION, "extension": subs}],
+            "identifier": [{"use": "usual", "value": message.identifier}],
+            "code": c.concept(c.MESSAGE_TYPE, message.kind, c.MESSAGES.get(message.kind)),
+        }
+        if message.kind == "M25.1":
+            resource["subject"] = patient_ref
+        if message.author is not None:
+            resource["author"] = b.role(message.author, "PLL author")
+        urn = b.add(("Basic", message.kind, message.identifier), resource)
+        refs.append({"reference": urn, "type": c.kind("sfm-PLL-info"), "display": message.kind})
+    return refs
+
+
+def _delivery_lines(
+    b: _Builder, d: dict[str, Any], statement_of_rx: dict[str, str]
+) -> list[dict[str, Any]]:
+    """One ``deliveryinformation`` of a packing report (M25.3)."""
+    lines: list[dict[str, Any]] = []
+    if d.get("prescription") in statement_of_rx:
+        lines.append(
+            {
+                "url": "prescriptionId",
+                "valueReference": {
+                    "reference": statement_of_rx[d["prescription"]],
+                    "type": c.kind("sfm-MedicationStatement"),
+                },
+            }
+        )
+    for key, url in (("first_dose", "datefirstdose"), ("last_dose", "datelastdose")):
+        if d.get(key):
+            lines.append({"url": url, "valueDateTime": d[key]})
+    if d.get("dispense"):
+        lines.append(
+            {
+                "url": "deliverydoc",
+                "valueReference": {
+                    "reference": b.urn("MedicationDispense", d["dispense"]),
+                    "type": c.kind("sfm-MedicationDispense"),
+                },
+            }
+        )
+    if d.get("ref_m10"):
+        lines.append({"url": "refM10", "valueString": d["ref_m10"]})
+    return lines
+
+
+def _dispense(
+    b: _Builder,
+    dispense_id: str,
+    content: dict[str, Any],
+    rx_id: str | None,
+    statement_of_rx: dict[str, str],
+    patient_ref: dict[str, Any],
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationDispense",
+        "id": dispense_id,
+        "meta": c.profile("sfm-MedicationDispense"),
+    }
+    for key, item in content.items():
+        if key in (
+            "contained",
+            "subject",
+            "performer",
+            "authorizingPrescription",
+            "medicationReference",
+        ):
+            continue
+        resource[key] = copy.deepcopy(item)
+    contained = next(iter(content.get("contained") or []), None)
+    if contained is not None:
+        med = {k: v for k, v in contained.items() if k != "id"}
+        med["meta"] = c.profile("sfm-Medication")
+        fest = c.code_of(med.get("code"), FEST) or dispense_id
+        med["id"] = resource_id(fest)
+        urn = b.add(("Medication", fest), med)
+        resource["medicationReference"] = {
+            "reference": urn,
+            "type": c.kind("sfm-Medication"),
+            "display": (content.get("medicationReference") or {}).get("display"),
+        }
+    elif content.get("medicationCodeableConcept"):
+        resource["medicationReference"] = _medication(b, content["medicationCodeableConcept"])
+    resource["subject"] = patient_ref
+    performers = []
+    for performer in content.get("performer") or []:
+        actor = performer.get("actor") or {}
+        her = (actor.get("identifier") or {}).get("value")
+        ref = b.organization(Party(org_name=actor.get("display"), her=her))
+        if ref is not None:
+            performers.append({"actor": ref})
+    if performers:
+        resource["performer"] = performers
+    if rx_id and rx_id in statement_of_rx:
+        resource["authorizingPrescription"] = [
+            {"reference": statement_of_rx[rx_id], "type": c.kind("sfm-MedicationStatement")}
+        ]
+    urn = b.add(("MedicationDispense", dispense_id), resource)
+    return {
+        "reference": urn,
+        "type": c.kind("sfm-MedicationDispense"),
+        "display": "sfm-MedicationDispense",
+    }
