@@ -322,5 +322,39 @@ def proxy_remove(holder: str, patient: str) -> None:
     click.echo("proxy removed" if removed else "no such proxy")
 
 
+@main.group("import")
+def import_() -> None:
+    """Bring in lists kept by other systems."""
+
+
+@import_.command("sfm")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_sfm(file: Path) -> None:
+    """Import an SFM Basis $getMedication response as a patient's new PLL."""
+    from pll.fhir.sfm.reading import parse_lenient
+    from pll.services.lists import PLLService
+    from pll.services.sfm import SfmService
+
+    settings = Settings.from_env()
+    database = _database(settings)
+    database.upgrade()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{file} is not UTF-8 text ({exc.reason}).") from None
+    try:
+        data, warnings = parse_lenient(text)
+        for warning in warnings:
+            click.echo(f"warning: {file.name}: {warning}", err=True)
+        done = SfmService(PLLService(database, settings.audit_key())).import_document(data)
+    except DomainError as exc:
+        raise click.ClickException(f"nothing was imported: {exc}") from None
+    click.echo(
+        f"Patient/{done.patient_id}: List/{done.list_id} with {done.entries} entries, "
+        f"{done.prescriptions} prescriptions, {done.dispenses} dispensing(s), "
+        f"{done.messages} M25 message(s), {done.allergies} reaction(s)."
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -25,6 +25,7 @@ from pll.services.allergies import Allergies
 from pll.services.base import Stored
 from pll.services.catalogue import Catalogue
 from pll.services.lists import ChangeResult, Op, Written
+from pll.services.sfm import SfmService
 from pll.services.transaction import parse_if_match
 
 LIST_RESOURCES = ("MedicationStatement", "MedicationRequest")
@@ -325,6 +326,25 @@ def transaction_post(ctx: Ctx) -> Response:
     return fhir_response(transaction.run(ctx.service, ctx.access, ctx.json(), ctx.reason()))
 
 
+# -- SFM Basis ---------------------------------------------------------------------------------
+
+
+def get_medication(ctx: Ctx) -> Response:
+    """``POST Patient/$getMedication``: the list as an SFM Basis document."""
+    return fhir_response(SfmService(ctx.service).get_medication(ctx.access, ctx.json()))
+
+
+def send_medication(ctx: Ctx) -> Response:
+    """``POST Patient/$sendMedication``: the doctor's complete list, as SFM Basis sends it."""
+    answer, result = SfmService(ctx.service).send_medication(ctx.access, ctx.json(), ctx.reason())
+    headers = {}
+    if result is not None:
+        headers["X-PLL-Findings"] = str(len(result.findings))
+        if result.list_version is not None:
+            headers["X-PLL-List-Version"] = str(result.list_version)
+    return fhir_response(answer, headers=headers)
+
+
 # -- the patient's blocks and access log -----------------------------------------------------
 
 
@@ -486,6 +506,17 @@ def _routes() -> list[FhirRoute]:
         FhirRoute("/fhir/Patient", "POST", patient_create, "Patient", "create"),
         FhirRoute("/fhir/Patient", "GET", patient_search, "Patient", "search-type"),
         FhirRoute("/fhir/Patient/{id}", "GET", patient_read, "Patient", "read"),
+        FhirRoute(
+            "/fhir/Patient/$getMedication", "POST", get_medication, "Patient", None, "getMedication"
+        ),
+        FhirRoute(
+            "/fhir/Patient/$sendMedication",
+            "POST",
+            send_medication,
+            "Patient",
+            None,
+            "sendMedication",
+        ),
         FhirRoute("/fhir/List", "POST", list_create, "List", "create"),
         FhirRoute("/fhir/List/{id}/_history", "GET", list_history, "List", "history-instance"),
         FhirRoute("/fhir/List/{id}/_history/{vid}", "GET", list_vread, "List", "vread"),
@@ -598,6 +629,18 @@ OPERATIONS = {
     "pause": "POST List/{id}/$pause with a reason: pause the whole PLL",
     "resume": "POST List/{id}/$resume with If-Match: resume the PLL with a confirmed list",
     "check": "GET List/{id}/$check: decision support on the whole list as it is",
+    "getMedication": (
+        "POST Patient/$getMedication (SFM Basis): Parameters patient (a Patient with a "
+        "fødselsnummer or D-nummer), historyTimestamp, SamtykkeKjernejournal (the access "
+        "basis); returns the list as an SFM document Bundle in the parameter 'medication'"
+    ),
+    "sendMedication": (
+        "POST Patient/$sendMedication (SFM Basis): Parameters 'medication' with the doctor's "
+        "complete list as a document Bundle whose Composition.relatesTo names the client's "
+        "latest $getMedication (under 4 hours old); every statement and head of chain of that "
+        "read must be in it. Returns recallCount, prescriptionCount, "
+        "prescriptionOperationResult and PllResult"
+    ),
     "check-change": (
         "POST List/$check with a transaction Bundle: decision support on that change, "
         "without writing it"
@@ -620,7 +663,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
             entry["operation"].append(
                 {
                     "name": route.operation,
-                    "definition": f"{PLL_BASE}/OperationDefinition/List-{route.operation}",
+                    "definition": f"{PLL_BASE}/OperationDefinition/{route.rtype}-{route.operation}",
                     "documentation": OPERATIONS[route.operation],
                 }
             )

@@ -34,7 +34,7 @@ from pll.domain.errors import (
     VersionConflict,
 )
 from pll.domain.identifiers import parse_person_identifier
-from pll.domain.model import ENDED, IN_USE, Entry, Prescription, Role
+from pll.domain.model import ENDED, IN_USE, RX_ACTIVE, Entry, Prescription, Role
 from pll.fhir import systems
 from pll.fhir.sfm import codes as c
 from pll.fhir.sfm.document import Shown, Snapshot, StoredMessage, resept_id, write_document
@@ -673,7 +673,9 @@ class _Plan:
                         "which is not a prescription of this list.",
                         f"{item.where}.extension",
                     )
-                prescriptions.append(self._recall(item, item.recall, target))
+                if self.rxs[target].status in RX_ACTIVE:
+                    prescriptions.append(self._recall(item, item.recall, target))
+                # an already recalled one: SFM ignores recallinfo on unchanged statements
             elif item.resept_id and self._rx(item.resept_id) is None:
                 raise InvalidInput(
                     f"ReseptId {item.resept_id!r} is not a prescription of this list; a new "

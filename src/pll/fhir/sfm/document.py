@@ -133,11 +133,12 @@ class _Builder:
                 name["given"] = [g for g in given if g]
             resource["name"] = [name]
         urn = self.add(("Practitioner", party.hpr or party.name or ""), resource)
-        return {
-            "reference": urn,
-            "type": c.kind("sfm-Practitioner"),
-            "display": ", ".join(p for p in (party.name, party.hpr and f"HPR: {party.hpr}") if p),
-        }
+        ref: dict[str, Any] = {"reference": urn, "type": c.kind("sfm-Practitioner")}
+        if party.hpr:
+            # SFM repeats the identifier in the reference, for readers that do not resolve it
+            ref["identifier"] = resource["identifier"][0]
+        ref["display"] = ", ".join(p for p in (party.name, party.hpr and f"HPR: {party.hpr}") if p)
+        return ref
 
     def organization(self, party: Party) -> dict[str, Any] | None:
         if not (party.her or party.org_name):
@@ -165,6 +166,8 @@ class _Builder:
             resource["telecom"] = [{"system": "phone", "value": party.phone}]
         urn = self.add(("Organization", party.her or party.org_name or ""), resource)
         ref: dict[str, Any] = {"reference": urn, "type": c.kind("sfm-Organization")}
+        if party.her:
+            ref["identifier"] = {"use": "official", "system": c.HER, "value": party.her}
         display = ", ".join(p for p in (party.org_name, party.her and f"HER: {party.her}") if p)
         if party.phone:
             display += f", {party.phone}"
@@ -430,7 +433,11 @@ def _statement_dosage(content: dict[str, Any], fallback: str | None) -> list[dic
         if text:
             first["text"] = text
     extensions = list(first.pop("extension", []) or [])
-    use = c.code_of(content.get("category"), systems.TREATMENT_TYPE)
+    category = content.get("category")
+    # MedicationStatement.category is one concept; MedicationRequest.category a list
+    use = c.code_of(
+        category[0] if isinstance(category, list) and category else category, systems.TREATMENT_TYPE
+    )
     if use:
         extensions.append(
             {
@@ -603,7 +610,8 @@ class _Writer:
             "start"
         )
         if entry is not None and start:
-            resource["effectiveDateTime"] = start
+            # as SFM writes it: a plain-named extension with the date
+            resource["extension"].insert(1, {"url": "effectiveDateTime", "valueDate": start[:10]})
         dssn = _dosage_text((rx.content if rx else {}).get("dosageInstruction"))
         dosage = _statement_dosage(content, dssn)
         if dosage:
@@ -640,6 +648,8 @@ class _Writer:
             if ended:
                 out.append(_discontinuation(entry))
             out += copy.deepcopy(c.ext(entry.content, c.ADMINISTRATION))
+            if rx is None:
+                out += copy.deepcopy(c.ext(entry.content, c.SUBSTITUTION))
         if rx is not None:
             summary = _delivery_summary([d for d in self.snapshot.dispenses if d[2] == rx.id])
             if summary is not None:
@@ -745,7 +755,8 @@ def _pll_info(
         subs: list[dict[str, Any]] = []
         if "substitute" in message.detail:
             subs.append({"url": "substitute", "valueBoolean": bool(message.detail["substitute"])})
-        subs.append({"url": "PLLdate", "valueDateTime": instant(message.sent_at)})
+        # to the microsecond, as the sender gave it
+        subs.append({"url": "PLLdate", "valueDateTime": message.sent_at.isoformat()})
         for party in parties:
             subs.append({"url": "relatedparties", "valueReference": b.role(party)})
         for d in message.detail.get("deliveries") or []:

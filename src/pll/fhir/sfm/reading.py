@@ -448,25 +448,38 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item: 
             entry["statusReason"] = reasons
     if use:
         entry["category"] = {"coding": [{"system": systems.TREATMENT_TYPE, "code": use}]}
-    if st.get("effectiveDateTime"):
-        entry["effectiveDateTime"] = st["effectiveDateTime"]
+    # SFM writes the start of the treatment as a plain-named extension (the test
+    # environment's response), some systems as the element
+    start = st.get("effectiveDateTime") or next(
+        (c.value(e) for e in c.ext(st, "effectiveDateTime")), None
+    )
+    if start:
+        entry["effectiveDateTime"] = start
     if area:
         entry["reasonCode"] = [{"text": str(area)}]
     if dosage:
         entry["dosage"] = dosage
-    administration = c.ext(st, c.ADMINISTRATION)
-    if administration:
-        entry["extension"] = copy.deepcopy(administration)
+    resept_id = _identifier(st, RESEPT_ID)
+    # multidose packing, and for a medicine without prescription its substitution
+    kept = c.ext(st, c.ADMINISTRATION) + (c.ext(st, c.SUBSTITUTION) if not resept_id else [])
+    if kept:
+        entry["extension"] = copy.deepcopy(kept)
     prescriber = None
     for reg in c.ext(st, c.REG_INFO):
         if c.code_of(c.sub_value(reg, "type"), c.PERFORMER_ROLES) == "1":
             found = index.get(c.sub_value(reg, "provider"), "Practitioner")
             prescriber = _practitioner(found[1]) if found else _display_party(reg)
-    resept_id = _identifier(st, RESEPT_ID)
     recall = _recall(amendment)
     prescription = None
     if resept_id is not None:
         prescription = _prescription(st, amendment, medication, recall, prescriber, resept_id)
+        # a prescription shown without an entry carries the statement's use and area
+        if use:
+            prescription["category"] = [
+                {"coding": [{"system": systems.TREATMENT_TYPE, "code": use}]}
+            ]
+        if area:
+            prescription["reasonCode"] = [{"text": str(area)}]
     elif amendment is not None and c.code_of(c.sub_value(amendment, "typeresept")) not in (
         None,
         "U",

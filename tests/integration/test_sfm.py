@@ -1,0 +1,791 @@
+"""SFM Basis compatibility: the reference response imports, reads back the same, and a
+``$sendMedication`` is held to the SFM rules — over real HTTP, on both databases.
+
+The reference is the ``$getMedication`` response of the national test environment in
+``shared/reference/sfm-basis``. The facts compared are read from the raw JSON here, not with
+PLL's own reader, so a fault in the reader cannot hide itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from pll.fhir.sfm.reading import parse_lenient
+from pll.fhir.validate import validate
+from pll.services.sfm import SfmService
+from pll.store.schema import outbox, pll_version
+from tests.conftest import LiveServer, snapshot
+
+REFERENCE = (
+    Path(__file__).resolve().parents[3]
+    / "shared/reference/sfm-basis/getMedication-response-e-multidose.json"
+)
+SD = "http://ehelse.no/fhir/StructureDefinition"
+FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
+REFERENCE_FNR = "25039296929"
+#: the moment the reference response was made: stopped entries are within their 90 days
+READ_AT = datetime(2024, 1, 25, 11, 32, 47, tzinfo=UTC)
+
+
+def reference() -> dict[str, Any]:
+    data, warnings = parse_lenient(REFERENCE.read_text(encoding="utf-8"))
+    assert warnings
+    assert "line 4893" in warnings[0]
+    return dict(data)
+
+
+def at_reference_time(server: LiveServer, clock: Any) -> None:
+    clock.offset = READ_AT + timedelta(minutes=5) - datetime.now(UTC)
+
+
+def imported(server: LiveServer, data: dict[str, Any] | None = None) -> Any:
+    return SfmService(server.service).import_document(data or reference())
+
+
+def get_medication(client: httpx.Client, fnr: str = REFERENCE_FNR, **extra: Any) -> httpx.Response:
+    params: list[dict[str, Any]] = [
+        {
+            "name": "patient",
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [{"system": FNR_SYSTEM, "value": fnr}],
+            },
+        }
+    ]
+    params += [{"name": k, **v} for k, v in extra.items()]
+    return client.post(
+        "/fhir/Patient/$getMedication", json={"resourceType": "Parameters", "parameter": params}
+    )
+
+
+# -- reading an SFM document as plain JSON --------------------------------------------------
+
+
+def bundle_of(parameters: dict[str, Any]) -> dict[str, Any]:
+    return next(p["resource"] for p in parameters["parameter"] if p["name"] == "medication")
+
+
+def resources(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+
+
+def section(bundle: dict[str, Any], code: str) -> list[dict[str, Any]]:
+    comp = bundle["entry"][0]["resource"]
+    by_url = resources(bundle)
+    for s in comp["section"]:
+        if s["code"]["coding"][0]["code"] == code:
+            return [by_url[r["reference"]] for r in s.get("entry", [])]
+    raise AssertionError(f"no {code}")
+
+
+def ext(resource: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    return [e for e in resource.get("extension", []) if e["url"] == url]
+
+
+def sub(extension: dict[str, Any] | None, url: str) -> Any:
+    for e in (extension or {}).get("extension", []):
+        if e["url"] == url:
+            return next((v for k, v in e.items() if k.startswith("value")), e)
+    return None
+
+
+def ident(resource: dict[str, Any], kind: str) -> str | None:
+    return next(
+        (
+            i["value"]
+            for i in resource.get("identifier", [])
+            if i.get("type", {}).get("text") == kind
+        ),
+        None,
+    )
+
+
+def code(concept: Any) -> str | None:
+    return concept["coding"][0].get("code") if concept else None
+
+
+def moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def statement_facts(bundle: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
+    """Everything PLL models of one SFM statement, as comparable values."""
+    by_url = resources(bundle)
+    med = by_url[st["medicationReference"]["reference"]]
+    amendment = next(iter(ext(st, f"{SD}/sfm-reseptamendment")), None)
+    discontinuation = next(iter(ext(st, f"{SD}/sfm-discontinuation")), None)
+    dosage = st.get("dosage", [{}])[0]
+    use = next((e for e in dosage.get("extension", []) if e["url"] == f"{SD}/sfm-use"), None)
+    area = next(
+        (e for e in dosage.get("extension", []) if e["url"] == f"{SD}/sfm-application-area"), None
+    )
+    reg = [
+        (code(sub(r, "type")), by_url[sub(r, "provider")["reference"]]["identifier"][0]["value"])
+        for r in ext(st, f"{SD}/sfm-regInfo")
+    ]
+    summary = next(iter(ext(st, f"{SD}/sfm-deliverysummary")), None)
+    return {
+        "status": st["status"],
+        "pll": ident(st, "PLL"),
+        "resept": ident(st, "ReseptId"),
+        "codes": sorted((c["system"], c["code"]) for c in med["code"]["coding"]),
+        "name": st["medicationReference"]["display"],
+        "dosage": dosage.get("text"),
+        "patientInstruction": dosage.get("patientInstruction"),
+        "additionalInstruction": dosage.get("additionalInstruction"),
+        "use": code(use["valueCodeableConcept"]) if use else None,
+        "area": sub(area, "text"),
+        "effective": st.get("effectiveDateTime")
+        or next((e["valueDate"] for e in ext(st, "effectiveDateTime")), None),
+        "reseptdate": sub(amendment, "reseptdate"),
+        "expirationdate": sub(amendment, "expirationdate"),
+        "dssn": sub(amendment, "dssn"),
+        "reit": sub(amendment, "reit"),
+        "amount": sub(amendment, "amount"),
+        "typeresept": code(sub(amendment, "typeresept")),
+        "itemgroup": code(sub(amendment, "itemgroup")),
+        "rfstatus": code(sub(sub(amendment, "rfstatus"), "status")),
+        "recall": code(sub(sub(amendment, "recallinfo"), "recallcode")),
+        "ended": moment(sub(discontinuation, "timedate")),
+        "ended_reason": code(sub(discontinuation, "reason")),
+        "substitution": sub(
+            next(iter(ext(st, f"{SD}/sfm-generic-substitution")), None),
+            "genericSubstitutionAccepted",
+        ),
+        "multidose": sub(next(iter(ext(st, f"{SD}/sfm-administration")), None), "mddispensed"),
+        "prescriber": sorted(r for r in reg if r[0] == "1"),
+        "delivery": {
+            e["url"]: next(v for k, v in e.items() if k.startswith("value"))
+            for e in (summary or {}).get("extension", [])
+        },
+    }
+
+
+def role_facts(bundle: dict[str, Any], ref: dict[str, Any]) -> tuple[Any, ...]:
+    by_url = resources(bundle)
+    role = by_url[ref["reference"]]
+    hpr = role.get("practitioner", {}).get("identifier", {}).get("value")
+    org = by_url[role["organization"]["reference"]] if "organization" in role else {}
+    her = next(
+        (
+            i["value"]
+            for i in org.get("identifier", [])
+            if i.get("system") == "urn:oid:2.16.578.1.12.4.1.2"
+        ),
+        None,
+    )
+    return (
+        code(role.get("code", [None])[0]) if role.get("code") else None,
+        hpr,
+        her,
+        org.get("name"),
+    )
+
+
+def info_facts(bundle: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for basic in section(bundle, "sectionPLLinfo"):
+        info = ext(basic, f"{SD}/sfm-pllInformation")[0]
+        parties = sorted(
+            role_facts(bundle, e["valueReference"])
+            for e in info["extension"]
+            if e["url"] == "relatedparties"
+        )
+        deliveries = [
+            (
+                ident(resources(bundle)[sub(d, "prescriptionId")["reference"]], "ReseptId"),
+                moment(sub(d, "datefirstdose")),
+                moment(sub(d, "datelastdose")),
+                resources(bundle)[sub(d, "deliverydoc")["reference"]]["identifier"][0]["value"],
+                sub(d, "refM10"),
+            )
+            for d in info["extension"]
+            if d["url"] == "deliveryinformation"
+        ]
+        out[code(basic["code"])] = {
+            "identifier": basic["identifier"][0]["value"],
+            "date": moment(sub(info, "PLLdate")),
+            "author": role_facts(bundle, basic["author"])[1:],
+            "parties": parties,
+            "deliveries": deliveries,
+        }
+    return out
+
+
+def dispense_facts(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    by_url = resources(bundle)
+    out = []
+    for md in section(bundle, "sectionDispense"):
+        med = by_url[md["medicationReference"]["reference"]]
+        performer = by_url[md["performer"][0]["actor"]["reference"]]
+        out.append(
+            {
+                "id": md["identifier"][0]["value"],
+                "status": md["status"],
+                "codes": sorted((c["system"], c["code"]) for c in med["code"]["coding"]),
+                "quantity": md["quantity"],
+                "handed": md["whenHandedOver"],
+                "performer": performer["identifier"][0]["value"],
+                "prescription": ident(
+                    by_url[md["authorizingPrescription"][0]["reference"]], "ReseptId"
+                ),
+                "info": ext(md, f"{SD}/sfm-dispenseinfo"),
+                "intervention": ext(md, f"{SD}/sfm-Intervention"),
+                "dosage": md.get("dosageInstruction"),
+                "substitution": md.get("substitution"),
+            }
+        )
+    return out
+
+
+def by_key(bundle: dict[str, Any]) -> dict[tuple[Any, Any], dict[str, Any]]:
+    out = {}
+    for st in section(bundle, "sectionMedication"):
+        facts = statement_facts(bundle, st)
+        out[(facts["pll"], facts["resept"])] = facts
+    return out
+
+
+# -- import and round trip ----------------------------------------------------------------
+
+
+def test_reference_imports_and_reads_back_field_by_field(server: LiveServer, clock: Any) -> None:
+    at_reference_time(server, clock)
+    done = imported(server)
+    assert (done.entries, done.prescriptions, done.dispenses, done.messages) == (9, 9, 1, 3)
+
+    with server.client("gp") as gp:
+        # Atorvastatin ended 2023-10-24, 93 days before the reference was read: it has left
+        # the list (rule 3); SFM showed it as history, which historyTimestamp asks for.
+        plain = by_key(bundle_of(get_medication(gp).json()))
+        since = {"valueDateTime": "2023-01-01T00:00:00+01:00"}
+        r = get_medication(gp, historyTimestamp=since)
+    assert r.status_code == 200, r.text
+    assert {f["name"] for f in plain.values()} == {
+        f["name"] for f in by_key(bundle_of(r.json())).values()
+    } - {"Atorvastatin tab 40 mg"}
+    out = r.json()
+    validate(out, "Parameters")  # the whole answer is valid FHIR (R4B models)
+    ours, theirs = bundle_of(out), bundle_of(reference())
+    validate(ours, "Bundle")
+    assert ours["type"] == "document"
+    assert [s["code"]["coding"][0]["code"] for s in ours["entry"][0]["resource"]["section"]] == [
+        "sectionMedication",
+        "sectionPLLinfo",
+        "sectionAllergies",
+        "sectionDispense",
+        "sectionOtherPrescriptions",
+    ]
+
+    mine, ref = by_key(ours), by_key(theirs)
+    assert set(mine) == set(ref)
+    for key, facts in ref.items():
+        assert mine[key] == facts, key
+    assert info_facts(ours) == info_facts(theirs)
+    assert dispense_facts(ours) == dispense_facts(theirs)
+
+
+def test_stopped_entries_keep_their_real_end(server: LiveServer, clock: Any) -> None:
+    """An entry that ended in 2023 counts its 90 days from then (rule 3), not from the
+    import: read a year later, the stopped entries have left the list."""
+    at_reference_time(server, clock)
+    imported(server)
+    clock.advance(days=365)
+    with server.client("gp") as gp:
+        shown = by_key(bundle_of(get_medication(gp).json()))
+        assert {f["status"] for f in shown.values()} == {"active"}
+        assert len(shown) == 5
+        # historyTimestamp reaches back for what ended since then (SFM's KJ history)
+        since = {"valueDateTime": "2023-11-02T00:00:00+01:00"}
+        again = by_key(bundle_of(get_medication(gp, historyTimestamp=since).json()))
+    stopped = sorted(f["name"] for f in again.values() if f["status"] == "stopped")
+    assert stopped == [
+        "Liotyronin tab 20 mikrog",
+        "Nilotinib kaps 200 mg",
+        "Rivaroksaban tab 10 mg",
+    ]
+
+
+def test_import_is_written_under_the_sending_doctor_and_logged(
+    server: LiveServer, clock: Any
+) -> None:
+    at_reference_time(server, clock)
+    done = imported(server)
+    with server.client("gp") as gp:
+        lst = gp.get(f"/fhir/List/{done.list_id}").json()
+        prov = gp.get("/fhir/Provenance", params={"target": f"List/{done.list_id}"}).json()
+    assert lst["source"]["identifier"]["value"] == "431001110"  # the M25.1 author holds the baton
+    provenance = prov["entry"][0]["resource"]
+    assert provenance["activity"]["text"] == "create-list+import"
+    assert "SFM Basis" in provenance["reason"][0]["text"]
+    with server.db.read() as conn:
+        events = conn.execute(sa.select(outbox.c.kind)).scalars().all()
+    assert events == ["list-changed"]
+
+
+def test_import_refuses_a_patient_who_has_a_list_and_changes_nothing(
+    server: LiveServer, clock: Any
+) -> None:
+    at_reference_time(server, clock)
+    imported(server)
+    before = snapshot(server.db)
+    with pytest.raises(Exception, match="already"):
+        imported(server)
+    assert snapshot(server.db) == before
+
+
+def test_import_brings_in_reactions(server: LiveServer, clock: Any) -> None:
+    data = reference()
+    bundle = bundle_of(data)
+    patient_urn = bundle["entry"][0]["resource"]["subject"]["reference"]
+    bundle["entry"].append(
+        {
+            "fullUrl": "urn:uuid:0b7c43a4-5f0e-4d8e-9d7e-3a1a2b3c4d5e",
+            "resource": {
+                "resourceType": "AllergyIntolerance",
+                "clinicalStatus": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                            "code": "active",
+                        }
+                    ]
+                },
+                "code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "J01CA04"}]},
+                "patient": {"reference": patient_urn},
+            },
+        }
+    )
+    allergies = next(
+        s for s in bundle["entry"][0]["resource"]["section"] if s["title"] == "Allergies"
+    )
+    allergies.pop("emptyReason")
+    allergies["entry"] = [{"reference": "urn:uuid:0b7c43a4-5f0e-4d8e-9d7e-3a1a2b3c4d5e"}]
+    at_reference_time(server, clock)
+    assert imported(server, data).allergies == 1
+    with server.client("gp") as gp:
+        shown = section(bundle_of(get_medication(gp).json()), "sectionAllergies")
+    assert [a["code"]["coding"][0]["code"] for a in shown] == ["J01CA04"]
+
+
+# -- $sendMedication ------------------------------------------------------------------------
+
+
+def send_from(read: dict[str, Any], edit: Any = None) -> dict[str, Any]:
+    """What a journal system sends back: the read's document with a new Composition
+    identifier relating to the read's, after ``edit`` changed the statements."""
+    out = copy.deepcopy(read)
+    bundle = bundle_of(out)
+    comp = bundle["entry"][0]["resource"]
+    target = comp["identifier"]["value"]
+    comp["identifier"] = {"use": "official", "value": str(uuid.uuid4())}
+    comp["relatesTo"] = [
+        {"code": "replaces", "targetIdentifier": {"use": "official", "value": target}}
+    ]
+    if edit is not None:
+        edit(bundle)
+    return out
+
+
+def statement_named(bundle: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return next(
+        st
+        for st in section(bundle, "sectionMedication")
+        if st["medicationReference"]["display"].startswith(prefix)
+    )
+
+
+def set_dosage(bundle: dict[str, Any], prefix: str, text: str) -> None:
+    st = statement_named(bundle, prefix)
+    st["dosage"][0]["text"] = text
+
+
+def drop(bundle: dict[str, Any], prefix: str) -> None:
+    st = statement_named(bundle, prefix)
+    comp = bundle["entry"][0]["resource"]
+    medication = comp["section"][0]
+    medication["entry"] = [
+        r for r in medication["entry"] if resources(bundle)[r["reference"]] is not st
+    ]
+
+
+def send(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
+    return client.post("/fhir/Patient/$sendMedication", json=body)
+
+
+def params(answer: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in answer["parameter"]:
+        out.setdefault(p["name"], []).append(p.get("valueInteger", p.get("part")))
+    return out
+
+
+@pytest.fixture
+def read(server: LiveServer, clock: Any) -> dict[str, Any]:
+    """The reference imported, read by the GP's journal system just now."""
+    at_reference_time(server, clock)
+    imported(server)
+    with server.client("gp") as gp:
+        r = get_medication(gp)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def entry_text(server: LiveServer, prefix: str) -> str:
+    with server.client("gp") as gp:
+        bundle = bundle_of(get_medication(gp).json())
+    return str(statement_named(bundle, prefix)["dosage"][0]["text"])
+
+
+def test_send_changes_a_dose_as_one_list_version(server: LiveServer, read: dict[str, Any]) -> None:
+    body = send_from(read, lambda b: set_dosage(b, "Lapatinib", "4 tabletter morgen daglig"))
+    with server.client("gp") as gp:
+        r = send(gp, body)
+    assert r.status_code == 200, r.text
+    got = params(r.json())
+    assert got["prescriptionCount"] == [0]
+    assert got["recallCount"] == [0]
+    result = {p["name"]: p.get("valueCoding", p.get("valueString")) for p in got["PllResult"][0]}
+    assert result["resultCode"]["code"] == "0"
+    assert r.headers["X-PLL-List-Version"] == "2"
+    assert entry_text(server, "Lapatinib") == "4 tabletter morgen daglig"
+    with server.db.read() as conn:
+        activity = conn.execute(
+            sa.select(pll_version.c.activity).where(pll_version.c.version == 2)
+        ).scalar_one()
+    assert activity == "update-entry"
+
+
+def test_send_with_nothing_changed_writes_nothing(server: LiveServer, read: dict[str, Any]) -> None:
+    before = snapshot(server.db, audit=False)
+    with server.client("gp") as gp:
+        r = send(gp, send_from(read))
+    assert r.status_code == 200, r.text
+    assert "PllResult" not in params(r.json())
+    after = snapshot(server.db, audit=False)
+    assert {k: v for k, v in after.items() if k != "sfm_read"} == {
+        k: v for k, v in before.items() if k != "sfm_read"
+    }
+
+
+def test_send_prescribes_a_new_medicine(server: LiveServer, read: dict[str, Any]) -> None:
+    new_id = str(uuid.uuid4())
+
+    def prescribe(bundle: dict[str, Any]) -> None:
+        st = copy.deepcopy(statement_named(bundle, "Lapatinib"))
+        st["id"] = "new"
+        st["identifier"] = [{"use": "usual", "type": {"text": "ReseptId"}, "value": new_id}]
+        amendment = ext(st, f"{SD}/sfm-reseptamendment")[0]
+        amendment["extension"].append({"url": "createeresept", "valueBoolean": True})
+        bundle["entry"].append({"fullUrl": "urn:uuid:" + new_id, "resource": st})
+        bundle["entry"][0]["resource"]["section"][0]["entry"].append(
+            {"reference": "urn:uuid:" + new_id}
+        )
+
+    with server.client("gp") as gp:
+        r = send(gp, send_from(read, prescribe))
+        assert r.status_code == 200, r.text
+        got = params(r.json())
+        assert got["prescriptionCount"] == [1]
+        results = [
+            {x["name"]: x.get("valueString", x.get("valueCoding")) for x in p}
+            for p in got["prescriptionOperationResult"]
+        ]
+        assert results == [{"reseptID": new_id, "resultCode": results[0]["resultCode"]}]
+        assert results[0]["resultCode"]["code"] == "0"
+        shown = by_key(bundle_of(get_medication(gp).json()))
+    new = [f for (pll, resept), f in shown.items() if resept == new_id]
+    assert len(new) == 1
+    assert new[0]["pll"] is not None
+    assert new[0]["status"] == "active"
+    assert new[0]["prescriber"] == [("1", "9144889")]  # the gp persona's HPR number
+
+
+def test_send_discontinues_and_recalls(server: LiveServer, read: dict[str, Any]) -> None:
+    def discontinue(bundle: dict[str, Any]) -> None:
+        st = statement_named(bundle, "Deksametason")
+        st["status"] = "stopped"
+        amendment = ext(st, f"{SD}/sfm-reseptamendment")[0]
+        amendment["extension"].append(
+            {
+                "url": "recallinfo",
+                "extension": [
+                    {
+                        "url": "recallcode",
+                        "valueCodeableConcept": {
+                            "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7500", "code": "2"}]
+                        },
+                    }
+                ],
+            }
+        )
+        st["extension"].append(
+            {
+                "url": f"{SD}/sfm-discontinuation",
+                "extension": [
+                    {"url": "timedate", "valueDateTime": "2024-01-25T12:40:00+01:00"},
+                    {
+                        "url": "reason",
+                        "valueCodeableConcept": {
+                            "coding": [
+                                {
+                                    "system": "urn:oid:2.16.578.1.12.4.1.1.7494",
+                                    "code": "A",
+                                    "display": "Avsluttet behandling",
+                                }
+                            ]
+                        },
+                    },
+                ],
+            }
+        )
+
+    with server.client("gp") as gp:
+        r = send(gp, send_from(read, discontinue))
+        assert r.status_code == 200, r.text
+        got = params(r.json())
+        assert got["recallCount"] == [1]
+        codes = [
+            {x["name"]: x.get("valueString", x.get("valueCoding")) for x in p}
+            for p in got["prescriptionOperationResult"]
+        ]
+        assert [(c["reseptID"], c["resultCode"]["code"]) for c in codes] == [
+            ("c536ed7b-1857-4e0f-8522-435ef8bd5898", "1")
+        ]
+        facts = by_key(bundle_of(get_medication(gp).json()))
+    done = facts[("6e8935f8-9884-47da-2821-08dba2e0e758", "c536ed7b-1857-4e0f-8522-435ef8bd5898")]
+    assert done["status"] == "stopped"
+    assert done["recall"] == "2"
+    assert done["ended_reason"] == "A"
+
+
+def test_send_renews_and_shows_the_chain(server: LiveServer, read: dict[str, Any]) -> None:
+    new_id = str(uuid.uuid4())
+    old_id = "26e1fef6-3c6b-4558-a009-22c7e4b6970f"  # Lapatinib
+
+    def renew(bundle: dict[str, Any]) -> None:
+        st = statement_named(bundle, "Lapatinib")
+        for i in st["identifier"]:
+            if i["type"]["text"] == "ReseptId":
+                i["value"] = new_id
+        amendment = ext(st, f"{SD}/sfm-reseptamendment")[0]
+        amendment["extension"] = [
+            e for e in amendment["extension"] if e["url"] not in ("rfstatus", "reseptdate")
+        ] + [
+            {"url": "createeresept", "valueBoolean": True},
+            {"url": "reseptdate", "valueDate": "2024-01-25"},
+            {
+                "url": "recallinfo",
+                "extension": [
+                    {"url": "recallId", "valueString": old_id},
+                    {
+                        "url": "recallcode",
+                        "valueCodeableConcept": {
+                            "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7500", "code": "1"}]
+                        },
+                    },
+                ],
+            },
+        ]
+
+    with server.client("gp") as gp:
+        r = send(gp, send_from(read, renew))
+        assert r.status_code == 200, r.text
+        got = params(r.json())
+        assert (got["prescriptionCount"], got["recallCount"]) == ([1], [1])
+        after = bundle_of(get_medication(gp).json())
+    head = statement_named(after, "Lapatinib")
+    assert ident(head, "ReseptId") == new_id
+    assert ident(head, "PLL") == "b750ae07-afef-496f-3936-08dba23c807a"
+    older = resources(after)[head["basedOn"][0]["reference"]]
+    assert ident(older, "ReseptId") == old_id
+    assert older["status"] == "completed"
+    assert older["partOf"][0]["reference"] in resources(after)
+    assert ident(older, "PLL") is None
+    # only heads of chain are listed in the section
+    assert older not in section(after, "sectionMedication")
+
+
+def test_send_on_a_superseded_read_is_refused(server: LiveServer, read: dict[str, Any]) -> None:
+    with server.client("gp") as gp:
+        assert get_medication(gp).status_code == 200  # a newer read by the same system
+        before = snapshot(server.db, audit=False)
+        r = send(gp, send_from(read, lambda b: set_dosage(b, "Lapatinib", "2 tabletter")))
+    assert r.status_code == 422
+    assert "latest read" in r.json()["issue"][0]["diagnostics"]
+    assert snapshot(server.db, audit=False) == before
+
+
+def test_send_on_a_read_older_than_four_hours_is_refused(
+    server: LiveServer, read: dict[str, Any], clock: Any
+) -> None:
+    clock.advance(hours=4, minutes=1)
+    before = snapshot(server.db, audit=False)
+    with server.client("gp") as gp:
+        r = send(gp, send_from(read, lambda b: set_dosage(b, "Lapatinib", "2 tabletter")))
+    assert r.status_code == 422
+    assert "more than 4 hours ago" in r.json()["issue"][0]["diagnostics"]
+    assert snapshot(server.db, audit=False) == before
+
+
+def test_send_that_omits_a_head_of_chain_is_refused(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    before = snapshot(server.db, audit=False)
+    with server.client("gp") as gp:
+        r = send(gp, send_from(read, lambda b: drop(b, "Myalepta")))
+    assert r.status_code == 422
+    message = r.json()["issue"][0]["diagnostics"]
+    assert "ReseptId 3443ea32-0b2c-4b61-9d41-234c2b15ef20" in message
+    assert snapshot(server.db, audit=False) == before
+
+
+def test_send_that_omits_an_entry_is_refused(server: LiveServer, read: dict[str, Any]) -> None:
+    with server.client("gp") as gp:
+        r = send(gp, send_from(read, lambda b: drop(b, "Metode")))
+    assert r.status_code == 422
+    assert "PLL 09aa545b-69a5-422b-e481-08dbf58895f8" in r.json()["issue"][0]["diagnostics"]
+
+
+def _entry_id(read: dict[str, Any], prefix: str) -> str:
+    return str(ident(statement_named(bundle_of(read), prefix), "PLL"))
+
+
+def _change_natively(server: LiveServer, entry_id: str, text: str) -> None:
+    with server.client("hospital-doctor") as doctor:
+        r = doctor.get(f"/fhir/MedicationStatement/{entry_id}")
+        resource = r.json()
+        resource["dosage"] = [{"text": text}]
+        r = doctor.put(
+            f"/fhir/MedicationStatement/{entry_id}",
+            json=resource,
+            headers={"If-Match": r.headers["ETag"]},
+        )
+        assert r.status_code == 200, r.text
+
+
+def test_concurrent_change_to_another_entry_is_merged(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    _change_natively(server, _entry_id(read, "Lapatinib"), "3 tabletter morgen daglig")
+    body = send_from(read, lambda b: set_dosage(b, "Akamprosat", "1 tablett morgen"))
+    with server.client("gp") as gp:
+        r = send(gp, body)
+    assert r.status_code == 200, r.text
+    assert entry_text(server, "Lapatinib") == "3 tabletter morgen daglig"  # theirs stands
+    assert entry_text(server, "Akamprosat") == "1 tablett morgen"  # ours is added
+
+
+def test_concurrent_change_to_the_same_entry_is_refused(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    _change_natively(server, _entry_id(read, "Lapatinib"), "3 tabletter morgen daglig")
+    before = snapshot(server.db, audit=False)
+    body = send_from(
+        read,
+        lambda b: (
+            set_dosage(b, "Lapatinib", "1 tablett morgen"),
+            set_dosage(b, "Akamprosat", "1 tablett morgen"),
+        ),
+    )
+    with server.client("gp") as gp:
+        r = send(gp, body)
+    assert r.status_code == 409, r.text
+    message = r.json()["issue"][0]["diagnostics"]
+    assert "your $getMedication showed version 1" in message
+    assert snapshot(server.db, audit=False) == before  # not even the other entry's change
+
+
+def test_send_follows_the_access_rules(server: LiveServer, read: dict[str, Any]) -> None:
+    before = snapshot(server.db, audit=False)
+    with server.client("nurse") as nurse:
+        r = send(nurse, send_from(read, lambda b: set_dosage(b, "Lapatinib", "2 tabletter")))
+    assert r.status_code == 403
+    assert snapshot(server.db, audit=False) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"resourceType": "Patient"}, 400, "Parameters"),
+        ({"resourceType": "Parameters", "parameter": []}, 400, "medication"),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {
+                        "name": "medication",
+                        "resource": {"resourceType": "Bundle", "type": "collection"},
+                    }
+                ],
+            },
+            400,
+            "document",
+        ),
+    ],
+)
+def test_bad_sends_say_what_is_wrong(
+    server: LiveServer, body: dict[str, Any], status: int, words: str
+) -> None:
+    with server.client("gp") as gp:
+        r = send(gp, body)
+    assert r.status_code == status
+    assert words in r.json()["issue"][0]["diagnostics"]
+
+
+def test_send_without_relates_to_or_with_an_unknown_read(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    body = send_from(read)
+    comp = bundle_of(body)["entry"][0]["resource"]
+    comp.pop("relatesTo")
+    with server.client("gp") as gp:
+        r = send(gp, body)
+        assert r.status_code == 400
+        assert "relatesTo" in r.json()["issue"][0]["diagnostics"]
+        comp["relatesTo"] = [{"code": "replaces", "targetIdentifier": {"value": "no-such-read"}}]
+        r = send(gp, body)
+    assert r.status_code == 422
+    assert "no-such-read" in r.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"SamtykkeKjernejournal": {"valueCode": "LOL"}}, "SamtykkeKjernejournal"),
+        ({"historyTimestamp": {"valueDateTime": "yesterday"}}, "historyTimestamp"),
+        ({"whatever": {"valueString": "x"}}, "Unknown parameter"),
+    ],
+)
+def test_bad_reads_say_what_is_wrong(
+    server: LiveServer, read: dict[str, Any], extra: dict[str, Any], words: str
+) -> None:
+    with server.client("gp") as gp:
+        r = get_medication(gp, **extra)
+    assert r.status_code == 400
+    assert words in r.json()["issue"][0]["diagnostics"]
+
+
+def test_read_states_its_basis_and_is_logged(server: LiveServer, read: dict[str, Any]) -> None:
+    with server.client("hospital-doctor", basis=None) as doctor:
+        refused = get_medication(doctor)
+        assert refused.status_code == 403
+        allowed = get_medication(doctor, SamtykkeKjernejournal={"valueCode": "HPAKUTT"})
+    assert allowed.status_code == 200, allowed.text
+    from pll.store.schema import audit_event
+
+    with server.db.read() as conn:
+        rows = conn.execute(
+            sa.select(audit_event.c.action, audit_event.c.basis, audit_event.c.outcome).where(
+                audit_event.c.action == "getMedication"
+            )
+        ).all()
+    assert ("getMedication", "HPAKUTT", "0") in [tuple(r) for r in rows]
