@@ -23,6 +23,7 @@ from pll.fhir.validate import validate
 from pll.services.sfm import SfmService
 from pll.store.schema import outbox, pll_version
 from tests.conftest import LiveServer, snapshot
+from tests.integration.builders import new_fnr, ok, outcome_text, patient, prescription, statement
 
 REFERENCE = (
     Path(__file__).resolve().parents[3]
@@ -417,8 +418,10 @@ def drop(bundle: dict[str, Any], prefix: str) -> None:
     ]
 
 
-def send(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
-    return client.post("/fhir/Patient/$sendMedication", json=body)
+def send(
+    client: httpx.Client, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return client.post("/fhir/Patient/$sendMedication", json=body, headers=headers)
 
 
 def params(answer: dict[str, Any]) -> dict[str, Any]:
@@ -789,3 +792,241 @@ def test_read_states_its_basis_and_is_logged(server: LiveServer, read: dict[str,
             )
         ).all()
     assert ("getMedication", "HPAKUTT", "0") in [tuple(r) for r in rows]
+
+
+# -- lists PLL kept itself, and the checks on a send ------------------------------------------
+
+
+def _native_list(server: LiveServer) -> str:
+    """A list made through the native API: structured dosage, a period, an indication, a
+    prescription linked to its entry, and one with no entry. Returns the fødselsnummer."""
+    fnr = new_fnr()
+    with server.client("gp") as gp:
+        pid = ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
+        ref = f"Patient/{pid}"
+        ok(
+            gp.post(
+                "/fhir/List",
+                json={
+                    "resourceType": "List",
+                    "status": "current",
+                    "mode": "working",
+                    "subject": {"reference": ref},
+                },
+            ),
+            201,
+        )
+        rx = ok(
+            gp.post(
+                "/fhir/MedicationRequest", json=prescription(ref, "Metformin tab 500 mg", "A10BA02")
+            ),
+            201,
+        )
+        entry = statement(
+            ref,
+            "Metformin tab 500 mg",
+            "A10BA02",
+            1,
+            "MORN",
+            "EVE",
+            based_on=[f"MedicationRequest/{rx['id']}"],
+        )
+        entry["effectivePeriod"] = {"start": "2026-01-01"}
+        entry["reasonCode"] = [{"text": "Diabetes type 2"}]
+        entry["category"] = {
+            "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.9101", "code": "1"}]
+        }
+        ok(gp.post("/fhir/MedicationStatement", json=entry), 201)
+        ok(
+            gp.post(
+                "/fhir/MedicationStatement", json=statement(ref, "Amlodipin tab 5 mg", "C08CA01")
+            ),
+            201,
+        )
+        ok(
+            gp.post(
+                "/fhir/MedicationRequest", json=prescription(ref, "Sertralin tab 50 mg", "N06AB06")
+            ),
+            201,
+        )
+    return fnr
+
+
+def test_a_list_kept_in_pll_reads_as_sfm_and_an_unchanged_send_changes_nothing(
+    server: LiveServer,
+) -> None:
+    fnr = _native_list(server)
+    with server.client("gp") as gp:
+        read = ok(get_medication(gp, fnr))
+        validate(read, "Parameters")
+        shown = by_key(bundle_of(read))
+        assert sorted(f["name"] for f in shown.values()) == [
+            "Amlodipin tab 5 mg",
+            "Metformin tab 500 mg",
+            "Sertralin tab 50 mg",
+        ]
+        metformin = next(f for f in shown.values() if f["name"].startswith("Metformin"))
+        assert metformin["dosage"] == "1 tablett morgen og kveld"  # written from the structure
+        assert (metformin["use"], metformin["area"], metformin["effective"]) == (
+            "1",
+            "Diabetes type 2",
+            "2026-01-01",
+        )
+        assert metformin["typeresept"] == "E"
+        assert metformin["rfstatus"] == "E"
+        sertralin = next(f for f in shown.values() if f["name"].startswith("Sertralin"))
+        assert sertralin["pll"] is None  # a prescription not on the list, as SFM shows it
+        before = snapshot(server.db, audit=False)
+        r = send(gp, send_from(read))
+    assert r.status_code == 200, r.text
+    after = snapshot(server.db, audit=False)
+    assert {k: v for k, v in after.items() if k != "sfm_read"} == {
+        k: v for k, v in before.items() if k != "sfm_read"
+    }
+
+
+def test_a_send_keeps_what_sfm_cannot_say(server: LiveServer) -> None:
+    """Pausing an entry through SFM keeps its structured dosage, period and indication."""
+    fnr = _native_list(server)
+    with server.client("gp") as gp:
+        read = ok(get_medication(gp, fnr))
+
+        def pause(bundle: dict[str, Any]) -> None:
+            statement_named(bundle, "Metformin")["status"] = "on-hold"
+
+        ok(send(gp, send_from(read, pause)))
+        pid = gp.get("/fhir/Patient", params={"identifier": f"{FNR_SYSTEM}|{fnr}"}).json()["entry"][
+            0
+        ]["resource"]["id"]
+        entries = gp.get("/fhir/MedicationStatement", params={"patient": pid}).json()["entry"]
+    metformin = next(
+        e["resource"]
+        for e in entries
+        if e["resource"]["medicationCodeableConcept"]["text"].startswith("Metformin")
+    )
+    assert metformin["status"] == "on-hold"
+    assert metformin["dosage"][0]["timing"]["repeat"]["when"] == ["MORN", "EVE"]
+    assert metformin["effectivePeriod"] == {"start": "2026-01-01"}
+    assert metformin["reasonCode"] == [{"text": "Diabetes type 2"}]
+
+
+def _prescribe_new(bundle: dict[str, Any], drug: tuple[str, str, str]) -> str:
+    """Add a new prescription to a send as a journal system does: a Medication and a
+    statement flagged createeresept with a new ReseptId."""
+    varenr, atc, name = drug
+    resept, med = str(uuid.uuid4()), str(uuid.uuid4())
+    patient_ref = bundle["entry"][0]["resource"]["subject"]
+    bundle["entry"] += [
+        {
+            "fullUrl": f"urn:uuid:{med}",
+            "resource": {
+                "resourceType": "Medication",
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://ehelse.no/fhir/CodeSystem/FEST",
+                            "code": varenr,
+                            "display": name,
+                        },
+                        {"system": "http://www.whocc.no/atc", "code": atc},
+                    ]
+                },
+            },
+        },
+        {
+            "fullUrl": f"urn:uuid:{resept}",
+            "resource": {
+                "resourceType": "MedicationStatement",
+                "extension": [
+                    {
+                        "url": f"{SD}/sfm-reseptamendment",
+                        "extension": [
+                            {"url": "createeresept", "valueBoolean": True},
+                            {"url": "dssn", "valueString": "1 tablett morgen og kveld i 7 dager"},
+                            {"url": "reit", "valueString": "0"},
+                        ],
+                    }
+                ],
+                "identifier": [{"use": "usual", "type": {"text": "ReseptId"}, "value": resept}],
+                "status": "active",
+                "medicationReference": {"reference": f"urn:uuid:{med}", "display": name},
+                "subject": patient_ref,
+                "dosage": [{"text": "1 tablett morgen og kveld i 7 dager"}],
+            },
+        },
+    ]
+    bundle["entry"][0]["resource"]["section"][0].setdefault("entry", []).append(
+        {"reference": f"urn:uuid:{resept}"}
+    )
+    return resept
+
+
+def test_a_send_gets_the_same_checks_as_any_change(server: LiveServer) -> None:
+    import io
+
+    from pll.catalog.importer import import_fest
+
+    small = Path(__file__).resolve().parents[1] / "fixtures" / "fest" / "small.xml"
+    import_fest(
+        server.db,
+        io.BytesIO(small.read_bytes()),
+        "small.xml",
+        now=datetime(2026, 11, 22, tzinfo=UTC),
+    )
+    fnr = new_fnr()
+    simva = ("046321", "C10AA01", "Simvastatin Fjordpharma Tab 20 mg")
+    clarithro = ("173456", "J01FA09", "Klaritromycin Fjordpharma Tab 500 mg")
+    with server.client("gp") as gp:
+        pid = ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
+        ref = f"Patient/{pid}"
+        ok(
+            gp.post(
+                "/fhir/List",
+                json={
+                    "resourceType": "List",
+                    "status": "current",
+                    "mode": "working",
+                    "subject": {"reference": ref},
+                },
+            ),
+            201,
+        )
+        first = ok(get_medication(gp, fnr))
+        ok(send(gp, send_from(first, lambda b: _prescribe_new(b, simva))))
+        read = ok(get_medication(gp, fnr))
+        body = send_from(read, lambda b: _prescribe_new(b, clarithro))
+        before = snapshot(server.db, audit=False)
+        r = send(gp, body)
+        assert r.status_code == 422, r.text
+        assert "X-PLL-Override" in outcome_text(r)
+        assert snapshot(server.db, audit=False) == before
+        codes = next(
+            i["diagnostics"]
+            for i in r.json()["issue"]
+            if "X-PLL-Override-Findings" in i["diagnostics"]
+        )
+        findings = codes.rsplit("X-PLL-Override-Findings: ", 1)[1].split(". Both")[0]
+        r = send(
+            gp, body, headers={"X-PLL-Override": "Kort kur", "X-PLL-Override-Findings": findings}
+        )
+    assert r.status_code == 200, r.text
+    assert r.headers["X-PLL-Findings"] != "0"
+
+
+def test_a_send_is_audited_and_raises_an_event(server: LiveServer, read: dict[str, Any]) -> None:
+    from pll.store.schema import audit_event
+
+    with server.db.read() as conn:
+        events_before = conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one()
+    with server.client("gp") as gp:
+        ok(send(gp, send_from(read, lambda b: set_dosage(b, "Lapatinib", "2 tabletter"))))
+    with server.db.read() as conn:
+        events = conn.execute(sa.select(outbox.c.kind).order_by(outbox.c.id)).scalars().all()
+        writes = (
+            conn.execute(sa.select(audit_event.c.actor).where(audit_event.c.action == "update"))
+            .scalars()
+            .all()
+        )
+    assert len(events) == events_before + 1
+    assert events[-1] == "list-changed"
+    assert any("9144889" in actor for actor in writes)
