@@ -1030,3 +1030,20 @@ def test_a_send_is_audited_and_raises_an_event(server: LiveServer, read: dict[st
     assert len(events) == events_before + 1
     assert events[-1] == "list-changed"
     assert any("9144889" in actor for actor in writes)
+
+
+def test_a_send_must_relate_to_a_read_of_the_same_client_system(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    from pll.auth.access import Access, Basis
+    from pll.domain.errors import RuleRefused
+    from pll.domain.model import Author, Role
+
+    other = Access(
+        Author("Kari Fastlege", Role.DOCTOR, hpr="9144889"), Basis.TREATMENT, "another-system"
+    )
+    before = snapshot(server.db, audit=False)
+    body = send_from(read, lambda b: set_dosage(b, "Lapatinib", "2 tabletter"))
+    with pytest.raises(RuleRefused, match="another client system"):
+        SfmService(server.service).send_medication(other, body)
+    assert snapshot(server.db, audit=False) == before

@@ -1,0 +1,88 @@
+"""Reading SFM Basis documents: what is forgiven, what is refused and where."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pll.domain.errors import InvalidInput
+from pll.fhir.sfm.reading import medication_document, parse_lenient, read_document
+
+REFERENCE = (
+    Path(__file__).resolve().parents[3]
+    / "shared/reference/sfm-basis/getMedication-response-e-multidose.json"
+)
+
+
+def reference_bundle() -> dict[str, Any]:
+    data, _ = parse_lenient(REFERENCE.read_text(encoding="utf-8"))
+    return medication_document(data)
+
+
+def test_trailing_commas_are_forgiven_and_named() -> None:
+    value, warnings = parse_lenient('{"a": [1, 2,],}')
+    assert value == {"a": [1, 2]}
+    assert "line 1" in warnings[0]
+    assert parse_lenient('{"a": 1}') == ({"a": 1}, [])
+    with pytest.raises(InvalidInput, match="not JSON"):
+        parse_lenient('{"a": ')
+
+
+def test_prescription_status_follows_the_prescription_intermediary() -> None:
+    doc = read_document(reference_bundle())
+    status = {i.entry["medicationCodeableConcept"]["text"][:10]: i for i in doc.items}
+    # recalled (recallinfo 2), dispensable (rfstatus E), no longer in the intermediary
+    assert status["Rivaroksab"].prescription["status"] == "stopped"  # type: ignore[index]
+    assert status["Akamprosat"].prescription["status"] == "active"  # type: ignore[index]
+    assert status["Liotyronin"].prescription["status"] == "completed"  # type: ignore[index]
+    assert status["Metode fol"].prescription is None  # uten resept: an entry only
+    assert status["Myalepta p"].pll_id is None  # a prescription not on the list
+
+
+def test_the_document_must_start_with_its_composition() -> None:
+    bundle = reference_bundle()
+    bundle["entry"] = bundle["entry"][1:]
+    with pytest.raises(InvalidInput) as caught:
+        read_document(bundle)
+    assert caught.value.expression == "Bundle.entry[0].resource"
+
+
+def test_a_section_entry_that_is_not_in_the_bundle_is_named() -> None:
+    bundle = reference_bundle()
+    comp = bundle["entry"][0]["resource"]
+    comp["section"][0]["entry"].append({"reference": "urn:uuid:nowhere"})
+    with pytest.raises(InvalidInput, match="urn:uuid:nowhere"):
+        read_document(bundle)
+
+
+def test_a_prescription_without_a_resept_id_is_refused() -> None:
+    bundle = reference_bundle()
+    statement = next(
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"].get("medicationReference", {}).get("display", "").startswith("Lapatinib")
+    )
+    statement["identifier"] = [
+        i for i in statement["identifier"] if i["type"]["text"] != "ReseptId"
+    ]
+    with pytest.raises(InvalidInput, match="ReseptId"):
+        read_document(bundle)
+
+
+def test_parameters_without_a_document_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="medication"):
+        medication_document({"resourceType": "Parameters", "parameter": []})
+    with pytest.raises(InvalidInput, match="Parameters"):
+        medication_document({"resourceType": "Patient"})
+    bundle = copy.deepcopy(reference_bundle())
+    bundle["type"] = "collection"
+    with pytest.raises(InvalidInput, match="document"):
+        medication_document(
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "medication", "resource": bundle}],
+            }
+        )
