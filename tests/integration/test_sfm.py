@@ -247,6 +247,18 @@ def dispense_facts(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def same_statements(mine: dict[Any, dict[str, Any]], theirs: dict[Any, dict[str, Any]]) -> None:
+    """Field by field, so a failure names the statement and the field."""
+    assert set(mine) == set(theirs)
+    wrong = [
+        (key, field, mine[key][field], value)
+        for key, facts in theirs.items()
+        for field, value in facts.items()
+        if mine[key][field] != value
+    ]
+    assert not wrong, wrong
+
+
 def by_key(bundle: dict[str, Any]) -> dict[tuple[Any, Any], dict[str, Any]]:
     out = {}
     for st in section(bundle, "sectionMedication"):
@@ -286,10 +298,7 @@ def test_reference_imports_and_reads_back_field_by_field(server: LiveServer, clo
         "sectionOtherPrescriptions",
     ]
 
-    mine, ref = by_key(ours), by_key(theirs)
-    assert set(mine) == set(ref)
-    for key, facts in ref.items():
-        assert mine[key] == facts, key
+    same_statements(by_key(ours), by_key(theirs))
     assert info_facts(ours) == info_facts(theirs)
     assert dispense_facts(ours) == dispense_facts(theirs)
 
@@ -1047,3 +1056,51 @@ def test_a_send_must_relate_to_a_read_of_the_same_client_system(
     with pytest.raises(RuleRefused, match="another client system"):
         SfmService(server.service).send_medication(other, body)
     assert snapshot(server.db, audit=False) == before
+
+
+def test_a_renewal_chain_survives_export_and_import(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    """What PLL writes as SFM, PLL reads back: a chain exported after a renewal, imported
+    into an empty PLL, reads out the same (head, older link, their link both ways)."""
+    from tests.conftest import empty_tables
+
+    new_id = str(uuid.uuid4())
+    old_id = "26e1fef6-3c6b-4558-a009-22c7e4b6970f"
+
+    def renew(bundle: dict[str, Any]) -> None:
+        st = statement_named(bundle, "Lapatinib")
+        for i in st["identifier"]:
+            if i["type"]["text"] == "ReseptId":
+                i["value"] = new_id
+        ext(st, f"{SD}/sfm-reseptamendment")[0]["extension"] += [
+            {"url": "createeresept", "valueBoolean": True},
+            {
+                "url": "recallinfo",
+                "extension": [
+                    {"url": "recallId", "valueString": old_id},
+                    {
+                        "url": "recallcode",
+                        "valueCodeableConcept": {
+                            "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7500", "code": "3"}]
+                        },
+                    },
+                ],
+            },
+        ]
+
+    since = {"valueDateTime": "2023-01-01T00:00:00+01:00"}
+    with server.client("gp") as gp:
+        ok(send(gp, send_from(read, renew)))
+        exported = ok(get_medication(gp, historyTimestamp=since))
+    empty_tables(server.db)
+    done = imported(server, exported)
+    assert (done.entries, done.prescriptions) == (9, 10)  # the reference's and the renewal
+    with server.client("gp") as gp:
+        again = bundle_of(ok(get_medication(gp, historyTimestamp=since)))
+    same_statements(by_key(again), by_key(bundle_of(exported)))
+    head = statement_named(again, "Lapatinib")
+    older = resources(again)[head["basedOn"][0]["reference"]]
+    assert ident(older, "ReseptId") == old_id
+    assert older["status"] == "completed"
+    assert resources(again)[older["partOf"][0]["reference"]] is head

@@ -631,7 +631,13 @@ class _Writer:
         if rx is not None:
             out.append(_reg_info(b, _requester(rx), "1", rx.last_changed))
         elif entry is not None:
-            out.append(_reg_info(b, Party.of(entry.changed_by), "1", entry.last_changed))
+            source = entry.content.get("informationSource") or {}
+            registrant = (
+                Party(name=source.get("display"), hpr=(source.get("identifier") or {}).get("value"))
+                if source
+                else Party.of(entry.changed_by)
+            )
+            out.append(_reg_info(b, registrant, "1", entry.last_changed))
         ended = entry is not None and entry.status in ENDED
         if entry is not None and ended:
             when = entry.ended_at or entry.last_changed

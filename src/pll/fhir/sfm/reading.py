@@ -469,6 +469,14 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item: 
         if c.code_of(c.sub_value(reg, "type"), c.PERFORMER_ROLES) == "1":
             found = index.get(c.sub_value(reg, "provider"), "Practitioner")
             prescriber = _practitioner(found[1]) if found else _display_party(reg)
+    if resept_id is None and prescriber is not None and (prescriber.hpr or prescriber.name):
+        # who registered a medicine that has no prescription: FHIR's informationSource
+        source: dict[str, Any] = {}
+        if prescriber.hpr:
+            source["identifier"] = {"system": systems.HPR, "value": prescriber.hpr}
+        if prescriber.name:
+            source["display"] = prescriber.name
+        entry["informationSource"] = source
     recall = _recall(amendment)
     prescription = None
     if resept_id is not None:
