@@ -464,19 +464,10 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item: 
     kept = c.ext(st, c.ADMINISTRATION) + (c.ext(st, c.SUBSTITUTION) if not resept_id else [])
     if kept:
         entry["extension"] = copy.deepcopy(kept)
-    prescriber = None
-    for reg in c.ext(st, c.REG_INFO):
-        if c.code_of(c.sub_value(reg, "type"), c.PERFORMER_ROLES) == "1":
-            found = index.get(c.sub_value(reg, "provider"), "Practitioner")
-            prescriber = _practitioner(found[1]) if found else _display_party(reg)
+    prescriber = _prescriber(index, st)
     if resept_id is None and prescriber is not None and (prescriber.hpr or prescriber.name):
         # who registered a medicine that has no prescription: FHIR's informationSource
-        source: dict[str, Any] = {}
-        if prescriber.hpr:
-            source["identifier"] = {"system": systems.HPR, "value": prescriber.hpr}
-        if prescriber.name:
-            source["display"] = prescriber.name
-        entry["informationSource"] = source
+        entry["informationSource"] = _reference(prescriber)
     recall = _recall(amendment)
     prescription = None
     if resept_id is not None:
@@ -511,6 +502,24 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item: 
         based_on=[str(r["reference"]) for r in st.get("basedOn") or [] if r.get("reference")],
         prescriber=prescriber,
     )
+
+
+def _prescriber(index: _Bundle, st: dict[str, Any]) -> Party | None:
+    """``sfm-regInfo`` of type 1, *Forskrevet av*: who prescribed or registered it."""
+    for reg in c.ext(st, c.REG_INFO):
+        if c.code_of(c.sub_value(reg, "type"), c.PERFORMER_ROLES) == "1":
+            found = index.get(c.sub_value(reg, "provider"), "Practitioner")
+            return _practitioner(found[1]) if found else _display_party(reg)
+    return None
+
+
+def _reference(party: Party) -> dict[str, Any]:
+    ref: dict[str, Any] = {}
+    if party.hpr:
+        ref["identifier"] = {"system": systems.HPR, "value": party.hpr}
+    if party.name:
+        ref["display"] = party.name
+    return ref
 
 
 def _recall(amendment: dict[str, Any] | None) -> Recall | None:
@@ -570,12 +579,7 @@ def _prescription(  # noqa: PLR0912 - one branch per optional SFM element
     if c.sub_value(amendment, "reseptdate"):
         content["authoredOn"] = c.sub_value(amendment, "reseptdate")
     if prescriber is not None and (prescriber.hpr or prescriber.name):
-        requester: dict[str, Any] = {}
-        if prescriber.hpr:
-            requester["identifier"] = {"system": systems.HPR, "value": prescriber.hpr}
-        if prescriber.name:
-            requester["display"] = prescriber.name
-        content["requester"] = requester
+        content["requester"] = _reference(prescriber)
     dssn = c.sub_value(amendment, "dssn")
     if dssn:
         content["dosageInstruction"] = [{"text": str(dssn)}]
