@@ -349,6 +349,8 @@ def import_sfm(file: Path) -> None:
         done = SfmService(PLLService(database, settings.audit_key())).import_document(data)
     except DomainError as exc:
         raise click.ClickException(f"nothing was imported: {exc}") from None
+    for warning in done.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"Patient/{done.patient_id}: List/{done.list_id} with {done.entries} entries, "
         f"{done.prescriptions} prescriptions, {done.dispenses} dispensing(s), "

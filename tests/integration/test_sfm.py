@@ -577,6 +577,7 @@ def test_send_discontinues_and_recalls(server: LiveServer, read: dict[str, Any])
     assert done["status"] == "stopped"
     assert done["recall"] == "2"
     assert done["ended_reason"] == "A"
+    assert done["rfstatus"] == "T"  # PLL's recall, not the imported "Ekspederbar"
 
 
 def test_send_renews_and_shows_the_chain(server: LiveServer, read: dict[str, Any]) -> None:
@@ -773,7 +774,7 @@ def test_send_without_relates_to_or_with_an_unknown_read(
     ("extra", "words"),
     [
         ({"SamtykkeKjernejournal": {"valueCode": "LOL"}}, "SamtykkeKjernejournal"),
-        ({"historyTimestamp": {"valueDateTime": "yesterday"}}, "historyTimestamp"),
+        ({"historyTimestamp": {"valueDateTime": "yesterday"}}, "parameter[1].valueDateTime"),
         ({"whatever": {"valueString": "x"}}, "Unknown parameter"),
     ],
 )
@@ -783,7 +784,8 @@ def test_bad_reads_say_what_is_wrong(
     with server.client("gp") as gp:
         r = get_medication(gp, **extra)
     assert r.status_code == 400
-    assert words in r.json()["issue"][0]["diagnostics"]
+    issue = r.json()["issue"][0]
+    assert words in issue["diagnostics"] + " ".join(issue.get("expression", []))
 
 
 def test_read_states_its_basis_and_is_logged(server: LiveServer, read: dict[str, Any]) -> None:
@@ -858,6 +860,35 @@ def _native_list(server: LiveServer) -> str:
             ),
             201,
         )
+        # what SFM cannot say exactly: a period with a time and an end, a SNOMED coding,
+        # a coded indication, and no dosage of its own (the prescription's is shown)
+        rx2 = ok(
+            gp.post(
+                "/fhir/MedicationRequest",
+                json=prescription(ref, "Levaxin tab 50 mikrog", "H03AA01"),
+            ),
+            201,
+        )
+        lossy = statement(
+            ref, "Levaxin tab 50 mikrog", "H03AA01", based_on=[f"MedicationRequest/{rx2['id']}"]
+        )
+        del lossy["dosage"]
+        lossy["medicationCodeableConcept"]["coding"].append(
+            {"system": "http://snomed.info/sct", "code": "376999003"}
+        )
+        lossy["effectivePeriod"] = {"start": "2026-03-01T08:00:00+01:00", "end": "2026-09-01"}
+        lossy["reasonCode"] = [
+            {
+                "coding": [
+                    {
+                        "system": "urn:oid:2.16.578.1.12.4.1.1.7170",
+                        "code": "T86",
+                        "display": "Hypotyreose",
+                    }
+                ]
+            }
+        ]
+        ok(gp.post("/fhir/MedicationStatement", json=lossy), 201)
     return fnr
 
 
@@ -871,6 +902,7 @@ def test_a_list_kept_in_pll_reads_as_sfm_and_an_unchanged_send_changes_nothing(
         shown = by_key(bundle_of(read))
         assert sorted(f["name"] for f in shown.values()) == [
             "Amlodipin tab 5 mg",
+            "Levaxin tab 50 mikrog",
             "Metformin tab 500 mg",
             "Sertralin tab 50 mg",
         ]
@@ -901,7 +933,9 @@ def test_a_send_keeps_what_sfm_cannot_say(server: LiveServer) -> None:
         read = ok(get_medication(gp, fnr))
 
         def pause(bundle: dict[str, Any]) -> None:
-            statement_named(bundle, "Metformin")["status"] = "on-hold"
+            metformin = statement_named(bundle, "Metformin")
+            metformin["status"] = "on-hold"
+            metformin["dosage"][0]["patientInstruction"] = "Tas med mat"
 
         ok(send(gp, send_from(read, pause)))
         pid = gp.get("/fhir/Patient", params={"identifier": f"{FNR_SYSTEM}|{fnr}"}).json()["entry"][
@@ -915,6 +949,7 @@ def test_a_send_keeps_what_sfm_cannot_say(server: LiveServer) -> None:
     )
     assert metformin["status"] == "on-hold"
     assert metformin["dosage"][0]["timing"]["repeat"]["when"] == ["MORN", "EVE"]
+    assert metformin["dosage"][0]["patientInstruction"] == "Tas med mat"
     assert metformin["effectivePeriod"] == {"start": "2026-01-01"}
     assert metformin["reasonCode"] == [{"text": "Diabetes type 2"}]
 
@@ -1104,3 +1139,155 @@ def test_a_renewal_chain_survives_export_and_import(
     assert ident(older, "ReseptId") == old_id
     assert older["status"] == "completed"
     assert resources(again)[older["partOf"][0]["reference"]] is head
+
+
+def test_a_client_chooses_the_pll_id_of_what_it_puts_on_the_list(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    """SFM clients give a medicine its PLL id when they put it on the list, also a
+    prescription that was not on it (Myalepta in the reference)."""
+    chosen = str(uuid.uuid4())
+
+    def put_on_list(bundle: dict[str, Any]) -> None:
+        statement_named(bundle, "Myalepta")["identifier"].append(
+            {"use": "usual", "type": {"text": "PLL"}, "value": chosen}
+        )
+
+    with server.client("gp") as gp:
+        ok(send(gp, send_from(read, put_on_list)))
+        shown = by_key(bundle_of(ok(get_medication(gp))))
+    assert (chosen, "3443ea32-0b2c-4b61-9d41-234c2b15ef20") in shown
+    assert (None, "3443ea32-0b2c-4b61-9d41-234c2b15ef20") not in shown
+
+
+def test_a_recall_of_a_prescription_changed_since_the_read_is_refused(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    lapatinib = "26e1fef6-3c6b-4558-a009-22c7e4b6970f"
+    with server.client("hospital-doctor") as doctor:
+        r = doctor.get(f"/fhir/MedicationRequest/{lapatinib}")
+        recalled = {**r.json(), "status": "stopped", "statusReason": {"text": "Feil styrke"}}
+        ok(
+            doctor.put(
+                f"/fhir/MedicationRequest/{lapatinib}",
+                json=recalled,
+                headers={"If-Match": r.headers["ETag"]},
+            )
+        )
+
+    def recall(bundle: dict[str, Any]) -> None:
+        amendment = ext(statement_named(bundle, "Lapatinib"), f"{SD}/sfm-reseptamendment")[0]
+        amendment["extension"].append(
+            {
+                "url": "recallinfo",
+                "extension": [
+                    {
+                        "url": "recallcode",
+                        "valueCodeableConcept": {
+                            "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7500", "code": "4"}]
+                        },
+                    }
+                ],
+            }
+        )
+
+    before = snapshot(server.db, audit=False)
+    with server.client("gp") as gp:
+        r = send(gp, send_from(read, recall))
+    assert r.status_code == 409, r.text
+    assert "after your $getMedication" in r.json()["issue"][0]["diagnostics"]
+    assert snapshot(server.db, audit=False) == before
+
+
+def test_the_first_send_creates_the_pll(server: LiveServer) -> None:
+    fnr = new_fnr()
+    simva = ("046321", "C10AA01", "Simvastatin Fjordpharma Tab 20 mg")
+    chosen: list[str] = []
+    with server.client("gp") as gp:
+        ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)
+        first = ok(get_medication(gp, fnr))
+        assert (
+            "entry" not in first["parameter"][0]["resource"]["entry"][0]["resource"]["section"][0]
+        )
+        r = send(gp, send_from(first, lambda b: chosen.append(_prescribe_new(b, simva))))
+        assert r.status_code == 200, r.text
+        assert r.headers["X-PLL-List-Version"] == "1"
+        shown = by_key(bundle_of(ok(get_medication(gp, fnr))))
+    [(pll, rid)] = shown
+    assert rid == chosen[0]
+    assert pll is not None
+    assert shown[(pll, rid)]["rfstatus"] == "E"  # a new prescription is dispensable
+
+
+def test_reads_are_kept_per_user_of_a_client_system(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    """Another doctor on the same journal system reading the list does not make this
+    doctor's read stale, and cannot send on it."""
+    with server.client("hospital-doctor") as doctor:
+        ok(get_medication(doctor))
+        r = send(doctor, send_from(read))
+        assert r.status_code == 422
+        assert "another user" in r.json()["issue"][0]["diagnostics"]
+    with server.client("gp") as gp:
+        ok(send(gp, send_from(read, lambda b: set_dosage(b, "Lapatinib", "2 tabletter"))))
+
+
+def test_the_same_entry_twice_in_a_send_is_refused(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    def twice(bundle: dict[str, Any]) -> None:
+        medication = bundle["entry"][0]["resource"]["section"][0]
+        medication["entry"].append(copy.deepcopy(medication["entry"][1]))
+
+    with server.client("gp") as gp:
+        r = send(gp, send_from(read, twice))
+    assert r.status_code == 400
+    assert "twice" in r.json()["issue"][0]["diagnostics"]
+
+
+def _lapatinib_extension(bundle: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    return ext(statement_named(bundle, "Lapatinib"), url)
+
+
+def test_wrong_types_in_sfm_extensions_are_refused_not_crashes(
+    server: LiveServer, read: dict[str, Any]
+) -> None:
+    def odd_start(bundle: dict[str, Any]) -> None:
+        start = _lapatinib_extension(bundle, "effectiveDateTime")[0]
+        start.pop("valueDate")
+        start["valueString"] = "sometime"
+
+    def odd_reason(bundle: dict[str, Any]) -> None:
+        statement_named(bundle, "Lapatinib")["status"] = "stopped"
+        statement_named(bundle, "Lapatinib")["extension"].append(
+            {
+                "url": f"{SD}/sfm-discontinuation",
+                "extension": [
+                    {"url": "timedate", "valueDateTime": "2024-01-25T12:40:00+01:00"},
+                    {"url": "reason", "valueString": "because"},
+                ],
+            }
+        )
+
+    def odd_role(bundle: dict[str, Any]) -> None:
+        for reg in _lapatinib_extension(bundle, f"{SD}/sfm-regInfo"):
+            for part in reg["extension"]:
+                if part["url"] in ("type", "provider"):
+                    part.pop("valueCodeableConcept", None)
+                    part.pop("valueReference", None)
+                    part["valueString"] = "x"
+
+    before = snapshot(server.db, audit=False)
+    with server.client("gp") as gp:
+        for edit in (odd_start, odd_reason):
+            r = send(gp, send_from(read, edit))
+            assert r.status_code == 400, r.text
+            assert "Bundle.entry[" in r.json()["issue"][0]["diagnostics"]
+        assert snapshot(server.db, audit=False) == before
+        r = send(gp, send_from(read, odd_role))  # an unreadable role is no role, not a crash
+        assert r.status_code == 200, r.text
+        r = gp.post(
+            "/fhir/Patient/$getMedication", json={"resourceType": "Parameters", "parameter": "x"}
+        )
+        assert r.status_code == 400

@@ -138,14 +138,14 @@ class PLLService(ListHistory):
         self, conn: Connection, access: Access, resource: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
         system, value = _person(resource)
-        _early(access, Verb.READ)
+        early_refusal(access, Verb.READ)
         self._named_person(conn, access, system, value)
         existing = repo.find_patient(conn, system, value)
         if existing is not None:
             self.trail.admit(conn, access, Verb.READ, existing.id, "read", "Patient", existing.id)
             found: dict[str, Any] = orjson.loads(existing.resource)
             return found, False
-        _early(access, Verb.WRITE)  # registering is a change, refused before it is made
+        early_refusal(access, Verb.WRITE)  # registering is a change, refused before it is made
         now = self.clock()
         pid = self.ids()
         stored = fhir.with_meta(
@@ -182,7 +182,7 @@ class PLLService(ListHistory):
         """The id of the patient with this fødselsnummer/D-nummer, for a search that will
         decide and log access itself (so the lookup is not logged twice)."""
         parsed = parse_person_identifier(system or None, value, "patient.identifier")
-        _early(access, verb)
+        early_refusal(access, verb)
         with self.trail.refusals(), self.db.read() as conn:
             self._named_person(conn, access, parsed.system, parsed.value)
             row = repo.find_patient(conn, parsed.system, parsed.value)
@@ -201,7 +201,7 @@ class PLLService(ListHistory):
     @guarded
     def find_patient(self, access: Access, system: str | None, value: str) -> dict[str, Any] | None:
         parsed = parse_person_identifier(system or None, value, "identifier")
-        _early(access, Verb.READ)
+        early_refusal(access, Verb.READ)
         with self.db.read() as conn:
             self._named_person(conn, access, parsed.system, parsed.value)
             row = repo.find_patient(conn, parsed.system, parsed.value)
@@ -231,7 +231,7 @@ class PLLService(ListHistory):
             parsed = parse_person_identifier(
                 ident.get("system"), str(ident.get("value", "")), where + ".identifier"
             )
-            _early(access, Verb.WRITE)  # every caller writes; refused before any lookup
+            early_refusal(access, Verb.WRITE)  # every caller writes; refused before any lookup
             self._named_person(conn, access, parsed.system, parsed.value)
             row = repo.find_patient(conn, parsed.system, parsed.value)
             if row is None:
@@ -639,7 +639,7 @@ class PLLService(ListHistory):
         event loop."""
         key, value, system = read_key(list_id, patient_id, identifier)
         if key == "identifier":
-            _early(access, Verb.READ)
+            early_refusal(access, Verb.READ)
         for _ in range(2):
             with self.db.read() as conn:
                 if key == "identifier" and system is not None:
@@ -722,7 +722,7 @@ def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:
     exc.resources.append(orjson.loads(current.resource))
 
 
-def _early(access: Access, verb: Verb) -> None:
+def early_refusal(access: Access, verb: Verb) -> None:
     """Refuse what no patient's facts could allow before a fødselsnummer is looked up, so
     the answer cannot tell who is registered. (A request naming a list or patient by its
     id goes on to the decision, and its refusal is logged in that patient's access log.)"""

@@ -37,7 +37,14 @@ from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import ENDED, IN_USE, RX_ACTIVE, Entry, Prescription, Role
 from pll.fhir import systems
 from pll.fhir.sfm import codes as c
-from pll.fhir.sfm.document import Shown, Snapshot, StoredMessage, resept_id, write_document
+from pll.fhir.sfm.document import (
+    Shown,
+    Snapshot,
+    StoredMessage,
+    list_message_id,
+    resept_id,
+    write_document,
+)
 from pll.fhir.sfm.reading import (
     Document,
     Item,
@@ -48,7 +55,7 @@ from pll.fhir.sfm.reading import (
 )
 from pll.fhir.validate import validate
 from pll.services.allergies import Allergies
-from pll.services.lists import ChangeResult, Op, PLLService
+from pll.services.lists import ChangeResult, Op, PLLService, early_refusal
 from pll.store import allergies as allergy_store
 from pll.store import repository as repo
 from pll.store import sfm as store
@@ -119,10 +126,11 @@ class SfmService:
                 composition_id,
                 patient_id,
                 access.client_id,
+                reader_key(access),
                 access.actor.to_json(),
                 now,
                 shown.list_version,
-                _shown_json(shown),
+                _shown_json(document, shown),
             )
             return document
 
@@ -132,10 +140,9 @@ class SfmService:
         self, access: Access, parameters: Any, reason: str | None = None
     ) -> tuple[dict[str, Any], ChangeResult | None]:
         """Apply a doctor's complete list sent as an SFM document; returns SFM's answer."""
-        if not isinstance(parameters, dict):
-            raise InvalidInput("Send SFM Basis Parameters as a JSON object.")
+        early_refusal(access, Verb.WRITE)  # only doctors send, refused before any lookup
         bundle = medication_document(parameters)
-        validate(bundle, "Bundle")
+        validate(parameters, "Parameters")
         doc = read_document(bundle)
         if not doc.relates_to:
             raise InvalidInput(
@@ -149,17 +156,17 @@ class SfmService:
             read = self._held_read(conn, access, doc, now)
             patient_id = str(read.patient_id)
             shown = orjson.loads(read.shown)
+            # the list row is locked by apply_in; its id is all the plan needs before that
             head = repo.list_row(conn, patient_id=patient_id)
-            if head is None:
-                raise Conflict(
-                    "This patient has no PLL yet: create it with POST /fhir/List first.", "List"
-                )
-            entries = {e.id: e for e in repo.all_entries(conn, head.id)}
-            rxs = repo.all_prescriptions(conn, head.id)
+            entries = {e.id: e for e in repo.all_entries(conn, head.id)} if head else {}
+            rxs = repo.all_prescriptions(conn, head.id) if head else {}
             plan = _Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
             ops = plan.ops()
             try:
-                result = svc.apply_in(conn, access, patient_id, ops, reason)
+                # SFM creates the PLL with the first send (createPLL): so does PLL
+                result = svc.apply_in(
+                    conn, access, patient_id, ops, reason, create_list=head is None
+                )
             except VersionConflict as exc:
                 # An operation has no If-Match: the read is the version the send is based on.
                 raise Conflict(
@@ -173,12 +180,15 @@ class SfmService:
                     exc.details,
                 ) from None
             after = _snapshot(conn, patient_id, now)
-            _, now_shown = write_document(after, str(uuid.uuid4()), access.actor, now)
-            store.update_read(conn, doc.relates_to, now_shown.list_version, _shown_json(now_shown))
-            return plan.answer(result, head.id), result
+            document, now_shown = write_document(after, str(uuid.uuid4()), access.actor, now)
+            store.update_read(
+                conn, doc.relates_to, now_shown.list_version, _shown_json(document, now_shown)
+            )
+            return plan.answer(result), result
 
     def _held_read(self, conn: Connection, access: Access, doc: Document, now: datetime) -> Any:
-        read = store.get_read(conn, str(doc.relates_to))
+        # locked: two sends on one read are taken one after the other
+        read = store.get_read(conn, str(doc.relates_to), lock=True)
         where = "Bundle.entry[0].resource.relatesTo[0].targetIdentifier"
         if read is None:
             raise RuleRefused(
@@ -186,10 +196,10 @@ class SfmService:
                 "relate the send to the Composition.identifier of your last read.",
                 where,
             )
-        if read.client_id != access.client_id:
+        if read.client_id != access.client_id or read.reader_id != reader_key(access):
             raise RuleRefused(
-                "That $getMedication was made by another client system; a send must relate to "
-                "a read of your own.",
+                "That $getMedication was made by another client system or another user; a "
+                "send must relate to a read of your own.",
                 where,
             )
         if now - read.read_at > READ_VALID_FOR:
@@ -198,7 +208,7 @@ class SfmService:
                 "more than 4 hours ago. Do a new $getMedication and send again.",
                 where,
             )
-        newest = store.latest_read_at(conn, read.patient_id, access.client_id)
+        newest = store.latest_read_at(conn, read.patient_id, access.client_id, read.reader_id)
         if newest is not None and newest > read.read_at:
             raise RuleRefused(
                 f"This send relates to a $getMedication of {read.read_at.isoformat()}, but you "
@@ -266,6 +276,12 @@ class SfmService:
                 allergy["patient"] = {"reference": f"Patient/{patient_id}"}
                 self._import_allergy(conn, access, allergy, patient_id)
                 allergies += 1
+            warnings = []
+            if doc.other:
+                warnings.append(
+                    f"{len(doc.other)} prescription(s) of goods that are not medicines "
+                    "(sectionOtherPrescriptions, BANDA) were not imported: PLL keeps medicines."
+                )
             return Imported(
                 patient_id,
                 result.list_id,
@@ -274,6 +290,7 @@ class SfmService:
                 len(dispensed),
                 messages,
                 allergies,
+                warnings,
             )
 
     def _import_ops(
@@ -370,15 +387,17 @@ class SfmService:
     ) -> int:
         doctor = pharmacy = None
         count = 0
-        for message in doc.messages:
+        # the list's own message (M25.1) names the parties; the others only if it does not
+        for message in sorted(doc.messages, key=lambda m: m.kind != "M25.1"):
             for party in message.parties:
-                if party.role == "M":
+                if party.role == "M" and doctor is None:
                     doctor = party
-                elif party.role == "A":
+                elif party.role == "A" and pharmacy is None:
                     pharmacy = party
+        for message in doc.messages:
             if message.kind not in c.MESSAGES or not message.sent_at:
                 continue
-            sent = datetime.fromisoformat(message.sent_at)
+            sent = _instant(message.sent_at, f"sfm-PLL-info {message.kind} PLLdate")
             detail: dict[str, Any] = {}
             if message.substitute is not None:
                 detail["substitute"] = message.substitute
@@ -425,8 +444,20 @@ class SfmService:
 # -- reading the parameters ---------------------------------------------------------------------
 
 
+def _instant(text: str, where: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not a date-time.", where) from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{text!r} has no time zone.", where)
+    return moment
+
+
 def _get_parameters(parameters: Any) -> tuple[tuple[str, str], Basis | None, datetime | None]:
-    if not isinstance(parameters, dict) or parameters.get("resourceType") != "Parameters":
+    if isinstance(parameters, dict) and parameters.get("resourceType") == "Parameters":
+        validate(parameters, "Parameters")  # the types, before any value is read
+    else:
         raise InvalidInput(
             "Send SFM Basis Parameters: 'patient' (a Patient with a fødselsnummer or "
             "D-nummer), optionally 'historyTimestamp' and 'SamtykkeKjernejournal'.",
@@ -514,8 +545,27 @@ def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return not mine or bool(mine & ids(b))
 
 
-def _shown_json(shown: Shown) -> dict[str, Any]:
-    return {"entries": shown.entries, "heads": shown.heads}
+def reader_key(access: Access) -> str:
+    """Whose read it is: SFM keeps a session per user of a client system."""
+    actor = access.actor
+    return f"hpr:{actor.hpr}" if actor.hpr else f"pid:{actor.pid}" if actor.pid else actor.name
+
+
+def _shown_json(document: dict[str, Any], shown: Shown) -> dict[str, Any]:
+    """What a read showed: versions, and each entry as its statement said it (read back from
+    the document itself), so a send is compared with what the doctor saw, not with what PLL
+    holds beyond it."""
+    views = {
+        item.pll_id: _plain(_view(item.entry))
+        for item in read_document(medication_document(document)).items
+        if item.pll_id
+    }
+    return {"entries": shown.entries, "heads": shown.heads, "views": views}
+
+
+def _plain(value: Any) -> Any:
+    """As JSON gives it back (tuples become lists), so stored and fresh views compare."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def _snapshot(conn: Connection, patient_id: str, now: datetime) -> Snapshot:
@@ -590,33 +640,89 @@ def _view(content: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-#: Which elements of PLL's entry carry each part of the view.
-_ELEMENTS = {
-    "status": ("status",),
-    "drug": ("medicationCodeableConcept",),
-    "dosage": ("dosage",),
-    "patientInstruction": ("dosage",),
-    "additionalInstruction": ("dosage",),
-    "use": ("category",),
-    "area": ("reasonCode",),
-    "start": ("effectiveDateTime", "effectivePeriod"),
-    "multidose": ("extension",),
+def _set_dosage_text(merged: dict[str, Any], sent: dict[str, Any]) -> None:
+    # SFM says the dosage as text: a new text replaces the regimen (its structure included)
+    text = "\n".join(str(d["text"]) for d in sent.get("dosage") or [] if d.get("text"))
+    first = dict((merged.get("dosage") or [{}])[0])
+    kept = {k: first[k] for k in ("patientInstruction", "additionalInstruction") if k in first}
+    if text:
+        merged["dosage"] = [{"text": text, **kept}]
+    else:
+        merged.pop("dosage", None)
+
+
+def _set_instruction(key: str) -> Any:
+    def apply(merged: dict[str, Any], sent: dict[str, Any]) -> None:
+        value = next((d[key] for d in sent.get("dosage") or [] if d.get(key)), None)
+        dosages = merged.get("dosage") or []
+        if not dosages:
+            merged["dosage"] = copy.deepcopy(sent.get("dosage") or [])
+            return
+        if value is None:
+            dosages[0].pop(key, None)
+        else:
+            dosages[0][key] = copy.deepcopy(value)
+
+    return apply
+
+
+def _set_start(merged: dict[str, Any], sent: dict[str, Any]) -> None:
+    start = sent.get("effectiveDateTime")
+    if "effectivePeriod" in merged:
+        if start:
+            merged["effectivePeriod"]["start"] = start
+        else:
+            merged["effectivePeriod"].pop("start", None)
+    elif start:
+        merged["effectiveDateTime"] = start
+    else:
+        merged.pop("effectiveDateTime", None)
+
+
+def _set_multidose(merged: dict[str, Any], sent: dict[str, Any]) -> None:
+    others = [e for e in merged.get("extension") or [] if e.get("url") != c.ADMINISTRATION]
+    extensions = others + copy.deepcopy(c.ext(sent, c.ADMINISTRATION))
+    if extensions:
+        merged["extension"] = extensions
+    else:
+        merged.pop("extension", None)
+
+
+def _set(element: str) -> Any:
+    def apply(merged: dict[str, Any], sent: dict[str, Any]) -> None:
+        if element in sent:
+            merged[element] = copy.deepcopy(sent[element])
+        else:
+            merged.pop(element, None)
+
+    return apply
+
+
+#: How each part of the view is written into PLL's entry: only that part.
+_APPLY = {
+    "status": _set("status"),
+    "drug": _set("medicationCodeableConcept"),
+    "dosage": _set_dosage_text,
+    "patientInstruction": _set_instruction("patientInstruction"),
+    "additionalInstruction": _set_instruction("additionalInstruction"),
+    "use": _set("category"),
+    "area": _set("reasonCode"),
+    "start": _set_start,
+    "multidose": _set_multidose,
 }
 
 
-def _merged(base: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
-    """The entry as it was read, with what the send changed taken from the send: what SFM
-    cannot say (structured dosage, a period, notes) survives a send that did not touch it."""
-    before, after = _view(base), _view(sent)
+def _merged(
+    base: dict[str, Any], sent: dict[str, Any], before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, Any]:
+    """The entry as PLL holds it, with what the send changed (``after`` differs from what
+    the read showed, ``before``) taken from the send: what SFM cannot say (structured
+    dosage, a period, coded reasons, notes) survives a send that did not touch it."""
     merged = copy.deepcopy(base)
-    for key, elements in _ELEMENTS.items():
-        if before[key] == after[key]:
-            continue
-        for element in elements:
-            merged.pop(element, None)
-            if element in sent:
-                merged[element] = copy.deepcopy(sent[element])
-    if after["status"] in ENDED and before["status"] not in ENDED and sent.get("statusReason"):
+    for key, apply in _APPLY.items():
+        if before.get(key) != after.get(key):
+            apply(merged, sent)
+    if after["status"] in ENDED and before.get("status") not in ENDED and sent.get("statusReason"):
         merged["statusReason"] = copy.deepcopy(sent["statusReason"])
     return merged
 
@@ -640,6 +746,7 @@ class _Plan:
         self.patient_id, self.doc, self.now = patient_id, doc, now
         self.shown_entries: dict[str, int] = shown.get("entries", {})
         self.shown_heads: dict[str, int] = shown.get("heads", {})
+        self.views: dict[str, Any] = shown.get("views", {})
         self.entries, self.rxs = entries, rxs
         self.by_resept = {resept_id(rx): rx.id for rx in rxs.values()}
         self.created: list[str] = []
@@ -650,42 +757,44 @@ class _Plan:
 
     def ops(self) -> list[Op]:
         self._accounted()
+        self._no_repeats()
         prescriptions: list[Op] = []
         statements: list[Op] = []
         subject = {"reference": f"Patient/{self.patient_id}"}
         for item in self.doc.items:
-            entry = self.entries.get(item.pll_id or "") if item.pll_id else None
-            if item.pll_id and entry is None:
-                raise InvalidInput(
-                    f"The PLL id {item.pll_id!r} is not an entry of this patient's list.",
-                    f"{item.where}.identifier",
-                )
             new_rx: str | None = None
             prior: str | None = None
             if item.create:
                 new_rx, prior, op = self._prescribe(item, subject)
                 prescriptions.append(op)
             elif item.recall is not None:
-                target = self._rx(item.recall.recall_id or item.resept_id)
-                if target is None:
-                    raise InvalidInput(
-                        f"recallinfo names ReseptId {item.recall.recall_id or item.resept_id!r}, "
-                        "which is not a prescription of this list.",
-                        f"{item.where}.extension",
-                    )
-                if self.rxs[target].status in RX_ACTIVE:
-                    prescriptions.append(self._recall(item, item.recall, target))
-                # an already recalled one: SFM ignores recallinfo on unchanged statements
+                recall = self._recall(item, item.recall)
+                if recall is not None:
+                    prescriptions.append(recall)
             elif item.resept_id and self._rx(item.resept_id) is None:
                 raise InvalidInput(
                     f"ReseptId {item.resept_id!r} is not a prescription of this list; a new "
                     "prescription says so with sfm-reseptamendment.createeresept = true.",
                     f"{item.where}.identifier",
                 )
-            statement = self._statement(item, entry, new_rx, prior, subject)
+            statement = self._statement(item, new_rx, prior, subject)
             if statement is not None:
                 statements.append(statement)
         return prescriptions + statements
+
+    def _no_repeats(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for item in self.doc.items:
+            for kind, value in (("PLL", item.pll_id), ("ReseptId", item.resept_id)):
+                if value is None:
+                    continue
+                if (kind, value) in seen:
+                    raise InvalidInput(
+                        f"{kind} {value} is in the send twice; each entry and prescription is "
+                        "sent once.",
+                        f"{item.where}.identifier",
+                    )
+                seen.add((kind, value))
 
     def _accounted(self) -> None:
         """SFM: every statement and every head of chain the read showed is in the send,
@@ -768,47 +877,54 @@ class _Plan:
             Op("create", "MedicationRequest", item.resept_id, content, where=item.where),
         )
 
-    def _recall(self, item: Item, recall: Recall, target: str) -> Op:
+    def _recall(self, item: Item, recall: Recall) -> Op | None:
+        """A recall of a prescription the read showed as it still is; ``None`` for
+        recallinfo on a prescription already recalled then (SFM ignores it on unchanged
+        statements)."""
+        named = recall.recall_id or item.resept_id
+        target = self._rx(named)
+        if target is None:
+            raise InvalidInput(
+                f"recallinfo names ReseptId {named!r}, which is not a prescription of this list.",
+                f"{item.where}.extension",
+            )
         rx = self.rxs[target]
+        held = self.shown_heads.get(target)
+        if held is not None and held != rx.version:
+            raise Conflict(
+                f"ReseptId {named} was changed by {rx.changed_by.label()} at "
+                f"{rx.last_changed.isoformat()}, after your $getMedication (it is now "
+                f"{rx.status}). Do a new $getMedication and send again.",
+                f"{item.where}.extension",
+            )
+        if rx.status not in RX_ACTIVE:
+            return None
         content = copy.deepcopy(rx.content)
         content["status"] = "stopped"
         reason = c.concept(c.RECALL_CODE, recall.code, c.RECALLS.get(recall.code))
         reason["text"] = recall.text or c.RECALLS.get(recall.code, "Tilbakekalt")
         content["statusReason"] = reason
         self.recalled.append(resept_id(rx))
-        return Op(
-            "update",
-            "MedicationRequest",
-            target,
-            content,
-            self.shown_heads.get(target, rx.version),
-            where=item.where,
-        )
+        return Op("update", "MedicationRequest", target, content, rx.version, where=item.where)
 
     def _statement(
-        self,
-        item: Item,
-        entry: Entry | None,
-        new_rx: str | None,
-        prior: str | None,
-        subject: dict[str, Any],
+        self, item: Item, new_rx: str | None, prior: str | None, subject: dict[str, Any]
     ) -> Op | None:
         sent = copy.deepcopy(item.entry)
         if item.discontinued and sent.get("status") in IN_USE:
             sent["status"] = "stopped"
         if sent.get("status") in ENDED and not sent.get("statusReason"):
             sent["statusReason"] = [{"text": "Seponert (SFM $sendMedication)"}]
+        entry = self.entries.get(item.pll_id) if item.pll_id else None
         if entry is None:
-            if item.pll_id is None and new_rx is None and item.resept_id:
-                return None  # a prescription not on the list, left as it is
-            if sent.get("status") not in IN_USE:
-                return None  # SFM shows nothing new that is not in use
-            content = {**sent, "subject": subject}
-            if new_rx is not None:
-                content["basedOn"] = [{"reference": f"MedicationRequest/{new_rx}"}]
-            return Op("create", "MedicationStatement", self.svc.ids(), content, where=item.where)
+            return self._new_entry(item, sent, new_rx, subject)
         held = self.shown_entries.get(entry.id, entry.version)
         base = self._as_read(entry, held)
+        before = self.views.get(entry.id) or _plain(_view(base))
+        after = _plain(_view(sent))
+        if before == after and new_rx is None:
+            return None  # unchanged by this send: whatever happened since stands
+        merged = _merged(base, sent, before, after)
         links = [
             r
             for r in (base.get("basedOn") or [])
@@ -816,9 +932,6 @@ class _Plan:
         ]
         if new_rx is not None:
             links.append({"reference": f"MedicationRequest/{new_rx}"})
-        if _view(base) == _view(sent) and new_rx is None:
-            return None  # unchanged by this send: whatever happened since stands
-        merged = _merged(base, sent)
         if links:
             merged["basedOn"] = links
         else:
@@ -826,13 +939,43 @@ class _Plan:
         merged["subject"] = subject
         return Op("update", "MedicationStatement", entry.id, merged, held, where=item.where)
 
+    def _new_entry(
+        self, item: Item, sent: dict[str, Any], new_rx: str | None, subject: dict[str, Any]
+    ) -> Op | None:
+        """A medicine put on the list: newly prescribed, registered without prescription,
+        or a prescription not on the list until now. SFM clients choose the PLL id."""
+        existing = self._rx(item.resept_id) if new_rx is None else None
+        if item.pll_id is None and new_rx is None and existing is not None:
+            return None  # a prescription not on the list, and the send leaves it so
+        if sent.get("status") not in IN_USE:
+            return None  # nothing new that is not in use
+        entry_id = self.svc.ids()
+        if item.pll_id is not None:
+            if not FHIR_ID.fullmatch(item.pll_id):
+                raise InvalidInput(
+                    f"PLL id {item.pll_id!r} is not usable as an id (letters, digits, '-', '.').",
+                    f"{item.where}.identifier",
+                )
+            if repo.resource_row(self.conn, "MedicationStatement", item.pll_id) is not None:
+                raise Conflict(
+                    f"PLL id {item.pll_id} belongs to an entry that is not on this patient's "
+                    "list as your $getMedication showed it; a new entry needs a new PLL id.",
+                    f"{item.where}.identifier",
+                )
+            entry_id = item.pll_id
+        content = {**sent, "subject": subject}
+        rx = new_rx or existing
+        if rx is not None:
+            content["basedOn"] = [{"reference": f"MedicationRequest/{rx}"}]
+        return Op("create", "MedicationStatement", entry_id, content, where=item.where)
+
     def _as_read(self, entry: Entry, version: int) -> dict[str, Any]:
         if version == entry.version:
             return copy.deepcopy(entry.content)
         row = repo.resource_version(self.conn, "MedicationStatement", entry.id, version)
         return repo.content_of(row.resource) if row is not None else copy.deepcopy(entry.content)
 
-    def answer(self, result: ChangeResult, list_id: str) -> dict[str, Any]:
+    def answer(self, result: ChangeResult) -> dict[str, Any]:
         """SFM's answer: how many prescriptions and recalls, each one's result, and the
         list's (https://simplifier.net/guide/SFMAPIBasis sendMedication)."""
         recalled = list(self.recalled)
@@ -854,7 +997,7 @@ class _Plan:
         for rid in recalled:
             params.append(_operation_result(rid, "1", "Tilbakekalt"))
         if result.list_version is not None:
-            message = str(uuid.uuid5(uuid.NAMESPACE_URL, f"pll:{list_id}/{result.list_version}"))
+            message = list_message_id(result.list_id, result.list_version)
             params.append(
                 {
                     "name": "PllResult",

@@ -404,12 +404,14 @@ sfm_read = Table(
     Column("id", String(ID), primary_key=True),
     Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
     Column("client_id", String(200)),
+    #: the user: hpr:<HPR number>, pid:<fødselsnummer>
+    Column("reader_id", String(ID), nullable=False),
     Column("reader", Text, nullable=False),
     Column("read_at", UTCDateTime, nullable=False),
     Column("list_version", Integer, nullable=False),
-    #: {"entries": {id: version}, "heads": {id: version}} as the document showed them
+    #: {"entries": {id: version}, "heads": {id: version}, "views": {id: what it showed}}
     Column("shown", Text, nullable=False),
-    Index("ix_sfm_read_patient", "patient_id", "client_id", "read_at"),
+    Index("ix_sfm_read_patient", "patient_id", "client_id", "reader_id", "read_at"),
 )
 
 #: Dispensings (M10) as ``MedicationDispense``.

@@ -22,6 +22,7 @@ def add_read(
     read_id: str,
     patient_id: str,
     client_id: str | None,
+    reader_id: str,
     reader: dict[str, Any],
     read_at: datetime,
     list_version: int,
@@ -37,6 +38,7 @@ def add_read(
             id=read_id,
             patient_id=patient_id,
             client_id=client_id,
+            reader_id=reader_id,
             reader=dumps(reader),
             read_at=read_at,
             list_version=list_version,
@@ -45,18 +47,24 @@ def add_read(
     )
 
 
-def get_read(conn: Connection, read_id: str) -> Row[Any] | None:
-    return conn.execute(select(sfm_read).where(sfm_read.c.id == read_id)).first()
+def get_read(conn: Connection, read_id: str, *, lock: bool = False) -> Row[Any] | None:
+    query = select(sfm_read).where(sfm_read.c.id == read_id)
+    return conn.execute(query.with_for_update() if lock else query).first()
 
 
-def latest_read_at(conn: Connection, patient_id: str, client_id: str | None) -> datetime | None:
+def latest_read_at(
+    conn: Connection, patient_id: str, client_id: str | None, reader_id: str
+) -> datetime | None:
+    """When this user of this client system last read the patient's list."""
     client = (
         sfm_read.c.client_id.is_(None) if client_id is None else sfm_read.c.client_id == client_id
     )
     return cast(
         "datetime | None",
         conn.execute(
-            select(func.max(sfm_read.c.read_at)).where(sfm_read.c.patient_id == patient_id, client)
+            select(func.max(sfm_read.c.read_at)).where(
+                sfm_read.c.patient_id == patient_id, client, sfm_read.c.reader_id == reader_id
+            )
         ).scalar(),
     )
 

@@ -100,35 +100,56 @@ def result_code(code: str, display: str) -> dict[str, Any]:
     return coding(RESULT_CODE, code, display)
 
 
-def sub(extension: dict[str, Any] | None, url: str) -> list[dict[str, Any]]:
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    # Extension values may be of any type; a reader never assumes one.
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def sub(extension: Any, url: str) -> list[dict[str, Any]]:
     """The sub-extensions of ``extension`` with this ``url`` (SFM repeats some of them)."""
-    return [e for e in (extension or {}).get("extension") or [] if e.get("url") == url]
+    if not isinstance(extension, dict):
+        return []
+    return [e for e in _dicts(extension.get("extension")) if e.get("url") == url]
 
 
-def first(extension: dict[str, Any] | None, url: str) -> dict[str, Any] | None:
+def first(extension: Any, url: str) -> dict[str, Any] | None:
     found = sub(extension, url)
     return found[0] if found else None
 
 
-def value(extension: dict[str, Any] | None) -> Any:
+def value(extension: Any) -> Any:
     """The ``value[x]`` of an extension, whatever its type."""
-    for key, item in (extension or {}).items():
+    if not isinstance(extension, dict):
+        return None
+    for key, item in extension.items():
         if key.startswith("value"):
             return item
     return None
 
 
-def sub_value(extension: dict[str, Any] | None, url: str) -> Any:
+def sub_value(extension: Any, url: str) -> Any:
     return value(first(extension, url))
 
 
-def ext(resource: dict[str, Any] | None, url: str) -> list[dict[str, Any]]:
+def ext(resource: Any, url: str) -> list[dict[str, Any]]:
     """A resource's (or element's) extensions with this ``url``."""
-    return [e for e in (resource or {}).get("extension") or [] if e.get("url") == url]
+    if not isinstance(resource, dict):
+        return []
+    return [e for e in _dicts(resource.get("extension")) if e.get("url") == url]
+
+
+def reference(value: Any) -> str | None:
+    """The ``reference`` of a Reference value, or ``None`` for anything else."""
+    if isinstance(value, dict) and isinstance(value.get("reference"), str):
+        return str(value["reference"])
+    return None
 
 
 def code_of(concept_value: Any, system: str | None = None) -> str | None:
-    for c in (concept_value or {}).get("coding") or []:
+    """The code of a CodeableConcept (in ``system`` if given); ``None`` for anything else."""
+    if not isinstance(concept_value, dict):
+        return None
+    for c in _dicts(concept_value.get("coding")):
         if system is None or c.get("system") == system:
             code = c.get("code")
             return str(code) if code is not None else None

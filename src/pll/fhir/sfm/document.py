@@ -72,6 +72,11 @@ class Shown:
     list_version: int
 
 
+def list_message_id(list_id: str, version: int) -> str:
+    """The M25.1 message id of a list version: the same every time it is shown."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pll:{list_id}/{version}"))
+
+
 def resept_id(rx: Prescription) -> str:
     """The prescription's ReseptId: as the prescriber's system gave it, else PLL's id."""
     for ident in rx.content.get("identifier") or []:
@@ -257,19 +262,13 @@ def _amendment(
         recall = _recall_info(rx, successor)
         if recall is not None and not c.first(amendment, "recallinfo"):
             subs.append(recall)
-        if rx.status in ("stopped", "completed") and not stored:
-            subs[:] = [s for s in subs if s.get("url") != "rfstatus"]
-            subs.append(
-                {
-                    "url": "rfstatus",
-                    "extension": [
-                        {
-                            "url": "status",
-                            "valueCodeableConcept": c.concept(c.RF_STATUS, "T", "Tilbakekalt"),
-                        }
-                    ],
-                }
-            )
+        if not (stored and rx.version == 1 and c.first(stored, "rfstatus")):
+            # as the intermediary said, until PLL changes the prescription
+            _set_rf_status(subs, rx, successor is not None)
+        if rx.version > 1 or not stored:
+            # changed in PLL since the prescriber's system sent it
+            subs[:] = [e for e in subs if e.get("url") != "lastchanged"]
+            subs.append({"url": "lastchanged", "valueDateTime": instant(rx.last_changed)})
         return amendment
     if entry is None:
         return {"url": c.AMENDMENT, "extension": []}
@@ -291,6 +290,31 @@ def _amendment(
     return {"url": c.AMENDMENT, "extension": subs}
 
 
+_RF = {"E": "Ekspederbar", "U": "Under ekspedering", "T": "Tilbakekalt"}
+
+
+def _set_rf_status(subs: list[dict[str, Any]], rx: Prescription, renewed: bool) -> None:
+    """``rfstatus`` follows PLL's status, whatever the stored copy says: a prescription in use
+    is dispensable (E, or U while a pharmacy is dispensing it), a recalled or renewed one is
+    T, and one that is simply done (dispensed in full, expired) has none."""
+    old = c.code_of(c.sub_value(c.first({"extension": subs}, "rfstatus"), "status"), c.RF_STATUS)
+    if rx.status in RX_ACTIVE:
+        code: str | None = old if old in ("E", "U") else "E"
+    elif rx.status == "stopped" or renewed:
+        code = "T"
+    else:
+        code = None
+    kept = [e for e in subs if e.get("url") != "rfstatus"]
+    if code == old and len(kept) == len(subs) - 1:
+        return  # as stored, with whatever else the intermediary said (nameDispenser, …)
+    subs[:] = kept
+    if code is not None:
+        concept = c.concept(c.RF_STATUS, code, _RF[code])
+        subs.append(
+            {"url": "rfstatus", "extension": [{"url": "status", "valueCodeableConcept": concept}]}
+        )
+
+
 def _built_amendment(rx: Prescription) -> dict[str, Any]:
     content = rx.content
     dispense = content.get("dispenseRequest") or {}
@@ -309,19 +333,6 @@ def _built_amendment(rx: Prescription) -> dict[str, Any]:
     subs.append(
         {"url": "itemgroup", "valueCodeableConcept": c.concept(c.ITEM_GROUP, "L", "Legemiddel")}
     )
-    if rx.status in ("active", "on-hold"):
-        subs.append(
-            {
-                "url": "rfstatus",
-                "extension": [
-                    {
-                        "url": "status",
-                        "valueCodeableConcept": c.concept(c.RF_STATUS, "E", "Ekspederbar"),
-                    }
-                ],
-            }
-        )
-    subs.append({"url": "lastchanged", "valueDateTime": instant(rx.last_changed)})
     subs.append(
         {"url": "typeresept", "valueCodeableConcept": c.concept(c.TYPE_RESEPT, "E", "Eresept")}
     )
@@ -750,7 +761,7 @@ def _pll_info(
         messages.append(
             StoredMessage(
                 "M25.1",
-                str(uuid.uuid5(uuid.NAMESPACE_URL, f"pll:{lst.id}/{lst.version}")),
+                list_message_id(lst.id, lst.version),
                 lst.updated,
                 Party.of(lst.baton) if lst.baton.role is not Role.SYSTEM else None,
             )

@@ -28,6 +28,7 @@ from pll.domain.model import Author, Role
 from pll.fhir import systems
 from pll.fhir.medication import FEST
 from pll.fhir.sfm import codes as c
+from pll.fhir.validate import validate
 
 #: Identifier ``type.text`` values SFM gives a statement (matched without case, as SFM does).
 PLL_ID = "PLL"
@@ -212,18 +213,25 @@ def parse_lenient(text: str) -> tuple[Any, list[str]]:
             ) from None
 
 
-def medication_document(parameters: dict[str, Any]) -> dict[str, Any]:
+def medication_document(parameters: Any) -> dict[str, Any]:
     """The ``medication`` Bundle of SFM's ``Parameters`` (or the Bundle itself)."""
+    if not isinstance(parameters, dict):
+        raise InvalidInput("Send SFM Basis Parameters (a JSON object) with a 'medication' Bundle.")
     if parameters.get("resourceType") == "Bundle":
         return parameters
     if parameters.get("resourceType") != "Parameters":
         raise InvalidInput(
             "Send SFM Basis Parameters with a 'medication' document Bundle.", "resourceType"
         )
-    for i, p in enumerate(parameters.get("parameter") or []):
-        if p.get("name") == "medication":
-            bundle = p.get("resource") or {}
-            if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "document":
+    items = parameters.get("parameter")
+    for i, p in enumerate(items if isinstance(items, list) else []):
+        if isinstance(p, dict) and p.get("name") == "medication":
+            bundle = p.get("resource")
+            if (
+                not isinstance(bundle, dict)
+                or bundle.get("resourceType") != "Bundle"
+                or bundle.get("type") != "document"
+            ):
                 raise InvalidInput(
                     "The 'medication' parameter must be a Bundle of type 'document'.",
                     f"Parameters.parameter[{i}].resource",
@@ -487,6 +495,9 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item: 
             "A prescription (typeresept other than U) needs a ReseptId identifier.",
             f"{where}.identifier",
         )
+    _valid(entry, "MedicationStatement", where)
+    if prescription is not None:
+        _valid(prescription, "MedicationRequest", where)
     return Item(
         index=position,
         ref=ref,
@@ -502,6 +513,15 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item: 
         based_on=[str(r["reference"]) for r in st.get("basedOn") or [] if r.get("reference")],
         prescriber=prescriber,
     )
+
+
+def _valid(content: dict[str, Any], rtype: str, where: str) -> None:
+    """What the statement says, as PLL will keep it, is valid FHIR: a value of the wrong
+    type in an SFM extension is refused here, not found later by a reader."""
+    try:
+        validate({**content, "subject": {"reference": "Patient/x"}}, rtype)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where} does not give a valid {rtype}: {exc.message}", where) from None
 
 
 def _prescriber(index: _Bundle, st: dict[str, Any]) -> Party | None:
@@ -627,7 +647,8 @@ def _practitioner(resource: dict[str, Any]) -> Party:
 
 
 def _display_party(reg: dict[str, Any]) -> Party:
-    display = (c.sub_value(reg, "provider") or {}).get("display")
+    provider = c.sub_value(reg, "provider")
+    display = provider.get("display") if isinstance(provider, dict) else None
     return Party(name=str(display).split(",")[0] if display else None)
 
 
@@ -678,10 +699,10 @@ def _message(index: _Bundle, basic: dict[str, Any]) -> Message:
     for d in c.sub(info, "deliveryinformation"):
         deliveries.append(
             Delivery(
-                prescription=(c.sub_value(d, "prescriptionId") or {}).get("reference"),
+                prescription=c.reference(c.sub_value(d, "prescriptionId")),
                 first_dose=c.sub_value(d, "datefirstdose"),
                 last_dose=c.sub_value(d, "datelastdose"),
-                dispense=(c.sub_value(d, "deliverydoc") or {}).get("reference"),
+                dispense=c.reference(c.sub_value(d, "deliverydoc")),
                 ref_m10=c.sub_value(d, "refM10"),
             )
         )

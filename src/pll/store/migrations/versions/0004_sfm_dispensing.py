@@ -21,6 +21,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=_ID), nullable=False),
         sa.Column("patient_id", sa.String(length=_ID), nullable=False),
         sa.Column("client_id", sa.String(length=200), nullable=True),
+        sa.Column("reader_id", sa.String(length=_ID), nullable=False),
         sa.Column("reader", sa.Text(), nullable=False),
         sa.Column("read_at", sa.DateTime(), nullable=False),
         sa.Column("list_version", sa.Integer(), nullable=False),
@@ -28,7 +29,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["patient_id"], ["patient.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_sfm_read_patient", "sfm_read", ["patient_id", "client_id", "read_at"])
+    op.create_index(
+        "ix_sfm_read_patient", "sfm_read", ["patient_id", "client_id", "reader_id", "read_at"]
+    )
     op.create_table(
         "dispense",
         sa.Column("id", sa.String(length=_ID), nullable=False),
