@@ -557,7 +557,7 @@ def _shown_json(document: dict[str, Any], shown: Shown) -> dict[str, Any]:
     holds beyond it."""
     views = {
         item.pll_id: _plain(_view(item.entry))
-        for item in read_document(medication_document(document)).items
+        for item in read_document(medication_document(document), check=False).items
         if item.pll_id
     }
     return {"entries": shown.entries, "heads": shown.heads, "views": views}

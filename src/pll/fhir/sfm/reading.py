@@ -240,9 +240,10 @@ def medication_document(parameters: Any) -> dict[str, Any]:
     raise InvalidInput("The Parameters have no 'medication' document Bundle.", "Parameters")
 
 
-def read_document(bundle: dict[str, Any]) -> Document:
+def read_document(bundle: dict[str, Any], *, check: bool = True) -> Document:
     """Read an SFM document Bundle. Raises :class:`InvalidInput` naming the element that
-    makes it unreadable."""
+    makes it unreadable. ``check=False`` skips validating what each statement becomes, for
+    documents PLL wrote itself."""
     index = _Bundle(bundle)
     entries = bundle.get("entry") or []
     if not entries or (entries[0].get("resource") or {}).get("resourceType") != "Composition":
@@ -280,8 +281,8 @@ def read_document(bundle: dict[str, Any]) -> Document:
                 "MedicationStatement of this Bundle.",
                 "Bundle.entry[0].resource.section",
             )
-        items.append(_item(index, found[0], ref["reference"], found[1]))
-    older = _older(index, items)
+        items.append(_item(index, found[0], ref["reference"], found[1], check))
+    older = _older(index, items, check)
     messages = [
         _message(index, found[1])
         for ref in _section_refs(sections, "sectionPLLinfo")
@@ -328,7 +329,7 @@ def _section_refs(
     return [r for r in (found[1].get("entry") or []) if r.get("reference")] if found else []
 
 
-def _older(index: _Bundle, items: list[Item]) -> list[Item]:
+def _older(index: _Bundle, items: list[Item], check: bool) -> list[Item]:
     """The statements the section's heads of chain renew, and those they renew, …"""
     seen = {i.ref for i in items}
     out: list[Item] = []
@@ -344,7 +345,7 @@ def _older(index: _Bundle, items: list[Item]) -> list[Item]:
                 f"basedOn names {ref!r}, which is not a MedicationStatement of this Bundle.",
                 "Bundle.entry",
             )
-        item = _item(index, found[0], ref, found[1])
+        item = _item(index, found[0], ref, found[1], check)
         out.append(item)
         todo += item.based_on
     return out
@@ -428,7 +429,7 @@ def _moment(text: Any, where: str) -> datetime | None:
     return moment
 
 
-def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item:  # noqa: PLR0912 - one branch per optional SFM element
+def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any], check: bool = True) -> Item:  # noqa: PLR0912 - one branch per optional SFM element
     where = f"Bundle.entry[{position}].resource"
     status = str(st.get("status") or "")
     if not status:
@@ -442,18 +443,7 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item: 
         "status": status,
         "medicationCodeableConcept": medication,
     }
-    ended_at = None
-    if discontinuation is not None:
-        ended_at = _moment(c.sub_value(discontinuation, "timedate"), f"{where}.extension")
-        reasons = []
-        reason = c.sub_value(discontinuation, "reason")
-        if reason:
-            reasons.append(copy.deepcopy(reason))
-        note = c.sub_value(discontinuation, "note")
-        if note:
-            reasons.append({"text": str(note)})
-        if reasons:
-            entry["statusReason"] = reasons
+    ended_at = _discontinued(discontinuation, entry, where)
     if use:
         entry["category"] = {"coding": [{"system": systems.TREATMENT_TYPE, "code": use}]}
     # SFM writes the start of the treatment as a plain-named extension (the test
@@ -495,9 +485,10 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item: 
             "A prescription (typeresept other than U) needs a ReseptId identifier.",
             f"{where}.identifier",
         )
-    _valid(entry, "MedicationStatement", where)
-    if prescription is not None:
-        _valid(prescription, "MedicationRequest", where)
+    if check:
+        _valid(entry, "MedicationStatement", where)
+        if prescription is not None:
+            _valid(prescription, "MedicationRequest", where)
     return Item(
         index=position,
         ref=ref,
@@ -513,6 +504,24 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any]) -> Item: 
         based_on=[str(r["reference"]) for r in st.get("basedOn") or [] if r.get("reference")],
         prescriber=prescriber,
     )
+
+
+def _discontinued(
+    discontinuation: dict[str, Any] | None, entry: dict[str, Any], where: str
+) -> datetime | None:
+    """``sfm-discontinuation``: when the entry ended, and why (into ``statusReason``)."""
+    if discontinuation is None:
+        return None
+    reasons = []
+    reason = c.sub_value(discontinuation, "reason")
+    if reason:
+        reasons.append(copy.deepcopy(reason))
+    note = c.sub_value(discontinuation, "note")
+    if note:
+        reasons.append({"text": str(note)})
+    if reasons:
+        entry["statusReason"] = reasons
+    return _moment(c.sub_value(discontinuation, "timedate"), f"{where}.extension")
 
 
 def _valid(content: dict[str, Any], rtype: str, where: str) -> None:
