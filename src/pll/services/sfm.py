@@ -50,6 +50,7 @@ from pll.fhir.sfm.reading import (
     Item,
     Party,
     Recall,
+    check_item,
     medication_document,
     read_document,
 )
@@ -143,7 +144,8 @@ class SfmService:
         early_refusal(access, Verb.WRITE)  # only doctors send, refused before any lookup
         bundle = medication_document(parameters)
         validate(parameters, "Parameters")
-        doc = read_document(bundle)
+        # statements are checked as PLL would keep them when the send changes them (_Plan)
+        doc = read_document(bundle, check=False)
         if not doc.relates_to:
             raise InvalidInput(
                 "The Composition must relate to your last $getMedication: "
@@ -764,6 +766,8 @@ class _Plan:
         for item in self.doc.items:
             new_rx: str | None = None
             prior: str | None = None
+            if item.create or item.recall is not None or not self._unchanged(item):
+                check_item(item)
             if item.create:
                 new_rx, prior, op = self._prescribe(item, subject)
                 prescriptions.append(op)
@@ -781,6 +785,13 @@ class _Plan:
             if statement is not None:
                 statements.append(statement)
         return prescriptions + statements
+
+    def _unchanged(self, item: Item) -> bool:
+        """The statement says of its entry what the read showed (cheap; decides whether
+        the statement must be checked as content PLL will keep)."""
+        if item.pll_id is None or item.pll_id not in self.views:
+            return item.pll_id is None and item.resept_id is not None
+        return bool(self.views[item.pll_id] == _plain(_view(item.entry)))
 
     def _no_repeats(self) -> None:
         seen: set[tuple[str, str]] = set()

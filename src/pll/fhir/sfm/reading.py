@@ -429,7 +429,7 @@ def _moment(text: Any, where: str) -> datetime | None:
     return moment
 
 
-def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any], check: bool = True) -> Item:  # noqa: PLR0912 - one branch per optional SFM element
+def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any], check: bool = True) -> Item:
     where = f"Bundle.entry[{position}].resource"
     status = str(st.get("status") or "")
     if not status:
@@ -485,11 +485,7 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any], check: bo
             "A prescription (typeresept other than U) needs a ReseptId identifier.",
             f"{where}.identifier",
         )
-    if check:
-        _valid(entry, "MedicationStatement", where)
-        if prescription is not None:
-            _valid(prescription, "MedicationRequest", where)
-    return Item(
+    item = Item(
         index=position,
         ref=ref,
         status=status,
@@ -504,6 +500,17 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any], check: bo
         based_on=[str(r["reference"]) for r in st.get("basedOn") or [] if r.get("reference")],
         prescriber=prescriber,
     )
+    if check:
+        check_item(item)
+    return item
+
+
+def check_item(item: Item) -> None:
+    """What the statement says, as PLL will keep it, is valid FHIR: a value of the wrong
+    type in an SFM extension is refused here, not found later by a reader."""
+    _valid(item.entry, "MedicationStatement", item.where)
+    if item.prescription is not None:
+        _valid(item.prescription, "MedicationRequest", item.where)
 
 
 def _discontinued(
@@ -525,8 +532,6 @@ def _discontinued(
 
 
 def _valid(content: dict[str, Any], rtype: str, where: str) -> None:
-    """What the statement says, as PLL will keep it, is valid FHIR: a value of the wrong
-    type in an SFM extension is refused here, not found later by a reader."""
     try:
         validate({**content, "subject": {"reference": "Patient/x"}}, rtype)
     except InvalidInput as exc:
