@@ -91,6 +91,44 @@ def ext(resource: dict[str, Any], url: str) -> list[dict[str, Any]]:
     return [e for e in resource.get("extension", []) if e["url"] == url]
 
 
+def recallinfo(code: str, recall_id: str | None = None) -> dict[str, Any]:
+    """``recallinfo`` as a journal system sends it: why a prescription is recalled (kodeverk
+    7500), and for a renewal which one it renews."""
+    parts: list[dict[str, Any]] = []
+    if recall_id is not None:
+        parts.append({"url": "recallId", "valueString": recall_id})
+    parts.append(
+        {
+            "url": "recallcode",
+            "valueCodeableConcept": {
+                "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7500", "code": code}]
+            },
+        }
+    )
+    return {"url": "recallinfo", "extension": parts}
+
+
+def amendment_of(statement: dict[str, Any]) -> dict[str, Any]:
+    return ext(statement, f"{SD}/sfm-reseptamendment")[0]
+
+
+def renewed(bundle: dict[str, Any], prefix: str, old_id: str, new_id: str, code: str) -> None:
+    """Renew the prescription of the statement named ``prefix``: a new ReseptId, flagged
+    createeresept, with recallinfo naming the old one."""
+    st = statement_named(bundle, prefix)
+    for i in st["identifier"]:
+        if i["type"]["text"] == "ReseptId":
+            i["value"] = new_id
+    amendment = amendment_of(st)
+    amendment["extension"] = [
+        e for e in amendment["extension"] if e["url"] not in ("rfstatus", "reseptdate")
+    ] + [
+        {"url": "createeresept", "valueBoolean": True},
+        {"url": "reseptdate", "valueDate": "2024-01-25"},
+        recallinfo(code, old_id),
+    ]
+
+
 def sub(extension: dict[str, Any] | None, url: str) -> Any:
     for e in (extension or {}).get("extension", []):
         if e["url"] == url:
@@ -526,20 +564,7 @@ def test_send_discontinues_and_recalls(server: LiveServer, read: dict[str, Any])
     def discontinue(bundle: dict[str, Any]) -> None:
         st = statement_named(bundle, "Deksametason")
         st["status"] = "stopped"
-        amendment = ext(st, f"{SD}/sfm-reseptamendment")[0]
-        amendment["extension"].append(
-            {
-                "url": "recallinfo",
-                "extension": [
-                    {
-                        "url": "recallcode",
-                        "valueCodeableConcept": {
-                            "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7500", "code": "2"}]
-                        },
-                    }
-                ],
-            }
-        )
+        amendment_of(st)["extension"].append(recallinfo("2"))
         st["extension"].append(
             {
                 "url": f"{SD}/sfm-discontinuation",
@@ -586,29 +611,7 @@ def test_send_renews_and_shows_the_chain(server: LiveServer, read: dict[str, Any
     old_id = "26e1fef6-3c6b-4558-a009-22c7e4b6970f"  # Lapatinib
 
     def renew(bundle: dict[str, Any]) -> None:
-        st = statement_named(bundle, "Lapatinib")
-        for i in st["identifier"]:
-            if i["type"]["text"] == "ReseptId":
-                i["value"] = new_id
-        amendment = ext(st, f"{SD}/sfm-reseptamendment")[0]
-        amendment["extension"] = [
-            e for e in amendment["extension"] if e["url"] not in ("rfstatus", "reseptdate")
-        ] + [
-            {"url": "createeresept", "valueBoolean": True},
-            {"url": "reseptdate", "valueDate": "2024-01-25"},
-            {
-                "url": "recallinfo",
-                "extension": [
-                    {"url": "recallId", "valueString": old_id},
-                    {
-                        "url": "recallcode",
-                        "valueCodeableConcept": {
-                            "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7500", "code": "1"}]
-                        },
-                    },
-                ],
-            },
-        ]
+        renewed(bundle, "Lapatinib", old_id, new_id, "1")
 
     with server.client("gp") as gp:
         r = send(gp, send_from(read, renew))
@@ -1105,25 +1108,7 @@ def test_a_renewal_chain_survives_export_and_import(
     old_id = "26e1fef6-3c6b-4558-a009-22c7e4b6970f"
 
     def renew(bundle: dict[str, Any]) -> None:
-        st = statement_named(bundle, "Lapatinib")
-        for i in st["identifier"]:
-            if i["type"]["text"] == "ReseptId":
-                i["value"] = new_id
-        ext(st, f"{SD}/sfm-reseptamendment")[0]["extension"] += [
-            {"url": "createeresept", "valueBoolean": True},
-            {
-                "url": "recallinfo",
-                "extension": [
-                    {"url": "recallId", "valueString": old_id},
-                    {
-                        "url": "recallcode",
-                        "valueCodeableConcept": {
-                            "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7500", "code": "3"}]
-                        },
-                    },
-                ],
-            },
-        ]
+        renewed(bundle, "Lapatinib", old_id, new_id, "3")
 
     since = {"valueDateTime": "2023-01-01T00:00:00+01:00"}
     with server.client("gp") as gp:
@@ -1177,20 +1162,7 @@ def test_a_recall_of_a_prescription_changed_since_the_read_is_refused(
         )
 
     def recall(bundle: dict[str, Any]) -> None:
-        amendment = ext(statement_named(bundle, "Lapatinib"), f"{SD}/sfm-reseptamendment")[0]
-        amendment["extension"].append(
-            {
-                "url": "recallinfo",
-                "extension": [
-                    {
-                        "url": "recallcode",
-                        "valueCodeableConcept": {
-                            "coding": [{"system": "urn:oid:2.16.578.1.12.4.1.1.7500", "code": "4"}]
-                        },
-                    }
-                ],
-            }
-        )
+        amendment_of(statement_named(bundle, "Lapatinib"))["extension"].append(recallinfo("4"))
 
     before = snapshot(server.db, audit=False)
     with server.client("gp") as gp:
