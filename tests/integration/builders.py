@@ -88,9 +88,9 @@ def etag(response: httpx.Response) -> str:
     return response.headers["ETag"]
 
 
-def new_patient_with_list(client: httpx.Client) -> tuple[str, str]:
+def new_patient_with_list(client: httpx.Client, fnr: str | None = None) -> tuple[str, str]:
     """Register a patient and create their PLL; returns (patient id, list id)."""
-    pid = ok(client.post("/fhir/Patient", json=patient()), 201)["id"]
+    pid = ok(client.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
     lst = ok(
         client.post(
             "/fhir/List",

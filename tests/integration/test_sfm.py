@@ -23,7 +23,15 @@ from pll.fhir.validate import validate
 from pll.services.sfm import SfmService
 from pll.store.schema import outbox, pll_version
 from tests.conftest import LiveServer, snapshot
-from tests.integration.builders import new_fnr, ok, outcome_text, patient, prescription, statement
+from tests.integration.builders import (
+    new_fnr,
+    new_patient_with_list,
+    ok,
+    outcome_text,
+    patient,
+    prescription,
+    statement,
+)
 
 REFERENCE = (
     Path(__file__).resolve().parents[3]
@@ -817,20 +825,8 @@ def _native_list(server: LiveServer) -> str:
     prescription linked to its entry, and one with no entry. Returns the fødselsnummer."""
     fnr = new_fnr()
     with server.client("gp") as gp:
-        pid = ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
+        pid, _ = new_patient_with_list(gp, fnr)
         ref = f"Patient/{pid}"
-        ok(
-            gp.post(
-                "/fhir/List",
-                json={
-                    "resourceType": "List",
-                    "status": "current",
-                    "mode": "working",
-                    "subject": {"reference": ref},
-                },
-            ),
-            201,
-        )
         rx = ok(
             gp.post(
                 "/fhir/MedicationRequest", json=prescription(ref, "Metformin tab 500 mg", "A10BA02")
@@ -1025,20 +1021,7 @@ def test_a_send_gets_the_same_checks_as_any_change(server: LiveServer) -> None:
     simva = ("046321", "C10AA01", "Simvastatin Fjordpharma Tab 20 mg")
     clarithro = ("173456", "J01FA09", "Klaritromycin Fjordpharma Tab 500 mg")
     with server.client("gp") as gp:
-        pid = ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
-        ref = f"Patient/{pid}"
-        ok(
-            gp.post(
-                "/fhir/List",
-                json={
-                    "resourceType": "List",
-                    "status": "current",
-                    "mode": "working",
-                    "subject": {"reference": ref},
-                },
-            ),
-            201,
-        )
+        new_patient_with_list(gp, fnr)
         first = ok(get_medication(gp, fnr))
         ok(send(gp, send_from(first, lambda b: _prescribe_new(b, simva))))
         read = ok(get_medication(gp, fnr))
