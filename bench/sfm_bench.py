@@ -39,8 +39,8 @@ from pll.store.db import Database, normalise_url
 console = Console()
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE = (
-    Path(__file__).resolve().parents[2]
-    / "shared/reference/sfm-basis/getMedication-response-e-multidose.json"
+    Path(__file__).resolve().parents[1]
+    / "tests/fixtures/sfm/getMedication-response-e-multidose.json"
 )
 FNR = "25039296929"
 

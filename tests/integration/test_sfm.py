@@ -2,7 +2,7 @@
 ``$sendMedication`` is held to the SFM rules — over real HTTP, on both databases.
 
 The reference is the ``$getMedication`` response of the national test environment in
-``shared/reference/sfm-basis``. The facts compared are read from the raw JSON here, not with
+``shared/reference/sfm-basis``, kept in ``tests/fixtures/sfm``. The facts compared are read from the raw JSON here, not with
 PLL's own reader, so a fault in the reader cannot hide itself.
 """
 
@@ -34,8 +34,8 @@ from tests.integration.builders import (
 )
 
 REFERENCE = (
-    Path(__file__).resolve().parents[3]
-    / "shared/reference/sfm-basis/getMedication-response-e-multidose.json"
+    Path(__file__).resolve().parents[2]
+    / "tests/fixtures/sfm/getMedication-response-e-multidose.json"
 )
 SD = "http://ehelse.no/fhir/StructureDefinition"
 FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PLL = str(Path(sys.executable).parent / "pll")
-REFERENCE = ROOT.parent / "shared/reference/sfm-basis/getMedication-response-e-multidose.json"
+REFERENCE = ROOT / "tests/fixtures/sfm/getMedication-response-e-multidose.json"
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,8 +12,8 @@ from pll.domain.errors import InvalidInput
 from pll.fhir.sfm.reading import medication_document, parse_lenient, read_document
 
 REFERENCE = (
-    Path(__file__).resolve().parents[3]
-    / "shared/reference/sfm-basis/getMedication-response-e-multidose.json"
+    Path(__file__).resolve().parents[2]
+    / "tests/fixtures/sfm/getMedication-response-e-multidose.json"
 )
 
 
