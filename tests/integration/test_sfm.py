@@ -2,8 +2,8 @@
 ``$sendMedication`` is held to the SFM rules — over real HTTP, on both databases.
 
 The reference is the ``$getMedication`` response of the national test environment in
-``shared/reference/sfm-basis``, kept in ``tests/fixtures/sfm``. The facts compared are read from the raw JSON here, not with
-PLL's own reader, so a fault in the reader cannot hide itself.
+``shared/reference/sfm-basis``, kept in ``tests/fixtures/sfm``. The facts compared are read
+from the raw JSON here, not with PLL's own reader, so a fault in the reader cannot hide itself.
 """
 
 from __future__ import annotations
