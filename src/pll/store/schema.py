@@ -454,3 +454,35 @@ multidose = Table(
     Column("registered_at", UTCDateTime, nullable=False),
     Column("registered_by", Text, nullable=False),
 )
+
+#: FHIR R4 Subscriptions (rest-hook, Subscriptions Backport style): who is told of changes.
+subscription = Table(
+    "subscription",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    #: requested, active, error or off (FHIR Subscription.status)
+    Column("status", String(16), nullable=False),
+    Column("criteria", String(200), nullable=False),
+    #: the patient the criteria names (List?patient=<id>); NULL for every patient
+    Column("patient_id", String(ID)),
+    Column("endpoint", Text, nullable=False),
+    #: the key payloads are signed with (HMAC-SHA256), given by the subscriber
+    Column("secret", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("resource", Text, nullable=False),
+)
+
+#: Each consumer's place in the outbox (the id of the last event it has had), so every
+#: consumer gets every event in order, at least once, at its own pace.
+consumer = Table(
+    "consumer",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_try_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
