@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, format, types, then pytest on SQLite and PostgreSQL.
-# Starts the local PostgreSQL if it is down. With CI=true a missing PostgreSQL fails the run.
+# Starts the local PostgreSQL and NATS if they are down. With CI=true a missing PostgreSQL fails
+# the run; the NATS tests fail (never skip) when NATS cannot be reached.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/venv.sh
@@ -9,6 +10,15 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   echo "starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+
+# Events are also published to NATS JetStream; its tests use the local server.
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  echo "starting NATS (JetStream)"
+  mkdir -p /var/lib/nats-server
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || true
+  for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 1; done
 fi
 
 # The benchmark's smoke test drives the server with wrk and PostgreSQL with pgbench.

@@ -189,9 +189,15 @@ def serving(app: Any) -> Iterator[str]:
 
 
 def server_settings(data_dir: Path, database: Database, **changes: Any) -> Settings:
-    """Settings for a test server: development tokens on, no background sealer (tests seal
-    when they mean to, and snapshots stay still)."""
-    base = Settings(data_dir=data_dir, database_url=database.url, dev_auth=True, seal_interval=0)
+    """Settings for a test server: development tokens on, no background sealer or
+    dispatcher (tests seal and deliver when they mean to, and snapshots stay still)."""
+    base = Settings(
+        data_dir=data_dir,
+        database_url=database.url,
+        dev_auth=True,
+        seal_interval=0,
+        dispatch=False,  # tests deliver events when they mean to (pll.events)
+    )
     return dataclasses.replace(base, **changes)
 
 

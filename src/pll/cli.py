@@ -322,6 +322,57 @@ def proxy_remove(holder: str, patient: str) -> None:
     click.echo("proxy removed" if removed else "no such proxy")
 
 
+@main.group()
+def events() -> None:
+    """Delivering the outbox: FHIR rest-hook subscriptions and NATS JetStream."""
+
+
+@events.command("run")
+def events_run() -> None:
+    """Deliver events until stopped (Ctrl-C or SIGTERM); what was delivered stays delivered."""
+    import signal
+    import threading
+
+    from pll.events.dispatcher import Dispatcher
+    from pll.events.run import consumers
+    from pll.services.base import utcnow
+
+    settings = Settings.from_env()
+    database = _database(settings)
+    database.upgrade()
+    base = (settings.public_url or "http://localhost").rstrip("/") + "/fhir"
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    where = f" and NATS at {settings.nats_url}" if settings.nats_url else ""
+    click.echo(f"delivering events to subscriptions{where}")
+    Dispatcher(database, consumers(database, base, settings.nats_url), utcnow).run(stop)
+
+
+@events.command("status")
+def events_status() -> None:
+    """Each consumer's place in the outbox: how far behind, and why it fails if it does."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pll.events import outbox
+    from pll.services.base import utcnow
+
+    settings = Settings.from_env()
+    database = _database(settings)
+    database.upgrade()
+    table = Table(title="event consumers")
+    for column in ("consumer", "behind (events)", "oldest waiting (s)", "attempts", "last error"):
+        table.add_column(column)
+    with database.read() as conn:
+        for row in outbox.places(conn):
+            behind, age = outbox.lag(conn, (row.position_txid, row.position), utcnow())
+            table.add_row(
+                row.name, str(behind), f"{age:.1f}", str(row.attempts), row.last_error or ""
+            )
+    Console().print(table)
+
+
 @main.group("import")
 def import_() -> None:
     """Bring in lists kept by other systems."""

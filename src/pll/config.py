@@ -50,6 +50,12 @@ class Settings:
     #: Seconds between sealing runs of the audit chain (``PLL_SEAL_INTERVAL``; 0 turns the
     #: sealer off in this process, as when another process or ``pll audit seal`` does it).
     seal_interval: float = 1.0
+    #: NATS server events are also published to, on JetStream (``PLL_NATS_URL``)
+    nats_url: str | None = None
+    #: Run the event dispatcher inside ``pll serve`` (``PLL_DISPATCH``; on by default with the
+    #: embedded database, where a second process would only contend for its one writer; with
+    #: PostgreSQL run ``pll events run`` beside the servers instead)
+    dispatch: bool | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,10 +74,21 @@ class Settings:
             required_scope=os.environ.get("PLL_REQUIRED_SCOPE") or None,
             seal_interval=float(os.environ.get("PLL_SEAL_INTERVAL", "1")),
             public_url=os.environ.get("PLL_PUBLIC_URL") or None,
+            nats_url=os.environ.get("PLL_NATS_URL") or None,
+            dispatch=_flag("PLL_DISPATCH", default=False)
+            if os.environ.get("PLL_DISPATCH", "").strip()
+            else None,
         )
 
     def audit_key(self) -> AuditKey:
         return AuditKey.load(self.data_dir)
+
+    @property
+    def dispatches(self) -> bool:
+        """Whether ``pll serve`` runs the event dispatcher itself."""
+        if self.dispatch is not None:
+            return self.dispatch
+        return self.database_url.startswith("sqlite")
 
     def authenticator(self) -> Authenticator:
         """The trusted issuers: the development one unless turned off, and ``PLL_ISSUER``."""

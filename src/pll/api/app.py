@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -28,8 +29,11 @@ from pll.api.http import (
     endpoint,
     fhir_response,
 )
+from pll.api.subscription_routes import ROUTES as SUBSCRIPTION_ROUTES
 from pll.auth.tokens import jwks_path
 from pll.config import Settings
+from pll.events.dispatcher import Dispatcher
+from pll.events.run import consumers
 from pll.fhir.outcome import issue, outcome
 from pll.services.lists import PLLService
 from pll.services.reads import ListReads
@@ -90,7 +94,9 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     if service is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         service = PLLService(Database(settings.database_url), settings.audit_key())
-    routes = [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
+    routes = [
+        Route(r.path, _wrap(r.handler), methods=[r.method]) for r in [*ROUTES, *SUBSCRIPTION_ROUTES]
+    ]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
@@ -115,14 +121,32 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
             except Exception:
                 log.exception("sealing the audit trail failed; retrying")
 
+    stop_dispatch = threading.Event()
+    dispatcher = None
+    if settings.dispatches:
+        base = settings.public_url.rstrip("/") if settings.public_url else "http://localhost"
+        dispatcher = Dispatcher(
+            service.db, consumers(service.db, base + "/fhir", settings.nats_url), service.clock
+        )
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        thread = None
+        if dispatcher is not None:
+            # delivery runs beside the requests; a write only ever inserts into the outbox
+            thread = threading.Thread(
+                target=dispatcher.run, args=(stop_dispatch,), name="dispatcher", daemon=True
+            )
+            thread.start()
         async with anyio.create_task_group() as tasks:
             if settings.seal_interval > 0:
                 tasks.start_soon(seal_forever)
             yield
             tasks.cancel_scope.cancel()
+        stop_dispatch.set()
+        if thread is not None:
+            await anyio.to_thread.run_sync(thread.join, 15)
         await reads.close()
 
     app = Starlette(

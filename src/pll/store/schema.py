@@ -178,6 +178,9 @@ outbox = Table(
     Column("kind", String(60), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("payload", Text, nullable=False),
+    #: the writing transaction's id on PostgreSQL (set by the database; NULL on SQLite)
+    Column("txid", BigInteger),
+    Index("ix_outbox_txid", "txid", "id"),
 )
 
 audit_event = Table(
@@ -480,7 +483,9 @@ consumer = Table(
     "consumer",
     metadata,
     Column("name", String(100), primary_key=True),
+    #: the last event had: its outbox id and (PostgreSQL) its transaction id
     Column("position", BigInteger, nullable=False),
+    Column("position_txid", BigInteger, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_try_at", UTCDateTime),
     Column("last_error", Text),

@@ -1,0 +1,303 @@
+"""Events reach everyone who depends on the list: FHIR rest-hook subscriptions (signed, in
+order, at least once, with retries) and NATS JetStream — on both databases, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pll.events import outbox
+from pll.events.dispatcher import Dispatcher
+from pll.events.jetstream import JetStream
+from pll.events.resthook import RestHook
+from pll.events.run import consumers
+from pll.services.subscriptions import SECRET_EXTENSION
+from pll.store.schema import consumer
+from tests.conftest import LiveServer, serving, snapshot
+from tests.integration.builders import new_patient_with_list, ok, statement
+
+SECRET = "a-subscriber-secret-of-forty-characters!"
+NATS_URL = os.environ.get("PLL_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@dataclass
+class Receiver:
+    """A journal system's endpoint: records what it is sent; can fail or hold requests."""
+
+    url: str = ""
+    got: list[tuple[dict[str, Any], dict[str, str], bytes]] = field(default_factory=list)
+    fail: int = 0
+    hold: threading.Event | None = None
+
+    def bundles(self) -> list[dict[str, Any]]:
+        return [b for b, _, _ in self.got]
+
+    def versions(self) -> list[str]:
+        return [b["entry"][1]["fullUrl"].rsplit("/", 1)[1] for b in self.bundles()]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        if state.hold is not None:
+            await asyncio.to_thread(state.hold.wait, 30)
+        if state.fail > 0:
+            state.fail -= 1
+            return Response(status_code=503)
+        state.got.append((orjson.loads(body), dict(request.headers), body))
+        return Response(status_code=200)
+
+    with serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        state.url = f"{base}/hook"
+        yield state
+
+
+def subscribe(client: httpx.Client, pid: str, endpoint: str, **changes: Any) -> httpx.Response:
+    resource: dict[str, Any] = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "journal system keeps its copy current",
+        "criteria": f"List?patient={pid}",
+        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json"},
+        "extension": [{"url": SECRET_EXTENSION, "valueString": SECRET}],
+    }
+    for key, value in changes.items():
+        if value is None:
+            resource.pop(key)
+        else:
+            resource[key] = value
+    return client.post("/fhir/Subscription", json=resource)
+
+
+def add_entry(client: httpx.Client, pid: str, name: str = "Paracet tab 500 mg") -> None:
+    ok(
+        client.post("/fhir/MedicationStatement", json=statement(f"Patient/{pid}", name, "N02BE01")),
+        201,
+    )
+
+
+def dispatcher(server: LiveServer, clock: Any) -> Dispatcher:
+    return Dispatcher(server.db, consumers(server.db, "http://pll.test/fhir", None), clock)
+
+
+def deliver_all(server: LiveServer, clock: Any) -> None:
+    d = dispatcher(server, clock)
+    for each in d.consumers():
+        d.drain(each)
+        each.close()
+
+
+def test_a_subscription_gets_each_change_signed_and_in_order(
+    server: LiveServer, clock: Any, receiver: Receiver
+) -> None:
+    with server.client("gp") as gp:
+        pid, list_id = new_patient_with_list(gp)
+        created = ok(subscribe(gp, pid, receiver.url), 201)
+        assert created["status"] == "active"
+        assert "extension" not in created  # the secret is never shown
+        for name in ("Paracet tab 500 mg", "Ibux tab 400 mg", "Metformin tab 500 mg"):
+            add_entry(gp, pid, name)
+        other, _ = new_patient_with_list(gp)
+        add_entry(gp, other)  # another patient's change is not this subscription's
+    deliver_all(server, clock)
+    assert receiver.versions() == ["2", "3", "4"]  # made before: version 1 is not sent
+    for bundle, headers, body in receiver.got:
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["x-pll-signature"] == expected
+        assert headers["x-pll-event-id"] == bundle["id"]
+        status = bundle["entry"][0]["resource"]
+        assert status["resourceType"] == "Parameters"
+        assert {"name": "type", "valueCode": "event-notification"} in status["parameter"]
+        assert bundle["entry"][1]["fullUrl"].startswith(f"http://pll.test/fhir/List/{list_id}/")
+    assert len({b["id"] for b in receiver.bundles()}) == 3
+    deliver_all(server, clock)
+    assert len(receiver.got) == 3  # delivered once the place has moved
+
+
+def test_a_failing_subscriber_is_retried_with_back_off_and_shows_the_error(
+    server: LiveServer, clock: Any, receiver: Receiver
+) -> None:
+    receiver.fail = 2
+    with server.client("gp") as gp:
+        pid, _ = new_patient_with_list(gp)
+        sid = ok(subscribe(gp, pid, receiver.url), 201)["id"]
+        add_entry(gp, pid)
+        add_entry(gp, pid, "Ibux tab 400 mg")
+        deliver_all(server, clock)
+        shown = ok(gp.get(f"/fhir/Subscription/{sid}"))
+        assert shown["status"] == "error"
+        assert "503" in shown["error"]
+        deliver_all(server, clock)  # waiting: not tried again before its time
+        assert receiver.got == []
+        assert receiver.fail == 1
+        clock.advance(seconds=1.5)
+        deliver_all(server, clock)  # second attempt fails too; the wait doubles
+        assert receiver.fail == 0
+        clock.advance(seconds=1.5)
+        deliver_all(server, clock)
+        assert receiver.got == []
+        clock.advance(seconds=1)
+        deliver_all(server, clock)
+        assert receiver.versions() == ["2", "3"]
+        assert ok(gp.get(f"/fhir/Subscription/{sid}"))["status"] == "active"
+
+
+def test_a_slow_subscriber_holds_up_neither_the_writes_nor_the_others(
+    server: LiveServer, clock: Any, receiver: Receiver
+) -> None:
+    fast = Receiver()
+
+    async def hook(request: Request) -> Response:
+        fast.got.append((orjson.loads(await request.body()), {}, b""))
+        return Response(status_code=200)
+
+    receiver.hold = threading.Event()  # the slow one answers only when released
+    with (
+        serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as fast_base,
+        server.client("gp") as gp,
+    ):
+        pid, _ = new_patient_with_list(gp)
+        ok(subscribe(gp, pid, receiver.url), 201)
+        ok(subscribe(gp, pid, f"{fast_base}/hook"), 201)
+        stop = threading.Event()
+        d = Dispatcher(
+            server.db,
+            consumers(server.db, "http://pll.test/fhir", None),
+            clock,
+            poll=0.05,
+            refresh=0.1,
+        )
+        runner = threading.Thread(target=d.run, args=(stop,), daemon=True)
+        runner.start()
+        try:
+            for name in ("Paracet tab 500 mg", "Ibux tab 400 mg", "Metformin tab 500 mg"):
+                add_entry(gp, pid, name)  # writes go through while the slow one is stuck
+            _wait(lambda: len(fast.got) == 3)
+            assert receiver.got == []  # the slow one still has not answered the first
+            receiver.hold.set()
+            _wait(lambda: len(receiver.got) == 3)
+        finally:
+            receiver.hold.set()
+            stop.set()
+            runner.join(timeout=20)
+    assert receiver.versions() == ["2", "3", "4"]
+    assert fast.versions() == ["2", "3", "4"]
+
+
+def _wait(done: Any, seconds: float = 30) -> None:
+    event = threading.Event()
+    for _ in range(int(seconds / 0.05)):
+        if done():
+            return
+        event.wait(0.05)
+    raise AssertionError("not done in time")
+
+
+def test_subscriptions_follow_the_access_rules_and_say_what_is_wrong(
+    server: LiveServer, receiver: Receiver
+) -> None:
+    with server.client("gp") as gp:
+        pid, _ = new_patient_with_list(gp)
+        before = snapshot(server.db, audit=False)
+        for changes, words in [
+            ({"criteria": "List"}, "List?patient="),
+            ({"criteria": "MedicationStatement?patient=x"}, "List?patient="),
+            ({"channel": {"type": "email", "endpoint": "mailto:a@b.no"}}, "rest-hook"),
+            ({"channel": {"type": "rest-hook", "endpoint": "ftp://x"}}, "http(s)"),
+            ({"extension": [{"url": SECRET_EXTENSION, "valueString": "short"}]}, "32 characters"),
+            ({"extension": None}, "secret"),
+        ]:
+            r = subscribe(gp, pid, receiver.url, **changes)
+            assert r.status_code == 400, (changes, r.text)
+            assert words in r.json()["issue"][0]["diagnostics"]
+        assert snapshot(server.db, audit=False) == before
+        sid = ok(subscribe(gp, pid, receiver.url), 201)["id"]
+    with server.client("hospital-doctor") as other:
+        assert other.get(f"/fhir/Subscription/{sid}").status_code == 404  # not theirs
+        assert other.delete(f"/fhir/Subscription/{sid}").status_code == 404
+    with server.client("gp", basis=None) as no_basis:
+        assert subscribe(no_basis, pid, receiver.url).status_code == 403
+    with server.client("patient", pid="13116900216") as patient:
+        assert subscribe(patient, pid, receiver.url).status_code in (403, 404)
+    with server.client("gp") as gp:
+        mine = ok(gp.get("/fhir/Subscription"))
+        assert [e["resource"]["id"] for e in mine["entry"]] == [sid]
+        assert ok(gp.delete(f"/fhir/Subscription/{sid}"))["status"] == "off"
+        add_entry(gp, pid)
+    d = Dispatcher(server.db, consumers(server.db, "http://x/fhir", None), server.service.clock)
+    assert d.consumers() == []  # ended: no longer delivered to
+
+
+def test_events_reach_nats_jetstream_once_each(server: LiveServer, clock: Any) -> None:
+    """Published with the event id as Nats-Msg-Id: a redelivery after a crash (the place
+    set back) leaves no duplicate in the stream."""
+    tag = uuid.uuid4().hex[:8]
+    stream, prefix = f"PLLTEST{tag}", f"plltest.{tag}"
+    with server.client("gp") as gp:
+        pid, _ = new_patient_with_list(gp)
+        add_entry(gp, pid)
+    nats = JetStream(NATS_URL, stream=stream, prefix=prefix)
+    d = Dispatcher(server.db, lambda: [nats], clock)
+    try:
+        assert d.drain(nats) == 2
+        with server.db.write() as conn:  # as if the dispatcher died before saving its place
+            conn.execute(consumer.update().values(position=0, position_txid=0))
+        assert d.drain(nats) == 2
+        messages = asyncio.run(_read_stream(stream, prefix))
+    finally:
+        asyncio.run(_delete_stream(stream))
+        nats.close()
+    assert [m["version"] for m in messages] == [1, 2]
+    assert {m["patient"] for m in messages} == {f"Patient/{pid}"}
+
+
+async def _read_stream(stream: str, prefix: str) -> list[dict[str, Any]]:
+    import nats as nats_client
+
+    nc = await nats_client.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        sub = await js.pull_subscribe(f"{prefix}.>", durable=None, stream=stream)
+        msgs = await sub.fetch(int(info.state.messages), timeout=5)
+        return [orjson.loads(m.data) for m in msgs]
+    finally:
+        await nc.close()
+
+
+async def _delete_stream(stream: str) -> None:
+    import nats as nats_client
+
+    nc = await nats_client.connect(NATS_URL)
+    try:
+        await nc.jetstream().delete_stream(stream)
+    except Exception:
+        pass
+    finally:
+        await nc.close()
+
+
+def test_rest_hook_failure_names_the_endpoint(clock: Any) -> None:
+    hook = RestHook("s1", "http://127.0.0.1:9/nowhere", SECRET, None, "http://x")
+    event = outbox.Event(1, 0, "e1", "p", "l", 1, "list-changed", clock(), {})
+    with pytest.raises(Exception, match=r"127\.0\.0\.1:9"):
+        hook.deliver(event)
+    hook.close()
