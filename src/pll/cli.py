@@ -9,11 +9,16 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pll.config import Settings
 from pll.domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from pll.events.readcopy import ReadCopy
+    from pll.store.db import Database
 
 
 def _personas() -> list[str]:
@@ -371,6 +376,76 @@ def events_status() -> None:
                 row.name, str(behind), f"{age:.1f}", str(row.attempts), row.last_error or ""
             )
     Console().print(table)
+
+
+@main.group()
+def readcopy() -> None:
+    """The read copy: every list, kept current from the events, in a database of its own."""
+
+
+def _readcopy() -> tuple[Settings, Database, ReadCopy]:
+    from pll.events.readcopy import ReadCopy
+    from pll.services.base import utcnow
+    from pll.store.db import Database
+
+    settings = Settings.from_env()
+    store = _database(settings)
+    store.upgrade()
+    copy = ReadCopy(store, Database(settings.readcopy_database), utcnow)
+    copy.setup()
+    return settings, store, copy
+
+
+@readcopy.command("run")
+@click.option("--port", default=None, type=int, help="also serve list reads on this port")
+def readcopy_run(port: int | None) -> None:
+    """Follow the events until stopped, keeping the copy current; report the lag."""
+    import signal
+    import threading
+
+    settings, store, copy = _readcopy()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if port is not None:
+        import uvicorn
+
+        from pll.api.readcopy_app import create_readcopy_app
+        from pll.services.lists import PLLService
+
+        app = create_readcopy_app(settings, PLLService(store, settings.audit_key()), copy)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        threading.Thread(target=server.run, daemon=True).start()
+    click.echo(f"read copy in {settings.readcopy_database}")
+    while not stop.is_set():
+        try:
+            had = copy.step()
+        except Exception as exc:  # the store or the copy is away for a moment: try again
+            click.echo(f"read copy: {exc}; trying again", err=True)
+            had = 0
+        if had == 0:
+            stop.wait(0.2)
+
+
+@readcopy.command("rebuild")
+def readcopy_rebuild() -> None:
+    """Copy every list afresh from one snapshot of the store."""
+    _, _, copy = _readcopy()
+    count = copy.rebuild(progress=lambda n: click.echo(f"  {n} lists", err=True))
+    click.echo(f"read copy rebuilt: {count} lists")
+
+
+@readcopy.command("status")
+def readcopy_status() -> None:
+    """How far behind the store the copy is."""
+    _, _, copy = _readcopy()
+    lag = copy.lag()
+    click.echo(
+        f"{lag.lists} lists copied; {lag.behind} event(s) behind, the oldest "
+        f"{lag.oldest_seconds:.1f} s old"
+    )
 
 
 @main.group("import")

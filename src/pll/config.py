@@ -56,6 +56,8 @@ class Settings:
     #: embedded database, where a second process would only contend for its one writer; with
     #: PostgreSQL run ``pll events run`` beside the servers instead)
     dispatch: bool | None = None
+    #: The read copy's own database (``PLL_READCOPY_URL``); SQLite beside PLL's when unset
+    readcopy_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -75,6 +77,7 @@ class Settings:
             seal_interval=float(os.environ.get("PLL_SEAL_INTERVAL", "1")),
             public_url=os.environ.get("PLL_PUBLIC_URL") or None,
             nats_url=os.environ.get("PLL_NATS_URL") or None,
+            readcopy_url=os.environ.get("PLL_READCOPY_URL") or None,
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,
@@ -82,6 +85,10 @@ class Settings:
 
     def audit_key(self) -> AuditKey:
         return AuditKey.load(self.data_dir)
+
+    @property
+    def readcopy_database(self) -> str:
+        return self.readcopy_url or f"sqlite:///{(self.data_dir / 'readcopy.sqlite3').resolve()}"
 
     @property
     def dispatches(self) -> bool:

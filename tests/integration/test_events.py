@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,12 +25,14 @@ from starlette.routing import Route
 from pll.events import outbox
 from pll.events.dispatcher import Dispatcher
 from pll.events.jetstream import JetStream
+from pll.events.readcopy import ReadCopy, copy_list, copy_place
 from pll.events.resthook import RestHook
 from pll.events.run import consumers
 from pll.services.subscriptions import SECRET_EXTENSION
-from pll.store.schema import consumer
+from pll.store.db import Database
+from pll.store.schema import audit_event, consumer
 from tests.conftest import LiveServer, serving, snapshot
-from tests.integration.builders import new_patient_with_list, ok, statement
+from tests.integration.builders import new_fnr, new_patient_with_list, ok, statement
 
 SECRET = "a-subscriber-secret-of-forty-characters!"
 NATS_URL = os.environ.get("PLL_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -301,3 +304,79 @@ def test_rest_hook_failure_names_the_endpoint(clock: Any) -> None:
     with pytest.raises(Exception, match=r"127\.0\.0\.1:9"):
         hook.deliver(event)
     hook.close()
+
+
+# -- the read copy --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def copy(server: LiveServer, clock: Any, tmp_path: Any) -> Iterator[ReadCopy]:
+    copy_db = Database(f"sqlite:///{tmp_path / 'copy.sqlite3'}")
+    made = ReadCopy(server.db, copy_db, clock)
+    made.setup()
+    yield made
+    copy_db.dispose()
+
+
+def _catch_up(copy: ReadCopy) -> None:
+    while copy.step(limit=3):
+        pass
+
+
+def test_the_read_copy_follows_the_events_and_equals_the_store(
+    server: LiveServer, copy: ReadCopy
+) -> None:
+    with server.client("gp") as gp:
+        first, _ = new_patient_with_list(gp)
+        second, _ = new_patient_with_list(gp)
+        add_entry(gp, first)
+        add_entry(gp, second, "Ibux tab 400 mg")
+    assert copy.lag().behind == 4
+    _catch_up(copy)
+    assert copy.differences() == []
+    assert copy.lag().behind == 0
+    assert copy.lag().lists == 2
+    with server.client("gp") as gp:
+        add_entry(gp, first, "Metformin tab 500 mg")
+    assert copy.differences() != []  # behind until it has the event
+    _catch_up(copy)
+    assert copy.differences() == []
+    with copy.copy.write() as conn:  # as if it crashed before saving its place
+        conn.execute(copy_place.delete())
+    _catch_up(copy)  # every event again: nothing goes back
+    assert copy.differences() == []
+    with copy.copy.write() as conn:
+        conn.execute(copy_list.delete())
+    assert copy.rebuild() == 2
+    assert copy.differences() == []
+
+
+def test_the_read_copy_serves_reads_under_the_same_rules(
+    server: LiveServer, copy: ReadCopy
+) -> None:
+    from pll.api.readcopy_app import create_readcopy_app
+    from tests.conftest import server_settings
+
+    fnr = new_fnr()
+    with server.client("gp") as gp:
+        pid, _ = new_patient_with_list(gp, fnr)
+        add_entry(gp, pid)
+    _catch_up(copy)
+    app = create_readcopy_app(server_settings(server.data_dir, server.db), server.service, copy)
+    params = {"patient.identifier": f"urn:oid:2.16.578.1.12.4.1.4.1|{fnr}"}
+    with serving(app) as base:
+        headers = {"Authorization": f"Bearer {server.token('nurse')}"}
+        with httpx.Client(base_url=base, headers=headers) as nurse:
+            assert nurse.get("/fhir/List", params=params).status_code == 403  # no basis
+            read = nurse.get(
+                "/fhir/List", params=params, headers={"X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON"}
+            )
+    assert read.status_code == 200, read.text
+    assert read.json()["resourceType"] == "Bundle"
+    with server.db.read() as conn:
+        actions = conn.execute(
+            sa.select(audit_event.c.action, audit_event.c.outcome).where(
+                audit_event.c.patient_id == pid, audit_event.c.action == "read-copy"
+            )
+        ).all()
+    assert [tuple(a) for a in actions] == [("read-copy", "0")]

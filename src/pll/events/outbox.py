@@ -71,7 +71,7 @@ def place(conn: Connection, name: str, now: datetime, *, start_at_end: bool = Fa
     for a consumer that only wants what happens from now on (a new subscription)."""
     row = conn.execute(select(consumer).where(consumer.c.name == name)).first()
     if row is None:
-        txid, position = head(conn) if start_at_end else (0, 0)
+        txid, position = horizon(conn) if start_at_end else (0, 0)
         conn.execute(
             insert(consumer).values(
                 name=name,
@@ -104,14 +104,27 @@ def head(conn: Connection) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row is not None else (0, 0)
 
 
+def horizon(conn: Connection) -> tuple[int, int]:
+    """A place from which nothing committed after this transaction's snapshot is missed:
+    on PostgreSQL just before the oldest transaction still running (an event of one already
+    seen may come again; consumers deduplicate), on SQLite the newest event."""
+    if conn.dialect.name != "postgresql":
+        return head(conn)
+    xmin: Any = conn.execute(select(literal_column(_XMIN))).scalar_one()
+    return int(xmin) - 1, 2**62
+
+
+_XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
 def after(conn: Connection, position: tuple[int, int], limit: int = 100) -> list[Event]:
     """The committed events after ``position`` that no later commit can precede, oldest
     first."""
     query = select(outbox).order_by(_txid(), outbox.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
-        horizon: Any = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        oldest_running: Any = literal_column(_XMIN)
         query = query.where(
-            tuple_(outbox.c.txid, outbox.c.id) > tuple_(*position), outbox.c.txid < horizon
+            tuple_(outbox.c.txid, outbox.c.id) > tuple_(*position), outbox.c.txid < oldest_running
         )
     else:
         query = query.where(outbox.c.id > position[1])

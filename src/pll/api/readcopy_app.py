@@ -1,0 +1,55 @@
+"""The read copy's own small server (``pll readcopy serve``): list reads from the copy.
+
+Health personnel read a patient's list by fødselsnummer, authenticated and stating a basis as
+on PLL itself; the access decision and the audit record are PLL's (blocks hold here too, and
+the patient sees the read in their access log). Only the list content comes from the copy.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pll.api.http import Ctx, endpoint, fhir_response
+from pll.auth.access import Verb
+from pll.config import Settings
+from pll.domain.errors import InvalidInput, NotFound
+from pll.events.readcopy import ReadCopy
+from pll.services.lists import PLLService
+
+
+def create_readcopy_app(settings: Settings, service: PLLService, copy: ReadCopy) -> Starlette:
+    def list_read(ctx: Ctx) -> Response:
+        params = ctx.query({"patient.identifier"})
+        system, _, value = params.get("patient.identifier", "").rpartition("|")
+        if not value:
+            raise InvalidInput(
+                "Read by patient.identifier=<system>|<fødselsnummer>.", "patient.identifier"
+            )
+        patient_id = service.patient_by_identifier(ctx.access, Verb.READ, system or None, value)
+        document = copy.document(system or "urn:oid:2.16.578.1.12.4.1.4.1", value)
+        if patient_id is None or document is None:
+            raise NotFound("The read copy has no list for this patient.", "patient.identifier")
+        with service.guard(ctx.access), service.db.write() as conn:
+            service.trail.admit(conn, ctx.access, Verb.READ, patient_id, "read-copy", "List", None)
+        return fhir_response(document)
+
+    def status(ctx: Ctx) -> Response:
+        lag = copy.lag()
+        return fhir_response(
+            {"behind": lag.behind, "oldestSeconds": lag.oldest_seconds, "lists": lag.lists}
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/fhir/List", endpoint(list_read), methods=["GET"]),
+            Route("/status", endpoint(status), methods=["GET"]),
+        ]
+    )
+    app.state.service = service
+    app.state.reads = None
+    app.state.authenticator = settings.authenticator()
+    app.state.data_dir = settings.data_dir
+    app.state.public_url = settings.public_url.rstrip("/") if settings.public_url else None
+    return app

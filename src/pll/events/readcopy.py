@@ -1,0 +1,182 @@
+"""The read copy: every list, kept current from the events, in a database of its own.
+
+It stands for the national core record's (Kjernejournal's) view of the list: health personnel
+whose own system has no PLL support read the list there. ``pll readcopy run`` follows the
+outbox; for each list an event names it copies that list's current document from the store
+and moves its place, in one transaction of the copy's database, so a crash anywhere leaves the
+copy and its place together and an event applied twice changes nothing (a copy never goes back
+to an older version). ``pll readcopy rebuild`` copies every list afresh from one snapshot of
+the store. The copy has its own small schema, not PLL's migrations: it can be dropped and
+rebuilt at any time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+
+from pll.events import outbox
+from pll.store.db import Database
+from pll.store.schema import UTCDateTime, patient, pll
+
+copy_metadata = MetaData()
+
+copy_list = Table(
+    "copy_list",
+    copy_metadata,
+    Column("list_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("identifier_system", String(64), nullable=False),
+    Column("identifier_value", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("copied_at", UTCDateTime, nullable=False),
+    Index("ix_copy_list_patient", "patient_id", unique=True),
+    Index("ix_copy_list_identifier", "identifier_system", "identifier_value"),
+)
+
+copy_place = Table(
+    "copy_place",
+    copy_metadata,
+    Column("name", String(20), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("position_txid", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+_PLACE = "readcopy"
+
+
+@dataclass(frozen=True)
+class Lag:
+    behind: int
+    oldest_seconds: float
+    lists: int
+
+
+class ReadCopy:
+    def __init__(self, store: Database, copy: Database, clock: Callable[[], datetime]) -> None:
+        self.store, self.copy, self.clock = store, copy, clock
+
+    def setup(self) -> None:
+        copy_metadata.create_all(self.copy.engine)
+
+    def _place(self, conn: Any) -> tuple[int, int]:
+        row = conn.execute(select(copy_place).where(copy_place.c.name == _PLACE)).first()
+        return (row.position_txid, row.position) if row else (0, 0)
+
+    def _set_place(self, conn: Any, txid: int, position: int) -> None:
+        values = {"position": position, "position_txid": txid, "updated_at": self.clock()}
+        done = conn.execute(update(copy_place).where(copy_place.c.name == _PLACE).values(**values))
+        if done.rowcount == 0:
+            conn.execute(insert(copy_place).values(name=_PLACE, **values))
+
+    def step(self, limit: int = 500) -> int:
+        """Apply the next events; returns how many there were."""
+        with self.copy.read() as conn:
+            place = self._place(conn)
+        with self.store.read() as conn:
+            events = outbox.after(conn, place, limit)
+            lists = {e.list_id for e in events}
+            rows = (
+                conn.execute(_documents().where(pll.c.id.in_(sorted(lists)))).all() if lists else []
+            )
+        if not events:
+            return 0
+        with self.copy.write() as conn:
+            for row in rows:
+                self._put(conn, row)
+            last = events[-1]
+            self._set_place(conn, last.txid, last.id)
+        return len(events)
+
+    def _put(self, conn: Any, row: Any) -> None:
+        have = conn.execute(
+            select(copy_list.c.version).where(copy_list.c.list_id == row.id)
+        ).scalar()
+        values = {
+            "patient_id": row.patient_id,
+            "identifier_system": row.identifier_system,
+            "identifier_value": row.identifier_value,
+            "version": row.version,
+            "document": row.document,
+            "copied_at": self.clock(),
+        }
+        if have is None:
+            conn.execute(insert(copy_list).values(list_id=row.id, **values))
+        elif have < row.version:  # never back to an older version
+            conn.execute(update(copy_list).where(copy_list.c.list_id == row.id).values(**values))
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+        """Copy every list afresh from one snapshot of the store; returns how many."""
+        with self.store.snapshot() as conn:
+            txid, position = outbox.horizon(conn)
+            rows = conn.execute(_documents()).all()
+        with self.copy.write() as conn:
+            conn.execute(delete(copy_list))
+            for i, row in enumerate(rows, 1):
+                self._put(conn, row)
+                if progress is not None and i % 1000 == 0:
+                    progress(i)
+            self._set_place(conn, txid, position)
+        return len(rows)
+
+    def lag(self) -> Lag:
+        with self.copy.read() as conn:
+            place = self._place(conn)
+            lists = len(conn.execute(select(copy_list.c.list_id)).all())
+        with self.store.read() as conn:
+            behind, age = outbox.lag(conn, place, self.clock())
+        return Lag(behind, age, lists)
+
+    def document(self, system: str, value: str) -> str | None:
+        """The copied list document of the patient with this identifier."""
+        with self.copy.read() as conn:
+            row = conn.execute(
+                select(copy_list.c.document).where(
+                    copy_list.c.identifier_system == system,
+                    copy_list.c.identifier_value == value,
+                )
+            ).first()
+        return str(row.document) if row else None
+
+    def differences(self) -> list[str]:
+        """Lists whose copy is not the store's current document (for checks and tests)."""
+        with self.store.snapshot() as conn:
+            store = {r.id: (r.version, r.document) for r in conn.execute(_documents())}
+        with self.copy.read() as conn:
+            copied = {
+                r.list_id: (r.version, r.document)
+                for r in conn.execute(
+                    select(copy_list.c.list_id, copy_list.c.version, copy_list.c.document)
+                )
+            }
+        return sorted(k for k in store.keys() | copied.keys() if store.get(k) != copied.get(k))
+
+
+def _documents() -> Any:
+    return select(
+        pll.c.id,
+        pll.c.patient_id,
+        pll.c.version,
+        pll.c.document,
+        patient.c.identifier_system,
+        patient.c.identifier_value,
+    ).join(patient, patient.c.id == pll.c.patient_id)
