@@ -227,6 +227,8 @@ def test_subscriptions_follow_the_access_rules_and_say_what_is_wrong(
             ({"channel": {"type": "rest-hook", "endpoint": "ftp://x"}}, "http(s)"),
             ({"extension": [{"url": SECRET_EXTENSION, "valueString": "short"}]}, "32 characters"),
             ({"extension": None}, "secret"),
+            ({"channel": {"type": "rest-hook", "endpoint": "http://[::1"}}, "http(s)"),
+            ({"end": "2030-01-01T00:00:00Z"}, "DELETE"),
         ]:
             r = subscribe(gp, pid, receiver.url, **changes)
             assert r.status_code == 400, (changes, r.text)
@@ -301,7 +303,7 @@ async def _delete_stream(stream: str) -> None:
 def test_rest_hook_failure_names_the_endpoint(clock: Any) -> None:
     hook = RestHook("s1", "http://127.0.0.1:9/nowhere", SECRET, None, "http://x")
     event = outbox.Event(1, 0, "e1", "p", "l", 1, "list-changed", clock(), {})
-    with pytest.raises(Exception, match=r"127\.0\.0\.1:9"):
+    with pytest.raises(Exception, match=r"127\.0\.0\.1:9/nowhere could not be reached"):
         hook.deliver(event)
     hook.close()
 
@@ -380,3 +382,77 @@ def test_the_read_copy_serves_reads_under_the_same_rules(
             )
         ).all()
     assert [tuple(a) for a in actions] == [("read-copy", "0")]
+
+
+def test_each_lists_events_come_in_version_order_under_concurrent_writers(
+    server: LiveServer, clock: Any
+) -> None:
+    """Writers racing for one list: consumers read its events in the order of its versions
+    (on PostgreSQL the order is by transaction id, so a change must take the list before it
+    writes anything)."""
+    with server.client("gp") as gp:
+        pid, _ = new_patient_with_list(gp)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            with server.client("gp") as gp:
+                for i in range(6):
+                    add_entry(gp, pid, f"Legemiddel {n}-{i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    versions: list[int] = []
+    place = (0, 0)
+    while True:
+        with server.db.read() as conn:
+            events = outbox.after(conn, place, 7)
+        if not events:
+            break
+        versions += [e.list_version for e in events]
+        place = (events[-1].txid, events[-1].id)
+    assert versions == list(range(1, 38))
+
+
+def test_the_read_copy_drops_entries_after_their_90_days(
+    server: LiveServer, copy: ReadCopy, clock: Any
+) -> None:
+    from pll.api.readcopy_app import create_readcopy_app
+    from tests.conftest import server_settings
+
+    fnr = new_fnr()
+    with server.client("gp") as gp:
+        pid, _ = new_patient_with_list(gp, fnr)
+        created = ok(
+            gp.post(
+                "/fhir/MedicationStatement",
+                json=statement(f"Patient/{pid}", "Paracet tab 500 mg", "N02BE01"),
+            ),
+            201,
+        )
+        stopped = {**created, "status": "stopped", "statusReason": [{"text": "Ferdig"}]}
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{created['id']}",
+                json=stopped,
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+    _catch_up(copy)
+    clock.advance(days=91)
+    app = create_readcopy_app(server_settings(server.data_dir, server.db), server.service, copy)
+    params = {"patient.identifier": f"urn:oid:2.16.578.1.12.4.1.4.1|{fnr}"}
+    headers = {
+        "Authorization": f"Bearer {server.token('gp')}",
+        "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+    }
+    with serving(app) as base, httpx.Client(base_url=base, headers=headers) as client:
+        document = ok(client.get("/fhir/List", params=params))
+    types = [e["resource"]["resourceType"] for e in document["entry"]]
+    assert "MedicationStatement" not in types  # gone after 90 days, as on PLL itself

@@ -28,12 +28,20 @@ def create_readcopy_app(settings: Settings, service: PLLService, copy: ReadCopy)
                 "Read by patient.identifier=<system>|<fødselsnummer>.", "patient.identifier"
             )
         patient_id = service.patient_by_identifier(ctx.access, Verb.READ, system or None, value)
-        document = copy.document(system or "urn:oid:2.16.578.1.12.4.1.4.1", value)
-        if patient_id is None or document is None:
+        copied = copy.document(patient_id) if patient_id is not None else None
+        if patient_id is None or copied is None:
             raise NotFound("The read copy has no list for this patient.", "patient.identifier")
+        if copied.expires_at is not None and copied.expires_at <= service.clock():
+            # a discontinued entry is past its 90 days (rule 3): PLL makes the version that
+            # drops it, and the copy takes it before answering
+            service.expire(copied.list_id)
+            copy.refresh(copied.list_id)
+            copied = copy.document(patient_id)
         with service.guard(ctx.access), service.db.write() as conn:
-            service.trail.admit(conn, ctx.access, Verb.READ, patient_id, "read-copy", "List", None)
-        return fhir_response(document)
+            service.trail.admit(
+                conn, ctx.access, Verb.READ, patient_id, "read-copy", "List", copied.list_id
+            )
+        return fhir_response(copied.document)
 
     def status(ctx: Ctx) -> Response:
         lag = copy.lag()

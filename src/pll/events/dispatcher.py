@@ -71,7 +71,9 @@ class Dispatcher:
             with self.db.write() as conn:
                 if done is not None:
                     outbox.advance(conn, consumer.name, done, self.clock())
-                when = outbox.failed(conn, consumer.name, f"{type(exc).__name__}: {exc}", now)
+                when = outbox.failed(
+                    conn, consumer.name, f"{type(exc).__name__}: {exc}", self.clock()
+                )
             log.warning("delivery to %s failed (%s); next try at %s", consumer.name, exc, when)
             return 0
         if done is not None:
@@ -97,8 +99,10 @@ class Dispatcher:
                 try:
                     wanted = {c.name: c for c in self.consumers()}
                 except Exception:
+                    # the workers go on as they are; their consumers are theirs to close
                     log.exception("could not list the consumers; trying again")
-                    wanted = {name: w[2] for name, w in workers.items()}
+                    stop.wait(self.refresh)
+                    continue
                 for name in set(workers) - set(wanted):
                     workers.pop(name)[1].set()
                 for name, consumer in wanted.items():

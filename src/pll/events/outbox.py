@@ -120,14 +120,21 @@ _XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 def after(conn: Connection, position: tuple[int, int], limit: int = 100) -> list[Event]:
     """The committed events after ``position`` that no later commit can precede, oldest
     first."""
-    query = select(outbox).order_by(_txid(), outbox.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
+        # txid is set on every row there (0 for events from before it was), so the
+        # (txid, id) index gives the order
         oldest_running: Any = literal_column(_XMIN)
-        query = query.where(
-            tuple_(outbox.c.txid, outbox.c.id) > tuple_(*position), outbox.c.txid < oldest_running
+        query = (
+            select(outbox)
+            .where(
+                tuple_(outbox.c.txid, outbox.c.id) > tuple_(*position),
+                outbox.c.txid < oldest_running,
+            )
+            .order_by(outbox.c.txid, outbox.c.id)
         )
     else:
-        query = query.where(outbox.c.id > position[1])
+        query = select(outbox).where(outbox.c.id > position[1]).order_by(outbox.c.id)
+    query = query.limit(limit)
     return [_event(r) for r in conn.execute(query).all()]
 
 
@@ -147,9 +154,15 @@ def _event(row: Any) -> Event:
 
 def advance(conn: Connection, name: str, event: Event, now: datetime) -> None:
     """The consumer has had every event up to ``event``."""
+    # only forward: a second dispatcher that is behind never moves a place back
+    ahead = (
+        tuple_(consumer.c.position_txid, consumer.c.position) < tuple_(event.txid, event.id)
+        if conn.dialect.name == "postgresql"
+        else consumer.c.position < event.id
+    )
     conn.execute(
         update(consumer)
-        .where(consumer.c.name == name)
+        .where(consumer.c.name == name, ahead)
         .values(
             position=event.id,
             position_txid=event.txid,

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
     update,
@@ -47,6 +48,8 @@ copy_list = Table(
     Column("identifier_value", String(32), nullable=False),
     Column("version", Integer, nullable=False),
     Column("document", Text, nullable=False),
+    #: when a discontinued entry next leaves the list (90 days): the document is stale then
+    Column("expires_at", UTCDateTime),
     Column("copied_at", UTCDateTime, nullable=False),
     Index("ix_copy_list_patient", "patient_id", unique=True),
     Index("ix_copy_list_identifier", "identifier_system", "identifier_value"),
@@ -92,7 +95,8 @@ class ReadCopy:
         """Apply the next events; returns how many there were."""
         with self.copy.read() as conn:
             place = self._place(conn)
-        with self.store.read() as conn:
+        # a snapshot: on SQLite a plain read would take the one writer's lock
+        with self.store.snapshot() as conn:
             events = outbox.after(conn, place, limit)
             lists = {e.list_id for e in events}
             rows = (
@@ -107,7 +111,15 @@ class ReadCopy:
             self._set_place(conn, last.txid, last.id)
         return len(events)
 
-    def _put(self, conn: Any, row: Any) -> None:
+    def refresh(self, list_id: str) -> None:
+        """Copy one list's current document now (its place in the events stays)."""
+        with self.store.snapshot() as conn:
+            row = conn.execute(_documents().where(pll.c.id == list_id)).first()
+        if row is not None:
+            with self.copy.write() as conn:
+                self._put(conn, row, same_version=True)
+
+    def _put(self, conn: Any, row: Any, *, same_version: bool = False) -> None:
         have = conn.execute(
             select(copy_list.c.version).where(copy_list.c.list_id == row.id)
         ).scalar()
@@ -117,11 +129,13 @@ class ReadCopy:
             "identifier_value": row.identifier_value,
             "version": row.version,
             "document": row.document,
+            "expires_at": row.expires_at,
             "copied_at": self.clock(),
         }
         if have is None:
             conn.execute(insert(copy_list).values(list_id=row.id, **values))
-        elif have < row.version:  # never back to an older version
+        elif have < row.version or (same_version and have == row.version):
+            # never back to an older version
             conn.execute(update(copy_list).where(copy_list.c.list_id == row.id).values(**values))
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
@@ -141,21 +155,23 @@ class ReadCopy:
     def lag(self) -> Lag:
         with self.copy.read() as conn:
             place = self._place(conn)
-            lists = len(conn.execute(select(copy_list.c.list_id)).all())
-        with self.store.read() as conn:
+            lists = int(conn.execute(select(func.count()).select_from(copy_list)).scalar_one())
+        with self.store.snapshot() as conn:
             behind, age = outbox.lag(conn, place, self.clock())
         return Lag(behind, age, lists)
 
-    def document(self, system: str, value: str) -> str | None:
-        """The copied list document of the patient with this identifier."""
+    def document(self, patient_id: str) -> Any:
+        """The copied list of a patient: ``list_id``, ``version``, ``document``,
+        ``expires_at``; ``None`` if it has none."""
         with self.copy.read() as conn:
-            row = conn.execute(
-                select(copy_list.c.document).where(
-                    copy_list.c.identifier_system == system,
-                    copy_list.c.identifier_value == value,
-                )
+            return conn.execute(
+                select(
+                    copy_list.c.list_id,
+                    copy_list.c.version,
+                    copy_list.c.document,
+                    copy_list.c.expires_at,
+                ).where(copy_list.c.patient_id == patient_id)
             ).first()
-        return str(row.document) if row else None
 
     def differences(self) -> list[str]:
         """Lists whose copy is not the store's current document (for checks and tests)."""
@@ -177,6 +193,7 @@ def _documents() -> Any:
         pll.c.patient_id,
         pll.c.version,
         pll.c.document,
+        pll.c.expires_at,
         patient.c.identifier_system,
         patient.c.identifier_value,
     ).join(patient, patient.c.id == pll.c.patient_id)

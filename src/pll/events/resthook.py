@@ -117,7 +117,8 @@ class RestHook:
                 },
             )
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{self.endpoint}: {exc}") from exc
+            # not the network's own words: the subscriber learns no more than that
+            raise DeliveryFailed(f"{self.endpoint} could not be reached") from exc
         if not 200 <= response.status_code < 300:
             raise DeliveryFailed(f"{self.endpoint} answered {response.status_code}")
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
+import httpx
 import orjson
 
 from pll.auth.access import Access, Verb
-from pll.domain.errors import InvalidInput, NotFound
+from pll.domain.errors import Conflict, InvalidInput, NotFound
 from pll.events import outbox
 from pll.fhir.resources import instant
 from pll.fhir.systems import PLL_BASE
@@ -32,6 +32,8 @@ from pll.store.repository import dumps
 SECRET_EXTENSION = f"{PLL_BASE}/StructureDefinition/subscription-secret"
 CRITERIA = re.compile(r"List\?patient=(?:Patient/)?([A-Za-z0-9\-.]{1,64})")
 MIN_SECRET = 32
+#: each subscription has a worker of its own in the dispatcher
+MAX_PER_OWNER = 200
 
 
 def owner_of(access: Access) -> str:
@@ -52,6 +54,12 @@ class Subscriptions:
                 raise InvalidInput(f"Patient/{patient_id} does not exist.", "Subscription.criteria")
             sid = svc.ids()
             svc.trail.admit(conn, access, Verb.READ, patient_id, "subscribe", "Subscription", sid)
+            if store.active_count(conn, owner_of(access)) >= MAX_PER_OWNER:
+                raise Conflict(
+                    f"You have {MAX_PER_OWNER} active subscriptions; end one (DELETE) before "
+                    "making another.",
+                    "Subscription",
+                )
             now = svc.clock()
             shown = _shown(data, sid, "active", now)
             store.add(
@@ -103,6 +111,12 @@ class Subscriptions:
 
 
 def _parsed(data: dict[str, Any]) -> tuple[str, str, str]:
+    if data.get("end"):
+        raise InvalidInput(
+            "PLL does not end subscriptions at a time; end one with DELETE "
+            "/fhir/Subscription/<id>.",
+            "Subscription.end",
+        )
     match = CRITERIA.fullmatch(str(data.get("criteria", "")))
     if match is None:
         raise InvalidInput(
@@ -113,8 +127,11 @@ def _parsed(data: dict[str, Any]) -> tuple[str, str, str]:
     if channel.get("type") != "rest-hook":
         raise InvalidInput("PLL delivers to rest-hook channels.", "Subscription.channel.type")
     endpoint = str(channel.get("endpoint") or "")
-    url = urlparse(endpoint)
-    if url.scheme not in ("http", "https") or not url.netloc:
+    try:
+        url = httpx.URL(endpoint)
+    except (httpx.InvalidURL, ValueError):
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
         raise InvalidInput(
             "channel.endpoint must be an http(s) URL.", "Subscription.channel.endpoint"
         )

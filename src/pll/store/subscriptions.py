@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from pll.store.schema import consumer, subscription
 
@@ -28,6 +28,16 @@ def owned_by(conn: Connection, owner: str) -> Sequence[Any]:
     return conn.execute(
         select(subscription.c.id).where(subscription.c.owner == owner).order_by(subscription.c.id)
     ).all()
+
+
+def active_count(conn: Connection, owner: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                subscription.c.owner == owner, subscription.c.status == "active"
+            )
+        ).scalar_one()
+    )
 
 
 def active(conn: Connection) -> Sequence[Any]:

@@ -34,6 +34,8 @@ def upgrade() -> None:
     # later commit can fall behind (pll.events.outbox); SQLite commits one writer at a time.
     op.add_column("outbox", sa.Column("txid", sa.BigInteger(), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
+        # events from before come first, in id order (txid 0), then every new one
+        op.execute("UPDATE outbox SET txid = 0 WHERE txid IS NULL")
         op.execute(
             "ALTER TABLE outbox ALTER COLUMN txid SET DEFAULT (pg_current_xact_id()::text::bigint)"
         )
