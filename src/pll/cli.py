@@ -371,7 +371,7 @@ def events_status() -> None:
         table.add_column(column)
     with database.read() as conn:
         for row in outbox.places(conn):
-            behind, age = outbox.lag(conn, (row.position_txid, row.position), utcnow())
+            behind, age = outbox.lag(conn, row.position, utcnow())
             table.add_row(
                 row.name, str(behind), f"{age:.1f}", str(row.attempts), row.last_error or ""
             )

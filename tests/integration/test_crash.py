@@ -56,9 +56,10 @@ class Processes:
         self.copy: subprocess.Popen[bytes] | None = None
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [PLL, *args], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        # each process's output goes to a file of its own, for a failure to show
+        log = Path(self.env["PLL_DATA_DIR"]) / f"{args[0]}-{time.monotonic_ns()}.log"
+        with log.open("wb") as out:
+            return subprocess.Popen([PLL, *args], env=self.env, stdout=out, stderr=out)
 
     def start_server(self) -> None:
         self.server = self._spawn("serve", "--port", str(self.port))
@@ -72,7 +73,8 @@ class Processes:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("pll serve did not start")
+        logs = sorted(Path(self.env["PLL_DATA_DIR"]).glob("serve-*.log"))
+        raise RuntimeError(f"pll serve did not start: {logs[-1].read_text()[-2000:]}")
 
     def kill_server(self) -> None:
         for proc in (self.server, self.events):

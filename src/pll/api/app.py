@@ -29,7 +29,6 @@ from pll.api.http import (
     endpoint,
     fhir_response,
 )
-from pll.api.subscription_routes import ROUTES as SUBSCRIPTION_ROUTES
 from pll.auth.tokens import jwks_path
 from pll.config import Settings
 from pll.events.dispatcher import Dispatcher
@@ -94,9 +93,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     if service is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         service = PLLService(Database(settings.database_url), settings.audit_key())
-    routes = [
-        Route(r.path, _wrap(r.handler), methods=[r.method]) for r in [*ROUTES, *SUBSCRIPTION_ROUTES]
-    ]
+    routes = [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),

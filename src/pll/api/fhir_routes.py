@@ -24,8 +24,11 @@ from pll.services.access import PatientAccess
 from pll.services.allergies import Allergies
 from pll.services.base import Stored
 from pll.services.catalogue import Catalogue
+from pll.services.dispensing import DispensingService
 from pll.services.lists import ChangeResult, Op, Written
+from pll.services.multidose import MultidoseService
 from pll.services.sfm import SfmService
+from pll.services.subscriptions import Subscriptions
 from pll.services.transaction import parse_if_match
 
 LIST_RESOURCES = ("MedicationStatement", "MedicationRequest")
@@ -345,6 +348,114 @@ def send_medication(ctx: Ctx) -> Response:
     return fhir_response(answer, headers=headers)
 
 
+# -- e-multidose and dispensing ----------------------------------------------------------------
+
+
+def _optional_body(ctx: Ctx) -> Any:
+    """The ``Parameters`` of an operation whose parameters are all optional (or ``None``)."""
+    return ctx.json() if ctx.body.strip() else None
+
+
+def multidose_read(ctx: Ctx) -> Response:
+    """``GET Patient/{id}/$multidose``: the e-multidose registration and paper multidose."""
+    ctx.query(set())
+    return fhir_response(MultidoseService(ctx.service).state(ctx.access, ctx.path["id"]))
+
+
+def multidose_register(ctx: Ctx) -> Response:
+    """``POST Patient/{id}/$multidose-register`` (M27): the caller becomes the responsible
+    multidose doctor, with the named pharmacy."""
+    answer = MultidoseService(ctx.service).register(
+        ctx.access, ctx.path["id"], ctx.json(), ctx.reason()
+    )
+    return fhir_response(answer)
+
+
+def multidose_end(ctx: Ctx) -> Response:
+    answer = MultidoseService(ctx.service).end(
+        ctx.access, ctx.path["id"], _optional_body(ctx), ctx.reason()
+    )
+    return fhir_response(answer)
+
+
+def paper_multidose(ctx: Ctx) -> Response:
+    answer = MultidoseService(ctx.service).paper(ctx.access, ctx.path["id"], _optional_body(ctx))
+    return fhir_response(answer)
+
+
+def paper_multidose_end(ctx: Ctx) -> Response:
+    answer = MultidoseService(ctx.service).paper_end(
+        ctx.access, ctx.path["id"], _optional_body(ctx), ctx.reason()
+    )
+    return fhir_response(answer)
+
+
+def packing_basis(ctx: Ctx) -> Response:
+    """``GET List/{id}/$packing-basis`` (M25.1): what the multidose pharmacy packs from."""
+    ctx.query(set())
+    return fhir_response(MultidoseService(ctx.service).packing_basis(ctx.access, ctx.path["id"]))
+
+
+def packing_report(ctx: Ctx) -> Response:
+    """``POST List/{id}/$packing-report`` (M25.3): what the pharmacy packed, for which period."""
+    answer = MultidoseService(ctx.service).packing_report(ctx.access, ctx.path["id"], ctx.json())
+    return fhir_response(answer)
+
+
+def propose(ctx: Ctx) -> Response:
+    """``POST List/{id}/$propose`` (M25.2): the multidose pharmacy's proposal."""
+    return fhir_response(
+        MultidoseService(ctx.service).propose(ctx.access, ctx.path["id"], ctx.json())
+    )
+
+
+def proposals(ctx: Ctx) -> Response:
+    params = ctx.query({"status"})
+    return fhir_response(
+        MultidoseService(ctx.service).proposals(ctx.access, ctx.path["id"], params.get("status"))
+    )
+
+
+def decide(ctx: Ctx) -> Response:
+    """``POST List/{id}/$decide``: the responsible doctor accepts or rejects proposed items."""
+    answer, result = MultidoseService(ctx.service).decide(
+        ctx.access, ctx.path["id"], ctx.json(), ctx.reason()
+    )
+    headers = {"X-PLL-Findings": str(len(result.findings) if result else 0)}
+    if result is not None and result.list_version is not None:
+        headers["X-PLL-List-Version"] = str(result.list_version)
+    return fhir_response(answer, headers=headers)
+
+
+def dispense_create(ctx: Ctx) -> Response:
+    resource = validate(ctx.json(), "MedicationDispense")
+    stored, version = DispensingService(ctx.service).dispense(ctx.access, resource)
+    return fhir_response(
+        stored,
+        201,
+        version=1,
+        location=f"{ctx.base}/MedicationDispense/{stored['id']}/_history/1",
+        headers={"X-PLL-List-Version": str(version)},
+    )
+
+
+def dispense_read(ctx: Ctx) -> Response:
+    return fhir_response(DispensingService(ctx.service).read(ctx.access, ctx.path["id"]), version=1)
+
+
+def dispense_search(ctx: Ctx) -> Response:
+    params = ctx.query(searchable("MedicationDispense"))
+    count, offset = ctx.paging(params)
+    patient_id = _patient_param(ctx, params)
+    total, items = (
+        DispensingService(ctx.service).search(ctx.access, patient_id, count, offset)
+        if patient_id
+        else (0, [])
+    )
+    self_url, next_url = ctx.page_urls(count, offset, total)
+    return fhir_response(bundles.search_bundle(ctx.base, items, total, self_url, next_url))
+
+
 # -- the patient's blocks and access log -----------------------------------------------------
 
 
@@ -483,6 +594,31 @@ def allergy_search(ctx: Ctx) -> Response:
     )
 
 
+# -- subscriptions ----------------------------------------------------------------------------
+
+
+def subscription_create(ctx: Ctx) -> Response:
+    created = Subscriptions(ctx.service).create(ctx.access, ctx.json())
+    return fhir_response(created, 201, location=f"{ctx.base}/Subscription/{created['id']}")
+
+
+def subscription_read(ctx: Ctx) -> Response:
+    return fhir_response(Subscriptions(ctx.service).read(ctx.access, ctx.path["id"]))
+
+
+def subscription_search(ctx: Ctx) -> Response:
+    ctx.query(set())
+    items = Subscriptions(ctx.service).search(ctx.access)
+    return fhir_response(
+        bundles.search_bundle(ctx.base, items, len(items), str(ctx.request.url), None)
+    )
+
+
+def subscription_delete(ctx: Ctx) -> Response:
+    """End a subscription: kept with status ``off``, no longer delivered to."""
+    return fhir_response(Subscriptions(ctx.service).end(ctx.access, ctx.path["id"]))
+
+
 # -- the route table -----------------------------------------------------------------------
 
 
@@ -530,6 +666,7 @@ def _routes() -> list[FhirRoute]:
         FhirRoute(
             "/fhir/List/{id}/$resume", "POST", _list_operation("resume"), "List", None, "resume"
         ),
+        *_multidose_routes(),
         FhirRoute("/fhir/Provenance", "GET", provenance_search, "Provenance", "search-type"),
         FhirRoute("/fhir/Provenance/{id}", "GET", provenance_read, "Provenance", "read"),
         FhirRoute("/fhir/Consent", "POST", consent_create, "Consent", "create"),
@@ -561,6 +698,14 @@ def _routes() -> list[FhirRoute]:
             "history-instance",
         ),
     ]
+    routes += [
+        FhirRoute("/fhir/Subscription", "POST", subscription_create, "Subscription", "create"),
+        FhirRoute("/fhir/Subscription", "GET", subscription_search, "Subscription", "search-type"),
+        FhirRoute("/fhir/Subscription/{id}", "GET", subscription_read, "Subscription", "read"),
+        FhirRoute(
+            "/fhir/Subscription/{id}", "DELETE", subscription_delete, "Subscription", "delete"
+        ),
+    ]
     for rtype in LIST_RESOURCES:
         h = _resource_handlers(rtype)
         routes += [
@@ -578,6 +723,54 @@ def _routes() -> list[FhirRoute]:
             FhirRoute(f"/fhir/{rtype}/{{id}}/_history/{{vid}}", "GET", h["vread"], rtype, "vread"),
         ]
     return routes
+
+
+def _multidose_routes() -> list[FhirRoute]:
+    patient, lst = "/fhir/Patient/{id}", "/fhir/List/{id}"
+    return [
+        FhirRoute(f"{patient}/$multidose", "GET", multidose_read, "Patient", None, "multidose"),
+        FhirRoute(
+            f"{patient}/$multidose-register",
+            "POST",
+            multidose_register,
+            "Patient",
+            None,
+            "multidose-register",
+        ),
+        FhirRoute(
+            f"{patient}/$multidose-end", "POST", multidose_end, "Patient", None, "multidose-end"
+        ),
+        FhirRoute(
+            f"{patient}/$paper-multidose",
+            "POST",
+            paper_multidose,
+            "Patient",
+            None,
+            "paper-multidose",
+        ),
+        FhirRoute(
+            f"{patient}/$paper-multidose-end",
+            "POST",
+            paper_multidose_end,
+            "Patient",
+            None,
+            "paper-multidose-end",
+        ),
+        FhirRoute(f"{lst}/$packing-basis", "GET", packing_basis, "List", None, "packing-basis"),
+        FhirRoute(f"{lst}/$packing-report", "POST", packing_report, "List", None, "packing-report"),
+        FhirRoute(f"{lst}/$propose", "POST", propose, "List", None, "propose"),
+        FhirRoute(f"{lst}/$proposals", "GET", proposals, "List", None, "proposals"),
+        FhirRoute(f"{lst}/$decide", "POST", decide, "List", None, "decide"),
+        FhirRoute(
+            "/fhir/MedicationDispense", "POST", dispense_create, "MedicationDispense", "create"
+        ),
+        FhirRoute(
+            "/fhir/MedicationDispense", "GET", dispense_search, "MedicationDispense", "search-type"
+        ),
+        FhirRoute(
+            "/fhir/MedicationDispense/{id}", "GET", dispense_read, "MedicationDispense", "read"
+        ),
+    ]
 
 
 ROUTES = _routes()
@@ -616,6 +809,7 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
         ("_count", "number", "how many, 1-500 (default 50)"),
     ],
     "AuditEvent": [*BY_PATIENT, *PAGING],
+    "MedicationDispense": [*BY_PATIENT, *PAGING],
 }
 
 
@@ -640,6 +834,42 @@ OPERATIONS = {
         "latest $getMedication (under 4 hours old); every statement and head of chain of that "
         "read must be in it. Returns recallCount, prescriptionCount, "
         "prescriptionOperationResult and PllResult"
+    ),
+    "multidose": (
+        "GET Patient/{id}/$multidose: the e-multidose registration (responsible doctor, "
+        "multidose pharmacy) and paper multidose"
+    ),
+    "multidose-register": (
+        "POST Patient/{id}/$multidose-register (M27) with Parameters pharmacy (a reference "
+        "with the pharmacy's organisation number and name), pharmacyHer, reason: the calling "
+        "doctor becomes the responsible multidose doctor; one pharmacy per patient"
+    ),
+    "multidose-end": (
+        "POST Patient/{id}/$multidose-end with an optional reason: only the registered "
+        "responsible doctor ends the registration"
+    ),
+    "paper-multidose": (
+        "POST Patient/{id}/$paper-multidose with optional pharmacy and note: records paper "
+        "multidose, shown as a risk on the list"
+    ),
+    "paper-multidose-end": "POST Patient/{id}/$paper-multidose-end: paper multidose has ended",
+    "packing-basis": (
+        "GET List/{id}/$packing-basis (M25.1): the list the multidose pharmacy packs from, "
+        "whether it may be packed now (not while paused), each medicine marked packed or not"
+    ),
+    "packing-report": (
+        "POST List/{id}/$packing-report (M25.3) with period, listVersion and one item per "
+        "entry packed (entry, firstDose, lastDose, dispense): responsible pharmacy only; "
+        "refused while the PLL is paused"
+    ),
+    "propose": (
+        "POST List/{id}/$propose (M25.2) with items (action new|change|remove, entry "
+        "MedicationStatement/<id>/_history/<v>, statement, reason): responsible pharmacy only"
+    ),
+    "proposals": "GET List/{id}/$proposals?status=pending|accepted|rejected: the proposals",
+    "decide": (
+        "POST List/{id}/$decide with decision (item, outcome accept|reject, reason): the "
+        "responsible doctor; accepted items are one change of the list under their name"
     ),
     "check-change": (
         "POST List/$check with a transaction Bundle: decision support on that change, "

@@ -57,6 +57,13 @@ class Verb(StrEnum):
     PROPOSE = "propose"
     #: report a discrepancy on the list (case handling)
     REPORT = "report"
+    #: report what was packed for which period (M25.3, e-multidose): the responsible pharmacy
+    PACK = "pack"
+    #: act as the patient's responsible multidose doctor (M27): accept or reject the
+    #: pharmacy's proposals, end the multidose registration
+    DECIDE = "decide"
+    #: record what a pharmacy hands out: a dispensing (M10), paper multidose it packs
+    DISPENSE = "dispense"
     #: the patient's own access log and blocks
     OWN = "own"
 
@@ -84,6 +91,48 @@ _BLOCKED = (
     "The patient has blocked your access to their medication list. In an emergency state "
     "the basis HPAKUTT; the access is then logged for follow-up and shown to the patient."
 )
+
+
+#: What a patient (or proxy) never does: they read their list, its history and access log.
+_HEALTH_PERSONNEL_ONLY = frozenset(
+    {Verb.WRITE, Verb.PROPOSE, Verb.PACK, Verb.DECIDE, Verb.DISPENSE}
+)
+
+
+#: The one role that may do a verb at all, and what others are told.
+_ROLE_FOR: dict[Verb, tuple[Role, str]] = {
+    Verb.WRITE: (
+        Role.DOCTOR,
+        "Only doctors (HPR authorisation LE) change the list; a {role} may read it.",
+    ),
+    Verb.PROPOSE: (
+        Role.PHARMACIST,
+        "Only the patient's responsible multidose pharmacy proposes changes.",
+    ),
+    Verb.PACK: (
+        Role.PHARMACIST,
+        "Only the patient's responsible multidose pharmacy reports what it packed.",
+    ),
+    Verb.DISPENSE: (Role.PHARMACIST, "Only pharmacies register dispensings; a {role} may not."),
+    Verb.DECIDE: (
+        Role.DOCTOR,
+        "Only the patient's responsible multidose doctor decides on the pharmacy's proposals "
+        "and ends the registration; a {role} may not.",
+    ),
+}
+
+
+def _not_responsible_doctor(facts: PatientFacts) -> str:
+    if facts.multidose_doctor is None:
+        return (
+            "This patient has no e-multidose registration (M27): there is no responsible "
+            "multidose doctor to act as."
+        )
+    return (
+        "Only the patient's registered responsible multidose doctor (HPR "
+        f"{facts.multidose_doctor}) decides on the pharmacy's proposals and ends the "
+        "registration (M27)."
+    )
 
 
 _BASES = {b.value: b for b in Basis}
@@ -118,6 +167,8 @@ class PatientFacts:
     proxy: bool = False
     #: organisation number of the patient's one responsible multidose pharmacy, if any
     multidose_pharmacy: str | None = None
+    #: HPR number of the patient's responsible multidose doctor, if any (M27)
+    multidose_doctor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +234,13 @@ class Access:
                 "Only the patient's responsible multidose pharmacy proposes changes to the "
                 "list; the doctor then accepts or rejects them.",
             )
+        if verb is Verb.PACK and not self._responsible_pharmacy(facts):
+            return Decision(
+                False,
+                "Only the patient's responsible multidose pharmacy reports what it packed.",
+            )
+        if verb is Verb.DECIDE and not self._responsible_doctor(facts):
+            return Decision(False, _not_responsible_doctor(facts))
         if facts.blocked:
             if self.basis is not Basis.EMERGENCY:
                 return Decision(False, _BLOCKED)
@@ -193,16 +251,12 @@ class Access:
         """Why this caller may not ``verb`` anyone's data, whoever the patient is; services
         ask before they look anyone up, so a refusal cannot tell who is registered."""
         if self.is_patient:
-            return _PATIENT_READS if verb in (Verb.WRITE, Verb.PROPOSE) else None
+            return _PATIENT_READS if verb in _HEALTH_PERSONNEL_ONLY else None
         if verb is Verb.OWN:
             return "The access log and blocks are the patient's own."
-        if verb is Verb.WRITE and self.actor.role is not Role.DOCTOR:
-            return (
-                "Only doctors (HPR authorisation LE) change the list; "
-                f"a {self.actor.role.value} may read it."
-            )
-        if verb is Verb.PROPOSE and self.actor.role is not Role.PHARMACIST:
-            return "Only the patient's responsible multidose pharmacy proposes changes."
+        needed = _ROLE_FOR.get(verb)
+        if needed is not None and self.actor.role is not needed[0]:
+            return needed[1].format(role=self.actor.role.value)
         if self.basis is None:
             return (
                 f"State the basis for this access in the {BASIS_HEADER} header: "
@@ -216,6 +270,13 @@ class Access:
             self.actor.role is Role.PHARMACIST
             and facts.multidose_pharmacy is not None
             and self.actor.org_id == facts.multidose_pharmacy
+        )
+
+    def _responsible_doctor(self, facts: PatientFacts) -> bool:
+        return (
+            self.actor.role is Role.DOCTOR
+            and facts.multidose_doctor is not None
+            and self.actor.hpr == facts.multidose_doctor
         )
 
     def read_rule(self) -> ReadRule | None:

@@ -229,3 +229,16 @@ def _check_digits(first_nine: str) -> str | None:
     if second is None:
         return None
     return f"{first}{second}"
+
+
+_ORGNR_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
+
+
+def check_orgnr(value: str, where: str) -> str:
+    """An organisation number (Enhetsregisteret): nine digits, the last a mod-11 check
+    digit over the first eight with weights 3 2 7 6 5 4 3 2."""
+    if len(value) != 9 or not set(value) <= _DIGITS:
+        raise InvalidInput("An organisation number has nine digits.", where)
+    if _check_digit(value[:8], _ORGNR_WEIGHTS) != int(value[8]):
+        raise InvalidInput("The organisation number's check digit is wrong.", where)
+    return value

@@ -159,6 +159,64 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class Pharmacy:
+    """A pharmacy: its organisation number (what a pharmacist's token carries), its name and
+    its HER-id. A registration brought in from SFM may know the pharmacy only by HER-id."""
+
+    name: str
+    org_id: str | None = None
+    her: str | None = None
+
+    def label(self) -> str:
+        return ", ".join(p for p in (self.name, self.org_id and f"orgnr {self.org_id}") if p)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """e-multidose (M27): the patient's responsible multidose doctor and the one pharmacy
+    that packs the patient's multidose from the list."""
+
+    doctor: Author
+    pharmacy: Pharmacy
+    at: datetime
+    by: Author
+
+
+@dataclass(frozen=True)
+class PaperMultidose:
+    """Multidose still ordered on paper (*papirmultidose*): beside a PLL a risk of a
+    fragmented list, shown wherever the list is shown."""
+
+    at: datetime
+    by: Author
+    pharmacy: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Multidose:
+    """What the list shows of the patient's multidose: the e-multidose registration and
+    paper multidose, each if there is one."""
+
+    registration: Registration | None = None
+    paper: PaperMultidose | None = None
+
+
+@dataclass(frozen=True)
+class Dispensed:
+    """What has been dispensed on one prescription: its last dispensing, and what remains."""
+
+    last: str  #: the MedicationDispense id
+    handed_over: str  #: when, as the pharmacy said it
+    quantity: float  #: of the last dispensing
+    total: float  #: of every dispensing
+    count: int
+    unit: str | None = None
+    #: what the prescription still allows, when it says how much it allows
+    remaining: float | None = None
+
+
+@dataclass(frozen=True)
 class Touched:
     """One resource an accepted change wrote, with the version it wrote."""
 
@@ -198,6 +256,10 @@ class MedicationList:
     confirmation: Confirmation | None = None
     #: entries whose medicine the drug catalogue no longer has as an active drug (flagged)
     withdrawn: frozenset[str] = frozenset()
+    #: the e-multidose registration and paper multidose, as the list shows them
+    multidose: Multidose = field(default_factory=Multidose)
+    #: by prescription id: what has been dispensed on it
+    dispensed: dict[str, Dispensed] = field(default_factory=dict)
 
     def visible_entries(self, now: datetime) -> list[Entry]:
         return [e for e in self.entries.values() if e.visible_at(now)]

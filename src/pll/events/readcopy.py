@@ -60,7 +60,6 @@ copy_place = Table(
     copy_metadata,
     Column("name", String(20), primary_key=True),
     Column("position", BigInteger, nullable=False),
-    Column("position_txid", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -81,12 +80,12 @@ class ReadCopy:
     def setup(self) -> None:
         copy_metadata.create_all(self.copy.engine)
 
-    def _place(self, conn: Any) -> tuple[int, int]:
+    def _place(self, conn: Any) -> int:
         row = conn.execute(select(copy_place).where(copy_place.c.name == _PLACE)).first()
-        return (row.position_txid, row.position) if row else (0, 0)
+        return int(row.position) if row else 0
 
-    def _set_place(self, conn: Any, txid: int, position: int) -> None:
-        values = {"position": position, "position_txid": txid, "updated_at": self.clock()}
+    def _set_place(self, conn: Any, position: int) -> None:
+        values = {"position": position, "updated_at": self.clock()}
         done = conn.execute(update(copy_place).where(copy_place.c.name == _PLACE).values(**values))
         if done.rowcount == 0:
             conn.execute(insert(copy_place).values(name=_PLACE, **values))
@@ -108,7 +107,7 @@ class ReadCopy:
             for row in rows:
                 self._put(conn, row)
             last = events[-1]
-            self._set_place(conn, last.txid, last.id)
+            self._set_place(conn, last.id)
         return len(events)
 
     def refresh(self, list_id: str) -> None:
@@ -141,7 +140,7 @@ class ReadCopy:
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Copy every list afresh from one snapshot of the store; returns how many."""
         with self.store.snapshot() as conn:
-            txid, position = outbox.horizon(conn)
+            position = outbox.head(conn)
             rows = conn.execute(_documents()).all()
         with self.copy.write() as conn:
             conn.execute(delete(copy_list))
@@ -149,7 +148,7 @@ class ReadCopy:
                 self._put(conn, row)
                 if progress is not None and i % 1000 == 0:
                     progress(i)
-            self._set_place(conn, txid, position)
+            self._set_place(conn, position)
         return len(rows)
 
     def lag(self) -> Lag:

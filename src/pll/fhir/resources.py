@@ -17,7 +17,17 @@ from typing import Any
 
 from pll.domain.dosage import dosage_text
 from pll.domain.errors import InvalidInput
-from pll.domain.model import Author, Entry, ListVersion, MedicationList, Prescription
+from pll.domain.model import (
+    Author,
+    Dispensed,
+    Entry,
+    ListVersion,
+    MedicationList,
+    Multidose,
+    Pharmacy,
+    Prescription,
+)
+from pll.domain.multidose import PAPER_RISK
 from pll.fhir import systems
 from pll.fhir.findings import EXT_OVERRIDE
 
@@ -215,6 +225,7 @@ def list_resource(lst: MedicationList, entries: list[Entry]) -> dict[str, Any]:
                 ],
             }
         )
+    extensions += multidose_extensions(lst.multidose)
     resource: dict[str, Any] = {
         "resourceType": "List",
         "id": lst.id,
@@ -244,17 +255,89 @@ def list_resource(lst: MedicationList, entries: list[Entry]) -> dict[str, Any]:
     }
     ordered = sorted(entries, key=_entry_order)
     if ordered:
-        resource["entry"] = [
-            {
-                **({"flag": WITHDRAWN_FLAG} if e.id in lst.withdrawn else {}),
-                "date": instant(e.last_changed),
-                "item": {"reference": f"MedicationStatement/{e.id}/_history/{e.version}"},
-            }
-            for e in ordered
-        ]
+        resource["entry"] = [_list_entry(lst, e) for e in ordered]
     else:
         resource["emptyReason"] = {"text": "Ingen legemidler i bruk"}
+    if lst.multidose.paper is not None:
+        # a note as well as the extension: every reader shows a note, not every one an
+        # extension it does not know
+        resource["note"] = [{"text": PAPER_RISK}]
     return resource
+
+
+def _list_entry(lst: MedicationList, e: Entry) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    dispensed = [
+        dispensed_extension(rx_id, lst.dispensed[rx_id])
+        for rx_id in e.prescription_ids
+        if rx_id in lst.dispensed
+    ]
+    if dispensed:
+        item["extension"] = dispensed
+    if e.id in lst.withdrawn:
+        item["flag"] = WITHDRAWN_FLAG
+    item["date"] = instant(e.last_changed)
+    item["item"] = {"reference": f"MedicationStatement/{e.id}/_history/{e.version}"}
+    return item
+
+
+def _quantity(value: float, unit: str | None) -> dict[str, Any]:
+    quantity: dict[str, Any] = {"value": int(value) if value == int(value) else value}
+    if unit:
+        quantity["unit"] = unit
+    return quantity
+
+
+def dispensed_extension(rx_id: str, d: Dispensed) -> dict[str, Any]:
+    """What the list says of a prescription's dispensings: the last one and what remains."""
+    subs: list[dict[str, Any]] = [
+        {"url": "prescription", "valueReference": {"reference": f"MedicationRequest/{rx_id}"}},
+        {"url": "lastDispense", "valueReference": {"reference": f"MedicationDispense/{d.last}"}},
+        {"url": "whenHandedOver", "valueDateTime": d.handed_over},
+        {"url": "quantity", "valueQuantity": _quantity(d.quantity, d.unit)},
+        {"url": "dispensedTotal", "valueQuantity": _quantity(d.total, d.unit)},
+        {"url": "dispensings", "valueInteger": d.count},
+    ]
+    if d.remaining is not None:
+        subs.append({"url": "remaining", "valueQuantity": _quantity(d.remaining, d.unit)})
+    return {"url": systems.EXT_DISPENSED, "extension": subs}
+
+
+def pharmacy_reference(pharmacy: Pharmacy) -> dict[str, Any]:
+    ref: dict[str, Any] = {"display": pharmacy.label()}
+    if pharmacy.org_id:
+        ref["identifier"] = {"system": systems.ORGNR, "value": pharmacy.org_id}
+    return ref
+
+
+def multidose_extensions(state: Multidose) -> list[dict[str, Any]]:
+    """The list's e-multidose registration and paper multidose, as PLL extensions."""
+    out: list[dict[str, Any]] = []
+    reg = state.registration
+    if reg is not None:
+        out.append(
+            {
+                "url": systems.EXT_MULTIDOSE,
+                "extension": [
+                    {"url": "doctor", "valueReference": author_reference(reg.doctor)},
+                    {"url": "pharmacy", "valueReference": pharmacy_reference(reg.pharmacy)},
+                    {"url": "since", "valueDateTime": instant(reg.at)},
+                ],
+            }
+        )
+    paper = state.paper
+    if paper is not None:
+        subs: list[dict[str, Any]] = [
+            {"url": "risk", "valueString": PAPER_RISK},
+            {"url": "at", "valueDateTime": instant(paper.at)},
+            {"url": "by", "valueReference": author_reference(paper.by)},
+        ]
+        if paper.pharmacy:
+            subs.append({"url": "pharmacy", "valueString": paper.pharmacy})
+        if paper.note:
+            subs.append({"url": "note", "valueString": paper.note})
+        out.append({"url": systems.EXT_PAPER_MULTIDOSE, "extension": subs})
+    return out
 
 
 def _entry_order(entry: Entry) -> tuple[int, str, str]:

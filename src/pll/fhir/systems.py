@@ -21,3 +21,9 @@ EXT_PAUSED = f"{PLL_BASE}/StructureDefinition/pll-paused"
 EXT_CONFIRMED = f"{PLL_BASE}/StructureDefinition/pll-confirmed"
 EXT_OUTCOME_DETAIL = f"{PLL_BASE}/StructureDefinition/outcome-detail"
 ACTIVITY = f"{PLL_BASE}/CodeSystem/pll-activity"
+#: On the List: the e-multidose registration (responsible doctor, multidose pharmacy).
+EXT_MULTIDOSE = f"{PLL_BASE}/StructureDefinition/pll-multidose"
+#: On the List: paper multidose beside the PLL, a risk of a fragmented list.
+EXT_PAPER_MULTIDOSE = f"{PLL_BASE}/StructureDefinition/pll-paper-multidose"
+#: On a List entry: the last dispensing of its prescription and what remains.
+EXT_DISPENSED = f"{PLL_BASE}/StructureDefinition/pll-dispensed"

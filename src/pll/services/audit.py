@@ -114,7 +114,14 @@ class AuditTrail:
         )
         if row is None:
             raise NotFound(f"Patient/{patient_id} does not exist.", "patient")
-        facts = PatientFacts(patient_id, row.identifier_value, bool(row.blocked), bool(row.proxy))
+        facts = PatientFacts(
+            patient_id,
+            row.identifier_value,
+            bool(row.blocked),
+            bool(row.proxy),
+            multidose_pharmacy=row.pharmacy,
+            multidose_doctor=row.doctor,
+        )
         decision = access.decide(verb, facts)
         record = self.record(access, action, rtype, rid, patient_id, decision)
         if not decision.allowed:

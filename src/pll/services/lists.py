@@ -9,7 +9,7 @@ the outgoing event (DESIGN §3 rules 1, 2, 7). If anything raises, nothing is wr
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -50,6 +50,7 @@ from pll.services.decision_support import Named, drug_key, drugs, items, named, 
 from pll.services.history import ListHistory
 from pll.store import audit_log
 from pll.store import catalog as catalog_store
+from pll.store import multidose as multidose_store
 from pll.store import repository as repo
 from pll.store.repository import dumps
 
@@ -347,7 +348,9 @@ class PLLService(ListHistory):
         *,
         create_list: bool = False,
     ) -> ChangeResult:
-        """The write path, inside the caller's transaction."""
+        """The write path, inside the caller's transaction. The list row is taken first, so
+        every write path locks in the same order (list, then anything else)."""
+        row = None if create_list else repo.list_row(conn, patient_id=patient_id, lock=True)
         self.trail.admit(
             conn,
             access,
@@ -363,8 +366,9 @@ class PLLService(ListHistory):
             lst = start_list(
                 self.ids(), patient_id, author, now, exists=repo.list_exists_for(conn, patient_id)
             )
+            # a multidose registration or paper multidose may come before the list
+            lst.multidose = multidose_store.state(conn, patient_id)
         else:
-            row = repo.list_row(conn, patient_id=patient_id, lock=True)
             if row is None:
                 raise Conflict(
                     f"Patient/{patient_id} has no PLL yet: create it first with POST /fhir/List.",
@@ -562,6 +566,29 @@ class PLLService(ListHistory):
         ]
         document = fhir.document(list_json, visible, shown)
         return dumps(list_json), dumps(document), lst.next_hide(now)
+
+    def record_in(
+        self,
+        conn: Connection,
+        patient_id: str,
+        make: Callable[[MedicationList, datetime], ListVersion | None],
+        rx_ids: Iterable[str] = (),
+    ) -> ListVersion | None:
+        """A list version of what the list shows beside the doctors' changes (the multidose
+        parties, paper multidose, dispensings), in the caller's transaction: the list is
+        locked and loaded (with the prescriptions ``rx_ids``), ``make`` applies the domain
+        rule, and the version is written with its documents and its event, as every change
+        is. ``None`` when the patient has no list or ``make`` changed nothing."""
+        row = repo.list_row(conn, patient_id=patient_id, lock=True)
+        if row is None:
+            return None
+        now = self.clock()
+        lst = repo.load_list(conn, row, now, (), rx_ids)
+        record = make(lst, now)
+        if record is None:
+            return None
+        self._persist(conn, lst, record, now, is_new=False)
+        return record
 
     def refresh_withdrawn(self, batch: int = 2000) -> tuple[int, int]:
         """After a new drug catalogue: flag, as a version of each list it concerns, the

@@ -58,6 +58,7 @@ from pll.fhir.validate import validate
 from pll.services.allergies import Allergies
 from pll.services.lists import ChangeResult, Op, PLLService, early_refusal
 from pll.store import allergies as allergy_store
+from pll.store import multidose as multidose_store
 from pll.store import repository as repo
 from pll.store import sfm as store
 
@@ -155,6 +156,10 @@ class SfmService:
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
             now = svc.clock()
+            # the list first, then the read: every write path locks the list first
+            probe = store.get_read(conn, str(doc.relates_to))
+            if probe is not None:
+                repo.list_row(conn, patient_id=probe.patient_id, lock=True)
             read = self._held_read(conn, access, doc, now)
             patient_id = str(read.patient_id)
             shown = orjson.loads(read.shown)
@@ -269,6 +274,7 @@ class SfmService:
                 )
             rx_of: dict[str, str] = {}  # statement urn -> prescription id
             ops = self._import_ops(conn, doc, patient_id, rx_of)
+            self._import_parties(conn, doc, patient_id)
             result = svc.apply_in(conn, access, patient_id, ops, why, create_list=True)
             dispensed = self._import_dispenses(conn, doc, patient_id, rx_of, now)
             messages = self._import_messages(conn, doc, patient_id, rx_of, dispensed, result)
@@ -387,15 +393,7 @@ class SfmService:
         dispensed: dict[str, str],
         result: ChangeResult,
     ) -> int:
-        doctor = pharmacy = None
         count = 0
-        # the list's own message (M25.1) names the parties; the others only if it does not
-        for message in sorted(doc.messages, key=lambda m: m.kind != "M25.1"):
-            for party in message.parties:
-                if party.role == "M" and doctor is None:
-                    doctor = party
-                elif party.role == "A" and pharmacy is None:
-                    pharmacy = party
         for message in doc.messages:
             if message.kind not in c.MESSAGES or not message.sent_at:
                 continue
@@ -426,6 +424,18 @@ class SfmService:
                 result.list_version if message.kind == "M25.1" else None,
             )
             count += 1
+        return count
+
+    def _import_parties(self, conn: Connection, doc: Document, patient_id: str) -> None:
+        """The multidose parties, before the list is written, so that it shows them."""
+        doctor = pharmacy = None
+        # the list's own message (M25.1) names the parties; the others only if it does not
+        for message in sorted(doc.messages, key=lambda m: m.kind != "M25.1"):
+            for party in message.parties:
+                if party.role == "M" and doctor is None:
+                    doctor = party
+                elif party.role == "A" and pharmacy is None:
+                    pharmacy = party
         if doctor or pharmacy:
             store.set_multidose(
                 conn,
@@ -435,7 +445,6 @@ class SfmService:
                 self.service.clock(),
                 {"import": "sfm"},
             )
-        return count
 
     def _import_allergy(
         self, conn: Connection, access: Access, allergy: dict[str, Any], patient_id: str
@@ -608,6 +617,7 @@ def _snapshot(conn: Connection, patient_id: str, now: datetime) -> Snapshot:
         else None,
         list_message=list_message,
         messages=messages,
+        paper=multidose_store.state(conn, patient_id).paper,
     )
 
 

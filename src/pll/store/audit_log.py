@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
 
-from pll.store.schema import access_block, audit_chain, audit_event, patient, proxy
+from pll.store.schema import access_block, audit_chain, audit_event, multidose, patient, proxy
 
 _INSERT = insert(audit_event)
 _COLUMNS = [c for c in audit_event.c if c.name not in ("chain_seq", "chain_hash")]
@@ -26,7 +26,8 @@ def append(conn: Connection, row: dict[str, Any]) -> None:
 def facts(
     conn: Connection, patient_id: str, *, hpr: str | None, holder: str | None
 ) -> Row[Any] | None:
-    """``(identifier_value, blocked, proxy)`` for one patient and one caller."""
+    """``(identifier_value, blocked, proxy, pharmacy_org, doctor_hpr)`` for one patient and
+    one caller; the last two name the patient's multidose parties (M27), if registered."""
     blocked = exists().where(
         and_(
             access_block.c.patient_id == patient.c.id,
@@ -37,9 +38,18 @@ def facts(
     held = exists().where(
         and_(proxy.c.holder == holder, proxy.c.patient_identifier == patient.c.identifier_value)
     )
-    query = select(patient.c.identifier_value, blocked.label("blocked"), held.label("proxy")).where(
-        patient.c.id == patient_id
+    registered = (
+        select(multidose.c.pharmacy_org, multidose.c.doctor_hpr)
+        .where(multidose.c.patient_id == patient.c.id)
+        .correlate(patient)
     )
+    query = select(
+        patient.c.identifier_value,
+        blocked.label("blocked"),
+        held.label("proxy"),
+        registered.with_only_columns(multidose.c.pharmacy_org).scalar_subquery().label("pharmacy"),
+        registered.with_only_columns(multidose.c.doctor_hpr).scalar_subquery().label("doctor"),
+    ).where(patient.c.id == patient_id)
     return conn.execute(query).first()
 
 

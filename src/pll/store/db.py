@@ -93,8 +93,12 @@ class Database:
         return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest migration (``pll db upgrade``)."""
+        """Bring the schema to the newest migration (``pll db upgrade``). Processes that
+        start together (``pll serve`` beside ``pll events run``) take turns: on PostgreSQL a
+        transaction-level lock, on SQLite the write lock of the transaction itself."""
         with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7002)")
             cfg = alembic_config(conn)
             command.upgrade(cfg, "head")
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 
@@ -33,12 +34,14 @@ from pll.domain.model import (
     RX_ACTIVE,
     Author,
     Confirmation,
+    Dispensed,
     Entry,
     ListVersion,
     MedicationList,
     Pause,
     Prescription,
 )
+from pll.store import multidose as multidose_store
 from pll.store.schema import (
     entry,
     entry_version,
@@ -136,6 +139,8 @@ _UPDATE_RX = update(prescription).where(prescription.c.id == bindparam("key"))
 _INSERT_RX_VERSION = insert(prescription_version)
 _INSERT_TARGET = insert(provenance_target)
 _INSERT_EVENT = insert(outbox)
+#: the outbox's transaction-level advisory lock (an arbitrary key PLL uses for nothing else)
+_OUTBOX_LOCK = text("SELECT pg_advisory_xact_lock(7001)")
 
 
 def list_row(
@@ -238,6 +243,11 @@ def load_list(
         if conf
         else None,
         withdrawn=frozenset(orjson.loads(row.withdrawn)) if row.withdrawn else frozenset(),
+        multidose=multidose_store.state(conn, row.patient_id),
+        dispensed={
+            rx_id: Dispensed(**summary)
+            for rx_id, summary in (orjson.loads(row.dispensed) if row.dispensed else {}).items()
+        },
     )
 
 
@@ -270,6 +280,9 @@ def _list_values(
         "list_json": list_json,
         "document": document,
         "withdrawn": dumps(sorted(lst.withdrawn)) if lst.withdrawn else None,
+        "dispensed": dumps({k: v.__dict__ for k, v in sorted(lst.dispensed.items())})
+        if lst.dispensed
+        else None,
     }
 
 
@@ -390,7 +403,14 @@ def add_event(
     now: datetime,
     payload: dict[str, Any],
 ) -> None:
-    """The change's outgoing event, in the change's own transaction (rule 7)."""
+    """The change's outgoing event, in the change's own transaction (rule 7).
+
+    On PostgreSQL the insert first takes a transaction-level lock, held until commit, so
+    events commit in the order of their ids and a consumer reading on from an id never misses
+    one that commits later (:mod:`pll.events.outbox`). Only the tail of the write (this insert
+    and the commit) is serialised; SQLite commits one writer at a time anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_OUTBOX_LOCK)
     conn.execute(
         _INSERT_EVENT,
         {

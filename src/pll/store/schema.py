@@ -89,6 +89,8 @@ pll = Table(
     Column("document", Text, nullable=False),
     #: entries flagged because the drug catalogue no longer has their medicine (JSON list)
     Column("withdrawn", Text),
+    #: per prescription: its last dispensing and what remains (JSON), shown on the list
+    Column("dispensed", Text),
 )
 
 pll_version = Table(
@@ -178,9 +180,6 @@ outbox = Table(
     Column("kind", String(60), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("payload", Text, nullable=False),
-    #: the writing transaction's id on PostgreSQL (set by the database; NULL on SQLite)
-    Column("txid", BigInteger),
-    Index("ix_outbox_txid", "txid", "id"),
 )
 
 audit_event = Table(
@@ -428,6 +427,7 @@ dispense = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("resource", Text, nullable=False),
     Index("ix_dispense_patient", "patient_id"),
+    Index("ix_dispense_prescription", "prescription_id"),
 )
 
 #: M25 messages PLL holds as SFM shows them (``sfm-PLL-info``): a list sent from another
@@ -456,6 +456,10 @@ multidose = Table(
     Column("pharmacy", Text),
     Column("registered_at", UTCDateTime, nullable=False),
     Column("registered_by", Text, nullable=False),
+    #: the doctor's HPR number and the pharmacy's organisation number, which access
+    #: decisions compare with the caller's (the JSON columns are SFM's shape for display)
+    Column("doctor_hpr", String(16)),
+    Column("pharmacy_org", String(16)),
 )
 
 #: FHIR R4 Subscriptions (rest-hook, Subscriptions Backport style): who is told of changes.
@@ -483,11 +487,52 @@ consumer = Table(
     "consumer",
     metadata,
     Column("name", String(100), primary_key=True),
-    #: the last event had: its outbox id and (PostgreSQL) its transaction id
+    #: the outbox id of the last event it has had
     Column("position", BigInteger, nullable=False),
-    Column("position_txid", BigInteger, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_try_at", UTCDateTime),
     Column("last_error", Text),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: Paper multidose (*papirmultidose*): multidose still ordered on paper beside the PLL, a risk
+#: of a fragmented list that every view of the list shows.
+paper_multidose = Table(
+    "paper_multidose",
+    metadata,
+    Column("patient_id", String(ID), ForeignKey("patient.id"), primary_key=True),
+    #: the pharmacy that packs from the paper order, as the registrant named it
+    Column("pharmacy", Text),
+    Column("note", Text),
+    Column("registered_at", UTCDateTime, nullable=False),
+    Column("registered_by", Text, nullable=False),
+)
+
+#: The items of a multidose pharmacy's proposals (M25.2; the proposal itself is its
+#: ``pll_message``), each accepted or rejected by the responsible doctor.
+multidose_item = Table(
+    "multidose_item",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("proposal_id", String(ID), ForeignKey("pll_message.id"), nullable=False),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    #: new, change or remove
+    Column("action", String(8), nullable=False),
+    Column("entry_id", String(ID)),
+    #: the entry version the pharmacy based a change on (relay baton)
+    Column("entry_version", Integer),
+    #: the proposed MedicationStatement content (new, change)
+    Column("resource", Text),
+    Column("reason", Text),
+    #: pending, accepted or rejected
+    Column("status", String(10), nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", Text),
+    Column("decision_reason", Text),
+    #: the list version an accepted item became part of
+    Column("list_version", Integer),
+    Column("entry_result", String(ID)),
+    Index("ix_multidose_item_patient", "patient_id", "status"),
+    Index("ix_multidose_item_proposal", "proposal_id", "seq"),
 )

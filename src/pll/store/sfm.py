@@ -161,6 +161,9 @@ def set_multidose(
     at: datetime,
     by: dict[str, Any],
 ) -> None:
+    """Register the patient's multidose parties (``Party`` JSON), replacing any before. The
+    doctor's ``hpr`` and the pharmacy's ``org_id`` (organisation number) are what access
+    decisions compare with the caller's."""
     conn.execute(delete(multidose).where(multidose.c.patient_id == patient_id))
     conn.execute(
         insert(multidose).values(
@@ -169,6 +172,8 @@ def set_multidose(
             pharmacy=dumps(pharmacy) if pharmacy else None,
             registered_at=at,
             registered_by=dumps(by),
+            doctor_hpr=(doctor or {}).get("hpr"),
+            pharmacy_org=(pharmacy or {}).get("org_id"),
         )
     )
 

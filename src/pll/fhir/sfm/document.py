@@ -21,10 +21,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pll.domain.model import ENDED, RX_ACTIVE, Author, Entry, MedicationList, Prescription, Role
+from pll.domain.model import (
+    ENDED,
+    RX_ACTIVE,
+    Author,
+    Entry,
+    MedicationList,
+    Multidose,
+    PaperMultidose,
+    Prescription,
+    Role,
+)
+from pll.domain.multidose import PAPER_RISK
 from pll.fhir import systems
 from pll.fhir.medication import FEST, resource_id
-from pll.fhir.resources import instant
+from pll.fhir.resources import instant, multidose_extensions
 from pll.fhir.sfm import codes as c
 from pll.fhir.sfm.reading import PLL_ID, RESEPT_ID, Party
 
@@ -61,6 +72,8 @@ class Snapshot:
     #: another system (an import); otherwise the list itself is the message
     list_message: StoredMessage | None = None
     messages: list[StoredMessage] = field(default_factory=list)
+    #: paper multidose beside the list: a risk the document shows, as every view of the list
+    paper: PaperMultidose | None = None
 
 
 @dataclass
@@ -694,6 +707,10 @@ class _Writer:
     ) -> None:
         party = Party.of(reader)
         authors = [r for r in (self.b.practitioner(party), self.b.organization(party)) if r]
+        paper = self.snapshot.paper
+        if paper is not None:
+            # SFM has no element for it: PLL's extension, and the words in the PLL section
+            self.composition["extension"] = multidose_extensions(Multidose(paper=paper))
         self.composition.update(
             {
                 "id": self.composition_id,
@@ -712,7 +729,11 @@ class _Writer:
                 "confidentiality": "N",
                 "section": [
                     _section("sectionMedication", statements, "List of medications"),
-                    _section("sectionPLLinfo", info, "Info read from M25"),
+                    _section(
+                        "sectionPLLinfo",
+                        info,
+                        "Info read from M25" + (f". {PAPER_RISK}" if paper else ""),
+                    ),
                     _section("sectionAllergies", allergies, ""),
                     _section("sectionDispense", dispenses, "List of dispense messages"),
                     _section("sectionOtherPrescriptions", [], ""),
@@ -848,6 +869,7 @@ def _dispense(
             "performer",
             "authorizingPrescription",
             "medicationReference",
+            "medicationCodeableConcept",
         ):
             continue
         resource[key] = copy.deepcopy(item)
@@ -869,7 +891,9 @@ def _dispense(
     performers = []
     for performer in content.get("performer") or []:
         actor = performer.get("actor") or {}
-        her = (actor.get("identifier") or {}).get("value")
+        ident = actor.get("identifier") or {}
+        # a pharmacy PLL registered is named by organisation number, not HER-id
+        her = ident.get("value") if ident.get("system") in (None, c.HER) else None
         ref = b.organization(Party(org_name=actor.get("display"), her=her))
         if ref is not None:
             performers.append({"actor": ref})

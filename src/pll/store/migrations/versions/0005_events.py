@@ -30,21 +30,10 @@ def upgrade() -> None:
         sa.Column("resource", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    # The writing transaction's id (PostgreSQL), so consumers can read events in an order no
-    # later commit can fall behind (pll.events.outbox); SQLite commits one writer at a time.
-    op.add_column("outbox", sa.Column("txid", sa.BigInteger(), nullable=True))
-    if op.get_bind().dialect.name == "postgresql":
-        # events from before come first, in id order (txid 0), then every new one
-        op.execute("UPDATE outbox SET txid = 0 WHERE txid IS NULL")
-        op.execute(
-            "ALTER TABLE outbox ALTER COLUMN txid SET DEFAULT (pg_current_xact_id()::text::bigint)"
-        )
-    op.create_index("ix_outbox_txid", "outbox", ["txid", "id"])
     op.create_table(
         "consumer",
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
-        sa.Column("position_txid", sa.BigInteger(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_try_at", sa.DateTime(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
@@ -56,5 +45,3 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("consumer")
     op.drop_table("subscription")
-    op.drop_index("ix_outbox_txid", table_name="outbox")
-    op.drop_column("outbox", "txid")
