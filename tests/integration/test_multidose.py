@@ -134,48 +134,37 @@ def change_item(entry: dict[str, Any], amount: float) -> dict[str, Any]:
             "doseAndRate": [{"doseQuantity": {"value": amount, "unit": "tablett"}}],
         }
     ]
-    return {
-        "name": "item",
-        "part": [
-            {"name": "action", "valueCode": "change"},
-            {
-                "name": "entry",
-                "valueReference": {
-                    "reference": f"MedicationStatement/{entry['id']}/_history/"
-                    f"{entry['meta']['versionId']}"
-                },
-            },
-            {"name": "statement", "resource": changed},
-            {"name": "reason", "valueString": "Pasienten deler tabletten"},
-        ],
-    }
+    return _item(
+        "change",
+        _seen(entry),
+        {"name": "statement", "resource": changed},
+        {"name": "reason", "valueString": "Pasienten deler tabletten"},
+    )
 
 
 def new_item(pid: str, name: str, atc: str) -> dict[str, Any]:
-    return {
-        "name": "item",
-        "part": [
-            {"name": "action", "valueCode": "new"},
-            {"name": "statement", "resource": packed(statement(f"Patient/{pid}", name, atc))},
-            {"name": "reason", "valueString": "Står på papirresept fra sykehuset"},
-        ],
-    }
+    return _item(
+        "new",
+        {"name": "statement", "resource": packed(statement(f"Patient/{pid}", name, atc))},
+        {"name": "reason", "valueString": "Står på papirresept fra sykehuset"},
+    )
 
 
 def remove_item(entry: dict[str, Any], reason: str = "Pasienten bruker den ikke") -> dict:
+    return _item("remove", _seen(entry), {"name": "reason", "valueString": reason})
+
+
+def _item(action: str, *parts: dict[str, Any]) -> dict[str, Any]:
+    """One proposed item: its action and its parts."""
+    return {"name": "item", "part": [{"name": "action", "valueCode": action}, *parts]}
+
+
+def _seen(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry version the pharmacy saw."""
+    version = entry["meta"]["versionId"]
     return {
-        "name": "item",
-        "part": [
-            {"name": "action", "valueCode": "remove"},
-            {
-                "name": "entry",
-                "valueReference": {
-                    "reference": f"MedicationStatement/{entry['id']}/_history/"
-                    f"{entry['meta']['versionId']}"
-                },
-            },
-            {"name": "reason", "valueString": reason},
-        ],
+        "name": "entry",
+        "valueReference": {"reference": f"MedicationStatement/{entry['id']}/_history/{version}"},
     }
 
 
