@@ -78,15 +78,36 @@ def serve(host: str, port: int, workers: int) -> None:
             "Never run it like this with real patients.",
             err=True,
         )
-    uvicorn.run(
-        "pll.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    stop = None
+    if workers > 1 and settings.dispatches:
+        # one dispatcher, in this process, not one per worker (they would deliver each
+        # event once per worker)
+        import os
+        import threading
+
+        from pll.events.dispatcher import Dispatcher
+        from pll.events.run import consumers
+        from pll.services.base import utcnow
+
+        os.environ["PLL_DISPATCH"] = "0"  # the workers inherit it
+        database = _database(settings)
+        base = (settings.public_url or "http://localhost").rstrip("/") + "/fhir"
+        stop = threading.Event()
+        dispatcher = Dispatcher(database, consumers(database, base, settings.nats_url), utcnow)
+        threading.Thread(target=dispatcher.run, args=(stop,), daemon=True).start()
+    try:
+        uvicorn.run(
+            "pll.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if stop is not None:
+            stop.set()
 
 
 @main.command()
