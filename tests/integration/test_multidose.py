@@ -1016,3 +1016,32 @@ def test_two_registrations_at_once_leave_one_pharmacy(server: LiveServer) -> Non
     winner = value(state, "pharmacy")["identifier"]["value"]
     assert statuses.count(200) == 3  # the winner's own repeats change nothing
     assert winner in (BERGEN, TRONDHEIM)
+
+
+def test_a_pharmacys_pending_proposals_end_with_its_registration(server: LiveServer) -> None:
+    """A later responsible doctor must not accept what another pharmacy asked for."""
+    with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
+        p = new_patient(gp)
+        proposal = ok(
+            pharmacist.post(
+                f"/fhir/List/{p.list_id}/$propose",
+                json=params(change_item(p.entries["Metformin"], 3)),
+            )
+        )
+        [item] = items_of(proposal)
+        ok(gp.post(f"/fhir/Patient/{p.pid}/$multidose-end"))
+        ok(gp.post(f"/fhir/Patient/{p.pid}/$multidose-register", json=params(pharmacy())))
+        r = gp.post(f"/fhir/List/{p.list_id}/$decide", json=params(decision(item["id"], "accept")))
+        assert r.status_code == 409, r.text
+        assert "already rejected" in outcome_text(r)
+
+
+def test_paper_multidose_is_ended_only_by_those_who_know_of_it(server: LiveServer) -> None:
+    with server.client("gp") as gp, server.client("other-pharmacist") as other:
+        p = new_patient(gp)
+        ok(gp.post(f"/fhir/Patient/{p.pid}/$paper-multidose", json=params()))
+        before = snapshot(server.db, audit=False)
+        r = other.post(f"/fhir/Patient/{p.pid}/$paper-multidose-end")
+        assert r.status_code == 403, r.text
+        assert snapshot(server.db, audit=False) == before
+        ok(gp.post(f"/fhir/Patient/{p.pid}/$paper-multidose-end"))

@@ -47,10 +47,20 @@ def test_a_prescription_that_says_no_quantity_is_not_limited() -> None:
     check_dispense(rx(quantity=None), handed(1000)["quantity"], NOW, NOW, [])
 
 
-@pytest.mark.parametrize("status", ["stopped", "completed"])
-def test_only_a_prescription_in_use_is_dispensed(status: str) -> None:
+@pytest.mark.parametrize("status", ["stopped", "completed", "on-hold"])
+def test_only_an_active_prescription_is_dispensed(status: str) -> None:
     with pytest.raises(Conflict, match=status):
         check_dispense(rx(status), handed(1)["quantity"], NOW, NOW, [])
+
+
+def test_an_expired_prescription_is_not_dispensed() -> None:
+    expired = rx()
+    expired.content["dispenseRequest"]["validityPeriod"] = {"end": "2020-01-01"}
+    with pytest.raises(Conflict, match="expired on 2020-01-01"):
+        check_dispense(expired, handed(1)["quantity"], NOW, NOW, [])
+    valid = rx()
+    valid.content["dispenseRequest"]["validityPeriod"] = {"end": NOW.date().isoformat()}
+    check_dispense(valid, handed(1)["quantity"], NOW, NOW, [])  # still valid on its last day
 
 
 def test_bad_dispensings_are_refused() -> None:

@@ -123,9 +123,13 @@ def test_paper_multidose_is_recorded_once_by_doctors_and_pharmacies() -> None:
         rules.register_paper(state, GP, None, None, NOW)
     with pytest.raises(Forbidden):
         rules.register_paper(Multidose(), NURSE, None, None, NOW)
-    assert rules.end_paper(state).paper is None
+    assert rules.end_paper(state, PHARMACIST).paper is None  # the pharmacy that recorded it
+    assert rules.end_paper(state, GP).paper is None  # a doctor
+    stranger = replace(PHARMACIST, org_id="987654321", org_name="Et annet apotek")
+    with pytest.raises(Forbidden, match="recorded paper multidose"):
+        rules.end_paper(state, stranger)
     with pytest.raises(Conflict):
-        rules.end_paper(Multidose())
+        rules.end_paper(Multidose(), GP)
 
 
 def test_a_new_state_is_a_list_version_that_leaves_the_baton() -> None:

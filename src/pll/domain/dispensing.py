@@ -13,7 +13,6 @@ from typing import Any
 
 from pll.domain.errors import Conflict, InvalidInput
 from pll.domain.model import (
-    RX_ACTIVE,
     Author,
     Dispensed,
     ListVersion,
@@ -74,11 +73,18 @@ def check_dispense(
 ) -> None:
     """May this prescription be dispensed this much now? ``before`` are its earlier
     dispensings. Refused: a prescription not in use (recalled, renewed, done), a handover in
-    the future, a unit other than the prescription's, more than remains."""
-    if rx.status not in RX_ACTIVE:
+    the future, a unit other than the prescription's, more than remains, an expired one."""
+    if rx.status != "active":
+        # on hold is the doctor's pause of the medicine: nothing is handed out then either
         raise Conflict(
-            f"MedicationRequest/{rx.id} is {rx.status}: only a prescription in use can be "
+            f"MedicationRequest/{rx.id} is {rx.status}: only an active prescription can be "
             "dispensed.",
+            "MedicationDispense.authorizingPrescription",
+        )
+    end = ((rx.content.get("dispenseRequest") or {}).get("validityPeriod") or {}).get("end")
+    if isinstance(end, str) and end[:10] < now.date().isoformat():
+        raise Conflict(
+            f"MedicationRequest/{rx.id} expired on {end[:10]}: it can no longer be dispensed.",
             "MedicationDispense.authorizingPrescription",
         )
     value = quantity.get("value")

@@ -125,10 +125,22 @@ def register_paper(
     return replace(current, paper=PaperMultidose(now, author, pharmacy, note))
 
 
-def end_paper(current: Multidose) -> Multidose:
-    """The patient no longer gets paper multidose (moved to e-multidose, or stopped)."""
+def end_paper(current: Multidose, by: Author) -> Multidose:
+    """The patient no longer gets paper multidose (moved to e-multidose, or stopped). A
+    doctor ends it, or the pharmacy that recorded it, or the patient's multidose pharmacy:
+    another pharmacy must not take a risk off the list it knows nothing of."""
     if current.paper is None:
         raise Conflict("No paper multidose is recorded for this patient.", "Patient")
+    if by.role is not Role.DOCTOR:
+        own = {current.paper.by.org_id}
+        if current.registration is not None:
+            own.add(current.registration.pharmacy.org_id)
+        if by.org_id is None or by.org_id not in own:
+            raise Forbidden(
+                "Only a doctor, the pharmacy that recorded paper multidose or the patient's "
+                "multidose pharmacy ends it.",
+                "Patient",
+            )
     return replace(current, paper=None)
 
 

@@ -104,7 +104,7 @@ class MultidoseService:
         verb = _paper_verb(access)
 
         def change(current: Multidose, _: datetime) -> Multidose:
-            return rules.end_paper(current)
+            return rules.end_paper(current, access.actor)
 
         return self._change(
             access,
@@ -141,6 +141,15 @@ class MultidoseService:
                 lambda lst, now: rules.record(lst, after, access.actor, now, action, reason),
             )
             store.save(conn, patient_id, before, after)
+            if before.registration is not None and (
+                after.registration is None
+                or after.registration.pharmacy != before.registration.pharmacy
+            ):
+                # a pharmacy's proposals end with its responsibility: a later doctor must
+                # not accept what another pharmacy asked for
+                store.close_pending(
+                    conn, patient_id, svc.clock(), access.actor, "E-multidoseregistreringen endret"
+                )
             return fhir_md.registration_answer(after, record.version if record else None)
 
     # -- the packing basis (M25.1) and packing reports (M25.3) ----------------------------------
@@ -178,7 +187,7 @@ class MultidoseService:
         report = fhir_md.packing_request(data)
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
-            head = _head(conn, list_id)
+            head = _head(conn, list_id, lock=True)  # a pause at the same moment is seen
             patient_id = head.patient_id
             svc.trail.admit(conn, access, Verb.PACK, patient_id, "packing-report", "List", list_id)
             now = svc.clock()

@@ -217,6 +217,17 @@ def items(
     return {r.id: held(r) for r in rows}
 
 
+def close_pending(conn: Connection, patient_id: str, at: datetime, by: Author, why: str) -> None:
+    """Reject every item still pending for the patient (the registration ended)."""
+    conn.execute(
+        update(multidose_item)
+        .where(multidose_item.c.patient_id == patient_id, multidose_item.c.status == "pending")
+        .values(
+            status="rejected", decided_at=at, decided_by=_dumps(by.to_json()), decision_reason=why
+        )
+    )
+
+
 def decide(
     conn: Connection,
     item_id: str,
