@@ -88,10 +88,9 @@ def etag(response: httpx.Response) -> str:
     return response.headers["ETag"]
 
 
-def new_patient_with_list(client: httpx.Client, fnr: str | None = None) -> tuple[str, str]:
-    """Register a patient and create their PLL; returns (patient id, list id)."""
-    pid = ok(client.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
-    lst = ok(
+def new_list(client: httpx.Client, pid: str) -> dict[str, Any]:
+    """Create a registered patient's PLL; returns the List."""
+    return ok(
         client.post(
             "/fhir/List",
             json={
@@ -103,7 +102,12 @@ def new_patient_with_list(client: httpx.Client, fnr: str | None = None) -> tuple
         ),
         201,
     )
-    return pid, lst["id"]
+
+
+def new_patient_with_list(client: httpx.Client, fnr: str | None = None) -> tuple[str, str]:
+    """Register a patient and create their PLL; returns (patient id, list id)."""
+    pid = ok(client.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
+    return pid, new_list(client, pid)["id"]
 
 
 def outcome_text(response: httpx.Response) -> str:

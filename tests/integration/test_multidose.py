@@ -24,6 +24,7 @@ from tests.conftest import LiveServer, snapshot
 from tests.integration.builders import (
     DRUGS,
     new_fnr,
+    new_list,
     ok,
     outcome_text,
     patient,
@@ -103,18 +104,7 @@ def new_patient(gp: httpx.Client, *, register: bool = True) -> Patient:
     pid = ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
     if register:
         ok(gp.post(f"/fhir/Patient/{pid}/$multidose-register", json=params(pharmacy())))
-    lst = ok(
-        gp.post(
-            "/fhir/List",
-            json={
-                "resourceType": "List",
-                "status": "current",
-                "mode": "working",
-                "subject": {"reference": f"Patient/{pid}"},
-            },
-        ),
-        201,
-    )
+    lst = new_list(gp, pid)
     entries = {}
     for (name, atc), in_bag in zip(DRUGS[:3], (True, True, False), strict=True):
         body = packed(statement(f"Patient/{pid}", name, atc), in_bag)
@@ -620,18 +610,7 @@ def test_paper_multidose_before_the_list(server: LiveServer) -> None:
         pid = ok(gp.post("/fhir/Patient", json=patient()), 201)["id"]
         answer = ok(gp.post(f"/fhir/Patient/{pid}/$paper-multidose"))
         assert "listVersion" not in {p["name"] for p in answer["parameter"]}
-        lst = ok(
-            gp.post(
-                "/fhir/List",
-                json={
-                    "resourceType": "List",
-                    "status": "current",
-                    "mode": "working",
-                    "subject": {"reference": f"Patient/{pid}"},
-                },
-            ),
-            201,
-        )
+        lst = new_list(gp, pid)
         assert extension(lst, "pll-paper-multidose") is not None
 
 
