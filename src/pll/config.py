@@ -11,6 +11,12 @@ from pll.auth.jwks import Issuer, KeySet
 from pll.auth.tokens import AUDIENCE, Authenticator, dev_issuer
 from pll.store.db import sqlite_url
 
+#: What the web login asks HelseID for (``PLL_OIDC_SCOPE``): the person's identity, their
+#: fødselsnummer and HPR number, and PLL's own API scope for the access token.
+OIDC_SCOPE = (
+    "openid profile helseid://scopes/identity/pid helseid://scopes/hpr/hpr_number nhn:pll/api"
+)
+
 
 def _flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
@@ -58,6 +64,18 @@ class Settings:
     dispatch: bool | None = None
     #: The read copy's own database (``PLL_READCOPY_URL``); SQLite beside PLL's when unset
     readcopy_url: str | None = None
+    #: The OpenID Connect provider doctors log in to the web UI with (``PLL_OIDC_ISSUER``),
+    #: the HelseID authority such as ``https://helseid-sts.test.nhn.no``. The access tokens
+    #: it hands out are checked like any other, so ``PLL_ISSUER`` should name it too. The
+    #: redirect URI is ``PLL_PUBLIC_URL`` + ``/logg-inn/helseid/svar``.
+    oidc_issuer: str | None = None
+    #: This server's client id there (``PLL_OIDC_CLIENT_ID``).
+    oidc_client_id: str | None = None
+    #: The client's private key, PEM or JWK (``PLL_OIDC_CLIENT_KEY``, a path): HelseID only
+    #: accepts clients that authenticate with a signed assertion (``private_key_jwt``).
+    oidc_client_key: Path | None = None
+    #: The scopes the login asks for (``PLL_OIDC_SCOPE``, space-separated).
+    oidc_scope: str = OIDC_SCOPE
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,6 +96,10 @@ class Settings:
             public_url=os.environ.get("PLL_PUBLIC_URL") or None,
             nats_url=os.environ.get("PLL_NATS_URL") or None,
             readcopy_url=os.environ.get("PLL_READCOPY_URL") or None,
+            oidc_issuer=os.environ.get("PLL_OIDC_ISSUER") or None,
+            oidc_client_id=os.environ.get("PLL_OIDC_CLIENT_ID") or None,
+            oidc_client_key=Path(key) if (key := os.environ.get("PLL_OIDC_CLIENT_KEY")) else None,
+            oidc_scope=os.environ.get("PLL_OIDC_SCOPE") or OIDC_SCOPE,
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,

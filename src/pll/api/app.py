@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from pll.api import cds_hooks
 from pll.api.fhir_routes import ROUTES, capability_statement
@@ -37,6 +37,7 @@ from pll.fhir.outcome import issue, outcome
 from pll.services.lists import PLLService
 from pll.services.reads import ListReads
 from pll.store.db import Database
+from pll.web.app import web_app
 
 log = logging.getLogger("pll.api")
 
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     if service is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         service = PLLService(Database(settings.database_url), settings.audit_key())
-    routes = [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
+    routes: list[BaseRoute] = [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
@@ -146,12 +147,15 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
             await anyio.to_thread.run_sync(thread.join, 15)
         await reads.close()
 
+    authenticator = settings.authenticator()
+    # the web UI takes every path the API does not serve (it is matched last)
+    routes.append(Mount("", app=web_app(settings, service, authenticator)))
     app = Starlette(
         routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan
     )
     app.state.service = service
     app.state.reads = reads
-    app.state.authenticator = settings.authenticator()
+    app.state.authenticator = authenticator
     app.state.data_dir = settings.data_dir
     app.state.public_url = settings.public_url.rstrip("/") if settings.public_url else None
     return app

@@ -1,0 +1,92 @@
+"""The web UI as one ASGI application, mounted beside the FHIR API.
+
+It has its own session middleware, so API requests (which carry no cookie) pay nothing for
+it. Static files are the project's own stylesheet and script, served from the package: no
+CDN, nothing fetched at run time (health networks are closed).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from pll.config import Settings
+from pll.domain.errors import DomainError, NotFound
+from pll.services.lists import PLLService
+from pll.web import doctor, login, multidose, oidc, patient
+from pll.web.edge import current_caller, error_page
+
+#: A login lasts a working day at most; the token inside may end it sooner.
+SESSION_SECONDS = 8 * 3600
+
+
+def session_secret(settings: Settings) -> str:
+    """``PLL_WEB_SECRET``, else a random secret kept in the data folder (shared by the
+    processes of one machine; several machines must be given the same ``PLL_WEB_SECRET``)."""
+    given = os.environ.get("PLL_WEB_SECRET")
+    if given:
+        return given
+    path = Path(settings.data_dir) / "web-session.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    error = (
+        NotFound(f"Siden {request.url.path} finnes ikke.")
+        if status == 404
+        else DomainError("Forespørselen kunne ikke behandles.")
+    )
+    return error_page(
+        request, error, current_caller(request) if "session" in request.scope else None
+    )
+
+
+def web_app(settings: Settings, service: PLLService, authenticator: Any) -> Starlette:
+    routes: list[BaseRoute] = [
+        *login.ROUTES,
+        *oidc.ROUTES,
+        *doctor.ROUTES,
+        *patient.ROUTES,
+        *multidose.ROUTES,
+        Mount("/static", StaticFiles(packages=[("pll.web", "static")]), name="static"),
+    ]
+    https = bool(settings.public_url and settings.public_url.startswith("https://"))
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=session_secret(settings),
+                session_cookie="pll_session",
+                max_age=SESSION_SECONDS,
+                # Lax, not Strict: HelseID's redirect back must bring the login state; every
+                # form is protected by its anti-forgery token besides.
+                same_site="lax",
+                https_only=https,
+            )
+        ],
+        exception_handlers={HTTPException: _not_found},
+    )
+    app.state.service = service
+    app.state.authenticator = authenticator
+    app.state.data_dir = settings.data_dir
+    app.state.dev_login = settings.dev_auth
+    app.state.oidc = oidc.OidcClient.from_settings(settings)
+    return app

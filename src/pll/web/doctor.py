@@ -1,0 +1,561 @@
+"""The prescribing module's pages: find a patient, see and change the list.
+
+Every change builds the FHIR resources a journal system would send, validates them with the
+same FHIR validation, and hands them to :class:`~pll.services.lists.PLLService` as one list
+change: relay baton, decision support, access rules, audit and event are the API's own
+(DESIGN §3). Two answers of the service have pages of their own:
+
+- **findings** (:class:`ChecksRefused`): the change is shown again with the findings, and
+  goes through only with a reason for the override, which is kept with the version;
+- **a relay-baton conflict** (:class:`VersionConflict`): the page shows who changed the
+  entry and what, and offers to redo the doctor's own change on the current version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pll.auth.access import Basis, Verb
+from pll.domain.diff import diff_content
+from pll.domain.errors import ChecksRefused, DomainError, InvalidInput, VersionConflict
+from pll.domain.identifiers import parse_person_identifier
+from pll.fhir.validate import validate
+from pll.services.catalogue import Catalogue
+from pll.services.lists import ChangeResult, Op
+from pll.web import forms
+from pll.web.edge import Web, doctors, page, require
+from pll.web.views import ListView, list_view
+
+SEARCH_LIMIT = 25
+#: versions shown on the history page (the API pages through all of them)
+HISTORY_LIMIT = 200
+
+
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def _patient_url(pid: str, rest: str = "") -> str:
+    return f"/lege/pasient/{pid}{rest}"
+
+
+# -- finding and opening a patient ---------------------------------------------------------
+
+
+def search_page(web: Web) -> Response:
+    recent = web.session.get("patients", {})
+    return web.render(
+        "doctor/search.html",
+        bases=list(Basis),
+        recent=list(recent.items())[::-1],
+        fnr=web.query("fnr"),
+    )
+
+
+def open_patient(web: Web) -> Response:
+    """Open a patient by fødselsnummer or D-nummer, on the basis the worker states
+    (DESIGN §3 rule 5). The lookup itself is not logged; the list read that follows is."""
+    number = web.field("fnr").replace(" ", "")
+    parsed = parse_person_identifier(None, number, "fnr")
+    try:
+        basis = Basis(web.field("basis") or Basis.TREATMENT.value)
+    except ValueError:
+        raise InvalidInput("Velg et gyldig tilgangsgrunnlag.", "basis") from None
+    access = web.access()
+    pid = web.service.patient_by_identifier(access, Verb.READ, parsed.system, parsed.value)
+    if pid is None:
+        raise InvalidInput(f"Ingen pasient er registrert med {parsed.kind} {parsed.value}.", "fnr")
+    web.set_basis(pid, basis)
+    patients = dict(web.session.get("patients", {}))
+    patients.pop(pid, None)
+    patients[pid] = parsed.value
+    web.session["patients"] = dict(list(patients.items())[-10:])
+    return web.redirect(_patient_url(pid))
+
+
+def _need_basis(web: Web, pid: str) -> Response | None:
+    """A patient page opened without a stated basis (a bookmark, a link) asks for one."""
+    if web.has_basis(pid):
+        return None
+    number = web.session.get("patients", {}).get(pid, "")
+    return web.redirect(f"/lege?fnr={number}")
+
+
+def _current(web: Web, pid: str) -> ListView | None:
+    stored = web.service.current(web.access(pid), patient_id=pid, document=True)
+    return list_view(stored.text) if stored is not None else None
+
+
+def _fnr(web: Web, pid: str) -> str:
+    return str(web.session.get("patients", {}).get(pid, ""))
+
+
+def list_page(web: Web) -> Response:
+    pid = web.path_id("pid")
+    if (redirect := _need_basis(web, pid)) is not None:
+        return redirect
+    lst = _current(web, pid)
+    proposals = 0
+    if lst is not None and lst.multidose_pharmacy:
+        answer = _multidose(web).proposals(web.access(pid), lst.id, "pending")
+        proposals = next(
+            (
+                p.get("valueInteger", 0)
+                for p in answer.get("parameter", [])
+                if p["name"] == "pending"
+            ),
+            0,
+        )
+    return web.render(
+        "doctor/list.html",
+        pid=pid,
+        fnr=_fnr(web, pid),
+        lst=lst,
+        proposals=proposals,
+        reasons=forms.DISCONTINUE_REASONS,
+        may_change=web.caller.actor.role.value == "doctor",
+    )
+
+
+def _multidose(web: Web) -> Any:
+    from pll.services.multidose import MultidoseService  # noqa: PLC0415 - only this page
+
+    return MultidoseService(web.service)
+
+
+def create_list(web: Web) -> Response:
+    pid = web.path_id("pid")
+    resource = validate(
+        {
+            "resourceType": "List",
+            "status": "current",
+            "mode": "working",
+            "subject": {"reference": f"Patient/{pid}"},
+        },
+        "List",
+    )
+    web.service.create_list(web.access(pid), resource)
+    web.notice("PLL er opprettet. Du holder stafettpinnen.")
+    return web.redirect(_patient_url(pid))
+
+
+# -- saving a change -----------------------------------------------------------------------
+
+
+def _override(web: Web) -> tuple[str | None, frozenset[str] | None]:
+    reason = web.field("override-reason")[:1000] or None
+    codes = frozenset(web.fields("override-code"))
+    return reason, codes if reason else None
+
+
+def _save(
+    web: Web,
+    pid: str,
+    ops: Callable[[], list[Op]],
+    reason: str | None,
+    done: str,
+) -> Response:
+    """Apply ``ops`` as one list change; findings and conflicts get their own pages, where
+    the doctor can go on with the same form (its fields are carried along)."""
+    override, accepted = _override(web)
+    try:
+        result = web.service.change(
+            web.access(pid, override=override, accepted=accepted), pid, ops(), reason
+        )
+    except ChecksRefused as exc:
+        return _findings_page(web, exc)
+    except VersionConflict as exc:
+        return _conflict_page(web, pid, exc)
+    _notice_result(web, result, done)
+    return web.redirect(_patient_url(pid))
+
+
+def _notice_result(web: Web, result: ChangeResult, done: str) -> None:
+    if result.list_version is None:
+        web.notice("Ingenting var endret, så listen fikk ingen ny versjon.")
+        return
+    web.notice(f"{done} Listen er nå versjon {result.list_version}, og du holder stafettpinnen.")
+    for finding in result.findings:
+        web.notice(f"Merk: {finding.message}")
+
+
+def _carried(web: Web, *, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    skip = {"csrf", "override-reason", "override-code", *drop}
+    return [(k, v) for k, v in web.form.multi_items() if k not in skip and isinstance(v, str)]
+
+
+def _findings_page(web: Web, exc: ChecksRefused) -> Response:
+    found = [
+        {
+            "severity": i.get("severity"),
+            "text": i.get("diagnostics", ""),
+            "code": next((c.get("display") for c in i.get("details", {}).get("coding", [])), ""),
+        }
+        for i in exc.issues
+    ]
+    return web.render(
+        "doctor/findings.html",
+        422,
+        findings=found,
+        blocking=[f for f in found if f["severity"] == "error"],
+        action=web.request.url.path,
+        carried=_carried(web),
+    )
+
+
+def _conflict_page(web: Web, pid: str, exc: VersionConflict) -> Response:
+    """Someone else changed the entry since this doctor read it (relay baton, rule 2): show
+    who, when and what, and offer to redo this doctor's change on the current version."""
+    details = exc.details
+    rtype, _, rid = details.get("resource", "").partition("/")
+    changes: list[Any] = []
+    if rtype and rid and details.get("yourVersion"):
+        seen = web.service.resource_version(
+            web.access(pid), rtype, rid, int(details["yourVersion"])
+        )
+        current = exc.resources[0] if exc.resources else {}
+        before = {k: v for k, v in orjson.loads(seen.text).items() if k not in ("meta", "id")}
+        after = {k: v for k, v in current.items() if k not in ("meta", "id")}
+        changes = list(diff_content(before, after))
+    return web.render(
+        "doctor/conflict.html",
+        409,
+        pid=pid,
+        who=details.get("changedBy", ""),
+        when=details.get("changedAt", ""),
+        changes=changes,
+        action=web.request.url.path,
+        carried=_carried(web, drop=("version",)),
+        current_version=details.get("currentVersion", ""),
+    )
+
+
+def _entry_version(web: Web) -> int:
+    raw = web.field("version")
+    require(raw.isdigit(), "Skjemaet mangler versjonen du endret; last siden på nytt.", "version")
+    return int(raw)
+
+
+def _entry(web: Web, pid: str, entry_id: str) -> tuple[ListView, Any]:
+    lst = _current(web, pid)
+    entry = lst.entry(entry_id) if lst is not None else None
+    if lst is None or entry is None:
+        raise InvalidInput("Legemidlet finnes ikke på pasientens liste.", "entry")
+    return lst, entry
+
+
+# -- prescribing ---------------------------------------------------------------------------
+
+
+def prescribe_page(web: Web) -> Response:
+    pid = web.path_id("pid")
+    if (redirect := _need_basis(web, pid)) is not None:
+        return redirect
+    query = web.query("q")
+    drugs: list[dict[str, Any]] = []
+    if query:
+        drugs = Catalogue(web.service.db).search(name=query, count=SEARCH_LIMIT)
+    return web.render(
+        "doctor/prescribe.html",
+        pid=pid,
+        fnr=_fnr(web, pid),
+        query=query,
+        drugs=[(d["id"], forms.medication_concept(d)["text"]) for d in drugs],
+        searched=bool(query),
+        values={"dose-mode": "fixed", "dose-unit": "tablett"},
+        times=forms.TIMES,
+        units=forms.UNITS,
+        treatments=forms.TREATMENTS,
+    )
+
+
+def prescribe(web: Web) -> Response:
+    pid = web.path_id("pid")
+    drug_id = web.field("drug")
+    require(bool(drug_id), "Velg et legemiddel fra søket.", "drug")
+    medication = forms.medication_concept(Catalogue(web.service.db).read(drug_id))
+    dosages = forms.dosage(web.field)
+    treatment = web.field("treatment") or "1"
+    indication = web.field("indication")
+    with_rx = web.field("eresept") == "1"
+
+    def ops() -> list[Op]:
+        out: list[Op] = []
+        rx_id = web.service.ids() if with_rx else None
+        if rx_id:
+            rx = forms.prescription(pid, medication, dosages, _today())
+            out.append(Op("create", "MedicationRequest", rx_id, validate(rx, "MedicationRequest")))
+        entry = forms.statement(pid, medication, dosages, treatment, indication, _today(), rx_id)
+        out.append(
+            Op(
+                "create",
+                "MedicationStatement",
+                web.service.ids(),
+                validate(entry, "MedicationStatement"),
+            )
+        )
+        return out
+
+    return _save(web, pid, ops, None, f"{medication['text']} er lagt til.")
+
+
+def dosage_preview(web: Web) -> Response:
+    """The dosage text the list will show, for the editor's live preview. Always 200: an
+    unfinished dosage is what a preview shows while the doctor types, not an error."""
+    try:
+        return JSONResponse({"ok": True, "text": forms.dosage(web.query)[0]["text"]})
+    except DomainError as exc:
+        return JSONResponse({"ok": False, "text": exc.message})
+
+
+# -- changing an entry ---------------------------------------------------------------------
+
+
+def dose_page(web: Web) -> Response:
+    pid = web.path_id("pid")
+    _, entry = _entry(web, pid, web.path_id("eid"))
+    return web.render(
+        "doctor/dose.html",
+        pid=pid,
+        fnr=_fnr(web, pid),
+        entry=entry,
+        values=forms.editor_values(entry.content.get("dosage") or []),
+        times=forms.TIMES,
+        units=forms.UNITS,
+    )
+
+
+def _updated(web: Web, entry_id: str, content: dict[str, Any], version: int) -> Op:
+    return Op(
+        "update",
+        "MedicationStatement",
+        entry_id,
+        validate(content, "MedicationStatement"),
+        version,
+    )
+
+
+def change_dose(web: Web) -> Response:
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    version = _entry_version(web)
+    dosages = forms.dosage(web.field)
+
+    def ops() -> list[Op]:
+        # the entry as it is now, with only the dosage changed: another doctor's change to
+        # anything else is kept (and a change to this entry is a conflict, rule 2)
+        _, entry = _entry(web, pid, entry_id)
+        content = forms.without_meta(entry.content) | {"dosage": dosages}
+        return [_updated(web, entry_id, content, version)]
+
+    return _save(web, pid, ops, None, "Dosen er endret.")
+
+
+def set_status(web: Web) -> Response:
+    """Pause or resume one medicine (on-hold ⇄ active)."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    version = _entry_version(web)
+    action = web.field("action")
+    require(action in ("pause", "resume"), "Ukjent handling.", "action")
+
+    def ops() -> list[Op]:
+        _, entry = _entry(web, pid, entry_id)
+        content = forms.without_meta(entry.content)
+        content["status"] = "on-hold" if action == "pause" else "active"
+        content.pop("statusReason", None)
+        if action == "pause" and web.field("reason"):
+            content["statusReason"] = [{"text": web.field("reason")[:200]}]
+        return [_updated(web, entry_id, content, version)]
+
+    done = "Legemidlet er pauset." if action == "pause" else "Legemidlet er tatt i bruk igjen."
+    return _save(web, pid, ops, None, done)
+
+
+def discontinue_page(web: Web) -> Response:
+    pid = web.path_id("pid")
+    _, entry = _entry(web, pid, web.path_id("eid"))
+    return web.render(
+        "doctor/discontinue.html",
+        pid=pid,
+        fnr=_fnr(web, pid),
+        entry=entry,
+        reasons=forms.DISCONTINUE_REASONS,
+    )
+
+
+def discontinue(web: Web) -> Response:
+    """Seponering: status stopped with a reason; its prescriptions are recalled (M5)."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    version = _entry_version(web)
+    reason = web.field("reason")
+    if reason == "annet":
+        reason = web.field("other")
+    require(bool(reason), "Velg eller skriv en grunn til seponeringen.", "reason")
+
+    def ops() -> list[Op]:
+        _, entry = _entry(web, pid, entry_id)
+        content = forms.without_meta(entry.content)
+        content["status"] = "stopped"
+        content["statusReason"] = [{"text": reason[:200]}]
+        return [_updated(web, entry_id, content, version)]
+
+    return _save(web, pid, ops, reason[:200], "Legemidlet er seponert.")
+
+
+def renew_page(web: Web) -> Response:
+    pid = web.path_id("pid")
+    _, entry = _entry(web, pid, web.path_id("eid"))
+    return web.render("doctor/renew.html", pid=pid, fnr=_fnr(web, pid), entry=entry)
+
+
+def renew(web: Web) -> Response:
+    """A renewal: a new e-prescription whose priorPrescription is the head of the chain."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    head_id = web.field("prescription")
+    require(bool(head_id), "Skjemaet mangler resepten som skal fornyes.", "prescription")
+
+    def ops() -> list[Op]:
+        _, entry = _entry(web, pid, entry_id)
+        medication = entry.content["medicationCodeableConcept"]
+        rx = forms.prescription(
+            pid, medication, entry.content.get("dosage") or [], _today(), prior=head_id
+        )
+        return [
+            Op("create", "MedicationRequest", web.service.ids(), validate(rx, "MedicationRequest"))
+        ]
+
+    return _save(web, pid, ops, None, "Resepten er fornyet.")
+
+
+def recall_page(web: Web) -> Response:
+    pid = web.path_id("pid")
+    _, entry = _entry(web, pid, web.path_id("eid"))
+    return web.render(
+        "doctor/recall.html", pid=pid, fnr=_fnr(web, pid), entry=entry, reasons=forms.RECALL_REASONS
+    )
+
+
+def recall(web: Web) -> Response:
+    """Tilbakekalling: the prescription's status becomes stopped, with a reason."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    rx_id = web.field("prescription")
+    reason = web.field("reason")
+    require(bool(reason), "Velg en grunn til tilbakekallingen.", "reason")
+    version = _entry_version(web)
+
+    def ops() -> list[Op]:
+        stored = web.service.read_resource(web.access(pid), "MedicationRequest", rx_id)
+        content = forms.without_meta(orjson.loads(stored.text))
+        content["status"] = "stopped"
+        content["statusReason"] = {"text": reason[:200]}
+        return [
+            Op(
+                "update",
+                "MedicationRequest",
+                rx_id,
+                validate(content, "MedicationRequest"),
+                version,
+            )
+        ]
+
+    _ = entry_id
+    return _save(web, pid, ops, reason[:200], "Resepten er tilbakekalt.")
+
+
+# -- the list as a whole -------------------------------------------------------------------
+
+
+def _list_op(kind: str, done: str) -> Callable[[Web], Response]:
+    def handler(web: Web) -> Response:
+        pid = web.path_id("pid")
+        version = _entry_version(web)
+        reason = web.field("reason")[:200] or None
+        if kind == "pause":
+            require(
+                bool(reason), "Skriv hvorfor listen pauses (for eksempel innleggelse).", "reason"
+            )
+        return _save(web, pid, lambda: [Op(kind, if_match=version, reason=reason)], reason, done)  # type: ignore[arg-type]
+
+    handler.__name__ = f"list_{kind}"
+    return handler
+
+
+def history_page(web: Web) -> Response:
+    """The list's versions, and a readable difference between any two of them."""
+    pid = web.path_id("pid")
+    if (redirect := _need_basis(web, pid)) is not None:
+        return redirect
+    access = web.access(pid)
+    lst = _current(web, pid)
+    if lst is None:
+        raise InvalidInput("Pasienten har ingen PLL ennå.", "list")
+    _, items, _ = web.service.list_history(access, lst.id, HISTORY_LIMIT, 0)
+    versions = [
+        {
+            "version": record.version,
+            "at": record.recorded.isoformat(),
+            "author": record.author.label(),
+            "what": record.activity,
+            "why": record.reason or "",
+        }
+        for _, record in items
+    ]
+    low = web.query("fra") or str(max(1, lst.version - 1))
+    high = web.query("til") or str(lst.version)
+    require(low.isdigit() and high.isdigit(), "Versjonene er hele tall.", "fra")
+    difference = web.service.diff(access, lst.id, int(low), int(high))
+    return web.render(
+        "doctor/history.html",
+        pid=pid,
+        fnr=_fnr(web, pid),
+        lst=lst,
+        versions=versions,
+        low=int(low),
+        high=int(high),
+        difference=difference,
+    )
+
+
+ROUTES = [
+    Route("/lege", doctors(search_page), methods=["GET"]),
+    Route("/lege/apne", doctors(open_patient), methods=["POST"]),
+    Route("/lege/dosering", page(dosage_preview), methods=["GET"]),
+    Route("/lege/pasient/{pid}", doctors(list_page), methods=["GET"]),
+    Route("/lege/pasient/{pid}/opprett", doctors(create_list), methods=["POST"]),
+    Route("/lege/pasient/{pid}/ny", doctors(prescribe_page), methods=["GET"]),
+    Route("/lege/pasient/{pid}/ny", doctors(prescribe), methods=["POST"]),
+    Route("/lege/pasient/{pid}/historikk", doctors(history_page), methods=["GET"]),
+    Route(
+        "/lege/pasient/{pid}/bekreft",
+        doctors(_list_op("confirm", "Listen er bekreftet.")),
+        methods=["POST"],
+    ),
+    Route(
+        "/lege/pasient/{pid}/pause",
+        doctors(_list_op("pause", "Listen er pauset.")),
+        methods=["POST"],
+    ),
+    Route(
+        "/lege/pasient/{pid}/gjenoppta",
+        doctors(_list_op("resume", "Listen er i bruk igjen.")),
+        methods=["POST"],
+    ),
+    Route("/lege/pasient/{pid}/legemiddel/{eid}/dose", doctors(dose_page), methods=["GET"]),
+    Route("/lege/pasient/{pid}/legemiddel/{eid}/dose", doctors(change_dose), methods=["POST"]),
+    Route("/lege/pasient/{pid}/legemiddel/{eid}/status", doctors(set_status), methods=["POST"]),
+    Route(
+        "/lege/pasient/{pid}/legemiddel/{eid}/seponer", doctors(discontinue_page), methods=["GET"]
+    ),
+    Route("/lege/pasient/{pid}/legemiddel/{eid}/seponer", doctors(discontinue), methods=["POST"]),
+    Route("/lege/pasient/{pid}/legemiddel/{eid}/forny", doctors(renew_page), methods=["GET"]),
+    Route("/lege/pasient/{pid}/legemiddel/{eid}/forny", doctors(renew), methods=["POST"]),
+    Route(
+        "/lege/pasient/{pid}/legemiddel/{eid}/tilbakekall", doctors(recall_page), methods=["GET"]
+    ),
+    Route("/lege/pasient/{pid}/legemiddel/{eid}/tilbakekall", doctors(recall), methods=["POST"]),
+]

@@ -1,0 +1,295 @@
+"""The web UI's edge: who is logged in, forgery protection, rendering and errors.
+
+Every page handler is a plain function ``(Web) -> Response`` that runs in a worker thread
+(the services are synchronous), like the FHIR handlers in :mod:`pll.api.http`. :func:`page`
+wraps it so that
+
+- the caller is the verified token kept in the session (the same :class:`Authenticator` the
+  API uses), and an expired or missing login leads to the login page;
+- every ``POST`` carries the session's anti-forgery token (OWASP's synchronizer-token
+  pattern), checked in constant time before anything runs;
+- a refusal from the services (:class:`DomainError`) becomes a readable page with the
+  status the API would give, and nothing leaks a stack trace.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from pll.api.http import STATUS, check_id
+from pll.auth.access import Access, Basis
+from pll.auth.tokens import Authenticator, Caller
+from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
+from pll.domain.model import Role
+from pll.services.lists import PLLService
+
+log = logging.getLogger("pll.web")
+
+#: The form field that carries the anti-forgery token.
+CSRF_FIELD = "csrf"
+#: Largest form a page accepts (an uploaded discharge list is the biggest).
+MAX_FORM_FIELDS = 400
+
+ROLE_NAMES = {
+    Role.DOCTOR: "lege",
+    Role.NURSE: "sykepleier",
+    Role.PHARMACIST: "farmasøyt",
+    Role.PATIENT: "pasient",
+    Role.SYSTEM: "system",
+}
+
+_env = Environment(
+    loader=PackageLoader("pll.web", "templates"),
+    # every value is escaped unless a template says otherwise (none does with user text)
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _date(value: str | datetime | None, with_time: bool = True) -> str:
+    """A FHIR date or instant as Norwegians write it: 22.11.2026 kl. 09:30."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        if len(value) == 10:
+            year, month, day = value.split("-")
+            return f"{day}.{month}.{year}"
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    local = value.astimezone(UTC)
+    return local.strftime("%d.%m.%Y kl. %H:%M" if with_time else "%d.%m.%Y")
+
+
+_env.filters["dato"] = _date
+
+
+@dataclass
+class Web:
+    """What a page handler gets: the request, its form, the logged-in caller, the services."""
+
+    request: Request
+    form: FormData
+    caller: Caller
+    service: PLLService
+    #: messages shown once, on the next page
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def session(self) -> dict[str, Any]:
+        return self.request.session
+
+    @property
+    def state(self) -> Any:
+        return self.request.app.state
+
+    @property
+    def role(self) -> Role:
+        return self.caller.actor.role
+
+    def path_id(self, name: str) -> str:
+        return check_id(self.request.path_params[name], name)
+
+    def field(self, name: str, default: str = "") -> str:
+        value = self.form.get(name, default)
+        return value.strip() if isinstance(value, str) else default
+
+    def fields(self, name: str) -> list[str]:
+        return [v.strip() for v in self.form.getlist(name) if isinstance(v, str)]
+
+    def query(self, name: str, default: str = "") -> str:
+        return self.request.query_params.get(name, default).strip()
+
+    def access(
+        self,
+        patient_id: str | None = None,
+        *,
+        override: str | None = None,
+        accepted: frozenset[str] | None = None,
+    ) -> Access:
+        """The caller's access, as the API builds it per request; health personnel read a
+        patient on the basis they stated when they opened the patient (DESIGN §3 rule 5)."""
+        basis = None
+        if self.caller.actor.hpr is not None:
+            chosen = self.session.get("basis", {}).get(patient_id) if patient_id else None
+            basis = Basis(chosen) if chosen else Basis.TREATMENT
+        return Access(
+            self.caller.actor,
+            basis,
+            self.caller.client_id,
+            override,
+            accepted if override else None,
+        )
+
+    def has_basis(self, patient_id: str) -> bool:
+        return self.caller.actor.hpr is None or patient_id in self.session.get("basis", {})
+
+    def set_basis(self, patient_id: str, basis: Basis) -> None:
+        chosen = dict(self.session.get("basis", {}))
+        chosen[patient_id] = basis.value
+        # a session remembers the last patients only: the cookie must stay small
+        self.session["basis"] = dict(list(chosen.items())[-20:])
+
+    def notice(self, text: str) -> None:
+        self.session.setdefault("notices", []).append(text)
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return render(self.request, template, status, caller=self.caller, **context)
+
+    @staticmethod
+    def redirect(url: str) -> RedirectResponse:
+        # 303: the browser follows a form post with a GET (post/redirect/get)
+        return RedirectResponse(url, status_code=303)
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get(CSRF_FIELD)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session[CSRF_FIELD] = token
+    return token
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    notices = request.session.pop("notices", []) if "session" in request.scope else []
+    html = _env.get_template(template).render(
+        csrf=csrf_token(request) if "session" in request.scope else "",
+        csrf_field=CSRF_FIELD,
+        notices=notices,
+        role_names=ROLE_NAMES,
+        dev_login=getattr(request.app.state, "dev_login", False),
+        **context,
+    )
+    return HTMLResponse(
+        html,
+        status,
+        headers={
+            # pages are private and change with every write: never cached, never framed
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "Content-Security-Policy": (
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                "script-src 'self'; form-action 'self'; frame-ancestors 'none'"
+            ),
+        },
+    )
+
+
+def _status(error: DomainError) -> int:
+    return next((code for kind, code in STATUS if isinstance(error, kind)), 400)
+
+
+def error_page(request: Request, error: DomainError, caller: Caller | None) -> HTMLResponse:
+    status = _status(error)
+    return render(
+        request,
+        "error.html",
+        status,
+        caller=caller,
+        code=status,
+        message=error.message,
+        where=error.expression,
+        refused=isinstance(error, Forbidden),
+    )
+
+
+def current_caller(request: Request) -> Caller | None:
+    """The logged-in caller, verified again on every request like an API token."""
+    token = request.session.get("token")
+    if not isinstance(token, str):
+        return None
+    authenticator: Authenticator = request.app.state.authenticator
+    try:
+        return authenticator.authenticate(f"Bearer {token}", None, request.method, "")
+    except Unauthenticated:
+        request.session.pop("token", None)
+        return None
+
+
+Page = Callable[[Web], Response]
+
+
+def page(handler: Page, *, roles: frozenset[Role] | None = None) -> Callable[[Request], Any]:
+    """Wrap a page handler: login, anti-forgery check, roles, errors (see the module doc)."""
+
+    async def run(request: Request) -> Response:
+        caller = current_caller(request)
+        if caller is None:
+            if request.method == "GET":
+                request.session["after_login"] = request.url.path
+            return RedirectResponse("/logg-inn", status_code=303)
+        form = FormData()
+        if request.method == "POST":
+            form = await request.form(max_fields=MAX_FORM_FIELDS)
+            sent = form.get(CSRF_FIELD)
+            expected = request.session.get(CSRF_FIELD)
+            if not (
+                isinstance(sent, str)
+                and isinstance(expected, str)
+                and hmac.compare_digest(sent.encode(), expected.encode())
+            ):
+                return error_page(
+                    request,
+                    Forbidden(
+                        "Skjemaet kunne ikke sendes: det mangler et gyldig sikkerhetsmerke "
+                        "(CSRF). Last siden på nytt og prøv igjen; ingenting ble endret.",
+                    ),
+                    caller,
+                )
+        if roles is not None and caller.actor.role not in roles:
+            return error_page(
+                request,
+                Forbidden(
+                    f"Denne siden er ikke for {ROLE_NAMES[caller.actor.role]}. "
+                    "Gå til forsiden for dine sider."
+                ),
+                caller,
+            )
+        web = Web(request, form, caller, request.app.state.service)
+        try:
+            return await run_in_threadpool(handler, web)
+        except DomainError as exc:
+            return error_page(request, exc, caller)
+        except Exception:
+            incident = str(uuid.uuid4())
+            log.exception("internal error %s on %s %s", incident, request.method, request.url)
+            return error_page(
+                request,
+                DomainError(f"Noe gikk galt hos oss (hendelse {incident}); ingenting ble endret."),
+                caller,
+            )
+        finally:
+            await form.close()
+
+    run.__name__ = handler.__name__
+    return run
+
+
+def doctors(handler: Page) -> Callable[[Request], Any]:
+    return page(handler, roles=frozenset({Role.DOCTOR, Role.NURSE}))
+
+
+def require(condition: bool, message: str, where: str | None = None) -> None:
+    """Refuse a form that lacks what the page needs, before any service is called."""
+    if not condition:
+        raise InvalidInput(message, where)
+
+
+def one_of(value: str, allowed: Mapping[str, Any], what: str) -> str:
+    if value not in allowed:
+        raise InvalidInput(f"Ukjent {what}: {value[:40]!r}.", what)
+    return value

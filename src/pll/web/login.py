@@ -1,0 +1,119 @@
+"""Logging in and out of the web UI.
+
+In production a health worker logs in with HelseID (:mod:`pll.web.oidc`, OpenID Connect
+with PKCE); the access token HelseID issues is kept in the session and verified on every
+request by the same :class:`~pll.auth.tokens.Authenticator` the API uses. In development
+(``PLL_DEV_AUTH=1``) one chooses an invented persona instead, and the page mints the same
+development token ``pll token`` does.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from pll.auth import tokens
+from pll.domain.errors import Forbidden, InvalidInput
+from pll.domain.identifiers import parse_person_identifier
+from pll.domain.model import Role
+from pll.web.edge import CSRF_FIELD, current_caller, error_page, render
+
+#: Where each kind of user starts.
+HOME = {
+    Role.DOCTOR: "/lege",
+    Role.NURSE: "/lege",
+    Role.PHARMACIST: "/apotek",
+    Role.PATIENT: "/pasient",
+}
+
+PERSONA_NAMES = {
+    "gp": "Kari Fastlege – fastlege, Bergen legesenter",
+    "hospital-doctor": "Ola Sykehuslege – lege, Haukeland universitetssjukehus",
+    "nurse": "Siri Sykepleier – sykepleier, hjemmetjenesten",
+    "pharmacist": "Per Farmasøyt – multidoseapotek, Apotek 1 Bergen",
+    "other-pharmacist": "Pia Reseptar – farmasøyt, Vitusapotek Trondheim",
+    "patient": "Pasient – meg selv (fyll inn fødselsnummer)",
+    "proxy": "Fullmektig Nordmann – handler for en annen",
+}
+
+
+async def home(request: Request) -> Response:
+    caller = current_caller(request)
+    if caller is None:
+        return RedirectResponse("/logg-inn", status_code=303)
+    return RedirectResponse(HOME.get(caller.actor.role, "/logg-inn"), status_code=303)
+
+
+async def login_page(request: Request) -> Response:
+    return render(
+        request,
+        "login.html",
+        caller=current_caller(request),
+        personas=list(PERSONA_NAMES.items()),
+        helseid=request.app.state.oidc is not None,
+    )
+
+
+def _csrf_ok(request: Request, sent: object) -> bool:
+    expected = request.session.get(CSRF_FIELD)
+    return (
+        isinstance(sent, str)
+        and isinstance(expected, str)
+        and hmac.compare_digest(sent.encode(), expected.encode())
+    )
+
+
+async def dev_login(request: Request) -> Response:
+    """Log in as a development persona (only with ``PLL_DEV_AUTH=1``)."""
+    if not request.app.state.dev_login:
+        return error_page(request, Forbidden("Utviklingsinnlogging er slått av."), None)
+    form = await request.form(max_fields=10)
+    if not _csrf_ok(request, form.get(CSRF_FIELD)):
+        return error_page(
+            request,
+            Forbidden("Skjemaet mangler et gyldig sikkerhetsmerke (CSRF). Last siden på nytt."),
+            None,
+        )
+    persona = str(form.get("persona", ""))
+    pid = str(form.get("pid", "")).strip() or None
+    if persona not in tokens.PERSONAS:
+        return error_page(request, InvalidInput("Velg en av personene på listen."), None)
+    if persona == "patient":
+        if pid is None:
+            return error_page(
+                request, InvalidInput("En pasient logger inn med sitt fødselsnummer."), None
+            )
+        try:
+            parse_person_identifier(None, pid, "pid")
+        except InvalidInput as exc:
+            return error_page(request, exc, None)
+    elif persona != "proxy":
+        pid = None
+    token = tokens.issue(request.app.state.data_dir, persona, pid)
+    after = request.session.pop("after_login", None)
+    request.session.clear()
+    request.session["token"] = token
+    request.session["login"] = "dev"
+    caller = current_caller(request)
+    target = HOME.get(caller.actor.role, "/") if caller else "/"
+    if isinstance(after, str) and after.startswith("/") and not after.startswith("//"):
+        target = after
+    return RedirectResponse(target, status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    form = await request.form(max_fields=5)
+    if _csrf_ok(request, form.get(CSRF_FIELD)):
+        request.session.clear()
+    return RedirectResponse("/logg-inn", status_code=303)
+
+
+ROUTES = [
+    Route("/", home, methods=["GET"]),
+    Route("/logg-inn", login_page, methods=["GET"]),
+    Route("/logg-inn/utvikler", dev_login, methods=["POST"]),
+    Route("/logg-ut", logout, methods=["POST"]),
+]
