@@ -27,6 +27,12 @@ if ! command -v wrk >/dev/null || ! command -v pgbench >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk postgresql-client >/dev/null
 fi
 
+# The browser tests drive Debian's chromium with Playwright; no browser is ever downloaded.
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== ruff format"; .venv/bin/ruff format --check src tests bench
 echo "== mypy"; .venv/bin/mypy

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 
 from pll.api import cds_hooks
 from pll.api.fhir_routes import ROUTES, capability_statement
@@ -148,8 +148,16 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
         await reads.close()
 
     authenticator = settings.authenticator()
+    api_routes = list(routes)
+
+    async def api_error(request: Request) -> Response:
+        # A path of the API's that no API route took: 405 when the path is served with
+        # another method, else 404 — in FHIR, as the API answers everything.
+        served = any(r.matches(request.scope)[0] is Match.PARTIAL for r in api_routes)
+        return await http_error(request, HTTPException(405 if served else 404))
+
     # the web UI takes every path the API does not serve (it is matched last)
-    routes.append(Mount("", app=web_app(settings, service, authenticator)))
+    routes.append(Mount("", app=web_app(settings, service, authenticator, api_error)))
     app = Starlette(
         routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,14 @@ def session_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+#: Paths that belong to the API: what is not found there is answered in FHIR, not as a page.
+API_PREFIXES = ("/fhir", "/cds-services", "/healthz", "/dev/")
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
+    if request.url.path.startswith(API_PREFIXES):
+        answer: Response = await request.app.state.api_error(request)
+        return answer
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     error = (
         NotFound(f"Siden {request.url.path} finnes ikke.")
@@ -58,7 +66,12 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     )
 
 
-def web_app(settings: Settings, service: PLLService, authenticator: Any) -> Starlette:
+def web_app(
+    settings: Settings,
+    service: PLLService,
+    authenticator: Any,
+    api_error: Callable[[Request], Awaitable[Response]],
+) -> Starlette:
     routes: list[BaseRoute] = [
         *login.ROUTES,
         *oidc.ROUTES,
@@ -89,4 +102,5 @@ def web_app(settings: Settings, service: PLLService, authenticator: Any) -> Star
     app.state.data_dir = settings.data_dir
     app.state.dev_login = settings.dev_auth
     app.state.oidc = oidc.OidcClient.from_settings(settings)
+    app.state.api_error = api_error
     return app
