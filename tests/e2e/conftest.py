@@ -67,6 +67,13 @@ class Screen:
     clicks: int = 0
     keys: int = 0
     problems: list[str] = field(default_factory=list)
+    #: error statuses a test expects a page to answer with (a refusal page is one)
+    expected: list[int] = field(default_factory=list)
+
+    def expect_status(self, status: int) -> None:
+        """The next page is meant to answer ``status`` (say 403 for a refusal): the browser's
+        console note about that status is then not a problem."""
+        self.expected.append(status)
 
     def go(self, path: str) -> None:
         self.page.goto(self.base + path)
@@ -122,10 +129,22 @@ def screens(browser: Browser, server: LiveServer) -> Iterator[Any]:
         return screen
 
     yield open_screen
-    problems = [p for s in opened for p in s.problems]
+    problems = [p for s in opened for p in _unexpected(s)]
     for screen in opened:
         screen.page.context.close()
     assert not problems, problems
+
+
+def _unexpected(screen: Screen) -> list[str]:
+    left = list(screen.expected)
+    out = []
+    for problem in screen.problems:
+        status = next((n for n in left if f"status of {n} " in problem), None)
+        if status is not None:
+            left.remove(status)
+        else:
+            out.append(problem)
+    return out
 
 
 def login(screen: Screen, persona: str, pid: str | None = None) -> None:

@@ -85,3 +85,135 @@ def test_a_gp_sees_the_list_and_does_the_common_tasks_in_few_clicks(
             for e in bundle["entry"]
         }
     assert statuses == {METFORMIN[2]: "active", SIMVASTATIN[2]: "stopped"}
+
+
+def test_prescribing_searches_fest_previews_the_dosage_and_shows_findings_before_saving(
+    server: LiveServer, screens, catalogue: None
+) -> None:
+    scene = patient_with_medicines(server, SIMVASTATIN)
+    gp: Screen = screens("gp")
+    login(gp, "gp")
+    open_patient(gp, scene.fnr)
+    gp.page.get_by_role("link", name="Nytt legemiddel").click()
+    gp.page.locator("#q").fill("Klaritromycin")
+    gp.page.get_by_role("button", name="Søk").click()
+    gp.page.get_by_label(re.compile("Klaritromycin Fjordpharma.*Legemiddelmerkevare")).check()
+    gp.page.locator("#dose-MORN").fill("1")
+    gp.page.locator("#dose-EVE").fill("1")
+    expect(gp.page.locator("#dose-preview")).to_have_text("1 tablett morgen og kveld")
+    gp.page.get_by_label("Ved behov").check()
+    gp.page.locator("#dose-prn").fill("2")
+    gp.page.locator("#dose-max").fill("6")
+    expect(gp.page.locator("#dose-preview")).to_have_text("2 tabletter ved behov, maks 6 per døgn")
+    gp.page.get_by_label("Faste tider").check()
+    expect(gp.page.locator("#dose-preview")).to_have_text("1 tablett morgen og kveld")
+    gp.page.locator("#indication").fill("Pneumoni <script>alert(1)</script>")
+    gp.shot("lege-forskriv")
+    gp.page.get_by_role("button", name="Lagre").click()
+
+    # the interaction with simvastatin appears before anything is saved
+    expect(gp.page.get_by_role("heading", name="Beslutningsstøtten fant noe")).to_be_visible()
+    expect(gp.page.locator(".findings")).to_contain_text("imvastatin")
+    gp.shot("lege-beslutningsstotte")
+    with server.client("gp") as api:
+        listed = ok(api.get("/fhir/MedicationStatement", params={"patient": scene.pid}))
+    assert listed["total"] == 1  # nothing saved yet
+    gp.page.locator("#override-reason").fill("Kortvarig kur, simvastatin pauses i kuren")
+    gp.page.get_by_role("button", name="Lagre likevel").click()
+    expect(gp.page.locator(".notice").first).to_contain_text("er lagt til")
+    row = _row(gp, "Klaritromycin")
+    expect(row).to_contain_text("1 tablett morgen og kveld")
+    # user text is shown as text, never run
+    expect(row).to_contain_text("Pneumoni <script>alert(1)</script>")
+
+    with server.client("gp") as api:
+        history = ok(api.get(f"/fhir/List/{scene.list_id}/_history"))
+    newest = history["entry"][0]["resource"]
+    assert newest["meta"]["versionId"] == "4"
+    provenance = ok(api_get(server, f"/fhir/Provenance?target=List/{scene.list_id}"))
+    overrides = [
+        ext["valueString"]
+        for e in provenance["entry"]
+        for ext in e["resource"].get("extension", [])
+    ]
+    assert any("Kortvarig kur" in o for o in overrides), overrides
+
+
+def api_get(server: LiveServer, path: str):  # type: ignore[no-untyped-def]
+    with server.client("gp") as api:
+        return api.get(path)
+
+
+def test_a_conflicting_change_is_shown_and_redone_on_the_current_version(
+    server: LiveServer, screens
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN, SIMVASTATIN)
+    gp: Screen = screens("gp")
+    login(gp, "gp")
+    open_patient(gp, scene.fnr)
+    _row(gp, "Metformin").get_by_role("link", name=re.compile("Endre dose")).click()
+    gp.page.locator("#dose-MORN").fill("2")
+
+    # meanwhile the hospital changes the same medicine, and another one
+    with server.client("hospital-doctor") as hospital:
+        for name, amount in ((METFORMIN[2], 3), (SIMVASTATIN[2], 2)):
+            entry_id = scene.entries[name]
+            current = api_read(hospital, f"/fhir/MedicationStatement/{entry_id}")
+            current["dosage"] = [
+                {
+                    "timing": {"repeat": {"when": ["EVE"]}},
+                    "doseAndRate": [{"doseQuantity": {"value": amount, "unit": "tablett"}}],
+                }
+            ]
+            r = hospital.put(
+                f"/fhir/MedicationStatement/{entry_id}",
+                json=current,
+                headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
+            )
+            ok(r)
+
+    gp.page.get_by_role("button", name="Lagre ny dose").click()
+    expect(gp.page.get_by_role("heading", name=re.compile("Noen andre har endret"))).to_be_visible()
+    expect(gp.page.locator("main")).to_contain_text("Ola Sykehuslege")
+    expect(gp.page.locator("table.diff")).to_contain_text("3 tabletter kveld")
+    gp.shot("lege-konflikt")
+    gp.page.get_by_role("button", name="Gjør min endring på den nye versjonen").click()
+    expect(gp.page.locator(".notice").first).to_contain_text("Dosen er endret")
+    expect(_row(gp, "Metformin")).to_contain_text("2 tabletter morgen")
+    # the hospital's change to the other medicine was kept (merged, never overwritten)
+    expect(_row(gp, "Simvastatin")).to_contain_text("2 tabletter kveld")
+    expect(gp.page.locator("#baton")).to_contain_text("Kari Fastlege")
+
+
+def api_read(client, path: str):  # type: ignore[no-untyped-def]
+    return ok(client.get(path))
+
+
+def test_history_shows_a_readable_difference_between_any_two_versions(
+    server: LiveServer, screens
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN, SIMVASTATIN)
+    gp: Screen = screens("gp")
+    login(gp, "gp")
+    open_patient(gp, scene.fnr)
+    # pause one medicine and recall the other's prescription, then compare versions
+    _row(gp, "Metformin").get_by_role("button", name=re.compile("Pause")).click()
+    expect(_row(gp, "Metformin")).to_contain_text("Pauset")
+    _row(gp, "Simvastatin").get_by_role("link", name=re.compile("Tilbakekall")).click()
+    gp.page.get_by_label("Feil i resepten").check()
+    gp.page.get_by_role("button", name="Tilbakekall").click()
+    expect(gp.page.locator(".notice").first).to_contain_text("tilbakekalt")
+    expect(_row(gp, "Simvastatin")).to_contain_text("Tilbakekalt")
+    _row(gp, "Metformin").get_by_role("button", name=re.compile("Gjenoppta")).click()
+    expect(_row(gp, "Metformin")).to_contain_text("I bruk")
+
+    gp.page.get_by_role("link", name="Historikk").click()
+    # versions: 1 the list, 2-5 two medicines with prescriptions, 6 pause, 7 recall, 8 resume
+    gp.page.locator("#fra").select_option("5")
+    gp.page.locator("#til").select_option("8")
+    gp.page.get_by_role("button", name="Vis forskjellen").click()
+    difference = gp.page.locator(".difference")
+    expect(difference).to_contain_text("Metformin")
+    expect(difference).to_contain_text("Simvastatin")
+    gp.shot("lege-historikk")
+    expect(gp.page.locator("main")).to_contain_text("Kari Fastlege")

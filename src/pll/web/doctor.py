@@ -25,14 +25,17 @@ from pll.auth.access import Basis, Verb
 from pll.domain.diff import diff_content
 from pll.domain.errors import ChecksRefused, DomainError, InvalidInput, VersionConflict
 from pll.domain.identifiers import parse_person_identifier
+from pll.fhir import findings
 from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue
 from pll.services.lists import ChangeResult, Op
 from pll.web import forms
 from pll.web.edge import Web, doctors, page, require
-from pll.web.views import ListView, list_view
+from pll.web.views import FIELD_NAMES, ListView, activity_text, list_view
 
 SEARCH_LIMIT = 25
+#: The form field that says the doctor has seen decision support's findings for this change.
+SEEN = "seen-findings"
 #: versions shown on the history page (the API pages through all of them)
 HISTORY_LIMIT = 200
 
@@ -169,7 +172,7 @@ def _save(
             web.access(pid, override=override, accepted=accepted), pid, ops(), reason
         )
     except ChecksRefused as exc:
-        return _findings_page(web, exc)
+        return _findings_page(web, exc.issues)
     except VersionConflict as exc:
         return _conflict_page(web, pid, exc)
     _notice_result(web, result, done)
@@ -190,22 +193,25 @@ def _carried(web: Web, *, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     return [(k, v) for k, v in web.form.multi_items() if k not in skip and isinstance(v, str)]
 
 
-def _findings_page(web: Web, exc: ChecksRefused) -> Response:
+def _findings_page(web: Web, issues: list[dict[str, Any]]) -> Response:
+    """The change again, with what decision support found; it goes on with the same form,
+    and a blocking finding needs the reason for overriding it (DESIGN §3 rule 6)."""
     found = [
         {
             "severity": i.get("severity"),
             "text": i.get("diagnostics", ""),
             "code": next((c.get("display") for c in i.get("details", {}).get("coding", [])), ""),
         }
-        for i in exc.issues
+        for i in issues
     ]
+    # 200: a question to the doctor on the way to saving, not a failed request
     return web.render(
         "doctor/findings.html",
-        422,
         findings=found,
         blocking=[f for f in found if f["severity"] == "error"],
         action=web.request.url.path,
-        carried=_carried(web),
+        carried=_carried(web, drop=(SEEN,)),
+        seen=SEEN,
     )
 
 
@@ -225,7 +231,6 @@ def _conflict_page(web: Web, pid: str, exc: VersionConflict) -> Response:
         changes = list(diff_content(before, after))
     return web.render(
         "doctor/conflict.html",
-        409,
         pid=pid,
         who=details.get("changedBy", ""),
         when=details.get("changedAt", ""),
@@ -266,12 +271,24 @@ def prescribe_page(web: Web) -> Response:
         pid=pid,
         fnr=_fnr(web, pid),
         query=query,
-        drugs=[(d["id"], forms.medication_concept(d)["text"]) for d in drugs],
+        drugs=[(d["id"], forms.medication_concept(d)["text"], _kind(d)) for d in drugs],
         searched=bool(query),
         values={"dose-mode": "fixed", "dose-unit": "tablett"},
         times=forms.TIMES,
         units=forms.UNITS,
         treatments=forms.TREATMENTS,
+    )
+
+
+def _kind(medication: dict[str, Any]) -> str:
+    """What a FEST entry is (virkestoff, merkevare or pakning), so equal names differ."""
+    return next(
+        (
+            e["valueCoding"].get("display", "")
+            for e in medication.get("extension", [])
+            if "valueCoding" in e
+        ),
+        "",
     )
 
 
@@ -284,6 +301,12 @@ def prescribe(web: Web) -> Response:
     treatment = web.field("treatment") or "1"
     indication = web.field("indication")
     with_rx = web.field("eresept") == "1"
+    if web.field(SEEN) != "1":
+        # decision support before saving: what this medicine would meet on the list
+        draft = forms.statement(pid, medication, dosages, treatment, indication, _today(), None)
+        found = web.service.check_drafts(web.access(pid), pid, [(web.service.ids(), draft)])
+        if found:
+            return _findings_page(web, [findings.issue(f) for f in found])
 
     def ops() -> list[Op]:
         out: list[Op] = []
@@ -500,7 +523,7 @@ def history_page(web: Web) -> Response:
             "version": record.version,
             "at": record.recorded.isoformat(),
             "author": record.author.label(),
-            "what": record.activity,
+            "what": activity_text(record.activity),
             "why": record.reason or "",
         }
         for _, record in items
@@ -518,6 +541,7 @@ def history_page(web: Web) -> Response:
         low=int(low),
         high=int(high),
         difference=difference,
+        field_names=FIELD_NAMES,
     )
 
 

@@ -30,6 +30,51 @@ RX_STATUS_NAMES = {
     "cancelled": "Kansellert",
 }
 FEST = "http://ehelse.no/fhir/CodeSystem/FEST"
+#: What a list version did, in words (activities joined with "+" when one change did more).
+ACTIVITY_NAMES = {
+    "create-list": "Opprettet listen",
+    "add-entry": "Nytt legemiddel",
+    "update-entry": "Endret legemiddel",
+    "pause-entry": "Pauset legemiddel",
+    "resume-entry": "Gjenopptatt legemiddel",
+    "discontinue-entry": "Seponert",
+    "remove-entry": "Fjernet (feilregistrert)",
+    "expire-entries": "Seponerte legemidler fjernet etter 90 dager",
+    "prescribe": "Ny resept",
+    "renew": "Fornyet resept",
+    "recall": "Tilbakekalt resept",
+    "confirm": "Bekreftet listen",
+    "pause-list": "Pauset listen",
+    "resume-list": "Gjenopptatt listen",
+    "import": "Hentet inn",
+    "fest-withdrawn": "Avregistrert i FEST",
+    "update": "Endret",
+}
+
+
+def activity_text(activity: str) -> str:
+    parts = activity.split("+")
+    return ", ".join(dict.fromkeys(ACTIVITY_NAMES.get(p, p) for p in parts))
+
+
+#: FHIR elements as a history page names them; elements not named here are not shown.
+FIELD_NAMES = {
+    "status": "Status",
+    "statusReason": "Grunn",
+    "dosage": "Dosering",
+    "dosageInstruction": "Dosering",
+    "medicationCodeableConcept": "Legemiddel",
+    "category": "Behandlingstype",
+    "reasonCode": "Bruksområde",
+    "effectivePeriod": "Periode",
+    "basedOn": "Resept",
+    "priorPrescription": "Fornyer",
+    "authoredOn": "Forskrevet",
+    "extension": "Tillegg",
+    "paused": "Pause",
+    "confirmed": "Bekreftet",
+    "baton": "Stafettpinnen",
+}
 
 
 def _sub(extension: dict[str, Any], name: str) -> Any:
