@@ -140,7 +140,7 @@ class Web:
         chosen = dict(self.session.get("basis", {}))
         chosen[patient_id] = basis.value
         # a session remembers the last patients only: the cookie must stay small
-        self.session["basis"] = dict(list(chosen.items())[-20:])
+        self.session["basis"] = dict(list(chosen.items())[-10:])
 
     def notice(self, text: str) -> None:
         self.session.setdefault("notices", []).append(text)
