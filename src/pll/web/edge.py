@@ -20,8 +20,9 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +44,8 @@ CSRF_FIELD = "csrf"
 #: Largest form a page accepts (an uploaded discharge list is the biggest).
 MAX_FORM_FIELDS = 400
 
+OSLO = ZoneInfo("Europe/Oslo")
+
 ROLE_NAMES = {
     Role.DOCTOR: "lege",
     Role.NURSE: "sykepleier",
@@ -61,7 +64,7 @@ _env = Environment(
 
 
 def _date(value: str | datetime | None, with_time: bool = True) -> str:
-    """A FHIR date or instant as Norwegians write it: 22.11.2026 kl. 09:30."""
+    """A FHIR date or instant as Norwegians write it, in Norwegian time: 22.11.2026 kl. 09:30."""
     if not value:
         return ""
     if isinstance(value, str):
@@ -69,7 +72,7 @@ def _date(value: str | datetime | None, with_time: bool = True) -> str:
             year, month, day = value.split("-")
             return f"{day}.{month}.{year}"
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    local = value.astimezone(UTC)
+    local = value.astimezone(OSLO)
     return local.strftime("%d.%m.%Y kl. %H:%M" if with_time else "%d.%m.%Y")
 
 
