@@ -17,6 +17,7 @@ from pll.api.http import AsyncHandler, Ctx, Handler, check_id, check_version, fh
 from pll.auth.access import BASIS_HEADER, Basis, Verb
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import bundles, findings
+from pll.fhir import reconcile as reconcile_fhir
 from pll.fhir.systems import PLL_BASE
 from pll.fhir.validate import validate
 from pll.services import transaction
@@ -27,6 +28,7 @@ from pll.services.catalogue import Catalogue
 from pll.services.dispensing import DispensingService
 from pll.services.lists import ChangeResult, Op, Written
 from pll.services.multidose import MultidoseService
+from pll.services.reconcile import Reconciliation
 from pll.services.sfm import SfmService
 from pll.services.subscriptions import Subscriptions
 from pll.services.transaction import parse_if_match
@@ -208,6 +210,34 @@ def list_diff(ctx: Ctx) -> Response:
         ctx.access, ctx.path["id"], _version(params["from"], "from"), _version(params["to"], "to")
     )
     return fhir_response(bundles.diff_parameters(diff))
+
+
+def list_compare(ctx: Ctx) -> Response:
+    """``POST List/{id}/$compare``: the differences between the list and another source (the
+    dispensing history, or a list given as a Bundle or List of MedicationStatement)."""
+    source = reconcile_fhir.compare_request(ctx.json())
+    found = Reconciliation(ctx.service).compare(ctx.access, ctx.path["id"], source)
+    answer = reconcile_fhir.comparison_answer(
+        found.list_id, found.list_version, found.origin, list(found.differences)
+    )
+    return fhir_response(answer, headers={"X-PLL-List-Version": str(found.list_version)})
+
+
+def list_reconcile(ctx: Ctx) -> Response:
+    """``POST List/{id}/$reconcile`` with ``If-Match``: take the accepted differences and
+    confirm the list, as one change; answers with the List as ``$confirm`` does."""
+    source, accepted, reason = reconcile_fhir.reconcile_request(ctx.json())
+    done = Reconciliation(ctx.service).resolve(
+        ctx.access, ctx.path["id"], source, accepted, _if_match(ctx), reason or ctx.reason()
+    )
+    stored = _written_list(done.result)
+    headers = {
+        "X-PLL-List-Version": str(stored.version),
+        "X-PLL-Findings": str(len(done.result.findings)),
+    }
+    return fhir_response(
+        stored.text, version=stored.version, updated=stored.updated, headers=headers
+    )
 
 
 def _operation_reason(ctx: Ctx) -> str | None:
@@ -657,6 +687,8 @@ def _routes() -> list[FhirRoute]:
         FhirRoute("/fhir/List/{id}/_history", "GET", list_history, "List", "history-instance"),
         FhirRoute("/fhir/List/{id}/_history/{vid}", "GET", list_vread, "List", "vread"),
         FhirRoute("/fhir/List/{id}/$diff", "GET", list_diff, "List", None, "diff"),
+        FhirRoute("/fhir/List/{id}/$compare", "POST", list_compare, "List", None, "compare"),
+        FhirRoute("/fhir/List/{id}/$reconcile", "POST", list_reconcile, "List", None, "reconcile"),
         FhirRoute(
             "/fhir/List/{id}/$confirm", "POST", _list_operation("confirm"), "List", None, "confirm"
         ),
@@ -819,6 +851,16 @@ def searchable(rtype: str) -> set[str]:
 
 OPERATIONS = {
     "diff": "GET List/{id}/$diff?from=V&to=W: the difference between two list versions",
+    "compare": (
+        "POST List/{id}/$compare with Parameters source (dispensing | patient | discharge | "
+        "other) and, but for dispensing, resource (a Bundle or List of MedicationStatement): "
+        "the differences between the list and that source, each with an id"
+    ),
+    "reconcile": (
+        "POST List/{id}/$reconcile with If-Match (the list version compared), the same source, "
+        "accept (difference ids) and reason: takes the accepted differences and confirms the "
+        "list, as one change"
+    ),
     "confirm": "POST List/{id}/$confirm with If-Match: confirm the list as reconciled (samstemt)",
     "pause": "POST List/{id}/$pause with a reason: pause the whole PLL",
     "resume": "POST List/{id}/$resume with If-Match: resume the PLL with a confirmed list",
