@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from pll.config import Settings
 from pll.domain.errors import DomainError, NotFound
 from pll.services.lists import PLLService
-from pll.web import doctor, login, multidose, oidc, patient
+from pll.web import doctor, login, multidose, oidc, patient, reconcile
 from pll.web.edge import current_caller, error_page
 
 #: A login lasts a working day at most; the token inside may end it sooner.
@@ -76,6 +76,7 @@ def web_app(
         *login.ROUTES,
         *oidc.ROUTES,
         *doctor.ROUTES,
+        *reconcile.ROUTES,
         *patient.ROUTES,
         *multidose.ROUTES,
         Mount("/static", StaticFiles(packages=[("pll.web", "static")]), name="static"),
