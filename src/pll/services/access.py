@@ -103,6 +103,15 @@ class PatientAccess:
             svc.trail.admit(conn, access, Verb.OWN, patient_id, "search", "AuditEvent", None)
             return total, [fhir_access.audit_event(r) for r in rows]
 
+    def proxies(self, access: Access) -> list[str]:
+        """The persons the calling patient holds a proxy (fullmakt) for, by fødselsnummer or
+        D-nummer. This is the holder's own record, so nothing is logged here; whether the
+        proxy may read a person's data is decided, and logged, when it does."""
+        if not access.is_patient or not access.actor.pid:
+            return []
+        with self.service.db.read() as conn:
+            return audit_log.proxies_held(conn, access.actor.pid)
+
 
 def _display(resource: dict[str, Any]) -> str | None:
     actors = (resource.get("provision") or {}).get("actor") or [{}]

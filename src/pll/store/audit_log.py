@@ -60,6 +60,16 @@ def has_proxy(conn: Connection, holder: str, patient_identifier: str) -> bool:
     return conn.execute(query).first() is not None
 
 
+def proxies_held(conn: Connection, holder: str) -> list[str]:
+    """The fødselsnumre/D-numre ``holder`` holds a proxy for, in the order registered."""
+    query = (
+        select(proxy.c.patient_identifier)
+        .where(proxy.c.holder == holder)
+        .order_by(proxy.c.registered_at, proxy.c.patient_identifier)
+    )
+    return [str(value) for value in conn.execute(query).scalars()]
+
+
 def add_proxy(conn: Connection, holder: str, patient_identifier: str, now: datetime) -> bool:
     if has_proxy(conn, holder, patient_identifier):
         return False
