@@ -14,11 +14,30 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from pll.domain.model import Author, Multidose, PaperMultidose, Pharmacy, Registration, Role
 from pll.domain.multidose import Held
-from pll.store.schema import multidose, multidose_item, paper_multidose, patient, pll_message
+from pll.store.schema import (
+    access_block,
+    multidose,
+    multidose_item,
+    paper_multidose,
+    patient,
+    pll,
+    pll_message,
+)
 
 #: Who registered what came in with an SFM import (``registered_by`` {"import": "sfm"}).
 IMPORTED = Author(name="Importert fra SFM", role=Role.SYSTEM)
@@ -278,3 +297,64 @@ def pending_count(conn: Connection, patient_id: str) -> int:
         )
     ).all()
     return len(rows)
+
+
+# -- the pharmacy's work list ----------------------------------------------------------------
+
+
+def pharmacy_patients(
+    conn: Connection, org_id: str, hpr: str | None, limit: int, offset: int
+) -> tuple[int, Sequence[Row[Any]]]:
+    """The patients whose registration names the pharmacy ``org_id``, newest registration
+    first, one page of them; and how many there are in all.
+
+    Each row carries what the access policy decides on (``identifier_value``,
+    ``pharmacy_org``, ``doctor_hpr``, ``blocked`` for the worker ``hpr``) and what the
+    pharmacy's work list shows: the patient resource, the list (``list_id``, ``version``,
+    ``pause``), the items ``pending`` and whether paper multidose is recorded (``paper``)."""
+    mine = multidose.c.pharmacy_org == org_id
+    total = conn.execute(select(func.count()).select_from(multidose).where(mine)).scalar_one()
+    pending = (
+        select(func.count())
+        .where(
+            multidose_item.c.patient_id == multidose.c.patient_id,
+            multidose_item.c.status == "pending",
+        )
+        .correlate(multidose)
+        .scalar_subquery()
+    )
+    blocked = exists().where(
+        and_(
+            access_block.c.patient_id == multidose.c.patient_id,
+            access_block.c.hpr == hpr,
+            access_block.c.ended_at.is_(None),
+        )
+    )
+    paper = exists().where(paper_multidose.c.patient_id == multidose.c.patient_id)
+    query = (
+        select(
+            multidose.c.patient_id,
+            multidose.c.pharmacy_org,
+            multidose.c.doctor_hpr,
+            multidose.c.doctor,
+            multidose.c.registered_at,
+            patient.c.identifier_value,
+            patient.c.resource,
+            pll.c.id.label("list_id"),
+            pll.c.version,
+            pll.c.pause,
+            pending.label("pending"),
+            blocked.label("blocked"),
+            paper.label("paper"),
+        )
+        .select_from(
+            multidose.join(patient, patient.c.id == multidose.c.patient_id).outerjoin(
+                pll, pll.c.patient_id == multidose.c.patient_id
+            )
+        )
+        .where(mine)
+        .order_by(multidose.c.registered_at.desc(), multidose.c.patient_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return int(total), cast("Sequence[Row[Any]]", conn.execute(query).all())

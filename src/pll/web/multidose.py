@@ -1,5 +1,670 @@
-"""(being written)"""
+"""e-multidose in the web UI: the pharmacy's pages and the doctor's page for its proposals.
 
-from starlette.routing import BaseRoute
+The pharmacy (``/apotek``) sees its multidose patients, the packing basis it packs from
+(M25.1), sends proposals (M25.2) and reports what it packed (M25.3); the responsible doctor
+(``/lege/pasient/{pid}/forslag``) accepts or rejects the proposals. Every form builds the
+``Parameters`` a pharmacy or journal system sends to the FHIR operations and hands them to
+the same :class:`~pll.services.multidose.MultidoseService`: access, the rules of
+``docs/multidose.md``, audit and events are the API's own, and a refusal is the API's
+refusal, shown on the error page.
+"""
 
-ROUTES: list[BaseRoute] = []
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from pll.auth.access import Verb
+from pll.domain.diff import FieldChange, diff_content
+from pll.domain.errors import ChecksRefused, Conflict, Forbidden, InvalidInput
+from pll.domain.identifiers import parse_person_identifier
+from pll.domain.model import Role
+from pll.domain.multidose import ADMINISTRATION
+from pll.fhir.validate import validate
+from pll.services.multidose import MultidoseService
+from pll.web import forms
+from pll.web.edge import CSRF_FIELD, Page, Web, doctors, page, require
+from pll.web.views import EntryView, ListView, list_view
+
+#: patients on one page of the pharmacy's work list
+PAGE_SIZE = 50
+#: a multidose period is usually two weeks: the packing form starts with one
+PERIOD_DAYS = 14
+ACTION_NAMES = {"change": "Endre", "new": "Nytt legemiddel", "remove": "Seponere"}
+ITEM_STATUS_NAMES = {"pending": "Venter på legen", "accepted": "Godtatt", "rejected": "Avvist"}
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TYPED_DATE = re.compile(r"(?P<d>\d{2})\.(?P<m>\d{2})\.(?P<y>\d{4})")
+
+
+def _pharmacy(handler: Page) -> Callable[[Request], Any]:
+    return page(handler, roles=frozenset({Role.PHARMACIST}))
+
+
+def _doctor(handler: Page) -> Callable[[Request], Any]:
+    """Only a doctor decides; the access policy then admits only the responsible one."""
+    return page(handler, roles=frozenset({Role.DOCTOR}))
+
+
+def _service(web: Web) -> MultidoseService:
+    return MultidoseService(web.service)
+
+
+def _basis_url(pid: str) -> str:
+    return f"/apotek/pasient/{pid}"
+
+
+def _params(*parameters: dict[str, Any] | None) -> dict[str, Any]:
+    return {"resourceType": "Parameters", "parameter": [p for p in parameters if p is not None]}
+
+
+def _value(param: dict[str, Any]) -> Any:
+    return next((v for k, v in param.items() if k.startswith(("value", "resource", "part"))), None)
+
+
+def _named(params: list[dict[str, Any]], name: str, default: Any = None) -> Any:
+    return next((_value(p) for p in params if p["name"] == name), default)
+
+
+def _display(ref: Any) -> str:
+    return str(ref.get("display") or "") if isinstance(ref, dict) else ""
+
+
+# -- what the pages show, read from the operations' answers ----------------------------------
+
+
+@dataclass
+class Basis:
+    """The packing basis (M25.1) as the pharmacy's page shows it."""
+
+    lst: ListView
+    message: str
+    author: str
+    doctor_holds_baton: bool
+    doctor: str
+    pharmacy: str
+    packing_allowed: bool
+    not_allowed_because: str | None
+
+    @property
+    def packed(self) -> list[EntryView]:
+        return [e for e in self.lst.in_use if e.multidose]
+
+
+def _basis(answer: dict[str, Any]) -> Basis:
+    params = answer["parameter"]
+    resources = [_named(params, "list")] + [
+        _named(p["part"], "statement") for p in params if p["name"] == "entry"
+    ]
+    document = {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}
+    return Basis(
+        lst=list_view(orjson.dumps(document)),
+        message=_named(params, "message", ""),
+        author=_display(_named(params, "author")),
+        doctor_holds_baton=bool(_named(params, "responsibleDoctorHoldsBaton")),
+        doctor=_display(_named(params, "doctor")),
+        pharmacy=_display(_named(params, "pharmacy")),
+        packing_allowed=bool(_named(params, "packingAllowed")),
+        not_allowed_because=_named(params, "notAllowedBecause"),
+    )
+
+
+@dataclass
+class Item:
+    """One item of a proposal, with the doctor's decision once there is one."""
+
+    id: str
+    action: str
+    status: str
+    entry_id: str | None
+    entry_version: int | None
+    statement: dict[str, Any] | None
+    reason: str
+    decided_by: str
+    decided_at: str
+    decision_reason: str
+    #: filled in against the current list: the medicine, what the pharmacy proposes, and
+    #: what a change would change
+    drug: str = ""
+    dosage_now: str = ""
+    dosage_proposed: str = ""
+    changes: tuple[FieldChange, ...] = ()
+    #: the entry changed after the pharmacy saw it: the item can only be rejected
+    outdated: bool = False
+
+    @property
+    def action_name(self) -> str:
+        return ACTION_NAMES.get(self.action, self.action)
+
+    @property
+    def status_name(self) -> str:
+        return ITEM_STATUS_NAMES.get(self.status, self.status)
+
+
+@dataclass
+class Proposal:
+    id: str
+    sent_at: str
+    author: str
+    note: str
+    items: list[Item] = field(default_factory=list)
+
+
+def _item(parts: list[dict[str, Any]]) -> Item:
+    ref = str((_named(parts, "entry") or {}).get("reference", ""))
+    rid, _, version = ref.removeprefix("MedicationStatement/").partition("/_history/")
+    return Item(
+        id=_named(parts, "id", ""),
+        action=_named(parts, "action", ""),
+        status=_named(parts, "status", ""),
+        entry_id=rid or None,
+        entry_version=int(version) if version.isdigit() else None,
+        statement=_named(parts, "statement"),
+        reason=_named(parts, "reason", ""),
+        decided_by=_named(parts, "decidedBy", ""),
+        decided_at=_named(parts, "decidedAt", ""),
+        decision_reason=_named(parts, "decisionReason", ""),
+    )
+
+
+def _proposals(answer: dict[str, Any], lst: ListView | None) -> list[Proposal]:
+    """The proposals of a ``$proposals`` answer, each item named against the list."""
+    found = []
+    for param in answer["parameter"]:
+        if param["name"] != "proposal":
+            continue
+        parts = param["part"]
+        proposal = Proposal(
+            id=_named(parts, "id", ""),
+            sent_at=_named(parts, "sentAt", ""),
+            author=_named(parts, "author", ""),
+            note=_named(parts, "note", ""),
+            items=[_item(p["part"]) for p in parts if p["name"] == "item"],
+        )
+        for item in proposal.items:
+            _against(item, lst)
+        found.append(proposal)
+    return found
+
+
+def _against(item: Item, lst: ListView | None) -> None:
+    entry = lst.entry(item.entry_id) if lst is not None and item.entry_id else None
+    proposed = _proposed_entry(item.statement) if item.statement else None
+    item.drug = (proposed or entry or _NO_ENTRY).drug
+    item.dosage_proposed = proposed.dosage if proposed else ""
+    if entry is None:
+        return
+    item.dosage_now = entry.dosage
+    item.outdated = item.entry_version is not None and entry.version != item.entry_version
+    if item.statement is not None:
+        item.changes = diff_content(_content(entry.content), _content(item.statement))
+
+
+def _content(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+
+
+def _proposed_entry(statement: dict[str, Any]) -> EntryView:
+    """A proposed statement as the list would show it."""
+    resource = {**statement, "id": "proposed"}
+    document = {
+        "resourceType": "Bundle",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "List",
+                    "id": "proposed",
+                    "meta": {"versionId": "1"},
+                    "subject": {"reference": "Patient/proposed"},
+                    "entry": [{"item": {"reference": "MedicationStatement/proposed"}}],
+                }
+            },
+            {"resource": resource},
+        ],
+    }
+    return list_view(orjson.dumps(document)).entries[0]
+
+
+_NO_ENTRY = EntryView(
+    id="",
+    version=0,
+    status="",
+    drug="(legemiddel som ikke lenger er på listen)",
+    atc=None,
+    fest_id=None,
+    dosage="",
+    treatment="",
+    indication="",
+    start="",
+    last_changed="",
+    reason="",
+    multidose=False,
+    withdrawn=False,
+    content={},
+)
+
+
+# -- the pharmacy: its multidose patients ----------------------------------------------------
+
+
+def patients_page(web: Web) -> Response:
+    """Mine multidosepasienter: the patients registered with the caller's pharmacy."""
+    raw = web.query("side", "1")
+    number = int(raw) if raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
+    found = _service(web).pharmacy_patients(
+        web.access(), limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
+    )
+    return web.render(
+        "pharmacy/patients.html",
+        found=found,
+        page_number=number,
+        pages=max(1, -(-found.total // PAGE_SIZE)),
+        first=(number - 1) * PAGE_SIZE + 1,
+        fnr=web.query("fnr"),
+    )
+
+
+def open_patient(web: Web) -> Response:
+    """Open a patient by fødselsnummer or D-nummer; the packing basis that follows decides
+    whether this pharmacy may see it, and logs it."""
+    number = web.field("fnr").replace(" ", "")
+    parsed = parse_person_identifier(None, number, "fnr")
+    pid = web.service.patient_by_identifier(web.access(), Verb.PACK, parsed.system, parsed.value)
+    if pid is None:
+        raise InvalidInput(f"Ingen pasient er registrert med {parsed.kind} {parsed.value}.", "fnr")
+    return web.redirect(_basis_url(pid))
+
+
+# -- the pharmacy: the packing basis, proposals and packing reports --------------------------
+
+
+def _pharmacy_basis(web: Web, pid: str) -> tuple[str, Basis | None]:
+    try:
+        fnr, answer = _service(web).pharmacy_basis(web.access(pid), pid)
+    except Forbidden as exc:
+        # the refusal is already in the patient's access log; say what the page is for
+        raise Forbidden(
+            "Pakkegrunnlaget, forslagene og pakkerapportene her er bare for pasientens "
+            f"multidoseapotek (e-multidose, M27). Tilgangskontrollen svarte: «{exc.message}»"
+        ) from None
+    return fnr, _basis(answer) if answer is not None else None
+
+
+def basis_page(web: Web) -> Response:
+    """The packing basis (M25.1): the list as it stands, whether it may be packed now, the
+    pharmacy's proposals with the doctor's decisions, and the packing report form."""
+    pid = web.path_id("pid")
+    fnr, basis = _pharmacy_basis(web, pid)
+    proposals: list[Proposal] = []
+    if basis is not None:
+        answer = _service(web).proposals(web.access(pid), basis.lst.id, None)
+        proposals = _proposals(answer, basis.lst)
+    today = datetime.now(UTC).date()
+    return web.render(
+        "pharmacy/basis.html",
+        pid=pid,
+        fnr=fnr,
+        basis=basis,
+        proposals=proposals,
+        start=today.isoformat(),
+        end=(today + timedelta(days=PERIOD_DAYS - 1)).isoformat(),
+    )
+
+
+def _entry(web: Web, pid: str) -> tuple[str, Basis, EntryView]:
+    fnr, basis = _pharmacy_basis(web, pid)
+    entry = basis.lst.entry(web.path_id("eid")) if basis is not None else None
+    if basis is None or entry is None or not entry.in_use:
+        raise InvalidInput("Legemidlet er ikke i bruk på pasientens liste.", "entry")
+    return fnr, basis, entry
+
+
+def proposal_page(kind: str) -> Page:
+    """The form for one kind of proposal: a dose change, a removal or a new medicine."""
+
+    def handler(web: Web) -> Response:
+        pid = web.path_id("pid")
+        entry = None
+        if kind == "new":
+            fnr, basis = _pharmacy_basis(web, pid)
+            if basis is None:
+                raise InvalidInput("Pasienten har ingen PLL ennå; det er ingenting å foreslå på.")
+            values = {"dose-mode": "fixed", "dose-unit": "tablett"}
+        else:
+            fnr, basis, entry = _entry(web, pid)
+            values = forms.editor_values(entry.content.get("dosage") or [])
+        return web.render(
+            "pharmacy/propose.html",
+            pid=pid,
+            fnr=fnr,
+            kind=kind,
+            entry=entry,
+            values=values,
+            times=forms.TIMES,
+            units=forms.UNITS,
+            treatments=forms.TREATMENTS,
+        )
+
+    handler.__name__ = f"propose_{kind}_page"
+    return handler
+
+
+def _list_id(web: Web, pid: str) -> str:
+    """The id of the patient's list, which the operations name (a read, logged)."""
+    stored = web.service.current(web.access(pid), patient_id=pid)
+    if stored is None:
+        raise InvalidInput("Pasienten har ingen PLL ennå.", "list")
+    return str(orjson.loads(stored.text)["id"])
+
+
+def _seen(entry_id: str, version: int) -> dict[str, Any]:
+    """The entry and the version of it the pharmacy saw (relay baton)."""
+    return {
+        "name": "entry",
+        "valueReference": {"reference": f"MedicationStatement/{entry_id}/_history/{version}"},
+    }
+
+
+def _version(web: Web) -> int:
+    raw = web.field("version")
+    require(raw.isdigit(), "Skjemaet mangler versjonen du så; last siden på nytt.", "version")
+    return int(raw)
+
+
+def _send(web: Web, pid: str, item: dict[str, Any]) -> Response:
+    note = web.field("note")[:1000]
+    _service(web).propose(
+        web.access(pid),
+        _list_id(web, pid),
+        _params(item, {"name": "note", "valueString": note} if note else None),
+    )
+    web.notice("Forslaget er sendt til legen. Listen endres først når legen godtar det.")
+    return web.redirect(_basis_url(pid))
+
+
+def propose_change(web: Web) -> Response:
+    """M25.2 ``change``: the entry as the pharmacy saw it, with the dose it proposes."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    version = _version(web)
+    dosages = forms.dosage(web.field)
+    reason = web.field("reason")[:500]
+    seen = web.service.resource_version(web.access(pid), "MedicationStatement", entry_id, version)
+    require(seen.patient_id == pid, "Legemidlet er ikke på denne pasientens liste.", "entry")
+    content = forms.without_meta(orjson.loads(seen.text)) | {"dosage": dosages}
+    item = {
+        "name": "item",
+        "part": [
+            {"name": "action", "valueCode": "change"},
+            _seen(entry_id, version),
+            {"name": "statement", "resource": content},
+            *([{"name": "reason", "valueString": reason}] if reason else []),
+        ],
+    }
+    return _send(web, pid, item)
+
+
+def propose_removal(web: Web) -> Response:
+    """M25.2 ``remove``: the entry, the version seen, and why it should go."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    version = _version(web)
+    reason = web.field("reason")[:500]
+    require(bool(reason), "Skriv hvorfor legemidlet bør seponeres.", "reason")
+    item = {
+        "name": "item",
+        "part": [
+            {"name": "action", "valueCode": "remove"},
+            _seen(entry_id, version),
+            {"name": "reason", "valueString": reason},
+        ],
+    }
+    return _send(web, pid, item)
+
+
+def propose_new(web: Web) -> Response:
+    """M25.2 ``new``: a medicine named in free text, with its dosage and treatment type."""
+    pid = web.path_id("pid")
+    drug = web.field("drug")[:200]
+    require(bool(drug), "Skriv navnet på legemidlet.", "drug")
+    treatment = web.field("treatment") or "1"
+    dosages = forms.dosage(web.field)
+    reason = web.field("reason")[:500]
+    resource = forms.statement(
+        pid,
+        {"text": drug},
+        dosages,
+        treatment,
+        web.field("indication"),
+        datetime.now(UTC).date().isoformat(),
+        None,
+    )
+    if web.field("multidose") == "1":
+        resource["extension"] = [
+            {
+                "url": ADMINISTRATION,
+                "extension": [{"url": "mddispensed", "valueBoolean": True}],
+            }
+        ]
+    item = {
+        "name": "item",
+        "part": [
+            {"name": "action", "valueCode": "new"},
+            {"name": "statement", "resource": validate(resource, "MedicationStatement")},
+            *([{"name": "reason", "valueString": reason}] if reason else []),
+        ],
+    }
+    return _send(web, pid, item)
+
+
+def _day(web: Web, name: str, label: str) -> date:
+    """A date from a date field: ISO as browsers send it, or dd.mm.åååå as typed where the
+    browser has no date picker."""
+    raw = web.field(name)
+    typed = _TYPED_DATE.fullmatch(raw)
+    if typed:
+        raw = f"{typed['y']}-{typed['m']}-{typed['d']}"
+    require(bool(_DATE.fullmatch(raw)), f"Fyll inn {label} (dd.mm.åååå).", name)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{label.capitalize()} er ikke en gyldig dato.", name) from None
+
+
+def _packing_refused(web: Web, pid: str, exc: Conflict) -> str:
+    """The service's refusal of a packing report, in the pharmacy's words: a paused list is
+    said as such, from the packing basis as it now stands (the service has decided)."""
+    _, basis = _pharmacy_basis(web, pid)
+    lst = basis.lst if basis is not None else None
+    if lst is None or not lst.paused_at:
+        return f"Pakkerapporten ble ikke tatt imot. {exc.message}"
+    when = datetime.fromisoformat(lst.paused_at.replace("Z", "+00:00"))
+    return (
+        "Pakkerapporten ble ikke tatt imot: listen er pauset, og pakkingen må stoppe. "
+        f"Pauset {when.astimezone(UTC):%d.%m.%Y kl. %H:%M} av {lst.paused_by}: "
+        f"{lst.paused_reason}. Ikke pakk fra listen før en lege har gjenopptatt den med en "
+        "bekreftet liste."
+    )
+
+
+def report_packing(web: Web) -> Response:
+    """M25.3: what the pharmacy packed, for which period, from which list version. The
+    service refuses it while the list is paused; the error page says why."""
+    pid = web.path_id("pid")
+    start, end = _day(web, "start", "første dag"), _day(web, "end", "siste dag")
+    version = _version(web)
+    entries = web.fields("entry")
+    require(bool(entries), "Kryss av legemidlene som er pakket.", "entry")
+    body = _params(
+        {"name": "period", "valuePeriod": {"start": start.isoformat(), "end": end.isoformat()}},
+        {"name": "listVersion", "valueInteger": version},
+        *[
+            {
+                "name": "item",
+                "part": [
+                    {"name": "entry", "valueReference": {"reference": f"MedicationStatement/{e}"}}
+                ],
+            }
+            for e in entries
+        ],
+    )
+    try:
+        answer = _service(web).packing_report(web.access(pid), _list_id(web, pid), body)
+    except Conflict as exc:
+        raise Conflict(_packing_refused(web, pid, exc), exc.expression, exc.details) from None
+    params = answer["parameter"]
+    web.notice(
+        f"Pakkerapporten for {start:%d.%m.%Y}–{end:%d.%m.%Y} er mottatt "
+        f"({len(entries)} legemidler fra listens versjon {version})."
+    )
+    if _named(params, "changedSince"):
+        web.notice(
+            f"Merk: listen er endret siden versjon {version} (nå versjon "
+            f"{_named(params, 'currentVersion')}). Pakk etter den nye versjonen."
+        )
+    return web.redirect(_basis_url(pid))
+
+
+# -- the doctor: the pharmacy's proposals ----------------------------------------------------
+
+
+def _override(web: Web) -> tuple[str | None, frozenset[str] | None]:
+    """The reason for overriding blocking findings, and the findings it overrides, as the
+    doctor's findings page sends them."""
+    reason = web.field("override-reason")[:1000] or None
+    return reason, frozenset(web.fields("override-code")) if reason else None
+
+
+def _findings_page(web: Web, exc: ChecksRefused) -> Response:
+    """Accepting the items would make a change that decision support stops (DESIGN §3
+    rule 6): the doctor's findings page, which sends the same decisions again with the
+    reason for the override."""
+    found = [
+        {
+            "severity": i.get("severity"),
+            "text": i.get("diagnostics", ""),
+            "code": next((c.get("display") for c in i.get("details", {}).get("coding", [])), ""),
+        }
+        for i in exc.issues
+    ]
+    carried = [
+        (k, v)
+        for k, v in web.form.multi_items()
+        if k not in (CSRF_FIELD, "override-reason", "override-code") and isinstance(v, str)
+    ]
+    # 200, as the doctor's own findings page: a question on the way to saving
+    return web.render(
+        "doctor/findings.html",
+        findings=found,
+        blocking=[f for f in found if f["severity"] == "error"],
+        action=web.request.url.path,
+        carried=carried,
+        seen="seen-findings",
+    )
+
+
+def _doctor_list(web: Web, pid: str) -> ListView:
+    stored = web.service.current(web.access(pid), patient_id=pid, document=True)
+    if stored is None:
+        raise InvalidInput("Pasienten har ingen PLL ennå.", "list")
+    return list_view(stored.text)
+
+
+def proposals_page(web: Web) -> Response:
+    """The pending proposals of the pharmacy, each item with accept or reject."""
+    pid = web.path_id("pid")
+    if not web.has_basis(pid):
+        # opened from a bookmark: the doctor states a basis first, as for the list
+        return web.redirect(f"/lege?fnr={web.session.get('patients', {}).get(pid, '')}")
+    lst = _doctor_list(web, pid)
+    answer = _service(web).proposals(web.access(pid), lst.id, "pending")
+    return web.render(
+        "doctor/proposals.html",
+        pid=pid,
+        fnr=web.session.get("patients", {}).get(pid, ""),
+        lst=lst,
+        proposals=_proposals(answer, lst),
+    )
+
+
+def decide(web: Web) -> Response:
+    """Send the doctor's decisions with ``$decide``: the accepted items become one change
+    of the list under the doctor's name; a rejection's reason goes to the pharmacy."""
+    pid = web.path_id("pid")
+    decisions = []
+    accepted = rejected = 0
+    for item_id in web.fields("item"):
+        outcome = web.field(f"outcome-{item_id}")
+        if outcome not in ("accept", "reject"):
+            continue
+        parts: list[dict[str, Any]] = [
+            {"name": "item", "valueString": item_id},
+            {"name": "outcome", "valueCode": outcome},
+        ]
+        if outcome == "reject":
+            reason = web.field(f"reason-{item_id}")[:500]
+            require(
+                bool(reason),
+                "Skriv en begrunnelse for apoteket når du avviser et forslag.",
+                f"reason-{item_id}",
+            )
+            parts.append({"name": "reason", "valueString": reason})
+            rejected += 1
+        else:
+            accepted += 1
+        decisions.append({"name": "decision", "part": parts})
+    require(bool(decisions), "Velg Godta eller Avvis for minst ett forslag.", "outcome")
+    lst_id = _list_id(web, pid)
+    override, codes = _override(web)
+    try:
+        answer, result = _service(web).decide(
+            web.access(pid, override=override, accepted=codes), lst_id, _params(*decisions), None
+        )
+    except ChecksRefused as exc:
+        return _findings_page(web, exc)
+    version = _named(answer["parameter"], "listVersion")
+    if accepted:
+        web.notice(
+            f"{accepted} forslag er godtatt. Listen er nå versjon {version}, "
+            "og du holder stafettpinnen."
+        )
+    if rejected:
+        web.notice(f"{rejected} forslag er avvist; apoteket ser begrunnelsen.")
+    for finding in result.findings if result is not None else []:
+        web.notice(f"Merk: {finding.message}")
+    return web.redirect(f"/lege/pasient/{pid}")
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/apotek", _pharmacy(patients_page), methods=["GET"]),
+    Route("/apotek/apne", _pharmacy(open_patient), methods=["POST"]),
+    Route("/apotek/pasient/{pid}", _pharmacy(basis_page), methods=["GET"]),
+    Route("/apotek/pasient/{pid}/pakking", _pharmacy(report_packing), methods=["POST"]),
+    Route("/apotek/pasient/{pid}/nytt", _pharmacy(proposal_page("new")), methods=["GET"]),
+    Route("/apotek/pasient/{pid}/nytt", _pharmacy(propose_new), methods=["POST"]),
+    Route(
+        "/apotek/pasient/{pid}/legemiddel/{eid}/endre",
+        _pharmacy(proposal_page("change")),
+        methods=["GET"],
+    ),
+    Route(
+        "/apotek/pasient/{pid}/legemiddel/{eid}/endre", _pharmacy(propose_change), methods=["POST"]
+    ),
+    Route(
+        "/apotek/pasient/{pid}/legemiddel/{eid}/seponer",
+        _pharmacy(proposal_page("remove")),
+        methods=["GET"],
+    ),
+    Route(
+        "/apotek/pasient/{pid}/legemiddel/{eid}/seponer",
+        _pharmacy(propose_removal),
+        methods=["POST"],
+    ),
+    Route("/lege/pasient/{pid}/forslag", doctors(proposals_page), methods=["GET"]),
+    Route("/lege/pasient/{pid}/forslag", _doctor(decide), methods=["POST"]),
+]
