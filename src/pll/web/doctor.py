@@ -151,7 +151,7 @@ def create_list(web: Web) -> Response:
 # -- saving a change -----------------------------------------------------------------------
 
 
-def _override(web: Web) -> tuple[str | None, frozenset[str] | None]:
+def override_of(web: Web) -> tuple[str | None, frozenset[str] | None]:
     reason = web.field("override-reason")[:1000] or None
     codes = frozenset(web.fields("override-code"))
     return reason, codes if reason else None
@@ -166,13 +166,13 @@ def _save(
 ) -> Response:
     """Apply ``ops`` as one list change; findings and conflicts get their own pages, where
     the doctor can go on with the same form (its fields are carried along)."""
-    override, accepted = _override(web)
+    override, accepted = override_of(web)
     try:
         result = web.service.change(
             web.access(pid, override=override, accepted=accepted), pid, ops(), reason
         )
     except ChecksRefused as exc:
-        return _findings_page(web, exc.issues)
+        return findings_page(web, exc.issues)
     except VersionConflict as exc:
         return _conflict_page(web, pid, exc)
     _notice_result(web, result, done)
@@ -193,7 +193,7 @@ def _carried(web: Web, *, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     return [(k, v) for k, v in web.form.multi_items() if k not in skip and isinstance(v, str)]
 
 
-def _findings_page(web: Web, issues: list[dict[str, Any]]) -> Response:
+def findings_page(web: Web, issues: list[dict[str, Any]]) -> Response:
     """The change again, with what decision support found; it goes on with the same form,
     and a blocking finding needs the reason for overriding it (DESIGN §3 rule 6)."""
     found = [
@@ -306,7 +306,7 @@ def prescribe(web: Web) -> Response:
         draft = forms.statement(pid, medication, dosages, treatment, indication, _today(), None)
         found = web.service.check_drafts(web.access(pid), pid, [(web.service.ids(), draft)])
         if found:
-            return _findings_page(web, [findings.issue(f) for f in found])
+            return findings_page(web, [findings.issue(f) for f in found])
 
     def ops() -> list[Op]:
         out: list[Op] = []

@@ -31,7 +31,8 @@ from pll.domain.multidose import ADMINISTRATION
 from pll.fhir.validate import validate
 from pll.services.multidose import MultidoseService
 from pll.web import forms
-from pll.web.edge import CSRF_FIELD, Page, Web, doctors, page, require
+from pll.web.doctor import findings_page, override_of
+from pll.web.edge import Page, Web, doctors, page, require
 from pll.web.views import EntryView, ListView, list_view
 
 #: patients on one page of the pharmacy's work list
@@ -533,41 +534,6 @@ def report_packing(web: Web) -> Response:
 # -- the doctor: the pharmacy's proposals ----------------------------------------------------
 
 
-def _override(web: Web) -> tuple[str | None, frozenset[str] | None]:
-    """The reason for overriding blocking findings, and the findings it overrides, as the
-    doctor's findings page sends them."""
-    reason = web.field("override-reason")[:1000] or None
-    return reason, frozenset(web.fields("override-code")) if reason else None
-
-
-def _findings_page(web: Web, exc: ChecksRefused) -> Response:
-    """Accepting the items would make a change that decision support stops (DESIGN §3
-    rule 6): the doctor's findings page, which sends the same decisions again with the
-    reason for the override."""
-    found = [
-        {
-            "severity": i.get("severity"),
-            "text": i.get("diagnostics", ""),
-            "code": next((c.get("display") for c in i.get("details", {}).get("coding", [])), ""),
-        }
-        for i in exc.issues
-    ]
-    carried = [
-        (k, v)
-        for k, v in web.form.multi_items()
-        if k not in (CSRF_FIELD, "override-reason", "override-code") and isinstance(v, str)
-    ]
-    # 200, as the doctor's own findings page: a question on the way to saving
-    return web.render(
-        "doctor/findings.html",
-        findings=found,
-        blocking=[f for f in found if f["severity"] == "error"],
-        action=web.request.url.path,
-        carried=carried,
-        seen="seen-findings",
-    )
-
-
 def _doctor_list(web: Web, pid: str) -> ListView:
     stored = web.service.current(web.access(pid), patient_id=pid, document=True)
     if stored is None:
@@ -620,13 +586,13 @@ def decide(web: Web) -> Response:
         decisions.append({"name": "decision", "part": parts})
     require(bool(decisions), "Velg Godta eller Avvis for minst ett forslag.", "outcome")
     lst_id = _list_id(web, pid)
-    override, codes = _override(web)
+    override, codes = override_of(web)
     try:
         answer, result = _service(web).decide(
             web.access(pid, override=override, accepted=codes), lst_id, _params(*decisions), None
         )
     except ChecksRefused as exc:
-        return _findings_page(web, exc)
+        return findings_page(web, exc.issues)
     version = _named(answer["parameter"], "listVersion")
     if accepted:
         web.notice(
