@@ -36,6 +36,8 @@ from pll.auth.jwks import Issuer, KeySet, public_jwk
 from pll.auth.tokens import CLAIM_HPR, CLAIM_HPR_DETAILS, Authenticator, hpr_details
 from pll.config import Settings
 from pll.domain.model import Role
+from pll.services.logins import WebLogins
+from pll.store.db import Database
 from pll.web.oidc import ROUTES, OidcClient
 from tests.conftest import serving
 
@@ -254,7 +256,7 @@ async def spoil_verifier(request: Request) -> Response:
     return Response("ok")
 
 
-def pll_app() -> Starlette:
+def pll_app(logins: WebLogins) -> Starlette:
     app = Starlette(
         routes=[
             *ROUTES,
@@ -265,6 +267,7 @@ def pll_app() -> Starlette:
         middleware=[Middleware(SessionMiddleware, secret_key=secrets.token_hex(32))],
     )
     app.state.oidc = None
+    app.state.logins = logins
     return app
 
 
@@ -291,7 +294,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         )
     )
     provider = Provider(key.public_key())
-    app = pll_app()
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('oidc-db') / 'pll.sqlite3'}")
+    db.upgrade()
+    app = pll_app(WebLogins(db))
     with serving(provider.app()) as op_base, serving(app) as base:
         provider.base = op_base
         provider.redirect_uri = f"{base}/logg-inn/helseid/svar"
@@ -304,6 +309,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             oidc_client_key=key_file,
         )
         yield Setup(provider, app, base, settings)
+    db.dispose()
 
 
 @pytest.fixture
@@ -344,7 +350,7 @@ def assert_refused(response: httpx.Response, *fragments: str) -> None:
         assert fragment in response.text
 
 
-def test_a_full_login_keeps_the_access_token_in_the_session(setup: Setup) -> None:
+def test_a_full_login_keeps_the_access_token_on_the_server(setup: Setup) -> None:
     provider = setup.provider
     with setup.browser() as browser:
         browser.get("/test/csrf")
@@ -361,7 +367,10 @@ def test_a_full_login_keeps_the_access_token_in_the_session(setup: Setup) -> Non
     assert "csrf" not in kept, "a login must get a new anti-forgery token"
     # The token is the one PLL's API verifies, with the same Authenticator and issuer.
     authenticator = Authenticator([Issuer(provider.base, "pll", KeySet.from_issuer(provider.base))])
-    caller = authenticator.authenticate(f"Bearer {kept['token']}", None, "GET", "")
+    # the token stays on the server; the cookie holds only the login's handle
+    assert "token" not in kept
+    token = setup.app.state.logins.token(kept["login_id"])
+    caller = authenticator.authenticate(f"Bearer {token}", None, "GET", "")
     assert (caller.actor.hpr, caller.actor.role) == (HPR, Role.DOCTOR)
     # private_key_jwt: one assertion for the pushed request, one for the code, each unique
     assert provider.refusals == []

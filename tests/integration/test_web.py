@@ -180,3 +180,33 @@ def test_the_api_still_answers_unknown_paths_in_fhir(server: LiveServer, path: s
     r = httpx.get(server.base + "/ingen-side")
     assert r.status_code == 404
     assert "finnes ikke" in r.text
+
+
+def test_the_token_stays_on_the_server_and_logging_out_ends_the_login(
+    server: LiveServer,
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    with logged_in(server, "gp") as gp:
+        cookie = gp.cookies["pll_session"]
+        # the cookie is small and holds no bearer token, only the login's handle
+        assert len(cookie) < 1000
+        held = _session_text(cookie)
+        assert "login_id" in held
+        assert "eyJ" not in held  # no JWT
+        page = opened(gp, scene.fnr)
+        assert gp.get(page).status_code == 200
+        r = gp.post("/logg-ut", data={"csrf": csrf(gp, page)})
+        assert r.status_code == 303
+    # a copy of the cookie taken before the logout is worth nothing after it
+    with browser(server) as thief:
+        thief.cookies.set("pll_session", cookie)
+        r = thief.get(page)
+        assert r.status_code == 303
+        assert r.headers["location"] == "/logg-inn"
+
+
+def _session_text(cookie: str) -> str:
+    import base64
+
+    payload = cookie.split(".", maxsplit=1)[0]
+    return base64.b64decode(payload + "=" * (-len(payload) % 4)).decode()

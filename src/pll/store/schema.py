@@ -460,6 +460,8 @@ multidose = Table(
     #: decisions compare with the caller's (the JSON columns are SFM's shape for display)
     Column("doctor_hpr", String(16)),
     Column("pharmacy_org", String(16)),
+    #: a pharmacy's own multidose patients (its start page)
+    Index("ix_multidose_pharmacy_org", "pharmacy_org"),
 )
 
 #: FHIR R4 Subscriptions (rest-hook, Subscriptions Backport style): who is told of changes.
@@ -535,4 +537,17 @@ multidose_item = Table(
     Column("entry_result", String(ID)),
     Index("ix_multidose_item_patient", "patient_id", "status"),
     Index("ix_multidose_item_proposal", "proposal_id", "seq"),
+)
+
+#: Logins of the web UI. The access token stays here; the browser's signed session cookie
+#: carries only ``id``, a random handle (a HelseID token would not fit in a cookie).
+web_login = Table(
+    "web_login",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("token", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_web_login_expires", "expires_at"),
 )

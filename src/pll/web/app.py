@@ -25,11 +25,12 @@ from starlette.staticfiles import StaticFiles
 from pll.config import Settings
 from pll.domain.errors import DomainError, NotFound
 from pll.services.lists import PLLService
+from pll.services.logins import LONGEST, WebLogins
 from pll.web import doctor, login, multidose, oidc, patient, reconcile
-from pll.web.edge import current_caller, error_page
+from pll.web.edge import caller_of, error_page
 
-#: A login lasts a working day at most; the token inside may end it sooner.
-SESSION_SECONDS = 8 * 3600
+#: The session cookie lasts as long as a login may (pll.services.logins).
+SESSION_SECONDS = int(LONGEST.total_seconds())
 
 
 def session_secret(settings: Settings) -> str:
@@ -61,9 +62,8 @@ async def _not_found(request: Request, exc: Exception) -> Response:
         if status == 404
         else DomainError("Forespørselen kunne ikke behandles.")
     )
-    return error_page(
-        request, error, current_caller(request) if "session" in request.scope else None
-    )
+    caller = await caller_of(request) if "session" in request.scope else None
+    return error_page(request, error, caller)
 
 
 def web_app(
@@ -104,4 +104,5 @@ def web_app(
     app.state.dev_login = settings.dev_auth
     app.state.oidc = oidc.OidcClient.from_settings(settings)
     app.state.api_error = api_error
+    app.state.logins = WebLogins(service.db, service.clock)
     return app

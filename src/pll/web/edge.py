@@ -36,11 +36,16 @@ from pll.auth.tokens import Authenticator, Caller
 from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.domain.model import Role
 from pll.services.lists import PLLService
+from pll.services.logins import WebLogins
 
 log = logging.getLogger("pll.web")
 
 #: The form field that carries the anti-forgery token.
 CSRF_FIELD = "csrf"
+#: Session keys: the login's handle (its token stays on the server, pll.services.logins),
+#: and the page to go on to after logging in.
+LOGIN_ID = "login_id"
+AFTER_LOGIN = "after_login"
 #: Largest form a page accepts (an uploaded discharge list is the biggest).
 MAX_FORM_FIELDS = 400
 
@@ -211,16 +216,55 @@ def error_page(request: Request, error: DomainError, caller: Caller | None) -> H
 
 
 def current_caller(request: Request) -> Caller | None:
-    """The logged-in caller, verified again on every request like an API token."""
-    token = request.session.get("token")
-    if not isinstance(token, str):
+    """The logged-in caller, verified again on every request like an API token. Blocking
+    (it reads the login): call it in a worker thread."""
+    handle = request.session.get(LOGIN_ID)
+    if not isinstance(handle, str):
         return None
+    logins: WebLogins = request.app.state.logins
+    token = logins.token(handle)
     authenticator: Authenticator = request.app.state.authenticator
     try:
+        if token is None:
+            raise Unauthenticated("The login has ended.")
         return authenticator.authenticate(f"Bearer {token}", None, request.method, "")
     except Unauthenticated:
-        request.session.pop("token", None)
+        request.session.pop(LOGIN_ID, None)
         return None
+
+
+async def caller_of(request: Request) -> Caller | None:
+    return await run_in_threadpool(current_caller, request)
+
+
+def begin_login(request: Request, token: str, kind: str, expires_at: float | None) -> str:
+    """Start a login with ``token`` (blocking: call it in a worker thread). The session
+    starts afresh (a new handle, a new anti-forgery token: no fixation); returns the page
+    that asked for the login when it is a path on this site, else ``/``."""
+    logins: WebLogins = request.app.state.logins
+    after = request.session.pop(AFTER_LOGIN, None)
+    old = request.session.get(LOGIN_ID)
+    if isinstance(old, str):
+        logins.end(old)
+    request.session.clear()
+    request.session[LOGIN_ID] = logins.start(token, kind, expires_at)
+    request.session["login"] = kind
+    if (
+        isinstance(after, str)
+        and after.startswith("/")
+        and not after.startswith("//")
+        and "\\" not in after
+    ):
+        return after
+    return "/"
+
+
+def end_login(request: Request) -> None:
+    """Log out: the login ends on the server, and the session is emptied (blocking)."""
+    handle = request.session.get(LOGIN_ID)
+    if isinstance(handle, str):
+        request.app.state.logins.end(handle)
+    request.session.clear()
 
 
 Page = Callable[[Web], Response]
@@ -230,10 +274,10 @@ def page(handler: Page, *, roles: frozenset[Role] | None = None) -> Callable[[Re
     """Wrap a page handler: login, anti-forgery check, roles, errors (see the module doc)."""
 
     async def run(request: Request) -> Response:
-        caller = current_caller(request)
+        caller = await caller_of(request)
         if caller is None:
             if request.method == "GET":
-                request.session["after_login"] = request.url.path
+                request.session[AFTER_LOGIN] = request.url.path
             return RedirectResponse("/logg-inn", status_code=303)
         form = FormData()
         if request.method == "POST":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -19,7 +20,7 @@ from pll.auth import tokens
 from pll.domain.errors import Forbidden, InvalidInput
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
-from pll.web.edge import CSRF_FIELD, current_caller, error_page, render
+from pll.web.edge import CSRF_FIELD, begin_login, caller_of, end_login, error_page, render
 
 #: Where each kind of user starts.
 HOME = {
@@ -41,7 +42,7 @@ PERSONA_NAMES = {
 
 
 async def home(request: Request) -> Response:
-    caller = current_caller(request)
+    caller = await caller_of(request)
     if caller is None:
         return RedirectResponse("/logg-inn", status_code=303)
     return RedirectResponse(HOME.get(caller.actor.role, "/logg-inn"), status_code=303)
@@ -51,7 +52,7 @@ async def login_page(request: Request) -> Response:
     return render(
         request,
         "login.html",
-        caller=current_caller(request),
+        caller=await caller_of(request),
         personas=list(PERSONA_NAMES.items()),
         helseid=request.app.state.oidc is not None,
     )
@@ -93,21 +94,18 @@ async def dev_login(request: Request) -> Response:
     elif persona != "proxy":
         pid = None
     token = tokens.issue(request.app.state.data_dir, persona, pid)
-    after = request.session.pop("after_login", None)
-    request.session.clear()
-    request.session["token"] = token
-    request.session["login"] = "dev"
-    caller = current_caller(request)
-    target = HOME.get(caller.actor.role, "/") if caller else "/"
-    if isinstance(after, str) and after.startswith("/") and not after.startswith("//"):
-        target = after
+    target = await run_in_threadpool(begin_login, request, token, "dev", None)
+    if target == "/":
+        profession = tokens.PERSONAS[persona].profession
+        role = tokens.PROFESSIONS[profession] if profession else Role.PATIENT
+        target = HOME.get(role, "/")
     return RedirectResponse(target, status_code=303)
 
 
 async def logout(request: Request) -> Response:
     form = await request.form(max_fields=5)
     if _csrf_ok(request, form.get(CSRF_FIELD)):
-        request.session.clear()
+        await run_in_threadpool(end_login, request)
     return RedirectResponse("/logg-inn", status_code=303)
 
 

@@ -63,6 +63,7 @@ from starlette.routing import Route
 from pll.auth.jwks import Issuer, KeySet, verify_token
 from pll.config import Settings
 from pll.domain.errors import Unauthenticated
+from pll.web.edge import begin_login
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,9 @@ LOGIN_PATH = "/logg-inn/helseid"
 #: The redirect URI's path; the full URI is ``PLL_PUBLIC_URL`` + this, and must be
 #: registered for the client in HelseID Selvbetjening exactly so.
 CALLBACK_PATH = "/logg-inn/helseid/svar"
-#: Session keys: the pending login, the access token, how the user logged in, and the
-#: anti-forgery token that a login replaces.
+#: Session key of the pending login (the login itself is begun by :func:`.edge.begin_login`,
+#: which keeps the token on the server and starts the session afresh).
 SESSION_PENDING = "oidc"
-SESSION_TOKEN = "token"  # noqa: S105 (a session key, not a secret)
-SESSION_LOGIN = "login"
-SESSION_CSRF = "csrf"
-#: Where the web UI's pages ask a logged-out user to come back to (set by :mod:`.edge`).
-SESSION_AFTER_LOGIN = "after_login"
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: Algorithms a client key may sign its assertions with (HelseID: asymmetric only).
@@ -687,19 +683,6 @@ def _failed(exc: LoginFailed) -> HTMLResponse:
     return _page(exc.status, "Innloggingen mislyktes", exc.message)
 
 
-def _after_login(request: Request) -> str:
-    """The page that sent the user to log in, if it is a path on this site; else ``/``."""
-    target = request.session.pop(SESSION_AFTER_LOGIN, None)
-    if (
-        isinstance(target, str)
-        and target.startswith("/")
-        and not target.startswith("//")
-        and "\\" not in target
-    ):
-        return target
-    return "/"
-
-
 async def login(request: Request) -> Response:
     """``GET /logg-inn/helseid``: start a login and send the browser to HelseID."""
     client = _client(request)
@@ -725,11 +708,11 @@ async def callback(request: Request) -> Response:
         result = await run_in_threadpool(client.complete, dict(request.query_params), pending)
     except LoginFailed as exc:
         return _failed(exc)
-    request.session[SESSION_TOKEN] = result.access_token
-    request.session[SESSION_LOGIN] = "helseid"
-    # A new login gets a new anti-forgery token (the page edge makes one when asked).
-    request.session.pop(SESSION_CSRF, None)
-    return RedirectResponse(_after_login(request), 303, headers={"Cache-Control": "no-store"})
+    # the session starts afresh: a new handle and a new anti-forgery token
+    target = await run_in_threadpool(
+        begin_login, request, result.access_token, "helseid", result.expires_at
+    )
+    return RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
 
 
 ROUTES: list[Route] = [
