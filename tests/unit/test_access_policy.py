@@ -211,3 +211,33 @@ def test_bases() -> None:
     with pytest.raises(InvalidInput, match="HPUNNTAK"):
         parse_basis("JUST-CURIOUS")
     assert all(b.display for b in Basis)
+
+
+def test_every_refusal_a_page_can_show_has_a_norwegian_text() -> None:
+    """The web UI shows the policy's refusals to people; each has a bokmål version (the
+    responsible-doctor refusal names an HPR number and is shown as it is)."""
+    from pll.auth.access import PatientFacts, in_norwegian
+
+    facts = [
+        PatientFacts("p", "01010112345"),
+        PatientFacts("p", "01010112345", blocked=True),
+        PatientFacts("p", "01010112345", multidose_pharmacy="999999999"),
+    ]
+    people = [
+        Author("Lege", Role.DOCTOR, hpr="1"),
+        Author("Sykepleier", Role.NURSE, hpr="2"),
+        Author("Farmasøyt", Role.PHARMACIST, hpr="3", org_id="123456785"),
+        Author("Pasient", Role.PATIENT, pid="01010112345"),
+        Author("Annen", Role.PATIENT, pid="02020212345"),
+    ]
+    seen = set()
+    for who in people:
+        access = Access(who, None if who.hpr is None else Basis.TREATMENT, "c")
+        for verb in Verb:
+            for fact in facts:
+                decision = access.decide(verb, fact)
+                if not decision.allowed and verb is not Verb.DECIDE:
+                    seen.add(decision.message)
+    missing = [m for m in seen if in_norwegian(m) is None]
+    assert not missing, missing
+    assert len(seen) >= 6

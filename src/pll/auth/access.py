@@ -122,6 +122,63 @@ _ROLE_FOR: dict[Verb, tuple[Role, str]] = {
 }
 
 
+_ONLY_PHARMACY_PROPOSES = (
+    "Only the patient's responsible multidose pharmacy proposes changes to the "
+    "list; the doctor then accepts or rejects them."
+)
+_ONLY_PHARMACY_PACKS = "Only the patient's responsible multidose pharmacy reports what it packed."
+_OWN_ONLY = "The access log and blocks are the patient's own."
+
+#: The policy's refusals in Norwegian (bokmål) for people reading a page rather than an
+#: API answer, kept beside the English so the two say the same thing.
+_ROLE_NB = {
+    Role.DOCTOR: "lege",
+    Role.NURSE: "sykepleier",
+    Role.PHARMACIST: "farmasøyt",
+    Role.PATIENT: "pasient",
+    Role.SYSTEM: "system",
+}
+_ROLE_FOR_NB: dict[Verb, str] = {
+    Verb.WRITE: "Bare leger (HPR-autorisasjon LE) endrer listen; som {role} kan du lese den.",
+    Verb.PROPOSE: "Bare pasientens multidoseapotek foreslår endringer.",
+    Verb.PACK: "Bare pasientens multidoseapotek melder hva som er pakket.",
+    Verb.DISPENSE: "Bare apotek registrerer utleveringer; som {role} kan du ikke det.",
+    Verb.DECIDE: (
+        "Bare pasientens ansvarlige multidoselege tar stilling til apotekets forslag og "
+        "avslutter registreringen; som {role} kan du ikke det."
+    ),
+}
+_NORWEGIAN = {
+    NOT_YOURS: (
+        "Du kan bare se din egen legemiddelliste, eller listen til en du har fullmakt for."
+    ),
+    _PATIENT_READS: (
+        "Bare leger endrer legemiddellisten; som pasient kan du lese den, se hva som er "
+        "endret og hvem som har sett den."
+    ),
+    _BLOCKED: (
+        "Pasienten har sperret din tilgang til legemiddellisten. I en akutt situasjon kan "
+        "du åpne pasienten på nytt med grunnlaget «Akutt (nødrett)»; tilgangen logges da "
+        "for oppfølging og vises for pasienten."
+    ),
+    _OWN_ONLY: "Innsynsloggen og sperringene er pasientens egne.",
+    _ONLY_PHARMACY_PROPOSES: (
+        "Bare pasientens multidoseapotek foreslår endringer i listen; legen godtar eller "
+        "avviser dem."
+    ),
+    _ONLY_PHARMACY_PACKS: "Bare pasientens multidoseapotek melder hva som er pakket.",
+} | {
+    english.format(role=role.value): _ROLE_FOR_NB[verb].format(role=_ROLE_NB[role])
+    for verb, (_, english) in _ROLE_FOR.items()
+    for role in Role
+}
+
+
+def in_norwegian(message: str) -> str | None:
+    """A refusal of this policy in Norwegian, if ``message`` is one."""
+    return _NORWEGIAN.get(message)
+
+
 def _not_responsible_doctor(facts: PatientFacts) -> str:
     if facts.multidose_doctor is None:
         return (
@@ -229,16 +286,9 @@ class Access:
         if self.is_patient:
             return Decision(True)
         if verb is Verb.PROPOSE and not self._responsible_pharmacy(facts):
-            return Decision(
-                False,
-                "Only the patient's responsible multidose pharmacy proposes changes to the "
-                "list; the doctor then accepts or rejects them.",
-            )
+            return Decision(False, _ONLY_PHARMACY_PROPOSES)
         if verb is Verb.PACK and not self._responsible_pharmacy(facts):
-            return Decision(
-                False,
-                "Only the patient's responsible multidose pharmacy reports what it packed.",
-            )
+            return Decision(False, _ONLY_PHARMACY_PACKS)
         if verb is Verb.DECIDE and not self._responsible_doctor(facts):
             return Decision(False, _not_responsible_doctor(facts))
         if facts.blocked:
@@ -253,7 +303,7 @@ class Access:
         if self.is_patient:
             return _PATIENT_READS if verb in _HEALTH_PERSONNEL_ONLY else None
         if verb is Verb.OWN:
-            return "The access log and blocks are the patient's own."
+            return _OWN_ONLY
         needed = _ROLE_FOR.get(verb)
         if needed is not None and self.actor.role is not needed[0]:
             return needed[1].format(role=self.actor.role.value)

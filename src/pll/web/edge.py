@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pll.api.http import STATUS, check_id
-from pll.auth.access import Access, Basis
+from pll.auth.access import Access, Basis, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.domain.model import Role
@@ -209,7 +209,7 @@ def error_page(request: Request, error: DomainError, caller: Caller | None) -> H
         status,
         caller=caller,
         code=status,
-        message=error.message,
+        message=in_norwegian(error.message) or error.message,
         where=error.expression,
         refused=isinstance(error, Forbidden),
     )
