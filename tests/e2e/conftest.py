@@ -89,6 +89,25 @@ class Screen:
         self.keys += len(text)
         self._locate(target).press_sequentially(text)
 
+    def press(self, key: str) -> None:
+        """A key press such as Tab or Control+A: one keystroke."""
+        self.keys += 1
+        self.page.keyboard.press(key)
+
+    def tab_to(self, name: str, limit: int = 40) -> None:
+        """Press Tab until the focused element is named ``name`` (its text or label; or
+        ``#id``), as a keyboard user moves through the page; fails if it is not reached in
+        ``limit`` presses."""
+        for _ in range(limit):
+            self.press("Tab")
+            focused = self.page.evaluate(
+                "(() => { const e = document.activeElement; return ["
+                " (e.getAttribute('aria-label') || e.textContent || '').trim(), '#' + e.id]; })()"
+            )
+            if name in focused:
+                return
+        raise AssertionError(f"{name!r} is not reached with Tab")
+
     def choose(self, target: str | Locator, value: str) -> None:
         """Pick an option in a select: one click to open, one to choose."""
         self.clicks += 2

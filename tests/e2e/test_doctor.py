@@ -37,11 +37,15 @@ def test_a_gp_sees_the_list_and_does_the_common_tasks_in_few_clicks(
     gp.shot("lege-liste")
     counts: dict[str, tuple[int, int]] = {}
 
-    # change a dose: 2 tablets morning and evening
+    # change a dose: 2 tablets morning and evening (click into the morning field, replace
+    # what is there, Tab past midday to the evening)
     gp.count_reset()
     gp.click(_row(gp, "Metformin").get_by_role("link", name=re.compile("Endre dose")))
-    gp.page.locator("#dose-MORN").fill("")
+    gp.click("#dose-MORN")
+    gp.press("Control+A")
     gp.type("#dose-MORN", "2")
+    gp.press("Tab")
+    gp.press("Tab")
     gp.type("#dose-EVE", "2")
     expect(gp.page.locator("#dose-preview")).to_have_text("2 tabletter morgen og kveld")
     gp.shot("lege-endre-dose")

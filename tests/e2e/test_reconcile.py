@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from playwright.sync_api import expect
 
@@ -14,6 +16,7 @@ from tests.e2e.scenes import FEST, METFORMIN, SIMVASTATIN, WARFARIN, patient_wit
 from tests.integration.builders import ok
 
 ATC = "http://www.whocc.no/atc"
+SERTRALIN = (None, "N06AB06", "Sertralin tab 50 mg")
 
 
 def _statement(drug: tuple[str | None, str, str], dosage: str) -> dict[str, object]:
@@ -34,6 +37,22 @@ def _decide(screen: Screen, drug: str, choice: str) -> None:
     row.get_by_label(choice).check()
 
 
+def _compare_with_discharge(screen: Screen, discharge: Mapping[str, Any]) -> None:
+    screen.page.get_by_role("link", name="Samstem").click()
+    screen.page.get_by_label(re.compile("epikrise")).check()
+    screen.page.set_input_files(
+        "#discharge",
+        files=[
+            {
+                "name": "epikrise.json",
+                "mimeType": "application/fhir+json",
+                "buffer": json.dumps(discharge).encode(),
+            }
+        ],
+    )
+    screen.page.get_by_role("button", name="Sammenlign").click()
+
+
 def test_a_discharge_list_is_compared_side_by_side_and_the_list_confirmed(
     server: LiveServer, screens
 ) -> None:
@@ -49,19 +68,7 @@ def test_a_discharge_list_is_compared_side_by_side_and_the_list_confirmed(
     gp: Screen = screens("gp")
     login(gp, "gp")
     open_patient(gp, scene.fnr)
-    gp.page.get_by_role("link", name="Samstem").click()
-    gp.page.get_by_label(re.compile("epikrise")).check()
-    gp.page.set_input_files(
-        "#discharge",
-        files=[
-            {
-                "name": "epikrise.json",
-                "mimeType": "application/fhir+json",
-                "buffer": json.dumps(discharge).encode(),
-            }
-        ],
-    )
-    gp.page.get_by_role("button", name="Sammenlign").click()
+    _compare_with_discharge(gp, discharge)
 
     expect(
         gp.page.get_by_role("heading", name=re.compile("Samstemming mot epikrise"))
@@ -142,3 +149,48 @@ def test_the_dispensing_history_and_the_patients_own_list_are_sources_too(
     _decide(gp, "Simvastatin", "Avvis")
     gp.page.get_by_role("button", name="Bekreft listen").click()
     expect(gp.page.locator("table.entries").first).to_contain_text("Paracet 500 mg")
+
+
+def test_a_severe_finding_from_the_discharge_list_is_overridden_with_a_reason(
+    server: LiveServer, screens
+) -> None:
+    """A medicine taken in from the source is checked like every new one (DESIGN §3 rule 6):
+    the doctor's findings page asks for the reason, which is kept with the change."""
+    scene = patient_with_medicines(server, METFORMIN)
+    with server.client("gp") as api:
+        cave = {
+            "resourceType": "AllergyIntolerance",
+            "patient": {"reference": f"Patient/{scene.pid}"},
+            "code": {"coding": [{"system": ATC, "code": "N06AB"}], "text": "SSRI"},
+        }
+        ok(api.post("/fhir/AllergyIntolerance", json=cave), 201)
+    discharge = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": _statement(METFORMIN, "1 tablett morgen")},
+            {"resource": _statement(SERTRALIN, "1 tablett morgen")},
+        ],
+    }
+    gp: Screen = screens("gp")
+    login(gp, "gp")
+    open_patient(gp, scene.fnr)
+    _compare_with_discharge(gp, discharge)
+    _decide(gp, "Sertralin", "Ta inn")
+    gp.page.get_by_role("button", name="Bekreft listen").click()
+
+    expect(gp.page.get_by_role("heading", name="Beslutningsstøtten fant noe")).to_be_visible()
+    expect(gp.page.locator(".findings")).to_contain_text("SSRI")
+    gp.page.locator("#override-reason").fill("Toleranse dokumentert under innleggelsen")
+    gp.page.get_by_role("button", name="Lagre likevel").click()
+
+    expect(gp.page.locator(".notice").first).to_contain_text("1 avvik tatt inn, 0 avvist")
+    expect(gp.page.locator("table.entries").first).to_contain_text("Sertralin")
+    with server.client("gp") as api:
+        provenance = ok(api.get("/fhir/Provenance", params={"target": f"List/{scene.list_id}"}))
+    overrides = [
+        ext["valueString"]
+        for e in provenance["entry"]
+        for ext in e["resource"].get("extension", [])
+    ]
+    assert any("Toleranse dokumentert" in o for o in overrides), overrides

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import LiveServer, snapshot
@@ -113,10 +114,53 @@ def test_a_page_refuses_a_patient_the_user_may_not_see(server: LiveServer) -> No
         assert METFORMIN[2] not in r.text
     with logged_in(server, "gp") as gp:
         opened(gp, mine.fnr)
-        # an id in the URL the doctor never opened asks for the access basis first
-        r = gp.get(f"/lege/pasient/{other.pid}")
+        entry = other.entries[METFORMIN[2]]
+        before = snapshot(server.db)
+        # a patient the doctor never opened: every page asks for the access basis first,
+        # and nothing is read (or logged) until it is given
+        for path in (
+            "",
+            "/historikk",
+            "/samstemming",
+            "/ny",
+            f"/legemiddel/{entry}/dose",
+            f"/legemiddel/{entry}/seponer",
+            f"/legemiddel/{entry}/forny",
+            f"/legemiddel/{entry}/tilbakekall",
+            "/forslag",
+        ):
+            r = gp.get(f"/lege/pasient/{other.pid}{path}")
+            assert r.status_code == 303, path
+            assert r.headers["location"].startswith(f"/grunnlag/{other.pid}?neste="), path
+        page = f"/lege/pasient/{other.pid}"
+        r = gp.post(f"{page}/bekreft", data={"csrf": csrf(gp, "/lege"), "version": "3"})
         assert r.status_code == 303
-        assert r.headers["location"].startswith("/lege?fnr=")
+        assert r.headers["location"].startswith(f"/grunnlag/{other.pid}")
+        assert snapshot(server.db) == before
+        # stating it opens the page asked for; the read is logged on that basis
+        basis_page = gp.get(r.headers["location"])
+        assert METFORMIN[2] not in basis_page.text
+        r = gp.post(
+            f"/grunnlag/{other.pid}",
+            data={"csrf": csrf(gp, "/lege"), "basis": "HPAKUTT", "neste": f"{page}/historikk"},
+        )
+        assert r.headers["location"] == f"{page}/historikk"
+        assert gp.get(f"{page}/historikk").status_code == 200
+        # and only to a page of this site
+        r = gp.post(
+            f"/grunnlag/{other.pid}",
+            data={"csrf": csrf(gp, "/lege"), "basis": "HPAKUTT", "neste": "//evil.example/"},
+        )
+        assert r.headers["location"] == page
+    with server.client("patient", other.fnr) as patient:
+        log = ok(patient.get("/fhir/AuditEvent", params={"patient": other.pid}))
+    bases = {
+        c.get("code")
+        for e in log["entry"]
+        for p in e["resource"].get("purposeOfEvent", [])
+        for c in p.get("coding", [])
+    }
+    assert "HPAKUTT" in bases
 
 
 def test_a_nurse_reads_the_list_but_every_change_is_refused(server: LiveServer) -> None:
@@ -141,9 +185,12 @@ def test_bad_form_input_gets_a_clear_message_and_changes_nothing(server: LiveSer
         token = csrf(gp, page)
         before = snapshot(server.db, audit=False)
         cases = [
-            ({"dose-mode": "fixed", "dose-MORN": "to"}, "ikke et tall"),
+            ({"dose-mode": "fixed", "dose-MORN": "to"}, "ikke en mengde"),
             ({"dose-mode": "fixed"}, "minst ett tidspunkt"),
-            ({"dose-mode": "fixed", "dose-MORN": "-1"}, "over 0"),
+            ({"dose-mode": "fixed", "dose-MORN": "-1"}, "ikke en mengde"),
+            ({"dose-mode": "fixed", "dose-MORN": "0"}, "over 0"),
+            ({"dose-mode": "fixed", "dose-MORN": "1e3"}, "ikke en mengde"),
+            ({"dose-mode": "fixed", "dose-MORN": "0,0000001"}, "ikke en mengde"),
             ({"dose-mode": "weird"}, "Ukjent doseringsmåte"),
             ({"dose-mode": "fixed", "dose-MORN": "1", "dose-unit": "fat"}, "Ukjent enhet"),
         ]
@@ -159,6 +206,16 @@ def test_bad_form_input_gets_a_clear_message_and_changes_nothing(server: LiveSer
         assert "grunn" in r.text
         r = gp.post("/lege/apne", data={"csrf": token, "fnr": "12345678901"})
         assert r.status_code == 400
+        # versions as a form or an address could carry them
+        for version in ("²", "99999999999999999999", "-1"):
+            r = gp.post(
+                f"{page}/legemiddel/{entry_id}/dose",
+                data={"csrf": token, "version": version, "dose-MORN": "1"},
+            )
+            assert r.status_code == 400, version
+            assert "Noe gikk galt" not in r.text
+            r = gp.get(f"{page}/historikk", params={"fra": version, "til": "1"})
+            assert r.status_code == 400, version
         assert snapshot(server.db, audit=False) == before
 
 
@@ -187,16 +244,19 @@ def test_the_token_stays_on_the_server_and_logging_out_ends_the_login(
 ) -> None:
     scene = patient_with_medicines(server, METFORMIN)
     with logged_in(server, "gp") as gp:
-        cookie = gp.cookies["pll_session"]
-        # the cookie is small and holds no bearer token, only the login's handle
-        assert len(cookie) < 1000
-        held = _session_text(cookie)
-        assert "login_id" in held
-        assert "eyJ" not in held  # no JWT
         page = opened(gp, scene.fnr)
         assert gp.get(page).status_code == 200
-        r = gp.post("/logg-ut", data={"csrf": csrf(gp, page)})
+        cookie = gp.cookies["pll_session"]
+        # the cookie holds the login's handle and the anti-forgery token: no bearer token,
+        # no fødselsnummer, no patient data
+        held = orjson.loads(_session_text(cookie))
+        assert set(held) == {"login_id", "login", "csrf"}, held
+        assert scene.fnr not in cookie
+        assert len(cookie) < 300
+        # a tab from before carries a stale anti-forgery token: logging out still logs out
+        r = gp.post("/logg-ut", data={"csrf": "stale"})
         assert r.status_code == 303
+        assert gp.get(page).status_code == 303
     # a copy of the cookie taken before the logout is worth nothing after it
     with browser(server) as thief:
         thief.cookies.set("pll_session", cookie)
@@ -210,3 +270,84 @@ def _session_text(cookie: str) -> str:
 
     payload = cookie.split(".", maxsplit=1)[0]
     return base64.b64decode(payload + "=" * (-len(payload) % 4)).decode()
+
+
+def _change_dose(server: LiveServer, entry_id: str, amount: int) -> None:
+    with server.client("hospital-doctor") as hospital:
+        current = ok(hospital.get(f"/fhir/MedicationStatement/{entry_id}"))
+        current["dosage"] = [
+            {
+                "timing": {"repeat": {"when": ["MORN"]}},
+                "doseAndRate": [{"doseQuantity": {"value": amount, "unit": "tablett"}}],
+            }
+        ]
+        ok(
+            hospital.put(
+                f"/fhir/MedicationStatement/{entry_id}",
+                json=current,
+                headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
+            )
+        )
+
+
+def test_confirming_a_list_that_moved_shows_what_changed_and_confirms_nothing(
+    server: LiveServer,
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    with logged_in(server, "gp") as gp:
+        page = opened(gp, scene.fnr)
+        token = csrf(gp, page)  # the GP looks at version 3
+        _change_dose(server, scene.entries[METFORMIN[2]], 4)  # the hospital makes version 4
+        before = snapshot(server.db, audit=False)
+        r = gp.post(f"{page}/bekreft", data={"csrf": token, "version": "3"})
+        assert r.status_code == 200
+        assert "Listen er endret siden du så den" in r.text
+        assert "Ola Sykehuslege" in r.text
+        assert "4 tabletter morgen" in r.text
+        assert snapshot(server.db, audit=False) == before
+        r = gp.post(f"{page}/bekreft", data={"csrf": token, "version": "4"})
+        assert r.status_code == 303
+
+
+def test_a_renewal_is_refused_when_the_dose_changed_since_the_doctor_saw_it(
+    server: LiveServer,
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    entry_id = scene.entries[METFORMIN[2]]
+    rx_id = scene.prescriptions[METFORMIN[2]]
+    with logged_in(server, "gp") as gp:
+        page = opened(gp, scene.fnr)
+        form = gp.get(f"{page}/legemiddel/{entry_id}/forny").text
+        assert "1 tablett morgen" in form
+        token = csrf(gp, page)
+        _change_dose(server, entry_id, 4)
+        before = snapshot(server.db, audit=False)
+        renew = {"csrf": token, "prescription": rx_id, "version": "1"}
+        r = gp.post(f"{page}/legemiddel/{entry_id}/forny", data=renew)
+        assert "Noen andre har endret dette legemidlet" in r.text
+        assert "4 tabletter morgen" in r.text
+        assert snapshot(server.db, audit=False) == before
+        # renewing on the version now seen goes through, with the dose now seen
+        r = gp.post(f"{page}/legemiddel/{entry_id}/forny", data={**renew, "version": "2"})
+        assert r.status_code == 303
+    with server.client("gp") as api:
+        found = ok(api.get("/fhir/MedicationRequest", params={"patient": scene.pid}))
+    active = [e["resource"] for e in found["entry"] if e["resource"]["status"] == "active"]
+    assert [a["dosageInstruction"][0]["text"] for a in active] == ["4 tabletter morgen"]
+    # a prescription of another medicine is not this entry's to renew or recall
+    other = patient_with_medicines(server, METFORMIN)
+    with logged_in(server, "gp") as gp:
+        page = opened(gp, scene.fnr)
+        token = csrf(gp, page)
+        for action in ("forny", "tilbakekall"):
+            r = gp.post(
+                f"{page}/legemiddel/{entry_id}/{action}",
+                data={
+                    "csrf": token,
+                    "prescription": other.prescriptions[METFORMIN[2]],
+                    "version": "1",
+                    "reason": "Feil i resepten",
+                },
+            )
+            assert r.status_code in (400, 200), action
+            assert "hører ikke til" in r.text or "Noen andre" in r.text, action

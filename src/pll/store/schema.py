@@ -539,8 +539,10 @@ multidose_item = Table(
     Index("ix_multidose_item_proposal", "proposal_id", "seq"),
 )
 
-#: Logins of the web UI. The access token stays here; the browser's signed session cookie
-#: carries only ``id``, a random handle (a HelseID token would not fit in a cookie).
+#: Logins of the web UI. The access token and what the pages remember (the access basis
+#: stated per patient, messages to show) stay here; the browser's signed session cookie
+#: carries only a random handle, whose SHA-256 is ``id`` (a dump of this table opens no
+#: session).
 web_login = Table(
     "web_login",
     metadata,
@@ -549,5 +551,6 @@ web_login = Table(
     Column("kind", String(16), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column("state", Text),
     Index("ix_web_login_expires", "expires_at"),
 )

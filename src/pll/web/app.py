@@ -35,17 +35,31 @@ SESSION_SECONDS = int(LONGEST.total_seconds())
 
 def session_secret(settings: Settings) -> str:
     """``PLL_WEB_SECRET``, else a random secret kept in the data folder (shared by the
-    processes of one machine; several machines must be given the same ``PLL_WEB_SECRET``)."""
+    processes of one machine; several machines must be given the same ``PLL_WEB_SECRET``).
+
+    Several workers may start at once on an empty data folder: the secret is written whole
+    to a file of its own and then linked into place, which succeeds for one of them only;
+    every process then reads what that one wrote."""
     given = os.environ.get("PLL_WEB_SECRET")
     if given:
         return given
     path = Path(settings.data_dir) / "web-session.key"
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        draft = path.with_name(f".web-session.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process was first: its secret is the one
+        finally:
+            draft.unlink()
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise RuntimeError(f"{path} holds no usable secret; delete it and start again.")
+    return secret
 
 
 #: Paths that belong to the API: what is not found there is answered in FHIR, not as a page.

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pll.auth.access import Basis, Verb
+from pll.domain.checks import Severity
 from pll.domain.diff import diff_content
 from pll.domain.errors import ChecksRefused, DomainError, InvalidInput, VersionConflict
 from pll.domain.identifiers import parse_person_identifier
@@ -30,7 +31,7 @@ from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue
 from pll.services.lists import ChangeResult, Op
 from pll.web import forms
-from pll.web.edge import Web, doctors, page, require
+from pll.web.edge import Web, doctors, page, require, whole
 from pll.web.views import FIELD_NAMES, ListView, activity_text, list_view
 
 SEARCH_LIMIT = 25
@@ -52,12 +53,11 @@ def _patient_url(pid: str, rest: str = "") -> str:
 
 
 def search_page(web: Web) -> Response:
-    recent = web.session.get("patients", {})
+    recent = web.memory.get("patients", {})
     return web.render(
         "doctor/search.html",
         bases=list(Basis),
         recent=list(recent.items())[::-1],
-        fnr=web.query("fnr"),
     )
 
 
@@ -66,28 +66,44 @@ def open_patient(web: Web) -> Response:
     (DESIGN §3 rule 5). The lookup itself is not logged; the list read that follows is."""
     number = web.field("fnr").replace(" ", "")
     parsed = parse_person_identifier(None, number, "fnr")
-    try:
-        basis = Basis(web.field("basis") or Basis.TREATMENT.value)
-    except ValueError:
-        raise InvalidInput("Velg et gyldig tilgangsgrunnlag.", "basis") from None
+    basis = _basis(web)
     access = web.access()
     pid = web.service.patient_by_identifier(access, Verb.READ, parsed.system, parsed.value)
     if pid is None:
         raise InvalidInput(f"Ingen pasient er registrert med {parsed.kind} {parsed.value}.", "fnr")
     web.set_basis(pid, basis)
-    patients = dict(web.session.get("patients", {}))
-    patients.pop(pid, None)
-    patients[pid] = parsed.value
-    web.session["patients"] = dict(list(patients.items())[-10:])
+    web.opened(pid, parsed.value)
     return web.redirect(_patient_url(pid))
 
 
-def _need_basis(web: Web, pid: str) -> Response | None:
-    """A patient page opened without a stated basis (a bookmark, a link) asks for one."""
-    if web.has_basis(pid):
-        return None
-    number = web.session.get("patients", {}).get(pid, "")
-    return web.redirect(f"/lege?fnr={number}")
+def _basis(web: Web) -> Basis:
+    try:
+        return Basis(web.field("basis") or Basis.TREATMENT.value)
+    except ValueError:
+        raise InvalidInput("Velg et gyldig tilgangsgrunnlag.", "basis") from None
+
+
+def _next(web: Web, pid: str) -> str:
+    """Where to go on to: a path of this site (never another site), else the list."""
+    wanted = web.field("neste") or web.query("neste")
+    if wanted.startswith("/") and not wanted.startswith("//") and "\\" not in wanted:
+        return wanted
+    return _patient_url(pid)
+
+
+def basis_page(web: Web) -> Response:
+    """A patient's page reached without a stated basis (a bookmark, a link): ask for one
+    before anything about the patient is read (DESIGN §3 rule 5)."""
+    pid = web.path_id("pid")
+    return web.render(
+        "doctor/basis.html", pid=pid, bases=list(Basis), fnr=web.fnr(pid), after=_next(web, pid)
+    )
+
+
+def set_basis(web: Web) -> Response:
+    pid = web.path_id("pid")
+    web.set_basis(pid, _basis(web))
+    return web.redirect(_next(web, pid))
 
 
 def _current(web: Web, pid: str) -> ListView | None:
@@ -96,13 +112,11 @@ def _current(web: Web, pid: str) -> ListView | None:
 
 
 def _fnr(web: Web, pid: str) -> str:
-    return str(web.session.get("patients", {}).get(pid, ""))
+    return web.fnr(pid)
 
 
 def list_page(web: Web) -> Response:
     pid = web.path_id("pid")
-    if (redirect := _need_basis(web, pid)) is not None:
-        return redirect
     lst = _current(web, pid)
     proposals = 0
     if lst is not None and lst.multidose_pharmacy:
@@ -220,6 +234,8 @@ def _conflict_page(web: Web, pid: str, exc: VersionConflict) -> Response:
     who, when and what, and offer to redo this doctor's change on the current version."""
     details = exc.details
     rtype, _, rid = details.get("resource", "").partition("/")
+    if rtype == "List":
+        return _list_conflict_page(web, pid, rid, details)
     changes: list[Any] = []
     if rtype and rid and details.get("yourVersion"):
         seen = web.service.resource_version(
@@ -241,10 +257,29 @@ def _conflict_page(web: Web, pid: str, exc: VersionConflict) -> Response:
     )
 
 
+def _list_conflict_page(web: Web, pid: str, list_id: str, details: dict[str, str]) -> Response:
+    """The list moved on before a confirmation (or a resume, which confirms): a doctor may
+    confirm only a version they have seen, so show what changed and send them back to it."""
+    seen = whole(details.get("yourVersion", ""), "version")
+    now = whole(details.get("currentVersion", ""), "version")
+    difference = web.service.diff(web.access(pid), list_id, seen, now)
+    return web.render(
+        "doctor/list_conflict.html",
+        pid=pid,
+        fnr=web.fnr(pid),
+        who=details.get("changedBy", ""),
+        when=details.get("changedAt", ""),
+        low=seen,
+        high=now,
+        difference=difference,
+        field_names=FIELD_NAMES,
+    )
+
+
 def _entry_version(web: Web) -> int:
     raw = web.field("version")
-    require(raw.isdigit(), "Skjemaet mangler versjonen du endret; last siden på nytt.", "version")
-    return int(raw)
+    require(bool(raw), "Skjemaet mangler versjonen du endret; last siden på nytt.", "version")
+    return whole(raw, "version")
 
 
 def _entry(web: Web, pid: str, entry_id: str) -> tuple[ListView, Any]:
@@ -260,8 +295,6 @@ def _entry(web: Web, pid: str, entry_id: str) -> tuple[ListView, Any]:
 
 def prescribe_page(web: Web) -> Response:
     pid = web.path_id("pid")
-    if (redirect := _need_basis(web, pid)) is not None:
-        return redirect
     query = web.query("q")
     drugs: list[dict[str, Any]] = []
     if query:
@@ -305,7 +338,8 @@ def prescribe(web: Web) -> Response:
         # decision support before saving: what this medicine would meet on the list
         draft = forms.statement(pid, medication, dosages, treatment, indication, _today(), None)
         found = web.service.check_drafts(web.access(pid), pid, [(web.service.ids(), draft)])
-        if found:
+        # what needs the doctor's judgement stops the save; information alone does not
+        if any(f.severity is not Severity.INFORMATION for f in found):
             return findings_page(web, [findings.issue(f) for f in found])
 
     def ops() -> list[Op]:
@@ -441,16 +475,24 @@ def renew(web: Web) -> Response:
     pid, entry_id = web.path_id("pid"), web.path_id("eid")
     head_id = web.field("prescription")
     require(bool(head_id), "Skjemaet mangler resepten som skal fornyes.", "prescription")
+    version = _entry_version(web)
 
     def ops() -> list[Op]:
         _, entry = _entry(web, pid, entry_id)
+        if head_id not in {p.id for p in entry.prescriptions}:
+            raise InvalidInput("Resepten hører ikke til dette legemidlet.", "prescription")
         medication = entry.content["medicationCodeableConcept"]
         rx = forms.prescription(
             pid, medication, entry.content.get("dosage") or [], _today(), prior=head_id
         )
-        return [
-            Op("create", "MedicationRequest", web.service.ids(), validate(rx, "MedicationRequest"))
-        ]
+        # The entry unchanged, on the version the doctor saw: if another doctor changed it
+        # meanwhile, the renewal is refused (relay baton) rather than renewing a dose this
+        # doctor never saw; unchanged, it writes nothing.
+        same = _updated(web, entry_id, forms.without_meta(entry.content), version)
+        renewal = Op(
+            "create", "MedicationRequest", web.service.ids(), validate(rx, "MedicationRequest")
+        )
+        return [same, renewal]
 
     return _save(web, pid, ops, None, "Resepten er fornyet.")
 
@@ -472,6 +514,9 @@ def recall(web: Web) -> Response:
     version = _entry_version(web)
 
     def ops() -> list[Op]:
+        _, entry = _entry(web, pid, entry_id)
+        if rx_id not in {p.id for p in entry.prescriptions}:
+            raise InvalidInput("Resepten hører ikke til dette legemidlet.", "prescription")
         stored = web.service.read_resource(web.access(pid), "MedicationRequest", rx_id)
         content = forms.without_meta(orjson.loads(stored.text))
         content["status"] = "stopped"
@@ -486,7 +531,6 @@ def recall(web: Web) -> Response:
             )
         ]
 
-    _ = entry_id
     return _save(web, pid, ops, reason[:200], "Resepten er tilbakekalt.")
 
 
@@ -511,8 +555,6 @@ def _list_op(kind: str, done: str) -> Callable[[Web], Response]:
 def history_page(web: Web) -> Response:
     """The list's versions, and a readable difference between any two of them."""
     pid = web.path_id("pid")
-    if (redirect := _need_basis(web, pid)) is not None:
-        return redirect
     access = web.access(pid)
     lst = _current(web, pid)
     if lst is None:
@@ -528,24 +570,25 @@ def history_page(web: Web) -> Response:
         }
         for _, record in items
     ]
-    low = web.query("fra") or str(max(1, lst.version - 1))
-    high = web.query("til") or str(lst.version)
-    require(low.isdigit() and high.isdigit(), "Versjonene er hele tall.", "fra")
-    difference = web.service.diff(access, lst.id, int(low), int(high))
+    low = whole(web.query("fra") or str(max(1, lst.version - 1)), "fra")
+    high = whole(web.query("til") or str(lst.version), "til")
+    difference = web.service.diff(access, lst.id, low, high)
     return web.render(
         "doctor/history.html",
         pid=pid,
         fnr=_fnr(web, pid),
         lst=lst,
         versions=versions,
-        low=int(low),
-        high=int(high),
+        low=low,
+        high=high,
         difference=difference,
         field_names=FIELD_NAMES,
     )
 
 
 ROUTES = [
+    Route("/grunnlag/{pid}", doctors(basis_page), methods=["GET"]),
+    Route("/grunnlag/{pid}", doctors(set_basis), methods=["POST"]),
     Route("/lege", doctors(search_page), methods=["GET"]),
     Route("/lege/apne", doctors(open_patient), methods=["POST"]),
     Route("/lege/dosering", page(dosage_preview), methods=["GET"]),

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -46,6 +49,37 @@ CSRF_FIELD = "csrf"
 #: and the page to go on to after logging in.
 LOGIN_ID = "login_id"
 AFTER_LOGIN = "after_login"
+#: Patients a login remembers a basis and a number for.
+REMEMBERED = 20
+#: Largest form part (an uploaded or carried discharge list is the biggest).
+MAX_PART = 4 * 1024 * 1024
+_WHOLE = re.compile(r"[0-9]{1,9}")
+
+
+class NeedsBasis(Exception):
+    """A doctor or nurse reached a patient's page without stating why they look."""
+
+    def __init__(self, patient_id: str) -> None:
+        super().__init__(patient_id)
+        self.patient_id = patient_id
+
+
+def whole(raw: str, what: str) -> int:
+    """A version or page number from a form or query: 1-9 digits, nothing else."""
+    if not _WHOLE.fullmatch(raw):
+        raise InvalidInput(f"{what} må være et helt tall.", what)
+    return int(raw)
+
+
+def memory_of(request: Request) -> dict[str, Any]:
+    """The login's page state loaded for this request (empty when there is no login)."""
+    memory = getattr(request.state, "memory", None)
+    if memory is None:
+        memory = {}
+        request.state.memory = memory
+    return memory
+
+
 #: Largest form a page accepts (an uploaded discharge list is the biggest).
 MAX_FORM_FIELDS = 400
 
@@ -92,12 +126,17 @@ class Web:
     form: FormData
     caller: Caller
     service: PLLService
-    #: messages shown once, on the next page
-    notices: list[str] = field(default_factory=list)
 
     @property
     def session(self) -> dict[str, Any]:
+        """The cookie's session: the login's handle and the anti-forgery token only."""
         return self.request.session
+
+    @property
+    def memory(self) -> dict[str, Any]:
+        """What the pages remember for this login, kept on the server
+        (:mod:`pll.services.logins`): bases stated, patients opened, notices to show."""
+        return memory_of(self.request)
 
     @property
     def state(self) -> Any:
@@ -127,12 +166,20 @@ class Web:
         override: str | None = None,
         accepted: frozenset[str] | None = None,
     ) -> Access:
-        """The caller's access, as the API builds it per request; health personnel read a
-        patient on the basis they stated when they opened the patient (DESIGN §3 rule 5)."""
+        """The caller's access, as the API builds it per request. Doctors and nurses read a
+        patient on the basis they stated for that patient (DESIGN §3 rule 5); without one
+        the page asks for it first (:class:`NeedsBasis`), and nothing is read. A multidose
+        pharmacy works under its treatment relationship; the policy checks that it is the
+        patient's registered pharmacy wherever that matters (packing, proposals)."""
         basis = None
         if self.caller.actor.hpr is not None:
-            chosen = self.session.get("basis", {}).get(patient_id) if patient_id else None
-            basis = Basis(chosen) if chosen else Basis.TREATMENT
+            chosen = self.memory.get("basis", {}).get(patient_id) if patient_id else None
+            if chosen:
+                basis = Basis(chosen)
+            elif patient_id and self.role in (Role.DOCTOR, Role.NURSE):
+                raise NeedsBasis(patient_id)
+            else:
+                basis = Basis.TREATMENT
         return Access(
             self.caller.actor,
             basis,
@@ -142,16 +189,26 @@ class Web:
         )
 
     def has_basis(self, patient_id: str) -> bool:
-        return self.caller.actor.hpr is None or patient_id in self.session.get("basis", {})
+        return self.caller.actor.hpr is None or patient_id in self.memory.get("basis", {})
 
     def set_basis(self, patient_id: str, basis: Basis) -> None:
-        chosen = dict(self.session.get("basis", {}))
+        chosen = dict(self.memory.get("basis", {}))
+        chosen.pop(patient_id, None)
         chosen[patient_id] = basis.value
-        # a session remembers the last patients only: the cookie must stay small
-        self.session["basis"] = dict(list(chosen.items())[-10:])
+        self.memory["basis"] = dict(list(chosen.items())[-REMEMBERED:])
+
+    def opened(self, patient_id: str, number: str) -> None:
+        """Remember the fødselsnummer of a patient opened, for headings and "recent"."""
+        patients = dict(self.memory.get("patients", {}))
+        patients.pop(patient_id, None)
+        patients[patient_id] = number
+        self.memory["patients"] = dict(list(patients.items())[-REMEMBERED:])
+
+    def fnr(self, patient_id: str) -> str:
+        return str(self.memory.get("patients", {}).get(patient_id, ""))
 
     def notice(self, text: str) -> None:
-        self.session.setdefault("notices", []).append(text)
+        self.memory.setdefault("notices", []).append(text)
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         return render(self.request, template, status, caller=self.caller, **context)
@@ -171,7 +228,7 @@ def csrf_token(request: Request) -> str:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    notices = request.session.pop("notices", []) if "session" in request.scope else []
+    notices = memory_of(request).pop("notices", [])
     html = _env.get_template(template).render(
         csrf=csrf_token(request) if "session" in request.scope else "",
         csrf_field=CSRF_FIELD,
@@ -201,8 +258,15 @@ def _status(error: DomainError) -> int:
     return next((code for kind, code in STATUS if isinstance(error, kind)), 400)
 
 
-def error_page(request: Request, error: DomainError, caller: Caller | None) -> HTMLResponse:
-    status = _status(error)
+def error_page(
+    request: Request,
+    error: DomainError,
+    caller: Caller | None,
+    *,
+    status: int | None = None,
+    back: str | None = None,
+) -> HTMLResponse:
+    status = status or _status(error)
     return render(
         request,
         "error.html",
@@ -212,6 +276,7 @@ def error_page(request: Request, error: DomainError, caller: Caller | None) -> H
         message=in_norwegian(error.message) or error.message,
         where=error.expression,
         refused=isinstance(error, Forbidden),
+        back=back,
     )
 
 
@@ -222,15 +287,28 @@ def current_caller(request: Request) -> Caller | None:
     if not isinstance(handle, str):
         return None
     logins: WebLogins = request.app.state.logins
-    token = logins.token(handle)
+    login = logins.load(handle)
     authenticator: Authenticator = request.app.state.authenticator
     try:
-        if token is None:
+        if login is None:
             raise Unauthenticated("The login has ended.")
-        return authenticator.authenticate(f"Bearer {token}", None, request.method, "")
+        caller = authenticator.authenticate(f"Bearer {login.token}", None, request.method, "")
     except Unauthenticated:
         request.session.pop(LOGIN_ID, None)
         return None
+    request.state.memory = login.state
+    request.state.remembered = orjson.dumps(login.state)
+    return caller
+
+
+def _keep_memory(request: Request) -> None:
+    """Save the page state if the request changed it (blocking)."""
+    memory = getattr(request.state, "memory", None)
+    handle = request.session.get(LOGIN_ID)
+    if memory is None or not isinstance(handle, str):
+        return
+    if orjson.dumps(memory) != getattr(request.state, "remembered", b"{}"):
+        request.app.state.logins.keep(handle, memory)
 
 
 async def caller_of(request: Request) -> Caller | None:
@@ -281,7 +359,7 @@ def page(handler: Page, *, roles: frozenset[Role] | None = None) -> Callable[[Re
             return RedirectResponse("/logg-inn", status_code=303)
         form = FormData()
         if request.method == "POST":
-            form = await request.form(max_fields=MAX_FORM_FIELDS)
+            form = await request.form(max_fields=MAX_FORM_FIELDS, max_part_size=MAX_PART)
             sent = form.get(CSRF_FIELD)
             expected = request.session.get(CSRF_FIELD)
             if not (
@@ -308,19 +386,30 @@ def page(handler: Page, *, roles: frozenset[Role] | None = None) -> Callable[[Re
             )
         web = Web(request, form, caller, request.app.state.service)
         try:
-            return await run_in_threadpool(handler, web)
+            pid = request.path_params.get("pid")
+            if pid is not None and not request.url.path.startswith("/grunnlag/"):
+                # a patient's page: the basis first, whatever the page then reads
+                web.access(check_id(pid, "pid"))
+            answer = await run_in_threadpool(handler, web)
+        except NeedsBasis as exc:
+            pid = exc.patient_id
+            after = request.url.path if request.method == "GET" else f"/lege/pasient/{pid}"
+            answer = RedirectResponse(f"/grunnlag/{pid}?neste={quote(after)}", status_code=303)
         except DomainError as exc:
-            return error_page(request, exc, caller)
+            answer = error_page(request, exc, caller)
         except Exception:
             incident = str(uuid.uuid4())
             log.exception("internal error %s on %s %s", incident, request.method, request.url)
-            return error_page(
+            answer = error_page(
                 request,
                 DomainError(f"Noe gikk galt hos oss (hendelse {incident}); ingenting ble endret."),
                 caller,
+                status=500,
             )
         finally:
             await form.close()
+        await run_in_threadpool(_keep_memory, request)
+        return answer
 
     run.__name__ = handler.__name__
     return run

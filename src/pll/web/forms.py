@@ -10,8 +10,9 @@ preview and the saved entry can never disagree.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pll.domain.dosage import dosage_text
@@ -46,17 +47,21 @@ RECALL_REASONS = ("Feil i resepten", "Ny resept med endret dosering", "Behandlin
 
 Field = Callable[[str], str]
 UCUM = "http://unitsofmeasure.org"
+AMOUNT = re.compile(r"[0-9]{1,5}(?:[.,][0-9]{1,3})?")
 
 
 def _amount(raw: str, what: str) -> Decimal | None:
-    raw = raw.replace(",", ".").strip()
+    """An amount as a doctor writes it: up to five digits, a comma or point and up to
+    three decimals (no exponents, no 0,0000001), above zero."""
+    raw = raw.strip()
     if not raw:
         return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise InvalidInput(f"{what}: «{raw[:20]}» er ikke et tall.", what) from None
-    if not value.is_finite() or value <= 0 or value > 10000:
+    if not AMOUNT.fullmatch(raw):
+        raise InvalidInput(
+            f"{what}: «{raw[:20]}» er ikke en mengde (et tall med høyst tre desimaler).", what
+        )
+    value = Decimal(raw.replace(",", "."))
+    if value <= 0:
         raise InvalidInput(f"{what}: mengden må være et tall over 0.", what)
     return value
 

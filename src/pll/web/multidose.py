@@ -32,7 +32,7 @@ from pll.fhir.validate import validate
 from pll.services.multidose import MultidoseService
 from pll.web import forms
 from pll.web.doctor import findings_page, override_of
-from pll.web.edge import Page, Web, doctors, page, require
+from pll.web.edge import Page, Web, doctors, page, require, whole
 from pll.web.views import EntryView, ListView, list_view
 
 #: patients on one page of the pharmacy's work list
@@ -166,7 +166,7 @@ def _item(parts: list[dict[str, Any]]) -> Item:
         action=_named(parts, "action", ""),
         status=_named(parts, "status", ""),
         entry_id=rid or None,
-        entry_version=int(version) if version.isdigit() else None,
+        entry_version=whole(version, "version") if version else None,
         statement=_named(parts, "statement"),
         reason=_named(parts, "reason", ""),
         decided_by=_named(parts, "decidedBy", ""),
@@ -258,7 +258,7 @@ _NO_ENTRY = EntryView(
 def patients_page(web: Web) -> Response:
     """Mine multidosepasienter: the patients registered with the caller's pharmacy."""
     raw = web.query("side", "1")
-    number = int(raw) if raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
+    number = int(raw) if re.fullmatch(r"[1-9][0-9]{0,5}", raw) else 1
     found = _service(web).pharmacy_patients(
         web.access(), limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
     )
@@ -375,8 +375,8 @@ def _seen(entry_id: str, version: int) -> dict[str, Any]:
 
 def _version(web: Web) -> int:
     raw = web.field("version")
-    require(raw.isdigit(), "Skjemaet mangler versjonen du så; last siden på nytt.", "version")
-    return int(raw)
+    require(bool(raw), "Skjemaet mangler versjonen du så; last siden på nytt.", "version")
+    return whole(raw, "version")
 
 
 def _send(web: Web, pid: str, item: dict[str, Any]) -> Response:
@@ -544,15 +544,12 @@ def _doctor_list(web: Web, pid: str) -> ListView:
 def proposals_page(web: Web) -> Response:
     """The pending proposals of the pharmacy, each item with accept or reject."""
     pid = web.path_id("pid")
-    if not web.has_basis(pid):
-        # opened from a bookmark: the doctor states a basis first, as for the list
-        return web.redirect(f"/lege?fnr={web.session.get('patients', {}).get(pid, '')}")
     lst = _doctor_list(web, pid)
     answer = _service(web).proposals(web.access(pid), lst.id, "pending")
     return web.render(
         "doctor/proposals.html",
         pid=pid,
-        fnr=web.session.get("patients", {}).get(pid, ""),
+        fnr=web.fnr(pid),
         lst=lst,
         proposals=_proposals(answer, lst),
     )

@@ -11,6 +11,7 @@ words. A block is the ``Consent`` a helsenorge client would post to ``/fhir/Cons
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -387,7 +388,7 @@ def _change(web: Web, access: Access, list_id: str, record: ListVersion) -> Chan
 
 def _number(web: Web, name: str, default: int | None) -> int | None:
     raw = web.query(name)
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**9 else default
+    return int(raw) if re.fullmatch(r"[1-9][0-9]{0,8}", raw) else default
 
 
 def changes_page(web: Web) -> Response:

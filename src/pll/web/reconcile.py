@@ -6,10 +6,22 @@ patient's dispensing history in PLL, a list the patient reports (typed in, one m
 line, and sent on as the FHIR a journal system would send), or a hospital discharge list
 uploaded as FHIR JSON. The source travels with the form between the two steps, so the second
 step compares again with exactly what the doctor saw and nothing is kept on the server.
+
+The second step's form is sent as ``multipart/form-data``: a discharge list may be as large
+as an upload (2 MB), and url-encoding would roughly double it past what a form field may hold.
+Two answers of the service have pages of their own, as for the doctor's other changes:
+
+- **findings** (:class:`ChecksRefused`): a medicine taken in from the source brings a severe
+  finding; the doctor's findings page asks for the reason to override it (DESIGN §3 rule 6)
+  and posts the same decisions back here;
+- **the comparison no longer stands** (:class:`VersionConflict`, or a :class:`Conflict`
+  naming differences that are gone): the list or the source moved on since the doctor
+  compared; the page offers to compare again with the same source.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -17,16 +29,19 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pll.domain.errors import InvalidInput
+from pll.domain.errors import ChecksRefused, Conflict, DomainError, InvalidInput, VersionConflict
 from pll.domain.reconcile import Origin, Source
 from pll.fhir.reconcile import source_items
 from pll.services.reconcile import Reconciliation
+from pll.web.doctor import findings_page, override_of
 from pll.web.edge import Web, doctors, require
 from pll.web.views import list_view
 
 #: Largest discharge list accepted as a file, and lines of a patient's own list.
 MAX_UPLOAD = 2 * 1024 * 1024
 MAX_LINES = 100
+#: A list version as the form carries it: digits only, and small enough to be one.
+VERSION = re.compile(r"[0-9]{1,9}")
 KIND_NAMES = {
     "missing-on-list": "Mangler på listen",
     "not-in-source": "Ikke i kilden",
@@ -44,7 +59,7 @@ def start_page(web: Web) -> Response:
     return web.render(
         "doctor/reconcile_start.html",
         pid=pid,
-        fnr=web.session.get("patients", {}).get(pid, ""),
+        fnr=web.fnr(pid),
     )
 
 
@@ -69,22 +84,29 @@ def _patient_list(pid: str, text: str) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
+def _json_object(raw: str | bytes, not_json: str, not_object: str, where: str) -> dict[str, Any]:
+    """A FHIR resource as JSON: an object, or refused with ``not_json`` / ``not_object``."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidInput(not_json, where) from None
+    require(isinstance(data, dict), not_object, where)
+    return dict(data)
+
+
 def _uploaded(web: Web) -> dict[str, Any]:
     upload = web.form.get("discharge")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidInput("Velg epikrisens legemiddelliste (en FHIR JSON-fil).", "discharge")
     raw = upload.file.read(MAX_UPLOAD + 1)
     require(len(raw) <= MAX_UPLOAD, "Filen er større enn 2 MB.", "discharge")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidInput(
-            "Filen er ikke FHIR JSON: last opp en Bundle eller en List med "
-            "MedicationStatement-ressurser.",
-            "discharge",
-        ) from None
-    require(isinstance(data, dict), "Filen må være en FHIR-ressurs (et JSON-objekt).", "discharge")
-    return dict(data)
+    return _json_object(
+        raw,
+        "Filen er ikke FHIR JSON: last opp en Bundle eller en List med "
+        "MedicationStatement-ressurser.",
+        "Filen må være en FHIR-ressurs (et JSON-objekt).",
+        "discharge",
+    )
 
 
 def _source(web: Web, pid: str) -> Source:
@@ -95,10 +117,15 @@ def _source(web: Web, pid: str) -> Source:
     if origin == Origin.DISPENSING.value:
         return Source.dispensing()
     if carried:
-        try:
-            resource = orjson.loads(carried)
-        except orjson.JSONDecodeError:
-            raise InvalidInput("Skjemaet er ødelagt; begynn samstemmingen på nytt.") from None
+        # the page sent it, but the form comes from the browser: held to what an upload is
+        resource = _json_object(
+            carried,
+            "Skjemaet er ødelagt: kilden som fulgte med, er ikke JSON. "
+            "Begynn samstemmingen på nytt.",
+            "Skjemaet er ødelagt: kilden som fulgte med, er ikke en FHIR-ressurs "
+            "(et JSON-objekt). Begynn samstemmingen på nytt.",
+            "source-json",
+        )
     elif origin == Origin.PATIENT.value:
         resource = _patient_list(pid, web.field("patient-list"))
     elif origin == Origin.DISCHARGE.value:
@@ -125,7 +152,7 @@ def compare(web: Web) -> Response:
     return web.render(
         "doctor/reconcile.html",
         pid=pid,
-        fnr=web.session.get("patients", {}).get(pid, ""),
+        fnr=web.fnr(pid),
         lst=lst,
         origin=source.origin,
         items=items,
@@ -140,7 +167,11 @@ def resolve(web: Web) -> Response:
     """Step two: take the accepted differences and confirm the list, as one change."""
     pid = web.path_id("pid")
     raw = web.field("version")
-    require(raw.isdigit(), "Skjemaet mangler listeversjonen; begynn på nytt.", "version")
+    require(
+        VERSION.fullmatch(raw) is not None,
+        "Skjemaet mangler listeversjonen, eller den er ugyldig; begynn samstemmingen på nytt.",
+        "version",
+    )
     source = _source(web, pid)
     accepted = [
         key.removeprefix("decision-")
@@ -151,7 +182,17 @@ def resolve(web: Web) -> Response:
     if stored is None:
         raise InvalidInput("Pasienten har ingen PLL.", "list")
     list_id = orjson.loads(stored.text)["id"]
-    done = Reconciliation(web.service).resolve(web.access(pid), list_id, source, accepted, int(raw))
+    override, codes = override_of(web)
+    try:
+        done = Reconciliation(web.service).resolve(
+            web.access(pid, override=override, accepted=codes), list_id, source, accepted, int(raw)
+        )
+    except ChecksRefused as exc:
+        return findings_page(web, exc.issues)
+    except (VersionConflict, Conflict) as exc:
+        if not _no_longer_stands(exc):
+            raise
+        return _moved_page(web, pid, source, exc)
     web.notice(
         f"Listen er samstemt og bekreftet: {len(done.accepted)} avvik tatt inn, "
         f"{len(done.rejected)} avvist. Listen er nå versjon {done.result.list_version}."
@@ -159,6 +200,29 @@ def resolve(web: Web) -> Response:
     for finding in done.result.findings:
         web.notice(f"Merk: {finding.message}")
     return web.redirect(f"/lege/pasient/{pid}")
+
+
+def _no_longer_stands(exc: DomainError) -> bool:
+    """Whether the service refused because the comparison the doctor saw has gone: the list
+    moved on (a relay-baton conflict), or an accepted difference is not among those of the
+    list and the source now (a conflict naming the differences). Other conflicts are rules
+    the change broke and keep their own message."""
+    return isinstance(exc, VersionConflict) or "differences" in exc.details
+
+
+def _moved_page(web: Web, pid: str, source: Source, exc: DomainError) -> Response:
+    """Nothing was saved: offer to compare again with the same source, on the list as it is."""
+    return web.render(
+        "doctor/reconcile_start.html",
+        409,
+        pid=pid,
+        fnr=web.fnr(pid),
+        moved=True,
+        origin=source.origin,
+        source_json=orjson.dumps(source.resource).decode() if source.resource else "",
+        changed_by=exc.details.get("changedBy", ""),
+        changed_at=exc.details.get("changedAt", ""),
+    )
 
 
 ROUTES = [
