@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
+from pll.config import Settings
+from pll.web.app import session_secret
 from tests.conftest import LiveServer, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import ok
@@ -351,3 +355,19 @@ def test_a_renewal_is_refused_when_the_dose_changed_since_the_doctor_saw_it(
             )
             assert r.status_code in (400, 200), action
             assert "hører ikke til" in r.text or "Noen andre" in r.text, action
+
+
+def _secret_in(data_dir: str) -> str:
+    return session_secret(Settings(data_dir=Path(data_dir), database_url="sqlite://"))
+
+
+def test_workers_starting_together_agree_on_one_session_secret(tmp_path: Path) -> None:
+    """Several `pll serve` workers on an empty data folder: one writes the secret, every one
+    reads the same, whole secret (none crashes, none signs with an empty key)."""
+    for trial in range(5):
+        folder = tmp_path / f"trial-{trial}"
+        with ProcessPoolExecutor(max_workers=4) as pool:
+            secrets_seen = list(pool.map(_secret_in, [str(folder)] * 8))
+        assert len(set(secrets_seen)) == 1
+        assert len(secrets_seen[0]) >= 32
+        assert [p.name for p in folder.iterdir()] == ["web-session.key"]
