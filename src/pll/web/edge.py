@@ -34,12 +34,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pll.api.http import STATUS, check_id
+from pll.api.metrics import count_refusal
 from pll.auth.access import Access, Basis, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
+from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
 log = logging.getLogger("pll.web")
 
@@ -116,6 +118,9 @@ def _date(value: str | datetime | None, with_time: bool = True) -> str:
 
 
 _env.filters["dato"] = _date
+# FHIR status codes as the pages name them ("active" is "I bruk")
+_env.filters["status"] = lambda code: STATUS_NAMES.get(code, code) if code else ""
+_env.filters["rx_status"] = lambda code: RX_STATUS_NAMES.get(code, code) if code else ""
 
 
 @dataclass
@@ -267,6 +272,7 @@ def error_page(
     back: str | None = None,
 ) -> HTMLResponse:
     status = status or _status(error)
+    count_refusal(error)  # those made outside a use case; each is counted once
     return render(
         request,
         "error.html",
