@@ -1,0 +1,1 @@
+"""Rollout and quality statistics: indicators, and the national ambitions they are held to."""
