@@ -368,6 +368,15 @@ def test_metadata_tells_the_truth(server: LiveServer, gp: httpx.Client) -> None:
     assert "delete" not in set().union(*(served[t] for t in clinical))
     assert served["Consent"] == {"create", "read", "search-type", "delete"}
     assert served["AuditEvent"] == {"search-type"}
+    # discrepancy cases: reported, read and followed; changed only by their operations
+    assert served["Task"] == {"create", "read", "vread", "history-instance", "search-type"}
+    assert {o["name"] for o in resources["Task"]["operation"]} == {
+        "take",
+        "comment",
+        "resolve",
+        "reject",
+        "withdraw",
+    }
     security = cap["rest"][0]["security"]["description"]
     assert "X-PLL-Access-Basis" in security
     assert all(code in security for code in ("HPAKUTT", "HPMOTTATTSAMTYKKE", "HPUNNTAK"))

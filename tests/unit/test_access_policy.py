@@ -59,6 +59,16 @@ CASES = [
     (person(Role.NURSE), T, Verb.WRITE, facts(), False, None),
     (person(Role.NURSE), T, Verb.REPORT, facts(), True, None),
     (person(Role.NURSE), None, Verb.REPORT, facts(), False, None),
+    (person(Role.NURSE), T, Verb.REPORT, facts(blocked=True), False, None),
+    (person(Role.PHARMACIST, PHARMACY), T, Verb.REPORT, facts(), True, None),
+    (person(Role.DOCTOR), T, Verb.REPORT, facts(), True, None),
+    # handling a discrepancy case: doctors (which cases: the receiving organisation's, a
+    # rule of the case, pll.domain.cases)
+    (person(Role.DOCTOR), T, Verb.HANDLE, facts(), True, None),
+    (person(Role.DOCTOR), None, Verb.HANDLE, facts(), False, None),
+    (person(Role.DOCTOR), T, Verb.HANDLE, facts(blocked=True), False, None),
+    (person(Role.NURSE), T, Verb.HANDLE, facts(), False, None),
+    (person(Role.PHARMACIST, PHARMACY), T, Verb.HANDLE, facts(), False, None),
     (person(Role.PHARMACIST, PHARMACY), T, Verb.READ, facts(), True, None),
     (person(Role.PHARMACIST, PHARMACY), T, Verb.WRITE, facts(), False, None),
     (
@@ -151,6 +161,9 @@ CASES = [
     (person(Role.PATIENT, pid=ME), None, Verb.READ, facts(), True, None),
     (person(Role.PATIENT, pid=ME), None, Verb.OWN, facts(), True, None),
     (person(Role.PATIENT, pid=ME), None, Verb.REPORT, facts(), True, None),
+    (person(Role.PATIENT, pid=ME), None, Verb.HANDLE, facts(), False, None),
+    (person(Role.PATIENT, pid="09857215521"), None, Verb.REPORT, facts(), False, None),
+    (person(Role.PATIENT, pid="09857215521"), None, Verb.REPORT, facts(proxy=True), True, None),
     (person(Role.PATIENT, pid=ME), None, Verb.WRITE, facts(), False, None),
     (person(Role.PATIENT, pid=ME), None, Verb.PROPOSE, facts(), False, None),
     (person(Role.PATIENT, pid="09857215521"), None, Verb.READ, facts(), False, None),

@@ -15,8 +15,10 @@ from starlette.responses import Response
 
 from pll.api.http import AsyncHandler, Ctx, Handler, check_id, check_version, fhir_response
 from pll.auth.access import BASIS_HEADER, Basis, Verb
+from pll.domain.cases import Action
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import bundles, findings
+from pll.fhir import cases as cases_fhir
 from pll.fhir import reconcile as reconcile_fhir
 from pll.fhir.systems import PLL_BASE
 from pll.fhir.validate import validate
@@ -24,6 +26,7 @@ from pll.services import transaction
 from pll.services.access import PatientAccess
 from pll.services.allergies import Allergies
 from pll.services.base import Stored
+from pll.services.cases import CaseService
 from pll.services.catalogue import Catalogue
 from pll.services.dispensing import DispensingService
 from pll.services.lists import ChangeResult, Op, Written
@@ -649,6 +652,73 @@ def subscription_delete(ctx: Ctx) -> Response:
     return fhir_response(Subscriptions(ctx.service).end(ctx.access, ctx.path["id"]))
 
 
+# -- discrepancy cases (Task) -----------------------------------------------------------------
+
+
+def task_create(ctx: Ctx) -> Response:
+    """``POST Task``: report a discrepancy on a List or a MedicationStatement; PLL routes it
+    to the responsible prescriber's organisation."""
+    stored = CaseService(ctx.service).report(ctx.access, ctx.json())
+    rid = orjson.loads(stored.text)["id"]
+    return fhir_response(
+        stored.text,
+        201,
+        version=stored.version,
+        updated=stored.updated,
+        location=f"{ctx.base}/Task/{rid}/_history/{stored.version}",
+    )
+
+
+def task_read(ctx: Ctx) -> Response:
+    return _stored(CaseService(ctx.service).read(ctx.access, ctx.path["id"]))
+
+
+def task_vread(ctx: Ctx) -> Response:
+    return _stored(
+        CaseService(ctx.service).version(ctx.access, ctx.path["id"], _version(ctx.path["vid"]))
+    )
+
+
+def task_history(ctx: Ctx) -> Response:
+    ctx.query(set())
+    items = CaseService(ctx.service).history(ctx.access, ctx.path["id"])
+    return fhir_response(
+        bundles.history(
+            ctx.base, "Task", ctx.path["id"], items, len(items), str(ctx.request.url), None
+        )
+    )
+
+
+def task_search(ctx: Ctx) -> Response:
+    """``GET Task?patient=<id>[&status=requested,in-progress]``: the patient's cases, newest
+    first (the open ones are those the list shows)."""
+    params = ctx.query(searchable("Task"))
+    count, offset = ctx.paging(params)
+    statuses = cases_fhir.statuses(params["status"]) if "status" in params else None
+    patient_id = _patient_param(ctx, params)
+    total, texts = (
+        CaseService(ctx.service).search(ctx.access, patient_id, statuses, count, offset)
+        if patient_id
+        else (0, [])
+    )
+    self_url, next_url = ctx.page_urls(count, offset, total)
+    return fhir_response(bundles.searchset(ctx.base, texts, total, self_url, next_url, "Task"))
+
+
+def _task_operation(action: Action) -> Handler:
+    """``POST Task/{id}/$<action>`` with an optional ``Parameters`` ``comment`` and an
+    optional ``If-Match`` (the case version acted on): the Task as it now is."""
+
+    def handler(ctx: Ctx) -> Response:
+        done = CaseService(ctx.service).act(
+            ctx.access, ctx.path["id"], action, _optional_body(ctx), _if_match(ctx)
+        )
+        return _stored(done)
+
+    handler.__name__ = f"task_{action.value}"
+    return handler
+
+
 # -- the route table -----------------------------------------------------------------------
 
 
@@ -730,6 +800,7 @@ def _routes() -> list[FhirRoute]:
             "history-instance",
         ),
     ]
+    routes += _task_routes()
     routes += [
         FhirRoute("/fhir/Subscription", "POST", subscription_create, "Subscription", "create"),
         FhirRoute("/fhir/Subscription", "GET", subscription_search, "Subscription", "search-type"),
@@ -755,6 +826,29 @@ def _routes() -> list[FhirRoute]:
             FhirRoute(f"/fhir/{rtype}/{{id}}/_history/{{vid}}", "GET", h["vread"], rtype, "vread"),
         ]
     return routes
+
+
+def _task_routes() -> list[FhirRoute]:
+    task = "/fhir/Task/{id}"
+    return [
+        FhirRoute("/fhir/Task", "POST", task_create, "Task", "create"),
+        FhirRoute("/fhir/Task", "GET", task_search, "Task", "search-type"),
+        FhirRoute(task, "GET", task_read, "Task", "read"),
+        FhirRoute(f"{task}/_history", "GET", task_history, "Task", "history-instance"),
+        FhirRoute(f"{task}/_history/{{vid}}", "GET", task_vread, "Task", "vread"),
+        *(
+            FhirRoute(
+                f"{task}/${action.value}",
+                "POST",
+                _task_operation(action),
+                "Task",
+                None,
+                action.value,
+            )
+            for action in Action
+            if action is not Action.REPORT
+        ),
+    ]
 
 
 def _multidose_routes() -> list[FhirRoute]:
@@ -842,6 +936,11 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
     ],
     "AuditEvent": [*BY_PATIENT, *PAGING],
     "MedicationDispense": [*BY_PATIENT, *PAGING],
+    "Task": [
+        *BY_PATIENT,
+        ("status", "token", "requested, in-progress, completed, rejected, cancelled (comma: or)"),
+        *PAGING,
+    ],
 }
 
 
@@ -912,6 +1011,25 @@ OPERATIONS = {
     "decide": (
         "POST List/{id}/$decide with decision (item, outcome accept|reject, reason): the "
         "responsible doctor; accepted items are one change of the list under their name"
+    ),
+    "take": (
+        "POST Task/{id}/$take (a doctor of the organisation the case went to; optional "
+        "comment, optional If-Match): the case is in progress, and theirs"
+    ),
+    "comment": (
+        "POST Task/{id}/$comment with Parameters comment (the reporter, or the receiving "
+        "organisation's health personnel): a note on the case"
+    ),
+    "resolve": (
+        "POST Task/{id}/$resolve with an optional comment (a doctor of the receiving "
+        "organisation): the discrepancy is dealt with; the case is completed"
+    ),
+    "reject": (
+        "POST Task/{id}/$reject with Parameters comment, why (a doctor of the receiving "
+        "organisation): there is no discrepancy; the case is rejected"
+    ),
+    "withdraw": (
+        "POST Task/{id}/$withdraw with an optional comment (the reporter): the case is cancelled"
     ),
     "check-change": (
         "POST List/$check with a transaction Bundle: decision support on that change, "

@@ -55,8 +55,12 @@ class Verb(StrEnum):
     WRITE = "write"
     #: propose a change for the responsible doctor to accept or reject (M25.2, e-multidose)
     PROPOSE = "propose"
-    #: report a discrepancy on the list (case handling)
+    #: report a discrepancy on the list or an entry (case handling): anyone with access to
+    #: the list, the patient (or their proxy) too; also comment on or withdraw one's own case
     REPORT = "report"
+    #: handle a reported discrepancy (take it, resolve it, reject it): doctors; which cases a
+    #: doctor may handle (their organisation's) is the case's own rule (pll.domain.cases)
+    HANDLE = "handle"
     #: report what was packed for which period (M25.3, e-multidose): the responsible pharmacy
     PACK = "pack"
     #: act as the patient's responsible multidose doctor (M27): accept or reject the
@@ -87,6 +91,10 @@ _PATIENT_READS = (
     "Only doctors change the medication list; a patient can read it, its history and who "
     "has looked at it."
 )
+_CASES_BY_PRESCRIBERS = (
+    "Discrepancy cases are handled by the responsible prescriber's organisation; a patient "
+    "can report one and follow it."
+)
 _BLOCKED = (
     "The patient has blocked your access to their medication list. In an emergency state "
     "the basis HPAKUTT; the access is then logged for follow-up and shown to the patient."
@@ -95,7 +103,7 @@ _BLOCKED = (
 
 #: What a patient (or proxy) never does: they read their list, its history and access log.
 _HEALTH_PERSONNEL_ONLY = frozenset(
-    {Verb.WRITE, Verb.PROPOSE, Verb.PACK, Verb.DECIDE, Verb.DISPENSE}
+    {Verb.WRITE, Verb.PROPOSE, Verb.PACK, Verb.DECIDE, Verb.DISPENSE, Verb.HANDLE}
 )
 
 
@@ -118,6 +126,10 @@ _ROLE_FOR: dict[Verb, tuple[Role, str]] = {
         Role.DOCTOR,
         "Only the patient's responsible multidose doctor decides on the pharmacy's proposals "
         "and ends the registration; a {role} may not.",
+    ),
+    Verb.HANDLE: (
+        Role.DOCTOR,
+        "Only doctors take, resolve or reject a discrepancy case; a {role} may report one.",
     ),
 }
 
@@ -147,6 +159,7 @@ _ROLE_FOR_NB: dict[Verb, str] = {
         "Bare pasientens ansvarlige multidoselege tar stilling til apotekets forslag og "
         "avslutter registreringen; som {role} kan du ikke det."
     ),
+    Verb.HANDLE: "Bare leger tar, løser eller avviser et avvik; som {role} kan du melde avvik.",
 }
 _NORWEGIAN = {
     NOT_YOURS: (
@@ -162,6 +175,10 @@ _NORWEGIAN = {
         "for oppfølging og vises for pasienten."
     ),
     _OWN_ONLY: "Innsynsloggen og sperringene er pasientens egne.",
+    _CASES_BY_PRESCRIBERS: (
+        "Avvik behandles av virksomheten til den ansvarlige forskriveren; som pasient kan du "
+        "melde et avvik og følge det."
+    ),
     _ONLY_PHARMACY_PROPOSES: (
         "Bare pasientens multidoseapotek foreslår endringer i listen; legen godtar eller "
         "avviser dem."
@@ -301,6 +318,8 @@ class Access:
         """Why this caller may not ``verb`` anyone's data, whoever the patient is; services
         ask before they look anyone up, so a refusal cannot tell who is registered."""
         if self.is_patient:
+            if verb is Verb.HANDLE:
+                return _CASES_BY_PRESCRIBERS
             return _PATIENT_READS if verb in _HEALTH_PERSONNEL_ONLY else None
         if verb is Verb.OWN:
             return _OWN_ONLY

@@ -5,9 +5,10 @@ whose own system has no PLL support read the list there. ``pll readcopy run`` fo
 outbox; for each list an event names it copies that list's current document from the store
 and moves its place, in one transaction of the copy's database, so a crash anywhere leaves the
 copy and its place together and an event applied twice changes nothing (a copy never goes back
-to an older version). ``pll readcopy rebuild`` copies every list afresh from one snapshot of
-the store. The copy has its own small schema, not PLL's migrations: it can be dropped and
-rebuilt at any time.
+to an older version). Events about discrepancy cases (``case-...``) leave the list as it was:
+the copy only moves its place past them. ``pll readcopy rebuild`` copies every list afresh
+from one snapshot of the store. The copy has its own small schema, not PLL's migrations: it can
+be dropped and rebuilt at any time.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy import (
     update,
 )
 
+from pll.domain.cases import EVENT_PREFIX as CASE_EVENTS
 from pll.events import outbox
 from pll.store.db import Database
 from pll.store.schema import UTCDateTime, patient, pll
@@ -97,7 +99,8 @@ class ReadCopy:
         # a snapshot: on SQLite a plain read would take the one writer's lock
         with self.store.snapshot() as conn:
             events = outbox.after(conn, place, limit)
-            lists = {e.list_id for e in events}
+            # an event about a discrepancy case names the list but did not change it
+            lists = {e.list_id for e in events if not e.kind.startswith(CASE_EVENTS)}
             rows = (
                 conn.execute(_documents().where(pll.c.id.in_(sorted(lists)))).all() if lists else []
             )

@@ -4,6 +4,11 @@ Each notification is a ``history`` Bundle (id = the event id, so a subscriber de
 it) whose first entry is the backport's ``SubscriptionStatus`` as ``Parameters``, followed by
 the changed List (``id-only`` content: its versioned URL). The body is signed with the
 subscriber's secret: ``X-PLL-Signature: sha256=<HMAC-SHA256 of the body, hex>``.
+
+A subscription hears what its criteria name: ``List?patient=`` the changes to the list (not
+the events about discrepancy cases, which leave the list as it was), ``Task?patient=`` the
+patient's discrepancy cases (each report, status change and comment, with the Task's
+versioned URL as the focus).
 See https://hl7.org/fhir/uv/subscriptions-backport/STU1.1/channels.html.
 """
 
@@ -16,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
+from pll.domain.cases import EVENT_PREFIX as CASE_EVENTS
 from pll.events.outbox import Event
 from pll.fhir.systems import PLL_BASE
 
@@ -24,6 +30,7 @@ STATUS_PROFILE = (
     "backport-subscription-status-r4"
 )
 TOPIC = f"{PLL_BASE}/SubscriptionTopic/list-changed"
+CASE_TOPIC = f"{PLL_BASE}/SubscriptionTopic/case-changed"
 SIGNATURE_HEADER = "X-PLL-Signature"
 EVENT_HEADER = "X-PLL-Event-Id"
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -37,8 +44,19 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _about_case(event: Event) -> bool:
+    return event.kind.startswith(CASE_EVENTS) and "task" in event.payload
+
+
 def notification(subscription_id: str, base: str, event: Event) -> dict[str, Any]:
-    focus = f"List/{event.list_id}/_history/{event.list_version}"
+    topic, focus = TOPIC, f"List/{event.list_id}/_history/{event.list_version}"
+    request, answer = {"method": "PUT", "url": f"List/{event.list_id}"}, "200"
+    if _about_case(event):
+        topic, focus = CASE_TOPIC, str(event.payload["task"])  # Task/<id>/_history/<v>
+        if focus.endswith("/_history/1"):
+            request, answer = {"method": "POST", "url": "Task"}, "201"
+        else:
+            request = {"method": "PUT", "url": focus.split("/_history/")[0]}
     return {
         "resourceType": "Bundle",
         "id": event.event_id,
@@ -55,7 +73,7 @@ def notification(subscription_id: str, base: str, event: Event) -> dict[str, Any
                             "name": "subscription",
                             "valueReference": {"reference": f"Subscription/{subscription_id}"},
                         },
-                        {"name": "topic", "valueCanonical": TOPIC},
+                        {"name": "topic", "valueCanonical": topic},
                         {"name": "status", "valueCode": "active"},
                         {"name": "type", "valueCode": "event-notification"},
                         {
@@ -73,8 +91,8 @@ def notification(subscription_id: str, base: str, event: Event) -> dict[str, Any
             },
             {
                 "fullUrl": f"{base}/{focus}",
-                "request": {"method": "PUT", "url": f"List/{event.list_id}"},
-                "response": {"status": "200"},
+                "request": request,
+                "response": {"status": answer},
             },
         ],
     }
@@ -93,16 +111,22 @@ class RestHook:
         patient_id: str | None,
         base: str,
         client: httpx.Client | None = None,
+        *,
+        resource: str = "List",
     ) -> None:
         self.name = f"subscription:{subscription_id}"
         self.subscription_id, self.endpoint, self.secret = subscription_id, endpoint, secret
         self.patient_id, self.base = patient_id, base
+        #: what the criteria name: List (changes to the list) or Task (discrepancy cases)
+        self.resource = resource
         self._client = client
         self._own = client is None
 
     def deliver(self, event: Event) -> None:
         if self.patient_id is not None and event.patient_id != self.patient_id:
             return  # not what this subscription asked for
+        if _about_case(event) != (self.resource == "Task"):
+            return  # a case event for a list subscription, or the other way round
         body = orjson.dumps(notification(self.subscription_id, self.base, event))
         if self._client is None:
             self._client = httpx.Client(timeout=TIMEOUT)

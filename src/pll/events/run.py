@@ -20,7 +20,15 @@ def consumers(db: Database, base: str, nats_url: str | None) -> Callable[[], lis
         with db.read() as conn:
             rows = subscriptions.active(conn)
         out: list[Consumer] = [
-            RestHook(r.id, r.endpoint, r.secret, r.patient_id, base) for r in rows
+            RestHook(
+                r.id,
+                r.endpoint,
+                r.secret,
+                r.patient_id,
+                base,
+                resource=str(r.criteria).split("?", 1)[0],
+            )
+            for r in rows
         ]
         if nats_url:
             out.append(JetStream(nats_url))

@@ -106,6 +106,24 @@ class AuditTrail:
         Allowed: the record joins the caller's transaction. Refused: :class:`Refused` carries
         the record, which :meth:`refusals` writes once the transaction has rolled back.
         """
+        facts, record = self.admit_unlogged(conn, access, verb, patient_id, action, rtype, rid)
+        audit_log.append(conn, record)
+        return facts
+
+    def admit_unlogged(
+        self,
+        conn: Connection,
+        access: Access,
+        verb: Verb,
+        patient_id: str,
+        action: str,
+        rtype: str,
+        rid: str | None,
+    ) -> tuple[PatientFacts, dict[str, Any]]:
+        """:meth:`admit`, leaving the record of an allowed access to the caller: for a read
+        that is part of one already logged (a page that read the list shows what else
+        there is), which writes its record only when it shows something. A refusal is
+        logged as by :meth:`admit`."""
         row = audit_log.facts(
             conn,
             patient_id,
@@ -126,8 +144,7 @@ class AuditTrail:
         record = self.record(access, action, rtype, rid, patient_id, decision)
         if not decision.allowed:
             raise Refused(decision.message, record=record)
-        audit_log.append(conn, record)
-        return facts
+        return facts, record
 
     @contextmanager
     def refusals(self) -> Iterator[None]:

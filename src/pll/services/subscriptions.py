@@ -1,6 +1,7 @@
 """FHIR R4 Subscriptions (rest-hook, R4 Subscriptions Backport style) to a patient's list.
 
-A journal system subscribes with criteria ``List?patient=<id>``, a ``rest-hook`` endpoint and
+A journal system subscribes with criteria ``List?patient=<id>`` (changes to the list) or
+``Task?patient=<id>`` (the patient's discrepancy cases), a ``rest-hook`` endpoint and
 a secret of its own (extension ``subscription-secret``, at least 32 characters) that signs the
 notifications. Subscribing reveals when a patient's list changes, so it is decided and logged
 as a read of that patient. A subscription hears of what happens after it was made; it is seen
@@ -30,7 +31,7 @@ from pll.store import subscriptions as store
 from pll.store.repository import dumps
 
 SECRET_EXTENSION = f"{PLL_BASE}/StructureDefinition/subscription-secret"
-CRITERIA = re.compile(r"List\?patient=(?:Patient/)?([A-Za-z0-9\-.]{1,64})")
+CRITERIA = re.compile(r"(?:List|Task)\?patient=(?:Patient/)?([A-Za-z0-9\-.]{1,64})")
 MIN_SECRET = 32
 #: each subscription has a worker of its own in the dispatcher
 MAX_PER_OWNER = 200
@@ -120,7 +121,8 @@ def _parsed(data: dict[str, Any]) -> tuple[str, str, str]:
     match = CRITERIA.fullmatch(str(data.get("criteria", "")))
     if match is None:
         raise InvalidInput(
-            "PLL notifies about one patient's list: criteria must be List?patient=<id>.",
+            "PLL notifies about one patient's list: criteria must be List?patient=<id> "
+            "(changes to the list) or Task?patient=<id> (its discrepancy cases).",
             "Subscription.criteria",
         )
     channel = data.get("channel") or {}

@@ -554,3 +554,51 @@ web_login = Table(
     Column("state", Text),
     Index("ix_web_login_expires", "expires_at"),
 )
+
+#: Discrepancy cases (*avvik*): reported on a list or one entry, routed to the responsible
+#: prescriber's organisation, tracked to resolution. The current Task is ``resource``; the
+#: columns beside it are what rules and searches need.
+discrepancy_case = Table(
+    "discrepancy_case",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("list_id", String(ID), ForeignKey("pll.id"), nullable=False),
+    #: the entry reported; NULL for the list as a whole
+    Column("entry_id", String(ID)),
+    #: the version of the entry (or list) the reporter saw
+    Column("focus_version", Integer, nullable=False),
+    #: open, in-progress, resolved, rejected or withdrawn (pll.domain.cases.Status)
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("reporter", Text, nullable=False),
+    #: the person the case went to, and their organisation (organisation number and name)
+    Column("recipient", Text, nullable=False),
+    Column("owner_org", String(16)),
+    Column("owner_name", Text),
+    #: who took the case, once someone has
+    Column("handler", Text),
+    Column("description", Text, nullable=False),
+    Column("reported_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("resource", Text, nullable=False),
+    Index("ix_discrepancy_case_patient", "patient_id", "status"),
+    #: an organisation's cases
+    Index("ix_discrepancy_case_owner", "owner_org", "status"),
+)
+
+#: Every version of a case: who did what when (report, status change, comment), with the Task
+#: as it then was. Append-only: the database refuses to change or delete a row.
+discrepancy_case_version = Table(
+    "discrepancy_case_version",
+    metadata,
+    Column("case_id", String(ID), ForeignKey("discrepancy_case.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("author", Text, nullable=False),
+    #: report, take, comment, resolve, reject or withdraw (pll.domain.cases.Action)
+    Column("action", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("comment", Text),
+    Column("resource", Text, nullable=False),
+)

@@ -30,6 +30,7 @@ from pll.fhir import findings
 from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue
 from pll.services.lists import ChangeResult, Op
+from pll.web import cases as case_pages
 from pll.web import forms
 from pll.web.edge import Web, doctors, page, require, whole
 from pll.web.views import FIELD_NAMES, ListView, activity_text, list_view
@@ -129,12 +130,16 @@ def list_page(web: Web) -> Response:
             ),
             0,
         )
+    # discrepancy cases are shown on the list until they are closed
+    drugs = {e.id: e.drug for e in lst.entries} if lst is not None else {}
+    cases = case_pages.open_cases(web, pid, drugs) if lst is not None else []
     return web.render(
         "doctor/list.html",
         pid=pid,
         fnr=_fnr(web, pid),
         lst=lst,
         proposals=proposals,
+        cases=cases,
         reasons=forms.DISCONTINUE_REASONS,
         may_change=web.caller.actor.role.value == "doctor",
     )
@@ -625,4 +630,6 @@ ROUTES = [
         "/lege/pasient/{pid}/legemiddel/{eid}/tilbakekall", doctors(recall_page), methods=["GET"]
     ),
     Route("/lege/pasient/{pid}/legemiddel/{eid}/tilbakekall", doctors(recall), methods=["POST"]),
+    # discrepancy cases, reported and handled from the list page
+    *case_pages.ROUTES,
 ]

@@ -452,6 +452,7 @@ _OBJECTS = {
     "Consent": "sperringer av helsepersonell",
     "Provenance": "hvem som har endret listen",
     "Subscription": "varsler om endringer",
+    "Task": "avvik meldt på listen",
 }
 _VERBS = {
     "read": "så",
