@@ -57,6 +57,41 @@ def db_upgrade() -> None:
     click.echo(f"schema is current ({database.engine.url.render_as_string(hide_password=True)})")
 
 
+def _metrics_dir(data_dir: Path) -> Path | None:
+    """Where the workers of this ``pll serve`` keep their metrics, so that ``/metrics`` adds
+    up all of them (prometheus_client's multiprocess mode): ``metrics/<pid>`` in the data
+    folder, new for each run, removed when it ends. What runs that are gone left behind is
+    removed first. ``None`` when ``PROMETHEUS_MULTIPROC_DIR`` is already set: that folder
+    is the operator's, to empty between runs."""
+    import os
+    import shutil
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    runs = data_dir / "metrics"
+    runs.mkdir(parents=True, exist_ok=True)
+    for old in runs.iterdir():
+        if old.name.isdigit() and not _running(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    ours = runs / str(os.getpid())
+    shutil.rmtree(ours, ignore_errors=True)  # a pid used again
+    ours.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(ours)  # the workers inherit it
+    return ours
+
+
+def _running(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -78,6 +113,7 @@ def serve(host: str, port: int, workers: int) -> None:
             "Never run it like this with real patients.",
             err=True,
         )
+    metrics_dir = _metrics_dir(settings.data_dir) if workers > 1 else None
     stop = None
     if workers > 1 and settings.dispatches:
         # one dispatcher, in this process, not one per worker (they would deliver each
@@ -108,6 +144,10 @@ def serve(host: str, port: int, workers: int) -> None:
     finally:
         if stop is not None:
             stop.set()
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @main.command()

@@ -76,6 +76,10 @@ class Settings:
     oidc_client_key: Path | None = None
     #: The scopes the login asks for (``PLL_OIDC_SCOPE``, space-separated).
     oidc_scope: str = OIDC_SCOPE
+    #: The bearer token ``GET /metrics`` requires (``PLL_METRICS_TOKEN``). Unset, the metrics
+    #: are served to loopback clients only (127.0.0.0/8, ::1): set it when a scraper on
+    #: another machine, or a reverse proxy on this one, is to reach them.
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -100,6 +104,7 @@ class Settings:
             oidc_client_id=os.environ.get("PLL_OIDC_CLIENT_ID") or None,
             oidc_client_key=Path(key) if (key := os.environ.get("PLL_OIDC_CLIENT_KEY")) else None,
             oidc_scope=os.environ.get("PLL_OIDC_SCOPE") or OIDC_SCOPE,
+            metrics_token=os.environ.get("PLL_METRICS_TOKEN") or None,
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,

@@ -15,11 +15,12 @@ import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 
-from pll.api import cds_hooks
+from pll.api import cds_hooks, metrics
 from pll.api.fhir_routes import ROUTES, capability_statement
 from pll.api.http import (
     FHIR_JSON,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
+        metrics.instrument(service, settings.metrics_token, _software_version()),
     ]
     routes += [
         Route("/cds-services", cds_hooks.discovery, methods=["GET"]),
@@ -159,7 +161,11 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     # the web UI takes every path the API does not serve (it is matched last)
     routes.append(Mount("", app=web_app(settings, service, authenticator, api_error)))
     app = Starlette(
-        routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan
+        routes=routes,
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+        # outermost but for Starlette's own error handler: it sees the API and the web UI
+        middleware=[Middleware(metrics.RequestMetrics, templates=metrics.route_templates(routes))],
     )
     app.state.service = service
     app.state.reads = reads

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pll.api.metrics import count_refusal
 from pll.auth.access import BASIS_HEADER, Access, parse_basis
 from pll.auth.tokens import Authenticator
 from pll.domain.errors import (
@@ -235,6 +236,7 @@ def fhir_response(
 
 
 def error_response(error: DomainError) -> Response:
+    count_refusal(error)  # those made outside a use case; each is counted once
     status = next(
         (code for kind, code in STATUS if isinstance(error, kind)),
         415 if isinstance(error, UnsupportedMedia) else 400,

@@ -13,7 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pll.auth.access import Access, Verb
 from pll.auth.audit import AuditKey
-from pll.domain.errors import VersionConflict
+from pll.domain.errors import DomainError, VersionConflict
 from pll.services.audit import AuditTrail
 from pll.store import repository as repo
 from pll.store.db import Database
@@ -51,13 +51,17 @@ class ServiceBase:
         self.clock = clock
         self.ids = ids
         self.trail = AuditTrail(db, key, clock)
+        #: Told of every refusal a use case makes (the application counts them for
+        #: ``/metrics``); ``None`` tells no one.
+        self.on_refusal: Callable[[DomainError], None] | None = None
 
     @contextmanager
     def guard(self, access: Access) -> Iterator[None]:
         """Log what a refusal leaves behind once its transaction has rolled back: a refused
         access (rule 5), and the read that a relay-baton refusal makes by handing back the
-        current version."""
-        with self.trail.refusals():
+        current version. Every use case runs under it, so it is also where refusals are
+        told to :attr:`on_refusal`."""
+        with self.trail.refusals(), self._told():
             try:
                 yield
             except VersionConflict as exc:
@@ -72,6 +76,15 @@ class ServiceBase:
                                     conn, access, Verb.READ, row.patient_id, "read", rtype, rid
                                 )
                 raise
+
+    @contextmanager
+    def _told(self) -> Iterator[None]:
+        try:
+            yield
+        except DomainError as exc:
+            if self.on_refusal is not None:
+                self.on_refusal(exc)
+            raise
 
 
 S = TypeVar("S", bound=ServiceBase)
