@@ -106,7 +106,10 @@ def serve(host: str, port: int, workers: int) -> None:
 
     signing_key(settings.data_dir)  # made once here, not raced by several workers
     settings.audit_key()
-    click.echo(f"PLL serving FHIR at http://{host}:{port}/fhir ({workers} worker(s))")
+    click.echo(
+        f"PLL serving the web UI at http://{host}:{port}/ and FHIR at http://{host}:{port}/fhir "
+        f"({workers} worker(s))"
+    )
     if settings.dev_auth:
         click.echo(
             "PLL_DEV_AUTH is on: development tokens from `pll token` are trusted. "
