@@ -7,6 +7,7 @@ CDN, nothing fetched at run time (health networks are closed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -50,12 +51,10 @@ def session_secret(settings: Settings) -> str:
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(48))
-        try:
+        # another process may be first: its secret is then the one
+        with contextlib.suppress(FileExistsError):
             os.link(draft, path)
-        except FileExistsError:
-            pass  # another process was first: its secret is the one
-        finally:
-            draft.unlink()
+        draft.unlink()
     secret = path.read_text().strip()
     if len(secret) < 32:
         raise RuntimeError(f"{path} holds no usable secret; delete it and start again.")
