@@ -19,6 +19,7 @@ from tests.conftest import LiveServer
 from tests.e2e.conftest import Screen, login, open_patient
 from tests.integration.builders import (
     DRUGS,
+    block_consent,
     new_fnr,
     new_patient_with_list,
     ok,
@@ -28,34 +29,6 @@ from tests.integration.builders import (
 BERGEN = "985563756"  # the "pharmacist" persona's pharmacy
 PHARMACIST_HPR = "9144919"
 ORGNR = "urn:oid:2.16.578.1.12.4.1.4.101"
-HPR = "urn:oid:2.16.578.1.12.4.1.4.4"
-
-
-def block(hpr: str, pid: str) -> dict[str, Any]:
-    """The patient's block on a named health worker (a Consent that denies them)."""
-    return {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{pid}"},
-        "provision": {
-            "type": "deny",
-            "actor": [
-                {
-                    "role": {"coding": [{"code": "PRCP"}]},
-                    "reference": {"identifier": {"system": HPR, "value": hpr}},
-                }
-            ],
-        },
-    }
 
 
 @dataclass
@@ -322,7 +295,7 @@ def test_another_pharmacy_is_refused_and_the_work_list_is_logged(
     # blocked the pharmacist is left out, and nothing of theirs is logged as read
     blocking = multidose_patient(server)
     with server.client("patient", blocking.fnr) as me:
-        ok(me.post("/fhir/Consent", json=block(PHARMACIST_HPR, blocking.pid)), 201)
+        ok(me.post("/fhir/Consent", json=block_consent(PHARMACIST_HPR, blocking.pid)), 201)
     pharmacy: Screen = screens("pharmacist")
     login(pharmacy, "pharmacist")
     expect(pharmacy.page.locator(f"#patient-{p.pid}")).to_be_visible()

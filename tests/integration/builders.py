@@ -114,3 +114,30 @@ def outcome_text(response: httpx.Response) -> str:
     data = response.json()
     assert data["resourceType"] == "OperationOutcome", data
     return " ".join(i.get("diagnostics", "") for i in data["issue"])
+
+
+def block_consent(hpr: str, pid: str, display: str | None = None) -> dict[str, Any]:
+    """The patient's block on a named health worker: a Consent that denies them."""
+    reference: dict[str, Any] = {
+        "identifier": {"system": "urn:oid:2.16.578.1.12.4.1.4.4", "value": hpr}
+    }
+    if display:
+        reference["display"] = display
+    return {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{pid}"},
+        "provision": {
+            "type": "deny",
+            "actor": [{"role": {"coding": [{"code": "PRCP"}]}, "reference": reference}],
+        },
+    }

@@ -32,6 +32,7 @@ from pll.store.schema import audit_event
 from tests.conftest import LiveServer, server_settings, serving
 from tests.integration.builders import (
     DRUGS,
+    block_consent,
     new_fnr,
     ok,
     outcome_text,
@@ -240,32 +241,7 @@ def test_refused_tokens(server: LiveServer, scene: Scene, case: str, message: st
 
 
 def _block(hpr: str, pid: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{pid}"},
-        "provision": {
-            "type": "deny",
-            "actor": [
-                {
-                    "role": {"coding": [{"code": "PRCP"}]},
-                    "reference": {
-                        "identifier": {"system": HPR, "value": hpr},
-                        "display": "Kari Fastlege",
-                    },
-                }
-            ],
-        },
-    }
+    return block_consent(hpr, pid, "Kari Fastlege")
 
 
 def test_a_blocked_worker_is_refused_except_in_an_emergency(

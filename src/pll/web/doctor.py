@@ -379,15 +379,19 @@ def dosage_preview(web: Web) -> Response:
 # -- changing an entry ---------------------------------------------------------------------
 
 
-def dose_page(web: Web) -> Response:
+def _entry_page(web: Web, template: str, **context: Any) -> Response:
+    """A page about one entry of the open patient's list (dose, discontinue, renew, recall)."""
     pid = web.path_id("pid")
     _, entry = _entry(web, pid, web.path_id("eid"))
-    return web.render(
+    extra = {k: v(entry) if callable(v) else v for k, v in context.items()}
+    return web.render(template, pid=pid, fnr=_fnr(web, pid), entry=entry, **extra)
+
+
+def dose_page(web: Web) -> Response:
+    return _entry_page(
+        web,
         "doctor/dose.html",
-        pid=pid,
-        fnr=_fnr(web, pid),
-        entry=entry,
-        values=forms.editor_values(entry.content.get("dosage") or []),
+        values=lambda entry: forms.editor_values(entry.content.get("dosage") or []),
         times=forms.TIMES,
         units=forms.UNITS,
     )
@@ -439,15 +443,7 @@ def set_status(web: Web) -> Response:
 
 
 def discontinue_page(web: Web) -> Response:
-    pid = web.path_id("pid")
-    _, entry = _entry(web, pid, web.path_id("eid"))
-    return web.render(
-        "doctor/discontinue.html",
-        pid=pid,
-        fnr=_fnr(web, pid),
-        entry=entry,
-        reasons=forms.DISCONTINUE_REASONS,
-    )
+    return _entry_page(web, "doctor/discontinue.html", reasons=forms.DISCONTINUE_REASONS)
 
 
 def discontinue(web: Web) -> Response:
@@ -470,9 +466,7 @@ def discontinue(web: Web) -> Response:
 
 
 def renew_page(web: Web) -> Response:
-    pid = web.path_id("pid")
-    _, entry = _entry(web, pid, web.path_id("eid"))
-    return web.render("doctor/renew.html", pid=pid, fnr=_fnr(web, pid), entry=entry)
+    return _entry_page(web, "doctor/renew.html")
 
 
 def renew(web: Web) -> Response:
@@ -503,11 +497,7 @@ def renew(web: Web) -> Response:
 
 
 def recall_page(web: Web) -> Response:
-    pid = web.path_id("pid")
-    _, entry = _entry(web, pid, web.path_id("eid"))
-    return web.render(
-        "doctor/recall.html", pid=pid, fnr=_fnr(web, pid), entry=entry, reasons=forms.RECALL_REASONS
-    )
+    return _entry_page(web, "doctor/recall.html", reasons=forms.RECALL_REASONS)
 
 
 def recall(web: Web) -> Response:
