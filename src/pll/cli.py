@@ -18,6 +18,7 @@ from pll.domain.errors import DomainError
 
 if TYPE_CHECKING:
     from pll.events.readcopy import ReadCopy
+    from pll.services.stats import Statistics
     from pll.store.db import Database
 
 
@@ -440,6 +441,57 @@ def events_status() -> None:
                 row.name, str(behind), f"{age:.1f}", str(row.attempts), row.last_error or ""
             )
     Console().print(table)
+
+
+@main.group()
+def stats() -> None:
+    """Rollout and quality statistics: the organisation register and the counts."""
+
+
+def _statistics() -> Statistics:
+    from pll.services.base import utcnow
+    from pll.services.stats import Statistics
+
+    settings = Settings.from_env()
+    database = _database(settings)
+    database.upgrade()
+    return Statistics(database, utcnow)
+
+
+@stats.command("update")
+def stats_update() -> None:
+    """Count the events not counted yet (``pll serve`` does this every few seconds)."""
+    from rich.progress import Progress
+
+    statistics = _statistics()
+    position, newest = statistics.updated()
+    with Progress() as progress:
+        task = progress.add_task("events counted", total=max(newest - position, 0))
+        counted = statistics.catch_up(progress=lambda n: progress.advance(task, n))
+    click.echo(f"{counted} events counted; the counts now go up to event {newest}")
+
+
+@stats.command("organisations")
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--demo", is_flag=True, help="load the invented demo register shipped with PLL")
+def stats_organisations(file: Path | None, demo: bool) -> None:
+    """Load an organisation register (CSV: orgnr,name,kommunenummer,actor_type,her_id)."""
+    from pll.stats import organisations
+
+    if (file is None) == (not demo):
+        raise click.UsageError("give a register FILE or --demo (one of them)")
+    try:
+        orgs = (
+            organisations.demo()
+            if demo
+            else organisations.parse(str(file), Path(str(file)).read_text(encoding="utf-8"))
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    new = _statistics().register(orgs)
+    click.echo(f"{len(orgs)} organisations in the register ({new} new)")
 
 
 @main.group()

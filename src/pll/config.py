@@ -80,6 +80,10 @@ class Settings:
     #: are served to loopback clients only (127.0.0.0/8, ::1): set it when a scraper on
     #: another machine, or a reverse proxy on this one, is to reach them.
     metrics_token: str | None = None
+    #: Seconds between runs of the statistics consumer in ``pll serve``
+    #: (``PLL_STATS_INTERVAL``; 0 turns it off in this process, as when ``pll stats update``
+    #: runs elsewhere). Several processes may run it: each event is counted once.
+    stats_interval: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,6 +109,7 @@ class Settings:
             oidc_client_key=Path(key) if (key := os.environ.get("PLL_OIDC_CLIENT_KEY")) else None,
             oidc_scope=os.environ.get("PLL_OIDC_SCOPE") or OIDC_SCOPE,
             metrics_token=os.environ.get("PLL_METRICS_TOKEN") or None,
+            stats_interval=float(os.environ.get("PLL_STATS_INTERVAL", "5")),
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,

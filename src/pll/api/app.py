@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 
-from pll.api import cds_hooks, metrics
+from pll.api import cds_hooks, metrics, stats_routes
 from pll.api.fhir_routes import ROUTES, capability_statement
 from pll.api.http import (
     FHIR_JSON,
@@ -37,6 +37,7 @@ from pll.events.run import consumers
 from pll.fhir.outcome import issue, outcome
 from pll.services.lists import PLLService
 from pll.services.reads import ListReads
+from pll.services.stats import Statistics
 from pll.store.db import Database
 from pll.web.app import web_app
 
@@ -55,6 +56,18 @@ async def metadata(request: Request) -> Response:
     return Response(
         orjson.dumps(capability_statement(base, _software_version())), media_type=FHIR_JSON
     )
+
+
+async def _every(interval: float, job: Callable[[], object], what: str) -> None:
+    """Run ``job`` in a thread every ``interval`` seconds (never, for 0) until cancelled."""
+    if interval <= 0:
+        return
+    while True:
+        await anyio.sleep(interval)
+        try:
+            await anyio.to_thread.run_sync(job)
+        except Exception:
+            log.exception("%s failed; retrying", what)
 
 
 def healthz(request: Request) -> Response:
@@ -109,17 +122,10 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     ]
     if settings.dev_auth:
         routes.append(Route("/dev/jwks.json", dev_jwks, methods=["GET"]))
+    statistics = Statistics(service.db, service.clock)
+    routes += stats_routes.routes(statistics)
     reads = ListReads(service)
     trail = service.trail
-
-    async def seal_forever() -> None:
-        # Links new audit records into the chain about once a second (pll.auth.audit).
-        while True:
-            await anyio.sleep(settings.seal_interval)
-            try:
-                await anyio.to_thread.run_sync(trail.seal)
-            except Exception:
-                log.exception("sealing the audit trail failed; retrying")
 
     stop_dispatch = threading.Event()
     dispatcher = None
@@ -140,8 +146,10 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
             )
             thread.start()
         async with anyio.create_task_group() as tasks:
-            if settings.seal_interval > 0:
-                tasks.start_soon(seal_forever)
+            # links new audit records into the chain about once a second (pll.auth.audit)
+            tasks.start_soon(_every, settings.seal_interval, trail.seal, "sealing the audit trail")
+            # keeps the rollout statistics current from the events (pll.services.stats)
+            tasks.start_soon(_every, settings.stats_interval, statistics.catch_up, "counting")
             yield
             tasks.cancel_scope.cancel()
         stop_dispatch.set()
@@ -168,6 +176,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
         middleware=[Middleware(metrics.RequestMetrics, templates=metrics.route_templates(routes))],
     )
     app.state.service = service
+    app.state.statistics = statistics
     app.state.reads = reads
     app.state.authenticator = authenticator
     app.state.data_dir = settings.data_dir

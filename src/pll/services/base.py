@@ -15,6 +15,7 @@ from pll.auth.access import Access, Verb
 from pll.auth.audit import AuditKey
 from pll.domain.errors import DomainError, VersionConflict
 from pll.services.audit import AuditTrail
+from pll.services.stats import conflict_in
 from pll.store import repository as repo
 from pll.store.db import Database
 
@@ -25,6 +26,11 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+#: What a relay-baton conflict is about: the list or one of its entries or prescriptions
+#: (a stale version of an allergy or a case is a conflict too, but not the baton's).
+_BATON = frozenset({"List", "MedicationStatement", "MedicationRequest"})
 
 
 @dataclass(frozen=True)
@@ -59,22 +65,26 @@ class ServiceBase:
     def guard(self, access: Access) -> Iterator[None]:
         """Log what a refusal leaves behind once its transaction has rolled back: a refused
         access (rule 5), and the read that a relay-baton refusal makes by handing back the
-        current version. Every use case runs under it, so it is also where refusals are
-        told to :attr:`on_refusal`."""
+        current version, with the refusal counted for the statistics. Every use case runs
+        under it, so it is also where refusals are told to :attr:`on_refusal`."""
         with self.trail.refusals(), self._told():
             try:
                 yield
             except VersionConflict as exc:
                 shown = [r for r in exc.resources if r.get("resourceType") in repo.RESOURCE_TABLES]
-                if shown:
-                    with self.db.write() as conn:
-                        for resource in shown:
-                            rtype, rid = resource["resourceType"], resource["id"]
-                            row = repo.resource_row(conn, rtype, rid)
-                            if row is not None:
-                                self.trail.admit(
-                                    conn, access, Verb.READ, row.patient_id, "read", rtype, rid
-                                )
+                with self.db.write() as conn:
+                    patient_id = None
+                    for resource in shown:
+                        rtype, rid = resource["resourceType"], resource["id"]
+                        row = repo.resource_row(conn, rtype, rid)
+                        if row is not None:
+                            patient_id = row.patient_id
+                            self.trail.admit(
+                                conn, access, Verb.READ, row.patient_id, "read", rtype, rid
+                            )
+                    if exc.expression in _BATON:
+                        # the rollout statistics count them per 1,000 changes (issue 8)
+                        conflict_in(conn, patient_id, access.actor.org_id, self.clock())
                 raise
 
     @contextmanager

@@ -8,18 +8,29 @@ hospital doctor, a discontinuation, a confirmation.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
+
+import orjson
 
 from pll.auth.access import Access, Basis
 from pll.auth.tokens import PERSONAS
+from pll.domain.cases import Action
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.model import Author, Role
 from pll.fhir import systems
+from pll.services.cases import CaseService
 from pll.services.decision_support import FEST
 from pll.services.lists import Op, PLLService
+from pll.services.stats import Statistics
+from pll.stats import geography, organisations
+from pll.stats.geography import Municipality
+from pll.stats.indicators import MUNICIPALITY_EXTENSION, MUNICIPALITY_SYSTEM
+from pll.stats.organisations import Organisation
 from pll.store import catalog as catalog_store
 
 FIRST = [
@@ -230,80 +241,230 @@ def regimen_ops(
     return ops
 
 
+#: How far back the demo's rollout starts, and the share of each region's organisations of
+#: each type that use PLL by now (roughly the 2026 mandate's picture: Vest and Nord ahead).
+WEEKS = 26
+USING = {"Vest": 0.7, "Nord": 0.6, "Midt-Norge": 0.35, "Sør-Øst": 0.3}
+
+
+@dataclass
+class _Clock:
+    """The demo's time: each patient's story is told at its own moment of the rollout."""
+
+    at: datetime
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@dataclass(frozen=True)
+class _Staff:
+    """The demo's doctors of one region: a GP office, a hospital and an emergency unit."""
+
+    gps: list[Organisation]
+    hospitals: list[Organisation]
+    emergency: list[Organisation]
+    nursing: list[Organisation]
+
+
+def _doctor(org: Organisation, rng: random.Random, role: Role = Role.DOCTOR) -> Author:
+    if org.id == PERSONAS["gp"].org_id:
+        return _persona_author("gp")
+    name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+    hpr = str(rng.randint(9_200_000, 9_899_999))  # invented, outside the personas' numbers
+    return Author(name=name, role=role, hpr=hpr, org_id=org.id, org_name=org.name)
+
+
+def _staff(orgs: list[Organisation]) -> dict[str, _Staff]:
+    """Per region, the organisations that use PLL in the demo: the first share of each type
+    (in register order), so the rest are registered but not live."""
+    out = {}
+    for region, share in USING.items():
+        using: dict[str, list[Organisation]] = {}
+        for kind in ("fastlege", "sykehus", "legevakt_ohd_kad", "sykehjem_hjemmetjeneste"):
+            mine = [o for o in orgs if o.region == region and o.actor_type == kind]
+            using[kind] = mine[: max(1, math.ceil(share * len(mine)))] if mine else []
+        out[region] = _Staff(
+            using["fastlege"],
+            using["sykehus"],
+            using["legevakt_ohd_kad"],
+            using["sykehjem_hjemmetjeneste"],
+        )
+    return out
+
+
+def _home(rng: random.Random, places: list[Municipality], weights: list[int]) -> Municipality:
+    return rng.choices(places, weights)[0]
+
+
+def _address(place: Municipality) -> dict[str, Any]:
+    """A home address with its municipality as HL7 Norway's no-basis-Address codes it."""
+    return {
+        "use": "home",
+        "district": place.name,
+        "_district": {
+            "extension": [
+                {
+                    "url": MUNICIPALITY_EXTENSION,
+                    "valueCoding": {
+                        "system": MUNICIPALITY_SYSTEM,
+                        "code": place.code,
+                        "display": place.name,
+                    },
+                }
+            ]
+        },
+    }
+
+
 def create_demo(
     service: PLLService,
     patients: int,
     seed: int = 2026,
     progress: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """Create ``patients`` synthetic patients with a PLL each; returns their fødselsnumre."""
+    """Create ``patients`` synthetic patients with a PLL each; returns their fødselsnumre.
+
+    The organisations of the demo register are registered first. The patients live all
+    over the country (weighted by population) and get their lists over the last
+    :data:`WEEKS` weeks, more of them each week, from the GP offices, hospitals and
+    emergency units of their region that use PLL; the statistics are then counted."""
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
+    stats = Statistics(service.db, service.clock)
+    orgs = organisations.demo()
+    stats.register(orgs)
+    staff = _staff(orgs)
+    places = list(geography.municipalities().values())
+    weights = [p.population for p in places]
+    end = service.clock()
+    clock = _Clock(end)
+    dated = PLLService(service.db, service.trail.key, clock=clock)
     # The demo's doctors treat these patients: that is their basis for every access. Random
     # lists can hold combinations decision support would stop; the demo doctors go ahead.
     why = "Demodata: kombinasjonen er vurdert"
-    gp = Access(_persona_author("gp"), Basis.TREATMENT, "pll-demo", why)
-    hospital = Access(_persona_author("hospital-doctor"), Basis.TREATMENT, "pll-demo", why)
     regimens = catalogued(service, seed)
     numbers = []
-    for _ in range(patients):
+    for n in range(patients):
+        # the rollout speeds up: patient n's list is made at time (n/patients)^0.5 of the way
+        clock.at = end - timedelta(weeks=WEEKS) * (1 - ((n + 1) / patients) ** 0.5)
+        # the first patient lives in Bergen and has the GP persona as doctor (the demo's login)
+        place = geography.municipalities()["4601"] if n == 0 else _home(rng, places, weights)
+        team = staff[place.region]
+        gp_org = next((o for o in team.gps if o.id == PERSONAS["gp"].org_id), None)
+        gp_org = gp_org if place.code == "4601" and gp_org else rng.choice(team.gps)
+        gp = Access(_doctor(gp_org, rng), Basis.TREATMENT, "pll-demo", why)
+        hospital = Access(
+            _doctor(rng.choice(team.hospitals), rng), Basis.TREATMENT, "pll-demo", why
+        )
         fnr = generate_synthetic_fnr(rng)
         name = {"family": rng.choice(LAST), "given": [rng.choice(FIRST)]}
-        patient, _ = service.register_patient(
+        patient, _ = dated.register_patient(
             gp,
             {
                 "resourceType": "Patient",
                 "identifier": [{"system": systems.FNR, "value": fnr}],
                 "name": [name],
+                "address": [_address(place)],
             },
         )
         pid = patient["id"]
         numbers.append(fnr)
-        service.create_list(
-            gp, {"resourceType": "List", "subject": {"reference": f"Patient/{pid}"}}
-        )
+        dated.create_list(gp, {"resourceType": "List", "subject": {"reference": f"Patient/{pid}"}})
         chosen = rng.sample(regimens, rng.randint(3, 8))
         start = f"202{rng.randint(3, 6)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
-        ops = regimen_ops(service, pid, chosen, start)
-        result = service.change(gp, pid, ops, "Legemiddelgjennomgang hos fastlege")
+        ops = regimen_ops(dated, pid, chosen, start)
+        result = dated.change(gp, pid, ops, "Legemiddelgjennomgang hos fastlege")
         entries = [w for w in result.written if w.rtype == "MedicationStatement"]
-        if rng.random() < 0.4 and entries:
-            target = entries[0]
-            changed = dict(target.resource)
-            dose = changed["dosage"][0].get("doseAndRate")
-            if dose:
-                changed["dosage"] = [
-                    dict(
-                        changed["dosage"][0],
-                        doseAndRate=[
-                            {
-                                "doseQuantity": dict(
-                                    dose[0]["doseQuantity"],
-                                    value=dose[0]["doseQuantity"]["value"] * 2,
-                                )
-                            }
-                        ],
-                    )
-                ]
-                service.change(
-                    hospital,
-                    pid,
-                    [Op("update", "MedicationStatement", target.id, changed, target.version)],
-                    "Dosejustering under innleggelse",
-                )
-        if rng.random() < 0.3 and len(entries) > 1:
-            target = entries[-1]
-            stopped = dict(
-                target.resource, status="stopped", statusReason=[{"text": "Ikke lenger indisert"}]
-            )
-            service.change(
-                gp, pid, [Op("update", "MedicationStatement", target.id, stopped, target.version)]
-            )
-        if rng.random() < 0.5:
-            current = service.current(gp, patient_id=pid)
-            if current is not None:
-                service.change(
-                    gp, pid, [Op("confirm", if_match=current.version)], "Samstemt med pasienten"
-                )
+        clock.at = min(clock.at + timedelta(days=rng.randint(1, 40)), end)
+        _later(dated, rng, clock, end, _Visit(pid, gp, hospital, team, entries))
         if progress:
             progress(1)
+    stats.catch_up()
     return numbers
+
+
+def _double_dose(service: PLLService, hospital: Access, pid: str, target: Any) -> None:
+    """A hospital doctor doubles the dose of one entry (a dose change during a stay)."""
+    changed = dict(target.resource)
+    dose = changed["dosage"][0].get("doseAndRate")
+    if not dose:
+        return
+    changed["dosage"] = [
+        dict(
+            changed["dosage"][0],
+            doseAndRate=[
+                {
+                    "doseQuantity": dict(
+                        dose[0]["doseQuantity"], value=dose[0]["doseQuantity"]["value"] * 2
+                    )
+                }
+            ],
+        )
+    ]
+    service.change(
+        hospital,
+        pid,
+        [Op("update", "MedicationStatement", target.id, changed, target.version)],
+        "Dosejustering under innleggelse",
+    )
+
+
+@dataclass(frozen=True)
+class _Visit:
+    """One demo patient and the people around them."""
+
+    pid: str
+    gp: Access
+    hospital: Access
+    team: _Staff
+    entries: list[Any]
+
+
+def _later(
+    service: PLLService, rng: random.Random, clock: _Clock, end: datetime, visit: _Visit
+) -> None:
+    """What happens to a demo list after it was made: a hospital dose change, a
+    discontinuation, a confirmation, an emergency access, a discrepancy case."""
+    if rng.random() < 0.4 and visit.entries:
+        _double_dose(service, visit.hospital, visit.pid, visit.entries[0])
+    if rng.random() < 0.3 and len(visit.entries) > 1:
+        target = visit.entries[-1]
+        stopped = dict(
+            target.resource, status="stopped", statusReason=[{"text": "Ikke lenger indisert"}]
+        )
+        service.change(
+            visit.gp,
+            visit.pid,
+            [Op("update", "MedicationStatement", target.id, stopped, target.version)],
+        )
+    if rng.random() < 0.5:
+        current = service.current(visit.gp, patient_id=visit.pid)
+        if current is not None:
+            service.change(
+                visit.gp,
+                visit.pid,
+                [Op("confirm", if_match=current.version)],
+                "Samstemt med pasienten",
+            )
+    if rng.random() < 0.05 and visit.team.emergency:
+        # an emergency unit reads the list without a treatment relationship
+        unit = _doctor(rng.choice(visit.team.emergency), rng)
+        service.current(Access(unit, Basis.EMERGENCY, "pll-demo"), patient_id=visit.pid)
+    if rng.random() < 0.08 and visit.team.nursing and visit.entries:
+        nurse = _doctor(rng.choice(visit.team.nursing), rng, Role.NURSE)
+        case = CaseService(service).report(
+            Access(nurse, Basis.TREATMENT, "pll-demo"),
+            {
+                "resourceType": "Task",
+                "status": "requested",
+                "intent": "order",
+                "focus": {"reference": f"MedicationStatement/{visit.entries[0].id}"},
+                "description": "Pasienten får ikke dette legemiddelet i hjemmetjenesten",
+            },
+        )
+        if rng.random() < 0.6:
+            clock.at = min(clock.at + timedelta(days=rng.randint(1, 14)), end)
+            task = orjson.loads(case.text)
+            owner = task["owner"]["identifier"]["value"]
+            handler = visit.gp if owner == visit.gp.actor.org_id else visit.hospital
+            CaseService(service).act(handler, task["id"], Action.RESOLVE, None)

@@ -1,0 +1,315 @@
+"""Rows behind the rollout statistics: the organisation register, what the statistics
+remember of each list, the aggregated counts and the consumer's place in the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from pll.stats.indicators import Home, Key, ListState
+from pll.stats.organisations import Organisation
+from pll.store.schema import (
+    audit_event,
+    organisation,
+    patient,
+    pll_version,
+    stats_count,
+    stats_emergency,
+    stats_list,
+    stats_place,
+)
+
+# -- the organisation register ---------------------------------------------------------------
+
+
+def load_organisations(conn: Connection, orgs: Sequence[Organisation], now: datetime) -> int:
+    """Register or update ``orgs`` (name, place and type); an organisation's ``live_since``
+    is kept. Returns how many were new."""
+    known = {r.id for r in conn.execute(select(organisation.c.id))}
+    new = [o for o in orgs if o.id not in known]
+    if new:
+        conn.execute(insert(organisation), [_org_row(o) | {"registered_at": now} for o in new])
+    for o in orgs:
+        if o.id in known:
+            conn.execute(update(organisation).where(organisation.c.id == o.id).values(_org_row(o)))
+    return len(new)
+
+
+def _org_row(o: Organisation) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "name": o.name,
+        "municipality": o.municipality,
+        "region": o.region,
+        "actor_type": o.actor_type,
+        "her": o.her,
+    }
+
+
+def actor_types(conn: Connection, org_ids: Iterable[str]) -> dict[str, str]:
+    """The actor type of each of ``org_ids`` that is registered."""
+    wanted = sorted(set(org_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(organisation.c.id, organisation.c.actor_type).where(organisation.c.id.in_(wanted))
+    )
+    return {r.id: r.actor_type for r in rows}
+
+
+def mark_live(conn: Connection, first_seen: dict[str, datetime]) -> None:
+    """The organisations changed or confirmed a list at these times: live from the first."""
+    for org_id, at in first_seen.items():
+        conn.execute(
+            update(organisation)
+            .where(
+                organisation.c.id == org_id,
+                or_(organisation.c.live_since.is_(None), organisation.c.live_since > at),
+            )
+            .values(live_since=at)
+        )
+
+
+def organisations(conn: Connection) -> list[Any]:
+    """Every registered organisation: its region, municipality, type and when it went live."""
+    return list(
+        conn.execute(
+            select(
+                organisation.c.id,
+                organisation.c.region,
+                organisation.c.municipality,
+                organisation.c.actor_type,
+                organisation.c.live_since,
+            )
+        )
+    )
+
+
+# -- what the consumer looks up --------------------------------------------------------------
+
+
+def versions(conn: Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    """The author and activity of each (list id, version)."""
+    wanted = sorted(set(keys))
+    found: dict[tuple[str, int], Any] = {}
+    for start in range(0, len(wanted), 200):
+        chunk = wanted[start : start + 200]
+        rows = conn.execute(
+            select(
+                pll_version.c.list_id,
+                pll_version.c.version,
+                pll_version.c.author,
+                pll_version.c.activity,
+            ).where(
+                or_(
+                    *(
+                        and_(pll_version.c.list_id == i, pll_version.c.version == v)
+                        for i, v in chunk
+                    )
+                )
+            )
+        )
+        found.update({(r.list_id, r.version): r for r in rows})
+    return found
+
+
+def patients(conn: Connection, patient_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored Patient resources of ``patient_ids``."""
+    wanted = sorted(set(patient_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(patient.c.id, patient.c.resource).where(patient.c.id.in_(wanted)))
+    return {r.id: orjson.loads(r.resource) for r in rows}
+
+
+def list_states(conn: Connection, patient_ids: Iterable[str]) -> dict[str, ListState]:
+    wanted = sorted(set(patient_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(stats_list).where(stats_list.c.patient_id.in_(wanted)))
+    return {
+        r.patient_id: ListState(
+            r.patient_id,
+            r.list_id,
+            Home(r.region, r.municipality),
+            r.created_at,
+            r.confirmed_at,
+            bool(r.paper),
+            bool(r.emultidose),
+        )
+        for r in rows
+    }
+
+
+def save_list_states(conn: Connection, states: Iterable[ListState], known: Iterable[str]) -> None:
+    """Write the states; ``known`` are the patients that already had a row."""
+    existing = set(known)
+    for s in states:
+        values = {
+            "list_id": s.list_id,
+            "region": s.home.region,
+            "municipality": s.home.municipality,
+            "created_at": s.created_at,
+            "confirmed_at": s.confirmed_at,
+            "paper": s.paper,
+            "emultidose": s.emultidose,
+        }
+        if s.patient_id in existing:
+            conn.execute(
+                update(stats_list).where(stats_list.c.patient_id == s.patient_id).values(values)
+            )
+        else:
+            conn.execute(insert(stats_list).values(patient_id=s.patient_id, **values))
+
+
+def homes(conn: Connection, patient_ids: Iterable[str]) -> dict[str, Home]:
+    """Where each patient with a list is counted."""
+    return {pid: s.home for pid, s in list_states(conn, patient_ids).items()}
+
+
+def first_emergencies(conn: Connection, accesses: Iterable[tuple[str, str, str]]) -> set[Any]:
+    """Of the (patient, HPR number, day) ``accesses``, those not counted before, now
+    remembered as counted."""
+    wanted = sorted(set(accesses))
+    if not wanted:
+        return set()
+    seen = {
+        (r.patient_id, r.hpr, r.day)
+        for r in conn.execute(
+            select(stats_emergency).where(
+                or_(
+                    *(
+                        and_(
+                            stats_emergency.c.patient_id == p,
+                            stats_emergency.c.hpr == h,
+                            stats_emergency.c.day == d,
+                        )
+                        for p, h, d in wanted
+                    )
+                )
+            )
+        )
+    }
+    new = [a for a in wanted if a not in seen]
+    if new:
+        conn.execute(
+            insert(stats_emergency), [{"patient_id": p, "hpr": h, "day": d} for p, h, d in new]
+        )
+    return set(new)
+
+
+# -- the counts ------------------------------------------------------------------------------
+
+
+def add_counts(conn: Connection, counts: dict[Key, int]) -> None:
+    """Add to the aggregated counts (a cell not there yet starts at 0)."""
+    if not counts:
+        return
+    rows = [
+        {
+            "measure": m,
+            "grain": g,
+            "period": p,
+            "region": r,
+            "municipality": k,
+            "actor_type": a,
+            "value": v,
+        }
+        for (m, g, p, r, k, a), v in sorted(counts.items())
+    ]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(stats_count)
+    statement = statement.on_conflict_do_update(
+        index_elements=[c.name for c in stats_count.primary_key.columns],
+        set_={"value": stats_count.c.value + statement.excluded.value},
+    )
+    for start in range(0, len(rows), 500):
+        conn.execute(statement, rows[start : start + 500])
+
+
+def counts(
+    conn: Connection,
+    measures: Sequence[str],
+    grain: str,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    by: Sequence[str] = (),
+) -> list[Any]:
+    """The counts of ``measures`` at ``grain`` (week, month, day or now) per period and per
+    the columns in ``by`` (region, municipality, actor_type), summed over the rest.
+    ``since`` and ``until`` bound the periods, both included."""
+    group = [stats_count.c.measure, stats_count.c.period, *(stats_count.c[b] for b in by)]
+    query = select(*group, func.sum(stats_count.c.value).label("value")).where(
+        stats_count.c.measure.in_(measures), stats_count.c.grain == grain
+    )
+    if since is not None:
+        query = query.where(stats_count.c.period >= since)
+    if until is not None:
+        query = query.where(stats_count.c.period <= until)
+    return list(conn.execute(query.group_by(*group).order_by(*group)))
+
+
+# -- the consumer's place in the audit trail -------------------------------------------------
+
+
+def audit_place(conn: Connection, name: str, now: datetime) -> int:
+    """The id of the last audit record the consumer has read; locked until commit."""
+    row = conn.execute(
+        select(stats_place.c.position).where(stats_place.c.name == name).with_for_update()
+    ).first()
+    if row is None:
+        conn.execute(insert(stats_place).values(name=name, position=0, updated_at=now))
+        return 0
+    return int(row.position)
+
+
+def move_audit_place(conn: Connection, name: str, position: int, now: datetime) -> None:
+    conn.execute(
+        update(stats_place)
+        .where(stats_place.c.name == name)
+        .values(position=position, updated_at=now)
+    )
+
+
+def audit_after(
+    conn: Connection, position: int, before: datetime, limit: int
+) -> tuple[list[Any], int]:
+    """The audit records after ``position`` that the statistics count (emergency accesses),
+    up to the first recorded at or after ``before``, and the id
+    to move on to.
+
+    Audit ids are handed out when a record is inserted, not when it commits, so a record
+    younger than ``before`` may still be joined by one with a smaller id: the consumer reads
+    only up to the first record that recent (the caller sets ``before`` a settling time
+    back), never past one."""
+    rows = conn.execute(
+        select(
+            audit_event.c.id,
+            audit_event.c.recorded_at,
+            audit_event.c.actor,
+            audit_event.c.patient_id,
+            audit_event.c.basis,
+            audit_event.c.outcome,
+        )
+        .where(audit_event.c.id > position)
+        .order_by(audit_event.c.id)
+        .limit(limit)
+    ).all()
+    counted, last = [], position
+    for row in rows:
+        if row.recorded_at >= before:
+            break
+        last = int(row.id)
+        if row.basis == EMERGENCY_BASIS and row.outcome == "0":
+            counted.append(row)
+    return counted, last
+
+
+#: The basis code of an emergency access (pll.auth.access.Basis.EMERGENCY)
+EMERGENCY_BASIS = "HPAKUTT"
