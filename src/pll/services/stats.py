@@ -53,11 +53,15 @@ FRESHNESS = (("0–3 mnd", 0, 91), ("3–6 mnd", 91, 183), ("6–12 mnd", 183, 3
 
 def conflict_in(conn: Connection, patient_id: str | None, org_id: str | None, at: datetime) -> None:
     """Count a change the relay baton refused (someone else had changed it first)."""
-    homes = store.homes(conn, [patient_id]) if patient_id else {}
+    # the home from the Patient itself: the consumer may not have seen this patient yet
+    found = store.patients(conn, [patient_id]) if patient_id else {}
     types = store.actor_types(conn, [org_id]) if org_id else {}
     tally = Tally()
     tally.happened(
-        ind.CONFLICTS, at, homes.get(patient_id or "", Home()), types.get(org_id or "", "")
+        ind.CONFLICTS,
+        at,
+        ind.home_of(found.get(patient_id or "", {})),
+        types.get(org_id or "", ""),
     )
     store.add_counts(conn, tally.nonzero())
 
@@ -178,7 +182,8 @@ class Statistics:
                 )
                 accesses.setdefault(key, (row, actor))
             first = store.first_emergencies(conn, accesses)
-            homes = store.homes(conn, {k[0] for k in first})
+            found = store.patients(conn, {k[0] for k in first})
+            homes = {pid: ind.home_of(resource) for pid, resource in found.items()}
             types = store.actor_types(
                 conn, {str(a.get("org_id") or "") for _, a in accesses.values()}
             )
@@ -301,7 +306,7 @@ class Statistics:
             row |= {
                 "population": population,
                 "share_of_population_pct": (
-                    round(100 * lists / population, 2) if population else None
+                    round(100 * lists / population, 3) if population else None
                 ),
                 "confirmed_12m": within,
                 "confirmed_12m_pct": round(100 * within / lists, 1) if lists else None,

@@ -167,11 +167,6 @@ def save_list_states(conn: Connection, states: Iterable[ListState], known: Itera
             conn.execute(insert(stats_list).values(patient_id=s.patient_id, **values))
 
 
-def homes(conn: Connection, patient_ids: Iterable[str]) -> dict[str, Home]:
-    """Where each patient with a list is counted."""
-    return {pid: s.home for pid, s in list_states(conn, patient_ids).items()}
-
-
 def first_emergencies(conn: Connection, accesses: Iterable[tuple[str, str, str]]) -> set[Any]:
     """Of the (patient, HPR number, day) ``accesses``, those not counted before, now
     remembered as counted."""
