@@ -22,7 +22,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -507,3 +507,18 @@ def test_a_patient_without_a_known_home_is_counted_as_unknown(server: LiveServer
     assert row(rows, region="ukjent")["lists"] == 5
     assert row(rows, region="ukjent")["population"] is None
     assert not any(hidden(r["population"]) for r in rows)
+
+
+def test_national_ambitions_the_lists_measure(told: Story, stats: Statistics) -> None:
+    people, multidose = stats.national(date(2026, 11, 15))  # held against the 2026 targets
+    population = geography.population()
+    assert people["lists"] == 7
+    assert people["actual_pct"] == round(100 * 7 / (0.3 * population), 2)
+    assert (people["target_pct"], people["status"]) == (15.0, "bak")
+    assert (multidose["emultidose"], multidose["paper_multidose"]) == (5, 5)
+    assert multidose["actual_pct"] == 50.0  # 5 of 5 + 5
+    assert (multidose["target_pct"], multidose["status"]) == (None, "ingen ambisjon")  # from 2027
+    assert stats.national(date(2027, 12, 31))[1]["status"] == "nådd"  # 20 % in 2027
+    with httpx.Client(base_url=told.server.base) as anyone:
+        csv = anyone.get("/stats/ambitions", params={"format": "csv"}).text
+    assert csv.splitlines()[0].startswith("indicator,label,lists,actual_pct,target_pct")

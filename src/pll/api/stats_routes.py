@@ -7,7 +7,9 @@ parameters get a 400 with an ``OperationOutcome`` that names the parameter.
 - ``GET /stats/`` — what there is, and how far the counts go;
 - ``GET /stats/periods?grain=week|month&by=region|municipality|actor_type&since=&until=``;
 - ``GET /stats/snapshot?by=region|municipality``;
-- ``GET /stats/rollout?day=`` — organisations live against the ambition.
+- ``GET /stats/rollout?day=`` — organisations live against the ambition;
+- ``GET /stats/ambitions?day=`` — the national ambitions the lists measure (inhabitants with
+  a PLL, e-multidose coverage).
 
 Each takes ``format=json`` (the default) or ``format=csv``.
 """
@@ -46,6 +48,7 @@ def routes(stats: Statistics) -> list[Route]:
                     "periods": "/stats/periods?grain=week&by=region",
                     "snapshot": "/stats/snapshot?by=region",
                     "rollout": "/stats/rollout",
+                    "ambitions": "/stats/ambitions",
                 },
             }
         )
@@ -67,6 +70,10 @@ def routes(stats: Statistics) -> list[Route]:
         day = q.day("day", q.today)
         return q.answer("rollout", stats.rollout(day))
 
+    def national(request: Request) -> Response:
+        q = Query(request, stats)
+        return q.answer("ambitions", stats.national(q.day("day", q.today)))
+
     def wrap(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def run(request: Request) -> Response:
             try:
@@ -81,6 +88,7 @@ def routes(stats: Statistics) -> list[Route]:
         Route("/stats/periods", wrap(periods), methods=["GET"]),
         Route("/stats/snapshot", wrap(snapshot), methods=["GET"]),
         Route("/stats/rollout", wrap(rollout), methods=["GET"]),
+        Route("/stats/ambitions", wrap(national), methods=["GET"]),
     ]
 
 

@@ -374,6 +374,61 @@ class Statistics:
                 )
         return rows
 
+    def national(self, day: date | None = None) -> list[dict[str, Any]]:
+        """The national ambitions the lists themselves measure, against the ambition table:
+        inhabitants with a PLL (the target is a share of 30 % of the population, the part
+        expected to use medicines regularly) and e-multidose coverage. Suppressed like the
+        counts they come from."""
+        day = day or self.clock().astimezone(ind.OSLO).date()
+        with self.db.read() as conn:
+            now = store.counts(conn, [ind.LISTS, ind.PAPER, ind.EMULTIDOSE], "now")
+        total = {r.measure: int(r.value) for r in now}
+        lists, paper = total.get(ind.LISTS, 0), total.get(ind.PAPER, 0)
+        electronic = total.get(ind.EMULTIDOSE, 0)
+        population = geography.population()
+        rows = [
+            self._against(
+                day,
+                "innbyggere_med_pll_av_30pct_befolkning",
+                "Innbyggere med PLL, av 30 % av befolkningen",
+                round(100 * lists / (0.3 * population), 2) if population else None,
+                {"lists": lists},
+            ),
+            self._against(
+                day,
+                "e_multidose",
+                "Multidosepasienter på e-multidose",
+                round(100 * electronic / (electronic + paper), 1) if electronic + paper else None,
+                {"emultidose": electronic, "paper_multidose": paper},
+            ),
+        ]
+        return disclosure.suppress(
+            rows,
+            ("lists", "emultidose", "paper_multidose"),
+            {"actual_pct": ("lists", "emultidose", "paper_multidose"), "status": ("actual_pct",)},
+            id,
+        )
+
+    def _against(
+        self, day: date, key: str, label: str, actual: float | None, counts: dict[str, int]
+    ) -> dict[str, Any]:
+        target = self.matrix.target("Norge", key, day.year)
+        expected = ambitions.expected(self.matrix, "Norge", key, day)
+        status = (
+            ambitions.status(self.matrix, "Norge", key, day, actual).value
+            if actual is not None
+            else ambitions.Status.NO_TARGET.value
+        )
+        return {
+            "indicator": key,
+            "label": label,
+            **counts,
+            "actual_pct": actual,
+            "target_pct": target,
+            "expected_by_now_pct": round(expected, 1) if expected is not None else None,
+            "status": status,
+        }
+
     def updated(self) -> tuple[int, int]:
         """How far the counts go: the consumer's place in the outbox, and the newest event."""
         with self.db.read() as conn:
