@@ -105,8 +105,40 @@ def test_readme_demo_command_serves_demo_lists(tmp_path: Path) -> None:
             if e["resource"]["resourceType"] == "MedicationStatement"
         ]
         assert all(texts)
+        # the demo registered its organisations and counted its events for the statistics
+        index = httpx.get(f"{base}/stats/").json()
+        assert index["counted_up_to_event"] == index["newest_event"] > 0
+        rollout = httpx.get(f"{base}/stats/rollout").json()["rows"]
+        assert {r["region"] for r in rollout if r["organisations"]} == {
+            "Nord",
+            "Midt-Norge",
+            "Vest",
+            "Sør-Øst",
+        }
+        assert any(r["organisations_live"] for r in rollout)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         if proc.stdout:
             proc.stdout.close()
+
+
+def test_stats_commands_load_a_register_and_count(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    r = _run("stats", "organisations", "--demo", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "organisations in the register" in r.stdout
+    again = _run("stats", "organisations", "--demo", env=env)
+    assert "(0 new)" in again.stdout
+    bad = tmp_path / "register.csv"
+    bad.write_text("orgnr,name,kommunenummer,actor_type,her_id\n123,X,4601,fastlege,\n")
+    r = _run("stats", "organisations", str(bad), env=env)
+    assert r.returncode != 0
+    assert "line 2" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = _run("stats", "organisations", env=env)
+    assert r.returncode == 2
+    assert "give a register FILE or --demo" in r.stderr
+    r = _run("stats", "update", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "0 events counted" in r.stdout
