@@ -30,9 +30,10 @@ from pll.store.db import Database
 from pll.store.schema import access_block, audit_event, discrepancy_case_version, outbox
 from tests.conftest import LiveServer, serving, snapshot
 from tests.e2e.scenes import METFORMIN, SIMVASTATIN, add_medicine, patient_with_medicines
-from tests.integration.builders import ok, outcome_text
+from tests.integration.builders import block_consent, ok, outcome_text
 from tests.integration.test_web import csrf, logged_in, opened
 
+ORGNR = fhir_cases.systems.ORGNR
 GP_ORG, HOSPITAL_ORG = "974600951", "983974724"
 GP_HPR, HOSPITAL_HPR = "9144889", "9144897"
 SECRET = "a-subscriber-secret-of-forty-characters!"
@@ -656,3 +657,73 @@ def _task_reads(server: LiveServer, pid: str) -> list[tuple[str, str]]:
             )
         ).all()
     return [(orjson.loads(r.actor)["name"], r.action) for r in rows]
+
+
+# -- an organisation's inbox -------------------------------------------------------------------
+
+
+def test_an_organisation_finds_the_cases_addressed_to_it(server: LiveServer) -> None:
+    first = patient_with_medicines(server, METFORMIN)
+    second = patient_with_medicines(server, METFORMIN)
+    warfarin = hospital_adds(server, first.pid)  # the hospital wrote this entry
+    with server.client("nurse") as nurse:
+        to_gp = ok(report(nurse, f"MedicationStatement/{second.entries[METFORMIN[2]]}"), 201)
+        to_hospital = ok(report(nurse, f"MedicationStatement/{warfarin}"), 201)
+        on_list = ok(report(nurse, f"List/{first.list_id}"), 201)  # the baton: the hospital
+    with server.client("hospital-doctor") as hospital:
+        ok(operation(hospital, on_list["id"], "resolve", "Ordnet"))
+        inbox = ok(hospital.get("/fhir/Task", params={"owner": f"{ORGNR}|{HOSPITAL_ORG}"}))
+        assert [e["resource"]["id"] for e in inbox["entry"]] == [on_list["id"], to_hospital["id"]]
+        open_only = ok(
+            hospital.get("/fhir/Task", params={"owner": HOSPITAL_ORG, "status": "requested"})
+        )
+        assert [e["resource"]["id"] for e in open_only["entry"]] == [to_hospital["id"]]
+        # another organisation's inbox is not theirs to read
+        r = hospital.get("/fhir/Task", params={"owner": GP_ORG})
+        assert r.status_code == 403
+        assert "your own organisation" in outcome_text(r)
+    with server.client("gp") as gp:
+        mine = ok(gp.get("/fhir/Task", params={"owner": GP_ORG}))
+        assert [e["resource"]["id"] for e in mine["entry"]] == [to_gp["id"]]
+    with server.db.read() as conn:
+        logged = conn.execute(
+            sa.select(audit_event.c.patient_id).where(
+                audit_event.c.action == "search",
+                audit_event.c.resource_type == "Task",
+                audit_event.c.resource_id == to_gp["id"],
+            )
+        ).all()
+    assert [r.patient_id for r in logged] == [second.pid]  # the read, in that patient's log
+
+
+def test_a_patient_who_blocked_the_worker_is_left_out_of_the_inbox(server: LiveServer) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    with server.client("nurse") as nurse:
+        ok(report(nurse, f"MedicationStatement/{scene.entries[METFORMIN[2]]}"), 201)
+    with server.client("patient", pid=scene.fnr) as patient:
+        ok(patient.post("/fhir/Consent", json=block_consent(GP_HPR, scene.pid)), 201)
+    with server.client("gp") as gp:
+        r = gp.get("/fhir/Task", params={"owner": GP_ORG})
+        body = ok(r)
+        assert body["total"] == 1
+        assert body.get("entry", []) == []
+        assert r.headers["X-PLL-Left-Out"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"owner": "urn:oid:1.2.3|974600951"}, "organisation number"),
+        ({"owner": "Bergen legesenter"}, "organisation number"),
+        ({"owner": GP_ORG, "patient": "x"}, "not both"),
+    ],
+)
+def test_a_bad_inbox_search_is_refused_clearly(
+    server: LiveServer, params: dict[str, str], says: str
+) -> None:
+    with server.client("gp") as gp:
+        r = gp.get("/fhir/Task", params=params)
+        assert r.status_code == 400
+        assert says in outcome_text(r)
+    with server.client("patient", pid="13116900216") as patient:
+        assert patient.get("/fhir/Task", params={"owner": GP_ORG}).status_code == 403

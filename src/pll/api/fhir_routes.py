@@ -20,7 +20,7 @@ from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import bundles, findings
 from pll.fhir import cases as cases_fhir
 from pll.fhir import reconcile as reconcile_fhir
-from pll.fhir.systems import PLL_BASE
+from pll.fhir.systems import ORGNR, PLL_BASE
 from pll.fhir.validate import validate
 from pll.services import transaction
 from pll.services.access import PatientAccess
@@ -691,10 +691,26 @@ def task_history(ctx: Ctx) -> Response:
 
 def task_search(ctx: Ctx) -> Response:
     """``GET Task?patient=<id>[&status=requested,in-progress]``: the patient's cases, newest
-    first (the open ones are those the list shows)."""
+    first (the open ones are those the list shows); or ``GET Task?owner=<orgnr>``: the cases
+    addressed to the caller's own organisation, its inbox."""
     params = ctx.query(searchable("Task"))
     count, offset = ctx.paging(params)
     statuses = cases_fhir.statuses(params["status"]) if "status" in params else None
+    if "owner" in params:
+        if {"patient", "subject", "patient.identifier"} & params.keys():
+            raise InvalidInput("Search Task by patient or by owner, not both.", "owner")
+        system, _, org = params["owner"].rpartition("|")
+        if system not in ("", ORGNR) or not (org.isascii() and org.isdigit()):
+            raise InvalidInput(
+                f"owner is an organisation number: owner={ORGNR}|<orgnr> or the number alone.",
+                "owner",
+            )
+        total, left_out, texts = CaseService(ctx.service).inbox(
+            ctx.access, org, statuses, count, offset
+        )
+        self_url, next_url = ctx.page_urls(count, offset, total)
+        bundle = bundles.searchset(ctx.base, texts, total, self_url, next_url, "Task")
+        return fhir_response(bundle, headers={"X-PLL-Left-Out": str(left_out)})
     patient_id = _patient_param(ctx, params)
     total, texts = (
         CaseService(ctx.service).search(ctx.access, patient_id, statuses, count, offset)
@@ -938,6 +954,11 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
     "MedicationDispense": [*BY_PATIENT, *PAGING],
     "Task": [
         *BY_PATIENT,
+        (
+            "owner",
+            "token",
+            "the receiving organisation (organisasjonsnummer): its inbox, your own only",
+        ),
         ("status", "token", "requested, in-progress, completed, rejected, cancelled (comma: or)"),
         *PAGING,
     ],

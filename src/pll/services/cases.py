@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Row
 
-from pll.auth.access import Access, Decision, Verb
+from pll.auth.access import Access, Decision, PatientFacts, Verb
 from pll.domain import cases as rules
 from pll.domain.cases import Action, Case, Status, Step
-from pll.domain.errors import InvalidInput, NotFound
+from pll.domain.errors import Forbidden, InvalidInput, NotFound
 from pll.domain.model import MedicationList
 from pll.fhir import cases as fhir_cases
 from pll.fhir.resources import instant
@@ -186,6 +186,53 @@ class CaseService:
             svc.trail.admit(conn, access, Verb.READ, patient_id, "search", "Task", None)
             total, rows = store.for_patient(conn, patient_id, statuses, count, offset)
             return total, [r.resource for r in rows]
+
+    def inbox(
+        self,
+        access: Access,
+        org_id: str,
+        statuses: frozenset[Status] | None,
+        count: int,
+        offset: int,
+    ) -> tuple[int, int, list[str]]:
+        """A page of the cases addressed to ``org_id``, newest first: the organisation's
+        inbox, for health personnel acting for it (the organisation in their token).
+
+        Each case shown is a read of its patient: decided by the access policy (a patient
+        who has blocked the caller is left out, with no record, as nothing of theirs is
+        shown) and logged in that patient's access log (DESIGN §3 rule 5). Returns the
+        number of cases addressed there, how many of this page were left out, and the
+        Tasks shown."""
+        early_refusal(access, Verb.READ)
+        if access.is_patient or access.actor.org_id != org_id:
+            raise Forbidden(
+                "An organisation's discrepancy cases are shown to those acting for it: ask "
+                "for owner=<your own organisation number>, or search by patient.",
+                "owner",
+            )
+        svc = self.service
+        with svc.guard(access), svc.db.write() as conn:
+            total, rows = store.for_owner(conn, org_id, statuses, count, offset)
+            now = svc.clock()
+            shown = []
+            for row in rows:
+                facts = audit_log.facts(conn, row.patient_id, hpr=access.actor.hpr, holder=None)
+                if facts is None:  # pragma: no cover - a case's patient is never removed
+                    continue
+                decision = access.decide(
+                    Verb.READ,
+                    PatientFacts(row.patient_id, facts.identifier_value, bool(facts.blocked)),
+                )
+                if not decision.allowed:
+                    continue
+                audit_log.append(
+                    conn,
+                    svc.trail.record(
+                        access, "search", "Task", row.id, row.patient_id, decision, now
+                    ),
+                )
+                shown.append(row.resource)
+            return total, len(rows) - len(shown), shown
 
     def on_list(self, access: Access, patient_id: str) -> list[Shown]:
         """The cases shown on the patient's list (those not closed), oldest first, each with

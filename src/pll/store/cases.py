@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, func, insert, select, update
 
 from pll.domain.cases import Action, Case, Recipient, Status, Step
 from pll.domain.model import Author
@@ -144,6 +144,17 @@ def versions(conn: Connection, case_id: str) -> Sequence[Row[Any]]:
     return cast("Sequence[Row[Any]]", rows)
 
 
+def for_owner(
+    conn: Connection, org_id: str, statuses: Iterable[Status] | None, limit: int, offset: int
+) -> tuple[int, Sequence[Row[Any]]]:
+    """A page of the cases addressed to an organisation (only those in ``statuses``, if
+    given), newest first: its inbox (``ix_discrepancy_case_owner``)."""
+    where = discrepancy_case.c.owner_org == org_id
+    if statuses is not None:
+        where = where & discrepancy_case.c.status.in_(sorted(s.value for s in statuses))
+    return _page(conn, where, limit, offset)
+
+
 def for_patient(
     conn: Connection, patient_id: str, statuses: Iterable[Status] | None, limit: int, offset: int
 ) -> tuple[int, Sequence[Row[Any]]]:
@@ -151,6 +162,12 @@ def for_patient(
     where = discrepancy_case.c.patient_id == patient_id
     if statuses is not None:
         where = where & discrepancy_case.c.status.in_(sorted(s.value for s in statuses))
+    return _page(conn, where, limit, offset)
+
+
+def _page(
+    conn: Connection, where: ColumnElement[bool], limit: int, offset: int
+) -> tuple[int, Sequence[Row[Any]]]:
     total = conn.execute(
         select(func.count()).select_from(discrepancy_case).where(where)
     ).scalar_one()
