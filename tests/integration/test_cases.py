@@ -727,3 +727,21 @@ def test_a_bad_inbox_search_is_refused_clearly(
         assert says in outcome_text(r)
     with server.client("patient", pid="13116900216") as patient:
         assert patient.get("/fhir/Task", params={"owner": GP_ORG}).status_code == 403
+
+
+def test_the_patient_sees_the_open_cases_on_their_own_list(server: LiveServer) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    with server.client("nurse") as nurse:
+        case = ok(
+            report(nurse, f"MedicationStatement/{scene.entries[METFORMIN[2]]}", "<b>Feil dose</b>"),
+            201,
+        )
+    with logged_in(server, "patient", scene.fnr) as me:
+        page = me.get(f"/pasient/{scene.pid}").text
+        assert f'id="avvik-{case["id"]}"' in page
+        assert "&lt;b&gt;Feil dose&lt;/b&gt;" in page  # the reporter's words, as text
+        assert "Bergen legesenter" in page  # where it went
+    with server.client("gp") as gp:
+        ok(operation(gp, case["id"], "resolve", "Dosen er rettet"))
+    with logged_in(server, "patient", scene.fnr) as me:
+        assert f'id="avvik-{case["id"]}"' not in me.get(f"/pasient/{scene.pid}").text

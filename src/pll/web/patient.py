@@ -31,6 +31,7 @@ from pll.fhir import systems
 from pll.fhir.validate import validate
 from pll.services.access import PatientAccess
 from pll.services.base import Stored
+from pll.web import cases as case_pages
 from pll.web.edge import ROLE_NAMES, Page, Web, page
 from pll.web.views import EntryView, list_view
 
@@ -204,9 +205,13 @@ def list_page(web: Web) -> Response:
     for entry in lst.entries if lst is not None else []:
         group = entry.status if entry.status in ("active", "on-hold") else "ended"
         groups[group].append(_medicine(entry))
+    # the discrepancies reported on the list stay in view until they are closed
+    drugs = {e.id: e.drug for e in lst.entries} if lst is not None else {}
+    cases = case_pages.open_cases(web, pid, drugs) if lst is not None else []
     return web.render(
         "patient/list.html",
         lst=lst,
+        cases=cases,
         using=groups["active"],
         paused=groups["on-hold"],
         ended=groups["ended"],
