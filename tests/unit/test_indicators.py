@@ -9,6 +9,7 @@ import pytest
 
 from pll.stats import disclosure
 from pll.stats import indicators as ind
+from pll.stats.disclosure import HIDDEN as H
 from pll.stats.disclosure import SUPPRESSED as S
 from pll.stats.indicators import Home, ListChange, Tally
 
@@ -162,7 +163,7 @@ def test_one_suppressed_cell_takes_the_next_smallest_with_it() -> None:
     rows = disclosure.suppress(
         region_rows(Nord=3, Midt=40, Vest=12, SorOst=120), ["lists"], {}, lambda r: r["period"]
     )
-    assert [r["lists"] for r in rows] == [S, 40, S, 120]
+    assert [r["lists"] for r in rows] == [S, 40, H, 120]
 
 
 def test_groups_are_protected_each_on_their_own() -> None:
@@ -174,7 +175,7 @@ def test_groups_are_protected_each_on_their_own() -> None:
         {"region": "Nord", "municipality": "1804", "lists": 8},
     ]
     out = disclosure.suppress(rows, ["lists"], {}, lambda r: r["region"])
-    assert [r["lists"] for r in out] == [50, S, S, 30, 8]
+    assert [r["lists"] for r in out] == [50, S, H, 30, 8]
 
 
 def test_figures_from_a_suppressed_count_are_suppressed() -> None:
@@ -185,7 +186,7 @@ def test_figures_from_a_suppressed_count_are_suppressed() -> None:
     out = disclosure.suppress(
         rows, ["conflicts", "changes"], {"rate": ("conflicts", "changes")}, id
     )
-    assert (out[0]["rate"], out[1]["rate"]) == (S, 7.8)
+    assert (out[0]["rate"], out[1]["rate"]) == (H, 7.8)
     assert rows[0]["rate"] == 3.3  # the input is left as it was
 
 
@@ -194,8 +195,14 @@ def test_parts_of_a_shown_total_are_protected_too() -> None:
     out = disclosure.suppress(
         rows, ["lists", "new", "old", "never"], {}, id, parts=[("new", "old", "never")]
     )
-    assert out[0] == {"lists": 40, "new": 20, "old": S, "never": S}
+    assert out[0] == {"lists": 40, "new": 20, "old": H, "never": S}
 
 
 def test_shown_in_csv() -> None:
-    assert [disclosure.shown(v) for v in (S, None, 12, 2.25)] == ["<5", "", "12", "2.2"]
+    assert [disclosure.shown(v) for v in (S, H, None, 12, 2.25)] == [
+        "<5",
+        "skjult",
+        "",
+        "12",
+        "2.2",
+    ]

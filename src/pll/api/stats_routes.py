@@ -31,6 +31,7 @@ from pll.api.http import error_response
 from pll.domain.errors import InvalidInput
 from pll.services.stats import Statistics
 from pll.stats import disclosure
+from pll.stats.indicators import OSLO
 
 #: The longest span one request may ask for: three years of weeks.
 MAX_DAYS = 3 * 366
@@ -97,7 +98,7 @@ class Query:
 
     def __init__(self, request: Request, stats: Statistics) -> None:
         self.params = request.query_params
-        self.today = stats.clock().date()
+        self.today = stats.clock().astimezone(OSLO).date()  # the day in Norway, as the page
         self.format = self.choice("format", ("json", "csv"), "json")
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -141,7 +142,8 @@ class Query:
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    """The rows as CSV, suppressed figures shown as ``<5``, those that do not apply empty."""
+    """The rows as CSV, suppressed figures shown as ``<5`` or ``skjult``, those that do not
+    apply empty."""
     out = io.StringIO()
     if rows:
         writer = csv.writer(out, lineterminator="\n")

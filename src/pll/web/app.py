@@ -27,7 +27,8 @@ from pll.config import Settings
 from pll.domain.errors import DomainError, NotFound
 from pll.services.lists import PLLService
 from pll.services.logins import LONGEST, WebLogins
-from pll.web import doctor, login, multidose, oidc, patient, reconcile
+from pll.services.stats import Statistics
+from pll.web import doctor, login, multidose, oidc, patient, reconcile, stats
 from pll.web.edge import caller_of, error_page
 
 #: The session cookie lasts as long as a login may (pll.services.logins).
@@ -92,6 +93,7 @@ def web_app(
         *reconcile.ROUTES,
         *patient.ROUTES,
         *multidose.ROUTES,
+        *stats.ROUTES,
         Mount("/static", StaticFiles(packages=[("pll.web", "static")]), name="static"),
     ]
     https = bool(settings.public_url and settings.public_url.startswith("https://"))
@@ -118,4 +120,5 @@ def web_app(
     app.state.oidc = oidc.OidcClient.from_settings(settings)
     app.state.api_error = api_error
     app.state.logins = WebLogins(service.db, service.clock)
+    app.state.statistics = Statistics(service.db, service.clock)
     return app

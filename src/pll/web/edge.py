@@ -21,7 +21,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -86,6 +86,26 @@ def memory_of(request: Request) -> dict[str, Any]:
 MAX_FORM_FIELDS = 400
 
 OSLO = ZoneInfo("Europe/Oslo")
+MONTHS = (
+    "januar",
+    "februar",
+    "mars",
+    "april",
+    "mai",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
+    "desember",
+)
+
+
+def day_in_words(day: date) -> str:
+    """A day as people write it: "1. oktober 2026"."""
+    return f"{day.day}. {MONTHS[day.month - 1]} {day.year}"
+
 
 ROLE_NAMES = {
     Role.DOCTOR: "lege",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -32,28 +32,13 @@ from pll.fhir.validate import validate
 from pll.services.access import PatientAccess
 from pll.services.base import Stored
 from pll.web import cases as case_pages
-from pll.web.edge import ROLE_NAMES, Page, Web, page
+from pll.web.edge import MONTHS, OSLO, ROLE_NAMES, Page, Web, day_in_words, page
 from pll.web.views import EntryView, list_view
 
 #: list versions described on one page of "what changed" (each is one diff)
 CHANGES_PER_PAGE = 10
 #: access-log records on one page of "who looked"
 LOOKS_PER_PAGE = 50
-
-MONTHS = (
-    "januar",
-    "februar",
-    "mars",
-    "april",
-    "mai",
-    "juni",
-    "juli",
-    "august",
-    "september",
-    "oktober",
-    "november",
-    "desember",
-)
 
 
 def patients(handler: Page) -> Any:
@@ -72,10 +57,10 @@ def long_date(value: str | None) -> str:
         if len(value) == 10:
             day = date.fromisoformat(value)
         else:
-            day = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).date()
+            day = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(OSLO).date()
     except (ValueError, IndexError):
         return value
-    return f"{day.day}. {MONTHS[day.month - 1]} {day.year}"
+    return day_in_words(day)
 
 
 # -- whose list: the person themselves, or someone they hold a proxy for --------------------
