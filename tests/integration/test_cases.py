@@ -551,7 +551,8 @@ def test_bad_input_gets_a_clear_outcome_and_changes_nothing(server: LiveServer) 
         for params, words in [
             ({"patient": scene.pid, "status": "open"}, "Unknown Task status"),
             ({"status": "requested"}, "Search by patient"),
-            ({"patient": scene.pid, "owner": GP_ORG}, "Unsupported search parameter"),
+            ({"patient": scene.pid, "owner": GP_ORG}, "not both"),
+            ({"patient": scene.pid, "requester": GP_ORG}, "Unsupported search parameter"),
         ]:
             r = gp.get("/fhir/Task", params=params)
             assert r.status_code == 400, r.text
