@@ -18,6 +18,7 @@ Issue 8 (rollout and quality) names the figures; ``docs/statistics.md`` defines 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -214,39 +215,50 @@ class Statistics:
             happened = store.counts(
                 conn, ind.PERIODIC, grain, since=labels[0], until=labels[-1], by=columns
             )
-            created = store.counts(conn, [ind.NEW_LISTS], grain, until=labels[-1], by=columns)
+            # lists at the end of each period: those made before the first, then period by
+            # period (one sum per cell, not the whole history)
+            before = store.totals(conn, [ind.NEW_LISTS], grain, before=labels[0], by=columns)
             orgs = store.organisations(conn)
         figures: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        cells: set[str] = set()
+        cells: set[str] = set(_all_cells(by))
         for r in happened:
             cell = str(getattr(r, by)) if by else ""
             figures[(r.period, cell)][r.measure] += int(r.value)
             cells.add(cell)
-        # lists at the end of each period: every list created up to it
-        created_by: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for r in created:
+        lists: dict[str, int] = defaultdict(int)
+        for r in before:
             cell = str(getattr(r, by)) if by else ""
-            created_by[cell].append((r.period, int(r.value)))
+            lists[cell] += int(r.value or 0)  # a sum of nothing is NULL
             cells.add(cell)
+        # when each cell's organisations went live, sorted: live by a time is a bisection
+        registered: dict[str, int] = defaultdict(int)
+        went_live: dict[str, list[datetime]] = defaultdict(list)
         for o in orgs:
-            cells.add(str(o._mapping[by]) if by else "")
-        cells |= set(_all_cells(by))
+            cell = str(o._mapping[by]) if by else ""
+            cells.add(cell)
+            registered[cell] += 1
+            if o.live_since is not None:
+                went_live[cell].append(o.live_since)
+        for times in went_live.values():
+            times.sort()
+        ordered = sorted(cells, key=_cell_order(by))
+        fields = {cell: _cell_fields(by, cell) for cell in ordered}
         rows = []
         for label in labels:
             end = period_end(grain, label)
-            for cell in sorted(cells, key=_cell_order(by)):
+            for cell in ordered:
                 f = figures.get((label, cell), {})
-                lists = sum(n for p, n in created_by.get(cell, ()) if p <= label)
-                registered = [o for o in orgs if not by or str(o._mapping[by]) == cell]
+                lists[cell] += f.get(ind.NEW_LISTS, 0)
+                total = lists[cell]
                 changes = f.get(ind.CHANGES, 0)
                 closed = f.get(ind.CASES_CLOSED, 0)
-                row: dict[str, Any] = {"period": label, **_cell_fields(by, cell)}
+                row: dict[str, Any] = {"period": label, **fields[cell]}
                 row |= {
                     "new_lists": f.get(ind.NEW_LISTS, 0),
-                    "lists": lists,
+                    "lists": total,
                     "changes": changes,
                     "changes_per_list": (
-                        round(changes / lists, 2) if lists and by != "actor_type" else None
+                        round(changes / total, 2) if total and by != "actor_type" else None
                     ),
                     "conflicts": f.get(ind.CONFLICTS, 0),
                     "conflicts_per_1000_changes": (
@@ -258,10 +270,8 @@ class Statistics:
                     "mean_days_to_close": (
                         round(f.get(ind.CASE_SECONDS, 0) / closed / 86400, 1) if closed else None
                     ),
-                    "organisations": len(registered),
-                    "organisations_live": sum(
-                        1 for o in registered if o.live_since is not None and o.live_since < end
-                    ),
+                    "organisations": registered[cell],
+                    "organisations_live": bisect_left(went_live[cell], end),
                 }
                 rows.append(row)
         return disclosure.suppress(
@@ -285,14 +295,18 @@ class Statistics:
         today = self.clock().astimezone(ind.OSLO).date()
         with self.db.read() as conn:
             now = store.counts(conn, ind.CURRENT, "now", by=columns)
-            confirmed = store.counts(conn, [ind.CONFIRMED], "day", by=columns)
+            # each band starts on a day: summed in the database, one row per cell
+            starts = [
+                (name, (today - timedelta(days=hi - 1)).isoformat()) for name, _, hi in FRESHNESS
+            ]
+            confirmed = store.bands(conn, ind.CONFIRMED, [*starts, ("over 12 mnd", "")], by=columns)
         figures: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for r in now:
             figures[str(getattr(r, by)) if by else ""][r.measure] += int(r.value)
         for r in confirmed:
-            age = (today - date.fromisoformat(r.period)).days
-            band = next((name for name, lo, hi in FRESHNESS if lo <= age < hi), "over 12 mnd")
-            figures[str(getattr(r, by)) if by else ""][band] += int(r.value)
+            cell = str(r._mapping[by]) if by else ""
+            for name, _ in (*starts, ("over 12 mnd", "")):
+                figures[cell][name] += int(r._mapping[name] or 0)
         cells = set(figures) | set(_all_cells(by))
         places = geography.municipalities()
         rows = []

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pll.stats.indicators import Home, Key, ListState
@@ -248,6 +248,40 @@ def counts(
     if until is not None:
         query = query.where(stats_count.c.period <= until)
     return list(conn.execute(query.group_by(*group).order_by(*group)))
+
+
+def totals(
+    conn: Connection, measures: Sequence[str], grain: str, *, before: str, by: Sequence[str] = ()
+) -> list[Any]:
+    """The counts of ``measures`` at ``grain`` summed over every period before ``before``,
+    per the columns in ``by``."""
+    group = [stats_count.c[b] for b in by]
+    query = select(*group, func.sum(stats_count.c.value).label("value")).where(
+        stats_count.c.measure.in_(measures),
+        stats_count.c.grain == grain,
+        stats_count.c.period < before,
+    )
+    return list(conn.execute(query.group_by(*group) if group else query))
+
+
+def bands(
+    conn: Connection, measure: str, starts: Sequence[tuple[str, str]], *, by: Sequence[str] = ()
+) -> list[Any]:
+    """The day counts of ``measure`` summed into bands, per the columns in ``by``: each of
+    ``starts`` names a band and the first day in it (``YYYY-MM-DD``), newest first; a day
+    falls in the first band it is not before (the last band's start is ``""``: every day)."""
+    group = [stats_count.c[b] for b in by]
+    band = case(
+        *((stats_count.c.period >= start, name) for name, start in starts[:-1]), else_=starts[-1][0]
+    )
+    sums = [
+        func.sum(case((band == name, stats_count.c.value), else_=0)).label(name)
+        for name, _ in starts
+    ]
+    query = select(*group, *sums).where(
+        stats_count.c.measure == measure, stats_count.c.grain == "day"
+    )
+    return list(conn.execute(query.group_by(*group) if group else query))
 
 
 # -- the consumer's place in the audit trail -------------------------------------------------
