@@ -344,6 +344,7 @@ def create_demo(
     why = "Demodata: kombinasjonen er vurdert"
     regimens = catalogued(service, seed)
     numbers = []
+    seen: set[str] = set()
     for n in range(patients):
         # the rollout speeds up: patient n's list is made at time (n/patients)^0.5 of the way
         clock.at = end - timedelta(weeks=WEEKS) * (1 - ((n + 1) / patients) ** 0.5)
@@ -357,6 +358,9 @@ def create_demo(
             _doctor(rng.choice(team.hospitals), rng), Basis.TREATMENT, "pll-demo", why
         )
         fnr = generate_synthetic_fnr(rng)
+        while fnr in seen:  # the same number twice would be the same patient
+            fnr = generate_synthetic_fnr(rng)
+        seen.add(fnr)
         name = {"family": rng.choice(LAST), "given": [rng.choice(FIRST)]}
         patient, _ = dated.register_patient(
             gp,

@@ -223,7 +223,8 @@ class Statistics:
         cells: set[str] = set(_all_cells(by))
         for r in happened:
             cell = str(getattr(r, by)) if by else ""
-            figures[(r.period, cell)][r.measure] += int(r.value)
+            for measure in ind.PERIODIC:
+                figures[(r.period, cell)][measure] += int(r._mapping[measure] or 0)
             cells.add(cell)
         lists: dict[str, int] = defaultdict(int)
         for r in before:
@@ -302,7 +303,8 @@ class Statistics:
             confirmed = store.bands(conn, ind.CONFIRMED, [*starts, ("over 12 mnd", "")], by=columns)
         figures: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for r in now:
-            figures[str(getattr(r, by)) if by else ""][r.measure] += int(r.value)
+            for measure in ind.CURRENT:
+                figures[str(getattr(r, by)) if by else ""][measure] += int(r._mapping[measure] or 0)
         for r in confirmed:
             cell = str(r._mapping[by]) if by else ""
             for name, _ in (*starts, ("over 12 mnd", "")):
@@ -358,19 +360,25 @@ class Statistics:
         end = datetime.combine(day + timedelta(days=1), datetime.min.time(), ind.OSLO)
         with self.db.read() as conn:
             orgs = store.organisations(conn)
+        registered: dict[tuple[str, str], int] = defaultdict(int)
+        live_by: dict[tuple[str, str], int] = defaultdict(int)
+        for o in orgs:
+            registered[(o.region, o.actor_type)] += 1
+            if o.live_since is not None and o.live_since < end:
+                live_by[(o.region, o.actor_type)] += 1
         rows = []
         for region in ambitions.REGIONS:
             for actor_type in ambitions.ACTOR_TYPES:
-                mine = [o for o in orgs if o.region == region and o.actor_type == actor_type]
-                live = sum(1 for o in mine if o.live_since is not None and o.live_since < end)
-                share = round(100 * live / len(mine), 1) if mine else None
+                count = registered[(region, actor_type)]
+                live = live_by[(region, actor_type)]
+                share = round(100 * live / count, 1) if count else None
                 target = self.matrix.target(region, actor_type, day.year)
                 expected = ambitions.expected(self.matrix, region, actor_type, day)
                 rows.append(
                     {
                         "region": region,
                         "actor_type": actor_type,
-                        "organisations": len(mine),
+                        "organisations": count,
                         "organisations_live": live,
                         "share_live_pct": share,
                         "target_pct": target,
@@ -396,7 +404,10 @@ class Statistics:
         day = day or self.clock().astimezone(ind.OSLO).date()
         with self.db.read() as conn:
             now = store.counts(conn, [ind.LISTS, ind.PAPER, ind.EMULTIDOSE], "now")
-        total = {r.measure: int(r.value) for r in now}
+        total = {
+            m: sum(int(r._mapping[m] or 0) for r in now)
+            for m in (ind.LISTS, ind.PAPER, ind.EMULTIDOSE)
+        }
         lists, paper = total.get(ind.LISTS, 0), total.get(ind.PAPER, 0)
         electronic = total.get(ind.EMULTIDOSE, 0)
         population = geography.population()

@@ -236,18 +236,22 @@ def counts(
     until: str | None = None,
     by: Sequence[str] = (),
 ) -> list[Any]:
-    """The counts of ``measures`` at ``grain`` (week, month, day or now) per period and per
-    the columns in ``by`` (region, municipality, actor_type), summed over the rest.
-    ``since`` and ``until`` bound the periods, both included."""
-    group = [stats_count.c.measure, stats_count.c.period, *(stats_count.c[b] for b in by)]
-    query = select(*group, func.sum(stats_count.c.value).label("value")).where(
+    """The counts of ``measures`` at ``grain`` (week, month, day or now): one row per period
+    and per the columns in ``by`` (region, municipality, actor_type), summed over the rest,
+    with one column per measure (``NULL`` where there is none). ``since`` and ``until``
+    bound the periods, both included. Unordered."""
+    group = [stats_count.c.period, *(stats_count.c[b] for b in by)]
+    sums = [
+        func.sum(case((stats_count.c.measure == m, stats_count.c.value))).label(m) for m in measures
+    ]
+    query = select(*group, *sums).where(
         stats_count.c.measure.in_(measures), stats_count.c.grain == grain
     )
     if since is not None:
         query = query.where(stats_count.c.period >= since)
     if until is not None:
         query = query.where(stats_count.c.period <= until)
-    return list(conn.execute(query.group_by(*group).order_by(*group)))
+    return list(conn.execute(query.group_by(*group)))
 
 
 def totals(
