@@ -90,8 +90,9 @@ class Statistics:
             total += done
             if progress is not None:
                 progress(done)
-        while self.step_audit(batch * 10):
-            pass
+        read = self.step_audit(batch * 10)
+        while read:  # the audit trail, a batch of records at a time, until none is due
+            read = self.step_audit(batch * 10)
         return total
 
     def step(self, batch: int = 500) -> int:
