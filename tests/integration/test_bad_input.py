@@ -499,3 +499,57 @@ def test_a_strange_host_header_never_reaches_a_response(
 
     urls = [e["fullUrl"] for e in json.loads(body)["entry"]]
     assert all(u.startswith(f"http://127.0.0.1:{port}/fhir/") for u in urls)
+
+
+@pytest.mark.parametrize("depth", [101, 1025, 1100, 100_000])
+def test_json_nested_too_deeply_is_refused(server: LiveServer, depth: int) -> None:
+    """orjson refuses past 1,024 levels, and the standard library's message-only reparse
+    raised RecursionError (a 500); every recursive walk after parsing would too."""
+    deep = b"[" * depth + b"]" * depth
+    text, _ = _refused(server, "POST", "/fhir/Patient", 400, content=deep)
+    assert "more than 100 levels deep" in text
+    nested = b'{"resourceType":"Patient","extension":' * depth + b"[]" + b"}" * depth
+    text, _ = _refused(server, "POST", "/fhir/Patient", 400, content=nested)
+    assert "more than 100 levels deep" in text
+
+
+def _resource_in(place: str, resource: Any, pid: str) -> tuple[str, str, dict[str, Any]]:
+    """A body that carries ``resource`` nested where FHIR allows a resource."""
+    if place == "contained":
+        body = patient()
+        body["contained"] = [resource]
+        return "/fhir/Patient", "Patient.contained[0]", body
+    if place == "bundle":
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": resource, "request": {"method": "POST", "url": "Patient"}}],
+        }
+        return "/fhir", "Bundle.entry[0].resource", bundle
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "patient", "resource": resource}],
+    }
+    return f"/fhir/Patient/{pid}/$multidose-register", "Parameters.parameter[0].resource", parameters
+
+
+@pytest.mark.parametrize("place", ["contained", "bundle", "parameters"])
+@pytest.mark.parametrize(
+    ("resource", "problem"),
+    [
+        ({"resourceType": "Foo"}, "'Foo' is not a FHIR R4 resource type"),
+        ({"resourceType": 1}, "1 is not a FHIR R4 resource type"),
+        ({"resourceType": "Resource"}, "'Resource' is not a FHIR R4 resource type"),
+        ({"resourceType": "HumanName"}, "'HumanName' is not a FHIR R4 resource type"),
+        ({}, ""),
+    ],
+)
+def test_a_nested_resource_of_no_known_type_is_refused(
+    server: LiveServer, listed: dict[str, Any], place: str, resource: Any, problem: str
+) -> None:
+    """The model library raised KeyError or TypeError for these (a 500)."""
+    url, where, body = _resource_in(place, resource, listed["pid"])
+    text, expr = _refused(server, "POST", url, 400, body=body)
+    assert problem in text
+    if problem:
+        assert expr == [f"{where}.resourceType"]

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -259,12 +260,20 @@ def test_clock_skew_is_allowed_up_to_the_leeway(site: Site, leeway: int, accepte
 # -- refused -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FromNow:
+    """A time claim this many seconds from the moment the test runs. Parameters are built
+    when pytest collects the tests, which on a long run is many minutes before they run."""
+
+    seconds: int
+
+
 @pytest.mark.parametrize(
     ("claims", "refusal"),
     [
-        ({"exp": int(time.time()) - 60}, "The access token has expired."),
-        ({"nbf": int(time.time()) + 600}, "The access token is not valid yet."),
-        ({"iat": int(time.time()) + 600}, "The access token is not valid yet."),
+        ({"exp": FromNow(-60)}, "The access token has expired."),
+        ({"nbf": FromNow(600)}, "The access token is not valid yet."),
+        ({"iat": FromNow(600)}, "The access token is not valid yet."),
         ({"aud": "kjernejournal"}, "The access token is for another audience."),
         ({"exp": None}, "The access token has no 'exp' claim."),
         ({"aud": None}, "The access token has no 'aud' claim."),
@@ -274,6 +283,8 @@ def test_clock_skew_is_allowed_up_to_the_leeway(site: Site, leeway: int, accepte
 )
 def test_claims_are_checked(site: Site, claims: dict[str, Any], refusal: str) -> None:
     issuers = trust(KeySet.from_url(f"{site.url}/jwks"), site.url)
+    now = int(time.time())  # when the test runs, not when pytest collected it
+    claims = {k: now + v.seconds if isinstance(v, FromNow) else v for k, v in claims.items()}
     with pytest.raises(Unauthenticated) as refused:
         verify_token(sign("PS256", site.url, **claims), issuers)
     assert refused.value.message == refusal

@@ -15,22 +15,39 @@ from typing import Any
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.domainresource import DomainResource
+from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
 from pll.domain.errors import InvalidInput
 
+#: How deeply arrays and objects may nest in a request body. A FHIR resource PLL takes is
+#: about 10 levels deep, a transaction Bundle or Parameters around one some 20; the limit
+#: leaves room for that many times over, and keeps every recursive walk over a body (ours,
+#: the model library's) far from Python's recursion limit of 1,000.
+MAX_DEPTH = 100
+
 
 def parse_json(body: bytes) -> Any:
-    """Decode a request body, or say where the JSON is broken."""
+    """Decode a request body, or say where the JSON is broken; a body nested deeper than
+    :data:`MAX_DEPTH` is refused (with :class:`InvalidInput`, as all bad JSON is)."""
     if not body.strip():
         raise InvalidInput("The request body is empty; send a FHIR resource as JSON.")
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
+    else:
+        # fewer brackets than the limit cannot nest past it: the walk is skipped for the
+        # bodies of everyday requests
+        if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(data) > MAX_DEPTH:
+            raise _too_deep()
+        return data
     # orjson does not report a line; the standard library does, for the message only.
     try:
         json.loads(body)
+    except RecursionError:
+        raise _too_deep() from None  # deeper than orjson's own limit of 1,024
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = getattr(exc, "lineno", None)
         position = (
@@ -40,6 +57,61 @@ def parse_json(body: bytes) -> Any:
             f"The body is not valid JSON{position}: {getattr(exc, 'msg', exc)}."
         ) from None
     raise InvalidInput("The body is not valid JSON.")
+
+
+def _too_deep() -> InvalidInput:
+    return InvalidInput(
+        f"The JSON nests arrays and objects more than {MAX_DEPTH} levels deep; "
+        "no FHIR resource PLL takes comes near that."
+    )
+
+
+def _depth(data: Any) -> int:
+    """How deeply ``data`` nests, found without recursion; stops counting past the limit."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _resource_types(data: Any, path: str) -> None:
+    """Refuse a resource nested anywhere in ``data`` (``contained``, ``Bundle.entry.resource``,
+    ``Parameters.parameter.resource``) whose ``resourceType`` is not a FHIR R4 resource:
+    the model library fails on those with a ``KeyError`` or ``TypeError`` of its own."""
+    stack: list[tuple[Any, str]] = [(data, path)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(value))
+        elif isinstance(value, dict):
+            if where != path and "resourceType" in value:
+                rtype = value["resourceType"]
+                if not isinstance(rtype, str) or not is_resource_type(rtype):
+                    raise InvalidInput(
+                        f"{repr(rtype)[:80]} is not a FHIR R4 resource type.", f"{where}.resourceType"
+                    )
+            stack.extend((child, f"{where}.{key}") for key, child in value.items())
+
+
+def is_resource_type(name: str) -> bool:
+    """Whether ``name`` is a concrete FHIR R4 resource (``Patient``; not ``HumanName``, not
+    the abstract ``Resource`` or ``DomainResource``)."""
+    try:
+        model = get_fhir_model_class(name)
+    except (KeyError, ValueError, AttributeError):
+        return False
+    return issubclass(model, Resource) and model not in (Resource, DomainResource)
 
 
 def _path(resource_type: str, loc: tuple[int | str, ...]) -> str:
@@ -66,6 +138,7 @@ def validate(data: Any, expected: str | tuple[str, ...]) -> dict[str, Any]:
             f"Expected resourceType {' or '.join(repr(k) for k in kinds)}, got {rtype!r}.",
             "resourceType",
         )
+    _resource_types(data, rtype)
     model = get_fhir_model_class(rtype)
     try:
         parsed = model.model_validate(data)
