@@ -530,7 +530,11 @@ def _resource_in(place: str, resource: Any, pid: str) -> tuple[str, str, dict[st
         "resourceType": "Parameters",
         "parameter": [{"name": "patient", "resource": resource}],
     }
-    return f"/fhir/Patient/{pid}/$multidose-register", "Parameters.parameter[0].resource", parameters
+    return (
+        f"/fhir/Patient/{pid}/$multidose-register",
+        "Parameters.parameter[0].resource",
+        parameters,
+    )
 
 
 @pytest.mark.parametrize("place", ["contained", "bundle", "parameters"])

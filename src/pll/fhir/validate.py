@@ -99,7 +99,8 @@ def _resource_types(data: Any, path: str) -> None:
                 rtype = value["resourceType"]
                 if not isinstance(rtype, str) or not is_resource_type(rtype):
                     raise InvalidInput(
-                        f"{repr(rtype)[:80]} is not a FHIR R4 resource type.", f"{where}.resourceType"
+                        f"{repr(rtype)[:80]} is not a FHIR R4 resource type.",
+                        f"{where}.resourceType",
                     )
             stack.extend((child, f"{where}.{key}") for key, child in value.items())
 
