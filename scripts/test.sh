@@ -36,5 +36,7 @@ fi
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== ruff format"; .venv/bin/ruff format --check src tests bench
 echo "== mypy"; .venv/bin/mypy
-echo "== pytest (SQLite and PostgreSQL)"
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+# In parallel (pytest-xdist): each worker has its own databases, data folders and servers on
+# ports the system picks, so tests never share state. PLL_TEST_WORKERS=1 runs them serially.
+echo "== pytest (SQLite and PostgreSQL, ${PLL_TEST_WORKERS:-auto} workers)"
+.venv/bin/pytest -q -p no:cacheprovider -n "${PLL_TEST_WORKERS:-auto}" "$@"

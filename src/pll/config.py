@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,24 @@ def _flag(name: str, default: bool) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+#: The default request body limit (``PLL_MAX_BODY``): far above the largest transaction
+#: Bundle or SFM document PLL accepts, far below what would strain a worker's memory.
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+_SIZE = re.compile(r"([0-9]{1,15}) ?([kmg]?)(?:i?b)?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _size(name: str, default: int) -> int:
+    """A number of bytes from the environment: ``10485760``, ``10M``, ``10MiB``, ``512k``."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    found = _SIZE.fullmatch(raw)
+    if found is None or int(found[1]) == 0:
+        raise ValueError(f"{name} must be a positive number of bytes (such as 10M), not {raw!r}.")
+    return int(found[1]) * _UNITS[found[2].lower()]
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Where the embedded database and the development keys live (``PLL_DATA_DIR``).
@@ -36,7 +55,9 @@ class Settings:
     #: ~225/s with 40 threads to ~366/s with 4 (bench/, two workers on two cores).
     threads: int = 4
     #: Trust development tokens from ``pll token`` (``PLL_DEV_AUTH=1``). Off unless asked
-    #: for: anyone who can read the data directory could otherwise mint tokens.
+    #: for: anyone who can read the data directory could otherwise mint tokens. This is
+    #: *development mode*, never for real patients; it is also what lets ``public_url`` be
+    #: left unset.
     dev_auth: bool = False
     #: A HelseID-style issuer to trust (``PLL_ISSUER``, the ``iss`` of its tokens).
     issuer: str | None = None
@@ -50,8 +71,9 @@ class Settings:
     #: A scope every token must hold (``PLL_REQUIRED_SCOPE``), such as ``nhn:pll/api``.
     required_scope: str | None = None
     #: This server's public origin (``PLL_PUBLIC_URL``, such as ``https://pll.example.no``):
-    #: DPoP proofs must name it (``htu``). Without it the request's Host header is taken,
-    #: which a proof made for another server could also carry: set it in production.
+    #: DPoP proofs must name it (``htu``). Required outside development mode: without it
+    #: the request's Host header would be taken, which a request carrying a proof made for
+    #: another server can set to match (see :meth:`check_public_url`).
     public_url: str | None = None
     #: Seconds between sealing runs of the audit chain (``PLL_SEAL_INTERVAL``; 0 turns the
     #: sealer off in this process, as when another process or ``pll audit seal`` does it).
@@ -84,6 +106,10 @@ class Settings:
     #: (``PLL_STATS_INTERVAL``; 0 turns it off in this process, as when ``pll stats update``
     #: runs elsewhere). Several processes may run it: each event is counted once.
     stats_interval: float = 5.0
+    #: The largest request body accepted, in bytes (``PLL_MAX_BODY``, default 10 MiB; a
+    #: suffix ``k``, ``M`` or ``G`` counts in KiB, MiB, GiB): larger ones get 413 before
+    #: they are read.
+    max_body: int = DEFAULT_MAX_BODY
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -110,6 +136,7 @@ class Settings:
             oidc_scope=os.environ.get("PLL_OIDC_SCOPE") or OIDC_SCOPE,
             metrics_token=os.environ.get("PLL_METRICS_TOKEN") or None,
             stats_interval=float(os.environ.get("PLL_STATS_INTERVAL", "5")),
+            max_body=_size("PLL_MAX_BODY", DEFAULT_MAX_BODY),
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,
@@ -129,8 +156,44 @@ class Settings:
             return self.dispatch
         return self.database_url.startswith("sqlite")
 
+    def check_public_url(self) -> None:
+        """Refuse a configuration that would hold DPoP proofs to the Host header.
+
+        DPoP-bound tokens are accepted whenever any issuer is trusted, and a proof must name
+        the URL it was made for (RFC 9449 §4.3). That URL is ``PLL_PUBLIC_URL``; without it,
+        only in development mode (``PLL_DEV_AUTH=1``), the Host header a request carries is
+        taken instead. Raises :class:`ValueError` with a one-line message otherwise, or when
+        ``PLL_PUBLIC_URL`` is not an http(s) URL with a host.
+        """
+        if self.public_url is None:
+            if self.dev_auth:
+                return
+            raise ValueError(
+                "PLL_PUBLIC_URL is not set: set it to this server's public origin (such as "
+                "https://pll.example.no), which DPoP proofs must name; only development mode "
+                "(PLL_DEV_AUTH=1) may do without it."
+            )
+        parts = urlsplit(self.public_url)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                "PLL_PUBLIC_URL must be this server's public origin, such as "
+                f"https://pll.example.no, not {self.public_url!r}."
+            )
+
     def authenticator(self) -> Authenticator:
-        """The trusted issuers: the development one unless turned off, and ``PLL_ISSUER``."""
+        """The trusted issuers (the development one unless turned off, and ``PLL_ISSUER``),
+        checking DPoP proofs against the replay record every process using this database
+        shares. Raises :class:`ValueError` if no issuer is trusted or ``PLL_PUBLIC_URL`` is
+        missing outside development mode (:meth:`check_public_url`)."""
         issuers = [dev_issuer(self.data_dir)] if self.dev_auth else []
         if self.issuer:
             if self.jwks and "://" in self.jwks:
@@ -145,6 +208,10 @@ class Settings:
                 "No token issuer is trusted: set PLL_ISSUER (and PLL_JWKS), or PLL_DEV_AUTH=1 "
                 "for development tokens."
             )
+        self.check_public_url()
         return Authenticator(
-            issuers, allow_bearer=self.allow_bearer, required_scope=self.required_scope
+            issuers,
+            allow_bearer=self.allow_bearer,
+            required_scope=self.required_scope,
+            dpop=DPoPVerifier(shared=AcceptedProofs(self.database_url)),
         )

@@ -30,6 +30,7 @@ from pll.api.http import (
     endpoint,
     fhir_response,
 )
+from pll.api.limits import BodyLimit
 from pll.auth.tokens import jwks_path
 from pll.config import Settings
 from pll.events.dispatcher import Dispatcher
@@ -173,7 +174,10 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
         # outermost but for Starlette's own error handler: it sees the API and the web UI
-        middleware=[Middleware(metrics.RequestMetrics, templates=metrics.route_templates(routes))],
+        middleware=[
+            Middleware(metrics.RequestMetrics, templates=metrics.route_templates(routes)),
+            Middleware(BodyLimit, max_body=settings.max_body),
+        ],
     )
     app.state.service = service
     app.state.statistics = statistics

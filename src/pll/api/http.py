@@ -256,11 +256,25 @@ AsyncHandler = Callable[[Ctx], Awaitable[Response]]
 
 
 def endpoint(handler: Handler) -> Callable[[Request], Any]:
-    """Wrap a handler: read the body, authenticate, run it in a thread, map errors."""
+    """Wrap a handler: authenticate, then read the body, run it in a thread, map errors.
+
+    The caller is known before a byte of the body is read: an anonymous client is refused
+    without the server holding what it sends (the size of what is read is bounded by
+    :mod:`pll.api.limits`). Authentication runs in a thread: it may have to fetch an
+    issuer's keys.
+    """
 
     async def run(request: Request) -> Response:
+        try:
+            access = await run_in_threadpool(
+                _authenticate, request, request.app.state.authenticator
+            )
+        except DomainError as exc:
+            return error_response(exc)
+        except Exception:
+            return _internal_error(request)
         body = await request.body()
-        return await run_in_threadpool(_call, handler, request, body)
+        return await run_in_threadpool(_call, handler, request, body, access)
 
     run.__name__ = handler.__name__
     return run
@@ -281,9 +295,10 @@ def async_endpoint(handler: AsyncHandler) -> Callable[[Request], Any]:
     return run
 
 
-def _context(request: Request, body: bytes) -> Ctx:
-    """Authenticate and check the path's ids: what every handler can rely on."""
-    access = _authenticate(request, request.app.state.authenticator)
+def _context(request: Request, body: bytes, access: Access | None = None) -> Ctx:
+    """Authenticate (unless done) and check the path's ids: what every handler can rely on."""
+    if access is None:
+        access = _authenticate(request, request.app.state.authenticator)
     for name, value in request.path_params.items():
         if name == "vid":
             check_version(value, "versionId")
@@ -292,9 +307,9 @@ def _context(request: Request, body: bytes) -> Ctx:
     return Ctx(request, body, access, request.app.state.service, request.app.state.reads)
 
 
-def _call(handler: Handler, request: Request, body: bytes) -> Response:
+def _call(handler: Handler, request: Request, body: bytes, access: Access) -> Response:
     try:
-        return handler(_context(request, body))
+        return handler(_context(request, body, access))
     except DomainError as exc:
         return error_response(exc)
     except Exception:
