@@ -25,8 +25,7 @@ LIMIT = 64 * 1024
 
 def _connect(base: str) -> socket.socket:
     url = urlsplit(base)
-    sock = socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=10)
-    return sock
+    return socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=10)
 
 
 def _head(path: str, length: int, **headers: str) -> bytes:
@@ -82,9 +81,7 @@ def test_an_anonymous_client_is_refused_before_its_body_is_read(server: LiveServ
     assert orjson.loads(body)["resourceType"] == "OperationOutcome"
 
 
-def test_a_declared_length_over_the_limit_is_refused_unread(
-    server: LiveServer, small: str
-) -> None:
+def test_a_declared_length_over_the_limit_is_refused_unread(server: LiveServer, small: str) -> None:
     token = server.token("gp")
     before = snapshot(server.db)
     with _connect(small) as sock:
