@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
+from pll.store.db import insert_absent
 from pll.store.schema import consumer, outbox, subscription
 
 #: The longest wait between attempts for a consumer that keeps failing.
@@ -68,13 +69,19 @@ def place(conn: Connection, name: str, now: datetime, *, start_at_end: bool = Fa
     for a consumer that only wants what happens from now on (a new subscription)."""
     row = conn.execute(select(consumer).where(consumer.c.name == name)).first()
     if row is None:
+        # another process may make the same place at the same moment (two workers starting
+        # on a fresh database): whichever comes second takes the one made first
         position = head(conn) if start_at_end else 0
-        conn.execute(
-            insert(consumer).values(
-                name=name, position=position, attempts=0, next_try_at=None, updated_at=now
-            )
+        insert_absent(
+            conn,
+            consumer,
+            name=name,
+            position=position,
+            attempts=0,
+            next_try_at=None,
+            updated_at=now,
         )
-        return Place(name, position, 0, None, None)
+        row = conn.execute(select(consumer).where(consumer.c.name == name)).one()
     return Place(row.name, row.position, row.attempts, row.next_try_at, row.last_error)
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import ConnectionPoolEntry
 
 
@@ -104,6 +105,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def insert_absent(conn: Connection, table: Table, **values: Any) -> None:
+    """Insert a row unless one with its primary key is there already (``ON CONFLICT DO
+    NOTHING``): two processes that find a row missing and make it at once both go on, where
+    a plain insert after a check fails in the one that comes second."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

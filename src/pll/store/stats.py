@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pll.stats.indicators import Home, Key, ListState
 from pll.stats.organisations import Organisation
+from pll.store.db import insert_absent
 from pll.store.schema import (
     audit_event,
     organisation,
@@ -296,9 +297,11 @@ def audit_place(conn: Connection, name: str, now: datetime) -> int:
     row = conn.execute(
         select(stats_place.c.position).where(stats_place.c.name == name).with_for_update()
     ).first()
-    if row is None:
-        conn.execute(insert(stats_place).values(name=name, position=0, updated_at=now))
-        return 0
+    if row is None:  # made by whichever process comes first (see insert_absent)
+        insert_absent(conn, stats_place, name=name, position=0, updated_at=now)
+        row = conn.execute(
+            select(stats_place.c.position).where(stats_place.c.name == name).with_for_update()
+        ).one()
     return int(row.position)
 
 
