@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
+
+from pll.domain import checks
 from pll.domain.checks import (
     Drug,
     Finding,
@@ -129,3 +132,159 @@ def test_a_substance_without_atc_in_an_interaction() -> None:
 def test_a_medicine_named_by_text_only_is_reported_unchecked() -> None:
     (finding,) = run([Drug("e9", "Ukjent urtepreparat")])
     assert finding.kind is Kind.NOT_CHECKED
+
+
+# -- each finding once, and work that grows with the list, not its square (issue 15) --------
+
+
+def simvastatins(n: int, start: int = 0) -> list[Drug]:
+    return [
+        Drug(f"s{i}", f"Simvastatin {i}", "C10AA01", frozenset({"s-simva"}), "bg-simva")
+        for i in range(start, start + n)
+    ]
+
+
+def clarithromycins(n: int) -> list[Drug]:
+    return [
+        Drug(f"c{i}", f"Klaritromycin {i}", "J01FA09", frozenset({"s-clari"})) for i in range(n)
+    ]
+
+
+class Counted:
+    """``interactions_for`` that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, drug: Drug) -> Iterable[Interaction]:
+        self.calls += 1
+        return interactions_for(drug)
+
+
+def test_a_group_of_the_same_substance_is_one_finding() -> None:
+    drugs = simvastatins(300)
+    (dup,) = [f for f in run(drugs) if f.kind is Kind.DUPLICATE]
+    assert len(dup.entries) == 300
+    # the strongest reason, once: not again for the same ATC code or exchange group
+    assert "(samme virkestoff)" in dup.message
+    assert dup.message.startswith("Mulig dobbeltforskrivning: Simvastatin 0, Simvastatin 1, ")
+    assert "og 290 andre" in dup.message  # ten names spelled out, the rest counted
+    three = [f for f in run(drugs[:3]) if f.kind is Kind.DUPLICATE]
+    assert [f.message for f in three] == [
+        "Mulig dobbeltforskrivning: Simvastatin 0, Simvastatin 1 og Simvastatin 2 "
+        "(samme virkestoff)."
+    ]
+
+
+def test_a_weaker_reason_is_reported_when_it_groups_other_drugs() -> None:
+    """Two simvastatins share their substance; a third drug shares only their ATC code: the
+    substance group, and the larger ATC group, each once."""
+    other = Drug("x", "Annen statin", "C10AA01", frozenset({"s-other"}))
+    found = [f for f in run([*simvastatins(2), other]) if f.kind is Kind.DUPLICATE]
+    assert sorted((f.entries, f.message.split("(")[-1]) for f in found) == [
+        (("s0", "s1"), "samme virkestoff)."),
+        (("s0", "s1", "x"), "samme ATC-kode C10AA01)."),
+    ]
+
+
+def test_a_combination_product_is_a_duplicate_of_each_part_not_the_parts_of_each_other() -> None:
+    losartan = Drug("l", "Losartan", "C09CA01", frozenset({"s-losartan"}))
+    diuretic = Drug("h", "Hydroklortiazid", "C03AA03", frozenset({"s-hct"}))
+    combined = Drug("k", "Losartan/HCT", "C09DA01", frozenset({"s-losartan", "s-hct"}))
+    found = {f.entries for f in run([losartan, diuretic, combined]) if f.kind is Kind.DUPLICATE}
+    assert found == {("l", "k"), ("h", "k")}
+
+
+def test_an_interaction_is_one_finding_naming_the_drugs_on_each_side() -> None:
+    found = [f for f in run([*simvastatins(3), *clarithromycins(2)]) if f.kind is Kind.INTERACTION]
+    (i1,) = found
+    assert i1.code == "i1"
+    assert i1.blocking
+    assert i1.entries == ("s0", "s1", "s2", "c0", "c1")
+    assert i1.message.startswith(
+        "Interaksjon Simvastatin 0, Simvastatin 1 og Simvastatin 2 + Klaritromycin 0 og "
+        "Klaritromycin 1 (Bør unngås): Rabdomyolyse."
+    )
+
+
+def test_with_changed_an_interaction_names_the_pairs_the_change_brings() -> None:
+    """A new macrolide meets every simvastatin; the macrolide already on the list is not
+    named, because the change did not bring its pairs."""
+    drugs = [*simvastatins(2), *clarithromycins(2)]
+    (i1,) = [f for f in run(drugs, changed={"c1"}) if f.kind is Kind.INTERACTION]
+    assert i1.entries == ("s0", "s1", "c1")
+    # a change on both sides: every pair but old with old, so both sides whole
+    (both,) = [f for f in run(drugs, changed={"s0", "c1"}) if f.kind is Kind.INTERACTION]
+    assert set(both.entries) == {"s0", "s1", "c0", "c1"}
+    # the new simvastatin joins the substance group: the whole group, once
+    (dup,) = [f for f in run(drugs, changed={"s1"}) if f.kind is Kind.DUPLICATE]
+    assert dup.entries == ("s0", "s1")
+    assert run(drugs, changed={"nothing"}) == []
+
+
+def test_a_drug_in_both_groups_of_an_interaction_does_not_interact_with_itself() -> None:
+    rule = Interaction(
+        "i8", "2", "Serotonergt.", "", "Følg.", frozenset({"N06A"}), frozenset({"N06AB"})
+    )
+
+    def rules(_: Drug) -> list[Interaction]:
+        return [rule]
+
+    sertraline = Drug("e1", "Sertralin", "N06AB06", frozenset({"s-sert"}))
+    alone = check([sertraline], interactions_for=rules, not_assessed=lambda a: False)
+    assert alone == []
+    mirtazapine = Drug("e2", "Mirtazapin", "N06AX11", frozenset({"s-mirt"}))
+    (found,) = check(
+        [sertraline, mirtazapine], interactions_for=rules, not_assessed=lambda a: False
+    )
+    assert set(found.entries) == {"e1", "e2"}
+
+
+def test_cave_is_one_finding_per_reaction_naming_every_drug_it_concerns() -> None:
+    reactions = [
+        Reaction("r1", "statiner", atc="C10AA"),
+        Reaction("r2", "klaritromycin", substance="s-clari"),
+    ]
+    cave = [
+        f
+        for f in run([*simvastatins(40), *clarithromycins(2)], reactions=reactions)
+        if f.kind is Kind.CAVE
+    ]
+    assert [(f.code, len(f.entries), f.blocking) for f in cave] == [
+        ("r1", 40, True),
+        ("r2", 2, True),
+    ]
+    assert cave[1].message == (
+        "CAVE: pasienten har registrert reaksjon på klaritromycin; Klaritromycin 0 og "
+        "Klaritromycin 1 har samme virkestoff."
+    )
+    # with changed: the drugs the change brings
+    (new,) = run(simvastatins(3), reactions=reactions[:1], changed={"s2"})[-1:]
+    assert (new.kind, new.entries) == (Kind.CAVE, ("s2",))
+
+
+def test_the_work_grows_with_the_list_not_its_square(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted, not timed: ``interactions_for`` is asked once per drug (once per changed
+    drug with ``changed``), and the findings built do not grow with the list when what it
+    holds is of the same kinds."""
+    built: list[Finding] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Finding:
+        found = Finding(*args, **kwargs)
+        built.append(found)
+        return found
+
+    monkeypatch.setattr(checks, "Finding", counting)
+    sizes = {}
+    for n in (10, 100, 1000):
+        built.clear()
+        counted = Counted()
+        drugs = [*simvastatins(n), *clarithromycins(n)]
+        check(drugs, interactions_for=counted, not_assessed=lambda a: False)
+        assert counted.calls == 2 * n
+        sizes[n] = len(built)
+        counted = Counted()
+        check(drugs, interactions_for=counted, not_assessed=lambda a: False, changed={"c0"})
+        assert counted.calls == 1
+    # one interaction and two duplicate groups, whatever the list's length
+    assert sizes == {10: 3, 100: 3, 1000: 3}

@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 
 from pll.api.http import Ctx, check_id
 from pll.domain.errors import InvalidInput
-from pll.fhir.findings import card
+from pll.fhir.findings import cards
+from pll.services.transaction import within_limit
 
 SERVICE_ID = "pll-medication-check"
 HOOKS = ("order-select", "order-sign")
@@ -46,6 +47,7 @@ def _drafts(context: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
     if not isinstance(entries, list) or not entries:
         raise InvalidInput("context.draftOrders must be a Bundle of MedicationRequests.")
+    within_limit(entries, "context.draftOrders.entry")
     drafts: list[tuple[str, dict[str, Any]]] = []
     for i, item in enumerate(entries):
         resource = item.get("resource") if isinstance(item, dict) else None
@@ -80,4 +82,4 @@ def service(ctx: Ctx) -> Response:
         raise InvalidInput("context.patientId (PLL's Patient id) is required.", "context")
     patient_id = check_id(context["patientId"].removeprefix("Patient/"), "context.patientId")
     found = ctx.service.check_drafts(ctx.access, patient_id, _drafts(context))
-    return JSONResponse({"cards": [card(f, "PLL") for f in found]})
+    return JSONResponse({"cards": cards(found, "PLL")})

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from pll.api.http import AsyncHandler, Ctx, Handler, check_id, check_version, fhir_response
 from pll.auth.access import BASIS_HEADER, Basis, Verb
+from pll.domain import limits
 from pll.domain.cases import Action
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import bundles, findings
@@ -37,6 +38,8 @@ from pll.services.subscriptions import Subscriptions
 from pll.services.transaction import parse_if_match
 
 LIST_RESOURCES = ("MedicationStatement", "MedicationRequest")
+#: The CapabilityStatement extension stating the request limits (:mod:`pll.domain.limits`).
+LIMITS = f"{PLL_BASE}/StructureDefinition/request-limits"
 
 
 def _if_match(ctx: Ctx) -> int | None:
@@ -1098,6 +1101,16 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
+        "extension": [
+            {
+                "url": LIMITS,
+                "extension": [
+                    {"url": "maxBundleEntries", "valueInteger": limits.MAX_BUNDLE_ENTRIES},
+                    {"url": "maxListEntries", "valueInteger": limits.MAX_LIST_ENTRIES},
+                    {"url": "maxFindings", "valueInteger": limits.MAX_FINDINGS},
+                ],
+            }
+        ],
         "status": "active",
         "date": "2026-11-21",
         "kind": "instance",
@@ -1117,12 +1130,21 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     "therapy, CAVE against AllergyIntolerance, drugs no longer in FEST): the "
                     "number of findings is in the X-PLL-Findings header, and the findings "
                     "themselves are the body with Prefer: return=OperationOutcome (in a "
-                    "transaction, each entry's response.outcome). An interaction of relevance 1 "
+                    "transaction, each finding once, in response.outcome of the first entry it "
+                    "names). An interaction of relevance 1 "
                     "or a CAVE conflict brought by the change refuses it (422) unless "
                     f"{findings.OVERRIDE_HEADER} gives the reason for going ahead and "
                     f"{findings.OVERRIDE_FINDINGS_HEADER} names the findings accepted (their "
                     "codes, as details.coding.display of the 422); both are kept with the "
-                    "change and shown in its Provenance."
+                    "change and shown in its Provenance. "
+                    f"Limits: a transaction Bundle (and List/$check, and a CDS Hooks request's "
+                    f"draft orders) holds at most {limits.MAX_BUNDLE_ENTRIES} entries; a list "
+                    f"holds at most {limits.MAX_LIST_ENTRIES} medicines (entries in use or "
+                    "discontinued within 90 days, and prescriptions in use without an entry); "
+                    "beyond either the request is refused with 422 and nothing is written. One "
+                    f"answer carries at most {limits.MAX_FINDINGS} findings, blocking ones "
+                    "first, and an issue (code findings-left-out) counts those left out. The "
+                    f"same numbers are in the extension {LIMITS}."
                 ),
                 "security": {
                     "cors": False,

@@ -19,8 +19,10 @@ from pll.domain.errors import (
     InvalidInput,
     NotFound,
     PreconditionRequired,
+    RuleRefused,
     VersionConflict,
 )
+from pll.domain.limits import MAX_LIST_ENTRIES
 from pll.domain.model import (
     ENDED,
     ENTRY_STATUSES,
@@ -98,6 +100,16 @@ def flag_withdrawn(
     lst.updated = now
     touched = (Touched("List", lst.id, lst.version, "update"),)
     return ListVersion(lst.version, now, SYSTEM, "fest-withdrawn", WITHDRAWN_REASON, touched)
+
+
+def list_size(lst: MedicationList, now: datetime) -> int:
+    """The medicines on a list as :data:`~pll.domain.limits.MAX_LIST_ENTRIES` counts them:
+    the entries it shows (in use, or discontinued within 90 days) and the prescriptions in
+    use that no entry in use holds."""
+    held = {rx for e in lst.entries.values() if e.status in IN_USE for rx in e.prescription_ids}
+    return sum(1 for e in lst.entries.values() if e.visible_at(now)) + sum(
+        1 for p in lst.prescriptions.values() if p.status in RX_ACTIVE and p.id not in held
+    )
 
 
 def _require_doctor(author: Author) -> None:
@@ -202,6 +214,7 @@ class ListChange:
         self._reasons: list[str] = []
         self._held: dict[tuple[str, str], int] = {}
         self._list_changed = False
+        self._size = list_size(lst, now)
         if lst.version == 0:
             self._list_touch("create-list")
 
@@ -590,6 +603,15 @@ class ListChange:
         """Make the new list version, or ``None`` when nothing really changed."""
         if not self.touched and not self._list_changed:
             return None
+        size = list_size(self.list, self.now)
+        if size > MAX_LIST_ENTRIES and size > self._size:
+            raise RuleRefused(
+                f"Nothing was saved: the list would hold {size} medicines (entries in use, "
+                "entries discontinued in the last 90 days, and prescriptions in use without "
+                f"an entry); a list holds at most {MAX_LIST_ENTRIES}.",
+                "List.entry",
+                {"limit": str(MAX_LIST_ENTRIES), "size": str(size)},
+            )
         lst = self.list
         lst.version += 1
         lst.updated = self.now

@@ -9,10 +9,11 @@ warn or inform.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import combinations
+
+from pll.domain.limits import MAX_NAMES
 
 
 class Kind(StrEnum):
@@ -128,78 +129,156 @@ def check(
     reactions: Iterable[Reaction] = (),
     changed: set[str] | None = None,
 ) -> list[Finding]:
-    """Every finding on a list of active entries.
+    """Every finding on a list of active entries, each once.
 
     ``interactions_for(drug)`` gives the interactions that may concern a drug;
     ``not_assessed(atc)`` says FEST marks the code ``InteraksjonIkkeVurdert``. With
     ``changed``, only findings that involve one of those entries are returned: a change is
     answered for what it brings, not for what was on the list before it.
+
+    What one finding is:
+
+    - an **interaction**: one per FEST interaction, naming the drugs on each of its sides
+      ("Interaksjon A + B og C (Bør unngås): ..."); its code is the interaction's id. With
+      ``changed``, a side is narrowed to the changed drugs when only that side has any, so
+      the finding names exactly the drugs of the pairs the change brings.
+    - **duplicate therapy**: one per group of two or more drugs that share a substance, a
+      full (7-character) ATC code or an exchange group, in that order of strength; a group
+      that lies inside a group already reported is not reported again. Its code is the
+      group's entry ids, sorted and joined with ``+``.
+    - a **CAVE** conflict: one per recorded reaction, naming every drug it concerns; its
+      code is the reaction's id.
+    - what concerns one drug (not checked, not assessed, withdrawn): one per drug.
+
+    The work grows about linearly with the list (DESIGN §3 rule 6), never with its square:
+    drugs are grouped by what they share and indexed by the codes an interaction names,
+    ``interactions_for`` is called once per coded drug (with ``changed``, once per changed
+    coded drug), and no pair of drugs is ever compared.
     """
     listed = list(drugs)
-    findings: list[Finding] = []
-    for a, b in combinations(listed, 2):
-        if changed is not None and a.entry not in changed and b.entry not in changed:
-            continue
-        findings += _pair(a, b, interactions_for)
-    for drug in listed:
-        if changed is not None and drug.entry not in changed:
-            continue
-        findings += _single(drug, not_assessed, reactions)
-    return findings
+    considered = [d for d in listed if changed is None or d.entry in changed]
+    return [
+        *_interactions(listed, interactions_for, changed),
+        *_duplicates(listed, changed),
+        *(f for drug in considered for f in _single(drug, not_assessed)),
+        *_cave(considered, reactions),
+    ]
 
 
-def _pair(
-    a: Drug, b: Drug, interactions_for: Callable[[Drug], Iterable[Interaction]]
+def _names(drugs: Sequence[Drug]) -> str:
+    """``A``, ``A og B``, ``A, B og C``; past :data:`MAX_NAMES`, the rest counted."""
+    names = [d.name for d in drugs]
+    if len(names) > MAX_NAMES:
+        return f"{', '.join(names[:MAX_NAMES])} og {len(names) - MAX_NAMES} andre"
+    if len(names) == 1:
+        return names[0]
+    return f"{', '.join(names[:-1])} og {names[-1]}"
+
+
+def _entries(*groups: Sequence[Drug]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(d.entry for group in groups for d in group))
+
+
+def _interactions(
+    listed: list[Drug],
+    interactions_for: Callable[[Drug], Iterable[Interaction]],
+    changed: set[str] | None,
 ) -> list[Finding]:
-    out: list[Finding] = []
-    entries = (a.entry, b.entry)
-    if (a.atc or a.substances) and (b.atc or b.substances):
-        seen: set[str] = set()
-        for rule in interactions_for(a):
-            if rule.id in seen or not rule.between(a, b):
+    coded = [d for d in listed if d.atc or d.substances]
+    # each drug under every code an interaction group may name it by (ATC at each level,
+    # @substance), so a rule's sides are read off the index instead of testing pairs
+    named_by: dict[str, list[int]] = {}
+    for i, drug in enumerate(coded):
+        for code in codes(drug):
+            named_by.setdefault(code, []).append(i)
+    rules: dict[str, Interaction] = {}
+    for drug in coded:
+        if changed is None or drug.entry in changed:
+            for rule in interactions_for(drug):
+                rules.setdefault(rule.id, rule)
+    out = []
+    for rule in rules.values():
+        side_a = _side(rule.group_a, named_by)
+        side_b = _side(rule.group_b, named_by)
+        if changed is not None:
+            new_a = [i for i in side_a if coded[i].entry in changed]
+            new_b = [i for i in side_b if coded[i].entry in changed]
+            if not new_a and not new_b:
                 continue
-            seen.add(rule.id)
-            severity = {"1": Severity.ERROR, "2": Severity.WARNING}.get(
-                rule.relevance, Severity.INFORMATION
-            )
-            out.append(
-                Finding(
-                    Kind.INTERACTION,
-                    severity,
-                    f"Interaksjon {a.name} + {b.name} ({RELEVANCE.get(rule.relevance, '?')}): "
-                    f"{rule.consequence} Håndtering: {rule.handling}".strip(),
-                    entries,
-                    rule.id,
-                    {
-                        "relevance": rule.relevance,
-                        "mechanism": rule.mechanism,
-                        "handling": rule.handling,
-                    },
-                )
-            )
-    shared = a.substances & b.substances
-    if shared:
-        out.append(_duplicate(a, b, "samme virkestoff", entries))
-    elif a.atc and b.atc and len(a.atc) >= 7 and a.atc == b.atc:
-        out.append(_duplicate(a, b, f"samme ATC-kode {a.atc}", entries))
-    elif a.exchange_group and a.exchange_group == b.exchange_group:
-        out.append(_duplicate(a, b, "samme byttegruppe", entries))
+            # pairs with a changed drug: a side with none pairs only with the other's new ones
+            if not new_b:
+                side_a = new_a
+            elif not new_a:
+                side_b = new_b
+        # a drug in both groups does not interact with itself: two distinct drugs are needed
+        if side_a and side_b and len(set(side_a) | set(side_b)) >= 2:
+            out.append(_interaction(rule, [coded[i] for i in side_a], [coded[i] for i in side_b]))
     return out
 
 
-def _duplicate(a: Drug, b: Drug, why: str, entries: tuple[str, ...]) -> Finding:
+def _side(group: frozenset[str], named_by: dict[str, list[int]]) -> list[int]:
+    return sorted({i for code in group for i in named_by.get(code, ())})
+
+
+def _interaction(rule: Interaction, side_a: list[Drug], side_b: list[Drug]) -> Finding:
+    severity = {"1": Severity.ERROR, "2": Severity.WARNING}.get(
+        rule.relevance, Severity.INFORMATION
+    )
+    return Finding(
+        Kind.INTERACTION,
+        severity,
+        f"Interaksjon {_names(side_a)} + {_names(side_b)} "
+        f"({RELEVANCE.get(rule.relevance, '?')}): "
+        f"{rule.consequence} Håndtering: {rule.handling}".strip(),
+        _entries(side_a, side_b),
+        rule.id,
+        {"relevance": rule.relevance, "mechanism": rule.mechanism, "handling": rule.handling},
+    )
+
+
+def _duplicates(listed: list[Drug], changed: set[str] | None) -> list[Finding]:
+    # (strength, key) -> the drugs sharing it; strength 0 substance, 1 ATC, 2 exchange group
+    shared: dict[tuple[int, str], list[int]] = {}
+    for i, drug in enumerate(listed):
+        for substance in drug.substances:
+            shared.setdefault((0, substance), []).append(i)
+        if drug.atc and len(drug.atc) >= 7:
+            shared.setdefault((1, drug.atc), []).append(i)
+        if drug.exchange_group:
+            shared.setdefault((2, drug.exchange_group), []).append(i)
+    groups = sorted(
+        ((key, members) for key, members in shared.items() if len(members) >= 2),
+        key=lambda g: (g[0][0], -len(g[1]), g[0][1]),
+    )
+    reported: list[frozenset[int]] = []
+    #: drug -> the reported groups it is in (a handful: its substances, its ATC, its group)
+    within: dict[int, list[int]] = {}
+    out = []
+    for (strength, key), members in groups:
+        held = frozenset(members)
+        if any(held <= reported[g] for g in within.get(members[0], ())):
+            continue  # already said, by a stronger or larger group
+        for m in members:
+            within.setdefault(m, []).append(len(reported))
+        reported.append(held)
+        if changed is None or any(listed[m].entry in changed for m in members):
+            why = ("samme virkestoff", f"samme ATC-kode {key}", "samme byttegruppe")[strength]
+            out.append(_duplicate([listed[m] for m in members], why))
+    return out
+
+
+def _duplicate(drugs: list[Drug], why: str) -> Finding:
+    entries = _entries(drugs)
     return Finding(
         Kind.DUPLICATE,
         Severity.WARNING,
-        f"Mulig dobbeltforskrivning: {a.name} og {b.name} ({why}).",
+        f"Mulig dobbeltforskrivning: {_names(drugs)} ({why}).",
         entries,
         "+".join(sorted(entries)),
     )
 
 
-def _single(
-    drug: Drug, not_assessed: Callable[[str], bool], reactions: Iterable[Reaction]
-) -> list[Finding]:
+def _single(drug: Drug, not_assessed: Callable[[str], bool]) -> list[Finding]:
     out: list[Finding] = []
     entries = (drug.entry,)
     if not drug.atc and not drug.substances and drug.active is None:
@@ -234,21 +313,33 @@ def _single(
                 drug.entry,
             )
         )
+    return out
+
+
+def _cave(drugs: list[Drug], reactions: Iterable[Reaction]) -> list[Finding]:
+    """One finding per reaction, naming the drugs it concerns."""
+    out = []
     for reaction in reactions:
-        by_atc = (
-            reaction.atc is not None and drug.atc is not None and drug.atc.startswith(reaction.atc)
-        )
-        by_substance = reaction.substance is not None and reaction.substance in drug.substances
-        if by_atc or by_substance:
-            out.append(
-                Finding(
-                    Kind.CAVE,
-                    Severity.ERROR,
-                    f"CAVE: pasienten har registrert reaksjon på {reaction.display}; "
-                    f"{drug.name} "
-                    + (f"er i ATC-gruppen {reaction.atc}." if by_atc else "har samme virkestoff."),
-                    entries,
-                    reaction.id,
-                )
+        by_atc: list[Drug] = []
+        by_substance: list[Drug] = []
+        for drug in drugs:
+            if reaction.atc and drug.atc and drug.atc.startswith(reaction.atc):
+                by_atc.append(drug)
+            elif reaction.substance is not None and reaction.substance in drug.substances:
+                by_substance.append(drug)
+        if not by_atc and not by_substance:
+            continue
+        said = [f"{_names(by_atc)} er i ATC-gruppen {reaction.atc}"] if by_atc else []
+        said += [f"{_names(by_substance)} har samme virkestoff"] if by_substance else []
+        out.append(
+            Finding(
+                Kind.CAVE,
+                Severity.ERROR,
+                f"CAVE: pasienten har registrert reaksjon på {reaction.display}; "
+                + ", og ".join(said)
+                + ".",
+                _entries(by_atc, by_substance),
+                reaction.id,
             )
+        )
     return out

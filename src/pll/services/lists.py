@@ -43,7 +43,7 @@ from pll.domain.model import (
 from pll.fhir import resources as fhir
 from pll.fhir import systems
 from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
-from pll.fhir.findings import issue as finding_issue
+from pll.fhir.findings import issues as finding_issues
 from pll.services.audit import Refused
 from pll.services.base import Stored, guarded, members
 from pll.services.decision_support import Named, drug_key, drugs, items, named, review
@@ -454,7 +454,9 @@ class PLLService(ListHistory):
                 f"and name the findings in {OVERRIDE_FINDINGS_HEADER}: {', '.join(missing)}. "
                 "Both are kept with the change.",
                 OVERRIDE_HEADER,
-                issues=[finding_issue(f) for f in findings],
+                # every code, even when the answer's cap leaves some of the findings out
+                {"overrideFindings": ",".join(missing)},
+                issues=finding_issues(findings),
             )
         overrode = "; ".join(f"{f.kind.value} {f.code}" for f in blocking)
         return findings, replace(record, override=f"{access.override} (overstyrt: {overrode})")

@@ -4,6 +4,22 @@ See https://hl7.org/fhir/R4/http.html#transaction. Entries may create a Patient 
 again if already registered), the List, prescriptions and entries, and update existing
 entries and prescriptions; ``urn:uuid:`` references between entries are resolved. The whole
 Bundle is one accepted change, so it makes one list version and one ``Provenance``.
+
+A Bundle holds at most :data:`~pll.domain.limits.MAX_BUNDLE_ENTRIES` entries; a larger one
+is refused with 422 (an OperationOutcome naming the limit, its ``outcome-detail`` extension
+giving ``limit`` and ``entries``) before any of it is validated or written. 422, not 413:
+the body is well-formed FHIR that this server's documented rule refuses, like every other
+rule it keeps; 413 would say the bytes are too many, which a gateway decides before any
+FHIR is read.
+
+Decision support (DESIGN §3 rule 6) answers in the ``transaction-response``: each finding
+appears **once**, in ``response.outcome`` of the first Bundle entry (in Bundle order) that it
+names; a finding that names none of them (an entry the change moved along, such as a
+renewal's) goes on the first entry that wrote a MedicationStatement or MedicationRequest.
+A client sees every finding by reading ``response.outcome`` of every entry. The response
+carries at most :data:`~pll.domain.limits.MAX_FINDINGS` findings, blocking ones first; when
+it leaves some out, the issue that counts them (see :mod:`pll.fhir.findings`) is in the
+outcome of that first written entry.
 """
 
 from __future__ import annotations
@@ -12,12 +28,14 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import Access
 from pll.domain.checks import Finding
-from pll.domain.errors import Conflict, DomainError, InvalidInput
+from pll.domain.errors import Conflict, DomainError, InvalidInput, RuleRefused
+from pll.domain.limits import MAX_BUNDLE_ENTRIES
 from pll.fhir import findings
 from pll.fhir.validate import validate
 from pll.services.lists import Op, PLLService, relocate
@@ -125,7 +143,20 @@ def _rewrite(value: Any, ids: dict[str, str], where: str) -> Any:
     return value
 
 
+def within_limit(entries: Any, where: str) -> None:
+    """Refuse more than :data:`MAX_BUNDLE_ENTRIES` entries, before any work on them."""
+    if isinstance(entries, list) and len(entries) > MAX_BUNDLE_ENTRIES:
+        raise RuleRefused(
+            f"Nothing was done: {len(entries)} entries is more than the {MAX_BUNDLE_ENTRIES} "
+            "one request may hold. Send the change in smaller parts.",
+            where,
+            {"limit": str(MAX_BUNDLE_ENTRIES), "entries": str(len(entries))},
+        )
+
+
 def _prepared(service: PLLService, data: Any) -> tuple[list[_Item], dict[str, str]]:
+    if isinstance(data, dict):
+        within_limit(data.get("entry"), "Bundle.entry")
     items = _items(validate(data, "Bundle"))
     urns: dict[str, str] = {}
     for item in items:
@@ -227,13 +258,19 @@ def _one_patient(
 ) -> str | None:
     """The one patient whose list the transaction changes (``None`` if it changes none)."""
     patient_ids = set()
+    # every entry names the same subject as a rule: it is looked up once, not per entry
+    known: dict[bytes, str] = {}
+
+    def resolve(subject: Any, where: str) -> str:
+        key = orjson.dumps(subject, option=orjson.OPT_SORT_KEYS)
+        if key not in known:
+            known[key] = service.resolve_patient(conn, access, subject, where)
+        return known[key]
+
     for item in items:
         where = f"Bundle.entry[{item.index}]"
         if item.rtype in ("List", *LIST_RESOURCES) and item.method == "POST":
-            subject = item.resource.get("subject")
-            patient_ids.add(
-                service.resolve_patient(conn, access, subject, f"{where}.resource.subject")
-            )
+            patient_ids.add(resolve(item.resource.get("subject"), f"{where}.resource.subject"))
         elif item.method == "PUT" and item.rid:
             row = repo.resource_row(conn, item.rtype, item.rid)
             if row is None:
@@ -241,8 +278,8 @@ def _one_patient(
                     f"{item.rtype}/{item.rid} does not exist.", f"{where}.request.url"
                 )
             subject = item.resource.get("subject")
-            if subject is not None and row.patient_id != service.resolve_patient(
-                conn, access, subject, f"{where}.resource.subject"
+            if subject is not None and row.patient_id != resolve(
+                subject, f"{where}.resource.subject"
             ):
                 raise InvalidInput(
                     f"{item.rtype}/{item.rid} belongs to another patient; "
@@ -274,12 +311,14 @@ def _apply(
         (i for i in items if i.rtype in LIST_RESOURCES),
         key=lambda i: (i.method != "POST", order[i.rtype], i.index),
     )
+    # each resource was validated with the Bundle, before the write began: not again here,
+    # where the time would hold the writer
     ops = [
         Op(
             "create" if i.method == "POST" else "update",
             i.rtype,
             i.rid,
-            validate(i.resource, i.rtype),
+            i.resource,
             i.if_match,
             where=f"Bundle.entry[{i.index}].resource",
         )
@@ -296,10 +335,7 @@ def _apply(
         done = written.get((i.rtype, str(i.rid)))
         if done is not None:
             responses[i.index] = _response(done.resource, i.method == "POST" and done.created)
-            # decision support on the entries: each entry's findings in its response.outcome
-            mine = [f for f in result.findings if str(i.rid) in f.entries]
-            if mine and i.rtype == "MedicationStatement":
-                responses[i.index]["response"]["outcome"] = findings.outcome(mine)
+    _place_findings(result.findings, changes, responses)
     if creates_list is not None and result.list_version is not None:
         version = result.list_version
         responses[creates_list.index] = {
@@ -310,6 +346,29 @@ def _apply(
             },
         }
     return responses
+
+
+def _place_findings(
+    found: list[Finding], changes: list[_Item], responses: dict[int, dict[str, Any]]
+) -> None:
+    """Each finding once, in ``response.outcome`` of the first answered entry it names (in
+    Bundle order), else of the first answered entry; the count of those left out there too."""
+    answered = sorted((i for i in changes if i.index in responses), key=lambda i: i.index)
+    if not found or not answered:
+        return
+    first = {str(i.rid): i.index for i in answered}
+    kept, left = findings.shown(found)
+    placed: dict[int, list[dict[str, Any]]] = {}
+    for finding in kept:
+        at = min((first[e] for e in finding.entries if e in first), default=answered[0].index)
+        placed.setdefault(at, []).append(findings.issue(finding))
+    if left is not None:
+        placed.setdefault(answered[0].index, []).append(findings.left_out_issue(left))
+    for index, issues in placed.items():
+        responses[index]["response"]["outcome"] = {
+            "resourceType": "OperationOutcome",
+            "issue": issues,
+        }
 
 
 def _response(resource: dict[str, Any], created: bool) -> dict[str, Any]:

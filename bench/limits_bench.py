@@ -1,0 +1,347 @@
+"""The largest writes and checks the request limits allow, end to end through the real HTTP
+API (``pll serve``), on SQLite and on PostgreSQL (issue 15; DESIGN §3 rules 6 and 8).
+
+    .venv/bin/python bench/limits_bench.py                        # SQLite, then PostgreSQL
+    .venv/bin/python bench/limits_bench.py --backends sqlite --rounds 5
+    .venv/bin/python bench/limits_bench.py --pg-url postgresql://postgres@127.0.0.1:5432/pll_bench_limits
+
+On SQLite one write transaction holds the only writer, so no allowed write may take seconds.
+Two workloads, each on a fresh database with a patient and a list filled by transaction
+Bundles to ``MAX_LIST_ENTRIES - MAX_BUNDLE_ENTRIES`` entries:
+
+- **same-substance**: every entry is the same simvastatin package (the hand-written FEST
+  fixture), so every entry is a duplicate of every other: the shape that once grew with the
+  square of the list.
+- **many-drugs**: every entry a different package of a generated catalogue (``--scale`` of
+  the real one's size), chosen among those FEST names in interactions, so the check meets
+  many interactions and the answers are capped.
+
+Each round then times, as a client sees them: ``POST List/$check`` with a full Bundle (the
+change that follows, tried), the largest allowed write (``POST /fhir`` with a full Bundle of
+new entries, which takes the list exactly to its limit), ``GET List/{id}/$check`` on the full
+list, one more entry refused (422, list limit), a full Bundle of dose changes (PUT) on the
+full list, and a full Bundle marking the new entries entered-in-error (back under the limit).
+Last, a Bundle one entry over the limit (refused 422 before any work). Medians and maxima in
+milliseconds, the response sizes in bytes; JSON in ``bench/results/limits-<stamp>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+from pll.catalog.generate import generate
+from pll.catalog.importer import import_fest
+from pll.domain.identifiers import generate_synthetic_fnr
+from pll.domain.limits import MAX_BUNDLE_ENTRIES, MAX_LIST_ENTRIES
+from pll.store.db import Database, normalise_url
+from pll.store.schema import fest_catalog, fest_drug, fest_interaction_atc
+from pllbench.drivers import Server
+
+console = Console(width=140)
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+SMALL = ROOT / "tests" / "fixtures" / "fest" / "small.xml"
+FEST = "http://ehelse.no/fhir/CodeSystem/FEST"
+ATC = "http://www.whocc.no/atc"
+FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
+SIMVASTATIN = ("046321", "C10AA01", "Simvastatin Fjordpharma Tab 20 mg")
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+Drug = tuple[str, str, str]  # (FEST code, ATC, name)
+
+
+@dataclass
+class Timings:
+    ms: dict[str, list[float]] = field(default_factory=dict)
+    size: dict[str, int] = field(default_factory=dict)
+    status: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, started: float, r: httpx.Response) -> None:
+        self.ms.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+        self.size[name] = max(self.size.get(name, 0), len(r.content))
+        self.status[name] = r.status_code
+
+
+def _database(backend: str, pg_url: str, tmp: Path, workload: str) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / f'limits-{workload}.sqlite3'}"
+    base, _, name = pg_url.rpartition("/")
+    if not name.startswith("pll_bench"):
+        raise click.BadParameter("the PostgreSQL database's name must start with pll_bench")
+    admin = sa.create_engine(normalise_url(f"{base}/postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return pg_url
+
+
+def _catalogue(db: Database, workload: str, scale: float, tmp: Path) -> list[Drug]:
+    """Import the workload's catalogue; the drugs its entries are made of."""
+    if workload == "same-substance":
+        import_fest(db, SMALL.open("rb"), SMALL.name, now=NOW)
+        return [SIMVASTATIN]
+    path = tmp / "generated.xml"
+    with path.open("wb") as out:
+        generate(out, scale=scale, seed=2026)
+    with path.open("rb") as stream:
+        import_fest(db, stream, path.name, now=NOW)
+    with db.read() as conn:
+        version = conn.execute(
+            sa.select(fest_catalog.c.version).where(fest_catalog.c.status == "active")
+        ).scalar_one()
+        named = {
+            r.atc
+            for r in conn.execute(
+                sa.select(fest_interaction_atc.c.atc).where(
+                    fest_interaction_atc.c.catalog == version
+                )
+            )
+        }
+        rows = conn.execute(
+            sa.select(fest_drug.c.code, fest_drug.c.atc, fest_drug.c.name)
+            .where(
+                fest_drug.c.catalog == version,
+                fest_drug.c.kind == "package",
+                fest_drug.c.active.is_(True),
+                fest_drug.c.atc.is_not(None),
+            )
+            .order_by(fest_drug.c.code)
+        ).all()
+    # packages whose ATC (at some level) an interaction names first, one per ATC code
+    seen: set[str] = set()
+    drugs: list[Drug] = []
+    for r in sorted(rows, key=lambda r: not any(r.atc[:n] in named for n in (3, 4, 5, 7))):
+        if r.atc not in seen:
+            seen.add(r.atc)
+            drugs.append((r.code, r.atc, r.name))
+    if len(drugs) < MAX_LIST_ENTRIES:
+        raise click.ClickException(f"the catalogue has only {len(drugs)} distinct drugs")
+    return drugs[:MAX_LIST_ENTRIES]
+
+
+def _statement(pid: str, drug: Drug, dose: str = "1 tablett morgen") -> dict[str, Any]:
+    code, atc, name = drug
+    return {
+        "resourceType": "MedicationStatement",
+        "status": "active",
+        "medicationCodeableConcept": {
+            "coding": [{"system": FEST, "code": code}, {"system": ATC, "code": atc}],
+            "text": name,
+        },
+        "subject": {"reference": f"Patient/{pid}"},
+        "dosage": [{"text": dose}],
+    }
+
+
+def _bundle(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _posts(pid: str, drugs: list[Drug]) -> dict[str, Any]:
+    return _bundle(
+        [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": _statement(pid, d),
+                "request": {"method": "POST", "url": "MedicationStatement"},
+            }
+            for d in drugs
+        ]
+    )
+
+
+def _puts(resources: list[dict[str, Any]], change: Callable[[dict[str, Any]], None]) -> Any:
+    entries = []
+    for res in resources:
+        body = {k: v for k, v in res.items() if k not in ("meta", "text")}
+        change(body)
+        entries.append(
+            {
+                "resource": body,
+                "request": {
+                    "method": "PUT",
+                    "url": f"MedicationStatement/{res['id']}",
+                    "ifMatch": f'W/"{res["meta"]["versionId"]}"',
+                },
+            }
+        )
+    return _bundle(entries)
+
+
+def _written(r: httpx.Response) -> list[dict[str, Any]]:
+    if r.status_code != 200:
+        raise click.ClickException(f"{r.status_code}: {r.text[:500]}")
+    return [e["resource"] for e in r.json()["entry"]]
+
+
+def _override(r: httpx.Response) -> dict[str, str]:
+    """The override of a refused change's blocking findings (the many-drugs workload meets
+    interactions of relevance 1), as a doctor who has weighed them gives it."""
+    details = r.json()["issue"][0]["extension"]
+    codes = next(
+        e["valueString"] for d in details for e in d["extension"] if e["url"] == "overrideFindings"
+    )
+    return {"X-PLL-Override": "vurdert (benchmark)", "X-PLL-Override-Findings": codes}
+
+
+def _post(client: httpx.Client, bundle: dict[str, Any], t: Timings, name: str) -> httpx.Response:
+    started = time.perf_counter()
+    r = client.post("/fhir", json=bundle)
+    if r.status_code == 422 and "X-PLL-Override" in r.text:
+        t.add(name + " (refused: needs override)", started, r)
+        started = time.perf_counter()
+        r = client.post("/fhir", json=bundle, headers=_override(r))
+    t.add(name, started, r)
+    return r
+
+
+def _workload(server: Server, drugs: list[Drug], rounds: int) -> Timings:
+    t = Timings()
+    headers = {
+        "Authorization": f"Bearer {server.token()}",
+        "Content-Type": "application/fhir+json",
+        "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+    }
+    with httpx.Client(base_url=server.base, headers=headers, timeout=120) as gp:
+        patient = {
+            "resourceType": "Patient",
+            "identifier": [{"system": FNR, "value": generate_synthetic_fnr(random.Random(15))}],
+            "name": [{"family": "Grense", "given": ["Gunnar"]}],
+        }
+        pid = gp.post("/fhir/Patient", json=patient).json()["id"]
+        list_id = gp.post(
+            "/fhir/List",
+            json={
+                "resourceType": "List",
+                "status": "current",
+                "mode": "working",
+                "subject": {"reference": f"Patient/{pid}"},
+            },
+        ).json()["id"]
+        wanted = [drugs[i % len(drugs)] for i in range(MAX_LIST_ENTRIES)]
+        base, top = wanted[: MAX_LIST_ENTRIES - MAX_BUNDLE_ENTRIES], wanted[-MAX_BUNDLE_ENTRIES:]
+        for start in range(0, len(base), MAX_BUNDLE_ENTRIES):
+            _written(_post(gp, _posts(pid, base[start : start + MAX_BUNDLE_ENTRIES]), t, "fill"))
+        for n in range(rounds):
+            console.print(f"  round {n + 1}/{rounds}")
+            started = time.perf_counter()
+            t.add(
+                "POST List/$check, full Bundle",
+                started,
+                gp.post("/fhir/List/$check", json=_posts(pid, top)),
+            )
+            added = _written(_post(gp, _posts(pid, top), t, "write: full Bundle of new entries"))
+            started = time.perf_counter()
+            t.add("GET List/$check, full list", started, gp.get(f"/fhir/List/{list_id}/$check"))
+            started = time.perf_counter()
+            r = gp.post("/fhir", json=_posts(pid, top[:1]))
+            t.add("refused: one entry past the list limit", started, r)
+            dose = f"{n % 3 + 2} tabletter morgen"
+            redosed = _written(
+                _post(
+                    gp,
+                    _puts(added, lambda b: b.update(dosage=[{"text": dose}])),  # noqa: B023
+                    t,
+                    "write: full Bundle of dose changes",
+                )
+            )
+
+            def removed(body: dict[str, Any]) -> None:
+                body["status"] = "entered-in-error"
+                body["statusReason"] = [{"text": "Registrert ved en feil (benchmark)"}]
+
+            _written(_post(gp, _puts(redosed, removed), t, "write: full Bundle entered-in-error"))
+        started = time.perf_counter()
+        over = _posts(pid, [drugs[0]] * (MAX_BUNDLE_ENTRIES + 1))
+        t.add("refused: Bundle one entry over its limit", started, gp.post("/fhir", json=over))
+    return t
+
+
+@click.command()
+@click.option("--backends", default="sqlite,postgresql", show_default=True)
+@click.option("--workloads", default="same-substance,many-drugs", show_default=True)
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--scale", default=0.3, show_default=True, help="generated catalogue's size")
+@click.option(
+    "--pg-url",
+    default="postgresql://postgres@127.0.0.1:5432/pll_bench_limits",
+    show_default=True,
+    help="a database this may drop and create (name starting with pll_bench)",
+)
+def main(backends: str, workloads: str, rounds: int, scale: float, pg_url: str) -> None:
+    pll = Path(sys.executable).parent / "pll"
+    console.print(
+        f"limits: {MAX_BUNDLE_ENTRIES} entries per Bundle, {MAX_LIST_ENTRIES} medicines per list"
+    )
+    results: list[dict[str, Any]] = []
+    for backend in backends.split(","):
+        for workload in workloads.split(","):
+            console.print(f"[bold]{backend}, {workload}[/]")
+            with tempfile.TemporaryDirectory() as tmp_name:
+                tmp = Path(tmp_name)
+                url = _database(backend, pg_url, tmp, workload)
+                db = Database(url)
+                db.upgrade()
+                drugs = _catalogue(db, workload, scale, tmp)
+                db.dispose()
+                server = Server(pll, url, tmp / "data", 1, tmp / "server.log")
+                server.start()
+                try:
+                    timings = _workload(server, drugs, rounds)
+                finally:
+                    server.stop()
+            for name, values in timings.ms.items():
+                results.append(
+                    {
+                        "backend": backend,
+                        "workload": workload,
+                        "request": name,
+                        "n": len(values),
+                        "status": timings.status[name],
+                        "median_ms": round(statistics.median(values), 1),
+                        "max_ms": round(max(values), 1),
+                        "max_bytes": timings.size[name],
+                    }
+                )
+    table = Table(title=f"Largest allowed requests ({MAX_BUNDLE_ENTRIES}/{MAX_LIST_ENTRIES})")
+    for column in ("backend", "workload", "request", "n", "status", "median ms", "max ms", "bytes"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r["backend"],
+            r["workload"],
+            r["request"],
+            str(r["n"]),
+            str(r["status"]),
+            f"{r['median_ms']:.1f}",
+            f"{r['max_ms']:.1f}",
+            f"{r['max_bytes']:,}",
+        )
+    console.print(table)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"limits-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    limits = {"max_bundle_entries": MAX_BUNDLE_ENTRIES, "max_list_entries": MAX_LIST_ENTRIES}
+    out.write_text(json.dumps({"limits": limits, "rows": results}, indent=1))
+    console.print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""How much one request may ask of the server (DESIGN §3 rule 8: every request's work and
+size are bounded), in one place. ``/fhir/metadata`` states them and the README repeats them.
+
+A real patient's list holds tens of medicines (polypharmacy is counted from five; the
+longest lists in nursing homes hold 30-50). The limits cover any real patient many times
+over, while the largest change they allow — a full transaction Bundle of one substance onto a
+list just under its limit — holds SQLite's single writer well under a second on a two-core
+machine (``bench/limits_bench.py`` measures it).
+"""
+
+from __future__ import annotations
+
+#: Entries in one transaction Bundle (``POST /fhir``, ``POST List/$check``) and draft orders
+#: in one CDS Hooks request. A larger Bundle is refused (422) before any of it is read.
+MAX_BUNDLE_ENTRIES = 200
+
+#: Medicines on one list: entries in use, entries discontinued and still shown (90 days),
+#: and prescriptions in use that no entry in use holds. A change that would take a list past
+#: it is refused (422) and changes nothing; a change that does not grow the list (a dose
+#: change, a discontinuation) is never refused for it.
+MAX_LIST_ENTRIES = 300
+
+#: Decision-support findings carried by one answer ($check, a write's OperationOutcome, a
+#: refusal, a transaction response, CDS Hooks cards). Blocking findings come first; the answer
+#: says how many findings it left out, and how many of those block.
+MAX_FINDINGS = 100
+
+#: Names spelled out in one finding's message; the rest are counted ("og 12 andre"). Every
+#: entry is still named, as a reference, in the finding's ``expression``.
+MAX_NAMES = 10

@@ -1,0 +1,388 @@
+"""Decision support and request size bounded (issue 15; DESIGN §3 rules 6 and 8), over HTTP
+on both databases: each finding once per answer, at most ``MAX_FINDINGS`` of them with a count
+of the rest, at most ``MAX_BUNDLE_ENTRIES`` entries per Bundle and ``MAX_LIST_ENTRIES``
+medicines per list, and the limits stated in ``/fhir/metadata``.
+
+Some tests lower a limit for their own run (the server runs in this process), so that a few
+entries show what the real numbers would need hundreds for; others use the real numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pll.catalog.importer import import_fest
+from pll.domain import changes, limits
+from pll.fhir import findings
+from pll.services import transaction
+from tests.conftest import LiveServer, snapshot
+from tests.integration.builders import new_patient_with_list, ok, outcome_text
+from tests.integration.builders import patient as new_patient
+
+SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "fest" / "small.xml"
+FEST = "http://ehelse.no/fhir/CodeSystem/FEST"
+ATC = "http://www.whocc.no/atc"
+LIMITS = "http://pll.invalid/fhir/StructureDefinition/request-limits"
+SIMVA = ("046321", "C10AA01", "Simvastatin Fjordpharma Tab 20 mg")
+CLARITHRO = ("173456", "J01FA09", "Klaritromycin Fjordpharma Tab 500 mg")
+
+
+@pytest.fixture
+def patient(server: LiveServer) -> dict[str, str]:
+    import_fest(
+        server.db,
+        io.BytesIO(SMALL.read_bytes()),
+        "small.xml",
+        now=datetime(2026, 11, 22, tzinfo=UTC),
+    )
+    with server.client() as gp:
+        pid, list_id = new_patient_with_list(gp)
+    return {"pid": pid, "list": list_id}
+
+
+def statement(pid: str, drug: tuple[str, str, str] | str) -> dict[str, Any]:
+    """An entry of a FEST-coded drug, or (a string) of a medicine named by text only."""
+    concept: dict[str, Any] = (
+        {"text": drug}
+        if isinstance(drug, str)
+        else {
+            "coding": [{"system": FEST, "code": drug[0]}, {"system": ATC, "code": drug[1]}],
+            "text": drug[2],
+        }
+    )
+    return {
+        "resourceType": "MedicationStatement",
+        "status": "active",
+        "medicationCodeableConcept": concept,
+        "subject": {"reference": f"Patient/{pid}"},
+        "dosage": [{"text": "1 tablett morgen"}],
+    }
+
+
+def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": r,
+                "request": {"method": "POST", "url": r["resourceType"]},
+            }
+            for r in resources
+        ],
+    }
+
+
+def uncoded(pid: str, n: int) -> list[dict[str, Any]]:
+    """Entries that each bring one finding of their own (not checked: no code)."""
+    return [statement(pid, f"Urtepreparat {i}") for i in range(n)]
+
+
+def codes(issue: dict[str, Any]) -> str:
+    return str(issue.get("details", {}).get("coding", [{}])[0].get("code"))
+
+
+def left_out(issue: dict[str, Any]) -> dict[str, int]:
+    assert codes(issue) == findings.LEFT_OUT
+    (ext,) = issue["extension"]
+    return {e["url"]: e["valueInteger"] for e in ext["extension"]}
+
+
+def override(refused: httpx.Response) -> dict[str, str]:
+    """A doctor's override of every blocking finding a 422 names (all of them, from the
+    refusal's details, even those its findings' cap left out)."""
+    detail = {
+        e["url"]: e["valueString"]
+        for d in refused.json()["issue"][0]["extension"]
+        for e in d["extension"]
+    }
+    return {
+        "X-PLL-Override": "Vurdert: kort kur, statin pauses",
+        "X-PLL-Override-Findings": detail["overrideFindings"],
+    }
+
+
+def outcomes(response: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """Every issue of a transaction-response, with the index of the entry it is on."""
+    return [
+        (i, issue)
+        for i, e in enumerate(response["entry"])
+        for issue in e["response"].get("outcome", {}).get("issue", [])
+    ]
+
+
+def test_a_transaction_answers_each_finding_once(
+    server: LiveServer, patient: dict[str, str]
+) -> None:
+    """60 entries of one substance and a macrolide: one duplicate group and one interaction,
+    each on the first entry it names, not repeated on each of the 61 entries."""
+    pid = patient["pid"]
+    resources = [statement(pid, SIMVA) for _ in range(60)]
+    resources.insert(5, statement(pid, CLARITHRO))
+    with server.client() as gp:
+        refused = gp.post("/fhir", json=bundle(resources))
+        assert refused.status_code == 422
+        issues = refused.json()["issue"][1:]
+        assert [codes(i) for i in issues] == ["interaction", "duplicate-therapy"]
+        done = ok(gp.post("/fhir", json=bundle(resources), headers=override(refused)))
+    placed = outcomes(done)
+    assert [(at, codes(i)) for at, i in placed] == [(0, "interaction"), (0, "duplicate-therapy")]
+    duplicate = placed[1][1]
+    assert len(duplicate["expression"]) == 60
+    assert "(samme virkestoff)" in duplicate["diagnostics"]
+    assert "og 50 andre" in duplicate["diagnostics"]
+    interaction = placed[0][1]
+    assert interaction["severity"] == "error"
+    assert len(interaction["expression"]) == 61
+    # what was 60 x 59 duplicate pairs is one issue; the answer is the resources and little else
+    assert len(httpx.Response(200, json=done).content) < 61 * 2_000
+
+
+def test_every_answer_is_capped_blocking_first_with_the_count_left_out(
+    server: LiveServer, patient: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(findings, "MAX_FINDINGS", 5)
+    pid, list_id = patient["pid"], patient["list"]
+    change = bundle([*uncoded(pid, 8), statement(pid, CLARITHRO)])
+    with server.client() as gp:
+        ok(gp.post("/fhir/MedicationStatement", json=statement(pid, SIMVA)), 201)
+        # a refusal: the blocking interaction first, four more, and the count of the rest
+        refused = gp.post("/fhir", json=change)
+        assert refused.status_code == 422
+        issues = refused.json()["issue"][1:]
+        assert [codes(i) for i in issues[:5]] == ["interaction", *["not-checked"] * 4]
+        assert left_out(issues[5]) == {"total": 9, "shown": 5, "leftOut": 4, "blockingLeftOut": 0}
+        assert issues[5]["severity"] == "information"
+        assert "Svaret viser 5 av 9 funn; 4 er utelatt (4 til informasjon)" in outcome_text(refused)
+        # the trial run and the accepted change: the same five, and the count
+        tried = ok(gp.post("/fhir/List/$check", json=change))
+        assert [codes(i) for i in tried["issue"]] == [
+            "interaction",
+            *["not-checked"] * 4,
+            findings.LEFT_OUT,
+        ]
+        done = ok(gp.post("/fhir", json=change, headers=override(refused)))
+        placed = outcomes(done)
+        # each on the first entry it names; the count on the first entry
+        assert [(at, codes(i)) for at, i in placed] == [
+            (0, "not-checked"),
+            (0, findings.LEFT_OUT),
+            (1, "not-checked"),
+            (2, "not-checked"),
+            (3, "not-checked"),
+            (8, "interaction"),
+        ]
+        assert left_out(placed[1][1])["leftOut"] == 4
+        # the whole list on demand
+        checked = ok(gp.get(f"/fhir/List/{list_id}/$check"))
+        assert left_out(checked["issue"][-1])["total"] == 9
+        assert len(checked["issue"]) == 6
+        # CDS Hooks: five cards and one that counts the rest
+        drafts = {
+            "entry": [
+                {"resource": {**s, "resourceType": "MedicationRequest", "id": f"d{i}"}}
+                for i, s in enumerate(uncoded(pid, 7))
+            ]
+        }
+        request = {"hook": "order-select", "context": {"patientId": pid, "draftOrders": drafts}}
+        cards = ok(gp.post("/cds-services/pll-medication-check", json=request))["cards"]
+        assert len(cards) == 6
+        assert cards[-1]["summary"] == "2 funn til er utelatt"
+        assert cards[-1]["indicator"] == "info"
+
+
+def test_blocking_findings_left_out_are_said_and_counted(
+    server: LiveServer, patient: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two blocking findings and a cap of one: the answer says a blocking finding is left
+    out, and the refusal still names every code an override must accept."""
+    monkeypatch.setattr(findings, "MAX_FINDINGS", 1)
+    pid = patient["pid"]
+    reaction = {
+        "resourceType": "AllergyIntolerance",
+        "patient": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [{"system": ATC, "code": "J01FA"}], "text": "makrolider"},
+    }
+    with server.client() as gp:
+        cave = ok(gp.post("/fhir/AllergyIntolerance", json=reaction), 201)
+        ok(gp.post("/fhir/MedicationStatement", json=statement(pid, SIMVA)), 201)
+        refused = gp.post("/fhir/MedicationStatement", json=statement(pid, CLARITHRO))
+        assert refused.status_code == 422
+        shown, counted = refused.json()["issue"][1:]
+        assert shown["severity"] == "error"
+        assert left_out(counted)["blockingLeftOut"] == 1
+        assert counted["severity"] == "warning"
+        assert "1 av de utelatte funnene er blokkerende" in counted["diagnostics"]
+        accepted = override(refused)["X-PLL-Override-Findings"].split(",")
+        assert cave["id"] in accepted
+        assert len(accepted) == 2
+        r = gp.post(
+            "/fhir/MedicationStatement", json=statement(pid, CLARITHRO), headers=override(refused)
+        )
+        assert r.status_code == 201
+        assert r.headers["X-PLL-Findings"] == "2"  # the header counts them all
+
+
+def test_a_check_on_a_big_list_is_bounded(server: LiveServer, patient: dict[str, str]) -> None:
+    """With the real cap: a list with more findings than one answer carries."""
+    pid, list_id = patient["pid"], patient["list"]
+    n = limits.MAX_FINDINGS + 20
+    with server.client() as gp:
+        ok(gp.post("/fhir", json=bundle(uncoded(pid, n))))
+        checked = gp.get(f"/fhir/List/{list_id}/$check")
+    issues = ok(checked)["issue"]
+    assert len(issues) == limits.MAX_FINDINGS + 1
+    assert left_out(issues[-1]) == {
+        "total": n,
+        "shown": limits.MAX_FINDINGS,
+        "leftOut": 20,
+        "blockingLeftOut": 0,
+    }
+    assert len(checked.content) < (limits.MAX_FINDINGS + 1) * 1_000
+
+
+def test_a_bundle_over_the_limit_is_refused_before_any_work(
+    server: LiveServer, patient: dict[str, str]
+) -> None:
+    pid = patient["pid"]
+    # entries nobody could accept: the count is refused before any of them is read
+    over = bundle(
+        [{"resourceType": "MedicationStatement", "bogus": True}] * (limits.MAX_BUNDLE_ENTRIES + 1)
+    )
+    before = snapshot(server.db)
+    with server.client() as gp:
+        for path in ("/fhir", "/fhir/List/$check"):
+            r = gp.post(path, json=over)
+            assert r.status_code == 422
+            assert (
+                f"more than the {limits.MAX_BUNDLE_ENTRIES} one request may hold" in outcome_text(r)
+            )
+            detail = {
+                e["url"]: e["valueString"]
+                for d in r.json()["issue"][0]["extension"]
+                for e in d["extension"]
+            }
+            assert detail == {
+                "limit": str(limits.MAX_BUNDLE_ENTRIES),
+                "entries": str(limits.MAX_BUNDLE_ENTRIES + 1),
+            }
+        drafts = {
+            "entry": [
+                {"resource": {**s, "resourceType": "MedicationRequest", "id": f"d{i}"}}
+                for i, s in enumerate(uncoded(pid, limits.MAX_BUNDLE_ENTRIES + 1))
+            ]
+        }
+        request = {"hook": "order-select", "context": {"patientId": pid, "draftOrders": drafts}}
+        assert gp.post("/cds-services/pll-medication-check", json=request).status_code == 422
+    assert snapshot(server.db) == before
+    # at the limit it is taken
+    with server.client() as gp:
+        at = bundle(uncoded(pid, limits.MAX_BUNDLE_ENTRIES))
+        assert len(ok(gp.post("/fhir", json=at))["entry"]) == limits.MAX_BUNDLE_ENTRIES
+
+
+def test_a_change_that_takes_a_list_past_its_limit_changes_nothing(
+    server: LiveServer, patient: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(changes, "MAX_LIST_ENTRIES", 4)
+    pid = patient["pid"]
+    with server.client() as gp:
+        done = ok(gp.post("/fhir", json=bundle(uncoded(pid, 4))))
+        first = done["entry"][0]["resource"]
+        before = snapshot(server.db, audit=False)
+        one_more = gp.post("/fhir/MedicationStatement", json=statement(pid, "Enda ett"))
+        assert one_more.status_code == 422
+        assert "the list would hold 5 medicines" in outcome_text(one_more)
+        assert "a list holds at most 4" in outcome_text(one_more)
+        assert gp.post("/fhir", json=bundle(uncoded(pid, 2))).status_code == 422
+        # a prescription without an entry is a medicine on the list too
+        rx = {
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": {"text": "Resept uten oppføring"},
+            "subject": {"reference": f"Patient/{pid}"},
+        }
+        assert gp.post("/fhir/MedicationRequest", json=rx).status_code == 422
+        assert snapshot(server.db, audit=False) == before
+        # what does not grow the list goes through: a dose change, a discontinuation
+        url = f"/fhir/MedicationStatement/{first['id']}"
+        redosed = ok(
+            gp.put(
+                url,
+                json=dict(first, dosage=[{"text": "2 tabletter"}]),
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+        stopped = dict(redosed, status="stopped", statusReason=[{"text": "Ikke lenger behov"}])
+        ok(gp.put(url, json=stopped, headers={"If-Match": 'W/"2"'}))
+        # a discontinued entry is still shown for 90 days, so it still counts
+        assert gp.post("/fhir/MedicationStatement", json=statement(pid, "Ny")).status_code == 422
+        # an entry registered in error leaves the list: room for one more
+        second = done["entry"][1]["resource"]
+        removed = dict(second, status="entered-in-error", statusReason=[{"text": "Feil pasient"}])
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{second['id']}",
+                json=removed,
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+        ok(gp.post("/fhir/MedicationStatement", json=statement(pid, "Ny")), 201)
+
+
+def test_a_new_list_in_one_transaction_is_held_to_the_limit(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(changes, "MAX_LIST_ENTRIES", 3)
+    with server.client() as gp:
+        pid = ok(gp.post("/fhir/Patient", json=new_patient()), 201)["id"]
+        before = snapshot(server.db, audit=False)
+        new_list = {
+            "resourceType": "List",
+            "status": "current",
+            "mode": "working",
+            "subject": {"reference": f"Patient/{pid}"},
+        }
+        r = gp.post("/fhir", json=bundle([new_list, *uncoded(pid, 4)]))
+        assert r.status_code == 422
+        assert snapshot(server.db, audit=False) == before
+        ok(gp.post("/fhir", json=bundle([new_list, *uncoded(pid, 3)])))
+
+
+def test_the_real_list_limit(server: LiveServer, patient: dict[str, str]) -> None:
+    """Filled to exactly the documented number in Bundles of the documented size, then one
+    more is refused."""
+    pid = patient["pid"]
+    with server.client() as gp:
+        left = limits.MAX_LIST_ENTRIES
+        while left:
+            part = min(left, limits.MAX_BUNDLE_ENTRIES)
+            ok(gp.post("/fhir", json=bundle([statement(pid, SIMVA)] * part)))
+            left -= part
+        r = gp.post("/fhir/MedicationStatement", json=statement(pid, SIMVA))
+    assert r.status_code == 422
+    assert f"a list holds at most {limits.MAX_LIST_ENTRIES}" in outcome_text(r)
+
+
+def test_metadata_states_the_limits(server: LiveServer) -> None:
+    with server.client() as gp:
+        capability = ok(gp.get("/fhir/metadata"))
+    (ext,) = [e for e in capability["extension"] if e["url"] == LIMITS]
+    assert {e["url"]: e["valueInteger"] for e in ext["extension"]} == {
+        "maxBundleEntries": limits.MAX_BUNDLE_ENTRIES,
+        "maxListEntries": limits.MAX_LIST_ENTRIES,
+        "maxFindings": limits.MAX_FINDINGS,
+    }
+    text = capability["rest"][0]["documentation"]
+    assert f"holds at most {limits.MAX_BUNDLE_ENTRIES} entries" in text
+    assert f"holds at most {limits.MAX_LIST_ENTRIES} medicines" in text
+    assert transaction.MAX_BUNDLE_ENTRIES == limits.MAX_BUNDLE_ENTRIES
