@@ -35,8 +35,8 @@ def parse_json(body: bytes) -> Any:
         raise InvalidInput("The request body is empty; send a FHIR resource as JSON.")
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as exc:
+        refused = str(exc)
     else:
         # fewer brackets than the limit cannot nest past it: the walk is skipped for the
         # bodies of everyday requests
@@ -56,7 +56,10 @@ def parse_json(body: bytes) -> Any:
         raise InvalidInput(
             f"The body is not valid JSON{position}: {getattr(exc, 'msg', exc)}."
         ) from None
-    raise InvalidInput("The body is not valid JSON.")
+    # valid JSON that orjson will not take: an integer past 64 bits, a lone surrogate
+    raise InvalidInput(
+        f"The body is JSON that cannot be taken: {refused.split(':', maxsplit=1)[0]}."
+    )
 
 
 def _too_deep() -> InvalidInput:
