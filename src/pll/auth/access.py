@@ -70,6 +70,10 @@ class Verb(StrEnum):
     DISPENSE = "dispense"
     #: the patient's own access log and blocks
     OWN = "own"
+    #: a standing read: a subscription to the patient's list, decided when it is made and
+    #: again before each notification. An emergency basis does not lift a block for it:
+    #: an emergency gives a read now, not a feed of what happens later
+    FOLLOW = "follow"
 
 
 class Outcome(StrEnum):
@@ -98,6 +102,11 @@ _CASES_BY_PRESCRIBERS = (
 _BLOCKED = (
     "The patient has blocked your access to their medication list. In an emergency state "
     "the basis HPAKUTT; the access is then logged for follow-up and shown to the patient."
+)
+_BLOCKED_FOLLOW = (
+    "The patient has blocked your access to their medication list, so you cannot follow "
+    "it with a subscription, whatever the basis. In an emergency, read the list with the "
+    "basis HPAKUTT; the access is then logged for follow-up and shown to the patient."
 )
 
 
@@ -173,6 +182,12 @@ _NORWEGIAN = {
         "Pasienten har sperret din tilgang til legemiddellisten. I en akutt situasjon kan "
         "du åpne pasienten på nytt med grunnlaget «Akutt (nødrett)»; tilgangen logges da "
         "for oppfølging og vises for pasienten."
+    ),
+    _BLOCKED_FOLLOW: (
+        "Pasienten har sperret din tilgang til legemiddellisten, så du kan ikke abonnere på "
+        "endringer i den, uansett grunnlag. I en akutt situasjon kan du lese listen med "
+        "grunnlaget «Akutt (nødrett)»; tilgangen logges da for oppfølging og vises for "
+        "pasienten."
     ),
     _OWN_ONLY: "Innsynsloggen og sperringene er pasientens egne.",
     _CASES_BY_PRESCRIBERS: (
@@ -309,6 +324,8 @@ class Access:
         if verb is Verb.DECIDE and not self._responsible_doctor(facts):
             return Decision(False, _not_responsible_doctor(facts))
         if facts.blocked:
+            if verb is Verb.FOLLOW:
+                return Decision(False, _BLOCKED_FOLLOW)
             if self.basis is not Basis.EMERGENCY:
                 return Decision(False, _BLOCKED)
             return Decision(True, flag=EMERGENCY_OVERRIDE)

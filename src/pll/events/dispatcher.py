@@ -3,7 +3,10 @@
 Each consumer (a FHIR rest-hook subscription, NATS JetStream) has its own place in the outbox
 (:mod:`pll.events.outbox`) and its own worker thread, so one that is slow or failing holds up
 neither the others nor the writes, which only ever insert into the outbox. A failed delivery
-is retried with a growing wait; the consumer's place moves only past what was delivered.
+is retried with a growing wait; the consumer's place moves only past what was delivered. A
+consumer that has ended (:class:`Ended`: a subscription whose owner may no longer see the
+patient) is not retried: its place moves on past what it was given, and the next look at the
+consumers drops it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,13 @@ from pll.store.db import Database
 log = logging.getLogger("pll.events")
 
 
+class Ended(Exception):
+    """The consumer takes no more events, now or later (its subscription has ended)."""
+
+
 class Consumer(Protocol):
-    """Something events are delivered to. ``deliver`` raises when the event did not arrive."""
+    """Something events are delivered to. ``deliver`` raises when the event did not arrive,
+    :class:`Ended` when it never will."""
 
     @property
     def name(self) -> str: ...
@@ -67,6 +75,13 @@ class Dispatcher:
             for event in events:
                 consumer.deliver(event)
                 done = event
+        except Ended as exc:
+            # nothing to retry: the place moves past this batch, so the consumer holds up
+            # nothing and its lag does not grow until it is dropped
+            with self.db.write() as conn:
+                outbox.advance(conn, consumer.name, events[-1], self.clock())
+            log.info("%s has ended (%s); its place moves on", consumer.name, exc)
+            return 0
         except Exception as exc:  # any failure of a consumer is retried later
             with self.db.write() as conn:
                 if done is not None:

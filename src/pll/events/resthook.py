@@ -9,6 +9,10 @@ A subscription hears what its criteria name: ``List?patient=`` the changes to th
 the events about discrepancy cases, which leave the list as it was), ``Task?patient=`` the
 patient's discrepancy cases (each report, status change and comment, with the Task's
 versioned URL as the focus).
+
+Before each notification the subscription's owner must still be allowed to follow the patient
+(``admits``, :class:`pll.services.subscriptions.Following`): a refusal ends the subscription
+and nothing is sent (:class:`~pll.events.dispatcher.Ended`).
 See https://hl7.org/fhir/uv/subscriptions-backport/STU1.1/channels.html.
 """
 
@@ -16,12 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import orjson
 
 from pll.domain.cases import EVENT_PREFIX as CASE_EVENTS
+from pll.events.dispatcher import Ended
 from pll.events.outbox import Event
 from pll.fhir.systems import PLL_BASE
 
@@ -113,12 +119,16 @@ class RestHook:
         client: httpx.Client | None = None,
         *,
         resource: str = "List",
+        admits: Callable[[], bool] | None = None,
     ) -> None:
         self.name = f"subscription:{subscription_id}"
         self.subscription_id, self.endpoint, self.secret = subscription_id, endpoint, secret
         self.patient_id, self.base = patient_id, base
         #: what the criteria name: List (changes to the list) or Task (discrepancy cases)
         self.resource = resource
+        #: asked before each notification: is the subscription still active, and may its
+        #: owner still follow the patient? (``None``: not asked, for tests of delivery alone)
+        self.admits = admits
         self._client = client
         self._own = client is None
 
@@ -127,6 +137,8 @@ class RestHook:
             return  # not what this subscription asked for
         if _about_case(event) != (self.resource == "Task"):
             return  # a case event for a list subscription, or the other way round
+        if self.admits is not None and not self.admits():
+            raise Ended(f"Subscription/{self.subscription_id} has ended")
         body = orjson.dumps(notification(self.subscription_id, self.base, event))
         if self._client is None:
             self._client = httpx.Client(timeout=TIMEOUT)

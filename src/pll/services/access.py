@@ -3,7 +3,8 @@
 Only the patient, or a person holding a proxy for them, may see or change these
 (:attr:`~pll.auth.access.Verb.OWN`), and every use is itself logged. Proxies come from the
 national proxy register (helsenorge), which PLL does not run; ``pll proxy add`` records
-them here.
+them here. A block ends the blocked worker's subscriptions to the patient's list at once
+(:func:`pll.services.subscriptions.end_refused`), whatever basis they were made on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pll.domain.errors import Conflict, InvalidInput, NotFound
 from pll.domain.identifiers import parse_person_identifier
 from pll.fhir import access as fhir_access
 from pll.services.lists import PLLService
+from pll.services.subscriptions import end_refused
 from pll.store import audit_log
 from pll.store import repository as repo
 from pll.store.db import Database
@@ -48,6 +50,9 @@ class PatientAccess:
             now = svc.clock()
             stored = fhir_access.consent(block_id, patient_id, hpr, now, None, _display(resource))
             audit_log.insert_block(conn, block_id, patient_id, hpr, now, dumps(stored))
+            # the blocked worker's subscriptions end with the block (the dispatcher would
+            # refuse their next notification anyway, but they stop here, at once)
+            end_refused(conn, svc.trail, patient_id, now)
             return stored
 
     def unblock(self, access: Access, block_id: str) -> dict[str, Any]:

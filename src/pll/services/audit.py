@@ -41,6 +41,30 @@ def actor_json(access: Access) -> str:
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def decide(
+    conn: Connection, access: Access, verb: Verb, patient_id: str
+) -> tuple[PatientFacts, Decision]:
+    """The policy's verdict on ``access`` doing ``verb`` to this patient's data, from the
+    facts the store holds now; nothing is logged (:meth:`AuditTrail.admit` does that)."""
+    row = audit_log.facts(
+        conn,
+        patient_id,
+        hpr=access.actor.hpr,
+        holder=access.actor.pid if access.is_patient else None,
+    )
+    if row is None:
+        raise NotFound(f"Patient/{patient_id} does not exist.", "patient")
+    facts = PatientFacts(
+        patient_id,
+        row.identifier_value,
+        bool(row.blocked),
+        bool(row.proxy),
+        multidose_pharmacy=row.pharmacy,
+        multidose_doctor=row.doctor,
+    )
+    return facts, access.decide(verb, facts)
+
+
 @dataclass
 class AuditTrail:
     """Decides access to one patient's data and records it, on one database and key."""
@@ -124,23 +148,7 @@ class AuditTrail:
         that is part of one already logged (a page that read the list shows what else
         there is), which writes its record only when it shows something. A refusal is
         logged as by :meth:`admit`."""
-        row = audit_log.facts(
-            conn,
-            patient_id,
-            hpr=access.actor.hpr,
-            holder=access.actor.pid if access.is_patient else None,
-        )
-        if row is None:
-            raise NotFound(f"Patient/{patient_id} does not exist.", "patient")
-        facts = PatientFacts(
-            patient_id,
-            row.identifier_value,
-            bool(row.blocked),
-            bool(row.proxy),
-            multidose_pharmacy=row.pharmacy,
-            multidose_doctor=row.doctor,
-        )
-        decision = access.decide(verb, facts)
+        facts, decision = decide(conn, access, verb, patient_id)
         record = self.record(access, action, rtype, rid, patient_id, decision)
         if not decision.allowed:
             raise Refused(decision.message, record=record)
