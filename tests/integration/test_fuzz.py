@@ -14,6 +14,7 @@ fixed seed so a failure comes back the same); run it longer with, say,
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections import Counter
@@ -230,7 +231,7 @@ def mutated(draw: st.DrawFn, seed: Any) -> Any:
         where = draw(st.sampled_from(paths))
         if not where:
             if draw(st.booleans()):
-                value = draw(JSON)
+                value = copy.deepcopy(draw(JSON))
             continue
         parent = value
         for step in where[:-1]:
@@ -240,14 +241,14 @@ def mutated(draw: st.DrawFn, seed: Any) -> Any:
         if action == "drop":
             del parent[key]
         elif action == "replace":
-            parent[key] = draw(JSON)
+            parent[key] = copy.deepcopy(draw(JSON))
         elif action == "wrap":
             parent[key] = [parent[key]]
         elif action == "nest":
             parent[key] = {
                 "resourceType": "Bundle",
                 "type": "collection",
-                "entry": [{"resource": draw(NESTED)}],
+                "entry": [{"resource": copy.deepcopy(draw(NESTED))}],
             }
         else:
             parent[key] = str(parent[key])
