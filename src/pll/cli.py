@@ -93,6 +93,21 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _check_public_url(settings: Settings) -> None:
+    """Refuse to serve when DPoP proofs could only be held to the Host header (outside
+    development mode); in development mode, say once that they are."""
+    try:
+        settings.check_public_url()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if settings.public_url is None:
+        click.echo(
+            "PLL_PUBLIC_URL is not set: DPoP proofs are held to each request's Host header, "
+            "as only development mode allows.",
+            err=True,
+        )
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -102,6 +117,7 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     settings = Settings.from_env()
+    _check_public_url(settings)
     _database(settings).upgrade()
     from pll.auth.tokens import signing_key
 
@@ -519,6 +535,8 @@ def readcopy_run(port: int | None) -> None:
     import signal
     import threading
 
+    if port is not None:
+        _check_public_url(Settings.from_env())
     settings, store, copy = _readcopy()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

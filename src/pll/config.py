@@ -6,11 +6,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pll.auth.audit import AuditKey
+from pll.auth.dpop import DPoPVerifier
 from pll.auth.jwks import Issuer, KeySet
 from pll.auth.tokens import AUDIENCE, Authenticator, dev_issuer
 from pll.store.db import sqlite_url
+from pll.store.dpop_proofs import AcceptedProofs
 
 #: What the web login asks HelseID for (``PLL_OIDC_SCOPE``): the person's identity, their
 #: fødselsnummer and HPR number, and PLL's own API scope for the access token.

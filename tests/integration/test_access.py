@@ -7,6 +7,7 @@ basis, with what outcome.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -525,3 +526,47 @@ def test_dpop_proofs_must_name_the_public_url(
         assert get("https://pll.example.no" + path) == 200
         assert get(base + path) == 401
         assert get("http://evil.example" + path, host="evil.example") == 401
+
+
+class _WatchedStore:
+    """The server's replay record, noting whether each proof was recorded on the event loop."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.on_loop: list[bool] = []
+
+    def remember(self, digest: bytes, expires: float, now: float) -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.on_loop.append(False)
+        else:
+            self.on_loop.append(True)
+        return bool(self.store.remember(digest, expires, now))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="until async_endpoint authenticates a request with a DPoP proof in a worker thread",
+)
+def test_dpop_proofs_are_recorded_off_the_event_loop(
+    server: LiveServer, scene: Scene, tmp_path: Any
+) -> None:
+    """Recording a proof is a database write: the hot read, whose handler stays on the event
+    loop, must not make the loop wait for it."""
+    app = create_app(server_settings(server.data_dir, server.db), server.service)
+    watched = _WatchedStore(app.state.authenticator.dpop.shared)
+    app.state.authenticator.dpop.shared = watched
+    key_file = tmp_path / "dpop.pem"
+    token = issue(server.data_dir, "gp", dpop_key_file=key_file)
+    key = dpop_key(key_file)
+    with serving(app) as base:
+        # the List read's handler is a coroutine; its history's runs in a thread
+        read = f"{base}/fhir/List/{scene.list_id}"
+        headers = {"Authorization": f"DPoP {token}", "X-PLL-Access-Basis": T}
+        proof = make_proof(key, method="GET", url=read, access_token=token)
+        assert httpx.get(read, headers={**headers, "DPoP": proof}).status_code == 200
+        history = f"{base}/fhir/List/{scene.list_id}/_history"
+        proof = make_proof(key, method="GET", url=history, access_token=token)
+        assert httpx.get(history, headers={**headers, "DPoP": proof}).status_code == 200
+    assert watched.on_loop == [False, False]

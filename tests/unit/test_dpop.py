@@ -453,6 +453,115 @@ def test_concurrent_replays_let_exactly_one_through(
     assert sorted(outcomes) == [False] * 7 + [True]
 
 
+# --- replay, with a store several processes share ----------------------------------------
+
+
+class SharedStore:
+    """The contract of pll.store.dpop_proofs.AcceptedProofs, kept in memory: what several
+    server processes would share through the database."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, float] = {}
+        self.calls = 0
+        self.down = False
+        self._lock = threading.Lock()
+
+    def remember(self, digest: bytes, expires: float, now: float) -> bool:
+        with self._lock:
+            self.calls += 1
+            if self.down:
+                raise ConnectionError("the database is not answering")
+            if digest in self.rows:
+                return False
+            self.rows[digest] = expires
+            return True
+
+
+def test_a_proof_one_process_accepted_is_refused_by_every_other(
+    clock: Clock, ec_key: ec.EllipticCurvePrivateKey
+) -> None:
+    store = SharedStore()
+    first, second = (DPoPVerifier(clock=clock, shared=store) for _ in range(2))
+    proof = proof_for(ec_key)
+    assert check(first, proof)
+    with pytest.raises(Unauthenticated, match="used before"):
+        check(second, proof)
+    assert check(second, proof_for(ec_key))
+    assert len(store.rows) == 2
+
+
+def test_a_replay_to_the_same_process_is_refused_without_asking_the_store(
+    clock: Clock, ec_key: ec.EllipticCurvePrivateKey
+) -> None:
+    store = SharedStore()
+    verifier = DPoPVerifier(clock=clock, shared=store)
+    proof = proof_for(ec_key)
+    check(verifier, proof)
+    with pytest.raises(Unauthenticated, match="used before"):
+        check(verifier, proof)
+    assert store.calls == 1
+
+
+def test_a_proof_is_refused_when_the_shared_store_cannot_answer(
+    clock: Clock, ec_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """Failing safe: a proof not known to be new is not accepted."""
+    store = SharedStore()
+    verifier = DPoPVerifier(clock=clock, shared=store)
+    proof = proof_for(ec_key)
+    store.down = True
+    with pytest.raises(Unauthenticated, match="cannot check now") as refused:
+        check(verifier, proof)
+    assert refused.value.expression == "DPoP"
+    # nothing was recorded, so once the store answers again the proof is good
+    store.down = False
+    assert check(verifier, proof)
+    with pytest.raises(Unauthenticated, match="used before"):
+        check(verifier, proof)
+
+
+def test_with_a_shared_store_a_full_memory_cache_refuses_nothing(
+    clock: Clock, ec_key: ec.EllipticCurvePrivateKey
+) -> None:
+    class Small(DPoPVerifier):
+        REPLAY_CACHE_SIZE = 1
+
+    store = SharedStore()
+    verifier = Small(clock=clock, shared=store)
+    proofs = [proof_for(ec_key) for _ in range(3)]
+    for proof in proofs:
+        assert check(verifier, proof)
+    for proof in proofs:  # the store remembers what the cache had no room for
+        with pytest.raises(Unauthenticated, match="used before"):
+            check(verifier, proof)
+
+
+def test_concurrent_replays_to_several_processes_let_exactly_one_through(
+    clock: Clock, ec_key: ec.EllipticCurvePrivateKey
+) -> None:
+    store = SharedStore()
+    verifiers = [DPoPVerifier(clock=clock, shared=store) for _ in range(4)]
+    proof = proof_for(ec_key)
+    outcomes: list[bool] = []
+    start = threading.Barrier(8)
+
+    def attempt(verifier: DPoPVerifier) -> None:
+        start.wait()
+        try:
+            check(verifier, proof)
+        except Unauthenticated:
+            outcomes.append(False)
+        else:
+            outcomes.append(True)
+
+    threads = [threading.Thread(target=attempt, args=(verifiers[i % 4],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [False] * 7 + [True]
+
+
 # --- the helpers -------------------------------------------------------------------------
 
 

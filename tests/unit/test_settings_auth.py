@@ -1,4 +1,5 @@
-"""Configuring which issuers the server trusts (``PLL_ISSUER``, ``PLL_JWKS``, ``PLL_DEV_AUTH``)."""
+"""Configuring which issuers the server trusts (``PLL_ISSUER``, ``PLL_JWKS``, ``PLL_DEV_AUTH``)
+and the origin DPoP proofs must name (``PLL_PUBLIC_URL``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pll.auth.tokens import CLAIM_PID, CLAIM_SECURITY_LEVEL, issue
 from pll.config import Settings
 from pll.domain.errors import Unauthenticated
 from pll.domain.model import Role
+from pll.store.dpop_proofs import AcceptedProofs
 
 ISSUER = "https://helseid-sts.test.nhn.no"
 
@@ -45,6 +47,7 @@ def test_a_configured_issuer_is_trusted_and_dev_tokens_can_be_turned_off(
     monkeypatch.setenv("PLL_JWKS", str(tmp_path / "jwks.json"))
     monkeypatch.setenv("PLL_AUDIENCE", "nhn:pll")
     monkeypatch.setenv("PLL_DEV_AUTH", "0")
+    monkeypatch.setenv("PLL_PUBLIC_URL", "https://pll.example.no")
     auth = Settings.from_env().authenticator()
     caller = auth.authenticate(f"Bearer {token}", None, "GET", "http://x/fhir/List")
     assert (caller.actor.role, caller.client_id) == (Role.PATIENT, "helsenorge")
@@ -79,7 +82,73 @@ def test_development_tokens_are_opt_in(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("PLL_DEV_AUTH", raising=False)
     monkeypatch.setenv("PLL_ISSUER", ISSUER)
     monkeypatch.setenv("PLL_JWKS", str(tmp_path / "jwks.json"))
+    monkeypatch.setenv("PLL_PUBLIC_URL", "https://pll.example.no")
     _helseid(tmp_path)
     auth = Settings.from_env().authenticator()
     with pytest.raises(Unauthenticated, match="not trusted"):
         auth.authenticate(f"Bearer {issue(tmp_path, 'gp')}", None, "GET", "http://x/fhir/List")
+
+
+def _production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real issuer trusted, development tokens off, PLL_PUBLIC_URL not set (yet)."""
+    _helseid(tmp_path)
+    monkeypatch.setenv("PLL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PLL_ISSUER", ISSUER)
+    monkeypatch.setenv("PLL_JWKS", str(tmp_path / "jwks.json"))
+    monkeypatch.setenv("PLL_DEV_AUTH", "0")
+    monkeypatch.delenv("PLL_PUBLIC_URL", raising=False)
+
+
+def test_outside_development_mode_the_public_url_is_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DPoP-bound tokens are accepted from any trusted issuer; without PLL_PUBLIC_URL their
+    proofs could only be held to the Host header, which the request itself sets."""
+    _production(tmp_path, monkeypatch)
+    settings = Settings.from_env()
+    with pytest.raises(ValueError, match=r"^PLL_PUBLIC_URL is not set") as refused:
+        settings.check_public_url()
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ValueError, match="PLL_PUBLIC_URL"):
+        settings.authenticator()
+    monkeypatch.setenv("PLL_PUBLIC_URL", "https://pll.example.no")
+    Settings.from_env().authenticator()
+
+
+@pytest.mark.parametrize(
+    "url", ["pll.example.no", "ftp://pll.example.no", "https://", "https://pll:x/", "https://h/?a"]
+)
+def test_a_public_url_that_is_no_origin_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    _production(tmp_path, monkeypatch)
+    monkeypatch.setenv("PLL_PUBLIC_URL", url)
+    with pytest.raises(ValueError, match="PLL_PUBLIC_URL must be this server's public origin"):
+        Settings.from_env().authenticator()
+
+
+def test_development_mode_may_go_without_a_public_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PLL_DEV_AUTH", "1")
+    monkeypatch.delenv("PLL_PUBLIC_URL", raising=False)
+    monkeypatch.delenv("PLL_ISSUER", raising=False)
+    Settings.from_env().check_public_url()
+    # ... and so may a development server that also trusts a real issuer
+    monkeypatch.setenv("PLL_ISSUER", ISSUER)
+    monkeypatch.setenv("PLL_JWKS", str(tmp_path / "jwks.json"))
+    Settings.from_env().authenticator()
+
+
+def test_the_server_remembers_dpop_proofs_in_its_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every process built from the same settings records accepted proofs in one place."""
+    monkeypatch.setenv("PLL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PLL_DEV_AUTH", "1")
+    monkeypatch.setenv("PLL_DATABASE_URL", f"sqlite:///{tmp_path / 'pll.sqlite3'}")
+    shared = Settings.from_env().authenticator().dpop.shared
+    assert isinstance(shared, AcceptedProofs)
+    assert shared.engine.url.database == str(tmp_path / "pll.sqlite3")
+    shared.dispose()

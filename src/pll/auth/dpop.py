@@ -9,6 +9,10 @@ useless without the private key, and a captured proof is useless for any other r
 :class:`DPoPVerifier` checks such proofs the way §4.3 lists; :func:`make_proof` makes them the
 way a client does, for tests and the ``pll token`` command. Server-provided nonces (§8, §9)
 are not supported.
+
+A proof is accepted once (§11.1). Within one process a cache in memory says so; a server with
+several processes, or machines, hands the verifier a :class:`ReplayStore` they all share
+(:class:`pll.store.dpop_proofs.AcceptedProofs`, a table in the database), which decides.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import base64
 import hashlib
 import heapq
 import json
+import logging
 import math
 import re
 import string
@@ -24,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
@@ -32,6 +37,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.types import Options
 
 from pll.domain.errors import Unauthenticated
+
+log = logging.getLogger("pll.auth")
 
 #: The signature algorithms PLL accepts for proofs (RFC 9449 §4.3 point 5): asymmetric only,
 #: since a proof must be checkable with nothing but the public key it carries.
@@ -258,6 +265,24 @@ def _refused(message: str) -> Unauthenticated:
     return Unauthenticated(message, expression=_EXPRESSION)
 
 
+_USED_BEFORE = (
+    "The DPoP proof has been used before (its jti is not new); make a fresh proof for every "
+    "request."
+)
+
+
+class ReplayStore(Protocol):
+    """Where accepted proofs are recorded so that every process serving the origin refuses
+    a proof another one accepted (RFC 9449 §11.1)."""
+
+    def remember(self, digest: bytes, expires: float, now: float) -> bool:
+        """Record ``digest`` (a proof acceptable until ``expires``, seconds since the epoch)
+        unless it is recorded already: True if this call recorded it. Recording it must be
+        atomic across processes, so that of two calls with the same digest exactly one gets
+        True. Raises if it cannot say; the proof is then refused."""
+        ...
+
+
 class _SeenProofs:
     """The proofs accepted within the acceptance window, so each can be used only once.
 
@@ -267,11 +292,12 @@ class _SeenProofs:
     (about 200 bytes with the heap) however long the ``jti`` a client sends, and clients
     cannot collide with each other's ``jti`` values.
 
-    When full, new proofs are refused until entries expire. Forgetting the oldest entries
-    instead would let exactly those proofs be replayed, and refusing is the safe failure. The
-    capacity is sized so that only a flood can reach it: a million proofs in one window of a
-    little over a minute is more than ten thousand requests a second from holders of valid
-    tokens, while a full cache costs some 200 MB, which a server can afford.
+    When full, nothing more is added until entries expire. Alone, the verifier then refuses
+    new proofs: forgetting the oldest entries instead would let exactly those proofs be
+    replayed, and refusing is the safe failure. The capacity is sized so that only a flood
+    can reach it: a million proofs in one window of a little over a minute is more than ten
+    thousand requests a second from holders of valid tokens, while a full cache costs some
+    200 MB, which a server can afford.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -280,24 +306,25 @@ class _SeenProofs:
         self._by_expiry: list[tuple[float, bytes]] = []  # a heap, to prune the oldest cheaply
         self._lock = threading.Lock()
 
-    def add(self, key: bytes, expires: float, now: float) -> None:
-        """Remember ``key`` until ``expires``; refuse it if it was seen or there is no room."""
+    def add(self, key: bytes, expires: float, now: float) -> Literal["added", "seen", "full"]:
+        """Remember ``key`` until ``expires``, unless it was seen or there is no room."""
         with self._lock:
-            while self._by_expiry and self._by_expiry[0][0] < now:
-                _, old = heapq.heappop(self._by_expiry)
-                self._expiry.pop(old, None)
+            self._prune(now)
             if key in self._expiry:
-                raise _refused(
-                    "The DPoP proof has been used before (its jti is not new); "
-                    "make a fresh proof for every request."
-                )
+                return "seen"
             if len(self._expiry) >= self._capacity:
-                raise _refused(
-                    "The server is receiving more DPoP proofs than it can keep track of; "
-                    "try again shortly."
-                )
+                return "full"
             self._expiry[key] = expires
             heapq.heappush(self._by_expiry, (expires, key))
+            return "added"
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._expiry  # one dict lookup: atomic, no lock needed
+
+    def _prune(self, now: float) -> None:
+        while self._by_expiry and self._by_expiry[0][0] < now:
+            _, old = heapq.heappop(self._by_expiry)
+            self._expiry.pop(old, None)
 
 
 class DPoPVerifier:
@@ -307,16 +334,24 @@ class DPoPVerifier:
     ``leeway`` seconds either side for clock differences between client and server.
     ``clock`` gives the current time in seconds since the epoch.
 
-    One instance is meant to serve all requests of a process: the replay cache lives in it,
-    in memory, and is thread-safe. Several processes behind one address each keep their own
-    cache, so a proof replayed to another process is not caught (RFC 9449 §11.1).
+    One instance is meant to serve all requests of a process, and is thread-safe. Without
+    ``shared`` it remembers accepted proofs in memory, which is enough for one process only:
+    a proof replayed to another process would not be caught (RFC 9449 §11.1). With
+    ``shared``, the store every process serving the origin uses, that store decides whether
+    a proof is new; the memory cache stays in front of it, so a replay to the same process
+    is refused without asking the store. If the store cannot answer, the proof is refused.
     """
 
     #: The most proofs remembered at once; see :class:`_SeenProofs` for why it is this large.
     REPLAY_CACHE_SIZE = 1_000_000
 
     def __init__(
-        self, *, max_age: int = 60, leeway: int = 5, clock: Callable[[], float] = time.time
+        self,
+        *,
+        max_age: int = 60,
+        leeway: int = 5,
+        clock: Callable[[], float] = time.time,
+        shared: ReplayStore | None = None,
     ) -> None:
         if max_age <= 0 or leeway < 0:
             raise ValueError("max_age must be positive and leeway not negative")
@@ -324,6 +359,7 @@ class DPoPVerifier:
         self._leeway = leeway
         self._clock = clock
         self._seen = _SeenProofs(self.REPLAY_CACHE_SIZE)
+        self.shared = shared
 
     def verify(
         self, proof: str, *, method: str, url: str, access_token: str, jkt: str | None
@@ -357,8 +393,35 @@ class DPoPVerifier:
         replay_key = hashlib.sha256(
             f"{key_thumbprint}.{jti}".encode("utf-8", "surrogatepass")
         ).digest()
-        self._seen.add(replay_key, iat + self._max_age + self._leeway, now)
+        self._remember(replay_key, iat + self._max_age + self._leeway, now)
         return key_thumbprint
+
+    def _remember(self, key: bytes, expires: float, now: float) -> None:
+        """Accept the proof ``key`` once, or refuse it (§11.1)."""
+        if self.shared is None:
+            added = self._seen.add(key, expires, now)
+            if added == "seen":
+                raise _refused(_USED_BEFORE)
+            if added == "full":
+                raise _refused(
+                    "The server is receiving more DPoP proofs than it can keep track of; "
+                    "try again shortly."
+                )
+            return
+        if key in self._seen:
+            raise _refused(_USED_BEFORE)
+        try:
+            new = self.shared.remember(key, expires, now)
+        except Exception as exc:  # whatever it is, a proof not known to be new is refused
+            log.warning("DPoP replay store unavailable, proof refused: %s", exc)
+            raise _refused(
+                "The server cannot check now whether this DPoP proof was used before, so it "
+                "is not accepted; try again shortly with a new proof."
+            ) from None
+        if not new:
+            raise _refused(_USED_BEFORE)
+        # When full, the store alone keeps track: it is the one that decides.
+        self._seen.add(key, expires, now)
 
     def _header(self, proof: str) -> tuple[str, dict[str, Any]]:
         """The ``alg`` and public ``jwk``, checked before the signature (§4.3 points 2, 4, 5, 7)."""

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -671,4 +672,17 @@ stats_emergency = Table(
     Column("patient_id", String(ID), primary_key=True),
     Column("hpr", String(16), primary_key=True),
     Column("day", String(10), primary_key=True),
+)
+
+#: DPoP proofs accepted within their acceptance window (RFC 9449 §11.1), shared by every
+#: process that serves from this database, so a proof is accepted once whichever worker or
+#: machine it reaches. ``digest`` is the SHA-256 of the key's thumbprint and the proof's
+#: ``jti`` (pll.auth.dpop); a row is deleted a while after ``expires_at``, when its proof is
+#: too old to be accepted anyway (pll.store.dpop_proofs).
+dpop_proof = Table(
+    "dpop_proof",
+    metadata,
+    Column("digest", LargeBinary, primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_dpop_proof_expires", "expires_at"),
 )
