@@ -32,32 +32,28 @@ import weakref
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    Engine,
-    LargeBinary,
-    bindparam,
-    create_engine,
-    delete,
-    event,
-    select,
-    text,
-)
+from sqlalchemy import Engine, create_engine, delete, event, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from pll.store.db import normalise_url
-from pll.store.schema import UTCDateTime, dpop_proof
+from pll.store.schema import dpop_proof
 
 log = logging.getLogger("pll.store")
 
-_INSERT = {
-    "sqlite": "INSERT INTO dpop_proof (digest, expires_at) VALUES (:digest, :expires_at) "
-    "ON CONFLICT (digest) DO NOTHING",
+# Sent as they stand (exec_driver_sql), which saves SQLAlchemy's statement handling, a
+# quarter of the insert's cost; the parameters are what the schema's types would bind.
+_INSERT_SQLITE = (
+    "INSERT INTO dpop_proof (digest, expires_at) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING"
+)
+_INSERT_POSTGRESQL = (
+    "INSERT INTO dpop_proof (digest, expires_at) SELECT %s::bytea, %s::timestamp "
     # set_config(..., true) is SET LOCAL: it holds for this statement's own transaction
-    "postgresql": "INSERT INTO dpop_proof (digest, expires_at) SELECT :digest, :expires_at "
     "WHERE set_config('synchronous_commit', 'off', true) = 'off' "
-    "ON CONFLICT (digest) DO NOTHING",
-}
+    "ON CONFLICT (digest) DO NOTHING"
+)
+#: How SQLAlchemy keeps a DateTime in SQLite, so that prune's comparisons hold.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -93,9 +89,7 @@ class AcceptedProofs:
             self.engine = create_engine(
                 url, isolation_level="AUTOCOMMIT", pool_size=pool_size, max_overflow=pool_size
             )
-        self._insert = text(_INSERT["sqlite" if self.is_sqlite else "postgresql"]).bindparams(
-            bindparam("digest", type_=LargeBinary), bindparam("expires_at", type_=UTCDateTime)
-        )
+        self._insert = _INSERT_SQLITE if self.is_sqlite else _INSERT_POSTGRESQL
         self._next_prune = float("-inf")
         self._lock = threading.Lock()
         # The record lives as long as the server that made it; its connections are closed
@@ -107,10 +101,11 @@ class AcceptedProofs:
         epoch): True if this call recorded it, False if it was recorded before. Raises
         :class:`sqlalchemy.exc.SQLAlchemyError` when the database cannot say, and the proof
         must then be refused."""
-        moment = datetime.fromtimestamp(expires, UTC)
+        # naive UTC, as the schema's UTCDateTime keeps it
+        naive = datetime.fromtimestamp(expires, UTC).replace(tzinfo=None)
+        moment = naive.strftime(_SQLITE_DATETIME) if self.is_sqlite else naive
         with self.engine.connect() as conn:
-            inserted = conn.execute(self._insert, {"digest": digest, "expires_at": moment})
-            new = inserted.rowcount == 1
+            new = conn.exec_driver_sql(self._insert, (digest, moment)).rowcount == 1
         self._prune_if_due(now)
         return new
 
