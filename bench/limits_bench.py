@@ -14,13 +14,15 @@ Bundles to ``MAX_LIST_ENTRIES - MAX_BUNDLE_ENTRIES`` entries:
   square of the list.
 - **many-drugs**: every entry a different package of a generated catalogue (``--scale`` of
   the real one's size), chosen among those FEST names in interactions, so the check meets
-  many interactions and the answers are capped.
+  many interactions (thousands among 300 drugs: far past any real list) and the answers
+  are capped.
 
 Each round then times, as a client sees them: ``POST List/$check`` with a full Bundle (the
 change that follows, tried), the largest allowed write (``POST /fhir`` with a full Bundle of
 new entries, which takes the list exactly to its limit), ``GET List/{id}/$check`` on the full
-list, one more entry refused (422, list limit), a full Bundle of dose changes (PUT) on the
-full list, and a full Bundle marking the new entries entered-in-error (back under the limit).
+list, one more entry refused (422, list limit), one dose change (PUT) on the full list (the
+everyday write), a full Bundle of dose changes (PUT) on the full list, and a full Bundle
+marking the new entries entered-in-error (back under the limit).
 Last, a Bundle one entry over the limit (refused 422 before any work). Medians and maxima in
 milliseconds, the response sizes in bytes; JSON in ``bench/results/limits-<stamp>.json``.
 """
@@ -239,7 +241,8 @@ def _workload(server: Server, drugs: list[Drug], rounds: int) -> Timings:
         wanted = [drugs[i % len(drugs)] for i in range(MAX_LIST_ENTRIES)]
         base, top = wanted[: MAX_LIST_ENTRIES - MAX_BUNDLE_ENTRIES], wanted[-MAX_BUNDLE_ENTRIES:]
         for start in range(0, len(base), MAX_BUNDLE_ENTRIES):
-            _written(_post(gp, _posts(pid, base[start : start + MAX_BUNDLE_ENTRIES]), t, "fill"))
+            part = _posts(pid, base[start : start + MAX_BUNDLE_ENTRIES])
+            kept = _written(_post(gp, part, t, "fill"))
         for n in range(rounds):
             console.print(f"  round {n + 1}/{rounds}")
             started = time.perf_counter()
@@ -254,6 +257,17 @@ def _workload(server: Server, drugs: list[Drug], rounds: int) -> Timings:
             started = time.perf_counter()
             r = gp.post("/fhir", json=_posts(pid, top[:1]))
             t.add("refused: one entry past the list limit", started, r)
+            # the everyday write on a full list: one dose change
+            one = {k: v for k, v in kept[0].items() if k not in ("meta", "text")}
+            one["dosage"] = [{"text": f"{n % 3 + 2} tabletter kveld"}]
+            started = time.perf_counter()
+            r = gp.put(
+                f"/fhir/MedicationStatement/{one['id']}",
+                json=one,
+                headers={"If-Match": f'W/"{kept[0]["meta"]["versionId"]}"'},
+            )
+            t.add("write: one dose change on the full list", started, r)
+            kept[0] = r.json()
             dose = f"{n % 3 + 2} tabletter morgen"
             redosed = _written(
                 _post(

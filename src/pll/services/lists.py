@@ -439,9 +439,8 @@ class PLLService(ListHistory):
             for e in (lst.withdrawn - set(touched)) | (gone & set(lst.entries))
             if e in lst.entries and lst.entries[e].status in IN_USE
         )
-        blocking = [
-            f for f in findings if f.blocking and set(f.entries) & self._fresh(conn, lst, touched)
-        ]
+        fresh = self._fresh(conn, lst, touched) if any(f.blocking for f in findings) else set()
+        blocking = [f for f in findings if f.blocking and set(f.entries) & fresh]
         if not blocking:
             return findings, record
         codes = {f.code for f in blocking}
