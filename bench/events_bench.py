@@ -140,7 +140,8 @@ def main(database_url: str | None, writes: int, subscribers: int, lag_writes: in
                 DOCTOR, pid, [Op("create", "MedicationStatement", service.ids(), _entry(pid, i))]
             )
         stop = threading.Event()
-        dispatcher = Dispatcher(db, consumers(db, "http://bench/fhir", None), utcnow, poll=0.01)
+        hooks = consumers(db, "http://bench/fhir", None, service.trail)
+        dispatcher = Dispatcher(db, hooks, utcnow, poll=0.01)
         started = time.perf_counter()
         runner = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
         runner.start()

@@ -143,13 +143,17 @@ def serve(host: str, port: int, workers: int) -> None:
 
         from pll.events.dispatcher import Dispatcher
         from pll.events.run import consumers
+        from pll.services.audit import AuditTrail
         from pll.services.base import utcnow
 
         os.environ["PLL_DISPATCH"] = "0"  # the workers inherit it
         database = _database(settings)
         base = (settings.public_url or "http://localhost").rstrip("/") + "/fhir"
         stop = threading.Event()
-        dispatcher = Dispatcher(database, consumers(database, base, settings.nats_url), utcnow)
+        trail = AuditTrail(database, settings.audit_key(), utcnow)
+        dispatcher = Dispatcher(
+            database, consumers(database, base, settings.nats_url, trail), utcnow
+        )
         threading.Thread(target=dispatcher.run, args=(stop,), daemon=True).start()
     try:
         uvicorn.run(
@@ -421,6 +425,7 @@ def events_run() -> None:
 
     from pll.events.dispatcher import Dispatcher
     from pll.events.run import consumers
+    from pll.services.audit import AuditTrail
     from pll.services.base import utcnow
 
     settings = Settings.from_env()
@@ -432,7 +437,8 @@ def events_run() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     where = f" and NATS at {settings.nats_url}" if settings.nats_url else ""
     click.echo(f"delivering events to subscriptions{where}")
-    Dispatcher(database, consumers(database, base, settings.nats_url), utcnow).run(stop)
+    trail = AuditTrail(database, settings.audit_key(), utcnow)
+    Dispatcher(database, consumers(database, base, settings.nats_url, trail), utcnow).run(stop)
 
 
 @events.command("status")

@@ -545,10 +545,6 @@ class _WatchedStore:
         return bool(self.store.remember(digest, expires, now))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="until async_endpoint authenticates a request with a DPoP proof in a worker thread",
-)
 def test_dpop_proofs_are_recorded_off_the_event_loop(
     server: LiveServer, scene: Scene, tmp_path: Any
 ) -> None:

@@ -288,7 +288,9 @@ def _subscribe(client: httpx.Client, criteria: str, endpoint: str) -> None:
 
 def _deliver(server: LiveServer) -> None:
     d = Dispatcher(
-        server.db, consumers(server.db, "http://pll.test/fhir", None), server.service.clock
+        server.db,
+        consumers(server.db, "http://pll.test/fhir", None, server.service.trail),
+        server.service.clock,
     )
     for each in d.consumers():
         d.drain(each)

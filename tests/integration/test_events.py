@@ -98,7 +98,9 @@ def add_entry(client: httpx.Client, pid: str, name: str = "Paracet tab 500 mg") 
 
 
 def dispatcher(server: LiveServer, clock: Any) -> Dispatcher:
-    return Dispatcher(server.db, consumers(server.db, "http://pll.test/fhir", None), clock)
+    return Dispatcher(
+        server.db, consumers(server.db, "http://pll.test/fhir", None, server.service.trail), clock
+    )
 
 
 def deliver_all(server: LiveServer, clock: Any) -> None:
@@ -183,7 +185,7 @@ def test_a_slow_subscriber_holds_up_neither_the_writes_nor_the_others(
         stop = threading.Event()
         d = Dispatcher(
             server.db,
-            consumers(server.db, "http://pll.test/fhir", None),
+            consumers(server.db, "http://pll.test/fhir", None, server.service.trail),
             clock,
             poll=0.05,
             refresh=0.1,
@@ -247,7 +249,11 @@ def test_subscriptions_follow_the_access_rules_and_say_what_is_wrong(
         assert [e["resource"]["id"] for e in mine["entry"]] == [sid]
         assert ok(gp.delete(f"/fhir/Subscription/{sid}"))["status"] == "off"
         add_entry(gp, pid)
-    d = Dispatcher(server.db, consumers(server.db, "http://x/fhir", None), server.service.clock)
+    d = Dispatcher(
+        server.db,
+        consumers(server.db, "http://x/fhir", None, server.service.trail),
+        server.service.clock,
+    )
     assert d.consumers() == []  # ended: no longer delivered to
 
 

@@ -67,7 +67,7 @@ def hooks() -> Iterator[Hooks]:
 def dispatcher(server: LiveServer, **kw: float) -> Dispatcher:
     return Dispatcher(
         server.db,
-        consumers(server.db, BASE, None, trail=server.service.trail),
+        consumers(server.db, BASE, None, server.service.trail),
         server.service.clock,
         **kw,
     )
@@ -332,28 +332,3 @@ def _wait(done: Any, seconds: float = 30) -> None:
             return
         event.wait(0.05)
     raise AssertionError("not done in time")
-
-
-def test_the_dispatcher_as_pll_runs_it_signs_refusals_with_the_deployments_key(
-    server: LiveServer, hooks: Hooks, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``pll serve`` and ``pll events run`` give the consumers no audit trail: the first
-    refusal reads the key as they do (``PLL_AUDIT_KEY``, or the data folder's), so the
-    record verifies with the rest of the log."""
-    monkeypatch.setenv("PLL_DATA_DIR", str(server.data_dir))
-    monkeypatch.delenv("PLL_AUDIT_KEY", raising=False)
-    fnr = new_fnr()
-    with server.client("gp") as gp:
-        pid, _ = new_patient_with_list(gp, fnr)
-        sid = ok(subscribe(gp, pid, hooks.url("gp")), 201)["id"]
-        block_behind_the_services(server, pid, GP_HPR)
-    with server.client("hospital-doctor") as other:
-        add_entry(other, pid)
-    d = Dispatcher(server.db, consumers(server.db, BASE, None), server.service.clock)
-    for each in d.consumers():
-        d.drain(each)
-        each.close()
-    assert hooks.got["gp"] == []
-    assert [r.resource_id for r in notify_records(server)] == [sid]
-    server.seal()
-    assert server.service.trail.verify().ok

@@ -133,7 +133,9 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     if settings.dispatches:
         base = settings.public_url.rstrip("/") if settings.public_url else "http://localhost"
         dispatcher = Dispatcher(
-            service.db, consumers(service.db, base + "/fhir", settings.nats_url), service.clock
+            service.db,
+            consumers(service.db, base + "/fhir", settings.nats_url, service.trail),
+            service.clock,
         )
 
     @asynccontextmanager

@@ -281,11 +281,21 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
 
 
 def async_endpoint(handler: AsyncHandler) -> Callable[[Request], Any]:
-    """Wrap a handler that stays on the event loop (the hot reads); same checks and errors."""
+    """Wrap a handler that stays on the event loop (the hot reads); same checks and errors.
+
+    A request with a DPoP proof is authenticated in a worker thread: accepting the proof
+    writes it to the database (:mod:`pll.store.dpop_proofs`), which must not hold up the
+    loop.
+    """
 
     async def run(request: Request) -> Response:
         try:
-            return await handler(_context(request, b""))
+            access = None
+            if any(name == b"dpop" for name, _ in request.scope["headers"]):
+                access = await run_in_threadpool(
+                    _authenticate, request, request.app.state.authenticator
+                )
+            return await handler(_context(request, b"", access))
         except DomainError as exc:
             return error_response(exc)
         except Exception:

@@ -9,35 +9,27 @@ may still follow the patient.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 
-from pll.config import Settings
 from pll.events.dispatcher import Consumer
 from pll.events.jetstream import JetStream
 from pll.events.resthook import RestHook
 from pll.services.audit import AuditTrail
-from pll.services.base import utcnow
 from pll.services.subscriptions import Following
 from pll.store import subscriptions
 from pll.store.db import Database
 
 
 def consumers(
-    db: Database, base: str, nats_url: str | None, *, trail: AuditTrail | None = None
+    db: Database, base: str, nats_url: str | None, trail: AuditTrail
 ) -> Callable[[], list[Consumer]]:
     """A function that lists the consumers as they are now (asked again as the dispatcher
     runs, so new and ended subscriptions are picked up).
 
     ``trail`` logs the notifications refused because a subscription's owner may no longer
-    see the patient. Without one, the first refusal makes one with the audit key read as
-    ``pll serve`` reads it (``PLL_AUDIT_KEY``, or the data folder's ``audit-key``).
+    see the patient (signed with the deployment's audit key, like every other record).
     """
-    following = Following(
-        db,
-        (lambda: trail) if trail is not None else _trail_from_settings(db),
-        trail.clock if trail is not None else utcnow,
-    )
+    following = Following(db, lambda: trail, trail.clock)
 
     def current() -> list[Consumer]:
         with db.read() as conn:
@@ -59,16 +51,3 @@ def consumers(
         return out
 
     return current
-
-
-def _trail_from_settings(db: Database) -> Callable[[], AuditTrail]:
-    made: list[AuditTrail] = []
-    lock = threading.Lock()  # one key read, whichever worker thread needs it first
-
-    def trail() -> AuditTrail:
-        with lock:
-            if not made:
-                made.append(AuditTrail(db, Settings.from_env().audit_key(), utcnow))
-            return made[0]
-
-    return trail
