@@ -9,15 +9,9 @@ take some: exactly one is accepted, and the POST creates exactly one entry.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -32,80 +26,19 @@ from pll.auth.tokens import dpop_key, issue
 from pll.cli import main
 from pll.store.db import Database
 from pll.store.schema import entry
-from tests.conftest import _drop_postgres_database, _postgres_database
 from tests.integration.builders import DRUGS, new_patient_with_list, ok, statement
+from tests.integration.processes import PLL, Served, clean_env, free_port, pll_serve
 
-PLL = str(Path(sys.executable).parent / "pll")
 BASIS = {"X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON"}
 ATTEMPTS = 16
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _env(data: Path, **extra: str) -> dict[str, str]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("PLL_") and k != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    return clean | {"PLL_DATA_DIR": str(data), "PLL_SEAL_INTERVAL": "0"} | extra
-
-
-@dataclass
-class Served:
-    base: str
-    data: Path
-    url: str
-    metrics: Path
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def two_workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
-    """``pll serve --workers 2`` on its own database, with its public origin configured."""
-    data = tmp_path / "data"
-    data.mkdir()
-    name = f"pll_dpop_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    url = (
-        f"sqlite:///{data / 'pll.sqlite3'}"
-        if request.param == "sqlite"
-        else _postgres_database(name)
-    )
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = _env(
-        data,
-        PLL_DATABASE_URL=url,
-        PLL_DEV_AUTH="1",  # for `pll token`'s tokens; the origin is configured all the same
-        PLL_PUBLIC_URL=base,
-        PLL_STATS_INTERVAL="0",
-    )
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [PLL, "serve", "--port", str(port), "--workers", "2"], env=env, stdout=out, stderr=out
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield Served(base, data, url, data / "metrics" / str(proc.pid))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        if request.param == "postgresql":
-            _drop_postgres_database(name)
+    """``pll serve --workers 2`` on its own database, with its public origin configured
+    (development tokens on for `pll token`'s tokens; the origin is configured all the same)."""
+    with pll_serve(tmp_path, request.param, public_url=True, PLL_STATS_INTERVAL="0") as served:
+        yield served
 
 
 def _per_worker(folder: Path, method: str, route: str) -> dict[str, float]:
@@ -227,13 +160,13 @@ def test_a_replayed_proof_is_accepted_once_across_workers(two_workers: Served) -
 def test_serve_refuses_to_start_without_a_public_url_outside_development_mode(
     tmp_path: Path,
 ) -> None:
-    env = _env(
+    env = clean_env(
         tmp_path / "data",
         PLL_DEV_AUTH="0",
         PLL_ISSUER="https://helseid-sts.test.nhn.no",
         PLL_JWKS=str(tmp_path / "jwks.json"),
     )
-    port = str(_free_port())
+    port = str(free_port())
     for command in (["serve", "--port", port], ["readcopy", "run", "--port", port]):
         r = subprocess.run(
             [PLL, *command], env=env, capture_output=True, text=True, timeout=60, check=False
@@ -253,7 +186,7 @@ def test_development_mode_serves_without_a_public_url_and_says_so(
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(args))
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PLL_")}
     env |= {"PLL_DATA_DIR": str(tmp_path / "data"), "PLL_DEV_AUTH": "1"}
-    result = CliRunner().invoke(main, ["serve", "--port", str(_free_port())], env=env)
+    result = CliRunner().invoke(main, ["serve", "--port", str(free_port())], env=env)
     assert result.exit_code == 0, result.output
     assert started
     warning = [line for line in result.stderr.splitlines() if "PLL_PUBLIC_URL" in line]

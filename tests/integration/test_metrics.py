@@ -7,13 +7,9 @@ every test server in it shares: the tests compare a scrape before with one after
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +30,7 @@ from pll.store.db import Database
 from tests.conftest import Clock, LiveServer, server_settings, serving
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import new_fnr, new_patient_with_list, ok, statement
+from tests.integration.processes import pll_serve
 
 PLL = str(Path(sys.executable).parent / "pll")
 TOKEN = "metrics-token-for-tests-0123456789abcdef"
@@ -313,13 +310,6 @@ def test_without_a_token_only_this_machine_may_scrape(server: LiveServer) -> Non
     assert "pll_" not in r.text.replace("PLL_METRICS_TOKEN", "")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _per_worker(folder: Path, route: str) -> dict[str, float]:
     """The count of GET ``route`` that each worker's file in ``folder`` holds."""
     out = {}
@@ -337,31 +327,9 @@ def _per_worker(folder: Path, route: str) -> dict[str, float]:
 def test_two_workers_count_into_one_scrape(tmp_path: Path) -> None:
     """``pll serve --workers 2``: each worker counts what it answered, and whichever answers
     the scrape adds up both."""
-    port = _free_port()
-    data = tmp_path / "data"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("PLL_") and k != "PROMETHEUS_MULTIPROC_DIR"
-    } | {"PLL_DATA_DIR": str(data), "PLL_DEV_AUTH": "1", "PLL_SEAL_INTERVAL": "0"}
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [PLL, "serve", "--port", str(port), "--workers", "2"], env=env, stdout=out, stderr=out
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        folder = data / "metrics" / str(proc.pid)
+    with pll_serve(tmp_path) as served:
+        base = served.base
+        folder = served.metrics
         sent = 0
         # every request on a connection of its own, so that both workers take some
         while sent < 2000:
@@ -378,9 +346,6 @@ def test_two_workers_count_into_one_scrape(tmp_path: Path) -> None:
             got = scrape(base)
             assert requests_of(got, "GET", "/fhir/metadata", 200) == sent
             assert got.value("pll_outbox_up") == 1
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
     assert not folder.exists(), "the run's metrics folder is removed when it ends"
 
 
