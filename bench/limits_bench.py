@@ -25,15 +25,24 @@ everyday write), a full Bundle of dose changes (PUT) on the full list, and a ful
 marking the new entries entered-in-error (back under the limit).
 Last, a Bundle one entry over the limit (refused 422 before any work). Medians and maxima in
 milliseconds, the response sizes in bytes; JSON in ``bench/results/limits-<stamp>.json``.
+
+With ``--readers N`` (default 2), N clients read another patient's whole list
+(``GET List?patient=&_include=List:item``) without pause: first for as long as the rounds
+take, with nothing else running ("quiet"), then all through the rounds ("during the
+writes"). Their median, p99 and maximum show what the largest writes cost everyone else;
+on SQLite, where reads too take the one writer for their audit row, that is the number
+that matters. Any read not answered 200 is counted as failed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -215,7 +224,71 @@ def _post(client: httpx.Client, bundle: dict[str, Any], t: Timings, name: str) -
     return r
 
 
-def _workload(server: Server, drugs: list[Drug], rounds: int) -> Timings:
+class Readers:
+    """Clients reading one patient's list without pause until stopped."""
+
+    def __init__(self, base: str, headers: dict[str, str], url: str, count: int) -> None:
+        self.base, self.headers, self.url, self.count = base, headers, url, count
+        self.seconds: list[float] = []
+        self.failed = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base, headers=self.headers, timeout=120) as client:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                try:
+                    ok = client.get(self.url).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.seconds.append(time.perf_counter() - started)
+                self.failed += not ok
+
+    def __enter__(self) -> Readers:
+        self._threads = [threading.Thread(target=self._run) for _ in range(self.count)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def summary(self) -> dict[str, float]:
+        ms = sorted(s * 1000 for s in self.seconds) or [0.0]
+        return {
+            "reads": len(self.seconds),
+            "failed": self.failed,
+            "median_ms": round(statistics.median(ms), 1),
+            "p99_ms": round(ms[max(0, int(len(ms) * 0.99) - 1)], 1),
+            "max_ms": round(ms[-1], 1),
+        }
+
+
+def _reader_patient(gp: httpx.Client, drugs: list[Drug]) -> str:
+    """Another patient, with a list of six of the workload's drugs: what the readers read."""
+    fnr = generate_synthetic_fnr(random.Random(16))
+    patient = {"resourceType": "Patient", "identifier": [{"system": FNR, "value": fnr}]}
+    pid = gp.post("/fhir/Patient", json=patient).json()["id"]
+    gp.post("/fhir/List", json=_new_list(pid))
+    _written(_post(gp, _posts(pid, drugs[:6]), Timings(), "reader's list"))
+    return f"/fhir/List?patient={pid}&_include=List:item"
+
+
+def _new_list(pid: str) -> dict[str, Any]:
+    return {
+        "resourceType": "List",
+        "status": "current",
+        "mode": "working",
+        "subject": {"reference": f"Patient/{pid}"},
+    }
+
+
+def _workload(
+    server: Server, drugs: list[Drug], rounds: int, readers: int, quiet_seconds: float
+) -> tuple[Timings, dict[str, dict[str, float]]]:
     t = Timings()
     headers = {
         "Authorization": f"Bearer {server.token()}",
@@ -229,64 +302,82 @@ def _workload(server: Server, drugs: list[Drug], rounds: int) -> Timings:
             "name": [{"family": "Grense", "given": ["Gunnar"]}],
         }
         pid = gp.post("/fhir/Patient", json=patient).json()["id"]
-        list_id = gp.post(
-            "/fhir/List",
-            json={
-                "resourceType": "List",
-                "status": "current",
-                "mode": "working",
-                "subject": {"reference": f"Patient/{pid}"},
-            },
-        ).json()["id"]
+        list_id = gp.post("/fhir/List", json=_new_list(pid)).json()["id"]
         wanted = [drugs[i % len(drugs)] for i in range(MAX_LIST_ENTRIES)]
         base, top = wanted[: MAX_LIST_ENTRIES - MAX_BUNDLE_ENTRIES], wanted[-MAX_BUNDLE_ENTRIES:]
         for start in range(0, len(base), MAX_BUNDLE_ENTRIES):
             part = _posts(pid, base[start : start + MAX_BUNDLE_ENTRIES])
             kept = _written(_post(gp, part, t, "fill"))
-        for n in range(rounds):
-            console.print(f"  round {n + 1}/{rounds}")
-            started = time.perf_counter()
-            t.add(
-                "POST List/$check, full Bundle",
-                started,
-                gp.post("/fhir/List/$check", json=_posts(pid, top)),
-            )
-            added = _written(_post(gp, _posts(pid, top), t, "write: full Bundle of new entries"))
-            started = time.perf_counter()
-            t.add("GET List/$check, full list", started, gp.get(f"/fhir/List/{list_id}/$check"))
-            started = time.perf_counter()
-            r = gp.post("/fhir", json=_posts(pid, top[:1]))
-            t.add("refused: one entry past the list limit", started, r)
-            # the everyday write on a full list: one dose change
-            one = {k: v for k, v in kept[0].items() if k not in ("meta", "text")}
-            one["dosage"] = [{"text": f"{n % 3 + 2} tabletter kveld"}]
-            started = time.perf_counter()
-            r = gp.put(
-                f"/fhir/MedicationStatement/{one['id']}",
-                json=one,
-                headers={"If-Match": f'W/"{kept[0]["meta"]["versionId"]}"'},
-            )
-            t.add("write: one dose change on the full list", started, r)
-            kept[0] = r.json()
-            dose = f"{n % 3 + 2} tabletter morgen"
-            redosed = _written(
-                _post(
-                    gp,
-                    _puts(added, lambda b: b.update(dosage=[{"text": dose}])),  # noqa: B023
-                    t,
-                    "write: full Bundle of dose changes",
-                )
-            )
-
-            def removed(body: dict[str, Any]) -> None:
-                body["status"] = "entered-in-error"
-                body["statusReason"] = [{"text": "Registrert ved en feil (benchmark)"}]
-
-            _written(_post(gp, _puts(redosed, removed), t, "write: full Bundle entered-in-error"))
+        reads: dict[str, dict[str, float]] = {}
+        during: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        if readers:
+            read_url = _reader_patient(gp, drugs)
+            quiet = Readers(server.base, headers, read_url, readers)
+            with quiet:
+                time.sleep(quiet_seconds)
+            reads["quiet"] = quiet.summary()
+            during = Readers(server.base, headers, read_url, readers)
+        with during:
+            kept = _rounds(gp, pid, list_id, kept, top, rounds, t)
+        if isinstance(during, Readers):
+            reads["during the writes"] = during.summary()
         started = time.perf_counter()
         over = _posts(pid, [drugs[0]] * (MAX_BUNDLE_ENTRIES + 1))
         t.add("refused: Bundle one entry over its limit", started, gp.post("/fhir", json=over))
-    return t
+    return t, reads
+
+
+def _rounds(
+    gp: httpx.Client,
+    pid: str,
+    list_id: str,
+    kept: list[dict[str, Any]],
+    top: list[Drug],
+    rounds: int,
+    t: Timings,
+) -> list[dict[str, Any]]:
+    """The rounds of requests; each leaves the list as it found it (back under the limit)."""
+    for n in range(rounds):
+        console.print(f"  round {n + 1}/{rounds}")
+        started = time.perf_counter()
+        t.add(
+            "POST List/$check, full Bundle",
+            started,
+            gp.post("/fhir/List/$check", json=_posts(pid, top)),
+        )
+        added = _written(_post(gp, _posts(pid, top), t, "write: full Bundle of new entries"))
+        started = time.perf_counter()
+        t.add("GET List/$check, full list", started, gp.get(f"/fhir/List/{list_id}/$check"))
+        started = time.perf_counter()
+        r = gp.post("/fhir", json=_posts(pid, top[:1]))
+        t.add("refused: one entry past the list limit", started, r)
+        # the everyday write on a full list: one dose change
+        one = {k: v for k, v in kept[0].items() if k not in ("meta", "text")}
+        one["dosage"] = [{"text": f"{n % 3 + 2} tabletter kveld"}]
+        started = time.perf_counter()
+        r = gp.put(
+            f"/fhir/MedicationStatement/{one['id']}",
+            json=one,
+            headers={"If-Match": f'W/"{kept[0]["meta"]["versionId"]}"'},
+        )
+        t.add("write: one dose change on the full list", started, r)
+        kept[0] = r.json()
+        dose = f"{n % 3 + 2} tabletter morgen"
+        redosed = _written(
+            _post(
+                gp,
+                _puts(added, lambda b: b.update(dosage=[{"text": dose}])),  # noqa: B023
+                t,
+                "write: full Bundle of dose changes",
+            )
+        )
+
+        def removed(body: dict[str, Any]) -> None:
+            body["status"] = "entered-in-error"
+            body["statusReason"] = [{"text": "Registrert ved en feil (benchmark)"}]
+
+        _written(_post(gp, _puts(redosed, removed), t, "write: full Bundle entered-in-error"))
+    return kept
 
 
 @click.command()
@@ -300,12 +391,25 @@ def _workload(server: Server, drugs: list[Drug], rounds: int) -> Timings:
     show_default=True,
     help="a database this may drop and create (name starting with pll_bench)",
 )
-def main(backends: str, workloads: str, rounds: int, scale: float, pg_url: str) -> None:
+@click.option("--readers", default=2, show_default=True, help="clients reading another list")
+@click.option("--quiet-seconds", default=10.0, show_default=True, help="reads with no writes")
+@click.option("--server-workers", default=2, show_default=True, type=click.IntRange(1))
+def main(
+    backends: str,
+    workloads: str,
+    rounds: int,
+    scale: float,
+    pg_url: str,
+    readers: int,
+    quiet_seconds: float,
+    server_workers: int,
+) -> None:
     pll = Path(sys.executable).parent / "pll"
     console.print(
         f"limits: {MAX_BUNDLE_ENTRIES} entries per Bundle, {MAX_LIST_ENTRIES} medicines per list"
     )
     results: list[dict[str, Any]] = []
+    read_rows: list[dict[str, Any]] = []
     for backend in backends.split(","):
         for workload in workloads.split(","):
             console.print(f"[bold]{backend}, {workload}[/]")
@@ -316,12 +420,16 @@ def main(backends: str, workloads: str, rounds: int, scale: float, pg_url: str) 
                 db.upgrade()
                 drugs = _catalogue(db, workload, scale, tmp)
                 db.dispose()
-                server = Server(pll, url, tmp / "data", 1, tmp / "server.log")
+                server = Server(pll, url, tmp / "data", server_workers, tmp / "server.log")
+                server.env["PLL_SEAL_INTERVAL"] = "1"  # the sealer takes the writer too
                 server.start()
                 try:
-                    timings = _workload(server, drugs, rounds)
+                    timings, reads = _workload(server, drugs, rounds, readers, quiet_seconds)
                 finally:
                     server.stop()
+            for phase, summary in reads.items():
+                read_rows.append({"backend": backend, "workload": workload, "phase": phase})
+                read_rows[-1] |= summary
             for name, values in timings.ms.items():
                 results.append(
                     {
@@ -350,10 +458,25 @@ def main(backends: str, workloads: str, rounds: int, scale: float, pg_url: str) 
             f"{r['max_bytes']:,}",
         )
     console.print(table)
+    if read_rows:
+        reads_table = Table(title=f"Another patient's list, read by {readers} clients")
+        for column in ("backend", "workload", "phase", "reads", "failed", "median", "p99", "max"):
+            reads_table.add_column(column)
+        for r in read_rows:
+            reads_table.add_row(
+                r["backend"],
+                r["workload"],
+                r["phase"],
+                str(r["reads"]),
+                str(r["failed"]),
+                *(f"{r[k]:.1f} ms" for k in ("median_ms", "p99_ms", "max_ms")),
+            )
+        console.print(reads_table)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"limits-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     limits = {"max_bundle_entries": MAX_BUNDLE_ENTRIES, "max_list_entries": MAX_LIST_ENTRIES}
-    out.write_text(json.dumps({"limits": limits, "rows": results}, indent=1))
+    limits |= {"server_workers": server_workers, "readers": readers}
+    out.write_text(json.dumps({"limits": limits, "rows": results, "reads": read_rows}, indent=1))
     console.print(f"written to {out}")
 
 
