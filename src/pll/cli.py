@@ -52,7 +52,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""
-    settings = Settings.from_env()
+    settings = _settings()
     database = _database(settings)
     database.upgrade()
     click.echo(f"schema is current ({database.engine.url.render_as_string(hide_password=True)})")
@@ -93,6 +93,14 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _settings() -> Settings:
+    """The configuration, or one line saying which variable is wrong (no traceback)."""
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _check_public_url(settings: Settings) -> None:
     """Refuse to serve when DPoP proofs could only be held to the Host header (outside
     development mode); in development mode, say once that they are."""
@@ -116,7 +124,7 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the FHIR server (migrating the schema first)."""
     import uvicorn
 
-    settings = Settings.from_env()
+    settings = _settings()
     _check_public_url(settings)
     _database(settings).upgrade()
     from pll.auth.tokens import signing_key
@@ -195,7 +203,7 @@ def demo(patients: int, seed: int, catalogue_scale: float) -> None:
     from pll.services.demo import create_demo
     from pll.services.lists import PLLService
 
-    settings = Settings.from_env()
+    settings = _settings()
     database = _database(settings)
     database.upgrade()
     extract = io.BytesIO()
@@ -224,7 +232,7 @@ def token(persona: str, pid: str | None, ttl: int, dpop_key: Path | None) -> Non
     """Print a development access token for a persona."""
     from pll.auth.tokens import issue
 
-    settings = Settings.from_env()
+    settings = _settings()
     try:
         click.echo(issue(settings.data_dir, persona, pid, ttl, dpop_key_file=dpop_key))
     except ValueError as exc:
@@ -263,7 +271,7 @@ def fest_import(file: Path) -> None:
 
     from pll.catalog.importer import import_fest
 
-    settings = Settings.from_env()
+    settings = _settings()
     database = _database(settings)
     database.upgrade()
     size = file.stat().st_size
@@ -333,7 +341,7 @@ def audit_seal() -> None:
     """Link every audit record not yet sealed into the hash chain."""
     from pll.services.audit import AuditTrail
 
-    settings = Settings.from_env()
+    settings = _settings()
     trail = AuditTrail(_database(settings), settings.audit_key(), _now)
     click.echo(f"sealed {trail.seal()} record(s)")
 
@@ -347,7 +355,7 @@ def audit_verify() -> None:
 
     from pll.services.audit import AuditTrail
 
-    settings = Settings.from_env()
+    settings = _settings()
     trail = AuditTrail(_database(settings), settings.audit_key(), _now)
     with Progress(transient=True) as progress:
         task = progress.add_task("verifying audit records", total=None)
@@ -389,7 +397,7 @@ def proxy_add(holder: str, patient: str) -> None:
     """Register that HOLDER may act for PATIENT (from the national proxy register)."""
     from pll.services.access import register_proxy
 
-    settings = Settings.from_env()
+    settings = _settings()
     try:
         added = register_proxy(_database(settings), holder, patient, add=True)
     except DomainError as exc:
@@ -404,7 +412,7 @@ def proxy_remove(holder: str, patient: str) -> None:
     """End a proxy."""
     from pll.services.access import register_proxy
 
-    settings = Settings.from_env()
+    settings = _settings()
     try:
         removed = register_proxy(_database(settings), holder, patient, add=False)
     except DomainError as exc:
@@ -428,7 +436,7 @@ def events_run() -> None:
     from pll.services.audit import AuditTrail
     from pll.services.base import utcnow
 
-    settings = Settings.from_env()
+    settings = _settings()
     database = _database(settings)
     database.upgrade()
     base = (settings.public_url or "http://localhost").rstrip("/") + "/fhir"
@@ -450,7 +458,7 @@ def events_status() -> None:
     from pll.events import outbox
     from pll.services.base import utcnow
 
-    settings = Settings.from_env()
+    settings = _settings()
     database = _database(settings)
     database.upgrade()
     table = Table(title="event consumers")
@@ -474,7 +482,7 @@ def _statistics() -> Statistics:
     from pll.services.base import utcnow
     from pll.services.stats import Statistics
 
-    settings = Settings.from_env()
+    settings = _settings()
     database = _database(settings)
     database.upgrade()
     return Statistics(database, utcnow)
@@ -526,7 +534,7 @@ def _readcopy() -> tuple[Settings, Database, ReadCopy]:
     from pll.services.base import utcnow
     from pll.store.db import Database
 
-    settings = Settings.from_env()
+    settings = _settings()
     store = _database(settings)
     store.upgrade()
     copy = ReadCopy(store, Database(settings.readcopy_database), utcnow)
@@ -542,7 +550,7 @@ def readcopy_run(port: int | None) -> None:
     import threading
 
     if port is not None:
-        _check_public_url(Settings.from_env())
+        _check_public_url(_settings())
     settings, store, copy = _readcopy()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -601,7 +609,7 @@ def import_sfm(file: Path) -> None:
     from pll.services.lists import PLLService
     from pll.services.sfm import SfmService
 
-    settings = Settings.from_env()
+    settings = _settings()
     database = _database(settings)
     database.upgrade()
     try:

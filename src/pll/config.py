@@ -47,6 +47,22 @@ def _size(name: str, default: int) -> int:
     return int(found[1]) * _UNITS[found[2].lower()]
 
 
+def _number(name: str, default: float, least: float = 0) -> float:
+    """A number of at least ``least`` from the environment (a whole one where the default
+    is)."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if isinstance(default, int) else float(raw)
+    except ValueError:
+        value = float("nan")
+    if not least <= value < float("inf"):
+        kind = "whole number" if isinstance(default, int) else "number"
+        raise ValueError(f"{name} must be a {kind} of at least {least:g}, not {raw!r}.")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Where the embedded database and the development keys live (``PLL_DATA_DIR``).
@@ -118,7 +134,7 @@ class Settings:
     def from_env(cls) -> Settings:
         data_dir = Path(os.environ.get("PLL_DATA_DIR", "./pll-data")).resolve()
         url = os.environ.get("PLL_DATABASE_URL") or sqlite_url(data_dir)
-        threads = int(os.environ.get("PLL_THREADS", "4"))
+        threads = int(_number("PLL_THREADS", 4, least=1))
         return cls(
             data_dir=data_dir,
             database_url=url,
@@ -129,7 +145,7 @@ class Settings:
             audience=os.environ.get("PLL_AUDIENCE") or AUDIENCE,
             allow_bearer=_flag("PLL_ALLOW_BEARER", default=True),
             required_scope=os.environ.get("PLL_REQUIRED_SCOPE") or None,
-            seal_interval=float(os.environ.get("PLL_SEAL_INTERVAL", "1")),
+            seal_interval=_number("PLL_SEAL_INTERVAL", 1.0),
             public_url=os.environ.get("PLL_PUBLIC_URL") or None,
             nats_url=os.environ.get("PLL_NATS_URL") or None,
             readcopy_url=os.environ.get("PLL_READCOPY_URL") or None,
@@ -138,7 +154,7 @@ class Settings:
             oidc_client_key=Path(key) if (key := os.environ.get("PLL_OIDC_CLIENT_KEY")) else None,
             oidc_scope=os.environ.get("PLL_OIDC_SCOPE") or OIDC_SCOPE,
             metrics_token=os.environ.get("PLL_METRICS_TOKEN") or None,
-            stats_interval=float(os.environ.get("PLL_STATS_INTERVAL", "5")),
+            stats_interval=_number("PLL_STATS_INTERVAL", 5.0),
             max_body=_size("PLL_MAX_BODY", DEFAULT_MAX_BODY),
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()

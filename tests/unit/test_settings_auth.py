@@ -3,6 +3,7 @@ and the origin DPoP proofs must name (``PLL_PUBLIC_URL``)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -152,3 +153,47 @@ def test_the_server_remembers_dpop_proofs_in_its_database(
     assert isinstance(shared, AcceptedProofs)
     assert shared.engine.url.database == str(tmp_path / "pll.sqlite3")
     shared.dispose()
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"),
+    [("10485760", 10485760), ("10M", 10485760), ("10 MiB", 10485760), ("512k", 524288)],
+)
+def test_the_body_limit_reads_sizes(
+    monkeypatch: pytest.MonkeyPatch, value: str, limit: int
+) -> None:
+    monkeypatch.setenv("PLL_MAX_BODY", value)
+    assert Settings.from_env().max_body == limit
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PLL_MAX_BODY", "10x", "PLL_MAX_BODY must be a positive number of bytes"),
+        ("PLL_MAX_BODY", "0", "PLL_MAX_BODY must be a positive number of bytes"),
+        ("PLL_THREADS", "0", "PLL_THREADS must be a whole number of at least 1, not '0'."),
+        ("PLL_THREADS", "four", "PLL_THREADS must be a whole number of at least 1"),
+        ("PLL_SEAL_INTERVAL", "-1", "PLL_SEAL_INTERVAL must be a number of at least 0"),
+        ("PLL_STATS_INTERVAL", "nan", "PLL_STATS_INTERVAL must be a number of at least 0"),
+    ],
+)
+def test_a_bad_setting_is_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        Settings.from_env()
+
+
+def test_the_commands_say_which_setting_is_wrong_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pll.cli import main
+
+    env = {"PLL_DATA_DIR": str(tmp_path), "PLL_DEV_AUTH": "1", "PLL_MAX_BODY": "10x"}
+    for command in (["serve"], ["db", "upgrade"], ["events", "run"]):
+        result = CliRunner().invoke(main, command, env=env)
+        assert result.exit_code == 1, result.output
+        assert result.output.splitlines() == [
+            "Error: PLL_MAX_BODY must be a positive number of bytes (such as 10M), not '10x'."
+        ]
