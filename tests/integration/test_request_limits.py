@@ -29,10 +29,13 @@ def _connect(base: str) -> socket.socket:
 
 
 def _head(path: str, length: int, **headers: str) -> bytes:
+    media = (
+        "application/fhir+json" if path.startswith("/fhir") else "application/x-www-form-urlencoded"
+    )
     lines = [
         f"POST {path} HTTP/1.1",
         "Host: 127.0.0.1",
-        "Content-Type: application/fhir+json",
+        f"Content-Type: {media}",
         f"Content-Length: {length}",
         *(f"{name.replace('_', '-')}: {value}" for name, value in headers.items()),
     ]
@@ -142,14 +145,37 @@ def test_the_web_ui_refuses_in_norwegian(server: LiveServer, small: str) -> None
     assert "større enn serveren tar imot" in r.text
 
 
-def test_a_client_that_leaves_mid_body_is_one_info_line(
-    server: LiveServer, caplog: pytest.LogCaptureFixture
+def test_a_form_streamed_past_the_limit_is_refused_in_norwegian(
+    server: LiveServer, small: str
 ) -> None:
-    """Before: a full ClientDisconnect traceback, logged as an application error."""
+    """Before: the web UI's own error handler answered 500 as the form passed the limit."""
+
+    def form() -> Iterator[bytes]:
+        yield b"persona=gp&pid="
+        for _ in range(200):  # 200 KiB, streamed: no length to refuse up front
+            yield b"a" * 1024
+
+    with httpx.Client(base_url=small, timeout=30) as client:
+        r = client.post(
+            "/logg-inn/utvikler",
+            content=form(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("text/html")
+    assert "større enn serveren tar imot (65 536 byte)" in r.text
+
+
+@pytest.mark.parametrize("path", ["/fhir/Patient", "/logg-inn/utvikler"])
+def test_a_client_that_leaves_mid_body_is_one_info_line(
+    server: LiveServer, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """Before: a full ClientDisconnect traceback, logged as an application error (the API's
+    body and the web UI's forms alike)."""
     token = server.token("gp")
     caplog.set_level(logging.INFO)
     with _connect(server.base) as sock:
-        sock.sendall(_head("/fhir/Patient", 10_000, Authorization=f"Bearer {token}") + b"{")
+        sock.sendall(_head(path, 10_000, Authorization=f"Bearer {token}") + b"{")
         time.sleep(0.2)  # the server has authenticated and waits for the body
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not any(
@@ -159,7 +185,5 @@ def test_a_client_that_leaves_mid_body_is_one_info_line(
     lines = [r for r in caplog.records if "disconnected" in r.getMessage()]
     assert len(lines) == 1
     assert lines[0].levelno == logging.INFO
-    assert lines[0].getMessage() == (
-        "client disconnected before its body was read: POST /fhir/Patient"
-    )
+    assert lines[0].getMessage() == f"client disconnected before its body was read: POST {path}"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

@@ -13,6 +13,7 @@ import logging
 
 import orjson
 from starlette.requests import ClientDisconnect
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pll.fhir.outcome import issue, outcome
@@ -65,37 +66,43 @@ class BodyLimit:
             if not started:
                 await self._refuse(scope, send)
         except ClientDisconnect:
-            # the client went away mid-body: there is no one to answer, and nothing was done
-            log.info("client disconnected before its body was read: %s %s", *_line(scope))
+            disconnected(scope)  # there is no one to answer, and nothing was done
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        limit = f"{self.max_body:,}".replace(",", " ")
-        if scope["path"].startswith(_API_PREFIXES):
-            body = _outcome_json(
-                f"The request body is larger than this server accepts ({limit} bytes); "
-                "nothing was read or changed."
-            )
-            media = b"application/fhir+json; charset=utf-8"
-        else:
-            body = (
-                "<!doctype html><html lang=nb><meta charset=utf-8><title>For stor</title>"
-                f"<p>Det du sendte er større enn serveren tar imot ({limit} byte). "
-                "Ingenting er lagret.</p></html>"
-            ).encode()
-            media = b"text/html; charset=utf-8"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                # the body is left unread: the connection cannot be reused
-                "headers": [
-                    (b"content-type", media),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await too_large(scope["path"], self.max_body)(scope, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def too_large(path: str, max_body: int) -> Response:
+    """The 413 for a body past ``max_body``: FHIR for the API, a Norwegian page for the web
+    UI. The body is left unread, so the connection is closed after it."""
+    limit = f"{max_body:,}".replace(",", " ")
+    headers = {"Connection": "close"}
+    if path.startswith(_API_PREFIXES):
+        message = (
+            f"The request body is larger than this server accepts ({limit} bytes); "
+            "nothing was read or changed."
         )
-        await send({"type": "http.response.body", "body": body})
+        return Response(
+            orjson.dumps(outcome(issue(message, code="too-costly"))),
+            413,
+            headers=headers,
+            media_type="application/fhir+json; charset=utf-8",
+        )
+    page = (
+        "<!doctype html><html lang=nb><meta charset=utf-8><title>For stor</title>"
+        f"<p>Det du sendte er større enn serveren tar imot ({limit} byte). "
+        "Ingenting er lagret.</p></html>"
+    )
+    return HTMLResponse(page, 413, headers=headers)
+
+
+def disconnected(scope: Scope) -> None:
+    """Log a client that went away mid-body: one line, at info level (nothing was done)."""
+    log.info("client disconnected before its body was read: %s %s", *_line(scope))
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -110,7 +117,3 @@ def _content_length(scope: Scope) -> int | None:
 
 def _line(scope: Scope) -> tuple[str, str]:
     return scope["method"], scope["path"]
-
-
-def _outcome_json(message: str) -> bytes:
-    return orjson.dumps(outcome(issue(message, code="too-costly")))

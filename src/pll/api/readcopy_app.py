@@ -8,10 +8,12 @@ the patient sees the read in their access log). Only the list content comes from
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import Route
 
 from pll.api.http import Ctx, endpoint, fhir_response
+from pll.api.limits import BodyLimit
 from pll.auth.access import Verb
 from pll.config import Settings
 from pll.domain.errors import InvalidInput, NotFound
@@ -53,7 +55,8 @@ def create_readcopy_app(settings: Settings, service: PLLService, copy: ReadCopy)
         routes=[
             Route("/fhir/List", endpoint(list_read), methods=["GET"]),
             Route("/status", endpoint(status), methods=["GET"]),
-        ]
+        ],
+        middleware=[Middleware(BodyLimit, max_body=settings.max_body)],
     )
     app.state.service = service
     app.state.reads = None

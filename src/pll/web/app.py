@@ -18,11 +18,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from pll.api.limits import BodyTooLarge, disconnected, too_large
 from pll.config import Settings
 from pll.domain.errors import DomainError, NotFound
 from pll.services.lists import PLLService
@@ -80,6 +81,15 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return error_page(request, error, caller)
 
 
+async def _too_large(request: Request, _: Exception) -> Response:
+    return too_large(request.url.path, request.app.state.max_body)
+
+
+async def _gone(request: Request, _: Exception) -> Response:
+    disconnected(request.scope)
+    return Response(status_code=400)  # no one is there to read it
+
+
 def web_app(
     settings: Settings,
     service: PLLService,
@@ -111,7 +121,13 @@ def web_app(
                 https_only=https,
             )
         ],
-        exception_handlers={HTTPException: _not_found},
+        exception_handlers={
+            HTTPException: _not_found,
+            # a form streamed past PLL_MAX_BODY, a client gone mid-form: handled here, as the
+            # web UI's own error handler would otherwise answer 500 before the API's saw them
+            BodyTooLarge: _too_large,
+            ClientDisconnect: _gone,
+        },
     )
     app.state.service = service
     app.state.authenticator = authenticator
@@ -119,6 +135,7 @@ def web_app(
     app.state.dev_login = settings.dev_auth
     app.state.oidc = oidc.OidcClient.from_settings(settings)
     app.state.api_error = api_error
+    app.state.max_body = settings.max_body
     app.state.logins = WebLogins(service.db, service.clock)
     app.state.statistics = Statistics(service.db, service.clock)
     return app
