@@ -168,7 +168,7 @@ def test_a_group_of_the_same_substance_is_one_finding() -> None:
     # the strongest reason, once: not again for the same ATC code or exchange group
     assert "(samme virkestoff)" in dup.message
     assert dup.message.startswith("Mulig dobbeltforskrivning: Simvastatin 0, Simvastatin 1, ")
-    assert "og 290 andre" in dup.message  # ten names spelled out, the rest counted
+    assert "og 290 andre" in dup.message  # a warning: ten names spelled out, the rest counted
     three = [f for f in run(drugs[:3]) if f.kind is Kind.DUPLICATE]
     assert [f.message for f in three] == [
         "Mulig dobbeltforskrivning: Simvastatin 0, Simvastatin 1 og Simvastatin 2 "
@@ -207,6 +207,32 @@ def test_an_interaction_is_one_finding_naming_the_drugs_on_each_side() -> None:
     )
 
 
+def test_a_blocking_finding_names_every_drug_it_concerns() -> None:
+    """An override is given for what the message says: a blocking interaction or CAVE names
+    all its drugs, however many; a warning names ten and counts the rest."""
+    drugs = [*simvastatins(40), *clarithromycins(2)]
+    statins = ", ".join(f"Simvastatin {i}" for i in range(39)) + " og Simvastatin 39"
+    reactions = [Reaction("r1", "statiner", atc="C10AA")]
+    found = {f.kind: f for f in reversed(run(drugs, reactions=reactions))}  # first of each
+    assert found[Kind.INTERACTION].blocking
+    assert found[Kind.INTERACTION].message.startswith(
+        f"Interaksjon {statins} + Klaritromycin 0 og Klaritromycin 1 (Bør unngås)"
+    )
+    assert found[Kind.CAVE].blocking
+    assert found[Kind.CAVE].message.endswith(f"; {statins} er i ATC-gruppen C10AA.")
+    assert "og 30 andre" in found[Kind.DUPLICATE].message
+    # an interaction that only warns keeps the count
+    warned = Interaction(
+        "i1", "2", "Rabdomyolyse.", "", "Følg.", frozenset({"C10AA01"}), frozenset({"J01FA"})
+    )
+    warning, *_ = check(drugs, interactions_for=lambda _: [warned], not_assessed=lambda a: False)
+    assert not warning.blocking
+    assert warning.message.startswith(
+        "Interaksjon Simvastatin 0, Simvastatin 1, Simvastatin 2, Simvastatin 3, Simvastatin 4, "
+        "Simvastatin 5, Simvastatin 6, Simvastatin 7, Simvastatin 8, Simvastatin 9 og 30 andre + "
+    )
+
+
 def test_with_changed_an_interaction_names_the_pairs_the_change_brings() -> None:
     """A new macrolide meets every simvastatin; the macrolide already on the list is not
     named, because the change did not bring its pairs."""
@@ -238,6 +264,69 @@ def test_a_drug_in_both_groups_of_an_interaction_does_not_interact_with_itself()
         [sertraline, mirtazapine], interactions_for=rules, not_assessed=lambda a: False
     )
     assert set(found.entries) == {"e1", "e2"}
+
+
+SEROTONERGIC = Interaction(
+    "i8", "2", "Serotonergt syndrom.", "", "Følg.", frozenset({"N06AB"}), frozenset({"N06A"})
+)
+SERTRALINE = Drug("n1", "Sertralin", "N06AB06", frozenset({"s-sert"}))
+FLUOXETINE = Drug("n2", "Fluoksetin", "N06AB03", frozenset({"s-fluo"}))
+MIRTAZAPINE = Drug("n3", "Mirtazapin", "N06AX11", frozenset({"s-mirt"}))
+
+
+def serotonergic(drugs: list[Drug], rule: Interaction = SEROTONERGIC) -> Finding:
+    (found,) = check(drugs, interactions_for=lambda _: [rule], not_assessed=lambda a: False)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("drugs", "said"),
+    [
+        # an SSRI is in both groups: it is named once, with what it interacts with
+        ([SERTRALINE, MIRTAZAPINE], "Interaksjon Sertralin + Mirtazapin (Ta forholdsregler)"),
+        # two SSRIs interact with each other as well as with mirtazapine
+        (
+            [SERTRALINE, FLUOXETINE, MIRTAZAPINE],
+            "Interaksjon Sertralin og Fluoksetin (også innbyrdes) + Mirtazapin (Ta",
+        ),
+        # only drugs in both groups: with each other
+        ([SERTRALINE, FLUOXETINE], "Interaksjon innbyrdes mellom Sertralin og Fluoksetin (Ta"),
+    ],
+    ids=["one-in-both", "two-in-both", "only-in-both"],
+)
+def test_a_drug_in_both_groups_is_named_once_with_what_it_interacts_with(
+    drugs: list[Drug], said: str
+) -> None:
+    found = serotonergic(drugs)
+    assert found.message.startswith(said)
+    for drug in drugs:
+        assert found.message.count(drug.name) == 1
+    assert found.entries == tuple(d.entry for d in drugs)
+
+
+def test_a_drug_in_both_groups_beside_drugs_on_each_side() -> None:
+    """Group A tramadol and the SSRIs, group B the antidepressants: tramadol + mirtazapine,
+    and sertraline with both sides."""
+    tramadol = Drug("n4", "Tramadol", "N02AX02", frozenset({"s-tram"}))
+    rule = Interaction(
+        "i9",
+        "1",
+        "Serotonergt.",
+        "",
+        "Unngå.",
+        frozenset({"N02AX02", "N06AB"}),
+        frozenset({"N06A"}),
+    )
+    found = serotonergic([tramadol, SERTRALINE, MIRTAZAPINE], rule)
+    assert found.message.startswith(
+        "Interaksjon Tramadol + Mirtazapin; Sertralin med begge sider (Bør unngås)"
+    )
+    assert set(found.entries) == {"n1", "n3", "n4"}
+    two = serotonergic([tramadol, SERTRALINE, FLUOXETINE, MIRTAZAPINE], rule)
+    assert two.message.startswith(
+        "Interaksjon Tramadol + Mirtazapin; Sertralin og Fluoksetin med begge sider og "
+        "innbyrdes (Bør unngås)"
+    )
 
 
 def test_cave_is_one_finding_per_reaction_naming_every_drug_it_concerns() -> None:

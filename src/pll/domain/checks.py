@@ -139,9 +139,10 @@ def check(
     What one finding is:
 
     - an **interaction**: one per FEST interaction, naming the drugs on each of its sides
-      ("Interaksjon A + B og C (Bør unngås): ..."); its code is the interaction's id. With
-      ``changed``, a side is narrowed to the changed drugs when only that side has any, so
-      the finding names exactly the drugs of the pairs the change brings.
+      ("Interaksjon A + B og C (Bør unngås): ..."), a drug in both of its groups once
+      (:func:`_pairs`); its code is the interaction's id. With ``changed``, a side is
+      narrowed to the changed drugs when only that side has any, so the finding names
+      exactly the drugs of the pairs the change brings.
     - **duplicate therapy**: one per group of two or more drugs that share a substance, a
       full (7-character) ATC code or an exchange group, in that order of strength; a group
       that lies inside a group already reported is not reported again. Its code is the
@@ -149,6 +150,10 @@ def check(
     - a **CAVE** conflict: one per recorded reaction, naming every drug it concerns; its
       code is the reaction's id.
     - what concerns one drug (not checked, not assessed, withdrawn): one per drug.
+
+    A blocking finding's message names every drug it concerns; the others name at most
+    :data:`~pll.domain.limits.MAX_NAMES` and count the rest. Every finding lists all its
+    entries in ``entries``.
 
     The work grows about linearly with the list (DESIGN §3 rule 6), never with its square:
     drugs are grouped by what they share and indexed by the codes an interaction names,
@@ -165,10 +170,12 @@ def check(
     ]
 
 
-def _names(drugs: Sequence[Drug]) -> str:
-    """``A``, ``A og B``, ``A, B og C``; past :data:`MAX_NAMES`, the rest counted."""
+def _names(drugs: Sequence[Drug], *, every: bool = False) -> str:
+    """``A``, ``A og B``, ``A, B og C``; past :data:`MAX_NAMES`, the rest counted, unless
+    ``every``: a blocking finding names every drug, because an override is given for what
+    its message says (DESIGN §3 rule 6)."""
     names = [d.name for d in drugs]
-    if len(names) > MAX_NAMES:
+    if len(names) > MAX_NAMES and not every:
         return f"{', '.join(names[:MAX_NAMES])} og {len(names) - MAX_NAMES} andre"
     if len(names) == 1:
         return names[0]
@@ -227,12 +234,39 @@ def _interaction(rule: Interaction, side_a: list[Drug], side_b: list[Drug]) -> F
     return Finding(
         Kind.INTERACTION,
         severity,
-        f"Interaksjon {_names(side_a)} + {_names(side_b)} "
+        f"Interaksjon {_pairs(side_a, side_b, every=severity is Severity.ERROR)} "
         f"({RELEVANCE.get(rule.relevance, '?')}): "
         f"{rule.consequence} Håndtering: {rule.handling}".strip(),
         _entries(side_a, side_b),
         rule.id,
         {"relevance": rule.relevance, "mechanism": rule.mechanism, "handling": rule.handling},
+    )
+
+
+def _pairs(side_a: list[Drug], side_b: list[Drug], *, every: bool) -> str:
+    """Which drugs interact with which, each drug named once. A drug in both of a rule's
+    groups interacts with every other drug named, and with the others in both groups:
+    "A + B", "A + B og C (også innbyrdes)", "innbyrdes mellom A, B og C",
+    "A + B; C med begge sider"."""
+    on_b = {d.entry for d in side_b}
+    both = [d for d in side_a if d.entry in on_b]
+    if not both:
+        return f"{_names(side_a, every=every)} + {_names(side_b, every=every)}"
+    held = {d.entry for d in both}
+    only_a = [d for d in side_a if d.entry not in held]
+    only_b = [d for d in side_b if d.entry not in held]
+    shared = _names(both, every=every)
+    among = len(both) > 1
+    if not only_a and not only_b:
+        return f"innbyrdes mellom {shared}"
+    if not only_a or not only_b:
+        shared += " (også innbyrdes)" if among else ""
+        if not only_a:
+            return f"{shared} + {_names(only_b, every=every)}"
+        return f"{_names(only_a, every=every)} + {shared}"
+    return (
+        f"{_names(only_a, every=every)} + {_names(only_b, every=every)}; {shared} med begge "
+        f"sider{' og innbyrdes' if among else ''}"
     )
 
 
@@ -329,8 +363,8 @@ def _cave(drugs: list[Drug], reactions: Iterable[Reaction]) -> list[Finding]:
                 by_substance.append(drug)
         if not by_atc and not by_substance:
             continue
-        said = [f"{_names(by_atc)} er i ATC-gruppen {reaction.atc}"] if by_atc else []
-        said += [f"{_names(by_substance)} har samme virkestoff"] if by_substance else []
+        said = [f"{_names(by_atc, every=True)} er i ATC-gruppen {reaction.atc}"] if by_atc else []
+        said += [f"{_names(by_substance, every=True)} har samme virkestoff"] if by_substance else []
         out.append(
             Finding(
                 Kind.CAVE,
