@@ -200,6 +200,7 @@ class Settings:
         if (
             parts.scheme not in ("http", "https")
             or not parts.hostname
+            or parts.path not in ("", "/")  # a path would come twice in every proof's URL
             or parts.query
             or parts.fragment
         ):

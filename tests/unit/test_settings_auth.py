@@ -117,7 +117,15 @@ def test_outside_development_mode_the_public_url_is_required(
 
 
 @pytest.mark.parametrize(
-    "url", ["pll.example.no", "ftp://pll.example.no", "https://", "https://pll:x/", "https://h/?a"]
+    "url",
+    [
+        "pll.example.no",
+        "ftp://pll.example.no",
+        "https://",
+        "https://pll:x/",
+        "https://h/?a",
+        "https://pll.example.no/fhir",  # proofs name .../fhir/List: the path would come twice
+    ],
 )
 def test_a_public_url_that_is_no_origin_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
