@@ -12,12 +12,16 @@ Each proof costs one statement, autocommitted, on a small connection pool of its
 
 * PostgreSQL: ``INSERT ... ON CONFLICT DO NOTHING`` that also sets ``synchronous_commit``
   off for its own transaction, so it costs one round trip and does not wait for the WAL to
-  reach disk. The row is visible to every other session as soon as it is committed; it
-  could be lost only in a crash that also loses whatever the request did after it, since
-  the request's own change or audit record is committed later, synchronously, and the WAL
-  is flushed in order.
+  reach disk. The row is visible to every other session as soon as it is committed. A
+  request that changes or reads patient data commits its change or audit record later,
+  synchronously, and the WAL is flushed in order: its proof is durable with it. A request
+  that commits nothing afterwards (refused as bad input, say) may lose its proof's row in a
+  crash within the moment before the WAL reaches disk, and its proof could then be
+  accepted once more, for as long as it is fresh (``iat`` within the verifier's window):
+  harmless, as the first use changed nothing.
 * SQLite: the same insert on connections with ``synchronous=NORMAL`` (WAL mode), for the
-  same reason: the next fully synchronous commit, the request's own, makes it durable.
+  same reason: the next fully synchronous commit, the request's own, makes it durable, and
+  the same holds for requests that commit nothing.
 
 A row stays until its proof has been too old to be accepted for :attr:`CLOCK_MARGIN` more
 seconds (for servers whose clocks differ a little), and is then deleted in bounded batches,
