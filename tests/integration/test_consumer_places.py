@@ -8,6 +8,7 @@ take turns from the start of their transaction, so the race cannot happen there.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -45,12 +46,29 @@ def _race(db: Database, make: Callable[[sa.Connection], object]) -> list[BaseExc
         thread = threading.Thread(target=second)
         thread.start()
         second_started.wait(5)
-        # the second is now blocked on the first's uncommitted key (or done, if it never
-        # inserted); give it time to get there before committing
-        thread.join(0.5)
+        _blocked_on_a_lock(db)  # the second has looked, found nothing, and tries to insert
     thread.join(10)
     assert not thread.is_alive()
     return errors
+
+
+def _blocked_on_a_lock(db: Database) -> None:
+    """Wait until a session of this database waits for a lock: the second transaction's
+    insert, held up by the first's uncommitted row with the same key."""
+    deadline = time.monotonic() + 30
+    with db.engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the second transaction never waited for the first's row")
 
 
 def test_an_outbox_place_made_twice_at_once(database: Database) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -20,7 +19,8 @@ from pll.store.db import Database
 from pll.store.dpop_proofs import AcceptedProofs
 from pll.store.schema import dpop_proof
 
-NOW = time.time()
+#: any moment: the store takes the time only from its callers
+NOW = 1_767_225_600.0
 URL = "https://pll.example.no/fhir/MedicationStatement"
 
 Processes = Callable[[], AcceptedProofs]
