@@ -31,6 +31,7 @@ from tests.integration.builders import DRUGS, new_patient_with_list, ok, stateme
 from tests.integration.processes import Served, pll_serve
 
 SIMVASTATIN = ("Simvastatin tab 20 mg", "C10AA01")
+WAITED_AT_MOST = 10.0  #: seconds
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -113,6 +114,10 @@ def test_reads_go_on_while_the_largest_allowed_write_runs(served: Served) -> Non
     failed = sorted({s for s in reads.statuses if s != 200})
     assert reads.statuses
     assert not failed, f"reads answered {failed}"
+    # A read waits at most for the write in progress. The bound is far above what that costs
+    # (a fraction of a second, bench/limits_bench.py) and far below SQLite's busy timeout
+    # (30 s), which alone would let any read through that waited less than that.
+    assert max(reads.seconds) < WAITED_AT_MOST, f"a read waited {max(reads.seconds):.1f} s"
     log = served.log.read_text()
     assert "database is locked" not in log
     assert "Traceback" not in log
