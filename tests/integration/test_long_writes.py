@@ -8,8 +8,9 @@ one holds the writer for a fraction of a second.
 
 ``pll serve --workers 2`` runs as a user runs it, sealer on, so that reads and the write
 meet in different processes (SQLite's busy timeout) as well as in one (its writer's turn).
-Reads of another patient's list run all the while; every one must be answered 200. Their
-latencies are printed, not asserted (``bench/limits_bench.py --readers`` measures them).
+Reads of another patient's list run all the while; every one must be answered 200, none
+after waiting anywhere near SQLite's busy timeout. Their latencies are printed
+(``bench/limits_bench.py --readers`` measures them properly).
 """
 
 from __future__ import annotations
