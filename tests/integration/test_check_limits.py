@@ -97,8 +97,8 @@ def left_out(issue: dict[str, Any]) -> dict[str, int]:
 
 
 def override(refused: httpx.Response) -> dict[str, str]:
-    """A doctor's override of every blocking finding a 422 names (all of them, from the
-    refusal's details, even those its findings' cap left out)."""
+    """A doctor's override of every blocking finding a 422 names (from the refusal's
+    details; each of them is also one of the refusal's issues)."""
     detail = {
         e["url"]: e["valueString"]
         for d in refused.json()["issue"][0]["extension"]
@@ -159,7 +159,7 @@ def test_every_answer_is_capped_blocking_first_with_the_count_left_out(
         assert refused.status_code == 422
         issues = refused.json()["issue"][1:]
         assert [codes(i) for i in issues[:5]] == ["interaction", *["not-checked"] * 4]
-        assert left_out(issues[5]) == {"total": 9, "shown": 5, "leftOut": 4, "blockingLeftOut": 0}
+        assert left_out(issues[5]) == {"total": 9, "shown": 5, "leftOut": 4}
         assert issues[5]["severity"] == "information"
         assert "Svaret viser 5 av 9 funn; 4 er utelatt (4 til informasjon)" in outcome_text(refused)
         # the trial run and the accepted change: the same five, and the count
@@ -199,36 +199,91 @@ def test_every_answer_is_capped_blocking_first_with_the_count_left_out(
         assert cards[-1]["indicator"] == "info"
 
 
-def test_blocking_findings_left_out_are_said_and_counted(
-    server: LiveServer, patient: dict[str, str], monkeypatch: pytest.MonkeyPatch
+def reactions(gp: httpx.Client, pid: str, atc: str, n: int) -> list[str]:
+    """``n`` recorded reactions to one ATC group: each is a CAVE finding of its own."""
+    return [
+        ok(
+            gp.post(
+                "/fhir/AllergyIntolerance",
+                json={
+                    "resourceType": "AllergyIntolerance",
+                    "patient": {"reference": f"Patient/{pid}"},
+                    "code": {"coding": [{"system": ATC, "code": atc}], "text": f"reaksjon {i}"},
+                },
+            ),
+            201,
+        )["id"]
+        for i in range(n)
+    ]
+
+
+def test_every_blocking_finding_is_shown_past_the_cap_and_an_override_names_only_those(
+    server: LiveServer, patient: dict[str, str]
 ) -> None:
-    """Two blocking findings and a cap of one: the answer says a blocking finding is left
-    out, and the refusal still names every code an override must accept."""
-    monkeypatch.setattr(findings, "MAX_FINDINGS", 1)
+    """An override must never cover a finding its author did not see (DESIGN §3 rule 6).
+    With the real cap: a change that brings more blocking findings than one answer's cap
+    shows every one of them, with its message; the codes the refusal asks an override to
+    name are exactly those shown; an override naming what was shown is taken. Only the
+    findings that do not block are left out and counted."""
     pid = patient["pid"]
-    reaction = {
-        "resourceType": "AllergyIntolerance",
-        "patient": {"reference": f"Patient/{pid}"},
-        "code": {"coding": [{"system": ATC, "code": "J01FA"}], "text": "makrolider"},
-    }
+    n = limits.MAX_FINDINGS + 5
+    change = bundle([statement(pid, CLARITHRO), *uncoded(pid, 10)])
     with server.client() as gp:
-        cave = ok(gp.post("/fhir/AllergyIntolerance", json=reaction), 201)
+        cave = reactions(gp, pid, "J01FA", n)
+        ok(gp.post("/fhir/MedicationStatement", json=statement(pid, SIMVA)), 201)
+        refused = gp.post("/fhir", json=change)
+        assert refused.status_code == 422
+        *blocking, counted = refused.json()["issue"][1:]
+        # n CAVE findings and the interaction with simvastatin, each with its message
+        assert len(blocking) == n + 1
+        assert {i["severity"] for i in blocking} == {"error"}
+        shown = {i["details"]["coding"][0]["display"]: i["diagnostics"] for i in blocking}
+        assert set(cave) < set(shown)
+        assert all(shown[c].startswith("CAVE: pasienten har registrert reaksjon på") for c in cave)
+        # only information is left out
+        assert left_out(counted) == {"total": n + 11, "shown": n + 1, "leftOut": 10}
+        assert counted["severity"] == "information"
+        assert "OBS" not in counted["diagnostics"]
+        assert "Alle blokkerende funn vises" in counted["diagnostics"]
+        named = override(refused)["X-PLL-Override-Findings"].split(",")
+        assert sorted(named) == sorted(shown)
+        # an override that names exactly the findings shown is taken, and kept with the change
+        done = gp.post(
+            "/fhir",
+            json=change,
+            headers={
+                "X-PLL-Override": "Vurdert: kort kur",
+                "X-PLL-Override-Findings": ",".join(shown),
+            },
+        )
+        assert done.status_code == 200, done.text
+        # the same answer in the trial run: every blocking finding, the information counted
+        tried = ok(gp.post("/fhir/List/$check", json=change))
+        assert len([i for i in tried["issue"] if i["severity"] == "error"]) == n + 1
+
+
+def test_an_override_that_leaves_out_a_blocking_finding_shown_is_refused(
+    server: LiveServer, patient: dict[str, str]
+) -> None:
+    pid = patient["pid"]
+    with server.client() as gp:
+        (cave,) = reactions(gp, pid, "J01FA", 1)
         ok(gp.post("/fhir/MedicationStatement", json=statement(pid, SIMVA)), 201)
         refused = gp.post("/fhir/MedicationStatement", json=statement(pid, CLARITHRO))
         assert refused.status_code == 422
-        shown, counted = refused.json()["issue"][1:]
-        assert shown["severity"] == "error"
-        assert left_out(counted)["blockingLeftOut"] == 1
-        assert counted["severity"] == "warning"
-        assert "1 av de utelatte funnene er blokkerende" in counted["diagnostics"]
-        accepted = override(refused)["X-PLL-Override-Findings"].split(",")
-        assert cave["id"] in accepted
-        assert len(accepted) == 2
+        before = snapshot(server.db, audit=False)
+        r = gp.post(
+            "/fhir/MedicationStatement",
+            json=statement(pid, CLARITHRO),
+            headers={"X-PLL-Override": "Vurdert", "X-PLL-Override-Findings": cave},
+        )
+        assert r.status_code == 422
+        assert snapshot(server.db, audit=False) == before
         r = gp.post(
             "/fhir/MedicationStatement", json=statement(pid, CLARITHRO), headers=override(refused)
         )
         assert r.status_code == 201
-        assert r.headers["X-PLL-Findings"] == "2"  # the header counts them all
+        assert r.headers["X-PLL-Findings"] == "2"
 
 
 def test_a_check_on_a_big_list_is_bounded(server: LiveServer, patient: dict[str, str]) -> None:
@@ -244,7 +299,6 @@ def test_a_check_on_a_big_list_is_bounded(server: LiveServer, patient: dict[str,
         "total": n,
         "shown": limits.MAX_FINDINGS,
         "leftOut": 20,
-        "blockingLeftOut": 0,
     }
     assert len(checked.content) < (limits.MAX_FINDINGS + 1) * 1_000
 

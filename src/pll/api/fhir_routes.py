@@ -1142,9 +1142,10 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     f"holds at most {limits.MAX_LIST_ENTRIES} medicines (entries in use or "
                     "discontinued within 90 days, and prescriptions in use without an entry); "
                     "beyond either the request is refused with 422 and nothing is written. One "
-                    f"answer carries at most {limits.MAX_FINDINGS} findings, blocking ones "
-                    "first, and an issue (code findings-left-out) counts those left out. The "
-                    f"same numbers are in the extension {LIMITS}."
+                    "answer carries every blocking finding (each one an override must name is "
+                    "shown), then warnings and information up to "
+                    f"{limits.MAX_FINDINGS} findings in all; an issue (code findings-left-out) "
+                    f"counts those left out. The same numbers are in the extension {LIMITS}."
                 ),
                 "security": {
                     "cors": False,

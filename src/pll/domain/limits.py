@@ -21,10 +21,17 @@ MAX_BUNDLE_ENTRIES = 200
 MAX_LIST_ENTRIES = 300
 
 #: Decision-support findings carried by one answer ($check, a write's OperationOutcome, a
-#: refusal, a transaction response, CDS Hooks cards). Blocking findings come first; the answer
-#: says how many findings it left out, and how many of those block.
+#: refusal, a transaction response, CDS Hooks cards): every blocking finding, then warnings
+#: and information up to this many in all; the answer says how many it left out. A blocking
+#: finding is never left out, because an override must never cover a finding its author did
+#: not see (DESIGN §3 rule 6). Their number needs no cap of its own: it is at most the FEST
+#: interactions of relevance 1 among the drugs in view (each one finding, however many drugs
+#: it names) plus the patient's recorded reactions (one CAVE finding each), and the drugs in
+#: view are bounded by MAX_LIST_ENTRIES and MAX_BUNDLE_ENTRIES.
 MAX_FINDINGS = 100
 
-#: Names spelled out in one finding's message; the rest are counted ("og 12 andre"). Every
-#: entry is still named, as a reference, in the finding's ``expression``.
+#: Names spelled out in the message of a finding that does not block; the rest are counted
+#: ("og 12 andre"). A blocking finding names every drug it concerns, since an override is
+#: given for what it says. Every entry is still named, as a reference, in the finding's
+#: ``expression``.
 MAX_NAMES = 10

@@ -6,14 +6,15 @@ its severity, the message in ``diagnostics``, the entries it concerns in ``expre
 ``details.coding`` (system :data:`FINDING`), so a client can tell them apart and override
 the right ones.
 
-One answer carries at most :data:`~pll.domain.limits.MAX_FINDINGS` findings, most severe
-first (blocking, then warnings, then information; in the order the check found them within
-each). When it leaves findings out, one more issue says so, last: ``details.coding`` code
-:data:`LEFT_OUT`, a Norwegian message with the counts, and the counts as integers in the
-extension :data:`EXT_LEFT_OUT` (``total``, ``shown``, ``leftOut``, ``blockingLeftOut``).
-Blocking findings are only left out when there are more of them than the limit, and the
-issue then says how many (with severity ``warning``); the total is also in the
-``X-PLL-Findings`` header of a write.
+One answer carries every blocking finding, and warnings and information up to
+:data:`~pll.domain.limits.MAX_FINDINGS` findings in all, most severe first (blocking, then
+warnings, then information; in the order the check found them within each). A blocking
+finding is never left out: an override names the findings it accepts, and must never cover
+one its author did not see (DESIGN §3 rule 6); their number is bounded by the list's size
+(see :data:`~pll.domain.limits.MAX_FINDINGS`). When an answer leaves findings out, one more
+issue says so, last: ``details.coding`` code :data:`LEFT_OUT`, a Norwegian message with the
+counts, and the counts as integers in the extension :data:`EXT_LEFT_OUT` (``total``,
+``shown``, ``leftOut``). The total is also in the ``X-PLL-Findings`` header of a write.
 """
 
 from __future__ import annotations
@@ -41,50 +42,44 @@ _RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFORMATION: 2}
 
 @dataclass(frozen=True)
 class LeftOut:
-    """What an answer did not carry."""
+    """What an answer did not carry: warnings and information, never a blocking finding."""
 
     total: int
-    blocking: int
     warnings: int
     information: int
 
     @property
     def count(self) -> int:
-        return self.blocking + self.warnings + self.information
+        return self.warnings + self.information
 
     @property
     def message(self) -> str:
         parts = [
             f"{n} {word}"
             for n, word in (
-                (self.blocking, "blokkerende"),
                 (self.warnings, "advarsler" if self.warnings != 1 else "advarsel"),
                 (self.information, "til informasjon"),
             )
             if n
         ]
-        text = (
+        return (
             f"Svaret viser {self.total - self.count} av {self.total} funn; {self.count} er "
-            f"utelatt ({', '.join(parts)}). De alvorligste funnene vises først."
+            f"utelatt ({', '.join(parts)}). Alle blokkerende funn vises, og de alvorligste "
+            "funnene vises først."
         )
-        if self.blocking:
-            text += (
-                f" OBS: {self.blocking} av de utelatte funnene er blokkerende; en endring "
-                "som bringer dem, lagres bare når de er vurdert og overstyrt."
-            )
-        return text
 
 
 def shown(found: list[Finding]) -> tuple[list[Finding], LeftOut | None]:
-    """The findings one answer carries, most severe first, and what it leaves out."""
+    """The findings one answer carries, most severe first, and what it leaves out: every
+    blocking finding, then the others while the answer holds fewer than
+    :data:`MAX_FINDINGS`."""
     ordered = sorted(found, key=lambda f: _RANK[f.severity])
-    kept, rest = ordered[:MAX_FINDINGS], ordered[MAX_FINDINGS:]
+    room = max(MAX_FINDINGS, sum(1 for f in found if f.blocking))
+    kept, rest = ordered[:room], ordered[room:]
     if not rest:
         return kept, None
     count = {s: sum(1 for f in rest if f.severity is s) for s in Severity}
-    return kept, LeftOut(
-        len(found), count[Severity.ERROR], count[Severity.WARNING], count[Severity.INFORMATION]
-    )
+    return kept, LeftOut(len(found), count[Severity.WARNING], count[Severity.INFORMATION])
 
 
 def issue(finding: Finding) -> dict[str, Any]:
@@ -110,11 +105,10 @@ def left_out_issue(left: LeftOut) -> dict[str, Any]:
                     {"url": "total", "valueInteger": left.total},
                     {"url": "shown", "valueInteger": left.total - left.count},
                     {"url": "leftOut", "valueInteger": left.count},
-                    {"url": "blockingLeftOut", "valueInteger": left.blocking},
                 ],
             }
         ],
-        "severity": "warning" if left.blocking else "information",
+        "severity": "information",
         "code": "informational",
         "details": {"coding": [{"system": FINDING, "code": LEFT_OUT}], "text": left.message},
         "diagnostics": left.message,
@@ -122,7 +116,8 @@ def left_out_issue(left: LeftOut) -> dict[str, Any]:
 
 
 def issues(found: list[Finding]) -> list[dict[str, Any]]:
-    """The findings as the issues of one answer: capped, with the count of the rest."""
+    """The findings as the issues of one answer: every blocking one, the others capped, with
+    the count of those left out."""
     kept, left = shown(found)
     out = [issue(f) for f in kept]
     return [*out, left_out_issue(left)] if left else out
@@ -157,10 +152,9 @@ def cards(found: list[Finding], source: str) -> list[dict[str, Any]]:
     if left is not None:
         out.append(
             {
-                "summary": f"{left.count} funn til er utelatt"
-                + (f", {left.blocking} av dem blokkerende" if left.blocking else ""),
+                "summary": f"{left.count} funn til er utelatt",
                 "detail": left.message,
-                "indicator": "warning" if left.blocking else "info",
+                "indicator": "info",
                 "source": {"label": source},
             }
         )

@@ -453,7 +453,8 @@ class PLLService(ListHistory):
                 f"and name the findings in {OVERRIDE_FINDINGS_HEADER}: {', '.join(missing)}. "
                 "Both are kept with the change.",
                 OVERRIDE_HEADER,
-                # every code, even when the answer's cap leaves some of the findings out
+                # each of them shown in this answer: its cap never leaves out a blocking
+                # finding, so an override never covers one its author did not see
                 {"overrideFindings": ",".join(missing)},
                 issues=finding_issues(findings),
             )
