@@ -222,14 +222,15 @@ def test_a_discharge_list_larger_than_a_form_field_is_compared_and_confirmed(
     url-encoded field may hold, so the form is multipart."""
     scene = patient_with_medicines(server, METFORMIN, SIMVASTATIN)
     padding = statement(SIMVASTATIN, "1 tablett morgen", status="entered-in-error")
-    padding["note"] = [{"text": "Registrert ved en feil under innleggelsen. " * 8}]
+    # long notes, so that the size comes from few entries (a source holds at most 300)
+    padding["note"] = [{"text": "Registrert ved en feil under innleggelsen. " * 400}]
     wanted = [
         statement(METFORMIN, "2 tabletter morgen"),
         statement(SIMVASTATIN, "1 tablett morgen"),
     ]
     statements = list(wanted)
     while len(discharge(*statements)) < 1_500_000:
-        statements.extend([padding] * 100)
+        statements.extend([padding] * 10)
     upload = discharge(*statements)
     assert 1_500_000 <= len(upload) < 2 * 1024 * 1024
     with logged_in(server, "gp") as gp:

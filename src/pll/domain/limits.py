@@ -35,3 +35,10 @@ MAX_FINDINGS = 100
 #: given for what it says. Every entry is still named, as a reference, in the finding's
 #: ``expression``.
 MAX_NAMES = 10
+
+#: Resources in one source list that ``List/$compare`` and ``$reconcile`` (and the web's
+#: samstemming) compare a list with: a Bundle's entries, or a List's entries and the
+#: resources it contains. A discharge list or a patient's own list holds tens of medicines;
+#: the limit is that of a whole list, so even another system's copy of the fullest list PLL
+#: keeps can be compared. A larger source is refused (422) before any of it is read.
+MAX_SOURCE_ITEMS = MAX_LIST_ENTRIES

@@ -213,22 +213,64 @@ def compare(
 _STATUSES = IN_USE | ENDED
 
 
-def _rank(entry: Listed, item: SourceItem, level: int) -> tuple[int, int, int, int]:
-    agrees = (entry.status in IN_USE) == (item.status in IN_USE)
-    same_dosage = normalised(entry.dosage) == normalised(item.dosage)
-    return (0 if entry.status in IN_USE else 1, 0 if agrees else 1, level, 0 if same_dosage else 1)
+class _Index:
+    """The entries by what :func:`match_level` compares — a linked prescription, a FEST id,
+    an ATC code, the normalised name — so a source medicine meets only the entries it can
+    match, never every entry of the list."""
+
+    def __init__(self, entries: Sequence[Listed]) -> None:
+        self._by: dict[tuple[str, str], list[int]] = {}
+        for ei, e in enumerate(entries):
+            self.add(ei, e)
+
+    def add(self, ei: int, e: Listed) -> None:
+        keys = {("rx", p) for p in e.prescriptions}
+        keys |= {("fest", c) for c in e.drug.fest}
+        keys |= {("atc", c.upper()) for c in e.drug.atc}
+        name = normalised(e.drug.display)
+        if name:
+            keys.add(("name", name))
+        for key in keys:
+            self._by.setdefault(key, []).append(ei)
+
+    def candidates(self, item: SourceItem) -> list[int]:
+        """The indexes of the entries that may match ``item``, in ascending order: a
+        superset of those :func:`match_level` matches, and nothing more to test."""
+        keys = [("fest", c) for c in item.drug.fest]
+        keys += [("atc", c.upper()) for c in item.drug.atc]
+        keys.append(("name", normalised(item.drug.display)))
+        if item.prescription:
+            keys.append(("rx", item.prescription))
+        found: set[int] = set()
+        for key in keys:
+            found.update(self._by.get(key, ()))
+        return sorted(found)
 
 
 def _listed_source(
     in_use: list[Listed], ended: list[Listed], items: list[SourceItem], origin: Origin
 ) -> list[Difference]:
     entries = in_use + ended
-    candidates = sorted(
-        (_rank(e, item, level), ei, ii)
-        for ei, e in enumerate(entries)
-        for ii, item in enumerate(items)
-        if (level := match_level(e, item)) is not None
-    )
+    index = _Index(entries)
+    # what the ranking reads, worked out once per side rather than once per pair
+    entry_in_use = [e.status in IN_USE for e in entries]
+    entry_dosage = [normalised(e.dosage) for e in entries]
+    candidates = []
+    for ii, item in enumerate(items):
+        item_in_use = item.status in IN_USE
+        item_dosage = normalised(item.dosage)
+        for ei in index.candidates(item):
+            level = match_level(entries[ei], item)
+            if level is None:
+                continue
+            rank = (
+                0 if entry_in_use[ei] else 1,
+                0 if entry_in_use[ei] == item_in_use else 1,
+                level,
+                0 if entry_dosage[ei] == item_dosage else 1,
+            )
+            candidates.append((rank, ei, ii))
+    candidates.sort()
     paired: dict[int, int] = {}  # entry index -> item index
     taken: set[int] = set()
     for _, ei, ii in candidates:
@@ -267,22 +309,28 @@ def _dispensing(
 ) -> list[Difference]:
     latest_first = sorted(items, key=_handed_over, reverse=True)
     entries = in_use + ended
+    index = _Index(entries)
     on_entry: dict[int, list[SourceItem]] = {}
     unlisted: list[list[SourceItem]] = []  # one group per medicine, newest dispensing first
+    # the groups by their first dispensing's medicine, as the entries are indexed
+    groups = _Index([])
     for item in latest_first:
         scored = [
-            (0 if e.status in IN_USE else 1, level, ei)
-            for ei, e in enumerate(entries)
-            if (level := match_level(e, item)) is not None
+            (0 if entries[ei].status in IN_USE else 1, level, ei)
+            for ei in index.candidates(item)
+            if (level := match_level(entries[ei], item)) is not None
         ]
         if scored:
             on_entry.setdefault(min(scored)[2], []).append(item)
             continue
-        group = next((g for g in unlisted if _same_medicine(g[0], item)), None)
-        if group is None:
+        gi = next(
+            (g for g in groups.candidates(item) if _same_medicine(unlisted[g][0], item)), None
+        )
+        if gi is None:
+            groups.add(len(unlisted), _as_listed(item))
             unlisted.append([item])
         else:
-            group.append(item)
+            unlisted[gi].append(item)
     out = [_missing(group[0], Origin.DISPENSING) for group in unlisted]
     for ei, entry in enumerate(entries):
         given = on_entry.get(ei, [])
@@ -300,9 +348,14 @@ def _handed_over(item: SourceItem) -> tuple[float, str]:
     return (item.when.timestamp() if item.when else 0.0, item.where)
 
 
+def _as_listed(item: SourceItem) -> Listed:
+    """A dispensing as an entry would name it, to match other dispensings against."""
+    linked = (item.prescription,) if item.prescription else ()
+    return Listed("", 0, "active", item.drug, prescriptions=linked)
+
+
 def _same_medicine(a: SourceItem, b: SourceItem) -> bool:
-    linked = (a.prescription,) if a.prescription else ()
-    return match_level(Listed("", 0, "active", a.drug, prescriptions=linked), b) is not None
+    return match_level(_as_listed(a), b) is not None
 
 
 # -- what each difference says ------------------------------------------------------------------

@@ -17,7 +17,8 @@ from typing import Any
 
 from pll.domain.dispensing import moment
 from pll.domain.dosage import dosage_text
-from pll.domain.errors import DomainError, InvalidInput
+from pll.domain.errors import DomainError, InvalidInput, RuleRefused
+from pll.domain.limits import MAX_SOURCE_ITEMS
 from pll.domain.model import Entry, Prescription
 from pll.domain.reconcile import (
     Difference,
@@ -161,9 +162,36 @@ def _writable(dosages: Any) -> list[Any] | None:
 # -- a source list given as FHIR ---------------------------------------------------------------
 
 
+def source_size(data: Mapping[str, Any]) -> tuple[int, str]:
+    """How many resources a source list holds, as :data:`MAX_SOURCE_ITEMS` counts them, and
+    the element that holds them: a Bundle's entries; a List's entries or the resources it
+    contains, whichever are more."""
+    counts = [
+        (len(value) if isinstance(value := data.get(key), list) else 0, key)
+        for key in (("entry",) if data.get("resourceType") == "Bundle" else ("entry", "contained"))
+    ]
+    return max(counts, key=lambda c: c[0])
+
+
+def within_source_limit(data: Any, where: str) -> None:
+    """Refuse a source list larger than :data:`MAX_SOURCE_ITEMS`, before any of it is read."""
+    if not isinstance(data, Mapping):
+        return
+    size, key = source_size(data)
+    if size > MAX_SOURCE_ITEMS:
+        raise RuleRefused(
+            f"Nothing was compared: the source list holds {size} entries, more than the "
+            f"{MAX_SOURCE_ITEMS} a source list may hold (a discharge list or a patient's own "
+            "list holds tens of medicines).",
+            f"{where}.{key}",
+            {"limit": str(MAX_SOURCE_ITEMS), "entries": str(size)},
+        )
+
+
 def source_items(source: Source) -> tuple[list[SourceItem], list[tuple[str, str]]]:
     """The medicines of a source list, and the fødselsnummer/D-nummer it names its patient
-    by (value, where), for the service to hold against the list's patient."""
+    by (value, where), for the service to hold against the list's patient. A source larger
+    than :data:`MAX_SOURCE_ITEMS` is refused before anything else is read."""
     where = source.where
     data = source.resource
     if data is None:
@@ -172,6 +200,7 @@ def source_items(source: Source) -> tuple[list[SourceItem], list[tuple[str, str]
             "MedicationStatement resources, or a List containing them.",
             where,
         )
+    within_source_limit(data, where)
     rtype = str(data.get("resourceType") or "")
     _named_drugs(data, where)
     try:
@@ -384,13 +413,15 @@ def reconcile_request(data: Any) -> tuple[Source, list[str], str | None]:
 
 
 def _early(data: Any) -> None:
-    """What must be said plainly before the ``Parameters`` are validated as a whole."""
+    """What must be said plainly before the ``Parameters`` are validated as a whole: a
+    source past its limit (before any of it is read), a statement without its drug."""
     if not isinstance(data, Mapping) or not isinstance(data.get("parameter"), list):
         return
     for i, p in enumerate(data["parameter"]):
         if isinstance(p, Mapping) and p.get("name") == "resource":
             given = p.get("resource")
             if isinstance(given, Mapping):
+                within_source_limit(given, f"Parameters.parameter[{i}].resource")
                 _named_drugs(given, f"Parameters.parameter[{i}].resource")
 
 

@@ -67,6 +67,8 @@ class Comparison:
     list_version: int
     origin: Origin
     differences: tuple[Difference, ...]
+    #: the source's medicines as they were read (none for the dispensing history)
+    items: tuple[SourceItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Reconciliation:
                 head.version,
                 source.origin,
                 tuple(state.differences),
+                tuple(items),
             )
 
     def resolve(

@@ -29,9 +29,18 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pll.domain.errors import ChecksRefused, Conflict, DomainError, InvalidInput, VersionConflict
+from pll.domain.errors import (
+    ChecksRefused,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    RuleRefused,
+    VersionConflict,
+)
+from pll.domain.limits import MAX_SOURCE_ITEMS
 from pll.domain.reconcile import Origin, Source
-from pll.fhir.reconcile import source_items
+from pll.fhir.reconcile import source_size
+from pll.fhir.validate import parse_json
 from pll.services.reconcile import Reconciliation
 from pll.web.doctor import findings_page, override_of
 from pll.web.edge import Web, doctors, require
@@ -85,12 +94,23 @@ def _patient_list(pid: str, text: str) -> dict[str, Any]:
 
 
 def _json_object(raw: str | bytes, not_json: str, not_object: str, where: str) -> dict[str, Any]:
-    """A FHIR resource as JSON: an object, or refused with ``not_json`` / ``not_object``."""
+    """A FHIR resource as JSON: an object, or refused with ``not_json`` / ``not_object``;
+    read as every request body is (:func:`parse_json`: nested at most ``MAX_DEPTH`` deep),
+    and held to :data:`MAX_SOURCE_ITEMS` before anything of it is read."""
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        data = parse_json(raw.encode() if isinstance(raw, str) else raw)
+    except InvalidInput:
         raise InvalidInput(not_json, where) from None
     require(isinstance(data, dict), not_object, where)
+    size, _ = source_size(data)
+    if size > MAX_SOURCE_ITEMS:
+        raise RuleRefused(
+            f"Listen har {size} oppføringer; høyst {MAX_SOURCE_ITEMS} kan sammenlignes med "
+            "PLL (en epikrise eller pasientens egen liste har titalls legemidler). "
+            "Ingenting er endret.",
+            where,
+            {"limit": str(MAX_SOURCE_ITEMS), "entries": str(size)},
+        )
     return dict(data)
 
 
@@ -148,14 +168,13 @@ def compare(web: Web) -> Response:
     lst = list_view(stored.text)
     source = _source(web, pid)
     comparison = Reconciliation(web.service).compare(access, lst.id, source)
-    items = source_items(source)[0] if source.resource is not None else []
     return web.render(
         "doctor/reconcile.html",
         pid=pid,
         fnr=web.fnr(pid),
         lst=lst,
         origin=source.origin,
-        items=items,
+        items=comparison.items,
         differences=comparison.differences,
         version=comparison.list_version,
         source_json=orjson.dumps(source.resource).decode() if source.resource else "",
