@@ -171,8 +171,11 @@ def create_list(web: Web) -> Response:
 
 
 def override_of(web: Web) -> tuple[str | None, frozenset[str] | None]:
+    """The reason for an override, and the findings it accepts: the codes of the blocking
+    findings the findings page showed, comma-separated in one field (a form's fields are
+    bounded; the blocking findings of one answer are not)."""
     reason = web.field("override-reason")[:1000] or None
-    codes = frozenset(web.fields("override-code"))
+    codes = frozenset(c for v in web.fields("override-code") for c in v.split(",") if c)
     return reason, codes if reason else None
 
 
@@ -345,7 +348,7 @@ def prescribe(web: Web) -> Response:
         found = web.service.check_drafts(web.access(pid), pid, [(web.service.ids(), draft)])
         # what needs the doctor's judgement stops the save; information alone does not
         if any(f.severity is not Severity.INFORMATION for f in found):
-            return findings_page(web, [findings.issue(f) for f in found])
+            return findings_page(web, findings.issues(found))
 
     def ops() -> list[Op]:
         out: list[Op] = []
