@@ -42,3 +42,20 @@ MAX_NAMES = 10
 #: the limit is that of a whole list, so even another system's copy of the fullest list PLL
 #: keeps can be compared. A larger source is refused (422) before any of it is read.
 MAX_SOURCE_ITEMS = MAX_LIST_ENTRIES
+
+#: An SFM Basis document (``Patient/$sendMedication``, ``pll import sfm``): entries in its
+#: Bundle, its ``MedicationStatement`` s and its ``MedicationRequest`` s. Each medicine is one
+#: statement (carrying its prescription), each older link of a renewal chain one more, and
+#: each drug a ``Medication``; the rest are the parties, the M25 messages, the patient's
+#: reactions and dispensings. The fullest list PLL keeps (300 medicines) with renewal chains,
+#: a history of ended entries and years of dispensings fits; a larger document is refused
+#: (422) before any of it is read. ``MedicationRequest`` s are only the prescriptions of
+#: goods that are not medicines (BANDA), which PLL does not keep.
+MAX_SFM_ENTRIES = 5_000
+MAX_SFM_STATEMENTS = 1_000
+MAX_SFM_REQUESTS = 300
+
+#: Medicines one ``$sendMedication`` changes (puts on the list, changes, discontinues,
+#: prescribes, renews or recalls): as many as a whole list holds. Checked before the send is
+#: written, as is the size of the list it would leave (``MAX_LIST_ENTRIES``).
+MAX_SFM_CHANGES = MAX_LIST_ENTRIES

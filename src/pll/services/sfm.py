@@ -36,6 +36,7 @@ from pll.domain.errors import (
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import ENDED, IN_USE, RX_ACTIVE, Entry, Prescription, Role
 from pll.fhir import systems
+from pll.fhir.sfm import bounds
 from pll.fhir.sfm import codes as c
 from pll.fhir.sfm.document import (
     Shown,
@@ -144,8 +145,10 @@ class SfmService:
         """Apply a doctor's complete list sent as an SFM document; returns SFM's answer."""
         early_refusal(access, Verb.WRITE)  # only doctors send, refused before any lookup
         bundle = medication_document(parameters)
+        bounds.within_limits(bundle)  # counted before any of it is read
         validate(parameters, "Parameters")
-        # statements are checked as PLL would keep them when the send changes them (_Plan)
+        # statements are checked as PLL would keep them when the send changes them (_Plan),
+        # the checking itself done here, before the transaction
         doc = read_document(bundle, check=False)
         if not doc.relates_to:
             raise InvalidInput(
@@ -153,6 +156,8 @@ class SfmService:
                 "relatesTo.targetIdentifier.value = that Composition's identifier.",
                 "Bundle.entry[0].resource.relatesTo",
             )
+        bounds.within_list_limit(doc)
+        bounds.check_ahead(doc)
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
             now = svc.clock()
@@ -169,6 +174,7 @@ class SfmService:
             rxs = repo.all_prescriptions(conn, head.id) if head else {}
             plan = _Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
             ops = plan.ops()
+            bounds.within_changes(len({op.where for op in ops}))
             try:
                 # SFM creates the PLL with the first send (createPLL): so does PLL
                 result = svc.apply_in(
@@ -242,6 +248,7 @@ class SfmService:
         M25.1 author), as the change that created it; decision-support findings are recorded
         as accepted, since the medicines are already in use."""
         bundle = medication_document(data)
+        bounds.within_limits(bundle)
         validate(bundle, "Bundle")
         doc = read_document(bundle)
         if doc.patient is None:

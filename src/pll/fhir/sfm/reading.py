@@ -22,13 +22,14 @@ from datetime import datetime
 from typing import Any
 
 import json5
+import orjson
 
 from pll.domain.errors import InvalidInput
 from pll.domain.model import Author, Role
 from pll.fhir import systems
 from pll.fhir.medication import FEST
 from pll.fhir.sfm import codes as c
-from pll.fhir.validate import validate
+from pll.fhir.validate import MAX_DEPTH, parse_json, validate
 
 #: Identifier ``type.text`` values SFM gives a statement (matched without case, as SFM does).
 PLL_ID = "PLL"
@@ -111,6 +112,9 @@ class Item:
     #: ``basedOn``: the statement of the prescription this one renews (urn)
     based_on: list[str] = field(default_factory=list)
     prescriber: Party | None = None
+    #: checked ahead (:func:`pll.fhir.sfm.bounds.check_ahead`), and what was wrong if anything
+    checked: bool = False
+    refusal: InvalidInput | None = None
 
     @property
     def where(self) -> str:
@@ -197,20 +201,43 @@ class _Bundle:
 
 def parse_lenient(text: str) -> tuple[Any, list[str]]:
     """JSON, or JSON with the trailing commas some SFM exports have (the reference response
-    has one); returns the value and what had to be forgiven."""
+    has one); returns the value and what had to be forgiven. Held to what every request
+    body is (:func:`~pll.fhir.validate.parse_json`): JSON nested deeper than any FHIR
+    resource is refused, not recursed into."""
     try:
-        return json.loads(text), []
-    except json.JSONDecodeError as strict:
+        return parse_json(text.encode()), []
+    except InvalidInput as refused:
         try:
-            return json5.loads(text), [
+            json.loads(text)
+        except json.JSONDecodeError as strict:
+            return _json5(text, strict), [
                 f"not strict JSON at line {strict.lineno}, column {strict.colno} "
                 f"({strict.msg}); read as JSON5"
             ]
-        except ValueError as exc:
-            raise InvalidInput(
-                f"The file is not JSON: {strict.msg} at line {strict.lineno}, "
-                f"column {strict.colno} ({exc})."
-            ) from None
+        except RecursionError:
+            pass  # deeper than the standard library reads: parse_json said so
+        raise refused from None  # valid JSON that PLL does not take (nested too deep, ...)
+
+
+def _json5(text: str, strict: json.JSONDecodeError) -> Any:
+    too_deep = InvalidInput(
+        f"The JSON nests arrays and objects more than {MAX_DEPTH} levels deep; no FHIR "
+        "resource PLL takes comes near that."
+    )
+    try:
+        value = json5.loads(text)
+    except RecursionError:
+        raise too_deep from None
+    except ValueError as exc:
+        raise InvalidInput(
+            f"The file is not JSON: {strict.msg} at line {strict.lineno}, "
+            f"column {strict.colno} ({exc})."
+        ) from None
+    try:
+        # the value as strict JSON, read as every body is (the nesting it may have)
+        return parse_json(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        raise too_deep from None  # past orjson's own limit of 255 levels
 
 
 def medication_document(parameters: Any) -> dict[str, Any]:
@@ -507,7 +534,12 @@ def _item(index: _Bundle, position: int, ref: str, st: dict[str, Any], check: bo
 
 def check_item(item: Item) -> None:
     """What the statement says, as PLL will keep it, is valid FHIR: a value of the wrong
-    type in an SFM extension is refused here, not found later by a reader."""
+    type in an SFM extension is refused here, not found later by a reader. A statement
+    checked ahead is not checked again: what was found then is raised."""
+    if item.checked:
+        if item.refusal is not None:
+            raise item.refusal
+        return
     _valid(item.entry, "MedicationStatement", item.where)
     if item.prescription is not None:
         _valid(item.prescription, "MedicationRequest", item.where)
