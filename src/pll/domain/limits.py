@@ -59,3 +59,17 @@ MAX_SFM_REQUESTS = 300
 #: prescribes, renews or recalls): as many as a whole list holds. Checked before the send is
 #: written, as is the size of the list it would leave (``MAX_LIST_ENTRIES``).
 MAX_SFM_CHANGES = MAX_LIST_ENTRIES
+
+#: Items in one multidose pharmacy's proposal (``List/$propose``, M25.2): a pharmacy proposes
+#: a few changes at a time; a proposal may still touch a third of the fullest list.
+MAX_PROPOSAL_ITEMS = 100
+
+#: Items of a patient's proposals waiting for the responsible doctor's decision: a new
+#: proposal that would pass it is refused (422) until the doctor has decided. One decision
+#: (``List/$decide``) names at most as many items, so accepting all of them at once is at
+#: most one transaction Bundle's worth of change.
+MAX_PENDING_ITEMS = MAX_BUNDLE_ENTRIES
+
+#: Items in one packing report (``List/$packing-report``, M25.3): one per entry packed, and a
+#: list holds at most ``MAX_LIST_ENTRIES`` medicines.
+MAX_PACKING_ITEMS = MAX_LIST_ENTRIES

@@ -7,12 +7,13 @@ touches a database. The operations and their parameters are described in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pll.domain.errors import DomainError, InvalidInput
+from pll.domain.errors import DomainError, InvalidInput, RuleRefused
 from pll.domain.identifiers import check_orgnr
+from pll.domain.limits import MAX_PACKING_ITEMS, MAX_PENDING_ITEMS, MAX_PROPOSAL_ITEMS
 from pll.domain.model import Author, MedicationList, Multidose, Pharmacy
 from pll.domain.multidose import ACTIONS, Action, Held, Packed, Proposed, Ruling
 from pll.fhir import systems
@@ -73,13 +74,59 @@ def paper_request(data: Any) -> tuple[str | None, str | None]:
 _ITEM_PARTS = {"action": False, "entry": False, "statement": False, "reason": False}
 
 
-def proposal_request(data: Any, patient_id: str) -> tuple[list[Proposed], str | None]:
+#: the patient a proposed statement names until :func:`for_patient` gives it the list's
+_SOMEONE = "proposal"
+
+
+def within_items(data: Any, operation: str, limit: int, name: str = "item") -> None:
+    """Refuse more than ``limit`` parameters called ``name``, counted before any of them is
+    read."""
+    given = data.get("parameter") if isinstance(data, dict) else None
+    count = (
+        sum(1 for p in given if isinstance(p, dict) and p.get("name") == name)
+        if isinstance(given, list)
+        else 0
+    )
+    if count > limit:
+        raise RuleRefused(
+            f"Nothing was done: {count} {name}s is more than the {limit} one {operation} may hold.",
+            "Parameters.parameter",
+            {"limit": str(limit), f"{name}s": str(count)},
+        )
+
+
+def proposal_request(data: Any) -> tuple[list[Proposed], str | None]:
     """``$propose`` (M25.2): the items, each a new medicine, a change to an entry on the
-    version the pharmacy saw, or an entry to remove; and a note for the doctor."""
+    version the pharmacy saw, or an entry to remove; and a note for the doctor. At most
+    :data:`MAX_PROPOSAL_ITEMS` items; read with no database at hand, so the statements name
+    their patient once :func:`for_patient` has said who it is."""
+    within_items(data, "$propose", MAX_PROPOSAL_ITEMS)
     params = parameters(data, {"item": True, "note": False}, "$propose")
-    items = [_proposed(p, patient_id) for p in params.all("item")]
+    items = [_proposed(p, _SOMEONE) for p in params.all("item")]
     note = params.one("note")
     return items, note.text() if note else None
+
+
+def within_pending(waiting: int, more: int) -> None:
+    """Refuse a proposal that would leave more than :data:`MAX_PENDING_ITEMS` items
+    waiting for the doctor's decision."""
+    if waiting + more > MAX_PENDING_ITEMS:
+        raise RuleRefused(
+            f"Nothing was kept: {waiting} items of the pharmacy's proposals are waiting for the "
+            f"doctor's decision, and {more} more would pass the {MAX_PENDING_ITEMS} that may "
+            "wait at once. Propose again once the doctor has decided.",
+            "Parameters.parameter",
+            {"limit": str(MAX_PENDING_ITEMS), "pending": str(waiting), "items": str(more)},
+        )
+
+
+def for_patient(items: list[Proposed], patient_id: str) -> list[Proposed]:
+    """The proposed items with their statements naming the list's patient."""
+    subject = {"reference": f"Patient/{patient_id}"}
+    return [
+        replace(i, content={**i.content, "subject": subject}) if i.content is not None else i
+        for i in items
+    ]
 
 
 def _proposed(item: Param, patient_id: str) -> Proposed:
@@ -131,7 +178,9 @@ def _inside(expression: str | None, where: str) -> str:
 
 
 def decision_request(data: Any) -> list[Ruling]:
-    """``$decide``: for each item, accept or reject (with a reason for the pharmacy)."""
+    """``$decide``: for each item, accept or reject (with a reason for the pharmacy); at
+    most as many decisions as items may wait (:data:`MAX_PENDING_ITEMS`)."""
+    within_items(data, "$decide", MAX_PENDING_ITEMS, "decision")
     params = parameters(data, {"decision": True}, "$decide")
     rulings = []
     for decision in params.all("decision"):
@@ -162,7 +211,9 @@ class PackingReport:
 def packing_request(data: Any) -> PackingReport:
     """The period (``valuePeriod`` with start and end), the list version packed from
     (optional), and one ``item`` per entry packed: the entry, its first and last dose
-    (the period's, unless given) and the dispensing (M10) it went out with, if registered."""
+    (the period's, unless given) and the dispensing (M10) it went out with, if registered.
+    At most :data:`MAX_PACKING_ITEMS` items, counted before any of them is read."""
+    within_items(data, "$packing-report", MAX_PACKING_ITEMS)
     params = parameters(
         data, {"period": False, "listVersion": False, "item": True}, "$packing-report"
     )

@@ -289,17 +289,22 @@ class MultidoseService:
 
     def propose(self, access: Access, list_id: str, data: Any) -> dict[str, Any]:
         """Keep the responsible pharmacy's proposal for the doctor; the list itself does not
-        change until the doctor accepts an item."""
+        change until the doctor accepts an item. The proposal is read before the transaction
+        opens; one that would leave more than ``MAX_PENDING_ITEMS`` items waiting for
+        the doctor is refused."""
+        parsed, note = fhir_md.proposal_request(data)
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
-            head = _head(conn, list_id)
+            # the list locked: two proposals at once are counted one after the other
+            head = _head(conn, list_id, lock=True)
             patient_id = head.patient_id
             svc.trail.admit(conn, access, Verb.PROPOSE, patient_id, "propose", "List", list_id)
-            items, note = fhir_md.proposal_request(data, patient_id)
+            items = fhir_md.for_patient(parsed, patient_id)
             now = svc.clock()
             named = [i.entry_id for i in items if i.entry_id]
             lst = repo.load_list(conn, head, now, named)
             rules.check_proposal(lst, items)
+            fhir_md.within_pending(store.pending_count(conn, patient_id), len(items))
             proposal_id = svc.ids()
             detail: dict[str, Any] = {"items": len(items)}
             if note:
