@@ -435,6 +435,14 @@ def test_metadata_states_the_limits(server: LiveServer) -> None:
         "maxBundleEntries": limits.MAX_BUNDLE_ENTRIES,
         "maxListEntries": limits.MAX_LIST_ENTRIES,
         "maxFindings": limits.MAX_FINDINGS,
+        "maxSourceItems": limits.MAX_SOURCE_ITEMS,
+        "maxSfmEntries": limits.MAX_SFM_ENTRIES,
+        "maxSfmStatements": limits.MAX_SFM_STATEMENTS,
+        "maxSfmRequests": limits.MAX_SFM_REQUESTS,
+        "maxSfmChanges": limits.MAX_SFM_CHANGES,
+        "maxProposalItems": limits.MAX_PROPOSAL_ITEMS,
+        "maxPendingItems": limits.MAX_PENDING_ITEMS,
+        "maxPackingItems": limits.MAX_PACKING_ITEMS,
     }
     text = capability["rest"][0]["documentation"]
     assert f"holds at most {limits.MAX_BUNDLE_ENTRIES} entries" in text

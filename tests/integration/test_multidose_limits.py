@@ -108,3 +108,26 @@ def test_a_packing_report_at_its_limit_is_taken(server: LiveServer) -> None:
         # read in full, and refused by the rules (an entry named twice), not by the count
         assert r.status_code == 400, r.text
         assert "more than the" not in outcome_text(r)
+
+
+def test_metadata_states_the_operations_limits(server: LiveServer) -> None:
+    with server.client() as gp:
+        capability = ok(gp.get("/fhir/metadata"))
+    (ext,) = [e for e in capability["extension"] if e["url"].endswith("/request-limits")]
+    stated = {e["url"]: e["valueInteger"] for e in ext["extension"]}
+    assert {
+        "maxSourceItems": limits.MAX_SOURCE_ITEMS,
+        "maxSfmEntries": limits.MAX_SFM_ENTRIES,
+        "maxSfmStatements": limits.MAX_SFM_STATEMENTS,
+        "maxSfmRequests": limits.MAX_SFM_REQUESTS,
+        "maxSfmChanges": limits.MAX_SFM_CHANGES,
+        "maxProposalItems": limits.MAX_PROPOSAL_ITEMS,
+        "maxPendingItems": limits.MAX_PENDING_ITEMS,
+        "maxPackingItems": limits.MAX_PACKING_ITEMS,
+    }.items() <= stated.items()
+    text = capability["rest"][0]["documentation"]
+    assert f"a source list of at most {limits.MAX_SOURCE_ITEMS} resources" in text
+    assert f"holds at most {limits.MAX_SFM_ENTRIES} entries" in text
+    assert f"changes at most {limits.MAX_SFM_CHANGES} medicines" in text
+    assert f"proposal holds at most {limits.MAX_PROPOSAL_ITEMS} items" in text
+    assert f"at most {limits.MAX_PENDING_ITEMS} proposed items wait" in text

@@ -1108,6 +1108,14 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     {"url": "maxBundleEntries", "valueInteger": limits.MAX_BUNDLE_ENTRIES},
                     {"url": "maxListEntries", "valueInteger": limits.MAX_LIST_ENTRIES},
                     {"url": "maxFindings", "valueInteger": limits.MAX_FINDINGS},
+                    {"url": "maxSourceItems", "valueInteger": limits.MAX_SOURCE_ITEMS},
+                    {"url": "maxSfmEntries", "valueInteger": limits.MAX_SFM_ENTRIES},
+                    {"url": "maxSfmStatements", "valueInteger": limits.MAX_SFM_STATEMENTS},
+                    {"url": "maxSfmRequests", "valueInteger": limits.MAX_SFM_REQUESTS},
+                    {"url": "maxSfmChanges", "valueInteger": limits.MAX_SFM_CHANGES},
+                    {"url": "maxProposalItems", "valueInteger": limits.MAX_PROPOSAL_ITEMS},
+                    {"url": "maxPendingItems", "valueInteger": limits.MAX_PENDING_ITEMS},
+                    {"url": "maxPackingItems", "valueInteger": limits.MAX_PACKING_ITEMS},
                 ],
             }
         ],
@@ -1145,7 +1153,17 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     "answer carries every blocking finding (each one an override must name is "
                     "shown), then warnings and information up to "
                     f"{limits.MAX_FINDINGS} findings in all; an issue (code findings-left-out) "
-                    f"counts those left out. The same numbers are in the extension {LIMITS}."
+                    "counts those left out. List/$compare and $reconcile take a source list of "
+                    f"at most {limits.MAX_SOURCE_ITEMS} resources. An SFM document "
+                    f"($sendMedication) holds at most {limits.MAX_SFM_ENTRIES} entries, "
+                    f"{limits.MAX_SFM_STATEMENTS} MedicationStatements and "
+                    f"{limits.MAX_SFM_REQUESTS} MedicationRequests, and one send changes at "
+                    f"most {limits.MAX_SFM_CHANGES} medicines. A multidose proposal holds at "
+                    f"most {limits.MAX_PROPOSAL_ITEMS} items and a packing report "
+                    f"{limits.MAX_PACKING_ITEMS}; at most {limits.MAX_PENDING_ITEMS} proposed "
+                    "items wait for the doctor at once (and one $decide names at most as many). "
+                    "Past any of these the request is refused with 422 and nothing is written. "
+                    f"The same numbers are in the extension {LIMITS}."
                 ),
                 "security": {
                     "cors": False,
