@@ -21,7 +21,7 @@ import pytest
 from pll.catalog.importer import import_fest
 from pll.domain import changes, limits
 from pll.fhir import findings
-from pll.services import transaction
+from pll.services import allergies, transaction
 from tests.conftest import LiveServer, snapshot
 from tests.integration.builders import new_patient_with_list, ok, outcome_text
 from tests.integration.builders import patient as new_patient
@@ -448,3 +448,38 @@ def test_metadata_states_the_limits(server: LiveServer) -> None:
     assert f"holds at most {limits.MAX_BUNDLE_ENTRIES} entries" in text
     assert f"holds at most {limits.MAX_LIST_ENTRIES} medicines" in text
     assert transaction.MAX_BUNDLE_ENTRIES == limits.MAX_BUNDLE_ENTRIES
+
+
+def test_a_patient_has_at_most_so_many_active_reactions(
+    server: LiveServer, patient: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every active reaction is held against every medicine on every change, and each match
+    is a blocking finding every answer shows: their number is bounded like the list's."""
+    monkeypatch.setattr(allergies, "MAX_ACTIVE_REACTIONS", 3)
+    pid = patient["pid"]
+    with server.client() as gp:
+        first, *_ = reactions(gp, pid, "J01CA", 3)
+        fourth = {
+            "resourceType": "AllergyIntolerance",
+            "patient": {"reference": f"Patient/{pid}"},
+            "code": {"coding": [{"system": ATC, "code": "N02BE"}], "text": "paracetamol"},
+        }
+        before = snapshot(server.db, audit=False)
+        r = gp.post("/fhir/AllergyIntolerance", json=fourth)
+        assert r.status_code == 422, r.text
+        assert "The patient has 3 active drug reactions" in outcome_text(r)
+        assert snapshot(server.db, audit=False) == before
+        # one that no longer applies makes room; an inactive one is never refused for it
+        inactive = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "inactive",
+                }
+            ]
+        }
+        ok(gp.post("/fhir/AllergyIntolerance", json=fourth | {"clinicalStatus": inactive}), 201)
+        old = ok(gp.get(f"/fhir/AllergyIntolerance/{first}"))
+        ended = {k: v for k, v in old.items() if k != "meta"} | {"clinicalStatus": inactive}
+        ok(gp.put(f"/fhir/AllergyIntolerance/{first}", json=ended, headers={"If-Match": 'W/"1"'}))
+        ok(gp.post("/fhir/AllergyIntolerance", json=fourth), 201)

@@ -73,3 +73,8 @@ MAX_PENDING_ITEMS = MAX_BUNDLE_ENTRIES
 #: Items in one packing report (``List/$packing-report``, M25.3): one per entry packed, and a
 #: list holds at most ``MAX_LIST_ENTRIES`` medicines.
 MAX_PACKING_ITEMS = MAX_LIST_ENTRIES
+
+#: Drug reactions (CAVE) recorded as active for one patient. Each is held against every
+#: medicine on every change, and each that matches is a blocking finding that every answer
+#: shows: a real patient has a handful; the limit keeps the checks and the answers bounded.
+MAX_ACTIVE_REACTIONS = 200

@@ -18,7 +18,14 @@ import orjson
 
 from pll.auth.access import Access, Verb
 from pll.domain.checks import Finding, Kind
-from pll.domain.errors import InvalidInput, NotFound, PreconditionRequired, VersionConflict
+from pll.domain.errors import (
+    InvalidInput,
+    NotFound,
+    PreconditionRequired,
+    RuleRefused,
+    VersionConflict,
+)
+from pll.domain.limits import MAX_ACTIVE_REACTIONS
 from pll.fhir import resources as fhir
 from pll.fhir import systems
 from pll.fhir.validate import validate
@@ -177,6 +184,18 @@ class Allergies:
         substance: str | None,
         new: bool,
     ) -> Stored:
+        # (two made at the very same moment may both pass: the bound is kept within the
+        # number of requests at once, and the next is refused)
+        if status == "active" and store.active_count(conn, patient_id, rid) >= (
+            MAX_ACTIVE_REACTIONS
+        ):
+            raise RuleRefused(
+                f"The patient has {MAX_ACTIVE_REACTIONS} active drug reactions, the most PLL "
+                "keeps; mark one that no longer applies as inactive or resolved first. "
+                "Nothing was changed.",
+                "AllergyIntolerance.clinicalStatus",
+                {"limit": str(MAX_ACTIVE_REACTIONS)},
+            )
         now = self.service.clock()
         body = {k: v for k, v in data.items() if k not in ("id", "meta", "text")}
         stored = fhir.with_meta("AllergyIntolerance", rid, version, now, body)

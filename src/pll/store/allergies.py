@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from pll.store.schema import allergy, allergy_version
 
@@ -19,6 +19,19 @@ class ReactionRow:
     display: str
     atc: str | None
     substance: str | None
+
+
+def active_count(conn: Connection, patient_id: str, besides: str) -> int:
+    """How many reactions of the patient are active, ``besides`` not counted."""
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                allergy.c.patient_id == patient_id,
+                allergy.c.status == "active",
+                allergy.c.id != besides,
+            )
+        ).scalar_one()
+    )
 
 
 def active_reactions(conn: Connection, patient_id: str) -> list[ReactionRow]:
