@@ -233,18 +233,22 @@ class _Index:
         for key in keys:
             self._by.setdefault(key, []).append(ei)
 
-    def candidates(self, item: SourceItem) -> list[int]:
-        """The indexes of the entries that may match ``item``, in ascending order: a
-        superset of those :func:`match_level` matches, and nothing more to test."""
-        keys = [("fest", c) for c in item.drug.fest]
+    def matches(self, item: SourceItem) -> dict[int, int]:
+        """The entries ``item`` matches, by index, each with its :func:`match_level`: the
+        keys are looked up most certain first, so an entry's first hit is its level."""
+        keys = [("rx", item.prescription)] if item.prescription else []
+        keys += [("fest", c) for c in item.drug.fest]
         keys += [("atc", c.upper()) for c in item.drug.atc]
         keys.append(("name", normalised(item.drug.display)))
-        if item.prescription:
-            keys.append(("rx", item.prescription))
-        found: set[int] = set()
+        found: dict[int, int] = {}
         for key in keys:
-            found.update(self._by.get(key, ()))
-        return sorted(found)
+            level = _LEVEL[key[0]]
+            for ei in self._by.get(key, ()):
+                found.setdefault(ei, level)
+        return found
+
+
+_LEVEL = {"rx": 0, "fest": 1, "atc": 2, "name": 3}
 
 
 def _listed_source(
@@ -259,10 +263,7 @@ def _listed_source(
     for ii, item in enumerate(items):
         item_in_use = item.status in IN_USE
         item_dosage = normalised(item.dosage)
-        for ei in index.candidates(item):
-            level = match_level(entries[ei], item)
-            if level is None:
-                continue
+        for ei, level in index.matches(item).items():
             rank = (
                 0 if entry_in_use[ei] else 1,
                 0 if entry_in_use[ei] == item_in_use else 1,
@@ -317,15 +318,12 @@ def _dispensing(
     for item in latest_first:
         scored = [
             (0 if entries[ei].status in IN_USE else 1, level, ei)
-            for ei in index.candidates(item)
-            if (level := match_level(entries[ei], item)) is not None
+            for ei, level in index.matches(item).items()
         ]
         if scored:
             on_entry.setdefault(min(scored)[2], []).append(item)
             continue
-        gi = next(
-            (g for g in groups.candidates(item) if _same_medicine(unlisted[g][0], item)), None
-        )
+        gi = min(groups.matches(item), default=None)
         if gi is None:
             groups.add(len(unlisted), _as_listed(item))
             unlisted.append([item])
@@ -352,10 +350,6 @@ def _as_listed(item: SourceItem) -> Listed:
     """A dispensing as an entry would name it, to match other dispensings against."""
     linked = (item.prescription,) if item.prescription else ()
     return Listed("", 0, "active", item.drug, prescriptions=linked)
-
-
-def _same_medicine(a: SourceItem, b: SourceItem) -> bool:
-    return match_level(_as_listed(a), b) is not None
 
 
 # -- what each difference says ------------------------------------------------------------------

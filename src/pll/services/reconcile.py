@@ -100,19 +100,23 @@ class Reconciliation:
         read the list may compare it (a nurse too; only a doctor may then change it)."""
         items, persons = _parsed(source)
         svc = self.service
-        with svc.guard(access), svc.db.read() as conn:
-            head = _head(conn, list_id)
-            facts = svc.trail.admit(
-                conn, access, Verb.READ, head.patient_id, "compare", "List", list_id
-            )
-            _same_patient(facts.identifier, persons)
-            state = self._state(conn, head, source.origin, items)
+        with svc.guard(access):
+            with svc.db.read() as conn:
+                head = _head(conn, list_id)
+                facts = svc.trail.admit(
+                    conn, access, Verb.READ, head.patient_id, "compare", "List", list_id
+                )
+                _same_patient(facts.identifier, persons)
+                _, _, listed, found = self._sides(conn, head, source.origin, items)
+            # the comparison itself needs no transaction: a read holds none longer than
+            # its reading (on SQLite even a read holds the one writer, for its audit row)
+            differences = rules.compare(listed, found, source.origin, svc.clock())
             return Comparison(
                 list_id,
                 head.patient_id,
                 head.version,
                 source.origin,
-                tuple(state.differences),
+                tuple(differences),
                 tuple(items),
             )
 
@@ -164,16 +168,22 @@ class Reconciliation:
     def _state(
         self, conn: Connection, head: Row[Any], origin: Origin, items: list[SourceItem]
     ) -> _State:
-        now = self.service.clock()
+        entries, prescriptions, listed, found = self._sides(conn, head, origin, items)
+        differences = rules.compare(listed, found, origin, self.service.clock())
+        return _State(head, entries, prescriptions, differences)
+
+    def _sides(
+        self, conn: Connection, head: Row[Any], origin: Origin, items: list[SourceItem]
+    ) -> tuple[dict[str, Entry], dict[str, Prescription], list[rules.Listed], list[SourceItem]]:
+        """What is compared, read: the list's entries (and prescriptions), the entries as
+        the comparison sees them, and the source's medicines (PLL's own dispensings)."""
         # every entry the list had: one discontinued long ago may still explain a dispensing
         entries = {e.id: e for e in repo.all_entries(conn, head.id)}
         prescriptions: dict[str, Prescription] = {}
         if origin is Origin.DISPENSING:
             prescriptions = repo.all_prescriptions(conn, head.id)
             items = _dispensed(conn, head.patient_id, prescriptions)
-        listed = [fhir_rc.listed(e) for e in entries.values()]
-        found = rules.compare(listed, items, origin, now)
-        return _State(head, entries, prescriptions, found)
+        return entries, prescriptions, [fhir_rc.listed(e) for e in entries.values()], items
 
     # -- the relay baton -------------------------------------------------------------------
 
