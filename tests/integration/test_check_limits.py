@@ -439,7 +439,7 @@ def test_metadata_states_the_limits(server: LiveServer) -> None:
         "maxSfmEntries": limits.MAX_SFM_ENTRIES,
         "maxSfmStatements": limits.MAX_SFM_STATEMENTS,
         "maxSfmRequests": limits.MAX_SFM_REQUESTS,
-        "maxSfmChanges": limits.MAX_SFM_CHANGES,
+        "maxSfmWrites": limits.MAX_SFM_WRITES,
         "maxProposalItems": limits.MAX_PROPOSAL_ITEMS,
         "maxPendingItems": limits.MAX_PENDING_ITEMS,
         "maxPackingItems": limits.MAX_PACKING_ITEMS,

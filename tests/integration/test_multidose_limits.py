@@ -120,7 +120,7 @@ def test_metadata_states_the_operations_limits(server: LiveServer) -> None:
         "maxSfmEntries": limits.MAX_SFM_ENTRIES,
         "maxSfmStatements": limits.MAX_SFM_STATEMENTS,
         "maxSfmRequests": limits.MAX_SFM_REQUESTS,
-        "maxSfmChanges": limits.MAX_SFM_CHANGES,
+        "maxSfmWrites": limits.MAX_SFM_WRITES,
         "maxProposalItems": limits.MAX_PROPOSAL_ITEMS,
         "maxPendingItems": limits.MAX_PENDING_ITEMS,
         "maxPackingItems": limits.MAX_PACKING_ITEMS,
@@ -128,6 +128,6 @@ def test_metadata_states_the_operations_limits(server: LiveServer) -> None:
     text = capability["rest"][0]["documentation"]
     assert f"a source list of at most {limits.MAX_SOURCE_ITEMS} resources" in text
     assert f"holds at most {limits.MAX_SFM_ENTRIES} entries" in text
-    assert f"changes at most {limits.MAX_SFM_CHANGES} medicines" in text
+    assert f"writes at most {limits.MAX_SFM_WRITES} prescriptions and entries" in text
     assert f"proposal holds at most {limits.MAX_PROPOSAL_ITEMS} items" in text
     assert f"at most {limits.MAX_PENDING_ITEMS} proposed items wait" in text

@@ -2,7 +2,7 @@
 databases and in ``pll import sfm``: a document holds at most ``MAX_SFM_ENTRIES`` entries,
 ``MAX_SFM_STATEMENTS`` statements and ``MAX_SFM_REQUESTS`` requests, counted before any of
 it is read; a send that would leave more than ``MAX_LIST_ENTRIES`` medicines on the list, or
-that changes more than ``MAX_SFM_CHANGES`` of them, is refused before it is written. Each
+that writes more than ``MAX_SFM_WRITES`` resources, is refused before it is written. Each
 refusal is a 422 naming the limit, and nothing is written. JSON nested deeper than any FHIR
 resource is a clean error for the import, not a traceback."""
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.integration.test_sfm import (
     get_medication,
     imported,
     reference,
+    renewed,
     send,
     send_from,
     set_dosage,
@@ -124,26 +126,30 @@ def test_a_send_that_would_take_the_list_past_its_limit_is_refused_before_it_is_
     assert snapshot(server.db, audit=False) == before
 
 
-def test_a_send_that_changes_more_medicines_than_allowed_changes_nothing(
+def test_a_send_that_writes_more_than_allowed_changes_nothing(
     server: LiveServer, read: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bounds, "MAX_SFM_CHANGES", 2)
+    """A renewal writes three resources (the new prescription, the one it completes, the
+    entry that moves to it); with a dose change besides, one too many."""
+    monkeypatch.setattr(bounds, "MAX_SFM_WRITES", 3)
+    lapatinib = "26e1fef6-3c6b-4558-a009-22c7e4b6970f"
 
-    def three(bundle: dict[str, Any]) -> None:
-        set_dosage(bundle, "Lapatinib", "4 tabletter morgen daglig")
-        for n in range(2):
-            _prescribe_new(bundle, (f"{910000 + n}", "C10AA01", f"Legemiddel {n}"))
+    def renewal(bundle: dict[str, Any]) -> None:
+        renewed(bundle, "Lapatinib", lapatinib, str(uuid.uuid4()), "1")
+
+    def renewal_and_dose(bundle: dict[str, Any]) -> None:
+        renewal(bundle)
+        set_dosage(bundle, "Akamprosat", "2 tabletter morgen")
 
     before = snapshot(server.db, audit=False)
     with server.client("gp") as gp:
-        r = send(gp, send_from(read, three))
+        r = send(gp, send_from(read, renewal_and_dose))
         assert r.status_code == 422, r.text
-        assert "one send changes at most 2" in outcome_text(r)
-        assert detail(r) == {"limit": "2", "changes": "3"}
-        after = snapshot(server.db, audit=False)
-        assert after == before
-        # two changes are taken
-        r = send(gp, send_from(read, lambda b: _prescribe_new(b, ("920000", "C10AA01", "X"))))
+        assert "one send writes at most 3" in outcome_text(r)
+        assert detail(r) == {"limit": "3", "writes": "4"}
+        assert snapshot(server.db, audit=False) == before
+        # the renewal alone is taken
+        r = send(gp, send_from(read, renewal))
         assert r.status_code == 200, r.text
 
 

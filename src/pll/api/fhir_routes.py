@@ -1112,7 +1112,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     {"url": "maxSfmEntries", "valueInteger": limits.MAX_SFM_ENTRIES},
                     {"url": "maxSfmStatements", "valueInteger": limits.MAX_SFM_STATEMENTS},
                     {"url": "maxSfmRequests", "valueInteger": limits.MAX_SFM_REQUESTS},
-                    {"url": "maxSfmChanges", "valueInteger": limits.MAX_SFM_CHANGES},
+                    {"url": "maxSfmWrites", "valueInteger": limits.MAX_SFM_WRITES},
                     {"url": "maxProposalItems", "valueInteger": limits.MAX_PROPOSAL_ITEMS},
                     {"url": "maxPendingItems", "valueInteger": limits.MAX_PENDING_ITEMS},
                     {"url": "maxPackingItems", "valueInteger": limits.MAX_PACKING_ITEMS},
@@ -1157,8 +1157,9 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     f"at most {limits.MAX_SOURCE_ITEMS} resources. An SFM document "
                     f"($sendMedication) holds at most {limits.MAX_SFM_ENTRIES} entries, "
                     f"{limits.MAX_SFM_STATEMENTS} MedicationStatements and "
-                    f"{limits.MAX_SFM_REQUESTS} MedicationRequests, and one send changes at "
-                    f"most {limits.MAX_SFM_CHANGES} medicines. A multidose proposal holds at "
+                    f"{limits.MAX_SFM_REQUESTS} MedicationRequests, and one send writes at "
+                    f"most {limits.MAX_SFM_WRITES} prescriptions and entries (a renewal also "
+                    "the prescription it renews). A multidose proposal holds at "
                     f"most {limits.MAX_PROPOSAL_ITEMS} items and a packing report "
                     f"{limits.MAX_PACKING_ITEMS}; at most {limits.MAX_PENDING_ITEMS} proposed "
                     "items wait for the doctor at once (and one $decide names at most as many). "

@@ -55,10 +55,13 @@ MAX_SFM_ENTRIES = 5_000
 MAX_SFM_STATEMENTS = 1_000
 MAX_SFM_REQUESTS = 300
 
-#: Medicines one ``$sendMedication`` changes (puts on the list, changes, discontinues,
-#: prescribes, renews or recalls): as many as a whole list holds. Checked before the send is
-#: written, as is the size of the list it would leave (``MAX_LIST_ENTRIES``).
-MAX_SFM_CHANGES = MAX_LIST_ENTRIES
+#: Resources one ``$sendMedication`` writes: each prescription and entry it creates or
+#: changes, and for a renewal the prescription it renews too. 200 new medicines with their
+#: prescriptions fit (a full transaction Bundle's worth of medicines), or 133 renewals; a
+#: larger change is sent in parts. It keeps the largest send's transaction near that of the
+#: largest Bundle (``bench/operation_limits_bench.py``). Checked before anything is written,
+#: as is the size of the list the send would leave (``MAX_LIST_ENTRIES``).
+MAX_SFM_WRITES = 2 * MAX_BUNDLE_ENTRIES
 
 #: Items in one multidose pharmacy's proposal (``List/$propose``, M25.2): a pharmacy proposes
 #: a few changes at a time; a proposal may still touch a third of the fullest list.

@@ -174,7 +174,11 @@ class SfmService:
             rxs = repo.all_prescriptions(conn, head.id) if head else {}
             plan = _Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
             ops = plan.ops()
-            bounds.within_changes(len({op.where for op in ops}))
+            # a renewal also completes the prescription it renews
+            renewed = [
+                o for o in ops if o.kind == "create" and "priorPrescription" in (o.resource or {})
+            ]
+            bounds.within_writes(len(ops) + len(renewed))
             try:
                 # SFM creates the PLL with the first send (createPLL): so does PLL
                 result = svc.apply_in(

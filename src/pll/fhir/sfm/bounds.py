@@ -6,7 +6,7 @@ A document is counted as it came — entries of the Bundle, ``MedicationStatemen
 before it is validated, and a send's statements are checked as PLL will keep them before
 the transaction opens (:func:`check_ahead`), so that a send holds the database only for
 the work on the list itself. What the send would leave on the list, and how many medicines
-it changes, is told before anything is written. Nothing here touches a database.
+how much it writes, is told before anything is written. Nothing here touches a database.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 from pll.domain.errors import InvalidInput, RuleRefused
 from pll.domain.limits import (
     MAX_LIST_ENTRIES,
-    MAX_SFM_CHANGES,
     MAX_SFM_ENTRIES,
     MAX_SFM_REQUESTS,
     MAX_SFM_STATEMENTS,
+    MAX_SFM_WRITES,
 )
 from pll.domain.model import IN_USE
 from pll.fhir.sfm.reading import Document, check_item
@@ -89,14 +89,15 @@ def within_list_limit(doc: Document) -> None:
         )
 
 
-def within_changes(changed: int) -> None:
-    """Refuse a send that changes more than :data:`MAX_SFM_CHANGES` medicines, before
-    any of it is written."""
-    if changed > MAX_SFM_CHANGES:
+def within_writes(count: int) -> None:
+    """Refuse a send that writes more than :data:`MAX_SFM_WRITES` resources (each
+    prescription and entry it creates or changes, and for a renewal the prescription it
+    renews), before any of it is written."""
+    if count > MAX_SFM_WRITES:
         raise RuleRefused(
-            f"Nothing was saved: the send changes {changed} medicines; one send changes at "
-            f"most {MAX_SFM_CHANGES} (as many as a list holds). Send the changes in parts, "
-            "each on a new $getMedication.",
+            f"Nothing was saved: the send writes {count} prescriptions and entries (a renewal "
+            f"writes the prescription it renews too); one send writes at most "
+            f"{MAX_SFM_WRITES}. Send the changes in parts, each on a new $getMedication.",
             "Bundle.entry[0].resource.section",
-            {"limit": str(MAX_SFM_CHANGES), "changes": str(changed)},
+            {"limit": str(MAX_SFM_WRITES), "writes": str(count)},
         )
