@@ -13,6 +13,7 @@ import httpx
 
 from pll.domain import limits
 from tests.conftest import LiveServer, snapshot
+from tests.integration import test_web_reconcile as web
 from tests.integration.builders import DRUGS, ok, outcome_text
 from tests.integration.test_multidose import (
     decision,
@@ -131,3 +132,36 @@ def test_metadata_states_the_operations_limits(server: LiveServer) -> None:
     assert f"writes at most {limits.MAX_SFM_WRITES} prescriptions and entries" in text
     assert f"proposal holds at most {limits.MAX_PROPOSAL_ITEMS} items" in text
     assert f"at most {limits.MAX_PENDING_ITEMS} proposed items wait" in text
+
+
+def test_the_pharmacy_pages_say_the_limits_in_norwegian(server: LiveServer) -> None:
+    with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
+        pharmacist.timeout = 120
+        p = new_patient(gp)
+        for _ in range(limits.MAX_PENDING_ITEMS // limits.MAX_PROPOSAL_ITEMS):
+            ok(propose(pharmacist, p.list_id, p.pid, limits.MAX_PROPOSAL_ITEMS))
+        version = ok(gp.get(f"/fhir/List/{p.list_id}"))["meta"]["versionId"]
+    page = f"/apotek/pasient/{p.pid}"
+    before = snapshot(server.db, audit=False)
+    with web.logged_in(server, "pharmacist") as browser:
+        form = {
+            "csrf": web.csrf(browser, f"{page}/nytt"),
+            "drug": "Paracet 500 mg",
+            "dose-mode": "text",
+            "dose-text": "1 tablett ved behov",
+        }
+        r = browser.post(f"{page}/nytt", data=form)
+        assert r.status_code == 422, r.text
+        assert f"{limits.MAX_PENDING_ITEMS} forslag venter allerede på legens avgjørelse" in r.text
+        over = [p.entries["Metformin"]["id"]] * (limits.MAX_PACKING_ITEMS + 1)
+        packing = {
+            "csrf": web.csrf(browser, page),
+            "start": "2026-11-23",
+            "end": "2026-12-06",
+            "version": version,
+            "entry": over,
+        }
+        r = browser.post(f"{page}/pakking", data=packing)
+        assert r.status_code == 422, r.text
+        assert f"Høyst {limits.MAX_PACKING_ITEMS} legemidler kan sendes på én gang" in r.text
+    assert snapshot(server.db, audit=False) == before

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from pll.auth.access import Verb
 from pll.domain.diff import FieldChange, diff_content
-from pll.domain.errors import ChecksRefused, Conflict, Forbidden, InvalidInput
+from pll.domain.errors import ChecksRefused, Conflict, Forbidden, InvalidInput, RuleRefused
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
 from pll.domain.multidose import ADMINISTRATION
@@ -381,13 +381,33 @@ def _version(web: Web) -> int:
 
 def _send(web: Web, pid: str, item: dict[str, Any]) -> Response:
     note = web.field("note")[:1000]
-    _service(web).propose(
-        web.access(pid),
-        _list_id(web, pid),
-        _params(item, {"name": "note", "valueString": note} if note else None),
-    )
+    try:
+        _service(web).propose(
+            web.access(pid),
+            _list_id(web, pid),
+            _params(item, {"name": "note", "valueString": note} if note else None),
+        )
+    except RuleRefused as exc:
+        raise _limit_in_norwegian(exc) from None
     web.notice("Forslaget er sendt til legen. Listen endres først når legen godtar det.")
     return web.redirect(_basis_url(pid))
+
+
+def _limit_in_norwegian(exc: RuleRefused) -> RuleRefused:
+    """A request limit the service refused by (``pll.domain.limits``), said in Norwegian."""
+    d = exc.details
+    if "pending" in d:
+        message = (
+            f"{d['pending']} forslag venter allerede på legens avgjørelse, og høyst "
+            f"{d['limit']} kan vente samtidig. Send forslaget når legen har avgjort dem."
+        )
+    elif "items" in d:
+        message = (
+            f"Høyst {d['limit']} legemidler kan sendes på én gang; skjemaet hadde {d['items']}."
+        )
+    else:
+        return exc
+    return RuleRefused(message, exc.expression, d)
 
 
 def propose_change(web: Web) -> Response:
@@ -518,6 +538,8 @@ def report_packing(web: Web) -> Response:
         answer = _service(web).packing_report(web.access(pid), _list_id(web, pid), body)
     except Conflict as exc:
         raise Conflict(_packing_refused(web, pid, exc), exc.expression, exc.details) from None
+    except RuleRefused as exc:
+        raise _limit_in_norwegian(exc) from None
     params = answer["parameter"]
     web.notice(
         f"Pakkerapporten for {start:%d.%m.%Y}–{end:%d.%m.%Y} er mottatt "
