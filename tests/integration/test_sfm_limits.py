@@ -148,6 +148,16 @@ def test_a_send_that_writes_more_than_allowed_changes_nothing(
         assert "one send writes at most 3" in outcome_text(r)
         assert detail(r) == {"limit": "3", "writes": "4"}
         assert snapshot(server.db, audit=False) == before
+
+        # more new prescriptions than writes allowed: refused before the send is planned
+        def four_new(bundle: dict[str, Any]) -> None:
+            for n in range(4):
+                _prescribe_new(bundle, (f"{930000 + n}", "C10AA01", f"Legemiddel {n}"))
+
+        r = send(gp, send_from(read, four_new))
+        assert r.status_code == 422, r.text
+        assert "the send writes at least 4 prescriptions and entries" in outcome_text(r)
+        assert snapshot(server.db, audit=False) == before
         # the renewal alone is taken
         r = send(gp, send_from(read, renewal))
         assert r.status_code == 200, r.text

@@ -157,6 +157,7 @@ class SfmService:
                 "Bundle.entry[0].resource.relatesTo",
             )
         bounds.within_list_limit(doc)
+        bounds.within_writes(sum(1 for i in doc.items if i.create), at_least=True)
         bounds.check_ahead(doc)
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:

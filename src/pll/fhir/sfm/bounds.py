@@ -89,14 +89,16 @@ def within_list_limit(doc: Document) -> None:
         )
 
 
-def within_writes(count: int) -> None:
+def within_writes(count: int, *, at_least: bool = False) -> None:
     """Refuse a send that writes more than :data:`MAX_SFM_WRITES` resources (each
     prescription and entry it creates or changes, and for a renewal the prescription it
-    renews), before any of it is written."""
+    renews), before any of it is written; ``at_least`` when ``count`` is a lower bound, known
+    before the send is planned (each new prescription writes at least itself)."""
     if count > MAX_SFM_WRITES:
+        some = "at least " if at_least else ""
         raise RuleRefused(
-            f"Nothing was saved: the send writes {count} prescriptions and entries (a renewal "
-            f"writes the prescription it renews too); one send writes at most "
+            f"Nothing was saved: the send writes {some}{count} prescriptions and entries (a "
+            "renewal writes the prescription it renews too); one send writes at most "
             f"{MAX_SFM_WRITES}. Send the changes in parts, each on a new $getMedication.",
             "Bundle.entry[0].resource.section",
             {"limit": str(MAX_SFM_WRITES), "writes": str(count)},
