@@ -443,6 +443,7 @@ def test_metadata_states_the_limits(server: LiveServer) -> None:
         "maxProposalItems": limits.MAX_PROPOSAL_ITEMS,
         "maxPendingItems": limits.MAX_PENDING_ITEMS,
         "maxPackingItems": limits.MAX_PACKING_ITEMS,
+        "maxActiveReactions": limits.MAX_ACTIVE_REACTIONS,
     }
     text = capability["rest"][0]["documentation"]
     assert f"holds at most {limits.MAX_BUNDLE_ENTRIES} entries" in text

@@ -1116,6 +1116,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     {"url": "maxProposalItems", "valueInteger": limits.MAX_PROPOSAL_ITEMS},
                     {"url": "maxPendingItems", "valueInteger": limits.MAX_PENDING_ITEMS},
                     {"url": "maxPackingItems", "valueInteger": limits.MAX_PACKING_ITEMS},
+                    {"url": "maxActiveReactions", "valueInteger": limits.MAX_ACTIVE_REACTIONS},
                 ],
             }
         ],
