@@ -58,6 +58,7 @@ from pll.fhir.sfm.reading import (
 from pll.fhir.validate import validate
 from pll.services.allergies import Allergies
 from pll.services.lists import ChangeResult, Op, PLLService, early_refusal
+from pll.services.sfm.merge import merged_entry, plain, view
 from pll.store import allergies as allergy_store
 from pll.store import multidose as multidose_store
 from pll.store import repository as repo
@@ -579,16 +580,11 @@ def _shown_json(document: dict[str, Any], shown: Shown) -> dict[str, Any]:
     the document itself), so a send is compared with what the doctor saw, not with what PLL
     holds beyond it."""
     views = {
-        item.pll_id: _plain(_view(item.entry))
+        item.pll_id: plain(view(item.entry))
         for item in read_document(medication_document(document), check=False).items
         if item.pll_id
     }
     return {"entries": shown.entries, "heads": shown.heads, "views": views}
-
-
-def _plain(value: Any) -> Any:
-    """As JSON gives it back (tuples become lists), so stored and fresh views compare."""
-    return orjson.loads(orjson.dumps(value))
 
 
 def _snapshot(conn: Connection, patient_id: str, now: datetime) -> Snapshot:
@@ -634,121 +630,6 @@ def _snapshot(conn: Connection, patient_id: str, now: datetime) -> Snapshot:
 
 
 # -- a send, item by item ------------------------------------------------------------------------
-
-
-def _view(content: dict[str, Any]) -> dict[str, Any]:
-    """What an SFM statement says about an entry, to tell whether a send changed it."""
-    concept = content.get("medicationCodeableConcept") or {}
-    dosages = content.get("dosage") or []
-    return {
-        "status": content.get("status"),
-        "drug": sorted(
-            (str(x.get("system")), str(x.get("code"))) for x in concept.get("coding") or []
-        )
-        or concept.get("text"),
-        "dosage": "\n".join(str(d["text"]) for d in dosages if d.get("text")) or None,
-        "patientInstruction": next(
-            (d["patientInstruction"] for d in dosages if d.get("patientInstruction")), None
-        ),
-        "additionalInstruction": [
-            (str(x.get("system")), str(x.get("code")))
-            for d in dosages
-            for a in d.get("additionalInstruction") or []
-            for x in a.get("coding") or []
-        ],
-        "use": c.code_of(content.get("category"), systems.TREATMENT_TYPE),
-        "area": next((r.get("text") for r in content.get("reasonCode") or []), None),
-        "start": content.get("effectiveDateTime")
-        or (content.get("effectivePeriod") or {}).get("start"),
-        "multidose": c.ext(content, c.ADMINISTRATION),
-    }
-
-
-def _set_dosage_text(merged: dict[str, Any], sent: dict[str, Any]) -> None:
-    # SFM says the dosage as text: a new text replaces the regimen (its structure included)
-    text = "\n".join(str(d["text"]) for d in sent.get("dosage") or [] if d.get("text"))
-    first = dict((merged.get("dosage") or [{}])[0])
-    kept = {k: first[k] for k in ("patientInstruction", "additionalInstruction") if k in first}
-    if text:
-        merged["dosage"] = [{"text": text, **kept}]
-    else:
-        merged.pop("dosage", None)
-
-
-def _set_instruction(key: str) -> Any:
-    def apply(merged: dict[str, Any], sent: dict[str, Any]) -> None:
-        value = next((d[key] for d in sent.get("dosage") or [] if d.get(key)), None)
-        dosages = merged.get("dosage") or []
-        if not dosages:
-            merged["dosage"] = copy.deepcopy(sent.get("dosage") or [])
-            return
-        if value is None:
-            dosages[0].pop(key, None)
-        else:
-            dosages[0][key] = copy.deepcopy(value)
-
-    return apply
-
-
-def _set_start(merged: dict[str, Any], sent: dict[str, Any]) -> None:
-    start = sent.get("effectiveDateTime")
-    if "effectivePeriod" in merged:
-        if start:
-            merged["effectivePeriod"]["start"] = start
-        else:
-            merged["effectivePeriod"].pop("start", None)
-    elif start:
-        merged["effectiveDateTime"] = start
-    else:
-        merged.pop("effectiveDateTime", None)
-
-
-def _set_multidose(merged: dict[str, Any], sent: dict[str, Any]) -> None:
-    others = [e for e in merged.get("extension") or [] if e.get("url") != c.ADMINISTRATION]
-    extensions = others + copy.deepcopy(c.ext(sent, c.ADMINISTRATION))
-    if extensions:
-        merged["extension"] = extensions
-    else:
-        merged.pop("extension", None)
-
-
-def _set(element: str) -> Any:
-    def apply(merged: dict[str, Any], sent: dict[str, Any]) -> None:
-        if element in sent:
-            merged[element] = copy.deepcopy(sent[element])
-        else:
-            merged.pop(element, None)
-
-    return apply
-
-
-#: How each part of the view is written into PLL's entry: only that part.
-_APPLY = {
-    "status": _set("status"),
-    "drug": _set("medicationCodeableConcept"),
-    "dosage": _set_dosage_text,
-    "patientInstruction": _set_instruction("patientInstruction"),
-    "additionalInstruction": _set_instruction("additionalInstruction"),
-    "use": _set("category"),
-    "area": _set("reasonCode"),
-    "start": _set_start,
-    "multidose": _set_multidose,
-}
-
-
-def _merged(
-    base: dict[str, Any], sent: dict[str, Any], before: dict[str, Any], after: dict[str, Any]
-) -> dict[str, Any]:
-    """The entry as PLL holds it, with what the send changed (``after`` differs from what
-    the read showed, ``before``) taken from the send: what SFM cannot say (structured
-    dosage, a period, coded reasons, notes) survives a send that did not touch it."""
-    merged = copy.deepcopy(base)
-    for key, apply in _APPLY.items():
-        if before.get(key) != after.get(key):
-            apply(merged, sent)
-    if after["status"] in ENDED and before.get("status") not in ENDED and sent.get("statusReason"):
-        merged["statusReason"] = copy.deepcopy(sent["statusReason"])
-    return merged
 
 
 class _Plan:
@@ -813,7 +694,7 @@ class _Plan:
         the statement must be checked as content PLL will keep)."""
         if item.pll_id is None or item.pll_id not in self.views:
             return item.pll_id is None and item.resept_id is not None
-        return bool(self.views[item.pll_id] == _plain(_view(item.entry)))
+        return bool(self.views[item.pll_id] == plain(view(item.entry)))
 
     def _no_repeats(self) -> None:
         seen: set[tuple[str, str]] = set()
@@ -953,11 +834,11 @@ class _Plan:
             return self._new_entry(item, sent, new_rx, subject)
         held = self.shown_entries.get(entry.id, entry.version)
         base = self._as_read(entry, held)
-        before = self.views.get(entry.id) or _plain(_view(base))
-        after = _plain(_view(sent))
+        before = self.views.get(entry.id) or plain(view(base))
+        after = plain(view(sent))
         if before == after and new_rx is None:
             return None  # unchanged by this send: whatever happened since stands
-        merged = _merged(base, sent, before, after)
+        merged = merged_entry(base, sent, before, after)
         links = [
             r
             for r in (base.get("basedOn") or [])
