@@ -15,10 +15,9 @@ refused — the whole send, with nothing written.
 from __future__ import annotations
 
 import copy
-import re
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -39,9 +38,6 @@ from pll.fhir import systems
 from pll.fhir.sfm import bounds
 from pll.fhir.sfm import codes as c
 from pll.fhir.sfm.document import (
-    Shown,
-    Snapshot,
-    StoredMessage,
     list_message_id,
     resept_id,
     write_document,
@@ -49,7 +45,6 @@ from pll.fhir.sfm.document import (
 from pll.fhir.sfm.reading import (
     Document,
     Item,
-    Party,
     Recall,
     check_item,
     medication_document,
@@ -59,14 +54,13 @@ from pll.fhir.validate import validate
 from pll.services.allergies import Allergies
 from pll.services.lists import ChangeResult, Op, PLLService, early_refusal
 from pll.services.sfm.merge import merged_entry, plain, view
-from pll.store import allergies as allergy_store
-from pll.store import multidose as multidose_store
+from pll.services.sfm.reads import READ_VALID_FOR, held_read, reader_key, shown_json
+from pll.services.sfm.shared import FHIR_ID, load_snapshot
 from pll.store import repository as repo
 from pll.store import sfm as store
 
-#: SFM Basis: a send must come within four hours of the read it relates to.
-READ_VALID_FOR = timedelta(hours=4)
-FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+__all__ = ["FHIR_ID", "IGNORED", "READ_VALID_FOR", "Imported", "SfmService", "reader_key"]
+
 #: ``$getMedication`` parameters SFM defines that PLL accepts but has no use for (they steer
 #: the national core record and the prescription intermediary, which PLL is not).
 IGNORED = {
@@ -120,7 +114,7 @@ class SfmService:
                 "List",
                 head.id if head else None,
             )
-            snapshot = _snapshot(conn, patient_id, now)
+            snapshot = load_snapshot(conn, patient_id, now)
             composition_id = str(uuid.uuid4())
             document, shown = write_document(
                 snapshot, composition_id, access.actor, now, history_since=since
@@ -134,7 +128,7 @@ class SfmService:
                 access.actor.to_json(),
                 now,
                 shown.list_version,
-                _shown_json(document, shown),
+                shown_json(document, shown),
             )
             return document
 
@@ -167,7 +161,7 @@ class SfmService:
             probe = store.get_read(conn, str(doc.relates_to))
             if probe is not None:
                 repo.list_row(conn, patient_id=probe.patient_id, lock=True)
-            read = self._held_read(conn, access, doc, now)
+            read = held_read(conn, access, doc, now)
             patient_id = str(read.patient_id)
             shown = orjson.loads(read.shown)
             # the list row is locked by apply_in; its id is all the plan needs before that
@@ -198,54 +192,12 @@ class SfmService:
                     exc.expression,
                     exc.details,
                 ) from None
-            after = _snapshot(conn, patient_id, now)
+            after = load_snapshot(conn, patient_id, now)
             document, now_shown = write_document(after, str(uuid.uuid4()), access.actor, now)
             store.update_read(
-                conn, doc.relates_to, now_shown.list_version, _shown_json(document, now_shown)
+                conn, doc.relates_to, now_shown.list_version, shown_json(document, now_shown)
             )
             return plan.answer(result), result
-
-    def _held_read(self, conn: Connection, access: Access, doc: Document, now: datetime) -> Any:
-        # locked: two sends on one read are taken one after the other
-        read = store.get_read(conn, str(doc.relates_to), lock=True)
-        where = "Bundle.entry[0].resource.relatesTo[0].targetIdentifier"
-        if read is None:
-            raise RuleRefused(
-                f"No $getMedication gave out the Composition {doc.relates_to!r}: "
-                "relate the send to the Composition.identifier of your last read.",
-                where,
-            )
-        if read.client_id != access.client_id or read.reader_id != reader_key(access):
-            raise RuleRefused(
-                "That $getMedication was made by another client system or another user; a "
-                "send must relate to a read of your own.",
-                where,
-            )
-        if now - read.read_at > READ_VALID_FOR:
-            raise RuleRefused(
-                f"The $getMedication this send relates to was made at {read.read_at.isoformat()}, "
-                "more than 4 hours ago. Do a new $getMedication and send again.",
-                where,
-            )
-        newest = store.latest_read_at(conn, read.patient_id, access.client_id, read.reader_id)
-        if newest is not None and newest > read.read_at:
-            raise RuleRefused(
-                f"This send relates to a $getMedication of {read.read_at.isoformat()}, but you "
-                f"read the list again at {newest.isoformat()}: relate the send to your latest "
-                "read.",
-                where,
-            )
-        if doc.patient is not None:
-            stored = repo.get_patient(conn, read.patient_id)
-            if stored is not None and not _same_person(doc.patient, orjson.loads(stored.resource)):
-                raise InvalidInput(
-                    "The document's patient is not the patient of the $getMedication it "
-                    "relates to.",
-                    "Bundle.entry[0].resource.subject",
-                )
-        return read
-
-    # -- import ------------------------------------------------------------------------------
 
     def import_document(self, data: Any, reason: str | None = None) -> Imported:
         """Bring in a ``$getMedication`` response as the list of a patient who has none.
@@ -555,78 +507,6 @@ def _with_basis(access: Access, basis: Basis | None) -> Access:
     if access.actor.role is Role.PATIENT:
         raise Forbidden("Patients do not state an access basis.")
     return replace(access, basis=basis)
-
-
-def _same_person(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    def ids(p: dict[str, Any]) -> set[tuple[str, str]]:
-        return {
-            (str(i.get("system")), str(i.get("value")))
-            for i in p.get("identifier") or []
-            if i.get("system") in (systems.FNR, systems.DNR)
-        }
-
-    mine = ids(a)
-    return not mine or bool(mine & ids(b))
-
-
-def reader_key(access: Access) -> str:
-    """Whose read it is: SFM keeps a session per user of a client system."""
-    actor = access.actor
-    return f"hpr:{actor.hpr}" if actor.hpr else f"pid:{actor.pid}" if actor.pid else actor.name
-
-
-def _shown_json(document: dict[str, Any], shown: Shown) -> dict[str, Any]:
-    """What a read showed: versions, and each entry as its statement said it (read back from
-    the document itself), so a send is compared with what the doctor saw, not with what PLL
-    holds beyond it."""
-    views = {
-        item.pll_id: plain(view(item.entry))
-        for item in read_document(medication_document(document), check=False).items
-        if item.pll_id
-    }
-    return {"entries": shown.entries, "heads": shown.heads, "views": views}
-
-
-def _snapshot(conn: Connection, patient_id: str, now: datetime) -> Snapshot:
-    prow = repo.get_patient(conn, patient_id)
-    if prow is None:
-        raise NotFound(f"Patient/{patient_id} does not exist.", "patient")
-    head = repo.list_row(conn, patient_id=patient_id)
-    lst = repo.load_list(conn, head, now) if head is not None else None
-    entries = repo.all_entries(conn, head.id) if head is not None else []
-    rxs = repo.all_prescriptions(conn, head.id) if head is not None else {}
-    md = store.get_multidose(conn, patient_id)
-    messages = []
-    list_message = None
-    for row in store.messages(conn, patient_id):
-        message = StoredMessage(
-            row.kind,
-            row.identifier,
-            row.sent_at,
-            Party.from_json(orjson.loads(row.author)) if row.author else None,
-            orjson.loads(row.detail),
-        )
-        if row.kind == "M25.1":
-            if lst is not None and row.list_version == lst.version:
-                list_message = message
-        else:
-            messages.append(message)
-    return Snapshot(
-        patient_id=patient_id,
-        patient=orjson.loads(prow.resource),
-        lst=lst,
-        entries=entries,
-        prescriptions=rxs,
-        dispenses=store.dispenses(conn, patient_id),
-        allergies=[orjson.loads(r.resource) for r in allergy_store.for_patient(conn, patient_id)],
-        doctor=Party.from_json(orjson.loads(md.doctor)) if md is not None and md.doctor else None,
-        pharmacy=Party.from_json(orjson.loads(md.pharmacy))
-        if md is not None and md.pharmacy
-        else None,
-        list_message=list_message,
-        messages=messages,
-        paper=multidose_store.state(conn, patient_id).paper,
-    )
 
 
 # -- a send, item by item ------------------------------------------------------------------------
