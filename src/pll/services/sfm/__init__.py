@@ -29,31 +29,25 @@ from pll.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
-    RuleRefused,
     VersionConflict,
 )
 from pll.domain.identifiers import parse_person_identifier
-from pll.domain.model import ENDED, IN_USE, RX_ACTIVE, Entry, Prescription, Role
+from pll.domain.model import ENDED, Role
 from pll.fhir import systems
 from pll.fhir.sfm import bounds
 from pll.fhir.sfm import codes as c
 from pll.fhir.sfm.document import (
-    list_message_id,
-    resept_id,
     write_document,
 )
 from pll.fhir.sfm.reading import (
     Document,
-    Item,
-    Recall,
-    check_item,
     medication_document,
     read_document,
 )
 from pll.fhir.validate import validate
 from pll.services.allergies import Allergies
 from pll.services.lists import ChangeResult, Op, PLLService, early_refusal
-from pll.services.sfm.merge import merged_entry, plain, view
+from pll.services.sfm.plan import Plan
 from pll.services.sfm.reads import READ_VALID_FOR, held_read, reader_key, shown_json
 from pll.services.sfm.shared import FHIR_ID, load_snapshot
 from pll.store import repository as repo
@@ -168,7 +162,7 @@ class SfmService:
             head = repo.list_row(conn, patient_id=patient_id)
             entries = {e.id: e for e in repo.all_entries(conn, head.id)} if head else {}
             rxs = repo.all_prescriptions(conn, head.id) if head else {}
-            plan = _Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
+            plan = Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
             ops = plan.ops()
             # a renewal also completes the prescription it renews
             renewed = [
@@ -507,308 +501,3 @@ def _with_basis(access: Access, basis: Basis | None) -> Access:
     if access.actor.role is Role.PATIENT:
         raise Forbidden("Patients do not state an access basis.")
     return replace(access, basis=basis)
-
-
-# -- a send, item by item ------------------------------------------------------------------------
-
-
-class _Plan:
-    """Turns a send into operations on the list, against what the read showed."""
-
-    def __init__(
-        self,
-        svc: PLLService,
-        conn: Connection,
-        access: Access,
-        patient_id: str,
-        doc: Document,
-        shown: dict[str, Any],
-        entries: dict[str, Entry],
-        rxs: dict[str, Prescription],
-        now: datetime,
-    ) -> None:
-        self.svc, self.conn, self.access = svc, conn, access
-        self.patient_id, self.doc, self.now = patient_id, doc, now
-        self.shown_entries: dict[str, int] = shown.get("entries", {})
-        self.shown_heads: dict[str, int] = shown.get("heads", {})
-        self.views: dict[str, Any] = shown.get("views", {})
-        self.entries, self.rxs = entries, rxs
-        self.by_resept = {resept_id(rx): rx.id for rx in rxs.values()}
-        self.created: list[str] = []
-        self.recalled: list[str] = []
-
-    def _rx(self, resept: str | None) -> str | None:
-        return self.by_resept.get(resept) if resept else None
-
-    def ops(self) -> list[Op]:
-        self._accounted()
-        self._no_repeats()
-        prescriptions: list[Op] = []
-        statements: list[Op] = []
-        subject = {"reference": f"Patient/{self.patient_id}"}
-        for item in self.doc.items:
-            new_rx: str | None = None
-            prior: str | None = None
-            if item.create or item.recall is not None or not self._unchanged(item):
-                check_item(item)
-            if item.create:
-                new_rx, prior, op = self._prescribe(item, subject)
-                prescriptions.append(op)
-            elif item.recall is not None:
-                recall = self._recall(item, item.recall)
-                if recall is not None:
-                    prescriptions.append(recall)
-            elif item.resept_id and self._rx(item.resept_id) is None:
-                raise InvalidInput(
-                    f"ReseptId {item.resept_id!r} is not a prescription of this list; a new "
-                    "prescription says so with sfm-reseptamendment.createeresept = true.",
-                    f"{item.where}.identifier",
-                )
-            statement = self._statement(item, new_rx, prior, subject)
-            if statement is not None:
-                statements.append(statement)
-        return prescriptions + statements
-
-    def _unchanged(self, item: Item) -> bool:
-        """The statement says of its entry what the read showed (cheap; decides whether
-        the statement must be checked as content PLL will keep)."""
-        if item.pll_id is None or item.pll_id not in self.views:
-            return item.pll_id is None and item.resept_id is not None
-        return bool(self.views[item.pll_id] == plain(view(item.entry)))
-
-    def _no_repeats(self) -> None:
-        seen: set[tuple[str, str]] = set()
-        for item in self.doc.items:
-            for kind, value in (("PLL", item.pll_id), ("ReseptId", item.resept_id)):
-                if value is None:
-                    continue
-                if (kind, value) in seen:
-                    raise InvalidInput(
-                        f"{kind} {value} is in the send twice; each entry and prescription is "
-                        "sent once.",
-                        f"{item.where}.identifier",
-                    )
-                seen.add((kind, value))
-
-    def _accounted(self) -> None:
-        """SFM: every statement and every head of chain the read showed is in the send,
-        as a statement or as the target of a recall."""
-        sent_entries = {i.pll_id for i in self.doc.items if i.pll_id}
-        sent_rx = {self._rx(i.resept_id) for i in self.doc.items} | {
-            self._rx(i.recall.recall_id) for i in self.doc.items if i.recall and i.recall.recall_id
-        }
-        missing = [f"PLL {e}" for e in self.shown_entries if e not in sent_entries] + [
-            f"ReseptId {resept_id(self.rxs[r]) if r in self.rxs else r}"
-            for r in self.shown_heads
-            if r not in sent_rx
-        ]
-        if missing:
-            raise RuleRefused(
-                "The send leaves out what your $getMedication showed: "
-                + ", ".join(missing)
-                + ". SFM Basis requires every MedicationStatement and every head of chain of "
-                "the last read in the send; nothing was saved.",
-                "Bundle.entry[0].resource.section",
-            )
-
-    def _prescribe(self, item: Item, subject: dict[str, Any]) -> tuple[str, str | None, Op]:
-        if item.prescription is None or not item.resept_id:
-            raise InvalidInput(
-                "A new prescription (createeresept) needs a ReseptId identifier.",
-                f"{item.where}.identifier",
-            )
-        if not FHIR_ID.fullmatch(item.resept_id):
-            raise InvalidInput(
-                f"ReseptId {item.resept_id!r} is not usable as an id (letters, digits, '-', '.').",
-                f"{item.where}.identifier",
-            )
-        if item.resept_id in self.by_resept or repo.resource_row(
-            self.conn, "MedicationRequest", item.resept_id
-        ):
-            raise Conflict(
-                f"ReseptId {item.resept_id} already exists: a new prescription needs a new "
-                "ReseptId (renew with recallinfo code 1 or 3 naming the old one).",
-                f"{item.where}.identifier",
-            )
-        content = copy.deepcopy(item.prescription)
-        content["status"] = "active"
-        content.pop("statusReason", None)
-        amendment = next(iter(c.ext(content, c.AMENDMENT)), None)
-        if amendment is not None:
-            # the flags of the sending act are not part of the prescription
-            amendment["extension"] = [
-                e
-                for e in amendment.get("extension") or []
-                if e.get("url") not in ("createeresept", "recallinfo", "rfstatus")
-            ]
-        actor = self.access.actor
-        content["requester"] = {
-            k: v
-            for k, v in {
-                "identifier": {"system": systems.HPR, "value": actor.hpr} if actor.hpr else None,
-                "display": actor.name,
-            }.items()
-            if v
-        }
-        content.setdefault("authoredOn", self.now.date().isoformat())
-        content["subject"] = subject
-        prior = None
-        if item.recall is not None and item.recall.code in (c.RECALL_RENEW, c.RECALL_RENEW_CHANGED):
-            prior = self._rx(item.recall.recall_id)
-            if prior is None:
-                raise InvalidInput(
-                    f"The renewal names ReseptId {item.recall.recall_id!r}, which is not a "
-                    "prescription of this list.",
-                    f"{item.where}.extension",
-                )
-            content["priorPrescription"] = {"reference": f"MedicationRequest/{prior}"}
-        self.created.append(item.resept_id)
-        if prior is not None:
-            self.recalled.append(resept_id(self.rxs[prior]))
-        return (
-            item.resept_id,
-            prior,
-            Op("create", "MedicationRequest", item.resept_id, content, where=item.where),
-        )
-
-    def _recall(self, item: Item, recall: Recall) -> Op | None:
-        """A recall of a prescription the read showed as it still is; ``None`` for
-        recallinfo on a prescription already recalled then (SFM ignores it on unchanged
-        statements)."""
-        named = recall.recall_id or item.resept_id
-        target = self._rx(named)
-        if target is None:
-            raise InvalidInput(
-                f"recallinfo names ReseptId {named!r}, which is not a prescription of this list.",
-                f"{item.where}.extension",
-            )
-        rx = self.rxs[target]
-        held = self.shown_heads.get(target)
-        if held is not None and held != rx.version:
-            raise Conflict(
-                f"ReseptId {named} was changed by {rx.changed_by.label()} at "
-                f"{rx.last_changed.isoformat()}, after your $getMedication (it is now "
-                f"{rx.status}). Do a new $getMedication and send again.",
-                f"{item.where}.extension",
-            )
-        if rx.status not in RX_ACTIVE:
-            return None
-        content = copy.deepcopy(rx.content)
-        content["status"] = "stopped"
-        reason = c.concept(c.RECALL_CODE, recall.code, c.RECALLS.get(recall.code))
-        reason["text"] = recall.text or c.RECALLS.get(recall.code, "Tilbakekalt")
-        content["statusReason"] = reason
-        self.recalled.append(resept_id(rx))
-        return Op("update", "MedicationRequest", target, content, rx.version, where=item.where)
-
-    def _statement(
-        self, item: Item, new_rx: str | None, prior: str | None, subject: dict[str, Any]
-    ) -> Op | None:
-        sent = copy.deepcopy(item.entry)
-        if item.discontinued and sent.get("status") in IN_USE:
-            sent["status"] = "stopped"
-        if sent.get("status") in ENDED and not sent.get("statusReason"):
-            sent["statusReason"] = [{"text": "Seponert (SFM $sendMedication)"}]
-        entry = self.entries.get(item.pll_id) if item.pll_id else None
-        if entry is None:
-            return self._new_entry(item, sent, new_rx, subject)
-        held = self.shown_entries.get(entry.id, entry.version)
-        base = self._as_read(entry, held)
-        before = self.views.get(entry.id) or plain(view(base))
-        after = plain(view(sent))
-        if before == after and new_rx is None:
-            return None  # unchanged by this send: whatever happened since stands
-        merged = merged_entry(base, sent, before, after)
-        links = [
-            r
-            for r in (base.get("basedOn") or [])
-            if r.get("reference") != f"MedicationRequest/{prior}"
-        ]
-        if new_rx is not None:
-            links.append({"reference": f"MedicationRequest/{new_rx}"})
-        if links:
-            merged["basedOn"] = links
-        else:
-            merged.pop("basedOn", None)
-        merged["subject"] = subject
-        return Op("update", "MedicationStatement", entry.id, merged, held, where=item.where)
-
-    def _new_entry(
-        self, item: Item, sent: dict[str, Any], new_rx: str | None, subject: dict[str, Any]
-    ) -> Op | None:
-        """A medicine put on the list: newly prescribed, registered without prescription,
-        or a prescription not on the list until now. SFM clients choose the PLL id."""
-        existing = self._rx(item.resept_id) if new_rx is None else None
-        if item.pll_id is None and new_rx is None and existing is not None:
-            return None  # a prescription not on the list, and the send leaves it so
-        if sent.get("status") not in IN_USE:
-            return None  # nothing new that is not in use
-        entry_id = self.svc.ids()
-        if item.pll_id is not None:
-            if not FHIR_ID.fullmatch(item.pll_id):
-                raise InvalidInput(
-                    f"PLL id {item.pll_id!r} is not usable as an id (letters, digits, '-', '.').",
-                    f"{item.where}.identifier",
-                )
-            if repo.resource_row(self.conn, "MedicationStatement", item.pll_id) is not None:
-                raise Conflict(
-                    f"PLL id {item.pll_id} belongs to an entry that is not on this patient's "
-                    "list as your $getMedication showed it; a new entry needs a new PLL id.",
-                    f"{item.where}.identifier",
-                )
-            entry_id = item.pll_id
-        content = {**sent, "subject": subject}
-        rx = new_rx or existing
-        if rx is not None:
-            content["basedOn"] = [{"reference": f"MedicationRequest/{rx}"}]
-        return Op("create", "MedicationStatement", entry_id, content, where=item.where)
-
-    def _as_read(self, entry: Entry, version: int) -> dict[str, Any]:
-        if version == entry.version:
-            return copy.deepcopy(entry.content)
-        row = repo.resource_version(self.conn, "MedicationStatement", entry.id, version)
-        return repo.content_of(row.resource) if row is not None else copy.deepcopy(entry.content)
-
-    def answer(self, result: ChangeResult) -> dict[str, Any]:
-        """SFM's answer: how many prescriptions and recalls, each one's result, and the
-        list's (https://simplifier.net/guide/SFMAPIBasis sendMedication)."""
-        recalled = list(self.recalled)
-        for written in result.written:
-            if (
-                written.rtype == "MedicationRequest"
-                and not written.created
-                and written.resource.get("status") in ("stopped", "completed")
-            ):
-                rid = resept_id(self.rxs[written.id]) if written.id in self.rxs else written.id
-                if rid not in recalled:
-                    recalled.append(rid)
-        params: list[dict[str, Any]] = [
-            {"name": "recallCount", "valueInteger": len(recalled)},
-            {"name": "prescriptionCount", "valueInteger": len(self.created)},
-        ]
-        for rid in self.created:
-            params.append(_operation_result(rid, "0", "OK"))
-        for rid in recalled:
-            params.append(_operation_result(rid, "1", "Tilbakekalt"))
-        if result.list_version is not None:
-            message = list_message_id(result.list_id, result.list_version)
-            params.append(
-                {
-                    "name": "PllResult",
-                    "part": [
-                        {"name": "PllmessageID", "valueString": message},
-                        {"name": "resultCode", "valueCoding": c.result_code("0", "OK")},
-                    ],
-                }
-            )
-        return {"resourceType": "Parameters", "parameter": params}
-
-
-def _operation_result(rid: str, code: str, display: str) -> dict[str, Any]:
-    return {
-        "name": "prescriptionOperationResult",
-        "part": [
-            {"name": "reseptID", "valueString": rid},
-            {"name": "resultCode", "valueCoding": c.result_code(code, display)},
-        ],
-    }
