@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from pll.api.fhir_routes import ROUTES
+from pll.api.fhir.routes import ROUTES
 from pll.config import DEFAULT_MAX_BODY
 from tests.conftest import LiveServer
 from tests.integration.builders import (

@@ -21,7 +21,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 
 from pll.api import cds_hooks, metrics, stats_routes
-from pll.api.fhir_routes import ROUTES, capability_statement
+from pll.api.fhir.capability import capability_statement
+from pll.api.fhir.routes import ROUTES
 from pll.api.http import (
     FHIR_JSON,
     AsyncHandler,
