@@ -61,8 +61,9 @@ from pll.catalog.generate import generate
 from pll.catalog.importer import import_fest
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.limits import MAX_BUNDLE_ENTRIES, MAX_LIST_ENTRIES
-from pll.store.db import Database, normalise_url
+from pll.store.db import Database
 from pll.store.schema import fest_catalog, fest_drug, fest_interaction_atc
+from pllbench.dbsetup import recreate_database
 from pllbench.drivers import Server
 
 console = Console(width=140)
@@ -93,14 +94,7 @@ class Timings:
 def _database(backend: str, pg_url: str, tmp: Path, workload: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp / f'limits-{workload}.sqlite3'}"
-    base, _, name = pg_url.rpartition("/")
-    if not name.startswith("pll_bench"):
-        raise click.BadParameter("the PostgreSQL database's name must start with pll_bench")
-    admin = sa.create_engine(normalise_url(f"{base}/postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    recreate_database(pg_url)  # only a pll_bench* database is ever dropped
     return pg_url
 
 

@@ -51,7 +51,6 @@ from typing import Any
 
 import click
 import httpx
-import sqlalchemy as sa
 import uvicorn
 from rich.console import Console
 from rich.table import Table
@@ -65,7 +64,8 @@ from pll.domain import limits
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.multidose import ADMINISTRATION
 from pll.services.lists import PLLService
-from pll.store.db import Database, normalise_url
+from pll.store.db import Database
+from pllbench.dbsetup import recreate_database
 
 console = Console(width=140)
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,14 +183,7 @@ def _client(base: str, data_dir: Path, persona: str) -> httpx.Client:
 def _database(backend: str, pg_url: str, tmp: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp / 'operation-limits.sqlite3'}"
-    base, _, name = pg_url.rpartition("/")
-    if not name.startswith("pll_bench"):
-        raise click.BadParameter("the PostgreSQL database's name must start with pll_bench")
-    admin = sa.create_engine(normalise_url(f"{base}/postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    recreate_database(pg_url)  # only a pll_bench* database is ever dropped
     return pg_url
 
 

@@ -215,7 +215,7 @@ def parse_lenient(text: str) -> tuple[Any, list[str]]:
                 f"({strict.msg}); read as JSON5"
             ]
         except RecursionError:
-            pass  # deeper than the standard library reads: parse_json said so
+            raise refused from None  # deeper than the standard library reads, too
         raise refused from None  # valid JSON that PLL does not take (nested too deep, ...)
 
 
