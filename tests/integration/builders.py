@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from pll.catalog.importer import import_fest
 from pll.domain.identifiers import generate_synthetic_fnr
+from pll.store.db import Database
 
 FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
 ATC = "http://www.whocc.no/atc"
+SMALL_FEST = Path(__file__).resolve().parents[1] / "fixtures" / "fest" / "small.xml"
 _rng = random.Random(80)
 
 
@@ -141,3 +146,31 @@ def block_consent(hpr: str, pid: str, display: str | None = None) -> dict[str, A
             "actor": [{"role": {"coding": [{"code": "PRCP"}]}, "reference": reference}],
         },
     }
+
+
+def reactions(client: httpx.Client, pid: str, atc: str, n: int) -> list[str]:
+    """``n`` recorded reactions (CAVE) to one ATC group, each a blocking finding of its own
+    against a medicine in the group; returns their ids."""
+    return [
+        ok(
+            client.post(
+                "/fhir/AllergyIntolerance",
+                json={
+                    "resourceType": "AllergyIntolerance",
+                    "patient": {"reference": f"Patient/{pid}"},
+                    "code": {"coding": [{"system": ATC, "code": atc}], "text": f"reaksjon {i}"},
+                },
+            ),
+            201,
+        )["id"]
+        for i in range(n)
+    ]
+
+
+def small_catalogue_and_list(db: Database, client: httpx.Client) -> dict[str, str]:
+    """The hand-written FEST catalogue (``tests/fixtures/fest/small.xml``) imported, and a
+    new patient with an empty PLL: ``{"pid": ..., "list": ...}``."""
+    with SMALL_FEST.open("rb") as extract:
+        import_fest(db, extract, SMALL_FEST.name, now=datetime(2026, 11, 22, tzinfo=UTC))
+    pid, list_id = new_patient_with_list(client)
+    return {"pid": pid, "list": list_id}

@@ -9,21 +9,23 @@ entries show what the real numbers would need hundreds for; others use the real 
 
 from __future__ import annotations
 
-import io
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from pll.catalog.importer import import_fest
 from pll.domain import changes, limits
 from pll.fhir import findings
 from pll.services import allergies, transaction
 from tests.conftest import LiveServer, snapshot
-from tests.integration.builders import new_patient_with_list, ok, outcome_text
+from tests.integration.builders import (
+    ok,
+    outcome_text,
+    reactions,
+    small_catalogue_and_list,
+)
 from tests.integration.builders import patient as new_patient
 
 SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "fest" / "small.xml"
@@ -36,15 +38,8 @@ CLARITHRO = ("173456", "J01FA09", "Klaritromycin Fjordpharma Tab 500 mg")
 
 @pytest.fixture
 def patient(server: LiveServer) -> dict[str, str]:
-    import_fest(
-        server.db,
-        io.BytesIO(SMALL.read_bytes()),
-        "small.xml",
-        now=datetime(2026, 11, 22, tzinfo=UTC),
-    )
     with server.client() as gp:
-        pid, list_id = new_patient_with_list(gp)
-    return {"pid": pid, "list": list_id}
+        return small_catalogue_and_list(server.db, gp)
 
 
 def statement(pid: str, drug: tuple[str, str, str] | str) -> dict[str, Any]:
@@ -197,24 +192,6 @@ def test_every_answer_is_capped_blocking_first_with_the_count_left_out(
         assert len(cards) == 6
         assert cards[-1]["summary"] == "2 funn til er utelatt"
         assert cards[-1]["indicator"] == "info"
-
-
-def reactions(gp: httpx.Client, pid: str, atc: str, n: int) -> list[str]:
-    """``n`` recorded reactions to one ATC group: each is a CAVE finding of its own."""
-    return [
-        ok(
-            gp.post(
-                "/fhir/AllergyIntolerance",
-                json={
-                    "resourceType": "AllergyIntolerance",
-                    "patient": {"reference": f"Patient/{pid}"},
-                    "code": {"coding": [{"system": ATC, "code": atc}], "text": f"reaksjon {i}"},
-                },
-            ),
-            201,
-        )["id"]
-        for i in range(n)
-    ]
 
 
 def test_every_blocking_finding_is_shown_past_the_cap_and_an_override_names_only_those(

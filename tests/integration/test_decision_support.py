@@ -13,7 +13,11 @@ import pytest
 
 from pll.catalog.importer import import_fest
 from tests.conftest import LiveServer, snapshot
-from tests.integration.builders import new_patient_with_list, ok, outcome_text
+from tests.integration.builders import (
+    ok,
+    outcome_text,
+    small_catalogue_and_list,
+)
 
 SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "fest" / "small.xml"
 FEST = "http://ehelse.no/fhir/CodeSystem/FEST"
@@ -42,15 +46,8 @@ def entry(pid: str, drug: tuple[str, str, str]) -> dict[str, Any]:
 
 @pytest.fixture
 def setup(server: LiveServer) -> dict[str, Any]:
-    import_fest(
-        server.db,
-        io.BytesIO(SMALL.read_bytes()),
-        "small.xml",
-        now=datetime(2026, 11, 22, tzinfo=UTC),
-    )
     with server.client() as gp:
-        pid, list_id = new_patient_with_list(gp)
-    return {"pid": pid, "list": list_id}
+        return small_catalogue_and_list(server.db, gp)
 
 
 def add(gp: httpx.Client, pid: str, drug: tuple[str, str, str], **headers: str) -> httpx.Response:

@@ -14,8 +14,8 @@ from pathlib import Path
 from pll.catalog.importer import import_fest
 from pll.domain import limits
 from tests.conftest import LiveServer, snapshot
-from tests.e2e.scenes import ATC, METFORMIN, SIMVASTATIN, patient_with_medicines
-from tests.integration.builders import ok
+from tests.e2e.scenes import METFORMIN, SIMVASTATIN, patient_with_medicines
+from tests.integration.builders import ok, reactions
 from tests.integration.test_web_reconcile import (
     SERTRALIN,
     compare,
@@ -39,23 +39,10 @@ FINDING = re.compile(r'<li class="finding (\w+)"><strong>[^<]*</strong> ([^<]*)<
 N = limits.MAX_FINDINGS + 5
 
 
-def reactions(server: LiveServer, pid: str, atc: str) -> list[str]:
+def blocking_reactions(server: LiveServer, pid: str, atc: str) -> list[str]:
     """``N`` recorded reactions to one ATC group: each is a blocking CAVE finding."""
     with server.client("gp") as api:
-        return [
-            ok(
-                api.post(
-                    "/fhir/AllergyIntolerance",
-                    json={
-                        "resourceType": "AllergyIntolerance",
-                        "patient": {"reference": f"Patient/{pid}"},
-                        "code": {"coding": [{"system": ATC, "code": atc}], "text": f"reaksjon {i}"},
-                    },
-                ),
-                201,
-            )["id"]
-            for i in range(N)
-        ]
+        return reactions(api, pid, atc, N)
 
 
 def shown(html: str) -> list[tuple[str, str]]:
@@ -87,7 +74,7 @@ def test_a_refused_change_shows_every_blocking_finding_and_is_saved_with_the_ove
     """Samstemming brings a medicine with more blocking findings than an answer's cap: the
     page the refusal leads to shows them all, and the override it sends is taken."""
     scene = patient_with_medicines(server, METFORMIN)
-    cave = reactions(server, scene.pid, "N06AB")
+    cave = blocking_reactions(server, scene.pid, "N06AB")
     upload = discharge(
         statement(METFORMIN, "1 tablett morgen"), statement(SERTRALIN, "1 tablett morgen")
     )
@@ -127,7 +114,7 @@ def test_prescribing_shows_every_blocking_finding_before_saving(server: LiveServ
         now=datetime(2026, 11, 22, tzinfo=UTC),
     )
     scene = patient_with_medicines(server, SIMVASTATIN)
-    cave = reactions(server, scene.pid, "J01FA")
+    cave = blocking_reactions(server, scene.pid, "J01FA")
     prescribe = f"/lege/pasient/{scene.pid}/ny"
     with logged_in(server, "gp") as gp:
         opened(gp, scene.fnr)
@@ -160,7 +147,7 @@ def test_an_override_sent_without_a_shown_finding_is_refused(server: LiveServer)
     """A page that named fewer blocking findings than the change brings (as a stale page
     would) saves nothing: the findings page is shown again with all of them."""
     scene = patient_with_medicines(server, METFORMIN)
-    cave = reactions(server, scene.pid, "N06AB")
+    cave = blocking_reactions(server, scene.pid, "N06AB")
     upload = discharge(
         statement(METFORMIN, "1 tablett morgen"), statement(SERTRALIN, "1 tablett morgen")
     )
