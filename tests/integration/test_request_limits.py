@@ -140,9 +140,20 @@ def test_a_body_within_the_limit_is_taken(server: LiveServer, small: str) -> Non
 
 
 def test_the_web_ui_refuses_in_norwegian(server: LiveServer, small: str) -> None:
-    r = httpx.post(f"{small}/logg-inn", content=b"a" * (LIMIT + 1))
+    """A form declared past the limit: refused unread, on a page of the web UI's own."""
+    r = httpx.post(
+        f"{small}/logg-inn/utvikler",
+        content=b"a" * (LIMIT + 1),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Referer": f"{small}/logg-inn",
+        },
+    )
     assert r.status_code == 413
-    assert "større enn serveren tar imot" in r.text
+    assert r.headers["connection"] == "close"
+    assert "større enn serveren tar imot (65 536 byte)" in r.text
+    assert "Ingenting ble endret." in r.text
+    assert '<a href="/logg-inn">Tilbake</a>' in r.text  # back to the form it came from
 
 
 def test_a_form_streamed_past_the_limit_is_refused_in_norwegian(

@@ -138,6 +138,16 @@ def test_prescribing_shows_every_blocking_finding_before_saving(server: LiveServ
         reason = "Vurdert: kort kur, statin pauses"
         r = send(gp, findings, ("override-reason", reason))
         assert r.status_code == 303, r.text
+        # the list page reminds of the first ten and counts the rest, not 106 notices
+        notices = re.findall(
+            r'<p class="notice" role="status">([^<]*)</p>', gp.get(r.headers["location"]).text
+        )
+        reminders = [unescape(n) for n in notices if n.startswith("Merk: ")]
+        assert len(reminders) == 11
+        assert reminders[0].startswith("Merk: Interaksjon") or reminders[0].startswith("Merk: CAVE")
+        assert reminders[-1] == (
+            f"Merk: {N + 1 - 10} funn til er ikke gjentatt her; de ble vist før du lagret."
+        )
     assert "Klaritromycin Fjordpharma Tab 500 mg" in on_list(server, scene)
     (kept,) = [o for o in overrides(server, scene.list_id) if reason in o]
     assert all(c in kept for c in cave)

@@ -2,9 +2,11 @@
 
 Pure ASGI middleware around the API and the web UI alike (DESIGN §3 rule 8: every request's
 size is bounded). A body whose declared ``Content-Length`` passes the limit is refused with
-413 before a byte of it is read; a body sent without a length (chunked) is counted as it
-arrives and refused the moment it passes. A client that disconnects before its body is in
-is no application error: it is logged as one line at info level, and nothing was done.
+413 before a byte of it is read (for the web UI, as its page first reads the form, so that
+the web UI answers with a page of its own); a body sent without a length (chunked) is
+counted as it arrives and refused the moment it passes. A client that disconnects before
+its body is in is no application error: it is logged as one line at info level, and
+nothing was done.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body:
+        over = declared is not None and declared > self.max_body
+        if over and scope["path"].startswith(_API_PREFIXES):
             await self._refuse(scope, send)
             return
         received = 0
@@ -48,6 +51,10 @@ class BodyLimit:
 
         async def counted() -> Message:
             nonlocal received
+            if over:
+                # a web page's form: refused as it is read, so the web UI answers with a
+                # page of its own (header, the user's name, a way back); still unread
+                raise BodyTooLarge
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))

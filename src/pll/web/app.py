@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -23,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from pll.api.limits import BodyTooLarge, disconnected, too_large
+from pll.api.limits import BodyTooLarge, disconnected
 from pll.config import Settings
 from pll.domain.errors import DomainError, NotFound
 from pll.services.lists import PLLService
@@ -82,7 +83,20 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _too_large(request: Request, _: Exception) -> Response:
-    return too_large(request.url.path, request.app.state.max_body)
+    limit = f"{request.app.state.max_body:,}".replace(",", " ")
+    error = DomainError(f"Det du sendte er større enn serveren tar imot ({limit} byte).")
+    caller = await caller_of(request) if "session" in request.scope else None
+    page = error_page(request, error, caller, status=413, back=_same_site(request))
+    page.headers["Connection"] = "close"  # the rest of the body is left unread
+    return page
+
+
+def _same_site(request: Request) -> str | None:
+    """The page the form was sent from, when it is one of ours (the way back to it)."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.headers.get("host") or not referer.path.startswith("/"):
+        return None
+    return referer.path
 
 
 async def _gone(request: Request, _: Exception) -> Response:

@@ -206,8 +206,7 @@ def _notice_result(web: Web, result: ChangeResult, done: str) -> None:
         web.notice("Ingenting var endret, så listen fikk ingen ny versjon.")
         return
     web.notice(f"{done} Listen er nå versjon {result.list_version}, og du holder stafettpinnen.")
-    for finding in result.findings:
-        web.notice(f"Merk: {finding.message}")
+    web.notice_findings(result.findings)
 
 
 def _carried(web: Web, *, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:

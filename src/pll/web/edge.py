@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -37,6 +37,7 @@ from pll.api.http import STATUS, check_id
 from pll.api.metrics import count_refusal
 from pll.auth.access import Access, Basis, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
+from pll.domain.checks import Finding
 from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.domain.model import Role
 from pll.services.lists import PLLService
@@ -82,6 +83,8 @@ def memory_of(request: Request) -> dict[str, Any]:
     return memory
 
 
+#: Findings named one by one in the notices after a save (the rest are counted).
+NOTICED_FINDINGS = 10
 #: Largest form a page accepts (an uploaded discharge list is the biggest).
 MAX_FORM_FIELDS = 400
 
@@ -234,6 +237,17 @@ class Web:
 
     def notice(self, text: str) -> None:
         self.memory.setdefault("notices", []).append(text)
+
+    def notice_findings(self, found: Sequence[Finding]) -> None:
+        """What decision support found in a change just saved, as notices: the first
+        :data:`NOTICED_FINDINGS` (blocking first), and how many more the list shows. The
+        findings were on the page before the save; the notices remind, they do not list."""
+        ordered = sorted(found, key=lambda f: not f.blocking)
+        for finding in ordered[:NOTICED_FINDINGS]:
+            self.notice(f"Merk: {finding.message}")
+        if len(ordered) > NOTICED_FINDINGS:
+            more = len(ordered) - NOTICED_FINDINGS
+            self.notice(f"Merk: {more} funn til er ikke gjentatt her; de ble vist før du lagret.")
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         return render(self.request, template, status, caller=self.caller, **context)

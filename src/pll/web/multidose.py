@@ -620,8 +620,7 @@ def decide(web: Web) -> Response:
         )
     if rejected:
         web.notice(f"{rejected} forslag er avvist; apoteket ser begrunnelsen.")
-    for finding in result.findings if result is not None else []:
-        web.notice(f"Merk: {finding.message}")
+    web.notice_findings(result.findings if result is not None else [])
     return web.redirect(f"/lege/pasient/{pid}")
 
 

@@ -34,7 +34,6 @@ from pll.domain.errors import (
     Conflict,
     DomainError,
     InvalidInput,
-    RuleRefused,
     VersionConflict,
 )
 from pll.domain.limits import MAX_SOURCE_ITEMS
@@ -104,10 +103,10 @@ def _json_object(raw: str | bytes, not_json: str, not_object: str, where: str) -
     require(isinstance(data, dict), not_object, where)
     size, _ = source_size(data)
     if size > MAX_SOURCE_ITEMS:
-        raise RuleRefused(
+        # beside the field, as the file's other faults are (the page says nothing changed)
+        raise InvalidInput(
             f"Listen har {size} oppføringer; høyst {MAX_SOURCE_ITEMS} kan sammenlignes med "
-            "PLL (en epikrise eller pasientens egen liste har titalls legemidler). "
-            "Ingenting er endret.",
+            "PLL (en epikrise eller pasientens egen liste har titalls legemidler).",
             where,
             {"limit": str(MAX_SOURCE_ITEMS), "entries": str(size)},
         )
@@ -216,8 +215,7 @@ def resolve(web: Web) -> Response:
         f"Listen er samstemt og bekreftet: {len(done.accepted)} avvik tatt inn, "
         f"{len(done.rejected)} avvist. Listen er nå versjon {done.result.list_version}."
     )
-    for finding in done.result.findings:
-        web.notice(f"Merk: {finding.message}")
+    web.notice_findings(done.result.findings)
     return web.redirect(f"/lege/pasient/{pid}")
 
 
