@@ -1,0 +1,67 @@
+"""What the prescribing module's pages share: the open patient's list and entry, the
+version a form was based on, and the patient's address."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import Response
+
+from pll.domain.errors import InvalidInput
+from pll.fhir.validate import validate
+from pll.services.lists import Op
+from pll.web.edge import Web, require, whole
+from pll.web.views import ListView, list_view
+
+#: The form field that says the doctor has seen decision support's findings for this change.
+SEEN = "seen-findings"
+
+
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def patient_url(pid: str, rest: str = "") -> str:
+    return f"/lege/pasient/{pid}{rest}"
+
+
+def current_list(web: Web, pid: str) -> ListView | None:
+    stored = web.service.current(web.access(pid), patient_id=pid, document=True)
+    return list_view(stored.text) if stored is not None else None
+
+
+def fnr_of(web: Web, pid: str) -> str:
+    return web.fnr(pid)
+
+
+def entry_version(web: Web) -> int:
+    raw = web.field("version")
+    require(bool(raw), "Skjemaet mangler versjonen du endret; last siden på nytt.", "version")
+    return whole(raw, "version")
+
+
+def entry_of(web: Web, pid: str, entry_id: str) -> tuple[ListView, Any]:
+    lst = current_list(web, pid)
+    entry = lst.entry(entry_id) if lst is not None else None
+    if lst is None or entry is None:
+        raise InvalidInput("Legemidlet finnes ikke på pasientens liste.", "entry")
+    return lst, entry
+
+
+def updated(web: Web, entry_id: str, content: dict[str, Any], version: int) -> Op:
+    return Op(
+        "update",
+        "MedicationStatement",
+        entry_id,
+        validate(content, "MedicationStatement"),
+        version,
+    )
+
+
+def entry_page(web: Web, template: str, **context: Any) -> Response:
+    """A page about one entry of the open patient's list (dose, discontinue, renew, recall)."""
+    pid = web.path_id("pid")
+    _, entry = entry_of(web, pid, web.path_id("eid"))
+    extra = {k: v(entry) if callable(v) else v for k, v in context.items()}
+    return web.render(template, pid=pid, fnr=fnr_of(web, pid), entry=entry, **extra)

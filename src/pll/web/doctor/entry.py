@@ -1,0 +1,79 @@
+"""Changing one entry: its dose, pausing or resuming it, discontinuing it."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from pll.services.lists import Op
+from pll.web import forms
+from pll.web.doctor.common import entry_of, entry_page, entry_version, updated
+from pll.web.doctor.saving import save
+from pll.web.edge import Web, require
+
+
+def dose_page(web: Web) -> Response:
+    return entry_page(
+        web,
+        "doctor/dose.html",
+        values=lambda entry: forms.editor_values(entry.content.get("dosage") or []),
+        times=forms.TIMES,
+        units=forms.UNITS,
+    )
+
+
+def change_dose(web: Web) -> Response:
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    version = entry_version(web)
+    dosages = forms.dosage(web.field)
+
+    def ops() -> list[Op]:
+        # the entry as it is now, with only the dosage changed: another doctor's change to
+        # anything else is kept (and a change to this entry is a conflict, rule 2)
+        _, entry = entry_of(web, pid, entry_id)
+        content = forms.without_meta(entry.content) | {"dosage": dosages}
+        return [updated(web, entry_id, content, version)]
+
+    return save(web, pid, ops, None, "Dosen er endret.")
+
+
+def set_status(web: Web) -> Response:
+    """Pause or resume one medicine (on-hold ⇄ active)."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    version = entry_version(web)
+    action = web.field("action")
+    require(action in ("pause", "resume"), "Ukjent handling.", "action")
+
+    def ops() -> list[Op]:
+        _, entry = entry_of(web, pid, entry_id)
+        content = forms.without_meta(entry.content)
+        content["status"] = "on-hold" if action == "pause" else "active"
+        content.pop("statusReason", None)
+        if action == "pause" and web.field("reason"):
+            content["statusReason"] = [{"text": web.field("reason")[:200]}]
+        return [updated(web, entry_id, content, version)]
+
+    done = "Legemidlet er pauset." if action == "pause" else "Legemidlet er tatt i bruk igjen."
+    return save(web, pid, ops, None, done)
+
+
+def discontinue_page(web: Web) -> Response:
+    return entry_page(web, "doctor/discontinue.html", reasons=forms.DISCONTINUE_REASONS)
+
+
+def discontinue(web: Web) -> Response:
+    """Seponering: status stopped with a reason; its prescriptions are recalled (M5)."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    version = entry_version(web)
+    reason = web.field("reason")
+    if reason == "annet":
+        reason = web.field("other")
+    require(bool(reason), "Velg eller skriv en grunn til seponeringen.", "reason")
+
+    def ops() -> list[Op]:
+        _, entry = entry_of(web, pid, entry_id)
+        content = forms.without_meta(entry.content)
+        content["status"] = "stopped"
+        content["statusReason"] = [{"text": reason[:200]}]
+        return [updated(web, entry_id, content, version)]
+
+    return save(web, pid, ops, reason[:200], "Legemidlet er seponert.")

@@ -1,0 +1,178 @@
+"""Finding and opening a patient, the list page, its history, and changes to the list as
+a whole (confirm, pause, resume)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.responses import Response
+
+from pll.auth.access import Basis, Verb
+from pll.domain.errors import InvalidInput
+from pll.domain.identifiers import parse_person_identifier
+from pll.fhir.validate import validate
+from pll.services.lists import Op
+from pll.web import cases as case_pages
+from pll.web import forms
+from pll.web.doctor.common import current_list, entry_version, fnr_of, patient_url
+from pll.web.doctor.saving import save
+from pll.web.edge import Web, require, whole
+from pll.web.views import FIELD_NAMES, activity_text
+
+#: versions shown on the history page (the API pages through all of them)
+HISTORY_LIMIT = 200
+
+
+def search_page(web: Web) -> Response:
+    recent = web.memory.get("patients", {})
+    return web.render(
+        "doctor/search.html",
+        bases=list(Basis),
+        recent=list(recent.items())[::-1],
+    )
+
+
+def open_patient(web: Web) -> Response:
+    """Open a patient by fødselsnummer or D-nummer, on the basis the worker states
+    (DESIGN §3 rule 5). The lookup itself is not logged; the list read that follows is."""
+    number = web.field("fnr").replace(" ", "")
+    parsed = parse_person_identifier(None, number, "fnr")
+    basis = _basis(web)
+    access = web.access()
+    pid = web.service.patient_by_identifier(access, Verb.READ, parsed.system, parsed.value)
+    if pid is None:
+        raise InvalidInput(f"Ingen pasient er registrert med {parsed.kind} {parsed.value}.", "fnr")
+    web.set_basis(pid, basis)
+    web.opened(pid, parsed.value)
+    return web.redirect(patient_url(pid))
+
+
+def _basis(web: Web) -> Basis:
+    try:
+        return Basis(web.field("basis") or Basis.TREATMENT.value)
+    except ValueError:
+        raise InvalidInput("Velg et gyldig tilgangsgrunnlag.", "basis") from None
+
+
+def _next(web: Web, pid: str) -> str:
+    """Where to go on to: a path of this site (never another site), else the list."""
+    wanted = web.field("neste") or web.query("neste")
+    if wanted.startswith("/") and not wanted.startswith("//") and "\\" not in wanted:
+        return wanted
+    return patient_url(pid)
+
+
+def basis_page(web: Web) -> Response:
+    """A patient's page reached without a stated basis (a bookmark, a link): ask for one
+    before anything about the patient is read (DESIGN §3 rule 5)."""
+    pid = web.path_id("pid")
+    return web.render(
+        "doctor/basis.html", pid=pid, bases=list(Basis), fnr=web.fnr(pid), after=_next(web, pid)
+    )
+
+
+def set_basis(web: Web) -> Response:
+    pid = web.path_id("pid")
+    web.set_basis(pid, _basis(web))
+    return web.redirect(_next(web, pid))
+
+
+def list_page(web: Web) -> Response:
+    pid = web.path_id("pid")
+    lst = current_list(web, pid)
+    proposals = 0
+    if lst is not None and lst.multidose_pharmacy:
+        answer = _multidose(web).proposals(web.access(pid), lst.id, "pending")
+        proposals = next(
+            (
+                p.get("valueInteger", 0)
+                for p in answer.get("parameter", [])
+                if p["name"] == "pending"
+            ),
+            0,
+        )
+    # discrepancy cases are shown on the list until they are closed
+    drugs = {e.id: e.drug for e in lst.entries} if lst is not None else {}
+    cases = case_pages.open_cases(web, pid, drugs) if lst is not None else []
+    return web.render(
+        "doctor/list.html",
+        pid=pid,
+        fnr=fnr_of(web, pid),
+        lst=lst,
+        proposals=proposals,
+        cases=cases,
+        reasons=forms.DISCONTINUE_REASONS,
+        may_change=web.caller.actor.role.value == "doctor",
+    )
+
+
+def _multidose(web: Web) -> Any:
+    from pll.services.multidose import MultidoseService  # noqa: PLC0415 - only this page
+
+    return MultidoseService(web.service)
+
+
+def create_list(web: Web) -> Response:
+    pid = web.path_id("pid")
+    resource = validate(
+        {
+            "resourceType": "List",
+            "status": "current",
+            "mode": "working",
+            "subject": {"reference": f"Patient/{pid}"},
+        },
+        "List",
+    )
+    web.service.create_list(web.access(pid), resource)
+    web.notice("PLL er opprettet. Du holder stafettpinnen.")
+    return web.redirect(patient_url(pid))
+
+
+def list_op(kind: str, done: str) -> Callable[[Web], Response]:
+    def handler(web: Web) -> Response:
+        pid = web.path_id("pid")
+        version = entry_version(web)
+        reason = web.field("reason")[:200] or None
+        if kind == "pause":
+            require(
+                bool(reason), "Skriv hvorfor listen pauses (for eksempel innleggelse).", "reason"
+            )
+        return save(web, pid, lambda: [Op(kind, if_match=version, reason=reason)], reason, done)  # type: ignore[arg-type]
+
+    handler.__name__ = f"list_{kind}"
+    return handler
+
+
+def history_page(web: Web) -> Response:
+    """The list's versions, and a readable difference between any two of them."""
+    pid = web.path_id("pid")
+    access = web.access(pid)
+    lst = current_list(web, pid)
+    if lst is None:
+        raise InvalidInput("Pasienten har ingen PLL ennå.", "list")
+    _, items, _ = web.service.list_history(access, lst.id, HISTORY_LIMIT, 0)
+    versions = [
+        {
+            "version": record.version,
+            "at": record.recorded.isoformat(),
+            "author": record.author.label(),
+            "what": activity_text(record.activity),
+            "why": record.reason or "",
+        }
+        for _, record in items
+    ]
+    low = whole(web.query("fra") or str(max(1, lst.version - 1)), "fra")
+    high = whole(web.query("til") or str(lst.version), "til")
+    difference = web.service.diff(access, lst.id, low, high)
+    return web.render(
+        "doctor/history.html",
+        pid=pid,
+        fnr=fnr_of(web, pid),
+        lst=lst,
+        versions=versions,
+        low=low,
+        high=high,
+        difference=difference,
+        field_names=FIELD_NAMES,
+    )

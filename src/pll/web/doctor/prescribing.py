@@ -1,0 +1,164 @@
+"""Prescribing a medicine, the dosage editor's preview, renewing and recalling a
+prescription."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import JSONResponse, Response
+
+from pll.domain.checks import Severity
+from pll.domain.errors import DomainError, InvalidInput
+from pll.fhir import findings
+from pll.fhir.validate import validate
+from pll.services.catalogue import Catalogue
+from pll.services.lists import Op
+from pll.web import forms
+from pll.web.doctor.common import SEEN, entry_of, entry_page, entry_version, fnr_of, today, updated
+from pll.web.doctor.saving import findings_page, save
+from pll.web.edge import Web, require
+
+SEARCH_LIMIT = 25
+
+
+def prescribe_page(web: Web) -> Response:
+    pid = web.path_id("pid")
+    query = web.query("q")
+    drugs: list[dict[str, Any]] = []
+    if query:
+        drugs = Catalogue(web.service.db).search(name=query, count=SEARCH_LIMIT)
+    return web.render(
+        "doctor/prescribe.html",
+        pid=pid,
+        fnr=fnr_of(web, pid),
+        query=query,
+        drugs=[(d["id"], forms.medication_concept(d)["text"], _kind(d)) for d in drugs],
+        searched=bool(query),
+        values={"dose-mode": "fixed", "dose-unit": "tablett"},
+        times=forms.TIMES,
+        units=forms.UNITS,
+        treatments=forms.TREATMENTS,
+    )
+
+
+def _kind(medication: dict[str, Any]) -> str:
+    """What a FEST entry is (virkestoff, merkevare or pakning), so equal names differ."""
+    return next(
+        (
+            e["valueCoding"].get("display", "")
+            for e in medication.get("extension", [])
+            if "valueCoding" in e
+        ),
+        "",
+    )
+
+
+def prescribe(web: Web) -> Response:
+    pid = web.path_id("pid")
+    drug_id = web.field("drug")
+    require(bool(drug_id), "Velg et legemiddel fra søket.", "drug")
+    medication = forms.medication_concept(Catalogue(web.service.db).read(drug_id))
+    dosages = forms.dosage(web.field)
+    treatment = web.field("treatment") or "1"
+    indication = web.field("indication")
+    with_rx = web.field("eresept") == "1"
+    if web.field(SEEN) != "1":
+        # decision support before saving: what this medicine would meet on the list
+        draft = forms.statement(pid, medication, dosages, treatment, indication, today(), None)
+        found = web.service.check_drafts(web.access(pid), pid, [(web.service.ids(), draft)])
+        # what needs the doctor's judgement stops the save; information alone does not
+        if any(f.severity is not Severity.INFORMATION for f in found):
+            return findings_page(web, findings.issues(found))
+
+    def ops() -> list[Op]:
+        out: list[Op] = []
+        rx_id = web.service.ids() if with_rx else None
+        if rx_id:
+            rx = forms.prescription(pid, medication, dosages, today())
+            out.append(Op("create", "MedicationRequest", rx_id, validate(rx, "MedicationRequest")))
+        entry = forms.statement(pid, medication, dosages, treatment, indication, today(), rx_id)
+        out.append(
+            Op(
+                "create",
+                "MedicationStatement",
+                web.service.ids(),
+                validate(entry, "MedicationStatement"),
+            )
+        )
+        return out
+
+    return save(web, pid, ops, None, f"{medication['text']} er lagt til.")
+
+
+def dosage_preview(web: Web) -> Response:
+    """The dosage text the list will show, for the editor's live preview. Always 200: an
+    unfinished dosage is what a preview shows while the doctor types, not an error."""
+    try:
+        return JSONResponse({"ok": True, "text": forms.dosage(web.query)[0]["text"]})
+    except DomainError as exc:
+        return JSONResponse({"ok": False, "text": exc.message})
+
+
+def renew_page(web: Web) -> Response:
+    return entry_page(web, "doctor/renew.html")
+
+
+def renew(web: Web) -> Response:
+    """A renewal: a new e-prescription whose priorPrescription is the head of the chain."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    head_id = web.field("prescription")
+    require(bool(head_id), "Skjemaet mangler resepten som skal fornyes.", "prescription")
+    version = entry_version(web)
+
+    def ops() -> list[Op]:
+        _, entry = entry_of(web, pid, entry_id)
+        if head_id not in {p.id for p in entry.prescriptions}:
+            raise InvalidInput("Resepten hører ikke til dette legemidlet.", "prescription")
+        medication = entry.content["medicationCodeableConcept"]
+        rx = forms.prescription(
+            pid, medication, entry.content.get("dosage") or [], today(), prior=head_id
+        )
+        # The entry unchanged, on the version the doctor saw: if another doctor changed it
+        # meanwhile, the renewal is refused (relay baton) rather than renewing a dose this
+        # doctor never saw; unchanged, it writes nothing.
+        same = updated(web, entry_id, forms.without_meta(entry.content), version)
+        renewal = Op(
+            "create", "MedicationRequest", web.service.ids(), validate(rx, "MedicationRequest")
+        )
+        return [same, renewal]
+
+    return save(web, pid, ops, None, "Resepten er fornyet.")
+
+
+def recall_page(web: Web) -> Response:
+    return entry_page(web, "doctor/recall.html", reasons=forms.RECALL_REASONS)
+
+
+def recall(web: Web) -> Response:
+    """Tilbakekalling: the prescription's status becomes stopped, with a reason."""
+    pid, entry_id = web.path_id("pid"), web.path_id("eid")
+    rx_id = web.field("prescription")
+    reason = web.field("reason")
+    require(bool(reason), "Velg en grunn til tilbakekallingen.", "reason")
+    version = entry_version(web)
+
+    def ops() -> list[Op]:
+        _, entry = entry_of(web, pid, entry_id)
+        if rx_id not in {p.id for p in entry.prescriptions}:
+            raise InvalidInput("Resepten hører ikke til dette legemidlet.", "prescription")
+        stored = web.service.read_resource(web.access(pid), "MedicationRequest", rx_id)
+        content = forms.without_meta(orjson.loads(stored.text))
+        content["status"] = "stopped"
+        content["statusReason"] = {"text": reason[:200]}
+        return [
+            Op(
+                "update",
+                "MedicationRequest",
+                rx_id,
+                validate(content, "MedicationRequest"),
+                version,
+            )
+        ]
+
+    return save(web, pid, ops, reason[:200], "Resepten er tilbakekalt.")

@@ -1,0 +1,130 @@
+"""Saving a change from a page, and the two answers of the service that get pages of their
+own: decision support's findings, and a relay-baton conflict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from pll.domain.diff import diff_content
+from pll.domain.errors import ChecksRefused, VersionConflict
+from pll.services.lists import ChangeResult, Op
+from pll.web.doctor.common import SEEN, patient_url
+from pll.web.edge import Web, whole
+from pll.web.views import FIELD_NAMES
+
+
+def override_of(web: Web) -> tuple[str | None, frozenset[str] | None]:
+    """The reason for an override, and the findings it accepts: the codes of the blocking
+    findings the findings page showed, comma-separated in one field (a form's fields are
+    bounded; the blocking findings of one answer are not)."""
+    reason = web.field("override-reason")[:1000] or None
+    codes = frozenset(c for v in web.fields("override-code") for c in v.split(",") if c)
+    return reason, codes if reason else None
+
+
+def save(
+    web: Web,
+    pid: str,
+    ops: Callable[[], list[Op]],
+    reason: str | None,
+    done: str,
+) -> Response:
+    """Apply ``ops`` as one list change; findings and conflicts get their own pages, where
+    the doctor can go on with the same form (its fields are carried along)."""
+    override, accepted = override_of(web)
+    try:
+        result = web.service.change(
+            web.access(pid, override=override, accepted=accepted), pid, ops(), reason
+        )
+    except ChecksRefused as exc:
+        return findings_page(web, exc.issues)
+    except VersionConflict as exc:
+        return _conflict_page(web, pid, exc)
+    _notice_result(web, result, done)
+    return web.redirect(patient_url(pid))
+
+
+def _notice_result(web: Web, result: ChangeResult, done: str) -> None:
+    if result.list_version is None:
+        web.notice("Ingenting var endret, så listen fikk ingen ny versjon.")
+        return
+    web.notice(f"{done} Listen er nå versjon {result.list_version}, og du holder stafettpinnen.")
+    web.notice_findings(result.findings)
+
+
+def _carried(web: Web, *, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    skip = {"csrf", "override-reason", "override-code", *drop}
+    return [(k, v) for k, v in web.form.multi_items() if k not in skip and isinstance(v, str)]
+
+
+def findings_page(web: Web, issues: list[dict[str, Any]]) -> Response:
+    """The change again, with what decision support found; it goes on with the same form,
+    and a blocking finding needs the reason for overriding it (DESIGN §3 rule 6)."""
+    found = [
+        {
+            "severity": i.get("severity"),
+            "text": i.get("diagnostics", ""),
+            "code": next((c.get("display") for c in i.get("details", {}).get("coding", [])), ""),
+        }
+        for i in issues
+    ]
+    # 200: a question to the doctor on the way to saving, not a failed request
+    return web.render(
+        "doctor/findings.html",
+        findings=found,
+        blocking=[f for f in found if f["severity"] == "error"],
+        action=web.request.url.path,
+        carried=_carried(web, drop=(SEEN,)),
+        seen=SEEN,
+    )
+
+
+def _conflict_page(web: Web, pid: str, exc: VersionConflict) -> Response:
+    """Someone else changed the entry since this doctor read it (relay baton, rule 2): show
+    who, when and what, and offer to redo this doctor's change on the current version."""
+    details = exc.details
+    rtype, _, rid = details.get("resource", "").partition("/")
+    if rtype == "List":
+        return _list_conflict_page(web, pid, rid, details)
+    changes: list[Any] = []
+    if rtype and rid and details.get("yourVersion"):
+        seen = web.service.resource_version(
+            web.access(pid), rtype, rid, int(details["yourVersion"])
+        )
+        current = exc.resources[0] if exc.resources else {}
+        before = {k: v for k, v in orjson.loads(seen.text).items() if k not in ("meta", "id")}
+        after = {k: v for k, v in current.items() if k not in ("meta", "id")}
+        changes = list(diff_content(before, after))
+    return web.render(
+        "doctor/conflict.html",
+        pid=pid,
+        who=details.get("changedBy", ""),
+        when=details.get("changedAt", ""),
+        changes=changes,
+        action=web.request.url.path,
+        carried=_carried(web, drop=("version",)),
+        current_version=details.get("currentVersion", ""),
+    )
+
+
+def _list_conflict_page(web: Web, pid: str, list_id: str, details: dict[str, str]) -> Response:
+    """The list moved on before a confirmation (or a resume, which confirms): a doctor may
+    confirm only a version they have seen, so show what changed and send them back to it."""
+    seen = whole(details.get("yourVersion", ""), "version")
+    now = whole(details.get("currentVersion", ""), "version")
+    difference = web.service.diff(web.access(pid), list_id, seen, now)
+    return web.render(
+        "doctor/list_conflict.html",
+        pid=pid,
+        fnr=web.fnr(pid),
+        who=details.get("changedBy", ""),
+        when=details.get("changedAt", ""),
+        low=seen,
+        high=now,
+        difference=difference,
+        field_names=FIELD_NAMES,
+    )
