@@ -71,9 +71,11 @@ def test_a_gp_sees_the_list_and_does_the_common_tasks_in_few_clicks(
     expect(gp.page.locator("table.ended")).to_contain_text("Bivirkning")
     counts["seponer med grunn"] = (gp.clicks, gp.keys)
 
-    # confirm the list
+    # confirm the list: the page shows what is confirmed and asks once
     gp.count_reset()
-    gp.click(gp.page.get_by_role("button", name="Bekreft listen"))
+    gp.click(gp.page.get_by_role("link", name="Bekreft listen"))
+    expect(gp.page.locator("#confirm-entries")).to_contain_text("Metformin")
+    gp.click(gp.page.get_by_role("button", name=re.compile("Bekreft versjon")))
     expect(gp.page.locator("#confirmed")).to_contain_text("Kari Fastlege")
     counts["bekreft listen"] = (gp.clicks, gp.keys)
 

@@ -71,6 +71,8 @@ class Op:
     where: str | None = None
     #: for an imported entry that ended: when (the 90 days count from then)
     ended_at: datetime | None = None
+    #: for a resume: whether it also confirms the list (the default) or only resumes it
+    confirm: bool = True
 
 
 @dataclass(frozen=True)
@@ -729,7 +731,7 @@ def _list_op(change: ListChange, op: Op) -> None:
     elif op.kind == "pause":
         change.pause(op.reason)
     else:
-        change.resume(op.if_match)
+        change.resume(op.if_match, confirm=op.confirm)
 
 
 def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:

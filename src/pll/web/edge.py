@@ -42,6 +42,7 @@ from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthentica
 from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
+from pll.web.banner import banner_context, emergencies_of
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
 log = logging.getLogger("pll.web")
@@ -250,6 +251,9 @@ class Web:
             self.notice(f"Merk: {more} funn til er ikke gjentatt her; de ble vist før du lagret.")
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """The page, with the patient banner when it is about a patient and the emergency
+        banner while the worker reads anyone on an emergency basis (:mod:`pll.web.banner`)."""
+        context |= banner_context(self, context)
         return render(self.request, template, status, caller=self.caller, **context)
 
     @staticmethod
@@ -267,8 +271,11 @@ def csrf_token(request: Request) -> str:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    notices = memory_of(request).pop("notices", [])
+    memory = memory_of(request)
+    notices = memory.pop("notices", [])
     html = _env.get_template(template).render(
+        # on every page while the login reads a patient on an emergency basis (rule 5)
+        emergencies=emergencies_of(memory),
         csrf=csrf_token(request) if "session" in request.scope else "",
         csrf_field=CSRF_FIELD,
         notices=notices,

@@ -37,6 +37,7 @@ ROUTES = [
     Route("/lege/pasient/{pid}/ny", doctors(prescribing.prescribe_page), methods=["GET"]),
     Route("/lege/pasient/{pid}/ny", doctors(prescribing.prescribe), methods=["POST"]),
     Route("/lege/pasient/{pid}/historikk", doctors(patient.history_page), methods=["GET"]),
+    Route("/lege/pasient/{pid}/bekreft", doctors(patient.confirm_page), methods=["GET"]),
     Route(
         "/lege/pasient/{pid}/bekreft",
         doctors(patient.list_op("confirm", "Listen er bekreftet.")),
@@ -49,7 +50,7 @@ ROUTES = [
     ),
     Route(
         "/lege/pasient/{pid}/gjenoppta",
-        doctors(patient.list_op("resume", "Listen er i bruk igjen.")),
+        doctors(patient.resume_list),
         methods=["POST"],
     ),
     Route("/lege/pasient/{pid}/legemiddel/{eid}/dose", doctors(entry.dose_page), methods=["GET"]),
