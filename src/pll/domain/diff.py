@@ -65,7 +65,9 @@ def _concepts_text(value: Any) -> str:
 
 
 def _dosage_text(value: Any) -> str:
-    return "; ".join(str(d.get("text", "")) for d in value if d.get("text")) or _json(value)
+    # a dosage in several parts (morning, evening) may carry the whole text on each part
+    texts = dict.fromkeys(str(d.get("text", "")) for d in value if d.get("text"))
+    return "; ".join(texts) or _json(value)
 
 
 def _json(value: Any) -> str:

@@ -10,6 +10,9 @@ from typing import Any
 from pll.web.edge import Web
 from pll.web.views import ListView
 
+#: The page-state key of what a doctor typed before a relay-baton conflict.
+TYPED = "typed"
+
 
 @dataclass(frozen=True)
 class Baton:
@@ -58,3 +61,14 @@ def entry_notes(web: Web, pid: str, lst: ListView, entry_id: str) -> dict[str, A
     """The notes on a form that changes one entry: the baton, and that entry's override."""
     notes = list_notes(web, pid, lst)
     return {"baton": notes["baton"], "overridden": notes["overrides"].get(entry_id)}
+
+
+def typed_for(web: Web) -> dict[str, str] | None:
+    """What the doctor typed in this form before a conflict sent them to its page, once:
+    the form reopens with it, on the current version."""
+    kept = web.memory.get(TYPED)
+    if not isinstance(kept, dict) or kept.get("path") != web.request.url.path:
+        return None
+    web.memory.pop(TYPED, None)
+    fields = kept.get("fields")
+    return {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else None
