@@ -37,7 +37,7 @@ from pll.api.http import STATUS, check_id
 from pll.api.metrics import count_refusal
 from pll.auth.access import Access, Basis, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
-from pll.domain.checks import Finding
+from pll.domain.checks import Finding, Severity
 from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.domain.model import Role
 from pll.services.lists import PLLService
@@ -58,6 +58,8 @@ REMEMBERED = 20
 #: Largest form part (an uploaded or carried discharge list is the biggest).
 MAX_PART = 4 * 1024 * 1024
 _WHOLE = re.compile(r"[0-9]{1,9}")
+#: Severities, most severe first (the order Severity declares them in).
+_SEVERITIES = list(Severity)
 
 
 class NeedsBasis(Exception):
@@ -240,12 +242,15 @@ class Web:
         self.memory.setdefault("notices", []).append(text)
 
     def notice_findings(self, found: Sequence[Finding]) -> None:
-        """What decision support found in a change just saved, as notices: the first
-        :data:`NOTICED_FINDINGS` (blocking first), and how many more the list shows. The
-        findings were on the page before the save; the notices remind, they do not list."""
-        ordered = sorted(found, key=lambda f: not f.blocking)
+        """What decision support found in a change just saved, as notices styled by
+        severity (not as the success notice): the first :data:`NOTICED_FINDINGS`, most
+        severe first, each once, and how many more the list shows. The findings were on the
+        page before the save; the notices remind, they do not list."""
+        ordered = sorted(dict.fromkeys(found), key=lambda f: _SEVERITIES.index(f.severity))
         for finding in ordered[:NOTICED_FINDINGS]:
-            self.notice(f"Merk: {finding.message}")
+            self.memory.setdefault("notices", []).append(
+                {"level": finding.severity.value, "text": finding.message}
+            )
         if len(ordered) > NOTICED_FINDINGS:
             more = len(ordered) - NOTICED_FINDINGS
             self.notice(f"Merk: {more} funn til er ikke gjentatt her; de ble vist før du lagret.")

@@ -11,11 +11,13 @@ from starlette.responses import Response
 from pll.auth.access import Basis, Verb
 from pll.domain.errors import InvalidInput
 from pll.domain.identifiers import parse_person_identifier
+from pll.domain.overrides import parse
 from pll.fhir.validate import validate
 from pll.services.lists import Op
 from pll.web import cases as case_pages
 from pll.web import forms
 from pll.web.doctor.common import current_list, entry_version, fnr_of, patient_url
+from pll.web.doctor.notes import list_notes
 from pll.web.doctor.saving import save
 from pll.web.edge import Web, require, whole
 from pll.web.views import FIELD_NAMES, activity_text
@@ -104,6 +106,7 @@ def list_page(web: Web) -> Response:
         cases=cases,
         reasons=forms.DISCONTINUE_REASONS,
         may_change=web.caller.actor.role.value == "doctor",
+        overrides=list_notes(web, pid, lst)["overrides"],
     )
 
 
@@ -206,6 +209,7 @@ def history_page(web: Web) -> Response:
             "author": record.author.label(),
             "what": activity_text(record.activity),
             "why": record.reason or "",
+            "override": parse(record.override) if record.override else None,
         }
         for _, record in items
     ]

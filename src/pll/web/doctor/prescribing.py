@@ -15,7 +15,17 @@ from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue
 from pll.services.lists import Op
 from pll.web import forms
-from pll.web.doctor.common import SEEN, entry_of, entry_page, entry_version, fnr_of, today, updated
+from pll.web.doctor.common import (
+    SEEN,
+    current_list,
+    entry_of,
+    entry_page,
+    entry_version,
+    fnr_of,
+    today,
+    updated,
+)
+from pll.web.doctor.notes import list_notes
 from pll.web.doctor.saving import findings_page, save
 from pll.web.edge import Web, require
 
@@ -39,6 +49,7 @@ def prescribe_page(web: Web) -> Response:
         times=forms.TIMES,
         units=forms.UNITS,
         treatments=forms.TREATMENTS,
+        baton=list_notes(web, pid, current_list(web, pid))["baton"],
     )
 
 
