@@ -121,8 +121,9 @@ def test_the_banner_is_part_of_the_pages_read_and_is_logged_once(server: LiveSer
         assert _audit(server, scene.pid)[before:] == [("read", "List", "HPBEHANDLINGSRELASJON")]
         before = len(_audit(server, scene.pid))
         gp.get(f"{page}/ny")
-        # a page that reads nothing else: the banner's read is the page's, logged once
-        assert _audit(server, scene.pid)[before:] == [("read", "Patient", "HPBEHANDLINGSRELASJON")]
+        # the prescribing page reads the list (who holds the baton): one record, the
+        # banner's read is part of it
+        assert _audit(server, scene.pid)[before:] == [("read", "List", "HPBEHANDLINGSRELASJON")]
         # before a basis is stated nothing is read, the banner's data included
         other = patient_with_medicines(server, METFORMIN)
         before_other = _audit(server, other.pid)
@@ -201,7 +202,9 @@ def test_a_doctor_registers_changes_and_ends_a_drug_reaction_from_the_page(
         assert r.status_code == 303, r.text
         listed = gp.get(page).text
         assert "Metformin (Laktacidose, alvorlig, høy kritikalitet)" in _banner(listed)
-        assert "Merk:" in listed  # the metformin on the list meets the new reaction
+        # the metformin on the list meets the new reaction: a severe finding, shown as one
+        assert 'class="notice error"' in listed
+        assert "CAVE:" in listed
         with server.client("gp") as api:
             found = ok(api.get("/fhir/AllergyIntolerance", params={"patient": scene.pid}))
             reaction = found["entry"][0]["resource"]

@@ -185,12 +185,18 @@ class ListHistory(ServiceBase):
     @guarded
     def notes(self, access: Access, list_id: str) -> ListNotes:
         """What a doctor about to change the list is told: since when the baton holder has
-        held it, and the overrides the list's versions kept (DESIGN §3 rules 2 and 6)."""
+        held it, and the overrides the list's versions kept (DESIGN §3 rules 2 and 6).
+
+        Part of a page that has read (and logged) the list in the same request: access is
+        decided (a refusal is logged and raised), but an allowed read adds no record of its
+        own, so the patient's access log shows one read per page, not two."""
         with self.db.read() as conn:
             head = repo.list_row(conn, list_id=list_id)
             if head is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            self.trail.admit(conn, access, Verb.READ, head.patient_id, "history", "List", list_id)
+            self.trail.admit_unlogged(
+                conn, access, Verb.READ, head.patient_id, "history", "List", list_id
+            )
             kept = _kept(repo.overridden_versions(conn, list_id, 1, head.version, OVERRIDES_SHOWN))
             holder = Author.from_json(orjson.loads(head.baton))
             # the holder took the baton with their last change; versions the rules or the

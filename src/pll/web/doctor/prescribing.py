@@ -38,9 +38,13 @@ def prescribe_page(web: Web) -> Response:
     drugs: list[dict[str, Any]] = []
     if query:
         drugs = Catalogue(web.service.db).search(name=query, count=SEARCH_LIMIT)
+    # the list, for who holds the baton; in the context, the banner knows the page's read
+    # of it is logged (one record per page)
+    lst = current_list(web, pid)
     return web.render(
         "doctor/prescribe.html",
         pid=pid,
+        lst=lst,
         fnr=fnr_of(web, pid),
         query=query,
         drugs=[(d["id"], forms.medication_concept(d)["text"], _kind(d)) for d in drugs],
@@ -49,7 +53,7 @@ def prescribe_page(web: Web) -> Response:
         times=forms.TIMES,
         units=forms.UNITS,
         treatments=forms.TREATMENTS,
-        baton=list_notes(web, pid, current_list(web, pid))["baton"],
+        baton=list_notes(web, pid, lst)["baton"],
     )
 
 
