@@ -349,6 +349,23 @@ WHERE p.catalog = :v AND p.kind = 'package' AND p.brand IS NOT NULL AND NOT EXIS
 """
 
 
+# A package's prescription validity is its brand's. A generic (LegemiddelVirkestoff) has
+# none in FEST [M 2470]; it takes its brands' (same ATC code and form, [G 963-997]) when they
+# all give the same one, and none when they differ or some give none.
+_VALIDITY_OF_PACKAGES = """
+UPDATE fest_drug SET validity = (
+    SELECT b.validity FROM fest_drug b WHERE b.catalog = fest_drug.catalog AND b.id = fest_drug.brand)
+WHERE catalog = :v AND kind = 'package'
+"""
+_VALIDITY_OF_GENERICS = """
+UPDATE fest_drug SET validity = (
+    SELECT min(b.validity) FROM fest_drug b
+    WHERE b.catalog = fest_drug.catalog AND b.atc = fest_drug.atc AND b.kind = 'brand'
+      AND b.form = fest_drug.form
+    HAVING count(DISTINCT b.validity) = 1 AND count(b.validity) = count(*))
+WHERE catalog = :v AND kind = 'generic'
+"""
+
 #: What must hold after each resolution step, and how a failure is named.
 _CHECKS: tuple[tuple[str | None, str, str], ...] = (
     (None, _MISSING_STRENGTH_SUBSTANCE, "strength {0} names substance {1}, which it lacks"),
@@ -358,8 +375,9 @@ _CHECKS: tuple[tuple[str | None, str, str], ...] = (
 
 
 def resolve(conn: Connection, version: int) -> tuple[list[str], int]:
-    """Link every drug to its substances; returns what does not hold together (empty when
-    all is well) and how many packages name a brand the version lacks."""
+    """Link every drug to its substances and give packages and generics their prescription
+    validity; returns what does not hold together (empty when all is well) and how many
+    packages name a brand the version lacks."""
     params = {"v": version}
     for step, check, message in _CHECKS:
         if step is not None:
@@ -367,4 +385,6 @@ def resolve(conn: Connection, version: int) -> tuple[list[str], int]:
         problems = [message.format(*row) for row in conn.execute(text(check), params)]
         if problems:
             return problems, 0
+    conn.execute(text(_VALIDITY_OF_PACKAGES), params)
+    conn.execute(text(_VALIDITY_OF_GENERICS), params)
     return [], int(conn.execute(text(_DANGLING_BRANDS), params).scalar_one())
