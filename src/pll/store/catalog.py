@@ -354,7 +354,8 @@ WHERE p.catalog = :v AND p.kind = 'package' AND p.brand IS NOT NULL AND NOT EXIS
 # all give the same one, and none when they differ or some give none.
 _VALIDITY_OF_PACKAGES = """
 UPDATE fest_drug SET validity = (
-    SELECT b.validity FROM fest_drug b WHERE b.catalog = fest_drug.catalog AND b.id = fest_drug.brand)
+    SELECT b.validity FROM fest_drug b
+    WHERE b.catalog = fest_drug.catalog AND b.id = fest_drug.brand)
 WHERE catalog = :v AND kind = 'package'
 """
 _VALIDITY_OF_GENERICS = """
