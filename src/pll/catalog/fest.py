@@ -124,12 +124,18 @@ class Header:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def tokens(name: str) -> set[str]:
-    """The searchable words of a name: lower case, accents removed (é → e; æ, ø stay)."""
+def words(name: str) -> list[str]:
+    """The searchable words of a name in order: lower case, accents removed (é → e; æ, ø
+    stay), split at anything not a letter, digit or ``_`` ("Tab 2,5 mg" → tab, 2, 5, mg)."""
     plain = "".join(
         c for c in unicodedata.normalize("NFKD", name.casefold()) if not unicodedata.combining(c)
     )
-    return {w[:64] for w in re.split(r"[^\w]+", plain) if w}
+    return [w[:64] for w in re.split(r"[^\w]+", plain) if w]
+
+
+def tokens(name: str) -> set[str]:
+    """The searchable words of a name, as a set (see :func:`words`)."""
+    return set(words(name))
 
 
 def _local(tag: str) -> tuple[str | None, str]:

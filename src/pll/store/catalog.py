@@ -259,6 +259,67 @@ def search(
     ).all()
 
 
+def named(conn: Connection, version: int, word: str, limit: int) -> list[str]:
+    """Up to ``limit`` ids of drugs and substances with a word of their name starting with
+    ``word`` (normalised): one range of the name index, read no further than ``limit`` rows.
+    The word is compared as it is: ``%`` and ``_`` are characters, not wildcards."""
+    rows = conn.execute(
+        select(fest_name.c.drug)
+        .where(
+            fest_name.c.catalog == version,
+            fest_name.c.token >= word,
+            fest_name.c.token < word + "\uffff",
+        )
+        .limit(limit)
+    )
+    return list(dict.fromkeys(r[0] for r in rows))
+
+
+def packages_of(
+    conn: Connection, version: int, brand_ids: Iterable[str], limit: int
+) -> list[Row[Any]]:
+    """The active packages of these brands (by the brand index), at most ``limit``."""
+    wanted = sorted(set(brand_ids))
+    if not wanted:
+        return []
+    return list(
+        conn.execute(
+            select(fest_drug)
+            .where(
+                fest_drug.c.catalog == version,
+                fest_drug.c.brand.in_(wanted),
+                fest_drug.c.kind == "package",
+                fest_drug.c.active.is_(True),
+            )
+            .order_by(fest_drug.c.pack_amount, fest_drug.c.code)
+            .limit(limit)
+        ).all()
+    )
+
+
+def strengths_of(conn: Connection, version: int, drug_ids: Iterable[str]) -> dict[str, str]:
+    """Each brand's or generic's strength as a doctor reads it ("5 mg", "0,1 mg/dose";
+    a combination "5 mg/10 mg"); drugs that state none are left out."""
+    wanted = sorted(set(drug_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(fest_ref.c.drug, fest_strength.c.label)
+        .join(
+            fest_strength,
+            (fest_strength.c.catalog == fest_ref.c.catalog)
+            & (fest_strength.c.id == fest_ref.c.ref),
+        )
+        .where(fest_ref.c.catalog == version, fest_ref.c.drug.in_(wanted))
+        .order_by(fest_ref.c.drug, fest_ref.c.ref)
+    )
+    out: dict[str, list[str]] = {}
+    for drug_id, label in rows:
+        if label:
+            out.setdefault(drug_id, []).append(label)
+    return {d: "/".join(labels) for d, labels in out.items()}
+
+
 def by_atc(
     conn: Connection, version: int, atc: str, limit: int, kinds: Sequence[str]
 ) -> Sequence[Row[Any]]:
