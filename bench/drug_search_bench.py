@@ -21,12 +21,11 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pllbench.dbsetup import recreate_database
-
 from pll.catalog.generate import generate
 from pll.catalog.importer import import_fest
 from pll.services.catalogue import Catalogue
 from pll.store.db import Database
+from pllbench.dbsetup import recreate_database
 
 QUERIES = (
     "Imovane", "imovane 7,5", "Paracet 500", "Tab 100", "zopiklon", "N05CF01", "Zoloft",
