@@ -207,7 +207,7 @@ def demo(patients: int, seed: int, catalogue_scale: float) -> None:
     database = _database(settings)
     database.upgrade()
     extract = io.BytesIO()
-    generate(extract, scale=catalogue_scale, seed=seed)
+    generate(extract, scale=catalogue_scale, seed=seed, demo=True)
     extract.seek(0)
     result = import_fest(database, extract, f"generated (scale {catalogue_scale})", now=_now())
     click.echo(f"FEST catalogue version {result.version}: {result.counts.get('Drug', 0)} drugs")

@@ -103,7 +103,7 @@ def test_prescribing_searches_fest_previews_the_dosage_and_shows_findings_before
     gp.page.get_by_role("link", name="Nytt legemiddel").click()
     gp.page.locator("#q").fill("Klaritromycin")
     gp.page.get_by_role("button", name="Søk").click()
-    gp.page.get_by_label(re.compile("Klaritromycin Fjordpharma.*Legemiddelmerkevare")).check()
+    gp.page.get_by_label(re.compile("Klaritromycin Fjordpharma Tab 500 mg Tablett")).check()
     gp.page.locator("#dose-MORN").fill("1")
     gp.page.locator("#dose-EVE").fill("1")
     expect(gp.page.locator("#dose-preview")).to_have_text("1 tablett morgen og kveld")

@@ -76,6 +76,12 @@ class Drug:
     brand: str | None = None
     #: what it names: strengths (VirkestoffMedStyrke) or substances (RefVirkestoff)
     refs: tuple[str, ...] = ()
+    #: a brand's Reseptgyldighet (ISO 8601 duration), see :func:`validity`
+    validity: str | None = None
+    #: a package's Pakningsinfo as a doctor reads it ("Boks, 100 stk"), see :func:`pack`
+    pack: str | None = None
+    pack_amount: float | None = None
+    pack_unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class Substance:
 class Strength:
     id: str
     substance: str
+    #: Styrke per StyrkeNevner, decimal comma: "2,5 mg", "1 mg/ml", "0,1 mg/dose"
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,12 +124,18 @@ class Header:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def tokens(name: str) -> set[str]:
-    """The searchable words of a name: lower case, accents removed (é → e; æ, ø stay)."""
+def words(name: str) -> list[str]:
+    """The searchable words of a name in order: lower case, accents removed (é → e; æ, ø
+    stay), split at anything not a letter, digit or ``_`` ("Tab 2,5 mg" → tab, 2, 5, mg)."""
     plain = "".join(
         c for c in unicodedata.normalize("NFKD", name.casefold()) if not unicodedata.combining(c)
     )
-    return {w[:64] for w in re.split(r"[^\w]+", plain) if w}
+    return [w[:64] for w in re.split(r"[^\w]+", plain) if w]
+
+
+def tokens(name: str) -> set[str]:
+    """The searchable words of a name, as a set (see :func:`words`)."""
+    return set(words(name))
 
 
 def _local(tag: str) -> tuple[str | None, str]:
@@ -279,7 +293,7 @@ def _entry(e: _Entry, catalogue: str) -> Iterator[Item]:  # noqa: PLR0912 - one 
     elif catalogue == "KatVirkestoff" and kind == "Virkestoff":
         yield Substance(e.need(inner, "Id"), e.need(inner, "Navn"), e.code(inner, "Atc"))
     elif catalogue == "KatVirkestoff" and kind == "VirkestoffMedStyrke":
-        yield Strength(e.need(inner, "Id"), e.need(inner, "RefVirkestoff"))
+        yield Strength(e.need(inner, "Id"), e.need(inner, "RefVirkestoff"), _strength(e, inner))
     elif catalogue == "KatInteraksjon" and kind == "Interaksjon":
         yield _interaction(e, inner)
     elif catalogue == "KatInteraksjon" and kind == "InteraksjonIkkeVurdert":
@@ -319,8 +333,103 @@ def _drug(e: _Entry, inner: Element, kind: str, name: str) -> Drug:
         name=name if kind == "generic" else (e.text(inner, "NavnFormStyrke") or name),
         active=True,
         refs=_refs(e, inner),
+        validity=_validity(e, inner) if kind == "brand" else None,
         **_shared(e, inner),
     )
+
+
+#: An ISO 8601 duration as FEST writes a Varighet (kodeverk 7443: P1Y, P3Y, P7D, P10D).
+_DURATION = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?")
+
+
+def days(duration: str) -> int:
+    """About how many days an ISO 8601 duration lasts (a year 365, a month 30), to compare
+    two; 0 for one this module would not have imported."""
+    found = _DURATION.fullmatch(duration)
+    if found is None:
+        return 0
+    years, months, weeks, days_ = (int(g or 0) for g in found.groups())
+    return years * 365 + months * 30 + weeks * 7 + days_
+
+
+def _validity(e: _Entry, inner: Element) -> str | None:
+    """A brand's prescription validity [M 2470-2490], [G 5.9]: the ``Varighet`` that holds
+    for both sexes (no ``Kjonn``); when every one names a sex, the shortest, so that no
+    prescription outlives what FEST allows for either (isotretinoin: 7 days for fertile
+    women, a year for others → 7 days)."""
+    general: str | None = None
+    by_sex: list[str] = []
+    for found in e.children(inner, "Reseptgyldighet"):
+        duration = e.need(found, "Varighet")
+        if len(duration) > 16 or _DURATION.fullmatch(duration) is None or duration == "P":
+            raise FestError(
+                f"{e.where}: Reseptgyldighet/Varighet {duration[:20]!r} is not an ISO 8601 "
+                "duration such as P1Y or P10D (kodeverk 7443).",
+                e.where,
+            )
+        if e.code(found, "Kjonn") is None:
+            general = general or duration
+        else:
+            by_sex.append(duration)
+    if general is not None:
+        return general
+    return min(by_sex, key=days) if by_sex else None
+
+
+def _number(e: _Entry, value: str | None, what: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value.replace(",", "."))
+    except ValueError:
+        raise FestError(f"{e.where}: {what} {value[:20]!r} is not a number.", e.where) from None
+
+
+def _decimal_comma(value: str) -> str:
+    """A FEST decimal (point, maybe trailing zeros) as Norwegian text reads it: 2.50 → 2,5."""
+    if "." in value:
+        value = value.rstrip("0").rstrip(".")
+    return value.replace(".", ",")
+
+
+def _strength(e: _Entry, inner: Element) -> str | None:
+    """``Styrke`` per ``StyrkeNevner`` [M 2840-2870]: "2,5 mg", "1 mg/ml", "5 mg/2 ml"."""
+    styrke = e.child(inner, "Styrke")
+    value = styrke.get("V") if styrke is not None else None
+    if styrke is None or not value:
+        return None
+    label = f"{_decimal_comma(value)} {styrke.get('U') or ''}".strip()
+    per = e.child(inner, "StyrkeNevner")
+    if per is not None and per.get("U"):
+        amount = _decimal_comma(per.get("V") or "1")
+        label += f"/{per.get('U')}" if amount == "1" else f"/{amount} {per.get('U')}"
+    return label[:64]
+
+
+def _pack(e: _Entry, infos: list[Element]) -> dict[str, Any]:
+    """A package's ``Pakningsinfo`` [M 2698-2790] as a doctor reads it: its ``Pakningstype``
+    (left out when "(ikke angitt)"), ``Pakningsstr`` and ``EnhetPakning``: "Boks, 100 stk",
+    "Ampulle av glass, 5x1 ml"; several (a combination pack) joined by " + ". The amount is
+    Multippel x Antall x Mengde of a package with one Pakningsinfo."""
+    texts = []
+    for info in infos:
+        kind = e.child(info, "Pakningstype")
+        unit = e.code(info, "EnhetPakning")
+        size = e.text(info, "Pakningsstr")
+        words = " ".join(w for w in (size, unit) if w)
+        label = kind.get("DN") if kind is not None and kind.get("V") != "1" else None
+        texts.append(", ".join(w for w in (label, words) if w))
+    amount = unit = None
+    if len(infos) == 1:
+        info = infos[0]
+        amount = _number(e, e.text(info, "Mengde"), "Mengde")
+        for factor in ("Antall", "Multippel"):
+            times = _number(e, e.text(info, factor), factor)
+            if amount is not None and times is not None:
+                amount *= times
+        unit = e.code(info, "EnhetPakning")
+    text = " + ".join(t for t in texts if t)
+    return {"pack": text[:200] or None, "pack_amount": amount, "pack_unit": unit}
 
 
 def _package(e: _Entry, inner: Element) -> Drug:
@@ -342,6 +451,7 @@ def _package(e: _Entry, inner: Element) -> Drug:
         active=active,
         exchange_group=e.text(group, "RefByttegruppe") if group is not None else None,
         brand=e.text(info, "RefLegemiddelMerkevare") if info is not None else None,
+        **_pack(e, e.children(inner, "Pakningsinfo")),
         **_shared(e, inner),
     )
 

@@ -27,6 +27,8 @@ from itertools import accumulate
 from typing import IO, NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
+from pll.catalog.demo_drugs import DEMO_DRUGS, DemoDrug, Pack
+
 M30 = "http://www.kith.no/xmlstds/eresept/m30/2014-12-01"
 FORSKRIVNING = "http://www.kith.no/xmlstds/eresept/forskrivning/2014-12-01"
 OID = "2.16.578.1.12.4.1.1."
@@ -132,6 +134,13 @@ _FORMS = (
     _Form("903", "Krem", "Krem", "topical"),
     _Form("904", "Salve", "Salve", "topical"),
 )
+# Forms only the demo's drugs have (an inhaler, insulin), after the others so that adding
+# them changes nothing the random catalogue draws.
+_DEMO_FORMS = (
+    _Form("905", "Inhalasjonsaerosol, suspensjon", "Inh aerosol", "inhaler"),
+    _Form("906", "Injeksjonsvæske, suspensjon", "Inj", "injection"),
+)
+_ALL_FORMS = _FORMS + _DEMO_FORMS
 _FORMS_BY_KIND = {
     kind: [i for i, f in enumerate(_FORMS) if f.kind == kind]
     for kind in ("solid", "liquid", "injection", "topical")
@@ -292,6 +301,11 @@ def _decimal(value: str) -> str:
 class _Generator:
     def __init__(self, seed: int, today: date) -> None:
         self.rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+        # what was added later (validity, pack types, the demo's drugs) draws from its own
+        # stream, so the rest of a seed's catalogue stays what it was
+        self.later = random.Random(seed + 1)  # noqa: S311 - as above
+        self.random_substances = 0  #: substances before the demo's: interactions use these
+        self.demo_of: dict[str, DemoDrug] = {}  # brand id -> the demo drug it is
         self.today = today
         self.names: set[str] = set()  # membership only, never iterated
         self.classes: list[_Class] = []
@@ -533,6 +547,70 @@ class _Generator:
             self.exchange[g] = self.new_id()
             covered += sum(self.packages_of[b] for b in per_generic[g])
 
+    def plan_demo(self) -> None:
+        """The demo lists' drugs (:data:`DEMO_DRUGS`): a substance, strength, brand and
+        packages each, after every random one."""
+        self.random_substances = len(self.substances)
+        substances: dict[str, int] = {}
+        forms = {f.code: i for i, f in enumerate(_ALL_FORMS)}
+        for drug in DEMO_DRUGS:
+            stamp = self.later_timestamp()
+            if drug.substance not in substances:
+                substances[drug.substance] = len(self.substances)
+                self.classes.append(_Class(drug.atc[:5], drug.substance, "", []))
+                self.substances.append(
+                    _Substance(
+                        self.later_id(), drug.substance, drug.atc, len(self.classes) - 1,
+                        _ALL_FORMS[forms[drug.form]].kind, drug.rx, drug.brand, stamp,
+                    )
+                )  # fmt: skip
+            value, unit, per = drug.strength
+            self.strengths.append(
+                _Strength(self.later_id(), substances[drug.substance], value, unit, per, stamp)
+            )
+            form = forms[drug.form]
+            label = f"{drug.brand} {_ALL_FORMS[form].short} {self.strength_label(-1)}"
+            self.brands.append(
+                _Brand(
+                    self.later_id(), drug.brand, label, substances[drug.substance], form,
+                    (len(self.strengths) - 1,), -1, -1, stamp,
+                )
+            )  # fmt: skip
+            self.demo_of[self.brands[-1].id] = drug
+            self.packages_of.append(len(drug.packs))
+
+    def later_id(self) -> str:
+        return "ID_" + str(uuid.UUID(int=self.later.getrandbits(128), version=4)).upper()
+
+    def later_timestamp(self) -> str:
+        d = self.today - timedelta(days=self.later.randint(100, 4000))
+        return f"{d.isoformat()}T03:{self.later.randrange(60):02d}:{self.later.randrange(60):02d}"
+
+    def validity(self, brand: _Brand) -> list[str]:
+        """Reseptgyldighet [M 2470-2490]: a demo drug's own; antibiotics (ATC J01) ten days,
+        as the guide says [G 5.9]; most others a year, a few none (the e-resept default
+        applies), and a few a week for women and a year for men (as isotretinoin)."""
+        demo = self.demo_of.get(brand.id)
+        roll = self.later.random()
+        if demo is not None:
+            durations = [("", demo.validity)]
+        elif self.substances[brand.substance].atc.startswith("J01"):
+            durations = [("", "P10D")]
+        elif roll < 0.01:
+            durations = [("2", "P7D"), ("1", "P1Y")]
+        elif roll < 0.75:
+            durations = [("", "P1Y")]
+        else:
+            return []
+        lines = []
+        for sex, duration in durations:
+            lines.append("<Reseptgyldighet>")
+            if sex:
+                display = "Kvinne" if sex == "2" else "Mann"
+                lines.append(f"  {_cs('Kjonn', sex, display)}")
+            lines += [f"  {_el('Varighet', duration)}", "</Reseptgyldighet>"]
+        return lines
+
     # -- write --------------------------------------------------------------------------------
 
     def oppf(self, kind: str, tidspunkt: str, body: str) -> str:
@@ -549,7 +627,7 @@ class _Generator:
         """The shared ``Legemiddel`` part (§5), in the fixture's order."""
         s = self.substances[substance]
         rx = "C" if package and s.rx == "CF" else s.rx
-        f = _FORMS[form]
+        f = _ALL_FORMS[form]
         return [
             _cv("Atc", s.atc, "7180", s.name),
             _el("NavnFormStyrke", label),
@@ -580,7 +658,7 @@ class _Generator:
     def write_brands(self, w: _Writer) -> None:
         w.raw("  <KatLegemiddelMerkevare>\n")
         for b in self.brands:
-            form = _FORMS[b.form]
+            form = _ALL_FORMS[b.form]
             lines = [*self.legemiddel(b.substance, b.form, b.label, package=False)]
             lines += [
                 _el("Id", b.id),
@@ -590,6 +668,7 @@ class _Generator:
             if b.ref_substance >= 0:
                 lines.append(_el("RefVirkestoff", self.substances[b.ref_substance].id))
             lines += self.sorted_strengths([self.strengths[s].id for s in b.strengths])
+            lines += self.validity(b)
             w.entry(
                 "LegemiddelMerkevare",
                 self.oppf(
@@ -598,12 +677,17 @@ class _Generator:
             )
         w.raw("  </KatLegemiddelMerkevare>\n")
 
-    def package_info(self, brand: _Brand) -> list[str]:
+    def package_info(self, brand: _Brand, demo: Pack | None = None) -> list[str]:
         rng = self.rng
-        kind = _FORMS[brand.form].kind
-        if kind == "solid":
+        kind = _ALL_FORMS[brand.form].kind
+        if demo is not None:
+            unit, unit_name = demo.unit, demo.unit
+            ptype, sizes, amount = ("909", demo.kind), demo.size, demo.amount
+        elif kind == "solid":
             size = rng.choice((10, 14, 20, 28, 30, 50, 56, 98, 100))
-            unit, unit_name, ptype = "stk", "stykk", ("8", "Boks")
+            unit, unit_name = "stk", "stykk"
+            # 909: an invented code (kodeverk 7449 lists blisters only with pipettes)
+            ptype = ("8", "Boks") if self.later.random() < 0.4 else ("909", "Blisterpakning")
             sizes, amount = str(size), str(size)
         elif kind == "injection":
             count, volume = rng.choice((1, 5, 10)), rng.choice(("1", "2", "5", "0.5"))
@@ -620,18 +704,23 @@ class _Generator:
             f"  {_el('Pakningsstr', sizes)}",
             f"  {_cv('EnhetPakning', unit, '7452', unit_name)}",
             f"  {_cv('Pakningstype', ptype[0], '7449', ptype[1])}",
+            # Pakningsstr = Antall x Mengde [M 2718-2760]: "5x3" ml is five of 3 ml
+            *([f"  {_el('Antall', sizes.split('x')[0])}"] if "x" in sizes else []),
             f"  {_el('Mengde', amount)}",
             "</Pakningsinfo>",
         ]
 
     def write_packages(self, w: _Writer, count: int) -> None:
+        """``count`` random packages, then the demo drugs' (never deregistered)."""
         rng = self.rng
-        varenr = rng.sample(range(1_000_000), count)
+        total = sum(self.packages_of)
+        varenr = rng.sample(range(1_000_000), total)
         deregistered = set(rng.sample(range(count), min(count, max(1, round(0.03 * count)))))
         w.raw("  <KatLegemiddelpakning>\n")
         n = 0
         for b, brand in enumerate(self.brands):
-            for _ in range(self.packages_of[b]):
+            demo = self.demo_of.get(brand.id)
+            for p in range(self.packages_of[b]):
                 lines = self.legemiddel(brand.substance, brand.form, brand.label, package=True)
                 group = self.exchange.get(brand.generic)
                 if group is not None:
@@ -642,9 +731,9 @@ class _Generator:
                         "</PakningByttegruppe>",
                     ]
                 lines += [_el("Id", self.new_id()), _el("Varenr", f"{varenr[n]:06d}")]
-                lines += self.package_info(brand)
+                lines += self.package_info(brand, demo.packs[p] if demo else None)
                 upcoming = (
-                    rng.random() < 0.01 and n not in deregistered
+                    rng.random() < 0.01 and n not in deregistered and demo is None
                 )  # marketed from a future day
                 marketed = self.day(-10, -60) if upcoming else self.day(5000, 100)
                 lines += [
@@ -731,8 +820,9 @@ class _Generator:
 
     def write_interactions(self, w: _Writer, count: int, not_assessed: int) -> None:
         rng = self.rng
-        reserve = not_assessed if len(self.substances) - not_assessed >= 2 else 0
-        pool = list(range(len(self.substances) - reserve))
+        known = self.random_substances or len(self.substances)
+        reserve = not_assessed if known - not_assessed >= 2 else 0
+        pool = list(range(known - reserve))
         cum = list(accumulate(min(rng.paretovariate(1.1), 50.0) for _ in pool))
         seen: set[tuple[str, str]] = set()
         w.raw("  <KatInteraksjon>\n")
@@ -751,7 +841,7 @@ class _Generator:
             seen.add(key)
             w.entry("Interaksjon", self.interaction(n, a_lines, a_name, b_lines, b_name))
         for i in range(not_assessed):
-            s = self.substances[-1 - i % len(self.substances)]  # the newest substances
+            s = self.substances[known - 1 - i % known]  # the newest random substances
             body = self.entity("InteraksjonIkkeVurdert", [_cv("Atc", s.atc, "7180", s.name)], "")
             w.entry("InteraksjonIkkeVurdert", self.oppf("Interaksjon", self.timestamp(), body))
         w.raw("  </KatInteraksjon>\n")
@@ -805,8 +895,10 @@ def generate(
     seed: int = 2026,
     today: date | None = None,
     progress: Callable[[int], None] | None = None,
+    demo: bool = False,
 ) -> dict[str, int]:
-    """Write a synthetic FEST extract to `out`; returns counts per entity kind."""
+    """Write a synthetic FEST extract to `out`; returns counts per entity kind. With
+    ``demo``, the demo lists' drugs (:mod:`pll.catalog.demo_drugs`) are in it too."""
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
     today = today or DEFAULT_TODAY
@@ -816,6 +908,8 @@ def generate(
     gen.plan_brands(_count("LegemiddelMerkevare", scale))
     packages = _count("Legemiddelpakning", scale)
     gen.plan_packages(packages)
+    if demo:
+        gen.plan_demo()
 
     w = _Writer(out, progress)
     w.raw(

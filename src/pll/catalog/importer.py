@@ -165,6 +165,10 @@ def _add(batches: _Batches, item: fest.Item) -> None:
             brand=item.brand,
             form=item.form,
             active=item.active,
+            validity=item.validity,
+            pack=item.pack,
+            pack_amount=item.pack_amount,
+            pack_unit=item.pack_unit,
         )
         for ref in item.refs:
             batches.add(fest_ref, drug=item.id, ref=ref)
@@ -172,8 +176,11 @@ def _add(batches: _Batches, item: fest.Item) -> None:
             batches.add(fest_name, token=token, drug=item.id)
     elif isinstance(item, fest.Substance):
         batches.add(fest_substance, id=item.id, name=item.name, atc=item.atc)
+        # a substance's words find the drugs that hold it (zopiklon → Imovane)
+        for token in fest.tokens(item.name):
+            batches.add(fest_name, token=token, drug=item.id)
     elif isinstance(item, fest.Strength):
-        batches.add(fest_strength, id=item.id, substance=item.substance)
+        batches.add(fest_strength, id=item.id, substance=item.substance, label=item.label)
     elif isinstance(item, fest.Interaction):
         batches.add(
             fest_interaction,

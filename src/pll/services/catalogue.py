@@ -1,5 +1,6 @@
 """Drug lookup in the catalogue in use (``GET /fhir/Medication``): by name (word prefix, case
-and accents ignored), by code (ATC at any level, a Varenr or a FEST id) and by substance.
+and accents ignored), by code (ATC at any level, a Varenr or a FEST id) and by substance;
+and drug search as a doctor types it (:meth:`Catalogue.find`, the prescribing page).
 
 Names are indexed one word per row (``fest_name``), lower case without accents, so a prefix
 is one index range on both databases instead of a scan; the other words of a query filter
@@ -9,16 +10,53 @@ that range.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pll.catalog.fest import tokens
+from pll.catalog import ranking
+from pll.catalog.fest import tokens, words
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir.medication import fest_id, medication
+from pll.fhir.medication import resource_id as fhir_id
 from pll.store import catalog as store
 from pll.store.db import Database
 
 KINDS = ("package", "brand", "generic")
+#: How many name-index rows one typed word may read, and how many groups and packages a
+#: search shows: bounded work per search whatever is typed.
+CANDIDATES = 400
+GROUPS = 25
+PACKAGES = 12
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A drug or package a doctor can pick, as the search shows it."""
+
+    id: str  #: the Medication id
+    kind: str  #: package, brand or generic
+    name: str
+    form: str
+    strength: str
+    pack: str
+    code: str  #: a package's Varenr, else the FEST id
+
+
+@dataclass
+class Group:
+    """A brand (or generic) and, under it, its packages."""
+
+    drug: Choice
+    packages: list[Choice] = field(default_factory=list)
+
+
+@dataclass
+class Found:
+    groups: list[Group]
+    #: the search read as far as it may: more drugs may match; the doctor should type more
+    more: bool = False
+
+
 _ATC = re.compile(r"[A-Z][0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?")
 
 
@@ -73,6 +111,104 @@ class Catalogue:
             ingredients = store.substances_of(conn, version, [d.id for d in drugs])
             return [medication(d, ingredients.get(d.id, [])) for d in drugs]
 
+    def find(self, query: str) -> Found:
+        """Drugs as a doctor types them: brand, substance or ATC code, with or without a
+        form and strength ("Paracet 500", "Tab 100", "zopiklon", "N05CF01"). Ranked by
+        :mod:`pll.catalog.ranking`; grouped so the doctor picks a drug, then a package (a
+        brand's active packages under it). Bounded: each typed word reads at most
+        :data:`CANDIDATES` rows of the name index. Raises :class:`InvalidInput` in Norwegian
+        on a query that cannot be searched."""
+        if len(query) > 100 or not query.isprintable():
+            raise InvalidInput("Søket kan være høyst 100 tegn, uten linjeskift.", "q")
+        typed = words(query)
+        code = query.strip().upper()
+        if not typed:
+            raise InvalidInput("Skriv minst én bokstav eller ett tall å søke etter.", "q")
+        with self.db.read() as conn:
+            version = store.active(conn)
+            if version is None:
+                return Found([])
+            if _ATC.fullmatch(code):
+                rows = list(store.by_atc(conn, version, code, CANDIDATES, KINDS))
+                more = len(rows) >= CANDIDATES
+                ranked = [(r, (0, 0)) for r in rows]
+            else:
+                rows, more = self._candidates(conn, version, typed)
+                ranked = self._ranked(conn, version, typed, rows)
+            return self._grouped(conn, version, ranked, more)
+
+    @staticmethod
+    def _candidates(conn: Any, version: int, typed: list[str]) -> tuple[list[Any], bool]:
+        """The drugs the most selective typed word names (its own name, or a substance's),
+        and whether it named more than a search reads."""
+        best: list[str] | None = None
+        for word in sorted(set(typed), key=len, reverse=True):
+            hits = store.named(conn, version, word, CANDIDATES)
+            if best is None or len(hits) < len(best):
+                best = hits
+            if len(best) < CANDIDATES // 4:
+                break  # selective enough; the other words filter these
+        ids = best or []
+        drugs = store.drugs_by_code(conn, version, ids)
+        found = {r.id: r for i in ids if (r := drugs.get(i)) is not None and r.id == i}
+        substances = [i for i in ids if i not in found]
+        for row in store.by_substance(conn, version, substances, CANDIDATES, KINDS):
+            found.setdefault(row.id, row)
+        return list(found.values()), len(ids) >= CANDIDATES
+
+    @staticmethod
+    def _ranked(
+        conn: Any, version: int, typed: list[str], rows: list[Any]
+    ) -> list[tuple[Any, tuple[int, int]]]:
+        ingredients = store.substances_of(conn, version, [r.id for r in rows])
+        out = []
+        for row in rows:
+            if row.kind == "package" and not row.active:
+                continue
+            name = words(row.name)
+            held = [w for s in ingredients.get(row.id, []) for w in words(s.name)]
+            if ranking.matches(typed, name, held):
+                out.append((row, ranking.key(typed, name)))
+        return out
+
+    @staticmethod
+    def _grouped(
+        conn: Any, version: int, ranked: list[tuple[Any, tuple[int, int]]], more: bool
+    ) -> Found:
+        """Brands and generics with their packages under them, best first; a package found
+        on its own stands under its brand."""
+        order = {"brand": 0, "generic": 1, "package": 2}
+        ranked.sort(key=lambda x: (x[1], order[x[0].kind], x[0].name, x[0].id))
+        heads: dict[str, Any] = {}
+        for row, _ in ranked:
+            key = row.brand if row.kind == "package" and row.brand else row.id
+            heads.setdefault(key, row if key == row.id else None)
+            if len(heads) >= GROUPS:
+                break
+        missing = [k for k, v in heads.items() if v is None]
+        brands = store.drugs_by_code(conn, version, missing)
+        for k in missing:
+            heads[k] = brands.get(k)
+        brand_ids = [k for k, v in heads.items() if v is not None and v.kind == "brand"]
+        packages: dict[str, list[Any]] = {}
+        for p in store.packages_of(conn, version, brand_ids, GROUPS * PACKAGES):
+            packages.setdefault(p.brand, []).append(p)
+        strengths = store.strengths_of(conn, version, [k for k, v in heads.items() if v])
+        groups = []
+        for key, head in heads.items():
+            if head is None:  # a package whose brand the catalogue lacks: it stands alone
+                lone = next(r for r, _ in ranked if r.brand == key)
+                groups.append(Group(_choice(lone, strengths.get(key, ""))))
+                continue
+            strength = strengths.get(head.id, "")
+            groups.append(
+                Group(
+                    _choice(head, strength),
+                    [_choice(p, strength) for p in packages.get(head.id, [])[:PACKAGES]],
+                )
+            )
+        return Found(groups, more)
+
     def read(self, drug_id: str) -> dict[str, Any]:
         with self.db.read() as conn:
             version = store.active(conn)
@@ -82,6 +218,18 @@ class Catalogue:
                     f"Medication/{drug_id} does not exist in the catalogue in use.", "Medication.id"
                 )
             return medication(row, store.substances_of(conn, version, [row.id])[row.id])
+
+
+def _choice(row: Any, strength: str) -> Choice:
+    return Choice(
+        id=fhir_id(row.id),
+        kind=row.kind,
+        name=row.name,
+        form=row.form or "",
+        strength=strength,
+        pack=row.pack or "",
+        code=row.code,
+    )
 
 
 def _all_words(name: str, words: list[str]) -> bool:

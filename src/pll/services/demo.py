@@ -19,6 +19,7 @@ import orjson
 
 from pll.auth.access import Access, Basis
 from pll.auth.tokens import PERSONAS
+from pll.catalog.fest import tokens
 from pll.domain.cases import Action
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.model import Author, Role
@@ -110,8 +111,9 @@ def _coding(regimen: Regimen) -> list[dict[str, str]]:
 
 def catalogued(service: PLLService, seed: int) -> list[Regimen]:
     """The demo regimens given as packages of the catalogue in use: for each, an active
-    package in the same ATC group (level 2), so demo lists carry FEST codes, ATC codes and
-    names the catalogue knows. Without a catalogue, the regimens as they are."""
+    package of the drug it names (``pll demo``'s catalogue has them all, see
+    :mod:`pll.catalog.demo_drugs`), so demo lists carry FEST codes, forms and names the
+    catalogue knows. A regimen whose drug the catalogue lacks keeps its ATC code only."""
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
     out = []
     with service.db.read() as conn:
@@ -119,54 +121,60 @@ def catalogued(service: PLLService, seed: int) -> list[Regimen]:
         for regimen in REGIMENS:
             rows = []
             if version is not None:
+                word = min(tokens(regimen.name.split()[0]), key=len)
                 rows = [
                     r
-                    for r in catalog_store.by_atc(conn, version, regimen.atc[:3], 50, ["package"])
-                    if r.active and r.atc
+                    for r in catalog_store.search(conn, version, word, 200, ["package"])
+                    if r.active and r.name == regimen.name
                 ]
             if not rows:
                 out.append(regimen)
                 continue
             row = rng.choice(rows)
-            out.append(replace(regimen, name=row.name, atc=row.atc, fest=row.code))
+            out.append(replace(regimen, atc=row.atc or regimen.atc, fest=row.code))
     return out
 
 
+def _weekly(amount: float) -> dict[str, Any]:
+    """Once a week (methotrexate, alendronate). The weekday (``dayOfWeek``) is left out:
+    the dosage text cannot say it yet (:mod:`pll.domain.dosage`)."""
+    return {
+        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}},
+        "doseAndRate": [{"doseQuantity": {"value": amount, "unit": "tablett"}}],
+    }
+
+
+#: Named as the demo catalogue names them (``Brand Form Strength``), each dosed in a unit
+#: its form takes (:func:`pll.domain.forms.units_for`).
 REGIMENS = [
-    Regimen("Paracet tab 500 mg", "N02BE01", [_prn(2, "tablett", 6)], "3", "Smerter"),
-    Regimen("Metformin tab 500 mg", "A10BA02", [_when("MORN", "EVE")], "1", "Diabetes type 2"),
-    Regimen("Atorvastatin tab 20 mg", "C10AA05", [_when("EVE")], "1", "Hyperkolesterolemi"),
-    Regimen("Amlodipin tab 5 mg", "C08CA01", [_when("MORN")], "1", "Hypertensjon"),
-    Regimen("Ramipril kaps 5 mg", "C09AA05", [_when("MORN", unit="kapsel")], "1", "Hypertensjon"),
-    Regimen("Levaxin tab 50 mikrog", "H03AA01", [_when("MORN")], "1", "Hypotyreose"),
-    Regimen("Pantoprazol tab 20 mg", "A02BC02", [_when("MORN")], "1", "Refluks"),
-    Regimen("Eliquis tab 5 mg", "B01AF02", [_when("MORN", "EVE")], "1", "Atrieflimmer"),
-    Regimen("Selo-Zok tab 50 mg", "C07AB02", [_when("MORN")], "1", "Hypertensjon"),
-    Regimen("Furix tab 40 mg", "C03CA01", [_when("MORN")], "1", "Hjertesvikt"),
-    Regimen("Sertralin tab 50 mg", "N06AB06", [_when("MORN")], "1", "Depresjon"),
-    Regimen("Imovane tab 5 mg", "N05CF01", [_prn(1, "tablett", 1)], "3", "Søvnvansker"),
-    Regimen("Ventoline inh 0,1 mg/dose", "R03AC02", [_prn(2, "inhalasjon", 8)], "3", "Astma"),
+    Regimen("Paracet Tab 500 mg", "N02BE01", [_prn(2, "tablett", 6)], "3", "Smerter"),
     Regimen(
-        "Alendronat tab 70 mg",
-        "M05BA04",
-        [
-            {
-                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}},
-                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablett"}}],
-            }
-        ],
-        "1",
-        "Osteoporose",
+        "Metformin Nordfarma Tab 500 mg", "A10BA02", [_when("MORN", "EVE")], "1",
+        "Diabetes type 2",
     ),
+    Regimen("Lipitor Tab 20 mg", "C10AA05", [_when("EVE")], "1", "Hyperkolesterolemi"),
+    Regimen("Norvasc Tab 5 mg", "C08CA01", [_when("MORN")], "1", "Hypertensjon"),
+    Regimen("Triatec Kaps 5 mg", "C09AA05", [_when("MORN", unit="kapsel")], "1", "Hypertensjon"),
+    Regimen("Levaxin Tab 50 mikrog", "H03AA01", [_when("MORN")], "1", "Hypotyreose"),
+    Regimen("Somac Tab 20 mg", "A02BC02", [_when("MORN")], "1", "Refluks"),
+    Regimen("Eliquis Tab 5 mg", "B01AF02", [_when("MORN", "EVE")], "1", "Atrieflimmer"),
+    Regimen("Selo-Zok Tab 50 mg", "C07AB02", [_when("MORN")], "1", "Hypertensjon"),
+    Regimen("Furix Tab 40 mg", "C03CA01", [_when("MORN")], "1", "Hjertesvikt"),
+    Regimen("Zoloft Tab 50 mg", "N06AB06", [_when("MORN")], "1", "Depresjon"),
+    Regimen("Imovane Tab 5 mg", "N05CF01", [_prn(1, "tablett", 1)], "3", "Søvnvansker"),
     Regimen(
-        "Prednisolon tab 5 mg",
+        "Ventoline Inh aerosol 0,1 mg/dose", "R03AC02", [_prn(2, "inhalasjon", 8)], "3", "Astma"
+    ),
+    Regimen("Alendronat Nordfarma Tab 70 mg", "M05BA04", [_weekly(1)], "1", "Osteoporose"),
+    Regimen(
+        "Prednisolon Nordfarma Tab 5 mg",
         "H02AB06",
         [_for_days(1, 5, _when("MORN", amount=4)), _for_days(2, 5, _when("MORN", amount=2))],
         "2",
         "KOLS-forverring",
     ),
     Regimen(
-        "Apocillin tab 660 mg",
+        "Apocillin Tab 660 mg",
         "J01CE02",
         [
             {
@@ -189,7 +197,25 @@ REGIMENS = [
         "2",
         "Halsbetennelse",
     ),
-]
+    Regimen(
+        "Locoid Krem 1 mg/g", "D07AB02", [_when("MORN", "EVE", unit="påføring")], "1", "Eksem"
+    ),
+    Regimen(
+        "Insulatard Inj 100 IE/ml", "A10AC01", [_when("MORN", amount=20, unit="IE")], "1",
+        "Diabetes type 2",
+    ),
+    Regimen(
+        "Duphalac Mikst 667 mg/ml", "A06AD11", [_when("MORN", amount=15, unit="ml")], "1",
+        "Forstoppelse",
+    ),
+]  # fmt: skip
+
+#: Methotrexate once a week (the weekly drug a daily dose would make dangerous): always on
+#: the first demo patient's list, the one the GP persona logs in to see.
+METHOTREXATE = Regimen(
+    "Metotreksat Nordfarma Tab 2,5 mg", "L04AX03", [_weekly(4)], "1", "Revmatoid artritt"
+)
+REGIMENS.append(METHOTREXATE)
 
 
 def _persona_author(name: str) -> Author:
@@ -375,6 +401,9 @@ def create_demo(
         numbers.append(fnr)
         dated.create_list(gp, {"resourceType": "List", "subject": {"reference": f"Patient/{pid}"}})
         chosen = rng.sample(regimens, rng.randint(3, 8))
+        weekly = next(r for r in regimens if r.atc == METHOTREXATE.atc)
+        if n == 0 and weekly not in chosen:
+            chosen.append(weekly)
         start = f"202{rng.randint(3, 6)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
         ops = regimen_ops(dated, pid, chosen, start)
         result = dated.change(gp, pid, ops, "Legemiddelgjennomgang hos fastlege")
@@ -393,18 +422,22 @@ def _double_dose(service: PLLService, hospital: Access, pid: str, target: Any) -
     dose = changed["dosage"][0].get("doseAndRate")
     if not dose:
         return
-    changed["dosage"] = [
-        dict(
-            changed["dosage"][0],
-            doseAndRate=[
-                {
-                    "doseQuantity": dict(
-                        dose[0]["doseQuantity"], value=dose[0]["doseQuantity"]["value"] * 2
-                    )
-                }
-            ],
+    first = dict(
+        changed["dosage"][0],
+        doseAndRate=[
+            {
+                "doseQuantity": dict(
+                    dose[0]["doseQuantity"], value=dose[0]["doseQuantity"]["value"] * 2
+                )
+            }
+        ],
+    )
+    most = first.get("maxDosePerPeriod")
+    if most:  # as needed: the most a day doubles too, or a dose would exceed it
+        first["maxDosePerPeriod"] = dict(
+            most, numerator=dict(most["numerator"], value=most["numerator"]["value"] * 2)
         )
-    ]
+    changed["dosage"] = [first]
     service.change(
         hospital,
         pid,

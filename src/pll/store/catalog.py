@@ -259,6 +259,67 @@ def search(
     ).all()
 
 
+def named(conn: Connection, version: int, word: str, limit: int) -> list[str]:
+    """Up to ``limit`` ids of drugs and substances with a word of their name starting with
+    ``word`` (normalised): one range of the name index, read no further than ``limit`` rows.
+    The word is compared as it is: ``%`` and ``_`` are characters, not wildcards."""
+    rows = conn.execute(
+        select(fest_name.c.drug)
+        .where(
+            fest_name.c.catalog == version,
+            fest_name.c.token >= word,
+            fest_name.c.token < word + "\uffff",
+        )
+        .limit(limit)
+    )
+    return list(dict.fromkeys(r[0] for r in rows))
+
+
+def packages_of(
+    conn: Connection, version: int, brand_ids: Iterable[str], limit: int
+) -> list[Row[Any]]:
+    """The active packages of these brands (by the brand index), at most ``limit``."""
+    wanted = sorted(set(brand_ids))
+    if not wanted:
+        return []
+    return list(
+        conn.execute(
+            select(fest_drug)
+            .where(
+                fest_drug.c.catalog == version,
+                fest_drug.c.brand.in_(wanted),
+                fest_drug.c.kind == "package",
+                fest_drug.c.active.is_(True),
+            )
+            .order_by(fest_drug.c.pack_amount, fest_drug.c.code)
+            .limit(limit)
+        ).all()
+    )
+
+
+def strengths_of(conn: Connection, version: int, drug_ids: Iterable[str]) -> dict[str, str]:
+    """Each brand's or generic's strength as a doctor reads it ("5 mg", "0,1 mg/dose";
+    a combination "5 mg/10 mg"); drugs that state none are left out."""
+    wanted = sorted(set(drug_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(fest_ref.c.drug, fest_strength.c.label)
+        .join(
+            fest_strength,
+            (fest_strength.c.catalog == fest_ref.c.catalog)
+            & (fest_strength.c.id == fest_ref.c.ref),
+        )
+        .where(fest_ref.c.catalog == version, fest_ref.c.drug.in_(wanted))
+        .order_by(fest_ref.c.drug, fest_ref.c.ref)
+    )
+    out: dict[str, list[str]] = {}
+    for drug_id, label in rows:
+        if label:
+            out.setdefault(drug_id, []).append(label)
+    return {d: "/".join(labels) for d, labels in out.items()}
+
+
 def by_atc(
     conn: Connection, version: int, atc: str, limit: int, kinds: Sequence[str]
 ) -> Sequence[Row[Any]]:
@@ -349,6 +410,24 @@ WHERE p.catalog = :v AND p.kind = 'package' AND p.brand IS NOT NULL AND NOT EXIS
 """
 
 
+# A package's prescription validity is its brand's. A generic (LegemiddelVirkestoff) has
+# none in FEST [M 2470]; it takes its brands' (same ATC code and form, [G 963-997]) when they
+# all give the same one, and none when they differ or some give none.
+_VALIDITY_OF_PACKAGES = """
+UPDATE fest_drug SET validity = (
+    SELECT b.validity FROM fest_drug b
+    WHERE b.catalog = fest_drug.catalog AND b.id = fest_drug.brand)
+WHERE catalog = :v AND kind = 'package'
+"""
+_VALIDITY_OF_GENERICS = """
+UPDATE fest_drug SET validity = (
+    SELECT min(b.validity) FROM fest_drug b
+    WHERE b.catalog = fest_drug.catalog AND b.atc = fest_drug.atc AND b.kind = 'brand'
+      AND b.form = fest_drug.form
+    HAVING count(DISTINCT b.validity) = 1 AND count(b.validity) = count(*))
+WHERE catalog = :v AND kind = 'generic'
+"""
+
 #: What must hold after each resolution step, and how a failure is named.
 _CHECKS: tuple[tuple[str | None, str, str], ...] = (
     (None, _MISSING_STRENGTH_SUBSTANCE, "strength {0} names substance {1}, which it lacks"),
@@ -358,8 +437,9 @@ _CHECKS: tuple[tuple[str | None, str, str], ...] = (
 
 
 def resolve(conn: Connection, version: int) -> tuple[list[str], int]:
-    """Link every drug to its substances; returns what does not hold together (empty when
-    all is well) and how many packages name a brand the version lacks."""
+    """Link every drug to its substances and give packages and generics their prescription
+    validity; returns what does not hold together (empty when all is well) and how many
+    packages name a brand the version lacks."""
     params = {"v": version}
     for step, check, message in _CHECKS:
         if step is not None:
@@ -367,4 +447,6 @@ def resolve(conn: Connection, version: int) -> tuple[list[str], int]:
         problems = [message.format(*row) for row in conn.execute(text(check), params)]
         if problems:
             return problems, 0
+    conn.execute(text(_VALIDITY_OF_PACKAGES), params)
+    conn.execute(text(_VALIDITY_OF_GENERICS), params)
     return [], int(conn.execute(text(_DANGLING_BRANDS), params).scalar_one())

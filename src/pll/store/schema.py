@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -292,8 +293,17 @@ fest_drug = Table(
     Column("brand", String(ID)),
     Column("form", Text),
     Column("active", Boolean, nullable=False),
+    #: how long a prescription is valid (Reseptgyldighet, ISO 8601 such as P1Y or P10D), NULL
+    #: when FEST gives none; a package has its brand's, a generic its brands' when they agree
+    Column("validity", String(16)),
+    #: a package's Pakningsinfo as a doctor reads it: "Blisterpakning, 30 stk"
+    Column("pack", Text),
+    #: the total amount in a package (Multippel x Antall x Mengde) in pack_unit (EnhetPakning)
+    Column("pack_amount", Float),
+    Column("pack_unit", String(16)),
     Index("ix_fest_drug_code", "catalog", "code"),
     Index("ix_fest_drug_atc", "catalog", "atc"),
+    Index("ix_fest_drug_brand", "catalog", "brand"),
 )
 
 fest_substance = Table(
@@ -312,6 +322,8 @@ fest_strength = Table(
     Column("catalog", Integer, primary_key=True),
     Column("id", String(ID), primary_key=True),
     Column("substance", String(ID), nullable=False),
+    #: Styrke (and StyrkeNevner) as a doctor reads it: "2,5 mg", "1 mg/ml"
+    Column("label", Text),
 )
 
 #: What a brand or generic names (a strength, or a substance directly), as the extract says

@@ -3,8 +3,6 @@ prescription."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from starlette.responses import JSONResponse, Response
 
@@ -12,7 +10,7 @@ from pll.domain.checks import Severity
 from pll.domain.errors import DomainError, InvalidInput
 from pll.fhir import findings
 from pll.fhir.validate import validate
-from pll.services.catalogue import Catalogue
+from pll.services.catalogue import Catalogue, Found
 from pll.services.lists import Op
 from pll.web import forms
 from pll.web.doctor.common import (
@@ -29,43 +27,35 @@ from pll.web.doctor.notes import list_notes
 from pll.web.doctor.saving import findings_page, save
 from pll.web.edge import Web, require
 
-SEARCH_LIMIT = 25
-
 
 def prescribe_page(web: Web) -> Response:
     pid = web.path_id("pid")
     query = web.query("q")
-    drugs: list[dict[str, Any]] = []
+    found: Found | None = None
+    error = ""
     if query:
-        drugs = Catalogue(web.service.db).search(name=query, count=SEARCH_LIMIT)
+        try:
+            found = Catalogue(web.service.db).find(query)
+        except InvalidInput as exc:
+            error = exc.message  # beside the search field, with what was typed kept
     # the list, for who holds the baton; in the context, the banner knows the page's read
     # of it is logged (one record per page)
     lst = current_list(web, pid)
     return web.render(
         "doctor/prescribe.html",
+        status=400 if error else 200,
         pid=pid,
         lst=lst,
         fnr=fnr_of(web, pid),
         query=query,
-        drugs=[(d["id"], forms.medication_concept(d)["text"], _kind(d)) for d in drugs],
-        searched=bool(query),
+        found=found,
+        search_error=error,
+        searched=found is not None,
         values={"dose-mode": "fixed", "dose-unit": "tablett"},
         times=forms.TIMES,
         units=forms.UNITS,
         treatments=forms.TREATMENTS,
         baton=list_notes(web, pid, lst)["baton"],
-    )
-
-
-def _kind(medication: dict[str, Any]) -> str:
-    """What a FEST entry is (virkestoff, merkevare or pakning), so equal names differ."""
-    return next(
-        (
-            e["valueCoding"].get("display", "")
-            for e in medication.get("extension", [])
-            if "valueCoding" in e
-        ),
-        "",
     )
 
 
