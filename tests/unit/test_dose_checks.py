@@ -92,9 +92,20 @@ def test_a_maximum_per_hours_counts_over_a_whole_day() -> None:
     assert per_day(element) == 6
 
 
-def test_free_text_says_no_amount_and_is_not_judged() -> None:
-    assert largest_daily_amounts([{"text": "99999 tabletter"}]) == {}
-    assert findings({"text": "99999 tabletter morgen"}) == []
+def test_free_text_counts_its_largest_single_amount_and_guesses_nothing() -> None:
+    assert largest_daily_amounts([{"text": "99999 tabletter morgen"}]) == {"tablett": 99999}
+    assert largest_daily_amounts([{"text": "2 tabletter morgen og 1 tablett kveld"}]) == {
+        "tablett": 2
+    }
+    assert largest_daily_amounts([{"text": "Knus 1 tablett i 2,5 ml vann"}]) == {
+        "tablett": 1,
+        "ml": Decimal("2.5"),
+    }
+    assert largest_daily_amounts([{"text": "Påføres tynt 2 ganger daglig"}]) == {}
+    # the form is not judged from words: a tablet crushed in water names ml
+    assert findings({"text": "Knus 1 tablett i 5 ml vann"}, form="Tablett") == []
+    found = findings({"text": "99999 tabletter morgen"}, atc="L04AX03")
+    assert [f.kind for f in found] == [Kind.IMPLAUSIBLE_DOSE]
 
 
 # --- implausible amounts --------------------------------------------------------------------

@@ -34,13 +34,18 @@ medicine or changes its dosage; that is decided by the caller.
   neither, the dose :data:`AS_NEEDED_PER_DAY` times a day (a dose "ved behov" with no stated
   maximum is taken up to four times a day, as paracetamol is).
 
-Free-text dosages say no amount and are not judged; nor is a medicine whose form PLL cannot
+A dosage given as **free text** (all SFM Basis carries) is judged only by the largest
+single amount it names in a unit with a limit ("99999 tabletter morgen": 99999 tablets):
+that is the least it can mean a day, so what it finds is certain, and what it cannot tell
+(how often, "daglig" or "ukentlig") it does not guess. Its units are not judged against the
+form ("knus 1 tablett i 5 ml vann" is a tablet). Nor is a medicine whose form PLL cannot
 sort (for the unit) or a unit with no limit (mg, g: only a per-drug maximum judges those).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -60,6 +65,8 @@ _DAYS = {"h": Decimal(1) / 24, "d": Decimal(1), "wk": Decimal(7), "mo": Decimal(
 _TIME_WORDS = {"time": "h", "timer": "h", "dag": "d", "dager": "d", "døgn": "d"}
 _TIME_WORDS |= {"uke": "wk", "uker": "wk", "måned": "mo", "måneder": "mo"}
 _LIMITS = {unit_key(unit): (unit, limit) for unit, limit in DAILY_LIMITS.items()}
+#: an amount and the word after it in a free-text dosage: "99999 tabletter", "2,5 ml"
+_TEXT_AMOUNT = re.compile(r"(?<![\d,.])(\d{1,9}(?:[.,]\d{1,6})?)\s*([^\W\d_]+)")
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,9 @@ def unit_misfit(dosed: Dosed) -> Finding | None:
 def largest_daily_amounts(dosage: Sequence[Mapping[str, Any]]) -> dict[str, Decimal]:
     """The largest amount of each unit (by :func:`~pll.domain.dosage.unit_key`) taken on any
     one day, as the module describes."""
+    text = _free_text(dosage)
+    if text is not None:
+        return _text_amounts(text)
     steps: dict[int, dict[str, Decimal]] = {}
     for element in dosage if _structured(dosage) else ():
         dose = _dose(element)
@@ -200,6 +210,27 @@ def _days_text(days: Decimal) -> str:
 
 def _structured(dosage: Sequence[Mapping[str, Any]]) -> bool:
     return isinstance(dosage, Sequence) and all(isinstance(e, Mapping) for e in dosage)
+
+
+def _free_text(dosage: Sequence[Mapping[str, Any]]) -> str | None:
+    """The text of a dosage given as text only (one element with nothing but text)."""
+    if not _structured(dosage) or len(dosage) != 1:
+        return None
+    element = dosage[0]
+    text = element.get("text")
+    if not isinstance(text, str) or _dose(element) is not None or "timing" in element:
+        return None
+    return text
+
+
+def _text_amounts(text: str) -> dict[str, Decimal]:
+    """The largest single amount a free text names, per unit with a limit."""
+    out: dict[str, Decimal] = {}
+    for number, word in _TEXT_AMOUNT.findall(text):
+        key = unit_key(word)
+        if key in _LIMITS:
+            out[key] = max(out.get(key, Decimal(0)), Decimal(number.replace(",", ".")))
+    return out
 
 
 def _decimal(raw: Any) -> Decimal | None:
