@@ -115,7 +115,7 @@ def test_99999_tablets_in_the_morning_is_implausible_and_says_by_how_much() -> N
     found = findings(step(1, dose(99999, when=["MORN"])), step(1, dose(1, when=["EVE"])))
 
     assert [(f.kind, f.severity, f.entries, f.code) for f in found] == [
-        (Kind.IMPLAUSIBLE_DOSE, Severity.ERROR, ("e1",), "e1")
+        (Kind.IMPLAUSIBLE_DOSE, Severity.ERROR, ("e1",), "dose-e1")
     ]
     assert found[0].blocking
     assert "100000 tabletter per døgn" in found[0].message
@@ -165,6 +165,7 @@ def test_a_cream_dosed_in_tablets_is_a_misfit_naming_drug_form_and_units() -> No
         "Lya Krem er krem, salve eller gel (Krem) og doseres i påføring, ikke i tabletter."
     )
     assert found[0].details["element"] == "[0].doseAndRate[0].doseQuantity.unit"
+    assert found[0].code == "unit-e1"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@ do not fit the drug's form"). Pure functions over FHIR ``Dosage`` elements that
 :func:`pll.domain.dosage.validate_dosage` has accepted; what is contradictory in a dosage on
 its own (a maximum below one dose, zero amounts) is refused there, before these run.
 
-Three findings, each about one entry (or prescription) and coded by its id:
+Three findings, each about one entry (or prescription). A finding's code (what an override
+names) is the kind and the drug's :attr:`Dosed.key`, not the entry's id, so the override
+of a refused new entry still names the finding when the entry is sent again with a new id:
 
 - **unit does not fit the form** (:data:`Kind.UNIT_FORM`): a dose in a unit the drug's FEST
   form does not take (:func:`pll.domain.forms.units_for`), "3 tabletter" of a cream. A change
@@ -78,6 +80,12 @@ class Dosed:
     dosage: Sequence[Mapping[str, Any]]
     atc: str | None = None
     form: str | None = None  #: FEST ``LegemiddelformKort``; None when not from FEST
+    #: what names the drug in a finding's code: its FEST code, else its ATC code, else the
+    #: entry's id (the entry's id when not given)
+    key: str | None = None
+
+    def code(self, what: str) -> str:
+        return f"{what}-{self.key or self.entry}"
 
 
 def check_dose(dosed: Dosed, daily_max: Mapping[str, Decimal] | None = None) -> list[Finding]:
@@ -122,7 +130,7 @@ def unit_misfit(dosed: Dosed) -> Finding | None:
             Severity.ERROR,
             f"{dosed.name} er {kind.name} ({dosed.form}) og doseres i {taken}, ikke i {given}.",
             (dosed.entry,),
-            dosed.entry,
+            dosed.code("unit"),
             {"element": f"[{i}].doseAndRate[0].doseQuantity.unit", "units": ",".join(kind.units)},
         )
     return None
@@ -182,7 +190,7 @@ def _implausible(dosed: Dosed, key: str, amount: Decimal, limit: tuple[str, Deci
         f"Usannsynlig dose av {dosed.name}: {said}; mer enn {amount_text(most, unit)} per "
         f"døgn er usannsynlig ({factor} ganger grensen). Kontroller mengde og enhet.",
         (dosed.entry,),
-        dosed.entry,
+        dosed.code("dose"),
         {"unit": key, "perDay": str(amount), "limit": str(most)},
     )
 
@@ -196,7 +204,7 @@ def _weekly(dosed: Dosed, days: Decimal) -> Finding:
         f"{often}. Metotreksat tatt oftere enn ukentlig kan gi livstruende forgiftning; "
         "kontroller doseringen.",
         (dosed.entry,),
-        dosed.entry,
+        dosed.code("weekly"),
         {"daysPerWeek": str(days)},
     )
 

@@ -162,7 +162,9 @@ def review(
         for n, d in zip(medicines, found, strict=True)
         if changed is None or d.entry in changed
         # a drug's own maximum dose (FEST) plugs in as check_dose's daily_max
-        for f in dose_checks.check_dose(dose_checks.Dosed(d.entry, d.name, n.dosage, d.atc, d.form))
+        for f in dose_checks.check_dose(
+            dose_checks.Dosed(d.entry, d.name, n.dosage, d.atc, d.form, n.fest or d.atc)
+        )
     ]
     return (
         checks.check(
