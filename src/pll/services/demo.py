@@ -20,6 +20,8 @@ import orjson
 from pll.auth.access import Access, Basis
 from pll.auth.tokens import PERSONAS
 from pll.domain.cases import Action
+from pll.domain.dosage import unit_key
+from pll.domain.forms import units_for
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.model import Author, Role
 from pll.fhir import systems
@@ -122,7 +124,7 @@ def catalogued(service: PLLService, seed: int) -> list[Regimen]:
                 rows = [
                     r
                     for r in catalog_store.by_atc(conn, version, regimen.atc[:3], 50, ["package"])
-                    if r.active and r.atc
+                    if r.active and r.atc and _fits(r.form, regimen)
                 ]
             if not rows:
                 out.append(regimen)
@@ -130,6 +132,17 @@ def catalogued(service: PLLService, seed: int) -> list[Regimen]:
             row = rng.choice(rows)
             out.append(replace(regimen, name=row.name, atc=row.atc, fest=row.code))
     return out
+
+
+def _fits(form: str | None, regimen: Regimen) -> bool:
+    """Whether a package's form takes the regimen's dose units (a cream is not dosed in
+    tablets: such a change is refused)."""
+    units = units_for(form)
+    return units is None or all(
+        unit_key(q["unit"]) in {unit_key(u) for u in units}
+        for d in regimen.dosage
+        for q in [d["doseAndRate"][0]["doseQuantity"]]
+    )
 
 
 REGIMENS = [
