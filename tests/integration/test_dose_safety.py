@@ -316,6 +316,15 @@ def test_the_web_refuses_a_cream_in_tablets_and_an_implausible_dose_without_a_re
         )
         assert cream.status_code == 422, cream.text
         assert "doseres i påføring, ikke i tabletter" in cream.text
+        contradiction = web.post(
+            f"{page}/legemiddel/{entry_id}/dose",
+            data={"csrf": token, "version": version, "dose-mode": "prn", "dose-prn": "4"}
+            | {"dose-max": "2", "dose-unit": "tablett"},
+        )
+        assert contradiction.status_code == 400, contradiction.text
+        assert "Én dose (4 tabletter) er mer enn maksimum 2 tabletter per døgn" in (
+            contradiction.text
+        )
         dose = {"csrf": token, "version": version, "dose-mode": "fixed", "dose-MORN": "99999"}
         dose |= {"dose-unit": "tablett"}
         asked = web.post(f"{page}/legemiddel/{entry_id}/dose", data=dose)
