@@ -201,7 +201,7 @@ def test_a_day_in_the_maximum_may_be_spelled_several_ways(denominator: dict[str,
         ({"value": 4, "unit": "g"}, PER_DAY, "maks 4 g per døgn"),
         ({"value": 6, "unit": "tablett"}, {"value": 2, "unit": "d"}, "maks 6 per 2 døgn"),
         ({"value": 2, "unit": "tablett"}, {"value": 8, "code": "h"}, "maks 2 per 8 timer"),
-        ({"value": 1, "unit": "tablett"}, {"value": 1, "code": "h"}, "maks 1 per time"),
+        ({"value": 2, "unit": "tablett"}, {"value": 1, "code": "h"}, "maks 2 per time"),
         ({"value": 10, "unit": "tablett"}, {"value": 1, "code": "wk"}, "maks 10 per uke"),
     ],
 )
@@ -360,6 +360,7 @@ def test_structure_wins_over_text() -> None:
         ("sugetablett", "sugetabletter"),
         ("sprøyte", "sprøyter"),
         ("pose", "poser"),
+        ("påføring", "påføringer"),
         ("ampulle", "ampuller"),
         ("inhalasjon", "inhalasjoner"),
         ("pust", "pust"),
@@ -701,3 +702,65 @@ def test_validate_accepts_what_dosage_text_writes() -> None:
     elements = [dosage(1, when=["MORN", "EVE"]), {"text": "ignored", **as_needed(dosage(2))}]
     for element in elements:
         validate_dosage([element], "MedicationStatement.dosage")
+
+
+# --- contradictions (issue 16) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "said"),
+    [
+        ({"value": 2}, PER_DAY, "Én dose (4 tabletter) er mer enn maksimum 2 tabletter per døgn"),
+        (
+            {"value": 3, "unit": "tabletter"},
+            {"value": 2, "unit": "d"},
+            "maksimum 3 tabletter per 2",
+        ),
+        ({"value": 1, "code": "tablett"}, {"value": 8, "code": "h"}, "maksimum 1 tablett per 8"),
+    ],
+)
+def test_a_maximum_below_one_dose_is_refused(
+    numerator: dict[str, Any], denominator: dict[str, Any], said: str
+) -> None:
+    error = refusal(
+        as_needed(dosage(4), maxDosePerPeriod={"numerator": numerator, "denominator": denominator}),
+        expression="MedicationStatement.dosage",
+    )
+
+    assert said in error.message
+    assert error.expression == "MedicationStatement.dosage[0].maxDosePerPeriod"
+
+
+def test_a_maximum_of_one_dose_or_in_another_unit_is_no_contradiction() -> None:
+    one = as_needed(dosage(2), maxDosePerPeriod={"numerator": {"value": 2}, "denominator": PER_DAY})
+    grams = as_needed(
+        dosage(2), maxDosePerPeriod={"numerator": {"value": 1, "unit": "g"}, "denominator": PER_DAY}
+    )
+
+    assert text(one) == "2 tabletter ved behov, maks 2 per døgn"
+    assert text(grams) == "2 tabletter ved behov, maks 1 g per døgn"
+
+
+@pytest.mark.parametrize("part", ["numerator", "denominator"])
+def test_a_zero_maximum_is_refused(part: str) -> None:
+    ratio = {"numerator": {"value": 6}, "denominator": {"value": 1, "unit": "d"}}
+    ratio[part] = {**ratio[part], "value": 0}
+
+    error = refusal(as_needed(dosage(1), maxDosePerPeriod=ratio))
+
+    assert "greater than zero" in error.message
+    assert error.expression == f"dosage[0].maxDosePerPeriod.{part}.value"
+
+
+def test_tapering_steps_cannot_overlap() -> None:
+    # one step's elements share their bounds, and steps follow one another: a step that
+    # would last longer than its companions (and so run into the next step) is refused
+    overlapping = refusal(
+        dosage(2, when=["MORN"], boundsDuration=days(3), sequence=1),
+        dosage(1, when=["EVE"], boundsDuration=days(5), sequence=1),
+        dosage(1, when=["MORN"], boundsDuration=days(7), sequence=2),
+    )
+    dated = refusal(dosage(1, when=["MORN"], boundsPeriod={"start": "2026-01-01"}))
+
+    assert overlapping.expression == "dosage[1].timing.repeat.boundsDuration"
+    assert dated.expression == "dosage[0].timing.repeat.boundsPeriod"

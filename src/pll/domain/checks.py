@@ -1,10 +1,11 @@
 """Decision support on a medication list: interactions, duplicate therapy, CAVE, withdrawn
 drugs (DESIGN §3 rule 6). Pure functions over what the catalogue says about each drug.
+The checks of a dosage (amounts, units, weekly drugs) are in :mod:`pll.domain.dose_checks`.
 
 The national prescribing module does not check these yet; PLL does on every change. What a
 finding blocks is decided here too: an interaction of relevance 1 ("avoid the combination",
-FEST kodeverk 7483) and a CAVE conflict need an explicit override with a reason; the rest
-warn or inform.
+FEST kodeverk 7483), a CAVE conflict and the dose findings need an explicit override with a
+reason; the rest warn or inform.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ class Kind(StrEnum):
     DUPLICATE = "duplicate-therapy"
     CAVE = "cave"
     WITHDRAWN = "withdrawn"
+    #: a daily amount past what the form makes plausible (pll.domain.dose_checks)
+    IMPLAUSIBLE_DOSE = "implausible-dose"
+    #: a drug given once a week (methotrexate) dosed more often
+    WEEKLY_DRUG = "weekly-drug-dosed-often"
+    #: a dose unit the drug's pharmaceutical form does not take
+    UNIT_FORM = "unit-does-not-fit-form"
+
+
+#: The findings about an entry's dosage: they block when a change brings the medicine or
+#: changes its dosage, not only when it brings the medicine.
+DOSE_KINDS = frozenset({Kind.IMPLAUSIBLE_DOSE, Kind.WEEKLY_DRUG, Kind.UNIT_FORM})
 
 
 class Severity(StrEnum):
@@ -53,6 +65,8 @@ class Drug:
     exchange_group: str | None = None
     #: False when the catalogue no longer has it as an active drug; None when not from FEST
     active: bool | None = None
+    #: its FEST pharmaceutical form (``LegemiddelformKort``), when the catalogue has it
+    form: str | None = None
 
 
 #: How an interaction group names a substance that has no ATC code: ``@`` + its FEST id.

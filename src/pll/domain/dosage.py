@@ -22,7 +22,8 @@ Conventions of this project:
   ``ved behov mot <text>`` (its ``text``, else the first coding ``display``).
   ``maxDosePerPeriod`` (only with as-needed) adds ``, maks 6 per døgn``; the numerator's unit is
   written only when it differs from the dose unit (``maks 4 g per døgn``); a denominator above 1
-  gives ``per 2 døgn``.
+  gives ``per 2 døgn``. A maximum in the dose's unit below one dose is a contradiction and is
+  refused (one dose is taken within any period, however long).
 - **Dose**: ``doseAndRate[0].doseQuantity`` with a value above zero and a unit (``unit``, else
   ``code`` when the system is UCUM or absent). Dose-form nouns (tablett, kapsel, dose, dråpe,
   ...) take the plural when the value is above 1; measure units (mg, g, µg, ml, IE, ...) and
@@ -34,7 +35,8 @@ Conventions of this project:
   (``2 tabletter morgen og 1 tablett kveld``), and other elements follow. Increasing sequences
   are steps joined with ``, deretter``; each step except the last needs
   ``timing.repeat.boundsDuration`` (h, d, wk or mo), written ``i 3 dager``, ``i 1 uke``.
-  Elements of one step must share the same bounds.
+  Elements of one step must share the same bounds, so steps follow one another and never
+  overlap (``boundsPeriod``, which could, is refused).
 - **Free text**: an element with ``text`` and no ``timing``, ``doseAndRate``, ``asNeeded[x]``
   or ``maxDosePerPeriod`` is returned unchanged; it must then be the only element. When an
   element has structure, its ``text`` is ignored: the server writes the text from the structure.
@@ -87,6 +89,7 @@ _NOUNS = (
     ("sugetablett", "sugetabletter"),
     ("sprøyte", "sprøyter"),
     ("pose", "poser"),
+    ("påføring", "påføringer"),
     ("ampulle", "ampuller"),
     ("inhalasjon", "inhalasjoner"),
     ("pust", "pust"),
@@ -308,7 +311,7 @@ def _parse_element(raw: Any, index: int, where: str) -> _Element:
                 "The dosage element says nothing: give it a dose and timing, or a text.", where
             )
         return _Element(index=index, sequence=sequence, free_text=text)
-    dose, dose_unit = _dose(raw, where)
+    dose, dose_unit, dose_value = _dose(raw, where)
     times, interval, bounds = _timing(raw.get("timing"), f"{where}.timing", bool(as_needed))
     return _Element(
         index=index,
@@ -317,7 +320,7 @@ def _parse_element(raw: Any, index: int, where: str) -> _Element:
         times=times,
         interval=interval,
         as_needed=as_needed,
-        max_dose=_max_dose(raw, where, dose_unit, bool(as_needed)),
+        max_dose=_max_dose(raw, where, (dose_value, dose_unit), bool(as_needed)),
         bounds=bounds,
     )
 
@@ -375,7 +378,8 @@ def _concept_text(concept: Any) -> str | None:
     return None
 
 
-def _dose(raw: Mapping[str, Any], where: str) -> tuple[str, str]:
+def _dose(raw: Mapping[str, Any], where: str) -> tuple[str, str, Decimal]:
+    """The dose as text, its unit and its amount."""
     dose_and_rate = raw.get("doseAndRate")
     if dose_and_rate is None:
         raise InvalidInput(
@@ -408,7 +412,7 @@ def _dose(raw: Mapping[str, Any], where: str) -> tuple[str, str]:
             "that the text says what to take.",
             f"{first}.doseQuantity.unit",
         )
-    return _amount(value, unit), unit
+    return _amount(value, unit), unit, value
 
 
 def _quantity(raw: Any, where: str, what: str) -> tuple[Decimal, str | None]:
@@ -643,7 +647,9 @@ def _bounds(raw: Any, where: str) -> str:
     return f" i {_format_number(value)} {plural if value > 1 else singular}"
 
 
-def _max_dose(raw: Mapping[str, Any], where: str, dose_unit: str, as_needed: bool) -> str:
+def _max_dose(
+    raw: Mapping[str, Any], where: str, dose: tuple[Decimal, str], as_needed: bool
+) -> str:
     ratio = raw.get("maxDosePerPeriod")
     where = f"{where}.maxDosePerPeriod"
     if ratio is None:
@@ -660,9 +666,34 @@ def _max_dose(raw: Mapping[str, Any], where: str, dose_unit: str, as_needed: boo
     denominator: Any = ratio.get("denominator")
     length, _ = _quantity(denominator, f"{where}.denominator", "maximum dose period")
     period_unit = _time_unit(denominator, f"{where}.denominator", "maximum dose period")
+    singular, plural = ("døgn", "døgn") if period_unit == "d" else _TIME_UNITS[period_unit]
+    per = singular if length == 1 else f"{_format_number(length)} {plural}"
+    dose_value, dose_unit = dose
     amount = _format_number(numerator)
     if unit is not None and _unit_key(unit) != _unit_key(dose_unit):
         amount = _amount(numerator, unit)
-    singular, plural = ("døgn", "døgn") if period_unit == "d" else _TIME_UNITS[period_unit]
-    per = singular if length == 1 else f"{_format_number(length)} {plural}"
+    elif dose_value > numerator:
+        # One dose is taken within any period, however long, so a maximum below one dose
+        # contradicts the dose (seen: 4 per dose with at most 2 a day). In Norwegian: the
+        # dosage editor shows it to the doctor beside the field.
+        raise InvalidInput(
+            f"Én dose ({_amount(dose_value, dose_unit)}) er mer enn maksimum "
+            f"{_amount(numerator, dose_unit)} per {per}: maksimum kan ikke være under én "
+            "dose. Senk dosen eller øk maksimum.",
+            where,
+        )
     return f", maks {amount} per {per}"
+
+
+# --- for the dose checks (pll.domain.dose_checks) -------------------------------------------
+
+
+def amount_text(value: Decimal, unit: str) -> str:
+    """An amount as the dosage text writes it: ``2 tabletter``, ``0,5 tablett``, ``10 ml``."""
+    return _amount(value, unit)
+
+
+def unit_key(unit: str) -> str:
+    """What a dose unit is, to compare units: the singular noun for the dose-form nouns
+    (``tabletter`` and ``Tablett`` are ``tablett``), other units in lower case."""
+    return _unit_key(unit)

@@ -5,18 +5,19 @@ An entry names its medicine by codings in ``medicationCodeableConcept``: FEST
 (``http://ehelse.no/fhir/CodeSystem/FEST``, a package's Varenr or a FEST id, as SFM Basis
 does) and ATC. With a FEST code the catalogue gives ATC, substances, exchange group and
 whether the drug is still active (a code the catalogue no longer has is not active); with
-only ATC, the ATC rules still apply.
+only ATC, the ATC rules still apply. The catalogue's pharmaceutical form and the entry's
+dosage feed the dose checks (:mod:`pll.domain.dose_checks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
 
-from pll.domain import checks
+from pll.domain import checks, dose_checks
 from pll.domain.model import IN_USE, RX_ACTIVE, Entry, Prescription
 from pll.fhir import systems
 from pll.store import allergies as allergy_store
@@ -33,6 +34,8 @@ class Named:
     name: str
     fest: str | None
     atc: str | None
+    #: its Dosage elements (an entry's ``dosage``, a prescription's ``dosageInstruction``)
+    dosage: Sequence[Mapping[str, Any]] = ()
 
 
 def _code(coding: Any, longest: int) -> str | None:
@@ -64,7 +67,14 @@ def named(entry_id: str, content: dict[str, Any]) -> Named:
         None,
     )
     text = concept.get("text")
-    return Named(entry_id, str(text if isinstance(text, str) else display or entry_id), fest, atc)
+    dosage = content.get("dosage") or content.get("dosageInstruction")
+    return Named(
+        entry_id,
+        str(text if isinstance(text, str) else display or entry_id),
+        fest,
+        atc,
+        dosage if isinstance(dosage, list) else (),
+    )
 
 
 def drug_key(content: dict[str, Any]) -> tuple[str | None, str | None, str]:
@@ -109,6 +119,7 @@ def drugs(conn: Connection, version: int | None, listed: list[Named]) -> list[ch
                 frozenset(s.id for s in substances.get(row.id, [])),
                 row.exchange_group,
                 bool(row.active),
+                row.form,
             )
         )
     return out
@@ -117,8 +128,9 @@ def drugs(conn: Connection, version: int | None, listed: list[Named]) -> list[ch
 def review(
     conn: Connection, patient_id: str, listed: Iterable[Named], changed: set[str] | None
 ) -> list[checks.Finding]:
-    """Every finding on these medicines; with ``changed``, only those that concern them.
-    The catalogue version is read once, so a switch meanwhile cannot mix two."""
+    """Every finding on these medicines; with ``changed``, only those that concern them
+    (the dose findings of a medicine only when it is among them). The catalogue version is
+    read once, so a switch meanwhile cannot mix two."""
     medicines = list(listed)
     if not medicines:
         return []
@@ -145,10 +157,22 @@ def review(
         checks.Reaction(r.id, r.display, r.atc, r.substance)
         for r in allergy_store.active_reactions(conn, patient_id)
     ]
-    return checks.check(
-        found,
-        interactions_for=lambda d: [r for c in checks.codes(d) for r in rules.get(c, [])],
-        not_assessed=lambda atc: atc in unassessed,
-        reactions=reactions,
-        changed=changed,
+    doses = [
+        f
+        for n, d in zip(medicines, found, strict=True)
+        if changed is None or d.entry in changed
+        # a drug's own maximum dose (FEST) plugs in as check_dose's daily_max
+        for f in dose_checks.check_dose(
+            dose_checks.Dosed(d.entry, d.name, n.dosage, d.atc, d.form, n.fest or d.atc)
+        )
+    ]
+    return (
+        checks.check(
+            found,
+            interactions_for=lambda d: [r for c in checks.codes(d) for r in rules.get(c, [])],
+            not_assessed=lambda atc: atc in unassessed,
+            reactions=reactions,
+            changed=changed,
+        )
+        + doses
     )

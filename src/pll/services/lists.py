@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from pll.auth.access import NOT_YOURS, Access, Decision, Verb
 from pll.domain import overrides
 from pll.domain.changes import ListChange, expire_entries, flag_withdrawn, start_list
-from pll.domain.checks import Finding, Kind
+from pll.domain.checks import DOSE_KINDS, Finding, Kind
 from pll.domain.diff import diff_content
 from pll.domain.errors import (
     ChecksRefused,
@@ -30,6 +30,7 @@ from pll.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    RuleRefused,
     VersionConflict,
 )
 from pll.domain.identifiers import parse_person_identifier
@@ -396,7 +397,8 @@ class PLLService(ListHistory):
         record = change.finish()
         findings: list[Finding] = []
         if record is not None:
-            findings, record = self._checked(conn, access, lst, record)
+            places = {op.rid: op.where for op in ops if op.rid and op.where}
+            findings, record = self._checked(conn, access, lst, record, places)
         result = ChangeResult(lst.id, record.version if record else None, findings=findings)
         if record is None:
             result.written = [
@@ -419,13 +421,23 @@ class PLLService(ListHistory):
         return result
 
     def _checked(
-        self, conn: Connection, access: Access, lst: MedicationList, record: ListVersion
+        self,
+        conn: Connection,
+        access: Access,
+        lst: MedicationList,
+        record: ListVersion,
+        places: dict[str, str],
     ) -> tuple[list[Finding], ListVersion]:
         """Decision support on what this change brings (rule 6): findings come back with the
         accepted change. A blocking one refuses it unless the caller overrides it with a
         reason, which is then kept with the version — but only when the change brings the
-        medicine: a new entry or prescription, another drug, or one back in use. Pausing,
-        stopping or re-dosing a medicine already on the list is never blocked."""
+        medicine (a new entry or prescription, another drug, or one back in use) or, for a
+        dose finding, brings or changes its dosage. Pausing or stopping a medicine already
+        on the list is never blocked, so an old entry dosed wrongly can still be stopped.
+
+        A dose in a unit the drug's form does not take is refused outright (422, at the
+        unit; no override) when the change brings the medicine or changes its dosage.
+        ``places`` gives where a resource sits in the request (a Bundle entry), by id."""
         touched = {t.id: t for t in record.touched if t.resource_type in repo.RESOURCE_TABLES}
         if not touched:
             return [], record
@@ -442,8 +454,24 @@ class PLLService(ListHistory):
             for e in (lst.withdrawn - set(touched)) | (gone & set(lst.entries))
             if e in lst.entries and lst.entries[e].status in IN_USE
         )
-        fresh = self._fresh(conn, lst, touched) if any(f.blocking for f in findings) else set()
-        blocking = [f for f in findings if f.blocking and set(f.entries) & fresh]
+        fresh, dosed = (
+            self._fresh(conn, lst, touched) if any(f.blocking for f in findings) else (set(), set())
+        )
+        blocking = [
+            f
+            for f in findings
+            if f.blocking and set(f.entries) & (dosed if f.kind in DOSE_KINDS else fresh)
+        ]
+        for f in blocking:
+            if f.kind is Kind.UNIT_FORM:
+                rtype = touched[f.entries[0]].resource_type
+                key = "dosage" if rtype == "MedicationStatement" else "dosageInstruction"
+                where = f"{rtype}.{key}{f.details['element']}"
+                place = places.get(f.entries[0])
+                raise RuleRefused(
+                    f.message,
+                    relocate(where, rtype, place) if place else where,
+                )
         if not blocking:
             return findings, record
         codes = {f.code for f in blocking}
@@ -465,23 +493,29 @@ class PLLService(ListHistory):
         return findings, replace(record, override=overrides.describe(access.override, blocking))
 
     @staticmethod
-    def _fresh(conn: Connection, lst: MedicationList, touched: dict[str, Touched]) -> set[str]:
-        """The touched entries and prescriptions that bring a medicine to the list."""
-        out = set()
+    def _fresh(
+        conn: Connection, lst: MedicationList, touched: dict[str, Touched]
+    ) -> tuple[set[str], set[str]]:
+        """The touched entries and prescriptions in use that bring a medicine to the list,
+        and those that bring a medicine or a new dosage (which the dose findings block)."""
+        brought, dosed = set(), set()
         for rid, t in touched.items():
             current = lst.entries.get(rid) or lst.prescriptions.get(rid)
             if current is None or current.status not in IN_USE | RX_ACTIVE:
                 continue
             if t.action == "create":
-                out.add(rid)
+                brought.add(rid)
                 continue
             old = repo.resource_version(conn, t.resource_type, rid, t.version - 1)
             before = repo.content_of(old.resource) if old is not None else {}
             if before.get("status") not in IN_USE | RX_ACTIVE or drug_key(before) != drug_key(
                 current.content
             ):
-                out.add(rid)
-        return out
+                brought.add(rid)
+            key = "dosage" if t.resource_type == "MedicationStatement" else "dosageInstruction"
+            if before.get(key) != current.content.get(key):
+                dosed.add(rid)
+        return brought, dosed | brought
 
     def _apply_op(
         self, change: ListChange, op: Op, patient_id: str, created: dict[tuple[str, str], bool]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 from starlette.responses import JSONResponse, Response
 
-from pll.domain.checks import Severity
-from pll.domain.errors import DomainError, InvalidInput
+from pll.domain.checks import Kind, Severity
+from pll.domain.errors import DomainError, InvalidInput, RuleRefused
 from pll.fhir import findings
 from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue, Found
@@ -72,6 +72,10 @@ def prescribe(web: Web) -> Response:
         # decision support before saving: what this medicine would meet on the list
         draft = forms.statement(pid, medication, dosages, treatment, indication, today(), None)
         found = web.service.check_drafts(web.access(pid), pid, [(web.service.ids(), draft)])
+        # a unit the drug's form does not take is refused, not a finding to override
+        misfit = next((f for f in found if f.kind is Kind.UNIT_FORM), None)
+        if misfit is not None:
+            raise RuleRefused(misfit.message, "dose-unit")
         # what needs the doctor's judgement stops the save; information alone does not
         if any(f.severity is not Severity.INFORMATION for f in found):
             return findings_page(web, findings.issues(found))
