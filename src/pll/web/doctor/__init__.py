@@ -30,34 +30,42 @@ ROUTES = [
     Route("/grunnlag/{pid}", doctors(patient.basis_page), methods=["GET"]),
     Route("/grunnlag/{pid}", doctors(patient.set_basis), methods=["POST"]),
     Route("/lege", doctors(patient.search_page), methods=["GET"]),
-    Route("/lege/apne", doctors(patient.open_patient), methods=["POST"]),
+    Route("/lege/apne", doctors(patient.open_patient, form=patient.search_page), methods=["POST"]),
     Route("/lege/dosering", page(prescribing.dosage_preview), methods=["GET"]),
     Route("/lege/pasient/{pid}", doctors(patient.list_page), methods=["GET"]),
     Route("/lege/pasient/{pid}/opprett", doctors(patient.create_list), methods=["POST"]),
     Route("/lege/pasient/{pid}/ny", doctors(prescribing.prescribe_page), methods=["GET"]),
-    Route("/lege/pasient/{pid}/ny", doctors(prescribing.prescribe), methods=["POST"]),
+    Route(
+        "/lege/pasient/{pid}/ny",
+        doctors(prescribing.prescribe, form=prescribing.prescribe_page),
+        methods=["POST"],
+    ),
     Route("/lege/pasient/{pid}/historikk", doctors(patient.history_page), methods=["GET"]),
     Route(
         "/lege/pasient/{pid}/bekreft",
-        doctors(patient.list_op("confirm", "Listen er bekreftet.")),
+        doctors(patient.list_op("confirm", "Listen er bekreftet."), form=patient.list_page),
         methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/pause",
-        doctors(patient.list_op("pause", "Listen er pauset.")),
+        doctors(patient.list_op("pause", "Listen er pauset."), form=patient.list_page),
         methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/gjenoppta",
-        doctors(patient.list_op("resume", "Listen er i bruk igjen.")),
+        doctors(patient.list_op("resume", "Listen er i bruk igjen."), form=patient.list_page),
         methods=["POST"],
     ),
     Route("/lege/pasient/{pid}/legemiddel/{eid}/dose", doctors(entry.dose_page), methods=["GET"]),
     Route(
-        "/lege/pasient/{pid}/legemiddel/{eid}/dose", doctors(entry.change_dose), methods=["POST"]
+        "/lege/pasient/{pid}/legemiddel/{eid}/dose",
+        doctors(entry.change_dose, form=entry.dose_page),
+        methods=["POST"],
     ),
     Route(
-        "/lege/pasient/{pid}/legemiddel/{eid}/status", doctors(entry.set_status), methods=["POST"]
+        "/lege/pasient/{pid}/legemiddel/{eid}/status",
+        doctors(entry.set_status, form=patient.list_page),
+        methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/legemiddel/{eid}/seponer",
@@ -65,7 +73,9 @@ ROUTES = [
         methods=["GET"],
     ),
     Route(
-        "/lege/pasient/{pid}/legemiddel/{eid}/seponer", doctors(entry.discontinue), methods=["POST"]
+        "/lege/pasient/{pid}/legemiddel/{eid}/seponer",
+        doctors(entry.discontinue, form=entry.discontinue_page),
+        methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/legemiddel/{eid}/forny",
@@ -73,7 +83,9 @@ ROUTES = [
         methods=["GET"],
     ),
     Route(
-        "/lege/pasient/{pid}/legemiddel/{eid}/forny", doctors(prescribing.renew), methods=["POST"]
+        "/lege/pasient/{pid}/legemiddel/{eid}/forny",
+        doctors(prescribing.renew, form=prescribing.renew_page),
+        methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/legemiddel/{eid}/tilbakekall",
@@ -82,7 +94,7 @@ ROUTES = [
     ),
     Route(
         "/lege/pasient/{pid}/legemiddel/{eid}/tilbakekall",
-        doctors(prescribing.recall),
+        doctors(prescribing.recall, form=prescribing.recall_page),
         methods=["POST"],
     ),
     # discrepancy cases, reported and handled from the list page

@@ -17,25 +17,32 @@ from pll.services.lists import Op
 from pll.web import forms
 from pll.web.doctor.common import SEEN, entry_of, entry_page, entry_version, fnr_of, today, updated
 from pll.web.doctor.saving import findings_page, save
-from pll.web.edge import Web, require
+from pll.web.edge import Web, norwegian, require
 
 SEARCH_LIMIT = 25
 
 
 def prescribe_page(web: Web) -> Response:
     pid = web.path_id("pid")
-    query = web.query("q")
+    # the search typed, or (a refused form shown again) the one the form was chosen from
+    query = web.query("q") or (web.values or {}).get("q", "")
     drugs: list[dict[str, Any]] = []
+    errors: dict[str, str] = {}
     if query:
-        drugs = Catalogue(web.service.db).search(name=query, count=SEARCH_LIMIT)
+        try:
+            drugs = Catalogue(web.service.db).search(name=query, count=SEARCH_LIMIT)
+        except InvalidInput as exc:  # a search of nothing searchable ("%"): beside the field
+            errors["q"] = norwegian(exc)
     return web.render(
         "doctor/prescribe.html",
+        400 if errors else 200,
         pid=pid,
         fnr=fnr_of(web, pid),
         query=query,
         drugs=[(d["id"], forms.medication_concept(d)["text"], _kind(d)) for d in drugs],
-        searched=bool(query),
-        values={"dose-mode": "fixed", "dose-unit": "tablett"},
+        searched=bool(query) and not errors,
+        errors=errors,
+        values={"dose-mode": "fixed", "dose-unit": "tablett", "eresept": "1"},
         times=forms.TIMES,
         units=forms.UNITS,
         treatments=forms.TREATMENTS,
