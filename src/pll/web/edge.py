@@ -342,11 +342,11 @@ FORM_WIDE = "_skjema"
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 
-def field_of(error: DomainError, sent: Mapping[str, str]) -> str:
+def field_of(expression: str | None, sent: Mapping[str, str]) -> str:
     """The form field a refusal is about: its ``expression`` when that is a field name (or
     a field name followed by a path, ``fnr.value``), else :data:`FORM_WIDE`. A field not
     sent (a radio group left unchosen) counts when the expression is a bare field name."""
-    where = error.expression or ""
+    where = expression or ""
     name = re.split(r"[.\[]", where, maxsplit=1)[0]
     if name in sent or (name == where and _FIELD_NAME.fullmatch(name)):
         return name
@@ -365,7 +365,9 @@ def refused_form(web: Web, show: Page | None, error: InvalidInput) -> Response:
         if isinstance(value, str) and key != CSRF_FIELD:
             sent.setdefault(key, value)
     web.values = sent
-    web.errors = {field_of(error, sent): norwegian(error)}
+    web.errors = {field_of(error.expression, sent): norwegian(error)}
+    for message, where in error.others:  # more of the same form's faults, each at its field
+        web.errors.setdefault(field_of(where, sent), message)
     try:
         answer = show(web)
     except DomainError:
