@@ -554,8 +554,8 @@ def action(d: Difference, origin: Origin, reason: str | None = None) -> Action:
         return Action(d, create=d.item)
     if d.kind is Kind.NOT_IN_SOURCE:
         said = _not_in(origin)
-        given = (reason or "").strip()[:MAX_REASON]
-        why = f"{given} ({said})" if given else said
+        stated = (reason or "").strip()[:MAX_REASON]
+        why = f"{stated} ({said})" if stated else said
         return Action(d, entry_id=d.entry_id, status="stopped", reason=why)
     if d.kind is Kind.DOSAGE_DIFFERS:
         return Action(d, entry_id=d.entry_id, dosage=d.item)

@@ -242,7 +242,7 @@ def _decisions(web: Web) -> tuple[list[str], dict[str, str]]:
     }
     accepted = [i for i, value in chosen.items() if value == "accept"]
     discontinues = set(web.fields(DISCONTINUES))
-    problems: list[tuple[str, str]] = [
+    problems: list[tuple[str, str | None]] = [
         ("Velg «Ta inn» eller «Avvis» for denne forskjellen.", f"{DECISION}{i}")
         for i in web.fields(SHOWN)
         if chosen.get(i) not in ("accept", "reject")
