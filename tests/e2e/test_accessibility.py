@@ -60,6 +60,9 @@ def test_the_main_screens_are_labelled_and_work_from_the_keyboard(
     gp.page.goto(list_url)
     gp.tab_to("Bekreft listen")
     gp.page.keyboard.press("Enter")
+    expect(gp.page.get_by_role("heading", name="Bekreft listen")).to_be_visible()
+    gp.tab_to("#confirm-now")
+    gp.page.keyboard.press("Enter")
     expect(gp.page.locator("#confirmed")).to_contain_text("Kari Fastlege")
 
     # changing a dose with the keyboard alone: Tab to the row's link, type, Tab to save

@@ -71,9 +71,11 @@ def test_a_gp_sees_the_list_and_does_the_common_tasks_in_few_clicks(
     expect(gp.page.locator("table.ended")).to_contain_text("Bivirkning")
     counts["seponer med grunn"] = (gp.clicks, gp.keys)
 
-    # confirm the list
+    # confirm the list: the page shows what is confirmed and asks once
     gp.count_reset()
-    gp.click(gp.page.get_by_role("button", name="Bekreft listen"))
+    gp.click(gp.page.get_by_role("link", name="Bekreft listen"))
+    expect(gp.page.locator("#confirm-entries")).to_contain_text("Metformin")
+    gp.click(gp.page.get_by_role("button", name=re.compile("Bekreft versjon")))
     expect(gp.page.locator("#confirmed")).to_contain_text("Kari Fastlege")
     counts["bekreft listen"] = (gp.clicks, gp.keys)
 
@@ -177,11 +179,14 @@ def test_a_conflicting_change_is_shown_and_redone_on_the_current_version(
             ok(r)
 
     gp.page.get_by_role("button", name="Lagre ny dose").click()
-    expect(gp.page.get_by_role("heading", name=re.compile("Noen andre har endret"))).to_be_visible()
+    expect(gp.page.get_by_role("heading", name=re.compile("er endret av en annen"))).to_be_visible()
     expect(gp.page.locator("main")).to_contain_text("Ola Sykehuslege")
     expect(gp.page.locator("table.diff")).to_contain_text("3 tabletter kveld")
     gp.shot("lege-konflikt")
-    gp.page.get_by_role("button", name="Gjør min endring på den nye versjonen").click()
+    # the form opens again on the new version with the GP's values; the GP saves it
+    gp.page.get_by_role("link", name="Gjør min endring på den nye versjonen").click()
+    expect(gp.page.locator("#dose-MORN")).to_have_value("2")
+    gp.page.get_by_role("button", name="Lagre ny dose").click()
     expect(gp.page.locator(".notice").first).to_contain_text("Dosen er endret")
     expect(_row(gp, "Metformin")).to_contain_text("2 tabletter morgen")
     # the hospital's change to the other medicine was kept (merged, never overwritten)

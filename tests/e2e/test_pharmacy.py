@@ -107,7 +107,13 @@ def test_the_pharmacy_proposes_the_doctor_accepts_and_packing_stops_while_paused
     expect(pharmacy.page.get_by_role("heading", name=re.compile("Pakkegrunnlag"))).to_be_visible()
     expect(pharmacy.page.locator("#baton")).to_contain_text("Kari Fastlege")
     expect(pharmacy.page.locator("#baton")).to_contain_text("multidoseansvarlig lege")
-    expect(pharmacy.page.locator("#packing-allowed")).to_have_text("Kan pakkes")
+    # no doctor has confirmed this list: packing is allowed, with a warning
+    expect(pharmacy.page.locator("#packing-allowed")).to_have_text(
+        "Kan pakkes, men listen er aldri bekreftet"
+    )
+    expect(pharmacy.page.locator("#never-confirmed")).to_contain_text("Ingen lege har bekreftet")
+    expect(pharmacy.page.locator("#patient-banner")).to_contain_text(p.fnr)
+    expect(pharmacy.page.locator("#cave")).to_contain_text("Ingen registrerte legemiddelreaksjoner")
     expect(_row(pharmacy, "Metformin")).to_contain_text("Multidose")
     expect(_row(pharmacy, "Amlodipin")).to_contain_text("Ikke i multidose")
     pharmacy.shot("apotek-pakkegrunnlag")
@@ -176,8 +182,8 @@ def test_the_pharmacy_proposes_the_doctor_accepts_and_packing_stops_while_paused
 
     # resumed with a confirmed list: the report is taken
     gp.page.get_by_text("Pause eller gjenoppta hele listen").click()
-    gp.page.get_by_role("button", name="Gjenoppta listen").click()
-    expect(gp.page.locator(".notice").first).to_contain_text("i bruk igjen")
+    gp.page.get_by_role("button", name="Gjenoppta og bekreft").click()
+    expect(gp.page.locator(".notice").first).to_contain_text("gjenopptatt og bekreftet")
     pharmacy.go(f"/apotek/pasient/{p.pid}")
     expect(pharmacy.page.locator("#paused")).to_have_count(0)
     pharmacy.page.locator("#start").fill("2026-11-23")

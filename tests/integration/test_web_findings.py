@@ -34,6 +34,8 @@ from tests.integration.test_web_reconcile import (
 SMALL = Path(__file__).resolve().parents[1] / "fixtures" / "fest" / "small.xml"
 #: Klaritromycin Fjordpharma Tab 500 mg (a brand, LegemiddelMerkevare) in small.xml
 CLARITHRO = "ID_4E3A8254-FCBF-4EE9-9FA3-3058996D5338"
+#: a finding noticed after a save: its severity and text
+NOTICED = re.compile(r'<p class="notice (\w+)" role="\w+"><strong>[^<]*</strong> ([^<]*)</p>')
 FINDING = re.compile(r'<li class="finding (\w+)"><strong>[^<]*</strong> ([^<]*)</li>')
 #: one blocking finding more than an answer's cap
 N = limits.MAX_FINDINGS + 5
@@ -138,16 +140,14 @@ def test_prescribing_shows_every_blocking_finding_before_saving(server: LiveServ
         reason = "Vurdert: kort kur, statin pauses"
         r = send(gp, findings, ("override-reason", reason))
         assert r.status_code == 303, r.text
-        # the list page reminds of the first ten and counts the rest, not 106 notices
-        notices = re.findall(
-            r'<p class="notice" role="status">([^<]*)</p>', gp.get(r.headers["location"]).text
-        )
-        reminders = [unescape(n) for n in notices if n.startswith("Merk: ")]
-        assert len(reminders) == 11
-        assert reminders[0].startswith("Merk: Interaksjon") or reminders[0].startswith("Merk: CAVE")
-        assert reminders[-1] == (
-            f"Merk: {N + 1 - 10} funn til er ikke gjentatt her; de ble vist før du lagret."
-        )
+        # the list page reminds of the first ten, styled as what they are (not the success
+        # green), and counts the rest, not 106 notices
+        page = gp.get(r.headers["location"]).text
+        reminders = [(level, unescape(text)) for level, text in NOTICED.findall(page)]
+        assert len(reminders) == 10
+        assert {level for level, _ in reminders} == {"error"}
+        assert all(t.startswith(("Interaksjon", "CAVE")) for _, t in reminders)
+        assert f"Merk: {N + 1 - 10} funn til er ikke gjentatt her" in unescape(page)
     assert "Klaritromycin Fjordpharma Tab 500 mg" in on_list(server, scene)
     (kept,) = [o for o in overrides(server, scene.list_id) if reason in o]
     assert all(c in kept for c in cave)

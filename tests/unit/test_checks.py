@@ -377,3 +377,46 @@ def test_the_work_grows_with_the_list_not_its_square(monkeypatch: pytest.MonkeyP
         assert counted.calls == 1
     # one interaction and two duplicate groups, whatever the list's length
     assert sizes == {10: 3, 100: 3, 1000: 3}
+
+
+def test_the_same_drugs_under_two_fest_interactions_are_one_finding() -> None:
+    """FEST may name one pair twice (a substance rule and a class rule, relevance 2 and 1):
+    one finding, as severe as the worse, saying both; seen as the same pair twice with two
+    severities after a renewal."""
+    rules = [
+        Interaction(
+            "i-class",
+            "2",
+            "Økt risiko.",
+            "",
+            "Følg opp.",
+            frozenset({"J01FA"}),
+            frozenset({"C10AA"}),
+        ),
+        Interaction(
+            "i-substance",
+            "1",
+            "Rabdomyolyse.",
+            "",
+            "Unngå.",
+            frozenset({"C10AA01"}),
+            frozenset({"J01FA09"}),
+        ),
+    ]
+    found = [
+        f
+        for f in check(
+            [SIMVASTATIN, CLARITHRO],
+            interactions_for=lambda d: [
+                r for r in rules if set(codes(d)) & (r.group_a | r.group_b)
+            ],
+            not_assessed=lambda a: False,
+        )
+        if f.kind is Kind.INTERACTION
+    ]
+    assert len(found) == 1
+    (one,) = found
+    assert one.severity is Severity.ERROR
+    assert one.code == "i-substance"
+    assert one.message.startswith("Interaksjon Zocor + Klacid (Bør unngås): Rabdomyolyse.")
+    assert "Også (Ta forholdsregler): Økt risiko. Håndtering: Følg opp." in one.message

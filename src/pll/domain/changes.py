@@ -565,11 +565,25 @@ class ListChange:
         self._reasons.append(reason)
         self._list_touch("pause-list")
 
-    def resume(self, if_match: int | None) -> None:
-        """Resume a paused PLL; resuming confirms the list as it now stands."""
+    def resume(self, if_match: int | None, *, confirm: bool = True) -> None:
+        """Resume a paused PLL, on the version the doctor saw. By default resuming confirms
+        the list as it now stands (DESIGN: "resumed with a confirmed list"); with
+        ``confirm`` false the doctor resumes it without vouching for it, and the list's
+        last confirmation stays what it was (readers see when that was)."""
         if self.list.pause is None:
             raise Conflict("The PLL is not paused.", "List")
-        self.confirm(if_match)
+        if confirm:
+            self.confirm(if_match)
+        else:
+            _check_version(
+                "List",
+                self.list.id,
+                self.list.version,
+                self.list.baton,
+                self.list.updated,
+                if_match,
+            )
+            self._list_touch("resume-list")
         self.list.pause = None
         self.activities[-1] = "resume-list"
 

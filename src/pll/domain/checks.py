@@ -139,6 +139,8 @@ def check(
     What one finding is:
 
     - an **interaction**: one per FEST interaction, naming the drugs on each of its sides
+      (FEST interactions with the same drugs on the same sides are one finding, as severe
+      as the most severe of them, its code that one's id, the others said after it)
       ("Interaksjon A + B og C (Bør unngås): ..."), a drug in both of its groups once
       (:func:`_pairs`); its code is the interaction's id. With ``changed``, a side is
       narrowed to the changed drugs when only that side has any, so the finding names
@@ -203,7 +205,9 @@ def _interactions(
         if changed is None or drug.entry in changed:
             for rule in interactions_for(drug):
                 rules.setdefault(rule.id, rule)
-    out = []
+    # the same drugs on the same sides under several FEST interactions (a substance rule
+    # and a class rule, say) are one finding, as severe as the most severe of them
+    found: dict[frozenset[frozenset[int]], list[tuple[Interaction, list[int], list[int]]]] = {}
     for rule in rules.values():
         side_a = _side(rule.group_a, named_by)
         side_b = _side(rule.group_b, named_by)
@@ -219,7 +223,20 @@ def _interactions(
                 side_b = new_b
         # a drug in both groups does not interact with itself: two distinct drugs are needed
         if side_a and side_b and len(set(side_a) | set(side_b)) >= 2:
-            out.append(_interaction(rule, [coded[i] for i in side_a], [coded[i] for i in side_b]))
+            key = frozenset((frozenset(side_a), frozenset(side_b)))
+            found.setdefault(key, []).append((rule, side_a, side_b))
+    out = []
+    for same in found.values():
+        same.sort(key=lambda r: (r[0].relevance, r[0].id))
+        rule, side_a, side_b = same[0]
+        out.append(
+            _interaction(
+                rule,
+                [coded[i] for i in side_a],
+                [coded[i] for i in side_b],
+                [r for r, _, _ in same[1:]],
+            )
+        )
     return out
 
 
@@ -227,16 +244,24 @@ def _side(group: frozenset[str], named_by: dict[str, list[int]]) -> list[int]:
     return sorted({i for code in group for i in named_by.get(code, ())})
 
 
-def _interaction(rule: Interaction, side_a: list[Drug], side_b: list[Drug]) -> Finding:
+def _interaction(
+    rule: Interaction, side_a: list[Drug], side_b: list[Drug], also: list[Interaction]
+) -> Finding:
+    """The finding of ``rule``, the most severe interaction between these drugs; ``also``
+    are the other FEST interactions between the same drugs, said in the same finding."""
     severity = {"1": Severity.ERROR, "2": Severity.WARNING}.get(
         rule.relevance, Severity.INFORMATION
+    )
+    more = "".join(
+        f" Også ({RELEVANCE.get(r.relevance, '?')}): {r.consequence} Håndtering: {r.handling}"
+        for r in also
     )
     return Finding(
         Kind.INTERACTION,
         severity,
         f"Interaksjon {_pairs(side_a, side_b, every=severity is Severity.ERROR)} "
         f"({RELEVANCE.get(rule.relevance, '?')}): "
-        f"{rule.consequence} Håndtering: {rule.handling}".strip(),
+        f"{rule.consequence} Håndtering: {rule.handling}{more}".strip(),
         _entries(side_a, side_b),
         rule.id,
         {"relevance": rule.relevance, "mechanism": rule.mechanism, "handling": rule.handling},

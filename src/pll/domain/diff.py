@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pll.domain.overrides import KeptOverride
+
 
 @dataclass(frozen=True)
 class FieldChange:
@@ -38,6 +40,8 @@ class ListDifference:
     entries: tuple[EntryDifference, ...]
     list_changes: tuple[FieldChange, ...]
     prescriptions: tuple[EntryDifference, ...] = ()
+    #: the findings overridden on the way, newest first, with the reasons (rule 6)
+    overrides: tuple[KeptOverride, ...] = ()
 
 
 def medication_name(content: Mapping[str, Any]) -> str:
@@ -61,7 +65,9 @@ def _concepts_text(value: Any) -> str:
 
 
 def _dosage_text(value: Any) -> str:
-    return "; ".join(str(d.get("text", "")) for d in value if d.get("text")) or _json(value)
+    # a dosage in several parts (morning, evening) may carry the whole text on each part
+    texts = dict.fromkeys(str(d.get("text", "")) for d in value if d.get("text"))
+    return "; ".join(texts) or _json(value)
 
 
 def _json(value: Any) -> str:
@@ -135,12 +141,14 @@ def diff_lists(
     contents: Mapping[tuple[str, int], Mapping[str, Any]],
     before_state: Mapping[str, str | None],
     after_state: Mapping[str, str | None],
+    overrides: tuple[KeptOverride, ...] = (),
 ) -> ListDifference:
     """Compare two list versions: its entries, its prescriptions and the list itself.
 
     An entry that left the list (registered in error, or 90 days after it was discontinued)
     is ``removed``, with what changed in it on the way; everything else that moved is
-    ``added`` or ``changed``, element by element.
+    ``added`` or ``changed``, element by element. ``overrides`` are those the versions
+    after ``from_version`` up to ``to_version`` kept.
     """
     list_changes = tuple(
         FieldChange(key, before_state.get(key), after_state.get(key))
@@ -153,4 +161,5 @@ def diff_lists(
         _differences(entries, contents),
         list_changes,
         _differences(prescriptions, contents),
+        overrides,
     )

@@ -4,6 +4,8 @@ the versions of its entries and prescriptions. Every read decides access and is 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -12,6 +14,7 @@ from pll.auth.access import Access, Verb
 from pll.domain.diff import ListDifference, Versions, diff_lists
 from pll.domain.errors import InvalidInput, NotFound
 from pll.domain.model import Author, ListVersion, Touched
+from pll.domain.overrides import KeptOverride, parse
 from pll.fhir import resources as fhir
 from pll.fhir import systems
 from pll.services.base import ServiceBase, Stored, guarded, members
@@ -21,6 +24,20 @@ TARGET = re.compile(
     r"(List|MedicationStatement|MedicationRequest)/([A-Za-z0-9\-.]{1,64})(?:/_history/([0-9]{1,9}))?"
 )
 VERSION = re.compile(r"[0-9]{1,9}")
+#: Overrides read back at most for one page: they are rare, and the newest matter.
+OVERRIDES_SHOWN = 100
+#: Versions looked through for the baton holder's last change (newest first).
+BATON_LOOKBACK = 50
+
+
+@dataclass(frozen=True)
+class ListNotes:
+    """The baton holder, since when (``None``: not among the newest versions), and the
+    overrides kept, newest first."""
+
+    baton: str
+    baton_since: datetime | None
+    overrides: tuple[KeptOverride, ...]
 
 
 class ListHistory(ServiceBase):
@@ -132,6 +149,7 @@ class ListHistory(ServiceBase):
                 conn, "MedicationStatement", set(before) | set(after), high
             )
             rx_history = repo.versions_until(conn, "MedicationRequest", rx_ids, high)
+            kept = _kept(repo.overridden_versions(conn, list_id, low + 1, high, OVERRIDES_SHOWN))
         contents = {
             (rid, version): repo.content_of(text)
             for history in (entry_history, rx_history)
@@ -161,7 +179,38 @@ class ListHistory(ServiceBase):
             contents,
             _list_state(snapshots[0]),
             _list_state(snapshots[1]),
+            kept,
         )
+
+    @guarded
+    def notes(self, access: Access, list_id: str) -> ListNotes:
+        """What a doctor about to change the list is told: since when the baton holder has
+        held it, and the overrides the list's versions kept (DESIGN §3 rules 2 and 6).
+
+        Part of a page that has read (and logged) the list in the same request: access is
+        decided (a refusal is logged and raised), but an allowed read adds no record of its
+        own, so the patient's access log shows one read per page, not two."""
+        with self.db.read() as conn:
+            head = repo.list_row(conn, list_id=list_id)
+            if head is None:
+                raise NotFound(f"List/{list_id} does not exist.", "List.id")
+            self.trail.admit_unlogged(
+                conn, access, Verb.READ, head.patient_id, "history", "List", list_id
+            )
+            kept = _kept(repo.overridden_versions(conn, list_id, 1, head.version, OVERRIDES_SHOWN))
+            holder = Author.from_json(orjson.loads(head.baton))
+            # the holder took the baton with their last change; versions the rules or the
+            # pharmacy made since do not move it
+            _, recent = repo.list_versions(conn, list_id, BATON_LOOKBACK, 0, head.version)
+            since = next(
+                (
+                    r.recorded_at
+                    for r in recent
+                    if Author.from_json(orjson.loads(r.author)) == holder
+                ),
+                None,
+            )
+            return ListNotes(holder.label(), since, kept)
 
     @guarded
     def read_resource(self, access: Access, rtype: str, rid: str) -> Stored:
@@ -222,6 +271,18 @@ def _record(row: Any) -> ListVersion:
         row.reason,
         touched,
         row.override,
+    )
+
+
+def _kept(rows: Any) -> tuple[KeptOverride, ...]:
+    return tuple(
+        KeptOverride(
+            r.version,
+            r.recorded_at,
+            Author.from_json(orjson.loads(r.author)).label(),
+            parse(r.override),
+        )
+        for r in rows
     )
 
 

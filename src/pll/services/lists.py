@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from pll.auth.access import NOT_YOURS, Access, Decision, Verb
+from pll.domain import overrides
 from pll.domain.changes import ListChange, expire_entries, flag_withdrawn, start_list
 from pll.domain.checks import Finding, Kind
 from pll.domain.diff import diff_content
@@ -71,6 +72,8 @@ class Op:
     where: str | None = None
     #: for an imported entry that ended: when (the 90 days count from then)
     ended_at: datetime | None = None
+    #: for a resume: whether it also confirms the list (the default) or only resumes it
+    confirm: bool = True
 
 
 @dataclass(frozen=True)
@@ -458,8 +461,8 @@ class PLLService(ListHistory):
                 {"overrideFindings": ",".join(missing)},
                 issues=finding_issues(findings),
             )
-        overrode = "; ".join(f"{f.kind.value} {f.code}" for f in blocking)
-        return findings, replace(record, override=f"{access.override} (overstyrt: {overrode})")
+        # kept with the entries each finding concerns, to be shown on them (rule 6)
+        return findings, replace(record, override=overrides.describe(access.override, blocking))
 
     @staticmethod
     def _fresh(conn: Connection, lst: MedicationList, touched: dict[str, Touched]) -> set[str]:
@@ -729,7 +732,7 @@ def _list_op(change: ListChange, op: Op) -> None:
     elif op.kind == "pause":
         change.pause(op.reason)
     else:
-        change.resume(op.if_match)
+        change.resume(op.if_match, confirm=op.confirm)
 
 
 def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
 
-from pll.store.schema import allergy, allergy_version
+from pll.store.schema import allergy, allergy_version, patient, pll
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,27 @@ def versions(conn: Connection, allergy_id: str) -> Sequence[Row[Any]]:
         .where(allergy_version.c.id == allergy_id)
         .order_by(allergy_version.c.version.desc())
     ).all()
+
+
+def with_patient(conn: Connection, patient_id: str) -> Sequence[Row[Any]]:
+    """The patient, their List (if any) and their active reactions in one statement, for a
+    page's patient banner: one row per active reaction (one row with ``reaction`` None when
+    there is none); no row when the patient does not exist. Columns: ``identifier_system``,
+    ``identifier_value``, ``patient`` (the Patient), ``list_json`` and ``reaction`` (the
+    AllergyIntolerance), oldest reaction first."""
+    reactions = and_(allergy.c.patient_id == patient.c.id, allergy.c.status == "active")
+    query = (
+        select(
+            patient.c.identifier_system,
+            patient.c.identifier_value,
+            patient.c.resource.label("patient"),
+            pll.c.list_json,
+            allergy.c.resource.label("reaction"),
+        )
+        .select_from(
+            patient.outerjoin(pll, pll.c.patient_id == patient.c.id).outerjoin(allergy, reactions)
+        )
+        .where(patient.c.id == patient_id)
+        .order_by(allergy.c.updated_at, allergy.c.id)
+    )
+    return cast("Sequence[Row[Any]]", conn.execute(query).all())

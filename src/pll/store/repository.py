@@ -488,6 +488,29 @@ def list_versions(
     return total, rows
 
 
+def overridden_versions(
+    conn: Connection, list_id: str, low: int, high: int, limit: int
+) -> Sequence[Row[Any]]:
+    """The versions in ``low..high`` that overrode findings, newest first, at most ``limit``:
+    ``(version, recorded_at, author, override)``."""
+    rows = conn.execute(
+        select(
+            pll_version.c.version,
+            pll_version.c.recorded_at,
+            pll_version.c.author,
+            pll_version.c.override,
+        )
+        .where(
+            pll_version.c.list_id == list_id,
+            pll_version.c.version.between(low, high),
+            pll_version.c.override.is_not(None),
+        )
+        .order_by(pll_version.c.version.desc())
+        .limit(limit)
+    ).all()
+    return cast("Sequence[Row[Any]]", rows)
+
+
 RESOURCE_TABLES = {
     "MedicationStatement": (entry, entry_version, entry_version.c.entry_id),
     "MedicationRequest": (

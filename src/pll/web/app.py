@@ -30,7 +30,7 @@ from pll.domain.errors import DomainError, NotFound
 from pll.services.lists import PLLService
 from pll.services.logins import LONGEST, WebLogins
 from pll.services.stats import Statistics
-from pll.web import doctor, login, multidose, oidc, patient, reconcile, stats
+from pll.web import doctor, login, multidose, oidc, patient, reactions, reconcile, stats
 from pll.web.edge import caller_of, error_page
 
 #: The session cookie lasts as long as a login may (pll.services.logins).
@@ -114,6 +114,7 @@ def web_app(
         *login.ROUTES,
         *oidc.ROUTES,
         *doctor.ROUTES,
+        *reactions.ROUTES,
         *reconcile.ROUTES,
         *patient.ROUTES,
         *multidose.ROUTES,

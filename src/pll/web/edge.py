@@ -58,11 +58,12 @@ from pll.api.metrics import count_refusal
 from pll.auth.access import Access, Basis, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.cases import in_norwegian as case_in_norwegian
-from pll.domain.checks import Finding
+from pll.domain.checks import Finding, Severity
 from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
+from pll.web.banner import banner_context, emergencies_of
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
 log = logging.getLogger("pll.web")
@@ -78,6 +79,8 @@ REMEMBERED = 20
 #: Largest form part (an uploaded or carried discharge list is the biggest).
 MAX_PART = 4 * 1024 * 1024
 _WHOLE = re.compile(r"[0-9]{1,9}")
+#: Severities, most severe first (the order Severity declares them in).
+_SEVERITIES = list(Severity)
 
 
 class NeedsBasis(Exception):
@@ -263,17 +266,24 @@ class Web:
         self.memory.setdefault("notices", []).append(text)
 
     def notice_findings(self, found: Sequence[Finding]) -> None:
-        """What decision support found in a change just saved, as notices: the first
-        :data:`NOTICED_FINDINGS` (blocking first), and how many more the list shows. The
-        findings were on the page before the save; the notices remind, they do not list."""
-        ordered = sorted(found, key=lambda f: not f.blocking)
+        """What decision support found in a change just saved, as notices styled by
+        severity (not as the success notice): the first :data:`NOTICED_FINDINGS`, most
+        severe first, each once, and how many more the list shows. The findings were on the
+        page before the save; the notices remind, they do not list."""
+        ordered = sorted(dict.fromkeys(found), key=lambda f: _SEVERITIES.index(f.severity))
         for finding in ordered[:NOTICED_FINDINGS]:
-            self.notice(f"Merk: {finding.message}")
+            self.memory.setdefault("notices", []).append(
+                {"level": finding.severity.value, "text": finding.message}
+            )
         if len(ordered) > NOTICED_FINDINGS:
             more = len(ordered) - NOTICED_FINDINGS
             self.notice(f"Merk: {more} funn til er ikke gjentatt her; de ble vist før du lagret.")
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """The page, with the patient banner when it is about a patient and the emergency
+        banner while the worker reads anyone on an emergency basis (:mod:`pll.web.banner`);
+        a refused form with what was typed and its messages (see the module doc)."""
+        context |= banner_context(self, context)
         if self.errors is not None:  # a refused form: what was typed, not the defaults
             context |= {"values": self.values or {}, "errors": self.errors}
         return render(self.request, template, status, caller=self.caller, **context)
@@ -293,8 +303,11 @@ def csrf_token(request: Request) -> str:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    notices = memory_of(request).pop("notices", [])
+    memory = memory_of(request)
+    notices = memory.pop("notices", [])
     html = _env.get_template(template).render(
+        # on every page while the login reads a patient on an emergency basis (rule 5)
+        emergencies=emergencies_of(memory),
         csrf=csrf_token(request) if "session" in request.scope else "",
         csrf_field=CSRF_FIELD,
         notices=notices,

@@ -629,7 +629,11 @@ ROUTES: list[BaseRoute] = [
     Route("/apotek", _pharmacy(patients_page), methods=["GET"]),
     Route("/apotek/apne", _pharmacy(open_patient, form=patients_page), methods=["POST"]),
     Route("/apotek/pasient/{pid}", _pharmacy(basis_page), methods=["GET"]),
-    Route("/apotek/pasient/{pid}/pakking", _pharmacy(report_packing), methods=["POST"]),
+    Route(
+        "/apotek/pasient/{pid}/pakking",
+        _pharmacy(report_packing, form=basis_page),
+        methods=["POST"],
+    ),
     Route("/apotek/pasient/{pid}/nytt", _pharmacy(proposal_page("new")), methods=["GET"]),
     Route(
         "/apotek/pasient/{pid}/nytt",

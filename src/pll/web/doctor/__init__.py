@@ -41,6 +41,7 @@ ROUTES = [
         methods=["POST"],
     ),
     Route("/lege/pasient/{pid}/historikk", doctors(patient.history_page), methods=["GET"]),
+    Route("/lege/pasient/{pid}/bekreft", doctors(patient.confirm_page), methods=["GET"]),
     Route(
         "/lege/pasient/{pid}/bekreft",
         doctors(patient.list_op("confirm", "Listen er bekreftet."), form=patient.list_page),
@@ -53,7 +54,7 @@ ROUTES = [
     ),
     Route(
         "/lege/pasient/{pid}/gjenoppta",
-        doctors(patient.list_op("resume", "Listen er i bruk igjen."), form=patient.list_page),
+        doctors(patient.resume_list, form=patient.list_page),
         methods=["POST"],
     ),
     Route("/lege/pasient/{pid}/legemiddel/{eid}/dose", doctors(entry.dose_page), methods=["GET"]),

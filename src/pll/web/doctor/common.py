@@ -11,6 +11,7 @@ from starlette.responses import Response
 from pll.domain.errors import InvalidInput
 from pll.fhir.validate import validate
 from pll.services.lists import Op
+from pll.web.doctor.notes import entry_notes, typed_for
 from pll.web.edge import Web, require, whole
 from pll.web.views import ListView, list_view
 
@@ -62,6 +63,12 @@ def updated(web: Web, entry_id: str, content: dict[str, Any], version: int) -> O
 def entry_page(web: Web, template: str, **context: Any) -> Response:
     """A page about one entry of the open patient's list (dose, discontinue, renew, recall)."""
     pid = web.path_id("pid")
-    _, entry = entry_of(web, pid, web.path_id("eid"))
+    lst, entry = entry_of(web, pid, web.path_id("eid"))
     extra = {k: v(entry) if callable(v) else v for k, v in context.items()}
-    return web.render(template, pid=pid, fnr=fnr_of(web, pid), entry=entry, **extra)
+    typed = typed_for(web)
+    if typed is not None:
+        # reopened after a relay-baton conflict: this doctor's values on the current version
+        extra |= {"values": typed, "reopened": True}
+    # who holds the baton, and an override that concerns the entry, before it is changed
+    notes = entry_notes(web, pid, lst, entry.id)
+    return web.render(template, pid=pid, fnr=fnr_of(web, pid), entry=entry, **notes, **extra)

@@ -11,11 +11,13 @@ from starlette.responses import Response
 from pll.auth.access import Basis, Verb
 from pll.domain.errors import InvalidInput
 from pll.domain.identifiers import parse_person_identifier
+from pll.domain.overrides import parse
 from pll.fhir.validate import validate
 from pll.services.lists import Op
 from pll.web import cases as case_pages
 from pll.web import forms
 from pll.web.doctor.common import current_list, entry_version, fnr_of, patient_url
+from pll.web.doctor.notes import list_notes
 from pll.web.doctor.saving import save
 from pll.web.edge import Web, require, whole
 from pll.web.views import FIELD_NAMES, activity_text
@@ -105,6 +107,7 @@ def list_page(web: Web) -> Response:
         cases=cases,
         reasons=forms.DISCONTINUE_REASONS,
         may_change=web.caller.actor.role.value == "doctor",
+        overrides=list_notes(web, pid, lst)["overrides"],
     )
 
 
@@ -145,6 +148,53 @@ def list_op(kind: str, done: str) -> Callable[[Web], Response]:
     return handler
 
 
+#: The doctor's two ways of resuming a paused list, and what the notice says happened.
+RESUMES = {
+    "bekreft": (True, "Listen er gjenopptatt og bekreftet slik den er nå."),
+    "uten": (
+        False,
+        "Listen er gjenopptatt uten å bekreftes; den siste bekreftelsen gjelder fortsatt.",
+    ),
+}
+
+
+def resume_list(web: Web) -> Response:
+    """Resume a paused list, confirming it or not as the doctor chose ("gjenoppta og
+    bekreft" or "gjenoppta uten å bekrefte"); a resume never confirms silently."""
+    pid = web.path_id("pid")
+    version = entry_version(web)
+    choice = web.field("confirm")
+    require(
+        choice in RESUMES,
+        "Velg om listen skal bekreftes når den gjenopptas.",
+        "confirm",
+    )
+    confirm, done = RESUMES[choice]
+    return save(web, pid, lambda: [Op("resume", if_match=version, confirm=confirm)], None, done)
+
+
+def confirm_page(web: Web) -> Response:
+    """What "Bekreft listen" confirms: the medicines in use and what changed since the
+    last confirmation (or, never confirmed, the list from its first version), asked once."""
+    pid = web.path_id("pid")
+    lst = current_list(web, pid)
+    if lst is None:
+        raise InvalidInput("Pasienten har ingen PLL ennå.", "list")
+    since = lst.confirmed_version or 1
+    difference = None
+    if since < lst.version:
+        difference = web.service.diff(web.access(pid), lst.id, since, lst.version)
+    return web.render(
+        "doctor/confirm.html",
+        pid=pid,
+        fnr=fnr_of(web, pid),
+        lst=lst,
+        since=since,
+        difference=difference,
+        field_names=FIELD_NAMES,
+    )
+
+
 def history_page(web: Web) -> Response:
     """The list's versions, and a readable difference between any two of them."""
     pid = web.path_id("pid")
@@ -160,6 +210,7 @@ def history_page(web: Web) -> Response:
             "author": record.author.label(),
             "what": activity_text(record.activity),
             "why": record.reason or "",
+            "override": parse(record.override) if record.override else None,
         }
         for _, record in items
     ]

@@ -15,7 +15,17 @@ from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue
 from pll.services.lists import Op
 from pll.web import forms
-from pll.web.doctor.common import SEEN, entry_of, entry_page, entry_version, fnr_of, today, updated
+from pll.web.doctor.common import (
+    SEEN,
+    current_list,
+    entry_of,
+    entry_page,
+    entry_version,
+    fnr_of,
+    today,
+    updated,
+)
+from pll.web.doctor.notes import list_notes
 from pll.web.doctor.saving import findings_page, save
 from pll.web.edge import Web, norwegian, require
 
@@ -33,10 +43,14 @@ def prescribe_page(web: Web) -> Response:
             drugs = Catalogue(web.service.db).search(name=query, count=SEARCH_LIMIT)
         except InvalidInput as exc:  # a search of nothing searchable ("%"): beside the field
             errors["q"] = norwegian(exc)
+    # the list, for who holds the baton; in the context, the banner knows the page's read
+    # of it is logged (one record per page)
+    lst = current_list(web, pid)
     return web.render(
         "doctor/prescribe.html",
         400 if errors else 200,
         pid=pid,
+        lst=lst,
         fnr=fnr_of(web, pid),
         query=query,
         drugs=[(d["id"], forms.medication_concept(d)["text"], _kind(d)) for d in drugs],
@@ -46,6 +60,7 @@ def prescribe_page(web: Web) -> Response:
         times=forms.TIMES,
         units=forms.UNITS,
         treatments=forms.TREATMENTS,
+        baton=list_notes(web, pid, lst)["baton"],
     )
 
 

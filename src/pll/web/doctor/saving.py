@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from pll.domain.diff import diff_content
+from pll.domain.diff import element_text, medication_name
 from pll.domain.errors import ChecksRefused, VersionConflict
 from pll.services.lists import ChangeResult, Op
 from pll.web.doctor.common import SEEN, patient_url
+from pll.web.doctor.notes import TYPED
 from pll.web.edge import Web, whole
 from pll.web.views import FIELD_NAMES
 
@@ -36,14 +37,15 @@ def save(
     """Apply ``ops`` as one list change; findings and conflicts get their own pages, where
     the doctor can go on with the same form (its fields are carried along)."""
     override, accepted = override_of(web)
+    planned = ops()
     try:
         result = web.service.change(
-            web.access(pid, override=override, accepted=accepted), pid, ops(), reason
+            web.access(pid, override=override, accepted=accepted), pid, planned, reason
         )
     except ChecksRefused as exc:
         return findings_page(web, exc.issues)
     except VersionConflict as exc:
-        return _conflict_page(web, pid, exc)
+        return _conflict_page(web, pid, exc, planned)
     _notice_result(web, result, done)
     return web.redirect(patient_url(pid))
 
@@ -83,32 +85,80 @@ def findings_page(web: Web, issues: list[dict[str, Any]]) -> Response:
     )
 
 
-def _conflict_page(web: Web, pid: str, exc: VersionConflict) -> Response:
-    """Someone else changed the entry since this doctor read it (relay baton, rule 2): show
-    who, when and what, and offer to redo this doctor's change on the current version."""
+def _conflict_page(web: Web, pid: str, exc: VersionConflict, planned: list[Op]) -> Response:
+    """Someone else changed the entry since this doctor opened it (relay baton, rule 2):
+    name the drug, show side by side what they saved and what this doctor tried to save,
+    and offer to reopen the form on the current version with this doctor's values filled
+    in, to look at before saving (never a blind overwrite)."""
     details = exc.details
     rtype, _, rid = details.get("resource", "").partition("/")
     if rtype == "List":
         return _list_conflict_page(web, pid, rid, details)
-    changes: list[Any] = []
+    current = exc.resources[0] if exc.resources else {}
+    tried = next((op.resource for op in planned if op.rid == rid and op.resource), {})
+    seen: dict[str, Any] = {}
     if rtype and rid and details.get("yourVersion"):
-        seen = web.service.resource_version(
+        stored = web.service.resource_version(
             web.access(pid), rtype, rid, int(details["yourVersion"])
         )
-        current = exc.resources[0] if exc.resources else {}
-        before = {k: v for k, v in orjson.loads(seen.text).items() if k not in ("meta", "id")}
-        after = {k: v for k, v in current.items() if k not in ("meta", "id")}
-        changes = list(diff_content(before, after))
+        seen = orjson.loads(stored.text)
+    action = web.request.url.path
+    _remember_typed(web, action)
     return web.render(
         "doctor/conflict.html",
         pid=pid,
+        fnr=web.fnr(pid),
+        drug=medication_name(current or seen),
         who=details.get("changedBy", ""),
         when=details.get("changedAt", ""),
-        changes=changes,
-        action=web.request.url.path,
-        carried=_carried(web, drop=("version",)),
-        current_version=details.get("currentVersion", ""),
+        rows=conflict_rows(seen, current, tried),
+        reopen=action,
     )
+
+
+#: Elements that are bookkeeping, not what a clinician changed.
+_BOOKKEEPING = frozenset({"meta", "id", "resourceType", "subject"})
+
+
+def conflict_rows(
+    seen: dict[str, Any], theirs: dict[str, Any], mine: dict[str, Any]
+) -> list[dict[str, str | None]]:
+    """The elements either doctor changed from the version this doctor opened: its
+    Norwegian name, and the value as opened, as the other doctor saved it, and as this
+    doctor tried to save it, each as a clinician reads it. A change is built on the entry
+    as it is now, so what this doctor changed is what differs from the current entry."""
+    rows = []
+    for key in sorted((set(seen) | set(theirs) | set(mine)) - _BOOKKEEPING):
+        if key not in FIELD_NAMES:
+            continue
+        theirs_changed = seen.get(key) != theirs.get(key)
+        mine_changed = bool(mine) and mine.get(key) != theirs.get(key)
+        if not theirs_changed and not mine_changed:
+            continue
+        rows.append(
+            {
+                "element": key,
+                "name": FIELD_NAMES[key],
+                "before": element_text(key, seen.get(key)),
+                "theirs": element_text(key, theirs.get(key)),
+                "mine": element_text(key, mine.get(key) if mine_changed else seen.get(key)),
+                "mine_changed": "1" if mine_changed else "",
+            }
+        )
+    return rows
+
+
+def _remember_typed(web: Web, path: str) -> None:
+    """Keep what the doctor typed, for the form this conflict reopens
+    (:func:`~pll.web.doctor.notes.typed_for`):
+    kept with the login's page state, not in the page, and bounded like a form."""
+    fields = _carried(web, drop=("version", SEEN))
+    if sum(len(k) + len(v) for k, v in fields) <= MAX_TYPED:
+        web.memory[TYPED] = {"path": path, "fields": dict(fields)}
+
+
+#: Largest form kept for reopening after a conflict (a dose or discontinue form is small).
+MAX_TYPED = 8 * 1024
 
 
 def _list_conflict_page(web: Web, pid: str, list_id: str, details: dict[str, str]) -> Response:
