@@ -221,7 +221,7 @@ def test_a_block_is_escaped_checked_and_needs_the_forms_token(
     me.page.locator("#hpr").fill("12ab")
     me.expect_status(400)
     me.page.get_by_role("button", name="Sperr", exact=True).click()
-    expect(me.page.locator("#block-error")).to_contain_text("1 til 9 sifre")
+    expect(me.page.locator("#hpr-error")).to_contain_text("1 til 9 sifre")
     expect(me.page.locator("#no-blocks")).to_be_visible()
     # what the patient types is shown as text, never run
     me.page.locator("#hpr").fill("9144897")

@@ -212,6 +212,67 @@ def ok_page(r: httpx.Response, status: int = 200) -> str:
     return r.text
 
 
+# -- taking the source's side on a medicine the source does not have ----------------------------
+
+
+def test_taking_in_a_medicine_not_in_the_source_says_it_discontinues_and_asks_why(
+    server: LiveServer,
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN, SIMVASTATIN)
+    upload = discharge(statement(METFORMIN, "1 tablett morgen"))
+    with logged_in(server, "gp") as gp:
+        page = opened(gp, scene.fnr)
+        html = ok_page(compare(gp, page, upload))
+        row = differences(html)[SIMVASTATIN[2]]
+        # the choice says what it does, and there is a reason to give
+        assert "Seponer — ikke i kilden" in html
+        assert f'name="reason-{row}"' in html
+        step, choices = decided(html, **{SIMVASTATIN[2]: "accept"})
+        untouched = snapshot(server.db, audit=False)
+
+        # no reason: the comparison again, the choice kept, the message beside the reason
+        r = send(gp, step, *choices)
+        assert r.status_code == 400, r.text
+        assert f'id="reason-{row}-error"' in r.text
+        assert "Velg eller skriv grunnen til at legemidlet seponeres." in r.text
+        assert f'name="decision-{row}" value="accept" checked' in r.text
+        assert snapshot(server.db, audit=False) == untouched
+
+        # "Annen grunn" with nothing written is no reason either
+        r = send(gp, step, *choices, (f"reason-{row}", "annet"), (f"reason-other-{row}", " "))
+        assert r.status_code == 400, r.text
+        assert snapshot(server.db, audit=False) == untouched
+
+        # with the reason the medicine is discontinued, and the reason kept with it
+        r = send(gp, step, *choices, (f"reason-{row}", "Bivirkning"))
+        assert r.status_code == 303, r.text
+    assert on_list(server, scene)[SIMVASTATIN[2]][0] == "stopped"
+    with server.client("gp") as api:
+        entry = ok(api.get(f"/fhir/MedicationStatement/{scene.entries[SIMVASTATIN[2]]}"))
+    assert entry["statusReason"][0]["text"] == "Bivirkning (Samstemming: står ikke i epikrisen)"
+
+
+def test_every_difference_shown_is_decided_before_the_list_is_confirmed(
+    server: LiveServer,
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    upload = discharge(statement(METFORMIN, "2 tabletter morgen"), statement(SERTRALIN, "1 tab"))
+    with logged_in(server, "gp") as gp:
+        page = opened(gp, scene.fnr)
+        html = ok_page(compare(gp, page, upload))
+        rows = differences(html)
+        step, choices = decided(html, **{SERTRALIN[2]: "reject"})
+        untouched = snapshot(server.db, audit=False)
+        r = send(gp, step, *choices)
+        assert r.status_code == 400, r.text
+        undecided = rows[METFORMIN[2]]
+        assert f'id="decision-{undecided}-error"' in r.text
+        assert "Velg «Ta inn» eller «Avvis» for denne forskjellen." in r.text
+        # the row decided stays decided
+        assert f'name="decision-{rows[SERTRALIN[2]]}" value="reject" checked' in r.text
+        assert snapshot(server.db, audit=False) == untouched
+
+
 # -- a large discharge list ---------------------------------------------------------------------
 
 
@@ -339,9 +400,11 @@ def test_a_difference_that_no_longer_stands_offers_to_compare_again(server: Live
     upload = discharge(statement(METFORMIN, "2 tabletter morgen"))
     with logged_in(server, "gp") as gp:
         page = opened(gp, scene.fnr)
-        step, _ = decided(ok_page(compare(gp, page, upload)))
+        html = ok_page(compare(gp, page, upload))
+        # every row shown is decided (the form asks for it), and one no longer there accepted
+        step, rows = decided(html, **dict.fromkeys(differences(html), "reject"))
         before = snapshot(server.db, audit=False)
-        r = send(gp, step, ("decision-0123456789abcdef", "accept"))
+        r = send(gp, step, *rows, ("decision-0123456789abcdef", "accept"))
         assert r.status_code == 409, r.text
         assert "Sammenlign på nytt" in r.text
         assert snapshot(server.db, audit=False) == before

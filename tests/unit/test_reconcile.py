@@ -363,3 +363,15 @@ def test_accepting_a_stop_gives_the_sources_reason_and_never_dispensed_says_so()
     assert action(d, Origin.DISCHARGE).reason == "Samstemming: seponert i epikrisen (Bivirkninger)"
     (n,) = compare([entry("e1", METFORMIN)], [], Origin.DISPENSING, NOW)
     assert action(n, Origin.DISPENSING).reason == "Samstemming: ikke utlevert siste 12 måneder"
+
+
+def test_discontinuing_a_medicine_not_in_the_source_keeps_the_doctors_reason_first() -> None:
+    (d,) = compare([entry("e1", METFORMIN)], [], Origin.DISPENSING, NOW)
+    stopped = action(d, Origin.DISPENSING, "  Bivirkning ")
+    assert (stopped.status, stopped.reason) == (
+        "stopped",
+        "Bivirkning (Samstemming: ikke utlevert siste 12 måneder)",
+    )
+    # bounded like the discontinuation page's reason; a blank one is no reason
+    assert len(action(d, Origin.DISPENSING, "x" * 500).reason or "") < 250
+    assert action(d, Origin.DISPENSING, " ").reason == "Samstemming: ikke utlevert siste 12 måneder"

@@ -25,6 +25,9 @@ class DomainError(Exception):
     resources: list[dict[str, Any]] = field(default_factory=list)
     #: further OperationOutcome issues as they are (with their own severity and code)
     issues: list[dict[str, Any]] = field(default_factory=list)
+    #: the same refusal in Norwegian (bokmål), for a person reading a page; the API
+    #: answers ``message`` (journal systems match on it). ``None``: ``message`` is all there is
+    norwegian: str | None = None
 
     def __str__(self) -> str:
         where = f" (at {self.expression})" if self.expression else ""

@@ -18,6 +18,9 @@ mod-11 check digits. Rules applied here:
   clock.
 
 Error messages never repeat the whole number: it is personal data and messages end up in logs.
+Each refusal says it twice: in English (``message``, what the API answers; journal systems
+match on it) and in Norwegian (``norwegian``, what a page shows beside the field the number
+was typed in), side by side here so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -80,6 +83,10 @@ def parse_person_identifier(
             f"Unknown identifier system {system!r}: a Norwegian person identifier uses "
             f"{FNR_SYSTEM} (fødselsnummer) or {DNR_SYSTEM} (D-nummer).",
             f"{expression}.system",
+            norwegian=(
+                "Ukjent identifikatorsystem: et norsk personnummer bruker "
+                f"{FNR_SYSTEM} (fødselsnummer) eller {DNR_SYSTEM} (D-nummer)."
+            ),
         )
     where = f"{expression}.value"
     _check_format(value, where)
@@ -90,6 +97,10 @@ def parse_person_identifier(
             f"The number is a {_KIND_NAME[kind]}, but the system says {_KIND_NAME[stated]}: "
             f"use system {_SYSTEM_BY_KIND[kind]} for it.",
             f"{expression}.system",
+            norwegian=(
+                f"Nummeret er et {_KIND_NAME[kind]}, men systemet sier {_KIND_NAME[stated]}: "
+                f"bruk systemet {_SYSTEM_BY_KIND[kind]}."
+            ),
         )
     return PersonIdentifier(
         system=_SYSTEM_BY_KIND[kind],
@@ -127,7 +138,9 @@ def generate_synthetic_fnr(rng: random.Random, kind: Literal["fnr", "dnr"] = "fn
 def _check_format(value: str, where: str) -> None:
     if len(value) != 11:
         raise InvalidInput(
-            f"The person identifier is not 11 digits: it has {len(value)} characters.", where
+            f"The person identifier is not 11 digits: it has {len(value)} characters.",
+            where,
+            norwegian=f"Fødselsnummeret må ha 11 sifre; du skrev {len(value)} tegn.",
         )
     # str.isdigit() would let through other scripts' digits, such as Arabic-Indic ones.
     if not set(value) <= _DIGITS:
@@ -135,6 +148,7 @@ def _check_format(value: str, where: str) -> None:
             "The person identifier is not 11 digits: it contains a character other than 0–9 "
             "(spaces and separators are not allowed).",
             where,
+            norwegian="Fødselsnummeret kan bare inneholde sifrene 0–9 (11 sifre).",
         )
     first = _check_digit(value[:9], _WEIGHTS_1)
     if first is None:
@@ -142,12 +156,19 @@ def _check_format(value: str, where: str) -> None:
             "The person identifier's first check digit is wrong: no check digit fits the first "
             "nine digits, so the number is mistyped.",
             where,
+            norwegian=(
+                "Fødselsnummeret er feilskrevet: ingen kontrollsiffer passer til de ni første "
+                "sifrene."
+            ),
         )
     if str(first) != value[9]:
         raise InvalidInput(
             "The person identifier's first check digit is wrong (digit 10): the number is "
             "mistyped.",
             where,
+            norwegian=(
+                "Fødselsnummeret er feilskrevet: første kontrollsiffer (siffer 10) stemmer ikke."
+            ),
         )
     second = _check_digit(value[:10], _WEIGHTS_2)
     if second is None or str(second) != value[10]:
@@ -155,6 +176,9 @@ def _check_format(value: str, where: str) -> None:
             "The person identifier's second check digit is wrong (digit 11): the number is "
             "mistyped.",
             where,
+            norwegian=(
+                "Fødselsnummeret er feilskrevet: andre kontrollsiffer (siffer 11) stemmer ikke."
+            ),
         )
 
 
@@ -168,6 +192,10 @@ def _decode_birth(value: str, where: str) -> tuple[Literal["fnr", "dnr"], bool, 
             f"The person identifier encodes no such date: day {value[0:2]} is not a day of the "
             "month (01–31, or 41–71 in a D-nummer).",
             where,
+            norwegian=(
+                f"Fødselsnummeret viser ingen gyldig dato: dag {value[0:2]} finnes ikke "
+                "(01–31, eller 41–71 i et D-nummer)."
+            ),
         )
     synthetic = month > _SYNTHETIC_MONTH_OFFSET
     if synthetic:
@@ -178,12 +206,20 @@ def _decode_birth(value: str, where: str) -> tuple[Literal["fnr", "dnr"], bool, 
             "as in H-numbers and older test numbers, which are not accepted; synthetic test "
             "numbers must use month + 80 (81–92).",
             where,
+            norwegian=(
+                f"Måned {value[2:4]} er måned + 40, som i H-nummer og eldre testnummer; de "
+                "tas ikke imot. Syntetiske testnummer bruker måned + 80 (81–92)."
+            ),
         )
     if not 1 <= month <= 12:
         raise InvalidInput(
             f"The person identifier encodes no such date: month {value[2:4]} is not a month "
             "(01–12, or 81–92 in a synthetic test number).",
             where,
+            norwegian=(
+                f"Fødselsnummeret viser ingen gyldig dato: måned {value[2:4]} finnes ikke "
+                "(01–12, eller 81–92 i et syntetisk testnummer)."
+            ),
         )
     century = _century(individual, yy)
     if century is None:
@@ -191,6 +227,10 @@ def _decode_birth(value: str, where: str) -> tuple[Literal["fnr", "dnr"], bool, 
             f"The person identifier's individual number {value[6:9]} (digits 7–9) is not issued "
             f"for birth year {value[4:6]}, so the number encodes no birth date.",
             where,
+            norwegian=(
+                f"Individnummeret {value[6:9]} (siffer 7–9) er ikke i bruk for fødselsår "
+                f"{value[4:6]}, så nummeret viser ingen fødselsdato."
+            ),
         )
     try:
         born = datetime.date(century + yy, month, day)
@@ -199,6 +239,10 @@ def _decode_birth(value: str, where: str) -> tuple[Literal["fnr", "dnr"], bool, 
             f"The person identifier encodes no such date: {day:02d}.{month:02d}.{century + yy} "
             "does not exist.",
             where,
+            norwegian=(
+                f"Fødselsnummeret viser ingen gyldig dato: {day:02d}.{month:02d}."
+                f"{century + yy} finnes ikke."
+            ),
         ) from None
     return kind, synthetic, born
 
@@ -238,7 +282,15 @@ def check_orgnr(value: str, where: str) -> str:
     """An organisation number (Enhetsregisteret): nine digits, the last a mod-11 check
     digit over the first eight with weights 3 2 7 6 5 4 3 2."""
     if len(value) != 9 or not set(value) <= _DIGITS:
-        raise InvalidInput("An organisation number has nine digits.", where)
+        raise InvalidInput(
+            "An organisation number has nine digits.",
+            where,
+            norwegian="Et organisasjonsnummer har ni sifre.",
+        )
     if _check_digit(value[:8], _ORGNR_WEIGHTS) != int(value[8]):
-        raise InvalidInput("The organisation number's check digit is wrong.", where)
+        raise InvalidInput(
+            "The organisation number's check digit is wrong.",
+            where,
+            norwegian="Organisasjonsnummerets kontrollsiffer stemmer ikke.",
+        )
     return value

@@ -211,7 +211,11 @@ def check_packing(
         raise Conflict(refusal, "List")
     assert lst is not None  # noqa: S101 - packing_refusal refuses a missing list
     if end_ < start:
-        raise InvalidInput("The packing period ends before it starts.", "period")
+        raise InvalidInput(
+            "The packing period ends before it starts.",
+            "period",
+            norwegian="Siste dag i perioden er før første dag.",
+        )
     if basis is not None and not 1 <= basis <= lst.version:
         raise InvalidInput(
             f"List version {basis} does not exist; the list is at version {lst.version}.",

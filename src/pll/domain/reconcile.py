@@ -534,11 +534,17 @@ class Action:
     dosage: SourceItem | None = None
 
 
-def action(d: Difference, origin: Origin) -> Action:
+#: Longest reason a doctor gives for discontinuing (as on the discontinuation page).
+MAX_REASON = 200
+
+
+def action(d: Difference, origin: Origin, reason: str | None = None) -> Action:
     """Accepting a difference takes the source's side:
 
     - ``missing-on-list``: the source's medicine becomes a new entry;
-    - ``not-in-source``: the entry is discontinued (``stopped``, "Samstemming: ...");
+    - ``not-in-source``: the entry is discontinued (``stopped``), with the doctor's
+      ``reason`` when given and what the source said: "Bivirkning (Samstemming: står ikke
+      i epikrisen)"; without one, the source's account is the reason;
     - ``dosage-differs``: the entry takes the source's dosage;
     - ``status-differs``: the entry takes the source's status — paused, resumed or
       discontinued; a discontinued entry is never brought back (DESIGN §3 rule 3), so a
@@ -547,7 +553,10 @@ def action(d: Difference, origin: Origin) -> Action:
     if d.kind is Kind.MISSING_ON_LIST or (d.kind is Kind.STATUS_DIFFERS and d.list_status in ENDED):
         return Action(d, create=d.item)
     if d.kind is Kind.NOT_IN_SOURCE:
-        return Action(d, entry_id=d.entry_id, status="stopped", reason=_not_in(origin))
+        said = _not_in(origin)
+        stated = (reason or "").strip()[:MAX_REASON]
+        why = f"{stated} ({said})" if stated else said
+        return Action(d, entry_id=d.entry_id, status="stopped", reason=why)
     if d.kind is Kind.DOSAGE_DIFFERS:
         return Action(d, entry_id=d.entry_id, dosage=d.item)
     status = str(d.source_status)

@@ -74,11 +74,17 @@ class Catalogue:
     ) -> list[dict[str, Any]]:
         """Medications matching every given parameter (at least one)."""
         if not (name or code or substance):
-            raise InvalidInput("Search by name, code or substance.", "name")
+            raise InvalidInput(
+                "Search by name, code or substance.",
+                "name",
+                norwegian="Skriv et navn, en kode eller et virkestoff å søke etter.",
+            )
         for param, value in (("name", name), ("code", code), ("substance", substance)):
             if value is not None and (not value.isprintable() or len(value) > 100):
                 raise InvalidInput(
-                    f"{param} must be printable text of at most 100 characters.", param
+                    f"{param} must be printable text of at most 100 characters.",
+                    param,
+                    norwegian="Søket må være vanlig tekst på høyst 100 tegn.",
                 )
         with self.db.read() as conn:
             version = store.active(conn)
@@ -95,7 +101,14 @@ class Catalogue:
             if name:
                 words = sorted(tokens(name), key=len, reverse=True)
                 if not words:
-                    raise InvalidInput("The name has no letters or digits to search for.", "name")
+                    raise InvalidInput(
+                        "The name has no letters or digits to search for.",
+                        "name",
+                        norwegian=(
+                            f"«{name[:40]}» har ingen bokstaver eller sifre å søke etter; "
+                            "skriv navnet eller virkestoffet."
+                        ),
+                    )
                 rows = store.search(conn, version, words[0], limit, KINDS)
                 narrow(r for r in rows if _all_words(r.name, words[1:]))
             if code:

@@ -19,7 +19,7 @@ difference of the list and the source as they are now is refused, naming it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -128,11 +128,13 @@ class Reconciliation:
         accepted: Sequence[str],
         based_on_version: int | None,
         reason: str | None = None,
+        reasons: Mapping[str, str] | None = None,
     ) -> Resolution:
         """Apply the accepted differences (their ids from :meth:`compare`) and confirm the
         list, as one change based on the list version compared. No accepted ids: the list
-        is confirmed as it is. Returns the change (``result.list_version`` is the new,
-        confirmed version)."""
+        is confirmed as it is. ``reasons`` are the doctor's reasons for the entries an
+        accepted ``not-in-source`` discontinues, by difference id (:func:`rules.action`).
+        Returns the change (``result.list_version`` is the new, confirmed version)."""
         wanted = rules.accepted_ids(list(accepted))
         items, persons = _parsed(source)
         if based_on_version is None:
@@ -152,7 +154,9 @@ class Reconciliation:
             by_id = {d.id: d for d in state.differences}
             confirm_on = self._baton(conn, state, based_on_version, wanted, by_id)
             chosen = [by_id[i] for i in wanted]
-            ops = self._ops(state, [rules.action(d, source.origin) for d in chosen])
+            ops = self._ops(
+                state, [rules.action(d, source.origin, (reasons or {}).get(d.id)) for d in chosen]
+            )
             ops.append(Op("confirm", if_match=confirm_on))
             why = reason or (
                 f"Samstemt mot {source.origin.label}: {len(chosen)} av "

@@ -204,7 +204,14 @@ def act(web: Web) -> Response:
     return web.redirect(f"/lege/pasient/{pid}#avvik")
 
 
+def _list_page(web: Web) -> Response:
+    """The list page, where the case forms are (a refused form comes back on it)."""
+    from pll.web.doctor.patient import list_page  # noqa: PLC0415 - it imports this module
+
+    return list_page(web)
+
+
 ROUTES = [
-    Route("/lege/pasient/{pid}/avvik", doctors(report), methods=["POST"]),
-    Route("/lege/pasient/{pid}/avvik/{cid}", doctors(act), methods=["POST"]),
+    Route("/lege/pasient/{pid}/avvik", doctors(report, form=_list_page), methods=["POST"]),
+    Route("/lege/pasient/{pid}/avvik/{cid}", doctors(act, form=_list_page), methods=["POST"]),
 ]

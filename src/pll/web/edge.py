@@ -9,7 +9,27 @@ wraps it so that
 - every ``POST`` carries the session's anti-forgery token (OWASP's synchronizer-token
   pattern), checked in constant time before anything runs;
 - a refusal from the services (:class:`DomainError`) becomes a readable page with the
-  status the API would give, and nothing leaks a stack trace.
+  status the API would give, and nothing leaks a stack trace;
+- a form that is refused (:class:`InvalidInput`) comes back as itself, not as an error
+  page, when its route names the page that shows it (``page(handler, form=show)``): ``show``
+  renders the form again with what was typed and the message beside the field.
+
+**Form convention** (every form page follows it, so a refused form keeps the user's work):
+
+- a form page renders its fields from ``values`` (a dict of field name → text; the page's
+  own defaults on a first showing, exactly what was posted when the form comes back) and
+  ``errors`` (field name → Norwegian message; empty on a first showing); a checkbox is
+  checked when ``values`` holds it, so defaults go in the page's ``values``, not the
+  template;
+- in the template: ``{% from "_field.html" import field_error, invalid with context %}``,
+  ``<input id="x" name="x" value="{{ values.get('x', '') }}"{{ invalid('x') }}>`` and
+  ``{{ field_error('x') }}`` beside it. Field ids are the field names, so the summary
+  (base.html) links to them and the script puts the focus on the first one;
+- an :class:`InvalidInput` names its field in ``expression`` (the form field's name; a
+  ``fnr.value`` names the field ``fnr``). A refusal naming no field of the form is shown
+  in the summary at the top only;
+- forms carry ``novalidate``: the browser would say "Please fill out this field" in its
+  own language; the server says it in Norwegian (:func:`norwegian`).
 """
 
 from __future__ import annotations
@@ -37,6 +57,7 @@ from pll.api.http import STATUS, check_id
 from pll.api.metrics import count_refusal
 from pll.auth.access import Access, Basis, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
+from pll.domain.cases import in_norwegian as case_in_norwegian
 from pll.domain.checks import Finding, Severity
 from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.domain.model import Role
@@ -157,6 +178,9 @@ class Web:
     form: FormData
     caller: Caller
     service: PLLService
+    #: a refused form's fields as sent, and its messages by field (see the module doc)
+    values: dict[str, str] | None = None
+    errors: dict[str, str] | None = None
 
     @property
     def session(self) -> dict[str, Any]:
@@ -257,8 +281,11 @@ class Web:
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """The page, with the patient banner when it is about a patient and the emergency
-        banner while the worker reads anyone on an emergency basis (:mod:`pll.web.banner`)."""
+        banner while the worker reads anyone on an emergency basis (:mod:`pll.web.banner`);
+        a refused form with what was typed and its messages (see the module doc)."""
         context |= banner_context(self, context)
+        if self.errors is not None:  # a refused form: what was typed, not the defaults
+            context |= {"values": self.values or {}, "errors": self.errors}
         return render(self.request, template, status, caller=self.caller, **context)
 
     @staticmethod
@@ -309,6 +336,60 @@ def _status(error: DomainError) -> int:
     return next((code for kind, code in STATUS if isinstance(error, kind)), 400)
 
 
+def norwegian(error: DomainError) -> str:
+    """What a page says of a refusal. The domain and the services answer the API in English
+    (journal systems match on the text); a refusal a person can cause on a page carries its
+    Norwegian in :attr:`DomainError.norwegian`, or is one of the access policy's or the
+    case rules' refusals, which keep theirs beside the English. The web layer's own
+    refusals are written in Norwegian."""
+    return (
+        error.norwegian
+        or in_norwegian(error.message)
+        or case_in_norwegian(error.message)
+        or error.message
+    )
+
+
+#: The key in ``errors`` of a refusal that names no field of the form (summary only).
+FORM_WIDE = "_skjema"
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+def field_of(expression: str | None, sent: Mapping[str, str]) -> str:
+    """The form field a refusal is about: its ``expression`` when that is a field name (or
+    a field name followed by a path, ``fnr.value``), else :data:`FORM_WIDE`. A field not
+    sent (a radio group left unchosen) counts when the expression is a bare field name."""
+    where = expression or ""
+    name = re.split(r"[.\[]", where, maxsplit=1)[0]
+    if name in sent or (name == where and _FIELD_NAME.fullmatch(name)):
+        return name
+    return FORM_WIDE
+
+
+def refused_form(web: Web, show: Page | None, error: InvalidInput) -> Response:
+    """The form again, as the user sent it, with the refusal beside its field (DESIGN §3
+    rule 8: nothing changed, the input kept). ``show`` is the page that shows the form; if
+    there is none, or it cannot be shown any more (the entry is gone), the refusal gets the
+    error page."""
+    if show is None or web.request.method != "POST":
+        return error_page(web.request, error, web.caller)
+    sent: dict[str, str] = {}
+    for key, value in web.form.multi_items():
+        if isinstance(value, str) and key != CSRF_FIELD:
+            sent.setdefault(key, value)
+    web.values = sent
+    web.errors = {field_of(error.expression, sent): norwegian(error)}
+    for message, where in error.others:  # more of the same form's faults, each at its field
+        web.errors.setdefault(field_of(where, sent), message)
+    try:
+        answer = show(web)
+    except DomainError:
+        return error_page(web.request, error, web.caller)
+    count_refusal(error)
+    answer.status_code = _status(error)
+    return answer
+
+
 def error_page(
     request: Request,
     error: DomainError,
@@ -325,7 +406,7 @@ def error_page(
         status,
         caller=caller,
         code=status,
-        message=in_norwegian(error.message) or error.message,
+        message=norwegian(error),
         where=error.expression,
         refused=isinstance(error, Forbidden),
         back=back,
@@ -400,8 +481,13 @@ def end_login(request: Request) -> None:
 Page = Callable[[Web], Response]
 
 
-def page(handler: Page, *, roles: frozenset[Role] | None = None) -> Callable[[Request], Any]:
-    """Wrap a page handler: login, anti-forgery check, roles, errors (see the module doc)."""
+def page(
+    handler: Page, *, roles: frozenset[Role] | None = None, form: Page | None = None
+) -> Callable[[Request], Any]:
+    """Wrap a page handler: login, anti-forgery check, roles, errors (see the module doc).
+    ``form`` is the page that shows the form ``handler`` receives: a refused form is shown
+    again by it (:func:`refused_form`)."""
+    show = form  # ``form`` below is the request's form data
 
     async def run(request: Request) -> Response:
         caller = await caller_of(request)
@@ -447,6 +533,8 @@ def page(handler: Page, *, roles: frozenset[Role] | None = None) -> Callable[[Re
             pid = exc.patient_id
             after = request.url.path if request.method == "GET" else f"/lege/pasient/{pid}"
             answer = RedirectResponse(f"/grunnlag/{pid}?neste={quote(after)}", status_code=303)
+        except InvalidInput as exc:
+            answer = await run_in_threadpool(refused_form, web, show, exc)
         except DomainError as exc:
             answer = error_page(request, exc, caller)
         except Exception:
@@ -467,8 +555,8 @@ def page(handler: Page, *, roles: frozenset[Role] | None = None) -> Callable[[Re
     return run
 
 
-def doctors(handler: Page) -> Callable[[Request], Any]:
-    return page(handler, roles=frozenset({Role.DOCTOR, Role.NURSE}))
+def doctors(handler: Page, *, form: Page | None = None) -> Callable[[Request], Any]:
+    return page(handler, roles=frozenset({Role.DOCTOR, Role.NURSE}), form=form)
 
 
 def require(condition: bool, message: str, where: str | None = None) -> None:

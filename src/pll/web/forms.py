@@ -50,19 +50,20 @@ UCUM = "http://unitsofmeasure.org"
 AMOUNT = re.compile(r"[0-9]{1,5}(?:[.,][0-9]{1,3})?")
 
 
-def _amount(raw: str, what: str) -> Decimal | None:
+def _amount(raw: str, what: str, name: str) -> Decimal | None:
     """An amount as a doctor writes it: up to five digits, a comma or point and up to
-    three decimals (no exponents, no 0,0000001), above zero."""
+    three decimals (no exponents, no 0,0000001), above zero. ``what`` is the field's
+    label (in the message), ``name`` the form field (where the message is shown)."""
     raw = raw.strip()
     if not raw:
         return None
     if not AMOUNT.fullmatch(raw):
         raise InvalidInput(
-            f"{what}: «{raw[:20]}» er ikke en mengde (et tall med høyst tre desimaler).", what
+            f"{what}: «{raw[:20]}» er ikke en mengde (et tall med høyst tre desimaler).", name
         )
     value = Decimal(raw.replace(",", "."))
     if value <= 0:
-        raise InvalidInput(f"{what}: mengden må være et tall over 0.", what)
+        raise InvalidInput(f"{what}: mengden må være et tall over 0.", name)
     return value
 
 
@@ -94,7 +95,9 @@ def dosage(field: Field) -> list[dict[str, Any]]:
 
 def _fixed(field: Field, unit: str) -> list[dict[str, Any]]:
     amounts = {
-        code: a for code in TIMES if (a := _amount(field(f"dose-{code}"), TIMES[code])) is not None
+        code: a
+        for code in TIMES
+        if (a := _amount(field(f"dose-{code}"), TIMES[code], f"dose-{code}")) is not None
     }
     if not amounts:
         raise InvalidInput("Fyll inn mengden for minst ett tidspunkt.", "dose-MORN")
@@ -118,7 +121,7 @@ def _fixed(field: Field, unit: str) -> list[dict[str, Any]]:
 
 
 def _as_needed(field: Field, unit: str) -> list[dict[str, Any]]:
-    amount = _amount(field("dose-prn"), "Mengde ved behov")
+    amount = _amount(field("dose-prn"), "Mengde ved behov", "dose-prn")
     if amount is None:
         raise InvalidInput("Fyll inn mengden per dose.", "dose-prn")
     element: dict[str, Any] = {"doseAndRate": [{"doseQuantity": _quantity(amount, unit)}]}
@@ -127,7 +130,7 @@ def _as_needed(field: Field, unit: str) -> list[dict[str, Any]]:
         element["asNeededCodeableConcept"] = {"text": purpose}
     else:
         element["asNeededBoolean"] = True
-    most = _amount(field("dose-max"), "Maks per døgn")
+    most = _amount(field("dose-max"), "Maks per døgn", "dose-max")
     if most is not None:
         element["maxDosePerPeriod"] = {
             "numerator": _quantity(most, unit),

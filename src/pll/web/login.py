@@ -20,7 +20,15 @@ from pll.auth import tokens
 from pll.domain.errors import Forbidden, InvalidInput
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
-from pll.web.edge import CSRF_FIELD, begin_login, caller_of, end_login, error_page, render
+from pll.web.edge import (
+    CSRF_FIELD,
+    begin_login,
+    caller_of,
+    end_login,
+    error_page,
+    norwegian,
+    render,
+)
 
 #: Where each kind of user starts.
 HOME = {
@@ -48,13 +56,23 @@ async def home(request: Request) -> Response:
     return RedirectResponse(HOME.get(caller.actor.role, "/logg-inn"), status_code=303)
 
 
-async def login_page(request: Request) -> Response:
+async def login_page(
+    request: Request,
+    status: int = 200,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    """The login page; a refused development login comes back with what was chosen and
+    typed, and the message beside the field (the convention of :mod:`pll.web.edge`)."""
     return render(
         request,
         "login.html",
+        status,
         caller=await caller_of(request),
         personas=list(PERSONA_NAMES.items()),
         helseid=request.app.state.oidc is not None,
+        values=values or {},
+        errors=errors or {},
     )
 
 
@@ -80,17 +98,17 @@ async def dev_login(request: Request) -> Response:
         )
     persona = str(form.get("persona", ""))
     pid = str(form.get("pid", "")).strip() or None
+    sent = {"persona": persona, "pid": pid or ""}
     if persona not in tokens.PERSONAS:
-        return error_page(request, InvalidInput("Velg en av personene på listen."), None)
+        return await login_page(request, 400, sent, {"persona": "Velg en av personene på listen."})
     if persona == "patient":
         if pid is None:
-            return error_page(
-                request, InvalidInput("En pasient logger inn med sitt fødselsnummer."), None
-            )
+            said = "En pasient logger inn med sitt fødselsnummer."
+            return await login_page(request, 400, sent, {"pid": said})
         try:
             parse_person_identifier(None, pid, "pid")
         except InvalidInput as exc:
-            return error_page(request, exc, None)
+            return await login_page(request, 400, sent, {"pid": norwegian(exc)})
     elif persona != "proxy":
         pid = None
     # the first token made may generate the development key: off the event loop

@@ -32,7 +32,7 @@ from pll.fhir.validate import validate
 from pll.services.multidose import MultidoseService
 from pll.web import forms
 from pll.web.doctor import findings_page, override_of
-from pll.web.edge import Page, Web, doctors, page, require, whole
+from pll.web.edge import Page, Web, doctors, norwegian, page, require, whole
 from pll.web.views import EntryView, ListView, list_view
 
 #: patients on one page of the pharmacy's work list
@@ -45,8 +45,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TYPED_DATE = re.compile(r"(?P<d>\d{2})\.(?P<m>\d{2})\.(?P<y>\d{4})")
 
 
-def _pharmacy(handler: Page) -> Callable[[Request], Any]:
-    return page(handler, roles=frozenset({Role.PHARMACIST}))
+def _pharmacy(handler: Page, *, form: Page | None = None) -> Callable[[Request], Any]:
+    return page(handler, roles=frozenset({Role.PHARMACIST}), form=form)
 
 
 def _doctor(handler: Page) -> Callable[[Request], Any]:
@@ -276,6 +276,7 @@ def open_patient(web: Web) -> Response:
     """Open a patient by fødselsnummer or D-nummer; the packing basis that follows decides
     whether this pharmacy may see it, and logs it."""
     number = web.field("fnr").replace(" ", "")
+    require(bool(number), "Skriv pasientens fødselsnummer eller D-nummer.", "fnr")
     parsed = parse_person_identifier(None, number, "fnr")
     pid = web.service.patient_by_identifier(web.access(), Verb.PACK, parsed.system, parsed.value)
     if pid is None:
@@ -293,7 +294,7 @@ def _pharmacy_basis(web: Web, pid: str) -> tuple[str, Basis | None]:
         # the refusal is already in the patient's access log; say what the page is for
         raise Forbidden(
             "Pakkegrunnlaget, forslagene og pakkerapportene her er bare for pasientens "
-            f"multidoseapotek (e-multidose, M27). Tilgangskontrollen svarte: «{exc.message}»"
+            f"multidoseapotek (e-multidose, M27). Tilgangskontrollen svarte: «{norwegian(exc)}»"
         ) from None
     return fnr, _basis(answer) if answer is not None else None
 
@@ -337,7 +338,7 @@ def proposal_page(kind: str) -> Page:
             fnr, basis = _pharmacy_basis(web, pid)
             if basis is None:
                 raise InvalidInput("Pasienten har ingen PLL ennå; det er ingenting å foreslå på.")
-            values = {"dose-mode": "fixed", "dose-unit": "tablett"}
+            values = {"dose-mode": "fixed", "dose-unit": "tablett", "multidose": "1"}
         else:
             fnr, basis, entry = _entry(web, pid)
             values = forms.editor_values(entry.content.get("dosage") or [])
@@ -626,18 +627,28 @@ def decide(web: Web) -> Response:
 
 ROUTES: list[BaseRoute] = [
     Route("/apotek", _pharmacy(patients_page), methods=["GET"]),
-    Route("/apotek/apne", _pharmacy(open_patient), methods=["POST"]),
+    Route("/apotek/apne", _pharmacy(open_patient, form=patients_page), methods=["POST"]),
     Route("/apotek/pasient/{pid}", _pharmacy(basis_page), methods=["GET"]),
-    Route("/apotek/pasient/{pid}/pakking", _pharmacy(report_packing), methods=["POST"]),
+    Route(
+        "/apotek/pasient/{pid}/pakking",
+        _pharmacy(report_packing, form=basis_page),
+        methods=["POST"],
+    ),
     Route("/apotek/pasient/{pid}/nytt", _pharmacy(proposal_page("new")), methods=["GET"]),
-    Route("/apotek/pasient/{pid}/nytt", _pharmacy(propose_new), methods=["POST"]),
+    Route(
+        "/apotek/pasient/{pid}/nytt",
+        _pharmacy(propose_new, form=proposal_page("new")),
+        methods=["POST"],
+    ),
     Route(
         "/apotek/pasient/{pid}/legemiddel/{eid}/endre",
         _pharmacy(proposal_page("change")),
         methods=["GET"],
     ),
     Route(
-        "/apotek/pasient/{pid}/legemiddel/{eid}/endre", _pharmacy(propose_change), methods=["POST"]
+        "/apotek/pasient/{pid}/legemiddel/{eid}/endre",
+        _pharmacy(propose_change, form=proposal_page("change")),
+        methods=["POST"],
     ),
     Route(
         "/apotek/pasient/{pid}/legemiddel/{eid}/seponer",
@@ -646,7 +657,7 @@ ROUTES: list[BaseRoute] = [
     ),
     Route(
         "/apotek/pasient/{pid}/legemiddel/{eid}/seponer",
-        _pharmacy(propose_removal),
+        _pharmacy(propose_removal, form=proposal_page("remove")),
         methods=["POST"],
     ),
     Route("/lege/pasient/{pid}/forslag", doctors(proposals_page), methods=["GET"]),

@@ -41,8 +41,8 @@ CHANGES_PER_PAGE = 10
 LOOKS_PER_PAGE = 50
 
 
-def patients(handler: Page) -> Any:
-    return page(handler, roles=frozenset({Role.PATIENT}))
+def patients(handler: Page, *, form: Page | None = None) -> Any:
+    return page(handler, roles=frozenset({Role.PATIENT}), form=form)
 
 
 def long_date(value: str | None) -> str:
@@ -573,18 +573,14 @@ def _block(consent: dict[str, Any]) -> Block:
     )
 
 
-def _blocks_page(
-    web: Web, pid: str, status: int = 200, error: str = "", hpr: str = "", name: str = ""
-) -> Response:
+def _blocks_page(web: Web, pid: str) -> Response:
     blocks = [_block(c) for c in PatientAccess(web.service).blocks(web.access(pid), pid)]
     return web.render(
         "patient/blocks.html",
-        status,
         active=[b for b in blocks if not b.until],
         ended=[b for b in blocks if b.until],
-        error=error,
-        hpr=hpr or web.query("hpr")[:9],
-        name=name or web.query("navn")[:200],
+        # a link from the access log fills in whom to block
+        values={"hpr": web.query("hpr")[:9], "name": web.query("navn")[:200]},
         **_context(web, pid, "blocks"),
     )
 
@@ -637,15 +633,12 @@ def block(web: Web) -> Response:
     except InvalidInput as exc:
         if not (exc.expression or "").startswith("Consent.provision.actor"):
             raise
-        return _blocks_page(
-            web,
-            pid,
-            400,
+        # the form comes back with what was typed (pll.web.edge.refused_form)
+        raise InvalidInput(
             "Skriv HPR-nummeret med sifre, 1 til 9 sifre (du finner det i "
             "Helsepersonellregisteret, eller der du ser hvem som har sett listen).",
-            hpr,
-            name,
-        )
+            "hpr",
+        ) from None
     except Conflict:
         web.notice(f"HPR-nummer {hpr} er allerede sperret.")
         return web.redirect(f"/pasient/{pid}/sperring")
@@ -672,6 +665,6 @@ ROUTES: list[BaseRoute] = [
     Route("/pasient/{pid}/endringer", patients(changes_page), methods=["GET"]),
     Route("/pasient/{pid}/innsyn", patients(looks_page), methods=["GET"]),
     Route("/pasient/{pid}/sperring", patients(blocks_page), methods=["GET"]),
-    Route("/pasient/{pid}/sperring", patients(block), methods=["POST"]),
+    Route("/pasient/{pid}/sperring", patients(block, form=blocks_page), methods=["POST"]),
     Route("/pasient/{pid}/sperring/{bid}/opphev", patients(unblock), methods=["POST"]),
 ]

@@ -17,6 +17,13 @@ Two answers of the service have pages of their own, as for the doctor's other ch
 - **the comparison no longer stands** (:class:`VersionConflict`, or a :class:`Conflict`
   naming differences that are gone): the list or the source moved on since the doctor
   compared; the page offers to compare again with the same source.
+
+Taking the source's side on a medicine that is on the list but not in the source
+(``not-in-source``) discontinues it: the page says so in the choice ("Seponer — ikke i
+kilden") and asks for the reason, which is required when that choice is made and is kept
+with the entry's status, followed by what the source said. A refused form (no decision on a
+row, no reason) comes back as the comparison with the doctor's choices kept
+(:func:`pll.web.edge.refused_form`).
 """
 
 from __future__ import annotations
@@ -37,10 +44,11 @@ from pll.domain.errors import (
     VersionConflict,
 )
 from pll.domain.limits import MAX_SOURCE_ITEMS
-from pll.domain.reconcile import Origin, Source
+from pll.domain.reconcile import MAX_REASON, Origin, Source
 from pll.fhir.reconcile import source_size
 from pll.fhir.validate import parse_json
 from pll.services.reconcile import Reconciliation
+from pll.web import forms
 from pll.web.doctor import findings_page, override_of
 from pll.web.edge import Web, doctors, require
 from pll.web.views import list_view
@@ -62,12 +70,24 @@ def _url(pid: str, rest: str = "") -> str:
     return f"/lege/pasient/{pid}/samstemming{rest}"
 
 
+#: Fields of the second step's form: one decision and (for a discontinuation) one reason
+#: per difference, and the ids of the differences shown and of those that discontinue.
+DECISION = "decision-"
+REASON = "reason-"
+OTHER_REASON = "reason-other-"
+SHOWN = "difference"
+DISCONTINUES = "discontinues"
+OTHER = "annet"
+_LINE = re.compile(r"entry\[([0-9]+)\]")
+
+
 def start_page(web: Web) -> Response:
     pid = web.path_id("pid")
     return web.render(
         "doctor/reconcile_start.html",
         pid=pid,
         fnr=web.fnr(pid),
+        values={"origin": Origin.DISPENSING.value},
     )
 
 
@@ -78,8 +98,14 @@ def _patient_list(pid: str, text: str) -> dict[str, Any]:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     require(bool(lines), "Skriv minst ett legemiddel, ett per linje.", "patient-list")
     require(len(lines) <= MAX_LINES, f"Høyst {MAX_LINES} linjer.", "patient-list")
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         name, _, dosage = line.partition(";")
+        require(
+            bool(name.strip()),
+            f"Linje {number}: skriv legemidlets navn før semikolonet "
+            "(for eksempel «Paracet 500 mg; 2 tabletter ved behov»).",
+            "patient-list",
+        )
         statement: dict[str, Any] = {
             "resourceType": "MedicationStatement",
             "status": "active",
@@ -166,7 +192,10 @@ def compare(web: Web) -> Response:
         raise InvalidInput("Pasienten har ingen PLL å samstemme ennå.", "list")
     lst = list_view(stored.text)
     source = _source(web, pid)
-    comparison = Reconciliation(web.service).compare(access, lst.id, source)
+    try:
+        comparison = Reconciliation(web.service).compare(access, lst.id, source)
+    except InvalidInput as exc:
+        raise _unreadable(exc, source) from None
     return web.render(
         "doctor/reconcile.html",
         pid=pid,
@@ -178,7 +207,62 @@ def compare(web: Web) -> Response:
         version=comparison.list_version,
         source_json=orjson.dumps(source.resource).decode() if source.resource else "",
         kinds=KIND_NAMES,
+        reasons=forms.DISCONTINUE_REASONS,
     )
+
+
+def _unreadable(exc: InvalidInput, source: Source) -> InvalidInput:
+    """A source the comparison could not read, said in Norwegian beside the field it came
+    from: the patient's line by its number, the discharge list by the place in the file
+    (FHIR's own words for what is wrong there are English; the place is enough to find it)."""
+    if exc.norwegian:
+        return exc
+    where = exc.expression or ""
+    if source.origin is Origin.PATIENT and (line := _LINE.search(where)):
+        return InvalidInput(
+            f"Linje {int(line.group(1)) + 1}: PLL kunne ikke lese linjen. Skriv navnet, "
+            "eventuelt et semikolon og doseringen.",
+            "patient-list",
+        )
+    return InvalidInput(
+        "Epikrisens legemiddelliste kunne ikke leses: filen er ikke gyldig FHIR"
+        + (f" (feil ved {where})." if where else "."),
+        "discharge",
+    )
+
+
+def _decisions(web: Web) -> tuple[list[str], dict[str, str]]:
+    """The differences the doctor accepted, and the reasons for those that discontinue a
+    medicine; refused beside the row when a difference shown has no decision, or a
+    discontinuation has no reason (every such row is named, the first is the message)."""
+    chosen = {
+        key.removeprefix(DECISION): value
+        for key, value in web.form.multi_items()
+        if key.startswith(DECISION) and isinstance(value, str)
+    }
+    accepted = [i for i, value in chosen.items() if value == "accept"]
+    discontinues = set(web.fields(DISCONTINUES))
+    problems: list[tuple[str, str | None]] = [
+        ("Velg «Ta inn» eller «Avvis» for denne forskjellen.", f"{DECISION}{i}")
+        for i in web.fields(SHOWN)
+        if chosen.get(i) not in ("accept", "reject")
+    ]
+    reasons: dict[str, str] = {}
+    for i in accepted:
+        if i not in discontinues:
+            continue
+        reason = web.field(f"{REASON}{i}")
+        if reason == OTHER:
+            reason = web.field(f"{OTHER_REASON}{i}")
+        if not reason:
+            problems.append(
+                ("Velg eller skriv grunnen til at legemidlet seponeres.", f"{REASON}{i}")
+            )
+        reasons[i] = reason[:MAX_REASON]
+    if problems:
+        (message, where), *rest = problems
+        raise InvalidInput(message, where, others=rest)
+    return accepted, reasons
 
 
 def resolve(web: Web) -> Response:
@@ -191,11 +275,7 @@ def resolve(web: Web) -> Response:
         "version",
     )
     source = _source(web, pid)
-    accepted = [
-        key.removeprefix("decision-")
-        for key, value in web.form.multi_items()
-        if key.startswith("decision-") and value == "accept"
-    ]
+    accepted, reasons = _decisions(web)
     stored = web.service.current(web.access(pid), patient_id=pid)
     if stored is None:
         raise InvalidInput("Pasienten har ingen PLL.", "list")
@@ -203,7 +283,12 @@ def resolve(web: Web) -> Response:
     override, codes = override_of(web)
     try:
         done = Reconciliation(web.service).resolve(
-            web.access(pid, override=override, accepted=codes), list_id, source, accepted, int(raw)
+            web.access(pid, override=override, accepted=codes),
+            list_id,
+            source,
+            accepted,
+            int(raw),
+            reasons=reasons,
         )
     except ChecksRefused as exc:
         return findings_page(web, exc.issues)
@@ -244,6 +329,10 @@ def _moved_page(web: Web, pid: str, source: Source, exc: DomainError) -> Respons
 
 ROUTES = [
     Route("/lege/pasient/{pid}/samstemming", doctors(start_page), methods=["GET"]),
-    Route("/lege/pasient/{pid}/samstemming", doctors(compare), methods=["POST"]),
-    Route("/lege/pasient/{pid}/samstemming/bekreft", doctors(resolve), methods=["POST"]),
+    Route("/lege/pasient/{pid}/samstemming", doctors(compare, form=start_page), methods=["POST"]),
+    Route(
+        "/lege/pasient/{pid}/samstemming/bekreft",
+        doctors(resolve, form=compare),
+        methods=["POST"],
+    ),
 ]

@@ -30,35 +30,43 @@ ROUTES = [
     Route("/grunnlag/{pid}", doctors(patient.basis_page), methods=["GET"]),
     Route("/grunnlag/{pid}", doctors(patient.set_basis), methods=["POST"]),
     Route("/lege", doctors(patient.search_page), methods=["GET"]),
-    Route("/lege/apne", doctors(patient.open_patient), methods=["POST"]),
+    Route("/lege/apne", doctors(patient.open_patient, form=patient.search_page), methods=["POST"]),
     Route("/lege/dosering", page(prescribing.dosage_preview), methods=["GET"]),
     Route("/lege/pasient/{pid}", doctors(patient.list_page), methods=["GET"]),
     Route("/lege/pasient/{pid}/opprett", doctors(patient.create_list), methods=["POST"]),
     Route("/lege/pasient/{pid}/ny", doctors(prescribing.prescribe_page), methods=["GET"]),
-    Route("/lege/pasient/{pid}/ny", doctors(prescribing.prescribe), methods=["POST"]),
+    Route(
+        "/lege/pasient/{pid}/ny",
+        doctors(prescribing.prescribe, form=prescribing.prescribe_page),
+        methods=["POST"],
+    ),
     Route("/lege/pasient/{pid}/historikk", doctors(patient.history_page), methods=["GET"]),
     Route("/lege/pasient/{pid}/bekreft", doctors(patient.confirm_page), methods=["GET"]),
     Route(
         "/lege/pasient/{pid}/bekreft",
-        doctors(patient.list_op("confirm", "Listen er bekreftet.")),
+        doctors(patient.list_op("confirm", "Listen er bekreftet."), form=patient.list_page),
         methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/pause",
-        doctors(patient.list_op("pause", "Listen er pauset.")),
+        doctors(patient.list_op("pause", "Listen er pauset."), form=patient.list_page),
         methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/gjenoppta",
-        doctors(patient.resume_list),
+        doctors(patient.resume_list, form=patient.list_page),
         methods=["POST"],
     ),
     Route("/lege/pasient/{pid}/legemiddel/{eid}/dose", doctors(entry.dose_page), methods=["GET"]),
     Route(
-        "/lege/pasient/{pid}/legemiddel/{eid}/dose", doctors(entry.change_dose), methods=["POST"]
+        "/lege/pasient/{pid}/legemiddel/{eid}/dose",
+        doctors(entry.change_dose, form=entry.dose_page),
+        methods=["POST"],
     ),
     Route(
-        "/lege/pasient/{pid}/legemiddel/{eid}/status", doctors(entry.set_status), methods=["POST"]
+        "/lege/pasient/{pid}/legemiddel/{eid}/status",
+        doctors(entry.set_status, form=patient.list_page),
+        methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/legemiddel/{eid}/seponer",
@@ -66,7 +74,9 @@ ROUTES = [
         methods=["GET"],
     ),
     Route(
-        "/lege/pasient/{pid}/legemiddel/{eid}/seponer", doctors(entry.discontinue), methods=["POST"]
+        "/lege/pasient/{pid}/legemiddel/{eid}/seponer",
+        doctors(entry.discontinue, form=entry.discontinue_page),
+        methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/legemiddel/{eid}/forny",
@@ -74,7 +84,9 @@ ROUTES = [
         methods=["GET"],
     ),
     Route(
-        "/lege/pasient/{pid}/legemiddel/{eid}/forny", doctors(prescribing.renew), methods=["POST"]
+        "/lege/pasient/{pid}/legemiddel/{eid}/forny",
+        doctors(prescribing.renew, form=prescribing.renew_page),
+        methods=["POST"],
     ),
     Route(
         "/lege/pasient/{pid}/legemiddel/{eid}/tilbakekall",
@@ -83,7 +95,7 @@ ROUTES = [
     ),
     Route(
         "/lege/pasient/{pid}/legemiddel/{eid}/tilbakekall",
-        doctors(prescribing.recall),
+        doctors(prescribing.recall, form=prescribing.recall_page),
         methods=["POST"],
     ),
     # discrepancy cases, reported and handled from the list page

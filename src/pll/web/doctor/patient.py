@@ -39,6 +39,7 @@ def open_patient(web: Web) -> Response:
     """Open a patient by fødselsnummer or D-nummer, on the basis the worker states
     (DESIGN §3 rule 5). The lookup itself is not logged; the list read that follows is."""
     number = web.field("fnr").replace(" ", "")
+    require(bool(number), "Skriv pasientens fødselsnummer eller D-nummer.", "fnr")
     parsed = parse_person_identifier(None, number, "fnr")
     basis = _basis(web)
     access = web.access()

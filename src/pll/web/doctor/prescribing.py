@@ -25,33 +25,34 @@ from pll.web.doctor.common import (
 )
 from pll.web.doctor.notes import list_notes
 from pll.web.doctor.saving import findings_page, save
-from pll.web.edge import Web, require
+from pll.web.edge import Web, norwegian, require
 
 
 def prescribe_page(web: Web) -> Response:
     pid = web.path_id("pid")
-    query = web.query("q")
+    # the search typed, or (a refused form shown again) the one the form was chosen from
+    query = web.query("q") or (web.values or {}).get("q", "")
     found: Found | None = None
-    error = ""
+    errors: dict[str, str] = {}
     if query:
         try:
             found = Catalogue(web.service.db).find(query)
-        except InvalidInput as exc:
-            error = exc.message  # beside the search field, with what was typed kept
+        except InvalidInput as exc:  # a search of nothing searchable ("%"): beside the field
+            errors["q"] = norwegian(exc)
     # the list, for who holds the baton; in the context, the banner knows the page's read
     # of it is logged (one record per page)
     lst = current_list(web, pid)
     return web.render(
         "doctor/prescribe.html",
-        status=400 if error else 200,
+        400 if errors else 200,
         pid=pid,
         lst=lst,
         fnr=fnr_of(web, pid),
         query=query,
         found=found,
-        search_error=error,
         searched=found is not None,
-        values={"dose-mode": "fixed", "dose-unit": "tablett"},
+        errors=errors,
+        values={"dose-mode": "fixed", "dose-unit": "tablett", "eresept": "1"},
         times=forms.TIMES,
         units=forms.UNITS,
         treatments=forms.TREATMENTS,

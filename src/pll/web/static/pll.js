@@ -35,3 +35,9 @@ function dosageEditor(editor) {
 }
 
 document.querySelectorAll(".dosage-editor").forEach(dosageEditor);
+
+// A refused form: the focus goes to the first field the server refused (its message is
+// beside it, and the summary at the top lists them all).
+const refused = document.querySelector('[aria-invalid="true"]') ||
+  document.querySelector(".error-summary");
+if (refused) refused.focus();
