@@ -42,6 +42,7 @@ from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthentica
 from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
+from pll.web import dosage_editor
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
 log = logging.getLogger("pll.web")
@@ -144,6 +145,8 @@ _env.filters["dato"] = _date
 # FHIR status codes as the pages name them ("active" is "I bruk")
 _env.filters["status"] = lambda code: STATUS_NAMES.get(code, code) if code else ""
 _env.filters["rx_status"] = lambda code: RX_STATUS_NAMES.get(code, code) if code else ""
+# the dosage editor's modes, weekdays and step units, for templates/doctor/_dosage.html
+_env.globals["editor"] = dosage_editor
 
 
 @dataclass

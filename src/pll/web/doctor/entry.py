@@ -2,38 +2,77 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import Response
 
+from pll.domain.errors import InvalidInput
+from pll.services.catalogue import Catalogue
 from pll.services.lists import Op
 from pll.web import forms
-from pll.web.doctor.common import entry_of, entry_page, entry_version, updated
+from pll.web.doctor.common import entry_of, entry_page, entry_version, fnr_of, updated
 from pll.web.doctor.saving import save
 from pll.web.edge import Web, require
 
 
 def dose_page(web: Web) -> Response:
-    return entry_page(
-        web,
+    pid = web.path_id("pid")
+    _, entry = entry_of(web, pid, web.path_id("eid"))
+    return _dose_form(web, pid, entry)
+
+
+def _dose_form(web: Web, pid: str, entry: Any, refused: InvalidInput | None = None) -> Response:
+    """The dose form: the editor in the entry's own mode with its values, offering the units
+    the drug's form takes; after a refusal, what was typed with the message beside its field
+    (or above the form when it is about no field of the editor)."""
+    form = drug_form(web, entry.content.get("medicationCodeableConcept") or {})
+    current = forms.editor_values(entry.content.get("dosage") or [])
+    values = current
+    if refused is not None:
+        values = {
+            k: v for k, v in web.form.multi_items() if k.startswith("dose-") and isinstance(v, str)
+        }
+    return web.render(
         "doctor/dose.html",
-        values=lambda entry: forms.editor_values(entry.content.get("dosage") or []),
+        400 if refused is not None else 200,
+        pid=pid,
+        fnr=fnr_of(web, pid),
+        entry=entry,
+        values=values,
+        prefilled=current,
+        errors={refused.expression or "": refused.message} if refused is not None else {},
         times=forms.TIMES,
-        units=forms.UNITS,
+        units=forms.units_of(form),
     )
+
+
+def drug_form(web: Web, concept: dict[str, Any]) -> str | None:
+    """The FEST form of an entry's drug, read in the catalogue by the entry's FEST code;
+    ``None`` for a drug named by text only or not in the catalogue in use."""
+    code = forms.fest_code(concept)
+    found = Catalogue(web.service.db).search(code=code, count=1) if code else []
+    return forms.form_of(found[0]) if found else None
 
 
 def change_dose(web: Web) -> Response:
     pid, entry_id = web.path_id("pid"), web.path_id("eid")
     version = entry_version(web)
-    dosages = forms.dosage(web.field)
 
     def ops() -> list[Op]:
         # the entry as it is now, with only the dosage changed: another doctor's change to
         # anything else is kept (and a change to this entry is a conflict, rule 2)
         _, entry = entry_of(web, pid, entry_id)
+        concept = entry.content.get("medicationCodeableConcept") or {}
+        dosages = forms.dosage(web.field, drug_form(web, concept))
         content = forms.without_meta(entry.content) | {"dosage": dosages}
         return [updated(web, entry_id, content, version)]
 
-    return save(web, pid, ops, None, "Dosen er endret.")
+    try:
+        return save(web, pid, ops, None, "Dosen er endret.")
+    except InvalidInput as exc:
+        # nothing was saved: the form again, with everything the doctor typed
+        _, entry = entry_of(web, pid, entry_id)
+        return _dose_form(web, pid, entry, exc)
 
 
 def set_status(web: Web) -> Response:

@@ -23,21 +23,39 @@ SEARCH_LIMIT = 25
 
 
 def prescribe_page(web: Web) -> Response:
-    pid = web.path_id("pid")
-    query = web.query("q")
+    return _prescribe_form(web, web.path_id("pid"), web.query("q"))
+
+
+def _prescribe_form(
+    web: Web, pid: str, query: str, refused: InvalidInput | None = None
+) -> Response:
+    """The prescribing form: the drug search and, once searched, the dosage editor offering
+    the units the drugs found take (each drug's own once it is chosen, pll.js); after a
+    refusal, what was typed with the message beside its field."""
     drugs: list[dict[str, Any]] = []
     if query:
         drugs = Catalogue(web.service.db).search(name=query, count=SEARCH_LIMIT)
+    per_drug = {d["id"]: forms.units_of(forms.form_of(d)) for d in drugs}
+    # before a drug is chosen (and without JavaScript): the units of every drug found, the
+    # first drug's usual unit first
+    offered = list(dict.fromkeys(u for units in per_drug.values() for u in units))
+    values = {"dose-mode": "fixed"}
+    if refused is not None:
+        values = {k: v for k, v in web.form.multi_items() if isinstance(v, str)}
+        offered = list(per_drug.get(values.get("drug", ""), offered))
     return web.render(
         "doctor/prescribe.html",
+        400 if refused is not None else 200,
         pid=pid,
         fnr=fnr_of(web, pid),
         query=query,
         drugs=[(d["id"], forms.medication_concept(d)["text"], _kind(d)) for d in drugs],
         searched=bool(query),
-        values={"dose-mode": "fixed", "dose-unit": "tablett"},
+        values=values,
+        errors={refused.expression or "": refused.message} if refused is not None else {},
         times=forms.TIMES,
-        units=forms.UNITS,
+        units=offered or forms.UNITS,
+        drug_units=per_drug,
         treatments=forms.TREATMENTS,
     )
 
@@ -58,8 +76,13 @@ def prescribe(web: Web) -> Response:
     pid = web.path_id("pid")
     drug_id = web.field("drug")
     require(bool(drug_id), "Velg et legemiddel fra søket.", "drug")
-    medication = forms.medication_concept(Catalogue(web.service.db).read(drug_id))
-    dosages = forms.dosage(web.field)
+    drug = Catalogue(web.service.db).read(drug_id)
+    medication = forms.medication_concept(drug)
+    try:
+        dosages = forms.dosage(web.field, forms.form_of(drug))
+    except InvalidInput as exc:
+        # nothing was saved: the form again, with the drug chosen and everything typed
+        return _prescribe_form(web, pid, web.field("q"), exc)
     treatment = web.field("treatment") or "1"
     indication = web.field("indication")
     with_rx = web.field("eresept") == "1"
