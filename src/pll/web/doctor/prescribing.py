@@ -116,11 +116,12 @@ def prescribe(web: Web) -> Response:
 
 def dosage_preview(web: Web) -> Response:
     """The dosage text the list will show, for the editor's live preview. Always 200: an
-    unfinished dosage is what a preview shows while the doctor types, not an error."""
+    unfinished dosage is what a preview shows while the doctor types, not an error (then
+    ``field`` names the field at fault, so the editor can offer to clear another mode's)."""
     try:
         return JSONResponse({"ok": True, "text": forms.dosage(web.query)[0]["text"]})
     except DomainError as exc:
-        return JSONResponse({"ok": False, "text": exc.message})
+        return JSONResponse({"ok": False, "text": exc.message, "field": exc.expression})
 
 
 def renew_page(web: Web) -> Response:

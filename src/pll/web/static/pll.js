@@ -27,6 +27,31 @@ function dosageEditor(editor) {
     const said = await answer.json();
     output.textContent = said.text;
     output.classList.toggle("invalid", !said.ok);
+    offerToClear(said.ok ? null : said.field);
+  }
+  // A value left in another (hidden) mode's fields would be lost, so the server refuses it;
+  // the doctor can clear that mode's fields here without going back to it.
+  const clear = editor.querySelector("button.clear-mode");
+  let leftover = null;
+  function offerToClear(field) {
+    const el = field ? editor.querySelector("#" + CSS.escape(field)) : null;
+    leftover = el ? el.closest('[class^="mode-"]') : null;
+    if (leftover && leftover.offsetParent !== null) leftover = null;  // shown: fix it there
+    clear.hidden = !leftover;
+    if (leftover) {
+      const title = leftover.querySelector(".mode-title");
+      clear.textContent = "Tøm feltene under «" + (title ? title.textContent : "") + "»";
+    }
+  }
+  if (clear) {
+    clear.addEventListener("click", () => {
+      if (!leftover) return;
+      leftover.querySelectorAll("input").forEach((el) => {
+        if (el.type === "checkbox") el.checked = false;
+        else if (el.name !== "dose-int-every") el.value = "";
+      });
+      later();
+    });
   }
   function later() {
     clearTimeout(timer);
