@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import httpx
 
 from tests.conftest import LiveServer
+from tests.e2e.conftest import Screen
 from tests.integration.builders import new_fnr, new_patient_with_list, ok
 
 FEST = "http://ehelse.no/fhir/CodeSystem/FEST"
@@ -94,3 +96,11 @@ def patient_with_medicines(
             entries[drug[2]] = entry_id
             prescriptions[drug[2]] = rx_id
     return Scene(fnr, pid, list_id, entries, prescriptions)
+
+
+def entry_row(screen: Screen, drug: str):  # type: ignore[no-untyped-def]
+    """The list row of the entry whose drug's name begins with ``drug`` (its row header
+    may name other drugs too, in an override note)."""
+    return screen.page.locator(
+        "tr", has=screen.page.get_by_role("rowheader", name=re.compile("^" + re.escape(drug)))
+    )

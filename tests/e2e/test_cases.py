@@ -10,15 +10,8 @@ from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
 from tests.e2e.conftest import Screen, login, open_patient
-from tests.e2e.scenes import METFORMIN, SIMVASTATIN, patient_with_medicines
+from tests.e2e.scenes import METFORMIN, SIMVASTATIN, entry_row, patient_with_medicines
 from tests.integration.builders import ok
-
-
-def _row(screen: Screen, drug: str):  # type: ignore[no-untyped-def]
-    return screen.page.locator(
-        "tr", has=screen.page.get_by_role("rowheader", name=re.compile(drug))
-    )
-
 
 WHAT = "Pasienten har sluttet med metformin, men den står fortsatt på listen"
 
@@ -56,8 +49,8 @@ def test_a_nurse_reports_and_the_gp_resolves_on_the_list(server: LiveServer, scr
     expect(case).to_contain_text("Siri Sykepleier")
     expect(case).to_contain_text("Sendt til Bergen legesenter")
     expect(case).to_contain_text(re.compile(r"Meldt \d\d\.\d\d\.\d{4} kl\. \d\d:\d\d"))
-    expect(_row(gp, "Metformin")).to_contain_text("Åpent avvik")  # marked on its row too
-    expect(_row(gp, "Simvastatin")).not_to_contain_text("Åpent avvik")
+    expect(entry_row(gp, "Metformin")).to_contain_text("Åpent avvik")  # marked on its row too
+    expect(entry_row(gp, "Simvastatin")).not_to_contain_text("Åpent avvik")
     gp.shot("lege-avvik")
 
     gp.click(case.get_by_role("button", name="Ta saken"))
@@ -66,7 +59,7 @@ def test_a_nurse_reports_and_the_gp_resolves_on_the_list(server: LiveServer, scr
     gp.click(gp.page.locator("article.case").get_by_role("button", name="Løst"))
     expect(gp.page.locator(".notice").first).to_contain_text("Avviket er løst og lukket")
     expect(gp.page.locator("article.case")).to_have_count(0)  # closed: gone from the list
-    expect(_row(gp, "Metformin")).not_to_contain_text("Åpent avvik")
+    expect(entry_row(gp, "Metformin")).not_to_contain_text("Åpent avvik")
 
     # what the browser did is what the API says
     with server.client("gp") as api:

@@ -10,16 +10,10 @@ from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
 from tests.e2e.conftest import Screen, login, open_patient
-from tests.e2e.scenes import METFORMIN, SIMVASTATIN, patient_with_medicines
+from tests.e2e.scenes import METFORMIN, SIMVASTATIN, entry_row, patient_with_medicines
 from tests.integration.builders import ok
 
 MAX_CLICKS = 4
-
-
-def _row(screen: Screen, drug: str):  # type: ignore[no-untyped-def]
-    return screen.page.locator(
-        "tr", has=screen.page.get_by_role("rowheader", name=re.compile(drug))
-    )
 
 
 def test_a_gp_sees_the_list_and_does_the_common_tasks_in_few_clicks(
@@ -33,14 +27,14 @@ def test_a_gp_sees_the_list_and_does_the_common_tasks_in_few_clicks(
         gp.page.get_by_role("heading", name=re.compile("Pasientens legemiddelliste"))
     ).to_be_visible()
     expect(gp.page.locator("#baton")).to_contain_text("Kari Fastlege")
-    expect(_row(gp, "Metformin")).to_contain_text("1 tablett morgen")
+    expect(entry_row(gp, "Metformin")).to_contain_text("1 tablett morgen")
     gp.shot("lege-liste")
     counts: dict[str, tuple[int, int]] = {}
 
     # change a dose: 2 tablets morning and evening (click into the morning field, replace
     # what is there, Tab past midday to the evening)
     gp.count_reset()
-    gp.click(_row(gp, "Metformin").get_by_role("link", name=re.compile("Endre dose")))
+    gp.click(entry_row(gp, "Metformin").get_by_role("link", name=re.compile("Endre dose")))
     gp.click("#dose-MORN")
     gp.press("Control+A")
     gp.type("#dose-MORN", "2")
@@ -51,19 +45,19 @@ def test_a_gp_sees_the_list_and_does_the_common_tasks_in_few_clicks(
     gp.shot("lege-endre-dose")
     gp.click(gp.page.get_by_role("button", name="Lagre ny dose"))
     expect(gp.page.locator(".notice").first).to_contain_text("Dosen er endret")
-    expect(_row(gp, "Metformin")).to_contain_text("2 tabletter morgen og kveld")
+    expect(entry_row(gp, "Metformin")).to_contain_text("2 tabletter morgen og kveld")
     counts["endre dose"] = (gp.clicks, gp.keys)
 
     # renew a prescription
     gp.count_reset()
-    gp.click(_row(gp, "Metformin").get_by_role("link", name=re.compile("Forny")))
+    gp.click(entry_row(gp, "Metformin").get_by_role("link", name=re.compile("Forny")))
     gp.click(gp.page.get_by_role("button", name="Forny resept"))
     expect(gp.page.locator(".notice").first).to_contain_text("Resepten er fornyet")
     counts["forny resept"] = (gp.clicks, gp.keys)
 
     # discontinue with a reason
     gp.count_reset()
-    gp.click(_row(gp, "Simvastatin").get_by_role("link", name=re.compile("Seponer")))
+    gp.click(entry_row(gp, "Simvastatin").get_by_role("link", name=re.compile("Seponer")))
     gp.click(gp.page.get_by_label("Bivirkning"))
     gp.shot("lege-seponer")
     gp.click(gp.page.get_by_role("button", name="Seponer"))
@@ -107,11 +101,14 @@ def test_prescribing_searches_fest_previews_the_dosage_and_shows_findings_before
     gp.page.locator("#dose-MORN").fill("1")
     gp.page.locator("#dose-EVE").fill("1")
     expect(gp.page.locator("#dose-preview")).to_have_text("1 tablett morgen og kveld")
+    # another mode with these times filled in would drop them: the preview says so at once
     gp.page.get_by_label("Ved behov").check()
+    expect(gp.page.locator("#dose-preview")).to_contain_text("ville ikke blitt lagret")
     gp.page.locator("#dose-prn").fill("2")
     gp.page.locator("#dose-max").fill("6")
-    expect(gp.page.locator("#dose-preview")).to_have_text("2 tabletter ved behov, maks 6 per døgn")
     gp.page.get_by_label("Faste tider").check()
+    expect(gp.page.locator("#dose-preview")).to_contain_text("«Ved behov» (Mengde per dose: 2")
+    gp.page.get_by_role("button", name="Tøm feltene under «Ved behov»").click()
     expect(gp.page.locator("#dose-preview")).to_have_text("1 tablett morgen og kveld")
     gp.page.locator("#indication").fill("Pneumoni <script>alert(1)</script>")
     gp.shot("lege-forskriv")
@@ -127,7 +124,7 @@ def test_prescribing_searches_fest_previews_the_dosage_and_shows_findings_before
     gp.page.locator("#override-reason").fill("Kortvarig kur, simvastatin pauses i kuren")
     gp.page.get_by_role("button", name="Lagre likevel").click()
     expect(gp.page.locator(".notice").first).to_contain_text("er lagt til")
-    row = _row(gp, "Klaritromycin")
+    row = entry_row(gp, "Klaritromycin")
     expect(row).to_contain_text("1 tablett morgen og kveld")
     # user text is shown as text, never run
     expect(row).to_contain_text("Pneumoni <script>alert(1)</script>")
@@ -157,7 +154,7 @@ def test_a_conflicting_change_is_shown_and_redone_on_the_current_version(
     gp: Screen = screens("gp")
     login(gp, "gp")
     open_patient(gp, scene.fnr)
-    _row(gp, "Metformin").get_by_role("link", name=re.compile("Endre dose")).click()
+    entry_row(gp, "Metformin").get_by_role("link", name=re.compile("Endre dose")).click()
     gp.page.locator("#dose-MORN").fill("2")
 
     # meanwhile the hospital changes the same medicine, and another one
@@ -188,9 +185,9 @@ def test_a_conflicting_change_is_shown_and_redone_on_the_current_version(
     expect(gp.page.locator("#dose-MORN")).to_have_value("2")
     gp.page.get_by_role("button", name="Lagre ny dose").click()
     expect(gp.page.locator(".notice").first).to_contain_text("Dosen er endret")
-    expect(_row(gp, "Metformin")).to_contain_text("2 tabletter morgen")
+    expect(entry_row(gp, "Metformin")).to_contain_text("2 tabletter morgen")
     # the hospital's change to the other medicine was kept (merged, never overwritten)
-    expect(_row(gp, "Simvastatin")).to_contain_text("2 tabletter kveld")
+    expect(entry_row(gp, "Simvastatin")).to_contain_text("2 tabletter kveld")
     expect(gp.page.locator("#baton")).to_contain_text("Kari Fastlege")
 
 
@@ -206,15 +203,15 @@ def test_history_shows_a_readable_difference_between_any_two_versions(
     login(gp, "gp")
     open_patient(gp, scene.fnr)
     # pause one medicine and recall the other's prescription, then compare versions
-    _row(gp, "Metformin").get_by_role("button", name=re.compile("Pause")).click()
-    expect(_row(gp, "Metformin")).to_contain_text("Pauset")
-    _row(gp, "Simvastatin").get_by_role("link", name=re.compile("Tilbakekall")).click()
+    entry_row(gp, "Metformin").get_by_role("button", name=re.compile("Pause")).click()
+    expect(entry_row(gp, "Metformin")).to_contain_text("Pauset")
+    entry_row(gp, "Simvastatin").get_by_role("link", name=re.compile("Tilbakekall")).click()
     gp.page.get_by_label("Feil i resepten").check()
     gp.page.get_by_role("button", name="Tilbakekall").click()
     expect(gp.page.locator(".notice").first).to_contain_text("tilbakekalt")
-    expect(_row(gp, "Simvastatin")).to_contain_text("Tilbakekalt")
-    _row(gp, "Metformin").get_by_role("button", name=re.compile("Gjenoppta")).click()
-    expect(_row(gp, "Metformin")).to_contain_text("I bruk")
+    expect(entry_row(gp, "Simvastatin")).to_contain_text("Tilbakekalt")
+    entry_row(gp, "Metformin").get_by_role("button", name=re.compile("Gjenoppta")).click()
+    expect(entry_row(gp, "Metformin")).to_contain_text("I bruk")
 
     gp.page.get_by_role("link", name="Historikk").click()
     # versions: 1 the list, 2-5 two medicines with prescriptions, 6 pause, 7 recall, 8 resume

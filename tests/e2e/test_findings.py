@@ -11,14 +11,9 @@ from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
 from tests.e2e.conftest import Screen, login, open_patient
-from tests.e2e.scenes import METFORMIN, SIMVASTATIN, patient_with_medicines
+from tests.e2e.scenes import METFORMIN, SIMVASTATIN, entry_row, patient_with_medicines
 
 REASON = "Kortvarig kur, simvastatin pauses i kuren"
-
-
-def _row(screen: Screen, drug: str):  # type: ignore[no-untyped-def]
-    # by the drug's name alone: an override note in the row names the other drug too
-    return screen.page.locator(f'tr[data-drug^="{drug}"]')
 
 
 def test_an_override_reason_is_visible_in_the_history_and_on_the_entry(
@@ -31,7 +26,7 @@ def test_an_override_reason_is_visible_in_the_history_and_on_the_entry(
     gp.page.get_by_role("link", name="Nytt legemiddel").click()
     gp.page.locator("#q").fill("Klaritromycin")
     gp.page.get_by_role("button", name="Søk").click()
-    gp.page.get_by_label(re.compile("Klaritromycin Fjordpharma.*Legemiddelmerkevare")).check()
+    gp.page.get_by_role("radio", name=re.compile("^Klaritromycin Fjordpharma")).first.check()
     gp.page.locator("#dose-MORN").fill("1")
     gp.page.get_by_role("button", name="Lagre").click()
     expect(gp.page.get_by_role("heading", name="Beslutningsstøtten fant noe")).to_be_visible()
@@ -41,8 +36,8 @@ def test_an_override_reason_is_visible_in_the_history_and_on_the_entry(
     # after saving: the interaction is a severe notice, apart from the green success one
     expect(gp.page.locator(".notice.error").first).to_contain_text("Interaksjon")
     expect(gp.page.locator(".notice:not(.error)").first).to_contain_text("er lagt til")
-    expect(_row(gp, "Klaritromycin")).to_contain_text(f"Overstyrt: {REASON} (Interaksjon")
-    expect(_row(gp, "Simvastatin")).to_contain_text(f"Overstyrt: {REASON}")
+    expect(entry_row(gp, "Klaritromycin")).to_contain_text(f"Overstyrt: {REASON} (Interaksjon")
+    expect(entry_row(gp, "Simvastatin")).to_contain_text(f"Overstyrt: {REASON}")
     gp.page.screenshot(path="/tmp/findings-list.png", full_page=True)
 
     gp.page.get_by_role("link", name="Historikk").click()
@@ -61,7 +56,7 @@ def test_two_doctors_change_one_entry_and_the_second_sees_both_values(
     for screen, persona in ((gp, "gp"), (hospital, "hospital-doctor")):
         login(screen, persona)
         open_patient(screen, scene.fnr)
-        _row(screen, "Metformin").get_by_role("link", name=re.compile("Endre dose")).click()
+        entry_row(screen, "Metformin").get_by_role("link", name=re.compile("Endre dose")).click()
 
     hospital.page.locator("#dose-MORN").fill("")
     hospital.page.locator("#dose-EVE").fill("3")
@@ -89,5 +84,5 @@ def test_two_doctors_change_one_entry_and_the_second_sees_both_values(
     expect(gp.page.locator("#reopened-note")).to_be_visible()
     gp.page.screenshot(path="/tmp/findings-reopened.png", full_page=True)
     gp.page.get_by_role("button", name="Lagre ny dose").click()
-    expect(_row(gp, "Metformin")).to_contain_text("2 tabletter morgen")
+    expect(entry_row(gp, "Metformin")).to_contain_text("2 tabletter morgen")
     expect(gp.page.locator("#baton")).to_contain_text("Kari Fastlege")

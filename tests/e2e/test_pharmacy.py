@@ -17,6 +17,7 @@ from pll.domain.multidose import ADMINISTRATION
 from pll.store.schema import audit_event
 from tests.conftest import LiveServer
 from tests.e2e.conftest import Screen, login, open_patient
+from tests.e2e.scenes import entry_row
 from tests.integration.builders import (
     DRUGS,
     block_consent,
@@ -78,12 +79,6 @@ def multidose_patient(server: LiveServer) -> MultidosePatient:
     return MultidosePatient(fnr, pid, list_id, entries)
 
 
-def _row(screen: Screen, drug: str):  # type: ignore[no-untyped-def]
-    return screen.page.locator(
-        "tr", has=screen.page.get_by_role("rowheader", name=re.compile(drug))
-    )
-
-
 def _entry(server: LiveServer, entry_id: str) -> dict[str, Any]:
     with server.client("gp") as api:
         return ok(api.get(f"/fhir/MedicationStatement/{entry_id}"))
@@ -114,12 +109,12 @@ def test_the_pharmacy_proposes_the_doctor_accepts_and_packing_stops_while_paused
     expect(pharmacy.page.locator("#never-confirmed")).to_contain_text("Ingen lege har bekreftet")
     expect(pharmacy.page.locator("#patient-banner")).to_contain_text(p.fnr)
     expect(pharmacy.page.locator("#cave")).to_contain_text("Ingen registrerte legemiddelreaksjoner")
-    expect(_row(pharmacy, "Metformin")).to_contain_text("Multidose")
-    expect(_row(pharmacy, "Amlodipin")).to_contain_text("Ikke i multidose")
+    expect(entry_row(pharmacy, "Metformin")).to_contain_text("Multidose")
+    expect(entry_row(pharmacy, "Amlodipin")).to_contain_text("Ikke i multidose")
     pharmacy.shot("apotek-pakkegrunnlag")
 
     # a dose change, proposed on the version the pharmacy sees
-    _row(pharmacy, "Metformin").get_by_role("link", name=re.compile("Foreslå ny dose")).click()
+    entry_row(pharmacy, "Metformin").get_by_role("link", name=re.compile("Foreslå ny dose")).click()
     pharmacy.page.locator("#dose-MORN").fill("")
     pharmacy.type("#dose-MORN", "2")
     expect(pharmacy.page.locator("#dose-preview")).to_have_text("2 tabletter morgen")
@@ -147,7 +142,7 @@ def test_the_pharmacy_proposes_the_doctor_accepts_and_packing_stops_while_paused
     item.get_by_label("Godta", exact=True).check()
     gp.page.get_by_role("button", name="Send svarene").click()
     expect(gp.page.locator(".notice").first).to_contain_text("1 forslag er godtatt")
-    expect(_row(gp, "Metformin")).to_contain_text("2 tabletter morgen")
+    expect(entry_row(gp, "Metformin")).to_contain_text("2 tabletter morgen")
     expect(gp.page.locator("#baton")).to_contain_text("Kari Fastlege")
     expect(gp.page.get_by_role("link", name=re.compile("forslag venter"))).to_have_count(0)
     entry = _entry(server, p.entries["Metformin"])
@@ -156,7 +151,7 @@ def test_the_pharmacy_proposes_the_doctor_accepts_and_packing_stops_while_paused
     # the pharmacy sees the answer, and the list's new version
     pharmacy.page.reload()
     expect(pharmacy.page.locator("main")).to_contain_text("Godtatt")
-    expect(_row(pharmacy, "Metformin")).to_contain_text("2 tabletter morgen")
+    expect(entry_row(pharmacy, "Metformin")).to_contain_text("2 tabletter morgen")
 
     # the GP pauses the list (a hospital admission): packing must stop
     gp.page.get_by_text("Pause eller gjenoppta hele listen").click()
@@ -234,7 +229,9 @@ def test_the_pharmacy_proposes_a_new_medicine_and_a_removal_and_the_doctor_rejec
     pharmacy.page.locator("#reason").fill("Står på papirresept fra legevakten")
     pharmacy.page.get_by_role("button", name="Send forslaget til legen").click()
     expect(pharmacy.page.locator(".notice").first).to_contain_text("Forslaget er sendt")
-    _row(pharmacy, "Amlodipin").get_by_role("link", name=re.compile("Foreslå seponering")).click()
+    entry_row(pharmacy, "Amlodipin").get_by_role(
+        "link", name=re.compile("Foreslå seponering")
+    ).click()
     pharmacy.page.locator("#reason").fill("Pasienten bruker den ikke")
     pharmacy.page.get_by_role("button", name="Send forslaget til legen").click()
     expect(pharmacy.page.locator(".notice").first).to_contain_text("Forslaget er sendt")
@@ -272,7 +269,7 @@ def test_the_pharmacy_proposes_a_new_medicine_and_a_removal_and_the_doctor_rejec
     pharmacy.go(f"/apotek/pasient/{p.pid}")
     expect(pharmacy.page.locator("main")).to_contain_text("Avvist")
     expect(pharmacy.page.locator("main")).to_contain_text("Paracet står allerede i FEST-resepten")
-    expect(_row(pharmacy, "Paracet")).to_have_count(0)
+    expect(entry_row(pharmacy, "Paracet")).to_have_count(0)
 
 
 def test_another_pharmacy_is_refused_and_the_work_list_is_logged(

@@ -307,6 +307,7 @@ def test_the_web_refuses_a_cream_in_tablets_and_an_implausible_dose_without_a_re
             f"{page}/ny",
             data={
                 "csrf": token,
+                "q": "Lya",  # the search the drug was chosen from, as the page sends it
                 "drug": LYA_ID,
                 "dose-mode": "fixed",
                 "dose-unit": "tablett",
@@ -314,8 +315,11 @@ def test_the_web_refuses_a_cream_in_tablets_and_an_implausible_dose_without_a_re
                 "treatment": "1",
             },
         )
-        assert cream.status_code == 422, cream.text
-        assert "doseres i påføring, ikke i tabletter" in cream.text
+        # the editor offers a cream only its own unit: the form comes back, refused beside
+        # the unit, with what was typed
+        assert cream.status_code == 400, cream.text
+        assert '<p class="field-error" id="dose-unit-error">' in cream.text
+        assert "doseres i påføring, ikke i «tablett»" in cream.text
         contradiction = web.post(
             f"{page}/legemiddel/{entry_id}/dose",
             data={"csrf": token, "version": version, "dose-mode": "prn", "dose-prn": "4"}

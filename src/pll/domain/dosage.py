@@ -18,6 +18,11 @@ Conventions of this project:
   gives ``1 gang i uken``/``2 ganger i uken``, ``annenhver uke``, ``hver 3. uke``; mo likewise
   with ``i måneden``/``måned``. A frequency above 1 with a longer period is written
   ``2 ganger hver 3. dag``. Periods must be whole numbers; s, min and a are refused.
+- **Weekdays**: ``dayOfWeek`` (mon … sun) names the days of a weekly dose, written after the
+  interval in the order of the week: ``2 tabletter 1 gang i uken (mandag)``,
+  ``1 tablett 2 ganger i uken (mandag og torsdag)``, ``1 tablett annenhver uke (fredag)``. It
+  needs ``periodUnit`` wk and no ``when``; ``frequency``, if given, must equal the number of
+  days (each day once a week).
 - **As needed**: ``asNeededBoolean: true`` adds ``ved behov``; ``asNeededCodeableConcept`` adds
   ``ved behov mot <text>`` (its ``text``, else the first coding ``display``).
   ``maxDosePerPeriod`` (only with as-needed) adds ``, maks 6 per døgn``; the numerator's unit is
@@ -114,6 +119,16 @@ _TIME_UNIT_ALIASES: dict[str, str] = {
     for alias in (code, *words, *(("døgn",) if code == "d" else ()))
 }
 _UNSUPPORTED_PERIOD_UNITS = frozenset({"s", "min", "a"})
+# FHIR R4 days-of-week code -> Norwegian name, in the order of the week
+_DAYS: dict[str, str] = {
+    "mon": "mandag",
+    "tue": "tirsdag",
+    "wed": "onsdag",
+    "thu": "torsdag",
+    "fri": "fredag",
+    "sat": "lørdag",
+    "sun": "søndag",
+}
 
 _IGNORED = frozenset({"id", "extension"})
 _DOSAGE_KEYS = frozenset(
@@ -128,11 +143,14 @@ _DOSAGE_UNSUPPORTED = frozenset(
 )
 _TIMING_KEYS = frozenset({"repeat"}) | _IGNORED
 _TIMING_UNSUPPORTED = frozenset({"event", "code", "modifierExtension"})
-_REPEAT_KEYS = frozenset({"when", "frequency", "period", "periodUnit", "boundsDuration"}) | _IGNORED
+_REPEAT_KEYS = (
+    frozenset({"when", "frequency", "period", "periodUnit", "boundsDuration", "dayOfWeek"})
+    | _IGNORED
+)
 _REPEAT_UNSUPPORTED = frozenset(
     {
         "boundsRange", "boundsPeriod", "count", "countMax", "duration", "durationMax",
-        "durationUnit", "frequencyMax", "periodMax", "dayOfWeek", "timeOfDay", "offset",
+        "durationUnit", "frequencyMax", "periodMax", "timeOfDay", "offset",
     }
 )  # fmt: skip
 _DOSE_AND_RATE_KEYS = frozenset({"type", "doseQuantity"}) | _IGNORED
@@ -541,6 +559,9 @@ def _interval(repeat: Mapping[str, Any], where: str, times: tuple[str, ...]) -> 
         raise InvalidInput("periodUnit is given without period.", f"{where}.period")
     if period is not None and unit is None:
         raise InvalidInput("period is given without periodUnit.", f"{where}.periodUnit")
+    days = _days(repeat.get("dayOfWeek"), f"{where}.dayOfWeek")
+    if days:
+        return _weekly(days, frequency, period, unit, where, times)
     if times:
         if frequency is not None and frequency != len(times):
             raise InvalidInput(
@@ -569,6 +590,57 @@ def _interval(repeat: Mapping[str, Any], where: str, times: tuple[str, ...]) -> 
             f"{where}.frequency",
         )
     return f" {_every(frequency or 1, period, unit)}"
+
+
+def _days(raw: Any, where: str) -> tuple[str, ...]:
+    """The days of ``dayOfWeek`` in the order of the week (none when it is absent)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput("dayOfWeek must be a non-empty array of day codes (mon … sun).", where)
+    seen: list[str] = []
+    for k, code in enumerate(raw):
+        if not isinstance(code, str) or code not in _DAYS:
+            raise InvalidInput(
+                f"Unknown dayOfWeek code {code!r}; use mon, tue, wed, thu, fri, sat or sun.",
+                f"{where}[{k}]",
+            )
+        if code in seen:
+            raise InvalidInput(f"The day {code} is given twice.", f"{where}[{k}]")
+        seen.append(code)
+    order = list(_DAYS)
+    return tuple(sorted(seen, key=order.index))
+
+
+def _weekly(
+    days: tuple[str, ...],
+    frequency: int | None,
+    period: int | None,
+    unit: str | None,
+    where: str,
+    times: tuple[str, ...],
+) -> str:
+    """The interval phrase of a dose taken on named weekdays: `` 1 gang i uken (mandag)``."""
+    if times:
+        # "morgen" and "mandag" together would need a count per day and per time; the text
+        # could not say how many doses a week without guessing
+        raise InvalidInput(
+            "dayOfWeek cannot be combined with when; give the weekdays with frequency/period/"
+            f"periodUnit wk, or {_HOW_TO_FALL_BACK}.",
+            f"{where}.dayOfWeek",
+        )
+    if period is None or unit != "wk":
+        raise InvalidInput(
+            "dayOfWeek needs a weekly interval: period 1 (or more) with periodUnit wk.",
+            f"{where}.periodUnit" if period is not None else f"{where}.period",
+        )
+    if frequency is not None and frequency != len(days):
+        raise InvalidInput(
+            f"With dayOfWeek, frequency counts the days: it must be {len(days)} or be left out.",
+            f"{where}.frequency",
+        )
+    named = _join(_DAYS[code] for code in days)
+    return f" {_every(len(days), period, unit)} ({named})"
 
 
 def _every(frequency: int, period: int, unit: str) -> str:

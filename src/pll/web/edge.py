@@ -63,6 +63,7 @@ from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthentica
 from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
+from pll.web import dosage_editor
 from pll.web.banner import banner_context, emergencies_of
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
@@ -168,6 +169,8 @@ _env.filters["dato"] = _date
 # FHIR status codes as the pages name them ("active" is "I bruk")
 _env.filters["status"] = lambda code: STATUS_NAMES.get(code, code) if code else ""
 _env.filters["rx_status"] = lambda code: RX_STATUS_NAMES.get(code, code) if code else ""
+# the dosage editor's modes, weekdays and step units, for templates/doctor/_dosage.html
+_env.globals["editor"] = dosage_editor
 
 
 @dataclass
@@ -307,7 +310,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     notices = memory.pop("notices", [])
     html = _env.get_template(template).render(
         # on every page while the login reads a patient on an emergency basis (rule 5)
-        emergencies=emergencies_of(memory),
+        emergency_reads=emergencies_of(memory),
         csrf=csrf_token(request) if "session" in request.scope else "",
         csrf_field=CSRF_FIELD,
         notices=notices,

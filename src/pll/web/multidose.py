@@ -349,6 +349,8 @@ def proposal_page(kind: str) -> Page:
             kind=kind,
             entry=entry,
             values=values,
+            # a change proposal starts from the entry's dose, which is replaced, not dropped
+            prefilled=values if entry is not None else {},
             times=forms.TIMES,
             units=forms.UNITS,
             treatments=forms.TREATMENTS,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import Response
 
+from pll.services.catalogue import Catalogue
 from pll.services.lists import Op
 from pll.web import forms
 from pll.web.doctor.common import entry_of, entry_page, entry_version, updated
@@ -12,27 +15,43 @@ from pll.web.edge import Web, require
 
 
 def dose_page(web: Web) -> Response:
+    """The dose form: the editor in the entry's own mode with its values, offering the units
+    the drug's form takes. A refused change comes back here with what was typed (the edge's
+    mechanism), a conflict's reopening with this doctor's values (:func:`entry_page`)."""
+
+    def units(entry: Any) -> tuple[str, ...]:
+        return forms.units_of(drug_form(web, entry.content.get("medicationCodeableConcept") or {}))
+
+    def current(entry: Any) -> dict[str, str]:
+        return forms.editor_values(entry.content.get("dosage") or [])
+
     return entry_page(
-        web,
-        "doctor/dose.html",
-        values=lambda entry: forms.editor_values(entry.content.get("dosage") or []),
-        times=forms.TIMES,
-        units=forms.UNITS,
+        web, "doctor/dose.html", values=current, prefilled=current, times=forms.TIMES, units=units
     )
+
+
+def drug_form(web: Web, concept: dict[str, Any]) -> str | None:
+    """The FEST form of an entry's drug, read in the catalogue by the entry's FEST code;
+    ``None`` for a drug named by text only or not in the catalogue in use."""
+    code = forms.fest_code(concept)
+    found = Catalogue(web.service.db).search(code=code, count=1) if code else []
+    return forms.form_of(found[0]) if found else None
 
 
 def change_dose(web: Web) -> Response:
     pid, entry_id = web.path_id("pid"), web.path_id("eid")
     version = entry_version(web)
-    dosages = forms.dosage(web.field)
 
     def ops() -> list[Op]:
         # the entry as it is now, with only the dosage changed: another doctor's change to
         # anything else is kept (and a change to this entry is a conflict, rule 2)
         _, entry = entry_of(web, pid, entry_id)
+        concept = entry.content.get("medicationCodeableConcept") or {}
+        dosages = forms.dosage(web.field, drug_form(web, concept))
         content = forms.without_meta(entry.content) | {"dosage": dosages}
         return [updated(web, entry_id, content, version)]
 
+    # refused: the form comes back with everything the doctor typed (the edge's mechanism)
     return save(web, pid, ops, None, "Dosen er endret.")
 
 

@@ -29,6 +29,10 @@ from pll.web.edge import Web, norwegian, require
 
 
 def prescribe_page(web: Web) -> Response:
+    """The prescribing form: the drug search and, once searched, the dosage editor offering
+    the units the drugs found take (each drug's own once it is chosen, pll.js). A refused
+    form comes back here (the edge's mechanism): the search it was chosen from, what was
+    typed, and only the chosen drug's units."""
     pid = web.path_id("pid")
     # the search typed, or (a refused form shown again) the one the form was chosen from
     query = web.query("q") or (web.values or {}).get("q", "")
@@ -39,6 +43,13 @@ def prescribe_page(web: Web) -> Response:
             found = Catalogue(web.service.db).find(query)
         except InvalidInput as exc:  # a search of nothing searchable ("%"): beside the field
             errors["q"] = norwegian(exc)
+    choices = [c for g in (found.groups if found else []) for c in (g.drug, *g.packages)]
+    per_drug = {c.id: forms.units_of(c.form or None) for c in choices}
+    # before a drug is chosen (and without JavaScript): the units of every drug found
+    offered = list(dict.fromkeys(u for units in per_drug.values() for u in units))
+    chosen = (web.values or {}).get("drug", "")
+    if chosen in per_drug:
+        offered = list(per_drug[chosen])
     # the list, for who holds the baton; in the context, the banner knows the page's read
     # of it is logged (one record per page)
     lst = current_list(web, pid)
@@ -52,9 +63,10 @@ def prescribe_page(web: Web) -> Response:
         found=found,
         searched=found is not None,
         errors=errors,
-        values={"dose-mode": "fixed", "dose-unit": "tablett", "eresept": "1"},
+        values={"dose-mode": "fixed", "eresept": "1"},
         times=forms.TIMES,
-        units=forms.UNITS,
+        units=offered or forms.UNITS,
+        drug_units=per_drug,
         treatments=forms.TREATMENTS,
         baton=list_notes(web, pid, lst)["baton"],
     )
@@ -64,8 +76,10 @@ def prescribe(web: Web) -> Response:
     pid = web.path_id("pid")
     drug_id = web.field("drug")
     require(bool(drug_id), "Velg et legemiddel fra søket.", "drug")
-    medication = forms.medication_concept(Catalogue(web.service.db).read(drug_id))
-    dosages = forms.dosage(web.field)
+    drug = Catalogue(web.service.db).read(drug_id)
+    medication = forms.medication_concept(drug)
+    # refused: the form comes back with the drug chosen and everything typed (edge)
+    dosages = forms.dosage(web.field, forms.form_of(drug))
     treatment = web.field("treatment") or "1"
     indication = web.field("indication")
     with_rx = web.field("eresept") == "1"
@@ -103,11 +117,12 @@ def prescribe(web: Web) -> Response:
 
 def dosage_preview(web: Web) -> Response:
     """The dosage text the list will show, for the editor's live preview. Always 200: an
-    unfinished dosage is what a preview shows while the doctor types, not an error."""
+    unfinished dosage is what a preview shows while the doctor types, not an error (then
+    ``field`` names the field at fault, so the editor can offer to clear another mode's)."""
     try:
         return JSONResponse({"ok": True, "text": forms.dosage(web.query)[0]["text"]})
     except DomainError as exc:
-        return JSONResponse({"ok": False, "text": exc.message})
+        return JSONResponse({"ok": False, "text": exc.message, "field": exc.expression})
 
 
 def renew_page(web: Web) -> Response:
