@@ -1,6 +1,7 @@
 """Drug search latency on the demo catalogue (``pll demo``'s: scale 0.1 with the demo drugs),
-as a doctor types: the FHIR name search (``Catalogue.search``, what the prescribing page used
-before issue 16) beside the ranked, grouped search the page uses now (``Catalogue.find``).
+as a doctor types: the FHIR name search (``Catalogue.search``: ``GET /fhir/Medication?name=``,
+ranked since issue 16, and what the prescribing page used before it) beside the ranked,
+grouped search the page uses now (``Catalogue.find``).
 
     .venv/bin/python bench/drug_search_bench.py
     .venv/bin/python bench/drug_search_bench.py --database-url postgresql://postgres@127.0.0.1:5432/pll_bench_search
@@ -66,8 +67,8 @@ def main(database_url: str | None, rounds: int, scale: float) -> None:
         db.dispose()
     kind = "PostgreSQL" if database_url else "SQLite"
     click.echo(f"{kind}, scale {scale}, {len(QUERIES)} queries x {rounds}:")
-    click.echo(f"  name search (before): median {before[0]:.2f} ms, p99 {before[1]:.2f} ms")
-    click.echo(f"  ranked, grouped find (now): median {after[0]:.2f} ms, p99 {after[1]:.2f} ms")
+    click.echo(f"  FHIR name search, ranked: median {before[0]:.2f} ms, p99 {before[1]:.2f} ms")
+    click.echo(f"  grouped find (the page): median {after[0]:.2f} ms, p99 {after[1]:.2f} ms")
 
 
 if __name__ == "__main__":

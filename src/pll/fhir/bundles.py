@@ -108,22 +108,31 @@ def history(
 
 
 def search_bundle(
-    base: str, resources: Sequence[dict[str, Any]], total: int, self_url: str, next_url: str | None
+    base: str,
+    resources: Sequence[dict[str, Any]],
+    total: int | None,
+    self_url: str,
+    next_url: str | None,
+    outcome: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": _links(self_url, next_url),
-        "entry": [
-            {
-                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match"},
-            }
-            for r in resources
-        ],
-    }
+    """A searchset Bundle. ``total`` is ``None`` when the search did not count every match
+    (``Bundle.total`` is then left out, as R4 allows); ``outcome`` is an OperationOutcome
+    about the search itself, in an entry of its own (``search.mode`` ``outcome``)."""
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = _links(self_url, next_url)
+    bundle["entry"] = [
+        {
+            "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+            "resource": r,
+            "search": {"mode": "match"},
+        }
+        for r in resources
+    ]
+    if outcome is not None:
+        bundle["entry"].append({"resource": outcome, "search": {"mode": "outcome"}})
+    return bundle
 
 
 def _field_parts(change: FieldChange) -> list[dict[str, Any]]:

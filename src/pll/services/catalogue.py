@@ -1,6 +1,8 @@
-"""Drug lookup in the catalogue in use (``GET /fhir/Medication``): by name (word prefix, case
-and accents ignored), by code (ATC at any level, a Varenr or a FEST id) and by substance;
-and drug search as a doctor types it (:meth:`Catalogue.find`, the prescribing page).
+"""Drug lookup in the catalogue in use (``GET /fhir/Medication``, :meth:`Catalogue.search`):
+by name (each typed word begins a word of the name, case and accents ignored, ranked as
+:mod:`pll.catalog.ranking` says), by code (ATC at any level, a Varenr or a FEST id) and by
+substance; and drug search as a doctor types it (:meth:`Catalogue.find`, the prescribing
+page), ranked the same way and grouped.
 
 Names are indexed one word per row (``fest_name``), lower case without accents, so a prefix
 is one index range on both databases instead of a scan; the other words of a query filter
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pll.catalog import ranking
-from pll.catalog.fest import tokens, words
+from pll.catalog.fest import words
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir.medication import fest_id, medication
 from pll.fhir.medication import resource_id as fhir_id
@@ -27,6 +29,10 @@ KINDS = ("package", "brand", "generic")
 CANDIDATES = 400
 GROUPS = 25
 PACKAGES = 12
+#: How many drugs one ``GET /fhir/Medication`` reads per parameter, ranks and pages through.
+MATCHES = 2000
+#: Ties within a rank: brands, then generics, then packages.
+_KIND_ORDER = {"brand": 0, "generic": 1, "package": 2}
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,18 @@ class Found:
     more: bool = False
 
 
+@dataclass
+class Matches:
+    """One page of a Medication search, best first."""
+
+    resources: list[dict[str, Any]]
+    #: how many drugs matched among those the search read
+    total: int
+    #: the parameter that named more drugs than a search reads (:data:`MATCHES`), if one
+    #: did: drugs past those read are neither counted nor ranked
+    more: str | None = None
+
+
 _ATC = re.compile(r"[A-Z][0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?")
 
 
@@ -72,7 +90,23 @@ class Catalogue:
         substance: str | None = None,
         count: int = 50,
     ) -> list[dict[str, Any]]:
-        """Medications matching every given parameter (at least one)."""
+        """The first ``count`` Medications of :meth:`search_page`."""
+        return self.search_page(name=name, code=code, substance=substance, count=count).resources
+
+    def search_page(
+        self,
+        *,
+        name: str | None = None,
+        code: str | None = None,
+        substance: str | None = None,
+        count: int = 50,
+        offset: int = 0,
+    ) -> Matches:
+        """Medications matching every given parameter (at least one), ``count`` from
+        ``offset``. With a name, best first as :mod:`pll.catalog.ranking` ranks it (the
+        prescribing page's order), then brands, generics, packages, by name; without one, by
+        name. ``%`` and ``_`` are characters, not wildcards. Raises :class:`InvalidInput`
+        naming the parameter that cannot be searched."""
         if not (name or code or substance):
             raise InvalidInput(
                 "Search by name, code or substance.",
@@ -86,43 +120,57 @@ class Catalogue:
                     param,
                     norwegian="Søket må være vanlig tekst på høyst 100 tegn.",
                 )
+        typed = words(name) if name else []
+        if name and not typed:
+            raise InvalidInput(
+                "The name has no letters or digits to search for.",
+                "name",
+                norwegian=(
+                    f"«{name[:40]}» har ingen bokstaver eller sifre å søke etter; "
+                    "skriv navnet eller virkestoffet."
+                ),
+            )
         with self.db.read() as conn:
             version = store.active(conn)
             if version is None:
-                return []
+                return Matches([], 0)
             found: dict[str, Any] | None = None
-            limit = 2000  # candidates before the other parameters narrow them
+            more: str | None = None
 
             def narrow(rows: Any) -> None:
                 nonlocal found
                 got = {r.id: r for r in rows}
                 found = got if found is None else {k: v for k, v in found.items() if k in got}
 
-            if name:
-                words = sorted(tokens(name), key=len, reverse=True)
-                if not words:
-                    raise InvalidInput(
-                        "The name has no letters or digits to search for.",
-                        "name",
-                        norwegian=(
-                            f"«{name[:40]}» har ingen bokstaver eller sifre å søke etter; "
-                            "skriv navnet eller virkestoffet."
-                        ),
-                    )
-                rows = store.search(conn, version, words[0], limit, KINDS)
-                narrow(r for r in rows if _all_words(r.name, words[1:]))
+            rank: dict[str, tuple[int, int]] = {}
+            if typed:
+                rows, cut = self._candidates(conn, version, typed, MATCHES, substances=False)
+                more = "name" if cut else None
+                ranked = self._ranked(conn, version, typed, rows, prescribable=False)
+                rank = {r.id: k for r, k in ranked}
+                narrow(r for r, _ in ranked)
             if code:
                 value = code.rpartition("|")[2].strip()
                 if _ATC.fullmatch(value.upper()):
-                    narrow(store.by_atc(conn, version, value.upper(), limit, KINDS))
+                    rows = list(store.by_atc(conn, version, value.upper(), MATCHES + 1, KINDS))
+                    more = more or ("code" if len(rows) > MATCHES else None)
+                    narrow(rows[:MATCHES])
                 else:
                     narrow(store.drugs_by_code(conn, version, [value]).values())
             if substance:
                 ids = store.substances_named(conn, version, substance.casefold()) or [substance]
-                narrow(store.by_substance(conn, version, ids, limit, KINDS))
-            drugs = sorted((found or {}).values(), key=lambda r: (r.name, r.id))[:count]
-            ingredients = store.substances_of(conn, version, [d.id for d in drugs])
-            return [medication(d, ingredients.get(d.id, [])) for d in drugs]
+                rows = list(store.by_substance(conn, version, ids, MATCHES + 1, KINDS))
+                more = more or ("substance" if len(rows) > MATCHES else None)
+                narrow(rows[:MATCHES])
+            drugs = list((found or {}).values())
+            if rank:
+                drugs.sort(key=lambda r: _order(r, rank[r.id]))
+            else:
+                drugs.sort(key=lambda r: (r.name, r.id))
+            page = drugs[offset : offset + count]
+            ingredients = store.substances_of(conn, version, [d.id for d in page])
+            resources = [medication(d, ingredients.get(d.id, [])) for d in page]
+            return Matches(resources, len(drugs), more)
 
     def find(self, query: str) -> Found:
         """Drugs as a doctor types them: brand, substance or ATC code, with or without a
@@ -146,37 +194,47 @@ class Catalogue:
                 more = len(rows) >= CANDIDATES
                 ranked = [(r, (0, 0)) for r in rows]
             else:
-                rows, more = self._candidates(conn, version, typed)
+                rows, more = self._candidates(conn, version, typed, CANDIDATES)
                 ranked = self._ranked(conn, version, typed, rows)
             return self._grouped(conn, version, ranked, more)
 
     @staticmethod
-    def _candidates(conn: Any, version: int, typed: list[str]) -> tuple[list[Any], bool]:
-        """The drugs the most selective typed word names (its own name, or a substance's),
-        and whether it named more than a search reads."""
-        best: list[str] | None = None
+    def _candidates(
+        conn: Any, version: int, typed: list[str], limit: int, *, substances: bool = True
+    ) -> tuple[list[Any], bool]:
+        """The drugs the most selective typed word names (its own name, or with
+        ``substances`` a substance's), reading at most ``limit`` rows of the name index, and
+        whether it named more than that."""
+        best: tuple[list[str], bool] | None = None
         for word in sorted(set(typed), key=len, reverse=True):
-            hits = store.named(conn, version, word, CANDIDATES)
-            if best is None or len(hits) < len(best):
+            hits = store.named(conn, version, word, limit)
+            if best is None or len(hits[0]) < len(best[0]):
                 best = hits
-            if len(best) < CANDIDATES // 4:
+            if len(best[0]) < limit // 4:
                 break  # selective enough; the other words filter these
-        ids = best or []
+        ids, more = best or ([], False)
         drugs = store.drugs_by_code(conn, version, ids)
         found = {r.id: r for i in ids if (r := drugs.get(i)) is not None and r.id == i}
-        substances = [i for i in ids if i not in found]
-        for row in store.by_substance(conn, version, substances, CANDIDATES, KINDS):
-            found.setdefault(row.id, row)
-        return list(found.values()), len(ids) >= CANDIDATES
+        if substances:
+            held = [i for i in ids if i not in found]
+            for row in store.by_substance(conn, version, held, limit, KINDS):
+                found.setdefault(row.id, row)
+        return list(found.values()), more
 
     @staticmethod
     def _ranked(
-        conn: Any, version: int, typed: list[str], rows: list[Any]
+        conn: Any, version: int, typed: list[str], rows: list[Any], *, prescribable: bool = True
     ) -> list[tuple[Any, tuple[int, int]]]:
-        ingredients = store.substances_of(conn, version, [r.id for r in rows])
+        """The rows that match what was typed, with their :func:`ranking.key`. For the
+        prescribing page (``prescribable``) a substance's name matches too and packages no
+        longer marketed are left out; the FHIR search matches names only and keeps every
+        package, since a client may look up a drug already on a list."""
+        ingredients = (
+            store.substances_of(conn, version, [r.id for r in rows]) if prescribable else {}
+        )
         out = []
         for row in rows:
-            if row.kind == "package" and not row.active:
+            if prescribable and row.kind == "package" and not row.active:
                 continue
             name = words(row.name)
             held = [w for s in ingredients.get(row.id, []) for w in words(s.name)]
@@ -190,8 +248,7 @@ class Catalogue:
     ) -> Found:
         """Brands and generics with their packages under them, best first; a package found
         on its own stands under its brand."""
-        order = {"brand": 0, "generic": 1, "package": 2}
-        ranked.sort(key=lambda x: (x[1], order[x[0].kind], x[0].name, x[0].id))
+        ranked.sort(key=lambda x: _order(x[0], x[1]))
         heads: dict[str, Any] = {}
         for row, _ in ranked:
             key = row.brand if row.kind == "package" and row.brand else row.id
@@ -245,6 +302,6 @@ def _choice(row: Any, strength: str) -> Choice:
     )
 
 
-def _all_words(name: str, words: list[str]) -> bool:
-    have = tokens(name)
-    return all(any(h.startswith(w) for h in have) for w in words)
+def _order(row: Any, rank: tuple[int, int]) -> tuple[tuple[int, int], int, str, str]:
+    """The one order of search results: the rank, then brands, generics, packages, by name."""
+    return rank, _KIND_ORDER[row.kind], row.name, row.id

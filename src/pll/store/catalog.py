@@ -259,10 +259,11 @@ def search(
     ).all()
 
 
-def named(conn: Connection, version: int, word: str, limit: int) -> list[str]:
+def named(conn: Connection, version: int, word: str, limit: int) -> tuple[list[str], bool]:
     """Up to ``limit`` ids of drugs and substances with a word of their name starting with
-    ``word`` (normalised): one range of the name index, read no further than ``limit`` rows.
-    The word is compared as it is: ``%`` and ``_`` are characters, not wildcards."""
+    ``word`` (normalised): one range of the name index, read no further than ``limit`` rows;
+    and whether the range holds more rows than that. The word is compared as it is: ``%``
+    and ``_`` are characters, not wildcards."""
     rows = conn.execute(
         select(fest_name.c.drug)
         .where(
@@ -270,9 +271,9 @@ def named(conn: Connection, version: int, word: str, limit: int) -> list[str]:
             fest_name.c.token >= word,
             fest_name.c.token < word + "\uffff",
         )
-        .limit(limit)
-    )
-    return list(dict.fromkeys(r[0] for r in rows))
+        .limit(limit + 1)
+    ).all()
+    return list(dict.fromkeys(r[0] for r in rows[:limit])), len(rows) > limit
 
 
 def packages_of(
