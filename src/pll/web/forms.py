@@ -392,6 +392,8 @@ def treatment_period(period: dict[str, Any], rx: RxFields) -> dict[str, Any]:
     for key, day in (("start", rx.start), ("end", rx.stop)):
         was = period.get(key)
         if day is None:
+            if was:
+                out[key] = was
             continue
         out[key] = was if was and str(was)[:10] == day.isoformat() else day.isoformat()
     return out
