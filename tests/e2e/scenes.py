@@ -57,7 +57,7 @@ def add_medicine(
                 "intent": "order",
                 "medicationCodeableConcept": _concept(drug),
                 "subject": {"reference": f"Patient/{pid}"},
-                "authoredOn": "2026-10-01",
+                # issued today (PLL dates it), so it is valid a year from the test's today
                 "dosageInstruction": dosage,
             },
         ),

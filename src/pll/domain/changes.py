@@ -39,6 +39,7 @@ from pll.domain.model import (
     Role,
     Touched,
 )
+from pll.domain.prescriptions import issue, local_day, with_issue_of
 
 RECALL_ON_DISCONTINUE = "Tilbakekalt fordi legemidlet er seponert"
 
@@ -339,8 +340,12 @@ class ListChange:
 
     # -- prescriptions -------------------------------------------------------------------
 
-    def add_prescription(self, rx_id: str, content: dict[str, Any]) -> Prescription:
-        """Prescribe; with ``priorPrescription`` this is a renewal of a head of chain."""
+    def add_prescription(
+        self, rx_id: str, content: dict[str, Any], fest_validity: str | None = None
+    ) -> Prescription:
+        """Prescribe; with ``priorPrescription`` this is a renewal of a head of chain. The
+        prescription is issued today with its validity (see :func:`prescriptions.issue`;
+        ``fest_validity`` is the drug's FEST prescription validity, ``None`` for none)."""
         if content.get("status") != "active":
             raise InvalidInput(
                 "A new prescription must have status 'active'.", "MedicationRequest.status"
@@ -351,6 +356,7 @@ class ListChange:
             )
         if rx_id in self.list.prescriptions:
             raise Conflict(f"MedicationRequest/{rx_id} already exists.", "MedicationRequest.id")
+        content = issue(content, local_day(self.now), fest_validity)
         rx = Prescription(rx_id, 1, content, self.now, self.author)
         activity = "prescribe"
         if rx.prior_id is not None:
@@ -420,6 +426,7 @@ class ListChange:
             rx.last_changed,
             if_match,
         )
+        content = with_issue_of(rx.content, content)
         if content == rx.content:
             return rx
         rest_old = {k: v for k, v in rx.content.items() if k not in ("status", "statusReason")}

@@ -20,6 +20,7 @@ from pll.domain.model import (
     Prescription,
     Touched,
 )
+from pll.domain.prescriptions import end_of, is_expired, local_day
 
 #: Clocks of pharmacy systems drift: a handover this far ahead of PLL's clock is accepted.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -81,10 +82,10 @@ def check_dispense(
             "dispensed.",
             "MedicationDispense.authorizingPrescription",
         )
-    end = ((rx.content.get("dispenseRequest") or {}).get("validityPeriod") or {}).get("end")
-    if isinstance(end, str) and end[:10] < now.date().isoformat():
+    if is_expired(rx.content, local_day(now)):
         raise Conflict(
-            f"MedicationRequest/{rx.id} expired on {end[:10]}: it can no longer be dispensed.",
+            f"MedicationRequest/{rx.id} expired on {end_of(rx.content)}: it can no longer be "
+            "dispensed.",
             "MedicationDispense.authorizingPrescription",
         )
     value = quantity.get("value")

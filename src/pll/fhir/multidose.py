@@ -7,6 +7,7 @@ touches a database. The operations and their parameters are described in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -383,9 +384,11 @@ def packing_basis_answer(
     state: Multidose,
     refusal: str | None,
     baton: Author,
+    prescriptions: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The packing basis (M25.1): the list as it now stands, who holds it, whether it may
-    be packed (and why not), and each medicine in use marked as packed in multidose or not."""
+    be packed (and why not), each medicine in use marked as packed in multidose or not, and
+    the prescriptions they are dispensed on (each a ``prescription``, marked when expired)."""
     reg = state.registration
     out: list[dict[str, Any] | None] = [
         _p("message", valueString=message_id),
@@ -412,4 +415,5 @@ def packing_basis_answer(
                 part=[_p("statement", resource=resource), _p("packed", valueBoolean=packed)],
             )
         )
+    out += [_p("prescription", resource=rx) for rx in prescriptions]
     return _answer(*out)

@@ -12,7 +12,7 @@ specific references to its entries, and PLL extensions for Pause PLL and confirm
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pll.domain.dosage import dosage_text
@@ -29,6 +29,7 @@ from pll.domain.model import (
 )
 from pll.domain.multidose import PAPER_RISK
 from pll.fhir import systems
+from pll.fhir.expiry import marked, unmarked
 from pll.fhir.findings import EXT_OVERRIDE
 
 ATC_CODE = re.compile(r"^[A-Z](\d{2}([A-Z]([A-Z](\d{2})?)?)?)?$")
@@ -141,7 +142,8 @@ def statement_content(resource: dict[str, Any], patient_id: str) -> dict[str, An
 
 def request_content(resource: dict[str, Any], patient_id: str) -> dict[str, Any]:
     """The domain content of a validated ``MedicationRequest`` (an e-prescription)."""
-    content = _strip(resource)
+    # the expired marker is computed when read, never content (pll.fhir.expiry)
+    content = unmarked(_strip(resource))
     content["subject"] = {"reference": f"Patient/{patient_id}"}
     _check_medication(content, "MedicationRequest")
     _check_references(content, "priorPrescription", "MedicationRequest", "MedicationRequest")
@@ -350,9 +352,14 @@ def _entry_order(entry: Entry) -> tuple[int, str, str]:
 
 
 def document(
-    list_json: dict[str, Any], entries: list[Entry], prescriptions: list[Prescription]
+    list_json: dict[str, Any],
+    entries: list[Entry],
+    prescriptions: list[Prescription],
+    today: date | None = None,
 ) -> dict[str, Any]:
     """The whole current list in one searchset Bundle: the List, its entries, their prescriptions.
+    With ``today``, prescriptions expired by then carry the expired marker
+    (:mod:`pll.fhir.expiry`).
 
     ``fullUrl`` is stored relative ("/List/..") and made absolute when served, so the stored
     document does not depend on the address the server is reached at.
@@ -372,7 +379,9 @@ def document(
         items.append(
             {
                 "fullUrl": f"/MedicationRequest/{rx.id}",
-                "resource": prescription_resource(rx),
+                "resource": prescription_resource(rx)
+                if today is None
+                else marked(prescription_resource(rx), today),
                 "search": {"mode": "include"},
             }
         )

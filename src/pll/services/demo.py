@@ -23,6 +23,7 @@ from pll.catalog.fest import tokens
 from pll.domain.cases import Action
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.model import Author, Role
+from pll.domain.prescriptions import PACKAGE
 from pll.fhir import systems
 from pll.services.cases import CaseService
 from pll.services.decision_support import FEST
@@ -236,15 +237,20 @@ def statement(patient_id: str, regimen: Regimen, start: str) -> dict[str, Any]:
     }
 
 
-def prescription(patient_id: str, regimen: Regimen, start: str) -> dict[str, Any]:
-    """An e-prescription for a regimen, as a GP would issue it."""
+def prescription(patient_id: str, regimen: Regimen) -> dict[str, Any]:
+    """An e-prescription for a regimen, as a GP would issue it: dated by PLL the day it is
+    issued (the visit), valid a year from then; the medicine's use may have started long
+    before (the entry's start)."""
     return {
         "resourceType": "MedicationRequest",
         "status": "active",
         "intent": "order",
         "medicationCodeableConcept": {"coding": _coding(regimen), "text": regimen.name},
         "subject": {"reference": f"Patient/{patient_id}"},
-        "authoredOn": start,
+        "dispenseRequest": {
+            "quantity": {"value": 1, "unit": PACKAGE},
+            "numberOfRepeatsAllowed": 3,
+        },
         "dosageInstruction": regimen.dosage,
     }
 
@@ -259,9 +265,7 @@ def regimen_ops(
         entry = statement(patient_id, regimen, start)
         if regimen.treatment == "1":
             rx_id = service.ids()
-            ops.append(
-                Op("create", "MedicationRequest", rx_id, prescription(patient_id, regimen, start))
-            )
+            ops.append(Op("create", "MedicationRequest", rx_id, prescription(patient_id, regimen)))
             entry["basedOn"] = [{"reference": f"MedicationRequest/{rx_id}"}]
         ops.append(Op("create", "MedicationStatement", service.ids(), entry))
     return ops

@@ -15,8 +15,9 @@ from pll.domain.diff import ListDifference, Versions, diff_lists
 from pll.domain.errors import InvalidInput, NotFound
 from pll.domain.model import Author, ListVersion, Touched
 from pll.domain.overrides import KeptOverride, parse
+from pll.domain.prescriptions import local_day
+from pll.fhir import expiry, systems
 from pll.fhir import resources as fhir
-from pll.fhir import systems
 from pll.services.base import ServiceBase, Stored, guarded, members
 from pll.store import repository as repo
 
@@ -219,7 +220,9 @@ class ListHistory(ServiceBase):
             if row is None:
                 raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
             self.trail.admit(conn, access, Verb.READ, row.patient_id, "read", rtype, rid)
-            return Stored(row.resource, row.version, row.last_changed, row.patient_id)
+            return Stored(
+                self._as_read(rtype, row.resource), row.version, row.last_changed, row.patient_id
+            )
 
     @guarded
     def resource_version(self, access: Access, rtype: str, rid: str, version: int) -> Stored:
@@ -256,7 +259,15 @@ class ListHistory(ServiceBase):
                 return 0, []
             self.trail.admit(conn, access, Verb.READ, patient_id, "search", rtype, None)
             total, rows = repo.resources_for_list(conn, rtype, head.id, count, offset)
-            return total, [r.resource for r in rows]
+            return total, [self._as_read(rtype, r.resource) for r in rows]
+
+    def _as_read(self, rtype: str, text: str) -> str:
+        """A current resource as read now: a prescription past its validity end carries the
+        expired marker (:mod:`pll.fhir.expiry`). Versions (``vread``, ``_history``) are
+        served as they were recorded."""
+        if rtype != "MedicationRequest":
+            return text
+        return expiry.marked_text(text, local_day(self.clock()))
 
 
 def _record(row: Any) -> ListVersion:

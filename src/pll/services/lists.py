@@ -42,6 +42,7 @@ from pll.domain.model import (
     Prescription,
     Touched,
 )
+from pll.domain.prescriptions import local_day, next_expiry
 from pll.fhir import resources as fhir
 from pll.fhir import systems
 from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
@@ -538,12 +539,20 @@ class PLLService(ListHistory):
             if op.kind == "import":
                 change.import_prescription(op.rid, content)
             elif op.kind == "create":
-                change.add_prescription(op.rid, content)
+                change.add_prescription(op.rid, content, self._fest_validity(content))
             else:
                 change.update_prescription(op.rid, content, op.if_match)
         else:
             raise InvalidInput(f"{op.rtype} is not part of the medication list.", "resourceType")
         created[(op.rtype, op.rid)] = op.kind in ("create", "import")
+
+    @staticmethod
+    def _fest_validity(content: dict[str, Any]) -> str | None:
+        """The drug's prescription validity in FEST (an ISO 8601 duration such as P10D), the
+        one place PLL reads it for a new prescription; ``None``: the e-resept default of one
+        year. FEST's validity is not in the drug catalogue yet, so every drug has the
+        default until it is."""
+        return None
 
     def _written(self, lst: MedicationList, rtype: str, rid: str, created: bool) -> Written:
         if rtype == "MedicationStatement":
@@ -603,8 +612,14 @@ class PLLService(ListHistory):
             for p in lst.prescriptions.values()
             if p.id in linked or p.status in ("active", "on-hold")
         ]
-        document = fhir.document(list_json, visible, shown)
-        return dumps(list_json), dumps(document), lst.next_hide(now)
+        document = fhir.document(list_json, visible, shown, local_day(now))
+        # the document shows which prescriptions have expired: it is rebuilt when the next
+        # one expires, as when the next discontinued entry leaves the list
+        expires = min(
+            (t for t in (lst.next_hide(now), next_expiry((p.content for p in shown), now)) if t),
+            default=None,
+        )
+        return dumps(list_json), dumps(document), expires
 
     def record_in(
         self,

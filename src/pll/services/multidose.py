@@ -26,8 +26,10 @@ from pll.auth.access import Access, PatientFacts, Verb
 from pll.domain import multidose as rules
 from pll.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, VersionConflict
 from pll.domain.model import IN_USE, Author, MedicationList, Multidose, Pause, Role
+from pll.domain.prescriptions import local_day
 from pll.fhir import multidose as fhir_md
 from pll.fhir import resources as fhir
+from pll.fhir.expiry import marked
 from pll.fhir.sfm.document import list_message_id
 from pll.services.lists import ChangeResult, Op, PLLService
 from pll.store import audit_log
@@ -518,6 +520,14 @@ def _packing_basis(svc: PLLService, conn: Connection, head: Row[Any]) -> dict[st
         for e in sorted(visible, key=lambda e: e.id)
         if e.status in IN_USE
     ]
+    # the prescriptions the medicines are dispensed on, marked when expired (pll.fhir.expiry)
+    today = local_day(now)
+    held = {rx for e in visible if e.status in IN_USE for rx in e.prescription_ids}
+    prescriptions = [
+        marked(fhir.prescription_resource(p), today)
+        for p in sorted(lst.prescriptions.values(), key=lambda p: p.id)
+        if p.id in held
+    ]
     return fhir_md.packing_basis_answer(
         lst,
         fhir.list_resource(lst, visible),
@@ -526,6 +536,7 @@ def _packing_basis(svc: PLLService, conn: Connection, head: Row[Any]) -> dict[st
         lst.multidose,
         rules.packing_refusal(lst, lst.multidose),
         lst.baton,
+        prescriptions,
     )
 
 

@@ -217,7 +217,7 @@ def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def _quantity(value: Decimal, unit: str) -> dict[str, Any]:
+def quantity(value: Decimal, unit: str) -> dict[str, Any]:
     return {"value": _number(value), "unit": unit}
 
 
@@ -232,7 +232,7 @@ def _at_times(
     if len(set(amounts.values())) == 1:
         element: dict[str, Any] = {
             "timing": {"repeat": {"when": list(amounts), **more}},
-            "doseAndRate": [{"doseQuantity": _quantity(next(iter(amounts.values())), unit)}],
+            "doseAndRate": [{"doseQuantity": quantity(next(iter(amounts.values())), unit)}],
         }
         return [element | ({"sequence": sequence} if sequence is not None else {})]
     # different amounts at different times: one element per time, in the same period
@@ -240,7 +240,7 @@ def _at_times(
         {
             "sequence": sequence or 1,
             "timing": {"repeat": {"when": [code], **more}},
-            "doseAndRate": [{"doseQuantity": _quantity(a, unit)}],
+            "doseAndRate": [{"doseQuantity": quantity(a, unit)}],
         }
         for code, a in amounts.items()
     ]
@@ -266,7 +266,7 @@ def _as_needed(field: Field, unit: str) -> list[dict[str, Any]]:
     amount = _amount(field("dose-prn"), "dose-prn", "Mengde ved behov")
     if amount is None:
         raise InvalidInput("Fyll inn mengden per dose.", "dose-prn")
-    element: dict[str, Any] = {"doseAndRate": [{"doseQuantity": _quantity(amount, unit)}]}
+    element: dict[str, Any] = {"doseAndRate": [{"doseQuantity": quantity(amount, unit)}]}
     purpose = field("dose-for")[:200]
     if purpose:
         element["asNeededCodeableConcept"] = {"text": purpose}
@@ -275,7 +275,7 @@ def _as_needed(field: Field, unit: str) -> list[dict[str, Any]]:
     most = _amount(field("dose-max"), "dose-max", "Maks per døgn")
     if most is not None:
         element["maxDosePerPeriod"] = {
-            "numerator": _quantity(most, unit),
+            "numerator": quantity(most, unit),
             "denominator": {"value": 1, "unit": "døgn", "system": UCUM, "code": "d"},
         }
     return [element]
@@ -290,7 +290,7 @@ def _weekly(field: Field, unit: str) -> list[dict[str, Any]]:
         raise InvalidInput("Velg minst én ukedag.", "dose-week-mon")
     repeat = {"frequency": len(days), "period": 1, "periodUnit": "wk", "dayOfWeek": days}
     return [
-        {"timing": {"repeat": repeat}, "doseAndRate": [{"doseQuantity": _quantity(amount, unit)}]}
+        {"timing": {"repeat": repeat}, "doseAndRate": [{"doseQuantity": quantity(amount, unit)}]}
     ]
 
 
@@ -304,7 +304,7 @@ def _interval(field: Field, unit: str) -> list[dict[str, Any]]:
     repeat: dict[str, Any] = {"when": times} if times else {"frequency": 1}
     repeat |= {"period": every, "periodUnit": "d"}
     return [
-        {"timing": {"repeat": repeat}, "doseAndRate": [{"doseQuantity": _quantity(amount, unit)}]}
+        {"timing": {"repeat": repeat}, "doseAndRate": [{"doseQuantity": quantity(amount, unit)}]}
     ]
 
 
@@ -396,7 +396,7 @@ def _plain(element: dict[str, Any]) -> bool:
     ) <= {"repeat"}
 
 
-def _comma(value: Any) -> str:
+def comma(value: Any) -> str:
     return "" if value is None else str(value).replace(".", ",")
 
 
@@ -410,7 +410,7 @@ def _amounts(elements: Iterable[dict[str, Any]], prefix: str) -> dict[str, str] 
         for code in _repeat_of(element)["when"]:
             if f"{prefix}{code}" in values:
                 return None
-            values[f"{prefix}{code}"] = _comma(_dose_of(element).get("value"))
+            values[f"{prefix}{code}"] = comma(_dose_of(element).get("value"))
     return values
 
 
@@ -435,8 +435,8 @@ def _read_as_needed(dosages: list[dict[str, Any]]) -> dict[str, str] | None:
     most = ((first.get("maxDosePerPeriod") or {}).get("numerator") or {}).get("value")
     return {
         "dose-mode": "prn",
-        "dose-prn": _comma(_dose_of(first).get("value")),
-        "dose-max": _comma(most),
+        "dose-prn": comma(_dose_of(first).get("value")),
+        "dose-max": comma(most),
         "dose-for": str((first.get("asNeededCodeableConcept") or {}).get("text", "")),
     }
 
@@ -452,7 +452,7 @@ def _read_weekly(dosages: list[dict[str, Any]]) -> dict[str, str] | None:
         return None
     if repeat.get("periodUnit") != "wk" or repeat.get("period") != 1:
         return None
-    values = {"dose-mode": "week", "dose-week": _comma(_dose_of(dosages[0]).get("value"))}
+    values = {"dose-mode": "week", "dose-week": comma(_dose_of(dosages[0]).get("value"))}
     return values | {f"dose-week-{code}": "1" for code in days}
 
 
@@ -471,7 +471,7 @@ def _read_interval(dosages: list[dict[str, Any]]) -> dict[str, str] | None:
         return None
     values = {
         "dose-mode": "interval",
-        "dose-int": _comma(_dose_of(dosages[0]).get("value")),
+        "dose-int": comma(_dose_of(dosages[0]).get("value")),
         "dose-int-every": str(every),
     }
     return values | {f"dose-int-{code}": "1" for code in when or ()}

@@ -8,12 +8,33 @@ The dosage editor's fields become FHIR ``Dosage`` elements in :mod:`pll.web.dosa
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from pll.domain.errors import InvalidInput
+from pll.domain.prescriptions import (
+    MAX_AMOUNT,
+    MAX_PACKAGES,
+    MAX_REPEATS,
+    PACKAGE,
+    add_duration,
+    maximum_end,
+)
 from pll.fhir import systems
 from pll.fhir.medication import FEST
-from pll.web.dosage_editor import TIMES, UNITS, dosage, editor_values, units_of
+from pll.web.dosage_editor import (
+    AMOUNT,
+    TIMES,
+    UNITS,
+    Field,
+    comma,
+    dosage,
+    editor_values,
+    quantity,
+    units_of,
+)
 
 __all__ = [
     "DISCONTINUE_REASONS",
@@ -53,8 +74,10 @@ def statement(
     indication: str,
     start: str,
     prescription_id: str | None,
+    stop: str | None = None,
 ) -> dict[str, Any]:
-    """A new entry (MedicationStatement) for a drug from FEST."""
+    """A new entry (MedicationStatement) for a drug from FEST; the treatment from ``start``
+    until ``stop`` when it has a planned end (``effectivePeriod``)."""
     if treatment not in TREATMENTS:
         raise InvalidInput("Velg behandlingstype: fast, kur eller behov.", "treatment")
     resource: dict[str, Any] = {
@@ -63,7 +86,7 @@ def statement(
         "category": {"coding": [{"system": systems.TREATMENT_TYPE, "code": treatment}]},
         "medicationCodeableConcept": copy.deepcopy(medication),
         "subject": {"reference": f"Patient/{patient_id}"},
-        "effectivePeriod": {"start": start},
+        "effectivePeriod": {"start": start, **({"end": stop} if stop else {})},
         "dosage": dosages,
     }
     if indication:
@@ -77,21 +100,35 @@ def prescription(
     patient_id: str,
     medication: dict[str, Any],
     dosages: list[dict[str, Any]],
-    authored: str,
+    authored: str | None,
     prior: str | None = None,
+    rx: RxFields | None = None,
 ) -> dict[str, Any]:
-    """An e-prescription (MedicationRequest); ``prior`` makes it a renewal of that one."""
+    """An e-prescription (MedicationRequest); ``prior`` makes it a renewal of that one, ``rx``
+    says how much it gives (``dispenseRequest.quantity``, ``numberOfRepeatsAllowed``) and,
+    when the doctor gave one, its validity end (``dispenseRequest.validityPeriod.end``; PLL
+    states the default when it is left out). Without ``authored`` PLL dates it the day it
+    is issued."""
     resource: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "status": "active",
         "intent": "order",
         "medicationCodeableConcept": copy.deepcopy(medication),
         "subject": {"reference": f"Patient/{patient_id}"},
-        "authoredOn": authored,
         "dosageInstruction": dosages,
     }
+    if authored:
+        resource["authoredOn"] = authored
     if prior:
         resource["priorPrescription"] = {"reference": f"MedicationRequest/{prior}"}
+    if rx is not None:
+        request: dict[str, Any] = {
+            "quantity": quantity(rx.quantity, rx.unit),
+            "numberOfRepeatsAllowed": rx.repeats,
+        }
+        if rx.valid_until is not None:
+            request["validityPeriod"] = {"end": rx.valid_until.isoformat()}
+        resource["dispenseRequest"] = request
     return resource
 
 
@@ -127,3 +164,129 @@ def fest_code(concept: dict[str, Any]) -> str | None:
 def without_meta(resource: dict[str, Any]) -> dict[str, Any]:
     """A resource as a client sends it back in an update: without server bookkeeping."""
     return {k: copy.deepcopy(v) for k, v in resource.items() if k != "meta"}
+
+
+# -- the prescription's fields: quantity, reit, validity, the treatment's start and stop ----
+
+#: What the quantity of one dispensing is counted in: packages, or an amount of a unit.
+RX_UNITS = (PACKAGE, "tablett", "kapsel", "ml", "dose", "plaster", "stikkpille")
+#: A GP's usual prescription: one package, no reit (the repeats a doctor adds on purpose).
+RX_DEFAULTS = {"rx-quantity": "1", "rx-unit": PACKAGE, "rx-repeats": "0"}
+#: A treatment's stop date further ahead than this is a typing error (the year 9999); a
+#: start may lie far back (a medicine used for years, put on the list now), not this far.
+MAX_TREATMENT_YEARS = 10
+EARLIEST_START = date(1900, 1, 1)
+
+
+@dataclass(frozen=True)
+class RxFields:
+    """The prescription part of the prescribing and renewal forms, checked.
+
+    ``quantity``/``unit`` and ``repeats`` go to the MedicationRequest's ``dispenseRequest``
+    (``quantity``, ``numberOfRepeatsAllowed``), ``valid_until`` to its
+    ``dispenseRequest.validityPeriod.end``; ``start`` and ``stop`` are the *treatment's* and
+    go to the entry's ``MedicationStatement.effectivePeriod``."""
+
+    quantity: Decimal
+    unit: str
+    repeats: int
+    #: ``None`` when left empty (a new medicine then starts today)
+    start: date | None
+    stop: date | None
+    valid_until: date | None
+
+
+def _day(raw: str, name: str, what: str) -> date | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{what}: «{raw[:20]}» er ikke en dato (dd.mm.åååå).", name) from None
+
+
+def rx_fields(field: Field, today: date) -> RxFields:
+    """The prescription fields (``rx-quantity``, ``rx-unit``, ``rx-repeats``,
+    ``rx-valid-until``, ``rx-start``, ``rx-stop``) checked, each refusal in Norwegian and
+    named by its field: a quantity of zero, below or absurdly far above what one dispensing
+    gives, a reit outside 0–99, a validity past what an e-resept allows, a stop before the
+    start, dates far from today."""
+    unit = field("rx-unit") or PACKAGE
+    if unit not in RX_UNITS:
+        raise InvalidInput(f"Ukjent enhet «{unit[:20]}».", "rx-unit")
+    raw = field("rx-quantity").strip() or RX_DEFAULTS["rx-quantity"]
+    if not AMOUNT.fullmatch(raw):
+        raise InvalidInput(
+            f"Mengde: «{raw[:20]}» er ikke et tall over 0 (høyst tre desimaler).", "rx-quantity"
+        )
+    quantity = Decimal(raw.replace(",", "."))
+    most = MAX_PACKAGES if unit == PACKAGE else MAX_AMOUNT
+    if quantity <= 0 or quantity > most:
+        raise InvalidInput(f"Mengde: skriv et tall fra 1 til {most} {unit}.", "rx-quantity")
+    if unit == PACKAGE and quantity != quantity.to_integral_value():
+        raise InvalidInput("Mengde: antall pakninger er et helt tall.", "rx-quantity")
+    raw = field("rx-repeats").strip() or RX_DEFAULTS["rx-repeats"]
+    if not raw.isdigit() or int(raw) > MAX_REPEATS:
+        raise InvalidInput(
+            f"Reit: skriv hvor mange ganger til den kan hentes, fra 0 til {MAX_REPEATS}.",
+            "rx-repeats",
+        )
+    start = _day(field("rx-start"), "rx-start", "Start")
+    if start is not None and not EARLIEST_START <= start <= add_duration(today, "P1Y"):
+        raise InvalidInput(
+            "Start: datoen må være etter 1900 og høyst ett år fram i tid.", "rx-start"
+        )
+    stop = _day(field("rx-stop"), "rx-stop", "Stopp")
+    if stop is not None and stop < (start or today):
+        raise InvalidInput("Stopp: datoen kan ikke være før start.", "rx-stop")
+    if stop is not None and stop > add_duration(today, f"P{MAX_TREATMENT_YEARS}Y"):
+        raise InvalidInput(
+            f"Stopp: mer enn {MAX_TREATMENT_YEARS} år fram i tid er ikke mulig. La feltet stå "
+            "tomt når behandlingen ikke har en planlagt slutt.",
+            "rx-stop",
+        )
+    valid_until = _day(field("rx-valid-until"), "rx-valid-until", "Gyldig til")
+    longest = maximum_end(today, None)
+    if valid_until is not None and not today <= valid_until <= longest:
+        raise InvalidInput(
+            f"Gyldig til: en e-resept skrevet i dag kan gjelde fra i dag til "
+            f"{longest.strftime('%d.%m.%Y')}.",
+            "rx-valid-until",
+        )
+    return RxFields(quantity, unit, int(raw), start, stop, valid_until)
+
+
+def rx_values(rx: dict[str, Any] | None, entry: dict[str, Any] | None) -> dict[str, str]:
+    """The prescription fields' starting values: the prescription's quantity and reit, the
+    entry's start and stop (a renewal starts from what is), else the defaults."""
+    values = dict(RX_DEFAULTS)
+    request = (rx or {}).get("dispenseRequest") or {}
+    quantity = request.get("quantity") or {}
+    if quantity.get("value") is not None and quantity.get("unit") in RX_UNITS:
+        values["rx-quantity"] = comma(quantity["value"])
+        values["rx-unit"] = quantity["unit"]
+    if isinstance(request.get("numberOfRepeatsAllowed"), int):
+        values["rx-repeats"] = str(request["numberOfRepeatsAllowed"])
+    if entry is None:
+        return values
+    period = entry.get("effectivePeriod") or {}
+    # an entry without a start keeps none unless the doctor gives one
+    values["rx-start"] = str(period.get("start") or "")[:10]
+    if period.get("end"):
+        values["rx-stop"] = str(period["end"])[:10]
+    return values
+
+
+def treatment_period(period: dict[str, Any], rx: RxFields) -> dict[str, Any]:
+    """An entry's ``effectivePeriod`` with the start and stop a renewal form gave; what the
+    doctor left as it was (a start with a time, say) stays exactly as it was."""
+    out = {k: v for k, v in period.items() if k not in ("start", "end")}
+    for key, day in (("start", rx.start), ("end", rx.stop)):
+        was = period.get(key)
+        if day is None:
+            if was:
+                out[key] = was
+            continue
+        out[key] = was if was and str(was)[:10] == day.isoformat() else day.isoformat()
+    return out

@@ -101,8 +101,10 @@ class Basis:
 
 def _basis(answer: dict[str, Any]) -> Basis:
     params = answer["parameter"]
-    resources = [_named(params, "list")] + [
-        _named(p["part"], "statement") for p in params if p["name"] == "entry"
+    resources = [
+        _named(params, "list"),
+        *(_named(p["part"], "statement") for p in params if p["name"] == "entry"),
+        *(p["resource"] for p in params if p["name"] == "prescription"),
     ]
     document = {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}
     return Basis(

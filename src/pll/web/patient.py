@@ -162,12 +162,19 @@ def _prescription_words(entry: EntryView) -> str:
     rx = entry.current_prescription
     if rx is None or not entry.in_use:
         return ""
+    if entry.prescription_expired:
+        return (
+            f"Resepten er utløpt (gyldig til {long_date(rx.valid_until)}). Du kan ikke hente "
+            "legemidlet på apoteket før legen har skrevet en ny resept – ta kontakt med legen din"
+        )
     words = {
         "active": "Resepten er gyldig",
         "on-hold": "Resepten er satt på pause",
         "stopped": "Resepten er trukket tilbake",
         "completed": "Resepten er avsluttet",
     }.get(rx.status, "")
+    if words and rx.status in ("active", "on-hold") and rx.valid_until:
+        words += f" til {long_date(rx.valid_until)}"
     if words and rx.last_dispensed:
         words += f", sist hentet {long_date(rx.last_dispensed)}"
     return words

@@ -13,7 +13,9 @@ from typing import Any
 import orjson
 
 from pll.domain.multidose import ADMINISTRATION
+from pll.domain.prescriptions import PACKAGE, end_of
 from pll.fhir import systems
+from pll.fhir.expiry import EXT_EXPIRED
 
 STATUS_NAMES = {
     "active": "I bruk",
@@ -115,6 +117,15 @@ class PrescriptionView:
     last_dispensed: str | None = None
     remaining: str | None = None
     reason: str = ""
+    #: the last day it can be dispensed (``dispenseRequest.validityPeriod.end``), ISO date
+    valid_until: str = ""
+    #: past its validity end, as the API marks it when read (pll.fhir.expiry)
+    expired: bool = False
+    #: what one dispensing hands out ("2 pakninger", "100 ml"), and the reit
+    quantity: str = ""
+    repeats: int | None = None
+    #: the MedicationRequest as read, for a renewal that starts from it
+    content: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status_name(self) -> str:
@@ -123,6 +134,19 @@ class PrescriptionView:
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def in_force(self) -> bool:
+        """Active or paused and not expired: what a patient can still get dispensed."""
+        return self.status in ("active", "on-hold") and not self.expired
+
+    @property
+    def dispensing(self) -> str:
+        """What it gives, as a GP writes it: "2 pakninger, reit 3"."""
+        parts = [self.quantity] if self.quantity else []
+        if self.repeats is not None:
+            parts.append(f"reit {self.repeats}")
+        return ", ".join(parts)
 
 
 @dataclass
@@ -143,10 +167,19 @@ class EntryView:
     withdrawn: bool
     content: dict[str, Any]
     prescriptions: list[PrescriptionView] = field(default_factory=list)
+    #: the treatment's planned end (``effectivePeriod.end``), ISO date or ""
+    stop: str = ""
 
     @property
     def status_name(self) -> str:
         return STATUS_NAMES.get(self.status, self.status)
+
+    @property
+    def prescription_expired(self) -> bool:
+        """In use, and the prescription it is dispensed on has expired: the patient may be
+        without the medicine."""
+        rx = self.current_prescription
+        return self.in_use and rx is not None and rx.expired and rx.status in ("active", "on-hold")
 
     @property
     def in_use(self) -> bool:
@@ -199,6 +232,9 @@ def _coding(concept: dict[str, Any], system: str) -> str | None:
 
 def _prescription(resource: dict[str, Any]) -> PrescriptionView:
     prior = resource.get("priorPrescription", {}).get("reference", "")
+    request = resource.get("dispenseRequest") or {}
+    repeats = request.get("numberOfRepeatsAllowed")
+    end = end_of(resource)
     return PrescriptionView(
         id=resource["id"],
         version=int(resource.get("meta", {}).get("versionId", "1")),
@@ -206,7 +242,21 @@ def _prescription(resource: dict[str, Any]) -> PrescriptionView:
         authored=resource.get("authoredOn", ""),
         renews=prior.removeprefix("MedicationRequest/") or None,
         reason=_reason_text(resource),
+        valid_until=end.isoformat() if end else "",
+        expired=_ext(resource, EXT_EXPIRED) is not None,
+        quantity=_quantity_text(request.get("quantity") or {}),
+        repeats=repeats if isinstance(repeats, int) else None,
+        content=resource,
     )
+
+
+def _quantity_text(quantity: dict[str, Any]) -> str:
+    value, unit = quantity.get("value"), str(quantity.get("unit") or "")
+    if value is None:
+        return ""
+    if unit == PACKAGE:
+        unit = "pakning" if value == 1 else "pakninger"
+    return f"{value:g} {unit}".strip().replace(".", ",") if isinstance(value, int | float) else ""
 
 
 def _entry(resource: dict[str, Any], item: dict[str, Any]) -> EntryView:
@@ -227,6 +277,7 @@ def _entry(resource: dict[str, Any], item: dict[str, Any]) -> EntryView:
         treatment=systems.TREATMENT_TYPES.get(treatment or "", ""),
         indication="; ".join(r.get("text", "") for r in resource.get("reasonCode", [])),
         start=resource.get("effectivePeriod", {}).get("start", ""),
+        stop=resource.get("effectivePeriod", {}).get("end", ""),
         last_changed=item.get("date", ""),
         reason=_reason_text(resource),
         multidose=bool(administration and _sub(administration, "mddispensed")),

@@ -33,10 +33,12 @@ from pll.domain.model import (
     Role,
 )
 from pll.domain.multidose import PAPER_RISK
+from pll.domain.prescriptions import local_day
 from pll.fhir import systems
 from pll.fhir.medication import FEST, resource_id
 from pll.fhir.resources import instant, multidose_extensions
 from pll.fhir.sfm import codes as c
+from pll.fhir.sfm import expiry
 from pll.fhir.sfm.reading import PLL_ID, RESEPT_ID, Party
 
 _USE_DISPLAY = {"1": "Fast", "2": "Kur", "3": "Ved behov"}
@@ -652,6 +654,7 @@ class _Writer:
     ) -> list[dict[str, Any]]:
         b = self.b
         out = [_amendment(rx, entry, resept_id(successor) if successor else None)]
+        expired = expiry.shown(out[0], rx, local_day(self.now)) if rx is not None else None
         if rx is not None:
             out.append(_reg_info(b, _requester(rx), "1", rx.last_changed))
         elif entry is not None:
@@ -684,6 +687,8 @@ class _Writer:
             summary = _delivery_summary([d for d in self.snapshot.dispenses if d[2] == rx.id])
             if summary is not None:
                 out.append(summary)
+        if expired is not None:
+            out.append(expired)
         return out
 
     def _allergies(self) -> list[dict[str, Any]]:

@@ -3,11 +3,14 @@ prescription."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import orjson
 from starlette.responses import JSONResponse, Response
 
 from pll.domain.checks import Kind, Severity
 from pll.domain.errors import DomainError, InvalidInput, RuleRefused
+from pll.domain.prescriptions import local_day
 from pll.fhir import findings
 from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue, Found
@@ -20,12 +23,12 @@ from pll.web.doctor.common import (
     entry_page,
     entry_version,
     fnr_of,
-    today,
     updated,
 )
 from pll.web.doctor.notes import list_notes
 from pll.web.doctor.saving import findings_page, save
 from pll.web.edge import Web, norwegian, require
+from pll.web.views import EntryView
 
 
 def prescribe_page(web: Web) -> Response:
@@ -63,13 +66,20 @@ def prescribe_page(web: Web) -> Response:
         found=found,
         searched=found is not None,
         errors=errors,
-        values={"dose-mode": "fixed", "eresept": "1"},
+        values={"dose-mode": "fixed", "eresept": "1", **forms.RX_DEFAULTS},
         times=forms.TIMES,
         units=offered or forms.UNITS,
         drug_units=per_drug,
         treatments=forms.TREATMENTS,
         baton=list_notes(web, pid, lst)["baton"],
+        rx_units=forms.RX_UNITS,
+        today=_today(web).isoformat(),
     )
+
+
+def _today(web: Web) -> date:
+    """Today as PLL counts a prescription's validity: by its clock, in Norway."""
+    return local_day(web.service.clock())
 
 
 def prescribe(web: Web) -> Response:
@@ -83,9 +93,13 @@ def prescribe(web: Web) -> Response:
     treatment = web.field("treatment") or "1"
     indication = web.field("indication")
     with_rx = web.field("eresept") == "1"
+    # refused: the form comes back with the message beside the field (edge)
+    rx_fields = forms.rx_fields(web.field, _today(web))
+    start = (rx_fields.start or _today(web)).isoformat()
+    stop = rx_fields.stop.isoformat() if rx_fields.stop else None
     if web.field(SEEN) != "1":
         # decision support before saving: what this medicine would meet on the list
-        draft = forms.statement(pid, medication, dosages, treatment, indication, today(), None)
+        draft = forms.statement(pid, medication, dosages, treatment, indication, start, None)
         found = web.service.check_drafts(web.access(pid), pid, [(web.service.ids(), draft)])
         # a unit the drug's form does not take is refused, not a finding to override
         misfit = next((f for f in found if f.kind is Kind.UNIT_FORM), None)
@@ -99,9 +113,9 @@ def prescribe(web: Web) -> Response:
         out: list[Op] = []
         rx_id = web.service.ids() if with_rx else None
         if rx_id:
-            rx = forms.prescription(pid, medication, dosages, today())
+            rx = forms.prescription(pid, medication, dosages, None, rx=rx_fields)
             out.append(Op("create", "MedicationRequest", rx_id, validate(rx, "MedicationRequest")))
-        entry = forms.statement(pid, medication, dosages, treatment, indication, today(), rx_id)
+        entry = forms.statement(pid, medication, dosages, treatment, indication, start, rx_id, stop)
         out.append(
             Op(
                 "create",
@@ -126,15 +140,31 @@ def dosage_preview(web: Web) -> Response:
 
 
 def renew_page(web: Web) -> Response:
-    return entry_page(web, "doctor/renew.html")
+    """The renewal form, starting from the current prescription's quantity and reit and the
+    entry's treatment period (a refused one comes back as typed, through the edge)."""
+
+    def starting(entry: EntryView) -> dict[str, str]:
+        rx = entry.current_prescription
+        return forms.rx_values(rx.content if rx else None, entry.content)
+
+    return entry_page(
+        web,
+        "doctor/renew.html",
+        values=starting,
+        rx_units=forms.RX_UNITS,
+        today=_today(web).isoformat(),
+    )
 
 
 def renew(web: Web) -> Response:
-    """A renewal: a new e-prescription whose priorPrescription is the head of the chain."""
+    """A renewal: a new e-prescription whose priorPrescription is the head of the chain,
+    valid from today, with the quantity and reit the doctor gave; a changed treatment start
+    or stop changes the entry's period in the same list version."""
     pid, entry_id = web.path_id("pid"), web.path_id("eid")
     head_id = web.field("prescription")
     require(bool(head_id), "Skjemaet mangler resepten som skal fornyes.", "prescription")
     version = entry_version(web)
+    rx_fields = forms.rx_fields(web.field, _today(web))
 
     def ops() -> list[Op]:
         _, entry = entry_of(web, pid, entry_id)
@@ -142,12 +172,16 @@ def renew(web: Web) -> Response:
             raise InvalidInput("Resepten hører ikke til dette legemidlet.", "prescription")
         medication = entry.content["medicationCodeableConcept"]
         rx = forms.prescription(
-            pid, medication, entry.content.get("dosage") or [], today(), prior=head_id
+            pid, medication, entry.content.get("dosage") or [], None, head_id, rx_fields
         )
-        # The entry unchanged, on the version the doctor saw: if another doctor changed it
-        # meanwhile, the renewal is refused (relay baton) rather than renewing a dose this
-        # doctor never saw; unchanged, it writes nothing.
-        same = updated(web, entry_id, forms.without_meta(entry.content), version)
+        # The entry on the version the doctor saw: if another doctor changed it meanwhile,
+        # the renewal is refused (relay baton) rather than renewing a dose this doctor never
+        # saw; with the period unchanged, it writes nothing.
+        content = forms.without_meta(entry.content)
+        content["effectivePeriod"] = forms.treatment_period(
+            content.get("effectivePeriod") or {}, rx_fields
+        )
+        same = updated(web, entry_id, content, version)
         renewal = Op(
             "create", "MedicationRequest", web.service.ids(), validate(rx, "MedicationRequest")
         )
