@@ -85,7 +85,7 @@ def test_the_prescribing_form_takes_quantity_reit_start_and_stop_and_the_list_sh
     gp.page.get_by_role("link", name="Nytt legemiddel").click()
     gp.page.locator("#q").fill("Klaritromycin")
     gp.page.get_by_role("button", name="Søk").click()
-    gp.page.get_by_label(re.compile("Klaritromycin Fjordpharma.*Legemiddelmerkevare")).check()
+    gp.page.get_by_role("radio", name=re.compile("^Klaritromycin Fjordpharma")).first.check()
     gp.page.locator("#dose-MORN").fill("1")
     gp.page.locator("#dose-EVE").fill("1")
     # the defaults a GP expects: one package, no reit, from today
@@ -107,7 +107,7 @@ def test_the_prescribing_form_takes_quantity_reit_start_and_stop_and_the_list_sh
     expect(gp.page.locator("#dose-EVE")).to_have_value("1")
     expect(gp.page.locator("#indication")).to_have_value("Pneumoni")
     expect(
-        gp.page.get_by_label(re.compile("Klaritromycin Fjordpharma.*Legemiddelmerkevare"))
+        gp.page.get_by_role("radio", name=re.compile("^Klaritromycin Fjordpharma")).first
     ).to_be_checked()
     gp.page.screenshot(path="/tmp/rx-prescribe-refused.png", full_page=True)
 

@@ -48,7 +48,7 @@ def test_a_renewal_takes_quantity_and_reit_and_an_absurd_one_is_kept_and_refused
         ):
             r = gp.post(f"{page}/legemiddel/{entry_id}/forny", data={**renew, field: typed})
             assert r.status_code == 400, (field, r.text)
-            assert f'id="{field}-error" role="alert">{words}' in r.text
+            assert f'id="{field}-error"><strong>Feil:</strong> {words}' in r.text
             assert f'value="{typed}"' in r.text
             assert snapshot(server.db, audit=False) == before
         valid_until = today + timedelta(days=90)
