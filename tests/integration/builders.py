@@ -74,6 +74,9 @@ def prescription(patient_ref: str, name: str, atc: str, prior: str | None = None
     return res
 
 
+#: The small FEST extract the test servers import (tablets, a few interactions).
+FEST_SMALL = Path(__file__).parents[1] / "fixtures" / "fest" / "small.xml"
+
 DRUGS = [
     ("Metformin tab 500 mg", "A10BA02"),
     ("Atorvastatin tab 20 mg", "C10AA05"),

@@ -4,6 +4,7 @@ test), never to a fixed calendar day."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -11,10 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from pll.catalog.importer import import_fest
 from pll.domain.prescriptions import add_duration, local_day
+from pll.services.decision_support import FEST
 from tests.conftest import Clock, LiveServer, snapshot
 from tests.integration.builders import (
     DRUGS,
+    FEST_SMALL,
     etag,
     new_fnr,
     new_patient_with_list,
@@ -210,3 +214,31 @@ def test_get_medication_shows_the_expiry(
     assert [e["valueDate"] for e in ext(expired, EXPIRED)] == [end]
     # no longer dispensable (Ekspederbar)
     assert sub(amendment_of(expired), "rfstatus") is None
+
+
+def test_a_drug_with_a_shorter_fest_validity_gets_it(
+    server: LiveServer, gp: httpx.Client, clock: Clock
+) -> None:
+    """FEST's Reseptgyldighet decides a new prescription's validity: ten days for this
+    antibiotic (a package takes its brand's), one year for a drug FEST gives none."""
+    xml = FEST_SMALL.read_text(encoding="utf-8").replace(
+        "<Varenavn>Klaritromycin Fjordpharma</Varenavn>",
+        "<Varenavn>Klaritromycin Fjordpharma</Varenavn>"
+        "<Reseptgyldighet><Varighet>P10D</Varighet></Reseptgyldighet>",
+    )
+    import_fest(server.db, io.BytesIO(xml.encode()), "small-p10d.xml", now=clock())
+    pid, _ = new_patient_with_list(gp)
+    today = _today(clock)
+    body = prescription(f"Patient/{pid}", "Klaritromycin Fjordpharma Tab 500 mg", "J01FA09")
+    body["medicationCodeableConcept"]["coding"].append({"system": FEST, "code": "173456"})
+    rx = ok(gp.post("/fhir/MedicationRequest", json=body), 201)
+    assert (
+        rx["dispenseRequest"]["validityPeriod"]["end"] == (today + timedelta(days=10)).isoformat()
+    )
+    # a longer end than FEST allows is refused
+    body["dispenseRequest"] = {"validityPeriod": {"end": (today + timedelta(days=30)).isoformat()}}
+    r = gp.post("/fhir/MedicationRequest", json=body)
+    assert r.status_code in (400, 422), r.text
+    assert _prescribe(gp, pid)["dispenseRequest"]["validityPeriod"]["end"] == (
+        add_duration(today, "P1Y").isoformat()
+    )

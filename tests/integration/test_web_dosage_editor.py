@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +16,9 @@ import pytest
 from pll.catalog.importer import import_fest
 from tests.conftest import LiveServer, snapshot
 from tests.e2e.scenes import METFORMIN, SIMVASTATIN, patient_with_medicines
-from tests.integration.builders import ok
+from tests.integration.builders import FEST_SMALL, ok
 from tests.integration.test_web import csrf, logged_in, opened
 
-FEST_SMALL = Path(__file__).parents[1] / "fixtures" / "fest" / "small.xml"
 VERSION = re.compile(r'name="version" value="([0-9]+)"')
 DAY = {"value": 1, "unit": "døgn"}
 

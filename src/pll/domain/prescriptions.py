@@ -87,6 +87,9 @@ def validity_end(issued: date, fest_validity: str | None, given: date | None) ->
             f"The prescription's validity ends ({given.isoformat()}) before it was issued "
             f"({issued.isoformat()}).",
             where,
+            norwegian=(
+                f"Gyldig til: datoen kan ikke være før resepten er skrevet ({issued:%d.%m.%Y})."
+            ),
         )
     if given > longest:
         raise InvalidInput(
@@ -95,6 +98,12 @@ def validity_end(issued: date, fest_validity: str | None, given: date | None) ->
             + (f" (FEST: {fest_validity})" if fest_validity else " (one year)")
             + f", not {given.isoformat()}.",
             where,
+            norwegian=(
+                f"Gyldig til: en e-resept skrevet {issued:%d.%m.%Y} kan gjelde til "
+                f"{longest:%d.%m.%Y} på det lengste"
+                + (" (reseptgyldighet i FEST)" if fest_validity else " (ett år)")
+                + "."
+            ),
         )
     return given
 

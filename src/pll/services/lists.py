@@ -385,7 +385,7 @@ class PLLService(ListHistory):
         created: dict[tuple[str, str], bool] = {}
         for op in ops:
             try:
-                self._apply_op(change, op, patient_id, created)
+                self._apply_op(conn, change, op, patient_id, created)
             except VersionConflict as exc:
                 _explain_conflict(conn, exc)
                 if op.where:
@@ -519,7 +519,12 @@ class PLLService(ListHistory):
         return brought, dosed | brought
 
     def _apply_op(
-        self, change: ListChange, op: Op, patient_id: str, created: dict[tuple[str, str], bool]
+        self,
+        conn: Connection,
+        change: ListChange,
+        op: Op,
+        patient_id: str,
+        created: dict[tuple[str, str], bool],
     ) -> None:
         if op.kind in ("confirm", "pause", "resume"):
             _list_op(change, op)
@@ -539,20 +544,12 @@ class PLLService(ListHistory):
             if op.kind == "import":
                 change.import_prescription(op.rid, content)
             elif op.kind == "create":
-                change.add_prescription(op.rid, content, self._fest_validity(content))
+                change.add_prescription(op.rid, content, _fest_validity(conn, content))
             else:
                 change.update_prescription(op.rid, content, op.if_match)
         else:
             raise InvalidInput(f"{op.rtype} is not part of the medication list.", "resourceType")
         created[(op.rtype, op.rid)] = op.kind in ("create", "import")
-
-    @staticmethod
-    def _fest_validity(content: dict[str, Any]) -> str | None:
-        """The drug's prescription validity in FEST (an ISO 8601 duration such as P10D), the
-        one place PLL reads it for a new prescription; ``None``: the e-resept default of one
-        year. FEST's validity is not in the drug catalogue yet, so every drug has the
-        default until it is."""
-        return None
 
     def _written(self, lst: MedicationList, rtype: str, rid: str, created: bool) -> Written:
         if rtype == "MedicationStatement":
@@ -850,3 +847,16 @@ def _wanted(ops: Iterable[Op]) -> tuple[set[str], set[str]]:
         if prior:
             prescriptions.add(str(prior).removeprefix("MedicationRequest/"))
     return entries, prescriptions
+
+
+def _fest_validity(conn: Connection, content: dict[str, Any]) -> str | None:
+    """The prescribed drug's prescription validity in the catalogue in use (FEST
+    ``Reseptgyldighet``, an ISO 8601 duration such as P10D for an antibiotic), the one place
+    PLL reads it for a new prescription; ``None`` (the e-resept default of one year) for a
+    drug named by text only, not in the catalogue, or one FEST gives no validity."""
+    code = named("", content).fest
+    version = catalog_store.active(conn) if code else None
+    if code is None or version is None:
+        return None
+    row = catalog_store.drugs_by_code(conn, version, [code]).get(code)
+    return row.validity if row is not None else None
