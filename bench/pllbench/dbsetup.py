@@ -132,7 +132,9 @@ def patient_count(url: str) -> int:
 
 def build_write_pool(url: str, patients: int, size: int, seed: int) -> int:
     """Choose ``size`` patients at random (never patient 1, which the SQL capture uses) and one
-    entry in use on each of their lists: the write workload's entries, numbered 1..size."""
+    entry in use on each of their lists: the write workload's entries, numbered 1..size.
+    Entries with a maximum per period are left out: the workload's dose 1.5 would exceed a
+    maximum of 1 per day, a contradiction PLL refuses (400), not a write to measure."""
     with psycopg.connect(libpq_url(url)) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_write_pool")
         conn.execute("SELECT setseed(%s)", (((seed % 1000) / 1000.0),))
@@ -142,6 +144,7 @@ def build_write_pool(url: str, patients: int, size: int, seed: int) -> int:
             SELECT (row_number() OVER ())::integer AS n, s.entry_id, s.list_id FROM (
                 SELECT p.list_id,
                        (SELECT e.id FROM entry e WHERE e.list_id = p.list_id AND e.status = 'active'
+                          AND e.resource NOT LIKE '%%maxDosePerPeriod%%'
                         ORDER BY e.id LIMIT 1) AS entry_id
                 FROM bench_patient p WHERE p.n > 1 AND p.n <= %s
                 ORDER BY random() LIMIT %s) s
