@@ -14,7 +14,7 @@ from datetime import datetime
 import orjson
 from sqlalchemy import Connection
 
-from pll.domain.changes import expire_entries, flag_withdrawn
+from pll.domain.list_upkeep import expire_entries, flag_withdrawn
 from pll.domain.model import ListVersion, MedicationList, Prescription
 from pll.domain.prescriptions import local_day, next_expiry
 from pll.fhir import resources as fhir
