@@ -4,6 +4,10 @@ A :class:`ListChange` is one accepted change in the making. Every entry point �
 FHIR write, a transaction Bundle, later the SFM operations and the UI — builds one, applies
 its operations, and calls :meth:`ListChange.finish`, which makes exactly one new list version.
 If any operation raises, the caller throws the whole change away, so nothing is written.
+
+What each operation is held to (the version it is based on, an entry's status changes) is
+:mod:`pll.domain.operation_rules`; the versions PLL makes on its own (the 90-day drop-off,
+withdrawn drugs) are :mod:`pll.domain.list_upkeep`.
 """
 
 from __future__ import annotations
@@ -18,14 +22,12 @@ from pll.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
-    PreconditionRequired,
     RuleRefused,
-    VersionConflict,
 )
 from pll.domain.limits import MAX_LIST_ENTRIES
+from pll.domain.list_upkeep import SYSTEM, expire_entries, flag_withdrawn
 from pll.domain.model import (
     ENDED,
-    ENTRY_STATUSES,
     IN_USE,
     REMOVED,
     RX_ACTIVE,
@@ -39,7 +41,25 @@ from pll.domain.model import (
     Role,
     Touched,
 )
+from pll.domain.operation_rules import (
+    check_transition,
+    check_version,
+    entry_activity,
+    reason_text,
+    refs_to,
+)
 from pll.domain.prescriptions import issue, local_day, with_issue_of
+
+# The versions PLL makes on its own are in list_upkeep; they stay importable from here.
+__all__ = [
+    "RECALL_ON_DISCONTINUE",
+    "SYSTEM",
+    "ListChange",
+    "expire_entries",
+    "flag_withdrawn",
+    "list_size",
+    "start_list",
+]
 
 RECALL_ON_DISCONTINUE = "Tilbakekalt fordi legemidlet er seponert"
 
@@ -64,45 +84,6 @@ def start_list(
     )
 
 
-#: The author of changes that time makes, such as discontinued entries leaving the list.
-SYSTEM = Author(name="PLL (automatisk)", role=Role.SYSTEM)
-EXPIRED_REASON = "Seponert for mer enn 90 dager siden"
-
-
-def expire_entries(lst: MedicationList, shown: set[str], now: datetime) -> ListVersion | None:
-    """A version for discontinued entries leaving the list after 90 days (rule 3).
-
-    ``shown`` are the entries on the list's current version. The list content changes, so
-    its version moves (rule 1) and readers and copies learn of it; the baton does not move,
-    because no health worker made the change.
-    """
-    visible = {e.id for e in lst.visible_entries(now)}
-    if not shown - visible:
-        return None
-    lst.version += 1
-    lst.updated = now
-    touched = (Touched("List", lst.id, lst.version, "update"),)
-    return ListVersion(lst.version, now, SYSTEM, "expire-entries", EXPIRED_REASON, touched)
-
-
-WITHDRAWN_REASON = "Legemiddel ikke lenger aktivt i FEST (ny legemiddelkatalog)"
-
-
-def flag_withdrawn(
-    lst: MedicationList, withdrawn: frozenset[str], now: datetime
-) -> ListVersion | None:
-    """A version that flags the entries whose medicine a new drug catalogue no longer has
-    (and unflags those it has again). Like the 90-day drop-off, it is PLL's own change: the
-    version moves so readers and copies learn of it; the baton does not."""
-    if withdrawn == lst.withdrawn:
-        return None
-    lst.withdrawn = withdrawn
-    lst.version += 1
-    lst.updated = now
-    touched = (Touched("List", lst.id, lst.version, "update"),)
-    return ListVersion(lst.version, now, SYSTEM, "fest-withdrawn", WITHDRAWN_REASON, touched)
-
-
 def list_size(lst: MedicationList, now: datetime) -> int:
     """The medicines on a list as :data:`~pll.domain.limits.MAX_LIST_ENTRIES` counts them:
     the entries it shows (in use, or discontinued within 90 days) and the prescriptions in
@@ -119,84 +100,6 @@ def _require_doctor(author: Author) -> None:
             f"Only doctors change the medication list; you are signed in as {author.role.value}. "
             "Pharmacies propose changes and nurses report discrepancies (DESIGN §3 rule 4).",
         )
-
-
-def _refs_to(content: dict[str, Any]) -> list[str]:
-    return [
-        str(ref.get("reference", "")).removeprefix("MedicationRequest/")
-        for ref in content.get("basedOn") or []
-    ]
-
-
-def _reason_text(content: dict[str, Any]) -> str | None:
-    reason = content.get("statusReason")
-    if not reason:
-        return None
-    # MedicationStatement.statusReason is a list; MedicationRequest.statusReason is one concept.
-    texts = []
-    for concept in reason if isinstance(reason, list) else [reason]:
-        text = concept.get("text") or next(
-            (c.get("display") or c.get("code") for c in concept.get("coding", [])), None
-        )
-        if text:
-            texts.append(str(text))
-    return "; ".join(texts) or None
-
-
-def _check_version(
-    kind: str, rid: str, current: int, changed_by: Author, when: datetime, if_match: int | None
-) -> None:
-    if if_match is None:
-        raise PreconditionRequired(
-            f"A change to {kind}/{rid} must say which version it is based on: send "
-            f'If-Match: W/"{current}" after reading the current version.',
-            kind,
-        )
-    if if_match != current:
-        raise VersionConflict(
-            f"{kind}/{rid} was changed by {changed_by.label()} at {when.isoformat()}: "
-            f"you hold version {if_match}, the current version is {current}. "
-            "Read it again and redo your change on the current version.",
-            kind,
-            {
-                "resource": f"{kind}/{rid}",
-                "yourVersion": str(if_match),
-                "currentVersion": str(current),
-                "changedBy": changed_by.label(),
-                "changedAt": when.isoformat(),
-            },
-        )
-
-
-def _check_transition(entry_id: str, old: str, new: str) -> None:
-    """The status changes an entry may make (DESIGN §3 rule 3, M25 entry rules)."""
-    where = "MedicationStatement.status"
-    if new not in ENTRY_STATUSES:
-        raise InvalidInput(
-            f"Unknown entry status {new!r}; use one of {', '.join(sorted(ENTRY_STATUSES))}.", where
-        )
-    if old == REMOVED:
-        raise Conflict(
-            f"MedicationStatement/{entry_id} was registered in error and removed; "
-            "it cannot be changed.",
-            where,
-        )
-    if old in ENDED and new != REMOVED:
-        raise Conflict(
-            f"MedicationStatement/{entry_id} is discontinued ({old}); a discontinued entry can "
-            "only be marked entered-in-error. Register the medicine again as a new entry.",
-            where,
-        )
-
-
-def _entry_activity(old: str, new: str) -> str:
-    if new in ENDED and old not in ENDED:
-        return "discontinue-entry"
-    if new == REMOVED:
-        return "remove-entry"
-    return {("active", "on-hold"): "pause-entry", ("on-hold", "active"): "resume-entry"}.get(
-        (old, new), "update-entry"
-    )
 
 
 class ListChange:
@@ -250,7 +153,7 @@ class ListChange:
             raise NotFound(
                 f"MedicationStatement/{entry_id} is not on this list.", "MedicationStatement.id"
             )
-        _check_version(
+        check_version(
             "MedicationStatement",
             entry_id,
             self._held_version("MedicationStatement", entry_id, entry.version),
@@ -261,8 +164,8 @@ class ListChange:
         if content == entry.content:
             return entry
         old, new = entry.status, str(content.get("status"))
-        _check_transition(entry_id, old, new)
-        reason = _reason_text(content)
+        check_transition(entry_id, old, new)
+        reason = reason_text(content)
         if (new in ENDED or new == REMOVED) and new != old and not reason:
             raise InvalidInput(
                 f"Setting status {new!r} needs a reason in statusReason (why the medicine is "
@@ -276,7 +179,7 @@ class ListChange:
         version = self._next_version("MedicationStatement", entry_id, entry.version)
         updated = Entry(entry_id, version, content, self.now, self.author, ended_at)
         self.list.entries[entry_id] = updated
-        activity = _entry_activity(old, new)
+        activity = entry_activity(old, new)
         if reason and new != old:
             self._reasons.append(reason)
         self._touch("MedicationStatement", entry_id, updated.version, "update", activity)
@@ -418,7 +321,7 @@ class ListChange:
                 f"MedicationRequest/{rx_id} is not a prescription of this patient.",
                 "MedicationRequest.id",
             )
-        _check_version(
+        check_version(
             "MedicationRequest",
             rx_id,
             self._held_version("MedicationRequest", rx_id, rx.version),
@@ -443,7 +346,7 @@ class ListChange:
                 f"MedicationRequest/{rx_id} is {rx.status} and cannot be recalled.",
                 "MedicationRequest.status",
             )
-        reason = _reason_text(content)
+        reason = reason_text(content)
         if not reason:
             raise InvalidInput(
                 "A recall needs a reason in statusReason.", "MedicationRequest.statusReason"
@@ -516,7 +419,7 @@ class ListChange:
                 f"MedicationStatement/{entry_id} is {status}: say when it ended.",
                 "MedicationStatement",
             )
-        ids = _refs_to(content)
+        ids = refs_to(content)
         for rx_id in ids:
             if rx_id not in self.list.prescriptions:
                 raise InvalidInput(
@@ -550,7 +453,7 @@ class ListChange:
 
     def confirm(self, if_match: int | None) -> None:
         """Confirm the list as reconciled (*samstemt*): only the version the doctor saw."""
-        _check_version(
+        check_version(
             "List", self.list.id, self.list.version, self.list.baton, self.list.updated, if_match
         )
         self.list.confirmation = Confirmation(self.author, self.now, self.list.version + 1)
@@ -582,7 +485,7 @@ class ListChange:
         if confirm:
             self.confirm(if_match)
         else:
-            _check_version(
+            check_version(
                 "List",
                 self.list.id,
                 self.list.version,

@@ -123,3 +123,10 @@ def members(list_json: dict[str, Any]) -> dict[str, int]:
         _, eid, _, version = ref.split("/")
         out[eid] = int(version)
     return out
+
+
+def relocate(expression: str | None, rtype: str | None, where: str) -> str:
+    """``MedicationStatement.status`` of Bundle entry 2 is ``Bundle.entry[2].resource.status``."""
+    if expression and rtype and expression.startswith(rtype):
+        return where + expression[len(rtype) :]
+    return where

@@ -4,13 +4,19 @@ Each write opens one transaction, loads the list aggregate (locked), applies the
 rules through a :class:`~pll.domain.changes.ListChange`, and writes — in that same
 transaction — the new list version, every resource version, the current list documents and
 the outgoing event (DESIGN §3 rules 1, 2, 7). If anything raises, nothing is written.
+
+This module holds the changes (:meth:`PLLService.apply_in` and the use cases built on it) and
+the current-list read. :class:`PLLService` also takes, by use case: patients
+(:mod:`pll.services.patient_records`), decision support on a change and on demand
+(:mod:`pll.services.list_checks`), writing a version and PLL's own versions
+(:mod:`pll.services.list_versions`), and the reads of the past (:mod:`pll.services.history`).
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -18,44 +24,41 @@ import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pll.auth.access import NOT_YOURS, Access, Decision, Verb
-from pll.domain import overrides
-from pll.domain.changes import ListChange, expire_entries, flag_withdrawn, start_list
-from pll.domain.checks import DOSE_KINDS, Finding, Kind
+from pll.auth.access import Access, Verb
+from pll.domain.changes import ListChange, start_list
+from pll.domain.checks import Finding
 from pll.domain.diff import diff_content
 from pll.domain.errors import (
-    ChecksRefused,
     Conflict,
     DomainError,
-    Forbidden,
     InvalidInput,
     NotFound,
-    RuleRefused,
     VersionConflict,
 )
 from pll.domain.identifiers import parse_person_identifier
-from pll.domain.model import (
-    IN_USE,
-    RX_ACTIVE,
-    ListVersion,
-    MedicationList,
-    Prescription,
-    Touched,
-)
-from pll.domain.prescriptions import local_day, next_expiry
+from pll.domain.model import MedicationList
 from pll.fhir import resources as fhir
-from pll.fhir import systems
-from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
-from pll.fhir.findings import issues as finding_issues
-from pll.services.audit import Refused
-from pll.services.base import Stored, guarded, members
-from pll.services.decision_support import Named, drug_key, drugs, items, named, review
+from pll.services.base import Stored, guarded, relocate
+from pll.services.decision_support import named
 from pll.services.history import ListHistory
-from pll.store import audit_log
+from pll.services.list_checks import ListChecks
+from pll.services.list_versions import ListVersions
+from pll.services.patient_records import PatientRecords, early_refusal
 from pll.store import catalog as catalog_store
 from pll.store import multidose as multidose_store
 from pll.store import repository as repo
-from pll.store.repository import dumps
+
+# early_refusal and relocate are imported from here by the other use cases
+__all__ = [
+    "ChangeResult",
+    "Op",
+    "OpKind",
+    "PLLService",
+    "Written",
+    "early_refusal",
+    "read_key",
+    "relocate",
+]
 
 OpKind = Literal["create", "update", "import", "confirm", "pause", "resume"]
 
@@ -100,155 +103,8 @@ class ChangeResult:
     findings: builtins.list[Finding] = field(default_factory=lambda: [])
 
 
-def _person(resource: dict[str, Any]) -> tuple[str, str]:
-    found = []
-    for i, ident in enumerate(resource.get("identifier") or []):
-        if ident.get("system") in (systems.FNR, systems.DNR):
-            parsed = parse_person_identifier(
-                ident.get("system"), str(ident.get("value", "")), f"Patient.identifier[{i}]"
-            )
-            found.append((parsed.system, parsed.value))
-    if len(found) != 1:
-        raise InvalidInput(
-            "A patient needs exactly one fødselsnummer (system urn:oid:2.16.578.1.12.4.1.4.1) "
-            "or D-nummer (urn:oid:2.16.578.1.12.4.1.4.2) identifier.",
-            "Patient.identifier",
-        )
-    return found[0]
-
-
-class PLLService(ListHistory):
+class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
     """Patients, lists, entries and prescriptions, with their history."""
-
-    # -- patients --------------------------------------------------------------------------
-
-    @guarded
-    def register_patient(
-        self, access: Access, resource: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        """Register a patient, or find the one with the same fødselsnummer/D-nummer.
-
-        Returns the patient and whether it was created.
-        """
-        for attempt in range(2):
-            try:
-                with self.db.write() as conn:
-                    return self.register_patient_in(conn, access, resource)
-            except IntegrityError:
-                # Registered by someone else at the same moment: the retry finds it.
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def register_patient_in(
-        self, conn: Connection, access: Access, resource: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        system, value = _person(resource)
-        early_refusal(access, Verb.READ)
-        self._named_person(conn, access, system, value)
-        existing = repo.find_patient(conn, system, value)
-        if existing is not None:
-            self.trail.admit(conn, access, Verb.READ, existing.id, "read", "Patient", existing.id)
-            found: dict[str, Any] = orjson.loads(existing.resource)
-            return found, False
-        early_refusal(access, Verb.WRITE)  # registering is a change, refused before it is made
-        now = self.clock()
-        pid = self.ids()
-        stored = fhir.with_meta(
-            "Patient",
-            pid,
-            1,
-            now,
-            {k: v for k, v in resource.items() if k not in ("id", "meta", "text")},
-        )
-        repo.insert_patient(conn, pid, system, value, now, dumps(stored))
-        self.trail.admit(conn, access, Verb.WRITE, pid, "create", "Patient", pid)
-        return stored, True
-
-    def _named_person(self, conn: Connection, access: Access, system: str, identifier: str) -> None:
-        """Refuse a patient naming a person who is neither themselves nor someone they hold
-        a proxy for, with the same answer whether or not that person is registered; when
-        they are, the attempt goes into that person's access log."""
-        if not access.is_patient:
-            return
-        pid = access.actor.pid
-        if pid and (identifier == pid or audit_log.has_proxy(conn, pid, identifier)):
-            return
-        row = repo.find_patient(conn, system, identifier)
-        record = None
-        if row is not None:
-            record = self.trail.record(
-                access, "search", "Patient", None, row.id, Decision(False, NOT_YOURS)
-            )
-        raise Refused(NOT_YOURS, record=record)
-
-    def patient_by_identifier(
-        self, access: Access, verb: Verb, system: str | None, value: str
-    ) -> str | None:
-        """The id of the patient with this fødselsnummer/D-nummer, for a search that will
-        decide and log access itself (so the lookup is not logged twice)."""
-        parsed = parse_person_identifier(system or None, value, "patient.identifier")
-        early_refusal(access, verb)
-        with self.trail.refusals(), self.db.read() as conn:
-            self._named_person(conn, access, parsed.system, parsed.value)
-            row = repo.find_patient(conn, parsed.system, parsed.value)
-            return str(row.id) if row is not None else None
-
-    @guarded
-    def read_patient(self, access: Access, patient_id: str) -> dict[str, Any]:
-        with self.db.read() as conn:
-            row = repo.get_patient(conn, patient_id)
-            if row is None:
-                raise NotFound(f"Patient/{patient_id} does not exist.", "Patient.id")
-            self.trail.admit(conn, access, Verb.READ, patient_id, "read", "Patient", patient_id)
-            data: dict[str, Any] = orjson.loads(row.resource)
-            return data
-
-    @guarded
-    def find_patient(self, access: Access, system: str | None, value: str) -> dict[str, Any] | None:
-        parsed = parse_person_identifier(system or None, value, "identifier")
-        early_refusal(access, Verb.READ)
-        with self.db.read() as conn:
-            self._named_person(conn, access, parsed.system, parsed.value)
-            row = repo.find_patient(conn, parsed.system, parsed.value)
-            if row is None:
-                return None
-            self.trail.admit(conn, access, Verb.READ, row.id, "search", "Patient", row.id)
-            data: dict[str, Any] = orjson.loads(row.resource)
-            return data
-
-    def resolve_patient(
-        self, conn: Connection, access: Access, subject: dict[str, Any] | None, where: str
-    ) -> str:
-        """The patient id a ``subject`` reference names (by id or by identifier)."""
-        if not subject:
-            raise InvalidInput("The subject (the patient) is missing.", where)
-        ref = subject.get("reference")
-        if ref:
-            if not ref.startswith("Patient/"):
-                raise InvalidInput(
-                    f"The subject must reference a Patient, got {ref!r}.", where + ".reference"
-                )
-            row = repo.get_patient(conn, ref.removeprefix("Patient/"))
-            if row is None:
-                raise InvalidInput(f"{ref} does not exist.", where + ".reference")
-        elif subject.get("identifier"):
-            ident = subject["identifier"]
-            parsed = parse_person_identifier(
-                ident.get("system"), str(ident.get("value", "")), where + ".identifier"
-            )
-            early_refusal(access, Verb.WRITE)  # every caller writes; refused before any lookup
-            self._named_person(conn, access, parsed.system, parsed.value)
-            row = repo.find_patient(conn, parsed.system, parsed.value)
-            if row is None:
-                raise InvalidInput(
-                    f"No patient is registered with {parsed.kind} {parsed.value}.",
-                    where + ".identifier",
-                )
-        else:
-            raise InvalidInput("The subject needs a reference or an identifier.", where)
-        patient_id: str = row.id
-        return patient_id
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -421,103 +277,6 @@ class PLLService(ListHistory):
                 )
         return result
 
-    def _checked(
-        self,
-        conn: Connection,
-        access: Access,
-        lst: MedicationList,
-        record: ListVersion,
-        places: dict[str, str],
-    ) -> tuple[list[Finding], ListVersion]:
-        """Decision support on what this change brings (rule 6): findings come back with the
-        accepted change. A blocking one refuses it unless the caller overrides it with a
-        reason, which is then kept with the version — but only when the change brings the
-        medicine (a new entry or prescription, another drug, or one back in use) or, for a
-        dose finding, brings or changes its dosage. Pausing or stopping a medicine already
-        on the list is never blocked, so an old entry dosed wrongly can still be stopped.
-
-        A dose in a unit the drug's form does not take is refused outright (422, at the
-        unit; no override) when the change brings the medicine or changes its dosage.
-        ``places`` gives where a resource sits in the request (a Bundle entry), by id."""
-        touched = {t.id: t for t in record.touched if t.resource_type in repo.RESOURCE_TABLES}
-        if not touched:
-            return [], record
-        findings = review(
-            conn,
-            lst.patient_id,
-            items(lst.entries.values(), lst.prescriptions.values()),
-            set(touched),
-        )
-        # the list flags what the catalogue no longer has (rule 6): touched entries anew
-        gone = {f.entries[0] for f in findings if f.kind is Kind.WITHDRAWN}
-        lst.withdrawn = frozenset(
-            e
-            for e in (lst.withdrawn - set(touched)) | (gone & set(lst.entries))
-            if e in lst.entries and lst.entries[e].status in IN_USE
-        )
-        fresh, dosed = (
-            self._fresh(conn, lst, touched) if any(f.blocking for f in findings) else (set(), set())
-        )
-        blocking = [
-            f
-            for f in findings
-            if f.blocking and set(f.entries) & (dosed if f.kind in DOSE_KINDS else fresh)
-        ]
-        for f in blocking:
-            if f.kind is Kind.UNIT_FORM:
-                rtype = touched[f.entries[0]].resource_type
-                key = "dosage" if rtype == "MedicationStatement" else "dosageInstruction"
-                where = f"{rtype}.{key}{f.details['element']}"
-                place = places.get(f.entries[0])
-                raise RuleRefused(
-                    f.message,
-                    relocate(where, rtype, place) if place else where,
-                )
-        if not blocking:
-            return findings, record
-        codes = {f.code for f in blocking}
-        accepted = access.override_findings
-        if not access.override or (accepted is not None and not codes <= accepted):
-            missing = sorted(codes - (accepted or set()))
-            raise ChecksRefused(
-                f"Nothing was saved: {len(blocking)} finding(s) need a deliberate override "
-                f"({blocking[0].message}). To go ahead, give the reason in {OVERRIDE_HEADER} "
-                f"and name the findings in {OVERRIDE_FINDINGS_HEADER}: {', '.join(missing)}. "
-                "Both are kept with the change.",
-                OVERRIDE_HEADER,
-                # each of them shown in this answer: its cap never leaves out a blocking
-                # finding, so an override never covers one its author did not see
-                {"overrideFindings": ",".join(missing)},
-                issues=finding_issues(findings),
-            )
-        # kept with the entries each finding concerns, to be shown on them (rule 6)
-        return findings, replace(record, override=overrides.describe(access.override, blocking))
-
-    @staticmethod
-    def _fresh(
-        conn: Connection, lst: MedicationList, touched: dict[str, Touched]
-    ) -> tuple[set[str], set[str]]:
-        """The touched entries and prescriptions in use that bring a medicine to the list,
-        and those that bring a medicine or a new dosage (which the dose findings block)."""
-        brought, dosed = set(), set()
-        for rid, t in touched.items():
-            current = lst.entries.get(rid) or lst.prescriptions.get(rid)
-            if current is None or current.status not in IN_USE | RX_ACTIVE:
-                continue
-            if t.action == "create":
-                brought.add(rid)
-                continue
-            old = repo.resource_version(conn, t.resource_type, rid, t.version - 1)
-            before = repo.content_of(old.resource) if old is not None else {}
-            if before.get("status") not in IN_USE | RX_ACTIVE or drug_key(before) != drug_key(
-                current.content
-            ):
-                brought.add(rid)
-            key = "dosage" if t.resource_type == "MedicationStatement" else "dosageInstruction"
-            if before.get(key) != current.content.get(key):
-                dosed.add(rid)
-        return brought, dosed | brought
-
     def _apply_op(
         self,
         conn: Connection,
@@ -560,145 +319,6 @@ class PLLService(ListHistory):
             "MedicationRequest", rid, rx.version, fhir.prescription_resource(rx), created
         )
 
-    def _persist(
-        self,
-        conn: Connection,
-        lst: MedicationList,
-        record: ListVersion,
-        now: datetime,
-        is_new: bool,
-    ) -> tuple[dict[tuple[str, str], str], str]:
-        resources: dict[tuple[str, str], str] = {}
-        for t in record.touched:
-            if t.resource_type == "MedicationStatement":
-                resources[(t.resource_type, t.id)] = dumps(fhir.entry_resource(lst.entries[t.id]))
-            elif t.resource_type == "MedicationRequest":
-                resources[(t.resource_type, t.id)] = dumps(
-                    fhir.prescription_resource(lst.prescriptions[t.id])
-                )
-        list_json, document, expires = self._documents(lst, now)
-        if is_new:
-            repo.insert_list(conn, lst, list_json, document)
-        else:
-            repo.save_list(conn, lst, list_json, document, expires)
-        repo.save_version(conn, lst, record, list_json, resources)
-        repo.add_event(
-            conn,
-            self.ids(),
-            lst,
-            "list-changed",
-            now,
-            {
-                "list": f"List/{lst.id}",
-                "patient": f"Patient/{lst.patient_id}",
-                "version": lst.version,
-                "activity": record.activity,
-                "touched": [
-                    f"{t.resource_type}/{t.id}/_history/{t.version}" for t in record.touched
-                ],
-            },
-        )
-        return resources, list_json
-
-    def _documents(self, lst: MedicationList, now: datetime) -> tuple[str, str, datetime | None]:
-        visible = lst.visible_entries(now)
-        list_json = fhir.list_resource(lst, visible)
-        linked = {rx for e in visible for rx in e.prescription_ids}
-        shown: list[Prescription] = [
-            p
-            for p in lst.prescriptions.values()
-            if p.id in linked or p.status in ("active", "on-hold")
-        ]
-        document = fhir.document(list_json, visible, shown, local_day(now))
-        # the document shows which prescriptions have expired: it is rebuilt when the next
-        # one expires, as when the next discontinued entry leaves the list
-        expires = min(
-            (t for t in (lst.next_hide(now), next_expiry((p.content for p in shown), now)) if t),
-            default=None,
-        )
-        return dumps(list_json), dumps(document), expires
-
-    def record_in(
-        self,
-        conn: Connection,
-        patient_id: str,
-        make: Callable[[MedicationList, datetime], ListVersion | None],
-        rx_ids: Iterable[str] = (),
-    ) -> ListVersion | None:
-        """A list version of what the list shows beside the doctors' changes (the multidose
-        parties, paper multidose, dispensings), in the caller's transaction: the list is
-        locked and loaded (with the prescriptions ``rx_ids``), ``make`` applies the domain
-        rule, and the version is written with its documents and its event, as every change
-        is. ``None`` when the patient has no list or ``make`` changed nothing."""
-        row = repo.list_row(conn, patient_id=patient_id, lock=True)
-        if row is None:
-            return None
-        now = self.clock()
-        lst = repo.load_list(conn, row, now, (), rx_ids)
-        record = make(lst, now)
-        if record is None:
-            return None
-        self._persist(conn, lst, record, now, is_new=False)
-        return record
-
-    def refresh_withdrawn(self, batch: int = 2000) -> tuple[int, int]:
-        """After a new drug catalogue: flag, as a version of each list it concerns, the
-        entries whose medicine it no longer has as active, and unflag those it has again.
-        Returns (lists changed, entries flagged)."""
-        wanted: dict[str, set[str]] = {}
-        after = ""
-        while True:
-            with self.db.read() as conn:
-                rows = repo.coded_entries(conn, after, batch)
-                if not rows:
-                    break
-                after = rows[-1].id
-                listed = [named(r.id, repo.content_of(r.resource)) for r in rows]
-                coded = [n for n in listed if n.fest]
-                drugs_ = drugs(conn, catalog_store.active(conn), coded)
-                lists = {r.id: r.list_id for r in rows}
-                for d in drugs_:
-                    if d.active is False:
-                        wanted.setdefault(lists[d.entry], set()).add(d.entry)
-        with self.db.read() as conn:
-            flagged = repo.flagged_lists(conn)
-        changed = 0
-        for list_id in set(wanted) | set(flagged):
-            desired = frozenset(wanted.get(list_id, set()))
-            if desired != flagged.get(list_id, frozenset()):
-                changed += self._flag(list_id, desired)
-        return changed, sum(len(v) for v in wanted.values())
-
-    def _flag(self, list_id: str, withdrawn: frozenset[str]) -> int:
-        with self.db.write() as conn:
-            row = repo.list_row(conn, list_id=list_id, lock=True)
-            if row is None:
-                return 0
-            now = self.clock()
-            lst = repo.load_list(conn, row, now)
-            record = flag_withdrawn(lst, withdrawn, now)
-            if record is None:
-                return 0
-            self._persist(conn, lst, record, now, is_new=False)
-            return 1
-
-    def expire(self, list_id: str) -> int | None:
-        """Let discontinued entries whose 90 days are over leave the list, as a version of
-        its own; returns that version. Reads call this when the stored documents expire."""
-        with self.db.write() as conn:
-            row = repo.list_row(conn, list_id=list_id, lock=True)
-            now = self.clock()
-            if row is None or row.expires_at is None or row.expires_at > now:
-                return None
-            lst = repo.load_list(conn, row, now)
-            record = expire_entries(lst, set(members(orjson.loads(row.list_json))), now)
-            if record is None:
-                list_json, document, expires = self._documents(lst, now)
-                repo.save_documents(conn, list_id, list_json, document, expires)
-                return None
-            self._persist(conn, lst, record, now, is_new=False)
-            return record.version
-
     # -- reads -----------------------------------------------------------------------------
 
     @guarded
@@ -734,43 +354,6 @@ class PLLService(ListHistory):
             self.expire(row.id)
         raise RuntimeError("list document could not be refreshed")  # pragma: no cover
 
-    @guarded
-    def check_list(self, access: Access, list_id: str) -> tuple[str, list[Finding]]:
-        """Every decision-support finding on the list as it is (``List/$check``); returns
-        the patient and the findings."""
-        with self.db.read() as conn:
-            head = repo.list_row(conn, list_id=list_id)
-            if head is None:
-                raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            self.trail.admit(conn, access, Verb.READ, head.patient_id, "check", "List", list_id)
-            lst = repo.load_list(conn, head, self.clock())
-            listed = items(lst.entries.values(), lst.prescriptions.values())
-            return head.patient_id, review(conn, head.patient_id, listed, None)
-
-    @guarded
-    def check_drafts(
-        self, access: Access, patient_id: str, drafts: list[tuple[str, dict[str, Any]]]
-    ) -> list[Finding]:
-        """What decision support would find if these medicines (id, FHIR content with
-        ``medicationCodeableConcept``) joined the patient's list (CDS Hooks ``order-select``
-        and ``order-sign``)."""
-        with self.db.read() as conn:
-            if repo.get_patient(conn, patient_id) is None:
-                raise NotFound(f"Patient/{patient_id} does not exist.", "context.patientId")
-            self.trail.admit(conn, access, Verb.READ, patient_id, "check", "List", None)
-            head = repo.list_row(conn, patient_id=patient_id)
-            listed: list[Named] = []
-            if head is not None:
-                lst = repo.load_list(conn, head, self.clock())
-                listed = items(lst.entries.values(), lst.prescriptions.values())
-            listed += [named(rid, content) for rid, content in drafts]
-            return review(conn, patient_id, listed, {rid for rid, _ in drafts})
-
-    def log_check(self, access: Access, patient_id: str, list_id: str | None) -> None:
-        """The record of a dry run (its own records went with its rolled-back transaction)."""
-        with self.trail.refusals(), self.db.write() as conn:
-            self.trail.admit(conn, access, Verb.READ, patient_id, "check", "List", list_id)
-
 
 def _list_op(change: ListChange, op: Op) -> None:
     if op.kind == "confirm":
@@ -800,15 +383,6 @@ def _explain_conflict(conn: Connection, exc: VersionConflict) -> None:
     exc.resources.append(orjson.loads(current.resource))
 
 
-def early_refusal(access: Access, verb: Verb) -> None:
-    """Refuse what no patient's facts could allow before a fødselsnummer is looked up, so
-    the answer cannot tell who is registered. (A request naming a list or patient by its
-    id goes on to the decision, and its refusal is logged in that patient's access log.)"""
-    refusal = access.refusal(verb)
-    if refusal is not None:
-        raise Forbidden(refusal)
-
-
 def read_key(
     list_id: str | None,
     patient_id: str | None,
@@ -823,13 +397,6 @@ def read_key(
     if patient_id is not None:
         return "patient", patient_id, None
     raise InvalidInput("Name the list by its id, the patient's id or identifier.")
-
-
-def relocate(expression: str | None, rtype: str | None, where: str) -> str:
-    """``MedicationStatement.status`` of Bundle entry 2 is ``Bundle.entry[2].resource.status``."""
-    if expression and rtype and expression.startswith(rtype):
-        return where + expression[len(rtype) :]
-    return where
 
 
 def _wanted(ops: Iterable[Op]) -> tuple[set[str], set[str]]:
