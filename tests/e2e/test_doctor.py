@@ -70,6 +70,7 @@ def test_a_gp_sees_the_list_and_does_the_common_tasks_in_few_clicks(
     gp.count_reset()
     expect(gp.page.locator("#confirm-changes")).to_contain_text("Seponert: Simvastatin")
     gp.shot("lege-bekreft")
+    gp.page.screenshot(path="/tmp/ui2-confirm-changes.png", full_page=True)
     gp.click(gp.page.get_by_role("button", name=re.compile(r"Bekreft versjon \d+")))
     expect(gp.page.locator("#confirmed")).to_contain_text("Kari Fastlege")
     counts["bekreft listen"] = (gp.clicks, gp.keys)
