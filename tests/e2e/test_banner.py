@@ -1,6 +1,6 @@
 """The patient always in view, in a real browser (issue 16): the patient banner with CAVE
 on the doctor's list page and the findings page, a drug reaction registered from the page,
-the emergency banner, and the confirm page."""
+the emergency banner, confirming from the list page, and the error page."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_the_banner_shows_the_patient_and_cave_and_a_reaction_is_registered_from
     gp.page.screenshot(path="/tmp/banner-reaction-error.png", full_page=True)
 
 
-def test_emergency_access_and_the_confirm_page(server: LiveServer, screens) -> None:
+def test_emergency_access_and_confirming_from_the_list_page(server: LiveServer, screens) -> None:
     scene = patient_with_medicines(server, METFORMIN, SIMVASTATIN)
     gp: Screen = screens("gp")
     login(gp, "gp")
@@ -102,16 +102,31 @@ def test_emergency_access_and_the_confirm_page(server: LiveServer, screens) -> N
     gp.go("/lege")
     expect(gp.page.locator("#emergency-banner")).to_contain_text(scene.fnr)
 
-    # the confirm page: what is confirmed, asked once
+    # confirming: the list page shows the entries and what changed beside the button
     open_patient(gp, scene.fnr)
     expect(gp.page.locator("#emergency-banner")).to_have_count(0)
     gp.count_reset()
-    gp.click(gp.page.get_by_role("link", name="Bekreft listen"))
-    expect(gp.page.locator("#confirm-entries")).to_contain_text("Metformin")
-    expect(gp.page.locator("#confirm-entries")).to_contain_text("Simvastatin")
-    expect(gp.page.locator("#confirm-changes")).to_contain_text("Metformin")
-    gp.page.screenshot(path="/tmp/banner-confirm.png", full_page=True)
-    gp.click(gp.page.get_by_role("button", name=re.compile("Bekreft versjon")))
+    expect(gp.page.locator("table.entries")).to_contain_text("Metformin")
+    expect(gp.page.locator("table.entries")).to_contain_text("Simvastatin")
+    expect(gp.page.locator("#confirm-changes")).to_contain_text("Lagt til: Metformin")
+    expect(gp.page.locator("#confirm-changes")).to_contain_text("Listen er aldri bekreftet")
+    gp.page.screenshot(path="/tmp/ui2-confirm-first.png", full_page=True)
+    gp.click(gp.page.get_by_role("button", name="Bekreft versjon 5"))
     expect(gp.page.locator("#confirmed")).to_contain_text("Kari Fastlege")
     expect(gp.page.locator("#banner-list")).to_contain_text("Sist bekreftet")
-    assert gp.clicks == 2
+    assert gp.clicks == 1
+
+
+def test_an_error_on_a_page_about_a_patient_still_shows_who_it_is(
+    server: LiveServer, screens
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    gp: Screen = screens("gp")
+    login(gp, "gp")
+    open_patient(gp, scene.fnr)
+    gp.expect_status(400)
+    gp.page.goto(gp.page.url + "/historikk?fra=abc")
+    expect(gp.page.get_by_role("heading", name="Kunne ikke fullføre")).to_be_visible()
+    expect(gp.page.locator("#patient-banner")).to_contain_text("Tore Testesen")
+    expect(gp.page.locator("#patient-banner")).to_contain_text(scene.fnr)
+    gp.page.screenshot(path="/tmp/ui2-error-banner.png", full_page=True)

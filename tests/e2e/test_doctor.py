@@ -65,17 +65,20 @@ def test_a_gp_sees_the_list_and_does_the_common_tasks_in_few_clicks(
     expect(gp.page.locator("table.ended")).to_contain_text("Bivirkning")
     counts["seponer med grunn"] = (gp.clicks, gp.keys)
 
-    # confirm the list: the page shows what is confirmed and asks once
+    # confirm the list: the list page shows what is confirmed, and what changed since the
+    # last confirmation beside the button, which names the version: one click
     gp.count_reset()
-    gp.click(gp.page.get_by_role("link", name="Bekreft listen"))
-    expect(gp.page.locator("#confirm-entries")).to_contain_text("Metformin")
-    gp.click(gp.page.get_by_role("button", name=re.compile("Bekreft versjon")))
+    expect(gp.page.locator("#confirm-changes")).to_contain_text("Seponert: Simvastatin")
+    gp.shot("lege-bekreft")
+    gp.page.screenshot(path="/tmp/ui2-confirm-changes.png", full_page=True)
+    gp.click(gp.page.get_by_role("button", name=re.compile(r"Bekreft versjon \d+")))
     expect(gp.page.locator("#confirmed")).to_contain_text("Kari Fastlege")
     counts["bekreft listen"] = (gp.clicks, gp.keys)
 
     print("\nclicks and keystrokes once the patient is open:", counts)  # noqa: T201
     for task, (clicks, _) in counts.items():
         assert clicks <= MAX_CLICKS, (task, clicks)
+    assert counts["bekreft listen"][0] <= 1, counts
 
     # what the browser did is what the API says
     with server.client("gp") as api:

@@ -81,7 +81,6 @@ def test_every_page_about_a_patient_shows_who_it_is_the_list_state_and_cave(
             "",
             "/ny",
             "/historikk",
-            "/bekreft",
             "/reaksjoner",
             f"/legemiddel/{entry}/dose",
             f"/legemiddel/{entry}/seponer",
@@ -268,34 +267,73 @@ def _confirmed(server: LiveServer, scene: Scene) -> dict[str, object]:
     return next((e for e in lst.get("extension", []) if e["url"].endswith("confirmed")), {})
 
 
-def test_confirming_shows_what_is_confirmed_and_asks_once(server: LiveServer) -> None:
+def _changes(html: str) -> str:
+    found = re.search(r'<div id="confirm-changes".*?</div>', html, re.S)
+    assert found, "no summary of the changes beside the confirm button"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0)))
+
+
+def test_confirming_is_one_click_on_the_list_that_shows_what_is_confirmed(
+    server: LiveServer,
+) -> None:
     scene = patient_with_medicines(server, METFORMIN, SIMVASTATIN)
     with logged_in(server, "gp") as gp:
         page = opened(gp, scene.fnr)
-        # the list page's button opens the question; nothing is confirmed by looking
-        assert f'href="{page}/bekreft"' in gp.get(page).text
-        before = snapshot(server.db, audit=False)
-        asked = gp.get(f"{page}/bekreft")
-        assert asked.status_code == 200
-        assert snapshot(server.db, audit=False) == before
-        assert "Listen er aldri bekreftet før" in asked.text
-        assert METFORMIN[2] in asked.text
-        assert SIMVASTATIN[2] in asked.text
-        assert "Bekreft versjon 5" in asked.text
+        # the list page shows the entries and, beside the button, what changed; the button
+        # names the version it confirms and carries it
+        listed = gp.get(page).text
+        assert f'href="{page}/bekreft"' not in listed
+        button = re.search(rf'<form method="post" action="{page}/bekreft".*?</form>', listed, re.S)
+        assert button, "no confirm button on the list page"
+        assert 'name="version" value="5"' in button.group(0)
+        assert "Bekreft versjon 5" in button.group(0)
+        changes = _changes(listed)
+        assert "Listen er aldri bekreftet" in changes
+        assert f"Lagt til: {METFORMIN[2]}, {SIMVASTATIN[2]}" in changes
+        # the separate question page is gone: the list page is the question
+        assert 400 <= gp.get(f"{page}/bekreft").status_code < 500
         r = gp.post(f"{page}/bekreft", data={"csrf": csrf(gp, page), "version": "5"})
         assert r.status_code == 303
         assert _confirmed(server, scene)
-        # next time: what changed since that confirmation
+        listed = gp.get(page).text
+        assert "Listen er bekreftet" in listed
+        assert "Endret siden forrige bekreftelse" in _changes(listed)
+        assert "ingenting" in _changes(listed)
+        assert "Bekreft versjon 6" in listed
+        # next time: what changed since that confirmation, and the way to all of it
         r = gp.post(
             f"{page}/legemiddel/{scene.entries[SIMVASTATIN[2]]}/seponer",
             data={"csrf": csrf(gp, page), "version": "1", "reason": "Bivirkning"},
         )
         assert r.status_code == 303
-        asked = gp.get(f"{page}/bekreft").text
-        assert "Endret siden forrige bekreftelse (versjon 6 til 7)" in asked
-        changes = asked[asked.index('id="confirm-changes"') :]
-        assert SIMVASTATIN[2] in changes
+        listed = gp.get(page).text
+        changes = _changes(listed)
+        assert "versjon 6" in changes
+        assert f"Seponert: {SIMVASTATIN[2]}" in changes
         assert METFORMIN[2] not in changes
+        assert f'href="{page}/historikk?fra=6&amp;til=7"' in listed
+        assert "Bekreft versjon 7" in listed
+        # one click confirms exactly the version shown: a list that moved on since the page
+        # was shown is not confirmed, and the doctor sees what changed
+        with server.client("gp") as api:
+            entry = scene.entries[METFORMIN[2]]
+            current = ok(api.get(f"/fhir/MedicationStatement/{entry}"))
+            paused = {**current, "status": "on-hold"}
+            paused.pop("meta", None)
+            ok(
+                api.put(
+                    f"/fhir/MedicationStatement/{entry}",
+                    json=paused,
+                    headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
+                )
+            )
+        before = snapshot(server.db, audit=False)
+        r = gp.post(f"{page}/bekreft", data={"csrf": csrf(gp, page), "version": "7"})
+        assert r.status_code == 200
+        assert "Listen er endret siden du så den" in r.text
+        assert METFORMIN[2] in r.text
+        assert snapshot(server.db, audit=False) == before
+        assert "Bekreft versjon 8" in gp.get(page).text
 
 
 def test_resuming_a_paused_list_confirms_it_only_when_the_doctor_says_so(

@@ -12,12 +12,14 @@ from typing import Any
 
 from pll.domain.changes import ListChange, start_list
 from pll.domain.diff import (
+    ChangeSummary,
     EntryDifference,
     FieldChange,
     ListDifference,
     Versions,
     diff_lists,
     medication_name,
+    summarise,
 )
 from pll.domain.model import Author, MedicationList, Role
 from tests.unit.content import ATC, NOW, ONE_MORNING, PATIENT_ID, TWO_MORNING_EVENING
@@ -224,6 +226,80 @@ def test_identical_lists_have_no_differences() -> None:
     assert (result.from_version, result.to_version) == (4, 5)
     assert result.entries == ()
     assert result.list_changes == ()
+
+
+# -- the summary beside "Bekreft versjon N" ---------------------------------------------------
+
+
+def test_the_summary_sorts_the_medicines_by_what_happened_to_them() -> None:
+    stopped = {"status": "stopped", "statusReason": [{"text": "Bivirkning"}]}
+    contents = {
+        ("e1", 1): statement("Paracet", "N02BE01"),
+        ("e1", 2): statement("Paracet", "N02BE01", dosage=TWO_MORNING_EVENING),
+        ("e2", 1): statement("Ibux", "M01AE01"),
+        ("e2", 2): statement("Ibux", "M01AE01", **stopped),
+        ("e3", 1): statement("Lipitor", "C10AA05"),
+        ("e4", 1): statement("Zoloft", "N06AB06", status="on-hold"),
+        ("e5", 1): statement("Imovane", "N05CF01"),
+        ("e6", 1): statement("Somac", "A02BC02", **stopped),
+        ("e7", 1): statement("Norvasc", "C08CA01"),
+    }
+
+    result = summarise(
+        diff_members(
+            1,
+            4,
+            {"e1": 1, "e2": 1, "e5": 1, "e7": 1},
+            {"e1": 2, "e2": 2, "e3": 1, "e4": 1, "e6": 1, "e7": 1},
+            contents,
+            NO_STATE,
+            NO_STATE,
+        )
+    )
+
+    # a paused entry added is added; one added and stopped in between counts as ended
+    assert result == ChangeSummary(
+        added=("Lipitor", "Zoloft"),
+        changed=("Paracet",),
+        ended=("Ibux", "Somac"),
+        removed=("Imovane",),
+    )
+    assert result
+
+
+def test_an_unchanged_list_has_an_empty_summary() -> None:
+    contents = {("e1", 3): statement()}
+
+    result = summarise(diff_members(4, 5, {"e1": 3}, {"e1": 3}, contents, NO_STATE, NO_STATE))
+
+    assert result == ChangeSummary()
+    assert not result
+
+
+def test_a_prescription_changed_without_its_entry_is_counted_once_by_its_medicine() -> None:
+    rx = {"resourceType": "MedicationRequest", "status": "active", "intent": "order"}
+    named = {"medicationCodeableConcept": {"text": "Paracet"}}
+    contents = {
+        ("r1", 1): {**rx, **named},
+        ("r1", 2): {**rx, **named, "status": "stopped"},
+        ("r2", 1): {**rx, **named},
+        ("r3", 1): {**rx, "medicationCodeableConcept": {"text": "Ibux"}},
+        ("e1", 1): statement("Ibux", "M01AE01"),
+    }
+    difference = diff_lists(
+        1,
+        2,
+        {"e1": Versions(None, 1)},
+        {"r1": Versions(1, 2), "r2": Versions(None, 1), "r3": Versions(None, 1)},
+        contents,
+        NO_STATE,
+        NO_STATE,
+    )
+
+    result = summarise(difference)
+
+    # Ibux's prescription came with its entry: the entry says it
+    assert result == ChangeSummary(added=("Ibux",), prescriptions=("Paracet",))
 
 
 # -- list-level state ----------------------------------------------------------------------

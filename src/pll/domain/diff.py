@@ -9,7 +9,7 @@ element is rendered as a short text a clinician can read ("dosage: 1 tablett mor
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,3 +163,70 @@ def diff_lists(
         _differences(prescriptions, contents),
         overrides,
     )
+
+
+#: Entry statuses that end the use of a medicine: discontinued, a course completed, or
+#: registered in error.
+ENDED = frozenset({"stopped", "completed", "entered-in-error"})
+
+
+@dataclass(frozen=True)
+class ChangeSummary:
+    """What happened to the medicines between two list versions, one line per kind: the
+    short account a doctor reads beside "Bekreft versjon N". Each holds the medicines'
+    names in alphabetical order; a medicine is counted once, by where it ended."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    #: discontinued, completed or registered in error by the later version
+    ended: tuple[str, ...] = ()
+    #: left the list (registered in error, or 90 days after it was discontinued)
+    removed: tuple[str, ...] = ()
+    #: medicines with a prescription issued, renewed or recalled and no change of the entry
+    prescriptions: tuple[str, ...] = ()
+    #: findings overridden on the way, with a reason (DESIGN §3 rule 6)
+    overrides: int = 0
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.added,
+                self.changed,
+                self.ended,
+                self.removed,
+                self.prescriptions,
+                self.overrides,
+            )
+        )
+
+
+def _status_after(entry: EntryDifference) -> str | None:
+    return next((f.after for f in entry.fields if f.element == "status"), None)
+
+
+def summarise(difference: ListDifference) -> ChangeSummary:
+    """Sort a difference's medicines by what happened to them. An entry added and ended
+    within the difference counts as ended; a change that leaves the status as it was (a
+    dose, a pause) counts as changed."""
+    kinds: dict[str, list[str]] = {"added": [], "changed": [], "ended": [], "removed": []}
+    for entry in difference.entries:
+        if entry.kind == "removed":
+            kinds["removed"].append(entry.medication)
+        elif _status_after(entry) in ENDED:
+            kinds["ended"].append(entry.medication)
+        else:
+            kinds[entry.kind].append(entry.medication)
+    touched = {e.medication for e in difference.entries}
+    prescribed = (p.medication for p in difference.prescriptions if p.medication not in touched)
+    return ChangeSummary(
+        added=_sorted(kinds["added"]),
+        changed=_sorted(kinds["changed"]),
+        ended=_sorted(kinds["ended"]),
+        removed=_sorted(kinds["removed"]),
+        prescriptions=_sorted(dict.fromkeys(prescribed)),
+        overrides=len(difference.overrides),
+    )
+
+
+def _sorted(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(names, key=str.casefold))

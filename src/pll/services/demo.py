@@ -377,7 +377,10 @@ def create_demo(
     seen: set[str] = set()
     for n in range(patients):
         # the rollout speeds up: patient n's list is made at time (n/patients)^0.5 of the way
-        clock.at = end - timedelta(weeks=WEEKS) * (1 - ((n + 1) / patients) ** 0.5)
+        clock.at = told = end - timedelta(weeks=WEEKS) * (1 - ((n + 1) / patients) ** 0.5)
+        if n == 0:
+            # the first patient's GP office was in the pilot: their list is older
+            clock.at = end - PILOT
         # the first patient lives in Bergen and has the GP persona as doctor (the demo's login)
         place = geography.municipalities()["4601"] if n == 0 else _home(rng, places, weights)
         team = staff[place.region]
@@ -408,6 +411,9 @@ def create_demo(
         weekly = next(r for r in regimens if r.atc == METHOTREXATE.atc)
         if n == 0 and weekly not in chosen:
             chosen.append(weekly)
+        if n == 0:
+            _pilot_prescription(dated, gp, pid, regimens, chosen)
+            clock.at = told
         start = f"202{rng.randint(3, 6)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
         ops = regimen_ops(dated, pid, chosen, start)
         result = dated.change(gp, pid, ops, "Legemiddelgjennomgang hos fastlege")
@@ -418,6 +424,28 @@ def create_demo(
             progress(1)
     stats.catch_up()
     return numbers
+
+
+#: How long before the demo's today the first patient's list was made, in the pilot (the GP
+#: persona's office in Bergen, where PLL was first tried): longer ago than a prescription's
+#: year of validity, so the prescription issued then has expired (issue 16's seen case).
+PILOT = timedelta(days=365 + 75)
+
+
+def _pilot_prescription(
+    service: PLLService, gp: Access, pid: str, regimens: list[Regimen], chosen: list[Regimen]
+) -> None:
+    """The pilot visit: a regular medicine prescribed on the service's clock of that day,
+    and never renewed since, so the list shows it as in use with an expired prescription
+    ("Utløpt <date>": the patient may be without it). The medicine is the first regular one
+    the later review does not put on the list (no random draw: the rest of the demo stays
+    as the seed makes it)."""
+    regimen = next(
+        r for r in regimens if r.treatment == "1" and r not in chosen and r.atc != METHOTREXATE.atc
+    )
+    start = service.clock().date().isoformat()
+    ops = regimen_ops(service, pid, [regimen], start)
+    service.change(gp, pid, ops, "Oppstart i piloten")
 
 
 def _double_dose(service: PLLService, hospital: Access, pid: str, target: Any) -> None:

@@ -19,6 +19,7 @@ from pll.domain.prescriptions import local_day
 from pll.fhir import expiry, systems
 from pll.fhir import resources as fhir
 from pll.services.base import ServiceBase, Stored, guarded, members
+from pll.store import audit_log
 from pll.store import repository as repo
 
 TARGET = re.compile(
@@ -126,14 +127,28 @@ class ListHistory(ServiceBase):
 
     @guarded
     def diff(
-        self, access: Access, list_id: str, from_version: int, to_version: int
+        self,
+        access: Access,
+        list_id: str,
+        from_version: int,
+        to_version: int,
+        *,
+        logged: bool = True,
     ) -> ListDifference:
-        """What changed on the list between two of its versions."""
+        """What changed on the list between two of its versions.
+
+        ``logged=False``: part of a page that has read (and logged) the list in the same
+        request, like :meth:`notes`: access is decided (a refusal is logged and raised), but
+        an allowed read adds no record of its own."""
         with self.db.read() as conn:
             head = repo.list_row(conn, list_id=list_id)
             if head is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            self.trail.admit(conn, access, Verb.READ, head.patient_id, "diff", "List", list_id)
+            _, record = self.trail.admit_unlogged(
+                conn, access, Verb.READ, head.patient_id, "diff", "List", list_id
+            )
+            if logged:
+                audit_log.append(conn, record)
             snapshots = []
             for name, v in (("from", from_version), ("to", to_version)):
                 row = repo.list_version_row(conn, list_id, v)

@@ -11,14 +11,14 @@ orders it, in Norwegian.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
 from pll.auth.access import Basis
-from pll.domain.errors import InvalidInput
+from pll.domain.errors import DomainError, Forbidden, InvalidInput
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
 from pll.services.patients import PatientSummaries, PatientSummary
@@ -176,10 +176,17 @@ def emergencies_of(memory: dict[str, Any]) -> dict[str, str]:
     return {pid: known.get(pid, "") for pid, b in bases.items() if b == Basis.EMERGENCY.value}
 
 
-def banner_context(web: Any, context: dict[str, Any], today: date | None = None) -> dict[str, Any]:
+def banner_context(
+    web: Any,
+    context: dict[str, Any],
+    today: date | None = None,
+    *,
+    logged_since: datetime | None = None,
+) -> dict[str, Any]:
     """``banner``, the patient banner, for a page about a patient (its route names
     ``{pid}``) that a health worker has stated a basis for; nothing for other pages, or
-    when the page brings its own."""
+    when the page brings its own. ``logged_since``: see
+    :meth:`~pll.services.patients.PatientSummaries.summary`."""
     raw = web.request.path_params.get("pid")
     if raw is None or web.role not in HEALTH_PERSONNEL or "banner" in context:
         return {}
@@ -187,10 +194,29 @@ def banner_context(web: Any, context: dict[str, Any], today: date | None = None)
     if not web.has_basis(pid) and web.role in (Role.DOCTOR, Role.NURSE):
         return {}  # the basis page: nothing about the patient is read before the basis
     summary = PatientSummaries(web.service).summary(
-        web.access(pid), pid, page_logged=_logged_by_page(context, pid)
+        web.access(pid),
+        pid,
+        page_logged=_logged_by_page(context, pid),
+        logged_since=logged_since,
     )
     now = today or web.service.clock().astimezone(OSLO).date()
     banner = banner_of(summary, now, emergency=pid in emergencies_of(web.memory))
     if web.role in (Role.DOCTOR, Role.NURSE):
         banner.reactions_url = f"/lege/pasient/{pid}/reaksjoner"
     return {"banner": banner}
+
+
+def error_banner(web: Any, error: DomainError) -> dict[str, Any]:
+    """The patient banner on the error page of a page about a patient (rule 9: who the
+    patient is, though the page could not be shown). Nothing is read for a refusal: the
+    caller may have no access, the refusal is logged, and a read would be refused and
+    logged a second time. The banner's read is part of what the request already logged
+    of the patient (the page's own read before it failed); logged only when the request
+    logged none (a change refused and rolled back). An error reading it leaves the error
+    page as it was."""
+    if isinstance(error, Forbidden):
+        return {}
+    try:
+        return banner_context(web, {}, logged_since=web.began)
+    except DomainError:
+        return {}

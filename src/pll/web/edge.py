@@ -64,7 +64,7 @@ from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
 from pll.web import dosage_editor
-from pll.web.banner import banner_context, emergencies_of
+from pll.web.banner import banner_context, emergencies_of, error_banner
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
 log = logging.getLogger("pll.web")
@@ -184,6 +184,9 @@ class Web:
     #: a refused form's fields as sent, and its messages by field (see the module doc)
     values: dict[str, str] | None = None
     errors: dict[str, str] | None = None
+    #: when the request began, on the services' clock (the error page's banner asks the
+    #: audit trail what the request logged since, :func:`pll.web.banner.error_banner`)
+    began: datetime | None = None
 
     @property
     def session(self) -> dict[str, Any]:
@@ -375,7 +378,7 @@ def refused_form(web: Web, show: Page | None, error: InvalidInput) -> Response:
     there is none, or it cannot be shown any more (the entry is gone), the refusal gets the
     error page."""
     if show is None or web.request.method != "POST":
-        return error_page(web.request, error, web.caller)
+        return error_page(web.request, error, web.caller, web=web)
     sent: dict[str, str] = {}
     for key, value in web.form.multi_items():
         if isinstance(value, str) and key != CSRF_FIELD:
@@ -387,7 +390,7 @@ def refused_form(web: Web, show: Page | None, error: InvalidInput) -> Response:
     try:
         answer = show(web)
     except DomainError:
-        return error_page(web.request, error, web.caller)
+        return error_page(web.request, error, web.caller, web=web)
     count_refusal(error)
     answer.status_code = _status(error)
     return answer
@@ -400,7 +403,10 @@ def error_page(
     *,
     status: int | None = None,
     back: str | None = None,
+    web: Web | None = None,
 ) -> HTMLResponse:
+    """The error page. With ``web``, the page a handler was making (blocking: it may read
+    the patient banner, :func:`~pll.web.banner.error_banner`)."""
     status = status or _status(error)
     count_refusal(error)  # those made outside a use case; each is counted once
     return render(
@@ -413,6 +419,7 @@ def error_page(
         where=error.expression,
         refused=isinstance(error, Forbidden),
         back=back,
+        **(error_banner(web, error) if web is not None else {}),
     )
 
 
@@ -525,7 +532,8 @@ def page(
                 ),
                 caller,
             )
-        web = Web(request, form, caller, request.app.state.service)
+        service: PLLService = request.app.state.service
+        web = Web(request, form, caller, service, began=service.clock())
         try:
             pid = request.path_params.get("pid")
             if pid is not None and not request.url.path.startswith("/grunnlag/"):
@@ -539,7 +547,7 @@ def page(
         except InvalidInput as exc:
             answer = await run_in_threadpool(refused_form, web, show, exc)
         except DomainError as exc:
-            answer = error_page(request, exc, caller)
+            answer = await run_in_threadpool(error_page, request, exc, caller, web=web)
         except Exception:
             incident = str(uuid.uuid4())
             log.exception("internal error %s on %s %s", incident, request.method, request.url)

@@ -41,7 +41,6 @@ ROUTES = [
         methods=["POST"],
     ),
     Route("/lege/pasient/{pid}/historikk", doctors(patient.history_page), methods=["GET"]),
-    Route("/lege/pasient/{pid}/bekreft", doctors(patient.confirm_page), methods=["GET"]),
     Route(
         "/lege/pasient/{pid}/bekreft",
         doctors(patient.list_op("confirm", "Listen er bekreftet."), form=patient.list_page),

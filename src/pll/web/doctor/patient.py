@@ -1,14 +1,17 @@
 """Finding and opening a patient, the list page, its history, and changes to the list as
-a whole (confirm, pause, resume)."""
+a whole (confirm, pause, resume). The list page confirms in one click: it shows the
+entries, and beside the button what changed since the last confirmation."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import Response
 
 from pll.auth.access import Basis, Verb
+from pll.domain.diff import ChangeSummary, summarise
 from pll.domain.errors import InvalidInput
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.overrides import parse
@@ -20,7 +23,7 @@ from pll.web.doctor.common import current_list, entry_version, fnr_of, patient_u
 from pll.web.doctor.notes import list_notes
 from pll.web.doctor.saving import save
 from pll.web.edge import Web, require, whole
-from pll.web.views import FIELD_NAMES, activity_text
+from pll.web.views import FIELD_NAMES, ListView, activity_text
 
 #: versions shown on the history page (the API pages through all of them)
 HISTORY_LIMIT = 200
@@ -98,6 +101,7 @@ def list_page(web: Web) -> Response:
     # discrepancy cases are shown on the list until they are closed
     drugs = {e.id: e.drug for e in lst.entries} if lst is not None else {}
     cases = case_pages.open_cases(web, pid, drugs) if lst is not None else []
+    may_change = web.caller.actor.role.value == "doctor"
     return web.render(
         "doctor/list.html",
         pid=pid,
@@ -106,9 +110,31 @@ def list_page(web: Web) -> Response:
         proposals=proposals,
         cases=cases,
         reasons=forms.DISCONTINUE_REASONS,
-        may_change=web.caller.actor.role.value == "doctor",
+        may_change=may_change,
         overrides=list_notes(web, pid, lst)["overrides"],
+        confirming=_since_confirmed(web, pid, lst) if lst is not None and may_change else None,
     )
+
+
+@dataclass(frozen=True)
+class Confirming:
+    """What the list page says beside "Bekreft versjon N" (issue 16: confirming shows what
+    is confirmed and asks once): the version the last confirmation was of (1 for a list
+    never confirmed: everything since it was made), and what changed since."""
+
+    since: int
+    changes: ChangeSummary
+
+
+def _since_confirmed(web: Web, pid: str, lst: ListView) -> Confirming:
+    """The changes since the last confirmation, from the list's difference. The page has
+    read (and logged) the list: this read is part of it, and adds no record."""
+    since = lst.confirmed_version or 1
+    changes = ChangeSummary()
+    if since < lst.version:
+        difference = web.service.diff(web.access(pid), lst.id, since, lst.version, logged=False)
+        changes = summarise(difference)
+    return Confirming(since, changes)
 
 
 def _multidose(web: Web) -> Any:
@@ -171,28 +197,6 @@ def resume_list(web: Web) -> Response:
     )
     confirm, done = RESUMES[choice]
     return save(web, pid, lambda: [Op("resume", if_match=version, confirm=confirm)], None, done)
-
-
-def confirm_page(web: Web) -> Response:
-    """What "Bekreft listen" confirms: the medicines in use and what changed since the
-    last confirmation (or, never confirmed, the list from its first version), asked once."""
-    pid = web.path_id("pid")
-    lst = current_list(web, pid)
-    if lst is None:
-        raise InvalidInput("Pasienten har ingen PLL ennå.", "list")
-    since = lst.confirmed_version or 1
-    difference = None
-    if since < lst.version:
-        difference = web.service.diff(web.access(pid), lst.id, since, lst.version)
-    return web.render(
-        "doctor/confirm.html",
-        pid=pid,
-        fnr=fnr_of(web, pid),
-        lst=lst,
-        since=since,
-        difference=difference,
-        field_names=FIELD_NAMES,
-    )
 
 
 def history_page(web: Web) -> Response:
