@@ -76,6 +76,8 @@ class Op:
     ended_at: datetime | None = None
     #: for a resume: whether it also confirms the list (the default) or only resumes it
     confirm: bool = True
+    #: a structured dosage the dose checks judge beside a dosage kept as text (not stored)
+    sent_dosing: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -399,7 +401,8 @@ class PLLService(ListHistory):
         findings: list[Finding] = []
         if record is not None:
             places = {op.rid: op.where for op in ops if op.rid and op.where}
-            findings, record = self._checked(conn, access, lst, record, places)
+            sent = {op.rid: op.sent_dosing for op in ops if op.rid and op.sent_dosing}
+            findings, record = self._checked(conn, access, lst, record, places, sent)
         result = ChangeResult(lst.id, record.version if record else None, findings=findings)
         if record is None:
             result.written = [
@@ -428,6 +431,7 @@ class PLLService(ListHistory):
         lst: MedicationList,
         record: ListVersion,
         places: dict[str, str],
+        sent: dict[str, tuple[dict[str, Any], ...]] | None = None,
     ) -> tuple[list[Finding], ListVersion]:
         """Decision support on what this change brings (rule 6): findings come back with the
         accepted change. A blocking one refuses it unless the caller overrides it with a
@@ -438,7 +442,8 @@ class PLLService(ListHistory):
 
         A dose in a unit the drug's form does not take is refused outright (422, at the
         unit; no override) when the change brings the medicine or changes its dosage.
-        ``places`` gives where a resource sits in the request (a Bundle entry), by id."""
+        ``places`` gives where a resource sits in the request (a Bundle entry), by id;
+        ``sent`` what the checks also judge of its dosage (:attr:`Op.sent_dosing`), by id."""
         touched = {t.id: t for t in record.touched if t.resource_type in repo.RESOURCE_TABLES}
         if not touched:
             return [], record
@@ -447,6 +452,7 @@ class PLLService(ListHistory):
             lst.patient_id,
             items(lst.entries.values(), lst.prescriptions.values()),
             set(touched),
+            sent,
         )
         # the list flags what the catalogue no longer has (rule 6): touched entries anew
         gone = {f.entries[0] for f in findings if f.kind is Kind.WITHDRAWN}
