@@ -221,7 +221,10 @@ def test_a_short_dosage_must_agree() -> None:
 def test_nothing_odd_in_a_statement_raises() -> None:
     for odd in ({}, {"extension": "x"}, {"extension": [None, 1, {"url": AMENDMENT}]}):
         assert structured_dosage(odd) is None
-    st = statement(period(repeating(2)))
+    st = statement(period(repeating(2)), short="2")
+    for short in ("2+0", {"coding": "x"}, {"coding": [None]}):
+        st["dosage"][0]["extension"][0]["valueCodeableConcept"] = short
+        assert structured_dosage(st) is not None
     st["dosage"] = "x"
     assert structured_dosage(st) is not None
 

@@ -219,12 +219,9 @@ def _agrees_with_short_dosage(statement: Mapping[str, Any], periods: Sequence[_P
         for d in (dosages if isinstance(dosages, list) else [])
         for e in c.ext(d, SHORT_DOSAGE)
     ]
-    if len(said) != 1 or len(periods) != 1:
-        return True
-    display = next(
-        (x.get("display") for x in (said[0] or {}).get("coding") or [] if isinstance(x, dict)),
-        None,
-    )
+    codings = said[0].get("coding") if len(said) == 1 and isinstance(said[0], dict) else None
+    displays = [x.get("display") for x in codings or [] if isinstance(x, dict)]
+    display = displays[0] if displays and len(periods) == 1 else None
     if not isinstance(display, str):
         return True
     try:
