@@ -175,6 +175,11 @@ def dosing_days_per_week(dosage: Sequence[Mapping[str, Any]]) -> Decimal:
     return most
 
 
+def given_as_text(dosage: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a dosage has no structure: none at all, or text only (all SFM Basis keeps)."""
+    return not dosage or _free_text(dosage) is not None
+
+
 # --- findings -------------------------------------------------------------------------------
 
 

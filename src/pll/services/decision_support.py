@@ -12,7 +12,7 @@ dosage feed the dose checks (:mod:`pll.domain.dose_checks`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -126,11 +126,16 @@ def drugs(conn: Connection, version: int | None, listed: list[Named]) -> list[ch
 
 
 def review(
-    conn: Connection, patient_id: str, listed: Iterable[Named], changed: set[str] | None
+    conn: Connection,
+    patient_id: str,
+    listed: Iterable[Named],
+    changed: set[str] | None,
+    sent_dosing: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[checks.Finding]:
     """Every finding on these medicines; with ``changed``, only those that concern them
     (the dose findings of a medicine only when it is among them). The catalogue version is
-    read once, so a switch meanwhile cannot mix two."""
+    read once, so a switch meanwhile cannot mix two. ``sent_dosing`` is the structured
+    dosage a change sent beside a dosage PLL keeps as text, by entry (:func:`dose_findings`)."""
     medicines = list(listed)
     if not medicines:
         return []
@@ -161,9 +166,9 @@ def review(
         f
         for n, d in zip(medicines, found, strict=True)
         if changed is None or d.entry in changed
-        # a drug's own maximum dose (FEST) plugs in as check_dose's daily_max
-        for f in dose_checks.check_dose(
-            dose_checks.Dosed(d.entry, d.name, n.dosage, d.atc, d.form, n.fest or d.atc)
+        for f in dose_findings(
+            dose_checks.Dosed(d.entry, d.name, n.dosage, d.atc, d.form, n.fest or d.atc),
+            (sent_dosing or {}).get(d.entry),
         )
     ]
     return (
@@ -176,3 +181,21 @@ def review(
         )
         + doses
     )
+
+
+def dose_findings(
+    dosed: dose_checks.Dosed, sent: Sequence[Mapping[str, Any]] | None = None
+) -> list[checks.Finding]:
+    """The dose findings on one medicine. ``sent`` is the structure a change sent beside a
+    dosage that PLL keeps as text only — an SFM send's e-resept dosing
+    (:mod:`pll.fhir.sfm.dosing`): the text alone tells only the largest amount it names,
+    the structure also the unit, how often and on which days. Both are judged, the
+    structure first, each finding once (by its code, which is what an override names), so
+    a send is held to what either says. A dosage PLL keeps structured is judged as it is."""
+    # a drug's own maximum dose (FEST) plugs in as check_dose's daily_max
+    found = dose_checks.check_dose(dosed)
+    if not sent or not dose_checks.given_as_text(dosed.dosage):
+        return found
+    first = dose_checks.check_dose(replace(dosed, dosage=sent))
+    codes = {f.code for f in first}
+    return first + [f for f in found if f.code not in codes]

@@ -34,6 +34,7 @@ class ListChecks(ServiceBase):
         lst: MedicationList,
         record: ListVersion,
         places: dict[str, str],
+        sent: dict[str, tuple[dict[str, Any], ...]] | None = None,
     ) -> tuple[list[Finding], ListVersion]:
         """Decision support on what this change brings (rule 6): findings come back with the
         accepted change. A blocking one refuses it unless the caller overrides it with a
@@ -44,7 +45,8 @@ class ListChecks(ServiceBase):
 
         A dose in a unit the drug's form does not take is refused outright (422, at the
         unit; no override) when the change brings the medicine or changes its dosage.
-        ``places`` gives where a resource sits in the request (a Bundle entry), by id."""
+        ``places`` gives where a resource sits in the request (a Bundle entry), by id;
+        ``sent`` what the checks also judge of its dosage (:attr:`Op.sent_dosing`), by id."""
         touched = {t.id: t for t in record.touched if t.resource_type in repo.RESOURCE_TABLES}
         if not touched:
             return [], record
@@ -53,6 +55,7 @@ class ListChecks(ServiceBase):
             lst.patient_id,
             items(lst.entries.values(), lst.prescriptions.values()),
             set(touched),
+            sent,
         )
         # the list flags what the catalogue no longer has (rule 6): touched entries anew
         gone = {f.entries[0] for f in findings if f.kind is Kind.WITHDRAWN}

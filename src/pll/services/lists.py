@@ -79,6 +79,8 @@ class Op:
     ended_at: datetime | None = None
     #: for a resume: whether it also confirms the list (the default) or only resumes it
     confirm: bool = True
+    #: a structured dosage the dose checks judge beside a dosage kept as text (not stored)
+    sent_dosing: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -255,7 +257,8 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         findings: list[Finding] = []
         if record is not None:
             places = {op.rid: op.where for op in ops if op.rid and op.where}
-            findings, record = self._checked(conn, access, lst, record, places)
+            sent = {op.rid: op.sent_dosing for op in ops if op.rid and op.sent_dosing}
+            findings, record = self._checked(conn, access, lst, record, places, sent)
         result = ChangeResult(lst.id, record.version if record else None, findings=findings)
         if record is None:
             result.written = [

@@ -105,3 +105,9 @@ def unit_key(unit: str) -> str:
     """What a dose unit is, to compare units: the singular noun for the dose-form nouns
     (``tabletter`` and ``Tablett`` are ``tablett``), other units in lower case."""
     return words.unit_key(unit)
+
+
+def time_unit(spelled: str) -> str | None:
+    """The UCUM code (h, d, wk, mo) of a time unit given as a code or a Norwegian word
+    (``døgn``, ``Døgn``, ``uker``), ``None`` when it is none of these."""
+    return words.TIME_UNIT_ALIASES.get(spelled.strip().lower())

@@ -14,22 +14,32 @@ The plan reads the database but writes nothing.
 from __future__ import annotations
 
 import copy
+import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
 from pll.auth.access import Access
+from pll.domain.dose_checks import given_as_text
 from pll.domain.errors import Conflict, InvalidInput, RuleRefused
 from pll.domain.model import ENDED, IN_USE, RX_ACTIVE, Entry, Prescription
 from pll.fhir import systems
 from pll.fhir.sfm import codes as c
 from pll.fhir.sfm.document import list_message_id, resept_id
+from pll.fhir.sfm.dosing import structured_dosage
 from pll.fhir.sfm.reading import Document, Item, Recall, check_item
 from pll.services.lists import ChangeResult, Op, PLLService
 from pll.services.sfm.merge import merged_entry, plain, view
 from pll.services.sfm.shared import FHIR_ID
 from pll.store import repository as repo
+
+#: where the dose checks refuse a dose unit of a statement's resource (:meth:`Plan.unit_place`)
+_DOSE_UNIT = re.compile(
+    r"(Bundle\.entry\[\d+\]\.resource)\.(?:dosage|dosageInstruction)\[(\d+)\]"
+    r"\.doseAndRate\[0\]\.doseQuantity\.unit"
+)
 
 
 class Plan:
@@ -56,6 +66,8 @@ class Plan:
         self.by_resept = {resept_id(rx): rx.id for rx in rxs.values()}
         self.created: list[str] = []
         self.recalled: list[str] = []
+        #: where each structured dosing given to the checks has its dose units, by statement
+        self.sent_units: dict[str, list[str]] = {}
 
     def _rx(self, resept: str | None) -> str | None:
         return self.by_resept.get(resept) if resept else None
@@ -88,6 +100,42 @@ class Plan:
             if statement is not None:
                 statements.append(statement)
         return prescriptions + statements
+
+    def with_sent_dosing(self, ops: list[Op], bundle: dict[str, Any]) -> list[Op]:
+        """The operations, each with the structured e-resept dosing of the statement it
+        comes from (:mod:`pll.fhir.sfm.dosing`) for the dose checks to judge beside the
+        dosage text PLL keeps: that of a new prescription (``createeresept``), and that of a
+        medicine without prescription (no ReseptId: the amendment is SFM's account of the
+        entry). A statement naming a prescription PLL holds carries that prescription's
+        dosing as it was first sent, which says nothing about this send's change."""
+        sent = {
+            item.where: mapped
+            for item in self.doc.items
+            if item.create or item.resept_id is None
+            if (mapped := structured_dosage(bundle["entry"][item.index]["resource"]))
+        }
+        out = []
+        for op in ops:
+            mapped = sent.get(op.where or "")
+            resource = op.resource or {}
+            kept = resource.get("dosage") or resource.get("dosageInstruction") or []
+            if mapped is None or (op.kind == "update" and op.rtype != "MedicationStatement"):
+                out.append(op)
+            elif given_as_text(kept):
+                self.sent_units[op.where or ""] = mapped.units
+                out.append(replace(op, sent_dosing=tuple(mapped.dosage)))
+            else:
+                out.append(op)  # a dosage PLL keeps structured is judged as it is
+        return out
+
+    def unit_place(self, expression: str | None) -> str | None:
+        """Where a refused dose unit of a statement's structured dosing is in the send (the
+        ``amount`` of its ``repeatingdosage``), else ``expression`` as it is."""
+        found = _DOSE_UNIT.fullmatch(expression or "")
+        units = self.sent_units.get(found.group(1)) if found else None
+        if found is None or units is None or int(found.group(2)) >= len(units):
+            return expression
+        return f"{found.group(1)}.{units[int(found.group(2))]}"
 
     def _unchanged(self, item: Item) -> bool:
         """The statement says of its entry what the read showed (cheap; decides whether

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from pll.auth.access import Access, Verb
-from pll.domain.errors import Conflict, InvalidInput, VersionConflict
+from pll.domain.errors import Conflict, InvalidInput, RuleRefused, VersionConflict
 from pll.fhir.sfm import bounds
 from pll.fhir.sfm.document import write_document
 from pll.fhir.sfm.reading import medication_document, read_document
@@ -64,7 +64,7 @@ def send_medication(
         entries = {e.id: e for e in repo.all_entries(conn, head.id)} if head else {}
         rxs = repo.all_prescriptions(conn, head.id) if head else {}
         plan = Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
-        ops = plan.ops()
+        ops = plan.with_sent_dosing(plan.ops(), bundle)
         # a renewal also completes the prescription it renews
         renewed = [
             o for o in ops if o.kind == "create" and "priorPrescription" in (o.resource or {})
@@ -73,6 +73,9 @@ def send_medication(
         try:
             # SFM creates the PLL with the first send (createPLL): so does PLL
             result = svc.apply_in(conn, access, patient_id, ops, reason, create_list=head is None)
+        except RuleRefused as exc:
+            exc.expression = plan.unit_place(exc.expression)
+            raise
         except VersionConflict as exc:
             # An operation has no If-Match: the read is the version the send is based on.
             raise Conflict(
