@@ -67,8 +67,16 @@ from typing import Any
 
 from pll.domain.dosage import words
 from pll.domain.dosage.steps import plan_steps, render_step
+from pll.domain.dosage.values import UCUM_SYSTEM
 
-__all__ = ["amount_text", "dosage_text", "unit_key", "validate_dosage"]
+__all__ = [
+    "UCUM_SYSTEM",
+    "amount_text",
+    "dosage_text",
+    "time_unit",
+    "unit_key",
+    "validate_dosage",
+]
 
 
 def validate_dosage(dosages: Sequence[Mapping[str, Any]], expression: str = "dosage") -> None:
