@@ -69,10 +69,6 @@ class PatientBanner:
     #: the doctor's page for the patient's drug reactions, for those who have it
     reactions_url: str | None = None
 
-    @property
-    def never_confirmed(self) -> bool:
-        return self.lst is not None and self.lst.confirmed_at is None
-
 
 def name_of(patient: dict[str, Any]) -> str:
     """The patient's name as written: the first ``name``'s text, else given names and family."""
