@@ -110,6 +110,9 @@ def memory_of(request: Request) -> dict[str, Any]:
 
 #: Findings named one by one in the notices after a save (the rest are counted).
 NOTICED_FINDINGS = 10
+#: The form field that says the doctor has seen decision support's findings for this change
+#: (the findings page sends it with the form it carries on).
+SEEN = "seen-findings"
 #: Largest form a page accepts (an uploaded discharge list is the biggest).
 MAX_FORM_FIELDS = 400
 
@@ -271,8 +274,10 @@ class Web:
     def notice_findings(self, found: Sequence[Finding]) -> None:
         """What decision support found in a change just saved, as notices styled by
         severity (not as the success notice): the first :data:`NOTICED_FINDINGS`, most
-        severe first, each once, and how many more the list shows. The findings were on the
-        page before the save; the notices remind, they do not list."""
+        severe first, each once, and how many more there were. Only a change sent from the
+        findings page (its form carries :data:`SEEN`) had its findings shown before the
+        save; warnings alone do not stop a renewal, a dose change or a reconciliation, so
+        for those the notices are the first word of them, and say so of the rest."""
         ordered = sorted(dict.fromkeys(found), key=lambda f: _SEVERITIES.index(f.severity))
         for finding in ordered[:NOTICED_FINDINGS]:
             self.memory.setdefault("notices", []).append(
@@ -280,7 +285,15 @@ class Web:
             )
         if len(ordered) > NOTICED_FINDINGS:
             more = len(ordered) - NOTICED_FINDINGS
-            self.notice(f"Merk: {more} funn til er ikke gjentatt her; de ble vist før du lagret.")
+            if self.field(SEEN) == "1":
+                self.notice(
+                    f"Merk: {more} funn til er ikke gjentatt her; de ble vist før du lagret."
+                )
+            else:
+                self.notice(
+                    f"Merk: beslutningsstøtten fant {more} funn til i endringen; bare de "
+                    f"{NOTICED_FINDINGS} viktigste er vist her."
+                )
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """The page, with the patient banner when it is about a patient and the emergency

@@ -14,9 +14,6 @@ from pll.web.doctor.notes import entry_notes, typed_for
 from pll.web.edge import Web, require, whole
 from pll.web.views import ListView, list_view
 
-#: The form field that says the doctor has seen decision support's findings for this change.
-SEEN = "seen-findings"
-
 
 def patient_url(pid: str, rest: str = "") -> str:
     return f"/lege/pasient/{pid}{rest}"
