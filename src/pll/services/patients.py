@@ -18,7 +18,6 @@ from pll.auth.access import Access, Verb
 from pll.domain.errors import NotFound
 from pll.services.lists import PLLService
 from pll.store import allergies as reactions_store
-from pll.store import audit_log
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class PatientSummaries:
             if not rows:
                 raise NotFound(f"Patient/{patient_id} does not exist.", "Patient.id")
             if not page_logged:
-                audit_log.append(conn, record)
+                svc.trail.log(conn, access, Verb.READ, patient_id, record)
         first = rows[0]
         return PatientSummary(
             patient_id=patient_id,

@@ -154,16 +154,6 @@ def banner_of(summary: PatientSummary, today: date, *, emergency: bool) -> Patie
     )
 
 
-def _logged_by_page(context: dict[str, Any], patient_id: str) -> bool:
-    """Whether the page read this patient's list in this request: a :class:`ListView` of
-    the patient among what it shows comes only from a read that was decided and logged."""
-    for value in context.values():
-        shown = getattr(value, "lst", value)
-        if isinstance(shown, ListView) and shown.patient_id == patient_id:
-            return True
-    return False
-
-
 def emergencies_of(memory: dict[str, Any]) -> dict[str, str]:
     """The patients a login reads on an emergency basis: their ids, with the fødselsnummer
     the pages remember for them (empty when opened by a link)."""
@@ -183,7 +173,7 @@ def banner_context(web: Any, context: dict[str, Any], today: date | None = None)
     if not web.has_basis(pid) and web.role in (Role.DOCTOR, Role.NURSE):
         return {}  # the basis page: nothing about the patient is read before the basis
     summary = PatientSummaries(web.service).summary(
-        web.access(pid), pid, page_logged=_logged_by_page(context, pid)
+        web.access(pid), pid, page_logged=pid in web.reads
     )
     now = today or web.service.clock().astimezone(OSLO).date()
     banner = banner_of(summary, now, emergency=pid in emergencies_of(web.memory))

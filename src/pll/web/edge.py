@@ -40,7 +40,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -55,7 +55,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pll.api.http import STATUS, check_id
 from pll.api.metrics import count_refusal
-from pll.auth.access import Access, Basis, in_norwegian
+from pll.auth.access import Access, Basis, ReadLog, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.cases import in_norwegian as case_in_norwegian
 from pll.domain.checks import Finding, Severity
@@ -187,6 +187,9 @@ class Web:
     #: a refused form's fields as sent, and its messages by field (see the module doc)
     values: dict[str, str] | None = None
     errors: dict[str, str] | None = None
+    #: the patients this request has read and logged: a page view is one record in the
+    #: patient's access log, whatever else the page (its banner, its notes) then reads
+    reads: ReadLog = field(default_factory=ReadLog)
 
     @property
     def session(self) -> dict[str, Any]:
@@ -247,6 +250,7 @@ class Web:
             self.caller.client_id,
             override,
             accepted if override else None,
+            reads=self.reads,
         )
 
     def has_basis(self, patient_id: str) -> bool:
