@@ -212,7 +212,10 @@ def test_a_doctor_registers_changes_and_ends_a_drug_reaction_from_the_page(
         r = _register(gp, page, what="Penicillin", atc="peni", reaction="Utslett")
         assert r.status_code == 400
         assert "er ikke en ATC-kode" in r.text
-        assert 'id="atc-error"' in r.text
+        # the shared markup of a refused form (pll.web.edge): beside the field, summed up
+        assert '<p class="field-error" id="atc-error"><strong>Feil:</strong>' in r.text
+        assert 'aria-describedby="atc-error"' in r.text
+        assert '<a href="#atc-error">' in r.text
         assert 'value="Penicillin"' in r.text
         assert 'value="peni"' in r.text
         assert 'value="Utslett"' in r.text
@@ -273,6 +276,10 @@ def test_a_doctor_registers_changes_and_ends_a_drug_reaction_from_the_page(
         )
         assert r.status_code == 400
         assert "endret av en annen" in r.text
+        # the change form again, as typed, the refusal at the top (it names no field)
+        assert "Endre legemiddelreaksjon" in r.text
+        assert 'value="Metformin"' in r.text
+        assert 'href="#form-error"' not in r.text
 
         # ended: the banner no longer shows it, the page keeps it as ended
         r = gp.post(
