@@ -23,7 +23,6 @@ from pll.domain.prescriptions import (
     maximum_end,
 )
 from pll.fhir import systems
-from pll.fhir.medication import FEST
 from pll.web.dosage_editor import (
     AMOUNT,
     TIMES,
@@ -44,7 +43,6 @@ __all__ = [
     "UNITS",
     "dosage",
     "editor_values",
-    "fest_code",
     "form_of",
     "medication_concept",
     "prescription",
@@ -146,19 +144,6 @@ def form_of(medication: dict[str, Any]) -> str | None:
     """The FEST pharmaceutical form of a catalogue ``Medication`` ("Tablett", "Krem"), if any."""
     text = (medication.get("form") or {}).get("text")
     return text if isinstance(text, str) and text else None
-
-
-def fest_code(concept: dict[str, Any]) -> str | None:
-    """The FEST code an entry's ``medicationCodeableConcept`` carries (none for a medicine
-    named by text only)."""
-    return next(
-        (
-            c["code"]
-            for c in concept.get("coding") or []
-            if isinstance(c, dict) and c.get("system") == FEST and isinstance(c.get("code"), str)
-        ),
-        None,
-    )
 
 
 def without_meta(resource: dict[str, Any]) -> dict[str, Any]:

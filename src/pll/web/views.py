@@ -136,11 +136,6 @@ class PrescriptionView:
         return self.status == "active"
 
     @property
-    def in_force(self) -> bool:
-        """Active or paused and not expired: what a patient can still get dispensed."""
-        return self.status in ("active", "on-hold") and not self.expired
-
-    @property
     def dispensing(self) -> str:
         """What it gives, as a GP writes it: "2 pakninger, reit 3"."""
         parts = [self.quantity] if self.quantity else []

@@ -3,7 +3,6 @@ version a form was based on, and the patient's address."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
@@ -14,13 +13,6 @@ from pll.services.lists import Op
 from pll.web.doctor.notes import entry_notes, typed_for
 from pll.web.edge import Web, require, whole
 from pll.web.views import ListView, list_view
-
-#: The form field that says the doctor has seen decision support's findings for this change.
-SEEN = "seen-findings"
-
-
-def today() -> str:
-    return datetime.now(UTC).date().isoformat()
 
 
 def patient_url(pid: str, rest: str = "") -> str:

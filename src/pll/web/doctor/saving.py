@@ -12,9 +12,9 @@ from starlette.responses import Response
 from pll.domain.diff import element_text, medication_name
 from pll.domain.errors import ChecksRefused, VersionConflict
 from pll.services.lists import ChangeResult, Op
-from pll.web.doctor.common import SEEN, patient_url
+from pll.web.doctor.common import patient_url
 from pll.web.doctor.notes import TYPED
-from pll.web.edge import Web, whole
+from pll.web.edge import SEEN, Web, whole
 from pll.web.views import FIELD_NAMES
 
 
