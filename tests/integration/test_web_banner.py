@@ -127,7 +127,6 @@ def test_the_banner_is_part_of_the_pages_read_and_is_logged_once(server: LiveSer
             "/ny",
             "/historikk",
             "/historikk?fra=1&til=2",
-            "/bekreft",
             "/reaksjoner",
             "/samstemming",
             f"/legemiddel/{entry}/dose",
