@@ -357,7 +357,7 @@ class ListChange:
         if rx_id in self.list.prescriptions:
             raise Conflict(f"MedicationRequest/{rx_id} already exists.", "MedicationRequest.id")
         content = issue(content, local_day(self.now), fest_validity)
-        rx = Prescription(rx_id, 1, content, self.now, self.author)
+        rx = Prescription(rx_id, 1, content, self.now, self.author, self.now)
         activity = "prescribe"
         if rx.prior_id is not None:
             activity = "renew"
@@ -464,7 +464,7 @@ class ListChange:
         self, rx: Prescription, content: dict[str, Any], activity: str
     ) -> Prescription:
         version = self._next_version("MedicationRequest", rx.id, rx.version)
-        updated = Prescription(rx.id, version, content, self.now, self.author)
+        updated = Prescription(rx.id, version, content, self.now, self.author, rx.recorded)
         self.list.prescriptions[rx.id] = updated
         self._touch("MedicationRequest", rx.id, updated.version, "update", activity)
         return updated
@@ -483,7 +483,7 @@ class ListChange:
             )
         if rx_id in self.list.prescriptions:
             raise Conflict(f"MedicationRequest/{rx_id} appears twice.", "MedicationRequest.id")
-        rx = Prescription(rx_id, 1, content, self.now, self.author)
+        rx = Prescription(rx_id, 1, content, self.now, self.author, self.now)
         if rx.prior_id is not None and rx.prior_id not in self.list.prescriptions:
             raise InvalidInput(
                 f"MedicationRequest/{rx_id} renews MedicationRequest/{rx.prior_id}, "
