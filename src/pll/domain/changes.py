@@ -40,6 +40,7 @@ from pll.domain.model import (
     Touched,
 )
 from pll.domain.prescriptions import issue, local_day, with_issue_of
+from pll.domain.treatment import check_treatment
 
 RECALL_ON_DISCONTINUE = "Tilbakekalt fordi legemidlet er seponert"
 
@@ -234,6 +235,7 @@ class ListChange:
                 f"MedicationStatement/{entry_id} already exists.", "MedicationStatement.id"
             )
         self._check_links(entry_id, content)
+        check_treatment(content, local_day(self.now))
         entry = Entry(entry_id, 1, content, self.now, self.author)
         self.list.entries[entry_id] = entry
         self._touch("MedicationStatement", entry_id, 1, "create", "add-entry")
@@ -270,6 +272,9 @@ class ListChange:
                 "MedicationStatement.statusReason",
             )
         self._check_links(entry_id, content, already=entry.prescription_ids)
+        if content.get("effectivePeriod") != entry.content.get("effectivePeriod"):
+            # a period stored before the rule stays readable and changeable as it was
+            check_treatment(content, local_day(self.now))
         ended_at = entry.ended_at
         if new in ENDED and old not in ENDED:
             ended_at = self.now
