@@ -16,11 +16,13 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from pll.api.readcopy_app import create_readcopy_app
 from pll.domain.prescriptions import add_duration, local_day
+from pll.events.readcopy import ReadCopy
 from pll.store import schema
-from pll.store.db import alembic_config
+from pll.store.db import Database, alembic_config
 from pll.store.schema import pll, prescription_version
-from tests.conftest import Clock, LiveServer, snapshot
+from tests.conftest import Clock, LiveServer, server_settings, serving, snapshot
 from tests.integration.builders import DRUGS, new_fnr, new_patient_with_list, ok, prescription
 from tests.integration.builders import statement as entry_of
 from tests.integration.test_multidose import dispensed
@@ -213,3 +215,44 @@ def test_a_prescription_with_no_date_of_its_own_expires_a_year_after_pll_recorde
     assert r.status_code == 409, r.text
     assert f"expired on {end.isoformat()}" in r.text
     assert snapshot(server.db, audit=False) == before
+
+
+@pytest.fixture
+def copy(server: LiveServer, clock: Clock, tmp_path: Any) -> Iterator[ReadCopy]:
+    copy_db = Database(f"sqlite:///{tmp_path / 'copy.sqlite3'}")
+    made = ReadCopy(server.db, copy_db, clock)
+    made.setup()
+    yield made
+    copy_db.dispose()
+
+
+def _read_copy(server: LiveServer, copy: ReadCopy, fnr: str) -> dict[str, Any]:
+    app = create_readcopy_app(server_settings(server.data_dir, server.db), server.service, copy)
+    params = {"patient.identifier": f"urn:oid:2.16.578.1.12.4.1.4.1|{fnr}"}
+    headers = {
+        "Authorization": f"Bearer {server.token('gp')}",
+        "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+    }
+    with serving(app) as base, httpx.Client(base_url=base, headers=headers) as client:
+        return ok(client.get("/fhir/List", params=params))
+
+
+@pytest.mark.parametrize("undated", [False, True])
+def test_the_read_copy_of_a_list_stored_before_reads_expired(
+    server: LiveServer, gp: httpx.Client, clock: Clock, copy: ReadCopy, undated: bool
+) -> None:
+    """A copy taken before the upgrade: a prescription past its end date is marked when read
+    from the copy; one with no date of its own once the upgrade's ``pll readcopy rebuild``
+    has copied the stored documents with their expiry."""
+    fnr = new_fnr()
+    pid, _ = new_patient_with_list(gp, fnr)
+    recorded = local_day(clock())
+    _on_list(gp, pid)
+    _store_as_before(server, pid, undated=undated)
+    copy.rebuild()
+    clock.advance(days=367)
+    end = add_duration(recorded, "P1Y").isoformat()
+    if undated:
+        _upgrade_from_0011(server)
+        copy.rebuild()
+    assert _markers(_read_copy(server, copy, fnr)) == [[end]]
