@@ -226,7 +226,10 @@ class ListHistory(ServiceBase):
                 raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
             self.trail.admit(conn, access, Verb.READ, row.patient_id, "read", rtype, rid)
             return Stored(
-                self._as_read(rtype, row.resource), row.version, row.last_changed, row.patient_id
+                self._as_read(rtype, row.resource, row.recorded_at),
+                row.version,
+                row.last_changed,
+                row.patient_id,
             )
 
     @guarded
@@ -264,15 +267,15 @@ class ListHistory(ServiceBase):
                 return 0, []
             self.trail.admit(conn, access, Verb.READ, patient_id, "search", rtype, None)
             total, rows = repo.resources_for_list(conn, rtype, head.id, count, offset)
-            return total, [self._as_read(rtype, r.resource) for r in rows]
+            return total, [self._as_read(rtype, r.resource, r.recorded_at) for r in rows]
 
-    def _as_read(self, rtype: str, text: str) -> str:
+    def _as_read(self, rtype: str, text: str, recorded: datetime | None) -> str:
         """A current resource as read now: a prescription past its validity end carries the
-        expired marker (:mod:`pll.fhir.expiry`). Versions (``vread``, ``_history``) are
-        served as they were recorded."""
+        expired marker (:mod:`pll.fhir.expiry`; ``recorded``: when PLL first recorded it).
+        Versions (``vread``, ``_history``) are served as they were recorded."""
         if rtype != "MedicationRequest":
             return text
-        return expiry.marked_text(text, local_day(self.clock()))
+        return expiry.marked_text(text, local_day(self.clock()), recorded)
 
 
 def _record(row: Any) -> ListVersion:

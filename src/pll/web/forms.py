@@ -13,13 +13,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from pll.domain import treatment
 from pll.domain.errors import InvalidInput
 from pll.domain.prescriptions import (
     MAX_AMOUNT,
     MAX_PACKAGES,
     MAX_REPEATS,
     PACKAGE,
-    add_duration,
     maximum_end,
 )
 from pll.fhir import systems
@@ -157,10 +157,6 @@ def without_meta(resource: dict[str, Any]) -> dict[str, Any]:
 RX_UNITS = (PACKAGE, "tablett", "kapsel", "ml", "dose", "plaster", "stikkpille")
 #: A GP's usual prescription: one package, no reit (the repeats a doctor adds on purpose).
 RX_DEFAULTS = {"rx-quantity": "1", "rx-unit": PACKAGE, "rx-repeats": "0"}
-#: A treatment's stop date further ahead than this is a typing error (the year 9999); a
-#: start may lie far back (a medicine used for years, put on the list now), not this far.
-MAX_TREATMENT_YEARS = 10
-EARLIEST_START = date(1900, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -218,19 +214,17 @@ def rx_fields(field: Field, today: date) -> RxFields:
             "rx-repeats",
         )
     start = _day(field("rx-start"), "rx-start", "Start")
-    if start is not None and not EARLIEST_START <= start <= add_duration(today, "P1Y"):
-        raise InvalidInput(
-            "Start: datoen må være etter 1900 og høyst ett år fram i tid.", "rx-start"
-        )
     stop = _day(field("rx-stop"), "rx-stop", "Stopp")
+    try:
+        treatment.check_period(start, None, today)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.norwegian or exc.message, "rx-start") from None
     if stop is not None and stop < (start or today):
         raise InvalidInput("Stopp: datoen kan ikke være før start.", "rx-stop")
-    if stop is not None and stop > add_duration(today, f"P{MAX_TREATMENT_YEARS}Y"):
-        raise InvalidInput(
-            f"Stopp: mer enn {MAX_TREATMENT_YEARS} år fram i tid er ikke mulig. La feltet stå "
-            "tomt når behandlingen ikke har en planlagt slutt.",
-            "rx-stop",
-        )
+    try:
+        treatment.check_period(None, stop, today)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.norwegian or exc.message, "rx-stop") from None
     valid_until = _day(field("rx-valid-until"), "rx-valid-until", "Gyldig til")
     longest = maximum_end(today, None)
     if valid_until is not None and not today <= valid_until <= longest:

@@ -28,6 +28,7 @@ from pll.domain.errors import ChecksRefused, Conflict, Forbidden, InvalidInput, 
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
 from pll.domain.multidose import ADMINISTRATION
+from pll.domain.prescriptions import local_day
 from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue
 from pll.services.multidose import MultidoseService
@@ -577,7 +578,7 @@ def _doctor_list(web: Web, pid: str) -> ListView:
     stored = web.service.current(web.access(pid), patient_id=pid, document=True)
     if stored is None:
         raise InvalidInput("Pasienten har ingen PLL ennå.", "list")
-    return list_view(stored.text)
+    return list_view(stored.text, local_day(web.service.clock()))
 
 
 def proposals_page(web: Web) -> Response:

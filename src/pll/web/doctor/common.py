@@ -8,6 +8,7 @@ from typing import Any
 from starlette.responses import Response
 
 from pll.domain.errors import InvalidInput
+from pll.domain.prescriptions import local_day
 from pll.fhir.validate import validate
 from pll.services.lists import Op
 from pll.web.doctor.notes import entry_notes, typed_for
@@ -21,7 +22,7 @@ def patient_url(pid: str, rest: str = "") -> str:
 
 def current_list(web: Web, pid: str) -> ListView | None:
     stored = web.service.current(web.access(pid), patient_id=pid, document=True)
-    return list_view(stored.text) if stored is not None else None
+    return list_view(stored.text, local_day(web.service.clock())) if stored is not None else None
 
 
 def fnr_of(web: Web, pid: str) -> str:
