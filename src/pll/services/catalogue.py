@@ -12,6 +12,7 @@ that range.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,6 +198,35 @@ class Catalogue:
                 rows, more = self._candidates(conn, version, typed, CANDIDATES)
                 ranked = self._ranked(conn, version, typed, rows)
             return self._grouped(conn, version, ranked, more)
+
+    def atc_of(self, names: Iterable[str]) -> dict[str, str] | None:
+        """The substance each name says, by its ATC code: a brand or substance as
+        :func:`pll.domain.drug_names.name_key` gives it ("paracet", "paracetamol"), each of
+        its words a whole word of a drug's name or of its substances', the drugs it names
+        best agreeing on one code. Names the catalogue does not know, or that name drugs of
+        several substances alike, are left out; ``None`` when no catalogue is in use.
+        Bounded as :meth:`find` is, per name."""
+        with self.db.read() as conn:
+            version = store.active(conn)
+            if version is None:
+                return None
+            out: dict[str, str] = {}
+            for name in dict.fromkeys(names):
+                typed = words(name)
+                if not typed:
+                    continue
+                rows, _ = self._candidates(conn, version, typed, CANDIDATES)
+                ingredients = store.substances_of(conn, version, [r.id for r in rows])
+                tiers: dict[int, set[str]] = {}
+                for row in rows:
+                    said = words(row.name)
+                    held = {w for s in ingredients.get(row.id, []) for w in words(s.name)}
+                    if row.atc and all(t in said or t in held for t in typed):
+                        tiers.setdefault(ranking.tier(typed, said), set()).add(row.atc)
+                best = tiers[min(tiers)] if tiers else set()
+                if len(best) == 1:
+                    out[name] = best.pop()
+            return out
 
     @staticmethod
     def _candidates(
