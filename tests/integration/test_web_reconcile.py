@@ -234,7 +234,7 @@ def test_taking_in_a_medicine_not_in_the_source_says_it_discontinues_and_asks_wh
         r = send(gp, step, *choices)
         assert r.status_code == 400, r.text
         assert f'id="reason-{row}-error"' in r.text
-        assert "Velg eller skriv grunnen til at legemidlet seponeres." in r.text
+        assert f"Velg eller skriv grunnen til at {SIMVASTATIN[2]} seponeres." in r.text
         assert f'name="decision-{row}" value="accept" checked' in r.text
         assert snapshot(server.db, audit=False) == untouched
 
@@ -267,7 +267,8 @@ def test_every_difference_shown_is_decided_before_the_list_is_confirmed(
         assert r.status_code == 400, r.text
         undecided = rows[METFORMIN[2]]
         assert f'id="decision-{undecided}-error"' in r.text
-        assert "Velg «Ta inn» eller «Avvis» for denne forskjellen." in r.text
+        # the message names the drug, here and in the page's summary of what to fix
+        assert f"Velg «Ta inn» eller «Avvis» for {METFORMIN[2]}." in r.text
         # the row decided stays decided
         assert f'name="decision-{rows[SERTRALIN[2]]}" value="reject" checked' in r.text
         assert snapshot(server.db, audit=False) == untouched

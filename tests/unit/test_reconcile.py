@@ -375,3 +375,31 @@ def test_discontinuing_a_medicine_not_in_the_source_keeps_the_doctors_reason_fir
     # bounded like the discontinuation page's reason; a blank one is no reason
     assert len(action(d, Origin.DISPENSING, "x" * 500).reason or "") < 250
     assert action(d, Origin.DISPENSING, " ").reason == "Samstemming: ikke utlevert siste 12 måneder"
+
+
+# -- names as people write them (issue 16) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "listed"),
+    [
+        ("Paracet 500 mg", "Paracet Tab 500 mg"),
+        ("Norvasc 5 mg", "Norvasc Tab 5 mg"),
+        ("norvasc 5mg", "Norvasc Tab 5 mg"),
+        ("Ventoline 0,1 mg/dose", "Ventoline Inh aerosol 0,1 mg/dose"),
+        ("Paracet 1 g", "Paracet Tab 1000 mg"),
+        ("Paracet", "Paracet Tab 500 mg"),
+    ],
+)
+def test_a_typed_name_matches_the_entry_whatever_its_form_words(typed: str, listed: str) -> None:
+    """The patient's "Paracet 500 mg" is the list's "Paracet Tab 500 mg": one medicine, not
+    one missing on the list and one not in the source."""
+    on_list = Drug(listed, fest=("ID_P",), atc=("N02BE01",))
+    assert compare([entry("e1", on_list)], [item(Drug(typed))], Origin.PATIENT, NOW) == []
+
+
+def test_two_strengths_are_never_one_medicine() -> None:
+    on_list = Drug("Paracet Tab 500 mg", fest=("ID_P",), atc=("N02BE01",))
+    for typed in (Drug("Paracet 1 g"), Drug("Paracetamol 1 g", atc=("N02BE01",))):
+        found = compare([entry("e1", on_list)], [item(typed)], Origin.PATIENT, NOW)
+        assert sorted(d.kind for d in found) == [Kind.MISSING_ON_LIST, Kind.NOT_IN_SOURCE]

@@ -122,7 +122,18 @@ def every_pair(listed: list[Listed], items: list[SourceItem], origin: Origin) ->
 # few values each, so that drugs share codes and names in every combination
 fest = st.lists(st.sampled_from(["100", "200", "300"]), max_size=2, unique=True).map(tuple)
 atc = st.lists(st.sampled_from(["a10ba02", "A10BA02", "C10AA05", "N02BE01"]), max_size=2).map(tuple)
-names = st.sampled_from(["Metformin 500 mg", "metformin  500 MG", "Paracet", "", "Ibux!"])
+names = st.sampled_from(
+    [
+        "Metformin 500 mg",
+        "metformin  500 MG",
+        "Metformin Tab 500 mg",
+        "Metformin 1 g",
+        "Paracet",
+        "Paracet Tab 500 mg",
+        "",
+        "Ibux!",
+    ]
+)
 drugs = st.builds(Drug, names, fest, atc)
 dosages = st.sampled_from([None, "1 tablett morgen", "1 Tablett, morgen", "2 tabletter"])
 prescriptions = st.sampled_from(["rx1", "rx2", "rx3"])

@@ -10,9 +10,15 @@ the ones the doctor accepted and a difference that no longer holds is not applie
 
 Matching a source medicine with an entry, most certain first: the dispensing's prescription
 is linked to the entry; the same FEST id; the same ATC code; the same name once case,
-punctuation and spacing are set aside. Entries in use (``active``, ``on-hold``) are what the
-list says the patient uses; an entry discontinued within :data:`LOOKBACK` only serves to
-explain a source medicine (a ``status-differs`` instead of a ``missing-on-list``).
+punctuation and spacing are set aside; the same brand (or substance) and strength once form
+words are too ("Paracet 500 mg" is "Paracet Tab 500 mg", :mod:`pll.domain.drug_names`); the
+same brand where one side states no strength. Past the FEST id, two medicines that state
+different strengths are never one (a typed name the catalogue resolves comes with its
+substance's ATC code, :mod:`pll.services.reconcile`).
+
+Entries in use (``active``, ``on-hold``) are what the list says the patient uses; an entry
+discontinued within :data:`LOOKBACK` only serves to explain a source
+medicine (a ``status-differs`` instead of a ``missing-on-list``).
 
 Two kinds of source, two ways to pair:
 
@@ -44,6 +50,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from pll.domain.drug_names import NameKey, name_key, strengths_differ
 from pll.domain.errors import InvalidInput
 from pll.domain.model import ENDED, IN_USE
 
@@ -174,17 +181,28 @@ def normalised(text: str | None) -> str:
 
 def match_level(entry: Listed, item: SourceItem) -> int | None:
     """How certainly ``item`` is the entry's medicine: 0 linked prescription, 1 FEST id,
-    2 ATC code, 3 name; ``None`` when it is not."""
+    2 ATC code, 3 name, 4 brand and strength, 5 brand (one side states no strength);
+    ``None`` when it is not."""
     if item.prescription and item.prescription in entry.prescriptions:
         return 0
     if set(entry.drug.fest) & set(item.drug.fest):
         return 1
+    ours, theirs = name_key(entry.drug.display), name_key(item.drug.display)
+    if strengths_differ(ours, theirs):
+        return None
     if {c.upper() for c in entry.drug.atc} & {c.upper() for c in item.drug.atc}:
         return 2
     name = normalised(entry.drug.display)
     if name and name == normalised(item.drug.display):
         return 3
-    return None
+    return _brand_level(ours, theirs)
+
+
+def _brand_level(ours: NameKey, theirs: NameKey) -> int | None:
+    """4 the same brand and strength, 5 the same brand where one states no strength."""
+    if not ours.brand or ours.brand != theirs.brand:
+        return None
+    return 4 if ours.strengths and theirs.strengths else 5
 
 
 def compare(
@@ -215,40 +233,57 @@ _STATUSES = IN_USE | ENDED
 
 class _Index:
     """The entries by what :func:`match_level` compares — a linked prescription, a FEST id,
-    an ATC code, the normalised name — so a source medicine meets only the entries it can
-    match, never every entry of the list."""
+    an ATC code, the normalised name, the brand with or without its strength — so a source
+    medicine meets only the entries it can match, never every entry of the list."""
 
     def __init__(self, entries: Sequence[Listed]) -> None:
-        self._by: dict[tuple[str, str], list[int]] = {}
+        self._by: dict[tuple[str, ...], list[int]] = {}
+        self._keys: dict[int, NameKey] = {}
         for ei, e in enumerate(entries):
             self.add(ei, e)
 
     def add(self, ei: int, e: Listed) -> None:
-        keys = {("rx", p) for p in e.prescriptions}
+        keys: set[tuple[str, ...]] = {("rx", p) for p in e.prescriptions}
         keys |= {("fest", c) for c in e.drug.fest}
         keys |= {("atc", c.upper()) for c in e.drug.atc}
         name = normalised(e.drug.display)
         if name:
             keys.add(("name", name))
-        for key in keys:
-            self._by.setdefault(key, []).append(ei)
+        key = name_key(e.drug.display)
+        if key.brand:
+            keys.add(("brand", key.brand))
+            # by its strength, or as a brand stating none (which any strength may match)
+            keys.add(("named", key.brand, *key.strengths) if key.strengths else ("bare", key.brand))
+        self._keys[ei] = key
+        for k in keys:
+            self._by.setdefault(k, []).append(ei)
 
     def matches(self, item: SourceItem) -> dict[int, int]:
         """The entries ``item`` matches, by index, each with its :func:`match_level`: the
-        keys are looked up most certain first, so an entry's first hit is its level."""
-        keys = [("rx", item.prescription)] if item.prescription else []
+        keys are looked up most certain first, so an entry's first hit is its level; past a
+        FEST id, an entry stating another strength is no match."""
+        keys: list[tuple[str, ...]] = [("rx", item.prescription)] if item.prescription else []
         keys += [("fest", c) for c in item.drug.fest]
         keys += [("atc", c.upper()) for c in item.drug.atc]
         keys.append(("name", normalised(item.drug.display)))
+        key = name_key(item.drug.display)
+        if key.brand and key.strengths:
+            keys += [("named", key.brand, *key.strengths), ("bare", key.brand)]
+        elif key.brand:
+            keys.append(("brand", key.brand))
         found: dict[int, int] = {}
-        for key in keys:
-            level = _LEVEL[key[0]]
-            for ei in self._by.get(key, ()):
+        for k in keys:
+            level = _LEVEL[k[0]]
+            for ei in self._by.get(k, ()):
                 found.setdefault(ei, level)
-        return found
+        return {
+            ei: level
+            for ei, level in found.items()
+            if level <= 1 or not strengths_differ(self._keys[ei], key)
+        }
 
 
-_LEVEL = {"rx": 0, "fest": 1, "atc": 2, "name": 3}
+_LEVEL = {"rx": 0, "fest": 1, "atc": 2, "name": 3, "named": 4, "bare": 5, "brand": 5}
 
 
 def _listed_source(

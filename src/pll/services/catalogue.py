@@ -12,10 +12,12 @@ that range.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pll.catalog import ranking
+from pll.catalog.atc_classes import class_name
 from pll.catalog.fest import words
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir.medication import fest_id, medication
@@ -30,6 +32,8 @@ KINDS = ("package", "brand", "generic")
 CANDIDATES = 400
 GROUPS = 25
 PACKAGES = 12
+#: How many substances and classes a reaction search offers.
+REACTIONS = 15
 #: How many drugs one ``GET /fhir/Medication`` reads per parameter, ranks and pages through.
 MATCHES = 2000
 #: Ties within a rank: brands, then generics, then packages.
@@ -47,6 +51,15 @@ class Choice:
     strength: str
     pack: str
     code: str  #: a package's Varenr, else the FEST id
+
+
+@dataclass(frozen=True)
+class ReactionChoice:
+    """A substance or an ATC class a drug reaction can be recorded against."""
+
+    atc: str
+    name: str
+    kind: str  #: substance or class
 
 
 @dataclass
@@ -198,6 +211,71 @@ class Catalogue:
                 rows, more = self._candidates(conn, version, typed, CANDIDATES)
                 ranked = self._ranked(conn, version, typed, rows)
             return self._grouped(conn, version, ranked, more)
+
+    def atc_of(self, names: Iterable[str]) -> dict[str, str] | None:
+        """The substance each name says, by its ATC code: a brand or substance as
+        :func:`pll.domain.drug_names.name_key` gives it ("paracet", "paracetamol"), each of
+        its words a whole word of a drug's name or of its substances', the drugs it names
+        best agreeing on one code. Names the catalogue does not know, or that name drugs of
+        several substances alike, are left out; ``None`` when no catalogue is in use.
+        Bounded as :meth:`find` is, per name."""
+        with self.db.read() as conn:
+            version = store.active(conn)
+            if version is None:
+                return None
+            out: dict[str, str] = {}
+            for name in dict.fromkeys(names):
+                typed = words(name)
+                if not typed:
+                    continue
+                rows, _ = self._candidates(conn, version, typed, CANDIDATES)
+                ingredients = store.substances_of(conn, version, [r.id for r in rows])
+                tiers: dict[int, set[str]] = {}
+                for row in rows:
+                    said = words(row.name)
+                    held = {w for s in ingredients.get(row.id, []) for w in words(s.name)}
+                    if row.atc and all(t in said or t in held for t in typed):
+                        tiers.setdefault(ranking.tier(typed, said), set()).add(row.atc)
+                best = tiers[min(tiers)] if tiers else set()
+                if len(best) == 1:
+                    out[name] = best.pop()
+            return out
+
+    def reaction_candidates(self, query: str) -> list[ReactionChoice]:
+        """What a drug reaction (CAVE) can be recorded against, for what a doctor typed: the
+        substances of the drugs found (each once, with its ATC code), each followed by its
+        ATC class (level 4, each once), best match first, at most :data:`REACTIONS`. A
+        reaction is about a substance or a class, never a package. Found as :meth:`find`
+        finds (brand, substance or ATC code), and refused as it refuses."""
+        if len(query) > 100 or not query.isprintable():
+            raise InvalidInput("Søket kan være høyst 100 tegn, uten linjeskift.", "q")
+        typed = words(query)
+        if not typed:
+            raise InvalidInput("Skriv minst én bokstav eller ett tall å søke etter.", "q")
+        with self.db.read() as conn:
+            version = store.active(conn)
+            if version is None:
+                return []
+            code = query.strip().upper()
+            if _ATC.fullmatch(code):
+                rows = store.by_atc(conn, version, code, CANDIDATES, KINDS)
+                ranked = [(r, (0, 0)) for r in rows]
+            else:
+                rows, _ = self._candidates(conn, version, typed, CANDIDATES)
+                ranked = self._ranked(conn, version, typed, rows)
+            ranked.sort(key=lambda x: _order(x[0], x[1]))
+            ingredients = store.substances_of(conn, version, [r.id for r, _ in ranked])
+            out: dict[str, ReactionChoice] = {}
+            for row, _ in ranked:
+                held = ingredients.get(row.id) or []
+                for substance in held:
+                    # a substance FEST gives no code has its drug's, when it is the only one
+                    atc = str(substance.atc or (row.atc if len(held) == 1 else "")).upper()
+                    if len(atc) != 7 or len(out) >= REACTIONS:
+                        continue
+                    out.setdefault(atc, ReactionChoice(atc, substance.name, "substance"))
+                    out.setdefault(atc[:5], ReactionChoice(atc[:5], class_name(atc[:5]), "class"))
+            return list(out.values())[:REACTIONS]
 
     @staticmethod
     def _candidates(

@@ -49,6 +49,17 @@ FIRST = [
     "Liv",
     "Odd",
 ]
+#: Given names by the sex a fødselsnummer encodes (its 9th digit: odd a man, even a woman),
+#: so a patient's name and sex agree.
+WOMEN = ["Kari", "Ingrid", "Astrid", "Solveig", "Berit", "Liv"]
+MEN = ["Ola", "Per", "Nils", "Arne", "Knut", "Odd"]
+
+
+def given_name(fnr: str, rng: random.Random) -> str:
+    """A given name of the sex ``fnr`` encodes."""
+    return rng.choice(MEN if int(fnr[8]) % 2 else WOMEN)
+
+
 LAST = [
     "Hansen",
     "Johansen",
@@ -394,7 +405,8 @@ def create_demo(
         while fnr in seen:  # the same number twice would be the same patient
             fnr = generate_synthetic_fnr(rng)
         seen.add(fnr)
-        name = {"family": rng.choice(LAST), "given": [rng.choice(FIRST)]}
+        family = rng.choice(LAST)
+        name = {"family": family, "given": [given_name(fnr, rng)]}
         patient, _ = dated.register_patient(
             gp,
             {

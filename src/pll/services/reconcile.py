@@ -20,7 +20,7 @@ difference of the list and the source as they are now is refused, naming it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Row
 from pll.auth.access import Access, Verb
 from pll.domain import reconcile as rules
 from pll.domain.diff import diff_content
+from pll.domain.drug_names import name_key, names_a_medicine
 from pll.domain.errors import (
     Conflict,
     InvalidInput,
@@ -40,6 +41,7 @@ from pll.domain.errors import (
 from pll.domain.model import IN_USE, RX_ACTIVE, Entry, Prescription
 from pll.domain.reconcile import Difference, Kind, Origin, Source, SourceItem
 from pll.fhir import reconcile as fhir_rc
+from pll.services.catalogue import Catalogue
 from pll.services.lists import ChangeResult, Op, PLLService
 from pll.store import repository as repo
 from pll.store import sfm as sfm_store
@@ -99,6 +101,7 @@ class Reconciliation:
         """The differences between the list as it is and ``source``. A read: anyone who may
         read the list may compare it (a nurse too; only a doctor may then change it)."""
         items, persons = _parsed(source)
+        items = self._known(items)
         svc = self.service
         with svc.guard(access):
             with svc.db.read() as conn:
@@ -137,6 +140,7 @@ class Reconciliation:
         Returns the change (``result.list_version`` is the new, confirmed version)."""
         wanted = rules.accepted_ids(list(accepted))
         items, persons = _parsed(source)
+        items = self._known(items)
         if based_on_version is None:
             raise PreconditionRequired(
                 "A reconciliation confirms the list: say which list version you compared, "
@@ -166,6 +170,33 @@ class Reconciliation:
             taken = set(wanted)
             rest = tuple(d for d in state.differences if d.id not in taken)
             return Resolution(result, tuple(chosen), rest)
+
+    def _known(self, items: list[SourceItem]) -> list[SourceItem]:
+        """The source's medicines, those named by text alone with what the catalogue says of
+        them: their substance's ATC code, so "Paracetamol 500 mg" meets the list's "Paracet
+        Tab 500 mg" (the strength stays as written, and two strengths never meet). Read
+        before any transaction: the catalogue is reference data. A text that cannot name a
+        medicine (markup, no letters), or that the catalogue does not know and that states no
+        strength and no dosage, is refused where it stands: it is no medicine to compare."""
+        brands: dict[int, str] = {}
+        for n, item in enumerate(items):
+            if item.drug.fest or item.drug.atc:
+                continue
+            if not names_a_medicine(item.drug.display):
+                raise _no_medicine(item)
+            brands[n] = name_key(item.drug.display).brand
+        known = Catalogue(self.service.db).atc_of(brands.values()) if brands else None
+        out = []
+        for n, item in enumerate(items):
+            code = (known or {}).get(brands.get(n, ""))
+            if code is not None:
+                out.append(replace(item, drug=replace(item.drug, atc=(code,))))
+                continue
+            stated = name_key(item.drug.display).strengths or item.dosage
+            if n in brands and known is not None and not stated:
+                raise _no_medicine(item)
+            out.append(item)
+        return out
 
     # -- reading both sides ----------------------------------------------------------------
 
@@ -295,6 +326,19 @@ def _parsed(source: Source) -> tuple[list[SourceItem], list[tuple[str, str]]]:
     if source.origin is Origin.DISPENSING:
         return [], []
     return fhir_rc.source_items(source)
+
+
+def _no_medicine(item: SourceItem) -> InvalidInput:
+    name = item.drug.display[:60]
+    return InvalidInput(
+        f"{name!r} names no medicine: the catalogue knows no drug by that name, and no "
+        "strength or dosage is given. Name the drug as FEST does, or code it (FEST or ATC).",
+        f"{item.where}.medicationCodeableConcept",
+        norwegian=(
+            f"«{name}» er ikke et legemiddel PLL kjenner. Skriv legemidlets navn, gjerne med "
+            "styrke og dosering (for eksempel «Paracet 500 mg; 2 tabletter ved behov»)."
+        ),
+    )
 
 
 def _head(conn: Connection, list_id: str, *, lock: bool = False) -> Row[Any]:

@@ -20,11 +20,9 @@ from pll.domain.errors import DomainError, InvalidInput, RuleRefused, VersionCon
 from pll.fhir import systems
 from pll.services.allergies import ATC_CODE, CLINICAL, Allergies
 from pll.services.catalogue import Catalogue
-from pll.web import forms
 from pll.web.banner import CRITICALITY_NAMES, SEVERITY_NAMES, reaction_line
 from pll.web.edge import Web, doctors, norwegian, whole
 
-SEARCH_LIMIT = 15
 #: The form's fields, kept as typed when the page comes back with a message.
 FIELDS = ("what", "atc", "reaction", "severity", "criticality", "note")
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
@@ -90,15 +88,8 @@ def _page(
     """The reactions page (the form to change ``editing``, when given) with ``values`` in
     its form; a refused form's values and messages come from the edge (:meth:`Web.render`)."""
     query = web.query("q")
-    found: list[tuple[str, str]] = []
-    if query:
-        for drug in Catalogue(web.service.db).search(name=query, count=SEARCH_LIMIT):
-            concept = forms.medication_concept(drug)
-            atc = next(
-                (c["code"] for c in concept["coding"] if c.get("system") == systems.ATC), None
-            )
-            if atc:
-                found.append((atc, concept["text"]))
+    # a reaction is about a substance or its class: each offered once, never a package
+    found = Catalogue(web.service.db).reaction_candidates(query) if query else []
     if editing is None:
         stored = _service(web).search(web.access(pid), pid)
         shown = [

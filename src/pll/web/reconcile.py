@@ -77,6 +77,7 @@ DECISION = "decision-"
 REASON = "reason-"
 OTHER_REASON = "reason-other-"
 SHOWN = "difference"
+DRUG = "drug-"
 DISCONTINUES = "discontinues"
 OTHER = "annet"
 _LINE = re.compile(r"entry\[([0-9]+)\]")
@@ -216,15 +217,14 @@ def _unreadable(exc: InvalidInput, source: Source) -> InvalidInput:
     """A source the comparison could not read, said in Norwegian beside the field it came
     from: the patient's line by its number, the discharge list by the place in the file
     (FHIR's own words for what is wrong there are English; the place is enough to find it)."""
-    if exc.norwegian:
-        return exc
     where = exc.expression or ""
     if source.origin is Origin.PATIENT and (line := _LINE.search(where)):
-        return InvalidInput(
-            f"Linje {int(line.group(1)) + 1}: PLL kunne ikke lese linjen. Skriv navnet, "
-            "eventuelt et semikolon og doseringen.",
-            "patient-list",
+        said = exc.norwegian or (
+            "PLL kunne ikke lese linjen. Skriv navnet, eventuelt et semikolon og doseringen."
         )
+        return InvalidInput(f"Linje {int(line.group(1)) + 1}: {said}", "patient-list")
+    if exc.norwegian:
+        return exc
     return InvalidInput(
         "Epikrisens legemiddelliste kunne ikke leses: filen er ikke gyldig FHIR"
         + (f" (feil ved {where})." if where else "."),
@@ -244,7 +244,7 @@ def _decisions(web: Web) -> tuple[list[str], dict[str, str]]:
     accepted = [i for i, value in chosen.items() if value == "accept"]
     discontinues = set(web.fields(DISCONTINUES))
     problems: list[tuple[str, str | None]] = [
-        ("Velg «Ta inn» eller «Avvis» for denne forskjellen.", f"{DECISION}{i}")
+        (f"Velg «Ta inn» eller «Avvis» for {_drug(web, i)}.", f"{DECISION}{i}")
         for i in web.fields(SHOWN)
         if chosen.get(i) not in ("accept", "reject")
     ]
@@ -257,13 +257,19 @@ def _decisions(web: Web) -> tuple[list[str], dict[str, str]]:
             reason = web.field(f"{OTHER_REASON}{i}")
         if not reason:
             problems.append(
-                ("Velg eller skriv grunnen til at legemidlet seponeres.", f"{REASON}{i}")
+                (f"Velg eller skriv grunnen til at {_drug(web, i)} seponeres.", f"{REASON}{i}")
             )
         reasons[i] = reason[:MAX_REASON]
     if problems:
         (message, where), *rest = problems
         raise InvalidInput(message, where, others=rest)
     return accepted, reasons
+
+
+def _drug(web: Web, difference: str) -> str:
+    """The drug a difference is about, as its row named it, for a message that says which
+    row it is about (the page's summary lists every row's message)."""
+    return web.field(f"{DRUG}{difference}")[:100] or "denne forskjellen"
 
 
 def resolve(web: Web) -> Response:

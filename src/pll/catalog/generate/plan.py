@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from itertools import accumulate
 from typing import NamedTuple
 
+from pll.catalog.atc_classes import class_name
 from pll.catalog.demo_drugs import DEMO_DRUGS, DemoDrug
 from pll.catalog.generate.vocabulary import (
     ALL_FORMS,
@@ -341,13 +342,19 @@ class Plan:
         """The demo lists' drugs (:data:`DEMO_DRUGS`): a substance, strength, brand and
         packages each, after every random one."""
         self.random_substances = len(self.substances)
+        # a random class may have drawn a real drug's class code: it takes the real name, so
+        # an interaction naming the whole class names it as a doctor knows it (issue 16)
+        real = {d.atc[:5] for d in DEMO_DRUGS}
+        for i, c in enumerate(self.classes):
+            if c.code in real:
+                self.classes[i] = c._replace(name=class_name(c.code))
         substances: dict[str, int] = {}
         forms = {f.code: i for i, f in enumerate(ALL_FORMS)}
         for drug in DEMO_DRUGS:
             stamp = self.later_timestamp()
             if drug.substance not in substances:
                 substances[drug.substance] = len(self.substances)
-                self.classes.append(Class(drug.atc[:5], drug.substance, "", []))
+                self.classes.append(Class(drug.atc[:5], class_name(drug.atc), "", []))
                 self.substances.append(
                     Substance(
                         self.later_id(), drug.substance, drug.atc, len(self.classes) - 1,
