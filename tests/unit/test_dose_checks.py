@@ -142,7 +142,16 @@ def test_limits_per_unit(element: dict[str, Any], form: str, implausible: bool) 
     assert (Kind.IMPLAUSIBLE_DOSE in kinds) is implausible
 
 
-def test_a_drug_maximum_replaces_the_unit_limit() -> None:
+def test_a_unit_measured_by_the_drug_is_not_judged_for_amount() -> None:
+    """No per-drug maximum is fed (FEST's is not in use), so mg and g have no limit."""
+    dosage = [dose(20000, "mg", when=["MORN", "EVE"])]
+    validate_dosage(dosage)
+
+    assert check_dose(Dosed("e1", "Paracetamol", dosage, "N02BE01")) == []
+
+
+def test_the_unfed_maximum_parameter_would_replace_the_unit_limit() -> None:
+    """The contract of ``daily_max``, which nothing in production feeds yet."""
     dosage = [dose(2, "g", when=["MORN", "EVE"])]
     validate_dosage(dosage)
 
