@@ -181,3 +181,24 @@ def test_check_on_demand_sees_free_text_methotrexate(
         found = ok(gp.get(f"/fhir/List/{pll['list']}/$check"))
     kinds = {i["details"]["coding"][0]["code"] for i in found["issue"] if "details" in i}
     assert "weekly-drug-dosed-often" in kinds
+
+
+# -- the prescription's quantity unit fits the form ------------------------------------------
+
+
+def test_a_quantity_unit_the_form_does_not_take_is_refused(
+    server: LiveServer, pll: dict[str, str]
+) -> None:
+    pid = pll["pid"]
+    patches = order(pid, PARACET, when(1, "MORN"))
+    patches["dispenseRequest"] = {"quantity": {"value": 3, "unit": "plaster"}}
+    tablets = order(pid, PARACET, when(1, "MORN"))
+    tablets["dispenseRequest"] = {"quantity": {"value": 30, "unit": "tablett"}}
+    with server.client("gp") as gp:
+        before = snapshot(server.db, audit=False)
+        r = gp.post("/fhir/MedicationRequest", json=patches)
+        assert snapshot(server.db, audit=False) == before
+        ok(gp.post("/fhir/MedicationRequest", json=tablets), 201)
+    assert r.status_code == 400, r.text
+    assert r.json()["issue"][0]["expression"] == ["MedicationRequest.dispenseRequest.quantity.unit"]
+    assert "give it in pakning, tablett" in outcome_text(r)
