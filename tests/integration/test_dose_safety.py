@@ -338,7 +338,11 @@ def test_the_web_refuses_a_cream_in_tablets_and_an_implausible_dose_without_a_re
         assert snapshot(server.db, audit=False) == before
         saved = web.post(
             f"{page}/legemiddel/{entry_id}/dose",
-            data={**dose, "override-reason": WHY, "override-code": f"dose-{PARACET[0]}"},
+            data={
+                **dose,
+                "override-reason": WHY,
+                "override-code": f"dose-{PARACET[0]}-99999-tablett",
+            },
         )
         assert saved.status_code == 303, saved.text
     with server.client("gp") as gp:

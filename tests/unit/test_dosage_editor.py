@@ -225,3 +225,44 @@ def test_a_unit_the_form_does_not_take_is_refused_naming_the_form_and_its_units(
 )  # fmt: skip
 def test_a_dosage_the_editor_cannot_hold_opens_as_its_text(dosage: list[dict[str, Any]]) -> None:
     assert forms.editor_values(dosage) == {"dose-mode": "text", "dose-text": "t"}
+
+
+def test_a_weekly_dose_without_a_weekday_opens_in_the_weekly_mode_and_asks_for_the_day() -> None:
+    """Once a week with no day named (as older entries and the old demo were kept) is not
+    opened as free text, which the structured checks cannot count."""
+    weekly = [
+        {
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}},
+            "doseAndRate": [{"doseQuantity": {"value": 4, "unit": "tablett"}}],
+        }
+    ]
+    values = forms.editor_values(weekly)
+    assert values == {"dose-mode": "week", "dose-week": "4", "dose-unit": "tablett"}
+    with pytest.raises(InvalidInput, match="ukedag") as refused:
+        forms.dosage(lambda name: values.get(name, ""), "Tablett")
+    assert refused.value.expression == "dose-week-mon"
+
+
+def test_the_demo_weekly_doses_name_their_weekday() -> None:
+    from pll.services.demo import METHOTREXATE, REGIMENS
+
+    weekly = [
+        element["timing"]["repeat"]
+        for regimen in [*REGIMENS, METHOTREXATE]
+        for element in regimen.dosage
+        if element.get("timing", {}).get("repeat", {}).get("periodUnit") == "wk"
+    ]
+    assert weekly
+    assert all(repeat.get("dayOfWeek") for repeat in weekly)
+
+
+def test_the_prescription_quantity_is_offered_and_refused_by_the_drug_form() -> None:
+    from datetime import date
+
+    assert forms.rx_units_for("Tablett") == ("pakning", "tablett")
+    assert forms.rx_units_for("Depotplaster") == ("pakning", "plaster")
+    assert forms.rx_units_for(None) == forms.RX_UNITS
+    typed = {"rx-quantity": "3", "rx-unit": "plaster"}
+    with pytest.raises(InvalidInput, match="foreskrives i pakning, tablett") as refused:
+        forms.rx_fields(lambda name: typed.get(name, ""), date(2026, 12, 6), "Tablett")
+    assert refused.value.expression == "rx-unit"

@@ -238,8 +238,11 @@ MTX = Dosed("e1", "Metotreksat Tab 2,5 mg", [{"text": "4 tabletter morgen"}], "L
 def test_the_structure_is_judged_beside_a_text() -> None:
     mapped = structured_dosage(statement(period(repeating(4))))
     assert mapped is not None
-    assert dose_findings(MTX) == []
-    assert [f.kind for f in dose_findings(MTX, mapped.dosage)] == [Kind.WEEKLY_DRUG]
+    # the text alone does not say it is weekly: a finding on its own (free text is checked)
+    assert [f.details for f in dose_findings(MTX)] == [{"text": "4 tabletter morgen"}]
+    found = dose_findings(MTX, mapped.dosage)
+    assert [f.kind for f in found] == [Kind.WEEKLY_DRUG]
+    assert found[0].details["daysPerWeek"] == "7"  # the structure's, which counts the days
 
 
 def test_a_finding_of_both_the_text_and_the_structure_is_shown_once() -> None:

@@ -249,11 +249,16 @@ class ListChange:
     # -- prescriptions -------------------------------------------------------------------
 
     def add_prescription(
-        self, rx_id: str, content: dict[str, Any], fest_validity: str | None = None
+        self,
+        rx_id: str,
+        content: dict[str, Any],
+        fest_validity: str | None = None,
+        form: str | None = None,
     ) -> Prescription:
         """Prescribe; with ``priorPrescription`` this is a renewal of a head of chain. The
         prescription is issued today with its validity (see :func:`prescriptions.issue`;
-        ``fest_validity`` is the drug's FEST prescription validity, ``None`` for none)."""
+        ``fest_validity`` is the drug's FEST prescription validity, ``None`` for none;
+        ``form`` its FEST form, which the quantity's unit must fit)."""
         if content.get("status") != "active":
             raise InvalidInput(
                 "A new prescription must have status 'active'.", "MedicationRequest.status"
@@ -264,7 +269,7 @@ class ListChange:
             )
         if rx_id in self.list.prescriptions:
             raise Conflict(f"MedicationRequest/{rx_id} already exists.", "MedicationRequest.id")
-        content = issue(content, local_day(self.now), fest_validity)
+        content = issue(content, local_day(self.now), fest_validity, form)
         rx = Prescription(rx_id, 1, content, self.now, self.author, self.now)
         activity = "prescribe"
         if rx.prior_id is not None:

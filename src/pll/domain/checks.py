@@ -31,11 +31,16 @@ class Kind(StrEnum):
     WEEKLY_DRUG = "weekly-drug-dosed-often"
     #: a dose unit the drug's pharmaceutical form does not take
     UNIT_FORM = "unit-does-not-fit-form"
+    #: a free-text dosage names a dose unit the drug's form does not take (blocking, not
+    #: refused: a text may say more than the dose)
+    TEXT_UNIT_FORM = "text-unit-does-not-fit-form"
 
 
 #: The findings about an entry's dosage: they block when a change brings the medicine or
 #: changes its dosage, not only when it brings the medicine.
-DOSE_KINDS = frozenset({Kind.IMPLAUSIBLE_DOSE, Kind.WEEKLY_DRUG, Kind.UNIT_FORM})
+DOSE_KINDS = frozenset(
+    {Kind.IMPLAUSIBLE_DOSE, Kind.WEEKLY_DRUG, Kind.UNIT_FORM, Kind.TEXT_UNIT_FORM}
+)
 
 
 class Severity(StrEnum):

@@ -36,12 +36,27 @@ medicine or changes its dosage; that is decided by the caller.
   neither, the dose :data:`AS_NEEDED_PER_DAY` times a day (a dose "ved behov" with no stated
   maximum is taken up to four times a day, as paracetamol is).
 
-A dosage given as **free text** (all SFM Basis carries) is judged only by the largest
-single amount it names in a unit with a limit ("99999 tabletter morgen": 99999 tablets):
-that is the least it can mean a day, so what it finds is certain, and what it cannot tell
-(how often, "daglig" or "ukentlig") it does not guess. Its units are not judged against the
-form ("knus 1 tablett i 5 ml vann" is a tablet). Nor is a medicine whose form PLL cannot
-sort (for the unit) or a unit with no limit (mg, g: only a per-drug maximum judges those).
+A dosage given as **free text** (all SFM Basis carries, and the editor's "Fritekst") is
+read as :mod:`pll.domain.dose_text` describes, for what it states for certain:
+
+- its largest single amount in a unit with a limit ("99999 tabletter morgen": 99999
+  tablets) is the least it can mean a day, and is judged as above;
+- a unit word its form does not take ("3 tabletter morgen" of a cream) is the blocking
+  finding :data:`Kind.TEXT_UNIT_FORM` — blocking, not refused outright as a structured
+  misfit is, since a text may say more than the dose ("knus 1 tablett i 5 ml vann" is
+  allowed for solid forms taken by mouth; what else a text may mean a doctor confirms with
+  an override and a reason);
+- methotrexate (:data:`WEEKLY_ATC`) in free text is a :data:`Kind.WEEKLY_DRUG` finding unless
+  the text states a weekly pattern ("ukentlig", "i uken", a weekday) and no daily one: free
+  text cannot be counted, so it must say it is weekly.
+
+A medicine whose form PLL cannot sort is not judged for the unit, nor a unit with no limit
+(mg, g, IE: they are measured by the drug, and no maximum per drug is fed yet — see
+:func:`check_dose`).
+
+**Too large to be an amount**: a per-day amount past :data:`MAX_AMOUNT` is refused as bad
+input (``InvalidInput``), not judged: no dose is that large, and it is past what the
+arithmetic of the limits is exact for.
 """
 
 from __future__ import annotations
@@ -53,8 +68,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from pll.domain import dose_text
 from pll.domain.checks import Finding, Kind, Severity
 from pll.domain.dosage import amount_text, unit_key
+from pll.domain.errors import InvalidInput
 from pll.domain.forms import DAILY_LIMITS, kind_of
 
 #: ATC codes of drugs given once a week, whose daily dosing is a known fatal error:
@@ -67,8 +84,9 @@ _DAYS = {"h": Decimal(1) / 24, "d": Decimal(1), "wk": Decimal(7), "mo": Decimal(
 _TIME_WORDS = {"time": "h", "timer": "h", "dag": "d", "dager": "d", "døgn": "d"}
 _TIME_WORDS |= {"uke": "wk", "uker": "wk", "måned": "mo", "måneder": "mo"}
 _LIMITS = {unit_key(unit): (unit, limit) for unit, limit in DAILY_LIMITS.items()}
-#: an amount and the word after it in a free-text dosage: "99999 tabletter", "2,5 ml"
-_TEXT_AMOUNT = re.compile(r"(?<![\d,.])(\d{1,9}(?:[.,]\d{1,6})?)\s*([^\W\d_]+)")
+#: The largest amount of a unit a day the checks judge; past it the dosage is refused as
+#: bad input (no dose is a billion units a day, and the arithmetic stays exact below it).
+MAX_AMOUNT = Decimal(10) ** 12
 
 
 @dataclass(frozen=True)
@@ -89,10 +107,16 @@ class Dosed:
 
 
 def check_dose(dosed: Dosed, daily_max: Mapping[str, Decimal] | None = None) -> list[Finding]:
-    """Every dose finding on one medicine.
+    """Every dose finding on one medicine. Raises ``InvalidInput`` (at ``dosage``) for an
+    amount a day past :data:`MAX_AMOUNT`.
 
     ``daily_max`` is the drug's own most per day by unit (``{"mg": Decimal(4000)}``): it
     replaces :data:`DAILY_LIMITS` for the units it names and adds units that have none.
+    **Nothing feeds it yet**: FEST's only maximum dose (``GodkjentMaksimaldose``, under
+    ``KatDiagnose``) is marked "foreløpig ikke tatt i bruk" and is given per diagnosis, age
+    and weight, none of which a list entry carries, so PLL imports none. Until a source
+    exists the checks judge units by :data:`DAILY_LIMITS` only, and units measured by the
+    drug (mg, g) are not judged for amount at all.
     """
     if not _structured(dosed.dosage):
         return []
@@ -100,15 +124,28 @@ def check_dose(dosed: Dosed, daily_max: Mapping[str, Decimal] | None = None) -> 
     misfit = unit_misfit(dosed)
     if misfit is not None:
         out.append(misfit)
+    text = _free_text(dosed.dosage)
+    if text is not None:
+        out += _text_misfits(dosed, text)
     limits = dict(_LIMITS)
     limits |= {unit_key(u): (u, Decimal(v)) for u, v in (daily_max or {}).items()}
-    for key, amount in largest_daily_amounts(dosed.dosage).items():
+    for key, amount in largest_daily_amounts(dosed.dosage, dosed.form).items():
+        if amount > MAX_AMOUNT:
+            raise InvalidInput(
+                f"{dosed.name}: the dosage gives {format(amount, 'E')} {key} a day, more than "
+                f"any dose can be ({format(MAX_AMOUNT, 'E')}); check the amount.",
+                "dosage",
+            )
         if key in limits and amount > limits[key][1]:
             out.append(_implausible(dosed, key, amount, limits[key]))
     if dosed.atc and dosed.atc.upper().startswith(WEEKLY_ATC):
-        days = dosing_days_per_week(dosed.dosage)
-        if days > 1:
-            out.append(_weekly(dosed, days))
+        if text is not None:
+            if not dose_text.states_weekly(text):
+                out.append(_weekly_text(dosed, text))
+        else:
+            days = dosing_days_per_week(dosed.dosage)
+            if days > 1:
+                out.append(_weekly(dosed, days))
     return out
 
 
@@ -136,12 +173,14 @@ def unit_misfit(dosed: Dosed) -> Finding | None:
     return None
 
 
-def largest_daily_amounts(dosage: Sequence[Mapping[str, Any]]) -> dict[str, Decimal]:
+def largest_daily_amounts(
+    dosage: Sequence[Mapping[str, Any]], form: str | None = None
+) -> dict[str, Decimal]:
     """The largest amount of each unit (by :func:`~pll.domain.dosage.unit_key`) taken on any
-    one day, as the module describes."""
+    one day, as the module describes; ``form`` (FEST's) says what "stk" in a text is."""
     text = _free_text(dosage)
     if text is not None:
-        return _text_amounts(text)
+        return _text_amounts(text, form)
     steps: dict[int, dict[str, Decimal]] = {}
     for element in dosage if _structured(dosage) else ():
         dose = _dose(element)
@@ -189,13 +228,16 @@ def _implausible(dosed: Dosed, key: str, amount: Decimal, limit: tuple[str, Deci
     exact = Decimal(1) if times >= 10 else Decimal("0.01")
     factor = format(times.quantize(exact, ROUND_HALF_UP).normalize(), "f").replace(".", ",")
     said = f"{amount_text(amount, unit)} per døgn"
+    # the amount (and its unit) is in the code, so an override given for 21 tablets a day
+    # does not also cover 99999
+    per_day = format(amount.normalize(), "f")
     return Finding(
         Kind.IMPLAUSIBLE_DOSE,
         Severity.ERROR,
         f"Usannsynlig dose av {dosed.name}: {said}; mer enn {amount_text(most, unit)} per "
         f"døgn er usannsynlig ({factor} ganger grensen). Kontroller mengde og enhet.",
         (dosed.entry,),
-        dosed.code("dose"),
+        dosed.code("dose") + f"-{per_day}-{_code_word(key)}",
         {"unit": key, "perDay": str(amount), "limit": str(most)},
     )
 
@@ -212,6 +254,51 @@ def _weekly(dosed: Dosed, days: Decimal) -> Finding:
         dosed.code("weekly"),
         {"daysPerWeek": str(days)},
     )
+
+
+def _weekly_text(dosed: Dosed, text: str) -> Finding:
+    return Finding(
+        Kind.WEEKLY_DRUG,
+        Severity.ERROR,
+        f"{dosed.name} (metotreksat) gis normalt én gang i uken, men doseringen er fritekst som "
+        f"ikke sier at den er ukentlig («{_quoted(text)}»). Metotreksat tatt oftere enn "
+        "ukentlig kan gi livstruende forgiftning; bruk ukentlig dosering, eller skriv ukedagen "
+        "i teksten.",
+        (dosed.entry,),
+        dosed.code("weekly"),
+        {"text": _quoted(text)},
+    )
+
+
+def _text_misfits(dosed: Dosed, text: str) -> list[Finding]:
+    kind = kind_of(dosed.form)
+    if kind is None:
+        return []
+    taken = " eller ".join(kind.units)
+    return [
+        Finding(
+            Kind.TEXT_UNIT_FORM,
+            Severity.ERROR,
+            f"{dosed.name} er {kind.name} ({dosed.form}) og doseres i {taken}, men doseringen "
+            f"«{_quoted(text)}» nevner {amount_text(Decimal(2), unit).split(' ', 1)[1]}. "
+            "Kontroller enheten.",
+            (dosed.entry,),
+            dosed.code("unit-text") + f"-{_code_word(unit)}",
+            {"unit": unit, "units": ",".join(kind.units)},
+        )
+        for unit in dose_text.misfits(text, kind)
+    ]
+
+
+def _quoted(text: str) -> str:
+    text = " ".join(text.replace("«", '"').replace("»", '"').split())
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _code_word(unit: str) -> str:
+    """A unit as a code may hold it: no spaces, commas or brackets (an override header lists
+    codes with commas, the version's override text in brackets)."""
+    return re.sub(r"[\s,;«»\[\]()]+", "_", unit)
 
 
 def _days_text(days: Decimal) -> str:
@@ -236,13 +323,12 @@ def _free_text(dosage: Sequence[Mapping[str, Any]]) -> str | None:
     return text
 
 
-def _text_amounts(text: str) -> dict[str, Decimal]:
+def _text_amounts(text: str, form: str | None) -> dict[str, Decimal]:
     """The largest single amount a free text names, per unit with a limit."""
     out: dict[str, Decimal] = {}
-    for number, word in _TEXT_AMOUNT.findall(text):
-        key = unit_key(word)
+    for amount, key in dose_text.amounts(text, kind_of(form)):
         if key in _LIMITS:
-            out[key] = max(out.get(key, Decimal(0)), Decimal(number.replace(",", ".")))
+            out[key] = max(out.get(key, Decimal(0)), amount)
     return out
 
 

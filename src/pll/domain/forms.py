@@ -75,7 +75,8 @@ def units_for(form: str | None) -> tuple[str, ...] | None:
 #: The most of a unit a day that is plausible for any drug of a form that takes it. Past it,
 #: a dosage is a blocking finding (an override with a reason lets it through): 99999
 #: tablets is a typing error, 21 may be a rare regimen that a doctor must confirm. Units
-#: measured by the drug (mg) have no limit of their own; a FEST maximum dose decides there.
+#: measured by the drug (mg, g) have no limit: their amounts are not judged (no per-drug
+#: maximum is fed; :func:`pll.domain.dose_checks.check_dose` says why).
 DAILY_LIMITS: dict[str, Decimal] = {
     "tablett": Decimal(20),
     "kapsel": Decimal(20),

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pll.domain.checks import Finding
+from pll.domain.checks import DOSE_KINDS, Finding
 
 #: Where the findings begin: the last occurrence, so a reason that quotes it stays a reason.
 MARK = " (overstyrt: "
@@ -60,9 +60,12 @@ class Override:
 
 def summary(finding: Finding) -> str:
     """A finding's first clause: up to its first ": " (an interaction's drugs and relevance),
-    "; " or ". " past the first few characters (so "CAVE: ..." keeps its drugs)."""
+    "; " or ". " past the first few characters (so "CAVE: ..." keeps its drugs). A dose
+    finding's first clause is cut at "; " or ". " only, so the note to the next doctor keeps
+    the amount ("Usannsynlig dose av X: 99999 tabletter per døgn")."""
     text = finding.message
-    for sep in (": ", "; ", ". "):
+    seps = ("; ", ". ") if finding.kind in DOSE_KINDS else (": ", "; ", ". ")
+    for sep in seps:
         at = text.find(sep)
         if at > 8:
             text = text[:at]

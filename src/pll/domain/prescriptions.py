@@ -24,7 +24,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pll.domain.dosage.words import unit_key
 from pll.domain.errors import InvalidInput
+from pll.domain.forms import units_for
 from pll.domain.model import Prescription
 
 #: Prescriptions expire by the Norwegian calendar.
@@ -159,10 +161,18 @@ def _count(value: Any, where: str, what: str, most: int, *, least: int) -> None:
         raise InvalidInput(f"{what} must be from {least} to {most}, not {value:g}.", where)
 
 
-def check_dispense_request(content: dict[str, Any]) -> None:
+def rx_units(form: str | None) -> tuple[str, ...] | None:
+    """The units a prescription's quantity may be in for a drug of this FEST form: packages,
+    then the dose units the form takes; ``None`` (any unit) when PLL cannot sort the form."""
+    taken = units_for(form)
+    return (PACKAGE, *taken) if taken is not None else None
+
+
+def check_dispense_request(content: dict[str, Any], form: str | None = None) -> None:
     """How much a prescription gives must be possible: a quantity above zero and not past
     :data:`MAX_PACKAGES` packages or :data:`MAX_AMOUNT` of a unit, reit from 0 to
-    :data:`MAX_REPEATS`."""
+    :data:`MAX_REPEATS`; its unit packages or one the drug's FEST ``form`` takes
+    (:func:`pll.domain.forms.units_for`; any unit when the form is unknown or unsorted)."""
     request = content.get("dispenseRequest") or {}
     repeats = request.get("numberOfRepeatsAllowed")
     _count(repeats, f"{_WHERE}.numberOfRepeatsAllowed", "Reit", MAX_REPEATS, least=0)
@@ -181,9 +191,21 @@ def check_dispense_request(content: dict[str, Any]) -> None:
     _count(value, where, what, most, least=0)
     if value == 0:
         raise InvalidInput(f"{what} must be above 0.", where)
+    taken = rx_units(form)
+    unit = str(quantity.get("unit") or "")
+    if unit and taken is not None and unit_key(unit) not in map(unit_key, taken):
+        units = ", ".join(taken)
+        raise InvalidInput(
+            f"The quantity's unit {unit[:20]!r} does not fit the drug's form ({form}): give "
+            f"it in {units}.",
+            f"{_WHERE}.quantity.unit",
+            norwegian=f"Legemiddelet er {form} og foreskrives i {units}, ikke i «{unit[:20]}».",
+        )
 
 
-def issue(content: dict[str, Any], today: date, fest_validity: str | None) -> dict[str, Any]:
+def issue(
+    content: dict[str, Any], today: date, fest_validity: str | None, form: str | None = None
+) -> dict[str, Any]:
     """A new prescription as PLL keeps it: ``authoredOn`` (today unless given) and
     ``dispenseRequest.validityPeriod`` from the issue date to its end (see
     :func:`validity_end`), with its quantity and reit checked. Refused: an issue date in the
@@ -201,7 +223,7 @@ def issue(content: dict[str, Any], today: date, fest_validity: str | None) -> di
             f"A prescription cannot be issued in the future ({issued.isoformat()}).",
             "MedicationRequest.authoredOn",
         )
-    check_dispense_request(out)
+    check_dispense_request(out, form)
     request = out.setdefault("dispenseRequest", {})
     period = request.get("validityPeriod") or {}
     given_end = period.get("end")

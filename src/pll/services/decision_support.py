@@ -99,6 +99,18 @@ def items(entries: Iterable[Entry], prescriptions: Iterable[Prescription]) -> li
     return out
 
 
+def dosed_items(
+    entries: Iterable[Entry], prescriptions: Iterable[Prescription], ids: set[str] | None = None
+) -> list[Named]:
+    """The medicines whose dosage the dose checks judge: every entry in use and every
+    prescription in use (its ``dosageInstruction``), linked to an entry or not — the
+    prescription is what the pharmacy dispenses, so it answers for its own dose even where
+    :func:`items` counts its drug once, through its entry. With ``ids``, only those."""
+    out = [named(e.id, e.content) for e in entries if e.status in IN_USE]
+    out += [named(p.id, p.content) for p in prescriptions if p.status in RX_ACTIVE]
+    return [n for n in out if ids is None or n.entry in ids]
+
+
 def drugs(conn: Connection, version: int | None, listed: list[Named]) -> list[checks.Drug]:
     """The medicines as catalogue ``version`` knows them."""
     if version is None:
@@ -132,13 +144,18 @@ def review(
     listed: Iterable[Named],
     changed: set[str] | None,
     sent_dosing: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    dosed: Iterable[Named] | None = None,
 ) -> list[checks.Finding]:
-    """Every finding on these medicines; with ``changed``, only those that concern them
-    (the dose findings of a medicine only when it is among them). The catalogue version is
-    read once, so a switch meanwhile cannot mix two. ``sent_dosing`` is the structured
-    dosage a change sent beside a dosage PLL keeps as text, by entry (:func:`dose_findings`)."""
+    """Every finding on these medicines; with ``changed``, only those that concern them.
+    The dose findings are on ``dosed`` (:func:`dosed_items`: a prescription linked to an
+    entry too) when given, else on the medicines ``listed`` — in both, only those among
+    ``changed``. The catalogue version is read once, so a switch meanwhile cannot mix two.
+    ``sent_dosing`` is the structured dosage a change sent beside a dosage PLL keeps as
+    text, by entry (:func:`dose_findings`)."""
     medicines = list(listed)
-    if not medicines:
+    to_dose = medicines if dosed is None else list(dosed)
+    to_dose = [n for n in to_dose if changed is None or n.entry in changed]
+    if not medicines and not to_dose:
         return []
     version = store.active(conn)
     found = drugs(conn, version, medicines)
@@ -163,10 +180,16 @@ def review(
         checks.Reaction(r.id, r.display, r.atc, r.substance)
         for r in allergy_store.active_reactions(conn, patient_id)
     ]
+    # the catalogue is asked once more only for what the listed medicines left out (a
+    # prescription linked to an entry)
+    by_entry = {d.entry: d for d in found}
+    by_entry |= {
+        d.entry: d for d in drugs(conn, version, [n for n in to_dose if n.entry not in by_entry])
+    }
+    dose_drugs = [by_entry[n.entry] for n in to_dose]
     doses = [
         f
-        for n, d in zip(medicines, found, strict=True)
-        if changed is None or d.entry in changed
+        for n, d in zip(to_dose, dose_drugs, strict=True)
         for f in dose_findings(
             dose_checks.Dosed(d.entry, d.name, n.dosage, d.atc, d.form, n.fest or d.atc),
             (sent_dosing or {}).get(d.entry),
@@ -191,12 +214,20 @@ def dose_findings(
     dosage that PLL keeps as text only — an SFM send's e-resept dosing
     (:mod:`pll.fhir.sfm.dosing`): the text alone tells only the largest amount it names,
     the structure also the unit, how often and on which days. Both are judged, the
-    structure first, each finding once (by its code, which is what an override names), so
-    a send is held to what either says. A dosage PLL keeps structured is judged as it is."""
-    # a drug's own maximum dose (FEST) plugs in as check_dose's daily_max
+    structure first, each finding once (by its kind and unit: the structure's where both
+    find one), so a send is held to what either says. A dosage PLL keeps structured is
+    judged as it is."""
+    # no drug's own maximum dose is fed (check_dose's daily_max says why)
     found = dose_checks.check_dose(dosed)
     if not sent or not dose_checks.given_as_text(dosed.dosage):
         return found
     first = dose_checks.check_dose(replace(dosed, dosage=sent))
-    codes = {f.code for f in first}
-    return first + [f for f in found if f.code not in codes]
+    # once per kind and unit: the text's amount is the least it means a day, the
+    # structure's the amount a day, so the structure's stands where both find one
+    said = {_what(f) for f in first}
+    return first + [f for f in found if _what(f) not in said]
+
+
+def _what(finding: checks.Finding) -> tuple[checks.Kind, str | None]:
+    """What a dose finding is about, whatever its amount: its kind and unit."""
+    return finding.kind, finding.details.get("unit")

@@ -147,11 +147,12 @@ def catalogued(service: PLLService, seed: int) -> list[Regimen]:
     return out
 
 
-def _weekly(amount: float) -> dict[str, Any]:
-    """Once a week (methotrexate, alendronate). The weekday (``dayOfWeek``) is left out:
-    the dosage text cannot say it yet (:mod:`pll.domain.dosage`)."""
+def _weekly(amount: float, day: str) -> dict[str, Any]:
+    """Once a week on a named day (methotrexate, alendronate), as the dosage editor's weekly
+    mode writes it."""
+    repeat = {"frequency": 1, "period": 1, "periodUnit": "wk", "dayOfWeek": [day]}
     return {
-        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}},
+        "timing": {"repeat": repeat},
         "doseAndRate": [{"doseQuantity": {"value": amount, "unit": "tablett"}}],
     }
 
@@ -177,7 +178,7 @@ REGIMENS = [
     Regimen(
         "Ventoline Inh aerosol 0,1 mg/dose", "R03AC02", [_prn(2, "inhalasjon", 8)], "3", "Astma"
     ),
-    Regimen("Alendronat Nordfarma Tab 70 mg", "M05BA04", [_weekly(1)], "1", "Osteoporose"),
+    Regimen("Alendronat Nordfarma Tab 70 mg", "M05BA04", [_weekly(1, "sun")], "1", "Osteoporose"),
     Regimen(
         "Prednisolon Nordfarma Tab 5 mg",
         "H02AB06",
@@ -225,7 +226,7 @@ REGIMENS = [
 #: Methotrexate once a week (the weekly drug a daily dose would make dangerous): always on
 #: the first demo patient's list, the one the GP persona logs in to see.
 METHOTREXATE = Regimen(
-    "Metotreksat Nordfarma Tab 2,5 mg", "L04AX03", [_weekly(4)], "1", "Revmatoid artritt"
+    "Metotreksat Nordfarma Tab 2,5 mg", "L04AX03", [_weekly(4, "mon")], "1", "Revmatoid artritt"
 )
 REGIMENS.append(METHOTREXATE)
 

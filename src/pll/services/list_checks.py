@@ -20,7 +20,7 @@ from pll.domain.model import IN_USE, RX_ACTIVE, ListVersion, MedicationList, Tou
 from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
 from pll.fhir.findings import issues as finding_issues
 from pll.services.base import ServiceBase, guarded, relocate
-from pll.services.decision_support import Named, drug_key, items, named, review
+from pll.services.decision_support import Named, dosed_items, drug_key, items, named, review
 from pll.store import repository as repo
 
 
@@ -50,12 +50,15 @@ class ListChecks(ServiceBase):
         touched = {t.id: t for t in record.touched if t.resource_type in repo.RESOURCE_TABLES}
         if not touched:
             return [], record
+        entries, prescriptions = lst.entries.values(), lst.prescriptions.values()
         findings = review(
             conn,
             lst.patient_id,
-            items(lst.entries.values(), lst.prescriptions.values()),
+            items(entries, prescriptions),
             set(touched),
             sent,
+            # every touched entry and prescription answers for its dose, linked or not
+            dosed_items(entries, prescriptions, set(touched)),
         )
         # the list flags what the catalogue no longer has (rule 6): touched entries anew
         gone = {f.entries[0] for f in findings if f.kind is Kind.WITHDRAWN}
@@ -137,8 +140,10 @@ class ListChecks(ServiceBase):
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
             self.trail.admit(conn, access, Verb.READ, head.patient_id, "check", "List", list_id)
             lst = repo.load_list(conn, head, self.clock())
-            listed = items(lst.entries.values(), lst.prescriptions.values())
-            return head.patient_id, review(conn, head.patient_id, listed, None)
+            entries, prescriptions = lst.entries.values(), lst.prescriptions.values()
+            listed = items(entries, prescriptions)
+            dosed = dosed_items(entries, prescriptions)
+            return head.patient_id, review(conn, head.patient_id, listed, None, dosed=dosed)
 
     @guarded
     def check_drafts(

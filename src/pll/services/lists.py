@@ -306,7 +306,7 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
             if op.kind == "import":
                 change.import_prescription(op.rid, content)
             elif op.kind == "create":
-                change.add_prescription(op.rid, content, _fest_validity(conn, content))
+                change.add_prescription(op.rid, content, *_fest_facts(conn, content))
             else:
                 change.update_prescription(op.rid, content, op.if_match)
         else:
@@ -419,14 +419,16 @@ def _wanted(ops: Iterable[Op]) -> tuple[set[str], set[str]]:
     return entries, prescriptions
 
 
-def _fest_validity(conn: Connection, content: dict[str, Any]) -> str | None:
+def _fest_facts(conn: Connection, content: dict[str, Any]) -> tuple[str | None, str | None]:
     """The prescribed drug's prescription validity in the catalogue in use (FEST
-    ``Reseptgyldighet``, an ISO 8601 duration such as P10D for an antibiotic), the one place
-    PLL reads it for a new prescription; ``None`` (the e-resept default of one year) for a
-    drug named by text only, not in the catalogue, or one FEST gives no validity."""
+    ``Reseptgyldighet``, an ISO 8601 duration such as P10D for an antibiotic) and its
+    pharmaceutical form (``LegemiddelformKort``, which the quantity's unit must fit), the one
+    place PLL reads them for a new prescription; ``None`` for a drug named by text only, not
+    in the catalogue, or one FEST gives none of (validity: the e-resept default of one year;
+    form: any unit)."""
     code = named("", content).fest
     version = catalog_store.active(conn) if code else None
     if code is None or version is None:
-        return None
+        return None, None
     row = catalog_store.drugs_by_code(conn, version, [code]).get(code)
-    return row.validity if row is not None else None
+    return (row.validity, row.form) if row is not None else (None, None)

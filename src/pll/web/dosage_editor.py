@@ -442,8 +442,13 @@ def _read_as_needed(dosages: list[dict[str, Any]]) -> dict[str, str] | None:
 
 
 def _read_weekly(dosages: list[dict[str, Any]]) -> dict[str, str] | None:
+    """Weekly on named days; also once a week with no day named (as older entries are
+    kept), opened with no day ticked so that saving asks for the day — never as free text,
+    which would steer the doctor round the structured checks."""
     repeat = _repeat_of(dosages[0])
     days = repeat.get("dayOfWeek")
+    if days is None and repeat.get("frequency", 1) == 1:
+        days = []
     if len(dosages) > 1 or not _plain(dosages[0]) or not isinstance(days, list):
         return None
     if set(repeat) - {"frequency", "period", "periodUnit", "dayOfWeek"} or not set(days) <= set(

@@ -21,6 +21,7 @@ from pll.domain.prescriptions import (
     MAX_REPEATS,
     PACKAGE,
     maximum_end,
+    rx_units,
 )
 from pll.fhir import systems
 from pll.web.dosage_editor import (
@@ -187,7 +188,13 @@ def _day(raw: str, name: str, what: str) -> date | None:
         raise InvalidInput(f"{what}: «{raw[:20]}» er ikke en dato (dd.mm.åååå).", name) from None
 
 
-def rx_fields(field: Field, today: date) -> RxFields:
+def rx_units_for(form: str | None) -> tuple[str, ...]:
+    """The quantity units the prescribing form offers for a drug of this FEST form: packages
+    and the units the form takes (the domain's rule), else every unit."""
+    return rx_units(form) or RX_UNITS
+
+
+def rx_fields(field: Field, today: date, form: str | None = None) -> RxFields:
     """The prescription fields (``rx-quantity``, ``rx-unit``, ``rx-repeats``,
     ``rx-valid-until``, ``rx-start``, ``rx-stop``) checked, each refusal in Norwegian and
     named by its field: a quantity of zero, below or absurdly far above what one dispensing
@@ -196,6 +203,12 @@ def rx_fields(field: Field, today: date) -> RxFields:
     unit = field("rx-unit") or PACKAGE
     if unit not in RX_UNITS:
         raise InvalidInput(f"Ukjent enhet «{unit[:20]}».", "rx-unit")
+    if unit not in rx_units_for(form):
+        raise InvalidInput(
+            f"Legemiddelet er {form} og foreskrives i {', '.join(rx_units_for(form))}, "
+            f"ikke i «{unit}».",
+            "rx-unit",
+        )
     raw = field("rx-quantity").strip() or RX_DEFAULTS["rx-quantity"]
     if not AMOUNT.fullmatch(raw):
         raise InvalidInput(

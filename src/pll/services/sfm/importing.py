@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pll.auth.access import Access, Basis
-from pll.domain.errors import Conflict, InvalidInput
+from pll.domain.errors import ChecksRefused, Conflict, InvalidInput
 from pll.domain.model import ENDED, Role
 from pll.fhir.sfm import bounds
 from pll.fhir.sfm import codes as c
@@ -44,6 +44,25 @@ class Imported:
     messages: int
     allergies: int
     warnings: list[str] = field(default_factory=list)
+
+
+def _refused_on_import(exc: ChecksRefused, author: str) -> ChecksRefused:
+    """The refusal of an import whose list has blocking findings, each of them listed: an
+    override is a clinician's deliberate act with a reason, which a file cannot carry."""
+    found = [
+        str(i.get("diagnostics"))
+        for i in exc.issues
+        if i.get("severity") == "error" and i.get("diagnostics")
+    ]
+    return ChecksRefused(
+        f"the list has {len(found)} finding(s) that need a doctor's deliberate override, which "
+        f"an import cannot give in the name of {author}: " + " | ".join(found) + ". Bring the "
+        "patient in through the API or $sendMedication, where the doctor overrides with a "
+        "reason, or correct the document.",
+        exc.expression,
+        exc.details,
+        issues=exc.issues,
+    )
 
 
 def import_document(svc: PLLService, data: Any, reason: str | None = None) -> Imported:
@@ -71,7 +90,10 @@ def import_document(svc: PLLService, data: Any, reason: str | None = None) -> Im
         reason
         or f"Importert fra SFM Basis $getMedication (Composition {doc.composition_identifier})"
     )
-    access = Access(author, Basis.TREATMENT, "pll-import-sfm", why, None)
+    # No override: an import must not record, under its named author, an override of
+    # findings that author never saw. A blocking finding refuses the import, listing them
+    # (docs/sfm-basis.md).
+    access = Access(author, Basis.TREATMENT, "pll-import-sfm")
     patient = {k: v for k, v in doc.patient.items() if k not in ("id", "meta", "text")}
     with svc.guard(access), svc.db.write() as conn:
         now = svc.clock()
@@ -86,7 +108,10 @@ def import_document(svc: PLLService, data: Any, reason: str | None = None) -> Im
         rx_of: dict[str, str] = {}  # statement urn -> prescription id
         ops = _import_ops(svc, conn, doc, patient_id, rx_of)
         _import_parties(svc, conn, doc, patient_id)
-        result = svc.apply_in(conn, access, patient_id, ops, why, create_list=True)
+        try:
+            result = svc.apply_in(conn, access, patient_id, ops, why, create_list=True)
+        except ChecksRefused as exc:
+            raise _refused_on_import(exc, sender.label()) from None
         dispensed = _import_dispenses(svc, conn, doc, patient_id, rx_of, now)
         messages = _import_messages(svc, conn, doc, patient_id, rx_of, dispensed, result)
         allergies = 0

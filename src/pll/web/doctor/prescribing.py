@@ -50,8 +50,10 @@ def prescribe_page(web: Web) -> Response:
     # before a drug is chosen (and without JavaScript): the units of every drug found
     offered = list(dict.fromkeys(u for units in per_drug.values() for u in units))
     chosen = (web.values or {}).get("drug", "")
+    chosen_form = None
     if chosen in per_drug:
         offered = list(per_drug[chosen])
+        chosen_form = next((c.form or None for c in choices if c.id == chosen), None)
     # the list, for who holds the baton; in the context, the banner knows the page's read
     # of it is logged (one record per page)
     lst = current_list(web, pid)
@@ -71,7 +73,7 @@ def prescribe_page(web: Web) -> Response:
         drug_units=per_drug,
         treatments=forms.TREATMENTS,
         baton=list_notes(web, pid, lst)["baton"],
-        rx_units=forms.RX_UNITS,
+        rx_units=forms.rx_units_for(chosen_form),
         today=_today(web).isoformat(),
     )
 
@@ -93,7 +95,7 @@ def prescribe(web: Web) -> Response:
     indication = web.field("indication")
     with_rx = web.field("eresept") == "1"
     # refused: the form comes back with the message beside the field (edge)
-    rx_fields = forms.rx_fields(web.field, _today(web))
+    rx_fields = forms.rx_fields(web.field, _today(web), forms.form_of(drug))
     start = (rx_fields.start or _today(web)).isoformat()
     stop = rx_fields.stop.isoformat() if rx_fields.stop else None
     if web.field(SEEN) != "1":
