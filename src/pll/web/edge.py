@@ -10,7 +10,8 @@ wraps it so that
   pattern), checked in constant time before anything runs;
 - a refusal from the services (:class:`DomainError`) becomes a readable page with the
   status the API would give, and nothing leaks a stack trace;
-- a form that is refused (:class:`InvalidInput`) comes back as itself, not as an error
+- a form that is refused (:class:`InvalidInput`, or a :class:`Conflict` with the state it
+  meets, such as a medicine discontinued meanwhile) comes back as itself, not as an error
   page, when its route names the page that shows it (``page(handler, form=show)``): ``show``
   renders the form again with what was typed and the message beside the field.
 
@@ -59,7 +60,14 @@ from pll.auth.access import Access, Basis, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.cases import in_norwegian as case_in_norwegian
 from pll.domain.checks import Finding, Severity
-from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
+from pll.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
@@ -352,8 +360,37 @@ def norwegian(error: DomainError) -> str:
         error.norwegian
         or in_norwegian(error.message)
         or case_in_norwegian(error.message)
+        or _not_found(error)
         or error.message
     )
+
+
+#: What a page calls a resource it did not find, by FHIR type.
+_MISSING = {
+    "List": "Legemiddellisten",
+    "MedicationStatement": "Legemidlet",
+    "MedicationRequest": "Resepten",
+    "MedicationDispense": "Utleveringen",
+    "AllergyIntolerance": "Legemiddelreaksjonen",
+    "Patient": "Pasienten",
+    "Provenance": "Endringen",
+    "Consent": "Sperringen",
+    "Task": "Avviket",
+    "Subscription": "Varselet",
+}
+_RESOURCE_REF = re.compile(r"([A-Z][A-Za-z]+)/\S+ (?:does not exist|has no version)")
+
+
+def _not_found(error: DomainError) -> str | None:
+    """A :class:`NotFound` from the services, which answer the API in English (``List/x
+    does not exist.``), as a page says it: what was not found, in Norwegian."""
+    if not isinstance(error, NotFound):
+        return None
+    named = _RESOURCE_REF.match(error.message)
+    if named is None:  # the web layer's own, written in Norwegian
+        return None
+    what = _MISSING.get(named.group(1), "Det")
+    return f"{what} du ba om, finnes ikke (lenken kan være feil eller gammel)."
 
 
 #: The key in ``errors`` of a refusal that names no field of the form (summary only).
@@ -372,7 +409,7 @@ def field_of(expression: str | None, sent: Mapping[str, str]) -> str:
     return FORM_WIDE
 
 
-def refused_form(web: Web, show: Page | None, error: InvalidInput) -> Response:
+def refused_form(web: Web, show: Page | None, error: InvalidInput | Conflict) -> Response:
     """The form again, as the user sent it, with the refusal beside its field (DESIGN §3
     rule 8: nothing changed, the input kept). ``show`` is the page that shows the form; if
     there is none, or it cannot be shown any more (the entry is gone), the refusal gets the
@@ -544,7 +581,7 @@ def page(
             pid = exc.patient_id
             after = request.url.path if request.method == "GET" else f"/lege/pasient/{pid}"
             answer = RedirectResponse(f"/grunnlag/{pid}?neste={quote(after)}", status_code=303)
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:
             answer = await run_in_threadpool(refused_form, web, show, exc)
         except DomainError as exc:
             answer = await run_in_threadpool(error_page, request, exc, caller, web=web)

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from pll.domain.errors import InvalidInput
+from pll.domain.errors import NotFound
 from pll.fhir.validate import validate
 from pll.services.lists import Op
 from pll.web.doctor.notes import entry_notes, typed_for
@@ -46,7 +46,11 @@ def entry_of(web: Web, pid: str, entry_id: str) -> tuple[ListView, Any]:
     lst = current_list(web, pid)
     entry = lst.entry(entry_id) if lst is not None else None
     if lst is None or entry is None:
-        raise InvalidInput("Legemidlet finnes ikke på pasientens liste.", "entry")
+        raise NotFound(
+            f"MedicationStatement/{entry_id} does not exist on this patient's list.",
+            "entry",
+            norwegian="Legemidlet finnes ikke på pasientens liste.",
+        )
     return lst, entry
 
 

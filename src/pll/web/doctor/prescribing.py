@@ -25,7 +25,7 @@ from pll.web.doctor.common import (
     fnr_of,
     updated,
 )
-from pll.web.doctor.notes import list_notes
+from pll.web.doctor.notes import list_notes, typed_for
 from pll.web.doctor.saving import findings_page, save
 from pll.web.edge import Web, norwegian, require
 from pll.web.views import EntryView
@@ -56,6 +56,10 @@ def prescribe_page(web: Web) -> Response:
     # the list, for who holds the baton; in the context, the banner knows the page's read
     # of it is logged (one record per page)
     lst = current_list(web, pid)
+    # opened from a conflict on a drug discontinued meanwhile: the dose the doctor typed
+    typed = typed_for(web) or {}
+    if typed and found is not None:
+        web.notice("Doseringen du skrev, er fylt inn. Velg legemidlet i søket og se over.")
     return web.render(
         "doctor/prescribe.html",
         400 if errors else 200,
@@ -66,7 +70,7 @@ def prescribe_page(web: Web) -> Response:
         found=found,
         searched=found is not None,
         errors=errors,
-        values={"dose-mode": "fixed", "eresept": "1", **forms.RX_DEFAULTS},
+        values={"dose-mode": "fixed", "eresept": "1", **forms.RX_DEFAULTS, **typed},
         times=forms.TIMES,
         units=offered or forms.UNITS,
         drug_units=per_drug,

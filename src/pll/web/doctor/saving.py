@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from starlette.responses import Response
 
 from pll.domain.diff import element_text, medication_name
 from pll.domain.errors import ChecksRefused, VersionConflict
+from pll.domain.model import ENDED, REMOVED
+from pll.domain.operation_rules import reason_text
 from pll.services.lists import ChangeResult, Op
 from pll.web.doctor.common import SEEN, patient_url
 from pll.web.doctor.notes import TYPED
@@ -103,16 +106,29 @@ def _conflict_page(web: Web, pid: str, exc: VersionConflict, planned: list[Op]) 
         )
         seen = orjson.loads(stored.text)
     action = web.request.url.path
-    _remember_typed(web, action)
+    drug = medication_name(current or seen)
+    ended = current.get("status") in ENDED | {REMOVED}
+    represcribe = None
+    if not ended:
+        _remember_typed(web, action)
+    elif any(k.startswith(DOSE_FIELD) for k in web.form):
+        # a discontinued entry cannot be changed (rule 3): a doctor who was dosing it means
+        # the drug in use again, so offer to prescribe it anew with the dose they typed
+        represcribe = f"{patient_url(pid, '/ny')}?{urlencode({'q': drug[:100]})}"
+        _remember_typed(web, patient_url(pid, "/ny"), only=DOSE_FIELD)
     return web.render(
         "doctor/conflict.html",
         pid=pid,
         fnr=web.fnr(pid),
-        drug=medication_name(current or seen),
+        drug=drug,
         who=details.get("changedBy", ""),
         when=details.get("changedAt", ""),
         rows=conflict_rows(seen, current, tried),
-        reopen=action,
+        ended=ended,
+        ended_status=current.get("status"),
+        ended_reason=reason_text(current) if ended else None,
+        reopen=None if ended else action,
+        represcribe=represcribe,
     )
 
 
@@ -148,11 +164,15 @@ def conflict_rows(
     return rows
 
 
-def _remember_typed(web: Web, path: str) -> None:
-    """Keep what the doctor typed, for the form this conflict reopens
-    (:func:`~pll.web.doctor.notes.typed_for`):
+#: The dosage editor's fields (its names all begin so, pll.web.dosage_editor).
+DOSE_FIELD = "dose-"
+
+
+def _remember_typed(web: Web, path: str, *, only: str = "") -> None:
+    """Keep what the doctor typed (the fields whose names begin with ``only``), for the
+    form at ``path`` this conflict opens (:func:`~pll.web.doctor.notes.typed_for`):
     kept with the login's page state, not in the page, and bounded like a form."""
-    fields = _carried(web, drop=("version", SEEN))
+    fields = [(k, v) for k, v in _carried(web, drop=("version", SEEN)) if k.startswith(only)]
     if sum(len(k) + len(v) for k, v in fields) <= MAX_TYPED:
         web.memory[TYPED] = {"path": path, "fields": dict(fields)}
 
