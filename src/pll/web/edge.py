@@ -60,19 +60,13 @@ from pll.auth.access import Access, Basis, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.cases import in_norwegian as case_in_norwegian
 from pll.domain.checks import Finding, Severity
-from pll.domain.errors import (
-    Conflict,
-    DomainError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    Unauthenticated,
-)
+from pll.domain.errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
 from pll.web import dosage_editor
 from pll.web.banner import banner_context, emergencies_of, error_banner
+from pll.web.refusals import not_found
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
 log = logging.getLogger("pll.web")
@@ -360,37 +354,9 @@ def norwegian(error: DomainError) -> str:
         error.norwegian
         or in_norwegian(error.message)
         or case_in_norwegian(error.message)
-        or _not_found(error)
+        or not_found(error)
         or error.message
     )
-
-
-#: What a page calls a resource it did not find, by FHIR type.
-_MISSING = {
-    "List": "Legemiddellisten",
-    "MedicationStatement": "Legemidlet",
-    "MedicationRequest": "Resepten",
-    "MedicationDispense": "Utleveringen",
-    "AllergyIntolerance": "Legemiddelreaksjonen",
-    "Patient": "Pasienten",
-    "Provenance": "Endringen",
-    "Consent": "Sperringen",
-    "Task": "Avviket",
-    "Subscription": "Varselet",
-}
-_RESOURCE_REF = re.compile(r"([A-Z][A-Za-z]+)/\S+ (?:does not exist|has no version)")
-
-
-def _not_found(error: DomainError) -> str | None:
-    """A :class:`NotFound` from the services, which answer the API in English (``List/x
-    does not exist.``), as a page says it: what was not found, in Norwegian."""
-    if not isinstance(error, NotFound):
-        return None
-    named = _RESOURCE_REF.match(error.message)
-    if named is None:  # the web layer's own, written in Norwegian
-        return None
-    what = _MISSING.get(named.group(1), "Det")
-    return f"{what} du ba om, finnes ikke (lenken kan være feil eller gammel)."
 
 
 #: The key in ``errors`` of a refusal that names no field of the form (summary only).

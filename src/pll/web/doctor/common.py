@@ -11,7 +11,7 @@ from starlette.responses import Response
 from pll.domain.errors import NotFound
 from pll.fhir.validate import validate
 from pll.services.lists import Op
-from pll.web.doctor.notes import entry_notes, typed_for
+from pll.web.doctor.notes import entry_notes, typed_after_conflict, typed_for
 from pll.web.edge import Web, require, whole
 from pll.web.views import ListView, list_view
 
@@ -69,10 +69,12 @@ def entry_page(web: Web, template: str, **context: Any) -> Response:
     pid = web.path_id("pid")
     lst, entry = entry_of(web, pid, web.path_id("eid"))
     extra = {k: v(entry) if callable(v) else v for k, v in context.items()}
+    conflict = typed_after_conflict(web)
     typed = typed_for(web)
     if typed is not None:
-        # reopened after a relay-baton conflict: this doctor's values on the current version
-        extra |= {"values": typed, "reopened": True}
+        # reopened after a relay-baton conflict (this doctor's values on the current
+        # version) or from the findings page to change what was typed
+        extra |= {"values": typed, "reopened": conflict}
     # who holds the baton, and an override that concerns the entry, before it is changed
     notes = entry_notes(web, pid, lst, entry.id)
     return web.render(template, pid=pid, fnr=fnr_of(web, pid), entry=entry, **notes, **extra)

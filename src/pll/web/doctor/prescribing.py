@@ -4,6 +4,7 @@ prescription."""
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlencode
 
 import orjson
 from starlette.responses import JSONResponse, Response
@@ -57,8 +58,11 @@ def prescribe_page(web: Web) -> Response:
     # of it is logged (one record per page)
     lst = current_list(web, pid)
     # opened from a conflict on a drug discontinued meanwhile: the dose the doctor typed
+    # what the doctor typed: the whole form, sent back from the findings page ("Endre"),
+    # or the dose typed for a drug discontinued meanwhile (a conflict: "Forskriv på nytt")
     typed = typed_for(web) or {}
-    if typed and found is not None:
+    defaults = {"dose-mode": "fixed", "eresept": "1", **forms.RX_DEFAULTS}
+    if "drug" not in typed and typed and found is not None:
         web.notice("Doseringen du skrev, er fylt inn. Velg legemidlet i søket og se over.")
     return web.render(
         "doctor/prescribe.html",
@@ -70,7 +74,7 @@ def prescribe_page(web: Web) -> Response:
         found=found,
         searched=found is not None,
         errors=errors,
-        values={"dose-mode": "fixed", "eresept": "1", **forms.RX_DEFAULTS, **typed},
+        values=typed if "drug" in typed else {**defaults, **typed},
         times=forms.TIMES,
         units=offered or forms.UNITS,
         drug_units=per_drug,
@@ -111,7 +115,8 @@ def prescribe(web: Web) -> Response:
             raise RuleRefused(misfit.message, "dose-unit")
         # what needs the doctor's judgement stops the save; information alone does not
         if any(f.severity is not Severity.INFORMATION for f in found):
-            return findings_page(web, findings.issues(found))
+            edit = f"{web.request.url.path}?{urlencode({'q': web.field('q')[:100]})}"
+            return findings_page(web, findings.issues(found), saving=[draft], edit=edit)
 
     def ops() -> list[Op]:
         out: list[Op] = []

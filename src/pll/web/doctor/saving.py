@@ -3,9 +3,9 @@ own: decision support's findings, and a relay-baton conflict."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 from starlette.responses import Response
@@ -36,9 +36,13 @@ def save(
     ops: Callable[[], list[Op]],
     reason: str | None,
     done: str,
+    *,
+    form_page: bool = True,
 ) -> Response:
     """Apply ``ops`` as one list change; findings and conflicts get their own pages, where
-    the doctor can go on with the same form (its fields are carried along)."""
+    the doctor can go on with the same form (its fields are carried along). ``form_page``:
+    the form was posted to the address of the page that shows it (so "Endre" on the
+    findings page opens it again with what was typed); else it was on the list page."""
     override, accepted = override_of(web)
     planned = ops()
     try:
@@ -46,9 +50,12 @@ def save(
             web.access(pid, override=override, accepted=accepted), pid, planned, reason
         )
     except ChecksRefused as exc:
-        return findings_page(web, exc.issues)
+        saving = [op.resource for op in planned if op.resource and op.rtype == STATEMENT]
+        edit = web.request.url.path if form_page else None
+        return findings_page(web, exc.issues, saving=saving, edit=edit)
     except VersionConflict as exc:
         return _conflict_page(web, pid, exc, planned)
+    web.memory.pop(TYPED, None)  # saved: nothing typed is waiting for its form
     _notice_result(web, result, done)
     return web.redirect(patient_url(pid))
 
@@ -66,9 +73,24 @@ def _carried(web: Web, *, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     return [(k, v) for k, v in web.form.multi_items() if k not in skip and isinstance(v, str)]
 
 
-def findings_page(web: Web, issues: list[dict[str, Any]]) -> Response:
+STATEMENT = "MedicationStatement"
+
+
+def findings_page(
+    web: Web,
+    issues: list[dict[str, Any]],
+    *,
+    saving: Sequence[dict[str, Any]] = (),
+    edit: str | None = None,
+) -> Response:
     """The change again, with what decision support found; it goes on with the same form,
-    and a blocking finding needs the reason for overriding it (DESIGN §3 rule 6)."""
+    and a blocking finding needs the reason for overriding it (DESIGN §3 rule 6).
+
+    ``saving``: the entries the change would save, named with their dose so the doctor
+    sees what the findings are about. ``edit``: the page that shows the form again with
+    what was typed ("Endre"; the form's own address, where it reads what this page
+    remembers, :func:`~pll.web.doctor.notes.typed_for`). Sent again without the reason a
+    blocking finding needs, the page says so beside the field."""
     found = [
         {
             "severity": i.get("severity"),
@@ -77,14 +99,33 @@ def findings_page(web: Web, issues: list[dict[str, Any]]) -> Response:
         }
         for i in issues
     ]
-    # 200: a question to the doctor on the way to saving, not a failed request
+    blocking = [f for f in found if f["severity"] == "error"]
+    errors: dict[str, str] = {}
+    if blocking and web.field(SEEN) == "1" and not web.field("override-reason"):
+        errors["override-reason"] = (
+            "Skriv hvorfor du overstyrer de alvorlige funnene; begrunnelsen lagres med "
+            "endringen og vises til neste lege."
+        )
+    if edit is not None:
+        _remember_typed(web, urlsplit(edit).path, conflict=False)
+    # 200: a question to the doctor on the way to saving, not a failed request; 400 when
+    # the reason asked for is missing
     return web.render(
         "doctor/findings.html",
+        400 if errors else 200,
         findings=found,
-        blocking=[f for f in found if f["severity"] == "error"],
+        blocking=blocking,
+        saving=[
+            {"drug": medication_name(r), "dose": element_text("dosage", r.get("dosage"))}
+            for r in saving
+        ],
+        edit=edit,
+        pid=web.request.path_params.get("pid"),
         action=web.request.url.path,
         carried=_carried(web, drop=(SEEN,)),
         seen=SEEN,
+        errors=errors,
+        values={},
     )
 
 
@@ -168,13 +209,14 @@ def conflict_rows(
 DOSE_FIELD = "dose-"
 
 
-def _remember_typed(web: Web, path: str, *, only: str = "") -> None:
+def _remember_typed(web: Web, path: str, *, only: str = "", conflict: bool = True) -> None:
     """Keep what the doctor typed (the fields whose names begin with ``only``), for the
-    form at ``path`` this conflict opens (:func:`~pll.web.doctor.notes.typed_for`):
-    kept with the login's page state, not in the page, and bounded like a form."""
+    form at ``path`` a conflict or the findings page opens
+    (:func:`~pll.web.doctor.notes.typed_for`): kept with the login's page state, not in
+    the page, and bounded like a form."""
     fields = [(k, v) for k, v in _carried(web, drop=("version", SEEN)) if k.startswith(only)]
     if sum(len(k) + len(v) for k, v in fields) <= MAX_TYPED:
-        web.memory[TYPED] = {"path": path, "fields": dict(fields)}
+        web.memory[TYPED] = {"path": path, "fields": dict(fields), "conflict": conflict}
 
 
 #: Largest form kept for reopening after a conflict (a dose or discontinue form is small).
