@@ -10,7 +10,7 @@ from tests.conftest import LiveServer, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import ok
 from tests.integration.test_web import csrf, logged_in, opened
-from tests.integration.test_web_banner import _banner
+from tests.integration.test_web_banner import _audit, _banner
 
 
 def _discontinue(server: LiveServer, entry_id: str, reason: str) -> None:
@@ -18,6 +18,19 @@ def _discontinue(server: LiveServer, entry_id: str, reason: str) -> None:
         current = ok(hospital.get(f"/fhir/MedicationStatement/{entry_id}"))
         current["status"] = "stopped"
         current["statusReason"] = [{"text": reason}]
+        ok(
+            hospital.put(
+                f"/fhir/MedicationStatement/{entry_id}",
+                json=current,
+                headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
+            )
+        )
+
+
+def _dose(server: LiveServer, entry_id: str, amount: int) -> None:
+    with server.client("hospital-doctor") as hospital:
+        current = ok(hospital.get(f"/fhir/MedicationStatement/{entry_id}"))
+        current["dosage"][0]["doseAndRate"][0]["doseQuantity"]["value"] = amount
         ok(
             hospital.put(
                 f"/fhir/MedicationStatement/{entry_id}",
@@ -98,3 +111,34 @@ def test_a_page_about_a_patient_that_finds_nothing_says_so_in_norwegian_with_the
             assert said in r.text, path
             assert "does not exist" not in r.text, path
             assert "Tore Testesen" in _banner(r.text), path
+
+
+def test_each_of_the_patients_own_pages_leaves_one_record_per_view(server: LiveServer) -> None:
+    """DESIGN §3 rule 5: every read leaves a trace, one per look, not one per part of the
+    page (the changes page diffs each version it shows)."""
+    scene = patient_with_medicines(server, METFORMIN)
+    entry_id = scene.entries[METFORMIN[2]]
+    for amount in (2, 3, 4):  # versions to say in plain words on the changes page
+        _dose(server, entry_id, amount)
+    with logged_in(server, "patient", scene.fnr) as me:
+        for path in ("", "/endringer", "/innsyn", "/sperring"):
+            before = len(_audit(server, scene.pid))
+            r = me.get(f"/pasient/{scene.pid}{path}")
+            assert r.status_code == 200, path
+            logged = _audit(server, scene.pid)[before:]
+            assert len(logged) == 1, (path, logged)
+
+
+def test_a_pharmacy_reading_a_patient_it_does_not_pack_for_is_told_why_and_what_it_may_do(
+    server: LiveServer,
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN)  # no e-multidose registration
+    with logged_in(server, "pharmacist") as pharmacy:
+        before = len(_audit(server, scene.pid))
+        r = pharmacy.get(f"/apotek/pasient/{scene.pid}")
+        assert r.status_code == 403
+        said = _text(r.text)
+        assert "Pasienten har ingen e-multidoseregistrering" in said
+        assert "behandlingsrelasjon" in said  # the basis it may read the list on
+        assert "melder hva som er pakket" not in said
+        assert len(_audit(server, scene.pid)) == before + 1  # the refusal, logged once
