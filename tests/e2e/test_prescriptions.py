@@ -134,3 +134,28 @@ def test_the_prescribing_form_takes_quantity_reit_start_and_stop_and_the_list_sh
     )
     assert new["dispenseRequest"]["quantity"] == {"value": 2, "unit": "pakning"}
     assert new["dispenseRequest"]["numberOfRepeatsAllowed"] == 3
+
+
+def test_a_prescription_stored_before_with_no_date_reads_expired_after_the_upgrade(
+    server: LiveServer, screens, clock: Clock
+) -> None:
+    """A list stored by the code before expiry, its prescription with neither ``authoredOn``
+    nor a validity: after the upgrade it is expired a year after PLL recorded it."""
+    from tests.integration.test_expiry_upgrade import _store_as_before, _upgrade_from_0011
+
+    scene = patient_with_medicines(server, METFORMIN)
+    end = add_duration(local_day(clock()), "P1Y")
+    _store_as_before(server, scene.pid, undated=True)
+    _upgrade_from_0011(server)
+    clock.advance(days=(end - local_day(clock())).days + 1)
+    gp: Screen = screens("gp")
+    login(gp, "gp")
+    open_patient(gp, scene.fnr)
+    cell = _row(gp, "Metformin").locator("td.prescription")
+    expect(cell).to_contain_text(f"Utløpt {_norwegian(end)}")
+    expect(cell).to_contain_text(FLAG)
+    gp.page.screenshot(path="/tmp/rxfix-undated-doctor.png", full_page=True)
+    # the renewal form says a year only where FEST gives no shorter validity
+    gp.click(_row(gp, "Metformin").get_by_role("link", name=re.compile("Forny")))
+    expect(gp.page.locator("main")).to_contain_text("reseptgyldighet i FEST er kortere")
+    gp.page.screenshot(path="/tmp/rxfix-renew-hint.png", full_page=True)

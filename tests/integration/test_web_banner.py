@@ -17,7 +17,9 @@ from pll.domain.identifiers import parse_person_identifier
 from pll.store.schema import audit_event
 from tests.conftest import LiveServer, snapshot
 from tests.e2e.scenes import METFORMIN, SIMVASTATIN, Scene, patient_with_medicines
+from tests.integration import test_multidose as multidose
 from tests.integration.builders import ATC, ok
+from tests.integration.test_cases import report
 from tests.integration.test_web import csrf, logged_in, opened
 
 
@@ -112,17 +114,32 @@ def test_every_page_about_a_patient_shows_who_it_is_the_list_state_and_cave(
 
 def test_the_banner_is_part_of_the_pages_read_and_is_logged_once(server: LiveServer) -> None:
     scene = patient_with_medicines(server, METFORMIN)
+    entry = scene.entries[METFORMIN[2]]
+    with server.client("gp") as api:  # an open case: the list page reads the cases too
+        ok(report(api, f"MedicationStatement/{entry}"), 201)
     with logged_in(server, "gp") as gp:
         page = opened(gp, scene.fnr)
-        before = len(_audit(server, scene.pid))
-        gp.get(page)
-        # the list page logs its read of the list; the banner adds no second record
-        assert _audit(server, scene.pid)[before:] == [("read", "List", "HPBEHANDLINGSRELASJON")]
-        before = len(_audit(server, scene.pid))
-        gp.get(f"{page}/ny")
-        # the prescribing page reads the list (who holds the baton): one record, the
-        # banner's read is part of it
-        assert _audit(server, scene.pid)[before:] == [("read", "List", "HPBEHANDLINGSRELASJON")]
+        # every page about the patient is one look, one record in the patient's access log:
+        # what else it reads (its banner, the baton and override notes, the history's
+        # diff, the cases) is part of that look
+        for path in (
+            "",
+            "/ny",
+            "/historikk",
+            "/historikk?fra=1&til=2",
+            "/reaksjoner",
+            "/samstemming",
+            f"/legemiddel/{entry}/dose",
+            f"/legemiddel/{entry}/seponer",
+            f"/legemiddel/{entry}/forny",
+            f"/legemiddel/{entry}/tilbakekall",
+        ):
+            before = len(_audit(server, scene.pid))
+            r = gp.get(page + path)
+            assert r.status_code == 200, (path, r.text[:300])
+            logged = _audit(server, scene.pid)[before:]
+            assert len(logged) == 1, (path, logged)
+            assert logged[0][2] == "HPBEHANDLINGSRELASJON", path
         # before a basis is stated nothing is read, the banner's data included
         other = patient_with_medicines(server, METFORMIN)
         before_other = _audit(server, other.pid)
@@ -131,6 +148,22 @@ def test_the_banner_is_part_of_the_pages_read_and_is_logged_once(server: LiveSer
         assert "patient-banner" not in r.text
         assert "Tore Testesen" not in r.text
         assert _audit(server, other.pid) == before_other
+    # the multidose pharmacy's pages, and the responsible doctor's page of its proposals
+    with server.client("gp") as api:
+        md = multidose.new_patient(api)
+    amlodipin = md.entries["Amlodipin"]["id"]
+    with logged_in(server, "pharmacist") as pharmacy:
+        for path in ("", "/nytt", f"/legemiddel/{amlodipin}/endre"):
+            before = len(_audit(server, md.pid))
+            r = pharmacy.get(f"/apotek/pasient/{md.pid}{path}")
+            assert r.status_code == 200, (path, r.text[:300])
+            logged = _audit(server, md.pid)[before:]
+            assert len(logged) == 1, (path, logged)
+    with logged_in(server, "gp") as gp:
+        page = opened(gp, md.fnr)
+        before = len(_audit(server, md.pid))
+        assert gp.get(f"{page}/forslag").status_code == 200
+        assert len(_audit(server, md.pid)[before:]) == 1
 
 
 def test_emergency_access_shows_a_banner_on_every_page_while_it_lasts(
@@ -177,7 +210,10 @@ def test_a_doctor_registers_changes_and_ends_a_drug_reaction_from_the_page(
         r = _register(gp, page, what="Penicillin", atc="peni", reaction="Utslett")
         assert r.status_code == 400
         assert "er ikke en ATC-kode" in r.text
-        assert 'id="atc-error"' in r.text
+        # the shared markup of a refused form (pll.web.edge): beside the field, summed up
+        assert '<p class="field-error" id="atc-error"><strong>Feil:</strong>' in r.text
+        assert 'aria-describedby="atc-error"' in r.text
+        assert '<a href="#atc-error">' in r.text
         assert 'value="Penicillin"' in r.text
         assert 'value="peni"' in r.text
         assert 'value="Utslett"' in r.text
@@ -238,6 +274,10 @@ def test_a_doctor_registers_changes_and_ends_a_drug_reaction_from_the_page(
         )
         assert r.status_code == 400
         assert "endret av en annen" in r.text
+        # the change form again, as typed, the refusal at the top (it names no field)
+        assert "Endre legemiddelreaksjon" in r.text
+        assert 'value="Metformin"' in r.text
+        assert 'href="#form-error"' not in r.text
 
         # ended: the banner no longer shows it, the page keeps it as ended
         r = gp.post(

@@ -17,6 +17,7 @@ from pll.catalog.importer import import_fest
 from tests.conftest import LiveServer, snapshot
 from tests.e2e.scenes import METFORMIN, SIMVASTATIN, patient_with_medicines
 from tests.integration.builders import FEST_SMALL, ok
+from tests.integration.test_multidose import params, pharmacy
 from tests.integration.test_web import csrf, logged_in, opened
 
 VERSION = re.compile(r'name="version" value="([0-9]+)"')
@@ -215,12 +216,8 @@ def test_the_entrys_own_dose_is_replaced_when_another_mode_is_chosen(server: Liv
         assert _dosage(server, entry_id)[0]["text"] == "2 tabletter 1 gang i uken (mandag)"
 
 
-def test_the_editor_offers_the_units_the_drugs_form_takes_and_refuses_others(
-    server: LiveServer,
-) -> None:
-    scene = patient_with_medicines(server, SIMVASTATIN, METFORMIN)
-    # then a FEST extract in which every drug of the small one is a cream (a tablet dose of a
-    # cream is refused when prescribed, so the entries come first)
+def _every_drug_a_cream(server: LiveServer) -> None:
+    """The small FEST extract imported with every tablet made a cream ("Krem")."""
     xml = FEST_SMALL.read_text(encoding="utf-8").replace('DN="Tablett"', 'DN="Krem"')
     import_fest(
         server.db,
@@ -228,6 +225,15 @@ def test_the_editor_offers_the_units_the_drugs_form_takes_and_refuses_others(
         "small-krem.xml",
         now=datetime(2026, 11, 22, tzinfo=UTC),
     )
+
+
+def test_the_editor_offers_the_units_the_drugs_form_takes_and_refuses_others(
+    server: LiveServer,
+) -> None:
+    scene = patient_with_medicines(server, SIMVASTATIN, METFORMIN)
+    # then a FEST extract in which every drug of the small one is a cream (a tablet dose of a
+    # cream is refused when prescribed, so the entries come first)
+    _every_drug_a_cream(server)
     cream, unknown = scene.entries[SIMVASTATIN[2]], scene.entries[METFORMIN[2]]
     with logged_in(server, "gp") as gp:
         page = opened(gp, scene.fnr)
@@ -277,3 +283,37 @@ def test_the_editor_offers_the_units_the_drugs_form_takes_and_refuses_others(
         assert _filled(r.text, "indication", "Eksem")
         assert re.search(rf'name="drug" value="{re.escape(drug.group(1))}"[^>]* checked', r.text)
         assert snapshot(server.db, audit=False) == before
+
+
+def test_the_pharmacys_dose_proposal_offers_and_takes_only_the_units_of_the_drugs_form(
+    server: LiveServer,
+) -> None:
+    """The multidose pharmacy proposes a dose in the units the drug's form takes, as the
+    doctor doses it: a cream's proposal in tablets is refused beside the unit when sent,
+    not first when the doctor accepts it."""
+    scene = patient_with_medicines(server, SIMVASTATIN)
+    with server.client("gp") as api:
+        ok(api.post(f"/fhir/Patient/{scene.pid}/$multidose-register", json=params(pharmacy())))
+    _every_drug_a_cream(server)
+    cream = scene.entries[SIMVASTATIN[2]]
+    form = f"/apotek/pasient/{scene.pid}/legemiddel/{cream}/endre"
+    with logged_in(server, "pharmacist") as pharmacy_page:
+        html = pharmacy_page.get(form).text
+        select = html.split('id="dose-unit"')[1].split("</select>")[0]
+        assert re.findall(r'<option value="([^"]+)"', select) == ["påføring"]
+        version = VERSION.search(html)
+        assert version
+        sent = {"csrf": csrf(pharmacy_page, form), "version": version.group(1)}
+        before = snapshot(server.db, audit=False)
+        r = pharmacy_page.post(
+            form, data={**sent, "dose-mode": "fixed", "dose-unit": "tablett", "dose-MORN": "1"}
+        )
+        assert r.status_code == 400, r.text
+        assert "Krem doseres i påføring, ikke i «tablett»." in r.text
+        assert '<p class="field-error" id="dose-unit-error">' in r.text
+        assert _filled(r.text, "dose-MORN", "1")
+        assert snapshot(server.db, audit=False) == before
+        r = pharmacy_page.post(
+            form, data={**sent, "dose-mode": "fixed", "dose-unit": "påføring", "dose-MORN": "1"}
+        )
+        assert r.status_code == 303, r.text

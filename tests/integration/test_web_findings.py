@@ -177,3 +177,33 @@ def test_an_override_sent_without_a_shown_finding_is_refused(server: LiveServer)
         assert r.status_code == 200, r.text
         assert "Beslutningsstøtten fant noe" in r.text
         assert snapshot(server.db, audit=False) == untouched
+
+
+def test_findings_not_shown_before_the_save_are_not_said_to_have_been(
+    server: LiveServer,
+) -> None:
+    """Findings that stop nothing (here: medicines with no code, not checked) are saved
+    without a findings page; the notice after the save does not claim they were shown."""
+    scene = patient_with_medicines(server, METFORMIN)
+    uncoded = [f"Naturlegemiddel {i}" for i in range(12)]
+    upload = discharge(
+        statement(METFORMIN, "1 tablett morgen"),
+        *(
+            {
+                **statement((None, "X", name), "1 tablett morgen"),
+                "medicationCodeableConcept": {"text": name},
+            }
+            for name in uncoded
+        ),
+    )
+    with logged_in(server, "gp") as gp:
+        page = opened(gp, scene.fnr)
+        step, choices = decided(
+            ok_page(compare(gp, page, upload)), **dict.fromkeys(uncoded, "accept")
+        )
+        r = send(gp, step, *choices)
+        assert r.status_code == 303, r.text
+        notices = unescape(gp.get(r.headers["location"]).text)
+    assert len(NOTICED.findall(notices)) == 10
+    assert "ble vist før du lagret" not in notices
+    assert "Merk: beslutningsstøtten fant 2 funn til i endringen; bare de 10 viktigste" in notices

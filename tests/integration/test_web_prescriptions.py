@@ -36,6 +36,8 @@ def test_a_renewal_takes_quantity_and_reit_and_an_absurd_one_is_kept_and_refused
         page = opened(gp, scene.fnr)
         form = gp.get(f"{page}/legemiddel/{entry_id}/forny").text
         assert 'id="rx-repeats" name="rx-repeats" value="0"' in form
+        # the default validity is a year only where FEST gives the drug no shorter one
+        assert "eller kortere der legemidlets reseptgyldighet i FEST er kortere" in form
         assert f"Gyldig til {_shown(add_duration(today, 'P1Y'))}" in form
         token = csrf(gp, page)
         renew = {"csrf": token, "prescription": rx_id, "version": "1", "rx-quantity": "3"}
@@ -43,6 +45,8 @@ def test_a_renewal_takes_quantity_and_reit_and_an_absurd_one_is_kept_and_refused
         for field, typed, words in (
             ("rx-repeats", "-1", "Reit"),
             ("rx-stop", "2020-01-01", "Stopp: datoen kan ikke være før start"),
+            ("rx-stop", "9999-12-31", "Stopp: mer enn 10 år fram i tid er ikke mulig"),
+            ("rx-start", "1850-01-01", "Start: datoen må være etter 1900"),
             ("rx-valid-until", "9999-12-31", "Gyldig til: en e-resept skrevet i dag"),
             ("rx-quantity", "0", "Mengde"),
         ):

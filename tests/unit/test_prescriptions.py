@@ -23,7 +23,15 @@ from pll.domain.prescriptions import (
     validity_end,
 )
 from tests.unit.content import NOW
-from tests.unit.test_changes import GP, LATER, edited, list_with, one_change, prescription
+from tests.unit.test_changes import (
+    GP,
+    LATER,
+    edited,
+    list_with,
+    one_change,
+    prescription,
+    recalled,
+)
 
 ISSUED = date(2026, 3, 2)
 
@@ -84,8 +92,42 @@ def test_it_expires_at_midnight_norwegian_time() -> None:
     assert local_day(datetime(2026, 7, 19, 22, 0, tzinfo=UTC)) == date(2026, 7, 20)
     later = {"dispenseRequest": {"validityPeriod": {"end": "2026-08-01"}}}
     at = datetime(2026, 7, 1, tzinfo=UTC)
-    assert next_expiry([later, content, {}], at) == datetime(2026, 7, 19, 22, 0, tzinfo=UTC)
-    assert next_expiry([content], datetime(2026, 7, 20, tzinfo=UTC)) is None
+    shown = [_rx(later), _rx(content), _rx({})]
+    assert next_expiry(shown, at) == datetime(2026, 7, 19, 22, 0, tzinfo=UTC)
+    assert next_expiry([_rx(content)], datetime(2026, 7, 20, tzinfo=UTC)) is None
+
+
+def _rx(content: dict[str, Any], recorded: datetime | None = None) -> Prescription:
+    return Prescription("rx1", 1, {"status": "active", **content}, NOW, GP, recorded)
+
+
+def test_a_prescription_with_no_date_of_its_own_is_valid_a_year_from_when_pll_recorded_it() -> None:
+    """The old REST API and imports stored prescriptions with neither ``authoredOn`` nor a
+    validity: they expire a year after PLL first recorded them, never stay valid for ever."""
+    recorded = datetime(2025, 3, 1, 23, 30, tzinfo=UTC)  # 2 March in Oslo
+    undated = _rx({}, recorded)
+    assert end_of(undated.content, recorded) == date(2026, 3, 2)
+    assert not is_expired(undated.content, date(2026, 3, 2), recorded)
+    assert is_expired(undated.content, date(2026, 3, 3), recorded)
+    assert next_expiry([undated], datetime(2026, 1, 1, tzinfo=UTC)) == datetime(
+        2026, 3, 2, 23, 0, tzinfo=UTC
+    )
+    # its own dates, when it has them, decide
+    assert end_of({"authoredOn": "2025-06-01"}, recorded) == date(2026, 6, 1)
+    later = NOW + timedelta(days=400)
+    with pytest.raises(Conflict, match="expired on 2026-03-02"):
+        check_dispense(undated, {"value": 1}, later, later, [])
+    check_dispense(undated, {"value": 1}, NOW, NOW, [])
+
+
+def test_a_change_keeps_when_pll_first_recorded_the_prescription() -> None:
+    lst = list_with(prescriptions={"rx1": prescription()})
+    first = lst.prescriptions["rx1"]
+    assert first.recorded is not None
+    stopped = recalled(first.content, "Feil")
+    one_change(lst, lambda c: c.update_prescription("rx1", stopped, 1), now=LATER)
+    assert lst.prescriptions["rx1"].version == 2
+    assert lst.prescriptions["rx1"].recorded == first.recorded == NOW
 
 
 def test_issuing_states_authored_on_and_the_validity_period() -> None:

@@ -17,7 +17,9 @@ from pll.api.limits import BodyLimit
 from pll.auth.access import Verb
 from pll.config import Settings
 from pll.domain.errors import InvalidInput, NotFound
+from pll.domain.prescriptions import local_day
 from pll.events.readcopy import ReadCopy
+from pll.fhir.expiry import marked_document
 from pll.services.lists import PLLService
 
 
@@ -43,7 +45,8 @@ def create_readcopy_app(settings: Settings, service: PLLService, copy: ReadCopy)
             service.trail.admit(
                 conn, ctx.access, Verb.READ, patient_id, "read-copy", "List", copied.list_id
             )
-        return fhir_response(copied.document)
+        # a copy stored before prescriptions said when they expire has no markers
+        return fhir_response(marked_document(copied.document, local_day(service.clock())))
 
     def status(ctx: Ctx) -> Response:
         lag = copy.lag()

@@ -15,7 +15,7 @@ Access bases are the codes the national services use for health personnel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pll.domain.errors import InvalidInput
@@ -310,6 +310,31 @@ class ReadRule:
     flag_if_blocked: str | None
 
 
+@dataclass
+class ReadLog:
+    """The patients one request has read and logged, for a caller (a page of the web UI)
+    whose view of a patient is one look however many reads make it: the access log gets one
+    record per page view (DESIGN §3 rule 5), not one per read the page makes.
+
+    A read counts once its record is durable: the audit trail notes it as :meth:`pending`
+    when it writes the record, and the use case's guard settles it (:meth:`settle`) when the use
+    case has ended (its transaction committed) or drops it when it failed."""
+
+    logged: set[str] = field(default_factory=set)
+    _pending: set[str] = field(default_factory=set)
+
+    def __contains__(self, patient_id: object) -> bool:
+        return patient_id in self.logged
+
+    def pending(self, patient_id: str) -> None:
+        self._pending.add(patient_id)
+
+    def settle(self, *, committed: bool) -> None:
+        if committed:
+            self.logged |= self._pending
+        self._pending.clear()
+
+
 @dataclass(frozen=True)
 class Access:
     """The authenticated caller, the basis they state, and the client system they use."""
@@ -323,6 +348,9 @@ class Access:
     #: the findings the override accepts (``X-PLL-Override-Findings``); ``None`` accepts
     #: every one, which only PLL's own callers (demo data, dry runs) use
     override_findings: frozenset[str] | None = None
+    #: the reads of one page view, logged once (:class:`ReadLog`); ``None`` (the API, every
+    #: other caller) logs every read. Not part of who the caller is (equality, hash)
+    reads: ReadLog | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_patient(self) -> bool:

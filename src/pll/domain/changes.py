@@ -49,6 +49,7 @@ from pll.domain.operation_rules import (
     refs_to,
 )
 from pll.domain.prescriptions import issue, local_day, with_issue_of
+from pll.domain.treatment import check_treatment
 
 # The versions PLL makes on its own are in list_upkeep; they stay importable from here.
 __all__ = [
@@ -138,6 +139,7 @@ class ListChange:
                 f"MedicationStatement/{entry_id} already exists.", "MedicationStatement.id"
             )
         self._check_links(entry_id, content)
+        check_treatment(content, local_day(self.now))
         entry = Entry(entry_id, 1, content, self.now, self.author)
         self.list.entries[entry_id] = entry
         self._touch("MedicationStatement", entry_id, 1, "create", "add-entry")
@@ -174,6 +176,9 @@ class ListChange:
                 "MedicationStatement.statusReason",
             )
         self._check_links(entry_id, content, already=entry.prescription_ids)
+        if content.get("effectivePeriod") != entry.content.get("effectivePeriod"):
+            # a period stored before the rule stays readable and changeable as it was
+            check_treatment(content, local_day(self.now))
         ended_at = entry.ended_at
         if new in ENDED and old not in ENDED:
             ended_at = self.now
@@ -266,7 +271,7 @@ class ListChange:
         if rx_id in self.list.prescriptions:
             raise Conflict(f"MedicationRequest/{rx_id} already exists.", "MedicationRequest.id")
         content = issue(content, local_day(self.now), fest_validity)
-        rx = Prescription(rx_id, 1, content, self.now, self.author)
+        rx = Prescription(rx_id, 1, content, self.now, self.author, self.now)
         activity = "prescribe"
         if rx.prior_id is not None:
             activity = "renew"
@@ -379,7 +384,7 @@ class ListChange:
         self, rx: Prescription, content: dict[str, Any], activity: str
     ) -> Prescription:
         version = self._next_version("MedicationRequest", rx.id, rx.version)
-        updated = Prescription(rx.id, version, content, self.now, self.author)
+        updated = Prescription(rx.id, version, content, self.now, self.author, rx.recorded)
         self.list.prescriptions[rx.id] = updated
         self._touch("MedicationRequest", rx.id, updated.version, "update", activity)
         return updated
@@ -398,7 +403,7 @@ class ListChange:
             )
         if rx_id in self.list.prescriptions:
             raise Conflict(f"MedicationRequest/{rx_id} appears twice.", "MedicationRequest.id")
-        rx = Prescription(rx_id, 1, content, self.now, self.author)
+        rx = Prescription(rx_id, 1, content, self.now, self.author, self.now)
         if rx.prior_id is not None and rx.prior_id not in self.list.prescriptions:
             raise InvalidInput(
                 f"MedicationRequest/{rx_id} renews MedicationRequest/{rx.prior_id}, "

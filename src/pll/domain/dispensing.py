@@ -82,10 +82,10 @@ def check_dispense(
             "dispensed.",
             "MedicationDispense.authorizingPrescription",
         )
-    if is_expired(rx.content, local_day(now)):
+    if is_expired(rx.content, local_day(now), rx.recorded):
         raise Conflict(
-            f"MedicationRequest/{rx.id} expired on {end_of(rx.content)}: it can no longer be "
-            "dispensed.",
+            f"MedicationRequest/{rx.id} expired on {end_of(rx.content, rx.recorded)}: it can "
+            "no longer be dispensed.",
             "MedicationDispense.authorizingPrescription",
         )
     value = quantity.get("value")

@@ -129,6 +129,9 @@ class Prescription:
     content: dict[str, Any]
     last_changed: datetime
     changed_by: Author
+    #: when PLL first recorded it (its first version's time): the issue date of last resort
+    #: for its validity (:func:`pll.domain.prescriptions.end_of`); ``None`` when unknown
+    recorded: datetime | None = None
 
     @property
     def status(self) -> str:

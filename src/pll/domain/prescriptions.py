@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pll.domain.errors import InvalidInput
+from pll.domain.model import Prescription
 
 #: Prescriptions expire by the Norwegian calendar.
 OSLO = ZoneInfo("Europe/Oslo")
@@ -118,26 +119,32 @@ def _day(value: Any) -> date | None:
         return None
 
 
-def end_of(content: dict[str, Any]) -> date | None:
-    """A prescription's validity end as stored; one written before PLL stated it (no
-    ``validityPeriod``) is valid one year from ``authoredOn``. ``None`` when neither says."""
+def end_of(content: dict[str, Any], recorded: datetime | None = None) -> date | None:
+    """A prescription's validity end as stored. One written before PLL stated it (no
+    ``validityPeriod``) is valid one year from ``authoredOn``; one with neither (the old
+    REST API and imports stored such) one year from ``recorded``, when PLL first recorded
+    it (its first version's time), so that no prescription is valid for ever. ``None`` only
+    when none of these is known."""
     period = (content.get("dispenseRequest") or {}).get("validityPeriod") or {}
     stated = _day(period.get("end"))
     if stated is not None:
         return stated
     authored = _day(content.get("authoredOn"))
+    if authored is None and recorded is not None:
+        authored = local_day(recorded)
     return add_duration(authored, DEFAULT_VALIDITY) if authored is not None else None
 
 
-def is_expired(content: dict[str, Any], today: date) -> bool:
-    """Past its last valid day: a prescription valid until 19.07.2024 is expired on 20.07."""
-    end = end_of(content)
+def is_expired(content: dict[str, Any], today: date, recorded: datetime | None = None) -> bool:
+    """Past its last valid day (see :func:`end_of`): a prescription valid until 19.07.2024
+    is expired on 20.07."""
+    end = end_of(content, recorded)
     return end is not None and end < today
 
 
-def expires_at(content: dict[str, Any]) -> datetime | None:
+def expires_at(content: dict[str, Any], recorded: datetime | None = None) -> datetime | None:
     """The instant the prescription expires: the start of the day after its end, in Oslo."""
-    end = end_of(content)
+    end = end_of(content, recorded)
     if end is None:
         return None
     return datetime.combine(end + timedelta(days=1), time(), OSLO).astimezone(UTC)
@@ -215,10 +222,12 @@ def issue(content: dict[str, Any], today: date, fest_validity: str | None) -> di
     return out
 
 
-def next_expiry(contents: Iterable[dict[str, Any]], now: datetime) -> datetime | None:
+def next_expiry(prescriptions: Iterable[Prescription], now: datetime) -> datetime | None:
     """The earliest moment after ``now`` one of these prescriptions expires, so a document
     that shows them can be rebuilt then."""
-    times = [t for c in contents if (t := expires_at(c)) is not None and t > now]
+    times = [
+        t for p in prescriptions if (t := expires_at(p.content, p.recorded)) is not None and t > now
+    ]
     return min(times, default=None)
 
 

@@ -1,7 +1,8 @@
 """The expired marker on a ``MedicationRequest``: computed when the prescription is read.
 
 A prescription past its validity end (``dispenseRequest.validityPeriod.end``, or one year from
-``authoredOn`` for one stored before PLL stated it) carries the extension
+``authoredOn`` for one stored before PLL stated it, or from when PLL first recorded it for one
+with neither: :func:`pll.domain.prescriptions.end_of`) carries the extension
 ``http://pll.invalid/fhir/StructureDefinition/prescription-expired`` whose ``valueDate`` is that
 end. Its ``status`` stays as FHIR defines it (an expired prescription is still ``active``
 until it is renewed, recalled or completed): expiry depends on the day it is read, so it is
@@ -10,7 +11,7 @@ never stored in a prescription's versions, and a client's copy of the marker is 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -35,12 +36,26 @@ def unmarked(resource: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def marked(resource: dict[str, Any], today: date) -> dict[str, Any]:
-    """The resource as read on ``today``: with the expired marker when it has expired."""
+def expired_on(resource: dict[str, Any]) -> date | None:
+    """The validity end the expired marker names; ``None`` when the resource has none."""
+    for e in resource.get("extension") or []:
+        if isinstance(e, dict) and e.get("url") == EXT_EXPIRED:
+            try:
+                return date.fromisoformat(str(e.get("valueDate")))
+            except ValueError:
+                return None
+    return None
+
+
+def marked(
+    resource: dict[str, Any], today: date, recorded: datetime | None = None
+) -> dict[str, Any]:
+    """The resource as read on ``today``: with the expired marker when it has expired
+    (``recorded``: when PLL first recorded it, see :func:`end_of`)."""
     plain = unmarked(resource)
-    if not is_expired(plain, today):
+    if not is_expired(plain, today, recorded):
         return plain
-    marker = {"url": EXT_EXPIRED, "valueDate": str(end_of(plain))}
+    marker = {"url": EXT_EXPIRED, "valueDate": str(end_of(plain, recorded))}
     out: dict[str, Any] = {}
     for key, value in plain.items():
         if key == "extension":
@@ -54,9 +69,26 @@ def marked(resource: dict[str, Any], today: date) -> dict[str, Any]:
     return out
 
 
-def marked_text(text: str, today: date) -> str:
+def marked_text(text: str, today: date, recorded: datetime | None = None) -> str:
     """A stored ``MedicationRequest``'s JSON as read on ``today`` (untouched unless expired)."""
     resource = orjson.loads(text)
-    if not is_expired(resource, today):
+    if not is_expired(resource, today, recorded):
         return text
-    return orjson.dumps(marked(resource, today)).decode()
+    return orjson.dumps(marked(resource, today, recorded)).decode()
+
+
+def marked_document(text: str, today: date) -> str:
+    """A list document (a Bundle) as read on ``today``, for a reader that serves a copy it
+    cannot have rebuilt (the read copy): each prescription past its end by its own dates
+    carries the expired marker, whether or not the copy was stored with it. Untouched when
+    none is newly expired."""
+    bundle = orjson.loads(text)
+    changed = False
+    for item in bundle.get("entry") or []:
+        resource = item.get("resource") or {}
+        if resource.get("resourceType") != "MedicationRequest" or expired_on(resource):
+            continue
+        if is_expired(resource, today):
+            item["resource"] = marked(resource, today)
+            changed = True
+    return orjson.dumps(bundle).decode() if changed else text

@@ -381,7 +381,7 @@ def document(
                 "fullUrl": f"/MedicationRequest/{rx.id}",
                 "resource": prescription_resource(rx)
                 if today is None
-                else marked(prescription_resource(rx), today),
+                else marked(prescription_resource(rx), today, rx.recorded),
                 "search": {"mode": "include"},
             }
         )

@@ -195,6 +195,11 @@ class Allergies:
                 "Nothing was changed.",
                 "AllergyIntolerance.clinicalStatus",
                 {"limit": str(MAX_ACTIVE_REACTIONS)},
+                norwegian=(
+                    f"Pasienten har {MAX_ACTIVE_REACTIONS} aktive legemiddelreaksjoner, så "
+                    "mange PLL tar vare på. Avslutt en som ikke lenger gjelder først; "
+                    "ingenting ble lagret."
+                ),
             )
         now = self.service.clock()
         body = {k: v for k, v in data.items() if k not in ("id", "meta", "text")}

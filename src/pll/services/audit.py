@@ -128,11 +128,26 @@ class AuditTrail:
         """Decide whether ``access`` may ``verb`` this patient's data, and log it.
 
         Allowed: the record joins the caller's transaction. Refused: :class:`Refused` carries
-        the record, which :meth:`refusals` writes once the transaction has rolled back.
+        the record, which :meth:`refusals` writes once the transaction has rolled back. A
+        read that is part of a page view already logged (``access.reads``) is decided but
+        adds no second record.
         """
         facts, record = self.admit_unlogged(conn, access, verb, patient_id, action, rtype, rid)
-        audit_log.append(conn, record)
+        self.log(conn, access, verb, patient_id, record)
         return facts
+
+    def log(
+        self, conn: Connection, access: Access, verb: Verb, patient_id: str, record: dict[str, Any]
+    ) -> None:
+        """Write the record of an allowed access (from :meth:`admit_unlogged`) in the
+        caller's transaction; a read that is part of a page view already logged
+        (``access.reads``: by a read, or by the pharmacy's packing basis) writes none."""
+        reads = access.reads
+        if reads is not None:
+            if verb is Verb.READ and patient_id in reads:
+                return
+            reads.pending(patient_id)
+        audit_log.append(conn, record)
 
     def admit_unlogged(
         self,

@@ -67,7 +67,7 @@ class ServiceBase:
         access (rule 5), and the read that a relay-baton refusal makes by handing back the
         current version, with the refusal counted for the statistics. Every use case runs
         under it, so it is also where refusals are told to :attr:`on_refusal`."""
-        with self.trail.refusals(), self._told():
+        with self._settled(access), self.trail.refusals(), self._told():
             try:
                 yield
             except VersionConflict as exc:
@@ -86,6 +86,21 @@ class ServiceBase:
                         # the rollout statistics count them per 1,000 changes (issue 8)
                         conflict_in(conn, patient_id, access.actor.org_id, self.clock())
                 raise
+
+    @staticmethod
+    @contextmanager
+    def _settled(access: Access) -> Iterator[None]:
+        """A page view's reads count as logged once the use case has ended cleanly, its
+        transactions committed (:class:`~pll.auth.access.ReadLog`)."""
+        if access.reads is None:
+            yield
+            return
+        committed = False
+        try:
+            yield
+            committed = True
+        finally:
+            access.reads.settle(committed=committed)
 
     @contextmanager
     def _told(self) -> Iterator[None]:

@@ -246,7 +246,7 @@ class CaseService:
             )
             _, rows = store.for_patient(conn, patient_id, rules.OPEN, 500, 0)
             if rows:
-                audit_log.append(conn, record)
+                svc.trail.log(conn, access, Verb.READ, patient_id, record)
             return [
                 Shown(orjson.loads(r.resource), rules.allowed(store.case_of(r), access.actor))
                 for r in reversed(rows)

@@ -20,6 +20,7 @@ from pll.catalog.fest import words
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir.medication import fest_id, medication
 from pll.fhir.medication import resource_id as fhir_id
+from pll.services.decision_support import named
 from pll.store import catalog as store
 from pll.store.db import Database
 
@@ -278,6 +279,21 @@ class Catalogue:
                 )
             )
         return Found(groups, more)
+
+    def form_of(self, concept: dict[str, Any]) -> str | None:
+        """The FEST pharmaceutical form ("Tablett", "Krem") of the medicine a
+        ``medicationCodeableConcept`` names, as decision support's dose checks read it: by
+        the concept's FEST code (:func:`~pll.services.decision_support.named`) in the
+        catalogue in use. ``None`` for a medicine named by text or ATC only, or one the
+        catalogue does not have: any unit is then accepted. Every page that doses a
+        medicine on the list offers (and checks) the units of this form."""
+        fest = named("", {"medicationCodeableConcept": concept}).fest
+        if fest is None:
+            return None
+        with self.db.read() as conn:
+            version = store.active(conn)
+            row = store.drugs_by_code(conn, version, [fest]).get(fest) if version else None
+        return str(row.form) if row is not None and row.form else None
 
     def read(self, drug_id: str) -> dict[str, Any]:
         with self.db.read() as conn:

@@ -53,11 +53,12 @@ def named(entry_id: str, content: dict[str, Any]) -> Named:
     fest = atc = None
     for coding in codings:
         system = coding.get("system") if isinstance(coding, dict) else None
+        # the first code of each system names the medicine (as SFM Basis sends one)
         if system == FEST:
-            fest = _code(coding, 64) or fest
-        elif system == systems.ATC:
+            fest = fest or _code(coding, 64)
+        elif system == systems.ATC and atc is None:
             code = _code(coding, 7)
-            atc = code.upper() if code else atc
+            atc = code.upper() if code else None
     display = next(
         (
             c["display"]

@@ -19,7 +19,6 @@ from pll.domain.prescriptions import local_day
 from pll.fhir import expiry, systems
 from pll.fhir import resources as fhir
 from pll.services.base import ServiceBase, Stored, guarded, members
-from pll.store import audit_log
 from pll.store import repository as repo
 
 TARGET = re.compile(
@@ -132,23 +131,14 @@ class ListHistory(ServiceBase):
         list_id: str,
         from_version: int,
         to_version: int,
-        *,
-        logged: bool = True,
     ) -> ListDifference:
-        """What changed on the list between two of its versions.
-
-        ``logged=False``: part of a page that has read (and logged) the list in the same
-        request, like :meth:`notes`: access is decided (a refusal is logged and raised), but
-        an allowed read adds no record of its own."""
+        """What changed on the list between two of its versions. Part of a page view that
+        has already logged its read of the patient (``Access.reads``), it adds no record."""
         with self.db.read() as conn:
             head = repo.list_row(conn, list_id=list_id)
             if head is None:
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            _, record = self.trail.admit_unlogged(
-                conn, access, Verb.READ, head.patient_id, "diff", "List", list_id
-            )
-            if logged:
-                audit_log.append(conn, record)
+            self.trail.admit(conn, access, Verb.READ, head.patient_id, "diff", "List", list_id)
             snapshots = []
             for name, v in (("from", from_version), ("to", to_version)):
                 row = repo.list_version_row(conn, list_id, v)
@@ -236,7 +226,10 @@ class ListHistory(ServiceBase):
                 raise NotFound(f"{rtype}/{rid} does not exist.", f"{rtype}.id")
             self.trail.admit(conn, access, Verb.READ, row.patient_id, "read", rtype, rid)
             return Stored(
-                self._as_read(rtype, row.resource), row.version, row.last_changed, row.patient_id
+                self._as_read(rtype, row.resource, row.recorded_at),
+                row.version,
+                row.last_changed,
+                row.patient_id,
             )
 
     @guarded
@@ -274,15 +267,15 @@ class ListHistory(ServiceBase):
                 return 0, []
             self.trail.admit(conn, access, Verb.READ, patient_id, "search", rtype, None)
             total, rows = repo.resources_for_list(conn, rtype, head.id, count, offset)
-            return total, [self._as_read(rtype, r.resource) for r in rows]
+            return total, [self._as_read(rtype, r.resource, r.recorded_at) for r in rows]
 
-    def _as_read(self, rtype: str, text: str) -> str:
+    def _as_read(self, rtype: str, text: str, recorded: datetime | None) -> str:
         """A current resource as read now: a prescription past its validity end carries the
-        expired marker (:mod:`pll.fhir.expiry`). Versions (``vread``, ``_history``) are
-        served as they were recorded."""
+        expired marker (:mod:`pll.fhir.expiry`; ``recorded``: when PLL first recorded it).
+        Versions (``vread``, ``_history``) are served as they were recorded."""
         if rtype != "MedicationRequest":
             return text
-        return expiry.marked_text(text, local_day(self.clock()))
+        return expiry.marked_text(text, local_day(self.clock()), recorded)
 
 
 def _record(row: Any) -> ListVersion:

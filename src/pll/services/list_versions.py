@@ -46,7 +46,7 @@ class ListVersions(ServiceBase):
                 )
         list_json, document, expires = self._documents(lst, now)
         if is_new:
-            repo.insert_list(conn, lst, list_json, document)
+            repo.insert_list(conn, lst, list_json, document, expires)
         else:
             repo.save_list(conn, lst, list_json, document, expires)
         repo.save_version(conn, lst, record, list_json, resources)
@@ -81,7 +81,7 @@ class ListVersions(ServiceBase):
         # the document shows which prescriptions have expired: it is rebuilt when the next
         # one expires, as when the next discontinued entry leaves the list
         expires = min(
-            (t for t in (lst.next_hide(now), next_expiry((p.content for p in shown), now)) if t),
+            (t for t in (lst.next_hide(now), next_expiry(shown, now)) if t),
             default=None,
         )
         return dumps(list_json), dumps(document), expires

@@ -524,7 +524,7 @@ def _packing_basis(svc: PLLService, conn: Connection, head: Row[Any]) -> dict[st
     today = local_day(now)
     held = {rx for e in visible if e.status in IN_USE for rx in e.prescription_ids}
     prescriptions = [
-        marked(fhir.prescription_resource(p), today)
+        marked(fhir.prescription_resource(p), today, p.recorded)
         for p in sorted(lst.prescriptions.values(), key=lambda p: p.id)
         if p.id in held
     ]

@@ -10,7 +10,6 @@ view leaves one record, never a second one for the same look (:meth:`summary`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -19,7 +18,6 @@ from pll.auth.access import Access, Verb
 from pll.domain.errors import NotFound
 from pll.services.lists import PLLService
 from pll.store import allergies as reactions_store
-from pll.store import audit_log
 
 
 @dataclass(frozen=True)
@@ -48,15 +46,11 @@ class PatientSummaries:
         patient_id: str,
         *,
         page_logged: bool,
-        logged_since: datetime | None = None,
     ) -> PatientSummary:
         """The patient, their List and their active reactions. ``page_logged``: the page
         has read (and logged) this patient's list in this request, so the banner's read is
         part of that one and adds no record; otherwise it is logged as a read of the
-        Patient. ``logged_since``: when the request began, for a page that cannot say what
-        it read (an error page): an allowed access by the same caller to the patient logged
-        since then is the page's, and the banner's read is part of it. Either way access is
-        decided first, and a refusal is logged and raised."""
+        Patient. Either way access is decided first, and a refusal is logged and raised."""
         svc = self.service
         with svc.guard(access), svc.db.read() as conn:
             _, record = svc.trail.admit_unlogged(
@@ -65,11 +59,8 @@ class PatientSummaries:
             rows = reactions_store.with_patient(conn, patient_id)
             if not rows:
                 raise NotFound(f"Patient/{patient_id} does not exist.", "Patient.id")
-            if not page_logged and not (
-                logged_since is not None
-                and audit_log.logged_since(conn, patient_id, record["actor"], logged_since)
-            ):
-                audit_log.append(conn, record)
+            if not page_logged:
+                svc.trail.log(conn, access, Verb.READ, patient_id, record)
         first = rows[0]
         return PatientSummary(
             patient_id=patient_id,

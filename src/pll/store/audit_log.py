@@ -23,23 +23,6 @@ def append(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(_INSERT, row)
 
 
-def logged_since(conn: Connection, patient_id: str, actor: str, since: datetime) -> bool:
-    """Whether an allowed access by ``actor`` (its record's JSON) to this patient has been
-    logged at or after ``since``."""
-    return bool(
-        conn.execute(
-            select(
-                exists().where(
-                    audit_event.c.patient_id == patient_id,
-                    audit_event.c.recorded_at >= since,
-                    audit_event.c.actor == actor,
-                    audit_event.c.outcome == "0",
-                )
-            )
-        ).scalar_one()
-    )
-
-
 def facts(
     conn: Connection, patient_id: str, *, hpr: str | None, holder: str | None
 ) -> Row[Any] | None:

@@ -120,7 +120,18 @@ _LOAD_ENTRIES = select(entry).where(
         entry.c.id.in_(bindparam("ids", expanding=True)),
     ),
 )
-_LOAD_PRESCRIPTIONS = select(prescription).where(
+#: when PLL first recorded a prescription (its first version): the issue date of last resort
+#: for one stored with neither ``authoredOn`` nor a validity (pll.domain.prescriptions.end_of)
+_RX_RECORDED = (
+    select(prescription_version.c.recorded_at)
+    .where(
+        prescription_version.c.prescription_id == prescription.c.id,
+        prescription_version.c.version == 1,
+    )
+    .scalar_subquery()
+    .label("recorded_at")
+)
+_LOAD_PRESCRIPTIONS = select(prescription, _RX_RECORDED).where(
     prescription.c.list_id == bindparam("list_id"),
     or_(
         prescription.c.status.in_(RX_ACTIVE),
@@ -200,6 +211,7 @@ def _rx_from(row: Row[Any]) -> Prescription:
         content=content_of(row.resource),
         last_changed=row.last_changed,
         changed_by=author_of(row.changed_by),
+        recorded=row.recorded_at,
     )
 
 
@@ -286,8 +298,10 @@ def _list_values(
     }
 
 
-def insert_list(conn: Connection, lst: MedicationList, list_json: str, document: str) -> None:
-    values = _list_values(lst, list_json, document, None)
+def insert_list(
+    conn: Connection, lst: MedicationList, list_json: str, document: str, expires: datetime | None
+) -> None:
+    values = _list_values(lst, list_json, document, expires)
     conn.execute(
         _INSERT_LIST,
         {"id": lst.id, "patient_id": lst.patient_id, "created_at": lst.created, **values},
@@ -521,7 +535,16 @@ RESOURCE_TABLES = {
 }
 
 
+def _recorded(rtype: str) -> Any:
+    """When PLL first recorded each resource of ``rtype`` (its first version's time)."""
+    table, history, key = RESOURCE_TABLES[rtype]
+    first = select(history.c.recorded_at).where(key == table.c.id, history.c.version == 1)
+    return first.scalar_subquery().label("recorded_at")
+
+
 def resource_row(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
+    """A current resource with its list's patient and ``recorded_at``, when PLL first
+    recorded it."""
     table = RESOURCE_TABLES[rtype][0]
     return cast(
         "Row[Any] | None",
@@ -533,6 +556,7 @@ def resource_row(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
                 table.c.last_changed,
                 table.c.resource,
                 pll.c.patient_id,
+                _recorded(rtype),
             )
             .join(pll, pll.c.id == table.c.list_id)
             .where(table.c.id == rid)
@@ -558,7 +582,7 @@ def resources_for_list(
         select(func.count()).select_from(table).where(table.c.list_id == list_id)
     ).scalar_one()
     rows = conn.execute(
-        select(table.c.resource)
+        select(table.c.resource, _recorded(rtype))
         .where(table.c.list_id == list_id)
         .order_by(table.c.id)
         .limit(limit)
@@ -645,5 +669,5 @@ def all_entries(conn: Connection, list_id: str) -> list[Entry]:
 
 def all_prescriptions(conn: Connection, list_id: str) -> dict[str, Prescription]:
     """Every prescription of the list, with the older links of renewal chains."""
-    rows = conn.execute(select(prescription).where(prescription.c.list_id == list_id))
+    rows = conn.execute(select(prescription, _RX_RECORDED).where(prescription.c.list_id == list_id))
     return {r.id: _rx_from(r) for r in rows}

@@ -11,7 +11,7 @@ orders it, in Norwegian.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -68,10 +68,6 @@ class PatientBanner:
     emergency: bool = False
     #: the doctor's page for the patient's drug reactions, for those who have it
     reactions_url: str | None = None
-
-    @property
-    def never_confirmed(self) -> bool:
-        return self.lst is not None and self.lst.confirmed_at is None
 
 
 def name_of(patient: dict[str, Any]) -> str:
@@ -158,16 +154,6 @@ def banner_of(summary: PatientSummary, today: date, *, emergency: bool) -> Patie
     )
 
 
-def _logged_by_page(context: dict[str, Any], patient_id: str) -> bool:
-    """Whether the page read this patient's list in this request: a :class:`ListView` of
-    the patient among what it shows comes only from a read that was decided and logged."""
-    for value in context.values():
-        shown = getattr(value, "lst", value)
-        if isinstance(shown, ListView) and shown.patient_id == patient_id:
-            return True
-    return False
-
-
 def emergencies_of(memory: dict[str, Any]) -> dict[str, str]:
     """The patients a login reads on an emergency basis: their ids, with the fødselsnummer
     the pages remember for them (empty when opened by a link)."""
@@ -180,13 +166,11 @@ def banner_context(
     web: Any,
     context: dict[str, Any],
     today: date | None = None,
-    *,
-    logged_since: datetime | None = None,
 ) -> dict[str, Any]:
     """``banner``, the patient banner, for a page about a patient (its route names
     ``{pid}``) that a health worker has stated a basis for; nothing for other pages, or
-    when the page brings its own. ``logged_since``: see
-    :meth:`~pll.services.patients.PatientSummaries.summary`."""
+    when the page brings its own. Its read is part of the page's: logged only when the
+    request has logged no read of the patient (``Web.reads``)."""
     raw = web.request.path_params.get("pid")
     if raw is None or web.role not in HEALTH_PERSONNEL or "banner" in context:
         return {}
@@ -194,10 +178,7 @@ def banner_context(
     if not web.has_basis(pid) and web.role in (Role.DOCTOR, Role.NURSE):
         return {}  # the basis page: nothing about the patient is read before the basis
     summary = PatientSummaries(web.service).summary(
-        web.access(pid),
-        pid,
-        page_logged=_logged_by_page(context, pid),
-        logged_since=logged_since,
+        web.access(pid), pid, page_logged=pid in web.reads
     )
     now = today or web.service.clock().astimezone(OSLO).date()
     banner = banner_of(summary, now, emergency=pid in emergencies_of(web.memory))
@@ -217,6 +198,6 @@ def error_banner(web: Any, error: DomainError) -> dict[str, Any]:
     if isinstance(error, Forbidden):
         return {}
     try:
-        return banner_context(web, {}, logged_since=web.began)
+        return banner_context(web, {})
     except DomainError:
         return {}

@@ -41,7 +41,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -56,7 +56,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pll.api.http import STATUS, check_id
 from pll.api.metrics import count_refusal
-from pll.auth.access import Access, Basis, in_norwegian
+from pll.auth.access import Access, Basis, ReadLog, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.cases import in_norwegian as case_in_norwegian
 from pll.domain.checks import Finding, Severity
@@ -112,6 +112,9 @@ def memory_of(request: Request) -> dict[str, Any]:
 
 #: Findings named one by one in the notices after a save (the rest are counted).
 NOTICED_FINDINGS = 10
+#: The form field that says the doctor has seen decision support's findings for this change
+#: (the findings page sends it with the form it carries on).
+SEEN = "seen-findings"
 #: Largest form a page accepts (an uploaded discharge list is the biggest).
 MAX_FORM_FIELDS = 400
 
@@ -186,9 +189,9 @@ class Web:
     #: a refused form's fields as sent, and its messages by field (see the module doc)
     values: dict[str, str] | None = None
     errors: dict[str, str] | None = None
-    #: when the request began, on the services' clock (the error page's banner asks the
-    #: audit trail what the request logged since, :func:`pll.web.banner.error_banner`)
-    began: datetime | None = None
+    #: the patients this request has read and logged: a page view is one record in the
+    #: patient's access log, whatever else the page (its banner, its notes) then reads
+    reads: ReadLog = field(default_factory=ReadLog)
 
     @property
     def session(self) -> dict[str, Any]:
@@ -249,6 +252,7 @@ class Web:
             self.caller.client_id,
             override,
             accepted if override else None,
+            reads=self.reads,
         )
 
     def has_basis(self, patient_id: str) -> bool:
@@ -276,8 +280,10 @@ class Web:
     def notice_findings(self, found: Sequence[Finding]) -> None:
         """What decision support found in a change just saved, as notices styled by
         severity (not as the success notice): the first :data:`NOTICED_FINDINGS`, most
-        severe first, each once, and how many more the list shows. The findings were on the
-        page before the save; the notices remind, they do not list."""
+        severe first, each once, and how many more there were. Only a change sent from the
+        findings page (its form carries :data:`SEEN`) had its findings shown before the
+        save; warnings alone do not stop a renewal, a dose change or a reconciliation, so
+        for those the notices are the first word of them, and say so of the rest."""
         ordered = sorted(dict.fromkeys(found), key=lambda f: _SEVERITIES.index(f.severity))
         for finding in ordered[:NOTICED_FINDINGS]:
             self.memory.setdefault("notices", []).append(
@@ -285,7 +291,15 @@ class Web:
             )
         if len(ordered) > NOTICED_FINDINGS:
             more = len(ordered) - NOTICED_FINDINGS
-            self.notice(f"Merk: {more} funn til er ikke gjentatt her; de ble vist før du lagret.")
+            if self.field(SEEN) == "1":
+                self.notice(
+                    f"Merk: {more} funn til er ikke gjentatt her; de ble vist før du lagret."
+                )
+            else:
+                self.notice(
+                    f"Merk: beslutningsstøtten fant {more} funn til i endringen; bare de "
+                    f"{NOTICED_FINDINGS} viktigste er vist her."
+                )
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """The page, with the patient banner when it is about a patient and the emergency
@@ -536,7 +550,7 @@ def page(
                 caller,
             )
         service: PLLService = request.app.state.service
-        web = Web(request, form, caller, service, began=service.clock())
+        web = Web(request, form, caller, service)
         try:
             pid = request.path_params.get("pid")
             if pid is not None and not request.url.path.startswith("/grunnlag/"):

@@ -13,17 +13,16 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from pll.domain import treatment
 from pll.domain.errors import InvalidInput
 from pll.domain.prescriptions import (
     MAX_AMOUNT,
     MAX_PACKAGES,
     MAX_REPEATS,
     PACKAGE,
-    add_duration,
     maximum_end,
 )
 from pll.fhir import systems
-from pll.fhir.medication import FEST
 from pll.web.dosage_editor import (
     TIMES,
     UNITS,
@@ -44,7 +43,6 @@ __all__ = [
     "UNITS",
     "dosage",
     "editor_values",
-    "fest_code",
     "form_of",
     "medication_concept",
     "prescription",
@@ -148,19 +146,6 @@ def form_of(medication: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) and text else None
 
 
-def fest_code(concept: dict[str, Any]) -> str | None:
-    """The FEST code an entry's ``medicationCodeableConcept`` carries (none for a medicine
-    named by text only)."""
-    return next(
-        (
-            c["code"]
-            for c in concept.get("coding") or []
-            if isinstance(c, dict) and c.get("system") == FEST and isinstance(c.get("code"), str)
-        ),
-        None,
-    )
-
-
 def without_meta(resource: dict[str, Any]) -> dict[str, Any]:
     """A resource as a client sends it back in an update: without server bookkeeping."""
     return {k: copy.deepcopy(v) for k, v in resource.items() if k != "meta"}
@@ -172,10 +157,6 @@ def without_meta(resource: dict[str, Any]) -> dict[str, Any]:
 RX_UNITS = (PACKAGE, "tablett", "kapsel", "ml", "dose", "plaster", "stikkpille")
 #: A GP's usual prescription: one package, no reit (the repeats a doctor adds on purpose).
 RX_DEFAULTS = {"rx-quantity": "1", "rx-unit": PACKAGE, "rx-repeats": "0"}
-#: A treatment's stop date further ahead than this is a typing error (the year 9999); a
-#: start may lie far back (a medicine used for years, put on the list now), not this far.
-MAX_TREATMENT_YEARS = 10
-EARLIEST_START = date(1900, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -228,19 +209,17 @@ def rx_fields(field: Field, today: date) -> RxFields:
             "rx-repeats",
         )
     start = _day(field("rx-start"), "rx-start", "Start")
-    if start is not None and not EARLIEST_START <= start <= add_duration(today, "P1Y"):
-        raise InvalidInput(
-            "Start: datoen må være etter 1900 og høyst ett år fram i tid.", "rx-start"
-        )
     stop = _day(field("rx-stop"), "rx-stop", "Stopp")
+    try:
+        treatment.check_period(start, None, today)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.norwegian or exc.message, "rx-start") from None
     if stop is not None and stop < (start or today):
         raise InvalidInput("Stopp: datoen kan ikke være før start.", "rx-stop")
-    if stop is not None and stop > add_duration(today, f"P{MAX_TREATMENT_YEARS}Y"):
-        raise InvalidInput(
-            f"Stopp: mer enn {MAX_TREATMENT_YEARS} år fram i tid er ikke mulig. La feltet stå "
-            "tomt når behandlingen ikke har en planlagt slutt.",
-            "rx-stop",
-        )
+    try:
+        treatment.check_period(None, stop, today)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.norwegian or exc.message, "rx-stop") from None
     valid_until = _day(field("rx-valid-until"), "rx-valid-until", "Gyldig til")
     longest = maximum_end(today, None)
     if valid_until is not None and not today <= valid_until <= longest:

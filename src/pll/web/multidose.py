@@ -28,7 +28,9 @@ from pll.domain.errors import ChecksRefused, Conflict, Forbidden, InvalidInput, 
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
 from pll.domain.multidose import ADMINISTRATION
+from pll.domain.prescriptions import local_day
 from pll.fhir.validate import validate
+from pll.services.catalogue import Catalogue
 from pll.services.multidose import MultidoseService
 from pll.web import forms
 from pll.web.doctor import findings_page, override_of
@@ -338,6 +340,8 @@ def proposal_page(kind: str) -> Page:
     def handler(web: Web) -> Response:
         pid = web.path_id("pid")
         entry = None
+        # a new medicine is named in free text: PLL knows no form for it, so any unit
+        units: tuple[str, ...] = forms.UNITS
         if kind == "new":
             fnr, basis = _pharmacy_basis(web, pid)
             if basis is None:
@@ -346,6 +350,8 @@ def proposal_page(kind: str) -> Page:
         else:
             fnr, basis, entry = _entry(web, pid)
             values = forms.editor_values(entry.content.get("dosage") or [])
+            # the units the drug's form takes, as on the doctor's dose page
+            units = forms.units_of(_form(web, entry.content))
         return web.render(
             "pharmacy/propose.html",
             pid=pid,
@@ -356,12 +362,17 @@ def proposal_page(kind: str) -> Page:
             # a change proposal starts from the entry's dose, which is replaced, not dropped
             prefilled=values if entry is not None else {},
             times=forms.TIMES,
-            units=forms.UNITS,
+            units=units,
             treatments=forms.TREATMENTS,
         )
 
     handler.__name__ = f"propose_{kind}_page"
     return handler
+
+
+def _form(web: Web, content: dict[str, Any]) -> str | None:
+    """The FEST form of an entry's medicine (:meth:`Catalogue.form_of`)."""
+    return Catalogue(web.service.db).form_of(content.get("medicationCodeableConcept") or {})
 
 
 def _list_id(web: Web, pid: str) -> str:
@@ -421,11 +432,13 @@ def propose_change(web: Web) -> Response:
     """M25.2 ``change``: the entry as the pharmacy saw it, with the dose it proposes."""
     pid, entry_id = web.path_id("pid"), web.path_id("eid")
     version = _version(web)
-    dosages = forms.dosage(web.field)
     reason = web.field("reason")[:500]
     seen = web.service.resource_version(web.access(pid), "MedicationStatement", entry_id, version)
     require(seen.patient_id == pid, "Legemidlet er ikke på denne pasientens liste.", "entry")
-    content = forms.without_meta(orjson.loads(seen.text)) | {"dosage": dosages}
+    content = forms.without_meta(orjson.loads(seen.text))
+    # a unit the drug's form does not take is refused here, beside the field, not first
+    # when the doctor accepts the proposal
+    content["dosage"] = forms.dosage(web.field, _form(web, content))
     item = {
         "name": "item",
         "part": [
@@ -567,7 +580,7 @@ def _doctor_list(web: Web, pid: str) -> ListView:
     stored = web.service.current(web.access(pid), patient_id=pid, document=True)
     if stored is None:
         raise InvalidInput("Pasienten har ingen PLL ennå.", "list")
-    return list_view(stored.text)
+    return list_view(stored.text, local_day(web.service.clock()))
 
 
 def proposals_page(web: Web) -> Response:

@@ -26,6 +26,7 @@ from pll.domain.diff import EntryDifference, FieldChange, ListDifference
 from pll.domain.errors import Conflict, InvalidInput
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Author, ListVersion, Role
+from pll.domain.prescriptions import local_day
 from pll.fhir import access as fhir_access
 from pll.fhir import systems
 from pll.fhir.validate import validate
@@ -192,7 +193,7 @@ def _current(web: Web, access: Access, pid: str, *, document: bool) -> Stored | 
 def list_page(web: Web) -> Response:
     pid = web.path_id("pid")
     stored = _current(web, web.access(pid), pid, document=True)
-    lst = list_view(stored.text) if stored is not None else None
+    lst = list_view(stored.text, local_day(web.service.clock())) if stored is not None else None
     groups: dict[str, list[Medicine]] = {"active": [], "on-hold": [], "ended": []}
     for entry in lst.entries if lst is not None else []:
         group = entry.status if entry.status in ("active", "on-hold") else "ended"

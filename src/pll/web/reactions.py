@@ -22,7 +22,7 @@ from pll.services.allergies import ATC_CODE, CLINICAL, Allergies
 from pll.services.catalogue import Catalogue
 from pll.web import forms
 from pll.web.banner import CRITICALITY_NAMES, SEVERITY_NAMES, reaction_line
-from pll.web.edge import Web, doctors, whole
+from pll.web.edge import Web, doctors, norwegian, whole
 
 SEARCH_LIMIT = 15
 #: The form's fields, kept as typed when the page comes back with a message.
@@ -85,10 +85,10 @@ def _page(
     pid: str,
     *,
     values: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
     editing: dict[str, Any] | None = None,
-    status: int = 200,
 ) -> Response:
+    """The reactions page (the form to change ``editing``, when given) with ``values`` in
+    its form; a refused form's values and messages come from the edge (:meth:`Web.render`)."""
     query = web.query("q")
     found: list[tuple[str, str]] = []
     if query:
@@ -116,12 +116,11 @@ def _page(
         shown = []
     return web.render(
         "doctor/reactions.html",
-        status,
         pid=pid,
         fnr=web.fnr(pid),
         reactions=shown,
         values=values or {},
-        errors=errors or {},
+        errors={},
         editing=editing,
         query=query,
         found=found,
@@ -143,25 +142,36 @@ def _typed(web: Web) -> dict[str, str]:
     return {name: web.field(name)[:500] for name in FIELDS}
 
 
-def _problems(values: dict[str, str]) -> dict[str, str]:
-    """What is wrong with the form, by field, in Norwegian (before any service is asked)."""
-    errors = {}
+def _checked(values: dict[str, str]) -> dict[str, str]:
+    """The form's values, or :class:`InvalidInput` naming each field at fault, in Norwegian
+    (before any service is asked); the edge shows the form again with them."""
+    problems: list[tuple[str, str]] = []
     if not values["what"]:
-        errors["what"] = "Skriv hvilket legemiddel eller virkestoff reaksjonen gjelder."
+        problems.append(("Skriv hvilket legemiddel eller virkestoff reaksjonen gjelder.", "what"))
     if not values["atc"]:
-        errors["atc"] = (
-            "Skriv ATC-koden (for eksempel J01CA for penicilliner), eller velg legemiddelet "
-            "fra søket: uten kode kan beslutningsstøtten ikke varsle om reaksjonen."
+        problems.append(
+            (
+                "Skriv ATC-koden (for eksempel J01CA for penicilliner), eller velg legemiddelet "
+                "fra søket: uten kode kan beslutningsstøtten ikke varsle om reaksjonen.",
+                "atc",
+            )
         )
     elif not ATC_CODE.fullmatch(values["atc"].upper()):
-        errors["atc"] = (
-            f"«{values['atc'][:20]}» er ikke en ATC-kode; den har form som J01, J01C eller J01CA04."
+        problems.append(
+            (
+                f"«{values['atc'][:20]}» er ikke en ATC-kode; den har form som J01, J01C "
+                "eller J01CA04.",
+                "atc",
+            )
         )
     if values["severity"] and values["severity"] not in SEVERITY_NAMES:
-        errors["severity"] = "Velg alvorlighet fra listen."
+        problems.append(("Velg alvorlighet fra listen.", "severity"))
     if values["criticality"] and values["criticality"] not in CRITICALITY_NAMES:
-        errors["criticality"] = "Velg kritikalitet fra listen."
-    return errors
+        problems.append(("Velg kritikalitet fra listen.", "criticality"))
+    if problems:
+        (message, where), *others = problems
+        raise InvalidInput(message, where, others=[(m, w) for m, w in others])
+    return values
 
 
 def _resource(pid: str, values: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
@@ -193,52 +203,34 @@ def _resource(pid: str, values: dict[str, str], base: dict[str, Any]) -> dict[st
     return resource
 
 
-def _saving(
-    web: Web,
-    pid: str,
-    values: dict[str, str],
-    save: Callable[[], list[Any]],
-    done: str,
-    **page: Any,
-) -> Response:
-    """Save, or show the form again with the message beside the field it is about."""
-    errors = _problems(values)
-    if not errors:
-        try:
-            found = save()
-        except VersionConflict:
-            errors["form"] = (
-                "Reaksjonen er endret av en annen siden du åpnet den. Last siden på nytt og "
-                "gjør endringen igjen; ingenting ble lagret."
-            )
-        except RuleRefused as exc:
-            limit = exc.details.get("limit", "")
-            errors["form"] = (
-                f"Pasienten har {limit} aktive legemiddelreaksjoner, så mange PLL tar vare på. "
-                "Avslutt en som ikke lenger gjelder først; ingenting ble lagret."
-            )
-        except InvalidInput as exc:
-            where = exc.expression or ""
-            field = "atc" if ".code" in where else "form"
-            errors[field] = f"Reaksjonen ble ikke lagret: {exc.message}"
-        else:
-            web.notice(done)
-            web.notice_findings(found)
-            return web.redirect(_url(pid))
-    return _page(web, pid, values=values, errors=errors, status=400, **page)
+def _saving(web: Web, pid: str, save: Callable[[], list[Any]], done: str) -> Response:
+    """Save; a refusal comes back as the form, as typed, with the message beside its field
+    or at the top (the edge's refused-form mechanism)."""
+    try:
+        found = save()
+    except VersionConflict:
+        raise InvalidInput(
+            "Reaksjonen er endret av en annen siden du åpnet den. Last siden på nytt og "
+            "gjør endringen igjen; ingenting ble lagret."
+        ) from None
+    except (RuleRefused, InvalidInput) as exc:
+        # the service's refusal, in Norwegian: beside the code when it is about the code
+        where = "atc" if ".code" in (exc.expression or "") else None
+        raise InvalidInput(norwegian(exc), where) from None
+    web.notice(done)
+    web.notice_findings(found)
+    return web.redirect(_url(pid))
 
 
 def register(web: Web) -> Response:
     pid = web.path_id("pid")
-    values = _typed(web)
+    values = _checked(_typed(web))
 
     def save() -> list[Any]:
         _, found = _service(web).create(web.access(pid), _resource(pid, values, {}))
         return found
 
-    return _saving(
-        web, pid, values, save, f"Legemiddelreaksjonen «{values['what']}» er registrert."
-    )
+    return _saving(web, pid, save, f"Legemiddelreaksjonen «{values['what']}» er registrert.")
 
 
 def _stored(web: Web, pid: str) -> tuple[str, dict[str, Any]]:
@@ -259,7 +251,7 @@ def change(web: Web) -> Response:
     pid = web.path_id("pid")
     rid, resource = _stored(web, pid)
     version = whole(web.field("version"), "version")
-    values = _typed(web)
+    values = _checked(_typed(web))
 
     def save() -> list[Any]:
         _, found = _service(web).update(
@@ -268,7 +260,7 @@ def change(web: Web) -> Response:
         return found
 
     done = f"Legemiddelreaksjonen «{values['what']}» er endret."
-    return _saving(web, pid, values, save, done, editing=resource)
+    return _saving(web, pid, save, done)
 
 
 def end(web: Web) -> Response:
@@ -300,8 +292,16 @@ def end(web: Web) -> Response:
 
 ROUTES = [
     Route("/lege/pasient/{pid}/reaksjoner", doctors(reactions_page), methods=["GET"]),
-    Route("/lege/pasient/{pid}/reaksjoner", doctors(register), methods=["POST"]),
+    Route(
+        "/lege/pasient/{pid}/reaksjoner",
+        doctors(register, form=reactions_page),
+        methods=["POST"],
+    ),
     Route("/lege/pasient/{pid}/reaksjoner/{rid}", doctors(change_page), methods=["GET"]),
-    Route("/lege/pasient/{pid}/reaksjoner/{rid}", doctors(change), methods=["POST"]),
+    Route(
+        "/lege/pasient/{pid}/reaksjoner/{rid}",
+        doctors(change, form=change_page),
+        methods=["POST"],
+    ),
     Route("/lege/pasient/{pid}/reaksjoner/{rid}/avslutt", doctors(end), methods=["POST"]),
 ]

@@ -44,6 +44,7 @@ from pll.domain.errors import (
     VersionConflict,
 )
 from pll.domain.limits import MAX_SOURCE_ITEMS
+from pll.domain.prescriptions import local_day
 from pll.domain.reconcile import MAX_REASON, Origin, Source
 from pll.fhir.reconcile import source_size
 from pll.fhir.validate import parse_json
@@ -190,7 +191,7 @@ def compare(web: Web) -> Response:
     stored = web.service.current(access, patient_id=pid, document=True)
     if stored is None:
         raise InvalidInput("Pasienten har ingen PLL å samstemme ennå.", "list")
-    lst = list_view(stored.text)
+    lst = list_view(stored.text, local_day(web.service.clock()))
     source = _source(web, pid)
     try:
         comparison = Reconciliation(web.service).compare(access, lst.id, source)

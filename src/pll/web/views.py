@@ -8,6 +8,7 @@ the API says. Nothing here decides anything: it only names and orders what is th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ import orjson
 from pll.domain.multidose import ADMINISTRATION
 from pll.domain.prescriptions import PACKAGE, end_of
 from pll.fhir import systems
-from pll.fhir.expiry import EXT_EXPIRED
+from pll.fhir.expiry import expired_on
 
 STATUS_NAMES = {
     "active": "I bruk",
@@ -119,7 +120,8 @@ class PrescriptionView:
     reason: str = ""
     #: the last day it can be dispensed (``dispenseRequest.validityPeriod.end``), ISO date
     valid_until: str = ""
-    #: past its validity end, as the API marks it when read (pll.fhir.expiry)
+    #: past its validity end: as the API marks it when read (pll.fhir.expiry), or by its end
+    #: against today for a document stored without the marker
     expired: bool = False
     #: what one dispensing hands out ("2 pakninger", "100 ml"), and the reit
     quantity: str = ""
@@ -134,11 +136,6 @@ class PrescriptionView:
     @property
     def active(self) -> bool:
         return self.status == "active"
-
-    @property
-    def in_force(self) -> bool:
-        """Active or paused and not expired: what a patient can still get dispensed."""
-        return self.status in ("active", "on-hold") and not self.expired
 
     @property
     def dispensing(self) -> str:
@@ -230,11 +227,15 @@ def _coding(concept: dict[str, Any], system: str) -> str | None:
     )
 
 
-def _prescription(resource: dict[str, Any]) -> PrescriptionView:
+def _prescription(resource: dict[str, Any], today: date | None) -> PrescriptionView:
     prior = resource.get("priorPrescription", {}).get("reference", "")
     request = resource.get("dispenseRequest") or {}
     repeats = request.get("numberOfRepeatsAllowed")
-    end = end_of(resource)
+    marked_end = expired_on(resource)
+    # the marker knows the end of one stored with no date of its own (from when PLL first
+    # recorded it); a document stored before the marker existed has only its dates
+    end = end_of(resource) or marked_end
+    expired = marked_end is not None or (today is not None and end is not None and end < today)
     return PrescriptionView(
         id=resource["id"],
         version=int(resource.get("meta", {}).get("versionId", "1")),
@@ -243,7 +244,7 @@ def _prescription(resource: dict[str, Any]) -> PrescriptionView:
         renews=prior.removeprefix("MedicationRequest/") or None,
         reason=_reason_text(resource),
         valid_until=end.isoformat() if end else "",
-        expired=_ext(resource, EXT_EXPIRED) is not None,
+        expired=expired,
         quantity=_quantity_text(request.get("quantity") or {}),
         repeats=repeats if isinstance(repeats, int) else None,
         content=resource,
@@ -286,14 +287,18 @@ def _entry(resource: dict[str, Any], item: dict[str, Any]) -> EntryView:
     )
 
 
-def list_view(document: str | bytes) -> ListView:
-    """The list document (List, its entries and prescriptions) as the pages show it."""
+def list_view(document: str | bytes, today: date | None = None) -> ListView:
+    """The list document (List, its entries and prescriptions) as the pages show it on
+    ``today``: a prescription past its end is expired whether or not the stored document
+    marks it. ``None`` only for a document PLL has just marked (the packing basis)."""
     bundle = orjson.loads(document)
     resources = [e["resource"] for e in bundle.get("entry", [])]
     lst = next(r for r in resources if r["resourceType"] == "List")
     by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources}
     prescriptions = {
-        r["id"]: _prescription(r) for r in resources if r["resourceType"] == "MedicationRequest"
+        r["id"]: _prescription(r, today)
+        for r in resources
+        if r["resourceType"] == "MedicationRequest"
     }
     for item in lst.get("entry", []):
         ext = _ext(item, systems.EXT_DISPENSED)

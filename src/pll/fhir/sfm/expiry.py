@@ -21,13 +21,13 @@ from pll.fhir.sfm import codes as c
 def shown(amendment: dict[str, Any], rx: Prescription, today: date) -> dict[str, Any] | None:
     """Write the validity end into ``amendment`` and, when the prescription has expired by
     ``today``, take away its dispensable status; returns the expired marker then."""
-    end = end_of(rx.content)
+    end = end_of(rx.content, rx.recorded)
     if end is None:
         return None
     subs = amendment.setdefault("extension", [])
     if not c.first(amendment, "expirationdate"):
         subs.append({"url": "expirationdate", "valueDate": end.isoformat()})
-    if not is_expired(rx.content, today):
+    if not is_expired(rx.content, today, rx.recorded):
         return None
     status = c.code_of(c.sub_value(c.first(amendment, "rfstatus"), "status"), c.RF_STATUS)
     if status in ("E", "U"):

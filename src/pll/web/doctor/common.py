@@ -3,24 +3,17 @@ version a form was based on, and the patient's address."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
 from pll.domain.errors import NotFound
+from pll.domain.prescriptions import local_day
 from pll.fhir.validate import validate
 from pll.services.lists import Op
 from pll.web.doctor.notes import entry_notes, typed_after_conflict, typed_for
 from pll.web.edge import Web, require, whole
 from pll.web.views import ListView, list_view
-
-#: The form field that says the doctor has seen decision support's findings for this change.
-SEEN = "seen-findings"
-
-
-def today() -> str:
-    return datetime.now(UTC).date().isoformat()
 
 
 def patient_url(pid: str, rest: str = "") -> str:
@@ -29,7 +22,7 @@ def patient_url(pid: str, rest: str = "") -> str:
 
 def current_list(web: Web, pid: str) -> ListView | None:
     stored = web.service.current(web.access(pid), patient_id=pid, document=True)
-    return list_view(stored.text) if stored is not None else None
+    return list_view(stored.text, local_day(web.service.clock())) if stored is not None else None
 
 
 def fnr_of(web: Web, pid: str) -> str:

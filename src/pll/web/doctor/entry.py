@@ -31,11 +31,10 @@ def dose_page(web: Web) -> Response:
 
 
 def drug_form(web: Web, concept: dict[str, Any]) -> str | None:
-    """The FEST form of an entry's drug, read in the catalogue by the entry's FEST code;
-    ``None`` for a drug named by text only or not in the catalogue in use."""
-    code = forms.fest_code(concept)
-    found = Catalogue(web.service.db).search(code=code, count=1) if code else []
-    return forms.form_of(found[0]) if found else None
+    """The FEST form of an entry's drug, as decision support reads it
+    (:meth:`Catalogue.form_of`); ``None`` for a drug named by text only or not in the
+    catalogue in use."""
+    return Catalogue(web.service.db).form_of(concept)
 
 
 def change_dose(web: Web) -> Response:

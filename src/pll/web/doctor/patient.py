@@ -133,7 +133,7 @@ def _since_confirmed(web: Web, pid: str, lst: ListView) -> Confirming:
     since = lst.confirmed_version or 1
     changes = ChangeSummary()
     if since < lst.version:
-        difference = web.service.diff(web.access(pid), lst.id, since, lst.version, logged=False)
+        difference = web.service.diff(web.access(pid), lst.id, since, lst.version)
         changes = summarise(difference)
     return Confirming(since, changes)
 

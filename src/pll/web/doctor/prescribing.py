@@ -18,7 +18,6 @@ from pll.services.catalogue import Catalogue, Found
 from pll.services.lists import Op
 from pll.web import forms
 from pll.web.doctor.common import (
-    SEEN,
     current_list,
     entry_of,
     entry_page,
@@ -28,7 +27,7 @@ from pll.web.doctor.common import (
 )
 from pll.web.doctor.notes import list_notes, typed_for
 from pll.web.doctor.saving import findings_page, save
-from pll.web.edge import Web, norwegian, require
+from pll.web.edge import SEEN, Web, norwegian, require
 from pll.web.views import EntryView
 
 

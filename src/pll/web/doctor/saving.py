@@ -15,9 +15,9 @@ from pll.domain.errors import ChecksRefused, VersionConflict
 from pll.domain.model import ENDED, REMOVED
 from pll.domain.operation_rules import reason_text
 from pll.services.lists import ChangeResult, Op
-from pll.web.doctor.common import SEEN, patient_url
+from pll.web.doctor.common import patient_url
 from pll.web.doctor.notes import TYPED
-from pll.web.edge import Web, whole
+from pll.web.edge import SEEN, Web, whole
 from pll.web.views import FIELD_NAMES
 
 
