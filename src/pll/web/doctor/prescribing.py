@@ -104,6 +104,8 @@ def prescribe(web: Web) -> Response:
     rx_fields = forms.rx_fields(web.field, _today(web))
     start = (rx_fields.start or _today(web)).isoformat()
     stop = rx_fields.stop.isoformat() if rx_fields.stop else None
+    # "Endre" on the findings page: this form again, with the search it was chosen from
+    edit = f"{web.request.url.path}?{urlencode({'q': web.field('q')[:100]})}"
     if web.field(SEEN) != "1":
         # decision support before saving: what this medicine would meet on the list
         draft = forms.statement(pid, medication, dosages, treatment, indication, start, None)
@@ -114,7 +116,6 @@ def prescribe(web: Web) -> Response:
             raise RuleRefused(misfit.message, "dose-unit")
         # what needs the doctor's judgement stops the save; information alone does not
         if any(f.severity is not Severity.INFORMATION for f in found):
-            edit = f"{web.request.url.path}?{urlencode({'q': web.field('q')[:100]})}"
             return findings_page(web, findings.issues(found), saving=[draft], edit=edit)
 
     def ops() -> list[Op]:
@@ -134,7 +135,7 @@ def prescribe(web: Web) -> Response:
         )
         return out
 
-    return save(web, pid, ops, None, f"{medication['text']} er lagt til.")
+    return save(web, pid, ops, None, f"{medication['text']} er lagt til.", edit=edit)
 
 
 def dosage_preview(web: Web) -> Response:

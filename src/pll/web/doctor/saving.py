@@ -38,11 +38,13 @@ def save(
     done: str,
     *,
     form_page: bool = True,
+    edit: str | None = None,
 ) -> Response:
     """Apply ``ops`` as one list change; findings and conflicts get their own pages, where
     the doctor can go on with the same form (its fields are carried along). ``form_page``:
     the form was posted to the address of the page that shows it (so "Endre" on the
-    findings page opens it again with what was typed); else it was on the list page."""
+    findings page opens it again with what was typed), or to ``edit`` when given (with the
+    query that page needs); else it was on the list page."""
     override, accepted = override_of(web)
     planned = ops()
     try:
@@ -51,7 +53,7 @@ def save(
         )
     except ChecksRefused as exc:
         saving = [op.resource for op in planned if op.resource and op.rtype == STATEMENT]
-        edit = web.request.url.path if form_page else None
+        edit = (edit or web.request.url.path) if form_page else None
         return findings_page(web, exc.issues, saving=saving, edit=edit)
     except VersionConflict as exc:
         return _conflict_page(web, pid, exc, planned)
