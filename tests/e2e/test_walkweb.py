@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from tests.conftest import LiveServer
 from tests.e2e.conftest import Screen, login, open_patient
 from tests.e2e.scenes import SIMVASTATIN, WARFARIN, patient_with_medicines
+from tests.integration.builders import ok
 
 
 def test_the_findings_page_names_the_change_goes_back_to_it_and_asks_for_the_reason(
@@ -53,3 +54,41 @@ def test_the_findings_page_names_the_change_goes_back_to_it_and_asks_for_the_rea
     chosen = page.get_by_role("radio", name=re.compile("^Klaritromycin Fjordpharma")).first
     expect(chosen).to_be_checked()
     page.screenshot(path="/tmp/walkweb-findings-edit.png", full_page=True)
+
+
+def test_a_dose_change_on_a_drug_discontinued_meanwhile_is_offered_as_a_new_prescription(
+    server: LiveServer, screens, catalogue: None
+) -> None:
+    scene = patient_with_medicines(server, SIMVASTATIN)
+    entry_id = scene.entries[SIMVASTATIN[2]]
+    gp: Screen = screens("gp")
+    login(gp, "gp")
+    open_patient(gp, scene.fnr)
+    page = gp.page
+    page.goto(f"{server.base}/lege/pasient/{scene.pid}/legemiddel/{entry_id}/dose")
+    page.locator("#dose-MORN").fill("2")
+    _discontinue(server, entry_id)  # the hospital discontinues it meanwhile
+    page.get_by_role("button", name=re.compile("^Lagre")).click()
+    expect(page.get_by_role("heading", name=re.compile("er seponert av en annen"))).to_be_visible()
+    expect(page.locator("main")).to_contain_text("Grunn: Muskelsmerter")
+    expect(page.get_by_role("link", name="Gjør min endring på den nye versjonen")).to_have_count(0)
+    page.screenshot(path="/tmp/walkweb-conflict-discontinued.png", full_page=True)
+    page.get_by_role("link", name="Forskriv på nytt").click()
+    expect(page.get_by_role("heading", name="Nytt legemiddel")).to_be_visible()
+    expect(page.locator("#q")).to_have_value(SIMVASTATIN[2])
+    expect(page.locator("#dose-MORN")).to_have_value("2")
+    page.screenshot(path="/tmp/walkweb-represcribe.png", full_page=True)
+
+
+def _discontinue(server: LiveServer, entry_id: str) -> None:
+    with server.client("hospital-doctor") as hospital:
+        current = ok(hospital.get(f"/fhir/MedicationStatement/{entry_id}"))
+        current["status"] = "stopped"
+        current["statusReason"] = [{"text": "Muskelsmerter"}]
+        ok(
+            hospital.put(
+                f"/fhir/MedicationStatement/{entry_id}",
+                json=current,
+                headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
+            )
+        )
