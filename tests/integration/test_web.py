@@ -191,10 +191,10 @@ def test_bad_form_input_gets_a_clear_message_and_changes_nothing(server: LiveSer
         cases = [
             ({"dose-mode": "fixed", "dose-MORN": "to"}, "ikke en mengde"),
             ({"dose-mode": "fixed"}, "minst ett tidspunkt"),
-            ({"dose-mode": "fixed", "dose-MORN": "-1"}, "ikke en mengde"),
+            ({"dose-mode": "fixed", "dose-MORN": "-1"}, "må være over 0"),
             ({"dose-mode": "fixed", "dose-MORN": "0"}, "over 0"),
             ({"dose-mode": "fixed", "dose-MORN": "1e3"}, "ikke en mengde"),
-            ({"dose-mode": "fixed", "dose-MORN": "0,0000001"}, "ikke en mengde"),
+            ({"dose-mode": "fixed", "dose-MORN": "0,0000001"}, "for mange desimaler"),
             ({"dose-mode": "weird"}, "Ukjent doseringsmåte"),
             ({"dose-mode": "fixed", "dose-MORN": "1", "dose-unit": "fat"}, "Ukjent enhet"),
         ]

@@ -190,14 +190,16 @@ def test_the_pharmacy_and_the_patient_forms_come_back_in_norwegian(server: LiveS
         r = pharmacy.post(
             form, data={"csrf": csrf(pharmacy, form), "drug": "Paracet", "dose-MORN": "0"}
         )
-        assert refused(r, "dose-MORN", 'value="Paracet"', 'value="0"').endswith("over 0.")
+        said = refused(r, "dose-MORN", 'value="Paracet"', 'value="0"')
+        assert said.endswith("må være over 0; du skrev «0».")
         assert 'name="multidose" value="1" >' in r.text
         assert snapshot(server.db, audit=False) == before
     # another pharmacy is told, in Norwegian, that this patient is not theirs
     with logged_in(server, "other-pharmacist") as other:
         r = other.get(f"/apotek/pasient/{p.pid}")
         assert r.status_code == 403
-        assert "Bare pasientens multidoseapotek" in r.text
+        assert "Apoteket ditt er ikke registrert som pasientens multidoseapotek" in r.text
+        assert "melder hva som er pakket" not in r.text  # it was reading, not reporting
         no_english(r.text)
     with logged_in(server, "patient", p.fnr) as patient:
         form = f"/pasient/{p.pid}/sperring"

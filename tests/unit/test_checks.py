@@ -129,6 +129,23 @@ def test_a_substance_without_atc_in_an_interaction() -> None:
     assert [(f.kind, f.code) for f in findings] == [(Kind.INTERACTION, "i9")]
 
 
+def test_an_interaction_fest_gives_no_handling_does_not_end_in_an_empty_handling() -> None:
+    rule = Interaction(
+        "i7", "2", "Økt effekt.", "", " ", frozenset({"A10BA02"}), frozenset({"B01AA"})
+    )
+    also = Interaction(
+        "i8", "3", "Liten effekt.", "", "", frozenset({"A10BA02"}), frozenset({"B01AA"})
+    )
+    findings = check(
+        [METFORMIN, WARFARIN],
+        interactions_for=lambda d: [rule, also] if {"A10BA02", "B01AA03"} & set(codes(d)) else [],
+        not_assessed=lambda a: False,
+    )
+    (finding,) = [f for f in findings if f.kind is Kind.INTERACTION]
+    assert "Håndtering" not in finding.message
+    assert finding.message.endswith("Økt effekt. Også (Ingen tiltak nødvendig): Liten effekt.")
+
+
 def test_a_medicine_named_by_text_only_is_reported_unchecked() -> None:
     (finding,) = run([Drug("e9", "Ukjent urtepreparat")])
     assert finding.kind is Kind.NOT_CHECKED

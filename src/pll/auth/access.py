@@ -211,6 +211,23 @@ def in_norwegian(message: str) -> str | None:
     return _NORWEGIAN.get(message)
 
 
+def _not_our_pharmacy(facts: PatientFacts) -> str:
+    """Why a pharmacy may not do a multidose pharmacy's work for this patient (read the
+    packing basis, propose, report packing), and the basis it has instead, in Norwegian:
+    the English refusals name one verb and say nothing of the patient."""
+    why = (
+        "Pasienten har ingen e-multidoseregistrering (M27), så ingen multidoseapotek "
+        "pakker for pasienten."
+        if facts.multidose_pharmacy is None
+        else "Apoteket ditt er ikke registrert som pasientens multidoseapotek (M27)."
+    )
+    return (
+        f"{why} Pakkegrunnlaget, forslag til endringer og pakkerapporter er bare for "
+        "pasientens multidoseapotek. Legemiddellisten kan du lese med grunnlaget "
+        "behandlingsrelasjon (HPBEHANDLINGSRELASJON), for eksempel når du utleverer en resept."
+    )
+
+
 def _not_responsible_doctor(facts: PatientFacts) -> str:
     if facts.multidose_doctor is None:
         return (
@@ -267,6 +284,9 @@ class Decision:
     allowed: bool
     message: str = ""
     flag: str | None = None
+    #: the refusal in Norwegian for a page, when it says more than :func:`in_norwegian`
+    #: knows from ``message`` (what this patient's facts make of it)
+    norwegian: str | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -346,9 +366,9 @@ class Access:
         if self.is_patient:
             return Decision(True)
         if verb is Verb.PROPOSE and not self._responsible_pharmacy(facts):
-            return Decision(False, _ONLY_PHARMACY_PROPOSES)
+            return Decision(False, _ONLY_PHARMACY_PROPOSES, norwegian=_not_our_pharmacy(facts))
         if verb is Verb.PACK and not self._responsible_pharmacy(facts):
-            return Decision(False, _ONLY_PHARMACY_PACKS)
+            return Decision(False, _ONLY_PHARMACY_PACKS, norwegian=_not_our_pharmacy(facts))
         if verb is Verb.DECIDE and not self._responsible_doctor(facts):
             return Decision(False, _not_responsible_doctor(facts))
         if facts.blocked:

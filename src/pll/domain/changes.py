@@ -79,6 +79,7 @@ def start_list(
             "This patient already has a PLL; a patient has exactly one list. "
             "Read it with GET /fhir/List?patient=<id>.",
             "List.subject",
+            norwegian="Pasienten har allerede en legemiddelliste; en pasient har bare én.",
         )
     return MedicationList(
         id=list_id, patient_id=patient_id, version=0, created=now, updated=now, baton=author
@@ -231,7 +232,10 @@ class ListChange:
                     else ""
                 )
                 raise Conflict(
-                    f"MedicationRequest/{rx_id} is {rx.status}, not active.{hint}", where
+                    f"MedicationRequest/{rx_id} is {rx.status}, not active.{hint}",
+                    where,
+                    norwegian="Resepten er ikke lenger gyldig (fornyet, tilbakekalt eller "
+                    "avsluttet); velg den gjeldende resepten.",
                 )
             for other in self.list.entries.values():
                 if (
@@ -244,6 +248,8 @@ class ListChange:
                         f"MedicationStatement/{other.id}; a prescription is never on two "
                         "active entries.",
                         where,
+                        norwegian="Resepten hører allerede til et annet legemiddel i bruk; "
+                        "en resept står aldri på to legemidler i bruk.",
                     )
 
     # -- prescriptions -------------------------------------------------------------------
@@ -295,10 +301,14 @@ class ListChange:
                 f"MedicationRequest/{successor}; "
                 "renew the head of the chain.",
                 where,
+                norwegian="Resepten er allerede fornyet; forny den nyeste resepten i kjeden.",
             )
         if prior.status not in RX_ACTIVE:
             raise Conflict(
-                f"MedicationRequest/{prior_id} is {prior.status} and cannot be renewed.", where
+                f"MedicationRequest/{prior_id} is {prior.status} and cannot be renewed.",
+                where,
+                norwegian="Resepten er ikke gyldig lenger (tilbakekalt eller avsluttet) og "
+                "kan ikke fornyes; skriv en ny resept.",
             )
         content = copy.deepcopy(prior.content)
         content["status"] = "completed"
@@ -355,6 +365,8 @@ class ListChange:
             raise Conflict(
                 f"MedicationRequest/{rx_id} is {rx.status} and cannot be recalled.",
                 "MedicationRequest.status",
+                norwegian="Resepten er allerede tilbakekalt, fornyet eller avsluttet, så den "
+                "kan ikke tilbakekalles.",
             )
         reason = reason_text(content)
         if not reason:
@@ -476,10 +488,13 @@ class ListChange:
                 f"The PLL is already paused (by {self.list.pause.by.label()} at "
                 f"{self.list.pause.at.isoformat()}).",
                 "List",
+                norwegian=f"Legemiddellisten er allerede pauset av {self.list.pause.by.label()}.",
             )
         if not reason:
             raise InvalidInput(
-                "Pausing the PLL needs a reason (for example 'innlagt på sykehus').", "reason"
+                "Pausing the PLL needs a reason (for example 'innlagt på sykehus').",
+                "reason",
+                norwegian="Skriv hvorfor listen pauses (for eksempel «innlagt på sykehus»).",
             )
         self.list.pause = Pause(self.author, self.now, reason)
         self._reasons.append(reason)
@@ -491,7 +506,9 @@ class ListChange:
         ``confirm`` false the doctor resumes it without vouching for it, and the list's
         last confirmation stays what it was (readers see when that was)."""
         if self.list.pause is None:
-            raise Conflict("The PLL is not paused.", "List")
+            raise Conflict(
+                "The PLL is not paused.", "List", norwegian="Legemiddellisten er ikke pauset."
+            )
         if confirm:
             self.confirm(if_match)
         else:

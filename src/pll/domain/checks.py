@@ -271,20 +271,25 @@ def _interaction(
     severity = {"1": Severity.ERROR, "2": Severity.WARNING}.get(
         rule.relevance, Severity.INFORMATION
     )
-    more = "".join(
-        f" Også ({RELEVANCE.get(r.relevance, '?')}): {r.consequence} Håndtering: {r.handling}"
-        for r in also
-    )
+    more = "".join(f" Også ({RELEVANCE.get(r.relevance, '?')}): {_advice(r)}" for r in also)
     return Finding(
         Kind.INTERACTION,
         severity,
         f"Interaksjon {_pairs(side_a, side_b, every=severity is Severity.ERROR)} "
         f"({RELEVANCE.get(rule.relevance, '?')}): "
-        f"{rule.consequence} Håndtering: {rule.handling}{more}".strip(),
+        f"{_advice(rule)}{more}".strip(),
         _entries(side_a, side_b),
         rule.id,
         {"relevance": rule.relevance, "mechanism": rule.mechanism, "handling": rule.handling},
     )
+
+
+def _advice(rule: Interaction) -> str:
+    """What FEST says of an interaction: its consequence and how to handle it; FEST leaves
+    the handling out of some interactions, and then the finding says none."""
+    handling = rule.handling.strip()
+    said = rule.consequence.strip()
+    return f"{said} Håndtering: {handling}" if handling else said
 
 
 def _pairs(side_a: list[Drug], side_b: list[Drug], *, every: bool) -> str:

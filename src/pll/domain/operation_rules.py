@@ -71,12 +71,17 @@ def check_transition(entry_id: str, old: str, new: str) -> None:
             f"MedicationStatement/{entry_id} was registered in error and removed; "
             "it cannot be changed.",
             where,
+            norwegian="Legemidlet er registrert som feil og fjernet; det kan ikke endres.",
         )
     if old in ENDED and new != REMOVED:
         raise Conflict(
             f"MedicationStatement/{entry_id} is discontinued ({old}); a discontinued entry can "
             "only be marked entered-in-error. Register the medicine again as a new entry.",
             where,
+            norwegian=(
+                "Legemidlet er seponert og kan ikke endres (bare markeres som feilregistrert). "
+                "Skal pasienten bruke det igjen, forskriv det på nytt."
+            ),
         )
 
 

@@ -166,7 +166,7 @@ class AuditTrail:
         facts, decision = decide(conn, access, verb, patient_id)
         record = self.record(access, action, rtype, rid, patient_id, decision)
         if not decision.allowed:
-            raise Refused(decision.message, record=record)
+            raise Refused(decision.message, record=record, norwegian=decision.norwegian)
         return facts, record
 
     @contextmanager

@@ -190,18 +190,34 @@ def _nothing_dropped(field: Field, mode: str) -> None:
 
 
 def _amount(raw: str, name: str, label: str) -> Decimal | None:
-    """An amount as a doctor writes it: up to five digits, a comma or point and up to
-    three decimals (no exponents, no 0,0000001), above zero."""
+    """An amount as a doctor writes it (:func:`amount_of`), or ``None`` when left empty."""
     raw = raw.strip()
-    if not raw:
-        return None
-    if not AMOUNT.fullmatch(raw):
+    return amount_of(raw, name, label) if raw else None
+
+
+#: The largest amount a form takes: five digits (:data:`AMOUNT`).
+MOST = Decimal(99999)
+#: What a doctor may have meant as a number, to say what is wrong with it.
+_NUMBERISH = re.compile(r"[+-]?[0-9]{1,15}(?:[.,][0-9]{1,15})?")
+
+
+def amount_of(raw: str, name: str, label: str, most: Decimal = MOST, unit: str = "") -> Decimal:
+    """An amount as a doctor writes it: above zero, at most ``most`` (in ``unit``), a comma
+    or point and up to three decimals (no exponents, no 0,0000001). A refusal says which
+    of these the number broke: a number below or at zero, or too large, is still a number."""
+    shown = f"«{raw[:20]}»"
+    if not _NUMBERISH.fullmatch(raw):
         raise InvalidInput(
-            f"{label}: «{raw[:20]}» er ikke en mengde (et tall med høyst tre desimaler).", name
+            f"{label}: {shown} er ikke en mengde (et tall med høyst tre desimaler).", name
         )
     value = Decimal(raw.replace(",", "."))
     if value <= 0:
-        raise InvalidInput(f"{label}: mengden må være et tall over 0.", name)
+        raise InvalidInput(f"{label}: mengden må være over 0; du skrev {shown}.", name)
+    if value > most:
+        most_said = " ".join(x for x in (comma(most), unit) if x)
+        raise InvalidInput(f"{label}: {shown} er for mye; høyst {most_said}.", name)
+    if not AMOUNT.fullmatch(raw.lstrip("+")):
+        raise InvalidInput(f"{label}: {shown} har for mange desimaler; høyst tre.", name)
     return value
 
 

@@ -10,7 +10,8 @@ wraps it so that
   pattern), checked in constant time before anything runs;
 - a refusal from the services (:class:`DomainError`) becomes a readable page with the
   status the API would give, and nothing leaks a stack trace;
-- a form that is refused (:class:`InvalidInput`) comes back as itself, not as an error
+- a form that is refused (:class:`InvalidInput`, or a :class:`Conflict` with the state it
+  meets, such as a medicine discontinued meanwhile) comes back as itself, not as an error
   page, when its route names the page that shows it (``page(handler, form=show)``): ``show``
   renders the form again with what was typed and the message beside the field.
 
@@ -59,12 +60,13 @@ from pll.auth.access import Access, Basis, ReadLog, in_norwegian
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.cases import in_norwegian as case_in_norwegian
 from pll.domain.checks import Finding, Severity
-from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
+from pll.domain.errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
 from pll.web import dosage_editor
 from pll.web.banner import banner_context, emergencies_of, error_banner
+from pll.web.refusals import not_found
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
 log = logging.getLogger("pll.web")
@@ -366,6 +368,7 @@ def norwegian(error: DomainError) -> str:
         error.norwegian
         or in_norwegian(error.message)
         or case_in_norwegian(error.message)
+        or not_found(error)
         or error.message
     )
 
@@ -386,7 +389,7 @@ def field_of(expression: str | None, sent: Mapping[str, str]) -> str:
     return FORM_WIDE
 
 
-def refused_form(web: Web, show: Page | None, error: InvalidInput) -> Response:
+def refused_form(web: Web, show: Page | None, error: InvalidInput | Conflict) -> Response:
     """The form again, as the user sent it, with the refusal beside its field (DESIGN §3
     rule 8: nothing changed, the input kept). ``show`` is the page that shows the form; if
     there is none, or it cannot be shown any more (the entry is gone), the refusal gets the
@@ -558,7 +561,7 @@ def page(
             pid = exc.patient_id
             after = request.url.path if request.method == "GET" else f"/lege/pasient/{pid}"
             answer = RedirectResponse(f"/grunnlag/{pid}?neste={quote(after)}", status_code=303)
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:
             answer = await run_in_threadpool(refused_form, web, show, exc)
         except DomainError as exc:
             answer = await run_in_threadpool(error_page, request, exc, caller, web=web)

@@ -25,10 +25,10 @@ from pll.domain.prescriptions import (
 )
 from pll.fhir import systems
 from pll.web.dosage_editor import (
-    AMOUNT,
     TIMES,
     UNITS,
     Field,
+    amount_of,
     comma,
     dosage,
     editor_values,
@@ -210,14 +210,9 @@ def rx_fields(field: Field, today: date, form: str | None = None) -> RxFields:
             "rx-unit",
         )
     raw = field("rx-quantity").strip() or RX_DEFAULTS["rx-quantity"]
-    if not AMOUNT.fullmatch(raw):
-        raise InvalidInput(
-            f"Mengde: «{raw[:20]}» er ikke et tall over 0 (høyst tre desimaler).", "rx-quantity"
-        )
-    quantity = Decimal(raw.replace(",", "."))
     most = MAX_PACKAGES if unit == PACKAGE else MAX_AMOUNT
-    if quantity <= 0 or quantity > most:
-        raise InvalidInput(f"Mengde: skriv et tall fra 1 til {most} {unit}.", "rx-quantity")
+    shown = "pakninger" if unit == PACKAGE else unit
+    quantity = amount_of(raw, "rx-quantity", "Mengde", Decimal(most), shown)
     if unit == PACKAGE and quantity != quantity.to_integral_value():
         raise InvalidInput("Mengde: antall pakninger er et helt tall.", "rx-quantity")
     raw = field("rx-repeats").strip() or RX_DEFAULTS["rx-repeats"]

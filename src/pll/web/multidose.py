@@ -295,6 +295,8 @@ def _pharmacy_basis(web: Web, pid: str) -> tuple[str, Basis | None]:
     try:
         fnr, answer = _service(web).pharmacy_basis(web.access(pid), pid)
     except Forbidden as exc:
+        if exc.norwegian:  # the policy said why, for this patient and this pharmacy
+            raise
         # the refusal is already in the patient's access log; say what the page is for
         raise Forbidden(
             "Pakkegrunnlaget, forslagene og pakkerapportene her er bare for pasientens "

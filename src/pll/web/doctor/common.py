@@ -7,11 +7,11 @@ from typing import Any
 
 from starlette.responses import Response
 
-from pll.domain.errors import InvalidInput
+from pll.domain.errors import NotFound
 from pll.domain.prescriptions import local_day
 from pll.fhir.validate import validate
 from pll.services.lists import Op
-from pll.web.doctor.notes import entry_notes, typed_for
+from pll.web.doctor.notes import entry_notes, typed_after_conflict, typed_for
 from pll.web.edge import Web, require, whole
 from pll.web.views import ListView, list_view
 
@@ -39,7 +39,11 @@ def entry_of(web: Web, pid: str, entry_id: str) -> tuple[ListView, Any]:
     lst = current_list(web, pid)
     entry = lst.entry(entry_id) if lst is not None else None
     if lst is None or entry is None:
-        raise InvalidInput("Legemidlet finnes ikke på pasientens liste.", "entry")
+        raise NotFound(
+            f"MedicationStatement/{entry_id} does not exist on this patient's list.",
+            "entry",
+            norwegian="Legemidlet finnes ikke på pasientens liste.",
+        )
     return lst, entry
 
 
@@ -58,10 +62,12 @@ def entry_page(web: Web, template: str, **context: Any) -> Response:
     pid = web.path_id("pid")
     lst, entry = entry_of(web, pid, web.path_id("eid"))
     extra = {k: v(entry) if callable(v) else v for k, v in context.items()}
+    conflict = typed_after_conflict(web)
     typed = typed_for(web)
     if typed is not None:
-        # reopened after a relay-baton conflict: this doctor's values on the current version
-        extra |= {"values": typed, "reopened": True}
+        # reopened after a relay-baton conflict (this doctor's values on the current
+        # version) or from the findings page to change what was typed
+        extra |= {"values": typed, "reopened": conflict}
     # who holds the baton, and an override that concerns the entry, before it is changed
     notes = entry_notes(web, pid, lst, entry.id)
     return web.render(template, pid=pid, fnr=fnr_of(web, pid), entry=entry, **notes, **extra)

@@ -71,7 +71,7 @@ def set_status(web: Web) -> Response:
         return [updated(web, entry_id, content, version)]
 
     done = "Legemidlet er pauset." if action == "pause" else "Legemidlet er tatt i bruk igjen."
-    return save(web, pid, ops, None, done)
+    return save(web, pid, ops, None, done, form_page=False)  # its buttons are on the list
 
 
 def discontinue_page(web: Web) -> Response:

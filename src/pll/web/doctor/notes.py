@@ -63,9 +63,17 @@ def entry_notes(web: Web, pid: str, lst: ListView, entry_id: str) -> dict[str, A
     return {"baton": notes["baton"], "overridden": notes["overrides"].get(entry_id)}
 
 
+def typed_after_conflict(web: Web) -> bool:
+    """Whether what :func:`typed_for` will give was kept at a relay-baton conflict (the
+    form then opens on a newer version), not when the doctor chose to change the form
+    from the findings page."""
+    kept = web.memory.get(TYPED)
+    return isinstance(kept, dict) and kept.get("conflict", True) is True
+
+
 def typed_for(web: Web) -> dict[str, str] | None:
-    """What the doctor typed in this form before a conflict sent them to its page, once:
-    the form reopens with it, on the current version."""
+    """What the doctor typed in this form before a conflict or the findings page sent them
+    elsewhere, once: the form reopens with it, on the current version."""
     kept = web.memory.get(TYPED)
     if not isinstance(kept, dict) or kept.get("path") != web.request.url.path:
         return None

@@ -14,6 +14,7 @@ from pll.auth.access import Basis, Verb
 from pll.domain.diff import ChangeSummary, summarise
 from pll.domain.errors import InvalidInput
 from pll.domain.identifiers import parse_person_identifier
+from pll.domain.model import ListVersion
 from pll.domain.overrides import parse
 from pll.fhir.validate import validate
 from pll.services.lists import Op
@@ -168,7 +169,8 @@ def list_op(kind: str, done: str) -> Callable[[Web], Response]:
             require(
                 bool(reason), "Skriv hvorfor listen pauses (for eksempel innleggelse).", "reason"
             )
-        return save(web, pid, lambda: [Op(kind, if_match=version, reason=reason)], reason, done)  # type: ignore[arg-type]
+        change = [Op(kind, if_match=version, reason=reason)]  # type: ignore[arg-type]
+        return save(web, pid, lambda: change, reason, done, form_page=False)
 
     handler.__name__ = f"list_{kind}"
     return handler
@@ -196,7 +198,35 @@ def resume_list(web: Web) -> Response:
         "confirm",
     )
     confirm, done = RESUMES[choice]
-    return save(web, pid, lambda: [Op("resume", if_match=version, confirm=confirm)], None, done)
+    change = [Op("resume", if_match=version, confirm=confirm)]
+    return save(web, pid, lambda: change, None, done, form_page=False)
+
+
+#: Medicines named one by one in a version's "what" (the rest are counted).
+NAMED_PER_VERSION = 3
+
+
+def _drug_names(lst: ListView) -> dict[str, str]:
+    """The drug each entry and prescription on the list is for, by id."""
+    names: dict[str, str] = {}
+    for entry in lst.entries:
+        names[entry.id] = entry.drug
+        names.update((rx.id, entry.drug) for rx in entry.prescriptions)
+    return names
+
+
+def _what_changed(record: ListVersion, names: dict[str, str]) -> str:
+    """What a version did, and to which medicines ("Endret legemiddel: Paracet"): the
+    drugs of the entries and prescriptions it wrote, as the list names them now (an entry
+    gone from the list, removed or ended long ago, goes unnamed)."""
+    drugs = list(dict.fromkeys(names[t.id] for t in record.touched if t.id in names))
+    what = activity_text(record.activity)
+    if not drugs:
+        return what
+    shown = ", ".join(drugs[:NAMED_PER_VERSION])
+    if len(drugs) > NAMED_PER_VERSION:
+        shown += f" og {len(drugs) - NAMED_PER_VERSION} til"
+    return f"{what}: {shown}"
 
 
 def history_page(web: Web) -> Response:
@@ -207,12 +237,13 @@ def history_page(web: Web) -> Response:
     if lst is None:
         raise InvalidInput("Pasienten har ingen PLL ennå.", "list")
     _, items, _ = web.service.list_history(access, lst.id, HISTORY_LIMIT, 0)
+    names = _drug_names(lst)
     versions = [
         {
             "version": record.version,
             "at": record.recorded.isoformat(),
             "author": record.author.label(),
-            "what": activity_text(record.activity),
+            "what": _what_changed(record, names),
             "why": record.reason or "",
             "override": parse(record.override) if record.override else None,
         }

@@ -4,6 +4,7 @@ prescription."""
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlencode
 
 import orjson
 from starlette.responses import JSONResponse, Response
@@ -24,7 +25,7 @@ from pll.web.doctor.common import (
     fnr_of,
     updated,
 )
-from pll.web.doctor.notes import list_notes
+from pll.web.doctor.notes import list_notes, typed_for
 from pll.web.doctor.saving import findings_page, save
 from pll.web.edge import SEEN, Web, norwegian, require
 from pll.web.views import EntryView
@@ -57,6 +58,13 @@ def prescribe_page(web: Web) -> Response:
     # the list, for who holds the baton; in the context, the banner knows the page's read
     # of it is logged (one record per page)
     lst = current_list(web, pid)
+    # opened from a conflict on a drug discontinued meanwhile: the dose the doctor typed
+    # what the doctor typed: the whole form, sent back from the findings page ("Endre"),
+    # or the dose typed for a drug discontinued meanwhile (a conflict: "Forskriv på nytt")
+    typed = typed_for(web) or {}
+    defaults = {"dose-mode": "fixed", "eresept": "1", **forms.RX_DEFAULTS}
+    if "drug" not in typed and typed and found is not None:
+        web.notice("Doseringen du skrev, er fylt inn. Velg legemidlet i søket og se over.")
     return web.render(
         "doctor/prescribe.html",
         400 if errors else 200,
@@ -67,7 +75,7 @@ def prescribe_page(web: Web) -> Response:
         found=found,
         searched=found is not None,
         errors=errors,
-        values={"dose-mode": "fixed", "eresept": "1", **forms.RX_DEFAULTS},
+        values=typed if "drug" in typed else {**defaults, **typed},
         times=forms.TIMES,
         units=offered or forms.UNITS,
         drug_units=per_drug,
@@ -98,6 +106,8 @@ def prescribe(web: Web) -> Response:
     rx_fields = forms.rx_fields(web.field, _today(web), forms.form_of(drug))
     start = (rx_fields.start or _today(web)).isoformat()
     stop = rx_fields.stop.isoformat() if rx_fields.stop else None
+    # "Endre" on the findings page: this form again, with the search it was chosen from
+    edit = f"{web.request.url.path}?{urlencode({'q': web.field('q')[:100]})}"
     if web.field(SEEN) != "1":
         # decision support before saving: what this medicine would meet on the list
         draft = forms.statement(pid, medication, dosages, treatment, indication, start, None)
@@ -108,7 +118,7 @@ def prescribe(web: Web) -> Response:
             raise RuleRefused(misfit.message, "dose-unit")
         # what needs the doctor's judgement stops the save; information alone does not
         if any(f.severity is not Severity.INFORMATION for f in found):
-            return findings_page(web, findings.issues(found))
+            return findings_page(web, findings.issues(found), saving=[draft], edit=edit)
 
     def ops() -> list[Op]:
         out: list[Op] = []
@@ -127,7 +137,7 @@ def prescribe(web: Web) -> Response:
         )
         return out
 
-    return save(web, pid, ops, None, f"{medication['text']} er lagt til.")
+    return save(web, pid, ops, None, f"{medication['text']} er lagt til.", edit=edit)
 
 
 def dosage_preview(web: Web) -> Response:

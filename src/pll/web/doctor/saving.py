@@ -3,14 +3,17 @@ own: decision support's findings, and a relay-baton conflict."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 from starlette.responses import Response
 
 from pll.domain.diff import element_text, medication_name
 from pll.domain.errors import ChecksRefused, VersionConflict
+from pll.domain.model import ENDED, REMOVED
+from pll.domain.operation_rules import reason_text
 from pll.services.lists import ChangeResult, Op
 from pll.web.doctor.common import patient_url
 from pll.web.doctor.notes import TYPED
@@ -33,9 +36,15 @@ def save(
     ops: Callable[[], list[Op]],
     reason: str | None,
     done: str,
+    *,
+    form_page: bool = True,
+    edit: str | None = None,
 ) -> Response:
     """Apply ``ops`` as one list change; findings and conflicts get their own pages, where
-    the doctor can go on with the same form (its fields are carried along)."""
+    the doctor can go on with the same form (its fields are carried along). ``form_page``:
+    the form was posted to the address of the page that shows it (so "Endre" on the
+    findings page opens it again with what was typed), or to ``edit`` when given (with the
+    query that page needs); else it was on the list page."""
     override, accepted = override_of(web)
     planned = ops()
     try:
@@ -43,9 +52,12 @@ def save(
             web.access(pid, override=override, accepted=accepted), pid, planned, reason
         )
     except ChecksRefused as exc:
-        return findings_page(web, exc.issues)
+        saving = [op.resource for op in planned if op.resource and op.rtype == STATEMENT]
+        edit = (edit or web.request.url.path) if form_page else None
+        return findings_page(web, exc.issues, saving=saving, edit=edit)
     except VersionConflict as exc:
         return _conflict_page(web, pid, exc, planned)
+    web.memory.pop(TYPED, None)  # saved: nothing typed is waiting for its form
     _notice_result(web, result, done)
     return web.redirect(patient_url(pid))
 
@@ -63,9 +75,24 @@ def _carried(web: Web, *, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     return [(k, v) for k, v in web.form.multi_items() if k not in skip and isinstance(v, str)]
 
 
-def findings_page(web: Web, issues: list[dict[str, Any]]) -> Response:
+STATEMENT = "MedicationStatement"
+
+
+def findings_page(
+    web: Web,
+    issues: list[dict[str, Any]],
+    *,
+    saving: Sequence[dict[str, Any]] = (),
+    edit: str | None = None,
+) -> Response:
     """The change again, with what decision support found; it goes on with the same form,
-    and a blocking finding needs the reason for overriding it (DESIGN §3 rule 6)."""
+    and a blocking finding needs the reason for overriding it (DESIGN §3 rule 6).
+
+    ``saving``: the entries the change would save, named with their dose so the doctor
+    sees what the findings are about. ``edit``: the page that shows the form again with
+    what was typed ("Endre"; the form's own address, where it reads what this page
+    remembers, :func:`~pll.web.doctor.notes.typed_for`). Sent again without the reason a
+    blocking finding needs, the page says so beside the field."""
     found = [
         {
             "severity": i.get("severity"),
@@ -74,14 +101,33 @@ def findings_page(web: Web, issues: list[dict[str, Any]]) -> Response:
         }
         for i in issues
     ]
-    # 200: a question to the doctor on the way to saving, not a failed request
+    blocking = [f for f in found if f["severity"] == "error"]
+    errors: dict[str, str] = {}
+    if blocking and web.field(SEEN) == "1" and not web.field("override-reason"):
+        errors["override-reason"] = (
+            "Skriv hvorfor du overstyrer de alvorlige funnene; begrunnelsen lagres med "
+            "endringen og vises til neste lege."
+        )
+    if edit is not None:
+        _remember_typed(web, urlsplit(edit).path, conflict=False)
+    # 200: a question to the doctor on the way to saving, not a failed request; 400 when
+    # the reason asked for is missing
     return web.render(
         "doctor/findings.html",
+        400 if errors else 200,
         findings=found,
-        blocking=[f for f in found if f["severity"] == "error"],
+        blocking=blocking,
+        saving=[
+            {"drug": medication_name(r), "dose": element_text("dosage", r.get("dosage"))}
+            for r in saving
+        ],
+        edit=edit,
+        pid=web.request.path_params.get("pid"),
         action=web.request.url.path,
         carried=_carried(web, drop=(SEEN,)),
         seen=SEEN,
+        errors=errors,
+        values={},
     )
 
 
@@ -103,16 +149,29 @@ def _conflict_page(web: Web, pid: str, exc: VersionConflict, planned: list[Op]) 
         )
         seen = orjson.loads(stored.text)
     action = web.request.url.path
-    _remember_typed(web, action)
+    drug = medication_name(current or seen)
+    ended = current.get("status") in ENDED | {REMOVED}
+    represcribe = None
+    if not ended:
+        _remember_typed(web, action)
+    elif any(k.startswith(DOSE_FIELD) for k in web.form):
+        # a discontinued entry cannot be changed (rule 3): a doctor who was dosing it means
+        # the drug in use again, so offer to prescribe it anew with the dose they typed
+        represcribe = f"{patient_url(pid, '/ny')}?{urlencode({'q': drug[:100]})}"
+        _remember_typed(web, patient_url(pid, "/ny"), only=DOSE_FIELD)
     return web.render(
         "doctor/conflict.html",
         pid=pid,
         fnr=web.fnr(pid),
-        drug=medication_name(current or seen),
+        drug=drug,
         who=details.get("changedBy", ""),
         when=details.get("changedAt", ""),
         rows=conflict_rows(seen, current, tried),
-        reopen=action,
+        ended=ended,
+        ended_status=current.get("status"),
+        ended_reason=reason_text(current) if ended else None,
+        reopen=None if ended else action,
+        represcribe=represcribe,
     )
 
 
@@ -148,13 +207,18 @@ def conflict_rows(
     return rows
 
 
-def _remember_typed(web: Web, path: str) -> None:
-    """Keep what the doctor typed, for the form this conflict reopens
-    (:func:`~pll.web.doctor.notes.typed_for`):
-    kept with the login's page state, not in the page, and bounded like a form."""
-    fields = _carried(web, drop=("version", SEEN))
+#: The dosage editor's fields (its names all begin so, pll.web.dosage_editor).
+DOSE_FIELD = "dose-"
+
+
+def _remember_typed(web: Web, path: str, *, only: str = "", conflict: bool = True) -> None:
+    """Keep what the doctor typed (the fields whose names begin with ``only``), for the
+    form at ``path`` a conflict or the findings page opens
+    (:func:`~pll.web.doctor.notes.typed_for`): kept with the login's page state, not in
+    the page, and bounded like a form."""
+    fields = [(k, v) for k, v in _carried(web, drop=("version", SEEN)) if k.startswith(only)]
     if sum(len(k) + len(v) for k, v in fields) <= MAX_TYPED:
-        web.memory[TYPED] = {"path": path, "fields": dict(fields)}
+        web.memory[TYPED] = {"path": path, "fields": dict(fields), "conflict": conflict}
 
 
 #: Largest form kept for reopening after a conflict (a dose or discontinue form is small).
