@@ -25,8 +25,8 @@ from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.model import Author, Role
 from pll.domain.prescriptions import PACKAGE, local_day
 from pll.fhir import systems
-from pll.services.cases import CaseService
 from pll.services import demo_stories as stories
+from pll.services.cases import CaseService
 from pll.services.decision_support import FEST
 from pll.services.lists import Op, PLLService
 from pll.services.stats import Statistics
@@ -446,7 +446,7 @@ def create_demo(
         entries = [w for w in result.written if w.rtype == "MedicationStatement"]
         clock.at = min(clock.at + timedelta(days=rng.randint(1, 40)), end)
         _later(dated, rng, clock, end, _Visit(pid, gp, hospital, team, entries))
-        stories.end_courses(dated, gp, pid, lambda at: clock.move_to(at), end)
+        stories.end_courses(dated, gp, pid, clock.move_to, end)
         if progress:
             progress(1)
     stats.catch_up()
@@ -470,6 +470,7 @@ def _stories_before_review(
     penicillin, so no penicillin is on their list. The second had muscle pain on a statin,
     recorded before the GP tries atorvastatin all the same: the review meets the reaction
     and goes ahead with the GP's reason for the override."""
+
     def ensure(atc: str) -> None:
         drug = next(r for r in regimens if r.atc == atc)
         if drug not in chosen:
