@@ -91,3 +91,36 @@ DEMO_DRUGS: tuple[DemoDrug, ...] = (
         (Pack("Flaske", "500", "ml", "500"),),
     ),
 )  # fmt: skip
+
+
+class DemoInteraction(NamedTuple):
+    """An interaction between demo drugs, written into the demo catalogue as FEST writes one
+    (``KatInteraksjon``): each side an ATC code (a substance, or a whole level-4 class) with
+    its name, then the relevance (kodeverk 7483) and the clinical texts."""
+
+    a: tuple[str, str]
+    b: tuple[str, str]
+    relevance: tuple[str, str]
+    consequence: str
+    mechanism: str
+    handling: str
+    source: tuple[str, str]  #: Kildegrunnlag
+
+
+#: The random catalogue's interactions name only its invented substances, so without these the
+#: demo lists would never show one (issue 16). Apixaban with an SSRI: a real, common pair,
+#: with the relevance and advice the Norwegian interaction database gives it.
+DEMO_INTERACTIONS: tuple[DemoInteraction, ...] = (
+    DemoInteraction(
+        ("B01AF02", "Apiksaban"),
+        ("N06AB", "Selektive serotoninreopptakshemmere (SSRI)"),
+        ("2", "Forholdsregler bør tas"),
+        "Økt blødningsrisiko, særlig fra mage-tarmkanalen.",
+        "Farmakodynamisk synergisme: SSRI hemmer trombocyttenes opptak av serotonin og "
+        "svekker trombocyttaggregasjonen, som legger seg til apiksabans antikoagulerende "
+        "effekt.",
+        "Følg pasienten med tanke på tegn til blødning, særlig de første ukene. Vurder "
+        "protonpumpehemmer ved økt risiko for blødning fra mage-tarmkanalen.",
+        ("3", "Interaksjonsstudier og kasusrapporter"),
+    ),
+)

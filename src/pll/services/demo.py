@@ -12,7 +12,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -23,8 +23,9 @@ from pll.catalog.fest import tokens
 from pll.domain.cases import Action
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.model import Author, Role
-from pll.domain.prescriptions import PACKAGE
+from pll.domain.prescriptions import PACKAGE, local_day
 from pll.fhir import systems
+from pll.services import demo_stories as stories
 from pll.services.cases import CaseService
 from pll.services.decision_support import FEST
 from pll.services.lists import Op, PLLService
@@ -237,13 +238,18 @@ def _persona_author(name: str) -> Author:
 
 
 def statement(patient_id: str, regimen: Regimen, start: str) -> dict[str, Any]:
+    """An entry for ``regimen``, in use since ``start``; a course (*Kur*) ends when its
+    dosage has run its length (``effectivePeriod.end``)."""
+    period = {"start": start}
+    if regimen.treatment == stories.COURSE:
+        period = stories.course_period(regimen.dosage, date.fromisoformat(start))
     return {
         "resourceType": "MedicationStatement",
         "status": "active",
         "category": {"coding": [{"system": systems.TREATMENT_TYPE, "code": regimen.treatment}]},
         "medicationCodeableConcept": {"coding": _coding(regimen), "text": regimen.name},
         "subject": {"reference": f"Patient/{patient_id}"},
-        "effectivePeriod": {"start": start},
+        "effectivePeriod": period,
         "reasonCode": [{"text": regimen.indication}],
         "dosage": regimen.dosage,
     }
@@ -268,13 +274,19 @@ def prescription(patient_id: str, regimen: Regimen) -> dict[str, Any]:
 
 
 def regimen_ops(
-    service: PLLService, patient_id: str, chosen: list[Regimen], start: str
+    service: PLLService,
+    patient_id: str,
+    chosen: list[Regimen],
+    start: str,
+    course_start: str | None = None,
 ) -> list[Op]:
     """One change that puts ``chosen`` on a list; regular medicines get an e-prescription,
-    linked to their entry."""
+    linked to their entry. The medicines have been in use since ``start``; a course
+    begins on ``course_start`` (the visit), when given."""
     ops: list[Op] = []
     for regimen in chosen:
-        entry = statement(patient_id, regimen, start)
+        begun = course_start if course_start and regimen.treatment == stories.COURSE else start
+        entry = statement(patient_id, regimen, begun)
         if regimen.treatment == "1":
             rx_id = service.ids()
             ops.append(Op("create", "MedicationRequest", rx_id, prescription(patient_id, regimen)))
@@ -297,6 +309,10 @@ class _Clock:
 
     def __call__(self) -> datetime:
         return self.at
+
+    def move_to(self, at: datetime) -> None:
+        """On to ``at``, never back: a story's versions follow one another."""
+        self.at = max(self.at, at)
 
 
 @dataclass(frozen=True)
@@ -421,22 +437,57 @@ def create_demo(
         numbers.append(fnr)
         dated.create_list(gp, {"resourceType": "List", "subject": {"reference": f"Patient/{pid}"}})
         chosen = rng.sample(regimens, rng.randint(3, 8))
-        weekly = next(r for r in regimens if r.atc == METHOTREXATE.atc)
-        if n == 0 and weekly not in chosen:
-            chosen.append(weekly)
+        reviewer = _stories_before_review(dated, gp, pid, n, regimens, chosen)
         if n == 0:
             _pilot_prescription(dated, gp, pid, regimens, chosen)
             clock.at = told
         start = f"202{rng.randint(3, 6)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
-        ops = regimen_ops(dated, pid, chosen, start)
-        result = dated.change(gp, pid, ops, "Legemiddelgjennomgang hos fastlege")
+        ops = regimen_ops(dated, pid, chosen, start, local_day(clock.at).isoformat())
+        result = dated.change(reviewer, pid, ops, "Legemiddelgjennomgang hos fastlege")
         entries = [w for w in result.written if w.rtype == "MedicationStatement"]
         clock.at = min(clock.at + timedelta(days=rng.randint(1, 40)), end)
         _later(dated, rng, clock, end, _Visit(pid, gp, hospital, team, entries))
+        stories.end_courses(dated, gp, pid, clock.move_to, end)
         if progress:
             progress(1)
     stats.catch_up()
     return numbers
+
+
+def _stories_before_review(
+    service: PLLService,
+    gp: Access,
+    pid: str,
+    n: int,
+    regimens: list[Regimen],
+    chosen: list[Regimen],
+) -> Access:
+    """What the first two patients' stories put in place before the GP's review, which
+    makes their lists (``chosen`` is changed in place, no random draw); returns who makes
+    the review.
+
+    The first patient (the GP persona's) takes methotrexate once a week, apixaban and
+    sertraline (a pair that interacts: the findings name it), and is allergic to
+    penicillin, so no penicillin is on their list. The second had muscle pain on a statin,
+    recorded before the GP tries atorvastatin all the same: the review meets the reaction
+    and goes ahead with the GP's reason for the override."""
+
+    def ensure(atc: str) -> None:
+        drug = next(r for r in regimens if r.atc == atc)
+        if drug not in chosen:
+            chosen.append(drug)
+
+    if n == 0:
+        ensure(METHOTREXATE.atc)
+        for atc in stories.INTERACTING:
+            ensure(atc)
+        chosen[:] = [r for r in chosen if not r.atc.startswith(stories.PENICILLIN[0])]
+        stories.record(service, gp, pid, stories.PENICILLIN)
+    if n == 1:
+        ensure(stories.STATIN_DRUG)
+        stories.record(service, gp, pid, stories.STATINS)
+        return stories.with_override(gp, stories.STATIN_OVERRIDE)
+    return gp
 
 
 #: How long before the demo's today the first patient's list was made, in the pilot (the GP

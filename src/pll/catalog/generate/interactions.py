@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from itertools import accumulate
 
+from pll.catalog.demo_drugs import DEMO_INTERACTIONS, DemoInteraction
 from pll.catalog.generate.m30 import Writer, cs, cv, el, entity
 from pll.catalog.generate.plan import Plan
 
@@ -125,7 +126,34 @@ def write_interactions(plan: Plan, w: Writer, count: int, not_assessed: int) -> 
         s = plan.substances[known - 1 - i % known]  # the newest random substances
         body = entity("InteraksjonIkkeVurdert", [cv("Atc", s.atc, "7180", s.name)], "")
         w.entry("InteraksjonIkkeVurdert", w.oppf("Interaksjon", plan.timestamp(), body))
+    if plan.demo_of:
+        # last, so every random entry before them stays as the seed makes it
+        for demo in DEMO_INTERACTIONS:
+            w.entry("Interaksjon", demo_interaction(plan, w, demo))
     w.raw("  </KatInteraksjon>\n")
+
+
+def demo_interaction(plan: Plan, w: Writer, demo: DemoInteraction) -> str:
+    """One of the demo drugs' interactions (:data:`DEMO_INTERACTIONS`), its ids and time
+    drawn from the plan's later stream."""
+    lines = [el("Id", plan.later_id()), cs("Relevans", *demo.relevance)]
+    lines += [
+        el("KliniskKonsekvens", demo.consequence),
+        el("Interaksjonsmekanisme", demo.mechanism),
+        cs("Kildegrunnlag", *demo.source),
+        el("Handtering", demo.handling),
+    ]
+    for atc, name in (demo.a, demo.b):
+        lines += [
+            "<Substansgruppe>",
+            f"  {el('Navn', name)}",
+            "  <Substans>",
+            f"    {el('Substans', name)}",
+            f"    {cv('Atc', atc, '7180', name)}",
+            "  </Substans>",
+            "</Substansgruppe>",
+        ]
+    return w.oppf("Interaksjon", plan.later_timestamp(), entity("Interaksjon", lines, ""))
 
 
 def interaction(
