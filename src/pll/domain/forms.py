@@ -80,6 +80,13 @@ def units_for(form: str | None) -> tuple[str, ...] | None:
     return kind.units if kind is not None else None
 
 
+#: Every unit a prescription's quantity may be counted in besides packages, for a drug
+#: whose form PLL cannot sort (any unit goes; a page offers these).
+QUANTITY_UNITS: tuple[str, ...] = tuple(
+    dict.fromkeys(unit for _, kind in _RULES for unit in kind.quantity)
+)
+
+
 def quantity_units_for(form: str | None) -> tuple[str, ...] | None:
     """What a prescription's quantity of a drug of this form may be counted in besides
     packages (``stk`` and ``tablett`` for a tablet, ``g`` and ``ml`` for a cream), the usual
