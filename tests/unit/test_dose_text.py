@@ -153,3 +153,14 @@ def test_an_amount_too_large_to_be_a_dose_is_refused_as_bad_input() -> None:
     ]
     with pytest.raises(InvalidInput, match="more than any dose can be"):
         check_dose(Dosed("e1", "Paracet", dosage, None, "Tablett"))
+
+
+def test_an_amount_too_large_is_refused_in_norwegian_too_and_reported_on_a_read() -> None:
+    dosage = [{"text": "2 000 000 000 000 tabletter morgen"}]
+    with pytest.raises(InvalidInput) as refused:
+        check_dose(Dosed("e1", "Paracet", dosage, None, "Tablett"))
+    assert "mer enn noen dose kan være" in (refused.value.norwegian or "")
+    # a read of what is stored reports it instead, as a blocking finding
+    [finding] = check_dose(Dosed("e1", "Paracet", dosage, None, "Tablett"), refuse=False)
+    assert finding.kind is Kind.IMPLAUSIBLE_DOSE
+    assert finding.blocking
