@@ -201,4 +201,4 @@ def test_a_quantity_unit_the_form_does_not_take_is_refused(
         ok(gp.post("/fhir/MedicationRequest", json=tablets), 201)
     assert r.status_code == 400, r.text
     assert r.json()["issue"][0]["expression"] == ["MedicationRequest.dispenseRequest.quantity.unit"]
-    assert "give it in pakning, tablett" in outcome_text(r)
+    assert "give it in pakning, stk, tablett" in outcome_text(r)

@@ -259,10 +259,10 @@ def test_the_demo_weekly_doses_name_their_weekday() -> None:
 def test_the_prescription_quantity_is_offered_and_refused_by_the_drug_form() -> None:
     from datetime import date
 
-    assert forms.rx_units_for("Tablett") == ("pakning", "tablett")
-    assert forms.rx_units_for("Depotplaster") == ("pakning", "plaster")
+    assert forms.rx_units_for("Tablett") == ("pakning", "stk", "tablett")
+    assert forms.rx_units_for("Depotplaster") == ("pakning", "stk", "plaster")
     assert forms.rx_units_for(None) == forms.RX_UNITS
     typed = {"rx-quantity": "3", "rx-unit": "plaster"}
-    with pytest.raises(InvalidInput, match="foreskrives i pakning, tablett") as refused:
+    with pytest.raises(InvalidInput, match="foreskrives i pakning, stk, tablett") as refused:
         forms.rx_fields(lambda name: typed.get(name, ""), date(2026, 12, 6), "Tablett")
     assert refused.value.expression == "rx-unit"

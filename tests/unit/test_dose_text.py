@@ -32,10 +32,28 @@ def found(text: str, form: str | None = "Tablett", atc: str | None = None) -> li
         ("4 tabletter daglig i 2 uker", False),  # a duration is no weekly pattern
         ("4 tabletter hver mandag og daglig", False),
         ("4 tabletter 1 gang i uken", True),
+        ("4 tabletter 1 gang i uka", True),
+        ("4 tabletter én gang i uken", True),
+        ("4 tabletter en gang per uke", True),
+        ("2 tabletter 1 gang i uken (mandag)", True),
         ("4 tabletter ukentlig", True),
         ("4 tabletter hver fredag", True),
-        ("4 tbl. per uke", True),
+        ("4 tabletter fredager", True),
         ("4 tabletter hver 7. dag", True),
+        # what may be more than one day a week is not weekly (issue 16, second review)
+        ("4 tbl. per uke", False),  # 4 a week, on how many days?
+        ("1 tablett morgen, 7 dager i uken", False),
+        ("1 tablett mandag til fredag", False),
+        ("1 tablett morgen 3 ganger i uken", False),
+        ("1 tablett morgen to ganger i uken", False),
+        ("1 tablett hver dag unntatt søndag", False),
+        ("1 tablett unntatt søndag", False),
+        ("1 tablett mandag, onsdag og fredag", False),
+        ("1 tablett mandag-søndag", False),
+        ("1 tablett mandag – fredag", False),
+        ("1 tablett alle dager", False),
+        ("1 tablett mandag og torsdag", False),
+        ("1 tablett 1 gang i uken, 3 ganger i uken første måned", False),
     ],
 )
 def test_methotrexate_in_free_text_must_say_it_is_weekly(text: str, weekly: bool) -> None:
@@ -84,6 +102,28 @@ def test_the_amount_reader_knows_abbreviations_and_grouped_thousands() -> None:
     assert found("21 stk morgen") == [Kind.IMPLAUSIBLE_DOSE]
 
 
+@pytest.mark.parametrize(
+    ("text", "unit"),
+    [
+        ("99999 tab morgen", "tablett"),
+        ("99999 tab. morgen", "tablett"),
+        ("99999 tabs morgen", "tablett"),
+        ("99999 caps morgen", "kapsel"),
+        ("99999 kap morgen", "kapsel"),
+    ],
+)
+def test_the_amount_reader_knows_the_short_abbreviations(text: str, unit: str) -> None:
+    assert largest_daily_amounts([{"text": text}]) == {unit: 99999}
+    assert found(text, "Tablett" if unit == "tablett" else "Kapsel, hard") == [
+        Kind.IMPLAUSIBLE_DOSE
+    ]
+
+
+@pytest.mark.parametrize("text", ["3 tab morgen", "3 tab. morgen", "2 caps kveld", "1 kap"])
+def test_an_abbreviated_unit_the_form_does_not_take_is_a_finding(text: str) -> None:
+    assert found(text, "Krem") == [Kind.TEXT_UNIT_FORM]
+
+
 def test_the_code_names_the_amount_so_one_override_does_not_cover_another() -> None:
     def code(amount: int) -> str:
         dosage = [
@@ -113,3 +153,14 @@ def test_an_amount_too_large_to_be_a_dose_is_refused_as_bad_input() -> None:
     ]
     with pytest.raises(InvalidInput, match="more than any dose can be"):
         check_dose(Dosed("e1", "Paracet", dosage, None, "Tablett"))
+
+
+def test_an_amount_too_large_is_refused_in_norwegian_too_and_reported_on_a_read() -> None:
+    dosage = [{"text": "2 000 000 000 000 tabletter morgen"}]
+    with pytest.raises(InvalidInput) as refused:
+        check_dose(Dosed("e1", "Paracet", dosage, None, "Tablett"))
+    assert "mer enn noen dose kan være" in (refused.value.norwegian or "")
+    # a read of what is stored reports it instead, as a blocking finding
+    [finding] = check_dose(Dosed("e1", "Paracet", dosage, None, "Tablett"), refuse=False)
+    assert finding.kind is Kind.IMPLAUSIBLE_DOSE
+    assert finding.blocking

@@ -225,3 +225,45 @@ def test_an_expired_prescription_stored_without_validity_is_not_dispensed() -> N
         check_dispense(old, {"value": 1}, NOW, NOW, [])
     fresh = Prescription("rx2", 1, {"status": "active", "authoredOn": "2025-03-02"}, NOW, GP)
     check_dispense(fresh, {"value": 1}, NOW, NOW, [])
+
+
+@pytest.mark.parametrize(
+    ("form", "unit"),
+    [
+        ("Tablett", "stk"),  # as the national $getMedication gives a tablet prescription
+        ("Tablett", "tabletter"),
+        ("Kapsel, hard", "stk"),
+        ("Kapsel, hard", "kapsel"),
+        ("Krem", "g"),
+        ("Liniment", "ml"),
+        ("Mikstur", "ml"),
+        ("Granulat", "g"),
+        ("Granulat", "pose"),
+        ("Injeksjonsvæske, oppløsning", "stk"),
+        ("Injeksjonsvæske, oppløsning", "IE"),
+        ("Depotplaster", "stk"),
+        ("Inhalasjonspulver", "dose"),
+        ("Inhalasjonspulver", "stk"),
+        ("Stikkpille", "stk"),
+        ("Krem", "pakning"),
+        ("Noe PLL ikke kjenner", "flasker"),  # an unsorted form takes any unit
+    ],
+)
+def test_a_quantity_is_counted_in_what_the_form_is_dispensed_in(form: str, unit: str) -> None:
+    content = {"dispenseRequest": {"quantity": {"value": 92.0, "unit": unit}}}
+    assert issue(content, date(2026, 3, 2), None, form)["dispenseRequest"]["quantity"] == {
+        "value": 92.0,
+        "unit": unit,
+    }
+
+
+@pytest.mark.parametrize(
+    ("form", "unit"),
+    [("Krem", "tablett"), ("Krem", "påføring"), ("Tablett", "ml"), ("Mikstur", "stk")],
+)
+def test_a_quantity_in_what_the_form_is_not_dispensed_in_is_refused(form: str, unit: str) -> None:
+    content = {"dispenseRequest": {"quantity": {"value": 2, "unit": unit}}}
+    with pytest.raises(InvalidInput, match="does not fit the drug's form") as refused:
+        issue(content, date(2026, 3, 2), None, form)
+    assert refused.value.expression == "MedicationRequest.dispenseRequest.quantity.unit"
+    assert f"ikke i «{unit}»" in (refused.value.norwegian or "")

@@ -106,9 +106,13 @@ class Dosed:
         return f"{what}-{self.key or self.entry}"
 
 
-def check_dose(dosed: Dosed, daily_max: Mapping[str, Decimal] | None = None) -> list[Finding]:
+def check_dose(
+    dosed: Dosed, daily_max: Mapping[str, Decimal] | None = None, *, refuse: bool = True
+) -> list[Finding]:
     """Every dose finding on one medicine. Raises ``InvalidInput`` (at ``dosage``) for an
-    amount a day past :data:`MAX_AMOUNT`.
+    amount a day past :data:`MAX_AMOUNT`; with ``refuse`` false (a read of what is stored,
+    which the reader cannot correct by resending) that amount is an implausible-dose
+    finding instead.
 
     ``daily_max`` is the drug's own most per day by unit (``{"mg": Decimal(4000)}``): it
     replaces :data:`DAILY_LIMITS` for the units it names and adds units that have none.
@@ -130,13 +134,18 @@ def check_dose(dosed: Dosed, daily_max: Mapping[str, Decimal] | None = None) -> 
     limits = dict(_LIMITS)
     limits |= {unit_key(u): (u, Decimal(v)) for u, v in (daily_max or {}).items()}
     for key, amount in largest_daily_amounts(dosed.dosage, dosed.form).items():
-        if amount > MAX_AMOUNT:
+        if amount > MAX_AMOUNT and refuse:
             raise InvalidInput(
                 f"{dosed.name}: the dosage gives {format(amount, 'E')} {key} a day, more than "
                 f"any dose can be ({format(MAX_AMOUNT, 'E')}); check the amount.",
                 "dosage",
+                norwegian=f"{dosed.name}: doseringen gir {format(amount, 'E')} {key} per "
+                f"døgn, mer enn noen dose kan være ({format(MAX_AMOUNT, 'E')}); kontroller "
+                "mengden.",
             )
-        if key in limits and amount > limits[key][1]:
+        if amount > MAX_AMOUNT:
+            out.append(_implausible(dosed, key, amount, limits.get(key, (key, MAX_AMOUNT))))
+        elif key in limits and amount > limits[key][1]:
             out.append(_implausible(dosed, key, amount, limits[key]))
     if dosed.atc and dosed.atc.upper().startswith(WEEKLY_ATC):
         if text is not None:

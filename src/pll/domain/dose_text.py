@@ -6,7 +6,8 @@ Free text is read for what it states for certain, never guessed at:
 
 - **amounts**: a number followed by a unit word, "99999 tabletter", "2,5 ml", "1 000 tbl",
   "2 stk" (thousands may be grouped with a space, "1 000" is 1000; a decimal comma or point).
-  The abbreviations ``tbl``/``tabl`` (tablett) and ``kaps`` (kapsel) are read as their
+  The abbreviations ``tbl``/``tabl``/``tab``/``tabs`` (tablett) and ``kaps``/``kap``/``caps``
+  (kapsel) are read as their
   units; ``stk`` (pieces) is the drug's usual unit, the first its form takes.
 - **unit words**: the dose units of the forms (:mod:`pll.domain.forms`) named after a
   number. One the drug's form does not take is a finding ("3 tabletter morgen" of a cream).
@@ -15,10 +16,15 @@ Free text is read for what it states for certain, never guessed at:
   also name ``ml`` and ``dråper``, since its text may legitimately say how to take it
   ("knus 1 tablett i 5 ml vann", "løses i 200 ml vann"); no other form may name another
   form's unit (a cream in tablets, a mixture in tablets, a tablet in påføringer).
-- **a weekly pattern**: "ukentlig", "i uken"/"i uka", "per uke", "hver uke", "/uke",
-  "hver 7. dag", or a weekday's name ("mandag", "hver fredag"); a text that also says
-  "daglig", "hver dag", "om dagen" or "per dag" does not state a weekly pattern. "i 2 uker"
-  (a duration) is no weekly pattern.
+- **one dose day a week** (what a weekly drug such as methotrexate must state): exactly
+  one weekday named ("hver fredag", "mandager"), or "ukentlig", "1/en/én gang i uken"
+  ("i uka", "per uke", "/uke"), "1 dag i uken", "hver 7. dag". Anything that may mean more
+  days is not: a count above one ("3 ganger i uken", "7 dager i uken"), two weekdays
+  ("mandag, onsdag og fredag"), a range of days ("mandag til fredag", "mandag-søndag"),
+  "alle", "unntatt", and any text that says "daglig", "hver dag", "om dagen" or "per dag".
+  A bare "per uke" or "hver uke" ("4 tabletter per uke") does not say on how many days,
+  and "i 2 uker" is a duration: neither states one day. In doubt the text is not weekly,
+  so the finding stays and the doctor overrides it with a reason.
 """
 
 from __future__ import annotations
@@ -42,7 +48,9 @@ _AMOUNT = re.compile(
     r"(?<![\d,.])(\d{1,3}(?:[ \u00a0]\d{3})+(?!\d)|\d{1,9})([.,]\d{1,6})?\s*([^\W\d_]+)"
 )
 #: abbreviations a doctor types, by the unit they stand for
-_ABBREVIATIONS = {"tbl": "tablett", "tabl": "tablett", "kaps": "kapsel"}
+_ABBREVIATIONS = dict.fromkeys(("tbl", "tabl", "tab", "tabs"), "tablett") | dict.fromkeys(
+    ("kaps", "kap", "caps"), "kapsel"
+)
 #: "pieces": the drug's usual unit
 _PIECES = "stk"
 #: the unit words judged against the form: every form's units but the generic and those
@@ -55,10 +63,26 @@ JUDGED = frozenset(
 _MIXED = frozenset({SOLID_TABLET, SOLID_CAPSULE, EFFERVESCENT, CHEWABLE, LOZENGE, SACHET})
 _LIQUID_WORDS = frozenset({"ml", "dråpe"})
 
-_DAY_NAMES = r"(?:mandag|tirsdag|onsdag|torsdag|fredag|lørdag|søndag)(?:er|en)?"
-_WEEKLY = re.compile(
-    r"\b(?:ukentlig|i\s+uk(?:en|a)|per\s+uke|pr\.?\s*uke|hver\s+uke|gang\s+i\s+uk(?:en|a)"
-    r"|hver\s+(?:7\.?|sjuende|syvende)\s+dag|" + _DAY_NAMES + r")\b|/\s*uke\b",
+_WEEKDAY = re.compile(
+    r"\b(mandag|tirsdag|onsdag|torsdag|fredag|lørdag|søndag)(?:er|en)?\b", re.IGNORECASE
+)
+#: "in a week": "i uken", "i uka", "per uke", "pr. uke", "/uke", "ukentlig"
+_A_WEEK = r"(?:i\s+uk(?:en|a)|per\s+uke|pr\.?\s*uke|/\s*uke|ukentlig)\b"
+#: one dose day a week, stated without a weekday
+_ONCE_A_WEEK = re.compile(
+    r"\b(?:ukentlig|(?:1|en|én|ein)\s+(?:gang|dag)\s+"
+    + _A_WEEK
+    + r"|hver\s+(?:7\.?|sjuende|syvende)\s+dag\b)",
+    re.IGNORECASE,
+)
+#: what may mean more than one day a week: a count of days or times (one is read by
+#: _ONCE_A_WEEK and passed over here), a range of days, "alle", "unntatt"
+_MORE_DAYS = re.compile(
+    r"\b(?:(?!1\s)\d+|to|tre|fire|fem|seks|sju|syv)\s+(?:dager|ganger|gonger)\s+"
+    + _A_WEEK
+    + r"|\b(?:mandag|tirsdag|onsdag|torsdag|fredag|lørdag|søndag)(?:er|en)?\s*"
+    r"(?:til|-|–|—)\s*(?:mandag|tirsdag|onsdag|torsdag|fredag|lørdag|søndag)"
+    r"|\b(?:alle|unntatt|untatt)\b",
     re.IGNORECASE,
 )
 _DAILY = re.compile(
@@ -95,8 +119,14 @@ def misfits(text: str, kind: FormKind | None) -> list[str]:
 
 
 def states_weekly(text: str) -> bool:
-    """Whether the text states a weekly pattern (and says nothing of a daily one)."""
-    return _WEEKLY.search(text) is not None and _DAILY.search(text) is None
+    """Whether the text states one dose day a week, as the module describes (and says
+    nothing of a daily dose)."""
+    if _DAILY.search(text) or _MORE_DAYS.search(text):
+        return False
+    days = {m.group(1).lower() for m in _WEEKDAY.finditer(text)}
+    if len(days) > 1:
+        return False
+    return len(days) == 1 or _ONCE_A_WEEK.search(text) is not None
 
 
 def _unit(word: str, kind: FormKind | None) -> str | None:

@@ -21,22 +21,30 @@ from decimal import Decimal
 class FormKind:
     name: str  #: in Norwegian, for messages: "fast form til munn", "krem eller salve", ...
     units: tuple[str, ...]  #: the dose units it takes, the usual one first
+    #: what a prescription's quantity may be counted in besides packages (see
+    #: :func:`quantity_units_for`): what is *dispensed* (pieces, grams of a cream, ml of a
+    #: bottle), not what one dose is (a cream is dosed in påføringer, dispensed in grams)
+    quantity: tuple[str, ...]
 
 
-SOLID_TABLET = FormKind("tablett", ("tablett",))
-SOLID_CAPSULE = FormKind("kapsel", ("kapsel",))
-EFFERVESCENT = FormKind("brusetablett", ("brusetablett", "tablett"))
-CHEWABLE = FormKind("tyggetablett", ("tyggetablett", "tablett"))
-LOZENGE = FormKind("sugetablett", ("sugetablett", "tablett"))
-LIQUID = FormKind("flytende form til munn", ("ml", "dråpe"))
-DROPS = FormKind("dråper", ("dråpe", "ml"))
-INJECTION = FormKind("injeksjon eller infusjon", ("ml", "IE", "mg"))
-TOPICAL = FormKind("krem, salve eller gel", ("påføring",))
-PATCH = FormKind("plaster", ("plaster",))
-INHALER = FormKind("inhalasjon", ("inhalasjon", "dose"))
-SPRAY = FormKind("spray", ("dose",))
-SUPPOSITORY = FormKind("stikkpille", ("stikkpille",))
-SACHET = FormKind("pulver eller granulat", ("pose", "dose"))
+_PIECES = "stk"
+SOLID_TABLET = FormKind("tablett", ("tablett",), (_PIECES, "tablett"))
+SOLID_CAPSULE = FormKind("kapsel", ("kapsel",), (_PIECES, "kapsel"))
+EFFERVESCENT = FormKind("brusetablett", ("brusetablett", "tablett"), (_PIECES, "brusetablett"))
+CHEWABLE = FormKind("tyggetablett", ("tyggetablett", "tablett"), (_PIECES, "tyggetablett"))
+LOZENGE = FormKind("sugetablett", ("sugetablett", "tablett"), (_PIECES, "sugetablett"))
+LIQUID = FormKind("flytende form til munn", ("ml", "dråpe"), ("ml",))
+DROPS = FormKind("dråper", ("dråpe", "ml"), ("ml",))
+# ampoules and pens are counted in pieces
+INJECTION = FormKind("injeksjon eller infusjon", ("ml", "IE", "mg"), ("ml", "IE", _PIECES))
+# tubes in grams, bottles (liniment, skum) in ml
+TOPICAL = FormKind("krem, salve eller gel", ("påføring",), ("g", "ml"))
+PATCH = FormKind("plaster", ("plaster",), (_PIECES, "plaster"))
+# inhalers counted as devices (stk) or doses
+INHALER = FormKind("inhalasjon", ("inhalasjon", "dose"), (_PIECES, "dose"))
+SPRAY = FormKind("spray", ("dose",), (_PIECES, "dose", "ml"))
+SUPPOSITORY = FormKind("stikkpille", ("stikkpille",), (_PIECES, "stikkpille"))
+SACHET = FormKind("pulver eller granulat", ("pose", "dose"), ("g", "pose"))
 
 # (words in the form's name, lower case) -> kind; the first rule that matches wins, so the
 # specific come before the general ("øyedråper" before "dråper", "inhalasjon" before "pulver")
@@ -70,6 +78,23 @@ def units_for(form: str | None) -> tuple[str, ...] | None:
     """The dose units a form takes, the usual one first; ``None`` when any unit goes."""
     kind = kind_of(form)
     return kind.units if kind is not None else None
+
+
+#: Every unit a prescription's quantity may be counted in besides packages, for a drug
+#: whose form PLL cannot sort (any unit goes; a page offers these).
+QUANTITY_UNITS: tuple[str, ...] = tuple(
+    dict.fromkeys(unit for _, kind in _RULES for unit in kind.quantity)
+)
+
+
+def quantity_units_for(form: str | None) -> tuple[str, ...] | None:
+    """What a prescription's quantity of a drug of this form may be counted in besides
+    packages (``stk`` and ``tablett`` for a tablet, ``g`` and ``ml`` for a cream), the usual
+    first; ``None`` when any unit goes. These are the units pharmacies dispense in (the
+    national ``$getMedication`` gives a tablet prescription as ``92 stk``), separate from
+    the dose units of :func:`units_for`."""
+    kind = kind_of(form)
+    return kind.quantity if kind is not None else None
 
 
 #: The most of a unit a day that is plausible for any drug of a form that takes it. Past it,

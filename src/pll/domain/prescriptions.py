@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from pll.domain.dosage.words import unit_key
 from pll.domain.errors import InvalidInput
-from pll.domain.forms import units_for
+from pll.domain.forms import quantity_units_for
 from pll.domain.model import Prescription
 
 #: Prescriptions expire by the Norwegian calendar.
@@ -163,8 +163,9 @@ def _count(value: Any, where: str, what: str, most: int, *, least: int) -> None:
 
 def rx_units(form: str | None) -> tuple[str, ...] | None:
     """The units a prescription's quantity may be in for a drug of this FEST form: packages,
-    then the dose units the form takes; ``None`` (any unit) when PLL cannot sort the form."""
-    taken = units_for(form)
+    then what the form is dispensed in (:func:`pll.domain.forms.quantity_units_for`);
+    ``None`` (any unit) when PLL cannot sort the form."""
+    taken = quantity_units_for(form)
     return (PACKAGE, *taken) if taken is not None else None
 
 
@@ -172,7 +173,7 @@ def check_dispense_request(content: dict[str, Any], form: str | None = None) -> 
     """How much a prescription gives must be possible: a quantity above zero and not past
     :data:`MAX_PACKAGES` packages or :data:`MAX_AMOUNT` of a unit, reit from 0 to
     :data:`MAX_REPEATS`; its unit packages or one the drug's FEST ``form`` takes
-    (:func:`pll.domain.forms.units_for`; any unit when the form is unknown or unsorted)."""
+    (:func:`rx_units`; any unit when the form is unknown or unsorted)."""
     request = content.get("dispenseRequest") or {}
     repeats = request.get("numberOfRepeatsAllowed")
     _count(repeats, f"{_WHERE}.numberOfRepeatsAllowed", "Reit", MAX_REPEATS, least=0)

@@ -193,6 +193,8 @@ def review(
         for f in dose_findings(
             dose_checks.Dosed(d.entry, d.name, n.dosage, d.atc, d.form, n.fest or d.atc),
             (sent_dosing or {}).get(d.entry),
+            # a read of the whole list reports an absurd stored amount, a change refuses it
+            refuse=changed is not None,
         )
     ]
     return (
@@ -208,7 +210,10 @@ def review(
 
 
 def dose_findings(
-    dosed: dose_checks.Dosed, sent: Sequence[Mapping[str, Any]] | None = None
+    dosed: dose_checks.Dosed,
+    sent: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    refuse: bool = True,
 ) -> list[checks.Finding]:
     """The dose findings on one medicine. ``sent`` is the structure a change sent beside a
     dosage that PLL keeps as text only — an SFM send's e-resept dosing
@@ -216,12 +221,12 @@ def dose_findings(
     the structure also the unit, how often and on which days. Both are judged, the
     structure first, each finding once (by its kind and unit: the structure's where both
     find one), so a send is held to what either says. A dosage PLL keeps structured is
-    judged as it is."""
+    judged as it is. ``refuse``: as :func:`~pll.domain.dose_checks.check_dose`'s."""
     # no drug's own maximum dose is fed (check_dose's daily_max says why)
-    found = dose_checks.check_dose(dosed)
+    found = dose_checks.check_dose(dosed, refuse=refuse)
     if not sent or not dose_checks.given_as_text(dosed.dosage):
         return found
-    first = dose_checks.check_dose(replace(dosed, dosage=sent))
+    first = dose_checks.check_dose(replace(dosed, dosage=sent), refuse=refuse)
     # once per kind and unit: the text's amount is the least it means a day, the
     # structure's the amount a day, so the structure's stands where both find one
     said = {_what(f) for f in first}

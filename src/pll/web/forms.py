@@ -15,6 +15,7 @@ from typing import Any
 
 from pll.domain import treatment
 from pll.domain.errors import InvalidInput
+from pll.domain.forms import QUANTITY_UNITS
 from pll.domain.prescriptions import (
     MAX_AMOUNT,
     MAX_PACKAGES,
@@ -154,8 +155,9 @@ def without_meta(resource: dict[str, Any]) -> dict[str, Any]:
 
 # -- the prescription's fields: quantity, reit, validity, the treatment's start and stop ----
 
-#: What the quantity of one dispensing is counted in: packages, or an amount of a unit.
-RX_UNITS = (PACKAGE, "tablett", "kapsel", "ml", "dose", "plaster", "stikkpille")
+#: What the quantity of one dispensing is counted in: packages, or an amount of a unit;
+#: all of them, for a drug whose form PLL cannot sort (the domain's table).
+RX_UNITS = (PACKAGE, *QUANTITY_UNITS)
 #: A GP's usual prescription: one package, no reit (the repeats a doctor adds on purpose).
 RX_DEFAULTS = {"rx-quantity": "1", "rx-unit": PACKAGE, "rx-repeats": "0"}
 
@@ -189,8 +191,8 @@ def _day(raw: str, name: str, what: str) -> date | None:
 
 
 def rx_units_for(form: str | None) -> tuple[str, ...]:
-    """The quantity units the prescribing form offers for a drug of this FEST form: packages
-    and the units the form takes (the domain's rule), else every unit."""
+    """The quantity units the prescribing and renewal forms offer, and the only ones they
+    accept, for a drug of this FEST form: the domain's (:func:`rx_units`), else every unit."""
     return rx_units(form) or RX_UNITS
 
 
@@ -201,12 +203,12 @@ def rx_fields(field: Field, today: date, form: str | None = None) -> RxFields:
     gives, a reit outside 0–99, a validity past what an e-resept allows, a stop before the
     start, dates far from today."""
     unit = field("rx-unit") or PACKAGE
-    if unit not in RX_UNITS:
+    offered = rx_units_for(form)
+    if unit not in offered and rx_units(form) is None:
         raise InvalidInput(f"Ukjent enhet «{unit[:20]}».", "rx-unit")
-    if unit not in rx_units_for(form):
+    if unit not in offered:
         raise InvalidInput(
-            f"Legemiddelet er {form} og foreskrives i {', '.join(rx_units_for(form))}, "
-            f"ikke i «{unit}».",
+            f"Legemiddelet er {form} og foreskrives i {', '.join(offered)}, ikke i «{unit[:20]}».",
             "rx-unit",
         )
     raw = field("rx-quantity").strip() or RX_DEFAULTS["rx-quantity"]

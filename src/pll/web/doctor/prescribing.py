@@ -25,6 +25,7 @@ from pll.web.doctor.common import (
     fnr_of,
     updated,
 )
+from pll.web.doctor.entry import drug_form
 from pll.web.doctor.notes import list_notes, typed_for
 from pll.web.doctor.saving import findings_page, save
 from pll.web.edge import SEEN, Web, norwegian, require
@@ -50,11 +51,13 @@ def prescribe_page(web: Web) -> Response:
     per_drug = {c.id: forms.units_of(c.form or None) for c in choices}
     # before a drug is chosen (and without JavaScript): the units of every drug found
     offered = list(dict.fromkeys(u for units in per_drug.values() for u in units))
+    # the prescription's quantity units likewise (the same table rx_fields accepts by)
+    rx_offered = list(dict.fromkeys(u for c in choices for u in forms.rx_units_for(c.form or None)))
     chosen = (web.values or {}).get("drug", "")
-    chosen_form = None
     if chosen in per_drug:
         offered = list(per_drug[chosen])
         chosen_form = next((c.form or None for c in choices if c.id == chosen), None)
+        rx_offered = list(forms.rx_units_for(chosen_form))
     # the list, for who holds the baton; in the context, the banner knows the page's read
     # of it is logged (one record per page)
     lst = current_list(web, pid)
@@ -81,7 +84,7 @@ def prescribe_page(web: Web) -> Response:
         drug_units=per_drug,
         treatments=forms.TREATMENTS,
         baton=list_notes(web, pid, lst)["baton"],
-        rx_units=forms.rx_units_for(chosen_form),
+        rx_units=rx_offered or forms.RX_UNITS,
         today=_today(web).isoformat(),
     )
 
@@ -158,11 +161,16 @@ def renew_page(web: Web) -> Response:
         rx = entry.current_prescription
         return forms.rx_values(rx.content if rx else None, entry.content)
 
+    def units(entry: EntryView) -> tuple[str, ...]:
+        return forms.rx_units_for(
+            drug_form(web, entry.content.get("medicationCodeableConcept") or {})
+        )
+
     return entry_page(
         web,
         "doctor/renew.html",
         values=starting,
-        rx_units=forms.RX_UNITS,
+        rx_units=units,
         today=_today(web).isoformat(),
     )
 
@@ -175,7 +183,10 @@ def renew(web: Web) -> Response:
     head_id = web.field("prescription")
     require(bool(head_id), "Skjemaet mangler resepten som skal fornyes.", "prescription")
     version = entry_version(web)
-    rx_fields = forms.rx_fields(web.field, _today(web))
+    # the quantity units the renewal page offered: those of the entry's drug form
+    _, shown = entry_of(web, pid, entry_id)
+    form = drug_form(web, shown.content.get("medicationCodeableConcept") or {})
+    rx_fields = forms.rx_fields(web.field, _today(web), form)
 
     def ops() -> list[Op]:
         _, entry = entry_of(web, pid, entry_id)
