@@ -168,8 +168,13 @@ def test_the_pharmacy_proposes_the_doctor_accepts_and_packing_stops_while_paused
     with pharmacy.page.expect_response(re.compile("/pakking$")) as answer:
         pharmacy.page.get_by_role("button", name="Send pakkerapport").click()
     assert answer.value.status == 409
-    refusal = pharmacy.page.locator(".error")
+    # the report's form again, the refusal at its top
+    refusal = pharmacy.page.locator(".error-summary")
     expect(refusal).to_contain_text("Pakkerapporten ble ikke tatt imot")
+    # the pause's time as the page's banner says it (Norwegian time, not UTC)
+    paused_at = re.search(r"Pauset \S+ kl\. \d\d:\d\d", banner.inner_text())
+    assert paused_at is not None
+    expect(refusal).to_contain_text(paused_at.group(0))
     expect(refusal).to_contain_text("listen er pauset, og pakkingen må stoppe")
     expect(refusal).to_contain_text("Innlagt på Haukeland")
     expect(refusal).to_contain_text("Ingenting ble endret")

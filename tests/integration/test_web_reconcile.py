@@ -183,10 +183,11 @@ def test_a_severe_finding_from_a_medicine_taken_in_is_overridden_with_a_reason(
         assert [v for k, v in findings["fields"] if k == "override-code"] != []
         assert ("override-code", "") not in findings["fields"]
 
-        # without a reason it is asked again, and nothing is saved
+        # without a reason it is asked again, beside the reason's field, and nothing is saved
         r = send(gp, findings)
-        assert r.status_code == 200, r.text
+        assert r.status_code == 400, r.text
         assert "Beslutningsstøtten fant noe" in r.text
+        assert 'id="override-reason-error"' in r.text
         assert snapshot(server.db, audit=False) == untouched
 
         reason = "Vurdert: toleranse dokumentert under innleggelsen"

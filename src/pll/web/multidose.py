@@ -34,7 +34,7 @@ from pll.services.catalogue import Catalogue
 from pll.services.multidose import MultidoseService
 from pll.web import forms
 from pll.web.doctor import findings_page, override_of
-from pll.web.edge import Page, Web, doctors, norwegian, page, require, whole
+from pll.web.edge import OSLO, Page, Web, doctors, norwegian, page, require, whole
 from pll.web.views import EntryView, ListView, list_view
 
 #: patients on one page of the pharmacy's work list
@@ -527,7 +527,7 @@ def _packing_refused(web: Web, pid: str, exc: Conflict) -> str:
     when = datetime.fromisoformat(lst.paused_at.replace("Z", "+00:00"))
     return (
         "Pakkerapporten ble ikke tatt imot: listen er pauset, og pakkingen må stoppe. "
-        f"Pauset {when.astimezone(UTC):%d.%m.%Y kl. %H:%M} av {lst.paused_by}: "
+        f"Pauset {when.astimezone(OSLO):%d.%m.%Y kl. %H:%M} av {lst.paused_by}: "
         f"{lst.paused_reason}. Ikke pakk fra listen før en lege har gjenopptatt den med en "
         "bekreftet liste."
     )
