@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -317,9 +317,11 @@ class _EntryPlan:
                 )
 
     def _within(self, at: datetime) -> bool:
-        if isinstance(self.begins, datetime) and at < self.begins:
+        # in UTC: aware datetimes of one time zone compare by their clock, not their moment
+        moment = at.astimezone(UTC)
+        if isinstance(self.begins, datetime) and moment < self.begins.astimezone(UTC):
             return False
-        return not (isinstance(self.ends, datetime) and at > self.ends)
+        return not (isinstance(self.ends, datetime) and moment > self.ends.astimezone(UTC))
 
     def _as_needed(self, rule: _Rule, day: date, records: list[Given]) -> AsNeeded:
         entry = self.entry
@@ -484,7 +486,7 @@ def _hourly(
         at = local(day, moment.time(), tz)
         # an hour the spring change skips has no dose of its own: moved on, it would double
         # the next hour's
-        out.setdefault(at, (slot_of(moment.time(), times), at, None))
+        out.setdefault(at.astimezone(UTC), (slot_of(moment.time(), times), at, None))
         moment += step
     return list(out.values())
 
