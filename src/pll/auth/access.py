@@ -430,7 +430,7 @@ class Access:
             return Decision(True, flag=EMERGENCY_OVERRIDE)
         return Decision(True)
 
-    def refusal(self, verb: Verb) -> str | None:
+    def refusal(self, verb: Verb) -> str | None:  # noqa: PLR0911 - one rule per return
         """Why this caller may not ``verb`` anyone's data, whoever the patient is; services
         ask before they look anyone up, so a refusal cannot tell who is registered."""
         if self.is_patient:
