@@ -95,9 +95,11 @@ def test_a_nurse_or_doctor_of_the_unit_registers_and_ends() -> None:
     for who in (NURSE, worker(Role.DOCTOR)):
         made = rules.register([], "p1", UNIT, who, NOW, "r1", "here")
         assert made is not None
-        assert made.open and made.started_by == who
+        assert made.open
+        assert made.started_by == who
         ended = rules.end([made], HOME, who, NOW, "here")
-        assert not ended.open and ended.ended_by == who
+        assert not ended.open
+        assert ended.ended_by == who
 
 
 @pytest.mark.parametrize(
@@ -130,7 +132,8 @@ def test_a_patient_may_be_in_the_care_of_two_units() -> None:
     second = rules.register(
         [first], "p1", CareUnit(OTHER, UnitKind.HOME_CARE), other_nurse, NOW, "r2", "here"
     )
-    assert second is not None and second.unit.orgnr == OTHER
+    assert second is not None
+    assert second.unit.orgnr == OTHER
 
 
 def test_ending_where_there_is_no_registration_is_a_conflict() -> None:
