@@ -74,6 +74,13 @@ class Verb(StrEnum):
     #: again before each notification. An emergency basis does not lift a block for it:
     #: an emergency gives a read now, not a feed of what happens later
     FOLLOW = "follow"
+    #: register the patient with a care unit (nursing home, home care) or end that
+    #: registration; which unit a nurse or doctor acts for is the registration's own rule
+    #: (pll.domain.care_units)
+    CARE_UNIT = "care-unit"
+    #: record what was given (or not) from the list: nurses and care workers of a care unit
+    #: the patient is registered with (issue 17)
+    ADMINISTER = "administer"
 
 
 class Outcome(StrEnum):
@@ -112,7 +119,16 @@ _BLOCKED_FOLLOW = (
 
 #: What a patient (or proxy) never does: they read their list, its history and access log.
 _HEALTH_PERSONNEL_ONLY = frozenset(
-    {Verb.WRITE, Verb.PROPOSE, Verb.PACK, Verb.DECIDE, Verb.DISPENSE, Verb.HANDLE}
+    {
+        Verb.WRITE,
+        Verb.PROPOSE,
+        Verb.PACK,
+        Verb.DECIDE,
+        Verb.DISPENSE,
+        Verb.HANDLE,
+        Verb.CARE_UNIT,
+        Verb.ADMINISTER,
+    }
 )
 
 
@@ -149,6 +165,20 @@ _ONLY_PHARMACY_PROPOSES = (
 )
 _ONLY_PHARMACY_PACKS = "Only the patient's responsible multidose pharmacy reports what it packed."
 _OWN_ONLY = "The access log and blocks are the patient's own."
+_NOT_OUR_PATIENT = (
+    "A care worker reads and gives medicines only for patients registered with their care "
+    "unit; this patient is not registered with yours."
+)
+_ADMINISTER_BY_CARE = (
+    "Only nurses and care workers of a care unit the patient is registered with record "
+    "what is given."
+)
+_NOT_AT_YOUR_UNIT = (
+    "The patient is not registered with your care unit: only nurses and care workers of a "
+    "unit the patient is registered with record what is given."
+)
+#: who gives medicines at a care unit (issue 17)
+_GIVERS = frozenset({Role.NURSE, Role.CARE_WORKER})
 
 #: The policy's refusals in Norwegian (bokmål) for people reading a page rather than an
 #: API answer, kept beside the English so the two say the same thing.
@@ -156,6 +186,7 @@ _ROLE_NB = {
     Role.DOCTOR: "lege",
     Role.NURSE: "sykepleier",
     Role.PHARMACIST: "farmasøyt",
+    Role.CARE_WORKER: "helsefagarbeider",
     Role.PATIENT: "pasient",
     Role.SYSTEM: "system",
 }
@@ -199,6 +230,18 @@ _NORWEGIAN = {
         "avviser dem."
     ),
     _ONLY_PHARMACY_PACKS: "Bare pasientens multidoseapotek melder hva som er pakket.",
+    _NOT_OUR_PATIENT: (
+        "Som helsefagarbeider leser og gir du legemidler bare til pasienter som er "
+        "registrert ved din enhet; denne pasienten er ikke det."
+    ),
+    _ADMINISTER_BY_CARE: (
+        "Bare sykepleiere og helsefagarbeidere ved en enhet pasienten er registrert ved, "
+        "registrerer hva som er gitt."
+    ),
+    _NOT_AT_YOUR_UNIT: (
+        "Pasienten er ikke registrert ved din enhet: bare sykepleiere og helsefagarbeidere "
+        "ved en enhet pasienten er registrert ved, registrerer hva som er gitt."
+    ),
 } | {
     english.format(role=role.value): _ROLE_FOR_NB[verb].format(role=_ROLE_NB[role])
     for verb, (_, english) in _ROLE_FOR.items()
@@ -275,6 +318,9 @@ class PatientFacts:
     multidose_pharmacy: str | None = None
     #: HPR number of the patient's responsible multidose doctor, if any (M27)
     multidose_doctor: str | None = None
+    #: the patient is registered with the caller's care unit (the organisation in the
+    #: caller's token) and the registration has not ended (issue 17)
+    in_callers_care: bool = False
 
 
 @dataclass(frozen=True)
@@ -371,6 +417,11 @@ class Access:
             return Decision(False, _ONLY_PHARMACY_PACKS, norwegian=_not_our_pharmacy(facts))
         if verb is Verb.DECIDE and not self._responsible_doctor(facts):
             return Decision(False, _not_responsible_doctor(facts))
+        if verb is Verb.ADMINISTER and not facts.in_callers_care:
+            return Decision(False, _NOT_AT_YOUR_UNIT)
+        if self.actor.role is Role.CARE_WORKER and not facts.in_callers_care:
+            # a care worker's only relation to a patient is their unit's registration
+            return Decision(False, _NOT_OUR_PATIENT)
         if facts.blocked:
             if verb is Verb.FOLLOW:
                 return Decision(False, _BLOCKED_FOLLOW)
@@ -379,7 +430,7 @@ class Access:
             return Decision(True, flag=EMERGENCY_OVERRIDE)
         return Decision(True)
 
-    def refusal(self, verb: Verb) -> str | None:
+    def refusal(self, verb: Verb) -> str | None:  # noqa: PLR0911 - one rule per return
         """Why this caller may not ``verb`` anyone's data, whoever the patient is; services
         ask before they look anyone up, so a refusal cannot tell who is registered."""
         if self.is_patient:
@@ -391,6 +442,8 @@ class Access:
         needed = _ROLE_FOR.get(verb)
         if needed is not None and self.actor.role is not needed[0]:
             return needed[1].format(role=self.actor.role.value)
+        if verb is Verb.ADMINISTER and self.actor.role not in _GIVERS:
+            return _ADMINISTER_BY_CARE
         if self.basis is None:
             return (
                 f"State the basis for this access in the {BASIS_HEADER} header: "
@@ -420,7 +473,9 @@ class Access:
             if not self.actor.pid:
                 return None
             return ReadRule(True, self.actor.pid, None, True, None)
-        if self.basis is None:
+        if self.basis is None or self.actor.role is Role.CARE_WORKER:
+            # a care worker's read depends on their unit's registrations, which the
+            # one-statement read does not know: the general path decides it
             return None
         emergency = self.basis is Basis.EMERGENCY
         return ReadRule(

@@ -8,8 +8,8 @@
 
 * ``helseid://claims/hpr/hpr_number`` and the professions in
   ``helseid://claims/hpr/hpr_details`` (``approvals[].profession``, kodeverk 9060: LE, SP,
-  FA1, FA2) make a health worker; ``orgnr_child`` (else ``orgnr_parent``) is the
-  organisation they act for;
+  FA1, FA2; HF, a care worker who gives medicines by delegation) make a health worker;
+  ``orgnr_child`` (else ``orgnr_parent``) is the organisation they act for;
 * otherwise ``helseid://claims/identity/pid`` at ``security_level`` 4 (ID-porten "high")
   makes a patient, who may also act for the persons they hold a proxy for;
 * ``client_id`` names the journal system, ``scope`` may be required (``PLL_REQUIRED_SCOPE``).
@@ -57,6 +57,8 @@ PROFESSIONS = {
     "FA1": Role.PHARMACIST,
     "FA2": Role.PHARMACIST,
     "SP": Role.NURSE,
+    # helsefagarbeider: gives medicines at a care unit by delegation, prescribes nothing
+    "HF": Role.CARE_WORKER,
 }
 
 
@@ -95,6 +97,14 @@ PERSONAS: dict[str, Persona] = {
     ),
     "other-pharmacist": Persona(
         "Pia Reseptar", "FA2", "9144927", "987654325", "Vitusapotek Trondheim"
+    ),
+    # A nursing home (in the demo organisation register) with a nurse and a care worker
+    # (helsefagarbeider, no prescriber's authorisation) who gives medicines by delegation.
+    "nursing-home-nurse": Persona(
+        "Nora Sykepleier", "SP", "9144935", "883416031", "Oslo kommune sykehjem Ullern"
+    ),
+    "care-worker": Persona(
+        "Hege Helsefagarbeider", "HF", "9144943", "883416031", "Oslo kommune sykehjem Ullern"
     ),
     "patient": Persona("Pasient", None, None, None, None),
     # A synthetic fødselsnummer (month + 80); registered as proxy with `pll proxy add`.
@@ -319,7 +329,7 @@ def _who(claims: dict[str, Any]) -> tuple[Author, str | None]:
         role = _role(claims.get(CLAIM_HPR_DETAILS))
         if role is None:
             raise Forbidden(
-                "The token's HPR number has no authorisation PLL serves (LE, SP, FA1, FA2)."
+                "The token's HPR number has no authorisation PLL serves (LE, SP, FA1, FA2, HF)."
             )
         org = claims.get(CLAIM_ORG_CHILD) or claims.get(CLAIM_ORG_PARENT)
         return Author(

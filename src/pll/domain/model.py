@@ -34,6 +34,9 @@ class Role(StrEnum):
 
     DOCTOR = "doctor"
     NURSE = "nurse"
+    #: a care worker (helsefagarbeider) giving medicines by delegation at a care unit: no
+    #: prescriber's authorisation; reads and gives only for patients of their unit
+    CARE_WORKER = "care-worker"
     PHARMACIST = "pharmacist"
     PATIENT = "patient"
     #: PLL itself, for changes the rules make by the passing of time (never a baton holder)

@@ -51,6 +51,7 @@ def decide(
         patient_id,
         hpr=access.actor.hpr,
         holder=access.actor.pid if access.is_patient else None,
+        org=access.actor.org_id,
     )
     if row is None:
         raise NotFound(f"Patient/{patient_id} does not exist.", "patient")
@@ -61,6 +62,7 @@ def decide(
         bool(row.proxy),
         multidose_pharmacy=row.pharmacy,
         multidose_doctor=row.doctor,
+        in_callers_care=bool(row.in_care),
     )
     return facts, access.decide(verb, facts)
 

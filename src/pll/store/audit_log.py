@@ -12,7 +12,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
 
-from pll.store.schema import access_block, audit_chain, audit_event, multidose, patient, proxy
+from pll.store.schema import (
+    access_block,
+    audit_chain,
+    audit_event,
+    care_registration,
+    multidose,
+    patient,
+    proxy,
+)
 
 _INSERT = insert(audit_event)
 _COLUMNS = [c for c in audit_event.c if c.name not in ("chain_seq", "chain_hash")]
@@ -24,10 +32,17 @@ def append(conn: Connection, row: dict[str, Any]) -> None:
 
 
 def facts(
-    conn: Connection, patient_id: str, *, hpr: str | None, holder: str | None
+    conn: Connection,
+    patient_id: str,
+    *,
+    hpr: str | None,
+    holder: str | None,
+    org: str | None = None,
 ) -> Row[Any] | None:
-    """``(identifier_value, blocked, proxy, pharmacy_org, doctor_hpr)`` for one patient and
-    one caller; the last two name the patient's multidose parties (M27), if registered."""
+    """``(identifier_value, blocked, proxy, pharmacy_org, doctor_hpr, in_care)`` for one
+    patient and one caller; ``pharmacy`` and ``doctor`` name the patient's multidose parties
+    (M27), if registered; ``in_care`` says the patient has an open registration with the
+    care unit ``org`` (the caller's organisation)."""
     blocked = exists().where(
         and_(
             access_block.c.patient_id == patient.c.id,
@@ -43,10 +58,18 @@ def facts(
         .where(multidose.c.patient_id == patient.c.id)
         .correlate(patient)
     )
+    in_care = exists().where(
+        and_(
+            care_registration.c.patient_id == patient.c.id,
+            care_registration.c.unit_orgnr == org,
+            care_registration.c.ended_at.is_(None),
+        )
+    )
     query = select(
         patient.c.identifier_value,
         blocked.label("blocked"),
         held.label("proxy"),
+        in_care.label("in_care"),
         registered.with_only_columns(multidose.c.pharmacy_org).scalar_subquery().label("pharmacy"),
         registered.with_only_columns(multidose.c.doctor_hpr).scalar_subquery().label("doctor"),
     ).where(patient.c.id == patient_id)

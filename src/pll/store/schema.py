@@ -698,3 +698,33 @@ dpop_proof = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_dpop_proof_expires", "expires_at"),
 )
+
+#: Care units (nursing homes, home care, sheltered homes) by organisation number, with the
+#: kind and name last stated by a registration (issue 17, pll.domain.care_units).
+care_unit = Table(
+    "care_unit",
+    metadata,
+    Column("orgnr", String(16), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", Text),
+    Column("registered_at", UTCDateTime, nullable=False),
+)
+
+#: A patient's registration with a care unit: open while ``ended_at`` is NULL. Rows are
+#: ended, never deleted, so who registered and who ended stays (the authors as JSON).
+care_registration = Table(
+    "care_registration",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("unit_orgnr", String(16), ForeignKey("care_unit.orgnr"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("started_by", Text, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("ended_by", Text),
+    #: the access decision's lookup (is this patient in the caller's unit's care?)
+    Index("ix_care_registration_patient", "patient_id", "unit_orgnr"),
+    #: a unit's patients (the schedule and /kurve, later)
+    Index("ix_care_registration_unit", "unit_orgnr", "ended_at"),
+)

@@ -144,6 +144,7 @@ ROLE_NAMES = {
     Role.DOCTOR: "lege",
     Role.NURSE: "sykepleier",
     Role.PHARMACIST: "farmasøyt",
+    Role.CARE_WORKER: "helsefagarbeider",
     Role.PATIENT: "pasient",
     Role.SYSTEM: "system",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pll.api.fhir import (
     allergies,
     audit,
+    care_units,
     check,
     consent,
     dispensing,
@@ -38,6 +39,7 @@ ROUTES: list[FhirRoute] = [
     *reconcile.ROUTES,
     *list_state.ROUTES,
     *multidose.ROUTES,
+    *care_units.ROUTES,
     *dispensing.ROUTES,
     *provenance.ROUTES,
     *consent.ROUTES,
@@ -73,5 +75,6 @@ OPERATIONS: dict[str, str] = {
     **check.OPERATIONS,
     **sfm.OPERATIONS,
     **multidose.OPERATIONS,
+    **care_units.OPERATIONS,
     **tasks.OPERATIONS,
 }
