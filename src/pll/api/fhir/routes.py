@@ -9,6 +9,7 @@ the requests PLL serves most; the rest keep the order they have always had.
 from __future__ import annotations
 
 from pll.api.fhir import (
+    administration,
     allergies,
     audit,
     check,
@@ -38,6 +39,7 @@ ROUTES: list[FhirRoute] = [
     *reconcile.ROUTES,
     *list_state.ROUTES,
     *multidose.ROUTES,
+    *administration.ROUTES,
     *dispensing.ROUTES,
     *provenance.ROUTES,
     *consent.ROUTES,
@@ -73,5 +75,6 @@ OPERATIONS: dict[str, str] = {
     **check.OPERATIONS,
     **sfm.OPERATIONS,
     **multidose.OPERATIONS,
+    **administration.OPERATIONS,
     **tasks.OPERATIONS,
 }
