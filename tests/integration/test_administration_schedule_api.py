@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from pll.domain.multidose import ADMINISTRATION, PACKED
 from pll.fhir.validate import validate
 from pll.store.schema import audit_event
 from tests.conftest import LiveServer, snapshot
@@ -232,8 +233,6 @@ def test_each_dosage_kind_lands_on_its_days_and_rounds(
 
 
 def test_multidose_entries_come_from_the_bag(server: LiveServer, gp: httpx.Client) -> None:
-    from pll.domain.multidose import ADMINISTRATION, PACKED
-
     pid, list_id = new_patient_with_list(gp)
     body = statement(f"Patient/{pid}", "Amlodipin tab 5 mg", "C08CA01")
     body["extension"] = [
