@@ -9,6 +9,7 @@ the requests PLL serves most; the rest keep the order they have always had.
 from __future__ import annotations
 
 from pll.api.fhir import (
+    administration,
     allergies,
     audit,
     care_units,
@@ -40,6 +41,7 @@ ROUTES: list[FhirRoute] = [
     *list_state.ROUTES,
     *multidose.ROUTES,
     *care_units.ROUTES,
+    *administration.ROUTES,
     *dispensing.ROUTES,
     *provenance.ROUTES,
     *consent.ROUTES,
@@ -76,5 +78,6 @@ OPERATIONS: dict[str, str] = {
     **sfm.OPERATIONS,
     **multidose.OPERATIONS,
     **care_units.OPERATIONS,
+    **administration.OPERATIONS,
     **tasks.OPERATIONS,
 }
