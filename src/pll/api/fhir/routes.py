@@ -9,6 +9,7 @@ the requests PLL serves most; the rest keep the order they have always had.
 from __future__ import annotations
 
 from pll.api.fhir import (
+    administrations,
     allergies,
     audit,
     care_units,
@@ -40,6 +41,7 @@ ROUTES: list[FhirRoute] = [
     *list_state.ROUTES,
     *multidose.ROUTES,
     *care_units.ROUTES,
+    *administrations.ROUTES,
     *dispensing.ROUTES,
     *provenance.ROUTES,
     *consent.ROUTES,
@@ -65,6 +67,7 @@ SEARCH_PARAMS: dict[str, list[SearchParam]] = {
     **audit.SEARCH_PARAMS,
     **dispensing.SEARCH_PARAMS,
     **tasks.SEARCH_PARAMS,
+    **administrations.SEARCH_PARAMS,
 }
 
 #: The documentation of each operation, by name, for the CapabilityStatement.
