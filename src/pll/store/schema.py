@@ -728,3 +728,58 @@ care_registration = Table(
     #: a unit's patients (the schedule and /kurve, later)
     Index("ix_care_registration_unit", "unit_orgnr", "ended_at"),
 )
+
+#: What was given (issue 17, migration 0014): the current version of each recorded
+#: ``MedicationAdministration`` with the columns its rules and searches need. Amounts are
+#: decimal text (exact on both databases). ``slot_taken`` is the planned dose's key while
+#: the record stands, NULL once entered in error and for as-needed doses: its unique index
+#: refuses a second record of one planned dose.
+medication_administration = Table(
+    "medication_administration",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("list_id", String(ID), ForeignKey("pll.id"), nullable=False),
+    Column("entry_id", String(ID), nullable=False),
+    Column("entry_version", Integer, nullable=False),
+    #: the planned dose (pll.domain.administration.PlannedDose.key); NULL: as needed
+    Column("slot_key", String(160)),
+    Column("slot_taken", String(160)),
+    #: the local day (Europe/Oslo) it belongs to: the planned dose's, else the day given
+    Column("day", String(10), nullable=False),
+    #: completed, not-done or entered-in-error
+    Column("status", String(16), nullable=False),
+    Column("amount", String(40)),
+    Column("unit", String(40)),
+    Column("planned_amount", String(40)),
+    #: who gave it (the caller, as JSON) and the second signer's HPR number
+    Column("performer", Text, nullable=False),
+    Column("verifier_hpr", String(16)),
+    #: why it was not given (pll.domain.administration.records.NotGiven)
+    Column("status_reason", String(40)),
+    Column("effective_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("resource", Text, nullable=False),
+    Index("ix_medication_administration_patient_day", "patient_id", "day"),
+    Index("ix_medication_administration_entry_day", "entry_id", "day"),
+    Index("ux_medication_administration_slot", "slot_taken", unique=True),
+)
+
+#: Every version of an administration record, as it then was.
+medication_administration_version = Table(
+    "medication_administration_version",
+    metadata,
+    Column(
+        "administration_id",
+        String(ID),
+        ForeignKey("medication_administration.id"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("resource", Text, nullable=False),
+)

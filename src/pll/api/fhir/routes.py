@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pll.api.fhir import (
     administration,
+    administrations,
     allergies,
     audit,
     care_units,
@@ -42,6 +43,7 @@ ROUTES: list[FhirRoute] = [
     *multidose.ROUTES,
     *care_units.ROUTES,
     *administration.ROUTES,
+    *administrations.ROUTES,
     *dispensing.ROUTES,
     *provenance.ROUTES,
     *consent.ROUTES,
@@ -67,6 +69,7 @@ SEARCH_PARAMS: dict[str, list[SearchParam]] = {
     **audit.SEARCH_PARAMS,
     **dispensing.SEARCH_PARAMS,
     **tasks.SEARCH_PARAMS,
+    **administrations.SEARCH_PARAMS,
 }
 
 #: The documentation of each operation, by name, for the CapabilityStatement.

@@ -1,0 +1,324 @@
+"""Recording what was given (issue 17): the rules an administration record must keep before
+anything is written. Pure: the service loads the list, what was already given and whether
+the medicine is a controlled drug, and hands them here.
+
+A record names one entry at its current version and either a planned dose of the schedule
+(its :attr:`~pll.domain.administration.PlannedDose.key`) or, for an as-needed (``ved
+behov``) dosage, none. It is refused — with nothing written — when:
+
+- the list is paused (Pause PLL), or the entry is paused (``on-hold``) or no longer in use
+  (discontinued): :class:`~pll.domain.errors.Conflict`;
+- the entry has changed since the version named (the chart the nurse gave from is out of
+  date): :class:`~pll.domain.errors.Conflict` naming the current version;
+- the planned dose is not on the schedule, or the as-needed dosage is not there that day:
+  :class:`~pll.domain.errors.InvalidInput`;
+- more than the planned amount is given, or an as-needed dose above what remains of its
+  daily maximum: :class:`~pll.domain.errors.RuleRefused`;
+- the planned dose already has a record that stands: :class:`~pll.domain.errors.Conflict`;
+- a controlled drug (prescription group A) is given without a second signer, or the
+  second signer is the giver: :class:`~pll.domain.errors.RuleRefused`.
+
+Less than planned is a partial dose (recorded as given, with the amount); a time after the
+planned one is a late dose (the record keeps both times); a time more than
+:data:`FUTURE_SLACK` ahead of now is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from pll.domain.administration.schedule import AsNeeded, Given, PlannedDose, schedule_list
+from pll.domain.administration.slots import OSLO
+from pll.domain.dosage import unit_key
+from pll.domain.errors import Conflict, InvalidInput, RuleRefused
+from pll.domain.model import IN_USE, MedicationList
+
+#: How far ahead of the server's clock a recorded time may be (clocks of tablets drift).
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+class Status(StrEnum):
+    """``MedicationAdministration.status`` as PLL records it."""
+
+    COMPLETED = "completed"  #: given (wholly or partly)
+    NOT_DONE = "not-done"  #: not given, with a :class:`NotGiven` reason
+    ENTERED_IN_ERROR = "entered-in-error"  #: a correction: the record was wrong
+
+
+class NotGiven(StrEnum):
+    """Why a dose was not given: PLL's code system ``administration-not-given``."""
+
+    REFUSED = "refused"
+    ABSENT = "absent"
+    UNAVAILABLE = "unavailable"
+    HELD = "held"
+    VOMITED = "vomited"
+
+    @property
+    def display(self) -> str:
+        return _NOT_GIVEN_DISPLAY[self]
+
+
+_NOT_GIVEN_DISPLAY = {
+    NotGiven.REFUSED: "Pasienten ville ikke ta legemidlet",
+    NotGiven.ABSENT: "Pasienten sov eller var ikke til stede",
+    NotGiven.UNAVAILABLE: "Legemidlet var ikke tilgjengelig",
+    NotGiven.HELD: "Holdt tilbake etter klinisk vurdering",
+    NotGiven.VOMITED: "Pasienten kastet opp",
+}
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What a request says was done; ``where`` names where each part stands in it."""
+
+    entry_id: str
+    entry_version: int
+    status: Status
+    at: datetime
+    #: the planned dose's key; ``None`` for an as-needed dose
+    slot_key: str | None = None
+    reason: NotGiven | None = None
+    amount: Decimal | None = None
+    unit: str | None = None
+    #: the HPR number of the second signer (a controlled drug)
+    verifier_hpr: str | None = None
+    #: why an as-needed dose was given
+    reason_for_giving: str | None = None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An accepted recording: the local day it belongs to, the amount given (the planned one
+    when the request gave none) and what it was given against."""
+
+    day: date
+    amount: Decimal | None
+    unit: str | None
+    planned: PlannedDose | None = None
+    as_needed: AsNeeded | None = None
+
+    @property
+    def partial(self) -> bool:
+        return (
+            self.planned is not None
+            and self.amount is not None
+            and (self.amount < self.planned.amount)
+        )
+
+
+_ENTRY = "MedicationAdministration.supportingInformation"
+_SLOT = "MedicationAdministration.extension"
+_DOSE = "MedicationAdministration.dosage.dose"
+_PERFORMER = "MedicationAdministration.performer"
+
+
+def judge(
+    lst: MedicationList,
+    rec: Recording,
+    *,
+    now: datetime,
+    giver_hpr: str | None,
+    controlled: bool,
+    slot_taken: bool,
+    given_today: Iterable[Given] = (),
+) -> Judged:
+    """Check ``rec`` against the list as it is now; the :class:`Judged` record, or a refusal
+    (see the module's docstring)."""
+    _check_entry(lst, rec)
+    if rec.at > now + FUTURE_SLACK:
+        raise InvalidInput(
+            "effectiveDateTime is in the future: record what was given when it has been given.",
+            "MedicationAdministration.effectiveDateTime",
+        )
+    if rec.status is Status.NOT_DONE and rec.reason is None:
+        raise InvalidInput(
+            "A dose not given needs statusReason: " + ", ".join(r.value for r in NotGiven) + ".",
+            "MedicationAdministration.statusReason",
+        )
+    if controlled and rec.status is Status.COMPLETED:
+        _check_second_signer(rec, giver_hpr)
+    if rec.slot_key is not None:
+        judged = _planned(lst, rec)
+        if slot_taken:
+            raise Conflict(
+                f"The planned dose {rec.slot_key} is already recorded; correct that record "
+                "(entered-in-error) before recording it again.",
+                _SLOT,
+            )
+        return judged
+    return _as_needed(lst, rec, given_today)
+
+
+def _check_entry(lst: MedicationList, rec: Recording) -> None:
+    if lst.pause is not None:
+        raise Conflict(
+            f"The list is paused (Pause PLL) since {lst.pause.at:%Y-%m-%d %H:%M} UTC by "
+            f"{lst.pause.by.label()}: {lst.pause.reason}. Nothing is given from a paused list.",
+            "List",
+        )
+    entry = lst.entries.get(rec.entry_id)
+    if entry is None:
+        raise InvalidInput(
+            f"MedicationStatement/{rec.entry_id} is not on this patient's list.", _ENTRY
+        )
+    if entry.status == "on-hold":
+        raise Conflict(
+            f"MedicationStatement/{entry.id} is paused: nothing is given from it.", _ENTRY
+        )
+    if entry.status not in IN_USE:
+        raise Conflict(
+            f"MedicationStatement/{entry.id} is {entry.status} (no longer in use): nothing is "
+            "given from it.",
+            _ENTRY,
+        )
+    if entry.version != rec.entry_version:
+        raise Conflict(
+            f"MedicationStatement/{entry.id} has changed: version {rec.entry_version} was "
+            f"named, the current is {entry.version}. Read the schedule again and give from "
+            "the current version.",
+            _ENTRY,
+            details={"currentVersion": str(entry.version)},
+        )
+
+
+def _check_second_signer(rec: Recording, giver_hpr: str | None) -> None:
+    if rec.verifier_hpr is None:
+        raise RuleRefused(
+            "This medicine is a controlled drug (prescription group A): its administration "
+            "needs a second signature, a performer with function 'verifier' naming the "
+            "second nurse's HPR number.",
+            _PERFORMER,
+            norwegian="Legemidlet er i reseptgruppe A og krever kontrollsignatur fra en annen.",
+        )
+    if rec.verifier_hpr == giver_hpr:
+        raise RuleRefused(
+            "The second signer of a controlled drug must be another person than the one "
+            "who gives it.",
+            _PERFORMER,
+            norwegian="Kontrollsignaturen må være fra en annen enn den som gir legemidlet.",
+        )
+
+
+def parse_key(key: str) -> tuple[str, date]:
+    """The entry id and day of a planned dose's key (``<entry>/<day>/<slot>/<HH:MM>``)."""
+    parts = key.split("/")
+    try:
+        if len(parts) != 4:
+            raise ValueError
+        return parts[0], date.fromisoformat(parts[1])
+    except ValueError:
+        raise InvalidInput(
+            f"{key[:160]!r} is not the key of a planned dose: <entry id>/<YYYY-MM-DD>/"
+            "<slot>/<HH:MM>, as the administration schedule names it.",
+            _SLOT,
+        ) from None
+
+
+def _planned(lst: MedicationList, rec: Recording) -> Judged:
+    key = rec.slot_key or ""
+    entry_id, day = parse_key(key)
+    if entry_id != rec.entry_id:
+        raise InvalidInput(
+            f"The planned dose {key} is of MedicationStatement/{entry_id}, not of the entry "
+            f"named ({rec.entry_id}).",
+            _SLOT,
+        )
+    planned = next((d for d in schedule_list(lst, day).days[0].doses if d.key == key), None)
+    if planned is None:
+        raise InvalidInput(
+            f"There is no planned dose {key} on the schedule: read the schedule of "
+            f"{day.isoformat()} for the planned doses' keys.",
+            _SLOT,
+        )
+    if rec.status is not Status.COMPLETED:
+        return Judged(day, None, None, planned)
+    amount, unit = rec.amount, rec.unit
+    if amount is None:
+        return Judged(day, planned.amount, planned.unit, planned)
+    _same_unit(unit, planned.unit)
+    if amount > planned.amount:
+        raise RuleRefused(
+            f"{amount} {unit} is more than the planned {planned.amount} {planned.unit}: "
+            "never give more than the list says.",
+            _DOSE,
+            norwegian=f"{amount} er mer enn planlagt dose {planned.amount} {planned.unit}.",
+        )
+    return Judged(day, amount, unit, planned)
+
+
+def _as_needed(lst: MedicationList, rec: Recording, given_today: Iterable[Given]) -> Judged:
+    day = rec.at.astimezone(OSLO).date()
+    found = schedule_list(lst, day, given=given_today).days[0].as_needed
+    item = next((a for a in found if a.entry_id == rec.entry_id), None)
+    if item is None:
+        raise InvalidInput(
+            f"MedicationStatement/{rec.entry_id} has no as-needed dosage on "
+            f"{day.isoformat()}: name the planned dose given (the planned-dose extension).",
+            _SLOT,
+        )
+    if rec.status is not Status.COMPLETED:
+        return Judged(day, None, None, as_needed=item)
+    if rec.amount is None:
+        raise InvalidInput("An as-needed dose needs the amount given (dosage.dose).", _DOSE)
+    if not rec.reason_for_giving:
+        raise InvalidInput(
+            "An as-needed dose needs the reason it was given (reasonCode.text).",
+            "MedicationAdministration.reasonCode",
+        )
+    _same_unit(rec.unit, item.unit)
+    counted = item.remaining is not None and unit_key(rec.unit or "") == unit_key(
+        item.max_unit or ""
+    )
+    if counted and item.remaining is not None and rec.amount > item.remaining:
+        raise RuleRefused(
+            f"{rec.amount} {rec.unit} is more than what remains of today's maximum "
+            f"({item.remaining} of {item.daily_max} {item.max_unit}; "
+            f"{item.given} given).",
+            _DOSE,
+            norwegian=(
+                f"{rec.amount} er mer enn det som gjenstår av døgnmaksimum "
+                f"({item.remaining} av {item.daily_max} {item.max_unit})."
+            ),
+        )
+    return Judged(day, rec.amount, rec.unit, as_needed=item)
+
+
+def _same_unit(given: str | None, planned: str) -> None:
+    if given is None or unit_key(given) != unit_key(planned):
+        raise InvalidInput(
+            f"The dose is in {given or '(no unit)'}; the list doses it in {planned}.",
+            f"{_DOSE}.unit",
+        )
+
+
+def correct(status: Status, new: Status, reason: str | None, notes_added: int) -> None:
+    """A new version of a record: ``entered-in-error`` with a reason, or the same status with
+    notes added (the effect of an as-needed dose). Refused otherwise: what was given is never
+    edited, and a record entered in error stays so."""
+    where = "MedicationAdministration.status"
+    if status is Status.ENTERED_IN_ERROR:
+        raise Conflict("This record is entered in error; it is not changed again.", where)
+    if new is Status.ENTERED_IN_ERROR:
+        if not reason:
+            raise InvalidInput(
+                "A correction (entered-in-error) needs a reason: statusReason.text or a note.",
+                "MedicationAdministration.statusReason",
+            )
+        return
+    if new is not status:
+        raise InvalidInput(
+            f"A record is never edited from {status} to {new}: mark it entered-in-error and "
+            "record what was done anew.",
+            where,
+        )
+    if notes_added < 1:
+        raise InvalidInput(
+            "A new version either marks the record entered-in-error or adds a note (such as "
+            "the effect of an as-needed dose).",
+            "MedicationAdministration.note",
+        )
