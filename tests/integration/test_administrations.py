@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from pll.domain.administration import OSLO
 from pll.fhir.validate import validate
-from pll.store.schema import fest_drug, medication_administration
+from pll.store.schema import fest_drug, medication_administration, medication_administration_version
 from tests.conftest import LiveServer, snapshot
 from tests.integration.builders import (
     DRUGS,
@@ -311,3 +312,12 @@ def test_a_correction_is_a_new_version_entered_in_error(server: LiveServer) -> N
         ]
         # the slot is free again: the dose can be recorded anew
         ok(nurse.post("/fhir/MedicationAdministration", json=given(pid, entry)), 201)
+    # the versions are append-only in the database itself, whatever the application does
+    for change in (
+        sa.update(medication_administration_version).values(status="completed"),
+        sa.delete(medication_administration_version),
+    ):
+        with pytest.raises(sa.exc.DBAPIError), server.db.write() as conn:
+            conn.execute(
+                change.where(medication_administration_version.c.administration_id == made["id"])
+            )
