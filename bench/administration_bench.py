@@ -143,7 +143,7 @@ def _database(backend: str, postgres_url: str, folder: Path) -> Iterator[Databas
         admin.dispose()
 
 
-def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     if response.status_code != status:
         raise click.ClickException(
             f"{response.request.url}: {response.status_code} {response.text}"
@@ -152,8 +152,13 @@ def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     return data
 
 
-def _load(client: httpx.Client, patients: int) -> list[str]:
-    """Register the unit's patients with their lists; returns the list ids."""
+def load_unit(
+    client: httpx.Client,
+    patients: int,
+    entries: list[tuple[str, str, list[dict[str, Any]], str | None, str]] = ENTRIES,
+) -> list[tuple[str, str]]:
+    """Register the unit's patients with a list of ``entries`` each (as :data:`ENTRIES`);
+    returns (patient id, list id) of each."""
     rng = random.Random(17)
     lists = []
     for _ in range(patients):
@@ -162,11 +167,11 @@ def _load(client: httpx.Client, patients: int) -> list[str]:
             "identifier": [{"system": FNR, "value": generate_synthetic_fnr(rng)}],
             "name": [{"family": "Sykehjemsbeboer", "given": ["Test"]}],
         }
-        pid = _ok(client.post("/fhir/Patient", json=body), 201)["id"]
+        pid = ok(client.post("/fhir/Patient", json=body), 201)["id"]
         subject = {"reference": f"Patient/{pid}"}
         new_list = {"resourceType": "List", "status": "current", "mode": "working"}
-        lists.append(_ok(client.post("/fhir/List", json={**new_list, "subject": subject}), 201))
-        for name, atc, dosage, start, status in ENTRIES:
+        lists.append(ok(client.post("/fhir/List", json={**new_list, "subject": subject}), 201))
+        for name, atc, dosage, start, status in entries:
             statement: dict[str, Any] = {
                 "resourceType": "MedicationStatement",
                 "status": "active",
@@ -179,26 +184,31 @@ def _load(client: httpx.Client, patients: int) -> list[str]:
             }
             if start:
                 statement["effectivePeriod"] = {"start": start}
-            made = _ok(client.post("/fhir/MedicationStatement", json=statement), 201)
+            made = ok(client.post("/fhir/MedicationStatement", json=statement), 201)
             if status != "active":
                 held = {**made, "status": status}
                 version = made["meta"]["versionId"]
-                _ok(
+                ok(
                     client.put(
                         f"/fhir/MedicationStatement/{made['id']}",
                         json=held,
                         headers={"If-Match": f'W/"{version}"'},
                     )
                 )
-    return [str(lst["id"]) for lst in lists]
+    return [
+        (str(lst["subject"]["reference"]).removeprefix("Patient/"), str(lst["id"])) for lst in lists
+    ]
 
 
-def _nearest_rank(values: list[float], p: float) -> float:
+def nearest_rank(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
 
-def _run(backend: str, postgres_url: str, patients: int, rounds: int) -> dict[str, float]:
+@contextmanager
+def unit_server(backend: str, postgres_url: str) -> Iterator[tuple[str, Path]]:
+    """A fresh database of ``backend`` served over HTTP as ``pll serve`` runs it (one
+    worker; sealing, dispatch and statistics off): (base URL, data directory for tokens)."""
     with tempfile.TemporaryDirectory() as tmp, _database(backend, postgres_url, Path(tmp)) as db:
         data_dir = Path(tmp)
         settings = replace(
@@ -212,34 +222,46 @@ def _run(backend: str, postgres_url: str, patients: int, rounds: int) -> dict[st
         )
         service = PLLService(db, AuditKey.load(data_dir))
         with _serving(create_app(settings, service)) as base:
-            headers = {
-                "Authorization": f"Bearer {issue(data_dir, 'gp')}",
-                "Content-Type": "application/fhir+json",
-                "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
-            }
-            with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-                lists = _load(client, patients)
-                each: list[float] = []
-                unit: list[float] = []
-                planned = 0
-                for n in range(rounds + 1):
-                    started = time.perf_counter()
-                    for list_id in lists:
-                        t0 = time.perf_counter()
-                        answer = _ok(
-                            client.get(
-                                f"/fhir/List/{list_id}/$administration-schedule",
-                                params={"date": DAY},
-                            )
-                        )
-                        if n:
-                            each.append(time.perf_counter() - t0)
-                        planned = len(answer["entry"])
-                    if n:
-                        unit.append(time.perf_counter() - started)
+            yield base, data_dir
+
+
+def client_as(base: str, data_dir: Path, persona: str) -> httpx.Client:
+    """An HTTP client of ``persona``, stating a treatment relationship as health personnel do."""
+    headers = {
+        "Authorization": f"Bearer {issue(data_dir, persona)}",
+        "Content-Type": "application/fhir+json",
+        "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+    }
+    return httpx.Client(base_url=base, headers=headers, timeout=60)
+
+
+def _run(backend: str, postgres_url: str, patients: int, rounds: int) -> dict[str, float]:
+    with (
+        unit_server(backend, postgres_url) as (base, data_dir),
+        client_as(base, data_dir, "gp") as client,
+    ):
+        lists = [list_id for _, list_id in load_unit(client, patients)]
+        each: list[float] = []
+        unit: list[float] = []
+        planned = 0
+        for n in range(rounds + 1):
+            started = time.perf_counter()
+            for list_id in lists:
+                t0 = time.perf_counter()
+                answer = ok(
+                    client.get(
+                        f"/fhir/List/{list_id}/$administration-schedule",
+                        params={"date": DAY},
+                    )
+                )
+                if n:
+                    each.append(time.perf_counter() - t0)
+                planned = len(answer["entry"])
+            if n:
+                unit.append(time.perf_counter() - started)
     return {
         "p50_ms": 1000 * statistics.median(each),
-        "p99_ms": 1000 * _nearest_rank(each, 0.99),
+        "p99_ms": 1000 * nearest_rank(each, 0.99),
         "unit_ms": 1000 * statistics.median(unit),
         "requests": len(each),
         "entries_per_answer": planned,
