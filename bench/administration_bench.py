@@ -48,7 +48,7 @@ FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
 DAY = "2026-03-05"  # a Thursday: the weekly dose falls on it
 
 
-def _dose(value: float, **repeat: Any) -> dict[str, Any]:
+def dose(value: float, **repeat: Any) -> dict[str, Any]:
     return {
         "timing": {"repeat": repeat},
         "doseAndRate": [{"doseQuantity": {"value": value, "unit": "tablett"}}],
@@ -57,18 +57,18 @@ def _dose(value: float, **repeat: Any) -> dict[str, Any]:
 
 #: (name, ATC, dosage, effectivePeriod.start, status) of each patient's eight entries.
 ENTRIES: list[tuple[str, str, list[dict[str, Any]], str | None, str]] = [
-    ("Metformin tab 500 mg", "A10BA02", [_dose(1, when=["MORN", "EVE"])], None, "active"),
+    ("Metformin tab 500 mg", "A10BA02", [dose(1, when=["MORN", "EVE"])], None, "active"),
     (
         "Metotreksat tab 2,5 mg",
         "L04AX03",
-        [_dose(4, frequency=1, period=1, periodUnit="wk", dayOfWeek=["thu"])],
+        [dose(4, frequency=1, period=1, periodUnit="wk", dayOfWeek=["thu"])],
         "2026-01-01",
         "active",
     ),
     (
         "Furosemid tab 40 mg",
         "C03CA01",
-        [_dose(1, when=["MORN"], period=2, periodUnit="d")],
+        [dose(1, when=["MORN"], period=2, periodUnit="d")],
         "2026-03-01",
         "active",
     ),
@@ -76,19 +76,19 @@ ENTRIES: list[tuple[str, str, list[dict[str, Any]], str | None, str]] = [
         "Prednisolon tab 5 mg",
         "H02AB06",
         [
-            {**_dose(4, when=["MORN"], boundsDuration={"value": 3, "code": "d"}), "sequence": 1},
-            {**_dose(2, when=["MORN"], boundsDuration={"value": 3, "code": "d"}), "sequence": 2},
+            {**dose(4, when=["MORN"], boundsDuration={"value": 3, "code": "d"}), "sequence": 1},
+            {**dose(2, when=["MORN"], boundsDuration={"value": 3, "code": "d"}), "sequence": 2},
         ],
         "2026-03-02",
         "active",
     ),
-    ("Amoksicillin tab 500 mg", "J01CA04", [_dose(1, period=8, periodUnit="h")], None, "active"),
+    ("Amoksicillin tab 500 mg", "J01CA04", [dose(1, period=8, periodUnit="h")], None, "active"),
     (
         "Paracetamol tab 500 mg",
         "N02BE01",
         [
             {
-                **_dose(2, frequency=1, period=1, periodUnit="d"),
+                **dose(2, frequency=1, period=1, periodUnit="d"),
                 "asNeededBoolean": True,
                 "maxDosePerPeriod": {
                     "numerator": {"value": 8, "unit": "tablett"},
@@ -100,7 +100,7 @@ ENTRIES: list[tuple[str, str, list[dict[str, Any]], str | None, str]] = [
         "active",
     ),
     ("Laktulose mikst", "A06AD11", [{"text": "10-20 ml etter avføring"}], None, "active"),
-    ("Amlodipin tab 5 mg", "C08CA01", [_dose(1, when=["MORN"])], None, "on-hold"),
+    ("Amlodipin tab 5 mg", "C08CA01", [dose(1, when=["MORN"])], None, "on-hold"),
 ]
 
 
