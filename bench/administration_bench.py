@@ -48,7 +48,7 @@ FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
 DAY = "2026-03-05"  # a Thursday: the weekly dose falls on it
 
 
-def _dose(value: float, **repeat: Any) -> dict[str, Any]:
+def dose(value: float, **repeat: Any) -> dict[str, Any]:
     return {
         "timing": {"repeat": repeat},
         "doseAndRate": [{"doseQuantity": {"value": value, "unit": "tablett"}}],
@@ -57,18 +57,18 @@ def _dose(value: float, **repeat: Any) -> dict[str, Any]:
 
 #: (name, ATC, dosage, effectivePeriod.start, status) of each patient's eight entries.
 ENTRIES: list[tuple[str, str, list[dict[str, Any]], str | None, str]] = [
-    ("Metformin tab 500 mg", "A10BA02", [_dose(1, when=["MORN", "EVE"])], None, "active"),
+    ("Metformin tab 500 mg", "A10BA02", [dose(1, when=["MORN", "EVE"])], None, "active"),
     (
         "Metotreksat tab 2,5 mg",
         "L04AX03",
-        [_dose(4, frequency=1, period=1, periodUnit="wk", dayOfWeek=["thu"])],
+        [dose(4, frequency=1, period=1, periodUnit="wk", dayOfWeek=["thu"])],
         "2026-01-01",
         "active",
     ),
     (
         "Furosemid tab 40 mg",
         "C03CA01",
-        [_dose(1, when=["MORN"], period=2, periodUnit="d")],
+        [dose(1, when=["MORN"], period=2, periodUnit="d")],
         "2026-03-01",
         "active",
     ),
@@ -76,19 +76,19 @@ ENTRIES: list[tuple[str, str, list[dict[str, Any]], str | None, str]] = [
         "Prednisolon tab 5 mg",
         "H02AB06",
         [
-            {**_dose(4, when=["MORN"], boundsDuration={"value": 3, "code": "d"}), "sequence": 1},
-            {**_dose(2, when=["MORN"], boundsDuration={"value": 3, "code": "d"}), "sequence": 2},
+            {**dose(4, when=["MORN"], boundsDuration={"value": 3, "code": "d"}), "sequence": 1},
+            {**dose(2, when=["MORN"], boundsDuration={"value": 3, "code": "d"}), "sequence": 2},
         ],
         "2026-03-02",
         "active",
     ),
-    ("Amoksicillin tab 500 mg", "J01CA04", [_dose(1, period=8, periodUnit="h")], None, "active"),
+    ("Amoksicillin tab 500 mg", "J01CA04", [dose(1, period=8, periodUnit="h")], None, "active"),
     (
         "Paracetamol tab 500 mg",
         "N02BE01",
         [
             {
-                **_dose(2, frequency=1, period=1, periodUnit="d"),
+                **dose(2, frequency=1, period=1, periodUnit="d"),
                 "asNeededBoolean": True,
                 "maxDosePerPeriod": {
                     "numerator": {"value": 8, "unit": "tablett"},
@@ -100,7 +100,7 @@ ENTRIES: list[tuple[str, str, list[dict[str, Any]], str | None, str]] = [
         "active",
     ),
     ("Laktulose mikst", "A06AD11", [{"text": "10-20 ml etter avføring"}], None, "active"),
-    ("Amlodipin tab 5 mg", "C08CA01", [_dose(1, when=["MORN"])], None, "on-hold"),
+    ("Amlodipin tab 5 mg", "C08CA01", [dose(1, when=["MORN"])], None, "on-hold"),
 ]
 
 
@@ -143,7 +143,7 @@ def _database(backend: str, postgres_url: str, folder: Path) -> Iterator[Databas
         admin.dispose()
 
 
-def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     if response.status_code != status:
         raise click.ClickException(
             f"{response.request.url}: {response.status_code} {response.text}"
@@ -152,8 +152,13 @@ def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     return data
 
 
-def _load(client: httpx.Client, patients: int) -> list[str]:
-    """Register the unit's patients with their lists; returns the list ids."""
+def load_unit(
+    client: httpx.Client,
+    patients: int,
+    entries: list[tuple[str, str, list[dict[str, Any]], str | None, str]] = ENTRIES,
+) -> list[tuple[str, str]]:
+    """Register the unit's patients with a list of ``entries`` each (as :data:`ENTRIES`);
+    returns (patient id, list id) of each."""
     rng = random.Random(17)
     lists = []
     for _ in range(patients):
@@ -162,11 +167,11 @@ def _load(client: httpx.Client, patients: int) -> list[str]:
             "identifier": [{"system": FNR, "value": generate_synthetic_fnr(rng)}],
             "name": [{"family": "Sykehjemsbeboer", "given": ["Test"]}],
         }
-        pid = _ok(client.post("/fhir/Patient", json=body), 201)["id"]
+        pid = ok(client.post("/fhir/Patient", json=body), 201)["id"]
         subject = {"reference": f"Patient/{pid}"}
         new_list = {"resourceType": "List", "status": "current", "mode": "working"}
-        lists.append(_ok(client.post("/fhir/List", json={**new_list, "subject": subject}), 201))
-        for name, atc, dosage, start, status in ENTRIES:
+        lists.append(ok(client.post("/fhir/List", json={**new_list, "subject": subject}), 201))
+        for name, atc, dosage, start, status in entries:
             statement: dict[str, Any] = {
                 "resourceType": "MedicationStatement",
                 "status": "active",
@@ -179,26 +184,31 @@ def _load(client: httpx.Client, patients: int) -> list[str]:
             }
             if start:
                 statement["effectivePeriod"] = {"start": start}
-            made = _ok(client.post("/fhir/MedicationStatement", json=statement), 201)
+            made = ok(client.post("/fhir/MedicationStatement", json=statement), 201)
             if status != "active":
                 held = {**made, "status": status}
                 version = made["meta"]["versionId"]
-                _ok(
+                ok(
                     client.put(
                         f"/fhir/MedicationStatement/{made['id']}",
                         json=held,
                         headers={"If-Match": f'W/"{version}"'},
                     )
                 )
-    return [str(lst["id"]) for lst in lists]
+    return [
+        (str(lst["subject"]["reference"]).removeprefix("Patient/"), str(lst["id"])) for lst in lists
+    ]
 
 
-def _nearest_rank(values: list[float], p: float) -> float:
+def nearest_rank(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
 
-def _run(backend: str, postgres_url: str, patients: int, rounds: int) -> dict[str, float]:
+@contextmanager
+def unit_server(backend: str, postgres_url: str) -> Iterator[tuple[str, Path]]:
+    """A fresh database of ``backend`` served over HTTP as ``pll serve`` runs it (one
+    worker; sealing, dispatch and statistics off): (base URL, data directory for tokens)."""
     with tempfile.TemporaryDirectory() as tmp, _database(backend, postgres_url, Path(tmp)) as db:
         data_dir = Path(tmp)
         settings = replace(
@@ -212,34 +222,46 @@ def _run(backend: str, postgres_url: str, patients: int, rounds: int) -> dict[st
         )
         service = PLLService(db, AuditKey.load(data_dir))
         with _serving(create_app(settings, service)) as base:
-            headers = {
-                "Authorization": f"Bearer {issue(data_dir, 'gp')}",
-                "Content-Type": "application/fhir+json",
-                "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
-            }
-            with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-                lists = _load(client, patients)
-                each: list[float] = []
-                unit: list[float] = []
-                planned = 0
-                for n in range(rounds + 1):
-                    started = time.perf_counter()
-                    for list_id in lists:
-                        t0 = time.perf_counter()
-                        answer = _ok(
-                            client.get(
-                                f"/fhir/List/{list_id}/$administration-schedule",
-                                params={"date": DAY},
-                            )
-                        )
-                        if n:
-                            each.append(time.perf_counter() - t0)
-                        planned = len(answer["entry"])
-                    if n:
-                        unit.append(time.perf_counter() - started)
+            yield base, data_dir
+
+
+def client_as(base: str, data_dir: Path, persona: str) -> httpx.Client:
+    """An HTTP client of ``persona``, stating a treatment relationship as health personnel do."""
+    headers = {
+        "Authorization": f"Bearer {issue(data_dir, persona)}",
+        "Content-Type": "application/fhir+json",
+        "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+    }
+    return httpx.Client(base_url=base, headers=headers, timeout=60)
+
+
+def _run(backend: str, postgres_url: str, patients: int, rounds: int) -> dict[str, float]:
+    with (
+        unit_server(backend, postgres_url) as (base, data_dir),
+        client_as(base, data_dir, "gp") as client,
+    ):
+        lists = [list_id for _, list_id in load_unit(client, patients)]
+        each: list[float] = []
+        unit: list[float] = []
+        planned = 0
+        for n in range(rounds + 1):
+            started = time.perf_counter()
+            for list_id in lists:
+                t0 = time.perf_counter()
+                answer = ok(
+                    client.get(
+                        f"/fhir/List/{list_id}/$administration-schedule",
+                        params={"date": DAY},
+                    )
+                )
+                if n:
+                    each.append(time.perf_counter() - t0)
+                planned = len(answer["entry"])
+            if n:
+                unit.append(time.perf_counter() - started)
     return {
         "p50_ms": 1000 * statistics.median(each),
-        "p99_ms": 1000 * _nearest_rank(each, 0.99),
+        "p99_ms": 1000 * nearest_rank(each, 0.99),
         "unit_ms": 1000 * statistics.median(unit),
         "requests": len(each),
         "entries_per_answer": planned,
