@@ -28,6 +28,7 @@ resource, where ``basedOn`` takes only requests) and the entry's prescriptions i
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -81,11 +82,10 @@ def schedule_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
 
 def _day(params: Mapping[str, str], name: str) -> date:
     raw = params[name]
-    try:
-        if _DAY.fullmatch(raw):
+    if _DAY.fullmatch(raw):
+        # the pattern admits 2026-02-30: such a day is refused below, like any other
+        with contextlib.suppress(ValueError):
             return date.fromisoformat(raw)
-    except ValueError:
-        pass
     raise InvalidInput(f"Parameter '{name}' must be a date as YYYY-MM-DD, not {raw[:40]!r}.", name)
 
 

@@ -36,5 +36,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # a rebuilt document is what the earlier code stores too: nothing to undo
-    pass
+    """Nothing to undo: a rebuilt document is what the earlier code stores too."""
