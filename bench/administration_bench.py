@@ -23,7 +23,6 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -32,7 +31,6 @@ from typing import Any
 
 import click
 import httpx
-import sqlalchemy as sa
 import uvicorn
 
 from pll.api.app import create_app
@@ -41,7 +39,7 @@ from pll.auth.tokens import issue
 from pll.config import Settings
 from pll.domain.identifiers import generate_synthetic_fnr
 from pll.services.lists import PLLService
-from pll.store.db import Database, normalise_url
+from pllbench.dbsetup import fresh_database
 
 ATC = "http://www.whocc.no/atc"
 FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
@@ -120,29 +118,6 @@ def _serving(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@contextmanager
-def _database(backend: str, postgres_url: str, folder: Path) -> Iterator[Database]:
-    if backend == "sqlite":
-        db = Database(f"sqlite:///{folder / 'pll.sqlite3'}")
-        db.upgrade()
-        yield db
-        db.dispose()
-        return
-    name = f"pll_bench_admin_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(normalise_url(postgres_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    db = Database(postgres_url.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        db.upgrade()
-        yield db
-    finally:
-        db.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     if response.status_code != status:
         raise click.ClickException(
@@ -209,7 +184,10 @@ def nearest_rank(values: list[float], p: float) -> float:
 def unit_server(backend: str, postgres_url: str) -> Iterator[tuple[str, Path]]:
     """A fresh database of ``backend`` served over HTTP as ``pll serve`` runs it (one
     worker; sealing, dispatch and statistics off): (base URL, data directory for tokens)."""
-    with tempfile.TemporaryDirectory() as tmp, _database(backend, postgres_url, Path(tmp)) as db:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fresh_database(backend, Path(tmp), postgres_url, "admin") as db,
+    ):
         data_dir = Path(tmp)
         settings = replace(
             Settings.from_env(),

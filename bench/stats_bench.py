@@ -98,6 +98,7 @@ from pll.store import stats as store
 from pll.store.db import Database, normalise_url
 from pll.store.schema import consumer, organisation, stats_count, stats_emergency, stats_list
 from pll.store.schema import stats_place as stats_place_table
+from pllbench.dbsetup import fresh_database
 
 #: wide enough for the table when the output goes to a file
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -375,34 +376,6 @@ def fill(
 
 
 # -- databases ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def fresh_database(backend: str, tmp: Path, pg_admin: str, tag: str) -> Iterator[Database]:
-    """A new, migrated database; a PostgreSQL one is dropped afterwards."""
-    if backend == "sqlite":
-        db = Database(f"sqlite:///{tmp / f'{tag}.sqlite3'}")
-        db.upgrade()
-        try:
-            yield db
-        finally:
-            db.dispose()
-        return
-    name = f"pll_bench_stats_{tag}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(normalise_url(pg_admin), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        db = Database(pg_admin.rsplit("/", 1)[0] + f"/{name}")
-        try:
-            db.upgrade()
-            yield db
-        finally:
-            db.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def postgres_reachable(pg_admin: str) -> str | None:

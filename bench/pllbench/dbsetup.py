@@ -12,8 +12,17 @@ Helper tables live next to PLL's own tables in ``pll_bench`` and all start with 
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import psycopg
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+from pll.store.db import Database, normalise_url
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/pll_bench"
 
@@ -158,3 +167,32 @@ def build_write_pool(url: str, patients: int, size: int, seed: int) -> int:
         conn.commit()
         row = conn.execute("SELECT count(*) FROM bench_write_pool").fetchone()
         return int(row[0]) if row else 0
+
+
+@contextmanager
+def fresh_database(backend: str, tmp: Path, pg_admin: str, tag: str) -> Iterator[Database]:
+    """A new, migrated database for one bench run (``tag`` names it); a PostgreSQL one is
+    created beside ``pg_admin``'s and dropped afterwards."""
+    if backend == "sqlite":
+        db = Database(f"sqlite:///{tmp / f'{tag}.sqlite3'}")
+        db.upgrade()
+        try:
+            yield db
+        finally:
+            db.dispose()
+        return
+    name = f"pll_bench_{tag}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(normalise_url(pg_admin), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        db = Database(pg_admin.rsplit("/", 1)[0] + f"/{name}")
+        try:
+            db.upgrade()
+            yield db
+        finally:
+            db.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
