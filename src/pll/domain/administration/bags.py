@@ -251,7 +251,7 @@ def _contents(
             packed, changed_since = now, now.last_changed > report.sent_at
         # what was packed was meant to be given: its plan, whatever its status now
         as_packed = replace(packed, content={**packed.content, "status": "active"})
-        slots: dict[Slot | str, time] = dict(result.slots)
+        slots: dict[Slot | str, time] = dict(result.slots.items())
         plan = schedule([as_packed], result.first, result.last, slots=slots, tz=tz)
         for day in plan.days:
             for dose in day.doses:
