@@ -178,14 +178,28 @@ class Pharmacy:
 
 
 @dataclass(frozen=True)
+class ReceivingUnit:
+    """The nursing home or home-care unit that receives a multidose patient's bags (issue
+    17): its organisation number, and its name when the doctor gave one."""
+
+    orgnr: str
+    name: str | None = None
+
+    def label(self) -> str:
+        return ", ".join(p for p in (self.name, f"orgnr {self.orgnr}") if p)
+
+
+@dataclass(frozen=True)
 class Registration:
     """e-multidose (M27): the patient's responsible multidose doctor and the one pharmacy
-    that packs the patient's multidose from the list."""
+    that packs the patient's multidose from the list, and the care unit that receives the
+    bags, if the doctor named one."""
 
     doctor: Author
     pharmacy: Pharmacy
     at: datetime
     by: Author
+    receiver: ReceivingUnit | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pll.domain.model import (
     Multidose,
     PaperMultidose,
     Pharmacy,
+    ReceivingUnit,
     Registration,
     Role,
     Touched,
@@ -62,12 +63,21 @@ def packed_in_multidose(content: dict[str, Any]) -> bool:
 
 
 def register(
-    current: Multidose, doctor: Author, pharmacy: Pharmacy, now: datetime
+    current: Multidose,
+    doctor: Author,
+    pharmacy: Pharmacy,
+    now: datetime,
+    receiver: ReceivingUnit | None = None,
 ) -> Multidose | None:
     """The calling doctor becomes the patient's responsible multidose doctor, with this
-    pharmacy as the one multidose pharmacy. ``None`` when exactly this is registered
+    pharmacy as the one multidose pharmacy and ``receiver`` as the care unit that receives
+    the bags (none: the patient gets them). ``None`` when exactly this is registered
     already (nothing changes). One pharmacy per patient: another registration is refused
-    until the responsible doctor has ended the one there is."""
+    until the responsible doctor has ended the one there is.
+
+    A registration states the whole of it: the responsible doctor registering again with
+    the same pharmacy and another receiving unit (or none) changes the receiving unit, and
+    keeps when and by whom the registration was made."""
     if doctor.role is not Role.DOCTOR or not doctor.hpr:
         raise Forbidden("Only a doctor registers as a patient's responsible multidose doctor.")
     if not pharmacy.org_id:
@@ -77,7 +87,9 @@ def register(
     held = current.registration
     if held is not None:
         if held.doctor.hpr == doctor.hpr and held.pharmacy.org_id == pharmacy.org_id:
-            return None
+            if held.receiver == receiver:
+                return None
+            return replace(current, registration=replace(held, receiver=receiver))
         if held.doctor.hpr != doctor.hpr:
             raise Conflict(
                 f"{held.doctor.label()} is this patient's responsible multidose doctor, with "
@@ -93,7 +105,9 @@ def register(
             "pharmacy",
             {"pharmacy": held.pharmacy.label()},
         )
-    return replace(current, registration=Registration(doctor, pharmacy, now, doctor))
+    return replace(
+        current, registration=Registration(doctor, pharmacy, now, doctor, receiver=receiver)
+    )
 
 
 def end(current: Multidose, author: Author) -> Multidose:

@@ -15,7 +15,7 @@ from typing import Any
 from pll.domain.errors import DomainError, InvalidInput, RuleRefused
 from pll.domain.identifiers import check_orgnr
 from pll.domain.limits import MAX_PACKING_ITEMS, MAX_PENDING_ITEMS, MAX_PROPOSAL_ITEMS
-from pll.domain.model import Author, MedicationList, Multidose, Pharmacy
+from pll.domain.model import Author, MedicationList, Multidose, Pharmacy, ReceivingUnit
 from pll.domain.multidose import ACTIONS, Action, Held, Packed, Proposed, Ruling
 from pll.fhir import systems
 from pll.fhir.parameters import Param, parameters
@@ -24,17 +24,21 @@ from pll.fhir.resources import (
     instant,
     multidose_extensions,
     pharmacy_reference,
+    receiver_reference,
     statement_content,
 )
 
 # -- requests --------------------------------------------------------------------------------
 
 
-def registration_request(data: Any) -> tuple[Pharmacy, str | None]:
+def registration_request(data: Any) -> tuple[Pharmacy, str | None, ReceivingUnit | None]:
     """``$multidose-register``: the pharmacy (a reference with its organisation number and
-    name), its HER-id if known, and why."""
+    name), its HER-id if known, why, and the care unit that receives the bags (``careUnit``,
+    optional: :func:`receiving_unit`)."""
     params = parameters(
-        data, {"pharmacy": False, "pharmacyHer": False, "reason": False}, "$multidose-register"
+        data,
+        {"pharmacy": False, "pharmacyHer": False, "reason": False, "careUnit": False},
+        "$multidose-register",
     )
     given = params.required("pharmacy", "Parameters.parameter")
     ref = given.value("Reference") or {}
@@ -53,10 +57,42 @@ def registration_request(data: Any) -> tuple[Pharmacy, str | None]:
         )
     her = params.one("pharmacyHer")
     reason = params.one("reason")
+    unit = params.one("careUnit")
     return (
         Pharmacy(name, org, her.text() if her else None),
         reason.text() if reason else None,
+        receiving_unit(unit) if unit is not None else None,
     )
+
+
+def receiving_unit(param: Param) -> ReceivingUnit:
+    """The nursing home or home-care unit that receives the bags: ``valueIdentifier``, or a
+    ``valueReference`` with that identifier and the unit's name as ``display``; the
+    identifier's system is the organisation number's and its value passes the mod-11 check."""
+    if "valueIdentifier" in param.data:
+        ident, where = param.data["valueIdentifier"] or {}, f"{param.where}.valueIdentifier"
+        name = None
+    elif "valueReference" in param.data:
+        ref = param.data["valueReference"] or {}
+        ident, where = ref.get("identifier") or {}, f"{param.where}.valueReference.identifier"
+        name = str(ref.get("display") or "").strip() or None
+    else:
+        raise InvalidInput(
+            "Give 'careUnit' as valueIdentifier (or valueReference.identifier) with system "
+            f"{systems.ORGNR} and the unit's organisation number.",
+            param.where,
+        )
+    if (
+        not isinstance(ident, dict)
+        or ident.get("system") != systems.ORGNR
+        or not ident.get("value")
+    ):
+        raise InvalidInput(
+            f"Name the care unit that receives the bags by its organisation number: system "
+            f"{systems.ORGNR}.",
+            where,
+        )
+    return ReceivingUnit(check_orgnr(str(ident["value"]).strip(), f"{where}.value"), name)
 
 
 def reason_request(data: Any, operation: str) -> str | None:
@@ -276,6 +312,8 @@ def registration_answer(state: Multidose, list_version: int | None) -> dict[str,
             _p("pharmacy", valueReference=pharmacy_reference(reg.pharmacy)),
             _p("since", valueDateTime=instant(reg.at)),
         ]
+        if reg.receiver is not None:
+            out.append(_p("careUnit", valueReference=receiver_reference(reg.receiver)))
     out.append(_p("paperMultidose", valueBoolean=state.paper is not None))
     for ext in multidose_extensions(state):
         if ext["url"] == systems.EXT_PAPER_MULTIDOSE:

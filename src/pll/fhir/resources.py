@@ -26,6 +26,7 @@ from pll.domain.model import (
     Multidose,
     Pharmacy,
     Prescription,
+    ReceivingUnit,
 )
 from pll.domain.multidose import PAPER_RISK
 from pll.fhir import systems
@@ -312,6 +313,14 @@ def pharmacy_reference(pharmacy: Pharmacy) -> dict[str, Any]:
     return ref
 
 
+def receiver_reference(unit: ReceivingUnit) -> dict[str, Any]:
+    """The care unit that receives a multidose patient's bags, by organisation number."""
+    return {
+        "identifier": {"system": systems.ORGNR, "value": unit.orgnr},
+        "display": unit.label(),
+    }
+
+
 def multidose_extensions(state: Multidose) -> list[dict[str, Any]]:
     """The list's e-multidose registration and paper multidose, as PLL extensions."""
     out: list[dict[str, Any]] = []
@@ -324,6 +333,11 @@ def multidose_extensions(state: Multidose) -> list[dict[str, Any]]:
                     {"url": "doctor", "valueReference": author_reference(reg.doctor)},
                     {"url": "pharmacy", "valueReference": pharmacy_reference(reg.pharmacy)},
                     {"url": "since", "valueDateTime": instant(reg.at)},
+                    *(
+                        [{"url": "careUnit", "valueReference": receiver_reference(reg.receiver)}]
+                        if reg.receiver is not None
+                        else []
+                    ),
                 ],
             }
         )

@@ -16,6 +16,8 @@ from pll.domain.administration import schedule_list
 from pll.domain.errors import NotFound
 from pll.fhir import resources as fhir
 from pll.fhir.administration import schedule_bundle
+from pll.fhir.administration_bags import with_bags
+from pll.services.administration_bags import schedule_bags
 from pll.services.lists import PLLService
 from pll.store import repository as repo
 
@@ -54,4 +56,8 @@ class AdministrationService:
             lst = repo.load_list(conn, head, now)
             # inside the transaction: a refused range rolls the audit row back with it
             result = schedule_list(lst, first, last)
-        return schedule_bundle(lst, fhir.list_resource(lst, lst.visible_entries(now)), result, now)
+            found = schedule_bags(conn, lst, result)
+        answer = schedule_bundle(
+            lst, fhir.list_resource(lst, lst.visible_entries(now)), result, now
+        )
+        return with_bags(answer, lst.id, lst.entries, found)

@@ -71,11 +71,13 @@ class MultidoseService:
     ) -> dict[str, Any]:
         """The calling doctor becomes the patient's responsible multidose doctor, with the
         named pharmacy as the one multidose pharmacy (M27)."""
-        pharmacy, given = fhir_md.registration_request(data)
+        pharmacy, given, receiver = fhir_md.registration_request(data)
         why = given or reason or f"Multidoseansvarlig lege, med {pharmacy.label()} som apotek"
+        if receiver is not None and not given:
+            why += f"; posene leveres til {receiver.label()}"
 
         def change(current: Multidose, now: datetime) -> Multidose | None:
-            return rules.register(current, access.actor, pharmacy, now)
+            return rules.register(current, access.actor, pharmacy, now, receiver)
 
         return self._change(access, patient_id, Verb.WRITE, "multidose-register", change, why)
 

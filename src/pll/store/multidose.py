@@ -27,7 +27,15 @@ from sqlalchemy import (
     update,
 )
 
-from pll.domain.model import Author, Multidose, PaperMultidose, Pharmacy, Registration, Role
+from pll.domain.model import (
+    Author,
+    Multidose,
+    PaperMultidose,
+    Pharmacy,
+    ReceivingUnit,
+    Registration,
+    Role,
+)
 from pll.domain.multidose import Held
 from pll.store.schema import (
     access_block,
@@ -99,6 +107,9 @@ def _registration(row: Row[Any]) -> Registration | None:
         ),
         at=row.registered_at,
         by=_author(row.registered_by),
+        receiver=ReceivingUnit(row.care_unit_org, row.care_unit_name)
+        if row.care_unit_org
+        else None,
     )
 
 
@@ -114,6 +125,8 @@ _STATE = (
         multidose.c.pharmacy,
         multidose.c.registered_at,
         multidose.c.registered_by,
+        multidose.c.care_unit_org,
+        multidose.c.care_unit_name,
         paper_multidose.c.registered_at.label("paper_at"),
         paper_multidose.c.registered_by.label("paper_by"),
         paper_multidose.c.pharmacy.label("paper_pharmacy"),
@@ -157,6 +170,8 @@ def save(conn: Connection, patient_id: str, before: Multidose, after: Multidose)
                     registered_by=_dumps(reg.by.to_json()),
                     doctor_hpr=reg.doctor.hpr,
                     pharmacy_org=reg.pharmacy.org_id,
+                    care_unit_org=reg.receiver.orgnr if reg.receiver else None,
+                    care_unit_name=reg.receiver.name if reg.receiver else None,
                 )
             )
     if after.paper != before.paper:

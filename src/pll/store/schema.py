@@ -473,6 +473,9 @@ multidose = Table(
     #: decisions compare with the caller's (the JSON columns are SFM's shape for display)
     Column("doctor_hpr", String(16)),
     Column("pharmacy_org", String(16)),
+    #: the care unit (nursing home, home care) that receives the bags: orgnr and name
+    Column("care_unit_org", String(16)),
+    Column("care_unit_name", Text),
     #: a pharmacy's own multidose patients (its start page)
     Index("ix_multidose_pharmacy_org", "pharmacy_org"),
 )

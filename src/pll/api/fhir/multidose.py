@@ -18,7 +18,8 @@ OPERATIONS = {
     ),
     "multidose-register": (
         "POST Patient/{id}/$multidose-register (M27) with Parameters pharmacy (a reference "
-        "with the pharmacy's organisation number and name), pharmacyHer, reason: the calling "
+        "with the pharmacy's organisation number and name), pharmacyHer, reason, careUnit "
+        "(the orgnr of the nursing home or home care that receives the bags): the calling "
         "doctor becomes the responsible multidose doctor; one pharmacy per patient"
     ),
     "multidose-end": (
