@@ -260,3 +260,19 @@ def test_the_printed_chart_names_the_list_version_and_the_patient(
         assert "CAVE" in shown
         assert "☐ gitt ☐ ikke gitt" in shown
         assert "Ved behov" in shown
+
+
+def test_the_demo_has_a_nursing_home_with_patients_on_the_chart(server: LiveServer) -> None:
+    from pll.services.demo import create_demo
+    from pll.services.demo_care import RESIDENTS
+
+    numbers = create_demo(server.service, RESIDENTS + 2, seed=2026)
+    with logged_in(server, "nursing-home-nurse") as nurse:
+        assert nurse.get("/").headers["location"] == "/kurve"
+        page = nurse.get("/kurve").text
+        listed = re.findall(r'<tr id="pasient-([0-9a-f-]+)"', page)
+        assert len(listed) == RESIDENTS
+        for fnr in numbers[1 : RESIDENTS + 1]:
+            assert fnr in page
+        assert numbers[0] not in page  # the GP persona's patient lives at home
+        assert nurse.get(f"/kurve/{listed[0]}").status_code == 200
