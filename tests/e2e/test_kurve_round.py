@@ -54,8 +54,8 @@ def test_a_nurses_morning_round(screens: Any, server: LiveServer, clock: Clock) 
 
     # morning: Metformin with the keyboard, Simvastatin with a tap
     nurse.tab_to("Gitt: Metformin Tab 500 mg morgen 08:00", limit=60)
-    nurse.press("Enter")
-    nurse.page.wait_for_load_state()
+    with nurse.page.expect_navigation():
+        nurse.press("Enter")
     assert "Registrert: planlagt dose gitt" in nurse.text()
     nurse.click(nurse.page.get_by_role("button", name="Gitt: Simvastatin Tab 20 mg morgen 08:00"))
     morning = nurse.page.locator(".dose.given")
