@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from pll.auth.access import Access, Verb
 from pll.domain.administration import OSLO
 from pll.domain.administration import records as rules
-from pll.domain.administration.records import Status
+from pll.domain.administration.records import Recording, Status
 from pll.domain.errors import (
     Conflict,
     NotFound,
@@ -51,6 +51,19 @@ class AdministrationService:
     def record(self, access: Access, data: Any) -> Stored:
         """Record a dose given or not given; the stored ``MedicationAdministration``."""
         rec, patient_id = fhir_ma.recording(data)
+        return self.give(access, patient_id, rec, fhir_ma.notes_of(data))
+
+    def give(
+        self,
+        access: Access,
+        patient_id: str,
+        rec: Recording,
+        notes: list[dict[str, Any]] | None = None,
+    ) -> Stored:
+        """Record ``rec`` for the patient: the use case behind :meth:`record`, for callers
+        that state it without FHIR (the ``/kurve`` pages). The refusals are the domain's
+        (:func:`pll.domain.administration.records.judge`), with their places named as in a
+        ``MedicationAdministration``."""
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
             rid = svc.ids()
@@ -58,7 +71,9 @@ class AdministrationService:
             head = repo.list_row(conn, patient_id=patient_id, lock=True)
             if head is None:
                 raise Conflict(
-                    f"Patient/{patient_id} has no medication list to give from.", f"{_R}.subject"
+                    f"Patient/{patient_id} has no medication list to give from.",
+                    f"{_R}.subject",
+                    norwegian="Pasienten har ingen legemiddelliste å gi fra.",
                 )
             now = svc.clock()
             lst = repo.load_list(conn, head, now, [rec.entry_id])
@@ -69,14 +84,14 @@ class AdministrationService:
                 rec,
                 now=now,
                 giver_hpr=access.actor.hpr,
-                controlled=entry is not None and _controlled(conn, entry),
+                controlled=entry is not None and controlled_drug(conn, entry),
                 slot_taken=rec.slot_key is not None and store.slot_taken(conn, rec.slot_key),
                 given_today=store.given_on(conn, rec.entry_id, day),
             )
             if entry is None:  # pragma: no cover - judge refuses an entry not on the list
                 raise NotFound(f"MedicationStatement/{rec.entry_id} does not exist.")
             resource = fhir_ma.record(
-                rid, 1, now, rec, judged, patient_id, entry, access.actor, fhir_ma.notes_of(data)
+                rid, 1, now, rec, judged, patient_id, entry, access.actor, notes
             )
             text = dumps(resource)
             key = judged.planned.key if judged.planned is not None else None
@@ -108,7 +123,9 @@ class AdministrationService:
             except IntegrityError:
                 # two nurses recorded the same planned dose at the same moment
                 raise Conflict(
-                    f"The planned dose {key} is already recorded.", f"{_R}.extension"
+                    f"The planned dose {key} is already recorded.",
+                    f"{_R}.extension",
+                    norwegian="Denne dosen er allerede registrert (av deg eller en kollega).",
                 ) from None
             return Stored(text, 1, now, patient_id)
 
@@ -188,7 +205,7 @@ def _row(conn: Connection, rid: str, *, lock: bool = False) -> Any:
     return row
 
 
-def _controlled(conn: Connection, entry: Entry) -> bool:
+def controlled_drug(conn: Connection, entry: Entry) -> bool:
     """Whether the entry's medicine is in prescription group A in the catalogue in use, found
     by its FEST code as decision support finds it. A medicine named by ATC or text only is
     not known to be controlled (docs/administration.md)."""

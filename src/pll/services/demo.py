@@ -25,6 +25,7 @@ from pll.domain.identifiers import generate_synthetic_fnr
 from pll.domain.model import Author, Role
 from pll.domain.prescriptions import PACKAGE, local_day
 from pll.fhir import systems
+from pll.services import demo_care
 from pll.services import demo_stories as stories
 from pll.services.cases import CaseService
 from pll.services.decision_support import FEST
@@ -450,6 +451,7 @@ def create_demo(
         stories.end_courses(dated, gp, pid, clock.move_to, end)
         if progress:
             progress(1)
+    demo_care.register_residents(service, numbers)  # the nursing home of /kurve
     stats.catch_up()
     return numbers
 

@@ -96,3 +96,30 @@ def _history(conn: Connection, values: dict[str, Any], author: str) -> None:
 def is_controlled(row: Row[Any] | None) -> bool:
     """Whether a FEST drug row is in prescription group A (*Reseptgruppe A*)."""
     return row is not None and (row.rx_group or "").upper() == "A"
+
+
+def standing_on(conn: Connection, patient_id: str, day: date) -> list[Row[Any]]:
+    """The patient's records of a local day that stand (not entered in error), by time given:
+    what the chart shows as done."""
+    query = (
+        select(
+            ma.c.id,
+            ma.c.entry_id,
+            ma.c.slot_key,
+            ma.c.status,
+            ma.c.amount,
+            ma.c.unit,
+            ma.c.status_reason,
+            ma.c.effective_at,
+            ma.c.performer,
+            ma.c.verifier_hpr,
+            ma.c.resource,
+        )
+        .where(
+            ma.c.patient_id == patient_id,
+            ma.c.day == day.isoformat(),
+            ma.c.status != Status.ENTERED_IN_ERROR.value,
+        )
+        .order_by(ma.c.effective_at, ma.c.id)
+    )
+    return list(conn.execute(query))

@@ -87,3 +87,21 @@ def _registration(row: Row[Any]) -> CareRegistration:
         ended_at=row.ended_at,
         ended_by=Author.from_json(orjson.loads(row.ended_by)) if row.ended_by else None,
     )
+
+
+def unit(conn: Connection, orgnr: str) -> Row[Any] | None:
+    """The care unit with this organisation number, if any patient was ever registered there."""
+    return conn.execute(select(care_unit).where(care_unit.c.orgnr == orgnr)).first()
+
+
+def unit_patients(conn: Connection, orgnr: str, limit: int) -> list[str]:
+    """The ids of the patients with an open registration at the unit, longest registered
+    first, at most ``limit`` (the unit's chart shows them all; the bound keeps a page's work
+    bounded)."""
+    query = (
+        select(care_registration.c.patient_id)
+        .where(care_registration.c.unit_orgnr == orgnr, care_registration.c.ended_at.is_(None))
+        .order_by(care_registration.c.started_at, care_registration.c.id)
+        .limit(limit)
+    )
+    return list(dict.fromkeys(r.patient_id for r in conn.execute(query)))

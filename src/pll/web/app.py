@@ -30,7 +30,7 @@ from pll.domain.errors import DomainError, NotFound
 from pll.services.lists import PLLService
 from pll.services.logins import LONGEST, WebLogins
 from pll.services.stats import Statistics
-from pll.web import doctor, login, multidose, oidc, patient, reactions, reconcile, stats
+from pll.web import doctor, kurve, login, multidose, oidc, patient, reactions, reconcile, stats
 from pll.web.edge import caller_of, error_page
 
 #: The session cookie lasts as long as a login may (pll.services.logins).
@@ -119,6 +119,7 @@ def web_app(
         *patient.ROUTES,
         *multidose.ROUTES,
         *stats.ROUTES,
+        *kurve.ROUTES,
         Mount("/static", StaticFiles(packages=[("pll.web", "static")]), name="static"),
     ]
     https = bool(settings.public_url and settings.public_url.startswith("https://"))

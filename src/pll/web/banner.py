@@ -25,7 +25,7 @@ from pll.services.patients import PatientSummaries, PatientSummary
 from pll.web.views import ListView, list_view
 
 #: Roles whose pages about a patient carry the banner (the patient's own pages do not).
-HEALTH_PERSONNEL = frozenset({Role.DOCTOR, Role.NURSE, Role.PHARMACIST})
+HEALTH_PERSONNEL = frozenset({Role.DOCTOR, Role.NURSE, Role.PHARMACIST, Role.CARE_WORKER})
 SEX_NAMES = {"male": "Mann", "female": "Kvinne", "other": "Annet", "unknown": "Ukjent"}
 SEVERITY_NAMES = {"mild": "mild", "moderate": "moderat", "severe": "alvorlig"}
 CRITICALITY_NAMES = {

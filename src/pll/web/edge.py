@@ -193,6 +193,9 @@ class Web:
     #: the patients this request has read and logged: a page view is one record in the
     #: patient's access log, whatever else the page (its banner, its notes) then reads
     reads: ReadLog = field(default_factory=ReadLog)
+    #: the basis a page implies for every patient it is about, instead of asking for one:
+    #: the care unit's chart (``/kurve``), whose use cases admit only the unit's patients
+    implied: Basis | None = None
 
     @property
     def session(self) -> dict[str, Any]:
@@ -243,6 +246,8 @@ class Web:
             chosen = self.memory.get("basis", {}).get(patient_id) if patient_id else None
             if chosen:
                 basis = Basis(chosen)
+            elif self.implied is not None:
+                basis = self.implied
             elif patient_id and self.role in (Role.DOCTOR, Role.NURSE):
                 raise NeedsBasis(patient_id)
             else:
@@ -257,7 +262,11 @@ class Web:
         )
 
     def has_basis(self, patient_id: str) -> bool:
-        return self.caller.actor.hpr is None or patient_id in self.memory.get("basis", {})
+        return (
+            self.caller.actor.hpr is None
+            or self.implied is not None
+            or patient_id in self.memory.get("basis", {})
+        )
 
     def set_basis(self, patient_id: str, basis: Basis) -> None:
         chosen = dict(self.memory.get("basis", {}))
@@ -390,7 +399,7 @@ def field_of(expression: str | None, sent: Mapping[str, str]) -> str:
     return FORM_WIDE
 
 
-def refused_form(web: Web, show: Page | None, error: InvalidInput | Conflict) -> Response:
+def refused_form(web: Web, show: Page | None, error: DomainError) -> Response:
     """The form again, as the user sent it, with the refusal beside its field (DESIGN §3
     rule 8: nothing changed, the input kept). ``show`` is the page that shows the form; if
     there is none, or it cannot be shown any more (the entry is gone), the refusal gets the
@@ -510,11 +519,17 @@ Page = Callable[[Web], Response]
 
 
 def page(
-    handler: Page, *, roles: frozenset[Role] | None = None, form: Page | None = None
+    handler: Page,
+    *,
+    roles: frozenset[Role] | None = None,
+    form: Page | None = None,
+    implied: Basis | None = None,
 ) -> Callable[[Request], Any]:
     """Wrap a page handler: login, anti-forgery check, roles, errors (see the module doc).
     ``form`` is the page that shows the form ``handler`` receives: a refused form is shown
-    again by it (:func:`refused_form`)."""
+    again by it (:func:`refused_form`). ``implied`` is the basis of every access the page
+    makes (:attr:`Web.implied`), for pages whose use cases admit only patients the caller
+    has that relation to."""
     show = form  # ``form`` below is the request's form data
 
     async def run(request: Request) -> Response:
@@ -551,7 +566,7 @@ def page(
                 caller,
             )
         service: PLLService = request.app.state.service
-        web = Web(request, form, caller, service)
+        web = Web(request, form, caller, service, implied=implied)
         try:
             pid = request.path_params.get("pid")
             if pid is not None and not request.url.path.startswith("/grunnlag/"):

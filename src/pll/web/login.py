@@ -20,6 +20,7 @@ from pll.auth import tokens
 from pll.domain.errors import Forbidden, InvalidInput
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
+from pll.services.care_round import CareRound
 from pll.web.edge import (
     CSRF_FIELD,
     begin_login,
@@ -30,18 +31,24 @@ from pll.web.edge import (
     render,
 )
 
-#: Where each kind of user starts.
+#: Where each kind of user starts (a nurse of a care unit starts on the unit's chart:
+#: :func:`start_page`).
 HOME = {
     Role.DOCTOR: "/lege",
     Role.NURSE: "/lege",
     Role.PHARMACIST: "/apotek",
+    Role.CARE_WORKER: "/kurve",
     Role.PATIENT: "/pasient",
 }
+#: The care unit's chart (pll.web.kurve).
+CHART = "/kurve"
 
 PERSONA_NAMES = {
     "gp": "Kari Fastlege – fastlege, Bergen legesenter",
     "hospital-doctor": "Ola Sykehuslege – lege, Haukeland universitetssjukehus",
     "nurse": "Siri Sykepleier – sykepleier, hjemmetjenesten",
+    "nursing-home-nurse": "Nora Sykepleier – sykepleier, Oslo kommune sykehjem Ullern",
+    "care-worker": "Hege Helsefagarbeider – helsefagarbeider, Oslo kommune sykehjem Ullern",
     "pharmacist": "Per Farmasøyt – multidoseapotek, Apotek 1 Bergen",
     "other-pharmacist": "Pia Reseptar – farmasøyt, Vitusapotek Trondheim",
     "patient": "Pasient – meg selv (fyll inn fødselsnummer)",
@@ -49,11 +56,22 @@ PERSONA_NAMES = {
 }
 
 
+def start_page(request: Request, role: Role, org: str | None) -> str:
+    """Where a user starts: a nurse whose organisation is a care unit PLL knows (one that
+    has registered patients) starts on the unit's chart, other nurses on the list pages;
+    everyone else by their role (:data:`HOME`). Blocking: call it in a worker thread."""
+    if role is Role.NURSE and org and CareRound(request.app.state.service).is_care_unit(org):
+        return CHART
+    return HOME.get(role, "/logg-inn")
+
+
 async def home(request: Request) -> Response:
     caller = await caller_of(request)
     if caller is None:
         return RedirectResponse("/logg-inn", status_code=303)
-    return RedirectResponse(HOME.get(caller.actor.role, "/logg-inn"), status_code=303)
+    actor = caller.actor
+    target = await run_in_threadpool(start_page, request, actor.role, actor.org_id)
+    return RedirectResponse(target, status_code=303)
 
 
 async def login_page(
@@ -115,9 +133,9 @@ async def dev_login(request: Request) -> Response:
     token = await run_in_threadpool(tokens.issue, request.app.state.data_dir, persona, pid)
     target = await run_in_threadpool(begin_login, request, token, "dev", None)
     if target == "/":
-        profession = tokens.PERSONAS[persona].profession
-        role = tokens.PROFESSIONS[profession] if profession else Role.PATIENT
-        target = HOME.get(role, "/")
+        chosen = tokens.PERSONAS[persona]
+        role = tokens.PROFESSIONS[chosen.profession] if chosen.profession else Role.PATIENT
+        target = await run_in_threadpool(start_page, request, role, chosen.org_id)
     return RedirectResponse(target, status_code=303)
 
 

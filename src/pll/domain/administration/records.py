@@ -134,11 +134,13 @@ def judge(
         raise InvalidInput(
             "effectiveDateTime is in the future: record what was given when it has been given.",
             "MedicationAdministration.effectiveDateTime",
+            norwegian="Tidspunktet er fram i tid: registrer det som er gitt når det er gitt.",
         )
     if rec.status is Status.NOT_DONE and rec.reason is None:
         raise InvalidInput(
             "A dose not given needs statusReason: " + ", ".join(r.value for r in NotGiven) + ".",
             "MedicationAdministration.statusReason",
+            norwegian="Velg hvorfor dosen ikke ble gitt.",
         )
     if controlled and rec.status is Status.COMPLETED:
         _check_second_signer(rec, giver_hpr)
@@ -149,6 +151,8 @@ def judge(
                 f"The planned dose {rec.slot_key} is already recorded; correct that record "
                 "(entered-in-error) before recording it again.",
                 _SLOT,
+                norwegian="Denne dosen er allerede registrert (av deg eller en kollega). "
+                "Last kurven på nytt for å se hva som er registrert.",
             )
         return judged
     return _as_needed(lst, rec, given_today)
@@ -160,21 +164,27 @@ def _check_entry(lst: MedicationList, rec: Recording) -> None:
             f"The list is paused (Pause PLL) since {lst.pause.at:%Y-%m-%d %H:%M} UTC by "
             f"{lst.pause.by.label()}: {lst.pause.reason}. Nothing is given from a paused list.",
             "List",
+            norwegian=f"Listen er pauset ({lst.pause.reason}): ingenting gis fra en pauset liste.",
         )
     entry = lst.entries.get(rec.entry_id)
     if entry is None:
         raise InvalidInput(
-            f"MedicationStatement/{rec.entry_id} is not on this patient's list.", _ENTRY
+            f"MedicationStatement/{rec.entry_id} is not on this patient's list.",
+            _ENTRY,
+            norwegian="Legemidlet finnes ikke på pasientens liste.",
         )
     if entry.status == "on-hold":
         raise Conflict(
-            f"MedicationStatement/{entry.id} is paused: nothing is given from it.", _ENTRY
+            f"MedicationStatement/{entry.id} is paused: nothing is given from it.",
+            _ENTRY,
+            norwegian="Legemidlet er pauset: det gis ikke.",
         )
     if entry.status not in IN_USE:
         raise Conflict(
             f"MedicationStatement/{entry.id} is {entry.status} (no longer in use): nothing is "
             "given from it.",
             _ENTRY,
+            norwegian="Legemidlet er ikke lenger i bruk (seponert): det gis ikke.",
         )
     if entry.version != rec.entry_version:
         raise Conflict(
@@ -183,6 +193,8 @@ def _check_entry(lst: MedicationList, rec: Recording) -> None:
             "the current version.",
             _ENTRY,
             details={"currentVersion": str(entry.version)},
+            norwegian="Legemidlet er endret siden kurven ble vist. Last kurven på nytt og gi "
+            "etter den gjeldende versjonen.",
         )
 
 
@@ -234,6 +246,8 @@ def _planned(lst: MedicationList, rec: Recording) -> Judged:
             f"There is no planned dose {key} on the schedule: read the schedule of "
             f"{day.isoformat()} for the planned doses' keys.",
             _SLOT,
+            norwegian="Dosen står ikke på dagens plan (listen kan være endret). Last kurven "
+            "på nytt.",
         )
     if rec.status is not Status.COMPLETED:
         return Judged(day, None, None, planned)
@@ -260,15 +274,21 @@ def _as_needed(lst: MedicationList, rec: Recording, given_today: Iterable[Given]
             f"MedicationStatement/{rec.entry_id} has no as-needed dosage on "
             f"{day.isoformat()}: name the planned dose given (the planned-dose extension).",
             _SLOT,
+            norwegian="Legemidlet har ingen ved behov-dosering denne dagen.",
         )
     if rec.status is not Status.COMPLETED:
         return Judged(day, None, None, as_needed=item)
     if rec.amount is None:
-        raise InvalidInput("An as-needed dose needs the amount given (dosage.dose).", _DOSE)
+        raise InvalidInput(
+            "An as-needed dose needs the amount given (dosage.dose).",
+            _DOSE,
+            norwegian="Skriv hvor mye som ble gitt.",
+        )
     if not rec.reason_for_giving:
         raise InvalidInput(
             "An as-needed dose needs the reason it was given (reasonCode.text).",
             "MedicationAdministration.reasonCode",
+            norwegian="Skriv hvorfor dosen ved behov ble gitt.",
         )
     _same_unit(rec.unit, item.unit)
     counted = item.remaining is not None and unit_key(rec.unit or "") == unit_key(
@@ -293,6 +313,7 @@ def _same_unit(given: str | None, planned: str) -> None:
         raise InvalidInput(
             f"The dose is in {given or '(no unit)'}; the list doses it in {planned}.",
             f"{_DOSE}.unit",
+            norwegian=f"Dosen må være i {planned}, som listen doserer den i.",
         )
 
 

@@ -125,3 +125,8 @@ document.querySelectorAll(".dosage-editor").forEach(dosageEditor);
 const refused = document.querySelector('[aria-invalid="true"]') ||
   document.querySelector(".error-summary");
 if (refused) refused.focus();
+
+// The printable chart (/kurve/<patient>/utskrift): a button that opens the print dialog.
+document.querySelectorAll("[data-print]").forEach((button) => {
+  button.addEventListener("click", () => window.print());
+});

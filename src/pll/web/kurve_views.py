@@ -1,0 +1,272 @@
+"""What the ``/kurve`` pages show, in Norwegian: a unit's patients and a patient's day as a
+chart of entries × rounds (:mod:`pll.web.kurve`). Plain data for the templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pll.domain.administration import OSLO, AsNeeded, Assess, PlannedDose, Slot
+from pll.domain.administration.records import NotGiven
+from pll.domain.administration.rounds import DoseState, dose_state
+from pll.domain.model import Entry
+from pll.services.care_round import Chart, Recorded, UnitPatient
+from pll.web.banner import name_of
+
+#: The reasons a dose is not given, as the form offers them (the domain's code system).
+NOT_GIVEN = [(r.value, r.display) for r in NotGiven]
+NOT_GIVEN_NAMES = dict(NOT_GIVEN)
+STATE_NAMES = {
+    DoseState.GIVEN: "Gitt",
+    DoseState.NOT_GIVEN: "Ikke gitt",
+    DoseState.LATE: "For sent",
+    DoseState.DUE: "Nå",
+    DoseState.LATER: "Senere",
+}
+KIND_NAMES = {
+    "sykehjem": "sykehjem",
+    "hjemmetjeneste": "hjemmetjeneste",
+    "omsorgsbolig": "omsorgsbolig",
+}
+
+
+def amount_text(amount: Decimal | None, unit: str | None) -> str:
+    """An amount as Norwegians write it: "0,5 tablett", "2 ml"."""
+    if amount is None:
+        return ""
+    number = format(amount.normalize(), "f").replace(".", ",")
+    return f"{number} {unit or ''}".strip()
+
+
+def clock(at: datetime) -> str:
+    return at.astimezone(OSLO).strftime("%H:%M")
+
+
+def drug_of(entry: Entry | None) -> str:
+    if entry is None:
+        return "Ukjent legemiddel"
+    concept = entry.content.get("medicationCodeableConcept") or {}
+    return str(
+        concept.get("text")
+        or next((c.get("display") for c in concept.get("coding") or [] if c.get("display")), "")
+        or "Legemiddel uten navn"
+    )
+
+
+def dosage_of(entry: Entry | None) -> str:
+    if entry is None:
+        return ""
+    return "; ".join(str(d["text"]) for d in entry.content.get("dosage") or [] if d.get("text"))
+
+
+@dataclass(frozen=True)
+class DoseCell:
+    """One planned dose in the chart, with where it stands and what was recorded."""
+
+    dose: PlannedDose
+    state: DoseState
+    record: Recorded | None
+
+    @property
+    def key(self) -> str:
+        return self.dose.key
+
+    @property
+    def time(self) -> str:
+        return clock(self.dose.at)
+
+    @property
+    def amount(self) -> str:
+        return amount_text(self.dose.amount, self.dose.unit)
+
+    @property
+    def state_name(self) -> str:
+        return STATE_NAMES[self.state]
+
+    @property
+    def anchor(self) -> str:
+        """An id for the cell (the key's slashes and colon are not for ids)."""
+        return "dose-" + self.dose.key.replace("/", "-").replace(":", "")
+
+    @property
+    def what_recorded(self) -> str:
+        r = self.record
+        if r is None:
+            return ""
+        who = r.by.name
+        if r.status == "completed":
+            partial = r.amount is not None and r.amount < self.dose.amount
+            said = f"{amount_text(r.amount, r.unit)} kl. {clock(r.at)}, {who}"
+            return ("Delvis: " if partial else "") + said
+        return f"{NOT_GIVEN_NAMES.get(r.reason or '', r.reason or '')} (kl. {clock(r.at)}, {who})"
+
+
+@dataclass
+class Row:
+    """One entry of the chart: its doses per round of the day."""
+
+    entry_id: str
+    version: int
+    drug: str
+    dosage: str
+    controlled: bool
+    multidose: bool
+    cells: dict[Slot, list[DoseCell]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AsNeededView:
+    item: AsNeeded
+    drug: str
+    controlled: bool
+    records: tuple[Recorded, ...]
+
+    @property
+    def entry_id(self) -> str:
+        return self.item.entry_id
+
+    @property
+    def amount(self) -> str:
+        return format(self.item.amount.normalize(), "f").replace(".", ",")
+
+    @property
+    def maximum(self) -> str:
+        return amount_text(self.item.daily_max, self.item.max_unit)
+
+    @property
+    def remaining(self) -> str:
+        return amount_text(self.item.remaining, self.item.max_unit)
+
+    @property
+    def given(self) -> str:
+        return amount_text(self.item.given, self.item.max_unit or self.item.unit)
+
+    @property
+    def used_up(self) -> bool:
+        return self.item.remaining is not None and self.item.remaining <= 0
+
+
+@dataclass(frozen=True)
+class AssessView:
+    item: Assess
+    drug: str
+
+
+@dataclass
+class ChartView:
+    """The chart of one patient's day, as :mod:`pll.web.kurve`'s templates show it."""
+
+    day: date
+    made: datetime
+    list_version: int | None
+    rounds: list[Slot]
+    rows: list[Row]
+    as_needed: list[AsNeededView]
+    assess: list[AssessView]
+    paused_entries: list[str]
+    records: tuple[Recorded, ...]
+
+    def cell(self, key: str) -> DoseCell | None:
+        for row in self.rows:
+            for cells in row.cells.values():
+                for c in cells:
+                    if c.key == key:
+                        return c
+        return None
+
+    def row_of(self, entry_id: str) -> Row | None:
+        return next((r for r in self.rows if r.entry_id == entry_id), None)
+
+
+def chart_view(chart: Chart) -> ChartView:
+    """The chart's rows (entries with a dose today, in the order of their first dose) and
+    columns (the rounds with a dose today, in the order of the day)."""
+    recorded = chart.recorded
+    by_key = {r.slot_key: r for r in chart.records if r.slot_key}
+    rows: dict[str, Row] = {}
+    day = chart.schedule
+    doses = day.doses if day is not None else ()
+    for dose in doses:
+        entry = chart.entries.get(dose.entry_id)
+        row = rows.get(dose.entry_id)
+        if row is None:
+            row = rows[dose.entry_id] = Row(
+                dose.entry_id,
+                dose.entry_version,
+                drug_of(entry),
+                dosage_of(entry),
+                dose.entry_id in chart.controlled,
+                dose.source.value == "multidose",
+            )
+        state = dose_state(dose, recorded, chart.now)
+        row.cells.setdefault(dose.slot, []).append(DoseCell(dose, state, by_key.get(dose.key)))
+    used = {d.slot for d in doses}
+    as_needed = [
+        AsNeededView(
+            a,
+            drug_of(chart.entries.get(a.entry_id)),
+            a.entry_id in chart.controlled,
+            tuple(r for r in chart.records if r.entry_id == a.entry_id and r.slot_key is None),
+        )
+        for a in (day.as_needed if day is not None else ())
+    ]
+    return ChartView(
+        day=chart.day,
+        made=chart.now,
+        list_version=chart.lst.version if chart.lst is not None else None,
+        rounds=[s for s in Slot if s in used],
+        rows=list(rows.values()),
+        as_needed=as_needed,
+        assess=[
+            AssessView(a, drug_of(chart.entries.get(a.entry_id)))
+            for a in (day.assess if day is not None else ())
+        ],
+        paused_entries=[
+            drug_of(chart.entries.get(e)) for e in (day.paused_entries if day is not None else ())
+        ],
+        records=chart.records,
+    )
+
+
+@dataclass(frozen=True)
+class PatientLine:
+    """One patient of the unit's overview."""
+
+    patient_id: str
+    name: str
+    identifier: str
+    allowed: bool
+    has_list: bool
+    paused: bool
+    due: list[str]
+    late: list[str]
+
+
+def patient_line(p: UnitPatient, drugs: dict[str, str] | None = None) -> PatientLine:
+    def said(doses: tuple[PlannedDose, ...]) -> list[str]:
+        return [f"{d.slot} {clock(d.at)}" for d in doses]
+
+    return PatientLine(
+        p.patient_id,
+        name_of(p.resource) if p.resource else "Navn ikke registrert",
+        p.identifier,
+        p.allowed,
+        p.has_list,
+        p.paused,
+        _grouped(said(p.state.due)),
+        _grouped(said(p.state.late)),
+    )
+
+
+def _grouped(items: list[str]) -> list[str]:
+    """ "morgen 08:00" three times → "morgen 08:00 (3)"."""
+    counts: dict[str, int] = {}
+    for i in items:
+        counts[i] = counts.get(i, 0) + 1
+    return [f"{k} ({n})" if n > 1 else k for k, n in counts.items()]
+
+
+def context_of(view: ChartView) -> dict[str, Any]:
+    return {"chart": view, "not_given": NOT_GIVEN, "DoseState": DoseState}
