@@ -123,7 +123,8 @@ def test_the_multidose_mark_and_the_medicine() -> None:
         "i multidose",
     )
     (drug,) = one(1, 2, v(1, content()), v(2, content(name="Metformin 850")))
-    assert (drug.kind, drug.before, drug.after) == (ChangeKind.MEDICATION, "Metformin", "Metformin 850")
+    assert (drug.kind, drug.before) == (ChangeKind.MEDICATION, "Metformin")
+    assert drug.after == "Metformin 850"
 
 
 def test_pause_pll_and_resuming_are_changes_of_the_list() -> None:

@@ -15,7 +15,9 @@ from pll.auth.access import Access, Verb
 from pll.domain.administration import schedule_list
 from pll.domain.errors import NotFound
 from pll.fhir import resources as fhir
+from pll.fhir.acknowledgements import mark_schedule
 from pll.fhir.administration import schedule_bundle
+from pll.services.acknowledgements import pending
 from pll.services.lists import PLLService
 from pll.store import repository as repo
 
@@ -40,6 +42,10 @@ class AdministrationService:
         the days and the list's entries (at most ``MAX_LIST_ENTRIES``). The as-needed amounts
         given are not yet counted (no administrations are recorded yet): the remaining
         maximum is the whole daily maximum.
+
+        For a caller acting for a care unit the patient is registered with (the
+        organisation in their token), the items of entries with changes the unit has not
+        acknowledged, and the notice, are marked (:func:`pll.fhir.acknowledgements.mark_schedule`).
         """
         svc = self.service
         with svc.guard(access), svc.db.read() as conn:
@@ -54,4 +60,10 @@ class AdministrationService:
             lst = repo.load_list(conn, head, now)
             # inside the transaction: a refused range rolls the audit row back with it
             result = schedule_list(lst, first, last)
-        return schedule_bundle(lst, fhir.list_resource(lst, lst.visible_entries(now)), result, now)
+            # the changes the caller's unit has not taken in (none for callers of no unit)
+            unseen = pending(conn, lst.id, lst.patient_id, lst.version, access.actor.org_id)
+        shown = fhir.list_resource(lst, lst.visible_entries(now))
+        bundle = schedule_bundle(lst, shown, result, now)
+        if unseen is not None:
+            mark_schedule(bundle, lst.id, unseen.changes)
+        return bundle

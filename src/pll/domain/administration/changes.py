@@ -145,37 +145,26 @@ def unacknowledged(
 def _entry_changes(
     entry_id: str, versions: Sequence[EntryVersion], base: int, upto: int
 ) -> list[Change]:
-    ordered = sorted(
-        (v for v in versions if v.list_version <= upto), key=lambda v: v.list_version
-    )
+    ordered = sorted((v for v in versions if v.list_version <= upto), key=lambda v: v.list_version)
     before = next((v for v in reversed(ordered) if v.list_version <= base), None)
     after_base = [v for v in ordered if v.list_version > base]
     if not after_base:
         return []
     now = after_base[-1]
     name = medication_name(now.content)
-    was_in_use = before is not None and _status(before) in IN_USE
     is_in_use = _status(now) in IN_USE
-    if not is_in_use:
-        if not was_in_use:
+    if before is None or _status(before) not in IN_USE:
+        if not is_in_use:
             return []
-        last = _last_changed(before, after_base, lambda c: c.get("status") in IN_USE)
-        assert before is not None  # was_in_use
-        return [
-            _change(
-                ChangeKind.DISCONTINUED,
-                entry_id,
-                name,
-                _status_text(before),
-                _status_text(now),
-                last,
-            )
-        ]
-    if not was_in_use:
         last = _last_changed(before, after_base, lambda c: c.get("status") in IN_USE)
         kind = ChangeKind.NEW if before is None else ChangeKind.RESUMED
         return [_change(kind, entry_id, name, None, _dosage_text(now.content), last)]
-    assert before is not None
+    if not is_in_use:
+        last = _last_changed(before, after_base, lambda c: c.get("status") in IN_USE)
+        discontinued = _change(
+            ChangeKind.DISCONTINUED, entry_id, name, _status_text(before), _status_text(now), last
+        )
+        return [discontinued]
     out: list[Change] = []
     if _status(before) != _status(now):
         kind = ChangeKind.PAUSED if _status(now) == "on-hold" else ChangeKind.RESUMED
