@@ -20,6 +20,9 @@ from tests.conftest import LiveServer, snapshot
 from tests.integration.builders import DRUGS, dose, ok, outcome_text, statement
 from tests.integration.test_administrations import given, setup, today
 from tests.integration.test_care_units import audit_of
+from tests.integration.test_events import Receiver, deliver_all, receiver, subscribe
+
+__all__ = ["receiver"]  # the rest-hook endpoint fixture, shared with the events tests
 
 NOT_GIVEN = "http://pll.invalid/fhir/CodeSystem/administration-not-given"
 OTHER_UNITS_NURSE = "9144900"  # the persona "nurse", of Bergen kommune hjemmetjeneste
@@ -291,3 +294,27 @@ def test_pause_pll_and_its_resumption_are_changes_for_the_unit(server: LiveServe
         assert "legemiddellisten gjenopptatt" in warning
         # the doses are back, and the unit is told the list came back
         assert any(e["resource"]["resourceType"] == "MedicationRequest" for e in resumed["entry"])
+
+
+def test_the_unit_is_told_of_a_doctors_change_through_its_subscription(
+    server: LiveServer, clock: Any, receiver: Receiver
+) -> None:
+    """The unit follows the patient's list (``List?patient=``) with the existing
+    subscriptions; a doctor's change reaches it as the list version the schedule marks."""
+    pid, list_id, (metformin,) = setup(server, statement("Patient/x", *DRUGS[0], 1, "MORN"))
+    with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
+        ok(subscribe(nurse, pid, receiver.url), 201)
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{metformin['id']}",
+                json={**metformin, "dosage": dose(2, "MORN")},
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+        current = version_of(gp, list_id)
+        deliver_all(server, clock)
+        assert receiver.versions() == [str(current)]
+        (bundle,) = receiver.bundles()
+        assert bundle["entry"][1]["fullUrl"].endswith(f"/List/{list_id}/_history/{current}")
+        (mark,) = marks(schedule(nurse, list_id))[metformin["id"]]
+        assert mark["listVersion"] == str(current)
