@@ -318,3 +318,40 @@ def test_the_unit_is_told_of_a_doctors_change_through_its_subscription(
         assert bundle["entry"][1]["fullUrl"].endswith(f"/List/{list_id}/_history/{current}")
         (mark,) = marks(schedule(nurse, list_id))[metformin["id"]]
         assert mark["listVersion"] == str(current)
+
+
+def test_the_statistics_count_the_time_from_change_to_acknowledgement(
+    server: LiveServer, clock: Any
+) -> None:
+    """Per unit: the median and 90th percentile of the hours from each change to its
+    acknowledgement, and the changes unacknowledged now; small counts suppressed."""
+    pid, list_id, (metformin,) = setup(server, statement("Patient/x", *DRUGS[0], 1, "MORN"))
+    with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
+        for name, atc in [*DRUGS[1:], ("Paracet tab 500 mg", "N02BE01")]:
+            entry = statement(f"Patient/{pid}", name, atc, 1, "EVE")
+            ok(gp.post("/fhir/MedicationStatement", json=entry), 201)
+            clock.advance(hours=1)
+        # five new entries, made 5, 4, 3, 2 and 1 hours before they are acknowledged
+        done = answer_of(
+            ok(
+                nurse.post(
+                    f"/fhir/List/{list_id}/$acknowledge-changes",
+                    json=acknowledge(version_of(gp, list_id)),
+                )
+            )
+        )
+        assert len(done["change"]) == 5
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{metformin['id']}",
+                json={**metformin, "dosage": dose(2, "MORN")},
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+        table = ok(httpx.get(f"{server.base}/stats/acknowledgements"))
+    (row,) = table["rows"]
+    assert row["unit"] == "883416031"
+    assert (row["acknowledged"], row["median_hours"], row["p90_hours"]) == (5, 3.0, 5.0)
+    assert row["unacknowledged"] is None  # one change waiting: under five, suppressed
+    csv = httpx.get(f"{server.base}/stats/acknowledgements", params={"format": "csv"}).text
+    assert csv.splitlines()[1] == "883416031,5,3.0,5.0,<5"
