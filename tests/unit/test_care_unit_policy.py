@@ -58,6 +58,14 @@ CASES = [
     (worker(Role.PHARMACIST), T, Verb.ADMINISTER, facts(cared=True), False),
     (Author("p", Role.PATIENT, pid="17855116340"), None, Verb.ADMINISTER, facts(), False),
     (Author("p", Role.PATIENT, pid="17855116340"), None, Verb.CARE_UNIT, facts(), False),
+    # a change is taken in by a nurse of a unit caring for the patient, not a care worker
+    (NURSE, T, Verb.ACKNOWLEDGE, facts(cared=True), True),
+    (NURSE, T, Verb.ACKNOWLEDGE, facts(), False),
+    (NURSE, None, Verb.ACKNOWLEDGE, facts(cared=True), False),
+    (NURSE, T, Verb.ACKNOWLEDGE, facts(cared=True, blocked=True), False),
+    (CARE, T, Verb.ACKNOWLEDGE, facts(cared=True), False),
+    (worker(Role.DOCTOR), T, Verb.ACKNOWLEDGE, facts(cared=True), False),
+    (Author("p", Role.PATIENT, pid="17855116340"), None, Verb.ACKNOWLEDGE, facts(), False),
 ]
 
 
@@ -82,6 +90,8 @@ def test_every_care_refusal_is_in_norwegian() -> None:
         (CARE, T, Verb.WRITE, facts(cared=True)),
         (NURSE, T, Verb.ADMINISTER, facts()),
         (worker(Role.DOCTOR), T, Verb.ADMINISTER, facts(cared=True)),
+        (NURSE, T, Verb.ACKNOWLEDGE, facts()),
+        (CARE, T, Verb.ACKNOWLEDGE, facts(cared=True)),
     ]:
         decision = Access(actor, basis).decide(verb, given)
         assert not decision.allowed

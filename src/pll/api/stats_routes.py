@@ -9,7 +9,9 @@ parameters get a 400 with an ``OperationOutcome`` that names the parameter.
 - ``GET /stats/snapshot?by=region|municipality``;
 - ``GET /stats/rollout?day=`` — organisations live against the ambition;
 - ``GET /stats/ambitions?day=`` — the national ambitions the lists measure (inhabitants with
-  a PLL, e-multidose coverage).
+  a PLL, e-multidose coverage);
+- ``GET /stats/acknowledgements?since=&until=`` — per care unit, the time from a list change
+  to its acknowledgement (median, 90th percentile) and the changes unacknowledged now.
 
 Each takes ``format=json`` (the default) or ``format=csv``.
 """
@@ -29,6 +31,7 @@ from starlette.routing import Route
 
 from pll.api.http import error_response
 from pll.domain.errors import InvalidInput
+from pll.services.acknowledgement_stats import acknowledgement_times
 from pll.services.stats import Statistics
 from pll.stats import disclosure
 from pll.stats.indicators import OSLO
@@ -50,6 +53,7 @@ def routes(stats: Statistics) -> list[Route]:
                     "snapshot": "/stats/snapshot?by=region",
                     "rollout": "/stats/rollout",
                     "ambitions": "/stats/ambitions",
+                    "acknowledgements": "/stats/acknowledgements",
                 },
             }
         )
@@ -75,6 +79,11 @@ def routes(stats: Statistics) -> list[Route]:
         q = Query(request, stats)
         return q.answer("ambitions", stats.national(q.day("day", q.today)))
 
+    def acknowledgements(request: Request) -> Response:
+        q = Query(request, stats)
+        since, until = q.span("week")
+        return q.answer("acknowledgements", acknowledgement_times(stats.db, since, until))
+
     def wrap(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def run(request: Request) -> Response:
             try:
@@ -90,6 +99,7 @@ def routes(stats: Statistics) -> list[Route]:
         Route("/stats/snapshot", wrap(snapshot), methods=["GET"]),
         Route("/stats/rollout", wrap(rollout), methods=["GET"]),
         Route("/stats/ambitions", wrap(national), methods=["GET"]),
+        Route("/stats/acknowledgements", wrap(acknowledgements), methods=["GET"]),
     ]
 
 

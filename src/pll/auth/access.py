@@ -81,6 +81,9 @@ class Verb(StrEnum):
     #: record what was given (or not) from the list: nurses and care workers of a care unit
     #: the patient is registered with (issue 17)
     ADMINISTER = "administer"
+    #: acknowledge a list's changes for the care unit (issue 17): nurses (HPR SP) of a unit
+    #: the patient is registered with; a care worker gives, but a change is taken in by a nurse
+    ACKNOWLEDGE = "acknowledge"
 
 
 class Outcome(StrEnum):
@@ -128,6 +131,7 @@ _HEALTH_PERSONNEL_ONLY = frozenset(
         Verb.HANDLE,
         Verb.CARE_UNIT,
         Verb.ADMINISTER,
+        Verb.ACKNOWLEDGE,
     }
 )
 
@@ -176,6 +180,14 @@ _ADMINISTER_BY_CARE = (
 _NOT_AT_YOUR_UNIT = (
     "The patient is not registered with your care unit: only nurses and care workers of a "
     "unit the patient is registered with record what is given."
+)
+_ACKNOWLEDGE_BY_NURSE = (
+    "Only nurses of a care unit the patient is registered with acknowledge the list's "
+    "changes for the unit."
+)
+_NOT_AT_YOUR_UNIT_ACK = (
+    "The patient is not registered with your care unit: only nurses of a unit the patient "
+    "is registered with acknowledge the list's changes for it."
 )
 #: who gives medicines at a care unit (issue 17)
 _GIVERS = frozenset({Role.NURSE, Role.CARE_WORKER})
@@ -237,6 +249,14 @@ _NORWEGIAN = {
     _ADMINISTER_BY_CARE: (
         "Bare sykepleiere og helsefagarbeidere ved en enhet pasienten er registrert ved, "
         "registrerer hva som er gitt."
+    ),
+    _ACKNOWLEDGE_BY_NURSE: (
+        "Bare sykepleiere ved en enhet pasienten er registrert ved, kvitterer for endringer "
+        "i legemiddellisten."
+    ),
+    _NOT_AT_YOUR_UNIT_ACK: (
+        "Pasienten er ikke registrert ved din enhet: bare sykepleiere ved en enhet pasienten "
+        "er registrert ved, kvitterer for endringer i listen."
     ),
     _NOT_AT_YOUR_UNIT: (
         "Pasienten er ikke registrert ved din enhet: bare sykepleiere og helsefagarbeidere "
@@ -419,6 +439,8 @@ class Access:
             return Decision(False, _not_responsible_doctor(facts))
         if verb is Verb.ADMINISTER and not facts.in_callers_care:
             return Decision(False, _NOT_AT_YOUR_UNIT)
+        if verb is Verb.ACKNOWLEDGE and not facts.in_callers_care:
+            return Decision(False, _NOT_AT_YOUR_UNIT_ACK)
         if self.actor.role is Role.CARE_WORKER and not facts.in_callers_care:
             # a care worker's only relation to a patient is their unit's registration
             return Decision(False, _NOT_OUR_PATIENT)
@@ -444,6 +466,8 @@ class Access:
             return needed[1].format(role=self.actor.role.value)
         if verb is Verb.ADMINISTER and self.actor.role not in _GIVERS:
             return _ADMINISTER_BY_CARE
+        if verb is Verb.ACKNOWLEDGE and self.actor.role is not Role.NURSE:
+            return _ACKNOWLEDGE_BY_NURSE
         if self.basis is None:
             return (
                 f"State the basis for this access in the {BASIS_HEADER} header: "

@@ -15,8 +15,10 @@ from pll.auth.access import Access, Verb
 from pll.domain.administration import schedule_list
 from pll.domain.errors import NotFound
 from pll.fhir import resources as fhir
+from pll.fhir.acknowledgements import mark_schedule
 from pll.fhir.administration import schedule_bundle
 from pll.fhir.administration_bags import with_bags
+from pll.services.acknowledgements import pending
 from pll.services.administration_bags import schedule_bags
 from pll.services.lists import PLLService
 from pll.store import repository as repo
@@ -42,6 +44,10 @@ class AdministrationService:
         the days and the list's entries (at most ``MAX_LIST_ENTRIES``). The as-needed amounts
         given are not yet counted (no administrations are recorded yet): the remaining
         maximum is the whole daily maximum.
+
+        For a caller acting for a care unit the patient is registered with (the
+        organisation in their token), the items of entries with changes the unit has not
+        acknowledged, and the notice, are marked (:func:`pll.fhir.acknowledgements.mark_schedule`).
         """
         svc = self.service
         with svc.guard(access), svc.db.read() as conn:
@@ -57,7 +63,10 @@ class AdministrationService:
             # inside the transaction: a refused range rolls the audit row back with it
             result = schedule_list(lst, first, last)
             found = schedule_bags(conn, lst, result)
-        answer = schedule_bundle(
-            lst, fhir.list_resource(lst, lst.visible_entries(now)), result, now
-        )
-        return with_bags(answer, lst.id, lst.entries, found)
+            # the changes the caller's unit has not taken in (none for callers of no unit)
+            unseen = pending(conn, lst.id, lst.patient_id, lst.version, access.actor.org_id)
+        shown = fhir.list_resource(lst, lst.visible_entries(now))
+        bundle = with_bags(schedule_bundle(lst, shown, result, now), lst.id, lst.entries, found)
+        if unseen is not None:
+            mark_schedule(bundle, lst.id, unseen.changes)
+        return bundle

@@ -33,6 +33,8 @@ from pll.domain.errors import (
 )
 from pll.domain.model import Entry
 from pll.fhir import administrations as fhir_ma
+from pll.fhir.acknowledgements import flag_record
+from pll.services.acknowledgements import pending
 from pll.services.base import Stored
 from pll.services.decision_support import named
 from pll.services.lists import PLLService
@@ -93,6 +95,11 @@ class AdministrationService:
             resource = fhir_ma.record(
                 rid, 1, now, rec, judged, patient_id, entry, access.actor, notes
             )
+            # allowed (the patient must not miss a dose), but flagged: the giver's unit had
+            # not acknowledged a change of this entry
+            unseen = pending(conn, lst.id, patient_id, lst.version, access.actor.org_id)
+            if unseen is not None:
+                flag_record(resource, unseen.of_entry(entry.id))
             text = dumps(resource)
             key = judged.planned.key if judged.planned is not None else None
             values = {

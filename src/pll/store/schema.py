@@ -786,3 +786,44 @@ medication_administration_version = Table(
     Column("status", String(16), nullable=False),
     Column("resource", Text, nullable=False),
 )
+
+#: A care unit's acknowledgement of a list's changes (issue 17, migration 0016): the list
+#: version a nurse of the unit has read, who and when. Kept as history, never overwritten
+#: (append-only in the database): the unit's newest acknowledgement is its base, the rows
+#: before it say when each change was taken in.
+care_acknowledgement = Table(
+    "care_acknowledgement",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("unit_orgnr", String(16), nullable=False),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    Column("list_id", String(ID), ForeignKey("pll.id"), nullable=False),
+    #: the list version acknowledged, and the unit's base before it
+    Column("list_version", Integer, nullable=False),
+    Column("base_version", Integer, nullable=False),
+    Column("acknowledged_by", Text, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=False),
+    #: the unit's base for a list (its newest acknowledgement)
+    Index("ix_care_acknowledgement_list", "list_id", "unit_orgnr", "list_version"),
+    #: the statistics per unit over a period
+    Index("ix_care_acknowledgement_unit", "unit_orgnr", "acknowledged_at"),
+)
+
+#: Each change an acknowledgement took in, with when it was made: the statistics' time from
+#: change to acknowledgement per unit, without reading the lists again.
+care_acknowledged_change = Table(
+    "care_acknowledged_change",
+    metadata,
+    Column(
+        "acknowledgement_id",
+        String(ID),
+        ForeignKey("care_acknowledgement.id"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    #: pll.domain.administration.changes.ChangeKind
+    Column("kind", String(16), nullable=False),
+    Column("entry_id", String(ID)),
+    Column("list_version", Integer, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+)

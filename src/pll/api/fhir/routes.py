@@ -9,6 +9,7 @@ the requests PLL serves most; the rest keep the order they have always had.
 from __future__ import annotations
 
 from pll.api.fhir import (
+    acknowledgements,
     administration,
     administrations,
     allergies,
@@ -44,6 +45,7 @@ ROUTES: list[FhirRoute] = [
     *care_units.ROUTES,
     *administration.ROUTES,
     *administrations.ROUTES,
+    *acknowledgements.ROUTES,
     *dispensing.ROUTES,
     *provenance.ROUTES,
     *consent.ROUTES,
@@ -82,5 +84,6 @@ OPERATIONS: dict[str, str] = {
     **multidose.OPERATIONS,
     **care_units.OPERATIONS,
     **administration.OPERATIONS,
+    **acknowledgements.OPERATIONS,
     **tasks.OPERATIONS,
 }

@@ -4,7 +4,7 @@ Two nullable columns on ``multidose``: a registration names at most one receivin
 and it goes with the registration (ended with it, changed by registering again).
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 """
 
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from alembic import op
 
 revision = "0017"
 # 0016 is another piece of issue 17, merged beside this one; the chain is fixed at merge
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
