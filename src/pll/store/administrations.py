@@ -91,8 +91,3 @@ def _history(conn: Connection, values: dict[str, Any], author: str) -> None:
             resource=values["resource"],
         )
     )
-
-
-def is_controlled(row: Row[Any] | None) -> bool:
-    """Whether a FEST drug row is in prescription group A (*Reseptgruppe A*)."""
-    return row is not None and (row.rx_group or "").upper() == "A"

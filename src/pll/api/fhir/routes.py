@@ -29,6 +29,7 @@ from pll.api.fhir import (
     subscriptions,
     tasks,
     transaction,
+    unit_settings,
 )
 from pll.api.fhir.common import FhirRoute, SearchParam
 
@@ -42,6 +43,7 @@ ROUTES: list[FhirRoute] = [
     *list_state.ROUTES,
     *multidose.ROUTES,
     *care_units.ROUTES,
+    *unit_settings.ROUTES,
     *administration.ROUTES,
     *administrations.ROUTES,
     *dispensing.ROUTES,
@@ -81,6 +83,7 @@ OPERATIONS: dict[str, str] = {
     **sfm.OPERATIONS,
     **multidose.OPERATIONS,
     **care_units.OPERATIONS,
+    **unit_settings.OPERATIONS,
     **administration.OPERATIONS,
     **tasks.OPERATIONS,
 }
