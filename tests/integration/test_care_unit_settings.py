@@ -78,7 +78,8 @@ def test_the_units_rounds_apply_from_the_next_day_to_its_own_chart(
         made = ok(nurse.post(SETTINGS, json=settings(kveld="19:15:00")))
         validate(made, "Parameters")
         got = values(made)
-        assert got["morgen"] == "07:30:00" and got["kveld"] == "19:15:00"
+        assert got["morgen"] == "07:30:00"
+        assert got["kveld"] == "19:15:00"
         assert got["validFrom"] == tomorrow.isoformat()
         assert got["setBy"]["identifier"] == {"system": HPR, "value": "9144935"}
         # today keeps the times its doses were planned and recorded with
@@ -173,7 +174,8 @@ def test_reading_settings(server: LiveServer) -> None:
     pid, _, _ = setup(server, statement("Patient/x", *DRUGS[0]))
     with server.client("care-worker") as worker:
         got = values(ok(worker.get(f"{SETTINGS}?organization={ULLERN}")))
-        assert got["natt"] == "22:00:00" and got["secondSignatureGroupB"] is False
+        assert got["natt"] == "22:00:00"
+        assert got["secondSignatureGroupB"] is False
         assert "setBy" not in got  # the defaults: nobody set them
         assert worker.get(f"{SETTINGS}?organization=883416032").status_code == 400
         assert worker.get(f"{SETTINGS}?organization={ULLERN}&date=2026-02-30").status_code == 400
