@@ -43,6 +43,22 @@ MAX_TEXT = 4000
 TITLE = "Avvik i legemiddellisten"
 
 
+class Kind(StrEnum):
+    """What a case is about: the list (or an entry) is wrong or unclear, or something went
+    wrong in giving the medicines (a missed or wrong administration, issue 17)."""
+
+    DISCREPANCY = "discrepancy"
+    ADMINISTRATION = "administration"
+
+    @property
+    def shown(self) -> str:
+        return TITLE if self is Kind.DISCREPANCY else ADMINISTRATION_TITLE
+
+
+#: What a case about giving the medicines is called.
+ADMINISTRATION_TITLE = "Avvik ved utdeling av legemidler"
+
+
 class Status(StrEnum):
     OPEN = "open"
     IN_PROGRESS = "in-progress"
@@ -139,6 +155,11 @@ class Case:
     updated_at: datetime
     #: who took it (and so handles it), once someone has
     handler: Author | None = None
+    kind: Kind = Kind.DISCREPANCY
+    #: a case about an administration: the record reported (``focus_version`` is its
+    #: version), or the key of the planned dose reported missed
+    administration_id: str | None = None
+    planned_dose: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +196,14 @@ def route(lst: MedicationList, entry_id: str | None) -> Recipient:
     return Recipient(chosen, chosen.org_id, chosen.org_name)
 
 
+def described(description: str | None) -> str:
+    """The description a report must have."""
+    text = _text(description, "Task.description", "The description")
+    if text is None:
+        raise InvalidInput("Say what is wrong: Task.description is required.", "Task.description")
+    return text
+
+
 def _text(value: str | None, where: str, what: str) -> str | None:
     if value is None or not value.strip():
         return None
@@ -195,9 +224,7 @@ def report(
 ) -> tuple[Case, Step]:
     """A new case on the list, or on one of its entries (on the version the reporter saw:
     ``seen``, else the current one), routed to the responsible prescriber."""
-    text = _text(description, "Task.description", "The description")
-    if text is None:
-        raise InvalidInput("Say what is wrong: Task.description is required.", "Task.description")
+    text = described(description)
     if entry_id is None:
         current = lst.version
     else:

@@ -47,6 +47,11 @@ def _orgnr(param: Param) -> str:
     return str(ident["value"]).strip()
 
 
+def orgnr_of(param: Param) -> tuple[str, str]:
+    """A checked orgnr naming a care unit in ``param``, and where it stands."""
+    return check_orgnr(_orgnr(param), f"{param.where}.value"), f"{param.where}.value"
+
+
 def register_request(data: Any) -> CareUnit:
     """``$care-unit-register``: ``organization`` (the unit's orgnr), ``kind`` (sykehjem,
     hjemmetjeneste, omsorgsbolig) and optionally ``name``."""

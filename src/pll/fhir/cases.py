@@ -4,7 +4,10 @@
   ``rejected``, ``cancelled`` (withdrawn by the reporter); ``businessStatus`` in Norwegian;
 - ``intent`` ``order``; ``code`` "Avvik i legemiddellisten";
 - ``focus``: the List or the MedicationStatement reported, at the version the reporter saw;
-  ``for``: the Patient;
+  for a case about giving the medicines (``code`` ``administration``) the
+  ``MedicationAdministration`` at the version seen, or the planned dose missed by its
+  identifier (system ``…/NamingSystem/planned-dose``, the schedule's key); ``for``: the
+  Patient;
 - ``requester``: who reported it; ``owner``: the organisation it went to (organisation
   number and name), with the person in the extension ``case-recipient`` and whoever took
   it in ``case-handler``;
@@ -21,21 +24,39 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pll.domain.cases import TITLE, Action, Case, Recipient, Status, Step
+from pll.domain.cases import TITLE, Action, Case, Kind, Recipient, Status, Step
 from pll.domain.errors import InvalidInput
 from pll.domain.model import Author
 from pll.fhir import systems
+from pll.fhir.administration import PLANNED_DOSE
 from pll.fhir.parameters import parameters
 from pll.fhir.resources import author_reference, instant
 from pll.fhir.validate import validate
 
 CASE_CODE_SYSTEM = f"{systems.PLL_BASE}/CodeSystem/case-type"
+#: The focus type of a planned dose named by its identifier (not a stored resource).
+PLANNED = "planned-dose"
 EXT_RECIPIENT = f"{systems.PLL_BASE}/StructureDefinition/case-recipient"
 EXT_HANDLER = f"{systems.PLL_BASE}/StructureDefinition/case-handler"
 EXT_ACTION = f"{systems.PLL_BASE}/StructureDefinition/case-action"
 CODE = {
     "coding": [{"system": CASE_CODE_SYSTEM, "code": "discrepancy", "display": TITLE}],
     "text": TITLE,
+}
+#: ``Task.code`` of each kind of case.
+CODES = {
+    kind: {
+        "coding": [{"system": CASE_CODE_SYSTEM, "code": kind.value, "display": kind.shown}],
+        "text": kind.shown,
+    }
+    for kind in Kind
+}
+#: The focus types of each kind of case; a planned dose is named by its identifier.
+_KIND_OF = {
+    "List": Kind.DISCREPANCY,
+    "MedicationStatement": Kind.DISCREPANCY,
+    "MedicationAdministration": Kind.ADMINISTRATION,
+    PLANNED: Kind.ADMINISTRATION,
 }
 #: The case's status as ``Task.status``.
 TASK_STATUS = {
@@ -47,7 +68,7 @@ TASK_STATUS = {
 }
 STATUS_OF = {code: status for status, code in TASK_STATUS.items()}
 _FOCUS = re.compile(
-    r"(?P<type>List|MedicationStatement)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/(?P<v>\d{1,9}))?"
+    r"(?P<type>List|MedicationStatement|MedicationAdministration)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/(?P<v>\d{1,9}))?"
 )
 #: What a report may say; PLL sets the rest (owner, requester, dates, notes) itself.
 _REPORTED = frozenset(
@@ -80,6 +101,10 @@ class Reported:
     def entry_id(self) -> str | None:
         return self.focus_id if self.focus_type == "MedicationStatement" else None
 
+    @property
+    def kind(self) -> Kind:
+        return _KIND_OF[self.focus_type]
+
 
 def report_request(data: Any) -> Reported:
     """``POST Task``: a Task with status ``requested``, intent ``order``, ``focus`` the List
@@ -98,35 +123,41 @@ def report_request(data: Any) -> Reported:
         raise InvalidInput("A new case has status 'requested'.", "Task.status")
     if task.get("intent") != "order":
         raise InvalidInput("A case is a Task with intent 'order'.", "Task.intent")
+    focus = task.get("focus") or {}
+    ref = str(focus.get("reference") or "")
+    ident = focus.get("identifier") or {}
+    found = _FOCUS.fullmatch(ref)
+    if not ref and ident.get("system") == PLANNED_DOSE and ident.get("value"):
+        focus_type, focus_id, version = PLANNED, str(ident["value"])[:160], None
+    elif found is not None:
+        focus_type, focus_id = found["type"], found["id"]
+        version = int(found["v"]) if found["v"] else None
+    else:
+        raise InvalidInput(
+            "Name what is wrong in Task.focus: List/<id> (the list as a whole) or "
+            "MedicationStatement/<id> (one entry), optionally /_history/<version seen>; "
+            "for a missed or wrong administration MedicationAdministration/<id> or the "
+            f"planned dose as identifier (system {PLANNED_DOSE}, the schedule's key).",
+            "Task.focus",
+        )
+    kind = _KIND_OF[focus_type]
     code = task.get("code")
     if code is not None:
         codings = [(c.get("system"), c.get("code")) for c in code.get("coding") or []]
-        if codings and (CASE_CODE_SYSTEM, "discrepancy") not in codings:
+        if codings and (CASE_CODE_SYSTEM, kind.value) not in codings:
             raise InvalidInput(
-                f"PLL's Tasks are discrepancy cases: code {CASE_CODE_SYSTEM}|discrepancy.",
+                f"A case on {focus_type} has code {CASE_CODE_SYSTEM}|{kind.value} "
+                "(discrepancy: the list or an entry; administration: a record or a planned "
+                "dose).",
                 "Task.code",
             )
-    ref = str((task.get("focus") or {}).get("reference") or "")
-    found = _FOCUS.fullmatch(ref)
-    if found is None:
-        raise InvalidInput(
-            "Name what is wrong in Task.focus: List/<id> (the list as a whole) or "
-            "MedicationStatement/<id> (one entry), optionally /_history/<version seen>.",
-            "Task.focus",
-        )
     patient_id = None
     if "for" in task:
         subject = str(task["for"].get("reference") or "")
         if not re.fullmatch(r"Patient/[A-Za-z0-9\-.]{1,64}", subject):
             raise InvalidInput("Task.for names the patient: Patient/<id>.", "Task.for")
         patient_id = subject.removeprefix("Patient/")
-    return Reported(
-        found["type"],
-        found["id"],
-        int(found["v"]) if found["v"] else None,
-        patient_id,
-        task.get("description"),
-    )
+    return Reported(focus_type, focus_id, version, patient_id, task.get("description"))
 
 
 def comment_request(data: Any, operation: str) -> str | None:
@@ -166,13 +197,7 @@ def owner(recipient: Recipient) -> dict[str, Any]:
 
 def task(case: Case, steps: list[Step], focus_display: str | None = None) -> dict[str, Any]:
     """The case as a Task at its current version."""
-    focus_type, focus_id = (
-        ("MedicationStatement", case.entry_id) if case.entry_id else ("List", case.list_id)
-    )
-    focus: dict[str, Any] = {
-        "reference": f"{focus_type}/{focus_id}/_history/{case.focus_version}",
-        "type": focus_type,
-    }
+    focus = _focus(case)
     if focus_display:
         focus["display"] = focus_display
     extensions = [{"url": EXT_RECIPIENT, "valueReference": _practitioner(case.recipient.person)}]
@@ -191,7 +216,7 @@ def task(case: Case, steps: list[Step], focus_display: str | None = None) -> dic
     resource |= {
         "businessStatus": {"text": case.status.norwegian},
         "intent": "order",
-        "code": CODE,
+        "code": CODES[case.kind],
         "description": case.description,
         "focus": focus,
         "for": {"reference": f"Patient/{case.patient_id}"},
@@ -213,6 +238,34 @@ def task(case: Case, steps: list[Step], focus_display: str | None = None) -> dic
     if notes:
         resource["note"] = notes
     return resource
+
+
+def _focus(case: Case) -> dict[str, Any]:
+    if case.planned_dose is not None:
+        return {
+            "identifier": {"system": PLANNED_DOSE, "value": case.planned_dose},
+            "type": "MedicationRequest",
+        }
+    focus_type, focus_id = (
+        ("MedicationAdministration", case.administration_id)
+        if case.administration_id
+        else ("MedicationStatement", case.entry_id)
+        if case.entry_id
+        else ("List", case.list_id)
+    )
+    return {
+        "reference": f"{focus_type}/{focus_id}/_history/{case.focus_version}",
+        "type": focus_type,
+    }
+
+
+def focus_of(case: Case) -> str:
+    """What a case's event names as its focus."""
+    if case.planned_dose is not None:
+        return f"{PLANNED_DOSE}|{case.planned_dose}"
+    if case.administration_id is not None:
+        return f"MedicationAdministration/{case.administration_id}"
+    return f"MedicationStatement/{case.entry_id}" if case.entry_id else f"List/{case.list_id}"
 
 
 def action_of(note: dict[str, Any]) -> Action | None:

@@ -25,6 +25,7 @@ from pll.auth.access import Access, Verb
 from pll.domain.administration import OSLO
 from pll.domain.administration import records as rules
 from pll.domain.administration.records import Recording, Status
+from pll.domain.administration.unit_settings import needs_second_signature
 from pll.domain.errors import (
     Conflict,
     NotFound,
@@ -38,6 +39,7 @@ from pll.services.acknowledgements import pending
 from pll.services.base import Stored
 from pll.services.decision_support import named
 from pll.services.lists import PLLService
+from pll.services.unit_settings import on_day
 from pll.store import administrations as store
 from pll.store import catalog as catalog_store
 from pll.store import repository as repo
@@ -81,14 +83,19 @@ class AdministrationService:
             lst = repo.load_list(conn, head, now, [rec.entry_id])
             entry = lst.entries.get(rec.entry_id)
             day = rec.at.astimezone(OSLO).date()
+            # the giver's unit's clock times and second-signature rule, as on the day planned
+            planned_day = rules.parse_key(rec.slot_key)[1] if rec.slot_key else day
+            unit = on_day(conn, access, patient_id, planned_day)
             judged = rules.judge(
                 lst,
                 rec,
                 now=now,
                 giver_hpr=access.actor.hpr,
-                controlled=entry is not None and controlled_drug(conn, entry),
+                controlled=entry is not None
+                and needs_second_signature(rx_group(conn, entry), unit),
                 slot_taken=rec.slot_key is not None and store.slot_taken(conn, rec.slot_key),
                 given_today=store.given_on(conn, rec.entry_id, day),
+                slots=unit.times,
             )
             if entry is None:  # pragma: no cover - judge refuses an entry not on the list
                 raise NotFound(f"MedicationStatement/{rec.entry_id} does not exist.")
@@ -212,12 +219,13 @@ def _row(conn: Connection, rid: str, *, lock: bool = False) -> Any:
     return row
 
 
-def controlled_drug(conn: Connection, entry: Entry) -> bool:
-    """Whether the entry's medicine is in prescription group A in the catalogue in use, found
-    by its FEST code as decision support finds it. A medicine named by ATC or text only is
-    not known to be controlled (docs/administration.md)."""
+def rx_group(conn: Connection, entry: Entry) -> str | None:
+    """The prescription group (*reseptgruppe*) of the entry's medicine in the catalogue in
+    use, found by its FEST code as decision support finds it. A medicine named by ATC or
+    text only has none known, so it is not known to be controlled (docs/administration.md)."""
     fest = named(entry.id, entry.content).fest
     version = catalog_store.active(conn) if fest else None
     if fest is None or version is None:
-        return False
-    return store.is_controlled(catalog_store.drugs_by_code(conn, version, [fest]).get(fest))
+        return None
+    row = catalog_store.drugs_by_code(conn, version, [fest]).get(fest)
+    return None if row is None else row.rx_group

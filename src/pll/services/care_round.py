@@ -21,11 +21,13 @@ import orjson
 from pll.auth.access import Access, Verb
 from pll.domain.administration import OSLO, DaySchedule, Given, schedule_list
 from pll.domain.administration.rounds import RoundState, round_state
+from pll.domain.administration.unit_settings import needs_second_signature
 from pll.domain.errors import Forbidden
 from pll.domain.model import Author, Entry, MedicationList, Pause, Role
-from pll.services.administrations import controlled_drug
+from pll.services.administrations import rx_group
 from pll.services.audit import decide
 from pll.services.lists import PLLService
+from pll.services.unit_settings import of_unit, on_day
 from pll.store import administrations as ma_store
 from pll.store import audit_log
 from pll.store import care_units as cu_store
@@ -123,6 +125,8 @@ class CareRound:
             now = svc.clock()
             today = now.astimezone(OSLO).date()
             unit = cu_store.unit(conn, orgnr)
+            # the unit's rounds today: the chart's planned doses, and so the records' keys
+            rounds = of_unit(conn, orgnr, today).times
             shown = []
             for pid in cu_store.unit_patients(conn, orgnr, MAX_UNIT_PATIENTS):
                 head = repo.list_row(conn, patient_id=pid)
@@ -141,7 +145,7 @@ class CareRound:
                     shown.append(UnitPatient(pid, resource, facts.identifier, allowed=True))
                     continue
                 lst = repo.load_list(conn, head, now)
-                day = schedule_list(lst, today).days[0]
+                day = schedule_list(lst, today, slots=rounds).days[0]
                 recorded = {
                     r.slot_key: r.status
                     for r in ma_store.standing_on(conn, pid, today)
@@ -197,10 +201,14 @@ class CareRound:
                 for r in records
                 if r.status == "completed" and r.amount is not None
             ]
-            day = schedule_list(lst, today, given=given).days[0]
+            # the rounds and second-signature rule of the caller's unit, as recording uses them
+            unit = on_day(conn, access, patient_id, today)
+            day = schedule_list(lst, today, slots=unit.times, given=given).days[0]
             shown = {d.entry_id for d in day.doses} | {a.entry_id for a in day.as_needed}
             controlled = frozenset(
-                e for e in shown if e in lst.entries and controlled_drug(conn, lst.entries[e])
+                e
+                for e in shown
+                if e in lst.entries and needs_second_signature(rx_group(conn, lst.entries[e]), unit)
             )
         return Chart(patient_id, today, now, lst, day, lst.pause, lst.entries, controlled, records)
 

@@ -22,13 +22,14 @@ from sqlalchemy import Connection, Row
 
 from pll.auth.access import Access, Decision, PatientFacts, Verb
 from pll.domain import cases as rules
-from pll.domain.cases import Action, Case, Status, Step
+from pll.domain.cases import Action, Kind, Status
 from pll.domain.errors import Forbidden, InvalidInput, NotFound
 from pll.domain.model import MedicationList
 from pll.fhir import cases as fhir_cases
-from pll.fhir.resources import instant
 from pll.services.audit import Refused
 from pll.services.base import Stored
+from pll.services.case_events import drug, event
+from pll.services.deviations import DeviationService
 from pll.services.lists import PLLService, early_refusal
 from pll.store import audit_log
 from pll.store import cases as store
@@ -53,9 +54,12 @@ class CaseService:
 
     def report(self, access: Access, data: Any) -> Stored:
         """A new case on the list or one entry, routed to the responsible prescriber's
-        organisation (the entry's last author, else the baton holder)."""
+        organisation (the entry's last author, else the baton holder); or one about giving
+        the medicines (:mod:`pll.services.deviations`)."""
         reported = fhir_cases.report_request(data)
         early_refusal(access, Verb.REPORT)
+        if reported.kind is Kind.ADMINISTRATION:
+            return DeviationService(self.service).report(access, reported)
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
             list_id = self._list_of(conn, reported)
@@ -76,10 +80,10 @@ class CaseService:
             case, step = rules.report(
                 case_id, lst, entry_id, reported.version, access.actor, reported.description, now
             )
-            shown = _drug(lst, entry_id)
+            shown = drug(lst, entry_id)
             text = dumps(fhir_cases.task(case, [step], shown))
             store.add(conn, case, step, text)
-            _event(svc, conn, lst, case, step)
+            event(svc, conn, lst, case, step)
             return Stored(text, case.version, case.updated_at, case.patient_id)
 
     @staticmethod
@@ -137,7 +141,7 @@ class CaseService:
             steps = [*store.steps(conn, case_id), step]
             text = dumps(fhir_cases.task(after, steps, _focus_display(row)))
             store.save(conn, after, step, text)
-            _event(svc, conn, _plain_list(head), after, step)
+            event(svc, conn, _plain_list(head), after, step)
             return Stored(text, after.version, after.updated_at, after.patient_id)
 
     # -- reads -----------------------------------------------------------------------------
@@ -262,17 +266,6 @@ def _case_row(
     return row
 
 
-def _drug(lst: MedicationList, entry_id: str | None) -> str | None:
-    """The medicine an entry names, as the list shows it."""
-    if entry_id is None:
-        return None
-    concept = lst.entries[entry_id].content.get("medicationCodeableConcept") or {}
-    text = concept.get("text") or next(
-        (c.get("display") for c in concept.get("coding") or [] if c.get("display")), None
-    )
-    return str(text) if text else None
-
-
 def _focus_display(row: Row[Any]) -> str | None:
     """What the case's focus was called when it was reported (kept through its versions)."""
     shown = (orjson.loads(row.resource).get("focus") or {}).get("display")
@@ -288,27 +281,4 @@ def _plain_list(head: Row[Any]) -> MedicationList:
         created=head.created_at,
         updated=head.updated_at,
         baton=repo.author_of(head.baton),
-    )
-
-
-def _event(svc: PLLService, conn: Connection, lst: MedicationList, case: Case, step: Step) -> None:
-    """The outgoing event of a case change, in its own transaction (rule 7). The list did
-    not change: the event names its current version, and the case at its new version."""
-    owner = case.recipient.org_id
-    repo.add_event(
-        conn,
-        svc.ids(),
-        lst,
-        step.action.event,
-        step.at,
-        {
-            "list": f"List/{lst.id}",
-            "patient": f"Patient/{lst.patient_id}",
-            "version": lst.version,
-            "task": f"Task/{case.id}/_history/{case.version}",
-            "status": fhir_cases.TASK_STATUS[case.status],
-            "focus": f"MedicationStatement/{case.entry_id}" if case.entry_id else f"List/{lst.id}",
-            "owner": owner,
-            "reported": instant(case.reported_at),
-        },
     )

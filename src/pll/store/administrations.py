@@ -93,11 +93,6 @@ def _history(conn: Connection, values: dict[str, Any], author: str) -> None:
     )
 
 
-def is_controlled(row: Row[Any] | None) -> bool:
-    """Whether a FEST drug row is in prescription group A (*Reseptgruppe A*)."""
-    return row is not None and (row.rx_group or "").upper() == "A"
-
-
 def standing_on(conn: Connection, patient_id: str, day: date) -> list[Row[Any]]:
     """The patient's records of a local day that stand (not entered in error), by time given:
     what the chart shows as done."""

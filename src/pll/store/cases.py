@@ -9,7 +9,7 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import ColumnElement, Connection, Row, func, insert, select, update
 
-from pll.domain.cases import Action, Case, Recipient, Status, Step
+from pll.domain.cases import Action, Case, Kind, Recipient, Status, Step
 from pll.domain.model import Author
 from pll.store.repository import author_of, dumps
 from pll.store.schema import discrepancy_case, discrepancy_case_version
@@ -42,6 +42,9 @@ def add(conn: Connection, case: Case, step: Step, resource: str) -> None:
             owner_name=case.recipient.org_name,
             handler=None,
             description=case.description,
+            kind=case.kind.value,
+            administration_id=case.administration_id,
+            planned_dose=case.planned_dose,
             reported_at=case.reported_at,
             updated_at=case.updated_at,
             resource=resource,
@@ -107,6 +110,10 @@ def case_of(row: Row[Any]) -> Case:
         reported_at=row.reported_at,
         updated_at=row.updated_at,
         handler=author_of(row.handler) if row.handler else None,
+        # cases from before migration 0018 are all discrepancies on the list
+        kind=Kind(row.kind) if row.kind else Kind.DISCREPANCY,
+        administration_id=row.administration_id,
+        planned_dose=row.planned_dose,
     )
 
 

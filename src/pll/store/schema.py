@@ -598,6 +598,12 @@ discrepancy_case = Table(
     Column("reported_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("resource", Text, nullable=False),
+    #: what the case is about (pll.domain.cases.Kind); NULL: a discrepancy on the list
+    #: (migration 0018)
+    Column("kind", String(24)),
+    #: a case about an administration: the record, or the planned dose missed (its key)
+    Column("administration_id", String(ID)),
+    Column("planned_dose", String(160)),
     Index("ix_discrepancy_case_patient", "patient_id", "status"),
     #: an organisation's cases
     Index("ix_discrepancy_case_owner", "owner_org", "status"),
@@ -730,6 +736,25 @@ care_registration = Table(
     Index("ix_care_registration_patient", "patient_id", "unit_orgnr"),
     #: a unit's patients (the schedule and /kurve, later)
     Index("ix_care_registration_unit", "unit_orgnr", "ended_at"),
+)
+
+#: A care unit's settings (issue 17, migration 0018): the clock time of each round (HH:MM)
+#: and whether group B drugs need a second signer, from the local day ``valid_from`` on.
+#: A day's row is kept once the day has begun (pll.domain.administration.unit_settings).
+care_unit_settings = Table(
+    "care_unit_settings",
+    metadata,
+    Column("orgnr", String(16), ForeignKey("care_unit.orgnr"), primary_key=True),
+    Column("valid_from", String(10), primary_key=True),
+    Column("morgen", String(5), nullable=False),
+    Column("formiddag", String(5), nullable=False),
+    Column("middag", String(5), nullable=False),
+    Column("ettermiddag", String(5), nullable=False),
+    Column("kveld", String(5), nullable=False),
+    Column("natt", String(5), nullable=False),
+    Column("group_b_second_signature", Boolean, nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    Column("set_by", Text, nullable=False),
 )
 
 #: What was given (issue 17, migration 0014): the current version of each recorded

@@ -30,7 +30,8 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         )
         if route.interaction:
             entry["interaction"].append({"code": route.interaction})
-        if route.operation:
+        # an operation served by GET and POST is one operation
+        if route.operation and all(o["name"] != route.operation for o in entry["operation"]):
             entry["operation"].append(
                 {
                     "name": route.operation,

@@ -30,6 +30,7 @@ from pll.api.fhir import (
     subscriptions,
     tasks,
     transaction,
+    unit_settings,
 )
 from pll.api.fhir.common import FhirRoute, SearchParam
 
@@ -43,6 +44,7 @@ ROUTES: list[FhirRoute] = [
     *list_state.ROUTES,
     *multidose.ROUTES,
     *care_units.ROUTES,
+    *unit_settings.ROUTES,
     *administration.ROUTES,
     *administrations.ROUTES,
     *acknowledgements.ROUTES,
@@ -83,6 +85,7 @@ OPERATIONS: dict[str, str] = {
     **sfm.OPERATIONS,
     **multidose.OPERATIONS,
     **care_units.OPERATIONS,
+    **unit_settings.OPERATIONS,
     **administration.OPERATIONS,
     **acknowledgements.OPERATIONS,
     **tasks.OPERATIONS,

@@ -15,8 +15,13 @@ behov``) dosage, none. It is refused — with nothing written — when:
 - more than the planned amount is given, or an as-needed dose above what remains of its
   daily maximum: :class:`~pll.domain.errors.RuleRefused`;
 - the planned dose already has a record that stands: :class:`~pll.domain.errors.Conflict`;
-- a controlled drug (prescription group A) is given without a second signer, or the
-  second signer is the giver: :class:`~pll.domain.errors.RuleRefused`.
+- a drug that needs a second signature (prescription group A, and group B where the
+  giver's unit chose it: :func:`pll.domain.administration.unit_settings.needs_second_signature`)
+  is given without a second signer, or the second signer is the giver:
+  :class:`~pll.domain.errors.RuleRefused`.
+
+The planned doses are those of the giver's unit's clock times (``slots``), as its chart
+shows them.
 
 Less than planned is a partial dose (recorded as given, with the amount); a time after the
 planned one is a late dose (the record keeps both times); a time more than
@@ -25,14 +30,14 @@ planned one is a late dose (the record keeps both times); a time more than
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from pll.domain.administration.schedule import AsNeeded, Given, PlannedDose, schedule_list
-from pll.domain.administration.slots import OSLO
+from pll.domain.administration.slots import OSLO, Slot
 from pll.domain.dosage import unit_key
 from pll.domain.errors import Conflict, InvalidInput, RuleRefused
 from pll.domain.model import IN_USE, MedicationList
@@ -126,6 +131,7 @@ def judge(
     controlled: bool,
     slot_taken: bool,
     given_today: Iterable[Given] = (),
+    slots: Mapping[Slot, time] | None = None,
 ) -> Judged:
     """Check ``rec`` against the list as it is now; the :class:`Judged` record, or a refusal
     (see the module's docstring)."""
@@ -145,7 +151,7 @@ def judge(
     if controlled and rec.status is Status.COMPLETED:
         _check_second_signer(rec, giver_hpr)
     if rec.slot_key is not None:
-        judged = _planned(lst, rec)
+        judged = _planned(lst, rec, slots)
         if slot_taken:
             raise Conflict(
                 f"The planned dose {rec.slot_key} is already recorded; correct that record "
@@ -201,11 +207,14 @@ def _check_entry(lst: MedicationList, rec: Recording) -> None:
 def _check_second_signer(rec: Recording, giver_hpr: str | None) -> None:
     if rec.verifier_hpr is None:
         raise RuleRefused(
-            "This medicine is a controlled drug (prescription group A): its administration "
-            "needs a second signature, a performer with function 'verifier' naming the "
-            "second nurse's HPR number.",
+            "This medicine needs a second signature (prescription group A, or group B where "
+            "the unit chose it): its administration needs a performer with function "
+            "'verifier' naming the second nurse's HPR number.",
             _PERFORMER,
-            norwegian="Legemidlet er i reseptgruppe A og krever kontrollsignatur fra en annen.",
+            norwegian=(
+                "Legemidlet er i reseptgruppe A (eller B der enheten har valgt det) og krever "
+                "kontrollsignatur fra en annen."
+            ),
         )
     if rec.verifier_hpr == giver_hpr:
         raise RuleRefused(
@@ -231,7 +240,7 @@ def parse_key(key: str) -> tuple[str, date]:
         ) from None
 
 
-def _planned(lst: MedicationList, rec: Recording) -> Judged:
+def _planned(lst: MedicationList, rec: Recording, slots: Mapping[Slot, time] | None) -> Judged:
     key = rec.slot_key or ""
     entry_id, day = parse_key(key)
     if entry_id != rec.entry_id:
@@ -240,7 +249,8 @@ def _planned(lst: MedicationList, rec: Recording) -> Judged:
             f"named ({rec.entry_id}).",
             _SLOT,
         )
-    planned = next((d for d in schedule_list(lst, day).days[0].doses if d.key == key), None)
+    doses = schedule_list(lst, day, slots=slots).days[0].doses
+    planned = next((d for d in doses if d.key == key), None)
     if planned is None:
         raise InvalidInput(
             f"There is no planned dose {key} on the schedule: read the schedule of "
