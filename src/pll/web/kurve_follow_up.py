@@ -44,6 +44,7 @@ _DOSE = "planned-dose|"
 ABOUT_ENTRY = "Listen er feil eller uklar om legemidlet"
 ABOUT_RECORD = "Feil ved en registrert utdeling"
 ABOUT_MISSED = "En planlagt dose som ikke ble gitt"
+ABOUT_GONE = "Det avviket gjaldt, er endret eller borte"
 
 
 def acknowledge(web: Web) -> Response:
@@ -136,6 +137,9 @@ def deviation_page(web: Web) -> Response:
     focus = (web.values or {}).get("gjelder") or web.query("gjelder")
     chart = chart_view(CareRound(web.service).chart(web.access(pid), pid))
     about = _about(chart, focus[:300])
+    if about is None and web.values:
+        # a refused report of something gone from the chart: the text typed is kept to copy
+        about = About(focus[:300], ABOUT_GONE, "Står ikke lenger på dagens kurve", "")
     if about is None:
         raise NotFound(
             f"Nothing on today's chart is {focus[:160]!r}.",
