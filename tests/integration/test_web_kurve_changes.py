@@ -75,7 +75,7 @@ def acknowledgements(server: LiveServer, pid: str) -> list[int]:
 def test_a_doctors_change_is_at_the_top_and_a_nurse_acknowledges_it(
     server: LiveServer, clock: Clock
 ) -> None:
-    at(clock, 8, 10)
+    today = at(clock, 8, 10)
     pid, _, (entry,) = setup(server, med())
     chart = f"/kurve/{pid}"
     with logged_in(server, "nursing-home-nurse") as nurse:
@@ -93,6 +93,10 @@ def test_a_doctors_change_is_at_the_top_and_a_nurse_acknowledges_it(
         assert f"listeversjon {version}" in shown
         # both of the entry's doses today are marked
         assert page.count('<p class="changed">') == 2
+        # the dose's page says it too
+        morning = f"{entry['id']}/{today}/morgen/08:00"
+        dose_page = text(worker.get(f"{chart}/dose?dose={quote(morning)}").text)
+        assert f"{MARK}: Metformin tab 500 mg: endret dose" in dose_page
         # a care worker sees the changes, and that a nurse must acknowledge them
         assert ACKNOWLEDGE not in page
         assert "En sykepleier ved enheten må lese og kvittere for endringene" in shown
