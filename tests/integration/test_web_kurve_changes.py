@@ -320,3 +320,27 @@ def test_the_units_own_round_times_are_on_the_chart_and_under_gitt(
         assert r.status_code == 303, r.text
         assert "1 tablett kl. 07:40" in text(nurse.get(chart).text)
     assert rows(server, pid) == [("completed", key, "1", 1)]
+
+
+def test_an_acknowledgement_names_the_charts_own_patients_list(
+    server: LiveServer, clock: Clock
+) -> None:
+    """The list id comes from the form: one that is not the chart's patient's list is
+    refused (the page of patient A cannot acknowledge patient B's changes)."""
+    at(clock, 8, 10)
+    pid, _, (entry,) = setup(server, med())
+    other, _, (their_entry,) = setup(server, med())
+    change_dose(server, entry, 2)
+    change_dose(server, their_entry, 2)
+    with logged_in(server, "nursing-home-nurse") as nurse:
+        theirs = nurse.get(f"/kurve/{other}").text
+        r = post(
+            nurse,
+            f"/kurve/{pid}/kvitter",
+            f"/kurve/{pid}",
+            liste=hidden(theirs, "liste"),
+            listeversjon=hidden(theirs, "listeversjon"),
+        )
+        assert r.status_code == 404, r.text
+    assert acknowledgements(server, pid) == []
+    assert acknowledgements(server, other) == []

@@ -58,8 +58,9 @@ def acknowledge(web: Web) -> Response:
     )
     seen = int(raw)
     body = {"resourceType": "Parameters", "parameter": [{"name": "version", "valueInteger": seen}]}
+    # the chart's patient: a list id from the form that is another patient's is unknown
     answer, written = AcknowledgementService(web.service).acknowledge(
-        web.access(pid), list_id, body
+        web.access(pid), list_id, body, patient_id=pid
     )
     names = [p["name"] for p in answer["parameter"]]
     taken, later = names.count("change"), names.count("remaining")
