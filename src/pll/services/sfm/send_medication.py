@@ -18,11 +18,12 @@ import orjson
 
 from pll.auth.access import Access, Verb
 from pll.domain.errors import Conflict, InvalidInput, RuleRefused, VersionConflict
+from pll.domain.paused import check_change_of_paused
 from pll.fhir.sfm import bounds
 from pll.fhir.sfm.document import write_document
 from pll.fhir.sfm.reading import medication_document, read_document
 from pll.fhir.validate import validate
-from pll.services.lists import ChangeResult, PLLService, early_refusal
+from pll.services.lists import ChangeResult, Op, PLLService, early_refusal
 from pll.services.sfm.plan import Plan
 from pll.services.sfm.reads import held_read, shown_json
 from pll.services.sfm.shared import load_snapshot
@@ -65,6 +66,16 @@ def send_medication(
         rxs = repo.all_prescriptions(conn, head.id) if head else {}
         plan = Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
         ops = plan.with_sent_dosing(plan.ops(), bundle)
+        resume = next((m.resume for m in doc.messages if m.kind == "M25.1" and m.resume), None)
+        if ops and head is not None:
+            check_change_of_paused(
+                repo.pause_of(head),
+                resumes=resume is not None,
+                expression="Bundle.entry[0].resource.section",
+            )
+        if resume is not None:
+            # on the list version the read showed, as List/$resume with If-Match
+            ops = [Op("resume", if_match=read.list_version, confirm=resume.confirm), *ops]
         # a renewal also completes the prescription it renews
         renewed = [
             o for o in ops if o.kind == "create" and "priorPrescription" in (o.resource or {})
