@@ -18,7 +18,6 @@ import orjson
 
 from pll.auth.access import Access, Verb
 from pll.domain.errors import Conflict, InvalidInput, RuleRefused, VersionConflict
-from pll.domain.paused import check_change_of_paused
 from pll.fhir.sfm import bounds
 from pll.fhir.sfm.document import write_document
 from pll.fhir.sfm.reading import medication_document, read_document
@@ -67,12 +66,6 @@ def send_medication(
         plan = Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
         ops = plan.with_sent_dosing(plan.ops(), bundle)
         resume = next((m.resume for m in doc.messages if m.kind == "M25.1" and m.resume), None)
-        if ops and head is not None:
-            check_change_of_paused(
-                repo.pause_of(head),
-                resumes=resume is not None,
-                expression="Bundle.entry[0].resource.section",
-            )
         if resume is not None:
             # on the list version the read showed, as List/$resume with If-Match
             ops = [Op("resume", if_match=read.list_version, confirm=resume.confirm), *ops]
@@ -83,7 +76,15 @@ def send_medication(
         bounds.within_writes(len(ops) + len(renewed))
         try:
             # SFM creates the PLL with the first send (createPLL): so does PLL
-            result = svc.apply_in(conn, access, patient_id, ops, reason, create_list=head is None)
+            result = svc.apply_in(
+                conn,
+                access,
+                patient_id,
+                ops,
+                reason,
+                create_list=head is None,
+                refuse_while_paused="Bundle.entry[0].resource.section",
+            )
         except RuleRefused as exc:
             exc.expression = plan.unit_place(exc.expression)
             raise
