@@ -438,3 +438,42 @@ def test_history_pages_stay_put_while_the_list_moves_on(gp: httpx.Client) -> Non
         page = ok(gp.get(next_link))
         seen += [e["resource"]["meta"]["versionId"] for e in page["entry"]]
     assert seen == ["5", "4", "3", "2", "1"]
+
+
+def test_a_paused_list_is_changed_by_nobody_until_it_is_resumed(
+    gp: httpx.Client, server: LiveServer
+) -> None:
+    """Pause PLL (DESIGN §2): the list is not kept current while paused, so a change of an
+    entry over REST is refused with 409 and nothing written, until a doctor resumes it."""
+    pid, list_id = new_patient_with_list(gp)
+    entry = _add(gp, pid)
+    paused = ok(
+        gp.post(
+            f"/fhir/List/{list_id}/$pause",
+            json={
+                "resourceType": "Parameters",
+                "parameter": [{"name": "reason", "valueString": "Innlagt på sykehus"}],
+            },
+        )
+    )
+    before = snapshot(server.db)
+    r = gp.put(
+        f"/fhir/MedicationStatement/{entry['id']}",
+        json=dict(entry, status="on-hold"),
+        headers={"If-Match": etag_of(entry)},
+    )
+    assert r.status_code == 409, r.text
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "paused" in outcome["issue"][0]["diagnostics"]
+    assert _add_status(gp, pid) == 409
+    assert snapshot(server.db) == before
+    ok(gp.post(f"/fhir/List/{list_id}/$resume", headers={"If-Match": etag_of(paused)}))
+    held = _put(gp, dict(entry, status="on-hold"))
+    assert held["status"] == "on-hold"
+
+
+def _add_status(gp: httpx.Client, pid: str) -> int:
+    return gp.post(
+        "/fhir/MedicationStatement", json=statement(f"Patient/{pid}", *DRUGS[1])
+    ).status_code

@@ -222,7 +222,17 @@ def test_a_resume_on_a_read_older_than_the_list_is_refused(
     with server.client("gp") as gp:
         read = ok(get_medication(gp, fnr))
     with server.client("hospital-doctor") as hospital:
-        ok(hospital.post(f"/fhir/List/{list_id}/$confirm", headers={"If-Match": 'W/"3"'}))
+        # the list moves on while staying paused: resumed, and paused again (a second stay)
+        ok(hospital.post(f"/fhir/List/{list_id}/$resume", headers={"If-Match": 'W/"3"'}))
+        ok(
+            hospital.post(
+                f"/fhir/List/{list_id}/$pause",
+                json={
+                    "resourceType": "Parameters",
+                    "parameter": [{"name": "reason", "valueString": REASON}],
+                },
+            )
+        )
     with server.client("gp") as gp:
         before = snapshot(server.db, audit=False)
         r = send(gp, send_from(read, _resume()))

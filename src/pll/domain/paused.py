@@ -1,11 +1,12 @@
-"""Pause PLL as a guard on changes that come as a whole list (SFM Basis ``$sendMedication``).
+"""Pause PLL as a guard on changes: a paused list is changed by nobody until it is resumed.
 
 A paused list is not being kept current (DESIGN §2, *Pause PLL*): whoever treats the patient
 meanwhile, a hospital for example, keeps the medication in their own system, and the list
-comes back with a doctor who resumes it. A send is the sender's complete list, so a send to
-a paused list that would change it is refused unless the same send resumes the list; a send
-that changes nothing is no change and passes. Pure: the caller says whether the send changes
-anything and whether it resumes.
+comes back with a doctor who resumes it. A change to a paused list — over REST, in a
+transaction, in the web UI or in an SFM Basis ``$sendMedication`` (the sender's complete
+list) — is refused unless it resumes the list (``$resume``, or ``pll-resume`` in the same
+send); a send that changes nothing is no change and passes. Pure: the caller says whether
+the change resumes the list.
 """
 
 from __future__ import annotations

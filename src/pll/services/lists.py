@@ -216,10 +216,12 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         """The write path, inside the caller's transaction. The list row is taken first, so
         every write path locks in the same order (list, then anything else).
 
-        ``refuse_while_paused`` (where to point the refusal) refuses operations on a paused
-        list unless they resume it (:func:`pll.domain.paused.check_change_of_paused`): a
-        whole list sent by a journal system (SFM ``$sendMedication``). Checked after access
-        is admitted, so the refusal tells the pause only to whoever may see the list."""
+        A paused list (Pause PLL) is not changed until a doctor resumes it: operations on it
+        are refused (409, nothing written) unless they resume it or pause it
+        (:func:`pll.domain.paused.check_change_of_paused`), whichever way they come — REST,
+        a transaction, the web UI, SFM ``$sendMedication``. ``refuse_while_paused`` is where
+        the refusal points (default ``List``). Checked after access is admitted, so the
+        refusal tells the pause only to whoever may see the list."""
         row = None if create_list else repo.list_row(conn, patient_id=patient_id, lock=True)
         self.trail.admit(
             conn,
@@ -367,9 +369,10 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
 
 
 def _paused_guard(lst: MedicationList, ops: list[Op], where: str | None) -> None:
-    if where is not None and ops:
+    # a second $pause is refused by the domain with its own message
+    if ops and not any(op.kind == "pause" for op in ops):
         resumes = any(op.kind == "resume" for op in ops)
-        check_change_of_paused(lst.pause, resumes=resumes, expression=where)
+        check_change_of_paused(lst.pause, resumes=resumes, expression=where or "List")
 
 
 def _list_op(change: ListChange, op: Op) -> None:
