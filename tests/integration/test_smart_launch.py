@@ -11,17 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pll.api.app import create_app
 from pll.auth.tokens import issue
 from pll.services.launches import LIFETIME
+from pll.web.oidc import CALLBACK_PATH, ClientKey, OidcClient
 from tests.conftest import Clock, LiveServer, server_settings, serving, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import new_fnr, new_patient_with_list, outcome_text
+from tests.integration.test_oidc import CLIENT_ID, Provider
 from tests.integration.test_web import csrf, logged_in
 
 TREATMENT = "HPBEHANDLINGSRELASJON"
@@ -71,6 +77,38 @@ def test_smart_configuration_is_served_at_the_server_and_the_fhir_base(
         assert document["launch_url"] == server.base + "/launch"
         # development without HelseID: no authorization server to name
         assert "authorization_endpoint" not in document
+
+
+def test_with_helseid_the_smart_configuration_names_its_endpoints(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "client-key.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    provider = Provider(key.public_key())
+    with serving(provider.app()) as issuer:
+        provider.base = issuer
+        app = create_app(server_settings(server.data_dir, server.db), server.service)
+        with serving(app) as base:
+            web: Any = app.routes[-1].app  # the web UI, mounted last
+            web.state.oidc = OidcClient(
+                issuer, CLIENT_ID, ClientKey.load(key_file), base + CALLBACK_PATH
+            )
+            document = httpx.get(base + "/fhir/.well-known/smart-configuration").json()
+    assert document["issuer"] == issuer
+    assert document["authorization_endpoint"] == issuer + "/connect/authorize"
+    assert document["token_endpoint"] == issuer + "/connect/token"
+    assert document["jwks_uri"] == issuer + "/jwks"
+    assert document["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+    assert {"launch-ehr", "sso-openid-connect", "client-confidential-asymmetric"} <= set(
+        document["capabilities"]
+    )
 
 
 def test_a_launch_opens_the_patients_list_as_the_user_on_the_stated_basis(
