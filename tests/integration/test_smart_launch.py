@@ -17,12 +17,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pll.api.app import create_app
 from pll.auth.tokens import issue
 from pll.services.launches import LIFETIME
+from pll.store.schema import smart_launch
 from pll.web.oidc import CALLBACK_PATH, ClientKey, OidcClient
 from tests.conftest import Clock, LiveServer, server_settings, serving, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
@@ -129,6 +131,12 @@ def test_a_launch_opens_the_patients_list_as_the_user_on_the_stated_basis(
         opened = frame.get(answer["url"].removeprefix(server.base))
         assert opened.status_code == 303
         assert opened.headers["location"] == f"/lege/pasient/{scene.pid}"
+        # the used launch no longer holds the doctor's token (the login does)
+        with server.db.read() as conn:
+            kept = conn.execute(sa.select(smart_launch.c.token, smart_launch.c.used_at)).all()
+        assert len(kept) == 1
+        assert kept[0].token == ""
+        assert kept[0].used_at is not None
         page = frame.get(opened.headers["location"])
         # no basis asked, no search: the list, with the patient and the user named
         assert page.status_code == 200, page.text

@@ -18,8 +18,11 @@ def add(conn: Connection, key: str, now: datetime, **values: Any) -> None:
 
 def take(conn: Connection, key: str, now: datetime) -> tuple[str, Any]:
     """Redeem the launch ``key`` at ``now``: ``("ok", row)`` for a live, unused launch, which
-    is marked used in the same statement (two browsers racing with one launch id: one
-    wins); else ``("used", None)``, ``("expired", None)`` or ``("unknown", None)``."""
+    is marked used and its token dropped (two browsers racing with one launch id: one
+    update wins); else ``("used", None)``, ``("expired", None)`` or ``("unknown", None)``."""
+    row = conn.execute(select(smart_launch).where(smart_launch.c.id == key)).first()
+    if row is None:
+        return "unknown", None
     taken = conn.execute(
         update(smart_launch)
         .where(
@@ -27,11 +30,11 @@ def take(conn: Connection, key: str, now: datetime) -> tuple[str, Any]:
             smart_launch.c.used_at.is_(None),
             smart_launch.c.expires_at > now,
         )
-        .values(used_at=now)
+        # the web login keeps the token from here on; a used launch holds none
+        .values(used_at=now, token="")
     )
-    row = conn.execute(select(smart_launch).where(smart_launch.c.id == key)).first()
-    if taken.rowcount == 1 and row is not None:
+    if taken.rowcount == 1:
         return "ok", row
-    if row is None:
-        return "unknown", None
-    return ("used" if row.used_at is not None else "expired"), None
+    if row.used_at is None and row.expires_at <= now:
+        return "expired", None
+    return "used", None
