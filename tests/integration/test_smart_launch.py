@@ -261,6 +261,15 @@ def test_a_launch_needs_a_registered_patient_and_a_bearer_token(server: LiveServ
     assert r.json()["resourceType"] == "OperationOutcome"
 
 
+def test_a_launch_comes_from_a_named_client_system(server: LiveServer) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    before = snapshot(server.db, audit=False)
+    r = register(server.base, issue(server.data_dir, "gp", client_id=""), scene.fnr)
+    assert r.status_code == 403
+    assert "names no client_id" in outcome_text(r)
+    assert snapshot(server.db, audit=False) == before
+
+
 EPJ = "epj-a"
 EPJ_ORIGINS = "http://127.0.0.1:9 https://epj.a.example"
 
