@@ -228,13 +228,21 @@ def demo(patients: int, seed: int, catalogue_scale: float) -> None:
     default=None,
     help="bind the token to this EC P-256 key (PEM; made if missing): send it with DPoP proofs",
 )
-def token(persona: str, pid: str | None, ttl: int, dpop_key: Path | None) -> None:
+@click.option(
+    "--client",
+    default="pll-dev-client",
+    show_default=True,
+    help="the journal system's client_id (PLL_EMBED_ORIGINS names client systems so)",
+)
+def token(persona: str, pid: str | None, ttl: int, dpop_key: Path | None, client: str) -> None:
     """Print a development access token for a persona."""
     from pll.auth.tokens import issue
 
     settings = _settings()
     try:
-        click.echo(issue(settings.data_dir, persona, pid, ttl, dpop_key_file=dpop_key))
+        click.echo(
+            issue(settings.data_dir, persona, pid, ttl, dpop_key_file=dpop_key, client_id=client)
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 

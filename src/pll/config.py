@@ -129,6 +129,11 @@ class Settings:
     #: suffix ``k``, ``M`` or ``G`` counts in KiB, MiB, GiB): larger ones get 413 before
     #: they are read.
     max_body: int = DEFAULT_MAX_BODY
+    #: Per client system (a HelseID ``client_id``), the origins of its pages that may show
+    #: PLL's doctor pages in a frame after a SMART launch from that system
+    #: (``PLL_EMBED_ORIGINS``: ``client=https://a https://b; other=https://c``; see
+    #: pll.web.embedding). Unset: no page is ever framed.
+    embed_origins: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -156,6 +161,7 @@ class Settings:
             metrics_token=os.environ.get("PLL_METRICS_TOKEN") or None,
             stats_interval=_number("PLL_STATS_INTERVAL", 5.0),
             max_body=_size("PLL_MAX_BODY", DEFAULT_MAX_BODY),
+            embed_origins=os.environ.get("PLL_EMBED_ORIGINS") or None,
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,

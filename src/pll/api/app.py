@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 
-from pll.api import cds_hooks, metrics, stats_routes
+from pll.api import cds_hooks, metrics, smart, stats_routes
 from pll.api.fhir.capability import capability_statement
 from pll.api.fhir.routes import ROUTES
 from pll.api.http import (
@@ -37,6 +37,7 @@ from pll.config import Settings
 from pll.events.dispatcher import Dispatcher
 from pll.events.run import consumers
 from pll.fhir.outcome import issue, outcome
+from pll.services.launches import Launches
 from pll.services.lists import PLLService
 from pll.services.reads import ListReads
 from pll.services.stats import Statistics
@@ -122,6 +123,8 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
             f"/cds-services/{cds_hooks.SERVICE_ID}", endpoint(cds_hooks.service), methods=["POST"]
         ),
     ]
+    # a journal system registers a SMART EHR launch of the doctor pages (pll.web.launch)
+    routes.append(Route(smart.REGISTER_PATH, smart.register, methods=["POST"]))
     if settings.dev_auth:
         routes.append(Route("/dev/jwks.json", dev_jwks, methods=["GET"]))
     statistics = Statistics(service.db, service.clock)
@@ -188,4 +191,5 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     app.state.authenticator = authenticator
     app.state.data_dir = settings.data_dir
     app.state.public_url = settings.public_url.rstrip("/") if settings.public_url else None
+    app.state.launches = Launches(service.db, service, service.clock)
     return app

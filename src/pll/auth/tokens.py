@@ -41,6 +41,8 @@ from pll.domain.model import Author, Role
 DEV_ISSUER = "pll-dev"
 DEV_KID = "pll-dev-1"
 AUDIENCE = "pll"
+#: The client system development tokens are issued to, unless told otherwise.
+DEV_CLIENT = "pll-dev-client"
 CLAIM_HPR = "helseid://claims/hpr/hpr_number"
 CLAIM_HPR_DETAILS = "helseid://claims/hpr/hpr_details"
 CLAIM_PID = "helseid://claims/identity/pid"
@@ -195,9 +197,11 @@ def issue(
     dpop_key_file: Path | None = None,
     security_level: str = "4",
     audience: str = AUDIENCE,
+    client_id: str = DEV_CLIENT,
 ) -> str:
     """A development token for ``persona`` (``pll token``); with ``dpop_key_file`` it is
-    bound to that key (``cnf.jkt``) and must be sent with DPoP proofs."""
+    bound to that key (``cnf.jkt``) and must be sent with DPoP proofs. ``client_id`` names
+    the journal system it was issued to (one client system per ``PLL_EMBED_ORIGINS`` part)."""
     try:
         who = PERSONAS[persona]
     except KeyError:
@@ -216,7 +220,7 @@ def issue(
         "exp": now + ttl,
         "sub": who.hpr or pid,
         "name": who.name if who.hpr or persona == "proxy" else f"Pasient {pid}",
-        "client_id": "pll-dev-client",
+        "client_id": client_id,
         "scope": "openid nhn:pll/api",
         CLAIM_SECURITY_LEVEL: security_level,
     }

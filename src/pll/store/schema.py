@@ -571,6 +571,30 @@ web_login = Table(
     Index("ix_web_login_expires", "expires_at"),
 )
 
+#: SMART EHR launches a journal system has registered (pll.services.launches): the user's
+#: access token and the patient it has open, until the web UI redeems the launch once. ``id``
+#: is the SHA-256 of the opaque launch id the browser carries (a dump of this table opens
+#: nothing); the token stays here minutes at most.
+smart_launch = Table(
+    "smart_launch",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("token", Text, nullable=False),
+    #: the journal system (the token's client_id): its PLL_EMBED_ORIGINS may frame the UI
+    Column("client_id", String(200), nullable=False),
+    #: the user the journal system launched for (HPR number)
+    Column("hpr", String(16), nullable=False),
+    Column("patient_id", String(ID), ForeignKey("patient.id"), nullable=False),
+    #: the fødselsnummer or D-nummer the journal system named, for the page headings
+    Column("person_number", String(16), nullable=False),
+    Column("basis", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    #: set when the launch is redeemed: it opens one session, once
+    Column("used_at", UTCDateTime),
+    Index("ix_smart_launch_expires", "expires_at"),
+)
+
 #: Discrepancy cases (*avvik*): reported on a list or one entry, routed to the responsible
 #: prescriber's organisation, tracked to resolution. The current Task is ``resource``; the
 #: columns beside it are what rules and searches need.

@@ -27,11 +27,24 @@ from starlette.staticfiles import StaticFiles
 from pll.api.limits import BodyTooLarge, disconnected
 from pll.config import Settings
 from pll.domain.errors import DomainError, NotFound
+from pll.services.launches import Launches
 from pll.services.lists import PLLService
 from pll.services.logins import LONGEST, WebLogins
 from pll.services.stats import Statistics
-from pll.web import doctor, kurve, login, multidose, oidc, patient, reactions, reconcile, stats
+from pll.web import (
+    doctor,
+    kurve,
+    launch,
+    login,
+    multidose,
+    oidc,
+    patient,
+    reactions,
+    reconcile,
+    stats,
+)
 from pll.web.edge import caller_of, error_page
+from pll.web.embedding import parse_embed_origins
 
 #: The session cookie lasts as long as a login may (pll.services.logins).
 SESSION_SECONDS = int(LONGEST.total_seconds())
@@ -65,7 +78,7 @@ def session_secret(settings: Settings) -> str:
 
 
 #: Paths that belong to the API: what is not found there is answered in FHIR, not as a page.
-API_PREFIXES = ("/fhir", "/cds-services", "/healthz", "/dev/")
+API_PREFIXES = ("/fhir", "/cds-services", "/healthz", "/dev/", "/smart/")
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -112,6 +125,7 @@ def web_app(
 ) -> Starlette:
     routes: list[BaseRoute] = [
         *login.ROUTES,
+        *launch.ROUTES,
         *oidc.ROUTES,
         *doctor.ROUTES,
         *reactions.ROUTES,
@@ -123,6 +137,12 @@ def web_app(
         Mount("/static", StaticFiles(packages=[("pll.web", "static")]), name="static"),
     ]
     https = bool(settings.public_url and settings.public_url.startswith("https://"))
+    embed_origins = parse_embed_origins(settings.embed_origins)
+    # A page framed by a journal system on another site is a third-party context: the
+    # browser sends the session cookie there only if it is SameSite=None (and so Secure),
+    # and Chromium keeps it at all only partitioned by the top-level site (CHIPS). Over
+    # plain http (development, tests on one host) the cookie stays Lax.
+    embedded = bool(embed_origins) and https
     app = Starlette(
         routes=routes,
         middleware=[
@@ -132,9 +152,10 @@ def web_app(
                 session_cookie="pll_session",
                 max_age=SESSION_SECONDS,
                 # Lax, not Strict: HelseID's redirect back must bring the login state; every
-                # form is protected by its anti-forgery token besides.
-                same_site="lax",
+                # form is protected by its anti-forgery token besides (None when embedded).
+                same_site="none" if embedded else "lax",
                 https_only=https,
+                partitioned=embedded,
             )
         ],
         exception_handlers={
@@ -154,4 +175,7 @@ def web_app(
     app.state.max_body = settings.max_body
     app.state.logins = WebLogins(service.db, service.clock)
     app.state.statistics = Statistics(service.db, service.clock)
+    app.state.embed_origins = embed_origins
+    app.state.launches = Launches(service.db, service, service.clock)
+    app.state.public_url = settings.public_url.rstrip("/") if settings.public_url else None
     return app

@@ -66,6 +66,7 @@ from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
 from pll.web import dosage_editor
 from pll.web.banner import banner_context, emergencies_of, error_banner
+from pll.web.embedding import EMBEDDED_BY, frame_headers
 from pll.web.refusals import not_found
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
@@ -351,14 +352,13 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         html,
         status,
         headers={
-            # pages are private and change with every write: never cached, never framed
+            # pages are private and change with every write: never cached, and never
+            # framed but by the journal system that launched this login (pll.web.embedding)
             "Cache-Control": "no-store",
-            "X-Frame-Options": "DENY",
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin",
-            "Content-Security-Policy": (
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                "script-src 'self'; form-action 'self'; frame-ancestors 'none'"
+            **frame_headers(
+                memory.get(EMBEDDED_BY), getattr(request.app.state, "embed_origins", {})
             ),
         },
     )
