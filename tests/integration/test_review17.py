@@ -1,0 +1,121 @@
+"""Review of issue 17 (giving the medicines): each test here states what the issue or
+DESIGN §3 asks and fails while the code does otherwise (docs: /work/notes/review-17.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from pll.domain.administration import OSLO
+from pll.store.schema import medication_administration
+from tests.conftest import Clock, LiveServer, snapshot
+from tests.integration.builders import DRUGS, ok, statement
+from tests.integration.test_administrations import PLANNED, setup
+from tests.integration.test_care_unit_settings import SETTINGS, settings
+from tests.integration.test_care_units import BERGEN_HOME_CARE, unit
+
+MA = "/fhir/MedicationAdministration"
+
+
+def local_day(server: LiveServer, days: int = 0) -> date:
+    return server.service.clock().astimezone(OSLO).date() + timedelta(days=days)
+
+
+def now_iso(server: LiveServer) -> str:
+    return server.service.clock().astimezone(UTC).isoformat(timespec="seconds")
+
+
+def body(
+    server: LiveServer,
+    pid: str,
+    entry: dict[str, Any],
+    key: str | None,
+    status: str = "completed",
+    **extra: Any,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resourceType": "MedicationAdministration",
+        "status": status,
+        "medicationCodeableConcept": entry["medicationCodeableConcept"],
+        "subject": {"reference": f"Patient/{pid}"},
+        "supportingInformation": [
+            {"reference": f"MedicationStatement/{entry['id']}/_history/{entry['meta']['versionId']}"}
+        ],
+        "effectiveDateTime": now_iso(server),
+    }
+    if key is not None:
+        out["extension"] = [{"url": PLANNED, "valueString": key}]
+    return {**out, **extra}
+
+
+def keys(client: httpx.Client, list_id: str, day: date) -> list[str]:
+    """The planned doses' keys of ``day`` on the caller's chart."""
+    bundle = ok(client.get(f"/fhir/List/{list_id}/$administration-schedule?date={day}"))
+    return [
+        r["resource"]["identifier"][0]["value"]
+        for r in bundle["entry"]
+        if r["resource"].get("identifier")
+    ]
+
+
+def completed(server: LiveServer, pid: str) -> list[tuple[Any, ...]]:
+    with server.db.read() as conn:
+        t = medication_administration
+        query = sa.select(t.c.entry_id, t.c.day, t.c.slot_key).where(
+            t.c.patient_id == pid, t.c.status == "completed"
+        )
+        return sorted(tuple(r) for r in conn.execute(query))
+
+
+def morning_only() -> dict[str, Any]:
+    return statement("Patient/x", *DRUGS[0], 1, "MORN")
+
+
+# -- a planned dose recorded twice ------------------------------------------------------------
+
+
+def test_one_morning_dose_is_not_recorded_twice_by_two_units_with_other_clock_times(
+    server: LiveServer, clock: Clock
+) -> None:
+    """A patient may be registered with two units at once (home care and a short stay).
+    When one unit has moved its morning round, the same morning dose has two keys (one
+    per unit's clock time) and each unit's nurse can record it: the patient gets it twice."""
+    pid, list_id, (entry,) = setup(server, morning_only())
+    with server.client("nurse") as home_care, server.client("nursing-home-nurse") as ullern:
+        ok(home_care.post(f"/fhir/Patient/{pid}/$care-unit-register", json=unit(BERGEN_HOME_CARE, "hjemmetjeneste")), 201)
+        ok(ullern.post(SETTINGS, json=settings()))  # Ullern: morgen 07:30 from tomorrow
+        clock.advance(days=1)
+        day = local_day(server)
+        (at_ullern,) = keys(ullern, list_id, day)
+        (at_home,) = keys(home_care, list_id, day)
+        ok(ullern.post(MA, json=body(server, pid, entry, at_ullern)), 201)
+        r = home_care.post(MA, json=body(server, pid, entry, at_home))
+    assert r.status_code == 409, (r.status_code, completed(server, pid))
+    assert len(completed(server, pid)) == 1
+
+
+def test_tomorrows_planned_dose_is_not_given_today(server: LiveServer) -> None:
+    """A planned dose of a later day is recorded as given now: today's morning dose and
+    tomorrow's both 'given' this morning (a double dose today, a missed one tomorrow)."""
+    pid, list_id, (entry,) = setup(server, morning_only())
+    with server.client("nursing-home-nurse") as nurse:
+        (today_key,) = keys(nurse, list_id, local_day(server))
+        (tomorrow_key,) = keys(nurse, list_id, local_day(server, 1))
+        ok(nurse.post(MA, json=body(server, pid, entry, today_key)), 201)
+        before = snapshot(server.db, audit=False)
+        r = nurse.post(MA, json=body(server, pid, entry, tomorrow_key))
+        assert r.status_code in (400, 409, 422), r.text
+        assert snapshot(server.db, audit=False) == before
+
+
+def test_a_planned_dose_a_week_ahead_is_not_given_now(server: LiveServer) -> None:
+    pid, list_id, (entry,) = setup(server, morning_only())
+    with server.client("nursing-home-nurse") as nurse:
+        (ahead,) = keys(nurse, list_id, local_day(server, 7))
+        before = snapshot(server.db, audit=False)
+        r = nurse.post(MA, json=body(server, pid, entry, ahead))
+        assert r.status_code in (400, 409, 422), r.text
+        assert snapshot(server.db, audit=False) == before
