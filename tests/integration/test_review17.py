@@ -119,3 +119,46 @@ def test_a_planned_dose_a_week_ahead_is_not_given_now(server: LiveServer) -> Non
         r = nurse.post(MA, json=body(server, pid, entry, ahead))
         assert r.status_code in (400, 409, 422), r.text
         assert snapshot(server.db, audit=False) == before
+
+
+# -- hostile input: never a 5xx, nothing written -----------------------------------------------
+
+
+def test_the_schedule_of_the_last_and_first_days_of_the_calendar_is_no_5xx(
+    server: LiveServer,
+) -> None:
+    _, list_id, _ = setup(server, morning_only())
+    with server.client("nursing-home-nurse") as nurse:
+        for query in (
+            "date=9999-12-31",
+            "start=9999-12-30&end=9999-12-31",
+            "date=0001-01-01",
+        ):
+            r = nurse.get(f"/fhir/List/{list_id}/$administration-schedule?{query}")
+            assert r.status_code < 500, (query, r.status_code, r.text[:300])
+
+
+def test_a_planned_dose_key_at_the_end_of_the_calendar_is_no_5xx(server: LiveServer) -> None:
+    pid, _, (entry,) = setup(server, morning_only())
+    with server.client("nursing-home-nurse") as nurse:
+        for day in ("9999-12-31", "0001-01-01"):
+            before = snapshot(server.db, audit=False)
+            r = nurse.post(MA, json=body(server, pid, entry, f"{entry['id']}/{day}/morgen/08:00"))
+            assert r.status_code < 500, (day, r.status_code, r.text[:300])
+            assert snapshot(server.db, audit=False) == before
+
+
+def test_odd_effective_times_are_no_5xx(server: LiveServer) -> None:
+    pid, list_id, (entry,) = setup(server, morning_only())
+    with server.client("nursing-home-nurse") as nurse:
+        (key,) = keys(nurse, list_id, local_day(server))
+        for moment in (
+            "0001-01-01T00:30:00+01:00",
+            "0001-01-01T00:30:00Z",
+            "2026-06-30T23:59:60Z",
+            "2026-01-01T10:00:00+14:59",
+        ):
+            before = snapshot(server.db, audit=False)
+            r = nurse.post(MA, json=body(server, pid, entry, key, effectiveDateTime=moment))
+            assert r.status_code < 500, (moment, r.status_code, r.text[:300])
+            assert snapshot(server.db, audit=False) == before
