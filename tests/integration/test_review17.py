@@ -162,3 +162,23 @@ def test_odd_effective_times_are_no_5xx(server: LiveServer) -> None:
             r = nurse.post(MA, json=body(server, pid, entry, key, effectiveDateTime=moment))
             assert r.status_code < 500, (moment, r.status_code, r.text[:300])
             assert snapshot(server.db, audit=False) == before
+
+
+def test_a_long_second_signer_number_is_refused_alike_on_both_databases(
+    server: LiveServer,
+) -> None:
+    """The verifier's HPR number is checked for digits only; the column holds 16
+    characters. SQLite stores 40 digits, PostgreSQL fails with a 5xx."""
+    pid, list_id, (entry,) = setup(server, morning_only())
+    second = [
+        {
+            "function": {"coding": [{"code": "verifier"}]},
+            "actor": {"identifier": {"system": "urn:oid:2.16.578.1.12.4.1.4.4", "value": "9" * 40}},
+        }
+    ]
+    with server.client("nursing-home-nurse") as nurse:
+        (key,) = keys(nurse, list_id, local_day(server))
+        before = snapshot(server.db, audit=False)
+        r = nurse.post(MA, json=body(server, pid, entry, key, performer=second))
+        assert r.status_code == 400, (r.status_code, r.text[:300])
+        assert snapshot(server.db, audit=False) == before
