@@ -182,3 +182,29 @@ def test_a_long_second_signer_number_is_refused_alike_on_both_databases(
         r = nurse.post(MA, json=body(server, pid, entry, key, performer=second))
         assert r.status_code == 400, (r.status_code, r.text[:300])
         assert snapshot(server.db, audit=False) == before
+
+
+# -- changes the unit has not taken in ---------------------------------------------------------
+
+SCT = "http://snomed.info/sct"
+ORAL = {"coding": [{"system": SCT, "code": "26643006", "display": "Oral"}]}
+SUBCUT = {"coding": [{"system": SCT, "code": "34206005", "display": "Subkutan"}]}
+
+
+def test_a_change_of_route_is_unacknowledged_for_the_unit(server: LiveServer) -> None:
+    """The same amount at the same time by another route (by mouth → under the skin) changes
+    what the nurse does: it must be 'Endret — ikke kvittert' until a nurse takes it in."""
+    from tests.integration.test_administration_round import marks, schedule
+
+    oral = morning_only()
+    oral["dosage"][0]["route"] = ORAL
+    pid, list_id, (entry,) = setup(server, oral)
+    with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
+        assert marks(schedule(nurse, list_id)) == {}
+        changed = {**entry, "dosage": [{**entry["dosage"][0], "route": SUBCUT}]}
+        r = gp.put(
+            f"/fhir/MedicationStatement/{entry['id']}", json=changed, headers={"If-Match": 'W/"1"'}
+        )
+        now = ok(r)
+        assert now["dosage"][0]["route"]["coding"][0]["code"] == "34206005"
+        assert entry["id"] in marks(schedule(nurse, list_id))
