@@ -208,3 +208,41 @@ def test_a_change_of_route_is_unacknowledged_for_the_unit(server: LiveServer) ->
         now = ok(r)
         assert now["dosage"][0]["route"]["coding"][0]["code"] == "34206005"
         assert entry["id"] in marks(schedule(nurse, list_id))
+
+
+# -- as-needed maximum -------------------------------------------------------------------------
+
+
+def as_needed_max_2_per_24h() -> dict[str, Any]:
+    prn = statement("Patient/x", *DRUGS[2], 1, "MORN")
+    prn["dosage"] = [
+        {
+            "text": "1-2 tabletter ved behov, høyst 2 per 24 timer",
+            "asNeededBoolean": True,
+            "doseAndRate": [{"doseQuantity": {"value": 2, "unit": "tablett"}}],
+            "maxDosePerPeriod": {
+                "numerator": {"value": 2, "unit": "tablett"},
+                "denominator": {"value": 24, "unit": "timer", "code": "h"},
+            },
+        }
+    ]
+    return prn
+
+
+def test_the_as_needed_maximum_per_24_hours_holds_across_midnight(
+    server: LiveServer, clock: Clock
+) -> None:
+    """'Høyst 2 per 24 timer': 2 tablets at 23:30 and 2 more at 00:30 are 4 within one hour.
+    The maximum is counted per calendar day, so the second dose is accepted."""
+    pid, _, (entry,) = setup(server, as_needed_max_2_per_24h())
+    target = datetime.combine(local_day(server, 1), datetime.min.time(), OSLO).replace(hour=23, minute=30)
+    clock.offset += target.astimezone(UTC) - server.service.clock()
+    two = {"dose": {"value": 2, "unit": "tablett"}}
+    why = [{"text": "Smerter"}]
+    with server.client("nursing-home-nurse") as nurse:
+        ok(nurse.post(MA, json=body(server, pid, entry, None, dosage=two, reasonCode=why)), 201)
+        clock.advance(hours=1)
+        before = snapshot(server.db, audit=False)
+        r = nurse.post(MA, json=body(server, pid, entry, None, dosage=two, reasonCode=why))
+        assert r.status_code == 422, (r.status_code, r.text[:200])
+        assert snapshot(server.db, audit=False) == before
