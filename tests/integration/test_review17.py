@@ -246,3 +246,45 @@ def test_the_as_needed_maximum_per_24_hours_holds_across_midnight(
         r = nurse.post(MA, json=body(server, pid, entry, None, dosage=two, reasonCode=why))
         assert r.status_code == 422, (r.status_code, r.text[:200])
         assert snapshot(server.db, audit=False) == before
+
+
+# -- deviations (Task of kind administration) --------------------------------------------------
+
+
+def test_a_missed_dose_case_at_the_end_of_the_calendar_is_no_5xx(server: LiveServer) -> None:
+    from tests.integration.test_administration_cases import task
+    from pll.fhir.administration import PLANNED_DOSE
+
+    _, _, (entry,) = setup(server, morning_only())
+    with server.client("care-worker") as worker:
+        key = {"system": PLANNED_DOSE, "value": f"{entry['id']}/9999-12-31/morgen/08:00"}
+        before = snapshot(server.db, audit=False)
+        r = worker.post("/fhir/Task", json=task({"identifier": key}, "administration"))
+        assert r.status_code < 500, (r.status_code, r.text[:300])
+        assert snapshot(server.db, audit=False) == before
+
+
+def test_a_case_naming_another_patients_record_does_not_tell_who_that_patient_is(
+    server: LiveServer,
+) -> None:
+    """The focus is looked up before access is decided: a patient (or any caller) naming a
+    record of someone else with Task.for = themselves is told the other patient's id, and
+    nothing is logged in that patient's access log."""
+    from tests.integration.builders import new_fnr, patient
+    from tests.integration.test_administration_cases import task
+    from tests.integration.test_care_units import audit_of
+
+    pid, list_id, (entry,) = setup(server, morning_only())
+    with server.client("nursing-home-nurse") as nurse:
+        (key,) = keys(nurse, list_id, local_day(server))
+        record = ok(nurse.post(MA, json=body(server, pid, entry, key)), 201)
+    fnr = new_fnr()
+    with server.client("gp") as gp:
+        me = ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
+    logged = len(audit_of(server, pid))
+    with server.client("patient", fnr) as stranger:
+        bad = task({"reference": f"MedicationAdministration/{record['id']}"}, "administration")
+        r = stranger.post("/fhir/Task", json={**bad, "for": {"reference": f"Patient/{me}"}})
+    assert r.status_code in (403, 404), r.text
+    assert pid not in r.text
+    assert len(audit_of(server, pid)) > logged  # the refused attempt is in the log
