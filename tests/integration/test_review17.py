@@ -42,7 +42,9 @@ def body(
         "medicationCodeableConcept": entry["medicationCodeableConcept"],
         "subject": {"reference": f"Patient/{pid}"},
         "supportingInformation": [
-            {"reference": f"MedicationStatement/{entry['id']}/_history/{entry['meta']['versionId']}"}
+            {
+                "reference": f"MedicationStatement/{entry['id']}/_history/{entry['meta']['versionId']}"
+            }
         ],
         "effectiveDateTime": now_iso(server),
     }
@@ -85,7 +87,13 @@ def test_one_morning_dose_is_not_recorded_twice_by_two_units_with_other_clock_ti
     per unit's clock time) and each unit's nurse can record it: the patient gets it twice."""
     pid, list_id, (entry,) = setup(server, morning_only())
     with server.client("nurse") as home_care, server.client("nursing-home-nurse") as ullern:
-        ok(home_care.post(f"/fhir/Patient/{pid}/$care-unit-register", json=unit(BERGEN_HOME_CARE, "hjemmetjeneste")), 201)
+        ok(
+            home_care.post(
+                f"/fhir/Patient/{pid}/$care-unit-register",
+                json=unit(BERGEN_HOME_CARE, "hjemmetjeneste"),
+            ),
+            201,
+        )
         ok(ullern.post(SETTINGS, json=settings()))  # Ullern: morgen 07:30 from tomorrow
         clock.advance(days=1)
         day = local_day(server)
@@ -235,7 +243,9 @@ def test_the_as_needed_maximum_per_24_hours_holds_across_midnight(
     """'Høyst 2 per 24 timer': 2 tablets at 23:30 and 2 more at 00:30 are 4 within one hour.
     The maximum is counted per calendar day, so the second dose is accepted."""
     pid, _, (entry,) = setup(server, as_needed_max_2_per_24h())
-    target = datetime.combine(local_day(server, 1), datetime.min.time(), OSLO).replace(hour=23, minute=30)
+    target = datetime.combine(local_day(server, 1), datetime.min.time(), OSLO).replace(
+        hour=23, minute=30
+    )
     clock.offset += target.astimezone(UTC) - server.service.clock()
     two = {"dose": {"value": 2, "unit": "tablett"}}
     why = [{"text": "Smerter"}]
@@ -252,8 +262,8 @@ def test_the_as_needed_maximum_per_24_hours_holds_across_midnight(
 
 
 def test_a_missed_dose_case_at_the_end_of_the_calendar_is_no_5xx(server: LiveServer) -> None:
-    from tests.integration.test_administration_cases import task
     from pll.fhir.administration import PLANNED_DOSE
+    from tests.integration.test_administration_cases import task
 
     _, _, (entry,) = setup(server, morning_only())
     with server.client("care-worker") as worker:
@@ -288,3 +298,25 @@ def test_a_case_naming_another_patients_record_does_not_tell_who_that_patient_is
     assert r.status_code in (403, 404), r.text
     assert pid not in r.text
     assert len(audit_of(server, pid)) > logged  # the refused attempt is in the log
+
+
+def test_two_dosage_elements_in_one_round_are_two_doses_or_one_summed(server: LiveServer) -> None:
+    """'1 tablett morgen og kveld' plus '1 tablett morgen' (two elements) is 2 tablets in the
+    morning. The schedule plans two doses with one key (and two Bundle entries with one
+    fullUrl): only one can be recorded; 2 tablets in one record are 'more than planned'."""
+    from tests.integration.builders import dose
+
+    both = morning_only()
+    twice_daily = {
+        "sequence": 1,
+        "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+        "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablett"}}],
+    }
+    both["dosage"] = [twice_daily, {**dose(1, "MORN")[0], "sequence": 1}]
+    pid, list_id, (entry,) = setup(server, both)
+    with server.client("nursing-home-nurse") as nurse:
+        morning = [k for k in keys(nurse, list_id, local_day(server)) if "/morgen/" in k]
+        assert len(morning) == 2  # two planned doses in the morning round ...
+        made = [nurse.post(MA, json=body(server, pid, entry, k)) for k in morning]
+    # ... and each can be recorded (the same key twice: the second is 'already recorded')
+    assert [r.status_code for r in made] == [201, 201], made[1].text[:300]
