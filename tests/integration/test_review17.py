@@ -36,15 +36,14 @@ def body(
     status: str = "completed",
     **extra: Any,
 ) -> dict[str, Any]:
+    version = entry["meta"]["versionId"]
     out: dict[str, Any] = {
         "resourceType": "MedicationAdministration",
         "status": status,
         "medicationCodeableConcept": entry["medicationCodeableConcept"],
         "subject": {"reference": f"Patient/{pid}"},
         "supportingInformation": [
-            {
-                "reference": f"MedicationStatement/{entry['id']}/_history/{entry['meta']['versionId']}"
-            }
+            {"reference": f"MedicationStatement/{entry['id']}/_history/{version}"}
         ],
         "effectiveDateTime": now_iso(server),
     }
@@ -206,7 +205,7 @@ def test_a_change_of_route_is_unacknowledged_for_the_unit(server: LiveServer) ->
 
     oral = morning_only()
     oral["dosage"][0]["route"] = ORAL
-    pid, list_id, (entry,) = setup(server, oral)
+    _, list_id, (entry,) = setup(server, oral)
     with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
         assert marks(schedule(nurse, list_id)) == {}
         changed = {**entry, "dosage": [{**entry["dosage"][0], "route": SUBCUT}]}
