@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from pll.fhir.acknowledgements import EXT_UNACKNOWLEDGED, MARK
@@ -27,6 +28,9 @@ __all__ = ["receiver"]  # the rest-hook endpoint fixture, shared with the events
 NOT_GIVEN = "http://pll.invalid/fhir/CodeSystem/administration-not-given"
 OTHER_UNITS_NURSE = "9144900"  # the persona "nurse", of Bergen kommune hjemmetjeneste
 CARE_WORKER = "9144943"
+
+# the clock at 19:30 today, where every planned dose of the day but the night's may be recorded
+pytestmark = pytest.mark.usefixtures("evening_round")
 
 
 def schedule(client: httpx.Client, list_id: str) -> dict[str, Any]:
@@ -131,7 +135,7 @@ def test_the_round_with_a_change_acknowledged(server: LiveServer) -> None:
             e["url"] != EXT_UNACKNOWLEDGED for e in morning["extension"]
         )
         reason = [{"coding": [{"system": NOT_GIVEN, "code": "refused"}]}]
-        body = given(pid, atorva, "kveld/20:00", "not-done", statusReason=reason)
+        body = given(pid, atorva, "kveld/1", "not-done", statusReason=reason)
         ok(worker.post("/fhir/MedicationAdministration", json=body), 201)
         before_change = version_of(gp, list_id)
 
@@ -160,7 +164,7 @@ def test_the_round_with_a_change_acknowledged(server: LiveServer) -> None:
         assert marks(schedule(gp, list_id)) == {}
 
         # the evening dose is given from the changed entry: allowed, and flagged
-        evening_dose = given(pid, changed, "kveld/20:00")
+        evening_dose = given(pid, changed, "kveld/1")
         flagged = ok(nurse.post("/fhir/MedicationAdministration", json=evening_dose), 201)
         validate(flagged, "MedicationAdministration")
         (flag,) = (e for e in flagged["extension"] if e["url"] == EXT_UNACKNOWLEDGED)

@@ -201,7 +201,7 @@ def test_each_dosage_kind_lands_on_its_days_and_rounds(
     assert dose["supportingInformation"][0]["reference"] == (
         f"MedicationStatement/{metformin['id']}/_history/{metformin['meta']['versionId']}"
     )
-    assert dose["identifier"][0]["value"] == f"{metformin['id']}/{MONDAY}/morgen/08:00"
+    assert dose["identifier"][0]["value"] == f"{metformin['id']}/{MONDAY}/morgen/1"
     assert dose["basedOn"] == [{"reference": f"MedicationRequest/{rx['id']}"}]
     weekly_dose = next(r for r in _requests(week, "planned") if "Metotreksat" in str(r))
     assert weekly_dose["supportingInformation"][0]["reference"].startswith(

@@ -26,7 +26,11 @@ from tests.integration.builders import (
     patient,
     statement,
 )
+from tests.integration.conftest import evening_today
 from tests.integration.test_care_units import audit_of, unit
+
+# the clock at 19:30 today, where every planned dose of the day but the night's may be recorded
+pytestmark = pytest.mark.usefixtures("evening_round")
 
 PLANNED = "http://pll.invalid/fhir/StructureDefinition/administration-planned-dose"
 NOT_GIVEN = "http://pll.invalid/fhir/CodeSystem/administration-not-given"
@@ -60,7 +64,7 @@ def today() -> str:
 def given(
     pid: str,
     entry: dict[str, Any],
-    slot: str | None = "morgen/08:00",
+    slot: str | None = "morgen/1",
     status: str = "completed",
     **extra: Any,
 ) -> dict[str, Any]:
@@ -73,7 +77,8 @@ def given(
         "supportingInformation": [
             {"reference": f"MedicationStatement/{entry['id']}/_history/{version}"}
         ],
-        "effectiveDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
+        # the time the clock of the ``evening_round`` fixture stands at
+        "effectiveDateTime": evening_today().astimezone(UTC).isoformat(timespec="seconds"),
     }
     if slot:
         body["extension"] = [{"url": PLANNED, "valueString": f"{entry['id']}/{today()}/{slot}"}]
@@ -121,7 +126,7 @@ def test_the_round_given_not_given_partly_and_listed(server: LiveServer) -> None
         not_given = ok(
             nurse.post(
                 "/fhir/MedicationAdministration",
-                json=given(pid, entry, "kveld/20:00", "not-done", statusReason=reason),
+                json=given(pid, entry, "kveld/1", "not-done", statusReason=reason),
             ),
             201,
         )
@@ -135,8 +140,8 @@ def test_the_round_given_not_given_partly_and_listed(server: LiveServer) -> None
         )
     assert rows(server, pid) == sorted(
         [
-            ("completed", f"{entry['id']}/{today()}/morgen/08:00", "2", 1),
-            ("not-done", f"{entry['id']}/{today()}/kveld/20:00", None, 1),
+            ("completed", f"{entry['id']}/{today()}/morgen/1", "2", 1),
+            ("not-done", f"{entry['id']}/{today()}/kveld/1", None, 1),
         ]
     )
     assert ("search", "0") in [(a, o) for a, o, _ in audit_of(server, pid)]
@@ -160,7 +165,7 @@ def test_refused_cases_write_nothing(server: LiveServer) -> None:
     with server.client("nursing-home-nurse") as nurse, server.client("gp") as gp:
         too_much = given(pid, entry, dosage={"dose": {"value": 3, "unit": "tablett"}})
         assert "more than the planned" in refused(server, nurse, too_much, 422)
-        assert "no planned dose" in refused(server, nurse, given(pid, entry, "middag/14:00"), 400)
+        assert "no planned dose" in refused(server, nurse, given(pid, entry, "middag/1"), 400)
         no_reason = given(pid, entry, status="not-done")
         assert "statusReason" in refused(server, nurse, no_reason, 400)
         stale = given(pid, entry)
@@ -198,7 +203,7 @@ def test_refused_cases_write_nothing(server: LiveServer) -> None:
             "parameter": [{"name": "reason", "valueString": "Innlagt"}],
         }
         ok(gp.post(f"/fhir/List/{list_id}/$pause", json=pause))
-        assert "paused (Pause PLL)" in refused(server, nurse, given(pid, entry, "kveld/20:00"), 409)
+        assert "paused (Pause PLL)" in refused(server, nurse, given(pid, entry, "kveld/1"), 409)
 
 
 def test_as_needed_above_the_daily_maximum_is_refused(server: LiveServer) -> None:
@@ -227,7 +232,7 @@ def test_as_needed_above_the_daily_maximum_is_refused(server: LiveServer) -> Non
             201,
         )
         two = {"dose": {"value": 2, "unit": "tablett"}}
-        assert "remains of today's maximum" in refused(
+        assert "the maximum is 2 tablett per 24 timer" in refused(
             server, nurse, given(pid, entry, None, dosage=two, reasonCode=why), 422
         )
         ok(
@@ -237,7 +242,7 @@ def test_as_needed_above_the_daily_maximum_is_refused(server: LiveServer) -> Non
             ),
             201,
         )
-        assert "remains" in refused(
+        assert "the maximum is" in refused(
             server, nurse, given(pid, entry, None, dosage=dose, reasonCode=why), 422
         )
         # later: the effect, as a new version with a note

@@ -228,14 +228,14 @@ def test_group_b_needs_a_second_signer_where_the_unit_chose_it(
         ok(
             nurse.post(
                 "/fhir/MedicationAdministration",
-                json=body(pid, entry, f"{entry['id']}/{today}/morgen/08:00", now),
+                json=body(pid, entry, f"{entry['id']}/{today}/morgen/1", now),
             ),
             201,
         )
         ok(nurse.post(SETTINGS, json=settings(group_b=True)))
         clock.advance(days=1)
         now, day = server.service.clock(), local_day(server)
-        key = f"{entry['id']}/{day}/morgen/07:30"  # the unit's own morning round
+        key = f"{entry['id']}/{day}/morgen/1"  # the morning round, at the unit's 07:30
         before = snapshot(server.db, audit=False)
         r = nurse.post("/fhir/MedicationAdministration", json=body(pid, entry, key, now))
         assert r.status_code == 422, r.text
@@ -247,7 +247,7 @@ def test_group_b_needs_a_second_signer_where_the_unit_chose_it(
                 "actor": {"identifier": {"system": HPR, "value": "9144943"}},
             }
         ]
-        # the default round's key is not on this unit's chart that day
+        # a key of PLL's first shape (with the clock time) is refused with a message
         old = body(pid, entry, f"{entry['id']}/{day}/morgen/08:00", now, performer=second)
         assert nurse.post("/fhir/MedicationAdministration", json=old).status_code == 400
         made = ok(

@@ -362,8 +362,9 @@ def _check_maximum(item: AsNeeded, rec: Recording, doses: list[prn.Dose]) -> Non
         f"maximum is {most.amount} {most.unit} per {per}, and {peak} was already given then.",
         _DOSE,
         norwegian=(
-            f"{rec.amount} {rec.unit} nå gir {peak + rec.amount} {most.unit} i løpet av {per}; "
-            f"maksimum er {most.amount} per {per} ({peak} er gitt fra {since})."
+            f"{rec.amount} er mer enn det som gjenstår av maksimum "
+            f"({max(most.amount - peak, 0)} av {most.amount} {most.unit} per {per}; "
+            f"{peak} gitt fra {since})."
         ),
     )
 
