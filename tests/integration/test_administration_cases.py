@@ -29,6 +29,7 @@ from tests.integration.builders import (
     statement,
 )
 from tests.integration.test_administrations import given, setup, today
+from tests.integration.test_care_units import audit_of
 
 GP_ORG = "974600951"
 KIND = fhir_cases.CASE_CODE_SYSTEM
@@ -183,3 +184,35 @@ def test_refused_reports_write_nothing(server: LiveServer) -> None:
     with server.db.read() as conn:
         assert conn.execute(sa.select(discrepancy_case.c.id)).all() == []
     del pid
+
+
+def test_a_missed_dose_case_outside_the_charts_days_is_refused_no_5xx(server: LiveServer) -> None:
+    _, _, (entry,) = setup(server, statement("Patient/x", *DRUGS[0], 1, "MORN"))
+    with server.client("care-worker") as worker:
+        for day in ("9999-12-31", "0001-01-01"):
+            key = {"system": PLANNED_DOSE, "value": f"{entry['id']}/{day}/morgen/1"}
+            said = refused(server, worker, task({"identifier": key}), 400)
+            assert "outside the days the chart covers" in said
+
+
+def test_a_case_naming_another_patients_record_is_refused_as_access_and_logged(
+    server: LiveServer,
+) -> None:
+    """Access to the patient a record belongs to is decided before anything is told: a
+    patient naming someone else's record with Task.for = themselves is refused (logged in
+    that patient's access log), and the answer does not name that patient."""
+    pid, _, (entry,) = setup(server, statement("Patient/x", *DRUGS[0], 1, "MORN"))
+    with server.client("nursing-home-nurse") as nurse:
+        record = ok(nurse.post("/fhir/MedicationAdministration", json=given(pid, entry)), 201)
+    fnr = new_fnr()
+    with server.client("gp") as gp:
+        me = ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
+    logged = len(audit_of(server, pid))
+    with server.client("patient", fnr) as stranger:
+        bad = task({"reference": f"MedicationAdministration/{record['id']}"})
+        before = snapshot(server.db, audit=False)
+        r = stranger.post("/fhir/Task", json={**bad, "for": {"reference": f"Patient/{me}"}})
+        assert snapshot(server.db, audit=False) == before
+    assert r.status_code == 403, r.text
+    assert pid not in r.text
+    assert len(audit_of(server, pid)) == logged + 1

@@ -359,3 +359,33 @@ def test_the_statistics_count_the_time_from_change_to_acknowledgement(
     assert row["unacknowledged"] is None  # one change waiting: under five, suppressed
     csv = httpx.get(f"{server.base}/stats/acknowledgements", params={"format": "csv"}).text
     assert csv.splitlines()[1] == "883416031,5,3.0,5.0,<5"
+
+
+SCT = "http://snomed.info/sct"
+ORAL = {"coding": [{"system": SCT, "code": "26643006", "display": "Oral"}]}
+SUBCUT = {"coding": [{"system": SCT, "code": "34206005", "display": "Subkutan"}]}
+
+
+def test_a_change_of_route_is_unacknowledged_for_the_unit(server: LiveServer) -> None:
+    """The same amount at the same time by another route (by mouth → under the skin) changes
+    what the nurse does: it is 'Endret — ikke kvittert' until a nurse takes it in."""
+    oral = statement("Patient/x", *DRUGS[0], 1, "MORN")
+    oral["dosage"][0]["route"] = ORAL
+    _, list_id, (entry,) = setup(server, oral)
+    with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
+        assert marks(schedule(nurse, list_id)) == {}
+        changed = {**entry, "dosage": [{**entry["dosage"][0], "route": SUBCUT}]}
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{entry['id']}",
+                json=changed,
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+        answer = schedule(nurse, list_id)
+        (mark,) = marks(answer)[entry["id"]]
+        assert (mark["kind"], mark["from"], mark["to"]) == ("route", "Oral", "Subkutan")
+        assert any("endret administrasjonsmåte (Oral → Subkutan)" in w for w in warnings(answer))
+        version = version_of(nurse, list_id)
+        ok(nurse.post(f"/fhir/List/{list_id}/$acknowledge-changes", json=acknowledge(version)))
+        assert marks(schedule(nurse, list_id)) == {}

@@ -298,6 +298,11 @@ def test_a_paused_entry_is_named_not_planned(server: LiveServer, gp: httpx.Clien
         ({"end": MONDAY}, "start"),
         ({"date": MONDAY, "start": MONDAY}, "start"),
         ({"dato": MONDAY}, "dato"),
+        # the chart covers 1900–2999: the calendar's last and first days are refused, no 5xx
+        ({"date": "9999-12-31"}, "date"),
+        ({"start": "9999-12-30", "end": "9999-12-31"}, "start"),
+        ({"start": "2999-12-31", "end": "3000-01-01"}, "end"),
+        ({"date": "0001-01-01"}, "date"),
     ],
 )
 def test_bad_dates_are_refused_with_where(
