@@ -401,6 +401,8 @@ def test_days_outside_the_chart_and_odd_times_are_refused_never_a_5xx(server: Li
             "2026-01-01T10:00:00+14:59",
         ):
             refused(server, nurse, given(pid, entry, effectiveDateTime=moment), 400)
+        search = nurse.get(f"/fhir/MedicationAdministration?patient={pid}&date=9999-12-31")
+        assert search.status_code == 400
 
 
 def test_a_second_signer_is_named_by_4_to_9_digits_alike_on_both_databases(
