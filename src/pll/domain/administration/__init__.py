@@ -61,8 +61,9 @@ with ``status`` active, ``intent`` ``instance-order``, ``basedOn`` the entry's p
 (or an extension naming ``MedicationStatement/<entry_id>/_history/<entry_version>``),
 ``medication[x]`` and ``subject`` from the entry, ``dosageInstruction[0]`` with
 ``timing.event`` = [``at``], ``timing.code.text`` = the slot, ``doseAndRate[0].doseQuantity``
-= amount and unit, and the source as an extension; :attr:`PlannedDose.key` (``<entry>/<day>/<round>/<n>``,
-:mod:`pll.domain.administration.keys`) is its stable identifier (the planned slot a ``MedicationAdministration`` names). As-needed and ``må
+= amount and unit, and the source as an extension; :attr:`PlannedDose.key`
+(``<entry>/<day>/<round>/<n>``, :mod:`pll.domain.administration.keys`) is its stable
+identifier (the planned slot a ``MedicationAdministration`` names). As-needed and ``må
 vurderes`` items are ``MedicationRequest`` s without ``timing.event`` (``asNeeded`` true, or
 ``dosageInstruction[0].text`` with the reason), and a paused list an OperationOutcome-free
 Bundle with the pause in a ``List`` entry or extension.
