@@ -27,7 +27,6 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +66,8 @@ def _register(base: str, data_dir: Path, pids: list[str]) -> None:
 def _given(planned: dict[str, Any]) -> dict[str, Any]:
     """The record of ``planned`` (a schedule's MedicationRequest) given on time, as planned."""
     key = next(i["value"] for i in planned["identifier"] if i["system"] == PLANNED_DOSE)
-    _, day, _, at = key.split("/")
-    when = datetime.combine(datetime.fromisoformat(day).date(), clock.fromisoformat(at), OSLO)
+    # the key names entry, day, round and ordinal; the planned time is the timing's event
+    when = datetime.fromisoformat(planned["dosageInstruction"][0]["timing"]["event"][0])
     body = {
         "resourceType": "MedicationAdministration",
         "status": "completed",

@@ -261,3 +261,26 @@ def test_a_patient_without_multidose_gets_the_schedule_as_before(server: LiveSer
                 )
         shown = bags(schedule(nurse, p), p)
         assert all("bag" not in parts for parts in shown.values())
+
+
+def test_a_removed_entry_over_a_range_is_one_issue_naming_its_days(server: LiveServer) -> None:
+    """Not one issue per round per day: 13 packed days of a discontinued entry are one issue
+    for the nurse, naming the days."""
+    with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
+        p = registered(gp)
+        pack(server, p, "Metformin", "Atorvastatin")
+        ator = p.entries["Atorvastatin"]
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{ator['id']}",
+                json={**ator, "status": "stopped", "statusReason": [{"text": "Myalgi"}]},
+                headers={"If-Match": f'W/"{ator["meta"]["versionId"]}"'},
+            )
+        )
+        query = f"start={PERIOD['start']}&end=2030-03-17"
+        bundle = ok(nurse.get(f"/fhir/List/{p.list_id}/$administration-schedule?{query}"))
+        ((text, where),) = issues(bundle)
+        assert "Atorvastatin tab 20 mg ligger i posen, men den er seponert" in text
+        assert "04.03.2030 morgen" in text
+        assert "17.03.2030 morgen" in text
+        assert where.startswith(f"MedicationStatement/{ator['id']}")

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import sqlalchemy as sa
 
 from pll.fhir import cases as fhir_cases
@@ -28,9 +29,13 @@ from tests.integration.builders import (
     statement,
 )
 from tests.integration.test_administrations import given, setup, today
+from tests.integration.test_care_units import audit_of
 
 GP_ORG = "974600951"
 KIND = fhir_cases.CASE_CODE_SYSTEM
+
+# the clock at 19:30 today, where every planned dose of the day but the night's may be recorded
+pytestmark = pytest.mark.usefixtures("evening_round")
 
 
 def task(
@@ -134,7 +139,7 @@ def test_a_missed_planned_dose_is_reported_by_its_key(server: LiveServer) -> Non
     validate(made, "Task")
     assert made["focus"]["identifier"] == {
         "system": PLANNED_DOSE,
-        "value": f"{entry['id']}/{today()}/morgen/08:00",
+        "value": f"{entry['id']}/{today()}/morgen/1",
     }
     assert made["code"]["coding"][0]["code"] == "administration"
     assert made["owner"]["identifier"]["value"] == GP_ORG
@@ -152,7 +157,7 @@ def refused(server: LiveServer, client: httpx.Client, body: dict[str, Any], stat
 
 def test_refused_reports_write_nothing(server: LiveServer) -> None:
     pid, _, (entry,) = setup(server, statement("Patient/x", *DRUGS[0], 1, "MORN"))
-    key = f"{entry['id']}/{today()}/morgen/08:00"
+    key = f"{entry['id']}/{today()}/morgen/1"
     with server.client("gp") as gp:  # a patient not registered with the care worker's unit
         other = ok(gp.post("/fhir/Patient", json=patient(new_fnr())), 201)["id"]
         new_list(gp, other)
@@ -162,7 +167,7 @@ def test_refused_reports_write_nothing(server: LiveServer) -> None:
     with server.client("care-worker") as worker:
         text = refused(server, worker, task({"reference": "MedicationAdministration/nope"}), 400)
         assert "does not exist" in text
-        not_planned = {"system": PLANNED_DOSE, "value": f"{entry['id']}/{today()}/middag/14:00"}
+        not_planned = {"system": PLANNED_DOSE, "value": f"{entry['id']}/{today()}/middag/1"}
         assert "no planned dose" in refused(server, worker, task({"identifier": not_planned}), 400)
         bad = {"system": PLANNED_DOSE, "value": "not-a-key"}
         assert "not the key of a planned dose" in refused(
@@ -172,10 +177,42 @@ def test_refused_reports_write_nothing(server: LiveServer) -> None:
         assert "has code" in refused(server, worker, wrong_code, 400)
         no_text = task({"identifier": {"system": PLANNED_DOSE, "value": key}}, text=" ")
         assert "description" in refused(server, worker, no_text, 400)
-        elsewhere = {"system": PLANNED_DOSE, "value": f"{stranger['id']}/{today()}/morgen/08:00"}
+        elsewhere = {"system": PLANNED_DOSE, "value": f"{stranger['id']}/{today()}/morgen/1"}
         assert "not registered with yours" in refused(
             server, worker, task({"identifier": elsewhere}), 403
         )
     with server.db.read() as conn:
         assert conn.execute(sa.select(discrepancy_case.c.id)).all() == []
     del pid
+
+
+def test_a_missed_dose_case_outside_the_charts_days_is_refused_no_5xx(server: LiveServer) -> None:
+    _, _, (entry,) = setup(server, statement("Patient/x", *DRUGS[0], 1, "MORN"))
+    with server.client("care-worker") as worker:
+        for day in ("9999-12-31", "0001-01-01"):
+            key = {"system": PLANNED_DOSE, "value": f"{entry['id']}/{day}/morgen/1"}
+            said = refused(server, worker, task({"identifier": key}), 400)
+            assert "outside the days the chart covers" in said
+
+
+def test_a_case_naming_another_patients_record_is_refused_as_access_and_logged(
+    server: LiveServer,
+) -> None:
+    """Access to the patient a record belongs to is decided before anything is told: a
+    patient naming someone else's record with Task.for = themselves is refused (logged in
+    that patient's access log), and the answer does not name that patient."""
+    pid, _, (entry,) = setup(server, statement("Patient/x", *DRUGS[0], 1, "MORN"))
+    with server.client("nursing-home-nurse") as nurse:
+        record = ok(nurse.post("/fhir/MedicationAdministration", json=given(pid, entry)), 201)
+    fnr = new_fnr()
+    with server.client("gp") as gp:
+        me = ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
+    logged = len(audit_of(server, pid))
+    with server.client("patient", fnr) as stranger:
+        bad = task({"reference": f"MedicationAdministration/{record['id']}"})
+        before = snapshot(server.db, audit=False)
+        r = stranger.post("/fhir/Task", json={**bad, "for": {"reference": f"Patient/{me}"}})
+        assert snapshot(server.db, audit=False) == before
+    assert r.status_code == 403, r.text
+    assert pid not in r.text
+    assert len(audit_of(server, pid)) == logged + 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from pll.fhir.acknowledgements import EXT_UNACKNOWLEDGED, MARK
@@ -27,6 +28,9 @@ __all__ = ["receiver"]  # the rest-hook endpoint fixture, shared with the events
 NOT_GIVEN = "http://pll.invalid/fhir/CodeSystem/administration-not-given"
 OTHER_UNITS_NURSE = "9144900"  # the persona "nurse", of Bergen kommune hjemmetjeneste
 CARE_WORKER = "9144943"
+
+# the clock at 19:30 today, where every planned dose of the day but the night's may be recorded
+pytestmark = pytest.mark.usefixtures("evening_round")
 
 
 def schedule(client: httpx.Client, list_id: str) -> dict[str, Any]:
@@ -131,7 +135,7 @@ def test_the_round_with_a_change_acknowledged(server: LiveServer) -> None:
             e["url"] != EXT_UNACKNOWLEDGED for e in morning["extension"]
         )
         reason = [{"coding": [{"system": NOT_GIVEN, "code": "refused"}]}]
-        body = given(pid, atorva, "kveld/20:00", "not-done", statusReason=reason)
+        body = given(pid, atorva, "kveld/1", "not-done", statusReason=reason)
         ok(worker.post("/fhir/MedicationAdministration", json=body), 201)
         before_change = version_of(gp, list_id)
 
@@ -160,7 +164,7 @@ def test_the_round_with_a_change_acknowledged(server: LiveServer) -> None:
         assert marks(schedule(gp, list_id)) == {}
 
         # the evening dose is given from the changed entry: allowed, and flagged
-        evening_dose = given(pid, changed, "kveld/20:00")
+        evening_dose = given(pid, changed, "kveld/1")
         flagged = ok(nurse.post("/fhir/MedicationAdministration", json=evening_dose), 201)
         validate(flagged, "MedicationAdministration")
         (flag,) = (e for e in flagged["extension"] if e["url"] == EXT_UNACKNOWLEDGED)
@@ -355,3 +359,33 @@ def test_the_statistics_count_the_time_from_change_to_acknowledgement(
     assert row["unacknowledged"] is None  # one change waiting: under five, suppressed
     csv = httpx.get(f"{server.base}/stats/acknowledgements", params={"format": "csv"}).text
     assert csv.splitlines()[1] == "883416031,5,3.0,5.0,<5"
+
+
+SCT = "http://snomed.info/sct"
+ORAL = {"coding": [{"system": SCT, "code": "26643006", "display": "Oral"}]}
+SUBCUT = {"coding": [{"system": SCT, "code": "34206005", "display": "Subkutan"}]}
+
+
+def test_a_change_of_route_is_unacknowledged_for_the_unit(server: LiveServer) -> None:
+    """The same amount at the same time by another route (by mouth → under the skin) changes
+    what the nurse does: it is 'Endret — ikke kvittert' until a nurse takes it in."""
+    oral = statement("Patient/x", *DRUGS[0], 1, "MORN")
+    oral["dosage"][0]["route"] = ORAL
+    _, list_id, (entry,) = setup(server, oral)
+    with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
+        assert marks(schedule(nurse, list_id)) == {}
+        changed = {**entry, "dosage": [{**entry["dosage"][0], "route": SUBCUT}]}
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{entry['id']}",
+                json=changed,
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+        answer = schedule(nurse, list_id)
+        (mark,) = marks(answer)[entry["id"]]
+        assert (mark["kind"], mark["from"], mark["to"]) == ("route", "Oral", "Subkutan")
+        assert any("endret administrasjonsmåte (Oral → Subkutan)" in w for w in warnings(answer))
+        version = version_of(nurse, list_id)
+        ok(nurse.post(f"/fhir/List/{list_id}/$acknowledge-changes", json=acknowledge(version)))
+        assert marks(schedule(nurse, list_id)) == {}

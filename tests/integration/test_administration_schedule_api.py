@@ -201,7 +201,7 @@ def test_each_dosage_kind_lands_on_its_days_and_rounds(
     assert dose["supportingInformation"][0]["reference"] == (
         f"MedicationStatement/{metformin['id']}/_history/{metformin['meta']['versionId']}"
     )
-    assert dose["identifier"][0]["value"] == f"{metformin['id']}/{MONDAY}/morgen/08:00"
+    assert dose["identifier"][0]["value"] == f"{metformin['id']}/{MONDAY}/morgen/1"
     assert dose["basedOn"] == [{"reference": f"MedicationRequest/{rx['id']}"}]
     weekly_dose = next(r for r in _requests(week, "planned") if "Metotreksat" in str(r))
     assert weekly_dose["supportingInformation"][0]["reference"].startswith(
@@ -298,6 +298,11 @@ def test_a_paused_entry_is_named_not_planned(server: LiveServer, gp: httpx.Clien
         ({"end": MONDAY}, "start"),
         ({"date": MONDAY, "start": MONDAY}, "start"),
         ({"dato": MONDAY}, "dato"),
+        # the chart covers 1900–2999: the calendar's last and first days are refused, no 5xx
+        ({"date": "9999-12-31"}, "date"),
+        ({"start": "9999-12-30", "end": "9999-12-31"}, "start"),
+        ({"start": "2999-12-31", "end": "3000-01-01"}, "end"),
+        ({"date": "0001-01-01"}, "date"),
     ],
 )
 def test_bad_dates_are_refused_with_where(

@@ -5,7 +5,7 @@ unit's nurse is refused and logged; a correction is a new version (entered-in-er
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pll.domain.administration import OSLO
 from pll.fhir.validate import validate
 from pll.store.schema import fest_drug, medication_administration, medication_administration_version
-from tests.conftest import LiveServer, snapshot
+from tests.conftest import Clock, LiveServer, snapshot
 from tests.integration.builders import (
     DRUGS,
     SMALL_FEST,
@@ -26,7 +26,11 @@ from tests.integration.builders import (
     patient,
     statement,
 )
+from tests.integration.conftest import evening_today
 from tests.integration.test_care_units import audit_of, unit
+
+# the clock at 19:30 today, where every planned dose of the day but the night's may be recorded
+pytestmark = pytest.mark.usefixtures("evening_round")
 
 PLANNED = "http://pll.invalid/fhir/StructureDefinition/administration-planned-dose"
 NOT_GIVEN = "http://pll.invalid/fhir/CodeSystem/administration-not-given"
@@ -60,7 +64,7 @@ def today() -> str:
 def given(
     pid: str,
     entry: dict[str, Any],
-    slot: str | None = "morgen/08:00",
+    slot: str | None = "morgen/1",
     status: str = "completed",
     **extra: Any,
 ) -> dict[str, Any]:
@@ -73,7 +77,8 @@ def given(
         "supportingInformation": [
             {"reference": f"MedicationStatement/{entry['id']}/_history/{version}"}
         ],
-        "effectiveDateTime": datetime.now(UTC).isoformat(timespec="seconds"),
+        # the time the clock of the ``evening_round`` fixture stands at
+        "effectiveDateTime": evening_today().astimezone(UTC).isoformat(timespec="seconds"),
     }
     if slot:
         body["extension"] = [{"url": PLANNED, "valueString": f"{entry['id']}/{today()}/{slot}"}]
@@ -121,7 +126,7 @@ def test_the_round_given_not_given_partly_and_listed(server: LiveServer) -> None
         not_given = ok(
             nurse.post(
                 "/fhir/MedicationAdministration",
-                json=given(pid, entry, "kveld/20:00", "not-done", statusReason=reason),
+                json=given(pid, entry, "kveld/1", "not-done", statusReason=reason),
             ),
             201,
         )
@@ -135,8 +140,8 @@ def test_the_round_given_not_given_partly_and_listed(server: LiveServer) -> None
         )
     assert rows(server, pid) == sorted(
         [
-            ("completed", f"{entry['id']}/{today()}/morgen/08:00", "2", 1),
-            ("not-done", f"{entry['id']}/{today()}/kveld/20:00", None, 1),
+            ("completed", f"{entry['id']}/{today()}/morgen/1", "2", 1),
+            ("not-done", f"{entry['id']}/{today()}/kveld/1", None, 1),
         ]
     )
     assert ("search", "0") in [(a, o) for a, o, _ in audit_of(server, pid)]
@@ -160,7 +165,7 @@ def test_refused_cases_write_nothing(server: LiveServer) -> None:
     with server.client("nursing-home-nurse") as nurse, server.client("gp") as gp:
         too_much = given(pid, entry, dosage={"dose": {"value": 3, "unit": "tablett"}})
         assert "more than the planned" in refused(server, nurse, too_much, 422)
-        assert "no planned dose" in refused(server, nurse, given(pid, entry, "middag/14:00"), 400)
+        assert "no planned dose" in refused(server, nurse, given(pid, entry, "middag/1"), 400)
         no_reason = given(pid, entry, status="not-done")
         assert "statusReason" in refused(server, nurse, no_reason, 400)
         stale = given(pid, entry)
@@ -198,7 +203,7 @@ def test_refused_cases_write_nothing(server: LiveServer) -> None:
             "parameter": [{"name": "reason", "valueString": "Innlagt"}],
         }
         ok(gp.post(f"/fhir/List/{list_id}/$pause", json=pause))
-        assert "paused (Pause PLL)" in refused(server, nurse, given(pid, entry, "kveld/20:00"), 409)
+        assert "paused (Pause PLL)" in refused(server, nurse, given(pid, entry, "kveld/1"), 409)
 
 
 def test_as_needed_above_the_daily_maximum_is_refused(server: LiveServer) -> None:
@@ -227,7 +232,7 @@ def test_as_needed_above_the_daily_maximum_is_refused(server: LiveServer) -> Non
             201,
         )
         two = {"dose": {"value": 2, "unit": "tablett"}}
-        assert "remains of today's maximum" in refused(
+        assert "the maximum is 2 tablett per 24 timer" in refused(
             server, nurse, given(pid, entry, None, dosage=two, reasonCode=why), 422
         )
         ok(
@@ -237,7 +242,7 @@ def test_as_needed_above_the_daily_maximum_is_refused(server: LiveServer) -> Non
             ),
             201,
         )
-        assert "remains" in refused(
+        assert "the maximum is" in refused(
             server, nurse, given(pid, entry, None, dosage=dose, reasonCode=why), 422
         )
         # later: the effect, as a new version with a note
@@ -321,3 +326,167 @@ def test_a_correction_is_a_new_version_entered_in_error(server: LiveServer) -> N
             conn.execute(
                 change.where(medication_administration_version.c.administration_id == made["id"])
             )
+
+
+# -- when a planned dose may be recorded, and what comes in (review of issue 17) ----------------
+
+
+def keys(client: httpx.Client, list_id: str, day: date) -> list[str]:
+    """The planned doses' keys of ``day`` on the caller's chart."""
+    bundle = ok(client.get(f"/fhir/List/{list_id}/$administration-schedule?date={day}"))
+    return [
+        r["resource"]["identifier"][0]["value"]
+        for r in bundle["entry"]
+        if r["resource"].get("identifier")
+    ]
+
+
+def server_now(server: LiveServer) -> str:
+    return server.service.clock().astimezone(UTC).isoformat(timespec="seconds")
+
+
+def local(hour: int, minute: int) -> str:
+    """Today in Norway at ``hour:minute``, as a FHIR dateTime."""
+    moment = datetime.combine(date.fromisoformat(today()), time(hour, minute), OSLO)
+    return moment.isoformat(timespec="seconds")
+
+
+def with_key(body: dict[str, Any], key: str) -> dict[str, Any]:
+    return {**body, "extension": [{"url": PLANNED, "valueString": key}]}
+
+
+def morning() -> dict[str, Any]:
+    return statement("Patient/x", *DRUGS[0], 1, "MORN")
+
+
+def test_a_later_days_planned_dose_is_not_recorded_today(server: LiveServer) -> None:
+    """Today's morning dose and tomorrow's both 'given' this evening would be a double dose
+    today and a missed one tomorrow: a planned dose is recorded from an hour before it."""
+    pid, list_id, (entry,) = setup(server, morning())
+    today_ = date.fromisoformat(today())
+    with server.client("nursing-home-nurse") as nurse:
+        ok(nurse.post("/fhir/MedicationAdministration", json=given(pid, entry)), 201)
+        for later in (today_ + timedelta(days=1), today_ + timedelta(days=7)):
+            (key,) = keys(nurse, list_id, later)
+            said = refused(server, nurse, with_key(given(pid, entry), key), 422)
+            assert "it is recorded from 60 minutes before that" in said
+
+
+def test_a_planned_dose_is_given_late_up_to_12_hours_and_not_given_in_its_window_only(
+    server: LiveServer, clock: Clock
+) -> None:
+    pid, _, (entry,) = setup(server, med())
+    reason = [{"coding": [{"system": NOT_GIVEN, "code": "absent"}]}]
+    with server.client("nursing-home-nurse") as nurse:
+        early = given(pid, entry, "kveld/1", "not-done", statusReason=reason)
+        early["effectiveDateTime"] = local(18, 55)  # 65 minutes before 20:00
+        assert "60 minutes before" in refused(server, nurse, early, 422)
+        clock.advance(hours=1)  # 20:30
+        late = given(pid, entry, effectiveDateTime=server_now(server))
+        assert "no longer given late" in refused(server, nurse, late, 422)
+        twelve_hours = given(pid, entry, effectiveDateTime=local(20, 0))
+        ok(nurse.post("/fhir/MedicationAdministration", json=twelve_hours), 201)
+
+
+def test_days_outside_the_chart_and_odd_times_are_refused_never_a_5xx(server: LiveServer) -> None:
+    pid, _, (entry,) = setup(server, morning())
+    with server.client("nursing-home-nurse") as nurse:
+        for day in ("9999-12-31", "0001-01-01"):
+            body = with_key(given(pid, entry), f"{entry['id']}/{day}/morgen/1")
+            assert "outside the days the chart covers" in refused(server, nurse, body, 400)
+        for moment in (
+            "0001-01-01T00:30:00+01:00",
+            "0001-01-01T00:30:00Z",
+            "2026-06-30T23:59:60Z",
+            "2026-01-01T10:00:00+14:59",
+        ):
+            refused(server, nurse, given(pid, entry, effectiveDateTime=moment), 400)
+        search = nurse.get(f"/fhir/MedicationAdministration?patient={pid}&date=9999-12-31")
+        assert search.status_code == 400
+
+
+def test_a_second_signer_is_named_by_4_to_9_digits_alike_on_both_databases(
+    server: LiveServer,
+) -> None:
+    pid, _, (entry,) = setup(server, morning())
+    with server.client("nursing-home-nurse") as nurse:
+        for number in ("9" * 40, "123", "12345678901"):
+            second = [
+                {
+                    "function": {"coding": [{"code": "verifier"}]},
+                    "actor": {"identifier": {"system": HPR, "value": number}},
+                }
+            ]
+            said = refused(server, nurse, given(pid, entry, performer=second), 422)
+            assert "4 to 9 digits" in said
+
+
+def test_the_as_needed_maximum_per_24_hours_holds_across_midnight(
+    server: LiveServer, clock: Clock
+) -> None:
+    """'Høyst 2 per 24 timer': 2 tablets at 23:30 and 2 more at 00:30 are 4 within one hour."""
+    prn = statement("Patient/x", *DRUGS[2], 1, "MORN")
+    prn["dosage"] = [
+        {
+            "text": "1-2 tabletter ved behov, høyst 2 per 24 timer",
+            "asNeededBoolean": True,
+            "doseAndRate": [{"doseQuantity": {"value": 2, "unit": "tablett"}}],
+            "maxDosePerPeriod": {
+                "numerator": {"value": 2, "unit": "tablett"},
+                "denominator": {"value": 24, "unit": "timer", "code": "h"},
+            },
+        }
+    ]
+    pid, list_id, (entry,) = setup(server, prn)
+    clock.advance(hours=4)  # 23:30
+    two = {"dose": {"value": 2, "unit": "tablett"}}
+    why = [{"text": "Smerter"}]
+    with server.client("nursing-home-nurse") as nurse:
+        at_2330 = given(pid, entry, None, dosage=two, reasonCode=why)
+        ok(
+            nurse.post(
+                "/fhir/MedicationAdministration",
+                json=at_2330 | {"effectiveDateTime": server_now(server)},
+            ),
+            201,
+        )
+        clock.advance(hours=1)  # 00:30, the next day
+        at_0030 = at_2330 | {"effectiveDateTime": server_now(server)}
+        assert "the maximum is 2 tablett per 24 timer" in refused(server, nurse, at_0030, 422)
+        # what remains now is over the 24 hours ending now: nothing
+        tomorrow = server.service.clock().astimezone(OSLO).date()
+        bundle = ok(nurse.get(f"/fhir/List/{list_id}/$administration-schedule?date={tomorrow}"))
+    (item,) = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "MedicationRequest"
+    ]
+    parts = {p["url"]: p for p in item["extension"][0]["extension"]}
+    assert parts["remaining"]["valueQuantity"]["value"] == 0
+    assert item["dosageInstruction"][0]["maxDosePerPeriod"]["denominator"]["code"] == "d"
+
+
+def test_two_dosage_elements_in_one_round_are_one_dose_given_at_once(server: LiveServer) -> None:
+    """'1 tablett morgen og kveld' plus '1 tablett morgen' (two elements, one step) is one
+    morning dose of 2 tablets, its text showing both parts."""
+    both = morning()
+    twice_daily = {
+        "sequence": 1,
+        "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+        "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablett"}}],
+    }
+    both["dosage"] = [twice_daily, {**both["dosage"][0], "sequence": 1}]
+    pid, list_id, (entry,) = setup(server, both)
+    with server.client("nursing-home-nurse") as nurse:
+        bundle = ok(nurse.get(f"/fhir/List/{list_id}/$administration-schedule?date={today()}"))
+        planned = [
+            e["resource"]
+            for e in bundle["entry"]
+            if "/morgen/" in str(e["resource"].get("identifier", [{}])[0].get("value"))
+        ]
+        (dose,) = planned
+        assert dose["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2
+        assert dose["dosageInstruction"][0]["text"].endswith("(1 + 1)")
+        whole = {"dose": {"value": 2, "unit": "tablett"}}
+        ok(nurse.post("/fhir/MedicationAdministration", json=given(pid, entry, dosage=whole)), 201)
+        assert "already recorded" in refused(server, nurse, given(pid, entry), 409)

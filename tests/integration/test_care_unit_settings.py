@@ -6,7 +6,7 @@ refused caller is logged)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from pll.store.schema import audit_event, care_unit_settings, fest_drug, patient
 from tests.conftest import Clock, LiveServer, snapshot
 from tests.integration.builders import DRUGS, SMALL_FEST, ok, outcome_text, statement
 from tests.integration.test_administrations import FEST, HPR, PLANNED, setup
-from tests.integration.test_care_units import BERGEN_HOME_CARE, ORGNR, ULLERN
+from tests.integration.test_care_units import BERGEN_HOME_CARE, ORGNR, ULLERN, unit
 
 SETTINGS = "/fhir/Organization/$care-unit-settings"
 EARLY = {
@@ -209,10 +209,19 @@ def body(pid: str, entry: dict[str, Any], key: str, at: datetime, **extra: Any) 
     }
 
 
+def noon(clock: Clock) -> None:
+    """The clock at 12:00 today in Norway: the morning dose may be recorded now (from an
+    hour before it to 12 hours after)."""
+    target = datetime.combine(datetime.now(OSLO).date(), time(12), OSLO)
+    clock.offset = target.astimezone(UTC) - datetime.now(UTC)
+
+
 def test_group_b_needs_a_second_signer_where_the_unit_chose_it(
     server: LiveServer, clock: Clock
 ) -> None:
     from pll.catalog.importer import import_fest
+
+    noon(clock)
 
     with SMALL_FEST.open("rb") as extract:
         import_fest(server.db, extract, SMALL_FEST.name, now=datetime(2026, 11, 22, tzinfo=UTC))
@@ -228,14 +237,14 @@ def test_group_b_needs_a_second_signer_where_the_unit_chose_it(
         ok(
             nurse.post(
                 "/fhir/MedicationAdministration",
-                json=body(pid, entry, f"{entry['id']}/{today}/morgen/08:00", now),
+                json=body(pid, entry, f"{entry['id']}/{today}/morgen/1", now),
             ),
             201,
         )
         ok(nurse.post(SETTINGS, json=settings(group_b=True)))
         clock.advance(days=1)
         now, day = server.service.clock(), local_day(server)
-        key = f"{entry['id']}/{day}/morgen/07:30"  # the unit's own morning round
+        key = f"{entry['id']}/{day}/morgen/1"  # the morning round, at the unit's 07:30
         before = snapshot(server.db, audit=False)
         r = nurse.post("/fhir/MedicationAdministration", json=body(pid, entry, key, now))
         assert r.status_code == 422, r.text
@@ -247,7 +256,7 @@ def test_group_b_needs_a_second_signer_where_the_unit_chose_it(
                 "actor": {"identifier": {"system": HPR, "value": "9144943"}},
             }
         ]
-        # the default round's key is not on this unit's chart that day
+        # a key of PLL's first shape (with the clock time) is refused with a message
         old = body(pid, entry, f"{entry['id']}/{day}/morgen/08:00", now, performer=second)
         assert nurse.post("/fhir/MedicationAdministration", json=old).status_code == 400
         made = ok(
@@ -269,3 +278,50 @@ def test_the_operation_is_in_the_capability_statement(server: LiveServer) -> Non
         for op in r.get("operation", [])
     ]
     assert ops == ["care-unit-settings"]
+
+
+def test_one_morning_dose_is_recorded_once_by_two_units_with_other_clock_times(
+    server: LiveServer, clock: Clock
+) -> None:
+    """A patient registered with two units at once (home care and a short stay): one unit
+    gives the morning round at 07:30, the other at 08:00. The morning dose is one dose, with
+    one key on both charts, and is recorded once."""
+    noon(clock)
+    pid, list_id, (entry,) = setup(server, statement("Patient/x", *DRUGS[0], 1, "MORN"))
+    with server.client("nurse") as home_care, server.client("nursing-home-nurse") as ullern:
+        ok(
+            home_care.post(
+                f"/fhir/Patient/{pid}/$care-unit-register",
+                json=unit(BERGEN_HOME_CARE, "hjemmetjeneste"),
+            ),
+            201,
+        )
+        ok(ullern.post(SETTINGS, json=settings(**EARLY)))  # Ullern: from tomorrow
+        clock.advance(days=1)
+        now, day = server.service.clock(), local_day(server)
+        (at_ullern,) = planned_doses(ullern, list_id, day)
+        (at_home,) = planned_doses(home_care, list_id, day)
+        assert at_ullern[0] == at_home[0] == f"{entry['id']}/{day}/morgen/1"
+        assert (at_ullern[1][11:16], at_home[1][11:16]) == ("07:30", "08:00")
+        ok(ullern.post(MA, json=body(pid, entry, at_ullern[0], now)), 201)
+        before = snapshot(server.db, audit=False)
+        r = home_care.post(MA, json=body(pid, entry, at_home[0], now))
+        assert r.status_code == 409, r.text
+        assert "already recorded" in outcome_text(r)
+        assert snapshot(server.db, audit=False) == before
+
+
+MA = "/fhir/MedicationAdministration"
+
+
+def planned_doses(client: httpx.Client, list_id: str, day: date) -> list[tuple[str, str]]:
+    """(key, planned time) of each planned dose of ``day`` on the caller's chart."""
+    bundle = ok(client.get(f"/fhir/List/{list_id}/$administration-schedule?date={day}"))
+    return [
+        (
+            r["resource"]["identifier"][0]["value"],
+            r["resource"]["dosageInstruction"][0]["timing"]["event"][0],
+        )
+        for r in bundle["entry"]
+        if r["resource"].get("identifier")
+    ]

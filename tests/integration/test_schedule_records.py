@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from pll.fhir.administration import EXT_PLANNED
 from pll.fhir.validate import validate
 from tests.conftest import LiveServer
 from tests.integration.builders import DRUGS, ok
 from tests.integration.test_administrations import NOT_GIVEN, given, med, setup, today
+
+# the clock at 19:30 today, where every planned dose of the day but the night's may be recorded
+pytestmark = pytest.mark.usefixtures("evening_round")
 
 
 def parts(resource: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +50,7 @@ def test_recorded_doses_are_marked_and_as_needed_given_is_counted(server: LiveSe
         missed = ok(
             nurse.post(
                 "/fhir/MedicationAdministration",
-                json=given(pid, entry, "kveld/20:00", "not-done", statusReason=reason),
+                json=given(pid, entry, "kveld/1", "not-done", statusReason=reason),
             ),
             201,
         )

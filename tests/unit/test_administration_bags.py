@@ -83,7 +83,7 @@ def test_what_was_packed_is_in_the_bag_and_the_rest_is_given_separately() -> Non
         "aml/morgen": (Place.SEPARATE, ()),
     }
     assert found.mismatches == ()
-    assert found.doses[f"met/{MONDAY}/morgen/08:00"].report is not None
+    assert found.doses[f"met/{MONDAY}/morgen/1"].report is not None
 
 
 def test_a_dose_changed_after_packing_flags_that_rounds_bag_only() -> None:
@@ -104,7 +104,7 @@ def test_a_dose_changed_after_packing_flags_that_rounds_bag_only() -> None:
     (mismatch,) = found.mismatches
     assert mismatch.text.startswith(f"{MISMATCH}: kveld 02.03.2026: Metformin 500 mg er endret")
     assert "i posen: 1 tablett; på listen nå: 2 tablett" in mismatch.text
-    assert mismatch.dose_key == f"met/{MONDAY}/kveld/20:00"
+    assert mismatch.dose_key == f"met/{MONDAY}/kveld/1"
 
 
 def test_a_change_that_does_not_touch_what_is_given_flags_nothing() -> None:
@@ -196,7 +196,7 @@ def test_the_newest_report_holding_a_round_is_its_bag() -> None:
         [now], [report(line(old)), report(line(now), rid="r2", sent=PACKED_AT + timedelta(1))]
     )
     assert places(found) == {"met/morgen": (Place.BAG, ())}
-    assert found.doses[f"met/{MONDAY}/morgen/08:00"].report.id == "r2"  # type: ignore[union-attr]
+    assert found.doses[f"met/{MONDAY}/morgen/1"].report.id == "r2"  # type: ignore[union-attr]
 
 
 def test_unknown_packed_version_falls_back_to_the_time_of_the_last_change() -> None:

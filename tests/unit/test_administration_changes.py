@@ -146,3 +146,28 @@ def test_pause_pll_and_resuming_are_changes_of_the_list() -> None:
     assert change.text().startswith("legemiddellisten gjenopptatt, av Kari Fastlege")
     # paused and resumed again before the unit looked: the chart is where it was
     assert unacknowledged(1, 4, {}, resumed) == ()
+
+
+ORAL = {"coding": [{"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral"}]}
+SUBCUT = {"coding": [{"system": "http://snomed.info/sct", "code": "34206005"}], "text": "Subkutan"}
+
+
+def with_element(data: dict[str, Any], **parts: Any) -> dict[str, Any]:
+    return {**data, "dosage": [{**data["dosage"][0], **parts}]}
+
+
+def test_a_change_of_route_is_a_change_from_to() -> None:
+    (change,) = one(
+        1, 2, v(1, with_element(content(), route=ORAL)), v(2, with_element(content(), route=SUBCUT))
+    )
+    assert change.kind is ChangeKind.ROUTE
+    assert (change.before, change.after) == ("Oral", "Subkutan")
+    assert "endret administrasjonsmåte (Oral → Subkutan)" in change.text()
+
+
+def test_a_changed_instruction_is_a_change_from_to() -> None:
+    before = with_element(content(), additionalInstruction=[{"text": "Tas med mat"}])
+    after = with_element(content(), additionalInstruction=[{"text": "Tas fastende"}])
+    (change,) = one(1, 2, v(1, before), v(2, after))
+    assert change.kind is ChangeKind.INSTRUCTIONS
+    assert (change.before, change.after) == ("Tas med mat", "Tas fastende")

@@ -407,3 +407,50 @@ def test_at_most_fourteen_days() -> None:
     assert caught.value.expression == "end"
     with pytest.raises(InvalidInput):
         schedule([], MONDAY, MONDAY - timedelta(days=1))
+
+
+# -- a planned dose's identity and two elements in one round (review of issue 17) ----------------
+
+
+def test_a_planned_doses_key_names_the_round_and_ordinal_not_the_clock_time() -> None:
+    """Two units that give the morning round at 07:30 and 08:00 name the same dose."""
+    at_eight = schedule([entry(dose(when=["MORN"]))], MONDAY).days[0].doses
+    early = schedule([entry(dose(when=["MORN"]))], MONDAY, slots={"morgen": time(7, 30)})
+    (mine,), (theirs,) = at_eight, early.days[0].doses
+    assert mine.key == theirs.key == f"e1/{MONDAY}/morgen/1"
+    assert (f"{mine.at:%H:%M}", f"{theirs.at:%H:%M}") == ("08:00", "07:30")
+
+
+def test_every_n_hours_twice_in_one_round_are_numbered_by_time() -> None:
+    every_four = entry(dose(frequency=1, period=4, periodUnit="h"))
+    night = [d for d in schedule([every_four], MONDAY).days[0].doses if d.slot is Slot.NATT]
+    assert [(f"{d.at:%H:%M}", d.key.rsplit("/", 1)[1]) for d in night] == [
+        ("00:00", "1"),
+        ("04:00", "2"),
+    ]
+    assert len({d.key for day in schedule([every_four], MONDAY).days for d in day.doses}) == 6
+
+
+def test_two_dosage_elements_in_one_round_are_one_dose_summed() -> None:
+    twice = dose(frequency=2, period=1, periodUnit="d")
+    morning = dose(when=["MORN"])
+    day = schedule([entry(twice | {"sequence": 1}, morning | {"sequence": 1})], MONDAY).days[0]
+    assert [(d.slot, d.amount, d.parts, d.key) for d in day.doses] == [
+        (Slot.MORGEN, Decimal(2), (Decimal(1), Decimal(1)), f"e1/{MONDAY}/morgen/1"),
+        (Slot.KVELD, Decimal(1), (), f"e1/{MONDAY}/kveld/1"),
+    ]
+
+
+def test_two_dosage_elements_in_one_round_in_different_units_must_be_assessed() -> None:
+    tablets = dose(frequency=2, period=1, periodUnit="d") | {"sequence": 1}
+    millilitres = dose(5, "ml", when=["MORN"]) | {"sequence": 1}
+    day = schedule([entry(tablets, millilitres)], MONDAY).days[0]
+    assert day.doses == ()
+    assert [a.reason for a in day.assess] == ["to doseringer i morgen med ulike enheter"]
+
+
+def test_days_outside_the_charts_years_are_refused() -> None:
+    for first, last in ((date(9999, 12, 31), None), (date(1, 1, 1), None)):
+        with pytest.raises(InvalidInput):
+            schedule([entry(dose(when=["MORN"]))], first, last)
+    assert schedule([], date(2999, 12, 31)).days[0].doses == ()

@@ -32,11 +32,12 @@ import contextlib
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from pll.domain.administration import OSLO, AsNeeded, Assess, PlannedDose, Schedule
+from pll.domain.administration.keys import check_day
 from pll.domain.errors import InvalidInput
 from pll.domain.model import Entry, MedicationList
 from pll.fhir import systems
@@ -85,7 +86,7 @@ def _day(params: Mapping[str, str], name: str) -> date:
     if _DAY.fullmatch(raw):
         # the pattern admits 2026-02-30: such a day is refused below, like any other
         with contextlib.suppress(ValueError):
-            return date.fromisoformat(raw)
+            return check_day(date.fromisoformat(raw), name)
     raise InvalidInput(f"Parameter '{name}' must be a date as YYYY-MM-DD, not {raw[:40]!r}.", name)
 
 
@@ -157,6 +158,8 @@ def _planned(lst: MedicationList, dose: PlannedDose) -> dict[str, Any]:
     if dose.sequence is not None:
         dosage["sequence"] = dose.sequence
     dosage["text"] = f"{_number(dose.amount)} {dose.unit} {dose.slot} kl. {dose.at:%H:%M}"
+    if dose.parts:  # two dosage elements in one round: the sum, and what it is made of
+        dosage["text"] += f" ({' + '.join(str(_number(p)) for p in dose.parts)})"
     dosage["timing"] = {
         "event": [dose.at.isoformat(timespec="seconds")],
         "code": {"coding": [{"system": SLOT_SYSTEM, "code": str(dose.slot)}], "text": dose.slot},
@@ -180,7 +183,7 @@ def _as_needed(lst: MedicationList, item: AsNeeded) -> dict[str, Any]:
         unit = item.max_unit or item.unit
         dosage["maxDosePerPeriod"] = {
             "numerator": _quantity(item.daily_max, unit),
-            "denominator": {"value": 1, "unit": "døgn", "system": _UCUM, "code": "d"},
+            "denominator": _period(item.period),
         }
         amounts["given"] = {"valueQuantity": _quantity(item.given, unit)}
         if item.remaining is not None:
@@ -243,6 +246,18 @@ def _name(entry: Entry) -> str:
 
 def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _period(period: timedelta | None) -> dict[str, Any]:
+    """A maximum's period as a UCUM duration: whole days in døgn, else hours."""
+    days = period.days if period is not None and not period.seconds else None
+    if period is None or days == 1:
+        return {"value": 1, "unit": "døgn", "system": _UCUM, "code": "d"}
+    if days is not None:
+        return {"value": days, "unit": "døgn", "system": _UCUM, "code": "d"}
+    hours = period.total_seconds() / 3600
+    value = int(hours) if hours == int(hours) else hours
+    return {"value": value, "unit": "timer", "system": _UCUM, "code": "h"}
 
 
 def _quantity(value: Decimal, unit: str) -> dict[str, Any]:

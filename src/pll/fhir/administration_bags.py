@@ -8,18 +8,20 @@
   packing report the round's bag comes from (``packingReport``, its id, and ``packedAt``,
   when it was reported) and one ``bagMismatch`` per difference
   (:class:`pll.domain.administration.bags.Flag`);
-- one ``OperationOutcome`` issue per difference (``warning``, ``business-rule``), the Norwegian
-  text for the nurse, ``expression`` the entry (its current version when it is on the list),
+- one ``OperationOutcome`` issue per entry and kind of difference (``warning``,
+  ``business-rule``), the Norwegian text for the nurse naming the rounds day by day,
+  ``expression`` the entry (its current version when it is on the list),
   in the schedule's notice — made when there was none.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
-from pll.domain.administration.bags import Bags, DoseBag, Mismatch
+from pll.domain.administration.bags import MISMATCH, Bags, DoseBag, Flag, Mismatch
 from pll.domain.model import Entry
 from pll.fhir import systems
 from pll.fhir.administration import EXT_PLANNED, PLANNED_DOSE
@@ -47,7 +49,7 @@ def with_bags(
         if bag is not None:
             _mark(resource, bag)
     if found.mismatches:
-        issues = [_issue(m, entries) for m in found.mismatches]
+        issues = _issues(found.mismatches, entries)
         notice = next(
             (
                 e["resource"]
@@ -75,9 +77,26 @@ def _mark(resource: dict[str, Any], bag: DoseBag) -> None:
     extension["extension"].extend(parts)
 
 
-def _issue(mismatch: Mismatch, entries: Mapping[str, Entry]) -> dict[str, Any]:
-    entry = entries.get(mismatch.entry_id)
-    where = f"MedicationStatement/{mismatch.entry_id}"
-    if entry is not None:
-        where += f"/_history/{entry.version}"
-    return issue(mismatch.text, where, code="business-rule", severity="warning")
+def _issues(mismatches: Sequence[Mismatch], entries: Mapping[str, Entry]) -> list[dict[str, Any]]:
+    """One issue per entry and kind of mismatch, naming its rounds day by day (a removed
+    entry of four rounds over 14 days is one issue, not 56)."""
+    grouped: dict[tuple[str, Flag], list[Mismatch]] = {}
+    for mismatch in mismatches:
+        grouped.setdefault((mismatch.entry_id, mismatch.flag), []).append(mismatch)
+    out = []
+    for (entry_id, _), group in grouped.items():
+        entry = entries.get(entry_id)
+        where = f"MedicationStatement/{entry_id}"
+        if entry is not None:
+            where += f"/_history/{entry.version}"
+        if len(group) == 1:
+            text = group[0].text
+        else:
+            days: dict[date, list[str]] = {}
+            for m in group:
+                days.setdefault(m.day, []).append(str(m.slot))
+            when = "; ".join(f"{day:%d.%m.%Y} {', '.join(slots)}" for day, slots in days.items())
+            what = "; ".join(dict.fromkeys(m.what for m in group))
+            text = f"{MISMATCH}: {what} ({when})."
+        out.append(issue(text, where, code="business-rule", severity="warning"))
+    return out

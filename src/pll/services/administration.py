@@ -66,7 +66,7 @@ class AdministrationService:
             lst = repo.load_list(conn, head, now)
             # inside the transaction: a refused range rolls the audit row back with it; the
             # caller's unit's clock times and the standing records of the days (one query)
-            result, records = planned(conn, access, lst, first, last)
+            result, records = planned(conn, access, lst, first, last, now)
             found = schedule_bags(conn, lst, result)
             # the changes the caller's unit has not taken in (none for callers of no unit)
             unseen = pending(conn, lst.id, lst.patient_id, lst.version, access.actor.org_id)

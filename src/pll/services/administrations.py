@@ -24,6 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from pll.auth.access import Access, Verb
 from pll.domain.administration import OSLO
 from pll.domain.administration import records as rules
+from pll.domain.administration.as_needed import LONGEST
+from pll.domain.administration.keys import check_moment, parse_key
 from pll.domain.administration.records import Recording, Status
 from pll.domain.administration.unit_settings import needs_second_signature
 from pll.domain.errors import (
@@ -82,10 +84,13 @@ class AdministrationService:
             now = svc.clock()
             lst = repo.load_list(conn, head, now, [rec.entry_id])
             entry = lst.entries.get(rec.entry_id)
+            check_moment(rec.at, f"{_R}.effectiveDateTime")
             day = rec.at.astimezone(OSLO).date()
             # the giver's unit's clock times and second-signature rule, as on the day planned
-            planned_day = rules.parse_key(rec.slot_key)[1] if rec.slot_key else day
+            planned_day = parse_key(rec.slot_key).day if rec.slot_key else day
             unit = on_day(conn, access, patient_id, planned_day)
+            # an as-needed maximum counts every period of its length around the time given
+            near = (rec.at - LONGEST, rec.at + LONGEST)
             judged = rules.judge(
                 lst,
                 rec,
@@ -94,7 +99,7 @@ class AdministrationService:
                 controlled=entry is not None
                 and needs_second_signature(rx_group(conn, entry), unit),
                 slot_taken=rec.slot_key is not None and store.slot_taken(conn, rec.slot_key),
-                given_today=store.given_on(conn, rec.entry_id, day),
+                given=store.given_between(conn, *near, entry_id=rec.entry_id),
                 slots=unit.times,
             )
             if entry is None:  # pragma: no cover - judge refuses an entry not on the list

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from pll.auth.access import Access, Verb
 from pll.domain.administration import deviations as rules
 from pll.domain.administration import schedule_list
-from pll.domain.administration.records import parse_key
+from pll.domain.administration.keys import parse_key
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import cases as fhir_cases
 from pll.services.base import Stored
@@ -41,7 +41,7 @@ _FOCUS = "Task.focus"
 class _Focus:
     list_id: str
     entry_id: str
-    #: the record and the version seen, or the planned dose's key and day
+    #: the record and its current version, or the planned dose's key and day
     administration: tuple[str, int] | None = None
     planned_dose: tuple[str, date] | None = None
 
@@ -59,14 +59,17 @@ class DeviationService:
             head = repo.list_row(conn, list_id=focus.list_id, lock=True)
             if head is None:  # pragma: no cover - a list is never deleted
                 raise NotFound(f"List/{focus.list_id} does not exist.", _FOCUS)
-            if reported.patient_id not in (None, head.patient_id):
-                raise InvalidInput(
-                    f"Task.for names Patient/{reported.patient_id}, but the focus is on "
-                    f"Patient/{head.patient_id}.",
-                    "Task.for",
-                )
+            # access to the patient the focus belongs to is decided (and a refusal logged in
+            # their access log) before anything about the focus is told
             case_id = svc.ids()
             svc.trail.admit(conn, access, Verb.REPORT, head.patient_id, "create", "Task", case_id)
+            if reported.patient_id not in (None, head.patient_id):
+                raise InvalidInput(
+                    f"Task.for names Patient/{reported.patient_id}, but the focus is not "
+                    "that patient's.",
+                    "Task.for",
+                )
+            focus = _check_version(focus, reported.version)
             now = svc.clock()
             lst = repo.load_list(conn, head, now, [focus.entry_id])
             key = None
@@ -107,17 +110,23 @@ def _focus_of(conn: Connection, reported: fhir_cases.Reported) -> _Focus:
             raise InvalidInput(
                 f"MedicationAdministration/{reported.focus_id} does not exist.", _FOCUS
             )
-        seen = reported.version or row.version
-        if not 1 <= seen <= row.version:
-            raise InvalidInput(
-                f"Version {seen} does not exist; the current version is {row.version}.", _FOCUS
-            )
-        return _Focus(row.list_id, row.entry_id, administration=(row.id, seen))
-    try:
-        entry_id, day = parse_key(reported.focus_id)
-    except InvalidInput as exc:
-        raise InvalidInput(exc.message, _FOCUS) from None
+        return _Focus(row.list_id, row.entry_id, administration=(row.id, row.version))
+    entry_id, day, *_ = parse_key(reported.focus_id, _FOCUS)
     found = repo.resource_row(conn, "MedicationStatement", entry_id)
     if found is None:
         raise InvalidInput(f"MedicationStatement/{entry_id} does not exist.", _FOCUS)
     return _Focus(str(found.list_id), entry_id, planned_dose=(reported.focus_id, day))
+
+
+def _check_version(focus: _Focus, seen: int | None) -> _Focus:
+    """The record's version the reporter saw (default: the current one), once access to its
+    patient is decided."""
+    if focus.administration is None:
+        return focus
+    rid, current = focus.administration
+    seen = seen or current
+    if not 1 <= seen <= current:
+        raise InvalidInput(
+            f"Version {seen} does not exist; the current version is {current}.", _FOCUS
+        )
+    return _Focus(focus.list_id, focus.entry_id, administration=(rid, seen))

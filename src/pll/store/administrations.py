@@ -4,7 +4,7 @@ function takes the caller's open transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,18 +21,30 @@ def slot_taken(conn: Connection, key: str) -> bool:
     return conn.execute(select(ma.c.id).where(ma.c.slot_taken == key)).first() is not None
 
 
-def given_on(conn: Connection, entry_id: str, day: date) -> list[Given]:
-    """What was given of an entry on a local day (records that stand), for the remaining
-    as-needed maximum."""
+def given_between(
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    entry_id: str | None = None,
+    patient_id: str | None = None,
+) -> list[Given]:
+    """The completed records that stand with a time given in ``[start, end]``, of one entry
+    or of a patient's entries: what an as-needed maximum counts over its rolling period."""
+    where = [
+        ma.c.effective_at >= start,
+        ma.c.effective_at <= end,
+        ma.c.status == Status.COMPLETED.value,
+        ma.c.amount.is_not(None),
+    ]
+    if entry_id is not None:
+        where.append(ma.c.entry_id == entry_id)
+    if patient_id is not None:
+        where.append(ma.c.patient_id == patient_id)
     rows = conn.execute(
-        select(ma.c.effective_at, ma.c.amount, ma.c.unit).where(
-            ma.c.entry_id == entry_id,
-            ma.c.day == day.isoformat(),
-            ma.c.status == Status.COMPLETED.value,
-            ma.c.amount.is_not(None),
-        )
+        select(ma.c.entry_id, ma.c.effective_at, ma.c.amount, ma.c.unit).where(*where)
     )
-    return [Given(entry_id, r.effective_at, Decimal(r.amount), r.unit or "") for r in rows]
+    return [Given(r.entry_id, r.effective_at, Decimal(r.amount), r.unit or "") for r in rows]
 
 
 def add(conn: Connection, values: dict[str, Any], author: str) -> None:

@@ -39,7 +39,8 @@ from starlette.routing import Route
 
 from pll.auth.access import Basis
 from pll.domain.administration import OSLO
-from pll.domain.administration.records import NotGiven, Recording, Status, parse_key
+from pll.domain.administration.keys import parse_key
+from pll.domain.administration.records import NotGiven, Recording, Status
 from pll.domain.errors import Conflict, DomainError, InvalidInput, NotFound, RuleRefused
 from pll.domain.model import Role
 from pll.services.administrations import AdministrationService

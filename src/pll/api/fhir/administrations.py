@@ -21,6 +21,7 @@ from pll.api.fhir.common import (
     stored_response,
 )
 from pll.api.http import Ctx, fhir_response
+from pll.domain.administration.keys import check_day
 from pll.domain.errors import InvalidInput
 from pll.fhir import bundles
 from pll.services.administrations import AdministrationService
@@ -80,6 +81,7 @@ def administration_search(ctx: Ctx) -> Response:
             day = date.fromisoformat(params["date"])
         except ValueError:
             raise InvalidInput("date is a day: YYYY-MM-DD.", "date") from None
+        check_day(day, "date")
     patient_id = patient_param(ctx, params)
     total, texts = (
         AdministrationService(ctx.service).search(ctx.access, patient_id, day, count, offset)

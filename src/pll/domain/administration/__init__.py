@@ -6,14 +6,16 @@ the structured dosages of a list's entries into the planned administrations of e
 day from ``first`` to ``last`` (at most :data:`MAX_DAYS` = 14 days, else ``InvalidInput``
 at ``end``). It answers a :class:`Schedule` of :class:`DaySchedule` s, each holding:
 
-- ``doses``: :class:`PlannedDose` s, one per entry, round and clock time — entry id and
+- ``doses``: :class:`PlannedDose` s, one per entry, round and ordinal (two dosage elements in
+  one round at one time are one dose, summed; in different units, ``må vurderes``) — entry id and
   version, day, :class:`Slot` (morgen, formiddag, middag, ettermiddag, kveld, natt), the
   planned aware local time, amount and unit, and :class:`Source` (the multidose bag when the
   entry is marked packed in multidose, :func:`pll.domain.multidose.packed_in_multidose`,
   else a separate package), sorted by time;
-- ``as_needed``: :class:`AsNeeded` items (``ved behov``) with the daily maximum
-  (``maxDosePerPeriod`` per 1 døgn or 24 h) and what remains of it after the ``given``
-  amounts passed in (:class:`Given`, counted on the local day they were given);
+- ``as_needed``: :class:`AsNeeded` items (``ved behov``) with the maximum
+  (``maxDosePerPeriod`` per hours, days or weeks) and what remains of it over the period
+  ending ``now`` after the ``given`` amounts passed in (:class:`Given`;
+  :mod:`pll.domain.administration.as_needed`);
 - ``assess``: :class:`Assess` items, ``må vurderes``, with the dosage text and why — free
   text (never guessed), and structured dosages whose days the chart could only guess;
 - ``paused_entries``: entries in use but paused (``on-hold``): nothing planned from them.
@@ -59,7 +61,8 @@ with ``status`` active, ``intent`` ``instance-order``, ``basedOn`` the entry's p
 (or an extension naming ``MedicationStatement/<entry_id>/_history/<entry_version>``),
 ``medication[x]`` and ``subject`` from the entry, ``dosageInstruction[0]`` with
 ``timing.event`` = [``at``], ``timing.code.text`` = the slot, ``doseAndRate[0].doseQuantity``
-= amount and unit, and the source as an extension; :attr:`PlannedDose.key` is its stable
+= amount and unit, and the source as an extension; :attr:`PlannedDose.key`
+(``<entry>/<day>/<round>/<n>``, :mod:`pll.domain.administration.keys`) is its stable
 identifier (the planned slot a ``MedicationAdministration`` names). As-needed and ``må
 vurderes`` items are ``MedicationRequest`` s without ``timing.event`` (``asNeeded`` true, or
 ``dosageInstruction[0].text`` with the reason), and a paused list an OperationOutcome-free

@@ -132,6 +132,8 @@ class Mismatch:
     #: the planned dose it concerns (:attr:`PlannedDose.key`); ``None`` when the bag holds
     #: what the list no longer plans in that round
     dose_key: str | None = None
+    #: ``text`` without the round and day (what to do, for a notice naming several days)
+    what: str = ""
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ def bags(
                             _text(group[0].day, slot, judged.text),
                             report.id if report else None,
                             group[0].key,
+                            judged.text,
                         )
                     )
             assess = {a.entry_id for a in day.assess}
@@ -210,6 +213,7 @@ def bags(
                         slot,
                         _text(day.day, slot, text),
                         report.id if report else None,
+                        what=text,
                     )
                 )
     return Bags(doses, tuple(mismatches))

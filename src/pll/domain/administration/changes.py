@@ -16,6 +16,10 @@ entry and for the list as a whole, the net changes that touch giving:
 - ``paused`` / ``resumed``: the entry went on hold or came back;
 - ``discontinued``: the entry left use (stopped, completed, registered in error);
 - ``multidose``: the entry's multidose mark (packed in the bag or not) changed;
+- ``route``: how it is given changed (an element's ``route``, ``method`` or
+  ``site``: by mouth → under the skin);
+- ``instructions``: what to heed when giving changed (``additionalInstruction``,
+  ``patientInstruction``);
 - ``list-paused`` / ``list-resumed``: Pause PLL and its end (resuming is a change too).
 
 Net: a dose changed and changed back before the unit looked is no change (the chart ends
@@ -50,6 +54,8 @@ class ChangeKind(StrEnum):
     RESUMED = "resumed"
     DISCONTINUED = "discontinued"
     MULTIDOSE = "multidose"
+    ROUTE = "route"
+    INSTRUCTIONS = "instructions"
     LIST_PAUSED = "list-paused"
     LIST_RESUMED = "list-resumed"
 
@@ -65,6 +71,8 @@ KIND_TEXT = {
     ChangeKind.RESUMED: "gjenopptatt",
     ChangeKind.DISCONTINUED: "seponert",
     ChangeKind.MULTIDOSE: "endret multidose",
+    ChangeKind.ROUTE: "endret administrasjonsmåte",
+    ChangeKind.INSTRUCTIONS: "endret instruksjon",
     ChangeKind.LIST_PAUSED: "legemiddellisten pauset (Pause PLL)",
     ChangeKind.LIST_RESUMED: "legemiddellisten gjenopptatt",
 }
@@ -175,6 +183,8 @@ def _entry_changes(
         (ChangeKind.DOSE, _dose),
         (ChangeKind.TIMING, _timing),
         (ChangeKind.MULTIDOSE, packed_in_multidose),
+        (ChangeKind.ROUTE, _route),
+        (ChangeKind.INSTRUCTIONS, _instructions),
     )
     changed = {
         kind: _last_changed(before, after_base, key)
@@ -223,6 +233,16 @@ def _entry_changes(
                 changed[ChangeKind.MULTIDOSE],
             )
         )
+    for kind, text in (
+        (ChangeKind.ROUTE, _route_text),
+        (ChangeKind.INSTRUCTIONS, _instructions_text),
+    ):
+        if kind in changed:
+            out.append(
+                _change(
+                    kind, entry_id, name, text(before.content), text(now.content), changed[kind]
+                )
+            )
     return out
 
 
@@ -334,3 +354,53 @@ def _dosage_text(content: Mapping[str, Any]) -> str:
 
 def _packed_text(content: Mapping[str, Any]) -> str:
     return "i multidose" if packed_in_multidose(dict(content)) else "ikke i multidose"
+
+
+_ROUTE = ("route", "method", "site")
+_INSTRUCTIONS = ("additionalInstruction", "patientInstruction")
+
+
+def _route(content: Mapping[str, Any]) -> str:
+    """How it is given: each element's route, method and site."""
+    return _canonical([{k: d.get(k) for k in _ROUTE if k in d} for d in _elements(content)])
+
+
+def _instructions(content: Mapping[str, Any]) -> str:
+    """What to heed when giving: each element's additional and patient instructions."""
+    parts = [{k: d.get(k) for k in _INSTRUCTIONS if k in d} for d in _elements(content)]
+    return _canonical(parts)
+
+
+def _route_text(content: Mapping[str, Any]) -> str:
+    """``Oral``, ``Subkutan, lår``: the route, method and site as the list names them."""
+    return _texts(content, _ROUTE) or "ikke angitt"
+
+
+def _instructions_text(content: Mapping[str, Any]) -> str:
+    return _texts(content, _INSTRUCTIONS) or "ingen"
+
+
+def _texts(content: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    found: dict[str, None] = {}
+    for element in _elements(content):
+        for key in keys:
+            value = element.get(key)
+            for concept in value if isinstance(value, list) else [value]:
+                text = _concept_text(concept)
+                if text:
+                    found[text] = None
+    return ", ".join(found)
+
+
+def _concept_text(value: Any) -> str:
+    """A CodeableConcept's text, else its first coding's display or code; a string as is."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, Mapping):
+        return ""
+    if value.get("text"):
+        return str(value["text"])
+    for coding in value.get("coding") or []:
+        if isinstance(coding, Mapping) and (coding.get("display") or coding.get("code")):
+            return str(coding.get("display") or coding.get("code"))
+    return ""

@@ -12,9 +12,15 @@ behov``) dosage, none. It is refused — with nothing written — when:
   date): :class:`~pll.domain.errors.Conflict` naming the current version;
 - the planned dose is not on the schedule, or the as-needed dosage is not there that day:
   :class:`~pll.domain.errors.InvalidInput`;
-- more than the planned amount is given, or an as-needed dose above what remains of its
-  daily maximum: :class:`~pll.domain.errors.RuleRefused`;
+- the planned dose is recorded (given or not given) at a time outside its window: from
+  :data:`~pll.domain.administration.rounds.DUE_AHEAD` (60 minutes, the due window of the
+  rounds) before its planned time to :data:`LATEST` (12 hours) after it — so a later day's
+  dose is never recorded today: :class:`~pll.domain.errors.RuleRefused`;
+- more than the planned amount is given, or an as-needed dose that would bring some period
+  of its maximum's length over the maximum (a rolling window,
+  :mod:`pll.domain.administration.as_needed`): :class:`~pll.domain.errors.RuleRefused`;
 - the planned dose already has a record that stands: :class:`~pll.domain.errors.Conflict`;
+- the second signer's HPR number is not 4 to 9 digits: :class:`~pll.domain.errors.RuleRefused`;
 - a drug that needs a second signature (prescription group A, and group B where the
   giver's unit chose it: :func:`pll.domain.administration.unit_settings.needs_second_signature`)
   is given without a second signer, or the second signer is the giver:
@@ -25,17 +31,21 @@ shows them.
 
 Less than planned is a partial dose (recorded as given, with the amount); a time after the
 planned one is a late dose (the record keeps both times); a time more than
-:data:`FUTURE_SLACK` ahead of now is refused.
+:data:`FUTURE_SLACK` ahead of now, or on a day outside 1900–2999, is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from pll.domain.administration import as_needed as prn
+from pll.domain.administration.keys import check_moment, parse_key
+from pll.domain.administration.rounds import DUE_AHEAD
 from pll.domain.administration.schedule import AsNeeded, Given, PlannedDose, schedule_list
 from pll.domain.administration.slots import OSLO, Slot
 from pll.domain.dosage import unit_key
@@ -44,6 +54,10 @@ from pll.domain.model import IN_USE, MedicationList
 
 #: How far ahead of the server's clock a recorded time may be (clocks of tablets drift).
 FUTURE_SLACK = timedelta(minutes=5)
+#: How long after its planned time a planned dose may still be recorded ("given late").
+LATEST = timedelta(hours=12)
+#: An HPR number: 4 to 9 digits (those in use have 7 to 9); both databases hold it alike.
+_HPR = re.compile(r"[0-9]{4,9}")
 
 
 class Status(StrEnum):
@@ -130,11 +144,21 @@ def judge(
     giver_hpr: str | None,
     controlled: bool,
     slot_taken: bool,
-    given_today: Iterable[Given] = (),
+    given: Iterable[Given] = (),
     slots: Mapping[Slot, time] | None = None,
 ) -> Judged:
     """Check ``rec`` against the list as it is now; the :class:`Judged` record, or a refusal
-    (see the module's docstring)."""
+    (see the module's docstring). ``given`` holds the entry's completed records that stand
+    within :data:`~pll.domain.administration.as_needed.LONGEST` of ``rec.at`` (for an
+    as-needed maximum)."""
+    check_moment(rec.at, "MedicationAdministration.effectiveDateTime")
+    if rec.verifier_hpr is not None and not _HPR.fullmatch(rec.verifier_hpr):
+        raise RuleRefused(
+            f"{rec.verifier_hpr[:40]!r} is not an HPR number: the second signer's HPR number "
+            "has 4 to 9 digits.",
+            f"{_PERFORMER}.actor.identifier.value",
+            norwegian="HPR-nummeret til den som kontrollsignerer må være 4–9 sifre.",
+        )
     _check_entry(lst, rec)
     if rec.at > now + FUTURE_SLACK:
         raise InvalidInput(
@@ -161,7 +185,7 @@ def judge(
                 "Last kurven på nytt for å se hva som er registrert.",
             )
         return judged
-    return _as_needed(lst, rec, given_today)
+    return _as_needed(lst, rec, given)
 
 
 def _check_entry(lst: MedicationList, rec: Recording) -> None:
@@ -225,24 +249,9 @@ def _check_second_signer(rec: Recording, giver_hpr: str | None) -> None:
         )
 
 
-def parse_key(key: str) -> tuple[str, date]:
-    """The entry id and day of a planned dose's key (``<entry>/<day>/<slot>/<HH:MM>``)."""
-    parts = key.split("/")
-    try:
-        if len(parts) != 4:
-            raise ValueError
-        return parts[0], date.fromisoformat(parts[1])
-    except ValueError:
-        raise InvalidInput(
-            f"{key[:160]!r} is not the key of a planned dose: <entry id>/<YYYY-MM-DD>/"
-            "<slot>/<HH:MM>, as the administration schedule names it.",
-            _SLOT,
-        ) from None
-
-
 def _planned(lst: MedicationList, rec: Recording, slots: Mapping[Slot, time] | None) -> Judged:
     key = rec.slot_key or ""
-    entry_id, day = parse_key(key)
+    entry_id, day, *_ = parse_key(key, _SLOT)
     if entry_id != rec.entry_id:
         raise InvalidInput(
             f"The planned dose {key} is of MedicationStatement/{entry_id}, not of the entry "
@@ -259,6 +268,7 @@ def _planned(lst: MedicationList, rec: Recording, slots: Mapping[Slot, time] | N
             norwegian="Dosen står ikke på dagens plan (listen kan være endret). Last kurven "
             "på nytt.",
         )
+    _check_window(rec.at, planned)
     if rec.status is not Status.COMPLETED:
         return Judged(day, None, None, planned)
     amount, unit = rec.amount, rec.unit
@@ -275,9 +285,38 @@ def _planned(lst: MedicationList, rec: Recording, slots: Mapping[Slot, time] | N
     return Judged(day, amount, unit, planned)
 
 
-def _as_needed(lst: MedicationList, rec: Recording, given_today: Iterable[Given]) -> Judged:
+def _check_window(at: datetime, planned: PlannedDose) -> None:
+    """A planned dose is recorded from the rounds' due window before its time until
+    :data:`LATEST` after it."""
+    first, last = planned.at - DUE_AHEAD, planned.at + LATEST
+    if first <= at <= last:
+        return
+    when = f"{planned.at.astimezone(OSLO):%d.%m.%Y %H:%M}"
+    window = f"{first.astimezone(OSLO):%d.%m.%Y %H:%M} to {last.astimezone(OSLO):%d.%m.%Y %H:%M}"
+    if at < first:
+        raise RuleRefused(
+            f"The planned dose {planned.key} is planned for {when}: it is recorded from "
+            f"{int(DUE_AHEAD.total_seconds() // 60)} minutes before that, not at "
+            f"{at.astimezone(OSLO):%d.%m.%Y %H:%M} (the window is {window}, Norwegian time).",
+            "MedicationAdministration.effectiveDateTime",
+            norwegian=f"Dosen er planlagt {when} og kan ikke registreres før en time før.",
+        )
+    raise RuleRefused(
+        f"The planned dose {planned.key} was planned for {when}: more than "
+        f"{int(LATEST.total_seconds() // 3600)} hours before "
+        f"{at.astimezone(OSLO):%d.%m.%Y %H:%M} it is no longer given late (the window is "
+        f"{window}, Norwegian time). Report a missed dose as a case instead.",
+        "MedicationAdministration.effectiveDateTime",
+        norwegian=f"Dosen var planlagt {when}: mer enn 12 timer etter kan den ikke "
+        "registreres. Meld avvik om glemt dose.",
+    )
+
+
+def _as_needed(lst: MedicationList, rec: Recording, given: Iterable[Given]) -> Judged:
     day = rec.at.astimezone(OSLO).date()
-    found = schedule_list(lst, day, given=given_today).days[0].as_needed
+    given = list(given)
+    doses = [prn.Dose(g.at, g.amount, g.unit) for g in given if g.entry_id == rec.entry_id]
+    found = schedule_list(lst, day, given=given, now=rec.at).days[0].as_needed
     item = next((a for a in found if a.entry_id == rec.entry_id), None)
     if item is None:
         raise InvalidInput(
@@ -301,21 +340,38 @@ def _as_needed(lst: MedicationList, rec: Recording, given_today: Iterable[Given]
             norwegian="Skriv hvorfor dosen ved behov ble gitt.",
         )
     _same_unit(rec.unit, item.unit)
-    counted = item.remaining is not None and unit_key(rec.unit or "") == unit_key(
-        item.max_unit or ""
-    )
-    if counted and item.remaining is not None and rec.amount > item.remaining:
-        raise RuleRefused(
-            f"{rec.amount} {rec.unit} is more than what remains of today's maximum "
-            f"({item.remaining} of {item.daily_max} {item.max_unit}; "
-            f"{item.given} given).",
-            _DOSE,
-            norwegian=(
-                f"{rec.amount} er mer enn det som gjenstår av døgnmaksimum "
-                f"({item.remaining} av {item.daily_max} {item.max_unit})."
-            ),
-        )
+    _check_maximum(item, rec, doses)
     return Judged(day, rec.amount, rec.unit, as_needed=item)
+
+
+def _check_maximum(item: AsNeeded, rec: Recording, doses: list[prn.Dose]) -> None:
+    """Refuse a dose that would bring some period of the maximum's length over it."""
+    if item.daily_max is None or item.period is None or rec.amount is None:
+        return
+    most = prn.Maximum(item.daily_max, item.max_unit or item.unit, item.period)
+    if not most.counts(rec.unit or ""):
+        return
+    peak, start = prn.peak_with(most, doses, rec.at)
+    if peak + rec.amount <= most.amount:
+        return
+    per = _period_text(item.period)
+    since = f"{start.astimezone(OSLO):%d.%m.%Y %H:%M}"
+    raise RuleRefused(
+        f"{rec.amount} {rec.unit} at {rec.at.astimezone(OSLO):%d.%m.%Y %H:%M} would make "
+        f"{peak + rec.amount} {most.unit} within {per} (from {since}, Norwegian time): the "
+        f"maximum is {most.amount} {most.unit} per {per}, and {peak} was already given then.",
+        _DOSE,
+        norwegian=(
+            f"{rec.amount} er mer enn det som gjenstår av maksimum "
+            f"({max(most.amount - peak, 0)} av {most.amount} {most.unit} per {per}; "
+            f"{peak} gitt fra {since})."
+        ),
+    )
+
+
+def _period_text(period: timedelta) -> str:
+    hours = int(period.total_seconds() // 3600)
+    return f"{hours} timer" if hours != 1 else "1 time"
 
 
 def _same_unit(given: str | None, planned: str) -> None:

@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pll.domain.administration.as_needed import Dose, Maximum, given_in, maximum
+from pll.domain.administration.keys import check_day, planned_key
 from pll.domain.administration.slots import (
     OSLO,
     PER_DAY_SLOTS,
@@ -60,17 +62,24 @@ class PlannedDose:
     when: str | None = None
     #: the dosage step (``Dosage.sequence``) it comes from
     sequence: int | None = None
+    #: its ordinal among the entry's doses in this round this day (1, 2, … by time)
+    n: int = 1
+    #: the amounts of the dosage elements summed into ``amount`` (two elements in one round);
+    #: empty when it comes from one element
+    parts: tuple[Decimal, ...] = ()
 
     @property
     def key(self) -> str:
-        """What names this planned dose to a recording: entry, day, round and clock time."""
-        return f"{self.entry_id}/{self.day.isoformat()}/{self.slot}/{self.at:%H:%M}"
+        """What names this planned dose to a recording: entry, day, round and ordinal
+        (:mod:`pll.domain.administration.keys`); never the clock time, which is the unit's."""
+        return planned_key(self.entry_id, self.day, self.slot, self.n)
 
 
 @dataclass(frozen=True)
 class AsNeeded:
     """An as-needed (``ved behov``) dosage of an entry on one day, with what remains of its
-    daily maximum after what was given that day."""
+    maximum (:mod:`pll.domain.administration.as_needed`): over the period ending now (for a
+    day that ended before now, the period ending at the day's end)."""
 
     entry_id: str
     entry_version: int
@@ -78,14 +87,16 @@ class AsNeeded:
     text: str
     amount: Decimal
     unit: str
-    #: the most a day (``maxDosePerPeriod`` per døgn) and its unit; ``None``: none is stated
-    #: per døgn (a maximum per other periods is in ``text``)
+    #: the most per ``period`` (``maxDosePerPeriod``) and its unit; ``None``: none is stated,
+    #: or per a period that is not counted (a month: the maximum is in ``text``)
     daily_max: Decimal | None = None
     max_unit: str | None = None
     given: Decimal = Decimal(0)
-    #: ``daily_max`` less what was given, never below zero; ``None`` when there is no daily
-    #: maximum or a given amount was in a unit that cannot be counted against it
+    #: ``daily_max`` less what was given in the period, never below zero; ``None`` when there
+    #: is no maximum or a given amount was in a unit that cannot be counted against it
     remaining: Decimal | None = None
+    #: the maximum's period (24 hours for ``per døgn``)
+    period: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -142,16 +153,19 @@ def schedule(
     slots: Mapping[Slot | str, time] | None = None,
     tz: ZoneInfo = OSLO,
     given: Iterable[Given] = (),
+    now: datetime | None = None,
 ) -> Schedule:
     """The planned administrations of ``entries`` on each local day from ``first`` to
     ``last`` (inclusive; ``last`` defaults to ``first``).
 
     Only entries in use are planned: ``active`` ones; ``on-hold`` ones are named as paused;
     others are left out. ``paused`` (the list's Pause PLL) plans nothing and says so.
-    ``given`` is what has been given so far (only as-needed entries' amounts matter).
+    ``given`` is what has been given so far (only as-needed entries' amounts matter): an
+    as-needed item's ``remaining`` is over the period ending at ``now`` (or at the end of a
+    day that ended before ``now``; at the day's end when ``now`` is not given).
     Raises ``InvalidInput``: ``last`` before ``first`` or more than :data:`MAX_DAYS` days
-    (at ``end``), a bad slot table (at ``slots.<slot>``). The work is linear in entries ×
-    days.
+    (at ``end``), a day outside 1900–2999 (at ``date``), a bad slot table (at
+    ``slots.<slot>``). The work is linear in entries × days.
     """
     last = first if last is None else last
     _check_range(first, last)
@@ -160,7 +174,7 @@ def schedule(
     if paused is not None:
         return Schedule(first, last, tuple(DaySchedule(d) for d in days), paused, times)
     plans = [_EntryPlan.of(entry, tz) for entry in entries if entry.status in IN_USE]
-    counted = _given_by_day(given, tz)
+    counted = _given_by_entry(given)
     out = []
     for day in days:
         doses: list[PlannedDose] = []
@@ -171,7 +185,7 @@ def schedule(
             if plan.entry.status == "on-hold":
                 on_hold.append(plan.entry.id)
                 continue
-            plan.add_day(day, times, tz, counted, doses, as_needed, assess)
+            plan.add_day(day, times, tz, (counted, now), doses, as_needed, assess)
         doses.sort(key=lambda d: (d.at, d.entry_id))
         out.append(DaySchedule(day, tuple(doses), tuple(as_needed), tuple(assess), tuple(on_hold)))
     return Schedule(first, last, tuple(out), None, times)
@@ -187,6 +201,8 @@ def schedule_list(
 
 
 def _check_range(first: date, last: date) -> None:
+    check_day(first, "date")
+    check_day(last, "end")
     if last < first:
         raise InvalidInput(
             f"The end ({last.isoformat()}) is before the start ({first.isoformat()}).",
@@ -202,10 +218,10 @@ def _check_range(first: date, last: date) -> None:
         )
 
 
-def _given_by_day(given: Iterable[Given], tz: ZoneInfo) -> dict[tuple[str, date], list[Given]]:
-    out: dict[tuple[str, date], list[Given]] = {}
+def _given_by_entry(given: Iterable[Given]) -> dict[str, list[Dose]]:
+    out: dict[str, list[Dose]] = {}
     for record in given:
-        out.setdefault((record.entry_id, record.at.astimezone(tz).date()), []).append(record)
+        out.setdefault(record.entry_id, []).append(Dose(record.at, record.amount, record.unit))
     return out
 
 
@@ -225,7 +241,7 @@ class _Rule:
     period: Decimal | None
     period_unit: str | None
     weekdays: tuple[int, ...]
-    daily_max: tuple[Decimal, str] | None
+    most: Maximum | None
 
 
 @dataclass(frozen=True)
@@ -279,7 +295,7 @@ class _EntryPlan:
         day: date,
         times: Mapping[Slot, time],
         tz: ZoneInfo,
-        given: Mapping[tuple[str, date], list[Given]],
+        given: tuple[Mapping[str, list[Dose]], datetime | None],
         doses: list[PlannedDose],
         as_needed: list[AsNeeded],
         assess: list[Assess],
@@ -294,14 +310,38 @@ class _EntryPlan:
         step = next((s for s in self.steps if _covers(s, day)), None)
         if step is None:
             return
-        for rule in step.rules:
+        records, now = given
+        end = local(day + timedelta(days=1), time(0), tz)
+        until = end if now is None else min(now, end)
+        rounds: dict[Slot, list[tuple[int, datetime, _Rule, str | None]]] = {}
+        for index, rule in enumerate(step.rules):
             if rule.as_needed:
-                as_needed.append(self._as_needed(rule, day, given.get((entry.id, day), [])))
+                as_needed.append(self._as_needed(rule, day, records.get(entry.id, []), until))
                 continue
             for slot, at, when in _occurrences(rule, step.start, day, times, tz):
-                if not self._within(at):
-                    continue
-                doses.append(
+                if self._within(at):
+                    rounds.setdefault(slot, []).append((index, at, rule, when))
+        planned: list[PlannedDose] = []
+        for slot, found in rounds.items():
+            made = self._round(day, slot, found)
+            if isinstance(made, str):  # never guessed: the whole day of the entry is assessed
+                assess.append(Assess(entry.id, entry.version, day, self.text, made))
+                return
+            planned.extend(made)
+        doses.extend(planned)
+
+    def _round(
+        self, day: date, slot: Slot, found: list[tuple[int, datetime, _Rule, str | None]]
+    ) -> list[PlannedDose] | str:
+        """The entry's planned doses of one round: one per occurrence of a single dosage
+        element (numbered by time); the elements landing in one round at one moment summed
+        into one dose. Else the reason the day must be assessed."""
+        entry = self.entry
+        found.sort(key=lambda f: (f[1].astimezone(UTC), f[0]))
+        if len({index for index, *_ in found}) == 1:
+            out = []
+            for n, (_, at, rule, when) in enumerate(found, start=1):
+                out.append(
                     PlannedDose(
                         entry.id,
                         entry.version,
@@ -313,8 +353,24 @@ class _EntryPlan:
                         self.source,
                         when,
                         rule.sequence,
+                        n,
                     )
                 )
+            return out
+        units = {unit_key(rule.unit) for _, _, rule, _ in found}
+        if len(units) > 1:
+            return f"to doseringer i {slot} med ulike enheter"
+        moments = {at.astimezone(UTC) for _, at, _, _ in found}
+        if len(moments) > 1 or len(found) != len({index for index, *_ in found}):
+            return f"to doseringer i {slot} til ulike klokkeslett"
+        _, at, first, when = found[0]
+        parts = tuple(rule.amount for _, _, rule, _ in found)
+        codes = {w for *_, w in found}
+        summed = PlannedDose(
+            entry.id, entry.version, day, slot, at, sum(parts, Decimal(0)), first.unit,
+            self.source, when if len(codes) == 1 else None, first.sequence, 1, parts,
+        )  # fmt: skip
+        return [summed]
 
     def _within(self, at: datetime) -> bool:
         # in UTC: aware datetimes of one time zone compare by their clock, not their moment
@@ -323,17 +379,16 @@ class _EntryPlan:
             return False
         return not (isinstance(self.ends, datetime) and moment > self.ends.astimezone(UTC))
 
-    def _as_needed(self, rule: _Rule, day: date, records: list[Given]) -> AsNeeded:
+    def _as_needed(self, rule: _Rule, day: date, records: list[Dose], until: datetime) -> AsNeeded:
         entry = self.entry
-        if rule.daily_max is None:
+        most = rule.most
+        if most is None:
             return AsNeeded(entry.id, entry.version, day, self.text, rule.amount, rule.unit)
-        most, unit = rule.daily_max
-        counted = [r.amount for r in records if unit_key(r.unit) == unit_key(unit)]
-        total = sum(counted, Decimal(0))
-        remaining = max(most - total, Decimal(0)) if len(counted) == len(records) else None
+        total, countable = given_in(most, records, until)
+        remaining = max(most.amount - total, Decimal(0)) if countable else None
         return AsNeeded(
-            entry.id, entry.version, day, self.text, rule.amount, rule.unit, most, unit, total,
-            remaining,
+            entry.id, entry.version, day, self.text, rule.amount, rule.unit, most.amount,
+            most.unit, total, remaining, most.period,
         )  # fmt: skip
 
 
@@ -388,21 +443,10 @@ def _rule(element: Mapping[str, Any]) -> _Rule:
         period=None if period is None else _decimal(period),
         period_unit=repeat.get("periodUnit"),
         weekdays=tuple(_WEEKDAYS.index(d) for d in repeat.get("dayOfWeek") or ()),
-        daily_max=_daily_max(element, quantity) if as_needed else None,
+        most=maximum(element, str(quantity.get("unit") or quantity.get("code")))
+        if as_needed
+        else None,
     )
-
-
-def _daily_max(element: Mapping[str, Any], dose: Mapping[str, Any]) -> tuple[Decimal, str] | None:
-    ratio = element.get("maxDosePerPeriod")
-    if not isinstance(ratio, Mapping):
-        return None
-    numerator, denominator = ratio["numerator"], ratio["denominator"]
-    unit = time_unit(str(denominator.get("code") or denominator.get("unit") or ""))
-    length = _decimal(denominator["value"])
-    if not ((unit == "d" and length == 1) or (unit == "h" and length == 24)):
-        return None
-    said = numerator.get("unit") or numerator.get("code") or dose.get("unit") or dose.get("code")
-    return _decimal(numerator["value"]), str(said)
 
 
 def _check_placeable(rule: _Rule, start: date | None) -> None:
@@ -529,7 +573,7 @@ def _moment(raw: Any, tz: ZoneInfo) -> datetime | date | None:
             moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
             return moment.astimezone(tz) if moment.tzinfo else moment.replace(tzinfo=tz)
         return date(int(raw[:4]), int(raw[5:7] or 1), int(raw[8:10] or 1))
-    except ValueError:
+    except (ValueError, OverflowError):  # a day the time zone cannot reach (year 1)
         return None
 
 
