@@ -94,7 +94,7 @@ def test_a_doctors_change_is_at_the_top_and_a_nurse_acknowledges_it(
         # both of the entry's doses today are marked
         assert page.count('<p class="changed">') == 2
         # the dose's page says it too
-        morning = f"{entry['id']}/{today}/morgen/08:00"
+        morning = f"{entry['id']}/{today}/morgen/1"
         dose_page = text(worker.get(f"{chart}/dose?dose={quote(morning)}").text)
         assert f"{MARK}: Metformin tab 500 mg: endret dose" in dose_page
         # a care worker sees the changes, and that a nurse must acknowledge them
@@ -211,7 +211,7 @@ def date_of(iso: str) -> Any:
     return datetime.fromisoformat(iso).date()
 
 
-def cell_of(page: str, entry: dict[str, Any], day: Any, slot: str = "morgen/08:00") -> str:
+def cell_of(page: str, entry: dict[str, Any], day: Any, slot: str = "morgen/1") -> str:
     anchor = f"dose-{entry['id']}-{day.isoformat()}-{slot.replace('/', '-').replace(':', '')}"
     found = re.search(rf'<div class="dose [a-z-]+" id="{anchor}">(.*?)</td>', page, re.S)
     assert found is not None, anchor
@@ -230,7 +230,7 @@ def test_deviations_are_reported_from_the_chart(server: LiveServer, clock: Clock
     today = at(clock, 9, 30)  # the morning dose is late
     pid, _, (entry,) = setup(server, med())
     chart = f"/kurve/{pid}"
-    morning = f"{entry['id']}/{today}/morgen/08:00"
+    morning = f"{entry['id']}/{today}/morgen/1"
     about_entry = f"MedicationStatement/{entry['id']}/_history/{entry['meta']['versionId']}"
     with logged_in(server, "care-worker") as worker:
         page = worker.get(chart).text
@@ -263,7 +263,7 @@ def test_deviations_are_reported_from_the_chart(server: LiveServer, clock: Clock
         assert r.status_code == 303, r.text
         # a dose not on the chart (a stale link): refused in Norwegian, nothing written
         before = snapshot(server.db, audit=False)
-        gone = f"planned-dose|{entry['id']}/{today}/middag/13:00"
+        gone = f"planned-dose|{entry['id']}/{today}/middag/1"
         assert worker.get(f"{chart}/avvik?gjelder={quote(gone)}").status_code == 404
         r = post(worker, f"{chart}/avvik", chart, gjelder=gone, beskrivelse="Noe")
         assert r.status_code == 400
@@ -272,7 +272,7 @@ def test_deviations_are_reported_from_the_chart(server: LiveServer, clock: Clock
         assert snapshot(server.db, audit=False) == before
     with logged_in(server, "nursing-home-nurse") as nurse:
         # a recorded administration: given, then reported as wrong
-        key = f"{entry['id']}/{today}/kveld/20:00"
+        key = f"{entry['id']}/{today}/kveld/1"
         fields = {"dose": key, "versjon": entry["meta"]["versionId"], "utfall": "gitt"}
         r = post(nurse, f"{chart}/dose", chart, **fields, tid="09:30")
         assert r.status_code == 303, r.text
@@ -309,7 +309,7 @@ def test_the_units_own_round_times_are_on_the_chart_and_under_gitt(
     tomorrow = datetime.now(OSLO).date() + timedelta(days=1)
     moment = datetime.combine(tomorrow, time(7, 40), OSLO)
     clock.offset = moment.astimezone(UTC) - datetime.now(UTC)
-    key = f"{entry['id']}/{tomorrow}/morgen/07:30"
+    key = f"{entry['id']}/{tomorrow}/morgen/1"
     with logged_in(server, "nursing-home-nurse") as nurse:
         page = nurse.get(chart).text
         assert "morgen 07:30" in text(nurse.get("/kurve").text)
