@@ -271,9 +271,8 @@ def test_deviations_are_reported_from_the_chart(server: LiveServer, clock: Clock
         assert "Noe" in r.text
         assert snapshot(server.db, audit=False) == before
     with logged_in(server, "nursing-home-nurse") as nurse:
-        # a recorded administration: given, then reported as wrong
-        key = f"{entry['id']}/{today}/kveld/1"
-        fields = {"dose": key, "versjon": entry["meta"]["versionId"], "utfall": "gitt"}
+        # a recorded administration: the late morning dose given, then reported as wrong
+        fields = {"dose": morning, "versjon": entry["meta"]["versionId"], "utfall": "gitt"}
         r = post(nurse, f"{chart}/dose", chart, **fields, tid="09:30")
         assert r.status_code == 303, r.text
         page = nurse.get(chart).text
@@ -282,13 +281,13 @@ def test_deviations_are_reported_from_the_chart(server: LiveServer, clock: Clock
         about_record = f"MedicationAdministration/{record.group(1)}"
         form = nurse.get(f"{chart}/avvik?gjelder={quote(about_record)}")
         assert "Feil ved en registrert utdeling" in text(form.text)
-        wrong = {"gjelder": about_record, "beskrivelse": "Gitt for tidlig"}
+        wrong = {"gjelder": about_record, "beskrivelse": "Gitt for sent"}
         r = post(nurse, f"{chart}/avvik", chart, **wrong)
         assert r.status_code == 303, r.text
     assert cases(server, pid) == sorted(
         [
             ("administration", None, morning, "Glemt i morges"),
-            ("administration", record.group(1), None, "Gitt for tidlig"),
+            ("administration", record.group(1), None, "Gitt for sent"),
             ("discrepancy", None, None, said),
         ],
         key=lambda c: tuple(str(x) for x in c),
