@@ -91,7 +91,7 @@ def test_a_nurses_morning_round(screens: Any, server: LiveServer, clock: Clock) 
 
     # as needed: paracetamol for pain, within the daily maximum
     item = nurse.page.locator("article.as-needed")
-    assert "2 tablett igjen" in item.inner_text()
+    assert "2 tabletter igjen" in item.inner_text()
     nurse.type(item.get_by_label("Hvorfor gis den?"), "Smerter i hoften")
     nurse.click(item.get_by_role("button", name="Gi ved behov"))
     assert "1 tablett igjen" in nurse.page.locator("article.as-needed").inner_text()

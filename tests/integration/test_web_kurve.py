@@ -99,14 +99,14 @@ def test_the_morning_round_through_the_pages(server: LiveServer, clock: Clock) -
         assert page.status_code == 200
         shown = text(page.text)
         assert "CAVE" in shown
-        assert "Døgnmaksimum 2 tablett: gitt 0 tablett i dag, 2 tablett igjen" in shown
+        assert "Døgnmaksimum 2 tabletter: gitt 0 tabletter i dag, 2 tabletter igjen" in shown
         # one tap: the morning dose given as planned
         r = post(nurse, f"{chart}/gitt", chart, dose=morning, versjon=version)
         assert r.status_code == 303, r.text
         assert rows(server, pid) == [("completed", morning, "2", 1)]
         after = text(nurse.get(chart).text)
         assert "Registrert: planlagt dose gitt" in after
-        assert "2 tablett kl. 08:10, Nora Sykepleier" in after
+        assert "2 tabletter kl. 08:10, Nora Sykepleier" in after
         # the same dose again (another tab, a colleague): refused in Norwegian, nothing written
         before = snapshot(server.db, audit=False)
         r = post(nurse, f"{chart}/gitt", chart, dose=morning, versjon=version)

@@ -6,7 +6,13 @@ Both are reads of patients' lists, decided by the access policy as
 is registered with, a patient's block on the worker honoured — and logged as what they show,
 a read of the ``List`` (the patient's access log says "åpnet legemiddellisten"). Nothing is
 written but the audit rows. Recording goes through
-:class:`pll.services.administrations.AdministrationService`, as over FHIR.
+:class:`pll.services.administrations.AdministrationService`, as over FHIR, and so does
+:meth:`CareRound.withdraw`, the chart's "Registrert feil": a correction (``entered-in-error``)
+of the caller's own record of today.
+
+The chart marks each medicine that matches a recorded reaction (CAVE) with the check decision
+support runs on every change (:func:`pll.services.decision_support.cave_conflicts`), and with
+the reason a doctor gave for overriding that finding, if one did.
 """
 
 from __future__ import annotations
@@ -21,14 +27,20 @@ import orjson
 from pll.auth.access import Access, Verb
 from pll.domain.administration import OSLO, DaySchedule, Given, schedule_list
 from pll.domain.administration.bags import NONE, Bags
+from pll.domain.administration.records import Status
 from pll.domain.administration.rounds import RoundState, round_state
 from pll.domain.administration.unit_settings import needs_second_signature
-from pll.domain.errors import Forbidden
+from pll.domain.checks import Kind
+from pll.domain.errors import Conflict, Forbidden, NotFound
 from pll.domain.model import Author, Entry, MedicationList, Pause, Role
+from pll.domain.overrides import parse
 from pll.services.acknowledgements import Pending, pending
 from pll.services.administration_bags import schedule_bags
-from pll.services.administrations import rx_group
+from pll.services.administrations import AdministrationService, rx_group
 from pll.services.audit import decide
+from pll.services.base import Stored
+from pll.services.decision_support import cave_conflicts, named
+from pll.services.history import OVERRIDES_SHOWN
 from pll.services.lists import PLLService
 from pll.services.unit_settings import of_unit, on_day
 from pll.store import administrations as ma_store
@@ -41,6 +53,7 @@ MAX_UNIT_PATIENTS = 300
 #: The audit action: both pages show the list's contents (see the module).
 ACTION = "read"
 _GIVERS = frozenset({Role.NURSE, Role.CARE_WORKER})
+_R = "MedicationAdministration"
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,8 @@ class Recorded:
     """A standing record of the day, as the chart shows it."""
 
     id: str
+    #: the record's version, which a correction names (``If-Match``)
+    version: int
     entry_id: str
     slot_key: str | None
     status: str
@@ -59,6 +74,25 @@ class Recorded:
     verifier_hpr: str | None
     #: why an as-needed dose was given
     why: str
+
+    def made_by(self, actor: Author) -> bool:
+        """Whether ``actor`` is the person who recorded it: the same HPR number, or for a
+        care worker without one, the same person id."""
+        if self.by.hpr or actor.hpr:
+            return self.by.hpr == actor.hpr
+        return self.by.pid is not None and self.by.pid == actor.pid
+
+
+@dataclass(frozen=True)
+class CaveMark:
+    """A medicine on the chart that matches a recorded reaction (CAVE): what the reaction is,
+    what decision support says, and the reason a doctor gave for overriding the finding
+    (``None``: no doctor has; the reaction may have been recorded after the medicine)."""
+
+    reaction: str
+    message: str
+    override: str | None = None
+    override_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +140,8 @@ class Chart:
     records: tuple[Recorded, ...]
     unseen: Pending | None = None
     bags: Bags = NONE
+    #: the medicines shown that match a recorded reaction, by entry
+    cave: dict[str, tuple[CaveMark, ...]] = field(default_factory=dict)
 
     @property
     def recorded(self) -> dict[str, str]:
@@ -226,6 +262,10 @@ class CareRound:
             # what the caller's unit has not taken in, up to the version the chart shows
             unseen = pending(conn, lst.id, patient_id, lst.version, access.actor.org_id)
             found = schedule_bags(conn, lst, result)
+            # what was recorded today stays on the chart of a list paused since (a hospital
+            # stay): the note that goes with the patient says what was given
+            shown |= {r.entry_id for r in records}
+            cave = _cave(conn, lst, shown)
         return Chart(
             patient_id,
             today,
@@ -238,7 +278,93 @@ class CareRound:
             records,
             unseen,
             found,
+            cave,
         )
+
+    def withdraw(
+        self, access: Access, patient_id: str, record_id: str, version: int, reason: str
+    ) -> Stored:
+        """The chart's "Registrert feil": the caller's own record of today, still standing,
+        marked ``entered-in-error`` with ``reason``, through the use case behind ``PUT
+        MedicationAdministration`` (:meth:`AdministrationService.correct`, which decides
+        access, holds the rules of a correction and frees the planned dose to be recorded
+        again). ``version`` is the record's version the chart showed: a record changed
+        since is refused (409) by that use case.
+
+        The chart offers only the caller's own records of today: the one who tapped knows
+        the tap was wrong; a colleague's record is theirs to correct, or reported as a
+        deviation. Over FHIR a care system may correct any record of its unit."""
+        svc = self.service
+        with svc.guard(access), svc.db.read() as conn:
+            svc.trail.admit_unlogged(
+                conn, access, Verb.ADMINISTER, patient_id, "update", _R, record_id
+            )
+            row = ma_store.current(conn, record_id)
+            today = svc.clock().astimezone(OSLO).date()
+        if row is None or row.patient_id != patient_id:
+            raise NotFound(
+                f"No record {record_id[:64]!r} of this patient.",
+                "post",
+                norwegian="Registreringen står ikke på pasientens kurve (last kurven på nytt).",
+            )
+        if row.status == Status.ENTERED_IN_ERROR.value:
+            raise Conflict(
+                "The record is already entered in error.",
+                "post",
+                norwegian="Registreringen er allerede merket som feil; dosen er fri igjen.",
+            )
+        if row.day != today.isoformat():
+            raise Conflict(
+                "Only today's records are corrected from the chart.",
+                "post",
+                norwegian="Bare dagens registreringer kan merkes som feil fra kurven. "
+                "Meld avvik om en eldre registrering.",
+            )
+        if not _recorded(row).made_by(access.actor):
+            raise Forbidden(
+                "Only the person who recorded it corrects a record from the chart.",
+                "post",
+                norwegian="Bare den som registrerte, kan merke registreringen som feil. "
+                "Be vedkommende gjøre det, eller meld avvik om registreringen.",
+            )
+        current = orjson.loads(row.resource)
+        body = {
+            **current,
+            "status": Status.ENTERED_IN_ERROR.value,
+            "statusReason": [{"text": reason}],
+        }
+        return AdministrationService(svc).correct(access, record_id, body, version)
+
+
+def _cave(conn: Any, lst: MedicationList, shown: set[str]) -> dict[str, tuple[CaveMark, ...]]:
+    """The entries shown that decision support finds against a recorded reaction, each
+    with the newest override of that finding a doctor gave (DESIGN §3 rule 6: the reason is
+    shown to the next clinician)."""
+    listed = [named(e, lst.entries[e].content) for e in sorted(shown) if e in lst.entries]
+    conflicts = cave_conflicts(conn, lst.patient_id, listed)
+    if not conflicts:
+        return {}
+    kept = [
+        (parse(r.override), Author.from_json(orjson.loads(r.author)).label())
+        for r in repo.overridden_versions(conn, lst.id, 1, lst.version, OVERRIDES_SHOWN)
+    ]
+    marks: dict[str, list[CaveMark]] = {}
+    for reaction, finding in conflicts:
+        for entry_id in finding.entries:
+            # newest first: the first override of this reaction on this entry is its note
+            said = next(
+                (
+                    (o.reason, by)
+                    for o, by in kept
+                    for f in o.concerning(entry_id)
+                    if f.kind == Kind.CAVE.value and f.code == reaction.id
+                ),
+                (None, None),
+            )
+            marks.setdefault(entry_id, []).append(
+                CaveMark(reaction.display, finding.message, *said)
+            )
+    return {e: tuple(m) for e, m in marks.items()}
 
 
 def _recorded(row: Any) -> Recorded:
@@ -246,6 +372,7 @@ def _recorded(row: Any) -> Recorded:
     reasons = resource.get("reasonCode") or []
     return Recorded(
         id=row.id,
+        version=row.version,
         entry_id=row.entry_id,
         slot_key=row.slot_key,
         status=row.status,

@@ -176,10 +176,7 @@ def review(
             for code in interaction.group_a | interaction.group_b:
                 rules.setdefault(code, []).append(interaction)
         unassessed = store.not_assessed(conn, version, [d.atc for d in found if d.atc])
-    reactions = [
-        checks.Reaction(r.id, r.display, r.atc, r.substance)
-        for r in allergy_store.active_reactions(conn, patient_id)
-    ]
+    reactions = active_reactions(conn, patient_id)
     # the catalogue is asked once more only for what the listed medicines left out (a
     # prescription linked to an entry)
     by_entry = {d.entry: d for d in found}
@@ -207,6 +204,32 @@ def review(
         )
         + doses
     )
+
+
+def active_reactions(conn: Connection, patient_id: str) -> list[checks.Reaction]:
+    """The patient's recorded reactions (CAVE) that are active, as the checks take them."""
+    return [
+        checks.Reaction(r.id, r.display, r.atc, r.substance)
+        for r in allergy_store.active_reactions(conn, patient_id)
+    ]
+
+
+def cave_conflicts(
+    conn: Connection, patient_id: str, listed: Iterable[Named]
+) -> list[tuple[checks.Reaction, checks.Finding]]:
+    """The CAVE findings on these medicines, each with the reaction it is about: the same
+    check every change runs (:func:`pll.domain.checks.check`, by substance or ATC group),
+    asked for its CAVE findings only, for those who give the medicines (the chart)."""
+    medicines = list(listed)
+    reactions = active_reactions(conn, patient_id)
+    if not medicines or not reactions:
+        return []
+    found = drugs(conn, store.active(conn), medicines)
+    by_id = {r.id: r for r in reactions}
+    findings = checks.check(
+        found, interactions_for=lambda _: (), not_assessed=lambda _: False, reactions=reactions
+    )
+    return [(by_id[f.code], f) for f in findings if f.kind is checks.Kind.CAVE]
 
 
 def dose_findings(

@@ -111,6 +111,7 @@ def standing_on(conn: Connection, patient_id: str, day: date) -> list[Row[Any]]:
     query = (
         select(
             ma.c.id,
+            ma.c.version,
             ma.c.entry_id,
             ma.c.slot_key,
             ma.c.status,

@@ -446,8 +446,23 @@ def error_page(
         where=error.expression,
         refused=isinstance(error, Forbidden),
         back=back,
+        chart_back=chart_back(request.url.path),
         **(error_banner(web, error) if web is not None else {}),
     )
+
+
+_CHART_PAGE = re.compile(r"/kurve/([A-Za-z0-9\-]{1,64})(/.*)?")
+
+
+def chart_back(path: str) -> tuple[str, str] | None:
+    """The way back for an error met on a ``/kurve`` page: a page of a patient's chart goes
+    back to that chart, the chart itself to the unit's patients (``(link, words)``)."""
+    found = _CHART_PAGE.fullmatch(path)
+    if found is None:
+        return None
+    if found[2] and found[2] != "/":
+        return f"/kurve/{found[1]}", "Tilbake til kurven"
+    return "/kurve", "Til enhetens pasienter"
 
 
 def current_caller(request: Request) -> Caller | None:

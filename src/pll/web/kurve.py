@@ -14,7 +14,12 @@
 - the changes the unit has not acknowledged at the top of the chart, each affected dose
   marked "Endret — ikke kvittert", one action to acknowledge them, and a multidose
   patient's bags ("i posen" / "gis fra egen pakning", the bags' differences from the list);
-  acknowledging and reporting a deviation are :mod:`pll.web.kurve_follow_up`.
+  acknowledging and reporting a deviation are :mod:`pll.web.kurve_follow_up`, undoing a
+  wrong tap ("Registrert feil") is :mod:`pll.web.kurve_corrections`;
+- a medicine that matches the patient's CAVE is marked on its row, its dose page and the
+  printout, with the doctor's override reason if one was given; the second signer of a
+  controlled drug is shown with each record; a paused list still shows what was recorded
+  today; the confirmation of a recording is shown beside the dose the page lands on.
 
 The pages' basis is the treatment relationship the unit's registration is: every use case
 behind them admits only the nurses and care workers of a unit the patient is registered
@@ -30,7 +35,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from datetime import datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
@@ -46,8 +51,10 @@ from pll.domain.model import Role
 from pll.services.administrations import AdministrationService
 from pll.services.care_round import CareRound
 from pll.web.edge import Page, Web, page, refused_form, require
+from pll.web.kurve_corrections import mark_wrong, wrong_page
 from pll.web.kurve_follow_up import acknowledge, deviation_page, report_deviation
 from pll.web.kurve_views import (
+    ChartView,
     amount_text,
     chart_view,
     clock,
@@ -58,6 +65,11 @@ from pll.web.kurve_views import (
 CARERS = frozenset({Role.NURSE, Role.CARE_WORKER})
 _HPR = re.compile(r"[0-9]{4,9}")
 _CLOCK = re.compile(r"([01]?[0-9]|2[0-3])[:.]([0-5][0-9])")
+#: An amount as a nurse types it: digits, and a decimal comma or point (no exponent, no sign,
+#: no "inf"/"nan" that Decimal would read).
+_AMOUNT = re.compile(r"[0-9]{1,6}(?:[,.][0-9]{1,3})?")
+#: Where the page keeps the confirmation of a recording until the chart shows it by the dose.
+RECORDED = "kurve-recorded"
 #: Where a refusal of the domain stands (MedicationAdministration) → the form field.
 _FIELDS = (
     ("MedicationAdministration.dosage.dose", "mengde"),
@@ -88,19 +100,42 @@ def unit_page(web: Web) -> Response:
 def chart_page(web: Web) -> Response:
     pid = web.path_id("pid")
     chart = CareRound(web.service).chart(web.access(pid), pid)
+    view = chart_view(chart, web.caller.actor)
     return web.render(
         "kurve/chart.html",
         pid=pid,
         # the access policy lets only nurses acknowledge; a care worker is told to ask one
         may_acknowledge=web.role is Role.NURSE,
-        **context_of(chart_view(chart)),
+        just=_just_recorded(web, view),
+        **context_of(view),
     )
+
+
+def _just_recorded(web: Web, view: ChartView) -> dict[str, str] | None:
+    """The confirmation of the recording just made, shown beside its dose (where the page
+    lands after the redirect), not at the top out of view; at the top if the dose is no
+    longer on the chart."""
+    kept = web.memory.pop(RECORDED, None)
+    if not isinstance(kept, dict) or not isinstance(kept.get("text"), str):
+        return None
+    anchor, text = str(kept.get("anchor", "")), str(kept["text"])
+    anchors = {c.anchor for row in view.rows for cells in row.cells.values() for c in cells}
+    anchors |= {f"ved-behov-{a.entry_id}" for a in view.as_needed}
+    if anchor not in anchors:
+        web.notice(text)
+        return None
+    return {"anchor": anchor, "text": text}
 
 
 def print_page(web: Web) -> Response:
     pid = web.path_id("pid")
     chart = CareRound(web.service).chart(web.access(pid), pid)
-    return web.render("kurve/print.html", pid=pid, printing=True, **context_of(chart_view(chart)))
+    return web.render(
+        "kurve/print.html",
+        pid=pid,
+        printing=True,
+        **context_of(chart_view(chart, web.caller.actor)),
+    )
 
 
 def dose_page(web: Web) -> Response:
@@ -108,7 +143,7 @@ def dose_page(web: Web) -> Response:
     with a reason."""
     pid = web.path_id("pid")
     key = (web.values or {}).get("dose") or str(web.request.query_params.get("dose", ""))
-    chart = chart_view(CareRound(web.service).chart(web.access(pid), pid))
+    chart = chart_view(CareRound(web.service).chart(web.access(pid), pid), web.caller.actor)
     cell = chart.cell(key)
     if cell is None:
         raise NotFound(
@@ -133,7 +168,7 @@ def give(web: Web) -> Response:
     version = _version(web)
     entry_id = _entry_of(key)
     rec = Recording(entry_id, version, Status.COMPLETED, _now(web), slot_key=key)
-    return _record(web, pid, rec, chart_page, f"#{_anchor(key)}")
+    return _record(web, pid, rec, chart_page, _anchor(key))
 
 
 def record_dose(web: Web) -> Response:
@@ -165,7 +200,7 @@ def record_dose(web: Web) -> Response:
             unit=unit if amount is not None else None,
             verifier_hpr=_verifier(web, "kontroll"),
         )
-    return _record(web, pid, rec, dose_page, f"#{_anchor(key)}")
+    return _record(web, pid, rec, dose_page, _anchor(key))
 
 
 def give_as_needed(web: Web) -> Response:
@@ -186,7 +221,7 @@ def give_as_needed(web: Web) -> Response:
         verifier_hpr=_verifier(web, f"kontroll-{entry_id}"),
         reason_for_giving=web.field(f"hvorfor-{entry_id}")[:500] or None,
     )
-    return _record(web, pid, rec, chart_page, f"#ved-behov-{entry_id}", suffix=f"-{entry_id}")
+    return _record(web, pid, rec, chart_page, f"ved-behov-{entry_id}", suffix=f"-{entry_id}")
 
 
 def _record(
@@ -197,11 +232,12 @@ def _record(
     except (InvalidInput, Conflict, RuleRefused) as exc:
         return refused_form(web, show, _at_field(exc, suffix))
     if rec.status is Status.NOT_DONE and rec.reason is not None:
-        web.notice(f"Registrert: ikke gitt kl. {clock(rec.at)} – {rec.reason.display}.")
+        said = f"Registrert: ikke gitt kl. {clock(rec.at)} – {rec.reason.display}."
     else:
         given = amount_text(rec.amount, rec.unit) if rec.amount is not None else "planlagt dose"
-        web.notice(f"Registrert: {given} gitt kl. {clock(rec.at)}.")
-    return web.redirect(chart_url(pid, anchor))
+        said = f"Registrert: {given} gitt kl. {clock(rec.at)}."
+    web.memory[RECORDED] = {"anchor": anchor, "text": said}
+    return web.redirect(chart_url(pid, f"#{anchor}"))
 
 
 def _at_field(error: DomainError, suffix: str) -> DomainError:
@@ -248,19 +284,17 @@ def _time(web: Web, name: str) -> datetime:
 
 
 def _amount(web: Web, name: str) -> Decimal | None:
-    raw = web.field(name).replace(",", ".")
+    """A typed amount: plain digits with a decimal comma or point, more than zero."""
+    raw = web.field(name)
     if not raw:
         return None
-    try:
-        amount = Decimal(raw)
-    except InvalidOperation:
-        amount = Decimal(-1)
     require(
-        len(raw) <= 12 and amount.is_finite() and amount > 0,
-        "Mengden må være et tall større enn null, for eksempel 1 eller 0,5.",
+        _AMOUNT.fullmatch(raw) is not None and Decimal(raw.replace(",", ".")) > 0,
+        "Mengden må være et tall større enn null, skrevet med sifre og eventuelt komma, "
+        "for eksempel 1 eller 0,5.",
         name,
     )
-    return amount
+    return Decimal(raw.replace(",", "."))
 
 
 def _verifier(web: Web, name: str) -> str | None:
@@ -294,4 +328,6 @@ ROUTES = [
     Route("/kurve/{pid}/kvitter", _carers(acknowledge, form=chart_page), methods=["POST"]),
     Route("/kurve/{pid}/avvik", _carers(deviation_page), methods=["GET"]),
     Route("/kurve/{pid}/avvik", _carers(report_deviation, form=deviation_page), methods=["POST"]),
+    Route("/kurve/{pid}/feil", _carers(wrong_page), methods=["GET"]),
+    Route("/kurve/{pid}/feil", _carers(mark_wrong, form=wrong_page), methods=["POST"]),
 ]

@@ -13,8 +13,9 @@ from pll.domain.administration.bags import DoseBag, Place
 from pll.domain.administration.changes import KIND_TEXT, Change
 from pll.domain.administration.records import NotGiven
 from pll.domain.administration.rounds import DoseState, dose_state
-from pll.domain.model import Entry
-from pll.services.care_round import Chart, Recorded, UnitPatient
+from pll.domain.dosage.words import written_amount
+from pll.domain.model import Author, Entry
+from pll.services.care_round import CaveMark, Chart, Recorded, UnitPatient
 from pll.web.banner import name_of
 
 #: The reasons a dose is not given, as the form offers them (the domain's code system).
@@ -39,11 +40,61 @@ KIND_NAMES = {
 
 
 def amount_text(amount: Decimal | None, unit: str | None) -> str:
-    """An amount as Norwegians write it: "0,5 tablett", "2 ml"."""
+    """An amount as Norwegians write it, the dose-form noun in its number as the dosage text
+    has it (:func:`pll.domain.dosage.words.written_amount`): "0,5 tablett", "2 tabletter",
+    "2 ml"."""
     if amount is None:
         return ""
-    number = format(amount.normalize(), "f").replace(".", ",")
-    return f"{number} {unit or ''}".strip()
+    return written_amount(amount, unit or "").strip()
+
+
+def cave_text(mark: CaveMark) -> str:
+    """A CAVE mark in words, not colour only: the reaction, and what the doctor decided."""
+    if mark.override:
+        said = f"legen har vurdert det: {mark.override} ({mark.override_by})"
+        return f"CAVE: {mark.reaction} – {said}"
+    return f"CAVE: {mark.reaction} – ikke vurdert av lege. Avklar med lege før dosen gis."
+
+
+def verifier_text(record: Recorded) -> str:
+    return f"Kontrollsignatur: HPR {record.verifier_hpr}" if record.verifier_hpr else ""
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """One record of the day as a line: the medicine, what was done, when, by whom, the
+    second signer and why (an as-needed dose) — the paused list's "given today" and the
+    printout's as-needed records."""
+
+    record: Recorded
+    drug: str
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def time(self) -> str:
+        return clock(self.record.at)
+
+    @property
+    def what(self) -> str:
+        r = self.record
+        if r.status == "completed":
+            return f"Gitt {amount_text(r.amount, r.unit)}".strip()
+        return f"Ikke gitt: {NOT_GIVEN_NAMES.get(r.reason or '', r.reason or '')}"
+
+    @property
+    def by(self) -> str:
+        return self.record.by.name
+
+    @property
+    def verifier(self) -> str:
+        return verifier_text(self.record)
+
+    @property
+    def why(self) -> str:
+        return self.record.why
 
 
 def clock(at: datetime) -> str:
@@ -149,11 +200,13 @@ class DoseCell:
         if r is None:
             return ""
         who = r.by.name
+        signed = f". {verifier_text(r)}" if r.verifier_hpr else ""
         if r.status == "completed":
             partial = r.amount is not None and r.amount < self.dose.amount
-            said = f"{amount_text(r.amount, r.unit)} kl. {clock(r.at)}, {who}"
+            said = f"{amount_text(r.amount, r.unit)} kl. {clock(r.at)}, {who}{signed}"
             return ("Delvis: " if partial else "") + said
-        return f"{NOT_GIVEN_NAMES.get(r.reason or '', r.reason or '')} (kl. {clock(r.at)}, {who})"
+        reason = NOT_GIVEN_NAMES.get(r.reason or "", r.reason or "")
+        return f"{reason} (kl. {clock(r.at)}, {who}){signed}"
 
 
 @dataclass
@@ -169,6 +222,8 @@ class Row:
     cells: dict[Slot, list[DoseCell]] = field(default_factory=dict)
     #: the entry's changes the unit has not acknowledged
     changes: tuple[ChangeView, ...] = ()
+    #: the recorded reactions (CAVE) its medicine matches, in words
+    cave: tuple[str, ...] = ()
 
     @property
     def places(self) -> str:
@@ -184,10 +239,15 @@ class AsNeededView:
     controlled: bool
     records: tuple[Recorded, ...]
     changes: tuple[ChangeView, ...] = ()
+    cave: tuple[str, ...] = ()
 
     @property
     def entry_id(self) -> str:
         return self.item.entry_id
+
+    @property
+    def lines(self) -> list[RecordView]:
+        return [RecordView(r, self.drug) for r in self.records]
 
     @property
     def amount(self) -> str:
@@ -215,6 +275,7 @@ class AssessView:
     item: Assess
     drug: str
     changes: tuple[ChangeView, ...] = ()
+    cave: tuple[str, ...] = ()
 
 
 @dataclass
@@ -238,6 +299,15 @@ class ChartView:
     multidose: bool = False
     #: the bags' differences from the list today, in Norwegian
     bag_warnings: list[str] = field(default_factory=list)
+    #: the records the caller made (the chart offers "Registrert feil" on those)
+    mine: frozenset[str] = frozenset()
+    #: every record of the day as a line, by time (a paused list shows these)
+    lines: list[RecordView] = field(default_factory=list)
+    #: the CAVE marks of an entry not otherwise shown (paused, or given before a pause)
+    cave: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def record(self, record_id: str) -> Recorded | None:
+        return next((r for r in self.records if r.id == record_id), None)
 
     def cell(self, key: str) -> DoseCell | None:
         for row in self.rows:
@@ -251,12 +321,20 @@ class ChartView:
         return next((r for r in self.rows if r.entry_id == entry_id), None)
 
 
-def chart_view(chart: Chart) -> ChartView:
+def chart_view(chart: Chart, me: Author | None = None) -> ChartView:
     """The chart's rows (entries with a dose today, in the order of their first dose) and
-    columns (the rounds with a dose today, in the order of the day)."""
+    columns (the rounds with a dose today, in the order of the day); the changes not
+    acknowledged in the order of the list versions that made them (as they happened, so
+    each one's "from" is the one before's "to"). ``me``: the caller, whose own records the
+    chart lets them mark as wrong."""
     recorded = chart.recorded
     by_key = {r.slot_key: r for r in chart.records if r.slot_key}
-    unseen = [ChangeView(c) for c in chart.unseen.changes] if chart.unseen is not None else None
+    unseen = (
+        sorted((ChangeView(c) for c in chart.unseen.changes), key=lambda c: c.list_version)
+        if chart.unseen is not None
+        else None
+    )
+    cave = {e: tuple(cave_text(m) for m in marks) for e, marks in chart.cave.items()}
 
     def changes_of(entry_id: str) -> tuple[ChangeView, ...]:
         return tuple(c for c in unseen or () if c.entry_id == entry_id)
@@ -280,6 +358,7 @@ def chart_view(chart: Chart) -> ChartView:
                 dose.entry_id in chart.controlled,
                 dose.source.value == "multidose",
                 changes=changes_of(dose.entry_id),
+                cave=cave.get(dose.entry_id, ()),
             )
         cell = DoseCell(
             dose,
@@ -298,6 +377,7 @@ def chart_view(chart: Chart) -> ChartView:
             a.entry_id in chart.controlled,
             tuple(r for r in chart.records if r.entry_id == a.entry_id and r.slot_key is None),
             changes_of(a.entry_id),
+            cave.get(a.entry_id, ()),
         )
         for a in (day.as_needed if day is not None else ())
     ]
@@ -310,7 +390,12 @@ def chart_view(chart: Chart) -> ChartView:
         rows=list(rows.values()),
         as_needed=as_needed,
         assess=[
-            AssessView(a, drug_of(chart.entries.get(a.entry_id)), changes_of(a.entry_id))
+            AssessView(
+                a,
+                drug_of(chart.entries.get(a.entry_id)),
+                changes_of(a.entry_id),
+                cave.get(a.entry_id, ()),
+            )
             for a in (day.assess if day is not None else ())
         ],
         paused_entries=[
@@ -321,6 +406,9 @@ def chart_view(chart: Chart) -> ChartView:
         multidose=bool(chart.bags.doses),
         # every difference of today's bags, those of an entry no longer planned too
         bag_warnings=[m.text for m in chart.bags.mismatches if m.day == chart.day],
+        mine=frozenset(r.id for r in chart.records if me is not None and r.made_by(me)),
+        lines=[RecordView(r, drug_of(chart.entries.get(r.entry_id))) for r in chart.records],
+        cave=cave,
     )
 
 

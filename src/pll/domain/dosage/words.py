@@ -79,9 +79,12 @@ def format_number(value: Decimal) -> str:
 
 
 def written_amount(value: Decimal, unit: str) -> str:
+    """An amount with its dose-form noun in the number Norwegian takes: singular up to one
+    ("1 tablett", "0,5 tablett"), plural above ("2 tabletter", "1,5 tabletter") and for
+    none ("0 tabletter", what remains of a daily maximum used up)."""
     forms = NOUN_FORMS.get(unit.lower())
     if forms is not None:
-        unit = forms[1] if value > 1 else forms[0]
+        unit = forms[1] if value > 1 or value == 0 else forms[0]
     return f"{format_number(value)} {unit}"
 
 
