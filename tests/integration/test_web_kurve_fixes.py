@@ -66,11 +66,11 @@ def test_a_medicine_matching_cave_is_marked_in_words(server: LiveServer, clock: 
         rows_of = {drug: [r for r in table if drug in r] for drug in (DRUGS[0][0], DRUGS[1][0])}
         assert said in text(rows_of[DRUGS[1][0]][0])  # on its own row, not the other's
         assert "cave-mark" not in rows_of[DRUGS[0][0]][0]
-        key = quote(f"{atorva['id']}/{today}/morgen/08:00")
+        key = quote(f"{atorva['id']}/{today}/morgen/1")
         dose = nurse.get(f"{chart}/dose?dose={key}").text
         assert marks(dose) == [said]
         assert 'role="alert"' in dose.split(said)[0].rsplit("<p", 1)[1]
-        key = quote(f"{metformin['id']}/{today}/morgen/08:00")
+        key = quote(f"{metformin['id']}/{today}/morgen/1")
         assert marks(nurse.get(f"{chart}/dose?dose={key}").text) == []
         assert marks(nurse.get(f"{chart}/utskrift").text) == [said]
 
@@ -99,7 +99,7 @@ def test_a_wrong_tap_is_undone_by_the_one_who_tapped(server: LiveServer, clock: 
     today = at(clock, 8, 10)
     pid, _, (entry,) = setup(server, med(amount=2))
     chart = f"/kurve/{pid}"
-    key = f"{entry['id']}/{today}/morgen/08:00"
+    key = f"{entry['id']}/{today}/morgen/1"
     version = entry["meta"]["versionId"]
     with logged_in(server, "nursing-home-nurse") as nurse:
         ok_tap = post(nurse, f"{chart}/gitt", chart, dose=key, versjon=version)
@@ -154,7 +154,7 @@ def test_a_paused_list_still_shows_what_was_given_today(server: LiveServer, cloc
     today = at(clock, 8, 10)
     pid, list_id, (entry, _) = setup(server, med(amount=2), prn())
     chart = f"/kurve/{pid}"
-    key = f"{entry['id']}/{today}/morgen/08:00"
+    key = f"{entry['id']}/{today}/morgen/1"
     with logged_in(server, "nursing-home-nurse") as nurse:
         r = post(nurse, f"{chart}/gitt", chart, dose=key, versjon=entry["meta"]["versionId"])
         assert r.status_code == 303
@@ -211,7 +211,7 @@ def test_the_second_signer_is_shown(server: LiveServer, clock: Clock) -> None:
     drug["medicationCodeableConcept"]["coding"].insert(0, {"system": FEST, "code": "081234"})
     pid, _, (entry,) = setup(server, drug)
     chart = f"/kurve/{pid}"
-    key = f"{entry['id']}/{today}/morgen/08:00"
+    key = f"{entry['id']}/{today}/morgen/1"
     fields = {"dose": key, "versjon": entry["meta"]["versionId"], "utfall": "gitt"}
     with logged_in(server, "nursing-home-nurse") as nurse:
         r = post(nurse, f"{chart}/dose", chart, **fields, enhet="tablett", kontroll="9144943")
@@ -269,7 +269,7 @@ def test_the_confirmation_is_beside_the_dose(server: LiveServer, clock: Clock) -
     today = at(clock, 8, 10)
     pid, _, (entry,) = setup(server, med(amount=2))
     chart = f"/kurve/{pid}"
-    key = f"{entry['id']}/{today}/morgen/08:00"
+    key = f"{entry['id']}/{today}/morgen/1"
     anchor = "dose-" + key.replace("/", "-").replace(":", "")
     with logged_in(server, "nursing-home-nurse") as nurse:
         r = post(nurse, f"{chart}/gitt", chart, dose=key, versjon=entry["meta"]["versionId"])
