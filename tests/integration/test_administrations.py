@@ -231,8 +231,9 @@ def test_as_needed_above_the_daily_maximum_is_refused(server: LiveServer) -> Non
             ),
             201,
         )
+        # one dose at a time is the dose the list gives, however much remains of the maximum
         two = {"dose": {"value": 2, "unit": "tablett"}}
-        assert "the maximum is 2 tablett per 24 timer" in refused(
+        assert "more than the as-needed dose of 1 tablett" in refused(
             server, nurse, given(pid, entry, None, dosage=two, reasonCode=why), 422
         )
         ok(

@@ -138,7 +138,7 @@ def test_the_morning_round_through_the_pages(server: LiveServer, clock: Clock) -
         r = post(nurse, f"{chart}/ved-behov", chart, **prn_fields, **{f"mengde-{eid}": "3"})
         assert r.status_code == 422
         said = text(r.text)
-        assert "3 er mer enn det som gjenstår av maksimum (2 av 2 tablett per 24 timer;" in said
+        assert "3 er mer enn dosen ved behov, 1 tablett." in said
         assert 'value="Smerter i hoften"' in r.text
         assert f'id="mengde-{eid}" name="mengde-{eid}" inputmode="decimal" size="6" value="3"' in (
             r.text

@@ -10,12 +10,13 @@ chart from an error page."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import httpx
 import sqlalchemy as sa
 
+from pll.domain.administration import OSLO
 from pll.store.schema import fest_drug, medication_administration
 from tests.conftest import Clock, LiveServer, snapshot
 from tests.integration.builders import ATC, DRUGS, SMALL_FEST, new_fnr, new_list, ok, patient
@@ -300,3 +301,37 @@ def test_an_error_page_from_the_chart_leads_back_to_it(server: LiveServer, clock
         r = other.get(f"/kurve/{pid}")
         assert r.status_code == 403
         assert '<a href="/kurve" class="chart-back">Til enhetens pasienter</a>' in r.text
+
+
+def test_the_chart_counts_the_as_needed_maximum_over_the_last_24_hours(
+    server: LiveServer, clock: Clock
+) -> None:
+    """Two tablets given at 23:30 leave none at 00:30 of a "høyst 2 per døgn" maximum: the
+    chart counts the rolling period recording counts, not the calendar day."""
+    today = at(clock, 0, 30)
+    pid, _, (entry,) = setup(server, prn())
+    # yesterday 23:30 in Norway
+    yesterday = (
+        datetime.fromisoformat(f"{today}T00:30:00")
+        .replace(tzinfo=OSLO)
+        .astimezone(UTC)
+        .replace(microsecond=0)
+    ) - timedelta(hours=1)
+    with server.client("nursing-home-nurse") as nurse:
+        body = {
+            "resourceType": "MedicationAdministration",
+            "status": "completed",
+            "medicationCodeableConcept": entry["medicationCodeableConcept"],
+            "subject": {"reference": f"Patient/{pid}"},
+            "supportingInformation": [
+                {"reference": f"MedicationStatement/{entry['id']}/_history/1"}
+            ],
+            "effectiveDateTime": yesterday.isoformat(),
+            "dosage": {"dose": {"value": 1, "unit": "tablett"}},
+            "reasonCode": [{"text": "Smerter"}],
+        }
+        ok(nurse.post("/fhir/MedicationAdministration", json=body), 201)
+        ok(nurse.post("/fhir/MedicationAdministration", json=body), 201)
+    with logged_in(server, "nursing-home-nurse") as nurse:
+        shown = text(nurse.get(f"/kurve/{pid}").text)
+    assert "0 tabletter igjen" in shown, shown

@@ -25,7 +25,8 @@ from typing import Any
 import orjson
 
 from pll.auth.access import Access, Verb
-from pll.domain.administration import OSLO, DaySchedule, Given, schedule_list
+from pll.domain.administration import OSLO, DaySchedule, schedule_list
+from pll.domain.administration.as_needed import LONGEST
 from pll.domain.administration.bags import NONE, Bags
 from pll.domain.administration.records import Status
 from pll.domain.administration.rounds import RoundState, round_state
@@ -244,14 +245,12 @@ class CareRound:
                 return Chart(patient_id, today, now, None, None, None, {}, frozenset(), ())
             lst = repo.load_list(conn, head, now)
             records = tuple(_recorded(r) for r in ma_store.standing_on(conn, patient_id, today))
-            given = [
-                Given(r.entry_id, r.at, r.amount, r.unit or "")
-                for r in records
-                if r.status == "completed" and r.amount is not None
-            ]
+            # as-needed maxima count over the rolling period ending now, as recording counts
+            # them (pll.domain.administration.as_needed), which may begin yesterday
+            given = ma_store.given_between(conn, now - LONGEST, now, patient_id=patient_id)
             # the rounds and second-signature rule of the caller's unit, as recording uses them
             unit = on_day(conn, access, patient_id, today)
-            result = schedule_list(lst, today, slots=unit.times, given=given)
+            result = schedule_list(lst, today, slots=unit.times, given=given, now=now)
             day = result.days[0]
             shown = {d.entry_id for d in day.doses} | {a.entry_id for a in day.as_needed}
             controlled = frozenset(

@@ -16,7 +16,8 @@ behov``) dosage, none. It is refused — with nothing written — when:
   :data:`~pll.domain.administration.rounds.DUE_AHEAD` (60 minutes, the due window of the
   rounds) before its planned time to :data:`LATEST` (12 hours) after it — so a later day's
   dose is never recorded today: :class:`~pll.domain.errors.RuleRefused`;
-- more than the planned amount is given, or an as-needed dose that would bring some period
+- more than the planned amount is given, more than the as-needed dose at a time, or an
+  as-needed dose that would bring some period
   of its maximum's length over the maximum (a rolling window,
   :mod:`pll.domain.administration.as_needed`): :class:`~pll.domain.errors.RuleRefused`;
 - the planned dose already has a record that stands: :class:`~pll.domain.errors.Conflict`;
@@ -340,6 +341,14 @@ def _as_needed(lst: MedicationList, rec: Recording, given: Iterable[Given]) -> J
             norwegian="Skriv hvorfor dosen ved behov ble gitt.",
         )
     _same_unit(rec.unit, item.unit)
+    if rec.amount > item.amount:
+        # one as-needed dose is the dose the list gives, as a planned one is (walk 17)
+        raise RuleRefused(
+            f"{rec.amount} {rec.unit} is more than the as-needed dose of {item.amount} "
+            f"{item.unit}: never give more than the list says at a time.",
+            _DOSE,
+            norwegian=f"{rec.amount} er mer enn dosen ved behov, {item.amount} {item.unit}.",
+        )
     _check_maximum(item, rec, doses)
     return Judged(day, rec.amount, rec.unit, as_needed=item)
 
