@@ -29,7 +29,7 @@ def case_base(database: Database, settings: Settings) -> ServiceBase:
 
 
 def _service() -> TechnicalCaseService:
-    from pll.services.technical_cases import TechnicalCaseService  # noqa: F811 - lazy
+    from pll.services.technical_cases import TechnicalCaseService
     from pll.store.db import Database
 
     settings = Settings.from_env()

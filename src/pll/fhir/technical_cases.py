@@ -25,16 +25,19 @@ from pll.domain.errors import InvalidInput
 from pll.domain.model import Role
 from pll.domain.technical_cases import TITLE, ClientSystem, TechnicalCase
 from pll.fhir import systems
-from pll.fhir.cases import CASE_CODE_SYSTEM, EXT_ACTION, EXT_HANDLER, EXT_RECIPIENT, TASK_STATUS
+from pll.fhir.cases import (
+    CASE_CODE_SYSTEM,
+    EXT_ACTION,
+    EXT_HANDLER,
+    EXT_RECIPIENT,
+    TASK_STATUS,
+)
 from pll.fhir.cases import owner as owner_reference
 from pll.fhir.resources import author_reference, instant
 from pll.fhir.validate import validate
 
 #: The identifier system of a client system's client id (HelseID's ``client_id`` claim).
 CLIENT_ID = f"{systems.PLL_BASE}/NamingSystem/client-id"
-#: ``Task.meta.tag`` system of the flags PLL puts on a case as it is read.
-CASE_FLAG = f"{systems.PLL_BASE}/CodeSystem/case-flag"
-OVERDUE_TAG = {"system": CASE_FLAG, "code": "overdue", "display": "Fristen er overskredet"}
 KIND = "technical"
 CODE = {
     "coding": [{"system": CASE_CODE_SYSTEM, "code": KIND, "display": TITLE}],
@@ -180,13 +183,3 @@ def task(
     if notes:
         resource["note"] = notes
     return resource
-
-
-def flagged(task: dict[str, Any], overdue: bool) -> dict[str, Any]:
-    """The Task as a read shows it: tagged ``overdue`` when it is still open past its
-    deadline (a read-time flag: the stored version does not change as time passes)."""
-    if not overdue:
-        return task
-    meta = dict(task.get("meta") or {})
-    meta["tag"] = [*(meta.get("tag") or []), OVERDUE_TAG]
-    return {**task, "meta": meta}

@@ -101,7 +101,7 @@ class TechnicalCaseService:
             if refusal is not None:
                 raise Forbidden(refusal)
         svc = self.service
-        with svc.trail.refusals(), svc.db.write() as conn:
+        with svc.guard(access), svc.db.write() as conn:
             case_id = svc.ids()
             if reported.patient_id is not None:
                 if repo.get_patient(conn, reported.patient_id) is None:
@@ -190,7 +190,7 @@ class TechnicalCaseService:
         ``case_id`` is not a technical case (the caller asks the discrepancy cases)."""
         comment = fhir_cases.comment_request(data, f"${action.value}")
         svc = self.service
-        with svc.trail.refusals(), svc.db.write() as conn:
+        with svc.guard(access), svc.db.write() as conn:
             row = store.get(conn, case_id, lock=True)
             if row is None:
                 return None
@@ -224,7 +224,7 @@ class TechnicalCaseService:
     def read(self, access: Access, case_id: str) -> Stored | None:
         """A technical case as this caller may see it; ``None`` when it is not one."""
         svc = self.service
-        with svc.trail.refusals(), svc.db.write() as conn:
+        with svc.guard(access), svc.db.read() as conn:
             row = store.get(conn, case_id)
             if row is None:
                 return None
@@ -235,7 +235,7 @@ class TechnicalCaseService:
     def history(self, access: Access, case_id: str) -> list[Stored] | None:
         """Every version of a technical case, newest first; ``None`` when it is not one."""
         svc = self.service
-        with svc.trail.refusals(), svc.db.write() as conn:
+        with svc.guard(access), svc.db.read() as conn:
             row = store.get(conn, case_id)
             if row is None:
                 return None
@@ -306,5 +306,5 @@ class TechnicalCaseService:
             )
         else:
             task = orjson.loads(text)
-        task = fhir.flagged(task, overdue(case.due_at, case.status.closed, now))
+        task = fhir_cases.flagged(task, overdue(case.due_at, case.status.closed, now))
         return Stored(dumps(task), case.version, case.updated_at, case.patient_id or "")

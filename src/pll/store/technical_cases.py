@@ -14,7 +14,12 @@ from pll.domain.cases import Action, Recipient, Status, Step
 from pll.domain.model import Author
 from pll.domain.technical_cases import ClientSystem, TechnicalCase
 from pll.store.repository import author_of, dumps
-from pll.store.schema import client_system, technical_case, technical_case_version
+from pll.store.schema import (
+    client_system,
+    discrepancy_case,
+    technical_case,
+    technical_case_version,
+)
 
 # -- the register of client systems ---------------------------------------------------------
 
@@ -240,3 +245,26 @@ def _page(
         .offset(offset)
     ).all()
     return int(total), rows
+
+
+def case_times(conn: Connection, first: datetime, last: datetime) -> list[tuple[str, Any]]:
+    """Every case of either table reported in ``first..last`` (excluded), with its kind
+    (``clinical``, ``administration`` or ``technical``), when it was reported, its deadline,
+    its status and when it last changed (for a closed case: when it was closed)."""
+    out: list[tuple[str, Any]] = []
+    dc = discrepancy_case.c
+    for row in conn.execute(
+        select(dc.kind, dc.reported_at, dc.due_at, dc.status, dc.updated_at).where(
+            dc.reported_at >= first, dc.reported_at < last
+        )
+    ).all():
+        kind = "administration" if row.kind == "administration" else "clinical"
+        out.append((kind, row))
+    tc = technical_case.c
+    for found in conn.execute(
+        select(tc.reported_at, tc.due_at, tc.status, tc.updated_at).where(
+            tc.reported_at >= first, tc.reported_at < last
+        )
+    ).all():
+        out.append(("technical", found))
+    return out
