@@ -5,6 +5,8 @@ as before, and its technical cases go to PLL's own operations)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
@@ -28,15 +30,20 @@ def case_base(database: Database, settings: Settings) -> ServiceBase:
     return base
 
 
-def _service() -> TechnicalCaseService:
+@contextmanager
+def _service() -> Iterator[TechnicalCaseService]:
+    """The register's service on the configured database, closed again afterwards."""
     from pll.services.technical_cases import TechnicalCaseService
     from pll.store.db import Database
 
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database_url)
-    database.upgrade()
-    return TechnicalCaseService(case_base(database, settings))
+    try:
+        database.upgrade()
+        yield TechnicalCaseService(case_base(database, settings))
+    finally:
+        database.dispose()
 
 
 @click.group()
@@ -70,7 +77,8 @@ def clients_add(
         system = client_system(client_id, name, vendor, email, phone, orgnr)
     except DomainError as exc:
         raise click.ClickException(f"nothing was registered: {exc}") from None
-    new = _service().register(system)
+    with _service() as service:
+        new = service.register(system)
     where = f"orgnr {system.operator_orgnr}" if system.operator_orgnr else "PLL's operations"
     click.echo(
         f"{'registered' if new else 'updated'} {system.client_id}: {system.name} "
@@ -81,7 +89,9 @@ def clients_add(
 @clients.command("list")
 def clients_list() -> None:
     """Every registered client system, tab-separated."""
-    for c in _service().clients():
+    with _service() as service:
+        found = service.clients()
+    for c in found:
         click.echo(
             "\t".join(
                 [
@@ -100,6 +110,8 @@ def clients_list() -> None:
 @click.option("--client-id", required=True)
 def clients_remove(client_id: str) -> None:
     """Take a client system out of the register (its open cases stay where they went)."""
-    if not _service().unregister(client_id):
+    with _service() as service:
+        removed = service.unregister(client_id)
+    if not removed:
         raise click.ClickException(f"{client_id} is not registered.")
     click.echo(f"removed {client_id}")

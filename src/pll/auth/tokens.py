@@ -124,10 +124,24 @@ PERSONAS: dict[str, Persona] = {
         "Journalsystem AS",
         client_id="demo-journal",
     ),
+    # PLL's own operations: the national queue for cases about unregistered client systems
+    # (PLL_OPERATIONS_ORGNR; this is its default).
+    "operations": Persona(
+        "PLL drift",
+        None,
+        None,
+        "999000002",
+        "PLL drift (nasjonal kø)",
+        client_id="pll-operations",
+    ),
     "patient": Persona("Pasient", None, None, None, None),
     # A synthetic fødselsnummer (month + 80); registered as proxy with `pll proxy add`.
     "proxy": Persona("Fullmektig Nordmann", None, None, None, None, pid="09857215521"),
 }
+
+
+#: The personas that are operators of client systems (system tokens, no person).
+OPERATOR_PERSONAS = frozenset({"operator", "operations"})
 
 
 def key_path(data_dir: Path) -> Path:
@@ -223,7 +237,7 @@ def issue(
             f"unknown persona {persona!r}; choose one of {', '.join(PERSONAS)}"
         ) from None
     pid = pid or who.pid
-    operator = persona == "operator"
+    operator = persona in OPERATOR_PERSONAS
     if who.hpr is None and not pid and not operator:
         raise ValueError("the patient persona needs --pid (the patient's fødselsnummer)")
     now = int(time.time())
@@ -234,7 +248,7 @@ def issue(
         "nbf": now,
         "exp": now + ttl,
         "sub": who.hpr or pid or who.client_id,
-        "name": who.name if who.hpr or persona in ("proxy", "operator") else f"Pasient {pid}",
+        "name": who.name if who.hpr or persona == "proxy" or operator else f"Pasient {pid}",
         "client_id": who.client_id,
         "scope": OPERATIONS_SCOPE if operator else "openid nhn:pll/api",
         CLAIM_SECURITY_LEVEL: security_level,
