@@ -25,8 +25,8 @@ from pll.events.run import consumers, failing
 from pll.fhir import cases as fhir_cases
 from pll.fhir import technical_cases as fhir_technical
 from pll.services.subscriptions import SECRET_EXTENSION
-from pll.stats.indicators import week
 from pll.services.technical_cases import TechnicalCaseService
+from pll.stats.indicators import week
 from pll.store.schema import audit_event, technical_case
 from tests.conftest import LiveServer, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
