@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from pll.cli_clients import clients
 from pll.config import Settings
 from pll.domain.errors import DomainError
 
@@ -149,8 +150,9 @@ def serve(host: str, port: int, workers: int) -> None:
         import os
         import threading
 
+        from pll.cli_clients import case_base
         from pll.events.dispatcher import Dispatcher
-        from pll.events.run import consumers
+        from pll.events.run import consumers, failing
         from pll.services.audit import AuditTrail
         from pll.services.base import utcnow
 
@@ -160,7 +162,10 @@ def serve(host: str, port: int, workers: int) -> None:
         stop = threading.Event()
         trail = AuditTrail(database, settings.audit_key(), utcnow)
         dispatcher = Dispatcher(
-            database, consumers(database, base, settings.nats_url, trail), utcnow
+            database,
+            consumers(database, base, settings.nats_url, trail),
+            utcnow,
+            on_failing=failing(case_base(database, settings)),
         )
         threading.Thread(target=dispatcher.run, args=(stop,), daemon=True).start()
     try:
@@ -439,8 +444,9 @@ def events_run() -> None:
     import signal
     import threading
 
+    from pll.cli_clients import case_base
     from pll.events.dispatcher import Dispatcher
-    from pll.events.run import consumers
+    from pll.events.run import consumers, failing
     from pll.services.audit import AuditTrail
     from pll.services.base import utcnow
 
@@ -454,7 +460,12 @@ def events_run() -> None:
     where = f" and NATS at {settings.nats_url}" if settings.nats_url else ""
     click.echo(f"delivering events to subscriptions{where}")
     trail = AuditTrail(database, settings.audit_key(), utcnow)
-    Dispatcher(database, consumers(database, base, settings.nats_url, trail), utcnow).run(stop)
+    Dispatcher(
+        database,
+        consumers(database, base, settings.nats_url, trail),
+        utcnow,
+        on_failing=failing(case_base(database, settings)),
+    ).run(stop)
 
 
 @events.command("status")
@@ -638,6 +649,9 @@ def import_sfm(file: Path) -> None:
         f"{done.prescriptions} prescriptions, {done.dispenses} dispensing(s), "
         f"{done.messages} M25 message(s), {done.allergies} reaction(s)."
     )
+
+
+main.add_command(clients)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,6 +13,13 @@ from pll.auth.audit import AuditKey
 from pll.auth.dpop import DPoPVerifier
 from pll.auth.jwks import Issuer, KeySet
 from pll.auth.tokens import AUDIENCE, Authenticator, dev_issuer
+from pll.domain.deadlines import Deadlines
+from pll.domain.technical_cases import (
+    DEFAULT_OPERATIONS,
+    CaseRules,
+    Operations,
+    valid_orgnr,
+)
 from pll.store.db import sqlite_url
 from pll.store.dpop_proofs import AcceptedProofs
 
@@ -61,6 +69,33 @@ def _number(name: str, default: float, least: float = 0) -> float:
         kind = "whole number" if isinstance(default, int) else "number"
         raise ValueError(f"{name} must be a {kind} of at least {least:g}, not {raw!r}.")
     return value
+
+
+_DURATION = re.compile(r"([0-9]{1,6}) ?(s|m|h|d)")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def case_rules_from_env() -> CaseRules:
+    """The rules of case handling from ``PLL_CASE_DEADLINES``,
+    ``PLL_SUBSCRIPTION_CASE_AFTER``, ``PLL_OPERATIONS_ORGNR`` and ``PLL_OPERATIONS_NAME``;
+    :class:`ValueError` says which is wrong."""
+    after = timedelta(hours=1)
+    raw = (os.environ.get("PLL_SUBSCRIPTION_CASE_AFTER") or "").strip()
+    if raw:
+        found = _DURATION.fullmatch(raw.lower())
+        if found is None or int(found[1]) == 0:
+            raise ValueError(
+                "PLL_SUBSCRIPTION_CASE_AFTER must be a duration such as 1h, 30m or 2d, "
+                f"not {raw!r}."
+            )
+        after = timedelta(seconds=int(found[1]) * _SECONDS[found[2]])
+    operations = DEFAULT_OPERATIONS
+    orgnr = (os.environ.get("PLL_OPERATIONS_ORGNR") or "").strip()
+    if orgnr:
+        if not valid_orgnr(orgnr):
+            raise ValueError(f"PLL_OPERATIONS_ORGNR must be an organisation number, not {orgnr!r}.")
+        operations = Operations(orgnr, os.environ.get("PLL_OPERATIONS_NAME") or "PLL drift")
+    return CaseRules(Deadlines.parse(os.environ.get("PLL_CASE_DEADLINES")), after, operations)
 
 
 @dataclass(frozen=True)
@@ -134,6 +169,12 @@ class Settings:
     #: (``PLL_EMBED_ORIGINS``: ``client=https://a https://b; other=https://c``; see
     #: pll.web.embedding). Unset: no page is ever framed.
     embed_origins: str | None = None
+    #: Case handling (issue 18): each kind's deadline (``PLL_CASE_DEADLINES``, such as
+    #: ``clinical=3wd,technical=1wd,administration=1wd``), how long a subscription fails
+    #: before PLL opens a technical case (``PLL_SUBSCRIPTION_CASE_AFTER``, such as ``1h``,
+    #: ``30m``), and PLL's own operations, where technical cases about unregistered client
+    #: systems go (``PLL_OPERATIONS_ORGNR``, ``PLL_OPERATIONS_NAME``).
+    case_rules: CaseRules = field(default_factory=CaseRules)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -162,6 +203,7 @@ class Settings:
             stats_interval=_number("PLL_STATS_INTERVAL", 5.0),
             max_body=_size("PLL_MAX_BODY", DEFAULT_MAX_BODY),
             embed_origins=os.environ.get("PLL_EMBED_ORIGINS") or None,
+            case_rules=case_rules_from_env(),
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,

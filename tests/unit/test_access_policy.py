@@ -254,3 +254,12 @@ def test_every_refusal_a_page_can_show_has_a_norwegian_text() -> None:
     missing = [m for m in seen if in_norwegian(m) is None]
     assert not missing, missing
     assert len(seen) >= 6
+
+
+@pytest.mark.parametrize("verb", list(Verb))
+@pytest.mark.parametrize("basis", [None, Basis.TREATMENT, Basis.EMERGENCY])
+def test_an_operator_never_reaches_a_patients_data(verb: Verb, basis: Basis | None) -> None:
+    operator = Access(Author("Drift", Role.OPERATOR, org_id="999000010"), basis)
+    decision = operator.decide(verb, facts())
+    assert not decision.allowed
+    assert operator.read_rule() is None

@@ -21,6 +21,7 @@ from pll.auth.tokens import (
     CLAIM_ORG_PARENT,
     CLAIM_PID,
     CLAIM_SECURITY_LEVEL,
+    OPERATIONS_SCOPE,
     Authenticator,
     dev_issuer,
     dpop_key,
@@ -183,3 +184,30 @@ def test_an_unbound_token_cannot_pose_as_dpop(tmp_path: Path) -> None:
 def test_bearer_can_be_turned_off(tmp_path: Path) -> None:
     with pytest.raises(Unauthenticated, match="use DPoP"):
         _bearer(_auth(tmp_path, allow_bearer=False), issue(tmp_path, "gp"))
+
+
+def test_an_operator_is_a_system_token_with_the_operations_scope(tmp_path: Path) -> None:
+    auth = _auth(tmp_path)
+    operator = _bearer(auth, issue(tmp_path, "operator"))
+    assert operator.actor.role is Role.OPERATOR
+    assert (operator.actor.org_id, operator.actor.hpr, operator.actor.pid) == (
+        "999000010",
+        None,
+        None,
+    )
+    assert operator.client_id == "demo-journal"
+    # a HelseID client-credentials token: no person, the scope, the organisation
+    auth, token = _signed(
+        tmp_path,
+        {CLAIM_ORG_PARENT: "999000029", "client_id": "vendor-ops", "scope": OPERATIONS_SCOPE},
+    )
+    assert _bearer(auth, token).actor.org_id == "999000029"
+    auth, token = _signed(tmp_path, {"client_id": "vendor-ops", "scope": OPERATIONS_SCOPE})
+    with pytest.raises(Forbidden, match="organisation"):
+        _bearer(auth, token)
+    # a system token without the scope is no one
+    auth, token = _signed(
+        tmp_path, {CLAIM_ORG_PARENT: "999000029", "client_id": "x", "scope": "nhn:pll/api"}
+    )
+    with pytest.raises(Unauthenticated, match="operator"):
+        _bearer(auth, token)

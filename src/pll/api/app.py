@@ -35,7 +35,7 @@ from pll.api.limits import BodyLimit
 from pll.auth.tokens import jwks_path
 from pll.config import Settings
 from pll.events.dispatcher import Dispatcher
-from pll.events.run import consumers
+from pll.events.run import consumers, failing
 from pll.fhir.outcome import issue, outcome
 from pll.services.launches import Launches
 from pll.services.lists import PLLService
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     if service is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         service = PLLService(Database(settings.database_url), settings.audit_key())
+        service.case_rules = settings.case_rules
     routes: list[BaseRoute] = [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
             service.db,
             consumers(service.db, base + "/fhir", settings.nats_url, service.trail),
             service.clock,
+            on_failing=failing(service),
         )
 
     @asynccontextmanager

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from pll.api.http import error_response
 from pll.domain.errors import InvalidInput
 from pll.services.acknowledgement_stats import acknowledgement_times
+from pll.services.case_stats import case_deadlines
 from pll.services.stats import Statistics
 from pll.stats import disclosure
 from pll.stats.indicators import OSLO
@@ -54,6 +55,7 @@ def routes(stats: Statistics) -> list[Route]:
                     "rollout": "/stats/rollout",
                     "ambitions": "/stats/ambitions",
                     "acknowledgements": "/stats/acknowledgements",
+                    "cases": "/stats/cases",
                 },
             }
         )
@@ -84,6 +86,11 @@ def routes(stats: Statistics) -> list[Route]:
         since, until = q.span("week")
         return q.answer("acknowledgements", acknowledgement_times(stats.db, since, until))
 
+    def cases(request: Request) -> Response:
+        q = Query(request, stats)
+        since, until = q.span("week")
+        return q.answer("cases", case_deadlines(stats.db, stats.clock, since, until))
+
     def wrap(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def run(request: Request) -> Response:
             try:
@@ -100,6 +107,7 @@ def routes(stats: Statistics) -> list[Route]:
         Route("/stats/rollout", wrap(rollout), methods=["GET"]),
         Route("/stats/ambitions", wrap(national), methods=["GET"]),
         Route("/stats/acknowledgements", wrap(acknowledgements), methods=["GET"]),
+        Route("/stats/cases", wrap(cases), methods=["GET"]),
     ]
 
 

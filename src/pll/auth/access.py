@@ -168,6 +168,11 @@ _ONLY_PHARMACY_PROPOSES = (
     "list; the doctor then accepts or rejects them."
 )
 _ONLY_PHARMACY_PACKS = "Only the patient's responsible multidose pharmacy reports what it packed."
+#: An operator of a client system handles technical cases, never a patient's data (issue 18).
+OPERATORS_SEE_NO_PATIENT = (
+    "An operator of a client system sees no patient's data; a technical case about a patient "
+    "is shown to the operator without it."
+)
 _OWN_ONLY = "The access log and blocks are the patient's own."
 _NOT_OUR_PATIENT = (
     "A care worker reads and gives medicines only for patients registered with their care "
@@ -201,6 +206,7 @@ _ROLE_NB = {
     Role.CARE_WORKER: "helsefagarbeider",
     Role.PATIENT: "pasient",
     Role.SYSTEM: "system",
+    Role.OPERATOR: "driftsoperatør",
 }
 _ROLE_FOR_NB: dict[Verb, str] = {
     Verb.WRITE: "Bare leger (HPR-autorisasjon LE) endrer listen; som {role} kan du lese den.",
@@ -459,6 +465,8 @@ class Access:
             if verb is Verb.HANDLE:
                 return _CASES_BY_PRESCRIBERS
             return _PATIENT_READS if verb in _HEALTH_PERSONNEL_ONLY else None
+        if self.actor.role is Role.OPERATOR:
+            return OPERATORS_SEE_NO_PATIENT
         if verb is Verb.OWN:
             return _OWN_ONLY
         needed = _ROLE_FOR.get(verb)
@@ -497,8 +505,9 @@ class Access:
             if not self.actor.pid:
                 return None
             return ReadRule(True, self.actor.pid, None, True, None)
-        if self.basis is None or self.actor.role is Role.CARE_WORKER:
-            # a care worker's read depends on their unit's registrations, which the
+        if self.basis is None or self.actor.role in (Role.CARE_WORKER, Role.OPERATOR):
+            # an operator reads no patient's data (the general path refuses); a care
+            # worker's read depends on their unit's registrations, which the
             # one-statement read does not know: the general path decides it
             return None
         emergency = self.basis is Basis.EMERGENCY

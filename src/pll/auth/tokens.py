@@ -12,6 +12,9 @@
   ``orgnr_child`` (else ``orgnr_parent``) is the organisation they act for;
 * otherwise ``helseid://claims/identity/pid`` at ``security_level`` 4 (ID-porten "high")
   makes a patient, who may also act for the persons they hold a proxy for;
+* otherwise a system token (no person) with the scope ``nhn:pll/operations`` and an
+  organisation number makes an **operator** of client systems, who handles technical cases
+  sent to that organisation and sees no patient's data (issue 18);
 * ``client_id`` names the journal system, ``scope`` may be required (``PLL_REQUIRED_SCOPE``).
 
 For development, ``pll token`` issues such tokens for invented personas, signed by a key in
@@ -51,6 +54,9 @@ CLAIM_ORG_PARENT = "helseid://claims/client/claims/orgnr_parent"
 CLAIM_ORG_CHILD = "helseid://claims/client/claims/orgnr_child"
 #: Not a HelseID claim: the organisation's name, for development tokens' display only.
 CLAIM_ORG_NAME = "pll:org_name"
+#: The scope a client system's operator is given (a system token, no person): technical
+#: cases sent to the organisation in its ``orgnr`` claim, and nothing of any patient's.
+OPERATIONS_SCOPE = "nhn:pll/operations"
 
 #: HPR professions (kodeverk 9060) to the role the list rules use; the first one a worker
 #: holds in this order decides (a doctor who is also a nurse prescribes as a doctor).
@@ -83,6 +89,8 @@ class Persona:
     org_name: str | None
     #: the persona's own fødselsnummer, when it is a person logging in as themself
     pid: str | None = None
+    #: the client system the token names (default: PLL's own development client)
+    client_id: str = "pll-dev-client"
 
 
 # Invented people and organisations; HPR numbers are in the test range and belong to nobody.
@@ -108,10 +116,34 @@ PERSONAS: dict[str, Persona] = {
     "care-worker": Persona(
         "Hege Helsefagarbeider", "HF", "9144943", "883416031", "Oslo kommune sykehjem Ullern"
     ),
+    # The operator of an invented journal system (client id ``demo-journal``): a system
+    # token for its operations, registered with `pll clients add --orgnr 999000010`.
+    "operator": Persona(
+        "Journalsystem AS drift",
+        None,
+        None,
+        "999000010",
+        "Journalsystem AS",
+        client_id="demo-journal",
+    ),
+    # PLL's own operations: the national queue for cases about unregistered client systems
+    # (PLL_OPERATIONS_ORGNR; this is its default).
+    "operations": Persona(
+        "PLL drift",
+        None,
+        None,
+        "999000002",
+        "PLL drift (nasjonal kø)",
+        client_id="pll-operations",
+    ),
     "patient": Persona("Pasient", None, None, None, None),
     # A synthetic fødselsnummer (month + 80); registered as proxy with `pll proxy add`.
     "proxy": Persona("Fullmektig Nordmann", None, None, None, None, pid="09857215521"),
 }
+
+
+#: The personas that are operators of client systems (system tokens, no person).
+OPERATOR_PERSONAS = frozenset({"operator", "operations"})
 
 
 def key_path(data_dir: Path) -> Path:
@@ -209,7 +241,8 @@ def issue(
             f"unknown persona {persona!r}; choose one of {', '.join(PERSONAS)}"
         ) from None
     pid = pid or who.pid
-    if who.hpr is None and not pid:
+    operator = persona in OPERATOR_PERSONAS
+    if who.hpr is None and not pid and not operator:
         raise ValueError("the patient persona needs --pid (the patient's fødselsnummer)")
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -218,10 +251,11 @@ def issue(
         "iat": now,
         "nbf": now,
         "exp": now + ttl,
-        "sub": who.hpr or pid,
-        "name": who.name if who.hpr or persona == "proxy" else f"Pasient {pid}",
-        "client_id": client_id,
-        "scope": "openid nhn:pll/api",
+        "sub": who.hpr or pid or who.client_id,
+        "name": who.name if who.hpr or persona == "proxy" or operator else f"Pasient {pid}",
+        # an operator persona is its vendor's own system; anyone else uses the client named
+        "client_id": who.client_id if operator else client_id,
+        "scope": OPERATIONS_SCOPE if operator else "openid nhn:pll/api",
         CLAIM_SECURITY_LEVEL: security_level,
     }
     if who.hpr and who.profession:
@@ -230,7 +264,7 @@ def issue(
     if who.org_id:
         claims[CLAIM_ORG_PARENT] = who.org_id
         claims[CLAIM_ORG_NAME] = who.org_name
-    if pid:
+    if pid and not operator:
         claims[CLAIM_PID] = pid
     if dpop_key_file is not None:
         claims["cnf"] = {"jkt": thumbprint(dpop_jwk(dpop_key(dpop_key_file)))}
@@ -352,7 +386,19 @@ def _who(claims: dict[str, Any]) -> tuple[Author, str | None]:
             )
         name = str(claims.get("name", "Pasient"))
         return Author(name=name, role=Role.PATIENT, pid=str(pid)), client
-    raise Unauthenticated("The token names neither a health worker (HPR number) nor a person.")
+    scopes = str(claims.get("scope", "")).split()
+    org = claims.get(CLAIM_ORG_CHILD) or claims.get(CLAIM_ORG_PARENT)
+    if OPERATIONS_SCOPE in scopes:
+        if not org:
+            raise Forbidden(
+                "An operator's token must name the organisation it acts for (orgnr_parent)."
+            )
+        name = str(claims.get(CLAIM_ORG_NAME) or claims.get("name") or client or "Drift")
+        return Author(name=name, role=Role.OPERATOR, org_id=str(org), org_name=name), client
+    raise Unauthenticated(
+        "The token names neither a health worker (HPR number) nor a person, nor is it an "
+        f"operator's (scope {OPERATIONS_SCOPE} with an organisation number)."
+    )
 
 
 def _role(details: Any) -> Role | None:

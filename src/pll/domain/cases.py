@@ -160,6 +160,14 @@ class Case:
     #: version), or the key of the planned dose reported missed
     administration_id: str | None = None
     planned_dose: str | None = None
+    #: when it is overdue if still open (:mod:`pll.domain.deadlines`); ``None`` for a case
+    #: reported before deadlines were kept
+    due_at: datetime | None = None
+
+    @property
+    def deadline_kind(self) -> str:
+        """The name of its kind in the configured deadlines (``PLL_CASE_DEADLINES``)."""
+        return "clinical" if self.kind is Kind.DISCREPANCY else self.kind.value
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,10 @@ class Role(StrEnum):
     PATIENT = "patient"
     #: PLL itself, for changes the rules make by the passing of time (never a baton holder)
     SYSTEM = "system"
+    #: the operator of a client system (a journal system's vendor, or PLL's own operations)
+    #: handling technical cases: a system token with PLL's operations scope, no HPR number,
+    #: and never access to any patient's data (issue 18)
+    OPERATOR = "operator"
 
 
 @dataclass(frozen=True)

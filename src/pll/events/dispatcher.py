@@ -57,9 +57,13 @@ class Dispatcher:
         poll: float = 0.2,
         refresh: float = 1.0,
         batch: int = 100,
+        on_failing: Callable[[str, datetime], None] | None = None,
     ) -> None:
         self.db, self.consumers, self.clock = db, consumers, clock
         self.poll, self.refresh, self.batch = poll, refresh, batch
+        #: told after each failed delivery: the consumer's name and since when it has been
+        #: failing without a success (a failing subscription opens a technical case)
+        self.on_failing = on_failing
 
     def step(self, consumer: Consumer) -> int:
         """Deliver what is due to ``consumer``; returns how many events it had."""
@@ -89,7 +93,13 @@ class Dispatcher:
                 when = outbox.failed(
                     conn, consumer.name, f"{type(exc).__name__}: {exc}", self.clock()
                 )
+                since = outbox.failing_since(conn, consumer.name)
             log.warning("delivery to %s failed (%s); next try at %s", consumer.name, exc, when)
+            if self.on_failing is not None and since is not None:
+                try:
+                    self.on_failing(consumer.name, since)
+                except Exception:  # telling someone must not stop the deliveries
+                    log.exception("could not report the failures of %s", consumer.name)
             return 0
         if done is not None:
             with self.db.write() as conn:

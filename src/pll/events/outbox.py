@@ -116,23 +116,46 @@ def advance(conn: Connection, name: str, event: Event, now: datetime) -> None:
     conn.execute(
         update(consumer)
         .where(consumer.c.name == name, consumer.c.position < event.id)
-        .values(position=event.id, attempts=0, next_try_at=None, last_error=None, updated_at=now)
+        .values(
+            position=event.id,
+            attempts=0,
+            next_try_at=None,
+            last_error=None,
+            updated_at=now,
+            failing_since=None,
+        )
     )
 
 
 def failed(conn: Connection, name: str, error: str, now: datetime) -> datetime:
     """A delivery failed: try again later, waiting longer each time (1 s, 2 s, 4 s, … up to
-    five minutes). Returns when."""
-    row = conn.execute(select(consumer.c.attempts).where(consumer.c.name == name)).first()
+    five minutes). Returns when. The first failure after a success marks since when the
+    consumer has been failing (:func:`failing_since`)."""
+    row = conn.execute(
+        select(consumer.c.attempts, consumer.c.failing_since).where(consumer.c.name == name)
+    ).first()
     attempts = (row.attempts if row else 0) + 1
     wait = min(timedelta(seconds=2 ** min(attempts - 1, 16)), MAX_BACKOFF)
     when = now + wait
+    since = row.failing_since if row is not None and row.failing_since is not None else now
     conn.execute(
         update(consumer)
         .where(consumer.c.name == name)
-        .values(attempts=attempts, next_try_at=when, last_error=error[:2000], updated_at=now)
+        .values(
+            attempts=attempts,
+            next_try_at=when,
+            last_error=error[:2000],
+            updated_at=now,
+            failing_since=since,
+        )
     )
     return when
+
+
+def failing_since(conn: Connection, name: str) -> datetime | None:
+    """Since when every delivery to ``name`` has failed (``None``: its last one arrived)."""
+    row = conn.execute(select(consumer.c.failing_since).where(consumer.c.name == name)).first()
+    return row.failing_since if row is not None else None
 
 
 def places(conn: Connection) -> Sequence[Any]:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 
 from pll.events.dispatcher import Consumer
 from pll.events.jetstream import JetStream
+from pll.events.outbox import SUBSCRIPTION_PREFIX
 from pll.events.resthook import RestHook
 from pll.services.audit import AuditTrail
+from pll.services.base import ServiceBase
 from pll.services.subscriptions import Following
+from pll.services.technical_cases import TechnicalCaseService
 from pll.store import subscriptions
 from pll.store.db import Database
 
@@ -51,3 +55,16 @@ def consumers(
         return out
 
     return current
+
+
+def failing(service: ServiceBase) -> Callable[[str, datetime], None]:
+    """What the dispatcher tells of a consumer that keeps failing: a subscription's opens a
+    technical case for its client system once it has failed long enough
+    (:meth:`TechnicalCaseService.subscription_failing`)."""
+    cases = TechnicalCaseService(service)
+
+    def tell(name: str, since: datetime) -> None:
+        if name.startswith(SUBSCRIPTION_PREFIX):
+            cases.subscription_failing(name.removeprefix(SUBSCRIPTION_PREFIX), since)
+
+    return tell

@@ -66,6 +66,9 @@ TASK_STATUS = {
     Status.REJECTED: "rejected",
     Status.WITHDRAWN: "cancelled",
 }
+#: ``Task.meta.tag`` system of the flags PLL puts on a case as it is read.
+CASE_FLAG = f"{systems.PLL_BASE}/CodeSystem/case-flag"
+OVERDUE_TAG = {"system": CASE_FLAG, "code": "overdue", "display": "Fristen er overskredet"}
 STATUS_OF = {code: status for status, code in TASK_STATUS.items()}
 _FOCUS = re.compile(
     r"(?P<type>List|MedicationStatement|MedicationAdministration)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/(?P<v>\d{1,9}))?"
@@ -225,6 +228,8 @@ def task(case: Case, steps: list[Step], focus_display: str | None = None) -> dic
         "requester": author_reference(case.reporter),
         "owner": owner(case.recipient),
     }
+    if case.due_at is not None:
+        resource["restriction"] = {"period": {"end": instant(case.due_at)}}
     notes = [
         {
             "extension": [{"url": EXT_ACTION, "valueCode": step.action.value}],
@@ -277,3 +282,13 @@ def action_of(note: dict[str, Any]) -> Action | None:
             except ValueError:
                 return None
     return None
+
+
+def flagged(task: dict[str, Any], overdue: bool) -> dict[str, Any]:
+    """The Task as a read shows it: tagged ``overdue`` when it is still open past its
+    deadline (a read-time flag: the stored version does not change as time passes)."""
+    if not overdue:
+        return task
+    meta = dict(task.get("meta") or {})
+    meta["tag"] = [*(meta.get("tag") or []), OVERDUE_TAG]
+    return {**task, "meta": meta}

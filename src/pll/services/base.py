@@ -14,6 +14,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from pll.auth.access import Access, Verb
 from pll.auth.audit import AuditKey
 from pll.domain.errors import DomainError, VersionConflict
+from pll.domain.technical_cases import CaseRules
 from pll.services.audit import AuditTrail
 from pll.services.stats import conflict_in
 from pll.store import repository as repo
@@ -60,6 +61,9 @@ class ServiceBase:
         #: Told of every refusal a use case makes (the application counts them for
         #: ``/metrics``); ``None`` tells no one.
         self.on_refusal: Callable[[DomainError], None] | None = None
+        #: Deadlines of cases, the national queue, when a failing subscription opens a
+        #: technical case (issue 18); the application sets them from the environment.
+        self.case_rules = CaseRules()
 
     @contextmanager
     def guard(self, access: Access) -> Iterator[None]:

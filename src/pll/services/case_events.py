@@ -4,14 +4,23 @@ the outgoing event of each change, and the medicine an entry names."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import Connection
 
 from pll.domain.cases import Case, Step
 from pll.domain.model import MedicationList
 from pll.fhir import cases as fhir_cases
 from pll.fhir.resources import instant
+from pll.services.base import ServiceBase
 from pll.services.lists import PLLService
 from pll.store import repository as repo
+
+
+def with_deadline(svc: ServiceBase, case: Case) -> Case:
+    """A newly reported case with its deadline, from the configured deadline of its kind
+    counted from when it was reported."""
+    return replace(case, due_at=svc.case_rules.deadlines.due(case.deadline_kind, case.reported_at))
 
 
 def drug(lst: MedicationList, entry_id: str | None) -> str | None:

@@ -15,6 +15,7 @@ refused, nothing is written.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -23,12 +24,13 @@ from sqlalchemy import Connection, Row
 from pll.auth.access import Access, Decision, PatientFacts, Verb
 from pll.domain import cases as rules
 from pll.domain.cases import Action, Kind, Status
+from pll.domain.deadlines import overdue
 from pll.domain.errors import Forbidden, InvalidInput, NotFound
 from pll.domain.model import MedicationList
 from pll.fhir import cases as fhir_cases
 from pll.services.audit import Refused
 from pll.services.base import Stored
-from pll.services.case_events import drug, event
+from pll.services.case_events import drug, event, with_deadline
 from pll.services.deviations import DeviationService
 from pll.services.lists import PLLService, early_refusal
 from pll.store import audit_log
@@ -80,6 +82,7 @@ class CaseService:
             case, step = rules.report(
                 case_id, lst, entry_id, reported.version, access.actor, reported.description, now
             )
+            case = with_deadline(svc, case)
             shown = drug(lst, entry_id)
             text = dumps(fhir_cases.task(case, [step], shown))
             store.add(conn, case, step, text)
@@ -151,7 +154,7 @@ class CaseService:
         with svc.guard(access), svc.db.read() as conn:
             row = _case_row(conn, case_id)
             svc.trail.admit(conn, access, Verb.READ, row.patient_id, "read", "Task", case_id)
-            return Stored(row.resource, row.version, row.updated_at, row.patient_id)
+            return Stored(_as_read(row, svc.clock()), row.version, row.updated_at, row.patient_id)
 
     def version(self, access: Access, case_id: str, version: int) -> Stored:
         """One earlier version of a case (vread)."""
@@ -198,6 +201,7 @@ class CaseService:
         statuses: frozenset[Status] | None,
         count: int,
         offset: int,
+        only_overdue: bool = False,
     ) -> tuple[int, int, list[str]]:
         """A page of the cases addressed to ``org_id``, newest first: the organisation's
         inbox, for health personnel acting for it (the organisation in their token).
@@ -206,7 +210,8 @@ class CaseService:
         who has blocked the caller is left out, with no record, as nothing of theirs is
         shown) and logged in that patient's access log (DESIGN §3 rule 5). Returns the
         number of cases addressed there, how many of this page were left out, and the
-        Tasks shown."""
+        Tasks shown, each tagged ``overdue`` when it is still open past its deadline
+        (``only_overdue``: only those)."""
         early_refusal(access, Verb.READ)
         if access.is_patient or access.actor.org_id != org_id:
             raise Forbidden(
@@ -216,8 +221,10 @@ class CaseService:
             )
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
-            total, rows = store.for_owner(conn, org_id, statuses, count, offset)
             now = svc.clock()
+            total, rows = store.for_owner(
+                conn, org_id, statuses, count, offset, now if only_overdue else None
+            )
             shown = []
             for row in rows:
                 facts = audit_log.facts(conn, row.patient_id, hpr=access.actor.hpr, holder=None)
@@ -235,7 +242,7 @@ class CaseService:
                         access, "search", "Task", row.id, row.patient_id, decision, now
                     ),
                 )
-                shown.append(row.resource)
+                shown.append(_as_read(row, now))
             return total, len(rows) - len(shown), shown
 
     def on_list(self, access: Access, patient_id: str) -> list[Shown]:
@@ -251,8 +258,9 @@ class CaseService:
             _, rows = store.for_patient(conn, patient_id, rules.OPEN, 500, 0)
             if rows:
                 svc.trail.log(conn, access, Verb.READ, patient_id, record)
+            now = svc.clock()
             return [
-                Shown(orjson.loads(r.resource), rules.allowed(store.case_of(r), access.actor))
+                Shown(orjson.loads(_as_read(r, now)), rules.allowed(store.case_of(r), access.actor))
                 for r in reversed(rows)
             ]
 
@@ -264,6 +272,14 @@ def _case_row(
     if row is None or patient_id not in (None, row.patient_id):
         raise NotFound(f"Task/{case_id} does not exist.", "Task.id")
     return row
+
+
+def _as_read(row: Row[Any], now: datetime) -> str:
+    """The stored Task as a read shows it now: tagged ``overdue`` when it is still open past
+    its deadline (a flag of the moment, not a new version)."""
+    if not overdue(row.due_at, Status(row.status).closed, now):
+        return str(row.resource)
+    return dumps(fhir_cases.flagged(orjson.loads(row.resource), overdue=True))
 
 
 def _focus_display(row: Row[Any]) -> str | None:

@@ -26,7 +26,7 @@ from pll.domain.administration.keys import parse_key
 from pll.domain.errors import InvalidInput, NotFound
 from pll.fhir import cases as fhir_cases
 from pll.services.base import Stored
-from pll.services.case_events import drug, event
+from pll.services.case_events import drug, event, with_deadline
 from pll.services.lists import PLLService
 from pll.services.unit_settings import on_day
 from pll.store import administrations as records
@@ -94,6 +94,7 @@ class DeviationService:
                 administration=focus.administration,
                 planned_dose=key,
             )
+            case = with_deadline(svc, case)
             shown = drug(lst, focus.entry_id) if focus.entry_id in lst.entries else None
             text = dumps(fhir_cases.task(case, [step], shown))
             store.add(conn, case, step, text)

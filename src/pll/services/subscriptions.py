@@ -202,6 +202,12 @@ def _with_state(row: Any) -> dict[str, Any]:
     if row.status == "active" and row.last_error:
         shown["status"] = "error"
         shown["error"] = f"{row.last_error} (attempt {row.attempts}; retried with back-off)"
+        if getattr(row, "technical_case", None):
+            # the failures have lasted long enough for PLL to tell the client's operator
+            shown["error"] += (
+                f"; technical case Task/{row.technical_case} is open with the client "
+                "system's operator"
+            )
     return shown
 
 

@@ -4,6 +4,7 @@ which is only ever added to. Every function takes the caller's open transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import orjson
@@ -45,6 +46,7 @@ def add(conn: Connection, case: Case, step: Step, resource: str) -> None:
             kind=case.kind.value,
             administration_id=case.administration_id,
             planned_dose=case.planned_dose,
+            due_at=case.due_at,
             reported_at=case.reported_at,
             updated_at=case.updated_at,
             resource=resource,
@@ -114,6 +116,7 @@ def case_of(row: Row[Any]) -> Case:
         kind=Kind(row.kind) if row.kind else Kind.DISCREPANCY,
         administration_id=row.administration_id,
         planned_dose=row.planned_dose,
+        due_at=row.due_at,
     )
 
 
@@ -152,13 +155,25 @@ def versions(conn: Connection, case_id: str) -> Sequence[Row[Any]]:
 
 
 def for_owner(
-    conn: Connection, org_id: str, statuses: Iterable[Status] | None, limit: int, offset: int
+    conn: Connection,
+    org_id: str,
+    statuses: Iterable[Status] | None,
+    limit: int,
+    offset: int,
+    overdue_at: datetime | None = None,
 ) -> tuple[int, Sequence[Row[Any]]]:
     """A page of the cases addressed to an organisation (only those in ``statuses``, if
-    given), newest first: its inbox (``ix_discrepancy_case_owner``)."""
+    given; only those still open past their deadline at ``overdue_at``, if given), newest
+    first: its inbox (``ix_discrepancy_case_owner``)."""
     where = discrepancy_case.c.owner_org == org_id
     if statuses is not None:
         where = where & discrepancy_case.c.status.in_(sorted(s.value for s in statuses))
+    if overdue_at is not None:
+        where = (
+            where
+            & discrepancy_case.c.status.in_([Status.OPEN.value, Status.IN_PROGRESS.value])
+            & (discrepancy_case.c.due_at < overdue_at)
+        )
     return _page(conn, where, limit, offset)
 
 

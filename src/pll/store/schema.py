@@ -511,6 +511,8 @@ consumer = Table(
     Column("next_try_at", UTCDateTime),
     Column("last_error", Text),
     Column("updated_at", UTCDateTime, nullable=False),
+    #: when its deliveries began to fail, until one succeeds again (migration 0020)
+    Column("failing_since", UTCDateTime),
 )
 
 #: Paper multidose (*papirmultidose*): multidose still ordered on paper beside the PLL, a risk
@@ -628,6 +630,9 @@ discrepancy_case = Table(
     #: a case about an administration: the record, or the planned dose missed (its key)
     Column("administration_id", String(ID)),
     Column("planned_dose", String(160)),
+    #: when it is overdue if still open (pll.domain.deadlines); NULL for cases reported
+    #: before deadlines were kept (migration 0020)
+    Column("due_at", UTCDateTime),
     Index("ix_discrepancy_case_patient", "patient_id", "status"),
     #: an organisation's cases
     Index("ix_discrepancy_case_owner", "owner_org", "status"),
@@ -643,6 +648,66 @@ discrepancy_case_version = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("author", Text, nullable=False),
     #: report, take, comment, resolve, reject or withdraw (pll.domain.cases.Action)
+    Column("action", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("comment", Text),
+    Column("resource", Text, nullable=False),
+)
+
+# -- client systems and technical cases (issue 18; migration 0020) ----------------------------
+
+#: The register of client systems (``pll clients add``): the ``client_id`` their tokens carry,
+#: the vendor, a contact, and the organisation that operates it (its technical cases go there;
+#: none: to PLL's own operations).
+client_system = Table(
+    "client_system",
+    metadata,
+    Column("client_id", String(100), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("vendor", Text, nullable=False),
+    Column("email", Text),
+    Column("phone", String(32)),
+    Column("operator_orgnr", String(16)),
+    Column("registered_at", UTCDateTime, nullable=False),
+    Index("ix_client_system_operator", "operator_orgnr"),
+)
+
+#: Technical cases (*feilhåndtering*): about a client system, optionally a patient, routed to
+#: the client's operator. The current Task is ``resource``.
+technical_case = Table(
+    "technical_case",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("client_id", String(100), nullable=False),
+    #: the patient it is about; NULL: no patient (and no personal data)
+    Column("patient_id", String(ID), ForeignKey("patient.id")),
+    #: the subscription whose failures made PLL open it
+    Column("subscription_id", String(ID)),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("reporter", Text, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("owner_org", String(16), nullable=False),
+    Column("handler", Text),
+    Column("description", Text, nullable=False),
+    Column("reported_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("resource", Text, nullable=False),
+    Index("ix_technical_case_owner", "owner_org", "status"),
+    Index("ix_technical_case_patient", "patient_id", "status"),
+    Index("ix_technical_case_subscription", "subscription_id", "status"),
+)
+
+#: Every version of a technical case. Append-only: the database refuses to change or delete
+#: a row.
+technical_case_version = Table(
+    "technical_case_version",
+    metadata,
+    Column("case_id", String(ID), ForeignKey("technical_case.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("author", Text, nullable=False),
     Column("action", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("comment", Text),

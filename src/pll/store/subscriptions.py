@@ -8,20 +8,38 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from pll.store.schema import audit_event, consumer, subscription
+from pll.store.schema import audit_event, consumer, subscription, technical_case
 
 
 def add(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(insert(subscription).values(**row))
 
 
-def get(conn: Connection, subscription_id: str) -> Any:
-    """The subscription with its delivery state (the consumer's last error, if any)."""
-    return conn.execute(
-        select(subscription, consumer.c.last_error, consumer.c.attempts)
+def get(conn: Connection, subscription_id: str, *, lock: bool = False) -> Any:
+    """The subscription with its delivery state (the consumer's last error, if any, and the
+    technical case PLL opened for its failures while that case is open)."""
+    case = (
+        select(technical_case.c.id)
+        .where(
+            technical_case.c.subscription_id == subscription.c.id,
+            technical_case.c.status.in_(["open", "in-progress"]),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            subscription,
+            consumer.c.last_error,
+            consumer.c.attempts,
+            case.label("technical_case"),
+        )
         .outerjoin(consumer, consumer.c.name == "subscription:" + subscription.c.id)
         .where(subscription.c.id == subscription_id)
-    ).first()
+    )
+    if lock:
+        query = query.with_for_update(of=subscription)
+    return conn.execute(query).first()
 
 
 def owned_by(conn: Connection, owner: str) -> Sequence[Any]:

@@ -77,6 +77,10 @@ class CaseView:
     notes: list[Note]
     #: the caller's buttons: take, comment, resolve, reject, withdraw
     actions: frozenset[str]
+    #: when it is due (ISO instant; empty for a case from before deadlines were kept), and
+    #: whether it is still open past that (issue 18)
+    due: str = ""
+    overdue: bool = False
 
 
 def _display(ref: Any) -> str:
@@ -126,6 +130,11 @@ def case_view(shown: Shown, drugs: dict[str, str]) -> CaseView:
             for n in task.get("note") or []
         ],
         actions=frozenset(a.value for a in shown.actions),
+        due=str(((task.get("restriction") or {}).get("period") or {}).get("end", "")),
+        overdue=any(
+            t.get("code") == fhir_cases.OVERDUE_TAG["code"]
+            for t in (task.get("meta") or {}).get("tag") or []
+        ),
     )
 
 

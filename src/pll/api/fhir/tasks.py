@@ -22,11 +22,14 @@ from pll.api.fhir.common import (
 )
 from pll.api.http import Ctx, Handler, fhir_response
 from pll.domain.cases import Action
-from pll.domain.errors import InvalidInput
+from pll.domain.errors import InvalidInput, NotFound
+from pll.domain.model import Role
 from pll.fhir import bundles
 from pll.fhir import cases as cases_fhir
+from pll.fhir import technical_cases as technical_fhir
 from pll.fhir.systems import ORGNR
 from pll.services.cases import CaseService
+from pll.services.technical_cases import TechnicalCaseService
 
 SEARCH_PARAMS: dict[str, list[SearchParam]] = {
     "Task": [
@@ -37,6 +40,11 @@ SEARCH_PARAMS: dict[str, list[SearchParam]] = {
             "the receiving organisation (organisasjonsnummer): its inbox, your own only",
         ),
         ("status", "token", "requested, in-progress, completed, rejected, cancelled (comma: or)"),
+        (
+            "overdue",
+            "token",
+            "true: only the cases still open past their deadline (with owner)",
+        ),
         *PAGING,
     ],
 }
@@ -65,8 +73,13 @@ OPERATIONS = {
 
 def task_create(ctx: Ctx) -> Response:
     """``POST Task``: report a discrepancy on a List or a MedicationStatement; PLL routes it
-    to the responsible prescriber's organisation."""
-    stored = CaseService(ctx.service).report(ctx.access, ctx.json())
+    to the responsible prescriber's organisation. A Task with ``code`` ``technical``
+    reports a technical error about a client system, routed to its operator."""
+    data = ctx.json()
+    if technical_fhir.is_technical(data):
+        stored = TechnicalCaseService(ctx.service).report(ctx.access, data)
+    else:
+        stored = CaseService(ctx.service).report(ctx.access, data)
     rid = orjson.loads(stored.text)["id"]
     return fhir_response(
         stored.text,
@@ -78,18 +91,31 @@ def task_create(ctx: Ctx) -> Response:
 
 
 def task_read(ctx: Ctx) -> Response:
+    technical = TechnicalCaseService(ctx.service).read(ctx.access, ctx.path["id"])
+    if technical is not None:
+        return stored_response(technical)
     return stored_response(CaseService(ctx.service).read(ctx.access, ctx.path["id"]))
 
 
 def task_vread(ctx: Ctx) -> Response:
-    return stored_response(
-        CaseService(ctx.service).version(ctx.access, ctx.path["id"], version_param(ctx.path["vid"]))
-    )
+    version = version_param(ctx.path["vid"])
+    technical = TechnicalCaseService(ctx.service).history(ctx.access, ctx.path["id"])
+    if technical is not None:
+        found = next((v for v in technical if v.version == version), None)
+        if found is None:
+            raise NotFound(f"Task/{ctx.path['id']} has no version {version}.", "versionId")
+        return stored_response(found)
+    return stored_response(CaseService(ctx.service).version(ctx.access, ctx.path["id"], version))
 
 
 def task_history(ctx: Ctx) -> Response:
     ctx.query(set())
-    items = CaseService(ctx.service).history(ctx.access, ctx.path["id"])
+    technical = TechnicalCaseService(ctx.service).history(ctx.access, ctx.path["id"])
+    items = (
+        technical
+        if technical is not None
+        else CaseService(ctx.service).history(ctx.access, ctx.path["id"])
+    )
     return fhir_response(
         bundles.history(
             ctx.base, "Task", ctx.path["id"], items, len(items), str(ctx.request.url), None
@@ -104,6 +130,9 @@ def task_search(ctx: Ctx) -> Response:
     params = ctx.query(searchable(SEARCH_PARAMS["Task"]))
     count, offset = ctx.paging(params)
     statuses = cases_fhir.statuses(params["status"]) if "status" in params else None
+    only_overdue = _flag(params.get("overdue"))
+    if only_overdue and "owner" not in params:
+        raise InvalidInput("overdue=true searches an inbox: give owner=<orgnr> too.", "overdue")
     if "owner" in params:
         if {"patient", "subject", "patient.identifier"} & params.keys():
             raise InvalidInput("Search Task by patient or by owner, not both.", "owner")
@@ -113,9 +142,15 @@ def task_search(ctx: Ctx) -> Response:
                 f"owner is an organisation number: owner={ORGNR}|<orgnr> or the number alone.",
                 "owner",
             )
-        total, left_out, texts = CaseService(ctx.service).inbox(
-            ctx.access, org, statuses, count, offset
-        )
+        if ctx.access.actor.role is Role.OPERATOR:
+            total, texts = TechnicalCaseService(ctx.service).inbox(
+                ctx.access, org, statuses, only_overdue, count, offset
+            )
+            left_out = 0
+        else:
+            total, left_out, texts = CaseService(ctx.service).inbox(
+                ctx.access, org, statuses, count, offset, only_overdue
+            )
         self_url, next_url = ctx.page_urls(count, offset, total)
         bundle = bundles.searchset(ctx.base, texts, total, self_url, next_url, "Task")
         return fhir_response(bundle, headers={"X-PLL-Left-Out": str(left_out)})
@@ -129,14 +164,25 @@ def task_search(ctx: Ctx) -> Response:
     return fhir_response(bundles.searchset(ctx.base, texts, total, self_url, next_url, "Task"))
 
 
+def _flag(raw: str | None) -> bool:
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise InvalidInput(f"overdue is true or false, not {raw[:20]!r}.", "overdue")
+
+
 def _task_operation(action: Action) -> Handler:
     """``POST Task/{id}/$<action>`` with an optional ``Parameters`` ``comment`` and an
     optional ``If-Match`` (the case version acted on): the Task as it now is."""
 
     def handler(ctx: Ctx) -> Response:
-        done = CaseService(ctx.service).act(
-            ctx.access, ctx.path["id"], action, optional_body(ctx), if_match(ctx)
+        body, expected = optional_body(ctx), if_match(ctx)
+        done = TechnicalCaseService(ctx.service).act(
+            ctx.access, ctx.path["id"], action, body, expected
         )
+        if done is None:
+            done = CaseService(ctx.service).act(ctx.access, ctx.path["id"], action, body, expected)
         return stored_response(done)
 
     handler.__name__ = f"task_{action.value}"

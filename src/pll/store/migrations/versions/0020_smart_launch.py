@@ -2,8 +2,8 @@
 registered (the user's access token, the patient it has open, the basis it stated) until
 PLL's web UI redeems it, once, within minutes.
 
-Revision ID: 0021
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 
 Other pieces of issue 18 add 0019 and 0020 beside this one; the chain is fixed at merge.
 """
@@ -11,8 +11,8 @@ Other pieces of issue 18 add 0019 and 0020 beside this one; the chain is fixed a
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
-down_revision = "0018"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
