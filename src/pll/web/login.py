@@ -35,7 +35,12 @@ from pll.web.edge import (
 #: :func:`start_page`).
 HOME = {
     Role.DOCTOR: "/lege",
+    # the other prescribers and other health personnel use the doctor's list pages; what
+    # they may change there is the access policy's (pll.auth.policy)
+    Role.DENTIST: "/lege",
+    Role.MIDWIFE: "/lege",
     Role.NURSE: "/lege",
+    Role.HEALTH_WORKER: "/lege",
     Role.PHARMACIST: "/apotek",
     Role.CARE_WORKER: "/kurve",
     Role.PATIENT: "/pasient",
@@ -49,6 +54,10 @@ PERSONA_NAMES = {
     "nurse": "Siri Sykepleier – sykepleier, hjemmetjenesten",
     "nursing-home-nurse": "Nora Sykepleier – sykepleier, Oslo kommune sykehjem Ullern",
     "care-worker": "Hege Helsefagarbeider – helsefagarbeider, Oslo kommune sykehjem Ullern",
+    "dentist": "Tor Tannlege – tannlege, Bergen tannklinikk",
+    "midwife": "Jorunn Jordmor – jordmor, Bergen kommune",
+    "public-health-nurse": "Helga Helsesykepleier – helsesykepleier, helsestasjonen",
+    "physiotherapist": "Fredrik Fysioterapeut – fysioterapeut, Bergen fysioterapi",
     "pharmacist": "Per Farmasøyt – multidoseapotek, Apotek 1 Bergen",
     "other-pharmacist": "Pia Reseptar – farmasøyt, Vitusapotek Trondheim",
     "patient": "Pasient – meg selv (fyll inn fødselsnummer)",
