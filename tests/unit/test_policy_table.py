@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pll.auth.access import Access, Basis, PatientFacts
+from pll.auth.access import Access, Basis, PatientFacts, in_norwegian
 from pll.auth.policy import POLICY, ROLES, Grant, Verb, grant
 from pll.domain.model import Author, Role
 
@@ -86,12 +86,11 @@ def test_a_blocked_dentist_prescribes_only_in_an_emergency() -> None:
 
 
 def test_the_refusals_have_norwegian() -> None:
-    from pll.auth.access import in_norwegian
-
     for role in (Role.NURSE, Role.HEALTH_WORKER, Role.PHARMACIST):
         message = Access(person(role), Basis.TREATMENT).refusal(Verb.PRESCRIBE)
         assert message is not None
         assert in_norwegian(message), message
     message = Access(person(Role.DENTIST), Basis.TREATMENT).refusal(Verb.WRITE)
-    assert message is not None and "own entries" in message
+    assert message is not None
+    assert "own entries" in message
     assert in_norwegian(message)

@@ -95,20 +95,26 @@ def test_a_dentist_renews_their_own_prescription() -> None:
 REFUSED: list[tuple[str, Callable[[MedicationList], Callable[[ListChange], object]]]] = [
     (
         "change the GP's entry",
-        lambda lst: lambda c: c.update_entry(
-            "e-gp", edited(lst.entries["e-gp"].content, note=[{"text": "x"}]), 1
+        lambda lst: (
+            lambda c: c.update_entry(
+                "e-gp", edited(lst.entries["e-gp"].content, note=[{"text": "x"}]), 1
+            )
         ),
     ),
     (
         "discontinue the GP's entry",
-        lambda lst: lambda c: c.update_entry(
-            "e-gp", with_status(lst.entries["e-gp"].content, "stopped", "Unødvendig"), 1
+        lambda lst: (
+            lambda c: c.update_entry(
+                "e-gp", with_status(lst.entries["e-gp"].content, "stopped", "Unødvendig"), 1
+            )
         ),
     ),
     (
         "recall the GP's prescription",
-        lambda lst: lambda c: c.update_prescription(
-            "rx-gp", recalled(lst.prescriptions["rx-gp"].content, "Feil"), 1
+        lambda lst: (
+            lambda c: c.update_prescription(
+                "rx-gp", recalled(lst.prescriptions["rx-gp"].content, "Feil"), 1
+            )
         ),
     ),
     (

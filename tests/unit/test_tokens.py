@@ -107,13 +107,9 @@ def test_helseid_claims_are_mapped(tmp_path: Path) -> None:
         (["FT"], Role.HEALTH_WORKER),
     ],
 )
-def test_hpr_professions_map_to_roles(
-    tmp_path: Path, professions: list[str], role: Role
-) -> None:
+def test_hpr_professions_map_to_roles(tmp_path: Path, professions: list[str], role: Role) -> None:
     details = hpr_details("565501872", professions[0])
-    details["approvals"] = [
-        dict(details["approvals"][0], profession=code) for code in professions
-    ]
+    details["approvals"] = [dict(details["approvals"][0], profession=code) for code in professions]
     auth, token = _signed(tmp_path, {CLAIM_HPR: "565501872", CLAIM_HPR_DETAILS: details})
     assert _bearer(auth, token).actor.role is role
 

@@ -44,8 +44,8 @@ class Verb(StrEnum):
     #: report a discrepancy on the list or an entry (case handling): anyone with access to
     #: the list, the patient (or their proxy) too; also comment on or withdraw one's own case
     REPORT = "report"
-    #: handle a reported discrepancy (take it, resolve it, reject it): doctors; which cases a
-    #: doctor may handle (their organisation's) is the case's own rule (pll.domain.cases)
+    #: handle a reported discrepancy (take it, resolve it, reject it): prescribers; which
+    #: cases they may handle (their organisation's) is the case's own rule (pll.domain.cases)
     HANDLE = "handle"
     #: report what was packed for which period (M25.3, e-multidose): the responsible pharmacy
     PACK = "pack"
@@ -122,7 +122,7 @@ POLICY: dict[Verb, dict[Role, Grant]] = {
     Verb.PRESCRIBE: _row(_Y, _O, _O, _N, _N, _N, _N, _N),
     Verb.WRITE: _row(_Y, _N, _N, _N, _N, _N, _N, _N),
     Verb.REPORT: _row(_Y, _Y, _Y, _Y, _Y, _U, _Y, _S),
-    Verb.HANDLE: _row(_Y, _N, _N, _N, _N, _N, _N, _N),
+    Verb.HANDLE: _row(_Y, _Y, _Y, _N, _N, _N, _N, _N),
     Verb.FOLLOW: _row(_Y, _Y, _Y, _Y, _Y, _U, _Y, _S),
     Verb.OWN: _row(_N, _N, _N, _N, _N, _N, _N, _S),
     Verb.DECIDE: _row(_R, _N, _N, _N, _N, _N, _N, _N),
@@ -185,8 +185,8 @@ REFUSALS: dict[Verb, tuple[str, str]] = {
         "avslutter registreringen; som {role} kan du ikke det.",
     ),
     Verb.HANDLE: (
-        "Only doctors take, resolve or reject a discrepancy case; a {role} may report one.",
-        "Bare leger tar, løser eller avviser et avvik; som {role} kan du melde avvik.",
+        "Only prescribers take, resolve or reject a discrepancy case; a {role} may report one.",
+        "Bare forskrivere tar, løser eller avviser et avvik; som {role} kan du melde avvik.",
     ),
     Verb.OWN: (
         "The access log and blocks are the patient's own.",
