@@ -25,6 +25,7 @@ from tests.integration.builders import (
     small_catalogue_and_list,
     statement,
 )
+from tests.integration.test_cases import operation, report
 from tests.integration.test_decision_support import CLARITHRO, SIMVA, _override_codes, kinds
 from tests.integration.test_decision_support import entry as fest_entry
 from tests.integration.test_sfm import (
@@ -216,6 +217,32 @@ def test_other_health_personnel_never_write(
         r = them.post("/fhir/MedicationStatement", json=st)
         assert r.status_code == 403
     assert snapshot(server.db, audit=False) == before
+
+
+@pytest.mark.parametrize("persona", READERS)
+def test_other_health_personnel_report_a_discrepancy_that_reaches_the_prescriber(
+    server: LiveServer, gp_listed: dict[str, str], persona: str
+) -> None:
+    with server.client(persona) as them:
+        task = ok(report(them, f"MedicationStatement/{gp_listed['entry']}"), 201)
+        assert task["owner"]["identifier"]["value"] == PERSONAS["gp"].org_id
+        r = operation(them, task["id"], "resolve", "Ok")
+        assert r.status_code == 403
+
+
+def test_a_case_about_a_dentists_entry_goes_to_the_dentist_who_handles_it(
+    server: LiveServer, gp_listed: dict[str, str]
+) -> None:
+    with server.client("dentist") as dentist:
+        _rx, entry = put_on_list(dentist, gp_listed["pid"], "Amoxicillin kaps 500 mg", "J01CA04")
+    with server.client("physiotherapist") as physio:
+        task = ok(report(physio, f"MedicationStatement/{entry}"), 201)
+    assert task["owner"]["identifier"]["value"] == PERSONAS["dentist"].org_id
+    with server.client("midwife") as midwife:  # a prescriber, but not at that clinic
+        assert operation(midwife, task["id"], "take").status_code == 403
+    with server.client("dentist") as dentist:
+        r = operation(dentist, task["id"], "take")
+        assert r.status_code == 200, r.text
 
 
 # -- $sendMedication -----------------------------------------------------------------------

@@ -92,7 +92,9 @@ def _paused(list_json: str) -> bool:
 class AcknowledgementService:
     service: PLLService
 
-    def acknowledge(self, access: Access, list_id: str, data: Any) -> tuple[dict[str, Any], bool]:
+    def acknowledge(
+        self, access: Access, list_id: str, data: Any, patient_id: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """``POST List/{id}/$acknowledge-changes``: a nurse of a unit the patient is
         registered with acknowledges, for the unit, the list's changes up to ``version``.
         Answers the ``Parameters`` of :func:`pll.fhir.acknowledgements.acknowledged_answer`
@@ -103,15 +105,17 @@ class AcknowledgementService:
         (``Forbidden``, logged), a version the list has not reached (``Conflict``, naming
         the current one). A version at or below what the unit already acknowledged is
         answered (200) with ``written`` false and nothing written: acknowledging is
-        idempotent, and the history keeps only real steps forward."""
+        idempotent, and the history keeps only real steps forward. With ``patient_id`` (a
+        page showing one patient's chart), a list that is not that patient's is unknown."""
         version = fhir_ack.acknowledge_request(data)
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
             head = repo.list_row(conn, list_id=list_id)
-            if head is None:
+            if head is None or patient_id not in (None, head.patient_id):
                 raise NotFound(f"List/{list_id} does not exist.", "List.id")
-            patient_id = head.patient_id
-            svc.trail.admit(conn, access, Verb.ACKNOWLEDGE, patient_id, ACTION, "List", list_id)
+            svc.trail.admit(
+                conn, access, Verb.ACKNOWLEDGE, head.patient_id, ACTION, "List", list_id
+            )
             # the list's row: a change of the list waits, so 'current' stays current
             head = repo.list_row(conn, list_id=list_id, lock=True)
             if head is None:  # pragma: no cover - a list is never deleted

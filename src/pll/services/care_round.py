@@ -20,10 +20,13 @@ import orjson
 
 from pll.auth.access import Access, Verb
 from pll.domain.administration import OSLO, DaySchedule, Given, schedule_list
+from pll.domain.administration.bags import NONE, Bags
 from pll.domain.administration.rounds import RoundState, round_state
 from pll.domain.administration.unit_settings import needs_second_signature
 from pll.domain.errors import Forbidden
 from pll.domain.model import Author, Entry, MedicationList, Pause, Role
+from pll.services.acknowledgements import Pending, pending
+from pll.services.administration_bags import schedule_bags
 from pll.services.administrations import rx_group
 from pll.services.audit import decide
 from pll.services.lists import PLLService
@@ -70,6 +73,8 @@ class UnitPatient:
     has_list: bool = False
     paused: bool = False
     state: RoundState = field(default_factory=lambda: RoundState((), ()))
+    #: how many changes of the list the unit has not acknowledged
+    unacknowledged: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,9 @@ class UnitDay:
 @dataclass(frozen=True)
 class Chart:
     """One patient's day: the list at the version it was made from, the day's schedule (with
-    the as-needed amounts given counted) and the records that stand."""
+    the as-needed amounts given counted) and the records that stand; the changes the
+    caller's unit has not acknowledged up to that version (``None`` when the caller acts for
+    no unit the patient is registered with) and what is in each round's multidose bag."""
 
     patient_id: str
     day: date
@@ -97,6 +104,8 @@ class Chart:
     entries: dict[str, Entry]
     controlled: frozenset[str]
     records: tuple[Recorded, ...]
+    unseen: Pending | None = None
+    bags: Bags = NONE
 
     @property
     def recorded(self) -> dict[str, str]:
@@ -110,7 +119,8 @@ class CareRound:
 
     def unit_day(self, access: Access) -> UnitDay:
         """The caller's unit (the organisation in their token) and its registered patients,
-        each with the doses due now and late (:mod:`pll.domain.administration.rounds`).
+        each with the doses due now and late (:mod:`pll.domain.administration.rounds`) and
+        how many changes of the list the unit has not acknowledged.
         Each patient shown is one record in their access log; a patient who has blocked the
         worker is listed without their list, and the refusal is logged."""
         orgnr = access.actor.org_id
@@ -151,6 +161,7 @@ class CareRound:
                     for r in ma_store.standing_on(conn, pid, today)
                     if r.slot_key
                 }
+                unseen = pending(conn, head.id, pid, head.version, orgnr)
                 shown.append(
                     UnitPatient(
                         pid,
@@ -160,6 +171,7 @@ class CareRound:
                         has_list=True,
                         paused=lst.pause is not None,
                         state=round_state(day.doses, recorded, now),
+                        unacknowledged=len(unseen.changes) if unseen is not None else 0,
                     )
                 )
         return UnitDay(
@@ -203,14 +215,30 @@ class CareRound:
             ]
             # the rounds and second-signature rule of the caller's unit, as recording uses them
             unit = on_day(conn, access, patient_id, today)
-            day = schedule_list(lst, today, slots=unit.times, given=given).days[0]
+            result = schedule_list(lst, today, slots=unit.times, given=given)
+            day = result.days[0]
             shown = {d.entry_id for d in day.doses} | {a.entry_id for a in day.as_needed}
             controlled = frozenset(
                 e
                 for e in shown
                 if e in lst.entries and needs_second_signature(rx_group(conn, lst.entries[e]), unit)
             )
-        return Chart(patient_id, today, now, lst, day, lst.pause, lst.entries, controlled, records)
+            # what the caller's unit has not taken in, up to the version the chart shows
+            unseen = pending(conn, lst.id, patient_id, lst.version, access.actor.org_id)
+            found = schedule_bags(conn, lst, result)
+        return Chart(
+            patient_id,
+            today,
+            now,
+            lst,
+            day,
+            lst.pause,
+            lst.entries,
+            controlled,
+            records,
+            unseen,
+            found,
+        )
 
 
 def _recorded(row: Any) -> Recorded:

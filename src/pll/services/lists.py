@@ -37,6 +37,7 @@ from pll.domain.errors import (
 )
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import MedicationList
+from pll.domain.paused import check_change_of_paused
 from pll.domain.prescribers import NotYourEntry, held_to_own
 from pll.fhir import resources as fhir
 from pll.services.audit import Refused
@@ -213,9 +214,15 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         reason: str | None,
         *,
         create_list: bool = False,
+        refuse_while_paused: str | None = None,
     ) -> ChangeResult:
         """The write path, inside the caller's transaction. The list row is taken first, so
-        every write path locks in the same order (list, then anything else)."""
+        every write path locks in the same order (list, then anything else).
+
+        ``refuse_while_paused`` (where to point the refusal) refuses operations on a paused
+        list unless they resume it (:func:`pll.domain.paused.check_change_of_paused`): a
+        whole list sent by a journal system (SFM ``$sendMedication``). Checked after access
+        is admitted, so the refusal tells the pause only to whoever may see the list."""
         row = None if create_list else repo.list_row(conn, patient_id=patient_id, lock=True)
         # what a prescriber puts on the list; a doctor's change may be anything, a dentist's
         # or midwife's only their own entries (ListChange, pll.domain.prescribers)
@@ -244,6 +251,7 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                 )
             entry_ids, rx_ids = _wanted(ops)
             lst = repo.load_list(conn, row, now, entry_ids, rx_ids)
+        _paused_guard(lst, ops, refuse_while_paused)
         whose = None
         if held_to_own(author):
             whose = originators(conn, lst.entries, lst.prescriptions)
@@ -385,6 +393,12 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                     return Stored(row.text, row.version, row.updated_at, row.patient_id)
             self.expire(row.id)
         raise RuntimeError("list document could not be refreshed")  # pragma: no cover
+
+
+def _paused_guard(lst: MedicationList, ops: list[Op], where: str | None) -> None:
+    if where is not None and ops:
+        resumes = any(op.kind == "resume" for op in ops)
+        check_change_of_paused(lst.pause, resumes=resumes, expression=where)
 
 
 def _list_op(change: ListChange, op: Op) -> None:

@@ -215,6 +215,16 @@ def _rx_from(row: Row[Any]) -> Prescription:
     )
 
 
+def pause_of(row: Row[Any]) -> Pause | None:
+    """The pause (Pause PLL) of a list row, ``None`` when the list is not paused."""
+    if not row.pause:
+        return None
+    pause = orjson.loads(row.pause)
+    return Pause(
+        Author.from_json(pause["by"]), datetime.fromisoformat(pause["at"]), pause["reason"]
+    )
+
+
 def load_list(
     conn: Connection,
     row: Row[Any],
@@ -233,7 +243,6 @@ def load_list(
     rx_rows = conn.execute(
         _LOAD_PRESCRIPTIONS, {"list_id": row.id, "ids": sorted(linked | set(rx_ids))}
     ).all()
-    pause = orjson.loads(row.pause) if row.pause else None
     conf = orjson.loads(row.confirmation) if row.confirmation else None
     return MedicationList(
         id=row.id,
@@ -244,11 +253,7 @@ def load_list(
         baton=author_of(row.baton),
         entries=entries,
         prescriptions={r.id: _rx_from(r) for r in rx_rows},
-        pause=Pause(
-            Author.from_json(pause["by"]), datetime.fromisoformat(pause["at"]), pause["reason"]
-        )
-        if pause
-        else None,
+        pause=pause_of(row),
         confirmation=Confirmation(
             Author.from_json(conf["by"]), datetime.fromisoformat(conf["at"]), conf["version"]
         )

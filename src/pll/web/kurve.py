@@ -9,7 +9,12 @@
   remains of the daily maximum; "må vurderes" items with their text; a paused list shown
   plainly with no doses;
 - ``/kurve/<patient>/utskrift``: the day chart to print for the downtime routine, with the
-  list version it was made from.
+  list version it was made from, the changes not acknowledged and where each dose is taken
+  from (bag or package);
+- the changes the unit has not acknowledged at the top of the chart, each affected dose
+  marked "Endret — ikke kvittert", one action to acknowledge them, and a multidose
+  patient's bags ("i posen" / "gis fra egen pakning", the bags' differences from the list);
+  acknowledging and reporting a deviation are :mod:`pll.web.kurve_follow_up`.
 
 The pages' basis is the treatment relationship the unit's registration is: every use case
 behind them admits only the nurses and care workers of a unit the patient is registered
@@ -40,6 +45,7 @@ from pll.domain.model import Role
 from pll.services.administrations import AdministrationService
 from pll.services.care_round import CareRound
 from pll.web.edge import Page, Web, page, refused_form, require
+from pll.web.kurve_follow_up import acknowledge, deviation_page, report_deviation
 from pll.web.kurve_views import (
     amount_text,
     chart_view,
@@ -81,7 +87,13 @@ def unit_page(web: Web) -> Response:
 def chart_page(web: Web) -> Response:
     pid = web.path_id("pid")
     chart = CareRound(web.service).chart(web.access(pid), pid)
-    return web.render("kurve/chart.html", pid=pid, **context_of(chart_view(chart)))
+    return web.render(
+        "kurve/chart.html",
+        pid=pid,
+        # the access policy lets only nurses acknowledge; a care worker is told to ask one
+        may_acknowledge=web.role is Role.NURSE,
+        **context_of(chart_view(chart)),
+    )
 
 
 def print_page(web: Web) -> Response:
@@ -278,4 +290,7 @@ ROUTES = [
     Route("/kurve/{pid}/dose", _carers(record_dose, form=dose_page), methods=["POST"]),
     Route("/kurve/{pid}/gitt", _carers(give, form=chart_page), methods=["POST"]),
     Route("/kurve/{pid}/ved-behov", _carers(give_as_needed, form=chart_page), methods=["POST"]),
+    Route("/kurve/{pid}/kvitter", _carers(acknowledge, form=chart_page), methods=["POST"]),
+    Route("/kurve/{pid}/avvik", _carers(deviation_page), methods=["GET"]),
+    Route("/kurve/{pid}/avvik", _carers(report_deviation, form=deviation_page), methods=["POST"]),
 ]

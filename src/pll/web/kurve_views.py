@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from pll.domain.administration import OSLO, AsNeeded, Assess, PlannedDose, Slot
+from pll.domain.administration.bags import DoseBag, Place
+from pll.domain.administration.changes import KIND_TEXT, Change
 from pll.domain.administration.records import NotGiven
 from pll.domain.administration.rounds import DoseState, dose_state
 from pll.domain.model import Entry
@@ -25,6 +27,10 @@ STATE_NAMES = {
     DoseState.DUE: "Nå",
     DoseState.LATER: "Senere",
 }
+#: Where a planned dose is taken from, as the chart says it.
+PLACE_NAMES = {Place.BAG: "i posen", Place.SEPARATE: "gis fra egen pakning"}
+#: The mark on every item of an entry whose change the unit has not acknowledged.
+UNACKNOWLEDGED = "Endret — ikke kvittert"
 KIND_NAMES = {
     "sykehjem": "sykehjem",
     "hjemmetjeneste": "hjemmetjeneste",
@@ -62,12 +68,59 @@ def dosage_of(entry: Entry | None) -> str:
 
 
 @dataclass(frozen=True)
+class ChangeView:
+    """One change the unit has not acknowledged, as the top of the chart lists it: what,
+    from → to, who, when, and the list version that made it."""
+
+    change: Change
+
+    @property
+    def what(self) -> str:
+        c = self.change
+        kind = KIND_TEXT[c.kind]
+        return kind[:1].upper() + kind[1:] if c.entry_id is None else f"{c.medication}: {kind}"
+
+    @property
+    def before(self) -> str | None:
+        return self.change.before
+
+    @property
+    def after(self) -> str | None:
+        return self.change.after
+
+    @property
+    def by(self) -> str:
+        return self.change.by.label()
+
+    @property
+    def at(self) -> datetime:
+        return self.change.at
+
+    @property
+    def list_version(self) -> int:
+        return self.change.list_version
+
+    @property
+    def entry_id(self) -> str | None:
+        return self.change.entry_id
+
+
+@dataclass(frozen=True)
 class DoseCell:
-    """One planned dose in the chart, with where it stands and what was recorded."""
+    """One planned dose in the chart, with where it stands and what was recorded; whether
+    its entry has a change the unit has not acknowledged; where it is taken from (a
+    multidose patient's bag, ``None`` for others) and the bag's differences from the list."""
 
     dose: PlannedDose
     state: DoseState
     record: Recorded | None
+    changed: bool = False
+    bag: DoseBag | None = None
+    mismatches: tuple[str, ...] = ()
+
+    @property
+    def place(self) -> str:
+        return PLACE_NAMES[self.bag.place] if self.bag is not None else ""
 
     @property
     def key(self) -> str:
@@ -114,6 +167,14 @@ class Row:
     controlled: bool
     multidose: bool
     cells: dict[Slot, list[DoseCell]] = field(default_factory=dict)
+    #: the entry's changes the unit has not acknowledged
+    changes: tuple[ChangeView, ...] = ()
+
+    @property
+    def places(self) -> str:
+        """Where the row's doses today are taken from, for the printout's bag column."""
+        found = {c.place for cells in self.cells.values() for c in cells if c.place}
+        return ", ".join(sorted(found))
 
 
 @dataclass(frozen=True)
@@ -122,6 +183,7 @@ class AsNeededView:
     drug: str
     controlled: bool
     records: tuple[Recorded, ...]
+    changes: tuple[ChangeView, ...] = ()
 
     @property
     def entry_id(self) -> str:
@@ -152,6 +214,7 @@ class AsNeededView:
 class AssessView:
     item: Assess
     drug: str
+    changes: tuple[ChangeView, ...] = ()
 
 
 @dataclass
@@ -160,6 +223,7 @@ class ChartView:
 
     day: date
     made: datetime
+    list_id: str | None
     list_version: int | None
     rounds: list[Slot]
     rows: list[Row]
@@ -167,6 +231,13 @@ class ChartView:
     assess: list[AssessView]
     paused_entries: list[str]
     records: tuple[Recorded, ...]
+    #: the changes the caller's unit has not acknowledged, up to ``list_version``; ``None``
+    #: when the caller acts for no unit the patient is registered with
+    changes: list[ChangeView] | None = None
+    #: whether the patient's doses come from multidose bags (a report or a packed entry)
+    multidose: bool = False
+    #: the bags' differences from the list today, in Norwegian
+    bag_warnings: list[str] = field(default_factory=list)
 
     def cell(self, key: str) -> DoseCell | None:
         for row in self.rows:
@@ -185,6 +256,15 @@ def chart_view(chart: Chart) -> ChartView:
     columns (the rounds with a dose today, in the order of the day)."""
     recorded = chart.recorded
     by_key = {r.slot_key: r for r in chart.records if r.slot_key}
+    unseen = [ChangeView(c) for c in chart.unseen.changes] if chart.unseen is not None else None
+
+    def changes_of(entry_id: str) -> tuple[ChangeView, ...]:
+        return tuple(c for c in unseen or () if c.entry_id == entry_id)
+
+    mismatches: dict[str, list[str]] = {}
+    for m in chart.bags.mismatches:
+        if m.dose_key is not None:
+            mismatches.setdefault(m.dose_key, []).append(m.text)
     rows: dict[str, Row] = {}
     day = chart.schedule
     doses = day.doses if day is not None else ()
@@ -199,9 +279,17 @@ def chart_view(chart: Chart) -> ChartView:
                 dosage_of(entry),
                 dose.entry_id in chart.controlled,
                 dose.source.value == "multidose",
+                changes=changes_of(dose.entry_id),
             )
-        state = dose_state(dose, recorded, chart.now)
-        row.cells.setdefault(dose.slot, []).append(DoseCell(dose, state, by_key.get(dose.key)))
+        cell = DoseCell(
+            dose,
+            dose_state(dose, recorded, chart.now),
+            by_key.get(dose.key),
+            changed=bool(row.changes),
+            bag=chart.bags.doses.get(dose.key),
+            mismatches=tuple(mismatches.get(dose.key, ())),
+        )
+        row.cells.setdefault(dose.slot, []).append(cell)
     used = {d.slot for d in doses}
     as_needed = [
         AsNeededView(
@@ -209,24 +297,30 @@ def chart_view(chart: Chart) -> ChartView:
             drug_of(chart.entries.get(a.entry_id)),
             a.entry_id in chart.controlled,
             tuple(r for r in chart.records if r.entry_id == a.entry_id and r.slot_key is None),
+            changes_of(a.entry_id),
         )
         for a in (day.as_needed if day is not None else ())
     ]
     return ChartView(
         day=chart.day,
         made=chart.now,
+        list_id=chart.lst.id if chart.lst is not None else None,
         list_version=chart.lst.version if chart.lst is not None else None,
         rounds=[s for s in Slot if s in used],
         rows=list(rows.values()),
         as_needed=as_needed,
         assess=[
-            AssessView(a, drug_of(chart.entries.get(a.entry_id)))
+            AssessView(a, drug_of(chart.entries.get(a.entry_id)), changes_of(a.entry_id))
             for a in (day.assess if day is not None else ())
         ],
         paused_entries=[
             drug_of(chart.entries.get(e)) for e in (day.paused_entries if day is not None else ())
         ],
         records=chart.records,
+        changes=unseen,
+        multidose=bool(chart.bags.doses),
+        # every difference of today's bags, those of an entry no longer planned too
+        bag_warnings=[m.text for m in chart.bags.mismatches if m.day == chart.day],
     )
 
 
@@ -242,6 +336,8 @@ class PatientLine:
     paused: bool
     due: list[str]
     late: list[str]
+    #: changes of the list the unit has not acknowledged
+    unacknowledged: int
 
 
 def patient_line(p: UnitPatient, drugs: dict[str, str] | None = None) -> PatientLine:
@@ -257,6 +353,7 @@ def patient_line(p: UnitPatient, drugs: dict[str, str] | None = None) -> Patient
         p.paused,
         _grouped(said(p.state.due)),
         _grouped(said(p.state.late)),
+        p.unacknowledged,
     )
 
 
@@ -269,4 +366,9 @@ def _grouped(items: list[str]) -> list[str]:
 
 
 def context_of(view: ChartView) -> dict[str, Any]:
-    return {"chart": view, "not_given": NOT_GIVEN, "DoseState": DoseState}
+    return {
+        "chart": view,
+        "not_given": NOT_GIVEN,
+        "DoseState": DoseState,
+        "unacknowledged": UNACKNOWLEDGED,
+    }

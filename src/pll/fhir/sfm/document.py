@@ -39,6 +39,7 @@ from pll.fhir.medication import FEST, resource_id
 from pll.fhir.resources import instant, multidose_extensions
 from pll.fhir.sfm import codes as c
 from pll.fhir.sfm import expiry
+from pll.fhir.sfm.pause import paused_extension, paused_words
 from pll.fhir.sfm.reading import PLL_ID, RESEPT_ID, Party
 
 _USE_DISPLAY = {"1": "Fast", "2": "Kur", "3": "Ved behov"}
@@ -734,17 +735,24 @@ class _Writer:
                 "confidentiality": "N",
                 "section": [
                     _section("sectionMedication", statements, "List of medications"),
-                    _section(
-                        "sectionPLLinfo",
-                        info,
-                        "Info read from M25" + (f". {PAPER_RISK}" if paper else ""),
-                    ),
+                    _section("sectionPLLinfo", info, self._pll_info_text()),
                     _section("sectionAllergies", allergies, ""),
                     _section("sectionDispense", dispenses, "List of dispense messages"),
                     _section("sectionOtherPrescriptions", [], ""),
                 ],
             }
         )
+
+    def _pll_info_text(self) -> str:
+        """``sectionPLLinfo``'s narrative: what a journal system that shows only text must
+        see of the list's state (paper multidose beside it, a pause)."""
+        words = ["Info read from M25"]
+        if self.snapshot.paper is not None:
+            words.append(PAPER_RISK)
+        lst = self.snapshot.lst
+        if lst is not None and lst.pause is not None:
+            words.append(paused_words(lst.pause))
+        return ". ".join(words)
 
 
 def _person_name(patient: dict[str, Any]) -> str:
@@ -814,6 +822,10 @@ def _pll_info(
         }
         if message.kind == "M25.1":
             resource["subject"] = patient_ref
+            if lst is not None and lst.pause is not None:
+                # SFM has no element for a paused list: PLL's, on the list's own message
+                by = b.role(Party.of(lst.pause.by), "Pause PLL")
+                resource["extension"].append(paused_extension(lst.pause, by))
         if message.author is not None:
             resource["author"] = b.role(message.author, "PLL author")
         urn = b.add(("Basic", message.kind, message.identifier), resource)

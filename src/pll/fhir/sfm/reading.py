@@ -29,6 +29,7 @@ from pll.domain.model import Author, Role
 from pll.fhir import systems
 from pll.fhir.medication import FEST
 from pll.fhir.sfm import codes as c
+from pll.fhir.sfm.pause import Resume, read_resume
 from pll.fhir.validate import MAX_DEPTH, parse_json, validate
 
 #: Identifier ``type.text`` values SFM gives a statement (matched without case, as SFM does).
@@ -145,6 +146,8 @@ class Message:
     create_pll: bool | None = None
     substitute: bool | None = None
     deliveries: list[Delivery] = field(default_factory=list)
+    #: PLL's ``pll-resume`` on a send's M25.1: resume the paused list (:mod:`.pause`)
+    resume: Resume | None = None
 
 
 @dataclass
@@ -311,7 +314,7 @@ def read_document(bundle: dict[str, Any], *, check: bool = True) -> Document:
         items.append(_item(index, found[0], ref["reference"], found[1], check))
     older = _older(index, items, check)
     messages = [
-        _message(index, found[1])
+        _message(index, found[1], f"Bundle.entry[{found[0]}].resource")
         for ref in _section_refs(sections, "sectionPLLinfo")
         if (found := index.get(ref, "Basic")) is not None
     ]
@@ -736,7 +739,7 @@ def _role(index: _Bundle, ref: Any) -> Party | None:
     return party
 
 
-def _message(index: _Bundle, basic: dict[str, Any]) -> Message:
+def _message(index: _Bundle, basic: dict[str, Any], where: str) -> Message:
     info = next(iter(c.ext(basic, c.PLL_INFORMATION)), None)
     parties = [
         p for e in c.sub(info, "relatedparties") if (p := _role(index, c.value(e))) is not None
@@ -765,6 +768,7 @@ def _message(index: _Bundle, basic: dict[str, Any]) -> Message:
         create_pll=create if isinstance(create, bool) else None,
         substitute=substitute if isinstance(substitute, bool) else None,
         deliveries=deliveries,
+        resume=read_resume(basic, where),
     )
 
 

@@ -22,7 +22,7 @@ from pll.fhir.sfm import bounds
 from pll.fhir.sfm.document import write_document
 from pll.fhir.sfm.reading import medication_document, read_document
 from pll.fhir.validate import validate
-from pll.services.lists import ChangeResult, PLLService, early_refusal
+from pll.services.lists import ChangeResult, Op, PLLService, early_refusal
 from pll.services.sfm.plan import Plan
 from pll.services.sfm.reads import held_read, shown_json
 from pll.services.sfm.shared import load_snapshot
@@ -65,6 +65,10 @@ def send_medication(
         rxs = repo.all_prescriptions(conn, head.id) if head else {}
         plan = Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
         ops = plan.with_sent_dosing(plan.ops(), bundle)
+        resume = next((m.resume for m in doc.messages if m.kind == "M25.1" and m.resume), None)
+        if resume is not None:
+            # on the list version the read showed, as List/$resume with If-Match
+            ops = [Op("resume", if_match=read.list_version, confirm=resume.confirm), *ops]
         # a renewal also completes the prescription it renews
         renewed = [
             o for o in ops if o.kind == "create" and "priorPrescription" in (o.resource or {})
@@ -72,7 +76,15 @@ def send_medication(
         bounds.within_writes(len(ops) + len(renewed))
         try:
             # SFM creates the PLL with the first send (createPLL): so does PLL
-            result = svc.apply_in(conn, access, patient_id, ops, reason, create_list=head is None)
+            result = svc.apply_in(
+                conn,
+                access,
+                patient_id,
+                ops,
+                reason,
+                create_list=head is None,
+                refuse_while_paused="Bundle.entry[0].resource.section",
+            )
         except RuleRefused as exc:
             exc.expression = plan.unit_place(exc.expression)
             raise
