@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pll.auth.tokens import PERSONAS
 from pll.store.schema import audit_event
 from tests.conftest import LiveServer, snapshot
+from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import (
     new_patient_with_list,
     ok,
@@ -41,6 +42,7 @@ from tests.integration.test_sfm import (
     set_dosage,
     statement_named,
 )
+from tests.integration.test_web import csrf, logged_in, opened
 
 PRESCRIBERS = ["dentist", "midwife"]
 READERS = ["public-health-nurse", "physiotherapist"]
@@ -326,3 +328,25 @@ def test_other_health_personnel_read_but_never_send(server: LiveServer, persona:
         r = send(them, send_from(read.json()))
         assert r.status_code == 403
         assert "Only prescribers change the list" in outcome_text(r)
+
+
+# -- the web pages -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", PRESCRIBERS + READERS)
+def test_they_land_on_the_list_pages_and_read_but_confirming_is_a_doctors(
+    server: LiveServer, persona: str
+) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    with logged_in(server, persona) as them:
+        assert them.get("/").headers["location"] == "/lege"
+        page = opened(them, scene.fnr)
+        html = them.get(page).text
+        assert METFORMIN[2] in html
+        before = snapshot(server.db, audit=False)
+        r = them.post(f"{page}/bekreft", data={"csrf": csrf(them, page), "version": "3"})
+        assert r.status_code == 403
+        # a dentist or midwife is told confirming is a doctor's; others that they do not write
+        said = "Bare leger bekrefter listen" if persona in PRESCRIBERS else "Bare forskrivere"
+        assert said in r.text
+        assert snapshot(server.db, audit=False) == before

@@ -143,7 +143,11 @@ async def dev_login(request: Request) -> Response:
     target = await run_in_threadpool(begin_login, request, token, "dev", None)
     if target == "/":
         chosen = tokens.PERSONAS[persona]
-        role = tokens.PROFESSIONS[chosen.profession] if chosen.profession else Role.PATIENT
+        role = (
+            tokens.PROFESSIONS.get(chosen.profession, tokens.OTHER_PROFESSION)
+            if chosen.profession
+            else Role.PATIENT
+        )
         target = await run_in_threadpool(start_page, request, role, chosen.org_id)
     return RedirectResponse(target, status_code=303)
 
