@@ -293,7 +293,7 @@ def test_forged_token(server: LiveServer) -> None:
 
 
 @pytest.mark.parametrize("persona", ["nurse", "pharmacist"])
-def test_only_doctors_change_the_list(
+def test_only_prescribers_change_the_list(
     server: LiveServer, listed: dict[str, Any], persona: str
 ) -> None:
     entry = dict(listed["entry"], status="on-hold")
@@ -307,7 +307,7 @@ def test_only_doctors_change_the_list(
         persona=persona,
         audit=False,  # the refusal itself is logged (test_access.py checks the record)
     )
-    assert "Only doctors" in text
+    assert "Only prescribers change the list" in text
     _refused(
         server,
         "POST",

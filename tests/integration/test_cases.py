@@ -185,9 +185,9 @@ def test_only_the_receiving_organisation_handles_it_and_every_refusal_is_logged(
     tid = task["id"]
     before = snapshot(server.db, audit=False)
     refused = [
-        ("hospital-doctor", "take", None, "Only doctors at the organisation"),
-        ("hospital-doctor", "resolve", "Ikke vårt", "Only doctors at the organisation"),
-        ("nurse", "resolve", None, "Only doctors take, resolve or reject"),
+        ("hospital-doctor", "take", None, "Only prescribers (doctors, and dentists and"),
+        ("hospital-doctor", "resolve", "Ikke vårt", "Only prescribers (doctors, and dentists"),
+        ("nurse", "resolve", None, "Only prescribers take, resolve or reject"),
         ("pharmacist", "comment", "Vi ser noe annet", "Only the person who reported"),
         ("hospital-doctor", "withdraw", None, "Only the person who reported the case"),
         ("gp", "withdraw", None, "Only the person who reported the case"),
@@ -633,7 +633,10 @@ def test_the_list_page_shows_open_cases_escaped_and_acts_on_the_form(server: Liv
             f"{page}/avvik/{tid}", data={"csrf": csrf(hospital, page), "handling": "ta"}
         )
         assert r.status_code == 403
-        assert "Bare leger ved virksomheten avviket er sendt til" in r.text
+        assert (
+            "Bare forskrivere (leger, tannleger og jordmødre) ved virksomheten avviket er sendt til"
+            in r.text
+        )
     with logged_in(server, "gp") as gp:
         page = opened(gp, scene.fnr)
         html = gp.get(page).text

@@ -177,7 +177,7 @@ def test_a_nurse_reads_the_list_but_every_change_is_refused(server: LiveServer) 
         before = snapshot(server.db, audit=False)
         r = nurse.post(f"{page}/bekreft", data={"csrf": csrf(nurse, page), "version": "3"})
         assert r.status_code == 403
-        assert "Bare leger" in r.text
+        assert "Bare forskrivere endrer listen" in r.text
         assert snapshot(server.db, audit=False) == before
 
 

@@ -94,11 +94,32 @@ def test_helseid_claims_are_mapped(tmp_path: Path) -> None:
     assert caller.actor.pid is None  # a health worker is never taken for a patient
 
 
-def test_a_health_worker_without_a_served_profession_is_refused(tmp_path: Path) -> None:
-    auth, token = _signed(
-        tmp_path, {CLAIM_HPR: "565501872", CLAIM_HPR_DETAILS: hpr_details("565501872", "PS")}
-    )
-    with pytest.raises(Forbidden, match="authorisation"):
+@pytest.mark.parametrize(
+    ("professions", "role"),
+    [
+        (["TL"], Role.DENTIST),
+        (["JO"], Role.MIDWIFE),
+        # a midwife is nearly always a nurse too: she prescribes as a midwife
+        (["SP", "JO"], Role.MIDWIFE),
+        # a doctor who is also a dentist prescribes as a doctor
+        (["TL", "LE"], Role.DOCTOR),
+        # any other profession: other health personnel, who read (issue 18)
+        (["PS"], Role.HEALTH_WORKER),
+        (["FT"], Role.HEALTH_WORKER),
+    ],
+)
+def test_hpr_professions_map_to_roles(tmp_path: Path, professions: list[str], role: Role) -> None:
+    details = hpr_details("565501872", professions[0])
+    details["approvals"] = [dict(details["approvals"][0], profession=code) for code in professions]
+    auth, token = _signed(tmp_path, {CLAIM_HPR: "565501872", CLAIM_HPR_DETAILS: details})
+    assert _bearer(auth, token).actor.role is role
+
+
+def test_a_health_worker_without_an_authorised_profession_is_refused(tmp_path: Path) -> None:
+    details = hpr_details("565501872", "PS")
+    details["approvals"] = []
+    auth, token = _signed(tmp_path, {CLAIM_HPR: "565501872", CLAIM_HPR_DETAILS: details})
+    with pytest.raises(Forbidden, match="authorised profession"):
         _bearer(auth, token)
 
 

@@ -18,8 +18,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pll.auth.policy import PRESCRIBER_WRITE, REFUSALS, ROLE_NB, Grant, Verb, grant
 from pll.domain.errors import InvalidInput
 from pll.domain.model import Author, Role
+
+__all__ = [
+    "BASIS_HEADER",
+    "BASIS_SYSTEM",
+    "EMERGENCY_OVERRIDE",
+    "NOT_YOURS",
+    "Access",
+    "Basis",
+    "Decision",
+    "Grant",
+    "Outcome",
+    "PatientFacts",
+    "ReadLog",
+    "ReadRule",
+    "Verb",
+    "in_norwegian",
+    "parse_basis",
+]
 
 #: The header that carries the access basis (documented in the CapabilityStatement).
 BASIS_HEADER = "X-PLL-Access-Basis"
@@ -46,44 +65,6 @@ _BASIS_DISPLAY = {
     Basis.CONSENT: "Mottatt samtykke fra pasienten",
     Basis.EXCEPTION: "Unntak fra samtykke",
 }
-
-
-class Verb(StrEnum):
-    """What a request does with a patient's data."""
-
-    READ = "read"
-    WRITE = "write"
-    #: propose a change for the responsible doctor to accept or reject (M25.2, e-multidose)
-    PROPOSE = "propose"
-    #: report a discrepancy on the list or an entry (case handling): anyone with access to
-    #: the list, the patient (or their proxy) too; also comment on or withdraw one's own case
-    REPORT = "report"
-    #: handle a reported discrepancy (take it, resolve it, reject it): doctors; which cases a
-    #: doctor may handle (their organisation's) is the case's own rule (pll.domain.cases)
-    HANDLE = "handle"
-    #: report what was packed for which period (M25.3, e-multidose): the responsible pharmacy
-    PACK = "pack"
-    #: act as the patient's responsible multidose doctor (M27): accept or reject the
-    #: pharmacy's proposals, end the multidose registration
-    DECIDE = "decide"
-    #: record what a pharmacy hands out: a dispensing (M10), paper multidose it packs
-    DISPENSE = "dispense"
-    #: the patient's own access log and blocks
-    OWN = "own"
-    #: a standing read: a subscription to the patient's list, decided when it is made and
-    #: again before each notification. An emergency basis does not lift a block for it:
-    #: an emergency gives a read now, not a feed of what happens later
-    FOLLOW = "follow"
-    #: register the patient with a care unit (nursing home, home care) or end that
-    #: registration; which unit a nurse or doctor acts for is the registration's own rule
-    #: (pll.domain.care_units)
-    CARE_UNIT = "care-unit"
-    #: record what was given (or not) from the list: nurses and care workers of a care unit
-    #: the patient is registered with (issue 17)
-    ADMINISTER = "administer"
-    #: acknowledge a list's changes for the care unit (issue 17): nurses (HPR SP) of a unit
-    #: the patient is registered with; a care worker gives, but a change is taken in by a nurse
-    ACKNOWLEDGE = "acknowledge"
 
 
 class Outcome(StrEnum):
@@ -120,105 +101,34 @@ _BLOCKED_FOLLOW = (
 )
 
 
-#: What a patient (or proxy) never does: they read their list, its history and access log.
-_HEALTH_PERSONNEL_ONLY = frozenset(
-    {
-        Verb.WRITE,
-        Verb.PROPOSE,
-        Verb.PACK,
-        Verb.DECIDE,
-        Verb.DISPENSE,
-        Verb.HANDLE,
-        Verb.CARE_UNIT,
-        Verb.ADMINISTER,
-        Verb.ACKNOWLEDGE,
-    }
-)
-
-
-#: The one role that may do a verb at all, and what others are told.
-_ROLE_FOR: dict[Verb, tuple[Role, str]] = {
-    Verb.WRITE: (
-        Role.DOCTOR,
-        "Only doctors (HPR authorisation LE) change the list; a {role} may read it.",
-    ),
-    Verb.PROPOSE: (
-        Role.PHARMACIST,
-        "Only the patient's responsible multidose pharmacy proposes changes.",
-    ),
-    Verb.PACK: (
-        Role.PHARMACIST,
-        "Only the patient's responsible multidose pharmacy reports what it packed.",
-    ),
-    Verb.DISPENSE: (Role.PHARMACIST, "Only pharmacies register dispensings; a {role} may not."),
-    Verb.DECIDE: (
-        Role.DOCTOR,
-        "Only the patient's responsible multidose doctor decides on the pharmacy's proposals "
-        "and ends the registration; a {role} may not.",
-    ),
-    Verb.HANDLE: (
-        Role.DOCTOR,
-        "Only doctors take, resolve or reject a discrepancy case; a {role} may report one.",
-    ),
-}
-
-
 _ONLY_PHARMACY_PROPOSES = (
     "Only the patient's responsible multidose pharmacy proposes changes to the "
     "list; the doctor then accepts or rejects them."
 )
 _ONLY_PHARMACY_PACKS = "Only the patient's responsible multidose pharmacy reports what it packed."
-#: An operator of a client system handles technical cases, never a patient's data (issue 18).
+#: An operator of a client system handles technical cases, never a patient's data (issue 18):
+#: not a column of the policy table (pll.auth.policy), so it may nothing with a patient's data.
 OPERATORS_SEE_NO_PATIENT = (
     "An operator of a client system sees no patient's data; a technical case about a patient "
     "is shown to the operator without it."
 )
-_OWN_ONLY = "The access log and blocks are the patient's own."
 _NOT_OUR_PATIENT = (
     "A care worker reads and gives medicines only for patients registered with their care "
     "unit; this patient is not registered with yours."
-)
-_ADMINISTER_BY_CARE = (
-    "Only nurses and care workers of a care unit the patient is registered with record "
-    "what is given."
 )
 _NOT_AT_YOUR_UNIT = (
     "The patient is not registered with your care unit: only nurses and care workers of a "
     "unit the patient is registered with record what is given."
 )
-_ACKNOWLEDGE_BY_NURSE = (
-    "Only nurses of a care unit the patient is registered with acknowledge the list's "
-    "changes for the unit."
-)
 _NOT_AT_YOUR_UNIT_ACK = (
     "The patient is not registered with your care unit: only nurses of a unit the patient "
     "is registered with acknowledge the list's changes for it."
 )
-#: who gives medicines at a care unit (issue 17)
-_GIVERS = frozenset({Role.NURSE, Role.CARE_WORKER})
+#: what a ``unit`` cell's refusal says when the patient is not in the caller's care
+_NOT_IN_CARE = {Verb.ADMINISTER: _NOT_AT_YOUR_UNIT, Verb.ACKNOWLEDGE: _NOT_AT_YOUR_UNIT_ACK}
 
 #: The policy's refusals in Norwegian (bokmål) for people reading a page rather than an
 #: API answer, kept beside the English so the two say the same thing.
-_ROLE_NB = {
-    Role.DOCTOR: "lege",
-    Role.NURSE: "sykepleier",
-    Role.PHARMACIST: "farmasøyt",
-    Role.CARE_WORKER: "helsefagarbeider",
-    Role.PATIENT: "pasient",
-    Role.SYSTEM: "system",
-    Role.OPERATOR: "driftsoperatør",
-}
-_ROLE_FOR_NB: dict[Verb, str] = {
-    Verb.WRITE: "Bare leger (HPR-autorisasjon LE) endrer listen; som {role} kan du lese den.",
-    Verb.PROPOSE: "Bare pasientens multidoseapotek foreslår endringer.",
-    Verb.PACK: "Bare pasientens multidoseapotek melder hva som er pakket.",
-    Verb.DISPENSE: "Bare apotek registrerer utleveringer; som {role} kan du ikke det.",
-    Verb.DECIDE: (
-        "Bare pasientens ansvarlige multidoselege tar stilling til apotekets forslag og "
-        "avslutter registreringen; som {role} kan du ikke det."
-    ),
-    Verb.HANDLE: "Bare leger tar, løser eller avviser et avvik; som {role} kan du melde avvik.",
-}
 _NORWEGIAN = {
     NOT_YOURS: (
         "Du kan bare se din egen legemiddelliste, eller listen til en du har fullmakt for."
@@ -238,7 +148,6 @@ _NORWEGIAN = {
         "grunnlaget «Akutt (nødrett)»; tilgangen logges da for oppfølging og vises for "
         "pasienten."
     ),
-    _OWN_ONLY: "Innsynsloggen og sperringene er pasientens egne.",
     _CASES_BY_PRESCRIBERS: (
         "Avvik behandles av virksomheten til den ansvarlige forskriveren; som pasient kan du "
         "melde et avvik og følge det."
@@ -252,25 +161,21 @@ _NORWEGIAN = {
         "Som helsefagarbeider leser og gir du legemidler bare til pasienter som er "
         "registrert ved din enhet; denne pasienten er ikke det."
     ),
-    _ADMINISTER_BY_CARE: (
-        "Bare sykepleiere og helsefagarbeidere ved en enhet pasienten er registrert ved, "
-        "registrerer hva som er gitt."
-    ),
-    _ACKNOWLEDGE_BY_NURSE: (
-        "Bare sykepleiere ved en enhet pasienten er registrert ved, kvitterer for endringer "
-        "i legemiddellisten."
-    ),
     _NOT_AT_YOUR_UNIT_ACK: (
         "Pasienten er ikke registrert ved din enhet: bare sykepleiere ved en enhet pasienten "
         "er registrert ved, kvitterer for endringer i listen."
+    ),
+    OPERATORS_SEE_NO_PATIENT: (
+        "En driftsoperatør for et journalsystem ser ingen pasientopplysninger; en teknisk sak "
+        "om en pasient vises operatøren uten dem."
     ),
     _NOT_AT_YOUR_UNIT: (
         "Pasienten er ikke registrert ved din enhet: bare sykepleiere og helsefagarbeidere "
         "ved en enhet pasienten er registrert ved, registrerer hva som er gitt."
     ),
 } | {
-    english.format(role=role.value): _ROLE_FOR_NB[verb].format(role=_ROLE_NB[role])
-    for verb, (_, english) in _ROLE_FOR.items()
+    english.format(role=role.value): norwegian.format(role=ROLE_NB[role])
+    for english, norwegian in (*REFUSALS.values(), PRESCRIBER_WRITE)
     for role in Role
 }
 
@@ -429,7 +334,11 @@ class Access:
         return self.actor.role is Role.PATIENT
 
     def decide(self, verb: Verb, facts: PatientFacts) -> Decision:  # noqa: PLR0911 - one rule per return
-        """May this caller do ``verb`` on this patient's data? (DESIGN §3 rules 4 and 5)."""
+        """May this caller do ``verb`` on this patient's data? The table's cell
+        (:data:`pll.auth.policy.POLICY`), its condition on this patient's facts, then the
+        patient's blocks (DESIGN §3 rules 4 and 5). An ``own entries`` cell admits the
+        request; which entries are the caller's own the change itself decides
+        (:mod:`pll.domain.prescribers`)."""
         if self.is_patient and facts.identifier != self.actor.pid and not facts.proxy:
             return Decision(False, NOT_YOURS)
         refusal = self.refusal(verb)
@@ -437,19 +346,16 @@ class Access:
             return Decision(False, refusal)
         if self.is_patient:
             return Decision(True)
-        if verb is Verb.PROPOSE and not self._responsible_pharmacy(facts):
-            return Decision(False, _ONLY_PHARMACY_PROPOSES, norwegian=_not_our_pharmacy(facts))
-        if verb is Verb.PACK and not self._responsible_pharmacy(facts):
-            return Decision(False, _ONLY_PHARMACY_PACKS, norwegian=_not_our_pharmacy(facts))
-        if verb is Verb.DECIDE and not self._responsible_doctor(facts):
-            return Decision(False, _not_responsible_doctor(facts))
-        if verb is Verb.ADMINISTER and not facts.in_callers_care:
-            return Decision(False, _NOT_AT_YOUR_UNIT)
-        if verb is Verb.ACKNOWLEDGE and not facts.in_callers_care:
-            return Decision(False, _NOT_AT_YOUR_UNIT_ACK)
-        if self.actor.role is Role.CARE_WORKER and not facts.in_callers_care:
-            # a care worker's only relation to a patient is their unit's registration
-            return Decision(False, _NOT_OUR_PATIENT)
+        cell = grant(self.actor.role, verb)
+        if cell is Grant.RESPONSIBLE:
+            if verb is Verb.DECIDE and not self._responsible_doctor(facts):
+                return Decision(False, _not_responsible_doctor(facts))
+            if verb is Verb.PROPOSE and not self._responsible_pharmacy(facts):
+                return Decision(False, _ONLY_PHARMACY_PROPOSES, norwegian=_not_our_pharmacy(facts))
+            if verb is Verb.PACK and not self._responsible_pharmacy(facts):
+                return Decision(False, _ONLY_PHARMACY_PACKS, norwegian=_not_our_pharmacy(facts))
+        if cell is Grant.UNIT and not facts.in_callers_care:
+            return Decision(False, _NOT_IN_CARE.get(verb, _NOT_OUR_PATIENT))
         if facts.blocked:
             if verb is Verb.FOLLOW:
                 return Decision(False, _BLOCKED_FOLLOW)
@@ -459,23 +365,21 @@ class Access:
         return Decision(True)
 
     def refusal(self, verb: Verb) -> str | None:  # noqa: PLR0911 - one rule per return
-        """Why this caller may not ``verb`` anyone's data, whoever the patient is; services
-        ask before they look anyone up, so a refusal cannot tell who is registered."""
+        """Why this caller may not ``verb`` anyone's data, whoever the patient is: the
+        table's cell is ``no``, or a health worker states no basis. Services ask before they
+        look anyone up, so a refusal cannot tell who is registered."""
+        role = self.actor.role
+        cell = grant(role, verb)
         if self.is_patient:
-            if verb is Verb.HANDLE:
-                return _CASES_BY_PRESCRIBERS
-            return _PATIENT_READS if verb in _HEALTH_PERSONNEL_ONLY else None
-        if self.actor.role is Role.OPERATOR:
+            if cell is not Grant.NO:
+                return None
+            return _CASES_BY_PRESCRIBERS if verb is Verb.HANDLE else _PATIENT_READS
+        if role is Role.OPERATOR:
             return OPERATORS_SEE_NO_PATIENT
-        if verb is Verb.OWN:
-            return _OWN_ONLY
-        needed = _ROLE_FOR.get(verb)
-        if needed is not None and self.actor.role is not needed[0]:
-            return needed[1].format(role=self.actor.role.value)
-        if verb is Verb.ADMINISTER and self.actor.role not in _GIVERS:
-            return _ADMINISTER_BY_CARE
-        if verb is Verb.ACKNOWLEDGE and self.actor.role is not Role.NURSE:
-            return _ACKNOWLEDGE_BY_NURSE
+        if cell is Grant.NO:
+            if verb is Verb.WRITE and grant(role, Verb.PRESCRIBE) is not Grant.NO:
+                return PRESCRIBER_WRITE[0].format(role=role.value)
+            return REFUSALS[verb][0].format(role=role.value)
         if self.basis is None:
             return (
                 f"State the basis for this access in the {BASIS_HEADER} header: "
@@ -505,10 +409,10 @@ class Access:
             if not self.actor.pid:
                 return None
             return ReadRule(True, self.actor.pid, None, True, None)
-        if self.basis is None or self.actor.role in (Role.CARE_WORKER, Role.OPERATOR):
-            # an operator reads no patient's data (the general path refuses); a care
-            # worker's read depends on their unit's registrations, which the
-            # one-statement read does not know: the general path decides it
+        if self.basis is None or grant(self.actor.role, Verb.READ) is not Grant.YES:
+            # a care worker's read depends on their unit's registrations, which the
+            # one-statement read does not know: the general path decides it (and refuses
+            # a role the table gives no read, an operator among them)
             return None
         emergency = self.basis is Basis.EMERGENCY
         return ReadRule(

@@ -7,8 +7,10 @@
 :class:`~pll.domain.model.Author`:
 
 * ``helseid://claims/hpr/hpr_number`` and the professions in
-  ``helseid://claims/hpr/hpr_details`` (``approvals[].profession``, kodeverk 9060: LE, SP,
-  FA1, FA2; HF, a care worker who gives medicines by delegation) make a health worker;
+  ``helseid://claims/hpr/hpr_details`` (``approvals[].profession``, kodeverk 9060: LE; TL
+  and JO, who prescribe within their scope; FA1, FA2; SP; HF, a care worker who gives
+  medicines by delegation; any other profession, other health personnel who read) make a
+  health worker;
   ``orgnr_child`` (else ``orgnr_parent``) is the organisation they act for;
 * otherwise ``helseid://claims/identity/pid`` at ``security_level`` 4 (ID-porten "high")
   makes a patient, who may also act for the persons they hold a proxy for;
@@ -59,15 +61,21 @@ CLAIM_ORG_NAME = "pll:org_name"
 OPERATIONS_SCOPE = "nhn:pll/operations"
 
 #: HPR professions (kodeverk 9060) to the role the list rules use; the first one a worker
-#: holds in this order decides (a doctor who is also a nurse prescribes as a doctor).
+#: holds in this order decides (a doctor who is also a dentist prescribes as a doctor; a
+#: midwife, nearly always a nurse too, prescribes as a midwife).
 PROFESSIONS = {
     "LE": Role.DOCTOR,
+    "TL": Role.DENTIST,
+    "JO": Role.MIDWIFE,
     "FA1": Role.PHARMACIST,
     "FA2": Role.PHARMACIST,
     "SP": Role.NURSE,
     # helsefagarbeider: gives medicines at a care unit by delegation, prescribes nothing
     "HF": Role.CARE_WORKER,
 }
+#: Any other authorised HPR profession (physiotherapist FT, psychologist PS, ...): other
+#: health personnel, who read with a basis and report discrepancies, never write.
+OTHER_PROFESSION = Role.HEALTH_WORKER
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,19 @@ PERSONAS: dict[str, Persona] = {
         "999000002",
         "PLL drift (nasjonal kø)",
         client_id="pll-operations",
+    ),
+    # Prescribers other than doctors (issue 18): they put what they prescribe on the list
+    # and change only their own entries.
+    "dentist": Persona("Tor Tannlege", "TL", "9144951", "991000100", "Bergen tannklinikk"),
+    "midwife": Persona(
+        "Jorunn Jordmor", "JO", "9144978", "991000208", "Bergen kommune jordmortjeneste"
+    ),
+    # Health personnel without prescribing rights: read with a basis, report discrepancies.
+    "public-health-nurse": Persona(
+        "Helga Helsesykepleier", "SP", "9144986", "991000305", "Bergen kommune helsestasjon"
+    ),
+    "physiotherapist": Persona(
+        "Fredrik Fysioterapeut", "FT", "9144994", "991000402", "Bergen fysioterapi"
     ),
     "patient": Persona("Pasient", None, None, None, None),
     # A synthetic fødselsnummer (month + 80); registered as proxy with `pll proxy add`.
@@ -367,7 +388,7 @@ def _who(claims: dict[str, Any]) -> tuple[Author, str | None]:
         role = _role(claims.get(CLAIM_HPR_DETAILS))
         if role is None:
             raise Forbidden(
-                "The token's HPR number has no authorisation PLL serves (LE, SP, FA1, FA2, HF)."
+                "The token's HPR number holds no authorised profession (hpr_details.approvals)."
             )
         org = claims.get(CLAIM_ORG_CHILD) or claims.get(CLAIM_ORG_PARENT)
         return Author(
@@ -410,5 +431,11 @@ def _role(details: Any) -> Role | None:
             return None
     if not isinstance(details, dict):
         return None
-    held = {a.get("profession") for a in details.get("approvals") or [] if isinstance(a, dict)}
-    return next((role for code, role in PROFESSIONS.items() if code in held), None)
+    held = {
+        str(a["profession"])
+        for a in details.get("approvals") or []
+        if isinstance(a, dict) and a.get("profession")
+    }
+    if not held:
+        return None
+    return next((role for code, role in PROFESSIONS.items() if code in held), OTHER_PROFESSION)

@@ -36,6 +36,7 @@ from enum import StrEnum
 
 from pll.domain.errors import Conflict, Forbidden, InvalidInput, VersionConflict
 from pll.domain.model import Author, MedicationList, Role
+from pll.domain.prescribers import PRESCRIBERS
 
 #: The longest description or comment PLL keeps.
 MAX_TEXT = 4000
@@ -182,8 +183,21 @@ class Step:
     comment: str | None = None
 
 
+#: Health personnel a case can go to or be commented on by (a care worker acts for a unit).
+_HEALTH_WORKERS = frozenset(
+    {
+        Role.DOCTOR,
+        Role.DENTIST,
+        Role.MIDWIFE,
+        Role.NURSE,
+        Role.HEALTH_WORKER,
+        Role.PHARMACIST,
+    }
+)
+
+
 def _health_worker(author: Author) -> bool:
-    return author.role in (Role.DOCTOR, Role.NURSE, Role.PHARMACIST) and bool(author.hpr)
+    return author.role in _HEALTH_WORKERS and bool(author.hpr)
 
 
 def route(lst: MedicationList, entry_id: str | None) -> Recipient:
@@ -269,7 +283,8 @@ def report(
 # -- who may do what -----------------------------------------------------------------------
 
 NOT_RECEIVER = (
-    "Only doctors at the organisation the case was sent to take it, resolve it or reject it."
+    "Only prescribers (doctors, and dentists and midwives) at the organisation the case was "
+    "sent to take it, resolve it or reject it."
 )
 NOT_PARTY = (
     "Only the person who reported the case and health personnel at the organisation it was "
@@ -278,7 +293,10 @@ NOT_PARTY = (
 NOT_REPORTER = "Only the person who reported the case withdraws it."
 #: The refusals in Norwegian (bokmål), for people reading a page rather than an API answer.
 _NORWEGIAN = {
-    NOT_RECEIVER: "Bare leger ved virksomheten avviket er sendt til tar, løser eller avviser det.",
+    NOT_RECEIVER: (
+        "Bare forskrivere (leger, tannleger og jordmødre) ved virksomheten avviket er sendt "
+        "til tar, løser eller avviser det."
+    ),
     NOT_PARTY: (
         "Bare den som meldte avviket og helsepersonell ved virksomheten det er sendt til, "
         "kommenterer det."
@@ -312,7 +330,9 @@ def at_receiver(case: Case, actor: Author) -> bool:
 def refusal(case: Case, action: Action, actor: Author) -> str | None:
     """Why ``actor`` may not do ``action`` on this case, or ``None`` when they may."""
     if action in (Action.TAKE, Action.RESOLVE, Action.REJECT):
-        ok = actor.role is Role.DOCTOR and at_receiver(case, actor)
+        # the prescribers at the receiving organisation: a case about a dentist's entry
+        # goes to the dental clinic, whose dentist holds the baton for it
+        ok = actor.role in PRESCRIBERS and at_receiver(case, actor)
         return None if ok else NOT_RECEIVER
     if action is Action.COMMENT:
         ok = same_person(actor, case.reporter) or at_receiver(case, actor)

@@ -19,7 +19,6 @@ from typing import Any
 
 from pll.domain.errors import (
     Conflict,
-    Forbidden,
     InvalidInput,
     NotFound,
     RuleRefused,
@@ -38,7 +37,6 @@ from pll.domain.model import (
     MedicationList,
     Pause,
     Prescription,
-    Role,
     Touched,
 )
 from pll.domain.operation_rules import (
@@ -47,6 +45,12 @@ from pll.domain.operation_rules import (
     entry_activity,
     reason_text,
     refs_to,
+)
+from pll.domain.prescribers import (
+    Originators,
+    require_doctor,
+    require_own,
+    require_prescriber,
 )
 from pll.domain.prescriptions import issue, local_day, with_issue_of
 from pll.domain.treatment import check_treatment
@@ -72,8 +76,10 @@ def start_list(
 
     It has version 0 until a :class:`ListChange` on it is finished, so that creating a
     list together with its first entries (a transaction Bundle) is one version.
+    A dentist or midwife starts one with what they prescribe (SFM creates the list with
+    the first send); confirming it stays with doctors.
     """
-    _require_doctor(author)
+    require_prescriber(author)
     if exists:
         raise Conflict(
             "This patient already has a PLL; a patient has exactly one list. "
@@ -96,21 +102,27 @@ def list_size(lst: MedicationList, now: datetime) -> int:
     )
 
 
-def _require_doctor(author: Author) -> None:
-    if author.role is not Role.DOCTOR:
-        raise Forbidden(
-            f"Only doctors change the medication list; you are signed in as {author.role.value}. "
-            "Pharmacies propose changes and nurses report discrepancies (DESIGN §3 rule 4).",
-        )
-
-
 class ListChange:
-    """One change to one PLL by one doctor; becomes one new list version when finished."""
+    """One change to one PLL by one prescriber; becomes one new list version when finished.
+
+    A doctor changes anything on it. A dentist or midwife changes only what they put on it
+    (:mod:`pll.domain.prescribers`): ``originators`` says who recorded the entries and
+    prescriptions the change may touch; what is not in it, and was not made in this change,
+    is not theirs.
+    """
 
     def __init__(
-        self, lst: MedicationList, author: Author, now: datetime, reason: str | None = None
+        self,
+        lst: MedicationList,
+        author: Author,
+        now: datetime,
+        reason: str | None = None,
+        originators: Originators | None = None,
     ) -> None:
-        _require_doctor(author)
+        require_prescriber(author)
+        self.originators = originators or Originators()
+        #: what this change itself made, the author's own whoever they are
+        self._made: set[tuple[str, str]] = set()
         self.list = lst
         self.author = author
         self.now = now
@@ -142,6 +154,7 @@ class ListChange:
         check_treatment(content, local_day(self.now))
         entry = Entry(entry_id, 1, content, self.now, self.author)
         self.list.entries[entry_id] = entry
+        self._made.add(("MedicationStatement", entry_id))
         self._touch("MedicationStatement", entry_id, 1, "create", "add-entry")
         return entry
 
@@ -156,6 +169,7 @@ class ListChange:
             raise NotFound(
                 f"MedicationStatement/{entry_id} is not on this list.", "MedicationStatement.id"
             )
+        self._own("MedicationStatement", entry_id)
         check_version(
             "MedicationStatement",
             entry_id,
@@ -200,6 +214,10 @@ class ListChange:
             }
             for rx_id in entry.prescription_ids:
                 if rx_id not in held_elsewhere:
+                    rx = self.list.prescriptions.get(rx_id)
+                    if rx is not None and rx.status in RX_ACTIVE:
+                        # discontinuing recalls it: that is a change to the prescription
+                        self._own("MedicationRequest", rx_id)
                     self._recall(rx_id, RECALL_ON_DISCONTINUE)
         return updated
 
@@ -222,6 +240,8 @@ class ListChange:
                 raise InvalidInput(
                     f"MedicationRequest/{rx_id} is not a prescription of this patient.", where
                 )
+            # a dentist or midwife puts on the list only what they prescribed
+            self._own("MedicationRequest", rx_id)
             if rx.status not in RX_ACTIVE:
                 successor = next(
                     (p.id for p in self.list.prescriptions.values() if p.prior_id == rx_id), None
@@ -278,6 +298,7 @@ class ListChange:
         content = issue(content, local_day(self.now), fest_validity, form)
         rx = Prescription(rx_id, 1, content, self.now, self.author, self.now)
         activity = "prescribe"
+        self._made.add(("MedicationRequest", rx_id))
         if rx.prior_id is not None:
             activity = "renew"
             self._renew(rx.prior_id, rx_id)
@@ -292,6 +313,7 @@ class ListChange:
             raise InvalidInput(
                 f"MedicationRequest/{prior_id} is not a prescription of this patient.", where
             )
+        self._own("MedicationRequest", prior_id)
         successor = next(
             (p.id for p in self.list.prescriptions.values() if p.prior_id == prior_id), None
         )
@@ -316,6 +338,7 @@ class ListChange:
         # Entries point at the head of the chain, so the renewal moves their link along.
         for entry in list(self.list.entries.values()):
             if prior_id in entry.prescription_ids and entry.status in IN_USE:
+                self._own("MedicationStatement", entry.id)
                 moved = copy.deepcopy(entry.content)
                 for ref in moved["basedOn"]:
                     if ref.get("reference") == f"MedicationRequest/{prior_id}":
@@ -341,6 +364,7 @@ class ListChange:
                 f"MedicationRequest/{rx_id} is not a prescription of this patient.",
                 "MedicationRequest.id",
             )
+        self._own("MedicationRequest", rx_id)
         check_version(
             "MedicationRequest",
             rx_id,
@@ -475,6 +499,7 @@ class ListChange:
 
     def confirm(self, if_match: int | None) -> None:
         """Confirm the list as reconciled (*samstemt*): only the version the doctor saw."""
+        require_doctor(self.author, "confirm the list", "bekrefter listen")
         check_version(
             "List", self.list.id, self.list.version, self.list.baton, self.list.updated, if_match
         )
@@ -483,6 +508,7 @@ class ListChange:
 
     def pause(self, reason: str | None) -> None:
         """Pause the whole PLL (for example at a hospital admission)."""
+        require_doctor(self.author, "pause the list", "pauser listen")
         if self.list.pause is not None:
             raise Conflict(
                 f"The PLL is already paused (by {self.list.pause.by.label()} at "
@@ -505,6 +531,7 @@ class ListChange:
         the list as it now stands (DESIGN: "resumed with a confirmed list"); with
         ``confirm`` false the doctor resumes it without vouching for it, and the list's
         last confirmation stays what it was (readers see when that was)."""
+        require_doctor(self.author, "resume the list", "gjenopptar listen")
         if self.list.pause is None:
             raise Conflict(
                 "The PLL is not paused.", "List", norwegian="Legemiddellisten er ikke pauset."
@@ -523,6 +550,9 @@ class ListChange:
             self._list_touch("resume-list")
         self.list.pause = None
         self.activities[-1] = "resume-list"
+
+    def _own(self, rtype: str, rid: str) -> None:
+        require_own(self.author, self.originators, self._made, rtype, rid)
 
     # -- finishing -----------------------------------------------------------------------
 

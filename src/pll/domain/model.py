@@ -33,7 +33,14 @@ class Role(StrEnum):
     """What an authenticated caller is, as far as list rules care (DESIGN §3 rule 4)."""
 
     DOCTOR = "doctor"
+    #: a dentist (HPR TL) and a midwife (HPR JO) prescribe within their scope: what they
+    #: prescribe goes on the list, and they change only their own entries (issue 18)
+    DENTIST = "dentist"
+    MIDWIFE = "midwife"
     NURSE = "nurse"
+    #: other health personnel (physiotherapists, psychologists, any other HPR category):
+    #: read with a basis and report discrepancies, never write (issue 18)
+    HEALTH_WORKER = "health-worker"
     #: a care worker (helsefagarbeider) giving medicines by delegation at a care unit: no
     #: prescriber's authorisation; reads and gives only for patients of their unit
     CARE_WORKER = "care-worker"

@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from pll.auth.access import Access, Verb
+from pll.auth.access import Access, Decision, Verb
 from pll.domain.changes import ListChange, start_list
 from pll.domain.checks import Finding
 from pll.domain.diff import diff_content
@@ -38,7 +38,9 @@ from pll.domain.errors import (
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import MedicationList
 from pll.domain.paused import check_change_of_paused
+from pll.domain.prescribers import NotYourEntry, held_to_own
 from pll.fhir import resources as fhir
+from pll.services.audit import Refused
 from pll.services.base import Stored, guarded, relocate
 from pll.services.decision_support import named
 from pll.services.history import ListHistory
@@ -48,6 +50,7 @@ from pll.services.patient_records import PatientRecords, early_refusal
 from pll.store import catalog as catalog_store
 from pll.store import multidose as multidose_store
 from pll.store import repository as repo
+from pll.store.originators import originators
 
 # early_refusal and relocate are imported from here by the other use cases
 __all__ = [
@@ -223,10 +226,12 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         the refusal points (default ``List``). Checked after access is admitted, so the
         refusal tells the pause only to whoever may see the list."""
         row = None if create_list else repo.list_row(conn, patient_id=patient_id, lock=True)
+        # what a prescriber puts on the list; a doctor's change may be anything, a dentist's
+        # or midwife's only their own entries (ListChange, pll.domain.prescribers)
         self.trail.admit(
             conn,
             access,
-            Verb.WRITE,
+            Verb.PRESCRIBE,
             patient_id,
             "create" if create_list else "update",
             "List",
@@ -249,20 +254,13 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
             entry_ids, rx_ids = _wanted(ops)
             lst = repo.load_list(conn, row, now, entry_ids, rx_ids)
         _paused_guard(lst, ops, refuse_while_paused)
-        change = ListChange(lst, author, now, reason)
+        whose = None
+        if held_to_own(author):
+            whose = originators(conn, lst.entries, lst.prescriptions)
+        change = ListChange(lst, author, now, reason, whose)
         created: dict[tuple[str, str], bool] = {}
         for op in ops:
-            try:
-                self._apply_op(conn, change, op, patient_id, created)
-            except VersionConflict as exc:
-                _explain_conflict(conn, exc)
-                if op.where:
-                    exc.expression = relocate(exc.expression, op.rtype, op.where)
-                raise
-            except DomainError as exc:
-                if op.where:
-                    exc.expression = relocate(exc.expression, op.rtype, op.where)
-                raise
+            self._apply_logged(conn, access, change, op, patient_id, created)
         record = change.finish()
         findings: list[Finding] = []
         if record is not None:
@@ -289,6 +287,37 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                     )
                 )
         return result
+
+    def _apply_logged(
+        self,
+        conn: Connection,
+        access: Access,
+        change: ListChange,
+        op: Op,
+        patient_id: str,
+        created: dict[tuple[str, str], bool],
+    ) -> None:
+        """One operation of the change; its errors located in the request, and a refusal
+        by whose an entry is logged like the policy's refusals."""
+        try:
+            self._apply_op(conn, change, op, patient_id, created)
+        except NotYourEntry as exc:
+            # refused by whose the entry is, not by the policy's table: logged all the same
+            decision = Decision(False, exc.message)
+            record = self.trail.record(access, op.kind, exc.rtype, exc.rid, patient_id, decision)
+            where = relocate(exc.expression, op.rtype, op.where) if op.where else None
+            raise Refused(
+                exc.message, where or exc.expression, record=record, norwegian=exc.norwegian
+            ) from exc
+        except VersionConflict as exc:
+            _explain_conflict(conn, exc)
+            if op.where:
+                exc.expression = relocate(exc.expression, op.rtype, op.where)
+            raise
+        except DomainError as exc:
+            if op.where:
+                exc.expression = relocate(exc.expression, op.rtype, op.where)
+            raise
 
     def _apply_op(
         self,

@@ -158,7 +158,7 @@ class PatientRecords(ServiceBase):
             parsed = parse_person_identifier(
                 ident.get("system"), str(ident.get("value", "")), where + ".identifier"
             )
-            early_refusal(access, Verb.WRITE)  # every caller writes; refused before any lookup
+            early_refusal(access, Verb.PRESCRIBE)  # every caller changes the list; refused first
             self._named_person(conn, access, parsed.system, parsed.value)
             row = repo.find_patient(conn, parsed.system, parsed.value)
             if row is None:

@@ -24,8 +24,12 @@ from pll.domain.model import Role
 from pll.services.patients import PatientSummaries, PatientSummary
 from pll.web.views import ListView, list_view
 
+#: Health personnel who use the list pages (/lege) and state a basis for each patient there:
+#: doctors, the other prescribers (dentists, midwives), nurses and other health personnel.
+#: What each may do on them is the access policy's (pll.auth.policy).
+CLINICIANS = frozenset({Role.DOCTOR, Role.DENTIST, Role.MIDWIFE, Role.NURSE, Role.HEALTH_WORKER})
 #: Roles whose pages about a patient carry the banner (the patient's own pages do not).
-HEALTH_PERSONNEL = frozenset({Role.DOCTOR, Role.NURSE, Role.PHARMACIST, Role.CARE_WORKER})
+HEALTH_PERSONNEL = CLINICIANS | {Role.PHARMACIST, Role.CARE_WORKER}
 SEX_NAMES = {"male": "Mann", "female": "Kvinne", "other": "Annet", "unknown": "Ukjent"}
 SEVERITY_NAMES = {"mild": "mild", "moderate": "moderat", "severe": "alvorlig"}
 CRITICALITY_NAMES = {
@@ -175,14 +179,14 @@ def banner_context(
     if raw is None or web.role not in HEALTH_PERSONNEL or "banner" in context:
         return {}
     pid = web.path_id("pid")
-    if not web.has_basis(pid) and web.role in (Role.DOCTOR, Role.NURSE):
+    if not web.has_basis(pid) and web.role in CLINICIANS:
         return {}  # the basis page: nothing about the patient is read before the basis
     summary = PatientSummaries(web.service).summary(
         web.access(pid), pid, page_logged=pid in web.reads
     )
     now = today or web.service.clock().astimezone(OSLO).date()
     banner = banner_of(summary, now, emergency=pid in emergencies_of(web.memory))
-    if web.role in (Role.DOCTOR, Role.NURSE):
+    if web.role in CLINICIANS:
         banner.reactions_url = f"/lege/pasient/{pid}/reaksjoner"
     return {"banner": banner}
 

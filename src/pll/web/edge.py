@@ -57,6 +57,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from pll.api.http import STATUS, check_id
 from pll.api.metrics import count_refusal
 from pll.auth.access import Access, Basis, ReadLog, in_norwegian
+from pll.auth.policy import ROLE_NB
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.cases import in_norwegian as case_in_norwegian
 from pll.domain.checks import Finding, Severity
@@ -65,7 +66,7 @@ from pll.domain.model import Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
 from pll.web import dosage_editor
-from pll.web.banner import banner_context, emergencies_of, error_banner
+from pll.web.banner import CLINICIANS, banner_context, emergencies_of, error_banner
 from pll.web.embedding import EMBEDDED_BY, frame_headers
 from pll.web.refusals import not_found
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
@@ -141,14 +142,7 @@ def day_in_words(day: date) -> str:
     return f"{day.day}. {MONTHS[day.month - 1]} {day.year}"
 
 
-ROLE_NAMES = {
-    Role.DOCTOR: "lege",
-    Role.NURSE: "sykepleier",
-    Role.PHARMACIST: "farmasøyt",
-    Role.CARE_WORKER: "helsefagarbeider",
-    Role.PATIENT: "pasient",
-    Role.SYSTEM: "system",
-}
+ROLE_NAMES = ROLE_NB
 
 _env = Environment(
     loader=PackageLoader("pll.web", "templates"),
@@ -249,7 +243,7 @@ class Web:
                 basis = Basis(chosen)
             elif self.implied is not None:
                 basis = self.implied
-            elif patient_id and self.role in (Role.DOCTOR, Role.NURSE):
+            elif patient_id and self.role in CLINICIANS:
                 raise NeedsBasis(patient_id)
             else:
                 basis = Basis.TREATMENT
@@ -615,7 +609,7 @@ def page(
 
 
 def doctors(handler: Page, *, form: Page | None = None) -> Callable[[Request], Any]:
-    return page(handler, roles=frozenset({Role.DOCTOR, Role.NURSE}), form=form)
+    return page(handler, roles=CLINICIANS, form=form)
 
 
 def require(condition: bool, message: str, where: str | None = None) -> None:

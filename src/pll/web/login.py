@@ -35,7 +35,12 @@ from pll.web.edge import (
 #: :func:`start_page`).
 HOME = {
     Role.DOCTOR: "/lege",
+    # the other prescribers and other health personnel use the doctor's list pages; what
+    # they may change there is the access policy's (pll.auth.policy)
+    Role.DENTIST: "/lege",
+    Role.MIDWIFE: "/lege",
     Role.NURSE: "/lege",
+    Role.HEALTH_WORKER: "/lege",
     Role.PHARMACIST: "/apotek",
     Role.CARE_WORKER: "/kurve",
     Role.PATIENT: "/pasient",
@@ -49,6 +54,10 @@ PERSONA_NAMES = {
     "nurse": "Siri Sykepleier – sykepleier, hjemmetjenesten",
     "nursing-home-nurse": "Nora Sykepleier – sykepleier, Oslo kommune sykehjem Ullern",
     "care-worker": "Hege Helsefagarbeider – helsefagarbeider, Oslo kommune sykehjem Ullern",
+    "dentist": "Tor Tannlege – tannlege, Bergen tannklinikk",
+    "midwife": "Jorunn Jordmor – jordmor, Bergen kommune",
+    "public-health-nurse": "Helga Helsesykepleier – helsesykepleier, helsestasjonen",
+    "physiotherapist": "Fredrik Fysioterapeut – fysioterapeut, Bergen fysioterapi",
     "pharmacist": "Per Farmasøyt – multidoseapotek, Apotek 1 Bergen",
     "other-pharmacist": "Pia Reseptar – farmasøyt, Vitusapotek Trondheim",
     "patient": "Pasient – meg selv (fyll inn fødselsnummer)",
@@ -134,7 +143,11 @@ async def dev_login(request: Request) -> Response:
     target = await run_in_threadpool(begin_login, request, token, "dev", None)
     if target == "/":
         chosen = tokens.PERSONAS[persona]
-        role = tokens.PROFESSIONS[chosen.profession] if chosen.profession else Role.PATIENT
+        role = (
+            tokens.PROFESSIONS.get(chosen.profession, tokens.OTHER_PROFESSION)
+            if chosen.profession
+            else Role.PATIENT
+        )
         target = await run_in_threadpool(start_page, request, role, chosen.org_id)
     return RedirectResponse(target, status_code=303)
 

@@ -34,7 +34,7 @@ def send_medication(
     svc: PLLService, access: Access, parameters: Any, reason: str | None = None
 ) -> tuple[dict[str, Any], ChangeResult | None]:
     """Apply a doctor's complete list sent as an SFM document; returns SFM's answer."""
-    early_refusal(access, Verb.WRITE)  # only doctors send, refused before any lookup
+    early_refusal(access, Verb.PRESCRIBE)  # only prescribers send, refused before any lookup
     bundle = medication_document(parameters)
     bounds.within_limits(bundle)  # counted before any of it is read
     validate(parameters, "Parameters")
