@@ -145,7 +145,7 @@ def check_proposal(
     for item in judged:
         rules.check(
             marked(
-                item.entry_id or "(new)",
+                item.entry_id,
                 item.content or {},
                 forms,
                 lst.prescriptions,
