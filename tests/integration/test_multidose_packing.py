@@ -32,7 +32,7 @@ from tests.integration.builders import (
     statement,
 )
 from tests.integration.test_multidose import items_of, new_item, params
-from tests.integration.test_sfm import _prescribe_new, bundle_of, get_medication
+from tests.integration.test_sfm import _prescribe_new, bundle_of, get_medication, set_dosage
 from tests.integration.test_sfm_dosing import MORNING, dosed, new_pll, repeating, sent
 
 MARK = [{"url": ADMINISTRATION, "extension": [{"url": PACKED, "valueBoolean": True}]}]
@@ -348,3 +348,10 @@ def test_send_medication_refuses_to_pack_what_cannot_be_packed(server: LiveServe
         and any(x.get("url") == SFM_MARK["url"] for x in e["resource"].get("extension", []))
     ]
     assert len(shown) == 1  # the one accepted send; the refused ones left nothing
+
+    # a new dosage text of the packed entry: SFM keeps it as text, and the structured
+    # dosing judged is then that of the prescription the entry is based on (morning)
+    r, _ = sent(
+        server, patient["fnr"], lambda b: set_dosage(b, "Metformin", "1 tablett morgen til mat")
+    )
+    assert r.status_code == 200, r.text

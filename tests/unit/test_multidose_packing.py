@@ -190,6 +190,8 @@ def test_the_structured_dosing_beside_a_text_is_judged() -> None:
     assert rules.judged_dosage(text, [], MORNING) == MORNING
     assert rules.judged_dosage(text) == [{"text": "1 tablett morgen og kveld"}]
     assert rules.judged_dosage(entry(), [{"text": "x"}]) == MORNING  # its own comes first
+    # a prescription's dosage as text is passed over for a structured one after it
+    assert rules.judged_dosage(text, [{"text": "1 tablett"}], MORNING) == MORNING
 
 
 def test_only_what_a_change_brings_is_judged() -> None:

@@ -188,9 +188,11 @@ def judged_dosage(
     e-resept's structured dosing), else the entry's as it is (free text, refused)."""
     own = content.get("dosage")
     own = own if isinstance(own, list) else []
-    if own and not any(_free_text(e) for e in own):
-        return own
-    return next((s for s in structured if s), own)
+    return next((s for s in (own, *structured) if _structured(s)), own)
+
+
+def _structured(dosage: Sequence[Mapping[str, Any]]) -> bool:
+    return bool(dosage) and not any(_free_text(e) for e in dosage)
 
 
 def needs_judging(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
