@@ -32,7 +32,13 @@ from tests.integration.builders import (
     statement,
 )
 from tests.integration.test_multidose import items_of, new_item, params
-from tests.integration.test_sfm import _prescribe_new, bundle_of, get_medication, set_dosage
+from tests.integration.test_sfm import (
+    _prescribe_new,
+    bundle_of,
+    get_medication,
+    set_dosage,
+    statement_named,
+)
 from tests.integration.test_sfm_dosing import MORNING, dosed, new_pll, repeating, sent
 
 MARK = [{"url": ADMINISTRATION, "extension": [{"url": PACKED, "valueBoolean": True}]}]
@@ -289,6 +295,12 @@ def test_a_proposal_to_pack_what_cannot_be_packed_is_refused(
 
 # -- $sendMedication ---------------------------------------------------------------------------
 
+
+def instructed(bundle: dict[str, Any], prefix: str, text: str) -> None:
+    """A send's edit: the statement's patient instruction (no new dose)."""
+    statement_named(bundle, prefix)["dosage"][0]["patientInstruction"] = text
+
+
 SFM_METFORMIN = ("520001", "A10BA02", "Metformin Fjordpharma Tab 500 mg")
 SFM_MARK = {
     "url": "http://ehelse.no/fhir/StructureDefinition/sfm-administration",
@@ -349,9 +361,14 @@ def test_send_medication_refuses_to_pack_what_cannot_be_packed(server: LiveServe
     ]
     assert len(shown) == 1  # the one accepted send; the refused ones left nothing
 
-    # a new dosage text of the packed entry: SFM keeps it as text, and the structured
-    # dosing judged is then that of the prescription the entry is based on (morning)
+    # a new dosage text of the packed entry alone: the prescription's structured dosing says
+    # the dose as it was, so the new one is free text, and refused (send a new e-resept)
     r, _ = sent(
         server, patient["fnr"], lambda b: set_dosage(b, "Metformin", "1 tablett morgen til mat")
     )
+    assert r.status_code == 422, r.text
+    assert "free text" in outcome_text(r)
+    # a change of something else of the packed entry judges it by its prescription's
+    # structured dosing (morning): accepted
+    r, _ = sent(server, patient["fnr"], lambda b: instructed(b, "Metformin", "Tas med mat"))
     assert r.status_code == 200, r.text

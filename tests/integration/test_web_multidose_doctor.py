@@ -180,3 +180,63 @@ def test_the_doctor_marks_what_can_be_packed_and_is_told_why_not(server: LiveSer
         assert r.status_code == 303, r.text[:500]
     unpacked = _entry(server, tablet["id"])
     assert unpacked["extension"][0]["extension"] == [{"url": "mddispensed", "valueBoolean": False}]
+
+
+def test_the_dose_page_marks_for_multidose_with_a_fixed_time_dose(server: LiveServer) -> None:
+    """The dose page offers "Pakkes i multidose" while the patient has e-multidose: a free-text
+    dose with the box ticked is refused beside the box, with the text and the tick kept; a
+    dose at fixed times is saved and marked in one change."""
+    fnr, pid, tablet, _ = _patient(server)
+    with server.client("gp") as api:
+        ok(api.post(f"/fhir/Patient/{pid}/$multidose-register", json=_register_params()))
+    with logged_in(server, "gp") as gp:
+        page = opened(gp, fnr)
+        form = f"{page}/legemiddel/{tablet['id']}/dose"
+        shown = gp.get(form).text
+        assert 'name="multidose-vist" value="1"' in shown
+        assert 'id="multidose" name="multidose" value="ja">' in shown  # not marked yet
+        before = snapshot(server.db, audit=False)
+        typed = {
+            "csrf": csrf(gp, form),
+            "version": "1",
+            "dose-mode": "text",
+            "dose-text": "1 tablett når det passer",
+            "multidose-vist": "1",
+            "multidose": "ja",
+        }
+        r = gp.post(form, data=typed)
+        assert r.status_code == 400, r.text[:500]
+        said = beside(r.text, "multidose")
+        assert said.startswith("Kan ikke pakkes i multidose: doseringen er fritekst")
+        assert "1 tablett når det passer" in r.text
+        assert 'value="ja" checked' in r.text
+        no_english(r.text)
+        assert snapshot(server.db, audit=False) == before
+
+        fixed = {
+            "csrf": csrf(gp, form),
+            "version": "1",
+            "dose-mode": "fixed",
+            "dose-unit": "tablett",
+            "dose-MORN": "1",
+            "dose-EVE": "1",
+            "multidose-vist": "1",
+            "multidose": "ja",
+        }
+        r = gp.post(form, data=fixed)
+        assert r.status_code == 303, r.text[:500]
+    saved = _entry(server, tablet["id"])
+    assert saved["meta"]["versionId"] == "2"  # one change: the dose and the mark
+    assert saved["dosage"][0]["timing"]["repeat"]["when"] == ["MORN", "EVE"]
+    assert saved["extension"][0]["extension"] == [{"url": "mddispensed", "valueBoolean": True}]
+
+
+def _register_params() -> dict[str, Any]:
+    reference = {
+        "identifier": {"system": "urn:oid:2.16.578.1.12.4.1.4.101", "value": BERGEN},
+        "display": "Apotek 1 Bergen multidose",
+    }
+    return {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "pharmacy", "valueReference": reference}],
+    }

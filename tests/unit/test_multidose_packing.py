@@ -201,6 +201,11 @@ def test_only_what_a_change_brings_is_judged() -> None:
     assert rules.needs_judging(plain, marked)  # marked by the change
     assert not rules.needs_judging(marked, marked)  # nothing it judges changed
     assert not rules.needs_judging(marked, {**marked, "note": [{"text": "ny merknad"}]})
+    instructed = [{**MORNING[0], "patientInstruction": "Tas med mat"}]
+    assert not rules.needs_judging(marked, entry(dosage=instructed))  # no new dose
+    assert not rules.redosed(marked, entry(dosage=instructed))
+    assert rules.redosed(marked, entry(dosage=[{"text": "1 tablett"}]))
+    assert not rules.redosed(None, marked)  # a new entry is not re-dosed
     assert rules.needs_judging(marked, entry(dosage=[{"text": "1 tablett"}]))
     assert rules.needs_judging(marked, entry(basedOn=[]))
     assert rules.needs_judging(marked, entry(medicationCodeableConcept={"text": "Annet"}))

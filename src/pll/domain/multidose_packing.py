@@ -64,6 +64,11 @@ NOT_PACKED = (
 _DOSE_KEYS = ("timing", "doseAndRate", "asNeededBoolean", "asNeededCodeableConcept")
 
 
+class NotPackable(RuleRefused):
+    """An entry marked for multidose packing that cannot be packed (422, ``business-rule``);
+    :attr:`details` ``element`` names what to fix."""
+
+
 def packable_form(form: str | None) -> bool:
     """Whether a FEST form (``LegemiddelformKort`` display name) is a solid oral form a
     multidose machine packs; ``False`` when the form is not known."""
@@ -171,7 +176,7 @@ def check(marked: Marked, today: date) -> None:
             continue
         english, norwegian = problem
         name = f"MedicationStatement/{marked.entry_id}" if marked.entry_id else "The new entry"
-        raise RuleRefused(
+        raise NotPackable(
             f"{name} is marked as packed in multidose "
             f"(mddispensed), but {english}. Remove the mark, or fix the {element}.",
             f"{marked.where}.extension",
@@ -198,15 +203,34 @@ def _structured(dosage: Sequence[Mapping[str, Any]]) -> bool:
 def needs_judging(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
     """Whether a change from ``before`` (``None``: a new entry) to ``after`` is judged: the
     entry is in use and marked afterwards, and the change marks it, brings it back into
-    use, or changes its medicine, dosage or prescriptions."""
+    use, or changes its medicine, its dose (:func:`redosed`) or its prescriptions."""
     if not _in_use(after) or not packed_in_multidose(dict(after)):
         return False
     if before is None or not packed_in_multidose(dict(before)) or not _in_use(before):
         return True
-    return any(
-        before.get(key) != after.get(key)
-        for key in ("medicationCodeableConcept", "dosage", "basedOn")
+    return redosed(before, after) or any(
+        before.get(key) != after.get(key) for key in ("medicationCodeableConcept", "basedOn")
     )
+
+
+#: what a Dosage element says to the patient besides the dose; a change of it is no new dose
+_INSTRUCTIONS = frozenset({"patientInstruction", "additionalInstruction"})
+
+
+def redosed(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
+    """Whether a change gave an entry on the list (``before``) a new dose: its Dosage
+    elements differ in more than the instructions to the patient."""
+    if before is None:
+        return False
+
+    def dose(content: Mapping[str, Any]) -> list[Any]:
+        given = content.get("dosage")
+        return [
+            {k: v for k, v in e.items() if k not in _INSTRUCTIONS} if isinstance(e, dict) else e
+            for e in (given if isinstance(given, list) else [])
+        ]
+
+    return dose(before) != dose(after)
 
 
 def _in_use(content: Mapping[str, Any]) -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Row
 from pll.auth.access import Access, PatientFacts, Verb
 from pll.domain import multidose as rules
 from pll.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, VersionConflict
-from pll.domain.model import IN_USE, Author, MedicationList, Multidose, Pause, Pharmacy, Role
+from pll.domain.model import IN_USE, Author, MedicationList, Multidose, Pause, Role
 from pll.domain.prescriptions import local_day
 from pll.fhir import multidose as fhir_md
 from pll.fhir import resources as fhir
@@ -37,7 +37,6 @@ from pll.store import audit_log
 from pll.store import multidose as store
 from pll.store import repository as repo
 from pll.store import sfm as messages
-from pll.store import stats as stats_store
 from pll.store.dispensing import dispense_patient
 
 _ENTRY = "MedicationStatement"
@@ -122,14 +121,6 @@ class MultidoseService:
             change,
             why or "Papirmultidose avsluttet",
         )
-
-    def pharmacies(self, limit: int = 500) -> list[Pharmacy]:
-        """The pharmacies of the organisation register (``pll stats organisations``), by
-        name, for a doctor to choose the multidose pharmacy from; register data, not
-        patient data, so no access is logged."""
-        with self.service.db.read() as conn:
-            rows = stats_store.organisations_of_type(conn, "apotek", limit)
-        return [Pharmacy(r.name, r.id, r.her) for r in rows]
 
     def _change(
         self,

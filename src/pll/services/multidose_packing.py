@@ -46,8 +46,12 @@ def marked(
     prescriptions: Mapping[str, Prescription],
     sent: Sequence[Mapping[str, Any]] = (),
     where: str = _ENTRY,
+    *,
+    redosed: bool = False,
 ) -> rules.Marked:
-    """What the rule judges of an entry with this content."""
+    """What the rule judges of an entry with this content. ``redosed``: the change gave an
+    entry already on the list a new dosage; then only a structured dosage it states (its
+    own, or ``sent``) counts, not the prescription's, which says the dose as it was."""
     linked = [
         prescriptions[ref.get("reference", "").removeprefix("MedicationRequest/")]
         for ref in content.get("basedOn") or []
@@ -56,7 +60,7 @@ def marked(
     ]
     structured: list[Sequence[Mapping[str, Any]]] = [sent]
     for rx in linked:
-        if rx.status != "active":
+        if rx.status != "active" or redosed:
             continue
         given = rx.content.get("dosageInstruction")
         structured.append(given if isinstance(given, list) else [])
@@ -85,7 +89,7 @@ def check_change(
     entry's medicine, dosage or prescriptions, when the entry cannot be packed. Entries
     imported as they are elsewhere (an SFM list read in) are not judged: they record
     what is, and an old list must still load."""
-    judged: list[tuple[str, bool, dict[str, Any]]] = []
+    judged: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = []
     for t in record.touched:
         if t.resource_type != _ENTRY or t.id in imported or t.id not in lst.entries:
             continue
@@ -95,20 +99,21 @@ def check_change(
             old = repo.resource_version(conn, _ENTRY, t.id, t.version - 1)
             before = repo.content_of(old.resource) if old is not None else None
         if rules.needs_judging(before, after):
-            judged.append((t.id, before is None, after))
+            judged.append((t.id, before, after))
     if not judged:
         return
     forms = forms_of(conn, [content for _, _, content in judged])
     today = local_day(now)
-    for rid, new, content in judged:
+    for rid, before, content in judged:
         rules.check(
             marked(
-                None if new else rid,
+                None if before is None else rid,
                 content,
                 forms,
                 lst.prescriptions,
                 sent.get(rid, ()),
                 places.get(rid, _ENTRY),
+                redosed=rules.redosed(before, content),
             ),
             today,
         )
@@ -143,6 +148,7 @@ def check_proposal(
     forms = forms_of(conn, [item.content or {} for item in judged])
     today = local_day(now)
     for item in judged:
+        entry = lst.entries.get(item.entry_id) if item.entry_id else None
         rules.check(
             marked(
                 item.entry_id,
@@ -150,6 +156,7 @@ def check_proposal(
                 forms,
                 lst.prescriptions,
                 where=f"{item.where}.statement",
+                redosed=rules.redosed(entry.content if entry else None, item.content or {}),
             ),
             today,
         )

@@ -18,12 +18,14 @@ from typing import Any
 
 from starlette.responses import Response
 
-from pll.domain.errors import Forbidden, InvalidInput, RuleRefused
+from pll.domain.errors import Forbidden, InvalidInput
 from pll.domain.model import Pharmacy
 from pll.domain.multidose import ADMINISTRATION, PACKED, packed_in_multidose
+from pll.domain.multidose_packing import NotPackable
 from pll.fhir import systems
 from pll.services.lists import Op
 from pll.services.multidose import MultidoseService
+from pll.services.pharmacies import pharmacies as registered_pharmacies
 from pll.stats.organisations import orgnr_valid
 from pll.web import forms
 from pll.web.doctor.common import entry_of, entry_version, patient_url, updated
@@ -40,7 +42,7 @@ def _service(web: Web) -> MultidoseService:
 
 def pharmacies(web: Web) -> list[Pharmacy]:
     """The pharmacies the registration form offers."""
-    return _service(web).pharmacies()
+    return registered_pharmacies(web.service.db)
 
 
 def _chosen(web: Web) -> Pharmacy:
@@ -159,7 +161,7 @@ def set_packed(web: Web) -> Response:
     )
     try:
         return save(web, pid, ops, None, done, form_page=False)
-    except RuleRefused as exc:
+    except NotPackable as exc:
         # the packing rule's reason, in Norwegian, on the list page (the edge shows a
         # refused form again for bad input and conflicts)
         raise InvalidInput(norwegian(exc)) from None
