@@ -23,6 +23,7 @@ from pll.store.schema import audit_event, outbox
 from tests.conftest import LiveServer, snapshot
 from tests.integration.builders import (
     DRUGS,
+    dose,
     fest_coded,
     multidose_catalogue,
     new_fnr,
@@ -535,7 +536,8 @@ def test_an_item_on_an_entry_changed_since_cannot_be_accepted(server: LiveServer
             )
         )
         (item,) = items_of(proposal)
-        changed = {**metformin, "dosage": [{"text": "1 tablett morgen og kveld"}]}
+        # structured at fixed times: Metformin is packed in multidose (issue 18)
+        changed = {**metformin, "dosage": dose(1, "MORN", "EVE")}
         ok(
             gp.put(
                 f"/fhir/MedicationStatement/{metformin['id']}",
