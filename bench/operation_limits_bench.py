@@ -220,31 +220,71 @@ def _statement(pid: str, dose: str = "1 tablett morgen", *, packed: bool = False
         "dosage": [{"text": dose}],
     }
     if packed:
+        # packable (issue 18): tablets at a fixed time, on a prescription the caller links
+        res["dosage"] = MORNING
         res["extension"] = [
             {"url": ADMINISTRATION, "extension": [{"url": "mddispensed", "valueBoolean": True}]}
         ]
     return res
 
 
+#: one tablet in the morning, structured (a packed entry's dosage)
+MORNING = [
+    {
+        "timing": {"repeat": {"when": ["MORN"]}},
+        "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablett"}}],
+    }
+]
+
+
+def _prescription(pid: str) -> dict[str, Any]:
+    code, atc, name = SIMVASTATIN
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [{"system": FEST, "code": code}, {"system": ATC, "code": atc}],
+            "text": name,
+        },
+        "subject": {"reference": f"Patient/{pid}"},
+        "dosageInstruction": MORNING,
+    }
+
+
 def _fill(gp: httpx.Client, pid: str, n: int, *, packed: bool = False) -> list[dict[str, Any]]:
     """``n`` entries on the list, by transaction Bundles of at most MAX_BUNDLE_ENTRIES."""
     written: list[dict[str, Any]] = []
     while len(written) < n:
-        part = min(limits.MAX_BUNDLE_ENTRIES, n - len(written))
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": [
+        # a packed entry comes with the prescription it is based on (issue 18)
+        part = min(limits.MAX_BUNDLE_ENTRIES // (2 if packed else 1), n - len(written))
+        entries: list[dict[str, Any]] = []
+        for _ in range(part):
+            statement = _statement(pid, packed=packed)
+            if packed:
+                rx = f"urn:uuid:{uuid.uuid4()}"
+                statement["basedOn"] = [{"reference": rx}]
+                entries.append(
+                    {
+                        "fullUrl": rx,
+                        "resource": _prescription(pid),
+                        "request": {"method": "POST", "url": "MedicationRequest"},
+                    }
+                )
+            entries.append(
                 {
                     "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                    "resource": _statement(pid, packed=packed),
+                    "resource": statement,
                     "request": {"method": "POST", "url": "MedicationStatement"},
                 }
-                for _ in range(part)
-            ],
-        }
+            )
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         answer = _ok(gp.post("/fhir", json=bundle))
-        written += [e["resource"] for e in answer["entry"]]
+        written += [
+            e["resource"]
+            for e in answer["entry"]
+            if e["resource"]["resourceType"] == "MedicationStatement"
+        ]
     return written
 
 
@@ -459,7 +499,8 @@ def _multidose(t: Timings, gp: httpx.Client, pharmacist: httpx.Client, rounds: i
         "name": "item",
         "part": [
             {"name": "action", "valueCode": "new"},
-            {"name": "statement", "resource": _statement(pid, packed=True)},
+            # not packed: a pharmacy's new medicine has no prescription on the list yet
+            {"name": "statement", "resource": _statement(pid)},
             {"name": "reason", "valueString": "Står på papirresept fra sykehuset"},
         ],
     }

@@ -21,10 +21,11 @@ from tests.e2e.scenes import entry_row
 from tests.integration.builders import (
     DRUGS,
     block_consent,
+    multidose_catalogue,
     new_fnr,
     new_patient_with_list,
     ok,
-    statement,
+    prescribed,
 )
 
 BERGEN = "985563756"  # the "pharmacist" persona's pharmacy
@@ -64,18 +65,17 @@ def multidose_patient(server: LiveServer) -> MultidosePatient:
                 },
             )
         )
+        # packable (issue 18): tablets from the catalogue, on prescriptions, in the morning
+        multidose_catalogue(server.db)
         entries = {}
         for (name, atc), in_bag in zip(DRUGS[:3], (True, True, False), strict=True):
-            body = statement(f"Patient/{pid}", name, atc)
-            body["extension"] = [
+            mark = [
                 {
                     "url": ADMINISTRATION,
                     "extension": [{"url": "mddispensed", "valueBoolean": in_bag}],
                 }
             ]
-            entries[name.split()[0]] = ok(gp.post("/fhir/MedicationStatement", json=body), 201)[
-                "id"
-            ]
+            entries[name.split()[0]] = prescribed(gp, pid, name, atc, extension=mark)["id"]
     return MultidosePatient(fnr, pid, list_id, entries)
 
 

@@ -11,6 +11,7 @@ import httpx
 
 from pll.catalog.importer import import_fest
 from pll.domain.identifiers import generate_synthetic_fnr
+from pll.store import catalog as catalog_store
 from pll.store.db import Database
 
 FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
@@ -177,3 +178,61 @@ def small_catalogue_and_list(db: Database, client: httpx.Client) -> dict[str, st
         import_fest(db, extract, SMALL_FEST.name, now=datetime(2026, 11, 22, tzinfo=UTC))
     pid, list_id = new_patient_with_list(client)
     return {"pid": pid, "list": list_id}
+
+
+#: The FEST extract of the multidose tests (issue 18): the five tablets of :data:`DRUGS`, an
+#: enteric capsule, and forms a multidose machine does not pack.
+MULTIDOSE_FEST = Path(__file__).resolve().parents[1] / "fixtures" / "fest" / "multidose.xml"
+FEST_SYSTEM = "http://ehelse.no/fhir/CodeSystem/FEST"
+#: Varenr in :data:`MULTIDOSE_FEST` of each of :data:`DRUGS`, and of the other forms
+PACKABLE_CODES = {atc: f"52000{i}" for i, (_, atc) in enumerate(DRUGS, start=1)}
+CAPSULE = ("520006", "A02BC01", "Omeprazol Fjordpharma Kap 20 mg")
+EFFERVESCENT = ("520007", "N02BE01", "Paracet Fjordpharma Brusetab 500 mg")
+ORODISPERSIBLE = ("520008", "N06AX11", "Mirtazapin Fjordpharma Smeltetab 15 mg")
+LIQUID = ("520009", "A06AD11", "Laktulose Fjordpharma Mikstur 670 mg/ml")
+
+
+def multidose_catalogue(db: Database) -> None:
+    """:data:`MULTIDOSE_FEST` imported as the catalogue in use (once: a test making two
+    patients imports it for the first)."""
+    with db.read() as conn:
+        version = catalog_store.active(conn)
+        if version is not None and catalog_store.drugs_by_code(conn, version, ["520001"]):
+            return
+    with MULTIDOSE_FEST.open("rb") as extract:
+        import_fest(db, extract, MULTIDOSE_FEST.name, now=datetime(2026, 11, 22, tzinfo=UTC))
+
+
+def fest_coded(resource: dict[str, Any], code: str | None = None) -> dict[str, Any]:
+    """The resource's medicine named by its FEST code too (first, as SFM sends it); the
+    code of its ATC in :data:`PACKABLE_CODES` unless given."""
+    concept = resource["medicationCodeableConcept"]
+    atc = next(c["code"] for c in concept["coding"] if c["system"] == ATC)
+    fest = {"system": FEST_SYSTEM, "code": code or PACKABLE_CODES[atc]}
+    concept["coding"] = [fest, *concept["coding"]]
+    return resource
+
+
+def prescribed(
+    client: httpx.Client,
+    pid: str,
+    name: str,
+    atc: str,
+    *,
+    code: str | None = None,
+    extension: list[dict[str, Any]] | None = None,
+    when: tuple[str, ...] = ("MORN",),
+) -> dict[str, Any]:
+    """A FEST-coded medicine prescribed and put on the list (the entry based on an active
+    prescription, dosed at fixed times), with these extensions on the entry."""
+    ref = f"Patient/{pid}"
+    rx = ok(
+        client.post("/fhir/MedicationRequest", json=fest_coded(prescription(ref, name, atc), code)),
+        201,
+    )
+    body = fest_coded(
+        statement(ref, name, atc, 1, *when, based_on=[f"MedicationRequest/{rx['id']}"]), code
+    )
+    if extension is not None:
+        body["extension"] = extension
+    return ok(client.post("/fhir/MedicationStatement", json=body), 201)

@@ -37,10 +37,10 @@ def care_unit(orgnr: str = ULLERN, name: str = "Ullern sykehjem") -> dict[str, A
     }
 
 
-def registered(gp: httpx.Client) -> Patient:
+def registered(server: LiveServer, gp: httpx.Client) -> Patient:
     """A multidose patient (Metformin and Atorvastatin packed, Amlodipin not) whose bags go
     to Ullern sykehjem."""
-    p = new_patient(gp)
+    p = new_patient(server, gp)
     ok(gp.post(f"/fhir/Patient/{p.pid}/$multidose-register", json=params(pharmacy(), care_unit())))
     return p
 
@@ -97,7 +97,7 @@ def issues(bundle: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_the_receiving_unit_is_named_shown_and_changed(server: LiveServer) -> None:
     with server.client("gp") as gp:
-        p = registered(gp)
+        p = registered(server, gp)
         state = ok(gp.get(f"/fhir/Patient/{p.pid}/$multidose"))
         unit = value(state, "careUnit")
         assert unit["identifier"] == {"system": ORGNR, "value": ULLERN}
@@ -146,7 +146,7 @@ def test_a_bad_receiving_unit_is_refused_and_nothing_written(
     server: LiveServer, unit: dict[str, Any], words: str, where: str
 ) -> None:
     with server.client("gp") as gp:
-        p = registered(gp)
+        p = registered(server, gp)
         before = snapshot(server.db, audit=False)
         r = gp.post(f"/fhir/Patient/{p.pid}/$multidose-register", json=params(pharmacy(), unit))
         assert r.status_code == 400, r.text
@@ -165,7 +165,7 @@ def test_the_schedule_shows_each_rounds_bag_and_what_is_given_separately(
     server: LiveServer,
 ) -> None:
     with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
-        p = registered(gp)
+        p = registered(server, gp)
         report_id = pack(server, p, "Metformin", "Atorvastatin")
         shown = bags(schedule(nurse, p), p)
         assert shown["Metformin"]["bag"] == "in-bag"
@@ -185,7 +185,7 @@ def test_the_schedule_shows_each_rounds_bag_and_what_is_given_separately(
 
 def test_a_dose_change_after_packing_flags_the_bag(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
-        p = registered(gp)
+        p = registered(server, gp)
         pack(server, p, "Metformin", "Atorvastatin")
         metformin = p.entries["Metformin"]
         changed = dict(metformin)
@@ -215,7 +215,7 @@ def test_a_dose_change_after_packing_flags_the_bag(server: LiveServer) -> None:
 
 def test_a_discontinued_packed_entry_is_to_be_taken_out_of_the_bag(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
-        p = registered(gp)
+        p = registered(server, gp)
         pack(server, p, "Metformin", "Atorvastatin")
         ator = p.entries["Atorvastatin"]
         ok(
@@ -235,7 +235,7 @@ def test_a_discontinued_packed_entry_is_to_be_taken_out_of_the_bag(server: LiveS
 
 def test_an_entry_marked_packed_but_not_in_the_report(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
-        p = registered(gp)
+        p = registered(server, gp)
         pack(server, p, "Metformin")
         bundle = schedule(nurse, p)
         shown = bags(bundle, p)
@@ -248,7 +248,7 @@ def test_an_entry_marked_packed_but_not_in_the_report(server: LiveServer) -> Non
 
 def test_a_patient_without_multidose_gets_the_schedule_as_before(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
-        p = new_patient(gp, register=False)
+        p = new_patient(server, gp, register=False)
         # nothing packed on this list: take the packed marks away
         for entry in p.entries.values():
             if entry.get("extension"):

@@ -16,7 +16,14 @@ from pll.domain.multidose import ADMINISTRATION, PACKED
 from pll.fhir.validate import validate
 from pll.store.schema import audit_event
 from tests.conftest import LiveServer, snapshot
-from tests.integration.builders import new_patient_with_list, ok, outcome_text, statement
+from tests.integration.builders import (
+    multidose_catalogue,
+    new_patient_with_list,
+    ok,
+    outcome_text,
+    prescribed,
+    statement,
+)
 
 OP = "$administration-schedule"
 EXT = "http://pll.invalid/fhir/StructureDefinition/pll-planned-administration"
@@ -234,11 +241,10 @@ def test_each_dosage_kind_lands_on_its_days_and_rounds(
 
 def test_multidose_entries_come_from_the_bag(server: LiveServer, gp: httpx.Client) -> None:
     pid, list_id = new_patient_with_list(gp)
-    body = statement(f"Patient/{pid}", "Amlodipin tab 5 mg", "C08CA01")
-    body["extension"] = [
-        {"url": ADMINISTRATION, "extension": [{"url": PACKED, "valueBoolean": True}]}
-    ]
-    ok(gp.post("/fhir/MedicationStatement", json=body), 201)
+    # packable (issue 18): tablets from the catalogue, on a prescription, in the morning
+    multidose_catalogue(server.db)
+    mark = [{"url": ADMINISTRATION, "extension": [{"url": PACKED, "valueBoolean": True}]}]
+    prescribed(gp, pid, "Amlodipin tab 5 mg", "C08CA01", extension=mark)
     day = _schedule(gp, list_id, date=MONDAY)
     assert [(s, src) for _, _, s, _, src in _planned(day)] == [("morgen", "multidose")]
 

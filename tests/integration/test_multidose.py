@@ -23,11 +23,15 @@ from pll.store.schema import audit_event, outbox
 from tests.conftest import LiveServer, snapshot
 from tests.integration.builders import (
     DRUGS,
+    dose,
+    fest_coded,
+    multidose_catalogue,
     new_fnr,
     new_list,
     ok,
     outcome_text,
     patient,
+    prescribed,
     prescription,
     statement,
 )
@@ -97,9 +101,12 @@ class Patient:
     entries: dict[str, dict[str, Any]]
 
 
-def new_patient(gp: httpx.Client, *, register: bool = True) -> Patient:
+def new_patient(server: LiveServer, gp: httpx.Client, *, register: bool = True) -> Patient:
     """A patient registered for e-multidose with the Bergen pharmacy, whose doctor has sent
-    the list: Metformin and Atorvastatin packed in multidose, Amlodipin not."""
+    the list: Metformin and Atorvastatin packed in multidose, Amlodipin not — each tablets
+    from the catalogue (:data:`MULTIDOSE_FEST`, imported here), on an active prescription,
+    dosed in the morning, so packable (issue 18)."""
+    multidose_catalogue(server.db)
     fnr = new_fnr()
     pid = ok(gp.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
     if register:
@@ -107,8 +114,8 @@ def new_patient(gp: httpx.Client, *, register: bool = True) -> Patient:
     lst = new_list(gp, pid)
     entries = {}
     for (name, atc), in_bag in zip(DRUGS[:3], (True, True, False), strict=True):
-        body = packed(statement(f"Patient/{pid}", name, atc), in_bag)
-        entries[name.split()[0]] = ok(gp.post("/fhir/MedicationStatement", json=body), 201)
+        mark = packed({}, in_bag)["extension"]
+        entries[name.split()[0]] = prescribed(gp, pid, name, atc, extension=mark)
     return Patient(pid, fnr, lst["id"], entries)
 
 
@@ -132,10 +139,16 @@ def change_item(entry: dict[str, Any], amount: float) -> dict[str, Any]:
     )
 
 
-def new_item(pid: str, name: str, atc: str) -> dict[str, Any]:
+def new_item(pid: str, name: str, atc: str, based_on: str | None = None) -> dict[str, Any]:
+    """A proposed new medicine: packed in multidose when it names the active prescription
+    it is ``based_on`` (FEST-coded, dosed in the morning), else not (issue 18)."""
+    resource = statement(f"Patient/{pid}", name, atc)
+    if based_on is not None:
+        resource = packed(fest_coded(resource))
+        resource["basedOn"] = [{"reference": based_on}]
     return _item(
         "new",
-        {"name": "statement", "resource": packed(statement(f"Patient/{pid}", name, atc))},
+        {"name": "statement", "resource": resource},
         {"name": "reason", "valueString": "Står på papirresept fra sykehuset"},
     )
 
@@ -213,7 +226,7 @@ def test_the_e_multidose_cycle(server: LiveServer) -> None:
         server.client("hospital-doctor") as hospital,
     ):
         # register (M27) and send the list (M25.1)
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         shown = ok(gp.get(f"/fhir/List/{p.list_id}"))
         md = extension(shown, "pll-multidose")
         assert md is not None
@@ -343,7 +356,7 @@ def test_only_the_registered_doctor_ends_the_registration(server: LiveServer) ->
         server.client("hospital-doctor") as hospital,
         server.client("pharmacist") as pharmacist,
     ):
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         before = snapshot(server.db, audit=False)
         for other in (hospital, pharmacist):
             r = other.post(f"/fhir/Patient/{p.pid}/$multidose-end")
@@ -382,7 +395,7 @@ def test_only_the_registered_doctor_ends_the_registration(server: LiveServer) ->
 
 def test_one_pharmacy_per_patient(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("hospital-doctor") as hospital:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         version = version_of(gp, p.list_id)
         before = snapshot(server.db, audit=False)
         trondheim = params(pharmacy(TRONDHEIM, "Vitusapotek Trondheim"))
@@ -407,7 +420,7 @@ def test_one_pharmacy_per_patient(server: LiveServer) -> None:
 
 def test_a_registration_before_the_list_is_shown_when_the_list_is_made(server: LiveServer) -> None:
     with server.client("gp") as gp:
-        p = new_patient(gp)  # registers first, then creates the list
+        p = new_patient(server, gp)  # registers first, then creates the list
         first = ok(gp.get(f"/fhir/List/{p.list_id}/_history/1"))
         assert extension(first, "pll-multidose") is not None
 
@@ -417,7 +430,7 @@ def test_a_registration_before_the_list_is_shown_when_the_list_is_made(server: L
 
 def test_only_the_responsible_pharmacy_proposes_and_reports(server: LiveServer) -> None:
     with server.client("gp") as gp:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         metformin = p.entries["Metformin"]["id"]
         before = snapshot(server.db, audit=False)
         for persona in ("other-pharmacist", "gp", "nurse", "hospital-doctor"):
@@ -436,7 +449,7 @@ def test_only_the_responsible_pharmacy_proposes_and_reports(server: LiveServer) 
 
 def test_only_the_responsible_doctor_decides(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         proposal = ok(
             pharmacist.post(
                 f"/fhir/List/{p.list_id}/$propose", json=params(new_item(p.pid, *DRUGS[3]))
@@ -455,7 +468,7 @@ def test_only_the_responsible_doctor_decides(server: LiveServer) -> None:
 
 def test_a_rejected_item_changes_nothing(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         proposal = ok(
             pharmacist.post(
                 f"/fhir/List/{p.list_id}/$propose",
@@ -495,7 +508,7 @@ def test_an_accepted_removal_discontinues_the_entry_under_the_doctors_name(
     server: LiveServer,
 ) -> None:
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         atorvastatin = p.entries["Atorvastatin"]
         proposal = ok(
             pharmacist.post(
@@ -515,7 +528,7 @@ def test_an_accepted_removal_discontinues_the_entry_under_the_doctors_name(
 def test_an_item_on_an_entry_changed_since_cannot_be_accepted(server: LiveServer) -> None:
     """Relay baton: the pharmacy proposed on a version someone has changed since."""
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         metformin = p.entries["Metformin"]
         proposal = ok(
             pharmacist.post(
@@ -523,7 +536,8 @@ def test_an_item_on_an_entry_changed_since_cannot_be_accepted(server: LiveServer
             )
         )
         (item,) = items_of(proposal)
-        changed = {**metformin, "dosage": [{"text": "1 tablett morgen og kveld"}]}
+        # structured at fixed times: Metformin is packed in multidose (issue 18)
+        changed = {**metformin, "dosage": dose(1, "MORN", "EVE")}
         ok(
             gp.put(
                 f"/fhir/MedicationStatement/{metformin['id']}",
@@ -542,7 +556,7 @@ def test_an_item_on_an_entry_changed_since_cannot_be_accepted(server: LiveServer
 def test_an_accepted_new_medicine_is_checked_like_every_change(server: LiveServer) -> None:
     """Decision support runs on what the doctor accepts; the findings come back."""
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         proposal = ok(
             pharmacist.post(
                 f"/fhir/List/{p.list_id}/$propose",
@@ -565,7 +579,7 @@ def test_paper_multidose_is_shown_as_a_risk_wherever_the_list_is_shown(
     server: LiveServer,
 ) -> None:
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         r = ok(
             pharmacist.post(
                 f"/fhir/Patient/{p.pid}/$paper-multidose",
@@ -634,7 +648,7 @@ def dispensed(rx_id: str, pid: str, amount: float, when: str = "2025-03-01T10:00
 
 def test_dispensings_show_the_last_one_and_what_remains(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp, register=False)
+        p = new_patient(server, gp, register=False)
         rx = prescription(f"Patient/{p.pid}", *DRUGS[0])
         rx["dispenseRequest"] = {
             "quantity": {"value": 100, "unit": "tablett"},
@@ -694,7 +708,7 @@ def test_dispensings_show_the_last_one_and_what_remains(server: LiveServer) -> N
 
 def test_a_recalled_prescription_is_not_dispensed(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp, register=False)
+        p = new_patient(server, gp, register=False)
         rx = ok(
             gp.post("/fhir/MedicationRequest", json=prescription(f"Patient/{p.pid}", *DRUGS[4])),
             201,
@@ -881,7 +895,7 @@ def _bad_requests(p: Patient, rx_id: str) -> list[tuple[str, str, str, Any, int,
 
 def test_bad_input_gets_a_clear_outcome_and_changes_nothing(server: LiveServer) -> None:
     with server.client("gp") as gp:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         # a real prescription for the dispensing cases that need one
         rx = gp.post("/fhir/MedicationRequest", json=prescription(f"Patient/{p.pid}", *DRUGS[4]))
         rx_id = ok(rx, 201)["id"]
@@ -907,7 +921,7 @@ def test_the_capability_statement_names_the_operations(server: LiveServer, perso
 
 def test_a_packing_report_names_the_dispensing_it_went_out_with(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         rx = ok(
             gp.post("/fhir/MedicationRequest", json=prescription(f"Patient/{p.pid}", *DRUGS[0])),
             201,
@@ -924,7 +938,7 @@ def test_a_packing_report_names_the_dispensing_it_went_out_with(server: LiveServ
         given = ok(
             pharmacist.post("/fhir/MedicationDispense", json=dispensed(rx["id"], p.pid, 28)), 201
         )
-        other = new_patient(gp, register=False)
+        other = new_patient(server, gp, register=False)
         other_rx = ok(
             gp.post(
                 "/fhir/MedicationRequest", json=prescription(f"Patient/{other.pid}", *DRUGS[0])
@@ -1000,7 +1014,7 @@ def test_two_registrations_at_once_leave_one_pharmacy(server: LiveServer) -> Non
 def test_a_pharmacys_pending_proposals_end_with_its_registration(server: LiveServer) -> None:
     """A later responsible doctor must not accept what another pharmacy asked for."""
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         proposal = ok(
             pharmacist.post(
                 f"/fhir/List/{p.list_id}/$propose",
@@ -1017,7 +1031,7 @@ def test_a_pharmacys_pending_proposals_end_with_its_registration(server: LiveSer
 
 def test_paper_multidose_is_ended_only_by_those_who_know_of_it(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("other-pharmacist") as other:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         ok(gp.post(f"/fhir/Patient/{p.pid}/$paper-multidose", json=params()))
         before = snapshot(server.db, audit=False)
         r = other.post(f"/fhir/Patient/{p.pid}/$paper-multidose-end")

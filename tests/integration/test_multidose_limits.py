@@ -43,7 +43,7 @@ def test_requests_past_their_limits_are_refused_before_any_of_them_is_read(
     server: LiveServer,
 ) -> None:
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         before = snapshot(server.db, audit=False)
         for client, operation, name, limit in (
             (pharmacist, "$propose", "item", limits.MAX_PROPOSAL_ITEMS),
@@ -71,7 +71,7 @@ def test_no_more_items_wait_for_the_doctor_than_the_limit(server: LiveServer) ->
     full, left = divmod(limits.MAX_PENDING_ITEMS, limits.MAX_PROPOSAL_ITEMS)
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
         gp.timeout = pharmacist.timeout = 120
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         taken = []
         for size in [limits.MAX_PROPOSAL_ITEMS] * full + ([left] if left else []):
             taken += items_of(ok(propose(pharmacist, p.list_id, p.pid, size)))
@@ -101,7 +101,7 @@ def test_no_more_items_wait_for_the_doctor_than_the_limit(server: LiveServer) ->
 def test_a_packing_report_at_its_limit_is_taken(server: LiveServer) -> None:
     """Every item counts, named or not: the limit itself is not refused for its count."""
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         metformin = p.entries["Metformin"]["id"]
         body = report(metformin)
         body["parameter"] += [body["parameter"][1]] * (limits.MAX_PACKING_ITEMS - 1)
@@ -137,7 +137,7 @@ def test_metadata_states_the_operations_limits(server: LiveServer) -> None:
 def test_the_pharmacy_pages_say_the_limits_in_norwegian(server: LiveServer) -> None:
     with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
         pharmacist.timeout = 120
-        p = new_patient(gp)
+        p = new_patient(server, gp)
         for _ in range(limits.MAX_PENDING_ITEMS // limits.MAX_PROPOSAL_ITEMS):
             ok(propose(pharmacist, p.list_id, p.pid, limits.MAX_PROPOSAL_ITEMS))
         version = ok(gp.get(f"/fhir/List/{p.list_id}"))["meta"]["versionId"]

@@ -701,12 +701,14 @@ def test_concurrent_change_to_another_entry_is_merged(
     server: LiveServer, read: dict[str, Any]
 ) -> None:
     _change_natively(server, _entry_id(read, "Lapatinib"), "3 tabletter morgen daglig")
-    body = send_from(read, lambda b: set_dosage(b, "Akamprosat", "1 tablett morgen"))
+    # Metode, not Akamprosat: the reference marks Akamprosat packed in multidose, and
+    # a new dosage of a packed entry is judged against a catalogue this test does not load
+    body = send_from(read, lambda b: set_dosage(b, "Metode", "1 tablett morgen"))
     with server.client("gp") as gp:
         r = send(gp, body)
     assert r.status_code == 200, r.text
     assert entry_text(server, "Lapatinib") == "3 tabletter morgen daglig"  # theirs stands
-    assert entry_text(server, "Akamprosat") == "1 tablett morgen"  # ours is added
+    assert entry_text(server, "Metode") == "1 tablett morgen"  # ours is added
 
 
 def test_concurrent_change_to_the_same_entry_is_refused(

@@ -150,7 +150,7 @@ def test_the_banner_is_part_of_the_pages_read_and_is_logged_once(server: LiveSer
         assert _audit(server, other.pid) == before_other
     # the multidose pharmacy's pages, and the responsible doctor's page of its proposals
     with server.client("gp") as api:
-        md = multidose.new_patient(api)
+        md = multidose.new_patient(server, api)
     amlodipin = md.entries["Amlodipin"]["id"]
     with logged_in(server, "pharmacist") as pharmacy:
         for path in ("", "/nytt", f"/legemiddel/{amlodipin}/endre"):

@@ -418,7 +418,7 @@ def test_a_difference_that_no_longer_stands_offers_to_compare_again(server: Live
 def test_a_proposal_on_an_entry_changed_since_offers_no_accept(server: LiveServer) -> None:
     """The service refuses to accept it (relay baton), so the page does not offer it."""
     with server.client("gp") as api, server.client("pharmacist") as pharmacist:
-        p = multidose.new_patient(api)
+        p = multidose.new_patient(server, api)
         metformin, amlodipin = p.entries["Metformin"], p.entries["Amlodipin"]
         proposal = ok(
             pharmacist.post(

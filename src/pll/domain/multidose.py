@@ -79,7 +79,10 @@ def register(
     the same pharmacy and another receiving unit (or none) changes the receiving unit, and
     keeps when and by whom the registration was made."""
     if doctor.role is not Role.DOCTOR or not doctor.hpr:
-        raise Forbidden("Only a doctor registers as a patient's responsible multidose doctor.")
+        raise Forbidden(
+            "Only a doctor registers as a patient's responsible multidose doctor.",
+            norwegian="Bare en lege kan registrere seg som multidoseansvarlig lege.",
+        )
     if not pharmacy.org_id:
         raise InvalidInput(
             "Name the multidose pharmacy by its organisation number.", "pharmacy.identifier"
@@ -98,12 +101,21 @@ def register(
                 "registration (M27).",
                 "Patient",
                 {"doctor": held.doctor.label(), "pharmacy": held.pharmacy.label()},
+                norwegian=(
+                    f"{held.doctor.label()} er pasientens multidoseansvarlige lege, med "
+                    f"{held.pharmacy.label()} som multidoseapotek. Pasienten har én ansvarlig "
+                    "lege og ett multidoseapotek; bare den legen kan avslutte registreringen."
+                ),
             )
         raise Conflict(
             f"This patient's multidose pharmacy is {held.pharmacy.label()}; a patient has one "
             "multidose pharmacy. End the registration first, then register the new pharmacy.",
             "pharmacy",
             {"pharmacy": held.pharmacy.label()},
+            norwegian=(
+                f"Pasientens multidoseapotek er {held.pharmacy.label()}; pasienten har ett "
+                "multidoseapotek. Avslutt registreringen først, og registrer så det nye apoteket."
+            ),
         )
     return replace(
         current, registration=Registration(doctor, pharmacy, now, doctor, receiver=receiver)
@@ -114,11 +126,19 @@ def end(current: Multidose, author: Author) -> Multidose:
     """End the e-multidose registration: only the registered doctor may (M27)."""
     held = current.registration
     if held is None:
-        raise Conflict("This patient has no e-multidose registration to end.", "Patient")
+        raise Conflict(
+            "This patient has no e-multidose registration to end.",
+            "Patient",
+            norwegian="Pasienten har ingen e-multidoseregistrering å avslutte.",
+        )
     if author.role is not Role.DOCTOR or not author.hpr or author.hpr != held.doctor.hpr:
         raise Forbidden(
             f"Only the registered responsible multidose doctor ({held.doctor.label()}) ends "
-            "the registration (M27)."
+            "the registration (M27).",
+            norwegian=(
+                f"Bare pasientens multidoseansvarlige lege ({held.doctor.label()}) kan avslutte "
+                "e-multidose."
+            ),
         )
     return replace(current, registration=None)
 

@@ -40,6 +40,7 @@ from pll.domain.model import MedicationList
 from pll.domain.paused import check_change_of_paused
 from pll.domain.prescribers import NotYourEntry, held_to_own
 from pll.fhir import resources as fhir
+from pll.services import multidose_packing as packing
 from pll.services.audit import Refused
 from pll.services.base import Stored, guarded, relocate
 from pll.services.decision_support import named
@@ -266,6 +267,9 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         if record is not None:
             places = {op.rid: op.where for op in ops if op.rid and op.where}
             sent = {op.rid: op.sent_dosing for op in ops if op.rid and op.sent_dosing}
+            imported = {op.rid for op in ops if op.rid and op.kind == "import"}
+            # an entry marked for multidose packing must be packable (issue 18)
+            packing.check_change(conn, lst, record, now, places, sent, imported)
             findings, record = self._checked(conn, access, lst, record, places, sent)
         result = ChangeResult(lst.id, record.version if record else None, findings=findings)
         if record is None:

@@ -31,6 +31,7 @@ from pll.fhir import multidose as fhir_md
 from pll.fhir import resources as fhir
 from pll.fhir.expiry import marked
 from pll.fhir.sfm.document import list_message_id
+from pll.services import multidose_packing as packing
 from pll.services.lists import ChangeResult, Op, PLLService
 from pll.store import audit_log
 from pll.store import multidose as store
@@ -306,8 +307,9 @@ class MultidoseService:
             items = fhir_md.for_patient(parsed, patient_id)
             now = svc.clock()
             named = [i.entry_id for i in items if i.entry_id]
-            lst = repo.load_list(conn, head, now, named)
+            lst = repo.load_list(conn, head, now, named, packing.prescriptions_named(items))
             rules.check_proposal(lst, items)
+            packing.check_proposal(conn, lst, items, now)
             fhir_md.within_pending(store.pending_count(conn, patient_id), len(items))
             proposal_id = svc.ids()
             detail: dict[str, Any] = {"items": len(items)}

@@ -28,6 +28,19 @@ from pll.store.schema import (
 # -- the organisation register ---------------------------------------------------------------
 
 
+def organisations_of_type(conn: Connection, actor_type: str, limit: int) -> list[Any]:
+    """The registered organisations of one actor type (``apotek``), by name: id, name, her;
+    at most ``limit``."""
+    return list(
+        conn.execute(
+            select(organisation.c.id, organisation.c.name, organisation.c.her)
+            .where(organisation.c.actor_type == actor_type)
+            .order_by(organisation.c.name, organisation.c.id)
+            .limit(limit)
+        )
+    )
+
+
 def load_organisations(conn: Connection, orgs: Sequence[Organisation], now: datetime) -> int:
     """Register or update ``orgs`` (name, place and type); an organisation's ``live_since``
     is kept. Returns how many were new."""

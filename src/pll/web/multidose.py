@@ -27,7 +27,6 @@ from pll.domain.diff import FieldChange, diff_content
 from pll.domain.errors import ChecksRefused, Conflict, Forbidden, InvalidInput, RuleRefused
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
-from pll.domain.multidose import ADMINISTRATION
 from pll.domain.prescriptions import local_day
 from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue
@@ -346,7 +345,7 @@ def proposal_page(kind: str) -> Page:
             fnr, basis = _pharmacy_basis(web, pid)
             if basis is None:
                 raise InvalidInput("Pasienten har ingen PLL ennå; det er ingenting å foreslå på.")
-            values = {"dose-mode": "fixed", "dose-unit": "tablett", "multidose": "1"}
+            values = {"dose-mode": "fixed", "dose-unit": "tablett"}
         else:
             fnr, basis, entry = _entry(web, pid)
             values = forms.editor_values(entry.content.get("dosage") or [])
@@ -485,13 +484,8 @@ def propose_new(web: Web) -> Response:
         datetime.now(UTC).date().isoformat(),
         None,
     )
-    if web.field("multidose") == "1":
-        resource["extension"] = [
-            {
-                "url": ADMINISTRATION,
-                "extension": [{"url": "mddispensed", "valueBoolean": True}],
-            }
-        ]
+    # not marked for packing: a medicine named in free text has no FEST form, so it cannot
+    # be known to be packable (issue 18); the doctor marks it once it is prescribed
     item = {
         "name": "item",
         "part": [

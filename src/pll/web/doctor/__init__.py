@@ -12,7 +12,8 @@ change: relay baton, decision support, access rules, audit and event are the API
   version.
 
 One module per use case: :mod:`.patient` (finding a patient, the list, its history, the list
-as a whole), :mod:`.prescribing`, :mod:`.entry` (changing one entry), :mod:`.saving`.
+as a whole), :mod:`.prescribing`, :mod:`.entry` (changing one entry), :mod:`.multidose`
+(registering e-multidose and marking entries for packing), :mod:`.saving`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from pll.web import cases as case_pages
-from pll.web.doctor import entry, patient, prescribing
+from pll.web.doctor import entry, multidose, patient, prescribing
 from pll.web.doctor.saving import findings_page, override_of
 from pll.web.edge import doctors, page
 
@@ -54,6 +55,21 @@ ROUTES = [
     Route(
         "/lege/pasient/{pid}/gjenoppta",
         doctors(patient.resume_list, form=patient.list_page),
+        methods=["POST"],
+    ),
+    Route(
+        "/lege/pasient/{pid}/multidose",
+        doctors(multidose.register, form=patient.list_page),
+        methods=["POST"],
+    ),
+    Route(
+        "/lege/pasient/{pid}/multidose/avslutt",
+        doctors(multidose.end, form=patient.list_page),
+        methods=["POST"],
+    ),
+    Route(
+        "/lege/pasient/{pid}/legemiddel/{eid}/multidose",
+        doctors(multidose.set_packed, form=patient.list_page),
         methods=["POST"],
     ),
     Route("/lege/pasient/{pid}/legemiddel/{eid}/dose", doctors(entry.dose_page), methods=["GET"]),

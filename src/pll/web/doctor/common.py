@@ -70,4 +70,14 @@ def entry_page(web: Web, template: str, **context: Any) -> Response:
         extra |= {"values": typed, "reopened": conflict}
     # who holds the baton, and an override that concerns the entry, before it is changed
     notes = entry_notes(web, pid, lst, entry.id)
-    return web.render(template, pid=pid, fnr=fnr_of(web, pid), entry=entry, **notes, **extra)
+    # the multidose choice is offered while the patient has e-multidose (issue 18)
+    registered = bool(lst.multidose_pharmacy)
+    return web.render(
+        template,
+        pid=pid,
+        fnr=fnr_of(web, pid),
+        entry=entry,
+        multidose_registered=registered,
+        **notes,
+        **extra,
+    )

@@ -6,12 +6,15 @@ from typing import Any
 
 from starlette.responses import Response
 
+from pll.domain.errors import InvalidInput
+from pll.domain.multidose_packing import NotPackable
 from pll.services.catalogue import Catalogue
 from pll.services.lists import Op
 from pll.web import forms
 from pll.web.doctor.common import entry_of, entry_page, entry_version, updated
+from pll.web.doctor.multidose import marked
 from pll.web.doctor.saving import save
-from pll.web.edge import Web, require
+from pll.web.edge import Web, norwegian, require
 
 
 def dose_page(web: Web) -> Response:
@@ -48,10 +51,16 @@ def change_dose(web: Web) -> Response:
         concept = entry.content.get("medicationCodeableConcept") or {}
         dosages = forms.dosage(web.field, drug_form(web, concept))
         content = forms.without_meta(entry.content) | {"dosage": dosages}
+        if web.field("multidose-vist") == "1":  # the page offered the mark (issue 18)
+            content = marked(content, web.field("multidose") == "ja")
         return [updated(web, entry_id, content, version)]
 
     # refused: the form comes back with everything the doctor typed (the edge's mechanism)
-    return save(web, pid, ops, None, "Dosen er endret.")
+    try:
+        return save(web, pid, ops, None, "Dosen er endret.")
+    except NotPackable as exc:
+        # beside the multidose choice, in Norwegian, with the dose typed kept
+        raise InvalidInput(norwegian(exc), "multidose") from None
 
 
 def set_status(web: Web) -> Response:

@@ -20,6 +20,7 @@ from pll.fhir.validate import validate
 from pll.services.lists import Op
 from pll.web import cases as case_pages
 from pll.web import forms
+from pll.web.doctor import multidose as multidose_pages
 from pll.web.doctor.common import current_list, entry_version, fnr_of, patient_url
 from pll.web.doctor.notes import list_notes
 from pll.web.doctor.saving import save
@@ -103,6 +104,7 @@ def list_page(web: Web) -> Response:
     drugs = {e.id: e.drug for e in lst.entries} if lst is not None else {}
     cases = case_pages.open_cases(web, pid, drugs) if lst is not None else []
     may_change = web.caller.actor.role.value == "doctor"
+    registering = may_change and lst is not None and not lst.multidose_pharmacy
     return web.render(
         "doctor/list.html",
         pid=pid,
@@ -114,6 +116,7 @@ def list_page(web: Web) -> Response:
         may_change=may_change,
         overrides=list_notes(web, pid, lst)["overrides"],
         confirming=_since_confirmed(web, pid, lst) if lst is not None and may_change else None,
+        pharmacies=multidose_pages.pharmacies(web) if registering else [],
     )
 
 
