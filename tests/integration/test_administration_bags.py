@@ -267,7 +267,7 @@ def test_a_removed_entry_over_a_range_is_one_issue_naming_its_days(server: LiveS
     """Not one issue per round per day: 13 packed days of a discontinued entry are one issue
     for the nurse, naming the days."""
     with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
-        p = registered(gp)
+        p = registered(server, gp)
         pack(server, p, "Metformin", "Atorvastatin")
         ator = p.entries["Atorvastatin"]
         ok(

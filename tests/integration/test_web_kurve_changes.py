@@ -181,7 +181,7 @@ def test_a_multidose_patients_bags_on_the_chart_and_the_printout(
 ) -> None:
     today = date_of(at(clock, 7, 30))
     with server.client("gp") as gp, server.client("nursing-home-nurse") as nurse:
-        p = new_patient(gp)  # Metformin and Atorvastatin packed, Amlodipin not
+        p = new_patient(server, gp)  # Metformin and Atorvastatin packed, Amlodipin not
         ok(nurse.post(f"/fhir/Patient/{p.pid}/$care-unit-register", json=unit()), 201)
     ids = [p.entries[n]["id"] for n in ("Metformin", "Atorvastatin")]
     period = {"start": today.isoformat(), "end": (today + timedelta(days=13)).isoformat()}
