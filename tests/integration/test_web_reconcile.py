@@ -18,7 +18,7 @@ import httpx
 from tests.conftest import LiveServer, snapshot
 from tests.e2e.scenes import ATC, METFORMIN, SIMVASTATIN, Scene, patient_with_medicines
 from tests.integration import test_multidose as multidose
-from tests.integration.builders import ok
+from tests.integration.builders import dose, ok
 
 TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 SERTRALIN = (None, "N06AB06", "Sertralin tab 50 mg")
@@ -429,7 +429,7 @@ def test_a_proposal_on_an_entry_changed_since_offers_no_accept(server: LiveServe
             )
         )
         changed_item, fresh_item = (i["id"] for i in multidose.items_of(proposal))
-        changed = {**metformin, "dosage": [{"text": "1 tablett morgen og kveld"}]}
+        changed = {**metformin, "dosage": dose(2, "MORN", "EVE")}
         ok(
             api.put(
                 f"/fhir/MedicationStatement/{metformin['id']}",
