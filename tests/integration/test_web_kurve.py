@@ -99,7 +99,10 @@ def test_the_morning_round_through_the_pages(server: LiveServer, clock: Clock) -
         assert page.status_code == 200
         shown = text(page.text)
         assert "CAVE" in shown
-        assert "Døgnmaksimum 2 tabletter: gitt 0 tabletter i dag, 2 tabletter igjen" in shown
+        assert (
+            "Maksimum 2 tabletter per døgn: gitt 0 tabletter siste døgn, 2 tabletter igjen nå"
+            in shown
+        )
         # one tap: the morning dose given as planned
         r = post(nurse, f"{chart}/gitt", chart, dose=morning, versjon=version)
         assert r.status_code == 303, r.text
@@ -147,7 +150,7 @@ def test_the_morning_round_through_the_pages(server: LiveServer, clock: Clock) -
         r = post(nurse, f"{chart}/ved-behov", chart, **prn_fields, **{f"mengde-{eid}": "1"})
         assert r.status_code == 303, r.text
         shown = text(nurse.get(chart).text)
-        assert "gitt 1 tablett i dag, 1 tablett igjen" in shown
+        assert "gitt 1 tablett siste døgn, 1 tablett igjen nå" in shown
         assert "Smerter i hoften" in shown
     with server.db.read() as conn:
         t = medication_administration

@@ -266,6 +266,17 @@ class AsNeededView:
         return amount_text(self.item.given, self.item.max_unit or self.item.unit)
 
     @property
+    def period(self) -> str:
+        """The maximum's period in words: what ``given`` and ``remaining`` count over (the
+        period ending now, pll.domain.administration.as_needed)."""
+        hours = int(self.item.period.total_seconds() // 3600) if self.item.period else 24
+        if hours == 24:
+            return "døgn"
+        if hours % 24 == 0:
+            return f"{hours // 24} døgn"
+        return f"{hours} timer" if hours != 1 else "time"
+
+    @property
     def used_up(self) -> bool:
         return self.item.remaining is not None and self.item.remaining <= 0
 
