@@ -7,11 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+import sqlalchemy as sa
 
 from pll.api.app import create_app
+from pll.auth.tokens import PERSONAS
 from pll.domain.multidose import ADMINISTRATION, PACKED
 from pll.fhir import technical_cases as fhir_technical
+from pll.store.schema import audit_event
 from tests.conftest import LiveServer, server_settings, serving, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import (
@@ -177,3 +181,35 @@ def test_review18_multidose_registration_changes_a_paused_list(server: LiveServe
         r = gp.post(f"/fhir/Patient/{scene.pid}/$multidose-register", json=params(pharmacy()))
         after = ok(gp.get(f"/fhir/List/{list_id}"))["meta"]["versionId"]
     assert r.status_code == 409 and after == before, (r.status_code, before, after)
+
+
+# -- refusals are logged ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", ["$confirm", "$pause"])
+def test_review18_a_dentists_refused_list_act_is_logged(
+    server: LiveServer, operation: str
+) -> None:
+    """A dentist refused an act on the GP's list as a whole (only doctors confirm, pause,
+    resume) is refused by the domain's require_doctor, a plain Forbidden: nothing in the
+    patient's access log says a dentist tried, where a refused change of the GP's entry
+    (NotYourEntry) and a policy refusal are both logged."""
+    scene = patient_with_medicines(server, METFORMIN)
+    with server.client("dentist") as dentist:
+        etag = dentist.get(f"/fhir/List/{scene.list_id}").headers["ETag"]
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": "Innlagt"}],
+        }
+        r = dentist.post(
+            f"/fhir/List/{scene.list_id}/{operation}", json=body, headers={"If-Match": etag}
+        )
+    assert r.status_code == 403, r.text
+    hpr = str(PERSONAS["dentist"].hpr)
+    with server.db.read() as conn:
+        rows = conn.execute(
+            sa.select(audit_event.c.actor, audit_event.c.outcome).where(
+                audit_event.c.patient_id == scene.pid, audit_event.c.outcome != "0"
+            )
+        ).all()
+    assert [r for r in rows if orjson.loads(r.actor).get("hpr") == hpr], rows
