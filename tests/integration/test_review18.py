@@ -74,11 +74,6 @@ def _technical(client: httpx.Client, **fields: Any) -> httpx.Response:
 @pytest.mark.parametrize(
     "fields",
     [
-        {"focus": "demo-journal"},
-        {"focus": {"identifier": "demo-journal"}},
-        {"focus": {"identifier": [{"system": fhir_technical.CLIENT_ID, "value": "x"}]}},
-        {"for": "Patient/1"},
-        {"description": 42},
         {"description": "Sending feilet\u0000"},
         {
             "focus": {
@@ -86,11 +81,15 @@ def _technical(client: httpx.Client, **fields: Any) -> httpx.Response:
             }
         },
     ],
-    ids=["focus-str", "identifier-str", "identifier-list", "for-str", "desc-int", "nul", "nul-id"],
+    ids=["nul-description", "nul-client-id"],
 )
 def test_review18_hostile_technical_reports_are_4xx(
     server: LiveServer, fields: dict[str, Any]
 ) -> None:
+    """A NUL character in a technical report: PostgreSQL refuses it in a text column (the
+    description is stored raw, the client id is looked up raw), so the report is a 500
+    there, while SQLite stores it (201). A discrepancy case with the same description is
+    201 on both (its text lives in the JSON resource, escaped)."""
     before = snapshot(server.db, audit=False)
     with server.client("gp") as gp:
         r = _technical(gp, **fields)
@@ -213,3 +212,24 @@ def test_review18_a_dentists_refused_list_act_is_logged(
             )
         ).all()
     assert [r for r in rows if orjson.loads(r.actor).get("hpr") == hpr], rows
+
+
+# -- SMART launch ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["dentist", "midwife"])
+def test_review18_a_dentists_journal_system_can_launch_pll(server: LiveServer, persona: str) -> None:
+    """The doctor pages are the pages of every clinician (pll.web.edge.doctors: CLINICIANS,
+    dentists and midwives included, issue 18), and services/launches.py says LAUNCHABLE is
+    'the pages' own roles'; but LAUNCHABLE is doctors and nurses only, so a dental or
+    midwifery journal system cannot open PLL for its patient (403)."""
+    scene = patient_with_medicines(server, METFORMIN)
+    r = httpx.post(
+        f"{server.base}/smart/launch",
+        json={"patient": scene.fnr},
+        headers={
+            "Authorization": f"Bearer {server.token(persona)}",
+            "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+        },
+    )
+    assert r.status_code == 201, r.text
