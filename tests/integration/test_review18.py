@@ -31,6 +31,7 @@ from tests.integration.builders import (
 )
 from tests.integration.test_multidose import params, pharmacy
 from tests.integration.test_smart_launch import open_launch
+from tests.integration.test_web import logged_in
 
 # -- framing: PLL_EMBED_ORIGINS ------------------------------------------------------------------
 
@@ -237,3 +238,30 @@ def test_review18_a_dentists_journal_system_can_launch_pll(
         },
     )
     assert r.status_code == 201, r.text
+
+
+def test_review18_a_launch_link_silently_replaces_the_browsers_own_login(
+    server: LiveServer,
+) -> None:
+    """GET /launch is a state-changing GET with nothing binding it to the browser that the
+    journal system framed: a launch registered with another doctor's token and opened by
+    a link in a browser where Kari is logged in to PLL replaces Kari's session with that
+    doctor's (login CSRF, SMART App Launch §'state'); what Kari then writes is recorded
+    under the other doctor's HPR. A launch into a browser that already holds another
+    user's login should be refused (or asked about), not taken."""
+    scene = patient_with_medicines(server, METFORMIN)
+    other = server.token("hospital-doctor")
+    with logged_in(server, "gp") as kari:
+        assert "Kari Fastlege" in kari.get("/lege").text
+        registered = httpx.post(
+            f"{server.base}/smart/launch",
+            json={"patient": scene.fnr},
+            headers={
+                "Authorization": f"Bearer {other}",
+                "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+            },
+        )
+        launch = registered.json()["launch"]
+        open_launch(kari, server.base, launch)
+        page = kari.get("/lege").text
+    assert "Ola Sykehuslege" not in page
