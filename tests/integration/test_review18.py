@@ -1,0 +1,267 @@
+"""Review of issue 18: each test here fails on main and proves one finding of
+/work/notes/review-18.md. Over real HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from pll.api.app import create_app
+from pll.auth.tokens import PERSONAS
+from pll.domain.multidose import ADMINISTRATION, PACKED
+from pll.fhir import technical_cases as fhir_technical
+from pll.store.schema import audit_event
+from tests.conftest import LiveServer, server_settings, serving, snapshot
+from tests.e2e.scenes import METFORMIN, patient_with_medicines
+from tests.integration.builders import (
+    DRUGS,
+    LIQUID,
+    dose,
+    fest_coded,
+    multidose_catalogue,
+    new_patient_with_list,
+    ok,
+    prescription,
+    statement,
+)
+from tests.integration.test_multidose import params, pharmacy
+from tests.integration.test_smart_launch import open_launch
+from tests.integration.test_web import logged_in
+
+# -- framing: PLL_EMBED_ORIGINS ------------------------------------------------------------------
+
+
+@pytest.fixture
+def idn_embedding(server: LiveServer) -> Iterator[str]:
+    """PLL with an internationalised host name in ``PLL_EMBED_ORIGINS``, as an operator
+    would type it; the server starts with it (parse_embed_origins accepts it)."""
+    settings = server_settings(
+        server.data_dir, server.db, embed_origins="epj-a=https://журнал.example"
+    )
+    with serving(create_app(settings, server.service)) as base:
+        yield base
+
+
+def test_review18_a_non_ascii_embed_origin_gives_no_5xx(idn_embedding: str) -> None:
+    """A host name that is not ASCII is accepted by parse_embed_origins, then cannot be
+    put in a header: every page that carries the configured origins (a launch's refusal,
+    every page of a launched session) answers 500."""
+    with httpx.Client(base_url=idn_embedding, timeout=30) as browser:
+        r = open_launch(browser, idn_embedding, "forged")
+        assert r.status_code < 500, r.text
+
+
+# -- technical cases: hostile Task bodies --------------------------------------------------------
+
+
+def _technical(client: httpx.Client, **fields: Any) -> httpx.Response:
+    body = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "code": fhir_technical.CODE,
+        "focus": {"identifier": {"system": fhir_technical.CLIENT_ID, "value": "demo-journal"}},
+        "description": "Sending feilet",
+        **fields,
+    }
+    return client.post("/fhir/Task", json=body)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"description": "Sending feilet\u0000"},
+        {
+            "focus": {
+                "identifier": {"system": fhir_technical.CLIENT_ID, "value": "demo-journal\u0000"}
+            }
+        },
+    ],
+    ids=["nul-description", "nul-client-id"],
+)
+def test_review18_hostile_technical_reports_are_4xx(
+    server: LiveServer, fields: dict[str, Any]
+) -> None:
+    """A NUL character in a technical report: PostgreSQL refuses it in a text column (the
+    description is stored raw, the client id is looked up raw), so the report is a 500
+    there, while SQLite stores it (201). A discrepancy case with the same description is
+    201 on both (its text lives in the JSON resource, escaped)."""
+    before = snapshot(server.db, audit=False)
+    with server.client("gp") as gp:
+        r = _technical(gp, **fields)
+    assert 400 <= r.status_code < 500, r.text
+    assert snapshot(server.db, audit=False) == before
+
+
+# -- the multidose mark -------------------------------------------------------------------------
+
+
+def test_review18_a_second_mark_marks_an_unpackable_entry(server: LiveServer) -> None:
+    """An entry whose sfm-administration says mddispensed twice, false then true, is taken as
+    not marked by the rule (packed_in_multidose reads the first), so a liquid dosed as
+    needed is stored with mddispensed=true, and shown so to the pharmacy."""
+    multidose_catalogue(server.db)
+    with server.client("gp") as gp:
+        pid, _ = new_patient_with_list(gp)
+        rx_body = prescription(f"Patient/{pid}", LIQUID[2], LIQUID[1])
+        rx_body["dosageInstruction"] = dose(10, "MORN", unit="ml")
+        rx = ok(gp.post("/fhir/MedicationRequest", json=fest_coded(rx_body, LIQUID[0])), 201)
+        body = fest_coded(
+            statement(
+                f"Patient/{pid}",
+                LIQUID[2],
+                LIQUID[1],
+                based_on=[f"MedicationRequest/{rx['id']}"],
+            ),
+            LIQUID[0],
+        )
+        body["dosage"] = [
+            {
+                "asNeededBoolean": True,
+                "doseAndRate": [{"doseQuantity": {"value": 10, "unit": "ml"}}],
+            }
+        ]
+        body["extension"] = [
+            {
+                "url": ADMINISTRATION,
+                "extension": [
+                    {"url": PACKED, "valueBoolean": False},
+                    {"url": PACKED, "valueBoolean": True},
+                ],
+            }
+        ]
+        r = gp.post("/fhir/MedicationStatement", json=body)
+    assert r.status_code in (400, 422), r.text
+
+
+def test_review18_free_text_dosage_is_marked_on_a_structured_prescription(
+    server: LiveServer,
+) -> None:
+    """Issue 18: a marked entry must have 'a structured fixed-time dosage (not as-needed,
+    not free text)'. A REST entry whose own dosage is free text ('ved behov') is accepted
+    as packable because the prescription it is based on has a structured morning dose."""
+    multidose_catalogue(server.db)
+    name, atc = DRUGS[0][0], DRUGS[0][1]
+    with server.client("gp") as gp:
+        pid, _ = new_patient_with_list(gp)
+        rx_body = fest_coded(prescription(f"Patient/{pid}", name, atc))
+        rx = ok(gp.post("/fhir/MedicationRequest", json=rx_body), 201)
+        body = fest_coded(
+            statement(f"Patient/{pid}", name, atc, based_on=[f"MedicationRequest/{rx['id']}"])
+        )
+        body["dosage"] = [{"text": "1 tablett ved behov, høyst 3 i døgnet"}]
+        body["extension"] = [
+            {"url": ADMINISTRATION, "extension": [{"url": PACKED, "valueBoolean": True}]}
+        ]
+        r = gp.post("/fhir/MedicationStatement", json=body)
+    assert r.status_code == 422, r.text
+
+
+# -- a paused list ------------------------------------------------------------------------------
+
+
+def test_review18_multidose_registration_changes_a_paused_list(server: LiveServer) -> None:
+    """'A paused list is not changed until a doctor resumes it' (domain/paused.py): the
+    e-multidose registration makes a new version of a paused list all the same."""
+    scene = patient_with_medicines(server, METFORMIN)
+    with server.client("gp") as gp:
+        list_id = scene.list_id
+        ok(
+            gp.post(
+                f"/fhir/List/{list_id}/$pause",
+                json={
+                    "resourceType": "Parameters",
+                    "parameter": [{"name": "reason", "valueString": "Innlagt"}],
+                },
+            )
+        )
+        before = ok(gp.get(f"/fhir/List/{list_id}"))["meta"]["versionId"]
+        r = gp.post(f"/fhir/Patient/{scene.pid}/$multidose-register", json=params(pharmacy()))
+        after = ok(gp.get(f"/fhir/List/{list_id}"))["meta"]["versionId"]
+    assert r.status_code == 409, r.text
+    assert after == before
+
+
+# -- refusals are logged ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", ["$confirm", "$pause"])
+def test_review18_a_dentists_refused_list_act_is_logged(server: LiveServer, operation: str) -> None:
+    """A dentist refused an act on the GP's list as a whole (only doctors confirm, pause,
+    resume) is refused by the domain's require_doctor, a plain Forbidden: nothing in the
+    patient's access log says a dentist tried, where a refused change of the GP's entry
+    (NotYourEntry) and a policy refusal are both logged."""
+    scene = patient_with_medicines(server, METFORMIN)
+    with server.client("dentist") as dentist:
+        etag = dentist.get(f"/fhir/List/{scene.list_id}").headers["ETag"]
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": "Innlagt"}],
+        }
+        r = dentist.post(
+            f"/fhir/List/{scene.list_id}/{operation}", json=body, headers={"If-Match": etag}
+        )
+    assert r.status_code == 403, r.text
+    hpr = str(PERSONAS["dentist"].hpr)
+    with server.db.read() as conn:
+        rows = conn.execute(
+            sa.select(audit_event.c.actor, audit_event.c.outcome).where(
+                audit_event.c.patient_id == scene.pid, audit_event.c.outcome != "0"
+            )
+        ).all()
+    assert [r for r in rows if orjson.loads(r.actor).get("hpr") == hpr], rows
+
+
+# -- SMART launch ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["dentist", "midwife"])
+def test_review18_a_dentists_journal_system_can_launch_pll(
+    server: LiveServer, persona: str
+) -> None:
+    """The doctor pages are the pages of every clinician (pll.web.edge.doctors: CLINICIANS,
+    dentists and midwives included, issue 18), and services/launches.py says LAUNCHABLE is
+    'the pages' own roles'; but LAUNCHABLE is doctors and nurses only, so a dental or
+    midwifery journal system cannot open PLL for its patient (403)."""
+    scene = patient_with_medicines(server, METFORMIN)
+    r = httpx.post(
+        f"{server.base}/smart/launch",
+        json={"patient": scene.fnr},
+        headers={
+            "Authorization": f"Bearer {server.token(persona)}",
+            "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+        },
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_review18_a_launch_link_silently_replaces_the_browsers_own_login(
+    server: LiveServer,
+) -> None:
+    """GET /launch is a state-changing GET with nothing binding it to the browser that the
+    journal system framed: a launch registered with another doctor's token and opened by
+    a link in a browser where Kari is logged in to PLL replaces Kari's session with that
+    doctor's (login CSRF, SMART App Launch §'state'); what Kari then writes is recorded
+    under the other doctor's HPR. A launch into a browser that already holds another
+    user's login should be refused (or asked about), not taken."""
+    scene = patient_with_medicines(server, METFORMIN)
+    other = server.token("hospital-doctor")
+    with logged_in(server, "gp") as kari:
+        assert "Kari Fastlege" in kari.get("/lege").text
+        registered = httpx.post(
+            f"{server.base}/smart/launch",
+            json={"patient": scene.fnr},
+            headers={
+                "Authorization": f"Bearer {other}",
+                "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+            },
+        )
+        launch = registered.json()["launch"]
+        open_launch(kari, server.base, launch)
+        page = kari.get("/lege").text
+    assert "Ola Sykehuslege" not in page
