@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,12 +10,11 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from pll.api.app import create_app
 from pll.auth.tokens import PERSONAS
 from pll.domain.multidose import ADMINISTRATION, PACKED
 from pll.fhir import technical_cases as fhir_technical
 from pll.store.schema import audit_event
-from tests.conftest import LiveServer, server_settings, serving, snapshot
+from tests.conftest import LiveServer, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import (
     DRUGS,
@@ -30,31 +28,6 @@ from tests.integration.builders import (
     statement,
 )
 from tests.integration.test_multidose import params, pharmacy
-from tests.integration.test_smart_launch import open_launch
-from tests.integration.test_web import logged_in
-
-# -- framing: PLL_EMBED_ORIGINS ------------------------------------------------------------------
-
-
-@pytest.fixture
-def idn_embedding(server: LiveServer) -> Iterator[str]:
-    """PLL with an internationalised host name in ``PLL_EMBED_ORIGINS``, as an operator
-    would type it; the server starts with it (parse_embed_origins accepts it)."""
-    settings = server_settings(
-        server.data_dir, server.db, embed_origins="epj-a=https://журнал.example"
-    )
-    with serving(create_app(settings, server.service)) as base:
-        yield base
-
-
-def test_review18_a_non_ascii_embed_origin_gives_no_5xx(idn_embedding: str) -> None:
-    """A host name that is not ASCII is accepted by parse_embed_origins, then cannot be
-    put in a header: every page that carries the configured origins (a launch's refusal,
-    every page of a launched session) answers 500."""
-    with httpx.Client(base_url=idn_embedding, timeout=30) as browser:
-        r = open_launch(browser, idn_embedding, "forged")
-        assert r.status_code < 500, r.text
-
 
 # -- technical cases: hostile Task bodies --------------------------------------------------------
 
@@ -215,53 +188,3 @@ def test_review18_a_dentists_refused_list_act_is_logged(server: LiveServer, oper
             )
         ).all()
     assert [r for r in rows if orjson.loads(r.actor).get("hpr") == hpr], rows
-
-
-# -- SMART launch ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("persona", ["dentist", "midwife"])
-def test_review18_a_dentists_journal_system_can_launch_pll(
-    server: LiveServer, persona: str
-) -> None:
-    """The doctor pages are the pages of every clinician (pll.web.edge.doctors: CLINICIANS,
-    dentists and midwives included, issue 18), and services/launches.py says LAUNCHABLE is
-    'the pages' own roles'; but LAUNCHABLE is doctors and nurses only, so a dental or
-    midwifery journal system cannot open PLL for its patient (403)."""
-    scene = patient_with_medicines(server, METFORMIN)
-    r = httpx.post(
-        f"{server.base}/smart/launch",
-        json={"patient": scene.fnr},
-        headers={
-            "Authorization": f"Bearer {server.token(persona)}",
-            "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
-        },
-    )
-    assert r.status_code == 201, r.text
-
-
-def test_review18_a_launch_link_silently_replaces_the_browsers_own_login(
-    server: LiveServer,
-) -> None:
-    """GET /launch is a state-changing GET with nothing binding it to the browser that the
-    journal system framed: a launch registered with another doctor's token and opened by
-    a link in a browser where Kari is logged in to PLL replaces Kari's session with that
-    doctor's (login CSRF, SMART App Launch §'state'); what Kari then writes is recorded
-    under the other doctor's HPR. A launch into a browser that already holds another
-    user's login should be refused (or asked about), not taken."""
-    scene = patient_with_medicines(server, METFORMIN)
-    other = server.token("hospital-doctor")
-    with logged_in(server, "gp") as kari:
-        assert "Kari Fastlege" in kari.get("/lege").text
-        registered = httpx.post(
-            f"{server.base}/smart/launch",
-            json={"patient": scene.fnr},
-            headers={
-                "Authorization": f"Bearer {other}",
-                "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
-            },
-        )
-        launch = registered.json()["launch"]
-        open_launch(kari, server.base, launch)
-        page = kari.get("/lege").text
-    assert "Ola Sykehuslege" not in page
