@@ -86,6 +86,9 @@ class Op:
     confirm: bool = True
     #: a structured dosage the dose checks judge beside a dosage kept as text (not stored)
     sent_dosing: tuple[dict[str, Any], ...] = ()
+    #: the operation comes from an SFM ``$sendMedication`` (its entries keep their dosage
+    #: as text beside the e-resept's structured dosing: pll.services.multidose_packing)
+    by_sfm: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,8 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
             sent = {op.rid: op.sent_dosing for op in ops if op.rid and op.sent_dosing}
             imported = {op.rid for op in ops if op.rid and op.kind == "import"}
             # an entry marked for multidose packing must be packable (issue 18)
-            packing.check_change(conn, lst, record, now, places, sent, imported)
+            by_sfm = frozenset(op.rid for op in ops if op.rid and op.by_sfm)
+            packing.check_change(conn, lst, record, now, places, sent, imported, by_sfm)
             findings, record = self._checked(conn, access, lst, record, places, sent)
         result = ChangeResult(lst.id, record.version if record else None, findings=findings)
         if record is None:
