@@ -11,21 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from pll.auth.tokens import PERSONAS
-from pll.domain.multidose import ADMINISTRATION, PACKED
 from pll.fhir import technical_cases as fhir_technical
 from pll.store.schema import audit_event
 from tests.conftest import LiveServer, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import (
-    DRUGS,
-    LIQUID,
-    dose,
-    fest_coded,
-    multidose_catalogue,
-    new_patient_with_list,
     ok,
-    prescription,
-    statement,
 )
 from tests.integration.test_multidose import params, pharmacy
 
@@ -69,70 +60,6 @@ def test_review18_hostile_technical_reports_are_4xx(
         r = _technical(gp, **fields)
     assert 400 <= r.status_code < 500, r.text
     assert snapshot(server.db, audit=False) == before
-
-
-# -- the multidose mark -------------------------------------------------------------------------
-
-
-def test_review18_a_second_mark_marks_an_unpackable_entry(server: LiveServer) -> None:
-    """An entry whose sfm-administration says mddispensed twice, false then true, is taken as
-    not marked by the rule (packed_in_multidose reads the first), so a liquid dosed as
-    needed is stored with mddispensed=true, and shown so to the pharmacy."""
-    multidose_catalogue(server.db)
-    with server.client("gp") as gp:
-        pid, _ = new_patient_with_list(gp)
-        rx_body = prescription(f"Patient/{pid}", LIQUID[2], LIQUID[1])
-        rx_body["dosageInstruction"] = dose(10, "MORN", unit="ml")
-        rx = ok(gp.post("/fhir/MedicationRequest", json=fest_coded(rx_body, LIQUID[0])), 201)
-        body = fest_coded(
-            statement(
-                f"Patient/{pid}",
-                LIQUID[2],
-                LIQUID[1],
-                based_on=[f"MedicationRequest/{rx['id']}"],
-            ),
-            LIQUID[0],
-        )
-        body["dosage"] = [
-            {
-                "asNeededBoolean": True,
-                "doseAndRate": [{"doseQuantity": {"value": 10, "unit": "ml"}}],
-            }
-        ]
-        body["extension"] = [
-            {
-                "url": ADMINISTRATION,
-                "extension": [
-                    {"url": PACKED, "valueBoolean": False},
-                    {"url": PACKED, "valueBoolean": True},
-                ],
-            }
-        ]
-        r = gp.post("/fhir/MedicationStatement", json=body)
-    assert r.status_code in (400, 422), r.text
-
-
-def test_review18_free_text_dosage_is_marked_on_a_structured_prescription(
-    server: LiveServer,
-) -> None:
-    """Issue 18: a marked entry must have 'a structured fixed-time dosage (not as-needed,
-    not free text)'. A REST entry whose own dosage is free text ('ved behov') is accepted
-    as packable because the prescription it is based on has a structured morning dose."""
-    multidose_catalogue(server.db)
-    name, atc = DRUGS[0][0], DRUGS[0][1]
-    with server.client("gp") as gp:
-        pid, _ = new_patient_with_list(gp)
-        rx_body = fest_coded(prescription(f"Patient/{pid}", name, atc))
-        rx = ok(gp.post("/fhir/MedicationRequest", json=rx_body), 201)
-        body = fest_coded(
-            statement(f"Patient/{pid}", name, atc, based_on=[f"MedicationRequest/{rx['id']}"])
-        )
-        body["dosage"] = [{"text": "1 tablett ved behov, høyst 3 i døgnet"}]
-        body["extension"] = [
-            {"url": ADMINISTRATION, "extension": [{"url": PACKED, "valueBoolean": True}]}
-        ]
-        r = gp.post("/fhir/MedicationStatement", json=body)
-    assert r.status_code == 422, r.text
 
 
 # -- a paused list ------------------------------------------------------------------------------
