@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,7 +22,8 @@ import sqlalchemy as sa
 from pll.domain.multidose import ADMINISTRATION, PAPER_RISK
 from pll.fhir.validate import validate
 from pll.store.schema import audit_event, outbox
-from tests.conftest import LiveServer, snapshot
+from tests.conftest import Clock, LiveServer, snapshot
+from tests.integration import test_web_reconcile as web
 from tests.integration.builders import (
     DRUGS,
     dose,
@@ -1038,3 +1041,19 @@ def test_paper_multidose_is_ended_only_by_those_who_know_of_it(server: LiveServe
         assert r.status_code == 403, r.text
         assert snapshot(server.db, audit=False) == before
         ok(gp.post(f"/fhir/Patient/{p.pid}/$paper-multidose-end"))
+
+
+def test_the_pharmacys_report_form_starts_on_the_norwegian_day_of_the_service_clock(
+    server: LiveServer, clock: Clock
+) -> None:
+    """At 00:30 in Oslo it is still yesterday in UTC: the packing period the pharmacy page
+    offers starts on the day it is in Norway, by the service's clock, not the wall clock."""
+    with server.client("gp") as gp:
+        p = new_patient(server, gp)
+    target = datetime(2026, 3, 2, 0, 30, tzinfo=ZoneInfo("Europe/Oslo"))
+    clock.offset = target.astimezone(UTC) - datetime.now(UTC)
+    with web.logged_in(server, "pharmacist") as browser:
+        page = browser.get(f"/apotek/pasient/{p.pid}")
+    assert page.status_code == 200, page.text
+    assert 'name="start" value="2026-03-02"' in page.text
+    assert 'name="end" value="2026-03-15"' in page.text

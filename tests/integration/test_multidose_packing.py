@@ -372,3 +372,80 @@ def test_send_medication_refuses_to_pack_what_cannot_be_packed(server: LiveServe
     # structured dosing (morning): accepted
     r, _ = sent(server, patient["fnr"], lambda b: instructed(b, "Metformin", "Tas med mat"))
     assert r.status_code == 200, r.text
+
+
+# -- the mark says one thing (review of issue 18) ------------------------------------------------
+
+TWICE = {
+    "mddispensed-twice": [
+        {
+            "url": ADMINISTRATION,
+            "extension": [
+                {"url": PACKED, "valueBoolean": False},
+                {"url": PACKED, "valueBoolean": True},
+            ],
+        }
+    ],
+    "administration-twice": [*UNMARK, *MARK],
+}
+
+
+@pytest.mark.parametrize("extension", TWICE.values(), ids=TWICE.keys())
+def test_a_mark_given_twice_is_refused(
+    server: LiveServer, gp: httpx.Client, extension: list[dict[str, Any]]
+) -> None:
+    """A liquid dosed as needed, marked 'not packed' then 'packed': one reader would take
+    the first mark, the pharmacy perhaps the second. The mark must say one thing (400)."""
+    pid, _ = new_patient_with_list(gp)
+    based_on = _prescribed(gp, pid, LIQUID, "active")
+    body = fest_coded(statement(f"Patient/{pid}", LIQUID[2], LIQUID[1]), LIQUID[0])
+    body["basedOn"] = [{"reference": r} for r in based_on]
+    body["dosage"] = [
+        {"asNeededBoolean": True, "doseAndRate": [{"doseQuantity": {"value": 10, "unit": "ml"}}]}
+    ]
+    body["extension"] = extension
+    before = snapshot(server.db, audit=False)
+    r = gp.post("/fhir/MedicationStatement", json=body)
+    assert r.status_code == 400, r.text
+    assert "more than once" in outcome_text(r)
+    assert r.json()["issue"][0]["expression"] == ["MedicationStatement.extension"]
+    assert snapshot(server.db, audit=False) == before
+
+
+def test_send_medication_refuses_a_mark_given_twice(server: LiveServer) -> None:
+    multidose_catalogue(server.db)
+    patient = new_pll(server)
+    morning = repeating(1, "tablett", (1, "Døgn"), MORNING)
+    marked_twice = _packed_prescribing(SFM_METFORMIN, "1 tablett morgen", morning)
+
+    def edit(bundle: dict[str, Any]) -> None:
+        marked_twice(bundle)
+        for e in bundle["entry"]:
+            exts = e["resource"].get("extension", [])
+            if SFM_MARK in exts:
+                exts.append(SFM_MARK)
+
+    r, _ = sent(server, patient["fnr"], edit)
+    assert r.status_code == 400, r.text
+    assert "more than once" in outcome_text(r)
+    with server.client("gp") as gp:
+        bundle = bundle_of(ok(get_medication(gp, patient["fnr"])))
+    assert not [e for e in bundle["entry"] if SFM_MARK in e["resource"].get("extension", [])]
+
+
+def test_free_text_dosage_is_not_packed_even_on_a_structured_prescription(
+    server: LiveServer, gp: httpx.Client
+) -> None:
+    """Issue 18: 'not free text'. Over REST (and in the web UI) the entry states its own
+    dosage: 'ved behov' as text is refused even when the prescription it is based on has a
+    structured morning dose (only an SFM send, whose statement keeps the dosage as text
+    beside the e-resept's dosing, is judged by the prescription's)."""
+    pid, _ = new_patient_with_list(gp)
+    based_on = _prescribed(gp, pid, TABLET, "active")
+    before = snapshot(server.db, audit=False)
+    r = _marked(
+        gp, pid, based_on, drug=TABLET, dosage=[{"text": "1 tablett ved behov, høyst 3 i døgnet"}]
+    )
+    assert r.status_code == 422, r.text
+    assert "free text" in outcome_text(r)
+    assert snapshot(server.db, audit=False) == before

@@ -183,6 +183,27 @@ def test_confirming_and_pausing_stay_with_doctors(
     assert snapshot(server.db, audit=False) == before
 
 
+@pytest.mark.parametrize("operation", ["$confirm", "$pause", "$resume"])
+@pytest.mark.parametrize("persona", ["dentist", "midwife"])
+def test_a_dentists_or_midwifes_refused_act_on_the_list_is_logged(
+    server: LiveServer, gp_listed: dict[str, str], persona: str, operation: str
+) -> None:
+    """Refused because only doctors act on the list as a whole, not by the policy's table:
+    in the patient's access log all the same, as a refused change of the GP's entry is."""
+    with server.client(persona) as them:
+        etag = them.get(f"/fhir/List/{gp_listed['list']}").headers["ETag"]
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": "Innlagt"}],
+        }
+        r = them.post(
+            f"/fhir/List/{gp_listed['list']}/{operation}", json=body, headers={"If-Match": etag}
+        )
+    assert r.status_code == 403, r.text
+    assert "Only doctors" in outcome_text(r)
+    assert refusals_of(server, str(PERSONAS[persona].hpr), gp_listed["list"])
+
+
 # -- decision support ----------------------------------------------------------------------
 
 

@@ -14,7 +14,22 @@ import pytest
 
 from pll.fhir.validate import validate
 from tests.conftest import LiveServer, snapshot
-from tests.integration.builders import new_fnr, new_patient_with_list, ok, outcome_text, statement
+from tests.integration.builders import (
+    DRUGS,
+    new_fnr,
+    new_patient_with_list,
+    ok,
+    outcome_text,
+    prescription,
+    statement,
+)
+from tests.integration.test_multidose import (
+    TRONDHEIM,
+    dispensed,
+    new_patient,
+    params,
+    pharmacy,
+)
 from tests.integration.test_sfm import (
     bundle_of,
     get_medication,
@@ -265,3 +280,61 @@ def test_a_malformed_resume_says_what_is_wrong(
     assert "pll-resume" in issue["diagnostics"]
     assert issue["expression"][0].startswith("Bundle.entry[")
     assert snapshot(server.db) == before
+
+
+# -- the multidose parties and the pharmacy on a paused list (docs/multidose.md) ------------------
+
+
+def test_a_paused_list_takes_no_multidose_change_but_records_a_dispensing(
+    server: LiveServer,
+) -> None:
+    """A hospital stay is when multidose must not start or stop: registering e-multidose,
+    ending it and paper multidose are refused on a paused list (409, in Norwegian too, with
+    nothing written). A dispensing happens at the pharmacy whether the list is paused or
+    not, and is recorded; the list stays paused."""
+    with server.client("gp") as gp, server.client("pharmacist") as pharmacist:
+        p = new_patient(server, gp)
+        rx = prescription(f"Patient/{p.pid}", *DRUGS[0])
+        rx["dispenseRequest"] = {"quantity": {"value": 100, "unit": "tablett"}}
+        rx = ok(gp.post("/fhir/MedicationRequest", json=rx), 201)
+        linked = {
+            **p.entries["Metformin"],
+            "basedOn": [{"reference": f"MedicationRequest/{rx['id']}"}],
+        }
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{linked['id']}",
+                json=linked,
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+        ok(
+            gp.post(
+                f"/fhir/List/{p.list_id}/$pause",
+                json={
+                    "resourceType": "Parameters",
+                    "parameter": [{"name": "reason", "valueString": REASON}],
+                },
+            )
+        )
+        before = snapshot(server.db, audit=False)
+        refused = [
+            gp.post(
+                f"/fhir/Patient/{p.pid}/$multidose-register",
+                json=params(pharmacy(TRONDHEIM, "Vitusapotek Trondheim")),
+            ),
+            gp.post(f"/fhir/Patient/{p.pid}/$multidose-end"),
+            pharmacist.post(
+                f"/fhir/Patient/{p.pid}/$paper-multidose",
+                json=params({"name": "pharmacy", "valueString": "Vitusapotek Trondheim"}),
+            ),
+        ]
+        for r in refused:
+            assert r.status_code == 409, r.text
+            assert "paused" in outcome_text(r)
+        assert snapshot(server.db, audit=False) == before
+        version = int(_list(gp, p.list_id)["meta"]["versionId"])
+        r = pharmacist.post("/fhir/MedicationDispense", json=dispensed(rx["id"], p.pid, 100))
+        assert r.status_code == 201, r.text
+        assert int(r.headers["X-PLL-List-Version"]) == version + 1
+        assert PAUSED in {e["url"] for e in _list(gp, p.list_id)["extension"]}

@@ -30,7 +30,7 @@ from tests.conftest import Clock, LiveServer, server_settings, serving, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import new_fnr, new_patient_with_list, outcome_text
 from tests.integration.test_oidc import CLIENT_ID, Provider
-from tests.integration.test_web import csrf, logged_in
+from tests.integration.test_web import TOKEN, csrf, logged_in
 
 TREATMENT = "HPBEHANDLINGSRELASJON"
 CONSENT = "HPMOTTATTSAMTYKKE"
@@ -222,8 +222,8 @@ def test_a_launch_for_another_server_or_without_its_code_opens_nothing(
 @pytest.mark.parametrize(
     ("persona", "basis", "patient", "status", "said"),
     [
-        ("pharmacist", TREATMENT, None, 403, "Only doctors and nurses"),
-        ("patient", None, None, 403, "Only doctors and nurses"),
+        ("pharmacist", TREATMENT, None, 403, "Only health personnel who use"),
+        ("patient", None, None, 403, "Only health personnel who use"),
         ("gp", None, None, 400, "X-PLL-Access-Basis"),
         ("gp", "HPNOE", None, 400, "Unknown access basis"),
         ("gp", TREATMENT, "12345678901", 400, None),
@@ -339,3 +339,85 @@ def test_without_embed_origins_nothing_is_framed(server: LiveServer) -> None:
         assert page.headers["x-frame-options"] == "DENY"
     with logged_in(server, "gp") as gp:
         assert frame_ancestors(gp.get("/lege")) == "'none'"
+
+
+def test_a_server_with_a_non_ascii_embed_origin_does_not_start(server: LiveServer) -> None:
+    """The origins go verbatim into a latin-1 header: a host name that is not ASCII would
+    make every framed page a 500, so the app is not made, and the message says punycode."""
+    settings = server_settings(
+        server.data_dir, server.db, embed_origins="epj-a=https://журнал.example"
+    )
+    with pytest.raises(ValueError, match="punycode"):
+        create_app(settings, server.service)
+
+
+@pytest.mark.parametrize("persona", ["dentist", "midwife", "nurse", "physiotherapist"])
+def test_every_clinician_of_the_doctor_pages_can_be_launched(
+    server: LiveServer, persona: str
+) -> None:
+    """The doctor pages serve every clinician (dentists and midwives too, issue 18), so a
+    dental or midwifery journal system opens them for its patient like a GP's."""
+    scene = patient_with_medicines(server, METFORMIN)
+    launch = launch_id(register(server.base, server.token(persona), scene.fnr))
+    with browser(server.base) as frame:
+        r = open_launch(frame, server.base, launch)
+        assert r.headers["location"] == f"/lege/pasient/{scene.pid}"
+        assert METFORMIN[2] in frame.get(r.headers["location"]).text
+
+
+def test_a_launch_into_another_persons_login_asks_before_switching(server: LiveServer) -> None:
+    """A launch opened where another person is logged in to PLL does not take that login
+    over silently (login CSRF: what Kari writes next would go under another HPR): a page
+    asks, and only its form, with the anti-forgery token, switches or cancels."""
+    scene = patient_with_medicines(server, METFORMIN)
+    other = server.token("hospital-doctor")
+    with logged_in(server, "gp") as kari:
+        launch = launch_id(register(server.base, other, scene.fnr))
+        asked = open_launch(kari, server.base, launch)
+        assert asked.status_code == 200, asked.text
+        assert "Du er logget inn som Kari Fastlege; åpne pasienten som Ola Sykehuslege?" in (
+            asked.text
+        )
+        # nothing switched, the launch not used up yet
+        assert "Kari Fastlege" in kari.get("/lege").text
+        with server.db.read() as conn:
+            assert conn.execute(sa.select(smart_launch.c.used_at)).scalar_one() is None
+        form = {"iss": f"{server.base}/fhir", "launch": launch, "valg": "fortsett"}
+        forged = kari.post("/launch", data=form)
+        assert forged.status_code == 403
+        assert "Kari Fastlege" in kari.get("/lege").text
+        form["csrf"] = TOKEN.search(asked.text)[1]  # type: ignore[index]
+        switched = kari.post("/launch", data=form)
+        assert switched.status_code == 303, switched.text
+        assert switched.headers["location"] == f"/lege/pasient/{scene.pid}"
+        assert kari.get(switched.headers["location"]).status_code == 200
+        page = kari.get("/lege").text
+        assert "Ola Sykehuslege" in page
+        assert "Kari Fastlege" not in page
+
+
+def test_a_cancelled_launch_keeps_the_login_and_is_used_up(server: LiveServer) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    with logged_in(server, "gp") as kari:
+        launch = launch_id(register(server.base, server.token("hospital-doctor"), scene.fnr))
+        asked = open_launch(kari, server.base, launch)
+        form = {
+            "csrf": TOKEN.search(asked.text)[1],  # type: ignore[index]
+            "iss": f"{server.base}/fhir",
+            "launch": launch,
+            "valg": "avbryt",
+        }
+        assert kari.post("/launch", data=form).status_code == 303
+        page = kari.get("/lege").text
+        assert "Kari Fastlege" in page
+        assert "Ola Sykehuslege" not in page
+        assert open_launch(kari, server.base, launch).status_code == 400
+
+
+def test_a_launch_by_the_person_already_logged_in_goes_straight_on(server: LiveServer) -> None:
+    scene = patient_with_medicines(server, METFORMIN)
+    with logged_in(server, "gp") as kari:
+        launch = launch_id(register(server.base, server.token("gp"), scene.fnr))
+        r = open_launch(kari, server.base, launch)
+        assert r.status_code == 303
+        assert r.headers["location"] == f"/lege/pasient/{scene.pid}"

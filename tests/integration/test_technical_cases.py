@@ -267,6 +267,55 @@ def test_bad_reports_are_refused_and_write_nothing(server: LiveServer) -> None:
     assert snapshot(server.db) == before
 
 
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"text": "Sending feilet\u0000"}, "Task.description"),
+        ({"text": "Sending \u0007feilet"}, "Task.description"),
+        ({"client_id": "demo-journal\u0000"}, "Task.focus.identifier.value"),
+    ],
+    ids=["nul-description", "bell-description", "nul-client-id"],
+)
+def test_a_control_character_in_a_technical_report_is_refused_before_the_database(
+    server: LiveServer, fields: dict[str, str], where: str
+) -> None:
+    """PostgreSQL cannot store NUL in a text column while SQLite can: refused (400) on both
+    databases alike, with nothing written, before the client id is looked up."""
+    register(server)
+    before = snapshot(server.db, audit=False)
+    with server.client("gp") as gp:
+        r = technical(gp, **fields)
+    assert r.status_code == 400, r.text
+    assert "control character" in outcome_text(r)
+    assert r.json()["issue"][0]["expression"] == [where]
+    assert snapshot(server.db, audit=False) == before
+
+
+def test_a_control_character_is_refused_in_a_comment_and_in_any_other_body(
+    server: LiveServer,
+) -> None:
+    """One check for every request body (pll.fhir.validate.parse_json): a comment on a case
+    and a medicine's note are refused alike; tab and line feed are text."""
+    register(server)
+    scene = patient_with_medicines(server, METFORMIN)
+    with server.client("gp") as gp:
+        case = ok(technical(gp, text="Linje 1\n\tLinje 2"), 201)
+        assert case["description"] == "Linje 1\n\tLinje 2"
+        before = snapshot(server.db, audit=False)
+        commented = operation(gp, case["id"], "comment", "Fortsatt feil\u0000")
+        assert commented.status_code == 400, commented.text
+        entry = gp.get(f"/fhir/MedicationStatement?patient={scene.pid}").json()["entry"][0]
+        noted = {**entry["resource"], "note": [{"text": "Tas om morgenen\u0000"}]}
+        r = gp.put(
+            f"/fhir/MedicationStatement/{noted['id']}",
+            json=noted,
+            headers={"If-Match": f'W/"{noted["meta"]["versionId"]}"'},
+        )
+        assert r.status_code == 400, r.text
+        assert r.json()["issue"][0]["expression"] == ["MedicationStatement.note[0].text"]
+        assert snapshot(server.db, audit=False) == before
+
+
 def test_a_case_about_a_patient_keeps_the_patient_from_the_operator(server: LiveServer) -> None:
     register(server)
     scene = patient_with_medicines(server, METFORMIN)

@@ -30,6 +30,15 @@ def test_origins_are_read_per_client_system() -> None:
         ("epj-a=https://user@a.no", "not an origin"),
         ("epj-a=https://a.no:port", "not an origin"),
         ("epj-a='self'", "not an origin"),
+        ("epj-a=https://'self'", "not an origin"),
+        ('epj-a=https://x"no', "not an origin"),
+        ("epj-a=https://x.no:", "not an origin"),
+        ("epj-a=https://x.no:0", "not an origin"),
+        ("epj-a=https://x.no:65536", "not an origin"),
+        ("epj-a=https://-x.no", "not an origin"),
+        ("epj-a=https://x_y.no", "not an origin"),
+        ("epj-a=http://[::1]:8080", "not an origin"),
+        ("epj-a=https://\u212aari.no", "not an origin"),
         ("epj-a=", "names no origin"),
         ("https://a.no", "is not client_id=origin"),
         ("epj-a=https://a.no; epj-a=https://b.no", "twice"),
@@ -38,6 +47,17 @@ def test_origins_are_read_per_client_system() -> None:
 def test_anything_but_origins_per_client_is_refused(text: str, said: str) -> None:
     with pytest.raises(ValueError, match=said):
         parse_embed_origins(text)
+
+
+def test_an_internationalised_host_must_be_given_in_punycode() -> None:
+    """The origin goes verbatim into a latin-1 header: a host such as ``журнал.example``
+    would make every framed page a 500, so the server does not start with it, and the
+    message says how to write it."""
+    with pytest.raises(ValueError, match="punycode"):
+        parse_embed_origins("epj-a=https://журнал.example")
+    assert parse_embed_origins("epj-a=https://xn--80ajgh0ag.example:08443") == {
+        "epj-a": ("https://xn--80ajgh0ag.example:8443",)
+    }
 
 
 def test_only_the_launching_clients_origins_may_frame() -> None:

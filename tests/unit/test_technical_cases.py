@@ -41,11 +41,31 @@ def test_the_register_checks_what_it_keeps() -> None:
         ({"email": "not-mail"}, "email"),
         ({"phone": "ring meg"}, "phone"),
         ({"operator_orgnr": "123456789"}, "orgnr"),
+        ({"name": "Demo\x00"}, "name"),
+        ({"vendor": "Journal\x1bAS"}, "vendor"),
+        ({"email": "drift\x00@dips.test"}, "email"),
     ]:
         given = {"client_id": "c", "name": "N", "vendor": "V"} | bad
         with pytest.raises(InvalidInput) as refused:
             client_system(**given)  # type: ignore[arg-type]
         assert refused.value.expression == where
+
+
+def test_no_text_of_a_technical_case_holds_a_control_character() -> None:
+    """Whichever way a case comes (the API, a web form, the command line), a control
+    character other than tab, line feed, carriage return is refused, before any lookup."""
+    for text, client, where in [
+        ("Feil\x00", "dips", "Task.description"),
+        ("Fe\x0cil", "dips", "Task.description"),
+        ("Feil", "dips\x00", "Task.focus"),
+    ]:
+        with pytest.raises(InvalidInput) as refused:
+            report("t1", VENDOR, client, DOCTOR, text, DEFAULT_OPERATIONS, NOW, DUE)
+        assert refused.value.expression == where
+    case, _ = report("t1", VENDOR, "dips", DOCTOR, "A\tB\r\nC", DEFAULT_OPERATIONS, NOW, DUE)
+    assert case.description == "A\tB\r\nC"
+    with pytest.raises(InvalidInput, match="control character U\\+0000"):
+        act(case, Action.COMMENT, DOCTOR, "Ny\x00", NOW)
 
 
 def test_a_case_goes_to_the_operator_else_to_pll_operations() -> None:

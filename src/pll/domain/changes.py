@@ -499,7 +499,7 @@ class ListChange:
 
     def confirm(self, if_match: int | None) -> None:
         """Confirm the list as reconciled (*samstemt*): only the version the doctor saw."""
-        require_doctor(self.author, "confirm the list", "bekrefter listen")
+        require_doctor(self.author, self.list.id, "confirm the list", "bekrefter listen")
         check_version(
             "List", self.list.id, self.list.version, self.list.baton, self.list.updated, if_match
         )
@@ -508,7 +508,7 @@ class ListChange:
 
     def pause(self, reason: str | None) -> None:
         """Pause the whole PLL (for example at a hospital admission)."""
-        require_doctor(self.author, "pause the list", "pauser listen")
+        require_doctor(self.author, self.list.id, "pause the list", "pauser listen")
         if self.list.pause is not None:
             raise Conflict(
                 f"The PLL is already paused (by {self.list.pause.by.label()} at "
@@ -531,7 +531,7 @@ class ListChange:
         the list as it now stands (DESIGN: "resumed with a confirmed list"); with
         ``confirm`` false the doctor resumes it without vouching for it, and the list's
         last confirmation stays what it was (readers see when that was)."""
-        require_doctor(self.author, "resume the list", "gjenopptar listen")
+        require_doctor(self.author, self.list.id, "resume the list", "gjenopptar listen")
         if self.list.pause is None:
             raise Conflict(
                 "The PLL is not paused.", "List", norwegian="Legemiddellisten er ikke pauset."

@@ -54,6 +54,12 @@ class Role(StrEnum):
     OPERATOR = "operator"
 
 
+#: Health personnel who use the list pages (/lege, and a journal system's SMART launch into
+#: them) and state a basis for each patient there: doctors, the other prescribers (dentists,
+#: midwives), nurses and other health personnel. What each may do is the access policy's.
+CLINICIANS = frozenset({Role.DOCTOR, Role.DENTIST, Role.MIDWIFE, Role.NURSE, Role.HEALTH_WORKER})
+
+
 @dataclass(frozen=True)
 class Author:
     """Who made a change: a health worker (HPR number) acting for an organisation."""

@@ -46,12 +46,23 @@ class Originators:
 
 
 @dataclass
-class NotYourEntry(Forbidden):
-    """A dentist or midwife tried to change what another prescriber put on the list; the
-    write path logs the refusal against ``rtype``/``rid``."""
+class PrescriberRefused(Forbidden):
+    """A prescriber refused by who they are, not by the access policy's table (which has
+    admitted them to prescribe): the write path logs the refusal in the patient's access
+    log against ``rtype``/``rid``, as the policy's own refusals are."""
 
     rtype: str = ""
     rid: str = ""
+
+
+@dataclass
+class NotYourEntry(PrescriberRefused):
+    """A dentist or midwife tried to change what another prescriber put on the list."""
+
+
+@dataclass
+class DoctorsOnly(PrescriberRefused):
+    """A dentist or midwife tried an act on the list as a whole (confirm, pause, resume)."""
 
 
 def require_prescriber(author: Author) -> None:
@@ -71,13 +82,16 @@ def held_to_own(author: Author) -> bool:
     return author.role is not Role.DOCTOR
 
 
-def require_doctor(author: Author, what: str, what_nb: str) -> None:
-    """Refuse a prescriber who is not a doctor an act on the list as a whole."""
+def require_doctor(author: Author, list_id: str, what: str, what_nb: str) -> None:
+    """Refuse a prescriber who is not a doctor an act on the list ``list_id`` as a whole
+    (:class:`DoctorsOnly`, logged against that list)."""
     if author.role is not Role.DOCTOR:
-        raise Forbidden(
+        raise DoctorsOnly(
             f"Only doctors {what}; a {author.role.value} puts what they prescribe on the "
             "list and changes only their own entries (DESIGN §3 rule 4).",
             "List",
+            rtype="List",
+            rid=list_id,
             norwegian=f"Bare leger {what_nb}; du fører opp det du selv forskriver og endrer "
             "bare dine egne legemidler.",
         )

@@ -30,6 +30,7 @@ from pll.domain.cases import MAX_TEXT, Action, Recipient, Status, Step, same_per
 from pll.domain.deadlines import Deadlines
 from pll.domain.errors import Conflict, Forbidden, InvalidInput, VersionConflict
 from pll.domain.model import Author, Role
+from pll.domain.text import plain
 
 #: What a technical case is called where it is shown.
 TITLE = "Teknisk feil i kjeden"
@@ -77,9 +78,10 @@ def client_system(
             "client_id",
         )
     for what, value in (("name", name), ("vendor", vendor)):
+        plain(value, what)
         if not value.strip() or len(value) > 200:
             raise InvalidInput(f"Give the client system's {what} (at most 200 characters).", what)
-    if email is not None and not _EMAIL.fullmatch(email.strip()):
+    if email is not None and not _EMAIL.fullmatch(plain(email.strip(), "email")):
         raise InvalidInput(f"{email!r} is not an e-mail address.", "email")
     if phone is not None and not _PHONE.fullmatch(phone.strip()):
         raise InvalidInput(f"{phone!r} is not a telephone number.", "phone")
@@ -139,7 +141,8 @@ def route(client: ClientSystem | None, operations: Operations) -> Recipient:
 
 
 def described(description: str | None) -> str:
-    text = (description or "").strip()
+    """The description of a new case, checked: given, not too long, no control character."""
+    text = plain((description or "").strip(), "Task.description")
     if not text:
         raise InvalidInput("Say what went wrong: Task.description is required.", "Task.description")
     if len(text) > MAX_TEXT:
@@ -148,6 +151,14 @@ def described(description: str | None) -> str:
             "Task.description",
         )
     return text
+
+
+def reported_client(client_id: str) -> str:
+    """The client id a case is about, checked before anything looks it up: the register's
+    form (no control character, nothing a text column of either database refuses)."""
+    if not _CLIENT_ID.fullmatch(client_id):
+        raise InvalidInput(f"{client_id[:120]!r} is not a client id.", "Task.focus")
+    return client_id
 
 
 def report(
@@ -165,8 +176,7 @@ def report(
     """A new technical case about ``client_id`` (registered as ``client``, or not), routed
     to its operator."""
     text = described(description)
-    if not _CLIENT_ID.fullmatch(client_id):
-        raise InvalidInput(f"{client_id!r} is not a client id.", "Task.focus")
+    reported_client(client_id)
     case = TechnicalCase(
         id=case_id,
         client_id=client_id,
@@ -246,7 +256,7 @@ def act(
     why = refusal(case, action, actor)
     if why is not None:
         raise Forbidden(why)
-    text = (comment or "").strip() or None
+    text = plain((comment or "").strip(), "comment") or None
     if text is not None and len(text) > MAX_TEXT:
         raise InvalidInput(f"The comment is {len(text)} characters; at most {MAX_TEXT}.", "comment")
     if text is None and action in (Action.COMMENT, Action.REJECT):

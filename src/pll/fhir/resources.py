@@ -28,7 +28,7 @@ from pll.domain.model import (
     Prescription,
     ReceivingUnit,
 )
-from pll.domain.multidose import PAPER_RISK
+from pll.domain.multidose import ADMINISTRATION, PACKED, PAPER_RISK
 from pll.fhir import systems
 from pll.fhir.expiry import marked, unmarked
 from pll.fhir.findings import EXT_OVERRIDE
@@ -129,10 +129,38 @@ def _check_period(content: dict[str, Any], rtype: str) -> None:
         raise InvalidInput("The period ends before it starts.", f"{rtype}.effectivePeriod.end")
 
 
+def _check_multidose_mark(content: dict[str, Any], rtype: str) -> None:
+    """One ``sfm-administration`` at most, with one ``mddispensed`` at most: the mark must
+    say one thing. With two, one reader (the packing rule) could take the first and another
+    (the pharmacy) the second, and an unpackable entry would go out marked (issue 18)."""
+    marks = [
+        e
+        for e in content.get("extension") or []
+        if isinstance(e, dict) and e.get("url") == ADMINISTRATION
+    ]
+    if len(marks) > 1:
+        raise InvalidInput(
+            "The entry has sfm-administration more than once; give it once, with one mddispensed.",
+            f"{rtype}.extension",
+        )
+    packed = [
+        s
+        for m in marks
+        for s in m.get("extension") or []
+        if isinstance(s, dict) and s.get("url") == PACKED
+    ]
+    if len(packed) > 1:
+        raise InvalidInput(
+            "The entry's sfm-administration has mddispensed more than once; give it once.",
+            f"{rtype}.extension",
+        )
+
+
 def statement_content(resource: dict[str, Any], patient_id: str) -> dict[str, Any]:
     """The domain content of a validated ``MedicationStatement`` for ``patient_id``."""
     content = _strip(resource)
     content["subject"] = {"reference": f"Patient/{patient_id}"}
+    _check_multidose_mark(content, "MedicationStatement")
     _check_period(content, "MedicationStatement")
     _check_medication(content, "MedicationStatement")
     _check_treatment_type(content, "MedicationStatement")

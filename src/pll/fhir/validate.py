@@ -10,6 +10,7 @@ lost, and two writes that mean the same still compare equal as Python values (``
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
 from pll.domain.errors import InvalidInput
+from pll.domain.text import CONTROL, control_refusal
 
 #: How deeply arrays and objects may nest in a request body. A FHIR resource PLL takes is
 #: about 10 levels deep, a transaction Bundle or Parameters around one some 20; the limit
@@ -42,6 +44,10 @@ def parse_json(body: bytes) -> Any:
         # bodies of everyday requests
         if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(data) > MAX_DEPTH:
             raise _too_deep()
+        # JSON carries a control character only escaped: a body without such an escape
+        # has none, and is not walked
+        if _ESCAPED_CONTROL.search(body):
+            _refuse_controls(data)
         return data
     # orjson does not report a line; the standard library does, for the message only.
     try:
@@ -60,6 +66,30 @@ def parse_json(body: bytes) -> Any:
     raise InvalidInput(
         f"The body is JSON that cannot be taken: {refused.split(':', maxsplit=1)[0]}."
     )
+
+
+#: An escape that may stand for a C0 control character in a JSON string (``\u0000`` …
+#: ``\u001f``, ``\b``, ``\f``); a filter only, the parsed strings decide.
+_ESCAPED_CONTROL = re.compile(rb"\\(?:u00[01][0-9A-Fa-f]|[bf])")
+
+
+def _refuse_controls(data: Any) -> None:
+    """Refuse a body with a C0 control character (other than tab, line feed, carriage
+    return) in any string or key (:mod:`pll.domain.text`): one check for every body
+    (:func:`parse_json`), before anything reads it."""
+    root = data.get("resourceType") if isinstance(data, dict) else None
+    stack: list[tuple[Any, str]] = [(data, root if isinstance(root, str) else "$")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if CONTROL.search(key):
+                    raise control_refusal(key, where)
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(value, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(value))
+        elif isinstance(value, str) and CONTROL.search(value):
+            raise control_refusal(value, where)
 
 
 def _too_deep() -> InvalidInput:

@@ -50,7 +50,9 @@ class DispensingService:
                 before = store.for_prescription(conn, rx_id)
                 return record_dispense(lst, rx_id, dispense_id, content, before, access.actor, now)
 
-            record = svc.record_in(conn, patient_id, make, [rx_id])
+            # handed over whether the list is paused or not (a stay ends, a prescription is
+            # dispensed meanwhile): PLL records what the pharmacy did (docs/multidose.md)
+            record = svc.record_in(conn, patient_id, make, [rx_id], while_paused=True)
             if record is None:
                 raise InvalidInput(
                     f"MedicationRequest/{rx_id} is not a prescription of this patient.",

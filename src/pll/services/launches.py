@@ -26,11 +26,14 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
 
 from pll.auth.access import Access, Basis, Verb
 from pll.domain.errors import DomainError, Forbidden, InvalidInput, NotFound
 from pll.domain.identifiers import parse_person_identifier
-from pll.domain.model import Role
+from pll.domain.model import CLINICIANS
 from pll.services.patient_records import PatientRecords
 from pll.store import smart_launches as store
 from pll.store.db import Database
@@ -38,8 +41,9 @@ from pll.store.db import Database
 #: How long a registered launch may wait for the browser: the journal system opens the
 #: frame at once; a launch id found later in a log or a history opens nothing.
 LIFETIME = timedelta(minutes=5)
-#: Who may be launched into PLL's doctor pages (the pages' own roles, pll.web.edge.doctors).
-LAUNCHABLE = frozenset({Role.DOCTOR, Role.NURSE})
+#: Who may be launched into PLL's doctor pages: the pages' own roles (pll.web.edge.doctors),
+#: so a dental or midwifery journal system opens them as a GP's does (issue 18).
+LAUNCHABLE = CLINICIANS
 
 
 class LaunchRefused(DomainError):
@@ -54,6 +58,8 @@ class LaunchContext:
     #: the health worker's access token, as the journal system holds it
     token: str
     client_id: str
+    #: the HPR number of the health worker the token names
+    hpr: str
     patient_id: str
     person_number: str
     basis: Basis
@@ -76,15 +82,16 @@ class Launches:
     def register(self, access: Access, token: str, patient: str) -> tuple[str, datetime]:
         """Register a launch for ``patient`` (a fødselsnummer or D-nummer) by the caller of
         ``access``, whose bearer ``token`` it is; returns the opaque launch id and when it
-        expires. The caller must be a doctor or nurse with an HPR number, acting through a
-        client system (the token's ``client_id``), on a stated basis; the patient must be
-        registered and not hidden from the caller (the same lookup as the API's search).
-        Nothing of the patient is read or logged here: the page the launch opens does that,
-        on this basis."""
+        expires. The caller must be a clinician (:data:`LAUNCHABLE`) with an HPR number,
+        acting through a client system (the token's ``client_id``), on a stated basis; the
+        patient must be registered and not hidden from the caller (the same lookup as the
+        API's search). Nothing of the patient is read or logged here: the page the launch
+        opens does that, on this basis."""
         actor = access.actor
         if actor.role not in LAUNCHABLE or actor.hpr is None:
             raise Forbidden(
-                "Only doctors and nurses are launched into PLL's doctor pages; "
+                "Only health personnel who use PLL's doctor pages (doctors, dentists, "
+                "midwives, nurses, other health personnel) are launched into them; "
                 f"this token is a {actor.role.value}'s."
             )
         if not access.client_id:
@@ -118,20 +125,32 @@ class Launches:
             )
         return launch, now + LIFETIME
 
+    def peek(self, launch: str) -> LaunchContext:
+        """The context of ``launch``, leaving it unused: the browser that opens it may first
+        have to ask whether to leave another person's login (:mod:`pll.web.launch`).
+        :class:`LaunchRefused` as :meth:`redeem`."""
+        return self._context(launch, store.look)
+
     def redeem(self, launch: str) -> LaunchContext:
         """The context of ``launch``, once: the launch is used up by this call whatever
         the caller then does. :class:`LaunchRefused` for a launch that is unknown, used or
         past :data:`LIFETIME`."""
+        return self._context(launch, store.take)
+
+    def _context(
+        self, launch: str, find: Callable[[Connection, str, datetime], tuple[str, Any]]
+    ) -> LaunchContext:
         if not launch or len(launch) > 128:
             raise LaunchRefused("unknown launch", "launch", norwegian=_UNKNOWN)
         with self.db.write() as conn:
-            outcome, row = store.take(conn, _key(launch), self.clock())
+            outcome, row = find(conn, _key(launch), self.clock())
         if row is None:
             message = {"used": _USED, "expired": _EXPIRED}.get(outcome, _UNKNOWN)
             raise LaunchRefused(f"{outcome} launch", "launch", norwegian=message)
         return LaunchContext(
             token=str(row.token),
             client_id=str(row.client_id),
+            hpr=str(row.hpr),
             patient_id=str(row.patient_id),
             person_number=str(row.person_number),
             basis=Basis(row.basis),

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from pll.domain.list_upkeep import expire_entries, flag_withdrawn
 from pll.domain.model import ListVersion, MedicationList, Prescription
+from pll.domain.paused import check_change_of_paused
 from pll.domain.prescriptions import local_day, next_expiry
 from pll.fhir import resources as fhir
 from pll.services.base import ServiceBase, members
@@ -92,17 +93,27 @@ class ListVersions(ServiceBase):
         patient_id: str,
         make: Callable[[MedicationList, datetime], ListVersion | None],
         rx_ids: Iterable[str] = (),
+        *,
+        while_paused: bool = False,
+        where: str = "List",
     ) -> ListVersion | None:
         """A list version of what the list shows beside the doctors' changes (the multidose
         parties, paper multidose, dispensings), in the caller's transaction: the list is
         locked and loaded (with the prescriptions ``rx_ids``), ``make`` applies the domain
         rule, and the version is written with its documents and its event, as every change
-        is. ``None`` when the patient has no list or ``make`` changed nothing."""
+        is. ``None`` when the patient has no list or ``make`` changed nothing.
+
+        A paused list is changed by nobody (:mod:`pll.domain.paused`): :class:`Conflict`
+        at ``where`` before ``make`` runs, unless ``while_paused`` — for what happens in
+        reality whether the list is paused or not and is only recorded by PLL (a
+        dispensing at the pharmacy)."""
         row = repo.list_row(conn, patient_id=patient_id, lock=True)
         if row is None:
             return None
         now = self.clock()
         lst = repo.load_list(conn, row, now, (), rx_ids)
+        if not while_paused:
+            check_change_of_paused(lst.pause, resumes=False, expression=where)
         record = make(lst, now)
         if record is None:
             return None

@@ -38,7 +38,7 @@ from pll.domain.errors import (
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import MedicationList
 from pll.domain.paused import check_change_of_paused
-from pll.domain.prescribers import NotYourEntry, held_to_own
+from pll.domain.prescribers import PrescriberRefused, held_to_own
 from pll.fhir import resources as fhir
 from pll.services import multidose_packing as packing
 from pll.services.audit import Refused
@@ -86,6 +86,9 @@ class Op:
     confirm: bool = True
     #: a structured dosage the dose checks judge beside a dosage kept as text (not stored)
     sent_dosing: tuple[dict[str, Any], ...] = ()
+    #: the operation comes from an SFM ``$sendMedication`` (its entries keep their dosage
+    #: as text beside the e-resept's structured dosing: pll.services.multidose_packing)
+    by_sfm: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,8 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
             sent = {op.rid: op.sent_dosing for op in ops if op.rid and op.sent_dosing}
             imported = {op.rid for op in ops if op.rid and op.kind == "import"}
             # an entry marked for multidose packing must be packable (issue 18)
-            packing.check_change(conn, lst, record, now, places, sent, imported)
+            by_sfm = frozenset(op.rid for op in ops if op.rid and op.by_sfm)
+            packing.check_change(conn, lst, record, now, places, sent, imported, by_sfm)
             findings, record = self._checked(conn, access, lst, record, places, sent)
         result = ChangeResult(lst.id, record.version if record else None, findings=findings)
         if record is None:
@@ -302,11 +306,13 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         created: dict[tuple[str, str], bool],
     ) -> None:
         """One operation of the change; its errors located in the request, and a refusal
-        by whose an entry is logged like the policy's refusals."""
+        of a prescriber (by whose an entry is, or an act for doctors only) logged like the
+        policy's refusals."""
         try:
             self._apply_op(conn, change, op, patient_id, created)
-        except NotYourEntry as exc:
-            # refused by whose the entry is, not by the policy's table: logged all the same
+        except PrescriberRefused as exc:
+            # refused by whose the entry is, or because only doctors act on the list as a
+            # whole, not by the policy's table: logged all the same
             decision = Decision(False, exc.message)
             record = self.trail.record(access, op.kind, exc.rtype, exc.rid, patient_id, decision)
             where = relocate(exc.expression, op.rtype, op.where) if op.where else None

@@ -24,8 +24,16 @@ from sqlalchemy import Connection, Row
 
 from pll.auth.access import Access, PatientFacts, Verb
 from pll.domain import multidose as rules
-from pll.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, VersionConflict
+from pll.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    VersionConflict,
+)
 from pll.domain.model import IN_USE, Author, MedicationList, Multidose, Pause, Role
+from pll.domain.paused import check_change_of_paused
 from pll.domain.prescriptions import local_day
 from pll.fhir import multidose as fhir_md
 from pll.fhir import resources as fhir
@@ -134,13 +142,22 @@ class MultidoseService:
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
             # locks in the order every write takes them: the list, then anything else
-            repo.list_row(conn, patient_id=patient_id, lock=True)
+            head = repo.list_row(conn, patient_id=patient_id, lock=True)
             store.lock(conn, patient_id)
             svc.trail.admit(conn, access, verb, patient_id, action, "Patient", patient_id)
             before = store.state(conn, patient_id)
-            after = change(before, svc.clock())
+            # a paused list is changed by nobody, and a hospital stay is exactly when
+            # multidose must not start or stop: the pause is the reason given first; a
+            # change that changes nothing passes, as a send that changes nothing does
+            pause = repo.pause_of(head) if head is not None else None
+            try:
+                after = change(before, svc.clock())
+            except DomainError:
+                check_change_of_paused(pause, resumes=False, expression="List")
+                raise
             if after is None or after == before:
                 return fhir_md.registration_answer(before, None)
+            check_change_of_paused(pause, resumes=False, expression="List")
             # the list version first: it compares the new state with the one stored
             record = svc.record_in(
                 conn,

@@ -48,10 +48,17 @@ def marked(
     where: str = _ENTRY,
     *,
     redosed: bool = False,
+    by_sfm: bool = False,
 ) -> rules.Marked:
-    """What the rule judges of an entry with this content. ``redosed``: the change gave an
-    entry already on the list a new dosage; then only a structured dosage it states (its
-    own, or ``sent``) counts, not the prescription's, which says the dose as it was."""
+    """What the rule judges of an entry with this content. ``by_sfm``: the entry comes in
+    an SFM ``$sendMedication``, whose statement keeps its dosage as text beside the
+    e-resept's structured dosing; only then does an active linked prescription's
+    structured dosing stand in for a dosage given as text. An entry written over REST, in
+    a transaction, by a proposal or in the web UI states its own dosage: free text there
+    is refused even on a structured prescription (issue 18: "not free text"), since its
+    text may say otherwise. ``redosed``: the change gave an entry already on the list a
+    new dosage; then only a structured dosage it states (its own, or ``sent``) counts, not
+    the prescription's, which says the dose as it was."""
     linked = [
         prescriptions[ref.get("reference", "").removeprefix("MedicationRequest/")]
         for ref in content.get("basedOn") or []
@@ -60,7 +67,7 @@ def marked(
     ]
     structured: list[Sequence[Mapping[str, Any]]] = [sent]
     for rx in linked:
-        if rx.status != "active" or redosed:
+        if rx.status != "active" or redosed or not by_sfm:
             continue
         given = rx.content.get("dosageInstruction")
         structured.append(given if isinstance(given, list) else [])
@@ -84,11 +91,13 @@ def check_change(
     places: Mapping[str, str],
     sent: Mapping[str, Sequence[Mapping[str, Any]]],
     imported: set[str],
+    by_sfm: frozenset[str] = frozenset(),
 ) -> None:
     """Refuse a change that marks an entry for multidose packing, or changes a marked
     entry's medicine, dosage or prescriptions, when the entry cannot be packed. Entries
     imported as they are elsewhere (an SFM list read in) are not judged: they record
-    what is, and an old list must still load."""
+    what is, and an old list must still load. ``by_sfm``: the entries a ``$sendMedication``
+    brings (:func:`marked`)."""
     judged: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = []
     for t in record.touched:
         if t.resource_type != _ENTRY or t.id in imported or t.id not in lst.entries:
@@ -114,6 +123,7 @@ def check_change(
                 sent.get(rid, ()),
                 places.get(rid, _ENTRY),
                 redosed=rules.redosed(before, content),
+                by_sfm=rid in by_sfm,
             ),
             today,
         )

@@ -130,7 +130,7 @@ class TechnicalCaseService:
     ) -> Stored:
         svc = self.service
         now = svc.clock()
-        client = store.client(conn, client_id)
+        client = store.client(conn, rules.reported_client(client_id))
         config = svc.case_rules
         case, step = rules.report(
             case_id,

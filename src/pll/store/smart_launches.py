@@ -16,6 +16,19 @@ def add(conn: Connection, key: str, now: datetime, **values: Any) -> None:
     conn.execute(insert(smart_launch).values(id=key, created_at=now, **values))
 
 
+def look(conn: Connection, key: str, now: datetime) -> tuple[str, Any]:
+    """The launch ``key`` as :func:`take` would find it at ``now``, left as it is:
+    ``("ok", row)`` for a live, unused launch, else the outcome and ``None``."""
+    row = conn.execute(select(smart_launch).where(smart_launch.c.id == key)).first()
+    if row is None:
+        return "unknown", None
+    if row.used_at is not None:
+        return "used", None
+    if row.expires_at <= now:
+        return "expired", None
+    return "ok", row
+
+
 def take(conn: Connection, key: str, now: datetime) -> tuple[str, Any]:
     """Redeem the launch ``key`` at ``now``: ``("ok", row)`` for a live, unused launch, which
     is marked used and its token dropped (two browsers racing with one launch id: one

@@ -20,14 +20,10 @@ import orjson
 from pll.auth.access import Basis
 from pll.domain.errors import DomainError, Forbidden, InvalidInput
 from pll.domain.identifiers import parse_person_identifier
-from pll.domain.model import Role
+from pll.domain.model import CLINICIANS, Role
 from pll.services.patients import PatientSummaries, PatientSummary
 from pll.web.views import ListView, list_view
 
-#: Health personnel who use the list pages (/lege) and state a basis for each patient there:
-#: doctors, the other prescribers (dentists, midwives), nurses and other health personnel.
-#: What each may do on them is the access policy's (pll.auth.policy).
-CLINICIANS = frozenset({Role.DOCTOR, Role.DENTIST, Role.MIDWIFE, Role.NURSE, Role.HEALTH_WORKER})
 #: Roles whose pages about a patient carry the banner (the patient's own pages do not).
 HEALTH_PERSONNEL = CLINICIANS | {Role.PHARMACIST, Role.CARE_WORKER}
 SEX_NAMES = {"male": "Mann", "female": "Kvinne", "other": "Annet", "unknown": "Ukjent"}

@@ -62,11 +62,11 @@ from pll.auth.tokens import Authenticator, Caller
 from pll.domain.cases import in_norwegian as case_in_norwegian
 from pll.domain.checks import Finding, Severity
 from pll.domain.errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthenticated
-from pll.domain.model import Role
+from pll.domain.model import CLINICIANS, Role
 from pll.services.lists import PLLService
 from pll.services.logins import WebLogins
 from pll.web import dosage_editor
-from pll.web.banner import CLINICIANS, banner_context, emergencies_of, error_banner
+from pll.web.banner import banner_context, emergencies_of, error_banner
 from pll.web.embedding import EMBEDDED_BY, frame_headers
 from pll.web.refusals import not_found
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES

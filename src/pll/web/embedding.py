@@ -10,18 +10,24 @@ brukergrensesnitt") is let in by name: ``PLL_EMBED_ORIGINS`` lists, per client s
 
 Only the responses of a web session opened by a SMART launch from that client system
 (:mod:`pll.web.launch`) carry ``frame-ancestors`` with its origins; every other response
-keeps ``'none'``. An origin is a scheme, a host and an optional port, nothing else: no
-wildcard, no path, and ``http`` only on the loopback interface (for tests and development).
+keeps ``'none'``. An origin is a scheme, an ASCII host (letters, digits, dots, hyphens;
+an internationalised name in punycode) and an optional port 1-65535, nothing else: no
+wildcard, no path, no quote, and ``http`` only on ``localhost`` and ``127.0.0.1`` (for tests
+and development).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 _CLIENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,199}")
-_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+_LOOPBACK = ("localhost", "127.0.0.1")
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
+    r"(?::(?P<port>[0-9]{1,5}))?/?",
+    re.ASCII | re.IGNORECASE,
+)
 #: The memory key (pll.services.logins state) naming the client system that launched a login.
 EMBEDDED_BY = "embedded_by"
 
@@ -55,29 +61,26 @@ def parse_embed_origins(text: str | None) -> dict[str, tuple[str, ...]]:
 
 
 def _origin(text: str) -> str:
-    parts = urlsplit(text)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    host = parts.netloc.rsplit(":", 1)[0] if port else parts.netloc
+    """One origin, lower-cased and without a trailing ``/``. Only ASCII is let through, since
+    the origin goes verbatim into a ``Content-Security-Policy`` header (latin-1, and a quote
+    or an empty port there would change the policy): an internationalised host name is given
+    in punycode (``xn--…``), as browsers serialise it in an origin."""
+    match = _ORIGIN.fullmatch(text)
+    port = match["port"] if match else None
     fine = (
-        parts.scheme in ("https", "http")
-        and parts.hostname
-        and port != -1
-        and "*" not in text
-        and "@" not in parts.netloc
-        and parts.path in ("", "/")
-        and not parts.query
-        and not parts.fragment
-        and (parts.scheme == "https" or host in _LOOPBACK)
+        match is not None
+        and (match["scheme"].lower() == "https" or match["host"].lower() in _LOOPBACK)
+        and (port is None or 1 <= int(port) <= 65535)
     )
-    if not fine:
+    if not match or not fine:
         raise ValueError(
             f"PLL_EMBED_ORIGINS: {text[:80]!r} is not an origin such as https://epj.example.no "
-            "(https, a host and an optional port; http only on localhost)."
+            "(https, an ASCII host of letters, digits, dots and hyphens, an optional port "
+            "1-65535; http only on localhost and 127.0.0.1; a host name with other letters "
+            "in punycode, xn--...)."
         )
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+    suffix = f":{int(port)}" if port is not None else ""
+    return f"{match['scheme'].lower()}://{match['host'].lower()}{suffix}"
 
 
 def frame_headers(embedded_by: object, allowed: Mapping[str, tuple[str, ...]]) -> dict[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -313,7 +313,9 @@ def basis_page(web: Web) -> Response:
     if basis is not None:
         answer = _service(web).proposals(web.access(pid), basis.lst.id, None)
         proposals = _proposals(answer, basis.lst)
-    today = datetime.now(UTC).date()
+    # the Norwegian day on the service's clock: the report's period starts on the day it is
+    # in Norway (not the UTC day, which is yesterday until 01:00 or 02:00)
+    today = local_day(web.service.clock())
     return web.render(
         "pharmacy/basis.html",
         pid=pid,
@@ -481,7 +483,7 @@ def propose_new(web: Web) -> Response:
         dosages,
         treatment,
         web.field("indication"),
-        datetime.now(UTC).date().isoformat(),
+        local_day(web.service.clock()).isoformat(),
         None,
     )
     # not marked for packing: a medicine named in free text has no FEST form, so it cannot

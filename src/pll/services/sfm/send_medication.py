@@ -12,6 +12,7 @@ the send, the read is brought up to what the list now shows.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -64,7 +65,7 @@ def send_medication(
         entries = {e.id: e for e in repo.all_entries(conn, head.id)} if head else {}
         rxs = repo.all_prescriptions(conn, head.id) if head else {}
         plan = Plan(svc, conn, access, patient_id, doc, shown, entries, rxs, now)
-        ops = plan.with_sent_dosing(plan.ops(), bundle)
+        ops = [replace(o, by_sfm=True) for o in plan.with_sent_dosing(plan.ops(), bundle)]
         resume = next((m.resume for m in doc.messages if m.kind == "M25.1" and m.resume), None)
         if resume is not None:
             # on the list version the read showed, as List/$resume with If-Match
