@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from pll.cli_clients import clients
+from pll.cli_extract import extract
 from pll.config import Settings
 from pll.domain.errors import DomainError
 
@@ -652,6 +653,7 @@ def import_sfm(file: Path) -> None:
 
 
 main.add_command(clients)
+stats.add_command(extract)
 
 
 if __name__ == "__main__":  # pragma: no cover

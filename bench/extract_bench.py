@@ -1,0 +1,150 @@
+"""The pseudonymised extract (issue 19): rows per second and peak memory, CSV and Parquet.
+
+    .venv/bin/python bench/extract_bench.py                                 # 20,000, SQLite + PG
+    .venv/bin/python bench/extract_bench.py --patients 2000 --backends sqlite   # smoke
+
+For each database the benchmark makes a fresh migrated database (``dbsetup.fresh_database``),
+loads the patients through the service's own write path in batches (``pllbench.load``: each
+patient registered with a PLL of 4–8 entries, one list version), and runs
+``pll stats extract`` as its own process for CSV and for Parquet **twice**: after a quarter of
+the patients is loaded and after all of them. Each run's wall time, rows, rows/s and the
+process's peak RSS (``wait4``'s ``ru_maxrss``) are printed; memory is flat when the peak at N
+is the peak at N/4 (the extract holds one page of events and one Parquet row group, never the
+whole). The results are written to ``bench/results/extract-<time>.json``.
+
+Toward 1,000,000 patients: the extract reads every table in primary-key order, page by page,
+so its time grows linearly with the rows (rows / rows-per-second measured here) and its memory
+not at all. A full extract of 1,000,000 patients with ~10 events each is ~10 million rows; at
+the marginal rate measured here (the rows the full extract had more than the quarter one,
+over the time it took longer, so the process's start is not counted) that is the figure
+printed as ``projected_10M_rows_min``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from pll.auth.audit import AuditKey
+from pll.services.lists import PLLService
+from pll.store.db import Database
+from pllbench import dbsetup, load
+
+HERE = Path(__file__).resolve().parent
+BATCH = 50
+
+
+def _load(db: Database, first: int, last: int, fnrs: list[str], seed: int, procs: int) -> float:
+    """Patients ``first..last`` loaded; seconds taken. PostgreSQL loads with several
+    processes (``pllbench.load``), SQLite in this one (one writer at a time anyway)."""
+    started = time.perf_counter()
+    todo = [(a, min(a + BATCH - 1, last)) for a in range(first, last + 1, BATCH)]
+    if db.is_sqlite:
+        service = PLLService(db, load.BENCH_KEY)
+        access = load.gp_access()
+        for a, b in todo:
+            load.load_batch(service, access, a, b, fnrs, seed)
+    else:
+        load.load(db.url, len(fnrs), todo, seed, procs, lambda n: None)
+    return time.perf_counter() - started
+
+
+def _extract(db: Database, data: Path, out: Path, fmt: str, key: str) -> dict[str, Any]:
+    """One ``pll stats extract`` in its own process: seconds, rows, peak RSS."""
+    env = os.environ | {
+        "PLL_DATABASE_URL": db.url,
+        "PLL_DATA_DIR": str(data),
+        "PLL_PSEUDONYM_KEY": key,
+    }
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    args = [sys.executable, "-m", "pll.cli", "stats", "extract", "--out", str(out)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*args, "--format", fmt, "--until", until],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"extract failed: {err}")
+    summary = err.strip().splitlines()[-1]
+    rows = int(summary.split("wrote ", 1)[1].split(" rows", 1)[0].replace(",", ""))
+    return {
+        "format": fmt,
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(rows / seconds),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "bytes": out.stat().st_size,
+    }
+
+
+def run(backend: str, patients: int, pg: str, seed: int, procs: int) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    key = secrets.token_hex(32)
+    fnrs = load.synthetic_fnrs(patients)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        AuditKey.load(tmp)
+        with dbsetup.fresh_database(backend, tmp, pg, "extract") as db:
+            with db.write() as conn:
+                conn.execute(sa.text(dbsetup.HELPER_DDL))
+            loaded = 0
+            for size in (max(patients // 4, 1), patients):
+                took = _load(db, loaded + 1, size, fnrs, seed, procs)
+                print(f"{backend}: loaded {size:,} patients ({size - loaded:,} in {took:.0f} s)")
+                loaded = size
+                for fmt in ("csv", "parquet"):
+                    found = _extract(db, tmp, tmp / f"extract.{fmt}", fmt, key)
+                    found |= {"backend": backend, "patients": size}
+                    earlier = [r for r in results if r["format"] == fmt]
+                    if earlier and found["rows"] > earlier[0]["rows"]:
+                        # the rate without the process's start: the rows the larger extract
+                        # had more, over the time it took longer
+                        more = found["rows"] - earlier[0]["rows"]
+                        longer = max(found["seconds"] - earlier[0]["seconds"], 1e-3)
+                        found["marginal_rows_per_s"] = round(more / longer)
+                        found["projected_10M_rows_min"] = round(1e7 * longer / more / 60, 1)
+                    print(json.dumps(found))
+                    results.append(found)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patients", type=int, default=20_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--postgres-url", default=os.environ.get("PLL_BENCH_URL", dbsetup.DEFAULT_URL)
+    )
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--processes", type=int, default=2, help="PostgreSQL loader processes")
+    a = parser.parse_args()
+    results = []
+    for backend in a.backends.split(","):
+        results += run(backend, a.patients, a.postgres_url, a.seed, a.processes)
+    out = HERE / "results" / f"extract-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
