@@ -114,9 +114,7 @@ OPERATORS_SEE_NO_PATIENT = (
 )
 #: The rollout and payment team reads the rollout reports (issue 19), never a patient's data:
 #: like the operator, not a column of the policy table.
-ROLLOUT_SEES_NO_PATIENT = (
-    "The rollout team reads the rollout reports, not any patient's data."
-)
+ROLLOUT_SEES_NO_PATIENT = "The rollout team reads the rollout reports, not any patient's data."
 _NOT_OUR_PATIENT = (
     "A care worker reads and gives medicines only for patients registered with their care "
     "unit; this patient is not registered with yours."

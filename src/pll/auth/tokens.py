@@ -296,11 +296,7 @@ def issue(
         # an operator persona is its vendor's own system; anyone else uses the client named
         "client_id": who.client_id if operator else client_id,
         "scope": (
-            ROLLOUT_SCOPE
-            if rollout
-            else OPERATIONS_SCOPE
-            if operator
-            else "openid nhn:pll/api"
+            ROLLOUT_SCOPE if rollout else OPERATIONS_SCOPE if operator else "openid nhn:pll/api"
         ),
         CLAIM_SECURITY_LEVEL: security_level,
     }

@@ -51,11 +51,11 @@ def orgnr_valid(orgnr: str) -> bool:
 def parse(
     name: str, text: str, places: Mapping[str, geography.Municipality] | None = None
 ) -> list[Organisation]:
-    """The organisations of a CSV text (columns :data:`COLUMNS`, optionally :data:`LIST_PATIENTS` last; ``#`` lines are
-    comments), in
-    file order, each placed in its region by ``places`` (the packaged municipalities unless
-    given). Refuses, naming the line, an orgnr that is not nine digits, a repeated orgnr, a
-    missing name, an unknown municipality or actor type, and a HER-id that is not digits.
+    """The organisations of a CSV text (columns :data:`COLUMNS`, optionally
+    :data:`LIST_PATIENTS` last; ``#`` lines are comments), in file order, each placed in its
+    region by ``places`` (the packaged municipalities unless given). Refuses, naming the
+    line, an orgnr that is not nine digits, a repeated orgnr, a missing name, an unknown
+    municipality or actor type, a HER-id or a number of list patients that is not digits.
 
     The check digit is not enforced: the demo personas' numbers are fixed elsewhere, and a
     register should be loadable even where it holds a number mistyped at the source. Use

@@ -110,6 +110,10 @@ pll_version = Table(
     Column("list_json", Text, nullable=False),
     #: findings the author overrode, with the reason (decision support, DESIGN §3 rule 6)
     Column("override", Text),
+    #: the client system a change came through ("" none named; NULL: written by PLL itself,
+    #: a pharmacy's record, or before 0021) — the rollout team's per-vendor figures (issue 19)
+    Column("client_id", String(100)),
+    Index("ix_pll_version_recorded", "recorded_at"),
 )
 
 entry = Table(
