@@ -51,13 +51,28 @@ YEAR = timedelta(days=365)
 def count_refusal(db: Database, access: Access, error: DomainError, at: datetime) -> None:
     """Count a request a use case refused for the client system it came through (per ISO
     week, Norwegian time), in its own transaction: the refusal rolled back everything it
-    tried. Counted once however many guards it passes."""
+    tried. Counted once however many places see it (the services' guard, then the API): a
+    refusal raised while handling one already counted is that refusal told again."""
     measure = rules.measure_of(error)
-    if measure is None or vars(error).get("_client_counted"):
+    if measure is None or _counted(error):
         return
-    vars(error)["_client_counted"] = True
+    vars(error)[_COUNTED] = True
     with db.write() as conn:
         store.count_for_client(conn, access.client_id or "", week_of(at), measure)
+
+
+_COUNTED = "_counted_for_client"
+
+
+def _counted(error: BaseException) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if vars(cause).get(_COUNTED):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__
+    return False
 
 
 @dataclass

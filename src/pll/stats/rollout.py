@@ -121,25 +121,25 @@ def first_lists(
     (``organisations``): the number of patients and the days (Norwegian) their first list
     was made. A version by PLL itself is never credited (it cannot be a first version; the
     rule is kept here all the same)."""
-    credits: dict[tuple[str, str], Credit] = {}
+    credits: dict[tuple[str, str, str], Credit] = {}
     for at, author in made:
         if author.get("role") == Role.SYSTEM.value:
             continue
         hpr, org = str(author.get("hpr") or ""), str(author.get("org_id") or "")
-        credit = credits.get((hpr, org))
+        # an organisation without a number (an SFM import names it by name and HER-id) is
+        # told apart by its name
+        org_name = names.get(org) or str(author.get("org_name") or "")
+        credit = credits.get((hpr, org, org_name))
         if credit is None:
-            credit = credits[(hpr, org)] = Credit(
-                hpr,
-                str(author.get("name") or ""),
-                org,
-                names.get(org) or str(author.get("org_name") or ""),
+            credit = credits[(hpr, org, org_name)] = Credit(
+                hpr, str(author.get("name") or ""), org, org_name
             )
         credit.dates.append(at.astimezone(OSLO).date().isoformat())
     prescribers = sorted(credits.values(), key=lambda c: (c.org_name, c.org_id, c.name, c.hpr))
-    offices: dict[str, dict[str, Any]] = {}
+    offices: dict[tuple[str, str], dict[str, Any]] = {}
     for c in prescribers:
         office = offices.setdefault(
-            c.org_id,
+            (c.org_id, c.org_name),
             {"orgnr": c.org_id, "organisation": c.org_name, "patients": 0, "dates": []},
         )
         office["patients"] += len(c.dates)
