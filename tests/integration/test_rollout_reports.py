@@ -69,6 +69,7 @@ from tests.conftest import (
 from tests.e2e.scenes import METFORMIN, add_medicine
 from tests.integration.builders import new_list, ok, patient
 from tests.integration.test_sfm import reference
+from tests.integration.test_web import browser, csrf, logged_in
 
 REGISTER = """orgnr,name,kommunenummer,actor_type,her_id,list_patients
 974600951,Bergen legesenter,4601,fastlege,,1000
@@ -377,3 +378,40 @@ def test_the_rollout_team_reads_no_patient(told: Story) -> None:
         assert r.status_code == 403
         r = rollout.get("/fhir/List", params={"patient": told.pids["P1"]})
         assert r.status_code == 403
+
+
+def test_the_rollout_pages_show_the_reports(told: Story) -> None:
+    s = told.server
+    with browser(s) as team:
+        r = team.post("/logg-inn/utvikler", data={"csrf": csrf(team), "persona": "rollout"})
+        assert (r.status_code, r.headers["location"]) == (303, "/statistikk/utrulling")
+        page = team.get("/statistikk/utrulling", params={"maned": "2026-10"})
+        assert page.status_code == 200
+        assert "Førstegangslister i 2026-10: 4 pasienter" in page.text
+        assert "Østmarka Legekontor" in page.text
+        page = team.get("/statistikk/utrulling/leverandorer", params={"uke": "2026-W41"})
+        assert page.status_code == 200
+        assert "Leverandør B AS" in page.text
+        page = team.get("/statistikk/utrulling/legekontor")
+        assert page.status_code == 200
+        text = page.text
+        assert text.index("Stavanger legesenter") < text.index("Bergen legesenter")
+        assert text.index("Bergen legesenter") < text.index("Tromsø legesenter")
+        bad = team.get("/statistikk/utrulling", params={"maned": "oktober"})
+        assert bad.status_code == 400
+        assert "Måneden må skrives som ÅÅÅÅ-MM" in bad.text
+        assert 'value="oktober"' in bad.text
+
+
+def test_the_rollout_pages_refuse_others_and_need_a_login(told: Story) -> None:
+    s = told.server
+    with browser(s) as anonymous:
+        r = anonymous.get("/statistikk/utrulling/legekontor")
+        assert (r.status_code, r.headers["location"]) == (303, "/logg-inn")
+    before = len(_report_records(told))
+    with logged_in(s, "gp") as gp:
+        r = gp.get("/statistikk/utrulling/legekontor")
+        assert r.status_code == 403
+        assert "bare innførings- og kompensasjonsteamet" in r.text
+        assert "Stavanger legesenter" not in r.text  # no figure of the report
+    assert [x.outcome for x in _report_records(told)[before:]] == ["4"]
