@@ -224,14 +224,16 @@ def snapshot(db: Database, *, audit: bool = True) -> dict[str, list[tuple[Any, .
     ``audit=False`` leaves out the audit trail, for refusals that are logged (a refused
     access, or a relay-baton refusal that shows the current version), and the statistics'
     counts (which count relay-baton refusals). The web UI's logins are left out: a test logs
-    in while it watches that nothing else changes; so are the DPoP proofs accepted.
+    in while it watches that nothing else changes; so are the DPoP proofs accepted, and the
+    per-client counts of refusals (``client_week_count``, issue 19), which every refusal adds
+    to as metrics count it.
     """
     out = {}
     with db.read() as conn:
         for table in metadata.sorted_tables:
             if not audit and table.name in ("audit_event", "stats_count"):
                 continue
-            if table.name in ("web_login", "dpop_proof"):
+            if table.name in ("web_login", "dpop_proof", "client_week_count"):
                 # who is logged in to the web UI is no patient data, and a request refused
                 # after its DPoP proof was accepted has still used that proof up
                 continue

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 
-from pll.api import cds_hooks, metrics, smart, stats_routes
+from pll.api import cds_hooks, metrics, rollout_routes, smart, stats_routes
 from pll.api.fhir.capability import capability_statement
 from pll.api.fhir.routes import ROUTES
 from pll.api.http import (
@@ -40,6 +40,7 @@ from pll.fhir.outcome import issue, outcome
 from pll.services.launches import Launches
 from pll.services.lists import PLLService
 from pll.services.reads import ListReads
+from pll.services.rollout_reports import RolloutReports
 from pll.services.stats import Statistics
 from pll.store.db import Database
 from pll.web.app import web_app
@@ -129,7 +130,9 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     if settings.dev_auth:
         routes.append(Route("/dev/jwks.json", dev_jwks, methods=["GET"]))
     statistics = Statistics(service.db, service.clock)
-    routes += stats_routes.routes(statistics)
+    # the public figures, and the rollout team's non-public reports (issue 19)
+    rollout_reports = RolloutReports(service.db, service.clock, service.trail)
+    routes += stats_routes.routes(statistics) + rollout_routes.routes(rollout_reports)
     reads = ListReads(service)
     trail = service.trail
 

@@ -45,6 +45,7 @@ from pll.fhir.outcome import from_error, issue, outcome
 from pll.fhir.validate import parse_json
 from pll.services.lists import PLLService
 from pll.services.reads import ListReads
+from pll.services.rollout_reports import count_refusal as count_for_client
 
 log = logging.getLogger("pll.api")
 
@@ -321,6 +322,10 @@ def _call(handler: Handler, request: Request, body: bytes, access: Access) -> Re
     try:
         return handler(_context(request, body, access))
     except DomainError as exc:
+        # per client system, for the rollout team (issue 19): what the API refuses before a
+        # use case sees it (a body that is not valid) too
+        service = request.app.state.service
+        count_for_client(service.db, access, exc, service.clock())
         return error_response(exc)
     except Exception:
         return _internal_error(request)

@@ -112,6 +112,9 @@ OPERATORS_SEE_NO_PATIENT = (
     "An operator of a client system sees no patient's data; a technical case about a patient "
     "is shown to the operator without it."
 )
+#: The rollout and payment team reads the rollout reports (issue 19), never a patient's data:
+#: like the operator, not a column of the policy table.
+ROLLOUT_SEES_NO_PATIENT = "The rollout team reads the rollout reports, not any patient's data."
 _NOT_OUR_PATIENT = (
     "A care worker reads and gives medicines only for patients registered with their care "
     "unit; this patient is not registered with yours."
@@ -168,6 +171,9 @@ _NORWEGIAN = {
     OPERATORS_SEE_NO_PATIENT: (
         "En driftsoperatør for et journalsystem ser ingen pasientopplysninger; en teknisk sak "
         "om en pasient vises operatøren uten dem."
+    ),
+    ROLLOUT_SEES_NO_PATIENT: (
+        "Innføringsteamet leser rapportene om innføringen, ikke pasientopplysninger."
     ),
     _NOT_AT_YOUR_UNIT: (
         "Pasienten er ikke registrert ved din enhet: bare sykepleiere og helsefagarbeidere "
@@ -376,6 +382,8 @@ class Access:
             return _CASES_BY_PRESCRIBERS if verb is Verb.HANDLE else _PATIENT_READS
         if role is Role.OPERATOR:
             return OPERATORS_SEE_NO_PATIENT
+        if role is Role.ROLLOUT:
+            return ROLLOUT_SEES_NO_PATIENT
         if cell is Grant.NO:
             if verb is Verb.WRITE and grant(role, Verb.PRESCRIBE) is not Grant.NO:
                 return PRESCRIBER_WRITE[0].format(role=role.value)

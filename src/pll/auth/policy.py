@@ -235,4 +235,5 @@ ROLE_NB = {
     Role.PATIENT: "pasient",
     Role.SYSTEM: "system",
     Role.OPERATOR: "driftsoperatør",
+    Role.ROLLOUT: "innføringsteam",
 }

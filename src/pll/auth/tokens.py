@@ -17,6 +17,9 @@
 * otherwise a system token (no person) with the scope ``nhn:pll/operations`` and an
   organisation number makes an **operator** of client systems, who handles technical cases
   sent to that organisation and sees no patient's data (issue 18);
+* otherwise a token with the scope ``nhn:pll/rollout`` makes a member of the **rollout and
+  payment team** (issue 19), who reads the non-public rollout reports (first lists per GP,
+  per journal system, per GP office) and no patient's data;
 * ``client_id`` names the journal system, ``scope`` may be required (``PLL_REQUIRED_SCOPE``).
 
 For development, ``pll token`` issues such tokens for invented personas, signed by a key in
@@ -59,6 +62,9 @@ CLAIM_ORG_NAME = "pll:org_name"
 #: The scope a client system's operator is given (a system token, no person): technical
 #: cases sent to the organisation in its ``orgnr`` claim, and nothing of any patient's.
 OPERATIONS_SCOPE = "nhn:pll/operations"
+#: The scope of the rollout and payment team (issue 19): the non-public rollout reports, and
+#: nothing of any patient's.
+ROLLOUT_SCOPE = "nhn:pll/rollout"
 
 #: HPR professions (kodeverk 9060) to the role the list rules use; the first one a worker
 #: holds in this order decides (a doctor who is also a dentist prescribes as a doctor; a
@@ -157,6 +163,16 @@ PERSONAS: dict[str, Persona] = {
     "physiotherapist": Persona(
         "Fredrik Fysioterapeut", "FT", "9144994", "991000402", "Bergen fysioterapi"
     ),
+    # The rollout and payment team (issue 19): reads the non-public rollout reports, with a
+    # token that carries the rollout scope (in production a HelseID scope).
+    "rollout": Persona(
+        "Rita Rapport",
+        None,
+        None,
+        "999000029",
+        "Helsedirektoratet innføring og kompensasjon",
+        client_id="pll-rollout",
+    ),
     "patient": Persona("Pasient", None, None, None, None),
     # A synthetic fødselsnummer (month + 80); registered as proxy with `pll proxy add`.
     "proxy": Persona("Fullmektig Nordmann", None, None, None, None, pid="09857215521"),
@@ -165,6 +181,8 @@ PERSONAS: dict[str, Persona] = {
 
 #: The personas that are operators of client systems (system tokens, no person).
 OPERATOR_PERSONAS = frozenset({"operator", "operations"})
+#: The personas of the rollout and payment team (a token with :data:`ROLLOUT_SCOPE`).
+ROLLOUT_PERSONAS = frozenset({"rollout"})
 
 
 def key_path(data_dir: Path) -> Path:
@@ -262,7 +280,8 @@ def issue(
             f"unknown persona {persona!r}; choose one of {', '.join(PERSONAS)}"
         ) from None
     pid = pid or who.pid
-    operator = persona in OPERATOR_PERSONAS
+    rollout = persona in ROLLOUT_PERSONAS
+    operator = persona in OPERATOR_PERSONAS or rollout
     if who.hpr is None and not pid and not operator:
         raise ValueError("the patient persona needs --pid (the patient's fødselsnummer)")
     now = int(time.time())
@@ -276,7 +295,9 @@ def issue(
         "name": who.name if who.hpr or persona == "proxy" or operator else f"Pasient {pid}",
         # an operator persona is its vendor's own system; anyone else uses the client named
         "client_id": who.client_id if operator else client_id,
-        "scope": OPERATIONS_SCOPE if operator else "openid nhn:pll/api",
+        "scope": (
+            ROLLOUT_SCOPE if rollout else OPERATIONS_SCOPE if operator else "openid nhn:pll/api"
+        ),
         CLAIM_SECURITY_LEVEL: security_level,
     }
     if who.hpr and who.profession:
@@ -416,9 +437,19 @@ def _who(claims: dict[str, Any]) -> tuple[Author, str | None]:
             )
         name = str(claims.get(CLAIM_ORG_NAME) or claims.get("name") or client or "Drift")
         return Author(name=name, role=Role.OPERATOR, org_id=str(org), org_name=name), client
+    if ROLLOUT_SCOPE in scopes:
+        name = str(claims.get("name") or client or "Innføringsteamet")
+        where = claims.get(CLAIM_ORG_NAME)
+        return Author(
+            name=name,
+            role=Role.ROLLOUT,
+            org_id=str(org) if org else None,
+            org_name=str(where) if where else None,
+        ), client
     raise Unauthenticated(
         "The token names neither a health worker (HPR number) nor a person, nor is it an "
-        f"operator's (scope {OPERATIONS_SCOPE} with an organisation number)."
+        f"operator's (scope {OPERATIONS_SCOPE} with an organisation number) or the rollout "
+        f"team's (scope {ROLLOUT_SCOPE})."
     )
 
 

@@ -52,6 +52,10 @@ class Role(StrEnum):
     #: handling technical cases: a system token with PLL's operations scope, no HPR number,
     #: and never access to any patient's data (issue 18)
     OPERATOR = "operator"
+    #: the rollout and payment team (issue 19): a token with PLL's rollout scope reads the
+    #: non-public rollout reports (first lists per GP, per journal system, per GP office) and
+    #: no patient's data
+    ROLLOUT = "rollout"
 
 
 #: Health personnel who use the list pages (/lege, and a journal system's SMART launch into

@@ -16,6 +16,7 @@ from pll.auth.audit import AuditKey
 from pll.domain.errors import DomainError, VersionConflict
 from pll.domain.technical_cases import CaseRules
 from pll.services.audit import AuditTrail
+from pll.services.rollout_reports import count_refusal
 from pll.services.stats import conflict_in
 from pll.store import repository as repo
 from pll.store.db import Database
@@ -71,7 +72,7 @@ class ServiceBase:
         access (rule 5), and the read that a relay-baton refusal makes by handing back the
         current version, with the refusal counted for the statistics. Every use case runs
         under it, so it is also where refusals are told to :attr:`on_refusal`."""
-        with self._settled(access), self.trail.refusals(), self._told():
+        with self._settled(access), self.trail.refusals(), self._told(), self._by_client(access):
             try:
                 yield
             except VersionConflict as exc:
@@ -105,6 +106,16 @@ class ServiceBase:
             committed = True
         finally:
             access.reads.settle(committed=committed)
+
+    @contextmanager
+    def _by_client(self, access: Access) -> Iterator[None]:
+        """Count a refusal for the client system it came through: the rollout team's
+        per-vendor figures (issue 19, :func:`pll.services.rollout_reports.count_refusal`)."""
+        try:
+            yield
+        except DomainError as exc:
+            count_refusal(self.db, access, exc, self.clock())
+            raise
 
     @contextmanager
     def _told(self) -> Iterator[None]:

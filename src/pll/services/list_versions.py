@@ -36,6 +36,7 @@ class ListVersions(ServiceBase):
         record: ListVersion,
         now: datetime,
         is_new: bool,
+        client_id: str | None = None,
     ) -> tuple[dict[tuple[str, str], str], str]:
         resources: dict[tuple[str, str], str] = {}
         for t in record.touched:
@@ -50,7 +51,7 @@ class ListVersions(ServiceBase):
             repo.insert_list(conn, lst, list_json, document, expires)
         else:
             repo.save_list(conn, lst, list_json, document, expires)
-        repo.save_version(conn, lst, record, list_json, resources)
+        repo.save_version(conn, lst, record, list_json, resources, client_id)
         repo.add_event(
             conn,
             self.ids(),

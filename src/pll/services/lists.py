@@ -281,7 +281,11 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                 self._written(lst, op.rtype, op.rid, False) for op in ops if op.rtype and op.rid
             ]
             return result
-        resources, list_json = self._persist(conn, lst, record, now, create_list)
+        # the client system is kept with the version: the rollout team's per-vendor figures
+        # (issue 19, pll.services.rollout_reports)
+        resources, list_json = self._persist(
+            conn, lst, record, now, create_list, access.client_id or ""
+        )
         result.list = Stored(list_json, lst.version, lst.updated, lst.patient_id)
         for t in record.touched:
             if t.resource_type != "List":

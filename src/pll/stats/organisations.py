@@ -9,7 +9,9 @@ same columns. Pure: no database.
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +20,9 @@ from pll.stats import geography
 from pll.stats.ambitions import ACTOR_TYPES
 
 COLUMNS = ["orgnr", "name", "kommunenummer", "actor_type", "her_id"]
+#: An optional last column: a GP office's list patients (listepasienter, from the GP
+#: register), which the rollout team's GP-office follow-up measures against (issue 19).
+LIST_PATIENTS = "list_patients"
 #: Weights of the organisation number's check digit (Brønnøysundregistrene, modulus 11).
 WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
 
@@ -30,6 +35,8 @@ class Organisation:
     region: str
     actor_type: str
     her: str | None
+    #: the office's list patients, when the register gives them
+    list_patients: int | None = None
 
 
 def orgnr_valid(orgnr: str) -> bool:
@@ -44,10 +51,11 @@ def orgnr_valid(orgnr: str) -> bool:
 def parse(
     name: str, text: str, places: Mapping[str, geography.Municipality] | None = None
 ) -> list[Organisation]:
-    """The organisations of a CSV text (columns :data:`COLUMNS`, ``#`` lines are comments), in
-    file order, each placed in its region by ``places`` (the packaged municipalities unless
-    given). Refuses, naming the line, an orgnr that is not nine digits, a repeated orgnr, a
-    missing name, an unknown municipality or actor type, and a HER-id that is not digits.
+    """The organisations of a CSV text (columns :data:`COLUMNS`, optionally
+    :data:`LIST_PATIENTS` last; ``#`` lines are comments), in file order, each placed in its
+    region by ``places`` (the packaged municipalities unless given). Refuses, naming the
+    line, an orgnr that is not nine digits, a repeated orgnr, a missing name, an unknown
+    municipality or actor type, a HER-id or a number of list patients that is not digits.
 
     The check digit is not enforced: the demo personas' numbers are fixed elsewhere, and a
     register should be loadable even where it holds a number mistyped at the source. Use
@@ -55,7 +63,7 @@ def parse(
     places = geography.municipalities() if places is None else places
     organisations: list[Organisation] = []
     seen: set[str] = set()
-    for number, row in geography.csv_rows(name, text, COLUMNS):
+    for number, row in geography.csv_rows(name, text, _columns(text)):
         where = f"{name}, line {number}"
         orgnr, code, actor_type, her = (
             row["orgnr"],
@@ -77,10 +85,32 @@ def parse(
             raise ValueError(f"{where}: unknown actor type {actor_type!r}")
         if her and not (her.isascii() and her.isdigit()):
             raise ValueError(f"{where}: HER-id {her!r} is not a number")
+        listed = row.get(LIST_PATIENTS, "")
+        if listed and not (listed.isascii() and listed.isdigit()):
+            raise ValueError(f"{where}: list_patients {listed!r} is not a whole number")
         organisations.append(
-            Organisation(orgnr, row["name"], code, place.region, actor_type, her or None)
+            Organisation(
+                orgnr,
+                row["name"],
+                code,
+                place.region,
+                actor_type,
+                her or None,
+                int(listed) if listed else None,
+            )
         )
     return organisations
+
+
+def _columns(text: str) -> list[str]:
+    """The columns a register has: :data:`COLUMNS`, and :data:`LIST_PATIENTS` when its
+    header ends with it (registers without it load as before)."""
+    header = next(
+        (line for line in io.StringIO(text) if line.strip() and not line.startswith("#")), ""
+    )
+    fields = next(csv.reader([header]), [])
+    with_list = [*COLUMNS, LIST_PATIENTS]
+    return with_list if [f.strip() for f in fields] == with_list else COLUMNS
 
 
 @functools.cache

@@ -334,9 +334,11 @@ def save_version(
     record: ListVersion,
     list_json: str,
     resources: dict[tuple[str, str], str],
+    client_id: str | None = None,
 ) -> None:
     """Write one accepted change: its list version, every resource version, the targets
-    that make it findable as ``Provenance`` (rule 1)."""
+    that make it findable as ``Provenance`` (rule 1). ``client_id``: the client system the
+    change came through (a change made by PLL itself or a pharmacy's record has none)."""
     touched = [
         {"type": t.resource_type, "id": t.id, "version": t.version, "action": t.action}
         for t in record.touched
@@ -354,6 +356,7 @@ def save_version(
             "touched": dumps(touched),
             "list_json": list_json,
             "override": record.override,
+            "client_id": client_id,
         },
     )
     history = {"list_version": record.version, "recorded_at": record.recorded, "changed_by": author}

@@ -93,6 +93,8 @@ pll = Table(
     Column("withdrawn", Text),
     #: per prescription: its last dispensing and what remains (JSON), shown on the list
     Column("dispensed", Text),
+    #: the first lists of a month (issue 19, pll.services.rollout_reports): one range scan
+    Index("ix_pll_created", "created_at"),
 )
 
 pll_version = Table(
@@ -108,6 +110,10 @@ pll_version = Table(
     Column("list_json", Text, nullable=False),
     #: findings the author overrode, with the reason (decision support, DESIGN §3 rule 6)
     Column("override", Text),
+    #: the client system a change came through ("" none named; NULL: written by PLL itself,
+    #: a pharmacy's record, or before 0021) — the rollout team's per-vendor figures (issue 19)
+    Column("client_id", String(100)),
+    Index("ix_pll_version_recorded", "recorded_at"),
 )
 
 entry = Table(
@@ -731,6 +737,9 @@ organisation = Table(
     Column("her", String(16)),
     Column("registered_at", UTCDateTime, nullable=False),
     Column("live_since", UTCDateTime),
+    #: a GP office's list patients (listepasienter) from the register file; NULL: not given
+    #: (issue 19; migration 0021)
+    Column("list_patients", Integer),
     Index("ix_organisation_kind", "region", "actor_type"),
 )
 
@@ -761,6 +770,18 @@ stats_count = Table(
     Column("region", String(16), primary_key=True),
     Column("municipality", String(4), primary_key=True),
     Column("actor_type", String(40), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+#: What each client system (journal system) did per ISO week (issue 19; migration 0021):
+#: changes, conflicts, refusals, overrides, failed sends, counted where they happen (a
+#: refusal rolls back everything else it tried). Non-public: read by the rollout team.
+client_week_count = Table(
+    "client_week_count",
+    metadata,
+    Column("client_id", String(100), primary_key=True),  # "" when the token named none
+    Column("week", String(8), primary_key=True),  # 2026-W47, Norwegian time
+    Column("measure", String(24), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
 

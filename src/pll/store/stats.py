@@ -62,6 +62,7 @@ def _org_row(o: Organisation) -> dict[str, Any]:
         "region": o.region,
         "actor_type": o.actor_type,
         "her": o.her,
+        "list_patients": o.list_patients,
     }
 
 

@@ -41,6 +41,7 @@ from pll.web import (
     patient,
     reactions,
     reconcile,
+    rollout,
     stats,
 )
 from pll.web.edge import caller_of, error_page
@@ -133,6 +134,7 @@ def web_app(
         *patient.ROUTES,
         *multidose.ROUTES,
         *stats.ROUTES,
+        *rollout.ROUTES,
         *kurve.ROUTES,
         Mount("/static", StaticFiles(packages=[("pll.web", "static")]), name="static"),
     ]

@@ -44,6 +44,8 @@ HOME = {
     Role.PHARMACIST: "/apotek",
     Role.CARE_WORKER: "/kurve",
     Role.PATIENT: "/pasient",
+    # the rollout and payment team's reports (issue 19, pll.web.rollout)
+    Role.ROLLOUT: "/statistikk/utrulling",
 }
 #: The care unit's chart (pll.web.kurve).
 CHART = "/kurve"
@@ -60,6 +62,7 @@ PERSONA_NAMES = {
     "physiotherapist": "Fredrik Fysioterapeut – fysioterapeut, Bergen fysioterapi",
     "pharmacist": "Per Farmasøyt – multidoseapotek, Apotek 1 Bergen",
     "other-pharmacist": "Pia Reseptar – farmasøyt, Vitusapotek Trondheim",
+    "rollout": "Rita Rapport – innførings- og kompensasjonsteamet",
     "patient": "Pasient – meg selv (fyll inn fødselsnummer)",
     "proxy": "Fullmektig Nordmann – handler for en annen",
 }
@@ -146,6 +149,8 @@ async def dev_login(request: Request) -> Response:
         role = (
             tokens.PROFESSIONS.get(chosen.profession, tokens.OTHER_PROFESSION)
             if chosen.profession
+            else Role.ROLLOUT
+            if persona in tokens.ROLLOUT_PERSONAS
             else Role.PATIENT
         )
         target = await run_in_threadpool(start_page, request, role, chosen.org_id)
