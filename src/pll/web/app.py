@@ -44,8 +44,9 @@ from pll.web import (
     rollout,
     stats,
 )
-from pll.web.edge import caller_of, error_page
+from pll.web.edge import error_page
 from pll.web.embedding import parse_embed_origins
+from pll.web.sessions import caller_of
 
 #: The session cookie lasts as long as a login may (pll.services.logins).
 SESSION_SECONDS = int(LONGEST.total_seconds())

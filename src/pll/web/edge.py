@@ -47,7 +47,6 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -58,17 +57,17 @@ from pll.api.http import STATUS, check_id
 from pll.api.metrics import count_refusal
 from pll.auth.access import Access, Basis, ReadLog, in_norwegian
 from pll.auth.policy import ROLE_NB
-from pll.auth.tokens import Authenticator, Caller
+from pll.auth.tokens import Caller
 from pll.domain.cases import in_norwegian as case_in_norwegian
 from pll.domain.checks import Finding, Severity
-from pll.domain.errors import Conflict, DomainError, Forbidden, InvalidInput, Unauthenticated
+from pll.domain.errors import Conflict, DomainError, Forbidden, InvalidInput
 from pll.domain.model import CLINICIANS, Role
 from pll.services.lists import PLLService
-from pll.services.logins import WebLogins
 from pll.web import dosage_editor
 from pll.web.banner import banner_context, emergencies_of, error_banner
 from pll.web.embedding import EMBEDDED_BY, frame_headers
 from pll.web.refusals import not_found
+from pll.web.sessions import AFTER_LOGIN, caller_of, keep_memory
 from pll.web.views import RX_STATUS_NAMES, STATUS_NAMES
 
 log = logging.getLogger("pll.web")
@@ -77,8 +76,6 @@ log = logging.getLogger("pll.web")
 CSRF_FIELD = "csrf"
 #: Session keys: the login's handle (its token stays on the server, pll.services.logins),
 #: and the page to go on to after logging in.
-LOGIN_ID = "login_id"
-AFTER_LOGIN = "after_login"
 #: Patients a login remembers a basis and a number for.
 REMEMBERED = 20
 #: Largest form part (an uploaded or carried discharge list is the biggest).
@@ -459,71 +456,6 @@ def chart_back(path: str) -> tuple[str, str] | None:
     return "/kurve", "Til enhetens pasienter"
 
 
-def current_caller(request: Request) -> Caller | None:
-    """The logged-in caller, verified again on every request like an API token. Blocking
-    (it reads the login): call it in a worker thread."""
-    handle = request.session.get(LOGIN_ID)
-    if not isinstance(handle, str):
-        return None
-    logins: WebLogins = request.app.state.logins
-    login = logins.load(handle)
-    authenticator: Authenticator = request.app.state.authenticator
-    try:
-        if login is None:
-            raise Unauthenticated("The login has ended.")
-        caller = authenticator.authenticate(f"Bearer {login.token}", None, request.method, "")
-    except Unauthenticated:
-        request.session.pop(LOGIN_ID, None)
-        return None
-    request.state.memory = login.state
-    request.state.remembered = orjson.dumps(login.state)
-    return caller
-
-
-def _keep_memory(request: Request) -> None:
-    """Save the page state if the request changed it (blocking)."""
-    memory = getattr(request.state, "memory", None)
-    handle = request.session.get(LOGIN_ID)
-    if memory is None or not isinstance(handle, str):
-        return
-    if orjson.dumps(memory) != getattr(request.state, "remembered", b"{}"):
-        request.app.state.logins.keep(handle, memory)
-
-
-async def caller_of(request: Request) -> Caller | None:
-    return await run_in_threadpool(current_caller, request)
-
-
-def begin_login(request: Request, token: str, kind: str, expires_at: float | None) -> str:
-    """Start a login with ``token`` (blocking: call it in a worker thread). The session
-    starts afresh (a new handle, a new anti-forgery token: no fixation); returns the page
-    that asked for the login when it is a path on this site, else ``/``."""
-    logins: WebLogins = request.app.state.logins
-    after = request.session.pop(AFTER_LOGIN, None)
-    old = request.session.get(LOGIN_ID)
-    if isinstance(old, str):
-        logins.end(old)
-    request.session.clear()
-    request.session[LOGIN_ID] = logins.start(token, kind, expires_at)
-    request.session["login"] = kind
-    if (
-        isinstance(after, str)
-        and after.startswith("/")
-        and not after.startswith("//")
-        and "\\" not in after
-    ):
-        return after
-    return "/"
-
-
-def end_login(request: Request) -> None:
-    """Log out: the login ends on the server, and the session is emptied (blocking)."""
-    handle = request.session.get(LOGIN_ID)
-    if isinstance(handle, str):
-        request.app.state.logins.end(handle)
-    request.session.clear()
-
-
 Page = Callable[[Web], Response]
 
 
@@ -601,7 +533,7 @@ def page(
             )
         finally:
             await form.close()
-        await run_in_threadpool(_keep_memory, request)
+        await run_in_threadpool(keep_memory, request)
         return answer
 
     run.__name__ = handler.__name__

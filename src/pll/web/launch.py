@@ -32,17 +32,10 @@ from pll.api.smart import LAUNCH_PATH, REGISTER_PATH, public_base
 from pll.auth.tokens import Authenticator
 from pll.domain.errors import DomainError, Forbidden, InvalidInput, Unauthenticated
 from pll.services.launches import LAUNCHABLE, LaunchContext, Launches, LaunchRefused
-from pll.web.edge import (
-    CSRF_FIELD,
-    LOGIN_ID,
-    begin_login,
-    caller_of,
-    error_page,
-    memory_of,
-    render,
-)
+from pll.web.edge import CSRF_FIELD, error_page, memory_of, render
 from pll.web.embedding import EMBEDDED_BY, frame_headers, refusal_headers
 from pll.web.oidc import LoginFailed, OidcClient
+from pll.web.sessions import LOGIN_ID, begin_login, caller_of
 
 #: What PLL does of SMART App Launch (capability codes of the Conformance page).
 CAPABILITIES = [

@@ -21,15 +21,8 @@ from pll.domain.errors import Forbidden, InvalidInput
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
 from pll.services.care_round import CareRound
-from pll.web.edge import (
-    CSRF_FIELD,
-    begin_login,
-    caller_of,
-    end_login,
-    error_page,
-    norwegian,
-    render,
-)
+from pll.web.edge import CSRF_FIELD, error_page, norwegian, render
+from pll.web.sessions import begin_login, caller_of, end_login
 
 #: Where each kind of user starts (a nurse of a care unit starts on the unit's chart:
 #: :func:`start_page`).

@@ -63,7 +63,7 @@ from starlette.routing import Route
 from pll.auth.jwks import Issuer, KeySet, verify_token
 from pll.config import Settings
 from pll.domain.errors import Unauthenticated
-from pll.web.edge import begin_login
+from pll.web.sessions import begin_login
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ LOGIN_PATH = "/logg-inn/helseid"
 #: The redirect URI's path; the full URI is ``PLL_PUBLIC_URL`` + this, and must be
 #: registered for the client in HelseID Selvbetjening exactly so.
 CALLBACK_PATH = "/logg-inn/helseid/svar"
-#: Session key of the pending login (the login itself is begun by :func:`.edge.begin_login`,
+#: Session key of the pending login (the login itself is begun by :func:`.sessions.begin_login`,
 #: which keeps the token on the server and starts the session afresh).
 SESSION_PENDING = "oidc"
 

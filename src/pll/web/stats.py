@@ -33,7 +33,8 @@ from pll.domain.errors import DomainError, InvalidInput
 from pll.services.stats import FRESHNESS, Statistics
 from pll.stats import ambitions, disclosure
 from pll.stats.charts import Series, bar_chart, format_number, line_chart, stacked_bar
-from pll.web.edge import OSLO, caller_of, day_in_words, error_page, render
+from pll.web.edge import OSLO, day_in_words, error_page, render
+from pll.web.sessions import caller_of
 
 log = logging.getLogger("pll.web")
 
