@@ -31,6 +31,7 @@ from pll.domain.prescriptions import local_day
 from pll.fhir.validate import validate
 from pll.services.catalogue import Catalogue
 from pll.services.multidose import MultidoseService
+from pll.services.pharmacy_patients import PharmacyWorkList
 from pll.web import forms
 from pll.web.doctor import findings_page, override_of
 from pll.web.edge import OSLO, Page, Web, doctors, norwegian, page, require, whole
@@ -262,7 +263,7 @@ def patients_page(web: Web) -> Response:
     """Mine multidosepasienter: the patients registered with the caller's pharmacy."""
     raw = web.query("side", "1")
     number = int(raw) if re.fullmatch(r"[1-9][0-9]{0,5}", raw) else 1
-    found = _service(web).pharmacy_patients(
+    found = PharmacyWorkList(web.service).patients(
         web.access(), limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
     )
     return web.render(
