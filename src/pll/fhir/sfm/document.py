@@ -46,11 +46,11 @@ from pll.fhir.sfm.amendment import (
     dosage_text,
     text_of,
 )
+from pll.fhir.sfm.builder import Builder, medication, reg_info, requester
 from pll.fhir.sfm.pause import paused_extension, paused_words
 from pll.fhir.sfm.reading import PLL_ID, RESEPT_ID, Party
 
 _USE_DISPLAY = {"1": "Fast", "2": "Kur", "3": "Ved behov"}
-_ROLE_DISPLAY = {"1": "Forskrevet av", "3": "Seponert av"}
 
 
 @dataclass
@@ -114,164 +114,6 @@ def heads(prescriptions: dict[str, Prescription]) -> dict[str, Prescription]:
     return {i: p for i, p in prescriptions.items() if i not in renewed}
 
 
-class _Builder:
-    def __init__(self, composition_id: str) -> None:
-        self.ns = uuid.UUID(composition_id)
-        self.entries: list[dict[str, Any]] = []
-        self.urns: dict[tuple[str, ...], str] = {}
-
-    def urn(self, *key: str) -> str:
-        return f"urn:uuid:{uuid.uuid5(self.ns, '/'.join(key))}"
-
-    def add(self, key: tuple[str, ...], resource: dict[str, Any]) -> str:
-        if key in self.urns:
-            return self.urns[key]
-        urn = self.urn(*key)
-        self.urns[key] = urn
-        resource.setdefault("id", urn.removeprefix("urn:uuid:"))
-        self.entries.append({"fullUrl": urn, "resource": resource})
-        return urn
-
-    # -- parties ---------------------------------------------------------------------------
-
-    def practitioner(self, party: Party) -> dict[str, Any] | None:
-        if not (party.hpr or party.name):
-            return None
-        resource: dict[str, Any] = {
-            "resourceType": "Practitioner",
-            "meta": c.profile("sfm-Practitioner"),
-        }
-        if party.hpr:
-            resource["identifier"] = [
-                {
-                    "use": "official",
-                    "type": {
-                        "coding": [
-                            {"system": "http://hl7.no/fhir/NamingSystem/HPR", "code": "HPR-nummer"}
-                        ]
-                    },
-                    "system": systems.HPR,
-                    "value": party.hpr,
-                }
-            ]
-        if party.name:
-            *given, family = party.name.split(" ") if " " in party.name else ("", party.name)
-            name: dict[str, Any] = {"use": "official", "family": family}
-            if any(given):
-                name["given"] = [g for g in given if g]
-            resource["name"] = [name]
-        urn = self.add(("Practitioner", party.hpr or party.name or ""), resource)
-        ref: dict[str, Any] = {"reference": urn, "type": c.kind("sfm-Practitioner")}
-        if party.hpr:
-            # SFM repeats the identifier in the reference, for readers that do not resolve it
-            ref["identifier"] = resource["identifier"][0]
-        ref["display"] = ", ".join(p for p in (party.name, party.hpr and f"HPR: {party.hpr}") if p)
-        return ref
-
-    def organization(self, party: Party) -> dict[str, Any] | None:
-        if not (party.her or party.org_name):
-            return None
-        resource: dict[str, Any] = {
-            "resourceType": "Organization",
-            "meta": c.profile("sfm-Organization"),
-        }
-        identifiers = []
-        if party.ako:
-            identifiers.append(
-                {
-                    "use": "official",
-                    "type": {"coding": [{"system": c.AKO, "code": "AKO"}]},
-                    "value": party.ako,
-                }
-            )
-        if party.her:
-            identifiers.append({"use": "official", "system": c.HER, "value": party.her})
-        if identifiers:
-            resource["identifier"] = identifiers
-        if party.org_name:
-            resource["name"] = party.org_name
-        if party.phone:
-            resource["telecom"] = [{"system": "phone", "value": party.phone}]
-        urn = self.add(("Organization", party.her or party.org_name or ""), resource)
-        ref: dict[str, Any] = {"reference": urn, "type": c.kind("sfm-Organization")}
-        if party.her:
-            ref["identifier"] = {"use": "official", "system": c.HER, "value": party.her}
-        display = ", ".join(p for p in (party.org_name, party.her and f"HER: {party.her}") if p)
-        if party.phone:
-            display += f", {party.phone}"
-        ref["display"] = display
-        return ref
-
-    def role(self, party: Party, text: str | None = None) -> dict[str, Any]:
-        resource: dict[str, Any] = {
-            "resourceType": "PractitionerRole",
-            "meta": c.profile("sfm-PractitionerRole"),
-        }
-        practitioner = self.practitioner(party)
-        if practitioner is not None:
-            resource["practitioner"] = practitioner
-        organization = self.organization(party)
-        if organization is not None:
-            resource["organization"] = organization
-        if party.role:
-            resource["code"] = [c.concept(c.PARTY_ROLE, party.role, c.PARTY_ROLES.get(party.role))]
-        elif text:
-            resource["code"] = [{"coding": [{"system": c.PARTY_ROLE}], "text": text}]
-        key = ("PractitionerRole", party.hpr or "", party.her or "", party.role or text or "")
-        urn = self.add(key, resource)
-        display = party.label()
-        if party.role:
-            display += f", {party.role}:{c.PARTY_ROLES.get(party.role, '')}"
-        return {"reference": urn, "type": c.kind("sfm-PractitionerRole"), "display": display}
-
-
-def _requester(rx: Prescription) -> Party:
-    requester = rx.content.get("requester") or {}
-    hpr = (requester.get("identifier") or {}).get("value")
-    if hpr or requester.get("display"):
-        return Party(name=requester.get("display"), hpr=hpr)
-    return Party.of(rx.changed_by)
-
-
-def _medication(b: _Builder, concept: dict[str, Any]) -> dict[str, Any]:
-    codings = concept.get("coding") or []
-    fest = next((x for x in codings if x.get("system") == FEST), None)
-    atc = next((x for x in codings if x.get("system") == systems.ATC), None)
-    name = concept.get("text") or (fest or {}).get("display") or (atc or {}).get("display")
-    resource: dict[str, Any] = {"resourceType": "Medication", "meta": c.profile("sfm-Medication")}
-    out_codings = []
-    if fest:
-        resource["id"] = resource_id(str(fest["code"]))
-        resource["identifier"] = [
-            {"use": "official", "type": {"text": "identifier"}, "value": fest["code"]}
-        ]
-        out_codings.append(
-            {k: v for k, v in {**fest, "display": fest.get("display") or name}.items() if v}
-        )
-    if atc:
-        out_codings.append({k: v for k, v in atc.items() if k in ("system", "code", "display")})
-    resource["code"] = {"coding": out_codings} if out_codings else {"text": name}
-    resource["status"] = "active"
-    key = ("Medication", (fest or {}).get("code") or (atc or {}).get("code") or name or "")
-    urn = b.add(key, resource)
-    return {"reference": urn, "type": c.kind("sfm-Medication"), "display": name}
-
-
-def _reg_info(b: _Builder, party: Party, role: str, when: datetime) -> dict[str, Any]:
-    subs: list[dict[str, Any]] = [
-        {"url": "status", "valueCodeableConcept": c.concept(c.REG_STATUS, "3", "Godkjent")},
-        {
-            "url": "type",
-            "valueCodeableConcept": c.concept(c.PERFORMER_ROLES, role, _ROLE_DISPLAY[role]),
-        },
-    ]
-    provider = b.practitioner(party)
-    if provider is not None:
-        subs.append({"url": "provider", "valueReference": provider})
-    subs.append({"url": "timestamp", "valueDateTime": instant(when)})
-    return {"url": c.REG_INFO, "extension": subs}
-
-
 def _statement_dosage(content: dict[str, Any], fallback: str | None) -> list[dict[str, Any]]:
     dosages = content.get("dosage") or content.get("dosageInstruction") or []
     first = dict(dosages[0]) if dosages else {}
@@ -327,7 +169,7 @@ def write_document(
 class _Writer:
     def __init__(self, snapshot: Snapshot, composition_id: str, now: datetime) -> None:
         self.snapshot, self.composition_id, self.now = snapshot, composition_id, now
-        self.b = _Builder(composition_id)
+        self.b = Builder(composition_id)
         self.composition: dict[str, Any] = {"resourceType": "Composition"}
         self.b.add(("Composition",), self.composition)
         patient = {
@@ -449,7 +291,7 @@ class _Writer:
             resource["status"] = entry.status
         else:
             resource["status"] = "active" if rx and rx.status in RX_ACTIVE else "completed"
-        resource["medicationReference"] = _medication(
+        resource["medicationReference"] = medication(
             b, content.get("medicationCodeableConcept") or {}
         )
         resource["subject"] = self.patient_ref
@@ -477,7 +319,7 @@ class _Writer:
         out = [amendment(rx, entry, resept_id(successor) if successor else None)]
         expired = expiry.shown(out[0], rx, local_day(self.now)) if rx is not None else None
         if rx is not None:
-            out.append(_reg_info(b, _requester(rx), "1", rx.last_changed))
+            out.append(reg_info(b, requester(rx), "1", rx.last_changed))
         elif entry is not None:
             source = entry.content.get("informationSource") or {}
             registrant = (
@@ -485,11 +327,11 @@ class _Writer:
                 if source
                 else Party.of(entry.changed_by)
             )
-            out.append(_reg_info(b, registrant, "1", entry.last_changed))
+            out.append(reg_info(b, registrant, "1", entry.last_changed))
         ended = entry is not None and entry.status in ENDED
         if entry is not None and ended:
             when = entry.ended_at or entry.last_changed
-            out.append(_reg_info(b, Party.of(entry.changed_by), "3", when))
+            out.append(reg_info(b, Party.of(entry.changed_by), "3", when))
         allowed = ((rx.content if rx else {}).get("substitution") or {}).get("allowedBoolean")
         if isinstance(allowed, bool):
             out.append(
@@ -601,7 +443,7 @@ def _section(code: str, refs: list[dict[str, Any]], text: str) -> dict[str, Any]
 
 
 def _pll_info(
-    b: _Builder,
+    b: Builder,
     snapshot: Snapshot,
     patient_ref: dict[str, Any],
     statement_of_rx: dict[str, str],
@@ -654,7 +496,7 @@ def _pll_info(
 
 
 def _delivery_lines(
-    b: _Builder, d: dict[str, Any], statement_of_rx: dict[str, str]
+    b: Builder, d: dict[str, Any], statement_of_rx: dict[str, str]
 ) -> list[dict[str, Any]]:
     """One ``deliveryinformation`` of a packing report (M25.3)."""
     lines: list[dict[str, Any]] = []
@@ -687,7 +529,7 @@ def _delivery_lines(
 
 
 def _dispense(
-    b: _Builder,
+    b: Builder,
     dispense_id: str,
     content: dict[str, Any],
     rx_id: str | None,
@@ -723,7 +565,7 @@ def _dispense(
             "display": (content.get("medicationReference") or {}).get("display"),
         }
     elif content.get("medicationCodeableConcept"):
-        resource["medicationReference"] = _medication(b, content["medicationCodeableConcept"])
+        resource["medicationReference"] = medication(b, content["medicationCodeableConcept"])
     resource["subject"] = patient_ref
     performers = []
     for performer in content.get("performer") or []:
