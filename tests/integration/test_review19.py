@@ -10,7 +10,8 @@ import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,14 +19,17 @@ import sqlalchemy as sa
 
 from pll.auth.tokens import issue
 from pll.domain.model import Role
+from pll.services.extract import write_extract
 from pll.services.sfm import SfmService
 from pll.services.stats import Statistics
 from pll.stats import organisations
 from pll.stats import rollout as rules
+from pll.stats.extract import Pseudonymiser
 from pll.store.db import Database
 from pll.store.schema import audit_event, client_week_count
 from tests.conftest import LiveServer
 from tests.integration.builders import new_list, ok, patient
+from tests.integration.test_administrations import NOT_GIVEN, given, med, setup
 from tests.integration.test_rollout_reports import BASIS, doctor_token
 from tests.integration.test_sfm import reference
 from tests.integration.test_web import logged_in
@@ -286,3 +290,39 @@ def test_a_refused_read_writes_nothing(server: LiveServer) -> None:
     assert r.status_code == 400, r.text
     with server.db.read() as conn:
         assert conn.execute(sa.select(client_week_count)).all() == []
+
+
+# -- the extract -----------------------------------------------------------------------------
+
+KEY = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def test_an_administration_versions_row_carries_its_own_status_reason(
+    evening_round: LiveServer, tmp_path: Path
+) -> None:
+    """The extract joins each administration *version* to the record's *current* row for
+    ``status_reason`` (and ``verifier_hpr``, ``slot_key``), and a correction does not update
+    that column: the version saying "entered-in-error" is published as "not given because the
+    patient refused" (version 1's reason) — a figure an evaluator would count twice."""
+    server = evening_round
+    pid, _, (entry,) = setup(server, med())
+    reason = [{"coding": [{"system": NOT_GIVEN, "code": "refused"}]}]
+    with server.client("nursing-home-nurse") as nurse:
+        made = ok(
+            nurse.post(
+                "/fhir/MedicationAdministration",
+                json=given(pid, entry, "kveld/1", "not-done", statusReason=reason),
+            ),
+            201,
+        )
+        wrong = {**made, "status": "entered-in-error", "statusReason": [{"text": "Feil pasient"}]}
+        path = f"/fhir/MedicationAdministration/{made['id']}"
+        ok(nurse.put(path, json=wrong, headers={"If-Match": 'W/"1"'}))
+    out = tmp_path / "extract.csv"
+    until = server.service.clock() + timedelta(days=1)
+    write_extract(server.db, Pseudonymiser(KEY), out, "csv", None, until)
+    with out.open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] == "administration"]
+    got = sorted((r["action"], r["status"], r["status_reason"]) for r in rows)
+    assert ("record", "not-done", "refused") in got
+    assert ("correct", "entered-in-error", "refused") not in got, got
