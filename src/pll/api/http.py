@@ -323,9 +323,11 @@ def _call(handler: Handler, request: Request, body: bytes, access: Access) -> Re
         return handler(_context(request, body, access))
     except DomainError as exc:
         # per client system, for the rollout team (issue 19): what the API refuses before a
-        # use case sees it (a body that is not valid) too
-        service = request.app.state.service
-        count_for_client(service.db, access, exc, service.clock())
+        # use case sees it (a body that is not valid) too — for a change only: a refused
+        # read (a malformed query) sent nothing and writes nothing. Best effort, never raises.
+        if request.method not in ("GET", "HEAD"):
+            service = request.app.state.service
+            count_for_client(service.db, access, exc, service.clock())
         return error_response(exc)
     except Exception:
         return _internal_error(request)

@@ -14,8 +14,6 @@ is in the audit trail (:mod:`pll.services.rollout_reports`).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +27,7 @@ from pll.domain.errors import Forbidden, InvalidInput
 from pll.services.rollout_reports import NOT_ROLLOUT, NOT_ROLLOUT_NB, RolloutReports
 from pll.stats import rollout as rules
 from pll.stats.indicators import week as week_of
+from pll.stats.spreadsheet import table_csv
 
 #: the query parameters each report takes
 _PARAMS = {
@@ -112,14 +111,6 @@ def _answer(ctx: Ctx, name: str, found: dict[str, Any], rows: list[dict[str, Any
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    """The rows as CSV; a list (the days of the first lists) as its items joined by ``;``, a
-    figure that does not apply (``None``) empty."""
-    out = io.StringIO()
-    if rows:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(rows[0].keys())
-        for row in rows:
-            writer.writerow(
-                ";".join(v) if isinstance(v, list) else "" if v is None else v for v in row.values()
-            )
-    return out.getvalue()
+    """The rows as CSV, every cell safe in a spreadsheet
+    (:func:`pll.stats.spreadsheet.table_csv`)."""
+    return table_csv(rows)

@@ -36,6 +36,7 @@ from pll.services.case_stats import case_deadlines
 from pll.services.stats import Statistics
 from pll.stats import disclosure
 from pll.stats.indicators import OSLO
+from pll.stats.spreadsheet import safe_cell
 
 #: The longest span one request may ask for: three years of weeks.
 MAX_DAYS = 3 * 366
@@ -161,13 +162,13 @@ class Query:
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
     """The rows as CSV, suppressed figures shown as ``<5`` or ``skjult``, those that do not
-    apply empty."""
+    apply empty, every text cell safe in a spreadsheet (:func:`safe_cell`)."""
     out = io.StringIO()
     if rows:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(rows[0].keys())
         for row in rows:
-            writer.writerow(disclosure.shown(v) for v in row.values())
+            writer.writerow(disclosure.shown(safe_cell(v)) for v in row.values())
     return out.getvalue()
 
 

@@ -72,7 +72,9 @@ class ServiceBase:
         access (rule 5), and the read that a relay-baton refusal makes by handing back the
         current version, with the refusal counted for the statistics. Every use case runs
         under it, so it is also where refusals are told to :attr:`on_refusal`."""
-        with self._settled(access), self.trail.refusals(), self._told(), self._by_client(access):
+        # the refusal's audit record first (rule 5), its count for the client system after
+        # it, best effort: a count that cannot be written never replaces the refusal
+        with self._settled(access), self._by_client(access), self.trail.refusals(), self._told():
             try:
                 yield
             except VersionConflict as exc:
@@ -110,7 +112,8 @@ class ServiceBase:
     @contextmanager
     def _by_client(self, access: Access) -> Iterator[None]:
         """Count a refusal for the client system it came through: the rollout team's
-        per-vendor figures (issue 19, :func:`pll.services.rollout_reports.count_refusal`)."""
+        per-vendor figures (issue 19, :func:`pll.services.rollout_reports.count_refusal`),
+        once the refusal is logged; best effort, it never raises."""
         try:
             yield
         except DomainError as exc:

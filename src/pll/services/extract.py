@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from pll.stats import extract as rows
 from pll.stats.extract import COLUMNS, KINDS, NAMES, Person, Pseudonymiser, Row
+from pll.stats.spreadsheet import safe_cell
 from pll.store import extract as store
 from pll.store.db import Database
 
@@ -126,7 +127,8 @@ def _text(value: Any) -> str:
 
 
 class _CsvWriter:
-    """RFC 4180 CSV in UTF-8 with a header line; empty fields are absent values."""
+    """RFC 4180 CSV in UTF-8 with a header line; empty fields are absent values; a text
+    that a spreadsheet would read as a formula starts with ``'`` (:func:`safe_cell`)."""
 
     def __init__(self, path: Path) -> None:
         self._file = path.open("w", encoding="utf-8", newline="")
@@ -134,7 +136,7 @@ class _CsvWriter:
         self._csv.writerow(NAMES)
 
     def write(self, row: Row) -> None:
-        self._csv.writerow([_text(row[name]) for name in NAMES])
+        self._csv.writerow([_text(safe_cell(row[name])) for name in NAMES])
 
     def close(self) -> None:
         if not self._file.closed:

@@ -13,6 +13,7 @@ counts as) are :mod:`pll.stats.rollout`; this module reads and audits.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from pll.stats.indicators import week as week_of
 from pll.store import audit_log
 from pll.store import rollout as store
 from pll.store.db import Database
+
+log = logging.getLogger(__name__)
 
 #: The audit record's resource type for a read of one of these reports.
 RESOURCE = "RolloutReport"
@@ -52,13 +55,25 @@ def count_refusal(db: Database, access: Access, error: DomainError, at: datetime
     """Count a request a use case refused for the client system it came through (per ISO
     week, Norwegian time), in its own transaction: the refusal rolled back everything it
     tried. Counted once however many places see it (the services' guard, then the API): a
-    refusal raised while handling one already counted is that refusal told again."""
+    refusal raised while handling one already counted is that refusal told again.
+
+    Best effort, and after the refusal is logged (the guard logs a refused access first,
+    rule 5): a count that cannot be written (a lock timeout, a full disk) is logged as a
+    warning and dropped — it never replaces the refusal the caller is owed."""
     measure = rules.measure_of(error)
     if measure is None or _counted(error):
         return
     vars(error)[_COUNTED] = True
-    with db.write() as conn:
-        store.count_for_client(conn, access.client_id or "", week_of(at), measure)
+    try:
+        with db.write() as conn:
+            store.count_for_client(conn, access.client_id or "", week_of(at), measure)
+    except Exception:
+        log.warning(
+            "the refusal (%s) of client %r was not counted for the rollout figures",
+            measure,
+            (access.client_id or "")[:100],
+            exc_info=True,
+        )
 
 
 _COUNTED = "_counted_for_client"
@@ -82,20 +97,26 @@ class RolloutReports:
     trail: AuditTrail
 
     def first_lists(self, access: Access, month: str) -> dict[str, Any]:
-        """The first lists of ``month`` (``YYYY-MM``) per prescriber and organisation."""
-        with self._audited(access, f"first-lists/{month[:20]}") as conn:
-            start, end = rules.month_span(month)
+        """The first lists of ``month`` (``YYYY-MM``) per prescriber and organisation; the
+        month is checked (:class:`InvalidInput`) before anything is read or written."""
+        self.admit(access, "first-lists")
+        start, end = rules.month_span(month)
+        with self._audited(access, f"first-lists/{month}") as conn:
             made = [
                 (r.created_at, orjson.loads(r.author))
                 for r in store.first_versions(conn, start, end)
             ]
-            return rules.first_lists(month, made, store.organisation_names(conn))
+            return rules.first_lists(
+                month, made, store.organisation_names(conn), store.organisations_by_her(conn)
+            )
 
     def vendors(self, access: Access, week: str) -> dict[str, Any]:
         """Per client system in ``week`` (``YYYY-Www``): changes, conflicts, refusals,
-        overrides, failed sends, technical cases."""
-        with self._audited(access, f"vendors/{week[:20]}") as conn:
-            start, end = rules.week_span(week)
+        overrides, failed sends, technical cases; the week is checked
+        (:class:`InvalidInput`) before anything is read or written."""
+        self.admit(access, "vendors")
+        start, end = rules.week_span(week)
+        with self._audited(access, f"vendors/{week}") as conn:
             counts = store.client_counts(conn, week)
             for r in store.changes_by_client(conn, start, end):
                 counted = counts.setdefault(r.client_id, {})
@@ -112,6 +133,7 @@ class RolloutReports:
         month = rules.this_month(now)
         before = rules.previous_month(month)
         with self._audited(access, "gp-offices") as conn:
+            by_her = store.organisations_by_her(conn)
             offices = {
                 r.id: rules.Office(r.id, r.name, r.municipality, r.list_patients)
                 for r in store.gp_offices(conn)
@@ -119,7 +141,7 @@ class RolloutReports:
             for row in store.holders(conn):
                 confirmation = orjson.loads(row.confirmation) if row.confirmation else None
                 office = offices.get(
-                    rules.responsible_office(confirmation, orjson.loads(row.baton))
+                    rules.responsible_office(confirmation, orjson.loads(row.baton), by_her)
                 )
                 if office is None:
                     continue
@@ -129,7 +151,7 @@ class RolloutReports:
             for wanted in (month, before):
                 start, end = rules.month_span(wanted)
                 for r in store.first_versions(conn, start, end):
-                    office = offices.get(str(orjson.loads(r.author).get("org_id") or ""))
+                    office = offices.get(rules.organisation_of(orjson.loads(r.author), by_her))
                     if office is None:
                         continue
                     if wanted == month:
@@ -158,8 +180,8 @@ class RolloutReports:
     @contextmanager
     def _audited(self, access: Access, what: str) -> Iterator[Connection]:
         """A read of one report: refused unless the caller is the rollout team (:meth:`admit`);
-        allowed, its audit record joins the transaction the report is read in (a bad
-        parameter, found inside, rolls it back: nothing was read)."""
+        allowed, its audit record joins the transaction the report is read in. ``what``
+        names a period already checked: the record holds nothing a caller typed unchecked."""
         self.admit(access, what)
         with self.db.write() as conn:
             audit_log.append(

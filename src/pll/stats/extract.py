@@ -34,6 +34,7 @@ import orjson
 from pll.domain.errors import InvalidInput
 from pll.domain.identifiers import parse_person_identifier
 from pll.fhir import systems
+from pll.fhir.administrations import NOT_GIVEN_SYSTEM
 from pll.stats.indicators import home_of
 
 #: The shortest key accepted, in bytes of its UTF-8 text: 32 bytes (256 bits) as made by
@@ -234,16 +235,28 @@ def dispense_row(keys: Pseudonymiser, r: Any, who: Person) -> Row:
     return row
 
 
+def not_given_reason(res: dict[str, Any]) -> str | None:
+    """The reason a version of an administration record states for a dose not given: its
+    own ``statusReason`` coding (:data:`NOT_GIVEN_SYSTEM`), not the record's current one —
+    a correction to entered-in-error states its reason as text, and publishes no code."""
+    for concept in res.get("statusReason") or []:
+        for coding in concept.get("coding") or []:
+            if coding.get("system") == NOT_GIVEN_SYSTEM:
+                return str(coding.get("code") or "") or None
+    return None
+
+
 def administration_row(keys: Pseudonymiser, r: Any, who: Person) -> Row:
     """A version of an administration record: recorded (version 1) or corrected, given or not
-    and why (a code), planned or as needed, the second signer's HPR number."""
+    and why (a code, the version's own: :func:`not_given_reason`), planned or as needed, the
+    second signer's HPR number."""
     res = orjson.loads(r.resource)
     row = _base(keys, "administration", f"{r.administration_id}/{r.version}", r.recorded_at, who)
     row.update(_actor(r.author))
     row.update(
         action="record" if r.version == 1 else "correct",
         status=code(r.status),
-        status_reason=code(r.status_reason),
+        status_reason=code(not_given_reason(res)),
         entry=keys.of("entry", r.entry_id),
         atc=atc_of(res),
         as_needed=r.slot_key is None,

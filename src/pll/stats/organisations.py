@@ -23,6 +23,9 @@ COLUMNS = ["orgnr", "name", "kommunenummer", "actor_type", "her_id"]
 #: An optional last column: a GP office's list patients (listepasienter, from the GP
 #: register), which the rollout team's GP-office follow-up measures against (issue 19).
 LIST_PATIENTS = "list_patients"
+#: the most list patients an office can have: more than Norway's people, and within the
+#: column's range on both databases (a larger number would load on SQLite only)
+MAX_LIST_PATIENTS = 10_000_000
 #: Weights of the organisation number's check digit (Brønnøysundregistrene, modulus 11).
 WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
 
@@ -55,7 +58,8 @@ def parse(
     :data:`LIST_PATIENTS` last; ``#`` lines are comments), in file order, each placed in its
     region by ``places`` (the packaged municipalities unless given). Refuses, naming the
     line, an orgnr that is not nine digits, a repeated orgnr, a missing name, an unknown
-    municipality or actor type, a HER-id or a number of list patients that is not digits.
+    municipality or actor type, a HER-id or a number of list patients that is not digits,
+    and a number of list patients above :data:`MAX_LIST_PATIENTS` (0 to 10,000,000).
 
     The check digit is not enforced: the demo personas' numbers are fixed elsewhere, and a
     register should be loadable even where it holds a number mistyped at the source. Use
@@ -88,6 +92,10 @@ def parse(
         listed = row.get(LIST_PATIENTS, "")
         if listed and not (listed.isascii() and listed.isdigit()):
             raise ValueError(f"{where}: list_patients {listed!r} is not a whole number")
+        if listed and int(listed) > MAX_LIST_PATIENTS:
+            raise ValueError(
+                f"{where}: list_patients {listed[:20]} is more than {MAX_LIST_PATIENTS:,}"
+            )
         organisations.append(
             Organisation(
                 orgnr,

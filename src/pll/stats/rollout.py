@@ -32,8 +32,12 @@ from pll.domain.errors import (
 from pll.domain.model import Role
 from pll.stats.indicators import OSLO
 
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
-_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+#: ASCII digits only (``\d`` is any Unicode digit, and ``int`` reads them all)
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})", re.ASCII)
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})", re.ASCII)
+#: the years a period may name: PLL has no data before 2000, and 2999 keeps every
+#: period's end a date (9999-12 would end in year 10000)
+YEARS = range(2000, 3000)
 
 #: The per-vendor measures, in the order the report shows them.
 CHANGES = "changes"
@@ -46,10 +50,11 @@ VENDOR_MEASURES = (CHANGES, CONFLICTS, REFUSALS, OVERRIDES, FAILED_SENDS, TECHNI
 
 
 def month_span(value: str) -> tuple[datetime, datetime]:
-    """``YYYY-MM`` as the UTC instants its Norwegian month starts and ends (end exclusive);
-    :class:`InvalidInput` naming ``month`` otherwise."""
+    """``YYYY-MM`` (ASCII digits, a year in :data:`YEARS`, month 01–12) as the UTC instants
+    its Norwegian month starts and ends (end exclusive); :class:`InvalidInput` naming
+    ``month`` otherwise. Pure: check a period with it before anything is written."""
     found = _MONTH.fullmatch(value)
-    if found is None or not 1 <= int(found[2]) <= 12 or int(found[1]) < 2000:
+    if found is None or not 1 <= int(found[2]) <= 12 or int(found[1]) not in YEARS:
         raise InvalidInput(
             f"Parameter 'month' must be a month as YYYY-MM, not {value[:40]!r}.", "month"
         )
@@ -60,11 +65,12 @@ def month_span(value: str) -> tuple[datetime, datetime]:
 
 
 def week_span(value: str) -> tuple[datetime, datetime]:
-    """``YYYY-Www`` (ISO week) as the UTC instants its Norwegian week starts and ends;
-    :class:`InvalidInput` naming ``week`` otherwise."""
+    """``YYYY-Www`` (ASCII digits, a year in :data:`YEARS`, an ISO week that year has) as
+    the UTC instants its Norwegian week starts and ends; :class:`InvalidInput` naming
+    ``week`` otherwise."""
     found = _WEEK.fullmatch(value)
     try:
-        if found is None or int(found[1]) < 2000:
+        if found is None or int(found[1]) not in YEARS:
             raise ValueError(value)
         monday = date.fromisocalendar(int(found[1]), int(found[2]), 1)
     except ValueError:
@@ -112,34 +118,57 @@ class Credit:
         }
 
 
+def organisation_of(author: Mapping[str, Any], by_her: Mapping[str, str]) -> str:
+    """The organisation number an author acted for: the one their token carries, else the
+    one the register knows for their HER-id (an SFM import names the sender's office by name
+    and HER-id only); ``""`` when neither tells."""
+    org = str(author.get("org_id") or "")
+    if org:
+        return org
+    her = str(author.get("her") or "")
+    return by_her.get(her, "") if her else ""
+
+
 def first_lists(
-    month: str, made: Iterable[tuple[datetime, Mapping[str, Any]]], names: Mapping[str, str]
+    month: str,
+    made: Iterable[tuple[datetime, Mapping[str, Any]]],
+    names: Mapping[str, str],
+    by_her: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The report of the first lists made in ``month``: ``made`` is each first list version's
-    time and author (its JSON), ``names`` the register's name of each organisation (else the
-    token's). Per prescriber and organisation (``prescribers``) and per organisation
-    (``organisations``): the number of patients and the days (Norwegian) their first list
-    was made. A version by PLL itself is never credited (it cannot be a first version; the
-    rule is kept here all the same)."""
+    time and author (its JSON), oldest first; ``names`` the register's name of each
+    organisation, ``by_her`` its organisation number of each HER-id. Per prescriber and
+    organisation (``prescribers``) and per organisation (``organisations``): the number of
+    patients and the days (Norwegian) their first list was made.
+
+    The organisation is the author's organisation number, else the register's for their
+    HER-id (:func:`organisation_of`). One number is one office, named as the register names
+    it, else as the most recent author named it; an office without a number (neither
+    known) is told apart by its name. A version by PLL itself is never credited (it cannot
+    be a first version; the rule is kept here all the same)."""
+    by_her = by_her or {}
     credits: dict[tuple[str, str, str], Credit] = {}
+    seen_names: dict[str, str] = {}
     for at, author in made:
         if author.get("role") == Role.SYSTEM.value:
             continue
-        hpr, org = str(author.get("hpr") or ""), str(author.get("org_id") or "")
-        # an organisation without a number (an SFM import names it by name and HER-id) is
-        # told apart by its name
-        org_name = names.get(org) or str(author.get("org_name") or "")
-        credit = credits.get((hpr, org, org_name))
+        hpr, org = str(author.get("hpr") or ""), organisation_of(author, by_her)
+        given = str(author.get("org_name") or "")
+        if org:
+            seen_names[org] = given or seen_names.get(org, "")
+        key = (hpr, org, "" if org else given)
+        credit = credits.get(key)
         if credit is None:
-            credit = credits[(hpr, org, org_name)] = Credit(
-                hpr, str(author.get("name") or ""), org, org_name
-            )
+            credit = credits[key] = Credit(hpr, str(author.get("name") or ""), org, given)
         credit.dates.append(at.astimezone(OSLO).date().isoformat())
+    for c in credits.values():
+        if c.org_id:
+            c.org_name = names.get(c.org_id) or seen_names[c.org_id]
     prescribers = sorted(credits.values(), key=lambda c: (c.org_name, c.org_id, c.name, c.hpr))
     offices: dict[tuple[str, str], dict[str, Any]] = {}
     for c in prescribers:
         office = offices.setdefault(
-            (c.org_id, c.org_name),
+            (c.org_id, "" if c.org_id else c.org_name),
             {"orgnr": c.org_id, "organisation": c.org_name, "patients": 0, "dates": []},
         )
         office["patients"] += len(c.dates)
@@ -195,13 +224,18 @@ def vendor_rows(
 # -- GP offices ------------------------------------------------------------------------------
 
 
-def responsible_office(confirmation: Mapping[str, Any] | None, baton: Mapping[str, Any]) -> str:
+def responsible_office(
+    confirmation: Mapping[str, Any] | None,
+    baton: Mapping[str, Any],
+    by_her: Mapping[str, str] | None = None,
+) -> str:
     """The organisation a list is followed up by: the one whose doctor last confirmed
-    (samstemte) it, else — never confirmed — the baton holder's (who last changed it).
-    ``""`` when that person acted for no organisation."""
+    (samstemte) it, else — never confirmed — the baton holder's (who last changed it), by
+    :func:`organisation_of` (``by_her``: the register's organisation number of each
+    HER-id). ``""`` when that person acted for no organisation known."""
     by = (confirmation or {}).get("by")
     who = by if isinstance(by, Mapping) else baton
-    return str(who.get("org_id") or "")
+    return organisation_of(who, by_her or {})
 
 
 @dataclass

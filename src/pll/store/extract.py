@@ -81,8 +81,10 @@ def _sources() -> dict[str, Source]:
                 av.c.resource,
                 a.c.patient_id,
                 a.c.entry_id,
+                # never changed by a correction (the planned dose and the second signer are
+                # what was recorded); the reason not given is each version's own, read from
+                # its resource (pll.stats.extract.not_given_reason)
                 a.c.slot_key,
-                a.c.status_reason,
                 a.c.verifier_hpr,
             ).join(a, a.c.id == av.c.administration_id),
             (av.c.administration_id, av.c.version),

@@ -42,6 +42,14 @@ def organisation_names(conn: Connection) -> dict[str, str]:
     return {r.id: r.name for r in conn.execute(select(organisation.c.id, organisation.c.name))}
 
 
+def organisations_by_her(conn: Connection) -> dict[str, str]:
+    """The register's organisation number of each HER-id it knows."""
+    rows = conn.execute(
+        select(organisation.c.her, organisation.c.id).where(organisation.c.her.is_not(None))
+    )
+    return {r.her: r.id for r in rows}
+
+
 def count_for_client(conn: Connection, client_id: str, week: str, measure: str) -> None:
     """Add one to what ``client_id`` did in ``week``."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

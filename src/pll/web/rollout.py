@@ -1,5 +1,6 @@
 """The rollout team's pages (issue 19), behind login: the first lists of a month per GP and
-office, the per-vendor table of a week, and the GP offices furthest behind.
+office, the per-vendor table of a week, and the GP offices furthest behind; the first lists also as
+CSV (``forstegangslister.csv``, the page's download link).
 
 The figures and their rules are :mod:`pll.services.rollout_reports`, the same the API's
 ``/stats/first-lists``, ``/stats/vendors`` and ``/stats/gp-offices`` serve: only the rollout
@@ -19,6 +20,7 @@ from pll.domain.errors import InvalidInput
 from pll.services.rollout_reports import RolloutReports
 from pll.stats import rollout as rules
 from pll.stats.indicators import week as week_of
+from pll.stats.spreadsheet import table_csv
 from pll.web.edge import Web, page
 
 BASE = "/statistikk/utrulling"
@@ -51,6 +53,23 @@ def first_lists(web: Web) -> Response:
     return _show(web, "first", report=found, month=month)
 
 
+def first_lists_csv(web: Web) -> Response:
+    """``/statistikk/utrulling/forstegangslister.csv?maned=ÅÅÅÅ-MM``: the page's "Last ned
+    CSV" — the same CSV as the API's ``/stats/first-lists?format=csv``, for the team logged
+    in (a browser sends its session, not a bearer token); read and audited the same way."""
+    reports, access = _reports(web)
+    month = web.request.query_params.get("maned") or rules.this_month(web.service.clock())
+    try:
+        found = reports.first_lists(access, month)
+    except InvalidInput:
+        return _show(web, "first", 400, error=_NB["month"], month=month[:20])
+    return Response(
+        table_csv(found["prescribers"]),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="pll-first-lists.csv"'},
+    )
+
+
 def vendors(web: Web) -> Response:
     """``/statistikk/utrulling/leverandorer?uke=ÅÅÅÅ-Uuu``: the per-vendor table of a week."""
     reports, access = _reports(web)
@@ -70,6 +89,7 @@ def gp_offices(web: Web) -> Response:
 
 ROUTES: list[BaseRoute] = [
     Route(BASE, page(first_lists), methods=["GET"]),
+    Route(f"{BASE}/forstegangslister.csv", page(first_lists_csv), methods=["GET"]),
     Route(f"{BASE}/leverandorer", page(vendors), methods=["GET"]),
     Route(f"{BASE}/legekontor", page(gp_offices), methods=["GET"]),
 ]
