@@ -1,23 +1,27 @@
 """The pseudonymised extract (issue 19): rows per second and peak memory, CSV and Parquet.
 
-    .venv/bin/python bench/extract_bench.py                                 # 20,000, SQLite + PG
+    .venv/bin/python bench/extract_bench.py --patients 1000000 --backends postgresql
+    .venv/bin/python bench/extract_bench.py                       # 100,000, SQLite + PG
+    .venv/bin/python bench/extract_bench.py --load service --patients 8000  # the write path
     .venv/bin/python bench/extract_bench.py --patients 2000 --backends sqlite   # smoke
 
-For each database the benchmark makes a fresh migrated database (``dbsetup.fresh_database``),
-loads the patients through the service's own write path in batches (``pllbench.load``: each
-patient registered with a PLL of 4–8 entries, one list version), and runs
-``pll stats extract`` as its own process for CSV and for Parquet **twice**: after a quarter of
-the patients is loaded and after all of them. Each run's wall time, rows, rows/s and the
-process's peak RSS (``wait4``'s ``ru_maxrss``) are printed; memory is flat when the peak at N
-is the peak at N/4 (the extract holds one page of events and one Parquet row group, never the
-whole). The results are written to ``bench/results/extract-<time>.json``.
+For each database the benchmark makes a fresh migrated database (``dbsetup.fresh_database``,
+dropped afterwards) and fills it in two steps, to a quarter of the patients and then to all
+of them. ``--load sql`` (the default) seeds the rows directly in SQL (:mod:`pllbench.seed`:
+per patient a list with 2.5 versions on average, two dispensings in three, an administration
+record in 20, a discrepancy case in 50 — about 3.3 events a patient); ``--load service``
+loads them through the service's own write path (``pllbench.load``: each patient registered
+with a PLL of 4–8 entries, one list version), which is slow (issue 20). After each step it
+runs ``pll stats extract`` as its own process for CSV and for Parquet. Each run's wall time,
+rows, rows/s and the process's peak RSS (``wait4``'s ``ru_maxrss``) are printed; memory is
+flat when the peak at N is the peak at N/4 (the extract holds one page of events and one
+Parquet row group, never the whole). The results are written to
+``bench/results/extract-<time>.json``.
 
-Toward 1,000,000 patients: the extract reads every table in primary-key order, page by page,
-so its time grows linearly with the rows (rows / rows-per-second measured here) and its memory
-not at all. A full extract of 1,000,000 patients with ~10 events each is ~10 million rows; at
-the marginal rate measured here (the rows the full extract had more than the quarter one,
-over the time it took longer, so the process's start is not counted) that is the figure
-printed as ``projected_10M_rows_min``.
+The extract reads every table in primary-key order, page by page, so its time grows linearly
+with the rows and its memory not at all. The marginal rate (the rows the full extract had
+more than the quarter one, over the time it took longer, so the process's start is not
+counted) gives ``projected_10M_rows_min``: the minutes for ten million rows.
 """
 
 from __future__ import annotations
@@ -39,15 +43,15 @@ import sqlalchemy as sa
 from pll.auth.audit import AuditKey
 from pll.services.lists import PLLService
 from pll.store.db import Database
-from pllbench import dbsetup, load
+from pllbench import dbsetup, load, seed
 
 HERE = Path(__file__).resolve().parent
 BATCH = 50
 
 
 def _load(db: Database, first: int, last: int, fnrs: list[str], seed: int, procs: int) -> float:
-    """Patients ``first..last`` loaded; seconds taken. PostgreSQL loads with several
-    processes (``pllbench.load``), SQLite in this one (one writer at a time anyway)."""
+    """Patients ``first..last`` loaded through the service; seconds taken. PostgreSQL loads
+    with several processes (``pllbench.load``), SQLite in this one (one writer at a time)."""
     started = time.perf_counter()
     todo = [(a, min(a + BATCH - 1, last)) for a in range(first, last + 1, BATCH)]
     if db.is_sqlite:
@@ -96,24 +100,31 @@ def _extract(db: Database, data: Path, out: Path, fmt: str, key: str) -> dict[st
     }
 
 
-def run(backend: str, patients: int, pg: str, seed: int, procs: int) -> list[dict[str, Any]]:
+def run(
+    backend: str, patients: int, pg: str, rng_seed: int, procs: int, how: str
+) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     key = secrets.token_hex(32)
-    fnrs = load.synthetic_fnrs(patients)
+    fnrs = load.synthetic_fnrs(patients) if how == "service" else []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         AuditKey.load(tmp)
         with dbsetup.fresh_database(backend, tmp, pg, "extract") as db:
             with db.write() as conn:
                 conn.execute(sa.text(dbsetup.HELPER_DDL))
+            if how == "sql":
+                seed.seed_register(db, patients)
             loaded = 0
             for size in (max(patients // 4, 1), patients):
-                took = _load(db, loaded + 1, size, fnrs, seed, procs)
-                print(f"{backend}: loaded {size:,} patients ({size - loaded:,} in {took:.0f} s)")
+                if how == "sql":
+                    took = seed.seed_patients(db, loaded + 1, size)
+                else:
+                    took = _load(db, loaded + 1, size, fnrs, rng_seed, procs)
+                print(f"{backend}: {how} {size:,} patients ({size - loaded:,} in {took:.0f} s)")
                 loaded = size
                 for fmt in ("csv", "parquet"):
                     found = _extract(db, tmp, tmp / f"extract.{fmt}", fmt, key)
-                    found |= {"backend": backend, "patients": size}
+                    found |= {"backend": backend, "patients": size, "load": how}
                     earlier = [r for r in results if r["format"] == fmt]
                     if earlier and found["rows"] > earlier[0]["rows"]:
                         # the rate without the process's start: the rows the larger extract
@@ -129,17 +140,23 @@ def run(backend: str, patients: int, pg: str, seed: int, procs: int) -> list[dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--patients", type=int, default=20_000)
+    parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument(
         "--postgres-url", default=os.environ.get("PLL_BENCH_URL", dbsetup.DEFAULT_URL)
     )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--processes", type=int, default=2, help="PostgreSQL loader processes")
+    parser.add_argument(
+        "--load",
+        choices=("sql", "service"),
+        default="sql",
+        help="seed the rows in SQL (fast) or load patients through the service (issue 20)",
+    )
     a = parser.parse_args()
     results = []
     for backend in a.backends.split(","):
-        results += run(backend, a.patients, a.postgres_url, a.seed, a.processes)
+        results += run(backend, a.patients, a.postgres_url, a.seed, a.processes, a.load)
     out = HERE / "results" / f"extract-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
