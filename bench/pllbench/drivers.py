@@ -70,7 +70,7 @@ class Server:
                 if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
-                pass
+                pass  # not listening yet: ask again after a moment
             time.sleep(0.3)
         raise RuntimeError(
             f"pll serve did not answer /healthz within {timeout}s; see {self.log_path}"
