@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pll.domain.errors import Conflict, Forbidden, InvalidInput, VersionConflict
 from pll.domain.model import Author, MedicationList, Role
@@ -311,10 +312,13 @@ def in_norwegian(message: str) -> str | None:
 
 
 def same_person(a: Author, b: Author) -> bool:
-    """The same health worker (HPR number) or the same person (fødselsnummer)."""
+    """The same health worker (HPR number), the same person (fødselsnummer), or — for a
+    system acting with neither, such as a client system's operator — the same author."""
     if a.hpr or b.hpr:
         return a.hpr == b.hpr
-    return a.pid is not None and a.pid == b.pid
+    if a.pid or b.pid:
+        return a.pid == b.pid
+    return a == b
 
 
 def at_receiver(case: Case, actor: Author) -> bool:
@@ -366,9 +370,44 @@ def act(
     if why is not None:
         raise Forbidden(why)
     text = _text(comment, "comment", "The comment")
+    return advance(case, action, actor, text, now, expected, "discrepancy")
+
+
+class Lifecycle(Protocol):
+    """What :func:`advance` needs of a case: a discrepancy case, or a technical case
+    (:mod:`pll.domain.technical_cases`), which share the lifecycle."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def status(self) -> Status: ...
+    @property
+    def handler(self) -> Author | None: ...
+
+
+_C = TypeVar("_C", bound=Lifecycle)
+
+
+def advance(
+    case: _C,
+    action: Action,
+    actor: Author,
+    text: str | None,
+    now: datetime,
+    expected: int | None,
+    what: str,
+) -> tuple[_C, Step]:
+    """The lifecycle step every kind of case shares, after the kind's own refusal and text
+    checks: a comment where one is needed, the version the actor saw, a closed case stays
+    closed, who handles it, and the new status (``what`` names the kind's problem in the
+    message about a closed case)."""
     if text is None and action in _NEEDS_COMMENT:
-        what = "why the case is rejected" if action is Action.REJECT else "the comment"
-        raise InvalidInput(f"Give {what} in the parameter 'comment'.", "comment")
+        need = "why the case is rejected" if action is Action.REJECT else "the comment"
+        raise InvalidInput(f"Give {need} in the parameter 'comment'.", "comment")
     if expected is not None and expected != case.version:
         raise VersionConflict(
             f"Task/{case.id} is at version {case.version}; you hold version {expected}. Read "
@@ -378,8 +417,8 @@ def act(
         )
     if case.status.closed:
         raise Conflict(
-            f"The case is closed ({case.status.value}, {case.updated_at.isoformat()}); if the "
-            "discrepancy is still there, report it again.",
+            f"The case is closed ({case.status.value}); if the {what} is still there, report "
+            "it again.",
             "Task.status",
         )
     handler = case.handler

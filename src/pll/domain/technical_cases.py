@@ -23,12 +23,12 @@ stays closed. Who may do what (:func:`refusal`):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pll.domain.cases import MAX_TEXT, Action, Recipient, Status, Step, same_person
+from pll.domain.cases import MAX_TEXT, Action, Recipient, Status, Step, advance, same_person
 from pll.domain.deadlines import Deadlines
-from pll.domain.errors import Conflict, Forbidden, InvalidInput, VersionConflict
+from pll.domain.errors import Forbidden, InvalidInput
 from pll.domain.model import Author, Role
 from pll.domain.text import plain
 
@@ -202,13 +202,6 @@ NOT_PARTY = (
     "Only the reporter and operators of the organisation the case was sent to comment on it."
 )
 NOT_REPORTER = "Only the person who reported the case withdraws it."
-_TO: dict[Action, Status | None] = {
-    Action.TAKE: Status.IN_PROGRESS,
-    Action.COMMENT: None,
-    Action.RESOLVE: Status.RESOLVED,
-    Action.REJECT: Status.REJECTED,
-    Action.WITHDRAW: Status.WITHDRAWN,
-}
 
 
 def at_operator(case: TechnicalCase, actor: Author) -> bool:
@@ -237,8 +230,8 @@ def allowed(case: TechnicalCase, actor: Author) -> frozenset[Action]:
     """What ``actor`` may do with this case now."""
     if case.status.closed:
         return frozenset()
-    out = {a for a in _TO if refusal(case, a, actor) is None}
-    if case.handler is not None and case.handler == actor:
+    out = {a for a in Action if a is not Action.REPORT and refusal(case, a, actor) is None}
+    if case.handler is not None and same_person(case.handler, actor):
         out.discard(Action.TAKE)
     return frozenset(out)
 
@@ -259,32 +252,7 @@ def act(
     text = plain((comment or "").strip(), "comment") or None
     if text is not None and len(text) > MAX_TEXT:
         raise InvalidInput(f"The comment is {len(text)} characters; at most {MAX_TEXT}.", "comment")
-    if text is None and action in (Action.COMMENT, Action.REJECT):
-        what = "why the case is rejected" if action is Action.REJECT else "the comment"
-        raise InvalidInput(f"Give {what} in the parameter 'comment'.", "comment")
-    if expected is not None and expected != case.version:
-        raise VersionConflict(
-            f"Task/{case.id} is at version {case.version}; you hold version {expected}. Read "
-            "it again and act on the current version.",
-            "If-Match",
-            {"currentVersion": str(case.version), "yourVersion": str(expected)},
-        )
-    if case.status.closed:
-        raise Conflict(
-            f"The case is closed ({case.status.value}); if the error is still there, report "
-            "it again.",
-            "Task.status",
-        )
-    handler = case.handler
-    if action is Action.TAKE:
-        if handler is not None and handler == actor:
-            raise Conflict("You have already taken this case.", "Task.status")
-        handler = actor
-    elif action in (Action.RESOLVE, Action.REJECT) and handler is None:
-        handler = actor
-    status = _TO[action] or case.status
-    after = replace(case, status=status, version=case.version + 1, updated_at=now, handler=handler)
-    return after, Step(after.version, now, actor, action, status, text)
+    return advance(case, action, actor, text, now, expected, "error")
 
 
 #: PLL's own operations when nothing else is configured (``PLL_OPERATIONS_ORGNR``); an
