@@ -129,8 +129,15 @@ def serve(host: str, port: int, workers: int) -> None:
 
     settings = _settings()
     _check_public_url(settings)
-    _database(settings).upgrade()
+    database = _database(settings)
+    database.upgrade()
     from pll.auth.tokens import signing_key
+    from pll.services.base import utcnow
+    from pll.services.stats import Statistics
+
+    # its lag shows from the first event, wherever (and whether) a worker runs
+    Statistics(database, utcnow).enrol()
+    database.dispose()
 
     signing_key(settings.data_dir)  # made once here, not raced by several workers
     settings.audit_key()

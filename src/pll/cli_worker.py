@@ -45,9 +45,11 @@ def worker(parent: int | None) -> None:
     if parent is not None:
         _die_with(parent)
     settings = _settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     database = _database(settings)
     database.upgrade()
+    # the jobs log their failures (pll.worker, pll.events); the migrations' chatter is not
+    # wanted here, so this comes after them
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     work = background(case_base(database, settings), settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -83,6 +83,13 @@ class Statistics:
 
     # -- the consumer ------------------------------------------------------------------------
 
+    def enrol(self) -> None:
+        """Give the consumer its place in the outbox if it has none (at the start), so that
+        its lag shows in ``/metrics`` and ``pll events status`` from the first event on,
+        whether or not a worker has run yet (docs/operations.md)."""
+        with self.db.write() as conn:
+            outbox.place(conn, CONSUMER, self.clock())
+
     def catch_up(
         self,
         batch: int = 500,
