@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from pll.events import outbox
 from pll.services.stats import CONSUMER, Statistics
 from pll.stats import organisations
 from pll.store.db import Database
-from tests.conftest import LiveServer
+from tests.conftest import Clock, LiveServer
 from tests.e2e.scenes import METFORMIN, add_medicine
 from tests.integration.builders import new_patient_with_list, ok
 
@@ -100,3 +101,21 @@ def test_an_idle_check_is_one_query(server: LiveServer) -> None:
     position, newest = stats.updated()
     assert position == newest
     assert CONSUMER == "statistics"
+
+
+def test_an_audit_record_alone_is_due_once_it_has_settled(server: LiveServer, clock: Clock) -> None:
+    db = server.db
+    settled = Statistics(db, server.service.clock, settle=timedelta(0))
+    waiting = Statistics(db, server.service.clock)  # 30 s behind the newest record
+    with server.client("gp") as gp:
+        _, list_id = new_patient_with_list(gp)
+        settled.catch_up()
+        assert not settled.due()
+        ok(gp.get(f"/fhir/List/{list_id}"))  # a read: an audit record, no event
+    assert settled.due()
+    assert not waiting.due()
+    clock.advance(seconds=31)
+    assert waiting.due()
+    settled.catch_up()
+    assert not settled.due()
+    assert not waiting.due()
