@@ -108,7 +108,9 @@ class WorkerChild:
             if self._stopping.is_set():
                 return
             # its own session: a Ctrl-C in the terminal reaches pll serve, which stops it in
-            # order, instead of both at once
+            # order, instead of both at once. (The kernel's death signal follows the thread
+            # that started it: this one at first, the supervising thread for a restart; both
+            # live until pll serve stops it or dies.)
             self.proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
                 [sys.executable, "-m", "pll", "worker", "--parent", str(os.getpid())],
                 start_new_session=True,
