@@ -188,6 +188,18 @@ def test_with_external_no_worker_runs_and_metrics_say_so(tmp_path: Path) -> None
         )
         assert float(lag.split()[1]) >= 1.0, lag
         assert 'pll_outbox_lag_events{consumer="statistics"} 0.0' not in metrics
+        status = subprocess.run(
+            [PLL, "events", "status"],
+            check=True,
+            env=clean_env(s.data, PLL_DATABASE_URL=s.url, PLL_BACKGROUND="external"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        assert "audit records not yet sealed: 0," not in status, status
+        assert "audit records not yet sealed: " in status, status
+        assert "PLL_BACKGROUND=external" in status, status
+        assert "statistics" in status, status
 
 
 @pytest.mark.parametrize("command", [["serve", "--port", "1"], ["worker"]])
