@@ -1,8 +1,10 @@
 """CPU use of the processes in a measurement, from /proc (read only), sampled in a thread.
 
-Groups: the server (``pll serve`` and its worker processes), the load driver (wrk or
-pgbench), PostgreSQL (every process named ``postgres``) and the whole machine. Reported as
-cores busy on average (CPU seconds / wall seconds), so on this 2-core machine 2.0 is full.
+Groups: the server (``pll serve`` and every process under it: its request workers and, on
+PostgreSQL, the ``pll worker`` it starts for the sealer, the statistics and the dispatcher;
+the command lines are kept in ``server_processes``), the load driver (wrk or pgbench),
+PostgreSQL (every process named ``postgres``) and the whole machine. Reported as cores busy
+on average (CPU seconds / wall seconds), so on this 2-core machine 2.0 is full.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ def _stat(pid: int) -> tuple[str, int, float] | None:
     fields = raw[raw.rindex(")") + 2 :].split()
     # fields[0] is state (field 3); utime/stime are fields 14/15
     return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _cmdline(pid: int) -> str:
+    """A process's command line without its interpreter (``pll serve --port 8000``,
+    ``-m pll worker --parent 123``), or "" if it is gone."""
+    try:
+        parts = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return ""
+    parts = [p for p in parts if p]
+    if parts and Path(parts[0]).name.startswith("python"):
+        parts = parts[1:]
+    if parts:
+        parts[0] = Path(parts[0]).name
+    return " ".join(parts)[:120]
 
 
 def _machine() -> tuple[float, float, float, float]:
@@ -50,6 +67,8 @@ class CpuSampler:
         self._group: dict[int, str] = {}
         self.result: dict[str, float] = {}
         self.top_others: dict[str, float] = {}
+        #: the command line of each process counted as the server's, as first seen
+        self.server_processes: list[str] = []
 
     def _classify(self, pid: int, comm: str, parents: dict[int, int]) -> str:
         if comm == "postgres":
@@ -75,8 +94,11 @@ class CpuSampler:
                     stats[int(entry)] = s
         parents = {pid: s[1] for pid, s in stats.items()}
         for pid, (comm, _, cpu) in stats.items():
-            group = self._group.get(pid) or self._classify(pid, comm, parents)
-            self._group[pid] = group
+            group = self._group.get(pid)
+            if group is None:
+                group = self._group[pid] = self._classify(pid, comm, parents)
+                if group == "server":
+                    self.server_processes.append(_cmdline(pid) or comm)
             if pid not in self._base:
                 self._base[pid] = cpu if first else 0.0
             self._last[pid] = (group, cpu)

@@ -184,7 +184,11 @@ def run_wrk(
         p99_ms=data["p99_us"] / 1000,
         mean_ms=data["latency_mean_us"] / 1000,
         cpu=cpu.result,
-        detail={**data, "other_processes": cpu.top_others},
+        detail={
+            **data,
+            "other_processes": cpu.top_others,
+            "server_processes": cpu.server_processes,
+        },
     )
 
 

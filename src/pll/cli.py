@@ -15,6 +15,7 @@ import click
 
 from pll.cli_clients import clients
 from pll.cli_extract import extract
+from pll.cli_worker import WorkerChild, worker
 from pll.config import Settings
 from pll.domain.errors import DomainError
 
@@ -128,8 +129,15 @@ def serve(host: str, port: int, workers: int) -> None:
 
     settings = _settings()
     _check_public_url(settings)
-    _database(settings).upgrade()
+    database = _database(settings)
+    database.upgrade()
     from pll.auth.tokens import signing_key
+    from pll.services.base import utcnow
+    from pll.services.stats import Statistics
+
+    # its lag shows from the first event, wherever (and whether) a worker runs
+    Statistics(database, utcnow).enrol()
+    database.dispose()
 
     signing_key(settings.data_dir)  # made once here, not raced by several workers
     settings.audit_key()
@@ -145,30 +153,34 @@ def serve(host: str, port: int, workers: int) -> None:
         )
     metrics_dir = _metrics_dir(settings.data_dir) if workers > 1 else None
     stop = None
-    if workers > 1 and settings.dispatches:
+    child = None
+    if settings.background == "process":
+        # one worker for the sealer, the statistics and the dispatcher, however many
+        # request workers (pll.events.worker); stopped below, or by the kernel if this
+        # process is killed
+        child = WorkerChild()
+        child.start()
+        click.echo("background work in a pll worker of its own (PLL_BACKGROUND=process)")
+    elif settings.background == "external":
+        click.echo(
+            "background work left to pll worker elsewhere (PLL_BACKGROUND=external): the "
+            "audit trail is sealed and the statistics counted only where one runs"
+        )
+    if workers > 1 and settings.inline and settings.dispatches:
         # one dispatcher, in this process, not one per worker (they would deliver each
         # event once per worker)
+        import dataclasses
         import os
         import threading
 
         from pll.cli_clients import case_base
-        from pll.events.dispatcher import Dispatcher
-        from pll.events.run import consumers, failing
-        from pll.services.audit import AuditTrail
-        from pll.services.base import utcnow
+        from pll.events.worker import background
 
         os.environ["PLL_DISPATCH"] = "0"  # the workers inherit it
         database = _database(settings)
-        base = (settings.public_url or "http://localhost").rstrip("/") + "/fhir"
+        only_dispatch = dataclasses.replace(settings, seal_interval=0, stats_interval=0)
         stop = threading.Event()
-        trail = AuditTrail(database, settings.audit_key(), utcnow)
-        dispatcher = Dispatcher(
-            database,
-            consumers(database, base, settings.nats_url, trail),
-            utcnow,
-            on_failing=failing(case_base(database, settings)),
-        )
-        threading.Thread(target=dispatcher.run, args=(stop,), daemon=True).start()
+        background(case_base(database, settings), only_dispatch).start(stop)
     try:
         uvicorn.run(
             "pll.api.app:create_app",
@@ -182,6 +194,8 @@ def serve(host: str, port: int, workers: int) -> None:
     finally:
         if stop is not None:
             stop.set()
+        if child is not None:
+            child.stop()
         if metrics_dir is not None:
             import shutil
 
@@ -442,31 +456,24 @@ def events() -> None:
 @events.command("run")
 def events_run() -> None:
     """Deliver events until stopped (Ctrl-C or SIGTERM); what was delivered stays delivered."""
+    import dataclasses
     import signal
     import threading
 
     from pll.cli_clients import case_base
-    from pll.events.dispatcher import Dispatcher
-    from pll.events.run import consumers, failing
-    from pll.services.audit import AuditTrail
-    from pll.services.base import utcnow
+    from pll.events.worker import background
 
     settings = _settings()
     database = _database(settings)
     database.upgrade()
-    base = (settings.public_url or "http://localhost").rstrip("/") + "/fhir"
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     where = f" and NATS at {settings.nats_url}" if settings.nats_url else ""
     click.echo(f"delivering events to subscriptions{where}")
-    trail = AuditTrail(database, settings.audit_key(), utcnow)
-    Dispatcher(
-        database,
-        consumers(database, base, settings.nats_url, trail),
-        utcnow,
-        on_failing=failing(case_base(database, settings)),
-    ).run(stop)
+    # the dispatcher alone, even with PLL_DISPATCH=0 (that is for the servers and workers)
+    only_dispatch = dataclasses.replace(settings, seal_interval=0, stats_interval=0, dispatch=True)
+    background(case_base(database, settings), only_dispatch).run(stop)
 
 
 @events.command("status")
@@ -476,6 +483,7 @@ def events_status() -> None:
     from rich.table import Table
 
     from pll.events import outbox
+    from pll.services.audit import AuditTrail
     from pll.services.base import utcnow
 
     settings = _settings()
@@ -491,6 +499,22 @@ def events_status() -> None:
                 row.name, str(behind), f"{age:.1f}", str(row.attempts), row.last_error or ""
             )
     Console().print(table)
+    # the sealer has no place in the outbox: what waits for it says whether one runs
+    trail = AuditTrail(database, settings.audit_key(), utcnow)
+    count, age = trail.unsealed()
+    more = "+" if count >= 100_000 else ""
+    click.echo(
+        f"audit records not yet sealed: {count}{more}, the oldest {age:.1f} s old "
+        "(a sealer runs about once a second)"
+    )
+    click.echo(
+        f"background work (PLL_BACKGROUND={settings.background}): "
+        + {
+            "inline": "in each pll serve process",
+            "process": "in the pll worker that pll serve starts",
+            "external": "in pll worker processes run apart from pll serve",
+        }[settings.background]
+    )
 
 
 @main.group()
@@ -653,6 +677,7 @@ def import_sfm(file: Path) -> None:
 
 
 main.add_command(clients)
+main.add_command(worker)
 stats.add_command(extract)
 
 

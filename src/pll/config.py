@@ -98,6 +98,30 @@ def case_rules_from_env() -> CaseRules:
     return CaseRules(Deadlines.parse(os.environ.get("PLL_CASE_DEADLINES")), after, operations)
 
 
+#: Where the background work runs (``PLL_BACKGROUND``; docs/operations.md): the audit
+#: sealer, the statistics consumer and the event dispatcher.
+#:
+#: - ``inline``: inside each ``pll serve`` process, beside the requests (the default on the
+#:   embedded SQLite database, where a second process would only wait for its one writer);
+#: - ``process``: in one ``pll worker`` process that ``pll serve`` starts beside its request
+#:   workers and stops with them (the default on PostgreSQL: one machine, nothing to forget);
+#: - ``external``: not in ``pll serve`` at all; the operator runs ``pll worker`` elsewhere
+#:   (several servers behind a load balancer, one or more workers beside them).
+BACKGROUND = ("inline", "process", "external")
+
+
+def _background(database_url: str) -> str:
+    raw = (os.environ.get("PLL_BACKGROUND") or "").strip().lower()
+    if not raw:
+        return "inline" if database_url.startswith("sqlite") else "process"
+    if raw not in BACKGROUND:
+        raise ValueError(
+            f"PLL_BACKGROUND must be inline, process or external, not {raw!r} "
+            "(see docs/operations.md)."
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Where the embedded database and the development keys live (``PLL_DATA_DIR``).
@@ -129,14 +153,16 @@ class Settings:
     #: the request's Host header would be taken, which a request carrying a proof made for
     #: another server can set to match (see :meth:`check_public_url`).
     public_url: str | None = None
+    #: Where the sealer, the statistics consumer and the dispatcher run (``PLL_BACKGROUND``:
+    #: one of :data:`BACKGROUND`; ``inline`` on SQLite, ``process`` on PostgreSQL when unset).
+    background: str = "inline"
     #: Seconds between sealing runs of the audit chain (``PLL_SEAL_INTERVAL``; 0 turns the
-    #: sealer off in this process, as when another process or ``pll audit seal`` does it).
+    #: sealer off wherever the background work runs, as when ``pll audit seal`` does it).
     seal_interval: float = 1.0
     #: NATS server events are also published to, on JetStream (``PLL_NATS_URL``)
     nats_url: str | None = None
-    #: Run the event dispatcher inside ``pll serve`` (``PLL_DISPATCH``; on by default with the
-    #: embedded database, where a second process would only contend for its one writer; with
-    #: PostgreSQL run ``pll events run`` beside the servers instead)
+    #: Run the event dispatcher with the rest of the background work (``PLL_DISPATCH``; on
+    #: unless set to 0, as when ``pll events run`` delivers the events elsewhere)
     dispatch: bool | None = None
     #: The read copy's own database (``PLL_READCOPY_URL``); SQLite beside PLL's when unset
     readcopy_url: str | None = None
@@ -156,9 +182,9 @@ class Settings:
     #: are served to loopback clients only (127.0.0.0/8, ::1): set it when a scraper on
     #: another machine, or a reverse proxy on this one, is to reach them.
     metrics_token: str | None = None
-    #: Seconds between runs of the statistics consumer in ``pll serve``
-    #: (``PLL_STATS_INTERVAL``; 0 turns it off in this process, as when ``pll stats update``
-    #: runs elsewhere). Several processes may run it: each event is counted once.
+    #: Seconds between runs of the statistics consumer (``PLL_STATS_INTERVAL``; 0 turns it
+    #: off wherever the background work runs, as when ``pll stats update`` runs elsewhere).
+    #: Several processes may run it: each event is counted once.
     stats_interval: float = 5.0
     #: The largest request body accepted, in bytes (``PLL_MAX_BODY``, default 10 MiB; a
     #: suffix ``k``, ``M`` or ``G`` counts in KiB, MiB, GiB): larger ones get 413 before
@@ -185,6 +211,7 @@ class Settings:
             data_dir=data_dir,
             database_url=url,
             threads=threads,
+            background=_background(url),
             dev_auth=_flag("PLL_DEV_AUTH", default=False),
             issuer=os.environ.get("PLL_ISSUER") or None,
             jwks=os.environ.get("PLL_JWKS") or None,
@@ -218,10 +245,13 @@ class Settings:
 
     @property
     def dispatches(self) -> bool:
-        """Whether ``pll serve`` runs the event dispatcher itself."""
-        if self.dispatch is not None:
-            return self.dispatch
-        return self.database_url.startswith("sqlite")
+        """Whether the background work includes the event dispatcher (``PLL_DISPATCH``)."""
+        return self.dispatch is not False
+
+    @property
+    def inline(self) -> bool:
+        """Whether each ``pll serve`` process runs the background work itself."""
+        return self.background == "inline"
 
     def check_public_url(self) -> None:
         """Refuse a configuration that would hold DPoP proofs to the Host header.

@@ -57,3 +57,7 @@ def test_the_benchmark_runs_and_reports_both_workloads(tmp_path: Path) -> None:
         assert results[kind]["server"]["errors"] == 0
         assert results[kind]["pgbench"]["rate"] > 0
         assert results[kind]["ratio"] > 0
+        # the server's CPU includes the pll worker pll serve starts on PostgreSQL (issue 20)
+        processes = results[kind]["server"]["detail"]["server_processes"]
+        assert any("pll worker" in p for p in processes), processes
+        assert any(p.startswith("pll serve") for p in processes), processes

@@ -34,8 +34,7 @@ from pll.api.http import (
 from pll.api.limits import BodyLimit
 from pll.auth.tokens import jwks_path
 from pll.config import Settings
-from pll.events.dispatcher import Dispatcher
-from pll.events.run import consumers, failing
+from pll.events.worker import background
 from pll.fhir.outcome import issue, outcome
 from pll.services.launches import Launches
 from pll.services.lists import PLLService
@@ -60,18 +59,6 @@ async def metadata(request: Request) -> Response:
     return Response(
         orjson.dumps(capability_statement(base, _software_version())), media_type=FHIR_JSON
     )
-
-
-async def _every(interval: float, job: Callable[[], object], what: str) -> None:
-    """Run ``job`` in a thread every ``interval`` seconds (never, for 0) until cancelled."""
-    if interval <= 0:
-        return
-    while True:
-        await anyio.sleep(interval)
-        try:
-            await anyio.to_thread.run_sync(job)
-        except Exception:
-            log.exception("%s failed; retrying", what)
 
 
 def healthz(request: Request) -> Response:
@@ -134,38 +121,19 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     rollout_reports = RolloutReports(service.db, service.clock, service.trail)
     routes += stats_routes.routes(statistics) + rollout_routes.routes(rollout_reports)
     reads = ListReads(service)
-    trail = service.trail
 
-    stop_dispatch = threading.Event()
-    dispatcher = None
-    if settings.dispatches:
-        base = settings.public_url.rstrip("/") if settings.public_url else "http://localhost"
-        dispatcher = Dispatcher(
-            service.db,
-            consumers(service.db, base + "/fhir", settings.nats_url, service.trail),
-            service.clock,
-            on_failing=failing(service),
-        )
+    # the sealer, the statistics consumer and the dispatcher, when this process runs them
+    # (PLL_BACKGROUND=inline; else `pll worker` does, pll.events.worker)
+    work = background(service, settings) if settings.inline else None
+    stop_work = threading.Event()
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        thread = None
-        if dispatcher is not None:
-            # delivery runs beside the requests; a write only ever inserts into the outbox
-            thread = threading.Thread(
-                target=dispatcher.run, args=(stop_dispatch,), name="dispatcher", daemon=True
-            )
-            thread.start()
-        async with anyio.create_task_group() as tasks:
-            # links new audit records into the chain about once a second (pll.auth.audit)
-            tasks.start_soon(_every, settings.seal_interval, trail.seal, "sealing the audit trail")
-            # keeps the rollout statistics current from the events (pll.services.stats)
-            tasks.start_soon(_every, settings.stats_interval, statistics.catch_up, "counting")
-            yield
-            tasks.cancel_scope.cancel()
-        stop_dispatch.set()
-        if thread is not None:
+        threads = work.start(stop_work) if work is not None else []
+        yield
+        stop_work.set()
+        for thread in threads:
             await anyio.to_thread.run_sync(thread.join, 15)
         await reads.close()
 

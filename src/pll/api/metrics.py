@@ -11,6 +11,9 @@
   error mapping for the few refusals made outside a use case.
 - **Outbox lag**: read from the database on each scrape by a collector of this
   application's own; a database that fails gives ``pll_outbox_up 0``, never a failed scrape.
+- **Sealing**: how many audit records wait to be linked into the hash chain and how old the
+  oldest is, read on each scrape like the lag; with the statistics consumer's lag this is
+  what shows that no ``pll worker`` runs (docs/operations.md).
 - **Build**: ``pll_build_info``.
 
 Request and refusal counts live in ``prometheus_client``'s process-wide registry. With
@@ -56,6 +59,7 @@ from pll.domain.errors import (
     VersionConflict,
 )
 from pll.events import outbox
+from pll.services.audit import AuditTrail
 from pll.services.lists import PLLService
 from pll.store.db import Database
 
@@ -253,6 +257,36 @@ class OutboxLag(Collector):
         yield attempts
 
 
+class AuditSealing(Collector):
+    """The audit records not yet sealed into the hash chain, read at scrape time
+    (:meth:`pll.services.audit.AuditTrail.unsealed`: two lookups on the partial index of
+    the unsealed records). A sealer runs about once a second, so an age past a minute means
+    none runs: no ``pll worker``, or ``PLL_SEAL_INTERVAL=0`` everywhere."""
+
+    def __init__(self, trail: AuditTrail) -> None:
+        self.trail = trail
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            count, age = self.trail.unsealed()
+        except Exception:  # the outbox's pll_outbox_up says the database failed
+            log.warning("/metrics could not read the audit trail", exc_info=True)
+            return
+        records = GaugeMetricFamily(
+            "pll_audit_unsealed_records",
+            "Audit records not yet linked into the hash chain (counted up to 100,000).",
+        )
+        records.add_metric([], count)
+        yield records
+        oldest = GaugeMetricFamily(
+            "pll_audit_unsealed_seconds",
+            "Age of the oldest audit record not yet linked into the hash chain; 0 when all "
+            "are. Grows without bound when no sealer runs (pll worker).",
+        )
+        oldest.add_metric([], age)
+        yield oldest
+
+
 class _ProcessWide(Collector):
     """This process's registry: the request and refusal metrics, and the client's own
     process, platform and GC collectors."""
@@ -262,10 +296,14 @@ class _ProcessWide(Collector):
 
 
 def scrape_registry(
-    db: Database, clock: Callable[[], datetime], software_version: str
+    db: Database,
+    clock: Callable[[], datetime],
+    software_version: str,
+    trail: AuditTrail | None = None,
 ) -> CollectorRegistry:
     """What one application exposes: the counts of every worker (``PROMETHEUS_MULTIPROC_DIR``)
-    or of this process, with its build and its database's outbox lag."""
+    or of this process, with its build, its database's outbox lag and, given the audit
+    ``trail``, the records waiting for the sealer."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
@@ -273,6 +311,8 @@ def scrape_registry(
         registry.register(_ProcessWide())
     registry.register(BuildInfo(software_version))
     registry.register(OutboxLag(db, clock))
+    if trail is not None:
+        registry.register(AuditSealing(trail))
     return registry
 
 
@@ -324,5 +364,5 @@ def instrument(service: PLLService, token: str | None, software_version: str) ->
     """Count ``service``'s refusals, and give the ``/metrics`` route that shows them with
     the rest (docs/operations.md)."""
     service.on_refusal = count_refusal
-    registry = scrape_registry(service.db, service.clock, software_version)
+    registry = scrape_registry(service.db, service.clock, software_version, service.trail)
     return Route("/metrics", metrics_endpoint(registry, token), methods=["GET"])

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
 from pll.store.db import insert_absent
 from pll.store.schema import consumer, outbox, subscription
@@ -88,6 +88,14 @@ def place(conn: Connection, name: str, now: datetime, *, start_at_end: bool = Fa
 def head(conn: Connection) -> int:
     """The id of the newest event (0 when there is none)."""
     return int(conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one())
+
+
+def waiting(name: str) -> ColumnElement[bool]:
+    """Whether the consumer ``name`` has events it has not had yet (every one, when it has
+    no place yet). An expression, so that a consumer's idle check can ask it beside others
+    in one query; one lookup on the outbox's primary key."""
+    position = select(consumer.c.position).where(consumer.c.name == name).scalar_subquery()
+    return exists().where(outbox.c.id > func.coalesce(position, 0))
 
 
 def after(conn: Connection, position: int, limit: int = 100) -> list[Event]:

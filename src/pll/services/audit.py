@@ -184,10 +184,13 @@ class AuditTrail:
 
     # -- the seal ----------------------------------------------------------------------------
 
-    def seal(self, batch: int = 5000) -> int:
-        """Link every record not yet in the chain, in batches; returns how many."""
+    def seal(self, batch: int = 5000, stop: Callable[[], bool] = lambda: False) -> int:
+        """Link every record not yet in the chain, in batches; returns how many. Each batch
+        takes the chain's head row for its transaction, so sealers in several processes
+        take turns and never seal a record twice. ``stop`` is asked between batches (a
+        worker told to stop finishes the batch in hand)."""
         sealed = 0
-        while True:
+        while not stop():
             with self.db.write() as conn:
                 head = audit_log.chain_head(conn, lock=True)
                 rows = audit_log.unsealed(conn, batch)
@@ -206,6 +209,16 @@ class AuditTrail:
                     seals.append({"record": row.id, "seq": seq, "hash": current})
                 audit_log.seal(conn, seals, seq, current)
                 sealed += len(rows)
+        return sealed
+
+    def unsealed(self, cap: int = 100_000) -> tuple[int, float]:
+        """How many records wait for the sealer (counted up to ``cap``) and how old the
+        oldest is, in seconds (0 when none waits). An age that keeps growing says that no
+        sealer runs (``pll worker``, issue 20)."""
+        with self.db.read() as conn:
+            count, oldest = audit_log.unsealed_backlog(conn, cap)
+        age = (self.clock() - oldest).total_seconds() if oldest is not None else 0.0
+        return count, max(age, 0.0)
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> Verification:
         """Check every record's MAC and the chain through the sealed ones, in one snapshot

@@ -83,17 +83,45 @@ class Statistics:
 
     # -- the consumer ------------------------------------------------------------------------
 
-    def catch_up(self, batch: int = 500, progress: Callable[[int], None] | None = None) -> int:
-        """Count every event and audit record not counted yet; returns how many events."""
+    def enrol(self) -> None:
+        """Give the consumer its place in the outbox if it has none (at the start), so that
+        its lag shows in ``/metrics`` and ``pll events status`` from the first event on,
+        whether or not a worker has run yet (docs/operations.md)."""
+        with self.db.write() as conn:
+            outbox.place(conn, CONSUMER, self.clock())
+
+    def catch_up(
+        self,
+        batch: int = 500,
+        progress: Callable[[int], None] | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Count every event and audit record not counted yet; returns how many events.
+
+        With nothing to count this is one query (:meth:`due`). ``stop`` is asked between
+        batches: a worker that is told to stop finishes the batch in hand, whose count and
+        place commit together, and leaves the rest to the next run."""
+        if not self.due():
+            return 0
         total = 0
-        while done := self.step(batch):
+        while not stop() and (done := self.step(batch)):
             total += done
             if progress is not None:
                 progress(done)
-        read = self.step_audit(batch * 10)
-        while read:  # the audit trail, a batch of records at a time, until none is due
-            read = self.step_audit(batch * 10)
+        # the audit trail, a batch of records at a time, until none is due
+        while not stop() and self.step_audit(batch * 10):
+            pass
         return total
+
+    def due(self) -> bool:
+        """Whether an event or an audit record waits to be counted: one read-only query
+        (the idle check of a worker that asks every few seconds, issue 20)."""
+        before = self.clock() - self.settle
+        with self.db.read() as conn:
+            events, audit = conn.execute(
+                select(outbox.waiting(CONSUMER), store.audit_due(AUDIT, before))
+            ).one()
+        return bool(events) or bool(audit)
 
     def step(self, batch: int = 500) -> int:
         """Count the next ``batch`` events, in one transaction with the consumer's place."""
@@ -123,9 +151,7 @@ class Statistics:
         owners = {str(e.payload.get("owner") or "") for e in cases}
         org_ids = {str(a.get("org_id") or "") for a in authors.values()} | owners
         types = store.actor_types(conn, org_ids - {""})
-        multidose = {
-            pid: multidose_store.state(conn, pid) for pid in {e.patient_id for e in changed}
-        }
+        multidose = multidose_store.enrolment(conn, {e.patient_id for e in changed})
         tally = Tally()
         live: dict[str, datetime] = {}
         for event in events:
@@ -135,7 +161,7 @@ class Statistics:
                 org = str(author.get("org_id") or "")
                 if org in types and (org not in live or event.created_at < live[org]):
                     live[org] = event.created_at
-                md = multidose[event.patient_id]
+                emultidose, paper = multidose.get(event.patient_id, (False, False))
                 states[event.patient_id] = ind.list_changed(
                     tally,
                     states.get(event.patient_id),
@@ -146,8 +172,8 @@ class Statistics:
                         frozenset(version.activity.split("+")) if version else frozenset(),
                         types.get(org, ""),
                         ind.home_of(resources.get(event.patient_id, {})),
-                        paper=md.paper is not None,
-                        emultidose=md.registration is not None,
+                        paper=paper,
+                        emultidose=emultidose,
                     ),
                 )
             elif event.kind.startswith(CASE_EVENTS):
@@ -161,7 +187,7 @@ class Statistics:
                     state.home if state else Home(),
                     types.get(str(event.payload.get("owner") or ""), ""),
                 )
-        store.save_list_states(conn, (s for p, s in states.items() if p in patient_ids), known)
+        store.save_list_states(conn, (s for p, s in states.items() if p in patient_ids))
         store.mark_live(conn, live)
         store.add_counts(conn, tally.nonzero())
 

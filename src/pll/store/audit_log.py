@@ -188,6 +188,22 @@ def unsealed(conn: Connection, limit: int) -> Sequence[Row[Any]]:
     return conn.execute(query).all()
 
 
+def unsealed_backlog(conn: Connection, cap: int) -> tuple[int, datetime | None]:
+    """How many records wait to be sealed (counted up to ``cap``) and when the oldest was
+    recorded (``None``: none waits); both on the partial index of the unsealed records."""
+    waiting = (
+        select(audit_event.c.id).where(audit_event.c.chain_seq.is_(None)).limit(cap).subquery()
+    )
+    count = conn.execute(select(func.count()).select_from(waiting)).scalar_one()
+    oldest = conn.execute(
+        select(audit_event.c.recorded_at)
+        .where(audit_event.c.chain_seq.is_(None))
+        .order_by(audit_event.c.id)
+        .limit(1)
+    ).scalar()
+    return int(count), oldest
+
+
 _SEAL = (
     update(audit_event)
     .where(audit_event.c.id == bindparam("record"))

@@ -155,6 +155,29 @@ def state(conn: Connection, patient_id: str) -> Multidose:
     return Multidose(_registration(row), _paper(row))
 
 
+def enrolment(conn: Connection, patient_ids: Iterable[str]) -> dict[str, tuple[bool, bool]]:
+    """Per patient, whether registered for e-multidose and whether on paper multidose, in
+    one query for them all (the statistics consumer's batch, issue 20); a patient not
+    found is on neither."""
+    wanted = sorted(set(patient_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(
+            patient.c.id,
+            multidose.c.patient_id.is_not(None).label("emultidose"),
+            paper_multidose.c.patient_id.is_not(None).label("paper"),
+        )
+        .select_from(
+            patient.outerjoin(multidose, multidose.c.patient_id == patient.c.id).outerjoin(
+                paper_multidose, paper_multidose.c.patient_id == patient.c.id
+            )
+        )
+        .where(patient.c.id.in_(wanted))
+    )
+    return {r.id: (bool(r.emultidose), bool(r.paper)) for r in rows}
+
+
 def save(conn: Connection, patient_id: str, before: Multidose, after: Multidose) -> None:
     """Write what changed between two states of the patient's multidose."""
     if after.registration != before.registration:

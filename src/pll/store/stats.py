@@ -8,7 +8,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pll.stats.indicators import Home, Key, ListState
@@ -78,16 +89,34 @@ def actor_types(conn: Connection, org_ids: Iterable[str]) -> dict[str, str]:
 
 
 def mark_live(conn: Connection, first_seen: dict[str, datetime]) -> None:
-    """The organisations changed or confirmed a list at these times: live from the first."""
-    for org_id, at in first_seen.items():
-        conn.execute(
-            update(organisation)
-            .where(
-                organisation.c.id == org_id,
-                or_(organisation.c.live_since.is_(None), organisation.c.live_since > at),
-            )
-            .values(live_since=at)
+    """The organisations changed or confirmed a list at these times: live from the first.
+
+    One read of their ``live_since`` and one ``executemany`` for those that move earlier
+    (usually none: an organisation goes live once), whatever the number of organisations."""
+    if not first_seen:
+        return
+    known = conn.execute(
+        select(organisation.c.id, organisation.c.live_since).where(
+            organisation.c.id.in_(sorted(first_seen))
         )
+    )
+    due = [
+        {"org": r.id, "at": first_seen[r.id]}
+        for r in known
+        if r.live_since is None or r.live_since > first_seen[r.id]
+    ]
+    if due:
+        conn.execute(_MARK_LIVE, due)
+
+
+_MARK_LIVE = (
+    update(organisation)
+    .where(
+        organisation.c.id == bindparam("org"),
+        or_(organisation.c.live_since.is_(None), organisation.c.live_since > bindparam("at")),
+    )
+    .values(live_since=bindparam("at"))
+)
 
 
 def organisations(conn: Connection) -> list[Any]:
@@ -108,12 +137,17 @@ def organisations(conn: Connection) -> list[Any]:
 # -- what the consumer looks up --------------------------------------------------------------
 
 
+#: Keys per statement where a lookup takes many: far below SQLite's 32,766 variables, and a
+#: consumer's batch (500 events) fits in one.
+CHUNK = 2000
+
+
 def versions(conn: Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
-    """The author and activity of each (list id, version)."""
+    """The author and activity of each (list id, version): one statement per
+    :data:`CHUNK` keys (a row-value ``IN`` on the primary key)."""
     wanted = sorted(set(keys))
     found: dict[tuple[str, int], Any] = {}
-    for start in range(0, len(wanted), 200):
-        chunk = wanted[start : start + 200]
+    for start in range(0, len(wanted), CHUNK):
         rows = conn.execute(
             select(
                 pll_version.c.list_id,
@@ -121,11 +155,8 @@ def versions(conn: Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[st
                 pll_version.c.author,
                 pll_version.c.activity,
             ).where(
-                or_(
-                    *(
-                        and_(pll_version.c.list_id == i, pll_version.c.version == v)
-                        for i, v in chunk
-                    )
+                tuple_(pll_version.c.list_id, pll_version.c.version).in_(
+                    wanted[start : start + CHUNK]
                 )
             )
         )
@@ -161,11 +192,11 @@ def list_states(conn: Connection, patient_ids: Iterable[str]) -> dict[str, ListS
     }
 
 
-def save_list_states(conn: Connection, states: Iterable[ListState], known: Iterable[str]) -> None:
-    """Write the states; ``known`` are the patients that already had a row."""
-    existing = set(known)
-    for s in states:
-        values = {
+def save_list_states(conn: Connection, states: Iterable[ListState]) -> None:
+    """Write the states, new and known patients alike: one upsert ``executemany``."""
+    rows = [
+        {
+            "patient_id": s.patient_id,
             "list_id": s.list_id,
             "region": s.home.region,
             "municipality": s.home.municipality,
@@ -174,12 +205,17 @@ def save_list_states(conn: Connection, states: Iterable[ListState], known: Itera
             "paper": s.paper,
             "emultidose": s.emultidose,
         }
-        if s.patient_id in existing:
-            conn.execute(
-                update(stats_list).where(stats_list.c.patient_id == s.patient_id).values(values)
-            )
-        else:
-            conn.execute(insert(stats_list).values(patient_id=s.patient_id, **values))
+        for s in states
+    ]
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(stats_list)
+    statement = statement.on_conflict_do_update(
+        index_elements=[stats_list.c.patient_id],
+        set_={c: statement.excluded[c] for c in rows[0] if c != "patient_id"},
+    )
+    conn.execute(statement, rows)
 
 
 def first_emergencies(conn: Connection, accesses: Iterable[tuple[str, str, str]]) -> set[Any]:
@@ -188,23 +224,11 @@ def first_emergencies(conn: Connection, accesses: Iterable[tuple[str, str, str]]
     wanted = sorted(set(accesses))
     if not wanted:
         return set()
-    seen = {
-        (r.patient_id, r.hpr, r.day)
-        for r in conn.execute(
-            select(stats_emergency).where(
-                or_(
-                    *(
-                        and_(
-                            stats_emergency.c.patient_id == p,
-                            stats_emergency.c.hpr == h,
-                            stats_emergency.c.day == d,
-                        )
-                        for p, h, d in wanted
-                    )
-                )
-            )
-        )
-    }
+    seen: set[tuple[str, str, str]] = set()
+    key = tuple_(stats_emergency.c.patient_id, stats_emergency.c.hpr, stats_emergency.c.day)
+    for start in range(0, len(wanted), CHUNK):
+        rows = conn.execute(select(stats_emergency).where(key.in_(wanted[start : start + CHUNK])))
+        seen.update((r.patient_id, r.hpr, r.day) for r in rows)
     new = [a for a in wanted if a not in seen]
     if new:
         conn.execute(
@@ -317,6 +341,22 @@ def audit_place(conn: Connection, name: str, now: datetime) -> int:
             select(stats_place.c.position).where(stats_place.c.name == name).with_for_update()
         ).one()
     return int(row.position)
+
+
+def audit_due(name: str, before: datetime) -> ColumnElement[Any]:
+    """Whether the consumer ``name`` has an audit record to read: the first record after its
+    place (every one, for a consumer with no place yet) was recorded before ``before`` (see
+    :func:`audit_after`). An expression, to be asked beside others in one query; one
+    primary-key lookup."""
+    position = select(stats_place.c.position).where(stats_place.c.name == name).scalar_subquery()
+    first = (
+        select(audit_event.c.recorded_at)
+        .where(audit_event.c.id > func.coalesce(position, 0))
+        .order_by(audit_event.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(first < before, False)
 
 
 def move_audit_place(conn: Connection, name: str, position: int, now: datetime) -> None:
