@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     # the public figures, and the rollout team's non-public reports (issue 19)
     rollout_reports = RolloutReports(service.db, service.clock, service.trail)
     routes += stats_routes.routes(statistics) + rollout_routes.routes(rollout_reports)
-    reads = ListReads(service)
+    reads = ListReads(service, settings.group_commit)
     trail = service.trail
 
     stop_dispatch = threading.Event()
