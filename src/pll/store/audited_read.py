@@ -34,7 +34,13 @@ import asyncpg
 from pll.auth import audit
 from pll.auth.access import Outcome, ReadRule
 from pll.auth.audit import AuditKey
-from pll.store.audit_batch import AuditBatcher, AuditRow, BatchCounts, GroupCommit
+from pll.store.audit_batch import (
+    AuditBatcher,
+    AuditNotWritten,
+    AuditRow,
+    BatchCounts,
+    GroupCommit,
+)
 
 _KEYS = {
     "list": "pll.id = %(key)s",
@@ -234,7 +240,11 @@ class AuditedListReader:
         else:
             sql, names = _LOOKUP_POSITIONAL[(key, column)]
         # asyncpg prepares and caches the statement per connection; autocommit is its default.
-        row = await pool.fetchrow(sql, *(given[name] for name in names))
+        try:
+            row = await pool.fetchrow(sql, *(given[name] for name in names))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            # the one statement reads and logs together: nothing read, nothing logged
+            raise AuditNotWritten(f"the read failed: {type(exc).__name__}") from exc
         if row is None:
             return None
         found = ListRow(
