@@ -103,6 +103,9 @@ class BatchCounts:
     rows: int = 0
     batches: int = 0
     failed: int = 0
+    #: reads that were alone in their process and so ran as the one statement
+    #: (:class:`pll.store.audited_read.AuditedListReader`)
+    alone: int = 0
 
 
 class AuditBatcher:

@@ -155,8 +155,9 @@ async def _keep(_: asyncpg.Connection) -> None:
 
 class AuditedListReader:
     """Reads the current list and logs the read, on PostgreSQL: in one statement, or — with
-    ``group_commit`` — a read-only lookup whose audit row is committed with those of other
-    reads (:mod:`pll.store.audit_batch`) before the read returns."""
+    ``group_commit``, when other reads of this process are in flight — a read-only lookup
+    whose audit row is committed with those of other reads (:mod:`pll.store.audit_batch`)
+    before the read returns."""
 
     def __init__(
         self, dsn: str, *, max_size: int = 8, group_commit: GroupCommit | None = None
@@ -169,6 +170,7 @@ class AuditedListReader:
         self._batcher: AuditBatcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening = asyncio.Lock()
+        self._in_progress = 0  # reads of this process between their start and their answer
 
     @property
     def batch_counts(self) -> BatchCounts | None:
@@ -216,7 +218,9 @@ class AuditedListReader:
         if pool is None or self._loop is not asyncio.get_running_loop():
             pool = await self._open()
         column = "document" if document else "list_json"
-        batcher = self._batcher
+        # Alone in this process, a read is fastest as the one statement (one round trip,
+        # no batch to wait for); with others in flight, their records are committed together.
+        batcher = self._batcher if self._in_progress else None
         given: dict[str, object] = {
             "key": value,
             "system": system,
@@ -226,8 +230,29 @@ class AuditedListReader:
             "allow_blocked": rule.allow_blocked,
             "flag_if_blocked": rule.flag_if_blocked,
         }
+        self._in_progress += 1
+        try:
+            return await self._read(
+                pool, (key, column), given, batcher, now, actor, basis, audit_key
+            )
+        finally:
+            self._in_progress -= 1
+
+    async def _read(
+        self,
+        pool: asyncpg.Pool,
+        statement: tuple[str, str],
+        given: dict[str, object],
+        batcher: AuditBatcher | None,
+        now: datetime,
+        actor: str,
+        basis: str | None,
+        audit_key: AuditKey,
+    ) -> ListRow | None:
         if batcher is None:
-            sql, names = _POSITIONAL[(key, column)]
+            if self._batcher is not None:
+                self._batcher.counts.alone += 1
+            sql, names = _POSITIONAL[statement]
             ipad, opad = _pads(audit_key)
             given |= {
                 "now": _naive_utc(now),
@@ -238,7 +263,7 @@ class AuditedListReader:
                 "opad": opad,
             }
         else:
-            sql, names = _LOOKUP_POSITIONAL[(key, column)]
+            sql, names = _LOOKUP_POSITIONAL[statement]
         # asyncpg prepares and caches the statement per connection; autocommit is its default.
         try:
             row = await pool.fetchrow(sql, *(given[name] for name in names))
