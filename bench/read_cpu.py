@@ -12,6 +12,12 @@ read (uvicorn's httptools parsing and the socket add ~30-60 µs, not counted). R
 CPU µs per read (``time.process_time``), the wall time (noisy), and from PostgreSQL the
 transactions that wrote the audit rows (one per read, or one per batch with group commit;
 rows sharing an ``xmin``). ``--profile N`` prints cProfile's top N functions by own time.
+
+``--pgbench-batches 1,4,16`` measures PostgreSQL's side instead: pgbench (``--clients``
+clients, ``--pgbench-seconds``) runs the read as ``run_bench.py`` scripts it — the one
+statement, then the group commit's lookup with one INSERT of ``k`` rows every ``k`` reads for
+each ``k`` — and the CPU of pgbench's own backends is summed from ``/proc``, so other work on
+the machine is not counted: PostgreSQL's CPU per read, and tps.
 Needs a database loaded by ``run_bench.py`` (``--reuse`` keeps one; ``--load-only`` makes one).
 """
 
@@ -20,8 +26,11 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import gc
+import os
 import pstats
 import random
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,8 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pll.api.app import create_app
 from pll.auth.tokens import issue
 from pll.config import Settings
+from pll.services.lists import PLLService
 from pll.store.audit_batch import GroupCommit
-from pllbench import dbsetup
+from pll.store.db import Database
+from pllbench import capture, dbsetup, load
+
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 async def _get(app: Any, path: str, query: bytes, headers: list[tuple[bytes, bytes]]) -> int:
@@ -107,6 +120,66 @@ def _max_id(url: str) -> int:
         return int(row[0]) if row else 0
 
 
+def _backend_cpu(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _pgbench(url: str, script: capture.Script, patients: int, clients: int, seconds: int) -> str:
+    """Run ``script`` under pgbench; PostgreSQL CPU per transaction of its backends only."""
+    path = Path(tempfile.mkdtemp(prefix="pll-read-cpu-")) / "read.sql"
+    path.write_text(script.text)
+    pg = dbsetup.conn_parts(url)
+    cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds)]
+    cmd += ["-f", str(path), "-D", f"npatients={patients}"]
+    for name, value in script.defines.items():
+        cmd += ["-D", f"{name}={value}"]
+    cmd += ["-h", pg["host"], "-p", str(pg["port"]), "-U", pg["user"], pg["dbname"]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    spent: dict[int, tuple[float, float]] = {}
+    with psycopg.connect(dbsetup.libpq_url(url), autocommit=True) as conn:
+        while proc.poll() is None:
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' "
+                "AND datname = current_database()"
+            ):
+                now = _backend_cpu(pid)
+                if now is not None:
+                    spent[pid] = (spent.get(pid, (now, now))[0], now)
+            time.sleep(0.2)
+    out = proc.stdout.read() if proc.stdout else ""
+    tps = re.search(r"tps = ([\d.]+)", out)
+    done = re.search(r"number of transactions actually processed: (\d+)", out)
+    if tps is None or done is None:
+        raise click.ClickException(f"pgbench failed:\n{out}")
+    cpu = sum(last - first for first, last in spent.values())
+    # CPU a backend used before its first sample is not counted: a slight underestimate
+    return f"tps {float(tps[1]):,.0f}, PostgreSQL CPU {cpu / int(done[1]) * 1e6:.0f} µs per read"
+
+
+def _pg_side(url: str, batches: list[int], patients: int, clients: int, seconds: int) -> None:
+    db = Database(url, pool_size=1)
+    try:
+        service = PLLService(db, load.BENCH_KEY)
+        with psycopg.connect(dbsetup.libpq_url(url)) as conn:
+            row = conn.execute("SELECT patient_id, list_id FROM bench_patient WHERE n = 1")
+            pid, lid = row.fetchone() or ("", "")
+        ids = {"patient": pid, "list": lid, "entry": ""}
+        for group in (False, True):
+            reads = capture.read_statements(
+                service, load.gp_access(), pid, lid, service.clock(), group_commit=group
+            )
+            for k in batches if group else [1]:
+                script = capture.to_pgbench("read", reads, ids, batch=k)
+                name = f"group commit, k = {k}" if group else "one statement"
+                click.echo(f"{name}: {_pgbench(url, script, patients, clients, seconds)}")
+    finally:
+        db.dispose()
+
+
 @click.command()
 @click.option("--database-url", default=dbsetup.DEFAULT_URL, show_default=True)
 @click.option("--patients", default=3000, show_default=True, type=click.IntRange(1))
@@ -120,6 +193,8 @@ def _max_id(url: str) -> int:
 )
 @click.option("--profile", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--gc-freeze", is_flag=True, help="gc.freeze() after warming up, as a server could")
+@click.option("--pgbench-batches", default="", help="PostgreSQL's side instead, e.g. 1,4,16")
+@click.option("--pgbench-seconds", default=10, show_default=True, type=click.IntRange(1))
 def main(
     database_url: str,
     patients: int,
@@ -128,8 +203,14 @@ def main(
     read_path: str,
     profile: int,
     gc_freeze: bool,
+    pgbench_batches: str,
+    pgbench_seconds: int,
 ) -> None:
     """CPU per read in-process (see the module's docstring)."""
+    if pgbench_batches:
+        batches = [int(k) for k in pgbench_batches.split(",")]
+        _pg_side(database_url, batches, patients, clients, pgbench_seconds)
+        return
     data = Path(tempfile.mkdtemp(prefix="pll-read-cpu-"))
     settings = Settings(
         data_dir=data,
