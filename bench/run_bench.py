@@ -16,8 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,22 @@ def _git() -> dict[str, Any]:
 def _count(url: str, table: str) -> int:
     with psycopg.connect(dbsetup.libpq_url(url)) as conn:
         row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # table names are ours
+        return int(row[0]) if row else 0
+
+
+def _max_id(url: str, table: str) -> int:
+    with psycopg.connect(dbsetup.libpq_url(url)) as conn:
+        row = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _transactions(url: str, table: str, after_id: int) -> int:
+    """How many transactions wrote the rows after ``after_id`` (a group commit's batch is
+    one: its rows share their ``xmin``)."""
+    with psycopg.connect(dbsetup.libpq_url(url)) as conn:
+        row = conn.execute(
+            f"SELECT count(DISTINCT xmin::text) FROM {table} WHERE id > %s", (after_id,)
+        ).fetchone()
         return int(row[0]) if row else 0
 
 
@@ -220,8 +238,13 @@ def _measure(
     files: dict[str, Path],
     script: capture.Script,
     per_client: int,
+    rescript: Callable[[int], capture.Script] | None = None,
 ) -> dict[str, Any]:
-    """One workload: the server under wrk, then PostgreSQL alone under pgbench."""
+    """One workload: the server under wrk, then PostgreSQL alone under pgbench.
+
+    ``rescript(k)``: the read's pgbench script for group commit batches of ``k`` rows, ``k``
+    being the mean batch the server wrote in its measurement (rows / committing
+    transactions), so pgbench commits as often per read as the server did."""
     if kind == "read":
         lua, table, data = "read.lua", "audit_event", files["patients"]
     else:
@@ -241,6 +264,7 @@ def _measure(
     dbsetup.checkpoint(run.url)
     before = _quiet(run.wait_quiet)
     rows = _count(run.url, table)
+    first_id = _max_id(run.url, table)
     console.print(f"{kind}: server {run.seconds}s: wrk -t{t} -c{c}")
     srv = run_wrk(server, lua, wrk_args, run.seconds, c, t, run.run_dir / f"wrk-{kind}.txt")
     _settle(run.url)
@@ -250,9 +274,19 @@ def _measure(
     # Every request must have written its row (an audit row per read, an outbox event per
     # change); a 200 to a PUT that changed nothing writes none and would flatter the server.
     srv.detail["requests_without_row"] = max(0, srv.count - written)
+    path = run.run_dir / f"{kind}.sql"
+    if rescript is not None:
+        batches = _transactions(run.url, table, first_id)
+        k = max(1, round(written / batches)) if batches else 1
+        srv.detail["audit_batches"] = {"rows": written, "batches": batches, "pgbench_batch": k}
+        console.print(f"{kind}: the server wrote {written:,} audit rows in {batches:,} batches")
+        script = rescript(k)
+        path.write_text(script.text)
+        (run.run_dir / f"{kind}.defines").write_text(
+            "".join(f"{key}={v}\n" for key, v in script.defines.items())
+        )
 
     # PostgreSQL alone, under pgbench with the server's SQL
-    path = run.run_dir / f"{kind}.sql"
     defines = dict(
         script.defines,
         npatients=str(run.patients),
@@ -388,6 +422,13 @@ def _report(results: dict[str, Any], patients: int, concurrency: int, seconds: i
     help="before each measurement, wait up to this many seconds for the machine to be idle",
 )
 @click.option("--results-dir", default=str(BENCH / "results"), show_default=True, type=click.Path())
+@click.option(
+    "--read-path",
+    default="group-commit",
+    show_default=True,
+    type=click.Choice(["group-commit", "one-statement"]),
+    help="how the server logs a read (PLL_AUDIT_GROUP_COMMIT); pgbench runs the same SQL",
+)
 def main(
     patients: int,
     concurrency: int,
@@ -406,6 +447,7 @@ def main(
     load_only: bool,
     wait_quiet: int,
     results_dir: str,
+    read_path: str,
 ) -> None:
     """Load N patients, then measure the server (wrk) and pgbench with the server's own SQL."""
     for tool in ("wrk", "pgbench"):
@@ -442,7 +484,12 @@ def main(
     # 2. the server's SQL for the two requests, as pgbench scripts
     db = Database(url, pool_size=1)
     try:
-        reads, writes, ids = capture.capture(db, PLLService(db, load.BENCH_KEY), load.gp_access())
+        reads, writes, ids = capture.capture(
+            db,
+            PLLService(db, load.BENCH_KEY),
+            load.gp_access(),
+            group_commit=read_path == "group-commit",
+        )
     finally:
         db.dispose()
     scripts = {
@@ -469,6 +516,7 @@ def main(
     with tempfile.TemporaryDirectory(prefix="pll-bench-") as tmp:
         tmpdir = Path(tmp)
         server = Server(pll, url, tmpdir / "data", server_workers, run.run_dir / "server.log")
+        server.env["PLL_AUDIT_GROUP_COMMIT"] = "1" if read_path == "group-commit" else "0"
         console.print(f"starting `pll serve --port {server.port} --workers {server_workers}`")
         server.start()
         try:
@@ -476,7 +524,12 @@ def main(
             files = {"patients": tmpdir / "patients.txt", "pool": tmpdir / "pool.tsv"}
             files["patients"].write_text("\n".join(dbsetup.patient_ids(url, patients)) + "\n")
             for kind in kinds:
-                results[kind] = _measure(run, kind, server, token, files, scripts[kind], per_client)
+                rescript = None
+                if kind == "read" and read_path == "group-commit":
+                    rescript = partial(capture.to_pgbench, "read", reads, ids)
+                results[kind] = _measure(
+                    run, kind, server, token, files, scripts[kind], per_client, rescript
+                )
         finally:
             server.stop()
         # the audit chain's cost, apart: what the server's sealer does about once a second

@@ -5,10 +5,13 @@ The capture runs in-process: a ``before_cursor_execute`` listener on a :class:`D
 engine records every statement and its parameters while the benchmark calls the very service
 methods the HTTP handlers call:
 
-- read:  ``list_search`` → on PostgreSQL ``ListReads.current``, which runs one statement of
-  :mod:`pll.store.audited_read` in autocommit mode on its own connection pool (not through
-  SQLAlchemy); it is taken from there with the parameters the server passes
-  (:func:`read_statement`)
+- read:  ``list_search`` → on PostgreSQL ``ListReads.current``, which runs on its own asyncpg
+  pool (not through SQLAlchemy), in autocommit mode, either one statement of
+  :mod:`pll.store.audited_read` (read, read rule and audit insert together) or, with group
+  commit (the server's default, issue 20), the read-only lookup and its share of the batch
+  INSERT of :mod:`pll.store.audit_batch`; they are taken from there with the parameters the
+  server passes (:func:`read_statements`). A batch of ``k`` rows is one INSERT every ``k``
+  reads, ``k`` being the mean batch size the server wrote at that load (:func:`to_pgbench`).
 - write: ``MedicationStatement_update`` → ``validate(body)`` then
   ``PLLService.update_resource(access, "MedicationStatement", id, resource, if_match)``
 
@@ -45,7 +48,9 @@ from pll.auth import audit
 from pll.auth.access import Access
 from pll.fhir.validate import validate
 from pll.services.lists import PLLService
-from pll.store.audited_read import STATEMENTS
+from pll.store.audit_batch import COLUMNS, AuditRow, columns
+from pll.store.audit_batch import INSERT as BATCH_INSERT
+from pll.store.audited_read import LOOKUPS, STATEMENTS
 from pll.store.db import Database
 
 PARAM = re.compile(r"%\((\w+)\)s")
@@ -122,9 +127,10 @@ def next_dose(current: str) -> str:
 
 
 def capture(
-    db: Database, service: PLLService, access: Access
+    db: Database, service: PLLService, access: Access, *, group_commit: bool = True
 ) -> tuple[list[Captured], list[Captured], dict[str, str]]:
-    """Run one read and one write of patient 1 (not in the write pool) and record their SQL."""
+    """Run one read and one write of patient 1 (not in the write pool) and record their SQL
+    (the read as the server runs it with or without group commit)."""
     with db.read() as conn:
         patient_id, list_id = conn.execute(
             text("SELECT patient_id, list_id FROM bench_patient WHERE n = 1")
@@ -136,7 +142,9 @@ def capture(
             ),
             {"l": list_id},
         ).one()
-    reads = [read_statement(service, access, patient_id, service.clock())]
+    reads = read_statements(
+        service, access, patient_id, list_id, service.clock(), group_commit=group_commit
+    )
     writes: list[Captured] = []
     dose = float(next_dose(current_dose(resource)))
     body = validate(put_body(resource, dose), "MedicationStatement")
@@ -180,6 +188,33 @@ def read_statement(service: PLLService, access: Access, patient_id: str, now: da
     return Captured(sql, params)
 
 
+def read_statements(
+    service: PLLService,
+    access: Access,
+    patient_id: str,
+    list_id: str,
+    now: datetime,
+    *,
+    group_commit: bool,
+) -> list[Captured]:
+    """The read's statements: the one statement, or the group commit's lookup and the batch
+    INSERT holding this read's record (one row here; :func:`to_pgbench` makes it ``k``)."""
+    one = read_statement(service, access, patient_id, now)
+    if not group_commit:
+        return [one]
+    keep = ("key", "system", "own_only", "pid", "hpr", "allow_blocked", "flag_if_blocked")
+    lookup = Captured(LOOKUPS[("patient", "document")], {k: one.params[k] for k in keep})
+    actor, basis = one.params["actor"], one.params["basis"]
+    mac = service.trail.key.mac(
+        audit.canonical(now, actor, "read", "List", basis, "0", list_id, patient_id, None)
+    )
+    row = AuditRow(
+        one.params["now"], actor, "read", "List", list_id, patient_id, basis, "0", None, mac
+    )
+    values = dict(zip(COLUMNS, columns([row]), strict=True))
+    return [lookup, Captured(BATCH_INSERT, values)]
+
+
 # -- turning captured statements into pgbench scripts ------------------------------------
 
 
@@ -207,8 +242,9 @@ def _json_template(value: str, ids: dict[str, str]) -> str | None:
 class _Converter:
     """Replaces each captured parameter with a pgbench variable, expression or NULL."""
 
-    def __init__(self, kind: str, ids: dict[str, str]) -> None:
+    def __init__(self, kind: str, ids: dict[str, str], batch: int = 1) -> None:
         self.kind = kind
+        self.batch = batch
         self.ids = ids
         self.defines: dict[str, str] = {}
         self.lines: list[str] = []
@@ -229,6 +265,8 @@ class _Converter:
     def param(  # noqa: PLR0911, PLR0912 - a decision table, one return per kind of parameter
         self, index: int, sql: str, name: str, value: Any, params: dict[str, Any]
     ) -> str:
+        if isinstance(value, list):
+            return self.batch_column(index, name, value)
         table = _table(sql)
         ids = self.ids
         # Rows of a multi-row INSERT carry their row number (_many_as_one): name_0, name_1, ...
@@ -277,6 +315,28 @@ class _Converter:
                 return ":lv" if params.get("target_type" + suffix) == "List" else ":ev"
         return self.const(index, name + suffix, value)
 
+    def batch_column(self, index: int, name: str, value: list[Any]) -> str:
+        """A column of the group commit's INSERT as ``batch`` rows: the patients and lists
+        of ``batch`` consecutive benchmark patients (so the rows' index keys spread as the
+        server's do), every other column the captured value ``batch`` times."""
+        if len(value) != 1:
+            raise RuntimeError(f"capture: expected one captured audit row, got {len(value)}")
+        source = {"patient_id": "patient_id", "resource_id": "list_id"}.get(name)
+        if source is not None:
+            return (
+                f"ARRAY(SELECT {source} FROM bench_patient WHERE n >= :m "
+                f"ORDER BY n LIMIT {self.batch})"
+            )
+        item = value[0]
+        if item is None:
+            element = "NULL"
+        else:
+            text = item.isoformat(sep=" ") if isinstance(item, datetime) else str(item)
+            element = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        var = f"c{index}_{name}"
+        self.defines[var] = "{" + ",".join([element] * self.batch) + "}"
+        return f":{var}"
+
     def statement(self, index: int, cap: Captured) -> None:
         sql = cap.sql
         out = PARAM.sub(
@@ -303,6 +363,10 @@ class _Converter:
             )
         elif self.kind == "write" and re.search(r"\bFROM pll\b.*FOR UPDATE", sql, re.S):
             gset = "l_"
+        if self.kind == "read" and "unnest(" in sql:
+            # one batch INSERT every `batch` reads, on average, as the server writes them
+            self.lines += ["\\if :b = 1", out + ";", "\\endif"]
+            return
         if gset:
             self.lines.append(f"{out} \\gset {gset}")
             if gset == "r_" and self.kind == "write":
@@ -313,11 +377,19 @@ class _Converter:
             self.lines.append(out + ";")
 
 
-def to_pgbench(kind: str, captured: list[Captured], ids: dict[str, str]) -> Script:
-    conv = _Converter(kind, ids)
+def to_pgbench(kind: str, captured: list[Captured], ids: dict[str, str], batch: int = 1) -> Script:
+    """The pgbench script of ``captured``; ``batch``: the read's group commit writes one
+    INSERT of ``batch`` audit rows every ``batch`` reads (chosen at random, 1 in ``batch``)."""
+    conv = _Converter(kind, ids, batch)
     header = [f"-- {kind}: SQL captured from the server's own code path (see bench/README.md)"]
     if kind == "read":
         header.append("\\set n random(1, :npatients)")
+        if any("unnest(" in c.sql for c in captured):
+            header += [
+                f"-- group commit: one INSERT of {batch} audit rows every {batch} reads",
+                f"\\set b random(1, {batch})",
+                f"\\set m random(1, :npatients - {batch - 1})",
+            ]
     else:
         # Each client owns the pool entries n = client_id + 1 + k * nclients (like each wrk
         # virtual user owns its own entries), so no two clients change the same entry.

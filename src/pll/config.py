@@ -20,6 +20,7 @@ from pll.domain.technical_cases import (
     Operations,
     valid_orgnr,
 )
+from pll.store.audit_batch import GroupCommit
 from pll.store.db import sqlite_url
 from pll.store.dpop_proofs import AcceptedProofs
 
@@ -122,6 +123,16 @@ def _background(database_url: str) -> str:
     return raw
 
 
+def group_commit_from_env() -> GroupCommit | None:
+    """``PLL_AUDIT_GROUP_COMMIT``, ``PLL_AUDIT_BATCH_ROWS``, ``PLL_AUDIT_BATCH_WAIT_MS``."""
+    if not _flag("PLL_AUDIT_GROUP_COMMIT", default=True):
+        return None
+    return GroupCommit(
+        max_rows=int(_number("PLL_AUDIT_BATCH_ROWS", 64, least=1)),
+        max_wait=_number("PLL_AUDIT_BATCH_WAIT_MS", 1.0) / 1000,
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Where the embedded database and the development keys live (``PLL_DATA_DIR``).
@@ -201,6 +212,12 @@ class Settings:
     #: ``30m``), and PLL's own operations, where technical cases about unregistered client
     #: systems go (``PLL_OPERATIONS_ORGNR``, ``PLL_OPERATIONS_NAME``).
     case_rules: CaseRules = field(default_factory=CaseRules)
+    #: Group commit of the current-list reads' audit rows on PostgreSQL (issue 20;
+    #: ``PLL_AUDIT_GROUP_COMMIT``, on by default; off: one statement per read, reading and
+    #: logging together, see pll.store.audited_read). A batch is written when it holds
+    #: ``PLL_AUDIT_BATCH_ROWS`` rows (64) or at the latest ``PLL_AUDIT_BATCH_WAIT_MS`` (1 ms)
+    #: after its first row; an idle server writes a row at once. ``None``: off.
+    group_commit: GroupCommit | None = field(default_factory=GroupCommit)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -231,6 +248,7 @@ class Settings:
             max_body=_size("PLL_MAX_BODY", DEFAULT_MAX_BODY),
             embed_origins=os.environ.get("PLL_EMBED_ORIGINS") or None,
             case_rules=case_rules_from_env(),
+            group_commit=group_commit_from_env(),
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,

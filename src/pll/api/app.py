@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     # the public figures, and the rollout team's non-public reports (issue 19)
     rollout_reports = RolloutReports(service.db, service.clock, service.trail)
     routes += stats_routes.routes(statistics) + rollout_routes.routes(rollout_reports)
-    reads = ListReads(service)
+    reads = ListReads(service, settings.group_commit)
 
     # the sealer, the statistics consumer and the dispatcher, when this process runs them
     # (PLL_BACKGROUND=inline; else `pll worker` does, pll.events.worker)

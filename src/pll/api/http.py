@@ -38,6 +38,7 @@ from pll.domain.errors import (
     PreconditionRequired,
     RuleRefused,
     Unauthenticated,
+    Unavailable,
     VersionConflict,
 )
 from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
@@ -60,6 +61,7 @@ STATUS: list[tuple[type[DomainError], int]] = [
     (ChecksRefused, 422),
     (RuleRefused, 422),
     (InvalidInput, 400),
+    (Unavailable, 503),
 ]
 MAX_COUNT = 500
 #: FHIR R4 id (https://hl7.org/fhir/R4/datatypes.html#id) and our version ids.
@@ -249,6 +251,8 @@ def error_response(error: DomainError) -> Response:
         if error.expression == "DPoP":
             dpop += ', error="invalid_dpop_proof"'
         headers = {"WWW-Authenticate": f'{dpop}, Bearer realm="pll"'}
+    elif status == 503:
+        headers = {"Retry-After": "1"}
     return fhir_response(from_error(error), status, headers=headers)
 
 

@@ -69,3 +69,8 @@ class RuleRefused(DomainError):
 
 class Forbidden(DomainError):
     """The caller is known but may not do this."""
+
+
+class Unavailable(DomainError):
+    """The service cannot answer now (its database failed); nothing was served or changed,
+    and the same request may succeed when tried again (HTTP 503)."""

@@ -17,6 +17,7 @@ from pll.domain.errors import (
     NotFound,
     PreconditionRequired,
     RuleRefused,
+    Unavailable,
     VersionConflict,
 )
 from pll.fhir.systems import EXT_OUTCOME_DETAIL
@@ -30,6 +31,7 @@ _ISSUE_CODE: list[tuple[type[DomainError], str]] = [
     (RuleRefused, "business-rule"),
     (PreconditionRequired, "required"),
     (Forbidden, "forbidden"),
+    (Unavailable, "transient"),
 ]
 
 

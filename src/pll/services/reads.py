@@ -15,19 +15,25 @@ from functools import partial
 import anyio.to_thread
 
 from pll.auth.access import Access
+from pll.domain.errors import Unavailable
 from pll.services.base import Stored
 from pll.services.lists import PLLService, read_key
+from pll.store.audit_batch import AuditNotWritten, GroupCommit
 from pll.store.audited_read import AuditedListReader
 
 
 class ListReads:
     """Current-list reads for the HTTP edge."""
 
-    def __init__(self, service: PLLService) -> None:
+    def __init__(self, service: PLLService, group_commit: GroupCommit | None = None) -> None:
+        """``group_commit``: on PostgreSQL, commit the audit rows of concurrent reads
+        together (:mod:`pll.store.audit_batch`) instead of one statement per read."""
         self.service = service
         db = service.db
-        self.fast = None if db.is_sqlite else AuditedListReader(db.libpq_url())
-        self._pads = service.trail.key.pads()
+        self.fast = (
+            None if db.is_sqlite else AuditedListReader(db.libpq_url(), group_commit=group_commit)
+        )
+        self._key = service.trail.key
 
     async def current(
         self,
@@ -54,17 +60,24 @@ class ListReads:
             # A proxy's read: the person named is checked before any lookup (see current).
             return await anyio.to_thread.run_sync(slow)
         now = self.service.clock()
-        row = await self.fast.read(
-            key,
-            value,
-            document=document,
-            system=system,
-            now=now,
-            actor=self.service.trail.actor(access),
-            basis=access.basis.value if access.basis else None,
-            rule=rule,
-            key_pads=self._pads,
-        )
+        try:
+            row = await self.fast.read(
+                key,
+                value,
+                document=document,
+                system=system,
+                now=now,
+                actor=self.service.trail.actor(access),
+                basis=access.basis.value if access.basis else None,
+                rule=rule,
+                audit_key=self._key,
+            )
+        except AuditNotWritten:
+            # rule 5: no answer without its record
+            raise Unavailable(
+                "The read could not be logged, so it is not answered; try again shortly.",
+                "List",
+            ) from None
         if row is None:
             return None
         if not row.admitted or row.expired(now):

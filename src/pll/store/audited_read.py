@@ -13,6 +13,12 @@ unless the basis is emergency) and writes the audit record with its MAC only whe
 admits the read and the stored document has not expired. Anything else — a refusal, which
 must be explained and logged, or an expired document — goes to the service's general path.
 SQLite has no data-changing CTEs; there the same read is two statements in one transaction.
+
+With group commit (``PLL_AUDIT_GROUP_COMMIT``, issue 20) the statement is split in two: a
+read-only lookup (``LOOKUPS``: the same CTE without its INSERT) and the audit record with the
+same fields and MAC, computed in Python, handed to the process's
+:class:`~pll.store.audit_batch.AuditBatcher`, which commits the records of concurrent reads
+in one INSERT; the read returns once its record is committed.
 """
 
 from __future__ import annotations
@@ -21,11 +27,20 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import asyncpg
 
 from pll.auth import audit
 from pll.auth.access import Outcome, ReadRule
+from pll.auth.audit import AuditKey
+from pll.store.audit_batch import (
+    AuditBatcher,
+    AuditNotWritten,
+    AuditRow,
+    BatchCounts,
+    GroupCommit,
+)
 
 _KEYS = {
     "list": "pll.id = %(key)s",
@@ -33,7 +48,7 @@ _KEYS = {
     "identifier": "patient.identifier_system = %(system)s AND patient.identifier_value = %(key)s",
 }
 
-_SQL = """
+_FIND = """
 WITH d AS (
     SELECT pll.id, pll.patient_id, pll.version, pll.updated_at, pll.expires_at,
            pll.{column} AS text, patient.identifier_value,
@@ -51,7 +66,11 @@ WITH d AS (
              AND (NOT d.blocked OR %(allow_blocked)s::boolean) AS admitted,
            CASE WHEN d.blocked THEN %(flag_if_blocked)s::text END AS flag
     FROM d
-), a AS (
+)"""
+
+_SQL = (
+    _FIND  # noqa: S608 - constant text; the values are bound parameters
+    + """, a AS (
     INSERT INTO audit_event (recorded_at, actor, action, resource_type, resource_id,
                              patient_id, basis, outcome, flag, mac)
     SELECT %(now)s, %(actor)s, 'read', 'List', e.id, e.patient_id, %(basis)s::text, '0', e.flag,
@@ -63,9 +82,27 @@ WITH d AS (
 )
 SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value, admitted FROM e
 """
+)
 
+#: The lookup of the group-committed read: the same read and read rule, no INSERT (so no
+#: WAL and no commit); the audit row goes to :class:`pll.store.audit_batch.AuditBatcher`.
+_LOOKUP = (
+    _FIND
+    + """
+SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value, admitted, flag
+FROM e
+"""
+)
+
+#: The one-statement reads: (key, column) -> SQL.
 STATEMENTS = {
     (key, column): _SQL.format(column=column, where=where)
+    for key, where in _KEYS.items()
+    for column in ("list_json", "document")
+}
+#: The group-committed reads' lookups: (key, column) -> SQL.
+LOOKUPS = {
+    (key, column): _LOOKUP.format(column=column, where=where)
     for key, where in _KEYS.items()
     for column in ("list_json", "document")
 }
@@ -85,6 +122,7 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
 
 
 _POSITIONAL = {key: _positional(sql) for key, sql in STATEMENTS.items()}
+_LOOKUP_POSITIONAL = {key: _positional(sql) for key, sql in LOOKUPS.items()}
 
 
 @dataclass(frozen=True)
@@ -116,15 +154,28 @@ async def _keep(_: asyncpg.Connection) -> None:
 
 
 class AuditedListReader:
-    """Reads the current list and logs the read, in one statement, on PostgreSQL."""
+    """Reads the current list and logs the read, on PostgreSQL: in one statement, or — with
+    ``group_commit``, when other reads of this process are in flight — a read-only lookup
+    whose audit row is committed with those of other reads (:mod:`pll.store.audit_batch`)
+    before the read returns."""
 
-    def __init__(self, dsn: str, *, max_size: int = 8) -> None:
+    def __init__(
+        self, dsn: str, *, max_size: int = 8, group_commit: GroupCommit | None = None
+    ) -> None:
         # Each statement holds its connection for one round trip, so a few serve a worker.
         self._dsn = dsn
         self._max_size = max_size
+        self._group_commit = group_commit
         self._pool: asyncpg.Pool | None = None
+        self._batcher: AuditBatcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening = asyncio.Lock()
+        self._in_progress = 0  # reads of this process between their start and their answer
+
+    @property
+    def batch_counts(self) -> BatchCounts | None:
+        """What the group commit has written in this process (None without it)."""
+        return self._batcher.counts if self._batcher is not None else None
 
     async def _open(self) -> asyncpg.Pool:
         # A pool belongs to the event loop it was made on; a server has one loop per
@@ -133,12 +184,16 @@ class AuditedListReader:
         if self._loop is not loop:
             self._loop = loop
             self._pool = None
+            self._batcher = None
             self._opening = asyncio.Lock()
         async with self._opening:  # requests arriving together share one new pool
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(
+                pool = await asyncpg.create_pool(
                     self._dsn, min_size=1, max_size=self._max_size, reset=_keep
                 )
+                if self._group_commit is not None:
+                    self._batcher = AuditBatcher(pool, self._group_commit)
+                self._pool = pool
             return self._pool
 
     async def read(
@@ -152,48 +207,114 @@ class AuditedListReader:
         actor: str,
         basis: str | None,
         rule: ReadRule,
-        key_pads: tuple[bytes, bytes],
+        audit_key: AuditKey,
     ) -> ListRow | None:
         """The stored List or list document by ``key`` (list/patient/identifier) and, when
         ``rule`` admits the caller and the document has not expired, its audit record
-        (sealed with the HMAC of :func:`pll.auth.audit.canonical`, ``key_pads`` being the
-        audit key's inner and outer pads)."""
+        (sealed with the HMAC of :func:`pll.auth.audit.canonical` under ``audit_key``),
+        committed before this returns. Raises :class:`~pll.store.audit_batch.AuditNotWritten`
+        when the group commit of the record failed: nothing may then be answered."""
         pool = self._pool
         if pool is None or self._loop is not asyncio.get_running_loop():
             pool = await self._open()
-        sql, names = _POSITIONAL[(key, "document" if document else "list_json")]
-        given = {
+        column = "document" if document else "list_json"
+        # Alone in this process, a read is fastest as the one statement (one round trip,
+        # no batch to wait for); with others in flight, their records are committed together.
+        batcher = self._batcher if self._in_progress else None
+        given: dict[str, object] = {
             "key": value,
             "system": system,
-            "now": _naive_utc(now),
-            "actor": actor,
-            "basis": basis,
-            "prefix": audit.prefix(now, actor, "read", "List", basis, Outcome.SUCCESS.value),
-            "ipad": key_pads[0],
-            "opad": key_pads[1],
             "own_only": rule.own_only,
             "pid": rule.pid,
             "hpr": rule.hpr,
             "allow_blocked": rule.allow_blocked,
             "flag_if_blocked": rule.flag_if_blocked,
         }
+        self._in_progress += 1
+        try:
+            return await self._read(
+                pool, (key, column), given, batcher, now, actor, basis, audit_key
+            )
+        finally:
+            self._in_progress -= 1
+
+    async def _read(
+        self,
+        pool: asyncpg.Pool,
+        statement: tuple[str, str],
+        given: dict[str, object],
+        batcher: AuditBatcher | None,
+        now: datetime,
+        actor: str,
+        basis: str | None,
+        audit_key: AuditKey,
+    ) -> ListRow | None:
+        if batcher is None:
+            if self._batcher is not None:
+                self._batcher.counts.alone += 1
+            sql, names = _POSITIONAL[statement]
+            ipad, opad = _pads(audit_key)
+            given |= {
+                "now": _naive_utc(now),
+                "actor": actor,
+                "basis": basis,
+                "prefix": audit.prefix(now, actor, "read", "List", basis, Outcome.SUCCESS.value),
+                "ipad": ipad,
+                "opad": opad,
+            }
+        else:
+            sql, names = _LOOKUP_POSITIONAL[statement]
         # asyncpg prepares and caches the statement per connection; autocommit is its default.
-        row = await pool.fetchrow(sql, *(given[name] for name in names))
+        try:
+            row = await pool.fetchrow(sql, *(given[name] for name in names))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            # the one statement reads and logs together: nothing read, nothing logged
+            raise AuditNotWritten(f"the read failed: {type(exc).__name__}") from exc
         if row is None:
             return None
-        list_id, patient_id, version, updated, expires, text, identifier_value, admitted = row
-        return ListRow(
-            id=list_id,
-            patient_id=patient_id,
-            version=version,
-            updated=updated.replace(tzinfo=UTC),
-            expires_at=expires.replace(tzinfo=UTC) if expires is not None else None,
-            text=text,
-            identifier_value=identifier_value,
-            admitted=admitted,
+        found = ListRow(
+            id=row[0],
+            patient_id=row[1],
+            version=row[2],
+            updated=row[3].replace(tzinfo=UTC),
+            expires_at=row[4].replace(tzinfo=UTC) if row[4] is not None else None,
+            text=row[5],
+            identifier_value=row[6],
+            admitted=row[7],
         )
+        if batcher is not None and found.admitted and not found.expired(now):
+            flag = row[8]
+            outcome = Outcome.SUCCESS.value
+            mac = audit_key.mac(
+                audit.canonical(
+                    now, actor, "read", "List", basis, outcome, found.id, found.patient_id, flag
+                )
+            )
+            await batcher.write(
+                AuditRow(
+                    _naive_utc(now),
+                    actor,
+                    "read",
+                    "List",
+                    found.id,
+                    found.patient_id,
+                    basis,
+                    outcome,
+                    flag,
+                    mac,
+                )
+            )
+        return found
 
     async def close(self) -> None:
         if self._pool is not None and self._loop is asyncio.get_running_loop():
+            if self._batcher is not None:
+                await self._batcher.close()
             await self._pool.close()
         self._pool = None
+        self._batcher = None
+
+
+@lru_cache(maxsize=4)
+def _pads(key: AuditKey) -> tuple[bytes, bytes]:
+    return key.pads()
