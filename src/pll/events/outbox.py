@@ -1,13 +1,27 @@
 """Reading the outbox and keeping each consumer's place in it.
 
 Every accepted change writes one event to ``outbox`` in its own transaction (DESIGN §3 rule
-7). Outbox ids are handed out in commit order: SQLite commits one writer at a time, and on
-PostgreSQL the insert takes a transaction-level lock held until commit
-(:func:`pll.store.repository.add_event`), so an event with a smaller id is always committed
-before one with a larger id. A consumer's ``position`` is the id of the last event it has had:
-it reads on from there in id order, so it never misses one and gets each patient's events in
-the order they happened; it advances only after a delivery succeeded, so an event is delivered
-at least once. Consumers deduplicate by ``event_id``.
+7). Writers take no lock for it: writes to different patients commit side by side (issue 20).
+A consumer reads on from its :class:`Position`, the ``(tx, id)`` of the last event it has
+had, in ``(tx, id)`` order, and it reads only events whose ``tx`` is below the oldest
+transaction still running (``pg_snapshot_xmin(pg_current_snapshot())``):
+
+- *It never skips one.* An event's ``tx`` is at least its writer's transaction id
+  (:func:`pll.store.repository.add_event`). An event not yet committed when a consumer read
+  belongs to a transaction still running then, so its ``tx`` is at or above that read's
+  ``xmin``, above everything the read returned, and it comes after the consumer's place
+  whenever it commits.
+- *Each patient's events come in the order they happened.* Every event of a patient is
+  written while its writer holds the patient's list row lock, and ``tx`` never goes back for
+  a writer that comes later (:func:`pll.store.repository.add_event`); ids break a tie.
+
+So a transaction that stays open holds every consumer back until it ends — any transaction
+that has written anything, in any database of the PostgreSQL server: ``pll events status``
+names the oldest (:func:`oldest_transaction`). On SQLite, which commits one writer at a time,
+``tx`` is 0 and ids are in commit order.
+
+A consumer advances only after a delivery succeeded, so an event is delivered at least once;
+consumers deduplicate by ``event_id``.
 """
 
 from __future__ import annotations
@@ -18,7 +32,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from pll.store.db import insert_absent
 from pll.store.schema import consumer, outbox, subscription
@@ -26,10 +50,23 @@ from pll.store.schema import consumer, outbox, subscription
 #: The longest wait between attempts for a consumer that keeps failing.
 MAX_BACKOFF = timedelta(minutes=5)
 #: How far :func:`backlogs` counts undelivered events one by one; past it, it takes the
-#: distance between ids (exact unless a rolled-back insert left a gap in them).
+#: distance between ids (an estimate: ids are close to, not quite in, reading order).
 BACKLOG_COUNT_CAP = 10_000
 #: The consumer names of FHIR rest-hook subscriptions (pll.events.resthook).
 SUBSCRIPTION_PREFIX = "subscription:"
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the outbox, in the order consumers read it: opaque to callers, who only
+    pass on what :func:`place`, :func:`head` and :attr:`Event.position` give them."""
+
+    tx: int
+    id: int
+
+
+#: Before the first event.
+START = Position(0, 0)
 
 
 @dataclass(frozen=True)
@@ -42,6 +79,12 @@ class Event:
     kind: str
     created_at: datetime
     payload: dict[str, Any]
+    #: where its writer stood among transactions (:class:`Position`)
+    tx: int = 0
+
+    @property
+    def position(self) -> Position:
+        return Position(self.tx, self.id)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,10 +101,22 @@ class Event:
 @dataclass(frozen=True)
 class Place:
     name: str
-    position: int
+    position: Position
     attempts: int
     next_try_at: datetime | None
     last_error: str | None
+
+
+#: The consumer's place as one value, for comparing it with an event's.
+_consumer_at = tuple_(consumer.c.position_tx, consumer.c.position)
+_event_at = tuple_(outbox.c.tx, outbox.c.id)
+#: The oldest transaction still running as this statement sees it: every event with a
+#: smaller ``tx`` is committed (or rolled back) and visible (PostgreSQL 13+).
+_XMIN: ColumnElement[int] = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+def _position(row: Any) -> Position:
+    return Position(int(row.position_tx), int(row.position))
 
 
 def place(conn: Connection, name: str, now: datetime, *, start_at_end: bool = False) -> Place:
@@ -71,30 +126,44 @@ def place(conn: Connection, name: str, now: datetime, *, start_at_end: bool = Fa
     if row is None:
         # another process may make the same place at the same moment (two workers starting
         # on a fresh database): whichever comes second takes the one made first
-        position = head(conn) if start_at_end else 0
+        position = head(conn) if start_at_end else START
         insert_absent(
             conn,
             consumer,
             name=name,
-            position=position,
+            position=position.id,
+            position_tx=position.tx,
             attempts=0,
             next_try_at=None,
             updated_at=now,
         )
         row = conn.execute(select(consumer).where(consumer.c.name == name)).one()
-    return Place(row.name, row.position, row.attempts, row.next_try_at, row.last_error)
+    return Place(row.name, _position(row), row.attempts, row.next_try_at, row.last_error)
 
 
-def head(conn: Connection) -> int:
-    """The id of the newest event (0 when there is none)."""
-    return int(conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one())
+def head(conn: Connection) -> Position:
+    """The end of what this transaction's snapshot can hand out: every event it could read
+    is at or before it, every event it cannot is after it (:data:`START` when there is
+    none). The events of transactions still running at the snapshot come after it, also
+    those that have committed since: a consumer placed here gets them later."""
+    newest = int(conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one())
+    if conn.dialect.name != "postgresql":
+        return Position(0, newest)
+    xmin = int(conn.execute(select(_XMIN)).scalar_one())
+    return Position(xmin - 1, newest)
 
 
-def after(conn: Connection, position: int, limit: int = 100) -> list[Event]:
-    """The events after ``position``, oldest first."""
-    rows = conn.execute(
-        select(outbox).where(outbox.c.id > position).order_by(outbox.c.id).limit(limit)
-    ).all()
+def _after(position: Position) -> ColumnElement[bool]:
+    return _event_at > tuple_(position.tx, position.id)
+
+
+def after(conn: Connection, position: Position, limit: int = 100) -> list[Event]:
+    """The next events after ``position`` that can be read without ever skipping one that
+    commits later (the module's docstring says why), oldest first."""
+    query = select(outbox).where(_after(position))
+    if conn.dialect.name == "postgresql":
+        query = query.where(outbox.c.tx < _XMIN)
+    rows = conn.execute(query.order_by(outbox.c.tx, outbox.c.id).limit(limit)).all()
     return [
         Event(
             id=r.id,
@@ -105,6 +174,7 @@ def after(conn: Connection, position: int, limit: int = 100) -> list[Event]:
             kind=r.kind,
             created_at=r.created_at,
             payload=orjson.loads(r.payload),
+            tx=r.tx,
         )
         for r in rows
     ]
@@ -115,9 +185,10 @@ def advance(conn: Connection, name: str, event: Event, now: datetime) -> None:
     dispatcher that is behind never moves a place back)."""
     conn.execute(
         update(consumer)
-        .where(consumer.c.name == name, consumer.c.position < event.id)
+        .where(consumer.c.name == name, _consumer_at < tuple_(event.tx, event.id))
         .values(
             position=event.id,
+            position_tx=event.tx,
             attempts=0,
             next_try_at=None,
             last_error=None,
@@ -159,16 +230,55 @@ def failing_since(conn: Connection, name: str) -> datetime | None:
 
 
 def places(conn: Connection) -> Sequence[Any]:
+    """Every consumer's row; :func:`position_of` gives its place."""
     return conn.execute(select(consumer).order_by(consumer.c.name)).all()
 
 
-def lag(conn: Connection, position: int, now: datetime) -> tuple[int, float]:
-    """How many events a consumer at ``position`` has not had, and how old the oldest is
-    (seconds)."""
+def position_of(row: Any) -> Position:
+    """The place of a row :func:`places` gave."""
+    return _position(row)
+
+
+def lag(conn: Connection, position: Position, now: datetime) -> tuple[int, float]:
+    """How many committed events a consumer at ``position`` has not had, and how old the
+    oldest is (seconds); those a running transaction still holds back count too."""
     count, oldest = conn.execute(
-        select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.id > position)
+        select(func.count(), func.min(outbox.c.created_at)).where(_after(position))
     ).one()
     return int(count), (now - oldest).total_seconds() if oldest is not None else 0.0
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """The oldest transaction still running that has written something: no consumer reads
+    past the events committed after it began until it ends."""
+
+    pid: int
+    database: str
+    seconds: float
+    state: str
+
+
+def oldest_transaction(conn: Connection) -> Transaction | None:
+    """The transaction that holds every consumer back, on PostgreSQL (``None`` when none
+    has written anything, and always on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    row: Any = conn.execute(
+        select(
+            literal_column("pid"),
+            literal_column("coalesce(datname, '')").label("datname"),
+            literal_column("extract(epoch FROM clock_timestamp() - xact_start)").label("age"),
+            literal_column("coalesce(state, '')").label("state"),
+        )
+        .select_from(literal_column("pg_stat_activity"))
+        .where(literal_column("backend_xid").is_not(None))
+        .order_by(literal_column("age(backend_xid)").desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return Transaction(int(row.pid), row.datname, float(row.age or 0.0), row.state)
 
 
 @dataclass(frozen=True)
@@ -184,13 +294,14 @@ class Backlog:
 def backlogs(conn: Connection, now: datetime, cap: int = BACKLOG_COUNT_CAP) -> list[Backlog]:
     """Every consumer the dispatcher still serves (not those of ended subscriptions), with
     how many events it has not had and how old the first of them is: what
-    :func:`lag` says for one, for all of them in two queries on the outbox's primary key
-    (for ``/metrics``, which runs this on every scrape). Each count stops at ``cap`` rows;
-    a consumer further behind is given the distance from its place to the newest id."""
+    :func:`lag` says for one, for all of them in two queries on the outbox's ``(tx, id)``
+    index (for ``/metrics``, which runs this on every scrape). Each count stops at ``cap``
+    rows; a consumer further behind is given the distance from its place to the newest id
+    (an estimate: ids are not quite in ``(tx, id)`` order)."""
     waiting = (
         select(outbox.c.id)
-        .where(outbox.c.id > consumer.c.position)
-        .order_by(outbox.c.id)
+        .where(_event_at > _consumer_at)
+        .order_by(outbox.c.tx, outbox.c.id)
         .limit(cap)
         .correlate(consumer)
         .subquery()
@@ -198,8 +309,8 @@ def backlogs(conn: Connection, now: datetime, cap: int = BACKLOG_COUNT_CAP) -> l
     behind = select(func.count()).select_from(waiting).scalar_subquery()
     oldest = (
         select(outbox.c.created_at)
-        .where(outbox.c.id > consumer.c.position)
-        .order_by(outbox.c.id)
+        .where(_event_at > _consumer_at)
+        .order_by(outbox.c.tx, outbox.c.id)
         .limit(1)
         .scalar_subquery()
     )
@@ -217,7 +328,7 @@ def backlogs(conn: Connection, now: datetime, cap: int = BACKLOG_COUNT_CAP) -> l
         .where(or_(~is_subscription, subscription.c.status == "active"))
         .order_by(consumer.c.name)
     ).all()
-    newest = head(conn) if any(r.behind >= cap for r in rows) else 0
+    newest = head(conn).id if any(r.behind >= cap for r in rows) else 0
     return [
         Backlog(
             r.name,
