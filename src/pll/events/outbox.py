@@ -3,22 +3,24 @@
 Every accepted change writes one event to ``outbox`` in its own transaction (DESIGN §3 rule
 7). Writers take no lock for it: writes to different patients commit side by side (issue 20).
 A consumer reads on from its :class:`Position`, the ``(tx, id)`` of the last event it has
-had, in ``(tx, id)`` order, and it reads only events whose ``tx`` is below the oldest
-transaction still running (``pg_snapshot_xmin(pg_current_snapshot())``):
+had, in ``(tx, id)`` order, and on PostgreSQL it reads only events whose ``tx`` is below the
+oldest transaction of this database still running when the read began (``_BOUND``, from
+``pg_current_snapshot()``):
 
 - *It never skips one.* An event's ``tx`` is at least its writer's transaction id
   (:func:`pll.store.repository.add_event`). An event not yet committed when a consumer read
   belongs to a transaction still running then, so its ``tx`` is at or above that read's
-  ``xmin``, above everything the read returned, and it comes after the consumer's place
+  bound, above everything the read returned, and it comes after the consumer's place
   whenever it commits.
 - *Each patient's events come in the order they happened.* Every event of a patient is
   written while its writer holds the patient's list row lock, and ``tx`` never goes back for
   a writer that comes later (:func:`pll.store.repository.add_event`); ids break a tie.
 
-So a transaction that stays open holds every consumer back until it ends — any transaction
-that has written anything, in any database of the PostgreSQL server: ``pll events status``
-names the oldest (:func:`oldest_transaction`). On SQLite, which commits one writer at a time,
-``tx`` is 0 and ids are in commit order.
+So a transaction that stays open holds every consumer back until it ends: any transaction in
+PLL's database that has written anything (a long ``pll import`` or a migration too, and one
+left open by hand). ``pll events status`` names the oldest (:func:`oldest_transaction`).
+Other databases on the same server hold nothing back. On SQLite, which commits one writer
+at a time, ``tx`` is 0 and ids are in commit order.
 
 A consumer advances only after a delivery succeeded, so an event is delivered at least once;
 consumers deduplicate by ``event_id``.
@@ -110,9 +112,21 @@ class Place:
 #: The consumer's place as one value, for comparing it with an event's.
 _consumer_at = tuple_(consumer.c.position_tx, consumer.c.position)
 _event_at = tuple_(outbox.c.tx, outbox.c.id)
-#: The oldest transaction still running as this statement sees it: every event with a
-#: smaller ``tx`` is committed (or rolled back) and visible (PostgreSQL 13+).
-_XMIN: ColumnElement[int] = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+#: How far this statement may read, ``(tx)`` below it: the oldest transaction of this
+#: database that was running when the statement's snapshot was taken, or the snapshot's
+#: ``xmax`` if none was. Every event with a smaller ``tx`` was committed (or rolled back)
+#: by then and is visible. The snapshot's running transactions are the whole server's: those
+#: that another database's sessions hold are left out (their xids, 32 bits in
+#: ``pg_stat_activity``), so a bulk load or a long report elsewhere on the server holds no
+#: consumer back; one whose session can no longer be found counts as this database's (it
+#: may have been), so a read only ever stops short (PostgreSQL 13+).
+_BOUND: ColumnElement[int] = literal_column(
+    "(SELECT coalesce(min(x::text::bigint), pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+    " FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
+    " WHERE NOT EXISTS (SELECT FROM pg_stat_get_activity(NULL) AS a"
+    " WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296"
+    " AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())))"
+)
 
 
 def _position(row: Any) -> Position:
@@ -146,11 +160,11 @@ def head(conn: Connection) -> Position:
     is at or before it, every event it cannot is after it (:data:`START` when there is
     none). The events of transactions still running at the snapshot come after it, also
     those that have committed since: a consumer placed here gets them later."""
-    newest = int(conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one())
+    newest = func.coalesce(select(func.max(outbox.c.id)).scalar_subquery(), 0)
     if conn.dialect.name != "postgresql":
-        return Position(0, newest)
-    xmin = int(conn.execute(select(_XMIN)).scalar_one())
-    return Position(xmin - 1, newest)
+        return Position(0, int(conn.execute(select(newest)).scalar_one()))
+    row = conn.execute(select(newest.label("id"), _BOUND.label("bound"))).one()
+    return Position(int(row.bound) - 1, int(row.id))
 
 
 def _after(position: Position) -> ColumnElement[bool]:
@@ -162,7 +176,7 @@ def after(conn: Connection, position: Position, limit: int = 100) -> list[Event]
     commits later (the module's docstring says why), oldest first."""
     query = select(outbox).where(_after(position))
     if conn.dialect.name == "postgresql":
-        query = query.where(outbox.c.tx < _XMIN)
+        query = query.where(outbox.c.tx < _BOUND)
     rows = conn.execute(query.order_by(outbox.c.tx, outbox.c.id).limit(limit)).all()
     return [
         Event(
@@ -250,8 +264,8 @@ def lag(conn: Connection, position: Position, now: datetime) -> tuple[int, float
 
 @dataclass(frozen=True)
 class Transaction:
-    """The oldest transaction still running that has written something: no consumer reads
-    past the events committed after it began until it ends."""
+    """The oldest transaction of PLL's database still running that has written something:
+    no consumer reads past it until it ends."""
 
     pid: int
     database: str
@@ -272,7 +286,10 @@ def oldest_transaction(conn: Connection) -> Transaction | None:
             literal_column("coalesce(state, '')").label("state"),
         )
         .select_from(literal_column("pg_stat_activity"))
-        .where(literal_column("backend_xid").is_not(None))
+        .where(
+            literal_column("backend_xid").is_not(None),
+            literal_column("datname") == func.current_database(),
+        )
         .order_by(literal_column("age(backend_xid)").desc())
         .limit(1)
     ).first()
