@@ -9,6 +9,9 @@ with sleeps. SQLite commits one writer at a time; the concurrent writers run the
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -396,3 +399,28 @@ def test_consumers_carry_on_where_they_were_after_the_upgrade(
         rows = conn.execute(sa.select(consumer.c.name, consumer.c.position_tx)).all()
     assert sorted(rows) == [("statistics", 0), ("subscription:s", 0)]
     copy_db.dispose()
+
+
+def test_events_status_names_the_transaction_that_holds_consumers_back(
+    database: Database, tmp_path: Path
+) -> None:
+    _postgres_only(database)
+    env = {k: v for k, v in os.environ.items() if k != "PLL_DATABASE_URL"} | {
+        "PLL_DATA_DIR": str(tmp_path / "data"),
+        "PLL_DATABASE_URL": database.engine.url.render_as_string(hide_password=False),
+    }
+    pll = str(Path(sys.executable).parent / "pll")
+    with database.engine.connect() as conn:
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        conn.execute(sa.text("SELECT pg_current_xact_id()"))  # it has written, as it were
+        held = subprocess.run(
+            [pll, "events", "status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        conn.rollback()
+    assert held.returncode == 0, held.stderr
+    assert f"PostgreSQL process {pid} " in " ".join(held.stdout.split())

@@ -42,6 +42,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -262,6 +263,15 @@ def lag(conn: Connection, position: Position, now: datetime) -> tuple[int, float
     return int(count), (now - oldest).total_seconds() if oldest is not None else 0.0
 
 
+_OLDEST = text(
+    "SELECT pid, coalesce(datname, '') AS datname, coalesce(state, '') AS state,"
+    " extract(epoch FROM clock_timestamp() - xact_start) AS age"
+    " FROM pg_stat_activity"
+    " WHERE backend_xid IS NOT NULL AND datname = current_database()"
+    " ORDER BY age(backend_xid) DESC LIMIT 1"
+)
+
+
 @dataclass(frozen=True)
 class Transaction:
     """The oldest transaction of PLL's database still running that has written something:
@@ -278,21 +288,7 @@ def oldest_transaction(conn: Connection) -> Transaction | None:
     has written anything, and always on SQLite)."""
     if conn.dialect.name != "postgresql":
         return None
-    row: Any = conn.execute(
-        select(
-            literal_column("pid"),
-            literal_column("coalesce(datname, '')").label("datname"),
-            literal_column("extract(epoch FROM clock_timestamp() - xact_start)").label("age"),
-            literal_column("coalesce(state, '')").label("state"),
-        )
-        .select_from(literal_column("pg_stat_activity"))
-        .where(
-            literal_column("backend_xid").is_not(None),
-            literal_column("datname") == func.current_database(),
-        )
-        .order_by(literal_column("age(backend_xid)").desc())
-        .limit(1)
-    ).first()
+    row = conn.execute(_OLDEST).first()
     if row is None:
         return None
     return Transaction(int(row.pid), row.datname, float(row.age or 0.0), row.state)
