@@ -125,7 +125,7 @@ _BOUND: ColumnElement[int] = literal_column(
     "(SELECT coalesce(min(x::text::bigint), pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
     " FROM pg_snapshot_xip(pg_current_snapshot()) AS x"
     " WHERE NOT EXISTS (SELECT FROM pg_stat_get_activity(NULL) AS a"
-    " WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296"
+    " WHERE a.backend_xid::text::bigint = x::text::bigint & 4294967295"
     " AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())))"
 )
 
