@@ -28,7 +28,7 @@ from pll.domain.model import Author, Role
 from pll.events import outbox
 from pll.events.readcopy import ReadCopy
 from pll.services.lists import Op
-from pll.store.db import Database, alembic_config
+from pll.store.db import Database, alembic_config, normalise_url
 from pll.store.schema import consumer
 from pll.store.schema import outbox as outbox_table
 from tests.conftest import Clock, LiveServer, _drop_postgres_database, _postgres_database
@@ -210,6 +210,27 @@ def test_a_patients_events_keep_their_order_when_the_later_writer_began_first(
     got = reader.until({pid}, 2)
     assert [e.list_version for e in got] == [2, 3]
     assert _ours(reader.read(), {pid}) == []
+
+
+def test_a_transaction_in_another_database_holds_no_consumer_back(
+    server: LiveServer,
+) -> None:
+    _postgres_only(server.db)
+    (pid,) = _patients(server, 1)
+    reader = Reader(server)
+    name = f"pll_test_other_{uuid.uuid4().hex[:8]}"
+    other = sa.create_engine(normalise_url(_postgres_database(name)))
+    try:
+        with other.connect() as elsewhere:
+            # older than the write below, and open until the consumer has read it
+            elsewhere.execute(sa.text("SELECT pg_current_xact_id()"))
+            with server.db.write() as conn:
+                _add(server, conn, pid, "Paracet tab 500 mg")
+            assert [e.list_version for e in reader.until({pid}, 1)] == [2]
+            elsewhere.rollback()
+    finally:
+        other.dispose()
+        _drop_postgres_database(name)
 
 
 def _write_many(server: LiveServer, pids: list[str], writers: int, each: int) -> list[str]:
