@@ -129,6 +129,22 @@ def test_writes_to_two_patients_are_in_the_outbox_together_before_either_commits
     assert sorted(v for _, v in kinds) == [1, 1, 2, 2]
 
 
+def test_an_event_can_be_read_as_soon_as_it_commits(server: LiveServer) -> None:
+    """With nothing else running in PLL's database, a consumer gets an event at once: it
+    does not wait for some later transaction, anywhere on the server, to end first. Here a
+    newer transaction ends while the writer is open, as one often does."""
+    pids = _patients(server, 3)
+    reader = Reader(server)
+    for pid in pids:
+        with server.db.write() as conn:
+            if not server.db.is_sqlite:
+                conn.execute(sa.text("SELECT pg_current_xact_id()"))
+                with server.db.engine.begin() as newer:
+                    newer.execute(sa.text("SELECT pg_current_xact_id()"))
+            _add(server, conn, pid, "Paracet tab 500 mg")
+        assert [e.patient_id for e in _ours(reader.read(), set(pids))] == [pid]
+
+
 def test_an_event_that_commits_after_a_later_one_is_not_skipped(server: LiveServer) -> None:
     _postgres_only(server.db)
     early_patient, late_patient = pids = _patients(server, 2)

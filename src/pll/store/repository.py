@@ -429,9 +429,10 @@ def add_event(
     is taken, so writes to different patients commit side by side (issue 20).
 
     On PostgreSQL the server gives the event its ``tx`` (migration 0022): the larger of the
-    writer's transaction id and the next id after every transaction finished when the insert
-    began (``pg_snapshot_xmax``). Consumers read in ``(tx, id)`` order, never past the oldest
-    transaction still running (:mod:`pll.events.outbox`); that rests on two facts:
+    writer's transaction id and the newest id of a transaction that had finished when the
+    insert began (``pg_snapshot_xmax`` less one). Consumers read in ``(tx, id)`` order, never
+    past the oldest transaction still running (:mod:`pll.events.outbox`); that rests on three
+    facts:
 
     - ``tx`` is at least the writer's own transaction id, so an event that has not committed
       is never behind the place of a consumer that has read past it.
@@ -440,6 +441,9 @@ def add_event(
       earlier ``tx``; the earlier event also has the smaller id. The writers' own transaction
       ids need not be in that order (an id is handed out at a transaction's first write,
       which may come before it waits for the lock), which is why ``tx`` is not simply one.
+    - ``tx`` is the id of a transaction that has finished once the writer has committed, so
+      with nothing else running the event can be read at once (the snapshot's ``xmax``
+      itself, one more, would wait for some later transaction to end).
 
     A write transaction must run at READ COMMITTED (:meth:`pll.store.db.Database.write`):
     the insert's snapshot must be taken after the list row lock was granted. SQLite commits

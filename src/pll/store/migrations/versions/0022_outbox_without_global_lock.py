@@ -22,12 +22,12 @@ down_revision = "0021"
 branch_labels = None
 depends_on = None
 
-#: The event's place among transactions: its writer's own id, or the next id after every
-#: transaction finished before the insert's snapshot if that is larger (xid8 as bigint;
-#: pll.store.repository.add_event says why both).
+#: The event's place among transactions: its writer's own id, or the newest id of a
+#: transaction finished when the insert's snapshot was taken (its ``xmax`` less one) if that
+#: is larger (xid8 as bigint; pll.store.repository.add_event says why both).
 TX_DEFAULT = (
     "greatest(pg_current_xact_id()::text::bigint, "
-    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1)"
 )
 
 
