@@ -438,14 +438,16 @@ def add_event(
       is never behind the place of a consumer that has read past it.
     - A later writer to the same patient got the list row lock only when the earlier one had
       committed, so its insert sees that transaction finished and its ``tx`` is at least the
-      earlier ``tx``; the earlier event also has the smaller id. The writers' own transaction
+      earlier ``tx``; the earlier event also has the smaller id (the outbox sequence hands
+      ids out in call order: it must keep ``CACHE 1``). The writers' own transaction
       ids need not be in that order (an id is handed out at a transaction's first write,
       which may come before it waits for the lock), which is why ``tx`` is not simply one.
     - ``tx`` is the id of a transaction that has finished once the writer has committed, so
       with nothing else running the event can be read at once (the snapshot's ``xmax``
       itself, one more, would wait for some later transaction to end).
 
-    A write transaction must run at READ COMMITTED (:meth:`pll.store.db.Database.write`):
+    Whatever else inserts events (a bulk load) gets ``tx`` the same way, by leaving the column
+    out. A write transaction must run at READ COMMITTED (:meth:`pll.store.db.Database.write`):
     the insert's snapshot must be taken after the list row lock was granted. SQLite commits
     one writer at a time; ``tx`` is 0 there and ids are in commit order."""
     conn.execute(
