@@ -15,6 +15,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -474,3 +475,23 @@ def test_events_status_names_the_transaction_that_holds_consumers_back(
         conn.rollback()
     assert held.returncode == 0, held.stderr
     assert f"PostgreSQL process {pid} " in " ".join(held.stdout.split())
+
+
+def test_a_consumer_takes_turns_without_holding_the_others_back(database: Database) -> None:
+    """Two processes counting the statistics take turns on the consumer (the second waits),
+    and the one counting has no transaction id while it reads: it holds no other consumer
+    back until it writes."""
+    _postgres_only(database)
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    with database.write() as first:
+        outbox.take_turns(first, name)
+        outbox.place(first, name, datetime.now(UTC))  # made here: its insert has an id
+    with database.write() as first:
+        outbox.take_turns(first, name)
+        place = outbox.place(first, name, datetime.now(UTC))
+        outbox.after(first, place.position)
+        assert first.execute(sa.text("SELECT pg_current_xact_id_if_assigned()")).scalar() is None
+        with database.write() as second:
+            second.execute(sa.text("SET LOCAL lock_timeout = '100ms'"))
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                outbox.take_turns(second, name)

@@ -156,6 +156,20 @@ def place(conn: Connection, name: str, now: datetime, *, start_at_end: bool = Fa
     return Place(row.name, _position(row), row.attempts, row.next_try_at, row.last_error)
 
 
+_TAKE_TURNS = text("SELECT pg_advisory_xact_lock(hashtextextended('pll-consumer:' || :name, 0))")
+
+
+def take_turns(conn: Connection, name: str) -> None:
+    """Hold the consumer ``name`` for this transaction: a second process that wants it
+    waits until this one ends (statistics counted by two workers, never twice). Called
+    before :func:`place`, which then reads the place the previous holder left. Unlike a row
+    lock it gives the transaction no id, so until its first write it holds no other
+    consumer back (the module's docstring says why that matters). SQLite's writers take
+    turns anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_TAKE_TURNS, {"name": name})
+
+
 def head(conn: Connection) -> Position:
     """The end of what this transaction's snapshot can hand out: every event it could read
     is at or before it, every event it cannot is after it (:data:`START` when there is

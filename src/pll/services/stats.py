@@ -99,12 +99,11 @@ class Statistics:
         """Count the next ``batch`` events, in one transaction with the consumer's place."""
         now = self.clock()
         with self.db.write() as conn:
-            outbox.place(conn, CONSUMER, now)
-            # locked: two workers counting at once take turns instead of counting twice
-            row = conn.execute(
-                select(consumer).where(consumer.c.name == CONSUMER).with_for_update()
-            ).one()
-            events = outbox.after(conn, outbox.position_of(row), batch)
+            # two workers counting at once take turns instead of counting twice; the
+            # transaction gets its id only at its first write, after the reads
+            outbox.take_turns(conn, CONSUMER)
+            place = outbox.place(conn, CONSUMER, now)
+            events = outbox.after(conn, place.position, batch)
             if not events:
                 return 0
             self._count(conn, events)
