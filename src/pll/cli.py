@@ -494,11 +494,21 @@ def events_status() -> None:
         table.add_column(column)
     with database.read() as conn:
         for row in outbox.places(conn):
-            behind, age = outbox.lag(conn, row.position, utcnow())
+            behind, age = outbox.lag(conn, outbox.position_of(row), utcnow())
             table.add_row(
                 row.name, str(behind), f"{age:.1f}", str(row.attempts), row.last_error or ""
             )
-    Console().print(table)
+        oldest = outbox.oldest_transaction(conn)
+    console = Console()
+    console.print(table)
+    if oldest is not None:
+        # consumers read only what was committed before the oldest transaction still open
+        # began writing (pll.events.outbox): a long one holds them all back
+        console.print(
+            f"Consumers read up to the oldest open transaction: PostgreSQL process "
+            f"{oldest.pid} (database {oldest.database or '-'}, {oldest.state or '-'}), "
+            f"open for {oldest.seconds:.1f} s."
+        )
     # the sealer has no place in the outbox: what waits for it says whether one runs
     trail = AuditTrail(database, settings.audit_key(), utcnow)
     count, age = trail.unsealed()

@@ -270,7 +270,7 @@ def test_events_reach_nats_jetstream_once_each(server: LiveServer, clock: Any) -
     try:
         assert d.drain(nats) == 2
         with server.db.write() as conn:  # as if the dispatcher died before saving its place
-            conn.execute(consumer.update().values(position=0))
+            conn.execute(consumer.update().values(position=0, position_tx=0))
         assert d.drain(nats) == 2
         messages = asyncio.run(_read_stream(stream, prefix))
     finally:
@@ -414,14 +414,14 @@ def test_each_lists_events_come_in_version_order_under_concurrent_writers(
         t.join()
     assert errors == []
     versions: list[int] = []
-    place = 0
+    place = outbox.START
     while True:
         with server.db.read() as conn:
             events = outbox.after(conn, place, 7)
         if not events:
             break
         versions += [e.list_version for e in events]
-        place = events[-1].id
+        place = events[-1].position
     assert versions == list(range(1, 38))
 
 

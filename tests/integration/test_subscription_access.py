@@ -92,8 +92,8 @@ def notify_records(server: LiveServer) -> list[Any]:
         )
 
 
-def place(server: LiveServer, sid: str) -> tuple[Any, int]:
-    """The subscription's place in the outbox, and the newest event's id."""
+def place(server: LiveServer, sid: str) -> tuple[Any, outbox.Position]:
+    """The subscription's place in the outbox, and the end of the outbox."""
     with server.db.read() as conn:
         row = conn.execute(
             sa.select(consumer).where(consumer.c.name == f"subscription:{sid}")
@@ -208,7 +208,7 @@ def test_delivery_decides_again_and_a_refusal_holds_up_nothing(
         assert shown["status"] == "off"
         assert "blocked your access" in shown["error"]
         row, _ = place(server, mine)
-        assert row.position > start  # moved on past the refused event ...
+        assert outbox.position_of(row) > start  # moved on past the refused event ...
         assert (row.attempts, row.last_error, row.next_try_at) == (0, None, None)  # no retry
 
         add_entry(other, pid, "Sertralin tab 50 mg")

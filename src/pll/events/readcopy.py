@@ -30,7 +30,9 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 
@@ -61,8 +63,11 @@ copy_place = Table(
     "copy_place",
     copy_metadata,
     Column("name", String(20), primary_key=True),
+    #: the outbox place (pll.events.outbox.Position) of the last event applied: its id,
     Column("position", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    #: and its ``tx`` (added for issue 20; a copy made before gets it, as 0, from setup)
+    Column("position_tx", BigInteger, nullable=False, server_default=text("0")),
 )
 
 _PLACE = "readcopy"
@@ -80,14 +85,27 @@ class ReadCopy:
         self.store, self.copy, self.clock = store, copy, clock
 
     def setup(self) -> None:
+        """Make the copy's tables, and bring a copy made by an older PLL up to date: its
+        place gets ``position_tx`` 0, where every event it had stands (migration 0022 of
+        the store), so it reads on exactly where it was."""
         copy_metadata.create_all(self.copy.engine)
+        with self.copy.write() as conn:
+            have = {c["name"] for c in inspect(conn).get_columns(copy_place.name)}
+            if "position_tx" not in have:
+                conn.execute(
+                    text("ALTER TABLE copy_place ADD COLUMN position_tx BIGINT NOT NULL DEFAULT 0")
+                )
 
-    def _place(self, conn: Any) -> int:
+    def _place(self, conn: Any) -> outbox.Position:
         row = conn.execute(select(copy_place).where(copy_place.c.name == _PLACE)).first()
-        return int(row.position) if row else 0
+        return outbox.Position(int(row.position_tx), int(row.position)) if row else outbox.START
 
-    def _set_place(self, conn: Any, position: int) -> None:
-        values = {"position": position, "updated_at": self.clock()}
+    def _set_place(self, conn: Any, position: outbox.Position) -> None:
+        values = {
+            "position": position.id,
+            "position_tx": position.tx,
+            "updated_at": self.clock(),
+        }
         done = conn.execute(update(copy_place).where(copy_place.c.name == _PLACE).values(**values))
         if done.rowcount == 0:
             conn.execute(insert(copy_place).values(name=_PLACE, **values))
@@ -110,7 +128,7 @@ class ReadCopy:
             for row in rows:
                 self._put(conn, row)
             last = events[-1]
-            self._set_place(conn, last.id)
+            self._set_place(conn, last.position)
         return len(events)
 
     def refresh(self, list_id: str) -> None:

@@ -127,11 +127,11 @@ class Statistics:
         """Count the next ``batch`` events, in one transaction with the consumer's place."""
         now = self.clock()
         with self.db.write() as conn:
-            outbox.place(conn, CONSUMER, now)
-            position = conn.execute(
-                select(consumer.c.position).where(consumer.c.name == CONSUMER).with_for_update()
-            ).scalar_one()
-            events = outbox.after(conn, int(position), batch)
+            # two workers counting at once take turns instead of counting twice; the
+            # transaction gets its id only at its first write, after the reads
+            outbox.take_turns(conn, CONSUMER)
+            place = outbox.place(conn, CONSUMER, now)
+            events = outbox.after(conn, place.position, batch)
             if not events:
                 return 0
             self._count(conn, events)
@@ -482,12 +482,15 @@ class Statistics:
         }
 
     def updated(self) -> tuple[int, int]:
-        """How far the counts go: the consumer's place in the outbox, and the newest event."""
+        """How far the counts go, as event numbers: up to the newest event's id less the
+        events not counted yet, and that id (the two are equal when every event is
+        counted)."""
         with self.db.read() as conn:
-            row = conn.execute(
-                select(consumer.c.position).where(consumer.c.name == CONSUMER)
-            ).first()
-            return (int(row.position) if row else 0), outbox.head(conn)
+            row = conn.execute(select(consumer).where(consumer.c.name == CONSUMER)).first()
+            newest = outbox.head(conn).id
+            place = outbox.position_of(row) if row is not None else outbox.START
+            behind, _ = outbox.lag(conn, place, self.clock())
+            return max(newest - behind, 0), newest
 
 
 #: The counts of :meth:`Statistics.periods` that are about patients (suppressed when small)

@@ -23,7 +23,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 
@@ -150,8 +149,6 @@ _UPDATE_RX = update(prescription).where(prescription.c.id == bindparam("key"))
 _INSERT_RX_VERSION = insert(prescription_version)
 _INSERT_TARGET = insert(provenance_target)
 _INSERT_EVENT = insert(outbox)
-#: the outbox's transaction-level advisory lock (an arbitrary key PLL uses for nothing else)
-_OUTBOX_LOCK = text("SELECT pg_advisory_xact_lock(7001)")
 
 
 def list_row(
@@ -427,12 +424,32 @@ def add_event(
 ) -> None:
     """The change's outgoing event, in the change's own transaction (rule 7).
 
-    On PostgreSQL the insert first takes a transaction-level lock, held until commit, so
-    events commit in the order of their ids and a consumer reading on from an id never misses
-    one that commits later (:mod:`pll.events.outbox`). Only the tail of the write (this insert
-    and the commit) is serialised; SQLite commits one writer at a time anyway."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_OUTBOX_LOCK)
+    The caller holds the list row's lock (:func:`list_row` with ``lock``), or has just
+    inserted the list: every event of a patient is written under that lock. No other lock
+    is taken, so writes to different patients commit side by side (issue 20).
+
+    On PostgreSQL the server gives the event its ``tx`` (migration 0022): the larger of the
+    writer's transaction id and the newest id of a transaction that had finished when the
+    insert began (``pg_snapshot_xmax`` less one). Consumers read in ``(tx, id)`` order, never
+    past the oldest transaction still running (:mod:`pll.events.outbox`); that rests on three
+    facts:
+
+    - ``tx`` is at least the writer's own transaction id, so an event that has not committed
+      is never behind the place of a consumer that has read past it.
+    - A later writer to the same patient got the list row lock only when the earlier one had
+      committed, so its insert sees that transaction finished and its ``tx`` is at least the
+      earlier ``tx``; the earlier event also has the smaller id (the outbox sequence hands
+      ids out in call order: it must keep ``CACHE 1``). The writers' own transaction
+      ids need not be in that order (an id is handed out at a transaction's first write,
+      which may come before it waits for the lock), which is why ``tx`` is not simply one.
+    - ``tx`` is the id of a transaction that has finished once the writer has committed, so
+      with nothing else running the event can be read at once (the snapshot's ``xmax``
+      itself, one more, would wait for some later transaction to end).
+
+    Whatever else inserts events (a bulk load) gets ``tx`` the same way, by leaving the column
+    out. A write transaction must run at READ COMMITTED (:meth:`pll.store.db.Database.write`):
+    the insert's snapshot must be taken after the list row lock was granted. SQLite commits
+    one writer at a time; ``tx`` is 0 there and ids are in commit order."""
     conn.execute(
         _INSERT_EVENT,
         {

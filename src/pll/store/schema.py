@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    FetchedValue,
     Float,
     ForeignKey,
     Index,
@@ -188,6 +189,11 @@ outbox = Table(
     Column("kind", String(60), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("payload", Text, nullable=False),
+    #: where the event stands among the writing transactions, filled in by PostgreSQL
+    #: (migration 0022; pll.store.repository.add_event); 0 on SQLite and for events written
+    #: before. Consumers read in ``(tx, id)`` order (pll.events.outbox).
+    Column("tx", BigInteger, nullable=False, server_default=FetchedValue()),
+    Index("ix_outbox_tx_id", "tx", "id"),
 )
 
 audit_event = Table(
@@ -505,14 +511,16 @@ subscription = Table(
     Column("resource", Text, nullable=False),
 )
 
-#: Each consumer's place in the outbox (the id of the last event it has had), so every
-#: consumer gets every event in order, at least once, at its own pace.
+#: Each consumer's place in the outbox (the ``(tx, id)`` of the last event it has had), so
+#: every consumer gets every event in order, at least once, at its own pace.
 consumer = Table(
     "consumer",
     metadata,
     Column("name", String(100), primary_key=True),
     #: the outbox id of the last event it has had
     Column("position", BigInteger, nullable=False),
+    #: and that event's ``tx`` (migration 0022; 0 for places made before)
+    Column("position_tx", BigInteger, nullable=False, server_default=text("0")),
     Column("attempts", Integer, nullable=False),
     Column("next_try_at", UTCDateTime),
     Column("last_error", Text),
