@@ -45,7 +45,7 @@ def statements(db: Database) -> Iterator[list[str]]:
 
 def events(db: Database) -> int:
     with db.read() as conn:
-        return outbox.head(conn)
+        return outbox.head(conn).id
 
 
 def patients(server: LiveServer, gp: httpx.Client, pharmacy: httpx.Client, n: int) -> list[str]:
