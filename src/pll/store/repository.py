@@ -152,6 +152,8 @@ _INSERT_TARGET = insert(provenance_target)
 _INSERT_EVENT = insert(outbox)
 #: the outbox's transaction-level advisory lock (an arbitrary key PLL uses for nothing else)
 _OUTBOX_LOCK = text("SELECT pg_advisory_xact_lock(7001)")
+#: the outbox's ordering lock (:func:`add_event`), for a bulk load that writes events itself
+OUTBOX_LOCK = _OUTBOX_LOCK
 
 
 def list_row(

@@ -1,0 +1,357 @@
+"""Bulk import of many lists (issue 20): ``pll import generate`` and ``pll import lists``.
+
+**Generate** loads synthetic patients 1..N (:mod:`pll.services.synthetic`) in batches, each
+batch one transaction: the rows of every patient stamped from its plan's template
+(:mod:`pll.services.bulk_templates`, the service's own rows), written with ``COPY`` on
+PostgreSQL (batched inserts on SQLite), with a ``bulk_import`` row naming the batch's numbers.
+A stopped import run again loads exactly the numbers no committed batch holds. Into empty
+tables (PostgreSQL), the secondary indexes and foreign keys are dropped first and built
+once at the end; into tables that hold rows, they stay in place. ``VACUUM (ANALYZE)`` after.
+The events go into the outbox like any change's (the outbox's ordering lock taken as the
+service takes it), so the statistics, the read copy and rest-hook subscriptions see them.
+
+**Lists** imports every ``*.json`` (and reports every ``*.xml``) file of a folder, each an SFM
+Basis ``$getMedication`` response, through the same import as ``pll import sfm``, one file
+per transaction with its ``bulk_import`` row. A file that cannot be imported is reported with
+its name and what is wrong (line and column for a file that is not JSON), nothing of it is
+written, and the rest are imported; a run again retries only the files not yet imported.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_mod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Table, text
+
+from pll.auth.audit import AuditKey
+from pll.domain.errors import DomainError
+from pll.fhir.sfm.reading import parse_lenient
+from pll.services.base import new_id, utcnow
+from pll.services.bulk_templates import Template, capture
+from pll.services.lists import PLLService
+from pll.services.sfm import SfmService
+from pll.services.synthetic import gp_access, person, plans, synthetic_fnrs
+from pll.store import bulk
+from pll.store import repository as repo
+from pll.store.db import Database
+from pll.store.schema import (
+    audit_event,
+    entry,
+    entry_version,
+    outbox,
+    patient,
+    pll,
+    pll_version,
+    provenance_target,
+)
+
+#: the tables a generated patient's rows go to, in the order written (the outbox last: its
+#: ordering lock is held from its rows to the commit)
+TABLES: tuple[Table, ...] = (
+    patient,
+    pll,
+    pll_version,
+    entry,
+    entry_version,
+    provenance_target,
+    audit_event,
+    outbox,
+)
+DEFAULT_BATCH = 2000
+
+Progress = Callable[[int], None]
+
+
+def _ignore(_: int) -> None:
+    return None
+
+
+# -- generate ------------------------------------------------------------------------------
+
+
+def generate_job(seed: int) -> str:
+    return f"generate:seed={seed}"
+
+
+def missing(patients: int, done: Iterable[str], batch: int) -> list[tuple[int, int]]:
+    """The numbers 1..``patients`` no done batch (``"first-last"``) holds, as runs of at
+    most ``batch``, ``(first, last)`` inclusive."""
+    covered = sorted(tuple(int(x) for x in item.split("-")) for item in done)
+    out: list[tuple[int, int]] = []
+    n = 1
+    for first, last in [*covered, (patients + 1, patients + 1)]:
+        stop = min(first, patients + 1)
+        while n < stop:
+            out.append((n, min(n + batch, stop) - 1))
+            n = out[-1][1] + 1
+        n = max(n, last + 1)
+    return out
+
+
+@dataclass
+class Generated:
+    """What a ``generate`` run did."""
+
+    requested: int
+    already: int
+    loaded: int
+    seconds: float = 0.0
+    deferred: list[str] = field(default_factory=lambda: [])
+    built: list[str] = field(default_factory=lambda: [])
+    indexes_seconds: float = 0.0
+    vacuum_seconds: float = 0.0
+
+
+class Generator:
+    """Loads batches of synthetic patients on one database connection at a time."""
+
+    def __init__(
+        self,
+        db: Database,
+        key: AuditKey,
+        seed: int,
+        ids: Callable[[], str] = new_id,
+        clock: Callable[[], Any] = utcnow,
+    ) -> None:
+        self.db = db
+        self.key = key
+        self.seed = seed
+        self.ids = ids
+        self.now = clock()
+        self.access = gp_access()
+        self.templates: dict[int, Template] = {}
+        self.postgres = not db.is_sqlite
+        self._fnrs: list[str] = []
+
+    def fnr(self, n: int) -> str:
+        if n > len(self._fnrs):
+            self._fnrs = synthetic_fnrs(max(n, 2 * len(self._fnrs)))
+        return self._fnrs[n - 1]
+
+    def batch(self, first: int, last: int) -> None:
+        """Patients ``first..last`` in one transaction, with their ``bulk_import`` row."""
+        with self.db.write() as conn:
+            if self.postgres:
+                # a batch lost to a crash is lost with its bulk_import row, and loaded again
+                conn.execute(text("SET LOCAL synchronous_commit = off"))
+            people = [person(n, self.fnr(n), self.seed) for n in range(first, last + 1)]
+            for p in people:
+                if p.plan not in self.templates:
+                    plan = plans(self.seed)[p.plan]
+                    self.templates[p.plan] = capture(
+                        self.db, self.key, conn, self.access, plan, self.now
+                    )
+            rows: dict[tuple[Table, tuple[str, ...]], list[Any]] = {}
+            for p in people:
+                for row, value in self.templates[p.plan].stamp(
+                    p, self.ids, self.key, self.postgres
+                ):
+                    rows.setdefault((row.table, row.columns), []).append(value)
+            for table in TABLES:
+                if table is outbox and self.postgres:
+                    conn.execute(repo.OUTBOX_LOCK)
+                for (t, columns), values in rows.items():
+                    if t is not table:
+                        continue
+                    if self.postgres:
+                        bulk.copy_lines(conn, t.name, columns, values)
+                    else:
+                        bulk.insert_rows(conn, t, values)
+            if any(t not in TABLES for t, _ in rows):
+                raise RuntimeError("the write path wrote a table the bulk load does not know")
+            bulk.mark_done(conn, generate_job(self.seed), [f"{first}-{last}"])
+
+
+def generate(
+    db: Database,
+    key: AuditKey,
+    patients: int,
+    *,
+    seed: int = 1,
+    batch: int = DEFAULT_BATCH,
+    processes: int = 1,
+    progress: Progress = _ignore,
+    ids: Callable[[], str] = new_id,
+    clock: Callable[[], Any] = utcnow,
+    build_indexes: bool = True,
+) -> Generated:
+    """Load synthetic patients 1..``patients`` not loaded yet (by this seed); see the module.
+
+    ``ids`` and ``clock`` are the service's sources (tests give fixed ones); with more than
+    one process each process uses the defaults."""
+    import time  # noqa: PLC0415  (timing only)
+
+    with db.read() as conn:
+        done = bulk.done_items(conn, generate_job(seed))
+    todo = missing(patients, done, batch)
+    report = Generated(patients, patients - sum(b - a + 1 for a, b in todo), 0)
+    if todo and not db.is_sqlite:
+        with db.write() as conn:
+            report.deferred = bulk.defer_indexes(conn, TABLES)
+    started = time.perf_counter()
+    if processes <= 1 or len(todo) < 2:
+        loader = Generator(db, key, seed, ids, clock)
+        for first, last in todo:
+            loader.batch(first, last)
+            report.loaded += last - first + 1
+            progress(last - first + 1)
+    else:
+        report.loaded = _in_processes(db.url, key, seed, todo, processes, progress)
+    report.seconds = time.perf_counter() - started
+    if not db.is_sqlite and build_indexes:
+        t0 = time.perf_counter()
+        report.built = bulk.restore_indexes(db.engine)
+        report.indexes_seconds = time.perf_counter() - t0
+    if report.loaded:
+        t0 = time.perf_counter()
+        bulk.vacuum_analyze(db.engine, TABLES)
+        report.vacuum_seconds = time.perf_counter() - t0
+    return report
+
+
+def _worker(url: str, secret: bytes, seed: int, todo: list[tuple[int, int]], done: Any) -> None:
+    db = Database(url, pool_size=1)
+    try:
+        loader = Generator(db, AuditKey(secret), seed)
+        for first, last in todo:
+            loader.batch(first, last)
+            done.put(last - first + 1)
+    except BaseException as exc:
+        done.put(f"loading failed: {exc!r}")
+        raise
+    finally:
+        db.dispose()
+
+
+def _in_processes(
+    url: str,
+    key: AuditKey,
+    seed: int,
+    todo: list[tuple[int, int]],
+    processes: int,
+    progress: Progress,
+) -> int:
+    ctx = mp.get_context("spawn")
+    done = ctx.Queue()
+    processes = min(processes, len(todo))
+    procs = [
+        ctx.Process(target=_worker, args=(url, key.secret, seed, todo[i::processes], done))
+        for i in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    remaining = sum(last - first + 1 for first, last in todo)
+    loaded = 0
+    try:
+        while remaining > 0:
+            try:
+                item = done.get(timeout=5)
+            except queue_mod.Empty:
+                if not any(p.is_alive() for p in procs):
+                    raise RuntimeError("the loading processes ended before the load") from None
+                continue
+            if isinstance(item, str):
+                raise RuntimeError(item)
+            remaining -= item
+            loaded += item
+            progress(item)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=10)
+    return loaded
+
+
+# -- lists ---------------------------------------------------------------------------------
+
+
+def lists_job(folder: Path) -> str:
+    return f"lists:{folder.resolve()}"
+
+
+@dataclass
+class Bad:
+    """A file that was not imported, and why."""
+
+    name: str
+    problem: str
+
+
+@dataclass
+class ListsImported:
+    files: int
+    already: int
+    imported: int = 0
+    entries: int = 0
+    bad: list[Bad] = field(default_factory=lambda: [])
+    warnings: list[str] = field(default_factory=lambda: [])
+    seconds: float = 0.0
+
+
+def list_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".json", ".xml")
+    )
+
+
+def import_lists(
+    db: Database,
+    key: AuditKey,
+    folder: Path,
+    *,
+    progress: Progress = _ignore,
+    service: PLLService | None = None,
+) -> ListsImported:
+    """Import every file of ``folder`` not imported yet; see the module."""
+    import time  # noqa: PLC0415  (timing only)
+
+    job = lists_job(folder)
+    files = list_files(folder)
+    with db.read() as conn:
+        done = set(bulk.done_items(conn, job))
+    report = ListsImported(len(files), sum(1 for f in files if f.name in done))
+    sfm = SfmService(service or PLLService(db, key))
+    started = time.perf_counter()
+    for path in files:
+        if path.name in done:
+            continue
+        problem = _import_one(sfm, job, path, report)
+        if problem is not None:
+            report.bad.append(Bad(path.name, problem))
+        progress(1)
+    report.seconds = time.perf_counter() - started
+    if report.imported:
+        bulk.vacuum_analyze(db.engine, TABLES)
+    return report
+
+
+def _import_one(sfm: SfmService, job: str, path: Path, report: ListsImported) -> str | None:
+    if path.suffix.lower() == ".xml":
+        return "an XML document: PLL reads SFM Basis documents as JSON (FHIR JSON), not XML"
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+
+    def mark(conn: Connection) -> None:
+        bulk.mark_done(conn, job, [path.name])
+
+    try:
+        data, forgiven = parse_lenient(content)
+        done = sfm.import_document(data, also=mark)
+    except DomainError as exc:
+        where = f" (at {exc.expression})" if exc.expression else ""
+        return f"{exc.message}{where}"
+    report.imported += 1
+    report.entries += done.entries
+    report.warnings += [f"{path.name}: {w}" for w in [*forgiven, *done.warnings]]
+    return None

@@ -1,0 +1,229 @@
+"""The database side of a bulk import (issue 20): recording the rows a use case inserts,
+writing many rows at once (PostgreSQL ``COPY``, SQLite batched inserts), what an import has
+done (``bulk_import``, so a stopped import continues), and the indexes and foreign keys an
+import into empty tables builds after loading instead of row by row.
+
+Every function takes the caller's connection; what goes into one transaction is the caller's
+choice (:mod:`pll.services.bulk_import`: one batch, its rows and its ``bulk_import`` row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, event, insert, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
+
+from pll.store.schema import bulk_import
+
+#: the job under which the indexes and foreign keys dropped for a load are kept
+DEFERRED = "deferred"
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """One row an ``INSERT`` wrote: its table and the values the statement set, by column
+    name, as Python values before the column types process them. Columns the statement did
+    not set (a serial id, a server default) are not in ``values``: the database fills them."""
+
+    table: Table
+    values: dict[str, Any]
+
+
+@dataclass
+class Recorded:
+    """What :func:`recording` saw: the rows inserted, and any other writing statement."""
+
+    rows: list[Inserted] = field(default_factory=lambda: [])
+    others: list[str] = field(default_factory=lambda: [])
+
+
+@contextmanager
+def recording(conn: Connection) -> Iterator[Recorded]:
+    """Every row inserted through ``conn`` while the block runs, in the order written, and
+    the text of every other statement that is not a read (a use case recorded to be replayed
+    must write nothing but inserts: :func:`pll.services.bulk_templates.capture`)."""
+    seen = Recorded()
+    # held, not just their ids: a context freed would give its id to the next one
+    contexts: dict[int, Any] = {}
+
+    def after(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if context is None or context.compiled is None or not context.isinsert:
+            if not statement.lstrip().upper().startswith(_HARMLESS):
+                seen.others.append(statement)
+            return
+        if id(context) in contexts:  # one executemany sent in several round trips
+            return
+        contexts[id(context)] = context
+        table = context.compiled.statement.table
+        for params in context.compiled_parameters:
+            seen.rows.append(
+                Inserted(table, {c.name: params[c.key] for c in table.c if c.key in params})
+            )
+
+    event.listen(conn, "after_cursor_execute", after)
+    try:
+        yield seen
+    finally:
+        event.remove(conn, "after_cursor_execute", after)
+
+
+#: statements that write nothing (reads, savepoints, the outbox's ordering lock)
+_HARMLESS = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK TO", "BEGIN", "SET ")
+
+
+# -- writing many rows ---------------------------------------------------------------------
+
+
+def copy_text(value: Any, column: Any, conn: Connection) -> str:
+    """``value`` as PostgreSQL's ``COPY … FROM STDIN`` text format reads it for ``column``:
+    the column type's own bind processing first (an aware UTC time stored naive), then
+    ``\\N`` for NULL and backslash escapes for the characters the format gives a meaning."""
+    if isinstance(column.type, TypeDecorator):
+        value = column.type.process_bind_param(value, conn.dialect)
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, str):
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    raise TypeError(f"no COPY text for {type(value).__name__} in {column}")
+
+
+def copy_lines(conn: Connection, table: str, columns: Sequence[str], lines: list[str]) -> None:
+    """Write rows given as ``COPY`` text lines (each ending in a newline) into ``table``."""
+    if not lines:
+        return
+    raw: Any = conn.connection.dbapi_connection
+    names = ", ".join(f'"{c}"' for c in columns)
+    with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+        step = 2000  # a few MB a write: the buffer stays small, the round trips few
+        for i in range(0, len(lines), step):
+            copy.write("".join(lines[i : i + step]))
+
+
+def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Write rows given as column values: one statement, executed for every row."""
+    if rows:
+        conn.execute(insert(table), rows)
+
+
+# -- what an import has done ---------------------------------------------------------------
+
+
+def done_items(conn: Connection, job: str) -> list[str]:
+    return list(conn.execute(select(bulk_import.c.item).where(bulk_import.c.job == job)).scalars())
+
+
+def mark_done(conn: Connection, job: str, items: Iterable[str], detail: str | None = None) -> None:
+    """Record ``items`` as loaded, in the caller's transaction (the one that loaded them)."""
+    now = datetime.now(UTC)
+    rows = [{"job": job, "item": i, "detail": detail, "done_at": now} for i in items]
+    if rows:
+        conn.execute(insert(bulk_import), rows)
+
+
+# -- indexes built after loading (PostgreSQL) ----------------------------------------------
+
+
+def all_empty(conn: Connection, tables: Iterable[Table]) -> bool:
+    return all(conn.execute(select(1).select_from(t).limit(1)).first() is None for t in tables)
+
+
+_SECONDARY = text(
+    """
+    SELECT i.relname, pg_get_indexdef(i.oid)
+    FROM pg_index x
+    JOIN pg_class i ON i.oid = x.indexrelid
+    JOIN pg_class c ON c.oid = x.indrelid
+    WHERE c.relname = ANY(:tables) AND c.relnamespace = current_schema()::regnamespace
+      AND NOT x.indisprimary AND NOT x.indisunique
+    ORDER BY i.relname
+    """
+)
+_FOREIGN = text(
+    """
+    SELECT c.relname, k.conname, pg_get_constraintdef(k.oid)
+    FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+    WHERE k.contype = 'f' AND c.relname = ANY(:tables)
+      AND c.relnamespace = current_schema()::regnamespace
+    ORDER BY k.conname
+    """
+)
+
+
+def defer_indexes(conn: Connection, tables: Sequence[Table]) -> list[str]:
+    """Drop the secondary indexes and the foreign keys of ``tables`` — only if every one of
+    them is empty — keeping in ``bulk_import`` the SQL that builds each again
+    (:func:`restore_indexes`), in the same transaction. Primary keys and unique constraints
+    stay: they are what keeps a load from writing a row twice. Returns what was dropped."""
+    if not all_empty(conn, tables):
+        return []
+    names = [t.name for t in tables]
+    dropped: list[str] = []
+    for name, definition in conn.execute(_SECONDARY, {"tables": names}).all():
+        mark_done(conn, DEFERRED, [f"1 index {name}"], definition)
+        conn.execute(text(f'DROP INDEX "{name}"'))
+        dropped.append(name)
+    for table, name, definition in conn.execute(_FOREIGN, {"tables": names}).all():
+        build = f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}'
+        mark_done(conn, DEFERRED, [f"2 foreign key {name}"], build)
+        conn.execute(text(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"'))
+        dropped.append(name)
+    return dropped
+
+
+def deferred(conn: Connection) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        select(bulk_import.c.item, bulk_import.c.detail)
+        .where(bulk_import.c.job == DEFERRED)
+        .order_by(bulk_import.c.item)
+    ).all()
+    return [(str(r.item), str(r.detail)) for r in rows]
+
+
+def restore_indexes(engine: Engine) -> list[str]:
+    """Build every index and foreign key :func:`defer_indexes` dropped, each in its own
+    transaction with its ``bulk_import`` row removed, so a stopped build continues; indexes
+    first, then the foreign keys (each checked against the whole table once)."""
+    with engine.connect() as conn:
+        todo = deferred(conn)
+    built = []
+    for item, sql in todo:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+            conn.execute(text(sql))
+            conn.execute(
+                delete(bulk_import).where(bulk_import.c.job == DEFERRED, bulk_import.c.item == item)
+            )
+        built.append(item.split(" ", 1)[1])
+    return built
+
+
+def vacuum_analyze(engine: Engine, tables: Iterable[Table]) -> None:
+    """``VACUUM (ANALYZE)`` the loaded tables (PostgreSQL), so the planner knows their size
+    and index-only scans work at once; ``ANALYZE`` on SQLite."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(text(f"VACUUM (ANALYZE) {names}"))
+        else:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
