@@ -15,6 +15,7 @@ import click
 
 from pll.cli_clients import clients
 from pll.cli_extract import extract
+from pll.cli_import import add_bulk_commands
 from pll.config import Settings
 from pll.domain.errors import DomainError
 
@@ -653,6 +654,7 @@ def import_sfm(file: Path) -> None:
 
 
 main.add_command(clients)
+add_bulk_commands(import_)
 stats.add_command(extract)
 
 

@@ -146,45 +146,56 @@ def all_empty(conn: Connection, tables: Iterable[Table]) -> bool:
     return all(conn.execute(select(1).select_from(t).limit(1)).first() is None for t in tables)
 
 
-_SECONDARY = text(
+_INDEXES = text(
     """
     SELECT i.relname, pg_get_indexdef(i.oid)
     FROM pg_index x
     JOIN pg_class i ON i.oid = x.indexrelid
     JOIN pg_class c ON c.oid = x.indrelid
     WHERE c.relname = ANY(:tables) AND c.relnamespace = current_schema()::regnamespace
-      AND NOT x.indisprimary AND NOT x.indisunique
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid)
     ORDER BY i.relname
     """
 )
-_FOREIGN = text(
+#: constraints of the loaded tables (primary keys, unique, foreign keys) and the foreign
+#: keys of other tables that point at them (they depend on the keys dropped)
+_CONSTRAINTS = text(
     """
-    SELECT c.relname, k.conname, pg_get_constraintdef(k.oid)
+    SELECT c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid)
     FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-    WHERE k.contype = 'f' AND c.relname = ANY(:tables)
-      AND c.relnamespace = current_schema()::regnamespace
-    ORDER BY k.conname
+    WHERE c.relnamespace = current_schema()::regnamespace AND (
+        (k.contype IN ('p', 'u', 'f') AND c.relname = ANY(:tables))
+        OR (k.contype = 'f' AND k.confrelid IN (
+            SELECT oid FROM pg_class WHERE relname = ANY(:tables)
+              AND relnamespace = current_schema()::regnamespace)))
+    ORDER BY k.contype = 'f' DESC, k.conname
     """
 )
 
 
 def defer_indexes(conn: Connection, tables: Sequence[Table]) -> list[str]:
-    """Drop the secondary indexes and the foreign keys of ``tables`` — only if every one of
-    them is empty — keeping in ``bulk_import`` the SQL that builds each again
-    (:func:`restore_indexes`), in the same transaction. Primary keys and unique constraints
-    stay: they are what keeps a load from writing a row twice. Returns what was dropped."""
+    """Drop every index and constraint of ``tables`` but ``NOT NULL`` — their secondary
+    indexes, primary keys, unique constraints, foreign keys, and the foreign keys of other
+    tables pointing at them — only if every one of ``tables`` is empty, keeping in
+    ``bulk_import`` the SQL that builds each again (:func:`restore_indexes`), in the same
+    transaction. Built once over the loaded rows, an index costs a sort; kept during the
+    load, every row costs a random insert into each index, and indexes of random ids grow
+    far past memory. A load that writes no row twice needs no key meanwhile (the batches'
+    ``bulk_import`` rows see to that); building the keys after proves it. Returns what was
+    dropped."""
     if not all_empty(conn, tables):
         return []
     names = [t.name for t in tables]
     dropped: list[str] = []
-    for name, definition in conn.execute(_SECONDARY, {"tables": names}).all():
+    for table, name, kind, definition in conn.execute(_CONSTRAINTS, {"tables": names}).all():
+        build = f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}'
+        order = "2 foreign key" if kind == "f" else "1 key"
+        mark_done(conn, DEFERRED, [f"{order} {name}"], build)
+        conn.execute(text(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"'))
+        dropped.append(name)
+    for name, definition in conn.execute(_INDEXES, {"tables": names}).all():
         mark_done(conn, DEFERRED, [f"1 index {name}"], definition)
         conn.execute(text(f'DROP INDEX "{name}"'))
-        dropped.append(name)
-    for table, name, definition in conn.execute(_FOREIGN, {"tables": names}).all():
-        build = f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}'
-        mark_done(conn, DEFERRED, [f"2 foreign key {name}"], build)
-        conn.execute(text(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"'))
         dropped.append(name)
     return dropped
 
@@ -214,6 +225,18 @@ def restore_indexes(engine: Engine) -> list[str]:
             )
         built.append(item.split(" ", 1)[1])
     return built
+
+
+def has_lz4(engine: Engine) -> bool:
+    """Whether this PostgreSQL stores values compressed with lz4 (built with it, 14+)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                "WHERE name = 'default_toast_compression'"
+            )
+        ).first()
+        return bool(row and row[0])
 
 
 def vacuum_analyze(engine: Engine, tables: Iterable[Table]) -> None:
