@@ -11,6 +11,7 @@ record). Ids and times are equal because both sides draw them from the same fixe
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -175,8 +176,16 @@ def test_a_killed_generate_continues_without_duplicates_or_gaps(
 # -- lists ----------------------------------------------------------------------------------
 
 
-def _variant(fnr: str) -> str:
-    return REFERENCE.read_text(encoding="utf-8").replace(REFERENCE_FNR, fnr)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _variant(fnr: str, ids_of: str | None = None) -> str:
+    """The reference response for another patient: their fødselsnummer, and every id the
+    sender gave made new (an import keeps the sender's ids, and two lists share none) — or
+    the ids of ``ids_of``'s variant."""
+    text = REFERENCE.read_text(encoding="utf-8").replace(REFERENCE_FNR, fnr)
+    salt = ids_of or fnr
+    return _UUID.sub(lambda m: str(uuid.uuid5(uuid.NAMESPACE_OID, salt + m[0])), text)
 
 
 def test_a_folder_has_the_rows_single_imports_write(db: Database, tmp_path: Path) -> None:
@@ -209,17 +218,17 @@ def test_a_bad_file_is_named_skipped_and_nothing_of_it_written(
     good, refused = synthetic_fnrs(2)
     (folder / "a-good.json").write_text(_variant(good), encoding="utf-8")
     (folder / "b-broken.json").write_text('{"resourceType":\n "Parameters",\n [', encoding="utf-8")
-    # valid JSON, refused midway: its patient would be registered before the bad entry
-    bad = _variant(refused).replace('"status": "active"', '"status": "no-such-status"', 1)
-    assert bad != _variant(refused)
-    (folder / "c-refused.json").write_text(bad, encoding="utf-8")
+    # a valid document refused midway, after its patient is registered: its prescriptions
+    # have the ids of the good file's, which PLL holds by then
+    (folder / "c-refused.json").write_text(_variant(refused, ids_of=good), encoding="utf-8")
     (folder / "d.xml").write_text("<Bundle/>", encoding="utf-8")
     run = _pll(db, tmp_path, "import", "lists", str(folder))
     out, err = run.communicate(timeout=300)
     assert run.returncode == 1, err
     assert "skipped b-broken.json: " in err
     assert "line 3" in err
-    assert "skipped c-refused.json: " in err
+    assert "skipped c-refused.json: MedicationRequest/" in err
+    assert "is already in PLL" in err
     assert "skipped d.xml: " in err
     assert "1 lists imported" in out
     with db.read() as conn:
