@@ -29,8 +29,8 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pllbench import dbsetup  # noqa: E402
-from pllbench.cpu import CpuSampler, _stat  # noqa: E402
+from pllbench import dbsetup
+from pllbench.cpu import CpuSampler, _stat
 
 TABLES = (
     "patient",
@@ -83,9 +83,7 @@ def main() -> int:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument(
-        "--database-url", default="postgresql://postgres@127.0.0.1:5432/pll_bench_bulk"
-    )
+    ap.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/pll_bench_bulk")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()

@@ -134,7 +134,9 @@ def _done(db: Database, job: str) -> list[str]:
     with db.read() as conn:
         return [
             r[0]
-            for r in conn.execute(sa.text("SELECT item FROM bulk_import WHERE job = :j"), {"j": job})
+            for r in conn.execute(
+                sa.text("SELECT item FROM bulk_import WHERE job = :j"), {"j": job}
+            )
         ]
 
 

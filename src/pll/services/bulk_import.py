@@ -35,7 +35,7 @@ from pll.services.base import new_id, utcnow
 from pll.services.bulk_templates import Template, capture
 from pll.services.lists import PLLService
 from pll.services.sfm import SfmService
-from pll.services.synthetic import gp_access, person, plans, synthetic_fnrs
+from pll.services.synthetic import gp_access, person, plan_of, plans, synthetic_fnrs
 from pll.store import bulk
 from pll.store import repository as repo
 from pll.store.db import Database
@@ -62,6 +62,7 @@ TABLES: tuple[Table, ...] = (
     audit_event,
     outbox,
 )
+NAMES = frozenset(t.name for t in TABLES)
 DEFAULT_BATCH = 2000
 
 Progress = Callable[[int], None]
@@ -117,6 +118,7 @@ class Generator:
         seed: int,
         ids: Callable[[], str] = new_id,
         clock: Callable[[], Any] = utcnow,
+        templates: dict[int, Template] | None = None,
     ) -> None:
         self.db = db
         self.key = key
@@ -124,7 +126,7 @@ class Generator:
         self.ids = ids
         self.now = clock()
         self.access = gp_access()
-        self.templates: dict[int, Template] = {}
+        self.templates: dict[int, Template] = templates or {}
         self.postgres = not db.is_sqlite
         self._fnrs: list[str] = []
         self.lz4 = self.postgres and bulk.has_lz4(db.engine)
@@ -133,6 +135,12 @@ class Generator:
         if n > len(self._fnrs):
             self._fnrs = synthetic_fnrs(max(n, 2 * len(self._fnrs)))
         return self._fnrs[n - 1]
+
+    def prepare(self, conn: Connection, wanted: Iterable[int]) -> None:
+        """Make the templates of the plans ``wanted`` that are not made yet, in ``conn``."""
+        for k in sorted(set(wanted) - set(self.templates)):
+            plan = plans(self.seed)[k]
+            self.templates[k] = capture(self.db, self.key, conn, self.access, plan, self.now)
 
     def batch(self, first: int, last: int) -> None:
         """Patients ``first..last`` in one transaction, with their ``bulk_import`` row."""
@@ -145,13 +153,8 @@ class Generator:
                     # server a fraction of the default's CPU and reads back the same
                     conn.execute(text("SET LOCAL default_toast_compression = lz4"))
             people = [person(n, self.fnr(n), self.seed) for n in range(first, last + 1)]
-            for p in people:
-                if p.plan not in self.templates:
-                    plan = plans(self.seed)[p.plan]
-                    self.templates[p.plan] = capture(
-                        self.db, self.key, conn, self.access, plan, self.now
-                    )
-            rows: dict[tuple[Table, tuple[str, ...]], list[Any]] = {}
+            self.prepare(conn, {p.plan for p in people})
+            rows: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
             for p in people:
                 for row, value in self.templates[p.plan].stamp(
                     p, self.ids, self.key, self.postgres
@@ -160,14 +163,14 @@ class Generator:
             for table in TABLES:
                 if table is outbox and self.postgres:
                     conn.execute(repo.OUTBOX_LOCK)
-                for (t, columns), values in rows.items():
-                    if t is not table:
+                for (name, columns), values in rows.items():
+                    if name != table.name:
                         continue
                     if self.postgres:
-                        bulk.copy_lines(conn, t.name, columns, values)
+                        bulk.copy_lines(conn, name, columns, values)
                     else:
-                        bulk.insert_rows(conn, t, values)
-            if any(t not in TABLES for t, _ in rows):
+                        bulk.insert_rows(conn, table, values)
+            if any(name not in NAMES for name, _ in rows):
                 raise RuntimeError("the write path wrote a table the bulk load does not know")
             bulk.mark_done(conn, generate_job(self.seed), [f"{first}-{last}"])
 
@@ -206,7 +209,14 @@ def generate(
             report.loaded += last - first + 1
             progress(last - first + 1)
     else:
-        report.loaded = _in_processes(db.url, key, seed, todo, processes, progress)
+        # the templates are made once, here, and handed to every process
+        loader = Generator(db, key, seed, ids, clock)
+        wanted = {plan_of(n, seed) for a, b in todo for n in range(a, b + 1)}
+        with db.read() as conn:
+            loader.prepare(conn, wanted)
+        report.loaded = _in_processes(
+            db.url, key, seed, loader.templates, todo, processes, progress
+        )
     report.seconds = time.perf_counter() - started
     if not db.is_sqlite and build_indexes:
         t0 = time.perf_counter()
@@ -219,10 +229,17 @@ def generate(
     return report
 
 
-def _worker(url: str, secret: bytes, seed: int, todo: list[tuple[int, int]], done: Any) -> None:
+def _worker(
+    url: str,
+    secret: bytes,
+    seed: int,
+    templates: dict[int, Template],
+    todo: list[tuple[int, int]],
+    done: Any,
+) -> None:
     db = Database(url, pool_size=1)
     try:
-        loader = Generator(db, AuditKey(secret), seed)
+        loader = Generator(db, AuditKey(secret), seed, templates=templates)
         for first, last in todo:
             loader.batch(first, last)
             done.put(last - first + 1)
@@ -237,6 +254,7 @@ def _in_processes(
     url: str,
     key: AuditKey,
     seed: int,
+    templates: dict[int, Template],
     todo: list[tuple[int, int]],
     processes: int,
     progress: Progress,
@@ -245,7 +263,10 @@ def _in_processes(
     done = ctx.Queue()
     processes = min(processes, len(todo))
     procs = [
-        ctx.Process(target=_worker, args=(url, key.secret, seed, todo[i::processes], done))
+        ctx.Process(
+            target=_worker,
+            args=(url, key.secret, seed, templates, todo[i::processes], done),
+        )
         for i in range(processes)
     ]
     for p in procs:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection
 
 from pll.auth import audit as seal_math
 from pll.auth.access import Access
@@ -61,7 +61,8 @@ class TemplateError(RuntimeError):
 
 @dataclass
 class _Row:
-    table: Table
+    #: the table's name (a template crosses to loading processes; a Table does not)
+    table: str
     columns: tuple[str, ...]
     #: per column: a format string over the slots, or a value used as it is
     cells: list[Any]
@@ -87,7 +88,7 @@ class Template:
         for row in self.rows:
             if row.mac is not None:
                 _, fields = row.mac
-                values = [f.format(*slots) if isinstance(f, _Fmt) else f for f in fields]
+                values: list[Any] = [f.format(*slots) if isinstance(f, _Fmt) else f for f in fields]
                 slots.append(key.mac(seal_math.canonical(*values)))
         out: list[tuple[_Row, Any]] = []
         for row in self.rows:
@@ -199,5 +200,5 @@ def _compile(conn: Connection, rows: list[bulk.Inserted], ids: int, who: Person)
                 else:
                     mac[1].append(value)
         line = "\t".join(texts) + "\n"
-        template.rows.append(_Row(table, columns, cells, line, mac))
+        template.rows.append(_Row(table.name, columns, cells, line, mac))
     return template

@@ -91,7 +91,7 @@ class Plan:
 
 @cache
 def plans(seed: int) -> tuple[Plan, ...]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     out = []
     for _ in range(PLANS):
         chosen = tuple(rng.sample(range(len(REGIMENS)), rng.randint(4, 8)))
@@ -111,16 +111,23 @@ class Person:
     plan: int
 
 
+def _hash(n: int, seed: int) -> int:
+    h = ((n * 0x9E3779B1) ^ (seed * 0x85EBCA77)) & 0xFFFFFFFF
+    return (h * 0xC2B2AE3D) & 0xFFFFFFFF
+
+
+def plan_of(n: int, seed: int) -> int:
+    """The plan of patient ``n`` (an index into :func:`plans`)."""
+    return (_hash(n, seed) >> 16) % PLANS
+
+
 def person(n: int, fnr: str, seed: int) -> Person:
     """Patient ``n`` (whose fødselsnummer is ``fnr``): names and plan from a hash of ``n``
     and the seed — a few multiplications, where a seeded ``random.Random`` per patient
     would cost more than the rest of the patient's bulk load."""
-    h = ((n * 0x9E3779B1) ^ (seed * 0x85EBCA77)) & 0xFFFFFFFF
-    h = (h * 0xC2B2AE3D) & 0xFFFFFFFF
+    h = _hash(n, seed)
     given = MEN if int(fnr[8]) % 2 else WOMEN
-    return Person(
-        n, fnr, LAST[h % len(LAST)], given[(h >> 8) % len(given)], (h >> 16) % PLANS
-    )
+    return Person(n, fnr, LAST[h % len(LAST)], given[(h >> 8) % len(given)], plan_of(n, seed))
 
 
 def resource(p: Person) -> dict[str, Any]:

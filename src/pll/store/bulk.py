@@ -242,11 +242,12 @@ def has_lz4(engine: Engine) -> bool:
 def vacuum_analyze(engine: Engine, tables: Iterable[Table]) -> None:
     """``VACUUM (ANALYZE)`` the loaded tables (PostgreSQL), so the planner knows their size
     and index-only scans work at once; ``ANALYZE`` on SQLite."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"VACUUM (ANALYZE) {names}"))
-        else:
-            conn.execute(text("ANALYZE"))
-            conn.commit()
+    if engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        with engine.connect() as plain:
+            plain.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text(f"VACUUM (ANALYZE) {names}")
+            )
+        return
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
