@@ -73,6 +73,13 @@ def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
     yield line
 
 
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _database(settings: Settings):  # type: ignore[no-untyped-def]
     from pll.store.db import Database  # noqa: PLC0415
 
@@ -108,28 +115,34 @@ def _peak_mb() -> float:
 def import_generate(patients: int, seed: int, batch: int, processes: int) -> None:
     """Load synthetic patients 1..N, each with a list of 4-8 entries, as the service writes
     them (the benchmark's patients). Run again, it loads only what is missing."""
-    from pll.services.bulk_import import generate, generate_job  # noqa: PLC0415
+    from pll.services.bulk_import import generate, generate_job, missing  # noqa: PLC0415
     from pll.store import bulk  # noqa: PLC0415
 
-    settings = Settings.from_env()
+    settings = _settings()
     database = _database(settings)
     with database.read() as conn:
         done = bulk.done_items(conn, generate_job(seed))
-    from pll.services.bulk_import import missing  # noqa: PLC0415
 
     todo = sum(b - a + 1 for a, b in missing(patients, done, batch))
     if database.is_sqlite:
         processes = 1
-    with _progress("patients", todo) as advance:
-        report = generate(
-            database,
-            settings.audit_key(),
-            patients,
-            seed=seed,
-            batch=batch,
-            processes=processes,
-            progress=advance,
-        )
+    try:
+        with _progress("patients", todo) as advance:
+            report = generate(
+                database,
+                settings.audit_key(),
+                patients,
+                seed=seed,
+                batch=batch,
+                processes=processes,
+                progress=advance,
+            )
+    except bulk.Busy as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            "stopped; the batches committed stay: run the same command again to continue"
+        ) from None
     rate = report.loaded / report.seconds if report.seconds else 0.0
     click.echo(
         f"{report.loaded:,} patients loaded in {report.seconds:.1f} s ({rate:,.0f}/s), "
@@ -157,13 +170,18 @@ def import_lists(folder: Path) -> None:
     from pll.services.bulk_import import list_files, lists_job  # noqa: PLC0415
     from pll.store import bulk  # noqa: PLC0415
 
-    settings = Settings.from_env()
+    settings = _settings()
     database = _database(settings)
     with database.read() as conn:
         done = set(bulk.done_items(conn, lists_job(folder)))
     todo = sum(1 for f in list_files(folder) if f.name not in done)
-    with _progress("files", todo) as advance:
-        report = run(database, settings.audit_key(), folder, progress=advance)
+    try:
+        with _progress("files", todo) as advance:
+            report = run(database, settings.audit_key(), folder, progress=advance)
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            "stopped; the files imported stay: run the same command again to continue"
+        ) from None
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     for bad in report.bad:

@@ -20,7 +20,11 @@ written, and the rest are imported; a run again retries only the files not yet i
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import signal
+import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,8 +196,24 @@ def generate(
 
     ``ids`` and ``clock`` are the service's sources (tests give fixed ones); with more than
     one process each process uses the defaults."""
-    import time  # noqa: PLC0415  (timing only)
+    with bulk.only_run(db.engine, generate_job(seed)):
+        return _generate(
+            db, key, patients, seed, batch, processes, progress, ids, clock, build_indexes
+        )
 
+
+def _generate(
+    db: Database,
+    key: AuditKey,
+    patients: int,
+    seed: int,
+    batch: int,
+    processes: int,
+    progress: Progress,
+    ids: Callable[[], str],
+    clock: Callable[[], Any],
+    build_indexes: bool,
+) -> Generated:
     with db.read() as conn:
         done = bulk.done_items(conn, generate_job(seed))
     todo = missing(patients, done, batch)
@@ -229,6 +249,18 @@ def generate(
     return report
 
 
+def _die_with(parent: int) -> None:
+    """End this loading process when the command that started it ends, however it ends:
+    a batch left loading by a killed command could commit after the next run has counted
+    it as missing, and be loaded twice (Linux: the kernel's parent-death signal)."""
+    if sys.platform.startswith("linux"):
+        import ctypes  # noqa: PLC0415  (Linux only)
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _worker(
     url: str,
     secret: bytes,
@@ -236,11 +268,15 @@ def _worker(
     templates: dict[int, Template],
     todo: list[tuple[int, int]],
     done: Any,
+    parent: int,
 ) -> None:
+    _die_with(parent)
     db = Database(url, pool_size=1)
     try:
         loader = Generator(db, AuditKey(secret), seed, templates=templates)
         for first, last in todo:
+            if os.getppid() != parent:
+                return
             loader.batch(first, last)
             done.put(last - first + 1)
     except BaseException as exc:
@@ -265,7 +301,7 @@ def _in_processes(
     procs = [
         ctx.Process(
             target=_worker,
-            args=(url, key.secret, seed, templates, todo[i::processes], done),
+            args=(url, key.secret, seed, templates, todo[i::processes], done, os.getpid()),
         )
         for i in range(processes)
     ]
@@ -336,8 +372,6 @@ def import_lists(
     service: PLLService | None = None,
 ) -> ListsImported:
     """Import every file of ``folder`` not imported yet; see the module."""
-    import time  # noqa: PLC0415  (timing only)
-
     job = lists_job(folder)
     files = list_files(folder)
     with db.read() as conn:

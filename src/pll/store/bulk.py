@@ -139,6 +139,32 @@ def mark_done(conn: Connection, job: str, items: Iterable[str], detail: str | No
         conn.execute(insert(bulk_import), rows)
 
 
+class Busy(RuntimeError):
+    """Another run of the same import is loading into this database."""
+
+
+@contextmanager
+def only_run(engine: Engine, job: str) -> Iterator[None]:
+    """Hold, for the block, a PostgreSQL session lock that only one run of ``job`` can
+    hold: two runs would both count the same batches as missing. (SQLite: one writer at a
+    time, and the keys stay in place, so a second run's batch fails rather than repeats.)"""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        got = conn.execute(
+            text("SELECT pg_try_advisory_lock(7003, hashtext(:job))"), {"job": job}
+        ).scalar_one()
+        conn.commit()
+        if not got:
+            raise Busy(f"another import of {job} is running on this database; wait for it")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(7003, hashtext(:job))"), {"job": job})
+            conn.commit()
+
+
 # -- indexes built after loading (PostgreSQL) ----------------------------------------------
 
 
