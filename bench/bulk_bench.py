@@ -4,6 +4,7 @@ million patients with their lists in ten minutes).
     python bench/bulk_bench.py --patients 100000 --processes 2
     python bench/bulk_bench.py --patients 1000000 --processes 2 [--keep]
     python bench/bulk_bench.py --patients 200000 --reuse   # 100,000 more into a loaded database
+    python bench/bulk_bench.py --lists 500                  # pll import lists of 500 responses
 
 Runs the real command as a subprocess against ``pll_bench_bulk`` (dropped first; dropped
 after unless ``--keep``) and reports: patients/s and rows/s of the load, the times of the
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -78,6 +80,28 @@ class Backends:
         self._thread.join()
 
 
+REFERENCE = Path(__file__).resolve().parents[1] / (
+    "tests/fixtures/sfm/getMedication-response-e-multidose.json"
+)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _write_lists(folder: Path, count: int) -> None:
+    """``count`` variants of the reference response: each another synthetic patient, with
+    every id the sender gave made new (an import keeps the sender's ids)."""
+    from pll.services.synthetic import synthetic_fnrs  # noqa: PLC0415
+
+    if folder.exists():
+        for old in folder.iterdir():
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    text = REFERENCE.read_text(encoding="utf-8")
+    for i, fnr in enumerate(synthetic_fnrs(count)):
+        variant = text.replace("25039296929", fnr)
+        variant = _UUID.sub(lambda m, f=fnr: str(uuid.uuid5(uuid.NAMESPACE_OID, f + m[0])), variant)
+        (folder / f"{i:07d}.json").write_text(variant, encoding="utf-8")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--patients", type=int, default=100_000)
@@ -93,6 +117,13 @@ def main() -> int:
         "if it holds rows)",
     )
     ap.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument(
+        "--lists",
+        type=int,
+        default=0,
+        help="time `pll import lists` of this many SFM responses instead (variants of the "
+        "reference response, each its own patient and ids)",
+    )
     args = ap.parse_args()
 
     url = args.database_url
@@ -106,19 +137,25 @@ def main() -> int:
     env["PLL_DATA_DIR"] = str(Path("/tmp") / f"{name}-data")
     env.setdefault("PLL_AUDIT_KEY", "00" * 32)
     pll = str(Path(sys.executable).parent / "pll")
-    command = [
-        pll,
-        "import",
-        "generate",
-        "--patients",
-        str(args.patients),
-        "--processes",
-        str(args.processes),
-        "--batch",
-        str(args.batch),
-        "--seed",
-        str(args.seed),
-    ]
+    folder = Path("/tmp") / f"{name}-lists"
+    if args.lists:
+        _write_lists(folder, args.lists)
+        command = [pll, "import", "lists", str(folder)]
+        args.patients = args.lists
+    else:
+        command = [
+            pll,
+            "import",
+            "generate",
+            "--patients",
+            str(args.patients),
+            "--processes",
+            str(args.processes),
+            "--batch",
+            str(args.batch),
+            "--seed",
+            str(args.seed),
+        ]
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     with CpuSampler(proc.pid, lambda: None, interval=1.0) as cpu, Backends(url, name) as pg:
@@ -135,11 +172,14 @@ def main() -> int:
         r"peak memory ([\d,]+) MB",
         out,
     )
-    counted = re.search(r"([\d,]+) patients loaded in", out)
+    counted = re.search(r"([\d,]+) (?:patients loaded|lists imported) ", out)
     loaded = int(counted[1].replace(",", "")) if counted else 0
     load_s, index_s, vacuum_s, peak = (
         (float(found[1]), float(found[2]), float(found[3]), found[4]) if found else (0, 0, 0, "?")
     )
+    if args.lists:
+        took = re.search(r"in ([\d.]+) s \(", out)
+        load_s = float(took[1]) if took else 0.0
     total_rows = sum(rows.values())
     backend_cpu = sum(pg.cpu.values())
     importer_cpu = cpu.result.get("server", 0.0) * wall
@@ -167,7 +207,8 @@ def main() -> int:
     print(json.dumps(result, indent=2))
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    (args.results_dir / f"bulk-{args.patients}-{stamp}.json").write_text(json.dumps(result))
+    kind = "lists" if args.lists else "bulk"
+    (args.results_dir / f"{kind}-{args.patients}-{stamp}.json").write_text(json.dumps(result))
     if not args.keep:
         dbsetup.drop_database(url)
     return 0

@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,12 @@ import pytest
 import sqlalchemy as sa
 
 from pll.auth.audit import AuditKey
+from pll.events.readcopy import ReadCopy
 from pll.services.audit import AuditTrail
 from pll.services.bulk_import import generate, generate_job, import_lists, lists_job, missing
 from pll.services.lists import PLLService
 from pll.services.sfm import SfmService
+from pll.services.stats import Statistics
 from pll.services.synthetic import gp_access, person, plans, synthetic_fnrs, write_patient
 from pll.store.db import Database
 from pll.store.schema import metadata
@@ -111,6 +113,25 @@ def test_generated_events_reach_the_outbox_in_order(db: Database) -> None:
         lists = {r[0] for r in conn.execute(sa.text("SELECT id FROM pll"))}
     assert len(events) == 4
     assert {orjson.loads(e.payload)["list"].removeprefix("List/") for e in events} == lists
+
+
+def test_consumers_see_the_generated_lists(db: Database, tmp_path: Path) -> None:
+    """The statistics and the read copy take the imported lists' events as any others."""
+    generate(db, KEY, 4, seed=6)
+    later = lambda: datetime.now(UTC) + timedelta(minutes=5)  # noqa: E731  past the settling
+    assert Statistics(db, later).catch_up() == 4
+    with db.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM stats_list")).scalar_one() == 4
+    copy_db = Database(f"sqlite:///{tmp_path / 'copy.sqlite3'}")
+    try:
+        copy = ReadCopy(db, copy_db, later)
+        copy.setup()
+        while copy.step():
+            pass
+        assert copy.lag().lists == 4
+        assert copy.differences() == []
+    finally:
+        copy_db.dispose()
 
 
 def test_missing_runs_of_numbers() -> None:
