@@ -10,8 +10,9 @@ dropped afterwards) and fills it in two steps, to a quarter of the patients and 
 of them. ``--load sql`` (the default) seeds the rows directly in SQL (:mod:`pllbench.seed`:
 per patient a list with 2.5 versions on average, two dispensings in three, an administration
 record in 20, a discrepancy case in 50 — about 3.3 events a patient); ``--load service``
-loads them through the service's own write path (``pllbench.load``: each patient registered
-with a PLL of 4–8 entries, one list version), which is slow (issue 20). After each step it
+loads the rows the service's own write path writes, with the bulk import (``pll import
+generate``, :mod:`pll.services.bulk_import`: each patient registered with a PLL of 4–8
+entries, one list version). After each step it
 runs ``pll stats extract`` as its own process for CSV and for Parquet. Each run's wall time,
 rows, rows/s and the process's peak RSS (``wait4``'s ``ru_maxrss``) are printed; memory is
 flat when the peak at N is the peak at N/4 (the extract holds one page of events and one

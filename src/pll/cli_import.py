@@ -116,6 +116,7 @@ def import_generate(patients: int, seed: int, batch: int, processes: int) -> Non
     """Load synthetic patients 1..N, each with a list of 4-8 entries, as the service writes
     them (the benchmark's patients). Run again, it loads only what is missing."""
     from pll.services.bulk_import import generate, generate_job, missing  # noqa: PLC0415
+    from pll.services.bulk_templates import TemplateError  # noqa: PLC0415
     from pll.store import bulk  # noqa: PLC0415
 
     settings = _settings()
@@ -126,6 +127,12 @@ def import_generate(patients: int, seed: int, batch: int, processes: int) -> Non
     todo = sum(b - a + 1 for a, b in missing(patients, done, batch))
     if database.is_sqlite:
         processes = 1
+    if todo:
+        click.echo(
+            "the service writes each plan's rows once first (up to 256 plans: on PostgreSQL "
+            "about a minute), then the patients are stamped from them",
+            err=True,
+        )
     try:
         with _progress("patients", todo) as advance:
             report = generate(
@@ -137,7 +144,7 @@ def import_generate(patients: int, seed: int, batch: int, processes: int) -> Non
                 processes=processes,
                 progress=advance,
             )
-    except bulk.Busy as exc:
+    except (bulk.Busy, TemplateError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.ClickException(
