@@ -88,14 +88,17 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def _write_lists(folder: Path, count: int) -> None:
     """``count`` variants of the reference response: each another synthetic patient, with
-    every id the sender gave made new (an import keeps the sender's ids)."""
+    every id the sender gave made new (an import keeps the sender's ids), as strict JSON
+    (the reference has a trailing comma, which sends a file through the pure-Python JSON5
+    reader: seconds a file, measured apart)."""
+    from pll.fhir.sfm.reading import parse_lenient  # noqa: PLC0415
     from pll.services.synthetic import synthetic_fnrs  # noqa: PLC0415
 
     if folder.exists():
         for old in folder.iterdir():
             old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
-    text = REFERENCE.read_text(encoding="utf-8")
+    text = json.dumps(parse_lenient(REFERENCE.read_text(encoding="utf-8"))[0], indent=1)
     for i, fnr in enumerate(synthetic_fnrs(count)):
         variant = text.replace("25039296929", fnr)
         variant = _UUID.sub(lambda m, f=fnr: str(uuid.uuid5(uuid.NAMESPACE_OID, f + m[0])), variant)
