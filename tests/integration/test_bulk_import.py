@@ -289,3 +289,32 @@ def test_a_second_run_of_the_same_import_is_refused(db: Database, tmp_path: Path
     assert "another import of generate:seed=11 is running" in err
     with db.read() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM patient")).scalar_one() == 0
+
+
+def test_indexes_are_dropped_only_while_the_tables_are_empty(db: Database) -> None:
+    first = generate(db, KEY, 2, seed=12)
+    more = generate(db, KEY, 4, seed=12)
+    assert more.loaded == 2
+    assert more.deferred == []  # a database that holds rows keeps its indexes
+    if db.is_sqlite:
+        assert first.deferred == []
+        return
+    assert "patient_pkey" in first.deferred
+    assert "ix_entry_list_status" in first.deferred
+    with db.read() as conn:
+        names = set(conn.execute(sa.text("SELECT indexname FROM pg_indexes")).scalars())
+    assert {"patient_pkey", "ix_entry_list_status", "uq_patient_identifier"} <= names
+
+
+def test_recording_sees_inserts_and_names_anything_else(db: Database) -> None:
+    from pll.store.bulk import recording
+    from pll.store.schema import bulk_import
+
+    with db.write() as conn, recording(conn) as seen:
+        conn.execute(
+            sa.insert(bulk_import), {"job": "t", "item": "1", "detail": None, "done_at": AT}
+        )
+        conn.execute(sa.update(bulk_import).values(detail="x"))
+    assert [(r.table.name, r.values["item"]) for r in seen.rows] == [("bulk_import", "1")]
+    assert len(seen.others) == 1
+    assert seen.others[0].startswith("UPDATE")
