@@ -10,8 +10,9 @@ dropped afterwards) and fills it in two steps, to a quarter of the patients and 
 of them. ``--load sql`` (the default) seeds the rows directly in SQL (:mod:`pllbench.seed`:
 per patient a list with 2.5 versions on average, two dispensings in three, an administration
 record in 20, a discrepancy case in 50 — about 3.3 events a patient); ``--load service``
-loads them through the service's own write path (``pllbench.load``: each patient registered
-with a PLL of 4–8 entries, one list version), which is slow (issue 20). After each step it
+loads the rows the service's own write path writes, with the bulk import (``pll import
+generate``, :mod:`pll.services.bulk_import`: each patient registered with a PLL of 4–8
+entries, one list version). After each step it
 runs ``pll stats extract`` as its own process for CSV and for Parquet. Each run's wall time,
 rows, rows/s and the process's peak RSS (``wait4``'s ``ru_maxrss``) are printed; memory is
 flat when the peak at N is the peak at N/4 (the extract holds one page of events and one
@@ -41,26 +42,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from pll.auth.audit import AuditKey
-from pll.services.lists import PLLService
+from pll.services.bulk_import import generate
 from pll.store.db import Database
 from pllbench import dbsetup, load, seed
 
 HERE = Path(__file__).resolve().parent
-BATCH = 50
 
 
-def _load(db: Database, first: int, last: int, fnrs: list[str], seed: int, procs: int) -> float:
-    """Patients ``first..last`` loaded through the service; seconds taken. PostgreSQL loads
-    with several processes (``pllbench.load``), SQLite in this one (one writer at a time)."""
+def _load(db: Database, first: int, last: int, seed: int, procs: int) -> float:
+    """Patients ``first..last`` loaded by the bulk import (``pll import generate``: the
+    service's rows, :mod:`pll.services.bulk_import`); seconds taken. PostgreSQL loads with
+    several processes, SQLite in this one (one writer at a time)."""
     started = time.perf_counter()
-    todo = [(a, min(a + BATCH - 1, last)) for a in range(first, last + 1, BATCH)]
-    if db.is_sqlite:
-        service = PLLService(db, load.BENCH_KEY)
-        access = load.gp_access()
-        for a, b in todo:
-            load.load_batch(service, access, a, b, fnrs, seed)
-    else:
-        load.load(db.url, len(fnrs), todo, seed, procs, lambda n: None)
+    loaded = generate(db, load.BENCH_KEY, last, seed=seed, processes=1 if db.is_sqlite else procs)
+    if loaded.loaded != last - first + 1:
+        raise RuntimeError(f"expected to load {last - first + 1} patients, loaded {loaded.loaded}")
     return time.perf_counter() - started
 
 
@@ -105,7 +101,6 @@ def run(
 ) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     key = secrets.token_hex(32)
-    fnrs = load.synthetic_fnrs(patients) if how == "service" else []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         AuditKey.load(tmp)
@@ -119,7 +114,7 @@ def run(
                 if how == "sql":
                     took = seed.seed_patients(db, loaded + 1, size)
                 else:
-                    took = _load(db, loaded + 1, size, fnrs, rng_seed, procs)
+                    took = _load(db, loaded + 1, size, rng_seed, procs)
                 print(f"{backend}: {how} {size:,} patients ({size - loaded:,} in {took:.0f} s)")
                 loaded = size
                 for fmt in ("csv", "parquet"):

@@ -26,14 +26,6 @@ from typing import Any
 import click
 import psycopg
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -101,7 +93,7 @@ def _transactions(url: str, table: str, after_id: int) -> int:
 
 
 def _prepare_database(
-    url: str, patients: int, reuse: bool, batch_size: int, processes: int, seed: int
+    pll: Path, url: str, patients: int, reuse: bool, batch_size: int, processes: int, seed: int
 ) -> dict[str, Any]:
     if reuse:
         created = dbsetup.create_database_if_missing(url)
@@ -118,52 +110,19 @@ def _prepare_database(
     finally:
         db.dispose()
     dbsetup.create_helpers(url)
-    done = dbsetup.loaded_numbers(url)
-    todo = load.missing_batches(patients, done, batch_size)
-    missing = sum(last - first + 1 for first, last in todo)
-    info: dict[str, Any] = {
-        "already_loaded": len(done & set(range(1, patients + 1))),
-        "loaded_now": missing,
-        "load_seconds": 0.0,
-    }
-    if missing:
-        console.print(
-            f"loading {missing:,} patients ({len(done):,} already there) in transactions of "
-            f"{batch_size}, {processes} process(es)"
-        )
-        columns = (
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task("patients", total=missing, rate="")
-            started = time.perf_counter()
-
-            step = max(1, missing // 20)
-            last_line = [0]
-
-            def advance(n: int) -> None:
-                progress.advance(task, n)
-                done_now = int(progress.tasks[0].completed)
-                rate = done_now / (time.perf_counter() - started)
-                progress.update(task, rate=f"{rate:,.0f}/s")
-                if not console.is_terminal and done_now - last_line[0] >= step:
-                    last_line[0] = done_now
-                    console.print(f"  loaded {done_now:,}/{missing:,} ({rate:,.0f}/s)")
-
-            info["load_seconds"] = round(
-                load.load(url, patients, todo, seed, processes, advance), 1
-            )
-        console.print("VACUUM (ANALYZE) after loading")
-        t0 = time.perf_counter()
-        dbsetup.vacuum_analyze(url)
-        info["vacuum_seconds"] = round(time.perf_counter() - t0, 1)
-    else:
-        console.print(f"all {patients:,} patients already loaded")
+    before = dbsetup.patient_count(url)
+    info: dict[str, Any] = {"already_loaded": before}
+    # pll import generate loads what is missing (it records its batches), builds the
+    # indexes after a load into empty tables, and runs VACUUM (ANALYZE)
+    console.print(
+        f"pll import generate --patients {patients:,} --batch {batch_size} "
+        f"--processes {processes} --seed {seed}"
+    )
+    data_dir = Path(tempfile.gettempdir()) / "pll-bench-import"
+    info["load_seconds"] = round(
+        load.import_patients(pll, url, patients, seed, batch_size, processes, data_dir), 1
+    )
+    info["numbered_now"] = load.record_numbers(url, patients)
     info["patients_in_database"] = dbsetup.patient_count(url)
     return info
 
@@ -406,10 +365,10 @@ def _report(results: dict[str, Any], patients: int, concurrency: int, seconds: i
 )
 @click.option(
     "--batch-size",
-    default=500,
+    default=2000,
     show_default=True,
     type=click.IntRange(1),
-    help="patients per loading transaction",
+    help="patients per loading transaction (pll import generate --batch)",
 )
 @click.option("--load-processes", default=2, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=2026, show_default=True, type=int)
@@ -475,7 +434,7 @@ def main(
     started = time.perf_counter()
 
     # 1. the database and its data
-    load_info = _prepare_database(url, patients, reuse, batch_size, load_processes, seed)
+    load_info = _prepare_database(pll, url, patients, reuse, batch_size, load_processes, seed)
     console.print(f"database ready: {load_info}")
     if load_only:
         return

@@ -76,6 +76,15 @@ def recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def drop_database(url: str) -> None:
+    """Drop a benchmark database (only ``pll_bench*`` names)."""
+    name = conn_parts(url)["dbname"]
+    if not name.startswith("pll_bench"):
+        raise SystemExit(f"refusing to drop database {name!r}: not a pll_bench* database")
+    with psycopg.connect(_admin_url(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def create_database_if_missing(url: str) -> bool:
     if database_exists(url):
         return False

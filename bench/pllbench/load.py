@@ -1,73 +1,29 @@
-"""Loading N synthetic patients through the service, in batches of one transaction each.
+"""Loading N synthetic patients with ``pll import generate`` (issue 20).
 
-Every patient is registered and given a PLL of 4–8 entries with
-``PLLService.register_patient_in`` and ``PLLService.apply_in(..., create_list=True)``, the same
-write path the API uses, so the stored rows (list documents, versions, provenance targets,
-outbox) are what the server would have written. Each batch also records its patients in
-``bench_patient`` inside the batch's own transaction, so a load that is stopped resumes exactly:
-the missing numbers are loaded.
-
-Patients are numbered 1..N; patient n's data depends only on n and the seed, so batches can be
-loaded in any order and by several processes at once.
+The patients are those of :mod:`pll.services.synthetic`: numbered 1..N, patient ``n``'s data
+depending only on ``n`` and the seed. The command writes the rows the service's write path
+writes (``tests/integration/test_bulk_import.py`` proves it) with ``COPY``, in batches that
+each record themselves in ``bulk_import``, so a stopped load run again loads exactly what is
+missing. After it, :func:`record_numbers` fills ``bench_patient`` (number, patient id, list
+id) from the fødselsnumre, for the drivers that pick a patient by number.
 """
 
 from __future__ import annotations
 
-import datetime
-import multiprocessing as mp
-import queue as queue_mod
-import random
+import os
+import subprocess
 import time
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
-from sqlalchemy import text
+import psycopg
 
-from pll.auth.access import Access, Basis
+from pll.auth.access import Access
 from pll.auth.audit import AuditKey
-from pll.auth.tokens import PERSONAS
-from pll.domain.model import Author, Role
-from pll.fhir import systems
-from pll.services.demo import FIRST, LAST, REGIMENS, statement
-from pll.services.lists import Op, PLLService
-from pll.store.db import Database
+from pll.services.synthetic import gp_access as _gp_access
+from pll.services.synthetic import synthetic_fnrs
+from pllbench import dbsetup
 
-_W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2)
-_W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
-REASON = "Legemiddelgjennomgang hos fastlege"
-
-
-def _check(digits: str, weights: tuple[int, ...]) -> int | None:
-    k = 11 - sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
-    if k == 11:
-        return 0
-    return None if k == 10 else k
-
-
-def synthetic_fnrs(count: int) -> list[str]:
-    """``count`` distinct synthetic fødselsnumre (month + 80), the same every time.
-
-    Walks birth dates from 1940-01-01 and, for each, the individual numbers 000–499 (born in
-    the 1900s) that have valid check digits: about 413 numbers per day.
-    """
-    out: list[str] = []
-    day = datetime.date(1940, 1, 1)
-    while len(out) < count:
-        prefix = f"{day.day:02d}{day.month + 80:02d}{day.year % 100:02d}"
-        for ind in range(500):
-            nine = f"{prefix}{ind:03d}"
-            k1 = _check(nine, _W1)
-            if k1 is None:
-                continue
-            k2 = _check(nine + str(k1), _W2)
-            if k2 is None:
-                continue
-            out.append(f"{nine}{k1}{k2}")
-            if len(out) == count:
-                break
-        day += datetime.timedelta(days=1)
-    return out
-
+__all__ = ["BENCH_KEY", "gp_access", "import_patients", "record_numbers", "synthetic_fnrs"]
 
 #: The loader's audit key. Loaded records are never verified; the running server uses the key
 #: in its own data directory for the records of the measured requests.
@@ -75,127 +31,58 @@ BENCH_KEY = AuditKey(b"pll-bench-audit-key-not-a-secret")
 
 
 def gp_access() -> Access:
-    """The same author the ``gp`` development token stands for."""
-    p = PERSONAS["gp"]
-    author = Author(name=p.name, role=Role.DOCTOR, hpr=p.hpr, org_id=p.org_id, org_name=p.org_name)
-    return Access(author, Basis.TREATMENT, "pll-dev-client")
+    """The author the ``gp`` development token stands for, through the dev client."""
+    return _gp_access("pll-dev-client")
 
 
-def _patient(
-    service: PLLService, n: int, fnr: str, seed: int
-) -> tuple[dict[str, Any], Callable[[str], list[Op]]]:
-    rng = random.Random(seed * 1_000_003 + n)
-    resource = {
-        "resourceType": "Patient",
-        "identifier": [{"system": systems.FNR, "value": fnr}],
-        "name": [{"family": rng.choice(LAST), "given": [rng.choice(FIRST)]}],
-    }
-    chosen = rng.sample(REGIMENS, rng.randint(4, 8))
-    start = f"202{rng.randint(3, 6)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
-
-    def ops(pid: str) -> list[Op]:
-        return [
-            Op("create", "MedicationStatement", service.ids(), statement(pid, r, start))
-            for r in chosen
-        ]
-
-    return resource, ops
-
-
-def load_batch(
-    service: PLLService, access: Access, first: int, last: int, fnrs: list[str], seed: int
-) -> None:
-    """Patients ``first..last`` (inclusive, 1-based) in one transaction."""
-    rows = []
-    with service.db.write() as conn:
-        for n in range(first, last + 1):
-            resource, ops = _patient(service, n, fnrs[n - 1], seed)
-            patient, created = service.register_patient_in(conn, access, resource)
-            if not created:
-                raise RuntimeError(f"patient {n} is registered but not recorded in bench_patient")
-            pid = patient["id"]
-            result = service.apply_in(conn, access, pid, ops(pid), REASON, create_list=True)
-            rows.append({"n": n, "patient_id": pid, "list_id": result.list_id})
-        conn.execute(
-            text(
-                "INSERT INTO bench_patient (n, patient_id, list_id) "
-                "VALUES (:n, :patient_id, :list_id)"
-            ),
-            rows,
-        )
-
-
-def missing_batches(patients: int, done: set[int], batch_size: int) -> list[tuple[int, int]]:
-    """Runs of consecutive patient numbers in 1..patients not loaded yet, at most ``batch_size``
-    long, as ``(first, last)`` inclusive."""
-    out: list[tuple[int, int]] = []
-    first: int | None = None
-    for n in range(1, patients + 2):
-        missing = n <= patients and n not in done
-        if first is not None and (not missing or n - first == batch_size):
-            out.append((first, n - 1))
-            first = None
-        if missing and first is None:
-            first = n
-    return out
-
-
-def _worker(url: str, todo: list[tuple[int, int]], patients: int, seed: int, done: Any) -> None:
-    fnrs = synthetic_fnrs(patients)
-    db = Database(url, pool_size=1)
-    service = PLLService(db, BENCH_KEY)
-    access = gp_access()
-    try:
-        for first, last in todo:
-            load_batch(service, access, first, last, fnrs, seed)
-            done.put(last - first + 1)
-    except BaseException as exc:
-        done.put(f"loading failed: {exc!r}")
-        raise
-    finally:
-        db.dispose()
-
-
-def load(
-    url: str,
-    patients: int,
-    todo: list[tuple[int, int]],
-    seed: int,
-    processes: int,
-    progress: Callable[[int], None],
+def import_patients(
+    pll: Path, url: str, patients: int, seed: int, batch: int, processes: int, data_dir: Path
 ) -> float:
-    """Load the batches ``todo`` with up to ``processes`` processes; returns seconds taken."""
+    """Run ``pll import generate`` for patients 1..``patients`` (its progress bar on this
+    terminal); returns seconds taken. Raises if the command fails."""
+    env = dict(os.environ)
+    env["PLL_DATABASE_URL"] = url
+    env["PLL_DATA_DIR"] = str(data_dir)
+    env["PLL_AUDIT_KEY"] = BENCH_KEY.secret.hex()
     started = time.perf_counter()
-    if not todo:
-        return 0.0
-    ctx = mp.get_context("spawn")
-    done = ctx.Queue()
-    processes = max(1, min(processes, len(todo)))
-    procs = [
-        ctx.Process(target=_worker, args=(url, todo[i::processes], patients, seed, done))
-        for i in range(processes)
-    ]
-    for p in procs:
-        p.start()
-    remaining = sum(last - first + 1 for first, last in todo)
-    try:
-        while remaining > 0:
-            try:
-                item = done.get(timeout=5)
-            except queue_mod.Empty:
-                if not any(p.is_alive() for p in procs):
-                    raise RuntimeError(
-                        "the loader processes ended before loading was done"
-                    ) from None
-                continue
-            if isinstance(item, str):
-                raise RuntimeError(item)
-            remaining -= item
-            progress(item)
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=10)
+    subprocess.run(
+        [
+            str(pll),
+            "import",
+            "generate",
+            "--patients",
+            str(patients),
+            "--seed",
+            str(seed),
+            "--batch",
+            str(batch),
+            "--processes",
+            str(processes),
+        ],
+        env=env,
+        check=True,
+    )
     return time.perf_counter() - started
+
+
+def record_numbers(url: str, patients: int) -> int:
+    """Put patients 1..``patients`` that are loaded but not numbered yet into
+    ``bench_patient``, by their fødselsnummer; returns how many were added."""
+    fnrs = synthetic_fnrs(patients)
+    with psycopg.connect(dbsetup.libpq_url(url)) as conn:
+        conn.execute("CREATE TEMPORARY TABLE bench_fnr (n integer, fnr varchar(11))")
+        with conn.cursor().copy("COPY bench_fnr (n, fnr) FROM STDIN") as copy:
+            for n, fnr in enumerate(fnrs, start=1):
+                copy.write_row((n, fnr))
+        added = conn.execute(
+            """
+            INSERT INTO bench_patient (n, patient_id, list_id)
+            SELECT f.n, p.id, l.id FROM bench_fnr f
+            JOIN patient p ON p.identifier_system = 'urn:oid:2.16.578.1.12.4.1.4.1'
+                          AND p.identifier_value = f.fnr
+            JOIN pll l ON l.patient_id = p.id
+            ON CONFLICT (n) DO NOTHING
+            """
+        ).rowcount
+        conn.commit()
+    return int(added)

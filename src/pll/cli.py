@@ -15,6 +15,7 @@ import click
 
 from pll.cli_clients import clients
 from pll.cli_extract import extract
+from pll.cli_import import add_bulk_commands
 from pll.cli_worker import WorkerChild, worker
 from pll.config import Settings
 from pll.domain.errors import DomainError
@@ -688,6 +689,7 @@ def import_sfm(file: Path) -> None:
 
 main.add_command(clients)
 main.add_command(worker)
+add_bulk_commands(import_)
 stats.add_command(extract)
 
 

@@ -19,4 +19,4 @@ def test_migrations_match_the_declared_schema(database: Database) -> None:
 def test_upgrade_is_idempotent(database: Database) -> None:
     database.upgrade()
     with database.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0022"
+        assert MigrationContext.configure(conn).get_current_revision() == "0024"

@@ -970,3 +970,17 @@ care_acknowledged_change = Table(
     Column("list_version", Integer, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
 )
+
+#: What a bulk import (``pll import lists``/``generate``, issue 20, pll.store.bulk) has done:
+#: per job (``generate:seed=1``, ``lists:/abs/folder``) the batches or files loaded, each
+#: written in its batch's own transaction so a stopped import continues without duplicates
+#: or gaps; and (job ``deferred``) the indexes and foreign keys an import into empty tables
+#: dropped, with the SQL that builds each again.
+bulk_import = Table(
+    "bulk_import",
+    metadata,
+    Column("job", String(200), primary_key=True),
+    Column("item", String(400), primary_key=True),
+    Column("detail", Text),
+    Column("done_at", UTCDateTime, nullable=False),
+)

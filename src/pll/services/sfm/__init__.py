@@ -24,8 +24,11 @@ One module per use case, dependencies pointing inwards (from the operations to t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection
 
 from pll.auth.access import Access
 from pll.services.lists import ChangeResult, PLLService
@@ -54,6 +57,12 @@ class SfmService:
         """Apply a doctor's complete list sent as an SFM document; returns SFM's answer."""
         return send_medication(self.service, access, parameters, reason)
 
-    def import_document(self, data: Any, reason: str | None = None) -> Imported:
-        """Bring in a ``$getMedication`` response as the list of a patient who has none."""
-        return import_document(self.service, data, reason)
+    def import_document(
+        self,
+        data: Any,
+        reason: str | None = None,
+        also: Callable[[Connection], None] | None = None,
+    ) -> Imported:
+        """Bring in a ``$getMedication`` response as the list of a patient who has none;
+        ``also`` runs last in its transaction."""
+        return import_document(self.service, data, reason, also)

@@ -12,6 +12,7 @@ nothing is imported.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,8 +66,17 @@ def _refused_on_import(exc: ChecksRefused, author: str) -> ChecksRefused:
     )
 
 
-def import_document(svc: PLLService, data: Any, reason: str | None = None) -> Imported:
+def import_document(
+    svc: PLLService,
+    data: Any,
+    reason: str | None = None,
+    also: Callable[[Connection], None] | None = None,
+) -> Imported:
     """Bring in a ``$getMedication`` response as the list of a patient who has none.
+
+    ``also`` runs last in the import's transaction: a bulk import records there that the
+    file is done (:mod:`pll.services.bulk_import`), so a stopped import neither repeats
+    nor skips one.
 
     The list version is written under the name of the doctor who sent the list (the
     M25.1 author), as the change that created it; decision-support findings are recorded
@@ -126,6 +136,8 @@ def import_document(svc: PLLService, data: Any, reason: str | None = None) -> Im
                 f"{len(doc.other)} prescription(s) of goods that are not medicines "
                 "(sectionOtherPrescriptions, BANDA) were not imported: PLL keeps medicines."
             )
+        if also is not None:
+            also(conn)
         return Imported(
             patient_id,
             result.list_id,

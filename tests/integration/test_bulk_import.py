@@ -1,0 +1,320 @@
+"""``pll import generate`` and ``pll import lists`` (issue 20): the rows a bulk import writes
+are the rows the service writes, a stopped import continues without duplicates or gaps, a
+bad file is named and nothing of it is written.
+
+Compared row by row over every table. Normalised, and only these: the serial ids the
+database gives audit records and events (``audit_event.id``, ``outbox.id``), any column the
+database fills itself (``outbox.tx``, when present), and ``bulk_import`` (the import's own
+record). Ids and times are equal because both sides draw them from the same fixed sources.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from pll.auth.audit import AuditKey
+from pll.events.readcopy import ReadCopy
+from pll.services.audit import AuditTrail
+from pll.services.bulk_import import generate, generate_job, import_lists, lists_job, missing
+from pll.services.lists import PLLService
+from pll.services.sfm import SfmService
+from pll.services.stats import Statistics
+from pll.services.synthetic import gp_access, person, plans, synthetic_fnrs, write_patient
+from pll.store.db import Database
+from pll.store.schema import metadata
+from tests.conftest import empty_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+PLL = str(Path(sys.executable).parent / "pll")
+REFERENCE = ROOT / "tests/fixtures/sfm/getMedication-response-e-multidose.json"
+REFERENCE_FNR = "25039296929"  # the patient's (17056600574 is the doctor's)
+KEY = AuditKey(b"bulk-import-test-key-not-a-secret")
+AT = datetime(2026, 11, 2, 10, 30, tzinfo=UTC)
+#: the columns the database fills itself: normalised away
+FILLED = {("audit_event", "id"), ("outbox", "id"), ("outbox", "tx")}
+
+
+def counter(start: int = 1) -> Callable[[], str]:
+    """Ids the same on every run: the k-th id drawn is the same uuid."""
+    state = [start]
+
+    def ids() -> str:
+        state[0] += 1
+        return str(uuid.UUID(int=state[0]))
+
+    return ids
+
+
+def rows(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    out = {}
+    with db.read() as conn:
+        for table in metadata.sorted_tables:
+            if table.name == "bulk_import":
+                continue
+            kept = [c for c in table.c if (table.name, c.name) not in FILLED]
+            found = conn.execute(sa.select(*kept)).all()
+            out[table.name] = sorted((tuple(r) for r in found), key=repr)
+    return out
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Database]:
+    empty_tables(database)
+    yield database
+    empty_tables(database)
+
+
+def test_generated_patients_have_the_rows_the_service_writes(db: Database) -> None:
+    report = generate(db, KEY, 5, seed=3, batch=2, ids=counter(), clock=lambda: AT)
+    assert report.loaded == 5
+    bulk = rows(db)
+    assert len(bulk["patient"]) == 5
+    assert len(bulk["audit_event"]) == 10  # registering, and creating the list
+    empty_tables(db)
+
+    service = PLLService(db, KEY, clock=lambda: AT, ids=counter())
+    fnrs = synthetic_fnrs(5)
+    with db.write() as conn:
+        for n in range(1, 6):
+            p = person(n, fnrs[n - 1], 3)
+            write_patient(service, conn, gp_access(), p, plans(3)[p.plan])
+    written = rows(db)
+    assert set(bulk) == set(written)
+    for table in written:
+        assert bulk[table] == written[table], table
+
+
+def test_generated_audit_records_verify(db: Database) -> None:
+    """The MACs of stamped audit records are the patient's own: the log verifies."""
+    generate(db, KEY, 3, seed=4)
+    trail = AuditTrail(db, KEY, lambda: datetime.now(UTC))
+    assert trail.seal() == 6
+    assert trail.verify().ok
+
+
+def test_generated_events_reach_the_outbox_in_order(db: Database) -> None:
+    generate(db, KEY, 4, seed=5)
+    with db.read() as conn:
+        events = conn.execute(sa.text("SELECT id, payload FROM outbox ORDER BY id")).all()
+        lists = {r[0] for r in conn.execute(sa.text("SELECT id FROM pll"))}
+    assert len(events) == 4
+    assert {orjson.loads(e.payload)["list"].removeprefix("List/") for e in events} == lists
+
+
+def test_consumers_see_the_generated_lists(db: Database, tmp_path: Path) -> None:
+    """The statistics and the read copy take the imported lists' events as any others."""
+    generate(db, KEY, 4, seed=6)
+    later = lambda: datetime.now(UTC) + timedelta(minutes=5)  # noqa: E731  past the settling
+    assert Statistics(db, later).catch_up() == 4
+    with db.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM stats_list")).scalar_one() == 4
+    copy_db = Database(f"sqlite:///{tmp_path / 'copy.sqlite3'}")
+    try:
+        copy = ReadCopy(db, copy_db, later)
+        copy.setup()
+        while copy.step():
+            pass
+        assert copy.lag().lists == 4
+        assert copy.differences() == []
+    finally:
+        copy_db.dispose()
+
+
+def test_missing_runs_of_numbers() -> None:
+    assert missing(10, [], 4) == [(1, 4), (5, 8), (9, 10)]
+    assert missing(10, ["1-4", "9-10"], 4) == [(5, 8)]
+    assert missing(10, ["3-4"], 3) == [(1, 2), (5, 7), (8, 10)]
+    assert missing(3, ["1-3"], 2) == []
+
+
+def _pll(db: Database, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    env["PLL_DATABASE_URL"] = db.url
+    env["PLL_DATA_DIR"] = str(tmp_path / "data")
+    env["PLL_AUDIT_KEY"] = KEY.secret.hex()
+    return subprocess.Popen(
+        [PLL, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _done(db: Database, job: str) -> list[str]:
+    with db.read() as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                sa.text("SELECT item FROM bulk_import WHERE job = :j"), {"j": job}
+            )
+        ]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_killed_generate_continues_without_duplicates_or_gaps(
+    db: Database, tmp_path: Path, processes: int
+) -> None:
+    """Killed (SIGKILL) after some batches; with two processes, the loading processes die
+    with the command, so none commits a batch the next run counts as missing."""
+    if processes > 1 and db.is_sqlite:
+        pytest.skip("SQLite loads with one process")
+    patients = 3000
+    args = (
+        *("import", "generate", "--patients", str(patients), "--batch", "50", "--seed", "9"),
+        *("--processes", str(processes)),
+    )
+    first = _pll(db, tmp_path, *args)
+    deadline = time.monotonic() + 240
+    while not _done(db, generate_job(9)) and time.monotonic() < deadline:
+        assert first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    assert first.returncode == -signal.SIGKILL
+    time.sleep(1)  # a loading process ends with the command; its open batch rolls back
+    partial = len(_done(db, generate_job(9)))
+    assert 0 < partial < patients // 50  # stopped in the middle
+    again = _pll(db, tmp_path, *args)
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert f"{partial * 50:,} were there already" in out
+    with db.read() as conn:
+        fnrs = [r[0] for r in conn.execute(sa.text("SELECT identifier_value FROM patient"))]
+        lists = conn.execute(sa.text("SELECT count(*), count(DISTINCT patient_id) FROM pll")).one()
+        events = conn.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one()
+    assert sorted(fnrs) == sorted(synthetic_fnrs(patients))
+    assert tuple(lists) == (patients, patients)
+    assert events == patients
+    if not db.is_sqlite:  # the keys dropped for the load are all back
+        with db.read() as conn:
+            keys = conn.execute(
+                sa.text("SELECT count(*) FROM pg_constraint WHERE conname = 'patient_pkey'")
+            ).scalar_one()
+        assert keys == 1
+        assert _done(db, "deferred") == []
+
+
+# -- lists ----------------------------------------------------------------------------------
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _variant(fnr: str, ids_of: str | None = None) -> str:
+    """The reference response for another patient: their fødselsnummer, and every id the
+    sender gave made new (an import keeps the sender's ids, and two lists share none) — or
+    the ids of ``ids_of``'s variant."""
+    text = REFERENCE.read_text(encoding="utf-8").replace(REFERENCE_FNR, fnr)
+    salt = ids_of or fnr
+    return _UUID.sub(lambda m: str(uuid.uuid5(uuid.NAMESPACE_OID, salt + m[0])), text)
+
+
+def test_a_folder_has_the_rows_single_imports_write(db: Database, tmp_path: Path) -> None:
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    fnrs = synthetic_fnrs(2)
+    for i, fnr in enumerate(fnrs):
+        (folder / f"{i}.json").write_text(_variant(fnr), encoding="utf-8")
+    service = PLLService(db, KEY, clock=lambda: AT, ids=counter())
+    report = import_lists(db, KEY, folder, service=service)
+    assert (report.imported, report.bad) == (2, [])
+    bulk = rows(db)
+    empty_tables(db)
+
+    sfm = SfmService(PLLService(db, KEY, clock=lambda: AT, ids=counter()))
+    from pll.fhir.sfm.reading import parse_lenient
+
+    for fnr in fnrs:
+        sfm.import_document(parse_lenient(_variant(fnr))[0])
+    written = rows(db)
+    for table in written:
+        assert bulk[table] == written[table], table
+
+
+def test_a_bad_file_is_named_skipped_and_nothing_of_it_written(
+    db: Database, tmp_path: Path
+) -> None:
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    good, refused = synthetic_fnrs(2)
+    (folder / "a-good.json").write_text(_variant(good), encoding="utf-8")
+    (folder / "b-broken.json").write_text('{"resourceType":\n "Parameters",\n [', encoding="utf-8")
+    # a valid document refused midway, after its patient is registered: its prescriptions
+    # have the ids of the good file's, which PLL holds by then
+    (folder / "c-refused.json").write_text(_variant(refused, ids_of=good), encoding="utf-8")
+    (folder / "d.xml").write_text("<Bundle/>", encoding="utf-8")
+    run = _pll(db, tmp_path, "import", "lists", str(folder))
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 1, err
+    assert "skipped b-broken.json: " in err
+    assert "line 3" in err
+    assert "skipped c-refused.json: MedicationRequest/" in err
+    assert "is already in PLL" in err
+    assert "skipped d.xml: " in err
+    assert "1 lists imported" in out
+    with db.read() as conn:
+        found = {r[0] for r in conn.execute(sa.text("SELECT identifier_value FROM patient"))}
+    assert found == {good}
+    assert _done(db, lists_job(folder)) == ["a-good.json"]
+    # run again: only the skipped files are tried, the good one is not imported twice
+    again = _pll(db, tmp_path, "import", "lists", str(folder))
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 1
+    assert "0 lists imported" in out
+    assert "1 were imported before" in out
+    with db.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM pll")).scalar_one() == 1
+
+
+def test_a_second_run_of_the_same_import_is_refused(db: Database, tmp_path: Path) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite: one writer at a time; a second run's batch fails on the keys")
+    from pll.store.bulk import only_run
+
+    with only_run(db.engine, generate_job(11)):
+        run = _pll(db, tmp_path, "import", "generate", "--patients", "5", "--seed", "11")
+        _, err = run.communicate(timeout=120)
+    assert run.returncode == 1
+    assert "another import of generate:seed=11 is running" in err
+    with db.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM patient")).scalar_one() == 0
+
+
+def test_indexes_are_dropped_only_while_the_tables_are_empty(db: Database) -> None:
+    first = generate(db, KEY, 2, seed=12)
+    more = generate(db, KEY, 4, seed=12)
+    assert more.loaded == 2
+    assert more.deferred == []  # a database that holds rows keeps its indexes
+    if db.is_sqlite:
+        assert first.deferred == []
+        return
+    assert "patient_pkey" in first.deferred
+    assert "ix_entry_list_status" in first.deferred
+    with db.read() as conn:
+        names = set(conn.execute(sa.text("SELECT indexname FROM pg_indexes")).scalars())
+    assert {"patient_pkey", "ix_entry_list_status", "uq_patient_identifier"} <= names
+
+
+def test_recording_sees_inserts_and_names_anything_else(db: Database) -> None:
+    from pll.store.bulk import recording
+    from pll.store.schema import bulk_import
+
+    with db.write() as conn, recording(conn) as seen:
+        conn.execute(
+            sa.insert(bulk_import), {"job": "t", "item": "1", "detail": None, "done_at": AT}
+        )
+        conn.execute(sa.update(bulk_import).values(detail="x"))
+    assert [(r.table.name, r.values["item"]) for r in seen.rows] == [("bulk_import", "1")]
+    assert len(seen.others) == 1
+    assert seen.others[0].startswith("UPDATE")
