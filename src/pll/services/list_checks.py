@@ -20,7 +20,15 @@ from pll.domain.model import IN_USE, RX_ACTIVE, ListVersion, MedicationList, Tou
 from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
 from pll.fhir.findings import issues as finding_issues
 from pll.services.base import ServiceBase, guarded, relocate
-from pll.services.decision_support import Named, dosed_items, drug_key, items, named, review
+from pll.services.decision_support import (
+    CatalogueInUse,
+    Named,
+    dosed_items,
+    drug_key,
+    items,
+    named,
+    review,
+)
 from pll.store import repository as repo
 
 
@@ -35,6 +43,8 @@ class ListChecks(ServiceBase):
         record: ListVersion,
         places: dict[str, str],
         sent: dict[str, tuple[dict[str, Any], ...]] | None = None,
+        *,
+        catalogue: CatalogueInUse | None = None,
     ) -> tuple[list[Finding], ListVersion]:
         """Decision support on what this change brings (rule 6): findings come back with the
         accepted change. A blocking one refuses it unless the caller overrides it with a
@@ -59,6 +69,7 @@ class ListChecks(ServiceBase):
             sent,
             # every touched entry and prescription answers for its dose, linked or not
             dosed_items(entries, prescriptions, set(touched)),
+            catalogue,
         )
         # the list flags what the catalogue no longer has (rule 6): touched entries anew
         gone = {f.entries[0] for f in findings if f.kind is Kind.WITHDRAWN}

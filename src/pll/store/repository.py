@@ -38,6 +38,7 @@ from pll.domain.model import (
     Entry,
     ListVersion,
     MedicationList,
+    Multidose,
     Pause,
     Prescription,
 )
@@ -231,9 +232,12 @@ def load_list(
     now: datetime,
     entry_ids: Iterable[str] = (),
     rx_ids: Iterable[str] = (),
+    multidose: Multidose | None = None,
 ) -> MedicationList:
     """The aggregate the domain needs to judge a change to this list: the entries shown on
-    it, the prescriptions in use or linked, and whatever else the request names."""
+    it, the prescriptions in use or linked, and whatever else the request names.
+    ``multidose``: the patient's multidose state when the caller has read it already (with
+    the access facts, :meth:`pll.services.audit.AuditTrail.admit_change`)."""
     entry_rows = conn.execute(
         _LOAD_ENTRIES,
         {"list_id": row.id, "since": now - DISCONTINUED_VISIBLE_FOR, "ids": sorted(set(entry_ids))},
@@ -260,7 +264,9 @@ def load_list(
         if conf
         else None,
         withdrawn=frozenset(orjson.loads(row.withdrawn)) if row.withdrawn else frozenset(),
-        multidose=multidose_store.state(conn, row.patient_id),
+        multidose=multidose
+        if multidose is not None
+        else multidose_store.state(conn, row.patient_id),
         dispensed={
             rx_id: Dispensed(**summary)
             for rx_id, summary in (orjson.loads(row.dispensed) if row.dispensed else {}).items()
@@ -550,31 +556,41 @@ def _recorded(rtype: str) -> Any:
     return first.scalar_subquery().label("recorded_at")
 
 
-def resource_row(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
-    """A current resource with its list's patient and ``recorded_at``, when PLL first
-    recorded it."""
+def _resource_row_query(rtype: str) -> Select[Any]:
     table = RESOURCE_TABLES[rtype][0]
-    return cast(
-        "Row[Any] | None",
-        conn.execute(
-            select(
-                table.c.id,
-                table.c.version,
-                table.c.list_id,
-                table.c.last_changed,
-                table.c.resource,
-                pll.c.patient_id,
-                _recorded(rtype),
-            )
-            .join(pll, pll.c.id == table.c.list_id)
-            .where(table.c.id == rid)
-        ).first(),
+    return (
+        select(
+            table.c.id,
+            table.c.version,
+            table.c.list_id,
+            table.c.last_changed,
+            table.c.resource,
+            pll.c.patient_id,
+            _recorded(rtype),
+        )
+        .join(pll, pll.c.id == table.c.list_id)
+        .where(table.c.id == bindparam("rid"))
     )
 
 
-def resource_version(conn: Connection, rtype: str, rid: str, version: int) -> Row[Any] | None:
+def _resource_version_query(rtype: str) -> Select[Any]:
     _, history, key = RESOURCE_TABLES[rtype]
-    return conn.execute(select(history).where(key == rid, history.c.version == version)).first()
+    return select(history).where(key == bindparam("rid"), history.c.version == bindparam("v"))
+
+
+# built once, as the list statements above: every write runs them
+_RESOURCE_ROW = {rtype: _resource_row_query(rtype) for rtype in RESOURCE_TABLES}
+_RESOURCE_VERSION = {rtype: _resource_version_query(rtype) for rtype in RESOURCE_TABLES}
+
+
+def resource_row(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
+    """A current resource with its list's patient and ``recorded_at``, when PLL first
+    recorded it."""
+    return conn.execute(_RESOURCE_ROW[rtype], {"rid": rid}).first()
+
+
+def resource_version(conn: Connection, rtype: str, rid: str, version: int) -> Row[Any] | None:
+    return conn.execute(_RESOURCE_VERSION[rtype], {"rid": rid, "v": version}).first()
 
 
 def resource_versions(conn: Connection, rtype: str, rid: str) -> Sequence[Row[Any]]:
