@@ -14,10 +14,10 @@ import pytest
 from tests.conftest import PG_ADMIN_URL
 
 ROOT = Path(__file__).resolve().parents[2]
-#: BEGIN (SQLite's BEGIN IMMEDIATE is a statement of its own), the entry, the list lock, the
-#: access facts with multidose and catalogue, the audit row, entries, prescriptions,
-#: allergies, the list update, list version, entry update, entry version, provenance
-#: targets (one executemany), the event: 17 before issue 20
+#: the entry, the list lock, the access facts with multidose and catalogue, the audit row,
+#: entries, prescriptions, allergies, the list update, list version, entry update, entry
+#: version, provenance targets (one executemany), the event, and SQLite's BEGIN IMMEDIATE
+#: (PostgreSQL: the outbox's advisory lock): 17 before issue 20
 MOST_STATEMENTS = 14
 
 
