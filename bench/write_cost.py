@@ -17,7 +17,10 @@ answer must be 200.
 Reported per write: CPU (``time.process_time()`` over all writes, after ``--warmup`` writes:
 the process's CPU in all its threads, including this driver's few microseconds per request),
 wall time, the statements the server sent to the database (``before_cursor_execute``; an
-executemany counts once, as psycopg sends it in one pipeline) and the transactions. With
+executemany counts once, as psycopg sends it in one pipeline), the round trips they took
+(a statement waits for its answer; a run of statements in psycopg's pipeline mode,
+``pll.store.pipeline``, is one; ``BEGIN``/``COMMIT``, which psycopg sends itself, are not
+counted) and the transactions. With
 ``--profile N`` a second pass of the writes runs under cProfile and its top N functions by
 cumulative and by own time are printed. ``--show-sql`` prints the statements of one write.
 CPU on a shared 2-core machine is far less noisy than wall time but not free of it: compare
@@ -68,13 +71,24 @@ class Target:
 @dataclass
 class Counter:
     statements: int = 0
+    #: statements that wait for their answer, plus one per run of pipelined statements
+    #: (pll.store.pipeline), which go in one round trip
+    round_trips: int = 0
+    piped: bool = False
     sql: list[str] = field(default_factory=list)
     keep: bool = False
 
     def __call__(self, conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         self.statements += 1
+        pgconn = getattr(cursor.connection, "pgconn", None)  # psycopg; None on SQLite
+        piped = bool(pgconn is not None and pgconn.pipeline_status)
+        if not (piped and self.piped):
+            self.round_trips += 1
+        self.piped = piped
         if self.keep:
-            self.sql.append(re.sub(r"\s+", " ", statement).strip())
+            self.sql.append(
+                ("(pipelined) " if piped else "") + re.sub(r"\s+", " ", statement).strip()
+            )
 
 
 def _load(db: Database, patients: int) -> None:
@@ -244,7 +258,7 @@ def measure(
                 counter.keep = False
                 for i, sql in enumerate(counter.sql):
                     print(f"  [{i}] {sql[:220]}")
-            counter.statements = 0
+            counter.statements = counter.round_trips = 0
             transactions[0] = 0
             cpu0, wall0 = time.process_time(), time.perf_counter()
             await _writes(driver, targets, writes, warmup + 1)
@@ -258,6 +272,8 @@ def measure(
                 "cpu_ms_per_write": round(cpu / writes * 1000, 3),
                 "wall_ms_per_write": round(wall / writes * 1000, 3),
                 "statements_per_write": round(counter.statements / writes, 2),
+                # SQLite runs in-process: its "round trips" are calls into the library
+                "round_trips_per_write": round(counter.round_trips / writes, 2),
                 "transactions_per_write": round(transactions[0] / writes, 2),
             }
             if profile:

@@ -80,12 +80,16 @@ def _decided(
 @dataclass(frozen=True)
 class Admitted:
     """What admitting a change of a patient's list read, in the one statement that decided
-    access (issue 20): the facts, the patient's multidose state and the catalogue version in
-    use, handed on so the change reads none of them again."""
+    access (issue 20): the facts, the patient's multidose state, the catalogue version in
+    use and whether the patient has an active reaction, handed on so the change reads none
+    of them again (and the reactions only if there are any)."""
 
     facts: PatientFacts
     multidose: Multidose
     catalogue: int | None
+    reactions: bool
+    #: the audit row of the admission (written already, unless admitted with ``log=False``)
+    record: dict[str, Any]
 
 
 @dataclass
@@ -201,17 +205,26 @@ class AuditTrail:
         action: str,
         rtype: str,
         rid: str | None,
+        *,
+        log: bool = True,
     ) -> Admitted:
         """:meth:`admit` for a change of the patient's list: the same decision and record,
-        with what the change needs besides from the same statement (:class:`Admitted`)."""
+        with what the change needs besides from the same statement (:class:`Admitted`).
+        ``log=False``: the caller writes ``record`` with :meth:`log` later in the same
+        transaction (with the change's other rows, in one round trip: issue 20)."""
         facts, decision, row = _decided(conn, access, verb, patient_id, for_change=True)
         record = self.record(access, action, rtype, rid, patient_id, decision)
         if not decision.allowed:
             raise Refused(decision.message, record=record, norwegian=decision.norwegian)
-        self.log(conn, access, verb, patient_id, record)
+        if log:
+            self.log(conn, access, verb, patient_id, record)
         catalogue = row.catalogue
         return Admitted(
-            facts, multidose_store.state_of(row), int(catalogue) if catalogue is not None else None
+            facts,
+            multidose_store.state_of(row),
+            int(catalogue) if catalogue is not None else None,
+            bool(row.reactions),
+            record,
         )
 
     @contextmanager

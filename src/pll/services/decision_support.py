@@ -154,6 +154,8 @@ def review(
     sent_dosing: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     dosed: Iterable[Named] | None = None,
     catalogue: CatalogueInUse | None = None,
+    *,
+    reactions: bool = True,
 ) -> list[checks.Finding]:
     """Every finding on these medicines; with ``changed``, only those that concern them.
     The dose findings are on ``dosed`` (:func:`dosed_items`: a prescription linked to an
@@ -161,7 +163,9 @@ def review(
     ``changed``. The catalogue version is read once, so a switch meanwhile cannot mix two.
     ``sent_dosing`` is the structured dosage a change sent beside a dosage PLL keeps as
     text, by entry (:func:`dose_findings`). ``catalogue``: the version in use as the caller
-    read it, in the change's transaction (else it is read here)."""
+    read it, in the change's transaction (else it is read here). ``reactions=False``: the
+    caller read, in the same transaction, that the patient has no active reaction (CAVE), so
+    they are not read here."""
     medicines = list(listed)
     to_dose = medicines if dosed is None else list(dosed)
     to_dose = [n for n in to_dose if changed is None or n.entry in changed]
@@ -186,7 +190,7 @@ def review(
             for code in interaction.group_a | interaction.group_b:
                 rules.setdefault(code, []).append(interaction)
         unassessed = store.not_assessed(conn, version, [d.atc for d in found if d.atc])
-    reactions = active_reactions(conn, patient_id)
+    found_reactions = active_reactions(conn, patient_id) if reactions else []
     # the catalogue is asked once more only for what the listed medicines left out (a
     # prescription linked to an entry)
     by_entry = {d.entry: d for d in found}
@@ -209,7 +213,7 @@ def review(
             found,
             interactions_for=lambda d: [r for c in checks.codes(d) for r in rules.get(c, [])],
             not_assessed=lambda atc: atc in unassessed,
-            reactions=reactions,
+            reactions=found_reactions,
             changed=changed,
         )
         + doses

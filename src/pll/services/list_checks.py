@@ -45,6 +45,7 @@ class ListChecks(ServiceBase):
         sent: dict[str, tuple[dict[str, Any], ...]] | None = None,
         *,
         catalogue: CatalogueInUse | None = None,
+        reactions: bool = True,
     ) -> tuple[list[Finding], ListVersion]:
         """Decision support on what this change brings (rule 6): findings come back with the
         accepted change. A blocking one refuses it unless the caller overrides it with a
@@ -56,7 +57,8 @@ class ListChecks(ServiceBase):
         A dose in a unit the drug's form does not take is refused outright (422, at the
         unit; no override) when the change brings the medicine or changes its dosage.
         ``places`` gives where a resource sits in the request (a Bundle entry), by id;
-        ``sent`` what the checks also judge of its dosage (:attr:`Op.sent_dosing`), by id."""
+        ``sent`` what the checks also judge of its dosage (:attr:`Op.sent_dosing`), by id.
+        ``catalogue`` and ``reactions``: as :func:`review` takes them."""
         touched = {t.id: t for t in record.touched if t.resource_type in repo.RESOURCE_TABLES}
         if not touched:
             return [], record
@@ -70,6 +72,7 @@ class ListChecks(ServiceBase):
             # every touched entry and prescription answers for its dose, linked or not
             dosed_items(entries, prescriptions, set(touched)),
             catalogue,
+            reactions=reactions,
         )
         # the list flags what the catalogue no longer has (rule 6): touched entries anew
         gone = {f.entries[0] for f in findings if f.kind is Kind.WITHDRAWN}

@@ -49,6 +49,7 @@ from pll.services.list_checks import ListChecks
 from pll.services.list_versions import ListVersions
 from pll.services.patient_records import PatientRecords, early_refusal
 from pll.store import catalog as catalog_store
+from pll.store import pipeline
 from pll.store import repository as repo
 from pll.store.originators import originators
 
@@ -232,6 +233,7 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         # what a prescriber puts on the list; a doctor's change may be anything, a dentist's
         # or midwife's only their own entries (ListChange, pll.domain.prescribers). The
         # statement that decides also reads the multidose state and the catalogue version.
+        # the audit row is written with the change's other rows, in one round trip
         admitted = self.trail.admit_change(
             conn,
             access,
@@ -240,6 +242,7 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
             "create" if create_list else "update",
             "List",
             None,
+            log=False,
         )
         now = self.clock()
         author = access.actor
@@ -284,18 +287,22 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                 places,
                 sent,
                 catalogue=CatalogueInUse(admitted.catalogue),
+                reactions=admitted.reactions,
             )
         result = ChangeResult(lst.id, record.version if record else None, findings=findings)
         if record is None:
+            self.trail.log(conn, access, Verb.PRESCRIBE, patient_id, admitted.record)
             result.written = [
                 self._written(lst, op.rtype, op.rid, False) for op in ops if op.rtype and op.rid
             ]
             return result
-        # the client system is kept with the version: the rollout team's per-vendor figures
-        # (issue 19, pll.services.rollout_reports)
-        resources, list_json = self._persist(
-            conn, lst, record, now, create_list, access.client_id or ""
-        )
+        with pipeline.one_round_trip(conn):
+            self.trail.log(conn, access, Verb.PRESCRIBE, patient_id, admitted.record)
+            # the client system is kept with the version: the rollout team's per-vendor
+            # figures (issue 19, pll.services.rollout_reports)
+            resources, list_json = self._persist(
+                conn, lst, record, now, create_list, access.client_id or ""
+            )
         result.list = Stored(list_json, lst.version, lst.updated, lst.patient_id)
         for t in record.touched:
             if t.resource_type != "List":

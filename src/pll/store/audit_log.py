@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
 
+from pll.store import pipeline
 from pll.store.schema import (
     access_block,
+    allergy,
     audit_chain,
     audit_event,
     care_registration,
@@ -24,21 +26,23 @@ from pll.store.schema import (
     proxy,
 )
 
-_INSERT = insert(audit_event)
+#: ``inline``: no ``RETURNING id`` (nobody reads it), so the insert can be pipelined
+#: with the change it records (pll.store.pipeline)
+_INSERT = insert(audit_event).inline()
 _COLUMNS = [c for c in audit_event.c if c.name not in ("chain_seq", "chain_hash")]
 
 
 def append(conn: Connection, row: dict[str, Any]) -> None:
     """Append one audit record (``row`` holds every column but the seal)."""
-    conn.execute(_INSERT, row)
+    pipeline.execute(conn, _INSERT, row)
 
 
 def _facts_query(*, for_change: bool) -> Any:
     """The access facts of one patient for one caller; ``for_change`` adds, in the same
     statement, what a change of the patient's list reads besides: the patient's multidose
-    registration and paper multidose (the columns of :func:`pll.store.multidose.state`) and
-    the drug catalogue version in use (issue 20: one statement where the domain needs one
-    read)."""
+    registration and paper multidose (the columns of :func:`pll.store.multidose.state`),
+    the drug catalogue version in use and whether the patient has an active reaction (CAVE)
+    at all (issue 20: one statement where the domain needs one read)."""
     blocked = exists().where(
         and_(
             access_block.c.patient_id == patient.c.id,
@@ -84,6 +88,9 @@ def _facts_query(*, for_change: bool) -> Any:
             .where(fest_catalog.c.status == "active")
             .scalar_subquery()
             .label("catalogue"),
+            exists()
+            .where(allergy.c.patient_id == patient.c.id, allergy.c.status == "active")
+            .label("reactions"),
         ]
         source = source.outerjoin(paper_multidose, paper_multidose.c.patient_id == patient.c.id)
     return select(*columns).select_from(source).where(patient.c.id == bindparam("patient_id"))
@@ -106,8 +113,9 @@ def facts(
     patient and one caller; ``pharmacy`` and ``doctor`` name the patient's multidose parties
     (M27), if registered; ``in_care`` says the patient has an open registration with the
     care unit ``org`` (the caller's organisation). ``for_change``: the row also holds the
-    patient's multidose state (:func:`pll.store.multidose.state_of`) and the catalogue
-    version in use (``catalogue``), which a change of the list needs."""
+    patient's multidose state (:func:`pll.store.multidose.state_of`), the catalogue
+    version in use (``catalogue``) and whether any reaction of the patient is active
+    (``reactions``), which a change of the list needs."""
     params = {"patient_id": patient_id, "hpr": hpr, "holder": holder, "org": org}
     return conn.execute(_FACTS[for_change], params).first()
 

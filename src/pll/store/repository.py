@@ -43,6 +43,7 @@ from pll.domain.model import (
     Prescription,
 )
 from pll.store import multidose as multidose_store
+from pll.store import pipeline
 from pll.store.schema import (
     entry,
     entry_version,
@@ -150,7 +151,9 @@ _INSERT_RX = insert(prescription)
 _UPDATE_RX = update(prescription).where(prescription.c.id == bindparam("key"))
 _INSERT_RX_VERSION = insert(prescription_version)
 _INSERT_TARGET = insert(provenance_target)
-_INSERT_EVENT = insert(outbox)
+#: ``inline``: no ``RETURNING id`` (nobody reads it), so it can be pipelined
+#: (pll.store.pipeline)
+_INSERT_EVENT = insert(outbox).inline()
 #: the outbox's transaction-level advisory lock (an arbitrary key PLL uses for nothing else)
 _OUTBOX_LOCK = text("SELECT pg_advisory_xact_lock(7001)")
 
@@ -313,7 +316,8 @@ def insert_list(
     conn: Connection, lst: MedicationList, list_json: str, document: str, expires: datetime | None
 ) -> None:
     values = _list_values(lst, list_json, document, expires)
-    conn.execute(
+    pipeline.execute(
+        conn,
         _INSERT_LIST,
         {"id": lst.id, "patient_id": lst.patient_id, "created_at": lst.created, **values},
     )
@@ -322,13 +326,16 @@ def insert_list(
 def save_list(
     conn: Connection, lst: MedicationList, list_json: str, document: str, expires: datetime | None
 ) -> None:
-    conn.execute(_UPDATE_LIST, {"key": lst.id, **_list_values(lst, list_json, document, expires)})
+    pipeline.execute(
+        conn, _UPDATE_LIST, {"key": lst.id, **_list_values(lst, list_json, document, expires)}
+    )
 
 
 def save_documents(
     conn: Connection, list_id: str, list_json: str, document: str, expires: datetime | None
 ) -> None:
-    conn.execute(
+    pipeline.execute(
+        conn,
         _UPDATE_LIST,
         {"key": list_id, "list_json": list_json, "document": document, "expires_at": expires},
     )
@@ -350,7 +357,8 @@ def save_version(
         for t in record.touched
     ]
     author = dumps(record.author.to_json())
-    conn.execute(
+    pipeline.execute(
+        conn,
         _INSERT_VERSION,
         {
             "list_id": lst.id,
@@ -378,10 +386,11 @@ def save_version(
                 "resource": resources[(t.resource_type, t.id)],
             }
             if t.action == "create":
-                conn.execute(_INSERT_ENTRY, {"id": e.id, "list_id": lst.id, **values})
+                pipeline.execute(conn, _INSERT_ENTRY, {"id": e.id, "list_id": lst.id, **values})
             else:
-                conn.execute(_UPDATE_ENTRY, {"key": e.id, **values})
-            conn.execute(
+                pipeline.execute(conn, _UPDATE_ENTRY, {"key": e.id, **values})
+            pipeline.execute(
+                conn,
                 _INSERT_ENTRY_VERSION,
                 {"entry_id": e.id, "version": e.version, "resource": values["resource"], **history},
             )
@@ -396,10 +405,11 @@ def save_version(
                 "resource": resources[(t.resource_type, t.id)],
             }
             if t.action == "create":
-                conn.execute(_INSERT_RX, {"id": rx.id, "list_id": lst.id, **values})
+                pipeline.execute(conn, _INSERT_RX, {"id": rx.id, "list_id": lst.id, **values})
             else:
-                conn.execute(_UPDATE_RX, {"key": rx.id, **values})
-            conn.execute(
+                pipeline.execute(conn, _UPDATE_RX, {"key": rx.id, **values})
+            pipeline.execute(
+                conn,
                 _INSERT_RX_VERSION,
                 {
                     "prescription_id": rx.id,
@@ -408,7 +418,8 @@ def save_version(
                     **history,
                 },
             )
-    conn.execute(
+    pipeline.execute(
+        conn,
         _INSERT_TARGET,
         [
             {
@@ -439,7 +450,8 @@ def add_event(
     and the commit) is serialised; SQLite commits one writer at a time anyway."""
     if conn.dialect.name == "postgresql":
         conn.execute(_OUTBOX_LOCK)
-    conn.execute(
+    pipeline.execute(
+        conn,
         _INSERT_EVENT,
         {
             "event_id": event_id,
