@@ -61,6 +61,9 @@ DOSE_MARK = 987654.25
 class Captured:
     sql: str
     params: dict[str, Any]
+    #: sent in psycopg's pipeline mode, with its neighbours in one round trip
+    #: (pll.store.pipeline): pgbench sends it between ``\startpipeline`` and ``\endpipeline``
+    pipelined: bool = False
 
 
 @dataclass
@@ -74,9 +77,12 @@ class Script:
 def _record(into: list[Captured]):  # type: ignore[no-untyped-def]
     def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         if executemany:
-            into.append(_many_as_one(statement, list(parameters)))
+            cap = _many_as_one(statement, list(parameters))
         else:
-            into.append(Captured(statement, dict(parameters or {})))
+            cap = Captured(statement, dict(parameters or {}))
+        pgconn = getattr(cursor.connection, "pgconn", None)  # psycopg; None on SQLite
+        cap.pipelined = bool(pgconn is not None and pgconn.pipeline_status)
+        into.append(cap)
 
     return before
 
@@ -398,8 +404,22 @@ def to_pgbench(kind: str, captured: list[Captured], ids: dict[str, str], batch: 
     transaction = kind == "write"
     if transaction:
         conv.lines.append("BEGIN;")
+    pipelined = False
     for i, cap in enumerate(captured):
+        # the server's pipelined statements go in one round trip: so do pgbench's
+        # (-M prepared, which pipeline mode needs)
+        if cap.pipelined != pipelined:
+            conv.lines.append("\\startpipeline" if cap.pipelined else "\\endpipeline")
+            pipelined = cap.pipelined
+        before = len(conv.lines)
         conv.statement(i, cap)
+        if pipelined and any("\\gset" in line for line in conv.lines[before:]):
+            raise RuntimeError(
+                f"captured statement {i} reads a row inside a pipeline, which pgbench "
+                "cannot \\gset: has the code path changed?"
+            )
+    if pipelined:
+        conv.lines.append("\\endpipeline")
     if transaction:
         conv.lines.append("COMMIT;")
     if conv.unmapped_ids:

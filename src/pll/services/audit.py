@@ -17,12 +17,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 
 from pll.auth import audit as seal_math
 from pll.auth.access import Access, Decision, PatientFacts, Verb
 from pll.domain.errors import Forbidden, NotFound
+from pll.domain.model import Multidose
 from pll.store import audit_log
+from pll.store import multidose as multidose_store
 from pll.store.db import Database
 
 
@@ -46,12 +48,20 @@ def decide(
 ) -> tuple[PatientFacts, Decision]:
     """The policy's verdict on ``access`` doing ``verb`` to this patient's data, from the
     facts the store holds now; nothing is logged (:meth:`AuditTrail.admit` does that)."""
+    facts, decision, _ = _decided(conn, access, verb, patient_id, for_change=False)
+    return facts, decision
+
+
+def _decided(
+    conn: Connection, access: Access, verb: Verb, patient_id: str, *, for_change: bool
+) -> tuple[PatientFacts, Decision, Row[Any]]:
     row = audit_log.facts(
         conn,
         patient_id,
         hpr=access.actor.hpr,
         holder=access.actor.pid if access.is_patient else None,
         org=access.actor.org_id,
+        for_change=for_change,
     )
     if row is None:
         raise NotFound(f"Patient/{patient_id} does not exist.", "patient")
@@ -64,7 +74,22 @@ def decide(
         multidose_doctor=row.doctor,
         in_callers_care=bool(row.in_care),
     )
-    return facts, access.decide(verb, facts)
+    return facts, access.decide(verb, facts), row
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What admitting a change of a patient's list read, in the one statement that decided
+    access (issue 20): the facts, the patient's multidose state, the catalogue version in
+    use and whether the patient has an active reaction, handed on so the change reads none
+    of them again (and the reactions only if there are any)."""
+
+    facts: PatientFacts
+    multidose: Multidose
+    catalogue: int | None
+    reactions: bool
+    #: the audit row of the admission (written already, unless admitted with ``log=False``)
+    record: dict[str, Any]
 
 
 @dataclass
@@ -170,6 +195,37 @@ class AuditTrail:
         if not decision.allowed:
             raise Refused(decision.message, record=record, norwegian=decision.norwegian)
         return facts, record
+
+    def admit_change(
+        self,
+        conn: Connection,
+        access: Access,
+        verb: Verb,
+        patient_id: str,
+        action: str,
+        rtype: str,
+        rid: str | None,
+        *,
+        log: bool = True,
+    ) -> Admitted:
+        """:meth:`admit` for a change of the patient's list: the same decision and record,
+        with what the change needs besides from the same statement (:class:`Admitted`).
+        ``log=False``: the caller writes ``record`` with :meth:`log` later in the same
+        transaction (with the change's other rows, in one round trip: issue 20)."""
+        facts, decision, row = _decided(conn, access, verb, patient_id, for_change=True)
+        record = self.record(access, action, rtype, rid, patient_id, decision)
+        if not decision.allowed:
+            raise Refused(decision.message, record=record, norwegian=decision.norwegian)
+        if log:
+            self.log(conn, access, verb, patient_id, record)
+        catalogue = row.catalogue
+        return Admitted(
+            facts,
+            multidose_store.state_of(row),
+            int(catalogue) if catalogue is not None else None,
+            bool(row.reactions),
+            record,
+        )
 
     @contextmanager
     def refusals(self) -> Iterator[None]:

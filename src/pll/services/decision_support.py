@@ -38,6 +38,14 @@ class Named:
     dosage: Sequence[Mapping[str, Any]] = ()
 
 
+@dataclass(frozen=True)
+class CatalogueInUse:
+    """The drug catalogue version in use as a caller has read it already (``None``: no
+    catalogue imported), so :func:`review` does not read it again (issue 20)."""
+
+    version: int | None
+
+
 def _code(coding: Any, longest: int) -> str | None:
     code = coding.get("code") if isinstance(coding, dict) else None
     if not isinstance(code, str) or not code.isprintable() or not 0 < len(code) <= longest:
@@ -145,19 +153,25 @@ def review(
     changed: set[str] | None,
     sent_dosing: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     dosed: Iterable[Named] | None = None,
+    catalogue: CatalogueInUse | None = None,
+    *,
+    reactions: bool = True,
 ) -> list[checks.Finding]:
     """Every finding on these medicines; with ``changed``, only those that concern them.
     The dose findings are on ``dosed`` (:func:`dosed_items`: a prescription linked to an
     entry too) when given, else on the medicines ``listed`` — in both, only those among
     ``changed``. The catalogue version is read once, so a switch meanwhile cannot mix two.
     ``sent_dosing`` is the structured dosage a change sent beside a dosage PLL keeps as
-    text, by entry (:func:`dose_findings`)."""
+    text, by entry (:func:`dose_findings`). ``catalogue``: the version in use as the caller
+    read it, in the change's transaction (else it is read here). ``reactions=False``: the
+    caller read, in the same transaction, that the patient has no active reaction (CAVE), so
+    they are not read here."""
     medicines = list(listed)
     to_dose = medicines if dosed is None else list(dosed)
     to_dose = [n for n in to_dose if changed is None or n.entry in changed]
     if not medicines and not to_dose:
         return []
-    version = store.active(conn)
+    version = catalogue.version if catalogue is not None else store.active(conn)
     found = drugs(conn, version, medicines)
     rules: dict[str, list[checks.Interaction]] = {}
     unassessed: set[str] = set()
@@ -176,7 +190,7 @@ def review(
             for code in interaction.group_a | interaction.group_b:
                 rules.setdefault(code, []).append(interaction)
         unassessed = store.not_assessed(conn, version, [d.atc for d in found if d.atc])
-    reactions = active_reactions(conn, patient_id)
+    found_reactions = active_reactions(conn, patient_id) if reactions else []
     # the catalogue is asked once more only for what the listed medicines left out (a
     # prescription linked to an entry)
     by_entry = {d.entry: d for d in found}
@@ -199,7 +213,7 @@ def review(
             found,
             interactions_for=lambda d: [r for c in checks.codes(d) for r in rules.get(c, [])],
             not_assessed=lambda atc: atc in unassessed,
-            reactions=reactions,
+            reactions=found_reactions,
             changed=changed,
         )
         + doses

@@ -20,7 +20,15 @@ from pll.domain.model import IN_USE, RX_ACTIVE, ListVersion, MedicationList, Tou
 from pll.fhir.findings import OVERRIDE_FINDINGS_HEADER, OVERRIDE_HEADER
 from pll.fhir.findings import issues as finding_issues
 from pll.services.base import ServiceBase, guarded, relocate
-from pll.services.decision_support import Named, dosed_items, drug_key, items, named, review
+from pll.services.decision_support import (
+    CatalogueInUse,
+    Named,
+    dosed_items,
+    drug_key,
+    items,
+    named,
+    review,
+)
 from pll.store import repository as repo
 
 
@@ -35,6 +43,9 @@ class ListChecks(ServiceBase):
         record: ListVersion,
         places: dict[str, str],
         sent: dict[str, tuple[dict[str, Any], ...]] | None = None,
+        *,
+        catalogue: CatalogueInUse | None = None,
+        reactions: bool = True,
     ) -> tuple[list[Finding], ListVersion]:
         """Decision support on what this change brings (rule 6): findings come back with the
         accepted change. A blocking one refuses it unless the caller overrides it with a
@@ -46,7 +57,8 @@ class ListChecks(ServiceBase):
         A dose in a unit the drug's form does not take is refused outright (422, at the
         unit; no override) when the change brings the medicine or changes its dosage.
         ``places`` gives where a resource sits in the request (a Bundle entry), by id;
-        ``sent`` what the checks also judge of its dosage (:attr:`Op.sent_dosing`), by id."""
+        ``sent`` what the checks also judge of its dosage (:attr:`Op.sent_dosing`), by id.
+        ``catalogue`` and ``reactions``: as :func:`review` takes them."""
         touched = {t.id: t for t in record.touched if t.resource_type in repo.RESOURCE_TABLES}
         if not touched:
             return [], record
@@ -59,6 +71,8 @@ class ListChecks(ServiceBase):
             sent,
             # every touched entry and prescription answers for its dose, linked or not
             dosed_items(entries, prescriptions, set(touched)),
+            catalogue,
+            reactions=reactions,
         )
         # the list flags what the catalogue no longer has (rule 6): touched entries anew
         gone = {f.entries[0] for f in findings if f.kind is Kind.WITHDRAWN}

@@ -22,6 +22,7 @@ from pll.fhir import resources as fhir
 from pll.services.base import ServiceBase, members
 from pll.services.decision_support import drugs, named
 from pll.store import catalog as catalog_store
+from pll.store import pipeline
 from pll.store import repository as repo
 from pll.store.repository import dumps
 
@@ -47,27 +48,21 @@ class ListVersions(ServiceBase):
                     fhir.prescription_resource(lst.prescriptions[t.id])
                 )
         list_json, document, expires = self._documents(lst, now)
-        if is_new:
-            repo.insert_list(conn, lst, list_json, document, expires)
-        else:
-            repo.save_list(conn, lst, list_json, document, expires)
-        repo.save_version(conn, lst, record, list_json, resources, client_id)
-        repo.add_event(
-            conn,
-            self.ids(),
-            lst,
-            "list-changed",
-            now,
-            {
-                "list": f"List/{lst.id}",
-                "patient": f"Patient/{lst.patient_id}",
-                "version": lst.version,
-                "activity": record.activity,
-                "touched": [
-                    f"{t.resource_type}/{t.id}/_history/{t.version}" for t in record.touched
-                ],
-            },
-        )
+        event = {
+            "list": f"List/{lst.id}",
+            "patient": f"Patient/{lst.patient_id}",
+            "version": lst.version,
+            "activity": record.activity,
+            "touched": [f"{t.resource_type}/{t.id}/_history/{t.version}" for t in record.touched],
+        }
+        # nothing below returns rows: the statements go in one round trip (issue 20)
+        with pipeline.one_round_trip(conn):
+            if is_new:
+                repo.insert_list(conn, lst, list_json, document, expires)
+            else:
+                repo.save_list(conn, lst, list_json, document, expires)
+            repo.save_version(conn, lst, record, list_json, resources, client_id)
+            repo.add_event(conn, self.ids(), lst, "list-changed", now, event)
         return resources, list_json
 
     def _documents(self, lst: MedicationList, now: datetime) -> tuple[str, str, datetime | None]:

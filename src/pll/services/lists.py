@@ -43,13 +43,13 @@ from pll.fhir import resources as fhir
 from pll.services import multidose_packing as packing
 from pll.services.audit import Refused
 from pll.services.base import Stored, guarded, relocate
-from pll.services.decision_support import named
+from pll.services.decision_support import CatalogueInUse, named
 from pll.services.history import ListHistory
 from pll.services.list_checks import ListChecks
 from pll.services.list_versions import ListVersions
 from pll.services.patient_records import PatientRecords, early_refusal
 from pll.store import catalog as catalog_store
-from pll.store import multidose as multidose_store
+from pll.store import pipeline
 from pll.store import repository as repo
 from pll.store.originators import originators
 
@@ -231,8 +231,10 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         refusal tells the pause only to whoever may see the list."""
         row = None if create_list else repo.list_row(conn, patient_id=patient_id, lock=True)
         # what a prescriber puts on the list; a doctor's change may be anything, a dentist's
-        # or midwife's only their own entries (ListChange, pll.domain.prescribers)
-        self.trail.admit(
+        # or midwife's only their own entries (ListChange, pll.domain.prescribers). The
+        # statement that decides also reads the multidose state and the catalogue version.
+        # the audit row is written with the change's other rows, in one round trip
+        admitted = self.trail.admit_change(
             conn,
             access,
             Verb.PRESCRIBE,
@@ -240,6 +242,7 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
             "create" if create_list else "update",
             "List",
             None,
+            log=False,
         )
         now = self.clock()
         author = access.actor
@@ -248,7 +251,7 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                 self.ids(), patient_id, author, now, exists=repo.list_exists_for(conn, patient_id)
             )
             # a multidose registration or paper multidose may come before the list
-            lst.multidose = multidose_store.state(conn, patient_id)
+            lst.multidose = admitted.multidose
         else:
             if row is None:
                 raise Conflict(
@@ -256,7 +259,9 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                     "subject",
                 )
             entry_ids, rx_ids = _wanted(ops)
-            lst = repo.load_list(conn, row, now, entry_ids, rx_ids)
+            lst = repo.load_list(conn, row, now, entry_ids, rx_ids, admitted.multidose)
+        # the entries as loaded, before the change: what the packing check compares with
+        loaded = dict(lst.entries)
         _paused_guard(lst, ops, refuse_while_paused)
         whose = None
         if held_to_own(author):
@@ -273,19 +278,31 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
             imported = {op.rid for op in ops if op.rid and op.kind == "import"}
             # an entry marked for multidose packing must be packable (issue 18)
             by_sfm = frozenset(op.rid for op in ops if op.rid and op.by_sfm)
-            packing.check_change(conn, lst, record, now, places, sent, imported, by_sfm)
-            findings, record = self._checked(conn, access, lst, record, places, sent)
+            packing.check_change(conn, lst, record, now, places, sent, imported, by_sfm, loaded)
+            findings, record = self._checked(
+                conn,
+                access,
+                lst,
+                record,
+                places,
+                sent,
+                catalogue=CatalogueInUse(admitted.catalogue),
+                reactions=admitted.reactions,
+            )
         result = ChangeResult(lst.id, record.version if record else None, findings=findings)
         if record is None:
+            self.trail.log(conn, access, Verb.PRESCRIBE, patient_id, admitted.record)
             result.written = [
                 self._written(lst, op.rtype, op.rid, False) for op in ops if op.rtype and op.rid
             ]
             return result
-        # the client system is kept with the version: the rollout team's per-vendor figures
-        # (issue 19, pll.services.rollout_reports)
-        resources, list_json = self._persist(
-            conn, lst, record, now, create_list, access.client_id or ""
-        )
+        with pipeline.one_round_trip(conn):
+            self.trail.log(conn, access, Verb.PRESCRIBE, patient_id, admitted.record)
+            # the client system is kept with the version: the rollout team's per-vendor
+            # figures (issue 19, pll.services.rollout_reports)
+            resources, list_json = self._persist(
+                conn, lst, record, now, create_list, access.client_id or ""
+            )
         result.list = Stored(list_json, lst.version, lst.updated, lst.patient_id)
         for t in record.touched:
             if t.resource_type != "List":

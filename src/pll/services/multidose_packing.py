@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pll.domain import multidose_packing as rules
-from pll.domain.model import ListVersion, MedicationList, Prescription
+from pll.domain.model import Entry, ListVersion, MedicationList, Prescription
 from pll.domain.multidose import Proposed
 from pll.domain.prescriptions import local_day
 from pll.fhir.sfm.dosing import structured_dosage
@@ -92,12 +92,14 @@ def check_change(
     sent: Mapping[str, Sequence[Mapping[str, Any]]],
     imported: set[str],
     by_sfm: frozenset[str] = frozenset(),
+    loaded: Mapping[str, Entry] | None = None,
 ) -> None:
     """Refuse a change that marks an entry for multidose packing, or changes a marked
     entry's medicine, dosage or prescriptions, when the entry cannot be packed. Entries
     imported as they are elsewhere (an SFM list read in) are not judged: they record
     what is, and an old list must still load. ``by_sfm``: the entries a ``$sendMedication``
-    brings (:func:`marked`)."""
+    brings (:func:`marked`). ``loaded``: the entries as the change loaded them, before it;
+    an entry's previous version is taken from there instead of read again (issue 20)."""
     judged: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = []
     for t in record.touched:
         if t.resource_type != _ENTRY or t.id in imported or t.id not in lst.entries:
@@ -105,8 +107,12 @@ def check_change(
         after = lst.entries[t.id].content
         before = None
         if t.action != "create":
-            old = repo.resource_version(conn, _ENTRY, t.id, t.version - 1)
-            before = repo.content_of(old.resource) if old is not None else None
+            prior = (loaded or {}).get(t.id)
+            if prior is not None and prior.version == t.version - 1:
+                before = prior.content
+            else:
+                old = repo.resource_version(conn, _ENTRY, t.id, t.version - 1)
+                before = repo.content_of(old.resource) if old is not None else None
         if rules.needs_judging(before, after):
             judged.append((t.id, before, after))
     if not judged:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 
 from pll.store.schema import allergy, allergy_version, patient, pll
 
@@ -34,12 +34,13 @@ def active_count(conn: Connection, patient_id: str, besides: str) -> int:
     )
 
 
+_ACTIVE = select(allergy.c.id, allergy.c.atc, allergy.c.substance, allergy.c.resource).where(
+    allergy.c.patient_id == bindparam("patient_id"), allergy.c.status == "active"
+)
+
+
 def active_reactions(conn: Connection, patient_id: str) -> list[ReactionRow]:
-    rows = conn.execute(
-        select(allergy.c.id, allergy.c.atc, allergy.c.substance, allergy.c.resource).where(
-            allergy.c.patient_id == patient_id, allergy.c.status == "active"
-        )
-    ).all()
+    rows = conn.execute(_ACTIVE, {"patient_id": patient_id}).all()
     out = []
     for row in rows:
         code = orjson.loads(row.resource).get("code") or {}

@@ -12,23 +12,92 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
 
+from pll.store import pipeline
 from pll.store.schema import (
     access_block,
+    allergy,
     audit_chain,
     audit_event,
     care_registration,
+    fest_catalog,
     multidose,
+    paper_multidose,
     patient,
     proxy,
 )
 
-_INSERT = insert(audit_event)
+#: ``inline``: no ``RETURNING id`` (nobody reads it), so the insert can be pipelined
+#: with the change it records (pll.store.pipeline)
+_INSERT = insert(audit_event).inline()
 _COLUMNS = [c for c in audit_event.c if c.name not in ("chain_seq", "chain_hash")]
 
 
 def append(conn: Connection, row: dict[str, Any]) -> None:
     """Append one audit record (``row`` holds every column but the seal)."""
-    conn.execute(_INSERT, row)
+    pipeline.execute(conn, _INSERT, row)
+
+
+def _facts_query(*, for_change: bool) -> Any:
+    """The access facts of one patient for one caller; ``for_change`` adds, in the same
+    statement, what a change of the patient's list reads besides: the patient's multidose
+    registration and paper multidose (the columns of :func:`pll.store.multidose.state`),
+    the drug catalogue version in use and whether the patient has an active reaction (CAVE)
+    at all (issue 20: one statement where the domain needs one read)."""
+    blocked = exists().where(
+        and_(
+            access_block.c.patient_id == patient.c.id,
+            access_block.c.hpr == bindparam("hpr"),
+            access_block.c.ended_at.is_(None),
+        )
+    )
+    held = exists().where(
+        and_(
+            proxy.c.holder == bindparam("holder"),
+            proxy.c.patient_identifier == patient.c.identifier_value,
+        )
+    )
+    in_care = exists().where(
+        and_(
+            care_registration.c.patient_id == patient.c.id,
+            care_registration.c.unit_orgnr == bindparam("org"),
+            care_registration.c.ended_at.is_(None),
+        )
+    )
+    columns: list[Any] = [
+        patient.c.identifier_value,
+        blocked.label("blocked"),
+        held.label("proxy"),
+        in_care.label("in_care"),
+        multidose.c.pharmacy_org.label("pharmacy"),
+        multidose.c.doctor_hpr.label("doctor"),
+    ]
+    source: Any = patient.outerjoin(multidose, multidose.c.patient_id == patient.c.id)
+    if for_change:
+        columns += [
+            multidose.c.doctor.label("md_doctor"),
+            multidose.c.pharmacy.label("md_pharmacy"),
+            multidose.c.registered_at,
+            multidose.c.registered_by,
+            multidose.c.care_unit_org,
+            multidose.c.care_unit_name,
+            paper_multidose.c.registered_at.label("paper_at"),
+            paper_multidose.c.registered_by.label("paper_by"),
+            paper_multidose.c.pharmacy.label("paper_pharmacy"),
+            paper_multidose.c.note.label("paper_note"),
+            select(fest_catalog.c.version)
+            .where(fest_catalog.c.status == "active")
+            .scalar_subquery()
+            .label("catalogue"),
+            exists()
+            .where(allergy.c.patient_id == patient.c.id, allergy.c.status == "active")
+            .label("reactions"),
+        ]
+        source = source.outerjoin(paper_multidose, paper_multidose.c.patient_id == patient.c.id)
+    return select(*columns).select_from(source).where(patient.c.id == bindparam("patient_id"))
+
+
+# built once: building a statement costs more than running it (DESIGN §6)
+_FACTS = {change: _facts_query(for_change=change) for change in (False, True)}
 
 
 def facts(
@@ -38,42 +107,17 @@ def facts(
     hpr: str | None,
     holder: str | None,
     org: str | None = None,
+    for_change: bool = False,
 ) -> Row[Any] | None:
     """``(identifier_value, blocked, proxy, pharmacy_org, doctor_hpr, in_care)`` for one
     patient and one caller; ``pharmacy`` and ``doctor`` name the patient's multidose parties
     (M27), if registered; ``in_care`` says the patient has an open registration with the
-    care unit ``org`` (the caller's organisation)."""
-    blocked = exists().where(
-        and_(
-            access_block.c.patient_id == patient.c.id,
-            access_block.c.hpr == hpr,
-            access_block.c.ended_at.is_(None),
-        )
-    )
-    held = exists().where(
-        and_(proxy.c.holder == holder, proxy.c.patient_identifier == patient.c.identifier_value)
-    )
-    registered = (
-        select(multidose.c.pharmacy_org, multidose.c.doctor_hpr)
-        .where(multidose.c.patient_id == patient.c.id)
-        .correlate(patient)
-    )
-    in_care = exists().where(
-        and_(
-            care_registration.c.patient_id == patient.c.id,
-            care_registration.c.unit_orgnr == org,
-            care_registration.c.ended_at.is_(None),
-        )
-    )
-    query = select(
-        patient.c.identifier_value,
-        blocked.label("blocked"),
-        held.label("proxy"),
-        in_care.label("in_care"),
-        registered.with_only_columns(multidose.c.pharmacy_org).scalar_subquery().label("pharmacy"),
-        registered.with_only_columns(multidose.c.doctor_hpr).scalar_subquery().label("doctor"),
-    ).where(patient.c.id == patient_id)
-    return conn.execute(query).first()
+    care unit ``org`` (the caller's organisation). ``for_change``: the row also holds the
+    patient's multidose state (:func:`pll.store.multidose.state_of`), the catalogue
+    version in use (``catalogue``) and whether any reaction of the patient is active
+    (``reactions``), which a change of the list needs."""
+    params = {"patient_id": patient_id, "hpr": hpr, "holder": holder, "org": org}
+    return conn.execute(_FACTS[for_change], params).first()
 
 
 def has_proxy(conn: Connection, holder: str, patient_identifier: str) -> bool:

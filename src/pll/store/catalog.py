@@ -47,11 +47,12 @@ VERSIONED: tuple[Table, ...] = (
 )
 
 
+_ACTIVE = select(fest_catalog.c.version).where(fest_catalog.c.status == "active")
+
+
 def active(conn: Connection) -> int | None:
     """The catalogue version in use, if any has been imported."""
-    row = conn.execute(
-        select(fest_catalog.c.version).where(fest_catalog.c.status == "active")
-    ).first()
+    row = conn.execute(_ACTIVE).first()
     return int(row[0]) if row else None
 
 

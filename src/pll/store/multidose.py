@@ -86,11 +86,13 @@ def _author(text: str | None) -> Author:
     return IMPORTED
 
 
-def _registration(row: Row[Any]) -> Registration | None:
+def _registration(
+    row: Row[Any], doctor_text: str | None, pharmacy_text: str | None
+) -> Registration | None:
     if row.registered_at is None:
         return None
-    doctor = orjson.loads(row.doctor) if row.doctor else {}
-    pharmacy = orjson.loads(row.pharmacy) if row.pharmacy else {}
+    doctor = orjson.loads(doctor_text) if doctor_text else {}
+    pharmacy = orjson.loads(pharmacy_text) if pharmacy_text else {}
     her = pharmacy.get("her")
     return Registration(
         doctor=Author(
@@ -152,7 +154,13 @@ def state(conn: Connection, patient_id: str) -> Multidose:
     row = cast("Row[Any] | None", conn.execute(_STATE, {"patient_id": patient_id}).first())
     if row is None:
         return Multidose()
-    return Multidose(_registration(row), _paper(row))
+    return Multidose(_registration(row, row.doctor, row.pharmacy), _paper(row))
+
+
+def state_of(row: Row[Any]) -> Multidose:
+    """The same state from a row of :func:`pll.store.audit_log.facts` with ``for_change``,
+    which reads it with the access facts in one statement (issue 20)."""
+    return Multidose(_registration(row, row.md_doctor, row.md_pharmacy), _paper(row))
 
 
 def enrolment(conn: Connection, patient_ids: Iterable[str]) -> dict[str, tuple[bool, bool]]:

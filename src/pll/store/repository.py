@@ -37,10 +37,12 @@ from pll.domain.model import (
     Entry,
     ListVersion,
     MedicationList,
+    Multidose,
     Pause,
     Prescription,
 )
 from pll.store import multidose as multidose_store
+from pll.store import pipeline
 from pll.store.schema import (
     entry,
     entry_version,
@@ -148,7 +150,9 @@ _INSERT_RX = insert(prescription)
 _UPDATE_RX = update(prescription).where(prescription.c.id == bindparam("key"))
 _INSERT_RX_VERSION = insert(prescription_version)
 _INSERT_TARGET = insert(provenance_target)
-_INSERT_EVENT = insert(outbox)
+#: ``inline``: no ``RETURNING id`` (nobody reads it), so it can be pipelined
+#: (pll.store.pipeline)
+_INSERT_EVENT = insert(outbox).inline()
 
 
 def list_row(
@@ -228,9 +232,12 @@ def load_list(
     now: datetime,
     entry_ids: Iterable[str] = (),
     rx_ids: Iterable[str] = (),
+    multidose: Multidose | None = None,
 ) -> MedicationList:
     """The aggregate the domain needs to judge a change to this list: the entries shown on
-    it, the prescriptions in use or linked, and whatever else the request names."""
+    it, the prescriptions in use or linked, and whatever else the request names.
+    ``multidose``: the patient's multidose state when the caller has read it already (with
+    the access facts, :meth:`pll.services.audit.AuditTrail.admit_change`)."""
     entry_rows = conn.execute(
         _LOAD_ENTRIES,
         {"list_id": row.id, "since": now - DISCONTINUED_VISIBLE_FOR, "ids": sorted(set(entry_ids))},
@@ -257,7 +264,9 @@ def load_list(
         if conf
         else None,
         withdrawn=frozenset(orjson.loads(row.withdrawn)) if row.withdrawn else frozenset(),
-        multidose=multidose_store.state(conn, row.patient_id),
+        multidose=multidose
+        if multidose is not None
+        else multidose_store.state(conn, row.patient_id),
         dispensed={
             rx_id: Dispensed(**summary)
             for rx_id, summary in (orjson.loads(row.dispensed) if row.dispensed else {}).items()
@@ -304,7 +313,8 @@ def insert_list(
     conn: Connection, lst: MedicationList, list_json: str, document: str, expires: datetime | None
 ) -> None:
     values = _list_values(lst, list_json, document, expires)
-    conn.execute(
+    pipeline.execute(
+        conn,
         _INSERT_LIST,
         {"id": lst.id, "patient_id": lst.patient_id, "created_at": lst.created, **values},
     )
@@ -313,13 +323,16 @@ def insert_list(
 def save_list(
     conn: Connection, lst: MedicationList, list_json: str, document: str, expires: datetime | None
 ) -> None:
-    conn.execute(_UPDATE_LIST, {"key": lst.id, **_list_values(lst, list_json, document, expires)})
+    pipeline.execute(
+        conn, _UPDATE_LIST, {"key": lst.id, **_list_values(lst, list_json, document, expires)}
+    )
 
 
 def save_documents(
     conn: Connection, list_id: str, list_json: str, document: str, expires: datetime | None
 ) -> None:
-    conn.execute(
+    pipeline.execute(
+        conn,
         _UPDATE_LIST,
         {"key": list_id, "list_json": list_json, "document": document, "expires_at": expires},
     )
@@ -341,7 +354,8 @@ def save_version(
         for t in record.touched
     ]
     author = dumps(record.author.to_json())
-    conn.execute(
+    pipeline.execute(
+        conn,
         _INSERT_VERSION,
         {
             "list_id": lst.id,
@@ -369,10 +383,11 @@ def save_version(
                 "resource": resources[(t.resource_type, t.id)],
             }
             if t.action == "create":
-                conn.execute(_INSERT_ENTRY, {"id": e.id, "list_id": lst.id, **values})
+                pipeline.execute(conn, _INSERT_ENTRY, {"id": e.id, "list_id": lst.id, **values})
             else:
-                conn.execute(_UPDATE_ENTRY, {"key": e.id, **values})
-            conn.execute(
+                pipeline.execute(conn, _UPDATE_ENTRY, {"key": e.id, **values})
+            pipeline.execute(
+                conn,
                 _INSERT_ENTRY_VERSION,
                 {"entry_id": e.id, "version": e.version, "resource": values["resource"], **history},
             )
@@ -387,10 +402,11 @@ def save_version(
                 "resource": resources[(t.resource_type, t.id)],
             }
             if t.action == "create":
-                conn.execute(_INSERT_RX, {"id": rx.id, "list_id": lst.id, **values})
+                pipeline.execute(conn, _INSERT_RX, {"id": rx.id, "list_id": lst.id, **values})
             else:
-                conn.execute(_UPDATE_RX, {"key": rx.id, **values})
-            conn.execute(
+                pipeline.execute(conn, _UPDATE_RX, {"key": rx.id, **values})
+            pipeline.execute(
+                conn,
                 _INSERT_RX_VERSION,
                 {
                     "prescription_id": rx.id,
@@ -399,7 +415,8 @@ def save_version(
                     **history,
                 },
             )
-    conn.execute(
+    pipeline.execute(
+        conn,
         _INSERT_TARGET,
         [
             {
@@ -450,7 +467,8 @@ def add_event(
     out. A write transaction must run at READ COMMITTED (:meth:`pll.store.db.Database.write`):
     the insert's snapshot must be taken after the list row lock was granted. SQLite commits
     one writer at a time; ``tx`` is 0 there and ids are in commit order."""
-    conn.execute(
+    pipeline.execute(
+        conn,
         _INSERT_EVENT,
         {
             "event_id": event_id,
@@ -567,31 +585,41 @@ def _recorded(rtype: str) -> Any:
     return first.scalar_subquery().label("recorded_at")
 
 
-def resource_row(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
-    """A current resource with its list's patient and ``recorded_at``, when PLL first
-    recorded it."""
+def _resource_row_query(rtype: str) -> Select[Any]:
     table = RESOURCE_TABLES[rtype][0]
-    return cast(
-        "Row[Any] | None",
-        conn.execute(
-            select(
-                table.c.id,
-                table.c.version,
-                table.c.list_id,
-                table.c.last_changed,
-                table.c.resource,
-                pll.c.patient_id,
-                _recorded(rtype),
-            )
-            .join(pll, pll.c.id == table.c.list_id)
-            .where(table.c.id == rid)
-        ).first(),
+    return (
+        select(
+            table.c.id,
+            table.c.version,
+            table.c.list_id,
+            table.c.last_changed,
+            table.c.resource,
+            pll.c.patient_id,
+            _recorded(rtype),
+        )
+        .join(pll, pll.c.id == table.c.list_id)
+        .where(table.c.id == bindparam("rid"))
     )
 
 
-def resource_version(conn: Connection, rtype: str, rid: str, version: int) -> Row[Any] | None:
+def _resource_version_query(rtype: str) -> Select[Any]:
     _, history, key = RESOURCE_TABLES[rtype]
-    return conn.execute(select(history).where(key == rid, history.c.version == version)).first()
+    return select(history).where(key == bindparam("rid"), history.c.version == bindparam("v"))
+
+
+# built once, as the list statements above: every write runs them
+_RESOURCE_ROW = {rtype: _resource_row_query(rtype) for rtype in RESOURCE_TABLES}
+_RESOURCE_VERSION = {rtype: _resource_version_query(rtype) for rtype in RESOURCE_TABLES}
+
+
+def resource_row(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
+    """A current resource with its list's patient and ``recorded_at``, when PLL first
+    recorded it."""
+    return conn.execute(_RESOURCE_ROW[rtype], {"rid": rid}).first()
+
+
+def resource_version(conn: Connection, rtype: str, rid: str, version: int) -> Row[Any] | None:
+    return conn.execute(_RESOURCE_VERSION[rtype], {"rid": rid, "v": version}).first()
 
 
 def resource_versions(conn: Connection, rtype: str, rid: str) -> Sequence[Row[Any]]:
