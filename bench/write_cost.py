@@ -52,10 +52,11 @@ from pll.api.app import create_app
 from pll.auth.tokens import issue
 from pll.config import Settings
 from pll.services.lists import PLLService
+from pll.services.synthetic import gp_access, person, plans, synthetic_fnrs, write_patient
 from pll.store.db import Database
 from pllbench import dbsetup
 from pllbench.capture import current_dose, next_dose, put_body
-from pllbench.load import BENCH_KEY, gp_access, load_batch, synthetic_fnrs
+from pllbench.load import BENCH_KEY
 
 SEED = 20
 
@@ -92,13 +93,23 @@ class Counter:
 
 
 def _load(db: Database, patients: int) -> None:
+    """``patients`` synthetic patients through the service's write path (what the API and
+    ``pll import generate`` write), numbered in ``bench_patient`` as the benchmark does."""
     with db.engine.begin() as conn:
         conn.execute(text(dbsetup.HELPER_DDL))
     service = PLLService(db, BENCH_KEY)
     access = gp_access()
     fnrs = synthetic_fnrs(patients)
+    every = plans(SEED)
     for first in range(1, patients + 1, 100):
-        load_batch(service, access, first, min(first + 99, patients), fnrs, SEED)
+        with db.write() as conn:
+            for n in range(first, min(first + 99, patients) + 1):
+                p = person(n, fnrs[n - 1], SEED)
+                pid, list_id = write_patient(service, conn, access, p, every[p.plan])
+                conn.execute(
+                    text("INSERT INTO bench_patient (n, patient_id, list_id) VALUES (:n, :p, :l)"),
+                    {"n": n, "p": pid, "l": list_id},
+                )
 
 
 def _targets(db: Database) -> list[Target]:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Table, delete, event, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
+from pll.store import pipeline
 from pll.store.schema import bulk_import
 
 #: the job under which the indexes and foreign keys dropped for a load are kept
@@ -69,9 +70,13 @@ def recording(conn: Connection) -> Iterator[Recorded]:
             )
 
     event.listen(conn, "after_cursor_execute", after)
+    # the rows are read from SQLAlchemy's execution contexts, which a pipelined statement
+    # does without (pll.store.pipeline): the same statements, one round trip each
+    conn.info[pipeline.UNPIPELINED] = True
     try:
         yield seen
     finally:
+        conn.info.pop(pipeline.UNPIPELINED, None)
         event.remove(conn, "after_cursor_execute", after)
 
 

@@ -27,11 +27,17 @@ from sqlalchemy.sql.dml import UpdateBase
 Params = dict[str, Any] | list[dict[str, Any]]
 
 
+#: set in a connection's ``info`` while every statement must go through SQLAlchemy's own
+#: execution (a bulk load records the service's rows from it: pll.store.bulk.recording);
+#: the same statements are sent, each in its own round trip
+UNPIPELINED = "pll.unpipelined"
+
+
 @contextmanager
 def one_round_trip(conn: Connection) -> Iterator[None]:
     """Send the statements run in the block to PostgreSQL in one round trip. A block inside
     another joins the outer one (psycopg would otherwise sync when the inner one ends)."""
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or conn.info.get(UNPIPELINED):
         yield
         return
     driver = conn.connection.driver_connection
