@@ -43,6 +43,25 @@ def _database(settings: Settings):  # type: ignore[no-untyped-def]
     return Database(settings.database_url)
 
 
+def _refuse_unfinished_load(database) -> None:  # type: ignore[no-untyped-def]
+    """Stop with a clear message if a bulk import was killed while the keys of the tables
+    it loads were dropped (pll.store.bulk.defer_indexes): PLL never serves a database whose
+    patients and lists have no primary or unique keys."""
+    from pll.store import bulk
+
+    if database.is_sqlite:
+        return
+    with database.read() as conn:
+        waiting = bulk.deferred(conn)
+    if waiting:
+        raise click.ClickException(
+            f"a bulk import (pll import generate/lists) stopped before it built the "
+            f"{len(waiting)} keys and indexes it dropped for the load again; run the same "
+            "import command once more to finish it (it continues where it stopped). PLL "
+            "does not serve a database without its keys."
+        )
+
+
 @click.group()
 def main() -> None:
     """Pasientens legemiddelliste (PLL): the shared medication list."""
@@ -132,6 +151,7 @@ def serve(host: str, port: int, workers: int) -> None:
     _check_public_url(settings)
     database = _database(settings)
     database.upgrade()
+    _refuse_unfinished_load(database)
     from pll.auth.tokens import signing_key
     from pll.services.base import utcnow
     from pll.services.stats import Statistics

@@ -38,7 +38,7 @@ STOP_WITHIN = 40.0
 def worker(parent: int | None) -> None:
     """Run the background work until stopped (SIGTERM or Ctrl-C): the audit sealer, the
     statistics consumer and the event dispatcher. Several may run at once."""
-    from pll.cli import _database, _settings
+    from pll.cli import _database, _refuse_unfinished_load, _settings
     from pll.cli_clients import case_base
     from pll.events.worker import background
 
@@ -47,6 +47,7 @@ def worker(parent: int | None) -> None:
     settings = _settings()
     database = _database(settings)
     database.upgrade()
+    _refuse_unfinished_load(database)
     # the jobs log their failures (pll.worker, pll.events); the migrations' chatter is not
     # wanted here, so this comes after them
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

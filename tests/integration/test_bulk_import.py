@@ -318,3 +318,57 @@ def test_recording_sees_inserts_and_names_anything_else(db: Database) -> None:
     assert [(r.table.name, r.values["item"]) for r in seen.rows] == [("bulk_import", "1")]
     assert len(seen.others) == 1
     assert seen.others[0].startswith("UPDATE")
+
+
+def test_a_load_that_fails_leaves_no_table_without_its_keys(db: Database) -> None:
+    """The keys dropped for a load into empty tables are built again when the load fails
+    (here: the database refuses the lists), and nothing half of a batch is left."""
+    if db.is_sqlite:
+        pytest.skip("SQLite: no keys are dropped for a load")
+    with db.write() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION refuse_lists() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'lists refused for the test'; END $$"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER refuse_lists BEFORE INSERT ON pll "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_lists()"
+            )
+        )
+    try:
+        with pytest.raises(Exception, match="lists refused for the test"):
+            generate(db, KEY, 5, seed=13)
+        with db.read() as conn:
+            names = set(conn.execute(sa.text("SELECT indexname FROM pg_indexes")).scalars())
+            patients = conn.execute(sa.text("SELECT count(*) FROM patient")).scalar_one()
+        assert {"patient_pkey", "uq_patient_identifier", "ix_entry_list_status"} <= names
+        assert _done(db, "deferred") == []
+        assert patients == 0
+    finally:
+        with db.write() as conn:
+            conn.execute(sa.text("DROP TRIGGER refuse_lists ON pll"))
+            conn.execute(sa.text("DROP FUNCTION refuse_lists()"))
+
+
+def test_a_database_whose_load_was_killed_is_not_served(db: Database, tmp_path: Path) -> None:
+    """Killed while the keys were dropped: `pll worker` (and `pll serve`, the same check)
+    refuses the database with what to do, until the import has been run to its end."""
+    if db.is_sqlite:
+        pytest.skip("SQLite: no keys are dropped for a load")
+    from pll.store import bulk
+
+    with db.write() as conn:
+        bulk.mark_done(
+            conn, "deferred", ["1 index ix_test_left"], "CREATE INDEX ix_test_left ON patient (id)"
+        )
+    try:
+        run = _pll(db, tmp_path, "worker")
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 1
+        assert "run the same import command once more" in err
+    finally:
+        with db.write() as conn:
+            conn.execute(sa.text("DELETE FROM bulk_import WHERE job = 'deferred'"))

@@ -223,25 +223,36 @@ def _generate(
         done = bulk.done_items(conn, generate_job(seed))
     todo = missing(patients, done, batch)
     report = Generated(patients, patients - sum(b - a + 1 for a, b in todo), 0)
+    # the templates first: a write path a template cannot replay is refused before any key
+    # of the live tables is dropped
+    # one process stamps the patients itself and needs their fødselsnumre
+    alone = processes <= 1 or len(todo) < 2
+    loader = Generator(db, key, seed, ids, clock, upto=todo[-1][1] if todo and alone else 0)
+    wanted = {plan_of(n, seed) for a, b in todo for n in range(a, b + 1)}
+    with db.read() as conn:
+        loader.prepare(conn, wanted)
     if todo and not db.is_sqlite:
         with db.write() as conn:
             report.deferred = bulk.defer_indexes(conn, TABLES)
     started = time.perf_counter()
-    if processes <= 1 or len(todo) < 2:
-        loader = Generator(db, key, seed, ids, clock, upto=todo[-1][1] if todo else 0)
-        for first, last in todo:
-            loader.batch(first, last)
-            report.loaded += last - first + 1
-            progress(last - first + 1)
-    else:
-        # the templates are made once, here, and handed to every process
-        loader = Generator(db, key, seed, ids, clock)
-        wanted = {plan_of(n, seed) for a, b in todo for n in range(a, b + 1)}
-        with db.read() as conn:
-            loader.prepare(conn, wanted)
-        report.loaded = _in_processes(
-            db.url, key, seed, loader.templates, todo, processes, progress
-        )
+    try:
+        if alone:
+            for first, last in todo:
+                loader.batch(first, last)
+                report.loaded += last - first + 1
+                progress(last - first + 1)
+        else:
+            # the templates are made once, here, and handed to every process
+            report.loaded = _in_processes(
+                db.url, key, seed, loader.templates, todo, processes, progress
+            )
+    except BaseException:
+        # a load that failed leaves no table without its keys: what was loaded is whole
+        # (each batch commits with its bulk_import row), and a run again continues. Only a
+        # killed command leaves them dropped; `pll serve` then refuses the database.
+        if not db.is_sqlite and build_indexes:
+            bulk.restore_indexes(db.engine)
+        raise
     report.seconds = time.perf_counter() - started
     if not db.is_sqlite and build_indexes:
         t0 = time.perf_counter()
