@@ -193,16 +193,27 @@ _SEAL = (
     .where(audit_event.c.id == bindparam("record"))
     .values(chain_seq=bindparam("seq"), chain_hash=bindparam("hash"))
 )
+# On PostgreSQL ``recorded_at`` names the record's monthly partition (issue 20): by the id
+# alone the update would look for it in every month. (SQLite's one table needs only the id,
+# and its text timestamps need not compare equal to a written-back value.)
+_SEAL_IN_PARTITION = _SEAL.where(audit_event.c.recorded_at == bindparam("at"))
 
 
 def seal(conn: Connection, seals: list[dict[str, Any]], seq: int, head: str) -> None:
     """Write the chain positions and hashes of a batch, and the new head, together."""
-    conn.execute(_SEAL, seals)
+    statement = _SEAL_IN_PARTITION if conn.dialect.name == "postgresql" else _SEAL
+    done = conn.execute(statement, seals).rowcount
+    if done != len(seals):
+        # a record not found by its id and time would otherwise stay unsealed behind a head
+        # that counts it; the transaction rolls back and the next run tries again
+        raise RuntimeError(f"sealing matched {done} of {len(seals)} audit records")
     conn.execute(update(audit_chain).where(audit_chain.c.id == 1).values(seq=seq, hash=head))
 
 
 def all_records(conn: Connection, batch: int = 5000) -> Iterator[Row[Any]]:
-    """Every record, sealed ones in chain order first, then the unsealed by id."""
+    """Every record, sealed ones in chain order first (a position held by two records, which
+    only tampering makes, by id), then the unsealed by id. On PostgreSQL this merges the
+    monthly partitions' ``chain_seq`` indexes in order (no index spans them, issue 20)."""
     last = 0
     while True:
         rows = conn.execute(
@@ -213,8 +224,12 @@ def all_records(conn: Connection, batch: int = 5000) -> Iterator[Row[Any]]:
         ).all()
         if not rows:
             break
-        yield from rows
         last = rows[-1].chain_seq
+        # the batch may end between two records at one position: take them all, by id
+        yield from (row for row in rows if row.chain_seq != last)
+        yield from conn.execute(
+            select(audit_event).where(audit_event.c.chain_seq == last).order_by(audit_event.c.id)
+        ).all()
     yield from unsealed_all(conn)
 
 
