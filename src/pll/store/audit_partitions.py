@@ -94,11 +94,10 @@ def listing(conn: Connection) -> list[Partition]:
 
 
 def first_of_month(moment: datetime, months_later: int = 0) -> datetime:
-    """The first instant (naive UTC) of the month ``months_later`` after ``moment``'s."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    """The first instant (UTC) of the month ``months_later`` after ``moment``'s."""
+    moment = moment.astimezone(UTC)
     index = moment.year * 12 + moment.month - 1 + months_later
-    return datetime(index // 12, index % 12 + 1, 1)
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def ensure(conn: Connection, now: datetime, ahead: int) -> list[str]:
@@ -108,9 +107,10 @@ def ensure(conn: Connection, now: datetime, ahead: int) -> list[str]:
     than :data:`LOCK_TIMEOUT` for a lock; the caller's transaction must then roll back."""
     if not partitioned(conn):
         return []
-    have = {p.start.replace(tzinfo=None) for p in listing(conn) if p.start is not None}
+    have = {p.start for p in listing(conn) if p.start is not None}
     wanted = {first_of_month(now, n) for n in range(ahead + 1)}
-    wanted |= {row.month for row in conn.execute(_WAITING)}
+    # the column holds naive UTC (pll.store.schema.UTCDateTime)
+    wanted |= {row.month.replace(tzinfo=UTC) for row in conn.execute(_WAITING)}
     missing = sorted(wanted - have)
     if not missing:
         return []
@@ -119,7 +119,8 @@ def ensure(conn: Connection, now: datetime, ahead: int) -> list[str]:
     try:
         for month in missing:
             name = conn.execute(
-                text("SELECT audit_event_add_partition(:month)"), {"month": month}
+                text("SELECT audit_event_add_partition(:month)"),
+                {"month": month.replace(tzinfo=None)},
             ).scalar()
             if name is not None:
                 made.append(str(name))

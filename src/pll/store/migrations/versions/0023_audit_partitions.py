@@ -40,10 +40,13 @@ down_revision = "0021"
 branch_labels = None
 depends_on = None
 
-_COLUMNS = (
-    "id, recorded_at, actor, action, resource_type, resource_id, patient_id, basis, outcome, "
-    "flag, mac, chain_seq, chain_hash"
-)
+_COPY = """
+INSERT INTO audit_event (id, recorded_at, actor, action, resource_type, resource_id,
+                         patient_id, basis, outcome, flag, mac, chain_seq, chain_hash)
+SELECT id, recorded_at, actor, action, resource_type, resource_id,
+       patient_id, basis, outcome, flag, mac, chain_seq, chain_hash
+FROM audit_event_partitioned
+"""
 
 _RENAME_OLD = """
 ALTER TABLE audit_event RENAME TO audit_event_unpartitioned;
@@ -152,9 +155,7 @@ def upgrade() -> None:
     op.execute(_ADD_PARTITION)
     for (month,) in bind.execute(sa.text(_MONTHS)).all():
         bind.execute(sa.text("SELECT audit_event_add_partition(:m)"), {"m": month})
-    op.execute(
-        f"INSERT INTO audit_event ({_COLUMNS}) SELECT {_COLUMNS} FROM audit_event_unpartitioned"
-    )
+    op.execute(_COPY.replace("audit_event_partitioned", "audit_event_unpartitioned"))
     op.execute("DROP TABLE audit_event_unpartitioned")
     op.execute("ANALYZE audit_event")
 
@@ -197,7 +198,5 @@ def downgrade() -> None:
             FOR EACH STATEMENT EXECUTE FUNCTION audit_no_truncate();
         """
     )
-    op.execute(
-        f"INSERT INTO audit_event ({_COLUMNS}) SELECT {_COLUMNS} FROM audit_event_partitioned"
-    )
+    op.execute(_COPY)
     op.execute("DROP TABLE audit_event_partitioned")
