@@ -219,7 +219,7 @@ def all_records(conn: Connection, batch: int = 5000) -> Iterator[Row[Any]]:
         rows = conn.execute(
             select(audit_event)
             .where(audit_event.c.chain_seq > last)
-            .order_by(audit_event.c.chain_seq)
+            .order_by(audit_event.c.chain_seq, audit_event.c.id)
             .limit(batch)
         ).all()
         if not rows:

@@ -114,6 +114,9 @@ def ensure(conn: Connection, now: datetime, ahead: int) -> list[str]:
     missing = sorted(wanted - have)
     if not missing:
         return []
+    # Another process making partitions is waited for (that holds up no one else, and the
+    # function then finds its partitions made); only the locks on the trail are timed.
+    conn.execute(text("SELECT pg_advisory_xact_lock(7023)"))
     conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     made = []
     try:
