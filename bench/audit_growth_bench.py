@@ -14,6 +14,8 @@ seeded patients, a 64-hex MAC and chain hash), recorded_at spread evenly over th
 up to now (so the older months fill as the trail grows, ~4 million rows a month at 100M).
 At each step, after ``ANALYZE`` and a ``CHECKPOINT``:
 
+The months of the span get their partitions first, as the sealer would have made them.
+
 - **read**: pgbench, ``--clients`` clients for ``--seconds`` (after a warm-up), running the
   hot read exactly as the server does (``pll.store.audited_read``: the list document and
   its audit row in one statement, taken with its parameters by ``pllbench.capture``);
@@ -39,6 +41,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -135,6 +138,15 @@ def _grown(url: str) -> int:
     return int(row[0])
 
 
+def _history(url: str, start: datetime, now: datetime) -> None:
+    """The partitions of the two years behind us, as the sealer made them month by month
+    (without them the grown rows would wait in the default partition)."""
+    month = start
+    while month <= now:
+        _sql(url, "SELECT audit_event_add_partition(%(m)s)", {"m": month.replace(tzinfo=None)})
+        month = first_of_month(month, 1)
+
+
 def _grow(
     url: str,
     upto: int,
@@ -148,41 +160,67 @@ def _grow(
     basis: str,
     patients: int,
     min_free: float,
+    workers: int = 2,
 ) -> tuple[int, float, bool]:
-    """Rows ``upto+1 .. target``, sealed, continuing the chain's numbering; returns the rows
-    there now, the seconds taken and whether the growth stopped for want of disk."""
+    """Rows ``upto+1 .. target``, sealed, their chain positions following the head's, in
+    chunks shared by ``workers`` connections (each chunk its own transaction); returns the
+    rows there now, the seconds taken and whether the growth stopped for want of disk."""
     started = time.perf_counter()
-    lo = upto + 1
-    with psycopg.connect(dbsetup.libpq_url(url)) as conn:
-        while lo <= target:
-            if _free_gb() < min_free:
-                return lo - 1, time.perf_counter() - started, True
-            hi = min(lo + chunk - 1, target)
-            head = conn.execute("SELECT seq FROM audit_chain WHERE id = 1 FOR UPDATE").fetchone()
-            seq0 = int(head[0]) if head else 0
-            params = {
-                "start": start.replace(tzinfo=None),
-                "gap_us": gap_us,
-                "actor": actor,
-                "hpr": hpr,
-                "hpr_base": int(hpr) - int(hpr) % 10000,
-                "patients": patients,
-                "basis": basis,
-                "seq0": seq0,
-                "lo": lo,
-                "hi": hi,
-            }
-            conn.execute(_GROW, params)
-            conn.execute(
-                "UPDATE audit_chain SET seq = %(s)s, hash = md5((%(k)s + 2)::text) || "
-                "md5((%(k)s + 3)::text) WHERE id = 1",
-                {"s": seq0 + hi - lo + 1, "k": hi},
-            )
-            conn.commit()
-            rate = (hi - upto) / (time.perf_counter() - started)
-            print(f"  {hi:>12,} rows  {_free_gb():6.1f} GB free  {rate:,.0f} rows/s", flush=True)
-            lo = hi + 1
-    return target, time.perf_counter() - started, False
+    head = _sql(url, "SELECT seq FROM audit_chain WHERE id = 1")
+    seq0 = int(head[0]) if head else 0
+    chunks = [(lo, min(lo + chunk - 1, target)) for lo in range(upto + 1, target + 1, chunk)]
+    done: list[tuple[int, int]] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def work() -> None:
+        with psycopg.connect(dbsetup.libpq_url(url), autocommit=True) as conn:
+            while not stop.is_set():
+                with lock:
+                    if not chunks:
+                        return
+                    if _free_gb() < min_free:
+                        stop.set()
+                        return
+                    lo, hi = chunks.pop(0)
+                params = {
+                    "start": start.replace(tzinfo=None),
+                    "gap_us": gap_us,
+                    "actor": actor,
+                    "hpr": hpr,
+                    "hpr_base": int(hpr) - int(hpr) % 10000,
+                    "patients": patients,
+                    "basis": basis,
+                    "seq0": seq0 + lo - upto - 1,
+                    "lo": lo,
+                    "hi": hi,
+                }
+                conn.execute(_GROW, params)
+                with lock:
+                    done.append((lo, hi))
+                    rate = sum(b - a + 1 for a, b in done) / (time.perf_counter() - started)
+                print(f"  {hi:>12,}  {_free_gb():6.1f} GB free  {rate:,.0f} rows/s", flush=True)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # the rows made form one prefix of the planned ones only if no chunk was skipped
+    reached = upto
+    for lo, hi in sorted(done):
+        if lo > reached + 1:
+            break
+        reached = max(reached, hi)
+    if reached < max((hi for _, hi in done), default=upto):
+        raise SystemExit("growth stopped with a gap: rerun with --reuse")
+    _sql(
+        url,
+        "UPDATE audit_chain SET seq = %(s)s, hash = md5((%(k)s + 2)::text) || "
+        "md5((%(k)s + 3)::text) WHERE id = 1",
+        {"s": seq0 + reached - upto, "k": reached},
+    )
+    return reached, time.perf_counter() - started, stop.is_set()
 
 
 def _read_script(url: str, out: Path) -> tuple[Path, dict[str, str], str, str]:
@@ -347,6 +385,7 @@ def main() -> None:
     t0 = time.perf_counter()
     _setup(url, args.patients, args.reuse)
     result["server_version"] = dbsetup.server_version(url)
+    _history(url, start, now)
     print(f"database ready in {time.perf_counter() - t0:.0f} s", flush=True)
     with tempfile.TemporaryDirectory(prefix="audit-growth-") as tmp_name:
         tmp = Path(tmp_name)

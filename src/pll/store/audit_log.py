@@ -7,10 +7,21 @@ Every function takes the caller's open transaction. The MAC and chain arithmetic
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from pll.store.schema import (
     access_block,
@@ -193,16 +204,34 @@ _SEAL = (
     .where(audit_event.c.id == bindparam("record"))
     .values(chain_seq=bindparam("seq"), chain_hash=bindparam("hash"))
 )
-# On PostgreSQL ``recorded_at`` names the record's monthly partition (issue 20): by the id
-# alone the update would look for it in every month. (SQLite's one table needs only the id,
-# and its text timestamps need not compare equal to a written-back value.)
-_SEAL_IN_PARTITION = _SEAL.where(audit_event.c.recorded_at == bindparam("at"))
+# On PostgreSQL a batch is one statement, and ``recorded_at`` names each record's monthly
+# partition (issue 20): by the id alone every month's index would be searched, and one
+# UPDATE per record costs a plan over all partitions each time.
+_SEAL_BATCH = text(
+    """
+    UPDATE audit_event AS a SET chain_seq = v.seq, chain_hash = v.hash
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:ats AS timestamp[]), CAST(:seqs AS bigint[]),
+                CAST(:hashes AS text[])) AS v(id, at, seq, hash)
+    WHERE a.id = v.id AND a.recorded_at = v.at
+    """
+)
 
 
 def seal(conn: Connection, seals: list[dict[str, Any]], seq: int, head: str) -> None:
-    """Write the chain positions and hashes of a batch, and the new head, together."""
-    statement = _SEAL_IN_PARTITION if conn.dialect.name == "postgresql" else _SEAL
-    done = conn.execute(statement, seals).rowcount
+    """Write the chain positions and hashes of a batch (``record`` id, ``at`` its
+    ``recorded_at``, ``seq``, ``hash``), and the new head, together."""
+    if conn.dialect.name == "postgresql":
+        done = conn.execute(
+            _SEAL_BATCH,
+            {
+                "ids": [s["record"] for s in seals],
+                "ats": [s["at"].astimezone(UTC).replace(tzinfo=None) for s in seals],
+                "seqs": [s["seq"] for s in seals],
+                "hashes": [s["hash"] for s in seals],
+            },
+        ).rowcount
+    else:
+        done = conn.execute(_SEAL, seals).rowcount
     if done != len(seals):
         # a record not found by its id and time would otherwise stay unsealed behind a head
         # that counts it; the transaction rolls back and the next run tries again

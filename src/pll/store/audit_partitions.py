@@ -107,20 +107,18 @@ def ensure(conn: Connection, now: datetime, ahead: int) -> list[str]:
     than :data:`LOCK_TIMEOUT` for a lock; the caller's transaction must then roll back."""
     if not partitioned(conn):
         return []
-    have = {p.start for p in listing(conn) if p.start is not None}
-    wanted = {first_of_month(now, n) for n in range(ahead + 1)}
-    # the column holds naive UTC (pll.store.schema.UTCDateTime)
-    wanted |= {row.month.replace(tzinfo=UTC) for row in conn.execute(_WAITING)}
-    missing = sorted(wanted - have)
-    if not missing:
-        return []
-    # Another process making partitions is waited for (that holds up no one else, and the
-    # function then finds its partitions made); only the locks on the trail are timed.
+    # Makers take turns before they read the trail: one that read the default partition
+    # while another waited to attach would deadlock with it. Waiting here holds up no one
+    # else, and the second finds the partitions made; only the trail's locks are timed.
     conn.execute(text("SELECT pg_advisory_xact_lock(7023)"))
     conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-    made = []
     try:
-        for month in missing:
+        have = {p.start for p in listing(conn) if p.start is not None}
+        wanted = {first_of_month(now, n) for n in range(ahead + 1)}
+        # the column holds naive UTC (pll.store.schema.UTCDateTime)
+        wanted |= {row.month.replace(tzinfo=UTC) for row in conn.execute(_WAITING)}
+        made = []
+        for month in sorted(wanted - have):
             name = conn.execute(
                 text("SELECT audit_event_add_partition(:month)"),
                 {"month": month.replace(tzinfo=None)},
