@@ -257,6 +257,9 @@ def test_two_processes_making_partitions_at_once(pg: Database, data_dir: Path) -
     assert not names[0] & names[1]  # each partition made once
     assert had | names[0] | names[1] == partition_names(pg)
     assert len(partition_names(pg) - had) >= 45
+    listed = outs[0][0]
+    assert "audit_event_default" in listed
+    assert "rows" in listed
 
 
 def test_threads_making_partitions_at_once_make_each_once(pg: Database) -> None:
