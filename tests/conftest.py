@@ -105,10 +105,18 @@ def append_only_lifted(conn: sa.Connection, db: Database) -> Iterator[None]:
         for _, sql in triggers:
             conn.execute(sa.text(sql))
     else:
-        for table in ("audit_event", "audit_chain"):
+        # the audit trail's monthly partitions (issue 20) each have their own TRUNCATE guard
+        partitions = conn.execute(
+            sa.text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'audit_event'::regclass"
+            )
+        ).scalars()
+        tables = ["audit_event", "audit_chain", *partitions]
+        for table in tables:
             conn.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
         yield
-        for table in ("audit_event", "audit_chain"):
+        for table in tables:
             conn.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
 
 

@@ -395,6 +395,51 @@ def audit_seal() -> None:
     click.echo(f"sealed {trail.seal()} record(s)")
 
 
+@audit.command("partitions")
+@click.option(
+    "--ahead",
+    type=click.IntRange(0, 120),
+    default=3,
+    show_default=True,
+    help="Months after the current one to make partitions for.",
+)
+def audit_partitions(ahead: int) -> None:
+    """Make the audit trail's monthly partitions ahead, and list them (PostgreSQL).
+
+    The sealer of every `pll serve` and `pll worker` does this once an hour as well. No
+    partition is ever dropped: how long the trail is kept is a legal decision."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pll.services.audit import AuditTrail
+    from pll.store.audit_partitions import PartitionsBusy
+
+    settings = _settings()
+    database = _database(settings)
+    if database.is_sqlite:
+        click.echo("SQLite keeps the audit trail in one table; partitions are PostgreSQL's.")
+        return
+    trail = AuditTrail(database, settings.audit_key(), _now, partitions_ahead=ahead)
+    try:
+        made = trail.keep_partitions()
+    except PartitionsBusy as exc:
+        click.echo(f"no partition made: a lock stayed busy ({exc}); try again", err=True)
+        sys.exit(1)
+    table = Table(title="Audit trail partitions (rows: PostgreSQL's estimate)")
+    for heading in ("partition", "from (UTC)", "to (UTC)", "rows", "size"):
+        table.add_column(heading, justify="right" if heading in ("rows", "size") else "left")
+    for part in trail.partitions():
+        table.add_row(
+            part.name,
+            f"{part.start:%Y-%m-%d}" if part.start else "any month without a partition",
+            f"{part.end:%Y-%m-%d}" if part.end else "",
+            f"{part.rows:,}",
+            f"{part.bytes / 1_048_576:,.1f} MB",
+        )
+    Console().print(table)
+    click.echo(f"made: {', '.join(made)}" if made else "made: none (all there already)")
+
+
 @audit.command("verify")
 def audit_verify() -> None:
     """Check every record's MAC and the chain; exit 1 naming the first broken record."""

@@ -10,10 +10,11 @@ log (``pll audit verify``). See :mod:`pll.auth.audit` for what the seal proves.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -23,9 +24,19 @@ from pll.auth import audit as seal_math
 from pll.auth.access import Access, Decision, PatientFacts, Verb
 from pll.domain.errors import Forbidden, NotFound
 from pll.domain.model import Multidose
-from pll.store import audit_log
+from pll.store import audit_log, audit_partitions
 from pll.store import multidose as multidose_store
+from pll.store.audit_partitions import Partition, PartitionsBusy
 from pll.store.db import Database
+
+log = logging.getLogger("pll.audit")
+
+#: Partitions are made this many months ahead of the current one (PostgreSQL, issue 20).
+PARTITIONS_AHEAD = 3
+#: How often a sealing process checks that the months ahead have their partitions, and how
+#: soon it tries again when another transaction held a lock it needed.
+PARTITIONS_CHECK = timedelta(hours=1)
+PARTITIONS_RETRY = timedelta(minutes=1)
 
 
 @dataclass
@@ -99,7 +110,9 @@ class AuditTrail:
     db: Database
     key: seal_math.AuditKey
     clock: Callable[[], datetime]
+    partitions_ahead: int = PARTITIONS_AHEAD
     _actors: dict[Access, str] = field(default_factory=dict, repr=False)
+    _partitions_due: datetime | None = field(default=None, repr=False)
 
     def actor(self, access: Access) -> str:
         found = self._actors.get(access)
@@ -244,7 +257,23 @@ class AuditTrail:
         """Link every record not yet in the chain, in batches; returns how many. Each batch
         takes the chain's head row for its transaction, so sealers in several processes
         take turns and never seal a record twice. ``stop`` is asked between batches (a
-        worker told to stop finishes the batch in hand)."""
+        worker told to stop finishes the batch in hand).
+
+        On PostgreSQL it first sees, at most once an hour, that this month and the next
+        :data:`PARTITIONS_AHEAD` have their partitions (:meth:`keep_partitions`): the sealer
+        runs in every process that serves or works, so the partitions are made wherever PLL
+        runs, well before a record needs one."""
+        now = self.clock()
+        if not self.db.is_sqlite and (self._partitions_due is None or now >= self._partitions_due):
+            try:
+                made = self.keep_partitions()
+            except PartitionsBusy as exc:
+                log.warning("audit partitions not checked, a lock was busy (%s); retrying", exc)
+                self._partitions_due = now + PARTITIONS_RETRY
+            else:
+                if made:
+                    log.info("audit partitions made: %s", ", ".join(made))
+                self._partitions_due = now + PARTITIONS_CHECK
         sealed = 0
         while not stop():
             with self.db.write() as conn:
@@ -262,7 +291,9 @@ class AuditTrail:
                 for row in rows:
                     seq += 1
                     current = self.key.link(current, seq, int(row.id), row.mac)
-                    seals.append({"record": row.id, "seq": seq, "hash": current})
+                    seals.append(
+                        {"record": row.id, "at": row.recorded_at, "seq": seq, "hash": current}
+                    )
                 audit_log.seal(conn, seals, seq, current)
                 sealed += len(rows)
         return sealed
@@ -276,6 +307,25 @@ class AuditTrail:
         age = (self.clock() - oldest).total_seconds() if oldest is not None else 0.0
         return count, max(age, 0.0)
 
+    def keep_partitions(self, ahead: int | None = None) -> list[str]:
+        """Make the audit trail's partitions of this month, the ``ahead`` months after it
+        (:data:`PARTITIONS_AHEAD` by default) and any month whose records wait in the default
+        partition; returns the names made (none on SQLite, which keeps one table). Raises
+        :class:`PartitionsBusy`, having changed nothing, when a lock stayed busy."""
+        if self.db.is_sqlite:
+            return []
+        with self.db.write() as conn:
+            return audit_partitions.ensure(
+                conn, self.clock(), self.partitions_ahead if ahead is None else ahead
+            )
+
+    def partitions(self) -> list[Partition]:
+        """The partitions with their row estimates and sizes (``pll audit partitions``)."""
+        if self.db.is_sqlite:
+            return []
+        with self.db.read() as conn:
+            return audit_partitions.listing(conn)
+
     def verify(self, progress: Callable[[int, int], None] | None = None) -> Verification:
         """Check every record's MAC and the chain through the sealed ones, in one snapshot
         of the log (sealers keep working meanwhile, and are not held up)."""
@@ -284,7 +334,7 @@ class AuditTrail:
             head = audit_log.chain_head(conn)
             total = audit_log.count(conn)
             legacy_upto = int(head.legacy_upto) if head is not None else 0
-            previous, expected = seal_math.GENESIS, 1
+            previous, expected, held_by = seal_math.GENESIS, 1, None
             for done, row in enumerate(audit_log.all_records(conn), start=1):
                 if progress is not None and (done % 1000 == 0 or done == total):
                     progress(done, total)
@@ -294,6 +344,14 @@ class AuditTrail:
                     result.unsealed += 1
                     continue
                 seq = int(row.chain_seq)
+                if seq == expected - 1 and seq > 0:
+                    # one index per month cannot keep a position unique across months
+                    result.problem(
+                        row.id,
+                        f"record id {row.id} claims chain position #{seq}, which record id "
+                        f"{held_by} holds: a sealed record was copied or re-sealed",
+                    )
+                    continue
                 if seq != expected:
                     result.problem(
                         row.id,
@@ -308,7 +366,7 @@ class AuditTrail:
                         f"record id {row.id} (chain #{seq}) does not follow from the record "
                         "before it: its chain hash is wrong (moved, re-sealed or forged)",
                     )
-                previous, expected = str(row.chain_hash), seq + 1
+                previous, expected, held_by = str(row.chain_hash), seq + 1, row.id
             result.head = previous
             self._check_head(head, expected - 1, previous, result)
         return result

@@ -196,6 +196,11 @@ outbox = Table(
     Index("ix_outbox_tx_id", "tx", "id"),
 )
 
+#: One row per access to patient data (DESIGN §3 rule 5). As declared here on SQLite. On
+#: PostgreSQL (migration 0023, issue 20) it is partitioned by month of ``recorded_at``
+#: (``pll.store.audit_partitions``): the primary key is ``(id, recorded_at)`` and
+#: ``uq_audit_event_chain_seq`` is one unique index on ``chain_seq`` per partition, as a
+#: partitioned table's unique index must hold the partition key.
 audit_event = Table(
     "audit_event",
     metadata,
