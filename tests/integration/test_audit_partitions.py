@@ -339,3 +339,46 @@ def _chain(db: Database) -> list[tuple[Any, ...]]:
             )
         ).all()
     return [tuple(r) for r in rows]
+
+
+def test_a_record_of_the_month_committed_while_its_partition_is_made_moves_with_it(
+    pg: Database,
+) -> None:
+    """A record for a month without a partition, still being written when the partition is
+    made, is waited for and moved in: without the lock taken before the look into the
+    default partition, the record committed between the look and ATTACH made ATTACH fail
+    (a 23514 check violation instead of a partition). Review of issue 20."""
+    month = f"2{uuid.uuid4().int % 800 + 100:03d}-07"  # a month no other test uses
+    writer = pg.engine.connect()
+    maker = pg.engine.connect()
+    try:
+        writer.begin()
+        audit_log.append(writer, record(at(f"{month}-15T10:00:00")))  # open, not committed
+        made: list[Any] = []
+
+        def make() -> None:
+            try:
+                with maker.begin():
+                    made.append(
+                        maker.execute(
+                            sa.text("SELECT audit_event_add_partition(:m)"),
+                            {"m": at(f"{month}-01T00:00:00").replace(tzinfo=None)},
+                        ).scalar_one()
+                    )
+            except Exception as exc:
+                made.append(exc)
+
+        thread = threading.Thread(target=make)
+        thread.start()
+        pid = maker.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        with pg.engine.connect() as watch:
+            waiting = sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :p")
+            while watch.execute(waiting, {"p": pid}).scalar() != "Lock":
+                watch.rollback()
+        writer.commit()
+        thread.join(60)
+        assert made == [f"audit_event_{month.replace('-', '_')}"]
+        assert set(homes(pg).values()) == {f"audit_event_{month.replace('-', '_')}"}
+    finally:
+        writer.close()
+        maker.close()

@@ -114,12 +114,15 @@ BEGIN
                    '(recorded_at >= %L AND recorded_at < %L)', name, name || '_bound',
                    lower, upper);
     EXECUTE format('CREATE UNIQUE INDEX %I ON %I (chain_seq)', name || '_chain_seq', name);
+    -- ATTACH takes this lock on the default partition anyway; taken first, no record of the
+    -- month can arrive in the default partition between the look below and the ATTACH,
+    -- which would refuse the partition (a record still being written is waited for)
+    LOCK TABLE audit_event_default IN ACCESS EXCLUSIVE MODE;
     IF EXISTS (SELECT 1 FROM audit_event_default
                WHERE recorded_at >= lower AND recorded_at < upper) THEN
         -- The month's records waited in the default partition: they move, unchanged, into
         -- their own. The append-only guard is lifted for this move only, inside this
-        -- transaction, under an exclusive lock on the default partition.
-        LOCK TABLE audit_event_default IN ACCESS EXCLUSIVE MODE;
+        -- transaction, under the exclusive lock on the default partition.
         ALTER TABLE audit_event_default DISABLE TRIGGER audit_event_append_only;
         EXECUTE format('WITH moved AS (DELETE FROM audit_event_default '
                        'WHERE recorded_at >= $1 AND recorded_at < $2 RETURNING *) '
