@@ -28,6 +28,7 @@ def test_the_bench_grows_the_trail_and_measures_each_step(tmp_path: Path) -> Non
             str(ROOT / "bench" / "audit_growth_bench.py"),
             *("--database-url", url, "--steps", "3000,6000", "--seconds", "1"),
             *("--warmup", "0", "--patients", "300", "--bulk", "2000", "--chunk", "1000"),
+            *("--clients", "4"),  # the suite runs beside it: few of its 100 connections
             *("--min-free-gb", "1", "--results-dir", str(tmp_path)),
         ],
         capture_output=True,
