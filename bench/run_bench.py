@@ -383,7 +383,7 @@ def _report(results: dict[str, Any], patients: int, concurrency: int, seconds: i
 @click.option("--results-dir", default=str(BENCH / "results"), show_default=True, type=click.Path())
 @click.option(
     "--read-path",
-    default="group-commit",
+    default="one-statement",
     show_default=True,
     type=click.Choice(["group-commit", "one-statement"]),
     help="how the server logs a read (PLL_AUDIT_GROUP_COMMIT); pgbench runs the same SQL",

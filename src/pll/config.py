@@ -125,7 +125,7 @@ def _background(database_url: str) -> str:
 
 def group_commit_from_env() -> GroupCommit | None:
     """``PLL_AUDIT_GROUP_COMMIT``, ``PLL_AUDIT_BATCH_ROWS``, ``PLL_AUDIT_BATCH_WAIT_MS``."""
-    if not _flag("PLL_AUDIT_GROUP_COMMIT", default=True):
+    if not _flag("PLL_AUDIT_GROUP_COMMIT", default=False):
         return None
     return GroupCommit(
         max_rows=int(_number("PLL_AUDIT_BATCH_ROWS", 64, least=1)),
@@ -213,11 +213,12 @@ class Settings:
     #: systems go (``PLL_OPERATIONS_ORGNR``, ``PLL_OPERATIONS_NAME``).
     case_rules: CaseRules = field(default_factory=CaseRules)
     #: Group commit of the current-list reads' audit rows on PostgreSQL (issue 20;
-    #: ``PLL_AUDIT_GROUP_COMMIT``, on by default; off: one statement per read, reading and
-    #: logging together, see pll.store.audited_read). A batch is written when it holds
+    #: ``PLL_AUDIT_GROUP_COMMIT``, off by default: one statement per read, reading and
+    #: logging together, see pll.store.audited_read; measured faster through the whole
+    #: server, bench/README.md). A batch is written when it holds
     #: ``PLL_AUDIT_BATCH_ROWS`` rows (64) or at the latest ``PLL_AUDIT_BATCH_WAIT_MS`` (1 ms)
     #: after its first row; an idle server writes a row at once. ``None``: off.
-    group_commit: GroupCommit | None = field(default_factory=GroupCommit)
+    group_commit: GroupCommit | None = None
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -289,6 +289,8 @@ def test_group_commit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from pll.config import group_commit_from_env
 
     monkeypatch.delenv("PLL_AUDIT_GROUP_COMMIT", raising=False)
+    assert group_commit_from_env() is None  # off unless asked for (bench/README.md)
+    monkeypatch.setenv("PLL_AUDIT_GROUP_COMMIT", "1")
     assert group_commit_from_env() == GroupCommit(max_rows=64, max_wait=0.001)
     monkeypatch.setenv("PLL_AUDIT_BATCH_ROWS", "16")
     monkeypatch.setenv("PLL_AUDIT_BATCH_WAIT_MS", "0.5")
