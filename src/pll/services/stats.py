@@ -109,8 +109,9 @@ class Statistics:
             if progress is not None:
                 progress(done)
         # the audit trail, a batch of records at a time, until none is due
-        while not stop() and self.step_audit(batch * 10):
-            pass
+        more = True
+        while more and not stop():
+            more = self.step_audit(batch * 10) > 0
         return total
 
     def due(self) -> bool:
