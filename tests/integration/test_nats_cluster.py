@@ -3,8 +3,10 @@ node killed with SIGKILL, and the publisher carries on.
 
 Run as a user runs PLL: ``pll serve`` on PostgreSQL, with its ``pll worker`` publishing to a
 three-node cluster of real ``nats-server`` processes (``PLL_NATS_URL`` naming all three,
-``PLL_NATS_REPLICAS=3``). Writes go on while the stream's leader is killed, and again, after
-that node is back, while the node the publisher is connected to is killed. Every event the
+``PLL_NATS_REPLICAS=3``). Writes go on while the stream's leader is killed (the others elect
+a new one), and again, after that node is back, while the node the publisher is connected to
+is killed (a follower: the client moves to another node). The dispatcher then sends
+everything again, as after a crash before it saved its place. Every event the
 outbox holds is then in the stream exactly once (by ``Nats-Msg-Id``), each patient's in the
 order of their versions, and the worker that publishes was never restarted.
 """
@@ -47,6 +49,20 @@ def _js(cluster: Cluster, call: Any) -> Any:
         nc = await nats.connect(servers=cluster.live_urls, connect_timeout=2, allow_reconnect=False)
         try:
             return await call(nc.jetstream(timeout=2))
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def _step_down(cluster: Cluster) -> Any:
+    """Ask the stream's leader to hand over to another node (JetStream's API; no client
+    helper for it)."""
+
+    async def run() -> Any:
+        nc = await nats.connect(servers=cluster.live_urls, allow_reconnect=False)
+        try:
+            return await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{STREAM}", b"", timeout=5)
         finally:
             await nc.close()
 
@@ -210,23 +226,25 @@ def _run(cluster: Cluster, served: Served, db: Database) -> None:
         until("every event after the leader died", lambda: _caught_up(cluster, db))
         assert _info(cluster).cluster.leader != leader.name
 
-        # the node comes back and catches up; then the publisher's own node dies
+        # the node comes back and catches up; then the publisher's own node dies, which
+        # does not lead the stream (so this is the client's move to another node alone)
         cluster.start(leader)
         until(
             f"{leader.name} to be current again",
             lambda: all(p.current and not p.offline for p in _info(cluster).cluster.replicas),
         )
+        node = until("the publisher's node", lambda: cluster.connected(CONNECTION_NAME))
+        if _info(cluster).cluster.leader == node.name:
+            _step_down(cluster)
+            until("another leader", lambda: _info(cluster).cluster.leader not in (None, node.name))
         with writer:
-            _kill_while_publishing(
-                cluster,
-                db,
-                writer,
-                lambda: until("the publisher's node", lambda: cluster.connected(CONNECTION_NAME)),
-            )
+            _kill_while_publishing(cluster, db, writer, lambda: node)
         until("every event after the second kill", lambda: _caught_up(cluster, db))
 
     # the dispatcher dies before it saves its place, and delivers everything again: the new
-    # leaders know every event's Nats-Msg-Id, so nothing is stored twice
+    # leaders know every event's Nats-Msg-Id, so nothing is stored twice. (Its place is set
+    # back once it has saved it past the last event, so that no batch in hand moves it on.)
+    until("the publisher's place past every event", lambda: _delivered_all(db))
     with db.write() as conn:
         conn.execute(consumer.update().values(position=0, position_tx=0))
     until("the publisher to have sent everything again", lambda: _delivered_all(db))
@@ -234,10 +252,10 @@ def _run(cluster: Cluster, served: Served, db: Database) -> None:
     events = _events(db)
     messages = _messages(cluster)
     assert _stored(cluster) == len(messages)
-    ids = [msg_id for msg_id, _ in messages]
+    ids = [m["id"] for _, m in messages]
     assert [n for n in Counter(ids).values() if n > 1] == []  # none twice
     assert sorted(ids) == sorted(e for e, _, _ in events)  # none lost
-    assert all(m["id"] == msg_id for msg_id, m in messages)
+    assert [msg_id for msg_id, _ in messages] == ids  # each under its own Nats-Msg-Id
     for pid in patients:
         versions = [m["version"] for _, m in messages if m["patient"] == f"Patient/{pid}"]
         assert versions == list(range(1, len(versions) + 1)), pid  # each patient in order
