@@ -260,4 +260,4 @@ def _run(cluster: Cluster, served: Served, db: Database) -> None:
         versions = [m["version"] for _, m in messages if m["patient"] == f"Patient/{pid}"]
         assert versions == list(range(1, len(versions) + 1)), pid  # each patient in order
     # one worker published throughout: pll serve never had to start another
-    assert len(re.findall(r"pll worker \d+: ", served.log.read_text())) == 1
+    assert len(re.findall(r"pll worker \d+: dispatcher", served.log.read_text())) == 1
