@@ -92,8 +92,9 @@ class JetStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._nc: Any = None
         self._js: Any = None  # set once the stream is known to be there
-        #: set when the connection goes down (made anew with each connection, in its loop)
-        self._lost = asyncio.Event()
+        #: the publish waiting for its acknowledgement, cancelled if the connection goes down
+        self._sending: asyncio.Future[Any] | None = None
+        self._cut = False
 
     @property
     def replicas_to_create(self) -> int:
@@ -106,15 +107,15 @@ class JetStream:
         """Publish ``event`` and return once the stream has acknowledged it (stored it on a
         majority of its replicas); raise :class:`PublishFailed` otherwise."""
         try:
-            self._run(asyncio.wait_for(self._publish(event), FAILOVER + ACK_WAIT))
+            self._run(self._publish(event))
         except Exception as exc:
             # the next try connects afresh, to whichever server of the list answers
             self._drop()
             if isinstance(exc, PublishFailed):
                 raise
             raise PublishFailed(
-                f"event {event.event_id} was not acknowledged by the stream {self.stream} "
-                f"within {FAILOVER + ACK_WAIT:.0f} s: {_said(exc)}"
+                f"event {event.event_id} was not acknowledged by the stream {self.stream}: "
+                f"{_said(exc)}"
             ) from exc
 
     def close(self) -> None:
@@ -136,7 +137,9 @@ class JetStream:
         while True:
             try:
                 if self._nc is None:
-                    await self._connect()
+                    # bounded: a client trying unreachable servers one after another may wait
+                    # its connect timeout on each of them, more than once
+                    await asyncio.wait_for(self._connect(), max(give_up - loop.time(), ACK_WAIT))
                 if self._js is None:
                     js = self._nc.jetstream(timeout=ACK_WAIT)
                     await self._ensure_stream(js)
@@ -167,8 +170,8 @@ class JetStream:
     async def _send(self, event: Event, wait: float) -> None:
         """One publish, waiting for its PubAck; raises :class:`ConnectionLost` at once if the
         connection goes down meanwhile (the reply would never come on the new one)."""
-        self._lost.clear()
-        publish = asyncio.ensure_future(
+        self._cut = False
+        self._sending = asyncio.ensure_future(
             self._js.publish(
                 f"{self.prefix}.{event.patient_id}",
                 orjson.dumps(event.to_json()),
@@ -178,21 +181,17 @@ class JetStream:
                 headers={"Nats-Msg-Id": event.event_id},
             )
         )
-        lost = asyncio.ensure_future(self._lost.wait())
         try:
-            await asyncio.wait({publish, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await self._sending
+        except asyncio.CancelledError:
+            if not self._cut:
+                raise  # cancelled from outside, not by a lost connection
+            raise ConnectionLost("the connection was lost before the stream acknowledged") from None
         finally:
-            lost.cancel()
-            if not publish.done():
-                publish.cancel()
-            await asyncio.gather(publish, lost, return_exceptions=True)
-        if publish.cancelled():
-            raise ConnectionLost("the connection was lost before the stream acknowledged")
-        publish.result()
+            self._sending = None
 
     async def _connect(self) -> None:
         where = ", ".join(self.servers)
-        self._lost = asyncio.Event()
         try:
             # any server of the list will do; a cluster's node tells of the others
             self._nc = await nats.connect(
@@ -239,7 +238,9 @@ class JetStream:
             log.warning("NATS: the stream %s now has %d replicas", self.stream, self.replicas)
 
     async def _disconnected(self) -> None:
-        self._lost.set()
+        if self._sending is not None and not self._sending.done():
+            self._cut = True
+            self._sending.cancel()
         if self._nc is not None and not self._nc.is_closed:
             log.warning("NATS: connection lost; trying the other servers")
 
