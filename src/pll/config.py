@@ -72,6 +72,25 @@ def _number(name: str, default: float, least: float = 0) -> float:
     return value
 
 
+def _nats_url() -> str | None:
+    raw = (os.environ.get("PLL_NATS_URL") or "").strip()
+    if raw and not any(part.strip() for part in raw.split(",")):
+        raise ValueError(f"PLL_NATS_URL must name a NATS server (nats://host:port), not {raw!r}.")
+    return raw or None
+
+
+def _nats_replicas() -> int | None:
+    raw = (os.environ.get("PLL_NATS_REPLICAS") or "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 5):
+        raise ValueError(
+            "PLL_NATS_REPLICAS must be a whole number from 1 to 5 (the copies JetStream keeps "
+            f"of the event stream; 3 for a three-node cluster), not {raw!r}."
+        )
+    return int(raw)
+
+
 _DURATION = re.compile(r"([0-9]{1,6}) ?(s|m|h|d)")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -170,8 +189,13 @@ class Settings:
     #: Seconds between sealing runs of the audit chain (``PLL_SEAL_INTERVAL``; 0 turns the
     #: sealer off wherever the background work runs, as when ``pll audit seal`` does it).
     seal_interval: float = 1.0
-    #: NATS server events are also published to, on JetStream (``PLL_NATS_URL``)
+    #: NATS server events are also published to, on JetStream (``PLL_NATS_URL``): one URL,
+    #: or a cluster's nodes separated by commas (``nats://a:4222,nats://b:4222,...``)
     nats_url: str | None = None
+    #: How many copies of the event stream JetStream keeps (``PLL_NATS_REPLICAS``, 1 to 5).
+    #: Unset: a new stream gets 1 on one server and 3 when ``PLL_NATS_URL`` names several,
+    #: and an existing stream keeps what it has; set: the stream is made to have this many.
+    nats_replicas: int | None = None
     #: Run the event dispatcher with the rest of the background work (``PLL_DISPATCH``; on
     #: unless set to 0, as when ``pll events run`` delivers the events elsewhere)
     dispatch: bool | None = None
@@ -238,7 +262,8 @@ class Settings:
             required_scope=os.environ.get("PLL_REQUIRED_SCOPE") or None,
             seal_interval=_number("PLL_SEAL_INTERVAL", 1.0),
             public_url=os.environ.get("PLL_PUBLIC_URL") or None,
-            nats_url=os.environ.get("PLL_NATS_URL") or None,
+            nats_url=_nats_url(),
+            nats_replicas=_nats_replicas(),
             readcopy_url=os.environ.get("PLL_READCOPY_URL") or None,
             oidc_issuer=os.environ.get("PLL_OIDC_ISSUER") or None,
             oidc_client_id=os.environ.get("PLL_OIDC_CLIENT_ID") or None,
