@@ -267,6 +267,10 @@ class AuditedListReader:
         (sealed with the HMAC of :func:`pll.auth.audit.canonical` under ``audit_key``),
         committed before this returns. Raises :class:`~pll.store.audit_batch.AuditNotWritten`
         when the group commit of the record failed: nothing may then be answered."""
+        pool = self._pool
+        if pool is None or self._loop is not asyncio.get_running_loop():
+            # (a pool that cannot be made raises ConnectionLost: its connections were new)
+            pool = await self._opened()
         column = "document" if document else "list_json"
         # Alone in this process, a read is fastest as the one statement (one round trip,
         # no batch to wait for); with others in flight, their records are committed together.
@@ -283,26 +287,20 @@ class AuditedListReader:
         self._in_progress += 1
         try:
             try:
-                pool = await self._pool_now()
                 return await self._read(
                     pool, (key, column), given, batcher, now, actor, basis, audit_key
                 )
             except ConnectionLost:
                 # the pool's connections are of a server that went: all are replaced, and
                 # the read is tried once more on a new one (the primary's by now, or none)
-                if self._pool is not None:
-                    await self._pool.expire_connections()
-                pool = await self._pool_now()
+                await pool.expire_connections()
                 return await self._read(
                     pool, (key, column), given, batcher, now, actor, basis, audit_key
                 )
         finally:
             self._in_progress -= 1
 
-    async def _pool_now(self) -> asyncpg.Pool:
-        pool = self._pool
-        if pool is not None and self._loop is asyncio.get_running_loop():
-            return pool
+    async def _opened(self) -> asyncpg.Pool:
         try:
             return await self._open()
         except _LOST as exc:
