@@ -4,6 +4,7 @@ failover no server is the primary for a moment; docs/operations.md, "Failover").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +61,17 @@ def test_reads_and_changes_answer_503_while_no_database_answers(
         # no connection was made, so the server knows nothing was changed
         assert "nothing was changed" in _unavailable(change)
         _unavailable(client.get("/healthz"))
+
+
+def test_the_web_ui_says_in_norwegian_that_the_database_is_away(
+    down: tuple[str, dict[str, str]],
+) -> None:
+    base, _ = down
+    with httpx.Client(base_url=base, timeout=30) as web:
+        token = re.search(r'name="csrf" value="([^"]+)"', web.get("/logg-inn").text)
+        assert token
+        # logging in records the login in the database
+        page = web.post("/logg-inn/utvikler", data={"csrf": token.group(1), "persona": "gp"})
+        assert page.status_code == 503
+        assert page.headers["Retry-After"] == "1"
+        assert "Databasen svarer ikke akkurat nå" in page.text
