@@ -300,11 +300,17 @@ class Clusters:
         self.settings = {**BASE_SETTINGS, **settings}
         self.all: list[Cluster] = []
 
-    def _new(self, name: str) -> Cluster:
+    def _new(self, name: str, port: int | None = None) -> Cluster:
         if any(c.name == name for c in self.all):
             raise ValueError(f"there is a cluster named {name} already")
+        if port is not None and any(c.port == port and c.running for c in self.all):
+            raise ValueError(f"a running cluster has port {port}")
         cluster = Cluster(
-            name, free_port(), self.root / name, self.root / f"{name}.log", settings=self.settings
+            name,
+            port or free_port(),
+            self.root / name,
+            self.root / f"{name}.log",
+            settings=self.settings,
         )
         self.all.append(cluster)
         return cluster
@@ -329,12 +335,20 @@ class Clusters:
         return cluster
 
     def add_standby(
-        self, primary: Cluster, name: str | None = None, *, sync: bool = True
+        self,
+        primary: Cluster,
+        name: str | None = None,
+        *,
+        sync: bool = True,
+        port: int | None = None,
     ) -> Cluster:
         """A standby of ``primary`` (``pg_basebackup -R``), started and streaming. With
         ``sync`` the primary's commits from now on wait for its flush (it is added to the
-        primary's ``synchronous_standby_names``); without, it is an asynchronous replica."""
-        cluster = self._new(name or f"standby{len(self.all)}")
+        primary's ``synchronous_standby_names``); without, it is an asynchronous replica.
+        ``port``: the port of a cluster that has died, so that a URL naming it goes on to
+        name the servers (the failed machine rebuilt as the new standby); a free one if
+        None."""
+        cluster = self._new(name or f"standby{len(self.all)}", port)
         cluster.upstream = primary
         _run(
             PG_BIN / "pg_basebackup",
@@ -415,7 +429,19 @@ def pg_clusters(settings: Mapping[str, str] | None = None) -> Iterator[Clusters]
         try:
             clusters.close()
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            _remove(root)
+
+
+def _remove(root: Path) -> None:
+    """Remove ``root`` after the block: renamed at once, then deleted by an ``rm`` that runs
+    on by itself (a test's clusters are some 100 MB, seconds to delete on a busy machine)."""
+    trash = root.with_name(root.name + "-removed")
+    try:
+        root.rename(trash)
+        subprocess.run(["/bin/sh", "-c", 'rm -rf -- "$0" &', str(trash)], check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - a quick look by hand
