@@ -118,6 +118,9 @@ def main(rounds: int, patients: int, writers: int, before: int, after: int) -> N
             wait_for(lambda: consumers_at_head(primary), "every consumer at the outbox's end")
             problems = store_problems(primary, pll, every_ack)
             twice = events_twice(pll.deliveries)
+            # at least once: an event delivered again when the kill fell between its
+            # delivery and the dispatcher's step past it (receivers deduplicate by id)
+            redelivered = len(pll.deliveries) - len({e for e, _ in pll.deliveries})
             verify = pll.audit_verify()
     resume = [r["resume_s"] for r in rows]
     summary = {
@@ -132,6 +135,7 @@ def main(rounds: int, patients: int, writers: int, before: int, after: int) -> N
         "made_twice": sum(r["made_twice"] for r in rows),
         "store_problems": problems,
         "events_for_one_version_twice": twice,
+        "events_delivered_again": redelivered,
         "audit_verify_ok": verify.returncode == 0,
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "cpus": os.cpu_count(),
@@ -142,7 +146,8 @@ def main(rounds: int, patients: int, writers: int, before: int, after: int) -> N
     )
     click.echo(
         f"acknowledged changes {summary['acknowledged']}, found {summary['found']}, made twice"
-        f" {summary['made_twice']}; store problems {len(problems)}; audit verify "
+        f" {summary['made_twice']}; events delivered again {redelivered}; store problems "
+        f"{len(problems)}; audit verify "
         f"{'intact' if verify.returncode == 0 else 'BROKEN'}; load average "
         f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
