@@ -250,6 +250,15 @@ class Cluster:
             timeout,
         )
 
+    def pause_replay(self) -> None:
+        """Hold this standby's replay where it is (``pg_wal_replay_pause()``): it goes on
+        receiving WAL, and a synchronous one goes on confirming it, but its readers see an
+        ever older state (a lagging replica)."""
+        self.query("SELECT pg_wal_replay_pause()")
+
+    def resume_replay(self) -> None:
+        self.query("SELECT pg_wal_replay_resume()")
+
     def replication(self) -> dict[str, tuple[str, str]]:
         """This primary's standbys as it sees them: name -> (state, sync_state), such as
         ``("streaming", "sync")`` (``pg_stat_replication``)."""
