@@ -28,6 +28,7 @@ from pll.api.http import (
     AsyncHandler,
     Handler,
     async_endpoint,
+    database_unavailable,
     endpoint,
     fhir_response,
 )
@@ -41,7 +42,7 @@ from pll.services.lists import PLLService
 from pll.services.reads import ListReads
 from pll.services.rollout_reports import RolloutReports
 from pll.services.stats import Statistics
-from pll.store.db import Database
+from pll.store.db import Database, DatabaseUnavailable
 from pll.web.app import web_app
 
 log = logging.getLogger("pll.api")
@@ -150,7 +151,8 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     routes.append(Mount("", app=web_app(settings, service, authenticator, api_error)))
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: http_error},
+        # a lost database is 503, not 500, on the routes outside the API's endpoint()
+        exception_handlers={HTTPException: http_error, DatabaseUnavailable: database_unavailable},
         lifespan=lifespan,
         # outermost but for Starlette's own error handler: it sees the API and the web UI
         middleware=[

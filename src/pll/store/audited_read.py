@@ -19,6 +19,13 @@ read-only lookup (``LOOKUPS``: the same CTE without its INSERT) and the audit re
 same fields and MAC, computed in Python, handed to the process's
 :class:`~pll.store.audit_batch.AuditBatcher`, which commits the records of concurrent reads
 in one INSERT; the read returns once its record is committed.
+
+After a failover (issue 21) the pool's connections lead to a server that is gone: a read
+that fails on a lost connection has every connection of the pool replaced and is tried once
+more, on a new one, which the multi-host URL (``target_session_attrs=read-write``) makes to
+whichever server is the primary by then. A read changes nothing but its audit record, so
+trying it again is safe; at worst, when the first try committed and only its answer was
+lost, the read is logged twice.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
+from asyncpg.exceptions import InternalClientError
 
 from pll.auth import audit
 from pll.auth.access import Outcome, ReadRule
@@ -148,6 +157,46 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+class ConnectionLost(AuditNotWritten):
+    """The read failed because its connection was lost or none could be made."""
+
+
+#: What asyncpg raises for a connection that is lost or cannot be made: the server went
+#: (class 08, shut down or crashed: 57P01-57P03), the socket failed or timed out, no server
+#: of the URL is the primary (during a failover), or the connection's protocol state was
+#: left broken (its server sent FATAL while it was idle: "another operation is in
+#: progress"); or a standby where the primary was (25006).
+_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.InterfaceError,
+    InternalClientError,  # includes TargetServerAttributeNotMatched
+    OSError,  # refused, reset, timed out
+)
+
+#: libpq's client-side parameters, which asyncpg would send to the server as settings
+#: (it takes every parameter it does not know for one); ``connect_timeout`` is its timeout.
+_LIBPQ_ONLY = frozenset(
+    {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval"}
+    | {"keepalives_count", "tcp_user_timeout", "load_balance_hosts", "gssencmode"}
+)
+
+
+def asyncpg_dsn(dsn: str) -> tuple[str, float | None]:
+    """``dsn`` (libpq's URL, several hosts allowed) as asyncpg takes it, and the connect
+    timeout it named, in seconds."""
+    base, _, query = dsn.partition("?")
+    if not query:
+        return dsn, None
+    params = parse_qsl(query, keep_blank_values=True)
+    timeout = next((float(v) for k, v in params if k == "connect_timeout" and v), None)
+    kept = [(k, v) for k, v in params if k not in _LIBPQ_ONLY]
+    return (f"{base}?{urlencode(kept)}" if kept else base), timeout
+
+
 async def _keep(_: asyncpg.Connection) -> None:
     """No reset when a connection goes back to the pool: these statements leave no session
     state, and asyncpg's default reset would cost a round trip per read (DESIGN §6)."""
@@ -163,7 +212,7 @@ class AuditedListReader:
         self, dsn: str, *, max_size: int = 8, group_commit: GroupCommit | None = None
     ) -> None:
         # Each statement holds its connection for one round trip, so a few serve a worker.
-        self._dsn = dsn
+        self._dsn, self._connect_timeout = asyncpg_dsn(dsn)
         self._max_size = max_size
         self._group_commit = group_commit
         self._pool: asyncpg.Pool | None = None
@@ -189,7 +238,11 @@ class AuditedListReader:
         async with self._opening:  # requests arriving together share one new pool
             if self._pool is None:
                 pool = await asyncpg.create_pool(
-                    self._dsn, min_size=1, max_size=self._max_size, reset=_keep
+                    self._dsn,
+                    min_size=1,
+                    max_size=self._max_size,
+                    reset=_keep,
+                    timeout=self._connect_timeout or 60.0,  # asyncpg's own default
                 )
                 if self._group_commit is not None:
                     self._batcher = AuditBatcher(pool, self._group_commit)
@@ -216,7 +269,8 @@ class AuditedListReader:
         when the group commit of the record failed: nothing may then be answered."""
         pool = self._pool
         if pool is None or self._loop is not asyncio.get_running_loop():
-            pool = await self._open()
+            # (a pool that cannot be made raises ConnectionLost: its connections were new)
+            pool = await self._opened()
         column = "document" if document else "list_json"
         # Alone in this process, a read is fastest as the one statement (one round trip,
         # no batch to wait for); with others in flight, their records are committed together.
@@ -232,11 +286,25 @@ class AuditedListReader:
         }
         self._in_progress += 1
         try:
-            return await self._read(
-                pool, (key, column), given, batcher, now, actor, basis, audit_key
-            )
+            try:
+                return await self._read(
+                    pool, (key, column), given, batcher, now, actor, basis, audit_key
+                )
+            except ConnectionLost:
+                # the pool's connections are of a server that went: all are replaced, and
+                # the read is tried once more on a new one (the primary's by now, or none)
+                await pool.expire_connections()
+                return await self._read(
+                    pool, (key, column), given, batcher, now, actor, basis, audit_key
+                )
         finally:
             self._in_progress -= 1
+
+    async def _opened(self) -> asyncpg.Pool:
+        try:
+            return await self._open()
+        except _LOST as exc:
+            raise ConnectionLost(f"no connection: {type(exc).__name__}") from exc
 
     async def _read(
         self,
@@ -267,6 +335,8 @@ class AuditedListReader:
         # asyncpg prepares and caches the statement per connection; autocommit is its default.
         try:
             row = await pool.fetchrow(sql, *(given[name] for name in names))
+        except _LOST as exc:
+            raise ConnectionLost(f"the read failed: {type(exc).__name__}") from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             # the one statement reads and logs together: nothing read, nothing logged
             raise AuditNotWritten(f"the read failed: {type(exc).__name__}") from exc
