@@ -163,6 +163,12 @@ def _list_reads(primary: LiveServer, patient_id: str) -> int:
         )
 
 
+def _metrics(client: httpx.Client) -> str:
+    r = client.get("/metrics")
+    assert r.status_code == 200, r.text
+    return r.text
+
+
 def _pll(primary: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {
         "PLL_DATABASE_URL": primary.db.url,
@@ -253,6 +259,7 @@ def test_a_replica_past_the_lag_limit_is_skipped_and_serves_again_once_caught_up
     cluster: ReplicaCluster, serve: Callable[..., Served]
 ) -> None:
     replica = cluster.replicas[0]
+    name = f"127.0.0.1:{replica.port}/pll"
     server = serve([replica], max_lag=0.5)
     with server.client() as gp:
         pid, list_id = new_patient_with_list(gp)
@@ -262,15 +269,20 @@ def test_a_replica_past_the_lag_limit_is_skipped_and_serves_again_once_caught_up
         try:
             _confirm(gp, list_id, 1)
             server.serving(0)
-            assert server.replicas.replicas[0].problem
+            assert "behind" in str(server.replicas.replicas[0].problem)
             # no header, yet the primary's version: the lagging replica is out of reads
             assert _version(_read(gp, pid)) == 2
+            assert f'pll_read_replica_serving{{replica="{name}"}} 0.0' in _metrics(gp)
         finally:
             cluster.resume(replica)
         server.serving(1)
         served = server.replicas.counts.replica
         assert _version(_read(gp, pid)) == 2
         assert server.replicas.counts.replica == served + 1
+        scraped = _metrics(gp)
+    assert f'pll_read_replica_serving{{replica="{name}"}} 1.0' in scraped
+    assert 'pll_replica_reads_total{served="replica"}' in scraped
+    assert 'pll_replica_reads_total{served="no_replica"}' in scraped
 
 
 def test_reads_are_spread_over_the_replicas_serving(

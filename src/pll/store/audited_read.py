@@ -378,10 +378,10 @@ class AuditedListReader:
         if row is None:
             # Not replicated yet (a list made a moment ago) or not there at all: only the
             # primary can say which.
-            counts.missing += 1
+            counts.add("missing")
             return None
         if min_version is not None and row[2] < min_version:
-            counts.behind += 1
+            counts.add("behind")
             return None
         expires_at = row[4].replace(tzinfo=UTC) if row[4] is not None else None
         if expires_at is not None and expires_at <= now:
@@ -402,7 +402,7 @@ class AuditedListReader:
             admitted = await pool.fetchval(admit_sql, *(admit[name] for name in admit_names))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise AuditNotWritten(f"the read's record failed: {type(exc).__name__}") from exc
-        counts.replica += 1
+        counts.add("replica")
         return ListRow(
             id=row[0],
             patient_id=row[1],

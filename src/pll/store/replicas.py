@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -113,6 +113,13 @@ class ReadCounts:
     missing: int = 0
     #: the read failed on the replica
     failed: int = 0
+    #: told of each read counted, by the name of its count (the metrics, pll.api.metrics)
+    hook: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+
+    def add(self, kind: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if self.hook is not None:
+            self.hook(kind)
 
 
 @dataclass
@@ -153,13 +160,13 @@ class ReplicaSet:
         """The next serving replica, in turn; ``None`` when none serves (read the primary)."""
         serving = self._serving
         if not serving:
-            self.counts.no_replica += 1
+            self.counts.add("no_replica")
             return None
         return serving[next(self._turn) % len(serving)]
 
     def failed(self, replica: Replica, exc: BaseException) -> None:
         """A read on ``replica`` failed: it stops serving until a check finds it well."""
-        self.counts.failed += 1
+        self.counts.add("failed")
         with self._lock:
             if replica.serving:
                 log.warning("read replica %s stops serving: %s", replica.name, _why(exc))

@@ -73,11 +73,11 @@ def get_medication(
             head.id if head else None,
         )
         if replicas is not None and replicated is not None and _as_new_as(replicated, head):
-            replicas.counts.replica += 1
+            replicas.counts.add("replica")
             snapshot = replicated
         else:
             if replicas is not None and replicated is not None:
-                replicas.counts.behind += 1
+                replicas.counts.add("behind")
             snapshot = load_snapshot(conn, patient_id, now)
         composition_id = str(uuid.uuid4())
         document, shown = write_document(
@@ -106,7 +106,7 @@ def _from_replica(replicas: ReplicaSet, patient_id: str, now: datetime) -> Snaps
         with replicas.snapshot(replica) as conn:
             return load_snapshot(conn, patient_id, now)
     except NotFound:
-        replicas.counts.missing += 1  # a patient registered a moment ago
+        replicas.counts.add("missing")  # a patient registered a moment ago
     except SQLAlchemyError as exc:
         replicas.failed(replica, exc)
     return None
