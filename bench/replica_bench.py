@@ -115,7 +115,7 @@ class NodeCpu:
         used = dict.fromkeys(self.masters.values(), 0.0)
         for pid, (name, cpu) in self._last.items():
             used[name] += max(0.0, cpu - self._base.get(pid, 0.0))
-        self.result = {name: round(seconds / wall, 2) for name, seconds in used.items()}
+        self.result = {name: round(seconds / wall, 3) for name, seconds in used.items()}
 
 
 def _xacts(node: Node) -> int:
