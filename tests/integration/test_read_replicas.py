@@ -260,7 +260,7 @@ def test_a_replica_past_the_lag_limit_is_skipped_and_serves_again_once_caught_up
 ) -> None:
     replica = cluster.replicas[0]
     name = f"127.0.0.1:{replica.port}/pll"
-    server = serve([replica], max_lag=0.5)
+    server = serve([replica], max_lag=1.0)
     with server.client() as gp:
         pid, list_id = new_patient_with_list(gp)
         cluster.caught_up(replica)
