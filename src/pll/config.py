@@ -23,6 +23,7 @@ from pll.domain.technical_cases import (
 from pll.store.audit_batch import GroupCommit
 from pll.store.db import sqlite_url
 from pll.store.dpop_proofs import AcceptedProofs
+from pll.store.replicas import libpq, split_urls
 
 #: What the web login asks HelseID for (``PLL_OIDC_SCOPE``): the person's identity, their
 #: fødselsnummer and HPR number, and PLL's own API scope for the access token.
@@ -152,6 +153,26 @@ def group_commit_from_env() -> GroupCommit | None:
     )
 
 
+def _read_urls(database_url: str) -> tuple[str, ...]:
+    """``PLL_READ_DATABASE_URL``: replica URLs separated by spaces, on PostgreSQL only."""
+    urls = split_urls(os.environ.get("PLL_READ_DATABASE_URL"))
+    if urls and database_url.startswith("sqlite"):
+        raise ValueError(
+            "PLL_READ_DATABASE_URL names read replicas, which need PostgreSQL: set "
+            "PLL_DATABASE_URL to the primary's postgresql:// URL too."
+        )
+    for url in urls:
+        libpq(url)  # a ValueError names one that is no PostgreSQL URL
+    return urls
+
+
+def _read_max_lag() -> float:
+    lag = _number("PLL_READ_MAX_LAG", 5.0)
+    if lag <= 0:
+        raise ValueError(f"PLL_READ_MAX_LAG must be a number of seconds above 0, not {lag:g}.")
+    return lag
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Where the embedded database and the development keys live (``PLL_DATA_DIR``).
@@ -243,6 +264,15 @@ class Settings:
     #: ``PLL_AUDIT_BATCH_ROWS`` rows (64) or at the latest ``PLL_AUDIT_BATCH_WAIT_MS`` (1 ms)
     #: after its first row; an idle server writes a row at once. ``None``: off.
     group_commit: GroupCommit | None = None
+    #: Read replicas (issue 21; ``PLL_READ_DATABASE_URL``): PostgreSQL hot standbys of
+    #: ``database_url`` that serve the current-list reads and ``$getMedication``, one URL or
+    #: several separated by spaces; each server process spreads reads over those serving, in
+    #: turn. Access decisions and audit records stay on the primary (docs/operations.md,
+    #: "Read replicas"). Empty: every read goes to the primary.
+    read_database_urls: tuple[str, ...] = ()
+    #: Seconds a replica may lag behind the primary and still serve reads
+    #: (``PLL_READ_MAX_LAG``, default 5); it serves again once less than half this behind.
+    read_max_lag: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -275,6 +305,8 @@ class Settings:
             embed_origins=os.environ.get("PLL_EMBED_ORIGINS") or None,
             case_rules=case_rules_from_env(),
             group_commit=group_commit_from_env(),
+            read_database_urls=_read_urls(url),
+            read_max_lag=_read_max_lag(),
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,

@@ -26,6 +26,13 @@ more, on a new one, which the multi-host URL (``target_session_attrs=read-write`
 whichever server is the primary by then. A read changes nothing but its audit record, so
 trying it again is safe; at worst, when the first try committed and only its answer was
 lost, the read is logged twice.
+
+With read replicas (``PLL_READ_DATABASE_URL``, issue 21; :mod:`pll.store.replicas`) the
+read is split across two servers, still one statement on each: the keyed lookup on a
+replica (``REPLICA_LOOKUPS``), then on the primary the caller's read rule applied to the
+primary's access facts and the audit record, with the same fields and the same MAC as the
+one statement's (``_ADMIT``). The record is committed on the primary before the answer; a
+hot standby can write nothing, and a block the replica has not replayed yet still refuses.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from pll.store.audit_batch import (
     BatchCounts,
     GroupCommit,
 )
+from pll.store.replicas import CONNECT_TIMEOUT, STATEMENT_TIMEOUT, Replica, ReplicaSet
 
 _KEYS = {
     "list": "pll.id = %(key)s",
@@ -103,6 +111,48 @@ FROM e
 """
 )
 
+#: A replica-served read, on the replica: the stored document by key and nothing else (a hot
+#: standby cannot write, and the access facts are read on the primary, see :data:`_ADMIT`).
+_REPLICA_FIND = """
+SELECT pll.id, pll.patient_id, pll.version, pll.updated_at, pll.expires_at, pll.{column},
+       patient.identifier_value
+FROM pll JOIN patient ON patient.id = pll.patient_id
+WHERE {where}
+"""
+
+#: A replica-served read, on the primary, in one statement: the caller's read rule applied
+#: to the primary's access facts (a block set a moment ago, which a lagging replica has not
+#: replayed yet, is honoured), and the audit record of an admitted read, sealed exactly as
+#: :data:`_SQL` seals it. Returns whether the rule admitted the read.
+_ADMIT = """
+WITH f AS (
+    SELECT EXISTS (SELECT 1 FROM access_block b
+                   WHERE b.patient_id = %(patient_id)s::text AND b.hpr = %(hpr)s::text
+                     AND b.ended_at IS NULL) AS blocked,
+           (NOT %(own_only)s::boolean OR EXISTS (
+               SELECT 1 FROM patient p
+               WHERE p.id = %(patient_id)s::text
+                 AND (p.identifier_value = %(pid)s::text
+                      OR EXISTS (SELECT 1 FROM proxy x WHERE x.holder = %(pid)s::text
+                                   AND x.patient_identifier = p.identifier_value)))) AS own
+), e AS (
+    SELECT f.own AND (NOT f.blocked OR %(allow_blocked)s::boolean) AS admitted,
+           CASE WHEN f.blocked THEN %(flag_if_blocked)s::text END AS flag
+    FROM f
+), a AS (
+    INSERT INTO audit_event (recorded_at, actor, action, resource_type, resource_id,
+                             patient_id, basis, outcome, flag, mac)
+    SELECT %(now)s, %(actor)s, 'read', 'List', %(list_id)s::text, %(patient_id)s::text,
+           %(basis)s::text, '0', e.flag,
+           encode(sha256(%(opad)s::bytea || sha256(%(ipad)s::bytea || convert_to(
+               %(prefix)s::text || %(list_id)s::text || chr(31) || %(patient_id)s::text
+               || chr(31) || COALESCE(e.flag, ''), 'UTF8'))), 'hex')
+    FROM e
+    WHERE e.admitted
+)
+SELECT admitted FROM e
+"""
+
 #: The one-statement reads: (key, column) -> SQL.
 STATEMENTS = {
     (key, column): _SQL.format(column=column, where=where)
@@ -112,6 +162,14 @@ STATEMENTS = {
 #: The group-committed reads' lookups: (key, column) -> SQL.
 LOOKUPS = {
     (key, column): _LOOKUP.format(column=column, where=where)
+    for key, where in _KEYS.items()
+    for column in ("list_json", "document")
+}
+
+
+#: The replica-served reads' lookups: (key, column) -> SQL.
+REPLICA_LOOKUPS = {
+    (key, column): _REPLICA_FIND.format(column=column, where=where)
     for key, where in _KEYS.items()
     for column in ("list_json", "document")
 }
@@ -132,6 +190,8 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
 
 _POSITIONAL = {key: _positional(sql) for key, sql in STATEMENTS.items()}
 _LOOKUP_POSITIONAL = {key: _positional(sql) for key, sql in LOOKUPS.items()}
+_REPLICA_POSITIONAL = {key: _positional(sql) for key, sql in REPLICA_LOOKUPS.items()}
+_ADMIT_POSITIONAL = _positional(_ADMIT)
 
 
 @dataclass(frozen=True)
@@ -206,16 +266,31 @@ class AuditedListReader:
     """Reads the current list and logs the read, on PostgreSQL: in one statement, or — with
     ``group_commit``, when other reads of this process are in flight — a read-only lookup
     whose audit row is committed with those of other reads (:mod:`pll.store.audit_batch`)
-    before the read returns."""
+    before the read returns.
+
+    With ``replicas`` (issue 21), a read goes first to a serving replica
+    (:meth:`ReplicaSet.pick <pll.store.replicas.ReplicaSet.pick>`): one keyed lookup there,
+    then one statement on the primary that decides access on the primary's facts and writes
+    the audit record (:data:`_ADMIT`). It goes to the primary instead when no replica serves,
+    when the replica's copy is older than ``min_version``, missing or expired, or when the
+    lookup fails (the replica then stops serving until its next check).
+    """
 
     def __init__(
-        self, dsn: str, *, max_size: int = 8, group_commit: GroupCommit | None = None
+        self,
+        dsn: str,
+        *,
+        max_size: int = 8,
+        group_commit: GroupCommit | None = None,
+        replicas: ReplicaSet | None = None,
     ) -> None:
         # Each statement holds its connection for one round trip, so a few serve a worker.
         self._dsn, self._connect_timeout = asyncpg_dsn(dsn)
         self._max_size = max_size
         self._group_commit = group_commit
+        self.replicas = replicas
         self._pool: asyncpg.Pool | None = None
+        self._replica_pools: dict[int, asyncpg.Pool] = {}
         self._batcher: AuditBatcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening = asyncio.Lock()
@@ -233,6 +308,7 @@ class AuditedListReader:
         if self._loop is not loop:
             self._loop = loop
             self._pool = None
+            self._replica_pools = {}
             self._batcher = None
             self._opening = asyncio.Lock()
         async with self._opening:  # requests arriving together share one new pool
@@ -249,6 +325,27 @@ class AuditedListReader:
                 self._pool = pool
             return self._pool
 
+    async def _replica_pool(self, replica: Replica) -> asyncpg.Pool:
+        pool = self._replica_pools.get(replica.index)
+        if pool is None:
+            async with self._opening:
+                pool = self._replica_pools.get(replica.index)
+                if pool is None:
+                    # no connection until the first read: a replica that is down costs
+                    # nothing here, and its first read fails fast and goes to the primary
+                    # (libpq-only parameters such as connect_timeout are taken out, as
+                    # for the primary: asyncpg would send them to the server as settings)
+                    pool = await asyncpg.create_pool(
+                        asyncpg_dsn(replica.url)[0],
+                        min_size=0,
+                        max_size=self._max_size,
+                        reset=_keep,
+                        timeout=CONNECT_TIMEOUT,
+                        command_timeout=STATEMENT_TIMEOUT,
+                    )
+                    self._replica_pools[replica.index] = pool
+        return pool
+
     async def read(
         self,
         key: str,
@@ -261,20 +358,20 @@ class AuditedListReader:
         basis: str | None,
         rule: ReadRule,
         audit_key: AuditKey,
+        min_version: int | None = None,
     ) -> ListRow | None:
         """The stored List or list document by ``key`` (list/patient/identifier) and, when
         ``rule`` admits the caller and the document has not expired, its audit record
         (sealed with the HMAC of :func:`pll.auth.audit.canonical` under ``audit_key``),
         committed before this returns. Raises :class:`~pll.store.audit_batch.AuditNotWritten`
-        when the group commit of the record failed: nothing may then be answered."""
+        when the group commit of the record failed: nothing may then be answered.
+        ``min_version``: a replica may serve the read only if its copy is at least this
+        version (read-your-writes); the primary's always is."""
         pool = self._pool
         if pool is None or self._loop is not asyncio.get_running_loop():
             # (a pool that cannot be made raises ConnectionLost: its connections were new)
             pool = await self._opened()
         column = "document" if document else "list_json"
-        # Alone in this process, a read is fastest as the one statement (one round trip,
-        # no batch to wait for); with others in flight, their records are committed together.
-        batcher = self._batcher if self._in_progress else None
         given: dict[str, object] = {
             "key": value,
             "system": system,
@@ -284,6 +381,26 @@ class AuditedListReader:
             "allow_blocked": rule.allow_blocked,
             "flag_if_blocked": rule.flag_if_blocked,
         }
+        if self.replicas is not None:
+            replica = self.replicas.pick()
+            if replica is not None:
+                found = await self._from_replica(
+                    pool,
+                    self.replicas,
+                    replica,
+                    (key, column),
+                    given,
+                    min_version,
+                    now,
+                    actor,
+                    basis,
+                    audit_key,
+                )
+                if found is not None:
+                    return found
+        # Alone in this process, a read is fastest as the one statement (one round trip,
+        # no batch to wait for); with others in flight, their records are committed together.
+        batcher = self._batcher if self._in_progress else None
         self._in_progress += 1
         try:
             try:
@@ -305,6 +422,67 @@ class AuditedListReader:
             return await self._open()
         except _LOST as exc:
             raise ConnectionLost(f"no connection: {type(exc).__name__}") from exc
+
+    async def _from_replica(
+        self,
+        pool: asyncpg.Pool,
+        replicas: ReplicaSet,
+        replica: Replica,
+        statement: tuple[str, str],
+        given: dict[str, object],
+        min_version: int | None,
+        now: datetime,
+        actor: str,
+        basis: str | None,
+        audit_key: AuditKey,
+    ) -> ListRow | None:
+        """The read served by ``replica``, or ``None``: the primary is to serve it."""
+        counts = replicas.counts
+        sql, names = _REPLICA_POSITIONAL[statement]
+        try:
+            replica_pool = await self._replica_pool(replica)
+            row = await replica_pool.fetchrow(sql, *(given[name] for name in names))
+        except Exception as exc:  # whatever the replica did, the primary answers instead
+            replicas.failed(replica, exc)
+            return None
+        if row is None:
+            # Not replicated yet (a list made a moment ago) or not there at all: only the
+            # primary can say which.
+            counts.add("missing")
+            return None
+        if min_version is not None and row[2] < min_version:
+            counts.add("behind")
+            return None
+        expires_at = row[4].replace(tzinfo=UTC) if row[4] is not None else None
+        if expires_at is not None and expires_at <= now:
+            return None  # the primary's path lets the old entries go, then reads
+        ipad, opad = _pads(audit_key)
+        admit = given | {
+            "list_id": row[0],
+            "patient_id": row[1],
+            "now": _naive_utc(now),
+            "actor": actor,
+            "basis": basis,
+            "prefix": audit.prefix(now, actor, "read", "List", basis, Outcome.SUCCESS.value),
+            "ipad": ipad,
+            "opad": opad,
+        }
+        admit_sql, admit_names = _ADMIT_POSITIONAL
+        try:
+            admitted = await pool.fetchval(admit_sql, *(admit[name] for name in admit_names))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise AuditNotWritten(f"the read's record failed: {type(exc).__name__}") from exc
+        counts.add("replica")
+        return ListRow(
+            id=row[0],
+            patient_id=row[1],
+            version=row[2],
+            updated=row[3].replace(tzinfo=UTC),
+            expires_at=expires_at,
+            text=row[5],
+            identifier_value=row[6],
+            admitted=bool(admitted),
+        )
 
     async def _read(
         self,
@@ -381,7 +559,10 @@ class AuditedListReader:
             if self._batcher is not None:
                 await self._batcher.close()
             await self._pool.close()
+            for replica_pool in self._replica_pools.values():
+                await replica_pool.close()
         self._pool = None
+        self._replica_pools = {}
         self._batcher = None
 
 
