@@ -37,10 +37,12 @@ from tests.integration.builders import (
     patient,
 )
 from tests.integration.test_care_units import unit
+from tests.integration.test_multidose import BERGEN, params, pharmacy
 
 GP_HPR = "9144889"
 PROXY_PID = "09857215521"  # the "proxy" persona
 WORKER_HPR = "9144943"  # the "care-worker" persona
+DOCTOR_HPR = "9144897"  # the "hospital-doctor" persona
 
 
 def _who(actor: str) -> str:
@@ -181,23 +183,31 @@ def _events(server: LiveServer, pid: str) -> list[dict[str, Any]]:
     return [{"kind": k, "list": lst, **orjson.loads(p)} for k, lst, p in rows]
 
 
-def test_a_block_on_a_patient_without_a_list_is_an_event_that_names_no_list(
+def test_access_changes_of_a_patient_without_a_list_are_events_that_name_no_list(
     server: LiveServer, copy: ReadCopy
 ) -> None:
-    """No list row to lock: the event names none, and the copy has the block all the same
+    """No list row to lock: a block, and multidose parties registered before the list (no
+    list version to write), are events that name no list; the copy has both all the same
     when the list comes (it reads the patient's facts afresh for every event)."""
     fnr = new_fnr()
     with server.client("hospital-doctor") as doctor:
         pid = ok(doctor.post("/fhir/Patient", json=patient(fnr)), 201)["id"]
     with server.client("patient", pid=fnr) as me:
         ok(me.post("/fhir/Consent", json=block_consent(GP_HPR, pid)), 201)
+    with server.client("hospital-doctor") as doctor:
+        ok(doctor.post(f"/fhir/Patient/{pid}/$multidose-register", json=params(pharmacy())))
+    named = {"list": "", "patient": f"Patient/{pid}"}
     assert _events(server, pid) == [
-        {"kind": "access-changed", "list": "", "patient": f"Patient/{pid}", "fact": "block"}
+        {"kind": "access-changed", **named, "fact": "block"},
+        {"kind": "access-changed", **named, "fact": "multidose"},
     ]
     _catch_up(copy)
     with server.client("hospital-doctor") as doctor:
         new_list(doctor, pid)
     _catch_up(copy)
+    with copy.copy.read() as conn:
+        parties = conn.execute(sa.select(copy_multidose)).all()
+    assert [tuple(p) for p in parties] == [(pid, DOCTOR_HPR, BERGEN)]
     app = create_readcopy_app(server_settings(server.data_dir, server.db), server.service, copy)
     with serving(app) as base:
         assert Reader(server, base, "gp").read(fnr).status_code == 403
