@@ -116,6 +116,43 @@ def cluster() -> Iterator[Cluster]:
         made.remove()
 
 
+class ReadCopyProcess:
+    """``pll readcopy run --port`` beside the server, on its own SQLite database."""
+
+    def __init__(self, data: Path, url: str) -> None:
+        self.env = clean_env(data, PLL_DATABASE_URL=url, PLL_DEV_AUTH="1")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = data / "readcopy.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [PLL, "readcopy", "run", "--port", str(self.port)],
+                env=self.env,
+                stdout=out,
+                stderr=out,
+            )
+
+    def status(self, headers: dict[str, str]) -> dict[str, Any] | None:
+        """The copy's ``/status``, or ``None`` while it does not answer yet."""
+        assert self.proc is not None
+        assert self.proc.poll() is None, self.log.read_text()
+        try:
+            r = httpx.get(f"{self.base}/status", headers=headers, timeout=5)
+        except httpx.HTTPError:
+            return None
+        assert r.status_code == 200, r.text
+        found: dict[str, Any] = r.json()
+        return found
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
 def _wait(what: str, done: Callable[[], bool], seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while not done():
@@ -155,26 +192,13 @@ def test_the_read_copy_serves_while_the_store_is_down_and_forwards_its_records_o
         with httpx.Client(base_url=served.base, headers=me, timeout=30) as patient:
             ok(patient.post("/fhir/Consent", json=block_consent(DOCTOR_HPR, pid)), 201)
 
-        port = free_port()
-        copy_base = f"http://127.0.0.1:{port}"
-        log = tmp_path / "readcopy.log"
-        env = clean_env(data, PLL_DATABASE_URL=cluster.url, PLL_DEV_AUTH="1")
-        with log.open("wb") as out:
-            copy = subprocess.Popen(
-                [PLL, "readcopy", "run", "--port", str(port)], env=env, stdout=out, stderr=out
-            )
+        copy = ReadCopyProcess(data, cluster.url)
         try:
-            status = _answers(lambda: httpx.get(f"{copy_base}/status", headers=gp, timeout=5))
+            copy.start()
 
             def caught_up() -> bool:
-                r = status()
-                assert copy.poll() is None, log.read_text()
-                return (
-                    r is not None
-                    and r.status_code == 200
-                    and r.json()["behind"] == 0
-                    and (r.json()["lists"] == 2)
-                )
+                r = copy.status(gp)
+                return r is not None and r["behind"] == 0 and r["lists"] == 2
 
             _wait("the read copy to catch up", caught_up)
 
@@ -182,7 +206,7 @@ def test_the_read_copy_serves_while_the_store_is_down_and_forwards_its_records_o
 
             def read(headers: dict[str, str], fnr: str = first) -> httpx.Response:
                 return httpx.get(
-                    f"{copy_base}/fhir/List",
+                    f"{copy.base}/fhir/List",
                     params={"patient.identifier": f"{FNR}|{fnr}"},
                     headers=headers,
                     timeout=30,
@@ -198,17 +222,24 @@ def test_the_read_copy_serves_while_the_store_is_down_and_forwards_its_records_o
             assert read({**doctor, "X-PLL-Access-Basis": "HPAKUTT"}).status_code == 200
             assert read(me).status_code == 200  # the patient reads their own list
             assert read(gp, second).status_code == 200
-            waiting = ok(httpx.get(f"{copy_base}/status", headers=gp, timeout=5))
-            assert waiting["auditWaiting"] == 5
+            # restarted while the store is down, it starts and serves
+            copy.stop()
+            copy.start()
+            _wait("the read copy to start", lambda: copy.status(gp) is not None)
+            down = copy.status(gp)
+            assert down is not None
+            assert (down["storeReachable"], down["behind"], down["lists"]) == (False, None, 2)
+            assert read(gp).status_code == 200
+            assert down["auditWaiting"] == 5
+            assert ok(httpx.get(f"{copy.base}/status", headers=gp))["auditWaiting"] == 6
 
             cluster.start()  # and back: the running copy forwards what it kept
             _wait(
                 "the read copy to forward its records",
-                lambda: (s := status()) is not None and s.json()["auditWaiting"] == 0,
+                lambda: (r := copy.status(gp)) is not None and r["auditWaiting"] == 0,
             )
         finally:
-            copy.send_signal(signal.SIGTERM)
-            copy.wait(timeout=30)
+            copy.stop()
 
         # the patient's access log shows the reads, as the read copy's
         with httpx.Client(base_url=served.base, headers=me, timeout=30) as patient:
@@ -228,6 +259,7 @@ def test_the_read_copy_serves_while_the_store_is_down_and_forwards_its_records_o
         assert seen == sorted(
             [
                 ("9144889", "0", []),
+                ("9144889", "0", []),
                 (DOCTOR_HPR, "4", []),
                 (DOCTOR_HPR, "0", ["emergency-override-of-block"]),
                 (first, "0", []),
@@ -240,10 +272,10 @@ def test_the_read_copy_serves_while_the_store_is_down_and_forwards_its_records_o
         try:
             audit = CopyAudit(copy_db, store, lambda: datetime.now(UTC))
             before = _read_copy_records(store)
-            assert before == 5
+            assert before == 6
             with copy_db.write() as conn:
                 conn.execute(sa.update(copy_audit).values(forwarded_at=None))
-            assert audit.forward() == 5  # sent again,
+            assert audit.forward() == 6  # sent again,
             assert _read_copy_records(store) == before  # taken once
             assert audit.forward() == 0  # and a second forward has nothing more to send
             assert _read_copy_records(store) == before
@@ -251,7 +283,7 @@ def test_the_read_copy_serves_while_the_store_is_down_and_forwards_its_records_o
         finally:
             store.dispose()
             copy_db.dispose()
-        assert "audit trail intact" in _pll(env, "audit", "verify")
+        assert "audit trail intact" in _pll(copy.env, "audit", "verify")
 
 
 def _medicines(document: dict[str, Any]) -> list[str]:

@@ -89,7 +89,9 @@ class ReadCopyReads:
             found = by_person(conn, person.system, person.value)
             if access.is_patient and not access.speaks_for(
                 person.value,
-                bool(pid) and facts_store.holds_proxy(conn, pid or "", person.value),
+                bool(pid)
+                and person.value != pid
+                and facts_store.holds_proxy(conn, pid or "", person.value),
             ):
                 decision = Decision(False, NOT_YOURS)
             elif found is None:
