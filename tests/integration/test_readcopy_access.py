@@ -15,6 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from pll.api.readcopy_app import create_readcopy_app
+from pll.auth.access import Access, Basis
+from pll.domain.model import Author, Role
 from pll.events.readcopy import ReadCopy
 from pll.events.readcopy_audit import CopyAudit
 from pll.events.readcopy_schema import (
@@ -25,16 +27,19 @@ from pll.events.readcopy_schema import (
     copy_proxy,
 )
 from pll.services.access import register_proxy
+from pll.services.readcopy_reads import ReadCopyReads
 from pll.store.db import Database
 from pll.store.schema import audit_event
 from tests.conftest import FNR, Clock, LiveServer, server_settings, serving
 from tests.integration.builders import (
+    DRUGS,
     block_consent,
     new_fnr,
     new_list,
     new_patient_with_list,
     ok,
     patient,
+    statement,
 )
 from tests.integration.test_care_units import unit
 from tests.integration.test_multidose import BERGEN, params, pharmacy
@@ -212,3 +217,42 @@ def test_access_changes_of_a_patient_without_a_list_are_events_that_name_no_list
     with serving(app) as base:
         assert Reader(server, base, "gp").read(fnr).status_code == 403
         assert Reader(server, base, "hospital-doctor").read(fnr).status_code == 200
+
+
+def test_an_expired_list_is_served_as_copied_while_the_store_cannot_drop_its_entries(
+    server: LiveServer, copy: ReadCopy, clock: Clock
+) -> None:
+    """Rule 3's 90 days end by a version the store makes. While the store is away the copy
+    serves the list as copied, and does not ask the store at every read meanwhile."""
+    fnr = new_fnr()
+    with server.client("gp") as gp:
+        pid, _ = new_patient_with_list(gp, fnr)
+        made = ok(
+            gp.post("/fhir/MedicationStatement", json=statement(f"Patient/{pid}", *DRUGS[0])), 201
+        )
+        stopped = {**made, "status": "stopped", "statusReason": [{"text": "Ferdig"}]}
+        ok(
+            gp.put(
+                f"/fhir/MedicationStatement/{made['id']}",
+                json=stopped,
+                headers={"If-Match": 'W/"1"'},
+            )
+        )
+    _catch_up(copy)
+    clock.advance(days=91)
+    asked: list[str] = []
+
+    def store_away(list_id: str) -> None:
+        asked.append(list_id)
+        raise sa.exc.OperationalError("connect", {}, ConnectionRefusedError("store down"))
+
+    reads = ReadCopyReads(copy, server.service.trail.key, clock, store_away)
+    doctor = Access(Author("Kari Fastlege", Role.DOCTOR, hpr=GP_HPR), Basis.TREATMENT)
+    for _ in range(3):
+        document = orjson.loads(reads.read_list(doctor, FNR, fnr))
+        kinds = [e["resource"]["resourceType"] for e in document["entry"]]
+        assert "MedicationStatement" in kinds  # still shown, as copied
+    assert len(asked) == 1
+    clock.advance(seconds=31)
+    reads.read_list(doctor, FNR, fnr)
+    assert len(asked) == 2

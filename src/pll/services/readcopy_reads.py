@@ -17,14 +17,15 @@ readable while the store is down (``docs/events.md``, "The read copy"):
 
 The one thing that needs the store: a discontinued entry whose 90 days are over leaves the
 list by a version the store makes (DESIGN §3 rule 3). When the copied document has expired
-the copy asks the store for it; with the store away it serves the document it has.
+the copy asks the store for it; with the store away it serves the document it has, and asks
+again no sooner than :data:`STORE_RETRY` later (a try may wait for a connection).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pll.auth.access import NOT_YOURS, Access, Decision, Verb
 from pll.auth.audit import AuditKey
@@ -43,6 +44,9 @@ log = logging.getLogger("pll.readcopy")
 #: the audit action of a read served (or refused) by the read copy: the patient's access
 #: log shows it as such (pll.fhir.access)
 ACTION = "read-copy"
+
+#: how long the copy serves expired lists as copied after the store failed to answer
+STORE_RETRY = timedelta(seconds=30)
 
 _UNREADY = (
     "The read copy is still copying from PLL who may read which list; it serves lists "
@@ -65,6 +69,8 @@ class ReadCopyReads:
     ) -> None:
         self.copy, self.key, self.clock, self.expire = copy, key, clock, expire
         self._actors: dict[Access, str] = {}
+        #: the store did not answer: expired lists are served as copied until then
+        self._away_until: datetime | None = None
 
     def _actor(self, access: Access) -> str:
         """The record's actor, made once per caller (as :class:`pll.services.audit
@@ -127,12 +133,15 @@ class ReadCopyReads:
     def _expired(self, list_id: str, patient_id: str, document: str) -> str:
         """The document once the store has let the entries past their 90 days leave the
         list (rule 3), or ``document`` as the copy has it when the store cannot."""
-        if self.expire is None:
+        now = self.clock()
+        if self.expire is None or (self._away_until is not None and now < self._away_until):
             return document
         try:
             self.expire(list_id)
             self.copy.refresh(list_id)
         except Exception as exc:  # the store is away: the copy serves what it has
+            # and does not ask again for a while: each try may wait for a connection
+            self._away_until = now + STORE_RETRY
             log.warning(
                 "read copy: list %s has expired entries the store could not drop "
                 "now (%s); served as copied",
