@@ -24,6 +24,7 @@ from pll.events.readcopy import ReadCopy
 from pll.events.readcopy_audit import CopyAudit
 from pll.services.lists import PLLService
 from pll.services.readcopy_reads import ReadCopyReads
+from pll.store.db import DatabaseUnavailable
 
 
 def create_readcopy_app(settings: Settings, service: PLLService, copy: ReadCopy) -> Starlette:
@@ -48,7 +49,7 @@ def create_readcopy_app(settings: Settings, service: PLLService, copy: ReadCopy)
         shown: dict[str, object] = {"auditWaiting": waiting, "auditOldestSeconds": oldest}
         try:
             lag = copy.lag()
-        except SQLAlchemyError:
+        except (SQLAlchemyError, DatabaseUnavailable):
             # the store is away: what the copy knows of itself is still worth saying
             shown |= {"storeReachable": False, "behind": None, "oldestSeconds": None}
             shown["lists"] = copy.lists()
