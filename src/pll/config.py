@@ -363,11 +363,12 @@ class Settings:
                 f"https://pll.example.no, not {self.public_url!r}."
             )
 
-    def authenticator(self) -> Authenticator:
+    def authenticator(self, *, replay_url: str | None = None) -> Authenticator:
         """The trusted issuers (the development one unless turned off, and ``PLL_ISSUER``),
         checking DPoP proofs against the replay record every process using this database
-        shares. Raises :class:`ValueError` if no issuer is trusted or ``PLL_PUBLIC_URL`` is
-        missing outside development mode (:meth:`check_public_url`)."""
+        shares (``replay_url``: another database's, as the read copy keeps its own).
+        Raises :class:`ValueError` if no issuer is trusted or ``PLL_PUBLIC_URL`` is missing
+        outside development mode (:meth:`check_public_url`)."""
         issuers = [dev_issuer(self.data_dir)] if self.dev_auth else []
         if self.issuer:
             if self.jwks and "://" in self.jwks:
@@ -387,5 +388,5 @@ class Settings:
             issuers,
             allow_bearer=self.allow_bearer,
             required_scope=self.required_scope,
-            dpop=DPoPVerifier(shared=AcceptedProofs(self.database_url)),
+            dpop=DPoPVerifier(shared=AcceptedProofs(replay_url or self.database_url)),
         )
