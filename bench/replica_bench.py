@@ -5,8 +5,8 @@
 
 The bench makes its own PostgreSQL 15 primary (initdb on a free loopback port, in a folder
 of its own, on disk unless ``--where`` says otherwise), loads N synthetic patients into it
-(``pll import generate``), then adds two hot standbys with ``pg_basebackup -R``
-(:mod:`tests.integration.replica_cluster`, the tests' cluster code). For each setting it
+(``pll import generate``), then adds two asynchronous hot standbys with ``pg_basebackup -R``
+(:mod:`tests.integration.pg_clusters`, the tests' cluster code). For each setting it
 starts ``pll serve`` on the primary with ``PLL_READ_DATABASE_URL`` naming 0, 1 or 2 of the
 standbys and drives ``GET /fhir/List?patient=<random>&_include=List:item`` with wrk
 (``bench/lua/read.lua``, as ``run_bench.py`` does). Both standbys run (and replay the
@@ -43,7 +43,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/integration's clusters
 
-from tests.integration.replica_cluster import Node, ReplicaCluster, replica_cluster
+from tests.integration.pg_clusters import Cluster, pg_clusters
 
 from pll.store.db import Database
 from pllbench import dbsetup, load
@@ -51,6 +51,7 @@ from pllbench.cpu import _stat
 from pllbench.drivers import Server, run_wrk
 
 BENCH = Path(__file__).resolve().parent
+DATABASE = "pll"
 console = Console(width=None if sys.stdout.isatty() else 150)
 
 
@@ -64,15 +65,17 @@ def _pll_command() -> Path:
     return Path(found)
 
 
-def _postmaster(node: Node) -> int:
-    return int((node.directory / "postmaster.pid").read_text().split("\n", 1)[0])
+def _postmaster(node: Cluster) -> int:
+    if node.pid is None:
+        raise click.ClickException(f"PostgreSQL server {node.name} is not running")
+    return node.pid
 
 
 class NodeCpu:
     """CPU seconds of each PostgreSQL server's processes (its postmaster and children),
     sampled from /proc in a thread, as cores busy over the measurement."""
 
-    def __init__(self, nodes: dict[str, Node], interval: float = 0.25) -> None:
+    def __init__(self, nodes: dict[str, Cluster], interval: float = 0.25) -> None:
         self.masters = {_postmaster(node): name for name, node in nodes.items()}
         self.interval = interval
         self._base: dict[int, float] = {}
@@ -118,9 +121,12 @@ class NodeCpu:
         self.result = {name: round(seconds / wall, 3) for name, seconds in used.items()}
 
 
-def _xacts(node: Node) -> int:
-    row = node.sql("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
-    return int(row[0]) if row and row[0] is not None else 0
+def _xacts(node: Cluster) -> int:
+    rows = node.query(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        database=DATABASE,
+    )
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
 def _audit_rows(url: str) -> int:
@@ -146,8 +152,8 @@ def _serving(server: Server, n: int, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def _load(cluster: ReplicaCluster, pll: Path, patients: int, seed: int, processes: int) -> float:
-    url = cluster.primary.url
+def _load(primary: Cluster, pll: Path, patients: int, seed: int, processes: int) -> float:
+    url = primary.url(DATABASE)
     db = Database(url)
     try:
         db.upgrade()
@@ -166,7 +172,8 @@ def _load(cluster: ReplicaCluster, pll: Path, patients: int, seed: int, processe
 
 
 def _measure(
-    cluster: ReplicaCluster,
+    primary: Cluster,
+    replicas: list[Cluster],
     pll: Path,
     serving: int,
     ids: Path,
@@ -178,13 +185,13 @@ def _measure(
     threads: int,
     workers: int,
 ) -> dict[str, Any]:
-    url = cluster.primary.url
-    used = cluster.replicas[:serving]
+    url = primary.url(DATABASE)
+    used = replicas[:serving]
     server = Server(pll, url, tmp / "data", workers, tmp / f"server-{serving}.log")
-    server.env["PLL_READ_DATABASE_URL"] = " ".join(node.url for node in used)
+    server.env["PLL_READ_DATABASE_URL"] = " ".join(node.url(DATABASE) for node in used)
     # Counted from before the server starts to after it stops: a backend reports its
     # statistics when it ends, at the latest, so nothing is left out.
-    before = {n.port: _xacts(n) for n in cluster.replicas}
+    before = {n.port: _xacts(n) for n in replicas}
     rows = _audit_rows(url)
     server.start()
     try:
@@ -197,15 +204,13 @@ def _measure(
             if warmup
             else None
         )
-        nodes = {"primary": cluster.primary} | {
-            f"replica{i}": n for i, n in enumerate(cluster.replicas, start=1)
-        }
+        nodes = {"primary": primary} | {n.name: n for n in replicas}
         with NodeCpu(nodes) as cpu:
             measured = run_wrk(server, "read.lua", args, seconds, connections, threads, None)
     finally:
         server.stop()
     requests = measured.count + (warm.count if warm else 0)
-    replica_xacts = sum(_xacts(n) - before[n.port] for n in cluster.replicas)
+    replica_xacts = sum(_xacts(n) - before[n.port] for n in replicas)
     written = _audit_rows(url) - rows
     return {
         "replicas_serving": serving,
@@ -271,23 +276,28 @@ def main(
     started = time.perf_counter()
     results = []
     with (
-        replica_cluster(replicas=0, where=where or Path(tempfile.gettempdir())) as cluster,
+        pg_clusters(where=where or Path(tempfile.gettempdir())) as pg,
         tempfile.TemporaryDirectory(prefix="pll-replica-bench-") as tmpdir,
     ):
         tmp = Path(tmpdir)
-        console.print(f"primary on port {cluster.primary.port}: loading {patients:,} patients")
-        load_seconds = _load(cluster, pll, patients, seed, load_processes)
-        for _ in range(max(settings)):
-            node = cluster.add_replica()
-            cluster.caught_up(node)
+        primary = pg.make_primary()
+        primary.create_database(DATABASE)
+        console.print(f"primary on port {primary.port}: loading {patients:,} patients")
+        load_seconds = _load(primary, pll, patients, seed, load_processes)
+        replicas: list[Cluster] = []
+        for n in range(1, max(settings) + 1):
+            node = pg.add_standby(primary, f"replica{n}", sync=False)
+            node.caught_up()
+            replicas.append(node)
             console.print(f"replica on port {node.port} caught up")
         ids = tmp / "patients.txt"
-        ids.write_text("\n".join(dbsetup.patient_ids(cluster.primary.url, patients)) + "\n")
+        ids.write_text("\n".join(dbsetup.patient_ids(primary.url(DATABASE), patients)) + "\n")
         for serving in settings:
             console.print(f"{serving} replica(s) serving: wrk -c{connections} {seconds}s")
             results.append(
                 _measure(
-                    cluster,
+                    primary,
+                    replicas,
                     pll,
                     serving,
                     ids,

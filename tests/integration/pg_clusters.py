@@ -1,8 +1,9 @@
 """PostgreSQL 15 clusters of a test's own: a primary, standbys made from it by streaming
 replication, and what a failover does to them (issue 21).
 
-The clusters live in a temporary folder on loopback ports picked free, apart from the main
-cluster on 127.0.0.1:5432, which is never touched. Each postmaster is started directly
+The clusters live in a temporary folder (in memory, ``/dev/shm``, when it has more than
+1 GiB free; elsewhere if the caller says so) on loopback ports picked free, apart from the
+main cluster on 127.0.0.1:5432, which is never touched. Each postmaster is started directly
 (``postgres -D``, not ``pg_ctl start``) as a child of the test process, with the kernel told
 to kill it if the thread that started it ends (``setpriv --pdeathsig``: a test process that
 is itself killed leaves no server behind; so start clusters from the main thread), and
@@ -28,6 +29,9 @@ Use::
         replica = pg.add_standby(primary, sync=False)   # an asynchronous read replica
         primary.create_database("pll")
         url = multi_host_url([primary, standby], "pll")  # for PLL_DATABASE_URL
+        replica.url("pll")                               # for PLL_READ_DATABASE_URL
+        replica.caught_up()           # it has replayed all the primary has flushed
+        replica.pause_replay()        # its readers see an ever older state
         ...
         primary.kill()                # SIGKILL: the server is gone at once
         standby.promote()             # pg_ctl promote; now the primary
@@ -80,6 +84,10 @@ BASE_SETTINGS: dict[str, str] = {
     "wal_sender_timeout": "5s",
     "log_min_messages": "warning",
     "logging_collector": "off",
+    # dynamic shared memory in files of the data folder, removed with it: the default
+    # (POSIX segments in /dev/shm) leaves them behind when a server is SIGKILLed, as
+    # every server here is at the end of its block
+    "dynamic_shared_memory_type": "mmap",
 }
 
 
@@ -201,12 +209,13 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
 
-    def stop(self) -> None:
-        """Shut down cleanly (``pg_ctl stop -m fast``)."""
+    def stop(self, mode: str = "fast") -> None:
+        """Shut down with ``pg_ctl stop -m mode``: ``fast`` cleanly, ``immediate`` at once
+        (its connections are cut, and it recovers from its WAL when started again)."""
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return
-        _run(PG_BIN / "pg_ctl", "stop", "-D", self.data, "-m", "fast", "-w", log=self.log)
+        _run(PG_BIN / "pg_ctl", "stop", "-D", self.data, "-m", mode, "-w", log=self.log)
         proc.wait(timeout=PATIENCE)
 
     def promote(self) -> None:
@@ -249,6 +258,13 @@ class Cluster:
             f"replay up to {lsn}",
             timeout,
         )
+
+    def caught_up(self, timeout: float = PATIENCE) -> None:
+        """Wait until this standby has replayed all its primary has flushed by now."""
+        if self.upstream is None:
+            raise ClusterError(f"{self.name} is a primary")
+        (lsn,) = self.upstream.query("SELECT pg_current_wal_flush_lsn()::text")[0]
+        self.wait_for_replay(lsn, timeout)
 
     def pause_replay(self) -> None:
         """Hold this standby's replay where it is (``pg_wal_replay_pause()``): it goes on
@@ -338,7 +354,8 @@ class Clusters:
             "--wal-segsize=1",  # MB (see BASE_SETTINGS)
             "-E",
             "UTF8",
-            "--locale=C",
+            "--locale=C.UTF-8",  # as the main cluster: Norwegian letters have a case
+            "--no-instructions",
         )
         cluster.start()
         return cluster
@@ -423,12 +440,26 @@ def multi_host_url(
     )
 
 
+def _scratch() -> Path | None:
+    """``/dev/shm`` when it has more than 1 GiB free: making and removing a cluster's
+    thousands of files on a disk that other work keeps busy takes seconds, and a server
+    that is killed loses nothing from memory that it would not from the page cache."""
+    shm = Path("/dev/shm")
+    try:
+        return shm if shutil.disk_usage(shm).free > 2**30 else None
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
-def pg_clusters(settings: Mapping[str, str] | None = None) -> Iterator[Clusters]:
-    """Clusters in a new temporary folder; all killed and the folder removed when the block
+def pg_clusters(
+    settings: Mapping[str, str] | None = None, where: Path | None = None
+) -> Iterator[Clusters]:
+    """Clusters in a new temporary folder inside ``where`` (by default ``/dev/shm`` when it
+    has room, else the temporary folder); all killed and the folder removed when the block
     ends, however it ends. ``settings`` are added to every cluster's :data:`BASE_SETTINGS`."""
-    # /tmp itself, not pytest's folder: as root that is closed to the postgres user
-    root = Path(tempfile.mkdtemp(prefix="pll-pg-"))
+    # not pytest's folder: as root that is closed to the postgres user
+    root = Path(tempfile.mkdtemp(prefix="pll-pg-", dir=where or _scratch()))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     clusters = Clusters(root, settings or {})

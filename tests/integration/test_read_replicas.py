@@ -1,12 +1,13 @@
 """Reads from replicas (issue 21): list reads served by real asynchronous streaming replicas.
 
-A throwaway primary with two hot standbys (:mod:`tests.integration.replica_cluster`) and the
-real server over HTTP. Stopping replay on a replica (``pg_wal_replay_pause()``) freezes its
-copy, so the version a read answers with shows which server answered it: the replica serves
-the reads it should, a client that names the version it last wrote (``X-PLL-Min-Version``,
-``If-None-Match``) is never shown an older one, access is decided on the primary's facts, a
-replica past ``PLL_READ_MAX_LAG`` or down is skipped (never a 5xx), and the audit records
-of replica-served reads are on the primary and verify with ``pll audit verify``.
+A throwaway primary with two asynchronous hot standbys (:mod:`tests.integration.pg_clusters`)
+and the real server over HTTP. Stopping replay on a replica (``pg_wal_replay_pause()``)
+freezes its copy, so the version a read answers with shows which server answered it: the
+replica serves the reads it should, a client that names the version it last wrote
+(``X-PLL-Min-Version``, ``If-None-Match``) is never shown an older one, access is decided
+on the primary's facts, a replica past ``PLL_READ_MAX_LAG`` or down is skipped (never a
+5xx), and the audit records of replica-served reads are on the primary and verify with
+``pll audit verify``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -31,14 +32,14 @@ from pll.store.db import Database
 from pll.store.replicas import ReplicaSet
 from tests.conftest import LiveServer, server_settings, serving
 from tests.integration.builders import block_consent, new_patient_with_list, ok
-from tests.integration.replica_cluster import BIN, Node, ReplicaCluster, replica_cluster
+from tests.integration.pg_clusters import PG_BIN, Cluster, available, pg_clusters
 from tests.integration.test_sfm import get_medication
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not (BIN / "initdb").exists() and os.environ.get("CI") != "true",
-        reason=f"PostgreSQL 15's binaries are not in {BIN}",
+        not available() and os.environ.get("CI") != "true",
+        reason=f"PostgreSQL 15's binaries are not in {PG_BIN}",
     ),
 ]
 
@@ -46,19 +47,32 @@ PLL = str(Path(sys.executable).parent / "pll")
 GP_HPR = "9144889"
 
 
+class Servers(NamedTuple):
+    """A primary and its asynchronous standbys, with PLL's database (``pll``)."""
+
+    primary: Cluster
+    replicas: tuple[Cluster, Cluster]
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[ReplicaCluster]:
-    with replica_cluster(replicas=2) as made:
-        db = Database(made.primary.url)
+def cluster() -> Iterator[Servers]:
+    with pg_clusters() as pg:
+        primary_cluster = pg.make_primary()
+        primary_cluster.create_database("pll")
+        replicas = (
+            pg.add_standby(primary_cluster, "replica1", sync=False),
+            pg.add_standby(primary_cluster, "replica2", sync=False),
+        )
+        db = Database(primary_cluster.url("pll"))
         db.upgrade()
         db.dispose()
-        yield made
+        yield Servers(primary_cluster, replicas)
 
 
 @pytest.fixture(scope="module")
-def primary(cluster: ReplicaCluster, data_dir: Path) -> Iterator[LiveServer]:
+def primary(cluster: Servers, data_dir: Path) -> Iterator[LiveServer]:
     """The PLL service on the primary (the tests' servers share it)."""
-    db = Database(cluster.primary.url)
+    db = Database(cluster.primary.url("pll"))
     yield LiveServer("", data_dir, db, PLLService(db, AuditKey.load(data_dir)))
     db.dispose()
 
@@ -97,11 +111,11 @@ def serve(primary: LiveServer) -> Iterator[Callable[..., Served]]:
     """``serve(nodes, max_lag)``: a server on the primary reading from ``nodes``."""
     stack: list[Any] = []
 
-    def start(nodes: list[Node], max_lag: float = 60.0) -> Served:
+    def start(nodes: list[Cluster], max_lag: float = 60.0) -> Served:
         settings = server_settings(
             primary.data_dir,
             primary.db,
-            read_database_urls=tuple(n.url for n in nodes),
+            read_database_urls=tuple(n.url("pll") for n in nodes),
             read_max_lag=max_lag,
         )
         app = create_app(settings, primary.service)
@@ -116,18 +130,18 @@ def serve(primary: LiveServer) -> Iterator[Callable[..., Served]]:
 
 
 @pytest.fixture
-def paused(cluster: ReplicaCluster) -> Iterator[Callable[[Node], None]]:
+def paused(cluster: Servers) -> Iterator[Callable[[Cluster], None]]:
     """``paused(node)`` stops replay on a replica until the test ends."""
-    nodes: list[Node] = []
+    nodes: list[Cluster] = []
 
-    def pause(node: Node) -> None:
-        cluster.pause(node)
+    def pause(node: Cluster) -> None:
+        node.pause_replay()
         nodes.append(node)
 
     yield pause
     for node in nodes:
         if node.running:
-            cluster.resume(node)
+            node.resume_replay()
 
 
 def _version(response: httpx.Response) -> int:
@@ -183,16 +197,16 @@ def _pll(primary: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_paused_replica_serves_its_copy_and_a_client_naming_its_write_gets_the_primary(
-    cluster: ReplicaCluster,
+    cluster: Servers,
     primary: LiveServer,
     serve: Callable[..., Served],
-    paused: Callable[[Node], None],
+    paused: Callable[[Cluster], None],
 ) -> None:
     replica = cluster.replicas[0]
     server = serve([replica])
     with server.client() as gp:
         pid, list_id = new_patient_with_list(gp)
-        cluster.caught_up(replica)
+        replica.caught_up()
         server.serving(1)
         paused(replica)
         written = _confirm(gp, list_id, 1)
@@ -230,10 +244,10 @@ def test_a_paused_replica_serves_its_copy_and_a_client_naming_its_write_gets_the
 
 
 def test_a_block_set_on_the_primary_holds_while_the_replica_has_not_seen_it(
-    cluster: ReplicaCluster,
+    cluster: Servers,
     primary: LiveServer,
     serve: Callable[..., Served],
-    paused: Callable[[Node], None],
+    paused: Callable[[Cluster], None],
 ) -> None:
     """Access is decided on the primary's facts: the replica's stale copy knows no block."""
     replica = cluster.replicas[0]
@@ -241,7 +255,7 @@ def test_a_block_set_on_the_primary_holds_while_the_replica_has_not_seen_it(
     with server.client() as gp:
         pid, _ = new_patient_with_list(gp)
         fnr = ok(gp.get(f"/fhir/Patient/{pid}"))["identifier"][0]["value"]
-        cluster.caught_up(replica)
+        replica.caught_up()
         server.serving(1)
         assert _version(_read(gp, pid)) == 1
         served = server.replicas.counts.replica
@@ -256,16 +270,16 @@ def test_a_block_set_on_the_primary_holds_while_the_replica_has_not_seen_it(
 
 
 def test_a_replica_past_the_lag_limit_is_skipped_and_serves_again_once_caught_up(
-    cluster: ReplicaCluster, serve: Callable[..., Served]
+    cluster: Servers, serve: Callable[..., Served]
 ) -> None:
     replica = cluster.replicas[0]
     name = f"127.0.0.1:{replica.port}/pll"
     server = serve([replica], max_lag=1.0)
     with server.client() as gp:
         pid, list_id = new_patient_with_list(gp)
-        cluster.caught_up(replica)
+        replica.caught_up()
         server.serving(1)
-        cluster.pause(replica)
+        replica.pause_replay()
         try:
             _confirm(gp, list_id, 1)
             server.serving(0)
@@ -274,7 +288,7 @@ def test_a_replica_past_the_lag_limit_is_skipped_and_serves_again_once_caught_up
             assert _version(_read(gp, pid)) == 2
             assert f'pll_read_replica_serving{{replica="{name}"}} 0.0' in _metrics(gp)
         finally:
-            cluster.resume(replica)
+            replica.resume_replay()
         server.serving(1)
         served = server.replicas.counts.replica
         assert _version(_read(gp, pid)) == 2
@@ -286,29 +300,29 @@ def test_a_replica_past_the_lag_limit_is_skipped_and_serves_again_once_caught_up
 
 
 def test_reads_are_spread_over_the_replicas_serving(
-    cluster: ReplicaCluster,
+    cluster: Servers,
     serve: Callable[..., Served],
-    paused: Callable[[Node], None],
+    paused: Callable[[Cluster], None],
 ) -> None:
     first, second = cluster.replicas
     server = serve([first, second])
     with server.client() as gp:
         pid, list_id = new_patient_with_list(gp)
-        cluster.caught_up(first)
+        first.caught_up()
         server.serving(2)
         paused(first)
         _confirm(gp, list_id, 1)
-        cluster.caught_up(second)
+        second.caught_up()
         # the first replica holds version 1, the second version 2: they take turns
         seen = [_version(_read(gp, pid)) for _ in range(6)]
     assert sorted(seen) == [1, 1, 1, 2, 2, 2]
 
 
 def test_get_medication_from_a_replica_is_never_older_than_the_primary(
-    cluster: ReplicaCluster,
+    cluster: Servers,
     primary: LiveServer,
     serve: Callable[..., Served],
-    paused: Callable[[Node], None],
+    paused: Callable[[Cluster], None],
 ) -> None:
     """The document shows the list version in its list message's id; the read kept for a
     later ``$sendMedication`` records the version shown."""
@@ -317,7 +331,7 @@ def test_get_medication_from_a_replica_is_never_older_than_the_primary(
     with server.client() as gp:
         pid, list_id = new_patient_with_list(gp)
         fnr = ok(gp.get(f"/fhir/Patient/{pid}"))["identifier"][0]["value"]
-        cluster.caught_up(replica)
+        replica.caught_up()
         server.serving(1)
         counts = server.replicas.counts
         served, behind = counts.replica, counts.behind
@@ -341,14 +355,14 @@ def test_get_medication_from_a_replica_is_never_older_than_the_primary(
 
 
 def test_reads_go_to_the_primary_when_the_replica_is_down(
-    cluster: ReplicaCluster, serve: Callable[..., Served]
+    cluster: Servers, serve: Callable[..., Served]
 ) -> None:
     replica = cluster.replicas[1]
     server = serve([replica])
     with server.client() as gp:
         pid, list_id = new_patient_with_list(gp)
         fnr = ok(gp.get(f"/fhir/Patient/{pid}"))["identifier"][0]["value"]
-        cluster.caught_up(replica)
+        replica.caught_up()
         server.serving(1)
         assert _version(_read(gp, pid)) == 1
         replica.stop("immediate")
