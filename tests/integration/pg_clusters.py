@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from tests.integration.processes import free_port
 
@@ -98,6 +99,16 @@ class ClusterError(RuntimeError):
 def available() -> bool:
     """PostgreSQL's programs are here (tests skip, or fail in CI, without them)."""
     return (PG_BIN / "initdb").exists() and (PG_BIN / "pg_basebackup").exists()
+
+
+def require() -> None:
+    """Skip the calling test when PostgreSQL's programs are not here, but fail it in CI
+    (``CI=true``), where a skip would hide that the test never ran."""
+    if available():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL 15's programs are required in CI (in {PG_BIN})")
+    pytest.skip(f"PostgreSQL 15's programs are not installed (in {PG_BIN})")
 
 
 def _as_postgres() -> dict[str, Any]:

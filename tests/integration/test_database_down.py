@@ -19,6 +19,7 @@ from pll.store.db import Database
 from tests.conftest import server_settings, serving
 from tests.integration.builders import statement
 from tests.integration.processes import free_port
+from tests.integration.test_sfm import get_medication
 
 
 @pytest.fixture
@@ -60,6 +61,10 @@ def test_reads_and_changes_answer_503_while_no_database_answers(
         )
         # no connection was made, so the server knows nothing was changed
         assert "nothing was changed" in _unavailable(change)
+        # a read by POST (SFM Basis) is answered as a read, not as a change
+        got = _unavailable(get_medication(client))
+        assert "nothing was read and nothing was changed" in got
+        assert "change again" not in got
         _unavailable(client.get("/healthz"))
 
 

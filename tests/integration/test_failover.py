@@ -19,7 +19,6 @@ audit verify`` finds the trail intact. How long PLL took to resume is recorded a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from tests.integration.failover_scene import (
     store_problems,
     wait_for,
 )
-from tests.integration.pg_clusters import Cluster, available, multi_host_url, pg_clusters
+from tests.integration.pg_clusters import Cluster, multi_host_url, pg_clusters, require
 
 pytestmark = pytest.mark.slow
 
@@ -48,10 +47,7 @@ AFTER = 3
 @pytest.fixture
 def clusters() -> Iterator[tuple[Cluster, Cluster]]:
     """A primary and its synchronous standby, with PLL's database."""
-    if not available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL 15's programs are required in CI (initdb, pg_basebackup)")
-        pytest.skip("PostgreSQL 15's programs are not installed")
+    require()
     with pg_clusters() as pg:
         primary = pg.make_primary()
         standby = pg.add_standby(primary, sync=True)

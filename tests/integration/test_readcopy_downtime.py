@@ -1,21 +1,19 @@
 """The read copy keeps serving when PLL's database is down (issue 21), as a user runs it:
-``pll serve`` on a PostgreSQL cluster of the test's own (initdb on a free loopback port),
+``pll serve`` on a PostgreSQL cluster of the test's own (:mod:`tests.integration.pg_clusters`),
 ``pll readcopy run --port`` beside it on a database of its own, real HTTP throughout.
 
-The cluster is stopped with ``pg_ctl``: the copy still serves the lists, decides with its own
-copy of the blocks (a blocked doctor is still refused, an emergency read is flagged), and
-keeps the records. When the cluster is back the copy forwards them, the patient's access
-log shows those reads as the read copy's, nothing is forwarded twice (not even after a crash
-between sending and marking), and ``pll audit verify`` finds the trail intact.
+The cluster is stopped (``pg_ctl stop -m fast``): the copy still serves the lists, decides
+with its own copy of the blocks (a blocked doctor is still refused, an emergency read is
+flagged), and keeps the records. When the cluster is back the copy forwards them, the
+patient's access log shows those reads as the read copy's, nothing is forwarded twice (not
+even after a crash between sending and marking), and ``pll audit verify`` finds the trail
+intact.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -31,7 +29,7 @@ from pll.auth.tokens import issue
 from pll.events.readcopy_audit import CopyAudit
 from pll.events.readcopy_schema import copy_audit
 from pll.services.audit import AuditTrail
-from pll.store.db import Database, normalise_url
+from pll.store.db import Database
 from pll.store.schema import audit_event
 from tests.conftest import FNR
 from tests.integration.builders import (
@@ -41,79 +39,24 @@ from tests.integration.builders import (
     ok,
     statement,
 )
+from tests.integration.pg_clusters import Cluster, pg_clusters, require
 from tests.integration.processes import PLL, clean_env, free_port, pll_serve
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DOCTOR_HPR = "9144897"  # the "hospital-doctor" persona
 READ_COPY = "PLL read copy (Kjernejournal)"
 
 pytestmark = pytest.mark.slow
 
 
-class Cluster:
-    """A PostgreSQL cluster of the test's own, on a free loopback port; never the main one.
-    Run as the ``postgres`` user when the tests run as root (PostgreSQL refuses root)."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="pll-readcopy-pg-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/pll"
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
-
-    def _run(self, *args: str) -> None:
-        command = [str(PG_BIN / args[0]), *args[1:]]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
-
-    def create(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        self.start()
-        admin = sa.create_engine(
-            normalise_url(self.url.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT"
-        )
-        with admin.connect() as conn:
-            conn.execute(sa.text("CREATE DATABASE pll"))
-        admin.dispose()
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
-        log = str(self.root / "postgres.log")
-        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            subprocess.run(
-                [
-                    *(["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []),
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(self.data),
-                    "-m",
-                    "immediate",
-                    "stop",
-                ],
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    made = Cluster()
-    try:
-        made.create()
-        yield made
-    finally:
-        made.remove()
+    """PLL's database server: a cluster of the test's own (never the main one), with the
+    database ``pll``; killed and removed when the test ends, however it ends."""
+    require()
+    with pg_clusters() as pg:
+        primary = pg.make_primary()
+        primary.create_database("pll")
+        yield primary
 
 
 class ReadCopyProcess:
@@ -173,7 +116,8 @@ def _answers(get: Callable[[], httpx.Response]) -> Callable[[], httpx.Response |
 def test_the_read_copy_serves_while_the_store_is_down_and_forwards_its_records_once(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    with pll_serve(tmp_path, None, workers=1, PLL_DATABASE_URL=cluster.url) as served:
+    url = cluster.url("pll")
+    with pll_serve(tmp_path, None, workers=1, PLL_DATABASE_URL=url) as served:
         data = served.data
         gp = {
             "Authorization": f"Bearer {issue(data, 'gp')}",
@@ -192,7 +136,7 @@ def test_the_read_copy_serves_while_the_store_is_down_and_forwards_its_records_o
         with httpx.Client(base_url=served.base, headers=me, timeout=30) as patient:
             ok(patient.post("/fhir/Consent", json=block_consent(DOCTOR_HPR, pid)), 201)
 
-        copy = ReadCopyProcess(data, cluster.url)
+        copy = ReadCopyProcess(data, url)
         try:
             copy.start()
 
@@ -268,7 +212,7 @@ def test_the_read_copy_serves_while_the_store_is_down_and_forwards_its_records_o
         assert _web_log_says_read_copy(served.base, data, first, pid)
 
         # a crash between sending and marking: everything is sent again, nothing taken twice
-        store, copy_db = Database(cluster.url), Database(f"sqlite:///{data / 'readcopy.sqlite3'}")
+        store, copy_db = Database(url), Database(f"sqlite:///{data / 'readcopy.sqlite3'}")
         try:
             audit = CopyAudit(copy_db, store, lambda: datetime.now(UTC))
             before = _read_copy_records(store)

@@ -22,10 +22,10 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 
 from pll.api import cds_hooks, metrics, rollout_routes, smart, stats_routes
 from pll.api.fhir.capability import capability_statement
+from pll.api.fhir.common import FhirRoute
 from pll.api.fhir.routes import ROUTES
 from pll.api.http import (
     FHIR_JSON,
-    AsyncHandler,
     Handler,
     async_endpoint,
     database_unavailable,
@@ -89,10 +89,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return fhir_response(outcome(issue(message, code=code)), status)
 
 
-def _wrap(handler: Handler | AsyncHandler) -> Callable[[Request], Any]:
-    if inspect.iscoroutinefunction(handler):
-        return async_endpoint(handler)
-    return endpoint(cast("Handler", handler))
+def _wrap(route: FhirRoute) -> Callable[[Request], Any]:
+    if inspect.iscoroutinefunction(route.handler):
+        return async_endpoint(route.handler)
+    return endpoint(cast("Handler", route.handler), reads=route.reads)
 
 
 def create_app(settings: Settings | None = None, service: PLLService | None = None) -> Starlette:
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
         if settings.read_database_urls
         else None
     )
-    routes: list[BaseRoute] = [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
+    routes: list[BaseRoute] = [Route(r.path, _wrap(r), methods=[r.method]) for r in ROUTES]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
@@ -116,7 +116,9 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     routes += [
         Route("/cds-services", cds_hooks.discovery, methods=["GET"]),
         Route(
-            f"/cds-services/{cds_hooks.SERVICE_ID}", endpoint(cds_hooks.service), methods=["POST"]
+            f"/cds-services/{cds_hooks.SERVICE_ID}",
+            endpoint(cds_hooks.service, reads=True),
+            methods=["POST"],
         ),
     ]
     # a journal system registers a SMART EHR launch of the doctor pages (pll.web.launch)

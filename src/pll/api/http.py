@@ -267,13 +267,17 @@ def error_response(error: DomainError) -> Response:
     return fhir_response(from_error(error), status, headers=headers)
 
 
-def unavailable_response(method: str, error: DatabaseUnavailable) -> Response:
+def unavailable_response(
+    method: str, error: DatabaseUnavailable, *, reads: bool = False
+) -> Response:
     """503 for a database that could not be reached or was lost: what may have happened to
-    the request, and that it may be repeated (``Retry-After``, RFC 9110 §10.2.3)."""
-    if method in SAFE_METHODS:
+    the request, and that it may be repeated (``Retry-After``, RFC 9110 §10.2.3). ``reads``:
+    the route only reads, though its method is ``POST`` (``$getMedication``): what it may
+    have written is its audit record, so it is answered as a ``GET`` is."""
+    if reads or method in SAFE_METHODS:
         message = (
             "The database cannot be reached just now (its server is down, or a failover is "
-            "under way), so nothing was read. Try again shortly."
+            "under way), so nothing was read and nothing was changed. Try again shortly."
         )
     elif error.maybe_done:
         message = (
@@ -315,8 +319,10 @@ Handler = Callable[[Ctx], Response]
 AsyncHandler = Callable[[Ctx], Awaitable[Response]]
 
 
-def endpoint(handler: Handler) -> Callable[[Request], Any]:
+def endpoint(handler: Handler, *, reads: bool = False) -> Callable[[Request], Any]:
     """Wrap a handler: authenticate, then read the body, run it in a thread, map errors.
+    ``reads``: the handler changes nothing but its audit record, whatever its method
+    (:func:`unavailable_response`).
 
     The caller is known before a byte of the body is read: an anonymous client is refused
     without the server holding what it sends (the size of what is read is bounded by
@@ -333,11 +339,11 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
             return error_response(exc)
         except DatabaseUnavailable as exc:
             _database_lost(request, exc, again=False)
-            return unavailable_response(request.method, exc)
+            return unavailable_response(request.method, exc, reads=reads)
         except Exception:
             return _internal_error(request)
         body = await request.body()
-        return await run_in_threadpool(_call, handler, request, body, access)
+        return await run_in_threadpool(_call, handler, request, body, access, reads)
 
     run.__name__ = handler.__name__
     return run
@@ -389,7 +395,7 @@ def _context(request: Request, body: bytes, access: Access | None = None) -> Ctx
     return Ctx(request, body, access, request.app.state.service, request.app.state.reads)
 
 
-def _call(handler: Handler, request: Request, body: bytes, access: Access) -> Response:
+def _call(handler: Handler, request: Request, body: bytes, access: Access, reads: bool) -> Response:
     try:
         try:
             return handler(_context(request, body, access))
@@ -402,7 +408,7 @@ def _call(handler: Handler, request: Request, body: bytes, access: Access) -> Re
             return handler(_context(request, body, access))
     except DatabaseUnavailable as exc:
         _database_lost(request, exc, again=False)
-        return unavailable_response(request.method, exc)
+        return unavailable_response(request.method, exc, reads=reads)
     except DomainError as exc:
         # per client system, for the rollout team (issue 19): what the API refuses before a
         # use case sees it (a body that is not valid) too — for a change only: a refused

@@ -38,5 +38,7 @@ def list_check_change(ctx: Ctx) -> Response:
 
 ROUTES = [
     FhirRoute("/fhir/List/{id}/$check", "GET", list_check, "List", None, "check"),
-    FhirRoute("/fhir/List/$check", "POST", list_check_change, "List", None, "check-change"),
+    FhirRoute(
+        "/fhir/List/$check", "POST", list_check_change, "List", None, "check-change", reads=True
+    ),
 ]

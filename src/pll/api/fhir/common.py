@@ -34,6 +34,9 @@ class FhirRoute:
     rtype: str | None  # for the CapabilityStatement
     interaction: str | None
     operation: str | None = None
+    #: a POST that changes nothing but its audit record (an operation that reads): a lost
+    #: database is answered as for a read (:func:`pll.api.http.unavailable_response`)
+    reads: bool = False
 
 
 #: A search parameter: its name, FHIR type and documentation in the CapabilityStatement.

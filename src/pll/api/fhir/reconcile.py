@@ -54,6 +54,8 @@ def list_reconcile(ctx: Ctx) -> Response:
 
 
 ROUTES = [
-    FhirRoute("/fhir/List/{id}/$compare", "POST", list_compare, "List", None, "compare"),
+    FhirRoute(
+        "/fhir/List/{id}/$compare", "POST", list_compare, "List", None, "compare", reads=True
+    ),
     FhirRoute("/fhir/List/{id}/$reconcile", "POST", list_reconcile, "List", None, "reconcile"),
 ]

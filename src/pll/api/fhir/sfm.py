@@ -45,7 +45,13 @@ def send_medication(ctx: Ctx) -> Response:
 
 ROUTES = [
     FhirRoute(
-        "/fhir/Patient/$getMedication", "POST", get_medication, "Patient", None, "getMedication"
+        "/fhir/Patient/$getMedication",
+        "POST",
+        get_medication,
+        "Patient",
+        None,
+        "getMedication",
+        reads=True,
     ),
     FhirRoute(
         "/fhir/Patient/$sendMedication",
