@@ -168,11 +168,15 @@ def test_alg_none_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_remembered_token_still_expires(tmp_path: Path) -> None:
-    auth = _auth(tmp_path)
     token = issue(tmp_path, "gp", ttl=2)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    now = [expires - 2.0]  # the authenticator's clock, moved instead of waited for
+    auth = _auth(tmp_path, clock=lambda: now[0])
     first = _bearer(auth, token)
     assert _bearer(auth, token) is first  # remembered, not verified again
-    time.sleep(2.1)
+    now[0] = expires - 0.1
+    assert _bearer(auth, token) is first
+    now[0] = expires + 0.1
     # past exp but inside the issuer's clock-skew leeway: verified again, not served stale
     assert _bearer(auth, token) is not first
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -339,8 +340,12 @@ class Authenticator:
         allow_bearer: bool = True,
         required_scope: str | None = None,
         dpop: DPoPVerifier | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` (seconds since the epoch) says when a remembered token has expired; a
+        test moves it instead of waiting."""
         self.issuers = {i.issuer: i for i in issuers}
+        self.clock = clock
         self.allow_bearer = allow_bearer
         self.required_scope = required_scope
         self.dpop = dpop or DPoPVerifier()
@@ -380,10 +385,10 @@ class Authenticator:
 
     def _verify(self, token: str) -> tuple[Caller, str | None]:
         hit = self._cache.get(token)
-        if hit is not None and time.time() < hit[0].expires:
+        if hit is not None and self.clock() < hit[0].expires:
             return hit
         claims = verify_token(token, self.issuers)
-        until = min(float(claims["exp"]), time.time() + self.CACHE_SECONDS)
+        until = min(float(claims["exp"]), self.clock() + self.CACHE_SECONDS)
         caller = Caller(*_who(claims), until)
         scopes = str(claims.get("scope", "")).split()
         if self.required_scope and self.required_scope not in scopes:
