@@ -143,7 +143,7 @@ def main() -> int:
     folder = Path("/tmp") / f"{name}-lists"
     if args.lists:
         _write_lists(folder, args.lists)
-        command = [pll, "import", "lists", str(folder)]
+        command = [pll, "import", "lists", str(folder), "--processes", str(args.processes)]
         args.patients = args.lists
     else:
         command = [

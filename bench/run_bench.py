@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pll.services.lists import PLLService
 from pll.store.db import Database
-from pllbench import capture, dbsetup, load
+from pllbench import capture, dbsetup, idle, load
 from pllbench.cpu import wait_quiet as _wait_quiet
 from pllbench.drivers import Measured, PgConn, Server, run_pgbench, run_wrk
 
@@ -169,6 +169,18 @@ def _row(m: Measured) -> dict[str, Any]:
     return out
 
 
+def _sealing(sealings: list[dict[str, float]]) -> dict[str, float]:
+    """The sealings of one run added up: every audit record its measurements wrote."""
+    records = sum(s["records"] for s in sealings)
+    seconds = round(sum(s["seconds"] for s in sealings), 2)
+    return {
+        "records": records,
+        "seconds": seconds,
+        "records_per_second": round(records / seconds) if seconds else 0,
+        "runs": len(sealings),
+    }
+
+
 def _fmt(v: float | None, digits: int = 2) -> str:
     return "–" if v is None else f"{v:,.{digits}f}"
 
@@ -187,6 +199,19 @@ class Run:
     wait_quiet: int
     run_dir: Path
     pg: PgConn
+    idle_wait: float = 300.0
+    #: every sealing of the audit records measurements left (pllbench.idle)
+    sealings: list[dict[str, float]] = field(default_factory=lambda: [])
+
+
+def _idle(run: Run, server: Server, kind: str, side: str) -> dict[str, Any]:
+    """Wait for the server's background work to be idle before a measurement (sealing what
+    waits); says how long it waited."""
+    waited = idle.wait_idle(server, run.url, run.idle_wait)
+    if waited["sealed"]:
+        run.sealings.append(waited["sealed"])
+    console.print(idle.describe(kind, side, waited))
+    return waited
 
 
 def _measure(
@@ -220,6 +245,7 @@ def _measure(
         _settle(run.url)
     if kind == "write":
         _write_pool_file(data, run.url)  # the versions as they are now
+    background = _idle(run, server, kind, "server")
     dbsetup.checkpoint(run.url)
     before = _quiet(run.wait_quiet)
     rows = _count(run.url, table)
@@ -230,6 +256,7 @@ def _measure(
     written = _count(run.url, table) - rows
     srv.detail["rows_written"] = {table: written}
     srv.detail["machine_before"] = before
+    srv.detail["background"] = background
     # Every request must have written its row (an audit row per read, an outbox event per
     # change); a 200 to a PUT that changed nothing writes none and would flatter the server.
     srv.detail["requests_without_row"] = max(0, srv.count - written)
@@ -256,6 +283,7 @@ def _measure(
     if run.warm:
         console.print(f"{kind}: pgbench warm-up {run.warm}s")
         run_pgbench(run.pg, path, defines, run.warm, c, j, None)
+    background = _idle(run, server, kind, "pgbench")
     dbsetup.checkpoint(run.url)
     before = _quiet(run.wait_quiet)
     rows = _count(run.url, table)
@@ -263,6 +291,7 @@ def _measure(
     pgb = run_pgbench(run.pg, path, defines, run.seconds, c, j, run.run_dir / f"pgbench-{kind}")
     pgb.detail["rows_written"] = {table: _count(run.url, table) - rows}
     pgb.detail["machine_before"] = before
+    pgb.detail["background"] = background
     return {
         "server": _row(srv),
         "pgbench": _row(pgb),
@@ -380,6 +409,14 @@ def _report(results: dict[str, Any], patients: int, concurrency: int, seconds: i
     type=click.IntRange(0),
     help="before each measurement, wait up to this many seconds for the machine to be idle",
 )
+@click.option(
+    "--idle-wait",
+    default=300,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="before each measurement, wait up to this many seconds for the server's background "
+    "work to be idle (audit records sealed, statistics counted)",
+)
 @click.option("--results-dir", default=str(BENCH / "results"), show_default=True, type=click.Path())
 @click.option(
     "--read-path",
@@ -405,6 +442,7 @@ def main(
     seed: int,
     load_only: bool,
     wait_quiet: int,
+    idle_wait: float,
     results_dir: str,
     read_path: str,
 ) -> None:
@@ -429,6 +467,7 @@ def main(
         wait_quiet=wait_quiet,
         run_dir=out_dir / stamp,
         pg=PgConn(**dbsetup.conn_parts(url)),
+        idle_wait=idle_wait,
     )
     pll = _pll_command()
     started = time.perf_counter()
@@ -492,7 +531,8 @@ def main(
         finally:
             server.stop()
         # the audit chain's cost, apart: what the server's sealer does about once a second
-        sealing = server.seal()
+        run.sealings.append(server.seal())
+        sealing = _sealing(run.sealings)
         console.print(
             f"sealing the audit records the runs wrote: {sealing['records']:,} in "
             f"{sealing['seconds']} s ({sealing['records_per_second']:,}/s, one process)"
@@ -516,6 +556,7 @@ def main(
             "load_processes": load_processes,
             "seed": seed,
             "wait_quiet": wait_quiet,
+            "idle_wait": idle_wait,
         },
         "database": {
             **load_info,

@@ -15,6 +15,7 @@ import click
 
 from pll.cli_clients import clients
 from pll.cli_extract import extract
+from pll.cli_guard import refuse_unfinished_load, start_serving
 from pll.cli_import import add_bulk_commands
 from pll.cli_worker import WorkerChild, worker
 from pll.config import Settings
@@ -41,25 +42,6 @@ def _database(settings: Settings):  # type: ignore[no-untyped-def]
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Database(settings.database_url)
-
-
-def _refuse_unfinished_load(database) -> None:  # type: ignore[no-untyped-def]
-    """Stop with a clear message if a bulk import was killed while the keys of the tables
-    it loads were dropped (pll.store.bulk.defer_indexes): PLL never serves a database whose
-    patients and lists have no primary or unique keys."""
-    from pll.store import bulk
-
-    if database.is_sqlite:
-        return
-    with database.read() as conn:
-        waiting = bulk.deferred(conn)
-    if waiting:
-        raise click.ClickException(
-            f"a bulk import (pll import generate/lists) stopped before it built the "
-            f"{len(waiting)} keys and indexes it dropped for the load again; run the same "
-            "import command once more to finish it (it continues where it stopped). PLL "
-            "does not serve a database without its keys."
-        )
 
 
 @click.group()
@@ -150,8 +132,10 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = _settings()
     _check_public_url(settings)
     database = _database(settings)
+    # before the migrations: not while a bulk import loads (pll.store.load_guard)
+    stop_serving = start_serving(database.url, "serve")
     database.upgrade()
-    _refuse_unfinished_load(database)
+    refuse_unfinished_load(database)
     from pll.auth.tokens import signing_key
     from pll.services.base import utcnow
     from pll.services.stats import Statistics
@@ -221,6 +205,7 @@ def serve(host: str, port: int, workers: int) -> None:
             import shutil
 
             shutil.rmtree(metrics_dir, ignore_errors=True)
+        stop_serving()
 
 
 @main.command()

@@ -118,6 +118,7 @@ def import_generate(patients: int, seed: int, batch: int, processes: int) -> Non
     from pll.services.bulk_import import generate, generate_job, missing  # noqa: PLC0415
     from pll.services.bulk_templates import TemplateError  # noqa: PLC0415
     from pll.store import bulk  # noqa: PLC0415
+    from pll.store.load_guard import LoadRefused  # noqa: PLC0415
 
     settings = _settings()
     database = _database(settings)
@@ -144,7 +145,7 @@ def import_generate(patients: int, seed: int, batch: int, processes: int) -> Non
                 processes=processes,
                 progress=advance,
             )
-    except (bulk.Busy, TemplateError) as exc:
+    except (bulk.Busy, TemplateError, LoadRefused) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.ClickException(
@@ -168,14 +169,22 @@ def import_generate(patients: int, seed: int, batch: int, processes: int) -> Non
 @click.argument(
     "folder", type=click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
 )
-def import_lists(folder: Path) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1, max=16),
+    default=1,
+    show_default=True,
+    help="importing processes (PostgreSQL; SQLite takes one writer)",
+)
+def import_lists(folder: Path, processes: int) -> None:
     """Import every SFM Basis $getMedication response (*.json) in FOLDER, each as a new
-    patient's PLL, as `pll import sfm` does. A file that cannot be imported is named with
-    what is wrong and skipped (nothing of it is written); run again, only the files not yet
-    imported are tried. Exits with status 1 if any file was skipped."""
-    from pll.services.bulk_import import import_lists as run  # noqa: PLC0415
-    from pll.services.bulk_import import list_files, lists_job  # noqa: PLC0415
+    patient's PLL, as `pll import sfm` does, then seal the audit trail. A file that cannot be
+    imported is named with what is wrong and skipped (nothing of it is written); run again,
+    only the files not yet imported are tried. Exits with status 1 if any file was skipped."""
+    from pll.services.bulk_lists import import_lists as run  # noqa: PLC0415
+    from pll.services.bulk_lists import list_files, lists_job  # noqa: PLC0415
     from pll.store import bulk  # noqa: PLC0415
+    from pll.store.load_guard import LoadRefused  # noqa: PLC0415
 
     settings = _settings()
     database = _database(settings)
@@ -184,7 +193,15 @@ def import_lists(folder: Path) -> None:
     todo = sum(1 for f in list_files(folder) if f.name not in done)
     try:
         with _progress("files", todo) as advance:
-            report = run(database, settings.audit_key(), folder, progress=advance)
+            report = run(
+                database,
+                settings.audit_key(),
+                folder,
+                processes=1 if database.is_sqlite else processes,
+                progress=advance,
+            )
+    except LoadRefused as exc:
+        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.ClickException(
             "stopped; the files imported stay: run the same command again to continue"
@@ -194,10 +211,11 @@ def import_lists(folder: Path) -> None:
     for bad in report.bad:
         click.echo(f"skipped {bad.name}: {bad.problem}", err=True)
     rate = report.imported / report.seconds if report.seconds else 0.0
+    again = f" ({report.again:,} again after a collision)" if report.again else ""
     click.echo(
         f"{report.imported:,} lists imported ({report.entries:,} entries) in "
-        f"{report.seconds:.1f} s ({rate:,.1f} files/s); {report.already:,} were imported "
-        f"before; {len(report.bad):,} skipped"
+        f"{report.seconds:.1f} s ({rate:,.1f} files/s){again}; {report.already:,} were "
+        f"imported before; {len(report.bad):,} skipped; {report.sealed:,} audit records sealed"
     )
     if report.bad:
         sys.exit(1)

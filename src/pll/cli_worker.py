@@ -38,16 +38,19 @@ STOP_WITHIN = 40.0
 def worker(parent: int | None) -> None:
     """Run the background work until stopped (SIGTERM or Ctrl-C): the audit sealer, the
     statistics consumer and the event dispatcher. Several may run at once."""
-    from pll.cli import _database, _refuse_unfinished_load, _settings
+    from pll.cli import _database, _settings
     from pll.cli_clients import case_base
+    from pll.cli_guard import refuse_unfinished_load, start_serving
     from pll.events.worker import background
 
     if parent is not None:
         _die_with(parent)
     settings = _settings()
     database = _database(settings)
+    # held until this process ends: no bulk import loads beside it (pll.store.load_guard)
+    stop_serving = start_serving(database.url, "worker")
     database.upgrade()
-    _refuse_unfinished_load(database)
+    refuse_unfinished_load(database)
     # the jobs log their failures (pll.worker, pll.events); the migrations' chatter is not
     # wanted here, so this comes after them
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -70,6 +73,7 @@ def worker(parent: int | None) -> None:
     for thread in threads:
         thread.join(STOP_WITHIN - 10)
     database.dispose()
+    stop_serving()
     click.echo(f"pll worker {os.getpid()}: stopped")
 
 

@@ -38,6 +38,10 @@ def test_the_benchmark_runs_and_reports_both_workloads(tmp_path: Path) -> None:
             "1",
             "--write-pool",
             "40",
+            # the wait for idle background work is exercised, not waited out (the
+            # statistics stay 30 s behind the audit trail)
+            "--idle-wait",
+            "3",
             "--database-url",
             url,
             "--results-dir",
@@ -61,3 +65,9 @@ def test_the_benchmark_runs_and_reports_both_workloads(tmp_path: Path) -> None:
         processes = results[kind]["server"]["detail"]["server_processes"]
         assert any("pll worker" in p for p in processes), processes
         assert any(p.startswith("pll serve") for p in processes), processes
+        # whether the background work was idle before each measurement, and the wait
+        for side in ("server", "pgbench"):
+            background = results[kind][side]["detail"]["background"]
+            assert isinstance(background["idle"], bool)
+            assert 0 <= background["waited_seconds"]
+            assert background["unsealed"] == 0  # the bench sealed what waited

@@ -21,12 +21,13 @@ anchors the chain outside the database.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 SEP = "\x1f"  # ASCII unit separator: never part of a field PLL writes
 GENESIS = "0" * 64
@@ -97,7 +98,15 @@ class AuditKey:
         return cls(bytes.fromhex(path.read_text().strip()))
 
     def mac(self, content: bytes) -> str:
-        return hmac.new(self.secret, content, hashlib.sha256).hexdigest()
+        """HMAC-SHA256 of ``content`` in hex: RFC 2104 from the key's two padded blocks
+        hashed once (:meth:`pads`), so a record costs two hash copies and no key schedule —
+        a third of ``hmac.new`` (a bulk load and the sealer make millions, issue 20)."""
+        inner_start, outer_start = _started(self.secret)
+        inner = inner_start.copy()
+        inner.update(content)
+        outer = outer_start.copy()
+        outer.update(inner.digest())
+        return str(outer.hexdigest())
 
     def link(self, previous: str, seq: int, record_id: int, mac: str | None) -> str:
         """The chain hash of record number ``seq`` (1, 2, ...) after ``previous``."""
@@ -110,3 +119,11 @@ class AuditKey:
             key = hashlib.sha256(key).digest()
         key = key.ljust(_BLOCK, b"\0")
         return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+@lru_cache(maxsize=16)
+def _started(secret: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after the inner and the outer padded key (kept per key: an
+    :class:`AuditKey` stays picklable), copied for each MAC."""
+    inner, outer = AuditKey(secret).pads()
+    return hashlib.sha256(inner), hashlib.sha256(outer)

@@ -11,7 +11,7 @@ log (``pll audit verify``). See :mod:`pll.auth.audit` for what the seal proves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -283,29 +283,48 @@ class AuditTrail:
                 if made:
                     log.info("audit partitions made: %s", ", ".join(made))
                 self._partitions_due = now + PARTITIONS_CHECK
-        sealed = 0
+        sealed = after = 0
         while not stop():
             with self.db.write() as conn:
                 head = audit_log.chain_head(conn, lock=True)
-                rows = audit_log.unsealed(conn, batch)
+                # past what this run sealed already; a record below it that commits only
+                # now is found by the next run, which starts from the lowest again
+                rows = audit_log.unsealed(conn, batch, after)
                 if not rows:
                     return sealed
-                if head is None:
-                    # A log emptied by hand (tests) starts a new chain; 0002 made the first.
-                    audit_log.start_chain(conn)
-                    seq, current = 0, seal_math.GENESIS
-                else:
-                    seq, current = int(head.seq), str(head.hash)
+                after = int(rows[-1].id)
+                seq, current = _start(conn, head)
+                link = self.key.link
                 seals = []
                 for row in rows:
                     seq += 1
-                    current = self.key.link(current, seq, int(row.id), row.mac)
+                    current = link(current, seq, int(row.id), row.mac)
                     seals.append(
                         {"record": row.id, "at": row.recorded_at, "seq": seq, "hash": current}
                     )
                 audit_log.seal(conn, seals, seq, current)
                 sealed += len(rows)
         return sealed
+
+    def seal_new(self, conn: Connection, macs: Sequence[str | None]) -> list[tuple[int, int, str]]:
+        """Seal records as they are written: for records with these MACs, which the caller
+        writes in ``conn``'s transaction, their ids, chain positions and chain hashes, in
+        order — exactly what :meth:`seal` would give them, written unsealed with these ids
+        in this order after the records sealed so far. The chain's head moves past them and
+        stays locked until the transaction ends, so sealers take turns with it as with each
+        other; should the caller's transaction roll back, so does the head (a bulk import:
+        the sealer has nothing left to do after it, issue 20)."""
+        if not macs:
+            return []
+        seq, current = _start(conn, audit_log.chain_head(conn, lock=True))
+        link = self.key.link
+        out = []
+        for record, mac in zip(audit_log.new_ids(conn, len(macs)), macs, strict=True):
+            seq += 1
+            current = link(current, seq, record, mac)
+            out.append((record, seq, current))
+        audit_log.move_head(conn, seq, current)
+        return out
 
     def unsealed(self, cap: int = 100_000) -> tuple[int, float]:
         """How many records wait for the sealer (counted up to ``cap``) and how old the
@@ -427,6 +446,15 @@ class AuditTrail:
                 f"record id {row.id} does not match its MAC: it was edited, or inserted by "
                 "someone without the audit key",
             )
+
+
+def _start(conn: Connection, head: Row[Any] | None) -> tuple[int, str]:
+    """The locked head's position and hash; a log emptied by hand (tests) starts a new
+    chain (migration 0002 made the first)."""
+    if head is None:
+        audit_log.start_chain(conn)
+        return 0, seal_math.GENESIS
+    return int(head.seq), str(head.hash)
 
 
 @dataclass

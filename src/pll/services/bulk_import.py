@@ -1,24 +1,24 @@
-"""Bulk import of many lists (issue 20): ``pll import generate`` and ``pll import lists``.
+"""Bulk import of synthetic patients (issue 20): ``pll import generate``.
 
-**Generate** loads synthetic patients 1..N (:mod:`pll.services.synthetic`) in batches, each
-batch one transaction: the rows of every patient stamped from its plan's template
+Loads synthetic patients 1..N (:mod:`pll.services.synthetic`) in batches, each batch one
+transaction: the rows of every patient stamped from its plan's template
 (:mod:`pll.services.bulk_templates`, the service's own rows), written with ``COPY`` on
 PostgreSQL (batched inserts on SQLite), with a ``bulk_import`` row naming the batch's numbers.
 A stopped import run again loads exactly the numbers no committed batch holds. Into empty
 tables (PostgreSQL), the secondary indexes and foreign keys are dropped first and built
 once at the end; into tables that hold rows, they stay in place. ``VACUUM (ANALYZE)`` after.
-The events go into the outbox like any change's (the outbox's ordering lock taken as the
-service takes it), so the statistics, the read copy and rest-hook subscriptions see them.
+The events go into the outbox like any change's, so the statistics, the read copy and
+rest-hook subscriptions see them. The audit records are written sealed into the chain, with
+the values the sealer would give them (:meth:`Generator._write_sealed`), so the sealer has
+nothing to do after a load. No server or worker may use the database meanwhile
+(:mod:`pll.store.load_guard`).
 
-**Lists** imports every ``*.json`` (and reports every ``*.xml``) file of a folder, each an SFM
-Basis ``$getMedication`` response, through the same import as ``pll import sfm``, one file
-per transaction with its ``bulk_import`` row. A file that cannot be imported is reported with
-its name and what is wrong (line and column for a file that is not JSON), nothing of it is
-written, and the rest are imported; a run again retries only the files not yet imported.
+``pll import lists`` (a folder of SFM responses) is :mod:`pll.services.bulk_lists`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue as queue_mod
@@ -27,21 +27,19 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Table, text
 
 from pll.auth.audit import AuditKey
-from pll.domain.errors import DomainError
-from pll.fhir.sfm.reading import parse_lenient
+from pll.services.audit import AuditTrail
 from pll.services.base import new_id, utcnow
 from pll.services.bulk_templates import Template, TemplateError, capture
-from pll.services.lists import PLLService
-from pll.services.sfm import SfmService
 from pll.services.synthetic import gp_access, person, plan_of, plans, synthetic_fnrs
 from pll.store import bulk
+from pll.store.audit_partitions import PartitionsBusy
 from pll.store.db import Database
+from pll.store.load_guard import loading
 from pll.store.schema import (
     audit_event,
     entry,
@@ -66,6 +64,9 @@ TABLES: tuple[Table, ...] = (
     outbox,
 )
 NAMES = frozenset(t.name for t in TABLES)
+#: the columns of an audit record the load fills in as it seals it (the service leaves
+#: ``id`` to the database and the rest to the sealer)
+_SEALED = ("id", "chain_seq", "chain_hash")
 DEFAULT_BATCH = 2000
 
 Progress = Callable[[int], None]
@@ -135,6 +136,7 @@ class Generator:
         #: the fødselsnumre of patients 1..``upto``, made once (a few seconds for a million)
         self._fnrs: list[str] = synthetic_fnrs(upto) if upto else []
         self.lz4 = self.postgres and bulk.has_lz4(db.engine)
+        self.trail = AuditTrail(db, key, clock)
 
     def fnr(self, n: int) -> str:
         if n > len(self._fnrs):
@@ -151,6 +153,8 @@ class Generator:
                 # the write path has grown: the load must write (and defer the indexes of)
                 # these tables too before it can stand for the service
                 raise TemplateError(f"the write path wrote {sorted(unknown)}, not loaded here")
+            if any(set(_SEALED) & set(r.columns) for r in made.rows if r.table == "audit_event"):
+                raise TemplateError("the write path gave an audit record its id or seal itself")
             self.templates[k] = made
 
     def batch(self, first: int, last: int) -> None:
@@ -166,11 +170,15 @@ class Generator:
             people = [person(n, self.fnr(n), self.seed) for n in range(first, last + 1)]
             self.prepare(conn, {p.plan for p in people})
             rows: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+            audit: list[tuple[tuple[str, ...], Any, str | None]] = []
             for p in people:
-                for row, value in self.templates[p.plan].stamp(
+                for row, value, mac in self.templates[p.plan].stamp(
                     p, self.ids, self.key, self.postgres
                 ):
-                    rows.setdefault((row.table, row.columns), []).append(value)
+                    if row.table == audit_event.name:
+                        audit.append((row.columns, value, mac))
+                    else:
+                        rows.setdefault((row.table, row.columns), []).append(value)
             for table in TABLES:
                 # outbox rows get their tx from the database, as the service's do: no lock
                 # is needed for their order (pll.events.outbox)
@@ -181,7 +189,32 @@ class Generator:
                         bulk.copy_lines(conn, name, columns, values)
                     else:
                         bulk.insert_rows(conn, table, values)
+            # last: from here to the commit the chain's head is locked
+            self._write_sealed(conn, audit)
             bulk.mark_done(conn, generate_job(self.seed), [f"{first}-{last}"])
+
+    def _write_sealed(
+        self, conn: Connection, audit: list[tuple[tuple[str, ...], Any, str | None]]
+    ) -> None:
+        """Write the batch's audit records sealed into the chain, in the order the service
+        would have written them: with the ids, positions and hashes the sealer would give
+        them (:meth:`AuditTrail.seal_new`), so a load leaves no backlog for the sealer —
+        millions of records sealed afterwards by one UPDATE each (issue 20). A batch rolled
+        back takes its chain positions with it."""
+        sealed = self.trail.seal_new(conn, [mac for _, _, mac in audit])
+        grouped: dict[tuple[str, ...], list[Any]] = {}
+        for (columns, value, _), (record, seq, chain) in zip(audit, sealed, strict=True):
+            if self.postgres:
+                line = f"{value[:-1]}\t{record}\t{seq}\t{chain}\n"
+                grouped.setdefault(columns, []).append(line)
+            else:
+                cells = {**value, "id": record, "chain_seq": seq, "chain_hash": chain}
+                grouped.setdefault(columns, []).append(cells)
+        for columns, values in grouped.items():
+            if self.postgres:
+                bulk.copy_lines(conn, audit_event.name, (*columns, *_SEALED), values)
+            else:
+                bulk.insert_rows(conn, audit_event, values)
 
 
 def generate(
@@ -201,7 +234,7 @@ def generate(
 
     ``ids`` and ``clock`` are the service's sources (tests give fixed ones); with more than
     one process each process uses the defaults."""
-    with bulk.only_run(db.engine, generate_job(seed)):
+    with loading(db.engine), bulk.only_run(db.engine, generate_job(seed)):
         return _generate(
             db, key, patients, seed, batch, processes, progress, ids, clock, build_indexes
         )
@@ -232,6 +265,11 @@ def _generate(
     with db.read() as conn:
         loader.prepare(conn, wanted)
     if todo and not db.is_sqlite:
+        # the records go into their month's partition, not the default one, from which
+        # the sealer would move them later (pll.store.audit_partitions); busy: another
+        # process is making them
+        with contextlib.suppress(PartitionsBusy):
+            loader.trail.keep_partitions()
         with db.write() as conn:
             report.deferred = bulk.defer_indexes(conn, TABLES)
     started = time.perf_counter()
@@ -265,7 +303,7 @@ def _generate(
     return report
 
 
-def _die_with(parent: int) -> None:
+def end_with_parent(parent: int) -> None:
     """End this loading process when the command that started it ends, however it ends:
     a batch left loading by a killed command could commit after the next run has counted
     it as missing, and be loaded twice (Linux: the kernel's parent-death signal)."""
@@ -286,7 +324,7 @@ def _worker(
     done: Any,
     parent: int,
 ) -> None:
-    _die_with(parent)
+    end_with_parent(parent)
     db = Database(url, pool_size=1)
     try:
         upto = max(last for _, last in todo)
@@ -346,89 +384,3 @@ def _in_processes(
                 p.terminate()
                 p.join(timeout=10)
     return loaded
-
-
-# -- lists ---------------------------------------------------------------------------------
-
-
-def lists_job(folder: Path) -> str:
-    return f"lists:{folder.resolve()}"
-
-
-@dataclass
-class Bad:
-    """A file that was not imported, and why."""
-
-    name: str
-    problem: str
-
-
-@dataclass
-class ListsImported:
-    files: int
-    already: int
-    imported: int = 0
-    entries: int = 0
-    bad: list[Bad] = field(default_factory=lambda: [])
-    warnings: list[str] = field(default_factory=lambda: [])
-    seconds: float = 0.0
-
-
-def list_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".json", ".xml")
-    )
-
-
-def import_lists(
-    db: Database,
-    key: AuditKey,
-    folder: Path,
-    *,
-    progress: Progress = _ignore,
-    service: PLLService | None = None,
-) -> ListsImported:
-    """Import every file of ``folder`` not imported yet; see the module."""
-    job = lists_job(folder)
-    files = list_files(folder)
-    with db.read() as conn:
-        done = set(bulk.done_items(conn, job))
-    report = ListsImported(len(files), sum(1 for f in files if f.name in done))
-    sfm = SfmService(service or PLLService(db, key))
-    started = time.perf_counter()
-    for path in files:
-        if path.name in done:
-            continue
-        problem = _import_one(sfm, job, path, report)
-        if problem is not None:
-            report.bad.append(Bad(path.name, problem))
-        progress(1)
-    report.seconds = time.perf_counter() - started
-    if report.imported:
-        bulk.vacuum_analyze(db.engine, TABLES)
-    return report
-
-
-def _import_one(sfm: SfmService, job: str, path: Path, report: ListsImported) -> str | None:
-    if path.suffix.lower() == ".xml":
-        return "an XML document: PLL reads SFM Basis documents as JSON (FHIR JSON), not XML"
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return f"not UTF-8 text ({exc.reason} at byte {exc.start})"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-
-    def mark(conn: Connection) -> None:
-        bulk.mark_done(conn, job, [path.name])
-
-    try:
-        data, forgiven = parse_lenient(content)
-        done = sfm.import_document(data, also=mark)
-    except DomainError as exc:
-        where = f" (at {exc.expression})" if exc.expression else ""
-        return f"{exc.message}{where}"
-    report.imported += 1
-    report.entries += done.entries
-    report.warnings += [f"{path.name}: {w}" for w in [*forgiven, *done.warnings]]
-    return None

@@ -81,8 +81,9 @@ class Template:
 
     def stamp(
         self, p: Person, new_id: Callable[[], str], key: AuditKey, postgres: bool
-    ) -> list[tuple[_Row, Any]]:
-        """The rows for ``p``: per row, a ``COPY`` line (``postgres``) or column values."""
+    ) -> list[tuple[_Row, Any, str | None]]:
+        """The rows for ``p``: per row, a ``COPY`` line (``postgres``) or column values, and
+        for an audit record its MAC (the rest of the row is ``None``)."""
         slots: list[Any] = [new_id() for _ in range(self.ids)]
         slots += [p.fnr, p.family, p.given]
         for row in self.rows:
@@ -90,20 +91,17 @@ class Template:
                 _, fields = row.mac
                 values: list[Any] = [f.format(*slots) if isinstance(f, _Fmt) else f for f in fields]
                 slots.append(key.mac(seal_math.canonical(*values)))
-        out: list[tuple[_Row, Any]] = []
+        out: list[tuple[_Row, Any, str | None]] = []
         for row in self.rows:
+            mac = slots[row.mac[0]] if row.mac is not None else None
             if postgres:
-                out.append((row, row.line.format(*slots)))
+                out.append((row, row.line.format(*slots), mac))
             else:
-                out.append(
-                    (
-                        row,
-                        {
-                            c: v.format(*slots) if isinstance(v, _Fmt) else v
-                            for c, v in zip(row.columns, row.cells, strict=True)
-                        },
-                    )
-                )
+                cells = {
+                    c: v.format(*slots) if isinstance(v, _Fmt) else v
+                    for c, v in zip(row.columns, row.cells, strict=True)
+                }
+                out.append((row, cells, mac))
         return out
 
 

@@ -40,7 +40,6 @@ from pll.store.schema import (
 #: ``inline``: no ``RETURNING id`` (nobody reads it), so the insert can be pipelined
 #: with the change it records (pll.store.pipeline)
 _INSERT = insert(audit_event).inline()
-_COLUMNS = [c for c in audit_event.c if c.name not in ("chain_seq", "chain_hash")]
 
 
 def append(conn: Connection, row: dict[str, Any]) -> None:
@@ -237,11 +236,41 @@ def start_chain(conn: Connection) -> None:
     )
 
 
-def unsealed(conn: Connection, limit: int) -> Sequence[Row[Any]]:
-    query = (
-        select(*_COLUMNS).where(audit_event.c.chain_seq.is_(None)).order_by(audit_event.c.id)
-    ).limit(limit)
-    return conn.execute(query).all()
+_UNSEALED: Any = (
+    select(audit_event.c.id, audit_event.c.recorded_at, audit_event.c.mac)
+    .where(audit_event.c.chain_seq.is_(None), audit_event.c.id > bindparam("after"))
+    .order_by(audit_event.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+def unsealed(conn: Connection, limit: int, after: int = 0) -> Sequence[Row[Any]]:
+    """The ``limit`` records not yet sealed with the lowest ids above ``after``: only what
+    linking them takes (``id``, ``recorded_at`` naming the partition, ``mac``). A sealer
+    going through a backlog passes the last id it sealed: its index scan then starts
+    there, instead of stepping again over every record sealed so far, which stays in the
+    index (dead) until vacuumed — work that grew with the square of the backlog."""
+    return conn.execute(_UNSEALED, {"after": after, "limit": limit}).all()
+
+
+def new_ids(conn: Connection, count: int) -> list[int]:
+    """``count`` ids for records the caller is about to write in its transaction, rising:
+    from the table's own sequence on PostgreSQL (so the ids the database gives later never
+    meet them); on SQLite, the next ones after the largest (its single writer holds the
+    database for the transaction, and the log is never deleted from)."""
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        drawn = conn.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('audit_event', 'id')) "
+                "FROM generate_series(1, :n)"
+            ),
+            {"n": count},
+        ).scalars()
+        return sorted(int(i) for i in drawn)
+    top = conn.execute(select(func.coalesce(func.max(audit_event.c.id), 0))).scalar_one()
+    return list(range(int(top) + 1, int(top) + 1 + count))
 
 
 def unsealed_backlog(conn: Connection, cap: int) -> tuple[int, datetime | None]:
@@ -265,30 +294,35 @@ _SEAL = (
     .where(audit_event.c.id == bindparam("record"))
     .values(chain_seq=bindparam("seq"), chain_hash=bindparam("hash"))
 )
-# On PostgreSQL a batch is one statement, and ``recorded_at`` names each record's monthly
-# partition (issue 20): by the id alone every month's index would be searched, and one
-# UPDATE per record costs a plan over all partitions each time.
+# On PostgreSQL a batch is one statement. The batch's span of ``recorded_at`` names the
+# monthly partitions to look in (issue 20): by the id alone every month's index would be
+# searched, and one UPDATE per record costs a plan over all partitions each time. The ids
+# and hashes go as two strings, and the positions follow from the first: a list of Python
+# values costs several microseconds an element to send as an array, more than the hash.
 _SEAL_BATCH = text(
     """
-    UPDATE audit_event AS a SET chain_seq = v.seq, chain_hash = v.hash
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:ats AS timestamp[]), CAST(:seqs AS bigint[]),
-                CAST(:hashes AS text[])) AS v(id, at, seq, hash)
-    WHERE a.id = v.id AND a.recorded_at = v.at
+    UPDATE audit_event AS a SET chain_seq = :first + v.n - 1, chain_hash = v.hash
+    FROM unnest(CAST(string_to_array(:ids, ' ') AS bigint[]), string_to_array(:hashes, ' '))
+         WITH ORDINALITY AS v(id, hash, n)
+    WHERE a.id = v.id AND a.recorded_at BETWEEN :earliest AND :latest
     """
 )
 
 
 def seal(conn: Connection, seals: list[dict[str, Any]], seq: int, head: str) -> None:
     """Write the chain positions and hashes of a batch (``record`` id, ``at`` its
-    ``recorded_at``, ``seq``, ``hash``), and the new head, together."""
+    ``recorded_at``, ``seq``, ``hash``; the positions consecutive), and the new head,
+    together."""
     if conn.dialect.name == "postgresql":
+        times = [s["at"] for s in seals]
         done = conn.execute(
             _SEAL_BATCH,
             {
-                "ids": [s["record"] for s in seals],
-                "ats": [s["at"].astimezone(UTC).replace(tzinfo=None) for s in seals],
-                "seqs": [s["seq"] for s in seals],
-                "hashes": [s["hash"] for s in seals],
+                "ids": " ".join(str(s["record"]) for s in seals),
+                "hashes": " ".join(s["hash"] for s in seals),
+                "first": seals[0]["seq"],
+                "earliest": _naive_utc(min(times)),
+                "latest": _naive_utc(max(times)),
             },
         ).rowcount
     else:
@@ -297,6 +331,15 @@ def seal(conn: Connection, seals: list[dict[str, Any]], seq: int, head: str) -> 
         # a record not found by its id and time would otherwise stay unsealed behind a head
         # that counts it; the transaction rolls back and the next run tries again
         raise RuntimeError(f"sealing matched {done} of {len(seals)} audit records")
+    move_head(conn, seq, head)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def move_head(conn: Connection, seq: int, head: str) -> None:
+    """The chain now ends at position ``seq`` with hash ``head`` (under the head's lock)."""
     conn.execute(update(audit_chain).where(audit_chain.c.id == 1).values(seq=seq, hash=head))
 
 
