@@ -608,8 +608,19 @@ def _resource_version_query(rtype: str) -> Select[Any]:
     return select(history).where(key == bindparam("rid"), history.c.version == bindparam("v"))
 
 
+def _list_of_query(rtype: str) -> Select[Any]:
+    table = RESOURCE_TABLES[rtype][0]
+    return (
+        select(*_LIST_COLUMNS)
+        .join(table, table.c.list_id == pll.c.id)
+        .where(table.c.id == bindparam("rid"))
+        .with_for_update(of=pll)
+    )
+
+
 # built once, as the list statements above: every write runs them
 _RESOURCE_ROW = {rtype: _resource_row_query(rtype) for rtype in RESOURCE_TABLES}
+_LIST_OF = {rtype: _list_of_query(rtype) for rtype in RESOURCE_TABLES}
 _RESOURCE_VERSION = {rtype: _resource_version_query(rtype) for rtype in RESOURCE_TABLES}
 
 
@@ -617,6 +628,14 @@ def resource_row(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
     """A current resource with its list's patient and ``recorded_at``, when PLL first
     recorded it."""
     return direct.first(conn, _RESOURCE_ROW[rtype], {"rid": rid})
+
+
+def list_of(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
+    """The row of the list that holds a resource (as :func:`list_row` gives it), locked for
+    a change: one statement for an update of the resource (issue 20). The list row is the
+    first row a change locks, as always; the resource is read again once it is held
+    (:func:`load_list`)."""
+    return direct.first(conn, _LIST_OF[rtype], {"rid": rid})
 
 
 def resource_version(conn: Connection, rtype: str, rid: str, version: int) -> Row[Any] | None:
