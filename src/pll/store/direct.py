@@ -61,6 +61,8 @@ class _Results:
 
 
 _PLANS: dict[tuple[Any, ...], _Plan] = {}
+#: the key of the shared cursor in a driver connection's ``info``
+_CURSOR = "pll.cursor"
 
 
 def rows(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> list[Any]:
@@ -79,19 +81,17 @@ def rows(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> li
     for name, process in plan.processors.items():
         values[name] = process(values[name])
     sent: Any = tuple(values[n] for n in plan.positional) if plan.positional else values
-    cursor = driver.cursor()
-    conn.dispatch.before_cursor_execute(conn, cursor, plan.sql, sent, None, False)
+    shared = cursor(conn)
+    conn.dispatch.before_cursor_execute(conn, shared, plan.sql, sent, None, False)
     try:
-        cursor.execute(plan.sql, sent)
-        fetched = cursor.fetchall()
-        results = plan.results or _results(conn, plan, cursor.description)
+        shared.execute(plan.sql, sent)
+        fetched = shared.fetchall()
+        results = plan.results or _results(conn, plan, shared.description)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise DBAPIError.instance(
             plan.sql, sent, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
         ) from exc
-    finally:
-        cursor.close()
-    conn.dispatch.after_cursor_execute(conn, cursor, plan.sql, sent, None, False)
+    conn.dispatch.after_cursor_execute(conn, shared, plan.sql, sent, None, False)
     make = results.row._make
     if not results.processors:
         return [make(r) for r in fetched]
@@ -102,6 +102,20 @@ def rows(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> li
             row[i] = process(row[i])
         out.append(make(row))
     return out
+
+
+def cursor(conn: Connection) -> Any:
+    """A cursor of the driver's connection under ``conn``, made once per connection and used
+    for every statement run here and in :mod:`pll.store.pipeline`: a psycopg cursor costs
+    more to make than a keyed read costs to send. Safe to share: a connection serves one
+    thread at a time, and a statement's rows are fetched before the next is sent (or, in a
+    pipeline, never read)."""
+    driver = conn.connection.driver_connection
+    info = conn.connection.info
+    found = info.get(_CURSOR)
+    if found is None or found.connection is not driver or getattr(found, "closed", False):
+        found = info[_CURSOR] = driver.cursor()  # type: ignore[union-attr]
+    return found
 
 
 def first(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> Any | None:
