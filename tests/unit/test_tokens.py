@@ -181,6 +181,29 @@ def test_a_remembered_token_still_expires(tmp_path: Path) -> None:
     assert _bearer(auth, token) is not first
 
 
+def test_only_a_verified_bearer_token_is_known_without_work(tmp_path: Path) -> None:
+    """What the API may decide on the event loop (pll.api.http.endpoint): a Bearer token
+    verified lately and still valid; anything else is authenticated in a thread."""
+    auth = _auth(tmp_path)
+    token = issue(tmp_path, "gp", ttl=2)
+    assert auth.remembered(f"Bearer {token}", None) is None  # never verified
+    first = _bearer(auth, token)
+    assert auth.remembered(f"Bearer {token}", None) is first
+    assert auth.remembered(f"bearer  {token}", None) is first
+    assert auth.remembered(f"Bearer {token}", "a proof") is None
+    assert auth.remembered(f"DPoP {token}", None) is None
+    assert auth.remembered(None, None) is None
+    bound = issue(tmp_path, "gp", dpop_key_file=tmp_path / "client-dpop.pem")
+    key = dpop_key(tmp_path / "client-dpop.pem")
+    auth.authenticate(
+        f"DPoP {bound}", make_proof(key, method="GET", url=URL, access_token=bound), "GET", URL
+    )
+    assert auth.remembered(f"Bearer {bound}", None) is None  # bound to a key: needs its proof
+    assert _auth(tmp_path, allow_bearer=False).remembered(f"Bearer {token}", None) is None
+    time.sleep(2.1)
+    assert auth.remembered(f"Bearer {token}", None) is None  # expired: verified again
+
+
 def test_dpop_bound_tokens(tmp_path: Path) -> None:
     key_file = tmp_path / "client-dpop.pem"
     token = issue(tmp_path, "gp", dpop_key_file=key_file)

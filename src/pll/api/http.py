@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qsl
 
 import orjson
@@ -326,15 +326,17 @@ def endpoint(handler: Handler, *, reads: bool = False) -> Callable[[Request], An
 
     The caller is known before a byte of the body is read: an anonymous client is refused
     without the server holding what it sends (the size of what is read is bounded by
-    :mod:`pll.api.limits`). Authentication runs in a thread: it may have to fetch an
-    issuer's keys.
+    :mod:`pll.api.limits`). Authentication runs in a thread when it has work that may
+    wait (an issuer's keys to fetch, a DPoP proof to record); a Bearer token verified
+    lately is known on the event loop, which saves a thread hop (issue 20).
     """
 
     async def run(request: Request) -> Response:
         try:
-            access = await run_in_threadpool(
-                _authenticate, request, request.app.state.authenticator
-            )
+            authenticator = request.app.state.authenticator
+            access = _authenticate(request, authenticator, remembered_only=True)
+            if access is None:
+                access = await run_in_threadpool(_authenticate, request, authenticator)
         except DomainError as exc:
             return error_response(exc)
         except DatabaseUnavailable as exc:
@@ -446,8 +448,22 @@ _AUTH_HEADERS = (
 )
 
 
-def _authenticate(request: Request, authenticator: Authenticator) -> Access:
+@overload
+def _authenticate(request: Request, authenticator: Authenticator) -> Access: ...
+
+
+@overload
+def _authenticate(
+    request: Request, authenticator: Authenticator, *, remembered_only: bool
+) -> Access | None: ...
+
+
+def _authenticate(
+    request: Request, authenticator: Authenticator, *, remembered_only: bool = False
+) -> Access | None:
     """Who is calling, through which client, on what basis: decided once per request.
+    ``remembered_only``: ``None`` unless the caller is known without any work that may
+    wait (:meth:`~pll.auth.tokens.Authenticator.remembered`).
 
     The few headers it needs are taken in one pass over the raw ASGI headers: this runs on
     every request, and Starlette's header mapping scans the list once per lookup.
@@ -470,7 +486,13 @@ def _authenticate(request: Request, authenticator: Authenticator) -> Access:
             "",
         ).removesuffix("/fhir")
         url = base + scope.get("root_path", "") + scope["path"]
-    caller = authenticator.authenticate(authorization, found.get(b"dpop"), scope["method"], url)
+    if remembered_only:
+        known = authenticator.remembered(authorization, found.get(b"dpop"))
+        if known is None:
+            return None
+        caller = known
+    else:
+        caller = authenticator.authenticate(authorization, found.get(b"dpop"), scope["method"], url)
     basis = None
     if caller.actor.hpr is not None:
         basis = parse_basis(found.get(_AUTH_HEADERS[2]))

@@ -383,6 +383,18 @@ class Authenticator:
             raise Unauthenticated("Bearer tokens are not accepted here; use DPoP (RFC 9449).")
         return caller
 
+    def remembered(self, authorization: str | None, proof: str | None) -> Caller | None:
+        """The caller :meth:`authenticate` would find, when that needs neither a signature
+        check nor a key fetch nor a DPoP proof: a Bearer token verified lately, and still
+        valid. ``None`` when :meth:`authenticate` has work to do (or would refuse)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if proof is not None or scheme.lower() != "bearer" or not self.allow_bearer:
+            return None
+        hit = self._cache.get(token.strip())
+        if hit is None or hit[1] is not None or time.time() >= hit[0].expires:
+            return None
+        return hit[0]
+
     def _verify(self, token: str) -> tuple[Caller, str | None]:
         hit = self._cache.get(token)
         if hit is not None and self.clock() < hit[0].expires:

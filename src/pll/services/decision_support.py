@@ -114,9 +114,17 @@ def dosed_items(
     prescription in use (its ``dosageInstruction``), linked to an entry or not — the
     prescription is what the pharmacy dispenses, so it answers for its own dose even where
     :func:`items` counts its drug once, through its entry. With ``ids``, only those."""
-    out = [named(e.id, e.content) for e in entries if e.status in IN_USE]
-    out += [named(p.id, p.content) for p in prescriptions if p.status in RX_ACTIVE]
-    return [n for n in out if ids is None or n.entry in ids]
+    out = [
+        named(e.id, e.content)
+        for e in entries
+        if e.status in IN_USE and (ids is None or e.id in ids)
+    ]
+    out += [
+        named(p.id, p.content)
+        for p in prescriptions
+        if p.status in RX_ACTIVE and (ids is None or p.id in ids)
+    ]
+    return out
 
 
 def drugs(conn: Connection, version: int | None, listed: list[Named]) -> list[checks.Drug]:

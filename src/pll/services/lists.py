@@ -171,7 +171,8 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                 f"{rtype}.id",
             )
         with self.db.write() as conn:
-            row = repo.resource_row(conn, rtype, rid)
+            # the list row, locked: a change takes it first (apply_in)
+            row = repo.list_of(conn, rtype, rid)
             if row is None:
                 raise NotFound(
                     f"{rtype}/{rid} does not exist; new entries and prescriptions are "
@@ -188,7 +189,12 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                         f"{rtype}.subject",
                     )
             return self.apply_in(
-                conn, access, row.patient_id, [Op("update", rtype, rid, resource, if_match)], reason
+                conn,
+                access,
+                row.patient_id,
+                [Op("update", rtype, rid, resource, if_match)],
+                reason,
+                locked=row,
             )
 
     @guarded
@@ -219,6 +225,7 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         *,
         create_list: bool = False,
         refuse_while_paused: str | None = None,
+        locked: Any = None,
     ) -> ChangeResult:
         """The write path, inside the caller's transaction. The list row is taken first, so
         every write path locks in the same order (list, then anything else).
@@ -228,8 +235,13 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
         (:func:`pll.domain.paused.check_change_of_paused`), whichever way they come — REST,
         a transaction, the web UI, SFM ``$sendMedication``. ``refuse_while_paused`` is where
         the refusal points (default ``List``). Checked after access is admitted, so the
-        refusal tells the pause only to whoever may see the list."""
-        row = None if create_list else repo.list_row(conn, patient_id=patient_id, lock=True)
+        refusal tells the pause only to whoever may see the list. ``locked``: the patient's
+        list row as :func:`pll.store.repository.list_row` gives it, locked already by the
+        caller in this transaction (issue 20: one statement less)."""
+        if locked is not None:
+            row = locked
+        else:
+            row = None if create_list else repo.list_row(conn, patient_id=patient_id, lock=True)
         # what a prescriber puts on the list; a doctor's change may be anything, a dentist's
         # or midwife's only their own entries (ListChange, pll.domain.prescribers). The
         # statement that decides also reads the multidose state and the catalogue version.

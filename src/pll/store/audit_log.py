@@ -23,7 +23,7 @@ from sqlalchemy import (
     update,
 )
 
-from pll.store import pipeline
+from pll.store import direct, pipeline
 from pll.store.schema import (
     access_block,
     allergy,
@@ -127,7 +127,7 @@ def facts(
     version in use (``catalogue``) and whether any reaction of the patient is active
     (``reactions``), which a change of the list needs."""
     params = {"patient_id": patient_id, "hpr": hpr, "holder": holder, "org": org}
-    return conn.execute(_FACTS[for_change], params).first()
+    return direct.first(conn, _FACTS[for_change], params)
 
 
 def has_proxy(conn: Connection, holder: str, patient_identifier: str) -> bool:

@@ -24,6 +24,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import UpdateBase
 
+from pll.store import direct
+
 Params = dict[str, Any] | list[dict[str, Any]]
 
 
@@ -85,7 +87,7 @@ def execute(conn: Connection, statement: UpdateBase, params: Params) -> None:
     sql, processors = found
     sent = [_processed(compiled_params, processors) for compiled_params in rows]
     many = isinstance(params, list)
-    cursor = driver.cursor()
+    cursor = direct.cursor(conn)
     # what SQLAlchemy does around a cursor's execute, for the engine's listeners
     conn.dispatch.before_cursor_execute(conn, cursor, sql, sent if many else sent[0], None, many)
     if many:

@@ -41,8 +41,8 @@ from pll.domain.model import (
     Pause,
     Prescription,
 )
+from pll.store import direct, pipeline
 from pll.store import multidose as multidose_store
-from pll.store import pipeline
 from pll.store.schema import (
     entry,
     entry_version,
@@ -164,7 +164,7 @@ def list_row(
 ) -> Row[Any] | None:
     """The list row (all but the stored document), locked for a change when ``lock``."""
     query = _LIST[("list" if list_id else "patient", lock)]
-    return conn.execute(query, {"key": list_id or patient_id}).first()
+    return direct.first(conn, query, {"key": list_id or patient_id})
 
 
 def coded_entries(conn: Connection, after: str, limit: int) -> Sequence[Row[Any]]:
@@ -238,15 +238,16 @@ def load_list(
     it, the prescriptions in use or linked, and whatever else the request names.
     ``multidose``: the patient's multidose state when the caller has read it already (with
     the access facts, :meth:`pll.services.audit.AuditTrail.admit_change`)."""
-    entry_rows = conn.execute(
+    entry_rows = direct.rows(
+        conn,
         _LOAD_ENTRIES,
         {"list_id": row.id, "since": now - DISCONTINUED_VISIBLE_FOR, "ids": sorted(set(entry_ids))},
-    ).all()
+    )
     entries = {r.id: _entry_from(r) for r in entry_rows}
     linked = {rx for e in entries.values() for rx in e.prescription_ids}
-    rx_rows = conn.execute(
-        _LOAD_PRESCRIPTIONS, {"list_id": row.id, "ids": sorted(linked | set(rx_ids))}
-    ).all()
+    rx_rows = direct.rows(
+        conn, _LOAD_PRESCRIPTIONS, {"list_id": row.id, "ids": sorted(linked | set(rx_ids))}
+    )
     conf = orjson.loads(row.confirmation) if row.confirmation else None
     return MedicationList(
         id=row.id,
@@ -642,15 +643,34 @@ def _resource_version_query(rtype: str) -> Select[Any]:
     return select(history).where(key == bindparam("rid"), history.c.version == bindparam("v"))
 
 
+def _list_of_query(rtype: str) -> Select[Any]:
+    table = RESOURCE_TABLES[rtype][0]
+    return (
+        select(*_LIST_COLUMNS)
+        .join(table, table.c.list_id == pll.c.id)
+        .where(table.c.id == bindparam("rid"))
+        .with_for_update(of=pll)
+    )
+
+
 # built once, as the list statements above: every write runs them
 _RESOURCE_ROW = {rtype: _resource_row_query(rtype) for rtype in RESOURCE_TABLES}
+_LIST_OF = {rtype: _list_of_query(rtype) for rtype in RESOURCE_TABLES}
 _RESOURCE_VERSION = {rtype: _resource_version_query(rtype) for rtype in RESOURCE_TABLES}
 
 
 def resource_row(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
     """A current resource with its list's patient and ``recorded_at``, when PLL first
     recorded it."""
-    return conn.execute(_RESOURCE_ROW[rtype], {"rid": rid}).first()
+    return direct.first(conn, _RESOURCE_ROW[rtype], {"rid": rid})
+
+
+def list_of(conn: Connection, rtype: str, rid: str) -> Row[Any] | None:
+    """The row of the list that holds a resource (as :func:`list_row` gives it), locked for
+    a change: one statement for an update of the resource (issue 20). The list row is the
+    first row a change locks, as always; the resource is read again once it is held
+    (:func:`load_list`)."""
+    return direct.first(conn, _LIST_OF[rtype], {"rid": rid})
 
 
 def resource_version(conn: Connection, rtype: str, rid: str, version: int) -> Row[Any] | None:

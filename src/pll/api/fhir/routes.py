@@ -3,7 +3,9 @@ the modules state for the CapabilityStatement (their search parameters and opera
 
 Order matters: a request goes to the first route whose path and method match, and
 ``/fhir/List/{id}`` also matches ``/fhir/List/$check``. The current-list reads come first as
-the requests PLL serves most; the rest keep the order they have always had.
+the requests PLL serves most, then the entries and prescriptions, the changes made most (no
+other route matches their paths; a PUT tried some 70 routes before its own: issue 20); the
+rest keep the order they have always had.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pll.api.fhir.common import FhirRoute, SearchParam
 
 ROUTES: list[FhirRoute] = [
     *lists.CURRENT_READS,
+    *entries.ROUTES,
     *transaction.ROUTES,
     *patients.ROUTES,
     *sfm.ROUTES,
@@ -57,7 +60,6 @@ ROUTES: list[FhirRoute] = [
     *allergies.ROUTES,
     *tasks.ROUTES,
     *subscriptions.ROUTES,
-    *entries.ROUTES,
 ]
 
 #: Every search parameter each type accepts; the handlers refuse any other, and the
