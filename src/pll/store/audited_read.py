@@ -3,8 +3,9 @@
 A health worker's list read is the most frequent request PLL serves (DESIGN §6). Here it is
 one prepared statement in autocommit mode: a CTE reads the stored document by key and
 inserts the audit row in the same statement, so the read costs one round trip and is
-durably logged when the answer comes back (rule 5). It runs on asyncpg's pool, so the
-request never leaves the event loop for a worker thread. ``STATEMENTS`` keep the
+durably logged when the answer comes back (rule 5). It runs on asyncpg connections
+(:class:`~pll.store.statement_pool.StatementPool`), so the request never leaves the event
+loop for a worker thread. ``STATEMENTS`` keep the
 ``%(name)s`` form (the benchmark turns them into pgbench scripts); asyncpg gets ``$n``.
 
 The statement also applies the caller's compiled read rule
@@ -41,6 +42,7 @@ from pll.store.audit_batch import (
     BatchCounts,
     GroupCommit,
 )
+from pll.store.statement_pool import StatementPool
 
 _KEYS = {
     "list": "pll.id = %(key)s",
@@ -51,7 +53,7 @@ _KEYS = {
 _FIND = """
 WITH d AS (
     SELECT pll.id, pll.patient_id, pll.version, pll.updated_at, pll.expires_at,
-           pll.{column} AS text, patient.identifier_value,
+           convert_to(pll.{column}, 'UTF8') AS body, patient.identifier_value,
            EXISTS (SELECT 1 FROM access_block b
                    WHERE b.patient_id = pll.patient_id AND b.hpr = %(hpr)s::text
                      AND b.ended_at IS NULL) AS blocked,
@@ -80,7 +82,9 @@ _SQL = (
     FROM e
     WHERE e.admitted AND (e.expires_at IS NULL OR e.expires_at > %(now)s)
 )
-SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value, admitted FROM e
+SELECT id, patient_id, version, updated_at AT TIME ZONE 'UTC',
+       expires_at AT TIME ZONE 'UTC', body, identifier_value, admitted
+FROM e
 """
 )
 
@@ -89,7 +93,8 @@ SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value, 
 _LOOKUP = (
     _FIND
     + """
-SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value, admitted, flag
+SELECT id, patient_id, version, updated_at AT TIME ZONE 'UTC',
+       expires_at AT TIME ZONE 'UTC', body, identifier_value, admitted, flag
 FROM e
 """
 )
@@ -132,7 +137,9 @@ class ListRow:
     version: int
     updated: datetime
     expires_at: datetime | None
-    text: str
+    #: the stored JSON as UTF-8 (``convert_to`` in SQL): Python neither decodes it nor
+    #: encodes it again for the answer
+    body: bytes
     identifier_value: str
     #: the caller's read rule admitted this read (and its audit record was written)
     admitted: bool
@@ -148,11 +155,6 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-async def _keep(_: asyncpg.Connection) -> None:
-    """No reset when a connection goes back to the pool: these statements leave no session
-    state, and asyncpg's default reset would cost a round trip per read (DESIGN §6)."""
-
-
 class AuditedListReader:
     """Reads the current list and logs the read, on PostgreSQL: in one statement, or — with
     ``group_commit``, when other reads of this process are in flight — a read-only lookup
@@ -166,10 +168,9 @@ class AuditedListReader:
         self._dsn = dsn
         self._max_size = max_size
         self._group_commit = group_commit
-        self._pool: asyncpg.Pool | None = None
+        self._pool: StatementPool | None = None
         self._batcher: AuditBatcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening = asyncio.Lock()
         self._in_progress = 0  # reads of this process between their start and their answer
 
     @property
@@ -177,24 +178,15 @@ class AuditedListReader:
         """What the group commit has written in this process (None without it)."""
         return self._batcher.counts if self._batcher is not None else None
 
-    async def _open(self) -> asyncpg.Pool:
+    def _open(self) -> StatementPool:
         # A pool belongs to the event loop it was made on; a server has one loop per
         # worker process, but a caller on another loop (a test client) gets its own pool.
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop = loop
-            self._pool = None
-            self._batcher = None
-            self._opening = asyncio.Lock()
-        async with self._opening:  # requests arriving together share one new pool
-            if self._pool is None:
-                pool = await asyncpg.create_pool(
-                    self._dsn, min_size=1, max_size=self._max_size, reset=_keep
-                )
-                if self._group_commit is not None:
-                    self._batcher = AuditBatcher(pool, self._group_commit)
-                self._pool = pool
-            return self._pool
+        self._loop = asyncio.get_running_loop()
+        self._pool = StatementPool(self._dsn, self._max_size)
+        self._batcher = None
+        if self._group_commit is not None:
+            self._batcher = AuditBatcher(self._pool, self._group_commit)
+        return self._pool
 
     async def read(
         self,
@@ -216,7 +208,7 @@ class AuditedListReader:
         when the group commit of the record failed: nothing may then be answered."""
         pool = self._pool
         if pool is None or self._loop is not asyncio.get_running_loop():
-            pool = await self._open()
+            pool = self._open()
         column = "document" if document else "list_json"
         # Alone in this process, a read is fastest as the one statement (one round trip,
         # no batch to wait for); with others in flight, their records are committed together.
@@ -240,7 +232,7 @@ class AuditedListReader:
 
     async def _read(
         self,
-        pool: asyncpg.Pool,
+        pool: StatementPool,
         statement: tuple[str, str],
         given: dict[str, object],
         batcher: AuditBatcher | None,
@@ -253,20 +245,17 @@ class AuditedListReader:
             if self._batcher is not None:
                 self._batcher.counts.alone += 1
             sql, names = _POSITIONAL[statement]
-            ipad, opad = _pads(audit_key)
-            given |= {
-                "now": _naive_utc(now),
-                "actor": actor,
-                "basis": basis,
-                "prefix": audit.prefix(now, actor, "read", "List", basis, Outcome.SUCCESS.value),
-                "ipad": ipad,
-                "opad": opad,
-            }
+            naive_now = _naive_utc(now)
+            given["now"] = naive_now
+            given["actor"] = actor
+            given["basis"] = basis
+            given["prefix"] = audit.prefix(naive_now, actor, "read", "List", basis, _SUCCESS)
+            given["ipad"], given["opad"] = _pads(audit_key)
         else:
             sql, names = _LOOKUP_POSITIONAL[statement]
         # asyncpg prepares and caches the statement per connection; autocommit is its default.
         try:
-            row = await pool.fetchrow(sql, *(given[name] for name in names))
+            row = await pool.fetchrow(sql, *map(given.__getitem__, names))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             # the one statement reads and logs together: nothing read, nothing logged
             raise AuditNotWritten(f"the read failed: {type(exc).__name__}") from exc
@@ -276,9 +265,9 @@ class AuditedListReader:
             id=row[0],
             patient_id=row[1],
             version=row[2],
-            updated=row[3].replace(tzinfo=UTC),
-            expires_at=row[4].replace(tzinfo=UTC) if row[4] is not None else None,
-            text=row[5],
+            updated=row[3],  # UTC (AT TIME ZONE in SQL: no replace() here)
+            expires_at=row[4],
+            body=row[5],
             identifier_value=row[6],
             admitted=row[7],
         )
@@ -313,6 +302,9 @@ class AuditedListReader:
             await self._pool.close()
         self._pool = None
         self._batcher = None
+
+
+_SUCCESS = Outcome.SUCCESS.value
 
 
 @lru_cache(maxsize=4)
