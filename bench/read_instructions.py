@@ -41,7 +41,7 @@ from pllbench import dbsetup
 from pllbench.drivers import free_port
 
 #: A trivial ASGI app the size of a read's answer (``--app trivial``), as a module to run.
-TRIVIAL = '''
+TRIVIAL = """
 import os
 
 BODY = b"x" * int(os.environ["BENCH_BODY_BYTES"])
@@ -54,7 +54,7 @@ async def app(scope, receive, send):
         return
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": BODY})
-'''
+"""
 
 
 def _control(*args: str) -> None:
