@@ -23,6 +23,7 @@ from pll.domain.technical_cases import (
 from pll.store.audit_batch import GroupCommit
 from pll.store.db import sqlite_url
 from pll.store.dpop_proofs import AcceptedProofs
+from pll.store.replicas import libpq, split_urls
 
 #: What the web login asks HelseID for (``PLL_OIDC_SCOPE``): the person's identity, their
 #: fødselsnummer and HPR number, and PLL's own API scope for the access token.
@@ -70,6 +71,25 @@ def _number(name: str, default: float, least: float = 0) -> float:
         kind = "whole number" if isinstance(default, int) else "number"
         raise ValueError(f"{name} must be a {kind} of at least {least:g}, not {raw!r}.")
     return value
+
+
+def _nats_url() -> str | None:
+    raw = (os.environ.get("PLL_NATS_URL") or "").strip()
+    if raw and not any(part.strip() for part in raw.split(",")):
+        raise ValueError(f"PLL_NATS_URL must name a NATS server (nats://host:port), not {raw!r}.")
+    return raw or None
+
+
+def _nats_replicas() -> int | None:
+    raw = (os.environ.get("PLL_NATS_REPLICAS") or "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 5):
+        raise ValueError(
+            "PLL_NATS_REPLICAS must be a whole number from 1 to 5 (the copies JetStream keeps "
+            f"of the event stream; 3 for a three-node cluster), not {raw!r}."
+        )
+    return int(raw)
 
 
 _DURATION = re.compile(r"([0-9]{1,6}) ?(s|m|h|d)")
@@ -133,6 +153,26 @@ def group_commit_from_env() -> GroupCommit | None:
     )
 
 
+def _read_urls(database_url: str) -> tuple[str, ...]:
+    """``PLL_READ_DATABASE_URL``: replica URLs separated by spaces, on PostgreSQL only."""
+    urls = split_urls(os.environ.get("PLL_READ_DATABASE_URL"))
+    if urls and database_url.startswith("sqlite"):
+        raise ValueError(
+            "PLL_READ_DATABASE_URL names read replicas, which need PostgreSQL: set "
+            "PLL_DATABASE_URL to the primary's postgresql:// URL too."
+        )
+    for url in urls:
+        libpq(url)  # a ValueError names one that is no PostgreSQL URL
+    return urls
+
+
+def _read_max_lag() -> float:
+    lag = _number("PLL_READ_MAX_LAG", 5.0)
+    if lag <= 0:
+        raise ValueError(f"PLL_READ_MAX_LAG must be a number of seconds above 0, not {lag:g}.")
+    return lag
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Where the embedded database and the development keys live (``PLL_DATA_DIR``).
@@ -170,8 +210,13 @@ class Settings:
     #: Seconds between sealing runs of the audit chain (``PLL_SEAL_INTERVAL``; 0 turns the
     #: sealer off wherever the background work runs, as when ``pll audit seal`` does it).
     seal_interval: float = 1.0
-    #: NATS server events are also published to, on JetStream (``PLL_NATS_URL``)
+    #: NATS server events are also published to, on JetStream (``PLL_NATS_URL``): one URL,
+    #: or a cluster's nodes separated by commas (``nats://a:4222,nats://b:4222,...``)
     nats_url: str | None = None
+    #: How many copies of the event stream JetStream keeps (``PLL_NATS_REPLICAS``, 1 to 5).
+    #: Unset: a new stream gets 1 on one server and 3 when ``PLL_NATS_URL`` names several,
+    #: and an existing stream keeps what it has; set: the stream is made to have this many.
+    nats_replicas: int | None = None
     #: Run the event dispatcher with the rest of the background work (``PLL_DISPATCH``; on
     #: unless set to 0, as when ``pll events run`` delivers the events elsewhere)
     dispatch: bool | None = None
@@ -219,6 +264,15 @@ class Settings:
     #: ``PLL_AUDIT_BATCH_ROWS`` rows (64) or at the latest ``PLL_AUDIT_BATCH_WAIT_MS`` (1 ms)
     #: after its first row; an idle server writes a row at once. ``None``: off.
     group_commit: GroupCommit | None = None
+    #: Read replicas (issue 21; ``PLL_READ_DATABASE_URL``): PostgreSQL hot standbys of
+    #: ``database_url`` that serve the current-list reads and ``$getMedication``, one URL or
+    #: several separated by spaces; each server process spreads reads over those serving, in
+    #: turn. Access decisions and audit records stay on the primary (docs/operations.md,
+    #: "Read replicas"). Empty: every read goes to the primary.
+    read_database_urls: tuple[str, ...] = ()
+    #: Seconds a replica may lag behind the primary and still serve reads
+    #: (``PLL_READ_MAX_LAG``, default 5); it serves again once less than half this behind.
+    read_max_lag: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -238,7 +292,8 @@ class Settings:
             required_scope=os.environ.get("PLL_REQUIRED_SCOPE") or None,
             seal_interval=_number("PLL_SEAL_INTERVAL", 1.0),
             public_url=os.environ.get("PLL_PUBLIC_URL") or None,
-            nats_url=os.environ.get("PLL_NATS_URL") or None,
+            nats_url=_nats_url(),
+            nats_replicas=_nats_replicas(),
             readcopy_url=os.environ.get("PLL_READCOPY_URL") or None,
             oidc_issuer=os.environ.get("PLL_OIDC_ISSUER") or None,
             oidc_client_id=os.environ.get("PLL_OIDC_CLIENT_ID") or None,
@@ -250,6 +305,8 @@ class Settings:
             embed_origins=os.environ.get("PLL_EMBED_ORIGINS") or None,
             case_rules=case_rules_from_env(),
             group_commit=group_commit_from_env(),
+            read_database_urls=_read_urls(url),
+            read_max_lag=_read_max_lag(),
             dispatch=_flag("PLL_DISPATCH", default=False)
             if os.environ.get("PLL_DISPATCH", "").strip()
             else None,
@@ -306,11 +363,12 @@ class Settings:
                 f"https://pll.example.no, not {self.public_url!r}."
             )
 
-    def authenticator(self) -> Authenticator:
+    def authenticator(self, *, replay_url: str | None = None) -> Authenticator:
         """The trusted issuers (the development one unless turned off, and ``PLL_ISSUER``),
         checking DPoP proofs against the replay record every process using this database
-        shares. Raises :class:`ValueError` if no issuer is trusted or ``PLL_PUBLIC_URL`` is
-        missing outside development mode (:meth:`check_public_url`)."""
+        shares (``replay_url``: another database's, as the read copy keeps its own).
+        Raises :class:`ValueError` if no issuer is trusted or ``PLL_PUBLIC_URL`` is missing
+        outside development mode (:meth:`check_public_url`)."""
         issuers = [dev_issuer(self.data_dir)] if self.dev_auth else []
         if self.issuer:
             if self.jwks and "://" in self.jwks:
@@ -330,5 +388,5 @@ class Settings:
             issuers,
             allow_bearer=self.allow_bearer,
             required_scope=self.required_scope,
-            dpop=DPoPVerifier(shared=AcceptedProofs(self.database_url)),
+            dpop=DPoPVerifier(shared=AcceptedProofs(replay_url or self.database_url)),
         )

@@ -26,6 +26,7 @@ from pll.events import outbox
 from pll.events.dispatcher import Dispatcher
 from pll.events.jetstream import JetStream
 from pll.events.readcopy import ReadCopy, copy_list, copy_place
+from pll.events.readcopy_audit import CopyAudit
 from pll.events.resthook import RestHook
 from pll.events.run import consumers
 from pll.services.subscriptions import SECRET_EXTENSION
@@ -381,6 +382,8 @@ def test_the_read_copy_serves_reads_under_the_same_rules(
             )
     assert read.status_code == 200, read.text
     assert read.json()["resourceType"] == "Bundle"
+    # the copy keeps the record, and forwards it to PLL's trail
+    assert CopyAudit(copy.copy, server.db, server.service.clock).forward() == 1
     with server.db.read() as conn:
         actions = conn.execute(
             sa.select(audit_event.c.action, audit_event.c.outcome).where(

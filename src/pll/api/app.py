@@ -28,6 +28,7 @@ from pll.api.http import (
     AsyncHandler,
     Handler,
     async_endpoint,
+    database_unavailable,
     endpoint,
     fhir_response,
 )
@@ -41,7 +42,8 @@ from pll.services.lists import PLLService
 from pll.services.reads import ListReads
 from pll.services.rollout_reports import RolloutReports
 from pll.services.stats import Statistics
-from pll.store.db import Database
+from pll.store.db import Database, DatabaseUnavailable
+from pll.store.replicas import ReplicaSet
 from pll.web.app import web_app
 
 log = logging.getLogger("pll.api")
@@ -100,11 +102,16 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         service = PLLService(Database(settings.database_url), settings.audit_key())
         service.case_rules = settings.case_rules
+    replicas = (
+        ReplicaSet(service.db.libpq_url(), settings.read_database_urls, settings.read_max_lag)
+        if settings.read_database_urls
+        else None
+    )
     routes: list[BaseRoute] = [Route(r.path, _wrap(r.handler), methods=[r.method]) for r in ROUTES]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
-        metrics.instrument(service, settings.metrics_token, _software_version()),
+        metrics.instrument(service, settings.metrics_token, _software_version(), replicas),
     ]
     routes += [
         Route("/cds-services", cds_hooks.discovery, methods=["GET"]),
@@ -120,7 +127,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     # the public figures, and the rollout team's non-public reports (issue 19)
     rollout_reports = RolloutReports(service.db, service.clock, service.trail)
     routes += stats_routes.routes(statistics) + rollout_routes.routes(rollout_reports)
-    reads = ListReads(service, settings.group_commit)
+    reads = ListReads(service, settings.group_commit, replicas)
 
     # the sealer, the statistics consumer and the dispatcher, when this process runs them
     # (PLL_BACKGROUND=inline; else `pll worker` does, pll.events.worker)
@@ -131,6 +138,7 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         threads = work.start(stop_work) if work is not None else []
+        reads.start()
         yield
         stop_work.set()
         for thread in threads:
@@ -150,7 +158,8 @@ def create_app(settings: Settings | None = None, service: PLLService | None = No
     routes.append(Mount("", app=web_app(settings, service, authenticator, api_error)))
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: http_error},
+        # a lost database is 503, not 500, on the routes outside the API's endpoint()
+        exception_handlers={HTTPException: http_error, DatabaseUnavailable: database_unavailable},
         lifespan=lifespan,
         # outermost but for Starlette's own error handler: it sees the API and the web UI
         middleware=[

@@ -5,6 +5,13 @@ are synchronous); :func:`endpoint` wraps them so every refusal becomes the same
 OperationOutcome with the right status, and nothing a handler raises leaks a stack trace.
 The hot current-list reads are coroutines that stay on the event loop
 (:func:`async_endpoint`), with the same authentication, checks and errors.
+
+A database that cannot be reached or is lost mid-request (its server died; a failover is
+under way) is no fault of the request: the answer is 503 with ``Retry-After``
+(:func:`unavailable_response`). A read (GET, HEAD) is first tried once more, on a fresh
+connection; a change never is, as the server cannot know whether it was made: the client
+repeats it with its ``If-Match``, and it is then made once or refused with 412
+(docs/operations.md, "Failover").
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from pll.fhir.validate import parse_json
 from pll.services.lists import PLLService
 from pll.services.reads import ListReads
 from pll.services.rollout_reports import count_refusal as count_for_client
+from pll.store.db import DatabaseUnavailable
 
 log = logging.getLogger("pll.api")
 
@@ -67,6 +75,9 @@ MAX_COUNT = 500
 #: FHIR R4 id (https://hl7.org/fhir/R4/datatypes.html#id) and our version ids.
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 VERSION_ID = re.compile(r"[0-9]{1,9}")
+#: The methods that change nothing (RFC 9110 §9.2.1): such a request that failed on a lost
+#: database connection is tried once more, on a fresh one.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 _HOST = re.compile(r"(?:[A-Za-z0-9\-.]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -268,6 +279,50 @@ def error_response(error: DomainError) -> Response:
     return fhir_response(from_error(error), status, headers=headers)
 
 
+def unavailable_response(method: str, error: DatabaseUnavailable) -> Response:
+    """503 for a database that could not be reached or was lost: what may have happened to
+    the request, and that it may be repeated (``Retry-After``, RFC 9110 §10.2.3)."""
+    if method in SAFE_METHODS:
+        message = (
+            "The database cannot be reached just now (its server is down, or a failover is "
+            "under way), so nothing was read. Try again shortly."
+        )
+    elif error.maybe_done:
+        message = (
+            "The database was lost while this change was being made (its server died, or a "
+            "failover is under way), so it may or may not have been made. Read the resource "
+            "again, or send the same change again with the same If-Match: it is then made "
+            "once or refused with 412, never made twice."
+        )
+    else:
+        message = (
+            "The database cannot be reached just now (its server is down, or a failover is "
+            "under way); nothing was changed. Send the change again shortly."
+        )
+    return fhir_response(
+        outcome(issue(message, code="transient")), 503, headers={"Retry-After": "1"}
+    )
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """The application's handler of :class:`DatabaseUnavailable` from the routes outside
+    :func:`endpoint` (``/healthz``: a load balancer then takes this server out of turn)."""
+    if not isinstance(exc, DatabaseUnavailable):  # pragma: no cover - registered for it only
+        raise exc
+    _database_lost(request, exc, again=False)
+    return unavailable_response(request.method, exc)
+
+
+def _database_lost(request: Request, error: DatabaseUnavailable, again: bool) -> None:
+    log.warning(
+        "database unavailable on %s %s (%s)%s",
+        request.method,
+        request.url.path,
+        str(error).splitlines()[0] if str(error) else type(error.__cause__).__name__,
+        "; trying once more" if again else "",
+    )
+
+
 Handler = Callable[[Ctx], Response]
 AsyncHandler = Callable[[Ctx], Awaitable[Response]]
 
@@ -288,6 +343,9 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
             )
         except DomainError as exc:
             return error_response(exc)
+        except DatabaseUnavailable as exc:
+            _database_lost(request, exc, again=False)
+            return unavailable_response(request.method, exc)
         except Exception:
             return _internal_error(request)
         body = await request.body()
@@ -312,9 +370,18 @@ def async_endpoint(handler: AsyncHandler) -> Callable[[Request], Any]:
                 access = await run_in_threadpool(
                     _authenticate, request, request.app.state.authenticator
                 )
-            return await handler(_context(request, b"", access))
+            try:
+                return await handler(_context(request, b"", access))
+            except DatabaseUnavailable as exc:
+                if request.method not in SAFE_METHODS:
+                    raise
+                _database_lost(request, exc, again=True)
+                return await handler(_context(request, b"", access))
         except DomainError as exc:
             return error_response(exc)
+        except DatabaseUnavailable as exc:
+            _database_lost(request, exc, again=False)
+            return unavailable_response(request.method, exc)
         except Exception:
             return _internal_error(request)
 
@@ -336,7 +403,18 @@ def _context(request: Request, body: bytes, access: Access | None = None) -> Ctx
 
 def _call(handler: Handler, request: Request, body: bytes, access: Access) -> Response:
     try:
-        return handler(_context(request, body, access))
+        try:
+            return handler(_context(request, body, access))
+        except DatabaseUnavailable as exc:
+            if request.method not in SAFE_METHODS:
+                raise
+            # a read changes nothing: once more, on a connection made now (the pool has
+            # dropped those it had), to whichever server is the primary by now
+            _database_lost(request, exc, again=True)
+            return handler(_context(request, body, access))
+    except DatabaseUnavailable as exc:
+        _database_lost(request, exc, again=False)
+        return unavailable_response(request.method, exc)
     except DomainError as exc:
         # per client system, for the rollout team (issue 19): what the API refuses before a
         # use case sees it (a body that is not valid) too — for a change only: a refused

@@ -14,6 +14,8 @@
 - **Sealing**: how many audit records wait to be linked into the hash chain and how old the
   oldest is, read on each scrape like the lag; with the statistics consumer's lag this is
   what shows that no ``pll worker`` runs (docs/operations.md).
+- **Read replicas** (``PLL_READ_DATABASE_URL``): whether each serves and its lag, as this
+  process's checker saw them last, and where the reads they may serve went.
 - **Build**: ``pll_build_info``.
 
 Request and refusal counts live in ``prometheus_client``'s process-wide registry. With
@@ -62,6 +64,7 @@ from pll.events import outbox
 from pll.services.audit import AuditTrail
 from pll.services.lists import PLLService
 from pll.store.db import Database
+from pll.store.replicas import ReplicaSet
 
 log = logging.getLogger("pll.api")
 
@@ -104,6 +107,19 @@ CONFLICTS = Counter(
     ["kind"],
 )
 _CONFLICT_SERIES = {kind: CONFLICTS.labels(kind) for _, kind in REFUSALS}
+REPLICA_READS = Counter(
+    "pll_replica_reads",
+    "Reads a read replica may serve (issue 21), by where they went: replica (served by "
+    "one), or the primary because no_replica was serving, the replica's copy was behind the "
+    "version the client named, the list was missing there, or the read failed there.",
+    ["served"],
+)
+
+
+def count_replica_read(kind: str) -> None:
+    REPLICA_READS.labels(kind).inc()
+
+
 _COUNTED = "_pll_metrics_counted"
 
 
@@ -287,6 +303,31 @@ class AuditSealing(Collector):
         yield oldest
 
 
+class ReplicaState(Collector):
+    """Each read replica as this process's checker last saw it (:mod:`pll.store.replicas`)."""
+
+    def __init__(self, replicas: ReplicaSet) -> None:
+        self.replicas = replicas
+
+    def collect(self) -> Iterator[Metric]:
+        serving = GaugeMetricFamily(
+            "pll_read_replica_serving",
+            "1 while a read replica serves reads; 0 while it is out (behind by more than "
+            "PLL_READ_MAX_LAG, unreachable, failing, or no standby).",
+            labels=["replica"],
+        )
+        lag = GaugeMetricFamily(
+            "pll_read_replica_lag_seconds",
+            "How far a read replica was behind the primary at its last check (NaN: unknown).",
+            labels=["replica"],
+        )
+        for replica in self.replicas.replicas:
+            serving.add_metric([replica.name], 1 if replica.serving else 0)
+            lag.add_metric([replica.name], float("nan") if replica.lag is None else replica.lag)
+        yield serving
+        yield lag
+
+
 class _ProcessWide(Collector):
     """This process's registry: the request and refusal metrics, and the client's own
     process, platform and GC collectors."""
@@ -300,6 +341,7 @@ def scrape_registry(
     clock: Callable[[], datetime],
     software_version: str,
     trail: AuditTrail | None = None,
+    replicas: ReplicaSet | None = None,
 ) -> CollectorRegistry:
     """What one application exposes: the counts of every worker (``PROMETHEUS_MULTIPROC_DIR``)
     or of this process, with its build, its database's outbox lag and, given the audit
@@ -313,6 +355,8 @@ def scrape_registry(
     registry.register(OutboxLag(db, clock))
     if trail is not None:
         registry.register(AuditSealing(trail))
+    if replicas is not None:
+        registry.register(ReplicaState(replicas))
     return registry
 
 
@@ -360,9 +404,16 @@ def metrics_endpoint(
     return scrape
 
 
-def instrument(service: PLLService, token: str | None, software_version: str) -> Route:
-    """Count ``service``'s refusals, and give the ``/metrics`` route that shows them with
-    the rest (docs/operations.md)."""
+def instrument(
+    service: PLLService,
+    token: str | None,
+    software_version: str,
+    replicas: ReplicaSet | None = None,
+) -> Route:
+    """Count ``service``'s refusals (and where the reads ``replicas`` may serve went), and
+    give the ``/metrics`` route that shows them with the rest (docs/operations.md)."""
     service.on_refusal = count_refusal
-    registry = scrape_registry(service.db, service.clock, software_version, service.trail)
+    if replicas is not None:
+        replicas.counts.hook = count_replica_read
+    registry = scrape_registry(service.db, service.clock, software_version, service.trail, replicas)
     return Route("/metrics", metrics_endpoint(registry, token), methods=["GET"])

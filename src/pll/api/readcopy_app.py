@@ -1,12 +1,16 @@
-"""The read copy's own small server (``pll readcopy serve``): list reads from the copy.
+"""The read copy's own small server (``pll readcopy run --port``): list reads from the copy.
 
 Health personnel read a patient's list by fødselsnummer, authenticated and stating a basis as
-on PLL itself; the access decision and the audit record are PLL's (blocks hold here too, and
-the patient sees the read in their access log). Only the list content comes from the copy.
+on PLL itself, and patients (or their proxies) read their own. Access is decided with PLL's
+policy on the copy's own facts, and the audit record is written to the copy and forwarded to
+PLL's trail later (:mod:`pll.services.readcopy_reads`): blocks hold here too, the patient sees
+the read in their access log, and nothing here needs PLL's database, DPoP proofs included
+(the copy keeps the ones it accepted). So lists stay readable while the store is down.
 """
 
 from __future__ import annotations
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import Response
@@ -14,16 +18,21 @@ from starlette.routing import Route
 
 from pll.api.http import Ctx, endpoint, fhir_response
 from pll.api.limits import BodyLimit
-from pll.auth.access import Verb
 from pll.config import Settings
-from pll.domain.errors import InvalidInput, NotFound
-from pll.domain.prescriptions import local_day
+from pll.domain.errors import InvalidInput
 from pll.events.readcopy import ReadCopy
-from pll.fhir.expiry import marked_document
+from pll.events.readcopy_audit import CopyAudit
 from pll.services.lists import PLLService
+from pll.services.readcopy_reads import ReadCopyReads
+from pll.store.db import DatabaseUnavailable
 
 
 def create_readcopy_app(settings: Settings, service: PLLService, copy: ReadCopy) -> Starlette:
+    """The copy's server. ``service`` is PLL's, on the store: the copy uses its audit key
+    and clock, and asks it to drop expired entries from a list when it can."""
+    reads = ReadCopyReads(copy, service.trail.key, service.clock, service.expire)
+    audit = CopyAudit(copy.copy, service.db, service.clock)
+
     def list_read(ctx: Ctx) -> Response:
         params = ctx.query({"patient.identifier"})
         system, _, value = params.get("patient.identifier", "").rpartition("|")
@@ -31,28 +40,23 @@ def create_readcopy_app(settings: Settings, service: PLLService, copy: ReadCopy)
             raise InvalidInput(
                 "Read by patient.identifier=<system>|<fødselsnummer>.", "patient.identifier"
             )
-        patient_id = service.patient_by_identifier(ctx.access, Verb.READ, system or None, value)
-        copied = copy.document(patient_id) if patient_id is not None else None
-        if patient_id is None or copied is None:
-            raise NotFound("The read copy has no list for this patient.", "patient.identifier")
-        if copied.expires_at is not None and copied.expires_at <= service.clock():
-            # a discontinued entry is past its 90 days (rule 3): PLL makes the version that
-            # drops it, and the copy takes it before answering
-            service.expire(copied.list_id)
-            copy.refresh(copied.list_id)
-            copied = copy.document(patient_id)
-        with service.guard(ctx.access), service.db.write() as conn:
-            service.trail.admit(
-                conn, ctx.access, Verb.READ, patient_id, "read-copy", "List", copied.list_id
-            )
-        # a copy stored before prescriptions said when they expire has no markers
-        return fhir_response(marked_document(copied.document, local_day(service.clock())))
+        return fhir_response(reads.read_list(ctx.access, system or None, value))
 
     def status(ctx: Ctx) -> Response:
-        lag = copy.lag()
-        return fhir_response(
-            {"behind": lag.behind, "oldestSeconds": lag.oldest_seconds, "lists": lag.lists}
-        )
+        """How far behind the copy is (``null`` while PLL's database cannot say), how
+        many lists it holds, and its audit records not yet forwarded."""
+        waiting, oldest = audit.waiting()
+        shown: dict[str, object] = {"auditWaiting": waiting, "auditOldestSeconds": oldest}
+        try:
+            lag = copy.lag()
+        except (SQLAlchemyError, DatabaseUnavailable):
+            # the store is away: what the copy knows of itself is still worth saying
+            shown |= {"storeReachable": False, "behind": None, "oldestSeconds": None}
+            shown["lists"] = copy.lists()
+        else:
+            shown |= {"storeReachable": True, "behind": lag.behind}
+            shown |= {"oldestSeconds": lag.oldest_seconds, "lists": lag.lists}
+        return fhir_response(shown)
 
     app = Starlette(
         routes=[
@@ -63,7 +67,8 @@ def create_readcopy_app(settings: Settings, service: PLLService, copy: ReadCopy)
     )
     app.state.service = service
     app.state.reads = None
-    app.state.authenticator = settings.authenticator()
+    # DPoP proofs are remembered in the copy's database: the store may be away
+    app.state.authenticator = settings.authenticator(replay_url=copy.copy.url)
     app.state.data_dir = settings.data_dir
     app.state.public_url = settings.public_url.rstrip("/") if settings.public_url else None
     return app

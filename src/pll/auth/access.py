@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from pll.auth.policy import PRESCRIBER_WRITE, REFUSALS, ROLE_NB, Grant, Verb, grant
 from pll.domain.errors import InvalidInput
@@ -259,6 +260,23 @@ class PatientFacts:
     #: caller's token) and the registration has not ended (issue 17)
     in_callers_care: bool = False
 
+    @classmethod
+    def of(cls, patient_id: str, row: Any) -> PatientFacts:
+        """The facts from a row that names them ``identifier_value``, ``blocked``,
+        ``proxy``, ``pharmacy``, ``doctor`` and ``in_care``, as the store's query
+        (:func:`pll.store.audit_log.facts`) and the read copy's
+        (:func:`pll.events.readcopy_facts.facts`) both answer, each for the caller's
+        :meth:`Access.fact_keys`."""
+        return cls(
+            patient_id,
+            row.identifier_value,
+            bool(row.blocked),
+            bool(row.proxy),
+            multidose_pharmacy=row.pharmacy,
+            multidose_doctor=row.doctor,
+            in_callers_care=bool(row.in_care),
+        )
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -339,13 +357,29 @@ class Access:
     def is_patient(self) -> bool:
         return self.actor.role is Role.PATIENT
 
+    def fact_keys(self) -> dict[str, str | None]:
+        """What of the caller a patient's :class:`PatientFacts` are looked up by: their
+        HPR number (``hpr``: blocks), their person number if they are a patient (``holder``:
+        proxies) and their organisation (``org``: care unit registrations)."""
+        return {
+            "hpr": self.actor.hpr,
+            "holder": self.actor.pid if self.is_patient else None,
+            "org": self.actor.org_id,
+        }
+
+    def speaks_for(self, identifier: str, proxy: bool) -> bool:
+        """Whether a patient caller may name the person ``identifier``: themselves, or a
+        person they hold a proxy for (``proxy``). Asked before a person is looked up, so
+        a refusal cannot tell who is registered; :meth:`decide` holds the same rule."""
+        return bool(self.actor.pid) and (identifier == self.actor.pid or proxy)
+
     def decide(self, verb: Verb, facts: PatientFacts) -> Decision:  # noqa: PLR0911 - one rule per return
         """May this caller do ``verb`` on this patient's data? The table's cell
         (:data:`pll.auth.policy.POLICY`), its condition on this patient's facts, then the
         patient's blocks (DESIGN §3 rules 4 and 5). An ``own entries`` cell admits the
         request; which entries are the caller's own the change itself decides
         (:mod:`pll.domain.prescribers`)."""
-        if self.is_patient and facts.identifier != self.actor.pid and not facts.proxy:
+        if self.is_patient and not self.speaks_for(facts.identifier, facts.proxy):
             return Decision(False, NOT_YOURS)
         refusal = self.refusal(verb)
         if refusal is not None:

@@ -58,6 +58,11 @@ MAX_BACKOFF = timedelta(minutes=5)
 BACKLOG_COUNT_CAP = 10_000
 #: The consumer names of FHIR rest-hook subscriptions (pll.events.resthook).
 SUBSCRIPTION_PREFIX = "subscription:"
+#: The kind of event that says what decides access to a patient's list has changed (a
+#: block, a proxy, the multidose parties, a care unit registration): it makes no list
+#: version, and names the list only if the patient has one (pll.store.repository
+#: .add_patient_event). The read copy reads the patient's access facts afresh for it.
+ACCESS_CHANGED = "access-changed"
 
 
 @dataclass(frozen=True, order=True)
@@ -91,12 +96,13 @@ class Event:
         return Position(self.tx, self.id)
 
     def to_json(self) -> dict[str, Any]:
+        named = {"list": f"List/{self.list_id}", "version": self.list_version}
         return {
             "id": self.event_id,
             "kind": self.kind,
             "patient": f"Patient/{self.patient_id}",
-            "list": f"List/{self.list_id}",
-            "version": self.list_version,
+            # an access event of a patient who has no list names none
+            **(named if self.list_id else {}),
             "created": self.created_at.isoformat(),
             **{k: v for k, v in self.payload.items() if k not in ("list", "patient", "version")},
         }

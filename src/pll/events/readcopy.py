@@ -2,13 +2,19 @@
 
 It stands for the national core record's (Kjernejournal's) view of the list: health personnel
 whose own system has no PLL support read the list there. ``pll readcopy run`` follows the
-outbox; for each list an event names it copies that list's current document from the store
-and moves its place, in one transaction of the copy's database, so a crash anywhere leaves the
-copy and its place together and an event applied twice changes nothing (a copy never goes back
-to an older version). Events about discrepancy cases (``case-...``) leave the list as it was:
-the copy only moves its place past them. ``pll readcopy rebuild`` copies every list afresh
-from one snapshot of the store. The copy has its own small schema, not PLL's migrations: it can
-be dropped and rebuilt at any time.
+outbox; for each list an event names it copies that list's current document from the store,
+and for each patient an event names the patient's access facts (blocks, proxies, multidose
+parties, care units: :mod:`pll.events.readcopy_facts`), and moves its place, in one
+transaction of the copy's database, so a crash anywhere leaves the copy and its place together
+and an event applied twice changes nothing (a copy never goes back to an older version).
+Events about discrepancy cases (``case-...``) leave the list and the facts as they were: the
+copy only moves its place past them. ``pll readcopy rebuild`` copies every list and every
+patient's facts afresh from one snapshot of the store. The copy has its own small schema
+(:mod:`pll.events.readcopy_schema`), not PLL's migrations: it can be dropped and rebuilt at
+any time, once its audit records are forwarded (:mod:`pll.events.readcopy_audit`).
+
+With its facts the copy decides reads on its own (:mod:`pll.services.readcopy_reads`), and
+serves lists while the store is down.
 """
 
 from __future__ import annotations
@@ -16,17 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
+    Connection,
+    Row,
     delete,
     func,
     insert,
@@ -38,39 +38,17 @@ from sqlalchemy import (
 
 from pll.domain.cases import EVENT_PREFIX as CASE_EVENTS
 from pll.events import outbox
+from pll.events import readcopy_facts as facts_store
+from pll.events.readcopy_schema import copy_block, copy_list, copy_metadata, copy_place
 from pll.store.db import Database
-from pll.store.schema import UTCDateTime, patient, pll
+from pll.store.schema import patient, pll
 
-copy_metadata = MetaData()
-
-copy_list = Table(
-    "copy_list",
-    copy_metadata,
-    Column("list_id", String(64), primary_key=True),
-    Column("patient_id", String(64), nullable=False),
-    Column("identifier_system", String(64), nullable=False),
-    Column("identifier_value", String(32), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("document", Text, nullable=False),
-    #: when a discontinued entry next leaves the list (90 days): the document is stale then
-    Column("expires_at", UTCDateTime),
-    Column("copied_at", UTCDateTime, nullable=False),
-    Index("ix_copy_list_patient", "patient_id", unique=True),
-    Index("ix_copy_list_identifier", "identifier_system", "identifier_value"),
-)
-
-copy_place = Table(
-    "copy_place",
-    copy_metadata,
-    Column("name", String(20), primary_key=True),
-    #: the outbox place (pll.events.outbox.Position) of the last event applied: its id,
-    Column("position", BigInteger, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    #: and its ``tx`` (added for issue 20; a copy made before gets it, as 0, from setup)
-    Column("position_tx", BigInteger, nullable=False, server_default=text("0")),
-)
+__all__ = ["Lag", "ReadCopy", "copy_list", "copy_metadata", "copy_place"]
 
 _PLACE = "readcopy"
+#: a place row that says the copy's access facts are incomplete: a copy made before it
+#: kept them (issue 21) gets them all from the store at its next step
+_FACTS_WANTED = "facts-wanted"
 
 
 @dataclass(frozen=True)
@@ -83,11 +61,16 @@ class Lag:
 class ReadCopy:
     def __init__(self, store: Database, copy: Database, clock: Callable[[], datetime]) -> None:
         self.store, self.copy, self.clock = store, copy, clock
+        self._complete = False
 
     def setup(self) -> None:
         """Make the copy's tables, and bring a copy made by an older PLL up to date: its
         place gets ``position_tx`` 0, where every event it had stands (migration 0022 of
-        the store), so it reads on exactly where it was."""
+        the store), so it reads on exactly where it was; and a copy that kept no access
+        facts yet gets them all at its next :meth:`step` (until then it serves no read,
+        :meth:`facts_complete`)."""
+        with self.copy.read() as conn:
+            had_facts = inspect(conn).has_table(copy_block.name)
         copy_metadata.create_all(self.copy.engine)
         with self.copy.write() as conn:
             have = {c["name"] for c in inspect(conn).get_columns(copy_place.name)}
@@ -95,6 +78,28 @@ class ReadCopy:
                 conn.execute(
                     text("ALTER TABLE copy_place ADD COLUMN position_tx BIGINT NOT NULL DEFAULT 0")
                 )
+            self._complete = False
+            if not had_facts and self._place(conn) != outbox.START:
+                # the events it has applied read no facts: those of a patient no later
+                # event names would be missing
+                conn.execute(
+                    insert(copy_place).values(
+                        name=_FACTS_WANTED, position=0, position_tx=0, updated_at=self.clock()
+                    )
+                )
+
+    def facts_complete(self) -> bool:
+        """Whether the copy holds every patient's access facts (it may decide reads). Once
+        they are, they stay so: only :meth:`setup` marks them wanted, before the copy
+        serves, so a yes is remembered (a read asks this every time)."""
+        if self._complete:
+            return True
+        with self.copy.read() as conn:
+            wanted = conn.execute(
+                select(copy_place.c.name).where(copy_place.c.name == _FACTS_WANTED)
+            ).first()
+        self._complete = wanted is None
+        return self._complete
 
     def _place(self, conn: Any) -> outbox.Position:
         row = conn.execute(select(copy_place).where(copy_place.c.name == _PLACE)).first()
@@ -111,24 +116,42 @@ class ReadCopy:
             conn.execute(insert(copy_place).values(name=_PLACE, **values))
 
     def step(self, limit: int = 500) -> int:
-        """Apply the next events; returns how many there were."""
+        """Apply the next events; returns how many there were.
+
+        For each event it copies the list's current document, and the access facts of the
+        patient it names (:mod:`pll.events.readcopy_facts`), both from the snapshot the
+        events come from: an event about a discrepancy case changes neither, an
+        ``access-changed`` event only the facts."""
+        all_facts = not self.facts_complete()
         with self.copy.read() as conn:
             place = self._place(conn)
         # a snapshot: on SQLite a plain read would take the one writer's lock
         with self.store.snapshot() as conn:
             events = outbox.after(conn, place, limit)
-            # an event about a discrepancy case names the list but did not change it
-            lists = {e.list_id for e in events if not e.kind.startswith(CASE_EVENTS)}
+            named = [e for e in events if not e.kind.startswith(CASE_EVENTS)]
+            lists = {e.list_id for e in named if e.kind != outbox.ACCESS_CHANGED and e.list_id}
             rows = (
                 conn.execute(_documents().where(pll.c.id.in_(sorted(lists)))).all() if lists else []
             )
-        if not events:
+            patients = {e.patient_id for e in named if e.patient_id}
+            facts = (
+                facts_store.read(conn, None)
+                if all_facts
+                else facts_store.read(conn, patients)
+                if patients
+                else None
+            )
+        if not events and not all_facts:
             return 0
         with self.copy.write() as conn:
             for row in rows:
                 self._put(conn, row)
-            last = events[-1]
-            self._set_place(conn, last.position)
+            if facts is not None:
+                facts_store.save(conn, facts)
+            if all_facts:
+                conn.execute(delete(copy_place).where(copy_place.c.name == _FACTS_WANTED))
+            if events:
+                self._set_place(conn, events[-1].position)
         return len(events)
 
     def refresh(self, list_id: str) -> None:
@@ -163,22 +186,30 @@ class ReadCopy:
         with self.store.snapshot() as conn:
             position = outbox.head(conn)
             rows = conn.execute(_documents()).all()
+            facts = facts_store.read(conn, None)
         with self.copy.write() as conn:
             conn.execute(delete(copy_list))
             for i, row in enumerate(rows, 1):
                 self._put(conn, row)
                 if progress is not None and i % 1000 == 0:
                     progress(i)
+            facts_store.save(conn, facts)
+            conn.execute(delete(copy_place).where(copy_place.c.name == _FACTS_WANTED))
             self._set_place(conn, position)
         return len(rows)
 
     def lag(self) -> Lag:
         with self.copy.read() as conn:
             place = self._place(conn)
-            lists = int(conn.execute(select(func.count()).select_from(copy_list)).scalar_one())
+        lists = self.lists()
         with self.store.snapshot() as conn:
             behind, age = outbox.lag(conn, place, self.clock())
         return Lag(behind, age, lists)
+
+    def lists(self) -> int:
+        """How many lists the copy holds (no need of the store)."""
+        with self.copy.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(copy_list)).scalar_one())
 
     def document(self, patient_id: str) -> Any:
         """The copied list of a patient: ``list_id``, ``version``, ``document``,
@@ -205,6 +236,19 @@ class ReadCopy:
                 )
             }
         return sorted(k for k in store.keys() | copied.keys() if store.get(k) != copied.get(k))
+
+
+def by_person(conn: Connection, system: str, value: str) -> Row[Any] | None:
+    """The copied list of the person with this number, in the copy's transaction ``conn``:
+    ``patient_id``, ``list_id``, ``version``, ``document``, ``expires_at``."""
+    query = select(
+        copy_list.c.patient_id,
+        copy_list.c.list_id,
+        copy_list.c.version,
+        copy_list.c.document,
+        copy_list.c.expires_at,
+    ).where(copy_list.c.identifier_system == system, copy_list.c.identifier_value == value)
+    return cast("Row[Any] | None", conn.execute(query).first())
 
 
 def _documents() -> Any:

@@ -8,7 +8,8 @@ subscriber's secret: ``X-PLL-Signature: sha256=<HMAC-SHA256 of the body, hex>``.
 A subscription hears what its criteria name: ``List?patient=`` the changes to the list (not
 the events about discrepancy cases, which leave the list as it was), ``Task?patient=`` the
 patient's discrepancy cases (each report, status change and comment, with the Task's
-versioned URL as the focus).
+versioned URL as the focus). Events that say who may see a list (``access-changed``) go to
+no subscription: they change no list, and they are the read copy's.
 
 Before each notification the subscription's owner must still be allowed to follow the patient
 (``admits``, :class:`pll.services.subscriptions.Following`): a refusal ends the subscription
@@ -28,7 +29,7 @@ import orjson
 
 from pll.domain.cases import EVENT_PREFIX as CASE_EVENTS
 from pll.events.dispatcher import Ended
-from pll.events.outbox import Event
+from pll.events.outbox import ACCESS_CHANGED, Event
 from pll.fhir.systems import PLL_BASE
 
 STATUS_PROFILE = (
@@ -135,6 +136,8 @@ class RestHook:
     def deliver(self, event: Event) -> None:
         if self.patient_id is not None and event.patient_id != self.patient_id:
             return  # not what this subscription asked for
+        if event.kind == ACCESS_CHANGED:
+            return  # who may see the list changed, not the list: for the read copy only
         if _about_case(event) != (self.resource == "Task"):
             return  # a case event for a list subscription, or the other way round
         if self.admits is not None and not self.admits():

@@ -25,10 +25,17 @@ from pll.store.db import Database
 
 
 def consumers(
-    db: Database, base: str, nats_url: str | None, trail: AuditTrail
+    db: Database,
+    base: str,
+    nats_url: str | None,
+    trail: AuditTrail,
+    *,
+    nats_replicas: int | None = None,
 ) -> Callable[[], list[Consumer]]:
     """A function that lists the consumers as they are now (asked again as the dispatcher
-    runs, so new and ended subscriptions are picked up).
+    runs, so new and ended subscriptions are picked up). ``nats_url`` names the NATS server
+    or cluster (``PLL_NATS_URL``), ``nats_replicas`` the copies of its stream
+    (``PLL_NATS_REPLICAS``; :class:`JetStream`).
 
     ``trail`` logs the notifications refused because a subscription's owner may no longer
     see the patient (signed with the deployment's audit key, like every other record).
@@ -51,7 +58,7 @@ def consumers(
             for r in rows
         ]
         if nats_url:
-            out.append(JetStream(nats_url))
+            out.append(JetStream(nats_url, replicas=nats_replicas))
         return out
 
     return current

@@ -112,7 +112,13 @@ def background(service: ServiceBase, settings: Settings) -> Background:
         base = (settings.public_url or "http://localhost").rstrip("/") + "/fhir"
         dispatcher = Dispatcher(
             service.db,
-            consumers(service.db, base, settings.nats_url, service.trail),
+            consumers(
+                service.db,
+                base,
+                settings.nats_url,
+                service.trail,
+                nats_replicas=settings.nats_replicas,
+            ),
             service.clock,
             on_failing=failing(service),
         )

@@ -4,7 +4,8 @@ A block is a Consent with scope ``patient-privacy`` whose provision denies one a
 by HPR number (https://hl7.org/fhir/R4/consent.html, "deny" provisions). The access log is
 AuditEvent (https://hl7.org/fhir/R4/auditevent.html) with the access basis in
 ``purposeOfEvent`` and a follow-up flag, such as an emergency access despite a block, in
-``meta.tag`` and ``outcomeDesc``.
+``meta.tag`` and ``outcomeDesc``. A read served by the read copy names it as the
+``source.observer``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ _ACTIONS = {
     "create": ("C", "create"),
     "update": ("U", "update"),
     "delete": ("D", "delete"),
+    # a list read served by the read copy (Kjernejournal's role), also while PLL was down
+    "read-copy": ("R", "read"),
 }
+#: the AuditEvent ``source.observer`` of a read the read copy served, and of all others
+READ_COPY_OBSERVER = "PLL read copy (Kjernejournal)"
+_OBSERVER = "PLL"
 _FLAG_TEXT = {
     EMERGENCY_OVERRIDE: (
         "Nødtilgang (HPAKUTT) til tross for pasientens sperre; følges opp av virksomheten."
@@ -177,7 +183,9 @@ def audit_event(row: Any) -> dict[str, Any]:
         "recorded": row.recorded_at.isoformat(),
         "outcome": row.outcome,
         "agent": agents,
-        "source": {"observer": {"display": "PLL"}},
+        "source": {
+            "observer": {"display": READ_COPY_OBSERVER if row.action == "read-copy" else _OBSERVER}
+        },
         "entity": entities,
     }
     if row.basis:

@@ -9,6 +9,7 @@ them here. A block ends the blocked worker's subscriptions to the patient's list
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from pll.auth.access import Access, Verb
 from pll.domain.errors import Conflict, InvalidInput, NotFound
 from pll.domain.identifiers import parse_person_identifier
 from pll.fhir import access as fhir_access
+from pll.services import access_events
 from pll.services.lists import PLLService
 from pll.services.subscriptions import end_refused
 from pll.store import audit_log
@@ -38,7 +40,8 @@ class PatientAccess:
         patient_id, hpr = fhir_access.blocked_hpr(resource)
         svc = self.service
         with svc.guard(access), svc.db.write() as conn:
-            if repo.get_patient(conn, patient_id) is None:
+            head = access_events.lock(conn, patient_id)
+            if head is None and repo.get_patient(conn, patient_id) is None:
                 raise InvalidInput(f"Patient/{patient_id} does not exist.", "Consent.patient")
             block_id = svc.ids()
             svc.trail.admit(conn, access, Verb.OWN, patient_id, "create", "Consent", block_id)
@@ -50,6 +53,7 @@ class PatientAccess:
             now = svc.clock()
             stored = fhir_access.consent(block_id, patient_id, hpr, now, None, _display(resource))
             audit_log.insert_block(conn, block_id, patient_id, hpr, now, dumps(stored))
+            access_events.changed(conn, svc.ids(), patient_id, head, access_events.BLOCK, now)
             # the blocked worker's subscriptions end with the block (the dispatcher would
             # refuse their next notification anyway, but they stop here, at once)
             end_refused(conn, svc.trail, patient_id, now)
@@ -66,11 +70,20 @@ class PatientAccess:
             stored: dict[str, Any] = orjson.loads(row.resource)
             if row.ended_at is not None:
                 return stored
+            # the list before the change (every write's order); the block is read again
+            # under it, so two ends of one block at once make one change and one event
+            head = access_events.lock(conn, row.patient_id)
+            row = audit_log.block(conn, block_id, lock=True)
+            if row is None or row.ended_at is not None:
+                return stored
             now = svc.clock()
             stored = fhir_access.consent(
                 block_id, row.patient_id, row.hpr, row.created_at, now, _display(stored)
             )
             audit_log.end_block(conn, block_id, now, dumps(stored))
+            access_events.changed(
+                conn, svc.ids(), row.patient_id, head, access_events.BLOCK_ENDED, now
+            )
             return stored
 
     def read_block(self, access: Access, block_id: str) -> dict[str, Any]:
@@ -128,10 +141,22 @@ def register_proxy(db: Database, holder: str, patient: str, *, add: bool) -> boo
     """Record (or end) that ``holder`` may act for ``patient``, both fødselsnummer or
     D-nummer; returns whether anything changed."""
     holder_id = parse_person_identifier(None, holder, "holder").value
-    patient_id = parse_person_identifier(None, patient, "patient").value
-    if holder_id == patient_id:
+    person = parse_person_identifier(None, patient, "patient")
+    if holder_id == person.value:
         raise InvalidInput("A person needs no proxy for themself.", "holder")
     with db.write() as conn:
+        # a proxy is kept by person number, and may come before the person is registered:
+        # the event names the patient if there is one (the read copy then reads the
+        # person's proxies again); of a person registered later, the read copy reads them
+        # with the patient's first event (docs/events.md, "The read copy")
+        registered = repo.find_patient(conn, person.system, person.value)
+        head = access_events.lock(conn, registered.id) if registered is not None else None
+        now = datetime.now(UTC)
         if add:
-            return audit_log.add_proxy(conn, holder_id, patient_id, datetime.now(UTC))
-        return audit_log.remove_proxy(conn, holder_id, patient_id)
+            done = audit_log.add_proxy(conn, holder_id, person.value, now)
+        else:
+            done = audit_log.remove_proxy(conn, holder_id, person.value)
+        if done and registered is not None:
+            fact = access_events.PROXY if add else access_events.PROXY_ENDED
+            access_events.changed(conn, str(uuid.uuid4()), registered.id, head, fact, now)
+        return done

@@ -54,6 +54,40 @@ def actor_json(access: Access) -> str:
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def audit_record(
+    key: seal_math.AuditKey,
+    actor: str,
+    access: Access,
+    action: str,
+    rtype: str,
+    rid: str | None,
+    patient_id: str | None,
+    decision: Decision,
+    now: datetime,
+) -> dict[str, Any]:
+    """The audit row for one access (``actor``: :func:`actor_json` of ``access``), with
+    its MAC: what the store's trail appends, and what the read copy keeps and forwards."""
+    basis = access.basis.value if access.basis else None
+    outcome = decision.outcome.value
+    mac = key.mac(
+        seal_math.canonical(
+            now, actor, action, rtype, basis, outcome, rid, patient_id, decision.flag
+        )
+    )
+    return {
+        "recorded_at": now,
+        "actor": actor,
+        "action": action,
+        "resource_type": rtype,
+        "resource_id": rid,
+        "patient_id": patient_id,
+        "basis": basis,
+        "outcome": outcome,
+        "flag": decision.flag,
+        "mac": mac,
+    }
+
+
 def decide(
     conn: Connection, access: Access, verb: Verb, patient_id: str
 ) -> tuple[PatientFacts, Decision]:
@@ -66,25 +100,10 @@ def decide(
 def _decided(
     conn: Connection, access: Access, verb: Verb, patient_id: str, *, for_change: bool
 ) -> tuple[PatientFacts, Decision, Row[Any]]:
-    row = audit_log.facts(
-        conn,
-        patient_id,
-        hpr=access.actor.hpr,
-        holder=access.actor.pid if access.is_patient else None,
-        org=access.actor.org_id,
-        for_change=for_change,
-    )
+    row = audit_log.facts(conn, patient_id, **access.fact_keys(), for_change=for_change)
     if row is None:
         raise NotFound(f"Patient/{patient_id} does not exist.", "patient")
-    facts = PatientFacts(
-        patient_id,
-        row.identifier_value,
-        bool(row.blocked),
-        bool(row.proxy),
-        multidose_pharmacy=row.pharmacy,
-        multidose_doctor=row.doctor,
-        in_callers_care=bool(row.in_care),
-    )
+    facts = PatientFacts.of(patient_id, row)
     return facts, access.decide(verb, facts), row
 
 
@@ -133,27 +152,17 @@ class AuditTrail:
         now: datetime | None = None,
     ) -> dict[str, Any]:
         """The audit row for one access, with its MAC."""
-        now = now or self.clock()
-        actor = self.actor(access)
-        basis = access.basis.value if access.basis else None
-        outcome = decision.outcome.value
-        mac = self.key.mac(
-            seal_math.canonical(
-                now, actor, action, rtype, basis, outcome, rid, patient_id, decision.flag
-            )
+        return audit_record(
+            self.key,
+            self.actor(access),
+            access,
+            action,
+            rtype,
+            rid,
+            patient_id,
+            decision,
+            now or self.clock(),
         )
-        return {
-            "recorded_at": now,
-            "actor": actor,
-            "action": action,
-            "resource_type": rtype,
-            "resource_id": rid,
-            "patient_id": patient_id,
-            "basis": basis,
-            "outcome": outcome,
-            "flag": decision.flag,
-            "mac": mac,
-        }
 
     def admit(
         self,

@@ -5,8 +5,9 @@ Each operation opens one transaction, decides access through the audit trail
 :mod:`pll.domain.care_units` (a nurse or doctor of that very unit) and writes the
 registration. Either refusal — the policy's or the unit's — is logged as a refused access
 and writes nothing else; an accepted one is logged as the write it is (who, when, which
-patient). No outgoing event: a registration is not a change of the list, and the units
-learn of list changes through subscriptions on the list.
+patient). A registration is not a change of the list, so it makes no list version; it
+changes who may read the list (a care worker reads only for patients of their unit), so it
+writes an ``access-changed`` event for the read copy (:mod:`pll.services.access_events`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from pll.domain import care_units as rules
 from pll.domain.care_units import CareRegistration
 from pll.domain.errors import Forbidden
 from pll.fhir import care_units as fhir_cu
+from pll.services import access_events
 from pll.services.audit import Refused
 from pll.services.lists import PLLService
 from pll.store import care_units as store
+
+#: the audit action of ending a registration (and what tells its event from a new one's)
+_END = "care-unit-end"
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class CareUnitService:
             store.end_registration(conn, ended)
             return Registered(fhir_cu.episode(ended), changed=True)
 
-        return self._within(access, patient_id, "care-unit-end", act)
+        return self._within(access, patient_id, _END, act)
 
     def _within(
         self,
@@ -83,6 +88,8 @@ class CareUnitService:
         svc = self.service
         trail = svc.trail
         with svc.guard(access), svc.db.write() as conn:
+            # the list first, as every write takes it (the event below is written under it)
+            head = access_events.lock(conn, patient_id)
             store.lock(conn, patient_id)
             _, record = trail.admit_unlogged(
                 conn, access, Verb.CARE_UNIT, patient_id, action, "Patient", patient_id
@@ -99,4 +106,9 @@ class CareUnitService:
                 ) from None
             # logged even when nothing changed: the caller has seen the registration
             trail.log(conn, access, Verb.CARE_UNIT, patient_id, record)
+            if answer.changed:
+                # the unit's care workers may read the list now, or no longer (the read
+                # copy decides on its own copy of the registrations)
+                fact = access_events.CARE_UNIT_ENDED if action == _END else access_events.CARE_UNIT
+                access_events.changed(conn, svc.ids(), patient_id, head, fact, svc.clock())
             return answer

@@ -37,6 +37,7 @@ from pll.fhir import multidose as fhir_md
 from pll.fhir import resources as fhir
 from pll.fhir.expiry import marked
 from pll.fhir.sfm.document import list_message_id
+from pll.services import access_events
 from pll.services import multidose_packing as packing
 from pll.services.lists import ChangeResult, Op, PLLService
 from pll.store import multidose as store
@@ -162,6 +163,12 @@ class MultidoseService:
                 lambda lst, now: rules.record(lst, after, access.actor, now, action, reason),
             )
             store.save(conn, patient_id, before, after)
+            if record is None and _parties(before) != _parties(after):
+                # no list to write a version of: who may act as the patient's multidose
+                # doctor or pharmacy changed all the same (the read copy's access facts)
+                access_events.changed(
+                    conn, svc.ids(), patient_id, head, access_events.MULTIDOSE, svc.clock()
+                )
             if before.registration is not None and (
                 after.registration is None
                 or after.registration.pharmacy != before.registration.pharmacy
@@ -449,6 +456,13 @@ def _packing_basis(svc: PLLService, conn: Connection, head: Row[Any]) -> dict[st
         lst.baton,
         prescriptions,
     )
+
+
+def _parties(state: Multidose) -> tuple[str | None, str | None]:
+    """What access decisions read of a multidose state: the responsible doctor's HPR
+    number and the pharmacy's organisation number (pll.auth.access.PatientFacts)."""
+    reg = state.registration
+    return (reg.doctor.hpr, reg.pharmacy.org_id) if reg is not None else (None, None)
 
 
 def _paper_verb(access: Access) -> Verb:

@@ -93,7 +93,9 @@ class PatientRecords(ServiceBase):
         if not access.is_patient:
             return
         pid = access.actor.pid
-        if pid and (identifier == pid or audit_log.has_proxy(conn, pid, identifier)):
+        if pid and access.speaks_for(
+            identifier, identifier != pid and audit_log.has_proxy(conn, pid, identifier)
+        ):
             return
         row = repo.find_patient(conn, system, identifier)
         record = None

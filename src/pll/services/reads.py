@@ -6,6 +6,12 @@ statement through :class:`~pll.store.audited_read.AuditedListReader`, which appl
 caller's compiled read rule. Everything else (SQLite, a refusal to explain and log, an
 expired document, a patient naming another person) is :meth:`PLLService.current` in a
 worker thread. The rules are the same either way.
+
+With read replicas (``PLL_READ_DATABASE_URL``, :mod:`pll.store.replicas`) the admitted read
+of a current document is served by a replica when one serves and its copy is at least the
+version the client last saw (``min_version``: ``X-PLL-Min-Version`` or ``If-None-Match``);
+the audit record and the access facts stay on the primary, and every other case above is
+the primary's as before.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pll.services.base import Stored
 from pll.services.lists import PLLService, read_key
 from pll.store.audit_batch import AuditNotWritten, GroupCommit
 from pll.store.audited_read import AuditedListReader
+from pll.store.replicas import ReplicaSet
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,31 @@ class CurrentList:
 class ListReads:
     """Current-list reads for the HTTP edge."""
 
-    def __init__(self, service: PLLService, group_commit: GroupCommit | None = None) -> None:
+    def __init__(
+        self,
+        service: PLLService,
+        group_commit: GroupCommit | None = None,
+        replicas: ReplicaSet | None = None,
+    ) -> None:
         """``group_commit``: on PostgreSQL, commit the audit rows of concurrent reads
-        together (:mod:`pll.store.audit_batch`) instead of one statement per read."""
+        together (:mod:`pll.store.audit_batch`) instead of one statement per read.
+        ``replicas``: the read replicas that may serve these reads (PostgreSQL only)."""
         self.service = service
         db = service.db
+        if replicas is not None and db.is_sqlite:
+            raise ValueError("Read replicas (PLL_READ_DATABASE_URL) need PostgreSQL.")
+        self.replicas = replicas
         self.fast = (
-            None if db.is_sqlite else AuditedListReader(db.libpq_url(), group_commit=group_commit)
+            None
+            if db.is_sqlite
+            else AuditedListReader(db.libpq_url(), group_commit=group_commit, replicas=replicas)
         )
         self._key = service.trail.key
+
+    def start(self) -> None:
+        """Start checking the replicas' lag (in the serving process, after any fork)."""
+        if self.replicas is not None:
+            self.replicas.start()
 
     async def current(
         self,
@@ -60,7 +83,10 @@ class ListReads:
         patient_id: str | None = None,
         identifier: tuple[str | None, str] | None = None,
         document: bool = False,
+        min_version: int | None = None,
     ) -> CurrentList | None:
+        """The current List (or list document), logged. ``min_version``: the list version
+        the client last wrote or read; a replica whose copy is older does not serve it."""
         slow = partial(
             self.service.current,
             access,
@@ -88,6 +114,7 @@ class ListReads:
                 basis=access.basis.value if access.basis else None,
                 rule=rule,
                 audit_key=self._key,
+                min_version=min_version,
             )
         except AuditNotWritten:
             # rule 5: no answer without its record
@@ -112,3 +139,5 @@ class ListReads:
     async def close(self) -> None:
         if self.fast is not None:
             await self.fast.close()
+        if self.replicas is not None:
+            await anyio.to_thread.run_sync(self.replicas.stop)

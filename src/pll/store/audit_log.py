@@ -181,8 +181,9 @@ def insert_block(
     )
 
 
-def block(conn: Connection, block_id: str) -> Row[Any] | None:
-    return conn.execute(select(access_block).where(access_block.c.id == block_id)).first()
+def block(conn: Connection, block_id: str, *, lock: bool = False) -> Row[Any] | None:
+    query = select(access_block).where(access_block.c.id == block_id)
+    return conn.execute(query.with_for_update() if lock else query).first()
 
 
 def blocks(conn: Connection, patient_id: str) -> Sequence[Row[Any]]:

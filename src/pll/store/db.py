@@ -16,23 +16,77 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 
 def normalise_url(url: str) -> str:
-    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
-    for prefix in ("postgresql://", "postgres://"):
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them.
+
+    A URL may name several servers as libpq does, ``postgresql://h1:p1,h2:p2/pll``
+    (https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-MULTIPLE-HOSTS), usually
+    with ``target_session_attrs=read-write`` so that a new connection goes to whichever of
+    them is the primary now. SQLAlchemy takes several servers only as repeated ``host``
+    parameters (``postgresql+psycopg://user@/pll?host=h1:p1&host=h2:p2``, its psycopg
+    dialect's "multiple fallback hosts"), so such a URL is rewritten to that form; psycopg
+    hands libpq every host, and libpq tries them in order.
+    """
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
+            return _hosts_as_parameters("postgresql+psycopg://" + url[len(prefix) :])
     return url
+
+
+def _hosts_as_parameters(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    ends = [i for i in (rest.find("/"), rest.find("?")) if i >= 0]
+    netloc, tail = rest[: min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+    userinfo, at, hostspec = netloc.rpartition("@")
+    if "," not in hostspec:
+        return url
+    path, _, query = tail.partition("?")
+    hosts = "&".join(f"host={host}" for host in hostspec.split(",") if host)
+    return f"{scheme}://{userinfo}{at}{path or '/'}?{hosts}{'&' + query if query else ''}"
 
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'pll.sqlite3').resolve()}"
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached, or the connection broke mid-transaction: its server
+    is down, or a failover is under way (docs/operations.md). Nothing is wrong with the
+    request, and it may be repeated once a server answers. ``maybe_done``: the transaction
+    had reached the server and may have committed before its answer was lost (a change
+    repeated with its ``If-Match`` is then applied once or refused with 412); False when no
+    statement had been sent, so nothing was changed."""
+
+    def __init__(self, reason: str, *, maybe_done: bool) -> None:
+        super().__init__(reason)
+        self.maybe_done = maybe_done
+
+
+#: SQLSTATEs of a server that has gone or cannot serve this session: connection exceptions
+#: (class 08), shut down or crashed (57P01-57P03), and a read-only server where the primary
+#: was (25006: a standby, as an old primary comes back). https://www.postgresql.org/docs/15/errcodes-appendix.html
+_GONE = ("08", "57P01", "57P02", "57P03", "25006")
+
+
+def connection_lost(exc: DBAPIError) -> bool:
+    """The error is about the connection to PostgreSQL, not about what was sent on it."""
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None)
+    if state is None:
+        # libpq's own errors have none: refused, closed, no server with the wanted attributes
+        return isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError)
+    return str(state).startswith(_GONE)
 
 
 class Database:
@@ -58,21 +112,23 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that will change data; committed when the block ends cleanly."""
-        with self._turn(), self.engine.connect() as conn, conn.begin():
+        """A transaction that will change data; committed when the block ends cleanly.
+        Raises :class:`DatabaseUnavailable` when the server cannot be reached or is lost."""
+        with self._turn(), self._connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A transaction for reads (and their audit rows); committed when the block ends."""
-        with self._turn(), self.engine.connect() as conn, conn.begin():
+        """A transaction for reads (and their audit rows); committed when the block ends.
+        Raises :class:`DatabaseUnavailable` when the server cannot be reached or is lost."""
+        with self._turn(), self._connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         """A read-only transaction that sees one consistent state however long it runs, and
         holds no lock that would stall writers (``pll audit verify`` over a live log)."""
-        with self.engine.connect() as plain:
+        with self._connect() as plain:
             if self.is_sqlite:
                 # deferred: in WAL mode a reader keeps the snapshot of its first read
                 conn = plain.execution_options(pll_snapshot=True)
@@ -84,14 +140,44 @@ class Database:
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                     yield conn
 
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection from the pool; a lost server raised as :class:`DatabaseUnavailable`.
+
+        When a connection turns out dead, SQLAlchemy marks every connection of the pool made
+        before it as stale (its "disconnect" handling), so the next transaction connects
+        anew — through a multi-host URL, to whichever server is the primary by then — without
+        a ping before every checkout (a round trip each, DESIGN §6)."""
+        try:
+            conn = self.engine.connect()
+        except DBAPIError as exc:
+            if self.is_sqlite or not connection_lost(exc):
+                raise
+            raise DatabaseUnavailable(str(exc.orig), maybe_done=False) from exc
+        with conn:
+            try:
+                yield conn
+            except DBAPIError as exc:
+                if self.is_sqlite or not connection_lost(exc):
+                    raise
+                raise DatabaseUnavailable(str(exc.orig), maybe_done=True) from exc
+
     def _turn(self) -> AbstractContextManager[object]:
         # SQLite admits one writer; threads of this process queue on a lock instead of
         # polling SQLite's busy handler, whose sleeps make latency jump by whole seconds.
         return self._sqlite_lock if self._sqlite_lock is not None else nullcontext()
 
     def libpq_url(self) -> str:
-        """The PostgreSQL connection string for drivers used without SQLAlchemy."""
-        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        """The PostgreSQL connection string for drivers used without SQLAlchemy; several
+        servers are named as libpq and asyncpg take them, ``postgresql://user@h1:p1,h2:p2/db``."""
+        url = self.engine.url.set(drivername="postgresql")
+        hosts = url.query.get("host")
+        if not isinstance(hosts, tuple):
+            return url.render_as_string(hide_password=False)
+        bare = url.difference_update_query(["host"]).set(host=None, port=None)
+        scheme, _, rest = bare.render_as_string(hide_password=False).partition("://")
+        userinfo, at, tail = rest.rpartition("@")
+        return f"{scheme}://{userinfo}{at}{','.join(hosts)}{tail}"
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (``pll db upgrade``). Processes that

@@ -467,14 +467,49 @@ def add_event(
     out. A write transaction must run at READ COMMITTED (:meth:`pll.store.db.Database.write`):
     the insert's snapshot must be taken after the list row lock was granted. SQLite commits
     one writer at a time; ``tx`` is 0 there and ids are in commit order."""
+    _event(conn, event_id, lst.patient_id, lst.id, lst.version, kind, now, payload)
+
+
+def add_patient_event(
+    conn: Connection,
+    event_id: str,
+    patient_id: str,
+    head: Row[Any] | None,
+    kind: str,
+    now: datetime,
+    payload: dict[str, Any],
+) -> None:
+    """An event about a patient that makes no list version (who may see the list changed:
+    ``access-changed``), in the change's own transaction, as :func:`add_event`.
+
+    ``head`` is the patient's list row, which the caller has locked (:func:`list_row` with
+    ``lock``) before the change: the event then names the list at its current version and
+    stands among the list's events in their order. ``None``: the patient has no list, and
+    the event names none (list ``""``, version 0). No lock orders it among the patient's
+    events then; a consumer that reads the patient's state afresh for each event (the read
+    copy) does not need one."""
+    list_id, version = (str(head.id), int(head.version)) if head is not None else ("", 0)
+    _event(conn, event_id, patient_id, list_id, version, kind, now, payload)
+
+
+def _event(
+    conn: Connection,
+    event_id: str,
+    patient_id: str,
+    list_id: str,
+    version: int,
+    kind: str,
+    now: datetime,
+    payload: dict[str, Any],
+) -> None:
     pipeline.execute(
         conn,
         _INSERT_EVENT,
         {
             "event_id": event_id,
-            "patient_id": lst.patient_id,
-            "list_id": lst.id,
-            "list_version": lst.version,
+            "patient_id": patient_id,
+            "list_id": list_id,
+            "list_version": version,
             "kind": kind,
             "created_at": now,
             "payload": dumps(payload),

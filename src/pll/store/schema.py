@@ -244,6 +244,17 @@ audit_chain = Table(
     Column("legacy_count", BigInteger, nullable=False),
 )
 
+#: The audit records forwarded by a read copy (migration 0026): each by the id the read copy
+#: gave it, so a record sent again after a crash between its sending and its marking is
+#: taken once (pll.store.audit_receipts). The record itself joins ``audit_event``.
+audit_receipt = Table(
+    "audit_receipt",
+    metadata,
+    #: the read copy's id of the record (a UUID)
+    Column("record_id", String(36), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
 #: A patient's block on a named health worker (a FHIR Consent with a deny provision).
 access_block = Table(
     "access_block",

@@ -10,7 +10,8 @@ does not do, nothing here needs: no session state to reset (the statements leave
 transactions held across awaits, no connection setup hooks.
 
 A connection whose statement failed in any way (an error, a lost server, a cancelled task)
-is closed, never reused: it may be mid-statement. The next statement opens a new one.
+is closed, never reused: it may be mid-statement. The next statement opens a new one. After a
+failover, :meth:`StatementPool.expire_connections` has every connection replaced.
 """
 
 from __future__ import annotations
@@ -22,14 +23,33 @@ from typing import Any
 import asyncpg
 
 
-class StatementPool:
-    """Up to ``size`` connections to ``dsn``, opened when first needed; one statement at a
-    time each. Belongs to the event loop it is first used on."""
+class NoConnection(OSError):
+    """No connection could be made (the server is down or refuses, the connection timed
+    out, no host of the URL is the primary); the cause is asyncpg's error."""
 
-    def __init__(self, dsn: str, size: int) -> None:
+
+class StatementPool:
+    """Up to ``size`` connections to ``dsn`` (asyncpg's form; several hosts allowed), opened
+    when first needed within ``connect_timeout`` seconds; one statement at a time each, each
+    given ``command_timeout`` seconds (``None``: no limit). Belongs to the event loop it is
+    first used on."""
+
+    def __init__(
+        self,
+        dsn: str,
+        size: int,
+        *,
+        connect_timeout: float = 60.0,
+        command_timeout: float | None = None,
+    ) -> None:
         self._dsn = dsn
         self._size = size
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
         self._idle: deque[asyncpg.Connection] = deque()
+        #: the generation each connection was opened in (:meth:`expire_connections`)
+        self._born: dict[asyncpg.Connection, int] = {}
+        self._generation = 0
         #: tasks waiting for a connection; given one, or ``None`` to open one themselves
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._open = 0  # connections open or being opened
@@ -46,6 +66,17 @@ class StatementPool:
             raise
         self._give_back(conn)
         return row
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """The first column of the first row of ``sql``, in autocommit mode."""
+        conn = self._idle.pop() if self._idle else await self._connection()
+        try:
+            value = await conn.fetchval(sql, *args)
+        except BaseException:
+            self._discard(conn)
+            raise
+        self._give_back(conn)
+        return value
 
     async def execute(self, sql: str, *args: Any) -> None:
         """Run ``sql`` in autocommit mode: committed when this returns."""
@@ -81,16 +112,22 @@ class StatementPool:
             # a connection was closed: its place is this task's to fill
         else:
             self._open += 1
+        generation = self._generation
         try:
-            conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
-        except BaseException:
+            conn: asyncpg.Connection = await asyncpg.connect(
+                self._dsn, timeout=self._connect_timeout, command_timeout=self._command_timeout
+            )
+        except BaseException as exc:
             self._open -= 1
             self._wake_one()
+            if isinstance(exc, Exception):
+                raise NoConnection(f"no connection: {type(exc).__name__}: {exc}") from exc
             raise
+        self._born[conn] = generation
         return conn
 
     def _give_back(self, conn: asyncpg.Connection) -> None:
-        if self._closed:
+        if self._closed or self._born.get(conn) != self._generation:
             self._discard(conn)
             return
         while self._waiters:
@@ -102,6 +139,7 @@ class StatementPool:
 
     def _discard(self, conn: asyncpg.Connection) -> None:
         conn.terminate()
+        self._born.pop(conn, None)
         self._open -= 1
         self._wake_one()
 
@@ -116,6 +154,15 @@ class StatementPool:
                 waiter.set_result(None)
                 return
 
+    async def expire_connections(self) -> None:
+        """Replace every connection: the idle ones are closed now, those in use when their
+        statement ends (as ``asyncpg.Pool.expire_connections``: after a failover they lead
+        to a server that is gone)."""
+        self._generation += 1
+        idle, self._idle = list(self._idle), deque()
+        for conn in idle:
+            self._discard(conn)
+
     async def close(self) -> None:
         """Close the idle connections; those in use are closed when their statement ends.
         Tasks waiting for a connection get ``InterfaceError``."""
@@ -126,4 +173,6 @@ class StatementPool:
                 waiter.set_exception(asyncpg.InterfaceError("the statement pool is closed"))
         idle, self._idle = list(self._idle), deque()
         self._open -= len(idle)
+        for conn in idle:
+            self._born.pop(conn, None)
         await asyncio.gather(*(conn.close() for conn in idle), return_exceptions=True)

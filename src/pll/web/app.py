@@ -31,6 +31,7 @@ from pll.services.launches import Launches
 from pll.services.lists import PLLService
 from pll.services.logins import LONGEST, WebLogins
 from pll.services.stats import Statistics
+from pll.store.db import DatabaseUnavailable
 from pll.web import (
     doctor,
     kurve,
@@ -44,7 +45,7 @@ from pll.web import (
     rollout,
     stats,
 )
-from pll.web.edge import error_page
+from pll.web.edge import error_page, unavailable_page
 from pll.web.embedding import parse_embed_origins
 from pll.web.sessions import caller_of
 
@@ -114,6 +115,13 @@ def _same_site(request: Request) -> str | None:
     return referer.path
 
 
+async def _database_down(request: Request, exc: Exception) -> Response:
+    # raised before a page's own handling, as when the login is looked up
+    if not isinstance(exc, DatabaseUnavailable):  # pragma: no cover - registered for it only
+        raise exc
+    return unavailable_page(request, exc, None)
+
+
 async def _gone(request: Request, _: Exception) -> Response:
     disconnected(request.scope)
     return Response(status_code=400)  # no one is there to read it
@@ -167,6 +175,7 @@ def web_app(
             # web UI's own error handler would otherwise answer 500 before the API's saw them
             BodyTooLarge: _too_large,
             ClientDisconnect: _gone,
+            DatabaseUnavailable: _database_down,
         },
     )
     app.state.service = service

@@ -53,7 +53,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from pll.api.http import STATUS, check_id
+from pll.api.http import SAFE_METHODS, STATUS, check_id
 from pll.api.metrics import count_refusal
 from pll.auth.access import Access, Basis, ReadLog, in_norwegian
 from pll.auth.policy import ROLE_NB
@@ -63,6 +63,7 @@ from pll.domain.checks import Finding, Severity
 from pll.domain.errors import Conflict, DomainError, Forbidden, InvalidInput
 from pll.domain.model import CLINICIANS, Role
 from pll.services.lists import PLLService
+from pll.store.db import DatabaseUnavailable
 from pll.web import dosage_editor
 from pll.web.banner import banner_context, emergencies_of, error_banner
 from pll.web.embedding import EMBEDDED_BY, frame_headers
@@ -442,6 +443,32 @@ def error_page(
     )
 
 
+def unavailable_page(
+    request: Request, error: DatabaseUnavailable, caller: Caller | None
+) -> HTMLResponse:
+    """503 while the database cannot be reached (its server is down, or a standby is taking
+    over, docs/operations.md): what may have happened to what was sent."""
+    if request.method in SAFE_METHODS:
+        message = (
+            "Databasen svarer ikke akkurat nå (tjeneren er nede, eller en reserve tar over). "
+            "Last siden på nytt om litt."
+        )
+    elif error.maybe_done:
+        message = (
+            "Forbindelsen til databasen ble brutt mens endringen ble lagret, så den kan være "
+            "gjort eller ikke. Åpne siden på nytt og se etter før du prøver igjen."
+        )
+    else:
+        message = (
+            "Databasen svarer ikke akkurat nå (tjeneren er nede, eller en reserve tar over); "
+            "ingenting ble endret. Prøv igjen om litt."
+        )
+    log.warning("database unavailable on %s %s", request.method, request.url.path)
+    page = error_page(request, DomainError(message), caller, status=503)
+    page.headers["Retry-After"] = "1"
+    return page
+
+
 _CHART_PAGE = re.compile(r"/kurve/([A-Za-z0-9\-]{1,64})(/.*)?")
 
 
@@ -522,6 +549,8 @@ def page(
             answer = await run_in_threadpool(refused_form, web, show, exc)
         except DomainError as exc:
             answer = await run_in_threadpool(error_page, request, exc, caller, web=web)
+        except DatabaseUnavailable as exc:
+            answer = unavailable_page(request, exc, caller)
         except Exception:
             incident = str(uuid.uuid4())
             log.exception("internal error %s on %s %s", incident, request.method, request.url)

@@ -437,6 +437,8 @@ class Look:
     refused: bool
     own: bool
     note: str
+    #: served by the read copy (Kjernejournal's role), not by PLL itself
+    read_copy: bool = False
 
 
 _OBJECTS = {
@@ -534,6 +536,8 @@ def _look(event: dict[str, Any], caller_pid: str | None, person: Person | None) 
         refused=event.get("outcome", "0") != "0",
         own=own,
         note=str(event.get("outcomeDesc", "")) if EMERGENCY_OVERRIDE in flags else "",
+        read_copy=event.get("source", {}).get("observer", {}).get("display")
+        == fhir_access.READ_COPY_OBSERVER,
     )
 
 

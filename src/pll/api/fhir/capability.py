@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pll.api.fhir.common import MIN_VERSION_HEADER
 from pll.api.fhir.entries import LIST_RESOURCES
 from pll.api.fhir.routes import OPERATIONS, ROUTES, SEARCH_PARAMS
 from pll.auth.access import BASIS_HEADER, Basis
@@ -93,6 +94,10 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                     "(412 when stale, 428 when missing). "
                     "The reason for a change may be sent as an X-Provenance header. "
                     "GET List?patient=<id>&_include=List:item returns the whole current list. "
+                    "A current-list read (GET List/<id>, GET List?...) may be answered by a "
+                    f"read replica: send {MIN_VERSION_HEADER}: <n> (the X-PLL-List-Version of "
+                    'your last write) or If-None-Match: W/"<n>" (the list\'s ETag) and the '
+                    "answer is version n or later (200 with the list, never 304). "
                     "Every change to the list is checked (interactions from FEST, duplicate "
                     "therapy, CAVE against AllergyIntolerance, drugs no longer in FEST): the "
                     "number of findings is in the X-PLL-Findings header, and the findings "

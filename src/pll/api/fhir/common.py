@@ -4,12 +4,21 @@ resource uses (``If-Match``, version ids, ``patient=``, a stored resource as it 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import Response
 
-from pll.api.http import AsyncHandler, Ctx, Handler, check_id, check_version, fhir_response
+from pll.api.http import (
+    VERSION_ID,
+    AsyncHandler,
+    Ctx,
+    Handler,
+    check_id,
+    check_version,
+    fhir_response,
+)
 from pll.auth.access import Verb
 from pll.domain.errors import InvalidInput
 from pll.services.base import Stored
@@ -48,6 +57,41 @@ def searchable(params: list[SearchParam]) -> set[str]:
 
 def if_match(ctx: Ctx) -> int | None:
     return parse_if_match(ctx.request.headers.get("if-match"))
+
+
+#: Read-your-writes (issue 21): the list version a client last wrote (``X-PLL-List-Version``
+#: of its write) or read (the list's ``ETag``). A read replica whose copy is older does not
+#: serve the read; the primary does.
+MIN_VERSION_HEADER = "X-PLL-Min-Version"
+_ETAG = re.compile(r'(?:W/)?"([0-9]{1,9})"')
+
+
+def min_version(ctx: Ctx) -> int | None:
+    """The least list version the client may be shown: ``X-PLL-Min-Version: <n>`` and
+    ``If-None-Match`` with the list's ETag (``W/"n"``; of several, the highest; ``*`` asks
+    for none). PLL answers such a read with the list as usual (200), never 304."""
+    wanted: list[int] = []
+    given = ctx.request.headers.get(MIN_VERSION_HEADER)
+    if given is not None:
+        if not VERSION_ID.fullmatch(given.strip()):
+            raise InvalidInput(
+                f"{MIN_VERSION_HEADER} must be a list version number (the X-PLL-List-Version "
+                f"or ETag of your last write or read, such as 7), got {given[:40]!r}.",
+                MIN_VERSION_HEADER,
+            )
+        wanted.append(int(given))
+    tags = ctx.request.headers.get("if-none-match")
+    if tags is not None and tags.strip() != "*":
+        for tag in tags.split(","):
+            found = _ETAG.fullmatch(tag.strip())
+            if found is None:
+                raise InvalidInput(
+                    'If-None-Match must name list versions as ETags such as W/"7", got '
+                    f"{tags[:40]!r}.",
+                    "If-None-Match",
+                )
+            wanted.append(int(found[1]))
+    return max(wanted, default=None)
 
 
 def version_param(value: str, where: str = "versionId") -> int:

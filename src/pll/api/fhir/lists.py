@@ -1,6 +1,10 @@
 """``List``, the PLL itself: the current list (the requests PLL serves most, answered on the
 event loop from the stored document), creation, versions and history, and ``$diff`` between
-two versions. The operations that change the whole list are in :mod:`.list_state`."""
+two versions. The operations that change the whole list are in :mod:`.list_state`.
+
+The current-list reads may be served by a read replica (``PLL_READ_DATABASE_URL``); a client
+that sends the list version it last wrote or read (``X-PLL-Min-Version``, or the list's ETag
+in ``If-None-Match``) is never shown an older one (:func:`.common.min_version`)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pll.api.fhir.common import (
     BY_PATIENT,
     FhirRoute,
     SearchParam,
+    min_version,
     patient_param,
     searchable,
     stored_response,
@@ -49,7 +54,9 @@ def list_create(ctx: Ctx) -> Response:
 
 
 async def list_read(ctx: Ctx) -> Response:
-    current = await ctx.reads.current(ctx.access, list_id=ctx.path["id"])
+    current = await ctx.reads.current(
+        ctx.access, list_id=ctx.path["id"], min_version=min_version(ctx)
+    )
     if current is None:
         raise NotFound(f"List/{ctx.path['id']} does not exist.", "List.id")
     return fhir_response(current.body, version=current.version, updated=current.updated)
@@ -69,18 +76,22 @@ async def list_search(ctx: Ctx) -> Response:
             keys[1] if keys else "patient",
         )
     document = bool(include)
+    least = min_version(ctx)
     if "_id" in params:
         current = await ctx.reads.current(
-            ctx.access, list_id=check_id(params["_id"], "_id"), document=document
+            ctx.access,
+            list_id=check_id(params["_id"], "_id"),
+            document=document,
+            min_version=least,
         )
     elif "patient.identifier" in params:
         system, _, value = params["patient.identifier"].rpartition("|")
         current = await ctx.reads.current(
-            ctx.access, identifier=(system or None, value), document=document
+            ctx.access, identifier=(system or None, value), document=document, min_version=least
         )
     else:
         current = await ctx.reads.current(
-            ctx.access, patient_id=patient_param(ctx, params), document=document
+            ctx.access, patient_id=patient_param(ctx, params), document=document, min_version=least
         )
     if current is None:
         return fhir_response(bundles.searchset(ctx.base, [], 0, str(ctx.request.url), None, "List"))

@@ -28,7 +28,8 @@ OPERATIONS = {
 
 def get_medication(ctx: Ctx) -> Response:
     """``POST Patient/$getMedication``: the list as an SFM Basis document."""
-    return fhir_response(SfmService(ctx.service).get_medication(ctx.access, ctx.json()))
+    sfm = SfmService(ctx.service, ctx.reads.replicas)
+    return fhir_response(sfm.get_medication(ctx.access, ctx.json()))
 
 
 def send_medication(ctx: Ctx) -> Response:
