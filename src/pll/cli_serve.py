@@ -72,7 +72,9 @@ def serve(host: str, port: int, workers: int) -> None:
             code = serve_workers.RequestWorkers(
                 workers, host, port, lambda line: click.echo(line, err=True)
             ).run()
-        else:
+        elif workers == 1:
+            code = 0 if serve_workers.serve_here(host, port) else serve_workers.NOT_STARTED
+        else:  # not Linux: uvicorn's workers, sharing one socket
             import uvicorn
 
             uvicorn.run(
@@ -94,7 +96,7 @@ def serve(host: str, port: int, workers: int) -> None:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     if code:
-        raise click.ClickException("a request worker could not start (see above)")
+        raise click.ClickException("the server could not start (see above)")
 
 
 def _background_beside(

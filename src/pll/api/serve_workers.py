@@ -29,6 +29,7 @@ them, at random (with 32 connections on two workers, a split of 16/16 ± 3; see
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -203,6 +204,33 @@ def _mark_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
 
 
+def serve_here(host: str, port: int, sock: socket.socket | None = None) -> bool:
+    """Serve the application in this process until SIGTERM or SIGINT: on ``sock`` (bound,
+    not yet listening) if given, else on ``host:port``. False if it did not start.
+
+    Everything the application holds once built lives as long as the process, so it is
+    moved out of the garbage collector's way (``gc.freeze``) before serving: a full
+    collection then walks only what requests made, not the ~140,000 objects of the
+    application and its libraries. Measured (issue 20): one such collection took ~70 ms of
+    CPU, a pause for every request in flight in that worker, and came about once in a
+    thousand reads (~60,000 instructions a read, averaged)."""
+    config = uvicorn.Config(
+        APP, factory=True, host=host, port=port, log_level="warning", access_log=False
+    )
+    config.load()  # builds the application (create_app)
+    gc.collect()
+    gc.freeze()
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=None if sock is None else [sock])
+    except SystemExit:
+        # uvicorn exits when the application fails its startup
+        if not server.started:
+            return False
+        raise
+    return server.started
+
+
 def serve_one(host: str, port: int, parent: int) -> None:
     """One request worker: the application on a socket of its own until SIGTERM, or exit
     :data:`NOT_STARTED` if it could not start."""
@@ -212,18 +240,12 @@ def serve_one(host: str, port: int, parent: int) -> None:
     except OSError as exc:
         sys.stderr.write(f"request worker {os.getpid()}: {host}:{port}: {exc}\n")
         sys.exit(NOT_STARTED)
-    config = uvicorn.Config(
-        APP, factory=True, host=host, port=port, log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
     try:
-        server.run(sockets=[sock])
-    except SystemExit:
-        # uvicorn exits when the application cannot be imported or fails its startup
-        if not server.started:
-            sys.exit(NOT_STARTED)
-        raise
-    if not server.started:
+        started = serve_here(host, port, sock)
+    except SystemExit as exc:
+        # uvicorn exits when the application cannot be imported (config.load)
+        sys.exit(exc.code if exc.code == 0 else NOT_STARTED)
+    if not started:
         sys.exit(NOT_STARTED)
 
 
