@@ -323,6 +323,11 @@ def _report(results: dict[str, Any], patients: int, concurrency: int, seconds: i
             _fmt(r["ratio"]),
         )
     console.print(table)
+    for kind, r in results.items():
+        split = r["server"]["detail"].get("connections_per_worker")
+        if split:
+            shares = "/".join(str(n) for n in split)
+            console.print(f"{kind}: connections per server worker {shares} (1 s into the run)")
     cpu = Table(title=f"CPU in use during each measurement (cores, of {os.cpu_count()})")
     for col in ("run", "server", "load generator", "postgres", "other", "whole machine"):
         cpu.add_column(col, justify="right")

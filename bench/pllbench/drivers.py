@@ -156,11 +156,15 @@ def run_wrk(
     ]
     env = dict(os.environ, PLL_BENCH_LUA=str(LUA))
     holder: dict[str, int] = {}
+    split: list[int] = []
     with CpuSampler(server.proc.pid if server.proc else None, lambda: holder.get("pid")) as cpu:
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         holder["pid"] = proc.pid
+        if server.proc is not None and seconds >= 2:
+            time.sleep(1)  # wrk has opened its connections
+            split = connections_per_process(server.port, server.proc.pid)
         out, err = proc.communicate(timeout=seconds + 60)
     if log is not None:
         log.write_text(out + err)
@@ -188,8 +192,60 @@ def run_wrk(
             **data,
             "other_processes": cpu.top_others,
             "server_processes": cpu.server_processes,
+            "connections_per_worker": split,
         },
     )
+
+
+def connections_per_process(port: int, root: int) -> list[int]:
+    """How many connections to ``port`` each request worker under ``root`` holds, most
+    first: the processes that listen on ``port`` or hold connections to it, but ``root``
+    itself unless it serves (one worker). Read from Linux's ``/proc`` (empty elsewhere)."""
+    sockets: dict[str, str] = {}  # inode -> state
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # this side's port the server's: established (01) or listening (0A)
+            if fields[3] in ("01", "0A") and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                sockets[fields[9]] = fields[3]
+    counts = []
+    for pid in _descendants(root):
+        states = []
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in sockets:
+                states.append(sockets[target[8:-1]])
+        held = states.count("01")
+        if held or (states and pid != root):
+            counts.append(held)
+    return sorted(counts, reverse=True)
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
 
 
 @dataclass

@@ -15,9 +15,9 @@ import click
 
 from pll.cli_clients import clients
 from pll.cli_extract import extract
-from pll.cli_guard import refuse_unfinished_load, start_serving
 from pll.cli_import import add_bulk_commands
-from pll.cli_worker import WorkerChild, worker
+from pll.cli_serve import serve
+from pll.cli_worker import worker
 from pll.config import Settings
 from pll.domain.errors import DomainError
 
@@ -63,41 +63,6 @@ def db_upgrade() -> None:
     click.echo(f"schema is current ({database.engine.url.render_as_string(hide_password=True)})")
 
 
-def _metrics_dir(data_dir: Path) -> Path | None:
-    """Where the workers of this ``pll serve`` keep their metrics, so that ``/metrics`` adds
-    up all of them (prometheus_client's multiprocess mode): ``metrics/<pid>`` in the data
-    folder, new for each run, removed when it ends. What runs that are gone left behind is
-    removed first. ``None`` when ``PROMETHEUS_MULTIPROC_DIR`` is already set: that folder
-    is the operator's, to empty between runs."""
-    import os
-    import shutil
-
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return None
-    runs = data_dir / "metrics"
-    runs.mkdir(parents=True, exist_ok=True)
-    for old in runs.iterdir():
-        if old.name.isdigit() and not _running(int(old.name)):
-            shutil.rmtree(old, ignore_errors=True)
-    ours = runs / str(os.getpid())
-    shutil.rmtree(ours, ignore_errors=True)  # a pid used again
-    ours.mkdir()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(ours)  # the workers inherit it
-    return ours
-
-
-def _running(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
-
-
 def _settings() -> Settings:
     """The configuration, or one line saying which variable is wrong (no traceback)."""
     try:
@@ -119,93 +84,6 @@ def _check_public_url(settings: Settings) -> None:
             "as only development mode allows.",
             err=True,
         )
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Run the FHIR server (migrating the schema first)."""
-    import uvicorn
-
-    settings = _settings()
-    _check_public_url(settings)
-    database = _database(settings)
-    # before the migrations: not while a bulk import loads (pll.store.load_guard)
-    stop_serving = start_serving(database.url, "serve")
-    database.upgrade()
-    refuse_unfinished_load(database)
-    from pll.auth.tokens import signing_key
-    from pll.services.base import utcnow
-    from pll.services.stats import Statistics
-
-    # its lag shows from the first event, wherever (and whether) a worker runs
-    Statistics(database, utcnow).enrol()
-    database.dispose()
-
-    signing_key(settings.data_dir)  # made once here, not raced by several workers
-    settings.audit_key()
-    click.echo(
-        f"PLL serving the web UI at http://{host}:{port}/ and FHIR at http://{host}:{port}/fhir "
-        f"({workers} worker(s))"
-    )
-    if settings.dev_auth:
-        click.echo(
-            "PLL_DEV_AUTH is on: development tokens from `pll token` are trusted. "
-            "Never run it like this with real patients.",
-            err=True,
-        )
-    metrics_dir = _metrics_dir(settings.data_dir) if workers > 1 else None
-    stop = None
-    child = None
-    if settings.background == "process":
-        # one worker for the sealer, the statistics and the dispatcher, however many
-        # request workers (pll.events.worker); stopped below, or by the kernel if this
-        # process is killed
-        child = WorkerChild()
-        child.start()
-        click.echo("background work in a pll worker of its own (PLL_BACKGROUND=process)")
-    elif settings.background == "external":
-        click.echo(
-            "background work left to pll worker elsewhere (PLL_BACKGROUND=external): the "
-            "audit trail is sealed and the statistics counted only where one runs"
-        )
-    if workers > 1 and settings.inline and settings.dispatches:
-        # one dispatcher, in this process, not one per worker (they would deliver each
-        # event once per worker)
-        import dataclasses
-        import os
-        import threading
-
-        from pll.cli_clients import case_base
-        from pll.events.worker import background
-
-        os.environ["PLL_DISPATCH"] = "0"  # the workers inherit it
-        database = _database(settings)
-        only_dispatch = dataclasses.replace(settings, seal_interval=0, stats_interval=0)
-        stop = threading.Event()
-        background(case_base(database, settings), only_dispatch).start(stop)
-    try:
-        uvicorn.run(
-            "pll.api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            access_log=False,
-        )
-    finally:
-        if stop is not None:
-            stop.set()
-        if child is not None:
-            child.stop()
-        if metrics_dir is not None:
-            import shutil
-
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-        stop_serving()
 
 
 @main.command()
@@ -775,6 +653,7 @@ def import_sfm(file: Path) -> None:
     )
 
 
+main.add_command(serve)
 main.add_command(clients)
 main.add_command(worker)
 add_bulk_commands(import_)

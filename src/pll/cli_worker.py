@@ -16,6 +16,8 @@ import time
 
 import click
 
+from pll.processes import die_with
+
 log = logging.getLogger("pll.worker")
 
 #: How often a worker started by ``pll serve`` looks whether its parent is still there (the
@@ -44,7 +46,7 @@ def worker(parent: int | None) -> None:
     from pll.events.worker import background
 
     if parent is not None:
-        _die_with(parent)
+        die_with(parent)
     settings = _settings()
     database = _database(settings)
     # held until this process ends: no bulk import loads beside it (pll.store.load_guard)
@@ -75,20 +77,6 @@ def worker(parent: int | None) -> None:
     database.dispose()
     stop_serving()
     click.echo(f"pll worker {os.getpid()}: stopped")
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel send this process SIGTERM when ``parent`` dies (Linux), and leave at
-    once if it has died already: a worker outliving its ``pll serve`` would be an orphan
-    nobody stops."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() != parent:
-        sys.exit(0)
 
 
 class WorkerChild:

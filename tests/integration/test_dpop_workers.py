@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from click.testing import CliRunner
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from pll.api import serve_workers
 from pll.auth.dpop import make_proof
 from pll.auth.tokens import dpop_key, issue
 from pll.cli import main
@@ -183,7 +183,12 @@ def test_development_mode_serves_without_a_public_url_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[object] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(args))
+
+    def serve_here(*args: object) -> bool:
+        started.append(args)
+        return True
+
+    monkeypatch.setattr(serve_workers, "serve_here", serve_here)
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PLL_")}
     env |= {"PLL_DATA_DIR": str(tmp_path / "data"), "PLL_DEV_AUTH": "1"}
     result = CliRunner().invoke(main, ["serve", "--port", str(free_port())], env=env)

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -36,6 +35,7 @@ from pll.store.audit_batch import (
     BatchCounts,
     GroupCommit,
 )
+from pll.store.statement_pool import StatementPool
 from tests.conftest import LiveServer, server_settings, serving
 from tests.integration.builders import new_fnr, ok, patient
 
@@ -204,7 +204,7 @@ def test_concurrent_rows_go_in_one_insert_and_a_failed_batch_fails_every_read_in
     key = server.service.trail.key
 
     async def run() -> tuple[list[Any], list[Any], list[Any], Any, Any]:
-        pool = await asyncpg.create_pool(_dsn(server), min_size=1, max_size=4)
+        pool = StatementPool(_dsn(server), 4)
         try:
             batcher = AuditBatcher(pool, GroupCommit(max_rows=8, max_wait=0.001))
             # 20 rows of one turn of the loop: batches of at most 8
@@ -261,7 +261,7 @@ def test_a_lone_read_is_one_statement_and_concurrent_reads_are_batched(
                 *(reads.current(_gp(), patient_id=pid, document=True) for _ in range(10))
             )
             counts = reads.fast.batch_counts if reads.fast else None
-            return [[s.text, s.version, s.updated, s.patient_id] for s in stored if s], counts
+            return [[s.body, s.version, s.updated, s.patient_id] for s in stored if s], counts
         finally:
             await reads.close()
 

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,45 +32,21 @@ from pll.store.db import Database
 from pll.store.schema import audit_event, consumer, outbox, stats_count
 from tests.conftest import _drop_postgres_database, _postgres_database, serving
 from tests.integration.builders import new_list, ok, patient
-from tests.integration.processes import PLL, Served, clean_env, pll_serve
+from tests.integration.processes import (
+    PLL,
+    Served,
+    alive,
+    children,
+    clean_env,
+    pll_serve,
+    wait_for,
+)
 
 FAST = {"PLL_SEAL_INTERVAL": "0.3", "PLL_STATS_INTERVAL": "0.3"}
 
 
-def children(pid: int) -> list[tuple[int, str]]:
-    """The live (not zombie) child processes of ``pid``: (pid, command line)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append((int(entry), cmdline.replace(b"\0", b" ").decode()))
-    return found
-
-
 def workers_of(pid: int) -> list[int]:
     return [child for child, cmd in children(pid) if " -m pll worker" in cmd]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return state[state.rindex(")") + 2] != "Z"
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        time.sleep(0.1)
 
 
 def gp(served: Served) -> httpx.Client:
@@ -145,12 +121,14 @@ def test_on_postgresql_one_worker_beside_the_request_workers_counts_and_seals(
     assert not alive(child), "pll serve stopped, its worker with it"
 
 
-def test_killing_pll_serve_takes_its_worker_with_it(tmp_path: Path) -> None:
-    with pll_serve(tmp_path, "postgresql", workers=1) as served:
+def test_killing_pll_serve_takes_its_workers_with_it(tmp_path: Path) -> None:
+    """The pll worker and the request workers (pll.api.serve_workers) alike."""
+    with pll_serve(tmp_path, "postgresql", workers=2) as served:
         wait_for(lambda: len(workers_of(served.pid)) == 1, 20, "a worker child")
-        (child,) = workers_of(served.pid)
+        everyone = [pid for pid, _ in children(served.pid)]
+        assert len(everyone) == 3
         os.kill(served.pid, signal.SIGKILL)
-        wait_for(lambda: not alive(child), 15, "the orphaned worker to stop")
+        wait_for(lambda: not any(alive(pid) for pid in everyone), 15, "the orphans to stop")
 
 
 def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:

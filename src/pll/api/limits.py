@@ -41,7 +41,14 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, has_body = _body_framing(scope)
+        if not has_body:
+            # no body (the hot reads): nothing to count, so no wrappers around the request
+            try:
+                await self.app(scope, receive, send)
+            except ClientDisconnect:
+                disconnected(scope)
+            return
         over = declared is not None and declared > self.max_body
         if over and scope["path"].startswith(_API_PREFIXES):
             await self._refuse(scope, send)
@@ -112,14 +119,21 @@ def disconnected(scope: Scope) -> None:
     log.info("client disconnected before its body was read: %s %s", *_line(scope))
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared ``Content-Length`` (``None`` when absent or malformed: the server itself
+    refuses a malformed one), and whether the request may have a body: one with neither a
+    length nor a ``Transfer-Encoding``, or a length of 0, has none (RFC 9112 §6.3)."""
+    length, has_body = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # the server itself refuses a malformed length
-    return None
+                length = None
+            has_body = has_body or length != 0
+        elif name == b"transfer-encoding":
+            has_body = True
+    return length, has_body
 
 
 def _line(scope: Scope) -> tuple[str, str]:

@@ -16,6 +16,9 @@ the primary's as before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 import anyio.to_thread
@@ -27,6 +30,20 @@ from pll.services.lists import PLLService, read_key
 from pll.store.audit_batch import AuditNotWritten, GroupCommit
 from pll.store.audited_read import AuditedListReader
 from pll.store.replicas import ReplicaSet
+
+
+@dataclass(frozen=True)
+class CurrentList:
+    """A current List or list document as stored: UTF-8 JSON, answered as it is."""
+
+    body: bytes
+    version: int
+    updated: datetime
+    patient_id: str
+
+    @classmethod
+    def of(cls, stored: Stored) -> CurrentList:
+        return cls(stored.text.encode(), stored.version, stored.updated, stored.patient_id)
 
 
 class ListReads:
@@ -67,7 +84,7 @@ class ListReads:
         identifier: tuple[str | None, str] | None = None,
         document: bool = False,
         min_version: int | None = None,
-    ) -> Stored | None:
+    ) -> CurrentList | None:
         """The current List (or list document), logged. ``min_version``: the list version
         the client last wrote or read; a replica whose copy is older does not serve it."""
         slow = partial(
@@ -80,11 +97,11 @@ class ListReads:
         )
         rule = access.read_rule()
         if self.fast is None or rule is None:
-            return await anyio.to_thread.run_sync(slow)
+            return await self._general(slow)
         key, value, system = read_key(list_id, patient_id, identifier)
         if key == "identifier" and access.is_patient and value != access.actor.pid:
             # A proxy's read: the person named is checked before any lookup (see current).
-            return await anyio.to_thread.run_sync(slow)
+            return await self._general(slow)
         now = self.service.clock()
         try:
             row = await self.fast.read(
@@ -110,8 +127,14 @@ class ListReads:
         if not row.admitted or row.expired(now):
             # Not logged yet: the general path refuses and logs why, or lets the old
             # entries go, then reads and logs.
-            return await anyio.to_thread.run_sync(slow)
-        return Stored(row.text, row.version, row.updated, row.patient_id)
+            return await self._general(slow)
+        return CurrentList(row.body, row.version, row.updated, row.patient_id)
+
+    @staticmethod
+    async def _general(read: Callable[[], Stored | None]) -> CurrentList | None:
+        """The service's read, in a worker thread."""
+        stored = await anyio.to_thread.run_sync(read)
+        return None if stored is None else CurrentList.of(stored)
 
     async def close(self) -> None:
         if self.fast is not None:

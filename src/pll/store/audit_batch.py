@@ -31,8 +31,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import asyncpg
+if TYPE_CHECKING:
+    from pll.store.statement_pool import StatementPool
 
 #: The batch INSERT; ``$n`` is an array per column, one element per row.
 INSERT = """
@@ -111,10 +113,10 @@ class BatchCounts:
 class AuditBatcher:
     """Collects the audit rows of one event loop's concurrent reads and commits them together.
 
-    Belongs to one event loop and one asyncpg pool (a server process has one of each).
+    Belongs to one event loop and one statement pool (a server process has one of each).
     """
 
-    def __init__(self, pool: asyncpg.Pool, config: GroupCommit) -> None:
+    def __init__(self, pool: StatementPool, config: GroupCommit) -> None:
         self._pool = pool
         self._config = config
         self._rows: list[AuditRow] = []

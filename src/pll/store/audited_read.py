@@ -3,9 +3,12 @@
 A health worker's list read is the most frequent request PLL serves (DESIGN §6). Here it is
 one prepared statement in autocommit mode: a CTE reads the stored document by key and
 inserts the audit row in the same statement, so the read costs one round trip and is
-durably logged when the answer comes back (rule 5). It runs on asyncpg's pool, so the
-request never leaves the event loop for a worker thread. ``STATEMENTS`` keep the
-``%(name)s`` form (the benchmark turns them into pgbench scripts); asyncpg gets ``$n``.
+durably logged when the answer comes back (rule 5). It runs on asyncpg connections
+(:class:`~pll.store.statement_pool.StatementPool`), so the request never leaves the event
+loop for a worker thread. The document comes as UTF-8 bytes (``convert_to``) and the times
+in UTC (``AT TIME ZONE``), so Python neither decodes the document nor encodes it again for
+the answer. ``STATEMENTS`` keep the ``%(name)s`` form (the benchmark turns them into
+pgbench scripts); asyncpg gets ``$n``.
 
 The statement also applies the caller's compiled read rule
 (:meth:`pll.auth.access.Access.read_rule`: own list or proxy for a patient; a block honoured
@@ -58,6 +61,7 @@ from pll.store.audit_batch import (
     GroupCommit,
 )
 from pll.store.replicas import CONNECT_TIMEOUT, STATEMENT_TIMEOUT, Replica, ReplicaSet
+from pll.store.statement_pool import NoConnection, StatementPool
 
 _KEYS = {
     "list": "pll.id = %(key)s",
@@ -68,7 +72,7 @@ _KEYS = {
 _FIND = """
 WITH d AS (
     SELECT pll.id, pll.patient_id, pll.version, pll.updated_at, pll.expires_at,
-           pll.{column} AS text, patient.identifier_value,
+           convert_to(pll.{column}, 'UTF8') AS body, patient.identifier_value,
            EXISTS (SELECT 1 FROM access_block b
                    WHERE b.patient_id = pll.patient_id AND b.hpr = %(hpr)s::text
                      AND b.ended_at IS NULL) AS blocked,
@@ -97,7 +101,9 @@ _SQL = (
     FROM e
     WHERE e.admitted AND (e.expires_at IS NULL OR e.expires_at > %(now)s)
 )
-SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value, admitted FROM e
+SELECT id, patient_id, version, updated_at AT TIME ZONE 'UTC',
+       expires_at AT TIME ZONE 'UTC', body, identifier_value, admitted
+FROM e
 """
 )
 
@@ -106,7 +112,8 @@ SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value, 
 _LOOKUP = (
     _FIND
     + """
-SELECT id, patient_id, version, updated_at, expires_at, text, identifier_value, admitted, flag
+SELECT id, patient_id, version, updated_at AT TIME ZONE 'UTC',
+       expires_at AT TIME ZONE 'UTC', body, identifier_value, admitted, flag
 FROM e
 """
 )
@@ -114,7 +121,8 @@ FROM e
 #: A replica-served read, on the replica: the stored document by key and nothing else (a hot
 #: standby cannot write, and the access facts are read on the primary, see :data:`_ADMIT`).
 _REPLICA_FIND = """
-SELECT pll.id, pll.patient_id, pll.version, pll.updated_at, pll.expires_at, pll.{column},
+SELECT pll.id, pll.patient_id, pll.version, pll.updated_at AT TIME ZONE 'UTC',
+       pll.expires_at AT TIME ZONE 'UTC', convert_to(pll.{column}, 'UTF8'),
        patient.identifier_value
 FROM pll JOIN patient ON patient.id = pll.patient_id
 WHERE {where}
@@ -201,7 +209,8 @@ class ListRow:
     version: int
     updated: datetime
     expires_at: datetime | None
-    text: str
+    #: the stored JSON as UTF-8: answered as it is
+    body: bytes
     identifier_value: str
     #: the caller's read rule admitted this read (and its audit record was written)
     admitted: bool
@@ -257,11 +266,6 @@ def asyncpg_dsn(dsn: str) -> tuple[str, float | None]:
     return (f"{base}?{urlencode(kept)}" if kept else base), timeout
 
 
-async def _keep(_: asyncpg.Connection) -> None:
-    """No reset when a connection goes back to the pool: these statements leave no session
-    state, and asyncpg's default reset would cost a round trip per read (DESIGN §6)."""
-
-
 class AuditedListReader:
     """Reads the current list and logs the read, on PostgreSQL: in one statement, or — with
     ``group_commit``, when other reads of this process are in flight — a read-only lookup
@@ -289,11 +293,10 @@ class AuditedListReader:
         self._max_size = max_size
         self._group_commit = group_commit
         self.replicas = replicas
-        self._pool: asyncpg.Pool | None = None
-        self._replica_pools: dict[int, asyncpg.Pool] = {}
+        self._pool: StatementPool | None = None
+        self._replica_pools: dict[int, StatementPool] = {}
         self._batcher: AuditBatcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening = asyncio.Lock()
         self._in_progress = 0  # reads of this process between their start and their answer
 
     @property
@@ -301,49 +304,35 @@ class AuditedListReader:
         """What the group commit has written in this process (None without it)."""
         return self._batcher.counts if self._batcher is not None else None
 
-    async def _open(self) -> asyncpg.Pool:
+    def _open(self) -> StatementPool:
         # A pool belongs to the event loop it was made on; a server has one loop per
         # worker process, but a caller on another loop (a test client) gets its own pool.
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop = loop
-            self._pool = None
-            self._replica_pools = {}
-            self._batcher = None
-            self._opening = asyncio.Lock()
-        async with self._opening:  # requests arriving together share one new pool
-            if self._pool is None:
-                pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=1,
-                    max_size=self._max_size,
-                    reset=_keep,
-                    timeout=self._connect_timeout or 60.0,  # asyncpg's own default
-                )
-                if self._group_commit is not None:
-                    self._batcher = AuditBatcher(pool, self._group_commit)
-                self._pool = pool
-            return self._pool
+        # Its connections are made when first needed: one that cannot be made fails the
+        # read as a lost connection (ConnectionLost).
+        self._loop = asyncio.get_running_loop()
+        self._pool = StatementPool(
+            self._dsn, self._max_size, connect_timeout=self._connect_timeout or 60.0
+        )
+        self._replica_pools = {}
+        self._batcher = None
+        if self._group_commit is not None:
+            self._batcher = AuditBatcher(self._pool, self._group_commit)
+        return self._pool
 
-    async def _replica_pool(self, replica: Replica) -> asyncpg.Pool:
+    def _replica_pool(self, replica: Replica) -> StatementPool:
         pool = self._replica_pools.get(replica.index)
         if pool is None:
-            async with self._opening:
-                pool = self._replica_pools.get(replica.index)
-                if pool is None:
-                    # no connection until the first read: a replica that is down costs
-                    # nothing here, and its first read fails fast and goes to the primary
-                    # (libpq-only parameters such as connect_timeout are taken out, as
-                    # for the primary: asyncpg would send them to the server as settings)
-                    pool = await asyncpg.create_pool(
-                        asyncpg_dsn(replica.url)[0],
-                        min_size=0,
-                        max_size=self._max_size,
-                        reset=_keep,
-                        timeout=CONNECT_TIMEOUT,
-                        command_timeout=STATEMENT_TIMEOUT,
-                    )
-                    self._replica_pools[replica.index] = pool
+            # no connection until the first read: a replica that is down costs nothing
+            # here, and its first read fails fast and goes to the primary (libpq-only
+            # parameters such as connect_timeout are taken out, as for the primary:
+            # asyncpg would send them to the server as settings)
+            pool = StatementPool(
+                asyncpg_dsn(replica.url)[0],
+                self._max_size,
+                connect_timeout=CONNECT_TIMEOUT,
+                command_timeout=STATEMENT_TIMEOUT,
+            )
+            self._replica_pools[replica.index] = pool
         return pool
 
     async def read(
@@ -369,8 +358,7 @@ class AuditedListReader:
         version (read-your-writes); the primary's always is."""
         pool = self._pool
         if pool is None or self._loop is not asyncio.get_running_loop():
-            # (a pool that cannot be made raises ConnectionLost: its connections were new)
-            pool = await self._opened()
+            pool = self._open()
         column = "document" if document else "list_json"
         given: dict[str, object] = {
             "key": value,
@@ -407,7 +395,9 @@ class AuditedListReader:
                 return await self._read(
                     pool, (key, column), given, batcher, now, actor, basis, audit_key
                 )
-            except ConnectionLost:
+            except ConnectionLost as lost:
+                if isinstance(lost.__cause__, NoConnection):
+                    raise  # a new connection could not be made: no better a moment later
                 # the pool's connections are of a server that went: all are replaced, and
                 # the read is tried once more on a new one (the primary's by now, or none)
                 await pool.expire_connections()
@@ -417,15 +407,9 @@ class AuditedListReader:
         finally:
             self._in_progress -= 1
 
-    async def _opened(self) -> asyncpg.Pool:
-        try:
-            return await self._open()
-        except _LOST as exc:
-            raise ConnectionLost(f"no connection: {type(exc).__name__}") from exc
-
     async def _from_replica(
         self,
-        pool: asyncpg.Pool,
+        pool: StatementPool,
         replicas: ReplicaSet,
         replica: Replica,
         statement: tuple[str, str],
@@ -440,8 +424,7 @@ class AuditedListReader:
         counts = replicas.counts
         sql, names = _REPLICA_POSITIONAL[statement]
         try:
-            replica_pool = await self._replica_pool(replica)
-            row = await replica_pool.fetchrow(sql, *(given[name] for name in names))
+            row = await self._replica_pool(replica).fetchrow(sql, *map(given.__getitem__, names))
         except Exception as exc:  # whatever the replica did, the primary answers instead
             replicas.failed(replica, exc)
             return None
@@ -453,23 +436,24 @@ class AuditedListReader:
         if min_version is not None and row[2] < min_version:
             counts.add("behind")
             return None
-        expires_at = row[4].replace(tzinfo=UTC) if row[4] is not None else None
+        expires_at = row[4]  # UTC (AT TIME ZONE in SQL)
         if expires_at is not None and expires_at <= now:
             return None  # the primary's path lets the old entries go, then reads
         ipad, opad = _pads(audit_key)
+        naive_now = _naive_utc(now)
         admit = given | {
             "list_id": row[0],
             "patient_id": row[1],
-            "now": _naive_utc(now),
+            "now": naive_now,
             "actor": actor,
             "basis": basis,
-            "prefix": audit.prefix(now, actor, "read", "List", basis, Outcome.SUCCESS.value),
+            "prefix": audit.prefix(naive_now, actor, "read", "List", basis, _SUCCESS),
             "ipad": ipad,
             "opad": opad,
         }
         admit_sql, admit_names = _ADMIT_POSITIONAL
         try:
-            admitted = await pool.fetchval(admit_sql, *(admit[name] for name in admit_names))
+            admitted = await pool.fetchval(admit_sql, *map(admit.__getitem__, admit_names))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise AuditNotWritten(f"the read's record failed: {type(exc).__name__}") from exc
         counts.add("replica")
@@ -477,16 +461,16 @@ class AuditedListReader:
             id=row[0],
             patient_id=row[1],
             version=row[2],
-            updated=row[3].replace(tzinfo=UTC),
+            updated=row[3],
             expires_at=expires_at,
-            text=row[5],
+            body=row[5],
             identifier_value=row[6],
             admitted=bool(admitted),
         )
 
     async def _read(
         self,
-        pool: asyncpg.Pool,
+        pool: StatementPool,
         statement: tuple[str, str],
         given: dict[str, object],
         batcher: AuditBatcher | None,
@@ -499,20 +483,17 @@ class AuditedListReader:
             if self._batcher is not None:
                 self._batcher.counts.alone += 1
             sql, names = _POSITIONAL[statement]
-            ipad, opad = _pads(audit_key)
-            given |= {
-                "now": _naive_utc(now),
-                "actor": actor,
-                "basis": basis,
-                "prefix": audit.prefix(now, actor, "read", "List", basis, Outcome.SUCCESS.value),
-                "ipad": ipad,
-                "opad": opad,
-            }
+            naive_now = _naive_utc(now)
+            given["now"] = naive_now
+            given["actor"] = actor
+            given["basis"] = basis
+            given["prefix"] = audit.prefix(naive_now, actor, "read", "List", basis, _SUCCESS)
+            given["ipad"], given["opad"] = _pads(audit_key)
         else:
             sql, names = _LOOKUP_POSITIONAL[statement]
         # asyncpg prepares and caches the statement per connection; autocommit is its default.
         try:
-            row = await pool.fetchrow(sql, *(given[name] for name in names))
+            row = await pool.fetchrow(sql, *map(given.__getitem__, names))
         except _LOST as exc:
             raise ConnectionLost(f"the read failed: {type(exc).__name__}") from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -524,9 +505,9 @@ class AuditedListReader:
             id=row[0],
             patient_id=row[1],
             version=row[2],
-            updated=row[3].replace(tzinfo=UTC),
-            expires_at=row[4].replace(tzinfo=UTC) if row[4] is not None else None,
-            text=row[5],
+            updated=row[3],  # UTC (AT TIME ZONE in SQL: no replace() here)
+            expires_at=row[4],
+            body=row[5],
             identifier_value=row[6],
             admitted=row[7],
         )
@@ -564,6 +545,9 @@ class AuditedListReader:
         self._pool = None
         self._replica_pools = {}
         self._batcher = None
+
+
+_SUCCESS = Outcome.SUCCESS.value
 
 
 @lru_cache(maxsize=4)

@@ -8,6 +8,8 @@ in ``If-None-Match``) is never shown an older one (:func:`.common.min_version`).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from starlette.responses import Response
 
 from pll.api.fhir.common import (
@@ -52,12 +54,12 @@ def list_create(ctx: Ctx) -> Response:
 
 
 async def list_read(ctx: Ctx) -> Response:
-    stored = await ctx.reads.current(
+    current = await ctx.reads.current(
         ctx.access, list_id=ctx.path["id"], min_version=min_version(ctx)
     )
-    if stored is None:
+    if current is None:
         raise NotFound(f"List/{ctx.path['id']} does not exist.", "List.id")
-    return stored_response(stored)
+    return fhir_response(current.body, version=current.version, updated=current.updated)
 
 
 async def list_search(ctx: Ctx) -> Response:
@@ -76,7 +78,7 @@ async def list_search(ctx: Ctx) -> Response:
     document = bool(include)
     least = min_version(ctx)
     if "_id" in params:
-        stored = await ctx.reads.current(
+        current = await ctx.reads.current(
             ctx.access,
             list_id=check_id(params["_id"], "_id"),
             document=document,
@@ -84,22 +86,27 @@ async def list_search(ctx: Ctx) -> Response:
         )
     elif "patient.identifier" in params:
         system, _, value = params["patient.identifier"].rpartition("|")
-        stored = await ctx.reads.current(
+        current = await ctx.reads.current(
             ctx.access, identifier=(system or None, value), document=document, min_version=least
         )
     else:
-        stored = await ctx.reads.current(
+        current = await ctx.reads.current(
             ctx.access, patient_id=patient_param(ctx, params), document=document, min_version=least
         )
-    if stored is None:
+    if current is None:
         return fhir_response(bundles.searchset(ctx.base, [], 0, str(ctx.request.url), None, "List"))
     if include:
         # The stored document's fullUrls are relative; make them absolute for this server.
-        body = stored.text.replace('"fullUrl":"/', f'"fullUrl":"{ctx.base}/')
-        return fhir_response(body, version=stored.version)
+        body = current.body.replace(b'"fullUrl":"/', _full_url(ctx.base))
+        return fhir_response(body, version=current.version)
     return fhir_response(
-        bundles.searchset(ctx.base, [stored.text], 1, str(ctx.request.url), None, "List")
+        bundles.searchset(ctx.base, [current.body.decode()], 1, str(ctx.request.url), None, "List")
     )
+
+
+@lru_cache(maxsize=64)
+def _full_url(base: str) -> bytes:
+    return f'"fullUrl":"{base}/'.encode()
 
 
 def list_history(ctx: Ctx) -> Response:
