@@ -297,7 +297,7 @@ class _Converter:
             if table == "outbox" and name == "event_id":
                 return "gen_random_uuid()"
             if name in ("resource", "list_json") and self.kind == "write":
-                source = {"resource": "r_resource", "list_json": "l_list_json"}[name]
+                source = {"resource": "l_entry_resource", "list_json": "l_list_json"}[name]
                 return f":{source}"
             # The list document is not read under the lock; like the server, pgbench sends
             # a whole document (the captured one, with this row's ids) of the same size.
@@ -306,8 +306,8 @@ class _Converter:
                 var = self.const(index, name + suffix + "_tmpl", template)
                 return (
                     f"format({var}::text, {self.known.get('list', ':l_id')}::text, :lv::integer, "
-                    f"{self.known.get('entry', ':r_id')}::text, :ev::integer, "
-                    f"{self.known.get('patient', ':r_patient_id')}::text)"
+                    f"{self.known.get('entry', ':l_entry_id')}::text, :ev::integer, "
+                    f"{self.known.get('patient', ':l_patient_id')}::text)"
                 )
             return self.const(index, name + suffix, value)
         if isinstance(value, int) and not isinstance(value, bool) and self.kind == "write":
@@ -359,13 +359,25 @@ class _Converter:
             self.known.update({"list": ":l_id", "patient": ":l_patient_id"})
         elif (
             self.kind == "write"
-            and re.search(r"FROM entry JOIN pll", sql)
+            and re.search(r"FROM pll JOIN entry\b.*FOR UPDATE", sql, re.S)
             and "entry" not in self.known
         ):
-            gset = "r_"
-            self.known.update({"entry": ":r_id", "list": ":r_list_id", "patient": ":r_patient_id"})
+            # The server locks the list row by the entry's id and reads the entry with the
+            # list's entries (rows pgbench cannot \gset); pgbench takes the entry's id,
+            # version and stored text from the row this statement joins already.
+            gset = "l_"
+            out = out.replace(
+                "SELECT ",
+                "SELECT entry.id AS entry_id, entry.version AS entry_version, "
+                "entry.resource AS entry_resource, ",
+                1,
+            )
+            self.known.update(
+                {"entry": ":l_entry_id", "list": ":l_id", "patient": ":l_patient_id"}
+            )
             self.lines.append(
-                f"-- [{index}] the entry the request names (its list, patient, version)"
+                f"-- [{index}] the list row, locked, by the entry the request names "
+                "(with the entry's id, version and text for the statements below)"
             )
         elif self.kind == "write" and re.search(r"\bFROM pll\b.*FOR UPDATE", sql, re.S):
             gset = "l_"
@@ -375,10 +387,10 @@ class _Converter:
             return
         if gset:
             self.lines.append(f"{out} \\gset {gset}")
-            if gset == "r_" and self.kind == "write":
-                self.lines.append("\\set ev :r_version + 1")
             if gset == "l_" and self.kind == "write":
                 self.lines.append("\\set lv :l_version + 1")
+                if self.known.get("entry") == ":l_entry_id":
+                    self.lines.append("\\set ev :l_entry_version + 1")
         else:
             self.lines.append(out + ";")
 
