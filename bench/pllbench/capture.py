@@ -372,9 +372,7 @@ class _Converter:
                 "entry.resource AS entry_resource, ",
                 1,
             )
-            self.known.update(
-                {"entry": ":l_entry_id", "list": ":l_id", "patient": ":l_patient_id"}
-            )
+            self.known.update({"entry": ":l_entry_id", "list": ":l_id", "patient": ":l_patient_id"})
             self.lines.append(
                 f"-- [{index}] the list row, locked, by the entry the request names "
                 "(with the entry's id, version and text for the statements below)"
