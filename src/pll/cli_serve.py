@@ -2,7 +2,8 @@
 
 With ``--workers N`` (N > 1) on Linux the request workers are PLL's own
 (:mod:`pll.api.serve_workers`: a listening socket each, so that connections spread evenly);
-with one worker, or elsewhere, uvicorn runs them. The background work runs in a ``pll worker``
+with one worker this process serves (:func:`pll.api.serve_workers.serve_here`); elsewhere
+uvicorn's workers share one socket. The background work runs in a ``pll worker``
 child (``PLL_BACKGROUND=process``, :class:`pll.cli_worker.WorkerChild`), in the request
 workers (``inline``) or elsewhere (``external``).
 """

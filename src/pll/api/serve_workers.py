@@ -3,7 +3,7 @@ on the same address (``SO_REUSEPORT``), so that the kernel spreads new connectio
 
 Why not uvicorn's own ``workers=N`` (issue 20): its workers share one listening socket, and
 the worker whose event loop wakes first accepts every connection waiting, so keep-alive
-clients pile onto one process. Measured with 32 connections on two workers: 23/9, 11/21 and
+clients pile onto one process. Measured with 32 connections on two workers: 23/9, 27/5 and
 32/0. The busy worker's requests queue behind each other while the other's core idles, which
 is the long tail of the read benchmark. With a socket per worker, Linux picks the socket for
 each new connection by a hash of its addresses and ports: each worker gets about 1/N of
@@ -13,9 +13,9 @@ them, at random (with 32 connections on two workers, a split of 16/16 ± 3; see
 :class:`RequestWorkers` is the small supervisor ``pll serve`` runs for N > 1:
 
 - each request worker is ``python -m pll.api.serve_workers HOST PORT PARENT``: it binds its
-  socket and hands it to ``uvicorn.Server(uvicorn.Config(...)).run(sockets=[...])``, uvicorn's
-  public API; uvicorn listens on it only once the application has started, so no connection
-  is queued on a worker that is not ready;
+  socket and serves on it (:func:`serve_here`: ``uvicorn.Server(uvicorn.Config(...))
+  .run(sockets=[...])``, uvicorn's public API); uvicorn listens on it only once the
+  application has started, so no connection is queued on a worker that is not ready;
 - a worker that dies is started again after :data:`RESTART_AFTER` seconds; one that cannot
   start the first time (exit :data:`NOT_STARTED`) stops ``pll serve`` with an error, as it
   would not start the next time either;
@@ -210,10 +210,9 @@ def serve_here(host: str, port: int, sock: socket.socket | None = None) -> bool:
 
     Everything the application holds once built lives as long as the process, so it is
     moved out of the garbage collector's way (``gc.freeze``) before serving: a full
-    collection then walks only what requests made, not the ~140,000 objects of the
-    application and its libraries. Measured (issue 20): one such collection took ~70 ms of
-    CPU, a pause for every request in flight in that worker, and came about once in a
-    thousand reads (~60,000 instructions a read, averaged)."""
+    collection then walks only what requests made since, not the ~143,000 objects of the
+    application and its libraries, which took ~75 ms of CPU on the benchmark machine, a
+    pause for every request in flight in the worker (issue 20, bench/README.md)."""
     config = uvicorn.Config(
         APP, factory=True, host=host, port=port, log_level="warning", access_log=False
     )
