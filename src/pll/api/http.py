@@ -291,6 +291,14 @@ def unavailable_response(
             "The database cannot be reached just now (its server is down, or a failover is "
             "under way), so nothing was read and nothing was changed. Try again shortly."
         )
+    elif error.maybe_done and method == "POST":
+        # a create carries no If-Match: sent again blindly, it would be made twice
+        message = (
+            "The database was lost while this request was being handled (its server died, "
+            "or a failover is under way), so it may or may not have been made. Read the list "
+            "first, and send it again only if it is not there: a new resource sent twice is "
+            "made twice."
+        )
     elif error.maybe_done:
         message = (
             "The database was lost while this change was being made (its server died, or a "

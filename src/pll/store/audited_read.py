@@ -245,6 +245,8 @@ _LOST: tuple[type[BaseException], ...] = (
     InternalClientError,  # includes TargetServerAttributeNotMatched
     OSError,  # refused, reset, timed out
 )
+#: what makes a read's audit record fail: the server refused it, or the connection went
+_FAILED: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *_LOST)
 
 #: libpq's client-side parameters, which asyncpg would send to the server as settings
 #: (it takes every parameter it does not know for one); ``connect_timeout`` is its timeout.
@@ -452,9 +454,16 @@ class AuditedListReader:
             "opad": opad,
         }
         admit_sql, admit_names = _ADMIT_POSITIONAL
+        arguments = list(map(admit.__getitem__, admit_names))
         try:
-            admitted = await pool.fetchval(admit_sql, *map(admit.__getitem__, admit_names))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            try:
+                admitted = await pool.fetchval(admit_sql, *arguments)
+            except _LOST:
+                # the primary's connections are of a server that went (a failover): all are
+                # replaced and the record tried once more, as the primary's own read does
+                await pool.expire_connections()
+                admitted = await pool.fetchval(admit_sql, *arguments)
+        except _FAILED as exc:
             raise AuditNotWritten(f"the read's record failed: {type(exc).__name__}") from exc
         counts.add("replica")
         return ListRow(

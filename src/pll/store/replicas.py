@@ -31,13 +31,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine
 
 log = logging.getLogger("pll.replicas")
 
@@ -152,7 +150,6 @@ class ReplicaSet:
         self._lock = threading.Lock()
         self._checker: _Checker | None = None
         self._connections: dict[int, psycopg.Connection[tuple[object, ...]]] = {}
-        self._engines: dict[int, Engine] = {}
 
     # -- choosing -------------------------------------------------------------------------
 
@@ -193,9 +190,6 @@ class ReplicaSet:
         for conn in self._connections.values():
             conn.close()
         self._connections.clear()
-        for engine in self._engines.values():
-            engine.dispose()
-        self._engines.clear()
 
     def _run(self) -> None:
         checker = self._checker
@@ -275,35 +269,6 @@ class ReplicaSet:
         if row is None:  # pragma: no cover - these functions always return a row
             raise psycopg.DataError("no row")
         return tuple(row)
-
-    # -- synchronous reads ----------------------------------------------------------------
-
-    @contextmanager
-    def snapshot(self, replica: Replica) -> Iterator[Connection]:
-        """A read-only transaction on ``replica`` that sees one consistent state (the
-        synchronous reads: ``$getMedication``)."""
-        with self._lock:
-            engine = self._engines.get(replica.index)
-            if engine is None:
-                engine = self._engines[replica.index] = self._engine(replica)
-        with engine.connect() as plain:
-            conn = plain.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                yield conn
-
-    @staticmethod
-    def _engine(replica: Replica) -> Engine:
-        return create_engine(
-            "postgresql+psycopg://" + replica.url.split("://", 1)[1],
-            pool_size=2,
-            max_overflow=8,
-            pool_pre_ping=False,
-            connect_args={
-                "connect_timeout": CONNECT_TIMEOUT,
-                "options": f"-c statement_timeout={int(STATEMENT_TIMEOUT * 1000)}",
-            },
-        )
 
 
 def split_urls(raw: str | None) -> tuple[str, ...]:

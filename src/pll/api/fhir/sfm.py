@@ -28,7 +28,7 @@ OPERATIONS = {
 
 def get_medication(ctx: Ctx) -> Response:
     """``POST Patient/$getMedication``: the list as an SFM Basis document."""
-    sfm = SfmService(ctx.service, ctx.reads.replicas)
+    sfm = SfmService(ctx.service)  # the primary's (services.sfm.get_medication)
     return fhir_response(sfm.get_medication(ctx.access, ctx.json()))
 
 

@@ -37,7 +37,6 @@ from pll.services.sfm.importing import Imported, import_document
 from pll.services.sfm.reads import READ_VALID_FOR, reader_key
 from pll.services.sfm.send_medication import send_medication
 from pll.services.sfm.shared import FHIR_ID
-from pll.store.replicas import ReplicaSet
 
 __all__ = ["FHIR_ID", "IGNORED", "READ_VALID_FOR", "Imported", "SfmService", "reader_key"]
 
@@ -47,12 +46,10 @@ class SfmService:
     """The SFM Basis operations over one :class:`PLLService`, as the API and the CLI call them."""
 
     service: PLLService
-    #: read replicas that may serve ``$getMedication``'s snapshot (issue 21)
-    replicas: ReplicaSet | None = None
 
     def get_medication(self, access: Access, parameters: Any) -> dict[str, Any]:
         """The patient's list as an SFM document; the read is kept for a later send."""
-        return get_medication(self.service, access, parameters, self.replicas)
+        return get_medication(self.service, access, parameters)
 
     def send_medication(
         self, access: Access, parameters: Any, reason: str | None = None

@@ -14,22 +14,18 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row
-from sqlalchemy.exc import SQLAlchemyError
-
 from pll.auth.access import Access, Basis, Verb
 from pll.domain.errors import Forbidden, InvalidInput, NotFound
 from pll.domain.identifiers import parse_person_identifier
 from pll.domain.model import Role
 from pll.fhir import systems
-from pll.fhir.sfm.document import Snapshot, write_document
+from pll.fhir.sfm.document import write_document
 from pll.fhir.validate import validate
 from pll.services.lists import PLLService
 from pll.services.sfm.reads import reader_key, shown_json
 from pll.services.sfm.shared import load_snapshot
 from pll.store import repository as repo
 from pll.store import sfm as store
-from pll.store.replicas import ReplicaSet
 
 #: ``$getMedication`` parameters SFM defines that PLL accepts but has no use for (they steer
 #: the national core record and the prescription intermediary, which PLL is not).
@@ -41,16 +37,14 @@ IGNORED = {
 }
 
 
-def get_medication(
-    svc: PLLService, access: Access, parameters: Any, replicas: ReplicaSet | None = None
-) -> dict[str, Any]:
+def get_medication(svc: PLLService, access: Access, parameters: Any) -> dict[str, Any]:
     """The patient's list as an SFM document; the read is kept for a later send.
 
-    With ``replicas`` the document is written from a snapshot read on a serving replica
-    when that snapshot's list is at least the version the primary holds as the read is
-    admitted (so a client is never shown a list older than its own last send); else, and
-    when the replica fails, from the primary. The access decision, the audit record and the
-    read kept for the send are the primary's either way."""
+    The document is always the primary's, never a read replica's (issue 21): it holds more
+    than the list — reactions (CAVE), the multidose state, the patient — and those change
+    without a new list version, so a replica at the list's version may still miss a CAVE
+    recorded a moment ago, and the read kept for ``$sendMedication`` would be based on it.
+    """
     fnr, basis, since = _get_parameters(parameters)
     access = _with_basis(access, basis)
     patient_id = svc.patient_by_identifier(access, Verb.READ, fnr[0], fnr[1])
@@ -60,7 +54,6 @@ def get_medication(
             "Parameters.parameter.patient.identifier",
         )
     now = svc.clock()
-    replicated = _from_replica(replicas, patient_id, now) if replicas is not None else None
     with svc.guard(access), svc.db.write() as conn:
         head = repo.list_row(conn, patient_id=patient_id)
         svc.trail.admit(
@@ -72,13 +65,7 @@ def get_medication(
             "List",
             head.id if head else None,
         )
-        if replicas is not None and replicated is not None and _as_new_as(replicated, head):
-            replicas.counts.add("replica")
-            snapshot = replicated
-        else:
-            if replicas is not None and replicated is not None:
-                replicas.counts.add("behind")
-            snapshot = load_snapshot(conn, patient_id, now)
+        snapshot = load_snapshot(conn, patient_id, now)
         composition_id = str(uuid.uuid4())
         document, shown = write_document(
             snapshot, composition_id, access.actor, now, history_since=since
@@ -95,28 +82,6 @@ def get_medication(
             shown_json(document, shown),
         )
         return document
-
-
-def _from_replica(replicas: ReplicaSet, patient_id: str, now: datetime) -> Snapshot | None:
-    """The patient's snapshot read on a serving replica, or ``None`` (the primary reads it)."""
-    replica = replicas.pick()
-    if replica is None:
-        return None
-    try:
-        with replicas.snapshot(replica) as conn:
-            return load_snapshot(conn, patient_id, now)
-    except NotFound:
-        replicas.counts.add("missing")  # a patient registered a moment ago
-    except SQLAlchemyError as exc:
-        replicas.failed(replica, exc)
-    return None
-
-
-def _as_new_as(snapshot: Snapshot, head: Row[Any] | None) -> bool:
-    """Whether the replica's snapshot holds the list the primary holds (or a later one)."""
-    if head is None:
-        return snapshot.lst is None
-    return snapshot.lst is not None and snapshot.lst.version >= head.version
 
 
 def _get_parameters(parameters: Any) -> tuple[tuple[str, str], Basis | None, datetime | None]:
