@@ -13,6 +13,11 @@ CPU µs per read (``time.process_time``), the wall time (noisy), and from Postgr
 transactions that wrote the audit rows (one per read, or one per batch with group commit;
 rows sharing an ``xmin``). ``--profile N`` prints cProfile's top N functions by own time.
 
+Run under ``valgrind --tool=callgrind --instr-atstart=no`` with ``--callgrind``, it counts
+the instructions of the measured reads alone (it switches counting on and off around them
+with ``callgrind_control``) and reports them per read: a figure other work on the machine
+does not disturb (``read_instructions.py`` does the same for the whole server over HTTP).
+
 ``--pgbench-batches 1,4,16`` measures PostgreSQL's side instead: pgbench (``--clients``
 clients, ``--pgbench-seconds``) runs the read as ``run_bench.py`` scripts it — the one
 statement, then the group commit's lookup with one INSERT of ``k`` rows every ``k`` reads for
@@ -104,6 +109,29 @@ async def _drive(app: Any, patients: list[str], token: str, n: int, clients: int
     return statuses
 
 
+def _callgrind(*actions: str) -> int | None:
+    """Ask the callgrind running this process to do ``actions`` (``callgrind_control``);
+    with ``--dump=…``, the instructions counted since the last ``--zero``, from ``-e``."""
+    counted = None
+    for action in actions:
+        if action.startswith("--dump"):
+            out = subprocess.run(
+                ["callgrind_control", "-e", str(os.getpid())],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            # "Totals: Ir" then a line per thread: "Th 1  97,797,461"
+            threads = re.findall(r"^\s*Th\s+\d+\s+([\d,]+)", out, re.M)
+            if not threads:
+                raise click.ClickException(f"not under callgrind? callgrind_control said: {out}")
+            counted = sum(int(n.replace(",", "")) for n in threads)
+        subprocess.run(
+            ["callgrind_control", action, str(os.getpid())], check=True, capture_output=True
+        )
+    return counted
+
+
 def _writers(url: str, after_id: int) -> tuple[int, int]:
     with psycopg.connect(dbsetup.libpq_url(url)) as conn:
         row = conn.execute(
@@ -192,7 +220,8 @@ def _pg_side(url: str, batches: list[int], patients: int, clients: int, seconds:
     type=click.Choice(["group-commit", "one-statement"]),
 )
 @click.option("--profile", default=0, show_default=True, type=click.IntRange(0))
-@click.option("--gc-freeze", is_flag=True, help="gc.freeze() after warming up, as a server could")
+@click.option("--gc-freeze", is_flag=True, help="gc.freeze() after warming up, as pll serve does")
+@click.option("--callgrind", is_flag=True, help="under callgrind: count the measured reads")
 @click.option("--pgbench-batches", default="", help="PostgreSQL's side instead, e.g. 1,4,16")
 @click.option("--pgbench-seconds", default=10, show_default=True, type=click.IntRange(1))
 def main(
@@ -203,6 +232,7 @@ def main(
     read_path: str,
     profile: int,
     gc_freeze: bool,
+    callgrind: bool,
     pgbench_batches: str,
     pgbench_seconds: int,
 ) -> None:
@@ -234,6 +264,8 @@ def main(
         collections = sum(s["collections"] for s in gc.get_stats())
         # CPU time, not wall time: on a shared machine, being descheduled is not our cost
         profiler = cProfile.Profile(time.process_time) if profile else None
+        if callgrind:
+            _callgrind("--instr=on", "--zero")
         cpu, wall = time.process_time(), time.perf_counter()
         if profiler is not None:
             profiler.enable()
@@ -241,6 +273,7 @@ def main(
         if profiler is not None:
             profiler.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        instructions = _callgrind("--dump=reads", "--instr=off") if callgrind else None
         collections = sum(s["collections"] for s in gc.get_stats()) - collections
         await app.state.reads.close()
         rows, writers = _writers(database_url, first)
@@ -257,6 +290,11 @@ def main(
             "rows_per_commit": round(rows / writers, 2) if writers else None,
             "gc_collections": collections,
             "profiled": bool(profile),
+            **(
+                {"instructions_per_read": round(instructions / len(statuses))}
+                if instructions is not None
+                else {}
+            ),
         }
 
     result = uvloop.run(run())
