@@ -16,15 +16,22 @@ if TYPE_CHECKING:
     from pll.store.db import Database
 
 
-def start_serving(url: str, command: str) -> Callable[[], None]:
+def start_serving(url: str, command: str, *, child: bool = False) -> Callable[[], None]:
     """Take this process's serving lock and name its connections (PostgreSQL) for
     ``command`` (``serve``, ``worker``), or stop with a clear message while a bulk import
     loads into the database. Held until the process ends or the returned function is
-    called (which does nothing on SQLite)."""
-    from pll.store.load_guard import SERVE, WORKER, LoadRunning, Serving
+    called (which does nothing on SQLite). ``child``: the worker ``pll serve`` started,
+    which holds the lock for it and takes it down with it; the child only names its
+    connections (which an import also refuses beside), and saves one connection."""
+    from pll.store.load_guard import SERVE, WORKER, LoadRunning, Serving, name_connections
 
+    role = {"serve": SERVE, "worker": WORKER}[command]
+    if child:
+        if url.startswith("postgresql"):
+            name_connections(role)
+        return _nothing
     try:
-        held = Serving.take(url, {"serve": SERVE, "worker": WORKER}[command])
+        held = Serving.take(url, role)
     except LoadRunning as exc:
         raise click.ClickException(str(exc)) from None
     return held.release if held is not None else _nothing

@@ -50,7 +50,7 @@ def worker(parent: int | None) -> None:
     settings = _settings()
     database = _database(settings)
     # held until this process ends: no bulk import loads beside it (pll.store.load_guard)
-    stop_serving = start_serving(database.url, "worker")
+    stop_serving = start_serving(database.url, "worker", child=parent is not None)
     database.upgrade()
     refuse_unfinished_load(database)
     # the jobs log their failures (pll.worker, pll.events); the migrations' chatter is not

@@ -62,34 +62,42 @@ def _count(db: Database, sql: str) -> int:
         return int(conn.execute(sa.text(sql)).scalar_one())
 
 
-def test_an_import_is_refused_while_a_worker_runs(db: Database, tmp_path: Path) -> None:
-    worker = subprocess.Popen(
-        [PLL, "worker"],
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_an_import_is_refused_while_a_server_or_worker_runs(
+    db: Database, tmp_path: Path, command: str
+) -> None:
+    """`pll serve` (with the `pll worker` it starts) or a `pll worker` of its own."""
+    args = [command, "--port", "0"] if command == "serve" else [command]
+    running = subprocess.Popen(
+        [PLL, *args],
         env=_env(db, tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        named = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pll-worker%'"
+        named = (
+            "SELECT count(*) FROM pg_stat_activity "
+            f"WHERE application_name LIKE 'pll-{command} pid={running.pid} %'"
+        )
         deadline = time.monotonic() + 60
         while not _count(db, named):
-            assert worker.poll() is None, worker.communicate()
+            assert running.poll() is None, running.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.1)
         folder = tmp_path / "lists"
         folder.mkdir()
-        for args in (("generate", "--patients", "3"), ("lists", str(folder))):
-            refused = _run(db, tmp_path, "import", *args)
+        for load in (("generate", "--patients", "3"), ("lists", str(folder))):
+            refused = _run(db, tmp_path, "import", *load)
             assert refused.returncode == 1, refused.stdout
-            assert f"pll-worker pid={worker.pid}" in refused.stderr
+            assert f"pll-{command} pid={running.pid}" in refused.stderr
             assert "Stop every `pll serve` and `pll worker` on this database" in refused.stderr
         assert _count(db, "SELECT count(*) FROM patient") == 0
         assert _count(db, "SELECT count(*) FROM bulk_import") == 0
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.communicate(timeout=60)
-    # the worker gone, the same import loads
+        running.send_signal(signal.SIGTERM)
+        running.communicate(timeout=90)
+    # stopped, the same import loads
     loaded = _run(db, tmp_path, "import", "generate", "--patients", "3")
     assert loaded.returncode == 0, loaded.stderr
     assert _count(db, "SELECT count(*) FROM patient") == 3

@@ -5,10 +5,11 @@ A bulk import into empty tables drops their keys and indexes until it ends
 (two registrations of one patient at the same moment would both be kept), and its requests
 would wait behind the load. So (issue 20):
 
-* every ``pll serve`` and ``pll worker`` process holds, for its whole life, a shared
-  advisory lock on a connection of its own (:class:`Serving`), and names itself to
-  PostgreSQL: ``application_name`` ``pll-serve …`` / ``pll-worker …`` on every connection it
-  and its children open (``PGAPPNAME``, which libpq reads);
+* every ``pll serve``, and every ``pll worker`` started on its own, holds for its whole
+  life a shared advisory lock on a connection of its own (:class:`Serving`); it and its
+  children (request workers, the worker ``pll serve`` starts, which dies with it) name
+  themselves to PostgreSQL: ``application_name`` ``pll-serve …`` / ``pll-worker …`` on every
+  connection they open (``PGAPPNAME``, which libpq reads);
 * ``pll import`` takes the same lock exclusively, without waiting, and holds it until it
   ends (:func:`loading`). It refuses — before it changes anything — while any server holds
   the lock or any connection of a server is open, and names them; a server started while
