@@ -288,6 +288,8 @@ async def _read_stream(stream: str, prefix: str) -> list[dict[str, Any]]:
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)
+        # a resend after the dispatcher's longest back-off is still recognised as one
+        assert (info.config.duplicate_window or 0) >= 300
         sub = await js.pull_subscribe(f"{prefix}.>", durable=None, stream=stream)
         msgs = await sub.fetch(int(info.state.messages), timeout=5)
         return [orjson.loads(m.data) for m in msgs]

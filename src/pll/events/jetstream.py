@@ -50,6 +50,13 @@ CONNECTION_NAME = "pll-dispatcher"
 MAX_REPLICAS = 5
 
 
+#: How long JetStream drops a message whose ``Nats-Msg-Id`` it has stored: longer than the
+#: dispatcher's longest back-off (:data:`pll.events.outbox.MAX_BACKOFF`, 5 minutes) plus a
+#: publish's own retries, so that an event sent again after an outage is stored once
+#: (NATS's default window is 2 minutes). Seconds.
+DUPLICATE_WINDOW = 600.0
+
+
 class PublishFailed(RuntimeError):
     """An event, or the stream it goes to, was not acknowledged; the dispatcher tries again."""
 
@@ -215,7 +222,10 @@ class JetStream:
             want = self.replicas_to_create
             try:
                 await js.add_stream(
-                    name=self.stream, subjects=[f"{self.prefix}.>"], num_replicas=want
+                    name=self.stream,
+                    subjects=[f"{self.prefix}.>"],
+                    num_replicas=want,
+                    duplicate_window=DUPLICATE_WINDOW,
                 )
             except Exception as exc:
                 raise PublishFailed(
