@@ -12,15 +12,18 @@ on the primary's facts, a replica past ``PLL_READ_MAX_LAG`` or down is skipped (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -32,7 +35,13 @@ from pll.store.db import Database
 from pll.store.replicas import ReplicaSet
 from tests.conftest import LiveServer, server_settings, serving
 from tests.integration.builders import block_consent, new_patient_with_list, ok, reactions
-from tests.integration.pg_clusters import PG_BIN, Cluster, available, pg_clusters
+from tests.integration.pg_clusters import (
+    PG_BIN,
+    Cluster,
+    available,
+    multi_host_url,
+    pg_clusters,
+)
 from tests.integration.test_sfm import get_medication
 
 pytestmark = [
@@ -379,3 +388,72 @@ def test_reads_go_to_the_primary_when_the_replica_is_down(
         finally:
             replica.start()
         server.serving(1)
+
+
+def test_after_a_failover_a_replica_that_replayed_what_the_new_primary_lacks_never_serves() -> None:
+    """An asynchronous replica can replay a commit the old primary wrote but the synchronous
+    standby never flushed (its acknowledgement was still waiting when the primary died). Once
+    the standby is promoted, that replica holds a row the primary lacks, and its lag soon
+    reads 0 again: it is kept out of reads by its timeline, while a replica that streams from
+    the new primary serves. A role that cannot see the replica's WAL receiver is told why."""
+    with pg_clusters() as pg:
+        old = pg.make_primary()
+        standby = pg.add_standby(old, "standby", sync=True)
+        replica = pg.add_standby(old, "replica", sync=False)
+        old.query("CREATE TABLE t (n int)")
+        old.query("CREATE ROLE plain LOGIN")
+        replica.caught_up()
+        waiting = psycopg.connect(old.url(), autocommit=True)
+        replicas = ReplicaSet(multi_host_url([old, standby], "postgres"), [replica.url()], 60.0)
+        try:
+            replicas.check()
+            assert replicas.replicas[0].serving, replicas.replicas[0].problem
+
+            # the standby stops confirming: the next commit waits, but the replica replays it
+            standby.kill()
+            threading.Thread(target=_insert_one, args=(waiting,), daemon=True).start()
+            deadline = time.monotonic() + 30
+            while replica.query("SELECT count(*) FROM t") != [(1,)]:
+                assert time.monotonic() < deadline, "the replica never replayed the commit"
+                time.sleep(0.05)
+            old.kill()
+            standby.start()
+            standby.promote()
+            assert standby.query("SELECT count(*) FROM t") == [(0,)]
+            standby.query("INSERT INTO t SELECT generate_series(1, 20000)")  # its WAL moves on
+            follower = pg.add_standby(standby, "follower", sync=False)
+            follower.caught_up()
+
+            replicas.check()  # the first finds its connection to the old primary gone
+            replicas.check()
+            diverged = replicas.replicas[0]
+            assert not diverged.serving
+            assert diverged.problem == "on timeline 1, the primary is on timeline 2"
+
+            after = ReplicaSet(standby.url(), [follower.url(), replica.url()], 60.0)
+            try:
+                after.check()
+                assert [r.serving for r in after.replicas] == [True, False]
+                assert after.replicas[1].problem == (
+                    "not seen streaming, the primary is on timeline 2"
+                )
+            finally:
+                after.stop()
+            hidden = ReplicaSet(
+                standby.url(), [follower.url().replace("postgres@", "plain@")], 60.0
+            )
+            try:
+                hidden.check()
+                assert not hidden.replicas[0].serving
+                assert "grant pg_monitor" in str(hidden.replicas[0].problem)
+            finally:
+                hidden.stop()
+        finally:
+            replicas.stop()
+            waiting.close()
+
+
+def _insert_one(conn: psycopg.Connection[Any]) -> None:
+    """A commit that waits for a standby that never confirms, until its server dies."""
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("INSERT INTO t VALUES (1)")

@@ -18,6 +18,15 @@ primary held. An idle primary's position stands still, so a caught-up replica sh
 however long nothing happens. The figure is a lower bound, exact to one check interval: a
 replica serving a read lagged at most ``max_lag`` plus two check intervals at that moment.
 
+**After a failover.** An asynchronous replica may have replayed WAL that the synchronous
+standby, now the primary, never flushed: a commit the old primary wrote but never
+acknowledged. Its data then parts from the primary's, whatever its lag reads. So each check
+also reads the primary's timeline (it grows by one at every promotion) and the timeline the
+replica's WAL receiver streams on (``pg_stat_wal_receiver.received_tli``); a replica serves
+only on the primary's timeline. PostgreSQL lets a standby follow a new timeline only when it
+has not replayed past the point where that timeline forked, so a replica that streams on it
+again holds nothing the primary lacks (https://www.postgresql.org/docs/15/warm-standby.html#STANDBY-SERVER-OPERATION).
+
 Only PostgreSQL can have replicas; the read path that uses them is
 :class:`pll.store.audited_read.AuditedListReader` (asyncpg), and
 :meth:`ReplicaSet.snapshot` gives the synchronous reads (``$getMedication``) a read-only
@@ -48,6 +57,11 @@ STATEMENT_TIMEOUT = 2.0
 def check_interval(max_lag: float) -> float:
     """How often the lag is checked: a quarter of the limit, between 50 ms and one second."""
     return min(1.0, max(0.05, max_lag / 4))
+
+
+def timeline_of(walfile: str) -> int:
+    """The timeline a WAL file name starts with (``000000020000000000000003``: 2)."""
+    return int(walfile[:8], 16)
 
 
 def parse_lsn(text: str) -> int:
@@ -95,6 +109,8 @@ class Replica:
     lag: float | None = None
     #: why it is not serving, in a few words
     problem: str | None = "not checked yet"
+    #: the timeline its WAL receiver last streamed on (``None``: not seen streaming yet)
+    timeline: int | None = None
 
 
 @dataclass
@@ -204,24 +220,31 @@ class ReplicaSet:
         """Sample the primary's WAL position, then ask each replica how far it has replayed;
         take out those that lag, fail or are no standby, and put back those caught up."""
         try:
-            primary = self._query(0, self._primary_url, "SELECT pg_current_wal_flush_lsn()::text")
+            flushed, walfile = self._query(
+                0,
+                self._primary_url,
+                "SELECT pg_current_wal_flush_lsn()::text,"
+                " pg_walfile_name(pg_current_wal_flush_lsn())",
+            )
         except psycopg.Error as exc:
             # Without the primary the lag cannot be told; a read needs the primary for its
             # audit record anyway, so the replicas stay as they are.
             log.warning("read replicas: the primary's WAL position is unknown: %s", _why(exc))
             return
-        self._samples.add(time.monotonic(), parse_lsn(str(primary[0])))
+        self._samples.add(time.monotonic(), parse_lsn(str(flushed)))
         for replica in self.replicas:
-            self._check_one(replica)
+            self._check_one(replica, timeline_of(str(walfile)))
         with self._lock:
             self._publish()
 
-    def _check_one(self, replica: Replica) -> None:
+    def _check_one(self, replica: Replica, primary_timeline: int) -> None:
         try:
-            standby, replayed = self._query(
+            standby, replayed, timeline, receivers = self._query(
                 replica.index,
                 replica.url,
-                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text",
+                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,"
+                " (SELECT received_tli FROM pg_stat_wal_receiver),"
+                " (SELECT count(*) FROM pg_stat_wal_receiver)",
             )
         except psycopg.Error as exc:
             self._set(replica, serving=False, lag=None, problem=f"unreachable: {_why(exc)}")
@@ -229,6 +252,27 @@ class ReplicaSet:
         if not standby or replayed is None:
             # promoted, or a primary named by mistake: its data may part from ours
             self._set(replica, serving=False, lag=None, problem="not a standby in recovery")
+            return
+        if isinstance(timeline, int) and timeline > 0:
+            replica.timeline = timeline
+        elif receivers:
+            # PostgreSQL shows a receiver's details only to pg_read_all_stats
+            problem = "its WAL receiver is hidden: grant pg_monitor to the role PLL reads as"
+            self._set(replica, serving=False, lag=None, problem=problem)
+            return
+        # (a receiver between connections shows no row: the last timeline seen stands)
+        if replica.timeline != primary_timeline:
+            seen = (
+                "not seen streaming"
+                if replica.timeline is None
+                else f"on timeline {replica.timeline}"
+            )
+            self._set(
+                replica,
+                serving=False,
+                lag=None,
+                problem=f"{seen}, the primary is on timeline {primary_timeline}",
+            )
             return
         lag = self._samples.lag(parse_lsn(str(replayed)), time.monotonic())
         if lag > self.max_lag:
