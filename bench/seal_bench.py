@@ -20,7 +20,7 @@ import json
 import resource
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -36,11 +36,11 @@ _BACKLOG = text(
     """
     INSERT INTO audit_event (recorded_at, actor, action, resource_type, resource_id,
                              patient_id, basis, outcome, mac)
-    SELECT (now() AT TIME ZONE 'UTC') - interval '1 millisecond' * (:n - g),
+    SELECT CAST(:start AS timestamp) + interval '1 millisecond' * (g - :first),
            '{"hpr":"565501872","name":"Kari Lege","org":"974589095","role":"doctor"}',
            'read', 'List', md5(g::text) || md5(g::text), md5(g::text) || md5(g::text),
            'HPBEHANDLINGSRELASJON', '0', encode(sha256(g::text::bytea), 'hex')
-    FROM generate_series(1, :n) AS g
+    FROM generate_series(:first, :last) AS g
     """
 )
 
@@ -50,10 +50,35 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime
 
 
+def _utc_ms_ago(ms: int) -> datetime:
+    """A record time ``ms`` milliseconds ago, as the trail keeps it (naive UTC). The backlog
+    starts now: after the older records, past what the statistics know."""
+    return (datetime.now(UTC) - timedelta(milliseconds=ms)).replace(tzinfo=None)
+
+
+def _analyze(db: Database) -> None:
+    with db.engine.connect() as plain:
+        plain.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM (ANALYZE) audit_event")
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=5000, help="records a sealing transaction")
+    ap.add_argument(
+        "--analyzed",
+        type=int,
+        default=200_000,
+        help="older records, sealed and analyzed before the backlog is written: the backlog "
+        "is newer than the statistics, as every second's records are to the worker's sealer",
+    )
+    ap.add_argument(
+        "--analyze-backlog",
+        action="store_true",
+        help="analyze after writing the backlog too (the statistics then know its times)",
+    )
     ap.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/pll_bench_seal")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument("--results-dir", type=Path, default=Path(__file__).parent / "results")
@@ -64,16 +89,42 @@ def main() -> int:
     db = Database(url, pool_size=1)
     try:
         db.upgrade()
-        t0 = time.perf_counter()
-        with db.write() as conn:
-            conn.execute(_BACKLOG, {"n": args.records})
-        with db.engine.connect() as plain:
-            plain.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text("VACUUM (ANALYZE) audit_event")
-            )
-        written = time.perf_counter() - t0
         key = AuditKey(b"seal-bench-key-not-a-secret-0123")
         trail = AuditTrail(db, key, lambda: datetime.now(UTC))
+        upto = args.analyzed + args.records
+        t0 = time.perf_counter()
+        if not args.analyze_backlog:
+            # the statistics stay as they were before the backlog, as autovacuum leaves
+            # them between its runs (it may analyze a partition a minute later, or not)
+            with db.write() as conn:
+                for part in conn.execute(
+                    text(
+                        "SELECT inhrelid::regclass::text FROM pg_inherits "
+                        "WHERE inhparent = 'audit_event'::regclass"
+                    )
+                ).scalars():
+                    conn.execute(text(f"ALTER TABLE {part} SET (autovacuum_enabled = off)"))
+        if args.analyzed:
+            with db.write() as conn:
+                conn.execute(
+                    _BACKLOG, {"first": 1, "last": args.analyzed, "start": _utc_ms_ago(upto)}
+                )
+            # sealed on a connection of its own: the timed sealer starts on a new one, as
+            # `pll audit seal` or a worker's new connection does (after five runs of one
+            # statement psycopg prepares it, and PostgreSQL may switch to a generic plan)
+            first = Database(url, pool_size=1)
+            try:
+                AuditTrail(first, key, lambda: datetime.now(UTC)).seal(batch=args.batch)
+            finally:
+                first.dispose()
+            _analyze(db)
+        with db.write() as conn:
+            conn.execute(
+                _BACKLOG, {"first": args.analyzed + 1, "last": upto, "start": _utc_ms_ago(0)}
+            )
+        if args.analyze_backlog:
+            _analyze(db)
+        written = time.perf_counter() - t0
         with db.read() as conn:  # pool_size=1: the connection the sealer will use
             backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
         before = (_stat(backend) or ("", 0, 0.0))[2]
@@ -91,6 +142,8 @@ def main() -> int:
     result = {
         "records": args.records,
         "batch": args.batch,
+        "analyzed_before": args.analyzed,
+        "backlog_analyzed": args.analyze_backlog,
         "backlog_written_seconds": round(written, 1),
         "sealed": sealed,
         "left_unsealed": int(left),

@@ -382,3 +382,51 @@ def test_a_record_of_the_month_committed_while_its_partition_is_made_moves_with_
     finally:
         writer.close()
         maker.close()
+
+
+def test_a_batch_newer_than_the_statistics_is_sealed_reading_the_batch_once(
+    pg: Database,
+) -> None:
+    """The worker seals each second's records, which are always newer than what ANALYZE last
+    saw. The batch statement must still find each record by its key: a plan that scanned the
+    batch's time range (taken for one row) and compared every record in it with every record
+    in the batch sealed 5,000 records in 5–10 s (bench/seal_bench.py)."""
+    sealer = trail(pg, "2034-03-10T12:00:00")
+    sealer.keep_partitions()
+    fill = sa.text(
+        "INSERT INTO audit_event (recorded_at, actor, action, resource_type, outcome, mac) "
+        "SELECT CAST(:start AS timestamp) + interval '1 millisecond' * g, 'a', 'read', "
+        "'List', '0', md5(g::text) FROM generate_series(1, :n) AS g"
+    )
+    with pg.write() as conn:
+        conn.execute(fill, {"start": "2034-03-10T11:00:00", "n": 3000})
+    assert sealer.seal() == 3000
+    with pg.engine.connect() as plain:
+        plain.execution_options(isolation_level="AUTOCOMMIT").execute(
+            sa.text("ANALYZE audit_event")
+        )
+    with pg.write() as conn:
+        conn.execute(fill, {"start": "2034-03-10T11:30:00", "n": 400})
+        rows = audit_log.unsealed(conn, 1000)
+        seals = [
+            {"record": r.id, "at": r.recorded_at, "seq": 3001 + i, "hash": "0" * 64}
+            for i, r in enumerate(rows)
+        ]
+        explained = conn.execute(
+            sa.text("EXPLAIN (ANALYZE, FORMAT JSON) " + audit_log.SEAL_BATCH.text),
+            audit_log.seal_batch_parameters(seals),
+        ).scalar_one()
+        conn.rollback()
+    nodes = list(_plan_nodes(explained[0]["Plan"]))
+    assert len(seals) == 400
+    # the batch is read once (outer loop or hash), never once for each record of the month
+    (batch,) = [n for n in nodes if n["Node Type"] == "Function Scan"]
+    assert batch["Actual Loops"] == 1, nodes
+    assert all(n.get("Rows Removed by Join Filter", 0) == 0 for n in nodes), nodes
+    assert explained[0]["Plan"]["Plans"][0]["Actual Rows"] == 400
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
