@@ -328,6 +328,14 @@ def _report(results: dict[str, Any], patients: int, concurrency: int, seconds: i
         if split:
             shares = "/".join(str(n) for n in split)
             console.print(f"{kind}: connections per server worker {shares} (1 s into the run)")
+        parts = r["server"]["detail"].get("server_cpu_parts")
+        rate = r["server"]["rate"]
+        if parts and rate:
+            each = ", ".join(
+                f"{name} {cores:.2f} ({cores / rate * 1000:.2f} ms)"
+                for name, cores in parts.items()
+            )
+            console.print(f"{kind}: server cores by part (CPU a request): {each}")
     cpu = Table(title=f"CPU in use during each measurement (cores, of {os.cpu_count()})")
     for col in ("run", "server", "load generator", "postgres", "other", "whole machine"):
         cpu.add_column(col, justify="right")

@@ -54,6 +54,15 @@ def _machine() -> tuple[float, float, float, float]:
     return (total - idle) / TICK, total / TICK, (values[5] + values[6]) / TICK, values[7] / TICK
 
 
+def _server_part(cmdline: str) -> str:
+    """Which part of ``pll serve`` a process of it is, by its command line."""
+    if "serve_workers" in cmdline:
+        return "request workers"
+    if "pll worker" in cmdline:
+        return "pll worker"
+    return "supervisor"
+
+
 class CpuSampler:
     """Use as a context manager around a measurement."""
 
@@ -69,6 +78,10 @@ class CpuSampler:
         self.top_others: dict[str, float] = {}
         #: the command line of each process counted as the server's, as first seen
         self.server_processes: list[str] = []
+        #: the server's cores by part: request workers, the background ``pll worker``, the
+        #: supervisor (``pll serve`` itself)
+        self.server_parts: dict[str, float] = {}
+        self._part: dict[int, str] = {}
 
     def _classify(self, pid: int, comm: str, parents: dict[int, int]) -> str:
         if comm == "postgres":
@@ -98,7 +111,9 @@ class CpuSampler:
             if group is None:
                 group = self._group[pid] = self._classify(pid, comm, parents)
                 if group == "server":
-                    self.server_processes.append(_cmdline(pid) or comm)
+                    line = _cmdline(pid) or comm
+                    self.server_processes.append(line)
+                    self._part[pid] = _server_part(line)
             if pid not in self._base:
                 self._base[pid] = cpu if first else 0.0
             self._last[pid] = (group, cpu)
@@ -124,12 +139,17 @@ class CpuSampler:
         busy1, total1, irq1, steal1 = _machine()
         used: dict[str, float] = {"server": 0.0, "driver": 0.0, "postgres": 0.0}
         others: dict[str, float] = {}
+        parts: dict[str, float] = {}
         for pid, (group, cpu) in self._last.items():
             delta = max(0.0, cpu - self._base.get(pid, 0.0))
             if group.startswith("other:"):
                 others[group[6:]] = others.get(group[6:], 0.0) + delta
             else:
                 used[group] += delta
+            if group == "server":
+                part = self._part.get(pid, "supervisor")
+                parts[part] = parts.get(part, 0.0) + delta
+        self.server_parts = {k: round(v / wall, 2) for k, v in sorted(parts.items())}
         self.result = {k: round(v / wall, 2) for k, v in used.items()}
         top = sorted(others.items(), key=lambda kv: -kv[1])[:4]
         self.top_others = {k: round(v / wall, 2) for k, v in top if v / wall >= 0.01}

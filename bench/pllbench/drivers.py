@@ -192,6 +192,7 @@ def run_wrk(
             **data,
             "other_processes": cpu.top_others,
             "server_processes": cpu.server_processes,
+            "server_cpu_parts": cpu.server_parts,
             "connections_per_worker": split,
         },
     )
