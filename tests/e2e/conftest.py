@@ -4,6 +4,12 @@ The browser is never downloaded: Playwright launches the ``chromium`` the test c
 installs from Debian (``executable_path``). With ``CI=true`` a missing Chromium fails the run.
 Every page a test opens is watched for console errors and uncaught exceptions; a test that
 saw one fails. Screenshots of the main screens go to ``build/screenshots/``.
+
+Each browser test runs on one of the two databases, half of them on each (chosen by the
+test's name, so every run and every xdist worker chooses alike): the pages are driven
+through both, and a browser test, the suite's most expensive kind, is paid for once. What
+the pages store and read is tested on both databases by the integration tests.
+``PLL_E2E_BOTH=1`` runs every browser test on both.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +44,25 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each browser test on one database (see the module's docstring)."""
+    if os.environ.get("PLL_E2E_BOTH") == "1":
+        return
+    here = Path(__file__).parent
+    kept, dropped = [], []
+    for item in items:
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("database")
+        if backend is None or here not in Path(str(item.path)).parents:
+            kept.append(item)
+            continue
+        name = getattr(item, "originalname", item.name)
+        chosen = ("sqlite", "postgresql")[zlib.crc32(name.encode()) % 2]
+        (kept if backend == chosen else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _chromium() -> str:

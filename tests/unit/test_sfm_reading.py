@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import json5
 import pytest
 
 from pll.domain.errors import InvalidInput
@@ -29,6 +30,32 @@ def test_trailing_commas_are_forgiven_and_named() -> None:
     assert parse_lenient('{"a": 1}') == ({"a": 1}, [])
     with pytest.raises(InvalidInput, match="not JSON"):
         parse_lenient('{"a": ')
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # commas and brackets inside strings are text, an escaped quote does not end one
+        ('{"a": "x,]", "b": [",}",],}', {"a": "x,]", "b": [",}"]}),
+        ('{"a": "q\\",]", "b": "\\\\",}', {"a": 'q",]', "b": "\\"}),
+        (
+            "[[1,\n  ],\t]",
+            [
+                [1],
+            ],
+        ),
+        # what only the full JSON5 reader takes: comments, single quotes, bare keys
+        ("{a: 'x', // note\n}", {"a": "x"}),
+    ],
+)
+def test_what_is_forgiven_reads_as_json5_reads_it(text: str, value: Any) -> None:
+    assert parse_lenient(text)[0] == value == json5.loads(text)
+
+
+def test_a_comma_before_nothing_is_still_refused() -> None:
+    for text in ('{"a": 1,,}', "[,]", '{,"a": 1}'):
+        with pytest.raises(InvalidInput, match="not JSON"):
+            parse_lenient(text)
 
 
 def test_prescription_status_follows_the_prescription_intermediary() -> None:

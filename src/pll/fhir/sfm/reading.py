@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -222,7 +223,28 @@ def parse_lenient(text: str) -> tuple[Any, list[str]]:
         raise refused from None  # valid JSON that PLL does not take (nested too deep, ...)
 
 
+#: A JSON string (skipped whole), or a comma right after a value with only white space before
+#: the ``]`` or ``}`` that closes its array or object: what the SFM exports that are not strict
+#: JSON have. (A comma after ``[``, ``{``, another comma or white space is left for the JSON5
+#: reader to judge.)
+_STRING_OR_TRAILING_COMMA = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\[{,\s]),(?=\s*[\]}])')
+
+
+def _without_trailing_commas(text: str) -> bytes:
+    """The text with every trailing comma outside strings dropped: one pass of a regular
+    expression, where the JSON5 reader takes over a second for the 200 kB reference response
+    (a folder of them, ``pll import lists``, is read at that speed)."""
+    return _STRING_OR_TRAILING_COMMA.sub(
+        lambda m: m.group(0) if m.group(0) != "," else "", text
+    ).encode()
+
+
 def _json5(text: str, strict: json.JSONDecodeError) -> Any:
+    try:
+        # the common case first: strict JSON but for trailing commas
+        return parse_json(_without_trailing_commas(text))
+    except InvalidInput:
+        pass  # something else JSON5 allows (comments, quotes): the full reader decides
     too_deep = InvalidInput(
         f"The JSON nests arrays and objects more than {MAX_DEPTH} levels deep; no FHIR "
         "resource PLL takes comes near that."
