@@ -213,7 +213,7 @@ def test_a_killed_generate_continues_without_duplicates_or_gaps(
     leaves the sealer nothing to do, and is the chain the sealer makes of the same records."""
     if processes > 1 and db.is_sqlite:
         pytest.skip("SQLite loads with one process")
-    patients = 3000
+    patients = 1500
     args = (
         *("import", "generate", "--patients", str(patients), "--batch", "50", "--seed", "9"),
         *("--processes", str(processes)),

@@ -6,7 +6,7 @@ content types, bad or hostile headers and ids to every interaction and operation
 CapabilityStatement, as the personas and as nobody. It fails on any 5xx, on any 4xx under
 ``/fhir`` that is not an OperationOutcome, and on any answer slower than :data:`SLOW`.
 
-Bounded for the suite (``PLL_FUZZ_EXAMPLES`` examples per database, 2,000 by default, with a
+Bounded for the suite (``PLL_FUZZ_EXAMPLES`` examples per database, 1,200 by default, with a
 fixed seed so a failure comes back the same); run it longer with, say,
 ``PLL_FUZZ_EXAMPLES=5000 PLL_FUZZ_RANDOM=1 .venv/bin/pytest tests/integration/test_fuzz.py
 -s``, which prints the count of requests per status.
@@ -44,7 +44,7 @@ from tests.integration.builders import (
 #: An answer slower than this fails the test: far above any request's normal cost, and
 #: still short enough that a request whose work is not bounded shows.
 SLOW = 10.0
-EXAMPLES = int(os.environ.get("PLL_FUZZ_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("PLL_FUZZ_EXAMPLES", "1200"))
 GROWTH = st.integers(50, 3000)
 PERSONAS = ["gp", "gp", "gp", "hospital-doctor", "nurse", "pharmacist", "patient", None]
 COUNTS: Counter[str] = Counter()
