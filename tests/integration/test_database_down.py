@@ -17,9 +17,24 @@ from pll.auth.tokens import issue
 from pll.services.lists import PLLService
 from pll.store.db import Database
 from tests.conftest import server_settings, serving
-from tests.integration.builders import statement
+from tests.integration.builders import new_patient_with_list, ok, statement
+from tests.integration.pg_clusters import pg_clusters, require
 from tests.integration.processes import free_port
 from tests.integration.test_sfm import get_medication
+
+
+def _headers(data_dir: Path) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {issue(data_dir, 'gp')}",
+        "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
+        "Content-Type": "application/fhir+json",
+    }
+
+
+def _csrf(client: httpx.Client, path: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+    assert found, path
+    return found.group(1)
 
 
 @pytest.fixture
@@ -29,12 +44,7 @@ def down(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     db = Database(f"postgresql://postgres@{hosts}/pll?target_session_attrs=read-write")
     service = PLLService(db, AuditKey.load(tmp_path))
     with serving(create_app(server_settings(tmp_path, db), service)) as base:
-        headers = {
-            "Authorization": f"Bearer {issue(tmp_path, 'gp')}",
-            "X-PLL-Access-Basis": "HPBEHANDLINGSRELASJON",
-            "Content-Type": "application/fhir+json",
-        }
-        yield base, headers
+        yield base, _headers(tmp_path)
     db.dispose()
 
 
@@ -80,3 +90,69 @@ def test_the_web_ui_says_in_norwegian_that_the_database_is_away(
         assert page.status_code == 503
         assert page.headers["Retry-After"] == "1"
         assert "Databasen svarer ikke akkurat nå" in page.text
+
+
+def test_a_read_on_a_connection_the_restart_cut_is_read_again_and_a_change_is_not(
+    tmp_path: Path,
+) -> None:
+    """After the database restarts (or a standby takes over), every connection a server
+    holds is dead. A read, from the API or a web page, is answered from a connection made
+    then; a change is answered 503, never sent again by the server."""
+    require()
+    with pg_clusters() as pg:
+        cluster = pg.make_primary()
+        cluster.create_database("pll")
+        db = Database(cluster.url("pll"))
+        db.upgrade()
+        service = PLLService(db, AuditKey.load(tmp_path))
+        try:
+            with (
+                serving(create_app(server_settings(tmp_path, db), service)) as base,
+                httpx.Client(base_url=base, timeout=30) as web,
+                httpx.Client(base_url=base, headers=_headers(tmp_path), timeout=30) as api,
+            ):
+                pid, list_id = new_patient_with_list(api)
+                fnr = ok(api.get(f"/fhir/Patient/{pid}"))["identifier"][0]["value"]
+                login = {"csrf": _csrf(web, "/logg-inn"), "persona": "gp"}
+                assert web.post("/logg-inn/utvikler", data=login).status_code == 303
+                opened = web.post("/lege/apne", data={"csrf": _csrf(web, "/lege"), "fnr": fnr})
+                page = opened.headers["location"]
+                reads = (
+                    lambda: api.get(f"/fhir/List?patient={pid}&_include=List:item"),  # asyncpg
+                    lambda: api.get(f"/fhir/List/{list_id}"),
+                    lambda: api.get(f"/fhir/Patient/{pid}"),  # the pool of the rest
+                    lambda: web.get(page),
+                )
+                for read in reads:
+                    assert read().status_code == 200
+                cluster.stop("immediate")  # every connection the server holds is cut
+                cluster.start()
+                for read in reads:
+                    answer = read()
+                    assert answer.status_code == 200, answer.text
+                assert "legemiddelliste" in web.get(page).text
+                entry = ok(
+                    api.post(
+                        "/fhir/MedicationStatement",
+                        json=statement(f"Patient/{pid}", "Paracetamol", "N02BE01"),
+                    ),
+                    201,
+                )
+                cluster.stop("immediate")
+                cluster.start()
+                change = api.put(
+                    f"/fhir/MedicationStatement/{entry['id']}",
+                    json={**entry, "note": [{"text": "endret"}]},
+                    headers={"If-Match": f'W/"{entry["meta"]["versionId"]}"'},
+                )
+                said = _unavailable(change)
+                assert "nothing was changed" in said or "same If-Match" in said
+                assert ok(api.get(f"/fhir/MedicationStatement/{entry['id']}")) == entry
+                again = api.put(
+                    f"/fhir/MedicationStatement/{entry['id']}",
+                    json={**entry, "note": [{"text": "endret"}]},
+                    headers={"If-Match": f'W/"{entry["meta"]["versionId"]}"'},
+                )
+                assert again.status_code == 200, again.text
+        finally:
+            db.dispose()

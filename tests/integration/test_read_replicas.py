@@ -417,6 +417,9 @@ def test_after_a_failover_a_replica_that_replayed_what_the_new_primary_lacks_nev
                 assert time.monotonic() < deadline, "the replica never replayed the commit"
                 time.sleep(0.05)
             old.kill()
+            replicas.check()  # no server is the primary: no replica can be judged
+            assert not replicas.replicas[0].serving
+            assert replicas.replicas[0].problem == "the primary is unknown"
             standby.start()
             standby.promote()
             assert standby.query("SELECT count(*) FROM t") == [(0,)]
@@ -424,8 +427,7 @@ def test_after_a_failover_a_replica_that_replayed_what_the_new_primary_lacks_nev
             follower = pg.add_standby(standby, "follower", sync=False)
             follower.caught_up()
 
-            replicas.check()  # the first finds its connection to the old primary gone
-            replicas.check()
+            replicas.check()  # its connection to the old primary is gone: it makes a new one
             diverged = replicas.replicas[0]
             assert not diverged.serving
             assert diverged.problem == "on timeline 1, the primary is on timeline 2"

@@ -21,7 +21,7 @@ replica serving a read lagged at most ``max_lag`` plus two check intervals at th
 **After a failover.** An asynchronous replica may have replayed WAL that the synchronous
 standby, now the primary, never flushed: a commit the old primary wrote but never
 acknowledged. Its data then parts from the primary's, whatever its lag reads. So each check
-also reads the primary's timeline (it grows by one at every promotion) and the timeline the
+also reads the primary's timeline (a promotion starts a new one) and the timeline the
 replica's WAL receiver streams on (``pg_stat_wal_receiver.received_tli``); a replica serves
 only on the primary's timeline. PostgreSQL lets a standby follow a new timeline only when it
 has not replayed past the point where that timeline forked, so a replica that streams on it
@@ -220,22 +220,33 @@ class ReplicaSet:
         """Sample the primary's WAL position, then ask each replica how far it has replayed;
         take out those that lag, fail or are no standby, and put back those caught up."""
         try:
-            flushed, walfile = self._query(
-                0,
-                self._primary_url,
-                "SELECT pg_current_wal_flush_lsn()::text,"
-                " pg_walfile_name(pg_current_wal_flush_lsn())",
-            )
+            flushed, walfile = self._primary()
         except psycopg.Error as exc:
-            # Without the primary the lag cannot be told; a read needs the primary for its
-            # audit record anyway, so the replicas stay as they are.
+            # Without the primary neither lag nor timeline can be told: after a failover a
+            # replica may hold commits the new primary lacks, and its lag, sampled before,
+            # reads 0. A read needs the primary for its audit record anyway, so the replicas
+            # stop serving until the primary answers a check again.
             log.warning("read replicas: the primary's WAL position is unknown: %s", _why(exc))
+            for replica in self.replicas:
+                self._set(replica, serving=False, lag=None, problem="the primary is unknown")
+            with self._lock:
+                self._publish()
             return
         self._samples.add(time.monotonic(), parse_lsn(str(flushed)))
         for replica in self.replicas:
             self._check_one(replica, timeline_of(str(walfile)))
         with self._lock:
             self._publish()
+
+    def _primary(self) -> tuple[object, ...]:
+        """The primary's flushed WAL position and the name of its WAL file (its timeline),
+        asked once more on a new connection when the one held fails: after a failover the
+        connection held is to the server that died."""
+        sql = "SELECT pg_current_wal_flush_lsn()::text, pg_walfile_name(pg_current_wal_flush_lsn())"
+        try:
+            return self._query(0, self._primary_url, sql)
+        except psycopg.Error:
+            return self._query(0, self._primary_url, sql)  # the failed one was closed
 
     def _check_one(self, replica: Replica, primary_timeline: int) -> None:
         try:
@@ -255,7 +266,7 @@ class ReplicaSet:
             return
         if isinstance(timeline, int) and timeline > 0:
             replica.timeline = timeline
-        elif receivers:
+        elif receivers and timeline is None:
             # PostgreSQL shows a receiver's details only to pg_read_all_stats
             problem = "its WAL receiver is hidden: grant pg_monitor to the role PLL reads as"
             self._set(replica, serving=False, lag=None, problem=problem)

@@ -486,6 +486,33 @@ def chart_back(path: str) -> tuple[str, str] | None:
 Page = Callable[[Web], Response]
 
 
+async def _shown(request: Request, handler: Page, web: Web, new_web: Callable[[], Web]) -> Response:
+    """The page's answer; a page that only reads (GET, HEAD) whose database connection was
+    lost is read once more, on a connection made now (the pool has dropped those it had),
+    from whichever server is the primary by then, as the API's reads are
+    (:mod:`pll.api.http`). A form sent is never sent again by the server: it may be made."""
+    try:
+        return await _show(request, handler, web)
+    except DatabaseUnavailable as exc:
+        if request.method not in SAFE_METHODS:
+            raise
+        log.warning(
+            "database unavailable on %s %s (%s); trying once more",
+            request.method,
+            request.url.path,
+            type(exc.__cause__).__name__ if exc.__cause__ else exc,
+        )
+        return await _show(request, handler, new_web())
+
+
+async def _show(request: Request, handler: Page, web: Web) -> Response:
+    pid = request.path_params.get("pid")
+    if pid is not None and not request.url.path.startswith("/grunnlag/"):
+        # a patient's page: the basis first, whatever the page then reads
+        web.access(check_id(pid, "pid"))
+    return await run_in_threadpool(handler, web)
+
+
 def page(
     handler: Page,
     *,
@@ -536,11 +563,9 @@ def page(
         service: PLLService = request.app.state.service
         web = Web(request, form, caller, service, implied=implied)
         try:
-            pid = request.path_params.get("pid")
-            if pid is not None and not request.url.path.startswith("/grunnlag/"):
-                # a patient's page: the basis first, whatever the page then reads
-                web.access(check_id(pid, "pid"))
-            answer = await run_in_threadpool(handler, web)
+            answer = await _shown(
+                request, handler, web, lambda: Web(request, form, caller, service, implied=implied)
+            )
         except NeedsBasis as exc:
             pid = exc.patient_id
             after = request.url.path if request.method == "GET" else f"/lege/pasient/{pid}"

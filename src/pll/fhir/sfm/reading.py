@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -227,7 +228,10 @@ def parse_lenient(text: str) -> tuple[Any, list[str]]:
 #: the ``]`` or ``}`` that closes its array or object: what the SFM exports that are not strict
 #: JSON have. (A comma after ``[``, ``{``, another comma or white space is left for the JSON5
 #: reader to judge.)
-_STRING_OR_TRAILING_COMMA = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\[{,\s]),(?=\s*[\]}])')
+#: The string is matched possessively, its closing quote optional and ``.`` taking a newline
+#: (a JSON5 line continuation): a string that never closes then ends the scan in one pass,
+#: where backtracking from each later quote made a broken file quadratic to read.
+_STRING_OR_TRAILING_COMMA = re.compile(r'"(?:[^"\\]|\\.)*+"?|(?<![\[{,\s]),(?=\s*[\]}])', re.DOTALL)
 
 
 def _without_trailing_commas(text: str) -> bytes:
@@ -237,6 +241,19 @@ def _without_trailing_commas(text: str) -> bytes:
     return _STRING_OR_TRAILING_COMMA.sub(
         lambda m: m.group(0) if m.group(0) != "," else "", text
     ).encode()
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON has")
+
+
+def _finite(text: str) -> float:
+    """A JSON5 number as a float, refused when it is too large for one: written back as
+    JSON it would be ``null``, a value that silently disappears (a dose, say)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large a number")
+    return value
 
 
 def _json5(text: str, strict: json.JSONDecodeError) -> Any:
@@ -250,7 +267,7 @@ def _json5(text: str, strict: json.JSONDecodeError) -> Any:
         "resource PLL takes comes near that."
     )
     try:
-        value = json5.loads(text)
+        value = json5.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise too_deep from None
     except ValueError as exc:
