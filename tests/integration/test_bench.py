@@ -33,7 +33,7 @@ def test_the_benchmark_runs_and_reports_both_workloads(tmp_path: Path) -> None:
             "--patients",
             "60",
             "--seconds",
-            "2",
+            "1",
             "--warmup",
             "1",
             "--write-pool",
@@ -41,7 +41,7 @@ def test_the_benchmark_runs_and_reports_both_workloads(tmp_path: Path) -> None:
             # the wait for idle background work is exercised, not waited out (the
             # statistics stay 30 s behind the audit trail)
             "--idle-wait",
-            "3",
+            "1",
             "--database-url",
             url,
             "--results-dir",

@@ -8,6 +8,8 @@ state are kept server-side (:class:`pll.services.logins.WebLogins`).
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,6 +17,9 @@ from starlette.requests import Request
 from pll.auth.tokens import Authenticator, Caller
 from pll.domain.errors import Unauthenticated
 from pll.services.logins import WebLogins
+from pll.store.db import DatabaseUnavailable
+
+log = logging.getLogger("pll.web")
 
 #: Session keys: the login's handle, and the page that asked for a login
 LOGIN_ID = "login_id"
@@ -53,7 +58,14 @@ def keep_memory(request: Request) -> None:
 
 
 async def caller_of(request: Request) -> Caller | None:
-    return await run_in_threadpool(current_caller, request)
+    """:func:`current_caller`, looked up once more on a connection made now when the
+    database connection was lost (a restart, a failover): the lookup only reads, whatever
+    the request's method."""
+    try:
+        return await run_in_threadpool(current_caller, request)
+    except DatabaseUnavailable as exc:
+        log.warning("database unavailable looking up the login (%s); trying once more", exc)
+        return await run_in_threadpool(current_caller, request)
 
 
 def begin_login(request: Request, token: str, kind: str, expires_at: float | None) -> str:
