@@ -54,7 +54,7 @@ def test_what_is_forgiven_reads_as_json5_reads_it(text: str, value: Any) -> None
 
 def test_a_comma_before_nothing_and_a_number_json_cannot_hold_are_refused() -> None:
     for text in ('{"a": 1,,}', "[,]", '{,"a": 1}', "[NaN,]", "[Infinity]", '{"dose": 1e999,}'):
-        with pytest.raises(InvalidInput, match="not JSON|cannot be taken"):
+        with pytest.raises(InvalidInput, match=r"not JSON|cannot be taken"):
             parse_lenient(text)
 
 
