@@ -15,6 +15,7 @@ so the copy cannot go stale). Nothing here touches a database.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -257,11 +258,10 @@ def _finite(text: str) -> float:
 
 
 def _json5(text: str, strict: json.JSONDecodeError) -> Any:
-    try:
-        # the common case first: strict JSON but for trailing commas
+    # the common case first: strict JSON but for trailing commas; failing that, something
+    # else JSON5 allows (comments, quotes, bare keys), which the full reader decides
+    with contextlib.suppress(InvalidInput):
         return parse_json(_without_trailing_commas(text))
-    except InvalidInput:
-        pass  # something else JSON5 allows (comments, quotes): the full reader decides
     too_deep = InvalidInput(
         f"The JSON nests arrays and objects more than {MAX_DEPTH} levels deep; no FHIR "
         "resource PLL takes comes near that."
