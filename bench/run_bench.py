@@ -288,7 +288,8 @@ def _measure(
     before = _quiet(run.wait_quiet)
     rows = _count(run.url, table)
     console.print(f"{kind}: pgbench {run.seconds}s: -M prepared -c{c} -j{j}")
-    pgb = run_pgbench(run.pg, path, defines, run.seconds, c, j, run.run_dir / f"pgbench-{kind}")
+    with server.paused():  # PostgreSQL alone: the server's background work waits
+        pgb = run_pgbench(run.pg, path, defines, run.seconds, c, j, run.run_dir / f"pgbench-{kind}")
     pgb.detail["rows_written"] = {table: _count(run.url, table) - rows}
     pgb.detail["machine_before"] = before
     pgb.detail["background"] = background

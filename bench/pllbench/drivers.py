@@ -10,6 +10,8 @@ import socket
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,22 @@ class Server:
         raise RuntimeError(
             f"pll serve did not answer /healthz within {timeout}s; see {self.log_path}"
         )
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The server's processes stopped for the block (SIGSTOP to its process group, then
+        SIGCONT): pgbench measures PostgreSQL alone. Running, the server's ``pll worker``
+        counted pgbench's audit records as they came (about 0.15 cores), taking the machine
+        from pgbench. Its database connections stay open and idle meanwhile."""
+        if self.proc is None or self.proc.poll() is not None:
+            yield
+            return
+        group = os.getpgid(self.proc.pid)
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(group, signal.SIGCONT)
 
     def token(self) -> str:
         out = subprocess.run(
