@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process under it, parents first (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.kill(pid, sig)
 
 
 class Server:
@@ -80,19 +103,22 @@ class Server:
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """The server's processes stopped for the block (SIGSTOP to its process group, then
-        SIGCONT): pgbench measures PostgreSQL alone. Running, the server's ``pll worker``
+        """The server's processes stopped for the block (SIGSTOP to each, then SIGCONT):
+        pgbench measures PostgreSQL alone. Running, the server's ``pll worker``
         counted pgbench's audit records as they came (about 0.15 cores), taking the machine
         from pgbench. Its database connections stay open and idle meanwhile."""
         if self.proc is None or self.proc.poll() is not None:
             yield
             return
-        group = os.getpgid(self.proc.pid)
-        os.killpg(group, signal.SIGSTOP)
+        # every process under pll serve: its pll worker runs in a session of its own
+        stopped = _descendants(self.proc.pid)
+        for pid in stopped:
+            _signal(pid, signal.SIGSTOP)
         try:
             yield
         finally:
-            os.killpg(group, signal.SIGCONT)
+            for pid in reversed(stopped):
+                _signal(pid, signal.SIGCONT)
 
     def token(self) -> str:
         out = subprocess.run(
