@@ -365,10 +365,11 @@ class Failover:
 def fail_over(primary: Cluster, standby: Cluster, load: Load) -> Failover:
     """SIGKILL the primary (the postmaster and its processes) and promote the standby.
 
-    The kill is marked once the last of the primary's processes is dead: a backend outlives
-    its postmaster until it is killed itself, and a change sent in those milliseconds can
-    still be acknowledged by the old primary (and its synchronous standby); counted as sent
-    after the kill, it made the time to resume look shorter than the promotion."""
+    The kill is marked once the postmaster and the processes it had are killed: a backend
+    outlives its postmaster until it is killed itself, and a change sent in those
+    milliseconds can still be acknowledged by the old primary (and its synchronous standby);
+    counted as sent after the kill, it made the time to resume look shorter than the
+    promotion."""
     primary.kill()
     killed_at = load.mark_kill()
     standby.promote()
