@@ -300,6 +300,15 @@ def _measure(
     }
 
 
+def _print_waits(kind: str, result: dict[str, Any]) -> None:
+    """What PostgreSQL's active sessions waited for, on average, in each measurement."""
+    for side in ("server", "pgbench"):
+        waited = result[side]["detail"].get("postgres_waits", {}).get("average_sessions")
+        if waited:
+            shown = ", ".join(f"{name} {n:.2f}" for name, n in waited.items())
+            console.print(f"{kind}: PostgreSQL sessions by state during {side}: {shown}")
+
+
 def _report(results: dict[str, Any], patients: int, concurrency: int, seconds: int) -> list[str]:
     """Print the result tables; returns the runs other programs disturbed."""
     title = f"PLL benchmark: {patients:,} patients, {concurrency} clients, {seconds}s each"
@@ -337,6 +346,7 @@ def _report(results: dict[str, Any], patients: int, concurrency: int, seconds: i
                 for name, cores in parts.items()
             )
             console.print(f"{kind}: server cores by part (CPU a request): {each}")
+        _print_waits(kind, r)
     cpu = Table(title=f"CPU in use during each measurement (cores, of {os.cpu_count()})")
     for col in ("run", "server", "load generator", "postgres", "other", "whole machine"):
         cpu.add_column(col, justify="right")

@@ -20,9 +20,16 @@ from typing import Any
 import httpx
 
 from pllbench.cpu import CpuSampler
+from pllbench.waits import WaitSampler
 
 BENCH = Path(__file__).resolve().parent.parent
 LUA = BENCH / "lua"
+
+
+def libpq(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://``) as libpq takes it."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql://{rest}" if sep and scheme.startswith("postgres") else url
 
 
 def free_port() -> int:
@@ -201,7 +208,10 @@ def run_wrk(
     env = dict(os.environ, PLL_BENCH_LUA=str(LUA))
     holder: dict[str, int] = {}
     split: list[int] = []
-    with CpuSampler(server.proc.pid if server.proc else None, lambda: holder.get("pid")) as cpu:
+    with (
+        WaitSampler(libpq(server.env["PLL_DATABASE_URL"])) as waits,
+        CpuSampler(server.proc.pid if server.proc else None, lambda: holder.get("pid")) as cpu,
+    ):
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -235,6 +245,7 @@ def run_wrk(
         detail={
             **data,
             "other_processes": cpu.top_others,
+            "postgres_waits": waits.result(),
             "server_processes": cpu.server_processes,
             "server_cpu_parts": cpu.server_parts,
             "connections_per_worker": split,
@@ -304,6 +315,13 @@ class PgConn:
     def args(self) -> list[str]:
         return ["-h", self.host, "-p", self.port, "-U", self.user, self.dbname]
 
+    def conninfo(self) -> str:
+        """The same connection as libpq keywords (for the wait sampler)."""
+        parts = {"host": self.host, "port": self.port, "user": self.user, "dbname": self.dbname}
+        if self.password:
+            parts["password"] = self.password
+        return " ".join(f"{k}={v}" for k, v in parts.items())
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         if self.password:
@@ -341,7 +359,10 @@ def run_pgbench(
         cmd += ["-l", "--log-prefix", str(log_dir / "pgbench_log")]
     cmd += pg.args()
     holder: dict[str, int] = {}
-    with CpuSampler(None, lambda: holder.get("pid")) as cpu:
+    with (
+        WaitSampler(pg.conninfo()) as waits,
+        CpuSampler(None, lambda: holder.get("pid")) as cpu,
+    ):
         proc = subprocess.Popen(
             cmd,
             env=pg.env(),
@@ -395,6 +416,7 @@ def run_pgbench(
         cpu=cpu.result,
         detail={
             "other_processes": cpu.top_others,
+            "postgres_waits": waits.result(),
             "failed": failed,
             "aborted_clients": aborted,
             "stderr": err.strip()[-2000:],
