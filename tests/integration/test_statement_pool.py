@@ -17,7 +17,7 @@ PID = "SELECT pg_backend_pid()"
 
 def _dsn(server: LiveServer) -> str:
     if server.db.is_sqlite:
-        pytest.skip("PostgreSQL's")
+        pytest.skip("the statement pool is PostgreSQL's (asyncpg); SQLite reads without one")
     return server.db.libpq_url()
 
 
