@@ -386,18 +386,15 @@ def events() -> None:
 def events_run() -> None:
     """Deliver events until stopped (Ctrl-C or SIGTERM); what was delivered stays delivered."""
     import dataclasses
-    import signal
-    import threading
 
     from pll.cli_clients import case_base
     from pll.events.worker import background
+    from pll.processes import StopSignals
 
     settings = _settings()
     database = _database(settings)
     database.upgrade()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopSignals().event
     where = f" and NATS at {settings.nats_url}" if settings.nats_url else ""
     click.echo(f"delivering events to subscriptions{where}")
     # the dispatcher alone, even with PLL_DISPATCH=0 (that is for the servers and workers)
@@ -539,19 +536,17 @@ def readcopy_run(port: int | None) -> None:
     """Follow the events until stopped, keeping the copy current, and forward the audit
     records of the reads it served to PLL's trail; with --port, serve list reads. Starts
     and serves while PLL's database is down, and catches up when it is back."""
-    import signal
     import threading
 
     from pll.events.readcopy_audit import CopyAudit
+    from pll.processes import StopSignals
     from pll.services.base import utcnow
 
     if port is not None:
         _check_public_url(_settings())
     settings, store, copy = _readcopy(store_may_be_down=True)
     audit = CopyAudit(copy.copy, store, utcnow)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopSignals().event
     if port is not None:
         import uvicorn
 

@@ -16,7 +16,7 @@ import time
 
 import click
 
-from pll.processes import die_with
+from pll.processes import StopSignals, die_with
 
 log = logging.getLogger("pll.worker")
 
@@ -57,9 +57,7 @@ def worker(parent: int | None) -> None:
     # wanted here, so this comes after them
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     work = background(case_base(database, settings), settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopSignals().event
     if settings.inline and parent is None:
         click.echo(
             "note: PLL_BACKGROUND is inline, so pll serve runs this work too (safe, but "

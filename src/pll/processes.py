@@ -1,5 +1,6 @@
 """Child processes that must not outlive the ``pll serve`` that started them (its ``pll
-worker`` and its request workers, :mod:`pll.cli_worker` and :mod:`pll.api.serve_workers`)."""
+worker`` and its request workers, :mod:`pll.cli_worker` and :mod:`pll.api.serve_workers`),
+and long-running commands stopped by SIGTERM or Ctrl-C (:class:`StopSignals`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import ctypes
 import os
 import signal
 import sys
+import threading
+import time
+from types import FrameType
+
+#: how often :class:`StopSignals` looks whether a signal came (seconds)
+SIGNAL_POLL = 0.05
 
 
 def die_with(parent: int, sig: signal.Signals = signal.SIGTERM) -> None:
@@ -22,3 +29,37 @@ def die_with(parent: int, sig: signal.Signals = signal.SIGTERM) -> None:
         libc.prctl(pr_set_pdeathsig, sig)
     if os.getppid() != parent:
         sys.exit(0)
+
+
+class StopSignals:
+    """``event`` is set once SIGTERM or SIGINT arrives; ``received`` lists the signals in
+    the order they came (a second one may mean "now, not in order").
+
+    The handler only notes the signal; a thread of its own sets the event. Python runs a
+    handler in the main thread between two of its bytecodes, which may be inside a
+    :class:`threading.Event`'s ``wait`` or ``set`` while that thread holds the event's
+    lock: a handler that sets the event itself then waits for a lock its own thread holds,
+    forever (seen: a ``pll worker`` that had two SIGTERMs close together, the test's and
+    the kernel's when its ``pll serve`` died, and never stopped). Install it in the main
+    thread; :meth:`restore` puts the previous handlers back."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.received: list[int] = []
+        self._previous = {
+            sig: signal.signal(sig, self._note) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        threading.Thread(target=self._watch, name="stop-signals", daemon=True).start()
+
+    def _note(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)  # no lock is taken: see the class's docstring
+
+    def _watch(self) -> None:
+        while not self.received and not self.event.is_set():
+            time.sleep(SIGNAL_POLL)
+        self.event.set()
+
+    def restore(self) -> None:
+        """Put back the handlers there were before (the event stays as it is)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

@@ -35,16 +35,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType
 
 import uvicorn
 from prometheus_client import multiprocess
 
-from pll.processes import die_with
+from pll.processes import StopSignals, die_with
 
 #: The application every request worker serves.
 APP = "pll.api.app:create_app"
@@ -121,13 +119,9 @@ class RequestWorkers:
 
     def run(self) -> int:
         """Run the workers until asked to stop; 0, or 1 when one could not start."""
-        stop = threading.Event()
-
-        def asked(signum: int, _frame: FrameType | None) -> None:
-            self._signals.append(signum)
-            stop.set()
-
-        previous = {sig: signal.signal(sig, asked) for sig in (signal.SIGTERM, signal.SIGINT)}
+        signals = StopSignals()
+        self._signals = signals.received
+        stop = signals.event
         self._slots = [_Slot() for _ in range(self.count)]
         failed = False
         try:
@@ -139,8 +133,7 @@ class RequestWorkers:
                     break
         finally:
             self._stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            signals.restore()
         return 1 if failed else 0
 
     def _start(self, slot: _Slot) -> None:
