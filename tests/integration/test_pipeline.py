@@ -1,15 +1,18 @@
 """The rows of one change go to PostgreSQL in one round trip (pll.store.pipeline, issue 20):
 the statements run in their order, in the caller's transaction, and an error of any of them
-surfaces as SQLAlchemy's exception when the block ends, with nothing written."""
+surfaces as SQLAlchemy's exception when the block ends, with nothing written. With
+``one_statement`` they go as one statement when no row is written twice, else one by one
+in their order."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import Column, MetaData, String, Table, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pll.store import pipeline
@@ -77,3 +80,106 @@ def test_statements_in_the_block_are_pipelined_and_a_nested_block_joins(database
     postgres = database.engine.dialect.name == "postgresql"
     assert seen == [postgres] * 3
     assert inside is postgres
+
+
+def _counted(database: Database) -> tuple[list[str], Any]:
+    sent: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith(("BEGIN", "SELECT")):
+            sent.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", before)
+    return sent, before
+
+
+#: a table of the test's own, keyed by ``id`` as the tables a change writes are
+probe = Table(
+    "pipeline_probe",
+    MetaData(),
+    Column("id", String(40), primary_key=True),
+    Column("value", String(10)),
+)
+_SET = update(probe).where(probe.c.id == bindparam("key"))
+_ADD = insert(probe)
+
+
+@pytest.fixture
+def probed(database: Database) -> Iterator[Database]:
+    """``database`` with the probe table, dropped again (the schema test compares the
+    session's database with the declared schema)."""
+    with database.write() as conn:
+        probe.create(conn, checkfirst=True)
+    yield database
+    with database.write() as conn:
+        probe.drop(conn, checkfirst=True)
+
+
+def _settings(database: Database, *keys: str) -> dict[str, str]:
+    with database.read() as conn:
+        rows = conn.execute(select(probe).where(probe.c.id.in_(keys))).all()
+    return {row.id: row.value for row in rows}
+
+
+def test_independent_rows_go_as_one_statement_and_all_are_written(probed: Database) -> None:
+    database = probed
+    a, b = (f"t-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    with database.write() as conn:
+        conn.execute(_ADD, [{"id": a, "value": "0"}])
+    sent, listener = _counted(database)
+    try:
+        with database.write() as conn, pipeline.one_statement(conn):
+            pipeline.execute(conn, _SET, {"key": a, "value": "1"})
+            with pipeline.one_statement(conn):  # joins the outer block
+                pipeline.execute(conn, _ADD, [{"id": b, "value": "2"}])
+    finally:
+        event.remove(database.engine, "before_cursor_execute", listener)
+    postgres = database.engine.dialect.name == "postgresql"
+    assert len(sent) == (1 if postgres else 2)
+    assert sent[0].startswith("WITH w0 AS (UPDATE") is postgres
+    assert _settings(database, a, b) == {a: "1", b: "2"}
+
+
+@pytest.mark.parametrize("how", ["updated twice", "inserted then updated"])
+def test_a_row_written_twice_goes_statement_by_statement_in_order(
+    probed: Database, how: str
+) -> None:
+    database = probed
+    key = f"t-{uuid.uuid4().hex[:8]}"
+    with database.write() as conn:
+        if how == "updated twice":
+            conn.execute(_ADD, [{"id": key, "value": "0"}])
+    sent, listener = _counted(database)
+    try:
+        with database.write() as conn, pipeline.one_statement(conn):
+            if how == "inserted then updated":
+                pipeline.execute(conn, _ADD, {"id": key, "value": "1"})
+            else:
+                pipeline.execute(conn, _SET, {"key": key, "value": "1"})
+            pipeline.execute(conn, _SET, {"key": key, "value": "2"})
+    finally:
+        event.remove(database.engine, "before_cursor_execute", listener)
+    # as one statement, the second write would not see the first: "1" would be kept or
+    # nothing written
+    assert len(sent) == 2
+    assert _settings(database, key) == {key: "2"}
+
+
+def _add_then_fail(database: Database, key: str, taken: str) -> None:
+    with database.write() as conn, pipeline.one_statement(conn):
+        pipeline.execute(conn, _ADD, {"id": key, "value": "1"})
+        pipeline.execute(conn, _ADD, {"id": taken, "value": "2"})  # a duplicate key
+
+
+def test_a_failing_part_of_one_statement_raises_and_writes_nothing(probed: Database) -> None:
+    key, taken = (f"t-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    with probed.write() as conn:
+        conn.execute(_ADD, [{"id": taken, "value": "0"}])
+    sent, listener = _counted(probed)
+    try:
+        with pytest.raises(IntegrityError):
+            _add_then_fail(probed, key, taken)
+    finally:
+        event.remove(probed.engine, "before_cursor_execute", listener)
+    assert len(sent) == (1 if probed.engine.dialect.name == "postgresql" else 2)
+    assert _settings(probed, key, taken) == {taken: "0"}

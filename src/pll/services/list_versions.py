@@ -55,8 +55,8 @@ class ListVersions(ServiceBase):
             "activity": record.activity,
             "touched": [f"{t.resource_type}/{t.id}/_history/{t.version}" for t in record.touched],
         }
-        # nothing below returns rows: the statements go in one round trip (issue 20)
-        with pipeline.one_round_trip(conn):
+        # nothing below returns rows: the statements go as one (issue 20)
+        with pipeline.one_statement(conn):
             if is_new:
                 repo.insert_list(conn, lst, list_json, document, expires)
             else:

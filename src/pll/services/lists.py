@@ -308,7 +308,7 @@ class PLLService(PatientRecords, ListChecks, ListVersions, ListHistory):
                 self._written(lst, op.rtype, op.rid, False) for op in ops if op.rtype and op.rid
             ]
             return result
-        with pipeline.one_round_trip(conn):
+        with pipeline.one_statement(conn):
             self.trail.log(conn, access, Verb.PRESCRIBE, patient_id, admitted.record)
             # the client system is kept with the version: the rollout team's per-vendor
             # figures (issue 19, pll.services.rollout_reports)

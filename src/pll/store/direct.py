@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
@@ -63,6 +64,7 @@ class _Results:
 _PLANS: dict[tuple[Any, ...], _Plan] = {}
 #: the key of the shared cursor in a driver connection's ``info``
 _CURSOR = "pll.cursor"
+_RAW_CURSOR = "pll.raw_cursor"
 
 
 def rows(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> list[Any]:
@@ -115,6 +117,20 @@ def cursor(conn: Connection) -> Any:
     found = info.get(_CURSOR)
     if found is None or found.connection is not driver or getattr(found, "closed", False):
         found = info[_CURSOR] = driver.cursor()  # type: ignore[union-attr]
+    return found
+
+
+def raw_cursor(conn: Connection) -> Any:
+    """As :func:`cursor`, a cursor that sends its SQL as written, with PostgreSQL's own
+    ``$1`` placeholders and a list of values (``psycopg.RawCursor``): psycopg does not
+    parse it for ``%(name)s`` placeholders, which it does afresh on every run for a
+    statement past 4,096 characters or 50 parameters (its cache's bounds), as a change's
+    one statement is (:func:`pll.store.pipeline.one_statement`)."""
+    driver = conn.connection.driver_connection
+    info = conn.connection.info
+    found = info.get(_RAW_CURSOR)
+    if found is None or found.connection is not driver or getattr(found, "closed", False):
+        found = info[_RAW_CURSOR] = psycopg.RawCursor(driver)  # type: ignore[arg-type]
     return found
 
 

@@ -11,18 +11,32 @@ the pipeline has fetched it. On SQLite, which runs in-process, the block changes
 
 An error of any statement in the block is raised when the block ends, as SQLAlchemy would
 have raised it (:class:`sqlalchemy.exc.IntegrityError` for a duplicate list, …).
+
+:func:`one_statement` goes one step further for a change's rows: the statements of its block
+are sent as **one** statement, each a data-modifying ``WITH`` query of it
+(https://www.postgresql.org/docs/15/queries-with.html#QUERIES-WITH-MODIFYING). psycopg's own
+work (a query's parsing, its prepared-statement bookkeeping, the pipeline's queue) is paid
+once instead of once per row. All parts run on one snapshot and none sees another's effect,
+so the block is sent that way only when no part could depend on another: each table is
+updated at most once per key and never both inserted into and updated at a key it inserts
+(else the parts go in order, one statement each, as :func:`one_round_trip` sends them).
+Foreign keys are checked when the whole statement ends, so a new entry and its first
+version may go together.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, Update, UpdateBase
+from sqlalchemy.sql.expression import TableClause
 
 from pll.store import direct
 
@@ -33,6 +47,9 @@ Params = dict[str, Any] | list[dict[str, Any]]
 #: execution (a bulk load records the service's rows from it: pll.store.bulk.recording);
 #: the same statements are sent, each in its own round trip
 UNPIPELINED = "pll.unpipelined"
+
+#: set in a connection's ``info`` inside :func:`one_statement`: the parts it will send
+_PARTS = "pll.one_statement"
 
 
 @contextmanager
@@ -55,6 +72,41 @@ def one_round_trip(conn: Connection) -> Iterator[None]:
         raise DBAPIError.instance(None, None, exc, psycopg.Error, dialect=conn.dialect) from exc
 
 
+@dataclass(frozen=True)
+class _Part:
+    """One row's statement, held back by :func:`one_statement`."""
+
+    statement: UpdateBase
+    sql: str
+    params: dict[str, Any]
+
+
+@contextmanager
+def one_statement(conn: Connection) -> Iterator[None]:
+    """Send the statements run with :func:`execute` in the block to PostgreSQL as one
+    statement of data-modifying ``WITH`` queries, when none can depend on another (the
+    module's docstring), in one round trip with whatever else the block runs. They are sent
+    when the block ends, after any statement the block runs otherwise: only statements
+    whose results nobody reads belong in it. A block inside another joins the outer one.
+    Elsewhere (SQLite, a bulk load's recording) as :func:`one_round_trip`."""
+    if (
+        conn.dialect.name != "postgresql"
+        or conn.info.get(UNPIPELINED)
+        or conn.info.get(_PARTS) is not None
+    ):
+        with one_round_trip(conn):
+            yield
+        return
+    parts: list[_Part] = []
+    with one_round_trip(conn):
+        conn.info[_PARTS] = parts
+        try:
+            yield
+        finally:
+            del conn.info[_PARTS]
+        _send(conn, parts)
+
+
 #: each statement compiled once per dialect and set of parameter names, with the bind
 #: processors of its parameters (a UTC timestamp's conversion, …); the statements are built
 #: once, at module level, so this stays as small as they are few
@@ -70,9 +122,12 @@ def execute(conn: Connection, statement: UpdateBase, params: Params) -> None:
     applied, and the engine's ``before_cursor_execute``/``after_cursor_execute`` listeners
     see it as they see every statement (the benchmarks count and capture through them).
     Anywhere else, ``conn.execute``."""
+    held: list[_Part] | None = conn.info.get(_PARTS)
     driver = conn.connection.driver_connection
     pgconn = getattr(driver, "pgconn", None)
-    if driver is None or pgconn is None or not pgconn.pipeline_status or not params:
+    if (
+        driver is None or pgconn is None or not pgconn.pipeline_status or not params
+    ) and held is None:
         conn.execute(statement, params)
         return
     rows = params if isinstance(params, list) else [params]
@@ -86,7 +141,13 @@ def execute(conn: Connection, statement: UpdateBase, params: Params) -> None:
         found = _COMPILED[key] = (str(compiled), processors)
     sql, processors = found
     sent = [_processed(compiled_params, processors) for compiled_params in rows]
-    many = isinstance(params, list)
+    if held is not None:
+        held.extend(_Part(statement, sql, row) for row in sent)
+        return
+    _run(conn, sql, sent, isinstance(params, list))
+
+
+def _run(conn: Connection, sql: str, sent: list[dict[str, Any]], many: bool) -> None:
     cursor = direct.cursor(conn)
     # what SQLAlchemy does around a cursor's execute, for the engine's listeners
     conn.dispatch.before_cursor_execute(conn, cursor, sql, sent if many else sent[0], None, many)
@@ -107,3 +168,100 @@ def _processed(row: dict[str, Any], processors: dict[str, Any]) -> dict[str, Any
         name: (process(row[name]) if process is not None else row[name])
         for name, process in processors.items()
     }
+
+
+#: a parameter's place in SQLAlchemy's SQL for psycopg (``%(name)s``, maybe with a cast after)
+_PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
+@dataclass(frozen=True)
+class _Combined:
+    """The one statement of a shape of parts, with PostgreSQL's ``$n`` placeholders, and
+    the parameter each ``$n`` takes: (the part's place, the parameter's name)."""
+
+    sql: str
+    order: tuple[tuple[int, str], ...]
+
+
+#: the statement of each shape (the parts' SQL in order)
+_COMBINED: dict[tuple[str, ...], _Combined] = {}
+#: past this many shapes the cache starts again rather than grow
+MAX_SHAPES = 500
+
+
+def _send(conn: Connection, parts: list[_Part]) -> None:
+    if not parts:
+        return
+    if len(parts) == 1 or not _independent(parts):
+        for part in parts:
+            _run(conn, part.sql, [part.params], False)
+        return
+    shape = tuple(part.sql for part in parts)
+    combined = _COMBINED.get(shape)
+    if combined is None:
+        if len(_COMBINED) >= MAX_SHAPES:
+            _COMBINED.clear()
+        combined = _COMBINED[shape] = _combine(shape)
+    values = [parts[n].params[name] for n, name in combined.order]
+    cursor = direct.raw_cursor(conn)
+    conn.dispatch.before_cursor_execute(conn, cursor, combined.sql, values, None, False)
+    cursor.execute(combined.sql, values)
+    conn.dispatch.after_cursor_execute(conn, cursor, combined.sql, values, None, False)
+
+
+def _combine(shape: tuple[str, ...]) -> _Combined:
+    """``WITH w0 AS (first), w1 AS (second), … last``, numbered for a raw cursor."""
+    order: list[tuple[int, str]] = []
+    places: dict[tuple[int, str], int] = {}
+
+    def numbered(n: int, sql: str) -> str:
+        def place(match: re.Match[str]) -> str:
+            key = (n, match.group(1))
+            if key not in places:
+                order.append(key)
+                places[key] = len(order)
+            return f"${places[key]}"
+
+        return _PARAMETER.sub(place, sql)
+
+    texts = [numbered(n, sql) for n, sql in enumerate(shape)]
+    heads = ",\n".join(f"w{n} AS ({text})" for n, text in enumerate(texts[:-1]))
+    return _Combined(f"WITH {heads}\n{texts[-1]}", tuple(order))
+
+
+def _independent(parts: list[_Part]) -> bool:
+    """Whether the parts may run on one snapshot: no row is written by two of them (two
+    updates of one row in one statement would keep only one; an update of a row the same
+    statement inserts would find none). Rows are told by the ``key`` an update binds and
+    the ``id`` an insert gives; a part that shows neither, or holds a literal ``%``, is
+    not combined."""
+    inserted: dict[str, set[Any]] = {}
+    updated: dict[str, set[Any]] = {}
+    for part in parts:
+        row = _row_of(part)
+        if row is None:
+            return False
+        is_update, table, key = row
+        seen = (updated if is_update else inserted).setdefault(table, set())
+        if key is not None and key in seen:
+            return False
+        seen.add(key)
+    for table, keys in updated.items():
+        rows = inserted.get(table, set())
+        if None in keys or None in rows or keys & rows:
+            return False
+    return True
+
+
+def _row_of(part: _Part) -> tuple[bool, str, Any] | None:
+    """(an update?, its table, the row's key) of a part, ``None`` if it is not a plain
+    insert or update."""
+    statement = part.statement
+    table = statement.table
+    if "%%" in part.sql or not isinstance(table, TableClause):
+        return None
+    if isinstance(statement, Update):
+        return True, table.name, part.params.get("key")
+    if isinstance(statement, Insert):
+        return False, table.name, part.params.get("id")
+    return None
