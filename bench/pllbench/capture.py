@@ -48,6 +48,7 @@ from pll.auth import audit
 from pll.auth.access import Access
 from pll.fhir.validate import validate
 from pll.services.lists import PLLService
+from pll.store import pipeline
 from pll.store.audit_batch import COLUMNS, AuditRow, columns
 from pll.store.audit_batch import INSERT as BATCH_INSERT
 from pll.store.audited_read import LOOKUPS, STATEMENTS
@@ -64,6 +65,9 @@ class Captured:
     #: sent in psycopg's pipeline mode, with its neighbours in one round trip
     #: (pll.store.pipeline): pgbench sends it between ``\startpipeline`` and ``\endpipeline``
     pipelined: bool = False
+    #: the statements it was made of, when it is a change's one statement of data-modifying
+    #: WITH queries (pll.store.pipeline.one_statement): pgbench sends it the same way
+    parts: list[Captured] = field(default_factory=list)
 
 
 @dataclass
@@ -78,6 +82,11 @@ def _record(into: list[Captured]):  # type: ignore[no-untyped-def]
     def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         if executemany:
             cap = _many_as_one(statement, list(parameters))
+        elif isinstance(parameters, list):
+            made_of = pipeline.parts_of(statement, parameters)
+            if made_of is None:
+                raise RuntimeError(f"capture: positional parameters of {statement[:200]}")
+            cap = Captured(statement, {}, parts=[Captured(sql, p) for sql, p in made_of])
         else:
             cap = Captured(statement, dict(parameters or {}))
         pgconn = getattr(cursor.connection, "pgconn", None)  # psycopg; None on SQLite
@@ -259,7 +268,7 @@ class _Converter:
         # where each identity comes from once a statement has read it
         self.known: dict[str, str] = {}
 
-    def const(self, index: int, name: str, value: Any) -> str:
+    def const(self, index: int | str, name: str, value: Any) -> str:
         var = f"c{index}_{name}"
         if isinstance(value, datetime):
             value = value.isoformat(sep=" ")
@@ -269,7 +278,7 @@ class _Converter:
         return f":{var}"
 
     def param(  # noqa: PLR0911, PLR0912 - a decision table, one return per kind of parameter
-        self, index: int, sql: str, name: str, value: Any, params: dict[str, Any]
+        self, index: int | str, sql: str, name: str, value: Any, params: dict[str, Any]
     ) -> str:
         if isinstance(value, list):
             return self.batch_column(index, name, value)
@@ -321,7 +330,7 @@ class _Converter:
                 return ":lv" if params.get("target_type" + suffix) == "List" else ":ev"
         return self.const(index, name + suffix, value)
 
-    def batch_column(self, index: int, name: str, value: list[Any]) -> str:
+    def batch_column(self, index: int | str, name: str, value: list[Any]) -> str:
         """A column of the group commit's INSERT as ``batch`` rows: the patients and lists
         of ``batch`` consecutive benchmark patients (so the rows' index keys spread as the
         server's do), every other column the captured value ``batch`` times."""
@@ -343,11 +352,20 @@ class _Converter:
         self.defines[var] = "{" + ",".join([element] * self.batch) + "}"
         return f":{var}"
 
-    def statement(self, index: int, cap: Captured) -> None:
+    def _converted(self, index: int | str, cap: Captured) -> str:
+        if cap.parts:
+            # each part's constants named apart: c4p0_recorded_at, c4p1_recorded_at, ...
+            texts = [self._converted(f"{index}p{n}", part) for n, part in enumerate(cap.parts)]
+            heads = ",\n".join(f"w{n} AS ({text})" for n, text in enumerate(texts[:-1]))
+            return f"WITH {heads}\n{texts[-1]}"
         sql = cap.sql
-        out = PARAM.sub(
+        return PARAM.sub(
             lambda m: self.param(index, sql, m.group(1), cap.params[m.group(1)], cap.params), sql
         )
+
+    def statement(self, index: int, cap: Captured) -> None:
+        sql = cap.sql
+        out = self._converted(index, cap)
         gset = None
         if (
             self.kind == "read"

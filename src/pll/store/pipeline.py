@@ -209,6 +209,19 @@ def _send(conn: Connection, parts: list[_Part]) -> None:
     conn.dispatch.after_cursor_execute(conn, cursor, combined.sql, values, None, False)
 
 
+def parts_of(sql: str, values: list[Any]) -> list[tuple[str, dict[str, Any]]] | None:
+    """The statements (SQLAlchemy's SQL, with ``%(name)s`` placeholders) and parameters a
+    statement made by :func:`one_statement` was made of, ``None`` for any other statement:
+    for the benchmark, which turns the server's SQL into pgbench scripts (bench/)."""
+    for shape, combined in list(_COMBINED.items()):
+        if combined.sql == sql:
+            params: list[dict[str, Any]] = [{} for _ in shape]
+            for (n, name), value in zip(combined.order, values, strict=True):
+                params[n][name] = value
+            return list(zip(shape, params, strict=True))
+    return None
+
+
 def _combine(shape: tuple[str, ...]) -> _Combined:
     """``WITH w0 AS (first), w1 AS (second), … last``, numbered for a raw cursor."""
     order: list[tuple[int, str]] = []
