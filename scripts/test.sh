@@ -33,6 +33,11 @@ if ! command -v chromium >/dev/null; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 
+# The tests start many `pll` processes (servers, workers, commands): let Python keep the
+# compiled modules (__pycache__, ignored by git) instead of compiling PLL's sources again in
+# each one, as it does where the environment sets PYTHONDONTWRITEBYTECODE.
+unset PYTHONDONTWRITEBYTECODE
+
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== ruff format"; .venv/bin/ruff format --check src tests bench
 echo "== mypy"; .venv/bin/mypy
