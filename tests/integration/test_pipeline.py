@@ -165,6 +165,38 @@ def test_a_row_written_twice_goes_statement_by_statement_in_order(
     assert _settings(database, key) == {key: "2"}
 
 
+_BY_VALUE = update(probe).where(probe.c.value == bindparam("key"))
+_COPY = insert(probe).from_select(
+    ["id", "value"],
+    select(bindparam("copy", type_=String), probe.c.value).where(probe.c.id == bindparam("of")),
+)
+
+
+@pytest.mark.parametrize("how", ["update by another column", "insert of a select"])
+def test_a_part_that_is_not_plain_goes_statement_by_statement(probed: Database, how: str) -> None:
+    """Only an update of one row by its primary key and an insert of given values are
+    combined: anything else could read or write rows the other parts write."""
+    key = f"t-{uuid.uuid4().hex[:8]}"
+    with probed.write() as conn:
+        conn.execute(_ADD, [{"id": key, "value": "0"}])
+    sent, listener = _counted(probed)
+    try:
+        with probed.write() as conn, pipeline.one_statement(conn):
+            pipeline.execute(conn, _SET, {"key": key, "value": "1"})
+            if how == "update by another column":
+                # as one statement it would not see the row the first part changed to "1"
+                pipeline.execute(conn, _BY_VALUE, {"key": "1", "value": "2"})
+            else:
+                pipeline.execute(conn, _COPY, {"of": key, "copy": f"{key}-copy"})
+    finally:
+        event.remove(probed.engine, "before_cursor_execute", listener)
+    assert len(sent) == 2
+    if how == "update by another column":
+        assert _settings(probed, key) == {key: "2"}
+    else:
+        assert _settings(probed, key, f"{key}-copy") == {key: "1", f"{key}-copy": "1"}
+
+
 def _add_then_fail(database: Database, key: str, taken: str) -> None:
     with database.write() as conn, pipeline.one_statement(conn):
         pipeline.execute(conn, _ADD, {"id": key, "value": "1"})

@@ -39,11 +39,15 @@ def test_signals_while_the_stop_event_is_locked_stop_the_process() -> None:
     assert proc.stdout.split() == ["True", "True"]
 
 
-def test_the_previous_handlers_come_back() -> None:
+def test_the_previous_handlers_come_back_and_its_thread_ends() -> None:
     script = (
-        "import signal\nfrom pll.processes import StopSignals\n"
+        "import signal, threading, time\nfrom pll.processes import StopSignals\n"
         "s = StopSignals(); s.restore()\n"
-        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+        "time.sleep(0.2)\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+        "      and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL\n"
+        "      and all(t.name != 'stop-signals' for t in threading.enumerate())\n"
+        "      and not s.event.is_set())"
     )
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False

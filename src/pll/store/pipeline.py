@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.dml import Insert, Update, UpdateBase
-from sqlalchemy.sql.expression import TableClause
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
 from pll.store import direct
 
@@ -121,13 +122,15 @@ def execute(conn: Connection, statement: UpdateBase, params: Params) -> None:
     compilation of ``statement``, its parameters SQLAlchemy's with their bind processors
     applied, and the engine's ``before_cursor_execute``/``after_cursor_execute`` listeners
     see it as they see every statement (the benchmarks count and capture through them).
-    Anywhere else, ``conn.execute``."""
+    Anywhere else, ``conn.execute``. Inside :func:`one_statement` it is held until the
+    block ends; the engine's listeners then see the one statement with a list of values
+    (PostgreSQL's ``$n`` placeholders) where they otherwise see a dict."""
     held: list[_Part] | None = conn.info.get(_PARTS)
     driver = conn.connection.driver_connection
     pgconn = getattr(driver, "pgconn", None)
-    if (
-        driver is None or pgconn is None or not pgconn.pipeline_status or not params
-    ) and held is None:
+    if not params or (
+        (driver is None or pgconn is None or not pgconn.pipeline_status) and held is None
+    ):
         conn.execute(statement, params)
         return
     rows = params if isinstance(params, list) else [params]
@@ -189,10 +192,16 @@ _COMBINED: dict[tuple[str, ...], _Combined] = {}
 MAX_SHAPES = 500
 
 
+#: at most this many parts go as one statement (a PUT has eight; a large import's change
+#: goes part by part, so its SQL neither fills the caches nor nears the protocol's 65,535
+#: parameters)
+MAX_PARTS = 32
+
+
 def _send(conn: Connection, parts: list[_Part]) -> None:
     if not parts:
         return
-    if len(parts) == 1 or not _independent(parts):
+    if not 1 < len(parts) <= MAX_PARTS or not _independent(parts):
         for part in parts:
             _run(conn, part.sql, [part.params], False)
         return
@@ -245,16 +254,17 @@ def _combine(shape: tuple[str, ...]) -> _Combined:
 def _independent(parts: list[_Part]) -> bool:
     """Whether the parts may run on one snapshot: no row is written by two of them (two
     updates of one row in one statement would keep only one; an update of a row the same
-    statement inserts would find none). Rows are told by the ``key`` an update binds and
-    the ``id`` an insert gives; a part that shows neither, or holds a literal ``%``, is
-    not combined."""
+    statement inserts would find none). Only plain shapes are combined (:func:`_shape_of`):
+    an update of one row by its primary key bound as ``key``, an insert of given values
+    whose primary key, if it is one column ``id``, tells its row."""
     inserted: dict[str, set[Any]] = {}
     updated: dict[str, set[Any]] = {}
     for part in parts:
-        row = _row_of(part)
-        if row is None:
+        shape = _shape_of(part.statement, part.sql)
+        if shape is None:
             return False
-        is_update, table, key = row
+        is_update, table, key_name = shape
+        key = part.params.get(key_name) if key_name else None
         seen = (updated if is_update else inserted).setdefault(table, set())
         if key is not None and key in seen:
             return False
@@ -266,15 +276,34 @@ def _independent(parts: list[_Part]) -> bool:
     return True
 
 
-def _row_of(part: _Part) -> tuple[bool, str, Any] | None:
-    """(an update?, its table, the row's key) of a part, ``None`` if it is not a plain
-    insert or update."""
-    statement = part.statement
+#: what :func:`_shape_of` found for each statement (they are built once, at module level)
+_SHAPES: dict[UpdateBase, tuple[bool, str, str | None] | None] = {}
+#: SQL that reads or returns rows, or decides on conflicts: it would read the one snapshot
+_NOT_PLAIN = re.compile(r"\b(SELECT|FROM|RETURNING|ON CONFLICT|ON DUPLICATE)\b|%%")
+
+
+def _shape_of(statement: UpdateBase, sql: str) -> tuple[bool, str, str | None] | None:
+    """(an update?, its table, the parameter that names its row) of a plain insert or
+    update; ``None`` for anything else (a dialect's upsert, ``INSERT … SELECT``, an update
+    by something other than its primary key, ``RETURNING``, …), which is not combined."""
+    if statement in _SHAPES:
+        return _SHAPES[statement]
+    found: tuple[bool, str, str | None] | None = None
     table = statement.table
-    if "%%" in part.sql or not isinstance(table, TableClause):
-        return None
-    if isinstance(statement, Update):
-        return True, table.name, part.params.get("key")
-    if isinstance(statement, Insert):
-        return False, table.name, part.params.get("id")
-    return None
+    if isinstance(table, Table) and not _NOT_PLAIN.search(sql):
+        key = list(table.primary_key.columns)
+        where = statement.whereclause if type(statement) is Update else None
+        if (
+            where is not None
+            and len(key) == 1
+            and isinstance(where, BinaryExpression)
+            and where.operator is operators.eq
+            and where.left is key[0]
+            and isinstance(where.right, BindParameter)
+            and where.right.key == "key"
+        ):
+            found = (True, table.name, "key")
+        elif type(statement) is Insert:
+            found = (False, table.name, "id" if [c.name for c in key] == ["id"] else None)
+    _SHAPES[statement] = found
+    return found
