@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from pll.auth.audit import AuditKey
 from tests.conftest import LiveServer, append_only_lifted
 from tests.integration.builders import DRUGS, new_patient_with_list, ok, statement
 
@@ -97,7 +98,11 @@ def test_the_database_refuses_to_change_or_delete_a_record(
 
 
 @pytest.fixture
-def sealed(server: LiveServer) -> list[int]:
+def sealed(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    # `pll audit verify` (as :func:`verify` runs it, without PLL_AUDIT_KEY) keys with what
+    # the server keyed with: a tampering test's "named" means the record, not a wrong key
+    monkeypatch.delenv("PLL_AUDIT_KEY", raising=False)
+    assert AuditKey.load(server.data_dir) == server.service.trail.key
     _traffic(server)
     # in-process here, as `pll audit verify` checks (each test that tampers runs the
     # command itself, and the first test runs it on the untouched trail): two commands per
