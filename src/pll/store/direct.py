@@ -112,12 +112,7 @@ def cursor(conn: Connection) -> Any:
     more to make than a keyed read costs to send. Safe to share: a connection serves one
     thread at a time, and a statement's rows are fetched before the next is sent (or, in a
     pipeline, never read)."""
-    driver = conn.connection.driver_connection
-    info = conn.connection.info
-    found = info.get(_CURSOR)
-    if found is None or found.connection is not driver or getattr(found, "closed", False):
-        found = info[_CURSOR] = driver.cursor()  # type: ignore[union-attr]
-    return found
+    return _kept(conn, _CURSOR, lambda driver: driver.cursor())
 
 
 def raw_cursor(conn: Connection) -> Any:
@@ -126,11 +121,17 @@ def raw_cursor(conn: Connection) -> Any:
     parse it for ``%(name)s`` placeholders, which it does afresh on every run for a
     statement past 4,096 characters or 50 parameters (its cache's bounds), as a change's
     one statement is (:func:`pll.store.pipeline.one_statement`)."""
+    return _kept(conn, _RAW_CURSOR, psycopg.RawCursor)
+
+
+def _kept(conn: Connection, name: str, make: Callable[[Any], Any]) -> Any:
+    """The cursor kept as ``name`` in the connection's ``info``, made again when the driver's
+    connection under it changed or it was closed."""
     driver = conn.connection.driver_connection
     info = conn.connection.info
-    found = info.get(_RAW_CURSOR)
+    found = info.get(name)
     if found is None or found.connection is not driver or getattr(found, "closed", False):
-        found = info[_RAW_CURSOR] = psycopg.RawCursor(driver)  # type: ignore[arg-type]
+        found = info[name] = make(driver)
     return found
 
 
