@@ -44,4 +44,4 @@ echo "== mypy"; .venv/bin/mypy
 # In parallel (pytest-xdist): each worker has its own databases, data folders and servers on
 # ports the system picks, so tests never share state. PLL_TEST_WORKERS=1 runs them serially.
 echo "== pytest (SQLite and PostgreSQL, ${PLL_TEST_WORKERS:-auto} workers)"
-.venv/bin/pytest -q -p no:cacheprovider -n "${PLL_TEST_WORKERS:-auto}" "$@"
+.venv/bin/pytest -q -p no:cacheprovider -n "${PLL_TEST_WORKERS:-auto}" --dist worksteal "$@"
