@@ -152,8 +152,9 @@ def capture(
         ).one()
         entry_id, version, resource = conn.execute(
             text(
-                "SELECT id, version, resource FROM entry WHERE list_id = :l AND status = 'active' "
-                "ORDER BY id LIMIT 1"
+                "SELECT e.id, e.version, v.resource FROM entry e "
+                "JOIN entry_version v ON v.entry_id = e.id AND v.version = e.version "
+                "WHERE e.list_id = :l AND e.status = 'active' ORDER BY e.id LIMIT 1"
             ),
             {"l": list_id},
         ).one()
