@@ -130,8 +130,9 @@ def write_pool_rows(url: str) -> list[tuple[str, int, str]]:
         return [
             (r[0], int(r[1]), r[2])
             for r in conn.execute(
-                "SELECT e.id, e.version, e.resource FROM bench_write_pool w "
-                "JOIN entry e ON e.id = w.entry_id ORDER BY w.n"
+                "SELECT e.id, e.version, v.resource FROM bench_write_pool w "
+                "JOIN entry e ON e.id = w.entry_id "
+                "JOIN entry_version v ON v.entry_id = e.id AND v.version = e.version ORDER BY w.n"
             )
         ]
 
