@@ -119,9 +119,10 @@ def _targets(db: Database) -> list[Target]:
     with db.read() as conn:
         rows = conn.execute(
             text(
-                "SELECT e.id, e.version, e.resource, e.list_id FROM entry e "
+                "SELECT e.id, e.version, v.resource, e.list_id FROM entry e "
+                "JOIN entry_version v ON v.entry_id = e.id AND v.version = e.version "
                 "JOIN bench_patient p ON p.list_id = e.list_id "
-                "WHERE e.status = 'active' AND e.resource NOT LIKE '%maxDosePerPeriod%' "
+                "WHERE e.status = 'active' AND v.resource NOT LIKE '%maxDosePerPeriod%' "
                 "ORDER BY p.n, e.id"
             )
         ).all()

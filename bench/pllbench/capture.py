@@ -152,8 +152,9 @@ def capture(
         ).one()
         entry_id, version, resource = conn.execute(
             text(
-                "SELECT id, version, resource FROM entry WHERE list_id = :l AND status = 'active' "
-                "ORDER BY id LIMIT 1"
+                "SELECT e.id, e.version, v.resource FROM entry e "
+                "JOIN entry_version v ON v.entry_id = e.id AND v.version = e.version "
+                "WHERE e.list_id = :l AND e.status = 'active' ORDER BY e.id LIMIT 1"
             ),
             {"l": list_id},
         ).one()
@@ -382,12 +383,14 @@ class _Converter:
         ):
             # The server locks the list row by the entry's id and reads the entry with the
             # list's entries (rows pgbench cannot \gset); pgbench takes the entry's id,
-            # version and stored text from the row this statement joins already.
+            # version from the row this statement joins already, and its stored text from
+            # its current version row (one keyed lookup more than the server's statement).
             gset = "l_"
             out = out.replace(
                 "SELECT ",
                 "SELECT entry.id AS entry_id, entry.version AS entry_version, "
-                "entry.resource AS entry_resource, ",
+                "(SELECT v.resource FROM entry_version v WHERE v.entry_id = entry.id "
+                "AND v.version = entry.version) AS entry_resource, ",
                 1,
             )
             self.known.update({"entry": ":l_entry_id", "list": ":l_id", "patient": ":l_patient_id"})

@@ -130,8 +130,9 @@ def write_pool_rows(url: str) -> list[tuple[str, int, str]]:
         return [
             (r[0], int(r[1]), r[2])
             for r in conn.execute(
-                "SELECT e.id, e.version, e.resource FROM bench_write_pool w "
-                "JOIN entry e ON e.id = w.entry_id ORDER BY w.n"
+                "SELECT e.id, e.version, v.resource FROM bench_write_pool w "
+                "JOIN entry e ON e.id = w.entry_id "
+                "JOIN entry_version v ON v.entry_id = e.id AND v.version = e.version ORDER BY w.n"
             )
         ]
 
@@ -161,8 +162,10 @@ def build_write_pool(url: str, patients: int, size: int, seed: int) -> int:
             CREATE TABLE bench_write_pool AS
             SELECT (row_number() OVER ())::integer AS n, s.entry_id, s.list_id FROM (
                 SELECT p.list_id,
-                       (SELECT e.id FROM entry e WHERE e.list_id = p.list_id AND e.status = 'active'
-                          AND e.resource NOT LIKE '%%maxDosePerPeriod%%'
+                       (SELECT e.id FROM entry e
+                          JOIN entry_version v ON v.entry_id = e.id AND v.version = e.version
+                        WHERE e.list_id = p.list_id AND e.status = 'active'
+                          AND v.resource NOT LIKE '%%maxDosePerPeriod%%'
                         ORDER BY e.id LIMIT 1) AS entry_id
                 FROM bench_patient p WHERE p.n > 1 AND p.n <= %s
                 ORDER BY random() LIMIT %s) s

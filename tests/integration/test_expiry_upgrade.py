@@ -80,25 +80,23 @@ def _store_as_before(server: LiveServer, pid: str, *, undated: bool = False) -> 
         )
         if not undated:
             return
-        for table, key in (
-            (schema.prescription, schema.prescription.c.id),
-            (prescription_version, prescription_version.c.prescription_id),
-        ):
-            rows = conn.execute(
-                sa.select(key.label("id"), table.c.resource).where(
-                    key.in_(
-                        sa.select(schema.prescription.c.id).where(
-                            schema.prescription.c.list_id == row.id
-                        )
+        # each resource is stored once, in its version rows (migration 0027)
+        key = prescription_version.c.prescription_id
+        rows = conn.execute(
+            sa.select(key, prescription_version.c.version, prescription_version.c.resource).where(
+                key.in_(
+                    sa.select(schema.prescription.c.id).where(
+                        schema.prescription.c.list_id == row.id
                     )
                 )
-            ).all()
-            for r in rows:
-                conn.execute(
-                    sa.update(table)
-                    .where(key == r.id)
-                    .values(resource=orjson.dumps(_undated(orjson.loads(r.resource))).decode())
-                )
+            )
+        ).all()
+        for r in rows:
+            conn.execute(
+                sa.update(prescription_version)
+                .where(key == r.prescription_id, prescription_version.c.version == r.version)
+                .values(resource=orjson.dumps(_undated(orjson.loads(r.resource))).decode())
+            )
 
 
 def _upgrade_from_0011(server: LiveServer) -> None:

@@ -33,7 +33,7 @@ from pll.domain.model import (
 )
 from pll.store import direct
 from pll.store import multidose as multidose_store
-from pll.store.schema import entry, pll, prescription, prescription_version
+from pll.store.schema import entry, entry_version, pll, prescription, prescription_version
 
 
 def dumps(value: Any) -> str:
@@ -61,7 +61,20 @@ _LIST = {
     for key, column in (("list", pll.c.id), ("patient", pll.c.patient_id))
     for lock in (False, True)
 }
-_LOAD_ENTRIES = select(entry).where(
+#: an entry's or a prescription's current resource is its version row at the row's version:
+#: each resource is stored once (migration 0027); pll.store.resource_history joins by these too
+ENTRY_IS_CURRENT = and_(
+    entry_version.c.entry_id == entry.c.id, entry_version.c.version == entry.c.version
+)
+RX_IS_CURRENT = and_(
+    prescription_version.c.prescription_id == prescription.c.id,
+    prescription_version.c.version == prescription.c.version,
+)
+_ENTRIES = select(entry, entry_version.c.resource).join(entry_version, ENTRY_IS_CURRENT)
+_PRESCRIPTIONS = select(prescription, prescription_version.c.resource).join(
+    prescription_version, RX_IS_CURRENT
+)
+_LOAD_ENTRIES = _ENTRIES.where(
     entry.c.list_id == bindparam("list_id"),
     or_(
         entry.c.status.in_(IN_USE),
@@ -71,16 +84,14 @@ _LOAD_ENTRIES = select(entry).where(
 )
 #: when PLL first recorded a prescription (its first version): the issue date of last resort
 #: for one stored with neither ``authoredOn`` nor a validity (pll.domain.prescriptions.end_of)
+_FIRST_RX = prescription_version.alias("first_rx")
 _RX_RECORDED = (
-    select(prescription_version.c.recorded_at)
-    .where(
-        prescription_version.c.prescription_id == prescription.c.id,
-        prescription_version.c.version == 1,
-    )
+    select(_FIRST_RX.c.recorded_at)
+    .where(_FIRST_RX.c.prescription_id == prescription.c.id, _FIRST_RX.c.version == 1)
     .scalar_subquery()
     .label("recorded_at")
 )
-_LOAD_PRESCRIPTIONS = select(prescription, _RX_RECORDED).where(
+_LOAD_PRESCRIPTIONS = _PRESCRIPTIONS.add_columns(_RX_RECORDED).where(
     prescription.c.list_id == bindparam("list_id"),
     or_(
         prescription.c.status.in_(RX_ACTIVE),
@@ -105,7 +116,8 @@ def list_row(
 def coded_entries(conn: Connection, after: str, limit: int) -> Sequence[Row[Any]]:
     """Entries in use on any list, by id after ``after``: ``(id, list_id, resource)``."""
     rows = conn.execute(
-        select(entry.c.id, entry.c.list_id, entry.c.resource)
+        select(entry.c.id, entry.c.list_id, entry_version.c.resource)
+        .join(entry_version, ENTRY_IS_CURRENT)
         .where(entry.c.status.in_(IN_USE), entry.c.id > after)
         .order_by(entry.c.id)
         .limit(limit)
@@ -212,11 +224,13 @@ def load_list(
 
 def all_entries(conn: Connection, list_id: str) -> list[Entry]:
     """Every entry the list ever had (SFM's ``historyTimestamp`` reaches past the 90 days)."""
-    rows = conn.execute(select(entry).where(entry.c.list_id == list_id).order_by(entry.c.id))
+    rows = conn.execute(_ENTRIES.where(entry.c.list_id == list_id).order_by(entry.c.id))
     return [_entry_from(r) for r in rows]
 
 
 def all_prescriptions(conn: Connection, list_id: str) -> dict[str, Prescription]:
     """Every prescription of the list, with the older links of renewal chains."""
-    rows = conn.execute(select(prescription, _RX_RECORDED).where(prescription.c.list_id == list_id))
+    rows = conn.execute(
+        _PRESCRIPTIONS.add_columns(_RX_RECORDED).where(prescription.c.list_id == list_id)
+    )
     return {r.id: _rx_from(r) for r in rows}

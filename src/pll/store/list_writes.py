@@ -147,16 +147,21 @@ def save_version(
                 "last_changed": e.last_changed,
                 "changed_by": author,
                 "ended_at": e.ended_at,
-                "resource": resources[(t.resource_type, t.id)],
             }
             if t.action == "create":
                 pipeline.execute(conn, _INSERT_ENTRY, {"id": e.id, "list_id": lst.id, **values})
             else:
                 pipeline.execute(conn, _UPDATE_ENTRY, {"key": e.id, **values})
+            # the resource goes once, in its version row: the current one (migration 0027)
             pipeline.execute(
                 conn,
                 _INSERT_ENTRY_VERSION,
-                {"entry_id": e.id, "version": e.version, "resource": values["resource"], **history},
+                {
+                    "entry_id": e.id,
+                    "version": e.version,
+                    "resource": resources[(t.resource_type, t.id)],
+                    **history,
+                },
             )
         elif t.resource_type == "MedicationRequest":
             rx = lst.prescriptions[t.id]
@@ -166,7 +171,6 @@ def save_version(
                 "prior_id": rx.prior_id,
                 "last_changed": rx.last_changed,
                 "changed_by": author,
-                "resource": resources[(t.resource_type, t.id)],
             }
             if t.action == "create":
                 pipeline.execute(conn, _INSERT_RX, {"id": rx.id, "list_id": lst.id, **values})
@@ -178,7 +182,7 @@ def save_version(
                 {
                     "prescription_id": rx.id,
                     "version": rx.version,
-                    "resource": values["resource"],
+                    "resource": resources[(t.resource_type, t.id)],
                     **history,
                 },
             )

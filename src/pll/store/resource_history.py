@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, and_, bindparam, func, select
 
 from pll.store import direct
-from pll.store.list_rows import LIST_COLUMNS
+from pll.store.list_rows import ENTRY_IS_CURRENT, LIST_COLUMNS, RX_IS_CURRENT
 from pll.store.schema import (
     entry,
     entry_version,
@@ -30,24 +30,35 @@ RESOURCE_TABLES = {
         prescription_version.c.prescription_id,
     ),
 }
+#: how a current row finds its resource, its version row (pll.store.list_rows)
+_IS_CURRENT = {"MedicationStatement": ENTRY_IS_CURRENT, "MedicationRequest": RX_IS_CURRENT}
 
 
 def _recorded(rtype: str) -> Any:
     """When PLL first recorded each resource of ``rtype`` (its first version's time)."""
     table, history, key = RESOURCE_TABLES[rtype]
-    first = select(history.c.recorded_at).where(key == table.c.id, history.c.version == 1)
-    return first.scalar_subquery().label("recorded_at")
+    # an alias: the statement may join the version table already, for the current resource
+    first = history.alias("first")
+    found = select(first.c.recorded_at).where(first.c[key.name] == table.c.id, first.c.version == 1)
+    return found.scalar_subquery().label("recorded_at")
+
+
+def _current(rtype: str, *columns: Any) -> Select[Any]:
+    """``columns`` of each current resource of ``rtype`` and its resource text."""
+    table, history, _ = RESOURCE_TABLES[rtype]
+    current = table.join(history, _IS_CURRENT[rtype])
+    return select(*columns, history.c.resource).select_from(current)
 
 
 def _resource_row_query(rtype: str) -> Select[Any]:
     table = RESOURCE_TABLES[rtype][0]
     return (
-        select(
+        _current(
+            rtype,
             table.c.id,
             table.c.version,
             table.c.list_id,
             table.c.last_changed,
-            table.c.resource,
             pll.c.patient_id,
             _recorded(rtype),
         )
@@ -108,7 +119,7 @@ def resources_for_list(
         select(func.count()).select_from(table).where(table.c.list_id == list_id)
     ).scalar_one()
     rows = conn.execute(
-        select(table.c.resource, _recorded(rtype))
+        _current(rtype, _recorded(rtype))
         .where(table.c.list_id == list_id)
         .order_by(table.c.id)
         .limit(limit)

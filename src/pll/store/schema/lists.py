@@ -75,7 +75,8 @@ entry = Table(
     Column("last_changed", UTCDateTime, nullable=False),
     Column("changed_by", Text, nullable=False),
     Column("ended_at", UTCDateTime),
-    Column("resource", Text, nullable=False),
+    # No resource: the current one is its version row (entry_version at this version), so
+    # each resource is stored once (migration 0027, issue 20)
     Index("ix_entry_list_status", "list_id", "status"),
 )
 
@@ -100,7 +101,7 @@ prescription = Table(
     Column("prior_id", String(ID)),
     Column("last_changed", UTCDateTime, nullable=False),
     Column("changed_by", Text, nullable=False),
-    Column("resource", Text, nullable=False),
+    # the current resource is its version row, as for entries
     Index("ix_prescription_list_status", "list_id", "status"),
     Index("ix_prescription_prior", "prior_id"),
 )
