@@ -7,6 +7,7 @@ told to stop finishes and exits 0."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -201,9 +202,16 @@ def postgres() -> Iterator[str]:
         _drop_postgres_database(name)
 
 
+#: each running worker's first line ("pll worker <pid>: <what it runs>"), by its pid
+started: dict[int, str] = {}
+
+
 @contextmanager
 def pll_workers(data: Path, url: str, n: int, **env: str) -> Iterator[list[subprocess.Popen[str]]]:
-    """``n`` ``pll worker`` processes on ``url``, stopped with SIGTERM at the end."""
+    """``n`` ``pll worker`` processes on ``url``, each running (it has said what it runs: the
+    line is in ``started``) when the block begins; stopped with SIGTERM at the end. Without
+    the wait a test could stop a worker that had not yet started: on a loaded machine its
+    start takes seconds, and it ends by SIGTERM's default action (found under -n 3)."""
     environment = clean_env(data, PLL_DATABASE_URL=url, **FAST) | env
     procs = [
         subprocess.Popen(
@@ -216,6 +224,13 @@ def pll_workers(data: Path, url: str, n: int, **env: str) -> Iterator[list[subpr
         for _ in range(n)
     ]
     try:
+        for proc in procs:
+            assert proc.stdout is not None
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            assert ready, f"pll worker {proc.pid} said nothing in 120 s"
+            line = proc.stdout.readline()  # its first line, or "" if it ended
+            assert line.startswith("pll worker "), line + proc.stdout.read()
+            started[proc.pid] = line
         yield procs
     finally:
         for proc in procs:
@@ -286,9 +301,7 @@ def test_two_workers_at_once_count_each_event_once_deliver_each_and_keep_the_cha
 
 def test_sigterm_stops_a_worker_cleanly(tmp_path: Path) -> None:
     with postgres() as url, pll_workers(tmp_path, url, 1) as (proc,):
-        assert proc.stdout is not None
-        started = proc.stdout.readline()
-        assert "sealer, statistics, dispatcher" in started, started
+        assert "sealer, statistics, dispatcher" in started[proc.pid], started
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out
