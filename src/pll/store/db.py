@@ -14,15 +14,16 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def normalise_url(url: str) -> str:
@@ -187,6 +188,8 @@ class Database:
             if not self.is_sqlite:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7002)")
             cfg = alembic_config(conn)
+            from alembic import command  # noqa: PLC0415 - see alembic_config
+
             command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
@@ -202,6 +205,10 @@ def insert_absent(conn: Connection, table: Table, **values: Any) -> None:
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    # imported here: Alembic costs every process that imports the store ~0.3 s of start-up,
+    # and only the ones that migrate need it (most CLI commands do not)
+    from alembic.config import Config  # noqa: PLC0415
+
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("pll.store") / "migrations"))
     if connection is not None:
