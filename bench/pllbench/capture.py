@@ -25,8 +25,9 @@ parameters are replaced:
   (``\\gset r_`` / ``\\gset l_``), as they do in the server;
 - new versions are the row's version + 1 (``\\set lv :l_version + 1``);
 - stored JSON that the server rebuilds (entry resource, list JSON) is the current stored
-  text of the same row, written back (same size, same row); the list document, which the
-  lock does not read, is the captured document with this row's ids put in by ``format()``;
+  text (the entry's newest version row, the list row), written back (same size); the list
+  document, which the lock does not read, is the captured document with this row's ids put
+  in by ``format()``;
 - ``touched`` / ``payload`` JSON is rebuilt with ``format()`` from a template of the captured
   value, so history rows name the right list, entry and versions;
 - the outbox event id is ``gen_random_uuid()``;
