@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,7 +83,9 @@ def test_statements_in_the_block_are_pipelined_and_a_nested_block_joins(database
     assert inside is postgres
 
 
-def _counted(database: Database) -> tuple[list[str], Any]:
+@contextmanager
+def _counted(database: Database) -> Iterator[list[str]]:
+    """The writing statements sent to ``database`` while the block runs."""
     sent: list[str] = []
 
     def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
@@ -90,7 +93,10 @@ def _counted(database: Database) -> tuple[list[str], Any]:
             sent.append(statement)
 
     event.listen(database.engine, "before_cursor_execute", before)
-    return sent, before
+    try:
+        yield sent
+    finally:
+        event.remove(database.engine, "before_cursor_execute", before)
 
 
 #: a table of the test's own, keyed by ``id`` as the tables a change writes are
@@ -126,14 +132,10 @@ def test_independent_rows_go_as_one_statement_and_all_are_written(probed: Databa
     a, b = (f"t-{uuid.uuid4().hex[:8]}" for _ in range(2))
     with database.write() as conn:
         conn.execute(_ADD, [{"id": a, "value": "0"}])
-    sent, listener = _counted(database)
-    try:
-        with database.write() as conn, pipeline.one_statement(conn):
-            pipeline.execute(conn, _SET, {"key": a, "value": "1"})
-            with pipeline.one_statement(conn):  # joins the outer block
-                pipeline.execute(conn, _ADD, [{"id": b, "value": "2"}])
-    finally:
-        event.remove(database.engine, "before_cursor_execute", listener)
+    with _counted(database) as sent, database.write() as conn, pipeline.one_statement(conn):
+        pipeline.execute(conn, _SET, {"key": a, "value": "1"})
+        with pipeline.one_statement(conn):  # joins the outer block
+            pipeline.execute(conn, _ADD, [{"id": b, "value": "2"}])
     postgres = database.engine.dialect.name == "postgresql"
     assert len(sent) == (1 if postgres else 2)
     assert sent[0].startswith("WITH w0 AS (UPDATE") is postgres
@@ -149,16 +151,12 @@ def test_a_row_written_twice_goes_statement_by_statement_in_order(
     with database.write() as conn:
         if how == "updated twice":
             conn.execute(_ADD, [{"id": key, "value": "0"}])
-    sent, listener = _counted(database)
-    try:
-        with database.write() as conn, pipeline.one_statement(conn):
-            if how == "inserted then updated":
-                pipeline.execute(conn, _ADD, {"id": key, "value": "1"})
-            else:
-                pipeline.execute(conn, _SET, {"key": key, "value": "1"})
-            pipeline.execute(conn, _SET, {"key": key, "value": "2"})
-    finally:
-        event.remove(database.engine, "before_cursor_execute", listener)
+    with _counted(database) as sent, database.write() as conn, pipeline.one_statement(conn):
+        if how == "inserted then updated":
+            pipeline.execute(conn, _ADD, {"id": key, "value": "1"})
+        else:
+            pipeline.execute(conn, _SET, {"key": key, "value": "1"})
+        pipeline.execute(conn, _SET, {"key": key, "value": "2"})
     # as one statement, the second write would not see the first: "1" would be kept or
     # nothing written
     assert len(sent) == 2
@@ -179,17 +177,13 @@ def test_a_part_that_is_not_plain_goes_statement_by_statement(probed: Database, 
     key = f"t-{uuid.uuid4().hex[:8]}"
     with probed.write() as conn:
         conn.execute(_ADD, [{"id": key, "value": "0"}])
-    sent, listener = _counted(probed)
-    try:
-        with probed.write() as conn, pipeline.one_statement(conn):
-            pipeline.execute(conn, _SET, {"key": key, "value": "1"})
-            if how == "update by another column":
-                # as one statement it would not see the row the first part changed to "1"
-                pipeline.execute(conn, _BY_VALUE, {"key": "1", "value": "2"})
-            else:
-                pipeline.execute(conn, _COPY, {"of": key, "copy": f"{key}-copy"})
-    finally:
-        event.remove(probed.engine, "before_cursor_execute", listener)
+    with _counted(probed) as sent, probed.write() as conn, pipeline.one_statement(conn):
+        pipeline.execute(conn, _SET, {"key": key, "value": "1"})
+        if how == "update by another column":
+            # as one statement it would not see the row the first part changed to "1"
+            pipeline.execute(conn, _BY_VALUE, {"key": "1", "value": "2"})
+        else:
+            pipeline.execute(conn, _COPY, {"of": key, "copy": f"{key}-copy"})
     assert len(sent) == 2
     if how == "update by another column":
         assert _settings(probed, key) == {key: "2"}
@@ -207,11 +201,7 @@ def test_a_failing_part_of_one_statement_raises_and_writes_nothing(probed: Datab
     key, taken = (f"t-{uuid.uuid4().hex[:8]}" for _ in range(2))
     with probed.write() as conn:
         conn.execute(_ADD, [{"id": taken, "value": "0"}])
-    sent, listener = _counted(probed)
-    try:
-        with pytest.raises(IntegrityError):
-            _add_then_fail(probed, key, taken)
-    finally:
-        event.remove(probed.engine, "before_cursor_execute", listener)
+    with _counted(probed) as sent, pytest.raises(IntegrityError):
+        _add_then_fail(probed, key, taken)
     assert len(sent) == (1 if probed.engine.dialect.name == "postgresql" else 2)
     assert _settings(probed, key, taken) == {taken: "0"}
