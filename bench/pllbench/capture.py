@@ -307,11 +307,10 @@ class _Converter:
                     return self.known[key]
             if table == "outbox" and name == "event_id":
                 return "gen_random_uuid()"
-            if name in ("resource", "list_json") and self.kind == "write":
-                source = {"resource": "l_entry_resource", "list_json": "l_list_json"}[name]
-                return f":{source}"
-            # The list document is not read under the lock; like the server, pgbench sends
-            # a whole document (the captured one, with this row's ids) of the same size.
+            if name == "resource" and self.kind == "write":
+                return ":l_entry_resource"
+            # The List and its document are not read under the lock; like the server,
+            # pgbench sends whole ones (the captured ones, with this row's ids), as large.
             template = _json_template(value, ids)
             if template is not None:
                 var = self.const(index, name + suffix + "_tmpl", template)

@@ -5,8 +5,8 @@ is slow (issue 20): 8,000 patients take minutes. The rollout reports and the ext
 read rows, so for them the rows are made by the database itself, ``INSERT … SELECT`` over a
 series of numbers (PostgreSQL's ``generate_series``; SQLite's recursive ``WITH``), one
 transaction per batch of patients. The shapes are those the reports and the extract read,
-every ``NOT NULL`` column filled; the stored list documents (``pll.list_json``,
-``pll.document``, ``pll_version.list_json``) are placeholders, so the seeded database serves
+every ``NOT NULL`` column filled; the stored lists (``pll.document``,
+``pll_version.list_json``) are placeholders, so the seeded database serves
 the reports and the extract, not the list pages.
 
 Patient ``n`` (1..N), the same for every run (no randomness: the figures are repeatable):
@@ -165,10 +165,9 @@ def _statements(d: _Dialect) -> list[str]:
         SELECT {pid}, '{systems.FNR}', {d.pad("n", 11)}, 1, {d.at(created)}, {d.at(created)},
             {patient} FROM g""",
         f"""{with_} INSERT INTO pll (id, patient_id, version, created_at, updated_at, baton,
-            confirmation, list_json, document)
+            confirmation, document)
         SELECT {lid}, {pid}, {versions}, {d.at(created)}, {d.at(last)},
-            {_author(gp, office, "n % 10 <> 0 OR n % 4 <> 0")}, {confirmation},
-            '{{"resourceType":"List","status":"current","mode":"working"}}', '{{}}' FROM g""",
+            {_author(gp, office, "n % 10 <> 0 OR n % 4 <> 0")}, {confirmation}, '{{}}' FROM g""",
         f"""{with_} INSERT INTO pll_version (list_id, version, recorded_at, author, activity,
             touched, list_json, override, client_id)
         SELECT {lid}, v, {d.at(created + " + (v - 1) * 7")},
@@ -176,7 +175,8 @@ def _statements(d: _Dialect) -> list[str]:
             CASE WHEN v = 1 THEN '[{{"type":"List","id":"l","version": 1,"action":"create"}}]'
                  ELSE '[{{"type":"MedicationStatement","id":"e","version": 1,"action":"update"}}]'
             END,
-            '{{}}', CASE WHEN n % 13 = 0 AND v = 2 THEN '[{{"reason":"benchmark"}}]' END, {clients}
+            '{{"resourceType":"List","status":"current","mode":"working"}}',
+            CASE WHEN n % 13 = 0 AND v = 2 THEN '[{{"reason":"benchmark"}}]' END, {clients}
         FROM g CROSS JOIN {series} WHERE v <= {versions}""",
         f"""{with_} INSERT INTO dispense (id, patient_id, prescription_id, recorded_at, resource)
         SELECT 'd' || {d.pad("n", 9)}, {pid}, 'rx' || {d.pad("n", 9)},

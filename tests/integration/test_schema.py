@@ -51,4 +51,4 @@ def test_each_audit_partition_keeps_chain_positions_unique(database: Database) -
 def test_upgrade_is_idempotent(database: Database) -> None:
     database.upgrade()
     with database.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0027"
+        assert MigrationContext.configure(conn).get_current_revision() == "0028"

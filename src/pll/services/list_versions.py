@@ -58,9 +58,9 @@ class ListVersions(ServiceBase):
         # nothing below returns rows: the statements go as one (issue 20)
         with pipeline.one_statement(conn):
             if is_new:
-                repo.insert_list(conn, lst, list_json, document, expires)
+                repo.insert_list(conn, lst, document, expires)
             else:
-                repo.save_list(conn, lst, list_json, document, expires)
+                repo.save_list(conn, lst, document, expires)
             repo.save_version(conn, lst, record, list_json, resources, client_id)
             repo.add_event(conn, self.ids(), lst, "list-changed", now, event)
         return resources, list_json
@@ -166,10 +166,15 @@ class ListVersions(ServiceBase):
             if row is None or row.expires_at is None or row.expires_at > now:
                 return None
             lst = repo.load_list(conn, row, now)
-            record = expire_entries(lst, set(members(orjson.loads(row.list_json))), now)
+            shown = repo.list_version_row(conn, list_id, row.version)
+            if shown is None:  # every version has its row (rule 1; migration 0028 checked)
+                raise LookupError(f"list {list_id} has no row for its version {row.version}")
+            record = expire_entries(lst, set(members(orjson.loads(shown.list_json))), now)
             if record is None:
-                list_json, document, expires = self._documents(lst, now)
-                repo.save_documents(conn, list_id, list_json, document, expires)
+                # no entry leaves, so the List is as its version row has it: only the
+                # document's expiry markers move
+                _, document, expires = self._documents(lst, now)
+                repo.save_documents(conn, list_id, document, expires)
                 return None
             self._persist(conn, lst, record, now, is_new=False)
             return record.version

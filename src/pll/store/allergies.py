@@ -10,6 +10,7 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 
+from pll.store.list_reads import CURRENT_LIST
 from pll.store.schema import allergy, allergy_version, patient, pll
 
 
@@ -102,7 +103,7 @@ def with_patient(conn: Connection, patient_id: str) -> Sequence[Row[Any]]:
             patient.c.identifier_system,
             patient.c.identifier_value,
             patient.c.resource.label("patient"),
-            pll.c.list_json,
+            CURRENT_LIST.label("list_json"),
             allergy.c.resource.label("reaction"),
         )
         .select_from(

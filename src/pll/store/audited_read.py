@@ -72,7 +72,7 @@ _KEYS = {
 _FIND = """
 WITH d AS (
     SELECT pll.id, pll.patient_id, pll.version, pll.updated_at, pll.expires_at,
-           convert_to(pll.{column}, 'UTF8') AS body, patient.identifier_value,
+           convert_to({text}, 'UTF8') AS body, patient.identifier_value,
            EXISTS (SELECT 1 FROM access_block b
                    WHERE b.patient_id = pll.patient_id AND b.hpr = %(hpr)s::text
                      AND b.ended_at IS NULL) AS blocked,
@@ -122,7 +122,7 @@ FROM e
 #: standby cannot write, and the access facts are read on the primary, see :data:`_ADMIT`).
 _REPLICA_FIND = """
 SELECT pll.id, pll.patient_id, pll.version, pll.updated_at AT TIME ZONE 'UTC',
-       pll.expires_at AT TIME ZONE 'UTC', convert_to(pll.{column}, 'UTF8'),
+       pll.expires_at AT TIME ZONE 'UTC', convert_to({text}, 'UTF8'),
        patient.identifier_value
 FROM pll JOIN patient ON patient.id = pll.patient_id
 WHERE {where}
@@ -161,15 +161,24 @@ WITH f AS (
 SELECT admitted FROM e
 """
 
+#: What a read answers, by the name the callers ask for: the stored list document, or the List
+#: itself, which is its current version row (stored once, migration 0028; the same join as
+#: :func:`pll.store.list_reads.list_document`).
+_TEXT = {
+    "document": "pll.document",
+    "list_json": "(SELECT v.list_json FROM pll_version v "
+    "WHERE v.list_id = pll.id AND v.version = pll.version)",
+}
+
 #: The one-statement reads: (key, column) -> SQL.
 STATEMENTS = {
-    (key, column): _SQL.format(column=column, where=where)
+    (key, column): _SQL.format(text=_TEXT[column], where=where)
     for key, where in _KEYS.items()
     for column in ("list_json", "document")
 }
 #: The group-committed reads' lookups: (key, column) -> SQL.
 LOOKUPS = {
-    (key, column): _LOOKUP.format(column=column, where=where)
+    (key, column): _LOOKUP.format(text=_TEXT[column], where=where)
     for key, where in _KEYS.items()
     for column in ("list_json", "document")
 }
@@ -177,7 +186,7 @@ LOOKUPS = {
 
 #: The replica-served reads' lookups: (key, column) -> SQL.
 REPLICA_LOOKUPS = {
-    (key, column): _REPLICA_FIND.format(column=column, where=where)
+    (key, column): _REPLICA_FIND.format(text=_TEXT[column], where=where)
     for key, where in _KEYS.items()
     for column in ("list_json", "document")
 }

@@ -11,12 +11,21 @@ from sqlalchemy import Connection, Row, Select, and_, bindparam, func, select
 
 from pll.store.schema import patient, pll, pll_version
 
+#: The List at the list's current version: its version row, where it is stored once
+#: (migration 0028); the stored document holds it too, inside the Bundle.
+CURRENT_LIST = (
+    select(pll_version.c.list_json)
+    .where(pll_version.c.list_id == pll.c.id, pll_version.c.version == pll.c.version)
+    .scalar_subquery()
+)
+
 
 # The read path's statements are built once: constructing a statement costs more than
 # running it (DESIGN §6: a read is one keyed lookup plus its audit row).
 def _document_query(key: str, column: str) -> Select[Any]:
     wanted = (pll.c.id, pll.c.patient_id, pll.c.version, pll.c.updated_at, pll.c.expires_at)
-    query = select(*wanted, pll.c[column].label("text"), patient.c.identifier_value).join(
+    text = pll.c.document if column == "document" else CURRENT_LIST
+    query = select(*wanted, text.label("text"), patient.c.identifier_value).join(
         patient, patient.c.id == pll.c.patient_id
     )
     if key == "list":

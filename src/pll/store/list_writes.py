@@ -41,9 +41,7 @@ _INSERT_TARGET = insert(provenance_target)
 _INSERT_EVENT = insert(outbox).inline()
 
 
-def _list_values(
-    lst: MedicationList, list_json: str, document: str, expires: datetime | None
-) -> dict[str, Any]:
+def _list_values(lst: MedicationList, document: str, expires: datetime | None) -> dict[str, Any]:
     return {
         "version": lst.version,
         "updated_at": lst.updated,
@@ -67,7 +65,6 @@ def _list_values(
         if lst.confirmation
         else None,
         "expires_at": expires,
-        "list_json": list_json,
         "document": document,
         "withdrawn": dumps(sorted(lst.withdrawn)) if lst.withdrawn else None,
         "dispensed": dumps({k: v.__dict__ for k, v in sorted(lst.dispensed.items())})
@@ -77,9 +74,11 @@ def _list_values(
 
 
 def insert_list(
-    conn: Connection, lst: MedicationList, list_json: str, document: str, expires: datetime | None
+    conn: Connection, lst: MedicationList, document: str, expires: datetime | None
 ) -> None:
-    values = _list_values(lst, list_json, document, expires)
+    """A new list row with its stored document; the List itself is its version row
+    (:func:`save_version`), stored once (migration 0028)."""
+    values = _list_values(lst, document, expires)
     pipeline.execute(
         conn,
         _INSERT_LIST,
@@ -88,20 +87,16 @@ def insert_list(
 
 
 def save_list(
-    conn: Connection, lst: MedicationList, list_json: str, document: str, expires: datetime | None
+    conn: Connection, lst: MedicationList, document: str, expires: datetime | None
 ) -> None:
-    pipeline.execute(
-        conn, _UPDATE_LIST, {"key": lst.id, **_list_values(lst, list_json, document, expires)}
-    )
+    pipeline.execute(conn, _UPDATE_LIST, {"key": lst.id, **_list_values(lst, document, expires)})
 
 
-def save_documents(
-    conn: Connection, list_id: str, list_json: str, document: str, expires: datetime | None
-) -> None:
+def save_documents(conn: Connection, list_id: str, document: str, expires: datetime | None) -> None:
+    """The stored document rebuilt at the same list version (a prescription expired, so it is
+    marked; the List, its version row, is unchanged)."""
     pipeline.execute(
-        conn,
-        _UPDATE_LIST,
-        {"key": list_id, "list_json": list_json, "document": document, "expires_at": expires},
+        conn, _UPDATE_LIST, {"key": list_id, "document": document, "expires_at": expires}
     )
 
 

@@ -36,7 +36,9 @@ pll = Table(
     Column("confirmation", Text),
     # When a discontinued entry next drops off (90 days), the stored documents expire.
     Column("expires_at", UTCDateTime),
-    Column("list_json", Text, nullable=False),
+    # No List: the current one is its version row (pll_version at this version), stored once
+    # (migration 0028). The document is the hot read's answer, kept in the row itself
+    # (PostgreSQL: STORAGE MAIN, compressed, out of line only past a page).
     Column("document", Text, nullable=False),
     #: entries flagged because the drug catalogue no longer has their medicine (JSON list)
     Column("withdrawn", Text),
