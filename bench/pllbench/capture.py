@@ -307,10 +307,11 @@ class _Converter:
                     return self.known[key]
             if table == "outbox" and name == "event_id":
                 return "gen_random_uuid()"
-            if name == "resource" and self.kind == "write":
-                return ":l_entry_resource"
-            # The List and its document are not read under the lock; like the server,
-            # pgbench sends whole ones (the captured ones, with this row's ids), as large.
+            if name in ("resource", "list_json") and self.kind == "write":
+                source = {"resource": "l_entry_resource", "list_json": "l_list_json"}[name]
+                return f":{source}"
+            # The list document is not read under the lock; like the server, pgbench sends
+            # a whole document (the captured one, with this row's ids) of the same size.
             template = _json_template(value, ids)
             if template is not None:
                 var = self.const(index, name + suffix + "_tmpl", template)
@@ -383,14 +384,17 @@ class _Converter:
         ):
             # The server locks the list row by the entry's id and reads the entry with the
             # list's entries (rows pgbench cannot \gset); pgbench takes the entry's id,
-            # version from the row this statement joins already, and its stored text from
-            # its current version row (one keyed lookup more than the server's statement).
+            # version from the row this statement joins already, and the stored text of the
+            # entry and of the List from their current version rows (two keyed lookups more
+            # than the server's statement), to write them back.
             gset = "l_"
             out = out.replace(
                 "SELECT ",
                 "SELECT entry.id AS entry_id, entry.version AS entry_version, "
                 "(SELECT v.resource FROM entry_version v WHERE v.entry_id = entry.id "
-                "AND v.version = entry.version) AS entry_resource, ",
+                "AND v.version = entry.version) AS entry_resource, "
+                "(SELECT v.list_json FROM pll_version v WHERE v.list_id = pll.id "
+                "AND v.version = pll.version) AS list_json, ",
                 1,
             )
             self.known.update({"entry": ":l_entry_id", "list": ":l_id", "patient": ":l_patient_id"})

@@ -1,6 +1,7 @@
-"""Writing a list version: each accepted change is persisted with its resource versions, the
-current list documents (the List and the whole document, kept in the same transaction so a
-read is one keyed lookup, DESIGN §6) and its outgoing event (rule 7); and the versions PLL
+"""Writing a list version: each accepted change is persisted with its resource versions and
+the List (its version rows, where the current ones are read from), the current list document
+(the whole list in one Bundle, kept in the list row in the same transaction so a read is one
+keyed lookup, DESIGN §6) and its outgoing event (rule 7); and the versions PLL
 makes on its own — what the list shows beside the doctors' changes (:meth:`record_in`),
 entries whose medicine FEST no longer has (:meth:`refresh_withdrawn`) and discontinued
 entries leaving the list after 90 days (:meth:`expire`, rule 3). FHIR R4 ``List``:

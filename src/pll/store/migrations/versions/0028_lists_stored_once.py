@@ -10,8 +10,8 @@ On PostgreSQL the document, the hot read's whole answer, is kept in the list's o
 With ``EXTENDED`` (the default) a row over ~2 KB had its largest value moved to the TOAST
 table, so a read cost a second index lookup and a second page. Where the server has lz4 the
 document is compressed with it, as ``pll import`` already does: it is cheaper to compress on
-every write and to decompress on every read than pglz. Both apply to values written from now on
-(``VACUUM FULL pll`` rewrites the rest, docs/operations.md).
+every write and to decompress on every read than pglz. Both apply to documents written from now
+on (docs/operations.md: ``VACUUM FULL pll`` brings the others into their rows, still pglz).
 
 Before dropping anything the upgrade checks that every list has its version row; if one has
 not, it stops and names how many, and nothing is changed.
@@ -74,7 +74,8 @@ def downgrade() -> None:
     foreign keys forbid."""
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE pll ALTER COLUMN document SET STORAGE EXTENDED")
-        op.execute("ALTER TABLE pll ALTER COLUMN document SET COMPRESSION DEFAULT")
+        if _has_lz4():  # the upgrade set it (and the clause is PostgreSQL 14's)
+            op.execute("ALTER TABLE pll ALTER COLUMN document SET COMPRESSION DEFAULT")
     op.add_column("pll", sa.Column("list_json", sa.Text(), nullable=True))
     op.execute(
         "UPDATE pll SET list_json = (SELECT v.list_json FROM pll_version v "
