@@ -91,7 +91,7 @@ def _write_lists(folder: Path, count: int) -> None:
     every id the sender gave made new (an import keeps the sender's ids), as strict JSON
     (the reference has a trailing comma, which sends a file through the pure-Python JSON5
     reader: seconds a file, measured apart)."""
-    from pll.fhir.sfm.reading import parse_lenient  # noqa: PLC0415
+    from pll.fhir.sfm.lenient_json import parse_lenient  # noqa: PLC0415
     from pll.services.synthetic import synthetic_fnrs  # noqa: PLC0415
 
     if folder.exists():

@@ -31,7 +31,7 @@ from rich.table import Table
 from pll.auth.access import Access, Basis
 from pll.auth.audit import AuditKey
 from pll.domain.model import Author, Role
-from pll.fhir.sfm.reading import parse_lenient
+from pll.fhir.sfm.lenient_json import parse_lenient
 from pll.services.lists import PLLService
 from pll.services.sfm import SfmService
 from pll.store.db import Database, normalise_url

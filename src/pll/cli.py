@@ -621,7 +621,7 @@ def import_() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_sfm(file: Path) -> None:
     """Import an SFM Basis $getMedication response as a patient's new PLL."""
-    from pll.fhir.sfm.reading import parse_lenient
+    from pll.fhir.sfm.lenient_json import parse_lenient
     from pll.services.lists import PLLService
     from pll.services.sfm import SfmService
 

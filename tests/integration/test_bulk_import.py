@@ -327,7 +327,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 def _reference() -> str:
     """The reference response as strict JSON: it has a trailing comma, which sends a file
     through the pure-Python JSON5 reader, seconds a file (docs/bulk-import.md)."""
-    from pll.fhir.sfm.reading import parse_lenient
+    from pll.fhir.sfm.lenient_json import parse_lenient
 
     return orjson.dumps(parse_lenient(REFERENCE.read_text(encoding="utf-8"))[0]).decode()
 
@@ -371,7 +371,7 @@ def test_a_folder_has_the_rows_single_imports_write(db: Database, tmp_path: Path
 
     service = PLLService(db, KEY, clock=fixed_clock)
     sfm = SfmService(service)
-    from pll.fhir.sfm.reading import parse_lenient
+    from pll.fhir.sfm.lenient_json import parse_lenient
 
     for i, fnr in enumerate(synthetic_fnrs(2)):
         service.ids = ids_by_file(f"{i}.json")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from pll.fhir.sfm.reading import parse_lenient
+from pll.fhir.sfm.lenient_json import parse_lenient
 from pll.fhir.validate import validate
 from pll.services.sfm import SfmService
 from pll.store.schema import outbox, pll_version

@@ -12,7 +12,8 @@ import pytest
 from pll.domain import limits
 from pll.domain.errors import InvalidInput, RuleRefused
 from pll.fhir.sfm import bounds
-from pll.fhir.sfm.reading import check_item, medication_document, parse_lenient, read_document
+from pll.fhir.sfm.lenient_json import parse_lenient
+from pll.fhir.sfm.reading import check_item, medication_document, read_document
 
 REFERENCE = (
     Path(__file__).resolve().parents[2]

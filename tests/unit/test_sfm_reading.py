@@ -10,7 +10,8 @@ import json5
 import pytest
 
 from pll.domain.errors import InvalidInput
-from pll.fhir.sfm.reading import medication_document, parse_lenient, read_document
+from pll.fhir.sfm.lenient_json import parse_lenient
+from pll.fhir.sfm.reading import medication_document, read_document
 
 REFERENCE = (
     Path(__file__).resolve().parents[2]

@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 
 from pll.auth.audit import AuditKey
 from pll.domain.errors import DomainError
-from pll.fhir.sfm.reading import parse_lenient
+from pll.fhir.sfm.lenient_json import parse_lenient
 from pll.services.audit import AuditTrail
 from pll.services.base import new_id, utcnow
 from pll.services.bulk_import import TABLES, Progress, end_with_parent

@@ -23,7 +23,8 @@ from pll.domain.limits import (
     MAX_SFM_WRITES,
 )
 from pll.domain.model import IN_USE
-from pll.fhir.sfm.reading import Document, check_item
+from pll.fhir.sfm.reading import check_item
+from pll.fhir.sfm.terms import Document
 
 
 def within_limits(bundle: dict[str, Any]) -> None:

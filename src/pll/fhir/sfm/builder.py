@@ -15,7 +15,7 @@ from pll.fhir import systems
 from pll.fhir.medication import FEST, resource_id
 from pll.fhir.resources import instant
 from pll.fhir.sfm import codes as c
-from pll.fhir.sfm.reading import Party
+from pll.fhir.sfm.parties import Party
 
 #: who did what, in a registration info (``sfm-regInfo``'s ``type``)
 ROLE_DISPLAY = {"1": "Forskrevet av", "3": "Seponert av"}

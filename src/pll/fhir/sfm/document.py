@@ -47,8 +47,9 @@ from pll.fhir.sfm.amendment import (
     text_of,
 )
 from pll.fhir.sfm.builder import Builder, medication, reg_info, requester
+from pll.fhir.sfm.parties import Party
 from pll.fhir.sfm.pause import paused_extension, paused_words
-from pll.fhir.sfm.reading import PLL_ID, RESEPT_ID, Party
+from pll.fhir.sfm.reading import PLL_ID, RESEPT_ID
 
 _USE_DISPLAY = {"1": "Fast", "2": "Kur", "3": "Ved behov"}
 

@@ -15,170 +15,22 @@ so the copy cannot go stale). Nothing here touches a database.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
-import math
-import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import json5
-import orjson
-
 from pll.domain.errors import InvalidInput
-from pll.domain.model import Author, Role
 from pll.fhir import systems
 from pll.fhir.medication import FEST
 from pll.fhir.sfm import codes as c
-from pll.fhir.sfm.pause import Resume, read_resume
-from pll.fhir.validate import MAX_DEPTH, parse_json, validate
+from pll.fhir.sfm.parties import Party, display_party, organization, practitioner
+from pll.fhir.sfm.pause import read_resume
+from pll.fhir.sfm.terms import Delivery, Dispense, Document, Item, Message, Recall
+from pll.fhir.validate import validate
 
 #: Identifier ``type.text`` values SFM gives a statement (matched without case, as SFM does).
 PLL_ID = "PLL"
 RESEPT_ID = "ReseptId"
-
-
-@dataclass
-class Party:
-    """A person and/or an organisation as SFM names them (``PractitionerRole``)."""
-
-    name: str | None = None
-    hpr: str | None = None
-    org_name: str | None = None
-    her: str | None = None
-    ako: str | None = None
-    phone: str | None = None
-    #: kodeverk 7490: M Multidoseansvarlig lege, A Ansvarlig farmasøyt
-    role: str | None = None
-
-    def to_json(self) -> dict[str, str]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Party:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
-
-    @classmethod
-    def of(cls, author: Author) -> Party:
-        return cls(
-            name=author.name if author.role is not Role.SYSTEM else None,
-            hpr=author.hpr,
-            org_name=author.org_name,
-            her=author.her,
-        )
-
-    def author(self, role: Role) -> Author:
-        return Author(
-            name=self.name or self.org_name or "ukjent",
-            role=role,
-            hpr=self.hpr,
-            org_name=self.org_name,
-            her=self.her,
-        )
-
-    def label(self) -> str:
-        parts = [p for p in (self.name, self.hpr and f"HPR: {self.hpr}") if p]
-        if self.org_name or self.her:
-            parts += [p for p in (self.org_name, self.her and f"HER: {self.her}") if p]
-        if self.phone:
-            parts.append(self.phone)
-        return ", ".join(parts) or "ukjent"
-
-
-@dataclass
-class Recall:
-    """``recallinfo``: why a prescription is recalled, and for a renewal which one."""
-
-    code: str
-    recall_id: str | None = None
-    text: str | None = None
-
-
-@dataclass
-class Item:
-    """One SFM ``MedicationStatement``: an entry, a prescription, or both."""
-
-    index: int
-    ref: str
-    status: str
-    pll_id: str | None
-    resept_id: str | None
-    #: PLL's ``MedicationStatement`` content (no subject, no ``basedOn`` yet)
-    entry: dict[str, Any]
-    #: PLL's ``MedicationRequest`` content, when the statement carries a ReseptId
-    prescription: dict[str, Any] | None
-    ended_at: datetime | None = None
-    create: bool = False
-    recall: Recall | None = None
-    discontinued: bool = False
-    #: ``basedOn``: the statement of the prescription this one renews (urn)
-    based_on: list[str] = field(default_factory=list)
-    prescriber: Party | None = None
-    #: checked ahead (:func:`pll.fhir.sfm.bounds.check_ahead`), and what was wrong if anything
-    checked: bool = False
-    refusal: InvalidInput | None = None
-
-    @property
-    def where(self) -> str:
-        return f"Bundle.entry[{self.index}].resource"
-
-
-@dataclass
-class Delivery:
-    """One line of a packing report (M25.3): what was packed from which prescription."""
-
-    prescription: str | None  # the statement's urn in the document
-    first_dose: str | None
-    last_dose: str | None
-    dispense: str | None  # the dispense's urn in the document
-    ref_m10: str | None
-
-
-@dataclass
-class Message:
-    """An M25 message as ``sfm-PLL-info`` shows it: the list (M25.1), a pharmacy's proposal
-    (M25.2) or a packing report (M25.3)."""
-
-    kind: str
-    identifier: str | None
-    sent_at: str | None
-    author: Party | None
-    parties: list[Party]
-    create_pll: bool | None = None
-    substitute: bool | None = None
-    deliveries: list[Delivery] = field(default_factory=list)
-    #: PLL's ``pll-resume`` on a send's M25.1: resume the paused list (:mod:`.pause`)
-    resume: Resume | None = None
-
-
-@dataclass
-class Dispense:
-    ref: str
-    id: str | None
-    prescription_id: str | None
-    #: the statement the dispensing names in ``authorizingPrescription`` (urn)
-    prescription_ref: str | None
-    #: PLL's ``MedicationDispense`` content (no subject, no authorizingPrescription yet)
-    content: dict[str, Any]
-
-
-@dataclass
-class Document:
-    composition_identifier: str | None
-    relates_to: str | None
-    author: Party | None
-    patient: dict[str, Any] | None
-    #: the statements of ``sectionMedication``
-    items: list[Item]
-    #: statements only reachable through ``basedOn`` (older links of renewal chains)
-    older: list[Item]
-    messages: list[Message]
-    dispenses: list[Dispense]
-    allergies: list[dict[str, Any]]
-    #: BANDA prescriptions (``sectionOtherPrescriptions``), kept as they came
-    other: list[dict[str, Any]]
 
 
 class _Bundle:
@@ -203,83 +55,6 @@ class _Bundle:
         if found is None or (rtype and found[1].get("resourceType") != rtype):
             return None
         return found
-
-
-def parse_lenient(text: str) -> tuple[Any, list[str]]:
-    """JSON, or JSON with the trailing commas some SFM exports have (the reference response
-    has one); returns the value and what had to be forgiven. Held to what every request
-    body is (:func:`~pll.fhir.validate.parse_json`): JSON nested deeper than any FHIR
-    resource is refused, not recursed into."""
-    try:
-        return parse_json(text.encode()), []
-    except InvalidInput as refused:
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as strict:
-            return _json5(text, strict), [
-                f"not strict JSON at line {strict.lineno}, column {strict.colno} "
-                f"({strict.msg}); read as JSON5"
-            ]
-        except RecursionError:
-            raise refused from None  # deeper than the standard library reads, too
-        raise refused from None  # valid JSON that PLL does not take (nested too deep, ...)
-
-
-#: A JSON string (skipped whole), or a comma right after a value with only white space before
-#: the ``]`` or ``}`` that closes its array or object: what the SFM exports that are not strict
-#: JSON have. (A comma after ``[``, ``{``, another comma or white space is left for the JSON5
-#: reader to judge.)
-#: The string is matched possessively, its closing quote optional and ``.`` taking a newline
-#: (a JSON5 line continuation): a string that never closes then ends the scan in one pass,
-#: where backtracking from each later quote made a broken file quadratic to read.
-_STRING_OR_TRAILING_COMMA = re.compile(r'"(?:[^"\\]|\\.)*+"?|(?<![\[{,\s]),(?=\s*[\]}])', re.DOTALL)
-
-
-def _without_trailing_commas(text: str) -> bytes:
-    """The text with every trailing comma outside strings dropped: one pass of a regular
-    expression, where the JSON5 reader takes over a second for the 200 kB reference response
-    (a folder of them, ``pll import lists``, is read at that speed)."""
-    return _STRING_OR_TRAILING_COMMA.sub(
-        lambda m: m.group(0) if m.group(0) != "," else "", text
-    ).encode()
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON has")
-
-
-def _finite(text: str) -> float:
-    """A JSON5 number as a float, refused when it is too large for one: written back as
-    JSON it would be ``null``, a value that silently disappears (a dose, say)."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:40]} is too large a number")
-    return value
-
-
-def _json5(text: str, strict: json.JSONDecodeError) -> Any:
-    # the common case first: strict JSON but for trailing commas; failing that, something
-    # else JSON5 allows (comments, quotes, bare keys), which the full reader decides
-    with contextlib.suppress(InvalidInput):
-        return parse_json(_without_trailing_commas(text))
-    too_deep = InvalidInput(
-        f"The JSON nests arrays and objects more than {MAX_DEPTH} levels deep; no FHIR "
-        "resource PLL takes comes near that."
-    )
-    try:
-        value = json5.loads(text, parse_constant=_no_constant, parse_float=_finite)
-    except RecursionError:
-        raise too_deep from None
-    except ValueError as exc:
-        raise InvalidInput(
-            f"The file is not JSON: {strict.msg} at line {strict.lineno}, "
-            f"column {strict.colno} ({exc})."
-        ) from None
-    try:
-        # the value as strict JSON, read as every body is (the nesting it may have)
-        return parse_json(orjson.dumps(value))
-    except orjson.JSONEncodeError:
-        raise too_deep from None  # past orjson's own limit of 255 levels
 
 
 def medication_document(parameters: Any) -> dict[str, Any]:
@@ -334,11 +109,11 @@ def read_document(bundle: dict[str, Any], *, check: bool = True) -> Document:
     for ref in composition.get("author") or []:
         found = index.get(ref, "Practitioner")
         if found:
-            author = _practitioner(found[1])
+            author = practitioner(found[1])
     for ref in composition.get("author") or []:
         found = index.get(ref, "Organization")
         if found and author is not None:
-            org = _organization(found[1])
+            org = organization(found[1])
             author.org_name, author.her = org.org_name, org.her
     patient = index.get(composition.get("subject"), "Patient")
     items = []
@@ -617,7 +392,7 @@ def _prescriber(index: _Bundle, st: dict[str, Any]) -> Party | None:
     for reg in c.ext(st, c.REG_INFO):
         if c.code_of(c.sub_value(reg, "type"), c.PERFORMER_ROLES) == "1":
             found = index.get(c.sub_value(reg, "provider"), "Practitioner")
-            return _practitioner(found[1]) if found else _display_party(reg)
+            return practitioner(found[1]) if found else display_party(reg)
     return None
 
 
@@ -716,55 +491,18 @@ def _prescription(  # noqa: PLR0912 - one branch per optional SFM element
     return content
 
 
-def _name(resource: dict[str, Any]) -> str | None:
-    for name in resource.get("name") or []:
-        middle = [str(c.value(e)) for e in c.ext(name, c.MIDDLE_NAME)]
-        parts = [*(name.get("given") or []), *middle, name.get("family")]
-        text = " ".join(str(p) for p in parts if p)
-        if text:
-            return text
-    return None
-
-
-def _practitioner(resource: dict[str, Any]) -> Party:
-    hpr = None
-    for ident in resource.get("identifier") or []:
-        if ident.get("system") == systems.HPR:
-            hpr = str(ident.get("value"))
-    return Party(name=_name(resource), hpr=hpr)
-
-
-def _display_party(reg: dict[str, Any]) -> Party:
-    provider = c.sub_value(reg, "provider")
-    display = provider.get("display") if isinstance(provider, dict) else None
-    return Party(name=str(display).split(",")[0] if display else None)
-
-
-def _organization(resource: dict[str, Any]) -> Party:
-    party = Party(org_name=resource.get("name"))
-    for ident in resource.get("identifier") or []:
-        if ident.get("system") == c.HER:
-            party.her = str(ident.get("value"))
-        elif c.code_of(ident.get("type"), c.AKO) == "AKO":
-            party.ako = str(ident.get("value"))
-    for telecom in resource.get("telecom") or []:
-        if telecom.get("system") == "phone":
-            party.phone = telecom.get("value")
-    return party
-
-
 def _role(index: _Bundle, ref: Any) -> Party | None:
     found = index.get(ref, "PractitionerRole")
     if found is None:
         return None
     role = found[1]
     party = Party()
-    practitioner = index.get(role.get("practitioner"), "Practitioner")
-    if practitioner is not None:
-        party = _practitioner(practitioner[1])
-    organization = index.get(role.get("organization"), "Organization")
-    if organization is not None:
-        org = _organization(organization[1])
+    person = index.get(role.get("practitioner"), "Practitioner")
+    if person is not None:
+        party = practitioner(person[1])
+    office = index.get(role.get("organization"), "Organization")
+    if office is not None:
+        org = organization(office[1])
         party.org_name, party.her, party.ako, party.phone = (
             org.org_name,
             org.her,
@@ -830,7 +568,7 @@ def _dispense(index: _Bundle, ref: str, md: dict[str, Any]) -> Dispense:
     for performer in md.get("performer") or []:
         found = index.get(performer.get("actor"), "Organization")
         if found is not None:
-            org = _organization(found[1])
+            org = organization(found[1])
             actor: dict[str, Any] = {"display": org.org_name or f"HER: {org.her}"}
             if org.her:
                 actor["identifier"] = {"system": c.HER, "value": org.her}

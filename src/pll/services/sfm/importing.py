@@ -24,7 +24,8 @@ from pll.domain.errors import ChecksRefused, Conflict, InvalidInput
 from pll.domain.model import ENDED, Role
 from pll.fhir.sfm import bounds
 from pll.fhir.sfm import codes as c
-from pll.fhir.sfm.reading import Document, medication_document, read_document
+from pll.fhir.sfm.reading import medication_document, read_document
+from pll.fhir.sfm.terms import Document
 from pll.fhir.validate import validate
 from pll.services.allergies import Allergies
 from pll.services.lists import ChangeResult, Op, PLLService

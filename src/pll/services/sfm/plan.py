@@ -29,7 +29,8 @@ from pll.fhir import systems
 from pll.fhir.sfm import codes as c
 from pll.fhir.sfm.document import list_message_id, resept_id
 from pll.fhir.sfm.dosing import structured_dosage
-from pll.fhir.sfm.reading import Document, Item, Recall, check_item
+from pll.fhir.sfm.reading import check_item
+from pll.fhir.sfm.terms import Document, Item, Recall
 from pll.services.lists import ChangeResult, Op, PLLService
 from pll.services.sfm.merge import merged_entry, plain, view
 from pll.services.sfm.shared import FHIR_ID

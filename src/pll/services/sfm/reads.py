@@ -20,7 +20,8 @@ from pll.auth.access import Access
 from pll.domain.errors import InvalidInput, RuleRefused
 from pll.fhir import systems
 from pll.fhir.sfm.document import Shown
-from pll.fhir.sfm.reading import Document, medication_document, read_document
+from pll.fhir.sfm.reading import medication_document, read_document
+from pll.fhir.sfm.terms import Document
 from pll.services.sfm.merge import plain, view
 from pll.store import repository as repo
 from pll.store import sfm as store

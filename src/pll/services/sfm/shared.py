@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from pll.domain.errors import NotFound
 from pll.fhir.sfm.document import Snapshot, StoredMessage
-from pll.fhir.sfm.reading import Party
+from pll.fhir.sfm.parties import Party
 from pll.store import allergies as allergy_store
 from pll.store import multidose as multidose_store
 from pll.store import repository as repo
