@@ -1,5 +1,6 @@
-"""The people and organisations an SFM Basis document names (``Practitioner``,
-``Organization``, ``PractitionerRole``, ``sfm-regInfo``), as PLL keeps them: :class:`Party`.
+"""The people and organisations an SFM Basis document names, as PLL keeps them: :class:`Party`,
+read from a ``Practitioner``, an ``Organization`` or ``sfm-regInfo``'s display (a
+``PractitionerRole`` joins the two in :mod:`pll.fhir.sfm.reading`, which resolves its references).
 """
 
 from __future__ import annotations
