@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import expect
 
 from pll.api.app import create_app
-from pll.web.oidc import CALLBACK_PATH, ClientKey, OidcClient
+from pll.web.oidc import CALLBACK_PATH, OidcClient
+from pll.web.oidc_key import ClientKey
 from tests.conftest import Clock, LiveServer, server_settings, serving
 from tests.e2e.conftest import Screen
 from tests.e2e.scenes import METFORMIN, patient_with_medicines

@@ -38,7 +38,8 @@ from pll.config import Settings
 from pll.domain.model import Role
 from pll.services.logins import WebLogins
 from pll.store.db import Database
-from pll.web.oidc import ROUTES, OidcClient
+from pll.web.helseid_pages import ROUTES
+from pll.web.oidc import OidcClient
 from tests.conftest import serving
 
 CLIENT_ID = "pll-web-test"

@@ -25,7 +25,8 @@ from pll.api.app import create_app
 from pll.auth.tokens import issue
 from pll.services.launches import LIFETIME
 from pll.store.schema import smart_launch
-from pll.web.oidc import CALLBACK_PATH, ClientKey, OidcClient
+from pll.web.oidc import CALLBACK_PATH, OidcClient
+from pll.web.oidc_key import ClientKey
 from tests.conftest import Clock, LiveServer, server_settings, serving, snapshot
 from tests.e2e.scenes import METFORMIN, patient_with_medicines
 from tests.integration.builders import new_fnr, new_patient_with_list, outcome_text

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
 
 from pll.config import OIDC_SCOPE, Settings
-from pll.web.oidc import ClientKey, LoginFailed, OidcClient, Pending, s256
+from pll.web.oidc import LoginFailed, OidcClient, Pending, s256
+from pll.web.oidc_key import ClientKey
 
 ISSUER = "https://helseid-sts.test.nhn.no"
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -34,6 +34,7 @@ from pll.services.stats import Statistics
 from pll.store.db import DatabaseUnavailable
 from pll.web import (
     doctor,
+    helseid_pages,
     kurve,
     launch,
     login,
@@ -136,7 +137,7 @@ def web_app(
     routes: list[BaseRoute] = [
         *login.ROUTES,
         *launch.ROUTES,
-        *oidc.ROUTES,
+        *helseid_pages.ROUTES,
         *doctor.ROUTES,
         *reactions.ROUTES,
         *reconcile.ROUTES,

@@ -26,8 +26,9 @@ against the provider's keys (:mod:`pll.auth.jwks`). Every failure raises
 :class:`LoginFailed` with a message in Norwegian fit to show the user; the details go to
 the log.
 
-:data:`ROUTES` are the two pages: ``GET /logg-inn/helseid`` and the redirect URI
-``GET /logg-inn/helseid/svar``. The access token the login yields is kept in the session
+:mod:`pll.web.helseid_pages` has the two pages: ``GET /logg-inn/helseid`` and the redirect
+URI ``GET /logg-inn/helseid/svar``; the client's key is a :class:`~pll.web.oidc_key.ClientKey`.
+The access token the login yields is kept in the session
 and verified on every request by PLL's own :class:`~pll.auth.tokens.Authenticator`, exactly
 like a token a journal system sends to the API: ``PLL_ISSUER`` must name the same HelseID
 issuer (and ``PLL_AUDIENCE`` the audience HelseID gives PLL's API), and since the web UI
@@ -39,31 +40,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import html
-import json
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from pll.auth.jwks import Issuer, KeySet, verify_token
 from pll.config import Settings
 from pll.domain.errors import Unauthenticated
-from pll.web.sessions import begin_login
+from pll.web.oidc_key import ClientKey
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +63,7 @@ LOGIN_PATH = "/logg-inn/helseid"
 #: The redirect URI's path; the full URI is ``PLL_PUBLIC_URL`` + this, and must be
 #: registered for the client in HelseID Selvbetjening exactly so.
 CALLBACK_PATH = "/logg-inn/helseid/svar"
-#: Session key of the pending login (the login itself is begun by :func:`.sessions.begin_login`,
-#: which keeps the token on the server and starts the session afresh).
-SESSION_PENDING = "oidc"
-
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#: Algorithms a client key may sign its assertions with (HelseID: asymmetric only).
-SIGNING_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
-)
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 
 
@@ -151,79 +135,6 @@ class Login:
     id_token_claims: dict[str, Any]
     #: when the access token expires (seconds since the epoch)
     expires_at: float
-
-
-@dataclass(frozen=True)
-class ClientKey:
-    """The client's private key and how its assertions are signed."""
-
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    algorithm: str
-    kid: str | None = None
-
-    @classmethod
-    def load(cls, path: Path) -> ClientKey:
-        """A private key from a PEM file (PKCS#8 or traditional, unencrypted) or a JWK file
-        (as HelseID Selvbetjening hands them out; a JWK Set with one key also does). A JWK
-        keeps its ``kid`` and ``alg``; otherwise RSA signs with RS256 and EC with ES256.
-        ``ValueError`` when the file cannot be used."""
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"The OIDC client key {path} cannot be read: {exc}") from None
-        text = raw.strip()
-        if text.startswith(b"{"):
-            return cls._from_jwk(raw, path)
-        try:
-            key = serialization.load_pem_private_key(raw, password=None)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"The OIDC client key {path} is neither a JWK nor an unencrypted PEM private "
-                f"key: {exc}"
-            ) from None
-        return cls._checked(key, None, None, path)
-
-    @classmethod
-    def _from_jwk(cls, raw: bytes, path: Path) -> ClientKey:
-        try:
-            document = json.loads(raw)
-        except ValueError as exc:
-            raise ValueError(f"The OIDC client key {path} is not valid JSON: {exc}") from None
-        if isinstance(document, dict) and isinstance(document.get("keys"), list):
-            keys = document["keys"]
-            if len(keys) != 1:
-                raise ValueError(f"The JWK Set in {path} must hold exactly one key.")
-            document = keys[0]
-        if not isinstance(document, dict) or "d" not in document:
-            raise ValueError(f"The JWK in {path} is not a private key (it has no 'd').")
-        try:
-            key = jwt.PyJWK(document).key
-        except jwt.PyJWTError as exc:
-            raise ValueError(f"The JWK in {path} cannot be used: {exc}") from None
-        kid, alg = document.get("kid"), document.get("alg")
-        return cls._checked(
-            key, alg if isinstance(alg, str) else None, kid if isinstance(kid, str) else None, path
-        )
-
-    @classmethod
-    def _checked(cls, key: object, alg: str | None, kid: str | None, path: Path) -> ClientKey:
-        if isinstance(key, rsa.RSAPrivateKey):
-            if key.key_size < 2048:
-                raise ValueError(f"The RSA key in {path} is shorter than 2048 bits.")
-            alg = alg or "RS256"
-            fits = alg[:2] in ("RS", "PS")
-        elif isinstance(key, ec.EllipticCurvePrivateKey):
-            curve_alg = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
-            default = curve_alg.get(key.curve.name)
-            if default is None:
-                raise ValueError(f"The EC key in {path} is on an unsupported curve.")
-            alg = alg or default
-            fits = alg == default
-        else:
-            raise ValueError(f"The key in {path} is not an RSA or EC private key.")
-        if alg not in SIGNING_ALGORITHMS or not fits:
-            raise ValueError(f"The key in {path} cannot sign with {alg}.")
-        return cls(key, alg, kid)
 
 
 @dataclass(frozen=True)
@@ -645,77 +556,3 @@ def _secure(url: str, *, like: str) -> bool:
 def _require_secure(url: str, what: str) -> None:
     if not _secure(url, like=url):
         raise ValueError(f"{what} must be an https URL (http only on localhost): {url!r}")
-
-
-# -- routes ------------------------------------------------------------------------
-
-
-def _client(request: Request) -> OidcClient | None:
-    client = getattr(request.app.state, "oidc", None)
-    return client if isinstance(client, OidcClient) else None
-
-
-def _page(status: int, title: str, message: str) -> HTMLResponse:
-    body = f"""<!doctype html>
-<html lang="nb">
-<head><meta charset="utf-8"><title>{html.escape(title)} – PLL</title></head>
-<body>
-<main>
-<h1>{html.escape(title)}</h1>
-<p>{html.escape(message)}</p>
-<p><a href="/logg-inn">Tilbake til innlogging</a></p>
-</main>
-</body>
-</html>
-"""
-    return HTMLResponse(body, status, headers={"Cache-Control": "no-store"})
-
-
-def _not_configured() -> HTMLResponse:
-    return _page(
-        404,
-        "HelseID-innlogging er ikke satt opp",
-        "Denne PLL-serveren er ikke satt opp for innlogging med HelseID.",
-    )
-
-
-def _failed(exc: LoginFailed) -> HTMLResponse:
-    return _page(exc.status, "Innloggingen mislyktes", exc.message)
-
-
-async def login(request: Request) -> Response:
-    """``GET /logg-inn/helseid``: start a login and send the browser to HelseID."""
-    client = _client(request)
-    if client is None:
-        return _not_configured()
-    try:
-        url, pending = await run_in_threadpool(client.begin)
-    except LoginFailed as exc:
-        return _failed(exc)
-    request.session[SESSION_PENDING] = pending.to_session()
-    return RedirectResponse(url, 303, headers={"Cache-Control": "no-store"})
-
-
-async def callback(request: Request) -> Response:
-    """``GET /logg-inn/helseid/svar``: HelseID's answer. The pending login is taken out of
-    the session first, so an answer is used at most once whatever happens."""
-    client = _client(request)
-    if client is None:
-        return _not_configured()
-    stored = request.session.pop(SESSION_PENDING, None)
-    try:
-        pending = Pending.from_session(stored)
-        result = await run_in_threadpool(client.complete, dict(request.query_params), pending)
-    except LoginFailed as exc:
-        return _failed(exc)
-    # the session starts afresh: a new handle and a new anti-forgery token
-    target = await run_in_threadpool(
-        begin_login, request, result.access_token, "helseid", result.expires_at
-    )
-    return RedirectResponse(target, 303, headers={"Cache-Control": "no-store"})
-
-
-ROUTES: list[Route] = [
-    Route(LOGIN_PATH, login, methods=["GET"], name="helseid_login"),
-    Route(CALLBACK_PATH, callback, methods=["GET"], name="helseid_callback"),
-]
