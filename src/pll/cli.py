@@ -13,18 +13,17 @@ from typing import TYPE_CHECKING
 
 import click
 
+from pll import cli_common as common
 from pll.cli_clients import clients
 from pll.cli_extract import extract
 from pll.cli_import import add_bulk_commands
+from pll.cli_readcopy import readcopy
 from pll.cli_serve import serve
 from pll.cli_worker import worker
-from pll.config import Settings
 from pll.domain.errors import DomainError
 
 if TYPE_CHECKING:
-    from pll.events.readcopy import ReadCopy
     from pll.services.stats import Statistics
-    from pll.store.db import Database
 
 
 def _personas() -> list[str]:
@@ -35,13 +34,6 @@ def _personas() -> list[str]:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _database(settings: Settings):  # type: ignore[no-untyped-def]
-    from pll.store.db import Database
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Database(settings.database_url)
 
 
 @click.group()
@@ -57,33 +49,10 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest version."""
-    settings = _settings()
-    database = _database(settings)
+    settings = common.settings()
+    database = common.database(settings)
     database.upgrade()
     click.echo(f"schema is current ({database.engine.url.render_as_string(hide_password=True)})")
-
-
-def _settings() -> Settings:
-    """The configuration, or one line saying which variable is wrong (no traceback)."""
-    try:
-        return Settings.from_env()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _check_public_url(settings: Settings) -> None:
-    """Refuse to serve when DPoP proofs could only be held to the Host header (outside
-    development mode); in development mode, say once that they are."""
-    try:
-        settings.check_public_url()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    if settings.public_url is None:
-        click.echo(
-            "PLL_PUBLIC_URL is not set: DPoP proofs are held to each request's Host header, "
-            "as only development mode allows.",
-            err=True,
-        )
 
 
 @main.command()
@@ -107,8 +76,8 @@ def demo(patients: int, seed: int, catalogue_scale: float) -> None:
     from pll.services.demo import create_demo
     from pll.services.lists import PLLService
 
-    settings = _settings()
-    database = _database(settings)
+    settings = common.settings()
+    database = common.database(settings)
     database.upgrade()
     extract = io.BytesIO()
     generate(extract, scale=catalogue_scale, seed=seed, demo=True)
@@ -142,7 +111,7 @@ def token(persona: str, pid: str | None, ttl: int, dpop_key: Path | None, client
     """Print a development access token for a persona."""
     from pll.auth.tokens import issue
 
-    settings = _settings()
+    settings = common.settings()
     try:
         click.echo(
             issue(settings.data_dir, persona, pid, ttl, dpop_key_file=dpop_key, client_id=client)
@@ -183,8 +152,8 @@ def fest_import(file: Path) -> None:
 
     from pll.catalog.importer import import_fest
 
-    settings = _settings()
-    database = _database(settings)
+    settings = common.settings()
+    database = common.database(settings)
     database.upgrade()
     size = file.stat().st_size
     with (
@@ -253,8 +222,8 @@ def audit_seal() -> None:
     """Link every audit record not yet sealed into the hash chain."""
     from pll.services.audit import AuditTrail
 
-    settings = _settings()
-    trail = AuditTrail(_database(settings), settings.audit_key(), _now)
+    settings = common.settings()
+    trail = AuditTrail(common.database(settings), settings.audit_key(), _now)
     click.echo(f"sealed {trail.seal()} record(s)")
 
 
@@ -277,8 +246,8 @@ def audit_partitions(ahead: int) -> None:
     from pll.services.audit import AuditTrail
     from pll.store.audit_partitions import PartitionsBusy
 
-    settings = _settings()
-    database = _database(settings)
+    settings = common.settings()
+    database = common.database(settings)
     if database.is_sqlite:
         click.echo("SQLite keeps the audit trail in one table; partitions are PostgreSQL's.")
         return
@@ -312,8 +281,8 @@ def audit_verify() -> None:
 
     from pll.services.audit import AuditTrail
 
-    settings = _settings()
-    trail = AuditTrail(_database(settings), settings.audit_key(), _now)
+    settings = common.settings()
+    trail = AuditTrail(common.database(settings), settings.audit_key(), _now)
     with Progress(transient=True) as progress:
         task = progress.add_task("verifying audit records", total=None)
         result = trail.verify(
@@ -354,9 +323,9 @@ def proxy_add(holder: str, patient: str) -> None:
     """Register that HOLDER may act for PATIENT (from the national proxy register)."""
     from pll.services.access import register_proxy
 
-    settings = _settings()
+    settings = common.settings()
     try:
-        added = register_proxy(_database(settings), holder, patient, add=True)
+        added = register_proxy(common.database(settings), holder, patient, add=True)
     except DomainError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo("proxy registered" if added else "proxy was already registered")
@@ -369,9 +338,9 @@ def proxy_remove(holder: str, patient: str) -> None:
     """End a proxy."""
     from pll.services.access import register_proxy
 
-    settings = _settings()
+    settings = common.settings()
     try:
-        removed = register_proxy(_database(settings), holder, patient, add=False)
+        removed = register_proxy(common.database(settings), holder, patient, add=False)
     except DomainError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo("proxy removed" if removed else "no such proxy")
@@ -391,8 +360,8 @@ def events_run() -> None:
     from pll.events.worker import background
     from pll.processes import StopSignals
 
-    settings = _settings()
-    database = _database(settings)
+    settings = common.settings()
+    database = common.database(settings)
     database.upgrade()
     stop = StopSignals().event
     where = f" and NATS at {settings.nats_url}" if settings.nats_url else ""
@@ -412,8 +381,8 @@ def events_status() -> None:
     from pll.services.audit import AuditTrail
     from pll.services.base import utcnow
 
-    settings = _settings()
-    database = _database(settings)
+    settings = common.settings()
+    database = common.database(settings)
     database.upgrade()
     table = Table(title="event consumers")
     for column in ("consumer", "behind (events)", "oldest waiting (s)", "attempts", "last error"):
@@ -462,8 +431,8 @@ def _statistics() -> Statistics:
     from pll.services.base import utcnow
     from pll.services.stats import Statistics
 
-    settings = _settings()
-    database = _database(settings)
+    settings = common.settings()
+    database = common.database(settings)
     database.upgrade()
     return Statistics(database, utcnow)
 
@@ -504,114 +473,6 @@ def stats_organisations(file: Path | None, demo: bool) -> None:
     click.echo(f"{len(orgs)} organisations in the register ({new} new)")
 
 
-@main.group()
-def readcopy() -> None:
-    """The read copy: every list, kept current from the events, in a database of its own."""
-
-
-def _readcopy(*, store_may_be_down: bool = False) -> tuple[Settings, Database, ReadCopy]:
-    from sqlalchemy.exc import OperationalError
-
-    from pll.events.readcopy import ReadCopy
-    from pll.services.base import utcnow
-    from pll.store.db import Database
-
-    settings = _settings()
-    store = _database(settings)
-    try:
-        store.upgrade()
-    except OperationalError as exc:
-        if not store_may_be_down:
-            raise
-        # the copy serves from its own database; it follows the store once it is back
-        click.echo(f"read copy: PLL's database cannot be reached now ({exc.orig})", err=True)
-    copy = ReadCopy(store, Database(settings.readcopy_database), utcnow)
-    copy.setup()
-    return settings, store, copy
-
-
-@readcopy.command("run")
-@click.option("--port", default=None, type=int, help="also serve list reads on this port")
-def readcopy_run(port: int | None) -> None:
-    """Follow the events until stopped, keeping the copy current, and forward the audit
-    records of the reads it served to PLL's trail; with --port, serve list reads. Starts
-    and serves while PLL's database is down, and catches up when it is back."""
-    import threading
-
-    from pll.events.readcopy_audit import CopyAudit
-    from pll.processes import StopSignals
-    from pll.services.base import utcnow
-
-    if port is not None:
-        _check_public_url(_settings())
-    settings, store, copy = _readcopy(store_may_be_down=True)
-    audit = CopyAudit(copy.copy, store, utcnow)
-    stop = StopSignals().event
-    if port is not None:
-        import uvicorn
-
-        from pll.api.readcopy_app import create_readcopy_app
-        from pll.services.lists import PLLService
-
-        app = create_readcopy_app(settings, PLLService(store, settings.audit_key()), copy)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        threading.Thread(target=server.run, daemon=True).start()
-    click.echo(f"read copy in {settings.readcopy_database}")
-    away = False
-    while not stop.is_set():
-        try:
-            had = copy.step()
-            audit.forward()
-        except Exception as exc:  # the store or the copy is away for a while: try again
-            if not away:
-                click.echo(f"read copy: {exc}; trying again", err=True)
-            away, had = True, 0
-        else:
-            if away:
-                click.echo("read copy: following PLL again", err=True)
-            away = False
-        if had == 0:
-            stop.wait(1.0 if away else 0.2)
-
-
-@readcopy.command("rebuild")
-def readcopy_rebuild() -> None:
-    """Copy every list and the access facts afresh from one snapshot of the store."""
-    _, _, copy = _readcopy()
-    count = copy.rebuild(progress=lambda n: click.echo(f"  {n} lists", err=True))
-    click.echo(f"read copy rebuilt: {count} lists")
-
-
-@readcopy.command("forward")
-def readcopy_forward() -> None:
-    """Send the audit records of the reads the copy served to PLL's trail now (`pll
-    readcopy run` does this all the time); each record reaches the trail once."""
-    from pll.events.readcopy_audit import CopyAudit
-    from pll.services.base import utcnow
-
-    _, store, copy = _readcopy()
-    sent = CopyAudit(copy.copy, store, utcnow).forward()
-    click.echo(f"{sent} audit record(s) sent to PLL's trail")
-
-
-@readcopy.command("status")
-def readcopy_status() -> None:
-    """How far behind the store the copy is, and its audit records not yet forwarded."""
-    from pll.events.readcopy_audit import CopyAudit
-    from pll.services.base import utcnow
-
-    _, store, copy = _readcopy()
-    lag = copy.lag()
-    waiting, oldest = CopyAudit(copy.copy, store, utcnow).waiting()
-    click.echo(
-        f"{lag.lists} lists copied; {lag.behind} event(s) behind, the oldest "
-        f"{lag.oldest_seconds:.1f} s old; {waiting} audit record(s) not yet forwarded"
-        + (f", the oldest {oldest:.1f} s old" if waiting else "")
-    )
-
-
 @main.group("import")
 def import_() -> None:
     """Bring in lists kept by other systems."""
@@ -625,8 +486,8 @@ def import_sfm(file: Path) -> None:
     from pll.services.lists import PLLService
     from pll.services.sfm import SfmService
 
-    settings = _settings()
-    database = _database(settings)
+    settings = common.settings()
+    database = common.database(settings)
     database.upgrade()
     try:
         text = file.read_text(encoding="utf-8")
@@ -649,6 +510,7 @@ def import_sfm(file: Path) -> None:
 
 
 main.add_command(serve)
+main.add_command(readcopy)
 main.add_command(clients)
 main.add_command(worker)
 add_bulk_commands(import_)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from pll import cli_common as common
 from pll.config import Settings
 from pll.domain.errors import DomainError
 
@@ -36,7 +37,7 @@ def _service() -> Iterator[TechnicalCaseService]:
     from pll.services.technical_cases import TechnicalCaseService
     from pll.store.db import Database
 
-    settings = Settings.from_env()
+    settings = common.settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.database_url)
     try:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from pll.config import Settings
+from pll import cli_common as common
 
 OSLO = ZoneInfo("Europe/Oslo")
 #: How far behind the clock an extract ends by default: a change takes its recorded time
@@ -72,7 +72,7 @@ def extract(out: Path, since: str | None, until: str | None, fmt: str) -> None:
         )
     if not out.parent.is_dir():
         raise click.BadParameter(f"{out.parent} is not a folder", param_hint="--out")
-    settings = Settings.from_env()
+    settings = common.settings()
     database = Database(settings.database_url)
     began = time.monotonic()
 

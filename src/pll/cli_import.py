@@ -13,10 +13,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from pll import cli_common as common
 from pll.config import Settings
+
+if TYPE_CHECKING:
+    from pll.store.db import Database
 
 
 def add_bulk_commands(group: click.Group) -> None:
@@ -73,18 +78,8 @@ def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
     yield line
 
 
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _database(settings: Settings):  # type: ignore[no-untyped-def]
-    from pll.store.db import Database  # noqa: PLC0415
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.database_url)
+def _database(settings: Settings) -> Database:
+    database = common.database(settings)
     database.upgrade()
     return database
 
@@ -120,7 +115,7 @@ def import_generate(patients: int, seed: int, batch: int, processes: int) -> Non
     from pll.store import bulk  # noqa: PLC0415
     from pll.store.load_guard import LoadRefused  # noqa: PLC0415
 
-    settings = _settings()
+    settings = common.settings()
     database = _database(settings)
     with database.read() as conn:
         done = bulk.done_items(conn, generate_job(seed))
@@ -186,7 +181,7 @@ def import_lists(folder: Path, processes: int) -> None:
     from pll.store import bulk  # noqa: PLC0415
     from pll.store.load_guard import LoadRefused  # noqa: PLC0415
 
-    settings = _settings()
+    settings = common.settings()
     database = _database(settings)
     with database.read() as conn:
         done = set(bulk.done_items(conn, lists_job(folder)))

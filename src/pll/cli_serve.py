@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from pll import cli_common as common
 from pll.cli_worker import WorkerChild
 
 if TYPE_CHECKING:
@@ -31,11 +32,10 @@ if TYPE_CHECKING:
 def serve(host: str, port: int, workers: int) -> None:
     """Run the FHIR server (migrating the schema first)."""
     from pll.api import serve_workers
-    from pll.cli import _check_public_url, _database, _settings
     from pll.cli_guard import refuse_unfinished_load, start_serving
 
-    settings = _settings()
-    _check_public_url(settings)
+    settings = common.settings()
+    common.check_public_url(settings)
     held = None
     if workers > 1 and serve_workers.supported():
         try:
@@ -43,7 +43,7 @@ def serve(host: str, port: int, workers: int) -> None:
         except OSError as exc:
             raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
         port = held.getsockname()[1]
-    database = _database(settings)
+    database = common.database(settings)
     # before the migrations: not while a bulk import loads (pll.store.load_guard)
     stop_serving = start_serving(database.url, "serve")
     database.upgrade()
@@ -134,12 +134,11 @@ def _background_beside(
     # once per worker)
     import dataclasses
 
-    from pll.cli import _database
     from pll.cli_clients import case_base
     from pll.events.worker import background
 
     os.environ["PLL_DISPATCH"] = "0"  # the workers inherit it
-    database = _database(settings)
+    database = common.database(settings)
     only_dispatch = dataclasses.replace(settings, seal_interval=0, stats_interval=0)
     stop = threading.Event()
     background(case_base(database, settings), only_dispatch).start(stop)

@@ -16,6 +16,7 @@ import time
 
 import click
 
+from pll import cli_common as common
 from pll.processes import StopSignals, die_with
 
 log = logging.getLogger("pll.worker")
@@ -40,15 +41,14 @@ STOP_WITHIN = 40.0
 def worker(parent: int | None) -> None:
     """Run the background work until stopped (SIGTERM or Ctrl-C): the audit sealer, the
     statistics consumer and the event dispatcher. Several may run at once."""
-    from pll.cli import _database, _settings
     from pll.cli_clients import case_base
     from pll.cli_guard import refuse_unfinished_load, start_serving
     from pll.events.worker import background
 
     if parent is not None:
         die_with(parent)
-    settings = _settings()
-    database = _database(settings)
+    settings = common.settings()
+    database = common.database(settings)
     # held until this process ends: no bulk import loads beside it (pll.store.load_guard)
     stop_serving = start_serving(database.url, "worker", child=parent is not None)
     database.upgrade()

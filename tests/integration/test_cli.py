@@ -142,3 +142,33 @@ def test_stats_commands_load_a_register_and_count(tmp_path: Path) -> None:
     r = _run("stats", "update", env=env)
     assert r.returncode == 0, r.stderr
     assert "0 events counted" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["clients", "list"],
+        ["stats", "extract", "--out", "extract.csv"],
+        ["readcopy", "status"],
+        ["worker"],
+        ["import", "generate", "--patients", "1"],
+        ["audit", "verify"],
+    ],
+)
+def test_a_wrong_setting_is_one_line_naming_it_for_every_command(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = _env(
+        tmp_path,
+        PLL_BACKGROUND="sometimes",
+        PLL_PSEUDONYM_KEY="3f9a1c0e7b2d4f6a8c5e9b1d3a7f2c4e6b8d0a2c4e6f8a1b3d5c7e9f0a2b4c6d",
+    )
+    r = _run(*command, env=env)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip() == (
+        "Error: PLL_BACKGROUND must be inline, process or external, not 'sometimes' "
+        "(see docs/operations.md)."
+    )
+    # nothing was made: not even the data folder
+    assert not (tmp_path / "data").exists()
