@@ -219,8 +219,9 @@ def test_a_killed_generate_continues_without_duplicates_or_gaps(
         pytest.skip("PostgreSQL is tested with two loading processes")
     # On PostgreSQL the kill comes while a batch waits in its seal step (the test holds the
     # chain's head), so 15 small batches do: each run captures through the service only the
-    # plans its batches use, most of the test's time. SQLite has no such hold: its load must
-    # still be running when the kill comes.
+    # plans its batches use, most of the test's time. On SQLite it comes while the next batch
+    # waits for the write lock the test holds; the load must not have ended before the test
+    # takes it, so its batches are more and larger.
     patients, batch = (1500, 50) if db.is_sqlite else (150, 10)
     args = (
         *("import", "generate", "--patients", str(patients), "--batch", str(batch)),
@@ -268,9 +269,13 @@ def test_a_killed_generate_continues_without_duplicates_or_gaps(
 @contextmanager
 def _in_the_seal_step(db: Database, load: subprocess.Popen[str]) -> Iterator[None]:
     """On PostgreSQL: the block runs while the load's batch waits in its sealing step, its
-    other rows written (the test holds the chain's head). SQLite: whenever it runs."""
+    other rows written (the test holds the chain's head). SQLite: while the test holds the
+    database's one write lock, so the load's next batch waits to begin (it would otherwise
+    finish every batch before the kill on a fast machine)."""
     if db.is_sqlite:
-        yield
+        with db.write():
+            assert load.poll() is None, "the load ended before the test could stop it"
+            yield
         return
     with db.engine.connect() as holder, holder.begin():
         holder.execute(sa.text("SELECT seq FROM audit_chain FOR UPDATE"))
