@@ -193,7 +193,9 @@ def _pll(db: Database, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def _done(db: Database, job: str) -> list[str]:
-    with db.read() as conn:
+    # a snapshot: on SQLite a plain BEGIN, which never waits for the load's write lock (a
+    # read takes it, BEGIN IMMEDIATE, and lost the race to a fast load batch after batch)
+    with db.snapshot() as conn:
         return [
             r[0]
             for r in conn.execute(
@@ -219,9 +221,9 @@ def test_a_killed_generate_continues_without_duplicates_or_gaps(
         pytest.skip("PostgreSQL is tested with two loading processes")
     # On PostgreSQL the kill comes while a batch waits in its seal step (the test holds the
     # chain's head), so 15 small batches do: each run captures through the service only the
-    # plans its batches use, most of the test's time. On SQLite it comes while the next batch
-    # waits for the write lock the test holds; the load must not have ended before the test
-    # takes it, so its batches are more and larger.
+    # plans its batches use, most of the test's time. On SQLite the load is stopped where it
+    # is once a batch is seen; it must not have ended by then, so its batches are more and
+    # larger.
     patients, batch = (1500, 50) if db.is_sqlite else (150, 10)
     args = (
         *("import", "generate", "--patients", str(patients), "--batch", str(batch)),
@@ -269,13 +271,13 @@ def test_a_killed_generate_continues_without_duplicates_or_gaps(
 @contextmanager
 def _in_the_seal_step(db: Database, load: subprocess.Popen[str]) -> Iterator[None]:
     """On PostgreSQL: the block runs while the load's batch waits in its sealing step, its
-    other rows written (the test holds the chain's head). SQLite: while the test holds the
-    database's one write lock, so the load's next batch waits to begin (it would otherwise
-    finish every batch before the kill on a fast machine)."""
+    other rows written (the test holds the chain's head). SQLite has no such step: the load
+    (the command itself there) is stopped where it is (SIGSTOP), so no batch commits after
+    the test has looked."""
     if db.is_sqlite:
-        with db.write():
-            assert load.poll() is None, "the load ended before the test could stop it"
-            yield
+        assert load.poll() is None, "the load ended before the test could stop it"
+        load.send_signal(signal.SIGSTOP)
+        yield
         return
     with db.engine.connect() as holder, holder.begin():
         holder.execute(sa.text("SELECT seq FROM audit_chain FOR UPDATE"))
