@@ -35,11 +35,9 @@ def case_base(database: Database, settings: Settings) -> ServiceBase:
 def _service() -> Iterator[TechnicalCaseService]:
     """The register's service on the configured database, closed again afterwards."""
     from pll.services.technical_cases import TechnicalCaseService
-    from pll.store.db import Database
 
     settings = common.settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.database_url)
+    database = common.database(settings)
     try:
         database.upgrade()
         yield TechnicalCaseService(case_base(database, settings))
