@@ -18,6 +18,7 @@ from pll.store.db import alembic_config
 from tests.conftest import Clock, LiveServer
 from tests.integration.builders import DRUGS, new_patient_with_list, ok, prescription
 from tests.integration.builders import statement as entry_of
+from tests.integration.migrations import columns, version_row_missing
 
 
 @pytest.fixture
@@ -46,16 +47,12 @@ def _reads(gp: httpx.Client, pid: str, lid: str) -> list[Any]:
     ]
 
 
-def _columns(conn: sa.Connection, table: str) -> set[str]:
-    return {c["name"] for c in sa.inspect(conn).get_columns(table)}
-
-
 def test_the_list_row_holds_no_list_and_reads_as_its_newest_version(
     server: LiveServer, gp: httpx.Client
 ) -> None:
     pid, lid = _list_at_version_3(gp)
     with server.db.engine.connect() as conn:
-        assert "list_json" not in _columns(conn, "pll")
+        assert "list_json" not in columns(conn, "pll")
     current = ok(gp.get(f"/fhir/List/{lid}"))
     assert current["meta"]["versionId"] == "3"
     assert current == ok(gp.get(f"/fhir/List/{lid}/_history/3"))
@@ -107,21 +104,14 @@ def test_an_upgrade_that_would_lose_a_list_refuses_and_changes_nothing(
     _, lid = _list_at_version_3(gp)
     with server.db.engine.begin() as conn:
         command.downgrade(alembic_config(conn), "0027")
-    version_3 = sa.text("FROM pll_version WHERE list_id = :id AND version = 3")
-    with server.db.engine.begin() as conn:
-        kept = conn.execute(sa.text(f"SELECT * {version_3.text}"), {"id": lid}).one()._asdict()
-        conn.execute(sa.text(f"DELETE {version_3.text}"), {"id": lid})
-    with pytest.raises(RuntimeError, match="1 rows of pll have no row in pll_version"):
-        server.db.upgrade()
-    with server.db.engine.connect() as conn:
-        assert "list_json" in _columns(conn, "pll")
-        assert conn.execute(
-            sa.text("SELECT list_json FROM pll WHERE id = :id"), {"id": lid}
-        ).scalar_one()
-    with server.db.engine.begin() as conn:
-        names = ", ".join(kept)
-        values = ", ".join(f":{k}" for k in kept)
-        conn.execute(sa.text(f"INSERT INTO pll_version ({names}) VALUES ({values})"), kept)
+    with version_row_missing(server.db.engine, "pll_version", "list_id", lid, 3):
+        with pytest.raises(RuntimeError, match="1 rows of pll have no row in pll_version"):
+            server.db.upgrade()
+        with server.db.engine.connect() as conn:
+            assert "list_json" in columns(conn, "pll")
+            assert conn.execute(
+                sa.text("SELECT list_json FROM pll WHERE id = :id"), {"id": lid}
+            ).scalar_one()
     server.db.upgrade()
     assert ok(gp.get(f"/fhir/List/{lid}"))["meta"]["versionId"] == "3"
 

@@ -16,6 +16,7 @@ from pll.store.db import alembic_config
 from tests.conftest import LiveServer
 from tests.integration.builders import DRUGS, new_patient_with_list, ok, prescription
 from tests.integration.builders import statement as entry_of
+from tests.integration.migrations import columns, version_row_missing
 
 
 @pytest.fixture
@@ -51,17 +52,13 @@ def _reads(gp: httpx.Client, pid: str, eid: str, rid: str) -> list[Any]:
     ]
 
 
-def _columns(conn: sa.Connection, table: str) -> set[str]:
-    return {c["name"] for c in sa.inspect(conn).get_columns(table)}
-
-
 def test_the_current_rows_hold_no_resource_and_read_as_their_newest_version(
     server: LiveServer, gp: httpx.Client
 ) -> None:
     pid, eid, rid = _list_with_a_changed_entry(gp)
     with server.db.engine.connect() as conn:
-        assert "resource" not in _columns(conn, "entry")
-        assert "resource" not in _columns(conn, "prescription")
+        assert "resource" not in columns(conn, "entry")
+        assert "resource" not in columns(conn, "prescription")
     statement = ok(gp.get(f"/fhir/MedicationStatement/{eid}"))
     assert statement["status"] == "on-hold"
     assert statement["meta"]["versionId"] == "2"
@@ -96,21 +93,14 @@ def test_an_upgrade_that_would_lose_a_resource_refuses_and_changes_nothing(
     _, eid, _ = _list_with_a_changed_entry(gp)
     with server.db.engine.begin() as conn:
         command.downgrade(alembic_config(conn), "0026")
-    version_2 = sa.text("FROM entry_version WHERE entry_id = :id AND version = 2")
-    with server.db.engine.begin() as conn:
-        kept = conn.execute(sa.text(f"SELECT * {version_2.text}"), {"id": eid}).one()._asdict()
-        conn.execute(sa.text(f"DELETE {version_2.text}"), {"id": eid})
-    with pytest.raises(RuntimeError, match="1 rows of entry have no row in entry_version"):
-        server.db.upgrade()
-    with server.db.engine.connect() as conn:
-        assert "resource" in _columns(conn, "entry")
-        assert "resource" in _columns(conn, "prescription")
-        assert conn.execute(
-            sa.text("SELECT resource FROM entry WHERE id = :id"), {"id": eid}
-        ).scalar_one()
-    with server.db.engine.begin() as conn:
-        names = ", ".join(kept)
-        values = ", ".join(f":{k}" for k in kept)
-        conn.execute(sa.text(f"INSERT INTO entry_version ({names}) VALUES ({values})"), kept)
+    with version_row_missing(server.db.engine, "entry_version", "entry_id", eid, 2):
+        with pytest.raises(RuntimeError, match="1 rows of entry have no row in entry_version"):
+            server.db.upgrade()
+        with server.db.engine.connect() as conn:
+            assert "resource" in columns(conn, "entry")
+            assert "resource" in columns(conn, "prescription")
+            assert conn.execute(
+                sa.text("SELECT resource FROM entry WHERE id = :id"), {"id": eid}
+            ).scalar_one()
     server.db.upgrade()
     assert ok(gp.get(f"/fhir/MedicationStatement/{eid}"))["status"] == "on-hold"
